@@ -1,0 +1,40 @@
+// Errors: onnxquant reports every failure as an oq::Error carrying a kind (which decides the exit code)
+// and a one-line message that names the file, key, node or tensor concerned.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <fmt/format.h>
+
+namespace oq {
+
+enum class ErrorKind {
+  Usage,    // bad command line or config: exit code 2
+  Config,   // invalid config value/key: exit code 2
+  Model,    // broken/unsupported model: exit code 1
+  Data,     // bad data set: exit code 1
+  Io,       // file system: exit code 1
+  Runtime,  // anything else: exit code 1
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, std::string msg) : std::runtime_error(std::move(msg)), kind_(kind) {}
+  ErrorKind kind() const { return kind_; }
+  int exit_code() const { return (kind_ == ErrorKind::Usage || kind_ == ErrorKind::Config) ? 2 : 1; }
+
+ private:
+  ErrorKind kind_;
+};
+
+template <typename... Args>
+[[noreturn]] void fail(ErrorKind kind, fmt::format_string<Args...> f, Args&&... args) {
+  throw Error(kind, fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Internal invariant check (a bug in onnxquant, not in the input).
+#define OQ_CHECK(cond, ...)                                                              \
+  do {                                                                                   \
+    if (!(cond)) ::oq::fail(::oq::ErrorKind::Runtime, "internal error: " __VA_ARGS__); \
+  } while (0)
+
+}  // namespace oq

@@ -1,0 +1,197 @@
+#include "core/tensor.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+namespace oq {
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 0) fail(ErrorKind::Model, "negative dimension in shape {}", shape_str(s));
+    if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
+      fail(ErrorKind::Model, "shape {} has more elements than fit in 64 bits", shape_str(s));
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+static constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;  // 1 TiB: anything larger is absurd here
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+  numel_ = shape_numel(shape_);
+  if (dtype_ == DType::String) {
+    strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(numel_));
+    return;
+  }
+  size_t esz = dtype_size(dtype_);
+  OQ_CHECK(esz > 0, "tensor of dtype {}", dtype_name(dtype_));
+  if (numel_ > kMaxTensorBytes / static_cast<int64_t>(esz))
+    fail(ErrorKind::Model, "tensor of shape {} is too large to allocate", shape_str(shape_));
+  size_t bytes = static_cast<size_t>(numel_) * esz;
+  size_t alloc = ((bytes + 63) / 64) * 64;
+  if (alloc == 0) alloc = 64;
+  void* p = std::aligned_alloc(64, alloc);
+  if (!p) fail(ErrorKind::Runtime, "out of memory allocating {} bytes", alloc);
+  std::memset(p, 0, alloc);
+  storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  data_ = p;
+}
+
+Tensor Tensor::view(DType dtype, Shape shape, void* data, std::shared_ptr<void> owner) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.data_ = data;
+  t.storage_ = std::move(owner);
+  return t;
+}
+
+Tensor Tensor::scalar_float(float v) {
+  Tensor t(DType::Float, {});
+  *t.data<float>() = v;
+  return t;
+}
+Tensor Tensor::scalar_int64(int64_t v) {
+  Tensor t(DType::Int64, {});
+  *t.data<int64_t>() = v;
+  return t;
+}
+
+std::vector<std::string>& Tensor::strings() {
+  OQ_CHECK(strings_ != nullptr, "strings() on a non-string tensor");
+  return *strings_;
+}
+const std::vector<std::string>& Tensor::strings() const {
+  OQ_CHECK(strings_ != nullptr, "strings() on a non-string tensor");
+  return *strings_;
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  OQ_CHECK(shape_numel(shape) == numel_, "reshape {} -> {}", shape_str(shape_), shape_str(shape));
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t(dtype_, shape_);
+  if (dtype_ == DType::String)
+    *t.strings_ = *strings_;
+  else if (nbytes())
+    std::memcpy(t.data_, data_, nbytes());
+  return t;
+}
+
+namespace {
+
+template <typename F>
+void visit_numeric(DType t, F&& f) {
+  switch (t) {
+    case DType::Float: f(float{}); break;
+    case DType::Double: f(double{}); break;
+    case DType::Int8: case DType::Int4: f(int8_t{}); break;
+    case DType::UInt8: case DType::UInt4: f(uint8_t{}); break;
+    case DType::Int16: f(int16_t{}); break;
+    case DType::UInt16: f(uint16_t{}); break;
+    case DType::Int32: f(int32_t{}); break;
+    case DType::UInt32: f(uint32_t{}); break;
+    case DType::Int64: f(int64_t{}); break;
+    case DType::UInt64: f(uint64_t{}); break;
+    case DType::Bool: f(bool{}); break;
+    default: fail(ErrorKind::Runtime, "unsupported dtype {} in conversion", dtype_name(t));
+  }
+}
+
+double load_as_double(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::Float16: return half_to_float(t.data<uint16_t>()[i]);
+    case DType::BFloat16: return bfloat16_to_float(t.data<uint16_t>()[i]);
+    default: break;
+  }
+  double r = 0;
+  visit_numeric(t.dtype(), [&](auto tag) { r = static_cast<double>(t.data<decltype(tag)>()[i]); });
+  return r;
+}
+
+template <typename T>
+T saturate_round(double v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v != 0.0;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(v);
+  } else {
+    if (std::isnan(v)) return T{0};
+    double r = std::nearbyint(v);  // default rounding mode: half to even
+    double lo = static_cast<double>(std::numeric_limits<T>::min());
+    double hi = static_cast<double>(std::numeric_limits<T>::max());
+    if (r <= lo) return std::numeric_limits<T>::min();
+    if (r >= hi) return std::numeric_limits<T>::max();
+    return static_cast<T>(r);
+  }
+}
+
+}  // namespace
+
+Tensor Tensor::cast(DType to) const {
+  if (to == dtype_) return clone();
+  Tensor out(to, shape_);
+  // Integer -> integer keeps exact int64 values (doubles lose precision above 2^53).
+  if (is_integer(dtype_) && is_integer(to)) {
+    std::vector<int64_t> v = to_int64s();
+    visit_numeric(to, [&](auto tag) {
+      using T = decltype(tag);
+      for (int64_t i = 0; i < numel_; ++i) out.data<T>()[i] = static_cast<T>(v[i]);
+    });
+    return out;
+  }
+  for (int64_t i = 0; i < numel_; ++i) {
+    double v = load_as_double(*this, i);
+    switch (to) {
+      case DType::Float16: out.data<uint16_t>()[i] = float_to_half(static_cast<float>(v)); break;
+      case DType::BFloat16: out.data<uint16_t>()[i] = float_to_bfloat16(static_cast<float>(v)); break;
+      default:
+        visit_numeric(to, [&](auto tag) {
+          using T = decltype(tag);
+          out.data<T>()[i] = saturate_round<T>(v);
+        });
+    }
+  }
+  return out;
+}
+
+std::vector<double> Tensor::to_doubles() const {
+  std::vector<double> r(static_cast<size_t>(numel_));
+  for (int64_t i = 0; i < numel_; ++i) r[i] = load_as_double(*this, i);
+  return r;
+}
+
+std::vector<int64_t> Tensor::to_int64s() const {
+  std::vector<int64_t> r(static_cast<size_t>(numel_));
+  if (is_integer(dtype_) || dtype_ == DType::Bool) {
+    visit_numeric(dtype_, [&](auto tag) {
+      using T = decltype(tag);
+      for (int64_t i = 0; i < numel_; ++i) r[i] = static_cast<int64_t>(data<T>()[i]);
+    });
+  } else {
+    for (int64_t i = 0; i < numel_; ++i) r[i] = static_cast<int64_t>(load_as_double(*this, i));
+  }
+  return r;
+}
+
+bool Tensor::equals(const Tensor& o) const {
+  if (dtype_ != o.dtype_ || shape_ != o.shape_) return false;
+  if (dtype_ == DType::String) return *strings_ == *o.strings_;
+  return nbytes() == 0 || std::memcmp(data_, o.data_, nbytes()) == 0;
+}
+
+}  // namespace oq

@@ -1,0 +1,154 @@
+// The graph IR: what every part of onnxquant except src/onnx/ works on. Protobuf never appears here.
+// Parts of a model that onnxquant does not interpret (functions, sparse initializers, non-tensor types,
+// training info, ...) are kept as opaque serialized bytes so that a load/save round trip keeps them.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace oq::ir {
+
+// One dimension: a known size (value >= 0), a symbolic one (param non-empty), or unknown (neither).
+struct Dim {
+  int64_t value = -1;
+  std::string param;
+  bool known() const { return value >= 0; }
+  bool operator==(const Dim&) const = default;
+};
+
+struct ValueInfo {
+  std::string name;
+  DType dtype = DType::Undefined;
+  std::optional<std::vector<Dim>> shape;  // nullopt: rank unknown
+  std::string doc;
+  std::string opaque_type;  // serialized TypeProto when the value is not a tensor (sequence, map, ...)
+  bool operator==(const ValueInfo&) const = default;
+  // Known dims as int64 (-1 for symbolic/unknown); empty optional when rank unknown.
+  std::optional<Shape> static_shape() const;
+};
+
+struct Graph;
+
+enum class AttrType { Undefined = 0, Float = 1, Int = 2, String = 3, Tensor = 4, Graph = 5,
+                      Floats = 6, Ints = 7, Strings = 8, Tensors = 9, Graphs = 10,
+                      SparseTensor = 11, SparseTensors = 12, TypeProto = 13, TypeProtos = 14 };
+
+struct Attribute {
+  std::string name;
+  AttrType type = AttrType::Undefined;
+  float f = 0;
+  int64_t i = 0;
+  std::string s;
+  Tensor t;
+  std::shared_ptr<Graph> g;
+  std::vector<float> floats;
+  std::vector<int64_t> ints;
+  std::vector<std::string> strings;
+  std::vector<Tensor> tensors;
+  std::vector<std::shared_ptr<Graph>> graphs;
+  std::string ref_attr_name;  // attribute reference inside a function body
+  std::string doc;
+  std::string opaque;  // serialized AttributeProto for sparse tensors / type protos
+};
+
+struct Node {
+  std::string name;
+  std::string op_type;
+  std::string domain;  // "" or "ai.onnx" = default domain
+  std::vector<std::string> inputs;   // "" = omitted optional input
+  std::vector<std::string> outputs;  // "" = omitted optional output
+  std::vector<Attribute> attrs;
+  std::string doc;
+
+  const Attribute* attr(const std::string& n) const;
+  bool has_attr(const std::string& n) const { return attr(n) != nullptr; }
+  // Typed getters; throw a Model error naming the node if the attribute has another type.
+  int64_t attr_int(const std::string& n, int64_t def) const;
+  float attr_float(const std::string& n, float def) const;
+  std::string attr_string(const std::string& n, const std::string& def) const;
+  std::vector<int64_t> attr_ints(const std::string& n, std::vector<int64_t> def = {}) const;
+  std::vector<float> attr_floats(const std::string& n, std::vector<float> def = {}) const;
+  const Tensor* attr_tensor(const std::string& n) const;
+  void set_attr_int(const std::string& n, int64_t v);
+  void set_attr_ints(const std::string& n, std::vector<int64_t> v);
+  void set_attr_float(const std::string& n, float v);
+  void set_attr_string(const std::string& n, std::string v);
+  void remove_attr(const std::string& n);
+  bool is_default_domain() const { return domain.empty() || domain == "ai.onnx"; }
+  // Input i if present and non-empty, else "".
+  const std::string& input(size_t i) const;
+};
+
+struct Initializer {
+  std::string name;
+  Tensor tensor;
+  std::string doc;
+};
+
+struct Graph {
+  std::string name;
+  std::string doc;
+  std::vector<Node> nodes;  // in the file's order (topological for valid models)
+  std::vector<ValueInfo> inputs, outputs, value_info;
+  std::vector<Initializer> initializers;
+  std::vector<std::string> opaque_sparse_initializers;      // serialized SparseTensorProto
+  std::vector<std::string> opaque_quantization_annotation;  // serialized TensorAnnotation
+
+  // Initializer lookup (linear index rebuilt lazily; call reindex() after editing the vector directly).
+  const Initializer* find_initializer(const std::string& n) const;
+  Initializer* find_initializer(const std::string& n);
+  void add_initializer(std::string n, Tensor t);
+  bool remove_initializer(const std::string& n);
+  const ValueInfo* find_value_info(const std::string& n) const;  // inputs, outputs, value_info
+  bool is_graph_input(const std::string& n) const;
+  bool is_graph_output(const std::string& n) const;
+  // Graph inputs that are not initializers (the real model inputs).
+  std::vector<const ValueInfo*> real_inputs() const;
+  void reindex() const;
+
+ private:
+  mutable std::unordered_map<std::string, size_t> init_index_;
+  mutable bool index_valid_ = false;
+};
+
+struct OpsetImport {
+  std::string domain;
+  int64_t version = 0;
+  bool operator==(const OpsetImport&) const = default;
+};
+
+struct Model {
+  int64_t ir_version = 0;
+  std::vector<OpsetImport> opsets;
+  std::string producer_name, producer_version, domain, doc;
+  int64_t model_version = 0;
+  std::vector<std::pair<std::string, std::string>> metadata_props;
+  std::vector<std::string> opaque_functions;      // serialized FunctionProto
+  std::vector<std::string> opaque_training_info;  // serialized TrainingInfoProto
+  Graph graph;
+
+  // Opset of the default domain ("" / "ai.onnx"); 0 if not imported.
+  int64_t default_opset() const;
+  void set_default_opset(int64_t v);
+  int64_t opset_of(const std::string& domain) const;
+};
+
+// Consumers/producers index over a graph (rebuilt on demand by passes).
+struct GraphIndex {
+  std::unordered_map<std::string, size_t> producer;                    // tensor -> node index
+  std::unordered_map<std::string, std::vector<size_t>> consumers;      // tensor -> node indices
+  explicit GraphIndex(const Graph& g);
+};
+
+// Nodes in a topological order (stable: file order among ready nodes). Throws a Model error naming a node
+// on a cycle or on an input that nothing produces (and that is not a graph input or initializer).
+std::vector<size_t> topological_order(const Graph& g);
+
+}  // namespace oq::ir

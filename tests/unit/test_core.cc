@@ -1,0 +1,61 @@
+#include <gtest/gtest.h>
+
+#include "core/dtype.h"
+#include "core/int4.h"
+#include "core/tensor.h"
+
+using namespace oq;
+
+TEST(Int4, PackOddCountLowNibbleFirst) {
+  // Spec example: values [1, -2, 3] as INT4 -> bytes 0xE1, 0x03 (low nibble first, last high nibble zero).
+  std::vector<uint8_t> v = {1, static_cast<uint8_t>(-2), 3};
+  auto p = pack_int4(v.data(), 3);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0], 0xE1);
+  EXPECT_EQ(p[1], 0x03);
+  std::vector<uint8_t> back(3);
+  unpack_int4(p.data(), 3, true, back.data());
+  EXPECT_EQ(static_cast<int8_t>(back[1]), -2);
+  EXPECT_EQ(back[0], 1);
+  EXPECT_EQ(back[2], 3);
+}
+
+TEST(Int4, UnsignedUnpack) {
+  std::vector<uint8_t> p = {0xF0, 0x0A};
+  std::vector<uint8_t> out(3);
+  unpack_int4(p.data(), 3, false, out.data());
+  EXPECT_EQ(out[0], 0);
+  EXPECT_EQ(out[1], 15);
+  EXPECT_EQ(out[2], 10);
+}
+
+TEST(DType, ParseQuantType) {
+  EXPECT_EQ(parse_quant_type("QInt8"), DType::Int8);
+  EXPECT_EQ(parse_quant_type("uint16"), DType::UInt16);
+  EXPECT_EQ(parse_quant_type("INT4"), DType::Int4);
+  EXPECT_FALSE(parse_quant_type("Int32").has_value());
+}
+
+TEST(DType, HalfRoundTrip) {
+  // Hand values: 1.0 = 0x3C00, -2.0 = 0xC000, 65504 = 0x7BFF, smallest subnormal 2^-24 = 0x0001.
+  EXPECT_EQ(float_to_half(1.0f), 0x3C00);
+  EXPECT_EQ(float_to_half(-2.0f), 0xC000);
+  EXPECT_EQ(float_to_half(65504.0f), 0x7BFF);
+  EXPECT_EQ(float_to_half(5.9604645e-08f), 0x0001);
+  EXPECT_FLOAT_EQ(half_to_float(0x3555), 0.333251953125f);
+  EXPECT_EQ(float_to_bfloat16(1.0f), 0x3F80);
+}
+
+TEST(Tensor, CastRoundsHalfToEvenAndSaturates) {
+  auto t = Tensor::from_vector<float>(DType::Float, {5}, {0.5f, 1.5f, 2.5f, 300.f, -300.f});
+  auto q = t.cast(DType::Int8);
+  EXPECT_EQ(q.data<int8_t>()[0], 0);
+  EXPECT_EQ(q.data<int8_t>()[1], 2);
+  EXPECT_EQ(q.data<int8_t>()[2], 2);
+  EXPECT_EQ(q.data<int8_t>()[3], 127);
+  EXPECT_EQ(q.data<int8_t>()[4], -128);
+}
+
+TEST(Tensor, ShapeOverflowIsAnError) {
+  EXPECT_THROW(shape_numel({int64_t{1} << 40, int64_t{1} << 40}), Error);
+}

@@ -1,0 +1,3 @@
+#include <cstdio>
+#include "core/log.h"
+int main() { oq::log::init(); OQ_INFO("onnxquant"); return 0; }
