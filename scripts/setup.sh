@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
 APT_PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config ccache
   protobuf-compiler libprotobuf-dev libonnx-dev libonnx-testdata
   libyaml-cpp-dev libdnnl-dev libopenblas-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev
