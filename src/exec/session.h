@@ -1,0 +1,69 @@
+// The executor: runs a float or QDQ graph on the CPU.
+//
+//   Session s(model);                       // builds one kernel per node; unsupported ops -> one Model error
+//   auto outs = s.run({{"input", x}});      // outputs in graph-output order
+//
+// Observers see every tensor produced (name + data, valid only during the callback) — the only way
+// calibration and inspection look inside a graph. Fake quantization replaces chosen tensors by their
+// quantize->dequantize image right after they are produced (or, for initializers/inputs, when first read),
+// bit-identical to an explicit QuantizeLinear->DequantizeLinear pair.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/tensor.h"
+#include "exec/kernel.h"
+#include "ir/graph.h"
+
+namespace oq::exec {
+
+// Quantization parameters of one tensor (per-tensor: one scale/zero point; per-axis: one per slice).
+struct QuantParams {
+  DType qtype = DType::Int8;
+  std::vector<float> scale;
+  std::vector<int64_t> zero_point;
+  int axis = -1;  // -1 with a single scale = per tensor
+  bool per_axis() const { return scale.size() > 1 || axis >= 0; }
+};
+
+using Observer = std::function<void(const std::string& name, const Tensor& value)>;
+
+struct RunOptions {
+  // Called for every tensor produced by a node (after fake quantization, if any, is applied), and for the
+  // graph inputs. Keep it cheap: it runs on the executor thread.
+  Observer observer;
+  // Called with the value BEFORE fake quantization for tensors in fake_quant (may be empty).
+  Observer pre_fake_quant_observer;
+  // Tensors to fake-quantize: node outputs, graph inputs or initializers.
+  const std::unordered_map<std::string, QuantParams>* fake_quant = nullptr;
+};
+
+class Session {
+ public:
+  explicit Session(const ir::Model& model);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // feeds: name -> tensor for every real graph input. Outputs in graph-output order.
+  std::vector<Tensor> run(const std::map<std::string, Tensor>& feeds, const RunOptions& opts = {});
+
+  const ir::Graph& graph() const;
+  // Node indices in execution order.
+  const std::vector<size_t>& order() const;
+  std::vector<std::string> output_names() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Quantize→dequantize image of x under q (round half to even, saturate), bit-identical to the
+// QuantizeLinear/DequantizeLinear kernels.
+Tensor fake_quantize(const Tensor& x, const QuantParams& q);
+
+}  // namespace oq::exec
