@@ -1,0 +1,229 @@
+#include "exec/session.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "core/log.h"
+
+namespace oq::exec {
+
+struct Session::Impl {
+  ir::Graph graph;
+  int opset = 0;
+  std::vector<size_t> order;
+  std::vector<std::unique_ptr<Kernel>> kernels;  // per step (execution order)
+  // Value slots: every tensor name gets an id.
+  std::unordered_map<std::string, int> ids;
+  std::vector<std::string> names;
+  std::vector<Tensor> constants;               // by id: initializers (empty for others)
+  std::vector<std::vector<int>> step_inputs;   // -1 = omitted
+  std::vector<std::vector<int>> step_outputs;  // -1 = omitted
+  std::vector<std::vector<int>> step_frees;    // ids whose last use is this step
+  std::vector<int> input_ids, output_ids;
+  std::vector<const ir::ValueInfo*> input_infos;
+  // Fake-quantized constants, cached across runs while the parameters stay the same.
+  struct FqCache {
+    QuantParams q;
+    Tensor value;
+  };
+  std::unordered_map<int, FqCache> fq_cache;
+
+  int id_of(const std::string& n) {
+    auto [it, inserted] = ids.emplace(n, static_cast<int>(names.size()));
+    if (inserted) names.push_back(n);
+    return it->second;
+  }
+};
+
+static bool same_params(const QuantParams& a, const QuantParams& b) {
+  return a.qtype == b.qtype && a.axis == b.axis && a.scale == b.scale && a.zero_point == b.zero_point;
+}
+
+Session::Session(const ir::Model& model) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.graph = model.graph;
+  m.opset = static_cast<int>(model.default_opset());
+  if (m.opset > kMaxOpset)
+    fail(ErrorKind::Model, "model imports ai.onnx opset {}, newer than the newest supported ({})", m.opset, kMaxOpset);
+  if (m.opset < 1) fail(ErrorKind::Model, "model does not import the default ONNX domain (ai.onnx)");
+  m.order = ir::topological_order(m.graph);
+
+  // One error listing every unsupported node.
+  std::vector<std::string> unsupported;
+  for (size_t i : m.order) {
+    const ir::Node& n = m.graph.nodes[i];
+    if (!n.is_default_domain() || !find_kernel(n.op_type, m.opset)) {
+      std::string op = n.is_default_domain() ? n.op_type : n.domain + "." + n.op_type;
+      int v = n.is_default_domain() ? m.opset : static_cast<int>(model.opset_of(n.domain));
+      unsupported.push_back(fmt::format("node '{}' ({}, opset {}) is not supported", n.name, op, v));
+    }
+  }
+  if (!unsupported.empty()) {
+    std::string msg = unsupported[0];
+    for (size_t i = 1; i < unsupported.size(); ++i) msg += "; " + unsupported[i];
+    fail(ErrorKind::Model, "{}", msg);
+  }
+
+  for (const auto& init : m.graph.initializers) {
+    int id = m.id_of(init.name);
+    if (static_cast<size_t>(id) >= m.constants.size()) m.constants.resize(id + 1);
+    m.constants[id] = init.tensor;
+  }
+  for (const auto* vi : m.graph.real_inputs()) {
+    m.input_ids.push_back(m.id_of(vi->name));
+    m.input_infos.push_back(vi);
+  }
+  for (size_t i : m.order) {
+    const ir::Node& n = m.graph.nodes[i];
+    std::vector<int> ins, outs;
+    for (const auto& s : n.inputs) ins.push_back(s.empty() ? -1 : m.id_of(s));
+    for (const auto& s : n.outputs) outs.push_back(s.empty() ? -1 : m.id_of(s));
+    m.step_inputs.push_back(std::move(ins));
+    m.step_outputs.push_back(std::move(outs));
+    try {
+      m.kernels.push_back(find_kernel(n.op_type, m.opset)(KernelInit{n, m.opset}));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      kfail(n, "{}", e.what());
+    }
+  }
+  for (const auto& o : m.graph.outputs) {
+    if (!m.ids.count(o.name))
+      fail(ErrorKind::Model, "graph output '{}' is not produced by any node, input or initializer", o.name);
+    m.output_ids.push_back(m.id_of(o.name));
+  }
+  m.constants.resize(m.names.size());
+
+  // Last use of every non-constant, non-output value -> freed after that step.
+  std::vector<int> last(m.names.size(), -1);
+  for (size_t s = 0; s < m.step_inputs.size(); ++s)
+    for (int id : m.step_inputs[s])
+      if (id >= 0) last[id] = static_cast<int>(s);
+  std::unordered_set<int> keep(m.output_ids.begin(), m.output_ids.end());
+  m.step_frees.resize(m.step_inputs.size());
+  for (size_t id = 0; id < last.size(); ++id)
+    if (last[id] >= 0 && m.constants[id].empty() && !keep.count(static_cast<int>(id)))
+      m.step_frees[last[id]].push_back(static_cast<int>(id));
+}
+
+Session::~Session() = default;
+
+const ir::Graph& Session::graph() const { return impl_->graph; }
+const std::vector<size_t>& Session::order() const { return impl_->order; }
+std::vector<std::string> Session::output_names() const {
+  std::vector<std::string> r;
+  for (const auto& o : impl_->graph.outputs) r.push_back(o.name);
+  return r;
+}
+
+static void check_feed(const ir::ValueInfo& vi, const Tensor& t) {
+  if (vi.dtype != DType::Undefined && t.dtype() != vi.dtype)
+    fail(ErrorKind::Data, "input '{}': expected {} data, got {}", vi.name, dtype_name(vi.dtype), dtype_name(t.dtype()));
+  auto s = vi.static_shape();
+  if (!s) return;
+  bool ok = s->size() == t.shape().size();
+  for (size_t i = 0; ok && i < s->size(); ++i) ok = (*s)[i] < 0 || (*s)[i] == t.shape()[i];
+  if (!ok) {
+    std::string want = "[";
+    for (size_t i = 0; i < vi.shape->size(); ++i) {
+      const auto& d = (*vi.shape)[i];
+      want += (i ? "," : "") + (d.known() ? std::to_string(d.value) : (d.param.empty() ? "?" : d.param));
+    }
+    fail(ErrorKind::Data, "input '{}': data of shape {} does not match the model's input shape {}]", vi.name,
+         shape_str(t.shape()), want);
+  }
+}
+
+std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, const RunOptions& opts) {
+  Impl& m = *impl_;
+  std::vector<Tensor> slots(m.names.size());
+  const auto* fq = opts.fake_quant;
+  auto fq_find = [&](int id) -> const QuantParams* {
+    if (!fq || fq->empty()) return nullptr;
+    auto it = fq->find(m.names[id]);
+    return it == fq->end() ? nullptr : &it->second;
+  };
+  auto produce = [&](int id, Tensor&& t) {
+    if (const QuantParams* q = fq_find(id)) {
+      if (opts.pre_fake_quant_observer) opts.pre_fake_quant_observer(m.names[id], t);
+      t = fake_quantize(t, *q);
+    }
+    if (opts.observer) opts.observer(m.names[id], t);
+    slots[id] = std::move(t);
+  };
+
+  for (const auto& [name, t] : feeds) {
+    auto it = m.ids.find(name);
+    bool is_input = it != m.ids.end() &&
+                    std::find(m.input_ids.begin(), m.input_ids.end(), it->second) != m.input_ids.end();
+    if (!is_input) fail(ErrorKind::Data, "'{}' is not an input of the model", name);
+  }
+  for (size_t k = 0; k < m.input_ids.size(); ++k) {
+    const ir::ValueInfo& vi = *m.input_infos[k];
+    auto it = feeds.find(vi.name);
+    if (it == feeds.end()) fail(ErrorKind::Data, "no data given for model input '{}'", vi.name);
+    check_feed(vi, it->second);
+    Tensor t = it->second;
+    produce(m.input_ids[k], std::move(t));
+  }
+  // Constants, fake-quantized where asked (cached across runs).
+  for (size_t id = 0; id < m.constants.size(); ++id) {
+    if (m.constants[id].empty()) continue;
+    const QuantParams* q = fq_find(static_cast<int>(id));
+    if (!q) {
+      slots[id] = m.constants[id];
+      continue;
+    }
+    auto c = m.fq_cache.find(static_cast<int>(id));
+    if (c == m.fq_cache.end() || !same_params(c->second.q, *q))
+      c = m.fq_cache.insert_or_assign(static_cast<int>(id), Impl::FqCache{*q, fake_quantize(m.constants[id], *q)}).first;
+    slots[id] = c->second.value;
+  }
+  if (fq && fq->size() < m.fq_cache.size())  // drop cache entries no longer asked for
+    std::erase_if(m.fq_cache, [&](const auto& e) { return !fq->count(m.names[e.first]); });
+
+  std::vector<const Tensor*> ins;
+  std::vector<Tensor> outs;
+  for (size_t s = 0; s < m.kernels.size(); ++s) {
+    const ir::Node& node = m.graph.nodes[m.order[s]];
+    ins.clear();
+    for (int id : m.step_inputs[s]) {
+      if (id < 0) {
+        ins.push_back(nullptr);
+        continue;
+      }
+      if (slots[id].empty() && m.constants[id].empty())
+        kfail(node, "input '{}' has no value (produced by a node that did not set it)", m.names[id]);
+      ins.push_back(&slots[id]);
+    }
+    outs.assign(m.step_outputs[s].size(), Tensor());
+    try {
+      m.kernels[s]->run(ins, outs);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      kfail(node, "{}", e.what());
+    }
+    for (size_t o = 0; o < outs.size(); ++o) {
+      int id = m.step_outputs[s][o];
+      if (id < 0) continue;
+      if (outs[o].empty()) kfail(node, "kernel did not produce output '{}'", m.names[id]);
+      produce(id, std::move(outs[o]));
+    }
+    for (int id : m.step_frees[s]) slots[id] = Tensor();
+  }
+  std::vector<Tensor> result;
+  for (int id : m.output_ids) result.push_back(slots[id]);
+  return result;
+}
+
+}  // namespace oq::exec
+
+// Transitional: the real definition lives in kernels/qdq.cc (being written in parallel); this weak
+// symbol only keeps the tree linking until it lands and is removed then.
+namespace oq::exec {
+__attribute__((weak)) Tensor fake_quantize(const Tensor&, const QuantParams&) {
+  fail(ErrorKind::Runtime, "fake quantization is not available in this build");
+}
+}  // namespace oq::exec
