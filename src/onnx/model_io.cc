@@ -1,0 +1,255 @@
+#include "onnx/model_io.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "onnx/proto_model.h"
+#include "onnx/proto_tensor.h"
+
+namespace oq::onnx {
+namespace {
+
+namespace fs = std::filesystem;
+namespace pbio = google::protobuf::io;
+
+constexpr uint64_t kProtoLimit = static_cast<uint64_t>(INT_MAX);  // protobuf's 2 GiB message limit
+constexpr size_t kExternalAlign = 64;
+
+std::string read_file(const std::string& path, const char* what) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) fail(ErrorKind::Io, "{} '{}': is a directory", what, path);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail(ErrorKind::Io, "{} '{}': cannot open: {}", what, path, std::strerror(errno));
+  std::streamoff size = in.tellg();
+  if (size < 0) fail(ErrorKind::Io, "{} '{}': cannot determine the file size", what, path);
+  if (static_cast<uint64_t>(size) > kProtoLimit)
+    fail(ErrorKind::Model, "{} '{}': {} bytes exceed the 2 GiB protobuf limit", what, path, size);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), size);
+  if (!in) fail(ErrorKind::Io, "{} '{}': read failed: {}", what, path, std::strerror(errno));
+  return bytes;
+}
+
+// Parses bytes with the total-bytes limit raised to protobuf's maximum.
+template <typename Msg>
+bool parse_large(const std::string& bytes, Msg* msg) {
+  pbio::ArrayInputStream ais(bytes.data(), static_cast<int>(bytes.size()));
+  pbio::CodedInputStream cis(&ais);
+  cis.SetTotalBytesLimit(INT_MAX);
+  return msg->ParseFromCodedStream(&cis) && cis.ConsumedEntireMessage();
+}
+
+template <typename Msg>
+std::string serialize_deterministic(const Msg& msg, const std::string& label) {
+  size_t size = msg.ByteSizeLong();
+  if (size > kProtoLimit)
+    fail(ErrorKind::Model, "'{}': serialized size {} bytes exceeds the 2 GiB protobuf limit", label, size);
+  std::string out;
+  out.reserve(size);
+  {
+    pbio::StringOutputStream sos(&out);
+    pbio::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    msg.SerializeWithCachedSizes(&cos);
+    if (cos.HadError()) fail(ErrorKind::Runtime, "'{}': protobuf serialization failed", label);
+  }
+  return out;
+}
+
+std::string parent_dir(const std::string& path) {
+  fs::path p = fs::path(path).parent_path();
+  return p.empty() ? std::string(".") : p.string();
+}
+
+// A temp file beside `target`; removed on destruction unless committed (renamed onto target).
+class TempFile {
+ public:
+  explicit TempFile(const std::string& target) : target_(target) {
+    std::string tmpl = target + ".tmp-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    int fd = ::mkstemp(buf.data());
+    if (fd < 0) fail(ErrorKind::Io, "cannot create a temporary file beside '{}': {}", target, std::strerror(errno));
+    path_ = buf.data();
+    f_ = ::fdopen(fd, "wb");
+    if (!f_) {
+      ::close(fd);
+      std::remove(path_.c_str());
+      fail(ErrorKind::Io, "cannot open '{}': {}", path_, std::strerror(errno));
+    }
+  }
+  ~TempFile() {
+    if (f_) std::fclose(f_);
+    if (!committed_) std::remove(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  void write(const char* data, size_t n) {
+    if (n && std::fwrite(data, 1, n, f_) != n)
+      fail(ErrorKind::Io, "writing '{}' failed: {}", target_, std::strerror(errno));
+    written_ += n;
+  }
+  void pad_to(size_t offset) {
+    static const char zeros[kExternalAlign] = {};
+    while (written_ < offset) write(zeros, std::min(offset - written_, sizeof zeros));
+  }
+  size_t written() const { return written_; }
+  // Flushes and closes; the data is complete after this.
+  void close() {
+    bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
+    ok = (std::fclose(f_) == 0) && ok;
+    f_ = nullptr;
+    if (!ok) fail(ErrorKind::Io, "writing '{}' failed: {}", target_, std::strerror(errno));
+    // mkstemp creates 0600; give the file the usual permissions.
+    std::error_code ec;
+    fs::permissions(path_, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                               fs::perms::others_read, ec);
+  }
+  void commit() {
+    if (f_) close();
+    if (std::rename(path_.c_str(), target_.c_str()) != 0)
+      fail(ErrorKind::Io, "cannot rename '{}' to '{}': {}", path_, target_, std::strerror(errno));
+    committed_ = true;
+  }
+
+ private:
+  std::string target_, path_;
+  std::FILE* f_ = nullptr;
+  size_t written_ = 0;
+  bool committed_ = false;
+};
+
+// Every initializer TensorProto of a graph and of its subgraphs (graph attributes).
+void for_each_initializer(::onnx::GraphProto* g, const std::function<void(::onnx::TensorProto*)>& fn) {
+  for (auto& t : *g->mutable_initializer()) fn(&t);
+  for (auto& n : *g->mutable_node())
+    for (auto& a : *n.mutable_attribute()) {
+      if (a.has_g()) for_each_initializer(a.mutable_g(), fn);
+      for (auto& sg : *a.mutable_graphs()) for_each_initializer(&sg, fn);
+    }
+}
+
+void add_kv(::onnx::TensorProto* t, const char* k, const std::string& v) {
+  auto* kv = t->add_external_data();
+  kv->set_key(k);
+  kv->set_value(v);
+}
+
+}  // namespace
+
+ir::Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir, const std::string& label) {
+  try {
+    if (bytes.empty()) fail(ErrorKind::Model, "file is empty");
+    if (bytes.size() > kProtoLimit) fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", bytes.size());
+    ::onnx::ModelProto pb;
+    if (!parse_large(bytes, &pb))
+      fail(ErrorKind::Model, "not a valid ONNX protobuf (garbage or truncated file)");
+    if (!pb.has_ir_version() || pb.ir_version() <= 0)
+      fail(ErrorKind::Model, "not an ONNX model (no ir_version; garbage or truncated file?)");
+    if (!pb.has_graph()) fail(ErrorKind::Model, "not an ONNX model (no graph; truncated file?)");
+    if (pb.ir_version() >= 3 && pb.opset_import_size() == 0)
+      fail(ErrorKind::Model, "no opset_import (truncated file?)");
+    return detail::model_from_proto(pb, base_dir);
+  } catch (const Error& e) {
+    throw Error(e.kind(), fmt::format("model '{}': {}", label, e.what()));
+  }
+}
+
+ir::Model load_model(const std::string& path) {
+  std::string bytes;
+  try {
+    bytes = read_file(path, "cannot read");
+  } catch (const Error& e) {
+    throw Error(e.kind(), fmt::format("model '{}': {}", path, e.what()));
+  }
+  return load_model_from_bytes(bytes, parent_dir(path), path);
+}
+
+std::string serialize_model(const ir::Model& m) {
+  ::onnx::ModelProto pb;
+  detail::model_to_proto(m, &pb);
+  return serialize_deterministic(pb, "model");
+}
+
+void save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts) {
+  try {
+    ::onnx::ModelProto pb;
+    detail::model_to_proto(m, &pb);
+
+    bool external = opts.external_data;
+    size_t threshold = opts.external_threshold;
+    if (!external && pb.ByteSizeLong() > kProtoLimit) {
+      external = true;  // a protobuf cannot hold more than 2 GiB
+    }
+    std::string data_name = opts.external_file.empty()
+                                ? fs::path(path).filename().string() + ".data"
+                                : opts.external_file;
+    std::string dir = parent_dir(path);
+    std::unique_ptr<TempFile> data_file;
+    std::string data_path;
+    if (external) {
+      data_path = detail::resolve_external_location(dir, data_name, "(external data file)");
+      // Each tensor's bytes go straight to the data file; the proto keeps only their location.
+      for_each_initializer(pb.mutable_graph(), [&](::onnx::TensorProto* t) {
+        if (!t->has_raw_data() || t->raw_data().size() < threshold) return;
+        if (!data_file) data_file = std::make_unique<TempFile>(data_path);
+        size_t offset = (data_file->written() + kExternalAlign - 1) / kExternalAlign * kExternalAlign;
+        data_file->pad_to(offset);
+        data_file->write(t->raw_data().data(), t->raw_data().size());
+        add_kv(t, "location", data_name);
+        add_kv(t, "offset", std::to_string(offset));
+        add_kv(t, "length", std::to_string(t->raw_data().size()));
+        t->clear_raw_data();
+        t->set_data_location(::onnx::TensorProto::EXTERNAL);
+      });
+    }
+    std::string bytes = serialize_deterministic(pb, path);
+    TempFile model_file(path);
+    model_file.write(bytes.data(), bytes.size());
+    model_file.close();
+    if (data_file) data_file->commit();
+    model_file.commit();
+  } catch (const Error& e) {
+    throw Error(e.kind(), fmt::format("saving model '{}': {}", path, e.what()));
+  }
+}
+
+Tensor load_tensor_pb(const std::string& path, std::string* name) {
+  try {
+    std::string bytes = read_file(path, "cannot read");
+    ::onnx::TensorProto pb;
+    if (bytes.empty()) fail(ErrorKind::Data, "file is empty");
+    if (!parse_large(bytes, &pb)) fail(ErrorKind::Data, "not a valid serialized TensorProto");
+    if (name) *name = pb.name();
+    return detail::tensor_from_proto(pb, parent_dir(path));
+  } catch (const Error& e) {
+    throw Error(e.kind(), fmt::format("tensor file '{}': {}", path, e.what()));
+  }
+}
+
+void save_tensor_pb(const Tensor& t, const std::string& name, const std::string& path) {
+  try {
+    ::onnx::TensorProto pb;
+    detail::tensor_to_proto(t, &pb);
+    pb.set_name(name);
+    std::string bytes = serialize_deterministic(pb, path);
+    TempFile f(path);
+    f.write(bytes.data(), bytes.size());
+    f.commit();
+  } catch (const Error& e) {
+    throw Error(e.kind(), fmt::format("saving tensor file '{}': {}", path, e.what()));
+  }
+}
+
+}  // namespace oq::onnx

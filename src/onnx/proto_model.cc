@@ -1,0 +1,293 @@
+#include "onnx/proto_model.h"
+
+#include "onnx/proto_tensor.h"
+
+namespace oq::onnx::detail {
+namespace {
+
+using ::onnx::AttributeProto;
+using ::onnx::GraphProto;
+using ::onnx::ModelProto;
+using ::onnx::NodeProto;
+using ::onnx::TypeProto;
+using ::onnx::ValueInfoProto;
+
+// ---- types ----
+
+// The IR's view of a tensor TypeProto.
+void tensor_type_to_ir(const TypeProto& tp, DType* dtype, std::optional<std::vector<ir::Dim>>* shape) {
+  const auto& tt = tp.tensor_type();
+  *dtype = dtype_is_known(tt.elem_type()) ? static_cast<DType>(tt.elem_type()) : DType::Undefined;
+  shape->reset();
+  if (!tt.has_shape()) return;
+  std::vector<ir::Dim> dims;
+  for (const auto& d : tt.shape().dim()) {
+    ir::Dim dim;
+    if (d.has_dim_value()) dim.value = d.dim_value() >= 0 ? d.dim_value() : -1;
+    else if (d.has_dim_param()) dim.param = d.dim_param();
+    dims.push_back(std::move(dim));
+  }
+  *shape = std::move(dims);
+}
+
+// TypeProto from the IR's dtype/shape; false when there is no type to write (undefined dtype, no shape).
+bool tensor_type_from_ir(DType dtype, const std::optional<std::vector<ir::Dim>>& shape, TypeProto* tp) {
+  if (dtype == DType::Undefined && !shape) return false;
+  auto* tt = tp->mutable_tensor_type();
+  tt->set_elem_type(static_cast<int32_t>(dtype));
+  if (shape) {
+    auto* sp = tt->mutable_shape();
+    for (const auto& d : *shape) {
+      auto* pd = sp->add_dim();
+      if (d.known()) pd->set_dim_value(d.value);
+      else if (!d.param.empty()) pd->set_dim_param(d.param);
+    }
+  }
+  return true;
+}
+
+ir::ValueInfo value_info_from_proto(const ValueInfoProto& p) {
+  ir::ValueInfo v;
+  v.name = p.name();
+  v.doc = p.doc_string();
+  if (!p.has_type()) return v;
+  const TypeProto& tp = p.type();
+  if (!tp.has_tensor_type()) {
+    v.opaque_type = tp.SerializeAsString();
+    return v;
+  }
+  tensor_type_to_ir(tp, &v.dtype, &v.shape);
+  TypeProto canon;
+  bool has = tensor_type_from_ir(v.dtype, v.shape, &canon);
+  if (!has || canon.SerializeAsString() != tp.SerializeAsString()) v.opaque_type = tp.SerializeAsString();
+  return v;
+}
+
+void value_info_to_proto(const ir::ValueInfo& v, ValueInfoProto* p) {
+  p->set_name(v.name);
+  if (!v.doc.empty()) p->set_doc_string(v.doc);
+  if (!v.opaque_type.empty()) {
+    TypeProto kept;
+    if (!kept.ParseFromString(v.opaque_type))
+      fail(ErrorKind::Model, "value '{}': kept type is not a serialized TypeProto", v.name);
+    bool use_kept = !kept.has_tensor_type();
+    if (!use_kept) {  // a tensor type: still valid only if dtype/shape were not edited
+      DType dt;
+      std::optional<std::vector<ir::Dim>> shape;
+      tensor_type_to_ir(kept, &dt, &shape);
+      use_kept = dt == v.dtype && shape == v.shape;
+    }
+    if (use_kept) {
+      *p->mutable_type() = std::move(kept);
+      return;
+    }
+  }
+  TypeProto tp;
+  if (tensor_type_from_ir(v.dtype, v.shape, &tp)) *p->mutable_type() = std::move(tp);
+}
+
+// ---- graphs ----
+
+ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir);
+void graph_to_proto(const ir::Graph& g, GraphProto* p);
+
+ir::Attribute attr_from_proto(AttributeProto& p, const std::string& base_dir) {
+  ir::Attribute a;
+  a.name = p.name();
+  a.ref_attr_name = p.ref_attr_name();
+  a.doc = p.doc_string();
+  switch (p.type()) {
+    case AttributeProto::FLOAT: a.f = p.f(); break;
+    case AttributeProto::INT: a.i = p.i(); break;
+    case AttributeProto::STRING: a.s = p.s(); break;
+    case AttributeProto::TENSOR:
+      a.t = tensor_from_proto(p.t(), base_dir);
+      a.s = p.t().name();
+      break;
+    case AttributeProto::GRAPH: a.g = std::make_shared<ir::Graph>(graph_from_proto(*p.mutable_g(), base_dir)); break;
+    case AttributeProto::FLOATS: a.floats.assign(p.floats().begin(), p.floats().end()); break;
+    case AttributeProto::INTS: a.ints.assign(p.ints().begin(), p.ints().end()); break;
+    case AttributeProto::STRINGS: a.strings.assign(p.strings().begin(), p.strings().end()); break;
+    case AttributeProto::TENSORS:
+      for (const auto& t : p.tensors()) {
+        a.tensors.push_back(tensor_from_proto(t, base_dir));
+        a.strings.push_back(t.name());
+      }
+      break;
+    case AttributeProto::GRAPHS:
+      for (auto& g : *p.mutable_graphs()) a.graphs.push_back(std::make_shared<ir::Graph>(graph_from_proto(g, base_dir)));
+      break;
+    default:  // sparse tensors, type protos, undefined or unknown types: kept as they are
+      a.type = ir::AttrType::Undefined;
+      a.opaque = p.SerializeAsString();
+      if (p.type() >= 11 && p.type() <= 14) a.type = static_cast<ir::AttrType>(p.type());
+      return a;
+  }
+  a.type = static_cast<ir::AttrType>(p.type());
+  return a;
+}
+
+void attr_to_proto(const ir::Attribute& a, AttributeProto* p) {
+  if (!a.opaque.empty()) {
+    if (!p->ParseFromString(a.opaque))
+      fail(ErrorKind::Model, "attribute '{}': kept bytes are not a serialized AttributeProto", a.name);
+    p->set_name(a.name);
+    return;
+  }
+  p->set_name(a.name);
+  if (!a.ref_attr_name.empty()) p->set_ref_attr_name(a.ref_attr_name);
+  if (!a.doc.empty()) p->set_doc_string(a.doc);
+  p->set_type(static_cast<AttributeProto::AttributeType>(a.type));
+  switch (a.type) {
+    case ir::AttrType::Float: p->set_f(a.f); break;
+    case ir::AttrType::Int: p->set_i(a.i); break;
+    case ir::AttrType::String: p->set_s(a.s); break;
+    case ir::AttrType::Tensor:
+      tensor_to_proto(a.t, p->mutable_t());
+      if (!a.s.empty()) p->mutable_t()->set_name(a.s);
+      break;
+    case ir::AttrType::Graph:
+      if (!a.g) fail(ErrorKind::Model, "attribute '{}': graph attribute without a graph", a.name);
+      graph_to_proto(*a.g, p->mutable_g());
+      break;
+    case ir::AttrType::Floats: for (float f : a.floats) p->add_floats(f); break;
+    case ir::AttrType::Ints: for (int64_t i : a.ints) p->add_ints(i); break;
+    case ir::AttrType::Strings: for (const auto& s : a.strings) p->add_strings(s); break;
+    case ir::AttrType::Tensors:
+      for (size_t i = 0; i < a.tensors.size(); ++i) {
+        auto* t = p->add_tensors();
+        tensor_to_proto(a.tensors[i], t);
+        if (a.strings.size() == a.tensors.size() && !a.strings[i].empty()) t->set_name(a.strings[i]);
+      }
+      break;
+    case ir::AttrType::Graphs:
+      for (const auto& g : a.graphs) {
+        if (!g) fail(ErrorKind::Model, "attribute '{}': null graph in a graphs attribute", a.name);
+        graph_to_proto(*g, p->add_graphs());
+      }
+      break;
+    default:
+      fail(ErrorKind::Model, "attribute '{}': type {} needs its serialized form", a.name, static_cast<int>(a.type));
+  }
+}
+
+ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
+  ir::Node n;
+  n.name = p.name();
+  n.op_type = p.op_type();
+  n.domain = p.domain();
+  n.doc = p.doc_string();
+  n.inputs.assign(p.input().begin(), p.input().end());
+  n.outputs.assign(p.output().begin(), p.output().end());
+  for (auto& a : *p.mutable_attribute()) {
+    try {
+      n.attrs.push_back(attr_from_proto(a, base_dir));
+    } catch (const Error& e) {
+      fail(e.kind(), "node '{}' ({}): {}", n.name, n.op_type, e.what());
+    }
+  }
+  return n;
+}
+
+void node_to_proto(const ir::Node& n, NodeProto* p) {
+  for (const auto& i : n.inputs) p->add_input(i);
+  for (const auto& o : n.outputs) p->add_output(o);
+  if (!n.name.empty()) p->set_name(n.name);
+  p->set_op_type(n.op_type);
+  if (!n.domain.empty()) p->set_domain(n.domain);
+  if (!n.doc.empty()) p->set_doc_string(n.doc);
+  for (const auto& a : n.attrs) {
+    try {
+      attr_to_proto(a, p->add_attribute());
+    } catch (const Error& e) {
+      fail(e.kind(), "node '{}' ({}): {}", n.name, n.op_type, e.what());
+    }
+  }
+}
+
+ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir) {
+  ir::Graph g;
+  g.name = p.name();
+  g.doc = p.doc_string();
+  g.nodes.reserve(p.node_size());
+  for (auto& n : *p.mutable_node()) g.nodes.push_back(node_from_proto(n, base_dir));
+  for (const auto& v : p.input()) g.inputs.push_back(value_info_from_proto(v));
+  for (const auto& v : p.output()) g.outputs.push_back(value_info_from_proto(v));
+  for (const auto& v : p.value_info()) g.value_info.push_back(value_info_from_proto(v));
+  g.initializers.reserve(p.initializer_size());
+  for (auto& t : *p.mutable_initializer()) {
+    g.initializers.push_back({t.name(), tensor_from_proto(t, base_dir), t.doc_string()});
+    t.clear_raw_data();  // release the file's copy as we go
+  }
+  for (const auto& s : p.sparse_initializer()) g.opaque_sparse_initializers.push_back(s.SerializeAsString());
+  for (const auto& q : p.quantization_annotation())
+    g.opaque_quantization_annotation.push_back(q.SerializeAsString());
+  g.reindex();
+  return g;
+}
+
+void graph_to_proto(const ir::Graph& g, GraphProto* p) {
+  for (const auto& n : g.nodes) node_to_proto(n, p->add_node());
+  if (!g.name.empty()) p->set_name(g.name);
+  for (const auto& init : g.initializers) {
+    auto* t = p->add_initializer();
+    tensor_to_proto(init.tensor, t);
+    t->set_name(init.name);
+    if (!init.doc.empty()) t->set_doc_string(init.doc);
+  }
+  if (!g.doc.empty()) p->set_doc_string(g.doc);
+  for (const auto& v : g.inputs) value_info_to_proto(v, p->add_input());
+  for (const auto& v : g.outputs) value_info_to_proto(v, p->add_output());
+  for (const auto& v : g.value_info) value_info_to_proto(v, p->add_value_info());
+  for (const auto& q : g.opaque_quantization_annotation)
+    if (!p->add_quantization_annotation()->ParseFromString(q))
+      fail(ErrorKind::Model, "graph '{}': kept quantization annotation does not parse", g.name);
+  for (const auto& s : g.opaque_sparse_initializers)
+    if (!p->add_sparse_initializer()->ParseFromString(s))
+      fail(ErrorKind::Model, "graph '{}': kept sparse initializer does not parse", g.name);
+}
+
+}  // namespace
+
+ir::Model model_from_proto(ModelProto& pb, const std::string& base_dir) {
+  ir::Model m;
+  m.ir_version = pb.ir_version();
+  for (const auto& o : pb.opset_import()) m.opsets.push_back({o.domain(), o.version()});
+  m.producer_name = pb.producer_name();
+  m.producer_version = pb.producer_version();
+  m.domain = pb.domain();
+  m.model_version = pb.model_version();
+  m.doc = pb.doc_string();
+  for (const auto& kv : pb.metadata_props()) m.metadata_props.emplace_back(kv.key(), kv.value());
+  for (const auto& f : pb.functions()) m.opaque_functions.push_back(f.SerializeAsString());
+  for (const auto& t : pb.training_info()) m.opaque_training_info.push_back(t.SerializeAsString());
+  m.graph = graph_from_proto(*pb.mutable_graph(), base_dir);
+  return m;
+}
+
+void model_to_proto(const ir::Model& m, ModelProto* pb) {
+  pb->set_ir_version(m.ir_version);
+  if (!m.producer_name.empty()) pb->set_producer_name(m.producer_name);
+  if (!m.producer_version.empty()) pb->set_producer_version(m.producer_version);
+  if (!m.domain.empty()) pb->set_domain(m.domain);
+  if (m.model_version != 0) pb->set_model_version(m.model_version);
+  if (!m.doc.empty()) pb->set_doc_string(m.doc);
+  graph_to_proto(m.graph, pb->mutable_graph());
+  for (const auto& o : m.opsets) {
+    auto* op = pb->add_opset_import();
+    op->set_domain(o.domain);
+    op->set_version(o.version);
+  }
+  for (const auto& [k, v] : m.metadata_props) {
+    auto* kv = pb->add_metadata_props();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  for (const auto& t : m.opaque_training_info)
+    if (!pb->add_training_info()->ParseFromString(t))
+      fail(ErrorKind::Model, "kept training_info does not parse");
+  for (const auto& f : m.opaque_functions)
+    if (!pb->add_functions()->ParseFromString(f)) fail(ErrorKind::Model, "kept function does not parse");
+}
+
+}  // namespace oq::onnx::detail

@@ -1,0 +1,21 @@
+// ModelProto <-> ir::Model (internal to src/onnx/).
+//
+// Kept as opaque serialized bytes: functions, training_info, sparse initializers, quantization annotations,
+// sparse-tensor / type-proto attributes (and attributes of undefined type), and every TypeProto that the IR's
+// (dtype, shape) does not represent exactly (non-tensor types, denotations, unknown element types). On save a
+// kept TypeProto is written back verbatim unless the IR's dtype/shape were edited since loading.
+// Names of tensors held in Tensor/Tensors attributes are kept in Attribute::s / Attribute::strings (otherwise
+// unused for those types).
+#pragma once
+#include <string>
+
+#include "ir/graph.h"
+#include "onnxproto/onnx.pb.h"
+
+namespace oq::onnx::detail {
+
+// Moves data out of `pb` as it goes (raw_data of initializers is released once converted).
+ir::Model model_from_proto(::onnx::ModelProto& pb, const std::string& base_dir);
+void model_to_proto(const ir::Model& m, ::onnx::ModelProto* pb);
+
+}  // namespace oq::onnx::detail
