@@ -1,0 +1,301 @@
+// Unary math and activations (Sqrt Exp Log Abs Neg Reciprocal Floor Ceil Round Relu LeakyRelu Elu Sigmoid
+// HardSigmoid HardSwish Tanh Erf Gelu Softplus) and Clip: contiguous loops split over threads.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "exec/kernel.h"
+#include "exec/kernels/elementwise.h"
+
+namespace oq::exec {
+
+namespace {
+
+constexpr int64_t kGrain = 8192;
+
+enum class Act {
+  Sqrt, Exp, Log, Abs, Neg, Reciprocal, Floor, Ceil, Round, Relu, LeakyRelu, Elu, Sigmoid, HardSigmoid,
+  HardSwish, Tanh, Erf, Gelu, GeluTanh, Softplus
+};
+
+enum class Types { Float, Signed, Numeric };  // which dtypes an op accepts (besides float16/bfloat16)
+
+struct ActInfo {
+  Act act;
+  Types types;
+};
+
+// Float ops: each case is one contiguous loop over [0, n).
+template <typename T>
+void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
+  const T zero = 0, one = 1, half = T(0.5);
+  switch (act) {
+    case Act::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]); break;
+    case Act::Exp: for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]); break;
+    case Act::Log: for (int64_t i = 0; i < n; ++i) y[i] = std::log(x[i]); break;
+    case Act::Reciprocal: for (int64_t i = 0; i < n; ++i) y[i] = one / x[i]; break;
+    case Act::Floor: for (int64_t i = 0; i < n; ++i) y[i] = std::floor(x[i]); break;
+    case Act::Ceil: for (int64_t i = 0; i < n; ++i) y[i] = std::ceil(x[i]); break;
+    case Act::Round: for (int64_t i = 0; i < n; ++i) y[i] = std::nearbyint(x[i]); break;  // half to even
+    case Act::LeakyRelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < zero ? alpha * x[i] : x[i];
+      break;
+    case Act::Elu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < zero ? alpha * (std::exp(x[i]) - one) : x[i];
+      break;
+    case Act::Sigmoid:
+      for (int64_t i = 0; i < n; ++i) {
+        // Stable for both signs: never exponentiates a large positive number.
+        T e = std::exp(-std::abs(x[i]));
+        y[i] = x[i] >= zero ? one / (one + e) : e / (one + e);
+      }
+      break;
+    case Act::HardSigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::max(zero, std::min(one, alpha * x[i] + beta));
+      break;
+    case Act::HardSwish:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] * std::max(zero, std::min(one, x[i] / T(6) + half));
+      break;
+    case Act::Tanh: for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]); break;
+    case Act::Erf: for (int64_t i = 0; i < n; ++i) y[i] = std::erf(x[i]); break;
+    case Act::Gelu: {
+      const T r = T(0.70710678118654752440);  // 1/sqrt(2)
+      for (int64_t i = 0; i < n; ++i) y[i] = half * x[i] * (one + std::erf(x[i] * r));
+      break;
+    }
+    case Act::GeluTanh: {
+      const T c = T(0.79788456080286535588);  // sqrt(2/pi)
+      const T k = T(0.044715);
+      for (int64_t i = 0; i < n; ++i) {
+        T v = x[i];
+        y[i] = half * v * (one + std::tanh(c * (v + k * v * v * v)));
+      }
+      break;
+    }
+    case Act::Softplus:
+      for (int64_t i = 0; i < n; ++i) {
+        T v = x[i];
+        y[i] = v > zero ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
+      }
+      break;
+    default: OQ_CHECK(false, "float_loop: act {}", static_cast<int>(act));
+  }
+}
+
+// Ops defined for integers too (Abs Neg Relu).
+template <typename T>
+void int_loop(Act act, const T* x, T* y, int64_t n) {
+  switch (act) {
+    case Act::Abs:
+      if constexpr (std::is_unsigned_v<T>) std::copy(x, x + n, y);
+      else for (int64_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? wrap_sub(T(0), x[i]) : x[i];
+      break;
+    case Act::Neg: for (int64_t i = 0; i < n; ++i) y[i] = wrap_sub(T(0), x[i]); break;
+    case Act::Relu: for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0); break;
+    default: OQ_CHECK(false, "int_loop: act {}", static_cast<int>(act));
+  }
+}
+
+bool is_int_act(Act a) { return a == Act::Abs || a == Act::Neg || a == Act::Relu; }
+
+template <typename T>
+void run_act(Act act, const T* x, T* y, int64_t n, float alpha, float beta) {
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (act == Act::Abs) {
+        for (int64_t i = b; i < e; ++i) y[i] = std::abs(x[i]);
+      } else if (act == Act::Neg) {
+        for (int64_t i = b; i < e; ++i) y[i] = -x[i];
+      } else if (act == Act::Relu) {
+        for (int64_t i = b; i < e; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+      } else {
+        float_loop<T>(act, x + b, y + b, e - b, static_cast<T>(alpha), static_cast<T>(beta));
+      }
+    } else {
+      int_loop<T>(act, x + b, y + b, e - b);
+    }
+  });
+}
+
+class UnaryKernel : public Kernel {
+ public:
+  UnaryKernel(const ir::Node& n, ActInfo info, float alpha, float beta)
+      : node_(n), info_(info), alpha_(alpha), beta_(beta) {}
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.empty() || !in[0]) kfail(node_, "missing input 0");
+    out[0] = apply(*in[0]);
+  }
+
+ private:
+  Tensor apply(const Tensor& x) {
+    if (is_half(x.dtype())) return apply(x.cast(DType::Float)).cast(x.dtype());
+    Tensor y(x.dtype(), x.shape());
+    auto body = [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (!std::is_floating_point_v<T>)
+        if (!is_int_act(info_.act)) return false;
+      run_act<T>(info_.act, x.data<T>(), y.data<T>(), x.numel(), alpha_, beta_);
+      return true;
+    };
+    bool ok = false;
+    auto f = [&](auto tag) { ok = body(tag); };
+    switch (info_.types) {
+      case Types::Float: dispatch_float(x.dtype(), f); break;
+      case Types::Signed: dispatch_signed(x.dtype(), f); break;
+      case Types::Numeric: dispatch_numeric(x.dtype(), f); break;
+    }
+    if (!ok) kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
+    return y;
+  }
+
+  ir::Node node_;
+  ActInfo info_;
+  float alpha_, beta_;
+};
+
+template <Act A, Types TS>
+std::unique_ptr<Kernel> make_unary(const KernelInit& k) {
+  float alpha = 0, beta = 0;
+  Act act = A;
+  switch (A) {
+    case Act::LeakyRelu: alpha = k.node.attr_float("alpha", 0.01f); break;
+    case Act::Elu: alpha = k.node.attr_float("alpha", 1.0f); break;
+    case Act::HardSigmoid:
+      alpha = k.node.attr_float("alpha", 0.2f);
+      beta = k.node.attr_float("beta", 0.5f);
+      break;
+    case Act::Gelu: {
+      std::string ap = k.node.attr_string("approximate", "none");
+      if (ap == "tanh") act = Act::GeluTanh;
+      else if (ap != "none") kfail(k.node, "attribute approximate='{}' is not 'none' or 'tanh'", ap);
+      break;
+    }
+    default: break;
+  }
+  return std::make_unique<UnaryKernel>(k.node, ActInfo{act, TS}, alpha, beta);
+}
+
+// Clip: bounds from attributes min/max (opset < 11) or optional scalar inputs 1 and 2 (opset >= 11).
+class ClipKernel : public Kernel {
+ public:
+  ClipKernel(const ir::Node& n, int opset) : node_(n), attr_form_(opset < 11) {
+    if (attr_form_) {
+      lo_ = n.attr_float("min", std::numeric_limits<float>::lowest());
+      hi_ = n.attr_float("max", std::numeric_limits<float>::max());
+    }
+  }
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.empty() || !in[0]) kfail(node_, "missing input 0");
+    const Tensor& x = *in[0];
+    const Tensor* mn = (!attr_form_ && in.size() > 1) ? in[1] : nullptr;
+    const Tensor* mx = (!attr_form_ && in.size() > 2) ? in[2] : nullptr;
+    for (const Tensor* b : {mn, mx}) {
+      if (!b) continue;
+      if (b->dtype() != x.dtype())
+        kfail(node_, "bound dtype {} differs from input dtype {}", dtype_name(b->dtype()), dtype_name(x.dtype()));
+      if (b->numel() != 1) kfail(node_, "bound must be a scalar, got shape {}", shape_str(b->shape()));
+    }
+    if (is_half(x.dtype())) {
+      Tensor xf = x.cast(DType::Float);
+      Tensor mnf = mn ? mn->cast(DType::Float) : Tensor(), mxf = mx ? mx->cast(DType::Float) : Tensor();
+      out[0] = clip(xf, mn ? &mnf : nullptr, mx ? &mxf : nullptr).cast(x.dtype());
+      return;
+    }
+    out[0] = clip(x, mn, mx);
+  }
+
+ private:
+  Tensor clip(const Tensor& x, const Tensor* mn, const Tensor* mx) {
+    Tensor y(x.dtype(), x.shape());
+    bool ok = dispatch_numeric(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
+      if (attr_form_) {
+        if constexpr (std::is_floating_point_v<T>) {
+          lo = static_cast<T>(lo_);
+          hi = static_cast<T>(hi_);
+        }
+      }
+      if (mn) lo = *mn->data<T>();
+      if (mx) hi = *mx->data<T>();
+      const T* px = x.data<T>();
+      T* py = y.data<T>();
+      parallel_for(x.numel(), kGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          T v = px[i];
+          v = v < lo ? lo : v;
+          py[i] = v > hi ? hi : v;
+        }
+      });
+    });
+    if (!ok || (attr_form_ && !is_float(x.dtype())))
+      kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
+    return y;
+  }
+
+  ir::Node node_;
+  bool attr_form_;
+  float lo_ = 0, hi_ = 0;
+};
+
+std::unique_ptr<Kernel> make_clip(const KernelInit& k) { return std::make_unique<ClipKernel>(k.node, k.opset); }
+
+}  // namespace
+
+OQ_REGISTER_KERNEL(Sqrt, 7, 21, (make_unary<Act::Sqrt, Types::Float>));
+OQ_REGISTER_KERNEL(Exp, 7, 21, (make_unary<Act::Exp, Types::Float>));
+OQ_REGISTER_KERNEL(Log, 7, 21, (make_unary<Act::Log, Types::Float>));
+OQ_REGISTER_KERNEL(Abs, 7, 21, (make_unary<Act::Abs, Types::Numeric>));
+OQ_REGISTER_KERNEL(Neg, 7, 21, (make_unary<Act::Neg, Types::Signed>));
+OQ_REGISTER_KERNEL(Reciprocal, 7, 21, (make_unary<Act::Reciprocal, Types::Float>));
+OQ_REGISTER_KERNEL(Floor, 7, 21, (make_unary<Act::Floor, Types::Float>));
+OQ_REGISTER_KERNEL(Ceil, 7, 21, (make_unary<Act::Ceil, Types::Float>));
+OQ_REGISTER_KERNEL(Round, 11, 21, (make_unary<Act::Round, Types::Float>));
+OQ_REGISTER_KERNEL(Relu, 7, 21, (make_unary<Act::Relu, Types::Signed>));
+OQ_REGISTER_KERNEL(LeakyRelu, 7, 21, (make_unary<Act::LeakyRelu, Types::Float>));
+OQ_REGISTER_KERNEL(Elu, 7, 21, (make_unary<Act::Elu, Types::Float>));
+OQ_REGISTER_KERNEL(Sigmoid, 7, 21, (make_unary<Act::Sigmoid, Types::Float>));
+OQ_REGISTER_KERNEL(HardSigmoid, 7, 21, (make_unary<Act::HardSigmoid, Types::Float>));
+OQ_REGISTER_KERNEL(HardSwish, 14, 21, (make_unary<Act::HardSwish, Types::Float>));
+OQ_REGISTER_KERNEL(Tanh, 7, 21, (make_unary<Act::Tanh, Types::Float>));
+OQ_REGISTER_KERNEL(Erf, 9, 21, (make_unary<Act::Erf, Types::Float>));
+OQ_REGISTER_KERNEL(Gelu, 20, 21, (make_unary<Act::Gelu, Types::Float>));
+OQ_REGISTER_KERNEL(Softplus, 7, 21, (make_unary<Act::Softplus, Types::Float>));
+OQ_REGISTER_KERNEL(Clip, 7, 21, make_clip);
+
+// ---- naive reference ----
+
+double naive_activation(const std::string& op, double x, double alpha, double beta, const std::string& approx) {
+  if (op == "Sqrt") return std::sqrt(x);
+  if (op == "Exp") return std::exp(x);
+  if (op == "Log") return std::log(x);
+  if (op == "Abs") return std::fabs(x);
+  if (op == "Neg") return -x;
+  if (op == "Reciprocal") return 1.0 / x;
+  if (op == "Floor") return std::floor(x);
+  if (op == "Ceil") return std::ceil(x);
+  if (op == "Round") {
+    double f = std::floor(x), d = x - f;
+    if (d > 0.5) return f + 1;
+    if (d < 0.5) return f;
+    return std::fmod(f, 2.0) == 0 ? f : f + 1;
+  }
+  if (op == "Relu") return x > 0 ? x : 0;
+  if (op == "LeakyRelu") return x < 0 ? alpha * x : x;
+  if (op == "Elu") return x < 0 ? alpha * (std::exp(x) - 1) : x;
+  if (op == "Sigmoid") return 1.0 / (1.0 + std::exp(-x));
+  if (op == "HardSigmoid") return std::max(0.0, std::min(1.0, alpha * x + beta));
+  if (op == "HardSwish") return x * std::max(0.0, std::min(1.0, x / 6 + 0.5));
+  if (op == "Tanh") return std::tanh(x);
+  if (op == "Erf") return std::erf(x);
+  if (op == "Gelu") {
+    if (approx == "tanh") return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+  }
+  if (op == "Softplus") return std::log(1 + std::exp(x));
+  OQ_CHECK(false, "naive_activation: unknown op {}", op);
+  return 0;
+}
+
+}  // namespace oq::exec
