@@ -1,0 +1,176 @@
+#include "data/image_folder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "core/log.h"
+
+namespace oq::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+bool hidden(const fs::path& p) {
+  std::string n = p.filename().string();
+  return !n.empty() && n[0] == '.';
+}
+
+// Image files directly inside `dir`, sorted by file name (byte order).
+std::vector<std::string> list_images(const fs::path& dir) {
+  std::vector<std::string> r;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (hidden(it->path())) continue;
+    std::error_code e2;
+    if (it->is_regular_file(e2) && is_image_file(it->path())) r.push_back(it->path().string());
+  }
+  if (ec) fail(ErrorKind::Io, "cannot list {}: {}", dir.string(), ec.message());
+  std::sort(r.begin(), r.end());
+  return r;
+}
+
+}  // namespace
+
+std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::vector<std::string>& class_names,
+                                          std::vector<std::string>* classes_out) {
+  std::error_code ec;
+  if (!fs::exists(root, ec)) fail(ErrorKind::Io, "image folder not found: {}", root);
+  if (!fs::is_directory(root, ec)) fail(ErrorKind::Io, "{} is not a folder", root);
+  std::vector<std::string> subdirs;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code e2;
+    if (!hidden(it->path()) && it->is_directory(e2)) subdirs.push_back(it->path().filename().string());
+  }
+  if (ec) fail(ErrorKind::Io, "cannot list {}: {}", root, ec.message());
+  std::sort(subdirs.begin(), subdirs.end());
+
+  std::vector<ImageEntry> entries;
+  std::vector<std::string> loose = list_images(root);
+  if (subdirs.empty()) {
+    if (!class_names.empty())
+      fail(ErrorKind::Config, "class_names is given but image folder {} has no class sub-folders", root);
+    if (loose.empty()) fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp)", root);
+    for (auto& p : loose) entries.push_back({std::move(p), -1});
+    if (classes_out) classes_out->clear();
+    return entries;
+  }
+
+  std::vector<std::string> classes;
+  if (class_names.empty()) {
+    classes = subdirs;
+  } else {
+    std::set<std::string> listed;
+    for (const auto& c : class_names)
+      if (!listed.insert(c).second) fail(ErrorKind::Config, "class_names lists '{}' twice", c);
+    for (const auto& d : subdirs)
+      if (!listed.count(d))
+        fail(ErrorKind::Data, "image folder {} has a sub-folder '{}' that class_names does not list", root, d);
+    for (const auto& c : class_names)
+      if (!std::binary_search(subdirs.begin(), subdirs.end(), c))
+        fail(ErrorKind::Data, "class '{}' from class_names has no folder {}", c, (fs::path(root) / c).string());
+    classes = class_names;
+  }
+  if (!loose.empty())
+    OQ_WARN("image folder {}: ignoring {} image(s) next to the class sub-folders", root, loose.size());
+  for (size_t k = 0; k < classes.size(); ++k) {
+    fs::path dir = fs::path(root) / classes[k];
+    auto files = list_images(dir);
+    if (files.empty()) fail(ErrorKind::Data, "class folder {} holds no images (.jpg, .jpeg, .png, .bmp)", dir.string());
+    for (auto& p : files) entries.push_back({std::move(p), static_cast<int64_t>(k)});
+  }
+  if (classes_out) *classes_out = std::move(classes);
+  return entries;
+}
+
+namespace {
+
+class ImageFolderDataset : public Dataset {
+ public:
+  ImageFolderDataset(const DataOptions& o, const InputSpec& input) : root_(o.path), input_(input), opts_(o) {
+    if (!input_.shape)
+      fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
+           input_.name);
+    geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
+    entries_ = scan_image_folder(root_, o.class_names, &classes_);
+    sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
+  }
+
+  int64_t size() const override { return static_cast<int64_t>(sel_.size()); }
+  bool has_labels() const override { return !classes_.empty(); }
+  int64_t label(int64_t i) const override {
+    OQ_CHECK(has_labels(), "image folder {} has no labels", root_);
+    return entry(i).label;
+  }
+  std::string sample_name(int64_t i) const override { return entry(i).path; }
+  std::string describe() const override {
+    std::string cls = classes_.empty() ? "unlabelled" : fmt::format("{} classes", classes_.size());
+    return fmt::format("image folder {} ({} of {} images, {})", root_, sel_.size(), entries_.size(), cls);
+  }
+  const std::vector<std::string>& class_names() const override { return classes_; }
+
+  Sample sample(int64_t i) const override {
+    const ImageEntry& e = entry(i);
+    Image img = decode_image(e.path, opts_.preprocess.color);
+    Sample s;
+    s.emplace(input_.name, preprocess_image(img, geom_, opts_.preprocess,
+                                            input_.dtype == DType::Undefined ? DType::Float : input_.dtype));
+    return s;
+  }
+
+  std::optional<Sample> try_sample(int64_t i) const override {
+    if (!opts_.skip_bad_files) return sample(i);
+    try {
+      return sample(i);
+    } catch (const Error& err) {
+      if (err.kind() != ErrorKind::Data) throw;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (skipped_.insert(i).second) OQ_WARN("skipping {}", err.what());
+      return std::nullopt;
+    }
+  }
+
+  int64_t skipped() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int64_t>(skipped_.size());
+  }
+
+ private:
+  const ImageEntry& entry(int64_t i) const {
+    OQ_CHECK(i >= 0 && i < size(), "sample {} of {} in {}", i, size(), root_);
+    return entries_[static_cast<size_t>(sel_[static_cast<size_t>(i)])];
+  }
+
+  std::string root_;
+  InputSpec input_;
+  DataOptions opts_;
+  ImageGeometry geom_;
+  std::vector<ImageEntry> entries_;
+  std::vector<std::string> classes_;
+  std::vector<int64_t> sel_;
+  mutable std::mutex mu_;
+  mutable std::set<int64_t> skipped_;
+};
+
+}  // namespace
+
+DatasetPtr open_image_folder(const DataOptions& o, const std::vector<InputSpec>& inputs) {
+  if (inputs.size() != 1) {
+    std::string names;
+    for (const auto& in : inputs) names += (names.empty() ? "" : ", ") + in.name;
+    fail(ErrorKind::Data, "image folder {} can feed only a single-input model; this one has {} inputs ({})", o.path,
+         inputs.size(), names);
+  }
+  return std::make_shared<ImageFolderDataset>(o, inputs[0]);
+}
+
+}  // namespace oq::data

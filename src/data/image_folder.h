@@ -1,0 +1,26 @@
+// Image-folder data sets: root/<class>/*.{jpg,jpeg,png,bmp} (extensions case-insensitive; labels = class index)
+// or a flat folder of images (unlabelled). Classes are sorted by name unless DataOptions::class_names gives the
+// order; then every sub-folder must be listed and every listed class must have a folder. Files are sorted by
+// name within their class. Images are decoded and preprocessed one sample at a time (see preprocess.h).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace oq::data {
+
+struct ImageEntry {
+  std::string path;
+  int64_t label = -1;  // -1: unlabelled
+};
+
+// The sorted file list of an image folder (before selection) and its class names (empty for a flat folder).
+// Io/Data/Config errors naming the path.
+std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::vector<std::string>& class_names,
+                                          std::vector<std::string>* classes_out);
+
+// Opens o.path as an image folder for a single-input model.
+DatasetPtr open_image_folder(const DataOptions& o, const std::vector<InputSpec>& inputs);
+
+}  // namespace oq::data

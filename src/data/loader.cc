@@ -1,0 +1,97 @@
+#include "data/loader.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/parallel.h"
+
+namespace oq::data {
+
+Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), opts_(o) {
+  if (opts_.batch_size < 1) fail(ErrorKind::Config, "batch size must be at least 1, got {}", opts_.batch_size);
+  int64_t n = ds_->size();
+  num_batches_ = (n + opts_.batch_size - 1) / opts_.batch_size;
+  int threads = opts_.threads > 0 ? opts_.threads : num_threads();
+  threads = static_cast<int>(std::clamp<int64_t>(num_batches_, 1, std::max(threads, 1)));
+  if (opts_.capacity <= 0) opts_.capacity = 2 * threads;
+  opts_.capacity = std::max(opts_.capacity, 1);
+  for (int t = 0; t < threads && num_batches_ > 0; ++t) workers_.emplace_back([this] { work(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  room_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+Batch Loader::build(int64_t b) const {
+  Batch out;
+  out.number = b;
+  int64_t begin = b * opts_.batch_size, end = std::min(begin + opts_.batch_size, ds_->size());
+  std::vector<Sample> parts;
+  for (int64_t i = begin; i < end; ++i) {
+    std::optional<Sample> s = ds_->try_sample(i);
+    if (!s) continue;
+    parts.push_back(std::move(*s));
+    out.indices.push_back(i);
+    if (ds_->has_labels()) out.labels.push_back(ds_->label(i));
+  }
+  if (!parts.empty()) out.inputs = concat_samples(parts);
+  return out;
+}
+
+void Loader::work() {
+  for (;;) {
+    int64_t b;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      room_.wait(lock, [&] {
+        return stop_ || next_claim_ >= num_batches_ || next_claim_ < next_consume_ + opts_.capacity;
+      });
+      if (stop_ || next_claim_ >= num_batches_) return;
+      b = next_claim_++;
+    }
+    Slot slot;
+    try {
+      slot.batch = build(b);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.emplace(b, std::move(slot));
+    }
+    ready_cv_.notify_all();
+  }
+}
+
+bool Loader::next(Batch& out) {
+  for (;;) {
+    Slot slot;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (next_consume_ >= num_batches_) {
+        if (!warned_ && ds_->skipped() > 0) {
+          warned_ = true;
+          OQ_WARN("{} file(s) could not be decoded and were skipped", ds_->skipped());
+        }
+        return false;
+      }
+      ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0; });
+      auto it = ready_.find(next_consume_);
+      slot = std::move(it->second);
+      ready_.erase(it);
+      ++next_consume_;
+    }
+    room_.notify_all();
+    if (slot.error) std::rethrow_exception(slot.error);
+    if (slot.batch.indices.empty()) continue;  // every sample of this batch was skipped
+    out = std::move(slot.batch);
+    return true;
+  }
+}
+
+}  // namespace oq::data

@@ -1,0 +1,64 @@
+// Loader: iterates a Dataset in batches, decoding/preprocessing on worker threads ahead of the consumer
+// through a bounded queue. At most `capacity` batches are alive at once (being built or waiting), plus the
+// one the consumer holds. Batches come out in dataset order whatever the thread count: batch b holds samples
+// [b * batch_size, min((b + 1) * batch_size, size)) concatenated along axis 0 (the last one may be smaller;
+// samples the dataset skips are left out).
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace oq::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 1;
+  int threads = 0;   // worker threads; 0 = oq::num_threads()
+  int capacity = 0;  // batches alive at once; 0 = 2 x threads
+};
+
+struct Batch {
+  int64_t number = 0;            // 0-based position in the iteration
+  std::vector<int64_t> indices;  // dataset indices of the samples held
+  Sample inputs;                 // input name -> [n, ...]
+  std::vector<int64_t> labels;   // one per sample when the dataset has labels
+};
+
+class Loader {
+ public:
+  Loader(DatasetPtr ds, LoaderOptions o);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  int64_t num_batches() const { return num_batches_; }
+  const Dataset& dataset() const { return *ds_; }
+  // The next batch in order; false when the data set is exhausted (then warns once if samples were skipped).
+  // A batch that failed to build rethrows its error here, in order.
+  bool next(Batch& out);
+
+ private:
+  struct Slot {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  void work();
+  Batch build(int64_t b) const;
+
+  DatasetPtr ds_;
+  LoaderOptions opts_;
+  int64_t num_batches_ = 0;
+  std::mutex mu_;
+  std::condition_variable room_, ready_cv_;
+  int64_t next_claim_ = 0, next_consume_ = 0;
+  bool stop_ = false, warned_ = false;
+  std::map<int64_t, Slot> ready_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace oq::data

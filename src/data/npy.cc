@@ -1,0 +1,335 @@
+#include "data/npy.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace oq::data {
+
+// ---------------------------------------------------------------------------------------------- mapping
+
+std::shared_ptr<MappedFile> MappedFile::from_fd(int fd, const std::string& label) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) fail(ErrorKind::Io, "cannot stat {}: {}", label, std::strerror(errno));
+  std::shared_ptr<MappedFile> m(new MappedFile());
+  m->size_ = static_cast<size_t>(st.st_size);
+  if (m->size_ == 0) return m;  // nothing to map; data() stays null
+  void* p = mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) fail(ErrorKind::Io, "cannot map {}: {}", label, std::strerror(errno));
+  m->data_ = static_cast<uint8_t*>(p);
+  return m;
+}
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail(ErrorKind::Io, "data file not found: {}", path);
+  if (std::filesystem::is_directory(path, ec)) fail(ErrorKind::Io, "{} is a folder, expected a file", path);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(ErrorKind::Io, "cannot open {}: {}", path, std::strerror(errno));
+  try {
+    auto m = from_fd(fd, path);
+    ::close(fd);
+    return m;
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+}
+
+MappedFile::~MappedFile() {
+  if (data_) munmap(data_, size_);
+}
+
+// ---------------------------------------------------------------------------------------------- header
+
+namespace {
+
+struct DescrEntry {
+  const char* code;  // without the byte-order character
+  DType dtype;
+};
+constexpr DescrEntry kDescrs[] = {
+    {"b1", DType::Bool},   {"u1", DType::UInt8},   {"i1", DType::Int8},   {"i2", DType::Int16},
+    {"u2", DType::UInt16}, {"i4", DType::Int32},   {"u4", DType::UInt32}, {"i8", DType::Int64},
+    {"u8", DType::UInt64}, {"f2", DType::Float16}, {"f4", DType::Float},  {"f8", DType::Double},
+};
+
+DType descr_to_dtype(const std::string& d, const std::string& label) {
+  if (d.size() < 2) fail(ErrorKind::Data, "{}: unsupported .npy dtype '{}'", label, d);
+  char order = d[0];
+  std::string code = d.substr(1);
+  if (order != '<' && order != '|' && order != '=' && order != '>')
+    fail(ErrorKind::Data, "{}: unsupported .npy dtype '{}'", label, d);
+  for (const auto& e : kDescrs) {
+    if (code != e.code) continue;
+    if (order == '>' && dtype_size(e.dtype) > 1)
+      fail(ErrorKind::Data, "{}: big-endian .npy data ('{}') is not supported; save it little-endian", label, d);
+    return e.dtype;
+  }
+  fail(ErrorKind::Data, "{}: unsupported .npy dtype '{}' (supported: bool, (u)int8/16/32/64, float16/32/64)",
+       label, d);
+}
+
+// Minimal reader for the Python dict literal of an .npy header:
+//   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+class DictParser {
+ public:
+  DictParser(const std::string& s, const std::string& label) : s_(s), label_(label) {}
+
+  void parse(std::string& descr, bool& fortran, Shape& shape, bool& have_descr, bool& have_shape) {
+    ws();
+    expect('{');
+    for (;;) {
+      ws();
+      if (peek() == '}') break;
+      std::string key = str();
+      ws();
+      expect(':');
+      ws();
+      if (key == "descr") {
+        if (peek() != '\'' && peek() != '"') bad("structured dtypes are not supported");
+        descr = str();
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        fortran = word() == "True";
+      } else if (key == "shape") {
+        shape = tuple();
+        have_shape = true;
+      } else {
+        bad("unknown header key '" + key + "'");
+      }
+      ws();
+      if (peek() == ',') ++i_;
+    }
+  }
+
+ private:
+  [[noreturn]] void bad(const std::string& why) { fail(ErrorKind::Data, "{}: bad .npy header: {}", label_, why); }
+  char peek() { return i_ < s_.size() ? s_[i_] : '\0'; }
+  void ws() {
+    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+  }
+  void expect(char c) {
+    if (peek() != c) bad(std::string("expected '") + c + "'");
+    ++i_;
+  }
+  std::string str() {
+    char q = peek();
+    if (q != '\'' && q != '"') bad("expected a string");
+    size_t e = s_.find(q, i_ + 1);
+    if (e == std::string::npos) bad("unterminated string");
+    std::string r = s_.substr(i_ + 1, e - i_ - 1);
+    i_ = e + 1;
+    return r;
+  }
+  std::string word() {
+    size_t b = i_;
+    while (i_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[i_]))) ++i_;
+    std::string w = s_.substr(b, i_ - b);
+    if (w != "True" && w != "False") bad("expected True or False");
+    return w;
+  }
+  Shape tuple() {
+    expect('(');
+    Shape r;
+    for (;;) {
+      ws();
+      if (peek() == ')') {
+        ++i_;
+        return r;
+      }
+      if (!std::isdigit(static_cast<unsigned char>(peek()))) bad("bad shape");
+      int64_t v = 0;
+      while (std::isdigit(static_cast<unsigned char>(peek()))) {
+        if (v > (int64_t{1} << 50)) bad("dimension too large");
+        v = v * 10 + (s_[i_++] - '0');
+      }
+      if (peek() == 'L') ++i_;  // Python 2 longs
+      r.push_back(v);
+      ws();
+      if (peek() == ',') ++i_;
+    }
+  }
+  const std::string& s_;
+  const std::string& label_;
+  size_t i_ = 0;
+};
+
+uint32_t le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t{p[3]} << 24); }
+
+}  // namespace
+
+NpyHeader parse_npy_header(const uint8_t* p, size_t n, const std::string& label) {
+  static const uint8_t kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (n < 10 || std::memcmp(p, kMagic, 6) != 0) fail(ErrorKind::Data, "{} is not an .npy file (bad magic)", label);
+  NpyHeader h;
+  h.major = p[6];
+  size_t hlen = 0, start = 0;
+  if (h.major == 1) {
+    hlen = p[8] | (p[9] << 8);
+    start = 10;
+  } else if (h.major == 2 || h.major == 3) {
+    if (n < 12) fail(ErrorKind::Data, "{}: truncated .npy header", label);
+    hlen = le32(p + 8);
+    start = 12;
+  } else {
+    fail(ErrorKind::Data, "{}: unsupported .npy format version {}.{}", label, p[6], p[7]);
+  }
+  if (hlen > n - start) fail(ErrorKind::Data, "{}: truncated .npy header", label);
+  std::string text(reinterpret_cast<const char*>(p + start), hlen);
+  std::string descr;
+  bool fortran = false, have_descr = false, have_shape = false;
+  DictParser(text, label).parse(descr, fortran, h.shape, have_descr, have_shape);
+  if (!have_descr || !have_shape) fail(ErrorKind::Data, "{}: .npy header lacks 'descr' or 'shape'", label);
+  h.dtype = descr_to_dtype(descr, label);
+  int non1 = 0;
+  for (int64_t d : h.shape) non1 += d > 1;
+  if (fortran && non1 > 1)
+    fail(ErrorKind::Data, "{}: Fortran-ordered .npy arrays are not supported; save with np.ascontiguousarray",
+         label);
+  h.data_offset = start + hlen;
+  return h;
+}
+
+std::string npy_descr(DType t) {
+  switch (t) {
+    case DType::Bool: return "|b1";
+    case DType::UInt8: case DType::UInt4: return "|u1";
+    case DType::Int8: case DType::Int4: return "|i1";
+    case DType::Int16: return "<i2";
+    case DType::UInt16: return "<u2";
+    case DType::Int32: return "<i4";
+    case DType::UInt32: return "<u4";
+    case DType::Int64: return "<i8";
+    case DType::UInt64: return "<u8";
+    case DType::Float16: return "<f2";
+    case DType::Float: return "<f4";
+    case DType::Double: return "<f8";
+    default: fail(ErrorKind::Data, "tensors of type {} cannot be written as .npy", dtype_name(t));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- arrays
+
+NpyArray NpyArray::open(const std::string& path) {
+  auto m = MappedFile::open(path);
+  return from_memory(m, m->data(), m->size(), path);
+}
+
+NpyArray NpyArray::from_memory(std::shared_ptr<void> owner, const uint8_t* bytes, size_t n,
+                               const std::string& label) {
+  NpyHeader h = parse_npy_header(bytes, n, label);
+  NpyArray a;
+  a.owner_ = std::move(owner);
+  a.dtype_ = h.dtype;
+  a.shape_ = h.shape;
+  a.major_ = h.major;
+  a.label_ = label;
+  a.data_ = bytes + h.data_offset;
+  int64_t numel = shape_numel(h.shape);
+  size_t need = static_cast<size_t>(numel) * dtype_size(h.dtype);
+  if (need > n - h.data_offset)
+    fail(ErrorKind::Data, "{}: truncated .npy data: shape {} needs {} bytes, file holds {}", label,
+         shape_str(h.shape), need, n - h.data_offset);
+  int64_t rows = a.rows();
+  a.row_nbytes_ = rows > 0 ? need / static_cast<size_t>(rows) : 0;
+  return a;
+}
+
+Tensor NpyArray::make(const uint8_t* p, Shape shape) const {
+  size_t esz = dtype_size(dtype_);
+  if (reinterpret_cast<uintptr_t>(p) % esz == 0)
+    return Tensor::view(dtype_, std::move(shape), const_cast<uint8_t*>(p), owner_);
+  Tensor t(dtype_, std::move(shape));
+  if (t.nbytes()) std::memcpy(t.raw(), p, t.nbytes());
+  return t;
+}
+
+Tensor NpyArray::tensor() const { return make(data_, shape_); }
+
+const uint8_t* NpyArray::row_bytes(int64_t i) const {
+  OQ_CHECK(i >= 0 && i < rows(), "row {} of {} in {}", i, rows(), label_);
+  return data_ + static_cast<size_t>(i) * row_nbytes_;
+}
+
+Tensor NpyArray::row(int64_t i) const {
+  Shape s = shape_;
+  if (s.empty())
+    s = {1};
+  else
+    s[0] = 1;
+  return make(row_bytes(i), std::move(s));
+}
+
+// ---------------------------------------------------------------------------------------------- writing
+
+std::string npy_bytes(const Tensor& t) {
+  std::string dict = "{'descr': '" + npy_descr(t.dtype()) + "', 'fortran_order': False, 'shape': (";
+  for (size_t i = 0; i < t.shape().size(); ++i) dict += std::to_string(t.shape()[i]) + ", ";
+  if (t.shape().size() > 1) dict.resize(dict.size() - 2);  // (5,) keeps its comma, (2, 3) does not
+  if (t.shape().size() == 1) dict.resize(dict.size() - 1);
+  dict += "), }";
+  size_t prefix = 10;
+  size_t total = ((prefix + dict.size() + 1 + 63) / 64) * 64;
+  int major = 1;
+  if (total - prefix > 65535) {
+    prefix = 12;
+    total = ((prefix + dict.size() + 1 + 63) / 64) * 64;
+    major = 2;
+  }
+  size_t hlen = total - prefix;
+  dict.append(hlen - dict.size() - 1, ' ');
+  dict += '\n';
+  std::string out;
+  out.reserve(total + t.nbytes());
+  out += "\x93NUMPY";
+  out += static_cast<char>(major);
+  out += '\0';
+  for (size_t b = 0; b < prefix - 8; ++b) out += static_cast<char>((hlen >> (8 * b)) & 0xff);
+  out += dict;
+  if (t.nbytes()) out.append(static_cast<const char*>(t.raw()), t.nbytes());
+  return out;
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::string tmpl = (dir / (p.filename().string() + ".tmp-XXXXXX")).string();
+  int fd = mkstemp(tmpl.data());
+  if (fd < 0) fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(errno));
+  const char* q = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t w = ::write(fd, q, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmpl.c_str());
+      fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(e));
+    }
+    q += w;
+    left -= static_cast<size_t>(w);
+  }
+  fchmod(fd, 0644);
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmpl.c_str());
+    fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(e));
+  }
+  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmpl.c_str());
+    fail(ErrorKind::Io, "cannot rename {} to {}: {}", tmpl, path, std::strerror(e));
+  }
+}
+
+void write_npy(const std::string& path, const Tensor& t) { write_file_atomic(path, npy_bytes(t)); }
+
+}  // namespace oq::data

@@ -1,0 +1,94 @@
+// NumPy .npy arrays: a memory-mapped reader (format versions 1.0, 2.0 and 3.0; little-endian; C order) and an
+// atomic writer. Reading never loads a whole file: the array is a view over an mmap'ed region, and a sample
+// is one slice along axis 0 (row(i)), which touches only that slice's pages.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace oq::data {
+
+// A read-only file mapping (MAP_PRIVATE with PROT_WRITE, so a stray write through a Tensor view changes only
+// this process's copy-on-write page, never the file). Unmapped when the last owner goes away.
+class MappedFile {
+ public:
+  // Maps the whole file. Io error naming `path` when it cannot be opened or mapped.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  // Maps an already open descriptor (the caller keeps ownership of fd; it may be closed afterwards).
+  static std::shared_ptr<MappedFile> from_fd(int fd, const std::string& label);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  MappedFile() = default;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// What an .npy header says.
+struct NpyHeader {
+  DType dtype = DType::Undefined;
+  Shape shape;
+  size_t data_offset = 0;  // bytes from the start of the .npy content to the first element
+  int major = 1;           // format version
+};
+
+// Parses the header at `p` (n bytes available). `label` names the file in Data errors.
+NpyHeader parse_npy_header(const uint8_t* p, size_t n, const std::string& label);
+// The numpy descr ("<f4", "|u1", ...) for a dtype; Data error for dtypes .npy cannot hold here.
+std::string npy_descr(DType t);
+
+// An array inside a mapping (a .npy file, or a member of an .npz archive).
+class NpyArray {
+ public:
+  NpyArray() = default;
+  // Maps `path` and parses its header. Data error naming the file on a bad header or truncated data.
+  static NpyArray open(const std::string& path);
+  // An .npy image at [bytes, bytes + n) inside memory kept alive by `owner`; `label` names it in errors.
+  static NpyArray from_memory(std::shared_ptr<void> owner, const uint8_t* bytes, size_t n,
+                              const std::string& label);
+
+  DType dtype() const { return dtype_; }
+  const Shape& shape() const { return shape_; }
+  int rank() const { return static_cast<int>(shape_.size()); }
+  // Length of axis 0 (1 for a 0-d array).
+  int64_t rows() const { return shape_.empty() ? 1 : shape_[0]; }
+  const std::string& label() const { return label_; }
+  int major_version() const { return major_; }
+
+  // Zero-copy view of the whole array (copied only when the data is not aligned for its dtype, which can
+  // happen for members stored in a zip archive).
+  Tensor tensor() const;
+  // Row i along axis 0 with that axis kept: shape [1, d1, d2, ...]. Same copy rule as tensor().
+  Tensor row(int64_t i) const;
+  // Pointer to the raw bytes of row i (may be unaligned).
+  const uint8_t* row_bytes(int64_t i) const;
+  size_t row_nbytes() const { return row_nbytes_; }
+
+ private:
+  Tensor make(const uint8_t* p, Shape shape) const;
+  std::shared_ptr<void> owner_;
+  const uint8_t* data_ = nullptr;
+  DType dtype_ = DType::Undefined;
+  Shape shape_;
+  size_t row_nbytes_ = 0;
+  int major_ = 1;
+  std::string label_;
+};
+
+// Serialises a tensor as .npy bytes (version 1.0, or 2.0 when the header needs more than 65535 bytes). The
+// header is padded so that the data starts at a multiple of 64 bytes, as numpy does.
+std::string npy_bytes(const Tensor& t);
+// Writes `t` to `path` atomically: a temporary file in the same folder, then rename. Io error naming the path.
+void write_npy(const std::string& path, const Tensor& t);
+// Writes bytes to `path` atomically (temp file + fsync + rename). Io error naming the path.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace oq::data

@@ -1,0 +1,218 @@
+// The zip parsing below is hand-written on purpose: reading a few members of a numpy-written archive needs
+// only the end-of-central-directory record, the ZIP64 records numpy/Python's zipfile emit for large arrays,
+// the central directory and the local headers (APPNOTE.TXT sections 4.3.7, 4.3.12, 4.3.14-16, 4.5.3).
+// Decompression uses zlib (raw deflate streams).
+#include "data/npz.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace oq::data {
+
+namespace {
+
+constexpr uint32_t kEocdSig = 0x06054b50;
+constexpr uint32_t kZip64LocatorSig = 0x07064b50;
+constexpr uint32_t kZip64EocdSig = 0x06064b50;
+constexpr uint32_t kCentralSig = 0x02014b50;
+constexpr uint32_t kLocalSig = 0x04034b50;
+
+uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+uint32_t rd32(const uint8_t* p) { return rd16(p) | (uint32_t{rd16(p + 2)} << 16); }
+uint64_t rd64(const uint8_t* p) { return rd32(p) | (uint64_t{rd32(p + 4)} << 32); }
+
+// Inflates a raw deflate stream into an unlinked temporary file and maps it.
+std::shared_ptr<MappedFile> inflate_to_mapping(const uint8_t* src, uint64_t comp_size, uint64_t size,
+                                               uint32_t crc_expected, const std::string& label) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/oq-npz-XXXXXX";
+  int fd = mkstemp(tmpl.data());
+  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file to inflate into: {}", label, std::strerror(errno));
+  ::unlink(tmpl.c_str());
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(ErrorKind::Runtime, "{}: zlib init failed", label);
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t consumed = 0, produced = 0;
+  uLong crc = crc32(0L, Z_NULL, 0);
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END) {
+    if (zs.avail_in == 0 && consumed < comp_size) {
+      uint64_t chunk = std::min<uint64_t>(comp_size - consumed, 1u << 30);
+      zs.next_in = const_cast<Bytef*>(src + consumed);
+      zs.avail_in = static_cast<uInt>(chunk);
+      consumed += chunk;
+    }
+    zs.next_out = buf.data();
+    zs.avail_out = static_cast<uInt>(buf.size());
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&zs);
+      fail(ErrorKind::Data, "{}: corrupt deflate data ({})", label, zs.msg ? zs.msg : std::to_string(rc));
+    }
+    size_t got = buf.size() - zs.avail_out;
+    if (got == 0 && rc == Z_OK && zs.avail_in == 0 && consumed >= comp_size) {
+      inflateEnd(&zs);
+      fail(ErrorKind::Data, "{}: truncated deflate data", label);
+    }
+    crc = crc32(crc, buf.data(), static_cast<uInt>(got));
+    produced += got;
+    if (produced > size) {
+      inflateEnd(&zs);
+      fail(ErrorKind::Data, "{}: inflates to more than the {} bytes the zip directory records", label, size);
+    }
+    for (size_t off = 0; off < got;) {
+      ssize_t w = ::write(fd, buf.data() + off, got - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        inflateEnd(&zs);
+        fail(ErrorKind::Io, "{}: cannot write the inflated member to {}: {}", label, tmpl, std::strerror(errno));
+      }
+      off += static_cast<size_t>(w);
+    }
+  }
+  inflateEnd(&zs);
+  if (produced != size)
+    fail(ErrorKind::Data, "{}: inflated {} bytes, the zip directory records {}", label, produced, size);
+  if (static_cast<uint32_t>(crc) != crc_expected) fail(ErrorKind::Data, "{}: CRC-32 mismatch (corrupt archive)", label);
+  return MappedFile::from_fd(fd, label);
+}
+
+}  // namespace
+
+NpzArchive NpzArchive::open(const std::string& path) {
+  NpzArchive a;
+  a.path_ = path;
+  a.file_ = MappedFile::open(path);
+  const uint8_t* base = a.file_->data();
+  const uint64_t n = a.file_->size();
+  if (n < 22) fail(ErrorKind::Data, "{} is not an .npz (zip) archive: too short", path);
+
+  // End of central directory: 22 bytes + a comment of up to 65535 bytes, searched backwards.
+  int64_t eocd = -1;
+  for (int64_t pos = static_cast<int64_t>(n) - 22, lo = std::max<int64_t>(0, static_cast<int64_t>(n) - 22 - 65535);
+       pos >= lo; --pos) {
+    if (rd32(base + pos) == kEocdSig && static_cast<uint64_t>(pos) + 22 + rd16(base + pos + 20) <= n) {
+      eocd = pos;
+      break;
+    }
+  }
+  if (eocd < 0) fail(ErrorKind::Data, "{} is not an .npz (zip) archive: no end-of-central-directory record", path);
+  const uint8_t* e = base + eocd;
+  uint64_t count = rd16(e + 10);
+  uint64_t cd_size = rd32(e + 12);
+  uint64_t cd_off = rd32(e + 16);
+  if (count == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_off == 0xFFFFFFFFu) {
+    // ZIP64: a 20-byte locator right before the EOCD points to the ZIP64 end-of-central-directory record.
+    if (eocd < 20 || rd32(base + eocd - 20) != kZip64LocatorSig)
+      fail(ErrorKind::Data, "{}: ZIP64 archive without a ZIP64 locator", path);
+    uint64_t z = rd64(base + eocd - 20 + 8);
+    if (z + 56 > n || rd32(base + z) != kZip64EocdSig) fail(ErrorKind::Data, "{}: bad ZIP64 end record", path);
+    count = rd64(base + z + 32);
+    cd_size = rd64(base + z + 40);
+    cd_off = rd64(base + z + 48);
+  }
+  if (cd_off > n || cd_size > n - cd_off) fail(ErrorKind::Data, "{}: central directory lies outside the file", path);
+
+  const uint8_t* p = base + cd_off;
+  const uint8_t* end = p + cd_size;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (end - p < 46 || rd32(p) != kCentralSig) fail(ErrorKind::Data, "{}: corrupt zip central directory", path);
+    Member m;
+    m.flags = rd16(p + 8);
+    m.method = rd16(p + 10);
+    m.crc = rd32(p + 16);
+    m.comp_size = rd32(p + 20);
+    m.size = rd32(p + 24);
+    uint16_t name_len = rd16(p + 28), extra_len = rd16(p + 30), comment_len = rd16(p + 32);
+    m.local_offset = rd32(p + 42);
+    if (static_cast<uint64_t>(end - p) < 46u + name_len + extra_len + comment_len)
+      fail(ErrorKind::Data, "{}: corrupt zip central directory", path);
+    m.name.assign(reinterpret_cast<const char*>(p + 46), name_len);
+    // ZIP64 extended information (header id 1): only the fields whose 32-bit value is 0xFFFFFFFF, in order
+    // uncompressed size, compressed size, local header offset.
+    const uint8_t* x = p + 46 + name_len;
+    const uint8_t* xe = x + extra_len;
+    while (xe - x >= 4) {
+      uint16_t id = rd16(x), len = rd16(x + 2);
+      const uint8_t* d = x + 4;
+      if (xe - d < len) break;
+      if (id == 1) {
+        const uint8_t* q = d;
+        auto take = [&](uint64_t& v) {
+          if (v != 0xFFFFFFFFu) return;
+          if (d + len - q < 8) fail(ErrorKind::Data, "{}: bad ZIP64 extra field for {}", path, m.name);
+          v = rd64(q);
+          q += 8;
+        };
+        take(m.size);
+        take(m.comp_size);
+        take(m.local_offset);
+      }
+      x = d + len;
+    }
+    a.members_.push_back(std::move(m));
+    p += 46 + name_len + extra_len + comment_len;
+  }
+  return a;
+}
+
+std::vector<std::string> NpzArchive::names() const {
+  std::vector<std::string> r;
+  for (const auto& m : members_) {
+    std::string s = m.name;
+    if (s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0) s.resize(s.size() - 4);
+    r.push_back(s);
+  }
+  return r;
+}
+
+std::string NpzArchive::names_str() const {
+  std::string r;
+  for (const auto& s : names()) r += (r.empty() ? "" : ", ") + s;
+  return r.empty() ? "(none)" : r;
+}
+
+const NpzArchive::Member* NpzArchive::find(const std::string& name) const {
+  for (const auto& m : members_)
+    if (m.name == name + ".npy" || m.name == name) return &m;
+  return nullptr;
+}
+
+bool NpzArchive::has(const std::string& name) const { return find(name) != nullptr; }
+
+NpyArray NpzArchive::array(const std::string& name) const {
+  const Member* m = find(name);
+  if (!m) fail(ErrorKind::Data, "{} has no array '{}'; its members are: {}", path_, name, names_str());
+  std::string label = path_ + ":" + name;
+  if (m->flags & 1) fail(ErrorKind::Data, "{}: encrypted zip members are not supported", label);
+  const uint8_t* base = file_->data();
+  const uint64_t n = file_->size();
+  if (m->local_offset > n || n - m->local_offset < 30 || rd32(base + m->local_offset) != kLocalSig)
+    fail(ErrorKind::Data, "{}: bad zip local header", label);
+  const uint8_t* lh = base + m->local_offset;
+  uint64_t data_off = m->local_offset + 30 + rd16(lh + 26) + rd16(lh + 28);
+  if (data_off > n || n - data_off < m->comp_size) fail(ErrorKind::Data, "{}: member data lies outside the file", label);
+  const uint8_t* data = base + data_off;
+  if (m->method == 0) {
+    if (m->comp_size != m->size) fail(ErrorKind::Data, "{}: stored member with differing sizes", label);
+    return NpyArray::from_memory(file_, data, m->size, label);
+  }
+  if (m->method == 8) {
+    auto mapped = inflate_to_mapping(data, m->comp_size, m->size, m->crc, label);
+    return NpyArray::from_memory(mapped, mapped->data(), mapped->size(), label);
+  }
+  fail(ErrorKind::Data, "{}: zip compression method {} is not supported (only stored and deflate)", label,
+       m->method);
+}
+
+}  // namespace oq::data

@@ -1,0 +1,282 @@
+#include "data/preprocess.h"
+
+#include <stb/stb_image.h>  // implementation provided by Debian's libstb.so
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+
+namespace oq::data {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& ch : r) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return r;
+}
+
+// Keys' cubic convolution kernel with a = -0.5.
+double cubic(double x) {
+  constexpr double a = -0.5;
+  x = std::fabs(x);
+  if (x <= 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a;
+  return 0.0;
+}
+
+}  // namespace
+
+std::optional<Interp> parse_interp(std::string_view s) {
+  std::string l = lower(s);
+  if (l == "nearest") return Interp::Nearest;
+  if (l == "bilinear" || l == "linear") return Interp::Bilinear;
+  if (l == "bicubic" || l == "cubic") return Interp::Bicubic;
+  if (l == "area") return Interp::Area;
+  return std::nullopt;
+}
+std::optional<AspectMode> parse_aspect(std::string_view s) {
+  std::string l = lower(s);
+  if (l == "fit" || l == "stretch") return AspectMode::Fit;
+  if (l == "crop") return AspectMode::Crop;
+  if (l == "padding" || l == "pad" || l == "letterbox") return AspectMode::Padding;
+  return std::nullopt;
+}
+std::optional<ColorMode> parse_color(std::string_view s) {
+  std::string l = lower(s);
+  if (l == "grayscale" || l == "gray" || l == "grey") return ColorMode::Grayscale;
+  if (l == "rgb") return ColorMode::RGB;
+  if (l == "rgba") return ColorMode::RGBA;
+  if (l == "bgr") return ColorMode::BGR;
+  return std::nullopt;
+}
+std::optional<Layout> parse_layout(std::string_view s) {
+  std::string l = lower(s);
+  if (l == "auto" || l.empty()) return Layout::Auto;
+  if (l == "nchw") return Layout::NCHW;
+  if (l == "nhwc") return Layout::NHWC;
+  return std::nullopt;
+}
+int color_channels(ColorMode c) {
+  switch (c) {
+    case ColorMode::Grayscale: return 1;
+    case ColorMode::RGBA: return 4;
+    default: return 3;
+  }
+}
+
+static const char* color_name(ColorMode c) {
+  switch (c) {
+    case ColorMode::Grayscale: return "grayscale";
+    case ColorMode::RGB: return "rgb";
+    case ColorMode::RGBA: return "rgba";
+    case ColorMode::BGR: return "bgr";
+  }
+  return "?";
+}
+
+Shape ImageGeometry::sample_shape() const {
+  return layout == Layout::NCHW ? Shape{1, c, h, w} : Shape{1, h, w, c};
+}
+
+ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, const PreprocessOptions& o) {
+  if (s.size() != 4)
+    fail(ErrorKind::Data, "model input '{}' has shape {}: image data needs a rank-4 input (NCHW or NHWC)",
+         input_name, shape_str(s));
+  ImageGeometry g;
+  g.layout = o.layout;
+  if (g.layout == Layout::Auto) {
+    auto is_ch = [](int64_t d) { return d == 1 || d == 3 || d == 4; };
+    bool a = is_ch(s[1]), b = is_ch(s[3]);
+    if (a == b)
+      fail(ErrorKind::Config,
+           "cannot tell whether model input '{}' of shape {} is NCHW or NHWC; set the layout option (NCHW or NHWC)",
+           input_name, shape_str(s));
+    g.layout = a ? Layout::NCHW : Layout::NHWC;
+  }
+  if (g.layout == Layout::NCHW) {
+    g.c = s[1], g.h = s[2], g.w = s[3];
+  } else {
+    g.h = s[1], g.w = s[2], g.c = s[3];
+  }
+  int want = color_channels(o.color);
+  if (g.c >= 0 && g.c != want)
+    fail(ErrorKind::Data, "color mode {} gives {} channel(s) but model input '{}' of shape {} has {}",
+         color_name(o.color), want, input_name, shape_str(s), g.c);
+  g.c = want;
+  if (g.h < 0) g.h = o.height;
+  if (g.w < 0) g.w = o.width;
+  if (g.h <= 0 || g.w <= 0)
+    fail(ErrorKind::Data, "model input '{}' of shape {} has no fixed height/width; give a target image size",
+         input_name, shape_str(s));
+  return g;
+}
+
+Image image_from_u8(const uint8_t* px, int64_t h, int64_t w, int64_t c) {
+  Image img;
+  img.h = h, img.w = w, img.c = c;
+  img.px.resize(static_cast<size_t>(h * w * c));
+  for (size_t i = 0; i < img.px.size(); ++i) img.px[i] = px[i];
+  return img;
+}
+
+Image decode_image(const std::string& path, ColorMode color) {
+  int w = 0, h = 0, n = 0;
+  int want = color_channels(color);
+  uint8_t* px = stbi_load(path.c_str(), &w, &h, &n, want);
+  if (!px) {
+    const char* why = stbi_failure_reason();
+    fail(ErrorKind::Data, "cannot decode image {}: {}", path, why ? why : "unknown error");
+  }
+  Image img;
+  try {
+    img = image_from_u8(px, h, w, want);
+  } catch (...) {
+    stbi_image_free(px);
+    throw;
+  }
+  stbi_image_free(px);
+  if (color == ColorMode::BGR)
+    for (size_t i = 0; i + 2 < img.px.size(); i += 3) std::swap(img.px[i], img.px[i + 2]);
+  return img;
+}
+
+std::vector<std::vector<std::pair<int64_t, float>>> resize_taps(int64_t in, int64_t out, Interp interp) {
+  OQ_CHECK(in > 0 && out > 0, "resize {} -> {}", in, out);
+  std::vector<std::vector<std::pair<int64_t, float>>> taps(static_cast<size_t>(out));
+  const double din = static_cast<double>(in), dout = static_cast<double>(out);
+  for (int64_t d = 0; d < out; ++d) {
+    auto& t = taps[static_cast<size_t>(d)];
+    const double center = (static_cast<double>(d) + 0.5) * din / dout;
+    switch (interp) {
+      case Interp::Nearest: {
+        int64_t s = std::min<int64_t>(static_cast<int64_t>(std::floor(center)), in - 1);
+        t.emplace_back(s, 1.0f);
+        break;
+      }
+      case Interp::Bilinear: {
+        double s = std::clamp(center - 0.5, 0.0, din - 1.0);
+        int64_t i = static_cast<int64_t>(std::floor(s));
+        double f = s - static_cast<double>(i);
+        t.emplace_back(i, static_cast<float>(1.0 - f));
+        t.emplace_back(std::min(i + 1, in - 1), static_cast<float>(f));
+        break;
+      }
+      case Interp::Bicubic: {
+        double s = center - 0.5;
+        int64_t i = static_cast<int64_t>(std::floor(s));
+        double f = s - static_cast<double>(i);
+        for (int k = -1; k <= 2; ++k)
+          t.emplace_back(std::clamp<int64_t>(i + k, 0, in - 1), static_cast<float>(cubic(f - k)));
+        break;
+      }
+      case Interp::Area: {
+        double b = static_cast<double>(d) * din / dout, e = static_cast<double>(d + 1) * din / dout;
+        int64_t k0 = static_cast<int64_t>(std::floor(b));
+        for (int64_t k = k0; k < in && static_cast<double>(k) < e; ++k) {
+          double ov = std::min(e, static_cast<double>(k + 1)) - std::max(b, static_cast<double>(k));
+          if (ov > 0) t.emplace_back(k, static_cast<float>(ov * dout / din));
+        }
+        break;
+      }
+    }
+  }
+  return taps;
+}
+
+Image resize(const Image& in, int64_t out_h, int64_t out_w, Interp interp) {
+  if (in.h == out_h && in.w == out_w) return in;
+  const int64_t c = in.c;
+  auto tx = resize_taps(in.w, out_w, interp);
+  auto ty = resize_taps(in.h, out_h, interp);
+  // Pass 1: along W (rows), in.h x out_w.
+  std::vector<float> mid(static_cast<size_t>(in.h * out_w * c), 0.0f);
+  for (int64_t y = 0; y < in.h; ++y) {
+    const float* src = in.px.data() + y * in.w * c;
+    float* dst = mid.data() + y * out_w * c;
+    for (int64_t x = 0; x < out_w; ++x)
+      for (const auto& [k, wt] : tx[static_cast<size_t>(x)])
+        for (int64_t ch = 0; ch < c; ++ch) dst[x * c + ch] += wt * src[k * c + ch];
+  }
+  // Pass 2: along H (columns).
+  Image out;
+  out.h = out_h, out.w = out_w, out.c = c;
+  out.px.assign(static_cast<size_t>(out_h * out_w * c), 0.0f);
+  const int64_t row = out_w * c;
+  for (int64_t y = 0; y < out_h; ++y) {
+    float* dst = out.px.data() + y * row;
+    for (const auto& [k, wt] : ty[static_cast<size_t>(y)]) {
+      const float* src = mid.data() + k * row;
+      for (int64_t i = 0; i < row; ++i) dst[i] += wt * src[i];
+    }
+  }
+  return out;
+}
+
+namespace {
+
+Image crop(const Image& in, int64_t y0, int64_t x0, int64_t h, int64_t w) {
+  Image r;
+  r.h = h, r.w = w, r.c = in.c;
+  r.px.resize(static_cast<size_t>(h * w * in.c));
+  for (int64_t y = 0; y < h; ++y)
+    std::memcpy(r.px.data() + y * w * in.c, in.px.data() + ((y0 + y) * in.w + x0) * in.c,
+                static_cast<size_t>(w * in.c) * sizeof(float));
+  return r;
+}
+
+}  // namespace
+
+Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype) {
+  OQ_CHECK(img.c == g.c, "image has {} channels, geometry {}", img.c, g.c);
+  const int64_t H = g.h, W = g.w;
+  Image content;
+  int64_t oy = 0, ox = 0;  // where the content goes (padding mode)
+  switch (o.aspect) {
+    case AspectMode::Fit:
+      content = resize(img, H, W, o.interpolation);
+      break;
+    case AspectMode::Crop: {
+      int64_t y0 = 0, x0 = 0, ch = img.h, cw = img.w;
+      if (img.w * H > img.h * W) {
+        cw = std::clamp<int64_t>((2 * img.h * W + H) / (2 * H), 1, img.w);
+        x0 = (img.w - cw) / 2;
+      } else {
+        ch = std::clamp<int64_t>((2 * img.w * H + W) / (2 * W), 1, img.h);
+        y0 = (img.h - ch) / 2;
+      }
+      content = resize(ch == img.h && cw == img.w ? img : crop(img, y0, x0, ch, cw), H, W, o.interpolation);
+      break;
+    }
+    case AspectMode::Padding: {
+      int64_t nw, nh;
+      if (W * img.h <= H * img.w) {
+        nw = W;
+        nh = std::clamp<int64_t>((2 * img.h * W + img.w) / (2 * img.w), 1, H);
+      } else {
+        nh = H;
+        nw = std::clamp<int64_t>((2 * img.w * H + img.h) / (2 * img.h), 1, W);
+      }
+      content = resize(img, nh, nw, o.interpolation);
+      oy = (H - nh) / 2;
+      ox = (W - nw) / 2;
+      break;
+    }
+  }
+  Tensor t(DType::Float, g.sample_shape());  // zero-initialised: padding stays exactly 0
+  float* out = t.data<float>();
+  const int64_t C = g.c;
+  for (int64_t y = 0; y < content.h; ++y)
+    for (int64_t x = 0; x < content.w; ++x)
+      for (int64_t ch = 0; ch < C; ++ch) {
+        float v = content.at(y, x, ch) * o.scale + o.offset;
+        int64_t Y = y + oy, X = x + ox;
+        size_t idx = g.layout == Layout::NCHW ? static_cast<size_t>((ch * H + Y) * W + X)
+                                              : static_cast<size_t>((Y * W + X) * C + ch);
+        out[idx] = v;
+      }
+  return dtype == DType::Float ? t : t.cast(dtype);
+}
+
+}  // namespace oq::data

@@ -1,0 +1,95 @@
+// Image preprocessing: decode (stb_image) -> color conversion -> aspect handling + resize -> rescale -> layout.
+//
+// Exact definitions (tests/python/test_data_preprocessing.py re-implements them in numpy):
+//  * Decoding: stb_image, 8 bits per channel. Grayscale is stb's conversion of RGB: (77 R + 150 G + 29 B) >> 8.
+//    BGR = RGB decoded then channels 0 and 2 swapped. RGBA: a missing alpha channel is 255.
+//  * Resizing works on float pixel values (0..255), separably: rows first (along W), then columns (along H),
+//    each output index d of an axis of input length `in` and output length `out` reading source taps:
+//     - nearest:  s = min(floor((d + 0.5) * in / out), in - 1)                  (half-pixel nearest, as PIL)
+//     - bilinear: s = clamp((d + 0.5) * in / out - 0.5, 0, in - 1); i = floor(s); f = s - i;
+//                 out = (1 - f) * p[i] + f * p[min(i + 1, in - 1)]              (half-pixel centers, clamped)
+//     - bicubic:  s = (d + 0.5) * in / out - 0.5; i = floor(s); t = s - i; taps i-1..i+2 (indices clamped to
+//                 [0, in-1]) with Keys' cubic kernel, a = -0.5; no antialiasing.
+//     - area:     box filter: source pixel k gets weight |[k, k+1) ∩ [d*in/out, (d+1)*in/out)| * out / in.
+//    (in / out is computed in double as (d + 0.5) * in / out, multiplication first.)
+//  * Aspect ratio, for a W_in x H_in image and a W x H target:
+//     - fit:     stretch to W x H.
+//     - crop:    center-crop to the target aspect ratio first: if W_in * H > H_in * W the image is too wide and
+//                keeps cw = floor((2 * H_in * W + H) / (2 * H)) columns starting at floor((W_in - cw) / 2)
+//                (round half up of H_in * W / H); otherwise it keeps ch = floor((2 * W_in * H + W) / (2 * W))
+//                rows starting at floor((H_in - ch) / 2). The crop is then resized to W x H.
+//     - padding: letterbox: if W * H_in <= H * W_in the width limits: nw = W, nh = floor((2 * H_in * W + W_in) /
+//                (2 * W_in)), otherwise nh = H, nw = floor((2 * W_in * H + H_in) / (2 * H_in)) (both at least 1);
+//                the image is resized to nw x nh and placed at (floor((W - nw) / 2), floor((H - nh) / 2)).
+//                Padded elements are exactly 0 in the output tensor (after rescaling).
+//  * Rescaling: value * scale + offset (in float32), then cast to the model input's dtype.
+//  * Layout: NCHW or NHWC from the model input shape — a dim 1 equal to 1, 3 or 4 (and dim 3 not) means NCHW,
+//    the reverse NHWC; anything else is ambiguous and needs an explicit layout option.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace oq::data {
+
+enum class Interp { Nearest, Bilinear, Bicubic, Area };
+enum class AspectMode { Fit, Crop, Padding };
+enum class ColorMode { Grayscale, RGB, RGBA, BGR };
+enum class Layout { Auto, NCHW, NHWC };
+
+// Parsers for user spellings (case-insensitive): nearest|bilinear|bicubic|area, fit|crop|padding,
+// grayscale|rgb|rgba|bgr, auto|nchw|nhwc. nullopt when unknown.
+std::optional<Interp> parse_interp(std::string_view s);
+std::optional<AspectMode> parse_aspect(std::string_view s);
+std::optional<ColorMode> parse_color(std::string_view s);
+std::optional<Layout> parse_layout(std::string_view s);
+int color_channels(ColorMode c);  // 1, 3, 4, 3
+
+struct PreprocessOptions {
+  float scale = 1.0f / 255.0f;
+  float offset = 0.0f;
+  Interp interpolation = Interp::Bilinear;
+  AspectMode aspect = AspectMode::Fit;
+  ColorMode color = ColorMode::RGB;
+  Layout layout = Layout::Auto;
+  // Target size used only when the model input's H/W are dynamic (0 = not given).
+  int64_t height = 0, width = 0;
+};
+
+// An image as H x W x C interleaved float pixel values.
+struct Image {
+  int64_t h = 0, w = 0, c = 0;
+  std::vector<float> px;
+  float at(int64_t y, int64_t x, int64_t ch) const { return px[static_cast<size_t>((y * w + x) * c + ch)]; }
+};
+
+// Where the image goes in a model input: its layout and C/H/W.
+struct ImageGeometry {
+  Layout layout = Layout::NCHW;
+  int64_t c = 0, h = 0, w = 0;
+  Shape sample_shape() const;  // [1,C,H,W] or [1,H,W,C]
+};
+
+// Layout and size for model input `input_name` of shape `model_shape` (-1 = unknown dim). Config error when
+// the layout is ambiguous and not given; Data error when the shape cannot hold an image of `o.color`.
+ImageGeometry resolve_geometry(const std::string& input_name, const Shape& model_shape, const PreprocessOptions& o);
+
+// Decodes an image file with stb_image into `color` channels. Data error naming the file when it fails.
+Image decode_image(const std::string& path, ColorMode color);
+// Wraps 8-bit interleaved pixels (h x w x c) as an Image (c = 1, 3 or 4; color conversion as documented).
+Image image_from_u8(const uint8_t* px, int64_t h, int64_t w, int64_t c);
+
+// Resizes to out_h x out_w with `interp` (definitions above).
+Image resize(const Image& in, int64_t out_h, int64_t out_w, Interp interp);
+// Per-axis taps used by resize (exposed for tests): for each output index, (source index, weight) pairs.
+std::vector<std::vector<std::pair<int64_t, float>>> resize_taps(int64_t in, int64_t out, Interp interp);
+
+// The whole pipeline after decoding: aspect handling, resize, rescale, layout, cast to `dtype`.
+// Returns a tensor of shape g.sample_shape().
+Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype);
+
+}  // namespace oq::data
