@@ -1,0 +1,283 @@
+#include "quant/annotate.h"
+
+#include <algorithm>
+
+namespace oq::quant {
+
+const std::set<std::string>& default_op_types() {
+  static const std::set<std::string> ops = {
+      // ORT QLinearOpsRegistry ∪ QDQRegistry (onnxruntime/quantization/registry.py), restricted to ops the
+      // executor runs.
+      "ArgMax", "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Relu", "Clip", "LeakyRelu",
+      "Sigmoid", "MaxPool", "GlobalAveragePool", "Split", "Pad", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
+      "Resize", "AveragePool", "Concat", "Softmax", "Where", "Gather", "GatherElements", "Transpose", "Slice",
+      "InstanceNormalization", "LayerNormalization", "BatchNormalization", "TopK"};
+  return ops;
+}
+
+void QuantPlan::mark(const std::string& t, TensorSpec s) {
+  auto it = tensors.find(t);
+  if (it != tensors.end()) {
+    // ORT: a later request with a parameter provider replaces the entry; a plain one keeps the first.
+    if (!s.share_from.empty()) {
+      s.order = it->second.order;
+      it->second = std::move(s);
+    }
+    return;
+  }
+  s.order = marked_order.size();
+  marked_order.push_back(t);
+  tensors.emplace(t, std::move(s));
+}
+
+bool should_quantize_node(const ir::Node& n, const QuantOptions& o) {
+  if (!n.is_default_domain()) return false;
+  if (!o.nodes_to_quantize.empty() && !o.nodes_to_quantize.count(n.name)) return false;
+  const auto& types = o.op_types_to_quantize.empty() ? default_op_types() : o.op_types_to_quantize;
+  if (!types.count(n.op_type)) return false;
+  if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") return false;
+  return !o.nodes_to_exclude.count(n.name);
+}
+
+static bool is_float_tensor(const std::string& t, const ir::Graph& g, const TypeMap& types) {
+  if (t.empty()) return false;
+  if (const auto* init = g.find_initializer(t)) return init->tensor.dtype() == DType::Float;
+  auto it = types.find(t);
+  return it != types.end() && it->second == DType::Float;
+}
+
+std::vector<std::string> tensors_to_calibrate(const ir::Graph& g, const QuantOptions& o, const TypeMap& types) {
+  std::vector<std::string> r;
+  std::set<std::string> seen;
+  for (const auto& n : g.nodes) {
+    if (!should_quantize_node(n, o)) continue;
+    for (const auto* list : {&n.inputs, &n.outputs})
+      for (const auto& t : *list)
+        if (!t.empty() && !g.find_initializer(t) && is_float_tensor(t, g, types) && seen.insert(t).second)
+          r.push_back(t);
+  }
+  return r;
+}
+
+void adjust_ranges(const ir::Graph& g, const QuantOptions& o, RangeMap& ranges) {
+  ir::GraphIndex idx(g);
+  for (const auto& n : g.nodes) {
+    if (!should_quantize_node(n, o)) continue;
+    if (n.op_type == "Relu" || n.op_type == "Clip") {
+      const std::string& in = n.input(0);
+      auto c = idx.consumers.find(in);
+      if (c == idx.consumers.end() || c->second.size() != 1) continue;
+      if (!ranges.count(in) || !ranges.count(n.outputs[0])) continue;
+      ranges[in] = ranges[n.outputs[0]];
+    } else if (n.op_type == "Softmax") {
+      ranges[n.outputs[0]] = Range{0.0, 1.0};
+    }
+  }
+}
+
+int default_weight_axis(const ir::Node& n) {
+  if (n.op_type == "Conv") return 0;
+  if (n.op_type == "ConvTranspose") return 1;
+  if (n.op_type == "Gemm") return n.attr_int("transB", 0) ? 0 : 1;
+  if (n.op_type == "MatMul") return 1;
+  return 1;  // normalization scales
+}
+
+namespace {
+
+struct Annotator {
+  ir::Graph& g;
+  int opset;
+  const QuantOptions& o;
+  const TypeMap& types;
+  const RangeMap& ranges;
+  QuantPlan plan;
+
+  bool quantizable(const std::string& t) const { return is_float_tensor(t, g, types); }
+  bool is_marked(const std::string& t) const { return plan.is_marked(t); }
+
+  void activation(const std::string& t) {
+    if (!quantizable(t)) return;
+    TensorSpec s;
+    s.role = TensorRole::Activation;
+    s.is_initializer = g.find_initializer(t) != nullptr;
+    plan.mark(t, s);
+  }
+  void same_as_input(const std::string& out, const std::string& in) {
+    if (!quantizable(out)) return;
+    TensorSpec s;
+    s.share_from = in;
+    plan.mark(out, s);
+  }
+  // Per-channel unless a per-tensor override exists; ORT's is_tensor_per_channel.
+  void weight(const std::string& t, int default_axis) {
+    const auto* init = g.find_initializer(t);
+    if (!init || init->tensor.dtype() != DType::Float) {
+      activation(t);
+      return;
+    }
+    TensorSpec s;
+    s.role = TensorRole::Weight;
+    s.is_initializer = true;
+    s.weight_type = true;
+    auto ov = o.weight_overrides.find(t);
+    bool has_override = ov != o.weight_overrides.end();
+    int rank = init->tensor.rank();
+    if (has_override && ov->second.axis) {
+      s.axis = static_cast<int>(*ov->second.axis < 0 ? *ov->second.axis + rank : *ov->second.axis);
+    } else if (o.per_channel && !(has_override && !ov->second.axis) && rank > 0) {
+      int a = default_axis < 0 ? default_axis + rank : default_axis;
+      if (a >= 0 && a < rank) s.axis = a;
+    }
+    plan.mark(t, s);
+  }
+  void bias(const ir::Node& n, const std::string& b, double beta) {
+    if (!o.quantize_bias) return;
+    if (o.weight_overrides.count(b)) {  // user overrides: treat the bias as a regular weight
+      weight(b, 0);
+      return;
+    }
+    const auto* init = g.find_initializer(b);
+    if (!init || init->tensor.dtype() != DType::Float) return;
+    TensorSpec s;
+    s.role = TensorRole::Bias;
+    s.is_initializer = true;
+    s.bias_input = n.input(0);
+    s.bias_weight = n.input(1);
+    s.bias_beta = beta;
+    plan.mark(b, s);
+  }
+
+  void conv(const ir::Node& n) {
+    activation(n.input(0));
+    activation(n.outputs[0]);
+    weight(n.input(1), n.op_type == "Conv" ? 0 : 1);
+    if (!n.input(2).empty()) bias(n, n.input(2), 1.0);
+  }
+  void gemm(ir::Node& n) {
+    activation(n.input(0));
+    activation(n.outputs[0]);
+    weight(n.input(1), n.attr_int("transB", 0) ? 0 : 1);
+    if (!n.input(2).empty() && g.find_initializer(n.input(2))) {
+      bias(n, n.input(2), n.attr_float("beta", 1.0f));
+      if (o.quantize_bias && !o.weight_overrides.count(n.input(2))) n.remove_attr("beta");  // folded into the bias scale
+    }
+  }
+  void matmul(const ir::Node& n) {
+    for (const auto* list : {&n.inputs, &n.outputs})
+      for (const auto& t : *list) {
+        if (g.find_initializer(t))
+          weight(t, 1);
+        else
+          activation(t);
+      }
+  }
+  void direct(const ir::Node& n) {  // output keeps the input's parameters
+    if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
+  }
+  void removable_activation(size_t idx) {
+    ir::Node& n = g.nodes[idx];
+    const std::string in = n.input(0), out = n.outputs[0];
+    if (!is_marked(in)) return;
+    if (!o.activation_symmetric && try_replace_upstream(in, out)) {
+      plan.removed_nodes.push_back(idx);
+    } else {
+      activation(in);
+    }
+    activation(out);
+  }
+  bool try_replace_upstream(const std::string& up, const std::string& out) {
+    if (!ranges.count(out) || !ranges.count(up)) return false;
+    if (g.is_graph_output(up) || g.is_graph_input(up)) return false;
+    size_t consumers = 0;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (std::find(plan.removed_nodes.begin(), plan.removed_nodes.end(), i) != plan.removed_nodes.end()) continue;
+      for (const auto& in : g.nodes[i].inputs) consumers += (in == up);
+    }
+    if (consumers != 1) return false;
+    for (auto& node : g.nodes)
+      for (auto& t : node.outputs)
+        if (t == up) t = out;
+    plan.renamed[up] = out;
+    if (plan.tensors.erase(up)) std::erase(plan.marked_order, up);
+    return true;
+  }
+  void pad(const ir::Node& n) {
+    activation(n.input(0));
+    std::string mode = n.attr_string("mode", "constant");
+    bool same = mode != "constant";
+    if (!same) {
+      double v = 0;
+      if (opset < 11) {
+        v = n.attr_float("value", 0.f);
+      } else if (!n.input(2).empty()) {
+        const auto* c = g.find_initializer(n.input(2));
+        if (!c) {
+          activation(n.outputs[0]);
+          return;
+        }
+        v = c->tensor.numel() ? c->tensor.to_doubles()[0] : 0.0;
+      }
+      same = v == 0.0;
+    }
+    if (same)
+      same_as_input(n.outputs[0], n.input(0));
+    else
+      activation(n.outputs[0]);
+  }
+  void normalization(const ir::Node& n) {
+    activation(n.input(0));
+    if (g.find_initializer(n.input(1)))
+      weight(n.input(1), 1);
+    else
+      activation(n.input(1));
+    if (n.inputs.size() > 2 && !n.input(2).empty()) bias(n, n.input(2), 1.0);
+    for (const auto& t : n.outputs) activation(t);
+  }
+  void base(const ir::Node& n) {
+    for (const auto& t : n.inputs) activation(t);
+    for (const auto& t : n.outputs) activation(t);
+  }
+
+  void run() {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      ir::Node& n = g.nodes[i];
+      if (!should_quantize_node(n, o)) continue;
+      plan.quantized_nodes.insert(i);
+      const std::string& op = n.op_type;
+      if (op == "Conv" || op == "ConvTranspose") conv(n);
+      else if (op == "Gemm") gemm(n);
+      else if (op == "MatMul") matmul(n);
+      else if (op == "Relu" || op == "Clip") removable_activation(i);
+      else if (op == "Reshape" || op == "Transpose" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
+               op == "AveragePool" || op == "Slice" || op == "TopK")
+        direct(n);
+      else if (op == "MaxPool") {
+        if (opset >= 12) direct(n);
+      } else if (op == "Resize") {
+        if (opset >= 11) direct(n);
+      } else if (op == "Split") {
+        if (!is_marked(n.input(0))) activation(n.input(0));
+        for (const auto& t : n.outputs) same_as_input(t, n.input(0));
+      } else if (op == "Gather" || op == "GatherElements") {
+        if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
+      } else if (op == "Where") {
+        if (is_marked(n.input(1)) && is_marked(n.input(2)))
+          for (const auto& t : n.outputs) activation(t);
+      } else if (op == "Pad") pad(n);
+      else if (op == "InstanceNormalization" || op == "LayerNormalization" || op == "BatchNormalization")
+        normalization(n);
+      else base(n);
+    }
+  }
+};
+
+}  // namespace
+
+QuantPlan annotate(ir::Graph& g, int opset, const QuantOptions& o, const TypeMap& types, const RangeMap& ranges) {
+  Annotator a{g, opset, o, types, ranges, {}};
+  a.run();
+  return std::move(a.plan);
+}
+
+}  // namespace oq::quant

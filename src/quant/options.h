@@ -1,0 +1,42 @@
+// Typed quantization options (the integrator maps the YAML config onto this; the core never sees strings).
+#pragma once
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace oq::quant {
+
+// A user override for one tensor (weights_tensor_override / activations_tensor_override).
+struct TensorOverride {
+  std::optional<DType> qtype;
+  std::vector<double> scale;          // empty: computed; 1 value: per tensor; n values: per channel
+  std::vector<int64_t> zero_point;    // same length as scale
+  std::optional<int64_t> axis;        // weights only: per-channel along this axis
+};
+
+struct QuantOptions {
+  DType weight_type = DType::Int8;
+  DType activation_type = DType::Int8;
+  bool per_channel = true;
+  bool weight_symmetric = true;
+  bool activation_symmetric = false;
+  bool quantize_bias = true;
+  bool reduce_range = false;
+  std::optional<double> min_real_range;
+  // Empty = ORT's default list (every op ORT quantizes in QDQ format that the engine runs).
+  std::set<std::string> op_types_to_quantize;
+  std::set<std::string> nodes_to_quantize;  // empty = all
+  std::set<std::string> nodes_to_exclude;
+  std::map<std::string, TensorOverride> weight_overrides;
+  std::map<std::string, TensorOverride> activation_overrides;
+  int target_opset = 21;
+};
+
+// ORT's default op types for static QDQ quantization (QLinearOpsRegistry ∪ QDQRegistry).
+const std::set<std::string>& default_op_types();
+
+}  // namespace oq::quant

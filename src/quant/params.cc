@@ -1,0 +1,148 @@
+#include "quant/params.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/log.h"
+#include "quant/qparams.h"
+
+namespace oq::quant {
+
+static exec::QuantParams from_override(const TensorOverride& ov, DType qtype, int axis) {
+  exec::QuantParams q;
+  q.qtype = qtype;
+  q.axis = axis;
+  for (double s : ov.scale) q.scale.push_back(static_cast<float>(s));
+  q.zero_point = ov.zero_point;
+  return q;
+}
+
+exec::QuantParams bias_params(const exec::QuantParams& in, const exec::QuantParams& w, double beta) {
+  exec::QuantParams q;
+  q.qtype = DType::Int32;
+  q.axis = w.axis >= 0 ? 0 : -1;
+  float is = in.scale.at(0);
+  for (float ws : w.scale) {
+    // ORT: float32 input_scale * float32 weight_scale * beta (a Python float, so float32 arithmetic).
+    float s = is * ws;
+    s = static_cast<float>(s * static_cast<float>(beta));
+    q.scale.push_back(s);
+    q.zero_point.push_back(0);
+  }
+  return q;
+}
+
+Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q) {
+  Tensor out(DType::Int32, bias.shape());
+  const float* b = bias.data<float>();
+  int32_t* o = out.data<int32_t>();
+  for (int64_t i = 0; i < bias.numel(); ++i) {
+    double s = q.scale.size() == 1 ? q.scale[0] : q.scale[static_cast<size_t>(i) % q.scale.size()];
+    double v = std::nearbyint(static_cast<double>(b[i]) / s);
+    v = std::clamp(v, static_cast<double>(std::numeric_limits<int32_t>::min()),
+                   static_cast<double>(std::numeric_limits<int32_t>::max()));
+    o[i] = static_cast<int32_t>(v);
+  }
+  return out;
+}
+
+// ORT 1.20+ (_adjust_weight_scale_for_int32_bias): enlarge the weight scale when input_scale × weight_scale
+// is too small to hold the bias in int32.
+static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantParams& w) {
+  const double qr = static_cast<double>(std::numeric_limits<int32_t>::max()) -
+                    static_cast<double>(std::numeric_limits<int32_t>::min() + 1);
+  const double eps = 1.0001;
+  std::vector<double> b(bias.numel());
+  for (int64_t i = 0; i < bias.numel(); ++i) b[i] = bias.data<float>()[i];
+  bool changed = false;
+  auto fix = [&](double absmax, float& ws) {
+    double smallest = eps * (2.0 * absmax) / qr;
+    double cand = static_cast<double>(input_scale) * static_cast<double>(ws);
+    if (cand < smallest && cand > 0.0) {
+      ws = static_cast<float>(static_cast<double>(ws) * (smallest / cand));
+      changed = true;
+    }
+  };
+  if (w.axis < 0) {
+    double lo = 0, hi = 0;
+    for (double v : b) lo = std::min(lo, v), hi = std::max(hi, v);
+    fix(std::max(std::fabs(lo), std::fabs(hi)), w.scale[0]);
+  } else {
+    for (size_t c = 0; c < w.scale.size() && c < b.size(); ++c) fix(std::fabs(b[c]), w.scale[c]);
+  }
+  return changed;
+}
+
+ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOptions& o, const RangeMap& ranges,
+                        ParamNotes* notes, const WeightParamsFn& weight_fn) {
+  ParamMap pm;
+  // Initializers and plain activations first.
+  for (const auto& name : plan.marked_order) {
+    const TensorSpec& s = plan.tensors.at(name);
+    if (!s.share_from.empty() || s.role == TensorRole::Bias) continue;
+    if (s.is_initializer) {
+      const Tensor& w = g.find_initializer(name)->tensor;
+      const auto& ovs = s.role == TensorRole::Weight ? o.weight_overrides : o.activation_overrides;
+      auto ov = ovs.find(name);
+      DType qt = s.weight_type ? o.weight_type : o.activation_type;
+      if (ov != ovs.end() && ov->second.qtype) qt = *ov->second.qtype;
+      if (ov != ovs.end() && !ov->second.scale.empty()) {
+        pm[name] = from_override(ov->second, qt, s.axis);
+        continue;
+      }
+      // ORT: per-channel initializers are always symmetric.
+      bool sym = s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
+      exec::QuantParams q = weight_params(w, qt, sym, s.axis, o.reduce_range, o.min_real_range);
+      if (weight_fn && s.role == TensorRole::Weight) q = weight_fn(name, w, std::move(q));
+      pm[name] = std::move(q);
+      continue;
+    }
+    auto ov = o.activation_overrides.find(name);
+    DType qt = o.activation_type;
+    if (ov != o.activation_overrides.end() && ov->second.qtype) qt = *ov->second.qtype;
+    if (ov != o.activation_overrides.end() && !ov->second.scale.empty()) {
+      pm[name] = from_override(ov->second, qt, -1);
+      continue;
+    }
+    auto r = ranges.find(name);
+    if (r == ranges.end()) fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but was not calibrated", name);
+    QRange qr = qrange(qt, o.activation_symmetric, o.reduce_range);
+    ScaleZp sz = compute_scale_zp(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.activation_symmetric,
+                                  o.min_real_range);
+    pm[name] = exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1};
+  }
+  // Shared parameters (resolved through chains: Transpose after Reshape after Conv, ...).
+  for (const auto& name : plan.marked_order) {
+    const TensorSpec& s = plan.tensors.at(name);
+    if (s.share_from.empty()) continue;
+    std::string src = s.share_from;
+    for (int hops = 0; hops < 1000; ++hops) {
+      auto it = plan.tensors.find(src);
+      if (it == plan.tensors.end() || it->second.share_from.empty()) break;
+      src = it->second.share_from;
+    }
+    auto p = pm.find(src);
+    if (p == pm.end()) fail(ErrorKind::Runtime, "tensor '{}' shares parameters with unquantized '{}'", name, src);
+    pm[name] = p->second;
+  }
+  // int32 biases (after enlarging weight scales where the bias would overflow int32).
+  for (const auto& name : plan.marked_order) {
+    const TensorSpec& s = plan.tensors.at(name);
+    if (s.role != TensorRole::Bias) continue;
+    auto in = pm.find(s.bias_input);
+    auto w = pm.find(s.bias_weight);
+    if (in == pm.end() || w == pm.end()) continue;  // ORT leaves such biases in float
+    bool zero_zp = std::all_of(w->second.zero_point.begin(), w->second.zero_point.end(), [](int64_t z) { return z == 0; });
+    bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
+                      !o.weight_overrides.count(s.bias_weight);
+    const Tensor& b = g.find_initializer(name)->tensor;
+    if (adjustable && adjust_for_bias(b, in->second.scale.at(0), w->second)) {
+      OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
+      if (notes) notes->adjusted_weights.push_back(s.bias_weight);
+    }
+    pm[name] = bias_params(in->second, w->second, s.bias_beta);
+  }
+  return pm;
+}
+
+}  // namespace oq::quant

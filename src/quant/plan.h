@@ -1,0 +1,47 @@
+// Phase one of QDQ insertion: annotators mark tensors with a quant spec; nothing is written yet.
+// Phase two (qdq_writer) turns a plan plus computed parameters into Q/DQ nodes.
+#pragma once
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/dtype.h"
+#include "exec/session.h"
+#include "ir/graph.h"
+
+namespace oq::quant {
+
+enum class TensorRole { Activation, Weight, Bias };
+
+struct TensorSpec {
+  TensorRole role = TensorRole::Activation;
+  bool is_initializer = false;
+  int axis = -1;              // per-channel axis for weights; -1 = per tensor
+  bool weight_type = false;   // quantized with the weight type (else the activation type)
+  // Activation sharing the parameters of another tensor (Reshape/Transpose/MaxPool/... outputs).
+  std::string share_from;
+  // Bias: the node's activation input and weight, and Gemm's beta.
+  std::string bias_input, bias_weight;
+  double bias_beta = 1.0;
+  size_t order = 0;  // marking order (ORT's dict insertion order)
+};
+
+struct QuantPlan {
+  std::map<std::string, TensorSpec> tensors;
+  std::vector<std::string> marked_order;       // tensor names in marking order
+  std::vector<size_t> removed_nodes;           // Relu/Clip folded into their producer's output range
+  // Output renames applied by node removal: upstream tensor -> removed node's output.
+  std::unordered_map<std::string, std::string> renamed;
+  std::set<size_t> quantized_nodes;            // nodes whose op type is quantized
+
+  bool is_marked(const std::string& t) const { return tensors.count(t) > 0; }
+  void mark(const std::string& t, TensorSpec s);
+};
+
+// Final parameters of every quantized tensor (activations from ranges, weights from data, biases from
+// input × weight scales).
+using ParamMap = std::unordered_map<std::string, exec::QuantParams>;
+
+}  // namespace oq::quant

@@ -1,0 +1,165 @@
+#include "quant/qdq_writer.h"
+
+#include <algorithm>
+#include <set>
+
+#include "quant/params.h"
+#include "quant/qparams.h"
+
+namespace oq::quant {
+
+namespace {
+
+Tensor scale_tensor(const exec::QuantParams& q) {
+  Shape s = q.axis >= 0 ? Shape{static_cast<int64_t>(q.scale.size())} : Shape{};
+  Tensor t(DType::Float, s);
+  std::copy(q.scale.begin(), q.scale.end(), t.data<float>());
+  return t;
+}
+
+Tensor zero_point_tensor(const exec::QuantParams& q) {
+  Shape s = q.axis >= 0 ? Shape{static_cast<int64_t>(q.zero_point.size())} : Shape{};
+  Tensor t(DType::Int64, s);
+  std::copy(q.zero_point.begin(), q.zero_point.end(), t.data<int64_t>());
+  return t.cast(q.qtype);
+}
+
+ir::Node make_qdq_node(const char* op, std::string name, std::vector<std::string> in, std::string out, int axis) {
+  ir::Node n;
+  n.op_type = op;
+  n.name = std::move(name);
+  n.inputs = std::move(in);
+  n.outputs = {std::move(out)};
+  if (axis >= 0) n.set_attr_int("axis", axis);
+  return n;
+}
+
+void replace_input_all(ir::Graph& g, const std::string& from, const std::string& to, size_t skip_from = SIZE_MAX) {
+  for (size_t i = 0; i < g.nodes.size() && i < skip_from; ++i)
+    for (auto& in : g.nodes[i].inputs)
+      if (in == from) in = to;
+}
+
+std::string kind_key(DType t, TensorRole r) {
+  const char* k = r == TensorRole::Weight ? "weights" : r == TensorRole::Bias ? "biases" : "activations";
+  return fmt::format("{} {}", quant_type_name(t), k);
+}
+
+}  // namespace
+
+WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params) {
+  WriteStats st;
+  // Drop the folded Relu/Clip nodes first.
+  std::set<size_t> removed(plan.removed_nodes.begin(), plan.removed_nodes.end());
+  if (!removed.empty()) {
+    std::vector<ir::Node> kept;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (!removed.count(i)) kept.push_back(std::move(g.nodes[i]));
+    g.nodes = std::move(kept);
+  }
+  const size_t original_nodes = g.nodes.size();
+  std::vector<ir::Node> added;
+  std::set<std::string> unused_candidates;
+  // Scale/zero-point initializer names of each quantized tensor (shared tensors reuse their provider's).
+  std::map<std::string, std::pair<std::string, std::string>> qparam_names;
+
+  auto emit_activation = [&](const std::string& t, const std::string& scale, const std::string& zp, int axis) {
+    std::string q_in = t, dq_out = t + "_DequantizeLinear_Output";
+    if (g.is_graph_output(t)) {
+      q_in = t + "_QuantizeLinear_Input";
+      dq_out = t;
+      for (size_t i = 0; i < original_nodes; ++i)
+        for (auto& o : g.nodes[i].outputs)
+          if (o == t) o = q_in;
+    } else {
+      replace_input_all(g, t, dq_out, original_nodes);
+    }
+    added.push_back(make_qdq_node("QuantizeLinear", t + "_QuantizeLinear", {q_in, scale, zp},
+                                  t + "_QuantizeLinear_Output", axis));
+    added.push_back(make_qdq_node("DequantizeLinear", t + "_DequantizeLinear",
+                                  {t + "_QuantizeLinear_Output", scale, zp}, dq_out, axis));
+    st.q_nodes++;
+    st.dq_nodes++;
+  };
+
+  auto process = [&](const std::string& name, const TensorSpec& s) {
+    const exec::QuantParams& q = params.at(name);
+    if (s.role == TensorRole::Bias) {
+      const Tensor& b = g.find_initializer(name)->tensor;
+      std::string qn = name + "_quantized";
+      g.add_initializer(qn, quantize_bias(b, q));
+      Tensor sc = scale_tensor(q);
+      Tensor zp(DType::Int32, sc.shape());
+      g.add_initializer(qn + "_scale", sc);
+      g.add_initializer(qn + "_zero_point", zp);
+      g.remove_initializer(name);
+      added.push_back(make_qdq_node("DequantizeLinear", name + "_DequantizeLinear",
+                                    {qn, qn + "_scale", qn + "_zero_point"}, name, q.axis >= 0 ? 0 : -1));
+      st.dq_nodes++;
+      st.tensors_per_type[kind_key(DType::Int32, s.role)]++;
+      return;
+    }
+    st.tensors_per_type[kind_key(q.qtype, s.role)]++;
+    if (s.is_initializer) {
+      const Tensor& w = g.find_initializer(name)->tensor;
+      std::string qn = name + "_quantized";
+      g.add_initializer(qn, quantize_tensor(w, q));
+      g.add_initializer(name + "_scale", scale_tensor(q));
+      g.add_initializer(name + "_zero_point", zero_point_tensor(q));
+      std::string dq_out = name + "_DequantizeLinear_Output";
+      replace_input_all(g, name, dq_out, original_nodes);
+      added.push_back(make_qdq_node("DequantizeLinear", name + "_DequantizeLinear",
+                                    {qn, name + "_scale", name + "_zero_point"}, dq_out, q.axis));
+      st.dq_nodes++;
+      unused_candidates.insert(name);
+      return;
+    }
+    std::string scale = name + "_scale", zp = name + "_zero_point";
+    if (!s.share_from.empty()) {
+      // ORT reuses the provider's scale/zero-point initializers.
+      std::string src = s.share_from;
+      while (plan.tensors.count(src) && !plan.tensors.at(src).share_from.empty()) src = plan.tensors.at(src).share_from;
+      auto it = qparam_names.find(src);
+      if (it != qparam_names.end()) std::tie(scale, zp) = it->second;
+    }
+    if (!g.find_initializer(scale)) {
+      g.add_initializer(scale, scale_tensor(q));
+      g.add_initializer(zp, zero_point_tensor(q));
+    }
+    qparam_names[name] = {scale, zp};
+    emit_activation(name, scale, zp, -1);
+  };
+
+  // ORT order: plain tensors, then tensors sharing parameters, then biases.
+  for (int pass = 0; pass < 3; ++pass)
+    for (const auto& name : plan.marked_order) {
+      const TensorSpec& s = plan.tensors.at(name);
+      int p = s.role == TensorRole::Bias ? 2 : (!s.share_from.empty() ? 1 : 0);
+      if (p == pass) process(name, s);
+    }
+
+  for (auto& n : added) g.nodes.push_back(std::move(n));
+  // Float initializers that nothing reads any more.
+  std::set<std::string> used;
+  for (const auto& n : g.nodes)
+    for (const auto& in : n.inputs) used.insert(in);
+  for (const auto& name : unused_candidates)
+    if (!used.count(name) && !g.is_graph_output(name)) {
+      g.remove_initializer(name);
+      std::erase_if(g.inputs, [&](const ir::ValueInfo& v) { return v.name == name; });
+    }
+  // Stale value_info of renamed tensors would mislead consumers of the file: keep only still-present names.
+  std::set<std::string> present(used);
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs) present.insert(o);
+  std::erase_if(g.value_info, [&](const ir::ValueInfo& v) { return !present.count(v.name); });
+
+  auto order = ir::topological_order(g);
+  std::vector<ir::Node> sorted;
+  sorted.reserve(g.nodes.size());
+  for (size_t i : order) sorted.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(sorted);
+  return st;
+}
+
+}  // namespace oq::quant

@@ -1,0 +1,18 @@
+// Phase two of QDQ insertion: one pass writes QuantizeLinear/DequantizeLinear nodes and quantized
+// initializers for a plan, with ONNX Runtime's naming so existing tools work on the output.
+#pragma once
+#include "ir/graph.h"
+#include "quant/plan.h"
+
+namespace oq::quant {
+
+struct WriteStats {
+  std::map<std::string, int> tensors_per_type;  // "Int8 activations": n, ...
+  int q_nodes = 0, dq_nodes = 0;
+};
+
+// `g` is the annotated graph (Relu/Clip nodes of plan.removed_nodes still present; they are dropped here).
+// The graph is rewritten in place and topologically sorted.
+WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params);
+
+}  // namespace oq::quant

@@ -1,0 +1,151 @@
+#include "quant/qparams.h"
+
+#include <cfloat>
+#include <cmath>
+#include <limits>
+
+namespace oq::quant {
+
+QRange qrange(DType t, bool symmetric, bool reduce_range) {
+  if (reduce_range) {
+    switch (t) {
+      case DType::UInt8: return {0, 127};
+      case DType::Int8: return {-64, 64};
+      case DType::UInt16: return {0, 32767};
+      case DType::Int16: return {-16384, 16384};
+      case DType::UInt4: return {0, 7};
+      case DType::Int4: return {-4, 3};
+      default: break;
+    }
+  } else if (symmetric) {
+    switch (t) {
+      case DType::Int8: return {-127, 127};
+      case DType::UInt8: return {0, 254};
+      case DType::Int16: return {-32767, 32767};
+      case DType::UInt16: return {0, 65534};
+      default: break;  // 4-bit types keep their full range, as ORT does
+    }
+  }
+  QRange r = full_range(t);
+  if (r.qmin == 0 && r.qmax == 0) fail(ErrorKind::Runtime, "{} is not a quantization type", dtype_name(t));
+  return r;
+}
+
+ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, bool symmetric,
+                         std::optional<double> min_real_range) {
+  OQ_CHECK(qmin <= 0 && qmax >= 0 && qmin < qmax, "qmin {} qmax {}", qmin, qmax);
+  // ORT works on float32 ranges: round the inputs to float first so results match bit for bit.
+  rmin = std::min<double>(static_cast<float>(rmin), 0.0);
+  rmax = std::max<double>(static_cast<float>(rmax), 0.0);
+  if (min_real_range) rmax = std::max(rmax, static_cast<double>(static_cast<float>(rmin + *min_real_range)));
+  if (symmetric) {
+    double a = std::max(std::fabs(rmin), std::fabs(rmax));
+    rmin = -a;
+    rmax = a;
+  }
+  double scale = (rmax - rmin) / (static_cast<double>(qmax) - static_cast<double>(qmin));
+  ScaleZp r;
+  if (!(scale >= static_cast<double>(FLT_MIN))) {  // also catches NaN
+    r.scale = 1.f;
+    r.zero_point = 0;
+    return r;
+  }
+  if (symmetric)
+    r.zero_point = static_cast<int64_t>(std::nearbyint((static_cast<double>(qmin) + qmax) / 2.0));
+  else
+    r.zero_point = static_cast<int64_t>(std::nearbyint(static_cast<double>(qmin) - rmin / scale));
+  r.zero_point = std::clamp(r.zero_point, qmin, qmax);
+  r.scale = static_cast<float>(scale);
+  return r;
+}
+
+int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax) {
+  float v = std::nearbyint(x / scale) + static_cast<float>(zp);
+  if (std::isnan(v)) return std::clamp<int64_t>(zp, qmin, qmax);
+  if (v <= static_cast<float>(qmin)) return qmin;
+  if (v >= static_cast<float>(qmax)) return qmax;
+  return static_cast<int64_t>(v);
+}
+
+void channel_minmax(const Tensor& x, int axis, std::vector<double>& mins, std::vector<double>& maxs) {
+  OQ_CHECK(x.dtype() == DType::Float, "channel_minmax on {}", dtype_name(x.dtype()));
+  const float* d = x.data<float>();
+  if (axis < 0) {
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      lo = std::min<double>(lo, d[i]);
+      hi = std::max<double>(hi, d[i]);
+    }
+    if (x.numel() == 0) lo = hi = 0;
+    mins = {lo};
+    maxs = {hi};
+    return;
+  }
+  int64_t outer = 1, inner = 1, ch = x.dim(axis);
+  for (int i = 0; i < axis; ++i) outer *= x.dim(i);
+  for (int i = axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
+  mins.assign(ch, std::numeric_limits<double>::infinity());
+  maxs.assign(ch, -std::numeric_limits<double>::infinity());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < ch; ++c) {
+      const float* p = d + (o * ch + c) * inner;
+      double lo = mins[c], hi = maxs[c];
+      for (int64_t i = 0; i < inner; ++i) {
+        lo = std::min<double>(lo, p[i]);
+        hi = std::max<double>(hi, p[i]);
+      }
+      mins[c] = lo;
+      maxs[c] = hi;
+    }
+  for (int64_t c = 0; c < ch; ++c)
+    if (mins[c] > maxs[c]) mins[c] = maxs[c] = 0;
+}
+
+exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, int axis, bool reduce_range,
+                                std::optional<double> min_real_range) {
+  std::vector<double> mins, maxs;
+  channel_minmax(w, axis, mins, maxs);
+  QRange r = qrange(qtype, symmetric, reduce_range);
+  exec::QuantParams q;
+  q.qtype = qtype;
+  q.axis = axis;
+  for (size_t c = 0; c < mins.size(); ++c) {
+    ScaleZp s = compute_scale_zp(mins[c], maxs[c], r.qmin, r.qmax, symmetric, min_real_range);
+    q.scale.push_back(s.scale);
+    q.zero_point.push_back(s.zero_point);
+  }
+  return q;
+}
+
+Tensor quantize_tensor(const Tensor& x, const exec::QuantParams& q) {
+  OQ_CHECK(x.dtype() == DType::Float, "quantize_tensor on {}", dtype_name(x.dtype()));
+  QRange r = full_range(q.qtype);
+  Tensor out(q.qtype, x.shape());
+  int64_t outer = 1, inner = x.numel(), ch = 1;
+  if (q.axis >= 0 && x.rank() > 0) {
+    ch = x.dim(q.axis);
+    outer = 1;
+    inner = 1;
+    for (int i = 0; i < q.axis; ++i) outer *= x.dim(i);
+    for (int i = q.axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
+  }
+  OQ_CHECK(static_cast<int64_t>(q.scale.size()) == ch, "scale count {} vs channels {}", q.scale.size(), ch);
+  const float* d = x.data<float>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < ch; ++c) {
+      int64_t base = (o * ch + c) * inner;
+      for (int64_t i = 0; i < inner; ++i) {
+        int64_t v = quantize_value(d[base + i], q.scale[c], q.zero_point[c], r.qmin, r.qmax);
+        switch (q.qtype) {
+          case DType::Int8: case DType::Int4: out.data<int8_t>()[base + i] = static_cast<int8_t>(v); break;
+          case DType::UInt8: case DType::UInt4: out.data<uint8_t>()[base + i] = static_cast<uint8_t>(v); break;
+          case DType::Int16: out.data<int16_t>()[base + i] = static_cast<int16_t>(v); break;
+          case DType::UInt16: out.data<uint16_t>()[base + i] = static_cast<uint16_t>(v); break;
+          default: fail(ErrorKind::Runtime, "cannot quantize to {}", dtype_name(q.qtype));
+        }
+      }
+    }
+  return out;
+}
+
+}  // namespace oq::quant

@@ -1,0 +1,43 @@
+// Quantization parameters: THE one function that turns a real range into scale and zero point, and the
+// integer ranges of each type. Every part of onnxquant (weights, activations, overrides, search) calls these.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "exec/session.h"
+
+namespace oq::quant {
+
+// Integer range for a quantized type: full, symmetric (int8 -127..127, uint8 0..254, int16 -32767..32767,
+// uint16 0..65534; 4-bit types keep their full range) or reduced (uint8 0..127, int8 -64..64, ...).
+QRange qrange(DType t, bool symmetric, bool reduce_range = false);
+
+struct ScaleZp {
+  float scale = 1.f;
+  int64_t zero_point = 0;
+};
+
+// ORT's compute_scale_zp: the range is widened to include 0; `min_real_range` (if set) forces
+// rmax >= rmin + min_real_range; symmetric uses ±max(|rmin|,|rmax|) and zero point round((qmin+qmax)/2);
+// scale = (rmax - rmin)/(qmax - qmin) computed in double, stored as float; a scale below the smallest
+// normal float becomes 1 with zero point 0; zero point = round_half_even(qmin - rmin/scale).
+ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, bool symmetric,
+                         std::optional<double> min_real_range = std::nullopt);
+
+// Quantize one value exactly as QuantizeLinear does: saturate(round_half_even(x / scale) + zp) in float.
+int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax);
+
+// Parameters of a weight tensor from its data: per tensor (axis < 0) or per channel along `axis`.
+exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, int axis, bool reduce_range = false,
+                                std::optional<double> min_real_range = std::nullopt);
+
+// Quantize a float tensor with given parameters into a tensor of q.qtype (4-bit: one element per byte).
+Tensor quantize_tensor(const Tensor& x, const exec::QuantParams& q);
+
+// Per-channel min/max of x along axis (axis < 0: whole tensor, one entry).
+void channel_minmax(const Tensor& x, int axis, std::vector<double>& mins, std::vector<double>& maxs);
+
+}  // namespace oq::quant
