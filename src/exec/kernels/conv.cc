@@ -1,0 +1,155 @@
+// Conv (opsets 7-21, i.e. Conv-1 and Conv-11): 1-D/2-D/3-D through oneDNN's convolution primitive, built
+// lazily per input shape and cached; weights are reordered once into the layout oneDNN picked. Shapes the
+// primitive cannot express (more than 3 spatial axes, empty tensors) run the naive reference.
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "exec/kernel.h"
+#include "exec/kernels/compute_ref.h"
+#include "exec/kernels/dnnl_common.h"
+#include "exec/kernels/spatial.h"
+
+namespace oq::exec {
+namespace {
+
+namespace du = dnnl_util;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+struct ConvPrim {
+  Geometry geo;
+  Shape out_shape;
+  bool use_ref = false;
+  dnnl::convolution_forward prim;
+  dnnl::memory::desc src_plain, dst_plain, wei_plain, src_md, dst_md, wei_md;
+  dnnl::memory src_tmp, dst_tmp;  // blocked-layout buffers when oneDNN prefers them
+  du::ReorderedWeights weights;
+};
+
+class ConvKernel final : public Kernel {
+ public:
+  explicit ConvKernel(const KernelInit& init) : node_(init.node) {
+    attrs_ = parse_spatial(node_, false);
+    group_ = node_.attr_int("group", 1);
+    if (group_ <= 0) kfail(node_, "group must be positive, got {}", group_);
+  }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs X and W");
+    const Tensor& x = *in[0];
+    const Tensor& w = *in[1];
+    const Tensor* b = in.size() > 2 ? in[2] : nullptr;
+    check(x, w, b);
+    std::lock_guard<std::mutex> lock(mu_);
+    Shape key = x.shape();
+    key.insert(key.end(), w.shape().begin(), w.shape().end());
+    key.push_back(b ? 1 : 0);
+    key.push_back(du::threads_key());
+    auto& slot = cache_[key];
+    if (!slot) slot = build(x, w, b);
+    ConvPrim& p = *slot;
+    out[0] = Tensor(DType::Float, p.out_shape);
+    Tensor& y = out[0];
+    if (p.use_ref) {
+      ref::conv(x, w, b, ref_geom(p.geo), y);
+      return;
+    }
+    try {
+      auto& eng = du::engine();
+      auto& strm = du::stream();
+      dnnl::memory src_user(p.src_plain, eng, const_cast<void*>(x.raw()));
+      dnnl::memory dst_user(p.dst_plain, eng, y.raw());
+      dnnl::memory src = src_user;
+      if (p.src_tmp) {
+        dnnl::reorder(src_user, p.src_tmp).execute(strm, src_user, p.src_tmp);
+        src = p.src_tmp;
+      }
+      dnnl::memory dst = p.dst_tmp ? p.dst_tmp : dst_user;
+      const dnnl::memory& wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+      if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(du::plain_f32({w.dim(0)}), eng, const_cast<void*>(b->raw())));
+      p.prim.execute(strm, args);
+      if (p.dst_tmp) dnnl::reorder(p.dst_tmp, dst_user).execute(strm, p.dst_tmp, dst_user);
+      strm.wait();
+    } catch (const dnnl::error& e) {
+      du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
+    }
+  }
+
+ private:
+  void check(const Tensor& x, const Tensor& w, const Tensor* b) const {
+    if (x.dtype() != DType::Float || w.dtype() != DType::Float || (b && b->dtype() != DType::Float))
+      kfail(node_, "only float32 is supported (X {}, W {})", dtype_name(x.dtype()), dtype_name(w.dtype()));
+    if (x.rank() < 3) kfail(node_, "X must have rank >= 3, got shape {}", shape_str(x.shape()));
+    if (w.rank() != x.rank())
+      kfail(node_, "W shape {} does not match X shape {}", shape_str(w.shape()), shape_str(x.shape()));
+    if (x.dim(1) != w.dim(1) * group_)
+      kfail(node_, "X has {} channels but W {} with group {} expects {}", x.dim(1), shape_str(w.shape()), group_,
+            w.dim(1) * group_);
+    if (w.dim(0) % group_ != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), group_);
+    if (b && (b->rank() != 1 || b->dim(0) != w.dim(0)))
+      kfail(node_, "B shape {} must be [{}]", shape_str(b->shape()), w.dim(0));
+    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != Shape(w.shape().begin() + 2, w.shape().end()))
+      kfail(node_, "kernel_shape does not match W shape {}", shape_str(w.shape()));
+  }
+
+  ref::ConvGeom ref_geom(const Geometry& g) const {
+    return {group_, g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end};
+  }
+
+  std::unique_ptr<ConvPrim> build(const Tensor& x, const Tensor& w, const Tensor* b) {
+    auto p = std::make_unique<ConvPrim>();
+    Shape in(x.shape().begin() + 2, x.shape().end()), k(w.shape().begin() + 2, w.shape().end());
+    p->geo = forward_geometry(node_, attrs_, in, k);
+    p->out_shape = {x.dim(0), w.dim(0)};
+    p->out_shape.insert(p->out_shape.end(), p->geo.out.begin(), p->geo.out.end());
+    size_t nsp = in.size();
+    if (nsp > 3 || x.numel() == 0 || shape_numel(p->out_shape) == 0 || w.numel() == 0) {
+      p->use_ref = true;
+      return p;
+    }
+    du::dims wd = w.shape();
+    if (group_ > 1) {
+      wd[0] /= group_;
+      wd.insert(wd.begin(), group_);
+    }
+    du::dims dil(nsp);
+    for (size_t i = 0; i < nsp; ++i) dil[i] = p->geo.dilations[i] - 1;
+    p->src_plain = du::plain_f32(x.shape());
+    p->dst_plain = du::plain_f32(p->out_shape);
+    p->wei_plain = du::plain_f32(wd);
+    try {
+      dnnl::memory::desc src_any(x.shape(), dt::f32, tag::any), dst_any(p->out_shape, dt::f32, tag::any);
+      dnnl::memory::desc wei_any(wd, dt::f32, tag::any);
+      dnnl::memory::desc bias_md = b ? du::plain_f32({w.dim(0)}) : dnnl::memory::desc();
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        src_any, wei_any, bias_md, dst_any, p->geo.strides, dil,
+                                        p->geo.pads_begin, p->geo.pads_end);
+      dnnl::convolution_forward::primitive_desc pd(d, du::engine());
+      p->prim = dnnl::convolution_forward(pd);
+      p->src_md = pd.src_desc();
+      p->dst_md = pd.dst_desc();
+      p->wei_md = pd.weights_desc();
+      if (p->src_md != p->src_plain) p->src_tmp = dnnl::memory(p->src_md, du::engine());
+      if (p->dst_md != p->dst_plain) p->dst_tmp = dnnl::memory(p->dst_md, du::engine());
+    } catch (const dnnl::error&) {
+      p->use_ref = true;  // a geometry oneDNN has no implementation for: the reference still computes it
+    }
+    return p;
+  }
+
+  ir::Node node_;
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+  std::mutex mu_;
+  std::map<Shape, std::unique_ptr<ConvPrim>> cache_;
+};
+
+std::unique_ptr<Kernel> make_conv(const KernelInit& init) { return std::make_unique<ConvKernel>(init); }
+
+}  // namespace
+
+OQ_REGISTER_KERNEL(Conv, 1, 21, make_conv);
+
+}  // namespace oq::exec

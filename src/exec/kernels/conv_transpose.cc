@@ -1,0 +1,210 @@
+// ConvTranspose (opsets 7-21, i.e. ConvTranspose-1 and -11) through oneDNN's deconvolution primitive, cached
+// per input shape with weights reordered once. output_padding / output_shape beyond the last input
+// contribution (a negative effective end pad) run the primitive on the covered part and fill the rest with
+// the bias. Negative begin pads and more than 3 spatial axes use the naive reference.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "exec/kernel.h"
+#include "exec/kernels/compute_ref.h"
+#include "exec/kernels/dnnl_common.h"
+#include "exec/kernels/spatial.h"
+
+namespace oq::exec {
+namespace {
+
+namespace du = dnnl_util;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+struct DeconvPrim {
+  Geometry geo;
+  Shape out_shape, inner_shape;  // inner: what the primitive writes (smaller when end pads are negative)
+  bool use_ref = false, embed = false;
+  dnnl::deconvolution_forward prim;
+  dnnl::memory::desc src_plain, dst_plain, wei_plain, src_md, dst_md, wei_md;
+  dnnl::memory src_tmp, dst_tmp;
+  du::ReorderedWeights weights;
+};
+
+// Copies `inner` [NC, d', h', w'] into the leading corner of `y` [NC, d, h, w] (as 3 spatial axes), filling
+// the remaining positions with the channel's bias (or 0).
+void embed(const Tensor& inner, Tensor& y, const Tensor* b, int64_t channels) {
+  auto sp3 = [](const Shape& s) {
+    Shape r(3, 1);
+    size_t n = s.size() - 2;
+    for (size_t i = 0; i < n; ++i) r[3 - n + i] = s[2 + i];
+    return r;
+  };
+  Shape is = sp3(inner.shape()), os = sp3(y.shape());
+  int64_t NC = y.dim(0) * y.dim(1);
+  const float* I = inner.data<float>();
+  float* Y = y.data<float>();
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    float bias = b ? b->data<float>()[nc % channels] : 0.0f;
+    for (int64_t d = 0; d < os[0]; ++d)
+      for (int64_t h = 0; h < os[1]; ++h) {
+        float* row = Y + ((nc * os[0] + d) * os[1] + h) * os[2];
+        int64_t copied = 0;
+        if (d < is[0] && h < is[1]) {
+          copied = std::min(is[2], os[2]);
+          std::copy_n(I + ((nc * is[0] + d) * is[1] + h) * is[2], copied, row);
+        }
+        std::fill(row + copied, row + os[2], bias);
+      }
+  }
+}
+
+class ConvTransposeKernel final : public Kernel {
+ public:
+  explicit ConvTransposeKernel(const KernelInit& init) : node_(init.node) {
+    attrs_ = parse_spatial(node_, false);
+    group_ = node_.attr_int("group", 1);
+    if (group_ <= 0) kfail(node_, "group must be positive, got {}", group_);
+    output_padding_ = node_.attr_ints("output_padding");
+    output_shape_ = node_.attr_ints("output_shape");
+    for (int64_t v : output_padding_)
+      if (v < 0) kfail(node_, "output_padding must be non-negative");
+  }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs X and W");
+    const Tensor& x = *in[0];
+    const Tensor& w = *in[1];
+    const Tensor* b = in.size() > 2 ? in[2] : nullptr;
+    check(x, w, b);
+    std::lock_guard<std::mutex> lock(mu_);
+    Shape key = x.shape();
+    key.insert(key.end(), w.shape().begin(), w.shape().end());
+    key.push_back(b ? 1 : 0);
+    key.push_back(du::threads_key());
+    auto& slot = cache_[key];
+    if (!slot) slot = build(x, w, b);
+    DeconvPrim& p = *slot;
+    out[0] = Tensor(DType::Float, p.out_shape);
+    Tensor& y = out[0];
+    if (p.use_ref) {
+      ref::conv_transpose(x, w, b, {group_, p.geo.kernel, p.geo.strides, p.geo.dilations, p.geo.pads_begin,
+                                    p.geo.pads_end}, y);
+      return;
+    }
+    try {
+      auto& eng = du::engine();
+      auto& strm = du::stream();
+      Tensor inner = p.embed ? Tensor(DType::Float, p.inner_shape) : y;
+      dnnl::memory src_user(p.src_plain, eng, const_cast<void*>(x.raw()));
+      dnnl::memory dst_user(p.dst_plain, eng, inner.raw());
+      dnnl::memory src = src_user;
+      if (p.src_tmp) {
+        dnnl::reorder(src_user, p.src_tmp).execute(strm, src_user, p.src_tmp);
+        src = p.src_tmp;
+      }
+      dnnl::memory dst = p.dst_tmp ? p.dst_tmp : dst_user;
+      const dnnl::memory& wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+      int64_t M = w.dim(1) * group_;
+      if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(du::plain_f32({M}), eng, const_cast<void*>(b->raw())));
+      p.prim.execute(strm, args);
+      if (p.dst_tmp) dnnl::reorder(p.dst_tmp, dst_user).execute(strm, p.dst_tmp, dst_user);
+      strm.wait();
+      if (p.embed) embed(inner, y, b, M);
+    } catch (const dnnl::error& e) {
+      du::rethrow_dnnl(node_.name.c_str(), "ConvTranspose", e);
+    }
+  }
+
+ private:
+  void check(const Tensor& x, const Tensor& w, const Tensor* b) const {
+    if (x.dtype() != DType::Float || w.dtype() != DType::Float || (b && b->dtype() != DType::Float))
+      kfail(node_, "only float32 is supported (X {}, W {})", dtype_name(x.dtype()), dtype_name(w.dtype()));
+    if (x.rank() < 3) kfail(node_, "X must have rank >= 3, got shape {}", shape_str(x.shape()));
+    if (w.rank() != x.rank())
+      kfail(node_, "W shape {} does not match X shape {}", shape_str(w.shape()), shape_str(x.shape()));
+    if (x.dim(1) != w.dim(0)) kfail(node_, "X has {} channels but W {} expects {}", x.dim(1), shape_str(w.shape()), w.dim(0));
+    if (x.dim(1) % group_ != 0) kfail(node_, "X has {} channels, not divisible by group {}", x.dim(1), group_);
+    if (b && (b->rank() != 1 || b->dim(0) != w.dim(1) * group_))
+      kfail(node_, "B shape {} must be [{}]", shape_str(b->shape()), w.dim(1) * group_);
+    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != Shape(w.shape().begin() + 2, w.shape().end()))
+      kfail(node_, "kernel_shape does not match W shape {}", shape_str(w.shape()));
+  }
+
+  std::unique_ptr<DeconvPrim> build(const Tensor& x, const Tensor& w, const Tensor* b) {
+    auto p = std::make_unique<DeconvPrim>();
+    Shape in(x.shape().begin() + 2, x.shape().end()), k(w.shape().begin() + 2, w.shape().end());
+    p->geo = transpose_geometry(node_, attrs_, in, k, output_padding_, output_shape_);
+    const int64_t M = w.dim(1) * group_, C = x.dim(1), Cg = C / group_, Mg = w.dim(1);
+    p->out_shape = {x.dim(0), M};
+    p->out_shape.insert(p->out_shape.end(), p->geo.out.begin(), p->geo.out.end());
+    size_t nsp = in.size();
+    bool neg_begin = std::any_of(p->geo.pads_begin.begin(), p->geo.pads_begin.end(), [](int64_t v) { return v < 0; });
+    if (nsp > 3 || neg_begin || x.numel() == 0 || shape_numel(p->out_shape) == 0 || w.numel() == 0) {
+      p->use_ref = true;
+      return p;
+    }
+    du::dims pr = p->geo.pads_end;
+    p->inner_shape = p->out_shape;
+    for (size_t i = 0; i < nsp; ++i)
+      if (pr[i] < 0) {
+        p->inner_shape[2 + i] += pr[i];  // the primitive stops at the last input contribution
+        pr[i] = 0;
+        p->embed = true;
+      }
+    if (shape_numel(p->inner_shape) == 0 ||
+        std::any_of(p->inner_shape.begin(), p->inner_shape.end(), [](int64_t v) { return v <= 0; })) {
+      p->use_ref = true;  // the output lies entirely beyond the input's reach
+      return p;
+    }
+    // ONNX W is [G, C/G, M/G, k...]; oneDNN wants (G,) OC, IC, k...: describe W with permuted strides.
+    int64_t ksz = shape_numel(k);
+    du::dims wd{Mg, Cg}, ws{ksz, Mg * ksz};
+    for (size_t i = 0; i < nsp; ++i) wd.push_back(k[i]);
+    du::dims kst = du::dense_strides(k);
+    for (size_t i = 0; i < nsp; ++i) ws.push_back(kst[i]);
+    if (group_ > 1) {
+      wd.insert(wd.begin(), group_);
+      ws.insert(ws.begin(), Cg * Mg * ksz);
+    }
+    du::dims dil(nsp);
+    for (size_t i = 0; i < nsp; ++i) dil[i] = p->geo.dilations[i] - 1;
+    p->src_plain = du::plain_f32(x.shape());
+    p->dst_plain = du::plain_f32(p->inner_shape);
+    p->wei_plain = dnnl::memory::desc(wd, dt::f32, ws);
+    try {
+      dnnl::memory::desc src_any(x.shape(), dt::f32, tag::any), dst_any(p->inner_shape, dt::f32, tag::any);
+      dnnl::memory::desc wei_any(wd, dt::f32, tag::any);
+      dnnl::memory::desc bias_md = b ? du::plain_f32({M}) : dnnl::memory::desc();
+      dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                          dnnl::algorithm::deconvolution_direct, src_any, wei_any, bias_md, dst_any,
+                                          p->geo.strides, dil, p->geo.pads_begin, pr);
+      dnnl::deconvolution_forward::primitive_desc pd(d, du::engine());
+      p->prim = dnnl::deconvolution_forward(pd);
+      p->src_md = pd.src_desc();
+      p->dst_md = pd.dst_desc();
+      p->wei_md = pd.weights_desc();
+      if (p->src_md != p->src_plain) p->src_tmp = dnnl::memory(p->src_md, du::engine());
+      if (p->dst_md != p->dst_plain) p->dst_tmp = dnnl::memory(p->dst_md, du::engine());
+    } catch (const dnnl::error&) {
+      p->use_ref = true;
+    }
+    return p;
+  }
+
+  ir::Node node_;
+  SpatialAttrs attrs_;
+  int64_t group_ = 1;
+  std::vector<int64_t> output_padding_, output_shape_;
+  std::mutex mu_;
+  std::map<Shape, std::unique_ptr<DeconvPrim>> cache_;
+};
+
+std::unique_ptr<Kernel> make_conv_transpose(const KernelInit& init) {
+  return std::make_unique<ConvTransposeKernel>(init);
+}
+
+}  // namespace
+
+OQ_REGISTER_KERNEL(ConvTranspose, 1, 21, make_conv_transpose);
+
+}  // namespace oq::exec

@@ -1,0 +1,56 @@
+#include "exec/kernels/dnnl_common.h"
+
+#include "core/parallel.h"
+
+namespace oq::exec::dnnl_util {
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& stream() {
+  thread_local dnnl::stream s(engine());
+  return s;
+}
+
+dims dense_strides(const dims& shape) {
+  dims st(shape.size(), 1);
+  for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * std::max<int64_t>(shape[i + 1], 1);
+  return st;
+}
+
+dnnl::memory::desc plain_f32(const dims& shape) {
+  return dnnl::memory::desc(shape, dnnl::memory::data_type::f32, dense_strides(shape));
+}
+
+dnnl::memory to_desc(const dnnl::memory& src, const dnnl::memory::desc& dst_desc) {
+  if (src.get_desc() == dst_desc) return src;
+  dnnl::memory dst(dst_desc, engine());
+  dnnl::reorder(src, dst).execute(stream(), const_cast<dnnl::memory&>(src), dst);
+  return dst;
+}
+
+const dnnl::memory& ReorderedWeights::get(const Tensor& w, const dnnl::memory::desc& plain,
+                                          const dnnl::memory::desc& want) {
+  if (mem_ && src_.raw() == w.raw() && src_.shape() == w.shape() && mem_.get_desc() == want) return mem_;
+  dnnl::memory src(plain, engine(), const_cast<void*>(w.raw()));
+  if (plain == want) {
+    mem_ = src;  // used in place: src_ keeps the storage alive
+  } else {
+    mem_ = dnnl::memory(want, engine());
+    dnnl::reorder(src, mem_).execute(stream(), src, mem_);
+    stream().wait();
+  }
+  src_ = w;
+  return mem_;
+}
+
+int threads_key() { return num_threads(); }
+
+void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e) {
+  fail(ErrorKind::Runtime, "node '{}' ({}): oneDNN failed: {} (status {})", node_name, op, e.what(),
+       static_cast<int>(e.status));
+}
+
+}  // namespace oq::exec::dnnl_util

@@ -1,0 +1,48 @@
+// Shared oneDNN plumbing for the compute kernels (Conv, ConvTranspose, Gemm, MatMul): one CPU engine per
+// process, one stream per calling thread (CPU streams are cheap; a per-thread stream keeps concurrent
+// sessions safe), memory descriptors for onnxquant's dense row-major float tensors, and a small cache of
+// weights reordered into the layout a primitive chose.
+#pragma once
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace oq::exec::dnnl_util {
+
+dnnl::engine& engine();
+dnnl::stream& stream();
+
+using dims = dnnl::memory::dims;
+
+// Plain (row-major, dense) f32 descriptor of `shape`.
+dnnl::memory::desc plain_f32(const dims& shape);
+// Row-major strides of `shape`.
+dims dense_strides(const dims& shape);
+
+// Runs `reorder` from `src` into a freshly allocated memory of `dst_desc` when the descriptors differ;
+// returns `src` itself when they are equal.
+dnnl::memory to_desc(const dnnl::memory& src, const dnnl::memory::desc& dst_desc);
+
+// Weights reordered once per (primitive, weight tensor). Holding a reference to the source tensor keeps its
+// storage alive, so the data pointer cannot be recycled for another tensor while it is the key: a new
+// pointer means new weights (node outputs are fresh allocations each run; initializers never move).
+class ReorderedWeights {
+ public:
+  // Memory with `want` layout holding `w`'s values (plain layout `plain`), reordered only when `w` changed.
+  const dnnl::memory& get(const Tensor& w, const dnnl::memory::desc& plain, const dnnl::memory::desc& want);
+
+ private:
+  Tensor src_;  // the tensor the cached memory was made from (shares its storage)
+  dnnl::memory mem_;
+};
+
+// The threads oneDNN will use (part of every primitive cache key: oneDNN plans the work split at creation).
+int threads_key();
+
+// Converts a dnnl::error into a Model error naming the node.
+[[noreturn]] void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e);
+
+}  // namespace oq::exec::dnnl_util

@@ -1,0 +1,240 @@
+// MaxPool (float, int8, uint8; optional Indices), AveragePool, GlobalAveragePool, GlobalMaxPool — all opsets
+// 7-21. Spatial axes are canonicalised to three (unit axes prepended); per-axis tables of the valid kernel
+// range of every output position make the window loops branch-free; (sample, channel, depth) rows are
+// spread over threads.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "exec/kernel.h"
+#include "exec/kernels/compute_ref.h"
+#include "exec/kernels/spatial.h"
+
+namespace oq::exec {
+namespace {
+
+// One spatial axis: for output position o, kernel taps k in [k0[o], k1[o]) land inside the input at
+// o*stride - pad + k*dil; `padded[o]` counts taps inside [-pad_begin, in + pad_end).
+struct AxisTable {
+  int64_t in = 1, out = 1, stride = 1, dil = 1, pad = 0;
+  std::vector<int64_t> k0, k1, padded;
+};
+
+AxisTable make_axis(int64_t in, int64_t out, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) {
+  AxisTable t{in, out, s, d, pb, {}, {}, {}};
+  t.k0.resize(out);
+  t.k1.resize(out);
+  t.padded.resize(out);
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t base = o * s - pb, lo = k, hi = 0, pc = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t p = base + j * d;
+      if (p >= 0 && p < in) lo = std::min(lo, j), hi = j + 1;
+      if (p >= -pb && p < in + pe) ++pc;
+    }
+    t.k0[o] = lo < hi ? lo : 0;
+    t.k1[o] = lo < hi ? hi : 0;
+    t.padded[o] = pc;
+  }
+  return t;
+}
+
+struct Plan {
+  AxisTable ax[3];
+  int64_t nc = 0;
+};
+
+Plan make_plan(const Shape& xs, const Geometry& g) {
+  Plan p;
+  size_t n = xs.size() - 2;
+  p.nc = xs[0] * xs[1];
+  for (size_t i = 0; i < n; ++i)
+    p.ax[3 - n + i] = make_axis(xs[2 + i], g.out[i], g.kernel[i], g.strides[i], g.dilations[i], g.pads_begin[i],
+                                g.pads_end[i]);
+  for (size_t i = 0; i < 3 - n; ++i) p.ax[i] = make_axis(1, 1, 1, 1, 1, 0, 0);
+  return p;
+}
+
+template <typename T>
+void max_pool_fast(const Plan& p, const T* X, T* Y, int64_t* I, int storage_order) {
+  const AxisTable &D = p.ax[0], &H = p.ax[1], &W = p.ax[2];
+  const int64_t in_sz = D.in * H.in * W.in;
+  parallel_for(p.nc * D.out, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t nc = r / D.out, od = r % D.out;
+      const T* Xc = X + nc * in_sz;
+      for (int64_t oh = 0; oh < H.out; ++oh) {
+        T* yrow = Y + (r * H.out + oh) * W.out;
+        int64_t* irow = I ? I + (r * H.out + oh) * W.out : nullptr;
+        for (int64_t ow = 0; ow < W.out; ++ow) {
+          T best = std::numeric_limits<T>::lowest();
+          if constexpr (std::numeric_limits<T>::has_infinity) best = -std::numeric_limits<T>::infinity();
+          int64_t bi = -1;
+          for (int64_t kd = D.k0[od]; kd < D.k1[od]; ++kd) {
+            const int64_t id = od * D.stride - D.pad + kd * D.dil;
+            for (int64_t kh = H.k0[oh]; kh < H.k1[oh]; ++kh) {
+              const int64_t ih = oh * H.stride - H.pad + kh * H.dil;
+              const T* row = Xc + (id * H.in + ih) * W.in;
+              const int64_t base = ow * W.stride - W.pad;
+              if (!irow) {
+                for (int64_t kw = W.k0[ow]; kw < W.k1[ow]; ++kw) best = std::max(best, row[base + kw * W.dil]);
+              } else {
+                for (int64_t kw = W.k0[ow]; kw < W.k1[ow]; ++kw) {
+                  const T v = row[base + kw * W.dil];
+                  if (bi < 0 || v > best) {
+                    best = v;
+                    const int64_t iw = base + kw * W.dil;
+                    bi = storage_order == 0 ? (id * H.in + ih) * W.in + iw : id + ih * D.in + iw * D.in * H.in;
+                  }
+                }
+              }
+            }
+          }
+          yrow[ow] = best;
+          if (irow) irow[ow] = nc * in_sz + bi;
+        }
+      }
+    }
+  });
+}
+
+void avg_pool_fast(const Plan& p, const float* X, float* Y, bool include_pad) {
+  const AxisTable &D = p.ax[0], &H = p.ax[1], &W = p.ax[2];
+  const int64_t in_sz = D.in * H.in * W.in;
+  parallel_for(p.nc * D.out, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t nc = r / D.out, od = r % D.out;
+      const float* Xc = X + nc * in_sz;
+      for (int64_t oh = 0; oh < H.out; ++oh) {
+        float* yrow = Y + (r * H.out + oh) * W.out;
+        for (int64_t ow = 0; ow < W.out; ++ow) {
+          float sum = 0.0f;
+          for (int64_t kd = D.k0[od]; kd < D.k1[od]; ++kd) {
+            const int64_t id = od * D.stride - D.pad + kd * D.dil;
+            for (int64_t kh = H.k0[oh]; kh < H.k1[oh]; ++kh) {
+              const float* row = Xc + (id * H.in + oh * H.stride - H.pad + kh * H.dil) * W.in + ow * W.stride - W.pad;
+              for (int64_t kw = W.k0[ow]; kw < W.k1[ow]; ++kw) sum += row[kw * W.dil];
+            }
+          }
+          const int64_t cnt = include_pad ? D.padded[od] * H.padded[oh] * W.padded[ow]
+                                          : (D.k1[od] - D.k0[od]) * (H.k1[oh] - H.k0[oh]) * (W.k1[ow] - W.k0[ow]);
+          yrow[ow] = cnt > 0 ? sum / static_cast<float>(cnt) : 0.0f;
+        }
+      }
+    }
+  });
+}
+
+class PoolKernel final : public Kernel {
+ public:
+  PoolKernel(const KernelInit& init, bool is_max) : node_(init.node), max_(is_max) {
+    attrs_ = parse_spatial(node_, /*with_ceil=*/true);
+    if (attrs_.kernel_shape.empty()) kfail(node_, "attribute kernel_shape is required");
+    if (!max_ && init.opset < 19 && !attrs_.dilations.empty() &&
+        std::any_of(attrs_.dilations.begin(), attrs_.dilations.end(), [](int64_t d) { return d != 1; }))
+      kfail(node_, "dilations need AveragePool opset 19 (model imports {})", init.opset);
+    storage_order_ = static_cast<int>(node_.attr_int("storage_order", 0));
+    if (storage_order_ != 0 && storage_order_ != 1) kfail(node_, "storage_order must be 0 or 1");
+    include_pad_ = node_.attr_int("count_include_pad", 0) != 0;
+  }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.empty() || !in[0]) kfail(node_, "needs input X");
+    const Tensor& x = *in[0];
+    if (x.rank() < 3) kfail(node_, "X must have rank >= 3, got shape {}", shape_str(x.shape()));
+    DType t = x.dtype();
+    if (!(t == DType::Float || (max_ && (t == DType::Int8 || t == DType::UInt8))))
+      kfail(node_, "unsupported input type {}", dtype_name(t));
+    Shape sp(x.shape().begin() + 2, x.shape().end());
+    Geometry g = forward_geometry(node_, attrs_, sp, attrs_.kernel_shape);
+    Shape os{x.dim(0), x.dim(1)};
+    os.insert(os.end(), g.out.begin(), g.out.end());
+    out[0] = Tensor(t, os);
+    Tensor* idx = nullptr;
+    if (max_ && out.size() > 1 && !node_.outputs[1].empty()) {
+      out[1] = Tensor(DType::Int64, os);
+      idx = &out[1];
+    }
+    if (x.numel() == 0 || out[0].numel() == 0) return;
+    if (sp.size() > 3) {  // rare: the reference handles any rank
+      ref::ConvGeom rg{1, g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end};
+      if (t != DType::Float) kfail(node_, "more than 3 spatial axes are supported for float only");
+      if (max_) ref::max_pool(x, rg, out[0], idx, storage_order_);
+      else ref::avg_pool(x, rg, include_pad_, out[0]);
+      return;
+    }
+    Plan p = make_plan(x.shape(), g);
+    int64_t* I = idx ? idx->data<int64_t>() : nullptr;
+    if (!max_) avg_pool_fast(p, x.data<float>(), out[0].data<float>(), include_pad_);
+    else if (t == DType::Float) max_pool_fast(p, x.data<float>(), out[0].data<float>(), I, storage_order_);
+    else if (t == DType::Int8) max_pool_fast(p, x.data<int8_t>(), out[0].data<int8_t>(), I, storage_order_);
+    else max_pool_fast(p, x.data<uint8_t>(), out[0].data<uint8_t>(), I, storage_order_);
+  }
+
+ private:
+  ir::Node node_;
+  bool max_;
+  SpatialAttrs attrs_;
+  int storage_order_ = 0;
+  bool include_pad_ = false;
+};
+
+class GlobalPoolKernel final : public Kernel {
+ public:
+  GlobalPoolKernel(const KernelInit& init, bool is_max) : node_(init.node), max_(is_max) {}
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.empty() || !in[0]) kfail(node_, "needs input X");
+    const Tensor& x = *in[0];
+    if (x.dtype() != DType::Float) kfail(node_, "only float32 is supported, got {}", dtype_name(x.dtype()));
+    if (x.rank() < 3) kfail(node_, "X must have rank >= 3, got shape {}", shape_str(x.shape()));
+    Shape os(x.rank(), 1);
+    os[0] = x.dim(0);
+    os[1] = x.dim(1);
+    out[0] = Tensor(DType::Float, os);
+    const int64_t nc = x.dim(0) * x.dim(1), sz = nc ? x.numel() / nc : 0;
+    if (nc == 0) return;
+    if (sz == 0) kfail(node_, "empty spatial extent in X shape {}", shape_str(x.shape()));
+    const float* X = x.data<float>();
+    float* Y = out[0].data<float>();
+    parallel_for(nc, std::max<int64_t>(1, 4096 / sz), [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const float* p = X + c * sz;
+        if (max_) {
+          float m = p[0];
+          for (int64_t i = 1; i < sz; ++i) m = std::max(m, p[i]);
+          Y[c] = m;
+        } else {
+          // Eight partial sums: vectorises without -ffast-math and keeps float rounding small.
+          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int64_t i = 0;
+          for (; i + 8 <= sz; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
+          float s = 0;
+          for (; i < sz; ++i) s += p[i];
+          for (int j = 0; j < 8; ++j) s += acc[j];
+          Y[c] = s / static_cast<float>(sz);
+        }
+      }
+    });
+  }
+
+ private:
+  ir::Node node_;
+  bool max_;
+};
+
+std::unique_ptr<Kernel> make_max_pool(const KernelInit& i) { return std::make_unique<PoolKernel>(i, true); }
+std::unique_ptr<Kernel> make_avg_pool(const KernelInit& i) { return std::make_unique<PoolKernel>(i, false); }
+std::unique_ptr<Kernel> make_gmax(const KernelInit& i) { return std::make_unique<GlobalPoolKernel>(i, true); }
+std::unique_ptr<Kernel> make_gavg(const KernelInit& i) { return std::make_unique<GlobalPoolKernel>(i, false); }
+
+}  // namespace
+
+OQ_REGISTER_KERNEL(MaxPool, 1, 21, make_max_pool);
+OQ_REGISTER_KERNEL(AveragePool, 1, 21, make_avg_pool);
+OQ_REGISTER_KERNEL(GlobalMaxPool, 1, 21, make_gmax);
+OQ_REGISTER_KERNEL(GlobalAveragePool, 1, 21, make_gavg);
+
+}  // namespace oq::exec

@@ -1,0 +1,41 @@
+// Attribute parsing and output-geometry rules shared by Conv, ConvTranspose and the pooling kernels
+// (auto_pad NOTSET/SAME_UPPER/SAME_LOWER/VALID, pads, strides, dilations, ceil_mode).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/graph.h"
+
+namespace oq::exec {
+
+enum class AutoPad { NotSet, SameUpper, SameLower, Valid };
+
+// The spatial attributes as written on the node (empty vectors = not given).
+struct SpatialAttrs {
+  AutoPad auto_pad = AutoPad::NotSet;
+  std::vector<int64_t> kernel_shape, strides, dilations, pads;
+  bool ceil_mode = false;
+};
+
+// Parses auto_pad/kernel_shape/strides/dilations/pads (and ceil_mode when `with_ceil`); validates signs.
+SpatialAttrs parse_spatial(const ir::Node& node, bool with_ceil);
+
+// Resolved geometry for one input shape: per spatial axis.
+struct Geometry {
+  std::vector<int64_t> kernel, strides, dilations, pads_begin, pads_end, out;
+};
+
+// Conv / pooling: output size and pads for input spatial dims `in` and kernel `kernel` (checks ranks,
+// throws a Model error naming the node on a non-positive output).
+Geometry forward_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
+                          const std::vector<int64_t>& kernel);
+
+// ConvTranspose: output size and pads with out = s*(in-1) + (k-1)*d+1 - begin - end (pads_end may be negative when output_padding/output_shape extends the
+// output beyond the last input contribution; pads_begin may be negative for SAME with stride > kernel).
+Geometry transpose_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
+                            const std::vector<int64_t>& kernel, const std::vector<int64_t>& output_padding,
+                            const std::vector<int64_t>& output_shape);
+
+}  // namespace oq::exec
