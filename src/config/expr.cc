@@ -1,0 +1,166 @@
+// Arithmetic strings and Hydra `${now:...}` interpolation for config values.
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "config/config.h"
+#include "core/error.h"
+
+namespace oq::config {
+namespace {
+
+// A hand-written recursive-descent parser (no library evaluates these safely and this small):
+//   expr    := term (('+' | '-') term)*
+//   term    := unary (('*' | '/') unary)*
+//   unary   := ('+' | '-') unary | primary
+//   primary := NUMBER | '(' expr ')'
+//   NUMBER  := digits ['.' digits] [('e'|'E') ['+'|'-'] digits]   (also ".5" and "5.")
+class ArithParser {
+ public:
+  explicit ArithParser(std::string_view s) : s_(s) {}
+
+  bool parse(double& out) {
+    if (!expr(out, 0)) return false;
+    skip_ws();
+    if (pos_ != s_.size()) return set_error("unexpected '" + std::string(1, s_[pos_]) + "'");
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+
+  void skip_ws() {
+    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+  }
+  bool set_error(std::string e) {
+    if (error_.empty()) error_ = std::move(e);
+    return false;
+  }
+  bool expr(double& v, int depth) {
+    if (!term(v, depth)) return false;
+    for (;;) {
+      skip_ws();
+      if (pos_ >= s_.size() || (s_[pos_] != '+' && s_[pos_] != '-')) return true;
+      char op = s_[pos_++];
+      double r;
+      if (!term(r, depth)) return false;
+      v = op == '+' ? v + r : v - r;
+    }
+  }
+  bool term(double& v, int depth) {
+    if (!unary(v, depth)) return false;
+    for (;;) {
+      skip_ws();
+      if (pos_ >= s_.size() || (s_[pos_] != '*' && s_[pos_] != '/')) return true;
+      char op = s_[pos_++];
+      double r;
+      if (!unary(r, depth)) return false;
+      if (op == '/' && r == 0.0) return set_error("division by zero");
+      v = op == '*' ? v * r : v / r;
+    }
+  }
+  bool unary(double& v, int depth) {
+    if (depth > kMaxDepth) return set_error("expression nested too deeply");
+    skip_ws();
+    if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) {
+      char op = s_[pos_++];
+      if (!unary(v, depth + 1)) return false;
+      if (op == '-') v = -v;
+      return true;
+    }
+    return primary(v, depth);
+  }
+  bool primary(double& v, int depth) {
+    skip_ws();
+    if (pos_ >= s_.size()) return set_error("unexpected end of expression");
+    if (s_[pos_] == '(') {
+      ++pos_;
+      if (!expr(v, depth + 1)) return false;
+      skip_ws();
+      if (pos_ >= s_.size() || s_[pos_] != ')') return set_error("missing ')'");
+      ++pos_;
+      return true;
+    }
+    return number(v);
+  }
+  bool number(double& v) {
+    size_t start = pos_;
+    auto digits = [&] {
+      size_t b = pos_;
+      while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+      return pos_ - b;
+    };
+    size_t n = digits();
+    if (pos_ < s_.size() && s_[pos_] == '.') {
+      ++pos_;
+      n += digits();
+    }
+    if (n == 0) {
+      pos_ = start;
+      return set_error(pos_ < s_.size() ? "unexpected '" + std::string(1, s_[pos_]) + "'" : "expected a number");
+    }
+    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+      size_t save = pos_++;
+      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
+      if (digits() == 0) pos_ = save;  // "2e" is not an exponent; the parser then stops at 'e'
+    }
+    std::string lit(s_.substr(start, pos_ - start));
+    v = std::strtod(lit.c_str(), nullptr);
+    return true;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+}  // namespace
+
+std::optional<double> eval_arithmetic(std::string_view text, std::string* error) {
+  ArithParser p(text);
+  double v = 0;
+  if (!p.parse(v)) {
+    if (error) *error = p.error();
+    return std::nullopt;
+  }
+  if (!std::isfinite(v)) {
+    if (error) *error = "result is not finite";
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::string expand_interpolations(std::string_view value, const std::string& key_path, std::time_t now) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < value.size()) {
+    size_t open = value.find("${", pos);
+    if (open == std::string_view::npos) {
+      out.append(value.substr(pos));
+      break;
+    }
+    out.append(value.substr(pos, open - pos));
+    size_t close = value.find('}', open + 2);
+    if (close == std::string_view::npos)
+      fail(ErrorKind::Config, "{}: unterminated interpolation in '{}'", key_path, value);
+    std::string_view inner = value.substr(open + 2, close - open - 2);
+    if (inner.substr(0, 4) != "now:")
+      fail(ErrorKind::Config,
+           "{}: interpolation '${{{}}}' is not supported by onnxquant (only ${{now:FORMAT}} is expanded)",
+           key_path, inner);
+    std::string fmt_str(inner.substr(4));
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[512];
+    size_t n = fmt_str.empty() ? 0 : std::strftime(buf, sizeof buf, fmt_str.c_str(), &tm);
+    if (n == 0 && !fmt_str.empty())
+      fail(ErrorKind::Config, "{}: '${{now:{}}}' expands to nothing or too long a string", key_path, fmt_str);
+    out.append(buf, n);
+    pos = close + 1;
+  }
+  return out;
+}
+
+}  // namespace oq::config

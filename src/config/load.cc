@@ -1,0 +1,253 @@
+// Loading an ST user_config.yaml: file -> YAML tree -> command-line overrides -> typed, validated Config.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/yaml_read.h"
+
+namespace oq::config {
+using namespace detail;
+
+namespace {
+
+const char* kIgnored = "ignored by onnxquant";
+
+// A deep copy built node by node: the copy carries no source position, so errors on values that came from
+// a command-line override do not point at a line of the config file.
+YAML::Node unmarked_copy(const YAML::Node& n) {
+  if (n.IsScalar()) return YAML::Node(n.Scalar());
+  if (n.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (const auto& e : n) out.push_back(unmarked_copy(e));
+    return out;
+  }
+  if (n.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& kv : n) out[unmarked_copy(kv.first)] = unmarked_copy(kv.second);
+    return out;
+  }
+  return YAML::Node(YAML::NodeType::Null);
+}
+
+bool valid_key_segment(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
+}
+
+void set_path(YAML::Node node, const std::vector<std::string>& segs, size_t i, const YAML::Node& value,
+              const std::string& ov) {
+  const std::string& k = segs[i];
+  if (i + 1 == segs.size()) {
+    node[k] = value;
+    return;
+  }
+  const YAML::Node& cnode = node;
+  YAML::Node existing = cnode[k];
+  if (is_null(existing)) {
+    node[k] = YAML::Node(YAML::NodeType::Map);
+  } else if (!existing.IsMap()) {
+    std::string prefix;
+    for (size_t j = 0; j <= i; ++j) prefix += (j ? "." : "") + segs[j];
+    fail(ErrorKind::Config, "override '{}': {} is {}, not a map", ov, prefix, show(existing));
+  }
+  YAML::Node child = node[k];
+  set_path(child, segs, i + 1, value, ov);
+}
+
+// Hydra-like `dotted.key=value` (a leading `+` or `++` is accepted); the value is parsed as YAML.
+void apply_override(YAML::Node& root, const std::string& ov) {
+  size_t eq = ov.find('=');
+  std::string key = ov.substr(0, eq);
+  if (key.rfind("++", 0) == 0) key.erase(0, 2);
+  else if (key.rfind("+", 0) == 0) key.erase(0, 1);
+  std::vector<std::string> segs;
+  std::stringstream ss(key);
+  for (std::string s; std::getline(ss, s, '.');) segs.push_back(s);
+  bool ok = eq != std::string::npos && !segs.empty() && key.back() != '.';
+  for (const auto& s : segs) ok = ok && valid_key_segment(s);
+  if (!ok) fail(ErrorKind::Config, "override '{}': expected dotted.key=value (e.g. quantization.granularity=per_tensor)", ov);
+  YAML::Node value;
+  try {
+    value = unmarked_copy(YAML::Load(ov.substr(eq + 1)));
+  } catch (const YAML::Exception& e) {
+    fail(ErrorKind::Config, "override '{}': value is not valid YAML: {}", ov, e.msg);
+  }
+  set_path(root, segs, 0, value, ov);
+}
+
+OperationMode read_operation_mode(const Ctx& ctx, MapReader& top) {
+  YAML::Node n = top.get("operation_mode");
+  if (is_null(n)) return OperationMode::Quantization;
+  std::string s = read_string(ctx, n, "operation_mode");
+  for (OperationMode m : {OperationMode::Quantization, OperationMode::Evaluation, OperationMode::ChainQE})
+    if (iequals(s, to_string(m))) return m;
+  key_fail(ctx, n, "operation_mode",
+           "'" + s + "' is not supported by onnxquant; supported modes: quantization, evaluation, chain_qe");
+}
+
+void read_general(const Ctx& ctx, const YAML::Node& node, GeneralConfig& g) {
+  MapReader m(ctx, node, "general");
+  g.project_name = get_string(m, "project_name", g.project_name);
+  g.logs_dir = get_string(m, "logs_dir", g.logs_dir);
+  g.saved_models_dir = get_string(m, "saved_models_dir", g.saved_models_dir);
+  g.global_seed = get_int(m, "global_seed", g.global_seed);
+  m.finish_silent();  // other ST general keys (gpu_memory_limit, display_figures, ...) are fine
+}
+
+bool ends_with_ci(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && iequals(std::string_view(s).substr(s.size() - suffix.size()), suffix);
+}
+
+void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc) {
+  MapReader m(ctx, node, "model");
+  mc.model_path = get_string(m, "model_path");
+  if (mc.model_path.empty())
+    key_fail(ctx, m.get("model_path"), "model.model_path",
+             "missing: the ONNX model to quantize or evaluate (or pass model.model_path=<file> as an override)");
+  for (const char* ext : {".h5", ".keras", ".tflite", ".pt", ".pth"})
+    if (ends_with_ci(mc.model_path, ext))
+      key_fail(ctx, m.get("model_path"), "model.model_path",
+               "'" + mc.model_path + "' is not an ONNX model; onnxquant reads .onnx files only");
+  // A list, or ST's tuple spelling as a string: "(128, 128, 3)".
+  YAML::Node is = m.get("input_shape");
+  if (!is_null(is)) {
+    std::vector<YAML::Node> dims;
+    if (is.IsSequence()) {
+      for (const auto& e : is) dims.push_back(e);
+    } else if (is.IsScalar()) {
+      std::string s = is.Scalar();
+      size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+      if (b != std::string::npos && ((s[b] == '(' && s[e] == ')') || (s[b] == '[' && s[e] == ']'))) s = s.substr(b + 1, e - b - 1);
+      std::stringstream ss(s);
+      for (std::string item; std::getline(ss, item, ',');) {
+        size_t ib = item.find_first_not_of(" \t"), ie = item.find_last_not_of(" \t");
+        item = ib == std::string::npos ? "" : item.substr(ib, ie - ib + 1);
+        if (!item.empty() || !ss.eof()) dims.push_back(YAML::Node(item));
+      }
+    }
+    if (dims.empty()) key_fail(ctx, is, "model.input_shape", "expected a list of integers such as [128, 128, 3], got " + show(is));
+    for (size_t i = 0; i < dims.size(); ++i) {
+      std::string p = "model.input_shape[" + std::to_string(i) + "]";
+      int64_t d = read_int(ctx, dims[i], p);
+      if (d <= 0) key_fail(ctx, is, p, "must be > 0, got " + std::to_string(d));
+      mc.input_shape.push_back(d);
+    }
+  }
+  m.finish_warn(kIgnored);
+}
+
+void read_dataset(const Ctx& ctx, const YAML::Node& node, DatasetConfig& d) {
+  MapReader m(ctx, node, "dataset");
+  if (m.present("name") && m.present("dataset_name"))
+    key_fail(ctx, m.get("dataset_name"), "dataset.dataset_name", "both dataset.name and dataset.dataset_name are given; use one");
+  d.name = m.present("dataset_name") ? get_string(m, "dataset_name") : get_string(m, "name");
+  m.get("name");
+  m.get("dataset_name");
+  d.class_names = get_string_list(m, "class_names");
+  d.training_path = get_string(m, "training_path");
+  d.quantization_path = get_string(m, "quantization_path");
+  d.quantization_split = get_number(m, "quantization_split", d.quantization_split);
+  check_range(m, "quantization_split", d.quantization_split > 0 && d.quantization_split <= 1, d.quantization_split,
+              "in (0, 1]");
+  d.test_path = get_string(m, "test_path");
+  d.validation_path = get_string(m, "validation_path");
+  d.seed = get_int(m, "seed", d.seed);
+  d.batch_size = get_int(m, "batch_size", d.batch_size);
+  check_range(m, "batch_size", d.batch_size > 0, static_cast<double>(d.batch_size), "> 0");
+  d.skip_bad_files = get_bool(m, "skip_bad_files", d.skip_bad_files);
+  m.finish_warn(kIgnored);
+}
+
+void read_preprocessing(const Ctx& ctx, const YAML::Node& node, PreprocessingConfig& p) {
+  MapReader m(ctx, node, "preprocessing");
+  MapReader resc(ctx, m.get("rescaling"), "preprocessing.rescaling");
+  p.scale = get_number(resc, "scale", p.scale);
+  p.offset = get_number(resc, "offset", p.offset);
+  resc.finish_warn(kIgnored);
+  MapReader resz(ctx, m.get("resizing"), "preprocessing.resizing");
+  p.interpolation = get_enum(resz, "interpolation", p.interpolation,
+                             {Interpolation::Nearest, Interpolation::Bilinear, Interpolation::Bicubic, Interpolation::Area});
+  p.aspect_ratio = get_enum(resz, "aspect_ratio", p.aspect_ratio, {AspectRatio::Fit, AspectRatio::Crop, AspectRatio::Padding});
+  resz.finish_warn(kIgnored);
+  p.color_mode = get_enum(m, "color_mode", p.color_mode, {ColorMode::Grayscale, ColorMode::Rgb, ColorMode::Rgba, ColorMode::Bgr});
+  p.layout = get_enum(m, "layout", p.layout, {Layout::Auto, Layout::NCHW, Layout::NHWC});
+  m.finish_warn(kIgnored);
+}
+
+std::string read_hydra_dir(const Ctx& ctx, const YAML::Node& node) {
+  MapReader h(ctx, node, "hydra");
+  MapReader run(ctx, h.get("run"), "hydra.run");
+  std::string dir = get_string(run, "dir");
+  run.finish_warn(kIgnored);
+  h.finish_warn(kIgnored);
+  return dir;
+}
+
+Config build(YAML::Node root, const std::string& source, std::time_t now) {
+  Config cfg;
+  cfg.source = source;
+  cfg.load_time = now;
+  Ctx ctx{source, now, &cfg.warnings};
+  MapReader top(ctx, root, "");
+  cfg.operation_mode = read_operation_mode(ctx, top);
+  read_general(ctx, top.get("general"), cfg.general);
+  read_model(ctx, top.get("model"), cfg.model);
+  read_dataset(ctx, top.get("dataset"), cfg.dataset);
+  read_preprocessing(ctx, top.get("preprocessing"), cfg.preprocessing);
+  YAML::Node q = top.get("quantization");
+  cfg.has_quantization = !is_null(q);
+  if (!cfg.has_quantization && cfg.operation_mode != OperationMode::Evaluation)
+    key_fail(ctx, q, "quantization",
+             "section missing; operation_mode '" + std::string(to_string(cfg.operation_mode)) + "' requires it");
+  read_quantization(ctx, q, cfg.quantization);
+  cfg.hydra_run_dir = read_hydra_dir(ctx, top.get("hydra"));
+  top.finish_warn(kIgnored);
+  return cfg;
+}
+
+std::string format_time(std::time_t t, const char* fmt_str) {
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[128];
+  size_t n = std::strftime(buf, sizeof buf, fmt_str, &tm);
+  return std::string(buf, n);
+}
+
+}  // namespace
+
+Config load_config_from_string(const std::string& yaml_text, const std::vector<std::string>& overrides,
+                               const std::string& source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    fail(ErrorKind::Config, "{}:{}:{}: YAML syntax error: {}", source_name, e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+  if (is_null(root)) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) fail(ErrorKind::Config, "{}: expected a map of sections at the top level, got {}", source_name, show(root));
+  for (const auto& ov : overrides) apply_override(root, ov);
+  return build(root, source_name, std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail(ErrorKind::Config, "config file not found: {}", path);
+  if (std::filesystem::is_directory(path, ec)) fail(ErrorKind::Config, "config file is a directory: {}", path);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(ErrorKind::Config, "cannot open config file: {}", path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) fail(ErrorKind::Config, "cannot read config file: {}", path);
+  return load_config_from_string(ss.str(), overrides, path);
+}
+
+std::string resolve_output_dir(const Config& cfg, const std::string& cli_output_dir) {
+  if (!cli_output_dir.empty()) return cli_output_dir;
+  if (!cfg.hydra_run_dir.empty()) return cfg.hydra_run_dir;
+  return "experiments_outputs/" + format_time(cfg.load_time, "%Y_%m_%d_%H_%M_%S");
+}
+
+}  // namespace oq::config

@@ -1,0 +1,196 @@
+// The `quantization` section: every key known, typed and range-checked; unknown keys are errors.
+#include <set>
+
+#include "config/yaml_read.h"
+
+namespace oq::config::detail {
+namespace {
+
+const char* kQuantTypes = "Int4, UInt4, Int8, UInt8, Int16, UInt16 (Q prefix optional, any case)";
+
+DType read_quant_type(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsScalar()) key_fail(ctx, n, path, std::string("expected one of ") + kQuantTypes + ", got " + show(n));
+  auto t = parse_quant_type(n.Scalar());
+  if (!t || !is_quant_type(*t))
+    key_fail(ctx, n, path, std::string("expected one of ") + kQuantTypes + ", got " + show(n));
+  return *t;
+}
+
+// weight_type / weightType (or activ_type / activType): one spelling at most.
+DType get_quant_type(MapReader& m, const std::string& snake, const std::string& camel, DType def) {
+  YAML::Node a = m.get(snake), b = m.get(camel);
+  if (!is_null(a) && !is_null(b))
+    key_fail(m.ctx(), b, m.path(camel), "both " + snake + " and " + camel + " are given; use one of them");
+  if (!is_null(a)) return read_quant_type(m.ctx(), a, m.path(snake));
+  if (!is_null(b)) return read_quant_type(m.ctx(), b, m.path(camel));
+  return def;
+}
+
+// A number or a non-empty list of numbers; returns whether it was a list.
+template <typename T, typename ReadOne>
+bool read_scalar_or_list(const Ctx& ctx, const YAML::Node& n, const std::string& path, std::vector<T>& out,
+                         ReadOne read_one, const char* what) {
+  if (n.IsSequence()) {
+    if (n.size() == 0) key_fail(ctx, n, path, std::string("expected ") + what + " or a non-empty list of them, got an empty list");
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string ep = path + "[" + std::to_string(i) + "]";
+      if (is_null(n[i])) key_fail(ctx, n, ep, std::string("expected ") + what + ", got null");
+      out.push_back(read_one(ctx, n[i], ep));
+    }
+    return true;
+  }
+  if (!n.IsScalar()) key_fail(ctx, n, path, std::string("expected ") + what + " or a list of them, got " + show(n));
+  out.push_back(read_one(ctx, n, path));
+  return false;
+}
+
+TensorOverride read_override(const Ctx& ctx, const YAML::Node& item, const std::string& path) {
+  static const char* kShape = "expected a [tensor_name, {quant_type, scale, zero_point, axis}] pair, got ";
+  if (!item.IsSequence() || item.size() < 1 || item.size() > 2)
+    key_fail(ctx, item, path, kShape + (item.IsSequence() ? "a list of " + std::to_string(item.size()) : show(item)));
+  TensorOverride o;
+  if (!item[0].IsScalar() || item[0].Scalar().empty())
+    key_fail(ctx, item, path + "[0]", "expected a tensor name, got " + show(item[0]));
+  o.tensor = item[0].Scalar();
+  MapReader m(ctx, item.size() == 2 ? item[1] : YAML::Node(), path);
+  YAML::Node qt = m.get("quant_type");
+  if (!is_null(qt)) o.quant_type = read_quant_type(ctx, qt, m.path("quant_type"));
+  YAML::Node sc = m.get("scale"), zp = m.get("zero_point");
+  if (is_null(sc) != is_null(zp))
+    key_fail(ctx, is_null(sc) ? zp : sc, m.path(is_null(sc) ? "zero_point" : "scale"),
+             "scale and zero_point must be given together (tensor '" + o.tensor + "')");
+  if (!is_null(sc)) {
+    bool sl = read_scalar_or_list(ctx, sc, m.path("scale"), o.scale, read_number, "a number");
+    bool zl = read_scalar_or_list(ctx, zp, m.path("zero_point"), o.zero_point, read_int, "an integer");
+    if (sl != zl || o.scale.size() != o.zero_point.size())
+      key_fail(ctx, zp, m.path("zero_point"),
+               fmt::format("scale and zero_point must both be numbers or both lists of the same length "
+                           "(tensor '{}': {} scale(s), {} zero point(s))",
+                           o.tensor, o.scale.size(), o.zero_point.size()));
+    o.values_are_lists = sl;
+    for (size_t i = 0; i < o.scale.size(); ++i)
+      if (!(o.scale[i] > 0))
+        key_fail(ctx, sc, m.path("scale") + (sl ? "[" + std::to_string(i) + "]" : ""),
+                 fmt::format("must be > 0, got {} (tensor '{}')", o.scale[i], o.tensor));
+  }
+  YAML::Node ax = m.get("axis");
+  if (!is_null(ax)) o.axis = read_int(ctx, ax, m.path("axis"));
+  m.finish_strict();
+  return o;
+}
+
+std::vector<TensorOverride> get_overrides(MapReader& m, const std::string& key) {
+  YAML::Node n = m.get(key);
+  std::vector<TensorOverride> out;
+  if (is_null(n)) return out;
+  std::string p = m.path(key);
+  if (!n.IsSequence())
+    key_fail(m.ctx(), n, p, "expected a list of [tensor_name, {quant_type, scale, zero_point, axis}] pairs, got " + show(n));
+  std::set<std::string> seen;
+  for (size_t i = 0; i < n.size(); ++i) {
+    std::string ip = p + "[" + std::to_string(i) + "]";
+    out.push_back(read_override(m.ctx(), n[i], ip));
+    if (!seen.insert(out.back().tensor).second)
+      key_fail(m.ctx(), n[i], ip, "tensor '" + out.back().tensor + "' is overridden twice");
+  }
+  return out;
+}
+
+void read_params(const Ctx& ctx, const YAML::Node& node, QuantParameters& p) {
+  MapReader m(ctx, node, "quantization.onnx_quant_parameters");
+  p.weight_type = get_quant_type(m, "weight_type", "weightType", p.weight_type);
+  p.activ_type = get_quant_type(m, "activ_type", "activType", p.activ_type);
+  p.calibrate_method = get_enum(m, "calibrate_method", p.calibrate_method,
+                                {CalibrateMethod::MinMax, CalibrateMethod::Entropy, CalibrateMethod::Percentile});
+  p.op_types_to_quantize = get_string_list(m, "op_types_to_quantize");
+  p.nodes_to_quantize = get_string_list(m, "nodes_to_quantize");
+  p.nodes_to_exclude = get_string_list(m, "nodes_to_exclude");
+  m.finish_strict();
+}
+
+void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
+  MapReader m(ctx, node, "quantization.onnx_extra_options");
+  e.weight_symmetric = get_bool(m, "WeightSymmetric", e.weight_symmetric);
+  e.activation_symmetric = get_bool(m, "ActivationSymmetric", e.activation_symmetric);
+  e.calib_moving_average = get_bool(m, "CalibMovingAverage", e.calib_moving_average);
+  e.quantize_bias = get_bool(m, "QuantizeBias", e.quantize_bias);
+  e.smooth_quant = get_bool(m, "SmoothQuant", e.smooth_quant);
+  e.smooth_quant_alpha = get_number(m, "SmoothQuantAlpha", e.smooth_quant_alpha);
+  check_range(m, "SmoothQuantAlpha", e.smooth_quant_alpha >= 0 && e.smooth_quant_alpha <= 1, e.smooth_quant_alpha,
+              "in [0, 1]");
+  e.smooth_quant_folding = get_bool(m, "SmoothQuantFolding", e.smooth_quant_folding);
+  if (m.present("MinimumRealRange")) {
+    double v = get_number(m, "MinimumRealRange", 0.0);
+    check_range(m, "MinimumRealRange", v >= 0, v, ">= 0");
+    e.minimum_real_range = v;
+  } else {
+    m.get("MinimumRealRange");  // null is allowed (= no minimum)
+  }
+  e.calib_percentile = get_number(m, "CalibPercentile", e.calib_percentile);
+  check_range(m, "CalibPercentile", e.calib_percentile > 0 && e.calib_percentile <= 100, e.calib_percentile,
+              "in (0, 100]");
+  e.weight_quantizer = get_enum(m, "WeightQuantizer", e.weight_quantizer,
+                                {WeightQuantizer::MinMax, WeightQuantizer::Mse, WeightQuantizer::Gptq});
+  e.bias_correction = get_bool(m, "BiasCorrection", e.bias_correction);
+  e.cross_layer_equalization = get_bool(m, "CrossLayerEqualization", e.cross_layer_equalization);
+  e.weights_tensor_override = get_overrides(m, "weights_tensor_override");
+  e.activations_tensor_override = get_overrides(m, "activations_tensor_override");
+  m.finish_strict();
+}
+
+void read_iterative(const Ctx& ctx, const YAML::Node& node, IterativeParameters& it) {
+  MapReader m(ctx, node, "quantization.iterative_quant_parameters");
+  it.inspection_split = get_number(m, "inspection_split", it.inspection_split);
+  check_range(m, "inspection_split", it.inspection_split > 0 && it.inspection_split <= 1, it.inspection_split,
+              "in (0, 1]");
+  it.accuracy_tolerance = get_number(m, "accuracy_tolerance", it.accuracy_tolerance);
+  check_range(m, "accuracy_tolerance", it.accuracy_tolerance >= 0, it.accuracy_tolerance, ">= 0");
+  it.tolerance_mode = get_enum(m, "tolerance_mode", it.tolerance_mode, {ToleranceMode::Absolute, ToleranceMode::Relative});
+  it.metric = get_enum(m, "metric", it.metric,
+                       {Metric::Auto, Metric::Top1, Metric::Agreement, Metric::OutputSnr, Metric::EvaluatorCommand});
+  it.evaluator_command = get_string(m, "evaluator_command", it.evaluator_command);
+  if (it.metric == Metric::EvaluatorCommand && it.evaluator_command.empty())
+    key_fail(ctx, m.get("metric"), m.path("evaluator_command"), "required when metric is evaluator_command");
+  it.ranking = get_enum(m, "ranking", it.ranking, {Ranking::Static, Ranking::Sensitivity});
+  it.search = get_enum(m, "search", it.search, {SearchStrategy::Bisection, SearchStrategy::Greedy});
+  it.snr_threshold = get_number(m, "snr_threshold", it.snr_threshold);
+  m.finish_strict();
+}
+
+}  // namespace
+
+void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfig& q) {
+  MapReader m(ctx, node, "quantization");
+  if (m.present("quantizer")) {
+    std::string s = get_string(m, "quantizer");
+    if (!iequals(s, "onnx_quantizer"))
+      key_fail(ctx, m.get("quantizer"), m.path("quantizer"), "'" + s + "' is not supported by onnxquant; use onnx_quantizer");
+  }
+  if (m.present("quantization_type")) {
+    std::string s = get_string(m, "quantization_type");
+    if (!iequals(s, "PTQ"))
+      key_fail(ctx, m.get("quantization_type"), m.path("quantization_type"),
+               "'" + s + "' is not supported by onnxquant; only PTQ (post-training quantization)");
+  }
+  q.input_type = get_enum(m, "quantization_input_type", q.input_type, {IoType::Float, IoType::Int8, IoType::UInt8});
+  q.output_type = get_enum(m, "quantization_output_type", q.output_type, {IoType::Float, IoType::Int8, IoType::UInt8});
+  q.granularity = get_enum(m, "granularity", q.granularity, {Granularity::PerChannel, Granularity::PerTensor});
+  q.export_dir = get_string(m, "export_dir", q.export_dir);
+  if (q.export_dir.empty()) key_fail(ctx, m.get("export_dir"), m.path("export_dir"), "must not be empty");
+  q.optimize = get_bool(m, "optimize", q.optimize);
+  q.target_opset = get_int(m, "target_opset", q.target_opset);
+  check_range(m, "target_opset", q.target_opset >= 10, static_cast<double>(q.target_opset),
+              ">= 10 (QuantizeLinear/DequantizeLinear need opset 10+)");
+  q.operating_mode = get_enum(m, "operating_mode", q.operating_mode,
+                              {OperatingMode::Default, OperatingMode::Inspection, OperatingMode::FullAuto});
+  read_params(ctx, m.get("onnx_quant_parameters"), q.params);
+  read_extra(ctx, m.get("onnx_extra_options"), q.extra);
+  read_iterative(ctx, m.get("iterative_quant_parameters"), q.iterative);
+  m.finish_strict();
+  if (!q.params.nodes_to_quantize.empty() && !q.extra.weights_tensor_override.empty())
+    key_fail(ctx, m.get("onnx_quant_parameters"), "quantization.onnx_quant_parameters.nodes_to_quantize",
+             "cannot be combined with a non-empty quantization.onnx_extra_options.weights_tensor_override "
+             "(weight overrides need the per-tensor quantization map of every node); drop one of the two");
+}
+
+}  // namespace oq::config::detail

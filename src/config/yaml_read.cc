@@ -1,0 +1,144 @@
+#include "config/yaml_read.h"
+
+#include <cmath>
+
+namespace oq::config::detail {
+
+std::string show(const YAML::Node& n) {
+  if (is_null(n)) return "null";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a map";
+  return "'" + n.Scalar() + "'";
+}
+
+std::string where(const Ctx& ctx, const YAML::Node& n) {
+  if (!n.IsDefined()) return "";
+  YAML::Mark m = n.Mark();
+  if (m.is_null()) return "";
+  return " (" + ctx.source + ":" + std::to_string(m.line + 1) + ")";
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+void key_fail(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg) {
+  fail(ErrorKind::Config, "{}: {}{}", path, msg, where(ctx, at));
+}
+
+MapReader::MapReader(const Ctx& ctx, const YAML::Node& node, std::string path)
+    : ctx_(ctx), path_(std::move(path)) {
+  if (is_null(node)) {
+    node_ = YAML::Node(YAML::NodeType::Map);
+    return;
+  }
+  if (!node.IsMap()) key_fail(ctx, node, path_, "expected a map of keys, got " + show(node));
+  node_ = node;
+}
+
+YAML::Node MapReader::get(const std::string& key) {
+  known_.insert(key);
+  const YAML::Node& cn = node_;  // const access: never inserts the key
+  return cn[key];
+}
+
+bool MapReader::present(const std::string& key) const {
+  const YAML::Node& cn = node_;
+  return !is_null(cn[key]);
+}
+
+std::vector<std::string> MapReader::unknown_keys() const {
+  std::vector<std::string> out;
+  for (const auto& kv : node_) {
+    std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "<non-scalar key>";
+    if (!known_.count(k)) out.push_back(k);
+  }
+  return out;
+}
+
+void MapReader::finish_strict() const {
+  for (const auto& k : unknown_keys()) {
+    const YAML::Node& cn = node_;
+    key_fail(ctx_, cn[k], path(k), "unknown key");
+  }
+}
+
+void MapReader::finish_warn(std::string_view what) const {
+  if (!ctx_.warnings) return;
+  for (const auto& k : unknown_keys()) ctx_.warnings->push_back(path(k) + ": " + std::string(what));
+}
+
+bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  bool v = false;
+  if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
+    key_fail(ctx, n, path, "expected a boolean (true/false), got " + show(n));
+  return v;
+}
+
+double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsScalar()) key_fail(ctx, n, path, "expected a number, got " + show(n));
+  std::string err;
+  auto v = eval_arithmetic(n.Scalar(), &err);
+  if (!v) key_fail(ctx, n, path, "expected a number or an arithmetic expression, got " + show(n) + " (" + err + ")");
+  return *v;
+}
+
+int64_t read_int(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsScalar()) key_fail(ctx, n, path, "expected an integer, got " + show(n));
+  std::string err;
+  auto v = eval_arithmetic(n.Scalar(), &err);
+  if (!v || std::trunc(*v) != *v || std::fabs(*v) > 9007199254740992.0)
+    key_fail(ctx, n, path, "expected an integer, got " + show(n));
+  return static_cast<int64_t>(*v);
+}
+
+std::string read_string(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsScalar()) key_fail(ctx, n, path, "expected a string, got " + show(n));
+  return expand_interpolations(n.Scalar(), path, ctx.now);
+}
+
+bool get_bool(MapReader& m, const std::string& key, bool def) {
+  YAML::Node n = m.get(key);
+  return is_null(n) ? def : read_bool(m.ctx(), n, m.path(key));
+}
+
+double get_number(MapReader& m, const std::string& key, double def) {
+  YAML::Node n = m.get(key);
+  return is_null(n) ? def : read_number(m.ctx(), n, m.path(key));
+}
+
+int64_t get_int(MapReader& m, const std::string& key, int64_t def) {
+  YAML::Node n = m.get(key);
+  return is_null(n) ? def : read_int(m.ctx(), n, m.path(key));
+}
+
+std::string get_string(MapReader& m, const std::string& key, const std::string& def) {
+  YAML::Node n = m.get(key);
+  return is_null(n) ? def : read_string(m.ctx(), n, m.path(key));
+}
+
+std::vector<std::string> get_string_list(MapReader& m, const std::string& key) {
+  YAML::Node n = m.get(key);
+  std::vector<std::string> out;
+  if (is_null(n)) return out;
+  std::string p = m.path(key);
+  if (!n.IsSequence()) key_fail(m.ctx(), n, p, "expected a list of strings, got " + show(n));
+  for (size_t i = 0; i < n.size(); ++i) {
+    YAML::Node e = n[i];
+    std::string ep = p + "[" + std::to_string(i) + "]";
+    if (is_null(e)) key_fail(m.ctx(), n, ep, "expected a string, got null");
+    out.push_back(read_string(m.ctx(), e, ep));
+  }
+  return out;
+}
+
+void check_range(MapReader& m, const std::string& key, bool ok, double v, const char* what) {
+  if (ok) return;
+  key_fail(m.ctx(), m.get(key), m.path(key), fmt::format("must be {}, got {}", what, v));
+}
+
+}  // namespace oq::config::detail

@@ -1,0 +1,97 @@
+// Internal to src/config: typed reads from a yaml-cpp tree with errors that name the key path.
+#pragma once
+#include <cctype>
+#include <cstdint>
+#include <ctime>
+#include <initializer_list>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/config.h"
+#include "core/error.h"
+
+namespace oq::config::detail {
+
+struct Ctx {
+  std::string source;                   // file name, for "(file:line)" hints
+  std::time_t now = 0;                  // for ${now:...}
+  std::vector<std::string>* warnings = nullptr;
+};
+
+// "'value'" for scalars, "a list" / "a map" / "null" otherwise.
+std::string show(const YAML::Node& n);
+// " (file:line)" when the node carries a position, "" otherwise (e.g. set by an override).
+std::string where(const Ctx& ctx, const YAML::Node& n);
+bool iequals(std::string_view a, std::string_view b);
+inline bool is_null(const YAML::Node& n) { return !n.IsDefined() || n.IsNull(); }
+
+// A YAML map being read: get() marks keys as known; finish_*() deals with the keys never asked for.
+class MapReader {
+ public:
+  // `node` must be a map or null/absent (treated as empty); anything else is an error naming `path`.
+  MapReader(const Ctx& ctx, const YAML::Node& node, std::string path);
+
+  // The value (undefined node if the key is absent).
+  YAML::Node get(const std::string& key);
+  bool present(const std::string& key) const;  // present and not null
+  std::string path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  const std::string& path() const { return path_; }
+  const Ctx& ctx() const { return ctx_; }
+  const YAML::Node& node() const { return node_; }
+
+  void finish_strict() const;                      // unknown key -> error
+  void finish_warn(std::string_view what) const;   // unknown key -> one warning each ("<path>: <what>")
+  void finish_silent() const {}
+
+ private:
+  std::vector<std::string> unknown_keys() const;
+  const Ctx& ctx_;
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> known_;
+};
+
+[[noreturn]] void key_fail(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg);
+
+bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path);
+double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path);
+int64_t read_int(const Ctx& ctx, const YAML::Node& n, const std::string& path);
+std::string read_string(const Ctx& ctx, const YAML::Node& n, const std::string& path);  // ${now:} expanded
+
+// Getters with defaults: an absent or null key keeps `def`.
+bool get_bool(MapReader& m, const std::string& key, bool def);
+double get_number(MapReader& m, const std::string& key, double def);
+int64_t get_int(MapReader& m, const std::string& key, int64_t def);
+std::string get_string(MapReader& m, const std::string& key, const std::string& def = "");
+std::vector<std::string> get_string_list(MapReader& m, const std::string& key);  // null -> empty
+// Range checks on a value already read (`what` e.g. "in (0, 1]").
+void check_range(MapReader& m, const std::string& key, bool ok, double v, const char* what);
+
+// Enum by its to_string() spelling, case-insensitively; lists the accepted spellings on error.
+template <typename E>
+E get_enum(MapReader& m, const std::string& key, E def, std::initializer_list<E> all) {
+  YAML::Node n = m.get(key);
+  if (is_null(n)) return def;
+  std::string p = m.path(key);
+  if (!n.IsScalar()) key_fail(m.ctx(), n, p, "expected one of " + [&] {
+    std::string s;
+    for (E e : all) s += (s.empty() ? "" : ", ") + std::string(to_string(e));
+    return s;
+  }() + ", got " + show(n));
+  std::string v = n.Scalar();
+  std::string names;
+  for (E e : all) {
+    if (iequals(v, to_string(e))) return e;
+    names += (names.empty() ? "" : ", ") + std::string(to_string(e));
+  }
+  key_fail(m.ctx(), n, p, "expected one of " + names + ", got " + show(n));
+}
+
+// Sections (load_quant.cc).
+void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfig& q);
+
+}  // namespace oq::config::detail
