@@ -1,0 +1,248 @@
+// Conv / ConvTranspose kernels: hand-computed cases and the oneDNN path against the naive reference on
+// random odd shapes (groups, depthwise, strides, dilations, asymmetric pads, auto_pad, 1-D/2-D/3-D).
+#include <algorithm>
+
+#include "compute_kernel_test_util.h"
+#include "exec/kernels/compute_ref.h"
+
+namespace oq {
+namespace {
+
+using namespace ctest;
+namespace ref = exec::ref;
+
+TEST(ConvKernel, Hand3x3WithAndWithoutPadding) {
+  Tensor x = ft({1, 1, 5, 5}, iota(25));
+  Tensor w = ft({1, 1, 3, 3}, std::vector<float>(9, 1.f));
+  ir::Node n = node("Conv", 2);
+  n.set_attr_ints("kernel_shape", {3, 3});
+  n.set_attr_ints("pads", {1, 1, 1, 1});
+  expect_values(run(n, 11, {x, w})[0], {1, 1, 5, 5},
+                {12, 21, 27, 33, 24, 33, 54, 63, 72, 51, 63, 99, 108, 117, 81, 93, 144, 153, 162, 111, 72, 111, 117,
+                 123, 84});
+  n.set_attr_ints("pads", {0, 0, 0, 0});
+  expect_values(run(n, 11, {x, w})[0], {1, 1, 3, 3}, {54, 63, 72, 99, 108, 117, 144, 153, 162});
+  n.set_attr_ints("pads", {1, 1, 1, 1});
+  n.set_attr_ints("strides", {2, 2});
+  expect_values(run(n, 11, {x, w})[0], {1, 1, 3, 3}, {12, 27, 24, 63, 108, 81, 72, 117, 84});
+}
+
+TEST(ConvKernel, HandBiasGroupsAndSameLower) {
+  // Two groups of one channel each, 1-D, kernel [1, 1] with bias, SAME_LOWER padding with stride 1.
+  Tensor x = ft({1, 2, 3}, {1, 2, 3, 10, 20, 30});
+  Tensor w = ft({2, 1, 2}, {1, 1, 2, -1});
+  Tensor b = ft({2}, {0.5f, -1});
+  ir::Node n = node("Conv", 3);
+  n.set_attr_int("group", 2);
+  n.set_attr_string("auto_pad", "SAME_LOWER");
+  // SAME_LOWER puts the single pad at the start: out[i] = x[i-1]*w0 + x[i]*w1.
+  expect_values(run(n, 7, {x, w, b})[0], {1, 2, 3}, {1.5, 3.5, 5.5, -11, -1, 9});
+  n.set_attr_string("auto_pad", "SAME_UPPER");
+  expect_values(run(n, 7, {x, w, b})[0], {1, 2, 3}, {3.5, 5.5, 3.5, -1, 9, 59});
+  n.set_attr_string("auto_pad", "VALID");
+  expect_values(run(n, 7, {x, w, b})[0], {1, 2, 2}, {3.5, 5.5, -1, 9});
+}
+
+TEST(ConvKernel, RejectsBadShapes) {
+  ir::Node n = node("Conv", 2);
+  n.set_attr_int("group", 2);
+  Tensor x = ft({1, 3, 4, 4}, iota(48));
+  Tensor w = ft({2, 1, 3, 3}, iota(18));
+  EXPECT_THROW(run(n, 11, {x, w}), Error);  // 3 channels vs 1*2
+  n.set_attr_int("group", 1);
+  n.set_attr_ints("kernel_shape", {2, 2});
+  Tensor w3 = ft({2, 3, 3, 3}, iota(54));
+  EXPECT_THROW(run(n, 11, {x, w3}), Error);  // kernel_shape disagrees with W
+}
+
+struct ConvCase {
+  Shape x;
+  int64_t m, group;
+  Shape k, s, d;
+  std::vector<int64_t> pads;  // begin..., end... (NOTSET)
+  std::string auto_pad;
+  bool bias;
+};
+
+// Pads and output size computed independently of the kernel's geometry code.
+ref::ConvGeom conv_geom(const ConvCase& c, Shape& out) {
+  size_t n = c.k.size();
+  ref::ConvGeom g{c.group, c.k, c.s.empty() ? Shape(n, 1) : c.s, c.d.empty() ? Shape(n, 1) : c.d, Shape(n, 0),
+                  Shape(n, 0)};
+  out = {c.x[0], c.m};
+  for (size_t i = 0; i < n; ++i) {
+    int64_t in = c.x[2 + i], ek = (c.k[i] - 1) * g.dilations[i] + 1, o;
+    if (c.auto_pad == "SAME_UPPER" || c.auto_pad == "SAME_LOWER") {
+      o = (in + g.strides[i] - 1) / g.strides[i];
+      int64_t total = std::max<int64_t>(0, (o - 1) * g.strides[i] + ek - in);
+      g.pads_begin[i] = c.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      g.pads_end[i] = total - g.pads_begin[i];
+    } else {
+      if (!c.pads.empty() && c.auto_pad.empty()) g.pads_begin[i] = c.pads[i], g.pads_end[i] = c.pads[n + i];
+      o = (in + g.pads_begin[i] + g.pads_end[i] - ek) / g.strides[i] + 1;
+    }
+    out.push_back(o);
+  }
+  return g;
+}
+
+void check_conv_case(const ConvCase& c, std::mt19937& rng, int threads) {
+  set_num_threads(threads);
+  Shape ws{c.m, c.x[1] / c.group};
+  ws.insert(ws.end(), c.k.begin(), c.k.end());
+  Tensor x = rnd(c.x, rng), w = rnd(ws, rng), b = c.bias ? rnd({c.m}, rng) : Tensor();
+  ir::Node n = node("Conv", c.bias ? 3 : 2);
+  if (c.group != 1) n.set_attr_int("group", c.group);
+  if (!c.s.empty()) n.set_attr_ints("strides", c.s);
+  if (!c.d.empty()) n.set_attr_ints("dilations", c.d);
+  if (!c.pads.empty()) n.set_attr_ints("pads", c.pads);
+  if (!c.auto_pad.empty()) n.set_attr_string("auto_pad", c.auto_pad);
+  if (rng() % 2) n.set_attr_ints("kernel_shape", c.k);
+  Shape os;
+  ref::ConvGeom g = conv_geom(c, os);
+  Tensor want(DType::Float, os);
+  ref::conv(x, w, c.bias ? &b : nullptr, g, want);
+  std::string what = fmt::format("conv x{} w{} group {} threads {}", shape_str(c.x), shape_str(ws), c.group, threads);
+  expect_close(run(n, 11, {x, w, b})[0], want, 1e-4, what);
+  expect_close(run(n, 7, {x, w, b})[0], want, 1e-4, what + " opset 7");
+}
+
+TEST(ConvKernel, MatchesReferenceOnRandomOddShapes) {
+  ThreadGuard tg;
+  std::mt19937 rng(1234);
+  const std::vector<ConvCase> cases = {
+      {{1, 3, 7, 9}, 5, 1, {3, 3}, {}, {}, {1, 1, 1, 1}, "", true},
+      {{3, 5, 11, 7}, 7, 1, {3, 2}, {2, 2}, {}, {0, 1, 2, 0}, "", true},
+      {{1, 6, 9, 9}, 9, 3, {3, 3}, {1, 2}, {2, 2}, {2, 1, 1, 2}, "", false},
+      {{3, 7, 10, 13}, 7, 7, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, "", true},       // depthwise, stride 2
+      {{1, 9, 8, 8}, 18, 9, {5, 5}, {1, 1}, {2, 2}, {}, "SAME_UPPER", true},    // depthwise x2, dilation 2
+      {{1, 5, 9, 10}, 3, 1, {4, 3}, {2, 3}, {}, {}, "SAME_LOWER", false},
+      {{3, 4, 9, 12}, 6, 2, {3, 3}, {2, 1}, {}, {}, "VALID", true},
+      {{1, 32, 14, 14}, 17, 1, {1, 1}, {}, {}, {}, "", true},                    // pointwise
+      {{3, 3, 17}, 5, 1, {5}, {2}, {2}, {3, 1}, "", true},                      // 1-D
+      {{1, 4, 23}, 4, 4, {3}, {1}, {}, {}, "SAME_UPPER", false},               // 1-D depthwise
+      {{1, 3, 5, 6, 7}, 5, 1, {3, 2, 3}, {1, 2, 1}, {}, {1, 0, 1, 1, 1, 0}, "", true},  // 3-D
+      {{3, 4, 6, 5, 5}, 6, 2, {2, 3, 3}, {2, 1, 2}, {1, 2, 1}, {}, "SAME_UPPER", true},
+  };
+  for (int threads : {1, 2})
+    for (const auto& c : cases) check_conv_case(c, rng, threads);
+}
+
+TEST(ConvKernel, NewWeightsAreNotServedFromTheCache) {
+  std::mt19937 rng(7);
+  ir::Node n = node("Conv", 2);
+  auto f = exec::find_kernel("Conv", 13);
+  ASSERT_NE(f, nullptr);
+  auto k = f(exec::KernelInit{n, 13});
+  Tensor x = rnd({1, 8, 6, 6}, rng);
+  for (int rep = 0; rep < 3; ++rep) {
+    Tensor w = rnd({16, 8, 3, 3}, rng);  // a fresh tensor each time, as a computed weight would be
+    std::vector<Tensor> out(1);
+    k->run({&x, &w}, out);
+    Tensor want(DType::Float, {1, 16, 4, 4});
+    ref::conv(x, w, nullptr, {1, {3, 3}, {1, 1}, {1, 1}, {0, 0}, {0, 0}}, want);
+    expect_close(out[0], want, 1e-4, "rep " + std::to_string(rep));
+  }
+}
+
+TEST(ConvTransposeKernel, Hand3x3) {
+  Tensor x = ft({1, 1, 3, 3}, iota(9));
+  Tensor w = ft({1, 2, 3, 3}, std::vector<float>(18, 1.f));
+  ir::Node n = node("ConvTranspose", 2);
+  std::vector<double> ch = {0, 1, 3, 3, 2, 3, 8, 15, 12, 7, 9, 21, 36, 27, 15, 9, 20, 33, 24, 13, 6, 13, 21, 15, 8};
+  std::vector<double> want = ch;
+  want.insert(want.end(), ch.begin(), ch.end());
+  expect_values(run(n, 11, {x, w})[0], {1, 2, 5, 5}, want);
+  // Stride 3 with output_shape [10, 8]: the 9x9 full result is cropped/extended (pads split, extra row zero).
+  n.set_attr_ints("strides", {3, 2});
+  n.set_attr_ints("output_shape", {10, 8});
+  Tensor y = run(n, 11, {x, w})[0];
+  ASSERT_EQ(shape_str(y.shape()), "[1,2,10,8]");
+  std::vector<double> v = y.to_doubles();
+  EXPECT_EQ(v[9 * 8 + 3], 0.0);  // row 9 lies beyond the last contribution
+  EXPECT_EQ(v[0], 0.0);
+  EXPECT_EQ(v[1], 0.0);
+  EXPECT_EQ(v[2], 1.0);  // x[0,1] lands at column 2
+}
+
+TEST(ConvTransposeKernel, HandOutputPadding1D) {
+  // in 2, stride 2, kernel 2, output_padding 1: out 5; the last position only gets the bias.
+  Tensor x = ft({1, 1, 2}, {1, 2});
+  Tensor w = ft({1, 1, 2}, {1, 10});
+  Tensor b = ft({1}, {0.5f});
+  ir::Node n = node("ConvTranspose", 3);
+  n.set_attr_ints("strides", {2});
+  n.set_attr_ints("output_padding", {1});
+  expect_values(run(n, 11, {x, w, b})[0], {1, 1, 5}, {1.5, 10.5, 2.5, 20.5, 0.5});
+}
+
+struct DeconvCase {
+  Shape x;
+  int64_t m_per_group, group;
+  Shape k, s, d, pads, out_pad, out_shape;
+  std::string auto_pad;
+  bool bias;
+};
+
+void check_deconv_case(const DeconvCase& c, std::mt19937& rng, int threads) {
+  set_num_threads(threads);
+  size_t n = c.k.size();
+  Shape ws{c.x[1], c.m_per_group};
+  ws.insert(ws.end(), c.k.begin(), c.k.end());
+  int64_t M = c.m_per_group * c.group;
+  Tensor x = rnd(c.x, rng), w = rnd(ws, rng), b = c.bias ? rnd({M}, rng) : Tensor();
+  ir::Node nd = node("ConvTranspose", c.bias ? 3 : 2);
+  if (c.group != 1) nd.set_attr_int("group", c.group);
+  if (!c.s.empty()) nd.set_attr_ints("strides", c.s);
+  if (!c.d.empty()) nd.set_attr_ints("dilations", c.d);
+  if (!c.pads.empty()) nd.set_attr_ints("pads", c.pads);
+  if (!c.out_pad.empty()) nd.set_attr_ints("output_padding", c.out_pad);
+  if (!c.out_shape.empty()) nd.set_attr_ints("output_shape", c.out_shape);
+  if (!c.auto_pad.empty()) nd.set_attr_string("auto_pad", c.auto_pad);
+  // Independent geometry: explicit pads/output_padding, or SAME (out = in * stride).
+  ref::ConvGeom g{c.group, c.k, c.s.empty() ? Shape(n, 1) : c.s, c.d.empty() ? Shape(n, 1) : c.d, Shape(n, 0),
+                  Shape(n, 0)};
+  Shape os{c.x[0], M};
+  for (size_t i = 0; i < n; ++i) {
+    int64_t in = c.x[2 + i], ek = (c.k[i] - 1) * g.dilations[i] + 1, op = c.out_pad.empty() ? 0 : c.out_pad[i];
+    int64_t full = g.strides[i] * (in - 1) + ek, o;
+    if (!c.auto_pad.empty()) {
+      o = in * g.strides[i];
+      int64_t total = full + op - o;
+      g.pads_begin[i] = c.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+    } else if (!c.out_shape.empty()) {
+      o = c.out_shape[i];
+      g.pads_begin[i] = std::max<int64_t>(0, full + op - o) / 2;
+    } else {
+      g.pads_begin[i] = c.pads.empty() ? 0 : c.pads[i];
+      o = full + op - g.pads_begin[i] - (c.pads.empty() ? 0 : c.pads[n + i]);
+    }
+    g.pads_end[i] = full - g.pads_begin[i] - o;
+    os.push_back(o);
+  }
+  Tensor want(DType::Float, os);
+  ref::conv_transpose(x, w, c.bias ? &b : nullptr, g, want);
+  std::string what = fmt::format("convT x{} w{} group {} threads {}", shape_str(c.x), shape_str(ws), c.group, threads);
+  expect_close(run(nd, 11, {x, w, b})[0], want, 1e-4, what);
+}
+
+TEST(ConvTransposeKernel, MatchesReferenceOnRandomOddShapes) {
+  ThreadGuard tg;
+  std::mt19937 rng(4321);
+  const std::vector<DeconvCase> cases = {
+      {{1, 3, 5, 7}, 5, 1, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, {1, 1}, {}, "", true},
+      {{3, 4, 6, 5}, 3, 2, {3, 2}, {2, 3}, {}, {0, 1, 1, 0}, {}, {}, "", true},
+      {{1, 6, 7, 7}, 1, 6, {3, 3}, {2, 2}, {2, 1}, {2, 1, 1, 2}, {1, 0}, {}, "", false},  // depthwise, dilation
+      {{1, 5, 4, 6}, 3, 1, {3, 3}, {2, 2}, {}, {}, {}, {}, "SAME_UPPER", true},
+      {{3, 2, 5, 5}, 3, 1, {4, 3}, {3, 2}, {}, {}, {}, {}, "SAME_LOWER", false},
+      {{1, 3, 5, 4}, 2, 1, {3, 3}, {2, 2}, {}, {}, {}, {12, 9}, "", true},  // output_shape
+      {{1, 3, 5, 4}, 2, 1, {3, 3}, {3, 3}, {}, {0, 0, 0, 0}, {2, 1}, {}, "", true},  // output_padding > pads
+      {{3, 3, 11}, 4, 1, {5}, {3}, {2}, {2, 1}, {2}, {}, "", true},  // 1-D
+      {{1, 4, 3, 4, 5}, 3, 2, {2, 3, 3}, {2, 1, 2}, {}, {0, 1, 1, 1, 0, 0}, {1, 0, 0}, {}, "", true},  // 3-D
+  };
+  for (int threads : {1, 2})
+    for (const auto& c : cases) check_deconv_case(c, rng, threads);
+}
+
+}  // namespace
+}  // namespace oq
