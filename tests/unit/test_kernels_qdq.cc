@@ -209,3 +209,13 @@ TEST(KernelsQdq, FakeQuantizeBitIdenticalToKernelPair) {
   bad.axis = 0;
   EXPECT_THROW(exec::fake_quantize(ft({3}, {1, 2, 3}), bad), Error);
 }
+
+TEST(KernelsQdq, RoundHalfEvenMatchesNearbyint) {
+  std::mt19937 rng(7);
+  std::vector<float> v = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 4194303.5f, 4194304.5f, -4194303.5f, 8388607.f,
+                          8388608.f, 16777217.f, 1e30f, -1e30f, 0.49999997f, -0.49999997f};
+  std::uniform_real_distribution<float> d(-1e7f, 1e7f);
+  for (int i = 0; i < 200000; ++i) v.push_back(i % 2 ? d(rng) : d(rng) * 1e-6f);
+  for (int i = -300; i <= 300; ++i) v.push_back(static_cast<float>(i) * 0.5f);
+  for (float f : v) EXPECT_EQ(exec::round_half_even(f), std::nearbyint(f)) << f;
+}

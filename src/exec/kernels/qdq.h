@@ -2,7 +2,7 @@
 // quantization is bit-identical to an explicit QuantizeLinear -> DequantizeLinear pair.
 //
 // Arithmetic is ONNX Runtime's, in float32:
-//   quantize:   q = clamp(nearbyint(x / scale) + zero_point, qmin, qmax)     (NaN -> qmin, as MLAS does)
+//   quantize:   q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)   (NaN -> qmin, as MLAS does)
 //   dequantize: y = float(q - zero_point) * scale
 #pragma once
 #include <cmath>
@@ -13,8 +13,16 @@
 
 namespace oq::exec {
 
+// Round half to even, identical to std::nearbyint in the default rounding mode but inlined (no libm
+// call): below 2^23, adding and subtracting 2^23 to |v| rounds it to an integer; larger values already are.
+inline float round_half_even(float v) {
+  constexpr float kTwo23 = 8388608.0f;
+  float a = std::fabs(v);
+  return a < kTwo23 ? std::copysign((a + kTwo23) - kTwo23, v) : v;
+}
+
 inline int32_t quantize_value(float x, float scale, int32_t zp, int32_t qmin, int32_t qmax) {
-  float v = std::nearbyint(x / scale) + static_cast<float>(zp);
+  float v = round_half_even(x / scale) + static_cast<float>(zp);
   const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
   v = v > hi ? hi : v;
   v = v >= lo ? v : lo;  // also maps NaN to qmin

@@ -201,6 +201,24 @@ void gather_by_maps(size_t esz, const Shape& in_shape, const uint8_t* in,
   const int64_t n = out_shape.back();
   const int64_t rows = numel / n;
   const int64_t e_sz = static_cast<int64_t>(esz);
+  // Short runs (e.g. nearest upsampling) copy element by element through the last-axis map instead.
+  const bool by_element = runs.size() * 4 > static_cast<size_t>(n) && (esz == 1 || esz == 2 || esz == 4 || esz == 8);
+  auto copy_row = [&](const uint8_t* src, uint8_t* dst) {
+    auto typed = [&](auto tag) {
+      using T = decltype(tag);
+      const T* s = reinterpret_cast<const T*>(src);
+      T* d = reinterpret_cast<T*>(dst);
+      T f;
+      std::memcpy(&f, fill, sizeof(T));
+      for (int64_t j = 0; j < n; ++j) d[j] = last[j] < 0 ? f : s[last[j]];
+    };
+    switch (esz) {
+      case 1: typed(uint8_t{}); break;
+      case 2: typed(uint16_t{}); break;
+      case 4: typed(uint32_t{}); break;
+      default: typed(uint64_t{}); break;
+    }
+  };
   auto fill_n = [&](uint8_t* dst, int64_t cnt) {
     for (int64_t i = 0; i < cnt; ++i) std::memcpy(dst + i * e_sz, fill, esz);
   };
@@ -225,6 +243,8 @@ void gather_by_maps(size_t esz, const Shape& in_shape, const uint8_t* in,
       }
       if (filled) {
         fill_n(dst, n);
+      } else if (by_element) {
+        copy_row(in + off * e_sz, dst);
       } else {
         for (const Run& ru : runs) {
           if (ru.ib < 0)
