@@ -26,12 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Test-only Python packages (oracle: onnxruntime; model checks: onnx; numpy).
-PY_PACKAGES=(numpy "onnx>=1.17" "onnxruntime>=1.20")
+PY_PACKAGES=(numpy sympy "onnx>=1.17" "onnxruntime>=1.20")
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   /usr/bin/python3 -m venv .venv 2>/dev/null || python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, sympy, onnx, onnxruntime" 2>/dev/null; then
   echo "setup: installing ${PY_PACKAGES[*]} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

@@ -128,7 +128,7 @@ struct IterativeParameters {  // quantization.iterative_quant_parameters
   ToleranceMode tolerance_mode = ToleranceMode::Absolute;
   Metric metric = Metric::Auto;
   std::string evaluator_command;  // required when metric is evaluator_command
-  Ranking ranking = Ranking::Sensitivity;
+  Ranking ranking = Ranking::Static;  // the seed's behaviour (issue 8: defaults keep it)
   SearchStrategy search = SearchStrategy::Bisection;
   double snr_threshold = 20.0;  // dB, flags tensors in the inspection report
 };

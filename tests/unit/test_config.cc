@@ -97,7 +97,7 @@ TEST(Config, EveryDefault) {
   EXPECT_EQ(it.tolerance_mode, ToleranceMode::Absolute);
   EXPECT_EQ(it.metric, Metric::Auto);
   EXPECT_EQ(it.evaluator_command, "");
-  EXPECT_EQ(it.ranking, Ranking::Sensitivity);
+  EXPECT_EQ(it.ranking, Ranking::Static);
   EXPECT_EQ(it.search, SearchStrategy::Bisection);
   EXPECT_EQ(it.snr_threshold, 20.0);
   EXPECT_EQ(c.hydra_run_dir, "");
