@@ -199,6 +199,8 @@ TEST(KernelsMovement, TransposeMatchesNaiveRandom) {
       int rank = 1 + static_cast<int>(rng() % 5);
       Shape s = random_shape(rng, rank, 7);
       if (it % 10 == 0) s = {33, 1, 257};  // large enough to go parallel
+      if (it % 10 == 5) s = {3, 17, 2, 21};  // tiled path (two dims >= 8)
+      if (it % 10 == 7) s = {9, 130, 11};
       rank = static_cast<int>(s.size());
       std::vector<int64_t> perm(static_cast<size_t>(rank));
       for (int k = 0; k < rank; ++k) perm[k] = k;

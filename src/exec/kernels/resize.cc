@@ -142,9 +142,41 @@ void resize_pass(const T* src, const Shape& shape, int axis, const AxisTaps& tap
   for (size_t k = axis + 1; k < shape.size(); ++k) inner *= shape[k];
   const int64_t in_len = shape[axis], nt = taps.n_taps;
   std::vector<T> w(taps.weight.begin(), taps.weight.end());
+  if (inner == 1) {  // last axis: one row of the input per output row, taps unrolled for linear
+    const T* W = w.data();
+    const int64_t* IX = taps.index.data();
+    const uint8_t* EX = taps.extrapolated.data();
+    parallel_for(outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(out_len, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const T* s = src + o * in_len;
+        T* d = dst + o * out_len;
+        if (nt == 2) {
+          for (int64_t j = 0; j < out_len; ++j)
+            d[j] = EX[j] ? extrap : W[2 * j] * s[IX[2 * j]] + W[2 * j + 1] * s[IX[2 * j + 1]];
+          continue;
+        }
+        for (int64_t j = 0; j < out_len; ++j) {
+          if (EX[j]) {
+            d[j] = extrap;
+            continue;
+          }
+          const T* wj = W + j * nt;
+          const int64_t* ix = IX + j * nt;
+          T acc = wj[0] * s[ix[0]];
+          for (int64_t k = 1; k < nt; ++k) acc += wj[k] * s[ix[k]];
+          d[j] = acc;
+        }
+      }
+    });
+    return;
+  }
   parallel_for(outer * out_len, std::max<int64_t>(1, 4096 / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
+    int64_t o = b / out_len, j = b % out_len - 1;
     for (int64_t t = b; t < e; ++t) {
-      const int64_t o = t / out_len, j = t % out_len;
+      if (++j == out_len) {
+        j = 0;
+        ++o;
+      }
       T* d = dst + t * inner;
       if (taps.extrapolated[j]) {
         std::fill(d, d + inner, extrap);
@@ -153,12 +185,6 @@ void resize_pass(const T* src, const Shape& shape, int axis, const AxisTaps& tap
       const T* s = src + o * in_len * inner;
       const int64_t* ix = &taps.index[j * nt];
       const T* wj = &w[j * nt];
-      if (inner == 1) {
-        T acc = 0;
-        for (int64_t k = 0; k < nt; ++k) acc += wj[k] * s[ix[k]];
-        d[0] = acc;
-        continue;
-      }
       const T* s0 = s + ix[0] * inner;
       for (int64_t i = 0; i < inner; ++i) d[i] = wj[0] * s0[i];
       for (int64_t k = 1; k < nt; ++k) {

@@ -1,5 +1,6 @@
 #include "exec/kernels/strided.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -72,6 +73,58 @@ void copy_run_any(size_t esz, const uint8_t* src, int64_t stride, int64_t n, uin
   }
 }
 
+// Transpose-like copy: the innermost output dim (r-1) is strided in the input while dim p is contiguous
+// there. Copies T x T tiles of the (p, r-1) plane so both sides stay in cache; parallel over (other dims,
+// tile rows).
+template <typename E>
+void tiled_copy_t(const std::vector<int64_t>& size, const std::vector<int64_t>& stride, int p, const E* in, E* out) {
+  constexpr int64_t T = 16;
+  const int r = static_cast<int>(size.size());
+  std::vector<int64_t> ostr(static_cast<size_t>(r), 1);
+  for (int k = r - 2; k >= 0; --k) ostr[k] = ostr[k + 1] * size[k + 1];
+  std::vector<int> others;
+  int64_t n_other = 1;
+  for (int k = 0; k < r - 1; ++k)
+    if (k != p) {
+      others.push_back(k);
+      n_other *= size[k];
+    }
+  const int64_t P = size[p], N = size[r - 1], sN = stride[r - 1], oP = ostr[p];
+  const int64_t tiles_p = (P + T - 1) / T;
+  parallel_for(n_other * tiles_p, 4, [&](int64_t b, int64_t e) {
+    for (int64_t job = b; job < e; ++job) {
+      int64_t rem = job / tiles_p, a0 = (job % tiles_p) * T;
+      int64_t in_off = 0, out_off = 0;
+      for (int q = static_cast<int>(others.size()) - 1; q >= 0; --q) {
+        int k = others[q];
+        int64_t i = rem % size[k];
+        rem /= size[k];
+        in_off += i * stride[k];
+        out_off += i * ostr[k];
+      }
+      const int64_t a1 = std::min(P, a0 + T);
+      for (int64_t b0 = 0; b0 < N; b0 += T) {
+        const int64_t b1 = std::min(N, b0 + T);
+        for (int64_t a = a0; a < a1; ++a) {
+          const E* src = in + in_off + a;
+          E* dst = out + out_off + a * oP;
+          for (int64_t j = b0; j < b1; ++j) dst[j] = src[j * sN];
+        }
+      }
+    }
+  });
+}
+
+void tiled_copy(size_t esz, const std::vector<int64_t>& size, const std::vector<int64_t>& stride, int p,
+                const uint8_t* in, uint8_t* out) {
+  switch (esz) {
+    case 1: tiled_copy_t(size, stride, p, in, out); break;
+    case 2: tiled_copy_t(size, stride, p, reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out)); break;
+    case 4: tiled_copy_t(size, stride, p, reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out)); break;
+    default: tiled_copy_t(size, stride, p, reinterpret_cast<const uint64_t*>(in), reinterpret_cast<uint64_t*>(out)); break;
+  }
+}
+
 }  // namespace
 
 void strided_copy(size_t esz, const Shape& out_shape, const std::vector<int64_t>& in_strides,
@@ -97,6 +150,13 @@ void strided_copy(size_t esz, const Shape& out_shape, const std::vector<int64_t>
   const int r = static_cast<int>(size.size());
   const int64_t n = size.back(), s = stride.back();
   const int64_t rows = numel / n;
+  if (s != 1 && r >= 2 && n >= 8 && (esz == 1 || esz == 2 || esz == 4 || esz == 8)) {
+    for (int p = r - 2; p >= 0; --p)
+      if (stride[p] == 1 && size[p] >= 8) {
+        tiled_copy(esz, size, stride, p, in_base, out);
+        return;
+      }
+  }
   parallel_for(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
     std::vector<int64_t> idx(static_cast<size_t>(r), 0);
     int64_t rem = b, off = 0;
@@ -314,9 +374,13 @@ Tensor gather(const ir::Node& node, const Tensor& data, const Tensor& indices, i
   const auto* src = static_cast<const uint8_t*>(data.raw());
   auto* dst = static_cast<uint8_t*>(out.raw());
   parallel_for(outer * ni, std::max<int64_t>(1, 65536 / std::max<int64_t>(block, 1)), [&](int64_t b, int64_t e) {
+    int64_t o = b / ni, j = b % ni;
     for (int64_t t = b; t < e; ++t) {
-      int64_t o = t / ni, j = t % ni;
       std::memcpy(dst + t * block, src + (o * dim + idx[j]) * block, static_cast<size_t>(block));
+      if (++j == ni) {
+        j = 0;
+        ++o;
+      }
     }
   });
   return out;
