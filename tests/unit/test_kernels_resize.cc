@@ -217,3 +217,19 @@ TEST(KernelsResize, SeparableMatchesNaiveRandom) {
     }
   }
 }
+
+TEST(KernelsResize, IntegerOutputLengthAndUntouchedAxes) {
+  // align_corners uses the integer output length (spec, ONNX Runtime): 4 -> floor(4 * 0.6) = 2 gives
+  // x = j * 3 / 1 = 0, 3 -> values 1 and 4 (the ONNX reference's 2.4 - 1 would give 3.142857).
+  auto y = run_kernel(resize_node("linear", "align_corners"), 13,
+                      {ft({1, 1, 1, 4}, {1, 2, 3, 4}), Tensor(), ft({4}, {1, 1, 1, 0.6f})})[0];
+  expect_values(y, {1, 4});
+  // Axes with scale 1 are not remapped even where the formula would shift them (tf_half_pixel_for_nn gives
+  // x = j + 0.5 there). H: 2 -> 1, x = 0.5 / 0.75 -> row 1; W: x = (j + .5) / 3 -> 0 1 1 1 1 1.
+  Tensor x(DType::Float, {1, 2, 2, 2});
+  for (int i = 0; i < 8; ++i) x.data<float>()[i] = static_cast<float>(i + 1);
+  auto z = run_kernel(resize_node("nearest", "tf_half_pixel_for_nn", "round_prefer_ceil"), 13,
+                      {x, Tensor(), ft({4}, {1, 1, 0.75f, 3})})[0];
+  EXPECT_EQ(z.shape(), (Shape{1, 2, 1, 6}));
+  expect_values(z, {3, 4, 4, 4, 4, 4, 7, 8, 8, 8, 8, 8});
+}

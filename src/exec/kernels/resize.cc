@@ -12,7 +12,7 @@ namespace oq::exec {
 double resize_source_coord(CoordMode m, int64_t j, double scale, int64_t in, int64_t out, double roi_start,
                            double roi_end) {
   const double x = static_cast<double>(j);
-  const double out_f = scale * static_cast<double>(in);  // "output_width" of the ONNX reference
+  const double out_f = scale * static_cast<double>(in);  // "output_width" (fractional) of the spec
   switch (m) {
     case CoordMode::HalfPixel: return (x + 0.5) / scale - 0.5;
     case CoordMode::HalfPixelSymmetric: {
@@ -22,13 +22,15 @@ double resize_source_coord(CoordMode m, int64_t j, double scale, int64_t in, int
       return offset + (x + 0.5) / scale - 0.5;
     }
     case CoordMode::PytorchHalfPixel: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-    case CoordMode::AlignCorners: return out_f == 1 ? 0.0 : x * static_cast<double>(in - 1) / (out_f - 1);
+    // align_corners / tf_crop_and_resize use the integer output length, as the spec and ONNX Runtime do (the
+    // ONNX reference uses scale * in, which differs when that is fractional).
+    case CoordMode::AlignCorners: return out == 1 ? 0.0 : x * static_cast<double>(in - 1) / static_cast<double>(out - 1);
     case CoordMode::Asymmetric: return x / scale;
     case CoordMode::TfHalfPixelForNN: return (x + 0.5) / scale;
     case CoordMode::TfCropAndResize:
-      if (out_f == 1) return 0.5 * (roi_start + roi_end) * static_cast<double>(in - 1);
+      if (out == 1) return 0.5 * (roi_start + roi_end) * static_cast<double>(in - 1);
       return roi_start * static_cast<double>(in - 1) +
-             x * (roi_end - roi_start) * static_cast<double>(in - 1) / (out_f - 1);
+             x * (roi_end - roi_start) * static_cast<double>(in - 1) / static_cast<double>(out - 1);
   }
   return x;
 }
@@ -51,6 +53,12 @@ double cubic_kernel(double x, double A) {
   if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
   if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
   return 0.0;
+}
+
+// Axes with scale 1 and unchanged length are copied as they are (ONNX reference, ONNX Runtime), even in modes
+// like tf_half_pixel_for_nn whose formula would shift them.
+bool axis_is_identity(const ResizeSpec& s, double scale, int64_t in, int64_t out, double rs, double re) {
+  return scale == 1.0 && in == out && (s.coord != CoordMode::TfCropAndResize || (rs == 0 && re == 1));
 }
 
 bool is_extrapolated(const ResizeSpec& s, double x, int64_t in) {
@@ -204,8 +212,7 @@ Tensor resize_interp(const Tensor& x, DType dt, const ResizeSpec& s, const std::
   for (int a = 0; a < r; ++a) {
     const int64_t in = cur.shape()[a], out = out_shape[a];
     double rs = roi.empty() ? 0.0 : roi[a], re = roi.empty() ? 1.0 : roi[a + r];
-    bool identity = scales[a] == 1.0 && in == out && (s.coord != CoordMode::TfCropAndResize || (rs == 0 && re == 1));
-    if (identity) continue;
+    if (axis_is_identity(s, scales[a], in, out, rs, re)) continue;
     Shape ns = cur.shape();
     ns[a] = out;
     Tensor next(dt, ns);
@@ -232,6 +239,10 @@ Tensor resize_tensor(const ir::Node& node, const Tensor& x, const ResizeSpec& s,
     for (int a = 0; a < r; ++a) {
       const int64_t in = x.shape()[a];
       double rs = roi.empty() ? 0.0 : roi[a], re = roi.empty() ? 1.0 : roi[a + r];
+      if (axis_is_identity(s, scales[a], in, out_shape[a], rs, re)) {  // e.g. N and C: never remapped
+        for (int64_t j = 0; j < in; ++j) maps[a].push_back(j);
+        continue;
+      }
       for (int64_t j = 0; j < out_shape[a]; ++j) {
         double c = resize_source_coord(s.coord, j, scales[a], in, out_shape[a], rs, re);
         maps[a].push_back(is_extrapolated(s, c, in)
