@@ -1,0 +1,180 @@
+// BatchNormalization (inference) folded into the preceding Conv / ConvTranspose / Gemm.
+#include <cmath>
+
+#include "ir/passes/pass_util.h"
+#include "ir/passes/passes.h"
+
+namespace oq::ir::passes {
+using namespace detail;
+
+namespace {
+
+struct BnParams {
+  std::vector<double> s, shift;  // y = x * s + shift
+};
+
+std::optional<BnParams> bn_params(const Graph& g, const Node& bn, int64_t channels, bool ovr) {
+  const Tensor* t[4];
+  for (int i = 0; i < 4; ++i) {
+    t[i] = constant_value(g, bn.input(i + 1), ovr);
+    if (!t[i] || t[i]->numel() != channels || t[i]->dtype() == DType::String) return std::nullopt;
+  }
+  auto scale = t[0]->to_doubles(), bias = t[1]->to_doubles(), mean = t[2]->to_doubles(),
+       var = t[3]->to_doubles();
+  double eps = bn.attr_float("epsilon", 1e-5f);
+  BnParams p;
+  p.s.resize(channels);
+  p.shift.resize(channels);
+  for (int64_t c = 0; c < channels; ++c) {
+    p.s[c] = scale[c] / std::sqrt(var[c] + eps);
+    p.shift[c] = bias[c] - mean[c] * p.s[c];
+  }
+  return p;
+}
+
+// Puts `t` under `name` when no other node reads that initializer, else under a fresh name; returns the name.
+std::string store(Graph& g, const GraphIndex& idx, NameGen& names, const std::string& name, Tensor t) {
+  auto c = idx.consumers.find(name);
+  bool shared = (c != idx.consumers.end() && c->second.size() > 1) || names.outer_ref(name);
+  if (!name.empty() && !shared && !g.is_graph_output(name) && !g.is_graph_input(name)) {
+    std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == name; });
+    g.find_initializer(name)->tensor = std::move(t);
+    return name;
+  }
+  std::string n = names.make(name.empty() ? "bn_folded_bias" : name + "_bn_folded");
+  g.add_initializer(n, std::move(t));
+  return n;
+}
+
+bool is_float_const(const Tensor* t) { return t && t->dtype() == DType::Float; }
+
+// Rewrites producer `p` so that it computes BN(p(x)); false when the pattern does not apply.
+bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const Node& bn, bool ovr) {
+  const Tensor* w = constant_value(g, p.input(1), ovr);
+  if (!is_float_const(w) || w->rank() < 2) return false;
+  const Tensor* b = p.input(2).empty() ? nullptr : constant_value(g, p.input(2), ovr);
+  if (!p.input(2).empty() && !is_float_const(b)) return false;
+
+  if (p.op_type == "Conv" || p.op_type == "ConvTranspose") {
+    const bool tr = p.op_type == "ConvTranspose";
+    const int64_t group = p.attr_int("group", 1);
+    if (group < 1 || (tr && w->dim(0) % group)) return false;
+    const int64_t cout = tr ? w->dim(1) * group : w->dim(0);
+    if (b && b->numel() != cout) return false;
+    auto prm = bn_params(g, bn, cout, ovr);
+    if (!prm) return false;
+    Tensor nw = w->clone();
+    float* d = nw.data<float>();
+    const int64_t d0 = w->dim(0), d1 = w->dim(1), inner = w->numel() / (d0 * d1);
+    for (int64_t i = 0; i < d0; ++i)
+      for (int64_t j = 0; j < d1; ++j) {
+        const int64_t oc = tr ? (i / (d0 / group)) * d1 + j : i;
+        float* row = d + (i * d1 + j) * inner;
+        for (int64_t k = 0; k < inner; ++k) row[k] = static_cast<float>(row[k] * prm->s[oc]);
+      }
+    Tensor nb(DType::Float, {cout});
+    for (int64_t c = 0; c < cout; ++c)
+      nb.data<float>()[c] = static_cast<float>((b ? b->data<float>()[c] : 0.0) * prm->s[c] + prm->shift[c]);
+    std::string wn = store(g, idx, names, p.input(1), std::move(nw));
+    std::string bname = store(g, idx, names, p.input(2), std::move(nb));
+    p.inputs.resize(3);
+    p.inputs[1] = wn;
+    p.inputs[2] = bname;
+    return true;
+  }
+
+  // Gemm: Y = alpha * A' * B' + beta * C, BN along N (axis 1 of Y).
+  if (w->rank() != 2) return false;
+  const bool trans_b = p.attr_int("transB", 0) != 0;
+  const int64_t n = trans_b ? w->dim(0) : w->dim(1);
+  auto prm = bn_params(g, bn, n, ovr);
+  if (!prm) return false;
+  const double alpha = p.attr_float("alpha", 1.0f), beta = p.attr_float("beta", 1.0f);
+  Tensor nw = w->clone();
+  float* d = nw.data<float>();
+  for (int64_t r = 0; r < w->dim(0); ++r)
+    for (int64_t c = 0; c < w->dim(1); ++c) {
+      const int64_t oc = trans_b ? r : c;
+      d[r * w->dim(1) + c] = static_cast<float>(d[r * w->dim(1) + c] * prm->s[oc]);
+    }
+  // C broadcast to [rows, N] with rows = 1 (scalar, [N], [1,N], [1,1]) or M ([M,N], [M,1]).
+  int64_t rows = 1;
+  if (b) {
+    if (b->rank() > 2) return false;
+    const int64_t last = b->rank() == 0 ? 1 : b->dim(-1);
+    if (last != 1 && last != n) return false;
+    if (b->rank() == 2) rows = b->dim(0);
+  }
+  Tensor nc(DType::Float, rows == 1 ? Shape{n} : Shape{rows, n});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      double cv = 0;
+      if (b) {
+        const int64_t last = b->rank() == 0 ? 1 : b->dim(-1);
+        cv = b->data<float>()[r * last + (last == 1 ? 0 : c)];
+      }
+      nc.data<float>()[r * n + c] = static_cast<float>(beta * cv * prm->s[c] + prm->shift[c]);
+    }
+  (void)alpha;  // alpha multiplies A*B', which now includes s: unchanged.
+  std::string wn = store(g, idx, names, p.input(1), std::move(nw));
+  std::string cn = store(g, idx, names, p.input(2), std::move(nc));
+  p.inputs.resize(3);
+  p.inputs[1] = wn;
+  p.inputs[2] = cn;
+  p.set_attr_float("beta", 1.0f);
+  return true;
+}
+
+}  // namespace
+
+size_t fold_batchnorm(Model& m) {
+  Graph& g = m.graph;
+  const auto sub = subgraph_refs(g);
+  NameGen names(g);
+  names.set_refs(&sub);
+  size_t folded = 0;
+  for (size_t k = 0; k < g.nodes.size();) {
+    const Node& bn = g.nodes[k];
+    GraphIndex idx(g);
+    bool done = false;
+    if (bn.op_type == "BatchNormalization" && bn.is_default_domain() && bn.attr_int("training_mode", 0) == 0 &&
+        bn.attr_int("spatial", 1) == 1 && bn.inputs.size() == 5 && !bn.outputs.empty() &&
+        !bn.outputs[0].empty()) {
+      bool extra_used = false;
+      for (size_t i = 1; i < bn.outputs.size(); ++i)
+        extra_used |= !bn.outputs[i].empty() && (idx.consumers.count(bn.outputs[i]) ||
+                                                 g.is_graph_output(bn.outputs[i]) || sub.count(bn.outputs[i]));
+      const std::string& x = bn.input(0);
+      auto pit = idx.producer.find(x);
+      auto cit = idx.consumers.find(x);
+      if (!extra_used && pit != idx.producer.end() && cit != idx.consumers.end() && cit->second.size() == 1 &&
+          !g.is_graph_output(x) && !sub.count(x)) {
+        Node& p = g.nodes[pit->second];
+        bool kind = p.is_default_domain() && p.outputs.size() == 1 &&
+                    (p.op_type == "Conv" || p.op_type == "ConvTranspose" || p.op_type == "Gemm");
+        // BN's input and output must be float (the folded weights are float).
+        if (kind && fold_into(g, idx, names, p, bn, inputs_overridable(m))) {
+          p.outputs[0] = bn.outputs[0];
+          std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == x; });
+          g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
+          ++folded;
+          done = true;
+        }
+      }
+    }
+    if (!done) ++k;
+  }
+  if (folded) {
+    // BN parameters (and weights replaced under new names) that nothing reads any more.
+    std::unordered_set<std::string> used = sub;
+    for (const auto& n : g.nodes)
+      for (const auto& s : n.inputs) used.insert(s);
+    std::erase_if(g.initializers, [&](const Initializer& i) {
+      return !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
+    });
+    g.reindex();
+  }
+  return folded;
+}
+
+}  // namespace oq::ir::passes

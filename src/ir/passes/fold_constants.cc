@@ -1,0 +1,184 @@
+// Constant folding: Constant nodes, static Shape/Size, and nodes whose inputs are all constants.
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "exec/kernel.h"
+#include "ir/passes/pass_util.h"
+#include "ir/passes/passes.h"
+
+namespace oq::ir::passes {
+using namespace detail;
+
+namespace {
+
+// Value of a Constant node, or empty when it uses a form we keep as a node (sparse_value).
+Tensor constant_node_value(const Node& n) {
+  for (const auto& a : n.attrs) {
+    if (a.name == "value" && a.type == AttrType::Tensor) return a.t;
+    if (a.name == "value_float" && a.type == AttrType::Float) return Tensor::scalar_float(a.f);
+    if (a.name == "value_int" && a.type == AttrType::Int) return Tensor::scalar_int64(a.i);
+    if (a.name == "value_floats" && a.type == AttrType::Floats)
+      return Tensor::from_vector(DType::Float, {static_cast<int64_t>(a.floats.size())}, a.floats);
+    if (a.name == "value_ints" && a.type == AttrType::Ints)
+      return Tensor::from_vector(DType::Int64, {static_cast<int64_t>(a.ints.size())}, a.ints);
+    if (a.name == "value_string" && a.type == AttrType::String) {
+      Tensor t(DType::String, {});
+      t.strings() = {a.s};
+      return t;
+    }
+    if (a.name == "value_strings" && a.type == AttrType::Strings) {
+      Tensor t(DType::String, {static_cast<int64_t>(a.strings.size())});
+      t.strings() = a.strings;
+      return t;
+    }
+  }
+  return {};
+}
+
+bool has_subgraph(const Node& n) {
+  for (const auto& a : n.attrs)
+    if (a.g || !a.graphs.empty()) return true;
+  return false;
+}
+
+// Ops never evaluated at load time: random, training-dependent, or quantization structure to keep visible.
+const std::unordered_set<std::string>& never_fold() {
+  static const std::unordered_set<std::string> s = {
+      "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
+      "Dropout", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Constant", "If", "Loop", "Scan"};
+  return s;
+}
+
+// Shape (opset 15 start/end) of a known static shape.
+Tensor shape_value(const Node& n, const Shape& s) {
+  int64_t r = static_cast<int64_t>(s.size());
+  int64_t start = n.attr_int("start", 0), end = n.attr_int("end", r);
+  if (start < 0) start += r;
+  if (end < 0) end += r;
+  start = std::clamp<int64_t>(start, 0, r);
+  end = std::clamp<int64_t>(end, 0, r);
+  std::vector<int64_t> v;
+  for (int64_t i = start; i < end; ++i) v.push_back(s[i]);
+  return Tensor::from_vector(DType::Int64, {static_cast<int64_t>(v.size())}, v);
+}
+
+}  // namespace
+
+size_t remove_dead(Model& m) {
+  Graph& g = m.graph;
+  std::unordered_set<std::string> needed = subgraph_refs(g);
+  for (const auto& o : g.outputs) needed.insert(o.name);
+  std::vector<char> live(g.nodes.size(), 0);
+  for (size_t k = g.nodes.size(); k-- > 0;) {  // reverse topological (nodes are kept in topological order)
+    const Node& n = g.nodes[k];
+    bool used = false;
+    for (const auto& o : n.outputs) used |= !o.empty() && needed.count(o) > 0;
+    if (!used) continue;
+    live[k] = 1;
+    for (const auto& in : n.inputs)
+      if (!in.empty()) needed.insert(in);
+  }
+  size_t removed = 0;
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (live[k])
+      kept.push_back(std::move(g.nodes[k]));
+    else
+      ++removed;
+  }
+  g.nodes = std::move(kept);
+  std::erase_if(g.initializers, [&](const Initializer& i) {
+    return !needed.count(i.name) && !g.is_graph_input(i.name);
+  });
+  g.reindex();
+  prune_value_info(g);
+  return removed;
+}
+
+FoldStats fold_constants(Model& m, const FoldOptions& opts) {
+  Graph& g = m.graph;
+  FoldStats st;
+  sort_topologically(g);
+  const int opset = static_cast<int>(m.default_opset());
+  const bool ovr = inputs_overridable(m);
+  std::unordered_set<std::string> outputs;
+  for (const auto& o : g.outputs) outputs.insert(o.name);
+  auto feeds_output = [&](const Node& n) {
+    for (const auto& o : n.outputs)
+      if (outputs.count(o)) return true;
+    return false;
+  };
+  auto fits = [&](const Tensor& t) { return t.nbytes() <= opts.max_folded_bytes; };
+
+  std::vector<char> drop(g.nodes.size(), 0);
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& n = g.nodes[k];
+    if (!n.is_default_domain() || n.outputs.empty() || n.outputs[0].empty() || feeds_output(n)) continue;
+    if (g.is_graph_input(n.outputs[0]) || g.find_initializer(n.outputs[0])) continue;
+
+    if (n.op_type == "Constant") {
+      Tensor t = constant_node_value(n);
+      if (t.empty() || n.outputs.size() != 1) continue;
+      g.add_initializer(n.outputs[0], t);
+      drop[k] = 1;
+      ++st.constants;
+      continue;
+    }
+    if ((n.op_type == "Shape" || n.op_type == "Size") && n.outputs.size() == 1 && !n.input(0).empty()) {
+      if (auto s = known_shape(g, n.input(0), ovr)) {
+        Tensor v = n.op_type == "Shape" ? shape_value(n, *s) : Tensor::scalar_int64(shape_numel(*s));
+        g.add_initializer(n.outputs[0], v);
+        drop[k] = 1;
+        ++st.shapes;
+        continue;
+      }
+    }
+    if (never_fold().count(n.op_type) || has_subgraph(n)) continue;
+    std::vector<const Tensor*> in;
+    bool all_const = !n.inputs.empty();
+    for (const auto& name : n.inputs) {
+      if (name.empty()) {
+        in.push_back(nullptr);
+        continue;
+      }
+      const Tensor* t = constant_value(g, name, ovr);
+      if (!t) {
+        all_const = false;
+        break;
+      }
+      in.push_back(t);
+    }
+    if (!all_const) continue;
+    exec::KernelFactory f = exec::find_kernel(n.op_type, opset);
+    if (!f) continue;
+    std::vector<Tensor> out(n.outputs.size());
+    try {
+      auto kernel = f(exec::KernelInit{n, opset});
+      kernel->run(in, out);
+    } catch (const Error& e) {
+      OQ_DEBUG("fold_constants: node '{}' ({}) left as is: {}", n.name, n.op_type, e.what());
+      continue;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < out.size(); ++i)
+      ok &= n.outputs[i].empty() || (!out[i].empty() && fits(out[i]));
+    if (!ok) continue;
+    for (size_t i = 0; i < out.size(); ++i)
+      if (!n.outputs[i].empty()) g.add_initializer(n.outputs[i], std::move(out[i]));
+    drop[k] = 1;
+    ++st.evaluated;
+  }
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!drop[k]) kept.push_back(std::move(g.nodes[k]));
+  g.nodes = std::move(kept);
+  size_t inits_before = g.initializers.size();
+  remove_dead(m);
+  st.removed_initializers = inits_before - std::min(inits_before, g.initializers.size());
+  return st;
+}
+
+}  // namespace oq::ir::passes

@@ -1,0 +1,262 @@
+// Default-domain opset up-conversion: driver and the attribute -> input rewrites.
+#include "ir/passes/opset_convert.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "ir/passes/passes.h"
+
+namespace oq::ir::passes {
+using namespace detail;
+
+int64_t ir_version_for_opset(int64_t opset) {
+  if (opset >= 21) return 10;
+  if (opset >= 19) return 9;
+  if (opset >= 15) return 8;
+  if (opset >= 12) return 7;
+  if (opset == 11) return 6;
+  if (opset == 10) return 5;
+  if (opset == 9) return 4;
+  return 3;
+}
+
+namespace detail {
+
+void OpsetConverter::cannot(const Node& n, const std::string& why) const {
+  fail(ErrorKind::Model, "node '{}' ({}): cannot convert from opset {} to {}: {}", n.name, n.op_type, from_, to_,
+       why);
+}
+
+std::string OpsetConverter::node_name(const Node& n, const std::string& suffix) {
+  return names_.make((n.name.empty() ? n.op_type : n.name) + "_" + suffix);
+}
+std::string OpsetConverter::tensor_name(const Node& n, const std::string& suffix) {
+  const std::string base = !n.name.empty() ? n.name : (!n.outputs.empty() ? n.outputs[0] : n.op_type);
+  return names_.make(base + "_" + suffix);
+}
+
+std::string OpsetConverter::const_i64(const Node& n, const std::string& what, const std::vector<int64_t>& v,
+                                      bool scalar) {
+  std::string name = tensor_name(n, what);
+  Shape s = scalar ? Shape{} : Shape{static_cast<int64_t>(v.size())};
+  g_->add_initializer(name, Tensor::from_vector(DType::Int64, s, v));
+  return name;
+}
+std::string OpsetConverter::const_f32(const Node& n, const std::string& what, const std::vector<float>& v,
+                                      bool scalar) {
+  std::string name = tensor_name(n, what);
+  Shape s = scalar ? Shape{} : Shape{static_cast<int64_t>(v.size())};
+  g_->add_initializer(name, Tensor::from_vector(DType::Float, s, v));
+  return name;
+}
+
+std::string OpsetConverter::scalar_like(const Node& n, const std::string& what, const std::string& like,
+                                        double v) {
+  DType dt = known_dtype(*g_, like);
+  if (dt != DType::Undefined && dt != DType::String) {
+    std::string name = tensor_name(n, what);
+    Tensor t = dt == DType::Double ? Tensor::from_vector(DType::Double, {}, std::vector<double>{v})
+                                   : Tensor::scalar_float(static_cast<float>(v)).cast(dt);
+    g_->add_initializer(name, t);
+    return name;
+  }
+  if (to_ < 15)
+    cannot(n, fmt::format("the element type of '{}' is unknown, so '{}' cannot become a typed input", like, what));
+  Node cast;
+  cast.op_type = "CastLike";
+  cast.name = node_name(n, what + "_cast");
+  cast.inputs = {const_f32(n, what + "_f32", {static_cast<float>(v)}, true), like};
+  cast.outputs = {tensor_name(n, what)};
+  std::string out = cast.outputs[0];
+  emit(std::move(cast));
+  return out;
+}
+
+bool OpsetConverter::is_used(const std::string& t) const {
+  if (t.empty()) return false;
+  return idx_->consumers.count(t) || g_->is_graph_output(t);
+}
+
+static void set_input(Node& n, size_t i, const std::string& name) {
+  if (n.inputs.size() <= i) n.inputs.resize(i + 1);
+  n.inputs[i] = name;
+}
+
+bool OpsetConverter::axes_to_input(Node& n, const char* attr, size_t input_index) {
+  if (!n.has_attr(attr)) return false;
+  std::vector<int64_t> axes = n.attr_ints(attr);
+  n.remove_attr(attr);
+  if (!axes.empty()) set_input(n, input_index, const_i64(n, attr, axes));
+  return true;
+}
+
+bool OpsetConverter::convert_split(Node& n) {
+  bool changed = false;
+  if (crosses(13)) changed |= axes_to_input(n, "split", 1);
+  if (crosses(18) && n.input(1).empty() && !n.has_attr("num_outputs")) {
+    n.set_attr_int("num_outputs", static_cast<int64_t>(n.outputs.size()));
+    changed = true;
+  }
+  return changed;
+}
+
+bool OpsetConverter::convert_pad(Node& n) {
+  if (!crosses(11)) return false;
+  if (!n.has_attr("pads")) cannot(n, "Pad without a 'pads' attribute");
+  std::vector<int64_t> pads = n.attr_ints("pads");
+  float value = n.attr_float("value", 0.0f);
+  n.remove_attr("pads");
+  n.remove_attr("value");
+  n.inputs.resize(1);
+  n.inputs.push_back(const_i64(n, "pads", pads));
+  if (value != 0.0f && n.attr_string("mode", "constant") == "constant")
+    n.inputs.push_back(scalar_like(n, "constant_value", n.input(0), value));
+  return true;
+}
+
+bool OpsetConverter::convert_clip(Node& n) {
+  if (!crosses(11)) return false;
+  const bool has_min = n.has_attr("min"), has_max = n.has_attr("max");
+  float lo = n.attr_float("min", 0), hi = n.attr_float("max", 0);
+  n.remove_attr("min");
+  n.remove_attr("max");
+  n.inputs.resize(1);
+  if (has_min || has_max) n.inputs.push_back(has_min ? scalar_like(n, "min", n.input(0), lo) : "");
+  if (has_max) n.inputs.push_back(scalar_like(n, "max", n.input(0), hi));
+  return true;
+}
+
+bool OpsetConverter::convert_slice(Node& n) {
+  if (!crosses(10)) return false;
+  if (!n.has_attr("starts") || !n.has_attr("ends")) cannot(n, "Slice without 'starts'/'ends' attributes");
+  auto starts = n.attr_ints("starts"), ends = n.attr_ints("ends");
+  n.inputs.resize(1);
+  n.inputs.push_back(const_i64(n, "starts", starts));
+  n.inputs.push_back(const_i64(n, "ends", ends));
+  if (n.has_attr("axes")) n.inputs.push_back(const_i64(n, "axes", n.attr_ints("axes")));
+  for (const char* a : {"starts", "ends", "axes"}) n.remove_attr(a);
+  return true;
+}
+
+bool OpsetConverter::convert_topk(Node& n) {
+  if (!crosses(10)) return false;
+  if (!n.has_attr("k")) cannot(n, "TopK without a 'k' attribute");
+  int64_t k = n.attr_int("k", 0);
+  n.remove_attr("k");
+  n.inputs.resize(1);
+  n.inputs.push_back(const_i64(n, "k", {k}));
+  return true;
+}
+
+bool OpsetConverter::convert_misc(Node& n) {
+  static const std::unordered_set<std::string> kExperimental = {
+      "ATen", "Affine", "ConstantFill", "Crop", "DynamicSlice", "GivenTensorFill", "GRUUnit", "ImageScaler",
+      "ParametricSoftplus", "Scale", "ScaledTanh"};
+  if (kExperimental.count(n.op_type)) cannot(n, "experimental operator removed from the standard");
+  if (n.op_type == "Scan" && crosses(9)) cannot(n, "Scan-8 (batch axis) has no automatic Scan-9 equivalent");
+  if (n.op_type == "Scatter" && crosses(11)) {
+    n.op_type = "ScatterElements";
+    return true;
+  }
+  if (n.op_type == "RoiAlign" && crosses(16) && !n.has_attr("coordinate_transformation_mode")) {
+    n.set_attr_string("coordinate_transformation_mode", "output_half_pixel");
+    return true;
+  }
+  if (n.op_type == "GridSample" && crosses(20)) {
+    std::string mode = n.attr_string("mode", "bilinear");
+    n.set_attr_string("mode", mode == "bilinear" ? "linear" : mode == "bicubic" ? "cubic" : mode);
+    return true;
+  }
+  return false;
+}
+
+bool OpsetConverter::convert_node(Node& n) {
+  static const std::unordered_set<std::string> kReduce18 = {
+      "ReduceMax", "ReduceMin", "ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+      "ReduceLogSumExp", "ReduceSumSquare"};
+  const std::string& op = n.op_type;
+  if (op == "Squeeze" || op == "Unsqueeze") {
+    if (!crosses(13)) return false;
+    if (op == "Unsqueeze" && !n.has_attr("axes")) cannot(n, "Unsqueeze without an 'axes' attribute");
+    return axes_to_input(n, "axes", 1);
+  }
+  if (op == "ReduceSum") return crosses(13) && axes_to_input(n, "axes", 1);
+  if (kReduce18.count(op)) return crosses(18) && axes_to_input(n, "axes", 1);
+  if (op == "Split") return convert_split(n);
+  if (op == "Pad") return convert_pad(n);
+  if (op == "Clip") return convert_clip(n);
+  if (op == "Slice") return convert_slice(n);
+  if (op == "TopK") return convert_topk(n);
+  if (op == "Resize") return convert_resize(n);
+  if (op == "Upsample") return convert_upsample(n);
+  if (op == "BatchNormalization") return convert_batchnorm(n);
+  if (op == "Dropout") return convert_dropout(n);
+  return convert_misc(n);
+}
+
+size_t OpsetConverter::convert(Graph& g) {
+  size_t changed = 0;
+  // Sub-graphs first (they see the same opset imports).
+  for (auto& n : g.nodes)
+    for (auto& a : n.attrs) {
+      if (a.g) changed += convert(*a.g);
+      for (auto& sg : a.graphs)
+        if (sg) changed += convert(*sg);
+    }
+  GraphIndex idx(g);
+  g_ = &g;
+  idx_ = &idx;
+  out_.clear();
+  // g.nodes stays unchanged while converting (type lookups follow the original producers); converted copies
+  // go to out_.
+  for (const auto& orig : g.nodes) {
+    Node n = orig;
+    if (!n.is_default_domain()) {
+      emit(n);
+      continue;
+    }
+    std::vector<Node> after;
+    bool c = (n.op_type == "Softmax" || n.op_type == "LogSoftmax" || n.op_type == "Hardmax")
+                 ? convert_softmax(n, after)
+                 : convert_node(n);
+    changed += c ? 1 : 0;
+    emit(n);
+    for (auto& a : after) emit(std::move(a));
+  }
+  g.nodes = std::move(out_);
+  out_.clear();
+  g_ = nullptr;
+  idx_ = nullptr;
+  return changed;
+}
+
+}  // namespace detail
+
+size_t convert_opset(Model& m, int target) {
+  const int64_t from = m.default_opset();
+  if (target < 7 || target > 21) fail(ErrorKind::Model, "convert_opset: target opset {} is outside [7, 21]", target);
+  if (from == 0) fail(ErrorKind::Model, "convert_opset: the model imports no default-domain (ai.onnx) opset");
+  if (from < 7) fail(ErrorKind::Model, "convert_opset: converting from opset {} (< 7) is not supported", from);
+  if (target < from)
+    fail(ErrorKind::Model, "convert_opset: the model has opset {}; converting down to {} is not supported", from,
+         target);
+  size_t changed = 0;
+  if (target > from) {
+    NameGen names(m.graph);
+    OpsetConverter conv(static_cast<int>(from), target, names);
+    changed = conv.convert(m.graph);
+    m.set_default_opset(target);
+    OQ_INFO("convert_opset: opset {} -> {}, {} nodes rewritten", from, target, changed);
+  }
+  const int64_t ir = std::max(m.ir_version, ir_version_for_opset(target));
+  if (m.ir_version < 4 && ir >= 4) {
+    // IR < 4 lists every initializer among the graph inputs, where it cannot be overridden; from IR 4 on such
+    // an input would become overridable, so drop the initializers from the inputs to keep them constant.
+    std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
+  }
+  m.ir_version = ir;
+  return changed;
+}
+
+}  // namespace oq::ir::passes

@@ -1,0 +1,52 @@
+// Internals of convert_opset (src/ir/passes/opset_convert*.cc).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "ir/passes/pass_util.h"
+
+namespace oq::ir::passes::detail {
+
+// Converts the nodes of one graph (and its sub-graphs) from opset `from` to `to`.
+class OpsetConverter {
+ public:
+  OpsetConverter(int from, int to, NameGen& names) : from_(from), to_(to), names_(names) {}
+  size_t convert(Graph& g);
+
+ private:
+  // True when the schema change introduced at opset `v` lies on the way (from, to].
+  bool crosses(int v) const { return from_ < v && v <= to_; }
+  [[noreturn]] void cannot(const Node& n, const std::string& why) const;
+  // Adds an int64 / float initializer to the graph being converted; returns its name.
+  std::string const_i64(const Node& n, const std::string& what, const std::vector<int64_t>& v, bool scalar = false);
+  std::string const_f32(const Node& n, const std::string& what, const std::vector<float>& v, bool scalar = false);
+  // A scalar of the element type of tensor `like` (a CastLike node when that type is unknown, opset >= 15).
+  std::string scalar_like(const Node& n, const std::string& what, const std::string& like, double v);
+  std::string node_name(const Node& n, const std::string& suffix);
+  std::string tensor_name(const Node& n, const std::string& suffix);
+  void emit(Node n) { out_.push_back(std::move(n)); }
+  bool is_used(const std::string& tensor) const;
+
+  // Returns true when the node was changed. May emit helper nodes before/after it.
+  bool convert_node(Node& n);
+  bool axes_to_input(Node& n, const char* attr, size_t input_index);
+  bool convert_split(Node& n);
+  bool convert_pad(Node& n);
+  bool convert_clip(Node& n);
+  bool convert_slice(Node& n);
+  bool convert_topk(Node& n);
+  bool convert_softmax(Node& n, std::vector<Node>& after);
+  bool convert_resize(Node& n);
+  bool convert_upsample(Node& n);
+  bool convert_batchnorm(Node& n);
+  bool convert_dropout(Node& n);
+  bool convert_misc(Node& n);
+
+  int from_, to_;
+  NameGen& names_;
+  Graph* g_ = nullptr;
+  std::vector<Node> out_;
+  GraphIndex* idx_ = nullptr;
+};
+
+}  // namespace oq::ir::passes::detail

@@ -1,0 +1,151 @@
+// Default-domain opset up-conversion: rewrites that change the node structure (Softmax family, Resize,
+// Upsample) or its outputs (BatchNormalization, Dropout).
+#include "ir/passes/opset_convert.h"
+
+namespace oq::ir::passes::detail {
+
+// Softmax / LogSoftmax / Hardmax before 13 coerce the input to 2-D at `axis` (default 1) and normalise each
+// row; from 13 on they work along the single dimension `axis` (default -1).
+bool OpsetConverter::convert_softmax(Node& n, std::vector<Node>& after) {
+  if (!crosses(13)) return false;
+  const int64_t axis = n.attr_int("axis", 1);
+  const std::string x = n.input(0), y = n.outputs.empty() ? "" : n.outputs[0];
+  if (x.empty() || y.empty()) cannot(n, "missing input or output");
+  if (auto r = known_rank(*g_, x)) {
+    const int64_t a = axis < 0 ? axis + *r : axis;
+    if (a == *r - 1) {  // the coerced 2-D rows are exactly the last dimension
+      n.set_attr_int("axis", -1);
+      return true;
+    }
+  }
+  Node flat;
+  flat.op_type = "Flatten";
+  flat.name = node_name(n, "flatten");
+  flat.inputs = {x};
+  flat.outputs = {tensor_name(n, "flat")};
+  flat.set_attr_int("axis", axis);
+  Node shape;
+  shape.op_type = "Shape";
+  shape.name = node_name(n, "shape");
+  shape.inputs = {x};
+  shape.outputs = {tensor_name(n, "shape")};
+  Node reshape;
+  reshape.op_type = "Reshape";
+  reshape.name = node_name(n, "reshape");
+  reshape.inputs = {tensor_name(n, "2d"), shape.outputs[0]};
+  reshape.outputs = {y};
+  n.inputs[0] = flat.outputs[0];
+  n.outputs[0] = reshape.inputs[0];
+  n.set_attr_int("axis", -1);
+  emit(std::move(flat));
+  emit(std::move(shape));
+  after.push_back(std::move(reshape));
+  return true;
+}
+
+bool OpsetConverter::convert_resize(Node& n) {
+  bool changed = false;
+  if (crosses(11)) {
+    // Resize-10 (X, scales) sampled with asymmetric coordinates and, for nearest, floor rounding.
+    const std::string scales = n.input(1);
+    const std::string mode = n.attr_string("mode", "nearest");
+    const std::string roi = to_ >= 13 ? std::string() : [&] {
+      std::string name = tensor_name(n, "roi");
+      g_->add_initializer(name, Tensor(DType::Float, {0}));
+      return name;
+    }();
+    n.inputs = {n.input(0), roi, scales};
+    n.set_attr_string("coordinate_transformation_mode", "asymmetric");
+    if (mode == "nearest") n.set_attr_string("nearest_mode", "floor");
+    changed = true;
+  }
+  if (crosses(13) && n.attr_string("coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn") {
+    // tf_half_pixel_for_nn = half_pixel + 0.5; round(c + 0.5) is expressible for two rounding modes.
+    const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
+    if (nm != "floor" && nm != "round_prefer_floor")
+      cannot(n, "coordinate_transformation_mode 'tf_half_pixel_for_nn' with nearest_mode '" + nm + "'");
+    n.set_attr_string("coordinate_transformation_mode", "half_pixel");
+    n.set_attr_string("nearest_mode", nm == "floor" ? "round_prefer_ceil" : "ceil");
+    changed = true;
+  }
+  return changed;
+}
+
+// Upsample-7 (scales attribute), Upsample-9 (scales input); deprecated at 10 in favour of Resize.
+bool OpsetConverter::convert_upsample(Node& n) {
+  if (to_ < 9 || (to_ == 9 && !n.has_attr("scales"))) return false;
+  std::string mode = n.attr_string("mode", "nearest");
+  if (mode == "bilinear") mode = "linear";
+  if (mode != "nearest" && mode != "linear") cannot(n, "unknown mode '" + mode + "'");
+  std::string scales = n.input(1);
+  if (n.has_attr("scales")) {
+    scales = const_f32(n, "scales", n.attr_floats("scales"));
+    n.remove_attr("scales");
+  }
+  if (scales.empty()) cannot(n, "no scales");
+  if (to_ == 9) {
+    n.inputs = {n.input(0), scales};
+    return true;
+  }
+  n.op_type = "Resize";
+  n.attrs.clear();
+  n.set_attr_string("mode", mode);
+  if (to_ == 10) {
+    n.inputs = {n.input(0), scales};
+    return true;
+  }
+  std::string roi;
+  if (to_ < 13) {
+    roi = tensor_name(n, "roi");
+    g_->add_initializer(roi, Tensor(DType::Float, {0}));
+  }
+  n.inputs = {n.input(0), roi, scales};
+  n.set_attr_string("coordinate_transformation_mode", "asymmetric");
+  if (mode == "nearest") n.set_attr_string("nearest_mode", "floor");
+  return true;
+}
+
+bool OpsetConverter::convert_batchnorm(Node& n) {
+  bool changed = false;
+  if (n.has_attr("is_test") || n.has_attr("consumed_inputs")) {
+    n.remove_attr("is_test");
+    n.remove_attr("consumed_inputs");
+    changed = true;
+  }
+  if (crosses(9) && n.has_attr("spatial")) {
+    if (n.attr_int("spatial", 1) != 1) {
+      auto r = known_rank(*g_, n.input(0));
+      if (!r || *r != 2) cannot(n, "spatial=0 (per-activation statistics) on an input that is not known to be 2-D");
+    }
+    n.remove_attr("spatial");
+    changed = true;
+  }
+  if (crosses(14) && n.outputs.size() > 1) {
+    for (size_t i = 1; i < n.outputs.size(); ++i)
+      if (is_used(n.outputs[i])) cannot(n, "training outputs (mean/var/saved statistics) are used");
+    n.outputs.resize(1);
+    changed = true;
+  }
+  return changed;
+}
+
+bool OpsetConverter::convert_dropout(Node& n) {
+  bool changed = false;
+  if (n.has_attr("is_test")) {
+    if (n.attr_int("is_test", 0) == 0) cannot(n, "training-mode Dropout (is_test=0)");
+    n.remove_attr("is_test");
+    changed = true;
+  }
+  if (crosses(10) && n.outputs.size() > 1 && is_used(n.outputs[1]))
+    cannot(n, "the mask output is used and changes type at opset 10");
+  if (crosses(12) && n.has_attr("ratio")) {
+    float r = n.attr_float("ratio", 0.5f);
+    n.remove_attr("ratio");
+    n.inputs.resize(1);
+    n.inputs.push_back(const_f32(n, "ratio", {r}, true));
+    changed = true;
+  }
+  return changed;
+}
+
+}  // namespace oq::ir::passes::detail

@@ -1,0 +1,146 @@
+#include "ir/passes/pass_util.h"
+
+#include <algorithm>
+
+namespace oq::ir::passes::detail {
+
+static void collect_refs(const Graph& g, std::unordered_set<std::string>& out) {
+  for (const auto& n : g.nodes) {
+    for (const auto& in : n.inputs)
+      if (!in.empty()) out.insert(in);
+    for (const auto& a : n.attrs) {
+      if (a.g) collect_refs(*a.g, out);
+      for (const auto& sg : a.graphs)
+        if (sg) collect_refs(*sg, out);
+    }
+  }
+  for (const auto& o : g.outputs) out.insert(o.name);
+}
+
+std::unordered_set<std::string> subgraph_refs(const Graph& g) {
+  std::unordered_set<std::string> out;
+  for (const auto& n : g.nodes)
+    for (const auto& a : n.attrs) {
+      if (a.g) collect_refs(*a.g, out);
+      for (const auto& sg : a.graphs)
+        if (sg) collect_refs(*sg, out);
+    }
+  return out;
+}
+
+bool is_constant(const Graph& g, const std::string& n, bool overridable) {
+  return !n.empty() && g.find_initializer(n) != nullptr && (!overridable || !g.is_graph_input(n));
+}
+
+const Tensor* constant_value(const Graph& g, const std::string& n, bool overridable) {
+  if (!is_constant(g, n, overridable)) return nullptr;
+  return &g.find_initializer(n)->tensor;
+}
+
+std::optional<Shape> known_shape(const Graph& g, const std::string& n, bool overridable) {
+  if (const Initializer* i = g.find_initializer(n); i && is_constant(g, n, overridable)) return i->tensor.shape();
+  const ValueInfo* vi = g.find_value_info(n);
+  if (!vi) return std::nullopt;
+  auto s = vi->static_shape();
+  if (!s) return std::nullopt;
+  for (int64_t d : *s)
+    if (d < 0) return std::nullopt;
+  return s;
+}
+
+std::optional<int> known_rank(const Graph& g, const std::string& n) {
+  if (const Initializer* i = g.find_initializer(n)) return i->tensor.rank();
+  const ValueInfo* vi = g.find_value_info(n);
+  if (!vi || !vi->shape) return std::nullopt;
+  return static_cast<int>(vi->shape->size());
+}
+
+DType known_dtype(const Graph& g, const std::string& name) {
+  static const std::unordered_set<std::string> kChanges = {
+      "Cast", "CastLike", "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "QuantizeLinear", "ConstantOfShape",
+      "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf",
+      "EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+      "Bernoulli", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger",
+      "If", "Loop", "Scan", "Range", "OneHot", "StringNormalizer", "TfIdfVectorizer"};
+  GraphIndex idx(g);
+  std::string n = name;
+  for (int hop = 0; hop < 10000 && !n.empty(); ++hop) {
+    if (const Initializer* i = g.find_initializer(n)) return i->tensor.dtype();
+    if (const ValueInfo* vi = g.find_value_info(n); vi && vi->dtype != DType::Undefined) return vi->dtype;
+    auto it = idx.producer.find(n);
+    if (it == idx.producer.end()) return DType::Undefined;
+    const Node& p = g.nodes[it->second];
+    if (!p.is_default_domain()) return DType::Undefined;
+    if (p.op_type == "Constant") {
+      if (const Attribute* a = p.attr("value"); a && a->type == AttrType::Tensor) return a->t.dtype();
+      if (p.has_attr("value_float") || p.has_attr("value_floats")) return DType::Float;
+      if (p.has_attr("value_int") || p.has_attr("value_ints")) return DType::Int64;
+      return DType::Undefined;
+    }
+    if (p.op_type == "DequantizeLinear") {
+      n = p.input(1);
+      continue;
+    }
+    if (kChanges.count(p.op_type)) return DType::Undefined;
+    if (!p.outputs.empty() && p.outputs[0] != n) {  // secondary outputs: indices, masks, statistics
+      if (p.op_type == "TopK" || p.op_type == "MaxPool" || p.op_type == "Unique") return DType::Int64;
+      if (p.op_type != "Split" && p.op_type != "BatchNormalization") return DType::Undefined;
+    }
+    // Type-preserving ops: the first data input carries the type (Where: input 1).
+    n = p.op_type == "Where" ? p.input(1) : p.input(0);
+  }
+  return DType::Undefined;
+}
+
+void replace_input_uses(Graph& g, const std::string& from, const std::string& to) {
+  for (auto& node : g.nodes)
+    for (auto& in : node.inputs)
+      if (in == from) in = to;
+}
+
+void sort_topologically(Graph& g) {
+  auto order = topological_order(g);
+  bool same = true;
+  for (size_t i = 0; i < order.size(); ++i) same &= order[i] == i;
+  if (same) return;
+  std::vector<Node> nodes;
+  nodes.reserve(g.nodes.size());
+  for (size_t i : order) nodes.push_back(std::move(g.nodes[i]));
+  g.nodes = std::move(nodes);
+}
+
+void prune_value_info(Graph& g) {
+  std::unordered_set<std::string> live;
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs) live.insert(o);
+  for (const auto& i : g.initializers) live.insert(i.name);
+  for (const auto& v : g.inputs) live.insert(v.name);
+  std::erase_if(g.value_info, [&](const ValueInfo& v) { return !live.count(v.name); });
+}
+
+NameGen::NameGen(const Graph& g) { collect(g); }
+
+void NameGen::collect(const Graph& g) {
+  for (const auto* vs : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *vs) used_.insert(v.name);
+  for (const auto& i : g.initializers) used_.insert(i.name);
+  for (const auto& n : g.nodes) {
+    used_.insert(n.name);
+    for (const auto& s : n.inputs) used_.insert(s);
+    for (const auto& s : n.outputs) used_.insert(s);
+    for (const auto& a : n.attrs) {
+      if (a.g) collect(*a.g);
+      for (const auto& sg : a.graphs)
+        if (sg) collect(*sg);
+    }
+  }
+}
+
+std::string NameGen::make(const std::string& base) {
+  std::string n = base;
+  for (int k = 1; used_.count(n); ++k) n = base + "_" + std::to_string(k);
+  used_.insert(n);
+  return n;
+}
+
+}  // namespace oq::ir::passes::detail

@@ -1,0 +1,56 @@
+// Helpers shared by the graph passes (internal to src/ir/passes).
+#pragma once
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/graph.h"
+
+namespace oq::ir::passes::detail {
+
+// Every tensor name that nodes inside sub-graphs (If/Loop/Scan bodies, recursively) read. These may be
+// outer-scope references, so the passes never remove or rename them.
+std::unordered_set<std::string> subgraph_refs(const Graph& g);
+
+// True when `n` is an initializer that cannot be overridden at run time: not also a graph input, or
+// `overridable` false (IR version < 4, where every initializer is listed among the inputs).
+bool is_constant(const Graph& g, const std::string& n, bool overridable = true);
+const Tensor* constant_value(const Graph& g, const std::string& n, bool overridable = true);
+// Whether initializers listed as graph inputs can be overridden for this model (IR version >= 4).
+inline bool inputs_overridable(const Model& m) { return m.ir_version >= 4; }
+
+// Fully known static shape of a tensor (initializer, or graph input/output/value_info with every dim known).
+std::optional<Shape> known_shape(const Graph& g, const std::string& n, bool overridable = true);
+// Rank when known (also from shapes with symbolic dims).
+std::optional<int> known_rank(const Graph& g, const std::string& n);
+// Element type when it can be found: initializer, value infos, or following type-preserving producers.
+DType known_dtype(const Graph& g, const std::string& n);
+
+// Replaces every top-level node input equal to `from` by `to`.
+void replace_input_uses(Graph& g, const std::string& from, const std::string& to);
+
+// Reorders g.nodes topologically (stable).
+void sort_topologically(Graph& g);
+
+// Drops value_info entries for names that no longer exist in the graph.
+void prune_value_info(Graph& g);
+
+// Generates names not yet used anywhere in a model (nodes, tensors, sub-graphs included).
+class NameGen {
+ public:
+  explicit NameGen(const Graph& g);
+  std::string make(const std::string& base);
+  void reserve(const std::string& n) { used_.insert(n); }
+  // True when a sub-graph node reads `n` (set by the pass that owns the generator).
+  bool outer_ref(const std::string& n) const { return refs_ && refs_->count(n); }
+  void set_refs(const std::unordered_set<std::string>* refs) { refs_ = refs; }
+
+ private:
+  void collect(const Graph& g);
+  std::unordered_set<std::string> used_;
+  const std::unordered_set<std::string>* refs_ = nullptr;
+};
+
+}  // namespace oq::ir::passes::detail
