@@ -1,0 +1,165 @@
+#include "calib/calibrator.h"
+
+#include <algorithm>
+#include <cctype>
+#include <exception>
+#include <variant>
+
+#include "core/parallel.h"
+
+namespace oq::calib {
+
+std::optional<CalibMethod> parse_calib_method(std::string_view s) {
+  std::string k;
+  for (char c : s)
+    if (c != '_' && c != '-') k += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (k == "minmax") return CalibMethod::MinMax;
+  if (k == "entropy") return CalibMethod::Entropy;
+  if (k == "percentile") return CalibMethod::Percentile;
+  return std::nullopt;
+}
+
+std::string_view calib_method_name(CalibMethod m) {
+  switch (m) {
+    case CalibMethod::MinMax: return "MinMax";
+    case CalibMethod::Entropy: return "Entropy";
+    case CalibMethod::Percentile: return "Percentile";
+  }
+  return "?";
+}
+
+void CalibOptions::validate() const {
+  if (!(minmax.averaging_constant >= 0 && minmax.averaging_constant <= 1))
+    fail(ErrorKind::Config, "calibration: averaging_constant {} is not in [0, 1]", minmax.averaging_constant);
+  if (minmax.batches_per_chunk < 0)
+    fail(ErrorKind::Config, "calibration: batches_per_chunk {} is negative", minmax.batches_per_chunk);
+  if (method == CalibMethod::MinMax) return;
+  const int64_t nb = num_bins_or_default();
+  if (nb < 1 || nb > kMaxHistogramBins)
+    fail(ErrorKind::Config, "calibration: num_bins {} is not in [1, {}]", nb, kMaxHistogramBins);
+  if (method == CalibMethod::Percentile && !(percentile >= 0 && percentile <= 100))
+    fail(ErrorKind::Config, "calibration: percentile {} is not in [0, 100]", percentile);
+  if (method == CalibMethod::Entropy) {
+    if (num_quantized_bins < 1)
+      fail(ErrorKind::Config, "calibration: num_quantized_bins {} must be >= 1", num_quantized_bins);
+    if (nb / 2 < num_quantized_bins / 2)
+      fail(ErrorKind::Config, "calibration: num_bins {} must be at least num_quantized_bins {} for Entropy", nb,
+           num_quantized_bins);
+  }
+}
+
+struct Calibrator::Entry {
+  std::variant<MinMaxCollector, HistogramCollector> c;
+  explicit Entry(const CalibOptions& o)
+      : c(o.method == CalibMethod::MinMax
+              ? std::variant<MinMaxCollector, HistogramCollector>(MinMaxCollector(o.minmax))
+              : std::variant<MinMaxCollector, HistogramCollector>(HistogramCollector(
+                    o.method == CalibMethod::Percentile && o.symmetric_or_default() ? HistogramMode::Absolute
+                                                                                    : HistogramMode::Value,
+                    o.num_bins_or_default()))) {}
+  bool empty() const {
+    return std::visit([](const auto& x) { return x.empty(); }, c);
+  }
+  int64_t batches() const {
+    if (const auto* m = std::get_if<MinMaxCollector>(&c)) return m->stats().batches;
+    return std::get<HistogramCollector>(c).batches();
+  }
+};
+
+Calibrator::Calibrator(const std::vector<std::string>& tensors, CalibOptions opts) : opts_(std::move(opts)) {
+  opts_.validate();
+  for (const auto& t : tensors)
+    if (!entries_.count(t)) entries_.emplace(t, std::make_unique<Entry>(opts_));
+}
+
+Calibrator::~Calibrator() = default;
+
+namespace {
+[[noreturn]] void rethrow_for(const std::string& name, const Error& e) {
+  throw Error(e.kind(), fmt::format("calibration of tensor '{}': {}", name, e.what()));
+}
+}  // namespace
+
+void Calibrator::observe(const std::string& name, const Tensor& value) {
+  if (value.dtype() != DType::Float) return;
+  auto it = entries_.find(name);
+  auto ch = channel_.find(name);
+  if (it == entries_.end() && ch == channel_.end()) return;
+  try {
+    if (it != entries_.end()) {
+      const std::span<const float> x = value.span<float>();
+      std::visit([&](auto& c) { c.add(x); }, it->second->c);
+    }
+    if (ch != channel_.end()) ch->second.add(value);
+  } catch (const Error& e) {
+    rethrow_for(name, e);
+  }
+}
+
+exec::Observer Calibrator::observer() {
+  return [this](const std::string& name, const Tensor& value) { observe(name, value); };
+}
+
+void Calibrator::track_channel_absmax(const std::string& name, int axis) {
+  channel_.insert_or_assign(name, PerChannelAbsMaxCollector(axis));
+}
+
+const std::vector<float>* Calibrator::channel_absmax(const std::string& name) const {
+  auto it = channel_.find(name);
+  if (it == channel_.end() || it->second.empty()) return nullptr;
+  return &it->second.absmax();
+}
+
+std::map<std::string, TensorRange> Calibrator::compute() const {
+  std::vector<std::pair<const std::string*, const Entry*>> todo;
+  for (const auto& [name, e] : entries_)
+    if (!e->empty()) todo.emplace_back(&name, e.get());
+  std::sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  std::vector<TensorRange> out(todo.size());
+  std::vector<std::exception_ptr> errs(todo.size());
+  const bool sym = opts_.symmetric_or_default();
+  // Entropy's threshold search is O(bins^2) per tensor: spread tensors over threads.
+  parallel_for(static_cast<int64_t>(todo.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      try {
+        const auto& c = todo[i].second->c;
+        if (const auto* m = std::get_if<MinMaxCollector>(&c)) {
+          out[i] = minmax_range(m->stats(), sym);
+        } else {
+          const Histogram& h = std::get<HistogramCollector>(c).histogram();
+          out[i] = opts_.method == CalibMethod::Entropy ? entropy_range(h, opts_.num_quantized_bins)
+                                                        : percentile_range(h, opts_.percentile);
+        }
+      } catch (...) {
+        errs[i] = std::current_exception();
+      }
+    }
+  });
+  std::map<std::string, TensorRange> result;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (errs[i]) {
+      try {
+        std::rethrow_exception(errs[i]);
+      } catch (const Error& e) {
+        rethrow_for(*todo[i].first, e);
+      }
+    }
+    result.emplace(*todo[i].first, out[i]);
+  }
+  return result;
+}
+
+std::vector<std::string> Calibrator::unseen() const {
+  std::vector<std::string> v;
+  for (const auto& [name, e] : entries_)
+    if (e->empty()) v.push_back(name);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+int64_t Calibrator::batches(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? 0 : it->second->batches();
+}
+
+}  // namespace oq::calib

@@ -1,0 +1,82 @@
+// Calibrator: the front that turns the tensors seen while running calibration samples into ranges.
+//
+//   calib::Calibrator cal({"conv1_out", "relu2_out"}, opts);
+//   exec::RunOptions ro;  ro.observer = cal.observer();
+//   for (each sample) session.run(feeds, ro);      // every observed float32 tensor = one batch
+//   std::map<std::string, calib::TensorRange> ranges = cal.compute();
+//
+// Tensors not asked for and non-float32 tensors are ignored. Defaults follow ONNX Runtime's
+// quantize_static/create_calibrator; the results are those of ORT's calibrators fed the same batches one
+// collect_data() call each (see collectors.h for the exact equivalence and the non-finite-value rule).
+// Not thread-safe: observers run on the executor thread.
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "calib/collectors.h"
+#include "calib/strategies.h"
+#include "exec/session.h"
+
+namespace oq::calib {
+
+enum class CalibMethod { MinMax, Entropy, Percentile };
+
+// "minmax", "entropy", "percentile" (any case; "min_max" too). nullopt otherwise.
+std::optional<CalibMethod> parse_calib_method(std::string_view s);
+std::string_view calib_method_name(CalibMethod m);  // MinMax, Entropy, Percentile
+
+struct CalibOptions {
+  CalibMethod method = CalibMethod::MinMax;
+  // Symmetric range (-a, a). Default as ORT: false for MinMax, true for Percentile (|x| histogram); Entropy
+  // ignores it, as ORT's compute_entropy does.
+  std::optional<bool> symmetric;
+  MinMaxOptions minmax;              // moving average (MinMax only)
+  std::optional<int64_t> num_bins;   // first histogram's bins; default 128 (Entropy), 2048 (Percentile)
+  int64_t num_quantized_bins = 128;  // Entropy
+  double percentile = 99.999;        // Percentile, in [0, 100]
+
+  bool symmetric_or_default() const { return symmetric.value_or(method == CalibMethod::Percentile); }
+  int64_t num_bins_or_default() const { return num_bins.value_or(method == CalibMethod::Entropy ? 128 : 2048); }
+  // Config error naming the offending option.
+  void validate() const;
+};
+
+class Calibrator {
+ public:
+  Calibrator(const std::vector<std::string>& tensors, CalibOptions opts);
+  ~Calibrator();
+  Calibrator(const Calibrator&) = delete;
+  Calibrator& operator=(const Calibrator&) = delete;
+
+  // Feeds one batch of `name` (ignored unless it was asked for and is float32). Errors name the tensor.
+  void observe(const std::string& name, const Tensor& value);
+  // An observer that calls observe() on this Calibrator (which must outlive the runs using it).
+  exec::Observer observer();
+
+  // Also track the per-channel max|x| of `name` along `axis` (for SmoothQuant); independent of the method.
+  void track_channel_absmax(const std::string& name, int axis);
+  // nullptr when the tensor was not tracked or never seen.
+  const std::vector<float>* channel_absmax(const std::string& name) const;
+
+  // One range per requested tensor that had at least one batch with a finite value (computed in parallel
+  // over tensors). Data error naming the tensor when its histogram cannot give a range.
+  std::map<std::string, TensorRange> compute() const;
+  // Requested tensors that never received a usable batch (sorted).
+  std::vector<std::string> unseen() const;
+  // Batches of `name` that contributed (0 when unknown).
+  int64_t batches(const std::string& name) const;
+  const CalibOptions& options() const { return opts_; }
+
+ private:
+  struct Entry;
+  CalibOptions opts_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  std::unordered_map<std::string, PerChannelAbsMaxCollector> channel_;
+};
+
+}  // namespace oq::calib

@@ -1,0 +1,434 @@
+// Calibration collectors (see collectors.h). The histogram code reproduces numpy's float32 arithmetic
+// (np.linspace, np.arange, np.floor_divide, np.histogram binning) operation by operation, so the compiler
+// must not fuse a*b+c into one FMA here.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include "calib/collectors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace oq::calib {
+
+namespace {
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Slow path of finite_min_max when an infinity was seen: min/max over finite values only.
+BatchMinMax finite_min_max_slow(std::span<const float> x) {
+  float mn = kInf, mx = -kInf;
+  for (float v : x) {
+    if (!std::isfinite(v)) continue;
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+  }
+  return {mn, mx, mn <= mx};
+}
+
+// min |x| over x (NaN ignored; only called when x has a finite value).
+float abs_min(std::span<const float> x) {
+  const float* p = x.data();
+  const size_t n = x.size();
+  size_t i = 0;
+  float mn = kInf;
+#if defined(__SSE2__)
+  const __m128 sign = _mm_set1_ps(-0.0f);
+  __m128 m0 = _mm_set1_ps(kInf), m1 = m0;
+  for (; i + 8 <= n; i += 8) {
+    m0 = _mm_min_ps(_mm_andnot_ps(sign, _mm_loadu_ps(p + i)), m0);  // NaN lanes keep m0
+    m1 = _mm_min_ps(_mm_andnot_ps(sign, _mm_loadu_ps(p + i + 4)), m1);
+  }
+  alignas(16) float t[4];
+  _mm_store_ps(t, _mm_min_ps(m0, m1));
+  for (float v : t) mn = v < mn ? v : mn;
+#endif
+  for (; i < n; ++i) {
+    const float v = std::fabs(p[i]);
+    mn = v < mn ? v : mn;
+  }
+  return mn;
+}
+
+void check_bins(int64_t n, const char* what) {
+  if (n > kMaxHistogramBins)
+    fail(ErrorKind::Data,
+         "calibration histogram: {} needs {} bins (limit {}): later batches range far wider than the first; "
+         "use MinMax calibration for this tensor or put a representative sample first",
+         what, n, kMaxHistogramBins);
+}
+}  // namespace
+
+BatchMinMax finite_min_max(std::span<const float> x) {
+  const float* p = x.data();
+  const size_t n = x.size();
+  size_t i = 0;
+  float mn = kInf, mx = -kInf;
+#if defined(__SSE2__)
+  // _mm_min_ps(v, m) is (v < m ? v : m): a NaN in v leaves m unchanged.
+  __m128 mn0 = _mm_set1_ps(kInf), mn1 = mn0, mn2 = mn0, mn3 = mn0;
+  __m128 mx0 = _mm_set1_ps(-kInf), mx1 = mx0, mx2 = mx0, mx3 = mx0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128 a = _mm_loadu_ps(p + i), b = _mm_loadu_ps(p + i + 4);
+    const __m128 c = _mm_loadu_ps(p + i + 8), d = _mm_loadu_ps(p + i + 12);
+    mn0 = _mm_min_ps(a, mn0);
+    mn1 = _mm_min_ps(b, mn1);
+    mn2 = _mm_min_ps(c, mn2);
+    mn3 = _mm_min_ps(d, mn3);
+    mx0 = _mm_max_ps(a, mx0);
+    mx1 = _mm_max_ps(b, mx1);
+    mx2 = _mm_max_ps(c, mx2);
+    mx3 = _mm_max_ps(d, mx3);
+  }
+  alignas(16) float tn[4], tx[4];
+  _mm_store_ps(tn, _mm_min_ps(_mm_min_ps(mn0, mn1), _mm_min_ps(mn2, mn3)));
+  _mm_store_ps(tx, _mm_max_ps(_mm_max_ps(mx0, mx1), _mm_max_ps(mx2, mx3)));
+  for (int k = 0; k < 4; ++k) {
+    mn = tn[k] < mn ? tn[k] : mn;
+    mx = tx[k] > mx ? tx[k] : mx;
+  }
+#endif
+  for (; i < n; ++i) {
+    const float v = p[i];
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+  }
+  if (mn == -kInf || mx == kInf) return finite_min_max_slow(x);
+  return {mn, mx, mn <= mx};
+}
+
+// ---------------------------------------------------------------- numpy-exact helpers
+
+namespace np {
+
+std::vector<float> uniform_edges(float first, float last, int64_t n) {
+  OQ_CHECK(n >= 1, "uniform_edges: no bins");
+  if (!std::isfinite(first) || !std::isfinite(last) || first > last)
+    fail(ErrorKind::Data, "calibration histogram: invalid range [{}, {}]", first, last);
+  if (first == last) {  // numpy: expand empty range to avoid divide by zero
+    first = first - 0.5f;
+    last = last + 0.5f;
+  }
+  // np.linspace(first, last, n + 1, dtype=float32): delta = stop - start; step = delta / n;
+  // y = arange(n + 1) * step + start; y[-1] = stop. All in float32.
+  const float delta = last - first;
+  const float div = static_cast<float>(n);
+  const float step = delta / div;
+  std::vector<float> e(static_cast<size_t>(n) + 1);
+  for (int64_t i = 0; i <= n; ++i) {
+    const float fi = static_cast<float>(i);
+    float y;
+    if (step == 0) {
+      const float t = fi / div;
+      y = t * delta;
+    } else {
+      y = fi * step;
+    }
+    e[i] = y + first;
+  }
+  e[n] = last;
+  for (int64_t i = 0; i < n; ++i)
+    if (!(e[i] < e[i + 1]))
+      fail(ErrorKind::Data, "calibration histogram: cannot make {} finite-sized bins over [{}, {}]", n, first,
+           last);
+  return e;
+}
+
+std::vector<double> arange(float start, float stop, float step) {
+  OQ_CHECK(step > 0, "arange: step must be positive");
+  // numpy (np.float32 scalars in, float64 array out): length = ceil((stop - start) / step) on the float32
+  // scalars; buf[0] = start, buf[1] = start + step (float32), then DOUBLE_fill:
+  // buf[i] = buf[0] + i * (buf[1] - buf[0]) in float64.
+  const float range = stop - start;
+  const float q = range / step;
+  const double len_d = std::ceil(static_cast<double>(q));
+  if (!(len_d > 0)) return {};
+  check_bins(static_cast<int64_t>(std::min(len_d, 1e18)), "growing the |x| histogram");
+  const auto len = static_cast<int64_t>(len_d);
+  std::vector<double> b(static_cast<size_t>(len));
+  b[0] = start;
+  if (len > 1) b[1] = static_cast<float>(start + step);
+  const double d = len > 1 ? b[1] - b[0] : 0.0;
+  for (int64_t i = 2; i < len; ++i) {
+    const double t = static_cast<double>(i) * d;
+    b[i] = b[0] + t;
+  }
+  return b;
+}
+
+float floor_divide(float a, float b) {
+  // npy_floor_divide / npy_divmod for float32.
+  if (b == 0) return a / b;
+  float mod = std::fmod(a, b);
+  float div = (a - mod) / b;
+  if (mod != 0) {
+    if ((b < 0) != (mod < 0)) {
+      mod += b;
+      div -= 1.0f;
+    }
+  }
+  float floordiv;
+  if (div != 0) {
+    floordiv = std::floor(div);
+    if (div - floordiv > 0.5f) floordiv += 1.0f;
+  } else {
+    floordiv = std::copysign(0.0f, a / b);
+  }
+  return floordiv;
+}
+
+namespace {
+template <typename E>
+void accumulate_impl(std::span<const float> x, bool absolute, std::span<const E> edges,
+                     std::vector<int64_t>& counts) {
+  const int64_t nb = static_cast<int64_t>(counts.size());
+  OQ_CHECK(nb >= 1 && edges.size() == counts.size() + 1, "histogram: edges/counts mismatch");
+  const E lo = edges.front(), hi = edges.back();
+  const double inv = static_cast<double>(nb) / (static_cast<double>(hi) - static_cast<double>(lo));
+  const E* e = edges.data();
+  int64_t* c = counts.data();
+  for (float f : x) {
+    const float v = absolute ? std::fabs(f) : f;
+    if (!(v >= lo && v <= hi)) continue;  // also drops NaN
+    // Estimate from the (near-)uniform bin width, then settle exactly on the edges, as np.histogram does.
+    auto i = static_cast<int64_t>((static_cast<double>(v) - static_cast<double>(lo)) * inv);
+    i = std::clamp<int64_t>(i, 0, nb - 1);
+    while (v < e[i]) --i;
+    while (i < nb - 1 && v >= e[i + 1]) ++i;
+    ++c[i];
+  }
+}
+}  // namespace
+
+void accumulate(std::span<const float> x, bool absolute, std::span<const float> edges,
+                std::vector<int64_t>& counts) {
+  accumulate_impl<float>(x, absolute, edges, counts);
+}
+void accumulate(std::span<const float> x, bool absolute, std::span<const double> edges,
+                std::vector<int64_t>& counts) {
+  accumulate_impl<double>(x, absolute, edges, counts);
+}
+
+}  // namespace np
+
+// ---------------------------------------------------------------- MinMaxCollector
+
+MinMaxCollector::MinMaxCollector(MinMaxOptions opts) : opts_(opts) {
+  if (!(opts_.averaging_constant >= 0 && opts_.averaging_constant <= 1))
+    fail(ErrorKind::Config, "calibration: averaging_constant {} is not in [0, 1]", opts_.averaging_constant);
+  if (opts_.batches_per_chunk < 0)
+    fail(ErrorKind::Config, "calibration: batches_per_chunk {} is negative", opts_.batches_per_chunk);
+}
+
+namespace {
+// One chunk's mean (np.nanmean of float32 -> float32), merged into the EMA as ORT's merge_range does.
+void fold_chunk(double min_sum, double max_sum, int64_t n, float c, bool& have, float& emin, float& emax,
+                float& eabs) {
+  const auto cmin = static_cast<float>(min_sum / static_cast<double>(n));
+  const auto cmax = static_cast<float>(max_sum / static_cast<double>(n));
+  const float cabs = std::max(std::fabs(cmin), std::fabs(cmax));
+  if (!have) {
+    emin = cmin, emax = cmax, eabs = cabs, have = true;
+    return;
+  }
+  const float dmin = cmin - emin, dmax = cmax - emax, dabs = cabs - eabs;
+  const float smin = c * dmin, smax = c * dmax, sabs = c * dabs;
+  emin = emin + smin;
+  emax = emax + smax;
+  eabs = eabs + sabs;
+}
+}  // namespace
+
+void MinMaxCollector::add(std::span<const float> x) {
+  const BatchMinMax mm = finite_min_max(x);
+  if (!mm.any) {
+    ++skipped_;
+    return;
+  }
+  if (batches_ == 0) {
+    min_ = mm.min, max_ = mm.max;
+  } else {
+    min_ = std::min(min_, mm.min);
+    max_ = std::max(max_, mm.max);
+  }
+  ++batches_;
+  if (!opts_.moving_average) return;
+  chunk_min_sum_ += mm.min;
+  chunk_max_sum_ += mm.max;
+  ++chunk_n_;
+  if (opts_.batches_per_chunk > 0 && chunk_n_ == opts_.batches_per_chunk) {
+    fold_chunk(chunk_min_sum_, chunk_max_sum_, chunk_n_, opts_.averaging_constant, have_ema_, ema_min_, ema_max_,
+               ema_abs_);
+    chunk_min_sum_ = chunk_max_sum_ = 0;
+    chunk_n_ = 0;
+  }
+}
+
+MinMaxStats MinMaxCollector::stats() const {
+  MinMaxStats s;
+  s.batches = batches_;
+  if (batches_ == 0) return s;
+  if (!opts_.moving_average) {
+    s.min = min_, s.max = max_;
+    s.absmax = std::max(std::fabs(min_), std::fabs(max_));
+    return s;
+  }
+  bool have = have_ema_;
+  float emin = ema_min_, emax = ema_max_, eabs = ema_abs_;
+  if (chunk_n_ > 0)
+    fold_chunk(chunk_min_sum_, chunk_max_sum_, chunk_n_, opts_.averaging_constant, have, emin, emax, eabs);
+  s.min = emin, s.max = emax, s.absmax = eabs;
+  return s;
+}
+
+// ---------------------------------------------------------------- HistogramCollector
+
+int64_t Histogram::total() const {
+  int64_t t = 0;
+  for (int64_t c : counts) t += c;
+  return t;
+}
+
+HistogramCollector::HistogramCollector(HistogramMode mode, int64_t num_bins) : num_bins_(num_bins) {
+  if (num_bins < 1 || num_bins > kMaxHistogramBins)
+    fail(ErrorKind::Config, "calibration: num_bins {} is not in [1, {}]", num_bins, kMaxHistogramBins);
+  h_.mode = mode;
+}
+
+void HistogramCollector::add(std::span<const float> x) {
+  const BatchMinMax mm = finite_min_max(x);
+  if (!mm.any) {
+    ++skipped_;
+    return;
+  }
+  if (h_.mode == HistogramMode::Value)
+    add_value(x, mm);
+  else
+    add_absolute(x, mm);
+  if (batches_ == 0) {
+    h_.min = mm.min, h_.max = mm.max;
+  } else {
+    h_.min = std::min(h_.min, mm.min);
+    h_.max = std::max(h_.max, mm.max);
+  }
+  ++batches_;
+}
+
+// ORT collect_value + merge_histogram.
+void HistogramCollector::add_value(std::span<const float> x, const BatchMinMax& mm) {
+  const float thr = std::max(std::fabs(mm.min), std::fabs(mm.max));
+  if (batches_ == 0) {
+    h_.edges = np::uniform_edges(-thr, thr, num_bins_);
+    h_.counts.assign(static_cast<size_t>(num_bins_), 0);
+    h_.threshold = thr;
+    np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+    return;
+  }
+  const float old_t = h_.threshold;
+  const auto old_n = static_cast<int64_t>(h_.counts.size());
+  if (thr <= old_t) {  // same bins
+    np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+    return;
+  }
+  if (old_t == 0) {  // ORT: new range, same bin count, old counts added index for index
+    h_.edges = np::uniform_edges(-thr, thr, old_n);
+    h_.threshold = thr;
+    np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+    return;
+  }
+  // ORT: widen by whole old strides on both sides; old counts land in the middle bins unchanged.
+  const float two_t = 2 * old_t;
+  const float stride = two_t / static_cast<float>(old_n);
+  const float grow = thr - old_t;
+  const float q = np::floor_divide(grow, stride) + 1.0f;
+  if (!(static_cast<double>(q) < static_cast<double>(kMaxHistogramBins)))
+    check_bins(kMaxHistogramBins + 1, "growing the histogram");
+  const auto half = static_cast<int64_t>(q);
+  const int64_t new_n = old_n + 2 * half;
+  check_bins(new_n, "growing the histogram");
+  const float ext = static_cast<float>(half) * stride;
+  const float new_t = ext + old_t;
+  std::vector<int64_t> counts(static_cast<size_t>(new_n), 0);
+  std::copy(h_.counts.begin(), h_.counts.end(), counts.begin() + half);
+  h_.edges = np::uniform_edges(-new_t, new_t, new_n);
+  h_.counts = std::move(counts);
+  h_.threshold = new_t;
+  np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+}
+
+// ORT collect_absolute_value.
+void HistogramCollector::add_absolute(std::span<const float> x, const BatchMinMax& mm) {
+  const float amax = std::max(std::fabs(mm.min), std::fabs(mm.max));
+  if (batches_ == 0) {
+    h_.edges = np::uniform_edges(abs_min(x), amax, num_bins_);
+    h_.counts.assign(static_cast<size_t>(num_bins_), 0);
+    np::accumulate(x, true, std::span<const float>(h_.edges), h_.counts);
+    return;
+  }
+  if (amax > h_.edges.back()) {
+    // ORT: edges = hstack(old float32 edges, np.arange(...) float64) -> this batch is binned against the
+    // float64 edges, which are then stored as float32 (hist_edges.astype(float32)).
+    const float width = h_.edges[1] - h_.edges[0];
+    const float start = h_.edges.back() + width;
+    const float stop = amax + width;
+    const std::vector<double> more = np::arange(start, stop, width);
+    check_bins(static_cast<int64_t>(h_.counts.size() + more.size()), "growing the |x| histogram");
+    std::vector<double> edges(h_.edges.begin(), h_.edges.end());
+    edges.insert(edges.end(), more.begin(), more.end());
+    h_.counts.resize(edges.size() - 1, 0);
+    np::accumulate(x, true, std::span<const double>(edges), h_.counts);
+    h_.edges.assign(edges.size(), 0.0f);
+    for (size_t i = 0; i < edges.size(); ++i) h_.edges[i] = static_cast<float>(edges[i]);
+    return;
+  }
+  np::accumulate(x, true, std::span<const float>(h_.edges), h_.counts);
+}
+
+// ---------------------------------------------------------------- PerChannelAbsMaxCollector
+
+void PerChannelAbsMaxCollector::add(const Tensor& x) {
+  if (x.dtype() != DType::Float)
+    fail(ErrorKind::Data, "per-channel abs-max: expected a float32 tensor, got {}", dtype_name(x.dtype()));
+  const int r = x.rank();
+  const int ax = axis_ < 0 ? axis_ + r : axis_;
+  if (ax < 0 || ax >= r)
+    fail(ErrorKind::Data, "per-channel abs-max: axis {} is out of range for shape {}", axis_,
+         shape_str(x.shape()));
+  const int64_t ch = x.dim(ax);
+  if (batches_ > 0 && ch != static_cast<int64_t>(absmax_.size()))
+    fail(ErrorKind::Data, "per-channel abs-max: {} channels along axis {} (shape {}), earlier batches had {}", ch,
+         axis_, shape_str(x.shape()), absmax_.size());
+  if (batches_ == 0) absmax_.assign(static_cast<size_t>(ch), 0.0f);
+  ++batches_;
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < ax; ++i) outer *= x.dim(i);
+  for (int i = ax + 1; i < r; ++i) inner *= x.dim(i);
+  const float* p = x.data<float>();
+  float* m = absmax_.data();
+  // a > m ? a : m skips NaN; infinities are excluded explicitly.
+  auto upd = [](float cur, float v) {
+    const float a = std::fabs(v);
+    return (a > cur && a != kInf) ? a : cur;
+  };
+  for (int64_t o = 0; o < outer; ++o) {
+    const float* base = p + o * ch * inner;
+    if (inner == 1) {
+      for (int64_t c = 0; c < ch; ++c) m[c] = upd(m[c], base[c]);
+    } else {
+      for (int64_t c = 0; c < ch; ++c) {
+        float cur = m[c];
+        const float* q = base + c * inner;
+        for (int64_t k = 0; k < inner; ++k) cur = upd(cur, q[k]);
+        m[c] = cur;
+      }
+    }
+  }
+}
+
+}  // namespace oq::calib

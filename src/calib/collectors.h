@@ -1,0 +1,147 @@
+// Calibration COLLECTORS: what is measured on each activation, one tensor (= one batch, one Session::run) at a
+// time, with memory independent of the number of batches. How a range is chosen from what was measured is
+// the job of strategies.h.
+//
+// The semantics are those of ONNX Runtime's quantize_static calibrators (onnxruntime/quantization/calibrate.py),
+// re-implemented here:
+//   - MinMaxCollector      = MinMaxCalibrater (per-batch ReduceMin/ReduceMax, merged over batches; optional
+//                            moving average exactly as ORT computes it, see MinMaxOptions).
+//   - HistogramCollector   = HistogramCollector.collect_value (Value mode: Entropy, and Percentile with
+//                            symmetric=false) and collect_absolute_value (Absolute mode: Percentile with
+//                            symmetric=true), including ORT's way of growing the histogram when a batch
+//                            exceeds its range. Bin edges are computed with numpy's float32 arithmetic, so the
+//                            histograms are bin-for-bin those of ORT fed the same batches one collect() each
+//                            (ORT's quantize_static with extra_options CalibStridedMinMax=1).
+//   - PerChannelAbsMaxCollector: running max|x| per channel along one axis (for SmoothQuant).
+//
+// Deliberate deviation from ORT: non-finite values (NaN, +-inf) are ignored by every collector. ORT ignores
+// NaN too (ReduceMin/Max and np.nanmin skip it) but lets an inf through into the range (MinMax) or fails
+// (histograms); a batch with no finite value is skipped entirely (it is counted in batches_skipped()).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace oq::calib {
+
+// min/max of the finite values of x in one vectorised pass; any=false when x has no finite value.
+struct BatchMinMax {
+  float min = 0, max = 0;
+  bool any = false;
+};
+BatchMinMax finite_min_max(std::span<const float> x);
+
+struct MinMaxOptions {
+  // ORT's CalibMovingAverage. ORT computes, for each collect_data() call ("chunk" of batches), the arithmetic
+  // mean of the per-batch minima and maxima (np.nanmean), and merges successive chunks with an exponential
+  // moving average: r = r + averaging_constant * (chunk - r) (float32), the first chunk initialising r.
+  // With quantize_static's default single collect_data() call this is the plain mean over all batches; with
+  // CalibStridedMinMax=k it is the mean over each k batches, then the EMA across those groups.
+  bool moving_average = false;
+  float averaging_constant = 0.01f;  // ORT's CalibMovingAverageConstant; in [0, 1]
+  int64_t batches_per_chunk = 0;      // ORT's CalibStridedMinMax; 0 = all batches form one chunk
+};
+
+// What MinMaxCollector measured, already merged as ORT merges it.
+struct MinMaxStats {
+  float min = 0, max = 0;  // the (averaged) range
+  float absmax = 0;        // the symmetric variant: ORT symmetrises each chunk before averaging
+  int64_t batches = 0;     // batches that contributed
+};
+
+class MinMaxCollector {
+ public:
+  explicit MinMaxCollector(MinMaxOptions opts = {});
+  void add(std::span<const float> x);
+  bool empty() const { return batches_ == 0; }
+  int64_t batches_skipped() const { return skipped_; }
+  // Result so far (the pending chunk of a moving average is folded in without being consumed).
+  MinMaxStats stats() const;
+  const MinMaxOptions& options() const { return opts_; }
+
+ private:
+  MinMaxOptions opts_;
+  int64_t batches_ = 0, skipped_ = 0;
+  float min_ = 0, max_ = 0;  // plain running min/max
+  // moving average: the current chunk (double sums; ORT sums float32, the difference is ~1 ulp) ...
+  double chunk_min_sum_ = 0, chunk_max_sum_ = 0;
+  int64_t chunk_n_ = 0;
+  // ... and the EMA over finished chunks.
+  bool have_ema_ = false;
+  float ema_min_ = 0, ema_max_ = 0, ema_abs_ = 0;
+};
+
+enum class HistogramMode {
+  Value,     // histogram of x over [-T, T], T = max|x| (ORT collect_value)
+  Absolute,  // histogram of |x| over [min|x| of the first batch, max|x|] (ORT collect_absolute_value)
+};
+
+struct Histogram {
+  HistogramMode mode = HistogramMode::Value;
+  std::vector<int64_t> counts;
+  std::vector<float> edges;  // counts.size() + 1, non-decreasing; the last bin includes its right edge
+  float min = 0, max = 0;    // signed min/max of all (finite) data seen
+  float threshold = 0;       // Value mode: the histogram spans [-threshold, threshold] (0: all data was 0)
+  int64_t total() const;
+};
+
+// Histograms never grow beyond this many bins (ORT would try to allocate them): Data error instead.
+inline constexpr int64_t kMaxHistogramBins = int64_t{1} << 24;
+
+class HistogramCollector {
+ public:
+  // num_bins: bins of the first histogram (ORT: 128 for Entropy, 2048 for Percentile).
+  HistogramCollector(HistogramMode mode, int64_t num_bins);
+  void add(std::span<const float> x);
+  bool empty() const { return batches_ == 0; }
+  int64_t batches() const { return batches_; }
+  int64_t batches_skipped() const { return skipped_; }
+  const Histogram& histogram() const { return h_; }
+
+ private:
+  void add_value(std::span<const float> x, const BatchMinMax& mm);
+  void add_absolute(std::span<const float> x, const BatchMinMax& mm);
+  Histogram h_;
+  int64_t num_bins_;
+  int64_t batches_ = 0, skipped_ = 0;
+};
+
+// Running max|x| per channel along `axis` (negative counts from the end) over all batches.
+class PerChannelAbsMaxCollector {
+ public:
+  explicit PerChannelAbsMaxCollector(int axis) : axis_(axis) {}
+  // x must be float32; the channel count must stay the same across batches (Data error otherwise).
+  void add(const Tensor& x);
+  bool empty() const { return batches_ == 0; }
+  int axis() const { return axis_; }
+  // One value per channel (0 for a channel that never had a finite non-zero value).
+  const std::vector<float>& absmax() const { return absmax_; }
+
+ private:
+  int axis_;
+  int64_t batches_ = 0;
+  std::vector<float> absmax_;
+};
+
+// numpy-exact building blocks, exposed for the strategies and the tests.
+namespace np {
+// np.histogram(..., bins=n, range=(first, last)) edges for float32 data: linspace in float32, with numpy's
+// expansion of an empty range to (first-0.5, last+0.5).
+std::vector<float> uniform_edges(float first, float last, int64_t n);
+// np.arange(start, stop, step) for np.float32 scalars: numpy returns FLOAT64 values here (length and the
+// second value from float32 arithmetic, the rest filled in float64).
+std::vector<double> arange(float start, float stop, float step);
+// np.floor_divide for float32.
+float floor_divide(float a, float b);
+// Adds the values of x (|x| when absolute) to counts by the edges, as np.histogram does: bin i holds
+// edges[i] <= v < edges[i+1], the last bin also v == edges.back(); values outside [edges.front(),
+// edges.back()] and NaN are not counted.
+void accumulate(std::span<const float> x, bool absolute, std::span<const float> edges,
+                std::vector<int64_t>& counts);
+void accumulate(std::span<const float> x, bool absolute, std::span<const double> edges,
+                std::vector<int64_t>& counts);
+}  // namespace np
+
+}  // namespace oq::calib

@@ -1,0 +1,192 @@
+// Calibration strategies (see strategies.h). The KL divergence is computed in float32 exactly as ORT's numpy
+// code does (pairwise sums, float32 divisions), so the compiler must not fuse operations into FMAs here.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include "calib/strategies.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace oq::calib {
+
+namespace {
+TensorRange clamp_to_data(float lo, float hi, const Histogram& h) {
+  // ORT: `if threshold[0] < min_value: ...; if threshold[1] > max_value: ...`
+  if (lo < h.min) lo = h.min;
+  if (hi > h.max) hi = h.max;
+  return {lo, hi};
+}
+
+// np.searchsorted(a, v, side='left'): first index with a[i] >= v.
+size_t searchsorted_left(const std::vector<double>& a, double v) {
+  return static_cast<size_t>(std::lower_bound(a.begin(), a.end(), v) - a.begin());
+}
+}  // namespace
+
+TensorRange minmax_range(const MinMaxStats& s, bool symmetric) {
+  if (symmetric) return {-s.absmax, s.absmax};
+  return {s.min, s.max};
+}
+
+TensorRange percentile_range(const Histogram& h, double percentile) {
+  if (!(percentile >= 0 && percentile <= 100))
+    fail(ErrorKind::Config, "calibration: percentile {} is not in [0, 100]", percentile);
+  const int64_t total = h.total();
+  if (h.counts.empty() || total == 0) fail(ErrorKind::Data, "percentile calibration: the histogram is empty");
+  // cdf = np.cumsum(hist / total) in float64.
+  std::vector<double> cdf(h.counts.size());
+  double acc = 0;
+  for (size_t i = 0; i < cdf.size(); ++i) {
+    acc += static_cast<double>(h.counts[i]) / static_cast<double>(total);
+    cdf[i] = acc;
+  }
+  if (h.mode == HistogramMode::Absolute) {
+    const float t = h.edges[searchsorted_left(cdf, percentile / 100.0)];
+    return clamp_to_data(-t, t, h);
+  }
+  const double cut = (100.0 - percentile) / 200.0;
+  const size_t r = searchsorted_left(cdf, 1.0 - cut);
+  const size_t l = searchsorted_left(cdf, cut);
+  return clamp_to_data(h.edges[l], h.edges[r], h);
+}
+
+namespace kl {
+
+namespace {
+float pairwise(const float* a, int64_t n) {
+  if (n < 8) {
+    float res = 0.0f;
+    for (int64_t i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    float r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    int64_t i = 8;
+    for (; i < n - (n % 8); i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  int64_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise(a, n2) + pairwise(a + n2, n - n2);
+}
+}  // namespace
+
+float pairwise_sum(std::span<const float> a) {
+  // np.add.reduce starts from the identity 0 and adds the pairwise sum of the whole vector.
+  return 0.0f + pairwise(a.data(), static_cast<int64_t>(a.size()));
+}
+
+std::optional<std::vector<float>> smooth(std::span<const int64_t> counts) {
+  int64_t n_zeros = 0;
+  for (int64_t c : counts) n_zeros += (c == 0);
+  const int64_t n_nonzeros = static_cast<int64_t>(counts.size()) - n_zeros;
+  if (n_nonzeros == 0) return std::nullopt;
+  const double eps = 0.0001;
+  const double eps1 = eps * static_cast<double>(n_zeros) / static_cast<double>(n_nonzeros);
+  if (!(eps1 < 1.0)) return std::nullopt;  // ORT: assert eps1 < 1.0
+  // hist = p.astype(float32); hist += eps * is_zeros + (-eps1) * is_nonzeros   (float32)
+  const auto eps_f = static_cast<float>(eps);
+  const auto neg_eps1_f = static_cast<float>(-eps1);
+  std::vector<float> out(counts.size());
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] == 0) {
+      out[i] = eps_f;
+    } else {
+      const auto v = static_cast<float>(counts[i]);
+      out[i] = v + neg_eps1_f;
+    }
+  }
+  return out;
+}
+
+float entropy(std::span<const float> p, std::span<const float> q) {
+  OQ_CHECK(p.size() == q.size(), "entropy: size mismatch");
+  const float sp = pairwise_sum(p), sq = pairwise_sum(q);
+  std::vector<float> vec(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    const float pk = p[i] / sp, qk = q[i] / sq;
+    if (pk > 0 && qk > 0) {
+      const float ratio = pk / qk;
+      const float lg = std::log(ratio);
+      vec[i] = pk * lg;
+    } else {
+      vec[i] = std::numeric_limits<float>::infinity();  // rel_entr: p == 0 or q <= 0
+    }
+  }
+  return pairwise_sum(vec);
+}
+
+std::vector<float> divergences(const Histogram& h, int64_t num_quantized_bins) {
+  const auto nb = static_cast<int64_t>(h.counts.size());
+  const int64_t nq = num_quantized_bins;
+  if (nq < 1) fail(ErrorKind::Config, "entropy calibration: num_quantized_bins {} must be >= 1", nq);
+  const int64_t zero_bin = nb / 2, half_q = nq / 2;
+  if (zero_bin < half_q)
+    fail(ErrorKind::Config, "entropy calibration: the histogram has {} bins, fewer than num_quantized_bins {}", nb,
+         nq);
+  std::vector<int64_t> prefix(static_cast<size_t>(nb) + 1, 0);
+  for (int64_t i = 0; i < nb; ++i) prefix[i + 1] = prefix[i] + h.counts[i];
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(zero_bin - half_q + 1));
+  std::vector<int64_t> p, q, qbins(static_cast<size_t>(nq));
+  for (int64_t i = half_q; i <= zero_bin; ++i) {
+    const int64_t start = zero_bin - i, end = std::min(zero_bin + i + 1, nb), len = end - start;
+    const int64_t* slice = h.counts.data() + start;
+    // reference distribution p: the window, outliers folded into its end bins
+    p.assign(slice, slice + len);
+    p[0] += prefix[start];
+    p[len - 1] += prefix[nb] - prefix[end];
+    // quantise the window (without outliers) into nq bins of `merged` bins, the remainder into the last
+    const int64_t merged = len / nq;
+    for (int64_t k = 0; k < nq; ++k) {
+      int64_t s = 0;
+      for (int64_t j = k * merged; j < (k + 1) * merged; ++j) s += slice[j];
+      qbins[k] = s;
+    }
+    for (int64_t j = nq * merged; j < len; ++j) qbins[nq - 1] += slice[j];
+    // expand back: every bin of a group gets quantized / (non-zero bins of p in the group), truncated
+    q.assign(static_cast<size_t>(len), 0);
+    for (int64_t k = 0; k < nq; ++k) {
+      int64_t norm = 0;
+      for (int64_t j = k * merged; j < (k + 1) * merged; ++j) norm += (p[j] != 0);
+      if (norm == 0) continue;
+      const int64_t v = static_cast<int64_t>(static_cast<double>(qbins[k]) / static_cast<double>(norm));
+      for (int64_t j = k * merged; j < (k + 1) * merged; ++j) q[j] = v;
+    }
+    const auto ps = smooth(p), qs = smooth(q);
+    out.push_back(ps && qs ? entropy(*ps, *qs) : std::numeric_limits<float>::infinity());
+  }
+  return out;
+}
+
+}  // namespace kl
+
+TensorRange entropy_range(const Histogram& h, int64_t num_quantized_bins) {
+  if (h.mode != HistogramMode::Value)
+    fail(ErrorKind::Config, "entropy calibration needs a value histogram (not an |x| histogram)");
+  if (h.counts.empty()) fail(ErrorKind::Data, "entropy calibration: the histogram is empty");
+  const std::vector<float> div = kl::divergences(h, num_quantized_bins);
+  // np.argmin: the first minimum (a NaN, if any, wins).
+  size_t best = 0;
+  for (size_t k = 0; k < div.size(); ++k) {
+    if (std::isnan(div[k])) {
+      best = k;
+      break;
+    }
+    if (div[k] < div[best]) best = k;
+  }
+  const auto nb = static_cast<int64_t>(h.counts.size());
+  const int64_t zero_bin = nb / 2, i = num_quantized_bins / 2 + static_cast<int64_t>(best);
+  const int64_t start = zero_bin - i, end = std::min(zero_bin + i + 1, nb);
+  return clamp_to_data(h.edges[start], h.edges[end], h);
+}
+
+}  // namespace oq::calib
