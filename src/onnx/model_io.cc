@@ -24,19 +24,19 @@ namespace pbio = google::protobuf::io;
 constexpr uint64_t kProtoLimit = static_cast<uint64_t>(INT_MAX);  // protobuf's 2 GiB message limit
 constexpr size_t kExternalAlign = 64;
 
-std::string read_file(const std::string& path, const char* what) {
+std::string read_file(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(ErrorKind::Io, "{} '{}': is a directory", what, path);
+  if (fs::is_directory(path, ec)) fail(ErrorKind::Io, "is a directory");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail(ErrorKind::Io, "{} '{}': cannot open: {}", what, path, std::strerror(errno));
+  if (!in) fail(ErrorKind::Io, "cannot open: {}", std::strerror(errno));
   std::streamoff size = in.tellg();
-  if (size < 0) fail(ErrorKind::Io, "{} '{}': cannot determine the file size", what, path);
+  if (size < 0) fail(ErrorKind::Io, "cannot determine the file size");
   if (static_cast<uint64_t>(size) > kProtoLimit)
-    fail(ErrorKind::Model, "{} '{}': {} bytes exceed the 2 GiB protobuf limit", what, path, size);
+    fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", size);
   std::string bytes(static_cast<size_t>(size), '\0');
   in.seekg(0);
   in.read(bytes.data(), size);
-  if (!in) fail(ErrorKind::Io, "{} '{}': read failed: {}", what, path, std::strerror(errno));
+  if (!in) fail(ErrorKind::Io, "read failed: {}", std::strerror(errno));
   return bytes;
 }
 
@@ -169,7 +169,7 @@ ir::Model load_model_from_bytes(const std::string& bytes, const std::string& bas
 ir::Model load_model(const std::string& path) {
   std::string bytes;
   try {
-    bytes = read_file(path, "cannot read");
+    bytes = read_file(path);
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("model '{}': {}", path, e.what()));
   }
@@ -227,7 +227,7 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
 
 Tensor load_tensor_pb(const std::string& path, std::string* name) {
   try {
-    std::string bytes = read_file(path, "cannot read");
+    std::string bytes = read_file(path);
     ::onnx::TensorProto pb;
     if (bytes.empty()) fail(ErrorKind::Data, "file is empty");
     if (!parse_large(bytes, &pb)) fail(ErrorKind::Data, "not a valid serialized TensorProto");
