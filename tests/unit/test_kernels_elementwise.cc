@@ -307,7 +307,19 @@ TEST(Cast, ConversionsBetweenDtypes) {
   Tensor b = Tensor::from_vector<bool>(DType::Bool, {2}, {true, false});
   expect_values(cast_to(b, DType::Float), {1, 0});
   expect_values(cast_to(cast_to(b, DType::Float16), DType::Int32), {1, 0});
-  ir::Node s = make_node("Cast", 1);
-  s.set_attr_int("to", static_cast<int64_t>(DType::String));
-  EXPECT_THROW(run_kernel(s, 13, {x}), Error);
+  // Strings as numpy prints / parses them.
+  auto str = cast_to(x, DType::String);
+  EXPECT_EQ(str.strings(), (std::vector<std::string>{"-1.7", "2.9", "0.0", "300.5", "-0.2", "65519.0",
+                                                      "0.33333334"}));
+  Tensor sv(DType::String, {4});
+  sv.strings() = {"NaN", "+INF", "-1.5", "7"};
+  expect_values(cast_to(sv, DType::Float), {NAN, INFINITY, -1.5, 7});
+  sv.strings()[3] = "7x";
+  EXPECT_THROW(cast_to(sv, DType::Float), Error);
+  Tensor si(DType::String, {2});
+  si.strings() = {"-12", "40000"};
+  expect_values(cast_to(si, DType::Int16), {-12, 40000 - 65536});
+  ir::Node bad = make_node("Cast", 1);
+  bad.set_attr_int("to", 99);
+  EXPECT_THROW(run_kernel(bad, 13, {x}), Error);
 }

@@ -243,26 +243,28 @@ std::unique_ptr<Kernel> make_clip(const KernelInit& k) { return std::make_unique
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Sqrt, 7, 21, (make_unary<Act::Sqrt, Types::Float>));
-OQ_REGISTER_KERNEL(Exp, 7, 21, (make_unary<Act::Exp, Types::Float>));
-OQ_REGISTER_KERNEL(Log, 7, 21, (make_unary<Act::Log, Types::Float>));
-OQ_REGISTER_KERNEL(Abs, 7, 21, (make_unary<Act::Abs, Types::Numeric>));
-OQ_REGISTER_KERNEL(Neg, 7, 21, (make_unary<Act::Neg, Types::Signed>));
-OQ_REGISTER_KERNEL(Reciprocal, 7, 21, (make_unary<Act::Reciprocal, Types::Float>));
-OQ_REGISTER_KERNEL(Floor, 7, 21, (make_unary<Act::Floor, Types::Float>));
-OQ_REGISTER_KERNEL(Ceil, 7, 21, (make_unary<Act::Ceil, Types::Float>));
+OQ_REGISTER_KERNEL(Sqrt, 6, 21, (make_unary<Act::Sqrt, Types::Float>));
+OQ_REGISTER_KERNEL(Exp, 6, 21, (make_unary<Act::Exp, Types::Float>));
+OQ_REGISTER_KERNEL(Log, 6, 21, (make_unary<Act::Log, Types::Float>));
+OQ_REGISTER_KERNEL(Abs, 6, 21, (make_unary<Act::Abs, Types::Numeric>));
+OQ_REGISTER_KERNEL(Neg, 6, 21, (make_unary<Act::Neg, Types::Signed>));
+OQ_REGISTER_KERNEL(Reciprocal, 6, 21, (make_unary<Act::Reciprocal, Types::Float>));
+OQ_REGISTER_KERNEL(Floor, 6, 21, (make_unary<Act::Floor, Types::Float>));
+OQ_REGISTER_KERNEL(Ceil, 6, 21, (make_unary<Act::Ceil, Types::Float>));
 OQ_REGISTER_KERNEL(Round, 11, 21, (make_unary<Act::Round, Types::Float>));
-OQ_REGISTER_KERNEL(Relu, 7, 21, (make_unary<Act::Relu, Types::Signed>));
-OQ_REGISTER_KERNEL(LeakyRelu, 7, 21, (make_unary<Act::LeakyRelu, Types::Float>));
-OQ_REGISTER_KERNEL(Elu, 7, 21, (make_unary<Act::Elu, Types::Float>));
-OQ_REGISTER_KERNEL(Sigmoid, 7, 21, (make_unary<Act::Sigmoid, Types::Float>));
-OQ_REGISTER_KERNEL(HardSigmoid, 7, 21, (make_unary<Act::HardSigmoid, Types::Float>));
+OQ_REGISTER_KERNEL(Relu, 6, 21, (make_unary<Act::Relu, Types::Signed>));
+OQ_REGISTER_KERNEL(LeakyRelu, 6, 21, (make_unary<Act::LeakyRelu, Types::Float>));
+OQ_REGISTER_KERNEL(Elu, 6, 21, (make_unary<Act::Elu, Types::Float>));
+OQ_REGISTER_KERNEL(Sigmoid, 6, 21, (make_unary<Act::Sigmoid, Types::Float>));
+OQ_REGISTER_KERNEL(HardSigmoid, 6, 21, (make_unary<Act::HardSigmoid, Types::Float>));
 OQ_REGISTER_KERNEL(HardSwish, 14, 21, (make_unary<Act::HardSwish, Types::Float>));
-OQ_REGISTER_KERNEL(Tanh, 7, 21, (make_unary<Act::Tanh, Types::Float>));
+OQ_REGISTER_KERNEL(Tanh, 6, 21, (make_unary<Act::Tanh, Types::Float>));
 OQ_REGISTER_KERNEL(Erf, 9, 21, (make_unary<Act::Erf, Types::Float>));
 OQ_REGISTER_KERNEL(Gelu, 20, 21, (make_unary<Act::Gelu, Types::Float>));
-OQ_REGISTER_KERNEL(Softplus, 7, 21, (make_unary<Act::Softplus, Types::Float>));
-OQ_REGISTER_KERNEL(Clip, 7, 21, make_clip);
+OQ_REGISTER_KERNEL(Softplus, 1, 21, (make_unary<Act::Softplus, Types::Float>));
+OQ_REGISTER_KERNEL(Clip, 6, 21, make_clip);
+
+// Opsets below 7 (before kMinOpset) are registered where the op's semantics are already the current ones.
 
 // ---- naive reference ----
 

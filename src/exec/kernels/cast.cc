@@ -4,6 +4,7 @@
 // "nonzero"; float16/bfloat16 round to nearest even. The `saturate` attribute (19+) only concerns float8
 // types, which onnxquant does not support.
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "core/parallel.h"
@@ -84,6 +85,8 @@ class CastKernel : public Kernel {
   }
   static Tensor cast_tensor(const ir::Node& node, const Tensor& x, DType to) {
     if (x.dtype() == to) return x;  // shares storage; tensors are immutable once produced
+    if (to == DType::String) return to_strings(node, x);
+    if (x.dtype() == DType::String) return from_strings(node, x, to);
     Tensor y(to, x.shape());
     bool ok_src = false, ok_dst = false;
     ok_src = dispatch_cast_type(x.dtype(), [&](auto stag) {
@@ -103,6 +106,53 @@ class CastKernel : public Kernel {
   }
 
  private:
+  // Numbers -> strings as numpy prints them: shortest round-trip digits, "1.0" for integral floats,
+  // "nan"/"inf"/"-inf", "True"/"False".
+  static Tensor to_strings(const ir::Node& node, const Tensor& x) {
+    Tensor y(DType::String, x.shape());
+    auto& out = y.strings();
+    if (x.dtype() == DType::Bool) {
+      for (int64_t i = 0; i < x.numel(); ++i) out[i] = x.data<bool>()[i] ? "True" : "False";
+      return y;
+    }
+    const bool flt = is_float(x.dtype());
+    bool ok = dispatch_cast_type(x.dtype(), [&](auto tag) {
+      using S = decltype(tag);
+      const S* p = static_cast<const S*>(x.raw());
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        std::string r;
+        if constexpr (std::is_same_v<S, Half> || std::is_same_v<S, BF16>) r = fmt::format("{}", static_cast<float>(load_f(p[i])));
+        else r = fmt::format("{}", p[i]);
+        if (flt && r.find_first_of(".eEni") == std::string::npos) r += ".0";
+        out[i] = std::move(r);
+      }
+    });
+    if (!ok) kfail(node, "unsupported input dtype {}", dtype_name(x.dtype()));
+    return y;
+  }
+
+  // Strings -> numbers: strtod for floats ("NaN", "INF", "+INF" accepted in any case), strtoll/strtoull for
+  // integers; a string that does not parse completely is a Model error naming it.
+  static Tensor from_strings(const ir::Node& node, const Tensor& x, DType to) {
+    const auto& in = x.strings();
+    Tensor d(DType::Double, x.shape());
+    Tensor i64(is_signed_integer(to) ? DType::Int64 : DType::UInt64, x.shape());
+    const bool integral = is_integer(to);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const std::string& s = in[static_cast<size_t>(i)];
+      const char* b = s.c_str();
+      char* e = nullptr;
+      if (integral && is_signed_integer(to)) i64.data<int64_t>()[i] = std::strtoll(b, &e, 10);
+      else if (integral) i64.data<uint64_t>()[i] = std::strtoull(b, &e, 10);
+      else d.data<double>()[i] = std::strtod(b, &e);
+      if (e == b || *e != '\0') kfail(node, "string '{}' is not a number", s);
+    }
+    return cast_tensor(node, integral ? i64 : d, to);
+  }
+
+ public:
+
+ private:
   ir::Node node_;
   DType to_;
 };
@@ -114,7 +164,7 @@ std::unique_ptr<Kernel> make_cast(const KernelInit& k) {
   if (!dtype_is_known(static_cast<int32_t>(code)))
     kfail(k.node, "attribute to={} is not a supported dtype", code);
   DType to = static_cast<DType>(code);
-  if (to == DType::String || to == DType::Int4 || to == DType::UInt4 || to == DType::Undefined)
+  if (to == DType::Int4 || to == DType::UInt4 || to == DType::Undefined)
     kfail(k.node, "unsupported target dtype {}", dtype_name(to));
   return std::make_unique<CastKernel>(k.node, to);
 }
@@ -136,7 +186,7 @@ std::unique_ptr<Kernel> make_cast_like(const KernelInit& k) { return std::make_u
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Cast, 7, 21, make_cast);
+OQ_REGISTER_KERNEL(Cast, 6, 21, make_cast);
 OQ_REGISTER_KERNEL(CastLike, 15, 21, make_cast_like);
 
 double naive_cast_value(double v, DType to) {

@@ -371,11 +371,11 @@ OQ_REGISTER_KERNEL(Greater, 7, 21, make_binary<BinOp::Greater>);
 OQ_REGISTER_KERNEL(Less, 7, 21, make_binary<BinOp::Less>);
 OQ_REGISTER_KERNEL(PRelu, 7, 21, make_binary<BinOp::PRelu>);
 OQ_REGISTER_KERNEL(And, 7, 21, make_binary<BinOp::And>);
-OQ_REGISTER_KERNEL(Max, 7, 21, (make_variadic<BinOp::Max, false>));
-OQ_REGISTER_KERNEL(Min, 7, 21, (make_variadic<BinOp::Min, false>));
-OQ_REGISTER_KERNEL(Sum, 7, 21, (make_variadic<BinOp::Add, false>));
-OQ_REGISTER_KERNEL(Mean, 7, 21, (make_variadic<BinOp::Add, true>));
-OQ_REGISTER_KERNEL(Not, 7, 21, make_plain<NotKernel>);
+OQ_REGISTER_KERNEL(Max, 6, 21, (make_variadic<BinOp::Max, false>));
+OQ_REGISTER_KERNEL(Min, 6, 21, (make_variadic<BinOp::Min, false>));
+OQ_REGISTER_KERNEL(Sum, 6, 21, (make_variadic<BinOp::Add, false>));
+OQ_REGISTER_KERNEL(Mean, 6, 21, (make_variadic<BinOp::Add, true>));
+OQ_REGISTER_KERNEL(Not, 1, 21, make_plain<NotKernel>);
 OQ_REGISTER_KERNEL(Where, 9, 21, make_plain<WhereKernel>);
 OQ_REGISTER_KERNEL(Expand, 8, 21, make_plain<ExpandKernel>);
 
