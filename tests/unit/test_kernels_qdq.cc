@@ -1,5 +1,7 @@
 // QuantizeLinear / DequantizeLinear / fake_quantize: hand-computed values (ties, saturation, int4, int16,
 // per axis, blocked), a naive reference, and bit-identity of fake_quantize with the kernel pair.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "exec/kernels/qdq.h"
@@ -218,4 +220,21 @@ TEST(KernelsQdq, RoundHalfEvenMatchesNearbyint) {
   for (int i = 0; i < 200000; ++i) v.push_back(i % 2 ? d(rng) : d(rng) * 1e-6f);
   for (int i = -300; i <= 300; ++i) v.push_back(static_cast<float>(i) * 0.5f);
   for (float f : v) EXPECT_EQ(exec::round_half_even(f), std::nearbyint(f)) << f;
+  // quantize_value (branch-free rounding) equals clamp(nearbyint(x / s) + zp) everywhere, incl. inf / NaN.
+  v.insert(v.end(), {INFINITY, -INFINITY, std::nanf(""), 8388609.f, -16777215.f, 3e9f, -3e9f});
+  for (DType qt : kQTypes) {
+    QRange r = full_range(qt);
+    for (int64_t zp : {r.qmin, (r.qmin + r.qmax) / 2, r.qmax}) {
+      for (float f : v) {
+        for (float sc : {1.0f, 0.37f}) {
+          float t = std::nearbyint(f / sc);
+          int64_t want = std::isnan(t) ? r.qmin
+                                       : static_cast<int64_t>(std::clamp<double>(static_cast<double>(t) + zp, r.qmin, r.qmax));
+          ASSERT_EQ(exec::quantize_value(f, sc, static_cast<int32_t>(zp), static_cast<int32_t>(r.qmin),
+                                         static_cast<int32_t>(r.qmax)), want)
+              << f << " / " << sc << " zp " << zp << " " << dtype_name(qt);
+        }
+      }
+    }
+  }
 }

@@ -40,31 +40,36 @@ QLayout make_qlayout(const Shape& s, int axis, int64_t block) {
 
 namespace {
 
-// Calls f(i, p) for every element i with p = the index of its scale / zero point.
+// Calls seg(i0, i1, p0, step) on runs of elements [i0, i1) whose scale / zero point index is
+// p0 + step * (i - i0) (step 0: one parameter for the whole run, step 1: blocked along the last dims).
 template <typename F>
-void for_each_with_param(const QLayout& L, F&& f) {
+void for_each_segment(const QLayout& L, F&& seg) {
   const int64_t n = L.outer * L.D * L.inner;
   parallel_for(n, 16384, [&](int64_t b, int64_t e) {
     int64_t i = b;
     while (i < e) {
-      const int64_t r = i / L.inner;
-      int64_t c = i % L.inner;
+      const int64_t r = i / L.inner, c = i % L.inner;
       const int64_t stop = std::min(e, (r + 1) * L.inner);
       switch (L.mode) {
-        case QLayout::Mode::PerTensor:
-          for (; i < stop; ++i) f(i, int64_t{0});
-          break;
-        case QLayout::Mode::PerAxis: {
-          const int64_t p = r % L.D;
-          for (; i < stop; ++i) f(i, p);
-          break;
-        }
-        case QLayout::Mode::Blocked: {
-          const int64_t base = ((r / L.D) * L.nb + (r % L.D) / L.block) * L.inner;
-          for (; i < stop; ++i, ++c) f(i, base + c);
-          break;
-        }
+        case QLayout::Mode::PerTensor: seg(i, stop, int64_t{0}, 0); break;
+        case QLayout::Mode::PerAxis: seg(i, stop, r % L.D, 0); break;
+        case QLayout::Mode::Blocked: seg(i, stop, ((r / L.D) * L.nb + (r % L.D) / L.block) * L.inner + c, 1); break;
       }
+      i = stop;
+    }
+  });
+}
+
+// Runs g(i, scale, zero_point) over every element with tight loops (parameters hoisted per run).
+template <typename G>
+void for_each_with_param(const QLayout& L, const float* scale, const int32_t* zp, G&& g) {
+  for_each_segment(L, [&](int64_t i0, int64_t i1, int64_t p0, int step) {
+    if (step == 0) {
+      const float s = scale[p0];
+      const int32_t z = zp[p0];
+      for (int64_t i = i0; i < i1; ++i) g(i, s, z);
+    } else {
+      for (int64_t i = i0; i < i1; ++i) g(i, scale[p0 + i - i0], zp[p0 + i - i0]);
     }
   });
 }
@@ -89,8 +94,8 @@ void quantize_array(const float* x, const QLayout& L, const float* scale, const 
   visit_qtype(qtype, [&](auto tag) {
     using Q = decltype(tag);
     Q* out = static_cast<Q*>(q);
-    for_each_with_param(L, [&](int64_t i, int64_t p) {
-      out[i] = static_cast<Q>(quantize_value(x[i], scale[p], zp[p], qmin, qmax));
+    for_each_with_param(L, scale, zp, [&](int64_t i, float s, int32_t z) {
+      out[i] = static_cast<Q>(quantize_value(x[i], s, z, qmin, qmax));
     });
   });
 }
@@ -100,8 +105,8 @@ void dequantize_array(const void* q, DType qtype, const QLayout& L, const float*
   visit_qtype(qtype, [&](auto tag) {
     using Q = decltype(tag);
     const Q* in = static_cast<const Q*>(q);
-    for_each_with_param(L, [&](int64_t i, int64_t p) {
-      y[i] = dequantize_value(static_cast<int32_t>(in[i]), zp[p], scale[p]);
+    for_each_with_param(L, scale, zp, [&](int64_t i, float s, int32_t z) {
+      y[i] = dequantize_value(static_cast<int32_t>(in[i]), z, s);
     });
   });
 }
@@ -255,8 +260,8 @@ Tensor fake_quantize(const Tensor& x, const QuantParams& q) {
   const float* xs = x.data<float>();
   float* ys = y.data<float>();
   const float* sc = q.scale.data();
-  for_each_with_param(L, [&](int64_t i, int64_t p) {
-    ys[i] = dequantize_value(quantize_value(xs[i], sc[p], zp[p], qmin, qmax), zp[p], sc[p]);
+  for_each_with_param(L, sc, zp.data(), [&](int64_t i, float s, int32_t z) {
+    ys[i] = dequantize_value(quantize_value(xs[i], s, z, qmin, qmax), z, s);
   });
   return y;
 }

@@ -21,8 +21,12 @@ inline float round_half_even(float v) {
   return a < kTwo23 ? std::copysign((a + kTwo23) - kTwo23, v) : v;
 }
 
+// Branch-free so loops vectorise: the rounding trick is exact below 2^23 and anything larger saturates
+// anyway (|q| <= 65535), so the result equals clamp(nearbyint(x / scale) + zp) for every x, NaN -> qmin.
 inline int32_t quantize_value(float x, float scale, int32_t zp, int32_t qmin, int32_t qmax) {
-  float v = round_half_even(x / scale) + static_cast<float>(zp);
+  constexpr float kTwo23 = 8388608.0f;
+  const float r = x / scale;
+  float v = std::copysign((std::fabs(r) + kTwo23) - kTwo23, r) + static_cast<float>(zp);
   const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
   v = v > hi ? hi : v;
   v = v >= lo ? v : lo;  // also maps NaN to qmin
