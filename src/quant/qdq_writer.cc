@@ -88,8 +88,9 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       const Tensor& b = g.find_initializer(name)->tensor;
       std::string qn = name + "_quantized";
       g.add_initializer(qn, quantize_bias(b, q));
-      Tensor sc = scale_tensor(q);
-      Tensor zp(DType::Int32, sc.shape());
+      // ORT's layout: the bias scale is always 1-D; the zero point is 1-D per channel, a scalar otherwise.
+      Tensor sc = scale_tensor(q).reshaped({static_cast<int64_t>(q.scale.size())});
+      Tensor zp(DType::Int32, q.axis >= 0 ? sc.shape() : Shape{});
       g.add_initializer(qn + "_scale", sc);
       g.add_initializer(qn + "_zero_point", zp);
       g.remove_initializer(name);

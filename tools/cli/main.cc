@@ -1,3 +1,82 @@
-#include <cstdio>
+// onnxquant — post-training quantization of ONNX models.
+//   onnxquant --config FILE [--output-dir DIR] [--threads N] [dotted.key=value ...]   the main job
+//   onnxquant info MODEL
+//   onnxquant run MODEL --input [NAME=]FILE ... --output-dir DIR [--threads N]
+//   onnxquant eval MODEL --data FILE.npz [--metric top1|agreement] [--reference FLOAT.onnx]
+// Exit codes: 0 success, 2 usage or config error, 1 any other failure. Errors are one line.
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "app.h"
 #include "core/log.h"
-int main() { oq::log::init(); OQ_INFO("onnxquant"); return 0; }
+#include "core/parallel.h"
+
+namespace fs = std::filesystem;
+using namespace oq;
+
+namespace oq::app {
+int cmd_info_main(int argc, char** argv);
+}
+
+static int main_job(int argc, char** argv) {
+  CLI::App cli{"onnxquant: post-training quantization of ONNX models (QDQ)"};
+  std::string config_path, output_dir;
+  std::vector<std::string> overrides;
+  int threads = 0;
+  bool verbose = false;
+  cli.add_option("--config", config_path, "ST model-zoo style user_config.yaml")->required();
+  cli.add_option("--output-dir", output_dir, "output folder (default: hydra.run.dir)");
+  cli.add_option("--threads", threads, "threads (default: all cores)");
+  cli.add_flag("-v,--verbose", verbose, "debug logging");
+  cli.add_option("overrides", overrides, "dotted.key=value overrides (value parsed as YAML)");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = cli.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  log::init(verbose);
+  set_num_threads(threads);
+  app::Job job;
+  job.cfg = config::load_config(config_path, overrides);
+  job.output_dir = config::resolve_output_dir(job.cfg, output_dir);
+  std::error_code ec;
+  fs::create_directories(job.output_dir, ec);
+  if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", job.output_dir, ec.message());
+  std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
+  if (!log::add_file(log_path)) fail(ErrorKind::Io, "cannot write the log file '{}'", log_path);
+  OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
+  for (const auto& w : job.cfg.warnings) OQ_WARN("{}", w);
+
+  using config::OperatingMode;
+  using config::OperationMode;
+  if (job.cfg.operation_mode == OperationMode::Evaluation) return app::run_evaluation(job, job.cfg.model.model_path);
+  int rc = 0;
+  switch (job.cfg.quantization.operating_mode) {
+    case OperatingMode::Default: rc = app::run_default_mode(job); break;
+    case OperatingMode::Inspection: rc = app::run_inspection_mode(job); break;
+    case OperatingMode::FullAuto: rc = app::run_full_auto_mode(job); break;
+  }
+  if (rc == 0 && job.cfg.operation_mode == OperationMode::ChainQE && !job.quantized_path.empty())
+    rc = app::run_evaluation(job, job.quantized_path);
+  OQ_INFO("Outputs are in {}", job.output_dir);
+  return rc;
+}
+
+int main(int argc, char** argv) {
+  log::init(false);
+  try {
+    std::string sub = argc > 1 ? argv[1] : "";
+    if (sub == "info") return app::cmd_info_main(argc - 1, argv + 1);
+    if (sub == "run") return app::cmd_run(argc - 1, argv + 1);
+    if (sub == "eval") return app::cmd_eval(argc - 1, argv + 1);
+    return main_job(argc, argv);
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,70 @@
+#include "quant/overrides.h"
+
+#include <cmath>
+#include <unordered_set>
+
+namespace oq::quant {
+
+static void check_values(const std::string& kind, const std::string& name, const TensorOverride& ov, DType qt) {
+  if (ov.scale.empty() != ov.zero_point.empty())
+    fail(ErrorKind::Config, "{} override '{}': scale and zero_point must be given together", kind, name);
+  if (ov.scale.size() != ov.zero_point.size())
+    fail(ErrorKind::Config, "{} override '{}': {} scales but {} zero points", kind, name, ov.scale.size(),
+         ov.zero_point.size());
+  QRange r = full_range(qt);
+  for (double s : ov.scale)
+    if (!(s > 0) || !std::isfinite(s))
+      fail(ErrorKind::Config, "{} override '{}': scale must be > 0, got {}", kind, name, s);
+  for (int64_t z : ov.zero_point)
+    if (z < r.qmin || z > r.qmax)
+      fail(ErrorKind::Config, "{} override '{}': zero_point {} is outside the {} range [{}, {}]", kind, name, z,
+           quant_type_name(qt), r.qmin, r.qmax);
+}
+
+void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
+  if (!o.nodes_to_quantize.empty() && !o.weight_overrides.empty())
+    fail(ErrorKind::Config,
+         "quantization.onnx_quant_parameters.nodes_to_quantize cannot be combined with "
+         "onnx_extra_options.weights_tensor_override: overrides apply to every node that reads the weight, "
+         "while nodes_to_quantize restricts which nodes are quantized");
+  std::unordered_set<std::string> tensors;
+  for (const auto& n : g.nodes)
+    for (const auto* l : {&n.inputs, &n.outputs})
+      for (const auto& t : *l) tensors.insert(t);
+  for (const auto& v : g.inputs) tensors.insert(v.name);
+
+  for (const auto& [name, ov] : o.weight_overrides) {
+    const auto* init = g.find_initializer(name);
+    if (!init)
+      fail(ErrorKind::Config, "weights_tensor_override: '{}' is not a weight (initializer) of the model", name);
+    DType qt = ov.qtype.value_or(o.weight_type);
+    check_values("weights_tensor_override", name, ov, qt);
+    int rank = init->tensor.rank();
+    if (ov.axis) {
+      int64_t a = *ov.axis;
+      if (a < -rank || a >= rank)
+        fail(ErrorKind::Config, "weights_tensor_override '{}': axis {} is invalid for a weight of shape {}", name, a,
+             shape_str(init->tensor.shape()));
+      int64_t ch = init->tensor.dim(static_cast<int>(a < 0 ? a + rank : a));
+      if (!ov.scale.empty() && static_cast<int64_t>(ov.scale.size()) != ch)
+        fail(ErrorKind::Config, "weights_tensor_override '{}': {} scale/zero_point values for {} channels on axis {}",
+             name, ov.scale.size(), ch, a);
+    } else if (ov.scale.size() > 1) {
+      fail(ErrorKind::Config, "weights_tensor_override '{}': {} scales given without an axis (per-tensor takes one)",
+           name, ov.scale.size());
+    }
+  }
+  for (const auto& [name, ov] : o.activation_overrides) {
+    if (!tensors.count(name) || g.find_initializer(name))
+      fail(ErrorKind::Config, "activations_tensor_override: '{}' is not an activation tensor of the model", name);
+    if (ov.axis)
+      fail(ErrorKind::Config, "activations_tensor_override '{}': activations are quantized per tensor; remove 'axis'",
+           name);
+    if (ov.scale.size() > 1)
+      fail(ErrorKind::Config, "activations_tensor_override '{}': one scale and one zero_point expected, got {}", name,
+           ov.scale.size());
+    check_values("activations_tensor_override", name, ov, ov.qtype.value_or(o.activation_type));
+  }
+}
+
+}  // namespace oq::quant

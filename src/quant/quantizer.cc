@@ -1,0 +1,86 @@
+#include "quant/quantizer.h"
+
+#include "core/log.h"
+#include "core/progress.h"
+#include "data/loader.h"
+#include "exec/session.h"
+#include "quant/overrides.h"
+
+namespace oq::quant {
+
+static bool needs_opset21(DType t) {
+  return t == DType::Int4 || t == DType::UInt4 || t == DType::Int16 || t == DType::UInt16;
+}
+
+void check_opset_support(const QuantOptions& o, int opset) {
+  std::vector<DType> used = {o.weight_type, o.activation_type};
+  for (const auto* m : {&o.weight_overrides, &o.activation_overrides})
+    for (const auto& [n, ov] : *m)
+      if (ov.qtype) used.push_back(*ov.qtype);
+  for (DType t : used)
+    if (needs_opset21(t) && opset < 21)
+      fail(ErrorKind::Config,
+           "quantization.target_opset: {} quantization needs QuantizeLinear/DequantizeLinear from opset 21; set "
+           "target_opset: 21 (it is {})",
+           quant_type_name(t), opset);
+  if (opset < 13 && o.per_channel)
+    fail(ErrorKind::Config, "quantization.target_opset: per-channel quantization needs opset 13 or newer (it is {})",
+         opset);
+  if (opset < 10) fail(ErrorKind::Config, "quantization.target_opset: QDQ models need opset 10 or newer");
+}
+
+Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data::DatasetPtr& data,
+                      const CalibrationRequest& req) {
+  exec::Session session(model);
+  Calibration c;
+  for (const auto& init : model.graph.initializers) c.types[init.name] = init.tensor.dtype();
+  for (const auto& in : model.graph.inputs)
+    if (in.dtype != DType::Undefined) c.types[in.name] = in.dtype;
+
+  // Every non-initializer input/output of a quantized node; non-float ones are ignored by the calibrator.
+  std::vector<std::string> wanted;
+  for (const auto& n : model.graph.nodes) {
+    if (!should_quantize_node(n, o)) continue;
+    for (const auto* l : {&n.inputs, &n.outputs})
+      for (const auto& t : *l)
+        if (!t.empty() && !model.graph.find_initializer(t)) wanted.push_back(t);
+  }
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  calib::Calibrator cal(wanted, req.options);
+  for (const auto& [name, axis] : req.channel_absmax) cal.track_channel_absmax(name, axis);
+
+  exec::RunOptions ro;
+  ro.observer = [&](const std::string& name, const Tensor& v) {
+    c.types.try_emplace(name, v.dtype());
+    cal.observe(name, v);
+  };
+  data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
+  Progress bar("Calibration", data->size());
+  data::Batch b;
+  while (loader.next(b)) {
+    session.run(b.inputs, ro);
+    c.samples += static_cast<int64_t>(b.indices.size());
+    bar.tick(static_cast<int64_t>(b.indices.size()));
+  }
+  bar.done();
+  for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
+  for (const auto& [name, axis] : req.channel_absmax)
+    if (const auto* v = cal.channel_absmax(name)) c.channel_absmax[name] = *v;
+  return c;
+}
+
+QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Calibration& c,
+                         const WeightParamsFn& weight_fn) {
+  validate_overrides(model.graph, o);
+  QuantizedModel q;
+  q.model = model;
+  RangeMap ranges = c.ranges;
+  adjust_ranges(q.model.graph, o, ranges);
+  q.plan = annotate(q.model.graph, static_cast<int>(q.model.default_opset()), o, c.types, ranges);
+  q.params = compute_params(q.model.graph, q.plan, o, ranges, &q.notes, weight_fn);
+  q.stats = write_qdq(q.model.graph, q.plan, q.params);
+  return q;
+}
+
+}  // namespace oq::quant

@@ -1,0 +1,45 @@
+"""Shared helpers for the Python oracle tests (run by ctest with the project's .venv)."""
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+
+SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BIN = os.environ.get("OQ_BIN", os.path.join(SRC, "build", "onnxquant"))
+SHARED = os.environ.get("OQ_SHARED_DIR", os.path.join(SRC, "..", "shared"))
+TESTDATA = os.path.join(SRC, "testdata")
+
+
+def run_oq(args, check=True, cwd=None):
+    """Runs the onnxquant binary; returns CompletedProcess (stdout/stderr as text)."""
+    p = subprocess.run([BIN] + list(args), capture_output=True, text=True, cwd=cwd or SRC)
+    if check and p.returncode != 0:
+        raise AssertionError(f"onnxquant {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return p
+
+
+def tmpdir():
+    return tempfile.mkdtemp(prefix="oqtest_")
+
+
+class Runner:
+    """Collects test functions; prints 'N passed, N failed' and exits non-zero on any failure."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, name, fn, *args):
+        try:
+            fn(*args)
+            self.passed += 1
+            print(f"PASS {name}", flush=True)
+        except Exception:  # noqa: BLE001 - report every failure
+            self.failed += 1
+            print(f"FAIL {name}", flush=True)
+            traceback.print_exc()
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed or self.passed == 0 else 0)

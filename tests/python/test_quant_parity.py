@@ -1,0 +1,124 @@
+"""Default mode vs ONNX Runtime's quantize_static (QDQ) on the testdata models, same settings and data.
+
+Checks: same Q/DQ node counts and op-type histogram, MinMax scales and zero points equal (1e-6 relative),
+top-1 (computed by onnxruntime on both outputs) within 0.3 points, onnx.checker full_check on our output.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+sys.path.insert(0, os.path.dirname(__file__))
+from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+
+QTYPES = {"Int8": QuantType.QInt8, "UInt8": QuantType.QUInt8, "Int16": QuantType.QInt16,
+          "UInt16": QuantType.QUInt16, "Int4": QuantType.QInt4, "UInt4": QuantType.QUInt4}
+
+
+class NpzReader(CalibrationDataReader):
+    def __init__(self, path, input_name):
+        self.x = np.load(path)["x"]
+        self.name = input_name
+        self.i = 0
+
+    def get_next(self):
+        if self.i >= len(self.x):
+            return None
+        self.i += 1
+        return {self.name: self.x[self.i - 1:self.i]}
+
+
+def top1(model_path, npz):
+    d = np.load(npz)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    out = s.run(None, {s.get_inputs()[0].name: d["x"]})[0]
+    return 100.0 * float(np.mean(out.reshape(len(out), -1).argmax(1) == d["y"]))
+
+
+def histogram(m):
+    h = {}
+    for n in m.graph.node:
+        h[n.op_type] = h.get(n.op_type, 0) + 1
+    return h
+
+
+def quantize_both(model, calib, per_channel, wtype, atype, opset):
+    work = tmpdir()
+    pre = os.path.join(work, "pre.onnx")
+    quant_pre_process(os.path.join(TESTDATA, model), pre)
+    m = onnx.load(pre)
+    if m.opset_import[0].version < opset:
+        m = onnx.version_converter.convert_version(m, opset)
+        onnx.save(m, pre)
+    ort_out = os.path.join(work, "ort.onnx")
+    input_name = m.graph.input[0].name
+    quantize_static(pre, ort_out, NpzReader(os.path.join(TESTDATA, calib), input_name), quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel, weight_type=QTYPES[wtype], activation_type=QTYPES[atype],
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    outdir = os.path.join(work, "oq")
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
+            f"model.model_path={pre}", f"dataset.quantization_path=testdata/{calib}",
+            "quantization.operating_mode=default", f"quantization.target_opset={opset}",
+            f"quantization.granularity={'per_channel' if per_channel else 'per_tensor'}",
+            f"quantization.onnx_quant_parameters.weightType={wtype}",
+            f"quantization.onnx_quant_parameters.activType={atype}"])
+    ours = os.path.join(outdir, "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
+    return ort_out, ours
+
+
+def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", opset=21):
+    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset)
+    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    a, b = onnx.load(ort_out), onnx.load(ours)
+    ha, hb = histogram(a), histogram(b)
+    assert ha == hb, f"op histograms differ:\n ORT {sorted(ha.items())}\n oq  {sorted(hb.items())}"
+    ia = {t.name: numpy_helper.to_array(t) for t in a.graph.initializer}
+    ib = {t.name: numpy_helper.to_array(t) for t in b.graph.initializer}
+    qp = [n for n in ia if n.endswith("_scale") or n.endswith("_zero_point")]
+    assert qp, "ORT model has no scales"
+    missing = [n for n in qp if n not in ib]
+    assert not missing, f"scale/zero-point initializers missing in ours: {missing[:5]}"
+    for n in qp:
+        x, y = ia[n].astype(np.float64), ib[n].astype(np.float64)
+        assert x.shape == y.shape, f"{n}: shape {x.shape} vs {y.shape}"
+        assert np.allclose(x, y, rtol=1e-6, atol=0), f"{n}: ORT {x.ravel()[:4]} vs ours {y.ravel()[:4]}"
+    for n, x in ia.items():  # quantized weights equal too (same scales, same rounding)
+        if not (n.endswith("_quantized") and n in ib):
+            continue
+        if x.dtype == np.int32:  # int32 bias: a 1-ulp difference in the activation scale moves large values
+            sa, sb = ia[n + "_scale"].astype(np.float64), ib[n + "_scale"].astype(np.float64)
+            da, db = x.astype(np.float64) * sa.reshape(-1, *[1] * (x.ndim - 1)), ib[n].astype(np.float64) * sb.reshape(
+                -1, *[1] * (x.ndim - 1))
+            step = np.maximum(sa, sb).reshape(-1, *[1] * (x.ndim - 1))  # one quantization step
+            err = (np.abs(da - db) - step).max() / max(np.abs(da).max(), 1e-30)
+            assert err <= 1e-5, f"{n}: dequantized int32 bias differs by more than one step ({err:.2e} relative)"
+        else:
+            diff = np.abs(x.astype(np.int64) - ib[n].astype(np.int64)).max()
+            assert diff <= 1, f"{n}: quantized values differ by {diff}"
+    ta, tb = top1(ort_out, os.path.join(TESTDATA, test)), top1(ours, os.path.join(TESTDATA, test))
+    assert abs(ta - tb) <= 0.3, f"top-1 ORT {ta:.2f} vs ours {tb:.2f}"
+    print(f"  {model} {wtype}/{atype} pc={per_channel}: {sum(ha.values())} nodes, {len(qp)} qparams, "
+          f"top1 ORT {ta:.2f} ours {tb:.2f}")
+
+
+if __name__ == "__main__":
+    r = Runner()
+    r.run("mobilenet int8 per-channel", compare, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz")
+    r.run("mobilenet int8 per-tensor", compare, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz", False)
+    r.run("mobilenet_bn int8", compare, "digits_mobilenet_bn.onnx", "digits_calib.npz", "digits_test.npz")
+    r.run("resnet int8", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz")
+    r.run("mlp int8", compare, "digits_mlp.onnx", "digits_calib_flat.npz", "digits_test_flat.npz")
+    r.run("mobilenet int4 weights", compare, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz",
+          True, "Int4", "Int8")
+    r.run("resnet int16 weights", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz",
+          True, "Int16", "Int8")
+    r.run("mobilenet uint16 activations", compare, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz",
+          True, "Int8", "UInt16")
+    r.finish()

@@ -1,0 +1,132 @@
+// Scale/zero-point values checked against hand computations of ORT's compute_scale_zp formulas.
+#include <gtest/gtest.h>
+
+#include "quant/overrides.h"
+#include "quant/qparams.h"
+
+using namespace oq;
+using namespace oq::quant;
+
+TEST(QRange, PerTypeFullSymmetricReduced) {
+  EXPECT_EQ(qrange(DType::UInt8, false).qmax, 255);
+  EXPECT_EQ(qrange(DType::UInt8, true).qmax, 254);
+  EXPECT_EQ(qrange(DType::UInt8, false, true).qmax, 127);
+  EXPECT_EQ(qrange(DType::Int8, true).qmin, -127);
+  EXPECT_EQ(qrange(DType::Int8, false, true).qmin, -64);
+  EXPECT_EQ(qrange(DType::Int8, false, true).qmax, 64);
+  EXPECT_EQ(qrange(DType::UInt16, true).qmax, 65534);
+  EXPECT_EQ(qrange(DType::Int16, true).qmin, -32767);
+  EXPECT_EQ(qrange(DType::Int16, false, true).qmin, -16384);
+  EXPECT_EQ(qrange(DType::Int4, true).qmin, -8);  // 4-bit keeps the full range when symmetric
+  EXPECT_EQ(qrange(DType::UInt4, true).qmax, 15);
+  EXPECT_EQ(qrange(DType::Int4, false, true).qmax, 3);
+  EXPECT_EQ(qrange(DType::UInt4, false, true).qmax, 7);
+}
+
+TEST(ScaleZp, AsymmetricUInt8) {
+  // [-1, 3] -> scale 4/255, zp round(0 + 1/(4/255)) = round(63.75) = 64.
+  ScaleZp r = compute_scale_zp(-1, 3, 0, 255, false);
+  EXPECT_FLOAT_EQ(r.scale, static_cast<float>(4.0 / 255.0));
+  EXPECT_EQ(r.zero_point, 64);
+}
+
+TEST(ScaleZp, RangeIncludesZero) {
+  // [2, 5] becomes [0, 5]: zp = 0 for uint8, -128 for int8.
+  EXPECT_EQ(compute_scale_zp(2, 5, 0, 255, false).zero_point, 0);
+  EXPECT_FLOAT_EQ(compute_scale_zp(2, 5, 0, 255, false).scale, static_cast<float>(5.0 / 255.0));
+  EXPECT_EQ(compute_scale_zp(2, 5, -128, 127, false).zero_point, -128);
+}
+
+TEST(ScaleZp, SymmetricInt8) {
+  ScaleZp r = compute_scale_zp(-1, 3, -127, 127, true);
+  EXPECT_FLOAT_EQ(r.scale, static_cast<float>(6.0 / 254.0));
+  EXPECT_EQ(r.zero_point, 0);
+  // Symmetric uint8 (0..254): zp = (0 + 254) / 2 = 127.
+  EXPECT_EQ(compute_scale_zp(-1, 3, 0, 254, true).zero_point, 127);
+  // Int4 symmetric on the full range: zp = round(-0.5) = 0 (half to even).
+  EXPECT_EQ(compute_scale_zp(-1, 1, -8, 7, true).zero_point, 0);
+  EXPECT_FLOAT_EQ(compute_scale_zp(-1, 1, -8, 7, true).scale, static_cast<float>(2.0 / 15.0));
+}
+
+TEST(ScaleZp, ZeroPointRoundsHalfToEven) {
+  // scale 1: zp = round(0 - rmin) -> rmin -0.5 gives 0, rmin -1.5 gives 2.
+  EXPECT_EQ(compute_scale_zp(-0.5, 254.5, 0, 255, false).zero_point, 0);
+  EXPECT_EQ(compute_scale_zp(-1.5, 253.5, 0, 255, false).zero_point, 2);
+}
+
+TEST(ScaleZp, TinyScaleBecomesOne) {
+  ScaleZp r = compute_scale_zp(0, 0, -128, 127, false);
+  EXPECT_EQ(r.scale, 1.f);
+  EXPECT_EQ(r.zero_point, 0);
+  r = compute_scale_zp(0, 1e-40, 0, 255, false);
+  EXPECT_EQ(r.scale, 1.f);
+}
+
+TEST(ScaleZp, MinimumRealRange) {
+  ScaleZp r = compute_scale_zp(0, 0.001, 0, 255, false, 0.01);
+  EXPECT_NEAR(r.scale, 0.01 / 255.0, 1e-9);
+}
+
+TEST(QuantizeValue, HalfEvenAndSaturation) {
+  EXPECT_EQ(quantize_value(2.5f, 1.f, 0, -128, 127), 2);
+  EXPECT_EQ(quantize_value(3.5f, 1.f, 0, -128, 127), 4);
+  EXPECT_EQ(quantize_value(-2.5f, 1.f, 0, -128, 127), -2);
+  EXPECT_EQ(quantize_value(1000.f, 1.f, 0, -128, 127), 127);
+  EXPECT_EQ(quantize_value(-9.f, 1.f, 0, -8, 7), -8);
+  EXPECT_EQ(quantize_value(1.f, 0.5f, 10, 0, 255), 12);
+}
+
+TEST(WeightParams, PerChannelAxis0) {
+  // Two output channels: [-1, 0.5] and [0.25, 2]; symmetric int8 -> scales 2/254 and 4/254.
+  auto w = Tensor::from_vector<float>(DType::Float, {2, 2}, {-1.f, 0.5f, 0.25f, 2.f});
+  auto q = weight_params(w, DType::Int8, true, 0);
+  ASSERT_EQ(q.scale.size(), 2u);
+  EXPECT_FLOAT_EQ(q.scale[0], static_cast<float>(2.0 / 254.0));
+  EXPECT_FLOAT_EQ(q.scale[1], static_cast<float>(4.0 / 254.0));
+  auto t = quantize_tensor(w, q);
+  EXPECT_EQ(t.data<int8_t>()[0], -127);
+  EXPECT_EQ(t.data<int8_t>()[3], 127);
+  EXPECT_EQ(t.data<int8_t>()[1], 64);  // 0.5 / (2/254) = 63.5 -> 64 (half to even)
+}
+
+TEST(Overrides, Rules) {
+  ir::Graph g;
+  g.add_initializer("W", Tensor(DType::Float, {4, 3}));
+  ir::Node n;
+  n.op_type = "Gemm";
+  n.name = "gemm";
+  n.inputs = {"x", "W"};
+  n.outputs = {"y"};
+  g.nodes.push_back(n);
+  QuantOptions o;
+  auto expect_error = [&](const char* needle) {
+    try {
+      validate_overrides(g, o);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_EQ(e.exit_code(), 2);
+    }
+  };
+  o.weight_overrides["nope"] = {};
+  expect_error("'nope'");
+  o.weight_overrides.clear();
+  o.weight_overrides["W"] = TensorOverride{DType::Int8, {0.1, 0.2}, {0, 0}, 0};
+  expect_error("2 scale/zero_point values for 4 channels");
+  o.weight_overrides["W"] = TensorOverride{DType::Int8, {0.1}, {}, std::nullopt};
+  expect_error("together");
+  o.weight_overrides["W"] = TensorOverride{DType::Int8, {-0.1}, {0}, std::nullopt};
+  expect_error("scale must be > 0");
+  o.weight_overrides["W"] = TensorOverride{DType::Int4, {0.1}, {9}, std::nullopt};
+  expect_error("outside the Int4 range");
+  o.weight_overrides["W"] = TensorOverride{DType::Int8, {}, {}, 2};
+  expect_error("axis 2 is invalid");
+  o.weight_overrides.clear();
+  o.activation_overrides["y"] = TensorOverride{DType::Int16, {}, {}, 0};
+  expect_error("per tensor");
+  o.activation_overrides["y"] = TensorOverride{DType::Int16, {0.1}, {0}, std::nullopt};
+  EXPECT_NO_THROW(validate_overrides(g, o));
+  o.nodes_to_quantize = {"gemm"};
+  o.weight_overrides["W"] = TensorOverride{DType::Int8, {}, {}, std::nullopt};
+  expect_error("nodes_to_quantize");
+}

@@ -1,0 +1,51 @@
+// The onnxquant command: the application layer that maps the typed config onto the core's options and runs
+// the modes. Only this layer knows both config and core types.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "calib/calibrator.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "ir/graph.h"
+#include "quant/options.h"
+
+namespace oq::app {
+
+// Config -> core options.
+quant::QuantOptions quant_options(const config::Config& cfg);
+calib::CalibOptions calib_options(const config::Config& cfg);
+data::PreprocessOptions preprocess_options(const config::Config& cfg);
+// Data set options for a path (quantization/test/...), with the config's selection and preprocessing.
+data::DataOptions data_options(const config::Config& cfg, const std::string& path, double split);
+
+// Everything a mode needs, prepared once: output folders, the float model (pre-processed, at target opset).
+struct Job {
+  config::Config cfg;
+  std::string output_dir;
+  std::string export_dir;  // <output_dir>/<export_dir>
+  std::string model_path;
+  std::string model_base;  // file name without .onnx
+  ir::Model original;      // as loaded
+  ir::Model prepared;      // pre-processed, converted to the target opset
+  quant::QuantOptions qopts;
+  std::string quantized_path;  // the model a quantization mode chose as its answer (for chain_qe)
+};
+
+// Loads and prepares the model for quantization (pre-processing, opset conversion, checks).
+void prepare_model(Job& job);
+// The calibration data set (quantization_path, else training_path, else 10 random samples with a warning).
+data::DatasetPtr calibration_data(const Job& job);
+// Saves a model atomically into the export dir; refuses to overwrite the input model.
+std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name);
+
+int run_default_mode(Job& job);
+int run_inspection_mode(Job& job);
+int run_full_auto_mode(Job& job);
+int run_evaluation(Job& job, const std::string& model_path);
+
+// Sub-commands.
+int cmd_run(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+
+}  // namespace oq::app

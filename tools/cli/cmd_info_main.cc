@@ -1,0 +1,22 @@
+// `onnxquant info MODEL`.
+#include <CLI/CLI.hpp>
+
+#include "app.h"
+#include "commands.h"
+
+namespace oq::app {
+
+int cmd_info_main(int argc, char** argv) {
+  CLI::App cli{"onnxquant info: inputs, outputs, opsets, op types and parameters of a model"};
+  std::string model;
+  cli.add_option("model", model, "ONNX model")->required();
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = cli.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return cmd_info(model);
+}
+
+}  // namespace oq::app

@@ -1,0 +1,136 @@
+// Sub-commands `run` and `eval`, and the `evaluation` operation mode.
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "app.h"
+#include "core/log.h"
+#include "core/parallel.h"
+#include "data/npy.h"
+#include "onnx/model_io.h"
+#include "search/evaluator.h"
+
+namespace fs = std::filesystem;
+
+namespace oq::app {
+
+static int parse_or_exit(CLI::App& cli, int argc, char** argv) {
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = cli.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return -1;
+}
+
+static std::string safe_name(const std::string& n) {
+  std::string r = n;
+  for (char& c : r)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) c = '_';
+  return r;
+}
+
+static Tensor read_input_file(const std::string& file) {
+  std::string ext = fs::path(file).extension().string();
+  if (ext == ".pb") return onnx::load_tensor_pb(file);
+  if (ext == ".npy") return data::NpyArray::open(file).tensor();
+  fail(ErrorKind::Usage, "--input '{}': expected a .npy or .pb file", file);
+}
+
+int cmd_run(int argc, char** argv) {
+  CLI::App cli{"onnxquant run: run a model on inputs and write its outputs as .npy"};
+  std::string model, out_dir;
+  std::vector<std::string> inputs;
+  int threads = 0;
+  cli.add_option("model", model, "ONNX model")->required();
+  cli.add_option("--input", inputs, "[NAME=]FILE (.npy or .pb), once per input")->required();
+  cli.add_option("--output-dir", out_dir, "where to write <output>.npy")->required();
+  cli.add_option("--threads", threads, "threads (default: all cores)");
+  if (int rc = parse_or_exit(cli, argc, argv); rc >= 0) return rc;
+  set_num_threads(threads);
+  ir::Model m = onnx::load_model(model);
+  exec::Session s(m);
+  auto real = m.graph.real_inputs();
+  std::map<std::string, Tensor> feeds;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    std::string spec = inputs[i], name, file = spec;
+    if (auto eq = spec.find('='); eq != std::string::npos) {
+      name = spec.substr(0, eq);
+      file = spec.substr(eq + 1);
+    } else {
+      if (i >= real.size()) fail(ErrorKind::Usage, "--input '{}': the model has only {} inputs", spec, real.size());
+      name = real[i]->name;
+    }
+    Tensor t = read_input_file(file);
+    if (const auto* vi = m.graph.find_value_info(name); vi && vi->dtype != DType::Undefined && vi->dtype != t.dtype())
+      t = t.cast(vi->dtype);
+    feeds[name] = t;
+  }
+  auto outs = s.run(feeds);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", out_dir, ec.message());
+  auto names = s.output_names();
+  for (size_t i = 0; i < outs.size(); ++i) {
+    std::string path = (fs::path(out_dir) / (safe_name(names[i]) + ".npy")).string();
+    data::write_npy(path, outs[i]);
+    std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << path << "\n";
+  }
+  return 0;
+}
+
+int cmd_eval(int argc, char** argv) {
+  CLI::App cli{"onnxquant eval: score a model on an .npz data set"};
+  std::string model, data_path, metric = "top1", reference;
+  int threads = 0;
+  int64_t batch = 1;
+  cli.add_option("model", model, "ONNX model")->required();
+  cli.add_option("--data", data_path, ".npz with x (and y labels), .npy, or an image folder")->required();
+  cli.add_option("--metric", metric, "top1 | agreement")->check(CLI::IsMember({"top1", "agreement"}));
+  cli.add_option("--reference", reference, "float model for the agreement metric");
+  cli.add_option("--batch-size", batch, "batch size");
+  cli.add_option("--threads", threads, "threads (default: all cores)");
+  if (int rc = parse_or_exit(cli, argc, argv); rc >= 0) return rc;
+  set_num_threads(threads);
+  if (metric == "agreement" && reference.empty()) fail(ErrorKind::Usage, "--metric agreement needs --reference FLOAT.onnx");
+  ir::Model m = onnx::load_model(model);
+  exec::Session s(m);
+  data::DataOptions d;
+  d.path = data_path;
+  d.selection.shuffle = false;
+  auto ds = data::open_dataset(d, data::input_specs(m.graph));
+  search::EvalOptions o;
+  o.batch_size = batch;
+  o.metric = metric == "top1" ? search::MetricKind::Top1 : search::MetricKind::Agreement;
+  double score;
+  if (o.metric == search::MetricKind::Agreement) {
+    ir::Model fm = onnx::load_model(reference);
+    exec::Session fs_(fm);
+    auto ref = search::compute_reference(fs_, ds, o);
+    score = search::evaluate(s, ds, o, &ref);
+  } else {
+    score = search::evaluate(s, ds, o);
+  }
+  std::cout << fmt::format("{}: {:.2f}", metric, score) << std::endl;
+  return 0;
+}
+
+int run_evaluation(Job& job, const std::string& model_path) {
+  const auto& d = job.cfg.dataset;
+  std::string path = !d.test_path.empty() ? d.test_path : d.validation_path;
+  if (path.empty()) fail(ErrorKind::Config, "dataset.test_path: evaluation needs dataset.test_path or dataset.validation_path");
+  ir::Model m = onnx::load_model(model_path);
+  exec::Session s(m);
+  data::DataOptions o = data_options(job.cfg, path, 1.0);
+  o.selection.shuffle = false;
+  auto ds = data::open_dataset(o, data::input_specs(m.graph));
+  if (!ds->has_labels()) fail(ErrorKind::Data, "evaluation needs labels, but {} has none", ds->describe());
+  search::EvalOptions eo;
+  eo.batch_size = std::max<int64_t>(d.batch_size, 1);
+  double acc = search::evaluate(s, ds, eo);
+  OQ_INFO("Evaluation of {} on {}: top1: {:.2f}", model_path, ds->describe(), acc);
+  return 0;
+}
+
+}  // namespace oq::app

@@ -1,0 +1,65 @@
+// Preparing a quantization job: the model (loaded once, pre-processed, converted), the data, the outputs.
+#include <filesystem>
+
+#include "app.h"
+#include "core/log.h"
+#include "ir/passes/passes.h"
+#include "onnx/model_io.h"
+#include "quant/quantizer.h"
+
+namespace fs = std::filesystem;
+
+namespace oq::app {
+
+void prepare_model(Job& job) {
+  const auto& cfg = job.cfg;
+  if (cfg.model.model_path.empty()) fail(ErrorKind::Config, "model.model_path: missing (the float ONNX model to quantize)");
+  job.model_path = cfg.model.model_path;
+  job.model_base = fs::path(job.model_path).stem().string();
+  job.original = onnx::load_model(job.model_path);
+  job.prepared = job.original;
+  auto st = ir::passes::preprocess(job.prepared);
+  OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization folded)",
+          st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms);
+  job.qopts = quant_options(cfg);
+  int64_t opset = job.prepared.default_opset();
+  int target = job.qopts.target_opset;
+  if (opset < target) {
+    size_t n = ir::passes::convert_opset(job.prepared, target);
+    OQ_INFO("Converted the model from opset {} to opset {} ({} nodes rewritten)", opset, target, n);
+  } else if (opset > target) {
+    OQ_WARN("quantization.target_opset {} is lower than the model's opset {}: keeping opset {}", target, opset, opset);
+  }
+  job.prepared.ir_version =
+      std::max(job.prepared.ir_version, ir::passes::ir_version_for_opset(job.prepared.default_opset()));
+  quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
+  job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();
+}
+
+data::DatasetPtr calibration_data(const Job& job) {
+  const auto& d = job.cfg.dataset;
+  std::string path = !d.quantization_path.empty() ? d.quantization_path : d.training_path;
+  auto inputs = data::input_specs(job.prepared.graph);
+  if (path.empty()) {
+    OQ_WARN("dataset.quantization_path and dataset.training_path are not set: calibrating on 10 random uniform [0, 1) "
+            "samples (quantization will be poor; give real data)");
+    return data::make_random_dataset(inputs, 10, static_cast<uint64_t>(d.seed));
+  }
+  auto ds = data::open_dataset(data_options(job.cfg, path, d.quantization_split), inputs);
+  OQ_INFO("Calibration data: {}", ds->describe());
+  return ds;
+}
+
+std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name) {
+  fs::path dir(job.export_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", dir.string(), ec.message());
+  fs::path out = dir / file_name;
+  if (fs::exists(job.model_path) && fs::exists(out) && fs::equivalent(out, job.model_path, ec))
+    fail(ErrorKind::Usage, "output '{}' is the input model itself; choose another output folder", out.string());
+  onnx::save_model(m, out.string());
+  return out.string();
+}
+
+}  // namespace oq::app

@@ -1,0 +1,88 @@
+// Config -> core options mapping (the only place where config enums meet core enums).
+#include "app.h"
+
+namespace oq::app {
+
+quant::QuantOptions quant_options(const config::Config& cfg) {
+  const auto& q = cfg.quantization;
+  quant::QuantOptions o;
+  o.weight_type = q.params.weight_type;
+  o.activation_type = q.params.activ_type;
+  o.per_channel = q.granularity == config::Granularity::PerChannel;
+  o.weight_symmetric = q.extra.weight_symmetric;
+  o.activation_symmetric = q.extra.activation_symmetric;
+  o.quantize_bias = q.extra.quantize_bias;
+  o.min_real_range = q.extra.minimum_real_range;
+  o.op_types_to_quantize = {q.params.op_types_to_quantize.begin(), q.params.op_types_to_quantize.end()};
+  o.nodes_to_quantize = {q.params.nodes_to_quantize.begin(), q.params.nodes_to_quantize.end()};
+  o.nodes_to_exclude = {q.params.nodes_to_exclude.begin(), q.params.nodes_to_exclude.end()};
+  auto map_override = [](const config::TensorOverride& c) {
+    quant::TensorOverride t;
+    t.qtype = c.quant_type;
+    t.scale = c.scale;
+    t.zero_point = c.zero_point;
+    t.axis = c.axis;
+    return t;
+  };
+  for (const auto& c : q.extra.weights_tensor_override) o.weight_overrides[c.tensor] = map_override(c);
+  for (const auto& c : q.extra.activations_tensor_override) o.activation_overrides[c.tensor] = map_override(c);
+  o.target_opset = static_cast<int>(q.target_opset);
+  return o;
+}
+
+calib::CalibOptions calib_options(const config::Config& cfg) {
+  const auto& q = cfg.quantization;
+  calib::CalibOptions c;
+  switch (q.params.calibrate_method) {
+    case config::CalibrateMethod::MinMax: c.method = calib::CalibMethod::MinMax; break;
+    case config::CalibrateMethod::Entropy: c.method = calib::CalibMethod::Entropy; break;
+    case config::CalibrateMethod::Percentile: c.method = calib::CalibMethod::Percentile; break;
+  }
+  c.minmax.moving_average = q.extra.calib_moving_average;
+  c.percentile = q.extra.calib_percentile;
+  c.validate();
+  return c;
+}
+
+data::PreprocessOptions preprocess_options(const config::Config& cfg) {
+  const auto& p = cfg.preprocessing;
+  data::PreprocessOptions o;
+  o.scale = static_cast<float>(p.scale);
+  o.offset = static_cast<float>(p.offset);
+  switch (p.interpolation) {
+    case config::Interpolation::Nearest: o.interpolation = data::Interp::Nearest; break;
+    case config::Interpolation::Bilinear: o.interpolation = data::Interp::Bilinear; break;
+    case config::Interpolation::Bicubic: o.interpolation = data::Interp::Bicubic; break;
+    case config::Interpolation::Area: o.interpolation = data::Interp::Area; break;
+  }
+  switch (p.aspect_ratio) {
+    case config::AspectRatio::Fit: o.aspect = data::AspectMode::Fit; break;
+    case config::AspectRatio::Crop: o.aspect = data::AspectMode::Crop; break;
+    case config::AspectRatio::Padding: o.aspect = data::AspectMode::Padding; break;
+  }
+  switch (p.color_mode) {
+    case config::ColorMode::Grayscale: o.color = data::ColorMode::Grayscale; break;
+    case config::ColorMode::Rgb: o.color = data::ColorMode::RGB; break;
+    case config::ColorMode::Rgba: o.color = data::ColorMode::RGBA; break;
+    case config::ColorMode::Bgr: o.color = data::ColorMode::BGR; break;
+  }
+  switch (p.layout) {
+    case config::Layout::Auto: o.layout = data::Layout::Auto; break;
+    case config::Layout::NCHW: o.layout = data::Layout::NCHW; break;
+    case config::Layout::NHWC: o.layout = data::Layout::NHWC; break;
+  }
+  return o;
+}
+
+data::DataOptions data_options(const config::Config& cfg, const std::string& path, double split) {
+  data::DataOptions o;
+  o.path = path;
+  o.selection.split = split;
+  o.selection.seed = static_cast<uint64_t>(cfg.dataset.seed);
+  o.class_names = cfg.dataset.class_names;
+  o.skip_bad_files = cfg.dataset.skip_bad_files;
+  o.preprocess = preprocess_options(cfg);
+  return o;
+}
+
+}  // namespace oq::app
