@@ -20,6 +20,7 @@ struct Session::Impl {
   std::vector<std::vector<int>> step_outputs;  // -1 = omitted
   std::vector<std::vector<int>> step_frees;    // ids whose last use is this step
   std::vector<int> input_ids, output_ids;
+  std::vector<bool> folded;  // step precomputed at build time (all inputs constant)
   std::vector<const ir::ValueInfo*> input_infos;
   // Fake-quantized constants, cached across runs while the parameters stay the same.
   struct FqCache {
@@ -94,6 +95,29 @@ Session::Session(const ir::Model& model) : impl_(std::make_unique<Impl>()) {
     m.output_ids.push_back(m.id_of(o.name));
   }
   m.constants.resize(m.names.size());
+
+  // Precompute steps whose inputs are all constants (e.g. DequantizeLinear of quantized weights): they run
+  // once here, their outputs become constants, and run() skips them. Observers do not see these tensors.
+  m.folded.assign(m.kernels.size(), false);
+  for (size_t s = 0; s < m.kernels.size(); ++s) {
+    bool all_const = !m.step_inputs[s].empty();
+    for (int id : m.step_inputs[s]) all_const = all_const && (id < 0 || !m.constants[id].empty());
+    if (!all_const) continue;
+    const ir::Node& n = m.graph.nodes[m.order[s]];
+    std::vector<const Tensor*> ins;
+    for (int id : m.step_inputs[s]) ins.push_back(id < 0 ? nullptr : &m.constants[id]);
+    std::vector<Tensor> outs(m.step_outputs[s].size());
+    try {
+      m.kernels[s]->run(ins, outs);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      kfail(n, "{}", e.what());
+    }
+    for (size_t o = 0; o < outs.size(); ++o)
+      if (m.step_outputs[s][o] >= 0) m.constants[m.step_outputs[s][o]] = std::move(outs[o]);
+    m.folded[s] = true;
+  }
 
   // Last use of every non-constant, non-output value -> freed after that step.
   std::vector<int> last(m.names.size(), -1);
@@ -186,6 +210,7 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
   std::vector<const Tensor*> ins;
   std::vector<Tensor> outs;
   for (size_t s = 0; s < m.kernels.size(); ++s) {
+    if (m.folded[s]) continue;
     const ir::Node& node = m.graph.nodes[m.order[s]];
     ins.clear();
     for (int id : m.step_inputs[s]) {
@@ -220,10 +245,3 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
 
 }  // namespace oq::exec
 
-// Transitional: the real definition lives in kernels/qdq.cc (being written in parallel); this weak
-// symbol only keeps the tree linking until it lands and is removed then.
-namespace oq::exec {
-__attribute__((weak)) Tensor fake_quantize(const Tensor&, const QuantParams&) {
-  fail(ErrorKind::Runtime, "fake quantization is not available in this build");
-}
-}  // namespace oq::exec
