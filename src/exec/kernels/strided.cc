@@ -59,10 +59,10 @@ void copy_run(const uint8_t* src, int64_t stride, int64_t n, uint8_t* dst) {
 }
 
 void copy_run_any(size_t esz, const uint8_t* src, int64_t stride, int64_t n, uint8_t* dst) {
-  if (stride == 1) {
+  if (stride == 1 && (n * static_cast<int64_t>(esz) >= 64 || (esz != 1 && esz != 2 && esz != 4 && esz != 8))) {
     std::memcpy(dst, src, static_cast<size_t>(n) * esz);
     return;
-  }
+  }  // short contiguous runs: the typed loop below beats a memcpy call
   switch (esz) {
     case 1: copy_run<uint8_t>(src, stride, n, dst); return;
     case 2: copy_run<uint16_t>(src, stride, n, dst); return;
