@@ -73,7 +73,8 @@ TEST(ElementwiseFast, BinaryOpsMatchNaiveOnRandomShapes) {
   const std::vector<std::pair<const char*, BinOp>> ops = {
       {"Add", BinOp::Add}, {"Sub", BinOp::Sub}, {"Mul", BinOp::Mul}, {"Div", BinOp::Div},
       {"Pow", BinOp::Pow}, {"Max", BinOp::Max}, {"Min", BinOp::Min}, {"PRelu", BinOp::PRelu},
-      {"Equal", BinOp::Equal}, {"Greater", BinOp::Greater}, {"Less", BinOp::Less}};
+      {"Equal", BinOp::Equal}, {"Greater", BinOp::Greater}, {"Less", BinOp::Less},
+      {"GreaterOrEqual", BinOp::GreaterOrEqual}, {"LessOrEqual", BinOp::LessOrEqual}, {"Mod", BinOp::Mod}};
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     for (const auto& [sa, sb] : shapes) {
@@ -122,12 +123,37 @@ TEST(ElementwiseFast, IntegerArithmetic) {
                 {8, 27, 0.125});
 }
 
+TEST(ElementwiseFast, ModAndSpecialValues) {
+  Tensor a = it64({4}, {-7, 7, -7, 7});
+  Tensor b = it64({4}, {3, -3, -3, 3});
+  expect_values(run_kernel(make_node("Mod", 2), 13, {a, b})[0], {2, -2, -1, 1});  // divisor's sign
+  ir::Node f = make_node("Mod", 2);
+  f.set_attr_int("fmod", 1);
+  expect_values(run_kernel(f, 13, {a, b})[0], {-1, 1, -1, 1});  // dividend's sign
+  expect_values(run_kernel(f, 13, {ft({3}, {5.5f, -5.5f, 4}), ft({1}, {2})})[0], {1.5, -1.5, 0});
+  EXPECT_THROW(run_kernel(f, 13, {a, it64({}, {0})}), Error);
+  Tensor s = ft({5}, {NAN, INFINITY, -INFINITY, 0, -2});
+  expect_values(run_kernel(make_node("IsNaN", 1), 13, {s})[0], {1, 0, 0, 0, 0});
+  expect_values(run_kernel(make_node("IsInf", 1), 10, {s})[0], {0, 1, 1, 0, 0});
+  ir::Node pos = make_node("IsInf", 1);
+  pos.set_attr_int("detect_negative", 0);
+  expect_values(run_kernel(pos, 10, {s})[0], {0, 1, 0, 0, 0});
+  expect_values(run_kernel(make_node("Sign", 1), 13, {it64({3}, {-5, 0, 9})})[0], {-1, 0, 1});
+  Tensor sa(DType::String, {2}), sb(DType::String, {1});
+  sa.strings() = {"ab", "cd"};
+  sb.strings() = {"cd"};
+  expect_values(run_kernel(make_node("Equal", 2), 19, {sa, sb})[0], {0, 1});
+}
+
 TEST(ElementwiseFast, LogicalAndBool) {
   Tensor a = Tensor::from_vector<bool>(DType::Bool, {2, 2}, {true, false, true, false});
   Tensor b = Tensor::from_vector<bool>(DType::Bool, {2}, {true, true});
   expect_values(run_kernel(make_node("And", 2), 7, {a, b})[0], {1, 0, 1, 0});
   expect_values(run_kernel(make_node("Not", 1), 7, {a})[0], {0, 1, 0, 1});
   expect_values(run_kernel(make_node("Equal", 2), 11, {a, b})[0], {1, 0, 1, 0});
+  expect_values(run_kernel(make_node("Or", 2), 7, {a, Tensor::from_vector<bool>(DType::Bool, {}, {false})})[0],
+                {1, 0, 1, 0});
+  expect_values(run_kernel(make_node("Xor", 2), 7, {a, b})[0], {0, 1, 0, 1});
   EXPECT_THROW(run_kernel(make_node("Not", 1), 7, {ft({1}, {1})}), Error);
   EXPECT_THROW(run_kernel(make_node("Add", 2), 14, {a, b}), Error);
 }
@@ -212,33 +238,49 @@ TEST(Activation, MatchNaiveOnRandomData) {
   std::mt19937 rng(99);
   struct Case {
     const char* op;
-    float alpha, beta;
-    bool positive;  // needs x > 0
+    float alpha, beta;  // attribute values (see naive_activation)
+    float lo, hi;       // input range
   };
   const std::vector<Case> cases = {
-      {"Sqrt", 0, 0, true},        {"Exp", 0, 0, false},      {"Log", 0, 0, true},
-      {"Abs", 0, 0, false},        {"Neg", 0, 0, false},      {"Reciprocal", 0, 0, true},
-      {"Floor", 0, 0, false},      {"Ceil", 0, 0, false},     {"Round", 0, 0, false},
-      {"Relu", 0, 0, false},       {"LeakyRelu", 0.1f, 0, false}, {"Elu", 0.7f, 0, false},
-      {"Sigmoid", 0, 0, false},    {"HardSigmoid", 0.3f, 0.4f, false}, {"HardSwish", 0, 0, false},
-      {"Tanh", 0, 0, false},       {"Erf", 0, 0, false},      {"Softplus", 0, 0, false},
-      {"Gelu", 0, 0, false}};
+      {"Sqrt", 0, 0, 0.01f, 8},      {"Exp", 0, 0, -8, 8},         {"Log", 0, 0, 0.01f, 8},
+      {"Abs", 0, 0, -8, 8},          {"Neg", 0, 0, -8, 8},         {"Reciprocal", 0, 0, 0.01f, 8},
+      {"Floor", 0, 0, -8, 8},        {"Ceil", 0, 0, -8, 8},        {"Round", 0, 0, -8, 8},
+      {"Relu", 0, 0, -8, 8},         {"LeakyRelu", 0.1f, 0, -8, 8}, {"Elu", 0.7f, 0, -8, 8},
+      {"Sigmoid", 0, 0, -8, 8},      {"HardSigmoid", 0.3f, 0.4f, -8, 8}, {"HardSwish", 0, 0, -8, 8},
+      {"Tanh", 0, 0, -8, 8},         {"Erf", 0, 0, -8, 8},         {"Softplus", 0, 0, -8, 8},
+      {"Gelu", 0, 0, -8, 8},         {"Sign", 0, 0, -8, 8},        {"Sin", 0, 0, -8, 8},
+      {"Cos", 0, 0, -8, 8},          {"Tan", 0, 0, -1.5f, 1.5f},   {"Asin", 0, 0, -0.99f, 0.99f},
+      {"Acos", 0, 0, -0.99f, 0.99f}, {"Atan", 0, 0, -8, 8},        {"Sinh", 0, 0, -8, 8},
+      {"Cosh", 0, 0, -8, 8},         {"Asinh", 0, 0, -8, 8},       {"Acosh", 0, 0, 1, 8},
+      {"Atanh", 0, 0, -0.99f, 0.99f}, {"Selu", 1.5f, 1.2f, -8, 8}, {"ThresholdedRelu", 0.5f, 0, -8, 8},
+      {"Softsign", 0, 0, -8, 8},     {"Celu", 0.8f, 0, -8, 8},     {"Shrink", 0.6f, 0.2f, -8, 8},
+      {"Mish", 0, 0, -8, 8}};
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     for (Shape s : {Shape{3, 7, 11}, Shape{5, 4001}, Shape{}}) {
       for (const Case& c : cases) {
-        Tensor x = random_float(s, rng, c.positive ? 0.01f : -8.f, 8.f);
+        const std::string op = c.op;
+        Tensor x = random_float(s, rng, c.lo, c.hi);
         ir::Node n = make_node(c.op, 1);
-        if (std::string(c.op) == "LeakyRelu" || std::string(c.op) == "Elu") n.set_attr_float("alpha", c.alpha);
-        if (std::string(c.op) == "HardSigmoid") {
+        if (op == "LeakyRelu" || op == "Elu" || op == "ThresholdedRelu" || op == "Celu")
+          n.set_attr_float("alpha", c.alpha);
+        if (op == "HardSigmoid") {
           n.set_attr_float("alpha", c.alpha);
           n.set_attr_float("beta", c.beta);
+        }
+        if (op == "Selu") {
+          n.set_attr_float("alpha", c.alpha);
+          n.set_attr_float("gamma", c.beta);
+        }
+        if (op == "Shrink") {
+          n.set_attr_float("lambd", c.alpha);
+          n.set_attr_float("bias", c.beta);
         }
         auto got = run_kernel(n, 20, {x})[0];
         std::vector<double> want;
         for (float v : x.span<float>()) want.push_back(exec::naive_activation(c.op, v, c.alpha, c.beta));
         SCOPED_TRACE(c.op);
-        expect_values(got, want, 2e-6);
+        expect_values(got, want, 4e-6);
       }
     }
   }

@@ -44,6 +44,10 @@ TEST(Reduce, AttributeFormKeepdims) {
   expect_values(run_kernel(reduce_node("ReduceProd", {1}, 0), 13, {x23()})[0], {6, 120});
   expect_values(run_kernel(reduce_node("ReduceL2", {1}, 0), 13, {x23()})[0],
                 {3.7416573867739413, 8.774964387392123});
+  expect_values(run_kernel(reduce_node("ReduceLogSumExp", {1}, 0), 13, {x23()})[0],
+                {3.4076059644443806, 6.4076059644443806});
+  expect_values(run_kernel(reduce_node("ReduceLogSum", {1}, 0), 13, {x23()})[0],
+                {1.791759469228055, 2.70805020110221});
   EXPECT_THROW(run_kernel(reduce_node("ReduceSum", {2}, 0), 11, {x23()}), Error);
 }
 
@@ -97,7 +101,8 @@ TEST(Reduce, MatchesNaiveOnRandomShapes) {
   const std::vector<std::pair<const char*, ReduceOp>> ops = {
       {"ReduceSum", ReduceOp::Sum}, {"ReduceMean", ReduceOp::Mean}, {"ReduceMax", ReduceOp::Max},
       {"ReduceMin", ReduceOp::Min}, {"ReduceProd", ReduceOp::Prod}, {"ReduceL2", ReduceOp::L2},
-      {"ReduceL1", ReduceOp::L1},   {"ReduceSumSquare", ReduceOp::SumSquare}};
+      {"ReduceL1", ReduceOp::L1},   {"ReduceSumSquare", ReduceOp::SumSquare},
+      {"ReduceLogSum", ReduceOp::LogSum}, {"ReduceLogSumExp", ReduceOp::LogSumExp}};
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     const Shape s{3, 5, 1, 7, 2};
@@ -127,8 +132,10 @@ TEST(Reduce, MatchesNaiveOnRandomShapes) {
     Tensor bi(DType::Int32, {6, 7, 3});
     for (int32_t& v : bi.span<int32_t>()) v = static_cast<int32_t>(rng() % 19) - 9;
     for (const auto& [name, op] : ops) {
-      // L2 (integer sqrt) is checked by hand; Prod overflows int32 and wraps, unlike the double reference.
-      if (op == ReduceOp::L2 || op == ReduceOp::Prod) continue;
+      // L2 (integer sqrt) is checked by hand; Prod overflows int32 and wraps, unlike the double reference;
+      // the log reductions are float-only.
+      if (op == ReduceOp::L2 || op == ReduceOp::Prod || op == ReduceOp::LogSum || op == ReduceOp::LogSumExp)
+        continue;
       auto got = run_kernel(reduce_node(name, {0, 2}, 1), 12, {bi})[0];
       EXPECT_EQ(got.dtype(), DType::Int32);
       SCOPED_TRACE(std::string(name) + " int32");

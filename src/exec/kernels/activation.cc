@@ -16,7 +16,8 @@ constexpr int64_t kGrain = 8192;
 
 enum class Act {
   Sqrt, Exp, Log, Abs, Neg, Reciprocal, Floor, Ceil, Round, Relu, LeakyRelu, Elu, Sigmoid, HardSigmoid,
-  HardSwish, Tanh, Erf, Gelu, GeluTanh, Softplus
+  HardSwish, Tanh, Erf, Gelu, GeluTanh, Softplus, Sign, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh,
+  Acosh, Atanh, Selu, ThresholdedRelu, Softsign, Celu, Shrink, Mish
 };
 
 enum class Types { Float, Signed, Numeric };  // which dtypes an op accepts (besides float16/bfloat16)
@@ -79,6 +80,39 @@ void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
         y[i] = v > zero ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
       }
       break;
+    case Act::Sign:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > zero ? one : x[i] < zero ? -one : x[i];
+      break;
+    case Act::Sin: for (int64_t i = 0; i < n; ++i) y[i] = std::sin(x[i]); break;
+    case Act::Cos: for (int64_t i = 0; i < n; ++i) y[i] = std::cos(x[i]); break;
+    case Act::Tan: for (int64_t i = 0; i < n; ++i) y[i] = std::tan(x[i]); break;
+    case Act::Asin: for (int64_t i = 0; i < n; ++i) y[i] = std::asin(x[i]); break;
+    case Act::Acos: for (int64_t i = 0; i < n; ++i) y[i] = std::acos(x[i]); break;
+    case Act::Atan: for (int64_t i = 0; i < n; ++i) y[i] = std::atan(x[i]); break;
+    case Act::Sinh: for (int64_t i = 0; i < n; ++i) y[i] = std::sinh(x[i]); break;
+    case Act::Cosh: for (int64_t i = 0; i < n; ++i) y[i] = std::cosh(x[i]); break;
+    case Act::Asinh: for (int64_t i = 0; i < n; ++i) y[i] = std::asinh(x[i]); break;
+    case Act::Acosh: for (int64_t i = 0; i < n; ++i) y[i] = std::acosh(x[i]); break;
+    case Act::Atanh: for (int64_t i = 0; i < n; ++i) y[i] = std::atanh(x[i]); break;
+    case Act::Selu:  // alpha, gamma (in beta)
+      for (int64_t i = 0; i < n; ++i) y[i] = beta * (x[i] > zero ? x[i] : alpha * (std::exp(x[i]) - one));
+      break;
+    case Act::ThresholdedRelu: for (int64_t i = 0; i < n; ++i) y[i] = x[i] > alpha ? x[i] : zero; break;
+    case Act::Softsign: for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (one + std::abs(x[i])); break;
+    case Act::Celu:
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = std::max(zero, x[i]) + std::min(zero, alpha * (std::exp(x[i] / alpha) - one));
+      break;
+    case Act::Shrink:  // lambd in alpha, bias in beta
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < -alpha ? x[i] + beta : x[i] > alpha ? x[i] - beta : zero;
+      break;
+    case Act::Mish:
+      for (int64_t i = 0; i < n; ++i) {
+        T v = x[i];
+        T sp = v > zero ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
+        y[i] = v * std::tanh(sp);
+      }
+      break;
     default: OQ_CHECK(false, "float_loop: act {}", static_cast<int>(act));
   }
 }
@@ -93,11 +127,12 @@ void int_loop(Act act, const T* x, T* y, int64_t n) {
       break;
     case Act::Neg: for (int64_t i = 0; i < n; ++i) y[i] = wrap_sub(T(0), x[i]); break;
     case Act::Relu: for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0); break;
+    case Act::Sign: for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? T(1) : x[i] == T(0) ? T(0) : T(-1); break;
     default: OQ_CHECK(false, "int_loop: act {}", static_cast<int>(act));
   }
 }
 
-bool is_int_act(Act a) { return a == Act::Abs || a == Act::Neg || a == Act::Relu; }
+bool is_int_act(Act a) { return a == Act::Abs || a == Act::Neg || a == Act::Relu || a == Act::Sign; }
 
 template <typename T>
 void run_act(Act act, const T* x, T* y, int64_t n, float alpha, float beta) {
@@ -165,6 +200,16 @@ std::unique_ptr<Kernel> make_unary(const KernelInit& k) {
       alpha = k.node.attr_float("alpha", 0.2f);
       beta = k.node.attr_float("beta", 0.5f);
       break;
+    case Act::Selu:
+      alpha = k.node.attr_float("alpha", 1.67326319217681884765625f);
+      beta = k.node.attr_float("gamma", 1.05070102214813232421875f);
+      break;
+    case Act::ThresholdedRelu: alpha = k.node.attr_float("alpha", 1.0f); break;
+    case Act::Celu: alpha = k.node.attr_float("alpha", 1.0f); break;
+    case Act::Shrink:
+      alpha = k.node.attr_float("lambd", 0.5f);
+      beta = k.node.attr_float("bias", 0.0f);
+      break;
     case Act::Gelu: {
       std::string ap = k.node.attr_string("approximate", "none");
       if (ap == "tanh") act = Act::GeluTanh;
@@ -174,6 +219,38 @@ std::unique_ptr<Kernel> make_unary(const KernelInit& k) {
     default: break;
   }
   return std::make_unique<UnaryKernel>(k.node, ActInfo{act, TS}, alpha, beta);
+}
+
+// IsNaN / IsInf (detect_negative, detect_positive): BOOL output.
+class IsKernel : public Kernel {
+ public:
+  IsKernel(const ir::Node& n, bool inf) : node_(n), inf_(inf) {
+    neg_ = n.attr_int("detect_negative", 1) != 0;
+    pos_ = n.attr_int("detect_positive", 1) != 0;
+  }
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.empty() || !in[0]) kfail(node_, "missing input 0");
+    const Tensor x = is_half(in[0]->dtype()) ? in[0]->cast(DType::Float) : *in[0];
+    Tensor y(DType::Bool, x.shape());
+    bool* py = y.data<bool>();
+    bool ok = dispatch_float(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x.data<T>();
+      for (int64_t i = 0; i < x.numel(); ++i)
+        py[i] = inf_ ? (std::isinf(px[i]) && (px[i] > 0 ? pos_ : neg_)) : std::isnan(px[i]);
+    });
+    if (!ok) kfail(node_, "unsupported dtype {}", dtype_name(in[0]->dtype()));
+    out[0] = y;
+  }
+
+ private:
+  ir::Node node_;
+  bool inf_, neg_ = true, pos_ = true;
+};
+
+template <bool inf>
+std::unique_ptr<Kernel> make_is(const KernelInit& k) {
+  return std::make_unique<IsKernel>(k.node, inf);
 }
 
 // Clip: bounds from attributes min/max (opset < 11) or optional scalar inputs 1 and 2 (opset >= 11).
@@ -263,6 +340,26 @@ OQ_REGISTER_KERNEL(Erf, 9, 21, (make_unary<Act::Erf, Types::Float>));
 OQ_REGISTER_KERNEL(Gelu, 20, 21, (make_unary<Act::Gelu, Types::Float>));
 OQ_REGISTER_KERNEL(Softplus, 1, 21, (make_unary<Act::Softplus, Types::Float>));
 OQ_REGISTER_KERNEL(Clip, 6, 21, make_clip);
+OQ_REGISTER_KERNEL(Sign, 9, 21, (make_unary<Act::Sign, Types::Numeric>));
+OQ_REGISTER_KERNEL(Sin, 7, 21, (make_unary<Act::Sin, Types::Float>));
+OQ_REGISTER_KERNEL(Cos, 7, 21, (make_unary<Act::Cos, Types::Float>));
+OQ_REGISTER_KERNEL(Tan, 7, 21, (make_unary<Act::Tan, Types::Float>));
+OQ_REGISTER_KERNEL(Asin, 7, 21, (make_unary<Act::Asin, Types::Float>));
+OQ_REGISTER_KERNEL(Acos, 7, 21, (make_unary<Act::Acos, Types::Float>));
+OQ_REGISTER_KERNEL(Atan, 7, 21, (make_unary<Act::Atan, Types::Float>));
+OQ_REGISTER_KERNEL(Sinh, 9, 21, (make_unary<Act::Sinh, Types::Float>));
+OQ_REGISTER_KERNEL(Cosh, 9, 21, (make_unary<Act::Cosh, Types::Float>));
+OQ_REGISTER_KERNEL(Asinh, 9, 21, (make_unary<Act::Asinh, Types::Float>));
+OQ_REGISTER_KERNEL(Acosh, 9, 21, (make_unary<Act::Acosh, Types::Float>));
+OQ_REGISTER_KERNEL(Atanh, 9, 21, (make_unary<Act::Atanh, Types::Float>));
+OQ_REGISTER_KERNEL(Selu, 6, 21, (make_unary<Act::Selu, Types::Float>));
+OQ_REGISTER_KERNEL(ThresholdedRelu, 10, 21, (make_unary<Act::ThresholdedRelu, Types::Float>));
+OQ_REGISTER_KERNEL(Softsign, 1, 21, (make_unary<Act::Softsign, Types::Float>));
+OQ_REGISTER_KERNEL(Celu, 12, 21, (make_unary<Act::Celu, Types::Float>));
+OQ_REGISTER_KERNEL(Shrink, 9, 21, (make_unary<Act::Shrink, Types::Float>));
+OQ_REGISTER_KERNEL(Mish, 18, 21, (make_unary<Act::Mish, Types::Float>));
+OQ_REGISTER_KERNEL(IsNaN, 9, 21, make_is<false>);
+OQ_REGISTER_KERNEL(IsInf, 10, 21, make_is<true>);
 
 // Opsets below 7 (before kMinOpset) are registered where the op's semantics are already the current ones.
 
@@ -296,6 +393,24 @@ double naive_activation(const std::string& op, double x, double alpha, double be
     return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
   }
   if (op == "Softplus") return std::log(1 + std::exp(x));
+  if (op == "Sign") return x > 0 ? 1 : x < 0 ? -1 : x;
+  if (op == "Sin") return std::sin(x);
+  if (op == "Cos") return std::cos(x);
+  if (op == "Tan") return std::tan(x);
+  if (op == "Asin") return std::asin(x);
+  if (op == "Acos") return std::acos(x);
+  if (op == "Atan") return std::atan(x);
+  if (op == "Sinh") return std::sinh(x);
+  if (op == "Cosh") return std::cosh(x);
+  if (op == "Asinh") return std::asinh(x);
+  if (op == "Acosh") return std::acosh(x);
+  if (op == "Atanh") return std::atanh(x);
+  if (op == "Selu") return beta * (x > 0 ? x : alpha * (std::exp(x) - 1));  // beta = gamma
+  if (op == "ThresholdedRelu") return x > alpha ? x : 0;
+  if (op == "Softsign") return x / (1 + std::fabs(x));
+  if (op == "Celu") return std::max(0.0, x) + std::min(0.0, alpha * (std::exp(x / alpha) - 1));
+  if (op == "Shrink") return x < -alpha ? x + beta : x > alpha ? x - beta : 0;  // alpha = lambd, beta = bias
+  if (op == "Mish") return x * std::tanh(std::log(1 + std::exp(x)));
   OQ_CHECK(false, "naive_activation: unknown op {}", op);
   return 0;
 }

@@ -83,6 +83,22 @@ T int_pow(T base, T exp) {  // exact integer power (exp < 0 -> 0 unless |base| =
   return r;
 }
 
+// Remainder with the dividend's sign (c_style) or the divisor's sign (Python's %). v != 0 for integers.
+template <typename T>
+T mod_op(T u, T v, bool c_style) {
+  T r;
+  if constexpr (std::is_floating_point_v<T>) {
+    r = std::fmod(u, v);
+  } else if constexpr (std::is_signed_v<T>) {
+    if (v == T(-1)) return T(0);  // avoids INT_MIN % -1
+    r = static_cast<T>(u % v);
+  } else {
+    return static_cast<T>(u % v);
+  }
+  if (!c_style && r != T(0) && ((r < T(0)) != (v < T(0)))) r = static_cast<T>(r + v);
+  return r;
+}
+
 // Computes a op b into a fresh tensor of dtype `rt` (a.dtype() when Undefined). Same-dtype operands.
 Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())
@@ -93,17 +109,27 @@ Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Ten
   }
   Shape os = broadcast_or_fail(node, a.shape(), b.shape());
   BroadcastPlan plan({a.shape(), b.shape()}, os);
-  const bool logical = op == BinOp::And;
-  const bool cmp = op == BinOp::Equal || op == BinOp::Greater || op == BinOp::Less;
+  const bool logical = op == BinOp::And || op == BinOp::Or || op == BinOp::Xor;
+  const bool cmp = op == BinOp::Equal || op == BinOp::Greater || op == BinOp::Less ||
+                   op == BinOp::GreaterOrEqual || op == BinOp::LessOrEqual;
   if (logical) {
     if (a.dtype() != DType::Bool) kfail(node, "unsupported dtype {}", dtype_name(a.dtype()));
     Tensor out(DType::Bool, os);
-    binary_loop(plan, a.data<bool>(), b.data<bool>(), out.data<bool>(), [](bool x, bool y) { return x && y; });
+    const bool *x = a.data<bool>(), *y = b.data<bool>();
+    bool* o = out.data<bool>();
+    if (op == BinOp::And) binary_loop(plan, x, y, o, [](bool u, bool v) { return u && v; });
+    else if (op == BinOp::Or) binary_loop(plan, x, y, o, [](bool u, bool v) { return u || v; });
+    else binary_loop(plan, x, y, o, [](bool u, bool v) { return u != v; });
     return out;
   }
   if (cmp) {
     Tensor out(DType::Bool, os);
     bool* o = out.data<bool>();
+    if (a.dtype() == DType::String && op == BinOp::Equal) {  // opset 19+
+      auto oa = naive_broadcast_offsets(a.shape(), os), ob = naive_broadcast_offsets(b.shape(), os);
+      for (size_t i = 0; i < oa.size(); ++i) o[i] = a.strings()[oa[i]] == b.strings()[ob[i]];
+      return out;
+    }
     if (a.dtype() == DType::Bool && op == BinOp::Equal) {
       binary_loop(plan, a.data<bool>(), b.data<bool>(), o, [](bool x, bool y) { return x == y; });
       return out;
@@ -114,7 +140,9 @@ Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Ten
       const T* y = b.data<T>();
       if (op == BinOp::Equal) binary_loop(plan, x, y, o, [](T u, T v) { return u == v; });
       else if (op == BinOp::Greater) binary_loop(plan, x, y, o, [](T u, T v) { return u > v; });
-      else binary_loop(plan, x, y, o, [](T u, T v) { return u < v; });
+      else if (op == BinOp::Less) binary_loop(plan, x, y, o, [](T u, T v) { return u < v; });
+      else if (op == BinOp::GreaterOrEqual) binary_loop(plan, x, y, o, [](T u, T v) { return u >= v; });
+      else binary_loop(plan, x, y, o, [](T u, T v) { return u <= v; });
     });
     if (!ok) kfail(node, "unsupported dtype {}", dtype_name(a.dtype()));
     return out;
@@ -148,6 +176,15 @@ Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Ten
         break;
       case BinOp::Max: binary_loop(plan, x, y, o, [](T u, T v) { return max_op(u, v); }); break;
       case BinOp::Min: binary_loop(plan, x, y, o, [](T u, T v) { return min_op(u, v); }); break;
+      case BinOp::Mod:
+      case BinOp::FMod:
+        if constexpr (std::is_integral_v<T>) {
+          for (int64_t i = 0; i < b.numel(); ++i)
+            if (y[i] == 0) kfail(node, "integer modulo by zero");
+        }
+        if (op == BinOp::FMod) binary_loop(plan, x, y, o, [](T u, T v) { return mod_op<T>(u, v, true); });
+        else binary_loop(plan, x, y, o, [](T u, T v) { return mod_op<T>(u, v, false); });
+        break;
       case BinOp::PRelu:
         binary_loop(plan, x, y, o, [](T u, T v) { return u < T(0) ? wrap_mul(u, v) : u; });
         break;
@@ -350,6 +387,9 @@ template <BinOp op>
 std::unique_ptr<Kernel> make_binary(const KernelInit& k) {
   return std::make_unique<BinaryKernel>(k.node, op);
 }
+std::unique_ptr<Kernel> make_mod(const KernelInit& k) {
+  return std::make_unique<BinaryKernel>(k.node, k.node.attr_int("fmod", 0) ? BinOp::FMod : BinOp::Mod);
+}
 template <BinOp op, bool mean>
 std::unique_ptr<Kernel> make_variadic(const KernelInit& k) {
   return std::make_unique<VariadicKernel>(k.node, op, mean);
@@ -371,6 +411,11 @@ OQ_REGISTER_KERNEL(Greater, 7, 21, make_binary<BinOp::Greater>);
 OQ_REGISTER_KERNEL(Less, 7, 21, make_binary<BinOp::Less>);
 OQ_REGISTER_KERNEL(PRelu, 7, 21, make_binary<BinOp::PRelu>);
 OQ_REGISTER_KERNEL(And, 7, 21, make_binary<BinOp::And>);
+OQ_REGISTER_KERNEL(Or, 7, 21, make_binary<BinOp::Or>);
+OQ_REGISTER_KERNEL(Xor, 7, 21, make_binary<BinOp::Xor>);
+OQ_REGISTER_KERNEL(GreaterOrEqual, 12, 21, make_binary<BinOp::GreaterOrEqual>);
+OQ_REGISTER_KERNEL(LessOrEqual, 12, 21, make_binary<BinOp::LessOrEqual>);
+OQ_REGISTER_KERNEL(Mod, 10, 21, make_mod);
 OQ_REGISTER_KERNEL(Max, 6, 21, (make_variadic<BinOp::Max, false>));
 OQ_REGISTER_KERNEL(Min, 6, 21, (make_variadic<BinOp::Min, false>));
 OQ_REGISTER_KERNEL(Sum, 6, 21, (make_variadic<BinOp::Add, false>));
@@ -386,7 +431,9 @@ Tensor naive_binary(BinOp op, const Tensor& a, const Tensor& b) {
   OQ_CHECK(broadcast_shapes({&a.shape(), &b.shape()}, os), "naive_binary: shapes do not broadcast");
   auto oa = naive_broadcast_offsets(a.shape(), os), ob = naive_broadcast_offsets(b.shape(), os);
   std::vector<double> va = a.to_doubles(), vb = b.to_doubles();
-  const bool to_bool = op == BinOp::Equal || op == BinOp::Greater || op == BinOp::Less || op == BinOp::And;
+  const bool to_bool = op == BinOp::Equal || op == BinOp::Greater || op == BinOp::Less || op == BinOp::And ||
+                       op == BinOp::Or || op == BinOp::Xor || op == BinOp::GreaterOrEqual ||
+                       op == BinOp::LessOrEqual;
   std::vector<double> r(oa.size());
   for (size_t i = 0; i < oa.size(); ++i) {
     double x = va[oa[i]], y = vb[ob[i]], v = 0;
@@ -402,7 +449,13 @@ Tensor naive_binary(BinOp op, const Tensor& a, const Tensor& b) {
       case BinOp::Greater: v = x > y; break;
       case BinOp::Less: v = x < y; break;
       case BinOp::And: v = (x != 0) && (y != 0); break;
+      case BinOp::GreaterOrEqual: v = x >= y; break;
+      case BinOp::LessOrEqual: v = x <= y; break;
+      case BinOp::Or: v = (x != 0) || (y != 0); break;
+      case BinOp::Xor: v = (x != 0) != (y != 0); break;
       case BinOp::PRelu: v = x < 0 ? x * y : x; break;
+      case BinOp::FMod: v = std::fmod(x, y); break;
+      case BinOp::Mod: v = x - std::floor(x / y) * y; break;
     }
     r[i] = v;
   }

@@ -64,13 +64,18 @@ inline T wrap_mul(T a, T b) {
 
 // ---- naive references (tests) ----
 
-enum class BinOp { Add, Sub, Mul, Div, Pow, Max, Min, Equal, Greater, Less, And, PRelu };
+enum class BinOp {
+  Add, Sub, Mul, Div, Pow, Max, Min, Equal, Greater, Less, GreaterOrEqual, LessOrEqual, And, Or, Xor, PRelu,
+  Mod,   // Mod with fmod=0: result has the divisor's sign (Python %)
+  FMod,  // Mod with fmod=1: result has the dividend's sign (C fmod / %)
+};
 
 // Broadcasting binary op computed element by element in double through full index unravelling.
-// Output dtype: Bool for comparisons/And, else a's dtype.
+// Output dtype: Bool for comparisons and logical ops, else a's dtype.
 Tensor naive_binary(BinOp op, const Tensor& a, const Tensor& b);
 
-// Unary activation of one value (op = ONNX op type; alpha/beta as the op's attributes, `approx` for Gelu).
+// Unary activation of one value (op = ONNX op type; alpha/beta = the op's attributes: Selu alpha/gamma, Shrink
+// lambd/bias, else alpha/beta; `approx` for Gelu).
 double naive_activation(const std::string& op, double x, double alpha = 0, double beta = 0,
                         const std::string& approx = "none");
 

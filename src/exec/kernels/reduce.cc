@@ -1,4 +1,4 @@
-// Reductions (ReduceSum/Mean/Max/Min/Prod/L2/L1/SumSquare), ArgMax/ArgMin, TopK.
+// Reductions (ReduceSum/Mean/Max/Min/Prod/L2/L1/SumSquare/LogSum/LogSumExp), ArgMax/ArgMin, TopK.
 //
 // Reduce: the shape is collapsed into alternating runs of kept and reduced dims (size-1 dims dropped), then
 // each reduced run is removed by one pass over a [outer, R, inner] view whose inner loop is contiguous.
@@ -109,7 +109,11 @@ void reduce_typed(ReduceOp op, const T* x, const std::vector<Group>& groups, int
   if (!has_reduced()) g.push_back({1, true});
   while (has_reduced()) {
     switch (op) {
-      case ReduceOp::Sum: case ReduceOp::Mean: pass(Acc(0), id, sum); break;
+      case ReduceOp::Sum: case ReduceOp::Mean: case ReduceOp::LogSum: pass(Acc(0), id, sum); break;
+      case ReduceOp::LogSumExp:  // exp in double (floats only): no overflow below 709
+        if (first) pass(Acc(0), [](T v) { return static_cast<Acc>(std::exp(static_cast<double>(v))); }, sum);
+        else pass(Acc(0), id, sum);
+        break;
       case ReduceOp::Prod: pass(Acc(1), id, [](Acc a, Acc b) { return wrap_mul(a, b); }); break;
       case ReduceOp::L2: case ReduceOp::SumSquare:
         if (first) pass(Acc(0), [](T v) { return wrap_mul(static_cast<Acc>(v), static_cast<Acc>(v)); }, sum);
@@ -144,6 +148,8 @@ void reduce_typed(ReduceOp op, const T* x, const std::vector<Group>& groups, int
     if (op == ReduceOp::Mean) {
       if constexpr (std::is_floating_point_v<Acc>) v = v / static_cast<Acc>(count);
       else v = count ? static_cast<Acc>(v / static_cast<Acc>(count)) : Acc(0);
+    } else if (op == ReduceOp::LogSum || op == ReduceOp::LogSumExp) {
+      v = static_cast<Acc>(std::log(static_cast<double>(v)));
     } else if (op == ReduceOp::L2) {
       if constexpr (std::is_floating_point_v<Acc>) v = std::sqrt(v);
       else v = static_cast<Acc>(std::sqrt(static_cast<double>(v)));
@@ -195,13 +201,16 @@ class ReduceKernel : public Kernel {
     const bool minmax = op_ == ReduceOp::Max || op_ == ReduceOp::Min;
     DType t = x.dtype();
     if (t == DType::Bool && minmax) t = DType::UInt8;  // same bytes, same order for 0/1
+    const bool logs = op_ == ReduceOp::LogSum || op_ == ReduceOp::LogSumExp;
+    if ((x.dtype() == DType::Bool && !minmax) || (logs && !is_float(x.dtype())))
+      kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
     Tensor y(x.dtype(), os);
     bool ok = dispatch_numeric(t, [&](auto tag) {
       using T = decltype(tag);
       if (minmax) reduce_typed<T, T>(op_, static_cast<const T*>(x.raw()), groups, count, static_cast<T*>(y.raw()));
       else reduce_typed<T, AccOf<T>>(op_, x.data<T>(), groups, count, y.data<T>());
     });
-    if (!ok || (x.dtype() == DType::Bool && !minmax)) kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
+    if (!ok) kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
     return y;
   }
 
@@ -372,6 +381,8 @@ OQ_REGISTER_KERNEL(ReduceProd, 1, 21, make_reduce<ReduceOp::Prod>);
 OQ_REGISTER_KERNEL(ReduceL2, 1, 21, make_reduce<ReduceOp::L2>);
 OQ_REGISTER_KERNEL(ReduceL1, 1, 21, make_reduce<ReduceOp::L1>);
 OQ_REGISTER_KERNEL(ReduceSumSquare, 1, 21, make_reduce<ReduceOp::SumSquare>);
+OQ_REGISTER_KERNEL(ReduceLogSum, 1, 21, make_reduce<ReduceOp::LogSum>);
+OQ_REGISTER_KERNEL(ReduceLogSumExp, 1, 21, make_reduce<ReduceOp::LogSumExp>);
 OQ_REGISTER_KERNEL(ArgMax, 1, 21, make_arg<true>);
 OQ_REGISTER_KERNEL(ArgMin, 1, 21, make_arg<false>);
 OQ_REGISTER_KERNEL(TopK, 1, 21, make_topk);

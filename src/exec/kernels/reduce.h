@@ -1,4 +1,4 @@
-// Reductions (ReduceSum/Mean/Max/Min/Prod/L2/L1/SumSquare), ArgMax/ArgMin and TopK (reduce.cc):
+// Reductions (ReduceSum/Mean/Max/Min/Prod/L2/L1/SumSquare/LogSum/LogSumExp), ArgMax/ArgMin and TopK (reduce.cc):
 // the naive references the optimised kernels are tested against.
 #pragma once
 #include <cstdint>
@@ -8,7 +8,7 @@
 
 namespace oq::exec {
 
-enum class ReduceOp { Sum, Mean, Max, Min, Prod, L2, L1, SumSquare };
+enum class ReduceOp { Sum, Mean, Max, Min, Prod, L2, L1, SumSquare, LogSum, LogSumExp };
 
 // Reduces `x` (float, double, int32 or int64) over `axes` (non-negative, any order; empty = all axes),
 // element by element in double. The result has x's dtype.

@@ -63,11 +63,14 @@ Tensor naive_reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& ax
       case ReduceOp::Min: a = (std::isnan(e) || e < a) ? e : a; break;
       case ReduceOp::L2: case ReduceOp::SumSquare: a += e * e; break;
       case ReduceOp::L1: a += std::fabs(e); break;
+      case ReduceOp::LogSum: a += e; break;
+      case ReduceOp::LogSumExp: a += std::exp(e); break;
     }
   }
   const double count = on ? static_cast<double>(v.size()) / static_cast<double>(on) : 0;
   for (double& a : acc) {
     if (op == ReduceOp::Mean) a = is_integer(x.dtype()) ? std::trunc(a / count) : a / count;
+    if (op == ReduceOp::LogSum || op == ReduceOp::LogSumExp) a = std::log(a);
     if (op == ReduceOp::L2) a = is_integer(x.dtype()) ? std::trunc(std::sqrt(a)) : std::sqrt(a);
   }
   return Tensor::from_vector(DType::Double, reduced_shape(s, red, keepdims), acc).cast(x.dtype());
