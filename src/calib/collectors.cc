@@ -190,17 +190,24 @@ void accumulate_impl(std::span<const float> x, bool absolute, std::span<const E>
   const int64_t nb = static_cast<int64_t>(counts.size());
   OQ_CHECK(nb >= 1 && edges.size() == counts.size() + 1, "histogram: edges/counts mismatch");
   const E lo = edges.front(), hi = edges.back();
-  const double inv = static_cast<double>(nb) / (static_cast<double>(hi) - static_cast<double>(lo));
+  // float estimate of the bin (edges are uniform up to rounding), then settled exactly on the edges
+  const auto scale = static_cast<float>(static_cast<double>(nb) / (static_cast<double>(hi) - static_cast<double>(lo)));
+  const auto lo_f = static_cast<float>(lo);
+  const int64_t last = nb - 1;
   const E* e = edges.data();
   int64_t* c = counts.data();
   for (float f : x) {
     const float v = absolute ? std::fabs(f) : f;
     if (!(v >= lo && v <= hi)) continue;  // also drops NaN
-    // Estimate from the (near-)uniform bin width, then settle exactly on the edges, as np.histogram does.
-    auto i = static_cast<int64_t>((static_cast<double>(v) - static_cast<double>(lo)) * inv);
-    i = std::clamp<int64_t>(i, 0, nb - 1);
-    while (v < e[i]) --i;
-    while (i < nb - 1 && v >= e[i + 1]) ++i;
+    auto i = static_cast<int64_t>(std::max(0.0f, (v - lo_f) * scale));
+    i = i < last ? i : last;
+    i -= (v < e[i]);  // one step each way settles almost every value, branch-free ...
+    i = i < 0 ? 0 : i;
+    i += (i < last) & (v >= e[i + 1]);
+    if (v < e[i] || (i < last && v >= e[i + 1])) [[unlikely]] {  // ... the rest walks
+      while (v < e[i]) --i;
+      while (i < last && v >= e[i + 1]) ++i;
+    }
     ++c[i];
   }
 }

@@ -120,6 +120,22 @@ TEST(CalibNumpy, UniformEdgesAndFloorDivide) {
   EXPECT_EQ(np::arange(1, 2.5f, 0.5f), (std::vector<double>{1, 1.5, 2}));
 }
 
+namespace {
+// naive np.histogram with explicit edges: the last i with edges[i] <= v; v == last edge goes to the last bin
+template <typename E>
+std::vector<int64_t> naive_hist(const std::vector<float>& x, const std::vector<E>& edges) {
+  const int64_t nb = (int64_t)edges.size() - 1;
+  std::vector<int64_t> want(nb, 0);
+  for (float v : x) {
+    if (!(v >= edges.front() && v <= edges.back())) continue;
+    int64_t i = nb - 1;
+    while (edges[i] > v) --i;
+    ++want[i];
+  }
+  return want;
+}
+}  // namespace
+
 TEST(CalibNumpy, AccumulateMatchesNaiveSearch) {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> ud(-3.f, 3.f);
@@ -129,16 +145,26 @@ TEST(CalibNumpy, AccumulateMatchesNaiveSearch) {
     for (auto& v : x) v = ud(rng);
     x[0] = -2.5f, x[1] = 2.25f, x[2] = kNan;
     for (int64_t i = 0; i <= nb; i += std::max<int64_t>(1, nb / 5)) x[3 + i % 50] = edges[i];
-    std::vector<int64_t> got(nb, 0), want(nb, 0);
+    std::vector<int64_t> got(nb, 0);
     np::accumulate(x, false, std::span<const float>(edges), got);
-    for (float v : x) {  // naive: the last i with edges[i] <= v; v == last edge goes to the last bin
-      if (!(v >= edges.front() && v <= edges.back())) continue;
-      int64_t i = nb - 1;
-      while (edges[i] > v) --i;
-      ++want[i];
-    }
-    EXPECT_EQ(got, want) << nb;
+    EXPECT_EQ(got, naive_hist(x, edges)) << nb;
   }
+  // a range only ~130 ulps wide: bins are 1-3 ulps, far from uniform, so the estimate is often off by
+  // more than one bin and the exact walk has to settle it
+  const auto narrow = np::uniform_edges(100.f, 100.001f, 64);
+  std::vector<float> x;
+  for (float v = 99.9995f; v <= 100.0015f; v = std::nextafter(v, 200.f)) x.push_back(v);
+  std::vector<int64_t> got(64, 0);
+  np::accumulate(x, true, std::span<const float>(narrow), got);
+  EXPECT_EQ(got, naive_hist(x, narrow));
+  // float64 edges (an |x| histogram grown by np.arange) with float32 data
+  std::vector<double> dedges(narrow.begin(), narrow.end());
+  const auto more = np::arange(narrow.back() + 0.25f, 103.f, 0.25f);
+  dedges.insert(dedges.end(), more.begin(), more.end());
+  for (float v = 99.f; v < 104.f; v += 0.01f) x.push_back(v);
+  got.assign(dedges.size() - 1, 0);
+  np::accumulate(x, false, std::span<const double>(dedges), got);
+  EXPECT_EQ(got, naive_hist(x, dedges));
 }
 
 TEST(CalibHistogram, ValueRebinningConservesCounts) {
