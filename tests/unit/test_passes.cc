@@ -1,0 +1,494 @@
+// Graph passes on hand-built IR graphs: structure of each rewrite (incl. the cases that must NOT be rewritten)
+// and numerical equality of the rewritten graph with the original, both run through exec::Session.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "exec/session.h"
+#include "ir/passes/passes.h"
+
+using namespace oq;
+namespace P = oq::ir::passes;
+
+namespace {
+
+ir::Node mk(const std::string& op, std::vector<std::string> in, std::vector<std::string> out,
+            const std::string& name = "") {
+  ir::Node n;
+  n.op_type = op;
+  n.name = name.empty() ? op + "_" + out.at(0) : name;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+ir::ValueInfo vi(const std::string& name, std::vector<int64_t> shape, DType dt = DType::Float) {
+  ir::ValueInfo v;
+  v.name = name;
+  v.dtype = dt;
+  std::vector<ir::Dim> dims;
+  for (int64_t d : shape) dims.push_back(d >= 0 ? ir::Dim{d, ""} : ir::Dim{-1, "N"});
+  v.shape = dims;
+  return v;
+}
+
+ir::ValueInfo vi_any(const std::string& name) {
+  ir::ValueInfo v;
+  v.name = name;
+  v.dtype = DType::Float;
+  return v;
+}
+
+ir::Model model(int opset, int64_t ir_version = 7) {
+  ir::Model m;
+  m.ir_version = ir_version;
+  m.opsets = {{"", opset}};
+  return m;
+}
+
+Tensor rnd(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  Tensor t(DType::Float, s);
+  for (float& v : t.span<float>()) v = d(rng);
+  return t;
+}
+
+Tensor f32(Shape s, std::vector<float> v) { return Tensor::from_vector(DType::Float, std::move(s), v); }
+Tensor i64(Shape s, std::vector<int64_t> v) { return Tensor::from_vector(DType::Int64, std::move(s), v); }
+
+std::vector<Tensor> run(const ir::Model& m, const std::map<std::string, Tensor>& feeds) {
+  exec::Session s(m);
+  return s.run(feeds);
+}
+
+// Outputs of `a` and `b` agree within rel * max(1, |ref|max).
+void expect_same(const std::vector<Tensor>& a, const std::vector<Tensor>& b, double rel = 1e-5) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    ASSERT_EQ(a[k].shape(), b[k].shape()) << "output " << k;
+    auto x = a[k].to_doubles(), y = b[k].to_doubles();
+    double scale = 1.0;
+    for (double v : x) scale = std::max(scale, std::fabs(v));
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], y[i], rel * scale) << "output " << k << " at " << i;
+  }
+}
+
+size_t count_op(const ir::Model& m, const std::string& op) {
+  size_t c = 0;
+  for (const auto& n : m.graph.nodes) c += n.op_type == op;
+  return c;
+}
+
+const ir::Node* find_op(const ir::Model& m, const std::string& op) {
+  for (const auto& n : m.graph.nodes)
+    if (n.op_type == op) return &n;
+  return nullptr;
+}
+
+void add_bn(ir::Model& m, const std::string& x, const std::string& y, int64_t c, uint32_t seed,
+            const std::string& prefix = "bn") {
+  m.graph.add_initializer(prefix + "_s", rnd({c}, seed, 0.5f, 1.5f));
+  m.graph.add_initializer(prefix + "_b", rnd({c}, seed + 1));
+  m.graph.add_initializer(prefix + "_m", rnd({c}, seed + 2));
+  m.graph.add_initializer(prefix + "_v", rnd({c}, seed + 3, 0.2f, 2.f));
+  auto n = mk("BatchNormalization", {x, prefix + "_s", prefix + "_b", prefix + "_m", prefix + "_v"}, {y});
+  n.set_attr_float("epsilon", 1e-3f);
+  m.graph.nodes.push_back(n);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------- fold_constants
+TEST(FoldConstants, ConstantNodeFormsBecomeInitializers) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {3})};
+  auto c1 = mk("Constant", {}, {"c_tensor"});
+  c1.attrs.push_back({});
+  c1.attrs.back().name = "value";
+  c1.attrs.back().type = ir::AttrType::Tensor;
+  c1.attrs.back().t = f32({3}, {1, 2, 3});
+  auto c2 = mk("Constant", {}, {"c_float"});
+  c2.set_attr_float("value_float", 0.5f);
+  auto c3 = mk("Constant", {}, {"c_ints"});
+  c3.set_attr_ints("value_ints", {4, 5});
+  auto c4 = mk("Constant", {}, {"c_int"});
+  c4.set_attr_int("value_int", 7);
+  auto c5 = mk("Constant", {}, {"c_out"});  // feeds a graph output directly: stays a node
+  c5.set_attr_float("value_float", 2.f);
+  g.nodes = {c1, c2, c3, c4, c5, mk("Mul", {"c_tensor", "c_float"}, {"half"}), mk("Add", {"x", "half"}, {"y"}),
+             mk("Cast", {"c_int"}, {"c_int_f"}), mk("Add", {"y", "c_int_f"}, {"z"}),
+             mk("Concat", {"c_ints", "c_ints"}, {"ints2"})};
+  g.nodes.back().set_attr_int("axis", 0);
+  g.nodes.push_back(mk("Cast", {"ints2"}, {"ints2_f"}));
+  g.nodes.back().set_attr_int("to", 1);
+  g.nodes[7].set_attr_int("to", 1);
+  g.nodes.push_back(mk("ReduceSum", {"ints2_f"}, {"sum"}));
+  g.nodes.back().set_attr_int("keepdims", 0);
+  g.nodes.push_back(mk("Add", {"z", "sum"}, {"out"}));
+  g.outputs = {vi_any("out"), vi_any("c_out")};
+  ir::Model orig = m;
+  auto st = P::fold_constants(m);
+  EXPECT_EQ(st.constants, 4u);
+  EXPECT_EQ(st.evaluated, 5u);  // Mul, Cast, Concat, Cast, ReduceSum
+  // Left: Add(x, half), Add(y, c_int_f), Add(z, sum), and the Constant feeding a graph output.
+  ASSERT_EQ(g.nodes.size(), 4u);
+  EXPECT_EQ(count_op(m, "Constant"), 1u);
+  const ir::Initializer* half = g.find_initializer("half");
+  ASSERT_NE(half, nullptr);
+  EXPECT_EQ(half->tensor.to_doubles(), (std::vector<double>{0.5, 1.0, 1.5}));
+  EXPECT_EQ(g.find_initializer("sum")->tensor.to_doubles(), (std::vector<double>{18.0}));
+  EXPECT_EQ(g.find_initializer("c_tensor"), nullptr);  // consumed by folding, no longer used
+  auto x = f32({3}, {10, 20, 30});
+  auto r = run(m, {{"x", x}});
+  // Hand computation: x + [0.5,1,1.5] + 7 + 18.
+  EXPECT_EQ(r[0].to_doubles(), (std::vector<double>{35.5, 46, 56.5}));
+  expect_same(run(orig, {{"x", x}}), r, 0);
+}
+
+TEST(FoldConstants, StaticShapeSubgraphFolds) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3, 4})};
+  g.add_initializer("idx", i64({1}, {0}));
+  g.add_initializer("minus1", i64({1}, {-1}));
+  g.nodes = {mk("Shape", {"x"}, {"shp"}), mk("Gather", {"shp", "idx"}, {"batch"}),
+             mk("Concat", {"batch", "minus1"}, {"newshape"}), mk("Reshape", {"x", "newshape"}, {"y"}),
+             mk("Size", {"x"}, {"n"}), mk("Cast", {"n"}, {"nf"})};
+  g.nodes[2].set_attr_int("axis", 0);
+  g.nodes[5].set_attr_int("to", 1);
+  g.nodes.push_back(mk("Mul", {"y", "nf"}, {"out"}));
+  g.outputs = {vi_any("out")};
+  ir::Model orig = m;
+  auto st = P::fold_constants(m);
+  EXPECT_EQ(st.shapes, 2u);
+  ASSERT_EQ(g.nodes.size(), 2u);  // Reshape + Mul
+  EXPECT_EQ(g.find_initializer("newshape")->tensor.to_int64s(), (std::vector<int64_t>{2, -1}));
+  EXPECT_EQ(g.find_initializer("nf")->tensor.to_doubles(), (std::vector<double>{24}));
+  auto x = rnd({2, 3, 4}, 1);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 0);
+}
+
+TEST(FoldConstants, SymbolicShapeIsNotFolded) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {-1, 3})};
+  g.nodes = {mk("Shape", {"x"}, {"shp"}), mk("Reshape", {"x", "shp"}, {"y"})};
+  g.outputs = {vi_any("y")};
+  auto st = P::fold_constants(m);
+  EXPECT_EQ(st.total(), 0u);
+  EXPECT_EQ(g.nodes.size(), 2u);
+}
+
+TEST(FoldConstants, SizeLimitAndOverridableInitializers) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {4}), vi("w", {4})};  // w is an initializer that is also an input: overridable
+  g.add_initializer("w", f32({4}, {1, 2, 3, 4}));
+  g.add_initializer("shape", i64({1}, {1000}));
+  g.nodes = {mk("Relu", {"w"}, {"wr"}), mk("ConstantOfShape", {"shape"}, {"big"}), mk("ReduceSum", {"big"}, {"s"}),
+             mk("Add", {"x", "wr"}, {"a"}), mk("Add", {"a", "s"}, {"y"})};
+  g.outputs = {vi_any("y")};
+  P::FoldOptions o;
+  o.max_folded_bytes = 1000;  // ConstantOfShape gives 1000 floats = 4000 bytes
+  auto st = P::fold_constants(m, o);
+  EXPECT_EQ(st.evaluated, 0u);
+  EXPECT_EQ(g.nodes.size(), 5u);
+  // IR 3: initializers listed among the inputs are constants.
+  m.ir_version = 3;
+  st = P::fold_constants(m, o);
+  EXPECT_EQ(st.evaluated, 1u);  // Relu(w); ConstantOfShape still too big
+  EXPECT_EQ(g.nodes.size(), 4u);
+  EXPECT_NE(g.find_initializer("w"), nullptr);  // graph inputs are never removed
+  EXPECT_TRUE(g.is_graph_input("w"));
+}
+
+// ------------------------------------------------------------------------------------------ remove_identity
+TEST(RemoveIdentity, RewiresConsumersAndRenamesForGraphOutputs) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3})};
+  g.add_initializer("t", Tensor::from_vector(DType::Bool, {}, std::vector<uint8_t>{1}));
+  g.add_initializer("zero", Tensor::scalar_float(0.f));
+  g.nodes = {mk("Relu", {"x"}, {"r1"}), mk("Identity", {"r1"}, {"i1"}), mk("Neg", {"i1"}, {"n1"}),
+             mk("Dropout", {"n1"}, {"d1"}), mk("Abs", {"d1"}, {"a1"}), mk("Identity", {"a1"}, {"y"}),
+             mk("Identity", {"x"}, {"y2"}),               // graph input -> graph output: kept
+             mk("Dropout", {"r1", "zero", "t"}, {"d_train"}),  // training_mode true: kept
+             mk("Dropout", {"r1"}, {"d_m", "mask"})};      // mask used: kept
+  g.nodes.push_back(mk("Cast", {"mask"}, {"mask_f"}));
+  g.nodes.back().set_attr_int("to", 1);
+  g.nodes.push_back(mk("Add", {"d_train", "d_m"}, {"dd"}));
+  g.nodes.push_back(mk("Add", {"dd", "mask_f"}, {"y3"}));
+  g.outputs = {vi_any("y"), vi_any("y2"), vi_any("y3")};
+  EXPECT_EQ(P::remove_identity(m), 3u);
+  EXPECT_EQ(count_op(m, "Identity"), 1u);
+  EXPECT_EQ(count_op(m, "Dropout"), 2u);
+  const ir::Node* neg = find_op(m, "Neg");
+  EXPECT_EQ(neg->inputs[0], "r1");
+  const ir::Node* abs = find_op(m, "Abs");
+  EXPECT_EQ(abs->inputs[0], "n1");
+  EXPECT_EQ(abs->outputs[0], "y");  // renamed to the graph output
+  EXPECT_NO_THROW(ir::topological_order(g));
+  auto x = f32({2, 3}, {-1, 2, -3, 4, -5, 6});
+  auto r = run(m, {{"x", x}});
+  EXPECT_EQ(r[0].to_doubles(), (std::vector<double>{0, 2, 0, 4, 0, 6}));  // |-(relu x)|
+  EXPECT_EQ(r[1].to_doubles(), x.to_doubles());
+}
+
+// ------------------------------------------------------------------------------------------- fold_batchnorm
+TEST(FoldBatchNorm, ConvGroupedWithBias) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 4, 5, 5})};
+  g.add_initializer("w", rnd({6, 2, 3, 3}, 11));
+  g.add_initializer("b", rnd({6}, 12));
+  g.nodes = {mk("Conv", {"x", "w", "b"}, {"c"}, "conv")};
+  g.nodes[0].set_attr_int("group", 2);
+  g.nodes[0].set_attr_ints("pads", {1, 1, 1, 1});
+  add_bn(m, "c", "y", 6, 20);
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::fold_batchnorm(m), 1u);
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_EQ(g.nodes[0].name, "conv");
+  EXPECT_EQ(g.nodes[0].outputs[0], "y");
+  EXPECT_EQ(g.find_initializer("bn_s"), nullptr);  // BN parameters removed
+  auto x = rnd({2, 4, 5, 5}, 3);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+}
+
+TEST(FoldBatchNorm, ConvTransposeGroupsNoBias) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 4, 3, 3})};
+  g.add_initializer("w", rnd({4, 3, 2, 2}, 5));  // [Cin, Cout/g, k, k], g = 2 -> Cout = 6
+  g.nodes = {mk("ConvTranspose", {"x", "w"}, {"c"})};
+  g.nodes[0].set_attr_int("group", 2);
+  g.nodes[0].set_attr_ints("strides", {2, 2});
+  add_bn(m, "c", "y", 6, 30);
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::fold_batchnorm(m), 1u);
+  EXPECT_EQ(count_op(m, "BatchNormalization"), 0u);
+  EXPECT_EQ(g.nodes[0].inputs.size(), 3u);  // a bias was added
+  auto x = rnd({1, 4, 3, 3}, 4);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+}
+
+TEST(FoldBatchNorm, GemmBothLayoutsAndBiasShapes) {
+  struct Case {
+    bool trans_b;
+    Shape c_shape;  // empty rank-0 marker handled by has_c
+    bool has_c;
+  };
+  for (const Case& cs : {Case{false, {5}, true}, Case{true, {3, 5}, true}, Case{true, {}, false},
+                         Case{false, {1, 1}, true}}) {
+    ir::Model m = model(13);
+    auto& g = m.graph;
+    g.inputs = {vi("a", {3, 4})};
+    g.add_initializer("B", cs.trans_b ? rnd({5, 4}, 7) : rnd({4, 5}, 7));
+    std::vector<std::string> ins = {"a", "B"};
+    if (cs.has_c) {
+      g.add_initializer("C", rnd(cs.c_shape, 8));
+      ins.push_back("C");
+    }
+    g.nodes = {mk("Gemm", ins, {"g"})};
+    g.nodes[0].set_attr_int("transB", cs.trans_b);
+    g.nodes[0].set_attr_float("alpha", 0.7f);
+    g.nodes[0].set_attr_float("beta", 1.3f);
+    add_bn(m, "g", "y", 5, 40);
+    g.outputs = {vi_any("y")};
+    ir::Model orig = m;
+    EXPECT_EQ(P::fold_batchnorm(m), 1u) << cs.trans_b;
+    auto a = rnd({3, 4}, 9);
+    expect_same(run(orig, {{"a", a}}), run(m, {{"a", a}}));
+  }
+}
+
+TEST(FoldBatchNorm, NotFoldedWhenPatternDoesNotApply) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 2, 4, 4}), vi("scale_in", {3})};
+  g.add_initializer("w", rnd({3, 2, 1, 1}, 1));
+  g.nodes = {mk("Conv", {"x", "w"}, {"c1"}), mk("Relu", {"c1"}, {"r1"})};  // c1 has two consumers
+  add_bn(m, "c1", "y1", 3, 50, "bn1");
+  g.nodes.push_back(mk("Conv", {"x", "w"}, {"c2"}));  // c2 is a graph output
+  add_bn(m, "c2", "y2", 3, 60, "bn2");
+  g.nodes.push_back(mk("Conv", {"x", "w"}, {"c3"}));  // BN scale not constant
+  add_bn(m, "c3", "y3", 3, 70, "bn3");
+  g.nodes.back().inputs[1] = "scale_in";
+  g.nodes.push_back(mk("Relu", {"x"}, {"r4"}));  // producer is not Conv/ConvTranspose/Gemm
+  add_bn(m, "r4", "y4", 2, 80, "bn4");
+  g.outputs = {vi_any("y1"), vi_any("r1"), vi_any("y2"), vi_any("c2"), vi_any("y3"), vi_any("y4")};
+  EXPECT_EQ(P::fold_batchnorm(m), 0u);
+  EXPECT_EQ(count_op(m, "BatchNormalization"), 4u);
+}
+
+TEST(FoldBatchNorm, SharedWeightGetsCopies) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 2, 3, 3})};
+  g.add_initializer("w", rnd({3, 2, 3, 3}, 2));
+  g.nodes = {mk("Conv", {"x", "w"}, {"c1"}), mk("Conv", {"x", "w"}, {"c2"})};
+  add_bn(m, "c1", "y1", 3, 90, "bn1");
+  g.outputs = {vi_any("y1"), vi_any("c2")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::fold_batchnorm(m), 1u);
+  EXPECT_TRUE(g.find_initializer("w")->tensor.equals(orig.graph.find_initializer("w")->tensor));
+  auto x = rnd({1, 2, 3, 3}, 6);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+}
+
+// ----------------------------------------------------------------------------------------------- preprocess
+TEST(PreprocessPasses, AllPassesTogether) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 3, 4, 4})};
+  g.add_initializer("w", rnd({4, 3, 3, 3}, 1));
+  auto cw = mk("Constant", {}, {"two"});
+  cw.set_attr_float("value_float", 2.f);
+  g.nodes = {cw, mk("Mul", {"x", "two"}, {"x2"}), mk("Identity", {"x2"}, {"xi"}), mk("Conv", {"xi", "w"}, {"c"})};
+  add_bn(m, "c", "bn", 4, 5);
+  g.nodes.push_back(mk("Dropout", {"bn"}, {"y"}));
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  auto st = P::preprocess(m);
+  EXPECT_EQ(st.nodes_before, 6u);
+  EXPECT_EQ(st.nodes_after, 2u);  // Mul, Conv
+  EXPECT_EQ(st.folded_batchnorms, 1u);
+  EXPECT_EQ(st.removed_identities, 2u);
+  EXPECT_EQ(g.nodes.back().outputs[0], "y");
+  auto x = rnd({1, 3, 4, 4}, 7);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+}
+
+// ---------------------------------------------------------------------------------------------- convert_opset
+TEST(ConvertOpset, IrVersionTable) {
+  std::vector<std::pair<int, int>> want = {{7, 3}, {8, 3}, {9, 4}, {10, 5}, {11, 6}, {12, 7}, {13, 7}, {14, 7},
+                                           {15, 8}, {18, 8}, {19, 9}, {20, 9}, {21, 10}};
+  for (auto [op, ir] : want) EXPECT_EQ(P::ir_version_for_opset(op), ir) << op;
+}
+
+TEST(ConvertOpset, AttributeInputsOpset9To21SameResults) {
+  ir::Model m = model(9, 4);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3, 4, 5})};
+  auto add = [&](ir::Node n) { g.nodes.push_back(std::move(n)); return &g.nodes.back(); };
+  add(mk("Clip", {"x"}, {"cl"}))->set_attr_float("min", -0.4f);
+  g.nodes.back().set_attr_float("max", 0.6f);
+  add(mk("Pad", {"cl"}, {"pd"}))->set_attr_ints("pads", {0, 0, 1, 2, 0, 1, 0, 0});
+  g.nodes.back().set_attr_float("value", 0.3f);
+  add(mk("Softmax", {"pd"}, {"sm"}));  // default axis 1 on rank 4: the coerced 2-D form
+  add(mk("Slice", {"sm"}, {"sl"}))->set_attr_ints("starts", {1, -4});
+  g.nodes.back().set_attr_ints("ends", {100, -1});
+  g.nodes.back().set_attr_ints("axes", {1, 3});
+  add(mk("ReduceMean", {"sl"}, {"rm"}))->set_attr_ints("axes", {1});
+  add(mk("Squeeze", {"rm"}, {"sq"}))->set_attr_ints("axes", {1});
+  add(mk("Unsqueeze", {"sq"}, {"us"}))->set_attr_ints("axes", {0, 3});
+  add(mk("ReduceSum", {"us"}, {"rs"}))->set_attr_ints("axes", {0});
+  g.nodes.back().set_attr_int("keepdims", 0);
+  add(mk("Split", {"rs", }, {"s1", "s2"}))->set_attr_ints("split", {1, 4});
+  g.nodes.back().set_attr_int("axis", 1);
+  add(mk("TopK", {"s2"}, {"tv", "ti"}))->set_attr_int("k", 2);
+  g.outputs = {vi_any("s1"), vi_any("tv"), vi("ti", {-1, -1, -1}, DType::Int64)};
+  ir::Model orig = m;
+  size_t changed = P::convert_opset(m, 21);
+  EXPECT_EQ(changed, 10u);
+  EXPECT_EQ(m.default_opset(), 21);
+  EXPECT_EQ(m.ir_version, 10);
+  for (const auto& n : g.nodes)
+    for (const char* a : {"min", "max", "pads", "value", "starts", "axes", "split", "k"})
+      EXPECT_FALSE(n.has_attr(a)) << n.op_type << " keeps " << a;
+  EXPECT_EQ(count_op(m, "Flatten"), 1u);
+  EXPECT_EQ(count_op(m, "CastLike"), 0u);  // types are known from the graph input
+  EXPECT_EQ(find_op(m, "Split")->inputs.size(), 2u);
+  auto x = rnd({2, 3, 4, 5}, 1);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
+}
+
+TEST(ConvertOpset, SoftmaxOnLastAxisKeepsOneNode) {
+  ir::Model m = model(11);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3, 4})};
+  g.nodes = {mk("LogSoftmax", {"x"}, {"y"})};
+  g.nodes[0].set_attr_int("axis", 2);
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  P::convert_opset(m, 13);
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_EQ(g.nodes[0].attr_int("axis", 0), -1);
+  EXPECT_EQ(m.ir_version, 7);
+  auto x = rnd({2, 3, 4}, 2);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
+}
+
+TEST(ConvertOpset, UpsampleAndBatchNormOpset7) {
+  ir::Model m = model(7, 3);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 2, 3, 3})};
+  add_bn(m, "x", "b", 2, 3);
+  g.nodes[0].set_attr_int("spatial", 1);
+  g.nodes.push_back(mk("Upsample", {"b"}, {"u"}));
+  ir::Attribute sc;
+  sc.name = "scales";
+  sc.type = ir::AttrType::Floats;
+  sc.floats = {1, 1, 2, 3};
+  g.nodes.back().attrs.push_back(sc);
+  g.nodes.push_back(mk("Dropout", {"u"}, {"y", "mask"}));
+  g.nodes.back().set_attr_float("ratio", 0.2f);
+  g.outputs = {vi_any("y")};
+  for (const auto& i : g.initializers) g.inputs.push_back(vi(i.name, i.tensor.shape()));  // IR 3 layout
+  ir::Model orig = m;
+  P::convert_opset(m, 21);
+  EXPECT_EQ(count_op(m, "Upsample"), 0u);
+  const ir::Node* r = find_op(m, "Resize");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->attr_string("coordinate_transformation_mode", ""), "asymmetric");
+  EXPECT_EQ(r->attr_string("nearest_mode", ""), "floor");
+  EXPECT_FALSE(find_op(m, "BatchNormalization")->has_attr("spatial"));
+  EXPECT_EQ(find_op(m, "Dropout")->inputs.size(), 2u);
+  EXPECT_EQ(g.inputs.size(), 1u);  // initializers no longer listed as inputs (IR 10)
+  auto x = rnd({1, 2, 3, 3}, 9);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
+}
+
+TEST(ConvertOpset, Refusals) {
+  {
+    ir::Model m = model(13);
+    m.graph.inputs = {vi("x", {1})};
+    m.graph.nodes = {mk("Relu", {"x"}, {"y"})};
+    m.graph.outputs = {vi_any("y")};
+    EXPECT_NE(error_of([&] { P::convert_opset(m, 12); }).find("not supported"), std::string::npos);
+    EXPECT_NE(error_of([&] { P::convert_opset(m, 22); }).find("outside"), std::string::npos);
+  }
+  {
+    ir::Model m = model(8);
+    m.graph.inputs = {vi_any("x")};
+    add_bn(m, "x", "y", 3, 1);
+    m.graph.nodes[0].name = "bn_spatial0";
+    m.graph.nodes[0].set_attr_int("spatial", 0);
+    m.graph.outputs = {vi_any("y")};
+    std::string e = error_of([&] { P::convert_opset(m, 21); });
+    EXPECT_NE(e.find("'bn_spatial0'"), std::string::npos) << e;
+    EXPECT_NE(e.find("spatial"), std::string::npos) << e;
+  }
+  {
+    ir::Model m = model(10);
+    m.graph.inputs = {vi("x", {2, 3})};
+    m.graph.nodes = {mk("Unsqueeze", {"x"}, {"y"}, "unsq")};
+    m.graph.outputs = {vi_any("y")};
+    EXPECT_NE(error_of([&] { P::convert_opset(m, 13); }).find("'unsq'"), std::string::npos);
+  }
+}
