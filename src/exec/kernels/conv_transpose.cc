@@ -205,6 +205,6 @@ std::unique_ptr<Kernel> make_conv_transpose(const KernelInit& init) {
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(ConvTranspose, 1, 21, make_conv_transpose);
+OQ_REGISTER_KERNEL(ConvTranspose, kMinOpset, kMaxOpset, make_conv_transpose);
 
 }  // namespace oq::exec

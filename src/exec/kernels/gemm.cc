@@ -159,7 +159,7 @@ std::unique_ptr<Kernel> make_matmul(const KernelInit& init) { return std::make_u
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Gemm, 7, 21, make_gemm);
-OQ_REGISTER_KERNEL(MatMul, 1, 21, make_matmul);
+OQ_REGISTER_KERNEL(Gemm, kMinOpset, kMaxOpset, make_gemm);
+OQ_REGISTER_KERNEL(MatMul, kMinOpset, kMaxOpset, make_matmul);
 
 }  // namespace oq::exec

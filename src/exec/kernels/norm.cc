@@ -217,8 +217,8 @@ std::unique_ptr<Kernel> make_ln(const KernelInit& i) { return std::make_unique<L
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(BatchNormalization, 7, 21, make_bn);
-OQ_REGISTER_KERNEL(InstanceNormalization, 1, 21, make_in);
-OQ_REGISTER_KERNEL(LayerNormalization, 17, 21, make_ln);
+OQ_REGISTER_KERNEL(BatchNormalization, kMinOpset, kMaxOpset, make_bn);
+OQ_REGISTER_KERNEL(InstanceNormalization, kMinOpset, kMaxOpset, make_in);
+OQ_REGISTER_KERNEL(LayerNormalization, 17, kMaxOpset, make_ln);
 
 }  // namespace oq::exec

@@ -232,9 +232,9 @@ std::unique_ptr<Kernel> make_gavg(const KernelInit& i) { return std::make_unique
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(MaxPool, 1, 21, make_max_pool);
-OQ_REGISTER_KERNEL(AveragePool, 1, 21, make_avg_pool);
-OQ_REGISTER_KERNEL(GlobalMaxPool, 1, 21, make_gmax);
-OQ_REGISTER_KERNEL(GlobalAveragePool, 1, 21, make_gavg);
+OQ_REGISTER_KERNEL(MaxPool, kMinOpset, kMaxOpset, make_max_pool);
+OQ_REGISTER_KERNEL(AveragePool, kMinOpset, kMaxOpset, make_avg_pool);
+OQ_REGISTER_KERNEL(GlobalMaxPool, kMinOpset, kMaxOpset, make_gmax);
+OQ_REGISTER_KERNEL(GlobalAveragePool, kMinOpset, kMaxOpset, make_gavg);
 
 }  // namespace oq::exec

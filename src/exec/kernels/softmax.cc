@@ -99,7 +99,7 @@ std::unique_ptr<Kernel> make_log_softmax(const KernelInit& i) { return std::make
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Softmax, 1, 21, make_softmax);
-OQ_REGISTER_KERNEL(LogSoftmax, 1, 21, make_log_softmax);
+OQ_REGISTER_KERNEL(Softmax, kMinOpset, kMaxOpset, make_softmax);
+OQ_REGISTER_KERNEL(LogSoftmax, kMinOpset, kMaxOpset, make_log_softmax);
 
 }  // namespace oq::exec
