@@ -373,3 +373,36 @@ TEST(OnnxIo, TensorPbRoundTrip) {
   onnx::save_tensor_pb(s, "s", d / "s.pb");
   EXPECT_EQ(diff_tensor(s, onnx::load_tensor_pb(d / "s.pb"), "s"), "");
 }
+
+// Models near and past protobuf's 2 GiB limit (several GiB of memory and disk: runs when OQ_LARGE_TESTS=1).
+TEST(OnnxIoLarge, TwoGigabyteLimit) {
+  if (!std::getenv("OQ_LARGE_TESTS")) GTEST_SKIP() << "set OQ_LARGE_TESTS=1 to run";
+  TempDir d;
+  auto model_of = [](int64_t floats) {
+    ir::Model m;
+    m.ir_version = 8;
+    m.opsets = {{"", 13}};
+    Tensor t(DType::Float, {floats});
+    for (int64_t i = 0; i < floats; i += 4096) t.data<float>()[i] = static_cast<float>(i % 1000);
+    t.data<float>()[floats - 1] = 42.0f;
+    m.graph.add_initializer("big", t);
+    return m;
+  };
+  {  // 1.8 GB in one file: loads with the raised CodedInputStream limit.
+    ir::Model m = model_of(int64_t{450} << 20);
+    onnx::save_model(m, d / "inline.onnx");
+    EXPECT_FALSE(fs::exists(d / "inline.onnx.data"));
+    EXPECT_GT(fs::file_size(d / "inline.onnx"), uint64_t{1800} << 20);
+    ir::Model back = onnx::load_model(d / "inline.onnx");
+    EXPECT_EQ(diff_model(m, back), "");
+  }
+  fs::remove(d / "inline.onnx");
+  {  // 2.4 GB: external data is forced on.
+    ir::Model m = model_of(int64_t{600} << 20);
+    onnx::save_model(m, d / "big.onnx");
+    ASSERT_TRUE(fs::exists(d / "big.onnx.data"));
+    EXPECT_LT(fs::file_size(d / "big.onnx"), 4096u);
+    ir::Model back = onnx::load_model(d / "big.onnx");
+    EXPECT_EQ(diff_model(m, back), "");
+  }
+}
