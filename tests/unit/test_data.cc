@@ -392,3 +392,21 @@ TEST(RandomDataset, TenUniformSamplesFixedSeed) {
   EXPECT_FALSE(ds->sample(0).at("x").equals(ds->sample(1).at("x")));
   expect_error([&] { open_dataset(o, {{"x", DType::Float, Shape{1, -1}}}); }, ErrorKind::Data, {"'x'"});
 }
+
+TEST(Npz, DeflatedMembersInflateToAnUnlinkedMappedFile) {
+  TmpDir d, tmp;
+  // 3 MB of float data (more than the 1 MiB inflate buffer), deflated.
+  Tensor x = iota_tensor(DType::Float, {256, 3000});
+  write_bytes(d / "big.npz", make_zip({{"x.npy", npy_bytes(x), true}}, true));
+  const char* old = std::getenv("TMPDIR");
+  std::string saved = old ? old : "";
+  setenv("TMPDIR", tmp.path.c_str(), 1);
+  NpyArray a = NpzArchive::open(d / "big.npz").array("x");
+  if (old)
+    setenv("TMPDIR", saved.c_str(), 1);
+  else
+    unsetenv("TMPDIR");
+  EXPECT_TRUE(fs::is_empty(tmp.path));  // the temporary file was unlinked right after creation
+  EXPECT_TRUE(a.row(255).equals(Tensor::view(DType::Float, {1, 3000}, x.data<float>() + 255 * 3000)));
+  EXPECT_TRUE(a.tensor().equals(x));
+}
