@@ -135,9 +135,13 @@ size_t fold_batchnorm(Model& m) {
   size_t folded = 0;
   for (size_t k = 0; k < g.nodes.size();) {
     const Node& bn = g.nodes[k];
-    GraphIndex idx(g);
+    if (bn.op_type != "BatchNormalization") {
+      ++k;
+      continue;
+    }
+    GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every fold
     bool done = false;
-    if (bn.op_type == "BatchNormalization" && bn.is_default_domain() && bn.attr_int("training_mode", 0) == 0 &&
+    if (bn.is_default_domain() && bn.attr_int("training_mode", 0) == 0 &&
         bn.attr_int("spatial", 1) == 1 && bn.inputs.size() == 5 && !bn.outputs.empty() &&
         !bn.outputs[0].empty()) {
       bool extra_used = false;

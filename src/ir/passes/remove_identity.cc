@@ -37,8 +37,12 @@ size_t remove_identity(Model& m) {
   const auto sub = subgraph_refs(g);
   size_t removed = 0;
   for (size_t k = 0; k < g.nodes.size();) {
-    GraphIndex idx(g);
     const Node& n = g.nodes[k];
+    if (n.op_type != "Identity" && n.op_type != "Dropout") {
+      ++k;
+      continue;
+    }
+    GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every removal
     if (!removable(g, n, idx, inputs_overridable(m))) {
       ++k;
       continue;
