@@ -99,27 +99,65 @@ void max_pool_fast(const Plan& p, const T* X, T* Y, int64_t* I, int storage_orde
   });
 }
 
-void avg_pool_fast(const Plan& p, const float* X, float* Y, bool include_pad) {
+// For kernel tap kw of the last axis: the outputs [lo, hi) whose tap lands inside the input.
+struct TapRange {
+  int64_t lo, hi;
+};
+std::vector<TapRange> tap_ranges(const AxisTable& a, int64_t k) {
+  std::vector<TapRange> r(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) {
+    int64_t off = a.pad - j * a.dil;  // p = o*s - off must lie in [0, in)
+    int64_t lo = off <= 0 ? 0 : (off + a.stride - 1) / a.stride;
+    int64_t hi = (a.in - 1 + off) < 0 ? 0 : (a.in - 1 + off) / a.stride + 1;
+    r[j] = {std::min(lo, a.out), std::clamp<int64_t>(hi, 0, a.out)};
+    if (r[j].hi < r[j].lo) r[j].hi = r[j].lo;
+  }
+  return r;
+}
+
+// Row-at-a-time pooling without indices: for every kernel tap, one contiguous (or strided) sweep over the
+// output row, which the compiler vectorises. kw is the kernel size of the last axis.
+template <typename T, bool kMax>
+void pool_rows(const Plan& p, int64_t kw, const T* X, T* Y, bool include_pad) {
   const AxisTable &D = p.ax[0], &H = p.ax[1], &W = p.ax[2];
   const int64_t in_sz = D.in * H.in * W.in;
+  const std::vector<TapRange> taps = tap_ranges(W, kw);
+  std::vector<float> wcount(W.out), wpadded(W.out);
+  for (int64_t ow = 0; ow < W.out; ++ow) wcount[ow] = static_cast<float>(W.k1[ow] - W.k0[ow]), wpadded[ow] = static_cast<float>(W.padded[ow]);
   parallel_for(p.nc * D.out, 4, [&](int64_t r0, int64_t r1) {
+    std::vector<float> acc(W.out);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t nc = r / D.out, od = r % D.out;
-      const float* Xc = X + nc * in_sz;
+      const T* Xc = X + nc * in_sz;
       for (int64_t oh = 0; oh < H.out; ++oh) {
-        float* yrow = Y + (r * H.out + oh) * W.out;
-        for (int64_t ow = 0; ow < W.out; ++ow) {
-          float sum = 0.0f;
-          for (int64_t kd = D.k0[od]; kd < D.k1[od]; ++kd) {
-            const int64_t id = od * D.stride - D.pad + kd * D.dil;
-            for (int64_t kh = H.k0[oh]; kh < H.k1[oh]; ++kh) {
-              const float* row = Xc + (id * H.in + oh * H.stride - H.pad + kh * H.dil) * W.in + ow * W.stride - W.pad;
-              for (int64_t kw = W.k0[ow]; kw < W.k1[ow]; ++kw) sum += row[kw * W.dil];
+        const float init = kMax ? -std::numeric_limits<float>::infinity() : 0.0f;
+        std::fill(acc.begin(), acc.end(), init);
+        for (int64_t kd = D.k0[od]; kd < D.k1[od]; ++kd) {
+          const int64_t id = od * D.stride - D.pad + kd * D.dil;
+          for (int64_t kh = H.k0[oh]; kh < H.k1[oh]; ++kh) {
+            const T* row = Xc + (id * H.in + oh * H.stride - H.pad + kh * H.dil) * W.in;
+            for (int64_t j = 0; j < kw; ++j) {
+              const int64_t off = j * W.dil - W.pad, s = W.stride;
+              float* a = acc.data();
+              if constexpr (kMax) {
+                for (int64_t ow = taps[j].lo; ow < taps[j].hi; ++ow) a[ow] = std::max(a[ow], static_cast<float>(row[ow * s + off]));
+              } else {
+                for (int64_t ow = taps[j].lo; ow < taps[j].hi; ++ow) a[ow] += static_cast<float>(row[ow * s + off]);
+              }
             }
           }
-          const int64_t cnt = include_pad ? D.padded[od] * H.padded[oh] * W.padded[ow]
-                                          : (D.k1[od] - D.k0[od]) * (H.k1[oh] - H.k0[oh]) * (W.k1[ow] - W.k0[ow]);
-          yrow[ow] = cnt > 0 ? sum / static_cast<float>(cnt) : 0.0f;
+        }
+        T* yrow = Y + (r * H.out + oh) * W.out;
+        if constexpr (kMax) {
+          for (int64_t ow = 0; ow < W.out; ++ow) yrow[ow] = static_cast<T>(acc[ow]);
+        } else {
+          const float dh = include_pad ? static_cast<float>(D.padded[od] * H.padded[oh])
+                                       : static_cast<float>((D.k1[od] - D.k0[od]) * (H.k1[oh] - H.k0[oh]));
+          const float* wc = include_pad ? wpadded.data() : wcount.data();
+          for (int64_t ow = 0; ow < W.out; ++ow) {
+            const float cnt = dh * wc[ow];
+            yrow[ow] = static_cast<T>(cnt > 0 ? acc[ow] / cnt : 0.0f);
+          }
         }
       }
     }
@@ -166,7 +204,9 @@ class PoolKernel final : public Kernel {
     }
     Plan p = make_plan(x.shape(), g);
     int64_t* I = idx ? idx->data<int64_t>() : nullptr;
-    if (!max_) avg_pool_fast(p, x.data<float>(), out[0].data<float>(), include_pad_);
+    const int64_t kw = attrs_.kernel_shape.back();
+    if (!max_) pool_rows<float, false>(p, kw, x.data<float>(), out[0].data<float>(), include_pad_);
+    else if (!I && t == DType::Float) pool_rows<float, true>(p, kw, x.data<float>(), out[0].data<float>(), false);
     else if (t == DType::Float) max_pool_fast(p, x.data<float>(), out[0].data<float>(), I, storage_order_);
     else if (t == DType::Int8) max_pool_fast(p, x.data<int8_t>(), out[0].data<int8_t>(), I, storage_order_);
     else max_pool_fast(p, x.data<uint8_t>(), out[0].data<uint8_t>(), I, storage_order_);
