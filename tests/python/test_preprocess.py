@@ -135,6 +135,33 @@ def check_real_model(path):
         assert_close(ref, got, f"{name} {tag}")
 
 
+def check_fixed_batch(path):
+    """Batch fixed to 2 and value_info filled by onnx shape inference: every Shape/Size becomes static and the
+    shape sub-graphs (Shape/Gather/Slice/Concat/Cast/...) are folded by running our kernels on constants."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    m = onnx.load(path)
+    inits = {t.name for t in m.graph.initializer}
+    for i in m.graph.input:
+        if i.name in inits:
+            continue
+        for d in i.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.ClearField("dim_param")
+                d.dim_value = 2
+    del m.graph.value_info[:]
+    m = onnx.shape_inference.infer_shapes(m)
+    src = os.path.join(TMP, name + ".fixed.onnx")
+    onnx.save(m, src)
+    out = os.path.join(TMP, name + ".fixed.pre21.onnx")
+    run_tool(src, out, "--opset", "21")
+    got = onnx.load(out)
+    onnx.checker.check_model(got, full_check=True)
+    left = count_ops(got, "Shape") + count_ops(got, "Size")
+    assert left == 0, f"{name}: {left} Shape/Size nodes left with static shapes"
+    feeds = random_feeds(session(src), seed=5)
+    assert_close(run(src, feeds)[0], run(out, feeds)[0], f"{name} fixed batch")
+
+
 # ----------------------------------------------------------------------------------- hand-built old opsets
 def f32(name, shape):
     if isinstance(shape, int):  # rank only
@@ -276,6 +303,7 @@ def main():
     assert models, "no models found"
     for p in models:
         cases.append((os.path.basename(p), lambda p=p: check_real_model(p)))
+        cases.append((os.path.basename(p) + " (fixed batch)", lambda p=p: check_fixed_batch(p)))
     for name, m in synthetic_models().items():
         cases.append((name, lambda name=name, m=m: check_synthetic(name, m)))
     cases.append(("refusals", check_refusals))
