@@ -50,6 +50,7 @@ void CalibOptions::validate() const {
 
 struct Calibrator::Entry {
   std::variant<MinMaxCollector, HistogramCollector> c;
+  RangeScanner scan;  // first pass of two_pass_histogram
   explicit Entry(const CalibOptions& o)
       : c(o.method == CalibMethod::MinMax
               ? std::variant<MinMaxCollector, HistogramCollector>(MinMaxCollector(o.minmax))
@@ -74,6 +75,25 @@ Calibrator::Calibrator(const std::vector<std::string>& tensors, CalibOptions opt
 
 Calibrator::~Calibrator() = default;
 
+int Calibrator::passes() const {
+  return opts_.two_pass_histogram && opts_.method != CalibMethod::MinMax ? 2 : 1;
+}
+
+void Calibrator::begin_pass(int pass) {
+  if (pass < 0 || pass >= passes())
+    fail(ErrorKind::Runtime, "calibration: pass {} requested, this configuration has {}", pass, passes());
+  if (pass < pass_) fail(ErrorKind::Runtime, "calibration: pass {} after pass {}", pass, pass_);
+  if (pass == pass_) return;
+  pass_ = pass;
+  for (auto& [name, e] : entries_) {
+    try {
+      std::get<HistogramCollector>(e->c).preset(e->scan);
+    } catch (const Error& err) {
+      throw Error(err.kind(), fmt::format("calibration of tensor '{}': {}", name, err.what()));
+    }
+  }
+}
+
 namespace {
 [[noreturn]] void rethrow_for(const std::string& name, const Error& e) {
   throw Error(e.kind(), fmt::format("calibration of tensor '{}': {}", name, e.what()));
@@ -88,7 +108,10 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
   try {
     if (it != entries_.end()) {
       const std::span<const float> x = value.span<float>();
-      std::visit([&](auto& c) { c.add(x); }, it->second->c);
+      if (passes() == 2 && pass_ == 0)
+        it->second->scan.add(x);
+      else
+        std::visit([&](auto& c) { c.add(x); }, it->second->c);
     }
     if (ch != channel_.end()) ch->second.add(value);
   } catch (const Error& e) {
@@ -111,6 +134,8 @@ const std::vector<float>* Calibrator::channel_absmax(const std::string& name) co
 }
 
 std::map<std::string, TensorRange> Calibrator::compute() const {
+  if (pass_ != passes() - 1)
+    fail(ErrorKind::Runtime, "calibration: ranges requested after pass {} of {}", pass_ + 1, passes());
   std::vector<std::pair<const std::string*, const Entry*>> todo;
   for (const auto& [name, e] : entries_)
     if (!e->empty()) todo.emplace_back(&name, e.get());

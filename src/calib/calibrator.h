@@ -39,6 +39,11 @@ struct CalibOptions {
   std::optional<int64_t> num_bins;   // first histogram's bins; default 128 (Entropy), 2048 (Percentile)
   int64_t num_quantized_bins = 128;  // Entropy
   double percentile = 99.999;        // Percentile, in [0, 100]
+  // Entropy/Percentile only. false: one pass, each tensor's histogram grows batch by batch (ORT fed one
+  // batch per collect_data(), i.e. quantize_static with CalibStridedMinMax=1). true: two passes over the
+  // samples, the first finding each tensor's overall range, the second binning every batch into one
+  // histogram over it: exactly ORT quantize_static's default single collect_data() call.
+  bool two_pass_histogram = false;
 
   bool symmetric_or_default() const { return symmetric.value_or(method == CalibMethod::Percentile); }
   int64_t num_bins_or_default() const { return num_bins.value_or(method == CalibMethod::Entropy ? 128 : 2048); }
@@ -53,6 +58,12 @@ class Calibrator {
   Calibrator(const Calibrator&) = delete;
   Calibrator& operator=(const Calibrator&) = delete;
 
+  // Passes over the calibration samples this configuration needs: 2 for two_pass_histogram with a
+  // histogram method, else 1. Run the samples once per pass, calling begin_pass(p) before pass p (p = 0 may
+  // be omitted).
+  int passes() const;
+  void begin_pass(int pass);
+
   // Feeds one batch of `name` (ignored unless it was asked for and is float32). Errors name the tensor.
   void observe(const std::string& name, const Tensor& value);
   // An observer that calls observe() on this Calibrator (which must outlive the runs using it).
@@ -64,7 +75,8 @@ class Calibrator {
   const std::vector<float>* channel_absmax(const std::string& name) const;
 
   // One range per requested tensor that had at least one batch with a finite value (computed in parallel
-  // over tensors). Data error naming the tensor when its histogram cannot give a range.
+  // over tensors). Data error naming the tensor when its histogram cannot give a range; Runtime error when
+  // called before the last pass.
   std::map<std::string, TensorRange> compute() const;
   // Requested tensors that never received a usable batch (sorted).
   std::vector<std::string> unseen() const;
@@ -75,6 +87,7 @@ class Calibrator {
  private:
   struct Entry;
   CalibOptions opts_;
+  int pass_ = 0;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   std::unordered_map<std::string, PerChannelAbsMaxCollector> channel_;
 };

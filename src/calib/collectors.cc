@@ -32,7 +32,8 @@ BatchMinMax finite_min_max_slow(std::span<const float> x) {
   return {mn, mx, mn <= mx};
 }
 
-// min |x| over x (NaN ignored; only called when x has a finite value).
+}  // namespace
+
 float abs_min(std::span<const float> x) {
   const float* p = x.data();
   const size_t n = x.size();
@@ -56,6 +57,7 @@ float abs_min(std::span<const float> x) {
   return mn;
 }
 
+namespace {
 void check_bins(int64_t n, const char* what) {
   if (n > kMaxHistogramBins)
     fail(ErrorKind::Data,
@@ -308,6 +310,33 @@ HistogramCollector::HistogramCollector(HistogramMode mode, int64_t num_bins) : n
   h_.mode = mode;
 }
 
+void RangeScanner::add(std::span<const float> x) {
+  const BatchMinMax mm = finite_min_max(x);
+  if (!mm.any) return;
+  const float am = calib::abs_min(x);  // finite data exists, so this is finite
+  if (!seen_) {
+    min_ = mm.min, max_ = mm.max, abs_min_ = am, seen_ = true;
+    return;
+  }
+  min_ = std::min(min_, mm.min);
+  max_ = std::max(max_, mm.max);
+  abs_min_ = std::min(abs_min_, am);
+}
+
+void HistogramCollector::preset(const RangeScanner& all) {
+  OQ_CHECK(!init_, "histogram preset after data");
+  if (all.empty()) return;
+  const float amax = std::max(std::fabs(all.min()), std::fabs(all.max()));
+  if (h_.mode == HistogramMode::Value) {
+    h_.edges = np::uniform_edges(-amax, amax, num_bins_);
+    h_.threshold = amax;
+  } else {
+    h_.edges = np::uniform_edges(all.abs_min(), amax, num_bins_);
+  }
+  h_.counts.assign(static_cast<size_t>(num_bins_), 0);
+  init_ = true;
+}
+
 void HistogramCollector::add(std::span<const float> x) {
   const BatchMinMax mm = finite_min_max(x);
   if (!mm.any) {
@@ -330,7 +359,8 @@ void HistogramCollector::add(std::span<const float> x) {
 // ORT collect_value + merge_histogram.
 void HistogramCollector::add_value(std::span<const float> x, const BatchMinMax& mm) {
   const float thr = std::max(std::fabs(mm.min), std::fabs(mm.max));
-  if (batches_ == 0) {
+  if (!init_) {
+    init_ = true;
     h_.edges = np::uniform_edges(-thr, thr, num_bins_);
     h_.counts.assign(static_cast<size_t>(num_bins_), 0);
     h_.threshold = thr;
@@ -372,7 +402,8 @@ void HistogramCollector::add_value(std::span<const float> x, const BatchMinMax& 
 // ORT collect_absolute_value.
 void HistogramCollector::add_absolute(std::span<const float> x, const BatchMinMax& mm) {
   const float amax = std::max(std::fabs(mm.min), std::fabs(mm.max));
-  if (batches_ == 0) {
+  if (!init_) {
+    init_ = true;
     h_.edges = np::uniform_edges(abs_min(x), amax, num_bins_);
     h_.counts.assign(static_cast<size_t>(num_bins_), 0);
     np::accumulate(x, true, std::span<const float>(h_.edges), h_.counts);

@@ -32,6 +32,22 @@ struct BatchMinMax {
   bool any = false;
 };
 BatchMinMax finite_min_max(std::span<const float> x);
+// min |v| over the values of x that are not NaN (+inf when there are none).
+float abs_min(std::span<const float> x);
+
+// Range of everything seen, for a first pass before a fixed-range histogram (HistogramCollector::preset).
+class RangeScanner {
+ public:
+  void add(std::span<const float> x);
+  bool empty() const { return !seen_; }
+  float min() const { return min_; }
+  float max() const { return max_; }
+  float abs_min() const { return abs_min_; }  // of the finite values
+
+ private:
+  bool seen_ = false;
+  float min_ = 0, max_ = 0, abs_min_ = 0;
+};
 
 struct MinMaxOptions {
   // ORT's CalibMovingAverage. ORT computes, for each collect_data() call ("chunk" of batches), the arithmetic
@@ -94,6 +110,10 @@ class HistogramCollector {
  public:
   // num_bins: bins of the first histogram (ORT: 128 for Entropy, 2048 for Percentile).
   HistogramCollector(HistogramMode mode, int64_t num_bins);
+  // Fixes the histogram's range before the first batch to the range of ALL the data (from a first pass),
+  // so that no batch grows it: the result is then ORT's histogram of all batches in one collect() call
+  // (quantize_static's default). Value: [-T, T], T = max(|min|, |max|); Absolute: [abs_min, max|x|].
+  void preset(const RangeScanner& all_data);
   void add(std::span<const float> x);
   bool empty() const { return batches_ == 0; }
   int64_t batches() const { return batches_; }
@@ -105,6 +125,7 @@ class HistogramCollector {
   void add_absolute(std::span<const float> x, const BatchMinMax& mm);
   Histogram h_;
   int64_t num_bins_;
+  bool init_ = false;  // edges exist (first batch seen, or preset)
   int64_t batches_ = 0, skipped_ = 0;
 };
 

@@ -3,7 +3,7 @@
 //
 //   oq_calib_dump --method minmax|entropy|percentile [--symmetric 0|1] [--moving-average]
 //                 [--averaging-constant C] [--chunk K] [--num-bins N] [--num-quantized-bins N]
-//                 [--percentile P] [--hist] batch0.npy batch1.npy ...
+//                 [--percentile P] [--two-pass] [--hist] batch0.npy batch1.npy ...
 // Output: "range <rmin> <rmax>" (%.9g, exact for float32); with --hist also "hist <bins> <total>" and the
 // histogram edges/counts on two lines.
 #include <cstdio>
@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
         o.num_quantized_bins = std::stoll(next());
       } else if (a == "--percentile") {
         o.percentile = std::stod(next());
+      } else if (a == "--two-pass") {
+        o.two_pass_histogram = true;
       } else if (a == "--hist") {
         hist = true;
       } else if (a.rfind("--", 0) == 0) {
@@ -55,10 +57,13 @@ int main(int argc, char** argv) {
     }
     if (files.empty()) fail(ErrorKind::Usage, "oq_calib_dump: no .npy batches given");
     calib::Calibrator cal({"x"}, o);
-    for (const auto& f : files) {
-      const Tensor t = data::NpyArray::open(f).tensor();
-      if (t.dtype() != DType::Float) fail(ErrorKind::Data, "{}: expected float32 data", f);
-      cal.observe("x", t);
+    for (int pass = 0; pass < cal.passes(); ++pass) {
+      cal.begin_pass(pass);
+      for (const auto& f : files) {
+        const Tensor t = data::NpyArray::open(f).tensor();
+        if (t.dtype() != DType::Float) fail(ErrorKind::Data, "{}: expected float32 data", f);
+        cal.observe("x", t);
+      }
     }
     const auto r = cal.compute();
     if (!r.count("x")) fail(ErrorKind::Data, "oq_calib_dump: no finite data");
@@ -69,6 +74,11 @@ int main(int argc, char** argv) {
                                        ? calib::HistogramMode::Absolute
                                        : calib::HistogramMode::Value,
                                    o.num_bins_or_default());
+      if (o.two_pass_histogram) {
+        calib::RangeScanner scan;
+        for (const auto& f : files) scan.add(data::NpyArray::open(f).tensor().span<float>());
+        hc.preset(scan);
+      }
       for (const auto& f : files) hc.add(data::NpyArray::open(f).tensor().span<float>());
       const auto& h = hc.histogram();
       std::printf("hist %zu %lld\n", h.counts.size(), static_cast<long long>(h.total()));

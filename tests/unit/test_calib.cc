@@ -413,3 +413,44 @@ TEST(Calibrator, MethodsAndOptions) {
     EXPECT_NE(std::string(err.what()).find("'t'"), std::string::npos) << err.what();
   }
 }
+
+TEST(Calibrator, TwoPassHistogramEqualsOneHistogramOfAllData) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<std::vector<float>> batches;
+  std::vector<float> all;
+  for (float s : {0.5f, 2.f, 1.f, 6.f}) {
+    std::vector<float> b(999);
+    for (auto& v : b) v = nd(rng) * s + 0.3f;
+    all.insert(all.end(), b.begin(), b.end());
+    batches.push_back(std::move(b));
+  }
+  for (auto method : {CalibMethod::Percentile, CalibMethod::Entropy}) {
+    for (bool sym : {true, false}) {
+      CalibOptions o;
+      o.method = method;
+      o.symmetric = sym;
+      o.num_bins = 1000;
+      o.percentile = 99.5;
+      o.two_pass_histogram = true;
+      Calibrator cal({"t"}, o);
+      ASSERT_EQ(cal.passes(), 2);
+      for (const auto& b : batches) cal.observe("t", vec(b));
+      EXPECT_THROW(cal.compute(), Error);  // the second pass is missing
+      cal.begin_pass(1);
+      for (const auto& b : batches) cal.observe("t", vec(b));
+      const auto r = cal.compute().at("t");
+      // reference: one histogram over the concatenation (its first and only batch sets the range)
+      const auto mode = method == CalibMethod::Percentile && sym ? HistogramMode::Absolute : HistogramMode::Value;
+      HistogramCollector one(mode, 1000);
+      one.add(all);
+      const auto ref = method == CalibMethod::Percentile ? percentile_range(one.histogram(), 99.5)
+                                                         : entropy_range(one.histogram(), 128);
+      EXPECT_EQ(r.rmin, ref.rmin) << calib_method_name(method) << sym;
+      EXPECT_EQ(r.rmax, ref.rmax) << calib_method_name(method) << sym;
+    }
+  }
+  CalibOptions mm;
+  mm.two_pass_histogram = true;  // no effect on MinMax
+  EXPECT_EQ(Calibrator({"t"}, mm).passes(), 1);
+}
