@@ -1,4 +1,4 @@
-// Conv (opsets 7-21, i.e. Conv-1 and Conv-11): 1-D/2-D/3-D through oneDNN's convolution primitive, built
+// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 1-D/2-D/3-D through oneDNN's convolution primitive, built
 // lazily per input shape and cached; weights are reordered once into the layout oneDNN picked (activations
 // are converted per run to the primitive's layout and back, see build()). Shapes the
 // primitive cannot express (more than 3 spatial axes, empty tensors) run the naive reference.
@@ -159,6 +159,6 @@ std::unique_ptr<Kernel> make_conv(const KernelInit& init) { return std::make_uni
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Conv, kMinOpset, kMaxOpset, make_conv);
+OQ_REGISTER_KERNEL(Conv, 1, kMaxOpset, make_conv);
 
 }  // namespace oq::exec

@@ -1,4 +1,4 @@
-// ConvTranspose (opsets 7-21, i.e. ConvTranspose-1 and -11) through oneDNN's deconvolution primitive, cached
+// ConvTranspose (opsets 1-21, i.e. ConvTranspose-1 and -11) through oneDNN's deconvolution primitive, cached
 // per input shape with weights reordered once. output_padding / output_shape beyond the last input
 // contribution (a negative effective end pad) run the primitive on the covered part and fill the rest with
 // the bias. Negative begin pads and more than 3 spatial axes use the naive reference.
@@ -205,6 +205,6 @@ std::unique_ptr<Kernel> make_conv_transpose(const KernelInit& init) {
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(ConvTranspose, kMinOpset, kMaxOpset, make_conv_transpose);
+OQ_REGISTER_KERNEL(ConvTranspose, 1, kMaxOpset, make_conv_transpose);
 
 }  // namespace oq::exec

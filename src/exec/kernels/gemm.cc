@@ -1,5 +1,5 @@
-// Gemm (opsets 7-21) and MatMul (opsets 7-21) on oneDNN's sgemm (row-major, threaded with the shared
-// OpenMP pool). Batched MatMul folds the batch into M when B has no batch; otherwise it runs one sgemm per
+// Gemm (opsets 6-21; C is broadcast whatever the old `broadcast` attribute says) and MatMul (1-21) on
+// oneDNN's sgemm (row-major, threaded with the shared OpenMP pool). Batched MatMul folds the batch into M when B has no batch; otherwise it runs one sgemm per
 // broadcast batch pair (spread over threads when there are enough of them).
 #include <algorithm>
 
@@ -159,7 +159,7 @@ std::unique_ptr<Kernel> make_matmul(const KernelInit& init) { return std::make_u
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Gemm, kMinOpset, kMaxOpset, make_gemm);
-OQ_REGISTER_KERNEL(MatMul, kMinOpset, kMaxOpset, make_matmul);
+OQ_REGISTER_KERNEL(Gemm, 6, kMaxOpset, make_gemm);
+OQ_REGISTER_KERNEL(MatMul, 1, kMaxOpset, make_matmul);
 
 }  // namespace oq::exec

@@ -1,5 +1,5 @@
-// BatchNormalization (inference, opsets 7-21, incl. the spatial=0 form of opsets 7-8),
-// InstanceNormalization (7-21) and LayerNormalization (17-21). Float32; rows are spread over threads and
+// BatchNormalization (inference, opsets 6-21, incl. the spatial=0 form of opsets 6-8; is_test ignored),
+// InstanceNormalization (1-21) and LayerNormalization (17-21). Float32; rows are spread over threads and
 // inner loops are plain array arithmetic the compiler vectorises.
 #include <algorithm>
 #include <cmath>
@@ -217,8 +217,8 @@ std::unique_ptr<Kernel> make_ln(const KernelInit& i) { return std::make_unique<L
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(BatchNormalization, kMinOpset, kMaxOpset, make_bn);
-OQ_REGISTER_KERNEL(InstanceNormalization, kMinOpset, kMaxOpset, make_in);
+OQ_REGISTER_KERNEL(BatchNormalization, 6, kMaxOpset, make_bn);
+OQ_REGISTER_KERNEL(InstanceNormalization, 1, kMaxOpset, make_in);
 OQ_REGISTER_KERNEL(LayerNormalization, 17, kMaxOpset, make_ln);
 
 }  // namespace oq::exec

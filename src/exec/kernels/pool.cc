@@ -1,5 +1,5 @@
-// MaxPool (float, int8, uint8; optional Indices), AveragePool, GlobalAveragePool, GlobalMaxPool — all opsets
-// 7-21. Spatial axes are canonicalised to three (unit axes prepended); per-axis tables of the valid kernel
+// MaxPool (float, int8, uint8; optional Indices), AveragePool, GlobalAveragePool, GlobalMaxPool — opsets
+// 1-21. Spatial axes are canonicalised to three (unit axes prepended); per-axis tables of the valid kernel
 // range of every output position make the window loops branch-free; (sample, channel, depth) rows are
 // spread over threads.
 #include <algorithm>
@@ -272,9 +272,9 @@ std::unique_ptr<Kernel> make_gavg(const KernelInit& i) { return std::make_unique
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(MaxPool, kMinOpset, kMaxOpset, make_max_pool);
-OQ_REGISTER_KERNEL(AveragePool, kMinOpset, kMaxOpset, make_avg_pool);
-OQ_REGISTER_KERNEL(GlobalMaxPool, kMinOpset, kMaxOpset, make_gmax);
-OQ_REGISTER_KERNEL(GlobalAveragePool, kMinOpset, kMaxOpset, make_gavg);
+OQ_REGISTER_KERNEL(MaxPool, 1, kMaxOpset, make_max_pool);
+OQ_REGISTER_KERNEL(AveragePool, 1, kMaxOpset, make_avg_pool);
+OQ_REGISTER_KERNEL(GlobalMaxPool, 1, kMaxOpset, make_gmax);
+OQ_REGISTER_KERNEL(GlobalAveragePool, 1, kMaxOpset, make_gavg);
 
 }  // namespace oq::exec

@@ -1,4 +1,4 @@
-// Softmax and LogSoftmax, opsets 7-21. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and
+// Softmax and LogSoftmax, opsets 1-21. Before opset 13 the input is coerced to 2-D at `axis` (default 1) and
 // normalized over the whole second part; from 13 on only along `axis` (default -1).
 #include <algorithm>
 #include <cmath>
@@ -99,7 +99,7 @@ std::unique_ptr<Kernel> make_log_softmax(const KernelInit& i) { return std::make
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Softmax, kMinOpset, kMaxOpset, make_softmax);
-OQ_REGISTER_KERNEL(LogSoftmax, kMinOpset, kMaxOpset, make_log_softmax);
+OQ_REGISTER_KERNEL(Softmax, 1, kMaxOpset, make_softmax);
+OQ_REGISTER_KERNEL(LogSoftmax, 1, kMaxOpset, make_log_softmax);
 
 }  // namespace oq::exec
