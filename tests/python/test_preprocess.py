@@ -225,16 +225,21 @@ def synthetic_models():
         9, nodes, [f32("x", [1, 2, 3, 4])],
         [f32("tc", 4), helper.make_tensor_value_info("ti", TensorProto.INT64, ["a", "b", "c", "d"]), f32("hm", 4)],
         [init("sc", np.array([1, 1, 2, 3], np.float32))])
-    # Opset 10: Resize-10 nearest and linear (upsampling), Slice with inputs, Dropout (ratio attribute).
+    # Opset 10: Resize-10 nearest and linear, Dropout (ratio attribute), Softmax over the whole tensor.
     nodes = [
         helper.make_node("Resize", ["x", "sc"], ["rn"], mode="nearest"),
         helper.make_node("Resize", ["x", "sc"], ["rl"], mode="linear"),
         helper.make_node("Dropout", ["rl"], ["dl"], ratio=0.1),
         helper.make_node("Add", ["rn", "dl"], ["y"]),
-        helper.make_node("Softmax", ["y"], ["z"], axis=-3 + 4 - 1),  # axis 0 on rank 4: whole-tensor softmax
+        helper.make_node("Softmax", ["y"], ["z"], axis=0),  # axis 0 on rank 4: whole-tensor softmax
+        # Resize-10 nearest rounds down when upsampling, up when downsampling: mixed scales need two nodes.
+        helper.make_node("Resize", ["x", "sc_mixed"], ["rm"], mode="nearest"),
+        helper.make_node("Resize", ["x", "sc_down"], ["rd"], mode="nearest"),
     ]
     ms["opset10_resize"] = old_model(
-        10, nodes, [f32("x", [1, 2, 3, 4])], [f32("z", 4)], [init("sc", np.array([1, 1, 2, 1.5], np.float32))])
+        10, nodes, [f32("x", [1, 2, 7, 9])], [f32("z", 4), f32("rm", 4), f32("rd", 4)],
+        [init("sc", np.array([1, 1, 2, 1.5], np.float32)), init("sc_mixed", np.array([1, 1, 0.6, 1.7], np.float32)),
+         init("sc_down", np.array([1, 1, 0.5, 0.7], np.float32))])
     # Opset 11: Resize with tf_half_pixel_for_nn (removed at 13), negative Softmax axis on unknown rank,
     # BN with an unused training output, Split without split.
     nodes = [

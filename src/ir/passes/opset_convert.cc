@@ -244,7 +244,7 @@ size_t convert_opset(Model& m, int target) {
   size_t changed = 0;
   if (target > from) {
     NameGen names(m.graph);
-    OpsetConverter conv(static_cast<int>(from), target, names);
+    OpsetConverter conv(static_cast<int>(from), target, inputs_overridable(m), names);
     changed = conv.convert(m.graph);
     m.set_default_opset(target);
     OQ_INFO("convert_opset: opset {} -> {}, {} nodes rewritten", from, target, changed);

@@ -10,7 +10,8 @@ namespace oq::ir::passes::detail {
 // Converts the nodes of one graph (and its sub-graphs) from opset `from` to `to`.
 class OpsetConverter {
  public:
-  OpsetConverter(int from, int to, NameGen& names) : from_(from), to_(to), names_(names) {}
+  OpsetConverter(int from, int to, bool overridable, NameGen& names)
+      : from_(from), to_(to), overridable_(overridable), names_(names) {}
   size_t convert(Graph& g);
 
  private:
@@ -38,11 +39,15 @@ class OpsetConverter {
   bool convert_softmax(Node& n, std::vector<Node>& after);
   bool convert_resize(Node& n);
   bool convert_upsample(Node& n);
+  // Resize-10 / Upsample nearest rounding as a Resize-11+ node: floor when upsampling, ceil when
+  // downsampling (split into two nodes when the scales go both ways). `n` is already in the 11+ form.
+  void legacy_nearest_rounding(Node& n);
   bool convert_batchnorm(Node& n);
   bool convert_dropout(Node& n);
   bool convert_misc(Node& n);
 
   int from_, to_;
+  bool overridable_;
   NameGen& names_;
   Graph* g_ = nullptr;
   std::vector<Node> out_;

@@ -56,7 +56,7 @@ bool OpsetConverter::convert_resize(Node& n) {
     }();
     n.inputs = {n.input(0), roi, scales};
     n.set_attr_string("coordinate_transformation_mode", "asymmetric");
-    if (mode == "nearest") n.set_attr_string("nearest_mode", "floor");
+    if (mode == "nearest") legacy_nearest_rounding(n);
     changed = true;
   }
   if (crosses(13) && n.attr_string("coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn") {
@@ -101,8 +101,38 @@ bool OpsetConverter::convert_upsample(Node& n) {
   }
   n.inputs = {n.input(0), roi, scales};
   n.set_attr_string("coordinate_transformation_mode", "asymmetric");
-  if (mode == "nearest") n.set_attr_string("nearest_mode", "floor");
+  if (mode == "nearest") legacy_nearest_rounding(n);
   return true;
+}
+
+void OpsetConverter::legacy_nearest_rounding(Node& n) {
+  const Tensor* sc = constant_value(*g_, n.input(2), overridable_);
+  if (!sc) cannot(n, "nearest mode with non-constant scales (the rounding depends on the scale direction)");
+  std::vector<double> s = sc->to_doubles();
+  bool down = false, up = false;
+  for (double v : s) {
+    down |= v < 1;
+    up |= v > 1;
+  }
+  if (!down || !up) {
+    n.set_attr_string("nearest_mode", down ? "ceil" : "floor");
+    return;
+  }
+  std::vector<float> sd, su;
+  for (double v : s) {
+    sd.push_back(v < 1 ? static_cast<float>(v) : 1.f);
+    su.push_back(v > 1 ? static_cast<float>(v) : 1.f);
+  }
+  // Nearest sampling is separable per axis: downsampling axes first (ceil), then upsampling axes (floor).
+  Node first = n;
+  first.name = node_name(n, "down");
+  first.inputs[2] = const_f32(n, "scales_down", sd);
+  first.outputs = {tensor_name(n, "down")};
+  first.set_attr_string("nearest_mode", "ceil");
+  n.inputs[0] = first.outputs[0];
+  n.inputs[2] = const_f32(n, "scales_up", su);
+  n.set_attr_string("nearest_mode", "floor");
+  emit(std::move(first));
 }
 
 bool OpsetConverter::convert_batchnorm(Node& n) {
