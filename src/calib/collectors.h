@@ -11,12 +11,16 @@
 //                            symmetric=true), including ORT's way of growing the histogram when a batch
 //                            exceeds its range. Bin edges are computed with numpy's float32 arithmetic, so the
 //                            histograms are bin-for-bin those of ORT fed the same batches one collect() each
-//                            (ORT's quantize_static with extra_options CalibStridedMinMax=1).
+//                            (ORT's quantize_static with extra_options CalibStridedMinMax=1); with preset()
+//                            from a first pass (RangeScanner) they are bin-for-bin ORT's single collect() of
+//                            all batches (quantize_static's default). Both checked by
+//                            tests/python/test_calib_vs_ort.py.
 //   - PerChannelAbsMaxCollector: running max|x| per channel along one axis (for SmoothQuant).
 //
 // Deliberate deviation from ORT: non-finite values (NaN, +-inf) are ignored by every collector. ORT ignores
 // NaN too (ReduceMin/Max and np.nanmin skip it) but lets an inf through into the range (MinMax) or fails
-// (histograms); a batch with no finite value is skipped entirely (it is counted in batches_skipped()).
+// (histograms); a batch with no finite value (or no value at all) is skipped entirely (it is counted in
+// batches_skipped()), where ORT would count an empty batch as the range [0, 0].
 #pragma once
 #include <cstdint>
 #include <span>
