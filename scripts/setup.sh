@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv
+  chromium  # tests/python/test_inspection.py renders inspection.html headless
 )
 
 missing=()
@@ -26,12 +27,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Test-only Python packages (oracle: onnxruntime; model checks: onnx; numpy).
-PY_PACKAGES=(numpy sympy "onnx>=1.17" "onnxruntime>=1.20")
+PY_PACKAGES=(numpy==2.4.6 sympy==1.14.0 onnx==1.23.2 onnxruntime==1.32.0)
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   /usr/bin/python3 -m venv .venv 2>/dev/null || python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, sympy, onnx, onnxruntime" 2>/dev/null; then
+# Pinned: the ONNX backend-test manifest and the parity figures depend on these exact versions.
+if ! .venv/bin/python -c "import numpy, sympy, onnx, onnxruntime, sys; sys.exit(onnx.__version__ != '1.23.2' or onnxruntime.__version__ != '1.32.0')" 2>/dev/null; then
   echo "setup: installing ${PY_PACKAGES[*]} into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

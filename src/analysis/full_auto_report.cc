@@ -1,0 +1,116 @@
+#include "analysis/full_auto_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace oq::analysis {
+
+std::string full_auto_json(const FullAutoReport& r) {
+  nlohmann::ordered_json j;
+  j["model"] = r.model;
+  j["metric"] = r.metric;
+  j["unit"] = r.unit;
+  j["tolerance"] = r.tolerance;
+  j["tolerance_mode"] = r.tolerance_mode;
+  j["threshold"] = r.threshold;
+  j["scores"] = {{"float", r.float_score}, {"int8", r.int8_score}, {"int4", r.int4_score}};
+  j["int8_model"] = r.int8_file;
+  j["ranked_tensors"] = r.n_tensors;
+  j["ranked_weights"] = r.total_weights;
+  j["ranking"] = r.ranking;
+  auto& a = j["attempts"] = nlohmann::ordered_json::array();
+  for (const auto& t : r.attempts)
+    a.push_back({{"n_int8", t.n_int8}, {"int8_tensors", t.int8_tensors}, {"w4_percent", t.w4_percent},
+                 {"model_bytes", t.model_bytes}, {"score", t.score}, {"passed", t.passed}, {"file", t.file}});
+  if (r.answer) {
+    const auto& t = r.attempts[*r.answer];
+    j["answer"] = {{"attempt", *r.answer}, {"n_int8", t.n_int8}, {"w4_percent", t.w4_percent}, {"score", t.score},
+                   {"file", t.file}};
+  } else {
+    j["answer"] = {{"attempt", nullptr}, {"file", r.int8_file}, {"note", "no mixed-precision attempt passed"}};
+  }
+  return j.dump(2) + "\n";
+}
+
+static std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string full_auto_html(const FullAutoReport& r) {
+  // Chart: score (y) against percent of parameters in 4 bits (x), with the tolerance line.
+  const double W = 760, H = 380, L = 60, R = 20, T = 20, B = 50;
+  double lo = std::min({r.threshold, r.int4_score, r.int8_score, r.float_score});
+  double hi = std::max({r.threshold, r.int4_score, r.int8_score, r.float_score});
+  for (const auto& a : r.attempts) lo = std::min(lo, a.score), hi = std::max(hi, a.score);
+  double pad = std::max(0.5, (hi - lo) * 0.1);
+  lo -= pad;
+  hi += pad;
+  auto X = [&](double pct) { return L + (W - L - R) * pct / 100.0; };
+  auto Y = [&](double s) { return T + (H - T - B) * (hi - s) / (hi - lo); };
+  std::string svg = fmt::format("<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' style='background:#fff'>",
+                                W, H);
+  svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#333'/>", L, H - B, W - R, H - B);
+  svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#333'/>", L, T, L, H - B);
+  for (int k = 0; k <= 4; ++k) {
+    double pct = 25.0 * k, s = lo + (hi - lo) * k / 4.0;
+    svg += fmt::format("<text x='{:.1f}' y='{}' font-size='11' text-anchor='middle'>{}%</text>", X(pct), H - B + 16, pct);
+    svg += fmt::format("<text x='{}' y='{:.1f}' font-size='11' text-anchor='end'>{:.2f}</text>", L - 6, Y(s) + 4, s);
+  }
+  svg += fmt::format("<text x='{}' y='{}' font-size='12' text-anchor='middle'>parameters in 4 bits (%)</text>",
+                     (W + L) / 2, H - 12);
+  svg += fmt::format("<line x1='{}' y1='{:.1f}' x2='{}' y2='{:.1f}' stroke='#d33' stroke-dasharray='6,4'/>", L,
+                     Y(r.threshold), W - R, Y(r.threshold));
+  svg += fmt::format("<text x='{}' y='{:.1f}' font-size='11' fill='#d33' text-anchor='end'>tolerance ({:.2f})</text>",
+                     W - R - 4, Y(r.threshold) - 4, r.threshold);
+  svg += fmt::format("<line x1='{}' y1='{:.1f}' x2='{}' y2='{:.1f}' stroke='#888' stroke-dasharray='2,3'/>", L,
+                     Y(r.float_score), W - R, Y(r.float_score));
+  svg += fmt::format("<text x='{}' y='{:.1f}' font-size='11' fill='#666'>float {:.2f}</text>", L + 4,
+                     Y(r.float_score) - 4, r.float_score);
+  for (size_t i = 0; i < r.attempts.size(); ++i) {
+    const auto& a = r.attempts[i];
+    bool ans = r.answer && *r.answer == i;
+    svg += fmt::format("<circle cx='{:.1f}' cy='{:.1f}' r='{}' fill='{}' stroke='#000'><title>n_int8={} score={:.2f}</title></circle>",
+                       X(a.w4_percent), Y(a.score), ans ? 8 : 5, a.passed ? "#2a2" : "#c33", a.n_int8, a.score);
+  }
+  svg += fmt::format("<circle cx='{:.1f}' cy='{:.1f}' r='6' fill='#36c'><title>all Int8 {:.2f}</title></circle>", X(0),
+                     Y(r.int8_score), r.int8_score);
+  svg += "</svg>";
+
+  std::string rows;
+  for (size_t i = 0; i < r.attempts.size(); ++i) {
+    const auto& a = r.attempts[i];
+    rows += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{}</td></tr>",
+                        r.answer && *r.answer == i ? " class='ans'" : "", i, a.n_int8, a.w4_percent, a.model_bytes,
+                        a.score, a.passed ? "pass" : "fail", esc(a.file));
+  }
+  std::string answer = r.answer
+      ? fmt::format("Answer: attempt {} — {} of {} ranked tensors in Int8, {:.2f}% of their parameters in 4 bits, "
+                    "score {:.2f}{} — <code>{}</code>", *r.answer, r.attempts[*r.answer].n_int8, r.n_tensors,
+                    r.attempts[*r.answer].w4_percent, r.attempts[*r.answer].score, r.unit, esc(r.attempts[*r.answer].file))
+      : fmt::format("No mixed-precision attempt passed: the answer is the 8-bit reference <code>{}</code>", esc(r.int8_file));
+  return fmt::format(
+      "<!DOCTYPE html><html><head><meta charset='utf-8'><title>onnxquant full_auto — {}</title><style>"
+      "body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}"
+      "td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}tr.ans{{background:#dfd}}code{{font-size:12px}}"
+      "</style></head><body><h1>full_auto: {}</h1>"
+      "<p>Metric <b>{}</b>; float {:.2f}{u}, all-8-bit {:.2f}{u}, all-4-bit {:.2f}{u}; tolerance {:.2f} ({}) → passing "
+      "score ≥ {:.2f}{u}.</p><p><b>{}</b></p>{}<h2>Attempts</h2><table><tr><th>#</th><th>tensors in Int8</th>"
+      "<th>4-bit params %</th><th>model bytes</th><th>score</th><th>result</th><th>file</th></tr>{}</table>"
+      "</body></html>\n",
+      esc(r.model), esc(r.model), esc(r.metric), r.float_score, r.int8_score, r.int4_score, r.tolerance,
+      esc(r.tolerance_mode), r.threshold, answer, svg, rows, fmt::arg("u", r.unit));
+}
+
+}  // namespace oq::analysis

@@ -1,0 +1,38 @@
+// full_auto reports: full_auto.json and a self-contained full_auto.html (no network).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace oq::analysis {
+
+struct FullAutoAttempt {
+  int64_t n_int8 = 0;
+  std::vector<std::string> int8_tensors;
+  double w4_percent = 0;   // percent of the ranked tensors' weight parameters in Int4
+  uint64_t model_bytes = 0;
+  double score = 0;
+  bool passed = false;
+  std::string file;        // written model ("" if not written)
+};
+
+struct FullAutoReport {
+  std::string model;
+  std::string metric;      // top1 | agreement | output_snr | evaluator_command
+  std::string unit;        // "%" or "dB"
+  double tolerance = 0;
+  std::string tolerance_mode;
+  double threshold = 0;    // passing score
+  double float_score = 0, int8_score = 0, int4_score = 0;
+  std::string int8_file;
+  int64_t n_tensors = 0;
+  int64_t total_weights = 0;
+  std::vector<std::string> ranking;  // tensor names, highest rank first
+  std::vector<FullAutoAttempt> attempts;
+  std::optional<size_t> answer;      // index into attempts
+};
+
+std::string full_auto_json(const FullAutoReport& r);
+std::string full_auto_html(const FullAutoReport& r);
+
+}  // namespace oq::analysis

@@ -1,0 +1,239 @@
+// quantization.operating_mode: full_auto — as many weight tensors as possible in Int4, the rest in Int8,
+// within accuracy_tolerance of the all-8-bit model (ST's algorithm: static ranking + bisection).
+#include <cstdio>
+#include <filesystem>
+
+#include "analysis/full_auto_report.h"
+#include "app.h"
+#include "core/log.h"
+#include "data/npy.h"
+#include "onnx/model_io.h"
+#include "quant/quantizer.h"
+#include "search/bisection.h"
+#include "search/evaluator.h"
+#include "search/ranking.h"
+
+namespace fs = std::filesystem;
+
+namespace oq::app {
+
+namespace {
+
+std::string metric_name(config::Metric m, bool labels) {
+  switch (m) {
+    case config::Metric::Auto: return labels ? "top1" : "agreement";
+    case config::Metric::Top1: return "top1";
+    case config::Metric::Agreement: return "agreement";
+    case config::Metric::OutputSnr: return "output_snr";
+    case config::Metric::EvaluatorCommand: return "evaluator_command";
+  }
+  return "top1";
+}
+
+// Runs `cmd` with {model} replaced; the last non-empty output line is the score.
+double run_evaluator_command(const std::string& cmd_template, const std::string& model_path) {
+  std::string cmd = cmd_template;
+  for (size_t p; (p = cmd.find("{model}")) != std::string::npos;) cmd.replace(p, 7, "'" + model_path + "'");
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command: cannot run '{}'", cmd);
+  std::string out, last;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, f)) out += buf;
+  int rc = pclose(f);
+  if (rc != 0) fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command exited with {}: {}", rc, cmd);
+  size_t end = out.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos) fail(ErrorKind::Runtime, "evaluator_command printed nothing: {}", cmd);
+  size_t start = out.find_last_of('\n', end);
+  last = out.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  try {
+    size_t used = 0;
+    double v = std::stod(last, &used);
+    return v;
+  } catch (const std::exception&) {
+    fail(ErrorKind::Runtime, "evaluator_command: last output line '{}' is not a number", last);
+  }
+}
+
+std::string pct2(double v) { return fmt::format("{:.2f}", v); }
+
+}  // namespace
+
+int run_full_auto_mode(Job& job) {
+  const auto& cfg = job.cfg;
+  const auto& it = cfg.quantization.iterative;
+  if (cfg.quantization.params.weight_type != DType::Int8 || cfg.quantization.params.activ_type != DType::Int8)
+    fail(ErrorKind::Config, "quantization.onnx_quant_parameters: full_auto needs weightType Int8 and activType Int8 "
+         "(it searches which Int8 weights can go to Int4); got {} / {}",
+         quant_type_name(cfg.quantization.params.weight_type), quant_type_name(cfg.quantization.params.activ_type));
+  if (job.cfg.quantization.target_opset < 21)
+    fail(ErrorKind::Config, "quantization.target_opset: full_auto writes Int4 weights, which need target_opset: 21");
+  std::string eval_path = !cfg.dataset.test_path.empty() ? cfg.dataset.test_path : cfg.dataset.validation_path;
+  if (eval_path.empty())
+    fail(ErrorKind::Config, "dataset.test_path: full_auto needs an evaluation set (dataset.test_path or "
+         "dataset.validation_path)");
+
+  // 1. The folded float model.
+  prepare_model(job);
+  fs::create_directories(job.output_dir);
+  std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
+  onnx::save_model(job.prepared, folded);
+  OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
+
+  data::DataOptions eo = data_options(cfg, eval_path, 1.0);
+  eo.selection.shuffle = false;
+  auto eval_ds = data::open_dataset(eo, data::input_specs(job.prepared.graph));
+  std::string metric = metric_name(it.metric, eval_ds->has_labels());
+  if (metric == "top1" && !eval_ds->has_labels())
+    fail(ErrorKind::Config, "iterative_quant_parameters.metric: top1 needs labels, but {} has none (use agreement)",
+         eval_ds->describe());
+  search::EvalOptions ev;
+  ev.batch_size = std::max<int64_t>(cfg.dataset.batch_size, 1);
+  ev.metric = metric == "agreement" ? search::MetricKind::Agreement
+              : metric == "output_snr" ? search::MetricKind::OutputSnr : search::MetricKind::Top1;
+  OQ_INFO("Evaluation data: {} — metric {}", eval_ds->describe(), metric);
+
+  // 2. Float model.
+  exec::Session float_session(job.prepared);
+  search::Reference ref;
+  bool need_ref = metric == "agreement" || metric == "output_snr";
+  if (need_ref) ref = search::compute_reference(float_session, eval_ds, ev);
+  auto score_model = [&](const ir::Model& m, const std::string& label) {
+    if (metric == "evaluator_command") {
+      std::string tmp = (fs::path(job.output_dir) / (".candidate_" + label + ".onnx")).string();
+      onnx::save_model(m, tmp);
+      double s = run_evaluator_command(it.evaluator_command, tmp);
+      fs::remove(tmp);
+      return s;
+    }
+    exec::Session s(m);
+    ev.progress_label = label;
+    return search::evaluate(s, eval_ds, ev, need_ref ? &ref : nullptr);
+  };
+  double float_score = metric == "evaluator_command" ? score_model(job.prepared, "float")
+                       : metric == "output_snr"      ? 0.0  // the float model is the reference itself
+                                                     : search::evaluate(float_session, eval_ds, ev, need_ref ? &ref : nullptr);
+  OQ_INFO("Step 2: float model {}: {:.2f}", metric, float_score);
+
+  // 3. The 8-bit reference (calibrated once: activation ranges do not change between attempts).
+  auto calib = calibration_data(job);
+  quant::CalibrationRequest req;
+  req.options = calib_options(cfg);
+  req.batch_size = cfg.dataset.batch_size;
+  auto cal = quant::calibrate(job.prepared, job.qopts, calib, req);
+  std::string tag = job.model_base + "_qdq";
+  if (cfg.quantization.extra.smooth_quant) tag += fmt::format("_squant{}", cfg.quantization.extra.smooth_quant_alpha);
+  auto q8 = quant::build_qdq(job.prepared, job.qopts, cal);
+  double ref_score = score_model(q8.model, "int8");
+  std::string int8_file = save_output(job, q8.model, tag + ".onnx");
+  OQ_INFO("Step 3: 8-bit reference {}: {:.2f} — {}", metric, ref_score, int8_file);
+  double tol = it.accuracy_tolerance;
+  double threshold = it.tolerance_mode == config::ToleranceMode::Relative ? ref_score - std::abs(ref_score) * tol / 100.0
+                                                                          : ref_score - tol;
+
+  // 5. Ranking (done before step 4 since the all-Int4 model is built from it).
+  auto ranked = search::rank_weights(job.prepared.graph, ir::topological_order(job.prepared.graph),
+                                     [&](const ir::Node& n) { return quant::should_quantize_node(n, job.qopts); });
+  std::erase_if(ranked, [&](const search::RankedTensor& t) { return job.qopts.weight_overrides.count(t.name) > 0; });
+  const int64_t N = static_cast<int64_t>(ranked.size());
+  int64_t total = 0;
+  for (const auto& t : ranked) total += t.weights;
+  auto options_for = [&](int64_t n_int8) {
+    quant::QuantOptions o = job.qopts;
+    for (int64_t i = 0; i < N - n_int8; ++i) {  // the highest-ranked N - n tensors go to Int4
+      quant::TensorOverride ov;
+      ov.qtype = DType::Int4;
+      if (o.per_channel) ov.axis = ranked[i].axis;
+      o.weight_overrides[ranked[i].name] = ov;
+    }
+    return o;
+  };
+  auto w4_percent = [&](int64_t n_int8) {
+    int64_t w4 = 0;
+    for (int64_t i = 0; i < N - n_int8; ++i) w4 += ranked[i].weights;
+    return total ? 100.0 * static_cast<double>(w4) / static_cast<double>(total) : 0.0;
+  };
+
+  // 4. Every ranked weight in Int4.
+  auto q4 = quant::build_qdq(job.prepared, options_for(0), cal);
+  double int4_score = score_model(q4.model, "int4");
+  OQ_INFO("Step 4: all {} weight tensors in Int4: {} {:.2f}", N, metric, int4_score);
+
+  log::raw("Model layers scores (layer name, layer type, number of weights, number of weights per output scale):");
+  for (const auto& t : ranked) log::raw(fmt::format("{}: {}, {}, {}", t.name, t.op_type, t.weights, t.per_scale));
+
+  // 6. Bisection.
+  analysis::FullAutoReport rep;
+  rep.model = job.model_path;
+  rep.metric = metric;
+  rep.unit = metric == "output_snr" ? " dB" : (metric == "evaluator_command" ? "" : "%");
+  rep.tolerance = tol;
+  rep.tolerance_mode = std::string(config::to_string(it.tolerance_mode));
+  rep.threshold = threshold;
+  rep.float_score = float_score;
+  rep.int8_score = ref_score;
+  rep.int4_score = int4_score;
+  rep.int8_file = int8_file;
+  rep.n_tensors = N;
+  rep.total_weights = total;
+  for (const auto& t : ranked) rep.ranking.push_back(t.name);
+  std::map<int64_t, ir::Model> models;  // attempts kept until the walk decides to write them
+  models[0] = std::move(q4.model);
+  auto int8_names = [&](int64_t n) {
+    std::vector<std::string> v;
+    for (int64_t i = N - n; i < N; ++i) v.push_back(ranked[i].name);
+    return v;
+  };
+  std::map<int64_t, std::string> written;
+  auto evaluate_n = [&](int64_t n) {
+    auto names = int8_names(n);
+    std::string list;
+    for (const auto& s : names) list += (list.empty() ? "" : ", ") + s;
+    log::raw(fmt::format("New quantization with updated bit-widths for {} / {} selected weights in QInt8: {}", n, N, list));
+    int64_t w8 = 0;
+    for (int64_t i = N - n; i < N; ++i) w8 += ranked[i].weights;
+    log::raw(fmt::format("In this quantization attempt we have {} weights in QInt8 over a total of {} weights so a "
+                         "ratio of {:.2f} %", w8, total, total ? 100.0 * w8 / total : 0.0));
+    auto q = quant::build_qdq(job.prepared, options_for(n), cal);
+    double s = score_model(q.model, fmt::format("n={}", n));
+    OQ_INFO("Attempt with {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", n, N, w4_percent(n),
+            metric, s, s >= threshold ? "passed" : "failed");
+    models[n] = std::move(q.model);
+    return s;
+  };
+  auto on_write = [&](const search::Attempt& a) {
+    double w4 = w4_percent(a.n_int8);
+    std::string name = fmt::format("{}_w4_{}%_w8_{}%_a8_100%_acc_{}.onnx", tag, pct2(w4), pct2(100.0 - w4), pct2(a.score));
+    written[a.n_int8] = save_output(job, models.at(a.n_int8), name);
+    OQ_INFO("Written {}", written[a.n_int8]);
+  };
+  auto walk = search::bisection_walk(N, int4_score, threshold, evaluate_n, on_write);
+  for (const auto& a : walk.attempts) {
+    analysis::FullAutoAttempt fa;
+    fa.n_int8 = a.n_int8;
+    fa.int8_tensors = int8_names(a.n_int8);
+    fa.w4_percent = w4_percent(a.n_int8);
+    fa.model_bytes = onnx::serialize_model(models.at(a.n_int8)).size();
+    fa.score = a.score;
+    fa.passed = a.passed;
+    if (written.count(a.n_int8)) fa.file = written[a.n_int8];
+    rep.attempts.push_back(std::move(fa));
+  }
+  rep.answer = walk.answer;
+  data::write_file_atomic((fs::path(job.output_dir) / "full_auto.json").string(), analysis::full_auto_json(rep));
+  data::write_file_atomic((fs::path(job.output_dir) / "full_auto.html").string(), analysis::full_auto_html(rep));
+  if (walk.answer) {
+    const auto& a = rep.attempts[*walk.answer];
+    job.quantized_path = a.file;
+    OQ_INFO("Answer: {} / {} weight tensors in Int8, {:.2f}% of weight parameters in 4 bits, {} {:.2f} (8-bit {:.2f}, "
+            "tolerance {:.2f}) — {}", a.n_int8, N, a.w4_percent, metric, a.score, ref_score, tol, a.file);
+  } else {
+    job.quantized_path = int8_file;
+    OQ_WARN("No mixed-precision attempt stayed within the tolerance ({:.2f} below {:.2f}): the answer is the 8-bit "
+            "reference {}", tol, ref_score, int8_file);
+  }
+  OQ_INFO("Reports: {} and {}", (fs::path(job.output_dir) / "full_auto.json").string(),
+          (fs::path(job.output_dir) / "full_auto.html").string());
+  return 0;
+}
+
+}  // namespace oq::app
