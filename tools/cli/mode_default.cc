@@ -2,8 +2,8 @@
 #include <filesystem>
 
 #include "app.h"
+#include "baseline.h"
 #include "core/log.h"
-#include "quant/quantizer.h"
 
 namespace fs = std::filesystem;
 
@@ -15,28 +15,35 @@ static uint64_t file_size(const std::string& p) {
   return ec ? 0 : n;
 }
 
-int run_default_mode(Job& job) {
-  prepare_model(job);
-  for (const auto& line : config::describe_quantization(job.cfg.quantization)) OQ_INFO("{}", line);
+Baseline quantize_baseline(Job& job) {
   OQ_INFO("QDQ models keep float inputs and outputs (quantization_input_type / quantization_output_type: {} / {})",
           config::to_string(job.cfg.quantization.input_type), config::to_string(job.cfg.quantization.output_type));
-  auto data = calibration_data(job);
+  Baseline b;
+  b.data = calibration_data(job);
   quant::CalibrationRequest req;
   req.options = calib_options(job.cfg);
   req.batch_size = job.cfg.dataset.batch_size;
-  auto cal = quant::calibrate(job.prepared, job.qopts, data, req);
+  auto cal = quant::calibrate(job.prepared, job.qopts, b.data, req);
+  b.samples = cal.samples;
   OQ_INFO("Calibrated {} tensors on {} samples ({})", cal.ranges.size(), cal.samples,
           calib::calib_method_name(req.options.method));
-  auto q = quant::build_qdq(job.prepared, job.qopts, cal);
-  q.model.producer_name = "onnxquant";
-  q.model.producer_version = "0.1.0";
+  b.q = quant::build_qdq(job.prepared, job.qopts, cal);
+  b.q.model.producer_name = "onnxquant";
+  b.q.model.producer_version = "0.1.0";
   std::string suffix = job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx";
-  std::string out = save_output(job, q.model, job.model_base + suffix);
-  OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", q.stats.q_nodes, q.stats.dq_nodes);
-  for (const auto& [kind, n] : q.stats.tensors_per_type) OQ_INFO("  {} tensors: {}", kind, n);
-  OQ_INFO("Model size: {} bytes (float) -> {} bytes (quantized)", file_size(job.model_path), file_size(out));
-  OQ_INFO("Quantized model written to {}", out);
-  job.quantized_path = out;
+  b.path = save_output(job, b.q.model, job.model_base + suffix);
+  OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
+  for (const auto& [kind, n] : b.q.stats.tensors_per_type) OQ_INFO("  {} tensors: {}", kind, n);
+  OQ_INFO("Model size: {} bytes (float) -> {} bytes (quantized)", file_size(job.model_path), file_size(b.path));
+  OQ_INFO("Quantized model written to {}", b.path);
+  job.quantized_path = b.path;
+  return b;
+}
+
+int run_default_mode(Job& job) {
+  prepare_model(job);
+  for (const auto& line : config::describe_quantization(job.cfg.quantization)) OQ_INFO("{}", line);
+  quantize_baseline(job);
   return 0;
 }
 
