@@ -163,6 +163,11 @@ bool OpsetConverter::convert_misc(Node& n) {
     n.set_attr_string("coordinate_transformation_mode", "output_half_pixel");
     return true;
   }
+  if (n.op_type == "MeanVarianceNormalization" && !n.has_attr("axes")) {
+    // Same default, made explicit: the opset-18+ function body reads the attribute through a Constant.
+    n.set_attr_ints("axes", {0, 2, 3});
+    return true;
+  }
   if (n.op_type == "GridSample" && crosses(20)) {
     std::string mode = n.attr_string("mode", "bilinear");
     n.set_attr_string("mode", mode == "bilinear" ? "linear" : mode == "bicubic" ? "cubic" : mode);

@@ -41,7 +41,8 @@ class OpsetConverter {
   bool convert_upsample(Node& n);
   // Resize-10 / Upsample nearest rounding as a Resize-11+ node: floor when upsampling, ceil when
   // downsampling (split into two nodes when the scales go both ways). `n` is already in the 11+ form.
-  void legacy_nearest_rounding(Node& n);
+  // Upsample scales are >= 1 by definition, so they need not be constant.
+  void legacy_nearest_rounding(Node& n, bool from_upsample);
   bool convert_batchnorm(Node& n);
   bool convert_dropout(Node& n);
   bool convert_misc(Node& n);

@@ -56,7 +56,7 @@ bool OpsetConverter::convert_resize(Node& n) {
     }();
     n.inputs = {n.input(0), roi, scales};
     n.set_attr_string("coordinate_transformation_mode", "asymmetric");
-    if (mode == "nearest") legacy_nearest_rounding(n);
+    if (mode == "nearest") legacy_nearest_rounding(n, false);
     changed = true;
   }
   if (crosses(13) && n.attr_string("coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn") {
@@ -101,12 +101,16 @@ bool OpsetConverter::convert_upsample(Node& n) {
   }
   n.inputs = {n.input(0), roi, scales};
   n.set_attr_string("coordinate_transformation_mode", "asymmetric");
-  if (mode == "nearest") legacy_nearest_rounding(n);
+  if (mode == "nearest") legacy_nearest_rounding(n, true);
   return true;
 }
 
-void OpsetConverter::legacy_nearest_rounding(Node& n) {
+void OpsetConverter::legacy_nearest_rounding(Node& n, bool from_upsample) {
   const Tensor* sc = constant_value(*g_, n.input(2), overridable_);
+  if (!sc && from_upsample) {
+    n.set_attr_string("nearest_mode", "floor");
+    return;
+  }
   if (!sc) cannot(n, "nearest mode with non-constant scales (the rounding depends on the scale direction)");
   std::vector<double> s = sc->to_doubles();
   bool down = false, up = false;
