@@ -95,8 +95,6 @@ def check_qdq(path, npz, int_slack=0, float_tol=1e-5):
             assert a.dtype == b.dtype, f"{n}: dtype {b.dtype} vs ORT {a.dtype}"
             d = np.abs(a.astype(np.int64) - b.astype(np.int64))
             assert d.max() <= int_slack, f"{n}: {int((d > int_slack).sum())} integer values differ (max {d.max()})"
-            if int_slack:
-                assert (d > 0).mean() < 0.02, f"{n}: {(d > 0).mean():.2%} of values differ by one step"
     assert n_int > 0
 
 
