@@ -1,7 +1,7 @@
 """Opset conversion against the ONNX backend node tests (/usr/share/libonnx-testdata/data/node, onnx 1.12):
 every test model whose default-domain opset is in [7, 20] and that onnxruntime runs correctly as is
-(outputs match the stored expected outputs) is converted to opset 21 by tests/oq_preprocess_model
-(--no-preprocess); the converted model must pass onnx.checker.check_model(full_check=True) and give the
+(outputs match the stored expected outputs) is converted to opset 21 by tests/oq_preprocess_model, once alone
+and once after the pre-processing passes; each result must pass onnx.checker.check_model(full_check=True) and give the
 expected outputs in onnxruntime (graph optimisations disabled). A model the converter refuses must be one
 with a documented refusal reason (listed below); any other refusal or mismatch fails.
 
@@ -79,19 +79,20 @@ def check(test_dir):
         return "skip:ort-original"
     if len(ref) != len(expected) or not all(close(a, b) for a, b in zip(ref, expected)):
         return "skip:ort-mismatch"
-    out = os.path.join(TMP, os.path.basename(test_dir) + ".onnx")
-    r = subprocess.run([TOOL, path, out, "--opset", "21", "--no-preprocess"], capture_output=True, text=True)
-    if r.returncode != 0:
-        msg = r.stderr.strip()
-        assert "cannot convert" in msg and any(k in msg for k in ALLOWED_REFUSALS), f"tool failed: {msg}"
-        return "refused:" + msg
-    conv = onnx.load(out)
-    onnx.checker.check_model(conv, full_check=True)
-    assert [o.version for o in conv.opset_import if o.domain in ("", "ai.onnx")] == [21], "opset not 21"
-    got = run_model(out, conv, inputs)
-    assert len(got) == len(expected), f"{len(got)} outputs vs {len(expected)}"
-    for k, (a, b) in enumerate(zip(got, expected)):
-        assert close(a, b), f"output {k} differs from the expected output"
+    for tag, extra in (("converted", ["--no-preprocess"]), ("preprocessed+converted", [])):
+        out = os.path.join(TMP, os.path.basename(test_dir) + "." + tag + ".onnx")
+        r = subprocess.run([TOOL, path, out, "--opset", "21", *extra], capture_output=True, text=True)
+        if r.returncode != 0:
+            msg = r.stderr.strip()
+            assert "cannot convert" in msg and any(k in msg for k in ALLOWED_REFUSALS), f"{tag}: tool failed: {msg}"
+            return "refused:" + msg
+        conv = onnx.load(out)
+        onnx.checker.check_model(conv, full_check=True)
+        assert [o.version for o in conv.opset_import if o.domain in ("", "ai.onnx")] == [21], f"{tag}: opset"
+        got = run_model(out, conv, inputs)
+        assert len(got) == len(expected), f"{tag}: {len(got)} outputs vs {len(expected)}"
+        for k, (a, b) in enumerate(zip(got, expected)):
+            assert close(a, b), f"{tag}: output {k} differs from the expected output"
     return "ok"
 
 
