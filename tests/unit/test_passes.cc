@@ -492,3 +492,31 @@ TEST(ConvertOpset, Refusals) {
     EXPECT_NE(error_of([&] { P::convert_opset(m, 13); }).find("'unsq'"), std::string::npos);
   }
 }
+
+// Tensors read from inside a sub-graph (outer-scope references) are never renamed or removed.
+TEST(RemoveIdentity, KeepsOuterScopeReferences) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2}), vi("cond", {}, DType::Bool)};
+  g.add_initializer("only_in_branch", f32({2}, {1, 2}));
+  auto body = std::make_shared<ir::Graph>();
+  body->nodes = {mk("Add", {"t", "only_in_branch"}, {"b_out"})};
+  body->outputs = {vi_any("b_out")};
+  auto other = std::make_shared<ir::Graph>();
+  other->nodes = {mk("Neg", {"t"}, {"o_out"})};
+  other->outputs = {vi_any("o_out")};
+  ir::Node iff = mk("If", {"cond"}, {"y"});
+  for (auto [name, sg] : {std::pair{"then_branch", body}, std::pair{"else_branch", other}}) {
+    ir::Attribute a;
+    a.name = name;
+    a.type = ir::AttrType::Graph;
+    a.g = sg;
+    iff.attrs.push_back(a);
+  }
+  g.nodes = {mk("Identity", {"x"}, {"t"}), iff};
+  g.outputs = {vi_any("y")};
+  EXPECT_EQ(P::remove_identity(m), 0u);
+  P::fold_constants(m);
+  EXPECT_EQ(g.nodes.size(), 2u);
+  EXPECT_NE(g.find_initializer("only_in_branch"), nullptr);
+}
