@@ -90,10 +90,11 @@ ir::Model small_model() {
   return m;
 }
 
-// Naive QuantizeLinear -> DequantizeLinear of one value.
+// Naive QuantizeLinear -> DequantizeLinear of one value (x / scale in float, as the operator specifies).
 float fq(float v, float s, int64_t zp, DType t) {
   QRange r = full_range(t);
-  double q = std::nearbyint(static_cast<double>(v) / s) + static_cast<double>(zp);
+  const float ratio = v / s;
+  double q = std::nearbyint(static_cast<double>(ratio)) + static_cast<double>(zp);
   q = std::clamp(q, static_cast<double>(r.qmin), static_cast<double>(r.qmax));
   return static_cast<float>(static_cast<int64_t>(q) - zp) * s;
 }
