@@ -119,6 +119,8 @@ TEST(ConvKernel, MatchesReferenceOnRandomOddShapes) {
       {{1, 5, 9, 10}, 3, 1, {4, 3}, {2, 3}, {}, {}, "SAME_LOWER", false},
       {{3, 4, 9, 12}, 6, 2, {3, 3}, {2, 1}, {}, {}, "VALID", true},
       {{1, 32, 14, 14}, 17, 1, {1, 1}, {}, {}, {}, "", true},                    // pointwise
+      {{3, 5, 33, 35}, 7, 1, {1, 1}, {}, {}, {}, "", false},                     // pointwise, column split
+      {{3, 6, 9, 11}, 5, 1, {1, 1}, {2, 2}, {}, {}, "", true},                   // strided pointwise
       {{3, 3, 17}, 5, 1, {5}, {2}, {2}, {3, 1}, "", true},                      // 1-D
       {{1, 4, 23}, 4, 4, {3}, {1}, {}, {}, "SAME_UPPER", false},               // 1-D depthwise
       {{1, 3, 5, 6, 7}, 5, 1, {3, 2, 3}, {1, 2, 1}, {}, {1, 0, 1, 1, 1, 0}, "", true},  // 3-D
