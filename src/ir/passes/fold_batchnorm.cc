@@ -89,7 +89,8 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const N
   const int64_t n = trans_b ? w->dim(0) : w->dim(1);
   auto prm = bn_params(g, bn, n, ovr);
   if (!prm) return false;
-  const double alpha = p.attr_float("alpha", 1.0f), beta = p.attr_float("beta", 1.0f);
+  // alpha scales A*B', which now includes s, so it stays; beta is folded into C (then set to 1).
+  const double beta = p.attr_float("beta", 1.0f);
   Tensor nw = w->clone();
   float* d = nw.data<float>();
   for (int64_t r = 0; r < w->dim(0); ++r)
@@ -115,7 +116,6 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const N
       }
       nc.data<float>()[r * n + c] = static_cast<float>(beta * cv * prm->s[c] + prm->shift[c]);
     }
-  (void)alpha;  // alpha multiplies A*B', which now includes s: unchanged.
   std::string wn = store(g, idx, names, p.input(1), std::move(nw));
   std::string cn = store(g, idx, names, p.input(2), std::move(nc));
   p.inputs.resize(3);
@@ -156,7 +156,6 @@ size_t fold_batchnorm(Model& m) {
         Node& p = g.nodes[pit->second];
         bool kind = p.is_default_domain() && p.outputs.size() == 1 &&
                     (p.op_type == "Conv" || p.op_type == "ConvTranspose" || p.op_type == "Gemm");
-        // BN's input and output must be float (the folded weights are float).
         if (kind && fold_into(g, idx, names, p, bn, inputs_overridable(m))) {
           p.outputs[0] = bn.outputs[0];
           std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == x; });
