@@ -1,0 +1,78 @@
+"""full_auto on the testdata models: onnxruntime independently evaluates every written model; its top-1 equals
+the score onnxquant reported (±0.2 points) and the answer is within the tolerance of the 8-bit reference.
+ORT runs with graph optimizations disabled: the QDQ graph is evaluated as the ONNX spec defines it."""
+import json
+import os
+import re
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(__file__))
+from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+
+
+def ort_top1(path, npz):
+    d = np.load(npz)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    out = s.run(None, {s.get_inputs()[0].name: d["x"]})[0]
+    return 100.0 * float(np.mean(out.reshape(len(out), -1).argmax(1) == d["y"]))
+
+
+def steps(n):
+    """The issue's schedule, computed independently: round_half_even(N / 2^(i+1)) for i < round_half_even(log2 N),
+    then 1s until the sum reaches N."""
+    out = [int(np.round(n / 2 ** (i + 1))) for i in range(int(np.round(np.log2(n))))] if n > 0 else []
+    while sum(out) < n:
+        out.append(1)
+    return out
+
+
+def check(model, calib, test, tolerance="1.0", extra=()):
+    out = tmpdir()
+    p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
+                f"model.model_path=testdata/{model}", f"dataset.quantization_path=testdata/{calib}",
+                f"dataset.test_path=testdata/{test}",
+                f"quantization.iterative_quant_parameters.accuracy_tolerance={tolerance}", *extra])
+    rep = json.load(open(os.path.join(out, "full_auto.json")))
+    npz = os.path.join(TESTDATA, test)
+    base = os.path.splitext(model)[0]
+    assert os.path.exists(os.path.join(out, base + "_folded.onnx"))
+    ref = ort_top1(rep["int8_model"], npz)
+    assert abs(ref - rep["scores"]["int8"]) <= 0.2, f"8-bit: ORT {ref} vs reported {rep['scores']['int8']}"
+    written = [a for a in rep["attempts"] if a["file"]]
+    for a in written:
+        onnx.checker.check_model(onnx.load(a["file"]), full_check=True)
+        got = ort_top1(a["file"], npz)
+        assert abs(got - a["score"]) <= 0.2, f"{a['file']}: ORT {got} vs reported {a['score']}"
+        m = re.search(r"_acc_([0-9.]+)\.onnx$", a["file"])
+        assert m and abs(float(m.group(1)) - a["score"]) < 0.006, a["file"]
+        assert a["passed"] and a["score"] >= rep["threshold"] - 1e-9
+    # Total passes = 3 + steps: float, 8-bit, the all-4-bit attempt, then one attempt per bisection step.
+    assert len(rep["attempts"]) == 1 + len(steps(rep["ranked_tensors"])), (len(rep["attempts"]), rep["ranked_tensors"])
+    if rep["answer"]["attempt"] is not None:
+        ans = rep["attempts"][rep["answer"]["attempt"]]
+        assert ans["file"], "the answer was not written"
+        assert ans["score"] >= rep["scores"]["int8"] - float(tolerance) - 1e-9
+        assert all(ans["n_int8"] <= a["n_int8"] for a in rep["attempts"] if a["passed"])
+        assert "Answer:" in p.stderr
+    else:
+        assert "answer is the 8-bit reference" in p.stderr
+    assert os.path.getsize(os.path.join(out, "full_auto.html")) > 1000
+    log = open(os.path.join(out, "onnxquant.log")).read()
+    assert "Model layers scores (layer name, layer type, number of weights, number of weights per output scale):" in log
+    assert "New quantization with updated bit-widths for" in log or rep["answer"]["n_int8"] == 0
+    print(f"  {model}: 8-bit {rep['scores']['int8']:.2f}, answer {rep['answer']}")
+
+
+if __name__ == "__main__":
+    r = Runner()
+    r.run("schedule examples", lambda: (steps(28) == [14, 7, 4, 2, 1] and steps(5) == [2, 1, 1, 1]) or 1 / 0)
+    r.run("mobilenet tolerance 1", check, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz")
+    r.run("resnet tolerance 0.5", check, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz", "0.5")
+    r.run("mlp tolerance 0", check, "digits_mlp.onnx", "digits_calib_flat.npz", "digits_test_flat.npz", "0")
+    r.finish()
