@@ -26,7 +26,8 @@ struct ConvPrim {
   bool pointwise = false;  // 1x1, stride 1, no padding, one group: plain GEMMs on the NCHW tensors
   dnnl::convolution_forward prim;
   dnnl::memory::desc src_plain, dst_plain, wei_plain, src_md, dst_md, wei_md;
-  dnnl::memory src_tmp, dst_tmp;  // blocked-layout buffers when oneDNN prefers them
+  dnnl::memory src_tmp, dst_tmp;           // blocked-layout buffers when oneDNN prefers them
+  dnnl::reorder src_reorder, dst_reorder;  // plain -> src_tmp, dst_tmp -> plain (built once)
   du::ReorderedWeights weights;
 };
 
@@ -69,7 +70,7 @@ class ConvKernel final : public Kernel {
       dnnl::memory dst_user(p.dst_plain, eng, y.raw());
       dnnl::memory src = src_user;
       if (p.src_tmp) {
-        dnnl::reorder(src_user, p.src_tmp).execute(strm, src_user, p.src_tmp);
+        p.src_reorder.execute(strm, src_user, p.src_tmp);
         src = p.src_tmp;
       }
       dnnl::memory dst = p.dst_tmp ? p.dst_tmp : dst_user;
@@ -77,7 +78,7 @@ class ConvKernel final : public Kernel {
       std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
       if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(du::plain_f32({w.dim(0)}), eng, const_cast<void*>(b->raw())));
       p.prim.execute(strm, args);
-      if (p.dst_tmp) dnnl::reorder(p.dst_tmp, dst_user).execute(strm, p.dst_tmp, dst_user);
+      if (p.dst_tmp) p.dst_reorder.execute(strm, p.dst_tmp, dst_user);
       strm.wait();
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
@@ -187,8 +188,16 @@ class ConvKernel final : public Kernel {
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
       p->wei_md = pd.weights_desc();
-      if (p->src_md != p->src_plain) p->src_tmp = dnnl::memory(p->src_md, du::engine());
-      if (p->dst_md != p->dst_plain) p->dst_tmp = dnnl::memory(p->dst_md, du::engine());
+      if (p->src_md != p->src_plain) {
+        p->src_tmp = dnnl::memory(p->src_md, du::engine());
+        p->src_reorder = dnnl::reorder(
+            dnnl::reorder::primitive_desc(du::engine(), p->src_plain, du::engine(), p->src_md));
+      }
+      if (p->dst_md != p->dst_plain) {
+        p->dst_tmp = dnnl::memory(p->dst_md, du::engine());
+        p->dst_reorder = dnnl::reorder(
+            dnnl::reorder::primitive_desc(du::engine(), p->dst_md, du::engine(), p->dst_plain));
+      }
     } catch (const dnnl::error&) {
       p->use_ref = true;  // a geometry oneDNN has no implementation for: the reference still computes it
     }
