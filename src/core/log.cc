@@ -1,14 +1,27 @@
 #include "core/log.h"
 
+#include <map>
+#include <mutex>
+
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace oq::log {
 
+namespace {
+constexpr const char* kConsolePattern = "%^[%l]%$ %v";
+constexpr const char* kFilePattern = "%Y-%m-%d %H:%M:%S [%l] %v";
+std::mutex g_mu;
+std::map<spdlog::sinks::sink*, std::string> g_patterns;  // each sink's normal pattern (raw() swaps it)
+}  // namespace
+
 void init(bool verbose) {
+  std::lock_guard<std::mutex> lock(g_mu);
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  console->set_pattern(kConsolePattern);
+  g_patterns.clear();
+  g_patterns[console.get()] = kConsolePattern;
   auto logger = std::make_shared<spdlog::logger>("onnxquant", console);
-  logger->set_pattern("%^[%l]%$ %v");
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_default_logger(logger);
 }
@@ -16,7 +29,9 @@ void init(bool verbose) {
 bool add_file(const std::string& path) {
   try {
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, true);
-    file->set_pattern("%Y-%m-%d %H:%M:%S [%l] %v");
+    file->set_pattern(kFilePattern);
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_patterns[file.get()] = kFilePattern;
     spdlog::default_logger()->sinks().push_back(file);
     return true;
   } catch (const spdlog::spdlog_ex&) {
@@ -25,8 +40,15 @@ bool add_file(const std::string& path) {
 }
 
 void raw(const std::string& line) {
-  // Sinks keep their own patterns; the message itself is the line.
+  // ST-layout report lines are written as they are, without level or time prefix, on every sink.
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto& sinks = spdlog::default_logger()->sinks();
+  for (auto& s : sinks) s->set_pattern("%v");
   spdlog::info("{}", line);
+  for (auto& s : sinks) {
+    auto it = g_patterns.find(s.get());
+    s->set_pattern(it != g_patterns.end() ? it->second : kConsolePattern);
+  }
 }
 
 }  // namespace oq::log
