@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <unordered_set>
 
 #include "onnx/proto_model.h"
 #include "onnx/proto_tensor.h"
@@ -140,6 +141,25 @@ void for_each_initializer(::onnx::GraphProto* g, const std::function<void(::onnx
     }
 }
 
+// Structural checks every consumer relies on, done once at load so that errors name the file: a cycle, an input
+// nothing produces, a tensor produced twice (ir::topological_order), a graph output nothing produces or listed
+// twice, a graph input listed twice.
+void check_structure(const ir::Graph& g) {
+  (void)ir::topological_order(g);
+  std::unordered_set<std::string> avail, seen_in, seen_out;
+  for (const auto& v : g.inputs) {
+    if (!seen_in.insert(v.name).second) fail(ErrorKind::Model, "graph input '{}' is listed twice", v.name);
+    avail.insert(v.name);
+  }
+  for (const auto& i : g.initializers) avail.insert(i.name);
+  for (const auto& n : g.nodes) avail.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& v : g.outputs) {
+    if (!seen_out.insert(v.name).second) fail(ErrorKind::Model, "graph output '{}' is listed twice", v.name);
+    if (!avail.count(v.name))
+      fail(ErrorKind::Model, "graph output '{}' is not produced by any node, input or initializer", v.name);
+  }
+}
+
 void add_kv(::onnx::TensorProto* t, const char* k, const std::string& v) {
   auto* kv = t->add_external_data();
   kv->set_key(k);
@@ -160,7 +180,9 @@ ir::Model load_model_from_bytes(const std::string& bytes, const std::string& bas
     if (!pb.has_graph()) fail(ErrorKind::Model, "not an ONNX model (no graph; truncated file?)");
     if (pb.ir_version() >= 3 && pb.opset_import_size() == 0)
       fail(ErrorKind::Model, "no opset_import (truncated file?)");
-    return detail::model_from_proto(pb, base_dir);
+    ir::Model m = detail::model_from_proto(pb, base_dir);
+    check_structure(m.graph);
+    return m;
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("model '{}': {}", label, e.what()));
   }
