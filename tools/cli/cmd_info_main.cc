@@ -3,6 +3,7 @@
 
 #include "app.h"
 #include "commands.h"
+#include "core/log.h"
 
 namespace oq::app {
 
@@ -13,8 +14,9 @@ int cmd_info_main(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = cli.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return cli.exit(e);  // --help
+    spdlog::error("{} (see --help)", e.what());       // usage errors are one line, like every other error
+    return 2;
   }
   return cmd_info(model);
 }

@@ -18,8 +18,9 @@ static int parse_or_exit(CLI::App& cli, int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = cli.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return cli.exit(e);  // --help
+    spdlog::error("{} (see --help)", e.what());       // usage errors are one line, like every other error
+    return 2;
   }
   return -1;
 }

@@ -3,6 +3,7 @@
 
 #include "app.h"
 #include "core/log.h"
+#include "exec/kernel.h"
 #include "ir/passes/passes.h"
 #include "onnx/model_io.h"
 #include "quant/quantizer.h"
@@ -17,6 +18,9 @@ void prepare_model(Job& job) {
   job.model_path = cfg.model.model_path;
   job.model_base = fs::path(job.model_path).stem().string();
   job.original = onnx::load_model(job.model_path);
+  if (job.original.default_opset() > exec::kMaxOpset)
+    fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", job.model_path,
+         job.original.default_opset(), exec::kMaxOpset);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization folded)",

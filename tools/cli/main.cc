@@ -33,8 +33,9 @@ static int main_job(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = cli.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return cli.exit(e);  // --help
+    spdlog::error("{} (see --help)", e.what());       // usage errors are one line, like every other error
+    return 2;
   }
   log::init(verbose);
   set_num_threads(threads);
