@@ -124,6 +124,10 @@ Image image_from_u8(const uint8_t* px, int64_t h, int64_t w, int64_t c) {
 Image decode_image(const std::string& path, ColorMode color) {
   int w = 0, h = 0, n = 0;
   int want = color_channels(color);
+  // Memory is bounded by what the file declares: check the header's size before stb allocates the pixels.
+  constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 67 Mpx (8192 x 8192): 1 GiB as float RGBA
+  if (stbi_info(path.c_str(), &w, &h, &n) && (w <= 0 || h <= 0 || int64_t{w} * h > kMaxPixels))
+    fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, h, kMaxPixels);
   uint8_t* px = stbi_load(path.c_str(), &w, &h, &n, want);
   if (!px) {
     const char* why = stbi_failure_reason();
