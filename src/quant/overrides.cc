@@ -7,17 +7,17 @@ namespace oq::quant {
 
 static void check_values(const std::string& kind, const std::string& name, const TensorOverride& ov, DType qt) {
   if (ov.scale.empty() != ov.zero_point.empty())
-    fail(ErrorKind::Config, "{} override '{}': scale and zero_point must be given together", kind, name);
+    fail(ErrorKind::Config, "{} '{}': scale and zero_point must be given together", kind, name);
   if (ov.scale.size() != ov.zero_point.size())
-    fail(ErrorKind::Config, "{} override '{}': {} scales but {} zero points", kind, name, ov.scale.size(),
+    fail(ErrorKind::Config, "{} '{}': {} scales but {} zero points", kind, name, ov.scale.size(),
          ov.zero_point.size());
   QRange r = full_range(qt);
   for (double s : ov.scale)
     if (!(s > 0) || !std::isfinite(s))
-      fail(ErrorKind::Config, "{} override '{}': scale must be > 0, got {}", kind, name, s);
+      fail(ErrorKind::Config, "{} '{}': scale must be > 0, got {}", kind, name, s);
   for (int64_t z : ov.zero_point)
     if (z < r.qmin || z > r.qmax)
-      fail(ErrorKind::Config, "{} override '{}': zero_point {} is outside the {} range [{}, {}]", kind, name, z,
+      fail(ErrorKind::Config, "{} '{}': zero_point {} is outside the {} range [{}, {}]", kind, name, z,
            quant_type_name(qt), r.qmin, r.qmax);
 }
 
