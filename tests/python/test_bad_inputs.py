@@ -1,0 +1,724 @@
+"""The bad-input catalogue (issue 9): every bad model, config, override, data set or output location ends in
+one error line naming the culprit, exit code 2 (usage/config) or 1 (anything else), nothing new left behind but
+the log, and the inputs untouched. Regression inputs found by fuzzing live in tests/bad_inputs/ (replayed here).
+
+Each case builds its bad input in a fresh temp dir, runs `onnxquant --config ... --output-dir OUT` (or a
+sub-command), and checks:
+  - the exit code;
+  - stderr: exactly one `[error]` line, containing the expected words; every other line is an ordinary log line
+    (no stack trace, no `terminate called`, no sanitizer report);
+  - the temp dir afterwards holds what it held before, plus at most OUT/ and OUT/onnxquant.log;
+  - every input file has the same sha256 as before.
+Run: OQ_BIN=build/onnxquant .venv/bin/python tests/python/test_bad_inputs.py [name-filter]
+"""
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import oqtest
+from oqtest import SRC, TESTDATA, Runner, run_oq, tmpdir
+
+oqtest.BIN = BIN = os.path.abspath(oqtest.BIN)  # the cases run in their temp dirs
+
+BAD_DIR = os.path.join(SRC, "tests", "bad_inputs")
+MLP = os.path.join(TESTDATA, "digits_mlp.onnx")
+MOBILENET = os.path.join(TESTDATA, "digits_mobilenet.onnx")
+CALIB_FLAT = os.path.join(TESTDATA, "digits_calib_flat.npz")
+FORBIDDEN = ("terminate called", "Traceback", "AddressSanitizer", "LeakSanitizer", "runtime error:", "Aborted",
+             "Segmentation fault", "core dumped", "what():", "#0 0x", "SUMMARY:")
+LOG_PREFIXES = ("[info]", "[warning]", "[debug]", "[trace]")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def listing(root):
+    out = set()
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            out.add(os.path.relpath(os.path.join(d, n), root))
+    return out
+
+
+def base_config(model, calib=CALIB_FLAT, mode="default", **quant):
+    """A complete, valid config (JSON is YAML) for the MLP, to be broken by each case."""
+    q = {
+        "quantizer": "onnx_quantizer",
+        "quantization_type": "PTQ",
+        "granularity": "per_channel",
+        "target_opset": 21,
+        "export_dir": "quantized_models",
+        "operating_mode": mode,
+        "onnx_quant_parameters": {"weightType": "Int8", "activType": "Int8", "calibrate_method": "MinMax"},
+        "onnx_extra_options": {"WeightSymmetric": True},
+    }
+    q.update(quant)
+    return {
+        "operation_mode": "quantization",
+        "model": {"model_path": model},
+        "dataset": {"quantization_path": calib},
+        "preprocessing": {"rescaling": {"scale": 1, "offset": 0}, "color_mode": "grayscale"},
+        "quantization": q,
+    }
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return path
+
+
+def write_config(d, cfg, name="user_config.yaml"):
+    return write(os.path.join(d, name), cfg if isinstance(cfg, str) else json.dumps(cfg, indent=1))
+
+
+def copy_in(d, src, name=None):
+    dst = os.path.join(d, name or os.path.basename(src))
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def check_failure(d, args, code, words, inputs, out_dir=None, allowed_new=None):
+    """Runs onnxquant in d and checks the exit code, the one-line error, the folder and the inputs."""
+    before = listing(d)
+    sums = {p: sha(p) for p in inputs}
+    p = run_oq(args, check=False, cwd=d)
+    err = p.stderr
+    msg = f"onnxquant {' '.join(args)} -> rc {p.returncode}\nstderr:\n{err[-3000:]}\nstdout:\n{p.stdout[-1000:]}"
+    assert p.returncode == code, f"expected exit code {code}: {msg}"
+    for w in FORBIDDEN:
+        assert w not in err and w not in p.stdout, f"'{w}' in the output: {msg}"
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("[error]")]
+    assert len(errors) == 1, f"expected exactly one [error] line: {msg}"
+    others = [ln for ln in lines if not ln.startswith("[error]") and not ln.startswith(LOG_PREFIXES)]
+    assert not others, f"unexpected stderr lines {others}: {msg}"
+    for w in words:
+        assert w.lower() in errors[0].lower(), f"error line does not name '{w}': {errors[0]}"
+    new = listing(d) - before
+    allowed = set(allowed_new or ())
+    if out_dir:
+        rel = os.path.relpath(out_dir, d)
+        allowed |= {rel, os.path.join(rel, "onnxquant.log")}
+    assert new <= allowed, f"left behind after the error: {sorted(new - allowed)}"
+    for f, h in sums.items():
+        assert os.path.exists(f) and sha(f) == h, f"input {f} was modified"
+    print(f"  rc {p.returncode}: {errors[0][:300]}")
+    return errors[0]
+
+
+def main_job(d, cfg, code, words, extra_inputs=(), extra_args=(), out_name="out"):
+    """Runs the main job on config cfg (a dict or raw YAML text) written in d."""
+    cpath = write_config(d, cfg)
+    out = os.path.join(d, out_name)
+    inputs = [cpath] + [p for p in extra_inputs if os.path.isfile(p)]
+    if isinstance(cfg, dict):
+        for p in (cfg["model"].get("model_path"), cfg.get("dataset", {}).get("quantization_path")):
+            if p and os.path.isfile(p):
+                inputs.append(p)
+    return check_failure(d, ["--config", cpath, "--output-dir", out] + list(extra_args), code, words, inputs, out)
+
+
+# ---------------------------------------------------------------------------------------------- models
+def tiny_model(nodes, inits=(), inputs=None, outputs=None, opset=13):
+    inputs = inputs or [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])]
+    outputs = outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])]
+    g = helper.make_graph(nodes, "bad", inputs, outputs, initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def save(d, m, name="model.onnx"):
+    p = os.path.join(d, name)
+    with open(p, "wb") as f:
+        f.write(m.SerializeToString())
+    return p
+
+
+def model_case(make, words, code=1, loader=True):
+    """make(d) -> model path; the main job must refuse it (and `info` too when the loader refuses it)."""
+    def case():
+        d = tmpdir()
+        path = make(d)
+        main_job(d, base_config(path), code, words, extra_inputs=[path])
+        if loader:
+            check_failure(d, ["info", path], code, words, [path])
+    return case
+
+
+def m_empty(d):
+    return write(os.path.join(d, "model.onnx"), b"")
+
+
+def m_truncated(d):
+    data = open(MLP, "rb").read()
+    return write(os.path.join(d, "model.onnx"), data[: len(data) // 3])
+
+
+def m_garbage(d):
+    return write(os.path.join(d, "model.onnx"), np.random.default_rng(9).bytes(4096))
+
+
+def m_text(d):
+    return write(os.path.join(d, "model.onnx"), "this is not a model\n" * 20)
+
+
+def m_cycle(d):
+    nodes = [helper.make_node("Relu", ["b"], ["a"], name="r1"), helper.make_node("Add", ["input", "a"], ["b"], name="add"),
+             helper.make_node("Relu", ["b"], ["y"], name="r2")]
+    return save(d, tiny_model(nodes))
+
+
+def m_dangling(d):
+    nodes = [helper.make_node("Add", ["input", "nobody_makes_me"], ["y"], name="add_dangling")]
+    return save(d, tiny_model(nodes))
+
+
+def m_missing_init(d):
+    m = onnx.load(MLP)
+    keep = [t for t in m.graph.initializer if t.name != "weights.1"]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    return save(d, m)
+
+
+def m_dup_outputs(d):
+    nodes = [helper.make_node("Relu", ["input"], ["t"], name="first"), helper.make_node("Neg", ["input"], ["t"], name="second"),
+             helper.make_node("Relu", ["t"], ["y"], name="r")]
+    return save(d, tiny_model(nodes))
+
+
+def m_dup_graph_outputs(d):
+    nodes = [helper.make_node("Relu", ["input"], ["y"], name="r")]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])
+    return save(d, tiny_model(nodes, outputs=[y, y]))
+
+
+def m_opset_new(d):
+    m = onnx.load(MLP)
+    m.opset_import[0].version = 99
+    return save(d, m)
+
+
+def m_unsupported_op(d):
+    nodes = [helper.make_node("FrobnicateTensor", ["input"], ["y"], name="frob")]
+    return save(d, tiny_model(nodes))
+
+
+def m_raw_short(d):
+    w = TensorProto(name="w_short", data_type=TensorProto.FLOAT, dims=[64], raw_data=b"\0" * 100)
+    nodes = [helper.make_node("Add", ["input", "w_short"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def m_overflow(d):
+    w = TensorProto(name="w_huge", data_type=TensorProto.FLOAT, dims=[1 << 40, 1 << 40, 1 << 20])
+    w.raw_data = b"\0" * 16
+    nodes = [helper.make_node("Add", ["input", "w_huge"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def m_negative_dim(d):
+    w = TensorProto(name="w_neg", data_type=TensorProto.FLOAT, dims=[-4, 16])
+    nodes = [helper.make_node("Add", ["input", "w_neg"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def external_model(d, location, nbytes=64 * 4, write_data=True, length=None):
+    w = TensorProto(name="w_ext", data_type=TensorProto.FLOAT, dims=[64])
+    w.data_location = TensorProto.EXTERNAL
+    e = w.external_data.add()
+    e.key, e.value = "location", location
+    if length is not None:
+        e = w.external_data.add()
+        e.key, e.value = "length", str(length)
+    if write_data:
+        write(os.path.join(d, "w.bin"), b"\0" * nbytes)
+    nodes = [helper.make_node("Add", ["input", "w_ext"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def m_ext_missing(d):
+    return external_model(d, "missing.bin", write_data=False)
+
+
+def m_ext_short(d):
+    return external_model(d, "w.bin", nbytes=100)
+
+
+def m_ext_length_short(d):
+    return external_model(d, "w.bin", length=128)
+
+
+def m_ext_parent(d):
+    sub = os.path.join(d, "models")
+    os.makedirs(sub)
+    write(os.path.join(d, "secret.bin"), b"\0" * 256)
+    return external_model(sub, "../secret.bin", write_data=False)
+
+
+def m_ext_absolute(d):
+    write(os.path.join(d, "abs.bin"), b"\0" * 256)
+    return external_model(d, os.path.join(d, "abs.bin"), write_data=False)
+
+
+def m_no_graph_input_data(d):
+    """A model whose only initializer has float_data of the wrong count."""
+    w = TensorProto(name="w_count", data_type=TensorProto.FLOAT, dims=[64], float_data=[1.0] * 10)
+    nodes = [helper.make_node("Add", ["input", "w_count"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+MODEL_CASES = [
+    ("model_empty_file", m_empty, ["model.onnx", "empty"]),
+    ("model_truncated", m_truncated, ["model.onnx"]),
+    ("model_garbage", m_garbage, ["model.onnx"]),
+    ("model_text", m_text, ["model.onnx"]),
+    ("model_cycle", m_cycle, ["model.onnx", "cycle"]),
+    ("model_dangling_input", m_dangling, ["model.onnx", "nobody_makes_me"]),
+    ("model_missing_initializer", m_missing_init, ["model.onnx", "weights.1"]),
+    ("model_duplicate_node_outputs", m_dup_outputs, ["model.onnx", "'t'"]),
+    ("model_duplicate_graph_outputs", m_dup_graph_outputs, ["model.onnx", "'y'"]),
+    ("model_opset_too_new", m_opset_new, ["model.onnx", "99"], False),
+    ("model_unsupported_op", m_unsupported_op, ["frob", "FrobnicateTensor"], False),
+    ("model_raw_data_short", m_raw_short, ["model.onnx", "w_short"]),
+    ("model_value_count_wrong", m_no_graph_input_data, ["model.onnx", "w_count"]),
+    ("model_shape_overflow", m_overflow, ["model.onnx", "w_huge"]),
+    ("model_negative_dim", m_negative_dim, ["model.onnx", "w_neg"]),
+    ("model_external_missing", m_ext_missing, ["w_ext", "missing.bin"]),
+    ("model_external_too_short", m_ext_short, ["w_ext", "w.bin"]),
+    ("model_external_length_short", m_ext_length_short, ["w_ext", "length"]),
+    ("model_external_parent_dir", m_ext_parent, ["w_ext", "../secret.bin"]),
+    ("model_external_absolute", m_ext_absolute, ["w_ext", "absolute"]),
+]
+
+
+def case_model_missing():
+    d = tmpdir()
+    main_job(d, base_config(os.path.join(d, "nope.onnx")), 1, ["nope.onnx"])
+
+
+def case_model_is_directory():
+    d = tmpdir()
+    os.makedirs(os.path.join(d, "dir.onnx"))
+    main_job(d, base_config(os.path.join(d, "dir.onnx")), 1, ["dir.onnx", "directory"])
+
+
+# ---------------------------------------------------------------------------------------------- config
+def config_case(mutate, words, code=2, model=MLP):
+    def case():
+        d = tmpdir()
+        cfg = base_config(copy_in(d, model), copy_in(d, CALIB_FLAT))
+        cfg = mutate(cfg, d) or cfg
+        main_job(d, cfg, code, words)
+    return case
+
+
+def c_yaml_syntax(cfg, d):
+    text = json.dumps(cfg, indent=1).splitlines()
+    text.insert(3, '  "broken": [1, 2,')  # unterminated flow sequence on line 4
+    text.insert(4, "  : : ]")
+    return "\n".join(text) + "\n"
+
+
+def c_yaml_tab(cfg, d):
+    return "model:\n\tmodel_path: x.onnx\n"
+
+
+def c_unknown_key(cfg, d):
+    cfg["quantization"]["onnx_extra_options"]["WeightSymetric"] = True
+
+
+def c_unknown_section_key(cfg, d):
+    cfg["quantization"]["granularty"] = "per_tensor"
+
+
+def c_wrong_type(cfg, d):
+    cfg["dataset"]["batch_size"] = "many"
+
+
+def c_wrong_type_bool(cfg, d):
+    cfg["quantization"]["onnx_extra_options"]["WeightSymmetric"] = [1, 2]
+
+
+def c_split0(cfg, d):
+    cfg["dataset"]["quantization_split"] = 0
+
+
+def c_split15(cfg, d):
+    cfg["dataset"]["quantization_split"] = 1.5
+
+
+def c_neg_tol(cfg, d):
+    cfg["quantization"]["iterative_quant_parameters"] = {"accuracy_tolerance": -1}
+
+
+def c_tflite(cfg, d):
+    cfg["quantization"]["quantizer"] = "tflite_converter"
+
+
+def c_int4_opset(cfg, d):
+    cfg["quantization"]["target_opset"] = 19
+    cfg["quantization"]["onnx_quant_parameters"]["weightType"] = "Int4"
+
+
+def c_full_auto_int16(cfg, d):
+    cfg["quantization"]["operating_mode"] = "full_auto"
+    cfg["quantization"]["onnx_quant_parameters"]["activType"] = "Int16"
+
+
+def c_bad_enum(cfg, d):
+    cfg["quantization"]["granularity"] = "per_pixel"
+
+
+def c_model_path_missing(cfg, d):
+    del cfg["model"]["model_path"]
+
+
+def c_config_not_map(cfg, d):
+    return "- just\n- a list\n"
+
+
+CONFIG_CASES = [
+    ("config_yaml_syntax_error", c_yaml_syntax, ["user_config.yaml:6:3:", "syntax"]),
+    ("config_yaml_tab", c_yaml_tab, ["user_config.yaml:2:12:"]),
+    ("config_not_a_mapping", c_config_not_map, ["user_config.yaml"]),
+    ("config_unknown_key", c_unknown_key, ["quantization.onnx_extra_options.WeightSymetric"]),
+    ("config_unknown_key_in_quantization", c_unknown_section_key, ["quantization.granularty"]),
+    ("config_wrong_type", c_wrong_type, ["dataset.batch_size"]),
+    ("config_wrong_type_bool", c_wrong_type_bool, ["WeightSymmetric"]),
+    ("config_split_zero", c_split0, ["dataset.quantization_split"]),
+    ("config_split_1_5", c_split15, ["dataset.quantization_split", "1.5"]),
+    ("config_negative_tolerance", c_neg_tol, ["accuracy_tolerance"]),
+    ("config_tflite_converter", c_tflite, ["quantization.quantizer", "tflite_converter"]),
+    ("config_int4_opset19", c_int4_opset, ["target_opset", "21"]),
+    ("config_full_auto_int16", c_full_auto_int16, ["full_auto", "Int16"]),
+    ("config_bad_enum", c_bad_enum, ["quantization.granularity", "per_pixel"]),
+    ("config_model_path_missing", c_model_path_missing, ["model.model_path"]),
+]
+
+
+def case_config_missing():
+    d = tmpdir()
+    check_failure(d, ["--config", os.path.join(d, "nope.yaml")], 2, ["nope.yaml"], [])
+
+
+def case_cli_bad_override():
+    d = tmpdir()
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    main_job(d, cfg, 2, ["dataset.batch_size"], extra_args=["dataset.batch_size=[1,"])
+
+
+def case_cli_unknown_option():
+    d = tmpdir()
+    check_failure(d, ["--config", "x.yaml", "--frobnicate"], 2, ["frobnicate"], [])
+
+
+# ---------------------------------------------------------------------------------------------- overrides
+def override_case(weights=None, activations=None, words=(), code=2, **params):
+    def mutate(cfg, d):
+        ex = cfg["quantization"]["onnx_extra_options"]
+        if weights is not None:
+            ex["weights_tensor_override"] = weights
+        if activations is not None:
+            ex["activations_tensor_override"] = activations
+        cfg["quantization"]["onnx_quant_parameters"].update(params)
+    return config_case(mutate, list(words), code)
+
+
+OVERRIDE_CASES = [
+    ("override_unknown_tensor", override_case(weights=[["no_such_weight", {"quant_type": "Int8"}]],
+                                              words=["no_such_weight"])),
+    ("override_unknown_activation", override_case(activations=[["no_such_act", {"quant_type": "UInt8"}]],
+                                                  words=["no_such_act"])),
+    ("override_scale_without_zero_point", override_case(weights=[["weights.0", {"scale": 0.1}]],
+                                                        words=["weights.0", "zero_point"])),
+    ("override_channels_mismatch", override_case(
+        weights=[["weights.0", {"axis": 1, "scale": [0.1] * 5, "zero_point": [0] * 5}]], words=["weights.0", "128"])),
+    ("override_zero_point_range", override_case(
+        weights=[["weights.2", {"quant_type": "Int8", "scale": 0.1, "zero_point": 300}]], words=["weights.2", "300"])),
+    ("override_scale_zero", override_case(weights=[["weights.2", {"scale": 0.0, "zero_point": 0}]],
+                                          words=["weights.2", "scale"])),
+    ("override_scale_negative", override_case(activations=[["/Relu_output_0", {"scale": -0.5, "zero_point": 0}]],
+                                              words=["/Relu_output_0", "scale"])),
+    ("override_axis_invalid", override_case(weights=[["weights.1", {"axis": 5}]], words=["weights.1", "axis"])),
+    ("override_per_channel_activation", override_case(
+        activations=[["/Relu_output_0", {"axis": 1, "scale": [0.1] * 128, "zero_point": [0] * 128}]],
+        words=["/Relu_output_0"])),
+    ("override_nodes_to_quantize_with_weights", override_case(
+        weights=[["weights.0", {"quant_type": "Int8"}]], nodes_to_quantize=["/MatMul"],
+        words=["nodes_to_quantize", "weights_tensor_override"])),
+    ("override_bad_quant_type", override_case(weights=[["weights.0", {"quant_type": "Int7"}]],
+                                              words=["quant_type", "Int7"])),
+]
+
+
+# ---------------------------------------------------------------------------------------------- data
+def data_case(make, words, code=1, model=MLP, extra=None):
+    """make(d) -> data path used as quantization_path."""
+    def case():
+        d = tmpdir()
+        path = make(d)
+        cfg = base_config(copy_in(d, model), path)
+        if extra:
+            extra(cfg, d)
+        inputs = [p for p in (path,) if os.path.isfile(p)]
+        if os.path.isdir(path):
+            inputs += [os.path.join(r, f) for r, _, fs in os.walk(path) for f in fs]
+        main_job(d, cfg, code, words, extra_inputs=inputs)
+    return case
+
+
+def d_missing(d):
+    return os.path.join(d, "no_such_data.npz")
+
+
+def d_empty_folder(d):
+    p = os.path.join(d, "images")
+    os.makedirs(p)
+    return p
+
+
+def d_empty_classes(d):
+    p = os.path.join(d, "images")
+    for c in ("0", "1"):
+        os.makedirs(os.path.join(p, c))
+    return p
+
+
+def d_corrupt_jpeg(d):
+    p = os.path.join(d, "images")
+    write(os.path.join(p, "0", "broken.jpg"), b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + np.random.default_rng(1).bytes(300))
+    return p
+
+
+def d_npy(arr):
+    def make(d):
+        p = os.path.join(d, "x.npy")
+        np.save(p, arr)
+        return p
+    return make
+
+
+def d_npz(**arrays):
+    def make(d):
+        p = os.path.join(d, "data.npz")
+        np.savez(p, **arrays)
+        return p
+    return make
+
+
+def d_npz_truncated(d):
+    data = open(CALIB_FLAT, "rb").read()
+    return write(os.path.join(d, "data.npz"), data[: len(data) // 2])
+
+
+def d_npy_truncated(d):
+    p = os.path.join(d, "x.npy")
+    np.save(p, np.zeros((50, 64), np.float32))
+    data = open(p, "rb").read()
+    return write(p, data[:1000])
+
+
+def d_npy_bad_header(d):
+    return write(os.path.join(d, "x.npy"), b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (5, ,}  \n")
+
+
+def d_top1_no_labels(d):
+    p = os.path.join(d, "x.npy")
+    np.save(p, np.zeros((10, 64), np.float32))
+    return p
+
+
+def eval_no_labels(cfg, d):
+    cfg["operation_mode"] = "evaluation"
+    cfg["dataset"]["test_path"] = cfg["dataset"]["quantization_path"]
+
+
+X = np.zeros((20, 64), np.float32)
+DATA_CASES = [
+    ("data_missing_path", data_case(d_missing, ["no_such_data.npz"])),
+    ("data_empty_folder", data_case(d_empty_folder, ["images"], model=MOBILENET)),
+    ("data_empty_class_folders", data_case(d_empty_classes, ["images"], model=MOBILENET)),
+    ("data_corrupt_jpeg", data_case(d_corrupt_jpeg, ["broken.jpg"], model=MOBILENET)),
+    ("data_npy_wrong_shape", data_case(d_npy(np.zeros((20, 63), np.float32)), ["x.npy", "63"])),
+    ("data_npy_wrong_rank", data_case(d_npy(np.zeros((20, 8, 8), np.float32)), ["x.npy"])),
+    ("data_npy_wrong_dtype", data_case(d_npy(np.zeros((20, 64), np.complex64)), ["x.npy"])),
+    ("data_npy_string_dtype", data_case(d_npy(np.array([["a"] * 64] * 3)), ["x.npy"])),
+    ("data_npy_object_dtype", data_case(d_npy(np.array([None] * 64, dtype=object).reshape(1, 64)), ["x.npy"])),
+    ("data_npy_truncated", data_case(d_npy_truncated, ["x.npy"])),
+    ("data_npy_bad_header", data_case(d_npy_bad_header, ["x.npy"])),
+    ("data_npz_without_x", data_case(d_npz(a=X, y=np.zeros(20, np.int64)), ["data.npz", "x"])),
+    ("data_npz_truncated", data_case(d_npz_truncated, ["data.npz"])),
+    ("data_labels_wrong_length", data_case(
+        lambda d: d_npz(x=X, y=np.zeros(15, np.int64))(d), ["data.npz", "15"],
+        extra=lambda cfg, d: eval_no_labels(cfg, d))),
+    ("data_top1_without_labels", data_case(d_top1_no_labels, ["x.npy", "labels"], extra=eval_no_labels)),
+]
+
+
+# ---------------------------------------------------------------------------------------------- output
+def case_output_under_file():
+    d = tmpdir()
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    blocker = write(os.path.join(d, "somefile"), "a regular file\n")
+    cpath = write_config(d, cfg)
+    out = os.path.join(blocker, "sub")
+    check_failure(d, ["--config", cpath, "--output-dir", out], 1, ["somefile"], [cpath, blocker, MLP])
+
+
+def case_export_dir_is_file():
+    d = tmpdir()
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    out = os.path.join(d, "out")
+    blocker = write(os.path.join(out, "quantized_models"), "a regular file\n")
+    cpath = write_config(d, cfg)
+    check_failure(d, ["--config", cpath, "--output-dir", out], 1, ["quantized_models"],
+                  [cpath, blocker, cfg["model"]["model_path"]], allowed_new={"out/onnxquant.log"})
+
+
+def case_output_is_input_model():
+    """The output file name is a link to the input model: refused before anything is written through it."""
+    d = tmpdir()
+    out = os.path.join(d, "out")
+    model = copy_in(d, MLP, "m.onnx")
+    os.makedirs(os.path.join(out, "quantized_models"))
+    os.symlink(model, os.path.join(out, "quantized_models", "m_quant_qdq_pc.onnx"))
+    cfg = base_config(model, copy_in(d, CALIB_FLAT))
+    cpath = write_config(d, cfg)
+    check_failure(d, ["--config", cpath, "--output-dir", out], 2, ["m_quant_qdq_pc.onnx", "input model"],
+                  [cpath, model], allowed_new={"out/onnxquant.log"})
+    assert os.path.islink(os.path.join(out, "quantized_models", "m_quant_qdq_pc.onnx"))
+
+
+def case_run_output_under_file():
+    d = tmpdir()
+    model = copy_in(d, MLP)
+    x = os.path.join(d, "x.npy")
+    np.save(x, np.zeros((2, 64), np.float32))
+    blocker = write(os.path.join(d, "somefile"), "x")
+    check_failure(d, ["run", model, "--input", x, "--output-dir", os.path.join(blocker, "o")], 1, ["somefile"],
+                  [model, x, blocker])
+
+
+def case_run_wrong_input_shape():
+    d = tmpdir()
+    model = copy_in(d, MLP)
+    x = os.path.join(d, "x.npy")
+    np.save(x, np.zeros((2, 65), np.float32))
+    out = os.path.join(d, "o")
+    check_failure(d, ["run", model, "--input", x, "--output-dir", out], 1, ["input"], [model, x],
+                  allowed_new={"o"})
+
+
+# ---------------------------------------------------------------------------------------------- fuzz regressions
+def replay_case(path):
+    """A committed input under tests/bad_inputs/ (a fuzzer finding): its kind comes from the extension."""
+    def case():
+        d = tmpdir()
+        name = os.path.basename(path)
+        local = copy_in(d, path)
+        if name.endswith(".onnx"):
+            check_failure(d, ["info", local], 1, [name], [local])
+        elif name.endswith(".yaml"):
+            check_failure(d, ["--config", local, "--output-dir", os.path.join(d, "out")], 2, [name], [local],
+                          out_dir=os.path.join(d, "out"))
+        elif name.endswith((".npy", ".npz")):
+            cfg = base_config(copy_in(d, MLP), local)
+            main_job(d, cfg, 1, [name], extra_inputs=[local])
+        else:  # images: one class folder holding the file
+            img = os.path.join(d, "images", "0")
+            os.makedirs(img)
+            shutil.move(local, os.path.join(img, name))
+            cfg = base_config(copy_in(d, MOBILENET), os.path.join(d, "images"))
+            main_job(d, cfg, 1, [name], extra_inputs=[os.path.join(img, name)])
+    return case
+
+
+# ---------------------------------------------------------------------------------------------- determinism
+def strip_times(obj):
+    if isinstance(obj, dict):
+        return {k: strip_times(v) for k, v in obj.items() if "time" not in k.lower() and k not in ("date", "seconds")}
+    if isinstance(obj, list):
+        return [strip_times(v) for v in obj]
+    return obj
+
+
+def deterministic_case(mode, model, calib, test=None, method="MinMax"):
+    """The same job with --threads 1 and --threads 2 (each in its own folder, run from there with relative paths so
+    that paths in the reports are equal): byte-identical models, equal JSON reports once timestamps are dropped."""
+    def case():
+        outs = []
+        for t in (1, 2):
+            d = tmpdir()
+            cfg = base_config(os.path.basename(copy_in(d, model)), os.path.basename(copy_in(d, calib)), mode=mode)
+            if test:
+                cfg["dataset"]["test_path"] = os.path.basename(copy_in(d, test))
+            cfg["quantization"]["onnx_quant_parameters"]["calibrate_method"] = method
+            write_config(d, cfg)
+            run_oq(["--config", "user_config.yaml", "--output-dir", "out", "--threads", str(t)], cwd=d)
+            outs.append(os.path.join(d, "out"))
+        files = sorted(f for f in listing(outs[0]) if f.endswith((".onnx", ".json", ".csv")))
+        assert any(f.endswith(".onnx") for f in files), files
+        assert mode == "default" or any(f.endswith(".json") for f in files), files
+        assert files == sorted(f for f in listing(outs[1]) if f.endswith((".onnx", ".json", ".csv")))
+        for f in files:
+            a, b = (os.path.join(o, f) for o in outs)
+            if f.endswith(".json"):
+                assert strip_times(json.load(open(a))) == strip_times(json.load(open(b))), f"{f} differs"
+            else:
+                assert sha(a) == sha(b), f"{f} differs between --threads 1 and --threads 2"
+        print(f"  {len(files)} files identical: {', '.join(files)}")
+    return case
+
+
+DETERMINISM_CASES = [
+    ("deterministic_default_mobilenet_entropy", deterministic_case(
+        "default", MOBILENET, os.path.join(TESTDATA, "digits_calib.npz"), method="Entropy")),
+    ("deterministic_inspection_mlp", deterministic_case(
+        "inspection", MLP, CALIB_FLAT, os.path.join(TESTDATA, "digits_test_flat.npz"))),
+    ("deterministic_full_auto_mlp", deterministic_case(
+        "full_auto", MLP, CALIB_FLAT, os.path.join(TESTDATA, "digits_test_flat.npz"))),
+]
+
+
+# ---------------------------------------------------------------------------------------------- main
+def all_cases():
+    cases = [(c[0], model_case(c[1], c[2], loader=c[3] if len(c) > 3 else True)) for c in MODEL_CASES]
+    cases += [("model_missing_file", case_model_missing), ("model_is_directory", case_model_is_directory)]
+    cases += [(n, config_case(f, w)) for n, f, w in CONFIG_CASES]
+    cases += [("config_file_missing", case_config_missing), ("cli_bad_override_value", case_cli_bad_override),
+              ("cli_unknown_option", case_cli_unknown_option)]
+    cases += OVERRIDE_CASES + DATA_CASES
+    cases += [("output_dir_under_a_file", case_output_under_file), ("export_dir_is_a_file", case_export_dir_is_file),
+              ("output_is_the_input_model", case_output_is_input_model),
+              ("run_output_dir_under_a_file", case_run_output_under_file),
+              ("run_wrong_input_shape", case_run_wrong_input_shape)]
+    if os.path.isdir(BAD_DIR):
+        for n in sorted(os.listdir(BAD_DIR)):
+            if not n.endswith(".md"):
+                cases.append((f"fuzz_{n}", replay_case(os.path.join(BAD_DIR, n))))
+    if os.environ.get("OQ_BAD_INPUTS_SKIP_DETERMINISM") != "1":
+        cases += DETERMINISM_CASES
+    return cases
+
+
+if __name__ == "__main__":
+    assert os.path.exists(BIN), f"OQ_BIN {BIN} does not exist"
+    flt = sys.argv[1] if len(sys.argv) > 1 else ""
+    r = Runner()
+    for name, fn in all_cases():
+        if flt in name:
+            r.run(name, fn)
+    r.finish()
