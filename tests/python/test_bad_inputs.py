@@ -101,7 +101,10 @@ def check_failure(d, args, code, words, inputs, out_dir=None, allowed_new=None):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("[error]")]
     assert len(errors) == 1, f"expected exactly one [error] line: {msg}"
-    others = [ln for ln in lines if not ln.startswith("[error]") and not ln.startswith(LOG_PREFIXES)]
+    # Other lines are log lines ([info]/[warning]) or ST-layout report lines (inspection tables), never a second
+    # error in another form.
+    others = [ln for ln in lines if not ln.startswith("[error]") and not ln.startswith(LOG_PREFIXES)
+              and any(w in ln.lower() for w in ("error", "exception", "abort", "fatal"))]
     assert not others, f"unexpected stderr lines {others}: {msg}"
     for w in words:
         assert w.lower() in errors[0].lower(), f"error line does not name '{w}': {errors[0]}"
@@ -622,6 +625,32 @@ def case_run_wrong_input_shape():
                   allowed_new={"o"})
 
 
+def late_failure_case(operation_mode, mode, test_arrays, words):
+    """A failure after the job has already written models/reports (bad test data found at evaluation): the
+    outputs written so far are removed again, only the log stays."""
+    def case():
+        d = tmpdir()
+        cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT), mode=mode)
+        cfg["operation_mode"] = operation_mode
+        test = os.path.join(d, "test.npz")
+        np.savez(test, **test_arrays)
+        cfg["dataset"]["test_path"] = test
+        p = main_job(d, cfg, 1, words, extra_inputs=[test])
+        return p
+    return case
+
+
+LATE_CASES = [
+    ("late_failure_chain_qe_no_labels", late_failure_case(
+        "chain_qe", "default", {"x": np.zeros((10, 64), np.float32)}, ["test.npz", "labels"])),
+    ("late_failure_chain_qe_inspection", late_failure_case(
+        "chain_qe", "inspection", {"x": np.zeros((10, 64), np.float32)}, ["test.npz"])),
+    ("late_failure_full_auto_bad_test_rows", late_failure_case(
+        "quantization", "full_auto", {"x": np.zeros((10, 63), np.float32), "y": np.zeros(10, np.int64)},
+        ["test.npz"])),
+]
+
+
 # ---------------------------------------------------------------------------------------------- fuzz regressions
 def replay_case(path):
     """A committed input under tests/bad_inputs/ (a fuzzer finding): its kind comes from the extension."""
@@ -700,7 +729,7 @@ def all_cases():
     cases += [(n, config_case(f, w)) for n, f, w in CONFIG_CASES]
     cases += [("config_file_missing", case_config_missing), ("cli_bad_override_value", case_cli_bad_override),
               ("cli_unknown_option", case_cli_unknown_option)]
-    cases += OVERRIDE_CASES + DATA_CASES
+    cases += OVERRIDE_CASES + DATA_CASES + LATE_CASES
     cases += [("output_dir_under_a_file", case_output_under_file), ("export_dir_is_a_file", case_export_dir_is_file),
               ("output_is_the_input_model", case_output_is_input_model),
               ("run_output_dir_under_a_file", case_run_output_under_file),

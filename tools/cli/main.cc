@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "app.h"
+#include "rollback.h"
 #include "core/log.h"
 #include "core/parallel.h"
 
@@ -50,17 +51,23 @@ static int main_job(int argc, char** argv) {
   OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
   for (const auto& w : job.cfg.warnings) OQ_WARN("{}", w);
 
-  using config::OperatingMode;
-  using config::OperationMode;
-  if (job.cfg.operation_mode == OperationMode::Evaluation) return app::run_evaluation(job, job.cfg.model.model_path);
+  app::OutputRollback rollback(job.output_dir, log_path);
   int rc = 0;
-  switch (job.cfg.quantization.operating_mode) {
-    case OperatingMode::Default: rc = app::run_default_mode(job); break;
-    case OperatingMode::Inspection: rc = app::run_inspection_mode(job); break;
-    case OperatingMode::FullAuto: rc = app::run_full_auto_mode(job); break;
+  try {
+    using config::OperatingMode;
+    using config::OperationMode;
+    if (job.cfg.operation_mode == OperationMode::Evaluation) return app::run_evaluation(job, job.cfg.model.model_path);
+    switch (job.cfg.quantization.operating_mode) {
+      case OperatingMode::Default: rc = app::run_default_mode(job); break;
+      case OperatingMode::Inspection: rc = app::run_inspection_mode(job); break;
+      case OperatingMode::FullAuto: rc = app::run_full_auto_mode(job); break;
+    }
+    if (rc == 0 && job.cfg.operation_mode == OperationMode::ChainQE && !job.quantized_path.empty())
+      rc = app::run_evaluation(job, job.quantized_path);
+  } catch (...) {
+    rollback.undo();  // a failed run leaves no partial models or reports behind, only the log
+    throw;
   }
-  if (rc == 0 && job.cfg.operation_mode == OperationMode::ChainQE && !job.quantized_path.empty())
-    rc = app::run_evaluation(job, job.quantized_path);
   OQ_INFO("Outputs are in {}", job.output_dir);
   return rc;
 }
