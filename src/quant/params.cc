@@ -93,7 +93,16 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       // ORT: per-channel initializers are always symmetric.
       bool sym = s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
       exec::QuantParams q = weight_params(w, qt, sym, s.axis, o.reduce_range, o.min_real_range);
-      if (weight_fn && s.role == TensorRole::Weight) q = weight_fn(name, w, std::move(q));
+      if (weight_fn && s.role == TensorRole::Weight) {
+        WeightChoice c = weight_fn(name, w, std::move(q));
+        q = std::move(c.params);
+        if (c.values.dtype() != DType::Undefined) {
+          if (c.values.shape() != w.shape() || c.values.dtype() != w.dtype())
+            fail(ErrorKind::Runtime, "weight quantizer returned values of another shape/type for '{}'", name);
+          if (!notes) fail(ErrorKind::Runtime, "weight '{}': modified values need ParamNotes", name);
+          notes->weight_values[name] = std::move(c.values);
+        }
+      }
       pm[name] = std::move(q);
       continue;
     }

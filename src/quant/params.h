@@ -2,6 +2,7 @@
 // data, biases from input and weight scales), honouring tensor overrides. Pure: no graph edits.
 #pragma once
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,22 @@ namespace oq::quant {
 
 struct ParamNotes {
   std::vector<std::string> adjusted_weights;  // weight scales enlarged so int32 biases do not overflow
+  // Weights whose float values a WeightParamsFn replaced (GPTQ): the writer quantizes these instead of the
+  // initializer's values.
+  std::map<std::string, Tensor> weight_values;
+};
+
+// What a better weight quantizer decides for one weight: its parameters and, optionally, the float values to
+// quantize with them (GPTQ changes the values; an undefined tensor = quantize the initializer as is). The
+// values must have the weight's shape and dtype.
+struct WeightChoice {
+  exec::QuantParams params;
+  Tensor values;
 };
 
 // `weight_params_fn` (optional) computes a weight's parameters instead of min/max (better weight quantizers);
-// it receives the tensor and the proposed QuantParams (type, axis) and returns the final ones.
-using WeightParamsFn = std::function<exec::QuantParams(const std::string& name, const Tensor& w, exec::QuantParams proposal)>;
+// it receives the tensor and the proposed QuantParams (type, axis: min/max values) and returns the choice.
+using WeightParamsFn = std::function<WeightChoice(const std::string& name, const Tensor& w, exec::QuantParams proposal)>;
 
 ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOptions& o, const RangeMap& ranges,
                         ParamNotes* notes = nullptr, const WeightParamsFn& weight_fn = {});

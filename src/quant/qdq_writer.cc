@@ -47,7 +47,8 @@ std::string kind_key(DType t, TensorRole r) {
 
 }  // namespace
 
-WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params) {
+WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
+                     const std::map<std::string, Tensor>* weight_values) {
   WriteStats st;
   // Drop the folded Relu/Clip nodes first.
   std::set<size_t> removed(plan.removed_nodes.begin(), plan.removed_nodes.end());
@@ -102,9 +103,13 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     }
     st.tensors_per_type[kind_key(q.qtype, s.role)]++;
     if (s.is_initializer) {
-      const Tensor& w = g.find_initializer(name)->tensor;
+      const Tensor* w = &g.find_initializer(name)->tensor;
+      if (weight_values) {
+        auto v = weight_values->find(name);
+        if (v != weight_values->end()) w = &v->second;
+      }
       std::string qn = name + "_quantized";
-      g.add_initializer(qn, quantize_tensor(w, q));
+      g.add_initializer(qn, quantize_tensor(*w, q));
       g.add_initializer(name + "_scale", scale_tensor(q));
       g.add_initializer(name + "_zero_point", zero_point_tensor(q));
       std::string dq_out = name + "_DequantizeLinear_Output";

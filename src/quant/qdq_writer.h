@@ -12,7 +12,9 @@ struct WriteStats {
 };
 
 // `g` is the annotated graph (Relu/Clip nodes of plan.removed_nodes still present; they are dropped here).
-// The graph is rewritten in place and topologically sorted.
-WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params);
+// The graph is rewritten in place and topologically sorted. `weight_values` (optional): float values to
+// quantize instead of an initializer's own (weights a WeightParamsFn modified, e.g. GPTQ).
+WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
+                     const std::map<std::string, Tensor>* weight_values = nullptr);
 
 }  // namespace oq::quant

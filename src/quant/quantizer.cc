@@ -79,7 +79,7 @@ QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Ca
   adjust_ranges(q.model.graph, o, ranges);
   q.plan = annotate(q.model.graph, static_cast<int>(q.model.default_opset()), o, c.types, ranges);
   q.params = compute_params(q.model.graph, q.plan, o, ranges, &q.notes, weight_fn);
-  q.stats = write_qdq(q.model.graph, q.plan, q.params);
+  q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values);
   return q;
 }
 

@@ -8,9 +8,11 @@
 #include "core/log.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
+#include "quality.h"
 #include "quant/quantizer.h"
 #include "search/bisection.h"
 #include "search/evaluator.h"
+#include "search/greedy.h"
 #include "search/ranking.h"
 
 namespace fs = std::filesystem;
@@ -78,6 +80,10 @@ int run_full_auto_mode(Job& job) {
   std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
   onnx::save_model(job.prepared, folded);
   OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
+  // Float rewrites (SmoothQuant) and the weight quantizer, from the calibration data.
+  auto calib = calibration_data(job);
+  apply_float_rewrites(job, calib);
+  quant::WeightParamsFn wfn = make_weight_fn(job, calib);
 
   data::DataOptions eo = data_options(cfg, eval_path, 1.0);
   eo.selection.shuffle = false;
@@ -115,14 +121,13 @@ int run_full_auto_mode(Job& job) {
   OQ_INFO("Step 2: float model {}: {:.2f}", metric, float_score);
 
   // 3. The 8-bit reference (calibrated once: activation ranges do not change between attempts).
-  auto calib = calibration_data(job);
   quant::CalibrationRequest req;
   req.options = calib_options(cfg);
   req.batch_size = cfg.dataset.batch_size;
   auto cal = quant::calibrate(job.prepared, job.qopts, calib, req);
   std::string tag = job.model_base + "_qdq";
   if (cfg.quantization.extra.smooth_quant) tag += fmt::format("_squant{}", cfg.quantization.extra.smooth_quant_alpha);
-  auto q8 = quant::build_qdq(job.prepared, job.qopts, cal);
+  auto q8 = quant::build_qdq(job.prepared, job.qopts, cal, wfn);
   double ref_score = score_model(q8.model, "int8");
   std::string int8_file = save_output(job, q8.model, tag + ".onnx");
   OQ_INFO("Step 3: 8-bit reference {}: {:.2f} — {}", metric, ref_score, int8_file);
@@ -134,12 +139,21 @@ int run_full_auto_mode(Job& job) {
   auto ranked = search::rank_weights(job.prepared.graph, ir::topological_order(job.prepared.graph),
                                      [&](const ir::Node& n) { return quant::should_quantize_node(n, job.qopts); });
   std::erase_if(ranked, [&](const search::RankedTensor& t) { return job.qopts.weight_overrides.count(t.name) > 0; });
+  if (it.ranking == config::Ranking::Sensitivity) ranked = sensitivity_ranking(job, ranked, wfn, calib);
   const int64_t N = static_cast<int64_t>(ranked.size());
   int64_t total = 0;
   for (const auto& t : ranked) total += t.weights;
-  auto options_for = [&](int64_t n_int8) {
+  // A configuration: per ranked tensor, kept in Int8 (bisection: the n lowest-ranked).
+  using Flags = std::vector<bool>;
+  auto prefix = [&](int64_t n_int8) {
+    Flags f(static_cast<size_t>(N), false);
+    for (int64_t i = N - n_int8; i < N; ++i) f[static_cast<size_t>(i)] = true;
+    return f;
+  };
+  auto options_for_set = [&](const Flags& f) {
     quant::QuantOptions o = job.qopts;
-    for (int64_t i = 0; i < N - n_int8; ++i) {  // the highest-ranked N - n tensors go to Int4
+    for (int64_t i = 0; i < N; ++i) {
+      if (f[static_cast<size_t>(i)]) continue;
       quant::TensorOverride ov;
       ov.qtype = DType::Int4;
       if (o.per_channel) ov.axis = ranked[i].axis;
@@ -147,14 +161,16 @@ int run_full_auto_mode(Job& job) {
     }
     return o;
   };
-  auto w4_percent = [&](int64_t n_int8) {
+  auto options_for = [&](int64_t n_int8) { return options_for_set(prefix(n_int8)); };
+  auto w4_percent_set = [&](const Flags& f) {
     int64_t w4 = 0;
-    for (int64_t i = 0; i < N - n_int8; ++i) w4 += ranked[i].weights;
+    for (int64_t i = 0; i < N; ++i) w4 += f[static_cast<size_t>(i)] ? 0 : ranked[i].weights;
     return total ? 100.0 * static_cast<double>(w4) / static_cast<double>(total) : 0.0;
   };
+  auto w4_percent = [&](int64_t n_int8) { return w4_percent_set(prefix(n_int8)); };
 
   // 4. Every ranked weight in Int4.
-  auto q4 = quant::build_qdq(job.prepared, options_for(0), cal);
+  auto q4 = quant::build_qdq(job.prepared, options_for(0), cal, wfn);
   double int4_score = score_model(q4.model, "int4");
   OQ_INFO("Step 4: all {} weight tensors in Int4: {} {:.2f}", N, metric, int4_score);
 
@@ -193,7 +209,7 @@ int run_full_auto_mode(Job& job) {
     for (int64_t i = N - n; i < N; ++i) w8 += ranked[i].weights;
     log::raw(fmt::format("In this quantization attempt we have {} weights in QInt8 over a total of {} weights so a "
                          "ratio of {:.2f} %", w8, total, total ? 100.0 * w8 / total : 0.0));
-    auto q = quant::build_qdq(job.prepared, options_for(n), cal);
+    auto q = quant::build_qdq(job.prepared, options_for(n), cal, wfn);
     double s = score_model(q.model, fmt::format("n={}", n));
     OQ_INFO("Attempt with {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", n, N, w4_percent(n),
             metric, s, s >= threshold ? "passed" : "failed");
@@ -206,23 +222,59 @@ int run_full_auto_mode(Job& job) {
     written[a.n_int8] = save_output(job, models.at(a.n_int8), name);
     OQ_INFO("Written {}", written[a.n_int8]);
   };
-  auto walk = search::bisection_walk(N, int4_score, threshold, evaluate_n, on_write);
-  for (const auto& a : walk.attempts) {
-    analysis::FullAutoAttempt fa;
-    fa.n_int8 = a.n_int8;
-    fa.int8_tensors = int8_names(a.n_int8);
-    fa.w4_percent = w4_percent(a.n_int8);
-    fa.model_bytes = onnx::serialize_model(models.at(a.n_int8)).size();
-    fa.score = a.score;
-    fa.passed = a.passed;
-    if (written.count(a.n_int8)) fa.file = written[a.n_int8];
-    rep.attempts.push_back(std::move(fa));
+  if (it.search == config::SearchStrategy::Greedy) {
+    // Greedy: the answer is always the last passing attempt, so only its model is kept.
+    ir::Model best = models.at(0);
+    auto record = [&](const Flags& f, double s, const ir::Model& m) {
+      analysis::FullAutoAttempt fa;
+      for (int64_t i = 0; i < N; ++i)
+        if (f[static_cast<size_t>(i)]) fa.int8_tensors.push_back(ranked[i].name);
+      fa.n_int8 = static_cast<int64_t>(fa.int8_tensors.size());
+      fa.w4_percent = w4_percent_set(f);
+      fa.model_bytes = onnx::serialize_model(m).size();
+      fa.score = s;
+      fa.passed = s >= threshold;
+      rep.attempts.push_back(std::move(fa));
+    };
+    record(prefix(0), int4_score, models.at(0));
+    auto evaluate_set = [&](const Flags& f) {
+      auto q = quant::build_qdq(job.prepared, options_for_set(f), cal, wfn);
+      double s = score_model(q.model, fmt::format("greedy {}", rep.attempts.size()));
+      record(f, s, q.model);
+      const auto& fa = rep.attempts.back();
+      OQ_INFO("Greedy attempt {}: {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}",
+              rep.attempts.size() - 1, fa.n_int8, N, fa.w4_percent, metric, s, fa.passed ? "passed" : "failed");
+      if (fa.passed) best = std::move(q.model);
+      return s;
+    };
+    auto g = search::greedy_walk(N, int4_score, threshold, evaluate_set);
+    if (g.answer) {
+      auto& a = rep.attempts[*g.answer];
+      std::string name = fmt::format("{}_w4_{}%_w8_{}%_a8_100%_acc_{}.onnx", tag, pct2(a.w4_percent),
+                                     pct2(100.0 - a.w4_percent), pct2(a.score));
+      a.file = save_output(job, best, name);
+      OQ_INFO("Written {}", a.file);
+    }
+    rep.answer = g.answer;
+  } else {
+    auto walk = search::bisection_walk(N, int4_score, threshold, evaluate_n, on_write);
+    for (const auto& a : walk.attempts) {
+      analysis::FullAutoAttempt fa;
+      fa.n_int8 = a.n_int8;
+      fa.int8_tensors = int8_names(a.n_int8);
+      fa.w4_percent = w4_percent(a.n_int8);
+      fa.model_bytes = onnx::serialize_model(models.at(a.n_int8)).size();
+      fa.score = a.score;
+      fa.passed = a.passed;
+      if (written.count(a.n_int8)) fa.file = written[a.n_int8];
+      rep.attempts.push_back(std::move(fa));
+    }
+    rep.answer = walk.answer;
   }
-  rep.answer = walk.answer;
   data::write_file_atomic((fs::path(job.output_dir) / "full_auto.json").string(), analysis::full_auto_json(rep));
   data::write_file_atomic((fs::path(job.output_dir) / "full_auto.html").string(), analysis::full_auto_html(rep));
-  if (walk.answer) {
-    const auto& a = rep.attempts[*walk.answer];
+  if (rep.answer) {
+    const auto& a = rep.attempts[*rep.answer];
     job.quantized_path = a.file;
     OQ_INFO("Answer: {} / {} weight tensors in Int8, {:.2f}% of weight parameters in 4 bits, {} {:.2f} (8-bit {:.2f}, "
             "tolerance {:.2f}) — {}", a.n_int8, N, a.w4_percent, metric, a.score, ref_score, tol, a.file);

@@ -1,0 +1,289 @@
+#include "quant/smooth_quant.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/log.h"
+#include "core/progress.h"
+#include "data/loader.h"
+#include "exec/session.h"
+#include "ir/passes/pass_util.h"
+
+namespace oq::quant {
+
+namespace {
+
+// Number of node inputs (anywhere in the top-level graph) reading `name`.
+int uses(const ir::Graph& g, const std::string& name) {
+  int n = 0;
+  for (const auto& node : g.nodes)
+    for (const auto& in : node.inputs) n += in == name;
+  return n + (g.is_graph_output(name) ? 1 : 0);
+}
+
+// A float initializer used by one node input only (safe to rewrite in place).
+ir::Initializer* private_constant(ir::Graph& g, const std::string& name) {
+  if (name.empty()) return nullptr;
+  ir::Initializer* i = g.find_initializer(name);
+  if (!i || i->tensor.dtype() != DType::Float || g.is_graph_input(name) || uses(g, name) != 1) return nullptr;
+  return i;
+}
+
+// t[..., j, ...] (j along `axis`) *= f[j] (or /= f[j]); the tensor is cloned first (copies share data).
+void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide) {
+  t = t.clone();
+  int64_t outer = 1, inner = 1, ch = t.dim(axis);
+  for (int i = 0; i < axis; ++i) outer *= t.dim(i);
+  for (int i = axis + 1; i < t.rank(); ++i) inner *= t.dim(i);
+  float* d = t.data<float>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < ch; ++c) {
+      double m = divide ? 1.0 / f[static_cast<size_t>(c)] : f[static_cast<size_t>(c)];
+      for (int64_t i = 0, base = (o * ch + c) * inner; i < inner; ++i)
+        d[base + i] = static_cast<float>(d[base + i] * m);
+    }
+}
+
+// Per-channel constant of shape [C, 1, ...] (rank - 1 - axis trailing ones) holding v[j].
+Tensor channel_tensor(const std::vector<double>& v, int64_t rank, int axis) {
+  Shape s{static_cast<int64_t>(v.size())};
+  for (int64_t i = axis + 1; i < rank; ++i) s.push_back(1);
+  Tensor t(DType::Float, s);
+  for (size_t j = 0; j < v.size(); ++j) t.data<float>()[j] = static_cast<float>(v[j]);
+  return t;
+}
+
+bool matches(const ir::Initializer* i, int64_t c) { return i && i->tensor.numel() == c; }
+
+// Divides the output channels (axis `ax` of a rank-`rank` tensor) of node p's output by s, if p allows it.
+bool fold_into(ir::Graph& g, ir::Node& p, const std::vector<double>& s, int64_t rank, int ax) {
+  const int64_t C = static_cast<int64_t>(s.size());
+  const std::string& op = p.op_type;
+  if (!p.is_default_domain()) return false;
+  auto bias_ok = [&](size_t idx) {
+    return p.input(idx).empty() || matches(private_constant(g, p.input(idx)), C);
+  };
+  if ((op == "Conv" || op == "ConvTranspose") && ax == 1) {
+    ir::Initializer* w = private_constant(g, p.input(1));
+    if (!w || w->tensor.rank() < 3 || !bias_ok(2)) return false;
+    int waxis = op == "Conv" ? 0 : 1;
+    if (op == "ConvTranspose" && p.attr_int("group", 1) != 1) return false;
+    if (w->tensor.dim(waxis) != C) return false;
+    scale_along(w->tensor, waxis, s, true);
+    if (!p.input(2).empty()) {
+      Tensor& b = g.find_initializer(p.input(2))->tensor;
+      b = b.reshaped({C});
+      scale_along(b, 0, s, true);
+    }
+    return true;
+  }
+  if ((op == "Gemm" || op == "MatMul") && ax == rank - 1) {
+    ir::Initializer* w = private_constant(g, p.input(1));
+    if (!w || w->tensor.rank() != 2) return false;
+    if (op == "Gemm" && p.attr_int("transA", 0) != 0) return false;
+    int waxis = op == "Gemm" && p.attr_int("transB", 0) != 0 ? 0 : 1;
+    if (w->tensor.dim(waxis) != C) return false;
+    if (op == "Gemm" && !p.input(2).empty()) {
+      ir::Initializer* b = private_constant(g, p.input(2));
+      if (!matches(b, C) || b->tensor.dim(b->tensor.rank() - 1) != C) return false;
+    }
+    scale_along(w->tensor, waxis, s, true);
+    if (op == "Gemm" && !p.input(2).empty()) {
+      Tensor& b = g.find_initializer(p.input(2))->tensor;
+      scale_along(b, static_cast<int>(b.rank()) - 1, s, true);
+    }
+    return true;
+  }
+  if ((op == "BatchNormalization" || op == "InstanceNormalization") && ax == 1) {
+    size_t si = 1, bi = 2;
+    if (!matches(private_constant(g, p.input(si)), C) || !matches(private_constant(g, p.input(bi)), C)) return false;
+    if (op == "BatchNormalization" && p.outputs.size() > 1) return false;
+    for (size_t i : {si, bi}) {
+      Tensor& t = g.find_initializer(p.input(i))->tensor;
+      t = t.reshaped({C});
+      scale_along(t, 0, s, true);
+    }
+    return true;
+  }
+  if (op == "LayerNormalization" && ax == rank - 1) {
+    int64_t a = p.attr_int("axis", -1);
+    if (a != -1 && a != rank - 1) return false;
+    if (!matches(private_constant(g, p.input(1)), C) || !bias_ok(2)) return false;
+    for (size_t i : {size_t{1}, size_t{2}}) {
+      if (p.input(i).empty()) continue;
+      Tensor& t = g.find_initializer(p.input(i))->tensor;
+      scale_along(t, static_cast<int>(t.rank()) - 1, s, true);
+    }
+    return true;
+  }
+  if (op == "Mul") {
+    for (size_t ci : {size_t{0}, size_t{1}}) {
+      ir::Initializer* c = private_constant(g, p.input(ci));
+      if (!c || c->tensor.numel() != 1 || c->tensor.rank() > rank) continue;
+      float v = c->tensor.data<float>()[0];
+      std::vector<double> vals(s.size());
+      for (size_t j = 0; j < s.size(); ++j) vals[j] = v / s[j];
+      c->tensor = channel_tensor(vals, rank, ax);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<SmoothTarget> smooth_targets(const ir::Graph& g) {
+  std::vector<SmoothTarget> out;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    if (!n.is_default_domain() || n.inputs.size() < 2 || g.find_initializer(n.input(0))) continue;
+    const ir::Initializer* w = g.find_initializer(n.input(1));
+    if (!w || w->tensor.dtype() != DType::Float || g.is_graph_input(w->name) || uses(g, w->name) != 1) continue;
+    SmoothTarget t{i, n.input(0), w->name, 0};
+    if (n.op_type == "Conv") {
+      if (n.attr_int("group", 1) != 1 || w->tensor.rank() < 3) continue;
+      t.w_axis = 1;
+    } else if (n.op_type == "Gemm") {
+      if (n.attr_int("transA", 0) != 0 || w->tensor.rank() != 2) continue;
+      t.w_axis = n.attr_int("transB", 0) != 0 ? 1 : 0;
+    } else if (n.op_type == "MatMul") {
+      if (w->tensor.rank() != 2) continue;
+      t.w_axis = 0;
+    } else {
+      continue;
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<SmoothTarget>& targets,
+                                    const data::DatasetPtr& data, int64_t batch_size) {
+  ChannelStats st;
+  std::map<std::string, bool> conv_axis;  // input -> channel axis 1 (else last)
+  for (const auto& t : targets) conv_axis[t.input] = m.graph.nodes[t.node].op_type == "Conv";
+  if (conv_axis.empty()) return st;
+  exec::Session session(m);
+  exec::RunOptions ro;
+  ro.observer = [&](const std::string& name, const Tensor& v) {
+    auto it = conv_axis.find(name);
+    if (it == conv_axis.end() || v.dtype() != DType::Float || v.rank() < 2) return;
+    const int axis = it->second ? 1 : static_cast<int>(v.rank()) - 1;
+    int64_t outer = 1, inner = 1, ch = v.dim(axis);
+    for (int i = 0; i < axis; ++i) outer *= v.dim(i);
+    for (int i = axis + 1; i < v.rank(); ++i) inner *= v.dim(i);
+    auto& mx = st.absmax[name];
+    if (mx.empty()) mx.assign(static_cast<size_t>(ch), 0.f);
+    if (static_cast<int64_t>(mx.size()) != ch)
+      fail(ErrorKind::Runtime, "SmoothQuant: tensor '{}' changed its channel count ({} then {})", name, mx.size(), ch);
+    st.rank[name] = v.rank();
+    const float* d = v.data<float>();
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < ch; ++c) {
+        float a = mx[static_cast<size_t>(c)];
+        for (int64_t i = 0, base = (o * ch + c) * inner; i < inner; ++i) a = std::max(a, std::fabs(d[base + i]));
+        mx[static_cast<size_t>(c)] = a;
+      }
+  };
+  data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(batch_size, 1), 0, 0});
+  Progress bar("SmoothQuant statistics", data->size());
+  data::Batch b;
+  while (loader.next(b)) {
+    session.run(b.inputs, ro);
+    bar.tick(static_cast<int64_t>(b.indices.size()));
+  }
+  bar.done();
+  return st;
+}
+
+SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQuantOptions& o) {
+  ir::Graph& g = m.graph;
+  SmoothReport rep;
+  auto targets = smooth_targets(g);
+  std::map<std::string, std::vector<SmoothTarget>> by_input;
+  for (const auto& t : targets) by_input[t.input].push_back(t);
+  int counter = 0;
+  for (const auto& [x, ts] : by_input) {
+    auto st = stats.absmax.find(x);
+    if (st == stats.absmax.end()) continue;
+    const int64_t rank = stats.rank.at(x);
+    const int ax = g.nodes[ts[0].node].op_type == "Conv" ? 1 : static_cast<int>(rank) - 1;
+    bool same_axis = true;
+    for (const auto& t : ts) same_axis &= (g.nodes[t.node].op_type == "Conv" ? 1 : static_cast<int>(rank) - 1) == ax;
+    if (!same_axis) continue;
+    const size_t C = st->second.size();
+    std::vector<double> wmax(C, 0.0);
+    bool ok = true;
+    for (const auto& t : ts) {
+      const Tensor& w = g.find_initializer(t.weight)->tensor;
+      if (w.dim(t.w_axis) != static_cast<int64_t>(C)) { ok = false; break; }
+      int64_t outer = 1, inner = 1;
+      for (int i = 0; i < t.w_axis; ++i) outer *= w.dim(i);
+      for (int i = t.w_axis + 1; i < w.rank(); ++i) inner *= w.dim(i);
+      for (int64_t ob = 0; ob < outer; ++ob)
+        for (size_t c = 0; c < C; ++c)
+          for (int64_t i = 0, base = (ob * static_cast<int64_t>(C) + static_cast<int64_t>(c)) * inner; i < inner; ++i)
+            wmax[c] = std::max(wmax[c], static_cast<double>(std::fabs(w.data<float>()[base + i])));
+    }
+    if (!ok) continue;
+    std::vector<double> s(C);
+    for (size_t j = 0; j < C; ++j) {
+      double num = std::pow(static_cast<double>(st->second[j]), o.alpha);
+      double den = std::max(std::pow(wmax[j], 1.0 - o.alpha), 1e-5);
+      s[j] = std::max(num / den, 1e-5);
+    }
+    // Fold into the producer (through single-consumer Relus) when every consumer of x is a target.
+    bool folded = false;
+    if (o.folding && uses(g, x) == static_cast<int>(ts.size())) {
+      ir::GraphIndex idx(g);
+      std::string cur = x;
+      for (int hops = 0; hops < 8 && !folded; ++hops) {
+        auto p = idx.producer.find(cur);
+        if (p == idx.producer.end() || g.is_graph_output(cur)) break;
+        ir::Node& pn = g.nodes[p->second];
+        if (pn.op_type == "Relu" && pn.is_default_domain()) {
+          cur = pn.input(0);
+          if (cur.empty() || uses(g, cur) != 1) break;
+          continue;
+        }
+        folded = fold_into(g, pn, s, rank, ax);
+        break;
+      }
+    }
+    if (!folded) {
+      std::vector<double> inv(C);
+      for (size_t j = 0; j < C; ++j) inv[j] = 1.0 / s[j];
+      std::string tag = fmt::format("{}_smooth{}", x, counter++);
+      g.add_initializer(tag + "_inv_scale", channel_tensor(inv, rank, ax));
+      ir::Node mul;
+      mul.op_type = "Mul";
+      mul.name = tag + "_Mul";
+      mul.inputs = {x, tag + "_inv_scale"};
+      mul.outputs = {tag + "_out"};
+      for (const auto& t : ts)
+        for (auto& in : g.nodes[t.node].inputs)
+          if (in == x) in = tag + "_out";
+      g.nodes.push_back(std::move(mul));
+      rep.inserted_mul++;
+    } else {
+      rep.folded++;
+    }
+    for (const auto& t : ts) {
+      scale_along(g.find_initializer(t.weight)->tensor, t.w_axis, s, false);
+      rep.targets++;
+    }
+  }
+  ir::passes::detail::sort_topologically(g);
+  return rep;
+}
+
+SmoothReport apply_smooth_quant(ir::Model& m, const data::DatasetPtr& data, int64_t batch_size,
+                                const SmoothQuantOptions& o) {
+  auto stats = measure_channel_absmax(m, smooth_targets(m.graph), data, batch_size);
+  auto rep = smooth_quant(m, stats, o);
+  OQ_INFO("SmoothQuant (alpha {}): {} layers smoothed, {} divisions folded into producers, {} Mul nodes inserted",
+          o.alpha, rep.targets, rep.folded, rep.inserted_mul);
+  return rep;
+}
+
+}  // namespace oq::quant

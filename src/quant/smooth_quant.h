@@ -1,0 +1,55 @@
+// SmoothQuant (Xiao et al. 2023) as an IR rewrite of the float model, before calibration: per input channel j
+// of each target (Conv with group 1, Gemm with transA 0, MatMul with a 2-D weight; the weight a constant used
+// by that node only) s_j = max(max|X_j|^α / max(max|W_j|^(1−α), 1e-5), 1e-5); the weight is multiplied by s
+// along its input-channel axis, the input divided by s. Targets reading the same tensor share one s (max|W_j|
+// over all of them). The division is folded into the producer when every consumer of the input is a target
+// and the producer is a Conv/ConvTranspose/Gemm/MatMul with constant weights (output-channel rows and bias),
+// a BatchNormalization/InstanceNormalization (scale, bias), a LayerNormalization over the channel axis, or a
+// Mul by a constant — also through a Relu in between (Relu(x)/s = Relu(x/s) for s > 0), when each tensor on
+// the way has a single consumer and each constant a single user; otherwise a Mul by 1/s is inserted before
+// the targets (it is then quantized like any Mul). The rewritten float model computes the same outputs.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "ir/graph.h"
+
+namespace oq::quant {
+
+struct SmoothQuantOptions {
+  double alpha = 0.5;
+  bool folding = true;
+};
+
+struct SmoothTarget {
+  size_t node = 0;
+  std::string input, weight;
+  int w_axis = 0;  // input-channel axis of the weight
+};
+
+// The targets of a graph (nodes in file order).
+std::vector<SmoothTarget> smooth_targets(const ir::Graph& g);
+
+// Per-channel max|x| of the targets' inputs (channel axis 1 for Conv, the last axis otherwise), streamed over
+// the data; also the rank each input had.
+struct ChannelStats {
+  std::map<std::string, std::vector<float>> absmax;
+  std::map<std::string, int64_t> rank;
+};
+ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<SmoothTarget>& targets,
+                                    const data::DatasetPtr& data, int64_t batch_size);
+
+struct SmoothReport {
+  int targets = 0, folded = 0, inserted_mul = 0;
+};
+
+// Rewrites `m` in place with the given statistics (inputs without statistics are left alone).
+SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQuantOptions& o);
+
+// measure_channel_absmax + smooth_quant.
+SmoothReport apply_smooth_quant(ir::Model& m, const data::DatasetPtr& data, int64_t batch_size,
+                                const SmoothQuantOptions& o);
+
+}  // namespace oq::quant

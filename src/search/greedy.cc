@@ -1,0 +1,40 @@
+#include "search/greedy.h"
+
+namespace oq::search {
+
+GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double threshold,
+                         const std::function<double(const std::vector<bool>&)>& evaluate) {
+  GreedyResult r;
+  std::vector<bool> cur(static_cast<size_t>(n_tensors), false);
+  r.attempts.push_back({cur, all_int4_score, all_int4_score >= threshold});
+  if (r.attempts.back().passed) {
+    r.answer = 0;
+    return r;
+  }
+  // Phase 1: lowest-ranked tensors to Int8 until the score passes.
+  bool passed = false;
+  for (int64_t i = n_tensors - 1; i >= 0 && !passed; --i) {
+    cur[static_cast<size_t>(i)] = true;
+    double s = evaluate(cur);
+    passed = s >= threshold;
+    r.attempts.push_back({cur, s, passed});
+  }
+  if (!passed) return r;
+  r.answer = r.attempts.size() - 1;
+  // Phase 2: each Int8 tensor back to Int4, highest-ranked first, when the score still passes.
+  for (int64_t i = 0; i < n_tensors; ++i) {
+    if (!cur[static_cast<size_t>(i)]) continue;
+    std::vector<bool> trial = cur;
+    trial[static_cast<size_t>(i)] = false;
+    double s = evaluate(trial);
+    bool ok = s >= threshold;
+    r.attempts.push_back({trial, s, ok});
+    if (ok) {
+      cur = trial;
+      r.answer = r.attempts.size() - 1;
+    }
+  }
+  return r;
+}
+
+}  // namespace oq::search

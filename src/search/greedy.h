@@ -1,0 +1,28 @@
+// Greedy search (iterative_quant_parameters.search: greedy): starting from every ranked tensor in Int4, move
+// tensors to Int8 from the lowest-ranked up until the score passes, then try to move each Int8 tensor back to
+// Int4, highest-ranked first, keeping every move that still passes. More evaluations than the bisection
+// (up to 2·N), but the answer is not tied to a prefix of the ranking. Independent of models: unit-tested
+// with mock evaluators.
+#pragma once
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace oq::search {
+
+struct SetAttempt {
+  std::vector<bool> int8;  // per ranked tensor: kept in Int8
+  double score = 0;
+  bool passed = false;
+};
+
+struct GreedyResult {
+  std::vector<SetAttempt> attempts;  // in evaluation order (the all-Int4 attempt first)
+  std::optional<size_t> answer;      // the final passing set (index into attempts)
+};
+
+// `evaluate(int8)` returns the score of the model with those tensors in Int8 (score >= threshold passes).
+GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double threshold,
+                         const std::function<double(const std::vector<bool>&)>& evaluate);
+
+}  // namespace oq::search

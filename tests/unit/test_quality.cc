@@ -1,0 +1,374 @@
+// Issue 8 quality tools on hand-built IR models: SmoothQuant keeps the float outputs and helps W8A8 on
+// activation outliers; mse and gptq beat min/max (errors computed with naive reference loops); the writer
+// quantizes the values a weight quantizer returns; sensitivity ordering and the greedy walk.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "data/dataset.h"
+#include "exec/session.h"
+#include "quant/qparams.h"
+#include "quant/quantizer.h"
+#include "quant/smooth_quant.h"
+#include "quant/weight_quantizers.h"
+#include "search/greedy.h"
+#include "search/sensitivity.h"
+
+using namespace oq;
+
+namespace {
+
+ir::Node mk(const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
+  ir::Node n;
+  n.op_type = op;
+  n.name = op + "_" + out.at(0);
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  return n;
+}
+
+ir::ValueInfo vi(const std::string& name, std::vector<int64_t> shape) {
+  ir::ValueInfo v;
+  v.name = name;
+  v.dtype = DType::Float;
+  std::vector<ir::Dim> dims;
+  for (int64_t d : shape) dims.push_back(d >= 0 ? ir::Dim{d, ""} : ir::Dim{-1, "N"});
+  v.shape = dims;
+  return v;
+}
+
+Tensor rnd(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  Tensor t(DType::Float, s);
+  for (float& v : t.span<float>()) v = d(rng);
+  return t;
+}
+
+ir::Model base_model() {
+  ir::Model m;
+  m.ir_version = 8;
+  m.opsets = {{"", 21}};
+  return m;
+}
+
+// x[N,16] -> Gemm(W1[16,32], transB 0) -> Relu -> Gemm(W2 [8,32], transB 1) -> y; also x -> MatMul(W3[16,4]) -> z.
+// Columns 0..2 of W1 are 100x larger (and the matching columns of W2 100x smaller, so every channel matters
+// for y): the Relu output has outlier channels.
+ir::Model mlp_model(bool outliers) {
+  ir::Model m = base_model();
+  Tensor w1 = rnd({16, 32}, 1);
+  if (outliers)
+    for (int64_t k = 0; k < 16; ++k)
+      for (int64_t j = 0; j < 3; ++j) w1.data<float>()[k * 32 + j] *= 100.f;
+  m.graph.add_initializer("W1", w1);
+  m.graph.add_initializer("B1", rnd({32}, 2, 0.f, 0.5f));
+  Tensor w2 = rnd({8, 32}, 3);
+  if (outliers)
+    for (int64_t k = 0; k < 8; ++k)
+      for (int64_t j = 0; j < 3; ++j) w2.data<float>()[k * 32 + j] *= 0.01f;
+  m.graph.add_initializer("W2", w2);
+  m.graph.add_initializer("B2", rnd({8}, 4));
+  m.graph.add_initializer("W3", rnd({16, 4}, 5));
+  m.graph.inputs = {vi("x", {-1, 16})};
+  m.graph.outputs = {vi("y", {-1, 8}), vi("z", {-1, 4})};
+  m.graph.nodes.push_back(mk("Gemm", {"x", "W1", "B1"}, {"h"}));
+  m.graph.nodes.push_back(mk("Relu", {"h"}, {"r"}));
+  auto g2 = mk("Gemm", {"r", "W2", "B2"}, {"y"});
+  g2.set_attr_int("transB", 1);
+  m.graph.nodes.push_back(g2);
+  m.graph.nodes.push_back(mk("MatMul", {"x", "W3"}, {"z"}));
+  return m;
+}
+
+// x[N,3,7,7] -> Conv 3->8 3x3 pad 1 -> Relu -> Conv 8->6 3x3 stride 2 -> BatchNormalization -> Conv 6->5 1x1 -> y
+ir::Model conv_model() {
+  ir::Model m = base_model();
+  m.graph.add_initializer("C1", rnd({8, 3, 3, 3}, 11));
+  m.graph.add_initializer("C1b", rnd({8}, 12));
+  m.graph.add_initializer("C2", rnd({6, 8, 3, 3}, 13));
+  m.graph.add_initializer("bn_s", rnd({6}, 14, 0.5f, 2.f));
+  m.graph.add_initializer("bn_b", rnd({6}, 15));
+  m.graph.add_initializer("bn_m", rnd({6}, 16));
+  m.graph.add_initializer("bn_v", rnd({6}, 17, 0.5f, 2.f));
+  m.graph.add_initializer("C3", rnd({5, 6, 1, 1}, 18));
+  m.graph.inputs = {vi("x", {-1, 3, 7, 7})};
+  m.graph.outputs = {vi("y", {-1, 5, 3, 3})};
+  auto c1 = mk("Conv", {"x", "C1", "C1b"}, {"a"});
+  c1.set_attr_ints("pads", {1, 1, 1, 1});
+  m.graph.nodes.push_back(c1);
+  m.graph.nodes.push_back(mk("Relu", {"a"}, {"b"}));
+  auto c2 = mk("Conv", {"b", "C2"}, {"c"});
+  c2.set_attr_ints("strides", {2, 2});
+  m.graph.nodes.push_back(c2);
+  m.graph.nodes.push_back(mk("BatchNormalization", {"c", "bn_s", "bn_b", "bn_m", "bn_v"}, {"d"}));
+  m.graph.nodes.push_back(mk("Conv", {"d", "C3"}, {"y"}));
+  return m;
+}
+
+std::vector<Tensor> run(const ir::Model& m, const Tensor& x) {
+  exec::Session s(m);
+  return s.run({{"x", x}});
+}
+
+double max_rel(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (int64_t j = 0; j < a[i].numel(); ++j) {
+      num = std::max(num, static_cast<double>(std::fabs(a[i].data<float>()[j] - b[i].data<float>()[j])));
+      den = std::max(den, static_cast<double>(std::fabs(a[i].data<float>()[j])));
+    }
+  return num / den;
+}
+
+double snr_db(const std::vector<Tensor>& ref, const std::vector<Tensor>& out) {
+  double s = 0, n = 0;
+  for (size_t i = 0; i < ref.size(); ++i)
+    for (int64_t j = 0; j < ref[i].numel(); ++j) {
+      double r = ref[i].data<float>()[j], d = r - out[i].data<float>()[j];
+      s += r * r;
+      n += d * d;
+    }
+  return 10 * std::log10(s / n);
+}
+
+}  // namespace
+
+TEST(SmoothQuant, FloatOutputsUnchangedMlp) {
+  for (bool folding : {true, false}) {
+    ir::Model m = mlp_model(true), sm = m;
+    auto data = data::make_random_dataset(data::input_specs(m.graph), 16, 7);
+    auto rep = quant::apply_smooth_quant(sm, data, 4, {0.5, folding});
+    EXPECT_EQ(rep.targets, 3);
+    // Gemm2 folds into Gemm1 through the Relu; x feeds Gemm1 and MatMul (a graph input): one shared Mul.
+    EXPECT_EQ(rep.folded, folding ? 1 : 0);
+    EXPECT_EQ(rep.inserted_mul, folding ? 1 : 2);
+    Tensor x = rnd({5, 16}, 99, 0.f, 1.f);
+    EXPECT_LE(max_rel(run(m, x), run(sm, x)), 1e-4);
+    EXPECT_NE(sm.graph.find_initializer("W2")->tensor.data<float>()[0], m.graph.find_initializer("W2")->tensor.data<float>()[0]);
+  }
+}
+
+TEST(SmoothQuant, FloatOutputsUnchangedConvAndBatchNorm) {
+  ir::Model m = conv_model(), sm = m;
+  auto data = data::make_random_dataset(data::input_specs(m.graph), 8, 3);
+  auto rep = quant::apply_smooth_quant(sm, data, 2, {0.3, true});
+  EXPECT_EQ(rep.targets, 3);
+  EXPECT_EQ(rep.folded, 2);  // C2 into C1 (through the Relu), C3 into the BatchNormalization
+  EXPECT_EQ(rep.inserted_mul, 1);  // C1 reads the graph input
+  Tensor x = rnd({2, 3, 7, 7}, 5, 0.f, 1.f);
+  EXPECT_LE(max_rel(run(m, x), run(sm, x)), 1e-4);
+}
+
+TEST(SmoothQuant, ImprovesW8A8OnOutlierChannels) {
+  ir::Model m = mlp_model(true);
+  auto data = data::make_random_dataset(data::input_specs(m.graph), 64, 1);
+  quant::QuantOptions o;
+  quant::CalibrationRequest req;
+  req.batch_size = 8;
+  Tensor x = rnd({64, 16}, 1234, 0.f, 1.f);
+  auto ref = run(m, x);
+  auto q0 = quant::build_qdq(m, o, quant::calibrate(m, o, data, req));
+  ir::Model sm = m;
+  quant::apply_smooth_quant(sm, data, 8, {0.5, true});
+  auto q1 = quant::build_qdq(sm, o, quant::calibrate(sm, o, data, req));
+  // y only: z reads the graph input through the inserted Mul (no outliers there).
+  double s0 = snr_db({ref[0]}, {run(q0.model, x)[0]}), s1 = snr_db({ref[0]}, {run(q1.model, x)[0]});
+  EXPECT_GT(s1, s0 + 3.0) << "without " << s0 << " dB, with " << s1 << " dB";
+}
+
+TEST(SmoothQuant, SmoothingFactorsFollowTheFormula) {
+  ir::Model m = mlp_model(false);
+  quant::ChannelStats st;
+  st.absmax["r"] = std::vector<float>(32, 4.f);
+  st.rank["r"] = 2;
+  ir::Model sm = m;
+  quant::smooth_quant(sm, st, {0.25, false});
+  // W2 is [8, 32] (transB 1): column j scaled by s_j = 4^0.25 / max_k|W2[k, j]|^0.75.
+  const Tensor& w = m.graph.find_initializer("W2")->tensor;
+  const Tensor& ws = sm.graph.find_initializer("W2")->tensor;
+  for (int64_t j = 0; j < 32; ++j) {
+    double mx = 0;
+    for (int64_t k = 0; k < 8; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w.data<float>()[k * 32 + j])));
+    double s = std::pow(4.0, 0.25) / std::pow(mx, 0.75);
+    EXPECT_NEAR(ws.data<float>()[5 * 32 + j], w.data<float>()[5 * 32 + j] * s, 1e-5);
+  }
+}
+
+namespace {
+
+// Naive ‖W − Q(W)‖² for per-channel (axis 0) symmetric parameters.
+double naive_err(const Tensor& w, const exec::QuantParams& q) {
+  int64_t C = w.dim(0), inner = w.numel() / C;
+  double e = 0;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < inner; ++i) {
+      float x = w.data<float>()[c * inner + i];
+      double qv = std::nearbyint(x / q.scale[c]) + q.zero_point[c];
+      qv = std::clamp(qv, -8.0, 7.0);
+      double d = x - (qv - q.zero_point[c]) * q.scale[c];
+      e += d * d;
+    }
+  return e;
+}
+
+Tensor heavy_tailed(const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> t(2.0f);
+  Tensor w(DType::Float, s);
+  for (float& v : w.span<float>()) v = 0.05f * t(rng);
+  return w;
+}
+
+}  // namespace
+
+TEST(WeightQuantizers, MseBeatsMinMaxOnHeavyTails) {
+  Tensor w = heavy_tailed({16, 64, 3, 3}, 42);
+  auto p = quant::weight_params(w, DType::Int4, true, 0);
+  auto m = quant::mse_params(w, p, true);
+  double e_minmax = naive_err(w, p), e_mse = naive_err(w, m);
+  EXPECT_LT(e_mse, 0.95 * e_minmax) << e_mse << " vs " << e_minmax;
+  EXPECT_NEAR(quant::quant_error(w, m), e_mse, 1e-6 * e_mse);
+  for (int64_t c = 0; c < 16; ++c) EXPECT_LE(m.scale[c], p.scale[c] * 1.0001f);
+}
+
+TEST(WeightQuantizers, GptqLowersGemmOutputError) {
+  // Correlated inputs X = Z·A, Gemm weight W [K=24, N=10] (transB 0, stored [k, rows]).
+  ir::Model m = base_model();
+  const int64_t K = 24, N = 10, M = 300;
+  Tensor w = rnd({K, N}, 8);
+  m.graph.add_initializer("W", w);
+  m.graph.inputs = {vi("x", {-1, K})};
+  m.graph.outputs = {vi("y", {-1, N})};
+  m.graph.nodes.push_back(mk("Gemm", {"x", "W"}, {"y"}));
+  Tensor z = rnd({M, K}, 9), a = rnd({K, K}, 10), x(DType::Float, {M, K});
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      double s = 0;
+      for (int64_t p = 0; p < K; ++p) s += z.data<float>()[i * K + p] * a.data<float>()[p * K + j];
+      x.data<float>()[i * K + j] = static_cast<float>(s);
+    }
+  auto view = quant::layer_view(m.graph, m.graph.nodes[0]);
+  ASSERT_TRUE(view && view->transposed && view->out_axis == 1);
+  quant::LayerHessian h{*view, {}, 0};
+  quant::accumulate_hessian(h, x.reshaped({3, 100, K}));  // leading dims are rows
+  EXPECT_EQ(h.rows, M);
+  auto p = quant::weight_params(w, DType::Int4, true, 1);
+  Tensor rtn = quant::weight_fake_quant(w, p), g = quant::gptq_quantize(w, h, p);
+  // Every GPTQ value lies on the grid of its column's scale.
+  for (int64_t i = 0; i < K * N; ++i) {
+    double q = g.data<float>()[i] / p.scale[i % N];
+    EXPECT_NEAR(q, std::nearbyint(q), 1e-4);
+    EXPECT_LE(std::fabs(q), 8.0001);
+  }
+  auto out_err = [&](const Tensor& wq) {  // naive ‖XW − XQ‖²
+    double e = 0;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t n = 0; n < N; ++n) {
+        double d = 0;
+        for (int64_t k = 0; k < K; ++k) d += x.data<float>()[i * K + k] * (w.data<float>()[k * N + n] - wq.data<float>()[k * N + n]);
+        e += d * d;
+      }
+    return e;
+  };
+  double e_rtn = out_err(rtn), e_gptq = out_err(g);
+  EXPECT_LT(e_gptq, 0.8 * e_rtn) << e_gptq << " vs " << e_rtn;
+}
+
+TEST(WeightQuantizers, GptqGroupedStridedConvThroughSession) {
+  // Grouped (2 groups), strided, padded, dilated Conv: the output error measured by running the executor.
+  ir::Model m = base_model();
+  Tensor w = rnd({6, 2, 3, 3}, 21);
+  m.graph.add_initializer("W", w);
+  m.graph.inputs = {vi("x", {-1, 4, 9, 9})};
+  m.graph.outputs = {vi("y", {})};
+  auto c = mk("Conv", {"x", "W"}, {"y"});
+  c.set_attr_int("group", 2);
+  c.set_attr_ints("strides", {2, 1});
+  c.set_attr_ints("pads", {1, 0, 2, 1});
+  c.set_attr_ints("dilations", {1, 2});
+  m.graph.nodes.push_back(c);
+  // Smooth (spatially correlated) inputs make the Hessian far from diagonal.
+  Tensor x(DType::Float, {8, 4, 9, 9});
+  Tensor base = rnd({8, 4, 3, 3}, 22);
+  for (int64_t n = 0; n < 8 * 4; ++n)
+    for (int64_t i = 0; i < 9; ++i)
+      for (int64_t j = 0; j < 9; ++j) x.data<float>()[n * 81 + i * 9 + j] = base.data<float>()[n * 9 + (i / 3) * 3 + j / 3] + 0.1f * std::sin(i + j);
+  auto view = quant::layer_view(m.graph, m.graph.nodes[0]);
+  ASSERT_TRUE(view && view->groups == 2 && view->k == 18);
+  quant::LayerHessian h{*view, {}, 0};
+  quant::accumulate_hessian(h, x);
+  auto p = quant::weight_params(w, DType::Int4, true, 0);
+  auto err = [&](const Tensor& wq) {
+    ir::Model q = m;
+    q.graph.find_initializer("W")->tensor = wq;
+    auto a = run(m, x), b = run(q, x);
+    double e = 0;
+    for (int64_t i = 0; i < a[0].numel(); ++i) e += std::pow(a[0].data<float>()[i] - b[0].data<float>()[i], 2);
+    return e;
+  };
+  double e_rtn = err(quant::weight_fake_quant(w, p)), e_gptq = err(quant::gptq_quantize(w, h, p));
+  EXPECT_LT(e_gptq, 0.9 * e_rtn) << e_gptq << " vs " << e_rtn;
+}
+
+TEST(WeightQuantizers, WriterQuantizesTheReturnedValues) {
+  ir::Model m = mlp_model(false);
+  auto data = data::make_random_dataset(data::input_specs(m.graph), 8, 1);
+  quant::QuantOptions o;
+  quant::CalibrationRequest req;
+  auto cal = quant::calibrate(m, o, data, req);
+  Tensor moved = rnd({8, 32}, 77);
+  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor& w, exec::QuantParams p) {
+    quant::WeightChoice c{p, Tensor()};
+    if (name == "W2") c.values = moved;
+    return c;
+  };
+  auto q = quant::build_qdq(m, o, cal, fn);
+  const Tensor& qw = q.model.graph.find_initializer("W2_quantized")->tensor;
+  Tensor expect = quant::quantize_tensor(moved, q.params.at("W2"));
+  ASSERT_EQ(qw.numel(), expect.numel());
+  for (int64_t i = 0; i < qw.numel(); ++i) EXPECT_EQ(qw.data<int8_t>()[i], expect.data<int8_t>()[i]);
+  EXPECT_THROW(quant::build_qdq(m, o, cal, [&](const std::string&, const Tensor&, exec::QuantParams p) {
+                 return quant::WeightChoice{p, rnd({2, 2}, 1)};
+               }),
+               Error);
+}
+
+TEST(Search, SensitivityOrderIsParamsPerNoise) {
+  std::vector<search::RankedTensor> c(3);
+  c[0].name = "a", c[0].weights = 1000;  // 20 dB: noise 0.01 -> 1e5
+  c[1].name = "b", c[1].weights = 10;    // 40 dB: noise 1e-4 -> 1e5 (tie keeps order)
+  c[2].name = "c", c[2].weights = 100;   // 50 dB: noise 1e-5 -> 1e7
+  auto r = search::rank_by_sensitivity(c, {20.0, 40.0, 50.0});
+  EXPECT_EQ(r[0].name, "c");
+  EXPECT_EQ(r[1].name, "a");
+  EXPECT_EQ(r[2].name, "b");
+}
+
+TEST(Search, GreedyWalkWithMockEvaluator) {
+  // Score = 100 - sum of per-tensor penalties of the Int4 tensors; threshold 95.
+  std::vector<double> pen = {1, 3, 0.5, 2, 4};
+  int calls = 0;
+  auto eval = [&](const std::vector<bool>& int8) {
+    ++calls;
+    double s = 100;
+    for (size_t i = 0; i < pen.size(); ++i) s -= int8[i] ? 0 : pen[i];
+    return s;
+  };
+  auto r = search::greedy_walk(5, 100 - 10.5, 95, eval);
+  ASSERT_TRUE(r.answer);
+  const auto& a = r.attempts[*r.answer];
+  // Phase 1 adds 4 (pen 4) then 3 (pen 2): 95.5 passes; phase 2 tries 3 back (93.5 fails), then 4 (91.5 fails).
+  EXPECT_EQ(a.int8, (std::vector<bool>{false, false, false, true, true}));
+  EXPECT_DOUBLE_EQ(a.score, 95.5);
+  EXPECT_EQ(calls, 4);
+  // Phase 1 goes all the way to tensor 0; phase 2 then drops every other tensor back to Int4.
+  pen = {5, 0.1, 0.1, 0.1, 0.1};
+  auto r2 = search::greedy_walk(5, 100 - 5.4, 99, eval);
+  ASSERT_TRUE(r2.answer);
+  EXPECT_EQ(r2.attempts[*r2.answer].int8, (std::vector<bool>{true, false, false, false, false}));
+  EXPECT_NEAR(r2.attempts[*r2.answer].score, 99.6, 1e-9);
+  auto none = search::greedy_walk(2, 0, 200, [](const std::vector<bool>&) { return 0.0; });
+  EXPECT_FALSE(none.answer);
+}

@@ -1,0 +1,66 @@
+#include "quality.h"
+
+#include "core/log.h"
+#include "data/loader.h"
+#include "quant/qparams.h"
+#include "quant/smooth_quant.h"
+#include "quant/weight_quantizers.h"
+#include "search/sensitivity.h"
+
+namespace oq::app {
+
+std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
+  const auto& x = job.cfg.quantization.extra;
+  if (!x.smooth_quant) return "";
+  quant::SmoothQuantOptions so;
+  so.alpha = x.smooth_quant_alpha;
+  so.folding = x.smooth_quant_folding;
+  quant::apply_smooth_quant(job.prepared, calib, std::max<int64_t>(job.cfg.dataset.batch_size, 1), so);
+  return fmt::format("_squant{}", x.smooth_quant_alpha);
+}
+
+quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& calib) {
+  quant::WeightQuantizerOptions o;
+  switch (job.cfg.quantization.extra.weight_quantizer) {
+    case config::WeightQuantizer::MinMax: return {};
+    case config::WeightQuantizer::Mse: o.kind = quant::WeightQuantizerKind::Mse; break;
+    case config::WeightQuantizer::Gptq: o.kind = quant::WeightQuantizerKind::Gptq; break;
+  }
+  std::shared_ptr<const std::map<std::string, quant::LayerHessian>> hs;
+  if (o.kind == quant::WeightQuantizerKind::Gptq) {
+    auto h = quant::collect_hessians(job.prepared, {}, calib, std::max<int64_t>(job.cfg.dataset.batch_size, 1));
+    OQ_INFO("GPTQ: Hessians of {} layers measured on the calibration data", h.size());
+    hs = std::make_shared<const std::map<std::string, quant::LayerHessian>>(std::move(h));
+  }
+  OQ_INFO("Weight quantizer: {}", config::to_string(job.cfg.quantization.extra.weight_quantizer));
+  return quant::make_weight_quantizer(o, job.qopts.weight_symmetric, hs);
+}
+
+std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std::vector<search::RankedTensor>& ranked,
+                                                      const quant::WeightParamsFn& wfn,
+                                                      const data::DatasetPtr& calib, int64_t max_samples) {
+  std::vector<search::Feeds> feeds;
+  data::Loader loader(calib, data::LoaderOptions{std::max<int64_t>(job.cfg.dataset.batch_size, 1), 0, 0});
+  data::Batch b;
+  int64_t n = 0;
+  while (n < max_samples && loader.next(b)) {
+    feeds.push_back(b.inputs);
+    n += static_cast<int64_t>(b.indices.size());
+  }
+  auto w4 = [&](const search::RankedTensor& t) {
+    const Tensor& w = job.prepared.graph.find_initializer(t.name)->tensor;
+    int axis = job.qopts.per_channel ? t.axis : -1;
+    bool sym = axis >= 0 || job.qopts.weight_symmetric;
+    exec::QuantParams p = quant::weight_params(w, DType::Int4, sym, axis, job.qopts.reduce_range, job.qopts.min_real_range);
+    if (!wfn) return quant::weight_fake_quant(w, p);
+    quant::WeightChoice c = wfn(t.name, w, p);
+    return c.values.dtype() != DType::Undefined ? c.values : quant::weight_fake_quant(w, c.params);
+  };
+  auto snr = search::weight_sensitivity(job.prepared, ranked, w4, feeds);
+  auto out = search::rank_by_sensitivity(ranked, snr);
+  OQ_INFO("Sensitivity ranking on {} calibration samples (output SNR with only that weight in Int4):", n);
+  for (size_t i = 0; i < ranked.size(); ++i) OQ_INFO("  {}: {:.2f} dB ({} weights)", ranked[i].name, snr[i], ranked[i].weights);
+  return out;
+}
+
+}  // namespace oq::app

@@ -1,0 +1,27 @@
+// Quality options of issue 8 on top of any quantization mode: float rewrites before calibration
+// (SmoothQuant), the weight quantizer (minmax / mse / gptq) and the measured-sensitivity ranking.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "app.h"
+#include "quant/params.h"
+#include "search/ranking.h"
+
+namespace oq::app {
+
+// SmoothQuant on job.prepared when onnx_extra_options.SmoothQuant is set (the float outputs do not change).
+// Logs what it did; returns a tag for file names ("" or "_squant<alpha>").
+std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib);
+
+// The WeightParamsFn of onnx_extra_options.WeightQuantizer for job.prepared (empty for minmax; gptq streams the
+// calibration data once for the Hessians).
+quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& calib);
+
+// Re-ranks `ranked` by measured sensitivity (4-bit values from `wfn`, minmax when empty) on up to
+// `max_samples` calibration samples; logs each tensor's SNR.
+std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std::vector<search::RankedTensor>& ranked,
+                                                      const quant::WeightParamsFn& wfn,
+                                                      const data::DatasetPtr& calib, int64_t max_samples = 64);
+
+}  // namespace oq::app
