@@ -66,9 +66,13 @@ def time_ort(sess, feeds, warmup, runs):
     return out
 
 
-def time_engine(binary, path, batch, threads, warmup, runs):
+def time_engine(binary, path, batch, threads, warmup, runs, passive=False):
+    env = dict(os.environ)
+    env.pop("OMP_WAIT_POLICY", None)
+    if passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     r = subprocess.run([binary, path, "--batch", str(batch), "--threads", str(threads), "--warmup", str(warmup),
-                        "--runs", str(runs)], capture_output=True, text=True)
+                        "--runs", str(runs)], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{binary} failed on {path}: {r.stderr.strip()}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -99,34 +103,40 @@ def main():
             ort_raw = ort_session(path, threads, False)
             for batch in a.batches:
                 feeds = make_feeds(ort_opt, batch)
-                eng, t_opt, t_raw, build = [], [], [], []
+                eng, engp, t_opt, t_raw, build = [], [], [], [], []
                 for _ in range(a.rounds):
                     e = time_engine(a.bin, path, batch, threads, a.warmup, a.runs)
                     eng += e["times_ms"]
                     build.append(e["build_ms"] + e["first_ms"])
+                    if threads > 1:
+                        engp += time_engine(a.bin, path, batch, threads, a.warmup, a.runs, passive=True)["times_ms"]
                     t_opt += time_ort(ort_opt, feeds, a.warmup, a.runs)
                     t_raw += time_ort(ort_raw, feeds, a.warmup, a.runs)
                 r = dict(model=name, threads=threads, batch=batch, engine_ms=float(np.median(eng)),
+                         engine_passive_ms=float(np.median(engp)) if engp else None,
                          ort_ms=float(np.median(t_opt)), ort_noopt_ms=float(np.median(t_raw)),
                          engine_min_ms=min(eng), ort_min_ms=min(t_opt), ort_noopt_min_ms=min(t_raw),
                          engine_setup_ms=float(np.median(build)), load=os.getloadavg()[0])
                 r["ratio"] = r["engine_ms"] / r["ort_ms"]
                 r["ratio_noopt"] = r["engine_ms"] / r["ort_noopt_ms"]
                 r["ratio_min"] = r["engine_min_ms"] / r["ort_min_ms"]
+                r["ratio_passive"] = r["engine_passive_ms"] / r["ort_ms"] if engp else None
                 rows.append(r)
                 print(f"{name} t{threads} b{batch}: engine {r['engine_ms']:.2f} ms, ORT {r['ort_ms']:.2f} ms "
                       f"({r['ratio']:.2f}x), ORT no-opt {r['ort_noopt_ms']:.2f} ms ({r['ratio_noopt']:.2f}x), "
-                      f"min-ratio {r['ratio_min']:.2f}x, load {r['load']:.1f}", file=sys.stderr)
+                      f"min-ratio {r['ratio_min']:.2f}x, passive {r['engine_passive_ms']}, load {r['load']:.1f}", file=sys.stderr)
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
         json.dump(dict(rows=rows, args=vars(a), ort=ort.__version__, date=time.strftime("%Y-%m-%d %H:%M:%S")), f, indent=1)
     print("| model | threads | batch | engine ms | ORT ms | **engine/ORT** | ORT no-opt ms | engine/ORT no-opt "
-          "| engine/ORT (min of runs) | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| engine/ORT (min of runs) | engine, OMP_WAIT_POLICY=PASSIVE, ms | its ratio /ORT | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        pas = (f"{r['engine_passive_ms']:.2f} | {r['ratio_passive']:.2f}" if r["engine_passive_ms"] is not None
+               else "- | -")
         print(f"| {r['model']} | {r['threads']} | {r['batch']} | {r['engine_ms']:.2f} | {r['ort_ms']:.2f} | "
               f"**{r['ratio']:.2f}** | {r['ort_noopt_ms']:.2f} | {r['ratio_noopt']:.2f} | {r['ratio_min']:.2f} | "
-              f"{r['load']:.1f} |")
+              f"{pas} | {r['load']:.1f} |")
     return 0
 
 
