@@ -57,7 +57,10 @@ uint64_t parse_u64(const std::string& s, const std::string& key, const std::stri
   return v;
 }
 
-void read_external(Tensor& t, const ::onnx::TensorProto& p, int64_t want, const std::string& base_dir) {
+// Checks the external data (location, length, file size) against `want` bytes before allocating the tensor:
+// memory is bounded by what the file really holds, not by the dims the model declares.
+Tensor read_external(DType dt, const Shape& shape, const ::onnx::TensorProto& p, int64_t want,
+                     const std::string& base_dir) {
   const std::string& name = p.name();
   std::string location;
   uint64_t offset = 0;
@@ -74,7 +77,7 @@ void read_external(Tensor& t, const ::onnx::TensorProto& p, int64_t want, const 
   std::string path = resolve_external_location(base_dir, location, name);
   if (has_length && length != static_cast<uint64_t>(want))
     fail(ErrorKind::Model, "tensor '{}': external data length {} does not match its shape {} of {} ({} bytes)",
-         name, length, shape_str(t.shape()), dtype_name(t.dtype()), want);
+         name, length, shape_str(shape), dtype_name(dt), want);
   std::error_code ec;
   uint64_t fsize = fs::file_size(path, ec);
   if (ec)
@@ -84,6 +87,7 @@ void read_external(Tensor& t, const ::onnx::TensorProto& p, int64_t want, const 
     fail(ErrorKind::Model,
          "tensor '{}': external data file '{}' has {} bytes, the tensor needs {} bytes at offset {}", name, path,
          fsize, want, offset);
+  Tensor t(dt, shape);
   std::ifstream in(path, std::ios::binary);
   if (!in)
     fail(ErrorKind::Io, "tensor '{}': external data file '{}' cannot be opened: {}", name, path,
@@ -98,6 +102,7 @@ void read_external(Tensor& t, const ::onnx::TensorProto& p, int64_t want, const 
     in.read(static_cast<char*>(t.raw()), want);
     if (!in) fail(ErrorKind::Io, "tensor '{}': reading external data file '{}' failed", name, path);
   }
+  return t;
 }
 
 }  // namespace
@@ -147,11 +152,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
   }
 
   int64_t want = bytes_for(dt, n, name);
-  if (external) {
-    Tensor t(dt, shape);
-    read_external(t, p, want, base_dir);
-    return t;
-  }
+  if (external) return read_external(dt, shape, p, want, base_dir);
   if (p.has_raw_data()) {
     const std::string& raw = p.raw_data();
     if (static_cast<int64_t>(raw.size()) != want)
