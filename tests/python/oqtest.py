@@ -43,3 +43,16 @@ class Runner:
     def finish(self):
         print(f"{self.passed} passed, {self.failed} failed")
         sys.exit(1 if self.failed or self.passed == 0 else 0)
+
+
+def ort_top1(model_path, npz_path):
+    """Top-1 (percent) of a model on an .npz (x, y), computed by onnxruntime with graph optimizations disabled
+    (QDQ graphs then run as the ONNX spec defines them)."""
+    import numpy as np
+    import onnxruntime as ort
+    d = np.load(npz_path)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    out = s.run(None, {s.get_inputs()[0].name: d["x"]})[0]
+    return 100.0 * float(np.mean(out.reshape(len(out), -1).argmax(1) == d["y"]))

@@ -11,16 +11,7 @@ import onnx
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
-
-
-def ort_top1(path, npz):
-    d = np.load(npz)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    out = s.run(None, {s.get_inputs()[0].name: d["x"]})[0]
-    return 100.0 * float(np.mean(out.reshape(len(out), -1).argmax(1) == d["y"]))
+from oqtest import TESTDATA, Runner, ort_top1, run_oq, tmpdir  # noqa: E402
 
 
 def steps(n):

@@ -14,7 +14,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import TESTDATA, Runner, ort_top1, run_oq, tmpdir  # noqa: E402
 
 QTYPES = {"Int8": QuantType.QInt8, "UInt8": QuantType.QUInt8, "Int16": QuantType.QInt16,
           "UInt16": QuantType.QUInt16, "Int4": QuantType.QInt4, "UInt4": QuantType.QUInt4}
@@ -31,15 +31,6 @@ class NpzReader(CalibrationDataReader):
             return None
         self.i += 1
         return {self.name: self.x[self.i - 1:self.i]}
-
-
-def top1(model_path, npz):
-    d = np.load(npz)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
-    out = s.run(None, {s.get_inputs()[0].name: d["x"]})[0]
-    return 100.0 * float(np.mean(out.reshape(len(out), -1).argmax(1) == d["y"]))
 
 
 def histogram(m):
@@ -102,7 +93,7 @@ def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", op
         else:
             diff = np.abs(x.astype(np.int64) - ib[n].astype(np.int64)).max()
             assert diff <= 1, f"{n}: quantized values differ by {diff}"
-    ta, tb = top1(ort_out, os.path.join(TESTDATA, test)), top1(ours, os.path.join(TESTDATA, test))
+    ta, tb = ort_top1(ort_out, os.path.join(TESTDATA, test)), ort_top1(ours, os.path.join(TESTDATA, test))
     assert abs(ta - tb) <= 0.3, f"top-1 ORT {ta:.2f} vs ours {tb:.2f}"
     print(f"  {model} {wtype}/{atype} pc={per_channel}: {sum(ha.values())} nodes, {len(qp)} qparams, "
           f"top1 ORT {ta:.2f} ours {tb:.2f}")

@@ -1,6 +1,7 @@
 // The onnxquant command: the application layer that maps the typed config onto the core's options and runs
 // the modes. Only this layer knows both config and core types.
 #pragma once
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ int run_default_mode(Job& job);
 int run_inspection_mode(Job& job);
 int run_full_auto_mode(Job& job);
 int run_evaluation(Job& job, const std::string& model_path);
+
+// Parses a CLI11 app; returns -1 to go on, else the exit code (0 for --help, 2 for usage errors).
+int parse_cli(CLI::App& cli, int argc, char** argv);
 
 // Sub-commands.
 int cmd_run(int argc, char** argv);

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 namespace oq::app {
 
-static int parse_or_exit(CLI::App& cli, int argc, char** argv) {
+int parse_cli(CLI::App& cli, int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -48,7 +48,7 @@ int cmd_run(int argc, char** argv) {
   cli.add_option("--input", inputs, "[NAME=]FILE (.npy or .pb), once per input")->required();
   cli.add_option("--output-dir", out_dir, "where to write <output>.npy")->required();
   cli.add_option("--threads", threads, "threads (default: all cores)");
-  if (int rc = parse_or_exit(cli, argc, argv); rc >= 0) return rc;
+  if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
   set_num_threads(threads);
   ir::Model m = onnx::load_model(model);
   exec::Session s(m);
@@ -92,7 +92,7 @@ int cmd_eval(int argc, char** argv) {
   cli.add_option("--reference", reference, "float model for the agreement metric");
   cli.add_option("--batch-size", batch, "batch size");
   cli.add_option("--threads", threads, "threads (default: all cores)");
-  if (int rc = parse_or_exit(cli, argc, argv); rc >= 0) return rc;
+  if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
   set_num_threads(threads);
   if (metric == "agreement" && reference.empty()) fail(ErrorKind::Usage, "--metric agreement needs --reference FLOAT.onnx");
   ir::Model m = onnx::load_model(model);
