@@ -4,6 +4,7 @@
 #include "app.h"
 #include "baseline.h"
 #include "core/log.h"
+#include "quality.h"
 
 namespace fs = std::filesystem;
 
@@ -20,6 +21,8 @@ Baseline quantize_baseline(Job& job) {
           config::to_string(job.cfg.quantization.input_type), config::to_string(job.cfg.quantization.output_type));
   Baseline b;
   b.data = calibration_data(job);
+  apply_float_rewrites(job, b.data);  // SmoothQuant (float outputs unchanged)
+  quant::WeightParamsFn wfn = make_weight_fn(job, b.data);
   quant::CalibrationRequest req;
   req.options = calib_options(job.cfg);
   req.batch_size = job.cfg.dataset.batch_size;
@@ -27,7 +30,7 @@ Baseline quantize_baseline(Job& job) {
   b.samples = cal.samples;
   OQ_INFO("Calibrated {} tensors on {} samples ({})", cal.ranges.size(), cal.samples,
           calib::calib_method_name(req.options.method));
-  b.q = quant::build_qdq(job.prepared, job.qopts, cal);
+  b.q = quant::build_qdq(job.prepared, job.qopts, cal, wfn);
   b.q.model.producer_name = "onnxquant";
   b.q.model.producer_version = "0.1.0";
   std::string suffix = job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx";
