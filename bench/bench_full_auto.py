@@ -109,7 +109,8 @@ def main():
         raise RuntimeError(f"full_auto failed ({rc}): {err}")
     with open(os.path.join(work, "full_auto.json")) as f:
         report = json.load(f)
-    steps = len(report.get("attempts", [])) if isinstance(report.get("attempts"), list) else None
+    # full_auto.json lists the all-Int4 attempt (step 4, n = 0) first, then one entry per bisection step.
+    steps = len(report["attempts"]) - 1
     qdq = [p for p in glob.glob(os.path.join(work, "quantized_models", "*_qdq.onnx"))]
     if not qdq:
         raise RuntimeError(f"no 8-bit reference model in {work}/quantized_models")
