@@ -131,7 +131,7 @@ def oq_env(passive):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build-bench", "onnxquant"))
-    ap.add_argument("--quick", action="store_true", help="100 samples, MinMax and Percentile only, 1 repeat")
+    ap.add_argument("--quick", action="store_true", help="100 samples, MinMax and Percentile, onnxquant with OMP_WAIT_POLICY=PASSIVE only")
     ap.add_argument("--samples", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--methods", nargs="+", default=["MinMax", "Entropy", "Percentile"])
     ap.add_argument("--threads", type=int, default=2)
@@ -144,7 +144,7 @@ def main():
     ap.add_argument("--json", default=os.path.join(HERE, "results", "quantize.json"))
     a = ap.parse_args()
     if a.quick:
-        a.samples, a.methods, a.repeat = [100], ["MinMax", "Percentile"], 1
+        a.samples, a.methods, a.repeat, a.passive_only = [100], ["MinMax", "Percentile"], 1, True
     ensure_model()
     work = os.path.join(DATA, "runs")
     os.makedirs(work, exist_ok=True)
