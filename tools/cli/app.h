@@ -37,6 +37,9 @@ struct Job {
 void prepare_model(Job& job);
 // The calibration data set (quantization_path, else training_path, else 10 random samples with a warning).
 data::DatasetPtr calibration_data(const Job& job);
+// Batch size for evaluation: dataset.batch_size when set above 1; otherwise 32 when every model input has a
+// dynamic batch dimension (faster, same scores), else 1.
+int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m);
 // Saves a model atomically into the export dir; refuses to overwrite the input model.
 std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name);
 

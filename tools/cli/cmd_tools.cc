@@ -128,7 +128,7 @@ int run_evaluation(Job& job, const std::string& model_path) {
   auto ds = data::open_dataset(o, data::input_specs(m.graph));
   if (!ds->has_labels()) fail(ErrorKind::Data, "evaluation needs labels, but {} has none", ds->describe());
   search::EvalOptions eo;
-  eo.batch_size = std::max<int64_t>(d.batch_size, 1);
+  eo.batch_size = evaluation_batch_size(job.cfg, m);
   double acc = search::evaluate(s, ds, eo);
   OQ_INFO("Evaluation of {} on {}: top1: {:.2f}", model_path, ds->describe(), acc);
   return 0;

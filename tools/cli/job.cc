@@ -54,6 +54,14 @@ data::DatasetPtr calibration_data(const Job& job) {
   return ds;
 }
 
+int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m) {
+  int64_t b = std::max<int64_t>(cfg.dataset.batch_size, 1);
+  if (b > 1) return b;
+  for (const auto* in : m.graph.real_inputs())
+    if (!in->shape || in->shape->empty() || (*in->shape)[0].known()) return 1;
+  return 32;
+}
+
 std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name) {
   fs::path dir(job.export_dir);
   std::error_code ec;
