@@ -23,10 +23,10 @@ cmake --build "$B" -j "${JOBS:-2}" --target "fuzz_$target"
 corpus=$B/corpus/$target
 findings=$B/findings/$target
 mkdir -p "$corpus" "$findings"
-seed() { for f in "$@"; do [ -f "$f" ] && cp -n "$f" "$corpus/" || true; done; }
+seed() { for f in "$@"; do if [ -f "$f" ]; then cp -n "$f" "$corpus/"; fi; done; }
 prefix() {  # npy/image targets read a selector byte first
   local byte=$1; shift
-  for f in "$@"; do [ -f "$f" ] && { printf "\\x$byte" | cat - "$f" >"$corpus/$(basename "$f").$byte"; }; done
+  for f in "$@"; do if [ -f "$f" ]; then printf "\\x$byte" | cat - "$f" >"$corpus/$(basename "$f").$byte"; fi; done
 }
 case $target in
   onnx_loader) seed testdata/*.onnx tests/bad_inputs/*.onnx ;;
@@ -34,11 +34,12 @@ case $target in
   npy) prefix 00 testdata/*.npy tests/bad_inputs/*.npy; prefix 01 testdata/*.npz tests/bad_inputs/*.npz ;;
   image)
     for f in fuzz/seeds/image/*; do prefix 00 "$f"; prefix 45 "$f"; prefix 7b "$f"; done
-    ls tests/bad_inputs/ 2>/dev/null | grep -Ei '\.(png|jpe?g|bmp|gif|ppm|pgm|tga)$' | while read -r f; do
-      prefix 00 "tests/bad_inputs/$f"; done
+    for f in tests/bad_inputs/*; do
+      case ${f,,} in *.png|*.jpg|*.jpeg|*.bmp|*.gif|*.ppm|*.pgm|*.tga) prefix 00 "$f" ;; esac
+    done
     ;;
 esac
-[ "$target" != image ] && for f in fuzz/seeds/$target/*; do [ -f "$f" ] && cp -n "$f" "$corpus/"; done 2>/dev/null || true
+[ "$target" != image ] && seed fuzz/seeds/"$target"/*
 
 "$B/fuzz/fuzz_$target" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
   -artifact_prefix="$findings/" -print_final_stats=1 "$@" 2>&1 | tee "$B/fuzz_$target.log" | \

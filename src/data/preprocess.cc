@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
 
 namespace oq::data {
 
@@ -121,14 +126,48 @@ Image image_from_u8(const uint8_t* px, int64_t h, int64_t w, int64_t c) {
   return img;
 }
 
+// stb_image 2.27 (Debian 12) writes past a Huffman table when a JPEG DHT segment declares more than 256 codes
+// (fixed in stb 2.28; found by fuzz/fuzz_image). Every FF C4 in the file is checked the way stb would read it
+// (stb skips junk between markers, so it can meet a DHT anywhere); such files are refused before stb sees them.
+static void check_jpeg_huffman_tables(const std::string& path, const std::vector<uint8_t>& b) {
+  if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return;
+  auto at = [&](size_t i) -> unsigned { return i < b.size() ? b[i] : 0u; };  // stb reads 0 past the end
+  for (size_t m = 0; m + 1 < b.size(); ++m) {
+    if (b[m] != 0xFF || b[m + 1] != 0xC4) continue;
+    int64_t left = static_cast<int64_t>(at(m + 2) << 8 | at(m + 3)) - 2;
+    size_t i = m + 4;
+    while (left > 0 && i < b.size()) {
+      unsigned q = at(i++);
+      if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb refuses the table itself
+      unsigned n = 0;
+      for (int k = 0; k < 16; ++k) n += at(i++);
+      if (n > 256)
+        fail(ErrorKind::Data, "cannot decode image {}: corrupt JPEG (Huffman table declares {} codes, at most 256)",
+             path, n);
+      i += n;
+      left -= 17 + static_cast<int64_t>(n);
+    }
+  }
+}
+
 Image decode_image(const std::string& path, ColorMode color) {
+  std::vector<uint8_t> bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(ErrorKind::Io, "cannot open image {}: {}", path, std::strerror(errno));
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) fail(ErrorKind::Io, "cannot read image {}", path);
+  }
+  if (bytes.size() > static_cast<size_t>(INT_MAX)) fail(ErrorKind::Data, "image {} is larger than 2 GiB", path);
+  check_jpeg_huffman_tables(path, bytes);
+  const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;
   int want = color_channels(color);
   // Memory is bounded by what the file declares: check the header's size before stb allocates the pixels.
   constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 67 Mpx (8192 x 8192): 1 GiB as float RGBA
-  if (stbi_info(path.c_str(), &w, &h, &n) && (w <= 0 || h <= 0 || int64_t{w} * h > kMaxPixels))
+  if (stbi_info_from_memory(bytes.data(), len, &w, &h, &n) && (w <= 0 || h <= 0 || int64_t{w} * h > kMaxPixels))
     fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, h, kMaxPixels);
-  uint8_t* px = stbi_load(path.c_str(), &w, &h, &n, want);
+  uint8_t* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, want);
   if (!px) {
     const char* why = stbi_failure_reason();
     fail(ErrorKind::Data, "cannot decode image {}: {}", path, why ? why : "unknown error");
