@@ -1,7 +1,8 @@
 """Figures of docs/quality.md (issue 8), each from onnxquant runs checked independently where possible.
 
   .venv/bin/python scripts/quality_figures.py snr  [models...]   # per-tensor W4 SNR table (inspection mode)
-  .venv/bin/python scripts/quality_figures.py auto [models...]   # full_auto grid; every written model re-scored in ORT
+  .venv/bin/python scripts/quality_figures.py auto [models...]   # full_auto grid; every answer re-scored in ORT
+  .venv/bin/python scripts/quality_figures.py one MODEL TOL RANKING QUANTIZER ALPHA|- SEARCH   # one row of it
 
 Environment: OQ_BIN (default build/onnxquant), OUT (default /tmp/oq_quality). Run from the repository root."""
 import json
@@ -68,14 +69,14 @@ SETTINGS = [(rk, wq, None, "bisection") for rk in ("static", "sensitivity") for 
     ("static", "minmax", 0.1, "bisection"), ("static", "gptq", 0.1, "bisection"), ("sensitivity", "gptq", None, "greedy")]
 
 
-def auto_table(models, tolerances=("1.0", "0.3")):
+def auto_table(models, tolerances=("1.0", "0.3"), settings=None):
     print("| model | tolerance | ranking | quantizer | SmoothQuant α | search | 8-bit top-1 | answer top-1 | ORT top-1 | "
           "4-bit weight share | attempts |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in models:
         npz = "testdata/digits_test.npz"
         for tol in tolerances:
-            for rk, wq, alpha, search in SETTINGS:
+            for rk, wq, alpha, search in settings or SETTINGS:
                 tag = f"{os.path.basename(model)}_{tol}_{rk}_{wq}_{alpha}_{search}"
                 out = os.path.join(OUT, "auto_" + tag)
                 extra = [f"quantization.iterative_quant_parameters.accuracy_tolerance={tol}",
@@ -107,5 +108,8 @@ if __name__ == "__main__":
         snr_table(ms or ["testdata/digits_mobilenet.onnx", "testdata/digits_resnet.onnx", "testdata/digits_mlp.onnx"] +
                   sorted(os.path.join(SHARED, "models", f) for f in os.listdir(os.path.join(SHARED, "models"))
                          if f.endswith(".onnx")))
+    elif what == "one":  # one setting: one <model> <tolerance> <ranking> <quantizer> <alpha|-> <search>
+        m, tol, rk, wq, alpha, search = ms
+        auto_table([m], (tol,), [(rk, wq, None if alpha == "-" else float(alpha), search)])
     else:
         auto_table(ms or ["testdata/digits_mobilenet.onnx", "testdata/digits_resnet.onnx"])

@@ -11,6 +11,9 @@ namespace oq::app {
 
 std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
   const auto& x = job.cfg.quantization.extra;
+  if (x.cross_layer_equalization)
+    OQ_WARN("onnx_extra_options.CrossLayerEqualization is not implemented in this version: ignored");
+  if (x.bias_correction) OQ_WARN("onnx_extra_options.BiasCorrection is not implemented in this version: ignored");
   if (!x.smooth_quant) return "";
   quant::SmoothQuantOptions so;
   so.alpha = x.smooth_quant_alpha;
