@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
+#include <unistd.h>
+#include <cstdlib>
 
 #include "app.h"
 #include "rollback.h"
@@ -72,7 +74,17 @@ static int main_job(int argc, char** argv) {
   return rc;
 }
 
+// libgomp (the OpenMP runtime oneDNN and our kernels share) reads its wait policy when it is loaded, before
+// main. Its default spins ~300k iterations at every barrier, which on a busy machine makes 2-thread runs 10-40x
+// slower (docs/benchmarks.md, finding 1). Unless the user chose a policy, re-exec once with a bounded spin.
+static void bound_openmp_spinning(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("GOMP_SPINCOUNT", "20000", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
+}
+
 int main(int argc, char** argv) {
+  bound_openmp_spinning(argv);
   log::init(false);
   try {
     std::string sub = argc > 1 ? argv[1] : "";
