@@ -150,6 +150,24 @@ static void check_jpeg_huffman_tables(const std::string& path, const std::vector
   }
 }
 
+// stb_image 2.27 overreads its buffer when converting a 16-bit PNM (maxval > 255) to fewer channels (fixed in
+// stb 2.28; found by fuzz/fuzz_image). Binary PGM/PPM headers are read as stb reads them; 16-bit ones are refused.
+static void check_pnm_depth(const std::string& path, const std::vector<uint8_t>& b) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;
+  size_t i = 2;
+  int64_t v[3] = {0, 0, 0};
+  for (int64_t& x : v) {
+    for (;;) {  // whitespace and # comments, as stbi__pnm_skip_whitespace
+      while (i < b.size() && std::isspace(b[i])) ++i;
+      if (i >= b.size() || b[i] != '#') break;
+      while (i < b.size() && b[i] != '\n' && b[i] != '\r') ++i;
+    }
+    while (i < b.size() && std::isdigit(b[i]) && x < (int64_t{1} << 40)) x = x * 10 + (b[i++] - '0');
+  }
+  if (v[2] > 255)
+    fail(ErrorKind::Data, "cannot decode image {}: 16-bit PGM/PPM (maxval {}) is not supported", path, v[2]);
+}
+
 Image decode_image(const std::string& path, ColorMode color) {
   std::vector<uint8_t> bytes;
   {
@@ -160,6 +178,7 @@ Image decode_image(const std::string& path, ColorMode color) {
   }
   if (bytes.size() > static_cast<size_t>(INT_MAX)) fail(ErrorKind::Data, "image {} is larger than 2 GiB", path);
   check_jpeg_huffman_tables(path, bytes);
+  check_pnm_depth(path, bytes);
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;
   int want = color_channels(color);
