@@ -74,7 +74,8 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
 }
 
 ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOptions& o, const RangeMap& ranges,
-                        ParamNotes* notes, const WeightParamsFn& weight_fn) {
+                        ParamNotes* notes, const WeightParamsFn& weight_fn,
+                        WeightCache* cache) {
   ParamMap pm;
   // Initializers and plain activations first.
   for (const auto& name : plan.marked_order) {
@@ -92,7 +93,16 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       }
       // ORT: per-channel initializers are always symmetric.
       bool sym = s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
+      if (WeightCache::Entry* e = cache ? cache->find(name, qt, s.axis) : nullptr) {
+        pm[name] = e->params;
+        if (e->values.dtype() != DType::Undefined) {
+          if (!notes) fail(ErrorKind::Runtime, "weight '{}': modified values need ParamNotes", name);
+          notes->weight_values[name] = e->values;
+        }
+        continue;
+      }
       exec::QuantParams q = weight_params(w, qt, sym, s.axis, o.reduce_range, o.min_real_range);
+      Tensor chosen_values;
       if (weight_fn && s.role == TensorRole::Weight) {
         WeightChoice c = weight_fn(name, w, std::move(q));
         q = std::move(c.params);
@@ -100,8 +110,14 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
           if (c.values.shape() != w.shape() || c.values.dtype() != w.dtype())
             fail(ErrorKind::Runtime, "weight quantizer returned values of another shape/type for '{}'", name);
           if (!notes) fail(ErrorKind::Runtime, "weight '{}': modified values need ParamNotes", name);
+          chosen_values = c.values;
           notes->weight_values[name] = std::move(c.values);
         }
+      }
+      if (cache) {
+        WeightCache::Entry& e = cache->at(name, qt, s.axis);
+        e.params = q;
+        e.values = chosen_values;
       }
       pm[name] = std::move(q);
       continue;

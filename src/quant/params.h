@@ -8,6 +8,7 @@
 
 #include "quant/annotate.h"
 #include "quant/plan.h"
+#include "quant/weight_cache.h"
 
 namespace oq::quant {
 
@@ -31,7 +32,8 @@ struct WeightChoice {
 using WeightParamsFn = std::function<WeightChoice(const std::string& name, const Tensor& w, exec::QuantParams proposal)>;
 
 ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOptions& o, const RangeMap& ranges,
-                        ParamNotes* notes = nullptr, const WeightParamsFn& weight_fn = {});
+                        ParamNotes* notes = nullptr, const WeightParamsFn& weight_fn = {},
+                        WeightCache* cache = nullptr);
 
 // Bias parameters: scale = input_scale × weight_scale × beta (per channel where the weight is), zero point 0.
 exec::QuantParams bias_params(const exec::QuantParams& input, const exec::QuantParams& weight, double beta);

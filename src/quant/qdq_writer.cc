@@ -48,7 +48,7 @@ std::string kind_key(DType t, TensorRole r) {
 }  // namespace
 
 WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
-                     const std::map<std::string, Tensor>* weight_values) {
+                     const std::map<std::string, Tensor>* weight_values, WeightCache* cache) {
   WriteStats st;
   // Drop the folded Relu/Clip nodes first.
   std::set<size_t> removed(plan.removed_nodes.begin(), plan.removed_nodes.end());
@@ -109,7 +109,17 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
         if (v != weight_values->end()) w = &v->second;
       }
       std::string qn = name + "_quantized";
-      g.add_initializer(qn, quantize_tensor(*w, q));
+      WeightCache::Entry* e = cache && s.role != TensorRole::Bias ? cache->find(name, q.qtype, s.axis) : nullptr;
+      if (e && e->quantized.dtype() != DType::Undefined && same_quant_params(e->written_params, q)) {
+        g.add_initializer(qn, e->quantized);
+      } else {
+        Tensor qt = quantize_tensor(*w, q);
+        if (e) {
+          e->written_params = q;
+          e->quantized = qt;
+        }
+        g.add_initializer(qn, std::move(qt));
+      }
       g.add_initializer(name + "_scale", scale_tensor(q));
       g.add_initializer(name + "_zero_point", zero_point_tensor(q));
       std::string dq_out = name + "_DequantizeLinear_Output";

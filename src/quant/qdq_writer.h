@@ -3,6 +3,7 @@
 #pragma once
 #include "ir/graph.h"
 #include "quant/plan.h"
+#include "quant/weight_cache.h"
 
 namespace oq::quant {
 
@@ -15,6 +16,6 @@ struct WriteStats {
 // The graph is rewritten in place and topologically sorted. `weight_values` (optional): float values to
 // quantize instead of an initializer's own (weights a WeightParamsFn modified, e.g. GPTQ).
 WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
-                     const std::map<std::string, Tensor>* weight_values = nullptr);
+                     const std::map<std::string, Tensor>* weight_values = nullptr, WeightCache* cache = nullptr);
 
 }  // namespace oq::quant

@@ -71,15 +71,15 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
 }
 
 QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Calibration& c,
-                         const WeightParamsFn& weight_fn) {
+                         const WeightParamsFn& weight_fn, WeightCache* cache) {
   validate_overrides(model.graph, o);
   QuantizedModel q;
   q.model = model;
   RangeMap ranges = c.ranges;
   adjust_ranges(q.model.graph, o, ranges);
   q.plan = annotate(q.model.graph, static_cast<int>(q.model.default_opset()), o, c.types, ranges);
-  q.params = compute_params(q.model.graph, q.plan, o, ranges, &q.notes, weight_fn);
-  q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values);
+  q.params = compute_params(q.model.graph, q.plan, o, ranges, &q.notes, weight_fn, cache);
+  q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values, cache);
   return q;
 }
 

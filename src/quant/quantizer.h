@@ -10,6 +10,7 @@
 #include "quant/options.h"
 #include "quant/params.h"
 #include "quant/qdq_writer.h"
+#include "quant/weight_cache.h"
 
 namespace oq::quant {
 
@@ -42,7 +43,7 @@ struct QuantizedModel {
 
 // Builds the QDQ model from a pre-processed float model and its calibration. Pure (no I/O).
 QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Calibration& c,
-                         const WeightParamsFn& weight_fn = {});
+                         const WeightParamsFn& weight_fn = {}, WeightCache* cache = nullptr);
 
 // Checks option/opset combinations: 4- and 16-bit types need opset 21, per-channel needs opset >= 13.
 void check_opset_support(const QuantOptions& o, int opset);

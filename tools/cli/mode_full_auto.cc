@@ -84,6 +84,7 @@ int run_full_auto_mode(Job& job) {
   auto calib = calibration_data(job);
   apply_float_rewrites(job, calib);
   quant::WeightParamsFn wfn = make_weight_fn(job, calib);
+  quant::WeightCache wcache;  // each weight is quantized at most once per bit width across all attempts
 
   data::DataOptions eo = data_options(cfg, eval_path, 1.0);
   eo.selection.shuffle = false;
@@ -127,7 +128,7 @@ int run_full_auto_mode(Job& job) {
   auto cal = quant::calibrate(job.prepared, job.qopts, calib, req);
   std::string tag = job.model_base + "_qdq";
   if (cfg.quantization.extra.smooth_quant) tag += fmt::format("_squant{}", cfg.quantization.extra.smooth_quant_alpha);
-  auto q8 = quant::build_qdq(job.prepared, job.qopts, cal, wfn);
+  auto q8 = quant::build_qdq(job.prepared, job.qopts, cal, wfn, &wcache);
   double ref_score = score_model(q8.model, "int8");
   std::string int8_file = save_output(job, q8.model, tag + ".onnx");
   OQ_INFO("Step 3: 8-bit reference {}: {:.2f} — {}", metric, ref_score, int8_file);
@@ -170,7 +171,7 @@ int run_full_auto_mode(Job& job) {
   auto w4_percent = [&](int64_t n_int8) { return w4_percent_set(prefix(n_int8)); };
 
   // 4. Every ranked weight in Int4.
-  auto q4 = quant::build_qdq(job.prepared, options_for(0), cal, wfn);
+  auto q4 = quant::build_qdq(job.prepared, options_for(0), cal, wfn, &wcache);
   double int4_score = score_model(q4.model, "int4");
   OQ_INFO("Step 4: all {} weight tensors in Int4: {} {:.2f}", N, metric, int4_score);
 
@@ -209,7 +210,7 @@ int run_full_auto_mode(Job& job) {
     for (int64_t i = N - n; i < N; ++i) w8 += ranked[i].weights;
     log::raw(fmt::format("In this quantization attempt we have {} weights in QInt8 over a total of {} weights so a "
                          "ratio of {:.2f} %", w8, total, total ? 100.0 * w8 / total : 0.0));
-    auto q = quant::build_qdq(job.prepared, options_for(n), cal, wfn);
+    auto q = quant::build_qdq(job.prepared, options_for(n), cal, wfn, &wcache);
     double s = score_model(q.model, fmt::format("n={}", n));
     OQ_INFO("Attempt with {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", n, N, w4_percent(n),
             metric, s, s >= threshold ? "passed" : "failed");
@@ -238,7 +239,7 @@ int run_full_auto_mode(Job& job) {
     };
     record(prefix(0), int4_score, models.at(0));
     auto evaluate_set = [&](const Flags& f) {
-      auto q = quant::build_qdq(job.prepared, options_for_set(f), cal, wfn);
+      auto q = quant::build_qdq(job.prepared, options_for_set(f), cal, wfn, &wcache);
       double s = score_model(q.model, fmt::format("greedy {}", rep.attempts.size()));
       record(f, s, q.model);
       const auto& fa = rep.attempts.back();
