@@ -177,7 +177,10 @@ class ConvKernel final : public Kernel {
       const tag blk = nsp == 1 ? tag::nCw16c : nsp == 2 ? tag::nChw16c : tag::nCdhw16c;
       dnnl::memory::desc src_md = pointwise ? p->src_plain
                                   : dnnl::memory::desc(x.shape(), dt::f32, x.dim(1) >= 16 ? blk : tag::any);
-      dnnl::memory::desc dst_md = pointwise ? p->dst_plain : dnnl::memory::desc(p->out_shape, dt::f32, blk);
+      // Below 16 output channels a forced 16c block has no fast kernel (oneDNN falls back to its reference
+      // convolution): let oneDNN choose there.
+      dnnl::memory::desc dst_md = pointwise ? p->dst_plain
+                                  : dnnl::memory::desc(p->out_shape, dt::f32, p->out_shape[1] >= 16 ? blk : tag::any);
       dnnl::memory::desc wei_any(wd, dt::f32, tag::any);
       dnnl::memory::desc bias_md = b ? du::plain_f32({w.dim(0)}) : dnnl::memory::desc();
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
