@@ -60,10 +60,46 @@ def check(model, calib, test, tolerance="1.0", extra=()):
     print(f"  {model}: 8-bit {rep['scores']['int8']:.2f}, answer {rep['answer']}")
 
 
+def check_metrics():
+    """evaluator_command (scores must be exactly what the external command printed), agreement + relative
+    tolerance (scores are percentages of samples agreeing with the float model)."""
+    out = tmpdir()
+    cmd = f"{sys.executable} tests/python/eval_top1.py {{model}} testdata/digits_test_flat.npz"
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
+            "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",
+            "dataset.test_path=testdata/digits_test_flat.npz",
+            "quantization.iterative_quant_parameters.metric=evaluator_command",
+            f"quantization.iterative_quant_parameters.evaluator_command={json.dumps(cmd)}"])
+    rep = json.load(open(os.path.join(out, "full_auto.json")))
+    assert rep["metric"] == "evaluator_command"
+    npz = os.path.join(TESTDATA, "digits_test_flat.npz")
+    assert abs(rep["scores"]["int8"] - round(ort_top1(rep["int8_model"], npz), 4)) < 1e-9
+    for a in rep["attempts"]:
+        if a["file"]:
+            assert abs(a["score"] - round(ort_top1(a["file"], npz), 4)) < 1e-9, a
+    out2 = tmpdir()
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out2,
+            "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",
+            "dataset.test_path=testdata/digits_test_flat.npz", "quantization.iterative_quant_parameters.metric=agreement",
+            "quantization.iterative_quant_parameters.tolerance_mode=relative",
+            "quantization.iterative_quant_parameters.accuracy_tolerance=2"])
+    rep = json.load(open(os.path.join(out2, "full_auto.json")))
+    assert rep["metric"] == "agreement"
+    assert abs(rep["threshold"] - rep["scores"]["int8"] * 0.98) < 1e-9, rep["threshold"]
+    float_model = os.path.join(out2, "digits_mlp_folded.onnx")
+    x = np.load(npz)["x"]
+    def argmax(path):
+        s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return s.run(None, {s.get_inputs()[0].name: x})[0].argmax(1)
+    want = 100.0 * float(np.mean(argmax(rep["int8_model"]) == argmax(float_model)))
+    assert abs(rep["scores"]["int8"] - want) < 0.2, (rep["scores"]["int8"], want)
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("schedule examples", lambda: (steps(28) == [14, 7, 4, 2, 1] and steps(5) == [2, 1, 1, 1]) or 1 / 0)
     r.run("mobilenet tolerance 1", check, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz")
     r.run("resnet tolerance 0.5", check, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz", "0.5")
+    r.run("metrics: evaluator_command, agreement + relative", check_metrics)
     r.run("mlp tolerance 0", check, "digits_mlp.onnx", "digits_calib_flat.npz", "digits_test_flat.npz", "0")
     r.finish()
