@@ -136,18 +136,18 @@ const std::vector<float>* Calibrator::channel_absmax(const std::string& name) co
 std::map<std::string, TensorRange> Calibrator::compute() const {
   if (pass_ != passes() - 1)
     fail(ErrorKind::Runtime, "calibration: ranges requested after pass {} of {}", pass_ + 1, passes());
-  std::vector<std::pair<const std::string*, const Entry*>> todo;
+  std::vector<std::pair<const std::string*, const Entry*>> pending;
   for (const auto& [name, e] : entries_)
-    if (!e->empty()) todo.emplace_back(&name, e.get());
-  std::sort(todo.begin(), todo.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
-  std::vector<TensorRange> out(todo.size());
-  std::vector<std::exception_ptr> errs(todo.size());
+    if (!e->empty()) pending.emplace_back(&name, e.get());
+  std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  std::vector<TensorRange> out(pending.size());
+  std::vector<std::exception_ptr> errs(pending.size());
   const bool sym = opts_.symmetric_or_default();
   // Entropy's threshold search is O(bins^2) per tensor: spread tensors over threads.
-  parallel_for(static_cast<int64_t>(todo.size()), 1, [&](int64_t b, int64_t e) {
+  parallel_for(static_cast<int64_t>(pending.size()), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       try {
-        const auto& c = todo[i].second->c;
+        const auto& c = pending[i].second->c;
         if (const auto* m = std::get_if<MinMaxCollector>(&c)) {
           out[i] = minmax_range(m->stats(), sym);
         } else {
@@ -161,15 +161,15 @@ std::map<std::string, TensorRange> Calibrator::compute() const {
     }
   });
   std::map<std::string, TensorRange> result;
-  for (size_t i = 0; i < todo.size(); ++i) {
+  for (size_t i = 0; i < pending.size(); ++i) {
     if (errs[i]) {
       try {
         std::rethrow_exception(errs[i]);
       } catch (const Error& e) {
-        rethrow_for(*todo[i].first, e);
+        rethrow_for(*pending[i].first, e);
       }
     }
-    result.emplace(*todo[i].first, out[i]);
+    result.emplace(*pending[i].first, out[i]);
   }
   return result;
 }

@@ -77,11 +77,7 @@ class ConvTransposeKernel final : public Kernel {
     const Tensor* b = in.size() > 2 ? in[2] : nullptr;
     check(x, w, b);
     std::lock_guard<std::mutex> lock(mu_);
-    Shape key = x.shape();
-    key.insert(key.end(), w.shape().begin(), w.shape().end());
-    key.push_back(b ? 1 : 0);
-    key.push_back(du::threads_key());
-    auto& slot = cache_[key];
+    auto& slot = cache_[du::primitive_key(x, w, b)];
     if (!slot) slot = build(x, w, b);
     DeconvPrim& p = *slot;
     out[0] = Tensor(DType::Float, p.out_shape);

@@ -53,4 +53,12 @@ void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e) {
        static_cast<int>(e.status));
 }
 
+Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b) {
+  Shape key = x.shape();
+  key.insert(key.end(), w.shape().begin(), w.shape().end());
+  key.push_back(b ? 1 : 0);
+  key.push_back(threads_key());
+  return key;
+}
+
 }  // namespace oq::exec::dnnl_util

@@ -41,6 +41,8 @@ class ReorderedWeights {
 
 // The threads oneDNN will use (part of every primitive cache key: oneDNN plans the work split at creation).
 int threads_key();
+// Cache key of a convolution-like primitive: input and weight shapes, bias presence, thread count.
+Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b);
 
 // Converts a dnnl::error into a Model error naming the node.
 [[noreturn]] void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e);
