@@ -12,31 +12,16 @@
 #include "core/tensor.h"
 #include "exec/kernel.h"
 #include "ir/graph.h"
+#include "kernel_test_util.h"
 
 namespace oq::ctest {
 
-inline ir::Node node(const std::string& op, size_t n_in, size_t n_out = 1) {
-  ir::Node n;
-  n.name = "n_" + op;
-  n.op_type = op;
-  for (size_t i = 0; i < n_in; ++i) n.inputs.push_back("x" + std::to_string(i));
-  for (size_t i = 0; i < n_out; ++i) n.outputs.push_back("y" + std::to_string(i));
-  return n;
-}
-
-// Runs the registered kernel; empty tensors are passed as omitted (null) inputs.
+// The shared kernel-test helpers (kernel_test_util.h) under this file's names.
+inline ir::Node node(const std::string& op, size_t n_in, size_t n_out = 1) { return ktest::make_node(op, n_in, n_out); }
 inline std::vector<Tensor> run(const ir::Node& n, int opset, const std::vector<Tensor>& in) {
-  exec::KernelFactory f = exec::find_kernel(n.op_type, opset);
-  if (!f) fail(ErrorKind::Model, "no kernel for {} at opset {}", n.op_type, opset);
-  auto k = f(exec::KernelInit{n, opset});
-  std::vector<const Tensor*> p;
-  for (const Tensor& t : in) p.push_back(t.empty() ? nullptr : &t);
-  std::vector<Tensor> out(n.outputs.size());
-  k->run(p, out);
-  return out;
+  return ktest::run_kernel(n, opset, in);
 }
-
-inline Tensor ft(Shape s, std::vector<float> v) { return Tensor::from_vector(DType::Float, std::move(s), v); }
+using ktest::ft;
 
 inline Tensor rnd(const Shape& s, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
   Tensor t(DType::Float, s);
