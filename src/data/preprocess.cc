@@ -130,7 +130,10 @@ Image image_from_u8(const uint8_t* px, int64_t h, int64_t w, int64_t c) {
 // (fixed in stb 2.28; found by fuzz/fuzz_image). Every FF C4 in the file is checked the way stb would read it
 // (stb skips junk between markers, so it can meet a DHT anywhere); such files are refused before stb sees them.
 static void check_jpeg_huffman_tables(const std::string& path, const std::vector<uint8_t>& b) {
-  if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return;
+  // stb takes a file as JPEG when it opens with FF, any number of fill FFs, then D8 (SOI).
+  size_t soi = 0;
+  while (soi < b.size() && b[soi] == 0xFF) ++soi;
+  if (soi == 0 || soi >= b.size() || b[soi] != 0xD8) return;
   auto at = [&](size_t i) -> unsigned { return i < b.size() ? b[i] : 0u; };  // stb reads 0 past the end
   for (size_t m = 0; m + 1 < b.size(); ++m) {
     if (b[m] != 0xFF || b[m + 1] != 0xC4) continue;
