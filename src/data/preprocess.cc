@@ -154,7 +154,8 @@ static void check_jpeg_huffman_tables(const std::string& path, const std::vector
 }
 
 // stb_image 2.27 overreads its buffer when converting a 16-bit PNM (maxval > 255) to fewer channels (fixed in
-// stb 2.28; found by fuzz/fuzz_image). Binary PGM/PPM headers are read as stb reads them; 16-bit ones are refused.
+// stb 2.28; found by fuzz/fuzz_image). Binary PGM/PPM headers are read as stb reads them; 16-bit ones, and
+// dimensions that would overflow stb's int parsing, are refused.
 static void check_pnm_depth(const std::string& path, const std::vector<uint8_t>& b) {
   if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;
   size_t i = 2;
@@ -169,6 +170,10 @@ static void check_pnm_depth(const std::string& path, const std::vector<uint8_t>&
   }
   if (v[2] > 255)
     fail(ErrorKind::Data, "cannot decode image {}: 16-bit PGM/PPM (maxval {}) is not supported", path, v[2]);
+  // stb parses these numbers into an int with no overflow check (UB; found by fuzz/fuzz_image): refuse
+  // dimensions beyond what onnxquant decodes anyway (2^26 pixels) before stb reads them.
+  if (v[0] > (int64_t{1} << 26) || v[1] > (int64_t{1} << 26))
+    fail(ErrorKind::Data, "cannot decode image {}: PGM/PPM of {} x {} pixels is too large", path, v[0], v[1]);
 }
 
 Image decode_image(const std::string& path, ColorMode color) {
