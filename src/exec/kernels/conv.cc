@@ -189,13 +189,11 @@ class ConvKernel final : public Kernel {
       p->wei_md = pd.weights_desc();
       if (p->src_md != p->src_plain) {
         p->src_tmp = dnnl::memory(p->src_md, du::engine());
-        p->src_reorder = dnnl::reorder(
-            dnnl::reorder::primitive_desc(du::engine(), p->src_plain, du::engine(), p->src_md));
+        p->src_reorder = du::make_reorder(p->src_plain, p->src_md);
       }
       if (p->dst_md != p->dst_plain) {
         p->dst_tmp = dnnl::memory(p->dst_md, du::engine());
-        p->dst_reorder = dnnl::reorder(
-            dnnl::reorder::primitive_desc(du::engine(), p->dst_md, du::engine(), p->dst_plain));
+        p->dst_reorder = du::make_reorder(p->dst_md, p->dst_plain);
       }
     } catch (const dnnl::error&) {
       p->use_ref = true;  // a geometry oneDNN has no implementation for: the reference still computes it

@@ -61,4 +61,8 @@ Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b) {
   return key;
 }
 
+dnnl::reorder make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
+  return dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
+}
+
 }  // namespace oq::exec::dnnl_util

@@ -43,6 +43,8 @@ class ReorderedWeights {
 int threads_key();
 // Cache key of a convolution-like primitive: input and weight shapes, bias presence, thread count.
 Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b);
+// A reorder primitive between two layouts of the same tensor.
+dnnl::reorder make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
 
 // Converts a dnnl::error into a Model error naming the node.
 [[noreturn]] void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e);
