@@ -19,12 +19,19 @@ run: build
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# ASan + UBSan build of everything in build-sanitize, then every ctest test except the Python oracle tests, then
+# the bad-input catalogue against the sanitized onnxquant (docs/reliability.md, Sanitizers). -O1 with debug info
+# and without NDEBUG: the tests run several times faster than at -O0 and the stack traces stay exact.
+# Any ASan or UBSan report ends the process with exit code 86 (UBSan cannot recover: -fno-sanitize-recover=all).
+SANITIZE_ENV = ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:check_initialization_order=1:exitcode=86 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=86
 test-sanitize: setup
-	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DOQ_SANITIZE=ON -DOQ_BUILD_BENCH=OFF >/dev/null
-	@cmake --build build-sanitize -j $(JOBS)
-	@cd build-sanitize && ctest --output-on-failure -j $(JOBS) -E '^py\.'
+	@cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo '-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g' \
+	  -DOQ_SANITIZE=ON -DOQ_BUILD_BENCH=OFF >/dev/null
+	@$(SANITIZE_ENV) cmake --build build-sanitize -j $(JOBS)
+	@cd build-sanitize && $(SANITIZE_ENV) ctest --output-on-failure -j $(JOBS) -E '^py\.'
 	@# The bad-input catalogue against the sanitized binary (determinism runs skipped: they only repeat good runs).
-	@OQ_BIN=$(CURDIR)/build-sanitize/onnxquant OQ_BAD_INPUTS_SKIP_DETERMINISM=1 \
+	@$(SANITIZE_ENV) OQ_BIN=$(CURDIR)/build-sanitize/onnxquant OQ_BAD_INPUTS_SKIP_DETERMINISM=1 \
 	  .venv/bin/python tests/python/test_bad_inputs.py
 
 clean:
