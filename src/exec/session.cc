@@ -1,13 +1,16 @@
 #include "exec/session.h"
 
 #include <algorithm>
+#include <mutex>
 #include <unordered_set>
 
 #include "core/log.h"
+#include "exec/optimize.h"
 
 namespace oq::exec {
 
-struct Session::Impl {
+// One executable graph: kernels in execution order, value slots, constants, frees.
+struct Plan {
   ir::Graph graph;
   int opset = 0;
   std::vector<size_t> order;
@@ -34,14 +37,47 @@ struct Session::Impl {
     if (inserted) names.push_back(n);
     return it->second;
   }
+
+  void build(const ir::Model& model);
+  std::vector<Tensor> run(const std::map<std::string, Tensor>& feeds, const RunOptions& opts);
+};
+
+struct Session::Impl {
+  SessionOptions options;
+  Plan plain;
+  // The optimized plan, built on the first run that may use it (null: nothing to optimize or not built yet).
+  ir::Model model;  // kept until the optimized plan is built
+  bool opt_tried = false;
+  std::unique_ptr<Plan> opt;
+  std::unordered_set<std::string> touched;
+  std::mutex mu;
+
+  bool may_optimize(const RunOptions& o) const {
+    if (o.observer || o.pre_fake_quant_observer) {
+      if (!o.observed) return false;
+      for (const auto& n : *o.observed)
+        if (touched.count(n)) return false;
+    }
+    if (o.fake_quant)
+      for (const auto& [n, q] : *o.fake_quant)
+        if (touched.count(n)) return false;
+    return true;
+  }
 };
 
 static bool same_params(const QuantParams& a, const QuantParams& b) {
   return a.qtype == b.qtype && a.axis == b.axis && a.scale == b.scale && a.zero_point == b.zero_point;
 }
 
-Session::Session(const ir::Model& model) : impl_(std::make_unique<Impl>()) {
-  Impl& m = *impl_;
+Session::Session(const ir::Model& model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  impl_->plain.build(model);
+  if (options.optimize) impl_->model = model;
+  else impl_->opt_tried = true;
+}
+
+void Plan::build(const ir::Model& model) {
+  Plan& m = *this;
   m.graph = model.graph;
   m.opset = static_cast<int>(model.default_opset());
   if (m.opset > kMaxOpset)
@@ -133,11 +169,11 @@ Session::Session(const ir::Model& model) : impl_(std::make_unique<Impl>()) {
 
 Session::~Session() = default;
 
-const ir::Graph& Session::graph() const { return impl_->graph; }
-const std::vector<size_t>& Session::order() const { return impl_->order; }
+const ir::Graph& Session::graph() const { return impl_->plain.graph; }
+const std::vector<size_t>& Session::order() const { return impl_->plain.order; }
 std::vector<std::string> Session::output_names() const {
   std::vector<std::string> r;
-  for (const auto& o : impl_->graph.outputs) r.push_back(o.name);
+  for (const auto& o : impl_->plain.graph.outputs) r.push_back(o.name);
   return r;
 }
 
@@ -161,6 +197,30 @@ static void check_feed(const ir::ValueInfo& vi, const Tensor& t) {
 
 std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, const RunOptions& opts) {
   Impl& m = *impl_;
+  Plan* plan = &m.plain;
+  if (m.options.optimize) {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (!m.opt_tried && m.may_optimize(opts)) {
+      m.opt_tried = true;
+      if (auto og = optimize_for_inference(m.model)) {
+        m.touched = std::move(og->touched);
+        m.opt = std::make_unique<Plan>();
+        try {
+          m.opt->build(og->model);
+        } catch (const Error& e) {  // not expected; the model as given still runs
+          OQ_DEBUG("executor: optimized graph not used: {}", e.what());
+          m.opt.reset();
+        }
+      }
+      m.model = ir::Model();
+    }
+    if (m.opt && m.may_optimize(opts)) plan = m.opt.get();
+  }
+  return plan->run(feeds, opts);
+}
+
+std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const RunOptions& opts) {
+  Plan& m = *this;
   std::vector<Tensor> slots(m.names.size());
   const auto* fq = opts.fake_quant;
   auto fq_find = [&](int id) -> const QuantParams* {
@@ -201,7 +261,7 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
     }
     auto c = m.fq_cache.find(static_cast<int>(id));
     if (c == m.fq_cache.end() || !same_params(c->second.q, *q))
-      c = m.fq_cache.insert_or_assign(static_cast<int>(id), Impl::FqCache{*q, fake_quantize(m.constants[id], *q)}).first;
+      c = m.fq_cache.insert_or_assign(static_cast<int>(id), FqCache{*q, fake_quantize(m.constants[id], *q)}).first;
     slots[id] = c->second.value;
   }
   if (fq && fq->size() < m.fq_cache.size())  // drop cache entries no longer asked for

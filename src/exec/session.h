@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/tensor.h"
@@ -36,15 +37,26 @@ struct RunOptions {
   // Called for every tensor produced by a node (after fake quantization, if any, is applied), and for the
   // graph inputs. Keep it cheap: it runs on the executor thread.
   Observer observer;
+  // The names the observer needs (null: every tensor of the model as given). With a set, the run may use the
+  // optimized graph (see SessionOptions) when none of these names is touched by its rewrites; the observer
+  // then also sees tensors of that graph that are not in the set (ignore them).
+  const std::unordered_set<std::string>* observed = nullptr;
   // Called with the value BEFORE fake quantization for tensors in fake_quant (may be empty).
   Observer pre_fake_quant_observer;
   // Tensors to fake-quantize: node outputs, graph inputs or initializers.
   const std::unordered_map<std::string, QuantParams>* fake_quant = nullptr;
 };
 
+struct SessionOptions {
+  // Run an optimized copy of the model (exec/optimize.h: BatchNormalization folding, Pad and Relu/Clip fusion
+  // into Conv, ...) whenever a run does not look at or fake-quantize a tensor those rewrites remove or change;
+  // such runs execute the model as given. Results agree to float rounding (folded weights).
+  bool optimize = true;
+};
+
 class Session {
  public:
-  explicit Session(const ir::Model& model);
+  explicit Session(const ir::Model& model, SessionOptions options = {});
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

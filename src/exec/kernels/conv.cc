@@ -10,6 +10,7 @@
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
 #include "exec/kernels/dnnl_common.h"
+#include "exec/kernels/fused_activation.h"
 #include "exec/kernels/spatial.h"
 
 namespace oq::exec {
@@ -36,6 +37,7 @@ class ConvKernel final : public Kernel {
   explicit ConvKernel(const KernelInit& init) : node_(init.node) {
     attrs_ = parse_spatial(node_, false);
     group_ = node_.attr_int("group", 1);
+    act_ = FusedActivation::from_node(node_);
     if (group_ <= 0) kfail(node_, "group must be positive, got {}", group_);
   }
 
@@ -53,6 +55,7 @@ class ConvKernel final : public Kernel {
     Tensor& y = out[0];
     if (p.use_ref) {
       ref::conv(x, w, b, ref_geom(p.geo), y);
+      act_.apply(y.data<float>(), y.numel());
       return;
     }
     if (p.pointwise) {
@@ -120,7 +123,10 @@ class ConvKernel final : public Kernel {
           float* row = yb + m * HW;
           const float bm = B[m];
           for (int64_t j = 0; j < nc; ++j) row[j] += bm;
+          act_.apply(row, nc);  // while the row is in cache
         }
+      else if (st == dnnl_success && act_.active())
+        for (int64_t m = 0; m < M; ++m) act_.apply(yb + m * HW, nc);
       return st;
     };
     std::vector<int> status(static_cast<size_t>(tasks), dnnl_success);
@@ -182,7 +188,7 @@ class ConvKernel final : public Kernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         src_md, wei_any, bias_md, dst_md, p->geo.strides, dil,
                                         p->geo.pads_begin, p->geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, du::engine());
+      dnnl::convolution_forward::primitive_desc pd(d, act_.dnnl_attr(), du::engine());
       p->prim = dnnl::convolution_forward(pd);
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
@@ -204,6 +210,7 @@ class ConvKernel final : public Kernel {
   ir::Node node_;
   SpatialAttrs attrs_;
   int64_t group_ = 1;
+  FusedActivation act_;
   std::mutex mu_;
   std::map<Shape, std::unique_ptr<ConvPrim>> cache_;
 };

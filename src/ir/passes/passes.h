@@ -35,6 +35,15 @@ size_t remove_identity(Model& m);
 // Folds inference BatchNormalization into a preceding Conv / ConvTranspose / Gemm. Returns the number folded.
 size_t fold_batchnorm(Model& m);
 
+// Inference-only fusions (the executor's private copy of a model; never written out):
+// Pad (constant 0, spatial axes only) followed by its only consumer Conv -> the Conv's pads.
+size_t fuse_pad_into_conv(Model& m);
+// Conv followed by its only consumer Relu / LeakyRelu / Clip (constant bounds) -> one Conv node carrying the
+// activation in attributes kFusedActivationAttr ("Relu" | "LeakyRelu" | "Clip"), <attr>_alpha (LeakyRelu slope
+// or Clip min) and <attr>_beta (Clip max); the Conv takes the activation's output name.
+inline constexpr const char* kFusedActivationAttr = "_oq_fused_activation";
+size_t fuse_conv_activation(Model& m);
+
 // Removes nodes none of whose outputs are used (transitively) and initializers nothing reads.
 // Returns the number of nodes removed.
 size_t remove_dead(Model& m);

@@ -1,0 +1,69 @@
+// An activation fused into a Conv by the executor's optimizer (ir::passes::fuse_conv_activation): parsed once
+// from the node's attributes, applied by oneDNN as a post-op or, on the GEMM and reference paths, by apply().
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <dnnl.hpp>
+
+#include "ir/graph.h"
+#include "ir/passes/passes.h"
+
+namespace oq::exec {
+
+struct FusedActivation {
+  enum class Kind { None, Relu, LeakyRelu, Clip };
+  Kind kind = Kind::None;
+  float alpha = 0.f, beta = 0.f;  // LeakyRelu slope; Clip min / max
+
+  static FusedActivation from_node(const ir::Node& n) {
+    FusedActivation a;
+    const std::string base = ir::passes::kFusedActivationAttr;
+    const std::string k = n.attr_string(base, "");
+    a.alpha = n.attr_float(base + "_alpha", 0.f);
+    a.beta = n.attr_float(base + "_beta", 0.f);
+    a.kind = k == "Relu" ? Kind::Relu : k == "LeakyRelu" ? Kind::LeakyRelu : k == "Clip" ? Kind::Clip : Kind::None;
+    return a;
+  }
+  bool active() const { return kind != Kind::None; }
+
+  // Same formulas as the Relu / LeakyRelu / Clip kernels.
+  float operator()(float x) const {
+    switch (kind) {
+      case Kind::Relu: return x > 0.f ? x : 0.f;
+      case Kind::LeakyRelu: return x < 0.f ? alpha * x : x;
+      case Kind::Clip: x = x < alpha ? alpha : x; return x > beta ? beta : x;
+      default: return x;
+    }
+  }
+  void apply(float* p, int64_t n) const {
+    switch (kind) {
+      case Kind::Relu:
+        for (int64_t i = 0; i < n; ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
+        break;
+      case Kind::LeakyRelu:
+        for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? alpha * p[i] : p[i];
+        break;
+      case Kind::Clip:
+        for (int64_t i = 0; i < n; ++i) {
+          float v = p[i] < alpha ? alpha : p[i];
+          p[i] = v > beta ? beta : v;
+        }
+        break;
+      default: break;
+    }
+  }
+  // oneDNN post-ops computing the same values.
+  dnnl::primitive_attr dnnl_attr() const {
+    dnnl::primitive_attr attr;
+    if (!active()) return attr;
+    dnnl::post_ops po;
+    if (kind == Kind::Relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    if (kind == Kind::LeakyRelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, alpha, 0.f);
+    if (kind == Kind::Clip) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, alpha, beta);
+    attr.set_post_ops(po);
+    return attr;
+  }
+};
+
+}  // namespace oq::exec

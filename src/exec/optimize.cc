@@ -1,0 +1,35 @@
+#include "exec/optimize.h"
+
+#include <unordered_map>
+
+#include "ir/passes/passes.h"
+
+namespace oq::exec {
+
+std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m) {
+  InferenceGraph r{m, {}, 0};
+  namespace P = ir::passes;
+  r.rewrites += P::remove_identity(r.model);
+  r.rewrites += P::fold_batchnorm(r.model);
+  r.rewrites += P::fuse_pad_into_conv(r.model);
+  r.rewrites += P::fuse_conv_activation(r.model);
+  if (r.rewrites == 0) return std::nullopt;
+
+  const ir::Graph& a = m.graph;
+  const ir::Graph& b = r.model.graph;
+  std::unordered_map<std::string, const void*> now;  // name -> initializer data (null: produced by a node)
+  for (const auto& i : b.initializers) now[i.name] = i.tensor.raw();
+  for (const auto& n : b.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) now.emplace(o, nullptr);
+  for (const auto& i : a.initializers) {
+    auto it = now.find(i.name);
+    if (it == now.end() || it->second != i.tensor.raw()) r.touched.insert(i.name);
+  }
+  for (const auto& n : a.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty() && !now.count(o)) r.touched.insert(o);
+  return r;
+}
+
+}  // namespace oq::exec

@@ -1,0 +1,26 @@
+// The executor's inference optimizations (what ONNX Runtime's graph optimizer does on load): BatchNormalization
+// folded into Conv/ConvTranspose/Gemm, Identity/Dropout removed, zero Pad folded into Conv pads, Relu/Clip/
+// LeakyRelu fused into Conv. Applied to the Session's private copy of a model, never to a model onnxquant
+// writes. A rewrite removes some tensors and changes the values of others (e.g. folded weights); a run that
+// observes or fake-quantizes one of those `touched` names runs the model as given instead.
+#pragma once
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "ir/graph.h"
+
+namespace oq::exec {
+
+struct InferenceGraph {
+  ir::Model model;
+  // Names of the original model (node outputs, initializers) that the optimized model no longer has, or
+  // that hold different values there.
+  std::unordered_set<std::string> touched;
+  size_t rewrites = 0;
+};
+
+// nullopt when no rewrite applies.
+std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m);
+
+}  // namespace oq::exec

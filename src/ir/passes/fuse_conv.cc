@@ -1,0 +1,164 @@
+// Inference-only fusions into Conv, as ONNX Runtime's graph optimizer does on load (PadFusion,
+// ConvActivationFusion): the executor applies them to its private copy of a model (exec/optimize.cc), never to
+// a model onnxquant writes.
+#include <algorithm>
+#include <cfloat>
+
+#include "ir/passes/pass_util.h"
+#include "ir/passes/passes.h"
+
+namespace oq::ir::passes {
+using namespace detail;
+
+namespace {
+
+// The single consumer node of `t`, when `t` is read by exactly one input of exactly one node and is neither
+// a graph output nor read by a sub-graph.
+std::optional<size_t> sole_consumer(const Graph& g, const GraphIndex& idx, const std::unordered_set<std::string>& sub,
+                                    const std::string& t) {
+  if (t.empty() || g.is_graph_output(t) || sub.count(t)) return std::nullopt;
+  auto c = idx.consumers.find(t);
+  if (c == idx.consumers.end() || c->second.size() != 1) return std::nullopt;
+  const Node& n = g.nodes[c->second[0]];
+  if (std::count(n.inputs.begin(), n.inputs.end(), t) != 1) return std::nullopt;
+  return c->second[0];
+}
+
+std::optional<float> const_scalar(const Graph& g, const std::string& n, bool ovr) {
+  const Tensor* t = constant_value(g, n, ovr);
+  if (!t || t->numel() != 1 || t->dtype() != DType::Float) return std::nullopt;
+  return t->data<float>()[0];
+}
+
+// Spatial pads [x1_begin.., x1_end..] of a zero-constant Pad over N, C and spatial axes, or nullopt.
+std::optional<std::vector<int64_t>> zero_spatial_pads(const Graph& g, const Node& pad, int opset, bool ovr) {
+  if (pad.attr_string("mode", "constant") != "constant") return std::nullopt;
+  std::vector<int64_t> pads;
+  if (opset < 11) {
+    pads = pad.attr_ints("pads", pad.attr_ints("paddings"));
+    if (pad.attr_float("value", 0.f) != 0.f) return std::nullopt;
+  } else {
+    const Tensor* p = constant_value(g, pad.input(1), ovr);
+    if (!p || p->dtype() != DType::Int64) return std::nullopt;
+    pads = p->to_int64s();
+    if (!pad.input(2).empty()) {
+      auto v = const_scalar(g, pad.input(2), ovr);
+      if (!v || *v != 0.f) return std::nullopt;
+    }
+    if (!pad.input(3).empty()) return std::nullopt;  // opset 18 `axes`: not fused
+  }
+  const size_t r = pads.size() / 2;
+  if (pads.size() % 2 || r < 3) return std::nullopt;
+  if (pads[0] || pads[1] || pads[r] || pads[r + 1]) return std::nullopt;
+  if (std::any_of(pads.begin(), pads.end(), [](int64_t v) { return v < 0; })) return std::nullopt;
+  std::vector<int64_t> sp;
+  for (size_t i = 2; i < r; ++i) sp.push_back(pads[i]);
+  for (size_t i = 2; i < r; ++i) sp.push_back(pads[r + i]);
+  return sp;
+}
+
+void drop_nodes(Model& m, const std::vector<char>& dead) {
+  std::vector<Node> kept;
+  for (size_t k = 0; k < m.graph.nodes.size(); ++k)
+    if (!dead[k]) kept.push_back(std::move(m.graph.nodes[k]));
+  m.graph.nodes = std::move(kept);
+  remove_dead(m);
+}
+
+}  // namespace
+
+size_t fuse_pad_into_conv(Model& m) {
+  Graph& g = m.graph;
+  const auto sub = subgraph_refs(g);
+  const int opset = static_cast<int>(m.default_opset());
+  const bool ovr = inputs_overridable(m);
+  size_t fused = 0;
+  GraphIndex idx(g);
+  std::vector<char> dead(g.nodes.size(), 0);
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& pad = g.nodes[k];
+    if (pad.op_type != "Pad" || !pad.is_default_domain() || pad.outputs.size() != 1 || pad.input(0).empty()) continue;
+    auto c = sole_consumer(g, idx, sub, pad.outputs[0]);
+    if (!c) continue;
+    Node& conv = g.nodes[*c];
+    if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.input(0) != pad.outputs[0]) continue;
+    if (conv.attr_string("auto_pad", "NOTSET") != "NOTSET") continue;
+    auto sp = zero_spatial_pads(g, pad, opset, ovr);
+    if (!sp) continue;
+    const size_t nsp = sp->size() / 2;
+    std::vector<int64_t> cp = conv.attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
+    if (cp.size() != 2 * nsp) continue;
+    for (size_t i = 0; i < cp.size(); ++i) cp[i] += (*sp)[i];
+    conv.set_attr_ints("pads", cp);
+    conv.inputs[0] = pad.inputs[0];
+    dead[k] = 1;
+    ++fused;
+  }
+  if (fused) {
+    drop_nodes(m, dead);
+  }
+  return fused;
+}
+
+size_t fuse_conv_activation(Model& m) {
+  Graph& g = m.graph;
+  const auto sub = subgraph_refs(g);
+  const int opset = static_cast<int>(m.default_opset());
+  const bool ovr = inputs_overridable(m);
+  size_t fused = 0;
+  GraphIndex idx(g);
+  std::vector<char> dead(g.nodes.size(), 0);
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    Node& conv = g.nodes[k];
+    if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 ||
+        conv.has_attr(kFusedActivationAttr))
+      continue;
+    auto c = sole_consumer(g, idx, sub, conv.outputs[0]);
+    if (!c) continue;
+    const Node& act = g.nodes[*c];
+    if (!act.is_default_domain() || act.outputs.size() != 1 || act.outputs[0].empty() || act.input(0) != conv.outputs[0])
+      continue;
+    std::string kind;
+    float alpha = 0.f, beta = 0.f;
+    if (act.op_type == "Relu") {
+      kind = "Relu";
+    } else if (act.op_type == "LeakyRelu") {
+      kind = "LeakyRelu";
+      alpha = act.attr_float("alpha", 0.01f);
+    } else if (act.op_type == "Clip") {
+      kind = "Clip";
+      alpha = -FLT_MAX;
+      beta = FLT_MAX;
+      if (opset < 11) {
+        alpha = act.attr_float("min", alpha);
+        beta = act.attr_float("max", beta);
+      } else {
+        if (!act.input(1).empty()) {
+          auto v = const_scalar(g, act.input(1), ovr);
+          if (!v) continue;
+          alpha = *v;
+        }
+        if (!act.input(2).empty()) {
+          auto v = const_scalar(g, act.input(2), ovr);
+          if (!v) continue;
+          beta = *v;
+        }
+      }
+      if (!(alpha <= beta)) continue;  // Clip with min > max (or NaN bounds): leave the node as it is
+    } else {
+      continue;
+    }
+    conv.set_attr_string(kFusedActivationAttr, kind);
+    conv.set_attr_float(std::string(kFusedActivationAttr) + "_alpha", alpha);
+    conv.set_attr_float(std::string(kFusedActivationAttr) + "_beta", beta);
+    conv.outputs[0] = act.outputs[0];
+    dead[*c] = 1;
+    ++fused;
+  }
+  if (fused) {
+    drop_nodes(m, dead);
+  }
+  return fused;
+}
+
+}  // namespace oq::ir::passes
