@@ -8,41 +8,11 @@
 #include "data/loader.h"
 #include "exec/session.h"
 #include "ir/passes/pass_util.h"
+#include "quant/graph_util.h"
 
 namespace oq::quant {
 
 namespace {
-
-// Number of node inputs (anywhere in the top-level graph) reading `name`.
-int uses(const ir::Graph& g, const std::string& name) {
-  int n = 0;
-  for (const auto& node : g.nodes)
-    for (const auto& in : node.inputs) n += in == name;
-  return n + (g.is_graph_output(name) ? 1 : 0);
-}
-
-// A float initializer used by one node input only (safe to rewrite in place).
-ir::Initializer* private_constant(ir::Graph& g, const std::string& name) {
-  if (name.empty()) return nullptr;
-  ir::Initializer* i = g.find_initializer(name);
-  if (!i || i->tensor.dtype() != DType::Float || g.is_graph_input(name) || uses(g, name) != 1) return nullptr;
-  return i;
-}
-
-// t[..., j, ...] (j along `axis`) *= f[j] (or /= f[j]); the tensor is cloned first (copies share data).
-void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide) {
-  t = t.clone();
-  int64_t outer = 1, inner = 1, ch = t.dim(axis);
-  for (int i = 0; i < axis; ++i) outer *= t.dim(i);
-  for (int i = axis + 1; i < t.rank(); ++i) inner *= t.dim(i);
-  float* d = t.data<float>();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t c = 0; c < ch; ++c) {
-      double m = divide ? 1.0 / f[static_cast<size_t>(c)] : f[static_cast<size_t>(c)];
-      for (int64_t i = 0, base = (o * ch + c) * inner; i < inner; ++i)
-        d[base + i] = static_cast<float>(d[base + i] * m);
-    }
-}
 
 // Per-channel constant of shape [C, 1, ...] (rank - 1 - axis trailing ones) holding v[j].
 Tensor channel_tensor(const std::vector<double>& v, int64_t rank, int axis) {
@@ -138,7 +108,7 @@ std::vector<SmoothTarget> smooth_targets(const ir::Graph& g) {
     const ir::Node& n = g.nodes[i];
     if (!n.is_default_domain() || n.inputs.size() < 2 || g.find_initializer(n.input(0))) continue;
     const ir::Initializer* w = g.find_initializer(n.input(1));
-    if (!w || w->tensor.dtype() != DType::Float || g.is_graph_input(w->name) || uses(g, w->name) != 1) continue;
+    if (!w || w->tensor.dtype() != DType::Float || g.is_graph_input(w->name) || tensor_uses(g, w->name) != 1) continue;
     SmoothTarget t{i, n.input(0), w->name, 0};
     if (n.op_type == "Conv") {
       if (n.attr_int("group", 1) != 1 || w->tensor.rank() < 3) continue;
@@ -234,7 +204,7 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     }
     // Fold into the producer (through single-consumer Relus) when every consumer of x is a target.
     bool folded = false;
-    if (o.folding && uses(g, x) == static_cast<int>(ts.size())) {
+    if (o.folding && tensor_uses(g, x) == static_cast<int>(ts.size())) {
       ir::GraphIndex idx(g);
       std::string cur = x;
       for (int hops = 0; hops < 8 && !folded; ++hops) {
@@ -243,7 +213,7 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
         ir::Node& pn = g.nodes[p->second];
         if (pn.op_type == "Relu" && pn.is_default_domain()) {
           cur = pn.input(0);
-          if (cur.empty() || uses(g, cur) != 1) break;
+          if (cur.empty() || tensor_uses(g, cur) != 1) break;
           continue;
         }
         folded = fold_into(g, pn, s, rank, ax);

@@ -193,35 +193,17 @@ std::optional<LayerView> layer_view(const ir::Graph& g, const ir::Node& n) {
   return std::nullopt;
 }
 
-void accumulate_hessian(LayerHessian& h, const Tensor& xin) {
-  const LayerView& v = h.view;
+void for_each_im2col(const LayerView& v, const Tensor& xin, const Im2colFn& f) {
   const int64_t k = v.k;
-  if (h.h.empty()) h.h.assign(static_cast<size_t>(v.groups * k * k), 0.0);
   Tensor x = xin.dtype() == DType::Float ? xin : xin.cast(DType::Float);
   const float* xd = x.data<float>();
-  // Columns of one group, transposed: col[j][p] for input column j, im2col row p.
-  auto add = [&](std::vector<float>& col, int64_t p, int64_t grp) {
-    double* H = h.h.data() + grp * k * k;
-    parallel_for(k, 4, [&](int64_t b, int64_t e) {
-      for (int64_t a = b; a < e; ++a) {
-        const float* ca = col.data() + a * p;
-        for (int64_t c = a; c < k; ++c) {
-          const float* cc = col.data() + c * p;
-          double s = 0.0;
-          for (int64_t i = 0; i < p; ++i) s += static_cast<double>(ca[i]) * cc[i];
-          H[a * k + c] += 2.0 * s;
-          if (c != a) H[c * k + a] += 2.0 * s;
-        }
-      }
-    });
-  };
   std::vector<float> col;
   if (v.op_type == "Conv") {
-    if (x.rank() != 3 && x.rank() != 4) fail(ErrorKind::Runtime, "GPTQ: input of Conv '{}' has rank {}", v.node, x.rank());
+    if (x.rank() != 3 && x.rank() != 4) fail(ErrorKind::Runtime, "input of Conv '{}' has rank {}", v.node, x.rank());
     const int64_t N = x.dim(0), C = x.dim(1);
     const int64_t IH = x.rank() == 4 ? x.dim(2) : 1, IW = x.dim(x.rank() - 1);
     const int64_t KH = v.kernel[0], KW = v.kernel[1], Cg = C / v.groups;
-    if (Cg * KH * KW != k) fail(ErrorKind::Runtime, "GPTQ: Conv '{}' input channels {} do not match its weight", v.node, C);
+    if (Cg * KH * KW != k) fail(ErrorKind::Runtime, "Conv '{}': input channels {} do not match its weight", v.node, C);
     const int64_t OH = (IH + v.pads[0] + v.pads[2] - v.dilations[0] * (KH - 1) - 1) / v.strides[0] + 1;
     const int64_t OW = (IW + v.pads[1] + v.pads[3] - v.dilations[1] * (KW - 1) - 1) / v.strides[1] + 1;
     const int64_t P = OH * OW;
@@ -241,19 +223,39 @@ void accumulate_hessian(LayerHessian& h, const Tensor& xin) {
                 }
               }
             }
-        add(col, P, grp);
+        f(col, P, grp);
       }
-    h.rows += N * P;
     return;
   }
   if (x.rank() < 1 || x.dim(x.rank() - 1) != k)
-    fail(ErrorKind::Runtime, "GPTQ: input of {} '{}' does not end in {} columns", v.op_type, v.node, k);
+    fail(ErrorKind::Runtime, "input of {} '{}' does not end in {} columns", v.op_type, v.node, k);
   const int64_t P = x.numel() / k;
   col.resize(static_cast<size_t>(k * P));
   for (int64_t p = 0; p < P; ++p)
     for (int64_t j = 0; j < k; ++j) col[j * P + p] = xd[p * k + j];
-  add(col, P, 0);
-  h.rows += P;
+  f(col, P, 0);
+}
+
+void accumulate_hessian(LayerHessian& h, const Tensor& x) {
+  const int64_t k = h.view.k;
+  if (h.h.empty()) h.h.assign(static_cast<size_t>(h.view.groups * k * k), 0.0);
+  // Columns of one group, transposed: col[j][p] for input column j, im2col row p.
+  for_each_im2col(h.view, x, [&](const std::vector<float>& col, int64_t p, int64_t grp) {
+    double* H = h.h.data() + grp * k * k;
+    parallel_for(k, 4, [&](int64_t b, int64_t e) {
+      for (int64_t a = b; a < e; ++a) {
+        const float* ca = col.data() + a * p;
+        for (int64_t c = a; c < k; ++c) {
+          const float* cc = col.data() + c * p;
+          double s = 0.0;
+          for (int64_t i = 0; i < p; ++i) s += static_cast<double>(ca[i]) * cc[i];
+          H[a * k + c] += 2.0 * s;
+          if (c != a) H[c * k + a] += 2.0 * s;
+        }
+      }
+    });
+    if (grp == 0) h.rows += p;
+  });
 }
 
 std::map<std::string, LayerHessian> collect_hessians(const ir::Model& m, const std::vector<std::string>& weights,

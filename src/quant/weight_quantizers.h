@@ -5,6 +5,7 @@
 // on the calibration data. Both plug into compute_params through a WeightParamsFn; gptq also returns the
 // modified float values (exactly on the grid) that the writer then quantizes.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -61,6 +62,11 @@ struct LayerHessian {
   std::vector<double> h;  // groups × k × k
   int64_t rows = 0;       // im2col rows accumulated (per group)
 };
+
+// Calls f(col, P, group) for each sample (Conv) or batch (Gemm/MatMul) of the layer input x and each group:
+// col holds the group's k im2col columns of P rows each, column-major (col[j·P + p]; zero padding included).
+using Im2colFn = std::function<void(const std::vector<float>& col, int64_t P, int64_t group)>;
+void for_each_im2col(const LayerView& v, const Tensor& x, const Im2colFn& f);
 
 // Adds one batch of the layer's input to its Hessian.
 void accumulate_hessian(LayerHessian& h, const Tensor& x);

@@ -1,0 +1,21 @@
+// Small graph helpers shared by the float-model rewrites of src/quant (SmoothQuant, cross-layer equalization,
+// bias correction).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace oq::quant {
+
+// Number of node inputs (top-level graph) reading `name`, plus one if it is a graph output.
+int tensor_uses(const ir::Graph& g, const std::string& name);
+
+// A float initializer used by one node input only and not a graph input (safe to rewrite in place).
+ir::Initializer* private_constant(ir::Graph& g, const std::string& name);
+const ir::Initializer* private_constant(const ir::Graph& g, const std::string& name);
+
+// t[..., j, ...] (j along `axis`) *= f[j] (or /= f[j]); the tensor is cloned first (copies share data).
+void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide);
+
+}  // namespace oq::quant
