@@ -1,9 +1,12 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+
+#include "core/alloc.h"
 
 namespace oq {
 
@@ -26,7 +29,19 @@ std::string shape_str(const Shape& s) {
 
 static constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;  // 1 TiB: anything larger is absurd here
 
-Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+Tensor::Tensor(DType dtype, Shape shape) : Tensor(dtype, std::move(shape), true) {}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) { return Tensor(dtype, std::move(shape), false); }
+
+namespace {
+// Owns one block of the caching allocator (core/alloc.h): gives it back with its size class.
+struct BlockDeleter {
+  size_t capacity;
+  void operator()(void* p) const noexcept { tensor_free(p, capacity); }
+};
+}  // namespace
+
+Tensor::Tensor(DType dtype, Shape shape, bool zero) : dtype_(dtype), shape_(std::move(shape)) {
   numel_ = shape_numel(shape_);
   if (dtype_ == DType::String) {
     strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(numel_));
@@ -37,12 +52,12 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   if (numel_ > kMaxTensorBytes / static_cast<int64_t>(esz))
     fail(ErrorKind::Model, "tensor of shape {} is too large to allocate", shape_str(shape_));
   size_t bytes = static_cast<size_t>(numel_) * esz;
-  size_t alloc = ((bytes + 63) / 64) * 64;
-  if (alloc == 0) alloc = 64;
-  void* p = std::aligned_alloc(64, alloc);
-  if (!p) fail(ErrorKind::Runtime, "out of memory allocating {} bytes", alloc);
-  std::memset(p, 0, alloc);
-  storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  size_t capacity = 0;
+  void* p = tensor_alloc(bytes, &capacity);
+  storage_ = std::shared_ptr<void>(p, BlockDeleter{capacity});  // frees p itself if it throws
+  // Zero-filled: the whole 64-byte-rounded extent, as before the caching allocator (capacity is at least that).
+  if (zero) std::memset(p, 0, std::max<size_t>((bytes + 63) / 64 * 64, 64));
+  else if (bytes && poison_uninitialized()) std::memset(p, 0xFF, bytes);
   data_ = p;
 }
 
@@ -84,7 +99,7 @@ Tensor Tensor::reshaped(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t(dtype_, shape_);
+  Tensor t = uninitialized(dtype_, shape_);
   if (dtype_ == DType::String)
     *t.strings_ = *strings_;
   else if (nbytes())
@@ -144,7 +159,7 @@ T saturate_round(double v) {
 
 Tensor Tensor::cast(DType to) const {
   if (to == dtype_) return clone();
-  Tensor out(to, shape_);
+  Tensor out = uninitialized(to, shape_);  // every element is written below
   // Integer -> integer keeps exact int64 values (doubles lose precision above 2^53).
   if (is_integer(dtype_) && is_integer(to)) {
     std::vector<int64_t> v = to_int64s();

@@ -21,14 +21,19 @@ std::string shape_str(const Shape& s);  // "[1,3,224,224]"
 class Tensor {
  public:
   Tensor() = default;
-  // Allocates zero-initialised storage (64-byte aligned). Sizes are checked for overflow first.
+  // Allocates zero-initialised storage (64-byte aligned, from the caching allocator in core/alloc.h). Sizes are
+  // checked for overflow first.
   Tensor(DType dtype, Shape shape);
+  // Same, but the contents are unspecified (no zero fill): for outputs the caller provably writes in full
+  // (every element, before anyone reads it). String tensors are default-constructed as with the constructor.
+  // With OQ_POISON_UNINIT=1 (or set_poison_uninitialized) the bytes are 0xFF, so missed elements show up.
+  static Tensor uninitialized(DType dtype, Shape shape);
   // Wraps external memory without copying; `owner` keeps it alive (may be null for borrowed views).
   static Tensor view(DType dtype, Shape shape, void* data, std::shared_ptr<void> owner = nullptr);
 
   template <typename T>
   static Tensor from_vector(DType dtype, Shape shape, const std::vector<T>& v) {
-    Tensor t(dtype, std::move(shape));
+    Tensor t = uninitialized(dtype, std::move(shape));
     OQ_CHECK(sizeof(T) == dtype_size(dtype) && static_cast<int64_t>(v.size()) == t.numel(),
              "from_vector: size mismatch");
     std::copy(v.begin(), v.end(), t.data<T>());
@@ -72,6 +77,8 @@ class Tensor {
   bool equals(const Tensor& o) const;
 
  private:
+  Tensor(DType dtype, Shape shape, bool zero);
+
   DType dtype_ = DType::Undefined;
   Shape shape_;
   int64_t numel_ = 0;
