@@ -9,6 +9,7 @@ namespace oq::exec {
 std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m) {
   InferenceGraph r{m, {}, 0};
   namespace P = ir::passes;
+  r.rewrites += P::fold_constants(r.model).total();  // e.g. Clip bounds given by Constant nodes
   r.rewrites += P::remove_identity(r.model);
   r.rewrites += P::fold_batchnorm(r.model);
   r.rewrites += P::fuse_pad_into_conv(r.model);

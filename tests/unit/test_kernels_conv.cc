@@ -116,6 +116,16 @@ TEST(ConvKernel, MatchesReferenceOnRandomOddShapes) {
       {{1, 6, 9, 9}, 9, 3, {3, 3}, {1, 2}, {2, 2}, {2, 1, 1, 2}, "", false},
       {{3, 7, 10, 13}, 7, 7, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, "", true},       // depthwise, stride 2
       {{1, 9, 8, 8}, 18, 9, {5, 5}, {1, 1}, {2, 2}, {}, "SAME_UPPER", true},    // depthwise x2, dilation 2
+      // depthwise NCHW kernel (conv_depthwise.cc): strides 1/2/3, asymmetric and oversized pads, dilation,
+      // a kernel wider than the image
+      {{2, 13, 15, 17}, 13, 13, {3, 3}, {}, {}, {1, 1, 1, 1}, "", true},
+      {{1, 11, 16, 9}, 11, 11, {3, 3}, {2, 2}, {}, {0, 0, 1, 1}, "", false},
+      {{3, 5, 12, 13}, 5, 5, {5, 3}, {3, 2}, {2, 1}, {3, 4, 2, 3}, "", true},
+      {{1, 6, 3, 2}, 6, 6, {5, 5}, {1, 1}, {}, {2, 2, 2, 2}, "", true},
+      {{2, 17, 7, 19}, 17, 17, {3, 5}, {1, 2}, {}, {}, "SAME_UPPER", false},
+      {{1, 4, 9, 70}, 4, 4, {3, 3}, {}, {}, {1, 1, 1, 1}, "", true},             // wide rows: per-row path
+      {{2, 3, 8, 81}, 3, 3, {3, 3}, {2, 2}, {}, {0, 1, 1, 0}, "", true},
+      {{1, 5, 12, 40}, 5, 5, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, "", false},  // dilated 3x3
       {{1, 5, 9, 10}, 3, 1, {4, 3}, {2, 3}, {}, {}, "SAME_LOWER", false},
       {{3, 4, 9, 12}, 6, 2, {3, 3}, {2, 1}, {}, {}, "VALID", true},
       {{1, 32, 14, 14}, 17, 1, {1, 1}, {}, {}, {}, "", true},                    // pointwise
@@ -128,6 +138,52 @@ TEST(ConvKernel, MatchesReferenceOnRandomOddShapes) {
   };
   for (int threads : {1, 2})
     for (const auto& c : cases) check_conv_case(c, rng, threads);
+}
+
+// An activation fused by the executor's optimizer (attributes set by ir::passes::fuse_conv_activation) on every
+// path: sgemm (pointwise), depthwise NCHW, oneDNN (with post-ops), 1-D and 3-D.
+TEST(ConvKernel, FusedActivationOnEveryPath) {
+  ThreadGuard tg;
+  std::mt19937 rng(99);
+  struct Act {
+    const char* kind;
+    float alpha, beta;
+  };
+  const std::vector<Act> acts = {{"Relu", 0.f, 0.f}, {"LeakyRelu", 0.1f, 0.f}, {"Clip", -0.25f, 0.5f}};
+  const std::vector<ConvCase> cases = {
+      {{2, 6, 9, 11}, 8, 1, {1, 1}, {}, {}, {}, "", true},             // pointwise
+      {{2, 6, 9, 11}, 6, 6, {3, 3}, {2, 2}, {}, {1, 0, 1, 1}, "", true},  // depthwise
+      {{2, 6, 9, 11}, 20, 2, {3, 3}, {}, {}, {1, 1, 1, 1}, "", false},    // oneDNN, groups
+      {{2, 5, 13}, 7, 1, {3}, {}, {}, {1, 1}, "", true},                 // 1-D
+      {{1, 3, 5, 6, 7}, 5, 1, {3, 2, 3}, {}, {}, {1, 0, 1, 1, 1, 0}, "", true},  // 3-D
+  };
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const auto& c : cases)
+      for (const auto& a : acts) {
+        Shape ws{c.m, c.x[1] / c.group};
+        ws.insert(ws.end(), c.k.begin(), c.k.end());
+        Tensor x = rnd(c.x, rng), w = rnd(ws, rng), b = c.bias ? rnd({c.m}, rng) : Tensor();
+        ir::Node n = node("Conv", c.bias ? 3 : 2);
+        if (c.group != 1) n.set_attr_int("group", c.group);
+        if (!c.s.empty()) n.set_attr_ints("strides", c.s);
+        n.set_attr_ints("pads", c.pads.empty() ? std::vector<int64_t>(2 * c.k.size(), 0) : c.pads);
+        n.set_attr_string("_oq_fused_activation", a.kind);
+        n.set_attr_float("_oq_fused_activation_alpha", a.alpha);
+        n.set_attr_float("_oq_fused_activation_beta", a.beta);
+        Shape os;
+        ref::ConvGeom g = conv_geom(c, os);
+        Tensor want(DType::Float, os);
+        ref::conv(x, w, c.bias ? &b : nullptr, g, want);
+        for (float& v : want.span<float>()) {
+          if (std::string(a.kind) == "Relu") v = v > 0.f ? v : 0.f;
+          if (std::string(a.kind) == "LeakyRelu") v = v < 0.f ? a.alpha * v : v;
+          if (std::string(a.kind) == "Clip") v = std::min(std::max(v, a.alpha), a.beta);
+        }
+        expect_close(run(n, 13, {x, w, b})[0], want, 1e-4,
+                     fmt::format("{} x{} group {} threads {}", a.kind, shape_str(c.x), c.group, threads));
+      }
+  }
 }
 
 TEST(ConvKernel, NewWeightsAreNotServedFromTheCache) {

@@ -1,4 +1,5 @@
-// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 1-D/2-D/3-D through oneDNN's convolution primitive, built
+// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 2-D depthwise by conv_depthwise.cc, 1x1 by sgemm, the rest
+// (1-D/2-D/3-D) through oneDNN's convolution primitive, built
 // lazily per input shape and cached; weights are reordered once into the layout oneDNN picked (activations
 // are converted per run to the primitive's layout and back, see build()). Shapes the
 // primitive cannot express (more than 3 spatial axes, empty tensors) run the naive reference.
@@ -9,6 +10,7 @@
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/conv_depthwise.h"
 #include "exec/kernels/dnnl_common.h"
 #include "exec/kernels/fused_activation.h"
 #include "exec/kernels/spatial.h"
@@ -25,6 +27,7 @@ struct ConvPrim {
   Shape out_shape;
   bool use_ref = false;
   bool pointwise = false;  // 1x1, stride 1, no padding, one group: plain GEMMs on the NCHW tensors
+  bool depthwise = false;  // 2-D depthwise: conv_depthwise.cc on the NCHW tensors
   dnnl::convolution_forward prim;
   dnnl::memory::desc src_plain, dst_plain, wei_plain, src_md, dst_md, wei_md;
   dnnl::memory src_tmp, dst_tmp;           // blocked-layout buffers when oneDNN prefers them
@@ -56,6 +59,10 @@ class ConvKernel final : public Kernel {
     if (p.use_ref) {
       ref::conv(x, w, b, ref_geom(p.geo), y);
       act_.apply(y.data<float>(), y.numel());
+      return;
+    }
+    if (p.depthwise) {
+      depthwise_nchw(x, w, b, p.geo, act_, y);
       return;
     }
     if (p.pointwise) {
@@ -160,6 +167,8 @@ class ConvKernel final : public Kernel {
     for (size_t i = 0; i < nsp; ++i)
       p->pointwise = p->pointwise && p->geo.strides[i] == 1 && p->geo.pads_begin[i] == 0 && p->geo.pads_end[i] == 0;
     if (p->pointwise) return p;
+    p->depthwise = depthwise_nchw_applies(x, w, group_, p->geo);
+    if (p->depthwise) return p;
     du::dims wd = w.shape();
     if (group_ > 1) {
       wd[0] /= group_;
