@@ -1,5 +1,8 @@
 #include "quant/graph_util.h"
 
+#include "core/progress.h"
+#include "data/loader.h"
+
 namespace oq::quant {
 
 int tensor_uses(const ir::Graph& g, const std::string& name) {
@@ -32,6 +35,21 @@ void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide)
       for (int64_t i = 0, base = (o * ch + c) * inner; i < inner; ++i)
         d[base + i] = static_cast<float>(d[base + i] * m);
     }
+}
+
+void stream_observed(const ir::Model& m, const data::DatasetPtr& data, int64_t batch_size, const char* label,
+                     const exec::Observer& observer) {
+  exec::Session session(m);
+  exec::RunOptions ro;
+  ro.observer = observer;
+  data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(batch_size, 1), 0, 0});
+  Progress bar(label, data->size());
+  data::Batch b;
+  while (loader.next(b)) {
+    session.run(b.inputs, ro);
+    bar.tick(static_cast<int64_t>(b.indices.size()));
+  }
+  bar.done();
 }
 
 }  // namespace oq::quant

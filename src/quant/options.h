@@ -34,6 +34,9 @@ struct QuantOptions {
   std::map<std::string, TensorOverride> weight_overrides;
   std::map<std::string, TensorOverride> activation_overrides;
   int target_opset = 21;
+  // Bias correction (quant/bias_correction.h): calibrate() also measures the layers' input means and
+  // build_qdq() corrects each bias for the quantized weight it is built with.
+  bool bias_correction = false;
 };
 
 // ORT's default op types for static QDQ quantization (QLinearOpsRegistry ∪ QDQRegistry).

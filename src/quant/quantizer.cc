@@ -48,12 +48,22 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   std::sort(wanted.begin(), wanted.end());
   wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
   calib::Calibrator cal(wanted, req.options);
+  std::vector<LayerView> bc_layers;
+  if (o.bias_correction)
+    for (const auto& t : bias_targets(model.graph))
+      for (const auto& n : model.graph.nodes)
+        if (n.name == t.view.node && n.input(1) == t.view.weight && should_quantize_node(n, o)) {
+          bc_layers.push_back(t.view);
+          break;
+        }
+  InputMeansCollector means(bc_layers);
   for (const auto& [name, axis] : req.channel_absmax) cal.track_channel_absmax(name, axis);
 
   exec::RunOptions ro;
   ro.observer = [&](const std::string& name, const Tensor& v) {
     c.types.try_emplace(name, v.dtype());
     cal.observe(name, v);
+    if (!means.empty()) means.observe(name, v);
   };
   data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
   Progress bar("Calibration", data->size());
@@ -67,6 +77,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
   for (const auto& [name, axis] : req.channel_absmax)
     if (const auto* v = cal.channel_absmax(name)) c.channel_absmax[name] = *v;
+  c.input_means = means.take();
   return c;
 }
 
@@ -77,8 +88,27 @@ QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Ca
   q.model = model;
   RangeMap ranges = c.ranges;
   adjust_ranges(q.model.graph, o, ranges);
+  std::vector<BiasTarget> bc_targets;
+  if (o.bias_correction && !c.input_means.empty()) bc_targets = bias_targets(model.graph);  // before annotate
   q.plan = annotate(q.model.graph, static_cast<int>(q.model.default_opset()), o, c.types, ranges);
   q.params = compute_params(q.model.graph, q.plan, o, ranges, &q.notes, weight_fn, cache);
+  if (!bc_targets.empty()) {
+    // Correct with the weights' parameters, then recompute the parameters (an Add constant's come from its
+    // values; an int32 bias may enlarge its weight's scale); correct again where a weight's changed.
+    auto correct = [&] {
+      return correct_biases(q.model.graph, model.graph, bc_targets, q.params, q.notes.weight_values, c.input_means);
+    };
+    q.corrected_biases = correct();
+    ParamMap first = q.params;
+    q.notes = {};
+    q.params = compute_params(q.model.graph, q.plan, o, ranges, &q.notes, weight_fn, cache);
+    bool changed = false;
+    for (const auto& t : bc_targets) {
+      auto a = first.find(t.view.weight), b = q.params.find(t.view.weight);
+      changed |= a != first.end() && b != q.params.end() && !same_quant_params(a->second, b->second);
+    }
+    if (changed) correct();
+  }
   q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values, cache);
   return q;
 }

@@ -5,6 +5,7 @@
 
 #include "calib/calibrator.h"
 #include "data/dataset.h"
+#include "quant/bias_correction.h"
 #include "ir/graph.h"
 #include "quant/annotate.h"
 #include "quant/options.h"
@@ -20,6 +21,8 @@ struct Calibration {
   int64_t samples = 0;
   // Per-channel max|x| of tensors asked for (SmoothQuant), by tensor name.
   std::map<std::string, std::vector<float>> channel_absmax;
+  // Input means of the bias-correction layers (QuantOptions::bias_correction), by weight name.
+  InputMeansMap input_means;
 };
 
 struct CalibrationRequest {
@@ -39,9 +42,11 @@ struct QuantizedModel {
   ParamMap params;
   WriteStats stats;
   ParamNotes notes;
+  int corrected_biases = 0;  // QuantOptions::bias_correction
 };
 
-// Builds the QDQ model from a pre-processed float model and its calibration. Pure (no I/O).
+// Builds the QDQ model from a pre-processed float model and its calibration. Pure (no I/O). With
+// o.bias_correction and c.input_means, the biases are corrected for the weights' final parameters.
 QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Calibration& c,
                          const WeightParamsFn& weight_fn = {}, WeightCache* cache = nullptr);
 

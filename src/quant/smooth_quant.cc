@@ -4,8 +4,6 @@
 #include <set>
 
 #include "core/log.h"
-#include "core/progress.h"
-#include "data/loader.h"
 #include "exec/session.h"
 #include "ir/passes/pass_util.h"
 #include "quant/graph_util.h"
@@ -133,9 +131,7 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
   std::map<std::string, bool> conv_axis;  // input -> channel axis 1 (else last)
   for (const auto& t : targets) conv_axis[t.input] = m.graph.nodes[t.node].op_type == "Conv";
   if (conv_axis.empty()) return st;
-  exec::Session session(m);
-  exec::RunOptions ro;
-  ro.observer = [&](const std::string& name, const Tensor& v) {
+  auto observer = [&](const std::string& name, const Tensor& v) {
     auto it = conv_axis.find(name);
     if (it == conv_axis.end() || v.dtype() != DType::Float || v.rank() < 2) return;
     const int axis = it->second ? 1 : static_cast<int>(v.rank()) - 1;
@@ -155,14 +151,7 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
         mx[static_cast<size_t>(c)] = a;
       }
   };
-  data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(batch_size, 1), 0, 0});
-  Progress bar("SmoothQuant statistics", data->size());
-  data::Batch b;
-  while (loader.next(b)) {
-    session.run(b.inputs, ro);
-    bar.tick(static_cast<int64_t>(b.indices.size()));
-  }
-  bar.done();
+  stream_observed(m, data, batch_size, "SmoothQuant statistics", observer);
   return st;
 }
 

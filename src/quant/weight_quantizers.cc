@@ -5,9 +5,8 @@
 
 #include "core/log.h"
 #include "core/parallel.h"
-#include "core/progress.h"
-#include "data/loader.h"
 #include "exec/session.h"
+#include "quant/graph_util.h"
 #include "quant/qparams.h"
 
 namespace oq::quant {
@@ -270,21 +269,12 @@ std::map<std::string, LayerHessian> collect_hessians(const ir::Model& m, const s
     out[v->weight].view = *v;
   }
   if (out.empty()) return out;
-  exec::Session session(m);
-  exec::RunOptions ro;
-  ro.observer = [&](const std::string& name, const Tensor& t) {
+  auto observer = [&](const std::string& name, const Tensor& t) {
     auto it = by_input.find(name);
     if (it == by_input.end()) return;
     for (const auto& w : it->second) accumulate_hessian(out[w], t);
   };
-  data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(batch_size, 1), 0, 0});
-  Progress bar("GPTQ Hessians", data->size());
-  data::Batch b;
-  while (loader.next(b)) {
-    session.run(b.inputs, ro);
-    bar.tick(static_cast<int64_t>(b.indices.size()));
-  }
-  bar.done();
+  stream_observed(m, data, batch_size, "GPTQ Hessians", observer);
   std::erase_if(out, [](const auto& kv) { return kv.second.rows == 0; });
   return out;
 }

@@ -14,44 +14,12 @@
 #include "quant/weight_quantizers.h"
 #include "search/greedy.h"
 #include "search/sensitivity.h"
+#include "quality_test_util.h"
 
 using namespace oq;
+using namespace oq::testq;
 
 namespace {
-
-ir::Node mk(const std::string& op, std::vector<std::string> in, std::vector<std::string> out) {
-  ir::Node n;
-  n.op_type = op;
-  n.name = op + "_" + out.at(0);
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
-
-ir::ValueInfo vi(const std::string& name, std::vector<int64_t> shape) {
-  ir::ValueInfo v;
-  v.name = name;
-  v.dtype = DType::Float;
-  std::vector<ir::Dim> dims;
-  for (int64_t d : shape) dims.push_back(d >= 0 ? ir::Dim{d, ""} : ir::Dim{-1, "N"});
-  v.shape = dims;
-  return v;
-}
-
-Tensor rnd(const Shape& s, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  Tensor t(DType::Float, s);
-  for (float& v : t.span<float>()) v = d(rng);
-  return t;
-}
-
-ir::Model base_model() {
-  ir::Model m;
-  m.ir_version = 8;
-  m.opsets = {{"", 21}};
-  return m;
-}
 
 // x[N,16] -> Gemm(W1[16,32], transB 0) -> Relu -> Gemm(W2 [8,32], transB 1) -> y; also x -> MatMul(W3[16,4]) -> z.
 // Columns 0..2 of W1 are 100x larger (and the matching columns of W2 100x smaller, so every channel matters
@@ -105,21 +73,6 @@ ir::Model conv_model() {
   m.graph.nodes.push_back(mk("BatchNormalization", {"c", "bn_s", "bn_b", "bn_m", "bn_v"}, {"d"}));
   m.graph.nodes.push_back(mk("Conv", {"d", "C3"}, {"y"}));
   return m;
-}
-
-std::vector<Tensor> run(const ir::Model& m, const Tensor& x) {
-  exec::Session s(m);
-  return s.run({{"x", x}});
-}
-
-double max_rel(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    for (int64_t j = 0; j < a[i].numel(); ++j) {
-      num = std::max(num, static_cast<double>(std::fabs(a[i].data<float>()[j] - b[i].data<float>()[j])));
-      den = std::max(den, static_cast<double>(std::fabs(a[i].data<float>()[j])));
-    }
-  return num / den;
 }
 
 double snr_db(const std::vector<Tensor>& ref, const std::vector<Tensor>& out) {
@@ -319,7 +272,7 @@ TEST(WeightQuantizers, WriterQuantizesTheReturnedValues) {
   quant::CalibrationRequest req;
   auto cal = quant::calibrate(m, o, data, req);
   Tensor moved = rnd({8, 32}, 77);
-  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor& w, exec::QuantParams p) {
+  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor&, exec::QuantParams p) {
     quant::WeightChoice c{p, Tensor()};
     if (name == "W2") c.values = moved;
     return c;

@@ -36,6 +36,7 @@ Baseline quantize_baseline(Job& job) {
   std::string suffix = job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx";
   b.path = save_output(job, b.q.model, job.model_base + suffix);
   OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
+  if (job.qopts.bias_correction) OQ_INFO("Bias correction: {} biases corrected", b.q.corrected_biases);
   for (const auto& [kind, n] : b.q.stats.tensors_per_type) OQ_INFO("  {} tensors: {}", kind, n);
   OQ_INFO("Model size: {} bytes (float) -> {} bytes (quantized)", file_size(job.model_path), file_size(b.path));
   OQ_INFO("Quantized model written to {}", b.path);

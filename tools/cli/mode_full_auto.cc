@@ -132,6 +132,9 @@ int run_full_auto_mode(Job& job) {
   double ref_score = score_model(q8.model, "int8");
   std::string int8_file = save_output(job, q8.model, tag + ".onnx");
   OQ_INFO("Step 3: 8-bit reference {}: {:.2f} — {}", metric, ref_score, int8_file);
+  if (job.qopts.bias_correction)
+    OQ_INFO("Bias correction: {} biases corrected in each model built (for its weights' final parameters)",
+            q8.corrected_biases);
   double tol = it.accuracy_tolerance;
   double threshold = it.tolerance_mode == config::ToleranceMode::Relative ? ref_score - std::abs(ref_score) * tol / 100.0
                                                                           : ref_score - tol;

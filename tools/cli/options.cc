@@ -12,6 +12,7 @@ quant::QuantOptions quant_options(const config::Config& cfg) {
   o.weight_symmetric = q.extra.weight_symmetric;
   o.activation_symmetric = q.extra.activation_symmetric;
   o.quantize_bias = q.extra.quantize_bias;
+  o.bias_correction = q.extra.bias_correction;
   o.min_real_range = q.extra.minimum_real_range;
   o.op_types_to_quantize = {q.params.op_types_to_quantize.begin(), q.params.op_types_to_quantize.end()};
   o.nodes_to_quantize = {q.params.nodes_to_quantize.begin(), q.params.nodes_to_quantize.end()};

@@ -2,6 +2,8 @@
 
 #include "core/log.h"
 #include "data/loader.h"
+#include "quant/bias_correction.h"
+#include "quant/cross_layer_eq.h"
 #include "quant/qparams.h"
 #include "quant/smooth_quant.h"
 #include "quant/weight_quantizers.h"
@@ -11,9 +13,17 @@ namespace oq::app {
 
 std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
   const auto& x = job.cfg.quantization.extra;
-  if (x.cross_layer_equalization)
-    OQ_WARN("onnx_extra_options.CrossLayerEqualization is not implemented in this version: ignored");
-  if (x.bias_correction) OQ_WARN("onnx_extra_options.BiasCorrection is not implemented in this version: ignored");
+  if (x.cross_layer_equalization) {
+    auto r = quant::cross_layer_equalize(job.prepared);
+    OQ_INFO("Cross-layer equalization: {} Conv pairs equalized in {} sweeps{}; {} Conv -> Clip -> Conv pairs left "
+            "alone (Clip is not positive homogeneous)", r.pairs, r.sweeps, r.converged ? "" : " (not converged)",
+            r.clip_pairs);
+  }
+  if (x.bias_correction) {
+    // The bias is corrected per built model (quant::build_qdq) from input means measured during calibration.
+    int n = quant::add_zero_biases(job.prepared.graph);
+    OQ_INFO("Bias correction: on; {} zero biases added to Conv/Gemm layers without one", n);
+  }
   if (!x.smooth_quant) return "";
   quant::SmoothQuantOptions so;
   so.alpha = x.smooth_quant_alpha;

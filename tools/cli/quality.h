@@ -1,5 +1,6 @@
 // Quality options of issue 8 on top of any quantization mode: float rewrites before calibration
-// (SmoothQuant), the weight quantizer (minmax / mse / gptq) and the measured-sensitivity ranking.
+// (cross-layer equalization, SmoothQuant), the weight quantizer (minmax / mse / gptq) and the
+// measured-sensitivity ranking. Bias correction itself happens in quant::build_qdq (QuantOptions).
 #pragma once
 #include <string>
 #include <vector>
@@ -10,7 +11,8 @@
 
 namespace oq::app {
 
-// SmoothQuant on job.prepared when onnx_extra_options.SmoothQuant is set (the float outputs do not change).
+// Float rewrites on job.prepared (the float outputs do not change): cross-layer equalization
+// (CrossLayerEqualization), zero biases where bias correction needs one (BiasCorrection), then SmoothQuant.
 // Logs what it did; returns a tag for file names ("" or "_squant<alpha>").
 std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib);
 

@@ -1,0 +1,73 @@
+// Bias correction (onnx_extra_options.BiasCorrection; Nagel et al. 2019, "Data-Free Quantization", in its
+// empirical form): quantizing a layer's weight W to Q(W) shifts the layer's expected output, per output
+// channel o, by E[W·x]_o − E[Q(W)·x]_o = Σ_j (W − Q(W))[o, j] · E[col_j], where col is the layer's im2col input
+// row (for Conv: one entry per input channel and kernel tap, zero padding included). Measuring E[col_j] (not
+// only the per-channel mean E[x_c]) makes the correction exact for any pads, strides and dilations. Adding the
+// shift to the bias makes every output channel's mean over the calibration data equal the float layer's (with
+// float inputs). Q(W) is the image under the parameters the weight actually gets (its final type, per-channel
+// choice, and the values of a weight quantizer such as GPTQ), so build_qdq applies the correction after the
+// weight parameters are known, for every model it builds (full_auto: Int4 and Int8 alike).
+// Layers: Conv (1-D/2-D, explicit pads or VALID), Gemm (transA 0) and MatMul with a constant 2-D weight — the
+// layers of LayerView. The bias is the Conv/Gemm bias input (add_zero_biases creates a zero one first where it
+// is missing), or for MatMul the constant of an Add that is the MatMul output's only consumer.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "ir/graph.h"
+#include "quant/plan.h"
+#include "quant/weight_quantizers.h"
+
+namespace oq::quant {
+
+// Sum of each im2col column of a layer's input over the data (per group), and the number of rows summed.
+struct InputMeans {
+  LayerView view;
+  std::vector<double> sum;  // groups × k
+  int64_t rows = 0;         // im2col rows per group
+};
+using InputMeansMap = std::map<std::string, InputMeans>;  // by weight name
+
+// A layer whose bias can be corrected: Conv/Gemm (bias input 2, possibly absent), or MatMul followed by an
+// Add of a constant (the bias). `beta`: Gemm's beta (the bias is multiplied by it).
+struct BiasTarget {
+  LayerView view;
+  std::string bias;  // "" when the Conv/Gemm has no bias (yet)
+  double beta = 1.0;
+};
+std::vector<BiasTarget> bias_targets(const ir::Graph& g);
+
+// Adds a zero float bias (named "<weight>_bias", made unique) to every Conv and Gemm target without one; the
+// model computes the same function. Returns the number added.
+int add_zero_biases(ir::Graph& g);
+
+// Watches the inputs of the given layers during a float run (call observe() from an executor observer).
+class InputMeansCollector {
+ public:
+  explicit InputMeansCollector(const std::vector<LayerView>& layers);
+  void observe(const std::string& name, const Tensor& v);
+  bool empty() const { return by_input_.empty(); }
+  InputMeansMap take();
+
+ private:
+  std::map<std::string, std::vector<std::string>> by_input_;  // input tensor -> weights
+  InputMeansMap means_;
+};
+
+// One streamed pass of the float model over the data: input means of every target layer.
+InputMeansMap collect_input_means(const ir::Model& m, const data::DatasetPtr& data, int64_t batch_size);
+
+// Σ_j (W − Wq)[o, j] · E[col_j] per output channel o (the layer's output order); w and wq in the stored layout.
+std::vector<double> expected_shift(const Tensor& w, const Tensor& wq, const InputMeans& m);
+
+// Sets each target's bias initializer in `g` to original + shift / beta, where original is the bias in
+// `original` (the float graph) and the shift uses Q(W) = weight_fake_quant(values or W, params[weight]).
+// Targets without a bias, an unquantized weight, input means, a private float bias of one value per output
+// channel, or with beta 0 are left alone. Returns the number of biases corrected.
+int correct_biases(ir::Graph& g, const ir::Graph& original, const std::vector<BiasTarget>& targets,
+                   const ParamMap& params, const std::map<std::string, Tensor>& weight_values,
+                   const InputMeansMap& means);
+
+}  // namespace oq::quant
