@@ -165,7 +165,7 @@ class UnaryKernel : public Kernel {
  private:
   Tensor apply(const Tensor& x) {
     if (is_half(x.dtype())) return apply(x.cast(DType::Float)).cast(x.dtype());
-    Tensor y(x.dtype(), x.shape());
+    Tensor y = Tensor::uninitialized(x.dtype(), x.shape());  // run_act writes all of it
     auto body = [&](auto tag) {
       using T = decltype(tag);
       if constexpr (!std::is_floating_point_v<T>)
@@ -231,7 +231,7 @@ class IsKernel : public Kernel {
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     if (in.empty() || !in[0]) kfail(node_, "missing input 0");
     const Tensor x = is_half(in[0]->dtype()) ? in[0]->cast(DType::Float) : *in[0];
-    Tensor y(DType::Bool, x.shape());
+    Tensor y = Tensor::uninitialized(DType::Bool, x.shape());  // every element written below
     bool* py = y.data<bool>();
     bool ok = dispatch_float(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -284,7 +284,7 @@ class ClipKernel : public Kernel {
 
  private:
   Tensor clip(const Tensor& x, const Tensor* mn, const Tensor* mx) {
-    Tensor y(x.dtype(), x.shape());
+    Tensor y = Tensor::uninitialized(x.dtype(), x.shape());  // every element written below
     bool ok = dispatch_numeric(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();

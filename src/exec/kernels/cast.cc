@@ -87,7 +87,7 @@ class CastKernel : public Kernel {
     if (x.dtype() == to) return x;  // shares storage; tensors are immutable once produced
     if (to == DType::String) return to_strings(node, x);
     if (x.dtype() == DType::String) return from_strings(node, x, to);
-    Tensor y(to, x.shape());
+    Tensor y = Tensor::uninitialized(to, x.shape());  // every element converted below
     bool ok_src = false, ok_dst = false;
     ok_src = dispatch_cast_type(x.dtype(), [&](auto stag) {
       using S = decltype(stag);

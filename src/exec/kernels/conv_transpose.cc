@@ -80,7 +80,7 @@ class ConvTransposeKernel final : public Kernel {
     auto& slot = cache_[du::primitive_key(x, w, b)];
     if (!slot) slot = build(x, w, b);
     DeconvPrim& p = *slot;
-    out[0] = Tensor(DType::Float, p.out_shape);
+    out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // the reference, the primitive or embed() writes all
     Tensor& y = out[0];
     if (p.use_ref) {
       ref::conv_transpose(x, w, b, {group_, p.geo.kernel, p.geo.strides, p.geo.dilations, p.geo.pads_begin,
@@ -90,7 +90,7 @@ class ConvTransposeKernel final : public Kernel {
     try {
       auto& eng = du::engine();
       auto& strm = du::stream();
-      Tensor inner = p.embed ? Tensor(DType::Float, p.inner_shape) : y;
+      Tensor inner = p.embed ? Tensor::uninitialized(DType::Float, p.inner_shape) : y;
       dnnl::memory src_user(p.src_plain, eng, const_cast<void*>(x.raw()));
       dnnl::memory dst_user(p.dst_plain, eng, inner.raw());
       dnnl::memory src = src_user;

@@ -114,7 +114,7 @@ Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Ten
                    op == BinOp::GreaterOrEqual || op == BinOp::LessOrEqual;
   if (logical) {
     if (a.dtype() != DType::Bool) kfail(node, "unsupported dtype {}", dtype_name(a.dtype()));
-    Tensor out(DType::Bool, os);
+    Tensor out = Tensor::uninitialized(DType::Bool, os);
     const bool *x = a.data<bool>(), *y = b.data<bool>();
     bool* o = out.data<bool>();
     if (op == BinOp::And) binary_loop(plan, x, y, o, [](bool u, bool v) { return u && v; });
@@ -123,7 +123,7 @@ Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Ten
     return out;
   }
   if (cmp) {
-    Tensor out(DType::Bool, os);
+    Tensor out = Tensor::uninitialized(DType::Bool, os);
     bool* o = out.data<bool>();
     if (a.dtype() == DType::String && op == BinOp::Equal) {  // opset 19+
       auto oa = naive_broadcast_offsets(a.shape(), os), ob = naive_broadcast_offsets(b.shape(), os);
@@ -147,7 +147,7 @@ Tensor compute_binary(const ir::Node& node, BinOp op, const Tensor& a, const Ten
     if (!ok) kfail(node, "unsupported dtype {}", dtype_name(a.dtype()));
     return out;
   }
-  Tensor out(a.dtype(), os);
+  Tensor out = Tensor::uninitialized(a.dtype(), os);
   bool ok = dispatch_numeric(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* x = a.data<T>();
@@ -265,7 +265,7 @@ class NotKernel : public Kernel {
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const Tensor& x = need(node_, in, 0);
     if (x.dtype() != DType::Bool) kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
-    Tensor o(DType::Bool, x.shape());
+    Tensor o = Tensor::uninitialized(DType::Bool, x.shape());
     const bool* s = x.data<bool>();
     bool* d = o.data<bool>();
     for (int64_t i = 0; i < x.numel(); ++i) d[i] = !s[i];
@@ -302,7 +302,7 @@ class WhereKernel : public Kernel {
     if (!broadcast_shapes({&c.shape(), &x.shape(), &y.shape()}, os))
       kfail(node_, "shapes {}, {} and {} do not broadcast", shape_str(c.shape()), shape_str(x.shape()),
             shape_str(y.shape()));
-    Tensor o(x.dtype(), os);
+    Tensor o = Tensor::uninitialized(x.dtype(), os);
     if (x.dtype() == DType::String) {
       auto offc = naive_broadcast_offsets(c.shape(), os), offx = naive_broadcast_offsets(x.shape(), os),
            offy = naive_broadcast_offsets(y.shape(), os);
@@ -352,7 +352,7 @@ class ExpandKernel : public Kernel {
     Shape os;
     if (!broadcast_shapes({&x.shape(), &target}, os))
       kfail(node_, "input shape {} does not broadcast with shape {}", shape_str(x.shape()), shape_str(target));
-    Tensor o(x.dtype(), os);
+    Tensor o = Tensor::uninitialized(x.dtype(), os);
     if (x.dtype() == DType::String) {
       auto off = naive_broadcast_offsets(x.shape(), os);
       for (size_t i = 0; i < off.size(); ++i) o.strings()[i] = x.strings()[off[i]];

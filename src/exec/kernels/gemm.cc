@@ -51,7 +51,7 @@ class GemmKernel final : public Kernel {
     const int64_t Kb = tb_ ? b.dim(1) : b.dim(0), N = tb_ ? b.dim(0) : b.dim(1);
     if (K != Kb) kfail(node_, "inner dimensions differ: A {} B {} (transA {}, transB {})", shape_str(a.shape()),
                        shape_str(b.shape()), ta_, tb_);
-    out[0] = Tensor(DType::Float, {M, N});
+    out[0] = Tensor::uninitialized(DType::Float, {M, N});  // C copied in below, or sgemm with beta 0
     float* Y = out[0].data<float>();
     float beta = 0.0f;
     if (c && beta_ != 0.0f && c->numel() > 0) {
@@ -109,7 +109,7 @@ class MatMulKernel final : public Kernel {
     Shape os = ob;
     if (!a1) os.push_back(M);
     if (!b1) os.push_back(N);
-    out[0] = Tensor(DType::Float, os);
+    out[0] = Tensor::uninitialized(DType::Float, os);  // every batch written by an sgemm with beta 0
     float* Y = out[0].data<float>();
     const float* A = a.data<float>();
     const float* B = b.data<float>();

@@ -92,7 +92,7 @@ std::unique_ptr<Kernel> make_split(const KernelInit& ki) {
     for (int64_t i = 0; i < n_out; ++i) {
       Shape s = x.shape();
       s[a] = split[i];
-      Tensor t(x.dtype(), s);
+      Tensor t = Tensor::uninitialized(x.dtype(), s);
       int64_t blk = split[i] * inner;
       for (int64_t o = 0; o < outer && blk > 0; ++o)
         std::memcpy(bytes(t) + o * blk, bytes(x) + o * d * inner + pos, static_cast<size_t>(blk));
@@ -140,7 +140,7 @@ Tensor slice_tensor(const ir::Node& node, const Tensor& x, const std::vector<int
     step[a] = st;
     oshape[a] = cnt;
   }
-  Tensor out(x.dtype(), oshape);
+  Tensor out = Tensor::uninitialized(x.dtype(), oshape);
   if (out.numel() == 0) return out;
   auto xs = contiguous_strides(x.shape());
   std::vector<int64_t> in_strides(r);
@@ -198,7 +198,7 @@ std::unique_ptr<Kernel> make_gather_elements(const KernelInit& ki) {
       if (k != a && ind.shape()[k] > x.shape()[k])
         kfail(node, "indices shape {} exceeds data shape {}", shape_str(ind.shape()), shape_str(x.shape()));
     std::vector<int64_t> idx = ind.to_int64s();
-    Tensor o(x.dtype(), ind.shape());
+    Tensor o = Tensor::uninitialized(x.dtype(), ind.shape());
     auto xs = contiguous_strides(x.shape());
     const int64_t d = x.shape()[a];
     std::vector<int64_t> c(static_cast<size_t>(x.rank()), 0);
@@ -236,7 +236,7 @@ std::unique_ptr<Kernel> make_tile(const KernelInit& ki) {
       view_shape.insert(view_shape.end(), {reps[k], x.shape()[k]});
       view_strides.insert(view_strides.end(), {0, xs[k]});
     }
-    Tensor o(x.dtype(), oshape);
+    Tensor o = Tensor::uninitialized(x.dtype(), oshape);
     strided_copy(esz, view_shape, view_strides, bytes(x), bytes(o));
     out[0] = std::move(o);
   });

@@ -76,7 +76,7 @@ class BatchNormKernel final : public Kernel {
       a[s] = static_cast<float>(S[s] / std::sqrt(static_cast<double>(V[s]) + epsilon_));
       b[s] = B[s] - Mn[s] * a[s];
     }
-    out[0] = Tensor(DType::Float, x.shape());
+    out[0] = Tensor::uninitialized(DType::Float, x.shape());  // N*C rows (or N samples) cover every element
     const float* X = x.data<float>();
     float* Y = out[0].data<float>();
     if (per_channel) {
@@ -113,7 +113,7 @@ class InstanceNormKernel final : public Kernel {
     const int64_t N = x.dim(0), C = x.dim(1), inner = x.numel() / std::max<int64_t>(N * C, 1);
     if (in[1]->numel() != C || in[2]->numel() != C)
       kfail(node_, "scale {} and B {} must have {} values", shape_str(in[1]->shape()), shape_str(in[2]->shape()), C);
-    out[0] = Tensor(DType::Float, x.shape());
+    out[0] = Tensor::uninitialized(DType::Float, x.shape());
     if (x.numel() == 0) return;
     const float* X = x.data<float>();
     const float *S = in[1]->data<float>(), *B = in[2]->data<float>();
@@ -154,7 +154,7 @@ class LayerNormKernel final : public Kernel {
     std::vector<float> scale = expand(*in[1], norm_shape, "Scale");
     const Tensor* bt = in.size() > 2 ? in[2] : nullptr;
     std::vector<float> bias = bt ? expand(*bt, norm_shape, "B") : std::vector<float>(inner, 0.0f);
-    out[0] = Tensor(DType::Float, x.shape());
+    out[0] = Tensor::uninitialized(DType::Float, x.shape());  // Mean/Inv stay zeroed: unwritten when inner == 0
     Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);
     stat_shape.resize(r, 1);
     float* Mean = nullptr;

@@ -188,10 +188,11 @@ class PoolKernel final : public Kernel {
     Geometry g = forward_geometry(node_, attrs_, sp, attrs_.kernel_shape);
     Shape os{x.dim(0), x.dim(1)};
     os.insert(os.end(), g.out.begin(), g.out.end());
-    out[0] = Tensor(t, os);
+    // Every output position is written below unless X is empty (then the outputs stay zero).
+    out[0] = x.numel() ? Tensor::uninitialized(t, os) : Tensor(t, os);
     Tensor* idx = nullptr;
     if (max_ && out.size() > 1 && !node_.outputs[1].empty()) {
-      out[1] = Tensor(DType::Int64, os);
+      out[1] = x.numel() ? Tensor::uninitialized(DType::Int64, os) : Tensor(DType::Int64, os);
       idx = &out[1];
     }
     if (x.numel() == 0 || out[0].numel() == 0) return;
@@ -232,7 +233,7 @@ class GlobalPoolKernel final : public Kernel {
     Shape os(x.rank(), 1);
     os[0] = x.dim(0);
     os[1] = x.dim(1);
-    out[0] = Tensor(DType::Float, os);
+    out[0] = Tensor::uninitialized(DType::Float, os);  // one value per (n, c)
     const int64_t nc = x.dim(0) * x.dim(1), sz = nc ? x.numel() / nc : 0;
     if (nc == 0) return;
     if (sz == 0) kfail(node_, "empty spatial extent in X shape {}", shape_str(x.shape()));

@@ -205,7 +205,7 @@ std::unique_ptr<Kernel> make_quantize(const KernelInit& ki) {
       kfail(node, "unsupported input type {}", dtype_name(x.dtype()));
     QArgs a = qdq_args(node, x, scale, zp, axis, block);
     Tensor xf = x.dtype() == DType::Float ? x : x.cast(DType::Float);
-    Tensor q(qt, x.shape());
+    Tensor q = Tensor::uninitialized(qt, x.shape());
     quantize_array(xf.data<float>(), a.layout, a.scale.data(), a.zp.data(), qt, q.raw());
     out[0] = std::move(q);
   });
@@ -225,7 +225,7 @@ std::unique_ptr<Kernel> make_dequantize(const KernelInit& ki) {
     if (zp && zp->dtype() != x.dtype())
       kfail(node, "zero point type {} differs from input type {}", dtype_name(zp->dtype()), dtype_name(x.dtype()));
     QArgs a = qdq_args(node, x, scale, zp, axis, block);
-    Tensor y(DType::Float, x.shape());
+    Tensor y = Tensor::uninitialized(DType::Float, x.shape());
     dequantize_array(x.raw(), x.dtype(), a.layout, a.scale.data(), a.zp.data(), y.data<float>());
     out[0] = scale.dtype() == DType::Float ? std::move(y) : y.cast(scale.dtype());
   });
@@ -256,7 +256,7 @@ Tensor fake_quantize(const Tensor& x, const QuantParams& q) {
   for (size_t i = 0; i < q.zero_point.size(); ++i) zp[i] = static_cast<int32_t>(q.zero_point[i]);
   const QRange r = qdq_range(q.qtype);
   const auto qmin = static_cast<int32_t>(r.qmin), qmax = static_cast<int32_t>(r.qmax);
-  Tensor y(DType::Float, x.shape());
+  Tensor y = Tensor::uninitialized(DType::Float, x.shape());
   const float* xs = x.data<float>();
   float* ys = y.data<float>();
   const float* sc = q.scale.data();

@@ -204,7 +204,7 @@ class ReduceKernel : public Kernel {
     const bool logs = op_ == ReduceOp::LogSum || op_ == ReduceOp::LogSumExp;
     if ((x.dtype() == DType::Bool && !minmax) || (logs && !is_float(x.dtype())))
       kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
-    Tensor y(x.dtype(), os);
+    Tensor y = Tensor::uninitialized(x.dtype(), os);  // reduce_typed writes one value per output element
     bool ok = dispatch_numeric(t, [&](auto tag) {
       using T = decltype(tag);
       if (minmax) reduce_typed<T, T>(op_, static_cast<const T*>(x.raw()), groups, count, static_cast<T*>(y.raw()));
@@ -246,7 +246,7 @@ class ArgKernel : public Kernel {
     for (int d = 0; d < rank; ++d)
       if (d != ax) os.push_back(x.dim(d));
       else if (keepdims_) os.push_back(1);
-    Tensor y(DType::Int64, os);
+    Tensor y = Tensor::uninitialized(DType::Int64, os);
     int64_t* py = y.data<int64_t>();
     bool ok = dispatch_numeric(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -329,7 +329,7 @@ class TopKKernel : public Kernel {
     for (int d = ax + 1; d < rank; ++d) I *= x.dim(d);
     Shape os = x.shape();
     os[ax] = k;
-    Tensor vals(x.dtype(), os), idx(DType::Int64, os);
+    Tensor vals = Tensor::uninitialized(x.dtype(), os), idx = Tensor::uninitialized(DType::Int64, os);
     bool ok = dispatch_numeric(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T* px = x.data<T>();

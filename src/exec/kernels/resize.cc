@@ -215,7 +215,7 @@ Tensor resize_interp(const Tensor& x, DType dt, const ResizeSpec& s, const std::
     if (axis_is_identity(s, scales[a], in, out, rs, re)) continue;
     Shape ns = cur.shape();
     ns[a] = out;
-    Tensor next(dt, ns);
+    Tensor next = Tensor::uninitialized(dt, ns);  // numel > 0 implies in > 0 (checked by resize_tensor)
     if (next.numel() > 0 && in > 0) {
       AxisTaps taps = resize_axis_taps(s, scales[a], in, out, rs, re);
       resize_pass<T>(cur.data<T>(), cur.shape(), a, taps, out, static_cast<T>(s.extrapolation_value), next.data<T>());
@@ -251,7 +251,7 @@ Tensor resize_tensor(const ir::Node& node, const Tensor& x, const ResizeSpec& s,
       }
     }
     Tensor fill = scalar_of(x.dtype(), s.extrapolation_value);
-    Tensor out(x.dtype(), out_shape);
+    Tensor out = Tensor::uninitialized(x.dtype(), out_shape);
     gather_by_maps(esz, x.shape(), static_cast<const uint8_t*>(x.raw()), maps,
                    static_cast<const uint8_t*>(fill.raw()), static_cast<uint8_t*>(out.raw()));
     return out;

@@ -30,7 +30,7 @@ class SoftmaxKernel final : public Kernel {
       else if (i == axis || opset_ < 13) len *= x.dim(i);
       else inner *= x.dim(i);
     }
-    out[0] = Tensor(DType::Float, x.shape());
+    out[0] = Tensor::uninitialized(DType::Float, x.shape());
     if (x.numel() == 0) return;
     const float* X = x.data<float>();
     float* Y = out[0].data<float>();

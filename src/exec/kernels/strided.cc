@@ -199,7 +199,7 @@ static Shape permuted_shape(const Tensor& x, const std::vector<int64_t>& perm) {
 }
 
 Tensor transpose(const Tensor& x, const std::vector<int64_t>& perm) {
-  Tensor out(x.dtype(), permuted_shape(x, perm));
+  Tensor out = Tensor::uninitialized(x.dtype(), permuted_shape(x, perm));
   auto st = contiguous_strides(x.shape());
   std::vector<int64_t> in_strides;
   for (int64_t p : perm) in_strides.push_back(st[p]);
@@ -366,7 +366,7 @@ Tensor gather(const ir::Node& node, const Tensor& data, const Tensor& indices, i
   size_t esz = elem_size(node, data);
   const int64_t dim = data.shape()[axis];
   std::vector<int64_t> idx = checked_indices(node, indices, dim);
-  Tensor out(data.dtype(), gather_shape(data, indices, axis));
+  Tensor out = Tensor::uninitialized(data.dtype(), gather_shape(data, indices, axis));
   int64_t outer = 1, inner = 1;
   for (int k = 0; k < axis; ++k) outer *= data.shape()[k];
   for (int k = axis + 1; k < data.rank(); ++k) inner *= data.shape()[k];
@@ -431,7 +431,7 @@ static Shape concat_shape(const ir::Node& node, const std::vector<const Tensor*>
 Tensor concat(const ir::Node& node, const std::vector<const Tensor*>& xs, int axis) {
   Shape s = concat_shape(node, xs, axis);
   size_t esz = elem_size(node, *xs[0]);
-  Tensor out(xs[0]->dtype(), s);
+  Tensor out = Tensor::uninitialized(xs[0]->dtype(), s);
   int64_t outer = 1, inner = static_cast<int64_t>(esz);
   for (int k = 0; k < axis; ++k) outer *= s[k];
   for (int k = axis + 1; k < static_cast<int>(s.size()); ++k) inner *= s[k];
