@@ -414,3 +414,51 @@ TEST(KernelsPad, GatherByMapsMatchesNaive) {
     }
   }
 }
+
+// Constant mode's row-copy path against the general gather path (the reference), on random odd shapes with
+// begin/end pads from -2 (crop) to 3, zero and non-zero fill values, 1-8 byte elements, 1 and 2 threads; plus the
+// NCHW / NHWC spatial padding of CNN activations the fast path is for.
+TEST(KernelsPad, ConstantFastPathMatchesGeneral) {
+  ThreadGuard g;
+  std::mt19937 rng(2024);
+  const DType types[] = {DType::UInt8, DType::Float16, DType::Float, DType::Int64, DType::Bool};
+  auto node = make_node("Pad", 2);
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int it = 0; it < 150; ++it) {
+      const int rank = static_cast<int>(rng() % 6);
+      Shape s = random_shape(rng, rank, 7);
+      if (it % 10 == 3 && rank > 0) s[0] = 0;  // empty input: all fill (or empty output)
+      std::vector<int64_t> pads(static_cast<size_t>(2 * rank), 0);
+      for (int k = 0; k < rank; ++k) {
+        if (rng() % 3 == 0) continue;  // unpadded axes (merged / folded by the fast path)
+        pads[k] = static_cast<int64_t>(rng() % 6) - 2;
+        pads[k + rank] = static_cast<int64_t>(rng() % 6) - 2;
+        pads[k] = std::max(pads[k], -s[k]);
+        pads[k + rank] = std::max(pads[k + rank], -(s[k] + pads[k]));
+      }
+      if (it == 1) {  // NCHW, spatial pads only
+        s = {1, 16, 65, 63};
+        pads = {0, 0, 1, 1, 0, 0, 1, 1};
+      }
+      if (it == 2) {  // NHWC, spatial pads only, asymmetric
+        s = {2, 33, 31, 8};
+        pads = {0, 0, 1, 0, 0, 2, 1, 0};
+      }
+      const DType dt = types[it % 5];
+      Tensor x = random_bytes(dt, s, rng);
+      if (dt == DType::Bool)
+        for (int64_t i = 0; i < x.numel(); ++i) static_cast<uint8_t*>(x.raw())[i] &= 1;
+      Tensor fill = random_bytes(dt, {}, rng);
+      if (dt == DType::Bool) *static_cast<uint8_t*>(fill.raw()) = 1;
+      if (it % 4 == 0) std::memset(fill.raw(), 0, fill.nbytes());
+      Tensor fast = exec::pad_tensor(node, x, pads, exec::PadMode::Constant, fill);
+      Tensor ref = exec::pad_tensor_general(node, x, pads, exec::PadMode::Constant, fill);
+      EXPECT_TRUE(fast.equals(ref)) << shape_str(s) << " pads " << shape_str(pads) << " " << dtype_name(dt);
+    }
+  }
+  // Same errors as the general path.
+  Tensor x = iota_f({2, 3});
+  EXPECT_THROW(exec::pad_tensor(node, x, {0, -4, 0, 0}, exec::PadMode::Constant, Tensor::scalar_float(0)), Error);
+  EXPECT_THROW(exec::pad_tensor(node, x, {0, 1}, exec::PadMode::Constant, Tensor::scalar_float(0)), Error);
+}

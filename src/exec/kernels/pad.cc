@@ -1,7 +1,11 @@
 // Pad: attribute form (opset < 11), input form (11+), axes input (18+), modes constant / reflect / edge /
-// wrap (19+). Negative pads crop. Implemented as a gather through per-axis index maps (strided.cc).
+// wrap (19+). Negative pads crop. Constant mode (the spatial padding of CNN activations) copies input rows
+// with memcpy between runs of the fill value (pad_constant); the other modes, and the reference the constant
+// path is tested against, gather through per-axis index maps (strided.cc).
+#include <algorithm>
 #include <cstring>
 
+#include "core/parallel.h"
 #include "exec/kernels/pad.h"
 #include "exec/kernels/strided.h"
 
@@ -31,25 +35,132 @@ std::vector<int64_t> pad_axis_map(int64_t d, int64_t pb, int64_t pe, PadMode mod
   return m;
 }
 
-Tensor pad_tensor(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
-                  const Tensor& fill) {
-  size_t esz = elem_size(node, x);
+namespace {
+
+// Checks pads / fill against x (same errors whatever the path); returns the output shape.
+Shape padded_shape(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
+                   const Tensor& fill) {
+  elem_size(node, x);
   const int r = x.rank();
   if (static_cast<int>(pads.size()) != 2 * r)
     kfail(node, "pads has {} entries for an input of rank {}", pads.size(), r);
   if (fill.dtype() != x.dtype() || fill.numel() != 1) kfail(node, "constant value must be one element of the input type");
-  std::vector<std::vector<int64_t>> maps;
+  Shape os;
   for (int k = 0; k < r; ++k) {
     const int64_t d = x.shape()[k], pb = pads[k], pe = pads[k + r];
     if (d + pb + pe < 0) kfail(node, "pads {} make axis {} of size {} negative", shape_str(pads), k, d);
     if (mode != PadMode::Constant && d == 0 && d + pb + pe > 0)
       kfail(node, "cannot pad an empty axis {} in a non-constant mode", k);
-    maps.push_back(pad_axis_map(d, pb, pe, mode));
+    os.push_back(d + pb + pe);
   }
-  Shape os;
-  for (const auto& m : maps) os.push_back(static_cast<int64_t>(m.size()));
-  Tensor out(x.dtype(), os);
-  gather_by_maps(esz, x.shape(), static_cast<const uint8_t*>(x.raw()), maps,
+  return os;
+}
+
+}  // namespace
+
+void pad_constant(size_t esz, const Shape& in_shape, const uint8_t* in, const std::vector<int64_t>& pads,
+                  const uint8_t* fill, uint8_t* out) {
+  const int r = static_cast<int>(in_shape.size());
+  struct Axis {
+    int64_t d, n, pb;  // input extent, output extent, begin pad (negative: crop)
+    bool unpadded() const { return pb == 0 && n == d; }
+  };
+  std::vector<Axis> axes;
+  for (int k = 0; k < r; ++k) axes.push_back({in_shape[k], in_shape[k] + pads[k] + pads[k + r], pads[k]});
+  int64_t out_numel = 1;
+  for (const Axis& a : axes) out_numel *= a.n;
+  if (out_numel == 0) return;
+  // Trailing unpadded axes become part of the element (e.g. C of NHWC); adjacent unpadded axes merge (N, C of NCHW).
+  int64_t elem = static_cast<int64_t>(esz);
+  while (!axes.empty() && axes.back().unpadded()) {
+    elem *= axes.back().d;
+    axes.pop_back();
+  }
+  std::vector<Axis> m;
+  for (const Axis& a : axes) {
+    if (!m.empty() && a.unpadded() && m.back().unpadded()) {
+      m.back().d *= a.d;
+      m.back().n *= a.n;
+    } else {
+      m.push_back(a);
+    }
+  }
+  if (m.empty()) {  // nothing padded: a copy
+    std::memcpy(out, in, static_cast<size_t>(elem));
+    return;
+  }
+  const int q = static_cast<int>(m.size());
+  const Axis& last = m.back();
+  const int64_t n = last.n, row_bytes = n * elem;
+  // Output positions [lo, hi) of the last axis come from input positions lo - pb ...
+  const int64_t lo = std::clamp<int64_t>(last.pb, 0, n), hi = std::clamp<int64_t>(last.pb + last.d, lo, n);
+  const int64_t src0 = lo - last.pb;
+  std::vector<int64_t> in_stride(static_cast<size_t>(q), 1);  // in elements of `elem` bytes
+  for (int k = q - 2; k >= 0; --k) in_stride[k] = in_stride[k + 1] * m[k + 1].d;
+  int64_t rows = 1;
+  for (int k = 0; k + 1 < q; ++k) rows *= m[k].n;
+  // ... everything else is the fill value: memset when its bytes are zero, else copied from one row of it.
+  bool zero_fill = true;
+  for (size_t b = 0; b < esz; ++b) zero_fill = zero_fill && fill[b] == 0;
+  std::vector<uint8_t> fill_row;
+  if (!zero_fill) {
+    fill_row.resize(static_cast<size_t>(row_bytes));
+    for (int64_t b = 0; b < row_bytes; b += static_cast<int64_t>(esz)) std::memcpy(&fill_row[b], fill, esz);
+  }
+  auto fill_bytes = [&](uint8_t* dst, int64_t bytes) {
+    if (bytes <= 0) return;
+    if (zero_fill) std::memset(dst, 0, static_cast<size_t>(bytes));
+    else std::memcpy(dst, fill_row.data(), static_cast<size_t>(bytes));
+  };
+  parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(row_bytes, 1)), [&](int64_t b, int64_t e) {
+    std::vector<int64_t> idx(static_cast<size_t>(q), 0);
+    int64_t rem = b;
+    for (int k = q - 2; k >= 0; --k) {
+      idx[k] = rem % m[k].n;
+      rem /= m[k].n;
+    }
+    for (int64_t row = b; row < e; ++row) {
+      uint8_t* dst = out + row * row_bytes;
+      bool inside = hi > lo;
+      int64_t off = 0;
+      for (int k = 0; k + 1 < q && inside; ++k) {
+        const int64_t j = idx[k] - m[k].pb;
+        inside = j >= 0 && j < m[k].d;
+        off += j * in_stride[k];
+      }
+      if (!inside) {
+        fill_bytes(dst, row_bytes);
+      } else {
+        fill_bytes(dst, lo * elem);
+        std::memcpy(dst + lo * elem, in + (off + src0) * elem, static_cast<size_t>((hi - lo) * elem));
+        fill_bytes(dst + hi * elem, (n - hi) * elem);
+      }
+      for (int k = q - 2; k >= 0; --k) {
+        if (++idx[k] < m[k].n) break;
+        idx[k] = 0;
+      }
+    }
+  });
+}
+
+Tensor pad_tensor(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
+                  const Tensor& fill) {
+  if (mode != PadMode::Constant) return pad_tensor_general(node, x, pads, mode, fill);
+  Shape os = padded_shape(node, x, pads, mode, fill);
+  Tensor out = Tensor::uninitialized(x.dtype(), os);  // pad_constant writes every element
+  pad_constant(elem_size(node, x), x.shape(), static_cast<const uint8_t*>(x.raw()), pads,
+               static_cast<const uint8_t*>(fill.raw()), static_cast<uint8_t*>(out.raw()));
+  return out;
+}
+
+Tensor pad_tensor_general(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
+                          const Tensor& fill) {
+  Shape os = padded_shape(node, x, pads, mode, fill);
+  const int r = x.rank();
+  std::vector<std::vector<int64_t>> maps;
+  for (int k = 0; k < r; ++k) maps.push_back(pad_axis_map(x.shape()[k], pads[k], pads[k + r], mode));
+  Tensor out = Tensor::uninitialized(x.dtype(), os);  // gather_by_maps writes every element
+  gather_by_maps(elem_size(node, x), x.shape(), static_cast<const uint8_t*>(x.raw()), maps,
                  static_cast<const uint8_t*>(fill.raw()), static_cast<uint8_t*>(out.raw()));
   return out;
 }

@@ -15,7 +15,15 @@ enum class PadMode { Constant, Reflect, Edge, Wrap };
 std::vector<int64_t> pad_axis_map(int64_t d, int64_t pb, int64_t pe, PadMode mode);
 
 // pads = [begin_0 .. begin_{r-1}, end_0 .. end_{r-1}]; fill: one element of x's dtype (constant mode).
+// Constant mode goes through pad_constant, the other modes through pad_tensor_general.
 Tensor pad_tensor(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
                   const Tensor& fill);
+// Any mode as a gather through pad_axis_map index maps (gather_by_maps): the reference for pad_constant.
+Tensor pad_tensor_general(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
+                          const Tensor& fill);
+// Constant-mode padding of a dense array of `esz`-byte elements (pads as above, already validated; `out` has
+// the padded shape): each output row is fill, one memcpy'd input row, fill; rows outside the input are fill.
+void pad_constant(size_t esz, const Shape& in_shape, const uint8_t* in, const std::vector<int64_t>& pads,
+                  const uint8_t* fill, uint8_t* out);
 
 }  // namespace oq::exec
