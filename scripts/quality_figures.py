@@ -2,7 +2,8 @@
 
   .venv/bin/python scripts/quality_figures.py snr  [models...]   # per-tensor W4 SNR table (inspection mode)
   .venv/bin/python scripts/quality_figures.py auto [models...]   # full_auto grid; every answer re-scored in ORT
-  .venv/bin/python scripts/quality_figures.py one MODEL TOL RANKING QUANTIZER ALPHA|- SEARCH   # one row of it
+  .venv/bin/python scripts/quality_figures.py one MODEL TOL RANKING QUANTIZER ALPHA|- SEARCH [KEY=VALUE...]  # one row
+  .venv/bin/python scripts/quality_figures.py bcle [models...]  # BiasCorrection / CrossLayerEqualization table
 
 Environment: OQ_BIN (default build/onnxquant), OUT (default /tmp/oq_quality). Run from the repository root."""
 import json
@@ -69,7 +70,7 @@ SETTINGS = [(rk, wq, None, "bisection") for rk in ("static", "sensitivity") for 
     ("static", "minmax", 0.1, "bisection"), ("static", "gptq", 0.1, "bisection"), ("sensitivity", "gptq", None, "greedy")]
 
 
-def auto_table(models, tolerances=("1.0", "0.3"), settings=None):
+def auto_table(models, tolerances=("1.0", "0.3"), settings=None, extra_keys=()):
     print("| model | tolerance | ranking | quantizer | SmoothQuant α | search | 8-bit top-1 | answer top-1 | ORT top-1 | "
           "4-bit weight share | attempts |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -77,9 +78,11 @@ def auto_table(models, tolerances=("1.0", "0.3"), settings=None):
         npz = "testdata/digits_test.npz"
         for tol in tolerances:
             for rk, wq, alpha, search in settings or SETTINGS:
-                tag = f"{os.path.basename(model)}_{tol}_{rk}_{wq}_{alpha}_{search}"
+                tag = f"{os.path.basename(model)}_{tol}_{rk}_{wq}_{alpha}_{search}" + "".join(
+                    "_" + k.split(".")[-1] for k in extra_keys)
+                wq_label = " + ".join([wq, *(k.split(".")[-1] for k in extra_keys)])
                 out = os.path.join(OUT, "auto_" + tag)
-                extra = [f"quantization.iterative_quant_parameters.accuracy_tolerance={tol}",
+                extra = [*extra_keys, f"quantization.iterative_quant_parameters.accuracy_tolerance={tol}",
                          f"quantization.iterative_quant_parameters.ranking={rk}",
                          f"quantization.iterative_quant_parameters.search={search}",
                          f"quantization.onnx_extra_options.WeightQuantizer={wq}"]
@@ -90,15 +93,40 @@ def auto_table(models, tolerances=("1.0", "0.3"), settings=None):
                 rep = json.load(open(os.path.join(out, "full_auto.json")))
                 ans = rep["answer"]["attempt"]
                 if ans is None:
-                    print(f"| {os.path.basename(model)} | {tol} | {rk} | {wq} | {alpha or '-'} | {search} | "
+                    print(f"| {os.path.basename(model)} | {tol} | {rk} | {wq_label} | {alpha or '-'} | {search} | "
                           f"{rep['scores']['int8']:.2f} | (8-bit) | - | 0.00% | {len(rep['attempts'])} |", flush=True)
                     continue
                 a = rep["attempts"][ans]
                 got = ort_top1(a["file"], npz)
                 assert abs(got - a["score"]) <= 0.3, (a["file"], got, a["score"])
-                print(f"| {os.path.basename(model)} | {tol} | {rk} | {wq} | {alpha or '-'} | {search} | "
+                print(f"| {os.path.basename(model)} | {tol} | {rk} | {wq_label} | {alpha or '-'} | {search} | "
                       f"{rep['scores']['int8']:.2f} | {a['score']:.2f} | {got:.2f} | {a['w4_percent']:.2f}% | "
                       f"{len(rep['attempts'])} |", flush=True)
+
+
+def bcle_table(models):
+    """All weights Int4 (per tensor and per channel), activations Int8, with/without CLE and bias correction:
+    output SNR of the W4A8 model vs the float model (inspection, calibration data) and ORT top-1 on the test set."""
+    print("| model | weights | CrossLayerEqualization | BiasCorrection | output SNR (dB) | ORT top-1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for model in models:
+        flat = "mlp" in model
+        npz = f"testdata/digits_test{'_flat' if flat else ''}.npz"
+        for gran in ("per_tensor", "per_channel"):
+            for cle, bc in ((False, False), (True, False), (False, True), (True, True)):
+                out = os.path.join(OUT, f"bcle_{os.path.basename(model)}_{gran}_{cle}_{bc}")
+                run(out, [*model_args(model), "quantization.operating_mode=inspection",
+                          f"quantization.granularity={gran}", "quantization.onnx_quant_parameters.weightType=Int4",
+                          f"quantization.onnx_extra_options.CrossLayerEqualization={cle}",
+                          f"quantization.onnx_extra_options.BiasCorrection={bc}"])
+                r = json.load(open(os.path.join(out, "inspection.json")))
+                outs = [t for t in r["tensors"] if t["kind"] == "activation" and not t["consumers"]]
+                o = min(t["snr_xmodel_db"] for t in outs) if outs else float("nan")
+                suffix = "_quant_qdq_pt.onnx" if gran == "per_tensor" else "_quant_qdq_pc.onnx"
+                qfile = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f.endswith(suffix)][0]
+                top1 = ort_top1(qfile, npz)
+                print(f"| {os.path.basename(model)} | Int4 {gran.replace('_', ' ')} | {'on' if cle else '-'} | "
+                      f"{'on' if bc else '-'} | {o:.2f} | {top1:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
@@ -108,8 +136,10 @@ if __name__ == "__main__":
         snr_table(ms or ["testdata/digits_mobilenet.onnx", "testdata/digits_resnet.onnx", "testdata/digits_mlp.onnx"] +
                   sorted(os.path.join(SHARED, "models", f) for f in os.listdir(os.path.join(SHARED, "models"))
                          if f.endswith(".onnx")))
-    elif what == "one":  # one setting: one <model> <tolerance> <ranking> <quantizer> <alpha|-> <search>
-        m, tol, rk, wq, alpha, search = ms
-        auto_table([m], (tol,), [(rk, wq, None if alpha == "-" else float(alpha), search)])
+    elif what == "bcle":
+        bcle_table(ms or ["testdata/digits_mobilenet.onnx", "testdata/digits_resnet.onnx", "testdata/digits_mlp.onnx"])
+    elif what == "one":  # one setting: one <model> <tolerance> <ranking> <quantizer> <alpha|-> <search> [key=value...]
+        m, tol, rk, wq, alpha, search = ms[:6]
+        auto_table([m], (tol,), [(rk, wq, None if alpha == "-" else float(alpha), search)], ms[6:])
     else:
         auto_table(ms or ["testdata/digits_mobilenet.onnx", "testdata/digits_resnet.onnx"])

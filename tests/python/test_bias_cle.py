@@ -9,7 +9,10 @@ uniform in [0, 1), weights Int4 per tensor (default mode):
   half an int32 bias step; with the original bias it is more than 20 times that;
 - the QDQ models (with / without either option) pass onnx.checker and run in onnxruntime;
 - CrossLayerEqualization on digits_resnet.onnx: the QDQ model runs in onnxruntime with the float model's
-  top-1 (within 1 point), and the log reports the pairs it equalized.
+  top-1 (within 1 point), and the log reports the pairs it equalized;
+- full_auto with BiasCorrection on digits_resnet.onnx: the answer runs in onnxruntime with the reported top-1,
+  and each bias of a weight in Int4 differs from the 8-bit reference's by the correction for Int4 vs Int8
+  (computed in numpy from the two written weights and the float activations).
 """
 import os
 import sys
@@ -169,8 +172,43 @@ def cle_resnet():
     assert q >= fl - 1.0
 
 
+def full_auto_resnet():
+    out = tmpdir()
+    p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
+                "model.model_path=testdata/digits_resnet.onnx",
+                "quantization.onnx_extra_options.BiasCorrection=True"])
+    assert "biases corrected in each model built" in p.stderr, p.stderr[-3000:]
+    rep = __import__("json").load(open(os.path.join(out, "full_auto.json")))
+    ans = rep["attempts"][rep["answer"]["attempt"]]
+    npz = os.path.join(TESTDATA, "digits_test.npz")
+    got = ort_top1(ans["file"], npz)
+    assert abs(got - ans["score"]) <= 0.3, (got, ans["score"])
+    q8, q4 = onnx.load(rep["int8_model"]), onnx.load(ans["file"])
+    fm = onnx.load(os.path.join(TESTDATA, "digits_resnet.onnx"))
+    f = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in fm.graph.initializer}
+    int4 = {i.name[:-len("_quantized")] for i in q4.graph.initializer
+            if i.name.endswith("_quantized") and i.data_type == TensorProto.INT4}
+    # The stem Conv reads the graph input: its mean im2col column is computed here from the calibration data.
+    stem = fm.graph.node[0]
+    assert stem.op_type == "Conv" and stem.input[0] == fm.graph.input[0].name
+    w, b = stem.input[1], stem.input[2]
+    assert w in int4, "the stem weight is expected in Int4 in the answer"
+    attrs = {a.name: helper.get_attribute_value(a) for a in stem.attribute}
+    x = np.load(os.path.join(TESTDATA, "digits_calib.npz"))["x"]
+    kh, kw = f[w].shape[2:]
+    mean_col = im2col_mean(x, kh, kw, attrs.get("pads", [0, 0, 0, 0]), attrs.get("strides", [1, 1]))
+    (w4, _), (w8, _) = dq(q4, w), dq(q8, w)
+    (b4, s4), (b8, s8) = dq(q4, b), dq(q8, b)
+    expect = ((w8 - w4).reshape(len(b4), -1) * mean_col.reshape(1, -1)).sum(1)  # b4 - b8 = (W - Q4)·m - (W - Q8)·m
+    assert np.all(np.abs((b4 - b8) - expect) <= 0.5 * (s4 + s8) + 1e-6), (b4 - b8, expect)
+    assert np.max(np.abs(expect)) > 10 * np.max(s4), (expect, s4)
+    print(f"    full_auto + BiasCorrection: answer {ans['score']:.2f} ({ans['w4_percent']:.2f}% W4), ORT {got:.2f}; "
+          f"stem bias Int4 - Int8 correction up to {np.max(np.abs(expect)):.4f}")
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("bias correction: written biases = numpy expectation; mean output error per channel ~0", bias_correction_vs_numpy)
     r.run("cross-layer equalization + bias correction on digits_resnet in onnxruntime", cle_resnet)
+    r.run("full_auto + bias correction on digits_resnet: per-attempt correction, answer in onnxruntime", full_auto_resnet)
     r.finish()
