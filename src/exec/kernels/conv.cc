@@ -54,7 +54,7 @@ class ConvKernel final : public Kernel {
     auto& slot = cache_[du::primitive_key(x, w, b)];
     if (!slot) slot = build(x, w, b);
     ConvPrim& p = *slot;
-    out[0] = Tensor(DType::Float, p.out_shape);
+    out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // every path writes every element
     Tensor& y = out[0];
     if (p.use_ref) {
       ref::conv(x, w, b, ref_geom(p.geo), y);
@@ -125,15 +125,7 @@ class ConvKernel final : public Kernel {
       const int64_t n = t / nblk, c0 = (t % nblk) * cols, nc = std::min(cols, HW - c0);
       float* yb = Y + n * M * HW + c0;
       dnnl_status_t st = dnnl_sgemm('N', 'N', M, nc, C, 1.0f, W, C, X + n * C * HW + c0, HW, 0.0f, yb, HW);
-      if (st == dnnl_success && B)
-        for (int64_t m = 0; m < M; ++m) {
-          float* row = yb + m * HW;
-          const float bm = B[m];
-          for (int64_t j = 0; j < nc; ++j) row[j] += bm;
-          act_.apply(row, nc);  // while the row is in cache
-        }
-      else if (st == dnnl_success && act_.active())
-        for (int64_t m = 0; m < M; ++m) act_.apply(yb + m * HW, nc);
+      if (st == dnnl_success && (B || act_.active())) bias_activation_rows(yb, M, nc, HW, B, act_);
       return st;
     };
     std::vector<int> status(static_cast<size_t>(tasks), dnnl_success);

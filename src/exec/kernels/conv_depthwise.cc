@@ -55,7 +55,8 @@ std::vector<float>& scratch() {
 // the columns ox >= ow of each row are computed and dropped.
 template <int S>
 inline __attribute__((always_inline)) void plane3x3_flat(const float* __restrict pad, int64_t wp, const float* k,
-                                                         float bias, float* __restrict acc, int64_t n) {
+                                                         float bias, float* __restrict acc, int64_t n,
+                                                         FusedActivation::Linear f) {
   const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8];
   const float* __restrict r0 = pad;
   const float* __restrict r1 = pad + wp;
@@ -66,7 +67,7 @@ inline __attribute__((always_inline)) void plane3x3_flat(const float* __restrict
     a += k0 * r0[i] + k1 * r0[i + 1] + k2 * r0[i + 2];
     a += k3 * r1[i] + k4 * r1[i + 1] + k5 * r1[i + 2];
     a += k6 * r2[i] + k7 * r2[i + 1] + k8 * r2[i + 2];
-    acc[j] = a;
+    acc[j] = f(a);
   }
 }
 
@@ -74,7 +75,7 @@ template <int S>
 inline __attribute__((always_inline)) void row3x3(const float* __restrict r0, const float* __restrict r1,
                                                   const float* __restrict r2, const float* k, float bias,
                                                   float* __restrict out, int64_t x0, int64_t x1, int64_t dw,
-                                                  int64_t pl) {
+                                                  int64_t pl, FusedActivation::Linear f) {
   const float k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6], k7 = k[7], k8 = k[8];
   const int64_t o0 = -pl, o1 = dw - pl, o2 = 2 * dw - pl;
   for (int64_t ox = x0; ox < x1; ++ox) {
@@ -83,7 +84,7 @@ inline __attribute__((always_inline)) void row3x3(const float* __restrict r0, co
     acc += k0 * r0[i + o0] + k1 * r0[i + o1] + k2 * r0[i + o2];
     acc += k3 * r1[i + o0] + k4 * r1[i + o1] + k5 * r1[i + o2];
     acc += k6 * r2[i + o0] + k7 * r2[i + o1] + k8 * r2[i + o2];
-    out[ox] = acc;
+    out[ox] = f(acc);
   }
 }
 
@@ -93,6 +94,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dw_plane(const
                                                                           const float* k, float bias, float* out,
                                                                           const FusedActivation& act) {
   const bool fast3 = g.KH == 3 && g.KW == 3 && (g.SW == 1 || g.SW == 2);
+  const FusedActivation::Linear f = act.linear();
   if (fast3 && g.SH == g.SW && g.DH == 1 && g.DW == 1 && g.OW < 32) {
     const int64_t S = g.SW, hp = (g.OH - 1) * S + 3, wp = (g.OW - 1) * S + 3, n = (g.OH - 1) * wp + g.OW;
     std::vector<float>& buf = scratch();
@@ -113,14 +115,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dw_plane(const
       std::fill(prow + b, prow + wp, 0.f);
     }
     if (S == 1)
-      plane3x3_flat<1>(pad, wp, k, bias, acc, n);
+      plane3x3_flat<1>(pad, wp, k, bias, acc, n, f);
     else
-      plane3x3_flat<2>(pad, wp, k, bias, acc, n);
-    for (int64_t oy = 0; oy < g.OH; ++oy) {
-      float* orow = out + oy * g.OW;
-      std::copy(acc + oy * wp, acc + oy * wp + g.OW, orow);
-      act.apply(orow, g.OW);
-    }
+      plane3x3_flat<2>(pad, wp, k, bias, acc, n, f);
+    for (int64_t oy = 0; oy < g.OH; ++oy) std::copy(acc + oy * wp, acc + oy * wp + g.OW, out + oy * g.OW);
     return;
   }
   int64_t x0 = 0, x1 = g.OW;  // output columns whose taps are all inside the row
@@ -134,9 +132,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dw_plane(const
         r[ky] = iy < 0 || iy >= g.H ? g.zeros : in + iy * g.W;
       }
       if (g.SW == 1)
-        row3x3<1>(r[0], r[1], r[2], k, bias, orow, x0, x1, g.DW, g.PL);
+        row3x3<1>(r[0], r[1], r[2], k, bias, orow, x0, x1, g.DW, g.PL, f);
       else
-        row3x3<2>(r[0], r[1], r[2], k, bias, orow, x0, x1, g.DW, g.PL);
+        row3x3<2>(r[0], r[1], r[2], k, bias, orow, x0, x1, g.DW, g.PL, f);
       // The border columns: per element, skipping taps outside the row.
       auto border = [&](int64_t ox) {
         float acc = bias;
@@ -145,11 +143,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dw_plane(const
             const int64_t ix = ox * g.SW - g.PL + kx * g.DW;
             if (ix >= 0 && ix < g.W) acc += k[ky * 3 + kx] * r[ky][ix];
           }
-        orow[ox] = acc;
+        orow[ox] = act(acc);
       };
       for (int64_t ox = 0; ox < x0; ++ox) border(ox);
       for (int64_t ox = x1; ox < g.OW; ++ox) border(ox);
-      act.apply(orow, g.OW);
       continue;
     }
     for (int64_t ox = 0; ox < g.OW; ++ox) orow[ox] = bias;

@@ -2,6 +2,7 @@
 // from the node's attributes, applied by oneDNN as a post-op or, on the GEMM and reference paths, by apply().
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include <dnnl.hpp>
@@ -26,6 +27,26 @@ struct FusedActivation {
     return a;
   }
   bool active() const { return kind != Kind::None; }
+
+  // Branch-free form for vectorised inner loops: y = clamp(x < 0 ? slope*x : x, lo, hi). Same values as
+  // operator() except for NaN inputs of Relu and the sign of a zero.
+  struct Linear {
+    float slope, lo, hi;
+    float operator()(float x) const {
+      float v = x < 0.f ? slope * x : x;
+      v = v < lo ? lo : v;
+      return v > hi ? hi : v;
+    }
+  };
+  Linear linear() const {
+    const float inf = std::numeric_limits<float>::infinity();
+    switch (kind) {
+      case Kind::Relu: return {1.f, 0.f, inf};
+      case Kind::LeakyRelu: return {alpha, -inf, inf};
+      case Kind::Clip: return {1.f, alpha, beta};
+      default: return {1.f, -inf, inf};
+    }
+  }
 
   // Same formulas as the Relu / LeakyRelu / Clip kernels.
   float operator()(float x) const {
@@ -65,5 +86,10 @@ struct FusedActivation {
     return attr;
   }
 };
+
+// For each of `rows` rows of y (row r at y + r*ld, `cols` elements): add bias[r] (when bias is not null),
+// then apply the activation.
+void bias_activation_rows(float* y, int64_t rows, int64_t cols, int64_t ld, const float* bias,
+                          const FusedActivation& act);
 
 }  // namespace oq::exec
