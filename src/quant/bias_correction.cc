@@ -10,20 +10,95 @@ namespace {
 
 // Index of the weight element of output channel o and input column j in the stored layout.
 int64_t weight_index(const LayerView& v, int64_t o, int64_t j) {
+  if (v.op_type == "ConvTranspose") {  // [C, rows, kernel]: column j = (input channel of the group, tap)
+    const int64_t kk = v.kernel[0] * v.kernel[1], grp = o / v.rows, r = o % v.rows, cg = v.k / kk;
+    return ((grp * cg + j / kk) * v.rows + r) * kk + j % kk;
+  }
   const int64_t R = v.rows * v.groups;
   return v.transposed ? j * R + o : o * v.k + j;
 }
 
+// ConvTranspose: output position o = i·stride − pad_begin + tap·dilation; the column of (channel, tap) sums
+// the inputs whose o falls inside the output. Returns the output size (positions per sample).
+int64_t accumulate_transposed(InputMeans& m, const Tensor& xin) {
+  const LayerView& v = m.view;
+  Tensor x = xin.dtype() == DType::Float ? xin : xin.cast(DType::Float);
+  if (x.rank() != 3 && x.rank() != 4)
+    fail(ErrorKind::Runtime, "input of ConvTranspose '{}' has rank {}", v.node, x.rank());
+  const int64_t N = x.dim(0), C = x.dim(1), IH = x.rank() == 4 ? x.dim(2) : 1, IW = x.dim(x.rank() - 1);
+  const int64_t KH = v.kernel[0], KW = v.kernel[1], cg = v.k / (KH * KW);
+  if (cg * v.groups != C) fail(ErrorKind::Runtime, "ConvTranspose '{}': input channels {} do not match its weight", v.node, C);
+  const int64_t OH = v.strides[0] * (IH - 1) + v.output_padding[0] + (KH - 1) * v.dilations[0] + 1 - v.pads[0] - v.pads[2];
+  const int64_t OW = v.strides[1] * (IW - 1) + v.output_padding[1] + (KW - 1) * v.dilations[1] + 1 - v.pads[1] - v.pads[3];
+  const float* xd = x.data<float>();
+  std::vector<double> rows(static_cast<size_t>(IH));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* src = xd + (n * C + c) * IH * IW;
+      double* s = m.sum.data() + (c / cg) * v.k + (c % cg) * KH * KW;
+      for (int64_t b = 0; b < KW; ++b) {
+        for (int64_t ih = 0; ih < IH; ++ih) {  // per input row: the inputs whose column lands inside
+          double a = 0.0;
+          for (int64_t iw = 0; iw < IW; ++iw) {
+            int64_t ow = iw * v.strides[1] - v.pads[1] + b * v.dilations[1];
+            if (ow >= 0 && ow < OW) a += src[ih * IW + iw];
+          }
+          rows[static_cast<size_t>(ih)] = a;
+        }
+        for (int64_t a = 0; a < KH; ++a)
+          for (int64_t ih = 0; ih < IH; ++ih) {
+            int64_t oh = ih * v.strides[0] - v.pads[0] + a * v.dilations[0];
+            if (oh >= 0 && oh < OH) s[a * KW + b] += rows[static_cast<size_t>(ih)];
+          }
+      }
+    }
+  return N * OH * OW;
+}
+
 }  // namespace
+
+std::optional<LayerView> conv_transpose_view(const ir::Graph& g, const ir::Node& n) {
+  if (n.op_type != "ConvTranspose" || !n.is_default_domain() || n.inputs.size() < 2) return std::nullopt;
+  const ir::Initializer* wi = g.find_initializer(n.input(1));
+  if (!wi || wi->tensor.dtype() != DType::Float || g.find_initializer(n.input(0))) return std::nullopt;
+  const Tensor& w = wi->tensor;
+  if ((w.rank() != 3 && w.rank() != 4) || n.attr_string("auto_pad", "NOTSET") != "NOTSET" ||
+      n.has_attr("output_shape"))
+    return std::nullopt;
+  const int sp = static_cast<int>(w.rank()) - 2;
+  LayerView v;
+  v.weight = wi->name;
+  v.input = n.input(0);
+  v.node = n.name;
+  v.op_type = n.op_type;
+  v.groups = n.attr_int("group", 1);
+  if (v.groups <= 0 || w.dim(0) % v.groups) return std::nullopt;
+  v.rows = w.dim(1);
+  v.k = w.dim(0) / v.groups * (w.numel() / (w.dim(0) * w.dim(1)));
+  v.out_axis = 1;
+  auto strides = n.attr_ints("strides", std::vector<int64_t>(sp, 1));
+  auto dil = n.attr_ints("dilations", std::vector<int64_t>(sp, 1));
+  auto pads = n.attr_ints("pads", std::vector<int64_t>(2 * sp, 0));
+  auto opad = n.attr_ints("output_padding", std::vector<int64_t>(sp, 0));
+  if (sp == 2) {
+    v.kernel = {w.dim(2), w.dim(3)};
+    v.strides = strides, v.dilations = dil, v.pads = pads, v.output_padding = opad;
+  } else {
+    v.kernel = {1, w.dim(2)};
+    v.strides = {1, strides[0]}, v.dilations = {1, dil[0]}, v.pads = {0, pads[0], 0, pads[1]};
+    v.output_padding = {0, opad[0]};
+  }
+  return v;
+}
 
 std::vector<BiasTarget> bias_targets(const ir::Graph& g) {
   std::vector<BiasTarget> out;
   ir::GraphIndex idx(g);
   for (const auto& n : g.nodes) {
-    auto v = layer_view(g, n);
+    auto v = n.op_type == "ConvTranspose" ? conv_transpose_view(g, n) : layer_view(g, n);
     if (!v) continue;
     BiasTarget t{*v, "", 1.0};
-    if (n.op_type == "Conv" || n.op_type == "Gemm") {
+    if (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm") {
       t.bias = n.input(2);
       if (n.op_type == "Gemm") t.beta = n.attr_float("beta", 1.0f);
     } else {  // MatMul: the constant of an Add consuming its output, if that Add is the only consumer
@@ -78,6 +153,10 @@ void InputMeansCollector::observe(const std::string& name, const Tensor& x) {
     InputMeans& m = means_[w];
     const int64_t k = m.view.k;
     if (m.sum.empty()) m.sum.assign(static_cast<size_t>(m.view.groups * k), 0.0);
+    if (m.view.op_type == "ConvTranspose") {
+      m.rows += accumulate_transposed(m, x);
+      continue;
+    }
     for_each_im2col(m.view, x, [&](const std::vector<float>& col, int64_t P, int64_t grp) {
       double* s = m.sum.data() + grp * k;
       for (int64_t j = 0; j < k; ++j) {

@@ -8,10 +8,13 @@
 // choice, and the values of a weight quantizer such as GPTQ), so build_qdq applies the correction after the
 // weight parameters are known, for every model it builds (full_auto: Int4 and Int8 alike).
 // Layers: Conv (1-D/2-D, explicit pads or VALID), Gemm (transA 0) and MatMul with a constant 2-D weight — the
-// layers of LayerView. The bias is the Conv/Gemm bias input (add_zero_biases creates a zero one first where it
-// is missing), or for MatMul the constant of an Add that is the MatMul output's only consumer.
+// layers of LayerView — and ConvTranspose (1-D/2-D, explicit pads, no output_shape), whose column means are
+// those of the input positions each kernel tap maps inside the output. The bias is the Conv/ConvTranspose/Gemm
+// bias input (add_zero_biases creates a zero one first where it is missing), or for MatMul the constant of an
+// Add that is the MatMul output's only consumer.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,8 +33,8 @@ struct InputMeans {
 };
 using InputMeansMap = std::map<std::string, InputMeans>;  // by weight name
 
-// A layer whose bias can be corrected: Conv/Gemm (bias input 2, possibly absent), or MatMul followed by an
-// Add of a constant (the bias). `beta`: Gemm's beta (the bias is multiplied by it).
+// A layer whose bias can be corrected: Conv/ConvTranspose/Gemm (bias input 2, possibly absent), or MatMul
+// followed by an Add of a constant (the bias). `beta`: Gemm's beta (the bias is multiplied by it).
 struct BiasTarget {
   LayerView view;
   std::string bias;  // "" when the Conv/Gemm has no bias (yet)
@@ -39,8 +42,12 @@ struct BiasTarget {
 };
 std::vector<BiasTarget> bias_targets(const ir::Graph& g);
 
-// Adds a zero float bias (named "<weight>_bias", made unique) to every Conv and Gemm target without one; the
-// model computes the same function. Returns the number added.
+// The view of a ConvTranspose with a constant weight [C, O/group, k...]: groups × rows (O/group) × k
+// (C/group × kernel size); nullopt for auto_pad, output_shape or 3-D.
+std::optional<LayerView> conv_transpose_view(const ir::Graph& g, const ir::Node& n);
+
+// Adds a zero float bias (named "<weight>_bias", made unique) to every Conv, ConvTranspose and Gemm target
+// without one; the model computes the same function. Returns the number added.
 int add_zero_biases(ir::Graph& g);
 
 // Watches the inputs of the given layers during a float run (call observe() from an executor observer).

@@ -49,6 +49,7 @@ struct LayerView {
   int out_axis = 0;          // output-channel axis of the stored weight
   // Conv geometry (spatial rank 1 or 2).
   std::vector<int64_t> kernel, strides, pads, dilations;
+  std::vector<int64_t> output_padding;  // ConvTranspose (bias correction only; GPTQ does not take it)
 };
 
 // The view of a Conv (2-D or 1-D, explicit pads), Gemm (transA = 0) or MatMul (2-D weight) with a constant
