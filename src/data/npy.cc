@@ -45,6 +45,12 @@ MappedFile::~MappedFile() {
   if (data_) munmap(data_, size_);
 }
 
+void MappedFile::note_streamed(size_t nbytes) {
+  if (!data_ || streamed_.fetch_add(nbytes) + nbytes < kReleaseBytes) return;
+  streamed_ = 0;
+  madvise(data_, size_, MADV_DONTNEED);  // advisory: a failure only means the pages stay resident
+}
+
 // ---------------------------------------------------------------------------------------------- header
 
 namespace {
@@ -218,7 +224,15 @@ std::string npy_descr(DType t) {
 
 NpyArray NpyArray::open(const std::string& path) {
   auto m = MappedFile::open(path);
-  return from_memory(m, m->data(), m->size(), path);
+  return from_mapping(m, m->data(), m->size(), path);
+}
+
+NpyArray NpyArray::from_mapping(std::shared_ptr<MappedFile> m, const uint8_t* bytes, size_t n,
+                                const std::string& label) {
+  MappedFile* raw = m.get();
+  NpyArray a = from_memory(std::move(m), bytes, n, label);
+  a.mapping_ = raw;
+  return a;
 }
 
 NpyArray NpyArray::from_memory(std::shared_ptr<void> owner, const uint8_t* bytes, size_t n,
@@ -263,7 +277,9 @@ Tensor NpyArray::row(int64_t i) const {
     s = {1};
   else
     s[0] = 1;
-  return make(row_bytes(i), std::move(s));
+  Tensor t = make(row_bytes(i), std::move(s));
+  if (mapping_) mapping_->note_streamed(row_nbytes_);
+  return t;
 }
 
 // ---------------------------------------------------------------------------------------------- writing

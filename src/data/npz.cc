@@ -205,11 +205,11 @@ NpyArray NpzArchive::array(const std::string& name) const {
   const uint8_t* data = base + data_off;
   if (m->method == 0) {
     if (m->comp_size != m->size) fail(ErrorKind::Data, "{}: stored member with differing sizes", label);
-    return NpyArray::from_memory(file_, data, m->size, label);
+    return NpyArray::from_mapping(file_, data, m->size, label);
   }
   if (m->method == 8) {
     auto mapped = inflate_to_mapping(data, m->comp_size, m->size, m->crc, label);
-    return NpyArray::from_memory(mapped, mapped->data(), mapped->size(), label);
+    return NpyArray::from_mapping(mapped, mapped->data(), mapped->size(), label);
   }
   fail(ErrorKind::Data, "{}: zip compression method {} is not supported (only stored and deflate)", label,
        m->method);

@@ -199,6 +199,38 @@ TEST(Npy, RowsAreViewsIntoTheMapping) {
   EXPECT_EQ(r3.data<float>()[7], x.data<float>()[31]);
 }
 
+// Kilobytes of file-backed memory resident in this process (RssFile in /proc/self/status).
+int64_t rss_file_kb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("RssFile:", 0) == 0) return std::stoll(line.substr(8));
+  return -1;
+}
+
+TEST(Npy, StreamingRowsDoesNotKeepTheFileResident) {
+  TmpDir d;
+  const int64_t rows = 40, cols = 512 * 1024;  // 40 rows of 2 MiB: 80 MiB, more than MappedFile::kReleaseBytes
+  Tensor x(DType::Float, {rows, cols});
+  for (int64_t r = 0; r < rows; ++r) x.data<float>()[r * cols + 7] = static_cast<float>(r) + 0.5f;
+  write_npy(d / "big.npy", x);
+  x = Tensor();
+  NpyArray a = NpyArray::open(d / "big.npy");
+  const int64_t before = rss_file_kb();
+  ASSERT_GT(before, 0);
+  double sum = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    Tensor row = a.row(r);
+    for (float v : row.span<const float>()) sum += v;  // touch every page
+    EXPECT_EQ(row.data<float>()[7], static_cast<float>(r) + 0.5f);
+  }
+  EXPECT_EQ(sum, rows * (rows - 1) / 2.0 + rows * 0.5);
+  const int64_t grown_kb = rss_file_kb() - before;
+  EXPECT_LT(grown_kb, static_cast<int64_t>(MappedFile::kReleaseBytes / 1024) + 4096) << "RssFile grew by " << grown_kb;
+  // Rows read after a release fault back in with the same bytes.
+  EXPECT_EQ(a.row(0).data<float>()[7], 0.5f);
+}
+
 TEST(Npy, ErrorsNameTheFile) {
   TmpDir d;
   write_bytes(d / "magic.npy", "not a numpy file at all");
