@@ -154,8 +154,8 @@ static void check_jpeg_huffman_tables(const std::string& path, const std::vector
 }
 
 // stb_image 2.27 overreads its buffer when converting a 16-bit PNM (maxval > 255) to fewer channels (fixed in
-// stb 2.28; found by fuzz/fuzz_image). Binary PGM/PPM headers are read as stb reads them; 16-bit ones, and
-// dimensions that would overflow stb's int parsing, are refused.
+// stb 2.28; found by fuzz/fuzz_image). Binary PGM/PPM headers are read as stb reads them; 16-bit ones,
+// dimensions that would overflow stb's int parsing, and files shorter than their pixel data, are refused.
 static void check_pnm_depth(const std::string& path, const std::vector<uint8_t>& b) {
   if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return;
   size_t i = 2;
@@ -174,6 +174,12 @@ static void check_pnm_depth(const std::string& path, const std::vector<uint8_t>&
   // dimensions beyond what onnxquant decodes anyway (2^26 pixels) before stb reads them.
   if (v[0] > (int64_t{1} << 26) || v[1] > (int64_t{1} << 26))
     fail(ErrorKind::Data, "cannot decode image {}: PGM/PPM of {} x {} pixels is too large", path, v[0], v[1]);
+  // stb 2.27 ignores a short read of the pixel data and returns an image of uninitialised pixels (found by
+  // fuzz/fuzz_image: 25 bytes declaring 5 x 952525 pixels). The data starts after one whitespace byte.
+  const int64_t need = v[0] * v[1] * (b[1] == '5' ? 1 : 3), have = static_cast<int64_t>(b.size()) - static_cast<int64_t>(i) - 1;
+  if (need > 0 && have < need)
+    fail(ErrorKind::Data, "cannot decode image {}: truncated PGM/PPM ({} x {} pixels need {} bytes of pixel data, the file has {})",
+         path, v[0], v[1], need, std::max<int64_t>(have, 0));
 }
 
 Image decode_image(const std::string& path, ColorMode color) {

@@ -166,6 +166,26 @@ TEST(Preprocess, NhwcAndBgrChannelOrder) {
   EXPECT_EQ(t.data<float>()[3 * 6 + 5], 255.0f);    // opaque alpha
 }
 
+// Binary PGM/PPM: exact pixel bytes of a complete file (comment in the header); a file shorter than the pixel data
+// its header declares is refused (stb 2.27 would return uninitialised pixels; fuzz finding).
+TEST(Preprocess, BinaryPnmCompleteAndTruncated) {
+  TmpDir d;
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(d / name, std::ios::binary) << bytes;
+  };
+  write("g.pgm", std::string("P5\n# c\n3 2\n255\n") + std::string("\x01\x02\x03\x04\x05\xfa", 6));
+  Image g = decode_image(d / "g.pgm", ColorMode::Grayscale);
+  EXPECT_EQ(g.w, 3);
+  EXPECT_EQ(g.h, 2);
+  EXPECT_EQ(g.px, (std::vector<float>{1, 2, 3, 4, 5, 250}));
+  write("c.ppm", std::string("P6 1 2 255 ") + std::string("\x0a\x0b\x0c\x0d\x0e\x0f", 6));
+  Image c = decode_image(d / "c.ppm", ColorMode::RGB);
+  EXPECT_EQ(c.px, (std::vector<float>{10, 11, 12, 13, 14, 15}));
+  write("t.pgm", std::string("P5\n3 2\n255\n") + std::string("\x01\x02\x03\x04\x05", 5));
+  expect_error([&] { decode_image(d / "t.pgm", ColorMode::Grayscale); }, ErrorKind::Data,
+               {"t.pgm", "truncated PGM/PPM", "6 bytes"});
+}
+
 // ------------------------------------------------------------------------------------------------ image folders
 
 TEST(ImageFolder, ClassesLabelsAndOrder) {
