@@ -12,50 +12,11 @@
 #include <cmath>
 #include <limits>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
 namespace oq::calib {
 
 namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Slow path of finite_min_max when an infinity was seen: min/max over finite values only.
-BatchMinMax finite_min_max_slow(std::span<const float> x) {
-  float mn = kInf, mx = -kInf;
-  for (float v : x) {
-    if (!std::isfinite(v)) continue;
-    mn = v < mn ? v : mn;
-    mx = v > mx ? v : mx;
-  }
-  return {mn, mx, mn <= mx};
-}
-
 }  // namespace
-
-float abs_min(std::span<const float> x) {
-  const float* p = x.data();
-  const size_t n = x.size();
-  size_t i = 0;
-  float mn = kInf;
-#if defined(__SSE2__)
-  const __m128 sign = _mm_set1_ps(-0.0f);
-  __m128 m0 = _mm_set1_ps(kInf), m1 = m0;
-  for (; i + 8 <= n; i += 8) {
-    m0 = _mm_min_ps(_mm_andnot_ps(sign, _mm_loadu_ps(p + i)), m0);  // NaN lanes keep m0
-    m1 = _mm_min_ps(_mm_andnot_ps(sign, _mm_loadu_ps(p + i + 4)), m1);
-  }
-  alignas(16) float t[4];
-  _mm_store_ps(t, _mm_min_ps(m0, m1));
-  for (float v : t) mn = v < mn ? v : mn;
-#endif
-  for (; i < n; ++i) {
-    const float v = std::fabs(p[i]);
-    mn = v < mn ? v : mn;
-  }
-  return mn;
-}
 
 namespace {
 void check_bins(int64_t n, const char* what) {
@@ -66,44 +27,6 @@ void check_bins(int64_t n, const char* what) {
          what, n, kMaxHistogramBins);
 }
 }  // namespace
-
-BatchMinMax finite_min_max(std::span<const float> x) {
-  const float* p = x.data();
-  const size_t n = x.size();
-  size_t i = 0;
-  float mn = kInf, mx = -kInf;
-#if defined(__SSE2__)
-  // _mm_min_ps(v, m) is (v < m ? v : m): a NaN in v leaves m unchanged.
-  __m128 mn0 = _mm_set1_ps(kInf), mn1 = mn0, mn2 = mn0, mn3 = mn0;
-  __m128 mx0 = _mm_set1_ps(-kInf), mx1 = mx0, mx2 = mx0, mx3 = mx0;
-  for (; i + 16 <= n; i += 16) {
-    const __m128 a = _mm_loadu_ps(p + i), b = _mm_loadu_ps(p + i + 4);
-    const __m128 c = _mm_loadu_ps(p + i + 8), d = _mm_loadu_ps(p + i + 12);
-    mn0 = _mm_min_ps(a, mn0);
-    mn1 = _mm_min_ps(b, mn1);
-    mn2 = _mm_min_ps(c, mn2);
-    mn3 = _mm_min_ps(d, mn3);
-    mx0 = _mm_max_ps(a, mx0);
-    mx1 = _mm_max_ps(b, mx1);
-    mx2 = _mm_max_ps(c, mx2);
-    mx3 = _mm_max_ps(d, mx3);
-  }
-  alignas(16) float tn[4], tx[4];
-  _mm_store_ps(tn, _mm_min_ps(_mm_min_ps(mn0, mn1), _mm_min_ps(mn2, mn3)));
-  _mm_store_ps(tx, _mm_max_ps(_mm_max_ps(mx0, mx1), _mm_max_ps(mx2, mx3)));
-  for (int k = 0; k < 4; ++k) {
-    mn = tn[k] < mn ? tn[k] : mn;
-    mx = tx[k] > mx ? tx[k] : mx;
-  }
-#endif
-  for (; i < n; ++i) {
-    const float v = p[i];
-    mn = v < mn ? v : mn;
-    mx = v > mx ? v : mx;
-  }
-  if (mn == -kInf || mx == kInf) return finite_min_max_slow(x);
-  return {mn, mx, mn <= mx};
-}
 
 // ---------------------------------------------------------------- numpy-exact helpers
 
@@ -185,43 +108,15 @@ float floor_divide(float a, float b) {
   return floordiv;
 }
 
-namespace {
-template <typename E>
-void accumulate_impl(std::span<const float> x, bool absolute, std::span<const E> edges,
-                     std::vector<int64_t>& counts) {
-  const int64_t nb = static_cast<int64_t>(counts.size());
-  OQ_CHECK(nb >= 1 && edges.size() == counts.size() + 1, "histogram: edges/counts mismatch");
-  const E lo = edges.front(), hi = edges.back();
-  // float estimate of the bin (edges are uniform up to rounding), then settled exactly on the edges
-  const auto scale = static_cast<float>(static_cast<double>(nb) / (static_cast<double>(hi) - static_cast<double>(lo)));
-  const auto lo_f = static_cast<float>(lo);
-  const int64_t last = nb - 1;
-  const E* e = edges.data();
-  int64_t* c = counts.data();
-  for (float f : x) {
-    const float v = absolute ? std::fabs(f) : f;
-    if (!(v >= lo && v <= hi)) continue;  // also drops NaN
-    auto i = static_cast<int64_t>(std::max(0.0f, (v - lo_f) * scale));
-    i = i < last ? i : last;
-    i -= (v < e[i]);  // one step each way settles almost every value, branch-free ...
-    i = i < 0 ? 0 : i;
-    i += (i < last) & (v >= e[i + 1]);
-    if (v < e[i] || (i < last && v >= e[i + 1])) [[unlikely]] {  // ... the rest walks
-      while (v < e[i]) --i;
-      while (i < last && v >= e[i + 1]) ++i;
-    }
-    ++c[i];
-  }
-}
-}  // namespace
-
 void accumulate(std::span<const float> x, bool absolute, std::span<const float> edges,
                 std::vector<int64_t>& counts) {
-  accumulate_impl<float>(x, absolute, edges, counts);
+  OQ_CHECK(edges.size() == counts.size() + 1, "histogram: edges/counts mismatch");
+  Binner<float>(edges).add(x, absolute, counts);
 }
 void accumulate(std::span<const float> x, bool absolute, std::span<const double> edges,
                 std::vector<int64_t>& counts) {
-  accumulate_impl<double>(x, absolute, edges, counts);
+  OQ_CHECK(edges.size() == counts.size() + 1, "histogram: edges/counts mismatch");
+  Binner<double>(edges).add(x, absolute, counts);
 }
 
 }  // namespace np
@@ -323,30 +218,39 @@ void RangeScanner::add(std::span<const float> x) {
   abs_min_ = std::min(abs_min_, am);
 }
 
+void HistogramCollector::set_edges(std::vector<float> edges) {
+  h_.edges = std::move(edges);
+  binner_.emplace(std::span<const float>(h_.edges));
+}
+
 void HistogramCollector::preset(const RangeScanner& all) {
   OQ_CHECK(!init_, "histogram preset after data");
   if (all.empty()) return;
   const float amax = std::max(std::fabs(all.min()), std::fabs(all.max()));
   if (h_.mode == HistogramMode::Value) {
-    h_.edges = np::uniform_edges(-amax, amax, num_bins_);
+    set_edges(np::uniform_edges(-amax, amax, num_bins_));
     h_.threshold = amax;
   } else {
-    h_.edges = np::uniform_edges(all.abs_min(), amax, num_bins_);
+    set_edges(np::uniform_edges(all.abs_min(), amax, num_bins_));
   }
   h_.counts.assign(static_cast<size_t>(num_bins_), 0);
   init_ = true;
 }
 
 void HistogramCollector::add(std::span<const float> x) {
-  const BatchMinMax mm = finite_min_max(x);
+  const bool absolute = h_.mode == HistogramMode::Absolute;
+  // Once the histogram exists, bin against its edges in the same pass that finds the batch's range: almost
+  // every batch keeps the edges; one that changes them is binned again (add_value / add_absolute).
+  const BatchMinMax mm = init_ ? binner_->scan(x, absolute, scratch()) : finite_min_max(x);
   if (!mm.any) {
+    if (init_) scratch().discard();
     ++skipped_;
     return;
   }
-  if (h_.mode == HistogramMode::Value)
-    add_value(x, mm);
-  else
+  if (absolute)
     add_absolute(x, mm);
+  else
+    add_value(x, mm);
   if (batches_ == 0) {
     h_.min = mm.min, h_.max = mm.max;
   } else {
@@ -361,22 +265,23 @@ void HistogramCollector::add_value(std::span<const float> x, const BatchMinMax& 
   const float thr = std::max(std::fabs(mm.min), std::fabs(mm.max));
   if (!init_) {
     init_ = true;
-    h_.edges = np::uniform_edges(-thr, thr, num_bins_);
+    set_edges(np::uniform_edges(-thr, thr, num_bins_));
     h_.counts.assign(static_cast<size_t>(num_bins_), 0);
     h_.threshold = thr;
-    np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+    binner_->add(x, false, h_.counts);
     return;
   }
   const float old_t = h_.threshold;
   const auto old_n = static_cast<int64_t>(h_.counts.size());
-  if (thr <= old_t) {  // same bins
-    np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+  if (thr <= old_t) {  // same bins: x is binned already
+    scratch().commit(h_.counts);
     return;
   }
+  scratch().discard();
   if (old_t == 0) {  // ORT: new range, same bin count, old counts added index for index
-    h_.edges = np::uniform_edges(-thr, thr, old_n);
+    set_edges(np::uniform_edges(-thr, thr, old_n));
     h_.threshold = thr;
-    np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+    binner_->add(x, false, h_.counts);
     return;
   }
   // ORT: widen by whole old strides on both sides; old counts land in the middle bins unchanged.
@@ -393,10 +298,10 @@ void HistogramCollector::add_value(std::span<const float> x, const BatchMinMax& 
   const float new_t = ext + old_t;
   std::vector<int64_t> counts(static_cast<size_t>(new_n), 0);
   std::copy(h_.counts.begin(), h_.counts.end(), counts.begin() + half);
-  h_.edges = np::uniform_edges(-new_t, new_t, new_n);
+  set_edges(np::uniform_edges(-new_t, new_t, new_n));
   h_.counts = std::move(counts);
   h_.threshold = new_t;
-  np::accumulate(x, false, std::span<const float>(h_.edges), h_.counts);
+  binner_->add(x, false, h_.counts);
 }
 
 // ORT collect_absolute_value.
@@ -404,28 +309,30 @@ void HistogramCollector::add_absolute(std::span<const float> x, const BatchMinMa
   const float amax = std::max(std::fabs(mm.min), std::fabs(mm.max));
   if (!init_) {
     init_ = true;
-    h_.edges = np::uniform_edges(abs_min(x), amax, num_bins_);
+    set_edges(np::uniform_edges(abs_min(x), amax, num_bins_));
     h_.counts.assign(static_cast<size_t>(num_bins_), 0);
-    np::accumulate(x, true, std::span<const float>(h_.edges), h_.counts);
+    binner_->add(x, true, h_.counts);
     return;
   }
-  if (amax > h_.edges.back()) {
-    // ORT: edges = hstack(old float32 edges, np.arange(...) float64) -> this batch is binned against the
-    // float64 edges, which are then stored as float32 (hist_edges.astype(float32)).
-    const float width = h_.edges[1] - h_.edges[0];
-    const float start = h_.edges.back() + width;
-    const float stop = amax + width;
-    const std::vector<double> more = np::arange(start, stop, width);
-    check_bins(static_cast<int64_t>(h_.counts.size() + more.size()), "growing the |x| histogram");
-    std::vector<double> edges(h_.edges.begin(), h_.edges.end());
-    edges.insert(edges.end(), more.begin(), more.end());
-    h_.counts.resize(edges.size() - 1, 0);
-    np::accumulate(x, true, std::span<const double>(edges), h_.counts);
-    h_.edges.assign(edges.size(), 0.0f);
-    for (size_t i = 0; i < edges.size(); ++i) h_.edges[i] = static_cast<float>(edges[i]);
+  if (!(amax > h_.edges.back())) {  // same bins: x is binned already
+    scratch().commit(h_.counts);
     return;
   }
-  np::accumulate(x, true, std::span<const float>(h_.edges), h_.counts);
+  scratch().discard();
+  // ORT: edges = hstack(old float32 edges, np.arange(...) float64) -> this batch is binned against the
+  // float64 edges, which are then stored as float32 (hist_edges.astype(float32)).
+  const float width = h_.edges[1] - h_.edges[0];
+  const float start = h_.edges.back() + width;
+  const float stop = amax + width;
+  const std::vector<double> more = np::arange(start, stop, width);
+  check_bins(static_cast<int64_t>(h_.counts.size() + more.size()), "growing the |x| histogram");
+  std::vector<double> edges(h_.edges.begin(), h_.edges.end());
+  edges.insert(edges.end(), more.begin(), more.end());
+  h_.counts.resize(edges.size() - 1, 0);
+  Binner<double>(edges).add(x, true, h_.counts);
+  std::vector<float> fe(edges.size());
+  for (size_t i = 0; i < edges.size(); ++i) fe[i] = static_cast<float>(edges[i]);
+  set_edges(std::move(fe));
 }
 
 // ---------------------------------------------------------------- PerChannelAbsMaxCollector

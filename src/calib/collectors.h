@@ -23,21 +23,14 @@
 // batches_skipped()), where ORT would count an empty batch as the range [0, 0].
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
+#include "calib/binning.h"
 #include "core/tensor.h"
 
 namespace oq::calib {
-
-// min/max of the finite values of x in one vectorised pass; any=false when x has no finite value.
-struct BatchMinMax {
-  float min = 0, max = 0;
-  bool any = false;
-};
-BatchMinMax finite_min_max(std::span<const float> x);
-// min |v| over the values of x that are not NaN (+inf when there are none).
-float abs_min(std::span<const float> x);
 
 // Range of everything seen, for a first pass before a fixed-range histogram (HistogramCollector::preset).
 class RangeScanner {
@@ -125,9 +118,13 @@ class HistogramCollector {
   const Histogram& histogram() const { return h_; }
 
  private:
+  // Each finishes a batch: with the counts pending in the scratch (binned against the current edges) when
+  // the histogram already existed, else binning x itself.
   void add_value(std::span<const float> x, const BatchMinMax& mm);
   void add_absolute(std::span<const float> x, const BatchMinMax& mm);
+  void set_edges(std::vector<float> edges);  // h_.edges and binner_
   Histogram h_;
+  std::optional<Binner<float>> binner_;  // for h_.edges
   int64_t num_bins_;
   bool init_ = false;  // edges exist (first batch seen, or preset)
   int64_t batches_ = 0, skipped_ = 0;
