@@ -1,6 +1,7 @@
 // An activation fused into a Conv by the executor's optimizer (ir::passes::fuse_conv_activation): parsed once
 // from the node's attributes, applied by oneDNN as a post-op or, on the GEMM and reference paths, by apply().
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -32,10 +33,10 @@ struct FusedActivation {
   // operator() except for NaN inputs of Relu and the sign of a zero.
   struct Linear {
     float slope, lo, hi;
-    float operator()(float x) const {
-      float v = x < 0.f ? slope * x : x;
-      v = v < lo ? lo : v;
-      return v > hi ? hi : v;
+    float operator()(float x) const {  // min/max only, so that loops calling it vectorise
+      float v = std::max(x, 0.f) + slope * std::min(x, 0.f);
+      v = std::max(v, lo);
+      return std::min(v, hi);
     }
   };
   Linear linear() const {
