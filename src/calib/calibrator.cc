@@ -103,7 +103,7 @@ namespace {
 void Calibrator::observe(const std::string& name, const Tensor& value) {
   if (value.dtype() != DType::Float) return;
   auto it = entries_.find(name);
-  auto ch = channel_.find(name);
+  auto ch = channel_.empty() ? channel_.end() : channel_.find(name);
   if (it == entries_.end() && ch == channel_.end()) return;
   try {
     if (it != entries_.end()) {

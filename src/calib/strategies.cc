@@ -84,44 +84,64 @@ float pairwise_sum(std::span<const float> a) {
   return 0.0f + pairwise(a.data(), static_cast<int64_t>(a.size()));
 }
 
-std::optional<std::vector<float>> smooth(std::span<const int64_t> counts) {
+// Wider vectors where the CPU has them: the same IEEE operations (conversions, divisions), so the same results.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define OQ_KL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define OQ_KL_CLONES
+#endif
+
+namespace {
+// ORT smooth_distribution into out (counts.size() floats); false where smooth() gives nullopt. Branch-free
+// per element (a zero count is as likely as not).
+OQ_KL_CLONES bool smooth_into(std::span<const int64_t> counts, float* out) {
   int64_t n_zeros = 0;
   for (int64_t c : counts) n_zeros += (c == 0);
   const int64_t n_nonzeros = static_cast<int64_t>(counts.size()) - n_zeros;
-  if (n_nonzeros == 0) return std::nullopt;
+  if (n_nonzeros == 0) return false;
   const double eps = 0.0001;
   const double eps1 = eps * static_cast<double>(n_zeros) / static_cast<double>(n_nonzeros);
-  if (!(eps1 < 1.0)) return std::nullopt;  // ORT: assert eps1 < 1.0
+  if (!(eps1 < 1.0)) return false;  // ORT: assert eps1 < 1.0
   // hist = p.astype(float32); hist += eps * is_zeros + (-eps1) * is_nonzeros   (float32)
   const auto eps_f = static_cast<float>(eps);
   const auto neg_eps1_f = static_cast<float>(-eps1);
-  std::vector<float> out(counts.size());
+  const int64_t* c = counts.data();
   for (size_t i = 0; i < counts.size(); ++i) {
-    if (counts[i] == 0) {
-      out[i] = eps_f;
-    } else {
-      const auto v = static_cast<float>(counts[i]);
-      out[i] = v + neg_eps1_f;
-    }
+    const float v = static_cast<float>(c[i]) + neg_eps1_f;
+    out[i] = c[i] == 0 ? eps_f : v;
   }
+  return true;
+}
+
+// entropy(p, q) with caller-provided scratch (n floats): the divisions in vectorisable loops, the logarithm
+// (the same std::log as always, for the same results) in its own loop.
+OQ_KL_CLONES float entropy_into(const float* p, const float* q, size_t n, float* vec) {
+  const float sp = pairwise_sum(std::span<const float>(p, n)), sq = pairwise_sum(std::span<const float>(q, n));
+  for (size_t i = 0; i < n; ++i) {
+    const float pk = p[i] / sp, qk = q[i] / sq;
+    vec[i] = pk / qk;
+  }
+  for (size_t i = 0; i < n; ++i) vec[i] = std::log(vec[i]);
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < n; ++i) {
+    const float pk = p[i] / sp, qk = q[i] / sq;
+    const float term = pk * vec[i];
+    vec[i] = (pk > 0 && qk > 0) ? term : inf;  // rel_entr: p == 0 or q <= 0
+  }
+  return pairwise_sum(std::span<const float>(vec, n));
+}
+}  // namespace
+
+std::optional<std::vector<float>> smooth(std::span<const int64_t> counts) {
+  std::vector<float> out(counts.size());
+  if (!smooth_into(counts, out.data())) return std::nullopt;
   return out;
 }
 
 float entropy(std::span<const float> p, std::span<const float> q) {
   OQ_CHECK(p.size() == q.size(), "entropy: size mismatch");
-  const float sp = pairwise_sum(p), sq = pairwise_sum(q);
   std::vector<float> vec(p.size());
-  for (size_t i = 0; i < p.size(); ++i) {
-    const float pk = p[i] / sp, qk = q[i] / sq;
-    if (pk > 0 && qk > 0) {
-      const float ratio = pk / qk;
-      const float lg = std::log(ratio);
-      vec[i] = pk * lg;
-    } else {
-      vec[i] = std::numeric_limits<float>::infinity();  // rel_entr: p == 0 or q <= 0
-    }
-  }
-  return pairwise_sum(vec);
+  return entropy_into(p.data(), q.data(), p.size(), vec.data());
 }
 
 std::vector<float> divergences(const Histogram& h, int64_t num_quantized_bins) {
@@ -132,37 +152,45 @@ std::vector<float> divergences(const Histogram& h, int64_t num_quantized_bins) {
   if (zero_bin < half_q)
     fail(ErrorKind::Config, "entropy calibration: the histogram has {} bins, fewer than num_quantized_bins {}", nb,
          nq);
-  std::vector<int64_t> prefix(static_cast<size_t>(nb) + 1, 0);
-  for (int64_t i = 0; i < nb; ++i) prefix[i + 1] = prefix[i] + h.counts[i];
+  // prefix sums of the counts and of "count != 0": every window's group sums and non-zero counts in O(1)
+  std::vector<int64_t> prefix(static_cast<size_t>(nb) + 1, 0), nz_prefix(static_cast<size_t>(nb) + 1, 0);
+  for (int64_t i = 0; i < nb; ++i) {
+    prefix[i + 1] = prefix[i] + h.counts[i];
+    nz_prefix[i + 1] = nz_prefix[i] + (h.counts[i] != 0);
+  }
   std::vector<float> out;
   out.reserve(static_cast<size_t>(zero_bin - half_q + 1));
-  std::vector<int64_t> p, q, qbins(static_cast<size_t>(nq));
+  // buffers for the longest window, reused by every window
+  const auto cap = static_cast<size_t>(std::min(2 * zero_bin + 1, nb));
+  std::vector<int64_t> p(cap), q(cap);
+  std::vector<float> ps(cap), qs(cap), vec(cap);
   for (int64_t i = half_q; i <= zero_bin; ++i) {
     const int64_t start = zero_bin - i, end = std::min(zero_bin + i + 1, nb), len = end - start;
     const int64_t* slice = h.counts.data() + start;
     // reference distribution p: the window, outliers folded into its end bins
-    p.assign(slice, slice + len);
+    std::copy(slice, slice + len, p.begin());
     p[0] += prefix[start];
     p[len - 1] += prefix[nb] - prefix[end];
-    // quantise the window (without outliers) into nq bins of `merged` bins, the remainder into the last
-    const int64_t merged = len / nq;
-    for (int64_t k = 0; k < nq; ++k) {
-      int64_t s = 0;
-      for (int64_t j = k * merged; j < (k + 1) * merged; ++j) s += slice[j];
-      qbins[k] = s;
-    }
-    for (int64_t j = nq * merged; j < len; ++j) qbins[nq - 1] += slice[j];
+    // quantise the window (without outliers) into nq bins of `merged` bins, the remainder into the last;
     // expand back: every bin of a group gets quantized / (non-zero bins of p in the group), truncated
-    q.assign(static_cast<size_t>(len), 0);
+    const int64_t merged = len / nq;
+    std::fill(q.begin(), q.begin() + len, 0);
     for (int64_t k = 0; k < nq; ++k) {
-      int64_t norm = 0;
-      for (int64_t j = k * merged; j < (k + 1) * merged; ++j) norm += (p[j] != 0);
+      const int64_t b = k * merged, e = (k + 1) * merged;  // the group, within the window
+      int64_t qsum = prefix[start + e] - prefix[start + b];
+      if (k == nq - 1) qsum += prefix[end] - prefix[start + nq * merged];
+      // non-zero bins of p: those of the slice, corrected where p differs from it (its two end bins)
+      int64_t norm = nz_prefix[start + e] - nz_prefix[start + b];
+      if (b == 0 && e > 0) norm += (p[0] != 0) - (slice[0] != 0);
+      if (e >= len && len - 1 >= b && len > 1) norm += (p[len - 1] != 0) - (slice[len - 1] != 0);
       if (norm == 0) continue;
-      const int64_t v = static_cast<int64_t>(static_cast<double>(qbins[k]) / static_cast<double>(norm));
-      for (int64_t j = k * merged; j < (k + 1) * merged; ++j) q[j] = v;
+      const int64_t v = static_cast<int64_t>(static_cast<double>(qsum) / static_cast<double>(norm));
+      std::fill(q.begin() + b, q.begin() + e, v);
     }
-    const auto ps = smooth(p), qs = smooth(q);
-    out.push_back(ps && qs ? entropy(*ps, *qs) : std::numeric_limits<float>::infinity());
+    const bool ok = smooth_into(std::span<const int64_t>(p.data(), len), ps.data()) &&
+                    smooth_into(std::span<const int64_t>(q.data(), len), qs.data());
+    out.push_back(ok ? entropy_into(ps.data(), qs.data(), static_cast<size_t>(len), vec.data())
+                     : std::numeric_limits<float>::infinity());
   }
   return out;
 }
