@@ -96,7 +96,7 @@ std::vector<BiasTarget> bias_targets(const ir::Graph& g) {
   ir::GraphIndex idx(g);
   for (const auto& n : g.nodes) {
     auto v = n.op_type == "ConvTranspose" ? conv_transpose_view(g, n) : layer_view(g, n);
-    if (!v) continue;
+    if (!v || tensor_uses(g, v->weight) != 1) continue;  // a shared weight sees several inputs
     BiasTarget t{*v, "", 1.0};
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm") {
       t.bias = n.input(2);

@@ -34,7 +34,8 @@ struct InputMeans {
 using InputMeansMap = std::map<std::string, InputMeans>;  // by weight name
 
 // A layer whose bias can be corrected: Conv/ConvTranspose/Gemm (bias input 2, possibly absent), or MatMul
-// followed by an Add of a constant (the bias). `beta`: Gemm's beta (the bias is multiplied by it).
+// followed by an Add of a constant (the bias); the weight is used by that node only. `beta`: Gemm's beta (the
+// bias is multiplied by it).
 struct BiasTarget {
   LayerView view;
   std::string bias;  // "" when the Conv/Gemm has no bias (yet)

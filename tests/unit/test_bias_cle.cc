@@ -304,3 +304,14 @@ TEST(BiasCorrection, ConvTransposeMeanOutputErrorVanishes) {
   EXPECT_GT(wb, 1e-3);
   EXPECT_LT(wa, 2e-3 * wb) << wa << " vs " << wb;
 }
+
+TEST(BiasCorrection, SharedWeightsAreLeftAlone) {
+  // Two Convs reading different inputs with one weight: one set of input means cannot serve both biases.
+  ir::Model m = bc_model();
+  m.graph.nodes.push_back(conv("x", "WA", "", "a2"));
+  m.graph.outputs.push_back(vi("a2", {-1, 6, 8, 8}));
+  auto targets = quant::bias_targets(m.graph);
+  ASSERT_EQ(targets.size(), 3u);
+  for (const auto& t : targets) EXPECT_NE(t.view.weight, "WA");
+  EXPECT_EQ(quant::add_zero_biases(m.graph), 0);
+}
