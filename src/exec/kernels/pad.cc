@@ -56,6 +56,31 @@ Shape padded_shape(const ir::Node& node, const Tensor& x, const std::vector<int6
   return os;
 }
 
+// memcpy for n <= 32 bytes without a library call: two overlapping fixed-size copies (the borders of spatial
+// padding are one or two elements, so the calls would cost more than the copies).
+inline void copy_small(uint8_t* d, const uint8_t* s, size_t n) {
+  if (n >= 16) {
+    std::memcpy(d, s, 16);
+    std::memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(d, s, 8);
+    std::memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(d, s, 4);
+    std::memcpy(d + n - 4, s + n - 4, 4);
+  } else if (n >= 2) {
+    std::memcpy(d, s, 2);
+    std::memcpy(d + n - 2, s + n - 2, 2);
+  } else if (n == 1) {
+    *d = *s;
+  }
+}
+
+inline void copy_bytes(uint8_t* d, const uint8_t* s, int64_t n) {
+  if (n <= 32) copy_small(d, s, static_cast<size_t>(n));
+  else std::memcpy(d, s, static_cast<size_t>(n));
+}
+
 }  // namespace
 
 void pad_constant(size_t esz, const Shape& in_shape, const uint8_t* in, const std::vector<int64_t>& pads,
@@ -102,14 +127,12 @@ void pad_constant(size_t esz, const Shape& in_shape, const uint8_t* in, const st
   // ... everything else is the fill value: memset when its bytes are zero, else copied from one row of it.
   bool zero_fill = true;
   for (size_t b = 0; b < esz; ++b) zero_fill = zero_fill && fill[b] == 0;
-  std::vector<uint8_t> fill_row;
-  if (!zero_fill) {
-    fill_row.resize(static_cast<size_t>(row_bytes));
-    for (int64_t b = 0; b < row_bytes; b += static_cast<int64_t>(esz)) std::memcpy(&fill_row[b], fill, esz);
-  }
+  std::vector<uint8_t> fill_row(zero_fill ? 32 : static_cast<size_t>(std::max<int64_t>(row_bytes, 32)), 0);
+  if (!zero_fill)
+    for (size_t b = 0; b + esz <= fill_row.size(); b += esz) std::memcpy(&fill_row[b], fill, esz);
   auto fill_bytes = [&](uint8_t* dst, int64_t bytes) {
-    if (bytes <= 0) return;
-    if (zero_fill) std::memset(dst, 0, static_cast<size_t>(bytes));
+    if (bytes <= 32) copy_small(dst, fill_row.data(), static_cast<size_t>(std::max<int64_t>(bytes, 0)));
+    else if (zero_fill) std::memset(dst, 0, static_cast<size_t>(bytes));
     else std::memcpy(dst, fill_row.data(), static_cast<size_t>(bytes));
   };
   parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(row_bytes, 1)), [&](int64_t b, int64_t e) {
@@ -132,7 +155,7 @@ void pad_constant(size_t esz, const Shape& in_shape, const uint8_t* in, const st
         fill_bytes(dst, row_bytes);
       } else {
         fill_bytes(dst, lo * elem);
-        std::memcpy(dst + lo * elem, in + (off + src0) * elem, static_cast<size_t>((hi - lo) * elem));
+        copy_bytes(dst + lo * elem, in + (off + src0) * elem, (hi - lo) * elem);
         fill_bytes(dst + hi * elem, (n - hi) * elem);
       }
       for (int k = q - 2; k >= 0; --k) {
