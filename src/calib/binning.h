@@ -43,6 +43,7 @@ class BinScratch {
   uint32_t* prepare(int64_t bins, int subs);  // zeroed storage for subs x bins counters
   void fold_wide();                           // moves the 32-bit counters into wide_ (before they could wrap)
   void release();                             // nothing pending; frees oversized storage
+  void absorb(BinScratch& other);             // adds other's pending counts (same shape, no wide) to these
   std::vector<uint32_t> sub_;
   std::vector<int64_t> wide_;  // only for batches of 2^31 values or more
   int64_t bins_ = 0;
@@ -68,7 +69,8 @@ class Binner {
   explicit Binner(std::span<const E> edges);
   int64_t bins() const { return nb_; }
   // Bins x (|x| when absolute) into s (pending: commit or discard it) and returns the min/max of the finite
-  // values of x (signed, as finite_min_max) from the same pass over the data.
+  // values of x (signed, as finite_min_max) from the same pass over the data. A batch of 2^18 values or more
+  // is split over the threads (core/parallel.h); the counts do not depend on it.
   BatchMinMax scan(std::span<const float> x, bool absolute, BinScratch& s) const;
   // scan + commit into counts (bins() entries).
   void add(std::span<const float> x, bool absolute, std::span<int64_t> counts) const;
@@ -77,6 +79,8 @@ class Binner {
 
  private:
   int64_t settle(float v, int64_t est) const;
+  void bin_range(const float* x, int64_t n, bool absolute, uint32_t* sub, int subs, float& mn, float& mx,
+                 BinScratch* fold_into) const;
 
   int64_t nb_;
   std::vector<E> pad_;  // -inf, edges..., +inf: pad_[i + 1] = edges[i]

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "calib/collectors.h"
+#include "core/parallel.h"
 
 using namespace oq;
 using namespace oq::calib;
@@ -163,6 +164,37 @@ TEST(CalibBinning, SubHistogramsAndFolding) {
   std::vector<int64_t> got(2048, 0);
   b.add(std::vector<float>{1.f, 2.f}, false, got);
   EXPECT_EQ(std::accumulate(got.begin(), got.end(), int64_t{0}), 2);
+}
+
+TEST(CalibBinning, LargeBatchesSplitOverThreads) {
+  // 2^18 values or more are binned in chunks on several threads: same counts and min/max as the definition
+  // (searched with upper_bound here, the same rule as naive_hist), whatever the number of threads.
+  std::mt19937 rng(2718);
+  const int before = num_threads();
+  for (int64_t nb : {128, 2048, 30001}) {
+    const auto edges = np::uniform_edges(-2.f, 5.f, nb);
+    const std::vector<float> x = tricky_data(rng, 300007, edges);
+    for (bool absolute : {false, true}) {
+      std::vector<int64_t> want(nb, 0);
+      for (float f : x) {
+        const float v = absolute ? std::fabs(f) : f;
+        if (!(v >= edges.front() && v <= edges.back())) continue;
+        const int64_t i = (std::upper_bound(edges.begin(), edges.end(), v) - edges.begin()) - 1;
+        ++want[std::min(i, nb - 1)];
+      }
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<int64_t> got(nb, 0);
+        const BatchMinMax mm = Binner<float>(edges).scan(x, absolute, scratch());
+        scratch().commit(got);
+        EXPECT_EQ(got, want) << nb << " abs " << absolute << " threads " << threads;
+        const BatchMinMax ref = naive_min_max(x);
+        EXPECT_EQ(mm.min, ref.min);
+        EXPECT_EQ(mm.max, ref.max);
+      }
+    }
+  }
+  set_num_threads(before);
 }
 
 TEST(CalibBinning, MinMaxScansMatchNaive) {
