@@ -186,6 +186,42 @@ TEST(Preprocess, BinaryPnmCompleteAndTruncated) {
                {"t.pgm", "truncated PGM/PPM", "6 bytes"});
 }
 
+// TGA (no magic number): a complete run-length encoded file decodes; one whose data cannot hold the declared
+// pixels is refused (stb 2.27 would return zero pixels; fuzz finding).
+TEST(Preprocess, TgaCompleteAndTruncated) {
+  TmpDir d;
+  auto tga = [](int w, int h, const std::string& data) {
+    std::string hd(18, '\0');
+    hd[2] = 10;  // run-length encoded true colour
+    hd[12] = static_cast<char>(w & 255), hd[13] = static_cast<char>(w >> 8);
+    hd[14] = static_cast<char>(h & 255), hd[15] = static_cast<char>(h >> 8);
+    hd[16] = 24;
+    return hd + data;
+  };
+  const std::string run4 = std::string("\x83\x01\x02\x03", 4);  // one packet: 4 pixels of B=1 G=2 R=3
+  std::ofstream(d / "ok.tga", std::ios::binary) << tga(2, 2, run4);
+  Image img = decode_image(d / "ok.tga", ColorMode::RGB);
+  EXPECT_EQ(img.w, 2);
+  EXPECT_EQ(img.px, (std::vector<float>{3, 2, 1, 3, 2, 1, 3, 2, 1, 3, 2, 1}));
+  std::ofstream(d / "short.tga", std::ios::binary) << tga(300, 300, run4);
+  expect_error([&] { decode_image(d / "short.tga", ColorMode::RGB); }, ErrorKind::Data,
+               {"short.tga", "truncated TGA", "2816 bytes"});
+}
+
+// The fuzz seeds are small valid images in every format stb reads (written by PIL): the format guards above
+// must not refuse any of them.
+TEST(Preprocess, EveryFormatOfTheFuzzSeedsDecodes) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(std::string(OQ_SOURCE_DIR) + "/fuzz/seeds/image")) {
+    Image img = decode_image(e.path().string(), ColorMode::RGB);
+    EXPECT_GE(img.w, 8) << e.path();
+    EXPECT_GE(img.h, 8) << e.path();
+    EXPECT_EQ(img.px.size(), static_cast<size_t>(img.w * img.h * 3)) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 10);
+}
+
 // ------------------------------------------------------------------------------------------------ image folders
 
 TEST(ImageFolder, ClassesLabelsAndOrder) {
