@@ -69,8 +69,11 @@ def time_ort(sess, feeds, warmup, runs):
 def time_engine(binary, path, batch, threads, warmup, runs, passive=False):
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        env["GOMP_SPINCOUNT"] = "20000"  # what the onnxquant command sets for itself (tools/cli/main.cc)
     r = subprocess.run([binary, path, "--batch", str(batch), "--threads", str(threads), "--warmup", str(warmup),
                         "--runs", str(runs)], capture_output=True, text=True, env=env)
     if r.returncode != 0:

@@ -86,17 +86,29 @@ ref::ConvGeom conv_geom(const ConvCase& c, Shape& out) {
   return g;
 }
 
+// Random X, W (and B) for a case, and its Conv node.
+struct ConvInputs {
+  Shape ws;
+  Tensor x, w, b;
+  ir::Node n;
+};
+ConvInputs conv_inputs(const ConvCase& c, std::mt19937& rng) {
+  ConvInputs r;
+  r.ws = {c.m, c.x[1] / c.group};
+  r.ws.insert(r.ws.end(), c.k.begin(), c.k.end());
+  r.x = rnd(c.x, rng), r.w = rnd(r.ws, rng), r.b = c.bias ? rnd({c.m}, rng) : Tensor();
+  r.n = node("Conv", c.bias ? 3 : 2);
+  if (c.group != 1) r.n.set_attr_int("group", c.group);
+  if (!c.s.empty()) r.n.set_attr_ints("strides", c.s);
+  if (!c.d.empty()) r.n.set_attr_ints("dilations", c.d);
+  if (!c.pads.empty()) r.n.set_attr_ints("pads", c.pads);
+  if (!c.auto_pad.empty()) r.n.set_attr_string("auto_pad", c.auto_pad);
+  return r;
+}
+
 void check_conv_case(const ConvCase& c, std::mt19937& rng, int threads) {
   set_num_threads(threads);
-  Shape ws{c.m, c.x[1] / c.group};
-  ws.insert(ws.end(), c.k.begin(), c.k.end());
-  Tensor x = rnd(c.x, rng), w = rnd(ws, rng), b = c.bias ? rnd({c.m}, rng) : Tensor();
-  ir::Node n = node("Conv", c.bias ? 3 : 2);
-  if (c.group != 1) n.set_attr_int("group", c.group);
-  if (!c.s.empty()) n.set_attr_ints("strides", c.s);
-  if (!c.d.empty()) n.set_attr_ints("dilations", c.d);
-  if (!c.pads.empty()) n.set_attr_ints("pads", c.pads);
-  if (!c.auto_pad.empty()) n.set_attr_string("auto_pad", c.auto_pad);
+  auto [ws, x, w, b, n] = conv_inputs(c, rng);
   if (rng() % 2) n.set_attr_ints("kernel_shape", c.k);
   Shape os;
   ref::ConvGeom g = conv_geom(c, os);
@@ -161,13 +173,7 @@ TEST(ConvKernel, FusedActivationOnEveryPath) {
     set_num_threads(threads);
     for (const auto& c : cases)
       for (const auto& a : acts) {
-        Shape ws{c.m, c.x[1] / c.group};
-        ws.insert(ws.end(), c.k.begin(), c.k.end());
-        Tensor x = rnd(c.x, rng), w = rnd(ws, rng), b = c.bias ? rnd({c.m}, rng) : Tensor();
-        ir::Node n = node("Conv", c.bias ? 3 : 2);
-        if (c.group != 1) n.set_attr_int("group", c.group);
-        if (!c.s.empty()) n.set_attr_ints("strides", c.s);
-        n.set_attr_ints("pads", c.pads.empty() ? std::vector<int64_t>(2 * c.k.size(), 0) : c.pads);
+        auto [ws, x, w, b, n] = conv_inputs(c, rng);
         n.set_attr_string("_oq_fused_activation", a.kind);
         n.set_attr_float("_oq_fused_activation_alpha", a.alpha);
         n.set_attr_float("_oq_fused_activation_beta", a.beta);
