@@ -210,6 +210,22 @@ static void check_tga_length(const std::string& path, const std::vector<uint8_t>
          path, w, h, need, std::max<int64_t>(have, 0));
 }
 
+// stb_image 2.27 calls memcpy with a null destination when the first IDAT chunk of a PNG is empty (zero bytes,
+// so harmless in practice, but undefined behaviour that UBSan reports; found by fuzz/fuzz_image). Encoders do not
+// write such files: they are refused.
+static void check_png_first_idat(const std::string& path, const std::vector<uint8_t>& b) {
+  if (b.size() < 8 || std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) != 0) return;
+  for (size_t i = 8; i + 8 <= b.size();) {
+    const uint64_t len = uint64_t{b[i]} << 24 | uint64_t{b[i + 1]} << 16 | uint64_t{b[i + 2]} << 8 | b[i + 3];
+    if (std::memcmp(b.data() + i + 4, "IDAT", 4) == 0) {
+      if (len == 0) fail(ErrorKind::Data, "cannot decode image {}: corrupt PNG (empty first IDAT chunk)", path);
+      return;
+    }
+    if (std::memcmp(b.data() + i + 4, "IEND", 4) == 0) return;
+    i += 12 + static_cast<size_t>(std::min<uint64_t>(len, b.size()));
+  }
+}
+
 Image decode_image(const std::string& path, ColorMode color) {
   std::vector<uint8_t> bytes;
   {
@@ -222,6 +238,7 @@ Image decode_image(const std::string& path, ColorMode color) {
   check_jpeg_huffman_tables(path, bytes);
   check_pnm_depth(path, bytes);
   check_tga_length(path, bytes);
+  check_png_first_idat(path, bytes);
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;
   int want = color_channels(color);
