@@ -65,25 +65,45 @@ void drop_nodes(Model& m, const std::vector<char>& dead) {
   remove_dead(m);
 }
 
+// State of one fusion pass over a model: nodes fused away are marked dead and dropped by finish().
+struct FusionPass {
+  Model& m;
+  Graph& g;
+  const std::unordered_set<std::string> sub;
+  const int opset;
+  const bool ovr;
+  const GraphIndex idx;
+  std::vector<char> dead;
+  size_t fused = 0;
+
+  explicit FusionPass(Model& model)
+      : m(model), g(model.graph), sub(subgraph_refs(model.graph)), opset(static_cast<int>(model.default_opset())),
+        ovr(inputs_overridable(model)), idx(model.graph), dead(model.graph.nodes.size(), 0) {}
+  std::optional<size_t> consumer(const std::string& t) const { return sole_consumer(g, idx, sub, t); }
+  void fuse_away(size_t node) {
+    dead[node] = 1;
+    ++fused;
+  }
+  size_t finish() {
+    if (fused) drop_nodes(m, dead);
+    return fused;
+  }
+};
+
 }  // namespace
 
 size_t fuse_pad_into_conv(Model& m) {
-  Graph& g = m.graph;
-  const auto sub = subgraph_refs(g);
-  const int opset = static_cast<int>(m.default_opset());
-  const bool ovr = inputs_overridable(m);
-  size_t fused = 0;
-  GraphIndex idx(g);
-  std::vector<char> dead(g.nodes.size(), 0);
+  FusionPass f(m);
+  Graph& g = f.g;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& pad = g.nodes[k];
     if (pad.op_type != "Pad" || !pad.is_default_domain() || pad.outputs.size() != 1 || pad.input(0).empty()) continue;
-    auto c = sole_consumer(g, idx, sub, pad.outputs[0]);
+    auto c = f.consumer(pad.outputs[0]);
     if (!c) continue;
     Node& conv = g.nodes[*c];
     if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.input(0) != pad.outputs[0]) continue;
     if (conv.attr_string("auto_pad", "NOTSET") != "NOTSET") continue;
-    auto sp = zero_spatial_pads(g, pad, opset, ovr);
+    auto sp = zero_spatial_pads(g, pad, f.opset, f.ovr);
     if (!sp) continue;
     const size_t nsp = sp->size() / 2;
     std::vector<int64_t> cp = conv.attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
@@ -91,29 +111,22 @@ size_t fuse_pad_into_conv(Model& m) {
     for (size_t i = 0; i < cp.size(); ++i) cp[i] += (*sp)[i];
     conv.set_attr_ints("pads", cp);
     conv.inputs[0] = pad.inputs[0];
-    dead[k] = 1;
-    ++fused;
+    f.fuse_away(k);
   }
-  if (fused) {
-    drop_nodes(m, dead);
-  }
-  return fused;
+  return f.finish();
 }
 
 size_t fuse_conv_activation(Model& m) {
-  Graph& g = m.graph;
-  const auto sub = subgraph_refs(g);
-  const int opset = static_cast<int>(m.default_opset());
-  const bool ovr = inputs_overridable(m);
-  size_t fused = 0;
-  GraphIndex idx(g);
-  std::vector<char> dead(g.nodes.size(), 0);
+  FusionPass f(m);
+  Graph& g = f.g;
+  const int opset = f.opset;
+  const bool ovr = f.ovr;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     Node& conv = g.nodes[k];
     if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 ||
         conv.has_attr(kFusedActivationAttr))
       continue;
-    auto c = sole_consumer(g, idx, sub, conv.outputs[0]);
+    auto c = f.consumer(conv.outputs[0]);
     if (!c) continue;
     const Node& act = g.nodes[*c];
     if (!act.is_default_domain() || act.outputs.size() != 1 || act.outputs[0].empty() || act.input(0) != conv.outputs[0])
@@ -152,13 +165,9 @@ size_t fuse_conv_activation(Model& m) {
     conv.set_attr_float(std::string(kFusedActivationAttr) + "_alpha", alpha);
     conv.set_attr_float(std::string(kFusedActivationAttr) + "_beta", beta);
     conv.outputs[0] = act.outputs[0];
-    dead[*c] = 1;
-    ++fused;
+    f.fuse_away(*c);
   }
-  if (fused) {
-    drop_nodes(m, dead);
-  }
-  return fused;
+  return f.finish();
 }
 
 }  // namespace oq::ir::passes
