@@ -1,6 +1,6 @@
 // oq_bench_executor: latency of the engine on one model, printed as one JSON line (read by bench_executor.py).
 //
-//   oq_bench_executor MODEL [--batch 1] [--threads 1] [--warmup 3] [--runs 20] [--preprocess]
+//   oq_bench_executor MODEL [--batch 1] [--threads 1] [--warmup 3] [--runs 20] [--preprocess] [--channel-block B]
 //
 // The input (every real graph input, symbolic dims set to --batch, other unknown dims to 1) is random normal
 // data with a fixed seed. Times: load (parse the file), build (Session construction: kernels, constant
@@ -31,12 +31,15 @@ int main(int argc, char** argv) {
   std::string model;
   int batch = 1, threads = 1, warmup = 3, runs = 20;
   bool preprocess = false;
+  int channel_block = -1;
   cli.add_option("model", model, "ONNX model")->required();
   cli.add_option("--batch", batch, "value of the symbolic (batch) dimension");
   cli.add_option("--threads", threads, "threads for oneDNN and the engine's kernels");
   cli.add_option("--warmup", warmup, "untimed runs after the first one");
   cli.add_option("--runs", runs, "timed runs");
   cli.add_flag("--preprocess", preprocess, "apply onnxquant's pre-processing passes (BN folding, ...) first");
+  cli.add_option("--channel-block", channel_block,
+                 "blocked layout for convolution chains: 8, 16, 0 = off, -1 = the CPU's (exec/layout.h)");
   CLI11_PARSE(cli, argc, argv);
   try {
     spdlog::set_level(spdlog::level::warn);
@@ -46,7 +49,9 @@ int main(int argc, char** argv) {
     if (preprocess) ir::passes::preprocess(m);
     double load_ms = ms_since(t0);
     t0 = clk::now();
-    exec::Session s(m);
+    exec::SessionOptions so;
+    so.channel_block = channel_block;
+    exec::Session s(m, so);
     double build_ms = ms_since(t0);
 
     std::mt19937 rng(1234);

@@ -30,7 +30,8 @@ KernelFactory find_kernel(const std::string& op, int opset) {
 
 std::vector<std::string> registered_ops() {
   std::vector<std::string> r;
-  for (const auto& [k, v] : table()) r.push_back(k);
+  for (const auto& [k, v] : table())
+    if (!k.starts_with("_Oq")) r.push_back(k);  // the executor's internal ops (exec/layout.h)
   return r;
 }
 

@@ -2,11 +2,12 @@
 
 #include <unordered_map>
 
+#include "exec/layout.h"
 #include "ir/passes/passes.h"
 
 namespace oq::exec {
 
-std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m) {
+std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int channel_block) {
   InferenceGraph r{m, {}, 0};
   namespace P = ir::passes;
   r.rewrites += P::fold_constants(r.model).total();  // e.g. Clip bounds given by Constant nodes
@@ -14,6 +15,7 @@ std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m) {
   r.rewrites += P::fold_batchnorm(r.model);
   r.rewrites += P::fuse_pad_into_conv(r.model);
   r.rewrites += P::fuse_conv_activation(r.model);
+  r.rewrites += to_blocked_layout(r.model, channel_block < 0 ? native_channel_block() : channel_block);
   if (r.rewrites == 0) return std::nullopt;
 
   const ir::Graph& a = m.graph;

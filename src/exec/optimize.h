@@ -1,6 +1,6 @@
 // The executor's inference optimizations (what ONNX Runtime's graph optimizer does on load): BatchNormalization
 // folded into Conv/ConvTranspose/Gemm, Identity/Dropout removed, zero Pad folded into Conv pads, Relu/Clip/
-// LeakyRelu fused into Conv. Applied to the Session's private copy of a model, never to a model onnxquant
+// LeakyRelu fused into Conv, chains of convolutions in a channel-blocked layout (exec/layout.h). Applied to the Session's private copy of a model, never to a model onnxquant
 // writes. A rewrite removes some tensors and changes the values of others (e.g. folded weights); a run that
 // observes or fake-quantizes one of those `touched` names runs the model as given instead.
 #pragma once
@@ -20,7 +20,8 @@ struct InferenceGraph {
   size_t rewrites = 0;
 };
 
-// nullopt when no rewrite applies.
-std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m);
+// nullopt when no rewrite applies. channel_block: 8 or 16 (exec/layout.h), 0 = keep NCHW everywhere, -1 = this
+// CPU's native_channel_block().
+std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int channel_block = -1);
 
 }  // namespace oq::exec

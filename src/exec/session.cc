@@ -202,7 +202,7 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
     std::lock_guard<std::mutex> lock(m.mu);
     if (!m.opt_tried && m.may_optimize(opts)) {
       m.opt_tried = true;
-      if (auto og = optimize_for_inference(m.model)) {
+      if (auto og = optimize_for_inference(m.model, m.options.channel_block)) {
         m.touched = std::move(og->touched);
         m.opt = std::make_unique<Plan>();
         try {

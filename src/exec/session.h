@@ -52,6 +52,9 @@ struct SessionOptions {
   // into Conv, ...) whenever a run does not look at or fake-quantize a tensor those rewrites remove or change;
   // such runs execute the model as given. Results agree to float rounding (folded weights).
   bool optimize = true;
+  // Channel block of the blocked layout for convolution chains (exec/layout.h): 8 or 16, 0 = off, -1 = the
+  // CPU's native block (16 with AVX-512, 8 with AVX2).
+  int channel_block = -1;
 };
 
 class Session {

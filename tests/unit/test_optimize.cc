@@ -89,7 +89,7 @@ size_t count(const ir::Model& m, const std::string& op) {
 TEST(ExecOptimize, RewritesAndTouchedNames) {
   std::mt19937 rng(7);
   ir::Model m = make_model(rng);
-  auto og = exec::optimize_for_inference(m);
+  auto og = exec::optimize_for_inference(m, /*channel_block=*/0);
   ASSERT_TRUE(og);
   // Pad -> Conv pads; Clip and the first Relu fused; BN folded into the depthwise Conv, whose Relu is then fused;
   // LeakyRelu not fused (c3 has two consumers), nor the last Relu (Z is a graph output).
@@ -111,7 +111,7 @@ TEST(ExecOptimize, NotRewritten) {
   std::mt19937 rng(8);
   ir::Model m = make_model(rng, /*nonzero_pad=*/true);
   m.graph.nodes[2].inputs[1] = "X";  // Clip min not a constant
-  auto og = exec::optimize_for_inference(m);
+  auto og = exec::optimize_for_inference(m, /*channel_block=*/0);
   ASSERT_TRUE(og);  // BN and the Relu after it still apply
   EXPECT_EQ(count(og->model, "Pad"), 1u);
   EXPECT_EQ(count(og->model, "Clip"), 1u);
@@ -121,7 +121,7 @@ TEST(ExecOptimize, SameOutputsAsModelAsGiven) {
   for (uint32_t seed : {1u, 2u, 3u}) {
     std::mt19937 rng(seed);
     ir::Model m = make_model(rng, seed == 3);
-    exec::Session fast(m), plain(m, exec::SessionOptions{false});
+    exec::Session fast(m, exec::SessionOptions{true, 0}), plain(m, exec::SessionOptions{false});
     for (int64_t batch : {1, 3}) {
       std::map<std::string, Tensor> feeds{{"X", random_float({batch, 5, 11, 13}, rng, -4.f, 4.f)}};
       auto a = fast.run(feeds), b = plain.run(feeds);
@@ -134,7 +134,7 @@ TEST(ExecOptimize, SameOutputsAsModelAsGiven) {
 TEST(ExecOptimize, ObserversAndFakeQuantFallBack) {
   std::mt19937 rng(4);
   ir::Model m = make_model(rng);
-  exec::Session s(m);
+  exec::Session s(m, exec::SessionOptions{true, 0});  // the fusions alone (test_layout.cc: blocked chains)
   std::map<std::string, Tensor> feeds{{"X", random_float({2, 5, 11, 13}, rng, -4.f, 4.f)}};
   std::set<std::string> seen;
   exec::RunOptions o;

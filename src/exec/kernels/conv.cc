@@ -10,10 +10,12 @@
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/conv_blocked.h"
 #include "exec/kernels/conv_depthwise.h"
 #include "exec/kernels/dnnl_common.h"
 #include "exec/kernels/fused_activation.h"
 #include "exec/kernels/spatial.h"
+#include "exec/layout.h"
 
 namespace oq::exec {
 namespace {
@@ -216,7 +218,10 @@ class ConvKernel final : public Kernel {
   std::map<Shape, std::unique_ptr<ConvPrim>> cache_;
 };
 
-std::unique_ptr<Kernel> make_conv(const KernelInit& init) { return std::make_unique<ConvKernel>(init); }
+std::unique_ptr<Kernel> make_conv(const KernelInit& init) {
+  if (init.node.has_attr(kBlockAttr)) return make_conv_blocked(init);  // marked by exec/layout.cc
+  return std::make_unique<ConvKernel>(init);
+}
 
 }  // namespace
 

@@ -1,0 +1,206 @@
+// Conv on channel-blocked tensors and the two layout conversions (exec/layout.h): oneDNN's convolution with
+// nChw16c / nChw8c source and destination (its direct, 1x1 and depthwise JIT kernels), weights reordered once
+// into the layout it picks, the fused activation as a post-op. Built lazily per input shape and cached.
+// The naive reference for these kernels is the Conv reference on NCHW tensors (conv_ref.cc): the layout
+// conversions are exact copies, and tests/unit/test_layout.cc compares whole blocked chains with it.
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "core/parallel.h"
+#include "exec/kernel.h"
+#include "exec/kernels/conv_blocked.h"
+#include "exec/kernels/dnnl_common.h"
+#include "exec/kernels/fused_activation.h"
+#include "exec/kernels/spatial.h"
+#include "exec/layout.h"
+
+namespace oq::exec {
+namespace {
+
+namespace du = dnnl_util;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+int64_t blocks_of(int64_t c, int64_t b) { return (c + b - 1) / b; }
+
+int64_t parse_block(const ir::Node& n) {
+  const int64_t b = n.attr_int(kBlockAttr, 0);
+  if (b != 8 && b != 16) kfail(n, "channel block must be 8 or 16, got {}", b);
+  return b;
+}
+
+tag blocked_tag(int64_t block) { return block == 16 ? tag::nChw16c : tag::nChw8c; }
+
+dnnl::memory::desc blocked_md(const du::dims& logical, int64_t block) {
+  return dnnl::memory::desc(logical, dt::f32, blocked_tag(block));
+}
+
+struct BlockedConvPrim {
+  Shape out_shape;
+  dnnl::convolution_forward prim;
+  dnnl::memory::desc src_md, dst_md, wei_plain, wei_md, bias_md;
+  du::ReorderedWeights weights;
+};
+
+class BlockedConvKernel final : public Kernel {
+ public:
+  explicit BlockedConvKernel(const KernelInit& init) : node_(init.node) {
+    attrs_ = parse_spatial(node_, false);
+    group_ = node_.attr_int("group", 1);
+    act_ = FusedActivation::from_node(node_);
+    block_ = parse_block(node_);
+    src_blocked_ = node_.attr_int(kBlockedSrcAttr, 0) != 0;
+    if (group_ <= 0) kfail(node_, "group must be positive, got {}", group_);
+  }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs X and W");
+    const Tensor& x = *in[0];
+    const Tensor& w = *in[1];
+    const Tensor* b = in.size() > 2 ? in[2] : nullptr;
+    check(x, w, b);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& slot = cache_[du::primitive_key(x, w, b)];
+    if (!slot) slot = build(x, w, b);
+    BlockedConvPrim& p = *slot;
+    out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // oneDNN writes the values and zero padding
+    try {
+      auto& eng = du::engine();
+      auto& strm = du::stream();
+      dnnl::memory src(p.src_md, eng, const_cast<void*>(x.raw()));
+      dnnl::memory dst(p.dst_md, eng, out[0].raw());
+      const dnnl::memory& wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+      if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, eng, const_cast<void*>(b->raw())));
+      p.prim.execute(strm, args);
+      strm.wait();
+    } catch (const dnnl::error& e) {
+      du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
+    }
+  }
+
+ private:
+  int64_t in_channels(const Tensor& w) const { return w.dim(1) * group_; }
+
+  void check(const Tensor& x, const Tensor& w, const Tensor* b) const {
+    if (x.dtype() != DType::Float || w.dtype() != DType::Float || (b && b->dtype() != DType::Float))
+      kfail(node_, "only float32 is supported");
+    if (w.rank() != 4) kfail(node_, "blocked Conv needs a 4-D weight, got {}", shape_str(w.shape()));
+    const int64_t cin = in_channels(w);
+    const bool ok = src_blocked_ ? x.rank() == 5 && x.dim(1) == blocks_of(cin, block_) && x.dim(4) == block_
+                                 : x.rank() == 4 && x.dim(1) == cin;
+    if (!ok) kfail(node_, "X shape {} does not match {} input channels ({} layout)", shape_str(x.shape()), cin,
+                   src_blocked_ ? "blocked" : "NCHW");
+    if (w.dim(0) % group_ != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), group_);
+    if (b && (b->rank() != 1 || b->dim(0) != w.dim(0)))
+      kfail(node_, "B shape {} must be [{}]", shape_str(b->shape()), w.dim(0));
+  }
+
+  std::unique_ptr<BlockedConvPrim> build(const Tensor& x, const Tensor& w, const Tensor* b) {
+    auto p = std::make_unique<BlockedConvPrim>();
+    const int64_t n = x.dim(0), cin = in_channels(w), cout = w.dim(0);
+    const Shape in = {x.dim(2), x.dim(3)}, k = {w.dim(2), w.dim(3)};
+    const Geometry geo = forward_geometry(node_, attrs_, in, k);
+    p->out_shape = {n, blocks_of(cout, block_), geo.out[0], geo.out[1], block_};
+    const du::dims src_logical = {n, cin, in[0], in[1]}, dst_logical = {n, cout, geo.out[0], geo.out[1]};
+    p->src_md = src_blocked_ ? blocked_md(src_logical, block_) : du::plain_f32(src_logical);
+    p->dst_md = blocked_md(dst_logical, block_);
+    du::dims wd = w.shape();
+    if (group_ > 1) {
+      wd[0] /= group_;
+      wd.insert(wd.begin(), group_);
+    }
+    p->wei_plain = du::plain_f32(wd);
+    p->bias_md = b ? du::plain_f32({cout}) : dnnl::memory::desc();
+    const du::dims dil = {geo.dilations[0] - 1, geo.dilations[1] - 1};
+    try {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        p->src_md, dnnl::memory::desc(wd, dt::f32, tag::any), p->bias_md, p->dst_md,
+                                        geo.strides, dil, geo.pads_begin, geo.pads_end);
+      dnnl::convolution_forward::primitive_desc pd(d, act_.dnnl_attr(), du::engine());
+      p->prim = dnnl::convolution_forward(pd);
+      p->wei_md = pd.weights_desc();
+    } catch (const dnnl::error& e) {
+      du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
+    }
+    return p;
+  }
+
+  ir::Node node_;
+  SpatialAttrs attrs_;
+  int64_t group_ = 1, block_ = 16;
+  bool src_blocked_ = false;
+  FusedActivation act_;
+  std::mutex mu_;
+  std::map<Shape, std::unique_ptr<BlockedConvPrim>> cache_;
+};
+
+// _OqToBlocked / _OqFromBlocked: one oneDNN reorder per input shape.
+class LayoutKernel final : public Kernel {
+ public:
+  LayoutKernel(const KernelInit& init, bool to_blocked) : node_(init.node), to_blocked_(to_blocked) {
+    block_ = parse_block(node_);
+    if (!to_blocked_) {
+      channels_ = node_.attr_int("channels", 0);
+      if (channels_ <= 0) kfail(node_, "needs a positive 'channels' attribute");
+    }
+  }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.empty() || !in[0]) kfail(node_, "needs an input");
+    const Tensor& x = *in[0];
+    if (x.dtype() != DType::Float) kfail(node_, "only float32 is supported");
+    du::dims logical;
+    Shape out_shape;
+    if (to_blocked_) {
+      if (x.rank() != 4) kfail(node_, "input must be 4-D, got {}", shape_str(x.shape()));
+      logical = x.shape();
+      out_shape = {x.dim(0), blocks_of(x.dim(1), block_), x.dim(2), x.dim(3), block_};
+    } else {
+      if (x.rank() != 5 || x.dim(4) != block_ || x.dim(1) != blocks_of(channels_, block_))
+        kfail(node_, "input shape {} is not a blocked tensor of {} channels", shape_str(x.shape()), channels_);
+      logical = {x.dim(0), channels_, x.dim(2), x.dim(3)};
+      out_shape = logical;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto key = logical;
+    key.push_back(du::threads_key());
+    auto& r = cache_[key];
+    const dnnl::memory::desc plain = du::plain_f32(logical), blk = blocked_md(logical, block_);
+    if (!r) r = std::make_unique<dnnl::reorder>(to_blocked_ ? du::make_reorder(plain, blk) : du::make_reorder(blk, plain));
+    out[0] = Tensor::uninitialized(DType::Float, out_shape);
+    try {
+      auto& eng = du::engine();
+      dnnl::memory src(to_blocked_ ? plain : blk, eng, const_cast<void*>(x.raw()));
+      dnnl::memory dst(to_blocked_ ? blk : plain, eng, out[0].raw());  // zero-fills the padding channels
+      r->execute(du::stream(), src, dst);
+      du::stream().wait();
+    } catch (const dnnl::error& e) {
+      du::rethrow_dnnl(node_.name.c_str(), node_.op_type.c_str(), e);
+    }
+  }
+
+ private:
+  ir::Node node_;
+  bool to_blocked_;
+  int64_t block_ = 16, channels_ = 0;
+  std::mutex mu_;
+  std::map<Shape, std::unique_ptr<dnnl::reorder>> cache_;
+};
+
+std::unique_ptr<Kernel> make_to_blocked(const KernelInit& init) { return std::make_unique<LayoutKernel>(init, true); }
+std::unique_ptr<Kernel> make_from_blocked(const KernelInit& init) {
+  return std::make_unique<LayoutKernel>(init, false);
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_conv_blocked(const KernelInit& init) {
+  return std::make_unique<BlockedConvKernel>(init);
+}
+
+OQ_REGISTER_KERNEL(_OqToBlocked, 1, kMaxOpset, make_to_blocked);
+OQ_REGISTER_KERNEL(_OqFromBlocked, 1, kMaxOpset, make_from_blocked);
+
+}  // namespace oq::exec

@@ -1,0 +1,11 @@
+// Conv on channel-blocked tensors (exec/layout.h); conv.cc hands it the Conv nodes the layout pass marked.
+#pragma once
+#include <memory>
+
+#include "exec/kernel.h"
+
+namespace oq::exec {
+
+std::unique_ptr<Kernel> make_conv_blocked(const KernelInit& init);
+
+}  // namespace oq::exec

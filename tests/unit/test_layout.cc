@@ -1,0 +1,179 @@
+// The channel-blocked layout for convolution chains (exec/layout.h): which nodes the pass converts, and that
+// the optimized Session computes what the model as given computes (reference: the same model with
+// optimizations off, i.e. the NCHW kernels) for both block sizes, odd shapes, channel counts that are not
+// multiples of the block, batch 1 and 3, one and two threads, with uninitialised memory poisoned (a padding
+// channel that is read but not zeroed would turn the outputs into NaN).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "core/alloc.h"
+#include "core/parallel.h"
+#include "exec/layout.h"
+#include "exec/optimize.h"
+#include "exec/session.h"
+#include "kernel_test_util.h"
+
+using namespace oq;
+using oq::ktest::expect_close;
+using oq::ktest::random_float;
+
+namespace {
+
+ir::Node node(const std::string& op, std::vector<std::string> in, std::string out) {
+  ir::Node n;
+  n.op_type = op;
+  n.name = op + "_" + out;
+  n.inputs = std::move(in);
+  n.outputs = {std::move(out)};
+  return n;
+}
+
+struct Builder {
+  ir::Model m;
+  std::mt19937& rng;
+  explicit Builder(std::mt19937& r) : rng(r) {
+    m.ir_version = 8;
+    m.opsets = {{"", 13}};
+  }
+  // Conv cout x (cin/group) x k x k named `out`, with bias; stride, pads k/2, optional Clip(0, 6) after it.
+  std::string conv(const std::string& x, int64_t cin, int64_t cout, int64_t k, int64_t stride, int64_t group,
+                   const std::string& out, bool clip, bool bias = true) {
+    const float r = 1.5f / std::sqrt(static_cast<float>(cin / group * k * k));
+    m.graph.add_initializer("W_" + out, random_float({cout, cin / group, k, k}, rng, -r, r));
+    std::vector<std::string> in = {x, "W_" + out};
+    if (bias) {
+      m.graph.add_initializer("B_" + out, random_float({cout}, rng, -0.5f, 0.5f));
+      in.push_back("B_" + out);
+    }
+    ir::Node c = node("Conv", in, clip ? out + "_pre" : out);
+    c.set_attr_ints("strides", {stride, stride});
+    c.set_attr_ints("pads", {k / 2, k / 2, k / 2, k / 2});
+    if (group != 1) c.set_attr_int("group", group);
+    m.graph.nodes.push_back(c);
+    if (clip) m.graph.nodes.push_back(node("Clip", {out + "_pre", "lo", "hi"}, out));
+    return out;
+  }
+  void output(const std::string& name) {
+    ir::ValueInfo v;
+    v.name = name;
+    v.dtype = DType::Float;
+    m.graph.outputs.push_back(v);
+  }
+};
+
+// X[N,3,17,19] -> Conv 3x3 s2 (24, ReLU6) -> depthwise 3x3 (24, ReLU6) -> 1x1 (20) = a
+// a -> 1x1 expand (44, ReLU6) -> depthwise 3x3 (44) -> 1x1 project (20, no bias) = p;  s = Add(a, p) (a graph output
+// too); r = Relu(s) -> Conv 3x3 s2 (17) = c -> GlobalAveragePool -> Y;  Sigmoid(s) -> Z (read outside the chain)
+// plus a side input V[N,8,9,10] -> Conv 1x1 (16) alone -> W (not converted: alone) and V -> Conv 3x3 (16) -> Conv
+// 1x1 (16) -> U (a chain fed by a plain tensor of 8 channels: converted on the way in).
+ir::Model make_model(std::mt19937& rng) {
+  Builder b(rng);
+  ir::Graph& g = b.m.graph;
+  for (auto [name, c, h, w] : {std::tuple{"X", 3, 17, 19}, std::tuple{"V", 8, 9, 10}}) {
+    ir::ValueInfo x;
+    x.name = name;
+    x.dtype = DType::Float;
+    x.shape = std::vector<ir::Dim>{{-1, "N"}, {c, ""}, {h, ""}, {w, ""}};
+    g.inputs.push_back(x);
+  }
+  g.add_initializer("lo", Tensor::scalar_float(0.f));
+  g.add_initializer("hi", Tensor::scalar_float(6.f));
+  std::string t = b.conv("X", 3, 24, 3, 2, 1, "c0", true);
+  t = b.conv(t, 24, 24, 3, 1, 24, "d0", true);
+  std::string a = b.conv(t, 24, 20, 1, 1, 1, "a", false);
+  t = b.conv(a, 20, 44, 1, 1, 1, "e1", true);
+  t = b.conv(t, 44, 44, 3, 1, 44, "d1", false);
+  std::string p = b.conv(t, 44, 20, 1, 1, 1, "p", false, /*bias=*/false);
+  g.nodes.push_back(node("Add", {a, p}, "s"));
+  g.nodes.push_back(node("Relu", {"s"}, "r"));
+  b.conv("r", 20, 17, 3, 2, 1, "c", false);
+  g.nodes.push_back(node("GlobalAveragePool", {"c"}, "Y"));
+  g.nodes.push_back(node("Sigmoid", {"s"}, "Z"));
+  b.conv("V", 8, 16, 1, 1, 1, "W", false);
+  t = b.conv("V", 8, 16, 3, 1, 1, "u0", true);
+  b.conv(t, 16, 16, 1, 1, 1, "U", false);
+  for (const char* o : {"Y", "Z", "s", "W", "U"}) b.output(o);
+  return b.m;
+}
+
+size_t count(const ir::Model& m, const std::string& op) {
+  size_t c = 0;
+  for (const auto& n : m.graph.nodes) c += n.op_type == op;
+  return c;
+}
+
+const ir::Node* producer_of(const ir::Model& m, const std::string& t) {
+  for (const auto& n : m.graph.nodes)
+    for (const auto& o : n.outputs)
+      if (o == t) return &n;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(ExecLayout, ConvertsChainsOnly) {
+  std::mt19937 rng(11);
+  ir::Model m = make_model(rng);
+  for (int block : {8, 16}) {
+    auto og = exec::optimize_for_inference(m, block);
+    ASSERT_TRUE(og);
+    const ir::Model& o = og->model;
+    size_t blocked_convs = 0;
+    for (const auto& n : o.graph.nodes)
+      if (n.op_type == "Conv" && n.has_attr(exec::kBlockAttr)) {
+        ++blocked_convs;
+        EXPECT_EQ(n.attr_int(exec::kBlockAttr, 0), block);
+      }
+    // c0 d0 a e1 d1 p c (main chain) + u0 U; not W (alone); with block 16, c (17 channels) still qualifies.
+    EXPECT_EQ(blocked_convs, 9u) << block;
+    const ir::Node* c0 = producer_of(o, std::string("c0") + exec::kBlockedSuffix);
+    ASSERT_TRUE(c0);
+    EXPECT_EQ(c0->attr_int(exec::kBlockedSrcAttr, -1), 0);  // 3 input channels: read as NCHW
+    const ir::Node* u0 = producer_of(o, std::string("u0") + exec::kBlockedSuffix);
+    ASSERT_TRUE(u0);
+    EXPECT_EQ(u0->attr_int(exec::kBlockedSrcAttr, -1), 1);  // 8 channels: converted on the way in
+    EXPECT_EQ(count(o, exec::kToBlockedOp), 1u);            // V -> u0
+    EXPECT_TRUE(producer_of(o, std::string("s") + exec::kBlockedSuffix));  // the Add runs blocked
+    EXPECT_TRUE(producer_of(o, std::string("r") + exec::kBlockedSuffix));  // and the Relu
+    // Back to NCHW: s (graph output and read by Sigmoid), c (read by GlobalAveragePool), U (graph output).
+    EXPECT_EQ(count(o, exec::kFromBlockedOp), 3u);
+    for (const char* t : {"s", "c", "U", "W", "Y", "Z"}) EXPECT_TRUE(producer_of(o, t)) << t;
+    // Internal chain tensors are gone under their own names; the ones converted back are not touched.
+    for (const char* t : {"c0", "d0", "a", "e1", "d1", "p", "r", "u0"}) EXPECT_TRUE(og->touched.count(t)) << t;
+    for (const char* t : {"s", "c", "U", "W"}) EXPECT_FALSE(og->touched.count(t)) << t;
+  }
+  EXPECT_EQ(exec::to_blocked_layout(m, 0), 0u);
+}
+
+TEST(ExecLayout, SameOutputsAsNchw) {
+  ktest::ThreadGuard tg;
+  const bool poison = poison_uninitialized();
+  set_poison_uninitialized(true);
+  for (uint32_t seed : {1u, 2u}) {
+    std::mt19937 rng(seed);
+    ir::Model m = make_model(rng);
+    exec::Session plain(m, exec::SessionOptions{false});
+    for (int block : {8, 16}) {
+      exec::SessionOptions so;
+      so.channel_block = block;
+      exec::Session blocked(m, so);
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        for (int64_t batch : {1, 3}) {
+          std::map<std::string, Tensor> feeds{{"X", random_float({batch, 3, 17, 19}, rng, -2.f, 2.f)},
+                                              {"V", random_float({batch, 8, 9, 10}, rng, -2.f, 2.f)}};
+          auto a = blocked.run(feeds), b = plain.run(feeds);
+          ASSERT_EQ(a.size(), 5u);
+          for (size_t k = 0; k < a.size(); ++k) {
+            SCOPED_TRACE(testing::Message() << "block " << block << " threads " << threads << " batch " << batch
+                                            << " output " << k);
+            expect_close(a[k], b[k], 1e-4);
+          }
+        }
+      }
+    }
+  }
+  set_poison_uninitialized(poison);
+}
