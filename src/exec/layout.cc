@@ -44,6 +44,23 @@ struct Rewriter {
   }
   int64_t tensor_channels(const std::string& t) const { return channels.at(idx.producer.at(t)); }
 
+  // Channels of a 4-D NCHW tensor when known: from its declared shape, or as the input of a convertible Conv
+  // (input channels of its weight). -1 otherwise.
+  int64_t plain_channels(const std::string& t) const {
+    if (const ir::ValueInfo* vi = g.find_value_info(t)) {
+      auto s = vi->static_shape();
+      if (s && s->size() == 4 && (*s)[1] > 0) return (*s)[1];
+    }
+    auto c = idx.consumers.find(t);
+    if (c != idx.consumers.end())
+      for (size_t u : c->second) {
+        const ir::Node& n = g.nodes[u];
+        if (n.inputs[0] == t && conv_channels(n) > 0)
+          return g.find_initializer(n.input(1))->tensor.dim(1) * n.attr_int("group", 1);
+      }
+    return -1;
+  }
+
   // Output channels of a Conv this pass can run blocked, or -1.
   int64_t conv_channels(const ir::Node& n) const {
     if (n.op_type != "Conv" || !n.is_default_domain() || n.outputs.size() != 1 || n.input(0).empty()) return -1;
@@ -71,10 +88,16 @@ struct Rewriter {
       return false;  // alone: its own kernels (sgemm, depthwise, oneDNN) do as well without two conversions
     }
     if (n.op_type == "Add") {
-      if (n.inputs.size() != 2 || !blocked_tensor(n.inputs[0]) || !blocked_tensor(n.inputs[1])) return false;
-      const int64_t c0 = tensor_channels(n.inputs[0]), c1 = tensor_channels(n.inputs[1]);
-      if (c0 != c1) return false;
-      channels[k] = c0;
+      // At least one blocked input; a plain one is converted when its channel count is known to be the same
+      // (a residual branch that starts outside the chain, e.g. after a MaxPool).
+      if (n.inputs.size() != 2 || (!blocked_tensor(n.inputs[0]) && !blocked_tensor(n.inputs[1]))) return false;
+      int64_t c[2];
+      for (int i = 0; i < 2; ++i) {
+        const std::string& t = n.inputs[i];
+        c[i] = blocked_tensor(t) ? tensor_channels(t) : plain_channels(t);
+      }
+      if (c[0] <= 0 || c[0] != c[1]) return false;
+      channels[k] = c[0];
       return true;
     }
     if (n.op_type == "Relu") {
@@ -120,6 +143,16 @@ struct Rewriter {
     std::unordered_set<std::string> to_blocked_done;
     size_t converted = 0;
     auto blocked_name = [](const std::string& t) { return t + kBlockedSuffix; };
+    auto to_blocked = [&](const std::string& x) {  // once per plain tensor, before its first blocked reader
+      if (!to_blocked_done.insert(x).second) return;
+      ir::Node r;
+      r.name = x + "_oq_to_blocked";
+      r.op_type = kToBlockedOp;
+      r.inputs = {x};
+      r.outputs = {blocked_name(x)};
+      r.set_attr_int(kBlockAttr, block);
+      out.push_back(std::move(r));
+    };
     for (size_t k : ir::topological_order(g)) {
       ir::Node n = g.nodes[k];
       if (!in_set[k]) {
@@ -133,15 +166,7 @@ struct Rewriter {
         if (!src_blocked) {
           const int64_t cin = g.find_initializer(n.input(1))->tensor.dim(1) * n.attr_int("group", 1);
           if (cin > kPlainSrcMaxChannels) {
-            if (to_blocked_done.insert(x).second) {
-              ir::Node r;
-              r.name = x + "_oq_to_blocked";
-              r.op_type = kToBlockedOp;
-              r.inputs = {x};
-              r.outputs = {blocked_name(x)};
-              r.set_attr_int(kBlockAttr, block);
-              out.push_back(std::move(r));
-            }
+            to_blocked(x);
             src_blocked = true;
           }
         }
@@ -149,7 +174,10 @@ struct Rewriter {
         n.set_attr_int(kBlockAttr, block);
         n.set_attr_int(kBlockedSrcAttr, src_blocked ? 1 : 0);
       } else {
-        for (auto& t : n.inputs) t = blocked_name(t);
+        for (auto& t : n.inputs) {
+          if (!blocked_tensor(t)) to_blocked(t);  // an Add's plain input (see eligible())
+          t = blocked_name(t);
+        }
       }
       const std::string y = n.outputs[0];
       n.outputs[0] = blocked_name(y);
@@ -177,11 +205,17 @@ struct Rewriter {
 
 }  // namespace
 
-size_t to_blocked_layout(ir::Model& m, int block) {
+size_t to_blocked_layout(ir::Model& m, int block, std::unordered_map<std::string, BlockedAlias>* aliases) {
   if (block != 8 && block != 16) return 0;
   Rewriter r(m, block);
   r.select();
   if (std::none_of(r.in_set.begin(), r.in_set.end(), [](char c) { return c != 0; })) return 0;
+  if (aliases)
+    for (const auto& [k, c] : r.channels)
+      if (r.in_set[k]) {
+        const std::string& y = m.graph.nodes[k].outputs[0];
+        (*aliases)[y] = BlockedAlias{y + kBlockedSuffix, c};
+      }
   return r.rewrite();
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <unordered_map>
 
 #include "ir/graph.h"
 
@@ -31,6 +32,12 @@ int native_channel_block();
 // count; Relu of a blocked tensor) to the blocked layout, inserting conversions where the chain meets the rest
 // of the graph (tensors read outside the chain, or graph outputs, keep their names and values). Returns the
 // number of nodes converted. block: 8 or 16.
-size_t to_blocked_layout(ir::Model& m, int block);
+// aliases (optional): for every original tensor that now exists only in blocked form, its blocked name and
+// channel count (a run can still show it to an observer, converted back: see Session).
+struct BlockedAlias {
+  std::string blocked;
+  int64_t channels = 0;
+};
+size_t to_blocked_layout(ir::Model& m, int block, std::unordered_map<std::string, BlockedAlias>* aliases = nullptr);
 
 }  // namespace oq::exec

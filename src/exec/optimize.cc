@@ -8,14 +8,14 @@
 namespace oq::exec {
 
 std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int channel_block) {
-  InferenceGraph r{m, {}, 0};
+  InferenceGraph r{m, {}, {}, 0};
   namespace P = ir::passes;
   r.rewrites += P::fold_constants(r.model).total();  // e.g. Clip bounds given by Constant nodes
   r.rewrites += P::remove_identity(r.model);
   r.rewrites += P::fold_batchnorm(r.model);
   r.rewrites += P::fuse_pad_into_conv(r.model);
   r.rewrites += P::fuse_conv_activation(r.model);
-  r.rewrites += to_blocked_layout(r.model, channel_block < 0 ? native_channel_block() : channel_block);
+  r.rewrites += to_blocked_layout(r.model, channel_block < 0 ? native_channel_block() : channel_block, &r.blocked);
   if (r.rewrites == 0) return std::nullopt;
 
   const ir::Graph& a = m.graph;
@@ -29,9 +29,10 @@ std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int cha
     auto it = now.find(i.name);
     if (it == now.end() || it->second != i.tensor.raw()) r.touched.insert(i.name);
   }
+  std::erase_if(r.blocked, [&](const auto& e) { return now.count(e.first) > 0; });  // converted back by a node
   for (const auto& n : a.nodes)
     for (const auto& o : n.outputs)
-      if (!o.empty() && !now.count(o)) r.touched.insert(o);
+      if (!o.empty() && !now.count(o) && !r.blocked.count(o)) r.touched.insert(o);
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "exec/layout.h"
 #include "ir/graph.h"
 
 namespace oq::exec {
@@ -17,6 +18,9 @@ struct InferenceGraph {
   // Names of the original model (node outputs, initializers) that the optimized model no longer has, or
   // that hold different values there.
   std::unordered_set<std::string> touched;
+  // Names of the original model that the optimized model holds only in channel-blocked form (not in
+  // `touched`): observable, converted back to NCHW for the observer, but not fake-quantizable.
+  std::unordered_map<std::string, BlockedAlias> blocked;
   size_t rewrites = 0;
 };
 

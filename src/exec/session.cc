@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "core/log.h"
+#include "exec/kernels/conv_blocked.h"
 #include "exec/optimize.h"
 
 namespace oq::exec {
@@ -31,6 +32,24 @@ struct Plan {
     Tensor value;
   };
   std::unordered_map<int, FqCache> fq_cache;
+  // Optimized plans with channel-blocked values (exec/layout.h): those values are not shown to observers as
+  // they are; the ones standing for a tensor of the model as given are shown converted back, under its name.
+  struct Shown {
+    std::string name;
+    int64_t channels;
+  };
+  std::vector<char> internal;  // by id; empty when the plan has no blocked values
+  std::unordered_map<int, Shown> shown_as;
+
+  void set_blocked(const std::unordered_map<std::string, BlockedAlias>& aliases) {
+    for (size_t id = 0; id < names.size(); ++id)
+      if (names[id].ends_with(kBlockedSuffix)) {
+        internal.resize(names.size(), 0);
+        internal[id] = 1;
+      }
+    for (const auto& [orig, a] : aliases)
+      if (auto it = ids.find(a.blocked); it != ids.end()) shown_as[it->second] = Shown{orig, a.channels};
+  }
 
   int id_of(const std::string& n) {
     auto [it, inserted] = ids.emplace(n, static_cast<int>(names.size()));
@@ -50,6 +69,7 @@ struct Session::Impl {
   bool opt_tried = false;
   std::unique_ptr<Plan> opt;
   std::unordered_set<std::string> touched;
+  std::unordered_set<std::string> blocked;  // observable (converted back), not fake-quantizable
   std::mutex mu;
 
   bool may_optimize(const RunOptions& o) const {
@@ -60,7 +80,7 @@ struct Session::Impl {
     }
     if (o.fake_quant)
       for (const auto& [n, q] : *o.fake_quant)
-        if (touched.count(n)) return false;
+        if (touched.count(n) || blocked.count(n)) return false;
     return true;
   }
 };
@@ -204,9 +224,11 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
       m.opt_tried = true;
       if (auto og = optimize_for_inference(m.model, m.options.channel_block)) {
         m.touched = std::move(og->touched);
+        for (const auto& [name, a] : og->blocked) m.blocked.insert(name);
         m.opt = std::make_unique<Plan>();
         try {
           m.opt->build(og->model);
+          m.opt->set_blocked(og->blocked);
         } catch (const Error& e) {  // not expected; the model as given still runs
           OQ_DEBUG("executor: optimized graph not used: {}", e.what());
           m.opt.reset();
@@ -233,7 +255,19 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
       if (opts.pre_fake_quant_observer) opts.pre_fake_quant_observer(m.names[id], t);
       t = fake_quantize(t, *q);
     }
-    if (opts.observer) opts.observer(m.names[id], t);
+    if (opts.observer) {
+      if (m.internal.empty() || !m.internal[id]) {
+        opts.observer(m.names[id], t);
+      } else if (auto s = m.shown_as.find(id); s != m.shown_as.end()) {
+        const std::string& name = s->second.name;
+        if (!opts.observed || opts.observed->count(name)) {
+          if (opts.any_order && s->second.channels % t.dim(4) == 0 && opts.any_order->count(name))
+            opts.observer(name, t);  // the same values in another order, no padding
+          else
+            opts.observer(name, blocked_to_nchw(t, s->second.channels));
+        }
+      }
+    }
     slots[id] = std::move(t);
   };
 

@@ -41,6 +41,10 @@ struct RunOptions {
   // optimized graph (see SessionOptions) when none of these names is touched by its rewrites; the observer
   // then also sees tensors of that graph that are not in the set (ignore them).
   const std::unordered_set<std::string>* observed = nullptr;
+  // Names whose observer needs only the values, not their order (min/max, histograms). The optimized graph
+  // holds some tensors in a channel-blocked layout (exec/layout.h); one of these without padding channels is
+  // then shown as it is, shape [N, C/B, H, W, B], instead of being converted back to NCHW for the observer.
+  const std::unordered_set<std::string>* any_order = nullptr;
   // Called with the value BEFORE fake quantization for tensors in fake_quant (may be empty).
   Observer pre_fake_quant_observer;
   // Tensors to fake-quantize: node outputs, graph inputs or initializers.

@@ -1,9 +1,12 @@
 #include "quant/quantizer.h"
 
+#include <unordered_set>
+
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/loader.h"
 #include "exec/session.h"
+#include "ir/graph.h"
 #include "quant/overrides.h"
 
 namespace oq::quant {
@@ -45,6 +48,32 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
       for (const auto& t : *l)
         if (!t.empty() && !model.graph.find_initializer(t)) wanted.push_back(t);
   }
+  // Pre-activation tensors whose range adjust_ranges() replaces by the output range of their quantized
+  // Relu/Clip are not measured: they take that range after compute(), which is what adjust_ranges() does with
+  // a measured one (chains of such activations excepted). Without them the executor can run its optimized
+  // graph (activations fused into convolutions, channel-blocked chains), where they do not exist.
+  std::map<std::string, std::string> range_of;  // skipped tensor -> the activation output whose range it takes
+  {
+    ir::GraphIndex idx(model.graph);
+    std::map<std::string, std::string> cand;
+    std::unordered_set<std::string> outs;
+    for (const auto& n : model.graph.nodes) {
+      if ((n.op_type != "Relu" && n.op_type != "Clip") || !should_quantize_node(n, o) || n.outputs.empty()) continue;
+      auto c = idx.consumers.find(n.input(0));
+      if (c == idx.consumers.end() || c->second.size() != 1) continue;
+      cand[n.input(0)] = n.outputs[0];
+      outs.insert(n.outputs[0]);
+    }
+    for (const auto& [in, out] : cand)
+      if (!cand.count(out) && !outs.count(in)) range_of[in] = out;
+  }
+  std::unordered_set<std::string> observed;
+  for (const auto& in : model.graph.inputs) observed.insert(in.name);
+  for (const auto& n : model.graph.nodes)
+    for (const auto& t : n.outputs)
+      if (!t.empty() && !range_of.count(t)) observed.insert(t);
+
+  std::erase_if(wanted, [&](const std::string& t) { return range_of.count(t) > 0; });
   std::sort(wanted.begin(), wanted.end());
   wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
   calib::Calibrator cal(wanted, req.options);
@@ -59,7 +88,15 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   InputMeansCollector means(bc_layers);
   for (const auto& [name, axis] : req.channel_absmax) cal.track_channel_absmax(name, axis);
 
+  // The calibrator's statistics do not depend on element order; the per-channel ones (SmoothQuant's max|x|,
+  // bias correction's input means) do.
+  std::unordered_set<std::string> any_order(wanted.begin(), wanted.end());
+  for (const auto& [name, axis] : req.channel_absmax) any_order.erase(name);
+  for (const auto& l : bc_layers) any_order.erase(l.input);
+
   exec::RunOptions ro;
+  ro.observed = &observed;
+  ro.any_order = &any_order;
   ro.observer = [&](const std::string& name, const Tensor& v) {
     c.types.try_emplace(name, v.dtype());
     cal.observe(name, v);
@@ -75,6 +112,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   }
   bar.done();
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
+  for (const auto& [in, out] : range_of) {
+    if (auto t = c.types.find(out); t != c.types.end()) c.types.try_emplace(in, t->second);
+    if (auto r = c.ranges.find(out); r != c.ranges.end()) c.ranges.try_emplace(in, r->second);
+  }
   for (const auto& [name, axis] : req.channel_absmax)
     if (const auto* v = cal.channel_absmax(name)) c.channel_absmax[name] = *v;
   c.input_means = means.take();

@@ -66,12 +66,13 @@ struct Builder {
 // X[N,3,17,19] -> Conv 3x3 s2 (24, ReLU6) -> depthwise 3x3 (24, ReLU6) -> 1x1 (20) = a
 // a -> 1x1 expand (44, ReLU6) -> depthwise 3x3 (44) -> 1x1 project (20, no bias) = p;  s = Add(a, p) (a graph output
 // too); r = Relu(s) -> Conv 3x3 s2 (17) = c -> GlobalAveragePool -> Y;  Sigmoid(s) -> Z (read outside the chain)
-// plus a side input V[N,8,9,10] -> Conv 1x1 (16) alone -> W (not converted: alone) and V -> Conv 3x3 (16) -> Conv
-// 1x1 (16) -> U (a chain fed by a plain tensor of 8 channels: converted on the way in).
+// plus a side input V[N,16,9,10] -> Conv 1x1 (16) alone -> W (not converted: alone), and Vr = Relu(V) (plain) ->
+// Conv 3x3 (16) -> Conv 1x1 (16) = U; Q = Add(U, Vr): a chain fed by a plain tensor, converted once on the way
+// in for both the Conv and the residual Add.
 ir::Model make_model(std::mt19937& rng) {
   Builder b(rng);
   ir::Graph& g = b.m.graph;
-  for (auto [name, c, h, w] : {std::tuple{"X", 3, 17, 19}, std::tuple{"V", 8, 9, 10}}) {
+  for (auto [name, c, h, w] : {std::tuple{"X", 3, 17, 19}, std::tuple{"V", 16, 9, 10}}) {
     ir::ValueInfo x;
     x.name = name;
     x.dtype = DType::Float;
@@ -91,10 +92,12 @@ ir::Model make_model(std::mt19937& rng) {
   b.conv("r", 20, 17, 3, 2, 1, "c", false);
   g.nodes.push_back(node("GlobalAveragePool", {"c"}, "Y"));
   g.nodes.push_back(node("Sigmoid", {"s"}, "Z"));
-  b.conv("V", 8, 16, 1, 1, 1, "W", false);
-  t = b.conv("V", 8, 16, 3, 1, 1, "u0", true);
+  b.conv("V", 16, 16, 1, 1, 1, "W", false);
+  g.nodes.push_back(node("Relu", {"V"}, "Vr"));
+  t = b.conv("Vr", 16, 16, 3, 1, 1, "u0", true);
   b.conv(t, 16, 16, 1, 1, 1, "U", false);
-  for (const char* o : {"Y", "Z", "s", "W", "U"}) b.output(o);
+  g.nodes.push_back(node("Add", {"U", "Vr"}, "Q"));
+  for (const char* o : {"Y", "Z", "s", "W", "U", "Q"}) b.output(o);
   return b.m;
 }
 
@@ -133,16 +136,24 @@ TEST(ExecLayout, ConvertsChainsOnly) {
     EXPECT_EQ(c0->attr_int(exec::kBlockedSrcAttr, -1), 0);  // 3 input channels: read as NCHW
     const ir::Node* u0 = producer_of(o, std::string("u0") + exec::kBlockedSuffix);
     ASSERT_TRUE(u0);
-    EXPECT_EQ(u0->attr_int(exec::kBlockedSrcAttr, -1), 1);  // 8 channels: converted on the way in
-    EXPECT_EQ(count(o, exec::kToBlockedOp), 1u);            // V -> u0
+    EXPECT_EQ(u0->attr_int(exec::kBlockedSrcAttr, -1), 1);  // 16 channels: converted on the way in
+    EXPECT_EQ(count(o, exec::kToBlockedOp), 1u);            // Vr, for u0 and the Add
+    EXPECT_TRUE(producer_of(o, std::string("Q") + exec::kBlockedSuffix));  // Add(blocked U, converted Vr)
     EXPECT_TRUE(producer_of(o, std::string("s") + exec::kBlockedSuffix));  // the Add runs blocked
     EXPECT_TRUE(producer_of(o, std::string("r") + exec::kBlockedSuffix));  // and the Relu
-    // Back to NCHW: s (graph output and read by Sigmoid), c (read by GlobalAveragePool), U (graph output).
-    EXPECT_EQ(count(o, exec::kFromBlockedOp), 3u);
-    for (const char* t : {"s", "c", "U", "W", "Y", "Z"}) EXPECT_TRUE(producer_of(o, t)) << t;
-    // Internal chain tensors are gone under their own names; the ones converted back are not touched.
-    for (const char* t : {"c0", "d0", "a", "e1", "d1", "p", "r", "u0"}) EXPECT_TRUE(og->touched.count(t)) << t;
-    for (const char* t : {"s", "c", "U", "W"}) EXPECT_FALSE(og->touched.count(t)) << t;
+    // Back to NCHW: s (graph output and read by Sigmoid), c (read by GlobalAveragePool), U and Q (graph outputs).
+    EXPECT_EQ(count(o, exec::kFromBlockedOp), 4u);
+    for (const char* t : {"s", "c", "U", "Q", "W", "Y", "Z", "Vr"}) EXPECT_TRUE(producer_of(o, t)) << t;
+    // Chain tensors held only blocked are listed as such (observable, not fake-quantizable); the ones converted
+    // back keep their names; neither is touched. Pre-activation tensors fused away are.
+    for (const char* t : {"c0", "d0", "a", "e1", "d1", "p", "r", "u0"}) {
+      EXPECT_FALSE(og->touched.count(t)) << t;
+      ASSERT_TRUE(og->blocked.count(t)) << t;
+      EXPECT_EQ(og->blocked.at(t).blocked, std::string(t) + exec::kBlockedSuffix);
+    }
+    EXPECT_EQ(og->blocked.at("p").channels, 20);
+    for (const char* t : {"s", "c", "U", "W"}) EXPECT_FALSE(og->touched.count(t) || og->blocked.count(t)) << t;
+    for (const char* t : {"c0_pre", "e1_pre", "u0_pre"}) EXPECT_TRUE(og->touched.count(t)) << t;
   }
   EXPECT_EQ(exec::to_blocked_layout(m, 0), 0u);
 }
@@ -163,9 +174,9 @@ TEST(ExecLayout, SameOutputsAsNchw) {
         set_num_threads(threads);
         for (int64_t batch : {1, 3}) {
           std::map<std::string, Tensor> feeds{{"X", random_float({batch, 3, 17, 19}, rng, -2.f, 2.f)},
-                                              {"V", random_float({batch, 8, 9, 10}, rng, -2.f, 2.f)}};
+                                              {"V", random_float({batch, 16, 9, 10}, rng, -2.f, 2.f)}};
           auto a = blocked.run(feeds), b = plain.run(feeds);
-          ASSERT_EQ(a.size(), 5u);
+          ASSERT_EQ(a.size(), 6u);
           for (size_t k = 0; k < a.size(); ++k) {
             SCOPED_TRACE(testing::Message() << "block " << block << " threads " << threads << " batch " << batch
                                             << " output " << k);
@@ -176,4 +187,70 @@ TEST(ExecLayout, SameOutputsAsNchw) {
     }
   }
   set_poison_uninitialized(poison);
+}
+
+TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
+  std::mt19937 rng(5);
+  ir::Model m = make_model(rng);
+  exec::SessionOptions so;
+  so.channel_block = 16;
+  exec::Session blocked(m, so), plain(m, exec::SessionOptions{false});
+  std::map<std::string, Tensor> feeds{{"X", random_float({2, 3, 17, 19}, rng, -2.f, 2.f)},
+                                      {"V", random_float({2, 16, 9, 10}, rng, -2.f, 2.f)}};
+  // a, e1 and r exist only blocked in the optimized graph; s is converted back by a node there.
+  std::unordered_set<std::string> want{"a", "e1", "r", "s"};
+  std::map<std::string, Tensor> got, ref;
+  exec::RunOptions o;
+  o.observed = &want;
+  o.observer = [&](const std::string& n, const Tensor& v) { got[n] = v.clone(); };
+  blocked.run(feeds, o);
+  EXPECT_FALSE(got.count("c0_pre"));  // the optimized graph ran: c0's pre-activation tensor is fused away
+  for (const auto& [n, v] : got) EXPECT_FALSE(n.ends_with(exec::kBlockedSuffix)) << n;
+  exec::RunOptions p;
+  p.observer = [&](const std::string& n, const Tensor& v) { ref[n] = v.clone(); };
+  plain.run(feeds, p);
+  for (const auto& n : want) {
+    ASSERT_TRUE(got.count(n)) << n;
+    SCOPED_TRACE(n);
+    expect_close(got[n], ref.at(n), 1e-4);
+  }
+  // Fake quantization of a tensor held blocked: the model as given runs, bit-identical to the plain session.
+  std::unordered_map<std::string, exec::QuantParams> fq;
+  fq["a"] = exec::QuantParams{DType::Int8, {0.02f}, {-3}, -1};
+  exec::RunOptions f;
+  f.fake_quant = &fq;
+  auto a = blocked.run(feeds, f), b = plain.run(feeds, f);
+  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(a[k].equals(b[k])) << "output " << k;
+}
+
+TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
+  std::mt19937 rng(6);
+  ir::Model m = make_model(rng);
+  exec::SessionOptions so;
+  so.channel_block = 16;
+  exec::Session blocked(m, so), plain(m, exec::SessionOptions{false});
+  std::map<std::string, Tensor> feeds{{"X", random_float({2, 3, 17, 19}, rng, -2.f, 2.f)},
+                                      {"V", random_float({2, 16, 9, 10}, rng, -2.f, 2.f)}};
+  // e1 has 44 channels (padding with blocks of 16: converted), u0 16 (no padding: shown as it is), a 20.
+  std::unordered_set<std::string> want{"a", "e1", "u0"};
+  std::map<std::string, Tensor> got, ref;
+  exec::RunOptions o;
+  o.observed = &want;
+  o.any_order = &want;
+  o.observer = [&](const std::string& n, const Tensor& v) { got[n] = v.clone(); };
+  blocked.run(feeds, o);
+  exec::RunOptions p;
+  p.observer = [&](const std::string& n, const Tensor& v) { ref[n] = v.clone(); };
+  plain.run(feeds, p);
+  EXPECT_EQ(got.at("u0").rank(), 5);
+  EXPECT_EQ(got.at("e1").rank(), 4);
+  EXPECT_EQ(got.at("a").rank(), 4);
+  for (const auto& n : want) {
+    SCOPED_TRACE(n);
+    std::vector<double> a = got.at(n).to_doubles(), b = ref.at(n).to_doubles();
+    ASSERT_EQ(a.size(), b.size());
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4 * std::max(1.0, std::fabs(b[i]))) << i;
+  }
 }

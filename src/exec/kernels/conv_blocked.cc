@@ -196,6 +196,20 @@ std::unique_ptr<Kernel> make_from_blocked(const KernelInit& init) {
 
 }  // namespace
 
+Tensor blocked_to_nchw(const Tensor& x, int64_t channels) {
+  if (x.dtype() != DType::Float || x.rank() != 5 || (x.dim(4) != 8 && x.dim(4) != 16) ||
+      x.dim(1) != blocks_of(channels, x.dim(4)))
+    fail(ErrorKind::Runtime, "tensor of shape {} is not a blocked tensor of {} channels", shape_str(x.shape()),
+         channels);
+  const du::dims logical = {x.dim(0), channels, x.dim(2), x.dim(3)};
+  Tensor y = Tensor::uninitialized(DType::Float, logical);
+  const auto blk = blocked_md(logical, x.dim(4)), plain = du::plain_f32(logical);
+  dnnl::memory src(blk, du::engine(), const_cast<void*>(x.raw())), dst(plain, du::engine(), y.raw());
+  du::make_reorder(blk, plain).execute(du::stream(), src, dst);  // oneDNN caches the primitive
+  du::stream().wait();
+  return y;
+}
+
 std::unique_ptr<Kernel> make_conv_blocked(const KernelInit& init) {
   return std::make_unique<BlockedConvKernel>(init);
 }

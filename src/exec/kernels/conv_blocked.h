@@ -8,4 +8,7 @@ namespace oq::exec {
 
 std::unique_ptr<Kernel> make_conv_blocked(const KernelInit& init);
 
+// NCHW copy [N, channels, H, W] of a blocked tensor [N, ceil(channels/B), H, W, B].
+Tensor blocked_to_nchw(const Tensor& x, int64_t channels);
+
 }  // namespace oq::exec
