@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <mutex>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "calib/binning_kernels.h"
@@ -38,36 +39,40 @@ BatchMinMax finish_min_max(float mn, float mx, std::span<const float> x) {
 }
 }  // namespace
 
+namespace {
+// 16-float vectors (GCC vector extensions): one AVX-512 register, two AVX2 or four SSE ones, per the clone.
+typedef float v16f __attribute__((vector_size(64)));
+
+// min/max over p[0, n - n % 32) into mn/mx (the caller starts them at +inf/-inf); returns the count covered.
+// `a < m ? a : m` keeps m when a is NaN, as _mm_min_ps / vminps do, so NaN never enters the result.
+__attribute__((target_clones("avx512f", "avx2", "default"))) size_t min_max_blocks(const float* p, size_t n,
+                                                                                   float& mn, float& mx) {
+  v16f mn0 = v16f{} + kInf, mn1 = mn0, mx0 = v16f{} - kInf, mx1 = mx0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    v16f a, b;
+    std::memcpy(&a, p + i, sizeof a);
+    std::memcpy(&b, p + i + 16, sizeof b);
+    mn0 = a < mn0 ? a : mn0;
+    mn1 = b < mn1 ? b : mn1;
+    mx0 = a > mx0 ? a : mx0;
+    mx1 = b > mx1 ? b : mx1;
+  }
+  for (int k = 0; k < 16; ++k) {
+    mn = mn0[k] < mn ? mn0[k] : mn;
+    mn = mn1[k] < mn ? mn1[k] : mn;
+    mx = mx0[k] > mx ? mx0[k] : mx;
+    mx = mx1[k] > mx ? mx1[k] : mx;
+  }
+  return i;
+}
+}  // namespace
+
 BatchMinMax finite_min_max(std::span<const float> x) {
   const float* p = x.data();
   const size_t n = x.size();
-  size_t i = 0;
   float mn = kInf, mx = -kInf;
-#if defined(__SSE2__)
-  // _mm_min_ps(v, m) is (v < m ? v : m): a NaN in v leaves m unchanged.
-  __m128 mn0 = _mm_set1_ps(kInf), mn1 = mn0, mn2 = mn0, mn3 = mn0;
-  __m128 mx0 = _mm_set1_ps(-kInf), mx1 = mx0, mx2 = mx0, mx3 = mx0;
-  for (; i + 16 <= n; i += 16) {
-    const __m128 a = _mm_loadu_ps(p + i), b = _mm_loadu_ps(p + i + 4);
-    const __m128 c = _mm_loadu_ps(p + i + 8), d = _mm_loadu_ps(p + i + 12);
-    mn0 = _mm_min_ps(a, mn0);
-    mn1 = _mm_min_ps(b, mn1);
-    mn2 = _mm_min_ps(c, mn2);
-    mn3 = _mm_min_ps(d, mn3);
-    mx0 = _mm_max_ps(a, mx0);
-    mx1 = _mm_max_ps(b, mx1);
-    mx2 = _mm_max_ps(c, mx2);
-    mx3 = _mm_max_ps(d, mx3);
-  }
-  alignas(16) float tn[4], tx[4];
-  _mm_store_ps(tn, _mm_min_ps(_mm_min_ps(mn0, mn1), _mm_min_ps(mn2, mn3)));
-  _mm_store_ps(tx, _mm_max_ps(_mm_max_ps(mx0, mx1), _mm_max_ps(mx2, mx3)));
-  for (int k = 0; k < 4; ++k) {
-    mn = tn[k] < mn ? tn[k] : mn;
-    mx = tx[k] > mx ? tx[k] : mx;
-  }
-#endif
-  for (; i < n; ++i) {
+  for (size_t i = min_max_blocks(p, n, mn, mx); i < n; ++i) {
     const float v = p[i];
     mn = v < mn ? v : mn;
     mx = v > mx ? v : mx;
