@@ -64,8 +64,8 @@ struct Builder {
 };
 
 // X[N,3,17,19] -> Conv 3x3 s2 (24, ReLU6) -> depthwise 3x3 (24, ReLU6) -> 1x1 (20) = a
-// a -> 1x1 expand (44, ReLU6) -> depthwise 3x3 (44) -> 1x1 project (20, no bias) = p;  s = Add(a, p) (a graph output
-// too); r = Relu(s) -> Conv 3x3 s2 (17) = c -> GlobalAveragePool -> Y;  Sigmoid(s) -> Z (read outside the chain)
+// a -> 1x1 expand (44, ReLU6) -> depthwise 3x3 (44, dilation 2, asymmetric pads) -> 1x1 project (20, no bias) = p;  s = Add(a, p) (a graph output
+// too); r = Relu(s) -> Conv 3x3 s2 SAME_UPPER (17) = c -> GlobalAveragePool -> Y;  Sigmoid(s) -> Z (read outside the chain)
 // plus a side input V[N,16,9,10] -> Conv 1x1 (16) alone -> W (not converted: alone), and Vr = Relu(V) (plain) ->
 // Conv 3x3 (16) -> Conv 1x1 (16) = U; Q = Add(U, Vr): a chain fed by a plain tensor, converted once on the way
 // in for both the Conv and the residual Add.
@@ -90,6 +90,16 @@ ir::Model make_model(std::mt19937& rng) {
   g.nodes.push_back(node("Add", {a, p}, "s"));
   g.nodes.push_back(node("Relu", {"s"}, "r"));
   b.conv("r", 20, 17, 3, 2, 1, "c", false);
+  // Geometry variants inside the chain: d1 dilated (2) with asymmetric pads, c with auto_pad SAME_UPPER.
+  for (auto& n : g.nodes) {
+    if (n.outputs[0] == "d1") {
+      n.set_attr_ints("dilations", {2, 2});
+      n.set_attr_ints("pads", {2, 1, 2, 3});
+    } else if (n.outputs[0] == "c") {
+      n.remove_attr("pads");
+      n.set_attr_string("auto_pad", "SAME_UPPER");
+    }
+  }
   g.nodes.push_back(node("GlobalAveragePool", {"c"}, "Y"));
   g.nodes.push_back(node("Sigmoid", {"s"}, "Z"));
   b.conv("V", 16, 16, 1, 1, 1, "W", false);
