@@ -1,6 +1,7 @@
 #include "exec/layout.h"
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -55,25 +56,51 @@ struct Rewriter {
     if (c != idx.consumers.end())
       for (size_t u : c->second) {
         const ir::Node& n = g.nodes[u];
-        if (n.inputs[0] == t && conv_channels(n) > 0)
-          return g.find_initializer(n.input(1))->tensor.dim(1) * n.attr_int("group", 1);
+        if (n.inputs[0] == t && conv_channels(n) > 0) return conv_in_channels(n);
       }
     return -1;
+  }
+
+  // Shape of a float tensor known before any run: a float initializer, or a DequantizeLinear of initializers
+  // (a QDQ model's weights and biases; the executor folds it into a constant when it builds its plan).
+  std::optional<Shape> constant_shape(const std::string& t) const {
+    if (t.empty()) return std::nullopt;
+    if (const ir::Initializer* i = g.find_initializer(t))
+      return i->tensor.dtype() == DType::Float ? std::optional<Shape>(i->tensor.shape()) : std::nullopt;
+    const ir::Node* p = producer(t);
+    if (!p || p->op_type != "DequantizeLinear" || !p->is_default_domain() || p->outputs[0] != t) return std::nullopt;
+    for (const auto& in : p->inputs)
+      if (!in.empty() && !g.find_initializer(in)) return std::nullopt;
+    return g.find_initializer(p->input(0))->tensor.shape();
   }
 
   // Output channels of a Conv this pass can run blocked, or -1.
   int64_t conv_channels(const ir::Node& n) const {
     if (n.op_type != "Conv" || !n.is_default_domain() || n.outputs.size() != 1 || n.input(0).empty()) return -1;
-    const ir::Initializer* w = g.find_initializer(n.input(1));
-    if (!w || w->tensor.dtype() != DType::Float || w->tensor.rank() != 4) return -1;
-    if (!n.input(2).empty()) {
-      const ir::Initializer* b = g.find_initializer(n.input(2));
-      if (!b || b->tensor.dtype() != DType::Float) return -1;
-    }
-    const int64_t group = n.attr_int("group", 1), cout = w->tensor.dim(0), cin = w->tensor.dim(1) * group;
-    const bool depthwise = group > 1 && group == cin && group == cout && w->tensor.dim(1) == 1;
+    const std::optional<Shape> w = constant_shape(n.input(1));
+    if (!w || w->size() != 4) return -1;
+    if (!n.input(2).empty() && !constant_shape(n.input(2))) return -1;
+    const int64_t group = n.attr_int("group", 1), cout = (*w)[0], cin = (*w)[1] * group;
+    const bool depthwise = group > 1 && group == cin && group == cout && (*w)[1] == 1;
     if ((group != 1 && !depthwise) || cout < block) return -1;
     return cout;
+  }
+  int64_t conv_in_channels(const ir::Node& n) const {
+    return (*constant_shape(n.input(1)))[1] * n.attr_int("group", 1);
+  }
+
+  // A per-tensor QuantizeLinear/DequantizeLinear (one scale and zero point, given as initializers): elementwise,
+  // so it runs on blocked tensors as it is. Zero padding stays zero across a Q -> DQ pair (0 quantizes to the
+  // zero point, which dequantizes to 0); the quantized tensor between them has the zero point as padding and
+  // never leaves the chain.
+  bool per_tensor_qdq(const ir::Node& n) const {
+    if (n.inputs.size() < 2 || n.outputs.size() != 1) return false;
+    for (size_t i = 1; i < n.inputs.size(); ++i) {
+      if (n.inputs[i].empty()) continue;
+      const ir::Initializer* c = g.find_initializer(n.inputs[i]);
+      if (!c || c->tensor.numel() != 1) return false;
+    }
+    return !n.has_attr("block_size") || n.attr_int("block_size", 0) == 0;
   }
 
   // Whether node k may stay blocked given the current set.
@@ -105,6 +132,21 @@ struct Rewriter {
       channels[k] = tensor_channels(n.input(0));
       return true;
     }
+    if (n.op_type == "QuantizeLinear") {  // only when every reader is a DequantizeLinear of the chain
+      if (!blocked_tensor(n.input(0)) || g.is_graph_output(n.outputs[0]) || sub.count(n.outputs[0])) return false;
+      auto c = idx.consumers.find(n.outputs[0]);
+      if (c == idx.consumers.end()) return false;
+      for (size_t u : c->second)
+        if (!in_set[u] || g.nodes[u].op_type != "DequantizeLinear") return false;
+      channels[k] = tensor_channels(n.input(0));
+      return true;
+    }
+    if (n.op_type == "DequantizeLinear") {
+      const ir::Node* p = producer(n.input(0));
+      if (!p || p->op_type != "QuantizeLinear" || !blocked_tensor(n.input(0))) return false;
+      channels[k] = tensor_channels(n.input(0));
+      return true;
+    }
     return false;
   }
 
@@ -112,8 +154,10 @@ struct Rewriter {
     if (!n.is_default_domain() || n.outputs.size() != 1) return false;
     for (const auto& t : n.inputs)
       if (sub.count(t)) return false;
+    if ((n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") && !per_tensor_qdq(n)) return false;
     return n.op_type == "Conv" || (n.op_type == "Add" && n.inputs.size() == 2) ||
-           (n.op_type == "Relu" && n.inputs.size() == 1);
+           (n.op_type == "Relu" && n.inputs.size() == 1) || n.op_type == "QuantizeLinear" ||
+           n.op_type == "DequantizeLinear";
   }
 
   void select() {
@@ -164,8 +208,7 @@ struct Rewriter {
         const std::string& x = n.inputs[0];
         bool src_blocked = blocked_tensor(x);
         if (!src_blocked) {
-          const int64_t cin = g.find_initializer(n.input(1))->tensor.dim(1) * n.attr_int("group", 1);
-          if (cin > kPlainSrcMaxChannels) {
+          if (conv_in_channels(n) > kPlainSrcMaxChannels) {
             to_blocked(x);
             src_blocked = true;
           }
@@ -173,6 +216,8 @@ struct Rewriter {
         if (src_blocked) n.inputs[0] = blocked_name(x);
         n.set_attr_int(kBlockAttr, block);
         n.set_attr_int(kBlockedSrcAttr, src_blocked ? 1 : 0);
+      } else if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") {
+        n.inputs[0] = blocked_name(n.inputs[0]);  // scale and zero point stay as they are
       } else {
         for (auto& t : n.inputs) {
           if (!blocked_tensor(t)) to_blocked(t);  // an Add's plain input (see eligible())
@@ -212,7 +257,7 @@ size_t to_blocked_layout(ir::Model& m, int block, std::unordered_map<std::string
   if (std::none_of(r.in_set.begin(), r.in_set.end(), [](char c) { return c != 0; })) return 0;
   if (aliases)
     for (const auto& [k, c] : r.channels)
-      if (r.in_set[k]) {
+      if (r.in_set[k] && m.graph.nodes[k].op_type != "QuantizeLinear") {  // float tensors only
         const std::string& y = m.graph.nodes[k].outputs[0];
         (*aliases)[y] = BlockedAlias{y + kBlockedSuffix, c};
       }

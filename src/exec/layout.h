@@ -8,7 +8,10 @@
 //   Conv with attrs kBlockAttr = B and kBlockedSrcAttr = 1 when its input X is blocked (0: plain NCHW);
 //   its output is always blocked.
 // Add and Relu need no change: on two blocked tensors of the same channel count they compute the same values
-// in the same places (broadcasting over N, H or W included).
+// in the same places (broadcasting over N, H or W included). In QDQ models, per-tensor QuantizeLinear ->
+// DequantizeLinear pairs between the convolutions join the chain too (elementwise; the padding channels hold
+// the zero point in between and are 0 again after the DequantizeLinear), and weights given as
+// DequantizeLinear of initializers count as constant.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -28,8 +31,8 @@ inline constexpr const char* kBlockedSuffix = "__oq_blocked";
 int native_channel_block();
 
 // Rewrites every chain of at least two connected blockable nodes (Conv 2-D with constant 4-D weights, one
-// group or depthwise, at least `block` output channels; Add of two blocked tensors with the same channel
-// count; Relu of a blocked tensor) to the blocked layout, inserting conversions where the chain meets the rest
+// group or depthwise, at least `block` output channels; Add of a blocked tensor and a tensor with the same
+// channel count; Relu of a blocked tensor; per-tensor Q -> DQ pairs on blocked tensors) to the blocked layout, inserting conversions where the chain meets the rest
 // of the graph (tensors read outside the chain, or graph outputs, keep their names and values). Returns the
 // number of nodes converted. block: 8 or 16.
 // aliases (optional): for every original tensor that now exists only in blocked form, its blocked name and

@@ -264,3 +264,88 @@ TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4 * std::max(1.0, std::fabs(b[i]))) << i;
   }
 }
+
+// A QDQ model as onnxquant writes it: uint8 activations (zero point 128: blocked padding becomes the zero point
+// between Q and DQ), int8 per-channel weights and int32 biases behind DequantizeLinear, a residual Add.
+// The per-tensor Q -> DQ pairs join the blocked chain; the results may differ from the NCHW kernels only where
+// a value lands on a rounding boundary (different summation order in the convolutions): at most one output
+// quantization step, and rarely.
+TEST(ExecLayout, QdqChains) {
+  std::mt19937 rng(21);
+  ir::Model m;
+  m.ir_version = 8;
+  m.opsets = {{"", 13}};
+  ir::Graph& g = m.graph;
+  ir::ValueInfo x;
+  x.name = "X";
+  x.dtype = DType::Float;
+  x.shape = std::vector<ir::Dim>{{-1, "N"}, {3, ""}, {15, ""}, {13, ""}};
+  g.inputs.push_back(x);
+  int k = 0;
+  auto qdq = [&](const std::string& t, float scale) {
+    const std::string s = "s" + std::to_string(k), z = "z" + std::to_string(k), q = t + "_q", d = t + "_dq";
+    ++k;
+    g.add_initializer(s, Tensor::scalar_float(scale));
+    g.add_initializer(z, Tensor::from_vector(DType::UInt8, {}, std::vector<uint8_t>{128}));
+    g.nodes.push_back(node("QuantizeLinear", {t, s, z}, q));
+    g.nodes.push_back(node("DequantizeLinear", {q, s, z}, d));
+    return d;
+  };
+  auto conv = [&](const std::string& in, int64_t cin, int64_t cout, int64_t kk, int64_t group, const std::string& out) {
+    const int64_t fan = cin / group * kk * kk;
+    std::vector<int8_t> wq(static_cast<size_t>(cout * fan));
+    for (auto& v : wq) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    std::vector<float> ws(static_cast<size_t>(cout));
+    for (auto& v : ws) v = 1.5f / 127.f / std::sqrt(static_cast<float>(fan));
+    std::vector<int32_t> bq(static_cast<size_t>(cout));
+    for (auto& v : bq) v = static_cast<int32_t>(rng() % 2001) - 1000;
+    g.add_initializer("Wq_" + out, Tensor::from_vector(DType::Int8, {cout, cin / group, kk, kk}, wq));
+    g.add_initializer("Ws_" + out, Tensor::from_vector(DType::Float, {cout}, ws));
+    g.add_initializer("Wz_" + out, Tensor::from_vector(DType::Int8, {cout}, std::vector<int8_t>(cout, 0)));
+    g.add_initializer("Bq_" + out, Tensor::from_vector(DType::Int32, {cout}, bq));
+    g.add_initializer("Bs_" + out, Tensor::from_vector(DType::Float, {cout}, std::vector<float>(cout, 1e-3f)));
+    ir::Node wd = node("DequantizeLinear", {"Wq_" + out, "Ws_" + out, "Wz_" + out}, "W_" + out);
+    wd.set_attr_int("axis", 0);
+    g.nodes.push_back(wd);
+    ir::Node bd = node("DequantizeLinear", {"Bq_" + out, "Bs_" + out}, "B_" + out);
+    bd.set_attr_int("axis", 0);
+    g.nodes.push_back(bd);
+    ir::Node c = node("Conv", {in, "W_" + out, "B_" + out}, out);
+    c.set_attr_ints("pads", {kk / 2, kk / 2, kk / 2, kk / 2});
+    if (group != 1) c.set_attr_int("group", group);
+    g.nodes.push_back(c);
+    return qdq(out, 0.05f);
+  };
+  std::string t = conv(qdq("X", 0.02f), 3, 20, 3, 1, "c0");
+  std::string a = conv(t, 20, 20, 3, 20, "d0");
+  t = conv(a, 20, 32, 1, 1, "e1");
+  t = conv(t, 32, 20, 1, 1, "p1");
+  g.nodes.push_back(node("Add", {a, t}, "s"));
+  std::string y = qdq("s", 0.08f);
+  g.nodes.push_back(node("GlobalAveragePool", {y}, "Y"));
+  ir::ValueInfo out;
+  out.name = "Y";
+  out.dtype = DType::Float;
+  g.outputs.push_back(out);
+
+  exec::Session plain(m, exec::SessionOptions{false});
+  for (int block : {8, 16}) {
+    auto og = exec::optimize_for_inference(m, block);
+    ASSERT_TRUE(og);
+    size_t blocked_q = 0;
+    for (const auto& n : og->model.graph.nodes)
+      blocked_q += (n.op_type == "QuantizeLinear" && n.inputs[0].ends_with(exec::kBlockedSuffix));
+    EXPECT_EQ(blocked_q, 5u) << block;  // every activation Q but the input's
+    exec::SessionOptions so;
+    so.channel_block = block;
+    exec::Session blocked(m, so);
+    for (int64_t batch : {1, 3}) {
+      std::map<std::string, Tensor> feeds{{"X", random_float({batch, 3, 15, 13}, rng, -2.f, 2.f)}};
+      Tensor a1 = blocked.run(feeds)[0], b1 = plain.run(feeds)[0];
+      ASSERT_EQ(shape_str(a1.shape()), shape_str(b1.shape()));
+      // Y is a mean over 15x13 positions of values on the 0.08 grid: a flipped value moves it by 0.08/195.
+      for (int64_t i = 0; i < a1.numel(); ++i)
+        EXPECT_NEAR(a1.data<float>()[i], b1.data<float>()[i], 3 * 0.08 / 195 + 1e-6) << block << " " << i;
+    }
+  }
+}
