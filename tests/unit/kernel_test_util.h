@@ -14,6 +14,31 @@
 
 namespace oq::ktest {
 
+// Graph node `op` reading `in`, writing `out`, named op_out.
+inline ir::Node graph_node(const std::string& op, std::vector<std::string> in, std::string out) {
+  ir::Node n;
+  n.op_type = op;
+  n.name = op + "_" + out;
+  n.inputs = std::move(in);
+  n.outputs = {std::move(out)};
+  return n;
+}
+
+// Float graph input [N, c, h, w] with a symbolic batch N, and a float graph output of unknown shape.
+inline ir::ValueInfo nchw_input(const std::string& name, int64_t c, int64_t h, int64_t w) {
+  ir::ValueInfo x;
+  x.name = name;
+  x.dtype = DType::Float;
+  x.shape = std::vector<ir::Dim>{{-1, "N"}, {c, ""}, {h, ""}, {w, ""}};
+  return x;
+}
+inline ir::ValueInfo float_output(const std::string& name) {
+  ir::ValueInfo v;
+  v.name = name;
+  v.dtype = DType::Float;
+  return v;
+}
+
 // Node with inputs named in0.. (an empty Tensor passed to run_kernel marks an omitted input) and outputs.
 inline ir::Node make_node(const std::string& op, size_t n_in, size_t n_out = 1) {
   ir::Node n;

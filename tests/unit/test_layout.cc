@@ -22,12 +22,7 @@ using oq::ktest::random_float;
 namespace {
 
 ir::Node node(const std::string& op, std::vector<std::string> in, std::string out) {
-  ir::Node n;
-  n.op_type = op;
-  n.name = op + "_" + out;
-  n.inputs = std::move(in);
-  n.outputs = {std::move(out)};
-  return n;
+  return ktest::graph_node(op, std::move(in), std::move(out));
 }
 
 struct Builder {
@@ -55,12 +50,7 @@ struct Builder {
     if (clip) m.graph.nodes.push_back(node("Clip", {out + "_pre", "lo", "hi"}, out));
     return out;
   }
-  void output(const std::string& name) {
-    ir::ValueInfo v;
-    v.name = name;
-    v.dtype = DType::Float;
-    m.graph.outputs.push_back(v);
-  }
+  void output(const std::string& name) { m.graph.outputs.push_back(ktest::float_output(name)); }
 };
 
 // X[N,3,17,19] -> Conv 3x3 s2 (24, ReLU6) -> depthwise 3x3 (24, ReLU6) -> 1x1 (20) = a
@@ -72,13 +62,8 @@ struct Builder {
 ir::Model make_model(std::mt19937& rng) {
   Builder b(rng);
   ir::Graph& g = b.m.graph;
-  for (auto [name, c, h, w] : {std::tuple{"X", 3, 17, 19}, std::tuple{"V", 16, 9, 10}}) {
-    ir::ValueInfo x;
-    x.name = name;
-    x.dtype = DType::Float;
-    x.shape = std::vector<ir::Dim>{{-1, "N"}, {c, ""}, {h, ""}, {w, ""}};
-    g.inputs.push_back(x);
-  }
+  g.inputs.push_back(ktest::nchw_input("X", 3, 17, 19));
+  g.inputs.push_back(ktest::nchw_input("V", 16, 9, 10));
   g.add_initializer("lo", Tensor::scalar_float(0.f));
   g.add_initializer("hi", Tensor::scalar_float(6.f));
   std::string t = b.conv("X", 3, 24, 3, 2, 1, "c0", true);
@@ -109,6 +94,10 @@ ir::Model make_model(std::mt19937& rng) {
   g.nodes.push_back(node("Add", {"U", "Vr"}, "Q"));
   for (const char* o : {"Y", "Z", "s", "W", "U", "Q"}) b.output(o);
   return b.m;
+}
+
+std::map<std::string, Tensor> make_feeds(std::mt19937& rng, int64_t batch) {
+  return {{"X", random_float({batch, 3, 17, 19}, rng, -2.f, 2.f)}, {"V", random_float({batch, 16, 9, 10}, rng, -2.f, 2.f)}};
 }
 
 size_t count(const ir::Model& m, const std::string& op) {
@@ -183,8 +172,7 @@ TEST(ExecLayout, SameOutputsAsNchw) {
       for (int threads : {1, 2}) {
         set_num_threads(threads);
         for (int64_t batch : {1, 3}) {
-          std::map<std::string, Tensor> feeds{{"X", random_float({batch, 3, 17, 19}, rng, -2.f, 2.f)},
-                                              {"V", random_float({batch, 16, 9, 10}, rng, -2.f, 2.f)}};
+          std::map<std::string, Tensor> feeds = make_feeds(rng, batch);
           auto a = blocked.run(feeds), b = plain.run(feeds);
           ASSERT_EQ(a.size(), 6u);
           for (size_t k = 0; k < a.size(); ++k) {
@@ -205,8 +193,7 @@ TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
   exec::SessionOptions so;
   so.channel_block = 16;
   exec::Session blocked(m, so), plain(m, exec::SessionOptions{false});
-  std::map<std::string, Tensor> feeds{{"X", random_float({2, 3, 17, 19}, rng, -2.f, 2.f)},
-                                      {"V", random_float({2, 16, 9, 10}, rng, -2.f, 2.f)}};
+  std::map<std::string, Tensor> feeds = make_feeds(rng, 2);
   // a, e1 and r exist only blocked in the optimized graph; s is converted back by a node there.
   std::unordered_set<std::string> want{"a", "e1", "r", "s"};
   std::map<std::string, Tensor> got, ref;
@@ -239,8 +226,7 @@ TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
   exec::SessionOptions so;
   so.channel_block = 16;
   exec::Session blocked(m, so), plain(m, exec::SessionOptions{false});
-  std::map<std::string, Tensor> feeds{{"X", random_float({2, 3, 17, 19}, rng, -2.f, 2.f)},
-                                      {"V", random_float({2, 16, 9, 10}, rng, -2.f, 2.f)}};
+  std::map<std::string, Tensor> feeds = make_feeds(rng, 2);
   // e1 has 44 channels (padding with blocks of 16: converted), u0 16 (no padding: shown as it is), a 20.
   std::unordered_set<std::string> want{"a", "e1", "u0"};
   std::map<std::string, Tensor> got, ref;
@@ -276,11 +262,7 @@ TEST(ExecLayout, QdqChains) {
   m.ir_version = 8;
   m.opsets = {{"", 13}};
   ir::Graph& g = m.graph;
-  ir::ValueInfo x;
-  x.name = "X";
-  x.dtype = DType::Float;
-  x.shape = std::vector<ir::Dim>{{-1, "N"}, {3, ""}, {15, ""}, {13, ""}};
-  g.inputs.push_back(x);
+  g.inputs.push_back(ktest::nchw_input("X", 3, 15, 13));
   int k = 0;
   auto qdq = [&](const std::string& t, float scale) {
     const std::string s = "s" + std::to_string(k), z = "z" + std::to_string(k), q = t + "_q", d = t + "_dq";
@@ -323,10 +305,7 @@ TEST(ExecLayout, QdqChains) {
   g.nodes.push_back(node("Add", {a, t}, "s"));
   std::string y = qdq("s", 0.08f);
   g.nodes.push_back(node("GlobalAveragePool", {y}, "Y"));
-  ir::ValueInfo out;
-  out.name = "Y";
-  out.dtype = DType::Float;
-  g.outputs.push_back(out);
+  g.outputs.push_back(ktest::float_output("Y"));
 
   exec::Session plain(m, exec::SessionOptions{false});
   for (int block : {8, 16}) {

@@ -18,12 +18,7 @@ using oq::ktest::random_float;
 namespace {
 
 ir::Node node(const std::string& op, std::vector<std::string> in, std::string out) {
-  ir::Node n;
-  n.op_type = op;
-  n.name = op + "_" + out;
-  n.inputs = std::move(in);
-  n.outputs = {std::move(out)};
-  return n;
+  return ktest::graph_node(op, std::move(in), std::move(out));
 }
 
 // X[N,5,11,13] -> Pad(spatial 1,2 / 2,1) -> Conv 3x3 (16, bias) -> Clip(0,6) -> depthwise Conv 3x3 (stride 2)
@@ -34,11 +29,7 @@ ir::Model make_model(std::mt19937& rng, bool nonzero_pad = false) {
   m.ir_version = 8;
   m.opsets = {{"", 13}};
   ir::Graph& g = m.graph;
-  ir::ValueInfo x;
-  x.name = "X";
-  x.dtype = DType::Float;
-  x.shape = std::vector<ir::Dim>{{-1, "N"}, {5, ""}, {11, ""}, {13, ""}};
-  g.inputs.push_back(x);
+  g.inputs.push_back(ktest::nchw_input("X", 5, 11, 13));
   g.add_initializer("pads", Tensor::from_vector(DType::Int64, {8}, std::vector<int64_t>{0, 0, 1, 2, 0, 0, 2, 1}));
   g.add_initializer("padv", Tensor::scalar_float(nonzero_pad ? 0.5f : 0.f));
   g.add_initializer("W1", random_float({16, 5, 3, 3}, rng, -0.5f, 0.5f));
@@ -70,10 +61,7 @@ ir::Model make_model(std::mt19937& rng, bool nonzero_pad = false) {
   g.nodes.push_back(node("Conv", {"c3", "W4"}, "Z"));  // c3 has two consumers
   g.nodes.push_back(node("Relu", {"Z"}, "R"));
   for (const char* o : {"Y", "Z", "R"}) {
-    ir::ValueInfo v;
-    v.name = o;
-    v.dtype = DType::Float;
-    g.outputs.push_back(v);
+    g.outputs.push_back(ktest::float_output(o));
   }
   return m;
 }

@@ -71,15 +71,11 @@ class ConvTransposeKernel final : public Kernel {
   }
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
-    if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs X and W");
-    const Tensor& x = *in[0];
-    const Tensor& w = *in[1];
-    const Tensor* b = in.size() > 2 ? in[2] : nullptr;
+    const du::XWB xwb = du::conv_inputs(node_, in);
+    const Tensor &x = xwb.x, &w = xwb.w, *b = xwb.b;
     check(x, w, b);
     std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = cache_[du::primitive_key(x, w, b)];
-    if (!slot) slot = build(x, w, b);
-    DeconvPrim& p = *slot;
+    DeconvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
     out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // the reference, the primitive or embed() writes all
     Tensor& y = out[0];
     if (p.use_ref) {

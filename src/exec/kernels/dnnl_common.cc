@@ -53,6 +53,12 @@ void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e) {
        static_cast<int>(e.status));
 }
 
+XWB conv_inputs(const ir::Node& node, const std::vector<const Tensor*>& in) {
+  if (in.size() < 2 || !in[0] || !in[1])
+    fail(ErrorKind::Model, "node '{}' ({}): needs inputs X and W", node.name, node.op_type);
+  return XWB{*in[0], *in[1], in.size() > 2 ? in[2] : nullptr};
+}
+
 Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b) {
   Shape key = x.shape();
   key.insert(key.end(), w.shape().begin(), w.shape().end());

@@ -6,9 +6,12 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "core/tensor.h"
+#include "ir/graph.h"
 
 namespace oq::exec::dnnl_util {
 
@@ -43,6 +46,23 @@ class ReorderedWeights {
 int threads_key();
 // Cache key of a convolution-like primitive: input and weight shapes, bias presence, thread count.
 Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b);
+// Inputs X, W and the optional B of a convolution-like node (errors name the node when X or W is missing).
+struct XWB {
+  const Tensor& x;
+  const Tensor& w;
+  const Tensor* b;
+};
+XWB conv_inputs(const ir::Node& node, const std::vector<const Tensor*>& in);
+
+// The primitive cached for these inputs' shapes (primitive_key), made by build(x, w, b) on first use.
+// The caller holds the kernel's lock.
+template <typename P, typename Build>
+P& cached_primitive(std::map<Shape, std::unique_ptr<P>>& cache, const XWB& in, Build&& build) {
+  auto& slot = cache[primitive_key(in.x, in.w, in.b)];
+  if (!slot) slot = build(in.x, in.w, in.b);
+  return *slot;
+}
+
 // A reorder primitive between two layouts of the same tensor.
 dnnl::reorder make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
 
