@@ -4,6 +4,7 @@
 
 #include "compute_kernel_test_util.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/layout.h"
 
 namespace oq {
 namespace {
@@ -189,6 +190,57 @@ TEST(ConvKernel, FusedActivationOnEveryPath) {
         expect_close(run(n, 13, {x, w, b})[0], want, 1e-4,
                      fmt::format("{} x{} group {} threads {}", a.kind, shape_str(c.x), c.group, threads));
       }
+  }
+}
+
+// The channel-blocked Conv (conv_blocked.cc, used inside the executor's blocked chains): NCHW -> blocks ->
+// Conv on blocks -> NCHW with the layout kernels, against the naive reference, for both block sizes, channel
+// counts that are not multiples of the block, plain and blocked sources, fused activations, 1 and 2 threads.
+TEST(ConvKernel, BlockedMatchesReference) {
+  ThreadGuard tg;
+  std::mt19937 rng(4321);
+  const std::vector<ConvCase> cases = {
+      {{1, 3, 17, 19}, 24, 1, {3, 3}, {2, 2}, {}, {1, 1, 1, 1}, "", true},        // stem: 3 channels
+      {{2, 24, 9, 11}, 24, 24, {3, 3}, {1, 1}, {}, {1, 1, 1, 1}, "", true},       // depthwise
+      {{1, 33, 10, 7}, 33, 33, {3, 3}, {2, 2}, {2, 2}, {2, 1, 2, 3}, "", false},  // depthwise, dilated, strided
+      {{3, 20, 7, 9}, 44, 1, {1, 1}, {}, {}, {}, "", true},                       // pointwise
+      {{1, 17, 6, 13}, 17, 1, {1, 1}, {2, 2}, {}, {}, "", false},                 // strided pointwise
+      {{2, 16, 9, 10}, 16, 1, {3, 3}, {2, 2}, {}, {}, "SAME_UPPER", true},
+      {{1, 9, 12, 12}, 40, 1, {5, 5}, {1, 1}, {1, 2}, {2, 2, 2, 2}, "", true},
+  };
+  auto layout = [](const char* op, const Tensor& x, int64_t block, int64_t channels) {
+    ir::Node n = node(op, 1);
+    n.set_attr_int(exec::kBlockAttr, block);
+    if (channels) n.set_attr_int("channels", channels);
+    return run(n, 13, {x})[0];
+  };
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int64_t block : {8, 16})
+      for (const auto& c : cases)
+        for (bool src_blocked : {false, true})
+          for (const char* act : {"", "Clip"}) {
+            auto [ws, x, w, b, n] = conv_inputs(c, rng);
+            n.set_attr_int(exec::kBlockAttr, block);
+            n.set_attr_int(exec::kBlockedSrcAttr, src_blocked ? 1 : 0);
+            if (*act) {
+              n.set_attr_string("_oq_fused_activation", act);
+              n.set_attr_float("_oq_fused_activation_alpha", 0.f);
+              n.set_attr_float("_oq_fused_activation_beta", 0.5f);
+            }
+            Shape os;
+            ref::ConvGeom g = conv_geom(c, os);
+            Tensor want(DType::Float, os);
+            ref::conv(x, w, c.bias ? &b : nullptr, g, want);
+            if (*act)
+              for (float& v : want.span<float>()) v = std::min(std::max(v, 0.f), 0.5f);
+            Tensor xin = src_blocked ? layout(exec::kToBlockedOp, x, block, 0) : x;
+            Tensor yb = run(n, 13, c.bias ? std::vector<Tensor>{xin, w, b} : std::vector<Tensor>{xin, w})[0];
+            ASSERT_EQ(yb.rank(), 5);
+            expect_close(layout(exec::kFromBlockedOp, yb, block, c.m), want, 1e-4,
+                         fmt::format("x{} group {} block {} src_blocked {} act '{}' threads {}", shape_str(c.x),
+                                     c.group, block, src_blocked, act, threads));
+          }
   }
 }
 
