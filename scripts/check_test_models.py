@@ -26,7 +26,9 @@ MODELS = [  # file, test data, output name
     ("digits_mobilenet_bn.onnx", "digits_test.npz", "logits"),
     ("digits_resnet.onnx", "digits_test.npz", "probs"),
     ("digits_mlp.onnx", "digits_test_flat.npz", "logits"),
+    ("digits16_mobilenet.onnx", "digits16_test.npz", "logits"),
 ]
+MIN_TOP1 = {"digits16_mobilenet.onnx": 0.80}  # the harder digits16 task; the 8x8 models must reach 0.95
 
 failures = []
 
@@ -68,6 +70,19 @@ def check_data(d):
         if name in shapes:
             check((x.shape, y.shape) == shapes[name], f"{name}: shapes {x.shape} {y.shape}")
         print(f"{name}: x {x.dtype} {list(x.shape)}, y {y.dtype} {list(y.shape)}, classes {np.bincount(y).tolist()}")
+    for name, n in (("digits16_calib.npz", 200), ("digits16_test.npz", 1800)):
+        z = np.load(os.path.join(d, name))
+        x, y = z["x"], z["y"]
+        check(x.dtype == np.float32 and y.dtype == np.int64, f"{name}: dtypes {x.dtype}/{y.dtype}")
+        check(x.shape == (n, 1, 16, 16) and y.shape == (n,), f"{name}: shapes {x.shape} {y.shape}")
+        check(0.0 <= x.min() and x.max() <= 1.0, f"{name}: x outside [0,1]")
+        check(np.array_equal(np.round(x * 255) / 255, x), f"{name}: x not on the 1/255 grid")
+        print(f"{name}: x {x.dtype} {list(x.shape)}, y {y.dtype} {list(y.shape)}, classes {np.bincount(y).tolist()}")
+    # digits16 sources: calibration = the 200 calibration images, test = the 360 test images x 5
+    yc8 = np.load(os.path.join(d, "digits_calib.npz"))["y"]
+    yt8 = np.load(os.path.join(d, "digits_test.npz"))["y"]
+    check(np.array_equal(np.load(os.path.join(d, "digits16_calib.npz"))["y"], yc8), "digits16_calib labels")
+    check(np.array_equal(np.load(os.path.join(d, "digits16_test.npz"))["y"], np.repeat(yt8, 5)), "digits16_test labels")
     xn = np.load(os.path.join(d, "digits_calib_x.npy"))
     xc = np.load(os.path.join(d, "digits_calib.npz"))["x"]
     check(np.array_equal(xn, xc), "digits_calib_x.npy differs from digits_calib.npz x")
@@ -105,7 +120,7 @@ def main():
         outputs[fname] = out
         check(out.shape == (len(x), 10), f"{fname}: output shape {out.shape}")
         top1 = float((out.argmax(1) == y).mean())
-        check(top1 >= 0.95, f"{fname}: top-1 {top1:.4f} < 0.95")
+        check(top1 >= MIN_TOP1.get(fname, 0.95), f"{fname}: top-1 {top1:.4f} < {MIN_TOP1.get(fname, 0.95)}")
         # the batch axis is dynamic: one image at a time gives the same answer
         single = np.concatenate([run(path, x[i:i + 1]) for i in range(5)])
         check(np.allclose(single, out[:5], rtol=1e-4, atol=1e-5), f"{fname}: batch 1 vs batch N outputs differ")

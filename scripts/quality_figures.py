@@ -28,12 +28,18 @@ def run(out, args):
     return p
 
 
+def test_npz(model):
+    """The test set of a testdata model: digits16_* models use testdata/digits16_test.npz."""
+    if os.path.basename(model).startswith("digits16_"):
+        return "testdata/digits16_test.npz"
+    return f"testdata/digits_test{'_flat' if 'mlp' in model else ''}.npz"
+
+
 def model_args(model):
     if model.startswith("testdata/"):
-        flat = "mlp" in model
-        return [f"model.model_path={model}",
-                f"dataset.quantization_path=testdata/digits_calib{'_flat' if flat else ''}.npz",
-                f"dataset.test_path=testdata/digits_test{'_flat' if flat else ''}.npz"]
+        test = test_npz(model)
+        return [f"model.model_path={model}", f"dataset.quantization_path={test.replace('_test', '_calib')}",
+                f"dataset.test_path={test}"]
     # Shared models: 10 random uniform [0, 1) calibration samples (no quantization_path).
     return [f"model.model_path={model}", "dataset.quantization_path=", "dataset.test_path=",
             "preprocessing.color_mode=rgb"]
@@ -75,7 +81,7 @@ def auto_table(models, tolerances=("1.0", "0.3"), settings=None, extra_keys=()):
           "4-bit weight share | attempts |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for model in models:
-        npz = "testdata/digits_test.npz"
+        npz = test_npz(model)
         for tol in tolerances:
             for rk, wq, alpha, search in settings or SETTINGS:
                 tag = f"{os.path.basename(model)}_{tol}_{rk}_{wq}_{alpha}_{search}" + "".join(
@@ -110,8 +116,7 @@ def bcle_table(models):
     print("| model | weights | CrossLayerEqualization | BiasCorrection | output SNR (dB) | ORT top-1 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for model in models:
-        flat = "mlp" in model
-        npz = f"testdata/digits_test{'_flat' if flat else ''}.npz"
+        npz = test_npz(model)
         for gran in ("per_tensor", "per_channel"):
             for cle, bc in ((False, False), (True, False), (False, True), (True, True)):
                 out = os.path.join(OUT, f"bcle_{os.path.basename(model)}_{gran}_{cle}_{bc}")
