@@ -5,7 +5,8 @@
   .venv/bin/python scripts/quality_figures.py one MODEL TOL RANKING QUANTIZER ALPHA|- SEARCH [KEY=VALUE...]  # one row
   .venv/bin/python scripts/quality_figures.py bcle [models...]  # BiasCorrection / CrossLayerEqualization table
 
-Environment: OQ_BIN (default build/onnxquant), OUT (default /tmp/oq_quality). Run from the repository root."""
+Environment: OQ_BIN (default build/onnxquant), OUT (default /tmp/oq_quality), OQ_THREADS (onnxquant --threads;
+default: all cores — on a loaded machine 1 avoids threads spinning for a descheduled peer). Run from the repository root."""
 import json
 import os
 import re
@@ -22,7 +23,8 @@ SHARED = os.environ.get("OQ_SHARED_DIR", "/work/shared")
 
 
 def run(out, args):
-    p = subprocess.run([BIN, "--config", CFG, "--output-dir", out, *args], capture_output=True, text=True)
+    threads = ["--threads", os.environ["OQ_THREADS"]] if os.environ.get("OQ_THREADS") else []
+    p = subprocess.run([BIN, "--config", CFG, "--output-dir", out, *threads, *args], capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"onnxquant failed ({p.returncode}): {' '.join(args)}\n{p.stderr[-2000:]}")
     return p
