@@ -226,7 +226,10 @@ TEST(Npy, StreamingRowsDoesNotKeepTheFileResident) {
   }
   EXPECT_EQ(sum, rows * (rows - 1) / 2.0 + rows * 0.5);
   const int64_t grown_kb = rss_file_kb() - before;
-  EXPECT_LT(grown_kb, static_cast<int64_t>(MappedFile::kReleaseBytes / 1024) + 4096) << "RssFile grew by " << grown_kb;
+  // Without the releases it grows by the whole 80 MiB file. The bound leaves room for the pages released last
+  // (kReleaseBytes) and for file-backed pages that are not the data: code of the test binary faulted in during
+  // the loop (tens of MB in the sanitizer build).
+  EXPECT_LT(grown_kb, static_cast<int64_t>(MappedFile::kReleaseBytes / 1024) + 32 * 1024) << "RssFile grew by " << grown_kb;
   // Rows read after a release fault back in with the same bytes.
   EXPECT_EQ(a.row(0).data<float>()[7], 0.5f);
 }
