@@ -66,16 +66,38 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) size_t min_max_bloc
   }
   return i;
 }
+
+// min/max of p[0, n) (NaN ignored; infinities counted), on this thread.
+void min_max_serial(const float* p, size_t n, float& mn, float& mx) {
+  for (size_t i = min_max_blocks(p, n, mn, mx); i < n; ++i) {
+    const float v = p[i];
+    mn = v < mn ? v : mn;
+    mx = v > mx ? v : mx;
+  }
+}
 }  // namespace
 
 BatchMinMax finite_min_max(std::span<const float> x) {
   const float* p = x.data();
   const size_t n = x.size();
   float mn = kInf, mx = -kInf;
-  for (size_t i = min_max_blocks(p, n, mn, mx); i < n; ++i) {
-    const float v = p[i];
-    mn = v < mn ? v : mn;
-    mx = v > mx ? v : mx;
+  if (n < static_cast<size_t>(kParallelMin) || num_threads() < 2) {
+    min_max_serial(p, n, mn, mx);
+    return finish_min_max(mn, mx, x);
+  }
+  // Large batches: one chunk per task, combined in order (min/max do not depend on the split).
+  const int64_t chunks = std::min<int64_t>(num_threads() * 4, static_cast<int64_t>(n) / (kParallelMin / 4));
+  std::vector<float> cmn(static_cast<size_t>(chunks), kInf), cmx(static_cast<size_t>(chunks), -kInf);
+  parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const size_t i0 = n * static_cast<size_t>(c) / static_cast<size_t>(chunks);
+      const size_t i1 = n * static_cast<size_t>(c + 1) / static_cast<size_t>(chunks);
+      min_max_serial(p + i0, i1 - i0, cmn[static_cast<size_t>(c)], cmx[static_cast<size_t>(c)]);
+    }
+  });
+  for (int64_t c = 0; c < chunks; ++c) {
+    mn = cmn[static_cast<size_t>(c)] < mn ? cmn[static_cast<size_t>(c)] : mn;
+    mx = cmx[static_cast<size_t>(c)] > mx ? cmx[static_cast<size_t>(c)] : mx;
   }
   return finish_min_max(mn, mx, x);
 }

@@ -200,21 +200,27 @@ TEST(CalibBinning, LargeBatchesSplitOverThreads) {
 TEST(CalibBinning, MinMaxScansMatchNaive) {
   std::mt19937 rng(99);
   std::normal_distribution<float> nd(0.f, 5.f);
-  for (size_t n : {size_t{0}, size_t{1}, size_t{5}, size_t{15}, size_t{17}, size_t{31}, size_t{1021}, size_t{40009}}) {
-    std::vector<float> x(n);
-    for (auto& v : x) v = nd(rng);
-    for (size_t k = 0; k < n / 9; ++k) x[rng() % n] = k % 3 == 0 ? kNan : (k % 3 == 1 ? kInf : -kInf);
-    const BatchMinMax want = naive_min_max(x), got = finite_min_max(x);
-    ASSERT_EQ(got.any, want.any) << n;
-    if (want.any) {
-      EXPECT_EQ(got.min, want.min) << n;
-      EXPECT_EQ(got.max, want.max) << n;
+  const int before = num_threads();
+  set_num_threads(2);  // batches of 2^18 values or more are split over the threads
+  for (size_t n : {size_t{0}, size_t{1}, size_t{5}, size_t{15}, size_t{17}, size_t{31}, size_t{1021}, size_t{40009},
+                   size_t{300007}}) {
+    for (bool infinities : {true, false}) {  // with infinities the scan takes its slow path
+      std::vector<float> x(n);
+      for (auto& v : x) v = nd(rng);
+      for (size_t k = 0; k < n / 9; ++k) x[rng() % n] = k % 3 == 0 || !infinities ? kNan : (k % 3 == 1 ? kInf : -kInf);
+      const BatchMinMax want = naive_min_max(x), got = finite_min_max(x);
+      ASSERT_EQ(got.any, want.any) << n;
+      if (want.any) {
+        EXPECT_EQ(got.min, want.min) << n;
+        EXPECT_EQ(got.max, want.max) << n;
+      }
+      float am = kInf;
+      for (float v : x)
+        if (!std::isnan(v)) am = std::min(am, std::fabs(v));
+      EXPECT_EQ(abs_min(x), am) << n;
     }
-    float am = kInf;
-    for (float v : x)
-      if (!std::isnan(v)) am = std::min(am, std::fabs(v));
-    EXPECT_EQ(abs_min(x), am) << n;
   }
+  set_num_threads(before);
 }
 
 TEST(CalibBinning, CollectorGrowthBinsEachBatchAgainstItsEdges) {
