@@ -120,11 +120,14 @@ def bcle_table(models):
     for model in models:
         npz = test_npz(model)
         for gran in ("per_tensor", "per_channel"):
-            for cle, bc in ((False, False), (True, False), (False, True), (True, True)):
+            # cle: False, True, or "relu6" (CLE with CrossLayerEqualizationReplaceRelu6)
+            for cle, bc in ((False, False), (True, False), ("relu6", False), (False, True), (True, True),
+                            ("relu6", True)):
                 out = os.path.join(OUT, f"bcle_{os.path.basename(model)}_{gran}_{cle}_{bc}")
                 run(out, [*model_args(model), "quantization.operating_mode=inspection",
                           f"quantization.granularity={gran}", "quantization.onnx_quant_parameters.weightType=Int4",
-                          f"quantization.onnx_extra_options.CrossLayerEqualization={cle}",
+                          f"quantization.onnx_extra_options.CrossLayerEqualization={bool(cle)}",
+                          f"quantization.onnx_extra_options.CrossLayerEqualizationReplaceRelu6={cle == 'relu6'}",
                           f"quantization.onnx_extra_options.BiasCorrection={bc}"])
                 r = json.load(open(os.path.join(out, "inspection.json")))
                 outs = [t for t in r["tensors"] if t["kind"] == "activation" and not t["consumers"]]
@@ -132,7 +135,8 @@ def bcle_table(models):
                 suffix = "_quant_qdq_pt.onnx" if gran == "per_tensor" else "_quant_qdq_pc.onnx"
                 qfile = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f.endswith(suffix)][0]
                 top1 = ort_top1(qfile, npz)
-                print(f"| {os.path.basename(model)} | Int4 {gran.replace('_', ' ')} | {'on' if cle else '-'} | "
+                cle_label = "on, ReLU6 -> Relu" if cle == "relu6" else ("on" if cle else "-")
+                print(f"| {os.path.basename(model)} | Int4 {gran.replace('_', ' ')} | {cle_label} | "
                       f"{'on' if bc else '-'} | {o:.2f} | {top1:.2f} |", flush=True)
 
 

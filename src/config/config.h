@@ -118,6 +118,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   WeightQuantizer weight_quantizer = WeightQuantizer::MinMax;
   bool bias_correction = false;
   bool cross_layer_equalization = false;
+  bool cross_layer_equalization_replace_relu6 = false;  // Clip(0, 6) -> Relu inside equalized pairs
   std::vector<TensorOverride> weights_tensor_override;
   std::vector<TensorOverride> activations_tensor_override;
 };

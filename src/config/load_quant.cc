@@ -133,6 +133,8 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
                                 {WeightQuantizer::MinMax, WeightQuantizer::Mse, WeightQuantizer::Gptq});
   e.bias_correction = get_bool(m, "BiasCorrection", e.bias_correction);
   e.cross_layer_equalization = get_bool(m, "CrossLayerEqualization", e.cross_layer_equalization);
+  e.cross_layer_equalization_replace_relu6 =
+      get_bool(m, "CrossLayerEqualizationReplaceRelu6", e.cross_layer_equalization_replace_relu6);
   e.weights_tensor_override = get_overrides(m, "weights_tensor_override");
   e.activations_tensor_override = get_overrides(m, "activations_tensor_override");
   m.finish_strict();

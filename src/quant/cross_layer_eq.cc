@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "core/log.h"
+#include "ir/passes/passes.h"
 #include "quant/graph_util.h"
 
 namespace oq::quant {
@@ -37,9 +38,22 @@ void for_input_channel(const Tensor& w2, int64_t group, int64_t i, F f) {
     for (int64_t x = 0; x < inner; ++x) f((o * cg + li) * inner + x);
 }
 
+// Clip with bounds 0 and 6 (attributes before opset 11, constant inputs after; a missing bound is no bound).
+bool is_relu6(const ir::Graph& g, const ir::Node& n) {
+  auto bound = [&](size_t i, const char* attr) -> std::optional<float> {
+    if (n.has_attr(attr)) return n.attr_float(attr, 0.f);
+    if (n.input(i).empty()) return std::nullopt;
+    const ir::Initializer* c = g.find_initializer(n.input(i));
+    if (!c || c->tensor.dtype() != DType::Float || c->tensor.numel() != 1) return std::nullopt;
+    return c->tensor.data<float>()[0];
+  };
+  const auto lo = bound(1, "min"), hi = bound(2, "max");
+  return n.op_type == "Clip" && lo && hi && *lo == 0.f && *hi == 6.f;
+}
+
 }  // namespace
 
-std::vector<ClePair> cle_pairs(const ir::Graph& g, int* clip_pairs) {
+std::vector<ClePair> cle_pairs(const ir::Graph& g, int* clip_pairs, bool relu6) {
   std::vector<ClePair> out;
   ir::GraphIndex idx(g);
   int clips = 0;
@@ -55,12 +69,13 @@ std::vector<ClePair> cle_pairs(const ir::Graph& g, int* clip_pairs) {
     }
     auto c = only_consumer(g, idx, n1.outputs[0]);
     if (!c) continue;
-    ClePair p{i, *c, ""};
+    ClePair p{i, *c, "", 0};
     const ir::Node* next = &g.nodes[*c];
     std::string act;
     if ((next->op_type == "Relu" || next->op_type == "LeakyRelu" || next->op_type == "Clip") &&
         next->is_default_domain() && next->input(0) == n1.outputs[0]) {
       act = next->op_type;
+      p.act = *c;
       auto c2 = only_consumer(g, idx, next->outputs.at(0));
       if (!c2) continue;
       p.second = *c2;
@@ -70,7 +85,7 @@ std::vector<ClePair> cle_pairs(const ir::Graph& g, int* clip_pairs) {
     const ir::Initializer* w2 = conv_weight(g, *next);
     const int64_t g2 = next->attr_int("group", 1);
     if (!w2 || g2 <= 0 || w2->tensor.dim(0) % g2 || w2->tensor.dim(1) * g2 != C) continue;
-    if (act == "Clip") {
+    if (act == "Clip" && !(relu6 && is_relu6(g, g.nodes[p.act]))) {
       ++clips;
       continue;
     }
@@ -102,8 +117,18 @@ void cle_ranges(const ir::Graph& g, const ClePair& p, std::vector<double>& r1, s
 CleReport cross_layer_equalize(ir::Model& m, const CleOptions& o) {
   ir::Graph& g = m.graph;
   CleReport rep;
-  auto pairs = cle_pairs(g, &rep.clip_pairs);
+  auto pairs = cle_pairs(g, &rep.clip_pairs, o.replace_relu6);
   rep.pairs = static_cast<int>(pairs.size());
+  for (auto& p : pairs) {
+    if (p.activation != "Clip") continue;
+    ir::Node& a = g.nodes[p.act];  // Clip(0, 6) -> Relu: positive homogeneous, so the pair can be scaled
+    a.op_type = "Relu";
+    a.inputs.resize(1);
+    a.remove_attr("min");
+    a.remove_attr("max");
+    p.activation = "Relu";
+    ++rep.relu6_replaced;
+  }
   rep.converged = true;
   for (int sweep = 0; sweep < o.max_iterations && !pairs.empty(); ++sweep) {
     double worst = 0.0;
@@ -134,6 +159,7 @@ CleReport cross_layer_equalize(ir::Model& m, const CleOptions& o) {
     if (worst <= o.tolerance) break;
     if (sweep + 1 == o.max_iterations) rep.converged = false;
   }
+  if (rep.relu6_replaced) ir::passes::remove_dead(m);  // the replaced Clips' bounds, when nothing else reads them
   return rep;
 }
 

@@ -8,9 +8,11 @@
 // pairs are equalized in sweeps until no scale moves by more than `tolerance` (or `max_iterations`).
 // Conditions: each tensor on the way has one consumer and is no graph output; weights (and Conv1's bias) are
 // float constants used by that node only.
-// Clip (ReLU6) pairs are NOT equalized: Clip(x, 0, 6)/s = Clip(x/s, 0, 6/s), so scaling would need a
-// per-channel clip threshold; ONNX Runtime / AIMET replace ReLU6 by ReLU for CLE, which changes the model's
-// function — onnxquant does not, it counts and reports those pairs.
+// Clip (ReLU6) pairs: Clip(x, 0, 6)/s = Clip(x/s, 0, 6/s), so scaling would need a per-channel clip threshold.
+// By default they are left alone (counted and reported), so the model's function never changes. With
+// replace_relu6 (CrossLayerEqualizationReplaceRelu6), a Clip(0, 6) between two Convs of a pair becomes a Relu
+// and the pair is equalized, as the paper and AIMET do: the model then differs from the original wherever
+// that activation exceeded 6 (calibration measures the new ranges).
 #pragma once
 #include <string>
 #include <vector>
@@ -22,21 +24,25 @@ namespace oq::quant {
 struct CleOptions {
   int max_iterations = 100;
   double tolerance = 1e-4;  // stop when every s_i of a sweep is within 1 ± tolerance
+  bool replace_relu6 = false;  // Clip(0, 6) between the two Convs of a pair -> Relu, and equalize the pair
 };
 
 struct ClePair {
   size_t first = 0, second = 0;  // node indices of Conv1 and Conv2
-  std::string activation;        // "" (none), "Relu" or "LeakyRelu"
+  std::string activation;        // "" (none), "Relu", "LeakyRelu" or "Clip" (a Clip(0, 6), with relu6 pairs)
+  size_t act = 0;                // node index of the activation, when there is one
 };
 
-// The pairs of `g` (in node order); `clip_pairs` (optional) counts Conv → Clip → Conv pairs left alone.
-std::vector<ClePair> cle_pairs(const ir::Graph& g, int* clip_pairs = nullptr);
+// The pairs of `g` (in node order). Conv → Clip → Conv pairs are included when `relu6` is set and the Clip is
+// Clip(0, 6) with constant bounds; `clip_pairs` (optional) counts the Conv → Clip → Conv pairs not included.
+std::vector<ClePair> cle_pairs(const ir::Graph& g, int* clip_pairs = nullptr, bool relu6 = false);
 
 // Per-channel ranges of a pair: r1_i over output channel i of W1, r2_i over input channel i of W2.
 void cle_ranges(const ir::Graph& g, const ClePair& p, std::vector<double>& r1, std::vector<double>& r2);
 
 struct CleReport {
   int pairs = 0, clip_pairs = 0, sweeps = 0;
+  int relu6_replaced = 0;  // Clip(0, 6) nodes turned into Relu (replace_relu6)
   bool converged = true;
 };
 

@@ -315,3 +315,43 @@ TEST(BiasCorrection, SharedWeightsAreLeftAlone) {
   for (const auto& t : targets) EXPECT_NE(t.view.weight, "WA");
   EXPECT_EQ(quant::add_zero_biases(m.graph), 0);
 }
+
+TEST(CrossLayerEqualization, Relu6ReplacedOnRequest) {
+  // With replace_relu6, Conv4 -> Clip(0, 6) -> Conv5 becomes Conv4 -> Relu -> Conv5 and is equalized too. The
+  // result computes what the model with that Clip replaced by Relu computes (not the original, where an
+  // activation above 6 is clipped).
+  ir::Model m = cle_model(), e = m, relu = m;
+  for (auto& n : relu.graph.nodes)
+    if (n.op_type == "Clip") {
+      n.op_type = "Relu";
+      n.inputs.resize(1);
+    }
+  quant::CleOptions o;
+  o.replace_relu6 = true;
+  int clips = -1;
+  auto pairs = quant::cle_pairs(m.graph, &clips, /*relu6=*/true);
+  ASSERT_EQ(pairs.size(), 4u);
+  EXPECT_EQ(clips, 0);
+  EXPECT_EQ(pairs[3].activation, "Clip");
+  auto rep = quant::cross_layer_equalize(e, o);
+  EXPECT_EQ(rep.pairs, 4);
+  EXPECT_EQ(rep.clip_pairs, 0);
+  EXPECT_EQ(rep.relu6_replaced, 1);
+  EXPECT_TRUE(rep.converged);
+  size_t n_clip = 0;
+  for (const auto& n : e.graph.nodes) n_clip += n.op_type == "Clip";
+  EXPECT_EQ(n_clip, 0u);
+  for (const auto& p : quant::cle_pairs(e.graph)) {  // every pair's ranges now match, Conv4-Conv5 included
+    std::vector<double> r1, r2;
+    quant::cle_ranges(e.graph, p, r1, r2);
+    for (size_t i = 0; i < r1.size(); ++i) EXPECT_NEAR(r1[i] / r2[i], 1.0, 2e-4);
+  }
+  Tensor x = rnd({4, 3, 9, 9}, 11, -1.f, 2.f);
+  EXPECT_LE(max_rel(run(relu, x), run(e, x)), 1e-4);
+  // A Clip with other bounds is never replaced.
+  ir::Model other = cle_model();
+  other.graph.find_initializer("hi")->tensor = Tensor::scalar_float(4.f);
+  auto rep2 = quant::cross_layer_equalize(other, o);
+  EXPECT_EQ(rep2.relu6_replaced, 0);
+  EXPECT_EQ(rep2.clip_pairs, 1);
+}

@@ -89,6 +89,7 @@ TEST(Config, EveryDefault) {
   EXPECT_EQ(e.weight_quantizer, WeightQuantizer::MinMax);
   EXPECT_FALSE(e.bias_correction);
   EXPECT_FALSE(e.cross_layer_equalization);
+  EXPECT_FALSE(e.cross_layer_equalization_replace_relu6);
   EXPECT_TRUE(e.weights_tensor_override.empty());
   EXPECT_TRUE(e.activations_tensor_override.empty());
   const IterativeParameters& it = q.iterative;
@@ -201,7 +202,8 @@ TEST(Config, EnumsAndBooleansInStSpellings) {
       "                          nodes_to_exclude: [n1]}\n"
       "  onnx_extra_options: {WeightSymmetric: False, ActivationSymmetric: true, CalibMovingAverage: yes,\n"
       "    QuantizeBias: false, SmoothQuantFolding: False, MinimumRealRange: 0.0001, CalibPercentile: 99.9,\n"
-      "    WeightQuantizer: GPTQ, BiasCorrection: True, CrossLayerEqualization: True}\n"
+      "    WeightQuantizer: GPTQ, BiasCorrection: True, CrossLayerEqualization: True,\n"
+      "    CrossLayerEqualizationReplaceRelu6: True}\n"
       "  iterative_quant_parameters: {tolerance_mode: relative, metric: evaluator_command,\n"
       "    evaluator_command: ./eval.sh, ranking: static, search: greedy, snr_threshold: 30, accuracy_tolerance: 0}\n");
   EXPECT_EQ(c.model.input_shape, (std::vector<int64_t>{128, 128, 3}));
@@ -233,6 +235,7 @@ TEST(Config, EnumsAndBooleansInStSpellings) {
   EXPECT_EQ(q.extra.weight_quantizer, WeightQuantizer::Gptq);
   EXPECT_TRUE(q.extra.bias_correction);
   EXPECT_TRUE(q.extra.cross_layer_equalization);
+  EXPECT_TRUE(q.extra.cross_layer_equalization_replace_relu6);
   EXPECT_EQ(q.iterative.tolerance_mode, ToleranceMode::Relative);
   EXPECT_EQ(q.iterative.metric, Metric::EvaluatorCommand);
   EXPECT_EQ(q.iterative.evaluator_command, "./eval.sh");
@@ -424,7 +427,8 @@ TEST(Config, DescribeAsStLogsIt) {
             "'CalibMovingAverage': False, 'QuantizeBias': True, 'SmoothQuant': False, 'SmoothQuantAlpha': 0.5, "
             "'SmoothQuantFolding': True, 'MinimumRealRange': None, 'CalibPercentile': 99.999, "
             "'WeightQuantizer': 'minmax', 'BiasCorrection': False, 'CrossLayerEqualization': False, "
-            "'weights_tensor_override': None, 'activations_tensor_override': None}");
+            "'CrossLayerEqualizationReplaceRelu6': False, 'weights_tensor_override': None, "
+            "'activations_tensor_override': None}");
   Config d = load_config_from_string(
       "model: {model_path: m.onnx}\nquantization:\n  granularity: per_tensor\n"
       "  onnx_quant_parameters: {weightType: Int4, activType: UInt8, calibrate_method: entropy,\n"

@@ -14,10 +14,16 @@ namespace oq::app {
 std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
   const auto& x = job.cfg.quantization.extra;
   if (x.cross_layer_equalization) {
-    auto r = quant::cross_layer_equalize(job.prepared);
+    quant::CleOptions co;
+    co.replace_relu6 = x.cross_layer_equalization_replace_relu6;
+    auto r = quant::cross_layer_equalize(job.prepared, co);
     OQ_INFO("Cross-layer equalization: {} Conv pairs equalized in {} sweeps{}; {} Conv -> Clip -> Conv pairs left "
-            "alone (Clip is not positive homogeneous)", r.pairs, r.sweeps, r.converged ? "" : " (not converged)",
-            r.clip_pairs);
+            "alone (Clip is not positive homogeneous){}", r.pairs, r.sweeps, r.converged ? "" : " (not converged)",
+            r.clip_pairs,
+            r.relu6_replaced ? fmt::format("; {} Clip(0, 6) replaced by Relu (CrossLayerEqualizationReplaceRelu6: "
+                                           "the model now differs wherever those activations exceeded 6)",
+                                           r.relu6_replaced)
+                             : "");
   }
   if (x.bias_correction) {
     // The bias is corrected per built model (quant::build_qdq) from input means measured during calibration.
