@@ -172,6 +172,31 @@ def cle_resnet():
     assert q >= fl - 1.0
 
 
+def cle_relu6_mobilenet():
+    # digits_mobilenet, all weights Int4 per tensor, with CLE alone and with ReLU6 pairs replaced by Relu: the
+    # log reports the 12 replacements, both QDQ models pass the checker and run in onnxruntime, and replacing
+    # helps (measured 92.22 -> 95.83 top-1; asserted: at least 1.5 points better).
+    npz = os.path.join(TESTDATA, "digits_test.npz")
+    top1 = {}
+    for replace in (False, True):
+        out = tmpdir()
+        p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
+                    "quantization.operating_mode=default", "quantization.granularity=per_tensor",
+                    "quantization.target_opset=21", "quantization.onnx_quant_parameters.weightType=Int4",
+                    "quantization.onnx_extra_options.CrossLayerEqualization=True",
+                    f"quantization.onnx_extra_options.CrossLayerEqualizationReplaceRelu6={replace}"])
+        if replace:
+            assert "12 Clip(0, 6) replaced by Relu" in p.stderr, p.stderr[-3000:]
+        else:
+            assert "replaced by Relu" not in p.stderr and "12 Conv -> Clip -> Conv pairs left alone" in p.stderr, \
+                p.stderr[-3000:]
+        qfile = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f.endswith("_quant_qdq_pt.onnx")][0]
+        onnx.checker.check_model(onnx.load(qfile), full_check=True)
+        top1[replace] = ort_top1(qfile, npz)
+    print(f"    digits_mobilenet W4 per tensor + CLE: ORT top-1 {top1[False]:.2f}, with ReLU6 -> Relu {top1[True]:.2f}")
+    assert top1[True] >= top1[False] + 1.5, top1
+
+
 def full_auto_resnet():
     out = tmpdir()
     p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
@@ -210,5 +235,7 @@ if __name__ == "__main__":
     r = Runner()
     r.run("bias correction: written biases = numpy expectation; mean output error per channel ~0", bias_correction_vs_numpy)
     r.run("cross-layer equalization + bias correction on digits_resnet in onnxruntime", cle_resnet)
+    r.run("cross-layer equalization with ReLU6 pairs replaced, digits_mobilenet W4 per tensor, in onnxruntime",
+          cle_relu6_mobilenet)
     r.run("full_auto + bias correction on digits_resnet: per-attempt correction, answer in onnxruntime", full_auto_resnet)
     r.finish()
