@@ -10,6 +10,7 @@
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/conv_common.h"
 #include "exec/kernels/conv_blocked.h"
 #include "exec/kernels/conv_depthwise.h"
 #include "exec/kernels/dnnl_common.h"
@@ -39,12 +40,7 @@ struct ConvPrim {
 
 class ConvKernel final : public Kernel {
  public:
-  explicit ConvKernel(const KernelInit& init) : node_(init.node) {
-    attrs_ = parse_spatial(node_, false);
-    group_ = node_.attr_int("group", 1);
-    act_ = FusedActivation::from_node(node_);
-    if (group_ <= 0) kfail(node_, "group must be positive, got {}", group_);
-  }
+  explicit ConvKernel(const KernelInit& init) : node_(init.node), a_(node_) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const du::XWB xwb = du::conv_inputs(node_, in);
@@ -56,11 +52,11 @@ class ConvKernel final : public Kernel {
     Tensor& y = out[0];
     if (p.use_ref) {
       ref::conv(x, w, b, ref_geom(p.geo), y);
-      act_.apply(y.data<float>(), y.numel());
+      a_.act.apply(y.data<float>(), y.numel());
       return;
     }
     if (p.depthwise) {
-      depthwise_nchw(x, w, b, p.geo, act_, y);
+      depthwise_nchw(x, w, b, p.geo, a_.act, y);
       return;
     }
     if (p.pointwise) {
@@ -96,13 +92,13 @@ class ConvKernel final : public Kernel {
     if (x.rank() < 3) kfail(node_, "X must have rank >= 3, got shape {}", shape_str(x.shape()));
     if (w.rank() != x.rank())
       kfail(node_, "W shape {} does not match X shape {}", shape_str(w.shape()), shape_str(x.shape()));
-    if (x.dim(1) != w.dim(1) * group_)
-      kfail(node_, "X has {} channels but W {} with group {} expects {}", x.dim(1), shape_str(w.shape()), group_,
-            w.dim(1) * group_);
-    if (w.dim(0) % group_ != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), group_);
+    if (x.dim(1) != w.dim(1) * a_.group)
+      kfail(node_, "X has {} channels but W {} with group {} expects {}", x.dim(1), shape_str(w.shape()), a_.group,
+            w.dim(1) * a_.group);
+    if (w.dim(0) % a_.group != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), a_.group);
     if (b && (b->rank() != 1 || b->dim(0) != w.dim(0)))
       kfail(node_, "B shape {} must be [{}]", shape_str(b->shape()), w.dim(0));
-    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != Shape(w.shape().begin() + 2, w.shape().end()))
+    if (!a_.spatial.kernel_shape.empty() && a_.spatial.kernel_shape != Shape(w.shape().begin() + 2, w.shape().end()))
       kfail(node_, "kernel_shape does not match W shape {}", shape_str(w.shape()));
   }
 
@@ -123,7 +119,7 @@ class ConvKernel final : public Kernel {
       const int64_t n = t / nblk, c0 = (t % nblk) * cols, nc = std::min(cols, HW - c0);
       float* yb = Y + n * M * HW + c0;
       dnnl_status_t st = dnnl_sgemm('N', 'N', M, nc, C, 1.0f, W, C, X + n * C * HW + c0, HW, 0.0f, yb, HW);
-      if (st == dnnl_success && (B || act_.active())) bias_activation_rows(yb, M, nc, HW, B, act_);
+      if (st == dnnl_success && (B || a_.act.active())) bias_activation_rows(yb, M, nc, HW, B, a_.act);
       return st;
     };
     std::vector<int> status(static_cast<size_t>(tasks), dnnl_success);
@@ -139,13 +135,13 @@ class ConvKernel final : public Kernel {
   }
 
   ref::ConvGeom ref_geom(const Geometry& g) const {
-    return {group_, g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end};
+    return {a_.group, g.kernel, g.strides, g.dilations, g.pads_begin, g.pads_end};
   }
 
   std::unique_ptr<ConvPrim> build(const Tensor& x, const Tensor& w, const Tensor* b) {
     auto p = std::make_unique<ConvPrim>();
     Shape in(x.shape().begin() + 2, x.shape().end()), k(w.shape().begin() + 2, w.shape().end());
-    p->geo = forward_geometry(node_, attrs_, in, k);
+    p->geo = forward_geometry(node_, a_.spatial, in, k);
     p->out_shape = {x.dim(0), w.dim(0)};
     p->out_shape.insert(p->out_shape.end(), p->geo.out.begin(), p->geo.out.end());
     size_t nsp = in.size();
@@ -153,17 +149,13 @@ class ConvKernel final : public Kernel {
       p->use_ref = true;
       return p;
     }
-    p->pointwise = group_ == 1 && shape_numel(k) == 1;
+    p->pointwise = a_.group == 1 && shape_numel(k) == 1;
     for (size_t i = 0; i < nsp; ++i)
       p->pointwise = p->pointwise && p->geo.strides[i] == 1 && p->geo.pads_begin[i] == 0 && p->geo.pads_end[i] == 0;
     if (p->pointwise) return p;
-    p->depthwise = depthwise_nchw_applies(x, w, group_, p->geo);
+    p->depthwise = depthwise_nchw_applies(x, w, a_.group, p->geo);
     if (p->depthwise) return p;
-    du::dims wd = w.shape();
-    if (group_ > 1) {
-      wd[0] /= group_;
-      wd.insert(wd.begin(), group_);
-    }
+    const du::dims wd = grouped_weight_dims(w, a_.group);
     du::dims dil(nsp);
     for (size_t i = 0; i < nsp; ++i) dil[i] = p->geo.dilations[i] - 1;
     p->src_plain = du::plain_f32(x.shape());
@@ -187,7 +179,7 @@ class ConvKernel final : public Kernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         src_md, wei_any, bias_md, dst_md, p->geo.strides, dil,
                                         p->geo.pads_begin, p->geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, act_.dnnl_attr(), du::engine());
+      dnnl::convolution_forward::primitive_desc pd(d, a_.act.dnnl_attr(), du::engine());
       p->prim = dnnl::convolution_forward(pd);
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
@@ -207,9 +199,7 @@ class ConvKernel final : public Kernel {
   }
 
   ir::Node node_;
-  SpatialAttrs attrs_;
-  int64_t group_ = 1;
-  FusedActivation act_;
+  const ConvAttrs a_;
   std::mutex mu_;
   std::map<Shape, std::unique_ptr<ConvPrim>> cache_;
 };

@@ -10,6 +10,7 @@
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/conv_blocked.h"
+#include "exec/kernels/conv_common.h"
 #include "exec/kernels/dnnl_common.h"
 #include "exec/kernels/fused_activation.h"
 #include "exec/kernels/spatial.h"
@@ -45,14 +46,8 @@ struct BlockedConvPrim {
 
 class BlockedConvKernel final : public Kernel {
  public:
-  explicit BlockedConvKernel(const KernelInit& init) : node_(init.node) {
-    attrs_ = parse_spatial(node_, false);
-    group_ = node_.attr_int("group", 1);
-    act_ = FusedActivation::from_node(node_);
-    block_ = parse_block(node_);
-    src_blocked_ = node_.attr_int(kBlockedSrcAttr, 0) != 0;
-    if (group_ <= 0) kfail(node_, "group must be positive, got {}", group_);
-  }
+  explicit BlockedConvKernel(const KernelInit& init)
+      : node_(init.node), a_(node_), block_(parse_block(node_)), src_blocked_(node_.attr_int(kBlockedSrcAttr, 0) != 0) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const du::XWB xwb = du::conv_inputs(node_, in);
@@ -77,7 +72,7 @@ class BlockedConvKernel final : public Kernel {
   }
 
  private:
-  int64_t in_channels(const Tensor& w) const { return w.dim(1) * group_; }
+  int64_t in_channels(const Tensor& w) const { return w.dim(1) * a_.group; }
 
   void check(const Tensor& x, const Tensor& w, const Tensor* b) const {
     if (x.dtype() != DType::Float || w.dtype() != DType::Float || (b && b->dtype() != DType::Float))
@@ -88,7 +83,7 @@ class BlockedConvKernel final : public Kernel {
                                  : x.rank() == 4 && x.dim(1) == cin;
     if (!ok) kfail(node_, "X shape {} does not match {} input channels ({} layout)", shape_str(x.shape()), cin,
                    src_blocked_ ? "blocked" : "NCHW");
-    if (w.dim(0) % group_ != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), group_);
+    if (w.dim(0) % a_.group != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), a_.group);
     if (b && (b->rank() != 1 || b->dim(0) != w.dim(0)))
       kfail(node_, "B shape {} must be [{}]", shape_str(b->shape()), w.dim(0));
   }
@@ -97,16 +92,12 @@ class BlockedConvKernel final : public Kernel {
     auto p = std::make_unique<BlockedConvPrim>();
     const int64_t n = x.dim(0), cin = in_channels(w), cout = w.dim(0);
     const Shape in = {x.dim(2), x.dim(3)}, k = {w.dim(2), w.dim(3)};
-    const Geometry geo = forward_geometry(node_, attrs_, in, k);
+    const Geometry geo = forward_geometry(node_, a_.spatial, in, k);
     p->out_shape = {n, blocks_of(cout, block_), geo.out[0], geo.out[1], block_};
     const du::dims src_logical = {n, cin, in[0], in[1]}, dst_logical = {n, cout, geo.out[0], geo.out[1]};
     p->src_md = src_blocked_ ? blocked_md(src_logical, block_) : du::plain_f32(src_logical);
     p->dst_md = blocked_md(dst_logical, block_);
-    du::dims wd = w.shape();
-    if (group_ > 1) {
-      wd[0] /= group_;
-      wd.insert(wd.begin(), group_);
-    }
+    const du::dims wd = grouped_weight_dims(w, a_.group);
     p->wei_plain = du::plain_f32(wd);
     p->bias_md = b ? du::plain_f32({cout}) : dnnl::memory::desc();
     const du::dims dil = {geo.dilations[0] - 1, geo.dilations[1] - 1};
@@ -114,7 +105,7 @@ class BlockedConvKernel final : public Kernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         p->src_md, dnnl::memory::desc(wd, dt::f32, tag::any), p->bias_md, p->dst_md,
                                         geo.strides, dil, geo.pads_begin, geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, act_.dnnl_attr(), du::engine());
+      dnnl::convolution_forward::primitive_desc pd(d, a_.act.dnnl_attr(), du::engine());
       p->prim = dnnl::convolution_forward(pd);
       p->wei_md = pd.weights_desc();
     } catch (const dnnl::error& e) {
@@ -124,10 +115,9 @@ class BlockedConvKernel final : public Kernel {
   }
 
   ir::Node node_;
-  SpatialAttrs attrs_;
-  int64_t group_ = 1, block_ = 16;
-  bool src_blocked_ = false;
-  FusedActivation act_;
+  const ConvAttrs a_;
+  const int64_t block_;
+  const bool src_blocked_;
   std::mutex mu_;
   std::map<Shape, std::unique_ptr<BlockedConvPrim>> cache_;
 };

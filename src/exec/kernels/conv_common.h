@@ -1,0 +1,34 @@
+// What the two Conv kernels (conv.cc on NCHW tensors, conv_blocked.cc on channel-blocked ones) share: the
+// attributes parsed once per node, and the weight dimensions oneDNN takes for grouped convolutions.
+#pragma once
+#include <cstdint>
+
+#include "exec/kernel.h"
+#include "exec/kernels/dnnl_common.h"
+#include "exec/kernels/fused_activation.h"
+#include "exec/kernels/spatial.h"
+
+namespace oq::exec {
+
+struct ConvAttrs {
+  SpatialAttrs spatial;
+  int64_t group = 1;
+  FusedActivation act;  // fused by the executor's optimizer (none otherwise)
+
+  explicit ConvAttrs(const ir::Node& n)
+      : spatial(parse_spatial(n, false)), group(n.attr_int("group", 1)), act(FusedActivation::from_node(n)) {
+    if (group <= 0) kfail(n, "group must be positive, got {}", group);
+  }
+};
+
+// W [O, I/g, k...] as oneDNN's weights: the same dims, or [g, O/g, I/g, k...] when grouped.
+inline dnnl_util::dims grouped_weight_dims(const Tensor& w, int64_t group) {
+  dnnl_util::dims wd = w.shape();
+  if (group > 1) {
+    wd[0] /= group;
+    wd.insert(wd.begin(), group);
+  }
+  return wd;
+}
+
+}  // namespace oq::exec
