@@ -32,9 +32,9 @@ int native_channel_block();
 
 // Rewrites every chain of at least two connected blockable nodes (Conv 2-D with constant 4-D weights, one
 // group or depthwise, at least `block` output channels; Add of a blocked tensor and a tensor with the same
-// channel count; Relu of a blocked tensor; per-tensor Q -> DQ pairs on blocked tensors) to the blocked layout, inserting conversions where the chain meets the rest
-// of the graph (tensors read outside the chain, or graph outputs, keep their names and values). Returns the
-// number of nodes converted. block: 8 or 16.
+// channel count; Relu of a blocked tensor; per-tensor Q -> DQ pairs on blocked tensors) to the blocked
+// layout, inserting conversions where the chain meets the rest of the graph (tensors read outside the chain,
+// or graph outputs, keep their names and values). Returns the number of nodes converted. block: 8 or 16.
 // aliases (optional): for every original tensor that now exists only in blocked form, its blocked name and
 // channel count (a run can still show it to an observer, converted back: see Session).
 struct BlockedAlias {

@@ -54,8 +54,9 @@ struct Builder {
 };
 
 // X[N,3,17,19] -> Conv 3x3 s2 (24, ReLU6) -> depthwise 3x3 (24, ReLU6) -> 1x1 (20) = a
-// a -> 1x1 expand (44, ReLU6) -> depthwise 3x3 (44, dilation 2, asymmetric pads) -> 1x1 project (20, no bias) = p;  s = Add(a, p) (a graph output
-// too); r = Relu(s) -> Conv 3x3 s2 SAME_UPPER (17) = c -> GlobalAveragePool -> Y;  Sigmoid(s) -> Z (read outside the chain)
+// a -> 1x1 expand (44, ReLU6) -> depthwise 3x3 (44, dilation 2, asymmetric pads) -> 1x1 project (20, no bias)
+// = p;  s = Add(a, p) (a graph output too); r = Relu(s) -> Conv 3x3 s2 SAME_UPPER (17) = c -> GlobalAveragePool
+// -> Y;  Sigmoid(s) -> Z (read outside the chain)
 // plus a side input V[N,16,9,10] -> Conv 1x1 (16) alone -> W (not converted: alone), and Vr = Relu(V) (plain) ->
 // Conv 3x3 (16) -> Conv 1x1 (16) = U; Q = Add(U, Vr): a chain fed by a plain tensor, converted once on the way
 // in for both the Conv and the residual Add.
@@ -97,7 +98,8 @@ ir::Model make_model(std::mt19937& rng) {
 }
 
 std::map<std::string, Tensor> make_feeds(std::mt19937& rng, int64_t batch) {
-  return {{"X", random_float({batch, 3, 17, 19}, rng, -2.f, 2.f)}, {"V", random_float({batch, 16, 9, 10}, rng, -2.f, 2.f)}};
+  return {{"X", random_float({batch, 3, 17, 19}, rng, -2.f, 2.f)},
+          {"V", random_float({batch, 16, 9, 10}, rng, -2.f, 2.f)}};
 }
 
 size_t count(const ir::Model& m, const std::string& op) {

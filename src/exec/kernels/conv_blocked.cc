@@ -47,7 +47,10 @@ struct BlockedConvPrim {
 class BlockedConvKernel final : public Kernel {
  public:
   explicit BlockedConvKernel(const KernelInit& init)
-      : node_(init.node), a_(node_), block_(parse_block(node_)), src_blocked_(node_.attr_int(kBlockedSrcAttr, 0) != 0) {}
+      : node_(init.node),
+        a_(node_),
+        block_(parse_block(node_)),
+        src_blocked_(node_.attr_int(kBlockedSrcAttr, 0) != 0) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const du::XWB xwb = du::conv_inputs(node_, in);
@@ -83,7 +86,8 @@ class BlockedConvKernel final : public Kernel {
                                  : x.rank() == 4 && x.dim(1) == cin;
     if (!ok) kfail(node_, "X shape {} does not match {} input channels ({} layout)", shape_str(x.shape()), cin,
                    src_blocked_ ? "blocked" : "NCHW");
-    if (w.dim(0) % a_.group != 0) kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), a_.group);
+    if (w.dim(0) % a_.group != 0)
+      kfail(node_, "W has {} output channels, not divisible by group {}", w.dim(0), a_.group);
     if (b && (b->rank() != 1 || b->dim(0) != w.dim(0)))
       kfail(node_, "B shape {} must be [{}]", shape_str(b->shape()), w.dim(0));
   }
@@ -154,7 +158,8 @@ class LayoutKernel final : public Kernel {
     key.push_back(du::threads_key());
     auto& r = cache_[key];
     const dnnl::memory::desc plain = du::plain_f32(logical), blk = blocked_md(logical, block_);
-    if (!r) r = std::make_unique<dnnl::reorder>(to_blocked_ ? du::make_reorder(plain, blk) : du::make_reorder(blk, plain));
+    if (!r)
+      r = std::make_unique<dnnl::reorder>(to_blocked_ ? du::make_reorder(plain, blk) : du::make_reorder(blk, plain));
     out[0] = Tensor::uninitialized(DType::Float, out_shape);
     try {
       auto& eng = du::engine();
