@@ -4,11 +4,16 @@
 //   onnxquant run MODEL --input [NAME=]FILE ... --output-dir DIR [--threads N]
 //   onnxquant eval MODEL --data FILE.npz [--metric top1|agreement] [--reference FLOAT.onnx]
 // Exit codes: 0 success, 2 usage or config error, 1 any other failure. Errors are one line.
-#include <CLI/CLI.hpp>
-#include <filesystem>
-#include <iostream>
 #include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
 
 #include "app.h"
 #include "rollback.h"
@@ -74,17 +79,35 @@ static int main_job(int argc, char** argv) {
   return rc;
 }
 
+// Whether other work runs on this machine now: other runnable tasks at this instant (/proc/loadavg's 4th field
+// counts this process too), or a 1-minute load average of at least one task per core.
+static bool machine_busy() {
+  std::ifstream f("/proc/loadavg");
+  double l1 = 0, l5 = 0, l15 = 0;
+  std::string tasks;
+  if (!(f >> l1 >> l5 >> l15 >> tasks)) return false;
+  const long runnable = std::strtol(tasks.c_str(), nullptr, 10);
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  return runnable > 1 || l1 >= cores;
+}
+
 // libgomp (the OpenMP runtime oneDNN and our kernels share) reads its wait policy when it is loaded, before
-// main. Its default spins ~300k iterations at every barrier, which on a busy machine makes 2-thread runs 10-40x
-// slower (docs/benchmarks.md, finding 1). Unless the user chose a policy, re-exec once with a bounded spin.
-static void bound_openmp_spinning(char** argv) {
+// main. Its default spins ~300k iterations at every barrier; even a bounded spin (GOMP_SPINCOUNT=20000, the
+// fastest on an idle machine) makes runs that share the cores with other work 10-60x slower: every barrier
+// waits for a descheduled thread while the others burn its time slice (docs/benchmarks.md, finding 1: two
+// full_auto runs side by side took 50 s each instead of 1.4 s with OMP_WAIT_POLICY=PASSIVE). Unless the user
+// chose a policy, re-exec once with the bounded spin on an idle machine and the passive policy on a busy one.
+static void choose_openmp_wait_policy(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-  setenv("GOMP_SPINCOUNT", "20000", 1);
+  if (machine_busy())
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  else
+    setenv("GOMP_SPINCOUNT", "20000", 1);
   execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
 }
 
 int main(int argc, char** argv) {
-  bound_openmp_spinning(argv);
+  choose_openmp_wait_policy(argv);
   log::init(false);
   try {
     std::string sub = argc > 1 ? argv[1] : "";
