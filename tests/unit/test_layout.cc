@@ -102,6 +102,19 @@ std::map<std::string, Tensor> make_feeds(std::mt19937& rng, int64_t batch) {
           {"V", random_float({batch, 16, 9, 10}, rng, -2.f, 2.f)}};
 }
 
+// Every tensor the observer of one run sees (copies), with `observed` / `any_order` as given.
+std::map<std::string, Tensor> observe(exec::Session& s, const std::map<std::string, Tensor>& feeds,
+                                      const std::unordered_set<std::string>* observed = nullptr,
+                                      const std::unordered_set<std::string>* any_order = nullptr) {
+  std::map<std::string, Tensor> seen;
+  exec::RunOptions o;
+  o.observed = observed;
+  o.any_order = any_order;
+  o.observer = [&](const std::string& n, const Tensor& v) { seen[n] = v.clone(); };
+  s.run(feeds, o);
+  return seen;
+}
+
 size_t count(const ir::Model& m, const std::string& op) {
   size_t c = 0;
   for (const auto& n : m.graph.nodes) c += n.op_type == op;
@@ -198,16 +211,9 @@ TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
   std::map<std::string, Tensor> feeds = make_feeds(rng, 2);
   // a, e1 and r exist only blocked in the optimized graph; s is converted back by a node there.
   std::unordered_set<std::string> want{"a", "e1", "r", "s"};
-  std::map<std::string, Tensor> got, ref;
-  exec::RunOptions o;
-  o.observed = &want;
-  o.observer = [&](const std::string& n, const Tensor& v) { got[n] = v.clone(); };
-  blocked.run(feeds, o);
+  std::map<std::string, Tensor> got = observe(blocked, feeds, &want), ref = observe(plain, feeds);
   EXPECT_FALSE(got.count("c0_pre"));  // the optimized graph ran: c0's pre-activation tensor is fused away
   for (const auto& [n, v] : got) EXPECT_FALSE(n.ends_with(exec::kBlockedSuffix)) << n;
-  exec::RunOptions p;
-  p.observer = [&](const std::string& n, const Tensor& v) { ref[n] = v.clone(); };
-  plain.run(feeds, p);
   for (const auto& n : want) {
     ASSERT_TRUE(got.count(n)) << n;
     SCOPED_TRACE(n);
@@ -231,15 +237,7 @@ TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
   std::map<std::string, Tensor> feeds = make_feeds(rng, 2);
   // e1 has 44 channels (padding with blocks of 16: converted), u0 16 (no padding: shown as it is), a 20.
   std::unordered_set<std::string> want{"a", "e1", "u0"};
-  std::map<std::string, Tensor> got, ref;
-  exec::RunOptions o;
-  o.observed = &want;
-  o.any_order = &want;
-  o.observer = [&](const std::string& n, const Tensor& v) { got[n] = v.clone(); };
-  blocked.run(feeds, o);
-  exec::RunOptions p;
-  p.observer = [&](const std::string& n, const Tensor& v) { ref[n] = v.clone(); };
-  plain.run(feeds, p);
+  std::map<std::string, Tensor> got = observe(blocked, feeds, &want, &want), ref = observe(plain, feeds);
   EXPECT_EQ(got.at("u0").rank(), 5);
   EXPECT_EQ(got.at("e1").rank(), 4);
   EXPECT_EQ(got.at("a").rank(), 4);

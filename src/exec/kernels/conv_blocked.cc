@@ -126,7 +126,30 @@ class BlockedConvKernel final : public Kernel {
   std::map<Shape, std::unique_ptr<BlockedConvPrim>> cache_;
 };
 
-// _OqToBlocked / _OqFromBlocked: one oneDNN reorder per input shape.
+// NCHW <-> blocked copy of x (logical dims [N, C, H, W]) into y (already allocated), by a oneDNN reorder made
+// once per (direction, dims, block, threads) and shared by every caller: the layout kernels and the observers'
+// conversions (Session). Writing a blocked destination zero-fills its padding channels.
+void convert_layout(const Tensor& x, const du::dims& logical, int64_t block, bool to_blocked, Tensor& y) {
+  static std::mutex mu;
+  static std::map<Shape, dnnl::reorder> cache;
+  const dnnl::memory::desc plain = du::plain_f32(logical), blk = blocked_md(logical, block);
+  const dnnl::memory::desc& from = to_blocked ? plain : blk;
+  const dnnl::memory::desc& to = to_blocked ? blk : plain;
+  Shape key = logical;
+  key.insert(key.end(), {block, to_blocked ? 1 : 0, du::threads_key()});
+  dnnl::reorder r;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, du::make_reorder(from, to)).first;
+    r = it->second;  // a handle: the primitive is shared
+  }
+  dnnl::memory src(from, du::engine(), const_cast<void*>(x.raw())), dst(to, du::engine(), y.raw());
+  r.execute(du::stream(), src, dst);
+  du::stream().wait();
+}
+
+// _OqToBlocked / _OqFromBlocked.
 class LayoutKernel final : public Kernel {
  public:
   LayoutKernel(const KernelInit& init, bool to_blocked) : node_(init.node), to_blocked_(to_blocked) {
@@ -153,20 +176,9 @@ class LayoutKernel final : public Kernel {
       logical = {x.dim(0), channels_, x.dim(2), x.dim(3)};
       out_shape = logical;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    auto key = logical;
-    key.push_back(du::threads_key());
-    auto& r = cache_[key];
-    const dnnl::memory::desc plain = du::plain_f32(logical), blk = blocked_md(logical, block_);
-    if (!r)
-      r = std::make_unique<dnnl::reorder>(to_blocked_ ? du::make_reorder(plain, blk) : du::make_reorder(blk, plain));
     out[0] = Tensor::uninitialized(DType::Float, out_shape);
     try {
-      auto& eng = du::engine();
-      dnnl::memory src(to_blocked_ ? plain : blk, eng, const_cast<void*>(x.raw()));
-      dnnl::memory dst(to_blocked_ ? blk : plain, eng, out[0].raw());  // zero-fills the padding channels
-      r->execute(du::stream(), src, dst);
-      du::stream().wait();
+      convert_layout(x, logical, block_, to_blocked_, out[0]);
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), node_.op_type.c_str(), e);
     }
@@ -176,8 +188,6 @@ class LayoutKernel final : public Kernel {
   ir::Node node_;
   bool to_blocked_;
   int64_t block_ = 16, channels_ = 0;
-  std::mutex mu_;
-  std::map<Shape, std::unique_ptr<dnnl::reorder>> cache_;
 };
 
 std::unique_ptr<Kernel> make_to_blocked(const KernelInit& init) { return std::make_unique<LayoutKernel>(init, true); }
@@ -194,10 +204,11 @@ Tensor blocked_to_nchw(const Tensor& x, int64_t channels) {
          channels);
   const du::dims logical = {x.dim(0), channels, x.dim(2), x.dim(3)};
   Tensor y = Tensor::uninitialized(DType::Float, logical);
-  const auto blk = blocked_md(logical, x.dim(4)), plain = du::plain_f32(logical);
-  dnnl::memory src(blk, du::engine(), const_cast<void*>(x.raw())), dst(plain, du::engine(), y.raw());
-  du::make_reorder(blk, plain).execute(du::stream(), src, dst);  // oneDNN caches the primitive
-  du::stream().wait();
+  try {
+    convert_layout(x, logical, x.dim(4), false, y);
+  } catch (const dnnl::error& e) {
+    du::rethrow_dnnl("(observer)", "_OqFromBlocked", e);
+  }
   return y;
 }
 
