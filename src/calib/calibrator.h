@@ -8,7 +8,8 @@
 // Tensors not asked for and non-float32 tensors are ignored. Defaults follow ONNX Runtime's
 // quantize_static/create_calibrator; the results are those of ORT's calibrators fed the same batches one
 // collect_data() call each (see collectors.h for the exact equivalence and the non-finite-value rule).
-// Not thread-safe: observers run on the executor thread.
+// observe() may run for different tensors at the same time on different threads (each tensor's collectors are
+// its own, as exec::run_ordered needs); calls for one tensor must not overlap.
 #pragma once
 #include <map>
 #include <memory>

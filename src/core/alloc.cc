@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <string_view>
 #include <unordered_map>
@@ -72,15 +73,19 @@ class Cache {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++tick_;
-      auto it = free_.find(cap);
-      if (it != free_.end() && !it->second.blocks.empty()) {
+      // The block of the smallest cached class in [cap, 2 cap] (exact first).
+      auto it = free_.lower_bound(cap);
+      while (it != free_.end() && it->first <= 2 * cap && it->second.blocks.empty()) ++it;
+      if (it != free_.end() && it->first <= 2 * cap) {
+        const size_t got = it->first;
+        *capacity = got;
         void* p = it->second.blocks.back();
         it->second.blocks.pop_back();
         it->second.last_use = tick_;
-        cached_ -= cap;
+        cached_ -= got;
         --cached_blocks_;
         ++hits_;
-        note_in_use(cap);
+        note_in_use(got);
         OQ_UNPOISON(p, round_up(std::max<size_t>(bytes, 1), kAlign));
         return p;
       }
@@ -207,7 +212,7 @@ class Cache {
   }
 
   std::mutex mu_;
-  std::unordered_map<size_t, FreeList> free_;
+  std::map<size_t, FreeList> free_;  // by class
   size_t fixed_limit_;
   const size_t ceiling_;
   size_t in_use_ = 0, peak_ = 0, cached_ = 0, cached_blocks_ = 0;

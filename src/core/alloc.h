@@ -11,8 +11,11 @@
 //
 // Size classes (the capacity of a block): requests are rounded up to a multiple of 64 bytes up to 4 KiB, to a
 // multiple of 4 KiB up to 1 MiB, and above that to one of four classes per power of two (at most 25 % slack).
-// A request is served only by a free block of exactly its class (no splitting, no coalescing). Blocks are
-// 64-byte aligned.
+// A request is served by a free block of its class, else by one of the smallest cached class up to twice its
+// class (no splitting, no coalescing; the block keeps its class). Reusing larger blocks keeps the cache near
+// the peak of live tensors: on MobileNetV2 (a different size at nearly every layer) one inference's tensors
+// held 20 MB in exact classes, 14 MB with this rule, against ~7 MB live at the peak. Blocks are 64-byte
+// aligned.
 //
 // Bound (memory must not grow with the number of runs — calibration streams thousands of samples): the bytes
 // held in free lists never exceed the cache limit. The automatic limit is
@@ -31,7 +34,7 @@
 namespace oq {
 
 // A block of at least `bytes` bytes (64-byte aligned, never null, contents unspecified); *capacity receives the
-// block's size class, to be passed back to tensor_free. Throws a Runtime error when out of memory.
+// block's size class (tensor_size_class(bytes) or up to twice it), to be passed back to tensor_free. Throws a Runtime error when out of memory.
 void* tensor_alloc(size_t bytes, size_t* capacity);
 void tensor_free(void* p, size_t capacity) noexcept;
 // The capacity tensor_alloc gives a request of `bytes`.

@@ -7,7 +7,24 @@ namespace oq {
 
 // Threads used by onnxquant's own kernels and oneDNN (default: number of cores).
 void set_num_threads(int n);
+// The threads this thread's parallel work may use: the ThreadsOnThisThread override when one is active,
+// else set_num_threads()'s value.
 int num_threads();
+// The process-wide value of set_num_threads(), whatever override this thread has.
+int process_threads();
+
+// While alive, parallel work started on THIS thread (parallel_for, oneDNN primitives) uses `n` threads; the
+// other threads are not affected. exec::run_ordered's workers each run with one.
+class ThreadsOnThisThread {
+ public:
+  explicit ThreadsOnThisThread(int n);
+  ~ThreadsOnThisThread();
+  ThreadsOnThisThread(const ThreadsOnThisThread&) = delete;
+  ThreadsOnThisThread& operator=(const ThreadsOnThisThread&) = delete;
+
+ private:
+  int saved_;
+};
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n). Serial when n is small or one thread is set.
 // `grain` is the minimum chunk size worth a thread.

@@ -32,6 +32,7 @@ struct Plan {
     Tensor value;
   };
   std::unordered_map<int, FqCache> fq_cache;
+  std::mutex fq_mu;  // runs may be concurrent (exec::run_ordered)
   // Optimized plans with channel-blocked values (exec/layout.h): those values are not shown to observers as
   // they are; the ones standing for a tensor of the model as given are shown converted back, under its name.
   struct Shown {
@@ -286,6 +287,8 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
     produce(m.input_ids[k], std::move(t));
   }
   // Constants, fake-quantized where asked (cached across runs).
+  std::unique_lock<std::mutex> fq_lock(m.fq_mu, std::defer_lock);
+  if (fq) fq_lock.lock();
   for (size_t id = 0; id < m.constants.size(); ++id) {
     if (m.constants[id].empty()) continue;
     const QuantParams* q = fq_find(static_cast<int>(id));
@@ -300,6 +303,7 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
   }
   if (fq && fq->size() < m.fq_cache.size())  // drop cache entries no longer asked for
     std::erase_if(m.fq_cache, [&](const auto& e) { return !fq->count(m.names[e.first]); });
+  if (fq_lock.owns_lock()) fq_lock.unlock();
 
   std::vector<const Tensor*> ins;
   std::vector<Tensor> outs;

@@ -1,5 +1,6 @@
 #include "quant/quantizer.h"
 
+#include <mutex>
 #include <unordered_set>
 
 #include "core/log.h"
@@ -7,6 +8,7 @@
 #include "data/loader.h"
 #include "exec/session.h"
 #include "ir/graph.h"
+#include "quant/graph_util.h"
 #include "quant/overrides.h"
 
 namespace oq::quant {
@@ -97,19 +99,23 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   exec::RunOptions ro;
   ro.observed = &observed;
   ro.any_order = &any_order;
+  std::mutex types_mu;  // observers of different tensors may run at once (exec::run_ordered)
   ro.observer = [&](const std::string& name, const Tensor& v) {
-    c.types.try_emplace(name, v.dtype());
+    {
+      std::lock_guard<std::mutex> lock(types_mu);
+      c.types.try_emplace(name, v.dtype());
+    }
     cal.observe(name, v);
     if (!means.empty()) means.observe(name, v);
   };
   data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
   Progress bar("Calibration", data->size());
-  data::Batch b;
-  while (loader.next(b)) {
-    session.run(b.inputs, ro);
-    c.samples += static_cast<int64_t>(b.indices.size());
-    bar.tick(static_cast<int64_t>(b.indices.size()));
-  }
+  exec::OrderedRunOptions run;
+  run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {
+    c.samples += f.samples;
+    bar.tick(f.samples);
+  };
+  exec::run_ordered(session, feed_from(loader), ro, run);
   bar.done();
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
   for (const auto& [in, out] : range_of) {

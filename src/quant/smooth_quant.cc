@@ -131,6 +131,8 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
   std::map<std::string, bool> conv_axis;  // input -> channel axis 1 (else last)
   for (const auto& t : targets) conv_axis[t.input] = m.graph.nodes[t.node].op_type == "Conv";
   if (conv_axis.empty()) return st;
+  // One entry per name before the runs (observers of different names may run at once; see run_ordered).
+  for (const auto& [name, conv] : conv_axis) st.absmax[name], st.rank[name] = 0;
   auto observer = [&](const std::string& name, const Tensor& v) {
     auto it = conv_axis.find(name);
     if (it == conv_axis.end() || v.dtype() != DType::Float || v.rank() < 2) return;
@@ -152,6 +154,8 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
       }
   };
   stream_observed(m, data, batch_size, "SmoothQuant statistics", observer);
+  std::erase_if(st.absmax, [](const auto& kv) { return kv.second.empty(); });
+  std::erase_if(st.rank, [&](const auto& kv) { return !st.absmax.count(kv.first); });
   return st;
 }
 

@@ -31,10 +31,10 @@ struct ConvPrim {
   bool use_ref = false;
   bool pointwise = false;  // 1x1, stride 1, no padding, one group: plain GEMMs on the NCHW tensors
   bool depthwise = false;  // 2-D depthwise: conv_depthwise.cc on the NCHW tensors
-  dnnl::convolution_forward prim;
+  du::Prim prim;
   dnnl::memory::desc src_plain, dst_plain, wei_plain, src_md, dst_md, wei_md;
-  dnnl::memory src_tmp, dst_tmp;           // blocked-layout buffers when oneDNN prefers them
-  dnnl::reorder src_reorder, dst_reorder;  // plain -> src_tmp, dst_tmp -> plain (built once)
+  // plain -> src_md and dst_md -> plain when oneDNN prefers blocked layouts (buffers per run)
+  du::Prim src_reorder, dst_reorder;
   du::ReorderedWeights weights;
 };
 
@@ -46,8 +46,17 @@ class ConvKernel final : public Kernel {
     const du::XWB xwb = du::conv_inputs(node_, in);
     const Tensor &x = xwb.x, &w = xwb.w, *b = xwb.b;
     check(x, w, b);
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);  // held while the cache and the weights are looked up
     ConvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
+    dnnl::memory wei;
+    if (!p.use_ref && !p.depthwise && !p.pointwise) {
+      try {
+        wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      } catch (const dnnl::error& e) {
+        du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
+      }
+    }
+    lock.unlock();
     out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // every path writes every element
     Tensor& y = out[0];
     if (p.use_ref) {
@@ -65,21 +74,19 @@ class ConvKernel final : public Kernel {
     }
     try {
       auto& eng = du::engine();
-      auto& strm = du::stream();
       dnnl::memory src_user(p.src_plain, eng, const_cast<void*>(x.raw()));
       dnnl::memory dst_user(p.dst_plain, eng, y.raw());
-      dnnl::memory src = src_user;
-      if (p.src_tmp) {
-        p.src_reorder.execute(strm, src_user, p.src_tmp);
-        src = p.src_tmp;
+      Tensor src_buf, dst_buf;
+      dnnl::memory src = src_user, dst = dst_user;
+      if (p.src_reorder) {
+        src = du::temporary(p.src_md, src_buf);
+        p.src_reorder.execute(src_user, src);
       }
-      dnnl::memory dst = p.dst_tmp ? p.dst_tmp : dst_user;
-      const dnnl::memory& wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      if (p.dst_reorder) dst = du::temporary(p.dst_md, dst_buf);
       std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
       if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(du::plain_f32({w.dim(0)}), eng, const_cast<void*>(b->raw())));
-      p.prim.execute(strm, args);
-      if (p.dst_tmp) p.dst_reorder.execute(strm, p.dst_tmp, dst_user);
-      strm.wait();
+      p.prim.execute(std::move(args));
+      if (p.dst_reorder) p.dst_reorder.execute(dst, dst_user);
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }
@@ -179,19 +186,13 @@ class ConvKernel final : public Kernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         src_md, wei_any, bias_md, dst_md, p->geo.strides, dil,
                                         p->geo.pads_begin, p->geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, a_.act.dnnl_attr(), du::engine());
-      p->prim = dnnl::convolution_forward(pd);
+      dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
+      p->prim = du::Prim(dnnl::convolution_forward(pd), pd);
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
       p->wei_md = pd.weights_desc();
-      if (p->src_md != p->src_plain) {
-        p->src_tmp = dnnl::memory(p->src_md, du::engine());
-        p->src_reorder = du::make_reorder(p->src_plain, p->src_md);
-      }
-      if (p->dst_md != p->dst_plain) {
-        p->dst_tmp = dnnl::memory(p->dst_md, du::engine());
-        p->dst_reorder = du::make_reorder(p->dst_md, p->dst_plain);
-      }
+      if (p->src_md != p->src_plain) p->src_reorder = du::make_reorder(p->src_plain, p->src_md);
+      if (p->dst_md != p->dst_plain) p->dst_reorder = du::make_reorder(p->dst_md, p->dst_plain);
     } catch (const dnnl::error&) {
       p->use_ref = true;  // a geometry oneDNN has no implementation for: the reference still computes it
     }

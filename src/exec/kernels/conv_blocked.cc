@@ -39,7 +39,7 @@ dnnl::memory::desc blocked_md(const du::dims& logical, int64_t block) {
 
 struct BlockedConvPrim {
   Shape out_shape;
-  dnnl::convolution_forward prim;
+  du::Prim prim;
   dnnl::memory::desc src_md, dst_md, wei_plain, wei_md, bias_md;
   du::ReorderedWeights weights;
 };
@@ -56,19 +56,18 @@ class BlockedConvKernel final : public Kernel {
     const du::XWB xwb = du::conv_inputs(node_, in);
     const Tensor &x = xwb.x, &w = xwb.w, *b = xwb.b;
     check(x, w, b);
-    std::lock_guard<std::mutex> lock(mu_);
-    BlockedConvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
-    out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // oneDNN writes the values and zero padding
     try {
+      std::unique_lock<std::mutex> lock(mu_);  // held while the cache and the weights are looked up
+      BlockedConvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
+      dnnl::memory wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      lock.unlock();
+      out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // oneDNN writes the values and zero padding
       auto& eng = du::engine();
-      auto& strm = du::stream();
       dnnl::memory src(p.src_md, eng, const_cast<void*>(x.raw()));
       dnnl::memory dst(p.dst_md, eng, out[0].raw());
-      const dnnl::memory& wei = p.weights.get(w, p.wei_plain, p.wei_md);
       std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
       if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, eng, const_cast<void*>(b->raw())));
-      p.prim.execute(strm, args);
-      strm.wait();
+      p.prim.execute(std::move(args));
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }
@@ -109,8 +108,8 @@ class BlockedConvKernel final : public Kernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         p->src_md, dnnl::memory::desc(wd, dt::f32, tag::any), p->bias_md, p->dst_md,
                                         geo.strides, dil, geo.pads_begin, geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, a_.act.dnnl_attr(), du::engine());
-      p->prim = dnnl::convolution_forward(pd);
+      dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
+      p->prim = du::Prim(dnnl::convolution_forward(pd), pd);
       p->wei_md = pd.weights_desc();
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
@@ -131,13 +130,13 @@ class BlockedConvKernel final : public Kernel {
 // conversions (Session). Writing a blocked destination zero-fills its padding channels.
 void convert_layout(const Tensor& x, const du::dims& logical, int64_t block, bool to_blocked, Tensor& y) {
   static std::mutex mu;
-  static std::map<Shape, dnnl::reorder> cache;
+  static std::map<Shape, du::Prim> cache;
   const dnnl::memory::desc plain = du::plain_f32(logical), blk = blocked_md(logical, block);
   const dnnl::memory::desc& from = to_blocked ? plain : blk;
   const dnnl::memory::desc& to = to_blocked ? blk : plain;
   Shape key = logical;
   key.insert(key.end(), {block, to_blocked ? 1 : 0, du::threads_key()});
-  dnnl::reorder r;
+  du::Prim r;
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache.find(key);
@@ -145,8 +144,7 @@ void convert_layout(const Tensor& x, const du::dims& logical, int64_t block, boo
     r = it->second;  // a handle: the primitive is shared
   }
   dnnl::memory src(from, du::engine(), const_cast<void*>(x.raw())), dst(to, du::engine(), y.raw());
-  r.execute(du::stream(), src, dst);
-  du::stream().wait();
+  r.execute(src, dst);
 }
 
 // _OqToBlocked / _OqFromBlocked.

@@ -67,8 +67,30 @@ Shape primitive_key(const Tensor& x, const Tensor& w, const Tensor* b) {
   return key;
 }
 
-dnnl::reorder make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
-  return dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
+dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr) {
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::memory temporary(const dnnl::memory::desc& md, Tensor& holder) {
+  holder = Tensor::uninitialized(DType::UInt8, {static_cast<int64_t>(md.get_size())});
+  return dnnl::memory(md, engine(), holder.raw());
+}
+
+void Prim::execute(std::unordered_map<int, dnnl::memory> args) const {
+  Tensor holder;
+  if (scratch.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, temporary(scratch, holder));
+  prim.execute(stream(), args);
+  stream().wait();
+}
+
+void Prim::execute(const dnnl::memory& src, const dnnl::memory& dst) const {
+  execute({{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
+}
+
+Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
+  dnnl::reorder::primitive_desc pd(engine(), from, engine(), to, user_scratchpad());
+  return Prim(dnnl::reorder(pd), pd);
 }
 
 }  // namespace oq::exec::dnnl_util

@@ -2,11 +2,17 @@
 // process, one stream per calling thread (CPU streams are cheap; a per-thread stream keeps concurrent
 // sessions safe), memory descriptors for onnxquant's dense row-major float tensors, and a small cache of
 // weights reordered into the layout a primitive chose.
+//
+// Concurrency: a kernel may run on several threads at once (exec::run_ordered). oneDNN's default
+// library-managed scratchpad is shared by the primitives of the thread that created them, so a primitive
+// may not run on another thread; every primitive here is therefore made with a user-managed scratchpad
+// (Prim) that each execution allocates for itself, and temporary buffers are per execution too.
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <vector>
 
@@ -63,8 +69,28 @@ P& cached_primitive(std::map<Shape, std::unique_ptr<P>>& cache, const XWB& in, B
   return *slot;
 }
 
+// `attr` with a user-managed scratchpad (pass it to every primitive descriptor).
+dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr = {});
+
+// A primitive made with user_scratchpad() and the scratchpad it needs. execute() may run on any thread, on
+// several at once: each call allocates its own scratchpad (from the tensor caching allocator).
+struct Prim {
+  dnnl::primitive prim;
+  dnnl::memory::desc scratch;  // zero-sized: none
+  Prim() = default;
+  template <typename PD>
+  Prim(const dnnl::primitive& p, const PD& pd) : prim(p), scratch(pd.scratchpad_desc()) {}
+  explicit operator bool() const { return static_cast<bool>(prim); }
+  // Runs on this thread's stream and waits for it.
+  void execute(std::unordered_map<int, dnnl::memory> args) const;
+  void execute(const dnnl::memory& src, const dnnl::memory& dst) const;  // a reorder
+};
+
 // A reorder primitive between two layouts of the same tensor.
-dnnl::reorder make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
+Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
+
+// Memory of `md` backed by a buffer allocated for this call; `holder` keeps the buffer alive.
+dnnl::memory temporary(const dnnl::memory::desc& md, Tensor& holder);
 
 // Converts a dnnl::error into a Model error naming the node.
 [[noreturn]] void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e);

@@ -1,0 +1,214 @@
+#include "exec/ordered_runs.h"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/parallel.h"
+
+namespace oq::exec {
+namespace {
+
+// Thrown inside a worker (through the executor) when another worker failed. Not a std::exception, so the
+// executor does not wrap it.
+struct Aborted {};
+
+class Runner {
+ public:
+  Runner(Session& s, const FeedSource& next, const RunOptions& ro, const OrderedRunOptions& o)
+      : s_(s), next_(next), ro_(ro), o_(o) {}
+
+  int64_t run() {
+    const int want = o_.workers > 0 ? o_.workers : num_threads();
+    if (want <= 1 || ro_.pre_fake_quant_observer) return run_sequential();
+    index_slots();
+    std::vector<char> seen(slot_names_.size());
+    Feed first;
+    if (!claim(first)) return 0;
+    int workers = want;
+    {
+      // The first feed alone, on this thread with one intra-op thread (its kernels set up once, without
+      // contention): what it adds to the tensor allocator is what each further worker will hold.
+      ThreadsOnThisThread one(1);
+      const TensorCacheStats before = tensor_cache_stats();
+      run_feed(0, first, seen);
+      const TensorCacheStats after = tensor_cache_stats();
+      const size_t per_worker = std::max<size_t>(
+          1, (after.in_use_bytes + after.cached_bytes) - std::min(after.in_use_bytes + after.cached_bytes,
+                                                                  before.in_use_bytes + before.cached_bytes));
+      if (o_.workers == 0)
+        workers = static_cast<int>(std::clamp<size_t>(o_.max_worker_memory / per_worker, 1, want));
+      OQ_DEBUG("run_ordered: {} workers ({} threads asked, {} KiB per worker)", workers, want, per_worker >> 10);
+    }
+    if (workers <= 1) return run_sequential();
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(workers));
+    for (int w = 0; w < workers; ++w) threads.emplace_back([this] { worker(); });
+    for (auto& t : threads) t.join();
+    OQ_DEBUG("run_ordered: {} feeds, {} observations waited for their turn", claimed_, waits_.load());
+    if (error_) std::rethrow_exception(error_);
+    return claimed_;
+  }
+
+ private:
+  int64_t run_sequential() {
+    for (;;) {
+      Feed f;
+      int64_t index;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        index = claimed_;
+        if (!next_(f)) return claimed_;
+        ++claimed_;
+      }
+      std::vector<Tensor> outs;
+      if (!f.inputs.empty()) outs = s_.run(f.inputs, ro_);
+      if (o_.on_done) o_.on_done(index, f, outs);
+    }
+  }
+
+  // The observed names, each with its turn counter.
+  void index_slots() {
+    if (!ro_.observer) return;
+    if (ro_.observed) {
+      slot_names_.assign(ro_.observed->begin(), ro_.observed->end());
+    } else {
+      for (const auto* vi : s_.graph().real_inputs()) slot_names_.push_back(vi->name);
+      for (const auto& n : s_.graph().nodes)
+        for (const auto& t : n.outputs)
+          if (!t.empty()) slot_names_.push_back(t);
+    }
+    std::sort(slot_names_.begin(), slot_names_.end());
+    slot_names_.erase(std::unique(slot_names_.begin(), slot_names_.end()), slot_names_.end());
+    for (size_t k = 0; k < slot_names_.size(); ++k) slot_of_.emplace(slot_names_[k], static_cast<int>(k));
+    turn_ = std::make_unique<std::atomic<int64_t>[]>(slot_names_.size());
+    for (size_t k = 0; k < slot_names_.size(); ++k) turn_[k].store(0);
+  }
+
+  // Under the lock: the next feed (its index is claimed_ - 1 after a true return).
+  bool claim(Feed& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (exhausted_ || aborted_.load()) return false;
+    if (!next_(f)) {
+      exhausted_ = true;
+      return false;
+    }
+    ++claimed_;
+    return true;
+  }
+
+  void wait_turn(int k, int64_t index) {
+    std::atomic<int64_t>& t = turn_[k];
+    if (t.load(std::memory_order_acquire) == index) return;
+    ++waits_;
+    for (;;) {
+      const int64_t v = t.load(std::memory_order_acquire);
+      if (v == index) return;
+      if (aborted_.load()) throw Aborted{};
+      t.wait(v, std::memory_order_acquire);
+    }
+  }
+
+  void pass_turn(int k, int64_t index) {
+    turn_[k].store(index + 1, std::memory_order_release);
+    turn_[k].notify_all();
+  }
+
+  void observe(int k, int64_t index, const Tensor& v) {
+    wait_turn(k, index);
+    ro_.observer(slot_names_[static_cast<size_t>(k)], v);
+    pass_turn(k, index);
+  }
+
+  void run_feed(int64_t index, Feed& f, std::vector<char>& seen) {
+    std::fill(seen.begin(), seen.end(), 0);
+    std::vector<Tensor> outs;
+    if (!f.inputs.empty()) {
+      RunOptions r = ro_;
+      if (ro_.observer)
+        r.observer = [&](const std::string& name, const Tensor& v) {
+          auto it = slot_of_.find(name);
+          if (it == slot_of_.end()) return;
+          const int k = it->second;
+          OQ_CHECK(!seen[k], "run_ordered: tensor '{}' observed twice in one run", name);
+          seen[k] = 1;
+          observe(k, index, v);
+        };
+      outs = s_.run(f.inputs, r);
+    }
+    // The names this feed did not show: their turn passes to the next feed.
+    for (size_t k = 0; k < seen.size(); ++k)
+      if (!seen[k]) {
+        wait_turn(static_cast<int>(k), index);
+        pass_turn(static_cast<int>(k), index);
+      }
+    if (o_.on_done) {
+      std::lock_guard<std::mutex> lock(mu_);
+      o_.on_done(index, f, outs);
+    }
+  }
+
+  void worker() {
+    ThreadsOnThisThread one(1);
+    std::vector<char> seen(slot_names_.size());
+    try {
+      for (;;) {
+        Feed f;
+        int64_t index;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (exhausted_ || aborted_.load()) return;
+          if (!next_(f)) {
+            exhausted_ = true;
+            return;
+          }
+          index = claimed_++;
+        }
+        run_feed(index, f, seen);
+      }
+    } catch (const Aborted&) {
+    } catch (...) {
+      abort(std::current_exception());
+    }
+  }
+
+  void abort(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = e;
+    }
+    aborted_.store(true);
+    for (size_t k = 0; k < slot_names_.size(); ++k) {  // wake every waiter: it sees aborted_ and leaves
+      turn_[k].store(-1, std::memory_order_release);
+      turn_[k].notify_all();
+    }
+  }
+
+  Session& s_;
+  const FeedSource& next_;
+  const RunOptions& ro_;
+  const OrderedRunOptions& o_;
+  std::vector<std::string> slot_names_;
+  std::unordered_map<std::string, int> slot_of_;
+  std::unique_ptr<std::atomic<int64_t>[]> turn_;
+  std::mutex mu_;
+  int64_t claimed_ = 0;
+  bool exhausted_ = false;
+  std::atomic<bool> aborted_{false};
+  std::exception_ptr error_;
+  std::atomic<int64_t> waits_{0};
+};
+
+}  // namespace
+
+int64_t run_ordered(Session& session, const FeedSource& next, const RunOptions& ro, const OrderedRunOptions& o) {
+  return Runner(session, next, ro, o).run();
+}
+
+}  // namespace oq::exec

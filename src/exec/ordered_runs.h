@@ -1,0 +1,50 @@
+// Data-parallel runs of one Session over a stream of feeds, with observers that see each tensor in feed order.
+//
+//   exec::run_ordered(session, next_feed, run_options, {.workers = 0});
+//
+// Calibration, inspection and evaluation run many small inferences (batch 1 by default, as ST's flow does).
+// Splitting each inference over the threads pays a barrier per kernel, and the observers' statistics run on
+// one thread while the others wait; running one feed per thread ("worker", each with one intra-op thread)
+// keeps every core busy. The observers' results must not depend on it: the calls for one tensor name come in
+// feed order, one at a time (worker k waits for the worker of the previous feed to have observed that tensor),
+// so a collector that depends on the order of its batches (ORT's growing histograms, moving averages) gives
+// bit-identical results with any number of workers. Calls for different names may run at the same time on
+// different threads: an observer must keep per-name state apart (or lock what it shares).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "exec/session.h"
+
+namespace oq::exec {
+
+struct Feed {
+  std::map<std::string, Tensor> inputs;  // empty: nothing to run (the feed still counts, in order)
+  int64_t samples = 0;                   // passed back to on_done (e.g. for a progress bar)
+};
+
+// Fills the next feed and returns true, or returns false when the stream is exhausted. Called one call at a
+// time, in order (under the runner's lock).
+using FeedSource = std::function<bool(Feed&)>;
+
+struct OrderedRunOptions {
+  // Threads running feeds at once, each with one intra-op thread. 0: num_threads(), lowered so that the
+  // workers' memory (one run's tensors each, measured on the first feed) stays under max_worker_memory.
+  // 1: every feed on the calling thread with all threads (exactly Session::run in a loop).
+  int workers = 0;
+  size_t max_worker_memory = size_t{2} << 30;
+  // Called after each feed's run with its index and outputs (under the runner's lock: one call at a time,
+  // not necessarily in feed order).
+  std::function<void(int64_t index, const Feed& feed, std::vector<Tensor>& outputs)> on_done;
+};
+
+// Runs every feed of `next` through `session` with `ro` (its observer wrapped as described above; names not
+// in ro.observed, when set, are not passed on). Returns the number of feeds. The first error (a feed's run,
+// an observer, the source) stops the workers and is rethrown here.
+int64_t run_ordered(Session& session, const FeedSource& next, const RunOptions& ro, const OrderedRunOptions& o = {});
+
+}  // namespace oq::exec
