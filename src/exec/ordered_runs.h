@@ -25,11 +25,26 @@ namespace oq::exec {
 struct Feed {
   std::map<std::string, Tensor> inputs;  // empty: nothing to run (the feed still counts, in order)
   int64_t samples = 0;                   // passed back to on_done (e.g. for a progress bar)
+  std::vector<int64_t> labels;           // passed back to on_done untouched
 };
 
 // Fills the next feed and returns true, or returns false when the stream is exhausted. Called one call at a
 // time, in order (under the runner's lock).
 using FeedSource = std::function<bool(Feed&)>;
+
+// Feeds from a data::Loader (any type with bool next(Batch&), Batch having inputs, indices and labels), one per
+// batch: exec::feed_from<data::Batch>(loader).
+template <typename Batch, typename Loader>
+FeedSource feed_from(Loader& loader) {
+  return [&loader](Feed& f) {
+    Batch b;
+    if (!loader.next(b)) return false;
+    f.inputs = std::move(b.inputs);
+    f.samples = static_cast<int64_t>(b.indices.size());
+    f.labels = std::move(b.labels);
+    return true;
+  };
+}
 
 struct OrderedRunOptions {
   // Threads running feeds at once, each with one intra-op thread. 0: num_threads(), lowered so that the

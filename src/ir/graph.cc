@@ -106,7 +106,10 @@ void Graph::add_initializer(std::string n, Tensor t) {
     return;
   }
   initializers.push_back({std::move(n), std::move(t), {}});
-  index_valid_ = false;
+  if (index_valid_ && init_index_.size() + 1 == initializers.size())
+    init_index_.emplace(initializers.back().name, initializers.size() - 1);  // keeps the index valid
+  else
+    index_valid_ = false;
 }
 bool Graph::remove_initializer(const std::string& n) {
   size_t before = initializers.size();

@@ -2,6 +2,7 @@
 
 #include "core/progress.h"
 #include "data/loader.h"
+#include "exec/ordered_runs.h"
 
 namespace oq::quant {
 
@@ -37,22 +38,6 @@ void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide)
     }
 }
 
-exec::FeedSource feed_from(data::Loader& loader) {
-  return [&loader](exec::Feed& f) {
-    data::Batch b;
-    if (!loader.next(b)) return false;
-    f.inputs = std::move(b.inputs);
-    f.samples = static_cast<int64_t>(b.indices.size());
-    return true;
-  };
-}
-
-exec::OrderedRunOptions progress_ticks(Progress& bar) {
-  exec::OrderedRunOptions o;
-  o.on_done = [&bar](int64_t, const exec::Feed& f, std::vector<Tensor>&) { bar.tick(f.samples); };
-  return o;
-}
-
 void stream_observed(const ir::Model& m, const data::DatasetPtr& data, int64_t batch_size, const char* label,
                      const exec::Observer& observer) {
   exec::Session session(m);
@@ -60,7 +45,9 @@ void stream_observed(const ir::Model& m, const data::DatasetPtr& data, int64_t b
   ro.observer = observer;
   data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(batch_size, 1), 0, 0});
   Progress bar(label, data->size());
-  exec::run_ordered(session, feed_from(loader), ro, progress_ticks(bar));
+  exec::OrderedRunOptions run;
+  run.on_done = [&bar](int64_t, const exec::Feed& f, std::vector<Tensor>&) { bar.tick(f.samples); };
+  exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
   bar.done();
 }
 

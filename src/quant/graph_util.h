@@ -4,10 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "core/progress.h"
 #include "data/dataset.h"
-#include "data/loader.h"
-#include "exec/ordered_runs.h"
 #include "exec/session.h"
 #include "ir/graph.h"
 
@@ -22,11 +19,6 @@ const ir::Initializer* private_constant(const ir::Graph& g, const std::string& n
 
 // t[..., j, ...] (j along `axis`) *= f[j] (or /= f[j]); the tensor is cloned first (copies share data).
 void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide);
-
-// exec::run_ordered's feeds from a Loader, one per batch (samples = the batch's sample count).
-exec::FeedSource feed_from(data::Loader& loader);
-// Run options whose on_done ticks `bar` by each feed's samples.
-exec::OrderedRunOptions progress_ticks(Progress& bar);
 
 // Streams the data set through the float model once, on exec::run_ordered's workers (batches of batch_size, a progress bar named `label`);
 // `observer` sees every tensor produced (exec::RunOptions::observer), each name's batches in order, different

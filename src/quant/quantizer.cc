@@ -6,9 +6,9 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/loader.h"
+#include "exec/ordered_runs.h"
 #include "exec/session.h"
 #include "ir/graph.h"
-#include "quant/graph_util.h"
 #include "quant/overrides.h"
 
 namespace oq::quant {
@@ -115,7 +115,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     c.samples += f.samples;
     bar.tick(f.samples);
   };
-  exec::run_ordered(session, feed_from(loader), ro, run);
+  exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
   bar.done();
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
   for (const auto& [in, out] : range_of) {

@@ -5,6 +5,7 @@
 
 #include "core/progress.h"
 #include "data/loader.h"
+#include "exec/ordered_runs.h"
 
 namespace oq::search {
 
@@ -23,22 +24,30 @@ std::vector<int64_t> argmax_rows(const Tensor& out) {
   return r;
 }
 
-static std::map<std::string, Tensor> feeds_of(const data::Batch& b) { return b.inputs; }
+// Batches run on exec::run_ordered's workers; per-batch results are kept by batch index and combined in batch
+// order at the end, so the score does not depend on the number of workers (sums of floats included).
 
 Reference compute_reference(exec::Session& s, const data::DatasetPtr& data, const EvalOptions& o) {
-  Reference ref;
   data::Loader loader(data, data::LoaderOptions{o.batch_size, 0, 0});
   Progress bar("Float reference", data->size());
-  data::Batch b;
-  while (loader.next(b)) {
-    auto outs = s.run(feeds_of(b));
-    for (int64_t a : argmax_rows(outs.at(0))) ref.argmax.push_back(a);
+  std::vector<std::vector<int64_t>> argmax;
+  std::vector<std::vector<Tensor>> outputs;
+  exec::OrderedRunOptions run;
+  run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
+    const auto k = static_cast<size_t>(i);
+    if (argmax.size() <= k) argmax.resize(k + 1);
+    if (!outs.empty()) argmax[k] = argmax_rows(outs.at(0));
     if (o.metric == MetricKind::OutputSnr) {
+      if (outputs.size() <= k) outputs.resize(k + 1);
       for (auto& t : outs) t = t.clone();
-      ref.outputs.push_back(std::move(outs));
+      outputs[k] = std::move(outs);
     }
-    bar.tick(static_cast<int64_t>(b.indices.size()));
-  }
+    bar.tick(f.samples);
+  };
+  exec::run_ordered(s, exec::feed_from<data::Batch>(loader), {}, run);
+  Reference ref;
+  for (const auto& a : argmax) ref.argmax.insert(ref.argmax.end(), a.begin(), a.end());
+  ref.outputs = std::move(outputs);
   return ref;
 }
 
@@ -49,31 +58,45 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
   if (o.metric != MetricKind::Top1 && !ref) fail(ErrorKind::Runtime, "internal error: metric needs a reference");
   data::Loader loader(data, data::LoaderOptions{o.batch_size, 0, 0});
   Progress bar(o.progress_label, data->size());
-  int64_t seen = 0, hits = 0;
-  double sig = 0, noise = 0;
-  data::Batch b;
-  while (loader.next(b)) {
-    auto outs = s.run(feeds_of(b), ro);
+  struct BatchScore {
+    std::vector<int64_t> argmax, labels;
+    double sig = 0, noise = 0;
+  };
+  std::vector<BatchScore> per;  // by batch index
+  exec::OrderedRunOptions run;
+  run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
+    const auto k = static_cast<size_t>(i);
+    if (per.size() <= k) per.resize(k + 1);
+    BatchScore& b = per[k];
+    bar.tick(f.samples);
+    if (outs.empty()) return;
     if (o.metric == MetricKind::OutputSnr) {
-      const auto& r = ref->outputs.at(static_cast<size_t>(b.number));
-      for (size_t k = 0; k < outs.size() && k < r.size(); ++k) {
-        Tensor x = r[k].dtype() == DType::Float ? r[k] : r[k].cast(DType::Float);
-        Tensor y = outs[k].dtype() == DType::Float ? outs[k] : outs[k].cast(DType::Float);
-        for (int64_t i = 0; i < x.numel() && i < y.numel(); ++i) {
-          double a = x.data<float>()[i], d = a - y.data<float>()[i];
-          sig += a * a;
-          noise += d * d;
+      const auto& r = ref->outputs.at(k);
+      for (size_t j = 0; j < outs.size() && j < r.size(); ++j) {
+        Tensor x = r[j].dtype() == DType::Float ? r[j] : r[j].cast(DType::Float);
+        Tensor y = outs[j].dtype() == DType::Float ? outs[j] : outs[j].cast(DType::Float);
+        for (int64_t e = 0; e < x.numel() && e < y.numel(); ++e) {
+          double a = x.data<float>()[e], d = a - y.data<float>()[e];
+          b.sig += a * a;
+          b.noise += d * d;
         }
       }
     } else {
-      auto am = argmax_rows(outs.at(0));
-      for (size_t i = 0; i < am.size(); ++i) {
-        int64_t want = o.metric == MetricKind::Top1 ? b.labels.at(i) : ref->argmax.at(static_cast<size_t>(seen + i));
-        hits += am[i] == want;
-      }
+      b.argmax = argmax_rows(outs.at(0));
+      b.labels = f.labels;
     }
-    seen += static_cast<int64_t>(b.indices.size());
-    bar.tick(static_cast<int64_t>(b.indices.size()));
+  };
+  exec::run_ordered(s, exec::feed_from<data::Batch>(loader), ro, run);
+  int64_t seen = 0, hits = 0;
+  double sig = 0, noise = 0;
+  for (const BatchScore& b : per) {
+    sig += b.sig;
+    noise += b.noise;
+    for (size_t i = 0; i < b.argmax.size(); ++i) {
+      int64_t want = o.metric == MetricKind::Top1 ? b.labels.at(i) : ref->argmax.at(static_cast<size_t>(seen) + i);
+      hits += b.argmax[i] == want;
+    }
+    seen += static_cast<int64_t>(b.argmax.size());
   }
   if (o.metric == MetricKind::OutputSnr) {
     const double eps = std::numeric_limits<double>::epsilon();

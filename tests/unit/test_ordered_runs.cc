@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <random>
@@ -16,7 +17,9 @@
 #include "core/parallel.h"
 #include "exec/ordered_runs.h"
 #include "exec/session.h"
+#include "data/array_dataset.h"
 #include "onnx/model_io.h"
+#include "search/evaluator.h"
 
 using namespace oq;
 
@@ -244,4 +247,40 @@ TEST(OrderedRuns, RunErrorAndSourceErrorReachTheCaller) {
   exec::OrderedRunOptions o;
   o.workers = 2;
   EXPECT_THROW(exec::run_ordered(s, broken, ro, o), Error);
+}
+
+// The evaluators (full_auto, eval) run on the workers: scores are identical with 1 and 3 threads, for a
+// labelled metric and for the float sums of the output SNR; the top-1 is checked by hand from the outputs.
+TEST(OrderedRuns, EvaluatorScoresDoNotDependOnWorkers) {
+  ir::Model m = load("digits_mobilenet.onnx");
+  auto ds = data::open_npz_dataset(std::string(OQ_SOURCE_DIR) + "/testdata/digits_test.npz",
+                                   data::input_specs(m.graph), {});
+  ASSERT_GT(ds->size(), 100);
+  exec::Session s(m);
+  const int saved = process_threads();
+  std::map<int, std::pair<double, double>> scores;  // threads -> (top1, snr vs a perturbed reference)
+  for (int threads : {1, 3}) {
+    set_num_threads(threads);
+    search::EvalOptions o;
+    o.batch_size = 7;  // the last batch is smaller
+    const double top1 = search::evaluate(s, ds, o);
+    o.metric = search::MetricKind::OutputSnr;
+    search::Reference ref = search::compute_reference(s, ds, o);
+    for (auto& outs : ref.outputs)  // a reference the model does not reproduce exactly
+      for (auto& t : outs)
+        for (float& v : t.span<float>()) v *= 1.001f;
+    scores[threads] = {top1, search::evaluate(s, ds, o, &ref)};
+  }
+  set_num_threads(saved);
+  EXPECT_EQ(scores[1].first, scores[3].first);
+  EXPECT_EQ(scores[1].second, scores[3].second);  // bit-identical double
+  EXPECT_NEAR(scores[1].second, 20.0 * std::log10(1.0 / 0.001), 0.05);  // noise = 0.1 % of the signal
+
+  // Top-1 by hand: argmax of each sample's output against its label, one sample at a time.
+  int64_t hits = 0;
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    auto outs = s.run(ds->sample(i));
+    hits += search::argmax_rows(outs[0])[0] == ds->label(i);
+  }
+  EXPECT_DOUBLE_EQ(scores[1].first, 100.0 * static_cast<double>(hits) / static_cast<double>(ds->size()));
 }

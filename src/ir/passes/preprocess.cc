@@ -12,7 +12,7 @@ PreprocessStats preprocess(Model& m) {
   st.folded_batchnorms = fold_batchnorm(m);
   st.folded_constants += fold_constants(m).total();
   st.nodes_after = m.graph.nodes.size();
-  OQ_INFO("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
+  OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
           "folded)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms);
   return st;
