@@ -1,5 +1,6 @@
 // Vectorised classification kernels behind Binner::scan (binning.h): one per instruction set (AVX-512F,
-// AVX2, SSE2, scalar), chosen at run time, all making the same decisions. Internal to src/calib.
+// AVX2, SSE2, scalar), chosen at run time, all giving the same counts (the AVX-512 one leaves a few more
+// values to be settled on the edges). Internal to src/calib.
 #pragma once
 #include <cstdint>
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "exec/kernels/qdq.h"
+
 namespace oq::quant {
 
 QRange qrange(DType t, bool symmetric, bool reduce_range) {
@@ -119,32 +121,36 @@ exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, in
 
 Tensor quantize_tensor(const Tensor& x, const exec::QuantParams& q) {
   OQ_CHECK(x.dtype() == DType::Float, "quantize_tensor on {}", dtype_name(x.dtype()));
-  QRange r = full_range(q.qtype);
+  const int axis = q.axis >= 0 && x.rank() > 0 ? q.axis : -1;
+  const exec::QLayout L = exec::make_qlayout(x.shape(), axis, 0);
+  OQ_CHECK(static_cast<int64_t>(q.scale.size()) == L.params(), "scale count {} vs channels {}", q.scale.size(),
+           L.params());
+  OQ_CHECK(q.zero_point.size() == q.scale.size(), "zero point count {} vs scales {}", q.zero_point.size(),
+           q.scale.size());
+  std::vector<int32_t> zp(q.zero_point.begin(), q.zero_point.end());
   Tensor out(q.qtype, x.shape());
-  int64_t outer = 1, inner = x.numel(), ch = 1;
-  if (q.axis >= 0 && x.rank() > 0) {
-    ch = x.dim(q.axis);
-    outer = 1;
-    inner = 1;
-    for (int i = 0; i < q.axis; ++i) outer *= x.dim(i);
-    for (int i = q.axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
-  }
-  OQ_CHECK(static_cast<int64_t>(q.scale.size()) == ch, "scale count {} vs channels {}", q.scale.size(), ch);
+  // The executor's vectorised QuantizeLinear (the same values as quantize_value) ...
+  exec::quantize_array(x.data<float>(), L, q.scale.data(), zp.data(), q.qtype, out.raw());
+  // ... except for NaN, which quantize_value maps to the zero point (clamped).
   const float* d = x.data<float>();
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t c = 0; c < ch; ++c) {
-      int64_t base = (o * ch + c) * inner;
-      for (int64_t i = 0; i < inner; ++i) {
-        int64_t v = quantize_value(d[base + i], q.scale[c], q.zero_point[c], r.qmin, r.qmax);
+  bool any_nan = false;
+  for (int64_t i = 0; i < x.numel(); ++i) any_nan |= d[i] != d[i];
+  if (any_nan) {
+    const QRange r = full_range(q.qtype);
+    const int64_t inner = axis < 0 ? x.numel() : L.inner, ch = axis < 0 ? 1 : L.D;
+    for (int64_t i = 0; i < x.numel(); ++i)
+      if (d[i] != d[i]) {
+        const int64_t c = (i / inner) % ch;
+        const int64_t v = quantize_value(d[i], q.scale[c], q.zero_point[c], r.qmin, r.qmax);
         switch (q.qtype) {
-          case DType::Int8: case DType::Int4: out.data<int8_t>()[base + i] = static_cast<int8_t>(v); break;
-          case DType::UInt8: case DType::UInt4: out.data<uint8_t>()[base + i] = static_cast<uint8_t>(v); break;
-          case DType::Int16: out.data<int16_t>()[base + i] = static_cast<int16_t>(v); break;
-          case DType::UInt16: out.data<uint16_t>()[base + i] = static_cast<uint16_t>(v); break;
+          case DType::Int8: case DType::Int4: out.data<int8_t>()[i] = static_cast<int8_t>(v); break;
+          case DType::UInt8: case DType::UInt4: out.data<uint8_t>()[i] = static_cast<uint8_t>(v); break;
+          case DType::Int16: out.data<int16_t>()[i] = static_cast<int16_t>(v); break;
+          case DType::UInt16: out.data<uint16_t>()[i] = static_cast<uint16_t>(v); break;
           default: fail(ErrorKind::Runtime, "cannot quantize to {}", dtype_name(q.qtype));
         }
       }
-    }
+  }
   return out;
 }
 
