@@ -136,6 +136,10 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["MinMax", "Entropy", "Percentile"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="onnxquant runs per configuration (median)")
+    ap.add_argument("--ort-repeat", type=int, default=1,
+                    help="ORT runs per configuration (median), interleaved with onnxquant's: round r runs onnxquant "
+                         "then, while r < ort-repeat, ORT (the VM's speed drifts over minutes; interleaving keeps "
+                         "both tools under the same conditions)")
     ap.add_argument("--ort-mem-gb", type=float, default=10.0, help="address-space limit of each ORT child")
     ap.add_argument("--skip-ort", action="store_true")
     ap.add_argument("--passive-only", action="store_true",
@@ -158,22 +162,36 @@ def main():
             with open(cfg, "w") as f:
                 f.write(config_yaml(npz, method, out_dir))
             r = dict(samples=n, method=method)
-            for tag, passive in ((("oqp", True),) if a.passive_only else (("oq", False), ("oqp", True))):
-                oq = []
-                for _ in range(a.repeat):
-                    rc, wall, rss, err, cpu = run_child([a.bin, "--config", cfg, "--threads", str(a.threads)],
-                                                        env=oq_env(passive))
-                    if rc != 0:
-                        raise RuntimeError(f"onnxquant failed ({rc}): {err}")
-                    oq.append((wall, rss, cpu))
+            tags = (("oqp", True),) if a.passive_only else (("oq", False), ("oqp", True))
+            runs = {tag: [] for tag, _ in tags}
+            ort_runs = []
+            do_ort = not a.skip_ort and n <= a.ort_max_samples
+            for rnd in range(max(a.repeat, a.ort_repeat if do_ort else 0)):
+                if rnd < a.repeat:
+                    for tag, passive in tags:
+                        rc, wall, rss, err, cpu = run_child([a.bin, "--config", cfg, "--threads", str(a.threads)],
+                                                            env=oq_env(passive))
+                        if rc != 0:
+                            raise RuntimeError(f"onnxquant failed ({rc}): {err}")
+                        runs[tag].append((wall, rss, cpu))
+                if do_ort and rnd < a.ort_repeat:
+                    ort_out = os.path.join(work, f"ort_{method}_{n}.onnx")
+                    ort_runs.append(run_child([PY, "-c", ORT_SCRIPT, MODEL, npy, ort_out, method, str(a.threads)],
+                                              mem_limit_bytes=int(a.ort_mem_gb * (1 << 30))))
+            for tag, _ in tags:
+                oq = runs[tag]
                 r[f"{tag}_s"] = float(np.median([o[0] for o in oq]))
                 r[f"{tag}_cpu_s"] = float(np.median([o[2] for o in oq]))
                 r[f"{tag}_rss_mb"] = max(o[1] for o in oq)
-            if not a.skip_ort and n <= a.ort_max_samples:
-                ort_out = os.path.join(work, f"ort_{method}_{n}.onnx")
-                rc, wall, rss, err, cpu = run_child([PY, "-c", ORT_SCRIPT, MODEL, npy, ort_out, method, str(a.threads)],
-                                                    mem_limit_bytes=int(a.ort_mem_gb * (1 << 30)))
-                r.update(ort_s=wall, ort_cpu_s=cpu, ort_rss_mb=rss, ort_ok=rc == 0, ort_err=" | ".join(err) if rc else "")
+                r[f"{tag}_all_s"] = [o[0] for o in oq]
+            if do_ort:
+                ok = all(o[0] == 0 for o in ort_runs)
+                wall = float(np.median([o[1] for o in ort_runs]))
+                rss = max(o[2] for o in ort_runs)
+                cpu = float(np.median([o[4] for o in ort_runs]))
+                err = next((o[3] for o in ort_runs if o[0] != 0), [])
+                r.update(ort_s=wall, ort_cpu_s=cpu, ort_rss_mb=rss, ort_ok=ok, ort_err=" | ".join(err) if not ok else "",
+                         ort_all_s=[o[1] for o in ort_runs])
                 r["speedup"] = wall / r["oq_s"] if "oq_s" in r else float("nan")
                 r["speedup_passive"] = wall / r["oqp_s"]
                 r["speedup_cpu"] = cpu / r["oqp_cpu_s"]

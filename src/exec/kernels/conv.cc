@@ -76,17 +76,10 @@ class ConvKernel final : public Kernel {
       auto& eng = du::engine();
       dnnl::memory src_user(p.src_plain, eng, const_cast<void*>(x.raw()));
       dnnl::memory dst_user(p.dst_plain, eng, y.raw());
-      Tensor src_buf, dst_buf;
-      dnnl::memory src = src_user, dst = dst_user;
-      if (p.src_reorder) {
-        src = du::temporary(p.src_md, src_buf);
-        p.src_reorder.execute(src_user, src);
-      }
-      if (p.dst_reorder) dst = du::temporary(p.dst_md, dst_buf);
-      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-      if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(du::plain_f32({w.dim(0)}), eng, const_cast<void*>(b->raw())));
-      p.prim.execute(std::move(args));
-      if (p.dst_reorder) p.dst_reorder.execute(dst, dst_user);
+      dnnl::memory bias;
+      if (b) bias = dnnl::memory(du::plain_f32({w.dim(0)}), eng, const_cast<void*>(b->raw()));
+      du::execute_in_layouts(p.prim, p.src_reorder, p.src_md, p.dst_reorder, p.dst_md, src_user, dst_user, wei,
+                             b ? &bias : nullptr);
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }

@@ -88,6 +88,22 @@ void Prim::execute(const dnnl::memory& src, const dnnl::memory& dst) const {
   execute({{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}});
 }
 
+void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::memory::desc& src_md,
+                        const Prim& dst_reorder, const dnnl::memory::desc& dst_md, const dnnl::memory& src_user,
+                        const dnnl::memory& dst_user, const dnnl::memory& wei, const dnnl::memory* bias) {
+  Tensor src_buf, dst_buf;
+  dnnl::memory src = src_user, dst = dst_user;
+  if (src_reorder) {
+    src = temporary(src_md, src_buf);
+    src_reorder.execute(src_user, src);
+  }
+  if (dst_reorder) dst = temporary(dst_md, dst_buf);
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, *bias);
+  prim.execute(std::move(args));
+  if (dst_reorder) dst_reorder.execute(dst, dst_user);
+}
+
 Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
   dnnl::reorder::primitive_desc pd(engine(), from, engine(), to, user_scratchpad());
   return Prim(dnnl::reorder(pd), pd);

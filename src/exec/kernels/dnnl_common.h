@@ -92,6 +92,12 @@ Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
 // Memory of `md` backed by a buffer allocated for this call; `holder` keeps the buffer alive.
 dnnl::memory temporary(const dnnl::memory::desc& md, Tensor& holder);
 
+// Executes a convolution-like primitive on plain user memories: the source converted into src_md, and the
+// result out of dst_md, through buffers of this call when the reorders are set. bias may be null.
+void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::memory::desc& src_md,
+                        const Prim& dst_reorder, const dnnl::memory::desc& dst_md, const dnnl::memory& src_user,
+                        const dnnl::memory& dst_user, const dnnl::memory& wei, const dnnl::memory* bias);
+
 // Converts a dnnl::error into a Model error naming the node.
 [[noreturn]] void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e);
 
