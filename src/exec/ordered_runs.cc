@@ -51,7 +51,8 @@ class Runner {
     threads.reserve(static_cast<size_t>(workers));
     for (int w = 0; w < workers; ++w) threads.emplace_back([this] { worker(); });
     for (auto& t : threads) t.join();
-    OQ_DEBUG("run_ordered: {} feeds, {} observations waited for their turn", claimed_, waits_.load());
+    OQ_DEBUG("run_ordered: {} feeds, {} observations held for later, {} waited for their turn", claimed_,
+             deferred_.load(), waits_.load());
     if (error_) std::rethrow_exception(error_);
     return claimed_;
   }
@@ -126,11 +127,35 @@ class Runner {
     pass_turn(k, index);
   }
 
+  bool ready(int k, int64_t index) const { return turn_[k].load(std::memory_order_acquire) == index; }
+
+  // Observations of one feed whose turn had not come yet, held (up to max_deferred_bytes) instead of waited
+  // for; the tensors are immutable once produced, so holding one only keeps its storage alive.
+  struct Deferred {
+    std::vector<std::pair<int, Tensor>> items;
+    size_t bytes = 0;
+  };
+
+  // Observes the held tensors whose turn has come (all of them, waiting for each, when `all`).
+  void flush(Deferred& d, int64_t index, bool all) {
+    size_t kept = 0;
+    for (auto& [k, v] : d.items) {
+      if (all || ready(k, index)) {
+        observe(k, index, v);
+        d.bytes -= v.nbytes();
+      } else {
+        d.items[kept++] = {k, std::move(v)};
+      }
+    }
+    d.items.resize(kept);
+  }
+
   void run_feed(int64_t index, Feed& f, std::vector<char>& seen) {
     std::fill(seen.begin(), seen.end(), 0);
     std::vector<Tensor> outs;
     if (!f.inputs.empty()) {
       RunOptions r = ro_;
+      Deferred d;
       if (ro_.observer)
         r.observer = [&](const std::string& name, const Tensor& v) {
           auto it = slot_of_.find(name);
@@ -138,9 +163,17 @@ class Runner {
           const int k = it->second;
           OQ_CHECK(!seen[k], "run_ordered: tensor '{}' observed twice in one run", name);
           seen[k] = 1;
+          if (!d.items.empty()) flush(d, index, false);
+          if (!ready(k, index) && d.bytes + v.nbytes() <= o_.max_deferred_bytes) {
+            d.items.emplace_back(k, v);
+            d.bytes += v.nbytes();
+            ++deferred_;
+            return;
+          }
           observe(k, index, v);
         };
       outs = s_.run(f.inputs, r);
+      flush(d, index, true);
     }
     // The names this feed did not show: their turn passes to the next feed.
     for (size_t k = 0; k < seen.size(); ++k)
@@ -202,7 +235,7 @@ class Runner {
   bool exhausted_ = false;
   std::atomic<bool> aborted_{false};
   std::exception_ptr error_;
-  std::atomic<int64_t> waits_{0};
+  std::atomic<int64_t> waits_{0}, deferred_{0};
 };
 
 }  // namespace

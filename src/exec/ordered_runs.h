@@ -6,7 +6,8 @@
 // Splitting each inference over the threads pays a barrier per kernel, and the observers' statistics run on
 // one thread while the others wait; running one feed per thread ("worker", each with one intra-op thread)
 // keeps every core busy. The observers' results must not depend on it: the calls for one tensor name come in
-// feed order, one at a time (worker k waits for the worker of the previous feed to have observed that tensor),
+// feed order, one at a time (worker k waits for the worker of the previous feed to have observed that tensor,
+// or holds the tensor and observes it later: max_deferred_bytes),
 // so a collector that depends on the order of its batches (ORT's growing histograms, moving averages) gives
 // bit-identical results with any number of workers. Calls for different names may run at the same time on
 // different threads: an observer must keep per-name state apart (or lock what it shares).
@@ -52,6 +53,10 @@ struct OrderedRunOptions {
   // 1: every feed on the calling thread with all threads (exactly Session::run in a loop).
   int workers = 0;
   size_t max_worker_memory = size_t{2} << 30;
+  // A worker that reaches a tensor the previous feed's worker has not observed yet goes on with its run and
+  // observes that tensor later, holding up to this many bytes of such tensors (0: it waits). Worth it when
+  // observers are slow (histograms): workers that trail each other by one tensor otherwise wait at each.
+  size_t max_deferred_bytes = 0;
   // Called after each feed's run with its index and outputs (under the runner's lock: one call at a time,
   // not necessarily in feed order).
   std::function<void(int64_t index, const Feed& feed, std::vector<Tensor>& outputs)> on_done;

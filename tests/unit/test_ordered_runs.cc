@@ -5,6 +5,7 @@
 // the values are bit-identical).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -88,7 +89,7 @@ struct Result {
 };
 
 Result run(exec::Session& s, const std::vector<exec::Feed>& feeds, int workers,
-           const std::unordered_set<std::string>* observed = nullptr) {
+           const std::unordered_set<std::string>* observed = nullptr, size_t deferred = 0) {
   Record rec;
   Result r;
   exec::RunOptions ro;
@@ -96,6 +97,7 @@ Result run(exec::Session& s, const std::vector<exec::Feed>& feeds, int workers,
   ro.observed = observed;
   exec::OrderedRunOptions o;
   o.workers = workers;
+  o.max_deferred_bytes = deferred;
   o.on_done = [&](int64_t index, const exec::Feed&, std::vector<Tensor>& outs) {
     EXPECT_FALSE(r.outputs.count(index));
     r.outputs[index] = outs;
@@ -121,9 +123,10 @@ TEST(OrderedRuns, WorkersSeeWhatOneLoopSees) {
   ASSERT_EQ(ref.outputs.size(), 23u);
   ASSERT_GT(ref.seen.size(), 50u);
   for (const auto& [name, sums] : ref.seen) ASSERT_EQ(sums.size(), 20u) << name;  // the non-empty feeds
-  for (int workers : {2, 3, 5}) {
+  // Workers that wait for their turn, and workers that hold up to 64 KiB of tensors and observe them later.
+  for (auto [workers, deferred] : {std::pair{2, 0}, {3, 0}, {5, 0}, {2, 1 << 16}, {3, 1 << 16}}) {
     exec::Session s(m);
-    const Result r = run(s, feeds, workers);
+    const Result r = run(s, feeds, workers, nullptr, static_cast<size_t>(deferred));
     EXPECT_EQ(r.feeds, 23) << workers;
     EXPECT_EQ(r.overlaps, 0) << workers;
     EXPECT_EQ(r.seen, ref.seen) << workers;  // same names, same batches, same order, same bits
@@ -173,7 +176,7 @@ TEST(OrderedRuns, CalibrationRangesDoNotDependOnWorkers) {
   for (const auto& n : m.graph.nodes) names.push_back(n.outputs[0]);
   for (auto method : {calib::CalibMethod::MinMax, calib::CalibMethod::Entropy, calib::CalibMethod::Percentile}) {
     std::map<std::string, calib::TensorRange> want;
-    for (int workers : {1, 2, 3}) {
+    for (int workers : {1, 2, 3, 4}) {
       calib::CalibOptions o;
       o.method = method;
       o.minmax.moving_average = true;
@@ -182,7 +185,8 @@ TEST(OrderedRuns, CalibrationRangesDoNotDependOnWorkers) {
       exec::RunOptions ro;
       ro.observer = cal.observer();
       exec::OrderedRunOptions oo;
-      oo.workers = workers;
+      oo.workers = std::min(workers, 3);
+      oo.max_deferred_bytes = workers == 4 ? size_t{1} << 20 : 0;  // 4: three workers holding tensors
       ThreadsOnThisThread t(workers == 1 ? 1 : num_threads());
       exec::run_ordered(s, source(feeds), ro, oo);
       auto got = cal.compute();
