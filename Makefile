@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: run test setup build test-sanitize clean
+.PHONY: run test setup build test-sanitize test-tsan clean
 
 setup:
 	@bash scripts/setup.sh
@@ -39,5 +39,20 @@ test-sanitize: setup
 	@$(SANITIZE_ENV) OQ_BIN=$(CURDIR)/build-sanitize/onnxquant OQ_BAD_INPUTS_SKIP_DETERMINISM=1 \
 	  .venv/bin/python tests/python/test_bad_inputs.py
 
+# ThreadSanitizer on the concurrent code (exec::run_ordered's workers, the shared Session and kernels, the
+# tensor allocator, the data loader): the unit tests of those parts in build-tsan. Not in .ci/run (a TSan build
+# of the library takes ~20 min on two cores). OpenMP is limited to one thread: Debian's libgomp is not built
+# with TSan, so its barriers are invisible and every parallel_for would be reported; the workers are
+# std::threads running one intra-op thread each, which is what is checked. setarch -R: GCC 12's TSan runtime
+# needs a fixed address-space layout on this kernel (gtest discovery runs the binary through it too).
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=1:exitcode=66 OMP_THREAD_LIMIT=1
+test-tsan: setup
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo '-DCMAKE_CXX_FLAGS=-fsanitize=thread -O1 -g' \
+	  '-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread' '-DCMAKE_CROSSCOMPILING_EMULATOR=setarch;x86_64;-R' \
+	  -DOQ_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target oq_unit_tests
+	@$(TSAN_ENV) setarch x86_64 -R build-tsan/tests/oq_unit_tests \
+	  --gtest_filter='OrderedRuns.*:TensorAlloc.ThreadSafe:Loader.*'
+
 clean:
-	rm -rf $(BUILD) build-sanitize
+	rm -rf $(BUILD) build-sanitize build-tsan

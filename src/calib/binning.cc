@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "calib/binning_kernels.h"
+#include "core/clones.h"
 #include "core/error.h"
 #include "core/parallel.h"
 
@@ -45,8 +46,7 @@ typedef float v16f __attribute__((vector_size(64)));
 
 // min/max over p[0, n - n % 32) into mn/mx (the caller starts them at +inf/-inf); returns the count covered.
 // `a < m ? a : m` keeps m when a is NaN, as _mm_min_ps / vminps do, so NaN never enters the result.
-__attribute__((target_clones("avx512f", "avx2", "default"))) size_t min_max_blocks(const float* p, size_t n,
-                                                                                   float& mn, float& mx) {
+OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, float& mx) {
   v16f mn0 = v16f{} + kInf, mn1 = mn0, mx0 = v16f{} - kInf, mx1 = mx0;
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {

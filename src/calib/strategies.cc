@@ -11,6 +11,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/clones.h"
+
 namespace oq::calib {
 
 namespace {
@@ -86,7 +88,7 @@ float pairwise_sum(std::span<const float> a) {
 
 // Wider vectors where the CPU has them: the same IEEE operations (conversions, divisions), so the same results.
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define OQ_KL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define OQ_KL_CLONES OQ_TARGET_CLONES
 #else
 #define OQ_KL_CLONES
 #endif

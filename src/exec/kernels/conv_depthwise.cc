@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "core/clones.h"
 #include "core/parallel.h"
 
 namespace oq::exec {
@@ -90,9 +91,8 @@ inline __attribute__((always_inline)) void row3x3(const float* __restrict r0, co
 
 // One channel plane. The project builds for baseline x86-64 (SSE2); this loop is the one place where wider
 // vectors matter enough to compile it for AVX-512 and AVX2 as well, picked at run time by GCC's target_clones.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void dw_plane(const Plane& g, const float* in,
-                                                                          const float* k, float bias, float* out,
-                                                                          const FusedActivation& act) {
+OQ_TARGET_CLONES void dw_plane(const Plane& g, const float* in, const float* k, float bias, float* out,
+                               const FusedActivation& act) {
   const bool fast3 = g.KH == 3 && g.KW == 3 && (g.SW == 1 || g.SW == 2);
   const FusedActivation::Linear f = act.linear();
   if (fast3 && g.SH == g.SW && g.DH == 1 && g.DW == 1 && g.OW < 32) {

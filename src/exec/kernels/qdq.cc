@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/clones.h"
 #include "core/parallel.h"
 #include "exec/kernels/strided.h"
 
@@ -94,14 +95,14 @@ namespace {
 // and AVX2 as well as the baseline (GCC target_clones, picked at run time; it does not take templates, hence
 // one function per type). Same arithmetic in every clone: IEEE division, the exact rounding of
 // quantize_value, so the results do not depend on the clone.
-#define OQ_QDQ_RUNS(Q, suffix)                                                                              \
-  __attribute__((target_clones("avx512f", "avx2", "default"))) void quantize_run_##suffix(                \
-      const float* __restrict x, int64_t n, float s, int32_t z, int32_t qmin, int32_t qmax, Q* __restrict out) { \
+#define OQ_QDQ_RUNS(Q, suffix)                                                                          \
+  OQ_TARGET_CLONES void quantize_run_##suffix(const float* __restrict x, int64_t n, float s, int32_t z, \
+                                              int32_t qmin, int32_t qmax, Q* __restrict out) {          \
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<Q>(quantize_value(x[i], s, z, qmin, qmax));    \
-  }                                                                                                       \
-  __attribute__((target_clones("avx512f", "avx2", "default"))) void dequantize_run_##suffix(              \
-      const Q* __restrict in, int64_t n, float s, int32_t z, float* __restrict y) {                       \
-    for (int64_t i = 0; i < n; ++i) y[i] = dequantize_value(static_cast<int32_t>(in[i]), z, s);          \
+  }                                                                                                     \
+  OQ_TARGET_CLONES void dequantize_run_##suffix(const Q* __restrict in, int64_t n, float s, int32_t z,  \
+                                                float* __restrict y) {                                  \
+    for (int64_t i = 0; i < n; ++i) y[i] = dequantize_value(static_cast<int32_t>(in[i]), z, s);         \
   }
 OQ_QDQ_RUNS(int8_t, i8)
 OQ_QDQ_RUNS(uint8_t, u8)
