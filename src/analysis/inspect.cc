@@ -259,7 +259,7 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
   exec::RunOptions fro, qro;
   fro.observer = [&](const std::string& name, const Tensor& v) {
     auto it = float_want.find(name);
-    if (it != float_want.end()) fvals[it->second] = v.clone();
+    if (it != float_want.end()) fvals[it->second] = v;  // shares the storage: tensors are immutable once produced
   };
   qro.observer = [&](const std::string& name, const Tensor& v) {
     if (auto it = pre_map.find(name); it != pre_map.end()) {

@@ -3,6 +3,7 @@
 #include <cfloat>
 #include <cmath>
 
+#include "core/clones.h"
 #include "core/error.h"
 
 namespace oq::analysis {
@@ -13,14 +14,33 @@ double snr_db(double signal_sq, double noise_sq) {
   return 20.0 * std::log10(s / n);
 }
 
+namespace {
+// Sums of x^2 and (x - x̂)^2 in double over 8 interleaved partial sums (element i into sum i % 8, then the 8
+// added in order): the same result on every CPU and thread count, more accurate than one running sum, and the
+// partial sums are independent, so the loop vectorises (one running sum waited 4 cycles per element).
+OQ_TARGET_CLONES void sums_of_squares(const float* x, const float* xhat, size_t n, double& sig, double& noise) {
+  constexpr size_t kLanes = 8;
+  double s[kLanes] = {}, q[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (size_t k = 0; k < kLanes; ++k) {
+      const double a = x[i + k], d = a - static_cast<double>(xhat[i + k]);
+      s[k] += a * a;
+      q[k] += d * d;
+    }
+  for (size_t k = 0; i + k < n; ++k) {
+    const double a = x[i + k], d = a - static_cast<double>(xhat[i + k]);
+    s[k] += a * a;
+    q[k] += d * d;
+  }
+  for (size_t k = 0; k < kLanes; ++k) sig += s[k], noise += q[k];
+}
+}  // namespace
+
 void SnrAccumulator::add(std::span<const float> x, std::span<const float> xhat) {
   OQ_CHECK(x.size() == xhat.size(), "SnrAccumulator::add: size mismatch");
   double s = 0, n = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    double a = x[i], d = a - static_cast<double>(xhat[i]);
-    s += a * a;
-    n += d * d;
-  }
+  sums_of_squares(x.data(), xhat.data(), x.size(), s, n);
   signal_ += s;
   noise_ += n;
   count_ += static_cast<int64_t>(x.size());
