@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "analysis/snr.h"
 #include "core/progress.h"
 #include "data/loader.h"
+#include "exec/ordered_runs.h"
 #include "exec/session.h"
 #include "quant/annotate.h"
 
@@ -253,54 +257,74 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
   exec::Session fs(prepared), qs(q.model);
   const size_t n = acts.size();
   std::vector<SnrAccumulator> xacc(n), lacc(n);
-  std::vector<Tensor> fvals(n), pvals(n);
-  std::vector<char> seen(n);
+  // Batches run on exec::run_ordered's workers. What one batch needs (the float model's values, the values
+  // before each QuantizeLinear) is the worker's own; the accumulators of activation k are touched only when the
+  // quantized model's DequantizeLinear output of k is observed, which run_ordered does in batch order, one
+  // batch at a time, so the sums (and the SNRs) do not depend on the number of workers.
+  struct BatchValues {
+    std::vector<Tensor> fvals, pvals;
+    std::vector<char> seen;
+  };
+  static thread_local BatchValues* cur = nullptr;  // this worker's batch (set by before_run)
+  std::mutex workers_mu;
+  std::map<std::thread::id, std::unique_ptr<BatchValues>> per_worker;
 
   exec::RunOptions fro, qro;
   fro.observer = [&](const std::string& name, const Tensor& v) {
     auto it = float_want.find(name);
-    if (it != float_want.end()) fvals[it->second] = v;  // shares the storage: tensors are immutable once produced
+    if (it != float_want.end()) cur->fvals[it->second] = v;  // shares the storage: tensors are immutable
   };
   qro.observer = [&](const std::string& name, const Tensor& v) {
+    BatchValues& b = *cur;
     if (auto it = pre_map.find(name); it != pre_map.end()) {
       Tensor c = v.clone();
       apply_folded(r.tensors[acts[it->second]].folded, c);
-      pvals[it->second] = std::move(c);
+      b.pvals[it->second] = std::move(c);
     }
     if (auto it = dq_map.find(name); it != dq_map.end()) {
       size_t k = it->second;
       auto& t = r.tensors[acts[k]];
-      if (fvals[k].empty()) fail(ErrorKind::Runtime, "inspection: the float model did not produce '{}'", t.name);
-      if (pvals[k].empty())
+      if (b.fvals[k].empty()) fail(ErrorKind::Runtime, "inspection: the float model did not produce '{}'", t.name);
+      if (b.pvals[k].empty())
         fail(ErrorKind::Runtime, "inspection: the quantized model did not produce '{}' before its QuantizeLinear",
              t.name);
-      if (t.shape.empty()) t.shape = fvals[k].shape();
-      xacc[k].add(fvals[k], v, t.name);
-      lacc[k].add(pvals[k], v, t.name);
-      fvals[k] = Tensor();
-      pvals[k] = Tensor();
-      seen[k] = 1;
+      if (t.shape.empty()) t.shape = b.fvals[k].shape();
+      xacc[k].add(b.fvals[k], v, t.name);
+      lacc[k].add(b.pvals[k], v, t.name);
+      b.fvals[k] = Tensor();
+      b.pvals[k] = Tensor();
+      b.seen[k] = 1;
     }
   };
 
   data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(1, batch_size), 0, 0});
   Progress bar("Inspection", data->size());
-  data::Batch b;
-  while (loader.next(b)) {
-    std::fill(seen.begin(), seen.end(), 0);
-    fs.run(b.inputs, fro);
-    qs.run(b.inputs, qro);
-    for (size_t k = 0; k < n; ++k) {
-      if (!seen[k])
-        fail(ErrorKind::Runtime, "inspection: activation '{}' was not observed in the quantized model",
-             r.tensors[acts[k]].name);
-      fvals[k] = Tensor();
-      pvals[k] = Tensor();
+  exec::OrderedRunOptions run;  // max_deferred_bytes stays 0: k's DequantizeLinear output needs its pre value first
+  run.before_run = [&](int64_t, const exec::Feed& f) {
+    {
+      std::lock_guard<std::mutex> lock(workers_mu);
+      auto& slot = per_worker[std::this_thread::get_id()];
+      if (!slot) slot = std::make_unique<BatchValues>();
+      cur = slot.get();
     }
-    int64_t got = static_cast<int64_t>(b.indices.size());
-    r.samples += got;
-    bar.tick(got);
-  }
+    cur->fvals.assign(n, Tensor());
+    cur->pvals.assign(n, Tensor());
+    cur->seen.assign(n, 0);
+    fs.run(f.inputs, fro);
+  };
+  run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {  // on the worker's thread
+    if (!f.inputs.empty()) {
+      for (size_t k = 0; k < n; ++k)
+        if (!cur->seen[k])
+          fail(ErrorKind::Runtime, "inspection: activation '{}' was not observed in the quantized model",
+               r.tensors[acts[k]].name);
+      cur->fvals.assign(n, Tensor());  // release this batch's values now
+      cur->pvals.assign(n, Tensor());
+    }
+    r.samples += f.samples;
+    bar.tick(f.samples);
+  };
+  exec::run_ordered(qs, exec::feed_from<data::Batch>(loader), qro, run);
   bar.done();
   for (size_t k = 0; k < n; ++k) {
     auto& t = r.tensors[acts[k]];

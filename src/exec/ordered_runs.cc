@@ -69,7 +69,10 @@ class Runner {
         ++claimed_;
       }
       std::vector<Tensor> outs;
-      if (!f.inputs.empty()) outs = s_.run(f.inputs, ro_);
+      if (!f.inputs.empty()) {
+        if (o_.before_run) o_.before_run(index, f);
+        outs = s_.run(f.inputs, ro_);
+      }
       if (o_.on_done) o_.on_done(index, f, outs);
     }
   }
@@ -154,6 +157,7 @@ class Runner {
     std::fill(seen.begin(), seen.end(), 0);
     std::vector<Tensor> outs;
     if (!f.inputs.empty()) {
+      if (o_.before_run) o_.before_run(index, f);
       RunOptions r = ro_;
       Deferred d;
       if (ro_.observer)

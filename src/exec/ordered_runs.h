@@ -57,6 +57,9 @@ struct OrderedRunOptions {
   // observes that tensor later, holding up to this many bytes of such tensors (0: it waits). Worth it when
   // observers are slow (histograms): workers that trail each other by one tensor otherwise wait at each.
   size_t max_deferred_bytes = 0;
+  // Called on the worker's thread just before a (non-empty) feed's run, outside the runner's lock: work of
+  // that feed that needs no order (e.g. another model's run whose results the observer compares with).
+  std::function<void(int64_t index, const Feed& feed)> before_run;
   // Called after each feed's run with its index and outputs (under the runner's lock: one call at a time,
   // not necessarily in feed order).
   std::function<void(int64_t index, const Feed& feed, std::vector<Tensor>& outputs)> on_done;
