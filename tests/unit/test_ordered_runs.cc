@@ -288,3 +288,39 @@ TEST(OrderedRuns, EvaluatorScoresDoNotDependOnWorkers) {
   }
   EXPECT_DOUBLE_EQ(scores[1].first, 100.0 * static_cast<double>(hits) / static_cast<double>(ds->size()));
 }
+
+// before_run: called once per non-empty feed, on the thread that then runs it and calls on_done for it (what
+// inspection relies on to keep one batch's float values per worker).
+TEST(OrderedRuns, BeforeRunOnTheFeedsThread) {
+  ir::Model m = load("digits16_mobilenet.onnx");
+  const std::string input = m.graph.real_inputs()[0]->name;
+  const std::vector<exec::Feed> feeds = make_feeds(input, 17, 5);  // feeds 4, 9 and 14 empty
+  for (int workers : {1, 3}) {
+    exec::Session s(m);
+    static thread_local int64_t current = -1;
+    std::atomic<int> before{0}, mismatched{0};
+    std::vector<int64_t> done;
+    exec::RunOptions ro;
+    ro.observer = [](const std::string&, const Tensor&) {
+      if (current < 0) std::abort();  // an observer call before this thread's before_run
+    };
+    exec::OrderedRunOptions o;
+    o.workers = workers;
+    o.before_run = [&](int64_t index, const exec::Feed& f) {
+      EXPECT_FALSE(f.inputs.empty());
+      current = index;
+      ++before;
+    };
+    o.on_done = [&](int64_t index, const exec::Feed& f, std::vector<Tensor>& outs) {
+      if (!f.inputs.empty() && current != index) ++mismatched;
+      EXPECT_EQ(outs.empty(), f.inputs.empty());
+      done.push_back(index);
+    };
+    EXPECT_EQ(exec::run_ordered(s, source(feeds), ro, o), 17);
+    EXPECT_EQ(before.load(), 14) << workers;
+    EXPECT_EQ(mismatched.load(), 0) << workers;
+    std::sort(done.begin(), done.end());
+    for (int64_t i = 0; i < 17; ++i) EXPECT_EQ(done.at(static_cast<size_t>(i)), i);
+    current = -1;
+  }
+}
