@@ -520,3 +520,30 @@ TEST(RemoveIdentity, KeepsOuterScopeReferences) {
   EXPECT_EQ(g.nodes.size(), 2u);
   EXPECT_NE(g.find_initializer("only_in_branch"), nullptr);
 }
+
+// Graph's initializer lookup: found through the index, through add_initializer's update of it, and after direct
+// edits of the vector (erase, rename, push_back) that leave the index stale; names that are not initializers
+// are not found.
+TEST(GraphInitializers, LookupStaysRightAfterDirectEdits) {
+  ir::Graph g;
+  for (int i = 0; i < 50; ++i) g.add_initializer("w" + std::to_string(i), Tensor(DType::Float, {1}));
+  for (int i = 0; i < 50; ++i) {
+    const ir::Initializer* p = g.find_initializer("w" + std::to_string(i));
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->name, "w" + std::to_string(i));
+  }
+  EXPECT_EQ(g.find_initializer("activation"), nullptr);
+  g.initializers.erase(g.initializers.begin() + 3);  // shifts every later position
+  g.initializers[10].name = "renamed";              // was w11
+  g.initializers.push_back({"late", Tensor(DType::Int8, {2}), {}});
+  EXPECT_EQ(g.find_initializer("w3"), nullptr);
+  EXPECT_EQ(g.find_initializer("w11"), nullptr);
+  ASSERT_NE(g.find_initializer("renamed"), nullptr);
+  EXPECT_EQ(g.find_initializer("renamed"), &g.initializers[10]);
+  ASSERT_NE(g.find_initializer("late"), nullptr);
+  EXPECT_EQ(g.find_initializer("late")->tensor.dtype(), DType::Int8);
+  for (int i : {0, 4, 12, 49}) EXPECT_EQ(g.find_initializer("w" + std::to_string(i))->name, "w" + std::to_string(i));
+  EXPECT_TRUE(g.remove_initializer("w4"));
+  EXPECT_EQ(g.find_initializer("w4"), nullptr);
+  EXPECT_EQ(g.find_initializer("w5")->name, "w5");
+}
