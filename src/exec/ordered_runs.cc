@@ -49,7 +49,11 @@ class Runner {
     if (workers <= 1) return run_sequential();
     std::vector<std::thread> threads;
     threads.reserve(static_cast<size_t>(workers));
-    for (int w = 0; w < workers; ++w) threads.emplace_back([this] { worker(); });
+    try {
+      for (int w = 0; w < workers; ++w) threads.emplace_back([this] { worker(); });
+    } catch (...) {  // no thread could be started: stop the ones that were, then report
+      abort(std::current_exception());
+    }
     for (auto& t : threads) t.join();
     OQ_DEBUG("run_ordered: {} feeds, {} observations held for later, {} waited for their turn", claimed_,
              deferred_.load(), waits_.load());
