@@ -30,14 +30,15 @@ class Runner {
     index_slots();
     std::vector<char> seen(slot_names_.size());
     Feed first;
-    if (!claim(first)) return 0;
+    int64_t first_index = 0;
+    if (!claim(first, first_index)) return 0;
     int workers = want;
     {
       // The first feed alone, on this thread with one intra-op thread (its kernels set up once, without
       // contention): what it adds to the tensor allocator is what each further worker will hold.
       ThreadsOnThisThread one(1);
       const TensorCacheStats before = tensor_cache_stats();
-      run_feed(0, first, seen);
+      run_feed(first_index, first, seen);
       const TensorCacheStats after = tensor_cache_stats();
       const size_t per_worker = std::max<size_t>(
           1, (after.in_use_bytes + after.cached_bytes) - std::min(after.in_use_bytes + after.cached_bytes,
@@ -99,15 +100,15 @@ class Runner {
     for (size_t k = 0; k < slot_names_.size(); ++k) turn_[k].store(0);
   }
 
-  // Under the lock: the next feed (its index is claimed_ - 1 after a true return).
-  bool claim(Feed& f) {
+  // The next feed and its index, under the lock; false when the stream is exhausted or a worker failed.
+  bool claim(Feed& f, int64_t& index) {
     std::lock_guard<std::mutex> lock(mu_);
     if (exhausted_ || aborted_.load()) return false;
     if (!next_(f)) {
       exhausted_ = true;
       return false;
     }
-    ++claimed_;
+    index = claimed_++;
     return true;
   }
 
@@ -199,19 +200,11 @@ class Runner {
     ThreadsOnThisThread one(1);
     std::vector<char> seen(slot_names_.size());
     try {
-      for (;;) {
-        Feed f;
-        int64_t index;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          if (exhausted_ || aborted_.load()) return;
-          if (!next_(f)) {
-            exhausted_ = true;
-            return;
-          }
-          index = claimed_++;
-        }
+      Feed f;
+      int64_t index = 0;
+      while (claim(f, index)) {
         run_feed(index, f, seen);
+        f = Feed();
       }
     } catch (const Aborted&) {
     } catch (...) {

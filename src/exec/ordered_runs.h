@@ -56,6 +56,8 @@ struct OrderedRunOptions {
   // A worker that reaches a tensor the previous feed's worker has not observed yet goes on with its run and
   // observes that tensor later, holding up to this many bytes of such tensors (0: it waits). Worth it when
   // observers are slow (histograms): workers that trail each other by one tensor otherwise wait at each.
+  // Within one feed, the names are then no longer observed in the order the run produced them: only for
+  // observers whose per-name work does not depend on another name's of the same feed.
   size_t max_deferred_bytes = 0;
   // Called on the worker's thread just before a (non-empty) feed's run, outside the runner's lock: work of
   // that feed that needs no order (e.g. another model's run whose results the observer compares with).
