@@ -34,7 +34,8 @@
 namespace oq {
 
 // A block of at least `bytes` bytes (64-byte aligned, never null, contents unspecified); *capacity receives the
-// block's size class (tensor_size_class(bytes) or up to twice it), to be passed back to tensor_free. Throws a Runtime error when out of memory.
+// block's size class (tensor_size_class(bytes) or up to twice it), to be passed back to tensor_free. Throws a
+// Runtime error when out of memory.
 void* tensor_alloc(size_t bytes, size_t* capacity);
 void tensor_free(void* p, size_t capacity) noexcept;
 // The capacity tensor_alloc gives a request of `bytes`.

@@ -20,8 +20,8 @@ const ir::Initializer* private_constant(const ir::Graph& g, const std::string& n
 // t[..., j, ...] (j along `axis`) *= f[j] (or /= f[j]); the tensor is cloned first (copies share data).
 void scale_along(Tensor& t, int axis, const std::vector<double>& f, bool divide);
 
-// Streams the data set through the float model once, on exec::run_ordered's workers (batches of batch_size, a progress bar named `label`);
-// `observer` sees every tensor produced (exec::RunOptions::observer), each name's batches in order, different
+// Streams the data set through the float model once on exec::run_ordered's workers (batches of batch_size, a
+// progress bar named `label`); `observer` sees every tensor produced (exec::RunOptions::observer), each name's batches in order, different
 // names possibly at the same time on different threads.
 void stream_observed(const ir::Model& m, const data::DatasetPtr& data, int64_t batch_size, const char* label,
                      const exec::Observer& observer);

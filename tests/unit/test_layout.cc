@@ -202,13 +202,20 @@ TEST(ExecLayout, SameOutputsAsNchw) {
   set_poison_uninitialized(poison);
 }
 
+// The test model run blocked (block 16) and as given (no optimization), with batch-2 feeds.
+struct BlockedAndPlain {
+  std::mt19937 rng;
+  ir::Model m;
+  exec::Session blocked, plain;
+  std::map<std::string, Tensor> feeds;
+  explicit BlockedAndPlain(unsigned seed)
+      : rng(seed), m(make_model(rng)), blocked(m, exec::SessionOptions{true, 16}),
+        plain(m, exec::SessionOptions{false}), feeds(make_feeds(rng, 2)) {}
+};
+
 TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
-  std::mt19937 rng(5);
-  ir::Model m = make_model(rng);
-  exec::SessionOptions so;
-  so.channel_block = 16;
-  exec::Session blocked(m, so), plain(m, exec::SessionOptions{false});
-  std::map<std::string, Tensor> feeds = make_feeds(rng, 2);
+  BlockedAndPlain t(5);
+  auto& [rng, m, blocked, plain, feeds] = t;
   // a, e1 and r exist only blocked in the optimized graph; s is converted back by a node there.
   std::unordered_set<std::string> want{"a", "e1", "r", "s"};
   std::map<std::string, Tensor> got = observe(blocked, feeds, &want), ref = observe(plain, feeds);
@@ -229,12 +236,8 @@ TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
 }
 
 TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
-  std::mt19937 rng(6);
-  ir::Model m = make_model(rng);
-  exec::SessionOptions so;
-  so.channel_block = 16;
-  exec::Session blocked(m, so), plain(m, exec::SessionOptions{false});
-  std::map<std::string, Tensor> feeds = make_feeds(rng, 2);
+  BlockedAndPlain t(6);
+  auto& [rng, m, blocked, plain, feeds] = t;
   // e1 has 44 channels (padding with blocks of 16: converted), u0 16 (no padding: shown as it is), a 20.
   std::unordered_set<std::string> want{"a", "e1", "u0"};
   std::map<std::string, Tensor> got = observe(blocked, feeds, &want, &want), ref = observe(plain, feeds);

@@ -24,13 +24,6 @@ dnnl::memory::desc plain_f32(const dims& shape) {
   return dnnl::memory::desc(shape, dnnl::memory::data_type::f32, dense_strides(shape));
 }
 
-dnnl::memory to_desc(const dnnl::memory& src, const dnnl::memory::desc& dst_desc) {
-  if (src.get_desc() == dst_desc) return src;
-  dnnl::memory dst(dst_desc, engine());
-  dnnl::reorder(src, dst).execute(stream(), const_cast<dnnl::memory&>(src), dst);
-  return dst;
-}
-
 const dnnl::memory& ReorderedWeights::get(const Tensor& w, const dnnl::memory::desc& plain,
                                           const dnnl::memory::desc& want) {
   if (mem_ && src_.raw() == w.raw() && src_.shape() == w.shape() && mem_.get_desc() == want) return mem_;
@@ -72,10 +65,13 @@ dnnl::primitive_attr user_scratchpad(dnnl::primitive_attr attr) {
   return attr;
 }
 
+namespace {
+// Memory of `md` backed by a buffer allocated for this call; `holder` keeps the buffer alive.
 dnnl::memory temporary(const dnnl::memory::desc& md, Tensor& holder) {
   holder = Tensor::uninitialized(DType::UInt8, {static_cast<int64_t>(md.get_size())});
   return dnnl::memory(md, engine(), holder.raw());
 }
+}  // namespace
 
 void Prim::execute(std::unordered_map<int, dnnl::memory> args) const {
   Tensor holder;

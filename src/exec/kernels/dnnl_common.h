@@ -31,10 +31,6 @@ dnnl::memory::desc plain_f32(const dims& shape);
 // Row-major strides of `shape`.
 dims dense_strides(const dims& shape);
 
-// Runs `reorder` from `src` into a freshly allocated memory of `dst_desc` when the descriptors differ;
-// returns `src` itself when they are equal.
-dnnl::memory to_desc(const dnnl::memory& src, const dnnl::memory::desc& dst_desc);
-
 // Weights reordered once per (primitive, weight tensor). Holding a reference to the source tensor keeps its
 // storage alive, so the data pointer cannot be recycled for another tensor while it is the key: a new
 // pointer means new weights (node outputs are fresh allocations each run; initializers never move).
@@ -88,9 +84,6 @@ struct Prim {
 
 // A reorder primitive between two layouts of the same tensor.
 Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
-
-// Memory of `md` backed by a buffer allocated for this call; `holder` keeps the buffer alive.
-dnnl::memory temporary(const dnnl::memory::desc& md, Tensor& holder);
 
 // Executes a convolution-like primitive on plain user memories: the source converted into src_md, and the
 // result out of dst_md, through buffers of this call when the reorders are set. bias may be null.
