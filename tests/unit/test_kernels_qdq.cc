@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "exec/kernels/qdq.h"
 #include "exec/session.h"
@@ -235,6 +236,43 @@ TEST(KernelsQdq, RoundHalfEvenMatchesNearbyint) {
               << f << " / " << sc << " zp " << zp << " " << dtype_name(qt);
         }
       }
+    }
+  }
+}
+
+// The vectorised runs (every target clone) against the naive reference on long runs of quotients on or a few
+// ulps beside a tie, saturation, infinities and NaN, for scales that are not powers of two: the values where
+// a kernel that rounds differently from round_half_even(x / scale) in float would show.
+TEST(KernelsQdq, VectorRunsMatchReferenceNearTies) {
+  ThreadGuard g;
+  set_num_threads(1);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> ds(-12.f, 4.f);
+  for (DType qt : kQTypes) {
+    QRange r = full_range(qt);
+    for (int it = 0; it < 60; ++it) {
+      const float s = std::ldexp(1.0f + static_cast<float>(rng() % 1000003) / 1000003.f, static_cast<int>(ds(rng)));
+      const int64_t z = r.qmin + static_cast<int64_t>(rng() % static_cast<uint64_t>(r.qmax - r.qmin + 1));
+      std::vector<float> xs;
+      for (int k = 0; k < 300; ++k) {
+        const float q = static_cast<float>(static_cast<int64_t>(rng() % 2000) - 1000) +
+                        (k % 3 == 0 ? 0.5f : static_cast<float>(rng() % 1000) / 1000.f);
+        float x = q * s;  // on or next to a tie for k % 3 == 0
+        for (int u = 0; u < 4; ++u) x = std::nextafter(x, (u + k) % 2 ? 1e30f : -1e30f);
+        xs.push_back(x);
+        float y = q * s;
+        for (int u = -3; u <= 3; ++u) xs.push_back(y), y = std::nextafter(y, 1e30f);
+      }
+      for (float v : {0.f, -0.f, 1e30f, -1e30f, std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity(), std::nanf(""), s * 262144.f, -s * 262144.f,
+                      s * 131071.5f})
+        xs.push_back(v);
+      xs.resize(xs.size() + 5, 0.3f);  // not a multiple of 16: the scalar tail too
+      const Shape sh{static_cast<int64_t>(xs.size())};
+      Tensor x = Tensor::from_vector(DType::Float, sh, xs);
+      Tensor want = exec::quantize_naive(x, -1, 0, {s}, {static_cast<int32_t>(z)}, qt);
+      Tensor got = quantize(x, Tensor::scalar_float(s), zp_tensor(qt, {}, {z}), 21, 1, 0);
+      ASSERT_TRUE(got.equals(want)) << dtype_name(qt) << " scale " << s << " zero point " << z;
     }
   }
 }
