@@ -15,7 +15,9 @@ std::string full_auto_json(const FullAutoReport& r) {
   j["tolerance"] = r.tolerance;
   j["tolerance_mode"] = r.tolerance_mode;
   j["threshold"] = r.threshold;
-  j["scores"] = {{"float", r.float_score}, {"int8", r.int8_score}, {"int4", r.int4_score}};
+  j["scores"] = {{"float", r.float_score ? nlohmann::ordered_json(*r.float_score) : nlohmann::ordered_json(nullptr)},
+                 {"int8", r.int8_score},
+                 {"int4", r.int4_score}};
   j["int8_model"] = r.int8_file;
   j["ranked_tensors"] = r.n_tensors;
   j["ranked_weights"] = r.total_weights;
@@ -51,8 +53,9 @@ static std::string esc(const std::string& s) {
 std::string full_auto_html(const FullAutoReport& r) {
   // Chart: score (y) against percent of parameters in 4 bits (x), with the tolerance line.
   const double W = 760, H = 380, L = 60, R = 20, T = 20, B = 50;
-  double lo = std::min({r.threshold, r.int4_score, r.int8_score, r.float_score});
-  double hi = std::max({r.threshold, r.int4_score, r.int8_score, r.float_score});
+  double lo = std::min({r.threshold, r.int4_score, r.int8_score});
+  double hi = std::max({r.threshold, r.int4_score, r.int8_score});
+  if (r.float_score) lo = std::min(lo, *r.float_score), hi = std::max(hi, *r.float_score);
   for (const auto& a : r.attempts) lo = std::min(lo, a.score), hi = std::max(hi, a.score);
   double pad = std::max(0.5, (hi - lo) * 0.1);
   lo -= pad;
@@ -74,10 +77,12 @@ std::string full_auto_html(const FullAutoReport& r) {
                      Y(r.threshold), W - R, Y(r.threshold));
   svg += fmt::format("<text x='{}' y='{:.1f}' font-size='11' fill='#d33' text-anchor='end'>tolerance ({:.2f})</text>",
                      W - R - 4, Y(r.threshold) - 4, r.threshold);
-  svg += fmt::format("<line x1='{}' y1='{:.1f}' x2='{}' y2='{:.1f}' stroke='#888' stroke-dasharray='2,3'/>", L,
-                     Y(r.float_score), W - R, Y(r.float_score));
-  svg += fmt::format("<text x='{}' y='{:.1f}' font-size='11' fill='#666'>float {:.2f}</text>", L + 4,
-                     Y(r.float_score) - 4, r.float_score);
+  if (r.float_score) {
+    svg += fmt::format("<line x1='{}' y1='{:.1f}' x2='{}' y2='{:.1f}' stroke='#888' stroke-dasharray='2,3'/>", L,
+                       Y(*r.float_score), W - R, Y(*r.float_score));
+    svg += fmt::format("<text x='{}' y='{:.1f}' font-size='11' fill='#666'>float {:.2f}</text>", L + 4,
+                       Y(*r.float_score) - 4, *r.float_score);
+  }
   for (size_t i = 0; i < r.attempts.size(); ++i) {
     const auto& a = r.attempts[i];
     bool ans = r.answer && *r.answer == i;
@@ -105,11 +110,12 @@ std::string full_auto_html(const FullAutoReport& r) {
       "body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}"
       "td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}tr.ans{{background:#dfd}}code{{font-size:12px}}"
       "</style></head><body><h1>full_auto: {}</h1>"
-      "<p>Metric <b>{}</b>; float {:.2f}{u}, all-8-bit {:.2f}{u}, all-4-bit {:.2f}{u}; tolerance {:.2f} ({}) → passing "
+      "<p>Metric <b>{}</b>; float {}, all-8-bit {:.2f}{u}, all-4-bit {:.2f}{u}; tolerance {:.2f} ({}) → passing "
       "score ≥ {:.2f}{u}.</p><p><b>{}</b></p>{}<h2>Attempts</h2><table><tr><th>#</th><th>tensors in Int8</th>"
       "<th>4-bit params %</th><th>model bytes</th><th>score</th><th>result</th><th>file</th></tr>{}</table>"
       "</body></html>\n",
-      esc(r.model), esc(r.model), esc(r.metric), r.float_score, r.int8_score, r.int4_score, r.tolerance,
+      esc(r.model), esc(r.model), esc(r.metric),
+      r.float_score ? fmt::format("{:.2f}{}", *r.float_score, r.unit) : std::string("(the reference)"), r.int8_score, r.int4_score, r.tolerance,
       esc(r.tolerance_mode), r.threshold, answer, svg, rows, fmt::arg("u", r.unit));
 }
 

@@ -23,7 +23,10 @@ struct FullAutoReport {
   double tolerance = 0;
   std::string tolerance_mode;
   double threshold = 0;    // passing score
-  double float_score = 0, int8_score = 0, int4_score = 0;
+  // The float model's score; none with metric output_snr, whose reference is the float model itself (its SNR
+  // against itself is infinite): reported as null in the JSON and left out of the chart.
+  std::optional<double> float_score;
+  double int8_score = 0, int4_score = 0;
   std::string int8_file;
   int64_t n_tensors = 0;
   int64_t total_weights = 0;

@@ -94,12 +94,35 @@ def check_metrics():
     want = 100.0 * float(np.mean(argmax(rep["int8_model"]) == argmax(float_model)))
     assert abs(rep["scores"]["int8"] - want) < 0.2, (rep["scores"]["int8"], want)
 
+    # output_snr: the float model is the reference (no float score: null, not 0); each score is the SNR in dB
+    # of all outputs against the float model's, recomputed here from onnxruntime's outputs.
+    out3 = tmpdir()
+    p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out3,
+                "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",
+                "dataset.test_path=testdata/digits_test_flat.npz",
+                "quantization.iterative_quant_parameters.metric=output_snr",
+                "quantization.iterative_quant_parameters.accuracy_tolerance=3"])
+    rep = json.load(open(os.path.join(out3, "full_auto.json")))
+    assert rep["metric"] == "output_snr" and rep["unit"].strip() == "dB", rep["unit"]
+    assert rep["scores"]["float"] is None, rep["scores"]
+    assert "Step 2: float model outputs on 360 samples computed: the reference of output_snr" in p.stderr
+    html = open(os.path.join(out3, "full_auto.html")).read()
+    assert "float (the reference)" in html and "float 0.00" not in html
+    def outputs(path):
+        s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return s.run(None, {s.get_inputs()[0].name: x})[0].astype(np.float64)
+    ref = outputs(os.path.join(out3, "digits_mlp_folded.onnx"))
+    for path, score in [(rep["int8_model"], rep["scores"]["int8"])] + [(a["file"], a["score"]) for a in rep["attempts"] if a["file"]]:
+        y = outputs(path)
+        want = 10.0 * np.log10(np.sum(ref ** 2) / np.sum((ref - y) ** 2))
+        assert abs(score - want) < 0.05, (path, score, want)
+
 
 if __name__ == "__main__":
     r = Runner()
     r.run("schedule examples", lambda: (steps(28) == [14, 7, 4, 2, 1] and steps(5) == [2, 1, 1, 1]) or 1 / 0)
     r.run("mobilenet tolerance 1", check, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz")
     r.run("resnet tolerance 0.5", check, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz", "0.5")
-    r.run("metrics: evaluator_command, agreement + relative", check_metrics)
+    r.run("metrics: evaluator_command, agreement + relative, output_snr", check_metrics)
     r.run("mlp tolerance 0", check, "digits_mlp.onnx", "digits_calib_flat.npz", "digits_test_flat.npz", "0")
     r.finish()
