@@ -43,6 +43,12 @@ class ConvKernel final : public Kernel {
   explicit ConvKernel(const KernelInit& init) : node_(init.node), a_(node_) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    compute(in, out);
+    a_.fq.apply(out[0].data<float>(), out[0].numel());  // a fused QuantizeLinear -> DequantizeLinear pair
+  }
+
+ private:
+  void compute(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const du::XWB xwb = du::conv_inputs(node_, in);
     const Tensor &x = xwb.x, &w = xwb.w, *b = xwb.b;
     check(x, w, b);
@@ -85,7 +91,6 @@ class ConvKernel final : public Kernel {
     }
   }
 
- private:
   void check(const Tensor& x, const Tensor& w, const Tensor* b) const {
     if (x.dtype() != DType::Float || w.dtype() != DType::Float || (b && b->dtype() != DType::Float))
       kfail(node_, "only float32 is supported (X {}, W {})", dtype_name(x.dtype()), dtype_name(w.dtype()));

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
@@ -42,7 +43,27 @@ struct BlockedConvPrim {
   du::Prim prim;
   dnnl::memory::desc src_md, dst_md, wei_plain, wei_md, bias_md;
   du::ReorderedWeights weights;
+  // A fused QuantizeLinear -> DequantizeLinear pair (ConvAttrs::fq) computed by the primitive's post-ops: the
+  // division's divisor (the scale, one float) and the index of that binary post-op. Null when the pair is
+  // applied after the primitive instead (no pair, or oneDNN refused the post-ops).
+  dnnl::memory fq_scale;
+  int fq_index = -1;
 };
+
+// FusedFakeQuant as post-ops after the activation's: x / scale (a binary division, exact as IEEE division;
+// linear would multiply by a rounded 1/scale), round half to even, clip to [lo, hi], * scale + 0 (linear: the
+// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply (NaN: clip maps it to lo).
+dnnl::primitive_attr fake_quant_attr(const FusedActivation& act, const FusedFakeQuant& fq, int& binary_index) {
+  dnnl::primitive_attr attr = act.dnnl_attr();
+  dnnl::post_ops po = attr.get_post_ops();
+  binary_index = po.len();
+  po.append_binary(dnnl::algorithm::binary_div, du::plain_f32({1, 1, 1, 1}));
+  po.append_eltwise(1.f, dnnl::algorithm::eltwise_round, 0.f, 0.f);
+  po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, fq.lo, fq.hi);
+  po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, fq.scale, 0.f);
+  attr.set_post_ops(po);
+  return attr;
+}
 
 class BlockedConvKernel final : public Kernel {
  public:
@@ -53,9 +74,17 @@ class BlockedConvKernel final : public Kernel {
         src_blocked_(node_.attr_int(kBlockedSrcAttr, 0) != 0) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (!compute(in, out))
+      a_.fq.apply(out[0].data<float>(), out[0].numel());  // a fused QuantizeLinear -> DequantizeLinear pair
+  }
+
+ private:
+  // Returns whether the primitive applied ConvAttrs::fq itself.
+  bool compute(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const du::XWB xwb = du::conv_inputs(node_, in);
     const Tensor &x = xwb.x, &w = xwb.w, *b = xwb.b;
     check(x, w, b);
+    bool fq_done = false;
     try {
       std::unique_lock<std::mutex> lock(mu_);  // held while the cache and the weights are looked up
       BlockedConvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
@@ -67,13 +96,15 @@ class BlockedConvKernel final : public Kernel {
       dnnl::memory dst(p.dst_md, eng, out[0].raw());
       std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
       if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, eng, const_cast<void*>(b->raw())));
+      if (p.fq_index >= 0) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(p.fq_index) | DNNL_ARG_SRC_1, p.fq_scale);
+      fq_done = p.fq_index >= 0;
       p.prim.execute(std::move(args));
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }
+    return fq_done;
   }
 
- private:
   int64_t in_channels(const Tensor& w) const { return w.dim(1) * a_.group; }
 
   void check(const Tensor& x, const Tensor& w, const Tensor* b) const {
@@ -108,9 +139,20 @@ class BlockedConvKernel final : public Kernel {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         p->src_md, dnnl::memory::desc(wd, dt::f32, tag::any), p->bias_md, p->dst_md,
                                         geo.strides, dil, geo.pads_begin, geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
-      p->prim = du::Prim(dnnl::convolution_forward(pd), pd);
-      p->wei_md = pd.weights_desc();
+      std::optional<dnnl::convolution_forward::primitive_desc> pd;
+      if (a_.fq.on) {
+        try {
+          pd.emplace(d, du::user_scratchpad(fake_quant_attr(a_.act, a_.fq, p->fq_index)), du::engine());
+          p->fq_scale = dnnl::memory(du::plain_f32({1, 1, 1, 1}), du::engine());
+          *static_cast<float*>(p->fq_scale.get_data_handle()) = a_.fq.scale;
+        } catch (const dnnl::error&) {  // post-ops not implemented here: the pair runs after the primitive
+          pd.reset();
+          p->fq_index = -1;
+        }
+      }
+      if (!pd) pd.emplace(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
+      p->prim = du::Prim(dnnl::convolution_forward(*pd), *pd);
+      p->wei_md = pd->weights_desc();
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }

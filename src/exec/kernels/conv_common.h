@@ -14,9 +14,13 @@ struct ConvAttrs {
   SpatialAttrs spatial;
   int64_t group = 1;
   FusedActivation act;  // fused by the executor's optimizer (none otherwise)
+  FusedFakeQuant fq;    // likewise, applied after act
 
   explicit ConvAttrs(const ir::Node& n)
-      : spatial(parse_spatial(n, false)), group(n.attr_int("group", 1)), act(FusedActivation::from_node(n)) {
+      : spatial(parse_spatial(n, false)),
+        group(n.attr_int("group", 1)),
+        act(FusedActivation::from_node(n)),
+        fq(FusedFakeQuant::from_node(n)) {
     if (group <= 0) kfail(n, "group must be positive, got {}", group);
   }
 };

@@ -88,6 +88,30 @@ struct FusedActivation {
   }
 };
 
+// A per-tensor QuantizeLinear -> DequantizeLinear pair fused after a Conv (and its activation) by the executor's
+// optimizer (ir::passes::fuse_conv_fake_quant), applied in place to the Conv's output:
+//   y = clamp(round_half_even(x / scale), lo, hi) * scale,  lo = qmin - zero point, hi = qmax - zero point,
+// bit for bit the pair's float(clamp(round_half_even(x / scale) + zero point, qmin, qmax) - zero point) * scale
+// (exec/kernels/qdq.h), NaN -> lo * scale as the pair's NaN -> qmin, and +0 for a zero. Saves the pair's two
+// passes and its two tensors (the quantized one and the dequantized copy).
+struct FusedFakeQuant {
+  bool on = false;
+  float scale = 1.f, lo = 0.f, hi = 0.f;
+
+  static FusedFakeQuant from_node(const ir::Node& n) {
+    FusedFakeQuant q;
+    const std::string a = ir::passes::kFusedFakeQuantAttr;
+    if (n.attr_int(a, 0) == 0) return q;
+    q.on = true;
+    q.scale = n.attr_float(a + "_scale", 1.f);
+    q.lo = n.attr_float(a + "_lo", 0.f);
+    q.hi = n.attr_float(a + "_hi", 0.f);
+    return q;
+  }
+  // In place over p[0, n), split over the threads for large n.
+  void apply(float* p, int64_t n) const;
+};
+
 // For each of `rows` rows of y (row r at y + r*ld, `cols` elements): add bias[r] (when bias is not null),
 // then apply the activation.
 void bias_activation_rows(float* y, int64_t rows, int64_t cols, int64_t ld, const float* bias,

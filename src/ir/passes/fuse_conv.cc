@@ -1,8 +1,9 @@
 // Inference-only fusions into Conv, as ONNX Runtime's graph optimizer does on load (PadFusion,
-// ConvActivationFusion): the executor applies them to its private copy of a model (exec/optimize.cc), never to
+// ConvActivationFusion), and of a QuantizeLinear -> DequantizeLinear pair after it: the executor applies them to its private copy of a model (exec/optimize.cc), never to
 // a model onnxquant writes.
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
@@ -166,6 +167,66 @@ size_t fuse_conv_activation(Model& m) {
     conv.set_attr_float(std::string(kFusedActivationAttr) + "_beta", beta);
     conv.outputs[0] = act.outputs[0];
     f.fuse_away(*c);
+  }
+  return f.finish();
+}
+
+namespace {
+// Scale, zero point and type of a per-tensor QuantizeLinear / DequantizeLinear with constant parameters.
+struct PerTensorQdq {
+  float scale = 0;
+  int64_t zero_point = 0;
+  DType type = DType::UInt8;
+};
+std::optional<PerTensorQdq> per_tensor_qdq(const Graph& g, const Node& n, int opset, bool ovr) {
+  if (!n.is_default_domain() || n.outputs.size() != 1 || n.inputs.size() < 2 || n.attr_int("block_size", 0) != 0)
+    return std::nullopt;
+  PerTensorQdq q;
+  auto s = const_scalar(g, n.input(1), ovr);
+  if (!s || !(*s > 0) || !std::isfinite(*s)) return std::nullopt;
+  q.scale = *s;
+  if (n.op_type == "QuantizeLinear" && opset >= 21 && n.attr_int("output_dtype", 0) != 0)
+    q.type = static_cast<DType>(n.attr_int("output_dtype", 0));
+  if (!n.input(2).empty()) {
+    const Tensor* z = constant_value(g, n.input(2), ovr);
+    if (!z || z->numel() != 1) return std::nullopt;
+    q.type = z->dtype();
+    if (!is_quant_type(q.type)) return std::nullopt;
+    q.zero_point = z->to_int64s()[0];
+  }
+  if (!is_quant_type(q.type)) return std::nullopt;
+  return q;
+}
+}  // namespace
+
+size_t fuse_conv_fake_quant(Model& m) {
+  FusionPass f(m);
+  Graph& g = f.g;
+  if (f.opset < 10) return 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    Node& conv = g.nodes[k];
+    if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 ||
+        conv.has_attr(kFusedFakeQuantAttr))
+      continue;
+    auto qi = f.consumer(conv.outputs[0]);
+    if (!qi || g.nodes[*qi].op_type != "QuantizeLinear" || g.nodes[*qi].input(0) != conv.outputs[0]) continue;
+    const Node& q = g.nodes[*qi];
+    auto di = f.consumer(q.outputs[0]);
+    if (!di || g.nodes[*di].op_type != "DequantizeLinear" || g.nodes[*di].input(0) != q.outputs[0]) continue;
+    const Node& d = g.nodes[*di];
+    auto qp = per_tensor_qdq(g, q, f.opset, f.ovr), dp = per_tensor_qdq(g, d, f.opset, f.ovr);
+    if (!qp || !dp || d.outputs[0].empty() || qp->scale != dp->scale || qp->zero_point != dp->zero_point ||
+        (!d.input(2).empty() && qp->type != dp->type))
+      continue;
+    const QRange r = full_range(qp->type);
+    const std::string a = kFusedFakeQuantAttr;
+    conv.set_attr_float(a + "_scale", qp->scale);
+    conv.set_attr_float(a + "_lo", static_cast<float>(r.qmin - qp->zero_point));
+    conv.set_attr_float(a + "_hi", static_cast<float>(r.qmax - qp->zero_point));
+    conv.set_attr_int(a, 1);
+    conv.outputs[0] = d.outputs[0];
+    f.fuse_away(*qi);
+    f.fuse_away(*di);
   }
   return f.finish();
 }
