@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Builds and runs one libFuzzer target (issue 9) for a given time.
 #   scripts/fuzz.sh TARGET SECONDS [extra libFuzzer flags]
-#   TARGET: onnx_loader | config | npy | image
+#   TARGET: onnx_loader | config | npy | image | session
 # Builds with clang into build-fuzz (-DOQ_FUZZ=ON: ASan + UBSan + coverage), seeds the corpus from testdata/
 # (and tests/bad_inputs/), runs with a 2 GiB RSS limit and a 10 s per-input timeout, and keeps crash inputs in
 # build-fuzz/findings/TARGET/. The corpus grows in build-fuzz/corpus/TARGET/. Prints the libFuzzer summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: scripts/fuzz.sh onnx_loader|config|npy|image SECONDS [libFuzzer flags]}
+target=${1:?usage: scripts/fuzz.sh onnx_loader|config|npy|image|session SECONDS [libFuzzer flags]}
 secs=${2:?usage: scripts/fuzz.sh TARGET SECONDS}
 shift 2
-case $target in onnx_loader|config|npy|image) ;; *) echo "unknown target $target" >&2; exit 2 ;; esac
+case $target in onnx_loader|config|npy|image|session) ;; *) echo "unknown target $target" >&2; exit 2 ;; esac
 
 if ! command -v clang++ >/dev/null || ! dpkg -s libclang-rt-14-dev >/dev/null 2>&1; then
   apt-get install -y clang libclang-rt-14-dev libomp-dev
@@ -30,6 +30,12 @@ prefix() {  # npy/image targets read a selector byte first
 }
 case $target in
   onnx_loader) seed testdata/*.onnx tests/bad_inputs/*.onnx ;;
+  session)  # the test models, the loader's seeds, and the shared models of at most 1 MB
+    seed testdata/*.onnx tests/bad_inputs/*.onnx fuzz/seeds/onnx_loader/*
+    for f in ../shared/models/*.onnx; do
+      if [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 1048576 ]; then seed "$f"; fi
+    done
+    ;;
   config) seed examples/*/*.yaml tests/bad_inputs/*.yaml ;;
   npy) prefix 00 testdata/*.npy tests/bad_inputs/*.npy; prefix 01 testdata/*.npz tests/bad_inputs/*.npz ;;
   image)

@@ -60,6 +60,12 @@ void reset_tensor_cache_limit();
 // Returns every cached block to the system (e.g. between phases of a long job that change shapes).
 void tensor_cache_trim();
 
+// Largest tensor Tensor(dtype, shape) / Tensor::uninitialized allocate (default and for bytes <= 0: 1 TiB); a
+// larger one is a Model error naming its shape. fuzz/fuzz_session.cc lowers it so that a model asking for a
+// huge but valid tensor is refused instead of being reported as the fuzzer's out-of-memory.
+void set_max_tensor_bytes(int64_t bytes);
+int64_t max_tensor_bytes();
+
 // Debugging aid for uninitialised allocations (Tensor::uninitialized): when on, their bytes are set to 0xFF
 // (NaN for floats, -1 / max for integers) so that a kernel that leaves part of such an output unwritten gives
 // visibly wrong results in tests. Off by default; on when OQ_POISON_UNINIT=1 is in the environment.

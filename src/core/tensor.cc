@@ -1,6 +1,7 @@
 #include "core/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +29,10 @@ std::string shape_str(const Shape& s) {
 }
 
 static constexpr int64_t kMaxTensorBytes = int64_t{1} << 40;  // 1 TiB: anything larger is absurd here
+static std::atomic<int64_t> g_max_tensor_bytes{kMaxTensorBytes};
+
+void set_max_tensor_bytes(int64_t bytes) { g_max_tensor_bytes = bytes > 0 ? bytes : kMaxTensorBytes; }
+int64_t max_tensor_bytes() { return g_max_tensor_bytes.load(std::memory_order_relaxed); }
 
 Tensor::Tensor(DType dtype, Shape shape) : Tensor(dtype, std::move(shape), true) {}
 
@@ -49,8 +54,9 @@ Tensor::Tensor(DType dtype, Shape shape, bool zero) : dtype_(dtype), shape_(std:
   }
   size_t esz = dtype_size(dtype_);
   OQ_CHECK(esz > 0, "tensor of dtype {}", dtype_name(dtype_));
-  if (numel_ > kMaxTensorBytes / static_cast<int64_t>(esz))
-    fail(ErrorKind::Model, "tensor of shape {} is too large to allocate", shape_str(shape_));
+  if (int64_t max = max_tensor_bytes(); numel_ > max / static_cast<int64_t>(esz))
+    fail(ErrorKind::Model, "tensor of shape {} ({}) is too large to allocate (limit {} bytes)", shape_str(shape_),
+         dtype_name(dtype_), max);
   size_t bytes = static_cast<size_t>(numel_) * esz;
   size_t capacity = 0;
   void* p = tensor_alloc(bytes, &capacity);

@@ -86,6 +86,14 @@ struct Session::Impl {
   }
 };
 
+// An Error from building or running a node's kernel that does not name the node yet (one thrown by core code, such
+// as a tensor too large to allocate) gets the node's prefix, so the one error line says where it happened.
+[[noreturn]] static void rethrow_naming(const ir::Node& node, const Error& e) {
+  std::string_view msg = e.what();
+  if (msg.starts_with("node '")) throw e;
+  throw Error(e.kind(), fmt::format("node '{}' ({}): {}", node.name, node.op_type, msg));
+}
+
 static bool same_params(const QuantParams& a, const QuantParams& b) {
   return a.qtype == b.qtype && a.axis == b.axis && a.scale == b.scale && a.zero_point == b.zero_point;
 }
@@ -140,8 +148,8 @@ void Plan::build(const ir::Model& model) {
     m.step_outputs.push_back(std::move(outs));
     try {
       m.kernels.push_back(find_kernel(n.op_type, m.opset)(KernelInit{n, m.opset}));
-    } catch (const Error&) {
-      throw;
+    } catch (const Error& e) {
+      rethrow_naming(n, e);
     } catch (const std::exception& e) {
       kfail(n, "{}", e.what());
     }
@@ -166,8 +174,8 @@ void Plan::build(const ir::Model& model) {
     std::vector<Tensor> outs(m.step_outputs[s].size());
     try {
       m.kernels[s]->run(ins, outs);
-    } catch (const Error&) {
-      throw;
+    } catch (const Error& e) {
+      rethrow_naming(n, e);
     } catch (const std::exception& e) {
       kfail(n, "{}", e.what());
     }
@@ -323,8 +331,8 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
     outs.assign(m.step_outputs[s].size(), Tensor());
     try {
       m.kernels[s]->run(ins, outs);
-    } catch (const Error&) {
-      throw;
+    } catch (const Error& e) {
+      rethrow_naming(node, e);
     } catch (const std::exception& e) {
       kfail(node, "{}", e.what());
     }
