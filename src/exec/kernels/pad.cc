@@ -48,6 +48,9 @@ Shape padded_shape(const ir::Node& node, const Tensor& x, const std::vector<int6
   Shape os;
   for (int k = 0; k < r; ++k) {
     const int64_t d = x.shape()[k], pb = pads[k], pe = pads[k + r];
+    int64_t n = 0;
+    if (__builtin_add_overflow(d, pb, &n) || __builtin_add_overflow(n, pe, &n))
+      kfail(node, "pads {} overflow axis {} of size {}", shape_str(pads), k, d);
     if (d + pb + pe < 0) kfail(node, "pads {} make axis {} of size {} negative", shape_str(pads), k, d);
     if (mode != PadMode::Constant && d == 0 && d + pb + pe > 0)
       kfail(node, "cannot pad an empty axis {} in a non-constant mode", k);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "exec/kernels/strided.h"
 
@@ -31,6 +32,8 @@ std::unique_ptr<Kernel> make_reshape(const KernelInit& ki) {
         continue;
       }
       if (v < 0) kfail(node, "invalid shape entry {}", v);
+      if (v != 0 && known > std::numeric_limits<int64_t>::max() / v)
+        kfail(node, "shape {} has more elements than fit in 64 bits", shape_str(req));
       s[i] = v;
       known *= v;
     }

@@ -1,0 +1,78 @@
+// Regressions of the fuzz_session target (fuzz/fuzz_session.cc, docs/reliability.md): each finding as the kernel
+// call or Session run it came down to. The minimised models are in tests/bad_inputs/fuzz_session_*.onnx.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "core/alloc.h"
+#include "exec/session.h"
+#include "kernel_test_util.h"
+
+namespace oq {
+namespace {
+
+using ktest::ft;
+using ktest::it64;
+using ktest::make_node;
+using ktest::run_kernel;
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Finding 1: a Reshape shape whose product overflows int64 (UBSan: signed overflow in the product of the known
+// entries). Now a Model error naming the node and the shape.
+TEST(FuzzSession, ReshapeShapeProductOverflow) {
+  auto n = make_node("Reshape", 2);
+  Tensor x = ft({2, 8}, std::vector<float>(16));
+  std::string e = error_of([&] { run_kernel(n, 13, {x, it64({2}, {648518346341351423, 16})}); });
+  EXPECT_NE(e.find("node 't_Reshape' (Reshape)"), std::string::npos) << e;
+  EXPECT_NE(e.find("[648518346341351423,16] has more elements than fit in 64 bits"), std::string::npos) << e;
+  // With -1: the product of the other entries overflows before the division.
+  e = error_of([&] { run_kernel(n, 13, {x, it64({3}, {-1, int64_t{1} << 40, int64_t{1} << 40})}); });
+  EXPECT_NE(e.find("more elements than fit in 64 bits"), std::string::npos) << e;
+}
+
+// Pad whose pads overflow int64 when added to the axis size (same class as finding 1, found reading the Pad
+// kernel after it).
+TEST(FuzzSession, PadOverflow) {
+  auto n = make_node("Pad", 2);
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  std::string e = error_of([&] { run_kernel(n, 13, {ft({1, 2}, {1, 2}), it64({4}, {0, big, 0, 1})}); });
+  EXPECT_NE(e.find("node 't_Pad' (Pad): pads [0,9223372036854775807,0,1] overflow axis 1 of size 2"),
+            std::string::npos) << e;
+}
+
+// A tensor over max_tensor_bytes() (the fuzzer sets 256 MiB) is refused by a Session with the node's name.
+TEST(FuzzSession, TooLargeTensorNamesTheNode) {
+  ir::Model m;
+  m.opsets = {{"", 13}};
+  ir::ValueInfo x;
+  x.name = "x";
+  x.dtype = DType::Float;
+  x.shape = std::vector<ir::Dim>{{1, ""}, {4, ""}};
+  m.graph.inputs.push_back(x);
+  m.graph.outputs.push_back(ktest::float_output("y"));
+  ir::Node pad = ktest::graph_node("Pad", {"x", "pads"}, "y");
+  m.graph.nodes.push_back(pad);
+  m.graph.add_initializer("pads", it64({4}, {0, 0, 0, 1 << 20}));
+  set_max_tensor_bytes(int64_t{1} << 20);
+  std::string e = error_of([&] {
+    exec::Session s(m);
+    s.run({{"x", ft({1, 4}, {1, 2, 3, 4})}});
+  });
+  set_max_tensor_bytes(0);
+  EXPECT_EQ(max_tensor_bytes(), int64_t{1} << 40);
+  EXPECT_NE(e.find("node 'Pad_y' (Pad): tensor of shape [1,1048580] (FLOAT) is too large to allocate"),
+            std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace oq
