@@ -96,4 +96,11 @@ struct ThreadGuard {
   ~ThreadGuard() { set_num_threads(saved); }
 };
 
+// Nodes of type `op` in m's main graph.
+inline size_t count_ops(const ir::Model& m, const std::string& op) {
+  size_t c = 0;
+  for (const auto& n : m.graph.nodes) c += n.op_type == op;
+  return c;
+}
+
 }  // namespace oq::ktest

@@ -88,12 +88,6 @@ ir::Model make_model(std::mt19937& rng) {
   return m;
 }
 
-size_t count(const ir::Model& m, const std::string& op) {
-  size_t c = 0;
-  for (const auto& n : m.graph.nodes) c += n.op_type == op;
-  return c;
-}
-
 }  // namespace
 
 TEST(FuseFakeQuant, WhichPairsFuse) {
@@ -101,8 +95,8 @@ TEST(FuseFakeQuant, WhichPairsFuse) {
   ir::Model m = make_model(rng);
   EXPECT_EQ(ir::passes::fuse_conv_activation(m), 1u);
   EXPECT_EQ(ir::passes::fuse_conv_fake_quant(m), 6u);  // three pairs, two nodes each
-  EXPECT_EQ(count(m, "QuantizeLinear"), 4u);             // q4, Q5, q6, q7
-  EXPECT_EQ(count(m, "DequantizeLinear"), 5u);           // D4, D5, D6, D7a, D7b
+  EXPECT_EQ(ktest::count_ops(m, "QuantizeLinear"), 4u);             // q4, Q5, q6, q7
+  EXPECT_EQ(ktest::count_ops(m, "DequantizeLinear"), 5u);           // D4, D5, D6, D7a, D7b
   const std::string a = ir::passes::kFusedFakeQuantAttr;
   int fused = 0;
   for (const auto& n : m.graph.nodes) {

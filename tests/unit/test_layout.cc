@@ -116,12 +116,6 @@ std::map<std::string, Tensor> observe(exec::Session& s, const std::map<std::stri
   return seen;
 }
 
-size_t count(const ir::Model& m, const std::string& op) {
-  size_t c = 0;
-  for (const auto& n : m.graph.nodes) c += n.op_type == op;
-  return c;
-}
-
 const ir::Node* producer_of(const ir::Model& m, const std::string& t) {
   for (const auto& n : m.graph.nodes)
     for (const auto& o : n.outputs)
@@ -152,12 +146,12 @@ TEST(ExecLayout, ConvertsChainsOnly) {
     const ir::Node* u0 = producer_of(o, std::string("u0") + exec::kBlockedSuffix);
     ASSERT_TRUE(u0);
     EXPECT_EQ(u0->attr_int(exec::kBlockedSrcAttr, -1), 1);  // 16 channels: converted on the way in
-    EXPECT_EQ(count(o, exec::kToBlockedOp), 1u);            // Vr, for u0 and the Add
+    EXPECT_EQ(ktest::count_ops(o, exec::kToBlockedOp), 1u);            // Vr, for u0 and the Add
     EXPECT_TRUE(producer_of(o, std::string("Q") + exec::kBlockedSuffix));  // Add(blocked U, converted Vr)
     EXPECT_TRUE(producer_of(o, std::string("s") + exec::kBlockedSuffix));  // the Add runs blocked
     EXPECT_TRUE(producer_of(o, std::string("r") + exec::kBlockedSuffix));  // and the Relu
     // Back to NCHW: s (graph output and read by Sigmoid), c (read by GlobalAveragePool), U and Q (graph outputs).
-    EXPECT_EQ(count(o, exec::kFromBlockedOp), 4u);
+    EXPECT_EQ(ktest::count_ops(o, exec::kFromBlockedOp), 4u);
     for (const char* t : {"s", "c", "U", "Q", "W", "Y", "Z", "Vr"}) EXPECT_TRUE(producer_of(o, t)) << t;
     // Chain tensors held only blocked are listed as such (observable, not fake-quantizable); the ones converted
     // back keep their names; neither is touched. Pre-activation tensors fused away are.

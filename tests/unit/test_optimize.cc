@@ -66,12 +66,6 @@ ir::Model make_model(std::mt19937& rng, bool nonzero_pad = false) {
   return m;
 }
 
-size_t count(const ir::Model& m, const std::string& op) {
-  size_t c = 0;
-  for (const auto& n : m.graph.nodes) c += n.op_type == op;
-  return c;
-}
-
 }  // namespace
 
 TEST(ExecOptimize, RewritesAndTouchedNames) {
@@ -81,11 +75,11 @@ TEST(ExecOptimize, RewritesAndTouchedNames) {
   ASSERT_TRUE(og);
   // Pad -> Conv pads; Clip and the first Relu fused; BN folded into the depthwise Conv, whose Relu is then fused;
   // LeakyRelu not fused (c3 has two consumers), nor the last Relu (Z is a graph output).
-  EXPECT_EQ(count(og->model, "Pad"), 0u);
-  EXPECT_EQ(count(og->model, "Clip"), 0u);
-  EXPECT_EQ(count(og->model, "BatchNormalization"), 0u);
-  EXPECT_EQ(count(og->model, "Relu"), 1u);
-  EXPECT_EQ(count(og->model, "LeakyRelu"), 1u);
+  EXPECT_EQ(ktest::count_ops(og->model, "Pad"), 0u);
+  EXPECT_EQ(ktest::count_ops(og->model, "Clip"), 0u);
+  EXPECT_EQ(ktest::count_ops(og->model, "BatchNormalization"), 0u);
+  EXPECT_EQ(ktest::count_ops(og->model, "Relu"), 1u);
+  EXPECT_EQ(ktest::count_ops(og->model, "LeakyRelu"), 1u);
   const ir::Node& c1 = og->model.graph.nodes[0];
   EXPECT_EQ(c1.op_type, "Conv");
   EXPECT_EQ(c1.attr_ints("pads"), (std::vector<int64_t>{1, 2, 2, 1}));
@@ -101,8 +95,8 @@ TEST(ExecOptimize, NotRewritten) {
   m.graph.nodes[2].inputs[1] = "X";  // Clip min not a constant
   auto og = exec::optimize_for_inference(m, /*channel_block=*/0);
   ASSERT_TRUE(og);  // BN and the Relu after it still apply
-  EXPECT_EQ(count(og->model, "Pad"), 1u);
-  EXPECT_EQ(count(og->model, "Clip"), 1u);
+  EXPECT_EQ(ktest::count_ops(og->model, "Pad"), 1u);
+  EXPECT_EQ(ktest::count_ops(og->model, "Clip"), 1u);
 }
 
 TEST(ExecOptimize, SameOutputsAsModelAsGiven) {
