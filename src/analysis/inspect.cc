@@ -270,6 +270,12 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
   std::map<std::thread::id, std::unique_ptr<BatchValues>> per_worker;
 
   exec::RunOptions fro, qro;
+  // The float run names what it observes, so it runs the executor's optimized graph (fused activations,
+  // channel-blocked chains) unless a rewrite removed one of them. The quantized run observes the values before
+  // each QuantizeLinear, which the QDQ fusion removes: it runs the model as given.
+  std::unordered_set<std::string> float_names;
+  for (const auto& [name, k] : float_want) float_names.insert(name);
+  fro.observed = &float_names;
   fro.observer = [&](const std::string& name, const Tensor& v) {
     auto it = float_want.find(name);
     if (it != float_want.end()) cur->fvals[it->second] = v;  // shares the storage: tensors are immutable
