@@ -168,3 +168,32 @@ TEST(FuseFakeQuant, ApplyMatchesKernelPair) {
     }
   }
 }
+
+// A QuantizeLinear whose output_dtype contradicts its zero point's type is not fused: the kernel reports it,
+// optimized or not.
+TEST(FuseFakeQuant, ContradictoryQuantizeIsLeftToTheKernel) {
+  std::mt19937 rng(3);
+  ir::Model m;
+  m.ir_version = 10;
+  m.opsets = {{"", 21}};
+  ir::Graph& g = m.graph;
+  g.inputs.push_back(ktest::nchw_input("X", 2, 5, 5));
+  g.add_initializer("W", random_float({4, 2, 1, 1}, rng));
+  g.add_initializer("s", Tensor::scalar_float(0.1f));
+  g.add_initializer("z", scalar<int8_t>(DType::Int8, 0));
+  g.nodes.push_back(node("Conv", {"X", "W"}, "c"));
+  g.nodes.push_back(node("QuantizeLinear", {"c", "s", "z"}, "q"));
+  g.nodes.back().set_attr_int("output_dtype", static_cast<int64_t>(DType::UInt8));
+  g.nodes.push_back(node("DequantizeLinear", {"q", "s", "z"}, "Y"));
+  g.outputs.push_back(ktest::float_output("Y"));
+  ir::Model copy = m;
+  EXPECT_EQ(ir::passes::fuse_conv_fake_quant(copy), 0u);
+  exec::Session s(m);
+  std::map<std::string, Tensor> feeds{{"X", random_float({1, 2, 5, 5}, rng)}};
+  try {
+    s.run(feeds);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("output_dtype"), std::string::npos) << e.what();
+  }
+}

@@ -190,6 +190,8 @@ std::optional<PerTensorQdq> per_tensor_qdq(const Graph& g, const Node& n, int op
   if (!n.input(2).empty()) {
     const Tensor* z = constant_value(g, n.input(2), ovr);
     if (!z || z->numel() != 1) return std::nullopt;
+    if (n.op_type == "QuantizeLinear" && opset >= 21 && n.attr_int("output_dtype", 0) != 0 && q.type != z->dtype())
+      return std::nullopt;  // contradictory: left to the kernel, which reports it
     q.type = z->dtype();
     if (!is_quant_type(q.type)) return std::nullopt;
     q.zero_point = z->to_int64s()[0];
