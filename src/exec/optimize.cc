@@ -15,7 +15,7 @@ std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int cha
   r.rewrites += P::fold_batchnorm(r.model);
   r.rewrites += P::fuse_pad_into_conv(r.model);
   r.rewrites += P::fuse_conv_activation(r.model);
-  r.rewrites += P::fuse_conv_fake_quant(r.model);
+  r.rewrites += P::fuse_fake_quant(r.model);
   r.rewrites += to_blocked_layout(r.model, channel_block < 0 ? native_channel_block() : channel_block, &r.blocked);
   if (r.rewrites == 0) return std::nullopt;
 

@@ -1,5 +1,5 @@
 // QuantizeLinear -> DequantizeLinear pairs fused after a Conv by the executor's optimizer
-// (ir::passes::fuse_conv_fake_quant, exec::FusedFakeQuant): which pairs fuse (and which must not), and that the
+// (ir::passes::fuse_fake_quant, exec::FusedFakeQuant): which pairs fuse (and which must not), and that the
 // fused Session computes bit for bit what the model as given computes with the separate QuantizeLinear and
 // DequantizeLinear kernels (the reference: the same Session with optimize off), plain and channel-blocked.
 #include <gtest/gtest.h>
@@ -94,7 +94,7 @@ TEST(FuseFakeQuant, WhichPairsFuse) {
   std::mt19937 rng(11);
   ir::Model m = make_model(rng);
   EXPECT_EQ(ir::passes::fuse_conv_activation(m), 1u);
-  EXPECT_EQ(ir::passes::fuse_conv_fake_quant(m), 6u);  // three pairs, two nodes each
+  EXPECT_EQ(ir::passes::fuse_fake_quant(m), 6u);  // three pairs, two nodes each
   EXPECT_EQ(ktest::count_ops(m, "QuantizeLinear"), 4u);             // q4, Q5, q6, q7
   EXPECT_EQ(ktest::count_ops(m, "DequantizeLinear"), 5u);           // D4, D5, D6, D7a, D7b
   const std::string a = ir::passes::kFusedFakeQuantAttr;
@@ -187,7 +187,7 @@ TEST(FuseFakeQuant, ContradictoryQuantizeIsLeftToTheKernel) {
   g.nodes.push_back(node("DequantizeLinear", {"q", "s", "z"}, "Y"));
   g.outputs.push_back(ktest::float_output("Y"));
   ir::Model copy = m;
-  EXPECT_EQ(ir::passes::fuse_conv_fake_quant(copy), 0u);
+  EXPECT_EQ(ir::passes::fuse_fake_quant(copy), 0u);
   exec::Session s(m);
   std::map<std::string, Tensor> feeds{{"X", random_float({1, 2, 5, 5}, rng)}};
   try {
@@ -195,5 +195,43 @@ TEST(FuseFakeQuant, ContradictoryQuantizeIsLeftToTheKernel) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("output_dtype"), std::string::npos) << e.what();
+  }
+}
+
+// Gemm and MatMul: X[N,10] -> Gemm (+C) -> Q/DQ int8 -> MatMul -> Q/DQ uint8 -> Y, fused and bit-identical.
+TEST(FuseFakeQuant, GemmAndMatMul) {
+  std::mt19937 rng(9);
+  ir::Model m;
+  m.ir_version = 10;
+  m.opsets = {{"", 21}};
+  ir::Graph& g = m.graph;
+  ir::ValueInfo x;
+  x.name = "X";
+  x.dtype = DType::Float;
+  x.shape = std::vector<ir::Dim>{{-1, "N"}, {10, ""}};
+  g.inputs.push_back(x);
+  g.add_initializer("W1", random_float({7, 10}, rng, -0.5f, 0.5f));
+  g.add_initializer("C1", random_float({7}, rng));
+  g.add_initializer("W2", random_float({7, 5}, rng, -0.5f, 0.5f));
+  g.add_initializer("s1", Tensor::scalar_float(0.0213f));
+  g.add_initializer("z1", scalar<int8_t>(DType::Int8, 5));
+  g.add_initializer("s2", Tensor::scalar_float(0.0077f));
+  g.add_initializer("z2", scalar<uint8_t>(DType::UInt8, 120));
+  g.nodes.push_back(node("Gemm", {"X", "W1", "C1"}, "g1"));
+  g.nodes.back().set_attr_int("transB", 1);
+  g.nodes.push_back(node("QuantizeLinear", {"g1", "s1", "z1"}, "q1"));
+  g.nodes.push_back(node("DequantizeLinear", {"q1", "s1", "z1"}, "d1"));
+  g.nodes.push_back(node("MatMul", {"d1", "W2"}, "m2"));
+  g.nodes.push_back(node("QuantizeLinear", {"m2", "s2", "z2"}, "q2"));
+  g.nodes.push_back(node("DequantizeLinear", {"q2", "s2", "z2"}, "Y"));
+  g.outputs.push_back(ktest::float_output("Y"));
+  ir::Model fused = m;
+  EXPECT_EQ(ir::passes::fuse_fake_quant(fused), 4u);
+  EXPECT_EQ(ktest::count_ops(fused, "QuantizeLinear") + ktest::count_ops(fused, "DequantizeLinear"), 0u);
+  exec::Session fast(m), plain(m, exec::SessionOptions{false});
+  for (int64_t batch : {1, 4, 33}) {
+    Tensor in = random_float({batch, 10}, rng, -6.f, 6.f);
+    std::map<std::string, Tensor> feeds{{"X", in}};
+    EXPECT_TRUE(fast.run(feeds)[0].equals(plain.run(feeds)[0])) << batch;
   }
 }

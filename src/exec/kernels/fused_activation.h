@@ -88,8 +88,8 @@ struct FusedActivation {
   }
 };
 
-// A per-tensor QuantizeLinear -> DequantizeLinear pair fused after a Conv (and its activation) by the executor's
-// optimizer (ir::passes::fuse_conv_fake_quant), applied in place to the Conv's output:
+// A per-tensor QuantizeLinear -> DequantizeLinear pair fused after a Conv (and its activation), Gemm or MatMul by
+// the executor's optimizer (ir::passes::fuse_fake_quant), applied in place to the node's output:
 //   y = clamp(round_half_even(x / scale), lo, hi) * scale,  lo = qmin - zero point, hi = qmax - zero point,
 // bit for bit the pair's float(clamp(round_half_even(x / scale) + zero point, qmin, qmax) - zero point) * scale
 // (exec/kernels/qdq.h), NaN -> lo * scale as the pair's NaN -> qmin, and +0 for a zero. Saves the pair's two

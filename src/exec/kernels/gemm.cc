@@ -7,6 +7,7 @@
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
 #include "exec/kernels/dnnl_common.h"
+#include "exec/kernels/fused_activation.h"
 
 namespace oq::exec {
 namespace {
@@ -30,7 +31,8 @@ void sgemm(const ir::Node& node, bool ta, bool tb, int64_t M, int64_t N, int64_t
 
 class GemmKernel final : public Kernel {
  public:
-  explicit GemmKernel(const KernelInit& init) : node_(init.node), opset_(init.opset) {
+  explicit GemmKernel(const KernelInit& init)
+      : node_(init.node), opset_(init.opset), fq_(FusedFakeQuant::from_node(init.node)) {
     alpha_ = node_.attr_float("alpha", 1.0f);
     beta_ = node_.attr_float("beta", 1.0f);
     ta_ = node_.attr_int("transA", 0) != 0;
@@ -38,6 +40,12 @@ class GemmKernel final : public Kernel {
   }
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    compute(in, out);
+    fq_.apply(out[0].data<float>(), out[0].numel());  // a fused QuantizeLinear -> DequantizeLinear pair
+  }
+
+ private:
+  void compute(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs A and B");
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
@@ -72,18 +80,24 @@ class GemmKernel final : public Kernel {
     sgemm(node_, ta_, tb_, M, N, K, alpha_, a.data<float>(), b.data<float>(), beta, Y);
   }
 
- private:
   ir::Node node_;
   int opset_;
+  FusedFakeQuant fq_;
   float alpha_ = 1, beta_ = 1;
   bool ta_ = false, tb_ = false;
 };
 
 class MatMulKernel final : public Kernel {
  public:
-  explicit MatMulKernel(const KernelInit& init) : node_(init.node) {}
+  explicit MatMulKernel(const KernelInit& init) : node_(init.node), fq_(FusedFakeQuant::from_node(init.node)) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    compute(in, out);
+    fq_.apply(out[0].data<float>(), out[0].numel());  // a fused QuantizeLinear -> DequantizeLinear pair
+  }
+
+ private:
+  void compute(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs A and B");
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
@@ -150,8 +164,8 @@ class MatMulKernel final : public Kernel {
     }
   }
 
- private:
   ir::Node node_;
+  FusedFakeQuant fq_;
 };
 
 std::unique_ptr<Kernel> make_gemm(const KernelInit& init) { return std::make_unique<GemmKernel>(init); }

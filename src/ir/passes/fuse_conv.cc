@@ -1,5 +1,6 @@
 // Inference-only fusions into Conv, as ONNX Runtime's graph optimizer does on load (PadFusion,
-// ConvActivationFusion), and of a QuantizeLinear -> DequantizeLinear pair after it: the executor applies them to its private copy of a model (exec/optimize.cc), never to
+// ConvActivationFusion), and of a QuantizeLinear -> DequantizeLinear pair after it (or after a Gemm or MatMul):
+// the executor applies them to its private copy of a model (exec/optimize.cc), never to
 // a model onnxquant writes.
 #include <algorithm>
 #include <cfloat>
@@ -201,14 +202,14 @@ std::optional<PerTensorQdq> per_tensor_qdq(const Graph& g, const Node& n, int op
 }
 }  // namespace
 
-size_t fuse_conv_fake_quant(Model& m) {
+size_t fuse_fake_quant(Model& m) {
   FusionPass f(m);
   Graph& g = f.g;
   if (f.opset < 10) return 0;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
-    Node& conv = g.nodes[k];
-    if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 ||
-        conv.has_attr(kFusedFakeQuantAttr))
+    Node& conv = g.nodes[k];  // or Gemm / MatMul
+    if ((conv.op_type != "Conv" && conv.op_type != "Gemm" && conv.op_type != "MatMul") ||
+        !conv.is_default_domain() || conv.outputs.size() != 1 || conv.has_attr(kFusedFakeQuantAttr))
       continue;
     auto qi = f.consumer(conv.outputs[0]);
     if (!qi || g.nodes[*qi].op_type != "QuantizeLinear" || g.nodes[*qi].input(0) != conv.outputs[0]) continue;

@@ -43,13 +43,13 @@ size_t fuse_pad_into_conv(Model& m);
 // or Clip min) and <attr>_beta (Clip max); the Conv takes the activation's output name.
 inline constexpr const char* kFusedActivationAttr = "_oq_fused_activation";
 size_t fuse_conv_activation(Model& m);
-// Conv (activation fused or not) whose output's only reader is a per-tensor QuantizeLinear (scale and zero
-// point constant scalars, a 4/8/16-bit integer type) whose output's only reader is a DequantizeLinear with the
-// same scale and zero point values -> one Conv node carrying the pair in attributes kFusedFakeQuantAttr
-// (_scale, _lo = qmin - zero point, _hi = qmax - zero point); the Conv takes the DequantizeLinear's output name.
-// Run after fuse_conv_activation (the pair comes after the activation).
+// Conv (activation fused or not), Gemm or MatMul whose output's only reader is a per-tensor QuantizeLinear
+// (scale and zero point constant scalars, a 4/8/16-bit integer type) whose output's only reader is a
+// DequantizeLinear with the same scale and zero point values -> one node carrying the pair in attributes
+// kFusedFakeQuantAttr (_scale, _lo = qmin - zero point, _hi = qmax - zero point), writing the
+// DequantizeLinear's output name. Run after fuse_conv_activation (the pair comes after the activation).
 inline constexpr const char* kFusedFakeQuantAttr = "_oq_fused_fake_quant";
-size_t fuse_conv_fake_quant(Model& m);
+size_t fuse_fake_quant(Model& m);
 
 // Removes nodes none of whose outputs are used (transitively) and initializers nothing reads.
 // Returns the number of nodes removed.
