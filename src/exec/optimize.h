@@ -1,10 +1,10 @@
 // The executor's inference optimizations (what ONNX Runtime's graph optimizer does on load): BatchNormalization
 // folded into Conv/ConvTranspose/Gemm, Identity/Dropout removed, zero Pad folded into Conv pads, Relu/Clip/
-// LeakyRelu fused into Conv, a per-tensor QuantizeLinear -> DequantizeLinear pair fused after a Conv (QDQ
-// models), chains of convolutions in a channel-blocked layout (exec/layout.h). Applied to the Session's
-// private copy of a model, never to a model onnxquant writes. A rewrite removes some tensors and changes the
-// values of others (e.g. folded weights); a run that observes or fake-quantizes one of those `touched` names
-// runs the model as given instead.
+// LeakyRelu fused into Conv, a per-tensor QuantizeLinear -> DequantizeLinear pair fused after a Conv, Gemm or
+// MatMul (QDQ models), chains of convolutions in a channel-blocked layout (exec/layout.h). Applied to the
+// Session's private copy of a model, never to a model onnxquant writes. A rewrite removes some tensors and
+// changes the values of others (e.g. folded weights); a run that observes or fake-quantizes one of those
+// `touched` names runs the model as given instead.
 #pragma once
 #include <optional>
 #include <string>
