@@ -1,7 +1,7 @@
 // Inference-only fusions into Conv, as ONNX Runtime's graph optimizer does on load (PadFusion,
 // ConvActivationFusion), and of a QuantizeLinear -> DequantizeLinear pair after it (or after a Gemm or MatMul):
-// the executor applies them to its private copy of a model (exec/optimize.cc), never to
-// a model onnxquant writes.
+// the executor applies them to its private copy of a model (exec/optimize.cc), never to a model onnxquant
+// writes.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
