@@ -52,7 +52,8 @@ struct BlockedConvPrim {
 
 // FusedFakeQuant as post-ops after the activation's: x / scale (a binary division, exact as IEEE division;
 // linear would multiply by a rounded 1/scale), round half to even, clip to [lo, hi], * scale + 0 (linear: the
-// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply (NaN: clip maps it to lo).
+// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply for every non-NaN input; a NaN (from a
+// NaN or infinite input) is not guaranteed to come out as the pair's lo * scale, as with the fused activations.
 dnnl::primitive_attr fake_quant_attr(const FusedActivation& act, const FusedFakeQuant& fq, int& binary_index) {
   dnnl::primitive_attr attr = act.dnnl_attr();
   dnnl::post_ops po = attr.get_post_ops();
