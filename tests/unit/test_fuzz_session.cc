@@ -50,6 +50,68 @@ TEST(FuzzSession, PadOverflow) {
             std::string::npos) << e;
 }
 
+ir::Attribute attr(const std::string& name, int64_t i) {
+  ir::Attribute a;
+  a.name = name;
+  a.type = ir::AttrType::Int;
+  a.i = i;
+  return a;
+}
+ir::Attribute attr(const std::string& name, const std::string& str) {
+  ir::Attribute a;
+  a.name = name;
+  a.type = ir::AttrType::String;
+  a.s = str;
+  return a;
+}
+
+// Finding 2: Resize with a scale of 1.7e38 (UBSan: the output extent 6.8e38 converted to int64). Now a Model error
+// naming the node, the scale and the axis.
+TEST(FuzzSession, ResizeHugeScale) {
+  auto n = make_node("Resize", 3);
+  Tensor x = ft({1, 4}, {1, 2, 3, 4});
+  std::string e = error_of([&] { run_kernel(n, 13, {x, Tensor(), ft({2}, {1.0f, 1.7014118e38f})}); });
+  EXPECT_NE(e.find("node 't_Resize' (Resize): scale 1.70141"), std::string::npos) << e;
+  EXPECT_NE(e.find("makes axis 1"), std::string::npos) << e;
+}
+
+// Found reading the Resize kernel after finding 2: a NaN or infinite roi (tf_crop_and_resize) was converted to an
+// index (undefined behaviour) and a model with one quantized without complaint; an antialiased Resize to 0
+// elements with a scale of 1e-30 computed -1/scale taps. Now: an error for the roi, an empty output for the other.
+TEST(FuzzSession, ResizeRoiNotFiniteAndAntialiasToZero) {
+  auto n = make_node("Resize", 3);
+  n.attrs.push_back(attr("coordinate_transformation_mode", "tf_crop_and_resize"));
+  Tensor x = ft({1, 4}, {1, 2, 3, 4});
+  float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::string e = error_of([&] { run_kernel(n, 13, {x, ft({4}, {0, nan, 1, 1}), ft({2}, {1, 2})}); });
+  EXPECT_NE(e.find("node 't_Resize' (Resize): roi entry 1 is nan"), std::string::npos) << e;
+  e = error_of([&] { run_kernel(n, 13, {x, ft({4}, {0, 0, 1, inf}), ft({2}, {1, 2})}); });
+  EXPECT_NE(e.find("roi entry 3 is inf"), std::string::npos) << e;
+  // Finite but far outside: the nearest index saturates to the edge (as before, without undefined behaviour).
+  auto y = run_kernel(n, 13, {x, ft({4}, {0, -1e30f, 1, 1e30f}), ft({2}, {1, 2})})[0];
+  EXPECT_EQ(y.shape(), (Shape{1, 8}));
+  auto aa = make_node("Resize", 3);
+  aa.attrs.push_back(attr("antialias", 1));
+  aa.attrs.push_back(attr("mode", "linear"));
+  auto z = run_kernel(aa, 18, {x, Tensor(), ft({2}, {1, 1e-30f})})[0];
+  EXPECT_EQ(z.shape(), (Shape{1, 0}));
+}
+
+// Found reading the shape kernels after finding 1: Tile repeats whose product with the axis overflows int64, and
+// a Range whose element count is infinite (UB converting it). Both now name the node.
+TEST(FuzzSession, TileAndRangeOverflow) {
+  auto t = make_node("Tile", 2);
+  std::string e = error_of([&] { run_kernel(t, 13, {ft({1, 4}, {1, 2, 3, 4}), it64({2}, {1, int64_t{1} << 62})}); });
+  EXPECT_NE(e.find("node 't_Tile' (Tile): repeat 4611686018427387904 of axis 1 of size 4 overflows int64"),
+            std::string::npos) << e;
+  auto r = make_node("Range", 3);
+  float inf = std::numeric_limits<float>::infinity();
+  e = error_of([&] {
+    run_kernel(r, 13, {Tensor::scalar_float(0), Tensor::scalar_float(inf), Tensor::scalar_float(1)});
+  });
+  EXPECT_NE(e.find("node 't_Range' (Range): start 0, limit inf and delta 1 give inf elements"), std::string::npos) << e;
+}
+
 // A tensor over max_tensor_bytes() (the fuzzer sets 256 MiB) is refused by a Session with the node's name.
 TEST(FuzzSession, TooLargeTensorNamesTheNode) {
   ir::Model m;

@@ -232,7 +232,10 @@ std::unique_ptr<Kernel> make_tile(const KernelInit& ki) {
     std::vector<int64_t> view_strides;
     for (int k = 0; k < x.rank(); ++k) {
       if (reps[k] < 0) kfail(node, "negative repeat {}", reps[k]);
-      oshape.push_back(x.shape()[k] * reps[k]);
+      int64_t n = 0;
+      if (__builtin_mul_overflow(x.shape()[k], reps[k], &n))
+        kfail(node, "repeat {} of axis {} of size {} overflows int64", reps[k], k, x.shape()[k]);
+      oshape.push_back(n);
       view_shape.insert(view_shape.end(), {reps[k], x.shape()[k]});
       view_strides.insert(view_strides.end(), {0, xs[k]});
     }

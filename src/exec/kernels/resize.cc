@@ -36,6 +36,9 @@ double resize_source_coord(CoordMode m, int64_t j, double scale, int64_t in, int
 }
 
 int64_t resize_nearest_index(NearestMode m, double x, double scale) {
+  // The caller clamps the index to [0, in-1]; coordinates far outside (a tf_crop_and_resize roi of 1e30) are
+  // brought into int64 range first, since converting them is undefined behaviour. The index is the same.
+  x = std::clamp(x, -0x1p62, 0x1p62);
   switch (m) {
     case NearestMode::RoundPreferFloor: return static_cast<int64_t>(std::ceil(x - 0.5));
     case NearestMode::RoundPreferCeil: return static_cast<int64_t>(std::floor(x + 0.5));
@@ -70,6 +73,10 @@ bool is_extrapolated(const ResizeSpec& s, double x, int64_t in) {
 AxisTaps resize_axis_taps(const ResizeSpec& s, double scale, int64_t in, int64_t out, double roi_start,
                           double roi_end) {
   AxisTaps t;
+  if (out == 0) {  // nothing to compute (and a scale of 0 or 1e-300 would overflow the antialiasing taps)
+    t.n_taps = 1;
+    return t;
+  }
   if (s.mode == ResizeMode::Nearest) {
     t.n_taps = 1;
     t.weight.assign(static_cast<size_t>(out), 1.0);
@@ -332,6 +339,13 @@ CoordMode parse_coord(const ir::Node& node, const std::string& c) {
   kfail(node, "unsupported coordinate_transformation_mode '{}'", c);
 }
 
+// Output extent floor(v) (or v rounded) of axis a, computed in double from a scale: must fit in int64 (a scale of
+// 1e38 does not; converting it would be undefined behaviour).
+int64_t output_extent(const ir::Node& node, double v, double scale, int a) {
+  if (!(v < 0x1p62)) kfail(node, "scale {} makes axis {} {} elements long, too many", scale, a, v);
+  return static_cast<int64_t>(v);
+}
+
 NearestMode parse_nearest(const ir::Node& node, const std::string& n) {
   if (n == "round_prefer_floor") return NearestMode::RoundPreferFloor;
   if (n == "round_prefer_ceil") return NearestMode::RoundPreferCeil;
@@ -347,7 +361,7 @@ Tensor resize_by_scales(const ir::Node& node, const Tensor& x, const ResizeSpec&
   Shape out;
   for (int a = 0; a < x.rank(); ++a) {
     if (!(sc[a] > 0)) kfail(node, "scale {} must be positive", sc[a]);
-    out.push_back(static_cast<int64_t>(std::floor(sc[a] * static_cast<double>(x.shape()[a]))));
+    out.push_back(output_extent(node, std::floor(sc[a] * static_cast<double>(x.shape()[a])), sc[a], a));
   }
   return resize_tensor(node, x, spec, sc, out, {});
 }
@@ -414,7 +428,8 @@ std::unique_ptr<Kernel> make_resize(const KernelInit& ki) {
       for (size_t i = 0; i < na; ++i) {
         if (!(v[i] > 0)) kfail(node, "scale {} must be positive", v[i]);
         scales[axes[i]] = v[i];
-        os[axes[i]] = static_cast<int64_t>(std::floor(v[i] * static_cast<double>(x.shape()[axes[i]])));
+        const double n = std::floor(v[i] * static_cast<double>(x.shape()[axes[i]]));
+        os[axes[i]] = output_extent(node, n, v[i], static_cast<int>(axes[i]));
       }
     } else {
       std::vector<int64_t> v = int_values(node, *sizes_t, "sizes");
@@ -436,7 +451,8 @@ std::unique_ptr<Kernel> make_resize(const KernelInit& ki) {
         }
         for (size_t i = 0; i < na; ++i) {
           scales[axes[i]] = sc;
-          os[axes[i]] = static_cast<int64_t>(sc * static_cast<double>(x.shape()[axes[i]]) + 0.5);
+          const double n = sc * static_cast<double>(x.shape()[axes[i]]) + 0.5;
+          os[axes[i]] = output_extent(node, n, sc, static_cast<int>(axes[i]));
         }
       }
     }
@@ -446,6 +462,8 @@ std::unique_ptr<Kernel> make_resize(const KernelInit& ki) {
       if (v.size() != 2 * na) kfail(node, "roi has {} entries for {} axes", v.size(), na);
       roi.assign(static_cast<size_t>(r), 0.0);
       roi.resize(static_cast<size_t>(2 * r), 1.0);
+      for (size_t i = 0; i < 2 * na; ++i)
+        if (!std::isfinite(v[i])) kfail(node, "roi entry {} is {}", i, v[i]);
       for (size_t i = 0; i < na; ++i) {
         roi[axes[i]] = v[i];
         roi[axes[i] + r] = v[i + na];

@@ -247,6 +247,9 @@ std::unique_ptr<Kernel> make_range(const KernelInit& ki) {
       T start = *s.data<T>(), limit = *l.data<T>(), delta = *d.data<T>();
       if (delta == T(0)) kfail(node, "delta must not be zero");
       double n_d = std::ceil((static_cast<double>(limit) - static_cast<double>(start)) / static_cast<double>(delta));
+      // Checked before the conversion: an infinite or huge count does not fit in int64 (undefined behaviour).
+      if (n_d >= 0x1p62)
+        kfail(node, "start {}, limit {} and delta {} give {} elements, too many", start, limit, delta, n_d);
       int64_t n = n_d > 0 ? static_cast<int64_t>(n_d) : 0;
       Tensor o(s.dtype(), {n});
       T v = start;  // accumulate like the ONNX function body and ONNX Runtime
