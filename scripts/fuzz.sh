@@ -3,8 +3,9 @@
 #   scripts/fuzz.sh TARGET SECONDS [extra libFuzzer flags]
 #   TARGET: onnx_loader | config | npy | image | session
 # Builds with clang into build-fuzz (-DOQ_FUZZ=ON: ASan + UBSan + coverage), seeds the corpus from testdata/
-# (and tests/bad_inputs/), runs with a 2 GiB RSS limit and a 10 s per-input timeout, and keeps crash inputs in
-# build-fuzz/findings/TARGET/. The corpus grows in build-fuzz/corpus/TARGET/. Prints the libFuzzer summary.
+# (and tests/bad_inputs/), runs with a 2 GiB RSS limit and a 10 s per-input timeout (session: 60 s), and keeps
+# crash inputs in build-fuzz/findings/TARGET/. The corpus grows in build-fuzz/corpus/TARGET/. Prints the
+# libFuzzer summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh onnx_loader|config|npy|image|session SECONDS [libFuzzer flags]}
@@ -47,7 +48,9 @@ case $target in
 esac
 [ "$target" != image ] && seed fuzz/seeds/"$target"/*
 
-"$B/fuzz/fuzz_$target" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
+# session: 60 s per input (a model may validly declare work proportional to its sizes; see docs/reliability.md)
+tmo=10; [ "$target" = session ] && tmo=60
+"$B/fuzz/fuzz_$target" "$corpus" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=$tmo \
   -artifact_prefix="$findings/" -print_final_stats=1 "$@" 2>&1 | tee "$B/fuzz_$target.log" | \
   grep -E '^(#[0-9]+ +(DONE|INITED)|stat::|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)' || true
 echo "findings in $findings: $(ls "$findings" | wc -l)"
