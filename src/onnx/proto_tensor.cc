@@ -48,6 +48,17 @@ void from_int32(Tensor& t, const ::onnx::TensorProto& p) {
   for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(p.int32_data(static_cast<int>(i)));
 }
 
+// BOOL elements stored as bytes (raw_data, external data) must be 0 or 1: any other byte is not a bool value,
+// and the kernels would read it as one (undefined behaviour; fuzz_session finding 13).
+Tensor check_bool_bytes(Tensor t, const std::string& name, const char* field) {
+  if (t.dtype() != DType::Bool) return t;
+  const uint8_t* d = t.data<uint8_t>();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (d[i] > 1)
+      fail(ErrorKind::Model, "tensor '{}': BOOL {} has byte {} at element {} (must be 0 or 1)", name, field, d[i], i);
+  return t;
+}
+
 uint64_t parse_u64(const std::string& s, const std::string& key, const std::string& name) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
     fail(ErrorKind::Model, "tensor '{}': external data {} '{}' is not a non-negative integer", name, key, s);
@@ -152,7 +163,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
   }
 
   int64_t want = bytes_for(dt, n, name);
-  if (external) return read_external(dt, shape, p, want, base_dir);
+  if (external) return check_bool_bytes(read_external(dt, shape, p, want, base_dir), name, "external data");
   if (p.has_raw_data()) {
     const std::string& raw = p.raw_data();
     if (static_cast<int64_t>(raw.size()) != want)
@@ -160,7 +171,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
            shape_str(shape), dtype_name(dt), want);
     Tensor t(dt, shape);
     fill_from_bytes(t, raw.data());
-    return t;
+    return check_bool_bytes(t, name, "raw_data");
   }
 
   switch (dt) {

@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "exec/session.h"
+#include "onnx/model_io.h"
 #include "kernel_test_util.h"
 
 namespace oq {
@@ -27,8 +28,8 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-// Finding 1: a Reshape shape whose product overflows int64 (UBSan: signed overflow in the product of the known
-// entries). Now a Model error naming the node and the shape.
+// Finding 1 (docs/reliability.md: 11): a Reshape shape whose product overflows int64 (UBSan: signed overflow in
+// the product of the known entries). Now a Model error naming the node and the shape.
 TEST(FuzzSession, ReshapeShapeProductOverflow) {
   auto n = make_node("Reshape", 2);
   Tensor x = ft({2, 8}, std::vector<float>(16));
@@ -65,7 +66,7 @@ ir::Attribute attr(const std::string& name, const std::string& str) {
   return a;
 }
 
-// Finding 2: Resize with a scale of 1.7e38 (UBSan: the output extent 6.8e38 converted to int64). Now a Model error
+// Finding 2 (12): Resize with a scale of 1.7e38 (UBSan: the output extent 6.8e38 converted to int64). Now a Model error
 // naming the node, the scale and the axis.
 TEST(FuzzSession, ResizeHugeScale) {
   auto n = make_node("Resize", 3);
@@ -110,6 +111,14 @@ TEST(FuzzSession, TileAndRangeOverflow) {
     run_kernel(r, 13, {Tensor::scalar_float(0), Tensor::scalar_float(inf), Tensor::scalar_float(1)});
   });
   EXPECT_NE(e.find("node 't_Range' (Range): start 0, limit inf and delta 1 give inf elements"), std::string::npos) << e;
+}
+
+// Finding 3 (13): a BOOL initializer whose raw_data holds a byte other than 0 or 1 (UBSan in the Where kernel: "load of
+// value 7, which is not a valid value for type 'const bool'"). The loader refuses it now, naming the tensor.
+TEST(FuzzSession, BoolRawDataNotZeroOrOne) {
+  std::string path = std::string(OQ_SOURCE_DIR) + "/tests/bad_inputs/fuzz_onnx_bool_raw_data_byte_7.onnx";
+  std::string e = error_of([&] { onnx::load_model(path); });
+  EXPECT_NE(e.find("tensor 'cond': BOOL raw_data has byte 7 at element 3 (must be 0 or 1)"), std::string::npos) << e;
 }
 
 // A tensor over max_tensor_bytes() (the fuzzer sets 256 MiB) is refused by a Session with the node's name.
