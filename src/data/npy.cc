@@ -257,6 +257,13 @@ NpyArray NpyArray::from_memory(std::shared_ptr<void> owner, const uint8_t* bytes
 
 Tensor NpyArray::make(const uint8_t* p, Shape shape) const {
   size_t esz = dtype_size(dtype_);
+  if (dtype_ == DType::Bool) {  // a byte other than 0/1 is no bool value; kernels would read it as one (UB)
+    const int64_t n = shape_numel(shape);
+    for (int64_t i = 0; i < n; ++i)
+      if (p[i] > 1)
+        fail(ErrorKind::Data, "{}: bool array holds byte {} at element {} of {} (must be 0 or 1)", label_, p[i],
+             (p - data_) + i, shape_str(shape_));
+  }
   if (reinterpret_cast<uintptr_t>(p) % esz == 0)
     return Tensor::view(dtype_, std::move(shape), const_cast<uint8_t*>(p), owner_);
   Tensor t(dtype_, std::move(shape));

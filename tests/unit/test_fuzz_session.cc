@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/alloc.h"
+#include "data/npy.h"
 #include "exec/session.h"
 #include "onnx/model_io.h"
 #include "kernel_test_util.h"
@@ -119,6 +120,20 @@ TEST(FuzzSession, BoolRawDataNotZeroOrOne) {
   std::string path = std::string(OQ_SOURCE_DIR) + "/tests/bad_inputs/fuzz_onnx_bool_raw_data_byte_7.onnx";
   std::string e = error_of([&] { onnx::load_model(path); });
   EXPECT_NE(e.find("tensor 'cond': BOOL raw_data has byte 7 at element 3 (must be 0 or 1)"), std::string::npos) << e;
+}
+
+// Found reading the data path after finding 3: a .npy bool array (calibration data, `run --input`) had the same
+// problem; its bytes are checked when a tensor or row is handed out.
+TEST(FuzzSession, NpyBoolByteNotZeroOrOne) {
+  Tensor b(DType::Bool, {2, 3});
+  std::string bytes = data::npy_bytes(b);
+  bytes[bytes.size() - 2] = 7;  // element 4, row 1
+  auto mem = std::make_shared<std::string>(bytes);
+  auto a = data::NpyArray::from_memory(mem, reinterpret_cast<const uint8_t*>(mem->data()), mem->size(), "x.npy");
+  EXPECT_NO_THROW(a.row(0));
+  std::string e = error_of([&] { a.row(1); });
+  EXPECT_NE(e.find("x.npy: bool array holds byte 7 at element 4 of [2,3] (must be 0 or 1)"), std::string::npos) << e;
+  EXPECT_NE(error_of([&] { a.tensor(); }).find("byte 7 at element 4"), std::string::npos);
 }
 
 // A tensor over max_tensor_bytes() (the fuzzer sets 256 MiB) is refused by a Session with the node's name.
