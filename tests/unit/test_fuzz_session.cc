@@ -136,6 +136,25 @@ TEST(FuzzSession, NpyBoolByteNotZeroOrOne) {
   EXPECT_NE(error_of([&] { a.tensor(); }).find("byte 7 at element 4"), std::string::npos);
 }
 
+// Finding 4 (14): a Pad widening a 6x6 image by 100 663 297 columns, fused into the Conv by the optimizer: oneDNN
+// spent minutes creating a convolution primitive for the 100-million-column output before the output tensor
+// was refused. The Conv kernels (plain, blocked, transposed) check the output size before building a primitive.
+TEST(FuzzSession, ConvOutputCheckedBeforeThePrimitive) {
+  ir::Node n = make_node("Conv", 2);
+  ir::Attribute pads;
+  pads.name = "pads";
+  pads.type = ir::AttrType::Ints;
+  pads.ints = {0, 0, 0, 1 << 20};
+  n.attrs.push_back(pads);
+  set_max_tensor_bytes(int64_t{1} << 20);
+  std::string e = error_of([&] {
+    run_kernel(n, 13, {Tensor(DType::Float, {1, 1, 2, 2}), ft({1, 1, 1, 1}, {1})});
+  });
+  set_max_tensor_bytes(0);
+  EXPECT_NE(e.find("node 't_Conv' (Conv): output of shape [1,1,2,1048578] is too large to allocate"),
+            std::string::npos) << e;
+}
+
 // A tensor over max_tensor_bytes() (the fuzzer sets 256 MiB) is refused by a Session with the node's name.
 TEST(FuzzSession, TooLargeTensorNamesTheNode) {
   ir::Model m;

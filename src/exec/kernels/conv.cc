@@ -149,6 +149,7 @@ class ConvKernel final : public Kernel {
     p->geo = forward_geometry(node_, a_.spatial, in, k);
     p->out_shape = {x.dim(0), w.dim(0)};
     p->out_shape.insert(p->out_shape.end(), p->geo.out.begin(), p->geo.out.end());
+    check_output_size(node_, p->out_shape);
     size_t nsp = in.size();
     if (nsp > 3 || x.numel() == 0 || shape_numel(p->out_shape) == 0 || w.numel() == 0) {
       p->use_ref = true;

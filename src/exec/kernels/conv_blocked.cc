@@ -129,6 +129,7 @@ class BlockedConvKernel final : public Kernel {
     const Shape in = {x.dim(2), x.dim(3)}, k = {w.dim(2), w.dim(3)};
     const Geometry geo = forward_geometry(node_, a_.spatial, in, k);
     p->out_shape = {n, blocks_of(cout, block_), geo.out[0], geo.out[1], block_};
+    check_output_size(node_, p->out_shape);
     const du::dims src_logical = {n, cin, in[0], in[1]}, dst_logical = {n, cout, geo.out[0], geo.out[1]};
     p->src_md = src_blocked_ ? blocked_md(src_logical, block_) : du::plain_f32(src_logical);
     p->dst_md = blocked_md(dst_logical, block_);

@@ -129,6 +129,7 @@ class ConvTransposeKernel final : public Kernel {
     const int64_t M = w.dim(1) * group_, C = x.dim(1), Cg = C / group_, Mg = w.dim(1);
     p->out_shape = {x.dim(0), M};
     p->out_shape.insert(p->out_shape.end(), p->geo.out.begin(), p->geo.out.end());
+    check_output_size(node_, p->out_shape);
     size_t nsp = in.size();
     bool neg_begin = std::any_of(p->geo.pads_begin.begin(), p->geo.pads_begin.end(), [](int64_t v) { return v < 0; });
     if (nsp > 3 || neg_begin || x.numel() == 0 || shape_numel(p->out_shape) == 0 || w.numel() == 0) {

@@ -1,5 +1,6 @@
 #include "exec/kernels/spatial.h"
 
+#include "core/alloc.h"
 #include "exec/kernel.h"
 
 namespace oq::exec {
@@ -37,6 +38,12 @@ static std::vector<int64_t> or_ones(const ir::Node& node, const char* what, cons
 
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+void check_output_size(const ir::Node& node, const Shape& shape) {
+  const int64_t n = shape_numel(shape), max = max_tensor_bytes();
+  if (n > max / static_cast<int64_t>(sizeof(float)))
+    kfail(node, "output of shape {} is too large to allocate (limit {} bytes)", shape_str(shape), max);
+}
 
 Geometry forward_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
                           const std::vector<int64_t>& kernel) {

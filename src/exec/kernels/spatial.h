@@ -27,6 +27,10 @@ struct Geometry {
   std::vector<int64_t> kernel, strides, dilations, pads_begin, pads_end, out;
 };
 
+// A float output of `shape` must be allocatable (max_tensor_bytes, core/alloc.h) before a oneDNN primitive is
+// built for it: creating one for a 100-million-column output took minutes (fuzz_session finding 14).
+void check_output_size(const ir::Node& node, const Shape& shape);
+
 // Conv / pooling: output size and pads for input spatial dims `in` and kernel `kernel` (checks ranks,
 // throws a Model error naming the node on a non-positive output).
 Geometry forward_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
