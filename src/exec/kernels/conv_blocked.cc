@@ -147,7 +147,7 @@ class BlockedConvKernel final : public Kernel {
           pd.emplace(d, du::user_scratchpad(fake_quant_attr(a_.act, a_.fq, p->fq_index)), du::engine());
           p->fq_scale = dnnl::memory(du::plain_f32({1, 1, 1, 1}), du::engine());
           *static_cast<float*>(p->fq_scale.get_data_handle()) = a_.fq.scale;
-        } catch (const dnnl::error&) {  // post-ops not implemented here: the pair runs after the primitive
+        } catch (const dnnl::error&) {  // oneDNN has no kernel with these post-ops: the pair runs after it
           pd.reset();
           p->fq_index = -1;
         }

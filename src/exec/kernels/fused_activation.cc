@@ -1,9 +1,8 @@
 #include "exec/kernels/fused_activation.h"
 
-#include <cmath>
-
 #include "core/clones.h"
 #include "core/parallel.h"
+#include "exec/kernels/qdq.h"
 
 namespace oq::exec {
 
@@ -25,10 +24,8 @@ namespace {
 // The arithmetic of quantize_value / dequantize_value (exec/kernels/qdq.h) with the zero point folded into the
 // bounds; `+ 0.f` turns a -0 into the +0 that float(0) * scale gives. Branch-free, so the loop vectorises.
 OQ_TARGET_CLONES void fake_quant_run(float* __restrict p, int64_t n, float scale, float lo, float hi) {
-  constexpr float kTwo23 = 8388608.0f;
   for (int64_t i = 0; i < n; ++i) {
-    const float r = p[i] / scale;
-    float v = std::copysign((std::fabs(r) + kTwo23) - kTwo23, r);  // round half to even (|r| < 2^23)
+    float v = round_half_even(p[i] / scale);
     v = v > hi ? hi : v;
     v = v >= lo ? v : lo;  // also maps NaN to lo
     p[i] = v * scale + 0.f;
