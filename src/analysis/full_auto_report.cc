@@ -115,8 +115,9 @@ std::string full_auto_html(const FullAutoReport& r) {
       "<th>4-bit params %</th><th>model bytes</th><th>score</th><th>result</th><th>file</th></tr>{}</table>"
       "</body></html>\n",
       esc(r.model), esc(r.model), esc(r.metric),
-      r.float_score ? fmt::format("{:.2f}{}", *r.float_score, r.unit) : std::string("(the reference)"), r.int8_score, r.int4_score, r.tolerance,
-      esc(r.tolerance_mode), r.threshold, answer, svg, rows, fmt::arg("u", r.unit));
+      r.float_score ? fmt::format("{:.2f}{}", *r.float_score, r.unit) : std::string("(the reference)"),
+      r.int8_score, r.int4_score, r.tolerance, esc(r.tolerance_mode), r.threshold, answer, svg, rows,
+      fmt::arg("u", r.unit));
 }
 
 }  // namespace oq::analysis
