@@ -52,21 +52,6 @@ TEST(FuzzSession, PadOverflow) {
             std::string::npos) << e;
 }
 
-ir::Attribute attr(const std::string& name, int64_t i) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::Int;
-  a.i = i;
-  return a;
-}
-ir::Attribute attr(const std::string& name, const std::string& str) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::String;
-  a.s = str;
-  return a;
-}
-
 // Finding 2 (12): Resize with a scale of 1.7e38 (UBSan: the output extent 6.8e38 converted to int64). Now a Model error
 // naming the node, the scale and the axis.
 TEST(FuzzSession, ResizeHugeScale) {
@@ -82,7 +67,7 @@ TEST(FuzzSession, ResizeHugeScale) {
 // elements with a scale of 1e-30 computed -1/scale taps. Now: an error for the roi, an empty output for the other.
 TEST(FuzzSession, ResizeRoiNotFiniteAndAntialiasToZero) {
   auto n = make_node("Resize", 3);
-  n.attrs.push_back(attr("coordinate_transformation_mode", "tf_crop_and_resize"));
+  n.set_attr_string("coordinate_transformation_mode", "tf_crop_and_resize");
   Tensor x = ft({1, 4}, {1, 2, 3, 4});
   float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   std::string e = error_of([&] { run_kernel(n, 13, {x, ft({4}, {0, nan, 1, 1}), ft({2}, {1, 2})}); });
@@ -93,8 +78,8 @@ TEST(FuzzSession, ResizeRoiNotFiniteAndAntialiasToZero) {
   auto y = run_kernel(n, 13, {x, ft({4}, {0, -1e30f, 1, 1e30f}), ft({2}, {1, 2})})[0];
   EXPECT_EQ(y.shape(), (Shape{1, 8}));
   auto aa = make_node("Resize", 3);
-  aa.attrs.push_back(attr("antialias", 1));
-  aa.attrs.push_back(attr("mode", "linear"));
+  aa.set_attr_int("antialias", 1);
+  aa.set_attr_string("mode", "linear");
   auto z = run_kernel(aa, 18, {x, Tensor(), ft({2}, {1, 1e-30f})})[0];
   EXPECT_EQ(z.shape(), (Shape{1, 0}));
 }
