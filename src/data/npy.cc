@@ -266,7 +266,7 @@ Tensor NpyArray::make(const uint8_t* p, Shape shape) const {
   }
   if (reinterpret_cast<uintptr_t>(p) % esz == 0)
     return Tensor::view(dtype_, std::move(shape), const_cast<uint8_t*>(p), owner_);
-  Tensor t(dtype_, std::move(shape));
+  Tensor t = Tensor::uninitialized(dtype_, std::move(shape));  // every byte copied below
   if (t.nbytes()) std::memcpy(t.raw(), p, t.nbytes());
   return t;
 }

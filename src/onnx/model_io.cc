@@ -2,6 +2,9 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,9 +44,55 @@ std::string read_file(const std::string& path) {
   return bytes;
 }
 
+// A model file's bytes for parsing: the file mapped read-only (no copy into the process's memory, no zeroing of
+// a buffer first: parsing copies what it keeps anyway), or read into memory when it cannot be mapped (a pipe).
+class FileBytes {
+ public:
+  explicit FileBytes(const std::string& path) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) fail(ErrorKind::Io, "is a directory");
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(ErrorKind::Io, "cannot open: {}", std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      size_ = static_cast<size_t>(st.st_size);
+      if (size_ > kProtoLimit) {
+        ::close(fd);
+        fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", size_);
+      }
+      if (size_ > 0) {
+        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+          map_ = p;
+          ::madvise(p, size_, MADV_SEQUENTIAL);  // advisory
+        }
+      }
+    }
+    ::close(fd);
+    if (!map_ && size_ == 0) return;  // empty regular file (or not regular: read below)
+    if (!map_) {
+      copy_ = read_file(path);
+      size_ = copy_.size();
+    }
+  }
+  ~FileBytes() {
+    if (map_) ::munmap(map_, size_);
+  }
+  FileBytes(const FileBytes&) = delete;
+  FileBytes& operator=(const FileBytes&) = delete;
+  std::string_view view() const {
+    return map_ ? std::string_view(static_cast<const char*>(map_), size_) : std::string_view(copy_);
+  }
+
+ private:
+  void* map_ = nullptr;
+  size_t size_ = 0;
+  std::string copy_;
+};
+
 // Parses bytes with the total-bytes limit raised to protobuf's maximum.
 template <typename Msg>
-bool parse_large(const std::string& bytes, Msg* msg) {
+bool parse_large(std::string_view bytes, Msg* msg) {
   pbio::ArrayInputStream ais(bytes.data(), static_cast<int>(bytes.size()));
   pbio::CodedInputStream cis(&ais);
   cis.SetTotalBytesLimit(INT_MAX);
@@ -168,7 +217,7 @@ void add_kv(::onnx::TensorProto* t, const char* k, const std::string& v) {
 
 }  // namespace
 
-ir::Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir, const std::string& label) {
+ir::Model load_model_from_bytes(std::string_view bytes, const std::string& base_dir, const std::string& label) {
   try {
     if (bytes.empty()) fail(ErrorKind::Model, "file is empty");
     if (bytes.size() > kProtoLimit) fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", bytes.size());
@@ -189,13 +238,13 @@ ir::Model load_model_from_bytes(const std::string& bytes, const std::string& bas
 }
 
 ir::Model load_model(const std::string& path) {
-  std::string bytes;
+  std::unique_ptr<FileBytes> bytes;
   try {
-    bytes = read_file(path);
+    bytes = std::make_unique<FileBytes>(path);
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("model '{}': {}", path, e.what()));
   }
-  return load_model_from_bytes(bytes, parent_dir(path), path);
+  return load_model_from_bytes(bytes->view(), parent_dir(path), path);
 }
 
 std::string serialize_model(const ir::Model& m) {

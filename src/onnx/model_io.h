@@ -1,6 +1,7 @@
 // The edge between ONNX files and the IR. This directory is the only code that includes protobuf headers.
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "core/tensor.h"
 #include "ir/graph.h"
@@ -11,7 +12,7 @@ namespace oq::onnx {
 // absolute path is refused). Errors are one line naming the file: ErrorKind::Model or Io.
 ir::Model load_model(const std::string& path);
 // Same from bytes; `label` names the source in errors, `base_dir` resolves external data.
-ir::Model load_model_from_bytes(const std::string& bytes, const std::string& base_dir, const std::string& label);
+ir::Model load_model_from_bytes(std::string_view bytes, const std::string& base_dir, const std::string& label);
 
 struct SaveOptions {
   // Write initializers of at least `external_threshold` bytes to one external data file

@@ -98,7 +98,7 @@ Tensor read_external(DType dt, const Shape& shape, const ::onnx::TensorProto& p,
     fail(ErrorKind::Model,
          "tensor '{}': external data file '{}' has {} bytes, the tensor needs {} bytes at offset {}", name, path,
          fsize, want, offset);
-  Tensor t(dt, shape);
+  Tensor t = Tensor::uninitialized(dt, shape);
   std::ifstream in(path, std::ios::binary);
   if (!in)
     fail(ErrorKind::Io, "tensor '{}': external data file '{}' cannot be opened: {}", name, path,
@@ -169,7 +169,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
     if (static_cast<int64_t>(raw.size()) != want)
       fail(ErrorKind::Model, "tensor '{}': raw_data has {} bytes, shape {} of {} needs {}", name, raw.size(),
            shape_str(shape), dtype_name(dt), want);
-    Tensor t(dt, shape);
+    Tensor t = Tensor::uninitialized(dt, shape);
     fill_from_bytes(t, raw.data());
     return check_bool_bytes(t, name, "raw_data");
   }
@@ -177,26 +177,26 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
   switch (dt) {
     case DType::Float: {
       check_count(p.float_data(), n, name, "float_data", dt);
-      Tensor t(dt, shape);
+      Tensor t = Tensor::uninitialized(dt, shape);
       if (n) std::memcpy(t.raw(), p.float_data().data(), t.nbytes());
       return t;
     }
     case DType::Double: {
       check_count(p.double_data(), n, name, "double_data", dt);
-      Tensor t(dt, shape);
+      Tensor t = Tensor::uninitialized(dt, shape);
       if (n) std::memcpy(t.raw(), p.double_data().data(), t.nbytes());
       return t;
     }
     case DType::Int64: {
       check_count(p.int64_data(), n, name, "int64_data", dt);
-      Tensor t(dt, shape);
+      Tensor t = Tensor::uninitialized(dt, shape);
       if (n) std::memcpy(t.raw(), p.int64_data().data(), t.nbytes());
       return t;
     }
     case DType::UInt64:
     case DType::UInt32: {
       check_count(p.uint64_data(), n, name, "uint64_data", dt);
-      Tensor t(dt, shape);
+      Tensor t = Tensor::uninitialized(dt, shape);
       if (dt == DType::UInt64) {
         if (n) std::memcpy(t.raw(), p.uint64_data().data(), t.nbytes());
       } else {
@@ -211,7 +211,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
       check_count(p.int32_data(), want, name, "int32_data", dt);
       std::string packed(static_cast<size_t>(want), '\0');
       for (int64_t i = 0; i < want; ++i) packed[i] = static_cast<char>(p.int32_data(static_cast<int>(i)) & 0xff);
-      Tensor t(dt, shape);
+      Tensor t = Tensor::uninitialized(dt, shape);
       fill_from_bytes(t, packed.data());
       return t;
     }
@@ -219,7 +219,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
       break;
   }
   check_count(p.int32_data(), n, name, "int32_data", dt);
-  Tensor t(dt, shape);
+  Tensor t = Tensor::uninitialized(dt, shape);
   switch (dt) {
     case DType::Int32: from_int32<int32_t>(t, p); break;
     case DType::Int16: from_int32<int16_t>(t, p); break;
