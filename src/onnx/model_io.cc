@@ -46,6 +46,8 @@ std::string read_file(const std::string& path) {
 
 // A model file's bytes for parsing: the file mapped read-only (no copy into the process's memory, no zeroing of
 // a buffer first: parsing copies what it keeps anyway), or read into memory when it cannot be mapped (a pipe).
+// The mapping lives only while the file is parsed. (As with every mapped input, e.g. the .npz data, a file
+// truncated by another process during those milliseconds would end the process with SIGBUS.)
 class FileBytes {
  public:
   explicit FileBytes(const std::string& path) {
