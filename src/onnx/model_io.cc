@@ -44,8 +44,25 @@ std::string read_file(const std::string& path) {
   return bytes;
 }
 
+// All bytes of an open descriptor that cannot seek (a pipe), up to protobuf's limit.
+std::string read_fd(int fd) {
+  std::string bytes;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) return bytes;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(ErrorKind::Io, "read failed: {}", std::strerror(errno));
+    }
+    bytes.append(buf, static_cast<size_t>(n));
+    if (bytes.size() > kProtoLimit) fail(ErrorKind::Model, "more than the 2 GiB protobuf limit");
+  }
+}
+
 // A model file's bytes for parsing: the file mapped read-only (no copy into the process's memory, no zeroing of
-// a buffer first: parsing copies what it keeps anyway), or read into memory when it cannot be mapped (a pipe).
+// a buffer first: parsing copies what it keeps anyway), or read into memory from the open descriptor when it
+// cannot be mapped (a pipe such as <(...), a file system without mmap).
 // The mapping lives only while the file is parsed. (As with every mapped input, e.g. the .npz data, a file
 // truncated by another process during those milliseconds would end the process with SIGBUS.)
 class FileBytes {
@@ -55,27 +72,30 @@ class FileBytes {
     if (fs::is_directory(path, ec)) fail(ErrorKind::Io, "is a directory");
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail(ErrorKind::Io, "cannot open: {}", std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      size_ = static_cast<size_t>(st.st_size);
-      if (size_ > kProtoLimit) {
-        ::close(fd);
-        fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", size_);
-      }
-      if (size_ > 0) {
-        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p != MAP_FAILED) {
-          map_ = p;
-          ::madvise(p, size_, MADV_SEQUENTIAL);  // advisory
+    try {
+      struct stat st {};
+      if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        size_ = static_cast<size_t>(st.st_size);
+        if (size_ > kProtoLimit) fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", size_);
+        if (size_ > 0) {
+          void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+          if (p != MAP_FAILED) {
+            map_ = p;
+            ::madvise(p, size_, MADV_SEQUENTIAL);  // advisory
+          } else {  // a file system without mapping: read it
+            copy_ = read_fd(fd);
+            size_ = copy_.size();
+          }
         }
+      } else {  // a pipe or another stream: read it to its end
+        copy_ = read_fd(fd);
+        size_ = copy_.size();
       }
+    } catch (...) {
+      ::close(fd);
+      throw;
     }
     ::close(fd);
-    if (!map_ && size_ == 0) return;  // empty regular file (or not regular: read below)
-    if (!map_) {
-      copy_ = read_file(path);
-      size_ = copy_.size();
-    }
   }
   ~FileBytes() {
     if (map_) ::munmap(map_, size_);

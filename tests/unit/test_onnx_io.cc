@@ -3,7 +3,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <csignal>
 #include <random>
+#include <thread>
+
+#include <sys/stat.h>
 
 #include "onnx/model_io.h"
 #include "onnx_io_test_util.h"
@@ -210,6 +214,44 @@ TEST(OnnxIo, FeatureModelRoundTrip) {
   // No temp files left beside the model.
   for (const auto& e : fs::directory_iterator(d.path))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+// A model file is parsed from a mapping of the file; one that cannot be mapped (a pipe, e.g. bash's <(...)) is
+// read from the descriptor already open, to its end: the same model either way, and a truncated stream is the
+// loader's usual one-line error naming the path.
+TEST(OnnxIo, LoadsFromAPipeAsFromTheFile) {
+  std::signal(SIGPIPE, SIG_IGN);  // a loader that stops reading early fails the test instead of killing it
+  TempDir d;
+  ir::Model m = feature_model();
+  onnx::save_model(m, d / "f.onnx");
+  const std::string bytes = read_file(d / "f.onnx");
+  for (size_t cut : {bytes.size(), bytes.size() / 2}) {
+    SCOPED_TRACE(cut);
+    const std::string fifo = d / ("pipe" + std::to_string(cut) + ".onnx");
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    std::string error;
+    ir::Model back;
+    {
+      std::jthread writer([&] {  // opening a FIFO for writing blocks until the loader opens it for reading
+        std::FILE* f = std::fopen(fifo.c_str(), "wb");
+        if (!f) return;
+        std::fwrite(bytes.data(), 1, cut, f);
+        std::fclose(f);
+      });
+      try {
+        back = onnx::load_model(fifo);
+      } catch (const Error& e) {
+        error = e.what();
+        EXPECT_EQ(e.kind(), ErrorKind::Model) << error;
+      }
+    }  // the writer has finished
+    if (cut == bytes.size()) {
+      EXPECT_EQ(error, "");
+      EXPECT_EQ(diff_model(m, back), "");
+    } else {
+      EXPECT_NE(error.find("model '" + fifo + "': not a valid ONNX protobuf"), std::string::npos) << error;
+    }
+  }
 }
 
 TEST(OnnxIo, EqualityHelperSeesDifferences) {
