@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <unordered_set>
 
@@ -28,23 +27,7 @@ namespace pbio = google::protobuf::io;
 constexpr uint64_t kProtoLimit = static_cast<uint64_t>(INT_MAX);  // protobuf's 2 GiB message limit
 constexpr size_t kExternalAlign = 64;
 
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) fail(ErrorKind::Io, "is a directory");
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail(ErrorKind::Io, "cannot open: {}", std::strerror(errno));
-  std::streamoff size = in.tellg();
-  if (size < 0) fail(ErrorKind::Io, "cannot determine the file size");
-  if (static_cast<uint64_t>(size) > kProtoLimit)
-    fail(ErrorKind::Model, "{} bytes exceed the 2 GiB protobuf limit", size);
-  std::string bytes(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  in.read(bytes.data(), size);
-  if (!in) fail(ErrorKind::Io, "read failed: {}", std::strerror(errno));
-  return bytes;
-}
-
-// All bytes of an open descriptor that cannot seek (a pipe), up to protobuf's limit.
+// All bytes of an open descriptor, read to its end, up to protobuf's limit.
 std::string read_fd(int fd) {
   std::string bytes;
   char buf[1 << 16];
@@ -60,9 +43,9 @@ std::string read_fd(int fd) {
   }
 }
 
-// A model file's bytes for parsing: the file mapped read-only (no copy into the process's memory, no zeroing of
-// a buffer first: parsing copies what it keeps anyway), or read into memory from the open descriptor when it
-// cannot be mapped (a pipe such as <(...), a file system without mmap).
+// A file's bytes for parsing (a model, a TensorProto): the file mapped read-only (no copy into the process's
+// memory, no zeroing of a buffer first: parsing copies what it keeps anyway), or read into memory from the open
+// descriptor when it cannot be mapped (a pipe such as <(...), a file system without mmap).
 // The mapping lives only while the file is parsed. (As with every mapped input, e.g. the .npz data, a file
 // truncated by another process during those milliseconds would end the process with SIGBUS.)
 class FileBytes {
@@ -320,7 +303,8 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
 
 Tensor load_tensor_pb(const std::string& path, std::string* name) {
   try {
-    std::string bytes = read_file(path);
+    FileBytes file(path);
+    const std::string_view bytes = file.view();
     ::onnx::TensorProto pb;
     if (bytes.empty()) fail(ErrorKind::Data, "file is empty");
     if (!parse_large(bytes, &pb)) fail(ErrorKind::Data, "not a valid serialized TensorProto");
