@@ -1,6 +1,6 @@
 // Micro-benchmark of the calibration histogram binning (calib/binning.h), the hot loop of Entropy and
 // Percentile calibration (~40 % of their CPU on MobileNetV2, docs/benchmarks.md):
-//   build-bench/bench/oq_bench_binning [--benchmark_filter=...]
+//   [OQ_BINNING_LANES=4|8|16] build-bench/bench/oq_bench_binning [--benchmark_filter=...]
 // Data: 1M float32 values per batch, fixed seed, shaped like MobileNetV2's activations: "relu6" (half zeros,
 // 2 % exactly 6, the rest uniform in (0, 6)) and "signed" (normal, sigma 2). Edges as the collectors make
 // them: 128 bins over [-max|x|, max|x|] (Entropy), 2048 bins over [0, max|x|] on |x| (Percentile).
@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -41,7 +42,7 @@ std::vector<float> uniform_edges(float lo, float hi, int bins) {
 void BM_Binning(benchmark::State& st) {
   const bool relu6 = st.range(0) != 0, absolute = st.range(1) != 0;
   const int bins = static_cast<int>(st.range(2));
-  const std::vector<float> x = make_data(relu6, size_t{1} << 20);
+  const std::vector<float> x = make_data(relu6, static_cast<size_t>(st.range(3)));
   float amax = 0;
   for (float v : x) amax = std::max(amax, std::fabs(v));
   const auto edges = absolute ? uniform_edges(0.f, amax, bins) : uniform_edges(-amax, amax, bins);
@@ -53,14 +54,19 @@ void BM_Binning(benchmark::State& st) {
   }
   st.SetItemsProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(x.size()));
 }
-// (relu6, absolute, bins): Entropy on a ReLU6 output and on a signed one; Percentile on both.
-BENCHMARK(BM_Binning)->Args({1, 0, 128})->Args({0, 0, 128})->Args({1, 1, 2048})->Args({0, 1, 2048})
+// (relu6, absolute, bins, values): Entropy on a ReLU6 output and on a signed one; Percentile on both; batches
+// of 2^20 values (4 MB, more than L2) and 2^16 (256 KB, inside L2).
+BENCHMARK(BM_Binning)
+    ->ArgsProduct({{1, 0}, {0}, {128}, {1 << 20, 1 << 16}})
+    ->ArgsProduct({{1, 0}, {1}, {2048}, {1 << 20, 1 << 16}})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
 int main(int argc, char** argv) {
   oq::set_num_threads(1);  // per-thread cost: calibration runs one sample per thread (exec::run_ordered)
+  // OQ_BINNING_LANES=4|8|16 caps the kernel width (SSE2 / AVX2 / AVX-512F), to compare the kernels.
+  if (const char* l = std::getenv("OQ_BINNING_LANES")) oq::calib::set_binning_lanes(std::atoi(l));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

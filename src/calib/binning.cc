@@ -102,6 +102,8 @@ BatchMinMax finite_min_max(std::span<const float> x) {
   return finish_min_max(mn, mx, x);
 }
 
+void min_max_into(std::span<const float> x, float& mn, float& mx) { min_max_serial(x.data(), x.size(), mn, mx); }
+
 float abs_min(std::span<const float> x) {
   const float* p = x.data();
   const size_t n = x.size();

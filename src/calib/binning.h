@@ -23,6 +23,10 @@ struct BatchMinMax {
 BatchMinMax finite_min_max(std::span<const float> x);
 // min |v| over the values of x that are not NaN (+inf when there are none).
 float abs_min(std::span<const float> x);
+// min/max of the values of x that are not NaN, infinities included, folded into mn / mx (start them at +inf /
+// -inf); one vectorised pass on this thread. The same values as `mn = std::min(mn, v)` over x (weights'
+// per-channel ranges).
+void min_max_into(std::span<const float> x, float& mn, float& mx);
 
 // Counts of one batch, not yet added to a histogram: a few interleaved 32-bit sub-histograms (so that runs
 // of equal values do not serialise on one counter). Kept zeroed between batches: commit() and discard()

@@ -101,6 +101,8 @@ struct Annotator {
     TensorSpec s;
     s.role = TensorRole::Activation;
     s.is_initializer = g.find_initializer(t) != nullptr;
+    if (s.is_initializer && opset >= 13)
+      if (auto c = o.channel_constants.find(t); c != o.channel_constants.end()) s.axis = c->second;
     plan.mark(t, s);
   }
   void same_as_input(const std::string& out, const std::string& in) {

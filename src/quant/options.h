@@ -37,6 +37,10 @@ struct QuantOptions {
   // Bias correction (quant/bias_correction.h): calibrate() also measures the layers' input means and
   // build_qdq() corrects each bias for the quantized weight it is built with.
   bool bias_correction = false;
+  // Constant initializers quantized per channel (symmetric, along the given axis) even where the op would
+  // take a per-tensor constant: the 1/s vectors of the Mul nodes SmoothQuant inserts (their values span
+  // orders of magnitude; one scale would round most of them to 0). Opset 13 or newer only.
+  std::map<std::string, int> channel_constants;
 };
 
 // ORT's default op types for static QDQ quantization (QLinearOpsRegistry ∪ QDQRegistry).

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "calib/binning.h"
 #include "exec/kernels/qdq.h"
 
 namespace oq::quant {
@@ -71,13 +72,12 @@ int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t q
 
 void channel_minmax(const Tensor& x, int axis, std::vector<double>& mins, std::vector<double>& maxs) {
   OQ_CHECK(x.dtype() == DType::Float, "channel_minmax on {}", dtype_name(x.dtype()));
+  constexpr float kInf = std::numeric_limits<float>::infinity();
   const float* d = x.data<float>();
+  // NaN is skipped, infinities count (as std::min / std::max over the values would do).
   if (axis < 0) {
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (int64_t i = 0; i < x.numel(); ++i) {
-      lo = std::min<double>(lo, d[i]);
-      hi = std::max<double>(hi, d[i]);
-    }
+    float lo = kInf, hi = -kInf;
+    calib::min_max_into({d, static_cast<size_t>(x.numel())}, lo, hi);
     if (x.numel() == 0) lo = hi = 0;
     mins = {lo};
     maxs = {hi};
@@ -86,19 +86,21 @@ void channel_minmax(const Tensor& x, int axis, std::vector<double>& mins, std::v
   int64_t outer = 1, inner = 1, ch = x.dim(axis);
   for (int i = 0; i < axis; ++i) outer *= x.dim(i);
   for (int i = axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
-  mins.assign(ch, std::numeric_limits<double>::infinity());
-  maxs.assign(ch, -std::numeric_limits<double>::infinity());
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t c = 0; c < ch; ++c) {
-      const float* p = d + (o * ch + c) * inner;
-      double lo = mins[c], hi = maxs[c];
-      for (int64_t i = 0; i < inner; ++i) {
-        lo = std::min<double>(lo, p[i]);
-        hi = std::max<double>(hi, p[i]);
+  std::vector<float> lo(static_cast<size_t>(ch), kInf), hi(static_cast<size_t>(ch), -kInf);
+  for (int64_t o = 0; o < outer; ++o) {
+    const float* row = d + o * ch * inner;
+    if (inner == 1) {  // channels along the last axis (MatMul / Gemm weights [K, N]): element-wise over a row
+      for (int64_t c = 0; c < ch; ++c) {
+        const float v = row[c];
+        lo[c] = v < lo[c] ? v : lo[c];
+        hi[c] = v > hi[c] ? v : hi[c];
       }
-      mins[c] = lo;
-      maxs[c] = hi;
+      continue;
     }
+    for (int64_t c = 0; c < ch; ++c) calib::min_max_into({row + c * inner, static_cast<size_t>(inner)}, lo[c], hi[c]);
+  }
+  mins.assign(lo.begin(), lo.end());
+  maxs.assign(hi.begin(), hi.end());
   for (int64_t c = 0; c < ch; ++c)
     if (mins[c] > maxs[c]) mins[c] = maxs[c] = 0;
 }

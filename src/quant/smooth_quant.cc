@@ -191,6 +191,14 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     if (!ok) continue;
     std::vector<double> s(C);
     for (size_t j = 0; j < C; ++j) {
+      // A channel that is 0 on every calibration sample, or whose weights are all 0, contributes nothing to
+      // the targets' outputs: any s keeps the float model, and the formula would give 1e-5 (or a huge s),
+      // i.e. a 1/s of 1e5 next to the others in the inserted Mul's constant. s = 1 leaves it alone.
+      if (!(st->second[j] > 0) || !(wmax[j] > 0)) {
+        s[j] = 1.0;
+        rep.neutral_channels++;
+        continue;
+      }
       double num = std::pow(static_cast<double>(st->second[j]), o.alpha);
       double den = std::max(std::pow(wmax[j], 1.0 - o.alpha), 1e-5);
       s[j] = std::max(num / den, 1e-5);
@@ -218,6 +226,7 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
       for (size_t j = 0; j < C; ++j) inv[j] = 1.0 / s[j];
       std::string tag = fmt::format("{}_smooth{}", x, counter++);
       g.add_initializer(tag + "_inv_scale", channel_tensor(inv, rank, ax));
+      rep.inv_scales[tag + "_inv_scale"] = 0;  // shape [C, 1, ...]: channels on the first axis
       ir::Node mul;
       mul.op_type = "Mul";
       mul.name = tag + "_Mul";
@@ -244,8 +253,9 @@ SmoothReport apply_smooth_quant(ir::Model& m, const data::DatasetPtr& data, int6
                                 const SmoothQuantOptions& o) {
   auto stats = measure_channel_absmax(m, smooth_targets(m.graph), data, batch_size);
   auto rep = smooth_quant(m, stats, o);
-  OQ_INFO("SmoothQuant (alpha {}): {} layers smoothed, {} divisions folded into producers, {} Mul nodes inserted",
-          o.alpha, rep.targets, rep.folded, rep.inserted_mul);
+  OQ_INFO("SmoothQuant (alpha {}): {} layers smoothed, {} divisions folded into producers, {} Mul nodes inserted, "
+          "{} channels left unscaled (zero on all calibration data or zero weights)",
+          o.alpha, rep.targets, rep.folded, rep.inserted_mul, rep.neutral_channels);
   return rep;
 }
 

@@ -1,13 +1,15 @@
 // SmoothQuant (Xiao et al. 2023) as an IR rewrite of the float model, before calibration: per input channel j
 // of each target (Conv with group 1, Gemm with transA 0, MatMul with a 2-D weight; the weight a constant used
-// by that node only) s_j = max(max|X_j|^α / max(max|W_j|^(1−α), 1e-5), 1e-5); the weight is multiplied by s
+// by that node only) s_j = max(max|X_j|^α / max(max|W_j|^(1−α), 1e-5), 1e-5), except s_j = 1 where max|X_j| = 0
+// (a channel that is 0 on all the calibration data, e.g. a dead ReLU) or max|W_j| = 0; the weight is multiplied by s
 // along its input-channel axis, the input divided by s. Targets reading the same tensor share one s (max|W_j|
 // over all of them). The division is folded into the producer when every consumer of the input is a target
 // and the producer is a Conv/ConvTranspose/Gemm/MatMul with constant weights (output-channel rows and bias),
 // a BatchNormalization/InstanceNormalization (scale, bias), a LayerNormalization over the channel axis, or a
 // Mul by a constant — also through a Relu in between (Relu(x)/s = Relu(x/s) for s > 0), when each tensor on
 // the way has a single consumer and each constant a single user; otherwise a Mul by 1/s is inserted before
-// the targets (it is then quantized like any Mul). The rewritten float model computes the same outputs.
+// the targets (it is quantized like any Mul, except that its 1/s constant is quantized per channel: see
+// QuantOptions::channel_constants). The rewritten float model computes the same outputs.
 #pragma once
 #include <map>
 #include <string>
@@ -43,6 +45,9 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
 
 struct SmoothReport {
   int targets = 0, folded = 0, inserted_mul = 0;
+  int neutral_channels = 0;  // s = 1: the channel's max|x| or max|w| is 0
+  // The inserted Muls' 1/s initializers and their channel axis (for QuantOptions::channel_constants).
+  std::map<std::string, int> inv_scales;
 };
 
 // Rewrites `m` in place with the given statistics (inputs without statistics are left alone).

@@ -131,6 +131,50 @@ TEST(SmoothQuant, ImprovesW8A8OnOutlierChannels) {
   EXPECT_GT(s1, s0 + 3.0) << "without " << s0 << " dB, with " << s1 << " dB";
 }
 
+// A channel that is 0 on all the calibration data (a dead Relu) gets s = 1; the inserted Mul's 1/s constant is
+// quantized per channel, so each value survives (one per-tensor scale over 1/s values spanning orders of
+// magnitude would round most of them to 0 — what made SmoothQuant wreck a real MobileNetV2).
+TEST(SmoothQuant, DeadChannelAndInsertedMulConstant) {
+  ir::Model m = mlp_model(true);
+  Tensor& b1 = m.graph.find_initializer("B1")->tensor;
+  b1.data<float>()[5] = -1000.f;  // h[:, 5] < 0 for x in [0, 1): r[:, 5] == 0 on every sample
+  auto data = data::make_random_dataset(data::input_specs(m.graph), 64, 1);
+  ir::Model sm = m;
+  auto rep = quant::apply_smooth_quant(sm, data, 8, {0.5, false});
+  ASSERT_EQ(rep.inserted_mul, 2);
+  EXPECT_GE(rep.neutral_channels, 1);
+  std::string r_inv;
+  for (const auto& [name, axis] : rep.inv_scales) {
+    EXPECT_EQ(axis, 0);
+    if (sm.graph.find_initializer(name)->tensor.numel() == 32) r_inv = name;
+  }
+  ASSERT_FALSE(r_inv.empty());
+  const Tensor inv = sm.graph.find_initializer(r_inv)->tensor;
+  EXPECT_EQ(inv.data<float>()[5], 1.f);
+  float lo = inv.data<float>()[0], hi = lo;
+  for (float v : inv.span<float>()) lo = std::min(lo, v), hi = std::max(hi, v);
+  ASSERT_GT(hi / lo, 50.f) << "the test needs 1/s values of very different sizes";
+
+  quant::QuantOptions per_tensor, per_channel;
+  per_channel.channel_constants = rep.inv_scales;
+  quant::CalibrationRequest req;
+  req.batch_size = 8;
+  auto cal = quant::calibrate(sm, per_channel, data, req);
+  auto q_pt = quant::build_qdq(sm, per_tensor, cal), q_pc = quant::build_qdq(sm, per_channel, cal);
+  // Per channel: every dequantized 1/s within a rounding step of 127 levels of its own magnitude.
+  const Tensor& q = q_pc.model.graph.find_initializer(fmt::format("{}_quantized", r_inv))->tensor;
+  const Tensor& sc = q_pc.model.graph.find_initializer(fmt::format("{}_scale", r_inv))->tensor;
+  ASSERT_EQ(sc.numel(), 32);
+  for (int64_t j = 0; j < 32; ++j) {
+    const double deq = q.data<int8_t>()[j] * static_cast<double>(sc.data<float>()[j]);
+    EXPECT_NEAR(deq, inv.data<float>()[j], std::fabs(inv.data<float>()[j]) * 1e-6) << "channel " << j;
+  }
+  Tensor x = rnd({64, 16}, 1234, 0.f, 1.f);
+  auto ref = run(m, x);
+  const double s_pt = snr_db({ref[0]}, {run(q_pt.model, x)[0]}), s_pc = snr_db({ref[0]}, {run(q_pc.model, x)[0]});
+  EXPECT_GE(s_pc, s_pt) << "per-tensor constant " << s_pt << " dB, per-channel " << s_pc << " dB";
+}
+
 TEST(SmoothQuant, SmoothingFactorsFollowTheFormula) {
   ir::Model m = mlp_model(false);
   quant::ChannelStats st;
