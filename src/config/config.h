@@ -109,6 +109,9 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   bool weight_symmetric = true;
   bool activation_symmetric = false;
   bool calib_moving_average = false;
+  // ORT's CalibStridedMinMax: batches per collect_data() call. nullopt: one call over all the batches
+  // (quantize_static's default; histograms then take two passes over the data).
+  std::optional<int64_t> calib_strided_minmax;
   bool quantize_bias = true;
   bool smooth_quant = false;
   double smooth_quant_alpha = 0.5;  // [0, 1]

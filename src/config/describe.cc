@@ -178,12 +178,13 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
       py_list(p.nodes_to_exclude)));
   lines.push_back(fmt::format(
       "Quantization extra options: {{'WeightSymmetric': {}, 'ActivationSymmetric': {}, 'CalibMovingAverage': {}, "
-      "'QuantizeBias': {}, 'SmoothQuant': {}, 'SmoothQuantAlpha': {}, 'SmoothQuantFolding': {}, "
+      "'CalibStridedMinMax': {}, 'QuantizeBias': {}, 'SmoothQuant': {}, 'SmoothQuantAlpha': {}, 'SmoothQuantFolding': {}, "
       "'MinimumRealRange': {}, 'CalibPercentile': {}, 'WeightQuantizer': {}, 'BiasCorrection': {}, "
       "'CrossLayerEqualization': {}, 'CrossLayerEqualizationReplaceRelu6': {}, 'weights_tensor_override': {}, "
       "'activations_tensor_override': {}}}",
       py_bool(e.weight_symmetric), py_bool(e.activation_symmetric), py_bool(e.calib_moving_average),
-      py_bool(e.quantize_bias), py_bool(e.smooth_quant), py_float(e.smooth_quant_alpha),
+      e.calib_strided_minmax ? std::to_string(*e.calib_strided_minmax) : "None", py_bool(e.quantize_bias),
+      py_bool(e.smooth_quant), py_float(e.smooth_quant_alpha),
       py_bool(e.smooth_quant_folding), e.minimum_real_range ? py_float(*e.minimum_real_range) : "None",
       py_float(e.calib_percentile), py_str(to_string(e.weight_quantizer)), py_bool(e.bias_correction),
       py_bool(e.cross_layer_equalization), py_bool(e.cross_layer_equalization_replace_relu6),

@@ -113,6 +113,13 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   e.weight_symmetric = get_bool(m, "WeightSymmetric", e.weight_symmetric);
   e.activation_symmetric = get_bool(m, "ActivationSymmetric", e.activation_symmetric);
   e.calib_moving_average = get_bool(m, "CalibMovingAverage", e.calib_moving_average);
+  if (m.present("CalibStridedMinMax")) {
+    const int64_t v = get_int(m, "CalibStridedMinMax", 1);
+    check_range(m, "CalibStridedMinMax", v >= 1, static_cast<double>(v), ">= 1");
+    e.calib_strided_minmax = v;
+  } else {
+    m.get("CalibStridedMinMax");  // null is allowed (= one call over all the batches)
+  }
   e.quantize_bias = get_bool(m, "QuantizeBias", e.quantize_bias);
   e.smooth_quant = get_bool(m, "SmoothQuant", e.smooth_quant);
   e.smooth_quant_alpha = get_number(m, "SmoothQuantAlpha", e.smooth_quant_alpha);
@@ -193,6 +200,13 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
     key_fail(ctx, m.get("onnx_quant_parameters"), "quantization.onnx_quant_parameters.nodes_to_quantize",
              "cannot be combined with a non-empty quantization.onnx_extra_options.weights_tensor_override "
              "(weight overrides need the per-tensor quantization map of every node); drop one of the two");
+  if (q.extra.calib_strided_minmax && *q.extra.calib_strided_minmax > 1 &&
+      q.params.calibrate_method != CalibrateMethod::MinMax)
+    key_fail(ctx, m.get("onnx_extra_options"), "quantization.onnx_extra_options.CalibStridedMinMax",
+             fmt::format("{} batches per call is supported with MinMax only; for {} set dataset.batch_size to {} "
+                         "and CalibStridedMinMax to 1 (the same histograms)",
+                         *q.extra.calib_strided_minmax, to_string(q.params.calibrate_method),
+                         *q.extra.calib_strided_minmax));
 }
 
 }  // namespace oq::config::detail

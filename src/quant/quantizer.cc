@@ -96,29 +96,37 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   for (const auto& [name, axis] : req.channel_absmax) any_order.erase(name);
   for (const auto& l : bc_layers) any_order.erase(l.input);
 
-  exec::RunOptions ro;
-  ro.observed = &observed;
-  ro.any_order = &any_order;
-  std::mutex types_mu;  // observers of different tensors may run at once (exec::run_ordered)
-  ro.observer = [&](const std::string& name, const Tensor& v) {
-    {
-      std::lock_guard<std::mutex> lock(types_mu);
-      c.types.try_emplace(name, v.dtype());
-    }
-    cal.observe(name, v);
-    if (!means.empty()) means.observe(name, v);
-  };
-  data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
-  Progress bar("Calibration", data->size());
-  exec::OrderedRunOptions run;
-  // Histogram binning is the slow observer (~1 ns per value): hold a few tensors rather than wait for it.
-  if (req.options.method != calib::CalibMethod::MinMax) run.max_deferred_bytes = size_t{8} << 20;
-  run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {
-    c.samples += f.samples;
-    bar.tick(f.samples);
-  };
-  exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
-  bar.done();
+  // One pass, or two for histograms over each tensor's overall range (ORT's single collect_data() call):
+  // the first only finds the ranges; the per-channel statistics are taken in the last.
+  const int passes = cal.passes();
+  for (int pass = 0; pass < passes; ++pass) {
+    cal.begin_pass(pass);
+    const bool last = pass == passes - 1;
+    exec::RunOptions ro;
+    ro.observed = &observed;
+    ro.any_order = &any_order;
+    std::mutex types_mu;  // observers of different tensors may run at once (exec::run_ordered)
+    ro.observer = [&](const std::string& name, const Tensor& v) {
+      {
+        std::lock_guard<std::mutex> lock(types_mu);
+        c.types.try_emplace(name, v.dtype());
+      }
+      cal.observe(name, v);
+      if (last && !means.empty()) means.observe(name, v);
+    };
+    data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
+    Progress bar(passes == 1 ? "Calibration" : last ? "Calibration (histograms)" : "Calibration (ranges)",
+                 data->size());
+    exec::OrderedRunOptions run;
+    // Histogram binning is the slow observer (~1 ns per value): hold a few tensors rather than wait for it.
+    if (req.options.method != calib::CalibMethod::MinMax && last) run.max_deferred_bytes = size_t{8} << 20;
+    run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {
+      if (last) c.samples += f.samples;
+      bar.tick(f.samples);
+    };
+    exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
+    bar.done();
+  }
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
   for (const auto& [in, out] : range_of) {
     if (auto t = c.types.find(out); t != c.types.end()) c.types.try_emplace(in, t->second);

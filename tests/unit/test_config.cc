@@ -111,7 +111,7 @@ TEST(Config, NullKeysTakeTheirDefaults) {
       "dataset: {quantization_split: null, batch_size: ~, seed: }\n"
       "preprocessing: {rescaling: {scale: null}, resizing: null, color_mode: null}\n"
       "quantization:\n  granularity:\n  target_opset:\n  onnx_quant_parameters:\n  onnx_extra_options:\n"
-      "    SmoothQuantAlpha:\n    MinimumRealRange:\n  iterative_quant_parameters:\n");
+      "    SmoothQuantAlpha:\n    MinimumRealRange:\n    CalibStridedMinMax:\n  iterative_quant_parameters:\n");
   EXPECT_EQ(c.general.global_seed, 123);
   EXPECT_EQ(c.dataset.quantization_split, 1.0);
   EXPECT_EQ(c.dataset.batch_size, 1);
@@ -122,6 +122,7 @@ TEST(Config, NullKeysTakeTheirDefaults) {
   EXPECT_EQ(c.quantization.target_opset, 17);
   EXPECT_EQ(c.quantization.extra.smooth_quant_alpha, 0.5);
   EXPECT_FALSE(c.quantization.extra.minimum_real_range.has_value());
+  EXPECT_FALSE(c.quantization.extra.calib_strided_minmax.has_value());
 }
 
 TEST(Config, SharedStExampleParsesAsIs) {
@@ -201,7 +202,8 @@ TEST(Config, EnumsAndBooleansInStSpellings) {
       "  onnx_quant_parameters: {calibrate_method: percentile, op_types_to_quantize: [Conv, Gemm],\n"
       "                          nodes_to_exclude: [n1]}\n"
       "  onnx_extra_options: {WeightSymmetric: False, ActivationSymmetric: true, CalibMovingAverage: yes,\n"
-      "    QuantizeBias: false, SmoothQuantFolding: False, MinimumRealRange: 0.0001, CalibPercentile: 99.9,\n"
+      "    CalibStridedMinMax: 1, QuantizeBias: false, SmoothQuantFolding: False, MinimumRealRange: 0.0001,\n"
+      "    CalibPercentile: 99.9,\n"
       "    WeightQuantizer: GPTQ, BiasCorrection: True, CrossLayerEqualization: True,\n"
       "    CrossLayerEqualizationReplaceRelu6: True}\n"
       "  iterative_quant_parameters: {tolerance_mode: relative, metric: evaluator_command,\n"
@@ -222,6 +224,7 @@ TEST(Config, EnumsAndBooleansInStSpellings) {
   EXPECT_TRUE(q.optimize);
   EXPECT_EQ(q.operating_mode, OperatingMode::Inspection);
   EXPECT_EQ(q.params.calibrate_method, CalibrateMethod::Percentile);
+  EXPECT_EQ(q.extra.calib_strided_minmax, std::optional<int64_t>(1));
   EXPECT_EQ(q.params.op_types_to_quantize, (std::vector<std::string>{"Conv", "Gemm"}));
   EXPECT_EQ(q.params.nodes_to_exclude, (std::vector<std::string>{"n1"}));
   EXPECT_FALSE(q.extra.weight_symmetric);
@@ -424,7 +427,8 @@ TEST(Config, DescribeAsStLogsIt) {
             "'op_types_to_quantize': None, 'nodes_to_quantize': None, 'nodes_to_exclude': None}");
   EXPECT_EQ(lines[2],
             "Quantization extra options: {'WeightSymmetric': True, 'ActivationSymmetric': False, "
-            "'CalibMovingAverage': False, 'QuantizeBias': True, 'SmoothQuant': False, 'SmoothQuantAlpha': 0.5, "
+            "'CalibMovingAverage': False, 'CalibStridedMinMax': None, 'QuantizeBias': True, 'SmoothQuant': False, "
+            "'SmoothQuantAlpha': 0.5, "
             "'SmoothQuantFolding': True, 'MinimumRealRange': None, 'CalibPercentile': 99.999, "
             "'WeightQuantizer': 'minmax', 'BiasCorrection': False, 'CrossLayerEqualization': False, "
             "'CrossLayerEqualizationReplaceRelu6': False, 'weights_tensor_override': None, "

@@ -100,6 +100,12 @@ TEST(ConfigErrors, RangesAndEnums) {
                 "quantization.onnx_extra_options.CalibPercentile: must be in (0, 100]");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {CalibPercentile: 100.5}\n")),
                 "quantization.onnx_extra_options.CalibPercentile: must be in (0, 100]");
+  EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {CalibStridedMinMax: 0}\n")),
+                "quantization.onnx_extra_options.CalibStridedMinMax: must be >= 1");
+  EXPECT_STARTS(config_error(with_quant("  onnx_quant_parameters: {calibrate_method: Entropy}\n"
+                                        "  onnx_extra_options: {CalibStridedMinMax: 4}\n")),
+                "quantization.onnx_extra_options.CalibStridedMinMax: 4 batches per call is supported with MinMax "
+                "only; for Entropy set dataset.batch_size to 4");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {MinimumRealRange: -1}\n")),
                 "quantization.onnx_extra_options.MinimumRealRange: must be >= 0");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {WeightQuantizer: adaround}\n")),

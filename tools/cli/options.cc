@@ -40,6 +40,14 @@ calib::CalibOptions calib_options(const config::Config& cfg) {
     case config::CalibrateMethod::Percentile: c.method = calib::CalibMethod::Percentile; break;
   }
   c.minmax.moving_average = q.extra.calib_moving_average;
+  // ORT's CalibStridedMinMax. Absent: quantize_static's default, one collect_data() call over all the batches
+  // (histograms: a first pass for each tensor's overall range, a second binning into one histogram over it).
+  // k: one call per k batches (MinMax: the moving average per chunk; histograms, k = 1 only: grown batch by
+  // batch in one pass).
+  if (q.extra.calib_strided_minmax)
+    c.minmax.batches_per_chunk = *q.extra.calib_strided_minmax;
+  else
+    c.two_pass_histogram = true;
   c.percentile = q.extra.calib_percentile;
   c.validate();
   return c;
