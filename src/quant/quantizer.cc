@@ -1,5 +1,7 @@
 #include "quant/quantizer.h"
 
+#include <atomic>
+#include <cmath>
 #include <mutex>
 #include <unordered_set>
 
@@ -98,6 +100,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
 
   // One pass, or two for histograms over each tensor's overall range (ORT's single collect_data() call):
   // the first only finds the ranges; the per-channel statistics are taken in the last.
+  // Non-finite values in the graph inputs (the calibration data itself): counted in the last pass, reported.
+  std::unordered_set<std::string> graph_inputs;
+  for (const auto& in : model.graph.inputs) graph_inputs.insert(in.name);
+  std::atomic<int64_t> non_finite{0};
   const int passes = cal.passes();
   for (int pass = 0; pass < passes; ++pass) {
     cal.begin_pass(pass);
@@ -113,6 +119,11 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
       }
       cal.observe(name, v);
       if (last && !means.empty()) means.observe(name, v);
+      if (last && v.dtype() == DType::Float && graph_inputs.count(name)) {
+        int64_t bad = 0;
+        for (float x : v.span<float>()) bad += !std::isfinite(x);
+        non_finite += bad;
+      }
     };
     data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
     Progress bar(passes == 1 ? "Calibration" : last ? "Calibration (histograms)" : "Calibration (ranges)",
@@ -127,6 +138,16 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
     bar.done();
   }
+  // A float tensor that was produced but never held a finite value cannot get a range.
+  for (const auto& name : cal.unseen())
+    if (auto t = c.types.find(name); t != c.types.end() && t->second == DType::Float)
+      fail(ErrorKind::Data,
+           "calibration: tensor '{}' has no finite value on any of the {} calibration samples ({}): check the "
+           "data for NaN / infinite values",
+           name, c.samples, data->describe());
+  if (non_finite > 0)
+    OQ_WARN("Calibration data ({}): {} NaN or infinite input values; the range statistics ignore them",
+            data->describe(), non_finite.load());
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
   for (const auto& [in, out] : range_of) {
     if (auto t = c.types.find(out); t != c.types.end()) c.types.try_emplace(in, t->second);

@@ -564,6 +564,7 @@ DATA_CASES = [
     ("data_npy_bad_header", data_case(d_npy_bad_header, ["x.npy"])),
     ("data_npz_without_x", data_case(d_npz(a=X, y=np.zeros(20, np.int64)), ["data.npz", "x"])),
     ("data_npz_truncated", data_case(d_npz_truncated, ["data.npz"])),
+    ("data_all_nan", data_case(d_npz(x=np.full((4, 64), np.nan, np.float32)), ["data.npz", "finite"])),
     ("data_labels_wrong_length", data_case(
         lambda d: d_npz(x=X, y=np.zeros(15, np.int64))(d), ["data.npz", "15"],
         extra=lambda cfg, d: eval_no_labels(cfg, d))),
