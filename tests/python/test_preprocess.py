@@ -1,8 +1,12 @@
 """Graph passes against onnxruntime: every model in OQ_SHARED_DIR/models and testdata/*.onnx is pre-processed
-(constant folding, Identity/Dropout removal, BatchNormalization folding) and converted to opset 21 by the
-test tool tests/oq_preprocess_model; onnxruntime (graph optimisations disabled) must give the same outputs
-for the original, the pre-processed and the converted model on random inputs, the converted model must pass
-onnx.checker.check_model(full_check=True), and foldable BatchNormalization nodes must be gone.
+(constant folding, Identity/Dropout removal, BatchNormalization folding, Pad -> Conv and MatMul + Add -> Gemm
+fusion) and converted to opset 21 by the test tool tests/oq_preprocess_model; onnxruntime (graph optimisations
+disabled) must give the same outputs for the original, the pre-processed and the converted model on random
+inputs, the converted model must pass onnx.checker.check_model(full_check=True), and foldable
+BatchNormalization nodes must be gone. The fusions are checked against ONNX Runtime's own pre-processing
+(onnxruntime.quantization.shape_inference.quant_pre_process, whose PadFusion / MatMulAddFusion they mirror): same
+number of Pad, MatMul, Gemm and Add nodes, same Gemm node names, same Conv pads; hand-built models cover the
+Pad forms (opset 7 attribute, opset 11 constant_value, opset 18 axes) and the patterns both leave alone.
 Hand-built old-opset models (7..12) exercise each opset-conversion rewrite the same way.
 
 Env: OQ_BUILD_DIR (built tree holding tests/oq_preprocess_model), OQ_SOURCE_DIR, OQ_SHARED_DIR.
@@ -18,6 +22,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
 SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SHARED = os.environ.get("OQ_SHARED_DIR", os.path.join(SRC, "..", "shared"))
@@ -109,6 +114,44 @@ def foldable_bn(model):
     return count
 
 
+# ----------------------------------------------------------------------- fusions vs ORT's quant_pre_process
+FUSED_OPS = ("Pad", "MatMul", "Gemm", "Add")
+
+
+def ort_preprocessed(path, symbolic_shapes=True):
+    """The model as onnxruntime.quantization's quant_pre_process leaves it (symbolic shape inference, then the
+    ORT_ENABLE_BASIC optimizer: PadFusion, MatMulAddFusion, ...)."""
+    out = os.path.join(TMP, os.path.splitext(os.path.basename(path))[0] + ".ort_pre.onnx")
+    quant_pre_process(path, out, skip_symbolic_shape=not symbolic_shapes)
+    return onnx.load(out)
+
+
+def conv_pads(model):
+    res = {}
+    for n in model.graph.node:
+        if n.op_type == "Conv":
+            a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+            res[n.name] = list(a.get("pads", [])) or None  # absent == all zero
+            if res[n.name] is not None and not any(res[n.name]):
+                res[n.name] = None
+    return res
+
+
+def check_fusions_like_ort(name, orig_path, ours, symbolic_shapes=True):
+    """Pad/MatMul/Gemm/Add counts, Gemm names and Conv pads of our pre-processed model equal ORT's."""
+    ref = ort_preprocessed(orig_path, symbolic_shapes)
+    got = {op: count_ops(ours, op) for op in FUSED_OPS}
+    want = {op: count_ops(ref, op) for op in FUSED_OPS}
+    assert got == want, f"{name}: node counts {got}, quant_pre_process gives {want}"
+    gemms = lambda m: sorted(n.name for n in m.graph.node if n.op_type == "Gemm")  # noqa: E731
+    assert gemms(ours) == gemms(ref), f"{name}: Gemm names {gemms(ours)} vs ORT {gemms(ref)}"
+    ours_pads, ref_pads = conv_pads(ours), conv_pads(ref)
+    for conv, pads in ours_pads.items():
+        if conv in ref_pads:  # ORT may fuse other things into a Conv (ConvAddFusion), never rename it
+            assert pads == ref_pads[conv], f"{name}: Conv '{conv}' pads {pads} vs ORT {ref_pads[conv]}"
+    return got
+
+
 def check_real_model(path):
     name = os.path.splitext(os.path.basename(path))[0]
     pre = os.path.join(TMP, name + ".pre.onnx")
@@ -117,6 +160,7 @@ def check_real_model(path):
     run_tool(path, o21, "--opset", "21")
     orig = onnx.load(path)
     m_pre, m21 = onnx.load(pre), onnx.load(o21)
+    check_fusions_like_ort(name, path, m_pre)
     onnx.checker.check_model(m_pre, full_check=True)
     onnx.checker.check_model(m21, full_check=True)
     assert m21.ir_version == 10, f"{name}: ir_version {m21.ir_version}"
@@ -286,6 +330,93 @@ def check_synthetic(name, model):
     assert_close(ref, run(both, feeds)[0], f"{name} preprocessed + opset 21")
 
 
+def fusion_model(opset, nodes, inputs, outputs, inits=()):
+    g = helper.make_graph(nodes, f"fusion{opset}", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=8 if opset >= 18 else 7)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def fusion_models():
+    """(model, Pad fused, MatMul+Add fused) for hand-built patterns on which ORT's quant_pre_process and ours agree."""
+    rng = np.random.default_rng(11)
+    w = lambda *s: init(f"w{len(s)}_{rng.integers(1 << 30)}", rng.normal(size=s).astype(np.float32))  # noqa: E731
+    x = f32("x", ["N", 2, 6, 7])
+    ms = {}
+    # Opset 7: pads attribute and explicit value 0, added to the Conv's own pads.
+    w1 = w(3, 2, 3, 3)
+    ms["pad_opset7_attribute"] = (fusion_model(7, [
+        helper.make_node("Pad", ["x"], ["p"], "pad7", pads=[0, 0, 1, 2, 0, 0, 0, 1], value=0.0),
+        helper.make_node("Conv", ["p", w1.name], ["y"], "conv7", pads=[1, 1, 1, 1])], [x], [f32("y", 4)], [w1]), 1, 0)
+    # Opset 11: pads and constant_value 0 inputs; the Conv has no pads attribute.
+    w1 = w(3, 2, 2, 2)
+    ms["pad_opset11_constant_value"] = (fusion_model(11, [
+        helper.make_node("Pad", ["x", "pads", "cv"], ["p"], "pad11"),
+        helper.make_node("Conv", ["p", w1.name], ["y"], "conv11", strides=[2, 2])], [x], [f32("y", 4)],
+        [w1, init("pads", np.array([0, 0, 2, 0, 0, 0, 1, 3], np.int64)), init("cv", np.array(0, np.float32))]), 1, 0)
+    # Opset 13, left alone by both: value 0.5, a pad on C, reflect mode, a Pad read twice, a Pad output that is
+    # a graph output; one plain zero Pad among them is fused.
+    # (Each Pad has its own pads values: ORT would merge identical Pad nodes first.)
+    nodes, outs, inits = [], [], [init("pc", np.array([0, 1, 1, 1, 0, 0, 1, 1], np.int64)),
+                                  init("half", np.array(0.5, np.float32))]
+    for k, (pad_in, mode, extra_out) in enumerate([(["x", "pz0", "half"], "constant", None),
+                                                   (["x", "pc"], "constant", None), (["x", "pz2"], "reflect", None),
+                                                   (["x", "pz3"], "constant", "relu"), (["x", "pz4"], "constant", "out"),
+                                                   (["x", "pz5"], "constant", None)]):
+        if pad_in[1] != "pc":
+            inits.append(init(pad_in[1], np.array([0, 0, 1, k, 0, 0, 1, 1], np.int64)))
+        wk = w(3, 3 if pad_in[1] == "pc" else 2, 3, 3)
+        inits.append(wk)
+        nodes += [helper.make_node("Pad", pad_in, [f"p{k}"], f"pad{k}", mode=mode),
+                  helper.make_node("Conv", [f"p{k}", wk.name], [f"y{k}"], f"conv{k}")]
+        outs.append(f32(f"y{k}", 4))
+        if extra_out == "relu":
+            nodes.append(helper.make_node("Relu", [f"p{k}"], [f"r{k}"]))
+            outs.append(f32(f"r{k}", 4))
+        elif extra_out == "out":
+            outs.append(f32(f"p{k}", 4))
+    ms["pad_opset13_mixed"] = (fusion_model(13, nodes, [x], outs, inits), 1, 0)
+    # Opset 18: an axes input -> not fused (ORT's PadFusion refuses any Pad with axes).
+    w1 = w(3, 2, 3, 3)
+    ms["pad_opset18_axes"] = (fusion_model(18, [
+        helper.make_node("Pad", ["x", "pads", "", "axes"], ["p"], "pad18"),
+        helper.make_node("Conv", ["p", w1.name], ["y"], "conv18")], [x], [f32("y", 4)],
+        [w1, init("pads", np.array([1, 1, 1, 1], np.int64)), init("axes", np.array([2, 3], np.int64))]), 0, 0)
+    # MatMul + Add: an MLP (bias [1, N], bias as Add's first input, rank of A 2 through Add/Relu), plus a MatMul
+    # whose output is also a graph output and a MatMul with a 3-D A of symbolic shape (both left alone).
+    b1, b2, b3, b4 = w(8, 5), w(5, 3), w(8, 4), w(8, 2)
+    c1, c2, c3, c4 = w(1, 5), w(3), w(4), w(2)
+    ms["matmul_add_opset13"] = (fusion_model(13, [
+        helper.make_node("MatMul", ["a", b1.name], ["m1"], "dense1/MatMul"),
+        helper.make_node("Add", ["m1", c1.name], ["a1"], "dense1/BiasAdd"),
+        helper.make_node("Relu", ["a1"], ["r1"]),
+        helper.make_node("MatMul", ["r1", b2.name], ["m2"], "dense2/MatMul"),
+        helper.make_node("Add", [c2.name, "m2"], ["y"], "dense2/BiasAdd"),
+        helper.make_node("MatMul", ["a", b3.name], ["m3"], "dense3/MatMul"),
+        helper.make_node("Add", ["m3", c3.name], ["y3"], "dense3/BiasAdd"),
+        helper.make_node("MatMul", ["t", b4.name], ["m4"], "dense4/MatMul"),
+        helper.make_node("Add", ["m4", c4.name], ["y4"], "dense4/BiasAdd")],
+        [f32("a", ["N", 8]), f32("t", ["N", "T", 8])], [f32("y", 2), f32("y3", 2), f32("m3", 2), f32("y4", 3)],
+        [b1, b2, b3, b4, c1, c2, c3, c4]), 0, 2)
+    return ms
+
+
+def check_fusion_model(name, model, pads_fused, gemms_fused):
+    src = os.path.join(TMP, name + ".onnx")
+    onnx.save(model, src)
+    out = os.path.join(TMP, name + ".pre.onnx")
+    run_tool(src, out)
+    got = onnx.load(out)
+    onnx.checker.check_model(got, full_check=True)
+    # ORT's symbolic shape inference asserts on a Pad with axes: its optimizer then runs on the model as is.
+    counts = check_fusions_like_ort(name, src, got, symbolic_shapes="axes" not in name)
+    # What this case is about (so that a model on which neither side fuses anything cannot pass unnoticed).
+    assert count_ops(model, "Pad") - counts["Pad"] == pads_fused, f"{name}: {counts}"
+    assert counts["Gemm"] == gemms_fused, f"{name}: {counts}"
+    feeds = random_feeds(session(src), seed=13)
+    assert_close(run(src, feeds)[0], run(out, feeds)[0], f"{name} fused")
+
+
 def check_refusals():
     src = os.path.join(SRC, "testdata", "digits_mlp.onnx")  # opset 13
     r = run_tool(src, os.path.join(TMP, "down.onnx"), "--opset", "12", "--no-preprocess", expect_ok=False)
@@ -311,6 +442,8 @@ def main():
         cases.append((os.path.basename(p) + " (fixed batch)", lambda p=p: check_fixed_batch(p)))
     for name, m in synthetic_models().items():
         cases.append((name, lambda name=name, m=m: check_synthetic(name, m)))
+    for name, (m, pads_fused, gemms_fused) in fusion_models().items():
+        cases.append((name, lambda name=name, m=m, p=pads_fused, g=gemms_fused: check_fusion_model(name, m, p, g)))
     cases.append(("refusals", check_refusals))
     passed = failed = 0
     for name, fn in cases:

@@ -23,8 +23,10 @@ void prepare_model(Job& job) {
          job.original.default_opset(), exec::kMaxOpset);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
-  OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization folded)",
-          st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms);
+  OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
+          "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
+          st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
+          st.fused_pads, st.fused_matmul_adds);
   job.qopts = quant_options(cfg);
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;

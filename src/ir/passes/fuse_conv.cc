@@ -1,7 +1,8 @@
-// Inference-only fusions into Conv, as ONNX Runtime's graph optimizer does on load (PadFusion,
-// ConvActivationFusion), and of a QuantizeLinear -> DequantizeLinear pair after it (or after a Gemm or MatMul):
-// the executor applies them to its private copy of a model (exec/optimize.cc), never to a model onnxquant
-// writes.
+// Fusions into Conv, as ONNX Runtime's graph optimizer does on load (PadFusion, ConvActivationFusion), and of a
+// QuantizeLinear -> DequantizeLinear pair after it (or after a Gemm or MatMul). The executor applies them all to
+// its private copy of a model (exec/optimize.cc). Pad fusion leaves a standard Conv (only `pads` changes) and is
+// also part of pre-processing (preprocess.cc), whose output is written; the others add private attributes and
+// are never applied to a model onnxquant writes.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>

@@ -1,5 +1,6 @@
 // Graph rewrites on the IR (no protobuf): what a quantization flow expects from a pre-processing step
-// (constant folding, Identity/Dropout removal, BatchNormalization folding) and opset up-conversion.
+// (constant folding, Identity/Dropout removal, BatchNormalization folding, Pad -> Conv and MatMul + Add -> Gemm
+// fusion) and opset up-conversion.
 // Every pass edits the model in place, keeps graph inputs/outputs (names, order) intact and leaves the
 // nodes in a topological order.
 #pragma once
@@ -35,9 +36,19 @@ size_t remove_identity(Model& m);
 // Folds inference BatchNormalization into a preceding Conv / ConvTranspose / Gemm. Returns the number folded.
 size_t fold_batchnorm(Model& m);
 
-// Inference-only fusions (the executor's private copy of a model; never written out):
-// Pad (constant 0, spatial axes only) followed by its only consumer Conv -> the Conv's pads.
+// Pad (constant mode, float value 0 or absent, non-negative pads on the spatial axes only, no opset-18 `axes`
+// input) whose output is not a graph output and is read only by a Conv's data input (auto_pad NOTSET or absent)
+// -> the pads added to the Conv's `pads` attribute (ONNX Runtime's PadFusion). The result is a standard Conv:
+// used both by pre-processing (written out) and by the executor on its private copy.
 size_t fuse_pad_into_conv(Model& m);
+// MatMul(A, B) + Add(C) -> Gemm(A, B, C) (alpha 1, beta 1, no transposes), named "<MatMul name>/MatMulAddFusion"
+// and writing the Add's output, as ONNX Runtime's MatMulAddFusion (quant_pre_process) does for float models
+// when: B is a constant 2-D [K, N] initializer, A has rank 2 (from value_info or deduced from its producers;
+// symbolic dims are fine), the MatMul output is read only by the Add (and is not a graph output), the other
+// Add input is a constant of shape [N] or [1, N]. Returns the number fused.
+size_t fuse_matmul_add(Model& m);
+
+// Inference-only fusions (the executor's private copy of a model; never written out):
 // Conv followed by its only consumer Relu / LeakyRelu / Clip (constant bounds) -> one Conv node carrying the
 // activation in attributes kFusedActivationAttr ("Relu" | "LeakyRelu" | "Clip"), <attr>_alpha (LeakyRelu slope
 // or Clip min) and <attr>_beta (Clip max); the Conv takes the activation's output name.
@@ -58,8 +69,11 @@ size_t remove_dead(Model& m);
 struct PreprocessStats {
   size_t nodes_before = 0, nodes_after = 0;
   size_t folded_constants = 0, removed_identities = 0, folded_batchnorms = 0;
+  size_t fused_pads = 0;         // Pad folded into a Conv's pads
+  size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
 };
-// fold_constants -> remove_identity -> fold_batchnorm -> fold_constants; logs a one-line summary.
+// fold_constants -> remove_identity -> fold_batchnorm -> fold_constants -> fuse_pad_into_conv ->
+// fuse_matmul_add (what ONNX Runtime's quant_pre_process does to these patterns); logs a one-line summary.
 PreprocessStats preprocess(Model& m);
 
 // Raises the default-domain opset to `target`, rewriting nodes whose schema changed on the way; sets the IR

@@ -1,4 +1,7 @@
-// The pre-processing pipeline run before calibration.
+// The pre-processing pipeline run before calibration; its result is what gets quantized and written.
+// The fusions at the end are the ones ONNX Runtime's quant_pre_process applies to these patterns (PadFusion,
+// MatMulAddFusion): the quantized model then has the nodes an ORT-prepared model would have (no Q/DQ pair
+// around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
 #include "core/log.h"
 #include "ir/passes/passes.h"
 
@@ -11,10 +14,15 @@ PreprocessStats preprocess(Model& m) {
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
   st.folded_constants += fold_constants(m).total();
+  // After constant folding: a Pad's pads / constant_value and a bias given by Constant nodes are initializers.
+  // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
+  st.fused_pads = fuse_pad_into_conv(m);
+  st.fused_matmul_adds = fuse_matmul_add(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-          "folded)",
-          st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms);
+           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
+           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
+           st.fused_pads, st.fused_matmul_adds);
   return st;
 }
 
