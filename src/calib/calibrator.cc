@@ -49,19 +49,24 @@ void CalibOptions::validate() const {
 }
 
 struct Calibrator::Entry {
+  bool scan_only;  // entropy_is_data_range(): the scan is the whole measurement
   std::variant<MinMaxCollector, HistogramCollector> c;
-  RangeScanner scan;  // first pass of two_pass_histogram
+  RangeScanner scan;  // first pass of two_pass_histogram (min |x| only for an |x| histogram)
   explicit Entry(const CalibOptions& o)
-      : c(o.method == CalibMethod::MinMax
+      : scan_only(o.entropy_is_data_range()),
+        c(o.method == CalibMethod::MinMax
               ? std::variant<MinMaxCollector, HistogramCollector>(MinMaxCollector(o.minmax))
               : std::variant<MinMaxCollector, HistogramCollector>(HistogramCollector(
                     o.method == CalibMethod::Percentile && o.symmetric_or_default() ? HistogramMode::Absolute
                                                                                     : HistogramMode::Value,
-                    o.num_bins_or_default()))) {}
+                    o.num_bins_or_default()))),
+        scan(o.method == CalibMethod::Percentile && o.symmetric_or_default()) {}
   bool empty() const {
+    if (scan_only) return scan.empty();
     return std::visit([](const auto& x) { return x.empty(); }, c);
   }
   int64_t batches() const {
+    if (scan_only) return scan.batches();
     if (const auto* m = std::get_if<MinMaxCollector>(&c)) return m->stats().batches;
     return std::get<HistogramCollector>(c).batches();
   }
@@ -76,7 +81,7 @@ Calibrator::Calibrator(const std::vector<std::string>& tensors, CalibOptions opt
 Calibrator::~Calibrator() = default;
 
 int Calibrator::passes() const {
-  return opts_.two_pass_histogram && opts_.method != CalibMethod::MinMax ? 2 : 1;
+  return opts_.two_pass_histogram && opts_.method != CalibMethod::MinMax && !opts_.entropy_is_data_range() ? 2 : 1;
 }
 
 void Calibrator::begin_pass(int pass) {
@@ -108,7 +113,7 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
   try {
     if (it != entries_.end()) {
       const std::span<const float> x = value.span<float>();
-      if (passes() == 2 && pass_ == 0)
+      if ((passes() == 2 && pass_ == 0) || it->second->scan_only)
         it->second->scan.add(x);
       else
         std::visit([&](auto& c) { c.add(x); }, it->second->c);
@@ -148,7 +153,10 @@ std::map<std::string, TensorRange> Calibrator::compute() const {
     for (int64_t i = b; i < e; ++i) {
       try {
         const auto& c = pending[i].second->c;
-        if (const auto* m = std::get_if<MinMaxCollector>(&c)) {
+        if (pending[i].second->scan_only) {
+          const RangeScanner& s = pending[i].second->scan;
+          out[i] = {s.min(), s.max()};
+        } else if (const auto* m = std::get_if<MinMaxCollector>(&c)) {
           out[i] = minmax_range(m->stats(), sym);
         } else {
           const Histogram& h = std::get<HistogramCollector>(c).histogram();

@@ -47,6 +47,13 @@ struct CalibOptions {
   bool two_pass_histogram = false;
 
   bool symmetric_or_default() const { return symmetric.value_or(method == CalibMethod::Percentile); }
+  // Entropy whose threshold search has a single window (num_bins / 2 == num_quantized_bins / 2, e.g. ORT's
+  // default 128 / 128) over a histogram that does not grow (two_pass_histogram): the window is the whole
+  // histogram, [-max|x|, max|x|], clamped to the data's [min, max] — the range is (min, max), whatever the
+  // counts. One pass finding it is then all that is needed (no histogram is built).
+  bool entropy_is_data_range() const {
+    return method == CalibMethod::Entropy && two_pass_histogram && num_bins_or_default() / 2 == num_quantized_bins / 2;
+  }
   int64_t num_bins_or_default() const { return num_bins.value_or(method == CalibMethod::Entropy ? 128 : 2048); }
   // Config error naming the offending option.
   void validate() const;
@@ -60,7 +67,7 @@ class Calibrator {
   Calibrator& operator=(const Calibrator&) = delete;
 
   // Passes over the calibration samples this configuration needs: 2 for two_pass_histogram with a
-  // histogram method, else 1. Run the samples once per pass, calling begin_pass(p) before pass p (p = 0 may
+  // histogram method (except entropy_is_data_range()), else 1. Run the samples once per pass, calling begin_pass(p) before pass p (p = 0 may
   // be omitted).
   int passes() const;
   void begin_pass(int pass);

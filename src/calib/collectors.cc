@@ -208,7 +208,8 @@ HistogramCollector::HistogramCollector(HistogramMode mode, int64_t num_bins) : n
 void RangeScanner::add(std::span<const float> x) {
   const BatchMinMax mm = finite_min_max(x);
   if (!mm.any) return;
-  const float am = calib::abs_min(x);  // finite data exists, so this is finite
+  const float am = with_abs_min_ ? calib::abs_min(x) : 0.f;  // finite data exists, so this is finite
+  ++batches_;
   if (!seen_) {
     min_ = mm.min, max_ = mm.max, abs_min_ = am, seen_ = true;
     return;

@@ -35,14 +35,19 @@ namespace oq::calib {
 // Range of everything seen, for a first pass before a fixed-range histogram (HistogramCollector::preset).
 class RangeScanner {
  public:
+  // with_abs_min: also track min |x| (for an |x| histogram; one more pass over each batch).
+  explicit RangeScanner(bool with_abs_min = true) : with_abs_min_(with_abs_min) {}
   void add(std::span<const float> x);
   bool empty() const { return !seen_; }
+  int64_t batches() const { return batches_; }  // batches with a finite value
   float min() const { return min_; }
   float max() const { return max_; }
-  float abs_min() const { return abs_min_; }  // of the finite values
+  float abs_min() const { return abs_min_; }  // of the finite values (0 without with_abs_min)
 
  private:
+  bool with_abs_min_ = true;
   bool seen_ = false;
+  int64_t batches_ = 0;
   float min_ = 0, max_ = 0, abs_min_ = 0;
 };
 

@@ -130,7 +130,8 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
                  data->size());
     exec::OrderedRunOptions run;
     // Histogram binning is the slow observer (~1 ns per value): hold a few tensors rather than wait for it.
-    if (req.options.method != calib::CalibMethod::MinMax && last) run.max_deferred_bytes = size_t{8} << 20;
+    if (req.options.method != calib::CalibMethod::MinMax && !req.options.entropy_is_data_range() && last)
+      run.max_deferred_bytes = size_t{8} << 20;
     run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {
       if (last) c.samples += f.samples;
       bar.tick(f.samples);

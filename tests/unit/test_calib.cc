@@ -453,4 +453,32 @@ TEST(Calibrator, TwoPassHistogramEqualsOneHistogramOfAllData) {
   CalibOptions mm;
   mm.two_pass_histogram = true;  // no effect on MinMax
   EXPECT_EQ(Calibrator({"t"}, mm).passes(), 1);
+
+  // Entropy with one window (ORT's default 128 / 128 bins; also 129 / 128): one pass, no histogram, and the
+  // range the full route gives (one histogram over everything, then the threshold search): the data's range.
+  for (int64_t bins : {128, 129}) {
+    CalibOptions e;
+    e.method = CalibMethod::Entropy;
+    e.num_bins = bins;
+    e.two_pass_histogram = true;
+    ASSERT_TRUE(e.entropy_is_data_range());
+    Calibrator cal({"t"}, e);
+    ASSERT_EQ(cal.passes(), 1);
+    for (const auto& b : batches) cal.observe("t", vec(b));
+    const auto r = cal.compute().at("t");
+    EXPECT_EQ(cal.batches("t"), 4);
+    HistogramCollector one(HistogramMode::Value, bins);
+    one.add(all);
+    const auto ref = entropy_range(one.histogram(), 128);
+    EXPECT_EQ(r.rmin, ref.rmin) << bins;
+    EXPECT_EQ(r.rmax, ref.rmax) << bins;
+    EXPECT_EQ(r.rmin, *std::min_element(all.begin(), all.end()));
+    EXPECT_EQ(r.rmax, *std::max_element(all.begin(), all.end()));
+  }
+  CalibOptions two;  // two windows or more: the histogram is needed
+  two.method = CalibMethod::Entropy;
+  two.num_bins = 130;
+  two.two_pass_histogram = true;
+  EXPECT_FALSE(two.entropy_is_data_range());
+  EXPECT_EQ(Calibrator({"t"}, two).passes(), 2);
 }
