@@ -50,6 +50,9 @@ void CalibOptions::validate() const {
 
 struct Calibrator::Entry {
   bool scan_only;  // entropy_is_data_range(): the scan is the whole measurement
+  std::unique_ptr<TailCollector> tails;  // percentile_tails, first pass
+  bool no_tails = false;                 // too many values to keep: the second pass decides
+  std::optional<TensorRange> resolved;   // from the tails: no second pass for this tensor
   std::variant<MinMaxCollector, HistogramCollector> c;
   RangeScanner scan;  // first pass of two_pass_histogram (min |x| only for an |x| histogram)
   explicit Entry(const CalibOptions& o)
@@ -62,11 +65,12 @@ struct Calibrator::Entry {
                     o.num_bins_or_default()))),
         scan(o.method == CalibMethod::Percentile && o.symmetric_or_default()) {}
   bool empty() const {
+    if (resolved) return false;
     if (scan_only) return scan.empty();
     return std::visit([](const auto& x) { return x.empty(); }, c);
   }
   int64_t batches() const {
-    if (scan_only) return scan.batches();
+    if (scan_only || resolved) return scan.batches();
     if (const auto* m = std::get_if<MinMaxCollector>(&c)) return m->stats().batches;
     return std::get<HistogramCollector>(c).batches();
   }
@@ -84,13 +88,36 @@ int Calibrator::passes() const {
   return opts_.two_pass_histogram && opts_.method != CalibMethod::MinMax && !opts_.entropy_is_data_range() ? 2 : 1;
 }
 
+bool Calibrator::needs_pass(int pass) {
+  if (pass <= 0) return true;
+  if (pass >= passes()) return false;
+  if (!tails_resolved_) {
+    tails_resolved_ = true;
+    const auto mode = opts_.symmetric_or_default() ? HistogramMode::Absolute : HistogramMode::Value;
+    for (auto& [name, e] : entries_)
+      if (e->tails && !e->scan.empty()) {
+        try {
+          e->resolved = percentile_from_tails(e->scan, *e->tails, mode, opts_.num_bins_or_default(), opts_.percentile);
+        } catch (const Error& err) {
+          throw Error(err.kind(), fmt::format("calibration of tensor '{}': {}", name, err.what()));
+        }
+        e->tails.reset();
+      }
+  }
+  for (const auto& [name, e] : entries_)
+    if (!e->resolved && !e->scan.empty()) return true;
+  return false;
+}
+
 void Calibrator::begin_pass(int pass) {
   if (pass < 0 || pass >= passes())
     fail(ErrorKind::Runtime, "calibration: pass {} requested, this configuration has {}", pass, passes());
   if (pass < pass_) fail(ErrorKind::Runtime, "calibration: pass {} after pass {}", pass, pass_);
   if (pass == pass_) return;
   pass_ = pass;
+  needs_pass(pass);  // resolves what the tails decide
   for (auto& [name, e] : entries_) {
+    if (e->resolved) continue;
     try {
       std::get<HistogramCollector>(e->c).preset(e->scan);
     } catch (const Error& err) {
@@ -113,10 +140,26 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
   try {
     if (it != entries_.end()) {
       const std::span<const float> x = value.span<float>();
-      if ((passes() == 2 && pass_ == 0) || it->second->scan_only)
-        it->second->scan.add(x);
-      else
-        std::visit([&](auto& c) { c.add(x); }, it->second->c);
+      Entry& e = *it->second;
+      if ((passes() == 2 && pass_ == 0) || e.scan_only) {
+        e.scan.add(x);
+        if (passes() == 2 && opts_.method == CalibMethod::Percentile && opts_.percentile_tails &&
+            expected_batches_ > 0 && !e.no_tails) {
+          if (!e.tails) {
+            // enough for the rank the percentile needs if every batch is this size (checked at the end)
+            const bool absolute = opts_.symmetric_or_default();
+            const double side = absolute ? 1.0 - opts_.percentile / 100.0 : (100.0 - opts_.percentile) / 200.0;
+            const double k = std::floor(side * static_cast<double>(expected_batches_) * static_cast<double>(x.size())) + 65;
+            if (k > static_cast<double>(int64_t{1} << 22))
+              e.no_tails = true;
+            else
+              e.tails = std::make_unique<TailCollector>(static_cast<int64_t>(k), absolute, !absolute);
+          }
+          if (e.tails) e.tails->add(x);
+        }
+      } else if (!e.resolved) {
+        std::visit([&](auto& c) { c.add(x); }, e.c);
+      }
     }
     if (ch != channel_.end()) ch->second.add(value);
   } catch (const Error& e) {
@@ -139,7 +182,12 @@ const std::vector<float>* Calibrator::channel_absmax(const std::string& name) co
 }
 
 std::map<std::string, TensorRange> Calibrator::compute() const {
-  if (pass_ != passes() - 1)
+  bool pending_pass = pass_ != passes() - 1;
+  if (pending_pass && tails_resolved_) {  // needs_pass(pass_ + 1) said whether the tails decided everything
+    pending_pass = false;
+    for (const auto& [name, e] : entries_) pending_pass |= !e->resolved && !e->scan.empty();
+  }
+  if (pending_pass)
     fail(ErrorKind::Runtime, "calibration: ranges requested after pass {} of {}", pass_ + 1, passes());
   std::vector<std::pair<const std::string*, const Entry*>> pending;
   for (const auto& [name, e] : entries_)
@@ -153,7 +201,9 @@ std::map<std::string, TensorRange> Calibrator::compute() const {
     for (int64_t i = b; i < e; ++i) {
       try {
         const auto& c = pending[i].second->c;
-        if (pending[i].second->scan_only) {
+        if (pending[i].second->resolved) {
+          out[i] = *pending[i].second->resolved;
+        } else if (pending[i].second->scan_only) {
           const RangeScanner& s = pending[i].second->scan;
           out[i] = {s.min(), s.max()};
         } else if (const auto* m = std::get_if<MinMaxCollector>(&c)) {

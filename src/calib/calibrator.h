@@ -45,6 +45,10 @@ struct CalibOptions {
   // samples, the first finding each tensor's overall range, the second binning every batch into one
   // histogram over it: exactly ORT quantize_static's default single collect_data() call.
   bool two_pass_histogram = false;
+  // Percentile with two_pass_histogram: the first pass also keeps each tensor's few most extreme values, which
+  // decide the percentile of the one histogram exactly (strategies.h, percentile_from_tails): the second pass
+  // only runs for the tensors where they do not. Needs Calibrator::expect_batches. false: always two passes.
+  bool percentile_tails = true;
 
   bool symmetric_or_default() const { return symmetric.value_or(method == CalibMethod::Percentile); }
   // Entropy whose threshold search has a single window (num_bins / 2 == num_quantized_bins / 2, e.g. ORT's
@@ -66,11 +70,17 @@ class Calibrator {
   Calibrator(const Calibrator&) = delete;
   Calibrator& operator=(const Calibrator&) = delete;
 
-  // Passes over the calibration samples this configuration needs: 2 for two_pass_histogram with a
-  // histogram method (except entropy_is_data_range()), else 1. Run the samples once per pass, calling begin_pass(p) before pass p (p = 0 may
-  // be omitted).
+  // Passes over the calibration samples this configuration may need: 2 for two_pass_histogram with a
+  // histogram method (except entropy_is_data_range()), else 1. Run the samples once per pass for which
+  // needs_pass(p) is true, calling begin_pass(p) before pass p (p = 0 may be omitted).
   int passes() const;
+  // After pass p - 1: whether pass p is still needed (with percentile_tails, not when every tensor's range
+  // follows from its first-pass tails).
+  bool needs_pass(int pass);
   void begin_pass(int pass);
+  // The number of batches each tensor will see per pass (for percentile_tails: how many extreme values to
+  // keep). Without it, Percentile takes the second pass.
+  void expect_batches(int64_t n) { expected_batches_ = n; }
 
   // Feeds one batch of `name` (ignored unless it was asked for and is float32). Errors name the tensor.
   void observe(const std::string& name, const Tensor& value);
@@ -96,6 +106,8 @@ class Calibrator {
   struct Entry;
   CalibOptions opts_;
   int pass_ = 0;
+  int64_t expected_batches_ = 0;
+  bool tails_resolved_ = false;  // needs_pass(1) ran: percentile_tails ranges in the entries
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   std::unordered_map<std::string, PerChannelAbsMaxCollector> channel_;
 };

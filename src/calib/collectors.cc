@@ -10,7 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
+
+#include "core/clones.h"
 
 namespace oq::calib {
 
@@ -334,6 +338,98 @@ void HistogramCollector::add_absolute(std::span<const float> x, const BatchMinMa
   std::vector<float> fe(edges.size());
   for (size_t i = 0; i < edges.size(); ++i) fe[i] = static_cast<float>(edges[i]);
   set_edges(std::move(fe));
+}
+
+// ---------------------------------------------------------------- TailCollector
+
+TailCollector::TailCollector(int64_t k, bool absolute, bool low) : k_(std::max<int64_t>(k, 1)), absolute_(absolute), low_(low && !absolute) {}
+
+void TailCollector::Side::push(float a, int64_t k) {
+  v.push_back(a);
+  if (static_cast<int64_t>(v.size()) < 2 * k + 64) return;
+  // keep the k largest: every value >= the new k-th largest stays candidate material, the rest cannot be in
+  // the top k any more
+  std::nth_element(v.begin(), v.begin() + (k - 1), v.end(), std::greater<float>());
+  v.resize(static_cast<size_t>(k));
+  thr = v[static_cast<size_t>(k - 1)];
+}
+
+std::optional<float> TailCollector::Side::rank(int64_t r, int64_t k) const {
+  if (r < 1 || r > k || r > static_cast<int64_t>(v.size())) return std::nullopt;
+  std::vector<float> c = v;
+  std::nth_element(c.begin(), c.begin() + (r - 1), c.end(), std::greater<float>());
+  return c[static_cast<size_t>(r - 1)];
+}
+
+void TailCollector::block(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    if (std::isinf(v)) {  // NaN was counted by the vector scan
+      ++non_finite_;
+      continue;
+    }
+    if (std::isnan(v)) continue;
+    const float a = absolute_ ? std::fabs(v) : v;
+    if (a >= top_.thr) top_.push(a, k_);
+    if (low_ && -v >= bottom_.thr) bottom_.push(-v, k_);
+  }
+}
+
+namespace {
+typedef float tv16f __attribute__((vector_size(64)));
+typedef int32_t tv16i __attribute__((vector_size(64)));
+
+// max and min (of |x| when absolute) over p[0, n), n a multiple of 16, NaN skipped; NaN count into nan.
+OQ_TARGET_CLONES void tail_scan(const float* p, int64_t n, bool absolute, float& mx, float& mn, int64_t& nan) {
+  tv16f hi = tv16f{} - kInf, lo = tv16f{} + kInf;
+  tv16i nans = tv16i{};
+  const tv16i sign_off = tv16i{} + (absolute ? 0x7fffffff : -1);
+  for (int64_t i = 0; i < n; i += 16) {
+    tv16f a;
+    std::memcpy(&a, p + i, sizeof a);
+    tv16i bits;
+    std::memcpy(&bits, &a, sizeof a);
+    bits &= sign_off;
+    std::memcpy(&a, &bits, sizeof a);
+    hi = a > hi ? a : hi;
+    lo = a < lo ? a : lo;
+    nans -= (a != a);
+  }
+  for (int k = 0; k < 16; ++k) {
+    mx = hi[k] > mx ? hi[k] : mx;
+    mn = lo[k] < mn ? lo[k] : mn;
+    nan += nans[k];
+  }
+}
+}  // namespace
+
+void TailCollector::add(std::span<const float> x) {
+  constexpr int64_t kBlk = 256;
+  const auto n = static_cast<int64_t>(x.size());
+  seen_ += n;
+  int64_t b = 0;
+  for (; b + kBlk <= n; b += kBlk) {
+    float mx = -kInf, mn = kInf;
+    int64_t nan = 0;
+    tail_scan(x.data() + b, kBlk, absolute_, mx, mn, nan);
+    non_finite_ += nan;
+    // values reaching a side's threshold (or an infinity) in this block: look at it value by value
+    if (!(mx < top_.thr) || mx == kInf || mn == -kInf || (low_ && !(-mn < bottom_.thr))) block(x.data() + b, kBlk);
+  }
+  for (int64_t i = b; i < n; ++i) non_finite_ += std::isnan(x[static_cast<size_t>(i)]);
+  block(x.data() + b, n - b);
+}
+
+std::optional<float> TailCollector::largest(int64_t r) const {
+  if (r > count()) return std::nullopt;
+  return top_.rank(r, k_);
+}
+
+std::optional<float> TailCollector::smallest(int64_t r) const {
+  if (!low_ || r > count()) return std::nullopt;
+  auto v = bottom_.rank(r, k_);
+  if (!v) return std::nullopt;
+  return -*v;
 }
 
 // ---------------------------------------------------------------- PerChannelAbsMaxCollector

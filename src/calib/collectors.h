@@ -23,6 +23,7 @@
 // batches_skipped()), where ORT would count an empty batch as the range [0, 0].
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <vector>
@@ -133,6 +134,36 @@ class HistogramCollector {
   int64_t num_bins_;
   bool init_ = false;  // edges exist (first batch seen, or preset)
   int64_t batches_ = 0, skipped_ = 0;
+};
+
+// The k largest finite values seen (of |x| when absolute), and with `low` the k smallest too, exactly (ties
+// kept up to k), plus the count of finite values. For Percentile over one histogram of all the data: the bin
+// where ORT's CDF crosses the percentile is the bin of one order statistic near an end (strategies.h,
+// percentile_from_tails), so these few values replace the histogram and its second pass. A batch costs a
+// vectorised max / min scan per 256 values; only blocks reaching the running k-th value are looked into.
+class TailCollector {
+ public:
+  TailCollector(int64_t k, bool absolute, bool low);
+  void add(std::span<const float> x);
+  int64_t k() const { return k_; }
+  int64_t count() const { return seen_ - non_finite_; }  // finite values
+  // The r-th largest / smallest (1-based) finite value (largest |x| when absolute); nullopt when r is not
+  // in [1, min(k, count())] or the side was not kept.
+  std::optional<float> largest(int64_t r) const;
+  std::optional<float> smallest(int64_t r) const;
+
+ private:
+  struct Side {  // the largest values of a stream: all values >= thr are kept, thr = k-th largest once known
+    std::vector<float> v;
+    float thr = -std::numeric_limits<float>::infinity();
+    void push(float a, int64_t k);
+    std::optional<float> rank(int64_t r, int64_t k) const;  // r-th largest
+  };
+  void block(const float* x, int64_t n);  // the slow path of one block: value by value
+  int64_t k_;
+  bool absolute_, low_;
+  Side top_, bottom_;  // bottom_ holds -x
+  int64_t seen_ = 0, non_finite_ = 0;
 };
 
 // Running max|x| per channel along `axis` (negative counts from the end) over all batches.

@@ -27,6 +27,15 @@ TensorRange minmax_range(const MinMaxStats& s, bool symmetric);
 // percentile in [0, 100].
 TensorRange percentile_range(const Histogram& h, double percentile);
 
+// percentile_range of the histogram of ALL the data over the range a first pass found (ORT's single
+// collect_data() call; HistogramCollector::preset's edges), without the histogram: the CDF first reaches a
+// fraction p in the bin of the (floor((1 - p) * total) + 1)-th largest value (of |x| for Absolute; the left
+// bound of Value mode symmetrically from the smallest), so the extreme values kept by `tails` decide it.
+// nullopt when they do not suffice (the rank is beyond what was kept) or when (1 - p) * total is so close to
+// an integer that the float64 CDF numpy computes could round the other way: build the histogram then.
+std::optional<TensorRange> percentile_from_tails(const RangeScanner& all, const TailCollector& tails,
+                                                 HistogramMode mode, int64_t num_bins, double percentile);
+
 // ORT get_entropy_threshold on a Value histogram: for every symmetric window of at least
 // num_quantized_bins bins around the zero bin, KL(P || Q) between the window's distribution P (outliers
 // folded into the end bins) and its num_quantized_bins-level quantisation Q (both smoothed as ORT does);

@@ -105,7 +105,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   for (const auto& in : model.graph.inputs) graph_inputs.insert(in.name);
   std::atomic<int64_t> non_finite{0};
   const int passes = cal.passes();
+  const int64_t bs = std::max<int64_t>(req.batch_size, 1);
+  cal.expect_batches((data->size() + bs - 1) / bs);
   for (int pass = 0; pass < passes; ++pass) {
+    if (!cal.needs_pass(pass)) break;  // Percentile: every range followed from the first pass's extremes
     cal.begin_pass(pass);
     const bool last = pass == passes - 1;
     exec::RunOptions ro;

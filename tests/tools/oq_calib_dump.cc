@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
         o.percentile = std::stod(next());
       } else if (a == "--two-pass") {
         o.two_pass_histogram = true;
+      } else if (a == "--no-tails") {
+        o.percentile_tails = false;
       } else if (a == "--hist") {
         hist = true;
       } else if (a.rfind("--", 0) == 0) {
@@ -57,7 +59,11 @@ int main(int argc, char** argv) {
     }
     if (files.empty()) fail(ErrorKind::Usage, "oq_calib_dump: no .npy batches given");
     calib::Calibrator cal({"x"}, o);
+    cal.expect_batches(static_cast<int64_t>(files.size()));
+    int passes_run = 0;
     for (int pass = 0; pass < cal.passes(); ++pass) {
+      if (!cal.needs_pass(pass)) break;
+      ++passes_run;
       cal.begin_pass(pass);
       for (const auto& f : files) {
         const Tensor t = data::NpyArray::open(f).tensor();
@@ -68,6 +74,7 @@ int main(int argc, char** argv) {
     const auto r = cal.compute();
     if (!r.count("x")) fail(ErrorKind::Data, "oq_calib_dump: no finite data");
     std::printf("range %.9g %.9g\n", r.at("x").rmin, r.at("x").rmax);
+    std::printf("passes %d\n", passes_run);
     if (hist && o.method != calib::CalibMethod::MinMax) {
       // Rebuild the histogram the same way (the Calibrator does not expose its collectors).
       calib::HistogramCollector hc(o.method == calib::CalibMethod::Percentile && o.symmetric_or_default()

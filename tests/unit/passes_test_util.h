@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "exec/session.h"
 #include "ir/passes/passes.h"
+#include "kernel_test_util.h"
 
 namespace oq::test_passes {
 
@@ -36,12 +37,8 @@ inline ir::ValueInfo vi(const std::string& name, std::vector<int64_t> shape, DTy
   return v;
 }
 
-inline ir::ValueInfo vi_any(const std::string& name) {
-  ir::ValueInfo v;
-  v.name = name;
-  v.dtype = DType::Float;
-  return v;
-}
+// A float value of unknown shape.
+inline ir::ValueInfo vi_any(const std::string& name) { return ktest::float_output(name); }
 
 inline ir::Model model(int opset, int64_t ir_version = 7) {
   ir::Model m;

@@ -1,0 +1,115 @@
+// TailCollector (the k most extreme values of a stream) against a full sort, and percentile_from_tails
+// against percentile_range on the histogram of all the data (the route it replaces), on random data with a
+// fixed seed: batches of odd sizes, NaN / infinities, ties, both histogram modes, many percentiles.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <random>
+
+#include "calib/collectors.h"
+#include "calib/strategies.h"
+
+using namespace oq::calib;
+
+namespace {
+constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Batches of odd sizes; values normal, with ties (rounded to a grid) and a few NaN / infinities.
+std::vector<std::vector<float>> batches(uint32_t seed, bool ties, bool non_finite, int count = 6) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.3f, 2.f);
+  std::uniform_int_distribution<int> size(1, 5000), pick(0, 997);
+  std::vector<std::vector<float>> out;
+  for (int b = 0; b < count; ++b) {
+    std::vector<float> x(static_cast<size_t>(size(rng)));
+    for (auto& v : x) {
+      v = g(rng);
+      if (ties) v = std::round(v * 4) / 4;
+      if (non_finite) {
+        const int p = pick(rng);
+        v = p == 0 ? kNan : p == 1 ? kInf : p == 2 ? -kInf : v;
+      }
+    }
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+}  // namespace
+
+TEST(CalibTails, KeepsTheExtremesOfTheStream) {
+  for (bool absolute : {true, false})
+    for (bool ties : {false, true}) {
+      const auto bs = batches(absolute * 2 + ties + 1, ties, true);
+      const int64_t k = 300;
+      TailCollector t(k, absolute, true);
+      std::vector<float> all;  // finite values, as the collector sees them
+      for (const auto& b : bs) {
+        t.add(b);
+        for (float v : b)
+          if (std::isfinite(v)) all.push_back(absolute ? std::fabs(v) : v);
+      }
+      ASSERT_EQ(t.count(), static_cast<int64_t>(all.size()));
+      std::vector<float> desc = all;
+      std::sort(desc.begin(), desc.end(), std::greater<float>());
+      for (int64_t r : {int64_t{1}, int64_t{2}, int64_t{57}, k - 1, k}) {
+        ASSERT_TRUE(t.largest(r).has_value()) << r;
+        EXPECT_EQ(*t.largest(r), desc[static_cast<size_t>(r - 1)]) << "absolute " << absolute << " rank " << r;
+        if (!absolute) {
+          ASSERT_TRUE(t.smallest(r).has_value());
+          EXPECT_EQ(*t.smallest(r), desc[desc.size() - static_cast<size_t>(r)]) << "rank " << r;
+        }
+      }
+      EXPECT_FALSE(t.largest(k + 1).has_value());
+      EXPECT_FALSE(t.largest(0).has_value());
+      if (absolute) EXPECT_FALSE(t.smallest(1).has_value());  // no low side for |x|
+    }
+}
+
+// Where the tails decide, they give exactly percentile_range of the preset histogram; they decline only when
+// (1 - p) * total is within the float CDF's error of a whole number, or when the rank was not kept.
+TEST(CalibTails, PercentileEqualsTheHistogramRoute) {
+  int decided = 0, declined = 0;
+  for (bool absolute : {true, false})
+    for (uint32_t seed = 1; seed <= 6; ++seed) {
+      const auto bs = batches(seed * 7, seed % 2 == 0, seed % 3 == 0);
+      const auto mode = absolute ? HistogramMode::Absolute : HistogramMode::Value;
+      RangeScanner scan(absolute);
+      for (const auto& b : bs) scan.add(b);
+      HistogramCollector h(mode, 2048);
+      h.preset(scan);
+      for (const auto& b : bs) h.add(b);
+      for (double p : {99.999, 99.99, 99.9, 99.5, 97.0, 90.0, 50.0}) {
+        const double side = absolute ? 1 - p / 100 : (100 - p) / 200;
+        TailCollector t(static_cast<int64_t>(side * (h.histogram().total() + 1)) + 2, absolute, !absolute);
+        for (const auto& b : bs) t.add(b);
+        const auto r = percentile_from_tails(scan, t, mode, 2048, p);
+        if (!r) {
+          ++declined;
+          continue;
+        }
+        ++decided;
+        const auto ref = percentile_range(h.histogram(), p);
+        EXPECT_EQ(r->rmin, ref.rmin) << "absolute " << absolute << " seed " << seed << " p " << p;
+        EXPECT_EQ(r->rmax, ref.rmax) << "absolute " << absolute << " seed " << seed << " p " << p;
+      }
+    }
+  EXPECT_GE(decided, 70);
+  // Too few values kept: declined, not a wrong answer.
+  std::vector<float> x(1000);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.37f;
+  RangeScanner scan(true);
+  scan.add(x);
+  TailCollector small(3, true, false);
+  small.add(x);
+  EXPECT_FALSE(percentile_from_tails(scan, small, HistogramMode::Absolute, 2048, 99.0).has_value());
+  // (1 - p) * total a whole number: 1 % of 1000 values. Declined: numpy's CDF could round either way.
+  TailCollector big(100, true, false);
+  big.add(x);
+  EXPECT_FALSE(percentile_from_tails(scan, big, HistogramMode::Absolute, 2048, 99.0).has_value());
+  EXPECT_TRUE(percentile_from_tails(scan, big, HistogramMode::Absolute, 2048, 99.05).has_value());
+  (void)declined;
+}
