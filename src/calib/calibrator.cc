@@ -52,7 +52,11 @@ struct Calibrator::Entry {
   bool scan_only;  // entropy_is_data_range(): the scan is the whole measurement
   std::unique_ptr<TailCollector> tails;  // percentile_tails, first pass
   bool no_tails = false;                 // too many values to keep: the second pass decides
-  std::optional<TensorRange> resolved;   // from the tails: no second pass for this tensor
+  // A small tensor's values themselves (all batches, within Calibrator's stash budget): its one histogram is
+  // built after the first pass when the tails cannot decide (a whole-number (1 - p) * total).
+  std::vector<float> stash;
+  int64_t stash_reserved = 0;            // values reserved in the budget; 0: not stashed (or abandoned)
+  std::optional<TensorRange> resolved;   // from the tails or the stash: no second pass for this tensor
   std::variant<MinMaxCollector, HistogramCollector> c;
   RangeScanner scan;  // first pass of two_pass_histogram (min |x| only for an |x| histogram)
   explicit Entry(const CalibOptions& o)
@@ -98,10 +102,17 @@ bool Calibrator::needs_pass(int pass) {
       if (e->tails && !e->scan.empty()) {
         try {
           e->resolved = percentile_from_tails(e->scan, *e->tails, mode, opts_.num_bins_or_default(), opts_.percentile);
+          if (!e->resolved && e->stash_reserved > 0) {  // the histogram of the stashed values, now
+            HistogramCollector h(mode, opts_.num_bins_or_default());
+            h.preset(e->scan);
+            h.add(e->stash);
+            e->resolved = percentile_range(h.histogram(), opts_.percentile);
+          }
         } catch (const Error& err) {
           throw Error(err.kind(), fmt::format("calibration of tensor '{}': {}", name, err.what()));
         }
         e->tails.reset();
+        std::vector<float>().swap(e->stash);
       }
   }
   for (const auto& [name, e] : entries_)
@@ -154,8 +165,21 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
               e.no_tails = true;
             else
               e.tails = std::make_unique<TailCollector>(static_cast<int64_t>(k), absolute, !absolute);
+            const int64_t want = expected_batches_ * static_cast<int64_t>(x.size());
+            if (want <= kStashPerTensor && stash_used_.fetch_add(want) + want <= kStashTotal)
+              e.stash_reserved = want;
+            else if (want <= kStashPerTensor)
+              stash_used_ -= want;
           }
           if (e.tails) e.tails->add(x);
+          if (e.stash_reserved > 0) {
+            if (static_cast<int64_t>(e.stash.size() + x.size()) <= e.stash_reserved) {
+              e.stash.insert(e.stash.end(), x.begin(), x.end());
+            } else {  // more values than planned: give the stash up (the second pass decides, if needed)
+              std::vector<float>().swap(e.stash);
+              e.stash_reserved = 0;
+            }
+          }
         }
       } else if (!e.resolved) {
         std::visit([&](auto& c) { c.add(x); }, e.c);

@@ -11,6 +11,7 @@
 // observe() may run for different tensors at the same time on different threads (each tensor's collectors are
 // its own, as exec::run_ordered needs); calls for one tensor must not overlap.
 #pragma once
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -107,6 +108,9 @@ class Calibrator {
   CalibOptions opts_;
   int pass_ = 0;
   int64_t expected_batches_ = 0;
+  // Percentile: values of small tensors kept in the first pass (see Entry::stash), per tensor and in all.
+  static constexpr int64_t kStashPerTensor = int64_t{1} << 20, kStashTotal = int64_t{4} << 20;
+  std::atomic<int64_t> stash_used_{0};
   bool tails_resolved_ = false;  // needs_pass(1) ran: percentile_tails ranges in the entries
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   std::unordered_map<std::string, PerChannelAbsMaxCollector> channel_;

@@ -9,6 +9,7 @@
 #include <limits>
 #include <random>
 
+#include "calib/calibrator.h"
 #include "calib/collectors.h"
 #include "calib/strategies.h"
 
@@ -112,4 +113,56 @@ TEST(CalibTails, PercentileEqualsTheHistogramRoute) {
   EXPECT_FALSE(percentile_from_tails(scan, big, HistogramMode::Absolute, 2048, 99.0).has_value());
   EXPECT_TRUE(percentile_from_tails(scan, big, HistogramMode::Absolute, 2048, 99.05).has_value());
   (void)declined;
+}
+
+namespace {
+// Runs the Calibrator as quant::calibrate does (needs_pass before each pass); returns the range and the passes.
+std::pair<TensorRange, int> calibrate(const std::vector<std::vector<float>>& bs, bool symmetric, double p,
+                                      bool tails, int64_t expected) {
+  CalibOptions o;
+  o.method = CalibMethod::Percentile;
+  o.symmetric = symmetric;
+  o.percentile = p;
+  o.two_pass_histogram = true;
+  o.percentile_tails = tails;
+  Calibrator cal({"t"}, o);
+  cal.expect_batches(expected);
+  int run = 0;
+  for (int pass = 0; pass < cal.passes() && cal.needs_pass(pass); ++pass, ++run) {
+    cal.begin_pass(pass);
+    for (const auto& b : bs) cal.observe("t", oq::Tensor::from_vector(oq::DType::Float, {(int64_t)b.size()}, b));
+  }
+  return {cal.compute().at("t"), run};
+}
+}  // namespace
+
+// The Calibrator's three routes for Percentile over one histogram give the plain two-pass range: the tails
+// (one pass), the stash of a small tensor when (1 - p) * total is a whole number (one pass), and the second
+// pass when neither can (here: batches bigger than planned, so the stash is given up and too few values kept).
+TEST(CalibTails, CalibratorRoutesAgreeWithTwoPasses) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.f, 1.f);
+  auto make = [&](std::vector<int> sizes) {
+    std::vector<std::vector<float>> bs;
+    for (int n : sizes) {
+      std::vector<float> b(static_cast<size_t>(n));
+      for (auto& v : b) v = g(rng);
+      bs.push_back(std::move(b));
+    }
+    return bs;
+  };
+  for (bool sym : {true, false}) {
+    const auto odd = make({3001, 3001, 3001, 3001});  // 12004 values: 0.1 % is 12.004, decided by the tails
+    const auto round = make({2500, 2500, 2500, 2500});  // 10000: 0.1 % is exactly 10, the stash decides
+    const auto grow = make({10, 50000, 50000, 50000});  // planned from the first batch: 65 kept, 151 needed
+    for (const auto* bs : {&odd, &round, &grow}) {
+      const int64_t batches = static_cast<int64_t>(bs->size());
+      const auto [ref, ref_passes] = calibrate(*bs, sym, 99.9, false, batches);
+      const auto [got, passes] = calibrate(*bs, sym, 99.9, true, batches);
+      EXPECT_EQ(ref_passes, 2);
+      EXPECT_EQ(got.rmin, ref.rmin) << "symmetric " << sym << " batch " << (*bs)[0].size();
+      EXPECT_EQ(got.rmax, ref.rmax) << "symmetric " << sym << " batch " << (*bs)[0].size();
+      EXPECT_EQ(passes, bs == &grow ? 2 : 1) << "symmetric " << sym << " batch " << (*bs)[0].size();
+    }
+  }
 }
