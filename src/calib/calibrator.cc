@@ -1,5 +1,7 @@
 #include "calib/calibrator.h"
 
+#include "core/log.h"
+
 #include <algorithm>
 #include <cctype>
 #include <exception>
@@ -97,6 +99,7 @@ bool Calibrator::needs_pass(int pass) {
   if (pass >= passes()) return false;
   if (!tails_resolved_) {
     tails_resolved_ = true;
+    int from_tails = 0, from_stash = 0;
     const auto mode = opts_.symmetric_or_default() ? HistogramMode::Absolute : HistogramMode::Value;
     for (auto& [name, e] : entries_)
       if (e->tails && !e->scan.empty()) {
@@ -111,9 +114,12 @@ bool Calibrator::needs_pass(int pass) {
         } catch (const Error& err) {
           throw Error(err.kind(), fmt::format("calibration of tensor '{}': {}", name, err.what()));
         }
+        if (e->resolved) ++(e->stash.empty() ? from_tails : from_stash);
         e->tails.reset();
         std::vector<float>().swap(e->stash);
       }
+    OQ_DEBUG("calibration: {} ranges decided by the first pass's extreme values, {} by stashed values", from_tails,
+             from_stash);
   }
   for (const auto& [name, e] : entries_)
     if (!e->resolved && !e->scan.empty()) return true;
@@ -165,11 +171,16 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
               e.no_tails = true;
             else
               e.tails = std::make_unique<TailCollector>(static_cast<int64_t>(k), absolute, !absolute);
+            // Stash the values only where the tails will not decide (predicted from this batch's size).
             const int64_t want = expected_batches_ * static_cast<int64_t>(x.size());
-            if (want <= kStashPerTensor && stash_used_.fetch_add(want) + want <= kStashTotal)
-              e.stash_reserved = want;
-            else if (want <= kStashPerTensor)
-              stash_used_ -= want;
+            const auto mode = absolute ? HistogramMode::Absolute : HistogramMode::Value;
+            if (!percentile_ranks(want, mode, opts_.num_bins_or_default(), opts_.percentile) &&
+                want <= kStashPerTensor) {
+              if (stash_used_.fetch_add(want) + want <= kStashTotal)
+                e.stash_reserved = want;
+              else
+                stash_used_ -= want;
+            }
           }
           if (e.tails) e.tails->add(x);
           if (e.stash_reserved > 0) {

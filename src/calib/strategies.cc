@@ -34,27 +34,48 @@ TensorRange minmax_range(const MinMaxStats& s, bool symmetric) {
   return {s.min, s.max};
 }
 
+std::optional<PercentileRanks> percentile_ranks(int64_t total, HistogramMode mode, int64_t num_bins,
+                                                double percentile) {
+  if (total <= 0) return std::nullopt;
+  // The float64 CDF is within ~num_bins * 2^-53 of the exact one (np.cumsum of hist / total): a target
+  // count m at least this far from an integer gives the same bin in both.
+  const long double margin = 1e-15L * static_cast<long double>(num_bins) * static_cast<long double>(total) + 1e-6L;
+  // floor(m) + 1 for m = frac * total (frac as ORT computes it, in float64), nullopt near a whole number
+  auto rank = [&](long double frac) -> std::optional<int64_t> {
+    const long double m = frac * static_cast<long double>(total);
+    const long double f = std::floor(m);
+    if (m < 0 || m - f <= margin || f + 1 - m <= margin) return std::nullopt;
+    return static_cast<int64_t>(f) + 1;
+  };
+  PercentileRanks r;
+  if (mode == HistogramMode::Absolute) {
+    // searchsorted(cdf, p): first i with U_i <= (1 - p) * total, U_i the count above bin i
+    const auto t = rank(1.0L - static_cast<long double>(percentile / 100.0));
+    if (!t) return std::nullopt;
+    r.top = *t;
+    return r;
+  }
+  const double cut = (100.0 - percentile) / 200.0;
+  // right: searchsorted(cdf, 1 - cut); left: searchsorted(cdf, cut), i.e. first i with C_i >= cut * total
+  const auto t = rank(1.0L - static_cast<long double>(1.0 - cut));
+  const auto b = rank(static_cast<long double>(cut));
+  if (!t || !b) return std::nullopt;
+  r.top = *t, r.bottom = *b;
+  return r;
+}
+
 std::optional<TensorRange> percentile_from_tails(const RangeScanner& all, const TailCollector& tails,
                                                  HistogramMode mode, int64_t num_bins, double percentile) {
   if (!(percentile >= 0 && percentile <= 100))
     fail(ErrorKind::Config, "calibration: percentile {} is not in [0, 100]", percentile);
-  const int64_t total = tails.count();
-  if (all.empty() || total == 0) return std::nullopt;
+  if (all.empty()) return std::nullopt;
+  const auto ranks = percentile_ranks(tails.count(), mode, num_bins, percentile);
+  if (!ranks) return std::nullopt;
   // The edges HistogramCollector::preset gives the histogram of all the data.
   const float amax = std::max(std::fabs(all.min()), std::fabs(all.max()));
   const std::vector<float> edges = mode == HistogramMode::Value ? np::uniform_edges(-amax, amax, num_bins)
                                                                 : np::uniform_edges(all.abs_min(), amax, num_bins);
   const Binner<float> bins(edges);
-  // The float64 CDF is within ~num_bins * 2^-53 of the exact one (np.cumsum of hist / total): a target
-  // count m = (1 - p) * total at least this far from an integer gives the same bin in both.
-  const long double margin = 1e-15L * static_cast<long double>(num_bins) * static_cast<long double>(total) + 1e-6L;
-  // rank (from the top) of the order statistic whose bin is searchsorted(cdf, p): floor(m) + 1
-  auto rank_for = [&](double p) -> std::optional<int64_t> {
-    const long double m = (1.0L - static_cast<long double>(p)) * static_cast<long double>(total);
-    const long double f = std::floor(m);
-    if (m - f <= margin || f + 1 - m <= margin || m < 0) return std::nullopt;
-    return static_cast<int64_t>(f) + 1;
-  };
   auto edge_of = [&](std::optional<float> v) -> std::optional<float> {
     if (!v) return std::nullopt;
     const int64_t k = bins.bin_of(*v);
@@ -66,24 +87,11 @@ std::optional<TensorRange> percentile_from_tails(const RangeScanner& all, const 
     if (hi > all.max()) hi = all.max();
     return TensorRange{lo, hi};
   };
-  if (mode == HistogramMode::Absolute) {
-    const auto r = rank_for(percentile / 100.0);
-    if (!r) return std::nullopt;
-    const auto t = edge_of(tails.largest(*r));
-    if (!t) return std::nullopt;
-    return clamp(-*t, *t);
-  }
-  const double cut = (100.0 - percentile) / 200.0;
-  // right: first i with cdf_i >= 1 - cut; left: first i with cdf_i >= cut, i.e. C_i >= cut * total: the bin of
-  // the (floor(cut * total) + 1)-th smallest value
-  const auto r = rank_for(1.0 - cut);
-  if (!r) return std::nullopt;
-  const long double ml = static_cast<long double>(cut) * static_cast<long double>(total);
-  const long double fl = std::floor(ml);
-  if (ml - fl <= margin || fl + 1 - ml <= margin) return std::nullopt;
-  const auto hi = edge_of(tails.largest(*r));
-  const auto lo = edge_of(tails.smallest(static_cast<int64_t>(fl) + 1));
-  if (!hi || !lo) return std::nullopt;
+  const auto hi = edge_of(tails.largest(ranks->top));
+  if (!hi) return std::nullopt;
+  if (mode == HistogramMode::Absolute) return clamp(-*hi, *hi);
+  const auto lo = edge_of(tails.smallest(ranks->bottom));
+  if (!lo) return std::nullopt;
   return clamp(*lo, *hi);
 }
 

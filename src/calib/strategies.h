@@ -35,6 +35,14 @@ TensorRange percentile_range(const Histogram& h, double percentile);
 // an integer that the float64 CDF numpy computes could round the other way: build the histogram then.
 std::optional<TensorRange> percentile_from_tails(const RangeScanner& all, const TailCollector& tails,
                                                  HistogramMode mode, int64_t num_bins, double percentile);
+// The ranks it needs for `total` finite values: the bin of the top-th largest value is the upper threshold
+// (of |x| for Absolute), of the bottom-th smallest the lower one (Value); nullopt when (1 - p) * total (or
+// cut * total) is within the float CDF's error of a whole number.
+struct PercentileRanks {
+  int64_t top = 0, bottom = 0;
+};
+std::optional<PercentileRanks> percentile_ranks(int64_t total, HistogramMode mode, int64_t num_bins,
+                                                double percentile);
 
 // ORT get_entropy_threshold on a Value histogram: for every symmetric window of at least
 // num_quantized_bins bins around the zero bin, KL(P || Q) between the window's distribution P (outliers

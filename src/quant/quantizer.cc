@@ -99,8 +99,8 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   for (const auto& l : bc_layers) any_order.erase(l.input);
 
   // One pass, or two for histograms over each tensor's overall range (ORT's single collect_data() call):
-  // the first only finds the ranges; the per-channel statistics are taken in the last.
-  // Non-finite values in the graph inputs (the calibration data itself): counted in the last pass, reported.
+  // the first finds the ranges (and, for Percentile, usually decides everything: Calibrator::needs_pass), the
+  // second bins. The samples, the input means and the non-finite inputs are counted in the first.
   std::unordered_set<std::string> graph_inputs;
   for (const auto& in : model.graph.inputs) graph_inputs.insert(in.name);
   std::atomic<int64_t> non_finite{0};
@@ -110,7 +110,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   for (int pass = 0; pass < passes; ++pass) {
     if (!cal.needs_pass(pass)) break;  // Percentile: every range followed from the first pass's extremes
     cal.begin_pass(pass);
-    const bool last = pass == passes - 1;
+    const bool first = pass == 0;
+    // the pass that bins histograms (Entropy / Percentile in one pass, or the second of two)
+    const bool binning = req.options.method != calib::CalibMethod::MinMax && !req.options.entropy_is_data_range() &&
+                         (passes == 1 || pass == 1);
     exec::RunOptions ro;
     ro.observed = &observed;
     ro.any_order = &any_order;
@@ -121,22 +124,20 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
         c.types.try_emplace(name, v.dtype());
       }
       cal.observe(name, v);
-      if (last && !means.empty()) means.observe(name, v);
-      if (last && v.dtype() == DType::Float && graph_inputs.count(name)) {
+      if (first && !means.empty()) means.observe(name, v);
+      if (first && v.dtype() == DType::Float && graph_inputs.count(name)) {
         int64_t bad = 0;
         for (float x : v.span<float>()) bad += !std::isfinite(x);
         non_finite += bad;
       }
     };
     data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
-    Progress bar(passes == 1 ? "Calibration" : last ? "Calibration (histograms)" : "Calibration (ranges)",
-                 data->size());
+    Progress bar(pass == 0 ? "Calibration" : "Calibration, second pass (histograms)", data->size());
     exec::OrderedRunOptions run;
     // Histogram binning is the slow observer (~1 ns per value): hold a few tensors rather than wait for it.
-    if (req.options.method != calib::CalibMethod::MinMax && !req.options.entropy_is_data_range() && last)
-      run.max_deferred_bytes = size_t{8} << 20;
+    if (binning) run.max_deferred_bytes = size_t{8} << 20;
     run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {
-      if (last) c.samples += f.samples;
+      if (first) c.samples += f.samples;
       bar.tick(f.samples);
     };
     exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
