@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <unordered_set>
@@ -252,6 +253,45 @@ ir::Model load_model(const std::string& path) {
   return load_model_from_bytes(bytes->view(), parent_dir(path), path);
 }
 
+// Adapts TempFile::write to protobuf's CopyingOutputStream (the write's Error is kept, not thrown through
+// protobuf's frames, and rethrown by serialize_deterministic_to).
+class TempFileStream final : public pbio::CopyingOutputStream {
+ public:
+  explicit TempFileStream(TempFile& f) : f_(f) {}
+  bool Write(const void* buffer, int size) override {
+    try {
+      f_.write(static_cast<const char*>(buffer), static_cast<size_t>(size));
+      return true;
+    } catch (...) {
+      error = std::current_exception();
+      return false;
+    }
+  }
+  std::exception_ptr error;
+
+ private:
+  TempFile& f_;
+};
+
+template <typename Msg>
+void serialize_deterministic_to(const Msg& msg, TempFile& file, const std::string& label) {
+  size_t size = msg.ByteSizeLong();
+  if (size > kProtoLimit)
+    fail(ErrorKind::Model, "'{}': serialized size {} bytes exceeds the 2 GiB protobuf limit", label, size);
+  TempFileStream stream(file);
+  pbio::CopyingOutputStreamAdaptor adaptor(&stream, 1 << 16);
+  bool ok;
+  {
+    pbio::CodedOutputStream cos(&adaptor);
+    cos.SetSerializationDeterministic(true);
+    msg.SerializeWithCachedSizes(&cos);
+    ok = !cos.HadError();
+  }
+  ok = adaptor.Flush() && ok;
+  if (stream.error) std::rethrow_exception(stream.error);  // the file's own error (disk full, ...)
+  if (!ok) fail(ErrorKind::Runtime, "'{}': protobuf serialization failed", label);
+}
+
 std::string serialize_model(const ir::Model& m) {
   ::onnx::ModelProto pb;
   detail::model_to_proto(m, &pb);
@@ -290,9 +330,9 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
         t->set_data_location(::onnx::TensorProto::EXTERNAL);
       });
     }
-    std::string bytes = serialize_deterministic(pb, path);
+    // Straight into the file: no copy of the serialized model in memory (it would add its size to the peak).
     TempFile model_file(path);
-    model_file.write(bytes.data(), bytes.size());
+    serialize_deterministic_to(pb, model_file, path);
     model_file.close();
     if (data_file) data_file->commit();
     model_file.commit();

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <unordered_set>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/loader.h"
@@ -154,6 +155,9 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     OQ_WARN("Calibration data ({}): {} NaN or infinite input values; the range statistics ignore them",
             data->describe(), non_finite.load());
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
+  // The activation blocks the workers cached go back to malloc, where the QDQ model and its serialization
+  // can reuse them instead of adding to the peak.
+  tensor_cache_trim();
   for (const auto& [in, out] : range_of) {
     if (auto t = c.types.find(out); t != c.types.end()) c.types.try_emplace(in, t->second);
     if (auto r = c.ranges.find(out); r != c.ranges.end()) c.ranges.try_emplace(in, r->second);

@@ -1,4 +1,6 @@
 // quantization.operating_mode: default — static QDQ quantization with the YAML parameters.
+#include <sys/resource.h>
+
 #include <filesystem>
 
 #include "app.h"
@@ -9,6 +11,13 @@
 namespace fs = std::filesystem;
 
 namespace oq::app {
+
+// Peak resident set so far, for the -v log (where a run's memory peak happens).
+static long peak_rss_kb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
 
 static uint64_t file_size(const std::string& p) {
   std::error_code ec;
@@ -28,13 +37,16 @@ Baseline quantize_baseline(Job& job) {
   req.batch_size = job.cfg.dataset.batch_size;
   auto cal = quant::calibrate(job.prepared, job.qopts, b.data, req);
   b.samples = cal.samples;
+  OQ_DEBUG("peak RSS after calibration: {} KB", peak_rss_kb());
   OQ_INFO("Calibrated {} tensors on {} samples ({})", cal.ranges.size(), cal.samples,
           calib::calib_method_name(req.options.method));
   b.q = quant::build_qdq(job.prepared, job.qopts, cal, wfn);
+  OQ_DEBUG("peak RSS after building the QDQ model: {} KB", peak_rss_kb());
   b.q.model.producer_name = "onnxquant";
   b.q.model.producer_version = "0.1.0";
   std::string suffix = job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx";
   b.path = save_output(job, b.q.model, job.model_base + suffix);
+  OQ_DEBUG("peak RSS after writing it: {} KB", peak_rss_kb());
   OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
   if (job.qopts.bias_correction) OQ_INFO("Bias correction: {} biases corrected", b.q.corrected_biases);
   for (const auto& [kind, n] : b.q.stats.tensors_per_type) OQ_INFO("  {} tensors: {}", kind, n);
