@@ -104,23 +104,38 @@ BatchMinMax finite_min_max(std::span<const float> x) {
 
 void min_max_into(std::span<const float> x, float& mn, float& mx) { min_max_serial(x.data(), x.size(), mn, mx); }
 
+namespace {
+// min |v| over p[0, n - n % 32) into mn; returns the count covered (NaN skipped, as in min_max_blocks).
+OQ_TARGET_CLONES size_t abs_min_blocks(const float* p, size_t n, float& mn) {
+  typedef int32_t v16i __attribute__((vector_size(64)));
+  v16f m0 = v16f{} + kInf, m1 = m0;
+  const v16i mask = v16i{} + 0x7fffffff;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    v16i a, b;
+    std::memcpy(&a, p + i, sizeof a);
+    std::memcpy(&b, p + i + 16, sizeof b);
+    a &= mask;
+    b &= mask;
+    v16f fa, fb;
+    std::memcpy(&fa, &a, sizeof fa);
+    std::memcpy(&fb, &b, sizeof fb);
+    m0 = fa < m0 ? fa : m0;
+    m1 = fb < m1 ? fb : m1;
+  }
+  for (int k = 0; k < 16; ++k) {
+    mn = m0[k] < mn ? m0[k] : mn;
+    mn = m1[k] < mn ? m1[k] : mn;
+  }
+  return i;
+}
+}  // namespace
+
 float abs_min(std::span<const float> x) {
   const float* p = x.data();
   const size_t n = x.size();
-  size_t i = 0;
   float mn = kInf;
-#if defined(__SSE2__)
-  const __m128 sign = _mm_set1_ps(-0.0f);
-  __m128 m0 = _mm_set1_ps(kInf), m1 = m0;
-  for (; i + 8 <= n; i += 8) {
-    m0 = _mm_min_ps(_mm_andnot_ps(sign, _mm_loadu_ps(p + i)), m0);  // NaN lanes keep m0
-    m1 = _mm_min_ps(_mm_andnot_ps(sign, _mm_loadu_ps(p + i + 4)), m1);
-  }
-  alignas(16) float t[4];
-  _mm_store_ps(t, _mm_min_ps(m0, m1));
-  for (float v : t) mn = v < mn ? v : mn;
-#endif
-  for (; i < n; ++i) {
+  for (size_t i = abs_min_blocks(p, n, mn); i < n; ++i) {
     const float v = std::fabs(p[i]);
     mn = v < mn ? v : mn;
   }

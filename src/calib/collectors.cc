@@ -404,7 +404,7 @@ OQ_TARGET_CLONES void tail_scan(const float* p, int64_t n, bool absolute, float&
 }  // namespace
 
 void TailCollector::add(std::span<const float> x) {
-  constexpr int64_t kBlk = 256;
+  constexpr int64_t kBlk = 2048;  // one horizontal reduction per block; blocks reaching a threshold are rare
   const auto n = static_cast<int64_t>(x.size());
   seen_ += n;
   int64_t b = 0;
@@ -413,8 +413,20 @@ void TailCollector::add(std::span<const float> x) {
     int64_t nan = 0;
     tail_scan(x.data() + b, kBlk, absolute_, mx, mn, nan);
     non_finite_ += nan;
-    // values reaching a side's threshold (or an infinity) in this block: look at it value by value
-    if (!(mx < top_.thr) || mx == kInf || mn == -kInf || (low_ && !(-mn < bottom_.thr))) block(x.data() + b, kBlk);
+    // values reaching a side's threshold (or an infinity) in this block: narrow down to the 128-value
+    // sub-blocks that hold them (common in the first batches, while the thresholds are still low), and look
+    // at those value by value
+    auto reaches = [&](float hi, float lo) {
+      return !(hi < top_.thr) || hi == kInf || lo == -kInf || (low_ && !(-lo < bottom_.thr));
+    };
+    if (!reaches(mx, mn)) continue;
+    constexpr int64_t kSub = 128;
+    for (int64_t s = b; s < b + kBlk; s += kSub) {
+      float smx = -kInf, smn = kInf;
+      int64_t counted = 0;  // NaN: counted above already
+      tail_scan(x.data() + s, kSub, absolute_, smx, smn, counted);
+      if (reaches(smx, smn)) block(x.data() + s, kSub);
+    }
   }
   for (int64_t i = b; i < n; ++i) non_finite_ += std::isnan(x[static_cast<size_t>(i)]);
   block(x.data() + b, n - b);

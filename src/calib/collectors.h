@@ -140,7 +140,7 @@ class HistogramCollector {
 // kept up to k), plus the count of finite values. For Percentile over one histogram of all the data: the bin
 // where ORT's CDF crosses the percentile is the bin of one order statistic near an end (strategies.h,
 // percentile_from_tails), so these few values replace the histogram and its second pass. A batch costs a
-// vectorised max / min scan per 256 values; only blocks reaching the running k-th value are looked into.
+// vectorised max / min scan per 2048 values; only blocks reaching the running k-th value are looked into.
 class TailCollector {
  public:
   TailCollector(int64_t k, bool absolute, bool low);
