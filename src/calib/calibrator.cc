@@ -159,9 +159,10 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
       const std::span<const float> x = value.span<float>();
       Entry& e = *it->second;
       if ((passes() == 2 && pass_ == 0) || e.scan_only) {
-        e.scan.add(x);
-        if (passes() == 2 && opts_.method == CalibMethod::Percentile && opts_.percentile_tails &&
-            expected_batches_ > 0 && !e.no_tails) {
+        const bool tails = passes() == 2 && opts_.method == CalibMethod::Percentile && opts_.percentile_tails &&
+                           expected_batches_ > 0 && !e.no_tails;
+        if (!tails) e.scan.add(x);
+        if (tails) {
           if (!e.tails) {
             // enough for the rank the percentile needs if every batch is this size (checked at the end)
             const bool absolute = opts_.symmetric_or_default();
@@ -182,7 +183,10 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
                 stash_used_ -= want;
             }
           }
-          if (e.tails) e.tails->add(x);
+          if (e.tails)
+            e.tails->add(x, &e.scan);  // the range scan in the same pass
+          else
+            e.scan.add(x);
           if (e.stash_reserved > 0) {
             if (static_cast<int64_t>(e.stash.size() + x.size()) <= e.stash_reserved) {
               e.stash.insert(e.stash.end(), x.begin(), x.end());

@@ -223,6 +223,18 @@ void RangeScanner::add(std::span<const float> x) {
   abs_min_ = std::min(abs_min_, am);
 }
 
+void RangeScanner::add_stats(float mn, float mx, float amin) {
+  ++batches_;
+  const float am = with_abs_min_ ? amin : 0.f;
+  if (!seen_) {
+    min_ = mn, max_ = mx, abs_min_ = am, seen_ = true;
+    return;
+  }
+  min_ = std::min(min_, mn);
+  max_ = std::max(max_, mx);
+  abs_min_ = std::min(abs_min_, am);
+}
+
 void HistogramCollector::set_edges(std::vector<float> edges) {
   h_.edges = std::move(edges);
   binner_.emplace(std::span<const float>(h_.edges));
@@ -361,7 +373,7 @@ std::optional<float> TailCollector::Side::rank(int64_t r, int64_t k) const {
   return c[static_cast<size_t>(r - 1)];
 }
 
-void TailCollector::block(const float* x, int64_t n) {
+void TailCollector::block(const float* x, int64_t n, Stats& st) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     if (std::isinf(v)) {  // NaN was counted by the vector scan
@@ -369,7 +381,11 @@ void TailCollector::block(const float* x, int64_t n) {
       continue;
     }
     if (std::isnan(v)) continue;
-    const float a = absolute_ ? std::fabs(v) : v;
+    st.min = v < st.min ? v : st.min;
+    st.max = v > st.max ? v : st.max;
+    const float m = std::fabs(v);
+    st.abs_min = m < st.abs_min ? m : st.abs_min;
+    const float a = absolute_ ? m : v;
     if (a >= top_.thr) top_.push(a, k_);
     if (low_ && -v >= bottom_.thr) bottom_.push(-v, k_);
   }
@@ -379,57 +395,79 @@ namespace {
 typedef float tv16f __attribute__((vector_size(64)));
 typedef int32_t tv16i __attribute__((vector_size(64)));
 
-// max and min (of |x| when absolute) over p[0, n), n a multiple of 16, NaN skipped; NaN count into nan.
-OQ_TARGET_CLONES void tail_scan(const float* p, int64_t n, bool absolute, float& mx, float& mn, int64_t& nan) {
-  tv16f hi = tv16f{} - kInf, lo = tv16f{} + kInf;
+struct BlockScan {
+  float min = kInf, max = -kInf, abs_min = kInf, abs_max = -kInf;  // NaN skipped, infinities included
+  int64_t nan = 0;
+};
+
+// One pass over p[0, n), n a multiple of 16: signed and |x| min / max, NaN count.
+OQ_TARGET_CLONES void tail_scan(const float* p, int64_t n, BlockScan& r) {
+  tv16f hi = tv16f{} - kInf, lo = tv16f{} + kInf, ahi = hi, alo = lo;
   tv16i nans = tv16i{};
-  const tv16i sign_off = tv16i{} + (absolute ? 0x7fffffff : -1);
+  const tv16i mask = tv16i{} + 0x7fffffff;
   for (int64_t i = 0; i < n; i += 16) {
     tv16f a;
     std::memcpy(&a, p + i, sizeof a);
     tv16i bits;
     std::memcpy(&bits, &a, sizeof a);
-    bits &= sign_off;
-    std::memcpy(&a, &bits, sizeof a);
+    bits &= mask;
+    tv16f m;
+    std::memcpy(&m, &bits, sizeof m);
     hi = a > hi ? a : hi;
     lo = a < lo ? a : lo;
+    ahi = m > ahi ? m : ahi;
+    alo = m < alo ? m : alo;
     nans -= (a != a);
   }
   for (int k = 0; k < 16; ++k) {
-    mx = hi[k] > mx ? hi[k] : mx;
-    mn = lo[k] < mn ? lo[k] : mn;
-    nan += nans[k];
+    r.max = hi[k] > r.max ? hi[k] : r.max;
+    r.min = lo[k] < r.min ? lo[k] : r.min;
+    r.abs_max = ahi[k] > r.abs_max ? ahi[k] : r.abs_max;
+    r.abs_min = alo[k] < r.abs_min ? alo[k] : r.abs_min;
+    r.nan += nans[k];
   }
 }
 }  // namespace
 
-void TailCollector::add(std::span<const float> x) {
+void TailCollector::add(std::span<const float> x, RangeScanner* range) {
   constexpr int64_t kBlk = 2048;  // one horizontal reduction per block; blocks reaching a threshold are rare
+  constexpr int64_t kSub = 128;
   const auto n = static_cast<int64_t>(x.size());
   seen_ += n;
+  Stats st;  // this batch's finite min / max and min |x|
+  auto fold = [&](const BlockScan& b) {  // a block without infinities: its vector figures are the finite ones
+    st.min = b.min < st.min ? b.min : st.min;
+    st.max = b.max > st.max ? b.max : st.max;
+    st.abs_min = b.abs_min < st.abs_min ? b.abs_min : st.abs_min;
+  };
+  // values reaching a side's threshold, or an infinity: look at them value by value
+  auto reaches = [&](const BlockScan& b) {
+    const float hi = absolute_ ? b.abs_max : b.max;
+    return !(hi < top_.thr) || b.abs_max == kInf || (low_ && !(-b.min < bottom_.thr));
+  };
   int64_t b = 0;
   for (; b + kBlk <= n; b += kBlk) {
-    float mx = -kInf, mn = kInf;
-    int64_t nan = 0;
-    tail_scan(x.data() + b, kBlk, absolute_, mx, mn, nan);
-    non_finite_ += nan;
-    // values reaching a side's threshold (or an infinity) in this block: narrow down to the 128-value
-    // sub-blocks that hold them (common in the first batches, while the thresholds are still low), and look
-    // at those value by value
-    auto reaches = [&](float hi, float lo) {
-      return !(hi < top_.thr) || hi == kInf || lo == -kInf || (low_ && !(-lo < bottom_.thr));
-    };
-    if (!reaches(mx, mn)) continue;
-    constexpr int64_t kSub = 128;
+    BlockScan bs;
+    tail_scan(x.data() + b, kBlk, bs);
+    non_finite_ += bs.nan;
+    if (!reaches(bs)) {
+      fold(bs);
+      continue;
+    }
+    // narrow down to the 128-value pieces that hold them (common in the first batches, while the thresholds
+    // are still low)
     for (int64_t s = b; s < b + kBlk; s += kSub) {
-      float smx = -kInf, smn = kInf;
-      int64_t counted = 0;  // NaN: counted above already
-      tail_scan(x.data() + s, kSub, absolute_, smx, smn, counted);
-      if (reaches(smx, smn)) block(x.data() + s, kSub);
+      BlockScan sub;  // its NaN were counted above
+      tail_scan(x.data() + s, kSub, sub);
+      if (reaches(sub))
+        block(x.data() + s, kSub, st);
+      else
+        fold(sub);
     }
   }
   for (int64_t i = b; i < n; ++i) non_finite_ += std::isnan(x[static_cast<size_t>(i)]);
-  block(x.data() + b, n - b);
+  block(x.data() + b, n - b, st);
+  if (range && st.min <= st.max) range->add_stats(st.min, st.max, st.abs_min);
 }
 
 std::optional<float> TailCollector::largest(int64_t r) const {

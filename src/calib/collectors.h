@@ -39,6 +39,8 @@ class RangeScanner {
   // with_abs_min: also track min |x| (for an |x| histogram; one more pass over each batch).
   explicit RangeScanner(bool with_abs_min = true) : with_abs_min_(with_abs_min) {}
   void add(std::span<const float> x);
+  // A batch whose finite values span [mn, mx], with min |x| = amin (from a scan done elsewhere: TailCollector).
+  void add_stats(float mn, float mx, float amin);
   bool empty() const { return !seen_; }
   int64_t batches() const { return batches_; }  // batches with a finite value
   float min() const { return min_; }
@@ -144,7 +146,8 @@ class HistogramCollector {
 class TailCollector {
  public:
   TailCollector(int64_t k, bool absolute, bool low);
-  void add(std::span<const float> x);
+  // With `range`, also adds the batch to it (same result as range->add(x), from the same pass over x).
+  void add(std::span<const float> x, RangeScanner* range = nullptr);
   int64_t k() const { return k_; }
   int64_t count() const { return seen_ - non_finite_; }  // finite values
   // The r-th largest / smallest (1-based) finite value (largest |x| when absolute); nullopt when r is not
@@ -159,7 +162,11 @@ class TailCollector {
     void push(float a, int64_t k);
     std::optional<float> rank(int64_t r, int64_t k) const;  // r-th largest
   };
-  void block(const float* x, int64_t n);  // the slow path of one block: value by value
+  struct Stats {  // a batch's finite min / max and min |x|
+    float min = std::numeric_limits<float>::infinity(), max = -std::numeric_limits<float>::infinity();
+    float abs_min = std::numeric_limits<float>::infinity();
+  };
+  void block(const float* x, int64_t n, Stats& st);  // the slow path of one block: value by value
   int64_t k_;
   bool absolute_, low_;
   Side top_, bottom_;  // bottom_ holds -x

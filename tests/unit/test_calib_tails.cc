@@ -47,13 +47,22 @@ TEST(CalibTails, KeepsTheExtremesOfTheStream) {
       const auto bs = batches(absolute * 2 + ties + 1, ties, true);
       const int64_t k = 300;
       TailCollector t(k, absolute, true);
+      RangeScanner direct(true), fused(true);  // the range from its own passes and from the tails' pass
       std::vector<float> all;  // finite values, as the collector sees them
       for (const auto& b : bs) {
-        t.add(b);
+        t.add(b, &fused);
+        direct.add(b);
         for (float v : b)
           if (std::isfinite(v)) all.push_back(absolute ? std::fabs(v) : v);
       }
       ASSERT_EQ(t.count(), static_cast<int64_t>(all.size()));
+      const std::vector<float> nan_only(100, kNan), inf_only{kInf, -kInf, kNan};
+      t.add(nan_only, &fused), direct.add(nan_only);  // no finite value: not a batch of the range
+      t.add(inf_only, &fused), direct.add(inf_only);
+      EXPECT_EQ(fused.batches(), direct.batches());
+      EXPECT_EQ(fused.min(), direct.min());
+      EXPECT_EQ(fused.max(), direct.max());
+      EXPECT_EQ(fused.abs_min(), direct.abs_min());
       std::vector<float> desc = all;
       std::sort(desc.begin(), desc.end(), std::greater<float>());
       for (int64_t r : {int64_t{1}, int64_t{2}, int64_t{57}, k - 1, k}) {
