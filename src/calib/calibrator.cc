@@ -104,7 +104,8 @@ bool Calibrator::needs_pass(int pass) {
     for (auto& [name, e] : entries_)
       if (e->tails && !e->scan.empty()) {
         try {
-          e->resolved = percentile_from_tails(e->scan, *e->tails, mode, opts_.num_bins_or_default(), opts_.percentile);
+          e->resolved =
+              percentile_from_tails(e->scan, *e->tails, mode, opts_.num_bins_or_default(), opts_.percentile);
           if (!e->resolved && e->stash_reserved > 0) {  // the histogram of the stashed values, now
             HistogramCollector h(mode, opts_.num_bins_or_default());
             h.preset(e->scan);
@@ -167,7 +168,8 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
             // enough for the rank the percentile needs if every batch is this size (checked at the end)
             const bool absolute = opts_.symmetric_or_default();
             const double side = absolute ? 1.0 - opts_.percentile / 100.0 : (100.0 - opts_.percentile) / 200.0;
-            const double k = std::floor(side * static_cast<double>(expected_batches_) * static_cast<double>(x.size())) + 65;
+            const double k =
+                std::floor(side * static_cast<double>(expected_batches_) * static_cast<double>(x.size())) + 65;
             if (k > static_cast<double>(int64_t{1} << 22))
               e.no_tails = true;
             else

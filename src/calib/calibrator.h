@@ -57,7 +57,8 @@ struct CalibOptions {
   // histogram, [-max|x|, max|x|], clamped to the data's [min, max] — the range is (min, max), whatever the
   // counts. One pass finding it is then all that is needed (no histogram is built).
   bool entropy_is_data_range() const {
-    return method == CalibMethod::Entropy && two_pass_histogram && num_bins_or_default() / 2 == num_quantized_bins / 2;
+    return method == CalibMethod::Entropy && two_pass_histogram &&
+           num_bins_or_default() / 2 == num_quantized_bins / 2;
   }
   int64_t num_bins_or_default() const { return num_bins.value_or(method == CalibMethod::Entropy ? 128 : 2048); }
   // Config error naming the offending option.

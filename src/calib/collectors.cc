@@ -354,7 +354,8 @@ void HistogramCollector::add_absolute(std::span<const float> x, const BatchMinMa
 
 // ---------------------------------------------------------------- TailCollector
 
-TailCollector::TailCollector(int64_t k, bool absolute, bool low) : k_(std::max<int64_t>(k, 1)), absolute_(absolute), low_(low && !absolute) {}
+TailCollector::TailCollector(int64_t k, bool absolute, bool low)
+    : k_(std::max<int64_t>(k, 1)), absolute_(absolute), low_(low && !absolute) {}
 
 void TailCollector::Side::push(float a, int64_t k) {
   v.push_back(a);

@@ -178,8 +178,8 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
       py_list(p.nodes_to_exclude)));
   lines.push_back(fmt::format(
       "Quantization extra options: {{'WeightSymmetric': {}, 'ActivationSymmetric': {}, 'CalibMovingAverage': {}, "
-      "'CalibStridedMinMax': {}, 'QuantizeBias': {}, 'SmoothQuant': {}, 'SmoothQuantAlpha': {}, 'SmoothQuantFolding': {}, "
-      "'MinimumRealRange': {}, 'CalibPercentile': {}, 'WeightQuantizer': {}, 'BiasCorrection': {}, "
+      "'CalibStridedMinMax': {}, 'QuantizeBias': {}, 'SmoothQuant': {}, 'SmoothQuantAlpha': {}, "
+      "'SmoothQuantFolding': {}, 'MinimumRealRange': {}, 'CalibPercentile': {}, 'WeightQuantizer': {}, 'BiasCorrection': {}, "
       "'CrossLayerEqualization': {}, 'CrossLayerEqualizationReplaceRelu6': {}, 'weights_tensor_override': {}, "
       "'activations_tensor_override': {}}}",
       py_bool(e.weight_symmetric), py_bool(e.activation_symmetric), py_bool(e.calib_moving_average),
