@@ -1,12 +1,11 @@
 #include "calib/calibrator.h"
 
-#include "core/log.h"
-
 #include <algorithm>
 #include <cctype>
 #include <exception>
 #include <variant>
 
+#include "core/log.h"
 #include "core/parallel.h"
 
 namespace oq::calib {
@@ -103,9 +102,11 @@ bool Calibrator::needs_pass(int pass) {
     const auto mode = opts_.symmetric_or_default() ? HistogramMode::Absolute : HistogramMode::Value;
     for (auto& [name, e] : entries_)
       if (e->tails && !e->scan.empty()) {
+        bool from_extremes = false;
         try {
           e->resolved =
               percentile_from_tails(e->scan, *e->tails, mode, opts_.num_bins_or_default(), opts_.percentile);
+          from_extremes = e->resolved.has_value();
           if (!e->resolved && e->stash_reserved > 0) {  // the histogram of the stashed values, now
             HistogramCollector h(mode, opts_.num_bins_or_default());
             h.preset(e->scan);
@@ -115,7 +116,7 @@ bool Calibrator::needs_pass(int pass) {
         } catch (const Error& err) {
           throw Error(err.kind(), fmt::format("calibration of tensor '{}': {}", name, err.what()));
         }
-        if (e->resolved) ++(e->stash.empty() ? from_tails : from_stash);
+        if (e->resolved) ++(e->stash_reserved > 0 && !from_extremes ? from_stash : from_tails);
         e->tails.reset();
         std::vector<float>().swap(e->stash);
       }
@@ -150,6 +151,27 @@ namespace {
 }
 }  // namespace
 
+// Percentile's first pass for one tensor, at its first batch: how many extreme values to keep (enough for the
+// rank the percentile needs if every batch has this size; checked at the end), and whether to keep all its
+// values too (only where the tails are predicted not to decide, and within the budget).
+void Calibrator::start_tails(Entry& e, size_t batch_values) {
+  const bool absolute = opts_.symmetric_or_default();
+  const double side = absolute ? 1.0 - opts_.percentile / 100.0 : (100.0 - opts_.percentile) / 200.0;
+  const double k = std::floor(side * static_cast<double>(expected_batches_) * static_cast<double>(batch_values)) + 65;
+  if (k > static_cast<double>(int64_t{1} << 22)) {
+    e.no_tails = true;
+    return;
+  }
+  e.tails = std::make_unique<TailCollector>(static_cast<int64_t>(k), absolute, !absolute);
+  const int64_t want = expected_batches_ * static_cast<int64_t>(batch_values);
+  const auto mode = absolute ? HistogramMode::Absolute : HistogramMode::Value;
+  if (percentile_ranks(want, mode, opts_.num_bins_or_default(), opts_.percentile) || want > kStashPerTensor) return;
+  if (stash_used_.fetch_add(want) + want <= kStashTotal)
+    e.stash_reserved = want;
+  else
+    stash_used_ -= want;
+}
+
 void Calibrator::observe(const std::string& name, const Tensor& value) {
   if (value.dtype() != DType::Float) return;
   auto it = entries_.find(name);
@@ -162,40 +184,18 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
       if ((passes() == 2 && pass_ == 0) || e.scan_only) {
         const bool tails = passes() == 2 && opts_.method == CalibMethod::Percentile && opts_.percentile_tails &&
                            expected_batches_ > 0 && !e.no_tails;
-        if (!tails) e.scan.add(x);
-        if (tails) {
-          if (!e.tails) {
-            // enough for the rank the percentile needs if every batch is this size (checked at the end)
-            const bool absolute = opts_.symmetric_or_default();
-            const double side = absolute ? 1.0 - opts_.percentile / 100.0 : (100.0 - opts_.percentile) / 200.0;
-            const double k =
-                std::floor(side * static_cast<double>(expected_batches_) * static_cast<double>(x.size())) + 65;
-            if (k > static_cast<double>(int64_t{1} << 22))
-              e.no_tails = true;
-            else
-              e.tails = std::make_unique<TailCollector>(static_cast<int64_t>(k), absolute, !absolute);
-            // Stash the values only where the tails will not decide (predicted from this batch's size).
-            const int64_t want = expected_batches_ * static_cast<int64_t>(x.size());
-            const auto mode = absolute ? HistogramMode::Absolute : HistogramMode::Value;
-            if (!percentile_ranks(want, mode, opts_.num_bins_or_default(), opts_.percentile) &&
-                want <= kStashPerTensor) {
-              if (stash_used_.fetch_add(want) + want <= kStashTotal)
-                e.stash_reserved = want;
-              else
-                stash_used_ -= want;
-            }
-          }
-          if (e.tails)
-            e.tails->add(x, &e.scan);  // the range scan in the same pass
-          else
-            e.scan.add(x);
-          if (e.stash_reserved > 0) {
-            if (static_cast<int64_t>(e.stash.size() + x.size()) <= e.stash_reserved) {
-              e.stash.insert(e.stash.end(), x.begin(), x.end());
-            } else {  // more values than planned: give the stash up (the second pass decides, if needed)
-              std::vector<float>().swap(e.stash);
-              e.stash_reserved = 0;
-            }
+        if (tails && !e.tails) start_tails(e, x.size());
+        if (e.tails)
+          e.tails->add(x, &e.scan);  // the range scan in the same pass
+        else
+          e.scan.add(x);
+        if (e.stash_reserved > 0) {
+          if (static_cast<int64_t>(e.stash.size() + x.size()) <= e.stash_reserved) {
+            e.stash.insert(e.stash.end(), x.begin(), x.end());
+          } else {  // more values than planned: give the stash up (the second pass decides, if needed)
+            std::vector<float>().swap(e.stash);
+            stash_used_ -= e.stash_reserved;
+            e.stash_reserved = 0;
           }
         }
       } else if (!e.resolved) {

@@ -106,6 +106,7 @@ class Calibrator {
 
  private:
   struct Entry;
+  void start_tails(Entry& e, size_t batch_values);
   CalibOptions opts_;
   int pass_ = 0;
   int64_t expected_batches_ = 0;
