@@ -212,15 +212,7 @@ HistogramCollector::HistogramCollector(HistogramMode mode, int64_t num_bins) : n
 void RangeScanner::add(std::span<const float> x) {
   const BatchMinMax mm = finite_min_max(x);
   if (!mm.any) return;
-  const float am = with_abs_min_ ? calib::abs_min(x) : 0.f;  // finite data exists, so this is finite
-  ++batches_;
-  if (!seen_) {
-    min_ = mm.min, max_ = mm.max, abs_min_ = am, seen_ = true;
-    return;
-  }
-  min_ = std::min(min_, mm.min);
-  max_ = std::max(max_, mm.max);
-  abs_min_ = std::min(abs_min_, am);
+  add_stats(mm.min, mm.max, with_abs_min_ ? calib::abs_min(x) : 0.f);  // finite data exists: abs_min is finite
 }
 
 void RangeScanner::add_stats(float mn, float mx, float amin) {
