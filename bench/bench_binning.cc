@@ -61,6 +61,18 @@ BENCHMARK(BM_Binning)
     ->ArgsProduct({{1, 0}, {1}, {2048}, {1 << 20, 1 << 16}})
     ->Unit(benchmark::kMicrosecond);
 
+// The per-batch min/max scan of MinMax calibration (calib::finite_min_max on one thread), on batches inside L1
+// (64 KB), inside L2 (1.6 MB, MobileNetV2's 32x112x112 output) and beyond it (4.8 MB, 96x112x112).
+void BM_MinMax(benchmark::State& st) {
+  const std::vector<float> x = make_data(false, static_cast<size_t>(st.range(0)));
+  for (auto _ : st) {
+    const auto mm = oq::calib::finite_min_max(x);
+    benchmark::DoNotOptimize(mm);
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(x.size() * sizeof(float)));
+}
+BENCHMARK(BM_MinMax)->Arg(1 << 14)->Arg(401408)->Arg(1204224)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -44,25 +44,27 @@ namespace {
 // 16-float vectors (GCC vector extensions): one AVX-512 register, two AVX2 or four SSE ones, per the clone.
 typedef float v16f __attribute__((vector_size(64)));
 
-// min/max over p[0, n - n % 32) into mn/mx (the caller starts them at +inf/-inf); returns the count covered.
-// `a < m ? a : m` keeps m when a is NaN, as _mm_min_ps / vminps do, so NaN never enters the result.
+// min/max over p[0, n - n % 64) into mn/mx (the caller starts them at +inf/-inf); returns the count covered.
+// `a < m ? a : m` keeps m when a is NaN, as _mm_min_ps / vminps do, so NaN never enters the result. Four
+// vectors per step, each with its own min and max chain: a min/max has a 4-cycle latency, so fewer chains
+// leave the loop latency-bound below L1/L2 bandwidth (bench/bench_binning.cc BM_MinMax).
 OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, float& mx) {
-  v16f mn0 = v16f{} + kInf, mn1 = mn0, mx0 = v16f{} - kInf, mx1 = mx0;
+  v16f mnv[4], mxv[4];
+  for (int k = 0; k < 4; ++k) mnv[k] = v16f{} + kInf, mxv[k] = v16f{} - kInf;
   size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    v16f a, b;
-    std::memcpy(&a, p + i, sizeof a);
-    std::memcpy(&b, p + i + 16, sizeof b);
-    mn0 = a < mn0 ? a : mn0;
-    mn1 = b < mn1 ? b : mn1;
-    mx0 = a > mx0 ? a : mx0;
-    mx1 = b > mx1 ? b : mx1;
+  for (; i + 64 <= n; i += 64) {
+    for (int k = 0; k < 4; ++k) {
+      v16f a;
+      std::memcpy(&a, p + i + 16 * k, sizeof a);
+      mnv[k] = a < mnv[k] ? a : mnv[k];
+      mxv[k] = a > mxv[k] ? a : mxv[k];
+    }
   }
-  for (int k = 0; k < 16; ++k) {
-    mn = mn0[k] < mn ? mn0[k] : mn;
-    mn = mn1[k] < mn ? mn1[k] : mn;
-    mx = mx0[k] > mx ? mx0[k] : mx;
-    mx = mx1[k] > mx ? mx1[k] : mx;
+  for (int k = 0; k < 4; ++k) {
+    for (int j = 0; j < 16; ++j) {
+      mn = mnv[k][j] < mn ? mnv[k][j] : mn;
+      mx = mxv[k][j] > mx ? mxv[k][j] : mx;
+    }
   }
   return i;
 }

@@ -270,9 +270,10 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
       } else if (auto s = m.shown_as.find(id); s != m.shown_as.end()) {
         const std::string& name = s->second.name;
         if (!opts.observed || opts.observed->count(name)) {
-          if (opts.any_order && s->second.channels % t.dim(4) == 0 && opts.any_order->count(name))
-            opts.observer(name, t);  // the same values in another order, no padding
-          else
+          if (opts.any_order && opts.any_order->count(name)) {
+            if (s->second.channels % t.dim(4) == 0) opts.observer(name, t);  // the same values, no padding
+            else opts.observer(name, blocked_values(t, s->second.channels));  // padding left out
+          } else
             opts.observer(name, blocked_to_nchw(t, s->second.channels));
         }
       }

@@ -42,8 +42,9 @@ struct RunOptions {
   // then also sees tensors of that graph that are not in the set (ignore them).
   const std::unordered_set<std::string>* observed = nullptr;
   // Names whose observer needs only the values, not their order (min/max, histograms). The optimized graph
-  // holds some tensors in a channel-blocked layout (exec/layout.h); one of these without padding channels is
-  // then shown as it is, shape [N, C/B, H, W, B], instead of being converted back to NCHW for the observer.
+  // holds some tensors in a channel-blocked layout (exec/layout.h); one of these is then shown as it is when
+  // it has no padding channels (shape [N, C/B, H, W, B]), else as a copy of its real channels' values (shape
+  // [N, C, H, W], not in NCHW order), instead of being converted back to NCHW for the observer.
   const std::unordered_set<std::string>* any_order = nullptr;
   // Called with the value BEFORE fake quantization for tensors in fake_quant (may be empty).
   Observer pre_fake_quant_observer;

@@ -202,7 +202,7 @@ TEST(CalibBinning, MinMaxScansMatchNaive) {
   std::normal_distribution<float> nd(0.f, 5.f);
   const int before = num_threads();
   set_num_threads(2);  // batches of 2^18 values or more are split over the threads
-  for (size_t n : {size_t{0}, size_t{1}, size_t{5}, size_t{15}, size_t{17}, size_t{31}, size_t{1021}, size_t{40009},
+  for (size_t n : {size_t{0}, size_t{1}, size_t{5}, size_t{15}, size_t{17}, size_t{31}, size_t{63}, size_t{64}, size_t{65}, size_t{129}, size_t{1021}, size_t{40009},
                    size_t{300007}}) {
     for (bool infinities : {true, false}) {  // with infinities the scan takes its slow path
       std::vector<float> x(n);

@@ -75,7 +75,9 @@ TEST(CalibTails, KeepsTheExtremesOfTheStream) {
       }
       EXPECT_FALSE(t.largest(k + 1).has_value());
       EXPECT_FALSE(t.largest(0).has_value());
-      if (absolute) EXPECT_FALSE(t.smallest(1).has_value());  // no low side for |x|
+      if (absolute) {
+        EXPECT_FALSE(t.smallest(1).has_value());  // no low side for |x|
+      }
     }
 }
 

@@ -233,7 +233,8 @@ TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
 TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
   BlockedAndPlain t(6);
   auto& [rng, m, blocked, plain, feeds] = t;
-  // e1 has 44 channels (padding with blocks of 16: converted), u0 16 (no padding: shown as it is), a 20.
+  // e1 has 44 channels and a 20 (padding with blocks of 16: their real values copied, not in NCHW order), u0 16
+  // (no padding: shown as it is).
   std::unordered_set<std::string> want{"a", "e1", "u0"};
   std::map<std::string, Tensor> got = observe(blocked, feeds, &want, &want), ref = observe(plain, feeds);
   EXPECT_EQ(got.at("u0").rank(), 5);

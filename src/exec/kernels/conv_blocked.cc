@@ -3,6 +3,7 @@
 // into the layout it picks, the fused activation as a post-op. Built lazily per input shape and cached.
 // The naive reference for these kernels is the Conv reference on NCHW tensors (conv_ref.cc): the layout
 // conversions are exact copies, and tests/unit/test_layout.cc compares whole blocked chains with it.
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -250,6 +251,26 @@ Tensor blocked_to_nchw(const Tensor& x, int64_t channels) {
     convert_layout(x, logical, x.dim(4), false, y);
   } catch (const dnnl::error& e) {
     du::rethrow_dnnl("(observer)", "_OqFromBlocked", e);
+  }
+  return y;
+}
+
+Tensor blocked_values(const Tensor& x, int64_t channels) {
+  if (x.dtype() != DType::Float || x.rank() != 5 || x.dim(4) <= 0 || x.dim(1) != blocks_of(channels, x.dim(4)))
+    fail(ErrorKind::Runtime, "tensor of shape {} is not a blocked tensor of {} channels", shape_str(x.shape()),
+         channels);
+  const int64_t n = x.dim(0), b = x.dim(4), hw = x.dim(2) * x.dim(3);
+  const int64_t full = channels / b, rest = channels % b;
+  Tensor y = Tensor::uninitialized(DType::Float, {n, channels, x.dim(2), x.dim(3)});
+  const float* src = x.data<float>();
+  float* dst = y.data<float>();
+  for (int64_t s = 0; s < n; ++s) {
+    const float* xs = src + s * x.dim(1) * hw * b;
+    std::memcpy(dst, xs, static_cast<size_t>(full * hw * b) * sizeof(float));
+    dst += full * hw * b;
+    const float* part = xs + full * hw * b;
+    for (int64_t i = 0; i < (rest ? hw : 0); ++i, dst += rest)
+      std::memcpy(dst, part + i * b, static_cast<size_t>(rest) * sizeof(float));
   }
   return y;
 }
