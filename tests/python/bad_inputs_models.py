@@ -1,0 +1,195 @@
+"""Bad models of the bad-input catalogue (test_bad_inputs.py): each builds a broken ONNX file in a temp dir."""
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from bad_inputs_util import MLP, base_config, check_failure, main_job, write
+from oqtest import tmpdir
+
+# ---------------------------------------------------------------------------------------------- models
+def tiny_model(nodes, inits=(), inputs=None, outputs=None, opset=13):
+    inputs = inputs or [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])]
+    outputs = outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])]
+    g = helper.make_graph(nodes, "bad", inputs, outputs, initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def save(d, m, name="model.onnx"):
+    p = os.path.join(d, name)
+    with open(p, "wb") as f:
+        f.write(m.SerializeToString())
+    return p
+
+
+def model_case(make, words, code=1, loader=True):
+    """make(d) -> model path; the main job must refuse it (and `info` too when the loader refuses it)."""
+    def case():
+        d = tmpdir()
+        path = make(d)
+        main_job(d, base_config(path), code, words, extra_inputs=[path])
+        if loader:
+            check_failure(d, ["info", path], code, words, [path])
+    return case
+
+
+def m_empty(d):
+    return write(os.path.join(d, "model.onnx"), b"")
+
+
+def m_truncated(d):
+    data = open(MLP, "rb").read()
+    return write(os.path.join(d, "model.onnx"), data[: len(data) // 3])
+
+
+def m_garbage(d):
+    return write(os.path.join(d, "model.onnx"), np.random.default_rng(9).bytes(4096))
+
+
+def m_text(d):
+    return write(os.path.join(d, "model.onnx"), "this is not a model\n" * 20)
+
+
+def m_cycle(d):
+    nodes = [helper.make_node("Relu", ["b"], ["a"], name="r1"), helper.make_node("Add", ["input", "a"], ["b"], name="add"),
+             helper.make_node("Relu", ["b"], ["y"], name="r2")]
+    return save(d, tiny_model(nodes))
+
+
+def m_dangling(d):
+    nodes = [helper.make_node("Add", ["input", "nobody_makes_me"], ["y"], name="add_dangling")]
+    return save(d, tiny_model(nodes))
+
+
+def m_missing_init(d):
+    m = onnx.load(MLP)
+    keep = [t for t in m.graph.initializer if t.name != "weights.1"]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    return save(d, m)
+
+
+def m_dup_outputs(d):
+    nodes = [helper.make_node("Relu", ["input"], ["t"], name="first"), helper.make_node("Neg", ["input"], ["t"], name="second"),
+             helper.make_node("Relu", ["t"], ["y"], name="r")]
+    return save(d, tiny_model(nodes))
+
+
+def m_dup_graph_outputs(d):
+    nodes = [helper.make_node("Relu", ["input"], ["y"], name="r")]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])
+    return save(d, tiny_model(nodes, outputs=[y, y]))
+
+
+def m_opset_new(d):
+    m = onnx.load(MLP)
+    m.opset_import[0].version = 99
+    return save(d, m)
+
+
+def m_unsupported_op(d):
+    nodes = [helper.make_node("FrobnicateTensor", ["input"], ["y"], name="frob")]
+    return save(d, tiny_model(nodes))
+
+
+def m_raw_short(d):
+    w = TensorProto(name="w_short", data_type=TensorProto.FLOAT, dims=[64], raw_data=b"\0" * 100)
+    nodes = [helper.make_node("Add", ["input", "w_short"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def m_overflow(d):
+    w = TensorProto(name="w_huge", data_type=TensorProto.FLOAT, dims=[1 << 40, 1 << 40, 1 << 20])
+    w.raw_data = b"\0" * 16
+    nodes = [helper.make_node("Add", ["input", "w_huge"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def m_negative_dim(d):
+    w = TensorProto(name="w_neg", data_type=TensorProto.FLOAT, dims=[-4, 16])
+    nodes = [helper.make_node("Add", ["input", "w_neg"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def external_model(d, location, nbytes=64 * 4, write_data=True, length=None):
+    w = TensorProto(name="w_ext", data_type=TensorProto.FLOAT, dims=[64])
+    w.data_location = TensorProto.EXTERNAL
+    e = w.external_data.add()
+    e.key, e.value = "location", location
+    if length is not None:
+        e = w.external_data.add()
+        e.key, e.value = "length", str(length)
+    if write_data:
+        write(os.path.join(d, "w.bin"), b"\0" * nbytes)
+    nodes = [helper.make_node("Add", ["input", "w_ext"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+def m_ext_missing(d):
+    return external_model(d, "missing.bin", write_data=False)
+
+
+def m_ext_short(d):
+    return external_model(d, "w.bin", nbytes=100)
+
+
+def m_ext_length_short(d):
+    return external_model(d, "w.bin", length=128)
+
+
+def m_ext_parent(d):
+    sub = os.path.join(d, "models")
+    os.makedirs(sub)
+    write(os.path.join(d, "secret.bin"), b"\0" * 256)
+    return external_model(sub, "../secret.bin", write_data=False)
+
+
+def m_ext_absolute(d):
+    write(os.path.join(d, "abs.bin"), b"\0" * 256)
+    return external_model(d, os.path.join(d, "abs.bin"), write_data=False)
+
+
+def m_no_graph_input_data(d):
+    """A model whose only initializer has float_data of the wrong count."""
+    w = TensorProto(name="w_count", data_type=TensorProto.FLOAT, dims=[64], float_data=[1.0] * 10)
+    nodes = [helper.make_node("Add", ["input", "w_count"], ["y"], name="add")]
+    return save(d, tiny_model(nodes, [w]))
+
+
+MODEL_CASES = [
+    ("model_empty_file", m_empty, ["model.onnx", "empty"]),
+    ("model_truncated", m_truncated, ["model.onnx"]),
+    ("model_garbage", m_garbage, ["model.onnx"]),
+    ("model_text", m_text, ["model.onnx"]),
+    ("model_cycle", m_cycle, ["model.onnx", "cycle"]),
+    ("model_dangling_input", m_dangling, ["model.onnx", "nobody_makes_me"]),
+    ("model_missing_initializer", m_missing_init, ["model.onnx", "weights.1"]),
+    ("model_duplicate_node_outputs", m_dup_outputs, ["model.onnx", "'t'"]),
+    ("model_duplicate_graph_outputs", m_dup_graph_outputs, ["model.onnx", "'y'"]),
+    ("model_opset_too_new", m_opset_new, ["model.onnx", "99"], False),
+    ("model_unsupported_op", m_unsupported_op, ["frob", "FrobnicateTensor"], False),
+    ("model_raw_data_short", m_raw_short, ["model.onnx", "w_short"]),
+    ("model_value_count_wrong", m_no_graph_input_data, ["model.onnx", "w_count"]),
+    ("model_shape_overflow", m_overflow, ["model.onnx", "w_huge"]),
+    ("model_negative_dim", m_negative_dim, ["model.onnx", "w_neg"]),
+    ("model_external_missing", m_ext_missing, ["w_ext", "missing.bin"]),
+    ("model_external_too_short", m_ext_short, ["w_ext", "w.bin"]),
+    ("model_external_length_short", m_ext_length_short, ["w_ext", "length"]),
+    ("model_external_parent_dir", m_ext_parent, ["w_ext", "../secret.bin"]),
+    ("model_external_absolute", m_ext_absolute, ["w_ext", "absolute"]),
+]
+
+
+def case_model_missing():
+    d = tmpdir()
+    main_job(d, base_config(os.path.join(d, "nope.onnx")), 1, ["nope.onnx"])
+
+
+def case_model_is_directory():
+    d = tmpdir()
+    os.makedirs(os.path.join(d, "dir.onnx"))
+    main_job(d, base_config(os.path.join(d, "dir.onnx")), 1, ["dir.onnx", "directory"])
+
