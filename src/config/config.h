@@ -15,6 +15,9 @@
 
 namespace oq::config {
 
+// The newest opset onnxquant writes (the executor's exec::kMaxOpset; the app layer asserts they agree).
+inline constexpr int64_t kMaxTargetOpset = 21;
+
 // Top-level `operation_mode` values onnxquant runs (other ST modes are rejected at load).
 enum class OperationMode { Quantization, Evaluation, ChainQE };
 enum class Interpolation { Nearest, Bilinear, Bicubic, Area };
@@ -144,7 +147,7 @@ struct QuantizationConfig {
   Granularity granularity = Granularity::PerChannel;
   std::string export_dir = "quantized_models";
   bool optimize = false;
-  int64_t target_opset = 17;
+  int64_t target_opset = 17;  // 10 .. kMaxTargetOpset
   OperatingMode operating_mode = OperatingMode::Default;
   QuantParameters params;
   ExtraOptions extra;

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "config/yaml_read.h"
@@ -28,6 +29,29 @@ YAML::Node unmarked_copy(const YAML::Node& n) {
     return out;
   }
   return YAML::Node(YAML::NodeType::Null);
+}
+
+// yaml-cpp keeps every pair of a map with a repeated key and answers lookups with the first; Hydra refuses
+// such a file. A repeated key is an error naming both lines.
+void check_duplicate_keys(const YAML::Node& n, const std::string& path, const std::string& source) {
+  if (n.IsSequence()) {
+    size_t i = 0;
+    for (const auto& e : n) check_duplicate_keys(e, path + "[" + std::to_string(i++) + "]", source);
+    return;
+  }
+  if (!n.IsMap()) return;
+  std::map<std::string, int> first_line;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& k = kv.first.Scalar();
+    const std::string p = path.empty() ? k : path + "." + k;
+    const int line = kv.first.Mark().line + 1;
+    auto [it, inserted] = first_line.emplace(k, line);
+    if (!inserted)
+      fail(ErrorKind::Config, "{}:{}: {}: key given twice (lines {} and {}); keep one", source, line, p, it->second,
+           line);
+    check_duplicate_keys(kv.second, p, source);
+  }
 }
 
 bool valid_key_segment(const std::string& s) {
@@ -135,6 +159,10 @@ void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc) {
       if (d <= 0) key_fail(ctx, is, p, "must be > 0, got " + std::to_string(d));
       mc.input_shape.push_back(d);
     }
+    if (mc.input_shape.size() != 2 && mc.input_shape.size() != 3)
+      key_fail(ctx, is, "model.input_shape",
+               "expected (height, width, channels) as ST writes it, or (height, width); got " +
+                   std::to_string(mc.input_shape.size()) + " values");
   }
   m.finish_warn(kIgnored);
 }
@@ -222,11 +250,17 @@ Config load_config_from_string(const std::string& yaml_text, const std::vector<s
                                const std::string& source_name) {
   YAML::Node root;
   try {
-    root = YAML::Load(yaml_text);
+    std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (!docs.empty()) root = docs[0];
+    for (size_t i = 1; i < docs.size(); ++i)
+      if (!is_null(docs[i]))
+        fail(ErrorKind::Config, "{}:{}: a second YAML document ('---'); a config file holds one", source_name,
+             docs[i].Mark().line + 1);
   } catch (const YAML::Exception& e) {
     fail(ErrorKind::Config, "{}:{}:{}: YAML syntax error: {}", source_name, e.mark.line + 1, e.mark.column + 1, e.msg);
   }
   if (is_null(root)) root = YAML::Node(YAML::NodeType::Map);
+  check_duplicate_keys(root, "", source_name);
   if (!root.IsMap()) fail(ErrorKind::Config, "{}: expected a map of sections at the top level, got {}", source_name, show(root));
   for (const auto& ov : overrides) apply_override(root, ov);
   return build(root, source_name, std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));

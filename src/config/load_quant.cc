@@ -1,4 +1,5 @@
 // The `quantization` section: every key known, typed and range-checked; unknown keys are errors.
+#include <filesystem>
 #include <set>
 
 #include "config/yaml_read.h"
@@ -186,10 +187,20 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
   q.granularity = get_enum(m, "granularity", q.granularity, {Granularity::PerChannel, Granularity::PerTensor});
   q.export_dir = get_string(m, "export_dir", q.export_dir);
   if (q.export_dir.empty()) key_fail(ctx, m.get("export_dir"), m.path("export_dir"), "must not be empty");
+  {
+    const std::filesystem::path ed(q.export_dir);
+    bool up = false;
+    for (const auto& part : ed) up |= part == "..";
+    if (ed.is_absolute() || up)
+      key_fail(ctx, m.get("export_dir"), m.path("export_dir"),
+               "must be a folder inside the output directory (a relative path without '..'), got '" + q.export_dir +
+                   "'");
+  }
   q.optimize = get_bool(m, "optimize", q.optimize);
   q.target_opset = get_int(m, "target_opset", q.target_opset);
-  check_range(m, "target_opset", q.target_opset >= 10, static_cast<double>(q.target_opset),
-              ">= 10 (QuantizeLinear/DequantizeLinear need opset 10+)");
+  check_range(m, "target_opset", q.target_opset >= 10 && q.target_opset <= kMaxTargetOpset,
+              static_cast<double>(q.target_opset),
+              "between 10 (QuantizeLinear/DequantizeLinear need opset 10+) and 21 (the newest opset onnxquant writes)");
   q.operating_mode = get_enum(m, "operating_mode", q.operating_mode,
                               {OperatingMode::Default, OperatingMode::Inspection, OperatingMode::FullAuto});
   read_params(ctx, m.get("onnx_quant_parameters"), q.params);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/names.h"
+
 namespace oq::config::detail {
 
 std::string show(const YAML::Node& n) {
@@ -61,13 +63,24 @@ std::vector<std::string> MapReader::unknown_keys() const {
 }
 
 void MapReader::finish_strict() const {
+  const std::vector<std::string> known(known_.begin(), known_.end());
   for (const auto& k : unknown_keys()) {
     const YAML::Node& cn = node_;
-    key_fail(ctx_, cn[k], path(k), "unknown key");
+    key_fail(ctx_, cn[k], path(k), "unknown key" + did_you_mean(k, known));
   }
 }
 
 void MapReader::finish_warn(std::string_view what) const {
+  // Keys of ST's files that onnxquant does not read are expected here; one that is a letter or two away from a
+  // key it does read is a typo whose value would be ignored silently: an error.
+  const std::vector<std::string> known(known_.begin(), known_.end());
+  for (const auto& k : unknown_keys()) {
+    const std::string near = closest_name(k, known, k.size() >= 6 ? 2 : 1);
+    if (!near.empty()) {
+      const YAML::Node& cn = node_;
+      key_fail(ctx_, cn[k], path(k), "unknown key, did you mean '" + near + "'? (as written it would be ignored)");
+    }
+  }
   if (!ctx_.warnings) return;
   for (const auto& k : unknown_keys()) ctx_.warnings->push_back(path(k) + ": " + std::string(what));
 }

@@ -12,6 +12,8 @@
 #include <iterator>
 #include <vector>
 
+#include "core/log.h"
+
 namespace oq::data {
 
 namespace {
@@ -110,10 +112,15 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
     fail(ErrorKind::Data, "color mode {} gives {} channel(s) but model input '{}' of shape {} has {}",
          color_name(o.color), want, input_name, shape_str(s), g.c);
   g.c = want;
+  if (o.height > 0 && ((g.h >= 0 && g.h != o.height) || (g.w >= 0 && g.w != o.width)))
+    OQ_WARN("model.input_shape gives {}x{} images but model input '{}' has shape {}: the model's size is used",
+            o.height, o.width, input_name, shape_str(s));
   if (g.h < 0) g.h = o.height;
   if (g.w < 0) g.w = o.width;
   if (g.h <= 0 || g.w <= 0)
-    fail(ErrorKind::Data, "model input '{}' of shape {} has no fixed height/width; give a target image size",
+    fail(ErrorKind::Data,
+         "model input '{}' of shape {} has no fixed height/width; give the image size as model.input_shape "
+         "(e.g. (128, 128, 3))",
          input_name, shape_str(s));
   return g;
 }

@@ -1,7 +1,12 @@
 #include "quant/overrides.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_set>
+
+#include "core/log.h"
+#include "core/names.h"
+#include "exec/kernel.h"
 
 namespace oq::quant {
 
@@ -65,6 +70,37 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
            ov.scale.size());
     check_values("activations_tensor_override", name, ov, ov.qtype.value_or(o.activation_type));
   }
+}
+
+void validate_node_filters(const ir::Graph& g, const QuantOptions& o) {
+  std::vector<std::string> nodes;
+  for (const auto& n : g.nodes)
+    if (!n.name.empty()) nodes.push_back(n.name);
+  std::unordered_set<std::string> node_set(nodes.begin(), nodes.end());
+  auto check_nodes = [&](const std::set<std::string>& names, const char* key) {
+    for (const auto& name : names)
+      if (!node_set.count(name))
+        fail(ErrorKind::Config, "quantization.onnx_quant_parameters.{}: the model has no node named '{}'{}", key, name,
+             did_you_mean(name, nodes));
+  };
+  check_nodes(o.nodes_to_quantize, "nodes_to_quantize");
+  check_nodes(o.nodes_to_exclude, "nodes_to_exclude");
+  const std::vector<std::string> ops = exec::registered_ops();
+  for (const auto& op : o.op_types_to_quantize)
+    if (std::find(ops.begin(), ops.end(), op) == ops.end())
+      fail(ErrorKind::Config,
+           "quantization.onnx_quant_parameters.op_types_to_quantize: '{}' is not an ONNX operator onnxquant runs "
+           "(operator names are case-sensitive){}",
+           op, did_you_mean(op, ops));
+}
+
+void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {
+  for (const auto* m : {&o.weight_overrides, &o.activation_overrides})
+    for (const auto& [name, ov] : *m)
+      if (!plan.is_marked(name))
+        OQ_WARN("{} '{}': the tensor is not quantized (its nodes are filtered out by op_types_to_quantize, "
+                "nodes_to_quantize or nodes_to_exclude); the override has no effect",
+                m == &o.weight_overrides ? "weights_tensor_override" : "activations_tensor_override", name);
 }
 
 }  // namespace oq::quant

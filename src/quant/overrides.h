@@ -2,9 +2,19 @@
 #pragma once
 #include "ir/graph.h"
 #include "quant/options.h"
+#include "quant/plan.h"
 
 namespace oq::quant {
 
 void validate_overrides(const ir::Graph& g, const QuantOptions& o);
+
+// The node filters against the model as loaded (before pre-processing removes nodes): every name in
+// nodes_to_quantize / nodes_to_exclude is a node of the model, every op type in op_types_to_quantize an ONNX
+// operator the executor runs (absent from this model is fine). A Config error naming the key and the name,
+// with the closest match when there is one (a mistyped name would otherwise quantize nothing, or everything).
+void validate_node_filters(const ir::Graph& g, const QuantOptions& o);
+
+// Overrides of tensors the plan does not quantize (their node filtered out or excluded): one warning each.
+void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan);
 
 }  // namespace oq::quant

@@ -145,6 +145,10 @@ def check_fusions_like_ort(name, orig_path, ours, symbolic_shapes=True):
     assert got == want, f"{name}: node counts {got}, quant_pre_process gives {want}"
     gemms = lambda m: sorted(n.name for n in m.graph.node if n.op_type == "Gemm")  # noqa: E731
     assert gemms(ours) == gemms(ref), f"{name}: Gemm names {gemms(ours)} vs ORT {gemms(ref)}"
+    # BatchNormalization folded into a Conv: ORT's ConvBNFusion names the new weight and bias
+    # ConvBnFusion_W_<weight> / ConvBnFusion_BN_B_<BN bias>; ours are named the same.
+    bn_named = lambda m: sorted(i.name for i in m.graph.initializer if i.name.startswith("ConvBnFusion_"))  # noqa: E731
+    assert bn_named(ours) == bn_named(ref), f"{name}: folded initializers {bn_named(ours)} vs ORT {bn_named(ref)}"
     ours_pads, ref_pads = conv_pads(ours), conv_pads(ref)
     for conv, pads in ours_pads.items():
         if conv in ref_pads:  # ORT may fuse other things into a Conv (ConvAddFusion), never rename it

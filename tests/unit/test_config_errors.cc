@@ -54,6 +54,48 @@ TEST(ConfigErrors, UnknownQuantizationKeysNameTheirFullPath) {
                 "quantization.onnx_extra_options.weights_tensor_override[0].quant_typ: unknown key");
 }
 
+TEST(ConfigErrors, MisspeltKeysGetTheClosestKnownKey) {
+  // In strict sections the error says which key was meant.
+  EXPECT_HAS(config_error(with_quant("  onnx_extra_options:\n    SmothQuant: true\n")), "did you mean 'SmoothQuant'?");
+  EXPECT_HAS(config_error(with_quant("  granularty: per_tensor\n")), "did you mean 'granularity'?");
+  // Sections that tolerate ST's other keys refuse one that is a letter or two from a key onnxquant reads (its
+  // value would be ignored), letter case included; a key far from every known one stays a warning.
+  std::string m = config_error("model: {model_path: m.onnx}\nquantisation: {granularity: per_tensor}\n"
+                               "quantization: {}\n");
+  EXPECT_STARTS(m, "quantisation: unknown key, did you mean 'quantization'?");
+  EXPECT_HAS(m, "(cfg.yaml:2)");
+  EXPECT_STARTS(config_error("model: {model_path: m.onnx}\nQuantization: {}\nquantization: {}\n"),
+                "Quantization: unknown key, did you mean 'quantization'?");
+  EXPECT_STARTS(config_error("model: {model_path: m.onnx}\ndataset: {quantisation_path: d.npz}\nquantization: {}\n"),
+                "dataset.quantisation_path: unknown key, did you mean 'quantization_path'?");
+  EXPECT_STARTS(config_error("model: {model_path: m.onnx}\nquantization: {}\n", {"quantisation.granularity=per_tensor"}),
+                "quantisation: unknown key, did you mean 'quantization'?");
+  Config c = load_config_from_string("model: {model_path: m.onnx, model_type: x}\nquantization: {}\n"
+                                     "postprocessing: {a: 1}\nmlflow: {uri: u}\ntraining: {epochs: 3}\n",
+                                     {}, "cfg.yaml");
+  EXPECT_EQ(c.warnings.size(), 4u);
+}
+
+TEST(ConfigErrors, RepeatedKeysAndSecondDocuments) {
+  std::string m = config_error(with_quant("  granularity: per_tensor\n  granularity: per_channel\n"));
+  EXPECT_STARTS(m, "cfg.yaml:4: quantization.granularity: key given twice (lines 3 and 4)");
+  m = config_error("model: {model_path: m.onnx}\nquantization: {}\nquantization: {granularity: per_tensor}\n");
+  EXPECT_STARTS(m, "cfg.yaml:3: quantization: key given twice (lines 2 and 3)");
+  m = config_error(with_quant("  onnx_extra_options: {weights_tensor_override: [[w, {axis: 0, axis: 1}]]}\n"));
+  EXPECT_HAS(m, "quantization.onnx_extra_options.weights_tensor_override[0][1].axis: key given twice");
+  m = config_error("model: {model_path: m.onnx}\nquantization: {}\n---\nfoo: 1\n");
+  EXPECT_STARTS(m, "cfg.yaml:4: a second YAML document");
+  // An empty document after the separator is harmless.
+  EXPECT_NO_THROW(load_config_from_string("model: {model_path: m.onnx}\nquantization: {}\n---\n", {}, "cfg.yaml"));
+}
+
+TEST(ConfigErrors, ExportDirStaysInsideTheOutputDirectory) {
+  for (const char* d : {"/tmp/x", "../x", "a/../../x", ".."})
+    EXPECT_STARTS(config_error(with_quant(std::string("  export_dir: '") + d + "'\n")),
+                  "quantization.export_dir: must be a folder inside the output directory");
+  EXPECT_NO_THROW(load_config_from_string(with_quant("  export_dir: a/b\n"), {}, "cfg.yaml"));
+}
+
 TEST(ConfigErrors, QuantizerAndType) {
   std::string m = config_error(with_quant("  quantizer: TFlite_converter\n"));
   EXPECT_STARTS(m, "quantization.quantizer: 'TFlite_converter' is not supported by onnxquant; use onnx_quantizer");
@@ -89,7 +131,9 @@ TEST(ConfigErrors, WrongTypesNameKeyExpectedTypeAndValue) {
 }
 
 TEST(ConfigErrors, RangesAndEnums) {
-  EXPECT_STARTS(config_error(with_quant("  target_opset: 9\n")), "quantization.target_opset: must be >= 10");
+  EXPECT_STARTS(config_error(with_quant("  target_opset: 9\n")), "quantization.target_opset: must be between 10");
+  EXPECT_STARTS(config_error(with_quant("  target_opset: 22\n")), "quantization.target_opset: must be between 10");
+  EXPECT_HAS(config_error(with_quant("  target_opset: 22\n")), "got 22");
   EXPECT_STARTS(config_error(with_quant("  operating_mode: auto\n")),
                 "quantization.operating_mode: expected one of default, inspection, full_auto, got 'auto'");
   EXPECT_STARTS(config_error(with_quant("  onnx_quant_parameters: {calibrate_method: Distribution}\n")),

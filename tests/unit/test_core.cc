@@ -2,6 +2,7 @@
 
 #include "core/dtype.h"
 #include "core/int4.h"
+#include "core/names.h"
 #include "core/tensor.h"
 
 using namespace oq;
@@ -58,4 +59,19 @@ TEST(Tensor, CastRoundsHalfToEvenAndSaturates) {
 
 TEST(Tensor, ShapeOverflowIsAnError) {
   EXPECT_THROW(shape_numel({int64_t{1} << 40, int64_t{1} << 40}), Error);
+}
+
+TEST(Names, ClosestNameForTypos) {
+  EXPECT_EQ(name_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(name_distance("Conv", "conv"), 0u);  // letter case is free
+  const std::vector<std::string> ops = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
+  EXPECT_EQ(closest_name("conv", ops), "Conv");
+  EXPECT_EQ(closest_name("Gem", ops), "Gemm");
+  EXPECT_EQ(closest_name("Frobnicate", ops), "");
+  EXPECT_EQ(closest_name("Conv", ops), "");  // an exact name is not a typo of itself
+  EXPECT_EQ(closest_name("", ops), "");
+  EXPECT_EQ(closest_name("granularty", {"granularity", "target_opset"}, 2), "granularity");
+  EXPECT_EQ(closest_name("postprocessing", {"preprocessing"}, 2), "");  // ST's other section stays unknown
+  EXPECT_EQ(did_you_mean("Matmul", ops), ", did you mean 'MatMul'?");
+  EXPECT_EQ(did_you_mean("xyz", ops), "");
 }

@@ -173,3 +173,43 @@ TEST(Overrides, Rules) {
   o.weight_overrides["W"] = TensorOverride{DType::Int8, {}, {}, std::nullopt};
   expect_error("nodes_to_quantize");
 }
+
+TEST(Overrides, NodeFiltersNameNodesAndOperatorsOfTheModel) {
+  ir::Graph g;
+  for (const char* name : {"stem/Conv", "head/Gemm"}) {
+    ir::Node n;
+    n.op_type = std::string(name).ends_with("Conv") ? "Conv" : "Gemm";
+    n.name = name;
+    g.nodes.push_back(n);
+  }
+  auto error_of = [&](const QuantOptions& o) -> std::string {
+    try {
+      validate_node_filters(g, o);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.exit_code(), 2);
+      return e.what();
+    }
+    return "";
+  };
+  QuantOptions o;
+  o.nodes_to_exclude = {"stem/conv"};
+  EXPECT_EQ(error_of(o),
+            "quantization.onnx_quant_parameters.nodes_to_exclude: the model has no node named 'stem/conv', did you "
+            "mean 'stem/Conv'?");
+  o = {};
+  o.nodes_to_quantize = {"conv1"};
+  EXPECT_EQ(error_of(o), "quantization.onnx_quant_parameters.nodes_to_quantize: the model has no node named 'conv1'");
+  o = {};
+  o.op_types_to_quantize = {"Conv", "gemm"};
+  EXPECT_NE(error_of(o).find("'gemm' is not an ONNX operator onnxquant runs (operator names are case-sensitive), "
+                             "did you mean 'Gemm'?"),
+            std::string::npos);
+  o.op_types_to_quantize = {"Frobnicate"};
+  EXPECT_NE(error_of(o).find("'Frobnicate' is not an ONNX operator"), std::string::npos);
+  // Names that exist, and operators the model does not use, are fine.
+  o = {};
+  o.nodes_to_quantize = {"stem/Conv"};
+  o.nodes_to_exclude = {"head/Gemm"};
+  o.op_types_to_quantize = {"Conv", "MatMul", "Sub"};
+  EXPECT_EQ(error_of(o), "");
+}

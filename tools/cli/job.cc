@@ -6,6 +6,7 @@
 #include "exec/kernel.h"
 #include "ir/passes/passes.h"
 #include "onnx/model_io.h"
+#include "quant/overrides.h"
 #include "quant/quantizer.h"
 
 namespace fs = std::filesystem;
@@ -21,13 +22,14 @@ void prepare_model(Job& job) {
   if (job.original.default_opset() > exec::kMaxOpset)
     fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", job.model_path,
          job.original.default_opset(), exec::kMaxOpset);
+  job.qopts = quant_options(cfg);
+  quant::validate_node_filters(job.original.graph, job.qopts);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_pads, st.fused_matmul_adds);
-  job.qopts = quant_options(cfg);
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;
   if (opset < target) {

@@ -7,6 +7,7 @@
 #include "baseline.h"
 #include "core/log.h"
 #include "quality.h"
+#include "quant/overrides.h"
 
 namespace fs = std::filesystem;
 
@@ -48,6 +49,10 @@ Baseline quantize_baseline(Job& job) {
   b.path = save_output(job, b.q.model, job.model_base + suffix);
   OQ_DEBUG("peak RSS after writing it: {} KB", peak_rss_kb());
   OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
+  quant::warn_unused_overrides(job.qopts, b.q.plan);
+  if (b.q.stats.q_nodes + b.q.stats.dq_nodes == 0)
+    OQ_WARN("nothing was quantized: no node of the model passed op_types_to_quantize / nodes_to_quantize / "
+            "nodes_to_exclude (the written model is the float model)");
   if (job.qopts.bias_correction) OQ_INFO("Bias correction: {} biases corrected", b.q.corrected_biases);
   for (const auto& [kind, n] : b.q.stats.tensors_per_type) OQ_INFO("  {} tensors: {}", kind, n);
   OQ_INFO("Model size: {} bytes (float) -> {} bytes (quantized)", file_size(job.model_path), file_size(b.path));

@@ -1,7 +1,10 @@
 // Config -> core options mapping (the only place where config enums meet core enums).
 #include "app.h"
+#include "exec/kernel.h"
 
 namespace oq::app {
+
+static_assert(config::kMaxTargetOpset == exec::kMaxOpset, "config's target_opset bound is the executor's newest opset");
 
 quant::QuantOptions quant_options(const config::Config& cfg) {
   const auto& q = cfg.quantization;
@@ -79,6 +82,15 @@ data::PreprocessOptions preprocess_options(const config::Config& cfg) {
     case config::Layout::Auto: o.layout = data::Layout::Auto; break;
     case config::Layout::NCHW: o.layout = data::Layout::NCHW; break;
     case config::Layout::NHWC: o.layout = data::Layout::NHWC; break;
+  }
+  // model.input_shape: the image size for inputs whose height/width are dynamic. ST writes (H, W, C); a
+  // (C, H, W) spelling is recognised by its small first value.
+  const auto& is = cfg.model.input_shape;
+  if (is.size() == 2 || is.size() == 3) {
+    auto is_ch = [](int64_t d) { return d == 1 || d == 3 || d == 4; };
+    const bool chw = is.size() == 3 && is_ch(is[0]) && !is_ch(is[2]);
+    o.height = chw ? is[1] : is[0];
+    o.width = chw ? is[2] : is[1];
   }
   return o;
 }

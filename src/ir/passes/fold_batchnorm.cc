@@ -75,8 +75,19 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const N
     Tensor nb(DType::Float, {cout});
     for (int64_t c = 0; c < cout; ++c)
       nb.data<float>()[c] = static_cast<float>((b ? b->data<float>()[c] : 0.0) * prm->s[c] + prm->shift[c]);
-    std::string wn = store(g, idx, names, p.input(1), std::move(nw));
-    std::string bname = store(g, idx, names, p.input(2), std::move(nb));
+    std::string wn, bname;
+    if (!tr) {
+      // ORT's ConvBNFusion (what quant_pre_process runs) names the new initializers after the Conv's weight and
+      // the BN's bias, so the quantized model's names match those of ORT's flow (the old ones are dropped when
+      // nothing else reads them).
+      wn = names.make("ConvBnFusion_W_" + p.input(1));
+      g.add_initializer(wn, std::move(nw));
+      bname = names.make("ConvBnFusion_BN_B_" + bn.input(2));
+      g.add_initializer(bname, std::move(nb));
+    } else {
+      wn = store(g, idx, names, p.input(1), std::move(nw));
+      bname = store(g, idx, names, p.input(2), std::move(nb));
+    }
     p.inputs.resize(3);
     p.inputs[1] = wn;
     p.inputs[2] = bname;
@@ -172,9 +183,13 @@ size_t fold_batchnorm(Model& m) {
     std::unordered_set<std::string> used = sub;
     for (const auto& n : g.nodes)
       for (const auto& s : n.inputs) used.insert(s);
+    std::unordered_set<std::string> dropped;
     std::erase_if(g.initializers, [&](const Initializer& i) {
-      return !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
+      const bool drop = !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
+      if (drop) dropped.insert(i.name);
+      return drop;
     });
+    std::erase_if(g.value_info, [&](const ValueInfo& v) { return dropped.count(v.name) > 0; });
     g.reindex();
   }
   return folded;
