@@ -226,7 +226,7 @@ Config build(YAML::Node root, const std::string& source, std::time_t now) {
   read_dataset(ctx, top.get("dataset"), cfg.dataset);
   read_preprocessing(ctx, top.get("preprocessing"), cfg.preprocessing);
   YAML::Node q = top.get("quantization");
-  cfg.has_quantization = !is_null(q);
+  cfg.has_quantization = q.IsDefined();  // `quantization:` with no keys is present, every key at its default
   if (!cfg.has_quantization && cfg.operation_mode != OperationMode::Evaluation)
     key_fail(ctx, q, "quantization",
              "section missing; operation_mode '" + std::string(to_string(cfg.operation_mode)) + "' requires it");

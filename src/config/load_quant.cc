@@ -137,6 +137,11 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   e.calib_percentile = get_number(m, "CalibPercentile", e.calib_percentile);
   check_range(m, "CalibPercentile", e.calib_percentile > 0 && e.calib_percentile <= 100, e.calib_percentile,
               "in (0, 100]");
+  if (e.calib_percentile <= 1 && m.ctx().warnings)  // ORT's CalibPercentile is a percent: 0.99999 % clips almost all
+    m.ctx().warnings->push_back(fmt::format(
+        "{}: {} is a percent (ORT's meaning): it keeps {} % of the values; for the {} % percentile write {}",
+        m.path("CalibPercentile"), e.calib_percentile, e.calib_percentile, e.calib_percentile * 100,
+        e.calib_percentile * 100));
   e.weight_quantizer = get_enum(m, "WeightQuantizer", e.weight_quantizer,
                                 {WeightQuantizer::MinMax, WeightQuantizer::Mse, WeightQuantizer::Gptq});
   e.bias_correction = get_bool(m, "BiasCorrection", e.bias_correction);

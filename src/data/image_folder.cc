@@ -25,14 +25,25 @@ bool hidden(const fs::path& p) {
   return !n.empty() && n[0] == '.';
 }
 
+// Other files found next to the images (not hidden, not an image extension), for one warning per scan.
+struct Skipped {
+  size_t count = 0;
+  std::string example;
+};
+
 // Image files directly inside `dir`, sorted by file name (byte order).
-std::vector<std::string> list_images(const fs::path& dir) {
+std::vector<std::string> list_images(const fs::path& dir, Skipped& skipped) {
   std::vector<std::string> r;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (hidden(it->path())) continue;
     std::error_code e2;
-    if (it->is_regular_file(e2) && is_image_file(it->path())) r.push_back(it->path().string());
+    if (!it->is_regular_file(e2)) continue;
+    if (is_image_file(it->path())) {
+      r.push_back(it->path().string());
+    } else if (skipped.count++ == 0) {
+      skipped.example = it->path().string();
+    }
   }
   if (ec) fail(ErrorKind::Io, "cannot list {}: {}", dir.string(), ec.message());
   std::sort(r.begin(), r.end());
@@ -55,11 +66,15 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
   std::sort(subdirs.begin(), subdirs.end());
 
   std::vector<ImageEntry> entries;
-  std::vector<std::string> loose = list_images(root);
+  Skipped skipped, skipped_loose;
+  std::vector<std::string> loose = list_images(root, skipped_loose);
   if (subdirs.empty()) {
     if (!class_names.empty())
       fail(ErrorKind::Config, "class_names is given but image folder {} has no class sub-folders", root);
     if (loose.empty()) fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp)", root);
+    if (skipped_loose.count)
+      OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png or .bmp images skipped (e.g. {})", root,
+              skipped_loose.count, skipped_loose.example);
     for (auto& p : loose) entries.push_back({std::move(p), -1});
     if (classes_out) classes_out->clear();
     return entries;
@@ -84,10 +99,13 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
     OQ_WARN("image folder {}: ignoring {} image(s) next to the class sub-folders", root, loose.size());
   for (size_t k = 0; k < classes.size(); ++k) {
     fs::path dir = fs::path(root) / classes[k];
-    auto files = list_images(dir);
+    auto files = list_images(dir, skipped);
     if (files.empty()) fail(ErrorKind::Data, "class folder {} holds no images (.jpg, .jpeg, .png, .bmp)", dir.string());
     for (auto& p : files) entries.push_back({std::move(p), static_cast<int64_t>(k)});
   }
+  if (skipped.count)
+    OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png or .bmp images skipped (e.g. {})", root,
+            skipped.count, skipped.example);
   if (classes_out) *classes_out = std::move(classes);
   return entries;
 }
@@ -114,7 +132,8 @@ class ImageFolderDataset : public Dataset {
   std::string sample_name(int64_t i) const override { return entry(i).path; }
   std::string describe() const override {
     std::string cls = classes_.empty() ? "unlabelled" : fmt::format("{} classes", classes_.size());
-    return fmt::format("image folder {} ({} of {} images, {})", root_, sel_.size(), entries_.size(), cls);
+    return fmt::format("image folder {} ({} of {} images, {}, {}x{})", root_, sel_.size(), entries_.size(), cls,
+                       geom_.h, geom_.w);
   }
   const std::vector<std::string>& class_names() const override { return classes_; }
 

@@ -109,8 +109,11 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
   }
   int want = color_channels(o.color);
   if (g.c >= 0 && g.c != want)
-    fail(ErrorKind::Data, "color mode {} gives {} channel(s) but model input '{}' of shape {} has {}",
-         color_name(o.color), want, input_name, shape_str(s), g.c);
+    fail(ErrorKind::Data,
+         "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in layout {}{} "
+         "(preprocessing.color_mode / preprocessing.layout)",
+         color_name(o.color), want, input_name, shape_str(s), g.c, g.layout == Layout::NCHW ? "NCHW" : "NHWC",
+         o.layout == Layout::Auto ? " (inferred)" : "");
   g.c = want;
   if (o.height > 0 && ((g.h >= 0 && g.h != o.height) || (g.w >= 0 && g.w != o.width)))
     OQ_WARN("model.input_shape gives {}x{} images but model input '{}' has shape {}: the model's size is used",

@@ -60,6 +60,7 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
   Progress bar(o.progress_label, data->size());
   struct BatchScore {
     std::vector<int64_t> argmax, labels;
+    int64_t classes = 0;  // scores per row of the first output
     double sig = 0, noise = 0;
   };
   std::vector<BatchScore> per;  // by batch index
@@ -83,12 +84,25 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
       }
     } else {
       b.argmax = argmax_rows(outs.at(0));
+      b.classes = outs.at(0).rank() > 0 ? outs.at(0).dim(-1) : 1;
       b.labels = f.labels;
     }
   };
   exec::run_ordered(s, exec::feed_from<data::Batch>(loader), ro, run);
   int64_t seen = 0, hits = 0;
   double sig = 0, noise = 0;
+  if (o.metric == MetricKind::Top1)  // a label the model cannot predict would silently count as a miss
+    for (const BatchScore& b : per)
+      for (int64_t l : b.labels)
+        if (l < 0 || l >= b.classes) {
+          const auto& names = data->class_names();
+          const std::string cls =
+              l >= 0 && static_cast<size_t>(l) < names.size() ? " (class '" + names[static_cast<size_t>(l)] + "')" : "";
+          fail(ErrorKind::Data,
+               "{}: label {}{} is outside the {} classes of the model's first output; check the class folders / "
+               "dataset.class_names against the model",
+               data->describe(), l, cls, b.classes);
+        }
   for (const BatchScore& b : per) {
     sig += b.sig;
     noise += b.noise;

@@ -100,6 +100,32 @@ def c_config_not_map(cfg, d):
     return "- just\n- a list\n"
 
 
+def c_misspelt_section(cfg, d):
+    cfg["quantisation"] = {"granularity": "per_tensor"}
+
+
+def c_repeated_key(cfg, d):
+    text = json.dumps(cfg, indent=1).splitlines()
+    text.insert(1, ' "operation_mode": "quantization",')  # the key again, on line 2
+    return "\n".join(text) + "\n"
+
+
+def c_export_dir_escapes(cfg, d):
+    cfg["quantization"]["export_dir"] = "../elsewhere"
+
+
+def c_target_opset_22(cfg, d):
+    cfg["quantization"]["target_opset"] = 22
+
+
+def c_node_to_exclude_unknown(cfg, d):
+    cfg["quantization"]["onnx_quant_parameters"]["nodes_to_exclude"] = ["/matmul"]  # the node is /MatMul
+
+
+def c_op_type_lowercase(cfg, d):
+    cfg["quantization"]["onnx_quant_parameters"]["op_types_to_quantize"] = ["matmul"]
+
+
 CONFIG_CASES = [
     ("config_yaml_syntax_error", c_yaml_syntax, ["user_config.yaml:6:3:", "syntax"]),
     ("config_yaml_tab", c_yaml_tab, ["user_config.yaml:2:12:"]),
@@ -116,6 +142,13 @@ CONFIG_CASES = [
     ("config_full_auto_int16", c_full_auto_int16, ["full_auto", "Int16"]),
     ("config_bad_enum", c_bad_enum, ["quantization.granularity", "per_pixel"]),
     ("config_model_path_missing", c_model_path_missing, ["model.model_path"]),
+    ("config_misspelt_section", c_misspelt_section, ["quantisation", "did you mean 'quantization'"]),
+    ("config_repeated_key", c_repeated_key, ["operation_mode", "given twice"]),
+    ("config_export_dir_escapes", c_export_dir_escapes, ["quantization.export_dir", "../elsewhere"]),
+    ("config_target_opset_22", c_target_opset_22, ["quantization.target_opset", "22"]),
+    ("config_node_to_exclude_unknown", c_node_to_exclude_unknown,
+     ["nodes_to_exclude", "'/matmul'", "did you mean '/MatMul'"]),
+    ("config_op_type_lowercase", c_op_type_lowercase, ["op_types_to_quantize", "'matmul'", "did you mean 'MatMul'"]),
 ]
 
 
@@ -276,6 +309,9 @@ DATA_CASES = [
         lambda d: d_npz(x=X, y=np.zeros(15, np.int64))(d), ["data.npz", "15"],
         extra=lambda cfg, d: eval_no_labels(cfg, d))),
     ("data_top1_without_labels", data_case(d_top1_no_labels, ["x.npy", "labels"], extra=eval_no_labels)),
+    ("data_labels_beyond_model_classes", data_case(
+        lambda d: d_npz(x=X, y=np.arange(20, dtype=np.int64) % 12)(d), ["data.npz", "label 10", "10 classes"],
+        extra=lambda cfg, d: eval_no_labels(cfg, d))),
 ]
 
 
@@ -321,6 +357,15 @@ def case_run_output_under_file():
     blocker = write(os.path.join(d, "somefile"), "x")
     check_failure(d, ["run", model, "--input", x, "--output-dir", os.path.join(blocker, "o")], 1, ["somefile"],
                   [model, x, blocker])
+
+
+def case_run_unknown_input_name():
+    d = tmpdir()
+    model = copy_in(d, MLP)
+    x = os.path.join(d, "x.npy")
+    np.save(x, np.zeros((2, 64), np.float32))
+    check_failure(d, ["run", model, "--input", "nope=" + x, "--output-dir", os.path.join(d, "o")], 2,
+                  ["nope", "no input named"], [model, x])
 
 
 def case_run_wrong_input_shape():
@@ -447,7 +492,8 @@ def all_cases():
     cases += [("output_dir_under_a_file", case_output_under_file), ("export_dir_is_a_file", case_export_dir_is_file),
               ("output_is_the_input_model", case_output_is_input_model),
               ("run_output_dir_under_a_file", case_run_output_under_file),
-              ("run_wrong_input_shape", case_run_wrong_input_shape)]
+              ("run_wrong_input_shape", case_run_wrong_input_shape),
+              ("run_unknown_input_name", case_run_unknown_input_name)]
     if os.path.isdir(BAD_DIR):
         for n in sorted(os.listdir(BAD_DIR)):
             if not n.endswith(".md"):

@@ -422,6 +422,50 @@ def random_data_without_a_path(tmp):
     assert np.array_equal(np.concatenate(batches(out2)), got)
 
 
+@test
+def input_shape_sizes_images_for_a_dynamic_model(tmp):
+    """model.input_shape gives the image size when the model's H/W are dynamic: the calibrated range of the input
+    equals that of the numpy reference preprocessing at that size (the input's QuantizeLinear scale)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])
+    w = numpy_helper.from_array(np.array([[[[1.0]]], [[[-0.5]]]], np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                           helper.make_node("GlobalAveragePool", ["c"], ["p"], name="gap"),
+                           helper.make_node("Flatten", ["p"], ["y"], name="flat")], "dyn", [x], [y], [w])
+    model = os.path.join(tmp, "dyn.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    pixels = (np.arange(10 * 12).reshape(10, 12) * 2).astype(np.uint8)  # every pixel distinct
+    # The brightest pixel where the 8x8 nearest grid does not sample: the range then depends on the size used.
+    row = int(np.flatnonzero(weights(10, 8, "nearest").sum(axis=0) == 0)[0])
+    pixels[row, 0] = 250
+    save(os.path.join(tmp, "imgs", "a", "0.png"), png_bytes(pixels))
+    want = reference(pixels[:, :, None], 8, 8, "nearest", "fit", 1 / 255, 0, "nchw")
+    want_scale = (max(want.max(), 0) - min(want.min(), 0)) / 255
+    assert want.max() < 250 / 255
+    binary = os.path.join(BUILD, "onnxquant")
+
+    def quantize(tag, *overrides):
+        cfg = os.path.join(tmp, "cfg.yaml")
+        with open(cfg, "w") as f:
+            f.write(f"model: {{model_path: {model}}}\ndataset: {{quantization_path: {os.path.join(tmp, 'imgs')}}}\n"
+                    "preprocessing: {rescaling: {scale: 1/255, offset: 0}, color_mode: grayscale}\n"
+                    "quantization: {target_opset: 13}\n")
+        return subprocess.run([binary, "--config", cfg, "--output-dir", os.path.join(tmp, tag), "--threads", "1",
+                               *overrides], capture_output=True, text=True)
+
+    for tag, shape in (("hwc", "(8, 8, 1)"), ("chw", "[1, 8, 8]"), ("hw", "[8, 8]")):
+        p = quantize(tag, f"model.input_shape={shape}")
+        assert p.returncode == 0, p.stderr
+        assert "1 images, 1 classes, 8x8)" in p.stderr, p.stderr
+        q = onnx.load(os.path.join(tmp, tag, "quantized_models", "dyn_quant_qdq_pc.onnx"))
+        scale = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}["x_scale"]
+        assert abs(float(scale) - want_scale) <= 1e-6 * want_scale, (tag, float(scale), want_scale)
+    p = quantize("none")
+    assert p.returncode == 1 and "model.input_shape" in p.stderr, p.stderr
+
+
 def main():
     passed = failed = 0
     if not os.path.exists(TOOL):

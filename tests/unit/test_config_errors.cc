@@ -242,8 +242,12 @@ TEST(ConfigErrors, OperationModeAndRequiredSections) {
   EXPECT_STARTS(config_error("operation_mode: chain_tqe\nmodel: {model_path: m.onnx}\n"), "operation_mode: 'chain_tqe'");
   EXPECT_STARTS(config_error("model: {model_path: m.onnx}\n"),
                 "quantization: section missing; operation_mode 'quantization' requires it");
-  EXPECT_STARTS(config_error("operation_mode: chain_qe\nmodel: {model_path: m.onnx}\nquantization:\n"),
+  EXPECT_STARTS(config_error("operation_mode: chain_qe\nmodel: {model_path: m.onnx}\n"),
                 "quantization: section missing; operation_mode 'chain_qe' requires it");
+  // A `quantization:` line with no keys is the section with every key at its default.
+  EXPECT_TRUE(load_config_from_string("operation_mode: chain_qe\nmodel: {model_path: m.onnx}\nquantization:\n", {},
+                                      "cfg.yaml")
+                  .has_quantization);
   EXPECT_STARTS(config_error("quantization: {}\n"), "model.model_path: missing");
   EXPECT_STARTS(config_error("model: {model_path: net.h5}\nquantization: {}\n"),
                 "model.model_path: 'net.h5' is not an ONNX model");

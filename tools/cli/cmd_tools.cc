@@ -1,10 +1,12 @@
 // Sub-commands `run` and `eval`, and the `evaluation` operation mode.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
 #include "app.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "core/parallel.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
@@ -59,6 +61,11 @@ int cmd_run(int argc, char** argv) {
     if (auto eq = spec.find('='); eq != std::string::npos) {
       name = spec.substr(0, eq);
       file = spec.substr(eq + 1);
+      std::vector<std::string> names;
+      for (const auto* r : real) names.push_back(r->name);
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        fail(ErrorKind::Usage, "--input '{}': the model has no input named '{}'{}", spec, name,
+             did_you_mean(name, names));
     } else {
       if (i >= real.size()) fail(ErrorKind::Usage, "--input '{}': the model has only {} inputs", spec, real.size());
       name = real[i]->name;
@@ -88,7 +95,8 @@ int cmd_eval(int argc, char** argv) {
   int64_t batch = 1;
   cli.add_option("model", model, "ONNX model")->required();
   cli.add_option("--data", data_path, ".npz with x (and y labels), .npy, or an image folder")->required();
-  cli.add_option("--metric", metric, "top1 | agreement")->check(CLI::IsMember({"top1", "agreement"}));
+  cli.add_option("--metric", metric, "top1 | agreement")
+      ->transform(CLI::IsMember({"top1", "agreement"}, CLI::ignore_case));
   cli.add_option("--reference", reference, "float model for the agreement metric");
   cli.add_option("--batch-size", batch, "batch size");
   cli.add_option("--threads", threads, "threads (default: all cores)");

@@ -33,7 +33,12 @@ void prepare_model(Job& job) {
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;
   if (opset < target) {
-    size_t n = ir::passes::convert_opset(job.prepared, target);
+    size_t n = 0;
+    try {
+      n = ir::passes::convert_opset(job.prepared, target);
+    } catch (const Error& e) {
+      fail(e.kind(), "model '{}': {}", job.model_path, e.what());
+    }
     OQ_INFO("Converted the model from opset {} to opset {} ({} nodes rewritten)", opset, target, n);
   } else if (opset > target) {
     OQ_WARN("quantization.target_opset {} is lower than the model's opset {}: keeping opset {}", target, opset, opset);
