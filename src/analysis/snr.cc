@@ -9,7 +9,10 @@
 namespace oq::analysis {
 
 double snr_db(double signal_sq, double noise_sq) {
-  double s = std::max(std::sqrt(signal_sq), DBL_EPSILON);
+  // Exact reproduction (no noise at all) is infinitely good; JSON has no infinity, so it is reported as at least
+  // an exact unit signal's 20·log10(1/ε) ≈ 313 dB. Without this an all-zero tensor (a zero bias) would read
+  // ε/ε = 0 dB, "noise as strong as the signal", and be flagged.
+  double s = std::max(std::sqrt(signal_sq), noise_sq == 0 ? 1.0 : DBL_EPSILON);
   double n = std::max(std::sqrt(noise_sq), DBL_EPSILON);
   return 20.0 * std::log10(s / n);
 }

@@ -1,6 +1,7 @@
 // Signal-to-noise ratio of a float tensor x and its quantized image x̂, in dB:
 //   SNR = 20·log10(max(‖x‖₂, ε) / max(‖x − x̂‖₂, ε)),  ε = DBL_EPSILON,
-// the norms taken over every element of every sample seen. The accumulator keeps two sums in double, so
+// the norms taken over every element of every sample seen; when x̂ = x exactly, max(‖x‖₂, 1) / ε (≥ 313 dB:
+// an all-zero tensor reproduced exactly is not "0 dB"). The accumulator keeps two sums in double, so
 // memory does not depend on how many samples are added.
 #pragma once
 #include <cstdint>

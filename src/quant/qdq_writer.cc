@@ -52,15 +52,21 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   WriteStats st;
   // Drop the folded Relu/Clip nodes first.
   std::set<size_t> removed(plan.removed_nodes.begin(), plan.removed_nodes.end());
+  std::set<std::string> unused_candidates;  // initializers that may be left without a reader
   if (!removed.empty()) {
     std::vector<ir::Node> kept;
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      if (!removed.count(i)) kept.push_back(std::move(g.nodes[i]));
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      if (!removed.count(i)) {
+        kept.push_back(std::move(g.nodes[i]));
+        continue;
+      }
+      for (const auto& in : g.nodes[i].inputs)  // a folded Clip's min/max constants (as ORT drops them)
+        if (!in.empty() && g.find_initializer(in)) unused_candidates.insert(in);
+    }
     g.nodes = std::move(kept);
   }
   const size_t original_nodes = g.nodes.size();
   std::vector<ir::Node> added;
-  std::set<std::string> unused_candidates;
   // Scale/zero-point initializer names of each quantized tensor (shared tensors reuse their provider's).
   std::map<std::string, std::pair<std::string, std::string>> qparam_names;
 

@@ -1,12 +1,14 @@
 #include "search/greedy.h"
 
+#include "search/passes.h"
+
 namespace oq::search {
 
 GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double threshold,
                          const std::function<double(const std::vector<bool>&)>& evaluate) {
   GreedyResult r;
   std::vector<bool> cur(static_cast<size_t>(n_tensors), false);
-  r.attempts.push_back({cur, all_int4_score, all_int4_score >= threshold});
+  r.attempts.push_back({cur, all_int4_score, passes(all_int4_score, threshold)});
   if (r.attempts.back().passed) {
     r.answer = 0;
     return r;
@@ -16,7 +18,7 @@ GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double thresh
   for (int64_t i = n_tensors - 1; i >= 0 && !passed; --i) {
     cur[static_cast<size_t>(i)] = true;
     double s = evaluate(cur);
-    passed = s >= threshold;
+    passed = passes(s, threshold);
     r.attempts.push_back({cur, s, passed});
   }
   if (!passed) return r;
@@ -27,7 +29,7 @@ GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double thresh
     std::vector<bool> trial = cur;
     trial[static_cast<size_t>(i)] = false;
     double s = evaluate(trial);
-    bool ok = s >= threshold;
+    bool ok = passes(s, threshold);
     r.attempts.push_back({trial, s, ok});
     if (ok) {
       cur = trial;

@@ -91,7 +91,9 @@ def snr_db(x, xh):
     x = np.asarray(x, np.float64).ravel()
     d = x - np.asarray(xh, np.float64).ravel()
     eps = np.finfo(np.float64).eps
-    return 20.0 * math.log10(max(math.sqrt(float(x @ x)), eps) / max(math.sqrt(float(d @ d)), eps))
+    noise = math.sqrt(float(d @ d))
+    floor = 1.0 if noise == 0 else eps  # exact: at least a unit signal's 20·log10(1/eps) (docs/config.md)
+    return 20.0 * math.log10(max(math.sqrt(float(x @ x)), floor) / max(noise, eps))
 
 
 def constants(m):

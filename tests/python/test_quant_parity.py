@@ -165,6 +165,33 @@ class StridedNpzReader(NpzReader):
         return super().get_next()
 
 
+def exclude_fused_matmul():
+    """nodes_to_exclude names a MatMul of the model as given, which pre-processing fuses with its Add into the Gemm
+    '<MatMul>/MatMulAddFusion' (ORT's name): the filter applies to that Gemm, as ORT's quantize_static does when
+    given the fused name on quant_pre_process's output."""
+    work = tmpdir()
+    pre = os.path.join(work, "pre.onnx")
+    quant_pre_process(os.path.join(TESTDATA, "digits_mlp.onnx"), pre)
+    fused = [n.name for n in onnx.load(pre).graph.node if n.name.endswith("/MatMulAddFusion")]
+    target = "/MatMul_2"
+    assert target + "/MatMulAddFusion" in fused, fused
+    ort_out = os.path.join(work, "ort.onnx")
+    quantize_static(pre, ort_out, NpzReader(os.path.join(TESTDATA, "digits_calib_flat.npz"), "input"),
+                    quant_format=QuantFormat.QDQ, per_channel=True, nodes_to_exclude=[target + "/MatMulAddFusion"],
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    outdir = os.path.join(work, "oq")
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
+            f"model.model_path={os.path.join(TESTDATA, 'digits_mlp.onnx')}",
+            "dataset.quantization_path=testdata/digits_calib_flat.npz", "quantization.operating_mode=default",
+            "preprocessing.color_mode=grayscale", f"quantization.onnx_quant_parameters.nodes_to_exclude=[{target}]"])
+    a, b = onnx.load(ort_out), onnx.load(os.path.join(outdir, "quantized_models", "digits_mlp_quant_qdq_pc.onnx"))
+    assert histogram(a) == histogram(b), f"ORT {histogram(a)} vs ours {histogram(b)}"
+    scales = lambda m: sorted(t.name for t in m.graph.initializer if t.name.endswith("_scale"))  # noqa: E731
+    assert scales(a) == scales(b), f"ORT {scales(a)} vs ours {scales(b)}"
+    gemm = [n for n in b.graph.node if n.name == target + "/MatMulAddFusion"]
+    assert len(gemm) == 1 and not gemm[0].input[1].endswith("_DequantizeLinear_Output"), "excluded Gemm quantized"
+
+
 def act_scales(path):
     m = onnx.load(path)
     consts = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
@@ -189,4 +216,5 @@ if __name__ == "__main__":
     r.run("resnet int8 Percentile", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz",
           True, "Int8", "Int8", 21, "Percentile")
     r.run("mobilenet Entropy CalibStridedMinMax 1", entropy_strided_one)
+    r.run("mlp nodes_to_exclude of a fused MatMul", exclude_fused_matmul)
     r.finish()

@@ -25,8 +25,13 @@ TEST(Snr, HandValues) {
   SnrAccumulator e;
   e.add(std::vector<float>{3, 4}, std::vector<float>{3, 4});
   EXPECT_NEAR(e.db(), 20.0 * std::log10(5.0 / DBL_EPSILON), 1e-9);
-  // All zero: both norms at ε -> 0 dB.
-  EXPECT_NEAR(snr_db(0, 0), 0.0, 1e-12);
+  // Exact images of a signal below 1 and of an all-zero tensor (a zero bias): at least a unit signal's
+  // 20·log10(1/ε), never the 0 dB of ε/ε that would flag a perfectly kept tensor.
+  EXPECT_NEAR(snr_db(0, 0), 20.0 * std::log10(1.0 / DBL_EPSILON), 1e-9);
+  EXPECT_NEAR(snr_db(0.25, 0), 20.0 * std::log10(1.0 / DBL_EPSILON), 1e-9);
+  EXPECT_GT(snr_db(0, 0), 300.0);
+  // A zero signal with any noise stays at the bottom.
+  EXPECT_NEAR(snr_db(0, 4.0), 20.0 * std::log10(DBL_EPSILON / 2.0), 1e-9);
   // Accumulating in pieces = one pass over everything.
   SnrAccumulator p, w;
   std::vector<float> x = {1.5f, -2.f, 0.25f, 7.f, -3.f}, y = {1.f, -2.5f, 0.f, 7.5f, -3.f};

@@ -1,7 +1,10 @@
 // full_auto search pieces against hand-computed expectations and mock evaluators.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "search/bisection.h"
+#include "search/passes.h"
 #include "search/ranking.h"
 
 using namespace oq;
@@ -46,6 +49,32 @@ TEST(BisectionWalk, WalkOnTwentyEight) {
   auto w = bisection_walk(28, 0.0, 1.0, [&](int64_t n) { seen.push_back(n); return n >= 10 ? 2.0 : 0.0; }, nullptr);
   EXPECT_EQ(seen, (std::vector<int64_t>{14, 7, 11, 9, 10}));
   EXPECT_EQ(w.attempts[*w.answer].n_int8, 10);
+}
+
+TEST(BisectionWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
+  // Only n = N (all Int8) would pass: with the reference's score given, the walk reaches n = N without
+  // evaluating it, writes nothing and has no answer (the caller's answer is then the 8-bit reference).
+  for (int64_t N : {1, 5, 21}) {
+    std::vector<int64_t> seen, written;
+    auto w = bisection_walk(N, 0.0, 50.0, [&](int64_t n) { seen.push_back(n); return n == N ? 100.0 : 0.0; },
+                            [&](const Attempt& a) { written.push_back(a.n_int8); }, 100.0);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), N), 0) << N;
+    EXPECT_TRUE(written.empty()) << N;
+    EXPECT_FALSE(w.answer.has_value()) << N;
+    EXPECT_EQ(w.attempts.back().n_int8, N) << N;  // the walk still ends there, with the reference's score
+    EXPECT_EQ(w.attempts.back().score, 100.0) << N;
+  }
+}
+
+TEST(Passes, AScoreExactlyAtTheToleranceEdgePasses) {
+  // 988 / 1000 against an 8-bit 989 / 1000 with tolerance 0.1: 98.9 - 0.1 = 98.80000000000001 > 98.8.
+  const double ref = 100.0 * 989 / 1000, score = 100.0 * 988 / 1000, threshold = ref - 0.1;
+  ASSERT_LT(score, threshold);  // the float arithmetic this rule is for
+  EXPECT_TRUE(passes(score, threshold));
+  EXPECT_FALSE(passes(100.0 * 987 / 1000, threshold));  // one sample fewer fails
+  EXPECT_FALSE(passes(score - 1e-6, threshold));
+  auto w = bisection_walk(3, score, threshold, [](int64_t) { return 0.0; }, nullptr);
+  EXPECT_TRUE(w.attempts[0].passed);
 }
 
 static ir::Node node(const std::string& name, const std::string& op, std::vector<std::string> in) {

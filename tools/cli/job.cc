@@ -1,5 +1,7 @@
 // Preparing a quantization job: the model (loaded once, pre-processed, converted), the data, the outputs.
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "app.h"
 #include "core/log.h"
@@ -12,6 +14,52 @@
 namespace fs = std::filesystem;
 
 namespace oq::app {
+
+// Node filters name nodes of the model as given; pre-processing fuses or removes some. A MatMul or Add fused
+// into a Gemm (named "<MatMul>/MatMulAddFusion", as ORT names it) stands for that Gemm; a node removed without
+// a successor of its own (Identity, Dropout, a BatchNormalization or Pad folded into its Conv) is warned about:
+// filtering it changes nothing.
+static void remap_node_filters(const ir::Graph& original, const ir::Graph& prepared, quant::QuantOptions& o) {
+  std::set<std::string> now;
+  for (const auto& n : prepared.nodes) now.insert(n.name);
+  std::map<std::string, const ir::Node*> by_name, producer;
+  for (const auto& n : original.nodes) {
+    by_name[n.name] = &n;
+    for (const auto& t : n.outputs) producer[t] = &n;
+  }
+  auto fused_into = [&](const std::string& name) -> std::string {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) return {};
+    std::vector<std::string> matmuls;
+    if (it->second->op_type == "MatMul") matmuls.push_back(name);
+    if (it->second->op_type == "Add")
+      for (const auto& in : it->second->inputs)
+        if (auto p = producer.find(in); p != producer.end() && p->second->op_type == "MatMul")
+          matmuls.push_back(p->second->name);
+    for (const auto& m : matmuls)
+      if (now.count(m + "/MatMulAddFusion")) return m + "/MatMulAddFusion";
+    return {};
+  };
+  for (auto [set, key] : {std::pair{&o.nodes_to_quantize, "nodes_to_quantize"},
+                          std::pair{&o.nodes_to_exclude, "nodes_to_exclude"}}) {
+    std::set<std::string> mapped;
+    for (const auto& name : *set) {
+      if (now.count(name)) {
+        mapped.insert(name);
+      } else if (std::string f = fused_into(name); !f.empty()) {
+        OQ_INFO("quantization.onnx_quant_parameters.{}: '{}' was fused into '{}' by pre-processing; the filter "
+                "applies to it", key, name, f);
+        mapped.insert(f);
+      } else {
+        OQ_WARN("quantization.onnx_quant_parameters.{}: node '{}' is removed by pre-processing (folded into its "
+                "neighbour); the filter has no effect on it", key, name);
+      }
+    }
+    // nodes_to_quantize left empty by the removals would mean "every node": keep it non-empty.
+    if (mapped.empty() && !set->empty()) mapped.insert(std::string());
+    *set = std::move(mapped);
+  }
+}
 
 void prepare_model(Job& job) {
   const auto& cfg = job.cfg;
@@ -30,6 +78,7 @@ void prepare_model(Job& job) {
           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_pads, st.fused_matmul_adds);
+  remap_node_filters(job.original.graph, job.prepared.graph, job.qopts);
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;
   if (opset < target) {

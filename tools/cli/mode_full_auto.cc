@@ -13,6 +13,7 @@
 #include "search/bisection.h"
 #include "search/evaluator.h"
 #include "search/greedy.h"
+#include "search/passes.h"
 #include "search/ranking.h"
 
 namespace fs = std::filesystem;
@@ -133,6 +134,18 @@ int run_full_auto_mode(Job& job) {
   auto cal = quant::calibrate(job.prepared, job.qopts, calib, req);
   std::string tag = job.model_base + "_qdq";
   if (cfg.quantization.extra.smooth_quant) tag += fmt::format("_squant{}", cfg.quantization.extra.smooth_quant_alpha);
+  {
+    // Attempt files of an earlier run into the same folder would read as this run's answers.
+    size_t stale = 0;
+    std::error_code ec;
+    for (fs::directory_iterator it(job.export_dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string f = it->path().filename().string();
+      stale += f.starts_with(tag + "_w4_") && f.ends_with(".onnx");
+    }
+    if (stale)
+      OQ_WARN("{} holds {} attempt file(s) {}_w4_*.onnx from an earlier run; they are kept, and may not pass this "
+              "run's tolerance (use a fresh output directory)", job.export_dir, stale, tag);
+  }
   auto q8 = quant::build_qdq(job.prepared, job.qopts, cal, wfn, &wcache);
   double ref_score = score_model(q8.model, "int8");
   std::string int8_file = save_output(job, q8.model, tag + ".onnx");
@@ -221,7 +234,7 @@ int run_full_auto_mode(Job& job) {
     auto q = quant::build_qdq(job.prepared, options_for(n), cal, wfn, &wcache);
     double s = score_model(q.model, fmt::format("n={}", n));
     OQ_INFO("Attempt with {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", n, N, w4_percent(n),
-            metric, s, s >= threshold ? "passed" : "failed");
+            metric, s, search::passes(s, threshold) ? "passed" : "failed");
     models[n] = std::move(q.model);
     return s;
   };
@@ -242,7 +255,7 @@ int run_full_auto_mode(Job& job) {
       fa.w4_percent = w4_percent_set(f);
       fa.model_bytes = onnx::serialize_model(m).size();
       fa.score = s;
-      fa.passed = s >= threshold;
+      fa.passed = search::passes(s, threshold);
       rep.attempts.push_back(std::move(fa));
     };
     record(prefix(0), int4_score, models.at(0));
@@ -266,7 +279,8 @@ int run_full_auto_mode(Job& job) {
     }
     rep.answer = g.answer;
   } else {
-    auto walk = search::bisection_walk(N, int4_score, threshold, evaluate_n, on_write);
+    models[N] = q8.model;  // n = N is the 8-bit reference: never re-evaluated nor written as an attempt
+    auto walk = search::bisection_walk(N, int4_score, threshold, evaluate_n, on_write, ref_score);
     for (const auto& a : walk.attempts) {
       analysis::FullAutoAttempt fa;
       fa.n_int8 = a.n_int8;
