@@ -3,7 +3,7 @@
 //  * an .npy file (single-input models; no labels),
 //  * an .npz archive: `x` (inputs) and optional `y` (integer labels), or, for any model, arrays named after
 //    its inputs,
-//  * an image folder: root/<class>/*.jpg|jpeg|png|bmp (labels from the folder) or a flat folder (unlabelled),
+//  * an image folder: root/<class>/*.jpg|jpeg|png|bmp|gif (labels from the folder) or a flat folder (unlabelled),
 //  * nothing: 10 random uniform [0,1) samples with a fixed seed (is_random() = true; the caller warns).
 // Every source goes through the same selection: the list (sorted per class, files sorted by name) is shuffled
 // once with a seed by Fisher–Yates over std::mt19937_64 (portable; see shuffled_permutation), and its first
@@ -91,7 +91,7 @@ struct DataOptions {
   std::string path;  // .npy, .npz, or an image folder; empty = random data
   SelectionOptions selection;
   // Image folders.
-  std::vector<std::string> class_names;  // order of classes (= labels); empty: sorted folder names
+  std::vector<std::string> class_names;  // classes to read (labels: their sorted order); empty: every folder
   bool skip_bad_files = false;           // warn and skip undecodable images instead of failing
   PreprocessOptions preprocess;
   // Random data.

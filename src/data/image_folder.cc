@@ -17,7 +17,7 @@ namespace {
 bool is_image_file(const fs::path& p) {
   std::string ext = p.extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".gif";  // TF's decode_image set
 }
 
 bool hidden(const fs::path& p) {
@@ -71,10 +71,11 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
   if (subdirs.empty()) {
     if (!class_names.empty())
       fail(ErrorKind::Config, "class_names is given but image folder {} has no class sub-folders", root);
-    if (loose.empty()) fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp)", root);
+    if (loose.empty())
+      fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp, .gif)", root);
     if (skipped_loose.count)
-      OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png or .bmp images skipped (e.g. {})", root,
-              skipped_loose.count, skipped_loose.example);
+      OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png, .bmp or .gif images skipped (e.g. {})",
+              root, skipped_loose.count, skipped_loose.example);
     for (auto& p : loose) entries.push_back({std::move(p), -1});
     if (classes_out) classes_out->clear();
     return entries;
@@ -84,28 +85,35 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
   if (class_names.empty()) {
     classes = subdirs;
   } else {
+    // As ST's loader (get_path_dataset): the listed classes only, numbered in sorted order.
     std::set<std::string> listed;
     for (const auto& c : class_names)
       if (!listed.insert(c).second) fail(ErrorKind::Config, "class_names lists '{}' twice", c);
-    for (const auto& d : subdirs)
-      if (!listed.count(d))
-        fail(ErrorKind::Data, "image folder {} has a sub-folder '{}' that class_names does not list", root, d);
     for (const auto& c : class_names)
       if (!std::binary_search(subdirs.begin(), subdirs.end(), c))
         fail(ErrorKind::Data, "class '{}' from class_names has no folder {}", c, (fs::path(root) / c).string());
-    classes = class_names;
+    std::string unlisted;
+    for (const auto& d : subdirs)
+      if (!listed.count(d)) unlisted += (unlisted.empty() ? "'" : ", '") + d + "'";
+    if (!unlisted.empty())
+      OQ_WARN("image folder {}: ignoring sub-folder(s) {} that dataset.class_names does not list", root, unlisted);
+    classes.assign(listed.begin(), listed.end());  // std::set: sorted by byte order, as Python's sorted()
+    if (classes != class_names)
+      OQ_WARN("dataset.class_names: labels follow the sorted class names (label 0 = '{}'), as ST's loader numbers "
+              "them, not the order given", classes.front());
   }
   if (!loose.empty())
     OQ_WARN("image folder {}: ignoring {} image(s) next to the class sub-folders", root, loose.size());
   for (size_t k = 0; k < classes.size(); ++k) {
     fs::path dir = fs::path(root) / classes[k];
     auto files = list_images(dir, skipped);
-    if (files.empty()) fail(ErrorKind::Data, "class folder {} holds no images (.jpg, .jpeg, .png, .bmp)", dir.string());
+    if (files.empty())
+      fail(ErrorKind::Data, "class folder {} holds no images (.jpg, .jpeg, .png, .bmp, .gif)", dir.string());
     for (auto& p : files) entries.push_back({std::move(p), static_cast<int64_t>(k)});
   }
   if (skipped.count)
-    OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png or .bmp images skipped (e.g. {})", root,
-            skipped.count, skipped.example);
+    OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png, .bmp or .gif images skipped (e.g. {})",
+            root, skipped.count, skipped.example);
   if (classes_out) *classes_out = std::move(classes);
   return entries;
 }

@@ -283,7 +283,11 @@ std::vector<std::vector<std::pair<int64_t, float>>> resize_taps(int64_t in, int6
     const double center = (static_cast<double>(d) + 0.5) * din / dout;
     switch (interp) {
       case Interp::Nearest: {
-        int64_t s = std::min<int64_t>(static_cast<int64_t>(std::floor(center)), in - 1);
+        // In float32, as TensorFlow's resize_nearest_neighbor (half-pixel centres): where (d + 0.5) * in / out
+        // is a whole number in exact arithmetic, its float32 product can fall just below it (96 -> 76, row 47).
+        const float scale = static_cast<float>(in) / static_cast<float>(out);
+        const float cf = (static_cast<float>(d) + 0.5f) * scale;
+        int64_t s = std::min<int64_t>(static_cast<int64_t>(std::floor(cf)), in - 1);
         t.emplace_back(s, 1.0f);
         break;
       }
@@ -296,11 +300,15 @@ std::vector<std::vector<std::pair<int64_t, float>>> resize_taps(int64_t in, int6
         break;
       }
       case Interp::Bicubic: {
+        // As TensorFlow's resize_bicubic with half-pixel centres (what tf.image.resize runs): taps outside the
+        // image get weight 0 and the others are renormalised (not clamped to the edge pixel).
         double s = center - 0.5;
         int64_t i = static_cast<int64_t>(std::floor(s));
-        double f = s - static_cast<double>(i);
+        double f = s - static_cast<double>(i), sum = 0;
         for (int k = -1; k <= 2; ++k)
-          t.emplace_back(std::clamp<int64_t>(i + k, 0, in - 1), static_cast<float>(cubic(f - k)));
+          if (i + k >= 0 && i + k < in) sum += cubic(f - k);
+        for (int k = -1; k <= 2; ++k)
+          if (i + k >= 0 && i + k < in) t.emplace_back(i + k, static_cast<float>(cubic(f - k) / sum));
         break;
       }
       case Interp::Area: {
@@ -370,34 +378,35 @@ Tensor preprocess_image(const Image& img, const ImageGeometry& g, const Preproce
       content = resize(img, H, W, o.interpolation);
       break;
     case AspectMode::Crop: {
-      int64_t y0 = 0, x0 = 0, ch = img.h, cw = img.w;
-      if (img.w * H > img.h * W) {
-        cw = std::clamp<int64_t>((2 * img.h * W + H) / (2 * H), 1, img.w);
-        x0 = (img.w - cw) / 2;
-      } else {
-        ch = std::clamp<int64_t>((2 * img.w * H + W) / (2 * W), 1, img.h);
-        y0 = (img.h - ch) / 2;
-      }
+      // The centred window of the target's aspect ratio, as Keras' smart_resize (crop_to_aspect_ratio) computes
+      // it: sizes and offsets in float32, truncated.
+      int64_t ch = static_cast<int64_t>(static_cast<float>(img.w * H) / static_cast<float>(W));
+      int64_t cw = static_cast<int64_t>(static_cast<float>(img.h * W) / static_cast<float>(H));
+      ch = std::clamp<int64_t>(ch, 1, img.h);
+      cw = std::clamp<int64_t>(cw, 1, img.w);
+      const auto y0 = static_cast<int64_t>(static_cast<float>(img.h - ch) / 2.0f);
+      const auto x0 = static_cast<int64_t>(static_cast<float>(img.w - cw) / 2.0f);
       content = resize(ch == img.h && cw == img.w ? img : crop(img, y0, x0, ch, cw), H, W, o.interpolation);
       break;
     }
     case AspectMode::Padding: {
-      int64_t nw, nh;
-      if (W * img.h <= H * img.w) {
-        nw = W;
-        nh = std::clamp<int64_t>((2 * img.h * W + img.w) / (2 * img.w), 1, H);
-      } else {
-        nh = H;
-        nw = std::clamp<int64_t>((2 * img.w * H + img.h) / (2 * img.h), 1, W);
-      }
+      // Letterbox as TensorFlow's resize_with_pad (Keras' pad_to_aspect_ratio): the resized size floored, the
+      // offset floor((target - unrounded size) / 2), in float32.
+      const float ratio = std::max(static_cast<float>(img.w) / static_cast<float>(W),
+                                   static_cast<float>(img.h) / static_cast<float>(H));
+      const float fh = static_cast<float>(img.h) / ratio, fw = static_cast<float>(img.w) / ratio;
+      const int64_t nh = std::clamp<int64_t>(static_cast<int64_t>(std::floor(fh)), 1, H);
+      const int64_t nw = std::clamp<int64_t>(static_cast<int64_t>(std::floor(fw)), 1, W);
       content = resize(img, nh, nw, o.interpolation);
-      oy = (H - nh) / 2;
-      ox = (W - nw) / 2;
+      oy = std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<float>(H) - fh) / 2.0f)), 0, H - nh);
+      ox = std::clamp<int64_t>(static_cast<int64_t>(std::floor((static_cast<float>(W) - fw) / 2.0f)), 0, W - nw);
       break;
     }
   }
-  Tensor t(DType::Float, g.sample_shape());  // zero-initialised: padding stays exactly 0
+  // Padding is black: pixel value 0, i.e. `offset` after rescaling (as TF pads before the model's rescaling).
+  Tensor t = Tensor::uninitialized(DType::Float, g.sample_shape());
   float* out = t.data<float>();
+  std::fill(out, out + t.numel(), o.offset);
   const int64_t C = g.c;
   for (int64_t y = 0; y < content.h; ++y)
     for (int64_t x = 0; x < content.w; ++x)

@@ -131,11 +131,12 @@ TEST(Preprocess, PaddingCropAndRescaleByHand) {
   o.offset = 1.0f;
   o.aspect = AspectMode::Padding;
   o.layout = Layout::NCHW;  // [1,1,4,4] is ambiguous (dims 1 and 3 both look like channels)
-  // Letterbox into 4 x 4: width limits, nh = floor((2*2*4 + 4) / 8) = 2, placed at row 1.
+  // Letterbox into 4 x 4 as tf.image.resize_with_pad: ratio max(4/4, 2/4) = 1, content 2 x 4 at row
+  // floor((4 - 2) / 2) = 1; the padding is black, pixel 0, i.e. the offset 1 after rescaling.
   Tensor t = preprocess_image(img, resolve_geometry("g", {1, 1, 4, 4}, o), o, DType::Float);
-  std::vector<float> expect = {0, 0, 0, 0, 1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0};
+  std::vector<float> expect = {1, 1, 1, 1, 1, 3, 5, 7, 9, 11, 13, 15, 1, 1, 1, 1};
   EXPECT_EQ(std::vector<float>(t.data<float>(), t.data<float>() + 16), expect);
-  // Center crop to 2 x 2: cw = floor((2*2*2 + 2) / 4) = 2 columns from (4 - 2) / 2 = 1.
+  // Center crop to 2 x 2 as Keras' smart_resize: crop width int(2 * 2 / 2) = 2 columns from int((4 - 2) / 2) = 1.
   o.aspect = AspectMode::Crop;
   t = preprocess_image(img, resolve_geometry("g", {1, 1, 2, 2}, o), o, DType::Float);
   EXPECT_EQ(std::vector<float>(t.data<float>(), t.data<float>() + 4), (std::vector<float>{3, 5, 11, 13}));
@@ -237,11 +238,18 @@ TEST(ImageFolder, ClassesLabelsAndOrder) {
   EXPECT_EQ(fs::path(e[0].path).filename(), "z.png");
   EXPECT_EQ(fs::path(e[1].path).filename(), "a.jpg.png");
   EXPECT_EQ(e[2].label, 1);
+  // class_names given: numbered in sorted order, as ST's loader does (get_path_dataset), whatever the order given.
   e = scan_image_folder(d / "root", {"dog", "cat"}, &classes);
+  EXPECT_EQ(classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(fs::path(e[0].path).filename(), "z.png");
   EXPECT_EQ(e[0].label, 0);
-  EXPECT_EQ(fs::path(e[2].path).filename(), "z.png");
   EXPECT_EQ(e[2].label, 1);
-  expect_error([&] { scan_image_folder(d / "root", {"dog"}, nullptr); }, ErrorKind::Data, {"'cat'", "root"});
+  // A subset: only the listed classes are read (the other sub-folders are ignored with a warning).
+  e = scan_image_folder(d / "root", {"dog"}, &classes);
+  EXPECT_EQ(classes, (std::vector<std::string>{"dog"}));
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(fs::path(e[0].path).filename(), "a.jpg.png");
+  EXPECT_EQ(e[1].label, 0);
   expect_error([&] { scan_image_folder(d / "root", {"dog", "cat", "bird"}, nullptr); }, ErrorKind::Data,
                {"'bird'", "root/bird"});
 
