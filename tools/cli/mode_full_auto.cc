@@ -83,6 +83,9 @@ int run_full_auto_mode(Job& job) {
   OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
   // Float rewrites (SmoothQuant) and the weight quantizer, from the calibration data.
   auto calib = calibration_data(job);
+  // The float reference (step 2) is the model before the float rewrites: SmoothQuant and CLE keep its function,
+  // but CrossLayerEqualizationReplaceRelu6 does not, and the scores must say how far the user's model moved.
+  const ir::Model float_model = job.prepared;
   apply_float_rewrites(job, calib);
   quant::WeightParamsFn wfn = make_weight_fn(job, calib);
   quant::WeightCache wcache;  // each weight is quantized at most once per bit width across all attempts
@@ -101,7 +104,7 @@ int run_full_auto_mode(Job& job) {
   OQ_INFO("Evaluation data: {} — metric {}", eval_ds->describe(), metric);
 
   // 2. Float model.
-  exec::Session float_session(job.prepared);
+  exec::Session float_session(float_model);
   search::Reference ref;
   bool need_ref = metric == "agreement" || metric == "output_snr";
   if (need_ref) ref = search::compute_reference(float_session, eval_ds, ev);
@@ -119,7 +122,7 @@ int run_full_auto_mode(Job& job) {
   };
   std::optional<double> float_score;  // none for output_snr: the float model is the reference itself
   if (metric == "evaluator_command")
-    float_score = score_model(job.prepared, "float");
+    float_score = score_model(float_model, "float");
   else if (metric != "output_snr")
     float_score = search::evaluate(float_session, eval_ds, ev, need_ref ? &ref : nullptr);
   if (float_score)
