@@ -72,10 +72,12 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
   }
 }
 
-void validate_node_filters(const ir::Graph& g, const QuantOptions& o) {
+void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::Graph* also) {
   std::vector<std::string> nodes;
-  for (const auto& n : g.nodes)
-    if (!n.name.empty()) nodes.push_back(n.name);
+  for (const auto* graph : {&g, also})
+    if (graph)
+      for (const auto& n : graph->nodes)
+        if (!n.name.empty()) nodes.push_back(n.name);
   std::unordered_set<std::string> node_set(nodes.begin(), nodes.end());
   auto check_nodes = [&](const std::set<std::string>& names, const char* key) {
     for (const auto& name : names)

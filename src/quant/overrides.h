@@ -12,7 +12,9 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o);
 // nodes_to_quantize / nodes_to_exclude is a node of the model, every op type in op_types_to_quantize an ONNX
 // operator the executor runs (absent from this model is fine). A Config error naming the key and the name,
 // with the closest match when there is one (a mistyped name would otherwise quantize nothing, or everything).
-void validate_node_filters(const ir::Graph& g, const QuantOptions& o);
+// `also` (optional): a second graph whose node names count too (the pre-processed model, whose fused nodes
+// carry ORT's names, e.g. "<MatMul>/MatMulAddFusion", which users copy from ORT's pre-processed models).
+void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::Graph* also = nullptr);
 
 // Overrides of tensors the plan does not quantize (their node filtered out or excluded): one warning each.
 void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan);

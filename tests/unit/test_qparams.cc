@@ -212,4 +212,14 @@ TEST(Overrides, NodeFiltersNameNodesAndOperatorsOfTheModel) {
   o.nodes_to_exclude = {"head/Gemm"};
   o.op_types_to_quantize = {"Conv", "MatMul", "Sub"};
   EXPECT_EQ(error_of(o), "");
+  // A name of the pre-processed graph (ORT's name of a fused node) counts too.
+  ir::Graph pre;
+  ir::Node fused;
+  fused.op_type = "Gemm";
+  fused.name = "/MatMul/MatMulAddFusion";
+  pre.nodes.push_back(fused);
+  o = {};
+  o.nodes_to_exclude = {"/MatMul/MatMulAddFusion"};
+  EXPECT_NE(error_of(o), "");
+  EXPECT_NO_THROW(validate_node_filters(g, o, &pre));
 }

@@ -55,8 +55,9 @@ static void remap_node_filters(const ir::Graph& original, const ir::Graph& prepa
                 "neighbour); the filter has no effect on it", key, name);
       }
     }
-    // nodes_to_quantize left empty by the removals would mean "every node": keep it non-empty.
-    if (mapped.empty() && !set->empty()) mapped.insert(std::string());
+    // nodes_to_quantize left empty by the removals would mean "every node": keep it non-empty with a name no
+    // node has (unnamed nodes have the empty name).
+    if (mapped.empty() && !set->empty()) mapped.insert(std::string("\0onnxquant:no-node", 18));
     *set = std::move(mapped);
   }
 }
@@ -71,13 +72,13 @@ void prepare_model(Job& job) {
     fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", job.model_path,
          job.original.default_opset(), exec::kMaxOpset);
   job.qopts = quant_options(cfg);
-  quant::validate_node_filters(job.original.graph, job.qopts);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_pads, st.fused_matmul_adds);
+  quant::validate_node_filters(job.original.graph, job.qopts, &job.prepared.graph);
   remap_node_filters(job.original.graph, job.prepared.graph, job.qopts);
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;
