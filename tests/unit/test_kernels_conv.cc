@@ -281,6 +281,21 @@ TEST(ConvTransposeKernel, Hand3x3) {
   EXPECT_EQ(v[2], 1.0);  // x[0,1] lands at column 2
 }
 
+TEST(ConvTransposeKernel, OutputShapeOddPaddingGoesFirst) {
+  // Stride 2, 2x2 ones kernel on a 3x3 input: the full result is 6x6 with full[2i+a][2j+b] = x[i][j]; output_shape
+  // [5, 5] leaves a total padding of 1, which the spec (auto_pad NOTSET) puts at the start: y[r][c] =
+  // full[r+1][c+1] = x[(r+1)/2][(c+1)/2] (ORT computes the same).
+  Tensor x = ft({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  Tensor w = ft({1, 1, 2, 2}, {1, 1, 1, 1});
+  ir::Node n = node("ConvTranspose", 2);
+  n.set_attr_ints("strides", {2, 2});
+  n.set_attr_ints("output_shape", {5, 5});
+  std::vector<double> want;
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < 5; ++c) want.push_back(1 + 3 * ((r + 1) / 2) + (c + 1) / 2);
+  expect_values(run(n, 11, {x, w})[0], {1, 1, 5, 5}, want);
+}
+
 TEST(ConvTransposeKernel, HandOutputPadding1D) {
   // in 2, stride 2, kernel 2, output_padding 1: out 5; the last position only gets the bias.
   Tensor x = ft({1, 1, 2}, {1, 2});

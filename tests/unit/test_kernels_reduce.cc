@@ -75,6 +75,19 @@ TEST(Reduce, AxesInputFormAndNoop) {
   ir::Node mx = reduce_node("ReduceMax", {}, 0, 2);
   mx.set_attr_int("noop_with_empty_axes", 1);
   expect_values(run_kernel(mx, 18, {x23(), Tensor()})[0], {1, 2, 3, 4, 5, 6});
+  // No reduction, but the per-element part applies (ONNX's reference and ORT): x², |x|, log x.
+  ir::Node sq = reduce_node("ReduceSumSquare", {}, 0, 2);
+  sq.set_attr_int("noop_with_empty_axes", 1);
+  expect_values(run_kernel(sq, 18, {x23(), Tensor()})[0], {1, 4, 9, 16, 25, 36});
+  ir::Node l1 = reduce_node("ReduceL1", {}, 0, 2);
+  l1.set_attr_int("noop_with_empty_axes", 1);
+  Tensor neg = x23();
+  for (int64_t i = 0; i < neg.numel(); ++i) neg.data<float>()[i] = -neg.data<float>()[i];
+  expect_values(run_kernel(l1, 18, {neg, Tensor()})[0], {1, 2, 3, 4, 5, 6});
+  ir::Node ls = reduce_node("ReduceLogSum", {}, 0, 2);
+  ls.set_attr_int("noop_with_empty_axes", 1);
+  expect_values(run_kernel(ls, 18, {x23(), Tensor()})[0],
+                {0, std::log(2.0), std::log(3.0), std::log(4.0), std::log(5.0), std::log(6.0)});
   expect_values(run_kernel(mx, 18, {x23(), it64({2}, {0, 1})})[0], {6});
 }
 

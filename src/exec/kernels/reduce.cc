@@ -174,12 +174,10 @@ class ReduceKernel : public Kernel {
       if (in[1]->dtype() != DType::Int64) kfail(node_, "axes input dtype {} is not INT64", dtype_name(in[1]->dtype()));
       axes.assign(in[1]->data<int64_t>(), in[1]->data<int64_t>() + in[1]->numel());
     }
-    if (axes.empty() && noop_) {
-      out[0] = x;
-      return;
-    }
     const int rank = x.rank();
-    std::vector<bool> red(rank, axes.empty());
+    // No axes with noop_with_empty_axes: nothing is reduced, but the per-element part still applies
+    // (ReduceSumSquare gives x², ReduceL1 |x|, ReduceLogSum log x), as ONNX's reference and ORT compute it.
+    std::vector<bool> red(rank, axes.empty() && !noop_);
     for (int64_t a : axes) red[norm_axis(node_, a, rank)] = true;
     Shape os;
     std::vector<Group> groups;

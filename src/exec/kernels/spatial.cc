@@ -136,8 +136,9 @@ Geometry transpose_geometry(const ir::Node& node, const SpatialAttrs& a, const s
       g.pads_end[i] = total - g.pads_begin[i];
       g.out[i] = out;
     } else if (!os.empty() && !explicit_pads) {
+      // The spec's "else" branch of output_shape: the larger half of an odd total padding at the start.
       int64_t total = full - os[i];
-      g.pads_begin[i] = std::max<int64_t>(total, 0) / 2;
+      g.pads_begin[i] = std::max<int64_t>(total, 0) - std::max<int64_t>(total, 0) / 2;
       g.pads_end[i] = total - g.pads_begin[i];
       g.out[i] = os[i];
     } else {
