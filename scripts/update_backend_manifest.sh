@@ -68,6 +68,12 @@ with open("tests/onnx_backend/manifest.txt", "w") as f:
         f.write(c + "\n")
 
 total = {k: sum(c[k] for c in counts.values()) for k in ("pass", "fail", "opset", "no_kernel_op")}
+# Sections written by hand after the generated ones (from "## Differential testing" on) are kept.
+try:
+    old_doc = open("docs/conformance.md").read()
+    kept = old_doc[old_doc.index("\n## Differential testing"):] if "\n## Differential testing" in old_doc else ""
+except FileNotFoundError:
+    kept = ""
 with open("docs/conformance.md", "w") as f:
     f.write("# ONNX backend conformance\n\n")
     f.write("The executor (src/exec) run on the ONNX backend node tests by `oq_backend_runner`\n")
@@ -87,6 +93,7 @@ with open("docs/conformance.md", "w") as f:
     f.write(f"## Failing tests of registered ops ({len(fails)})\n\n")
     for c in fails:
         f.write(f"- `{c[2:].split(': ', 1)[0]}`: {c[2:].split(': ', 1)[1] if ': ' in c[2:] else ''}\n")
+    f.write(kept)
 print(f"manifest: {len(passed)} tests must pass, {len(commented)} commented; docs/conformance.md written")
 for s, c in counts.items():
     print(f"  {s}: {dict(c)}")
