@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/log.h"
 #include "data/array_dataset.h"
 #include "data/image_folder.h"
 #include "ir/graph.h"
@@ -223,12 +222,8 @@ DatasetPtr open_dataset(const DataOptions& o, const std::vector<InputSpec>& inpu
   std::error_code ec;
   if (!fs::exists(o.path, ec)) fail(ErrorKind::Io, "data path not found: {}", o.path);
   if (fs::is_directory(o.path, ec)) return open_image_folder(o, inputs);
-  const bool npz = ends_with_ci(o.path, ".npz"), npy = ends_with_ci(o.path, ".npy");
-  if ((npz || npy) && (o.preprocess.scale != 1.0f || o.preprocess.offset != 0.0f))
-    OQ_WARN("preprocessing.rescaling (scale {}, offset {}) applies to image folders only: the arrays of {} are fed "
-            "to the model as they are", o.preprocess.scale, o.preprocess.offset, o.path);
-  if (npz) return open_npz_dataset(o.path, inputs, o.selection);
-  if (npy) return open_npy_dataset(o.path, inputs, o.selection);
+  if (ends_with_ci(o.path, ".npz")) return open_npz_dataset(o.path, inputs, o.selection);
+  if (ends_with_ci(o.path, ".npy")) return open_npy_dataset(o.path, inputs, o.selection);
   fail(ErrorKind::Data, "data path {} is neither an .npy/.npz file nor an image folder", o.path);
 }
 

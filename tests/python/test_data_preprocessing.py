@@ -471,6 +471,27 @@ def input_shape_sizes_images_for_a_dynamic_model(tmp):
     assert p.returncode == 1 and "model.input_shape" in p.stderr, p.stderr
 
 
+@test
+def rescaling_with_array_data_is_warned_about(tmp):
+    """Arrays are fed as they are: a non-identity preprocessing.rescaling with .npz data says so (the `eval`
+    sub-command, which has no rescaling option, does not)."""
+    binary = os.path.join(BUILD, "onnxquant")
+    model = os.path.join(SRC, "testdata", "digits_mlp.onnx")
+    calib = os.path.join(SRC, "testdata", "digits_calib_flat.npz")
+    cfg = os.path.join(tmp, "cfg.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"model: {{model_path: {model}}}\ndataset: {{quantization_path: {calib}}}\n"
+                "quantization: {target_opset: 13}\n")
+    def stderr(*extra):
+        p = subprocess.run([binary, *extra], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stderr
+    warning = "applies to image folders only"
+    assert warning in stderr("--config", cfg, "--output-dir", os.path.join(tmp, "a"), "preprocessing.rescaling.scale=1/255")
+    assert warning not in stderr("--config", cfg, "--output-dir", os.path.join(tmp, "b"))
+    assert warning not in stderr("eval", model, "--data", os.path.join(SRC, "testdata", "digits_test_flat.npz"))
+
+
 def main():
     passed = failed = 0
     if not os.path.exists(TOOL):

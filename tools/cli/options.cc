@@ -1,5 +1,6 @@
 // Config -> core options mapping (the only place where config enums meet core enums).
 #include "app.h"
+#include "core/log.h"
 #include "exec/kernel.h"
 
 namespace oq::app {
@@ -96,6 +97,12 @@ data::PreprocessOptions preprocess_options(const config::Config& cfg) {
 }
 
 data::DataOptions data_options(const config::Config& cfg, const std::string& path, double split) {
+  const auto& p = cfg.preprocessing;
+  const bool arrays = path.ends_with(".npz") || path.ends_with(".npy") || path.ends_with(".NPZ") ||
+                      path.ends_with(".NPY");
+  if (arrays && (p.scale != 1.0 || p.offset != 0.0))
+    OQ_WARN("preprocessing.rescaling (scale {}, offset {}) applies to image folders only: the arrays of {} are fed "
+            "to the model as they are", p.scale, p.offset, path);
   data::DataOptions o;
   o.path = path;
   o.selection.split = split;
