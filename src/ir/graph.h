@@ -133,6 +133,9 @@ struct Model {
   std::vector<std::string> opaque_functions;      // serialized FunctionProto
   std::vector<std::string> opaque_training_info;  // serialized TrainingInfoProto
   Graph graph;
+  // Files the model's external data were read from (resolved paths; empty when it had none): outputs must
+  // never be written over them.
+  std::vector<std::string> external_data_files;
 
   // Opset of the default domain ("" / "ai.onnx"); 0 if not imported.
   int64_t default_opset() const;

@@ -14,6 +14,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <unordered_set>
 
 #include "onnx/proto_model.h"
@@ -235,7 +236,14 @@ ir::Model load_model_from_bytes(std::string_view bytes, const std::string& base_
     if (!pb.has_graph()) fail(ErrorKind::Model, "not an ONNX model (no graph; truncated file?)");
     if (pb.ir_version() >= 3 && pb.opset_import_size() == 0)
       fail(ErrorKind::Model, "no opset_import (truncated file?)");
+    std::set<std::string> external;
+    for (const auto& t : pb.graph().initializer())
+      if (t.data_location() == ::onnx::TensorProto::EXTERNAL)
+        for (const auto& kv : t.external_data())
+          if (kv.key() == "location")
+            external.insert(detail::resolve_external_location(base_dir, kv.value(), t.name()));
     ir::Model m = detail::model_from_proto(pb, base_dir);
+    m.external_data_files.assign(external.begin(), external.end());
     check_structure(m.graph);
     return m;
   } catch (const Error& e) {

@@ -69,22 +69,41 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   std::vector<ir::Node> added;
   // Scale/zero-point initializer names of each quantized tensor (shared tensors reuse their provider's).
   std::map<std::string, std::pair<std::string, std::string>> qparam_names;
+  // ORT's names (<t>_scale, <t>_QuantizeLinear_Output, <w>_quantized, ...), unless the model already uses one
+  // for something else: then <name>_1, _2, ... (a user tensor called `w_scale` must not become w's scale).
+  std::set<std::string> taken;
+  for (const auto& n : g.nodes) {
+    taken.insert(n.name);
+    for (const auto* l : {&n.inputs, &n.outputs}) taken.insert(l->begin(), l->end());
+  }
+  for (const auto& i : g.initializers) taken.insert(i.name);
+  for (const auto* l : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *l) taken.insert(v.name);
+  auto fresh = [&](const std::string& base) {
+    std::string n = base;
+    for (int k = 1; taken.count(n); ++k) n = base + "_" + std::to_string(k);
+    taken.insert(n);
+    return n;
+  };
 
   auto emit_activation = [&](const std::string& t, const std::string& scale, const std::string& zp, int axis) {
-    std::string q_in = t, dq_out = t + "_DequantizeLinear_Output";
-    if (g.is_graph_output(t)) {
-      q_in = t + "_QuantizeLinear_Input";
+    std::string q_in = t, dq_out;
+    // A graph output keeps its name on the DequantizeLinear, unless it is a graph input too (then no node may
+    // produce it: the output stays the float input, its consumers read the DequantizeLinear).
+    if (g.is_graph_output(t) && !g.is_graph_input(t)) {
+      q_in = fresh(t + "_QuantizeLinear_Input");
       dq_out = t;
       for (size_t i = 0; i < original_nodes; ++i)
         for (auto& o : g.nodes[i].outputs)
           if (o == t) o = q_in;
     } else {
+      dq_out = fresh(t + "_DequantizeLinear_Output");
       replace_input_all(g, t, dq_out, original_nodes);
     }
-    added.push_back(make_qdq_node("QuantizeLinear", t + "_QuantizeLinear", {q_in, scale, zp},
-                                  t + "_QuantizeLinear_Output", axis));
-    added.push_back(make_qdq_node("DequantizeLinear", t + "_DequantizeLinear",
-                                  {t + "_QuantizeLinear_Output", scale, zp}, dq_out, axis));
+    const std::string q_out = fresh(t + "_QuantizeLinear_Output");
+    added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_QuantizeLinear"), {q_in, scale, zp}, q_out, axis));
+    added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_DequantizeLinear"), {q_out, scale, zp}, dq_out,
+                                  axis));
     st.q_nodes++;
     st.dq_nodes++;
   };
@@ -93,16 +112,16 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     const exec::QuantParams& q = params.at(name);
     if (s.role == TensorRole::Bias) {
       const Tensor& b = g.find_initializer(name)->tensor;
-      std::string qn = name + "_quantized";
+      const std::string qn = fresh(name + "_quantized"), qs = fresh(qn + "_scale"), qz = fresh(qn + "_zero_point");
       g.add_initializer(qn, quantize_bias(b, q));
       // ORT's layout: the bias scale is always 1-D; the zero point is 1-D per channel, a scalar otherwise.
       Tensor sc = scale_tensor(q).reshaped({static_cast<int64_t>(q.scale.size())});
       Tensor zp(DType::Int32, q.axis >= 0 ? sc.shape() : Shape{});
-      g.add_initializer(qn + "_scale", sc);
-      g.add_initializer(qn + "_zero_point", zp);
+      g.add_initializer(qs, sc);
+      g.add_initializer(qz, zp);
       g.remove_initializer(name);
-      added.push_back(make_qdq_node("DequantizeLinear", name + "_DequantizeLinear",
-                                    {qn, qn + "_scale", qn + "_zero_point"}, name, q.axis >= 0 ? 0 : -1));
+      added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
+                                    q.axis >= 0 ? 0 : -1));
       st.dq_nodes++;
       st.tensors_per_type[kind_key(DType::Int32, s.role)]++;
       return;
@@ -114,7 +133,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
         auto v = weight_values->find(name);
         if (v != weight_values->end()) w = &v->second;
       }
-      std::string qn = name + "_quantized";
+      const std::string qn = fresh(name + "_quantized");
       WeightCache::Entry* e = cache && s.role != TensorRole::Bias ? cache->find(name, q.qtype, s.axis) : nullptr;
       if (e && e->quantized.dtype() != DType::Undefined && same_quant_params(e->written_params, q)) {
         g.add_initializer(qn, e->quantized);
@@ -126,17 +145,18 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
         }
         g.add_initializer(qn, std::move(qt));
       }
-      g.add_initializer(name + "_scale", scale_tensor(q));
-      g.add_initializer(name + "_zero_point", zero_point_tensor(q));
-      std::string dq_out = name + "_DequantizeLinear_Output";
+      const std::string ws = fresh(name + "_scale"), wz = fresh(name + "_zero_point");
+      g.add_initializer(ws, scale_tensor(q));
+      g.add_initializer(wz, zero_point_tensor(q));
+      const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
       replace_input_all(g, name, dq_out, original_nodes);
-      added.push_back(make_qdq_node("DequantizeLinear", name + "_DequantizeLinear",
-                                    {qn, name + "_scale", name + "_zero_point"}, dq_out, q.axis));
+      added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, ws, wz}, dq_out,
+                                    q.axis));
       st.dq_nodes++;
       unused_candidates.insert(name);
       return;
     }
-    std::string scale = name + "_scale", zp = name + "_zero_point";
+    std::string scale, zp;
     if (!s.share_from.empty()) {
       // ORT reuses the provider's scale/zero-point initializers.
       std::string src = s.share_from;
@@ -144,7 +164,9 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       auto it = qparam_names.find(src);
       if (it != qparam_names.end()) std::tie(scale, zp) = it->second;
     }
-    if (!g.find_initializer(scale)) {
+    if (scale.empty()) {
+      scale = fresh(name + "_scale");
+      zp = fresh(name + "_zero_point");
       g.add_initializer(scale, scale_tensor(q));
       g.add_initializer(zp, zero_point_tensor(q));
     }

@@ -324,6 +324,30 @@ TEST(ConvertOpset, AttributeInputsOpset9To21SameResults) {
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
 }
 
+TEST(ConvertOpset, ClipAfterACastKnowsItsType) {
+  // An opset-9 Clip (min/max attributes) reading a Cast of an int input, no value_info (as old exporters
+  // write): the Cast's `to` gives the type of the typed min/max inputs; no CastLike is needed.
+  ir::Model m = model(9);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3}, DType::Int32)};
+  g.nodes = {mk("Cast", {"x"}, {"c"}), mk("Clip", {"c"}, {"y"})};
+  g.nodes[0].set_attr_int("to", static_cast<int64_t>(DType::Float));
+  g.nodes[1].set_attr_float("min", 0.0f);
+  g.nodes[1].set_attr_float("max", 6.0f);
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  P::convert_opset(m, 13);
+  EXPECT_EQ(count_op(m, "CastLike"), 0u);
+  const ir::Node* clip = find_op(m, "Clip");
+  ASSERT_TRUE(clip && clip->inputs.size() == 3);
+  const ir::Initializer* lo = g.find_initializer(clip->input(1));
+  ASSERT_TRUE(lo);
+  EXPECT_EQ(lo->tensor.dtype(), DType::Float);
+  Tensor x(DType::Int32, {2, 3});
+  for (int i = 0; i < 6; ++i) x.data<int32_t>()[i] = 3 * i - 4;
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 0);
+}
+
 TEST(ConvertOpset, SoftmaxOnLastAxisKeepsOneNode) {
   ir::Model m = model(11);
   auto& g = m.graph;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "app.h"
 #include "core/log.h"
@@ -80,8 +81,11 @@ int cmd_run(int argc, char** argv) {
   fs::create_directories(out_dir, ec);
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", out_dir, ec.message());
   auto names = s.output_names();
+  std::set<std::string> used;  // two names may clean up to one file name ('a/b', 'a_b'): the later gets _1, ...
   for (size_t i = 0; i < outs.size(); ++i) {
-    std::string path = (fs::path(out_dir) / (safe_name(names[i]) + ".npy")).string();
+    std::string file = safe_name(names[i]);
+    for (int k = 1; !used.insert(file).second; ++k) file = safe_name(names[i]) + "_" + std::to_string(k);
+    std::string path = (fs::path(out_dir) / (file + ".npy")).string();
     data::write_npy(path, outs[i]);
     std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << path << "\n";
   }

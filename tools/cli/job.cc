@@ -71,6 +71,15 @@ void prepare_model(Job& job) {
   if (job.original.default_opset() > exec::kMaxOpset)
     fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", job.model_path,
          job.original.default_opset(), exec::kMaxOpset);
+  size_t q_nodes = 0, dq_nodes = 0;
+  for (const auto& n : job.original.graph.nodes) {
+    q_nodes += n.is_default_domain() && n.op_type == "QuantizeLinear";
+    dq_nodes += n.is_default_domain() && n.op_type == "DequantizeLinear";
+  }
+  if (q_nodes + dq_nodes > 0)
+    fail(ErrorKind::Model,
+         "model '{}' is already quantized ({} QuantizeLinear / {} DequantizeLinear nodes): give the float model",
+         job.model_path, q_nodes, dq_nodes);
   job.qopts = quant_options(cfg);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
@@ -79,6 +88,9 @@ void prepare_model(Job& job) {
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_pads, st.fused_matmul_adds);
   quant::validate_node_filters(job.original.graph, job.qopts, &job.prepared.graph);
+  if (st.initializer_inputs)
+    OQ_INFO("Pre-processing: {} initializers listed as graph inputs are constants from here on (as onnxruntime's "
+            "remove_initializer_from_input makes them)", st.initializer_inputs);
   remap_node_filters(job.original.graph, job.prepared.graph, job.qopts);
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;
@@ -129,6 +141,10 @@ std::string save_output(const Job& job, const ir::Model& m, const std::string& f
   fs::path out = dir / file_name;
   if (fs::exists(job.model_path) && fs::exists(out) && fs::equivalent(out, job.model_path, ec))
     fail(ErrorKind::Usage, "output '{}' is the input model itself; choose another output folder", out.string());
+  for (const auto& data : job.original.external_data_files)
+    if (fs::exists(data) && fs::exists(out) && fs::equivalent(out, data, ec))
+      fail(ErrorKind::Usage, "output '{}' is the external data file of the input model; choose another output folder",
+           out.string());
   onnx::save_model(m, out.string());
   return out.string();
 }

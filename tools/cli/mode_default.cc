@@ -55,7 +55,9 @@ Baseline quantize_baseline(Job& job) {
             "nodes_to_exclude (the written model is the float model)");
   if (job.qopts.bias_correction) OQ_INFO("Bias correction: {} biases corrected", b.q.corrected_biases);
   for (const auto& [kind, n] : b.q.stats.tensors_per_type) OQ_INFO("  {} tensors: {}", kind, n);
-  OQ_INFO("Model size: {} bytes (float) -> {} bytes (quantized)", file_size(job.model_path), file_size(b.path));
+  uint64_t float_bytes = file_size(job.model_path);
+  for (const auto& data : job.original.external_data_files) float_bytes += file_size(data);
+  OQ_INFO("Model size: {} bytes (float) -> {} bytes (quantized)", float_bytes, file_size(b.path));
   OQ_INFO("Quantized model written to {}", b.path);
   job.quantized_path = b.path;
   return b;

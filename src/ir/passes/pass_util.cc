@@ -1,6 +1,7 @@
 #include "ir/passes/pass_util.h"
 
 #include <algorithm>
+#include <climits>
 
 namespace oq::ir::passes::detail {
 
@@ -78,6 +79,15 @@ DType known_dtype(const Graph& g, const std::string& name) {
       return DType::Undefined;
     }
     if (p.op_type == "DequantizeLinear") {
+      n = p.input(1);
+      continue;
+    }
+    if (p.op_type == "Cast" && p.outputs[0] == n) {  // the type it casts to (exporters often write no value_info)
+      const int64_t to = p.attr_int("to", 0);
+      return to > 0 && to <= INT32_MAX && dtype_is_known(static_cast<int32_t>(to)) ? static_cast<DType>(to)
+                                                                                   : DType::Undefined;
+    }
+    if (p.op_type == "CastLike" && p.outputs[0] == n) {
       n = p.input(1);
       continue;
     }

@@ -71,9 +71,13 @@ struct PreprocessStats {
   size_t folded_constants = 0, removed_identities = 0, folded_batchnorms = 0;
   size_t fused_pads = 0;         // Pad folded into a Conv's pads
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
+  size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
 };
-// fold_constants -> remove_identity -> fold_batchnorm -> fold_constants -> fuse_pad_into_conv ->
-// fuse_matmul_add (what ONNX Runtime's quant_pre_process does to these patterns); logs a one-line summary.
+// Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
+// write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
+// needs constant weights. Then fold_constants -> remove_identity -> fold_batchnorm -> fold_constants ->
+// fuse_pad_into_conv -> fuse_matmul_add (what ONNX Runtime's quant_pre_process does to these patterns); logs a
+// one-line summary.
 PreprocessStats preprocess(Model& m);
 
 // Raises the default-domain opset to `target`, rewriting nodes whose schema changed on the way; sets the IR

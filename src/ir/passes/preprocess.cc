@@ -10,6 +10,9 @@ namespace oq::ir::passes {
 PreprocessStats preprocess(Model& m) {
   PreprocessStats st;
   st.nodes_before = m.graph.nodes.size();
+  const size_t inputs_before = m.graph.inputs.size();
+  std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
+  st.initializer_inputs = inputs_before - m.graph.inputs.size();
   st.folded_constants = fold_constants(m).total();
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
