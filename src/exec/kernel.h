@@ -56,7 +56,7 @@ inline constexpr int kMinOpset = 7;
 // Throws a Model error naming the node: "node 'NAME' (OpType): message".
 template <typename... Args>
 [[noreturn]] void kfail(const ir::Node& node, fmt::format_string<Args...> f, Args&&... args) {
-  fail(ErrorKind::Model, "node '{}' ({}): {}", node.name, node.op_type,
+  fail(ErrorKind::Model, "node '{}' ({}): {}", ir::node_label(node), node.op_type,
        fmt::format(f, std::forward<Args>(args)...));
 }
 

@@ -91,7 +91,7 @@ struct Session::Impl {
 [[noreturn]] static void rethrow_naming(const ir::Node& node, const Error& e) {
   std::string_view msg = e.what();
   if (msg.starts_with("node '")) throw e;
-  throw Error(e.kind(), fmt::format("node '{}' ({}): {}", node.name, node.op_type, msg));
+  throw Error(e.kind(), fmt::format("node '{}' ({}): {}", ir::node_label(node), node.op_type, msg));
 }
 
 static bool same_params(const QuantParams& a, const QuantParams& b) {
@@ -121,7 +121,7 @@ void Plan::build(const ir::Model& model) {
     if (!n.is_default_domain() || !find_kernel(n.op_type, m.opset)) {
       std::string op = n.is_default_domain() ? n.op_type : n.domain + "." + n.op_type;
       int v = n.is_default_domain() ? m.opset : static_cast<int>(model.opset_of(n.domain));
-      unsupported.push_back(fmt::format("node '{}' ({}, opset {}) is not supported", n.name, op, v));
+      unsupported.push_back(fmt::format("node '{}' ({}, opset {}) is not supported", ir::node_label(n), op, v));
     }
   }
   if (!unsupported.empty()) {

@@ -134,6 +134,11 @@ bool Graph::is_graph_input(const std::string& n) const {
 bool Graph::is_graph_output(const std::string& n) const {
   return std::any_of(outputs.begin(), outputs.end(), [&](const ValueInfo& v) { return v.name == n; });
 }
+std::string node_label(const Node& n) {
+  if (!n.name.empty()) return n.name;
+  return "(unnamed) -> " + (n.outputs.empty() ? std::string("?") : n.outputs[0]);
+}
+
 std::vector<const ValueInfo*> Graph::real_inputs() const {
   std::vector<const ValueInfo*> r;
   for (const auto& v : inputs)

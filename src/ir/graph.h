@@ -86,6 +86,10 @@ struct Node {
   const std::string& input(size_t i) const;
 };
 
+// How errors name a node: its name, or "(unnamed) -> <first output>" for the many exporters that leave
+// names empty.
+std::string node_label(const Node& n);
+
 struct Initializer {
   std::string name;
   Tensor tensor;

@@ -3,6 +3,7 @@
 #include "core/dtype.h"
 #include "core/int4.h"
 #include "core/names.h"
+#include "ir/graph.h"
 #include "core/tensor.h"
 
 using namespace oq;
@@ -74,4 +75,13 @@ TEST(Names, ClosestNameForTypos) {
   EXPECT_EQ(closest_name("postprocessing", {"preprocessing"}, 2), "");  // ST's other section stays unknown
   EXPECT_EQ(did_you_mean("Matmul", ops), ", did you mean 'MatMul'?");
   EXPECT_EQ(did_you_mean("xyz", ops), "");
+}
+
+TEST(Names, ErrorsNameUnnamedNodesByTheirOutput) {
+  ir::Node n;
+  n.op_type = "If";
+  n.outputs = {"branch_out"};
+  EXPECT_EQ(ir::node_label(n), "(unnamed) -> branch_out");
+  n.name = "cond";
+  EXPECT_EQ(ir::node_label(n), "cond");
 }
