@@ -37,7 +37,7 @@ static void remap_node_filters(const ir::Graph& original, const ir::Graph& prepa
         if (auto p = producer.find(in); p != producer.end() && p->second->op_type == "MatMul")
           matmuls.push_back(p->second->name);
     for (const auto& m : matmuls)
-      if (now.count(m + "/MatMulAddFusion")) return m + "/MatMulAddFusion";
+      if (const std::string f = m + ir::passes::kMatMulAddFusionSuffix; now.count(f)) return f;
     return {};
   };
   for (auto [set, key] : {std::pair{&o.nodes_to_quantize, "nodes_to_quantize"},

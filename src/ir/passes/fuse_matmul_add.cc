@@ -165,7 +165,7 @@ size_t fuse_matmul_add(Model& m) {
     if (!cshape || !(*cshape == Shape{n} || *cshape == Shape{1, n})) continue;
 
     Node gemm;
-    gemm.name = names.make(mm.name + "/MatMulAddFusion");  // ORT's name for the fused node
+    gemm.name = names.make(mm.name + kMatMulAddFusionSuffix);  // ORT's name for the fused node
     gemm.op_type = "Gemm";
     gemm.domain = mm.domain;
     gemm.inputs = {mm.inputs[0], mm.inputs[1], bias};

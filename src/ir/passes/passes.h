@@ -41,6 +41,8 @@ size_t fold_batchnorm(Model& m);
 // -> the pads added to the Conv's `pads` attribute (ONNX Runtime's PadFusion). The result is a standard Conv:
 // used both by pre-processing (written out) and by the executor on its private copy.
 size_t fuse_pad_into_conv(Model& m);
+// Suffix of the Gemm that fuse_matmul_add makes of a MatMul (ORT's name: "<MatMul name>/MatMulAddFusion").
+inline constexpr const char* kMatMulAddFusionSuffix = "/MatMulAddFusion";
 // MatMul(A, B) + Add(C) -> Gemm(A, B, C) (alpha 1, beta 1, no transposes), named "<MatMul name>/MatMulAddFusion"
 // and writing the Add's output, as ONNX Runtime's MatMulAddFusion (quant_pre_process) does for float models
 // when: B is a constant 2-D [K, N] initializer, A has rank 2 (from value_info or deduced from its producers;
