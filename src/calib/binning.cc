@@ -60,11 +60,18 @@ OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, floa
       mxv[k] = a > mxv[k] ? a : mxv[k];
     }
   }
-  for (int k = 0; k < 4; ++k) {
-    for (int j = 0; j < 16; ++j) {
-      mn = mnv[k][j] < mn ? mnv[k][j] : mn;
-      mx = mxv[k][j] > mx ? mxv[k][j] : mx;
-    }
+  if (i == 0) return 0;  // short rows (per-channel weights): no vector to reduce
+  // Four chains into one, then the 16 lanes (one dependent chain of 16 instead of 64 per call: per-channel
+  // weight ranges call this once per output channel).
+  mnv[0] = mnv[1] < mnv[0] ? mnv[1] : mnv[0];
+  mnv[2] = mnv[3] < mnv[2] ? mnv[3] : mnv[2];
+  mnv[0] = mnv[2] < mnv[0] ? mnv[2] : mnv[0];
+  mxv[0] = mxv[1] > mxv[0] ? mxv[1] : mxv[0];
+  mxv[2] = mxv[3] > mxv[2] ? mxv[3] : mxv[2];
+  mxv[0] = mxv[2] > mxv[0] ? mxv[2] : mxv[0];
+  for (int j = 0; j < 16; ++j) {
+    mn = mnv[0][j] < mn ? mnv[0][j] : mn;
+    mx = mxv[0][j] > mx ? mxv[0][j] : mx;
   }
   return i;
 }

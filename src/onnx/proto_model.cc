@@ -216,8 +216,8 @@ ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir) {
   for (const auto& v : p.value_info()) g.value_info.push_back(value_info_from_proto(v));
   g.initializers.reserve(p.initializer_size());
   for (auto& t : *p.mutable_initializer()) {
-    g.initializers.push_back({t.name(), tensor_from_proto(t, base_dir), t.doc_string()});
-    t.clear_raw_data();  // release the file's copy as we go
+    g.initializers.push_back({t.name(), tensor_from_proto_taking(t, base_dir), t.doc_string()});
+    t.clear_raw_data();  // release the file's copy as we go (when it was copied)
   }
   for (const auto& s : p.sparse_initializer()) g.opaque_sparse_initializers.push_back(s.SerializeAsString());
   for (const auto& q : p.quantization_annotation())

@@ -242,6 +242,25 @@ size_t serialized_bytes(const Tensor& t) {
   return t.nbytes();
 }
 
+Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const std::string& base_dir) {
+  const int32_t code = p.data_type();
+  if (!p.has_raw_data() || p.data_location() == ::onnx::TensorProto::EXTERNAL || !dtype_is_known(code))
+    return tensor_from_proto(p, base_dir);
+  const DType dt = static_cast<DType>(code);
+  if (dt == DType::String || dt == DType::Bool || is_4bit(dt)) return tensor_from_proto(p, base_dir);
+  Shape shape(p.dims().begin(), p.dims().end());
+  int64_t n = 0;
+  try {
+    n = shape_numel(shape);
+  } catch (const Error& e) {
+    fail(ErrorKind::Model, "tensor '{}': {}", p.name(), e.what());
+  }
+  const int64_t want = bytes_for(dt, n, p.name());
+  if (static_cast<int64_t>(p.raw_data().size()) != want || want == 0) return tensor_from_proto(p, base_dir);
+  std::shared_ptr<std::string> owner(p.release_raw_data());
+  return Tensor::view(dt, std::move(shape), owner->data(), owner);
+}
+
 void tensor_to_proto(const Tensor& t, ::onnx::TensorProto* p) {
   p->set_data_type(static_cast<int32_t>(t.dtype()));
   for (int64_t d : t.shape()) p->add_dims(d);

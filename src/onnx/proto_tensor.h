@@ -11,6 +11,9 @@ namespace oq::onnx::detail {
 // uint64_data, string_data, as the ONNX spec assigns them per data type) or external data resolved relative
 // to `base_dir`. Sizes are checked before anything is allocated. Errors name the tensor (no file prefix).
 Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_dir);
+// Same, but a raw_data buffer that needs no conversion (not 4-bit, not BOOL) is taken over from `p` instead of
+// copied: the tensor views the released string (no second copy of a model's weights, no page faults for it).
+Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const std::string& base_dir);
 
 // Encodes data type, dims and data: raw_data (INT4/UINT4 packed two per byte, low nibble first), or
 // string_data for STRING tensors. Name and doc string are left to the caller.
