@@ -219,7 +219,8 @@ void measure_weights(const ir::Model& prepared, const quant::QuantizedModel& q, 
     const Tensor& sc = init_of(dq.input(1), "scale");
     Tensor zp = dq.input(2).empty() ? Tensor() : init_of(dq.input(2), "zero point");
     Tensor xhat = dequantize(qt, sc, zp, static_cast<int>(dq.attr_int("axis", 1)));
-    const auto* f = prepared.graph.find_initializer(t.name);
+    const auto dup = q.plan.duplicated.find(t.name);
+    const auto* f = prepared.graph.find_initializer(dup == q.plan.duplicated.end() ? t.name : dup->second);
     if (!f) fail(ErrorKind::Runtime, "float model: initializer '{}' is missing", t.name);
     SnrAccumulator acc;
     acc.add(f->tensor, xhat, t.name);

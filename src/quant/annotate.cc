@@ -133,7 +133,25 @@ struct Annotator {
     }
     plan.mark(t, s);
   }
-  void bias(const ir::Node& n, const std::string& b, double beta) {
+  // ORT's get_largest_initializer_name_suffix(prefix) + 1: one more than the largest integer that follows
+  // `prefix` in an initializer name (0 when none does).
+  int64_t next_name_suffix(const std::string& prefix) const {
+    int64_t largest = -1;
+    for (const auto& init : g.initializers) {
+      if (init.name.size() <= prefix.size() || init.name.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string rest = init.name.substr(prefix.size());
+      size_t i = (rest[0] == '+' || rest[0] == '-') ? 1 : 0;
+      if (i == rest.size() || rest.find_first_not_of("0123456789", i) != std::string::npos || rest.size() - i > 15)
+        continue;
+      largest = std::max(largest, static_cast<int64_t>(std::stoll(rest)));
+    }
+    return largest + 1;
+  }
+  // Input `idx` of node `n` is its bias. A bias another quantized node already uses is duplicated for this
+  // one (ORT's quantize_bias_tensor / _dup_initializer: `<bias><n>`), since its scale follows this node's
+  // input and weight scales.
+  void bias(ir::Node& n, size_t idx, double beta) {
+    const std::string b = n.input(idx);
     if (!o.quantize_bias) return;
     if (o.weight_overrides.count(b)) {  // user overrides: treat the bias as a regular weight
       weight(b, 0);
@@ -141,28 +159,37 @@ struct Annotator {
     }
     const auto* init = g.find_initializer(b);
     if (!init || init->tensor.dtype() != DType::Float) return;
+    std::string name = b;
+    if (auto it = plan.tensors.find(b); it != plan.tensors.end() && it->second.role == TensorRole::Bias) {
+      name = b + std::to_string(next_name_suffix(b));
+      Tensor copy = init->tensor.clone();
+      g.add_initializer(name, std::move(copy));
+      n.inputs[idx] = name;
+      plan.duplicated[name] = b;
+    }
     TensorSpec s;
     s.role = TensorRole::Bias;
     s.is_initializer = true;
     s.bias_input = n.input(0);
     s.bias_weight = n.input(1);
     s.bias_beta = beta;
-    plan.mark(b, s);
+    plan.mark(name, s);
   }
 
-  void conv(const ir::Node& n) {
+  void conv(ir::Node& n) {
     activation(n.input(0));
     activation(n.outputs[0]);
     weight(n.input(1), n.op_type == "Conv" ? 0 : 1);
-    if (!n.input(2).empty()) bias(n, n.input(2), 1.0);
+    if (!n.input(2).empty()) bias(n, 2, 1.0);
   }
   void gemm(ir::Node& n) {
     activation(n.input(0));
     activation(n.outputs[0]);
     weight(n.input(1), n.attr_int("transB", 0) ? 0 : 1);
     if (!n.input(2).empty() && g.find_initializer(n.input(2))) {
-      bias(n, n.input(2), n.attr_float("beta", 1.0f));
-      if (o.quantize_bias && !o.weight_overrides.count(n.input(2))) n.remove_attr("beta");  // folded into the bias scale
+      const bool overridden = o.weight_overrides.count(n.input(2)) > 0;
+      bias(n, 2, n.attr_float("beta", 1.0f));
+      if (o.quantize_bias && !overridden) n.remove_attr("beta");  // folded into the bias scale
     }
   }
   void matmul(const ir::Node& n) {
@@ -205,7 +232,7 @@ struct Annotator {
     return true;
   }
   void pad(const ir::Node& n) {
-    activation(n.input(0));
+    for (const auto& t : n.inputs) activation(t);  // ORT's QDQPad: every input (the int64 pads are skipped)
     std::string mode = n.attr_string("mode", "constant");
     bool same = mode != "constant";
     if (!same) {
@@ -227,13 +254,13 @@ struct Annotator {
     else
       activation(n.outputs[0]);
   }
-  void normalization(const ir::Node& n) {
+  void normalization(ir::Node& n) {
     activation(n.input(0));
     if (g.find_initializer(n.input(1)))
       weight(n.input(1), 1);
     else
       activation(n.input(1));
-    if (n.inputs.size() > 2 && !n.input(2).empty()) bias(n, n.input(2), 1.0);
+    if (n.inputs.size() > 2 && !n.input(2).empty()) bias(n, 2, 1.0);
     for (const auto& t : n.outputs) activation(t);
   }
   void base(const ir::Node& n) {
@@ -262,6 +289,9 @@ struct Annotator {
         if (!is_marked(n.input(0))) activation(n.input(0));
         for (const auto& t : n.outputs) same_as_input(t, n.input(0));
       } else if (op == "Gather" || op == "GatherElements") {
+        // ORT's QDQGather: a float initializer table (embedding) is quantized like an activation constant.
+        const auto* table = g.find_initializer(n.input(0));
+        if (table && table->tensor.dtype() == DType::Float) activation(n.input(0));
         if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
       } else if (op == "Where") {
         if (is_marked(n.input(1)) && is_marked(n.input(2)))

@@ -17,14 +17,27 @@ static exec::QuantParams from_override(const TensorOverride& ov, DType qtype, in
   return q;
 }
 
-exec::QuantParams bias_params(const exec::QuantParams& in, const exec::QuantParams& w, double beta) {
+std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const exec::QuantParams& w, double beta,
+                                             const Shape& bias_shape) {
   exec::QuantParams q;
   q.qtype = DType::Int32;
-  q.axis = w.axis >= 0 ? 0 : -1;
+  q.axis = -1;
+  std::vector<float> ws = w.scale;
+  if (w.axis >= 0 && w.scale.size() > 1) {
+    if (bias_shape.empty()) return std::nullopt;
+    const int64_t len = bias_shape.back(), c = static_cast<int64_t>(w.scale.size());
+    if (len % c != 0) return std::nullopt;
+    q.axis = static_cast<int>(bias_shape.size()) - 1;
+    ws.clear();
+    for (int64_t i = 0; i < len; ++i) ws.push_back(w.scale[static_cast<size_t>(i % c)]);
+  } else if (w.axis >= 0 && !bias_shape.empty()) {  // one channel: still per axis, as ORT writes it
+    q.axis = static_cast<int>(bias_shape.size()) - 1;
+    ws.assign(static_cast<size_t>(bias_shape.back()), w.scale.at(0));
+  }
   float is = in.scale.at(0);
-  for (float ws : w.scale) {
+  for (float s0 : ws) {
     // ORT: float32 input_scale * float32 weight_scale * beta (a Python float, so float32 arithmetic).
-    float s = is * ws;
+    float s = is * s0;
     s = static_cast<float>(s * static_cast<float>(beta));
     q.scale.push_back(s);
     q.zero_point.push_back(0);
@@ -67,8 +80,11 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
     double lo = 0, hi = 0;
     for (double v : b) lo = std::min(lo, v), hi = std::max(hi, v);
     fix(std::max(std::fabs(lo), std::fabs(hi)), w.scale[0]);
-  } else {
-    for (size_t c = 0; c < w.scale.size() && c < b.size(); ++c) fix(std::fabs(b[c]), w.scale[c]);
+  } else {  // bias entry i lies on channel (i mod last dim) of the bias, which uses weight scale (that mod C)
+    const size_t len = bias.rank() ? static_cast<size_t>(bias.dim(-1)) : 1, c = w.scale.size();
+    std::vector<double> absmax(c, 0.0);
+    for (size_t i = 0; i < b.size(); ++i) absmax[(i % len) % c] = std::max(absmax[(i % len) % c], std::fabs(b[i]));
+    for (size_t k = 0; k < c; ++k) fix(absmax[k], w.scale[k]);
   }
   return changed;
 }
@@ -161,11 +177,17 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
                       !o.weight_overrides.count(s.bias_weight);
     const Tensor& b = g.find_initializer(name)->tensor;
+    if (w->second.axis >= 0 && w->second.scale.size() > 1 &&
+        (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w->second.scale.size()) != 0)) {
+      OQ_WARN("bias '{}' (shape {}) stays in float: it cannot carry the {} per-channel scales of weight '{}'", name,
+              shape_str(b.shape()), w->second.scale.size(), s.bias_weight);
+      continue;
+    }
     if (adjustable && adjust_for_bias(b, in->second.scale.at(0), w->second)) {
       OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
       if (notes) notes->adjusted_weights.push_back(s.bias_weight);
     }
-    pm[name] = bias_params(in->second, w->second, s.bias_beta);
+    pm[name] = *bias_params(in->second, w->second, s.bias_beta, b.shape());
   }
   return pm;
 }

@@ -1,6 +1,7 @@
 // Phase 1.5: parameters for every marked tensor (activations from calibrated ranges, weights from their
 // data, biases from input and weight scales), honouring tensor overrides. Pure: no graph edits.
 #pragma once
+#include <optional>
 #include <functional>
 #include <map>
 #include <string>
@@ -35,8 +36,12 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
                         ParamNotes* notes = nullptr, const WeightParamsFn& weight_fn = {},
                         WeightCache* cache = nullptr);
 
-// Bias parameters: scale = input_scale × weight_scale × beta (per channel where the weight is), zero point 0.
-exec::QuantParams bias_params(const exec::QuantParams& input, const exec::QuantParams& weight, double beta);
+// Bias parameters: scale = input_scale × weight_scale × beta, zero point 0. Per channel where the weight is, along
+// the bias's last axis (Conv/ConvTranspose [C], Gemm [N] or [1, N]); the weight's scales are repeated when the bias
+// has a multiple of them (a grouped ConvTranspose: output channel o uses weight scale o mod C/group). nullopt when
+// a per-channel weight's scales cannot be laid along the bias (a Gemm bias broadcast from a single value).
+std::optional<exec::QuantParams> bias_params(const exec::QuantParams& input, const exec::QuantParams& weight,
+                                             double beta, const Shape& bias_shape);
 // int32 bias values: round(bias / scale) in double, clipped to int32.
 Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q);
 

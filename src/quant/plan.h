@@ -34,6 +34,8 @@ struct QuantPlan {
   std::vector<size_t> removed_nodes;           // Relu/Clip folded into their producer's output range
   // Output renames applied by node removal: upstream tensor -> removed node's output.
   std::unordered_map<std::string, std::string> renamed;
+  // Biases copied for a second consumer (ORT's `<bias><n>`): copy -> the model's original initializer.
+  std::unordered_map<std::string, std::string> duplicated;
   std::set<size_t> quantized_nodes;            // nodes whose op type is quantized
 
   bool is_marked(const std::string& t) const { return tensors.count(t) > 0; }

@@ -109,7 +109,12 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   };
 
   auto process = [&](const std::string& name, const TensorSpec& s) {
-    const exec::QuantParams& q = params.at(name);
+    auto pit = params.find(name);
+    if (pit == params.end()) {
+      if (s.role == TensorRole::Bias) return;  // left in float (compute_params says why)
+      fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but has no parameters", name);
+    }
+    const exec::QuantParams& q = pit->second;
     if (s.role == TensorRole::Bias) {
       const Tensor& b = g.find_initializer(name)->tensor;
       const std::string qn = fresh(name + "_quantized"), qs = fresh(qn + "_scale"), qz = fresh(qn + "_zero_point");
@@ -121,7 +126,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       g.add_initializer(qz, zp);
       g.remove_initializer(name);
       added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
-                                    q.axis >= 0 ? 0 : -1));
+                                    q.axis));
       st.dq_nodes++;
       st.tensors_per_type[kind_key(DType::Int32, s.role)]++;
       return;
@@ -148,6 +153,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       const std::string ws = fresh(name + "_scale"), wz = fresh(name + "_zero_point");
       g.add_initializer(ws, scale_tensor(q));
       g.add_initializer(wz, zero_point_tensor(q));
+      if (q.axis < 0) qparam_names[name] = {ws, wz};  // a Gather output shares its constant table's
       const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
       replace_input_all(g, name, dq_out, original_nodes);
       added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, ws, wz}, dq_out,

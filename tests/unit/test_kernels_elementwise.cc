@@ -291,6 +291,21 @@ TEST(Activation, MatchNaiveOnRandomData) {
   expect_values(run_kernel(make_node("Elu", 1), 7, {x})[0], {std::exp(-2.0) - 1, 1});
 }
 
+// NaN in, NaN out for every float activation (ONNX reference, ORT's kernels): Relu used to give 0 and
+// HardSigmoid 1, which a calibration with CalibMovingAverage then counted as a [0, 0] range.
+TEST(Activation, NaNPropagates) {
+  Tensor x = ft({3}, {NAN, -1.f, 2.f});
+  for (const char* op : {"Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Elu", "Clip", "Softplus",
+                         "Selu", "Celu", "Softsign", "Mish", "Gelu", "Abs", "Neg", "Exp"}) {
+    Tensor y = run_kernel(make_node(op, 1), 20, {x})[0];
+    EXPECT_TRUE(std::isnan(y.data<float>()[0])) << op << "(NaN) = " << y.data<float>()[0];
+    EXPECT_FALSE(std::isnan(y.data<float>()[1])) << op;
+  }
+  Tensor r = run_kernel(make_node("Relu", 1), 14, {x})[0];
+  EXPECT_EQ(r.data<float>()[1], 0.f);
+  EXPECT_EQ(r.data<float>()[2], 2.f);
+}
+
 TEST(Activation, IntegersHalfAndErrors) {
   Tensor xi = it64({3}, {-4, 0, 5});
   expect_values(run_kernel(make_node("Abs", 1), 13, {xi})[0], {4, 0, 5});

@@ -53,7 +53,10 @@ void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
       }
       break;
     case Act::HardSigmoid:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::max(zero, std::min(one, alpha * x[i] + beta));
+      for (int64_t i = 0; i < n; ++i) {  // clamped by comparisons that keep NaN (ORT, ONNX)
+        const T v = alpha * x[i] + beta;
+        y[i] = v < zero ? zero : v > one ? one : v;
+      }
       break;
     case Act::HardSwish:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] * std::max(zero, std::min(one, x[i] / T(6) + half));
@@ -101,7 +104,7 @@ void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
     case Act::Softsign: for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (one + std::abs(x[i])); break;
     case Act::Celu:
       for (int64_t i = 0; i < n; ++i)
-        y[i] = std::max(zero, x[i]) + std::min(zero, alpha * (std::exp(x[i] / alpha) - one));
+        y[i] = (x[i] < zero ? zero : x[i]) + std::min(zero, alpha * (std::exp(x[i] / alpha) - one));  // NaN kept
       break;
     case Act::Shrink:  // lambd in alpha, bias in beta
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] < -alpha ? x[i] + beta : x[i] > alpha ? x[i] - beta : zero;
@@ -143,7 +146,7 @@ void run_act(Act act, const T* x, T* y, int64_t n, float alpha, float beta) {
       } else if (act == Act::Neg) {
         for (int64_t i = b; i < e; ++i) y[i] = -x[i];
       } else if (act == Act::Relu) {
-        for (int64_t i = b; i < e; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+        for (int64_t i = b; i < e; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];  // NaN stays NaN (ORT, ONNX)
       } else {
         float_loop<T>(act, x + b, y + b, e - b, static_cast<T>(alpha), static_cast<T>(beta));
       }
@@ -380,11 +383,11 @@ double naive_activation(const std::string& op, double x, double alpha, double be
     if (d < 0.5) return f;
     return std::fmod(f, 2.0) == 0 ? f : f + 1;
   }
-  if (op == "Relu") return x > 0 ? x : 0;
+  if (op == "Relu") return x < 0 ? 0 : x;
   if (op == "LeakyRelu") return x < 0 ? alpha * x : x;
   if (op == "Elu") return x < 0 ? alpha * (std::exp(x) - 1) : x;
   if (op == "Sigmoid") return 1.0 / (1.0 + std::exp(-x));
-  if (op == "HardSigmoid") return std::max(0.0, std::min(1.0, alpha * x + beta));
+  if (op == "HardSigmoid") return std::isnan(x) ? x : std::max(0.0, std::min(1.0, alpha * x + beta));
   if (op == "HardSwish") return x * std::max(0.0, std::min(1.0, x / 6 + 0.5));
   if (op == "Tanh") return std::tanh(x);
   if (op == "Erf") return std::erf(x);
@@ -408,7 +411,7 @@ double naive_activation(const std::string& op, double x, double alpha, double be
   if (op == "Selu") return beta * (x > 0 ? x : alpha * (std::exp(x) - 1));  // beta = gamma
   if (op == "ThresholdedRelu") return x > alpha ? x : 0;
   if (op == "Softsign") return x / (1 + std::fabs(x));
-  if (op == "Celu") return std::max(0.0, x) + std::min(0.0, alpha * (std::exp(x / alpha) - 1));
+  if (op == "Celu") return (x < 0 ? 0.0 : x) + std::min(0.0, alpha * (std::exp(x / alpha) - 1));
   if (op == "Shrink") return x < -alpha ? x + beta : x > alpha ? x - beta : 0;  // alpha = lambd, beta = bias
   if (op == "Mish") return x * std::tanh(std::log(1 + std::exp(x)));
   OQ_CHECK(false, "naive_activation: unknown op {}", op);

@@ -30,7 +30,7 @@ struct FusedActivation {
   bool active() const { return kind != Kind::None; }
 
   // Branch-free form for vectorised inner loops: y = clamp(x < 0 ? slope*x : x, lo, hi). Same values as
-  // operator() except for NaN inputs of Relu and the sign of a zero.
+  // operator() except for the sign of a zero (NaN stays NaN in both).
   struct Linear {
     float slope, lo, hi;
     float operator()(float x) const {  // min/max only, so that loops calling it vectorise
@@ -52,7 +52,7 @@ struct FusedActivation {
   // Same formulas as the Relu / LeakyRelu / Clip kernels.
   float operator()(float x) const {
     switch (kind) {
-      case Kind::Relu: return x > 0.f ? x : 0.f;
+      case Kind::Relu: return x < 0.f ? 0.f : x;  // NaN stays NaN (ORT, ONNX)
       case Kind::LeakyRelu: return x < 0.f ? alpha * x : x;
       case Kind::Clip: x = x < alpha ? alpha : x; return x > beta ? beta : x;
       default: return x;
@@ -61,7 +61,7 @@ struct FusedActivation {
   void apply(float* p, int64_t n) const {
     switch (kind) {
       case Kind::Relu:
-        for (int64_t i = 0; i < n; ++i) p[i] = p[i] > 0.f ? p[i] : 0.f;
+        for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? 0.f : p[i];
         break;
       case Kind::LeakyRelu:
         for (int64_t i = 0; i < n; ++i) p[i] = p[i] < 0.f ? alpha * p[i] : p[i];
