@@ -31,12 +31,12 @@ BatchMinMax finite_min_max_slow(std::span<const float> x) {
     mn = v < mn ? v : mn;
     mx = v > mx ? v : mx;
   }
-  return {mn, mx, mn <= mx};
+  return {mn, mx, mn <= mx, true};
 }
 
-BatchMinMax finish_min_max(float mn, float mx, std::span<const float> x) {
+BatchMinMax finish_min_max(float mn, float mx, std::span<const float> x, bool nan) {
   if (mn == -kInf || mx == kInf) return finite_min_max_slow(x);
-  return {mn, mx, mn <= mx};
+  return {mn, mx, mn <= mx, nan};
 }
 }  // namespace
 
@@ -48,9 +48,11 @@ typedef float v16f __attribute__((vector_size(64)));
 // `a < m ? a : m` keeps m when a is NaN, as _mm_min_ps / vminps do, so NaN never enters the result. Four
 // vectors per step, each with its own min and max chain: a min/max has a 4-cycle latency, so fewer chains
 // leave the loop latency-bound below L1/L2 bandwidth (bench/bench_binning.cc BM_MinMax).
-OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, float& mx) {
-  v16f mnv[4], mxv[4];
-  for (int k = 0; k < 4; ++k) mnv[k] = v16f{} + kInf, mxv[k] = v16f{} - kInf;
+// `nan` is set when a NaN (or an infinity) was skipped: a sum of a - a stays 0 over finite values and turns NaN
+// for either (one subtraction and one addition per vector, which keep the loop at memory speed).
+OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, float& mx, bool& nan) {
+  v16f mnv[4], mxv[4], chk[4];
+  for (int k = 0; k < 4; ++k) mnv[k] = v16f{} + kInf, mxv[k] = v16f{} - kInf, chk[k] = v16f{};
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
     for (int k = 0; k < 4; ++k) {
@@ -58,9 +60,12 @@ OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, floa
       std::memcpy(&a, p + i + 16 * k, sizeof a);
       mnv[k] = a < mnv[k] ? a : mnv[k];
       mxv[k] = a > mxv[k] ? a : mxv[k];
+      chk[k] += a - a;
     }
   }
   if (i == 0) return 0;  // short rows (per-channel weights): no vector to reduce
+  chk[0] += chk[1] + chk[2] + chk[3];
+  for (int j = 0; j < 16; ++j) nan |= chk[0][j] != 0.f;  // NaN != 0 holds
   // Four chains into one, then the 16 lanes (one dependent chain of 16 instead of 64 per call: per-channel
   // weight ranges call this once per output channel).
   mnv[0] = mnv[1] < mnv[0] ? mnv[1] : mnv[0];
@@ -77,11 +82,12 @@ OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, floa
 }
 
 // min/max of p[0, n) (NaN ignored; infinities counted), on this thread.
-void min_max_serial(const float* p, size_t n, float& mn, float& mx) {
-  for (size_t i = min_max_blocks(p, n, mn, mx); i < n; ++i) {
+void min_max_serial(const float* p, size_t n, float& mn, float& mx, bool& nan) {
+  for (size_t i = min_max_blocks(p, n, mn, mx, nan); i < n; ++i) {
     const float v = p[i];
     mn = v < mn ? v : mn;
     mx = v > mx ? v : mx;
+    nan |= v != v;
   }
 }
 }  // namespace
@@ -90,28 +96,36 @@ BatchMinMax finite_min_max(std::span<const float> x) {
   const float* p = x.data();
   const size_t n = x.size();
   float mn = kInf, mx = -kInf;
+  bool nan = false;
   if (n < static_cast<size_t>(kParallelMin) || num_threads() < 2) {
-    min_max_serial(p, n, mn, mx);
-    return finish_min_max(mn, mx, x);
+    min_max_serial(p, n, mn, mx, nan);
+    return finish_min_max(mn, mx, x, nan);
   }
   // Large batches: one chunk per task, combined in order (min/max do not depend on the split).
   const int64_t chunks = std::min<int64_t>(num_threads() * 4, static_cast<int64_t>(n) / (kParallelMin / 4));
   std::vector<float> cmn(static_cast<size_t>(chunks), kInf), cmx(static_cast<size_t>(chunks), -kInf);
+  std::vector<char> cnan(static_cast<size_t>(chunks), 0);
   parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       const size_t i0 = n * static_cast<size_t>(c) / static_cast<size_t>(chunks);
       const size_t i1 = n * static_cast<size_t>(c + 1) / static_cast<size_t>(chunks);
-      min_max_serial(p + i0, i1 - i0, cmn[static_cast<size_t>(c)], cmx[static_cast<size_t>(c)]);
+      bool cn = false;
+      min_max_serial(p + i0, i1 - i0, cmn[static_cast<size_t>(c)], cmx[static_cast<size_t>(c)], cn);
+      cnan[static_cast<size_t>(c)] = cn;
     }
   });
   for (int64_t c = 0; c < chunks; ++c) {
     mn = cmn[static_cast<size_t>(c)] < mn ? cmn[static_cast<size_t>(c)] : mn;
     mx = cmx[static_cast<size_t>(c)] > mx ? cmx[static_cast<size_t>(c)] : mx;
+    nan |= cnan[static_cast<size_t>(c)] != 0;
   }
-  return finish_min_max(mn, mx, x);
+  return finish_min_max(mn, mx, x, nan);
 }
 
-void min_max_into(std::span<const float> x, float& mn, float& mx) { min_max_serial(x.data(), x.size(), mn, mx); }
+void min_max_into(std::span<const float> x, float& mn, float& mx) {
+  bool nan = false;
+  min_max_serial(x.data(), x.size(), mn, mx, nan);
+}
 
 namespace {
 // min |v| over p[0, n - n % 32) into mn; returns the count covered (NaN skipped, as in min_max_blocks).
@@ -351,7 +365,7 @@ BatchMinMax Binner<E>::scan(std::span<const float> x, bool absolute, BinScratch&
   if (n < kParallelMin || threads < 2 || n + kBlock > s.fold_every() ||
       nb_ * subs > n / 4) {
     bin_range(x.data(), n, absolute, sub, subs, mn, mx, &s);
-    return finish_min_max(mn, mx, x);
+    return finish_min_max(mn, mx, x, false);
   }
   // A large batch: chunks on several threads, each into its own thread's scratch (s on this thread), then
   // added into s. Counts are sums, so the result does not depend on the split.
@@ -372,7 +386,7 @@ BatchMinMax Binner<E>::scan(std::span<const float> x, bool absolute, BinScratch&
     mn = std::min(mn, a), mx = std::max(mx, z);
   });
   for (BinScratch* t : used) s.absorb(*t);
-  return finish_min_max(mn, mx, x);
+  return finish_min_max(mn, mx, x, false);
 }
 
 template <typename E>

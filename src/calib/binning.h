@@ -19,6 +19,7 @@ namespace oq::calib {
 struct BatchMinMax {
   float min = 0, max = 0;
   bool any = false;
+  bool non_finite = false;  // a NaN or an infinity was skipped (finite_min_max; Binner::scan: infinities only)
 };
 BatchMinMax finite_min_max(std::span<const float> x);
 // min |v| over the values of x that are not NaN (+inf when there are none).

@@ -53,6 +53,7 @@ struct Calibrator::Entry {
   bool scan_only;  // entropy_is_data_range(): the scan is the whole measurement
   std::unique_ptr<TailCollector> tails;  // percentile_tails, first pass
   bool no_tails = false;                 // too many values to keep: the second pass decides
+  bool tails_non_finite = false;         // the tails (released after the first pass) saw NaN / infinity
   // A small tensor's values themselves (all batches, within Calibrator's stash budget): its one histogram is
   // built after the first pass when the tails cannot decide (a whole-number (1 - p) * total).
   std::vector<float> stash;
@@ -79,7 +80,19 @@ struct Calibrator::Entry {
     if (const auto* m = std::get_if<MinMaxCollector>(&c)) return m->stats().batches;
     return std::get<HistogramCollector>(c).batches();
   }
+  bool saw_non_finite() const {
+    return scan.saw_non_finite() || tails_non_finite || (tails && tails->saw_non_finite()) ||
+           std::visit([](const auto& x) { return x.saw_non_finite(); }, c);
+  }
 };
+
+std::vector<std::string> Calibrator::non_finite() const {
+  std::vector<std::string> r;
+  for (const auto& [name, e] : entries_)
+    if (e->saw_non_finite()) r.push_back(name);
+  std::sort(r.begin(), r.end());
+  return r;
+}
 
 Calibrator::Calibrator(const std::vector<std::string>& tensors, CalibOptions opts) : opts_(std::move(opts)) {
   opts_.validate();
@@ -117,6 +130,7 @@ bool Calibrator::needs_pass(int pass) {
           throw Error(err.kind(), fmt::format("calibration of tensor '{}': {}", name, err.what()));
         }
         if (e->resolved) ++(e->stash_reserved > 0 && !from_extremes ? from_stash : from_tails);
+        e->tails_non_finite = e->tails->saw_non_finite();
         e->tails.reset();
         std::vector<float>().swap(e->stash);
       }

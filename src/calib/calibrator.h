@@ -98,6 +98,8 @@ class Calibrator {
   // over tensors). Data error naming the tensor when its histogram cannot give a range; Runtime error when
   // called before the last pass.
   std::map<std::string, TensorRange> compute() const;
+  // Requested tensors in which a NaN or an infinity was seen (and ignored), sorted.
+  std::vector<std::string> non_finite() const;
   // Requested tensors that never received a usable batch (sorted).
   std::vector<std::string> unseen() const;
   // Batches of `name` that contributed (0 when unknown).

@@ -155,6 +155,7 @@ void fold_chunk(double min_sum, double max_sum, int64_t n, float c, bool& have, 
 
 void MinMaxCollector::add(std::span<const float> x) {
   const BatchMinMax mm = finite_min_max(x);
+  non_finite_ |= mm.non_finite;
   if (!mm.any) {
     ++skipped_;
     return;
@@ -211,6 +212,7 @@ HistogramCollector::HistogramCollector(HistogramMode mode, int64_t num_bins) : n
 
 void RangeScanner::add(std::span<const float> x) {
   const BatchMinMax mm = finite_min_max(x);
+  non_finite_ |= mm.non_finite;
   if (!mm.any) return;
   add_stats(mm.min, mm.max, with_abs_min_ ? calib::abs_min(x) : 0.f);  // finite data exists: abs_min is finite
 }
@@ -251,6 +253,7 @@ void HistogramCollector::add(std::span<const float> x) {
   // Once the histogram exists, bin against its edges in the same pass that finds the batch's range: almost
   // every batch keeps the edges; one that changes them is binned again (add_value / add_absolute).
   const BatchMinMax mm = init_ ? binner_->scan(x, absolute, scratch()) : finite_min_max(x);
+  non_finite_ |= mm.non_finite;
   if (!mm.any) {
     if (init_) scratch().discard();
     ++skipped_;

@@ -46,10 +46,11 @@ class RangeScanner {
   float min() const { return min_; }
   float max() const { return max_; }
   float abs_min() const { return abs_min_; }  // of the finite values (0 without with_abs_min)
+  bool saw_non_finite() const { return non_finite_; }  // a batch held NaN or an infinity (add() only)
 
  private:
   bool with_abs_min_ = true;
-  bool seen_ = false;
+  bool seen_ = false, non_finite_ = false;
   int64_t batches_ = 0;
   float min_ = 0, max_ = 0, abs_min_ = 0;
 };
@@ -78,6 +79,7 @@ class MinMaxCollector {
   void add(std::span<const float> x);
   bool empty() const { return batches_ == 0; }
   int64_t batches_skipped() const { return skipped_; }
+  bool saw_non_finite() const { return non_finite_; }  // a batch held NaN or an infinity
   // Result so far (the pending chunk of a moving average is folded in without being consumed).
   MinMaxStats stats() const;
   const MinMaxOptions& options() const { return opts_; }
@@ -85,6 +87,7 @@ class MinMaxCollector {
  private:
   MinMaxOptions opts_;
   int64_t batches_ = 0, skipped_ = 0;
+  bool non_finite_ = false;
   float min_ = 0, max_ = 0;  // plain running min/max
   // moving average: the current chunk (double sums; ORT sums float32, the difference is ~1 ulp) ...
   double chunk_min_sum_ = 0, chunk_max_sum_ = 0;
@@ -123,6 +126,7 @@ class HistogramCollector {
   bool empty() const { return batches_ == 0; }
   int64_t batches() const { return batches_; }
   int64_t batches_skipped() const { return skipped_; }
+  bool saw_non_finite() const { return non_finite_; }  // NaN (first batch only) or an infinity seen
   const Histogram& histogram() const { return h_; }
 
  private:
@@ -135,6 +139,7 @@ class HistogramCollector {
   std::optional<Binner<float>> binner_;  // for h_.edges
   int64_t num_bins_;
   bool init_ = false;  // edges exist (first batch seen, or preset)
+  bool non_finite_ = false;
   int64_t batches_ = 0, skipped_ = 0;
 };
 
@@ -150,6 +155,7 @@ class TailCollector {
   void add(std::span<const float> x, RangeScanner* range = nullptr);
   int64_t k() const { return k_; }
   int64_t count() const { return seen_ - non_finite_; }  // finite values
+  bool saw_non_finite() const { return non_finite_ > 0; }
   // The r-th largest / smallest (1-based) finite value (largest |x| when absolute); nullopt when r is not
   // in [1, min(k, count())] or the side was not kept.
   std::optional<float> largest(int64_t r) const;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <mutex>
+#include <map>
 #include <unordered_set>
 
 #include "core/alloc.h"
@@ -104,7 +105,8 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   // second bins. The samples, the input means and the non-finite inputs are counted in the first.
   std::unordered_set<std::string> graph_inputs;
   for (const auto& in : model.graph.inputs) graph_inputs.insert(in.name);
-  std::atomic<int64_t> non_finite{0};
+  std::map<std::string, int64_t> non_finite_inputs;  // graph input -> NaN / infinite values seen
+  std::mutex non_finite_mu;
   const int passes = cal.passes();
   const int64_t bs = std::max<int64_t>(req.batch_size, 1);
   cal.expect_batches((data->size() + bs - 1) / bs);
@@ -129,7 +131,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
       if (first && v.dtype() == DType::Float && graph_inputs.count(name)) {
         int64_t bad = 0;
         for (float x : v.span<float>()) bad += !std::isfinite(x);
-        non_finite += bad;
+        if (bad) {
+          std::lock_guard<std::mutex> lock(non_finite_mu);
+          non_finite_inputs[name] += bad;
+        }
       }
     };
     data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
@@ -151,9 +156,26 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
            "calibration: tensor '{}' has no finite value on any of the {} calibration samples ({}): check the "
            "data for NaN / infinite values",
            name, c.samples, data->describe());
-  if (non_finite > 0)
-    OQ_WARN("Calibration data ({}): {} NaN or infinite input values; the range statistics ignore them",
-            data->describe(), non_finite.load());
+  for (const auto& [name, n] : non_finite_inputs)
+    OQ_WARN("Calibration data ({}): input '{}' has {} NaN or infinite values; the range statistics ignore them",
+            data->describe(), name, n);
+  {
+    // Tensors the float model itself makes non-finite (a division by zero, an overflow): ORT's quantize_static
+    // would write an infinite scale (MinMax) or stop (Entropy / Percentile); here the ranges ignore those values,
+    // and the user is told where they are.
+    std::vector<std::string> inner;
+    for (const auto& name : cal.non_finite())
+      if (!graph_inputs.count(name)) inner.push_back(name);
+    if (!inner.empty()) {
+      std::string list;
+      for (size_t i = 0; i < inner.size() && i < 5; ++i) list += (i ? ", '" : "'") + inner[i] + "'";
+      if (inner.size() > 5) list += fmt::format(" and {} more", inner.size() - 5);
+      OQ_WARN("Calibration ({}): the float model produces NaN or infinite values in {} tensor(s): {}{}; their "
+              "ranges ignore those values (check the model and the data)",
+              data->describe(), inner.size(), list,
+              non_finite_inputs.empty() ? "" : " (the inputs already hold some)");
+    }
+  }
   for (const auto& [name, r] : cal.compute()) c.ranges[name] = Range{r.rmin, r.rmax};
   // The activation blocks the workers cached go back to malloc, where the QDQ model and its serialization
   // can reuse them instead of adding to the peak.

@@ -197,6 +197,30 @@ TEST(CalibBinning, LargeBatchesSplitOverThreads) {
   set_num_threads(before);
 }
 
+// One NaN anywhere (vector blocks, the scalar tail, each thread's chunk) is reported; the range ignores it.
+TEST(CalibBinning, MinMaxReportsASingleNaN) {
+  const int before = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (size_t n : {size_t{1}, size_t{70}, size_t{200}, size_t{300007}})
+      for (size_t at : {size_t{0}, n / 2, n - 1}) {
+        std::vector<float> x(n);
+        for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 97) - 40.f;
+        const BatchMinMax clean = finite_min_max(x);
+        EXPECT_FALSE(clean.non_finite) << n;
+        x[at] = kNan;
+        const BatchMinMax got = finite_min_max(x), want = naive_min_max(x);
+        EXPECT_TRUE(got.non_finite) << n << " at " << at;
+        EXPECT_EQ(got.any, want.any) << n;
+        if (want.any) {
+          EXPECT_EQ(got.min, want.min) << n;
+          EXPECT_EQ(got.max, want.max) << n;
+        }
+      }
+  }
+  set_num_threads(before);
+}
+
 TEST(CalibBinning, MinMaxScansMatchNaive) {
   std::mt19937 rng(99);
   std::normal_distribution<float> nd(0.f, 5.f);
@@ -210,6 +234,7 @@ TEST(CalibBinning, MinMaxScansMatchNaive) {
       for (size_t k = 0; k < n / 9; ++k) x[rng() % n] = k % 3 == 0 || !infinities ? kNan : (k % 3 == 1 ? kInf : -kInf);
       const BatchMinMax want = naive_min_max(x), got = finite_min_max(x);
       ASSERT_EQ(got.any, want.any) << n;
+      EXPECT_EQ(got.non_finite, std::any_of(x.begin(), x.end(), [](float v) { return !std::isfinite(v); })) << n;
       if (want.any) {
         EXPECT_EQ(got.min, want.min) << n;
         EXPECT_EQ(got.max, want.max) << n;
