@@ -1,6 +1,7 @@
 """Executor kernels CumSum, GatherND, ScatterND, ScatterElements, Trilu, OneHot, Einsum and NonZero against
 onnxruntime: single-node models on random odd shapes (fixed seed) run through `onnxquant run`, outputs compared
-with ORT (exact for integers, bools and data movement; rtol 1e-5 for float sums).
+with ORT (exact for integers, bools and data movement; rtol 1e-5 for float sums). Then a Conv -> CumSum -> MatMul
+model quantized by onnxquant and by quantize_static (CumSum is in ORT's QDQ registry): same graph, same parameters.
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
 """
@@ -10,7 +11,8 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oqtest  # noqa: E402
@@ -170,12 +172,55 @@ def nonzero_cases():
         yield f"nonzero_{it}", helper.make_node("NonZero", ["x"], ["y"]), [("x", x)], [9, 13][it % 2], True
 
 
+def cumsum_quant_parity():
+    w = numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "W")
+    w2 = numpy_helper.from_array(rng.standard_normal((144, 10)).astype(np.float32), "W2")
+    inits = [w, w2, numpy_helper.from_array(np.array(1, np.int64), "ax"),
+             numpy_helper.from_array(np.array([-1, 144], np.int64), "shp")]
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("CumSum", ["r", "ax"], ["cs"], reverse=1), helper.make_node("Reshape", ["cs", "shp"], ["f"]),
+             helper.make_node("MatMul", ["f", "W2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    d = os.path.join(TMP, "cumsum_quant")
+    os.makedirs(d, exist_ok=True)
+    src, ort_out = os.path.join(d, "cs.onnx"), os.path.join(d, "ort.onnx")
+    onnx.save(m, src)
+    calib = np.load(os.path.join(oqtest.TESTDATA, "digits_calib.npz"))["x"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(src, ort_out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    oqtest.run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", os.path.join(d, "oq"),
+                   f"model.model_path={src}", "quantization.operating_mode=default",
+                   "quantization.granularity=per_channel"])
+    a, b = onnx.load(ort_out), onnx.load(os.path.join(d, "oq", "quantized_models", "cs_quant_qdq_pc.onnx"))
+    sig = lambda mm: sorted((n.op_type, tuple(n.input), tuple(n.output)) for n in mm.graph.node)  # noqa: E731
+    assert sig(a) == sig(b), f"graphs differ:\n ORT {sig(a)}\n oq  {sig(b)}"
+    ia = {t.name: numpy_helper.to_array(t) for t in a.graph.initializer}
+    ib = {t.name: numpy_helper.to_array(t) for t in b.graph.initializer}
+    assert "cs_scale" in ia
+    for n in ia:
+        if n.endswith("_scale") or n.endswith("_zero_point"):
+            assert np.allclose(ia[n], ib[n], rtol=1e-6, atol=0), f"{n}: ORT {ia[n]} vs ours {ib[n]}"
+
+
 def main():
     r = oqtest.Runner()
     for gen in (cumsum_cases, gathernd_cases, scatternd_cases, scatter_elements_cases, trilu_cases, onehot_cases,
                 einsum_cases, nonzero_cases):
         for name, node, inputs, opset, exact in gen():
             r.run(name, check, name, node, inputs, opset, exact)
+    r.run("cumsum_quant_parity", cumsum_quant_parity)
     r.finish()
 
 
