@@ -11,7 +11,7 @@ const std::set<std::string>& default_op_types() {
       "ArgMax", "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Relu", "Clip", "LeakyRelu",
       "Sigmoid", "MaxPool", "GlobalAveragePool", "Split", "Pad", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
       "Resize", "AveragePool", "Concat", "Softmax", "Where", "Gather", "GatherElements", "Transpose", "Slice",
-      "InstanceNormalization", "LayerNormalization", "BatchNormalization", "TopK"};
+      "InstanceNormalization", "LayerNormalization", "BatchNormalization", "TopK", "CumSum"};
   return ops;
 }
 
