@@ -146,6 +146,26 @@ def refusals():
     qdq = os.path.join(d2, "out", "quantized_models", "f_quant_qdq_pc.onnx")
     p = quantize(d2, qdq, code=1, out="again")
     assert p.returncode == 1 and "already quantized" in p.stderr and "f_quant_qdq_pc.onnx" in p.stderr, p.stderr
+    # A model computing in float16 (Cast to float16, then the Flatten/Gemm in half precision) is refused before
+    # calibration with the tensor and node; float16 weights that are only Cast to float are accepted.
+    d3 = tmpdir()
+    m = insert_after_relu(base_model(), [], [helper.make_node("Cast", ["r"], ["r16"], name="to16", to=TensorProto.FLOAT16),
+                                            helper.make_node("Cast", ["r16"], ["r32"], name="to32", to=TensorProto.FLOAT)])
+    m.graph.node[4].input[0] = "r16"  # the Flatten now reads the float16 tensor
+    half = os.path.join(d3, "half.onnx")
+    onnx.save(m, half)
+    p = quantize(d3, half, code=1)
+    assert p.returncode == 1 and "'r16' is float16" in p.stderr and "node 'flat'" in p.stderr, p.stderr[-1500:]
+    assert sum(l.startswith("[error]") for l in p.stderr.splitlines()) == 1, p.stderr
+    m = base_model()
+    w = next(t for t in m.graph.initializer if t.name == "gw")
+    w16 = numpy_helper.from_array(numpy_helper.to_array(w).astype(np.float16), "gw16")
+    m.graph.initializer.remove(w)
+    m.graph.initializer.append(w16)
+    m.graph.node.insert(0, helper.make_node("Cast", ["gw16"], ["gw"], name="gw_to32", to=TensorProto.FLOAT))
+    ok = os.path.join(d3, "weights16.onnx")
+    onnx.save(m, ok)
+    quantize(d3, ok, out="ok")
 
 
 def run_output_names():
@@ -168,6 +188,6 @@ if __name__ == "__main__":
     r.run("tensors and nodes named as onnxquant names its own", own_names)
     r.run("initializers listed as graph inputs (IR 7)", initializers_as_inputs)
     r.run("a graph output that is a graph input", output_is_input)
-    r.run("refusals: output over the input's external data, an already quantized model", refusals)
+    r.run("refusals: output over the input's external data, an already quantized model, float16 compute", refusals)
     r.run("run: output names that clean up to one file name", run_output_names)
     r.finish()

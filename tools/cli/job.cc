@@ -62,6 +62,33 @@ static void remap_node_filters(const ir::Graph& original, const ir::Graph& prepa
   }
 }
 
+// The executor computes in float32 (and float64 / integers); a model whose compute runs in float16 / bfloat16 is
+// refused before anything runs, with the first tensor that shows it. Half-precision constants that are only
+// Cast (to float) are fine: they are common in float models exported with compressed weights.
+static void refuse_half_precision(const ir::Model& m, const std::string& path) {
+  std::set<std::string> half;
+  for (const auto& in : m.graph.inputs)
+    if (in.dtype == DType::Float16 || in.dtype == DType::BFloat16) half.insert(in.name);
+  for (const auto& init : m.graph.initializers)
+    if (init.tensor.dtype() == DType::Float16 || init.tensor.dtype() == DType::BFloat16) half.insert(init.name);
+  for (const auto& n : m.graph.nodes)
+    if (n.is_default_domain() && n.op_type == "Cast" && !n.outputs.empty()) {
+      const int64_t to = n.attr_int("to", 1);
+      if (to == static_cast<int64_t>(DType::Float16) || to == static_cast<int64_t>(DType::BFloat16))
+        half.insert(n.outputs[0]);
+    }
+  if (half.empty()) return;
+  for (const auto& n : m.graph.nodes) {
+    if (n.op_type == "Cast" || n.op_type == "Shape" || n.op_type == "Size") continue;
+    for (const auto& t : n.inputs)
+      if (half.count(t))
+        fail(ErrorKind::Model,
+             "model '{}': tensor '{}' is float16/bfloat16 and feeds node '{}' ({}): onnxquant quantizes float32 models; "
+             "convert the model to float32 first",
+             path, t, ir::node_label(n), n.op_type);
+  }
+}
+
 void prepare_model(Job& job) {
   const auto& cfg = job.cfg;
   if (cfg.model.model_path.empty()) fail(ErrorKind::Config, "model.model_path: missing (the float ONNX model to quantize)");
@@ -83,6 +110,7 @@ void prepare_model(Job& job) {
   job.qopts = quant_options(cfg);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
+  refuse_half_precision(job.prepared, job.model_path);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
