@@ -127,6 +127,15 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   bool cross_layer_equalization_replace_relu6 = false;  // Clip(0, 6) -> Relu inside equalized pairs
   std::vector<TensorOverride> weights_tensor_override;
   std::vector<TensorOverride> activations_tensor_override;
+  // ONNX Runtime's own options, with ORT's meaning and defaults.
+  double calib_moving_average_constant = 0.01;          // [0, 1]
+  std::optional<bool> calib_tensor_range_symmetric;     // nullopt: the method's default
+  std::optional<int64_t> calib_max_intermediate_outputs;  // accepted; no effect (statistics are streamed)
+  bool matmul_const_b_only = false;                     // accepted; no effect in QDQ format (as in ORT)
+  bool qdq_keep_removable_activations = false;
+  bool qdq_disable_weight_adjust_for_int32_bias = false;
+  bool force_quantize_no_input_check = false;
+  std::vector<std::string> op_types_to_exclude_output_quantization;
 };
 
 struct IterativeParameters {  // quantization.iterative_quant_parameters

@@ -140,8 +140,9 @@ std::string py_overrides(const std::vector<TensorOverride>& v) {
     if (o.has_fixed_qparams()) {
       std::string sc, zp;
       for (size_t j = 0; j < o.scale.size(); ++j) {
-        sc += (j ? ", " : "") + py_float(o.scale[j]);
-        zp += (j ? ", " : "") + std::to_string(o.zero_point[j]);
+        if (j) sc += ", ", zp += ", ";
+        sc += py_float(o.scale[j]);
+        zp += std::to_string(o.zero_point[j]);
       }
       if (o.values_are_lists) {
         sc = "[" + sc + "]";
@@ -190,6 +191,22 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
       py_bool(e.cross_layer_equalization), py_bool(e.cross_layer_equalization_replace_relu6),
       py_overrides(e.weights_tensor_override),
       py_overrides(e.activations_tensor_override)));
+  const bool ort_defaults = e.calib_moving_average_constant == 0.01 && !e.calib_tensor_range_symmetric &&
+                            !e.calib_max_intermediate_outputs && !e.matmul_const_b_only &&
+                            !e.qdq_keep_removable_activations && !e.qdq_disable_weight_adjust_for_int32_bias &&
+                            !e.force_quantize_no_input_check && e.op_types_to_exclude_output_quantization.empty();
+  if (!ort_defaults)
+    lines.push_back(fmt::format(
+        "ONNX Runtime extra options: {{'CalibMovingAverageConstant': {}, 'CalibTensorRangeSymmetric': {}, "
+        "'CalibMaxIntermediateOutputs': {}, 'MatMulConstBOnly': {}, 'QDQKeepRemovableActivations': {}, "
+        "'QDQDisableWeightAdjustForInt32Bias': {}, 'ForceQuantizeNoInputCheck': {}, "
+        "'OpTypesToExcludeOutputQuantization': {}}}",
+        py_float(e.calib_moving_average_constant),
+        e.calib_tensor_range_symmetric ? py_bool(*e.calib_tensor_range_symmetric) : "None",
+        e.calib_max_intermediate_outputs ? std::to_string(*e.calib_max_intermediate_outputs) : "None",
+        py_bool(e.matmul_const_b_only), py_bool(e.qdq_keep_removable_activations),
+        py_bool(e.qdq_disable_weight_adjust_for_int32_bias), py_bool(e.force_quantize_no_input_check),
+        py_list(e.op_types_to_exclude_output_quantization)));
   return lines;
 }
 

@@ -109,6 +109,47 @@ void read_params(const Ctx& ctx, const YAML::Node& node, QuantParameters& p) {
   m.finish_strict();
 }
 
+// ONNX Runtime's extra_options beyond ST's: the ones onnxquant implements, the ones without effect here, and
+// the ones it does not implement (accepted at ORT's default value, an error otherwise: ignoring them would
+// give another model than the one the user asked for).
+void read_ort_extra(MapReader& m, ExtraOptions& e) {
+  e.calib_moving_average_constant = get_number(m, "CalibMovingAverageConstant", e.calib_moving_average_constant);
+  check_range(m, "CalibMovingAverageConstant", e.calib_moving_average_constant >= 0 && e.calib_moving_average_constant <= 1,
+              e.calib_moving_average_constant, "in [0, 1]");
+  if (m.present("CalibTensorRangeSymmetric"))
+    e.calib_tensor_range_symmetric = get_bool(m, "CalibTensorRangeSymmetric", false);
+  else
+    m.get("CalibTensorRangeSymmetric");
+  if (m.present("CalibMaxIntermediateOutputs")) {
+    const int64_t v = get_int(m, "CalibMaxIntermediateOutputs", 1);
+    check_range(m, "CalibMaxIntermediateOutputs", v >= 1, static_cast<double>(v), ">= 1");
+    e.calib_max_intermediate_outputs = v;
+  } else {
+    m.get("CalibMaxIntermediateOutputs");
+  }
+  e.matmul_const_b_only = get_bool(m, "MatMulConstBOnly", e.matmul_const_b_only);
+  e.qdq_keep_removable_activations = get_bool(m, "QDQKeepRemovableActivations", e.qdq_keep_removable_activations);
+  e.qdq_disable_weight_adjust_for_int32_bias =
+      get_bool(m, "QDQDisableWeightAdjustForInt32Bias", e.qdq_disable_weight_adjust_for_int32_bias);
+  e.force_quantize_no_input_check = get_bool(m, "ForceQuantizeNoInputCheck", e.force_quantize_no_input_check);
+  e.op_types_to_exclude_output_quantization = get_string_list(m, "OpTypesToExcludeOutputQuantization");
+  // Not implemented: fine at ORT's default, refused otherwise.
+  for (const char* k : {"ActivationRestrictedAsymmetric", "EnableSubgraph", "AddQDQPairToWeight", "DedicatedQDQPair",
+                        "UseQDQContribOps"})
+    if (get_bool(m, k, false))
+      key_fail(m.ctx(), m.get(k), m.path(k),
+               "this ONNX Runtime option is not implemented by onnxquant (only its default, False, is accepted)");
+  for (const char* k : {"QDQOpTypePerChannelSupportToAxis", "TensorQuantOverrides"}) {
+    const YAML::Node n = m.get(k);
+    if (n && !n.IsNull() && n.size() > 0)
+      key_fail(m.ctx(), n, m.path(k),
+               std::string("this ONNX Runtime option is not implemented by onnxquant (only empty is accepted)") +
+                   (std::string(k) == "TensorQuantOverrides"
+                        ? "; per-tensor types and parameters go in weights_tensor_override / activations_tensor_override"
+                        : ""));
+  }
+}
+
 void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   MapReader m(ctx, node, "quantization.onnx_extra_options");
   e.weight_symmetric = get_bool(m, "WeightSymmetric", e.weight_symmetric);
@@ -150,6 +191,7 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
       get_bool(m, "CrossLayerEqualizationReplaceRelu6", e.cross_layer_equalization_replace_relu6);
   e.weights_tensor_override = get_overrides(m, "weights_tensor_override");
   e.activations_tensor_override = get_overrides(m, "activations_tensor_override");
+  read_ort_extra(m, e);
   m.finish_strict();
 }
 

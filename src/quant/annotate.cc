@@ -202,13 +202,14 @@ struct Annotator {
       }
   }
   void direct(const ir::Node& n) {  // output keeps the input's parameters
+    if (o.force_quantize_no_input_check) activation(n.input(0));  // ORT's QDQDirect8BitOp
     if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
   }
   void removable_activation(size_t idx) {
     ir::Node& n = g.nodes[idx];
     const std::string in = n.input(0), out = n.outputs[0];
     if (!is_marked(in)) return;
-    if (!o.activation_symmetric && try_replace_upstream(in, out)) {
+    if (!o.activation_symmetric && !o.keep_removable_activations && try_replace_upstream(in, out)) {
       plan.removed_nodes.push_back(idx);
     } else {
       activation(in);
@@ -270,9 +271,24 @@ struct Annotator {
 
   void run() {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
-      ir::Node& n = g.nodes[i];
-      if (!should_quantize_node(n, o)) continue;
+      if (!should_quantize_node(g.nodes[i], o)) continue;
       plan.quantized_nodes.insert(i);
+      // ORT's OpTypesToExcludeOutputQuantization: what this node marks on its outputs is taken back (a later
+      // consumer may still quantize them as its inputs).
+      const bool no_output = o.op_types_no_output.count(g.nodes[i].op_type) > 0;
+      std::set<std::string> before;
+      if (no_output)
+        for (const auto& t : g.nodes[i].outputs)
+          if (plan.is_marked(t)) before.insert(t);
+      node(i);
+      if (no_output)
+        for (const auto& t : g.nodes[i].outputs)
+          if (!before.count(t) && plan.tensors.erase(t)) std::erase(plan.marked_order, t);
+    }
+  }
+  void node(size_t i) {
+    {
+      ir::Node& n = g.nodes[i];
       const std::string& op = n.op_type;
       if (op == "Conv" || op == "ConvTranspose") conv(n);
       else if (op == "Gemm") gemm(n);
@@ -291,9 +307,10 @@ struct Annotator {
       } else if (op == "Gather" || op == "GatherElements") {
         // ORT's QDQGather: a float initializer table (embedding) is quantized like an activation constant.
         const auto* table = g.find_initializer(n.input(0));
-        if (table && table->tensor.dtype() == DType::Float) activation(n.input(0));
+        if ((table && table->tensor.dtype() == DType::Float) || o.force_quantize_no_input_check) activation(n.input(0));
         if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
       } else if (op == "Where") {
+        if (o.force_quantize_no_input_check) activation(n.input(1)), activation(n.input(2));  // ORT's QDQWhere
         if (is_marked(n.input(1)) && is_marked(n.input(2)))
           for (const auto& t : n.outputs) activation(t);
       } else if (op == "Pad") pad(n);

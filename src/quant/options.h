@@ -41,6 +41,12 @@ struct QuantOptions {
   // take a per-tensor constant: the 1/s vectors of the Mul nodes SmoothQuant inserts (their values span
   // orders of magnitude; one scale would round most of them to 0). Opset 13 or newer only.
   std::map<std::string, int> channel_constants;
+  // ONNX Runtime's QDQKeepRemovableActivations, QDQDisableWeightAdjustForInt32Bias, ForceQuantizeNoInputCheck,
+  // OpTypesToExcludeOutputQuantization.
+  bool keep_removable_activations = false;
+  bool disable_weight_adjust_for_int32_bias = false;
+  bool force_quantize_no_input_check = false;
+  std::set<std::string> op_types_no_output;
 };
 
 // ORT's default op types for static QDQ quantization (QLinearOpsRegistry ∪ QDQRegistry).

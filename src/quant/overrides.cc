@@ -94,6 +94,12 @@ void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::
            "quantization.onnx_quant_parameters.op_types_to_quantize: '{}' is not an ONNX operator onnxquant runs "
            "(operator names are case-sensitive){}",
            op, did_you_mean(op, ops));
+  for (const auto& op : o.op_types_no_output)
+    if (std::find(ops.begin(), ops.end(), op) == ops.end())
+      fail(ErrorKind::Config,
+           "quantization.onnx_extra_options.OpTypesToExcludeOutputQuantization: '{}' is not an ONNX operator "
+           "onnxquant runs (operator names are case-sensitive){}",
+           op, did_you_mean(op, ops));
 }
 
 void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {

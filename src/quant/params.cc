@@ -175,7 +175,7 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     if (in == pm.end() || w == pm.end()) continue;  // ORT leaves such biases in float
     bool zero_zp = std::all_of(w->second.zero_point.begin(), w->second.zero_point.end(), [](int64_t z) { return z == 0; });
     bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
-                      !o.weight_overrides.count(s.bias_weight);
+                      !o.weight_overrides.count(s.bias_weight) && !o.disable_weight_adjust_for_int32_bias;
     const Tensor& b = g.find_initializer(name)->tensor;
     if (w->second.axis >= 0 && w->second.scale.size() > 1 &&
         (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w->second.scale.size()) != 0)) {

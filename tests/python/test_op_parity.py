@@ -27,10 +27,16 @@ N = 20
 
 class DictReader(CalibrationDataReader):
     def __init__(self, x):
-        self.x, self.i = x, 0
+        self.x, self.i, self.stop = x, 0, len(x)
+
+    def __len__(self):  # CalibStridedMinMax needs the count and set_range
+        return len(self.x)
+
+    def set_range(self, start_index, end_index):
+        self.i, self.stop = start_index, end_index
 
     def get_next(self):
-        if self.i >= len(self.x):
+        if self.i >= min(self.stop, len(self.x)):
             return None
         self.i += 1
         return {"input": self.x[self.i - 1:self.i]}
@@ -56,7 +62,16 @@ def rnd(seed, shape, s=0.3):
     return (np.random.default_rng(seed).standard_normal(shape) * s).astype(np.float32)
 
 
-def quantize_both(m, x, per_channel=True, ort_must_work=True):
+def yaml_value(v):
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(i) for i in v) + "]"
+    return str(v)
+
+
+def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax"):
+    extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
     onnx.save(m, raw)
@@ -66,8 +81,8 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True):
     try:
         quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                        calibrate_method=getattr(CalibrationMethod, method),
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra})
     except Exception:  # noqa: BLE001 - ORT 1.32 raises on some per-channel biases (see the module docstring)
         if ort_must_work:
             raise
@@ -81,8 +96,8 @@ quantization:
   granularity: {'per_channel' if per_channel else 'per_tensor'}
   target_opset: 13
   operating_mode: default
-  onnx_quant_parameters: {{weightType: Int8, activType: Int8, calibrate_method: MinMax}}
-  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False}}
+  onnx_quant_parameters: {{weightType: Int8, activType: Int8, calibrate_method: {method}}}
+  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {yaml_value(v)}" for k, v in extra.items())}}}
 """)
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
@@ -95,8 +110,8 @@ def wiring(m):
     return {tuple(n.output): (n.op_type, tuple(n.input)) for n in m.graph.node}
 
 
-def same_as_ort(m, x, per_channel=True):
-    ort_out, ours, _ = quantize_both(m, x, per_channel)
+def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax"):
+    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method)
     a, b = onnx.load(ort_out), onnx.load(ours)
     wa, wb = wiring(a), wiring(b)
     assert wa == wb, ("graphs differ:\n ORT only " + str(sorted(set(wa.items()) - set(wb.items())))
@@ -197,10 +212,99 @@ def per_channel_bias_layout():
     check(m, np.random.default_rng(6).standard_normal((N, 16)).astype(np.float32), "B", "W", "input")
 
 
+def conv_relu_conv():
+    return model([conv("input", "c1", "W1", "b1", "conv1"), helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+                  conv("r1", "c2", "W2", "b2", "conv2"),
+                  helper.make_node("Clip", ["c2", "lo", "hi"], ["y"], name="clip")],
+                 [init("W1", rnd(20, (4, 3, 3, 3))), init("W2", rnd(21, (4, 4, 3, 3))), init("b1", rnd(22, (4,), 0.1)),
+                  init("b2", rnd(23, (4,), 0.1)), init("lo", np.array(0.0, np.float32)),
+                  init("hi", np.array(6.0, np.float32))], [1, 3, 8, 8], [1, 4, 8, 8])
+
+
+def ort_options():
+    # ONNX Runtime's extra_options that onnxquant implements, each against quantize_static with the same value.
+    same_as_ort(conv_relu_conv(), img(4), extra={"QDQKeepRemovableActivations": True})
+    same_as_ort(conv_relu_conv(), img(4), extra={"OpTypesToExcludeOutputQuantization": ["Conv"]})
+    _, b = same_as_ort(conv_relu_conv(), img(4), extra={"OpTypesToExcludeOutputQuantization": ["Relu", "Clip"]})
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] == "y" for n in b.graph.node)
+    # Direct ops after an op that is not quantized (Sqrt): quantized only with ForceQuantizeNoInputCheck.
+    m = model([helper.make_node("Abs", ["input"], ["a"], name="abs"), helper.make_node("Sqrt", ["a"], ["s"], name="sqrt"),
+               helper.make_node("MaxPool", ["s"], ["p"], name="pool", kernel_shape=[2, 2]),
+               helper.make_node("Transpose", ["p"], ["y"], name="tr", perm=[0, 1, 3, 2])], [], [1, 3, 8, 8], [1, 3, 7, 7])
+    _, plain = same_as_ort(m, img(5))
+    _, forced = same_as_ort(m, img(5), extra={"ForceQuantizeNoInputCheck": True})
+    assert sum(n.op_type == "QuantizeLinear" for n in forced.graph.node) > sum(
+        n.op_type == "QuantizeLinear" for n in plain.graph.node)
+    # A bias too large for input scale x weight scale: ORT enlarges the weight scale unless told not to.
+    m = model([conv("input", "y", "W", "B", "conv")], [init("W", rnd(24, (4, 3, 3, 3), 1e-4)),
+                                                     init("B", np.array([3e4, -2e4, 1e3, 5.0], np.float32))],
+              [1, 3, 8, 8], [1, 4, 8, 8])
+    x = img(6) * 1e-3
+    _, adj = same_as_ort(m, x)
+    _, kept = same_as_ort(m, x, extra={"QDQDisableWeightAdjustForInt32Bias": True})
+    sa = numpy_helper.to_array(next(t for t in adj.graph.initializer if t.name == "W_scale"))
+    sk = numpy_helper.to_array(next(t for t in kept.graph.initializer if t.name == "W_scale"))
+    assert (sa > sk).any(), (sa, sk)  # the adjustment happened by default and not with the option
+    # Calibration options.
+    same_as_ort(conv_relu_conv(), img(7), extra={"CalibTensorRangeSymmetric": True})
+    # The moving average's constant: two samples, one collect_data() call each, so r = s1 + c (s2 - s1); onnxquant
+    # reads the samples in its seeded order, which must be one of the two orders ORT can be fed.
+    x2 = img(9)[:2]
+    extra = {"CalibMovingAverage": True, "CalibMovingAverageConstant": 0.3, "CalibStridedMinMax": 1}
+    _, ours, pre = quantize_both(conv_relu_conv(), x2, extra=extra)
+
+    def scales(path):
+        mm = onnx.load(path)
+        c = {t.name: numpy_helper.to_array(t) for t in mm.graph.initializer}
+        return {n.input[0]: float(c[n.input[1]]) for n in mm.graph.node if n.op_type == "QuantizeLinear"}
+
+    def ort(order, constant):
+        out = os.path.join(tmpdir(), "ort.onnx")
+        quantize_static(pre, out, DictReader(x2[list(order)]), quant_format=QuantFormat.QDQ, per_channel=True,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra,
+                                       "CalibMovingAverageConstant": constant})
+        return scales(out)
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-6 * abs(b[k]) for k in a)
+    got = scales(ours)
+    assert same(got, ort((0, 1), 0.3)) or same(got, ort((1, 0), 0.3)), got
+    assert not same(ort((0, 1), 0.3), ort((0, 1), 0.01)) and not same(ort((1, 0), 0.3), ort((1, 0), 0.01))
+    # No effect in QDQ format (ORT reads MatMulConstBOnly in its QOperator path only).
+    same_as_ort(conv_relu_conv(), img(7), extra={"MatMulConstBOnly": True})
+    # No effect here (statistics are streamed); ORT 1.32 drops the outputs it clears every N samples, so its
+    # ranges come from the last partial group (or it fails with "No data is collected" when N divides the count).
+    _, a, _ = quantize_both(conv_relu_conv(), img(7))
+    _, b, _ = quantize_both(conv_relu_conv(), img(7), ort_must_work=False, extra={"CalibMaxIntermediateOutputs": 5})
+    assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def ort_options_not_implemented():
+    work = tmpdir()
+    m = os.path.join(work, "m.onnx")
+    onnx.save(conv_relu_conv(), m)
+    np.savez(os.path.join(work, "d.npz"), input=img(8))
+    for key, value, ok in (("DedicatedQDQPair", "True", False), ("DedicatedQDQPair", "False", True),
+                           ("AddQDQPairToWeight", "True", False), ("EnableSubgraph", "False", True),
+                           ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
+                           ("OpTypesToExcludeOutputQuantization", "[conv]", False)):
+        p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", os.path.join(work, key + value[:5]),
+                    f"model.model_path={m}", f"dataset.quantization_path={os.path.join(work, 'd.npz')}",
+                    "quantization.operating_mode=default", "preprocessing.color_mode=rgb",
+                    f"quantization.onnx_extra_options.{key}={value}"], check=False)
+        if ok:
+            assert p.returncode == 0, (key, value, p.stderr[-800:])
+        else:
+            assert p.returncode == 2 and f"onnx_extra_options.{key}" in p.stderr, (key, value, p.stderr[-800:])
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("bias shared by two Convs", shared_bias)
     r.run("Gather on a constant table", gather_constant_table)
     r.run("Pad constant value", pad_value)
     r.run("per-channel bias layout (grouped ConvTranspose, Gemm [1,N] bias)", per_channel_bias_layout)
+    r.run("ONNX Runtime extra options onnxquant implements", ort_options)
+    r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
     r.finish()

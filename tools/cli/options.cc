@@ -18,6 +18,11 @@ quant::QuantOptions quant_options(const config::Config& cfg) {
   o.quantize_bias = q.extra.quantize_bias;
   o.bias_correction = q.extra.bias_correction;
   o.min_real_range = q.extra.minimum_real_range;
+  o.keep_removable_activations = q.extra.qdq_keep_removable_activations;
+  o.disable_weight_adjust_for_int32_bias = q.extra.qdq_disable_weight_adjust_for_int32_bias;
+  o.force_quantize_no_input_check = q.extra.force_quantize_no_input_check;
+  o.op_types_no_output.insert(q.extra.op_types_to_exclude_output_quantization.begin(),
+                              q.extra.op_types_to_exclude_output_quantization.end());
   o.op_types_to_quantize = {q.params.op_types_to_quantize.begin(), q.params.op_types_to_quantize.end()};
   o.nodes_to_quantize = {q.params.nodes_to_quantize.begin(), q.params.nodes_to_quantize.end()};
   o.nodes_to_exclude = {q.params.nodes_to_exclude.begin(), q.params.nodes_to_exclude.end()};
@@ -44,6 +49,8 @@ calib::CalibOptions calib_options(const config::Config& cfg) {
     case config::CalibrateMethod::Percentile: c.method = calib::CalibMethod::Percentile; break;
   }
   c.minmax.moving_average = q.extra.calib_moving_average;
+  c.minmax.averaging_constant = static_cast<float>(q.extra.calib_moving_average_constant);
+  c.symmetric = q.extra.calib_tensor_range_symmetric;
   // ORT's CalibStridedMinMax. Absent: quantize_static's default, one collect_data() call over all the batches
   // (histograms: a first pass for each tensor's overall range, a second binning into one histogram over it).
   // k: one call per k batches (MinMax: the moving average per chunk; histograms, k = 1 only: grown batch by
