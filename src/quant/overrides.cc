@@ -88,18 +88,14 @@ void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::
   check_nodes(o.nodes_to_quantize, "nodes_to_quantize");
   check_nodes(o.nodes_to_exclude, "nodes_to_exclude");
   const std::vector<std::string> ops = exec::registered_ops();
-  for (const auto& op : o.op_types_to_quantize)
-    if (std::find(ops.begin(), ops.end(), op) == ops.end())
-      fail(ErrorKind::Config,
-           "quantization.onnx_quant_parameters.op_types_to_quantize: '{}' is not an ONNX operator onnxquant runs "
-           "(operator names are case-sensitive){}",
-           op, did_you_mean(op, ops));
-  for (const auto& op : o.op_types_no_output)
-    if (std::find(ops.begin(), ops.end(), op) == ops.end())
-      fail(ErrorKind::Config,
-           "quantization.onnx_extra_options.OpTypesToExcludeOutputQuantization: '{}' is not an ONNX operator "
-           "onnxquant runs (operator names are case-sensitive){}",
-           op, did_you_mean(op, ops));
+  auto check_ops = [&](const std::set<std::string>& names, const char* key) {
+    for (const auto& op : names)
+      if (std::find(ops.begin(), ops.end(), op) == ops.end())
+        fail(ErrorKind::Config, "quantization.{}: '{}' is not an ONNX operator onnxquant runs (operator names are "
+             "case-sensitive){}", key, op, did_you_mean(op, ops));
+  };
+  check_ops(o.op_types_to_quantize, "onnx_quant_parameters.op_types_to_quantize");
+  check_ops(o.op_types_no_output, "onnx_extra_options.OpTypesToExcludeOutputQuantization");
 }
 
 void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {

@@ -61,6 +61,16 @@ inline std::vector<Tensor> run_kernel(const ir::Node& node, int opset, const std
   return out;
 }
 
+// The error message of running `node`, "" when it does not throw.
+inline std::string kernel_error(const ir::Node& node, int opset, const std::vector<Tensor>& in) {
+  try {
+    run_kernel(node, opset, in);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 inline Tensor ft(Shape s, std::vector<float> v) { return Tensor::from_vector(DType::Float, std::move(s), v); }
 inline Tensor it64(Shape s, std::vector<int64_t> v) { return Tensor::from_vector(DType::Int64, std::move(s), v); }
 
