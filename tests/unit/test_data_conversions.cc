@@ -1,5 +1,5 @@
-// src/data: which .npz arrays feed which input and the dtype conversion rules (docs/config.md, "Which arrays are
-// used, and their types").
+// src/data: which .npz arrays feed which input, the dtype conversion rules (docs/config.md, "Which arrays are
+// used, and their types"), where a batch comes from, and the fixed-batch check.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -14,6 +14,7 @@
 
 #include "data/array_dataset.h"
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "data/npy.h"
 
 using namespace oq;
@@ -228,4 +229,46 @@ TEST(ArraySelection, IgnoredArraysAreNamedInOneWarning) {
     open_unshuffled(q, {{"input", DType::Float, Shape{-1, 2}}});
     EXPECT_EQ(log.text().find("ignoring"), std::string::npos) << log.text();
   }
+}
+
+TEST(SamplesName, NamesTheFileAndRows) {
+  TmpDir d;
+  std::string p = write_npz(d, "r.npz", {{"x", ramp(DType::Float, {20, 2})}});
+  auto ds = open_unshuffled(p, {{"x", DType::Float, Shape{-1, 2}}});
+  EXPECT_EQ(ds->samples_name(std::vector<int64_t>{3}), p + " row 3");
+  EXPECT_EQ(ds->samples_name(std::vector<int64_t>{4, 5}), p + " rows 4, 5");
+  std::vector<int64_t> many{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  EXPECT_EQ(ds->samples_name(many), p + " rows 0, 1, 2, 3, 4, 5, 6, 7 and 2 more");
+  EXPECT_EQ(first_n(ds, 4)->samples_name(std::vector<int64_t>{1, 2}), p + " rows 1, 2");
+}
+
+TEST(FixedBatch, ErrorsNameTheDataTheKeyAndWhatWorks) {
+  TmpDir d;
+  std::string p = write_npz(d, "b.npz", {{"x", ramp(DType::Float, {12, 3})}});
+  auto ds = open_unshuffled(p, {{"x", DType::Float, Shape{-1, 3}}});
+  // Dynamic batch: anything goes.
+  check_fixed_batch({{"x", DType::Float, Shape{-1, 3}}}, *ds, 5, "dataset.batch_size");
+  check_fixed_batch({{"x", DType::Float, std::nullopt}}, *ds, 5, "dataset.batch_size");
+  // Fixed batch, equal batch size, whole batches: fine.
+  check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *ds, 2, "dataset.batch_size");
+  check_fixed_batch({{"x", DType::Float, Shape{1, 3}}}, *ds, 1, "dataset.batch_size");
+  std::string e = error_of([&] { check_fixed_batch({{"x", DType::Float, Shape{1, 3}}}, *ds, 4, "dataset.batch_size"); },
+                           ErrorKind::Config);
+  expect_has(e, {"b.npz", "model input 'x'", "fixed batch dimension of 1", "dataset.batch_size is 4",
+                 "set dataset.batch_size: 1"});
+  e = error_of([&] { check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *ds, 1, "dataset.batch_size"); },
+               ErrorKind::Config);
+  expect_has(e, {"b.npz", "fixed batch dimension of 2", "set dataset.batch_size: 2"});
+  EXPECT_EQ(e.find("multiple"), std::string::npos) << e;  // 12 samples: whole batches of 2
+  auto eleven = first_n(ds, 11);
+  e = error_of([&] { check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *eleven, 1, "--batch-size"); },
+               ErrorKind::Config);
+  expect_has(e, {"set --batch-size: 2", "multiple of 2", "gives 11"});
+  e = error_of([&] { check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *eleven, 2, "dataset.batch_size"); },
+               ErrorKind::Config);
+  expect_has(e, {"b.npz", "fixed batch dimension of 2", "11 samples", "last batch would hold 1", "multiple of 2"});
+  e = error_of([&] {
+    check_fixed_batch({{"a", DType::Float, Shape{1, 3}}, {"b", DType::Float, Shape{2, 3}}}, *ds, 1, "dataset.batch_size");
+  }, ErrorKind::Model);
+  expect_has(e, {"'a'", "'b'", "different fixed batch dimensions"});
 }
