@@ -1,5 +1,8 @@
 #include "core/log.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -26,7 +29,14 @@ void init(bool verbose) {
   spdlog::set_default_logger(logger);
 }
 
-bool add_file(const std::string& path) {
+bool add_file(const std::string& path, std::string* reason) {
+  // Opened once here for the OS's reason of a failure (spdlog's exception wraps it in its own words).
+  if (std::FILE* probe = std::fopen(path.c_str(), "w")) {
+    std::fclose(probe);
+  } else {
+    if (reason) *reason = std::strerror(errno);
+    return false;
+  }
   try {
     auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, true);
     file->set_pattern(kFilePattern);
@@ -34,7 +44,8 @@ bool add_file(const std::string& path) {
     g_patterns[file.get()] = kFilePattern;
     spdlog::default_logger()->sinks().push_back(file);
     return true;
-  } catch (const spdlog::spdlog_ex&) {
+  } catch (const spdlog::spdlog_ex& e) {
+    if (reason) *reason = e.what();
     return false;
   }
 }

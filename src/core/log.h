@@ -7,8 +7,9 @@
 namespace oq::log {
 
 void init(bool verbose = false);
-// Adds the file sink; the file is truncated. Returns false if it cannot be opened.
-bool add_file(const std::string& path);
+// Adds the file sink; the file is truncated. Returns false if it cannot be opened, with the OS's reason
+// ("Permission denied") in *reason when given.
+bool add_file(const std::string& path, std::string* reason = nullptr);
 // Plain text lines (no prefix) — used for ST-layout report sections in the log.
 void raw(const std::string& line);
 

@@ -1,5 +1,10 @@
 #include "data/array_dataset.h"
 
+#include <cctype>
+#include <climits>
+#include <utility>
+
+#include "core/log.h"
 #include "data/npy.h"
 #include "data/npz.h"
 
@@ -16,6 +21,42 @@ bool castable(DType t) {
     default:
       return false;
   }
+}
+
+// Value range of an integer (or bool) dtype, clamped to int64 (UInt64's top half is handled where it matters).
+std::pair<int64_t, int64_t> int_range(DType t) {
+  if (t == DType::Bool) return {0, 1};
+  const int bits = dtype_bits(t);
+  if (is_signed_integer(t)) return {bits >= 64 ? INT64_MIN : -(int64_t{1} << (bits - 1)),
+                                    bits >= 64 ? INT64_MAX : (int64_t{1} << (bits - 1)) - 1};
+  return {0, bits >= 63 ? INT64_MAX : (int64_t{1} << bits) - 1};
+}
+
+// Bits of magnitude an integer dtype can hold, and of exact integers a float dtype can hold (its precision).
+int magnitude_bits(DType t) { return dtype_bits(t) - (is_signed_integer(t) ? 1 : 0); }
+int float_precision(DType t) { return t == DType::Float16 ? 11 : t == DType::Float ? 24 : 53; }
+
+// The array's row `r` as `to` (an integer type or bool), failing when a value does not fit.
+Tensor checked_integer_cast(const Tensor& t, DType to, const std::string& path, const std::string& array,
+                            int64_t r, const std::string& input) {
+  const auto [lo, hi] = int_range(to);
+  auto refuse = [&](const std::string& v) {
+    fail(ErrorKind::Data, "{}: array '{}' row {} holds the value {}, which model input '{}' of type {} cannot "
+         "hold{}", path, array, r, v, input, numpy_name(to), to == DType::Bool ? " (a bool input takes 0 or 1)" : "");
+  };
+  if (t.dtype() == DType::UInt64) {
+    for (uint64_t v : t.span<uint64_t>())
+      if (v > static_cast<uint64_t>(hi)) refuse(std::to_string(v));
+  }
+  std::vector<int64_t> v = t.to_int64s();
+  if (t.dtype() != DType::UInt64)
+    for (int64_t x : v)
+      if (x < lo || x > hi) refuse(std::to_string(x));
+  if (to != DType::Bool) return t.cast(to);
+  Tensor out(DType::Bool, t.shape());
+  auto* d = static_cast<uint8_t*>(out.raw());
+  for (size_t i = 0; i < v.size(); ++i) d[i] = v[i] != 0;
+  return out;
 }
 
 class ArrayDataset : public Dataset {
@@ -38,10 +79,7 @@ class ArrayDataset : public Dataset {
       if (b.array.rows() != rows_)
         fail(ErrorKind::Data, "{}: array '{}' has {} rows but '{}' has {}", path_, name_of(b.array),
              b.array.rows(), name_of(arrays_[0].array), rows_);
-      if (b.input.dtype != DType::Undefined && b.input.dtype != b.array.dtype() &&
-          (!castable(b.array.dtype()) || !castable(b.input.dtype)))
-        fail(ErrorKind::Data, "{}: array '{}' of dtype {} cannot be converted to model input '{}' of dtype {}",
-             path_, name_of(b.array), dtype_name(b.array.dtype()), b.input.name, dtype_name(b.input.dtype));
+      announce_conversion(b);
     }
     if (labels) {
       const NpyArray& y = *labels;
@@ -69,18 +107,58 @@ class ArrayDataset : public Dataset {
     return fmt::format("{} ({} of {} rows{})", path_, sel_.size(), rows_, has_labels_ ? ", labelled" : "");
   }
 
+  std::string samples_name(std::span<const int64_t> indices) const override {
+    std::string rows;
+    for (size_t k = 0; k < indices.size() && k < 8; ++k) rows += fmt::format("{}{}", k ? ", " : "", row(indices[k]));
+    if (indices.size() > 8) rows += fmt::format(" and {} more", indices.size() - 8);
+    return fmt::format("{} row{} {}", path_, indices.size() == 1 ? "" : "s", rows);
+  }
+
   Sample sample(int64_t i) const override {
     int64_t r = row(i);
     Sample s;
     for (const auto& b : arrays_) {
       Tensor t = b.array.row(r);
-      if (b.input.dtype != DType::Undefined && t.dtype() != b.input.dtype) t = t.cast(b.input.dtype);
+      if (b.input.dtype != DType::Undefined && t.dtype() != b.input.dtype) {
+        if (conversion_of(t.dtype(), b.input.dtype) == Conversion::Checked)
+          t = checked_integer_cast(t, b.input.dtype, path_, name_of(b.array), r, b.input.name);
+        else
+          t = t.cast(b.input.dtype);
+      }
       s.emplace(b.input.name, std::move(t));
     }
     return s;
   }
 
  private:
+  // Refuses an array whose dtype does not convert faithfully to its input's; says once which ones convert.
+  void announce_conversion(const Bound& b) const {
+    const DType from = b.array.dtype(), to = b.input.dtype;
+    if (to == DType::Undefined) return;
+    const std::string a = name_of(b.array), f = numpy_name(from), t = numpy_name(to);
+    switch (conversion_of(from, to)) {
+      case Conversion::None: return;
+      case Conversion::Exact:
+        OQ_INFO("{}: array '{}' ({}) is converted to {} for model input '{}' (exactly)", path_, a, f, t, b.input.name);
+        return;
+      case Conversion::Checked:
+        OQ_INFO("{}: array '{}' ({}) is converted to {} for model input '{}'; every value is checked to fit", path_,
+                a, f, t, b.input.name);
+        return;
+      case Conversion::Lossy:
+        OQ_WARN("{}: array '{}' ({}) is converted to {} for model input '{}', which rounds the values {} cannot "
+                "hold exactly (save the array as {} to feed it as it is)", path_, a, f, t, b.input.name, t, t);
+        return;
+      case Conversion::Refused:
+        if (is_float(from) && castable(from) && castable(to))
+          fail(ErrorKind::Data, "{}: array '{}' is {} but model input '{}' is {}: floating-point data is not "
+               "converted to {} (ONNX Runtime refuses such a feed too); save the array as {} (numpy: "
+               "a.astype(np.{}) once it holds whole numbers)", path_, a, f, b.input.name, t, t, t, t);
+        fail(ErrorKind::Data, "{}: array '{}' of dtype {} cannot be converted to model input '{}' of dtype {}",
+             path_, a, f, b.input.name, t);
+    }
+  }
+
   static std::string name_of(const NpyArray& a) {
     const std::string& l = a.label();
     auto c = l.rfind(':');
@@ -106,6 +184,44 @@ std::string input_names(const std::vector<InputSpec>& inputs) {
 }
 
 }  // namespace
+
+std::string numpy_name(DType t) {
+  switch (t) {
+    case DType::Float: return "float32";
+    case DType::Double: return "float64";
+    case DType::Float16: return "float16";
+    case DType::BFloat16: return "bfloat16";
+    case DType::Bool: return "bool";
+    case DType::Int8: return "int8";
+    case DType::UInt8: return "uint8";
+    case DType::Int16: return "int16";
+    case DType::UInt16: return "uint16";
+    case DType::Int32: return "int32";
+    case DType::UInt32: return "uint32";
+    case DType::Int64: return "int64";
+    case DType::UInt64: return "uint64";
+    default: {
+      std::string n(dtype_name(t));
+      for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return n;
+    }
+  }
+}
+
+Conversion conversion_of(DType from, DType to) {
+  if (from == to) return Conversion::None;
+  if (!castable(from) || !castable(to)) return Conversion::Refused;
+  const bool float_from = is_float(from), float_to = is_float(to);
+  if (float_from && !float_to) return Conversion::Refused;
+  if (float_from) return dtype_size(to) > dtype_size(from) ? Conversion::Exact : Conversion::Lossy;
+  if (from == DType::Bool) return Conversion::Exact;
+  if (float_to) return magnitude_bits(from) <= float_precision(to) ? Conversion::Exact : Conversion::Lossy;
+  if (to == DType::Bool) return Conversion::Checked;
+  const auto [flo, fhi] = int_range(from);
+  const auto [tlo, thi] = int_range(to);
+  const bool fits = flo >= tlo && (from == DType::UInt64 ? to == DType::UInt64 : fhi <= thi);
+  return fits ? Conversion::Exact : Conversion::Checked;
+}
 
 DatasetPtr open_npy_dataset(const std::string& path, const std::vector<InputSpec>& inputs,
                             const SelectionOptions& sel) {
@@ -136,6 +252,21 @@ DatasetPtr open_npz_dataset(const std::string& path, const std::vector<InputSpec
     fail(ErrorKind::Data, "{} lacks arrays named after the model inputs ({} missing); its members are: {}", path,
          missing, z.names_str());
   }
+  // Members that feed nothing: say so once, so that a misspelt or extra array is not silently dropped.
+  std::string ignored;
+  bool x_ignored = false;
+  for (const auto& name : z.names()) {
+    if (name == "y") continue;
+    bool used = false;
+    for (const auto& b : arrays) used = used || (all_named ? b.input.name == name : name == "x");
+    if (used) continue;
+    ignored += (ignored.empty() ? "'" : ", '") + name + "'";
+    x_ignored = x_ignored || name == "x";
+  }
+  if (!ignored.empty())
+    OQ_WARN("{}: ignoring array(s) {}: they match no model input (the model's inputs: {}){}", path, ignored,
+            input_names(inputs),
+            x_ignored ? "; 'x' is used only when the inputs do not all have arrays of their own name" : "");
   std::optional<NpyArray> labels;
   if (z.has("y")) labels = z.array("y");
   return std::make_shared<ArrayDataset>(path, std::move(arrays), std::move(labels), sel);

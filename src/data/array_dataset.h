@@ -1,6 +1,7 @@
 // Data sets over NumPy arrays: an .npy file (single-input models) or an .npz archive (`x` + optional `y`
 // labels, or arrays named after the model's inputs). Arrays are memory-mapped (deflated .npz members are
-// inflated to a mapped temporary file); a sample is one row along axis 0, cast to the model input's dtype.
+// inflated to a mapped temporary file); a sample is one row along axis 0, converted to the model input's dtype
+// by the rules of conversion_of (docs/config.md, "Which arrays are used, and their types").
 #pragma once
 #include <string>
 #include <vector>
@@ -11,7 +12,22 @@ namespace oq::data {
 
 DatasetPtr open_npy_dataset(const std::string& path, const std::vector<InputSpec>& inputs,
                             const SelectionOptions& sel);
+// Arrays used: those named after the model inputs when every input has one (`x` and any other array is then
+// ignored, with a warning); else `x` for a single-input model; else an error. `y`: integer labels.
 DatasetPtr open_npz_dataset(const std::string& path, const std::vector<InputSpec>& inputs,
                             const SelectionOptions& sel);
+
+// How an array of dtype `array` reaches a model input of dtype `input` (ONNX Runtime accepts only the exact
+// type; onnxquant converts what it can convert faithfully and says so once per array).
+enum class Conversion {
+  None,     // same dtype
+  Exact,    // every value converts exactly (wider integer or float, bool, small integers to float): info
+  Checked,  // integer to a narrower integer type or to bool: each value is checked to fit when read: info
+  Lossy,    // values may be rounded (float64 -> float32/float16, wide integers -> float): warning
+  Refused,  // floating point -> integer or bool, or a dtype with no conversion (complex, string): error
+};
+Conversion conversion_of(DType array, DType input);
+// NumPy's spelling of a dtype (float32, int64, bool, ...), as users save their arrays.
+std::string numpy_name(DType t);
 
 }  // namespace oq::data

@@ -55,6 +55,13 @@ Sample Dataset::batch(std::span<const int64_t> indices) const {
   return concat_samples(parts);
 }
 
+std::string Dataset::samples_name(std::span<const int64_t> indices) const {
+  std::string r;
+  for (size_t k = 0; k < indices.size() && k < 8; ++k) r += (k ? ", " : "") + sample_name(indices[k]);
+  if (indices.size() > 8) r += fmt::format(" and {} more", indices.size() - 8);
+  return r;
+}
+
 const std::vector<std::string>& Dataset::class_names() const {
   static const std::vector<std::string> kNone;
   return kNone;
@@ -181,6 +188,10 @@ class FirstN : public Dataset {
   }
   int64_t label(int64_t i) const override { return base_->label(check(i)); }
   std::string sample_name(int64_t i) const override { return base_->sample_name(check(i)); }
+  std::string samples_name(std::span<const int64_t> idx) const override {
+    for (int64_t i : idx) check(i);
+    return base_->samples_name(idx);
+  }
   std::string describe() const override { return fmt::format("first {} of {}", n_, base_->describe()); }
   const std::vector<std::string>& class_names() const override { return base_->class_names(); }
   int64_t skipped() const override { return base_->skipped(); }

@@ -59,6 +59,8 @@ class Dataset {
   virtual int64_t label(int64_t i) const = 0;
   // Where sample i comes from, for messages: a file path, or "file.npz row 17".
   virtual std::string sample_name(int64_t i) const = 0;
+  // Where several samples come from, for messages: "file.npz rows 17, 3, 8" (up to 8 named, then "and N more").
+  virtual std::string samples_name(std::span<const int64_t> indices) const;
   // One line: "image folder /data/val (500 of 1000 images, 10 classes, 224x224)".
   virtual std::string describe() const = 0;
   // Class names by label (image folders with classes); empty otherwise.

@@ -7,6 +7,31 @@
 
 namespace oq::data {
 
+void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, int64_t batch_size,
+                       const std::string& batch_key) {
+  const InputSpec* fixed = nullptr;
+  for (const auto& in : inputs) {
+    if (!in.shape || in.shape->empty() || (*in.shape)[0] < 0) continue;
+    if (fixed && (*fixed->shape)[0] != (*in.shape)[0])
+      fail(ErrorKind::Model, "model inputs '{}' and '{}' have different fixed batch dimensions ({} and {}): no batch "
+           "of {} fits both", fixed->name, in.name, (*fixed->shape)[0], (*in.shape)[0], ds.describe());
+    fixed = &in;
+  }
+  if (!fixed) return;
+  const int64_t b = (*fixed->shape)[0], n = ds.size(), bs = std::max<int64_t>(batch_size, 1);
+  if (b == 0) fail(ErrorKind::Model, "model input '{}' has a batch dimension of 0: no data fits it", fixed->name);
+  const std::string whole = n % b == 0 ? "" : fmt::format(
+      ", with a number of samples that is a multiple of {} (the data gives {}; the last batch would hold {})", b, n,
+      n % b);
+  if (bs != b)
+    fail(ErrorKind::Config, "{}: model input '{}' has a fixed batch dimension of {}, but {} is {}: set {}: {}{} or "
+         "give the model a dynamic batch dimension", ds.describe(), fixed->name, b, batch_key, bs, batch_key, b, whole);
+  if (n % b != 0)
+    fail(ErrorKind::Config, "{}: model input '{}' has a fixed batch dimension of {} ({} is {}), but the data gives {} "
+         "samples, so the last batch would hold {}: use a multiple of {} samples or give the model a dynamic batch "
+         "dimension", ds.describe(), fixed->name, b, batch_key, bs, n, n % b, b);
+}
+
 Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), opts_(o) {
   if (opts_.batch_size < 1) fail(ErrorKind::Config, "batch size must be at least 1, got {}", opts_.batch_size);
   int64_t n = ds_->size();

@@ -9,6 +9,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,12 @@ struct Batch {
   Sample inputs;                 // input name -> [n, ...]
   std::vector<int64_t> labels;   // one per sample when the dataset has labels
 };
+
+// Checks, before anything runs, that batches of `batch_size` samples of `ds` fit the model inputs whose batch
+// dimension is fixed (every batch must hold exactly that many samples, the last one too). Config error naming
+// the data, `batch_key` (the setting that chose batch_size, e.g. "dataset.batch_size") and what would work.
+void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, int64_t batch_size,
+                       const std::string& batch_key);
 
 class Loader {
  public:

@@ -323,7 +323,9 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   namespace fs = std::filesystem;
   fs::path p(path);
   fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  std::string tmpl = (dir / (p.filename().string() + ".tmp-XXXXXX")).string();
+  std::string tmpl = (dir / (p.filename().string().size() + 11 <= 255 ? p.filename().string() + ".tmp-XXXXXX"
+                                                                       : std::string(".onnxquant.tmp-XXXXXX")))
+                         .string();
   int fd = mkstemp(tmpl.data());
   if (fd < 0) fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(errno));
   const char* q = bytes.data();

@@ -75,10 +75,23 @@ class Runner {
       }
       std::vector<Tensor> outs;
       if (!f.inputs.empty()) {
-        if (o_.before_run) o_.before_run(index, f);
-        outs = s_.run(f.inputs, ro_);
+        with_origin(f, [&] {
+          if (o_.before_run) o_.before_run(index, f);
+          outs = s_.run(f.inputs, ro_);
+        });
       }
       if (o_.on_done) o_.on_done(index, f, outs);
+    }
+  }
+
+  // Runs fn; an oq::Error it throws gets the feed's origin (its data file and rows) added.
+  template <typename F>
+  static void with_origin(const Feed& f, F&& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      if (!f.origin) throw;
+      throw Error(e.kind(), fmt::format("{} (data: {})", e.what(), f.origin()));
     }
   }
 
@@ -162,7 +175,7 @@ class Runner {
     std::fill(seen.begin(), seen.end(), 0);
     std::vector<Tensor> outs;
     if (!f.inputs.empty()) {
-      if (o_.before_run) o_.before_run(index, f);
+      if (o_.before_run) with_origin(f, [&] { o_.before_run(index, f); });
       RunOptions r = ro_;
       Deferred d;
       if (ro_.observer)
@@ -181,8 +194,10 @@ class Runner {
           }
           observe(k, index, v);
         };
-      outs = s_.run(f.inputs, r);
-      flush(d, index, true);
+      with_origin(f, [&] {
+        outs = s_.run(f.inputs, r);
+        flush(d, index, true);
+      });
     }
     // The names this feed did not show: their turn passes to the next feed.
     for (size_t k = 0; k < seen.size(); ++k)

@@ -132,7 +132,11 @@ std::string parent_dir(const std::string& path) {
 class TempFile {
  public:
   explicit TempFile(const std::string& target) : target_(target) {
-    std::string tmpl = target + ".tmp-XXXXXX";
+    // Named after the target unless that would make the name too long for the file system (NAME_MAX 255).
+    const fs::path t(target);
+    std::string tmpl = t.filename().string().size() + 11 <= 255
+                           ? target + ".tmp-XXXXXX"
+                           : (t.parent_path() / ".onnxquant.tmp-XXXXXX").string();
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     int fd = ::mkstemp(buf.data());

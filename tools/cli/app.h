@@ -40,6 +40,8 @@ data::DatasetPtr calibration_data(const Job& job);
 // Batch size for evaluation: dataset.batch_size when set above 1; otherwise 32 when every model input has a
 // dynamic batch dimension (faster, same scores), else 1.
 int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m);
+// Io error naming the path when `file_name` is longer than the file system allows in `dir` (NAME_MAX).
+void check_output_name(const Job& job, const std::string& dir, const std::string& file_name);
 // Saves a model atomically into the export dir; refuses to overwrite the input model.
 std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name);
 

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/parallel.h"
+#include "data/loader.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
 #include "search/evaluator.h"
@@ -115,6 +116,7 @@ int cmd_eval(int argc, char** argv) {
   auto ds = data::open_dataset(d, data::input_specs(m.graph));
   search::EvalOptions o;
   o.batch_size = batch;
+  data::check_fixed_batch(data::input_specs(m.graph), *ds, batch, "--batch-size");
   o.metric = metric == "top1" ? search::MetricKind::Top1 : search::MetricKind::Agreement;
   double score;
   if (o.metric == search::MetricKind::Agreement) {
@@ -141,6 +143,7 @@ int run_evaluation(Job& job, const std::string& model_path) {
   if (!ds->has_labels()) fail(ErrorKind::Data, "evaluation needs labels, but {} has none", ds->describe());
   search::EvalOptions eo;
   eo.batch_size = evaluation_batch_size(job.cfg, m);
+  data::check_fixed_batch(data::input_specs(m.graph), *ds, eo.batch_size, "dataset.batch_size");
   double acc = search::evaluate(s, ds, eo);
   OQ_INFO("Evaluation of {} on {}: top1: {:.2f}", model_path, ds->describe(), acc);
   return 0;

@@ -1,10 +1,13 @@
 // Preparing a quantization job: the model (loaded once, pre-processed, converted), the data, the outputs.
+#include <unistd.h>
+
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include "app.h"
 #include "core/log.h"
+#include "data/loader.h"
 #include "exec/kernel.h"
 #include "ir/passes/passes.h"
 #include "onnx/model_io.h"
@@ -146,10 +149,13 @@ data::DatasetPtr calibration_data(const Job& job) {
   if (path.empty()) {
     OQ_WARN("dataset.quantization_path and dataset.training_path are not set: calibrating on 10 random uniform [0, 1) "
             "samples (quantization will be poor; give real data)");
-    return data::make_random_dataset(inputs, 10, static_cast<uint64_t>(d.seed));
+    auto ds = data::make_random_dataset(inputs, 10, static_cast<uint64_t>(d.seed));
+    data::check_fixed_batch(inputs, *ds, d.batch_size, "dataset.batch_size");
+    return ds;
   }
   auto ds = data::open_dataset(data_options(job.cfg, path, d.quantization_split), inputs);
   OQ_INFO("Calibration data: {}", ds->describe());
+  data::check_fixed_batch(inputs, *ds, d.batch_size, "dataset.batch_size");
   return ds;
 }
 
@@ -161,16 +167,32 @@ int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m) {
   return 32;
 }
 
+void check_output_name(const Job& job, const std::string& dir, const std::string& file_name) {
+  long max = ::pathconf(dir.c_str(), _PC_NAME_MAX);
+  if (max <= 0) max = 255;
+  if (file_name.size() > static_cast<size_t>(max))
+    fail(ErrorKind::Io, "cannot write '{}': its file name is {} bytes long, over the {} bytes the file system allows "
+         "(the name comes from the model file '{}': give the model a shorter name)",
+         (fs::path(dir) / file_name).string(), file_name.size(), max, job.model_path);
+}
+
+// Whether a and b are the same existing file (never throws: a path that cannot be examined is not the same).
+static bool same_file(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec) && !ec;
+}
+
 std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name) {
   fs::path dir(job.export_dir);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", dir.string(), ec.message());
+  check_output_name(job, dir.string(), file_name);
   fs::path out = dir / file_name;
-  if (fs::exists(job.model_path) && fs::exists(out) && fs::equivalent(out, job.model_path, ec))
+  if (same_file(out, job.model_path))
     fail(ErrorKind::Usage, "output '{}' is the input model itself; choose another output folder", out.string());
   for (const auto& data : job.original.external_data_files)
-    if (fs::exists(data) && fs::exists(out) && fs::equivalent(out, data, ec))
+    if (same_file(out, data))
       fail(ErrorKind::Usage, "output '{}' is the external data file of the input model; choose another output folder",
            out.string());
   onnx::save_model(m, out.string());

@@ -55,7 +55,8 @@ static int main_job(int argc, char** argv) {
   fs::create_directories(job.output_dir, ec);
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", job.output_dir, ec.message());
   std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
-  if (!log::add_file(log_path)) fail(ErrorKind::Io, "cannot write the log file '{}'", log_path);
+  if (std::string why; !log::add_file(log_path, &why))
+    fail(ErrorKind::Io, "cannot write the log file '{}': {}", log_path, why);
   OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
   for (const auto& w : job.cfg.warnings) OQ_WARN("{}", w);
 

@@ -6,6 +6,7 @@
 #include "analysis/full_auto_report.h"
 #include "app.h"
 #include "core/log.h"
+#include "data/loader.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
 #include "quality.h"
@@ -78,6 +79,7 @@ int run_full_auto_mode(Job& job) {
   // 1. The folded float model.
   prepare_model(job);
   fs::create_directories(job.output_dir);
+  check_output_name(job, job.output_dir, job.model_base + "_folded.onnx");
   std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
   onnx::save_model(job.prepared, folded);
   OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
@@ -99,6 +101,7 @@ int run_full_auto_mode(Job& job) {
          eval_ds->describe());
   search::EvalOptions ev;
   ev.batch_size = std::max<int64_t>(cfg.dataset.batch_size, 1);
+  data::check_fixed_batch(data::input_specs(job.prepared.graph), *eval_ds, ev.batch_size, "dataset.batch_size");
   ev.metric = metric == "agreement" ? search::MetricKind::Agreement
               : metric == "output_snr" ? search::MetricKind::OutputSnr : search::MetricKind::Top1;
   OQ_INFO("Evaluation data: {} — metric {}", eval_ds->describe(), metric);

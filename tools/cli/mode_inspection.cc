@@ -8,6 +8,7 @@
 #include "app.h"
 #include "baseline.h"
 #include "core/log.h"
+#include "data/loader.h"
 #include "data/npy.h"
 
 namespace fs = std::filesystem;
@@ -25,6 +26,8 @@ int run_inspection_mode(Job& job) {
   const int64_t total = b.data->size();
   const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(total) * split)));
   auto subset = data::first_n(b.data, k);
+  data::check_fixed_batch(data::input_specs(job.prepared.graph), *subset, job.cfg.dataset.batch_size,
+                          "dataset.batch_size");
   auto r = analysis::describe(job.prepared, b.q);
   OQ_INFO("Inspection: SNR of {} quantized tensors; activations on the first {} of {} calibration samples "
           "(inspection_split {})",

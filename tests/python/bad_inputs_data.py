@@ -1,0 +1,163 @@
+"""Data cases of the bad-input catalogue (test_bad_inputs.py) about the types of calibration arrays, the data
+behind a failing inference, fixed batch dimensions and the output location: each builds its model and data in a
+temp dir; the run must end in one error line naming what it must (docs/config.md, "Which arrays are used").
+"""
+import os
+import subprocess
+
+import numpy as np
+from onnx import TensorProto as TP, helper, numpy_helper
+
+from bad_inputs_models import save
+from bad_inputs_util import (BIN, CALIB_FLAT, FORBIDDEN, MLP, base_config, check_failure, copy_in, listing, main_job,
+                             sha, write_config)
+from oqtest import tmpdir
+
+VOCAB, T = 50, 7
+
+
+def tok_model(d, dtype=TP.INT64, name="tok.onnx"):
+    """ids [N, 7] (int64 by default) -> Gather over a 50 x 16 embedding (node 'gather') -> MatMul."""
+    rng = np.random.default_rng(1)
+    emb = numpy_helper.from_array((rng.standard_normal((VOCAB, 16)) * 0.5).astype(np.float32), "emb")
+    wm = numpy_helper.from_array((rng.standard_normal((16, 8)) * 0.3).astype(np.float32), "wm")
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"], name="gather"),
+             helper.make_node("MatMul", ["e", "wm"], ["out"], name="mm")]
+    g = helper.make_graph(nodes, "tok", [helper.make_tensor_value_info("ids", dtype, ["N", T])],
+                          [helper.make_tensor_value_info("out", TP.FLOAT, ["N", T, 8])], [emb, wm])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return save(d, m, name)
+
+
+def fixed_batch_model(d, batch):
+    """x [batch, 3, 10, 6] (a fixed batch dimension) -> Conv -> Relu."""
+    w = numpy_helper.from_array((np.random.default_rng(4).standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["out"], name="relu")]
+    g = helper.make_graph(nodes, "fixed", [helper.make_tensor_value_info("x", TP.FLOAT, [batch, 3, 10, 6])],
+                          [helper.make_tensor_value_info("out", TP.FLOAT, None)], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return save(d, m, f"fixed{batch}.onnx")
+
+
+def ids(rows=12):
+    return np.random.default_rng(2).integers(0, VOCAB, (rows, T))
+
+
+def npz(d, name="data.npz", **arrays):
+    p = os.path.join(d, name)
+    np.savez(p, **arrays)
+    return p
+
+
+def job_case(model, arrays, words, code=1, batch_size=None):
+    """model(d) -> model path; arrays: the .npz members; the main job must fail with `words` in its error."""
+    def case():
+        d = tmpdir()
+        m = model(d)
+        data = npz(d, **arrays)
+        cfg = base_config(m, data)
+        if batch_size:
+            cfg["dataset"]["batch_size"] = batch_size
+        return main_job(d, cfg, code, words, extra_inputs=[data])
+    return case
+
+
+def oob_ids():
+    a = ids()
+    a[3, 2] = 55  # row 3 holds an id beyond the vocabulary of 50
+    return a
+
+
+def ids_over_int32():
+    a = ids().astype(np.int64)
+    a[5, 0] = 1 << 40
+    return a
+
+
+def case_output_long_file_name():
+    """A model file name of 240 bytes: the output <name>_quant_qdq_pc.onnx (258 bytes) is over the file system's
+    limit; the error is onnxquant's, naming the path and the limit, not a raw std::filesystem message."""
+    d = tmpdir()
+    model = copy_in(d, MLP, "m" * 240 + ".onnx")
+    cfg = base_config(model, copy_in(d, CALIB_FLAT))
+    err = main_job(d, cfg, 1, ["m" * 240 + "_quant_qdq_pc.onnx", "258 bytes", "255", "shorter name"])
+    assert "filesystem error" not in err, err
+
+
+def case_output_log_is_a_directory():
+    """The log file cannot be opened (a directory holds its name): the error gives the OS reason."""
+    d = tmpdir()
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    cpath = write_config(d, cfg)
+    out = os.path.join(d, "out")
+    os.makedirs(os.path.join(out, "onnxquant.log"))
+    check_failure(d, ["--config", cpath, "--output-dir", out], 1, ["onnxquant.log", "Is a directory"],
+                  [cpath, cfg["model"]["model_path"]])
+
+
+def case_output_read_only():
+    """A read-only output folder: the error names the log file and gives the OS reason. Root ignores directory
+    permissions, so as root onnxquant runs as nobody (uid 65534), as the QA report did."""
+    d = tmpdir()
+    os.chmod(d, 0o755)
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    cpath = write_config(d, cfg)
+    out = os.path.join(d, "out")
+    os.makedirs(out)
+    os.chmod(out, 0o555)
+    as_nobody = os.geteuid() == 0
+    def drop():
+        if as_nobody:
+            os.setgid(65534)
+            os.setuid(65534)
+    before = listing(d)
+    sums = {p: sha(p) for p in (cpath, cfg["model"]["model_path"])}
+    p = subprocess.run([BIN, "--config", cpath, "--output-dir", out], capture_output=True, text=True, cwd=d,
+                       preexec_fn=drop)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("[error]")]
+    assert p.returncode == 1, f"rc {p.returncode}: {p.stderr[-2000:]}"
+    assert len(errors) == 1, p.stderr[-2000:]
+    for w in ("onnxquant.log", "Permission denied"):
+        assert w in errors[0], f"error line does not name '{w}': {errors[0]}"
+    for w in FORBIDDEN:
+        assert w not in p.stderr, p.stderr[-2000:]
+    assert listing(d) == before, sorted(listing(d) - before)
+    assert all(sha(f) == h for f, h in sums.items())
+    print(f"  rc {p.returncode}: {errors[0][:300]}")
+
+
+DATA_TYPE_CASES = [
+    # F4: floating-point ids for an int64 input (ONNX Runtime refuses the feed), whole numbers or not.
+    ("data_float_ids_for_int64_input", job_case(tok_model, {"ids": ids().astype(np.float32) + 0.3},
+                                                ["data.npz", "array 'ids'", "float32", "model input 'ids'", "int64"])),
+    ("data_whole_float_ids_for_int64_input", job_case(tok_model, {"ids": ids().astype(np.float64)},
+                                                      ["data.npz", "'ids'", "float64", "int64"])),
+    # int64 (numpy's default) for an int32 input converts, value by value: a value over int32 is an error.
+    ("data_int64_ids_over_int32_input", job_case(lambda d: tok_model(d, TP.INT32), {"ids": ids_over_int32()},
+                                                 ["data.npz", "'ids'", "row 5", "1099511627776", "int32"])),
+    # F6: an id beyond the vocabulary: the Gather's error names the data file and the row(s) fed.
+    ("data_gather_index_out_of_range_names_row", job_case(tok_model, {"ids": oob_ids()},
+                                                          ["node 'gather'", "55", "data.npz row 3"])),
+    ("data_gather_index_out_of_range_batched", job_case(tok_model, {"ids": oob_ids()},
+                                                        ["node 'gather'", "data.npz rows", "3"], batch_size=4)),
+    # F6: fixed batch dimensions and dataset.batch_size.
+    ("data_fixed_batch1_batch_size4", job_case(
+        lambda d: fixed_batch_model(d, 1), {"x": np.ones((12, 3, 10, 6), np.float32)},
+        ["data.npz", "fixed batch dimension of 1", "dataset.batch_size is 4", "set dataset.batch_size: 1"], code=2,
+        batch_size=4)),
+    ("data_fixed_batch2_default_batch_size", job_case(
+        lambda d: fixed_batch_model(d, 2), {"x": np.ones((12, 3, 10, 6), np.float32)},
+        ["data.npz", "fixed batch dimension of 2", "dataset.batch_size is 1", "set dataset.batch_size: 2"], code=2)),
+    ("data_fixed_batch2_odd_sample_count", job_case(
+        lambda d: fixed_batch_model(d, 2), {"x": np.ones((11, 3, 10, 6), np.float32)},
+        ["data.npz", "fixed batch dimension of 2", "11 samples", "multiple of 2"], code=2, batch_size=2)),
+]
+
+OUTPUT_CASES = [
+    ("output_file_name_too_long", case_output_long_file_name),
+    ("output_log_is_a_directory", case_output_log_is_a_directory),
+    ("output_folder_read_only", case_output_read_only),
+]
