@@ -23,6 +23,21 @@ def steps(n):
     return out
 
 
+def w4_share(path):
+    """Percent of the quantized constants' values (every `<t>_quantized` initializer except int32 biases) that are
+    stored in 4 bits, counted from the model file."""
+    from onnx import TensorProto
+    m = onnx.load(path)
+    n4 = n = 0
+    for t in m.graph.initializer:
+        if not t.name.endswith("_quantized") or t.data_type == TensorProto.INT32:
+            continue
+        k = int(np.prod(t.dims)) if len(t.dims) else 1
+        n += k
+        n4 += k if t.data_type in (TensorProto.INT4, TensorProto.UINT4) else 0
+    return 100.0 * n4 / n
+
+
 def check(model, calib, test, tolerance="1.0", extra=()):
     out = tmpdir()
     p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
@@ -43,6 +58,7 @@ def check(model, calib, test, tolerance="1.0", extra=()):
         m = re.search(r"_acc_([0-9.]+)\.onnx$", a["file"])
         assert m and abs(float(m.group(1)) - a["score"]) < 0.006, a["file"]
         assert a["passed"] and a["score"] >= rep["threshold"] - 1e-9
+        assert abs(w4_share(a["file"]) - a["w4_percent"]) < 0.01, (a["file"], w4_share(a["file"]))
     # Total passes = 3 + steps: float, 8-bit, the all-4-bit attempt, then one attempt per bisection step.
     assert len(rep["attempts"]) == 1 + len(steps(rep["ranked_tensors"])), (len(rep["attempts"]), rep["ranked_tensors"])
     if rep["answer"]["attempt"] is not None:
@@ -58,6 +74,44 @@ def check(model, calib, test, tolerance="1.0", extra=()):
     assert "Model layers scores (layer name, layer type, number of weights, number of weights per output scale):" in log
     assert "New quantization with updated bit-widths for" in log or rep["answer"]["n_int8"] == 0
     print(f"  {model}: 8-bit {rep['scores']['int8']:.2f}, answer {rep['answer']}")
+
+
+def embedding_share():
+    """A token model (Gather on a float embedding table -> MatMul -> ReduceMean -> Gemm): the table is quantized
+    too (ORT's QDQGather) but is no 4-bit candidate; the reported share counts it in the denominator, as the
+    written file does."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    d = tmpdir()
+    inits = [numpy_helper.from_array(rng.standard_normal((200, 32)).astype(np.float32), "emb"),
+             numpy_helper.from_array((rng.standard_normal((32, 32)) * 0.2).astype(np.float32), "w1"),
+             numpy_helper.from_array((rng.standard_normal((4, 32)) * 0.2).astype(np.float32), "wc"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "bc"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax")]
+    nodes = [helper.make_node("Gather", ["emb", "x"], ["e"], name="gather"),
+             helper.make_node("MatMul", ["e", "w1"], ["h"], name="mm"),
+             helper.make_node("ReduceMean", ["h", "ax"], ["p"], name="pool", keepdims=0),
+             helper.make_node("Gemm", ["p", "wc", "bc"], ["y"], name="cls", transB=1)]
+    g = helper.make_graph(nodes, "tok", [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    onnx.save(m, os.path.join(d, "tok.onnx"))
+    ids = rng.integers(0, 200, (40, 6)).astype(np.int64)
+    np.savez(os.path.join(d, "calib.npz"), x=ids[:20])
+    np.savez(os.path.join(d, "test.npz"), x=ids[20:], y=np.zeros(20, np.int64))
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", os.path.join(d, "out"),
+            f"model.model_path={d}/tok.onnx", f"dataset.quantization_path={d}/calib.npz",
+            f"dataset.test_path={d}/test.npz", "quantization.target_opset=21",
+            "quantization.iterative_quant_parameters.metric=agreement",
+            "quantization.iterative_quant_parameters.accuracy_tolerance=100"])
+    rep = json.load(open(os.path.join(d, "out", "full_auto.json")))
+    written = [a for a in rep["attempts"] if a["file"]]
+    assert written
+    for a in written:
+        assert abs(w4_share(a["file"]) - a["w4_percent"]) < 0.01, (a["file"], a["w4_percent"], w4_share(a["file"]))
+    # the table (6400 values) stays in 8 bits: at most (1024 + 128) / (6400 + 1024 + 128) in 4 bits
+    assert max(a["w4_percent"] for a in written) < 16, [a["w4_percent"] for a in written]
 
 
 def check_metrics():
@@ -124,5 +178,6 @@ if __name__ == "__main__":
     r.run("mobilenet tolerance 1", check, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz")
     r.run("resnet tolerance 0.5", check, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz", "0.5")
     r.run("metrics: evaluator_command, agreement + relative, output_snr", check_metrics)
+    r.run("4-bit share counts every quantized constant (embedding table)", embedding_share)
     r.run("mlp tolerance 0", check, "digits_mlp.onnx", "digits_calib_flat.npz", "digits_test_flat.npz", "0")
     r.finish()

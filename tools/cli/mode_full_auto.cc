@@ -169,8 +169,19 @@ int run_full_auto_mode(Job& job) {
   std::erase_if(ranked, [&](const search::RankedTensor& t) { return job.qopts.weight_overrides.count(t.name) > 0; });
   if (it.ranking == config::Ranking::Sensitivity) ranked = sensitivity_ranking(job, ranked, wfn, calib);
   const int64_t N = static_cast<int64_t>(ranked.size());
-  int64_t total = 0;
-  for (const auto& t : ranked) total += t.weights;
+  // The share is over every constant the 8-bit model stores quantized (not only the candidates: embedding
+  // tables, normalization scales and Add constants count too), int32 biases excepted; weights the user already
+  // put in 4 bits count as 4-bit in every attempt.
+  int64_t total = 0, fixed_w4 = 0;
+  for (const auto& [name, s] : q8.plan.tensors) {
+    if (!s.is_initializer || s.role == quant::TensorRole::Bias) continue;
+    const auto dup = q8.plan.duplicated.find(name);
+    const auto* init = job.prepared.graph.find_initializer(dup == q8.plan.duplicated.end() ? name : dup->second);
+    if (!init) continue;
+    total += init->tensor.numel();
+    if (auto p = q8.params.find(name); p != q8.params.end() && (p->second.qtype == DType::Int4 || p->second.qtype == DType::UInt4))
+      fixed_w4 += init->tensor.numel();
+  }
   // A configuration: per ranked tensor, kept in Int8 (bisection: the n lowest-ranked).
   using Flags = std::vector<bool>;
   auto prefix = [&](int64_t n_int8) {
@@ -191,7 +202,7 @@ int run_full_auto_mode(Job& job) {
   };
   auto options_for = [&](int64_t n_int8) { return options_for_set(prefix(n_int8)); };
   auto w4_percent_set = [&](const Flags& f) {
-    int64_t w4 = 0;
+    int64_t w4 = fixed_w4;
     for (int64_t i = 0; i < N; ++i) w4 += f[static_cast<size_t>(i)] ? 0 : ranked[i].weights;
     return total ? 100.0 * static_cast<double>(w4) / static_cast<double>(total) : 0.0;
   };
