@@ -20,12 +20,22 @@ std::string full_auto_json(const FullAutoReport& r) {
                  {"int4", r.int4_score}};
   j["int8_model"] = r.int8_file;
   j["ranked_tensors"] = r.n_tensors;
-  j["ranked_weights"] = r.total_weights;
+  j["ranked_weights"] = r.ranked_weights;
+  j["quantized_weights"] = r.quantized_weights;
   j["ranking"] = r.ranking;
   auto& a = j["attempts"] = nlohmann::ordered_json::array();
-  for (const auto& t : r.attempts)
+  for (size_t i = 0; i < r.attempts.size(); ++i) {
+    const auto& t = r.attempts[i];
     a.push_back({{"n_int8", t.n_int8}, {"int8_tensors", t.int8_tensors}, {"w4_percent", t.w4_percent},
                  {"model_bytes", t.model_bytes}, {"score", t.score}, {"passed", t.passed}, {"file", t.file}});
+    // The bisection can come back to a configuration it measured (ST's walk): its score is reused, not measured
+    // again; say which attempt it repeats.
+    for (size_t j = 0; j < i; ++j)
+      if (r.attempts[j].int8_tensors == t.int8_tensors) {
+        a.back()["repeat_of"] = j;
+        break;
+      }
+  }
   if (r.answer) {
     const auto& t = r.attempts[*r.answer];
     j["answer"] = {{"attempt", *r.answer}, {"n_int8", t.n_int8}, {"w4_percent", t.w4_percent}, {"score", t.score},

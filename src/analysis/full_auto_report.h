@@ -9,7 +9,7 @@ namespace oq::analysis {
 struct FullAutoAttempt {
   int64_t n_int8 = 0;
   std::vector<std::string> int8_tensors;
-  double w4_percent = 0;   // percent of the ranked tensors' weight parameters in Int4
+  double w4_percent = 0;   // percent of the quantized constants' parameters in Int4 (int32 biases excepted)
   uint64_t model_bytes = 0;
   double score = 0;
   bool passed = false;
@@ -29,7 +29,8 @@ struct FullAutoReport {
   double int8_score = 0, int4_score = 0;
   std::string int8_file;
   int64_t n_tensors = 0;
-  int64_t total_weights = 0;
+  int64_t ranked_weights = 0;     // parameters of the ranked (candidate) tensors
+  int64_t quantized_weights = 0;  // parameters of every quantized constant (the 4-bit share's denominator)
   std::vector<std::string> ranking;  // tensor names, highest rank first
   std::vector<FullAutoAttempt> attempts;
   std::optional<size_t> answer;      // index into attempts

@@ -229,7 +229,8 @@ int run_full_auto_mode(Job& job) {
   rep.int4_score = int4_score;
   rep.int8_file = int8_file;
   rep.n_tensors = N;
-  rep.total_weights = total;
+  rep.quantized_weights = total;
+  for (const auto& t : ranked) rep.ranked_weights += t.weights;
   for (const auto& t : ranked) rep.ranking.push_back(t.name);
   std::map<int64_t, ir::Model> models;  // attempts kept until the walk decides to write them
   models[0] = std::move(q4.model);
