@@ -59,6 +59,12 @@ def check(model, calib, test, tolerance="1.0", extra=()):
         assert m and abs(float(m.group(1)) - a["score"]) < 0.006, a["file"]
         assert a["passed"] and a["score"] >= rep["threshold"] - 1e-9
         assert abs(w4_share(a["file"]) - a["w4_percent"]) < 0.01, (a["file"], w4_share(a["file"]))
+    for i, a in enumerate(rep["attempts"]):  # a configuration the walk comes back to says which attempt it repeats
+        if "repeat_of" in a:
+            b = rep["attempts"][a["repeat_of"]]
+            assert a["repeat_of"] < i and b["int8_tensors"] == a["int8_tensors"] and b["score"] == a["score"], a
+        else:
+            assert all(b["int8_tensors"] != a["int8_tensors"] for b in rep["attempts"][:i]), a
     # Total passes = 3 + steps: float, 8-bit, the all-4-bit attempt, then one attempt per bisection step.
     assert len(rep["attempts"]) == 1 + len(steps(rep["ranked_tensors"])), (len(rep["attempts"]), rep["ranked_tensors"])
     if rep["answer"]["attempt"] is not None:
