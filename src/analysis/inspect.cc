@@ -135,7 +135,22 @@ InspectionResult describe(const ir::Model& prepared, const quant::QuantizedModel
     t.shares_params_with = share_root(q.plan, name);
     if (auto f = folded.find(name); f != folded.end()) t.folded = f->second;
     int64_t key = -1;
-    if (auto c = idx.consumers.find(name); c != idx.consumers.end()) {
+    // A bias copied for a second consumer (`<bias>0`) is the float model's original, read by that consumer only.
+    // The original keeps its first consumer only: both are read from the quantized model's graph.
+    const auto dup = q.plan.duplicated.find(name);
+    const std::string& float_name = dup == q.plan.duplicated.end() ? name : dup->second;
+    const bool copied = dup != q.plan.duplicated.end() ||
+                        std::any_of(q.plan.duplicated.begin(), q.plan.duplicated.end(),
+                                    [&](const auto& d) { return d.second == name; });
+    if (copied) {
+      for (const auto& n : q.model.graph.nodes)
+        if (n.op_type != "DequantizeLinear" && std::find(n.inputs.begin(), n.inputs.end(), name) != n.inputs.end()) {
+          t.consumers.push_back(node_ref(n));
+          for (size_t ni = 0; ni < g.nodes.size(); ++ni)  // its place in the float model's order
+            if (g.nodes[ni].name == n.name && n.op_type == g.nodes[ni].op_type)
+              key = key < 0 ? 2 * rank[ni] : std::min(key, 2 * rank[ni]);
+        }
+    } else if (auto c = idx.consumers.find(name); c != idx.consumers.end()) {
       for (size_t ni : c->second) t.consumers.push_back(node_ref(g.nodes[ni]));
       if (t.initializer) {
         key = INT64_MAX;
@@ -143,7 +158,7 @@ InspectionResult describe(const ir::Model& prepared, const quant::QuantizedModel
       }
     }
     if (t.initializer) {
-      const auto* init = g.find_initializer(name);
+      const auto* init = g.find_initializer(float_name);
       if (!init) fail(ErrorKind::Runtime, "quantized initializer '{}' is not in the float model", name);
       t.shape = init->tensor.shape();
       if (t.kind == TensorKind::Weight && !t.activation_override && !t.consumers.empty()) {

@@ -338,6 +338,37 @@ def make_bad_model(path, data_path):
     np.savez(data_path, x=rng.random((24, 4, 6, 6)).astype(np.float32))
 
 
+def test_shared_bias():
+    """One bias read by two Convs: the QDQ model copies it for the second (ORT's `<bias>0`); inspection reports
+    both, each with its own consumer and the SNR of its own int32 image against the float bias."""
+    from onnx import TensorProto, helper
+    d = tmpdir()
+    r = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((r.standard_normal(s) * k).astype(np.float32), n)
+             for n, s, k in (("W1", (4, 3, 3, 3), 0.3), ("W2", (4, 4, 3, 3), 0.3), ("b", (4,), 0.1))]
+    nodes = [helper.make_node("Conv", ["input", "W1", "b"], ["c1"], name="conv1", pads=[1] * 4),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+             helper.make_node("Conv", ["r1", "W2", "b"], ["y"], name="conv2", pads=[1] * 4)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, os.path.join(d, "m.onnx"))
+    np.savez(os.path.join(d, "d.npz"), input=r.standard_normal((10, 3, 8, 8)).astype(np.float32))
+    rep = inspect(os.path.join(d, "out"), [f"model.model_path={d}/m.onnx", f"dataset.quantization_path={d}/d.npz",
+                                           "preprocessing.color_mode=rgb"])
+    t = {x["name"]: x for x in rep["tensors"]}
+    assert [c["name"] for c in t["b"]["consumers"]] == ["conv1"], t["b"]
+    assert [c["name"] for c in t["b0"]["consumers"]] == ["conv2"], t["b0"]
+    qm = onnx.load(os.path.join(d, "out", "quantized_models", "m_quant_qdq_pc.onnx"))
+    c = constants(qm)
+    b = numpy_helper.to_array(inits[2])
+    for name in ("b", "b0"):
+        xh = c[name + "_quantized"].astype(np.float32) * c[name + "_quantized_scale"]  # DequantizeLinear: float32
+        assert abs(snr_db(b, xh) - t[name]["snr_db"]) < 1e-6, (name, snr_db(b, xh), t[name]["snr_db"])
+    assert not np.allclose(c["b_quantized_scale"], c["b0_quantized_scale"])  # each its own input x weight scale
+
+
 def snippet_from_html(path):
     with open(path) as f:
         page = f.read()
@@ -467,6 +498,7 @@ def main():
     r.run("mlp, per-tensor", lambda: check_model("digits_mlp.onnx", "digits_calib_flat.npz", 0.25,
                                                  ["quantization.granularity=per_tensor"]))
     r.run("bad tensor first; suggested override raises it", lambda: outs.setdefault("bad", test_bad_tensor_and_suggestion()))
+    r.run("a bias shared by two Convs (copied as b0)", test_shared_bias)
     r.run("HTML renders in headless Chromium", lambda: test_html_in_chromium(outs.get("m") or outs["bad"]))
     r.finish()
 
