@@ -1,7 +1,11 @@
-// CumSum and Einsum: hand-computed values, dtypes, errors naming the node, and Einsum on random odd shapes
-// against a plain loop written out per equation. onnxruntime comparisons: tests/python/test_kernels_index_ort.py.
+// CumSum and Einsum: hand-computed values, dtypes, errors naming the node, Einsum on random odd shapes
+// against a plain loop written out per equation, and Einsum's sgemm path against its direct loop (the naive
+// reference) on random contraction equations. onnxruntime comparisons: tests/python/test_kernels_index_ort.py.
+#include <algorithm>
+#include <map>
 #include <random>
 
+#include "exec/kernels/einsum.h"
 #include "kernel_test_util.h"
 
 using namespace oq;
@@ -20,6 +24,11 @@ ir::Node einsum_node(const std::string& eq, size_t n_in) {
   ir::Node n = make_node("Einsum", n_in);
   n.set_attr_string("equation", eq);
   return n;
+}
+std::vector<const Tensor*> ptrs(const std::vector<Tensor>& xs) {
+  std::vector<const Tensor*> p;
+  for (const Tensor& x : xs) p.push_back(&x);
+  return p;
 }
 
 }  // namespace
@@ -166,4 +175,126 @@ TEST(KernelsEinsum, RandomAgainstLoops) {
     }
     expect_values(z, wz, 1e-5);
   }
+}
+
+// ------------------------------------------------------------------------- Einsum: sgemm path vs direct loop
+namespace {
+
+struct RandomContraction {
+  std::string eq;
+  std::vector<Tensor> xs;
+};
+
+// Two operands, every label batch, free or contracted (0-2 of each kind), in random orders and random letters
+// (both cases); sometimes an ellipsis (0-2 dims) as batch dims or as free dims of one operand, sometimes the
+// implicit output. Odd sizes 1-13, values in [-1, 1].
+RandomContraction random_contraction(std::mt19937& rng) {
+  std::string letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  std::shuffle(letters.begin(), letters.end(), rng);
+  size_t next = 0;
+  std::map<char, int64_t> size;
+  auto take = [&](int n) {
+    const std::string s = letters.substr(next, static_cast<size_t>(n));
+    next += static_cast<size_t>(n);
+    return s;
+  };
+  const std::string batch = take(rng() % 3), m = take(rng() % 3), n = take(rng() % 3), k = take(rng() % 3);
+  const int ell = rng() % 4;  // 0 none, 1 batch, 2 free in A, 3 free in B
+  Shape ell_dims(rng() % 3);
+  // Sizes, drawn again from a shorter list while the loop would take over 30000 multiply-adds.
+  for (int choices = 8;; --choices) {
+    const int64_t sizes[] = {1, 2, 3, 5, 7, 9, 11, 13};
+    int64_t work = 1;
+    for (char c : batch + m + n + k) work *= size[c] = sizes[rng() % choices];
+    for (int64_t& d : ell_dims) work *= d = 1 + rng() % std::min(choices, 5);
+    if (work <= 30000) break;
+  }
+  auto term = [&](std::string labels, bool with_ell) {
+    std::shuffle(labels.begin(), labels.end(), rng);
+    if (with_ell) labels.insert(rng() % (labels.size() + 1), "...");
+    return labels;
+  };
+  const std::string ta = term(batch + m + k, ell == 1 || ell == 2), tb = term(batch + k + n, ell == 1 || ell == 3);
+  RandomContraction r;
+  r.eq = ta + "," + tb;
+  if (rng() % 5) r.eq += "->" + term(batch + m + n, ell != 0);  // else implicit (batch letters become contracted)
+  for (const std::string& t : {ta, tb}) {
+    Shape s;
+    for (size_t i = 0; i < t.size(); ++i) {
+      if (t[i] == '.') {
+        s.insert(s.end(), ell_dims.begin(), ell_dims.end());
+        i += 2;
+      } else {
+        s.push_back(size[t[i]]);
+      }
+    }
+    r.xs.push_back(random_float(s, rng, -1.f, 1.f));
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST(KernelsEinsum, GemmPathMatchesLoopOnRandomContractions) {
+  ThreadGuard guard;
+  std::mt19937 rng(20260611);
+  int gemm_runs = 0;
+  for (int it = 0; it < 400; ++it) {
+    const RandomContraction c = random_contraction(rng);
+    SCOPED_TRACE(c.eq);
+    const ir::Node node = einsum_node(c.eq, 2);
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      const Tensor want = exec::einsum_by(exec::EinsumPath::Loop, node, ptrs(c.xs));
+      expect_close(exec::einsum_by(exec::EinsumPath::Gemm, node, ptrs(c.xs)), want, 1e-4);
+      expect_close(run_kernel(node, 12 + it % 10, c.xs)[0], want, 1e-4);  // whichever path the kernel takes
+      gemm_runs += exec::einsum_path(node, ptrs(c.xs)) == exec::EinsumPath::Gemm;
+    }
+  }
+  EXPECT_GT(gemm_runs, 400);  // of 800; the others are below the kernel's minimum product size
+}
+
+TEST(KernelsEinsum, GemmPathOnlyForFloatContractions) {
+  std::mt19937 rng(7);
+  auto path = [](const std::string& eq, const std::vector<Tensor>& xs) {
+    return exec::einsum_path(einsum_node(eq, xs.size()), ptrs(xs));
+  };
+  using exec::EinsumPath;
+  const Tensor q = random_float({2, 3, 17, 8}, rng), kk = random_float({2, 3, 19, 8}, rng);
+  EXPECT_EQ(path("bhqd,bhkd->bhqk", {q, kk}), EinsumPath::Gemm);
+  EXPECT_EQ(path("bhqd,bhkd->bqhk", {q, kk}), EinsumPath::Gemm);  // output permuted
+  EXPECT_EQ(path("...qd,...kd->...qk", {q, kk}), EinsumPath::Gemm);
+  EXPECT_EQ(path("bnd,dh->bnh", {random_float({3, 9, 11}, rng), random_float({11, 7}, rng)}), EinsumPath::Gemm);
+  // Not float32, too small, broadcast size-1 label, diagonal, label summed out of one input, 1 or 3 operands.
+  EXPECT_EQ(path("bhqd,bhkd->bhqk", {q.cast(DType::Double), kk.cast(DType::Double)}), EinsumPath::Loop);
+  EXPECT_EQ(path("bhqd,bhkd->bhqk", {q.cast(DType::Float16), kk.cast(DType::Float16)}), EinsumPath::Loop);
+  EXPECT_EQ(path("ij,jk->ik", {random_float({2, 3}, rng), random_float({3, 2}, rng)}), EinsumPath::Loop);
+  const Tensor b1 = random_float({1, 9, 9}, rng), b4 = random_float({4, 9, 9}, rng);
+  EXPECT_EQ(path("bij,bjk->bik", {b1, b4}), EinsumPath::Loop);
+  expect_close(run_kernel(einsum_node("bij,bjk->bik", 2), 12, {b4, b4})[0],
+               exec::einsum_by(EinsumPath::Loop, einsum_node("bij,bjk->bik", 2), ptrs({b4, b4})), 1e-4);
+  EXPECT_EQ(path("bii,bij->bj", {b4, b4}), EinsumPath::Loop);
+  EXPECT_EQ(path("bij,bjk->bk", {b4, b4}), EinsumPath::Loop);
+  EXPECT_EQ(path("bij->bji", {b4}), EinsumPath::Loop);
+  EXPECT_EQ(path("bij,bjk,bkl->bil", {b4, b4, b4}), EinsumPath::Loop);
+  try {
+    exec::einsum_by(EinsumPath::Gemm, einsum_node("bii,bij->bj", 2), ptrs({b4, b4}));
+    ADD_FAILURE() << "Gemm path accepted a diagonal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not an sgemm contraction"), std::string::npos);
+  }
+}
+
+TEST(KernelsEinsum, GemmPathEmptyAndEllipsisOfNoDims) {
+  using exec::EinsumPath;
+  const ir::Node mm = einsum_node("...ij,...jk->...ik", 2);
+  // Contracted label of size 0: zeros; free label of size 0: empty output.
+  Tensor y = exec::einsum_by(EinsumPath::Gemm, mm, ptrs({Tensor(DType::Float, {2, 3, 0}), Tensor(DType::Float, {2, 0, 4})}));
+  EXPECT_EQ(shape_str(y.shape()), "[2,3,4]");
+  expect_values(y, std::vector<double>(24, 0.0));
+  y = exec::einsum_by(EinsumPath::Gemm, mm, ptrs({Tensor(DType::Float, {2, 0, 5}), Tensor(DType::Float, {2, 5, 4})}));
+  EXPECT_EQ(shape_str(y.shape()), "[2,0,4]");
+  // The ellipsis standing for no dims.
+  Tensor a = ft({2, 3}, {1, 2, 3, 4, 5, 6}), b = ft({3, 2}, {1, 0, 0, 1, 1, 1});
+  expect_values(exec::einsum_by(EinsumPath::Gemm, mm, ptrs({a, b})), {4, 5, 10, 11});
 }

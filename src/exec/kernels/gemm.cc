@@ -1,6 +1,7 @@
 // Gemm (opsets 6-21; C is broadcast whatever the old `broadcast` attribute says) and MatMul (1-21) on
 // oneDNN's sgemm (row-major, threaded with the shared OpenMP pool). Batched MatMul folds the batch into M when B has no batch; otherwise it runs one sgemm per
-// broadcast batch pair (spread over threads when there are enough of them).
+// broadcast batch pair (spread over threads when there are enough of them). sgemm_raw and sgemm_batched
+// (sgemm.h) are shared with Einsum's contraction path.
 #include <algorithm>
 
 #include "core/parallel.h"
@@ -8,11 +9,10 @@
 #include "exec/kernels/compute_ref.h"
 #include "exec/kernels/dnnl_common.h"
 #include "exec/kernels/fused_activation.h"
+#include "exec/kernels/sgemm.h"
 
 namespace oq::exec {
-namespace {
 
-// Row-major C = alpha * op(A) @ op(B) + beta * C; returns oneDNN's status (no throw: may run on a worker).
 dnnl_status_t sgemm_raw(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                         const float* B, float beta, float* C) {
   if (M == 0 || N == 0) return dnnl_success;
@@ -22,6 +22,25 @@ dnnl_status_t sgemm_raw(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
   }
   return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
 }
+
+dnnl_status_t sgemm_batched(bool ta, bool tb, int64_t nbatch, int64_t M, int64_t N, int64_t K, const float* A,
+                            int64_t sa, const float* B, int64_t sb, float* C) {
+  auto one = [&](int64_t t) { return sgemm_raw(ta, tb, M, N, K, 1.0f, A + t * sa, B + t * sb, 0.0f, C + t * M * N); };
+  if (nbatch > 1 && nbatch >= num_threads() && M * N * K < (int64_t{1} << 22)) {
+    std::vector<int> status(static_cast<size_t>(nbatch), dnnl_success);
+    parallel_for(nbatch, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) status[t] = one(t);
+    });
+    for (int st : status)
+      if (st != dnnl_success) return static_cast<dnnl_status_t>(st);
+    return dnnl_success;
+  }
+  for (int64_t t = 0; t < nbatch; ++t)
+    if (dnnl_status_t st = one(t); st != dnnl_success) return st;
+  return dnnl_success;
+}
+
+namespace {
 
 void sgemm(const ir::Node& node, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            const float* B, float beta, float* C) {
