@@ -9,6 +9,7 @@
 #include <random>
 
 #include "data/dataset.h"
+#include "tmpdir_test_util.h"
 #include "data/npy.h"
 #include "data/npz.h"
 
@@ -18,20 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string make_tmpdir() {
-  std::string t = (fs::temp_directory_path() / "oq-data-test-XXXXXX").string();
-  OQ_CHECK(mkdtemp(t.data()) != nullptr, "mkdtemp");
-  return t;
-}
-
-struct TmpDir {
-  std::string path = make_tmpdir();
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& f) const { return (fs::path(path) / f).string(); }
-};
+using oq::test_util::TmpDir;
 
 void write_bytes(const std::string& path, const std::string& b) {
   std::ofstream f(path, std::ios::binary);

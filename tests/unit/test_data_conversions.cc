@@ -14,6 +14,7 @@
 
 #include "data/array_dataset.h"
 #include "data/dataset.h"
+#include "tmpdir_test_util.h"
 #include "data/loader.h"
 #include "data/npy.h"
 
@@ -23,18 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    path = (fs::temp_directory_path() / "oq-conv-test-XXXXXX").string();
-    OQ_CHECK(mkdtemp(path.data()) != nullptr, "mkdtemp");
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& f) const { return (fs::path(path) / f).string(); }
-};
+using oq::test_util::TmpDir;
 
 // Captures what is logged while it lives.
 struct LogCapture {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "data/dataset.h"
+#include "tmpdir_test_util.h"
 #include "data/image_folder.h"
 #include "data/loader.h"
 #include "data/preprocess.h"
@@ -20,18 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    path = (fs::temp_directory_path() / "oq-img-test-XXXXXX").string();
-    OQ_CHECK(mkdtemp(path.data()) != nullptr, "mkdtemp");
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& f) const { return (fs::path(path) / f).string(); }
-};
+using oq::test_util::TmpDir;
 
 template <typename F>
 void expect_error(F&& f, ErrorKind kind, std::vector<std::string> parts) {
