@@ -273,6 +273,7 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
   exec::Session fs(prepared), qs(q.model);
   const size_t n = acts.size();
   std::vector<SnrAccumulator> xacc(n), lacc(n);
+  std::vector<int64_t> nonzero(n, 0), zeroed(n, 0);
   // Batches run on exec::run_ordered's workers. What one batch needs (the float model's values, the values
   // before each QuantizeLinear) is the worker's own; the accumulators of activation k are touched only when the
   // quantized model's DequantizeLinear output of k is observed, which run_ordered does in batch order, one
@@ -313,6 +314,18 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
       if (t.shape.empty()) t.shape = b.fvals[k].shape();
       xacc[k].add(b.fvals[k], v, t.name);
       lacc[k].add(b.pvals[k], v, t.name);
+      if (v.dtype() == DType::Float && b.pvals[k].dtype() == DType::Float && v.numel() == b.pvals[k].numel()) {
+        const float* pre = b.pvals[k].data<float>();
+        const float* deq = v.data<float>();
+        int64_t nz = 0, z = 0;
+        for (int64_t i = 0; i < v.numel(); ++i) {
+          const bool is_nz = pre[i] != 0.f;
+          nz += is_nz;
+          z += is_nz && deq[i] == 0.f;
+        }
+        nonzero[k] += nz;
+        zeroed[k] += z;
+      }
       b.fvals[k] = Tensor();
       b.pvals[k] = Tensor();
       b.seen[k] = 1;
@@ -352,6 +365,7 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
     auto& t = r.tensors[acts[k]];
     t.snr_xmodel_db = xacc[k].db();
     t.snr_local_db = lacc[k].db();
+    if (nonzero[k] > 0) t.zeroed_fraction = static_cast<double>(zeroed[k]) / static_cast<double>(nonzero[k]);
   }
 }
 

@@ -56,6 +56,10 @@ struct TensorInspection {
   double snr_db = std::nan("");         // initializers
   double snr_xmodel_db = std::nan("");  // activations
   double snr_local_db = std::nan("");   // activations
+  // Activations: the share of the nonzero values (before QuantizeLinear) that dequantize to exactly 0 — a
+  // scale set by a few huge values (an attention mask of -10 000) rounds the ordinary ones away while the
+  // tensor's own SNR stays high.
+  double zeroed_fraction = std::nan("");
   size_t exec_index = 0;           // position in execution order (0-based, over the listed tensors)
 
   // The number the log and the charts show: snr_db for initializers, snr_xmodel_db for activations.

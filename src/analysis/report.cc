@@ -132,6 +132,7 @@ std::string to_json(const InspectionResult& r, const ReportSettings& s) {
     } else {
       j["snr_xmodel_db"] = num_or_null(t.snr_xmodel_db);
       j["snr_local_db"] = num_or_null(t.snr_local_db);
+      j["zeroed_fraction"] = num_or_null(t.zeroed_fraction);
     }
     tensors.push_back(std::move(j));
   }
@@ -142,16 +143,17 @@ std::string to_json(const InspectionResult& r, const ReportSettings& s) {
 std::string to_csv(const InspectionResult& r) {
   std::string o =
       "exec_index,name,kind,producer,producer_op,consumers,consumer_ops,quant_type,granularity,axis,scale_min,"
-      "scale_max,snr_db,snr_xmodel_db,snr_local_db\n";
+      "scale_max,snr_db,snr_xmodel_db,snr_local_db,zeroed_fraction\n";
   for (const auto& t : r.tensors) {
     std::vector<std::string> cn, co;
     for (const auto& c : t.consumers) cn.push_back(c.name), co.push_back(c.op_type);
-    o += fmt::format("{},{},{},{},{},{},{},{},{},{},{:.9g},{:.9g},{},{},{}\n", t.exec_index, csv_field(t.name),
+    o += fmt::format("{},{},{},{},{},{},{},{},{},{},{:.9g},{:.9g},{},{},{},{}\n", t.exec_index, csv_field(t.name),
                      to_string(t.kind), csv_field(t.producer.name), t.producer.op_type,
                      csv_field(fmt::format("{}", fmt::join(cn, ";"))), fmt::format("{}", fmt::join(co, ";")),
                      quant_type_name(t.qtype), t.granularity(), t.axis >= 0 ? std::to_string(t.axis) : "",
                      t.scale_min, t.scale_max, t.initializer ? csv_num(t.snr_db) : "",
-                     t.initializer ? "" : csv_num(t.snr_xmodel_db), t.initializer ? "" : csv_num(t.snr_local_db));
+                     t.initializer ? "" : csv_num(t.snr_xmodel_db), t.initializer ? "" : csv_num(t.snr_local_db),
+                     t.initializer ? "" : csv_num(t.zeroed_fraction));
   }
   return o;
 }
@@ -159,9 +161,25 @@ std::string to_csv(const InspectionResult& r) {
 std::vector<Suggestion> suggest_overrides(const InspectionResult& r, double threshold, const quant::QuantOptions& o) {
   std::vector<Suggestion> out;
   std::set<std::string> taken;
-  for (const auto* t : worst_first(r)) {
+  // Outputs below the threshold, by producing node: a zeroed tensor counts when one of its consumers' outputs is
+  // flagged (the small probabilities a Softmax output rounds to 0 harm nothing downstream: not suggested).
+  std::set<std::string> flagged_producers;
+  for (const auto& t : r.tensors)
+    if (!t.initializer && t.snr() < threshold && !t.producer.name.empty()) flagged_producers.insert(t.producer.name);
+  std::vector<const TensorInspection*> order;
+  std::set<const TensorInspection*> zeroed;
+  for (const auto& t : r.tensors)
+    if (!t.initializer && t.zeroed_fraction >= kZeroedSuggest &&
+        std::any_of(t.consumers.begin(), t.consumers.end(),
+                    [&](const NodeRef& c) { return flagged_producers.count(c.name) > 0; })) {
+      order.push_back(&t);
+      zeroed.insert(&t);
+    }
+  for (const auto* t : worst_first(r)) order.push_back(t);
+  for (const auto* t : order) {
     double snr = t->snr();
-    if (!(snr < threshold) || t->kind == TensorKind::Bias) continue;
+    // Below the threshold, or (listed first) an activation whose scale rounds most of its values to 0.
+    if ((!(snr < threshold) && !zeroed.count(t)) || t->kind == TensorKind::Bias) continue;
     Suggestion s;
     s.snr = snr;
     if (t->activation_override) {

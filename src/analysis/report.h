@@ -49,6 +49,11 @@ struct Suggestion {
 // the op's channel axis; per-channel 8-bit weights -> per-channel Int16. Activations sharing another tensor's
 // parameters are suggested on that tensor (the one whose parameters are computed). Tensors already overridden
 // in `o` are left to the existing entry.
+// An activation whose nonzero values dequantize to 0 at least this often, and whose consumers' outputs are below
+// the threshold, is suggested (16 bits) whatever its own SNR, ahead of the flagged tensors: its scale is set by
+// a few huge values (an attention mask), the tensors after it are the ones flagged, and 16 bits on it is the
+// repair.
+inline constexpr double kZeroedSuggest = 0.5;
 std::vector<Suggestion> suggest_overrides(const InspectionResult& r, double threshold, const quant::QuantOptions& o);
 
 // YAML to paste under quantization.onnx_extra_options: the existing overrides of `o` followed by the

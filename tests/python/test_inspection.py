@@ -369,6 +369,56 @@ def test_shared_bias():
     assert not np.allclose(c["b_quantized_scale"], c["b0_quantized_scale"])  # each its own input x weight scale
 
 
+def test_masked_attention():
+    """Attention scores plus a -10 000 padding mask: the Int8 scale of the masked scores (~40) rounds every real
+    score to 0, while their own SNR stays high (the mask values dominate it). The tensors after the Softmax are
+    flagged; the zeroed fraction (recomputed here in ORT from the QDQ model's value before QuantizeLinear and its
+    DequantizeLinear output) puts the masked scores first in the suggestions, and 16 bits there repairs the
+    Softmax."""
+    from onnx import TensorProto, helper
+    d = tmpdir()
+    r = np.random.default_rng(3)
+    mask = np.zeros((1, 1, 8), np.float32)
+    mask[..., 5:] = -1e4
+    inits = [numpy_helper.from_array((r.standard_normal((16, 16)) * 0.4).astype(np.float32), "wq"),
+             numpy_helper.from_array((r.standard_normal((16, 16)) * 0.4).astype(np.float32), "wk"),
+             numpy_helper.from_array(mask, "mask")]
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="q"),
+             helper.make_node("MatMul", ["x", "wk"], ["k"], name="k"),
+             helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s"], name="scores"),
+             helper.make_node("Add", ["s", "mask"], ["m"], name="masked"),
+             helper.make_node("Softmax", ["m"], ["p"], name="softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "x"], ["y"], name="pv")]
+    g = helper.make_graph(nodes, "att", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, os.path.join(d, "att.onnx"))
+    x = r.standard_normal((12, 1, 8, 16)).astype(np.float32)[:, 0]
+    np.savez(os.path.join(d, "d.npz"), x=x)
+    common = [f"model.model_path={d}/att.onnx", f"dataset.quantization_path={d}/d.npz", "preprocessing.color_mode=rgb",
+              "quantization.iterative_quant_parameters.inspection_split=1"]
+    rep = inspect(os.path.join(d, "run1"), common)
+    t = {e["name"]: e for e in rep["tensors"]}
+    qm = onnx.load(os.path.join(d, "run1", "quantized_models", "att_quant_qdq_pc.onnx"))
+    nz = z = 0
+    for i in range(len(x)):
+        v = run_exposed(qm, ["m", "m_DequantizeLinear_Output"], {"x": x[i:i + 1]})
+        nz += int((v["m"] != 0).sum())
+        z += int(((v["m"] != 0) & (v["m_DequantizeLinear_Output"] == 0)).sum())
+    assert abs(t["m"]["zeroed_fraction"] - z / nz) < 1e-12, (t["m"]["zeroed_fraction"], z / nz)
+    assert t["m"]["zeroed_fraction"] >= 0.5 and t["m"]["snr_xmodel_db"] > 20 and t["p"]["snr_xmodel_db"] < 20, t
+    snippet = snippet_from_html(os.path.join(d, "run1", "inspection.html"))
+    acts = [line.strip() for line in snippet.splitlines() if line.strip().startswith("- [")]
+    assert acts and acts[0].startswith("- ['m', {quant_type: Int16"), snippet  # the masked scores come first
+    over = [f"quantization.onnx_extra_options.activations_tensor_override=[['m', {{quant_type: Int16}}]]",
+            "quantization.target_opset=21"]
+    rep2 = inspect(os.path.join(d, "run2"), common + over)
+    p2 = next(e for e in rep2["tensors"] if e["name"] == "p")
+    assert p2["snr_xmodel_db"] > 20, (t["p"]["snr_xmodel_db"], p2["snr_xmodel_db"])
+
+
 def snippet_from_html(path):
     with open(path) as f:
         page = f.read()
@@ -499,6 +549,7 @@ def main():
                                                  ["quantization.granularity=per_tensor"]))
     r.run("bad tensor first; suggested override raises it", lambda: outs.setdefault("bad", test_bad_tensor_and_suggestion()))
     r.run("a bias shared by two Convs (copied as b0)", test_shared_bias)
+    r.run("masked attention: the zeroed scores are suggested first", test_masked_attention)
     r.run("HTML renders in headless Chromium", lambda: test_html_in_chromium(outs.get("m") or outs["bad"]))
     r.finish()
 
