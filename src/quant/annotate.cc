@@ -147,6 +147,14 @@ struct Annotator {
     }
     return largest + 1;
   }
+  bool name_taken(const std::string& t) const {
+    if (g.find_initializer(t) || g.is_graph_input(t) || g.is_graph_output(t)) return true;
+    for (const auto& n : g.nodes)
+      if (std::find(n.outputs.begin(), n.outputs.end(), t) != n.outputs.end() ||
+          std::find(n.inputs.begin(), n.inputs.end(), t) != n.inputs.end())
+        return true;
+    return std::any_of(g.value_info.begin(), g.value_info.end(), [&](const ir::ValueInfo& v) { return v.name == t; });
+  }
   // Input `idx` of node `n` is its bias. A bias another quantized node already uses is duplicated for this
   // one (ORT's quantize_bias_tensor / _dup_initializer: `<bias><n>`), since its scale follows this node's
   // input and weight scales.
@@ -161,7 +169,10 @@ struct Annotator {
     if (!init || init->tensor.dtype() != DType::Float) return;
     std::string name = b;
     if (auto it = plan.tensors.find(b); it != plan.tensors.end() && it->second.role == TensorRole::Bias) {
-      name = b + std::to_string(next_name_suffix(b));
+      // ORT's name, unless a tensor of the model already has it (ORT looks at initializers only).
+      int64_t k = next_name_suffix(b);
+      while (name_taken(b + std::to_string(k))) ++k;
+      name = b + std::to_string(k);
       Tensor copy = init->tensor.clone();
       g.add_initializer(name, std::move(copy));
       n.inputs[idx] = name;

@@ -111,7 +111,16 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   auto process = [&](const std::string& name, const TensorSpec& s) {
     auto pit = params.find(name);
     if (pit == params.end()) {
-      if (s.role == TensorRole::Bias) return;  // left in float (compute_params says why)
+      if (s.role == TensorRole::Bias) {  // left in float (compute_params says why)
+        // The annotator took a Gemm's beta out to fold it into the bias scale: a float bias needs it back.
+        if (s.bias_beta != 1.0)
+          for (size_t i = 0; i < original_nodes; ++i) {
+            ir::Node& n = g.nodes[i];
+            if (n.op_type == "Gemm" && n.inputs.size() > 2 && n.inputs[2] == name && !n.has_attr("beta"))
+              n.set_attr_float("beta", static_cast<float>(s.bias_beta));
+          }
+        return;
+      }
       fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but has no parameters", name);
     }
     const exec::QuantParams& q = pit->second;

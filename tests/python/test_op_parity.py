@@ -142,6 +142,20 @@ def shared_bias():
         _, b = same_as_ort(m, img(0), pc)
         names = {n.input[0] for n in b.graph.node if n.op_type == "DequantizeLinear"}
         assert {"b_quantized", "b0_quantized"} <= names, names
+    # A tensor of the model already named `b0` (ORT looks at initializer names only and would reuse it): the copy
+    # takes the next free name.
+    m = model([conv("input", "b0", "W1", "b", "conv1"), helper.make_node("Relu", ["b0"], ["r1"], name="relu"),
+               conv("r1", "y", "W2", "b", "conv2")],
+              [init("W1", rnd(1, (4, 3, 3, 3))), init("W2", rnd(2, (4, 4, 3, 3))), init("b", rnd(3, (4,), 0.1))],
+              [1, 3, 8, 8], [1, 4, 8, 8])
+    _, ours, pre = quantize_both(m, img(0))
+    q = onnx.load(ours)
+    assert any(n.op_type == "DequantizeLinear" and n.input[0] == "b1_quantized" for n in q.graph.node)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    got = ort.InferenceSession(ours, so, providers=["CPUExecutionProvider"]).run(None, {"input": img(0)[:1]})[0]
+    ref = ort.InferenceSession(pre, so, providers=["CPUExecutionProvider"]).run(None, {"input": img(0)[:1]})[0]
+    assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max()
 
 
 def gather_constant_table():
@@ -206,6 +220,17 @@ def per_channel_bias_layout():
                                 kernel_shape=[2, 2], group=2)],
               [init("Wt", rnd(14, (4, 3, 2, 2))), init("Bt", rnd(15, (6,), 0.1))], [1, 4, 8, 8], [1, 6, 16, 16])
     check(m, np.random.default_rng(5).standard_normal((N, 4, 8, 8)).astype(np.float32), "Bt", "Wt", "input")
+    # A Gemm bias broadcast from one value cannot carry per-channel scales: it stays float, and the Gemm keeps
+    # its beta (the annotator takes beta out to fold it into a quantized bias's scale).
+    m = model([helper.make_node("Gemm", ["input", "W", "C"], ["y"], name="gemm", transB=1, beta=0.25)],
+              [init("W", rnd(18, (10, 16))), init("C", np.array([3.0], np.float32))], [1, 16], [1, 10])
+    x = np.random.default_rng(7).standard_normal((N, 16)).astype(np.float32)
+    _, ours, pre = quantize_both(m, x, ort_must_work=False)
+    g = next(n for n in onnx.load(ours).graph.node if n.op_type == "Gemm")
+    assert any(a.name == "beta" and abs(a.f - 0.25) < 1e-7 for a in g.attribute), g
+    got = ort.InferenceSession(ours, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+    ref = ort.InferenceSession(pre, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+    assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max(), (got, ref)
     # Gemm with a bias of shape [1, N]: the scales lie along axis 1.
     m = model([helper.make_node("Gemm", ["input", "W", "B"], ["y"], name="gemm", transB=1)],
               [init("W", rnd(16, (10, 16))), init("B", rnd(17, (1, 10), 0.1))], [1, 16], [1, 10])
