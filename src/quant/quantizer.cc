@@ -6,6 +6,7 @@
 #include <map>
 #include <unordered_set>
 
+#include "calib/binning.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/progress.h"
@@ -129,8 +130,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
       cal.observe(name, v);
       if (first && !means.empty()) means.observe(name, v);
       if (first && v.dtype() == DType::Float && graph_inputs.count(name)) {
+        // The vectorised scan says whether anything is non-finite; the values are counted only then.
         int64_t bad = 0;
-        for (float x : v.span<float>()) bad += !std::isfinite(x);
+        if (calib::finite_min_max(v.span<float>()).non_finite)
+          for (float x : v.span<float>()) bad += !std::isfinite(x);
         if (bad) {
           std::lock_guard<std::mutex> lock(non_finite_mu);
           non_finite_inputs[name] += bad;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "tmpdir_test_util.h"
 
 namespace oq::testutil {
 
@@ -170,18 +171,7 @@ inline std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// A fresh temp directory removed at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "oq_io_XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& n) const { return (path / n).string(); }
-};
+// A fresh temp directory removed at scope exit (shared with the other unit tests).
+using TempDir = oq::test_util::TmpDir;
 
 }  // namespace oq::testutil

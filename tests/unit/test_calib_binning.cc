@@ -221,6 +221,24 @@ TEST(CalibBinning, MinMaxReportsASingleNaN) {
   set_num_threads(before);
 }
 
+// Finite values whose sum overflows (the scan's non-finite check sums each chain) are not reported as
+// non-finite; one infinity among them is.
+TEST(CalibBinning, MinMaxHugeFiniteValuesAreNotNonFinite) {
+  const float big = std::numeric_limits<float>::max() / 2;
+  for (size_t n : {size_t{64}, size_t{640}, size_t{300007}}) {
+    std::vector<float> x(n, big);
+    x[n / 3] = -big;
+    BatchMinMax got = finite_min_max(x);
+    EXPECT_FALSE(got.non_finite) << n;
+    EXPECT_EQ(got.min, -big);
+    EXPECT_EQ(got.max, big);
+    x[n - 1] = kInf;
+    got = finite_min_max(x);
+    EXPECT_TRUE(got.non_finite) << n;
+    EXPECT_EQ(got.max, big) << n;
+  }
+}
+
 TEST(CalibBinning, MinMaxScansMatchNaive) {
   std::mt19937 rng(99);
   std::normal_distribution<float> nd(0.f, 5.f);

@@ -208,7 +208,7 @@ TEST(OnnxIo, FeatureModelRoundTrip) {
   EXPECT_EQ(diff_model(m, back), "");
   std::string s1 = onnx::serialize_model(back);
   EXPECT_EQ(s1, read_file(d / "f.onnx"));
-  ir::Model again = onnx::load_model_from_bytes(s1, d.path.string(), "mem");
+  ir::Model again = onnx::load_model_from_bytes(s1, d.path, "mem");
   EXPECT_EQ(diff_model(m, again), "");
   EXPECT_EQ(onnx::serialize_model(again), s1);
   // No temp files left beside the model.
