@@ -79,6 +79,23 @@ void BM_Einsum(benchmark::State& st) {
 
 BENCHMARK(BM_Einsum)->ArgsProduct({{0, 1, 2}, {0, 1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Small products (the kGemmMinWork threshold of einsum.cc): "ij,jk->ik" with i = j = k = s, both paths forced.
+// Arguments: (s, path); path 0 sgemm, 1 loop.
+void BM_EinsumSmall(benchmark::State& st) {
+  const int64_t s = st.range(0);
+  const auto path = st.range(1) == 0 ? oq::exec::EinsumPath::Gemm : oq::exec::EinsumPath::Loop;
+  const Tensor a = random_tensor({s, s}, 1), b = random_tensor({s, s}, 2);
+  const oq::ir::Node n = node("Einsum", "ij,jk->ik");
+  const std::vector<const Tensor*> in{&a, &b};
+  for (auto _ : st) {
+    Tensor y = oq::exec::einsum_by(path, n, in);
+    benchmark::DoNotOptimize(y.data<float>());
+  }
+  st.SetLabel("M*N*K=" + std::to_string(s * s * s) + (st.range(1) == 0 ? " sgemm" : " loop"));
+}
+
+BENCHMARK(BM_EinsumSmall)->ArgsProduct({{2, 3, 4, 5, 6, 8, 12, 16}, {0, 1}})->Unit(benchmark::kNanosecond);
+
 }  // namespace
 
 int main(int argc, char** argv) {

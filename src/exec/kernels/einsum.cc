@@ -8,7 +8,7 @@
 //   copies (output included: the [B, M, N] product is written straight into the output when the order fits,
 //   else permuted into it). The products run as oneDNN sgemm's like batched MatMul (sgemm.h). A run still takes
 //   the loop when the inputs are not float32, a label of size 1 is broadcast against a larger one, or the
-//   product per batch is tiny (M*N*K < kGemmMinWork: an sgemm call costs more than the loop there).
+//   product per batch is tiny (M*N*K < kGemmMinWork; measured: docs/benchmarks.md, "Einsum").
 // * Loop path (everything else, and the naive reference the Gemm path is tested against): a run gives every
 //   label a size and, per operand, a stride (the sum of the strides of the dims carrying it, so a label
 //   repeated in one term walks the diagonal; 0 for a broadcast size-1 dim), then sums the product of the
