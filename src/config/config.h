@@ -133,6 +133,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   std::optional<int64_t> calib_max_intermediate_outputs;  // accepted; no effect (statistics are streamed)
   bool matmul_const_b_only = false;                     // accepted; no effect in QDQ format (as in ORT)
   bool qdq_keep_removable_activations = false;
+  bool activation_restricted_asymmetric = false;  // UInt8 activations: zero point snapped to 0 or 128
   bool qdq_disable_weight_adjust_for_int32_bias = false;
   bool force_quantize_no_input_check = false;
   std::vector<std::string> op_types_to_exclude_output_quantization;

@@ -194,19 +194,20 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
   const bool ort_defaults = e.calib_moving_average_constant == 0.01 && !e.calib_tensor_range_symmetric &&
                             !e.calib_max_intermediate_outputs && !e.matmul_const_b_only &&
                             !e.qdq_keep_removable_activations && !e.qdq_disable_weight_adjust_for_int32_bias &&
-                            !e.force_quantize_no_input_check && e.op_types_to_exclude_output_quantization.empty();
+                            !e.force_quantize_no_input_check && e.op_types_to_exclude_output_quantization.empty() &&
+                            !e.activation_restricted_asymmetric;
   if (!ort_defaults)
     lines.push_back(fmt::format(
         "ONNX Runtime extra options: {{'CalibMovingAverageConstant': {}, 'CalibTensorRangeSymmetric': {}, "
         "'CalibMaxIntermediateOutputs': {}, 'MatMulConstBOnly': {}, 'QDQKeepRemovableActivations': {}, "
         "'QDQDisableWeightAdjustForInt32Bias': {}, 'ForceQuantizeNoInputCheck': {}, "
-        "'OpTypesToExcludeOutputQuantization': {}}}",
+        "'OpTypesToExcludeOutputQuantization': {}, 'ActivationRestrictedAsymmetric': {}}}",
         py_float(e.calib_moving_average_constant),
         e.calib_tensor_range_symmetric ? py_bool(*e.calib_tensor_range_symmetric) : "None",
         e.calib_max_intermediate_outputs ? std::to_string(*e.calib_max_intermediate_outputs) : "None",
         py_bool(e.matmul_const_b_only), py_bool(e.qdq_keep_removable_activations),
         py_bool(e.qdq_disable_weight_adjust_for_int32_bias), py_bool(e.force_quantize_no_input_check),
-        py_list(e.op_types_to_exclude_output_quantization)));
+        py_list(e.op_types_to_exclude_output_quantization), py_bool(e.activation_restricted_asymmetric)));
   return lines;
 }
 

@@ -133,8 +133,10 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
       get_bool(m, "QDQDisableWeightAdjustForInt32Bias", e.qdq_disable_weight_adjust_for_int32_bias);
   e.force_quantize_no_input_check = get_bool(m, "ForceQuantizeNoInputCheck", e.force_quantize_no_input_check);
   e.op_types_to_exclude_output_quantization = get_string_list(m, "OpTypesToExcludeOutputQuantization");
+  e.activation_restricted_asymmetric =
+      get_bool(m, "ActivationRestrictedAsymmetric", e.activation_restricted_asymmetric);
   // Not implemented: fine at ORT's default, refused otherwise.
-  for (const char* k : {"ActivationRestrictedAsymmetric", "EnableSubgraph", "AddQDQPairToWeight", "DedicatedQDQPair",
+  for (const char* k : {"EnableSubgraph", "AddQDQPairToWeight", "DedicatedQDQPair",
                         "UseQDQContribOps"})
     if (get_bool(m, k, false))
       key_fail(m.ctx(), m.get(k), m.path(k),

@@ -42,8 +42,9 @@ struct QuantOptions {
   // orders of magnitude; one scale would round most of them to 0). Opset 13 or newer only.
   std::map<std::string, int> channel_constants;
   // ONNX Runtime's QDQKeepRemovableActivations, QDQDisableWeightAdjustForInt32Bias, ForceQuantizeNoInputCheck,
-  // OpTypesToExcludeOutputQuantization.
+  // OpTypesToExcludeOutputQuantization, ActivationRestrictedAsymmetric.
   bool keep_removable_activations = false;
+  bool activation_restricted_asymmetric = false;
   bool disable_weight_adjust_for_int32_bias = false;
   bool force_quantize_no_input_check = false;
   std::set<std::string> op_types_no_output;

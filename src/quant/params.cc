@@ -148,8 +148,10 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     auto r = ranges.find(name);
     if (r == ranges.end()) fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but was not calibrated", name);
     QRange qr = qrange(qt, o.activation_symmetric, o.reduce_range);
-    ScaleZp sz = compute_scale_zp(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.activation_symmetric,
-                                  o.min_real_range);
+    ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !o.activation_symmetric
+                     ? snap_zero_point_uint8(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.min_real_range)
+                     : compute_scale_zp(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.activation_symmetric,
+                                        o.min_real_range);
     pm[name] = exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1};
   }
   // Shared parameters (resolved through chains: Transpose after Reshape after Conv, ...).

@@ -62,6 +62,38 @@ ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, b
   return r;
 }
 
+ScaleZp snap_zero_point_uint8(double rmin, double rmax, int64_t qmin, int64_t qmax,
+                              std::optional<double> min_real_range) {
+  OQ_CHECK(qmin < qmax, "qmin {} qmax {}", qmin, qmax);
+  const int64_t mid = (qmin + qmax + 1) / 2;
+  const double span = static_cast<double>(qmax - qmin);
+  rmin = std::min<double>(static_cast<float>(rmin), 0.0);
+  rmax = std::max<double>(static_cast<float>(rmax), 0.0);
+  const bool floor = min_real_range && *min_real_range > 0;
+  if (floor) rmax = std::max(rmax, rmin + *min_real_range);
+  ScaleZp r;
+  double scale = 0;
+  if (rmax <= rmin) {  // [0, 0]
+    r.zero_point = rmin >= 0 ? qmin : mid;
+    const double abs_max = std::max(std::fabs(rmin), std::fabs(rmax));
+    const double denom = r.zero_point == qmin ? span : std::max<double>(1, (qmax - qmin) / 2);
+    scale = (abs_max > 0 ? abs_max : 1.0) / std::max(1.0, denom);
+    if (min_real_range && scale < *min_real_range / span) scale = *min_real_range / span;
+    r.scale = static_cast<float>(scale);
+    return r;
+  }
+  if (rmin >= 0) {
+    r.zero_point = qmin;
+    scale = rmax / span;
+  } else {
+    r.zero_point = mid;
+    scale = std::max(-rmin / static_cast<double>(mid - qmin), rmax / static_cast<double>(qmax - mid));
+  }
+  r.scale = static_cast<float>(scale);
+  if (floor && static_cast<double>(r.scale) < *min_real_range / span) r.scale = static_cast<float>(*min_real_range / span);
+  return r;
+}
+
 int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax) {
   float v = std::nearbyint(x / scale) + static_cast<float>(zp);
   if (std::isnan(v)) return std::clamp<int64_t>(zp, qmin, qmax);

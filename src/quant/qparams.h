@@ -27,6 +27,14 @@ struct ScaleZp {
 ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, bool symmetric,
                          std::optional<double> min_real_range = std::nullopt);
 
+// ORT's snap_zero_point_to_uint8 (option ActivationRestrictedAsymmetric, asymmetric UInt8 activations): after
+// widening the range to include 0 (and MinimumRealRange), the zero point is qmin when rmin >= 0, else the middle
+// (qmin + qmax + 1) / 2 of [qmin, qmax]; the scale is the smallest that reaches both ends from there (rmax / (qmax
+// - qmin), or max(-rmin / (mid - qmin), rmax / (qmax - mid))), floored at MinimumRealRange / (qmax - qmin). An
+// empty range [0, 0] gets zero point qmin and scale 1 / (qmax - qmin), as ORT's.
+ScaleZp snap_zero_point_uint8(double rmin, double rmax, int64_t qmin, int64_t qmax,
+                              std::optional<double> min_real_range = std::nullopt);
+
 // Quantize one value exactly as QuantizeLinear does: saturate(round_half_even(x / scale) + zp) in float.
 int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax);
 

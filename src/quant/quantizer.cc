@@ -152,6 +152,10 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
     bar.done();
   }
+  if (c.samples == 0)
+    fail(ErrorKind::Data, "calibration: no sample could be read from {}{}", data->describe(),
+         data->skipped() > 0 ? fmt::format(": all {} were skipped as unreadable (dataset.skip_bad_files)", data->skipped())
+                             : std::string());
   // A float tensor that was produced but never held a finite value cannot get a range.
   for (const auto& name : cal.unseen())
     if (auto t = c.types.find(name); t != c.types.end() && t->second == DType::Float)

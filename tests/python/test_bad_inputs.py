@@ -296,6 +296,10 @@ DATA_CASES = [
     ("data_empty_folder", data_case(d_empty_folder, ["images"], model=MOBILENET)),
     ("data_empty_class_folders", data_case(d_empty_classes, ["images"], model=MOBILENET)),
     ("data_corrupt_jpeg", data_case(d_corrupt_jpeg, ["broken.jpg"], model=MOBILENET)),
+    # Every image skipped as unreadable: the error says so (was: "no finite value on any of the 0 samples").
+    ("data_all_images_skipped", data_case(d_corrupt_jpeg, ["no sample could be read", "images", "all 1 were skipped",
+                                                           "skip_bad_files"], model=MOBILENET,
+                                          extra=lambda cfg, d: cfg["dataset"].update(skip_bad_files=True))),
     ("data_npy_wrong_shape", data_case(d_npy(np.zeros((20, 63), np.float32)), ["x.npy", "63"])),
     ("data_npy_wrong_rank", data_case(d_npy(np.zeros((20, 8, 8), np.float32)), ["x.npy"])),
     ("data_npy_wrong_dtype", data_case(d_npy(np.zeros((20, 64), np.complex64)), ["x.npy"])),

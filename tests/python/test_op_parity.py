@@ -70,7 +70,7 @@ def yaml_value(v):
     return str(v)
 
 
-def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax"):
+def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8"):
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
@@ -80,7 +80,7 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method
     ort_out = os.path.join(work, "ort.onnx")
     try:
         quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, activation_type=getattr(QuantType, "Q" + act),
                         calibrate_method=getattr(CalibrationMethod, method),
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra})
     except Exception:  # noqa: BLE001 - ORT 1.32 raises on some per-channel biases (see the module docstring)
@@ -96,7 +96,7 @@ quantization:
   granularity: {'per_channel' if per_channel else 'per_tensor'}
   target_opset: 13
   operating_mode: default
-  onnx_quant_parameters: {{weightType: Int8, activType: Int8, calibrate_method: {method}}}
+  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}}}
   onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {yaml_value(v)}" for k, v in extra.items())}}}
 """)
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
@@ -110,8 +110,8 @@ def wiring(m):
     return {tuple(n.output): (n.op_type, tuple(n.input)) for n in m.graph.node}
 
 
-def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax"):
-    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method)
+def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax", act="Int8"):
+    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method, act=act)
     a, b = onnx.load(ort_out), onnx.load(ours)
     wa, wb = wiring(a), wiring(b)
     assert wa == wb, ("graphs differ:\n ORT only " + str(sorted(set(wa.items()) - set(wb.items())))
@@ -305,6 +305,25 @@ def ort_options():
     assert open(a, "rb").read() == open(b, "rb").read()
 
 
+def activation_restricted_asymmetric():
+    # UInt8 activations: zero points snapped to 0 (ranges with rmin = 0, e.g. after Relu) or 128, scales widened to
+    # cover both ends; MinimumRealRange still floors the scale; Int8 activations are left alone (as ORT's).
+    def act_zps(q):
+        c = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+        return {int(c[n.input[2]]) for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    _, plain = same_as_ort(conv_relu_conv(), img(4), act="UInt8")
+    _, snapped = same_as_ort(conv_relu_conv(), img(4), act="UInt8", extra={"ActivationRestrictedAsymmetric": True})
+    assert act_zps(snapped) == {0, 128}, act_zps(snapped)
+    assert act_zps(plain) != act_zps(snapped), act_zps(plain)
+    _, floored = same_as_ort(conv_relu_conv(), img(4), act="UInt8",
+                             extra={"ActivationRestrictedAsymmetric": True, "MinimumRealRange": 60.0})
+    c = {t.name: numpy_helper.to_array(t) for t in floored.graph.initializer}
+    assert all(float(c[n.input[1]]) >= np.float32(60.0 / 255) for n in floored.graph.node if n.op_type == "QuantizeLinear")
+    _, int8 = same_as_ort(conv_relu_conv(), img(4), extra={"ActivationRestrictedAsymmetric": True})
+    _, int8_plain = same_as_ort(conv_relu_conv(), img(4))
+    assert act_zps(int8) == act_zps(int8_plain) and 0 not in act_zps(int8), act_zps(int8)
+
+
 def ort_options_not_implemented():
     work = tmpdir()
     m = os.path.join(work, "m.onnx")
@@ -331,5 +350,6 @@ if __name__ == "__main__":
     r.run("Pad constant value", pad_value)
     r.run("per-channel bias layout (grouped ConvTranspose, Gemm [1,N] bias)", per_channel_bias_layout)
     r.run("ONNX Runtime extra options onnxquant implements", ort_options)
+    r.run("ActivationRestrictedAsymmetric (UInt8 activations)", activation_restricted_asymmetric)
     r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
     r.finish()

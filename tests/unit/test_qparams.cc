@@ -71,6 +71,28 @@ TEST(ScaleZp, MinimumRealRange) {
   EXPECT_NEAR(r.scale, 0.01 / 255.0, 1e-9);
 }
 
+// ORT's snap_zero_point_to_uint8 (ActivationRestrictedAsymmetric), by hand.
+TEST(ScaleZp, SnapZeroPointUInt8) {
+  ScaleZp a = snap_zero_point_uint8(-1.0, 3.0, 0, 255);  // mid 128: max(1/128, 3/127)
+  EXPECT_EQ(a.zero_point, 128);
+  EXPECT_EQ(a.scale, static_cast<float>(3.0 / 127));
+  a = snap_zero_point_uint8(-3.0, 1.0, 0, 255);  // max(3/128, 1/127)
+  EXPECT_EQ(a.zero_point, 128);
+  EXPECT_EQ(a.scale, static_cast<float>(3.0 / 128));
+  a = snap_zero_point_uint8(0.5, 2.0, 0, 255);  // widened to [0, 2]: zero point 0
+  EXPECT_EQ(a.zero_point, 0);
+  EXPECT_EQ(a.scale, static_cast<float>(2.0 / 255));
+  a = snap_zero_point_uint8(0.0, 0.0, 0, 255);  // empty range
+  EXPECT_EQ(a.zero_point, 0);
+  EXPECT_EQ(a.scale, static_cast<float>(1.0 / 255));
+  a = snap_zero_point_uint8(-1.0, 3.0, 0, 127);  // reduced range: mid 64, max(1/64, 3/63)
+  EXPECT_EQ(a.zero_point, 64);
+  EXPECT_EQ(a.scale, static_cast<float>(3.0 / 63));
+  a = snap_zero_point_uint8(0.0, 0.01, 0, 255, 5.1);  // MinimumRealRange: rmax = 5.1, scale 5.1 / 255
+  EXPECT_EQ(a.zero_point, 0);
+  EXPECT_EQ(a.scale, static_cast<float>(5.1 / 255));
+}
+
 TEST(QuantizeValue, HalfEvenAndSaturation) {
   EXPECT_EQ(quantize_value(2.5f, 1.f, 0, -128, 127), 2);
   EXPECT_EQ(quantize_value(3.5f, 1.f, 0, -128, 127), 4);
