@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -134,6 +135,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   bool matmul_const_b_only = false;                     // accepted; no effect in QDQ format (as in ORT)
   bool qdq_keep_removable_activations = false;
   bool activation_restricted_asymmetric = false;  // UInt8 activations: zero point snapped to 0 or 128
+  std::map<std::string, int64_t> qdq_op_type_per_channel_support_to_axis;  // op type -> weight channel axis
   bool qdq_disable_weight_adjust_for_int32_bias = false;
   bool force_quantize_no_input_check = false;
   std::vector<std::string> op_types_to_exclude_output_quantization;

@@ -130,6 +130,12 @@ std::string py_list(const std::vector<std::string>& v) {
   return s + "]";
 }
 
+std::string py_axis_map(const std::map<std::string, int64_t>& m) {
+  std::string s = "{";
+  for (const auto& [op, axis] : m) s += (s.size() > 1 ? ", " : "") + py_str(op) + ": " + std::to_string(axis);
+  return s + "}";
+}
+
 std::string py_overrides(const std::vector<TensorOverride>& v) {
   if (v.empty()) return "None";
   std::string s = "[";
@@ -195,19 +201,22 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
                             !e.calib_max_intermediate_outputs && !e.matmul_const_b_only &&
                             !e.qdq_keep_removable_activations && !e.qdq_disable_weight_adjust_for_int32_bias &&
                             !e.force_quantize_no_input_check && e.op_types_to_exclude_output_quantization.empty() &&
-                            !e.activation_restricted_asymmetric;
+                            !e.activation_restricted_asymmetric &&
+                            e.qdq_op_type_per_channel_support_to_axis.empty();
   if (!ort_defaults)
     lines.push_back(fmt::format(
         "ONNX Runtime extra options: {{'CalibMovingAverageConstant': {}, 'CalibTensorRangeSymmetric': {}, "
         "'CalibMaxIntermediateOutputs': {}, 'MatMulConstBOnly': {}, 'QDQKeepRemovableActivations': {}, "
         "'QDQDisableWeightAdjustForInt32Bias': {}, 'ForceQuantizeNoInputCheck': {}, "
-        "'OpTypesToExcludeOutputQuantization': {}, 'ActivationRestrictedAsymmetric': {}}}",
+        "'OpTypesToExcludeOutputQuantization': {}, 'ActivationRestrictedAsymmetric': {}, "
+        "'QDQOpTypePerChannelSupportToAxis': {}}}",
         py_float(e.calib_moving_average_constant),
         e.calib_tensor_range_symmetric ? py_bool(*e.calib_tensor_range_symmetric) : "None",
         e.calib_max_intermediate_outputs ? std::to_string(*e.calib_max_intermediate_outputs) : "None",
         py_bool(e.matmul_const_b_only), py_bool(e.qdq_keep_removable_activations),
         py_bool(e.qdq_disable_weight_adjust_for_int32_bias), py_bool(e.force_quantize_no_input_check),
-        py_list(e.op_types_to_exclude_output_quantization), py_bool(e.activation_restricted_asymmetric)));
+        py_list(e.op_types_to_exclude_output_quantization), py_bool(e.activation_restricted_asymmetric),
+        py_axis_map(e.qdq_op_type_per_channel_support_to_axis)));
   return lines;
 }
 

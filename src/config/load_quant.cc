@@ -141,7 +141,18 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
     if (get_bool(m, k, false))
       key_fail(m.ctx(), m.get(k), m.path(k),
                "this ONNX Runtime option is not implemented by onnxquant (only its default, False, is accepted)");
-  for (const char* k : {"QDQOpTypePerChannelSupportToAxis", "TensorQuantOverrides"}) {
+  {
+    const std::string k = "QDQOpTypePerChannelSupportToAxis";
+    const YAML::Node n = m.get(k);
+    if (!is_null(n)) {
+      if (!n.IsMap()) key_fail(m.ctx(), n, m.path(k), "expected a map of operator type to axis, got " + show(n));
+      for (const auto& kv : n) {
+        const std::string op = read_string(m.ctx(), kv.first, m.path(k));
+        e.qdq_op_type_per_channel_support_to_axis[op] = read_int(m.ctx(), kv.second, m.path(k) + "." + op);
+      }
+    }
+  }
+  for (const char* k : {"TensorQuantOverrides"}) {
     const YAML::Node n = m.get(k);
     if (n && !n.IsNull() && n.size() > 0)
       key_fail(m.ctx(), n, m.path(k),

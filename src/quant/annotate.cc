@@ -83,6 +83,13 @@ int default_weight_axis(const ir::Node& n) {
   return 1;  // normalization scales
 }
 
+int default_weight_axis(const ir::Node& n, const QuantOptions& o) {
+  if (n.op_type == "MatMul" || n.op_type == "InstanceNormalization" || n.op_type == "LayerNormalization" ||
+      n.op_type == "BatchNormalization")
+    if (auto it = o.per_channel_axis.find(n.op_type); it != o.per_channel_axis.end()) return it->second;
+  return default_weight_axis(n);
+}
+
 namespace {
 
 struct Annotator {
@@ -207,7 +214,7 @@ struct Annotator {
     for (const auto* list : {&n.inputs, &n.outputs})
       for (const auto& t : *list) {
         if (g.find_initializer(t))
-          weight(t, 1);
+          weight(t, default_weight_axis(n, o));
         else
           activation(t);
       }
@@ -269,7 +276,7 @@ struct Annotator {
   void normalization(ir::Node& n) {
     activation(n.input(0));
     if (g.find_initializer(n.input(1)))
-      weight(n.input(1), 1);
+      weight(n.input(1), default_weight_axis(n, o));
     else
       activation(n.input(1));
     if (n.inputs.size() > 2 && !n.input(2).empty()) bias(n, 2, 1.0);

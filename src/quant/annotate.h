@@ -35,5 +35,7 @@ QuantPlan annotate(ir::Graph& g, int opset, const QuantOptions& o, const TypeMap
 
 // Per-channel axis of the weight input of a node (Conv 0, ConvTranspose 1, Gemm transB ? 0 : 1, MatMul 1, ...).
 int default_weight_axis(const ir::Node& n);
+// The same with ORT's QDQOpTypePerChannelSupportToAxis (QuantOptions::per_channel_axis) applied.
+int default_weight_axis(const ir::Node& n, const QuantOptions& o);
 
 }  // namespace oq::quant

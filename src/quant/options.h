@@ -45,6 +45,9 @@ struct QuantOptions {
   // OpTypesToExcludeOutputQuantization, ActivationRestrictedAsymmetric.
   bool keep_removable_activations = false;
   bool activation_restricted_asymmetric = false;
+  // ORT's QDQOpTypePerChannelSupportToAxis: the per-channel axis of the constant inputs of MatMul and of the
+  // normalization scales, by op type (ORT applies it to those only; Conv, ConvTranspose and Gemm keep theirs).
+  std::map<std::string, int> per_channel_axis;
   bool disable_weight_adjust_for_int32_bias = false;
   bool force_quantize_no_input_check = false;
   std::set<std::string> op_types_no_output;

@@ -96,6 +96,9 @@ void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::
   };
   check_ops(o.op_types_to_quantize, "onnx_quant_parameters.op_types_to_quantize");
   check_ops(o.op_types_no_output, "onnx_extra_options.OpTypesToExcludeOutputQuantization");
+  std::set<std::string> axis_ops;
+  for (const auto& [op, axis] : o.per_channel_axis) axis_ops.insert(op);
+  check_ops(axis_ops, "onnx_extra_options.QDQOpTypePerChannelSupportToAxis");
 }
 
 void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {

@@ -67,6 +67,8 @@ def yaml_value(v):
         return "True" if v else "False"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(str(i) for i in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {yaml_value(i)}" for k, i in v.items()) + "}"
     return str(v)
 
 
@@ -324,6 +326,31 @@ def activation_restricted_asymmetric():
     assert act_zps(int8) == act_zps(int8_plain) and 0 not in act_zps(int8), act_zps(int8)
 
 
+def per_channel_axis_option():
+    # QDQOpTypePerChannelSupportToAxis: MatMul's constant and the normalization scale take the axis given for their op
+    # type (here one that differs from the default: MatMul 0 instead of 1; a 1-D InstanceNormalization scale is per
+    # channel only with axis 0, per tensor by default); Conv keeps its axis whatever is given for it, as in ORT.
+    m = model([helper.make_node("MatMul", ["input", "W"], ["mm"], name="mm"),
+               helper.make_node("InstanceNormalization", ["mm", "s", "b"], ["n"], name="inorm"),
+               helper.make_node("Reshape", ["n", "shape"], ["r"], name="reshape"),
+               conv("r", "y", "Wc", "bc", "conv")],
+              [init("W", rnd(30, (8, 6))), init("s", rnd(31, (4,)) + 1), init("b", rnd(32, (4,), 0.1)),
+               init("shape", np.array([1, 4, 2, 3], np.int64)), init("Wc", rnd(33, (5, 4, 3, 3))),
+               init("bc", rnd(34, (5,), 0.1))], [1, 4, 8], [1, 5, 2, 3])
+    x = np.random.default_rng(35).standard_normal((N, 4, 8)).astype(np.float32)
+
+    def axes(q):
+        return {n.input[0]: next((a.i for a in n.attribute if a.name == "axis"), None)
+                for n in q.graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized")}
+    _, plain = same_as_ort(m, x)
+    extra = {"QDQOpTypePerChannelSupportToAxis": {"MatMul": 0, "InstanceNormalization": 0, "Conv": 1}}
+    _, given = same_as_ort(m, x, extra=extra)
+    assert axes(plain)["W_quantized"] == 1 and axes(given)["W_quantized"] == 0, (axes(plain), axes(given))
+    assert axes(plain)["s_quantized"] is None and axes(given)["s_quantized"] == 0, (axes(plain), axes(given))
+    assert axes(plain)["Wc_quantized"] == 0 and axes(given)["Wc_quantized"] == 0, axes(given)
+    same_as_ort(m, x, extra={"QDQOpTypePerChannelSupportToAxis": {"MatMul": -1}})
+
+
 def ort_options_not_implemented():
     work = tmpdir()
     m = os.path.join(work, "m.onnx")
@@ -332,7 +359,10 @@ def ort_options_not_implemented():
     for key, value, ok in (("DedicatedQDQPair", "True", False), ("DedicatedQDQPair", "False", True),
                            ("AddQDQPairToWeight", "True", False), ("EnableSubgraph", "False", True),
                            ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
-                           ("OpTypesToExcludeOutputQuantization", "[conv]", False)):
+                           ("OpTypesToExcludeOutputQuantization", "[conv]", False),
+                           ("QDQOpTypePerChannelSupportToAxis", "{matmul: 0}", False),
+                           ("QDQOpTypePerChannelSupportToAxis", "{MatMul: one}", False),
+                           ("QDQOpTypePerChannelSupportToAxis", "[MatMul]", False)):
         p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", os.path.join(work, key + value[:5]),
                     f"model.model_path={m}", f"dataset.quantization_path={os.path.join(work, 'd.npz')}",
                     "quantization.operating_mode=default", "preprocessing.color_mode=rgb",
@@ -351,5 +381,6 @@ if __name__ == "__main__":
     r.run("per-channel bias layout (grouped ConvTranspose, Gemm [1,N] bias)", per_channel_bias_layout)
     r.run("ONNX Runtime extra options onnxquant implements", ort_options)
     r.run("ActivationRestrictedAsymmetric (UInt8 activations)", activation_restricted_asymmetric)
+    r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
     r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
     r.finish()
