@@ -14,6 +14,7 @@
 #include "exec/ordered_runs.h"
 #include "exec/session.h"
 #include "quant/annotate.h"
+#include "quant/qparams.h"
 
 namespace oq::analysis {
 
@@ -215,9 +216,10 @@ Tensor dequantize(const Tensor& q, const Tensor& scale, const Tensor& zero_point
 
 void measure_weights(const ir::Model& prepared, const quant::QuantizedModel& q, InspectionResult& r) {
   const auto& qg = q.model.graph;
-  std::unordered_map<std::string, const ir::Node*> dq_by_input;
+  std::unordered_map<std::string, const ir::Node*> by_output;  // DequantizeLinear / QuantizeLinear by output
   for (const auto& n : qg.nodes)
-    if (n.op_type == "DequantizeLinear" && !n.inputs.empty()) dq_by_input[n.inputs[0]] = &n;
+    if ((n.op_type == "DequantizeLinear" || n.op_type == "QuantizeLinear") && !n.outputs.empty())
+      by_output[n.outputs[0]] = &n;
   auto init_of = [&](const std::string& name, const std::string& what) -> const Tensor& {
     const auto* i = qg.find_initializer(name);
     if (!i) fail(ErrorKind::Runtime, "quantized model: {} initializer '{}' is missing", what, name);
@@ -225,12 +227,24 @@ void measure_weights(const ir::Model& prepared, const quant::QuantizedModel& q, 
   };
   for (auto& t : r.tensors) {
     if (!t.initializer) continue;
-    const std::string qname = t.name + "_quantized";
-    auto it = dq_by_input.find(qname);
-    if (it == dq_by_input.end())
-      fail(ErrorKind::Runtime, "quantized model: no DequantizeLinear reads '{}' (initializer '{}')", qname, t.name);
+    auto written = q.stats.dq_output.find(t.name);
+    auto it = written == q.stats.dq_output.end() ? by_output.end() : by_output.find(written->second);
+    if (it == by_output.end() || it->second->op_type != "DequantizeLinear")
+      fail(ErrorKind::Runtime, "quantized model: no DequantizeLinear for initializer '{}'", t.name);
     const ir::Node& dq = *it->second;
-    const Tensor& qt = init_of(qname, "quantized");
+    // The integer values: an initializer (`<w>_quantized`), or with AddQDQPairToWeight the QuantizeLinear of the
+    // float constant, computed here as the executor's QuantizeLinear does.
+    Tensor qt;
+    if (qg.find_initializer(dq.input(0))) {
+      qt = init_of(dq.input(0), "quantized");
+    } else {
+      auto qn = by_output.find(dq.input(0));
+      auto params = q.params.find(t.name);
+      if (qn == by_output.end() || qn->second->op_type != "QuantizeLinear" || params == q.params.end())
+        fail(ErrorKind::Runtime, "quantized model: '{}' is neither an initializer nor a QuantizeLinear output",
+             dq.input(0));
+      qt = quant::quantize_tensor(init_of(qn->second->input(0), "float"), params->second);
+    }
     const Tensor& sc = init_of(dq.input(1), "scale");
     Tensor zp = dq.input(2).empty() ? Tensor() : init_of(dq.input(2), "zero point");
     Tensor xhat = dequantize(qt, sc, zp, static_cast<int>(dq.attr_int("axis", 1)));
@@ -256,9 +270,10 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
   for (size_t i = 0; i < r.tensors.size(); ++i) {
     const auto& t = r.tensors[i];
     if (t.initializer) continue;
-    bool out = qg.is_graph_output(t.name);
-    std::string pre = out ? t.name + "_QuantizeLinear_Input" : t.name;
-    std::string dq = out ? t.name : t.name + "_DequantizeLinear_Output";
+    auto qi = q.stats.q_input.find(t.name), dqo = q.stats.dq_output.find(t.name);
+    if (qi == q.stats.q_input.end() || dqo == q.stats.dq_output.end())
+      fail(ErrorKind::Runtime, "quantized model: activation '{}' has no QuantizeLinear", t.name);
+    const std::string pre = qi->second, dq = dqo->second;
     for (const auto& n : {pre, dq})
       if (!produced.count(n))
         fail(ErrorKind::Runtime, "quantized model: tensor '{}' (for activation '{}') is not produced", n, t.name);

@@ -135,9 +135,10 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
   e.op_types_to_exclude_output_quantization = get_string_list(m, "OpTypesToExcludeOutputQuantization");
   e.activation_restricted_asymmetric =
       get_bool(m, "ActivationRestrictedAsymmetric", e.activation_restricted_asymmetric);
+  e.add_qdq_pair_to_weight = get_bool(m, "AddQDQPairToWeight", e.add_qdq_pair_to_weight);
+  e.dedicated_qdq_pair = get_bool(m, "DedicatedQDQPair", e.dedicated_qdq_pair);
   // Not implemented: fine at ORT's default, refused otherwise.
-  for (const char* k : {"EnableSubgraph", "AddQDQPairToWeight", "DedicatedQDQPair",
-                        "UseQDQContribOps"})
+  for (const char* k : {"EnableSubgraph", "UseQDQContribOps"})
     if (get_bool(m, k, false))
       key_fail(m.ctx(), m.get(k), m.path(k),
                "this ONNX Runtime option is not implemented by onnxquant (only its default, False, is accepted)");

@@ -48,11 +48,14 @@ std::string kind_key(DType t, TensorRole r) {
 }  // namespace
 
 WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
-                     const std::map<std::string, Tensor>* weight_values, WeightCache* cache) {
+                     const std::map<std::string, Tensor>* weight_values, WeightCache* cache, const QdqLayout& layout) {
   WriteStats st;
   // Drop the folded Relu/Clip nodes first.
   std::set<size_t> removed(plan.removed_nodes.begin(), plan.removed_nodes.end());
   std::set<std::string> unused_candidates;  // initializers that may be left without a reader
+  std::vector<char> quantized_node;  // per node left: the annotator quantized it (ORT's receiving nodes)
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!removed.count(i)) quantized_node.push_back(plan.quantized_nodes.count(i) > 0);
   if (!removed.empty()) {
     std::vector<ir::Node> kept;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -87,6 +90,33 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   };
 
   auto emit_activation = [&](const std::string& t, const std::string& scale, const std::string& zp, int axis) {
+    if (layout.dedicated_qdq_pair) {
+      // ORT's DedicatedQDQPair: the quantized nodes reading t, in graph order, once per input slot (a node reading
+      // t twice is listed twice: its first pair replaces both slots, the second is left unread, as in ORT).
+      std::vector<size_t> readers;
+      for (size_t i = 0; i < original_nodes; ++i)
+        if (quantized_node[i])
+          for (const auto& in : g.nodes[i].inputs)
+            if (in == t) readers.push_back(i);
+      if (readers.size() > 1) {
+        for (size_t k = 0; k < readers.size(); ++k) {
+          const std::string sfx = "_" + std::to_string(k + 1);
+          const std::string q_out = fresh(t + "_QuantizeLinear_Output" + sfx);
+          const std::string dq_out = fresh(t + "_DequantizeLinear_Output" + sfx);
+          added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_QuantizeLinear" + sfx), {t, scale, zp}, q_out,
+                                        axis));
+          added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_DequantizeLinear" + sfx), {q_out, scale, zp},
+                                        dq_out, axis));
+          for (auto& in : g.nodes[readers[k]].inputs)
+            if (in == t) in = dq_out;
+          if (k == 0) st.dq_output[t] = dq_out;
+          st.q_nodes++;
+          st.dq_nodes++;
+        }
+        st.q_input[t] = t;
+        return;
+      }
+    }
     std::string q_in = t, dq_out;
     // A graph output keeps its name on the DequantizeLinear, unless it is a graph input too (then no node may
     // produce it: the output stays the float input, its consumers read the DequantizeLinear).
@@ -106,6 +136,8 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
                                   axis));
     st.q_nodes++;
     st.dq_nodes++;
+    st.q_input[t] = q_in;
+    st.dq_output[t] = dq_out;
   };
 
   auto process = [&](const std::string& name, const TensorSpec& s) {
@@ -136,6 +168,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       g.remove_initializer(name);
       added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
                                     q.axis));
+      st.dq_output[name] = name;
       st.dq_nodes++;
       st.tensors_per_type[kind_key(DType::Int32, s.role)]++;
       return;
@@ -146,6 +179,25 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       if (weight_values) {
         auto v = weight_values->find(name);
         if (v != weight_values->end()) w = &v->second;
+      }
+      if (layout.add_qdq_pair_to_weight) {
+        // ORT's AddQDQPairToWeight: the float constant stays (with the values the parameters were chosen for,
+        // when a weight quantizer changed them) and a QuantizeLinear -> DequantizeLinear pair follows it.
+        if (w != &g.find_initializer(name)->tensor) g.find_initializer(name)->tensor = *w;
+        const std::string ws = fresh(name + "_scale"), wz = fresh(name + "_zero_point");
+        g.add_initializer(ws, scale_tensor(q));
+        g.add_initializer(wz, zero_point_tensor(q));
+        if (q.axis < 0) qparam_names[name] = {ws, wz};
+        const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
+        replace_input_all(g, name, dq_out, original_nodes);
+        const std::string q_out = fresh(name + "_QuantizeLinear_Output");
+        added.push_back(make_qdq_node("QuantizeLinear", fresh(name + "_QuantizeLinear"), {name, ws, wz}, q_out, q.axis));
+        added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {q_out, ws, wz}, dq_out,
+                                      q.axis));
+        st.dq_output[name] = dq_out;
+        st.q_nodes++;
+        st.dq_nodes++;
+        return;
       }
       const std::string qn = fresh(name + "_quantized");
       WeightCache::Entry* e = cache && s.role != TensorRole::Bias ? cache->find(name, q.qtype, s.axis) : nullptr;
@@ -167,6 +219,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       replace_input_all(g, name, dq_out, original_nodes);
       added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, ws, wz}, dq_out,
                                     q.axis));
+      st.dq_output[name] = dq_out;
       st.dq_nodes++;
       unused_candidates.insert(name);
       return;
@@ -198,10 +251,12 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     }
 
   for (auto& n : added) g.nodes.push_back(std::move(n));
-  // Float initializers that nothing reads any more.
+  // Float initializers that nothing reads any more (ORT's clean_initializers, which it skips with
+  // AddQDQPairToWeight: a folded Clip's bounds then stay in the file).
   std::set<std::string> used;
   for (const auto& n : g.nodes)
     for (const auto& in : n.inputs) used.insert(in);
+  if (layout.add_qdq_pair_to_weight) unused_candidates.clear();
   for (const auto& name : unused_candidates)
     if (!used.count(name) && !g.is_graph_output(name)) {
       g.remove_initializer(name);

@@ -225,7 +225,8 @@ QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Ca
     }
     if (changed) correct();
   }
-  q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values, cache);
+  q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values, cache,
+                      QdqLayout{o.add_qdq_pair_to_weight, o.dedicated_qdq_pair});
   return q;
 }
 

@@ -72,7 +72,8 @@ def yaml_value(v):
     return str(v)
 
 
-def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8"):
+def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
+                  nodes_to_exclude=None):
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
@@ -83,7 +84,7 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method
     try:
         quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         weight_type=QuantType.QInt8, activation_type=getattr(QuantType, "Q" + act),
-                        calibrate_method=getattr(CalibrationMethod, method),
+                        calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=nodes_to_exclude,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra})
     except Exception:  # noqa: BLE001 - ORT 1.32 raises on some per-channel biases (see the module docstring)
         if ort_must_work:
@@ -98,7 +99,7 @@ quantization:
   granularity: {'per_channel' if per_channel else 'per_tensor'}
   target_opset: 13
   operating_mode: default
-  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}}}
+  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}{f", nodes_to_exclude: {yaml_value(nodes_to_exclude)}" if nodes_to_exclude else ""}}}
   onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {yaml_value(v)}" for k, v in extra.items())}}}
 """)
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
@@ -351,13 +352,41 @@ def per_channel_axis_option():
     same_as_ort(m, x, extra={"QDQOpTypePerChannelSupportToAxis": {"MatMul": -1}})
 
 
+def qdq_layout_options():
+    # AddQDQPairToWeight: weights stay float with a Q -> DQ pair; DedicatedQDQPair: an activation read by several
+    # quantized nodes gets one pair per reader (`_1`, `_2` suffixes), a node excluded from quantization keeps the
+    # float tensor. Node wiring, scales and zero points as ORT's.
+    _, ours = same_as_ort(conv_relu_conv(), img(10), extra={"AddQDQPairToWeight": True})
+    ops = [n.op_type for n in ours.graph.node]
+    assert ops.count("QuantizeLinear") == 5 and {"W1", "W2"} <= {i.name for i in ours.graph.initializer}, ops
+    same_as_ort(conv_relu_conv(), img(10), per_channel=False, extra={"AddQDQPairToWeight": True})
+    m = model([helper.make_node("Relu", ["input"], ["r"], name="relu"),
+               conv("r", "c1", "W1", "b1", "conv1"), conv("r", "c2", "W2", "b2", "conv2"),
+               helper.make_node("Sigmoid", ["r"], ["sg"], name="sig"),
+               helper.make_node("Add", ["c1", "c2"], ["a"], name="add"),
+               helper.make_node("Mul", ["a", "sg"], ["y"], name="mul")],
+              [init("W1", rnd(40, (3, 3, 3, 3))), init("W2", rnd(41, (3, 3, 3, 3))), init("b1", rnd(42, (3,), 0.1)),
+               init("b2", rnd(43, (3,), 0.1))], [1, 3, 8, 8], [1, 3, 8, 8])
+    _, ours = same_as_ort(m, img(11), extra={"DedicatedQDQPair": True})
+    outs = {o for n in ours.graph.node for o in n.output}
+    assert {"r_DequantizeLinear_Output_1", "r_DequantizeLinear_Output_2"} <= outs, sorted(outs)
+    _, ours = same_as_ort(m, img(11), extra={"DedicatedQDQPair": True, "AddQDQPairToWeight": True})
+    # Excluded reader: only the quantized readers of `r` get pairs.
+    work = tmpdir()
+    for ex in (["sig"], ["sig", "conv2"]):
+        ort_out, ours, pre = quantize_both(m, img(11), extra={"DedicatedQDQPair": True}, nodes_to_exclude=ex)
+        a, b = onnx.load(ort_out), onnx.load(ours)
+        assert wiring(a) == wiring(b), (ex, sorted(set(wiring(a).items()) ^ set(wiring(b).items())))
+    del work
+
+
 def ort_options_not_implemented():
     work = tmpdir()
     m = os.path.join(work, "m.onnx")
     onnx.save(conv_relu_conv(), m)
     np.savez(os.path.join(work, "d.npz"), input=img(8))
-    for key, value, ok in (("DedicatedQDQPair", "True", False), ("DedicatedQDQPair", "False", True),
-                           ("AddQDQPairToWeight", "True", False), ("EnableSubgraph", "False", True),
+    for key, value, ok in (("UseQDQContribOps", "True", False), ("UseQDQContribOps", "False", True),
+                           ("EnableSubgraph", "True", False), ("EnableSubgraph", "False", True),
                            ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
                            ("OpTypesToExcludeOutputQuantization", "[conv]", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{matmul: 0}", False),
@@ -382,5 +411,6 @@ if __name__ == "__main__":
     r.run("ONNX Runtime extra options onnxquant implements", ort_options)
     r.run("ActivationRestrictedAsymmetric (UInt8 activations)", activation_restricted_asymmetric)
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
+    r.run("AddQDQPairToWeight, DedicatedQDQPair", qdq_layout_options)
     r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
     r.finish()

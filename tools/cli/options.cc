@@ -20,6 +20,8 @@ quant::QuantOptions quant_options(const config::Config& cfg) {
   o.min_real_range = q.extra.minimum_real_range;
   o.keep_removable_activations = q.extra.qdq_keep_removable_activations;
   o.activation_restricted_asymmetric = q.extra.activation_restricted_asymmetric;
+  o.add_qdq_pair_to_weight = q.extra.add_qdq_pair_to_weight;
+  o.dedicated_qdq_pair = q.extra.dedicated_qdq_pair;
   for (const auto& [op, axis] : q.extra.qdq_op_type_per_channel_support_to_axis)
     o.per_channel_axis[op] = static_cast<int>(axis);
   o.disable_weight_adjust_for_int32_bias = q.extra.qdq_disable_weight_adjust_for_int32_bias;
