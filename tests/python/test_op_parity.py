@@ -1,10 +1,10 @@
 """Default mode vs ONNX Runtime's quantize_static (QDQ) on small graphs that exercise ORT's per-op rules beyond the
 CNN testdata models (tests/python/test_quant_parity.py): a bias shared by two Convs (ORT copies it as `<bias>0`),
 Gather on a float constant table (the table is quantized and the output shares its parameters), Pad's constant
-value (every float input of a Pad is quantized), LSTM/GRU/RNN between a MatMul and a Gemm (left float with
-their weights, as ORT does; named in op_types_to_quantize, every input of theirs gets Q/DQ as in ORT). Both tools get the model after ORT's quant_pre_process, the same
-.npz and settings; the written models must have the same op histogram, the same Q/DQ wiring and tensor names,
-and equal scales and zero points (1e-6 relative).
+value (every float input of a Pad is quantized), LSTM/GRU/RNN between a MatMul and a Gemm (left float with their
+weights, as ORT does; named in op_types_to_quantize, every input of theirs gets Q/DQ as in ORT). Both tools get the
+model after ORT's quant_pre_process, the same .npz and settings; the written models must have the same op
+histogram, the same Q/DQ wiring and tensor names, and equal scales and zero points (1e-6 relative).
 
 Per-channel biases that do not have one entry per weight scale (a grouped ConvTranspose, a Gemm bias [1, N]) make
 ORT 1.32's quantize_static raise; there the written model must run in onnxruntime, with bias scales equal to
