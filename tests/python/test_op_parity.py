@@ -1,9 +1,10 @@
 """Default mode vs ONNX Runtime's quantize_static (QDQ) on small graphs that exercise ORT's per-op rules beyond the
 CNN testdata models (tests/python/test_quant_parity.py): a bias shared by two Convs (ORT copies it as `<bias>0`),
 Gather on a float constant table (the table is quantized and the output shares its parameters), Pad's constant
-value (every float input of a Pad is quantized). Both tools get the model after ORT's quant_pre_process, the same
-.npz and settings; the written models must have the same op histogram, the same Q/DQ wiring and tensor names,
-and equal scales and zero points (1e-6 relative).
+value (every float input of a Pad is quantized), LSTM/GRU/RNN between a MatMul and a Gemm (left float with their
+weights, as ORT does; named in op_types_to_quantize, every input of theirs gets Q/DQ as in ORT). Both tools get the
+model after ORT's quant_pre_process, the same .npz and settings; the written models must have the same op
+histogram, the same Q/DQ wiring and tensor names, and equal scales and zero points (1e-6 relative).
 
 Per-channel biases that do not have one entry per weight scale (a grouped ConvTranspose, a Gemm bias [1, N]) make
 ORT 1.32's quantize_static raise; there the written model must run in onnxruntime, with bias scales equal to
@@ -73,7 +74,7 @@ def yaml_value(v):
 
 
 def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
-                  nodes_to_exclude=None):
+                  nodes_to_exclude=None, op_types=None):
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
@@ -85,6 +86,7 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method
         quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         weight_type=QuantType.QInt8, activation_type=getattr(QuantType, "Q" + act),
                         calibrate_method=getattr(CalibrationMethod, method), nodes_to_exclude=nodes_to_exclude,
+                        op_types_to_quantize=op_types,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra})
     except Exception:  # noqa: BLE001 - ORT 1.32 raises on some per-channel biases (see the module docstring)
         if ort_must_work:
@@ -99,7 +101,7 @@ quantization:
   granularity: {'per_channel' if per_channel else 'per_tensor'}
   target_opset: 13
   operating_mode: default
-  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}{f", nodes_to_exclude: {yaml_value(nodes_to_exclude)}" if nodes_to_exclude else ""}}}
+  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}{f", nodes_to_exclude: {yaml_value(nodes_to_exclude)}" if nodes_to_exclude else ""}{f", op_types_to_quantize: {yaml_value(op_types)}" if op_types else ""}}}
   onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {yaml_value(v)}" for k, v in extra.items())}}}
 """)
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
@@ -113,8 +115,8 @@ def wiring(m):
     return {tuple(n.output): (n.op_type, tuple(n.input)) for n in m.graph.node}
 
 
-def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax", act="Int8"):
-    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method, act=act)
+def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax", act="Int8", op_types=None):
+    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method, act=act, op_types=op_types)
     a, b = onnx.load(ort_out), onnx.load(ours)
     wa, wb = wiring(a), wiring(b)
     assert wa == wb, ("graphs differ:\n ORT only " + str(sorted(set(wa.items()) - set(wb.items())))
@@ -402,6 +404,44 @@ def ort_options_not_implemented():
             assert p.returncode == 2 and f"onnx_extra_options.{key}" in p.stderr, (key, value, p.stderr[-800:])
 
 
+def recurrent_left_float():
+    # MatMul -> Transpose -> LSTM/GRU/RNN -> Reshape -> Gemm. The recurrent ops are in none of ORT's QDQ / QLinear
+    # registries (LSTM only in IntegerOpsRegistry, dynamic quantization): ORT leaves the node and its W, R, B float;
+    # it reads the DequantizeLinear of the quantized Transpose before it, and the Gemm after it is quantized as usual.
+    for op, g in (("LSTM", 4), ("GRU", 3), ("RNN", 1)):
+        hid = 4
+        m = model([helper.make_node("MatMul", ["input", "W1"], ["m"], name="mm"),
+                   helper.make_node("Transpose", ["m"], ["t"], perm=[1, 0, 2], name="tr"),
+                   helper.make_node(op, ["t", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hid, name="rec"),
+                   helper.make_node("Reshape", ["Y_h", "shp"], ["f"], name="rs"),
+                   helper.make_node("Gemm", ["f", "W2", "b2"], ["y"], name="gemm")],
+                  [init("W1", rnd(1, (6, 8))), init("W", rnd(2, (1, g * hid, 8))), init("R", rnd(3, (1, g * hid, hid))),
+                   init("B", rnd(4, (1, 2 * g * hid), 0.1)), init("shp", np.array([-1, hid], np.int64)),
+                   init("W2", rnd(5, (hid, 3))), init("b2", rnd(6, (3,), 0.1))],
+                  [1, 5, 6], [1, 3])
+        x = np.random.default_rng(9).standard_normal((N, 5, 6)).astype(np.float32)
+        for pc in (True, False):
+            a, b = same_as_ort(m, x, per_channel=pc)  # same wiring and parameters, so the same Q/DQ counts
+            count = lambda mm, t: sum(n.op_type == t for n in mm.graph.node)  # noqa: E731
+            for t in ("QuantizeLinear", "DequantizeLinear", op):
+                assert count(a, t) == count(b, t), (op, pc, t, count(a, t), count(b, t))
+            rec = [n for n in b.graph.node if n.op_type == op][0]
+            assert rec.input[0] == "t_DequantizeLinear_Output" and list(rec.input[1:]) == ["W", "R", "B"], rec.input
+            floats = {t.name for t in b.graph.initializer if t.data_type == TensorProto.FLOAT}
+            assert {"W", "R", "B"} <= floats, f"{op}: W/R/B should stay float"
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            feeds = {"input": x[:1]}
+            got = ort.InferenceSession(b.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+            want = ort.InferenceSession(a.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{op} pc={pc}")
+        # Named in op_types_to_quantize, the node gets ORT's generic rule (QDQOperatorBase): every input, W, R
+        # and B included, goes through Q/DQ with activation-style parameters.
+        a, b = same_as_ort(m, x, per_channel=False, op_types=["MatMul", op, "Gemm"])
+        rec = [n for n in b.graph.node if n.op_type == op][0]
+        assert all(i.endswith("_DequantizeLinear_Output") for i in rec.input), rec.input
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("bias shared by two Convs", shared_bias)
@@ -413,4 +453,5 @@ if __name__ == "__main__":
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
     r.run("AddQDQPairToWeight, DedicatedQDQPair", qdq_layout_options)
     r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
+    r.run("LSTM/GRU/RNN: left float by default, every input Q/DQ when named in op_types_to_quantize", recurrent_left_float)
     r.finish()
