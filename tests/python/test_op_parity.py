@@ -4,7 +4,9 @@ Gather on a float constant table (the table is quantized and the output shares i
 value (every float input of a Pad is quantized), LSTM/GRU/RNN between a MatMul and a Gemm (left float with their
 weights, as ORT does; named in op_types_to_quantize, every input of theirs gets Q/DQ as in ORT). Both tools get the
 model after ORT's quant_pre_process, the same .npz and settings; the written models must have the same op
-histogram, the same Q/DQ wiring and tensor names, and equal scales and zero points (1e-6 relative).
+histogram, the same Q/DQ wiring and tensor names, and equal scales and zero points (1e-6 relative). GridSample,
+RoiAlign and NonMaxSuppression (no ORT quantizer: they stay float between quantized producers and consumers) are
+checked the same way, and the written models must compute in onnxruntime what ORT's own quantized models compute.
 
 Per-channel biases that do not have one entry per weight scale (a grouped ConvTranspose, a Gemm bias [1, N]) make
 ORT 1.32's quantize_static raise; there the written model must run in onnxruntime, with bias scales equal to
@@ -47,10 +49,10 @@ def init(name, a):
     return numpy_helper.from_array(np.asarray(a), name)
 
 
-def model(nodes, inits, in_shape, out_shape, in_type=TensorProto.FLOAT):
+def model(nodes, inits, in_shape, out_shape, in_type=TensorProto.FLOAT, opset=13, out_type=TensorProto.FLOAT):
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", in_type, in_shape)],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+                          [helper.make_tensor_value_info("y", out_type, out_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     return m
 
@@ -74,7 +76,7 @@ def yaml_value(v):
 
 
 def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
-                  nodes_to_exclude=None, op_types=None):
+                  nodes_to_exclude=None, op_types=None, opset=13):
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
@@ -99,7 +101,7 @@ dataset: {{quantization_path: {os.path.join(work, 'calib.npz')}}}
 preprocessing: {{rescaling: {{scale: 1, offset: 0}}}}
 quantization:
   granularity: {'per_channel' if per_channel else 'per_tensor'}
-  target_opset: 13
+  target_opset: {opset}
   operating_mode: default
   onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}{f", nodes_to_exclude: {yaml_value(nodes_to_exclude)}" if nodes_to_exclude else ""}{f", op_types_to_quantize: {yaml_value(op_types)}" if op_types else ""}}}
   onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {yaml_value(v)}" for k, v in extra.items())}}}
@@ -115,8 +117,13 @@ def wiring(m):
     return {tuple(n.output): (n.op_type, tuple(n.input)) for n in m.graph.node}
 
 
-def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax", act="Int8", op_types=None):
-    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method, act=act, op_types=op_types)
+def same_as_ort(m, x, per_channel=True, extra=None, method="MinMax", act="Int8", op_types=None, opset=13):
+    ort_out, ours, _ = quantize_both(m, x, per_channel, extra=extra, method=method, act=act, op_types=op_types,
+                                     opset=opset)
+    return compare_with_ort(ort_out, ours)
+
+
+def compare_with_ort(ort_out, ours):
     a, b = onnx.load(ort_out), onnx.load(ours)
     wa, wb = wiring(a), wiring(b)
     assert wa == wb, ("graphs differ:\n ORT only " + str(sorted(set(wa.items()) - set(wb.items())))
@@ -240,6 +247,82 @@ def per_channel_bias_layout():
     m = model([helper.make_node("Gemm", ["input", "W", "B"], ["y"], name="gemm", transB=1)],
               [init("W", rnd(16, (10, 16))), init("B", rnd(17, (1, 10), 0.1))], [1, 16], [1, 10])
     check(m, np.random.default_rng(6).standard_normal((N, 16)).astype(np.float32), "B", "W", "input")
+
+
+def qdq_counts(m):
+    """{op_type: (inputs fed by a DequantizeLinear, outputs read by a QuantizeLinear)} of the non-Q/DQ nodes."""
+    dq_out = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    q_in = {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+    r = {}
+    for n in m.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            a, b = r.get(n.op_type, (0, 0))
+            r[n.op_type] = (a + sum(i in dq_out for i in n.input), b + sum(o in q_in for o in n.output))
+    return r
+
+
+def detection_ops():
+    # GridSample, NonMaxSuppression and RoiAlign are in none of ORT's registries: quantize_static leaves them
+    # float. Their float inputs are the DequantizeLinear outputs of whatever quantized op produced them (a Conv,
+    # a Transpose / Reshape sharing the Conv's parameters, a Sigmoid), the grid / rois / thresholds stay float
+    # when their producer is not quantized, and an output gets a Q/DQ pair only when a quantized consumer (the
+    # next Conv) asks for one. The written model must be ORT's (wiring, scales) and run in onnxruntime.
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+
+    def run(m, x):
+        path = m if isinstance(m, str) else m.SerializeToString()
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+    def case(m, x, opset, want_counts):
+        ort_out, ours, pre = quantize_both(m, x, opset=opset)
+        a, b = compare_with_ort(ort_out, ours)
+        assert qdq_counts(a) == qdq_counts(b)
+        for op, want in want_counts.items():
+            assert qdq_counts(b)[op] == want, (op, qdq_counts(b)[op], want)
+        # Ours runs in onnxruntime and computes what ORT's own quantized model computes.
+        got, want, ref = run(ours, x[:1]), run(ort_out, x[:1]), run(pre, x[:1])
+        assert got.shape == want.shape and got.dtype == want.dtype == ref.dtype, (got.shape, want.shape)
+        if got.dtype == np.int64:
+            assert np.array_equal(got, want), (got, want)
+        else:
+            assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max(), np.abs(got - want).max()
+        return got, ref
+
+    w = [init("W1", rnd(30, (4, 3, 3, 3))), init("b1", rnd(31, (4,), 0.1)), init("W2", rnd(32, (4, 4, 3, 3))),
+         init("b2", rnd(33, (4,), 0.1))]
+    # Conv -> GridSample -> Conv, the grid computed by Conv -> Transpose -> Tanh (Tanh is not quantized).
+    m = model([conv("input", "c1", "W1", "b1", "conv1"), conv("input", "c3", "W3", "b3", "conv3"),
+               helper.make_node("Transpose", ["c3"], ["t3"], name="tr", perm=[0, 2, 3, 1]),
+               helper.make_node("Tanh", ["t3"], ["grid"], name="tanh"),
+               helper.make_node("GridSample", ["c1", "grid"], ["g"], name="gs", mode="bilinear"),
+               conv("g", "y", "W2", "b2", "conv2")],
+              w + [init("W3", rnd(34, (2, 3, 3, 3))), init("b3", rnd(35, (2,), 0.1))], [1, 3, 8, 8], [1, 4, 8, 8],
+              opset=16)
+    case(m, img(10), 16, {"GridSample": (1, 1), "Tanh": (1, 0)})
+    # Conv -> RoiAlign (constant rois) -> Conv.
+    m = model([conv("input", "c1", "W1", "b1", "conv1"),
+               helper.make_node("RoiAlign", ["c1", "rois", "bi"], ["ra"], name="roi", output_height=3, output_width=3,
+                                sampling_ratio=2),
+               conv("ra", "y", "W2", "b2", "conv2")],
+              w + [init("rois", np.array([[0, 0, 4, 4], [2, 1, 7, 6], [1, 3, 5, 7.5]], np.float32)),
+                   init("bi", np.zeros(3, np.int64))], [1, 3, 8, 8], [3, 4, 3, 3], opset=16)
+    got, ref = case(m, img(11), 16, {"RoiAlign": (1, 1)})
+    assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max(), np.abs(got - ref).max()
+    # boxes = Conv -> Reshape -> Transpose, scores = Conv -> Reshape -> Sigmoid, then NonMaxSuppression (int64
+    # output, constant thresholds).
+    m = model([conv("input", "cb", "Wb", "bb", "convb"), helper.make_node("Reshape", ["cb", "s4"], ["rb"], name="rsb"),
+               helper.make_node("Transpose", ["rb"], ["boxes"], name="trb", perm=[0, 2, 1]),
+               conv("input", "cs", "Ws", "bs", "convs"), helper.make_node("Reshape", ["cs", "s2"], ["rs"], name="rss"),
+               helper.make_node("Sigmoid", ["rs"], ["scores"], name="sig"),
+               helper.make_node("NonMaxSuppression", ["boxes", "scores", "mx", "iou", "sth"], ["y"], name="nms")],
+              [init("Wb", rnd(36, (4, 3, 3, 3), 1.0)), init("bb", rnd(37, (4,), 0.1)), init("Ws", rnd(38, (2, 3, 3, 3))),
+               init("bs", rnd(39, (2,), 0.1)), init("s4", np.array([1, 4, 64], np.int64)),
+               init("s2", np.array([1, 2, 64], np.int64)), init("mx", np.array([5], np.int64)),
+               init("iou", np.array([0.5], np.float32)), init("sth", np.array([0.3], np.float32))],
+              [1, 3, 8, 8], [None, 3], opset=13, out_type=TensorProto.INT64)
+    got, _ = case(m, img(12), 13, {"NonMaxSuppression": (2, 0), "Sigmoid": (1, 1), "Transpose": (1, 1)})
+    assert got.shape[1] == 3 and len(got) > 0, got
 
 
 def conv_relu_conv():
@@ -448,6 +531,7 @@ if __name__ == "__main__":
     r.run("Gather on a constant table", gather_constant_table)
     r.run("Pad constant value", pad_value)
     r.run("per-channel bias layout (grouped ConvTranspose, Gemm [1,N] bias)", per_channel_bias_layout)
+    r.run("GridSample / RoiAlign / NonMaxSuppression stay float between quantized ops", detection_ops)
     r.run("ONNX Runtime extra options onnxquant implements", ort_options)
     r.run("ActivationRestrictedAsymmetric (UInt8 activations)", activation_restricted_asymmetric)
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
