@@ -137,6 +137,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   bool activation_restricted_asymmetric = false;  // UInt8 activations: zero point snapped to 0 or 128
   bool add_qdq_pair_to_weight = false;             // weights stay float, followed by a Q -> DQ pair
   bool dedicated_qdq_pair = false;                 // one Q -> DQ pair per quantized reader of an activation
+  bool use_qdq_contrib_ops = false;                // Q/DQ nodes in ONNX Runtime's com.microsoft domain
   std::map<std::string, int64_t> qdq_op_type_per_channel_support_to_axis;  // op type -> weight channel axis
   bool qdq_disable_weight_adjust_for_int32_bias = false;
   bool force_quantize_no_input_check = false;

@@ -203,14 +203,15 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
                             !e.force_quantize_no_input_check && e.op_types_to_exclude_output_quantization.empty() &&
                             !e.activation_restricted_asymmetric &&
                             e.qdq_op_type_per_channel_support_to_axis.empty() && !e.add_qdq_pair_to_weight &&
-                            !e.dedicated_qdq_pair;
+                            !e.dedicated_qdq_pair && !e.use_qdq_contrib_ops;
   if (!ort_defaults)
     lines.push_back(fmt::format(
         "ONNX Runtime extra options: {{'CalibMovingAverageConstant': {}, 'CalibTensorRangeSymmetric': {}, "
         "'CalibMaxIntermediateOutputs': {}, 'MatMulConstBOnly': {}, 'QDQKeepRemovableActivations': {}, "
         "'QDQDisableWeightAdjustForInt32Bias': {}, 'ForceQuantizeNoInputCheck': {}, "
         "'OpTypesToExcludeOutputQuantization': {}, 'ActivationRestrictedAsymmetric': {}, "
-        "'QDQOpTypePerChannelSupportToAxis': {}, 'AddQDQPairToWeight': {}, 'DedicatedQDQPair': {}}}",
+        "'QDQOpTypePerChannelSupportToAxis': {}, 'AddQDQPairToWeight': {}, 'DedicatedQDQPair': {}, "
+        "'UseQDQContribOps': {}}}",
         py_float(e.calib_moving_average_constant),
         e.calib_tensor_range_symmetric ? py_bool(*e.calib_tensor_range_symmetric) : "None",
         e.calib_max_intermediate_outputs ? std::to_string(*e.calib_max_intermediate_outputs) : "None",
@@ -218,7 +219,7 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
         py_bool(e.qdq_disable_weight_adjust_for_int32_bias), py_bool(e.force_quantize_no_input_check),
         py_list(e.op_types_to_exclude_output_quantization), py_bool(e.activation_restricted_asymmetric),
         py_axis_map(e.qdq_op_type_per_channel_support_to_axis), py_bool(e.add_qdq_pair_to_weight),
-        py_bool(e.dedicated_qdq_pair)));
+        py_bool(e.dedicated_qdq_pair), py_bool(e.use_qdq_contrib_ops)));
   return lines;
 }
 

@@ -137,8 +137,9 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
       get_bool(m, "ActivationRestrictedAsymmetric", e.activation_restricted_asymmetric);
   e.add_qdq_pair_to_weight = get_bool(m, "AddQDQPairToWeight", e.add_qdq_pair_to_weight);
   e.dedicated_qdq_pair = get_bool(m, "DedicatedQDQPair", e.dedicated_qdq_pair);
+  e.use_qdq_contrib_ops = get_bool(m, "UseQDQContribOps", e.use_qdq_contrib_ops);
   // Not implemented: fine at ORT's default, refused otherwise.
-  for (const char* k : {"EnableSubgraph", "UseQDQContribOps"})
+  for (const char* k : {"EnableSubgraph"})
     if (get_bool(m, k, false))
       key_fail(m.ctx(), m.get(k), m.path(k),
                "this ONNX Runtime option is not implemented by onnxquant (only its default, False, is accepted)");

@@ -1,6 +1,7 @@
 #include "exec/session.h"
 
 #include <algorithm>
+#include <optional>
 #include <mutex>
 #include <unordered_set>
 
@@ -98,7 +99,22 @@ static bool same_params(const QuantParams& a, const QuantParams& b) {
   return a.qtype == b.qtype && a.axis == b.axis && a.scale == b.scale && a.zero_point == b.zero_point;
 }
 
-Session::Session(const ir::Model& model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+// ONNX Runtime's com.microsoft QuantizeLinear / DequantizeLinear (written with its UseQDQContribOps option) are
+// ONNX's opset-21 operators under another domain, 16-bit and 4-bit types included: they run as those.
+static std::optional<ir::Model> contrib_qdq_as_onnx(const ir::Model& model) {
+  auto is_contrib = [](const ir::Node& n) {
+    return n.domain == "com.microsoft" && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear");
+  };
+  if (std::none_of(model.graph.nodes.begin(), model.graph.nodes.end(), is_contrib)) return std::nullopt;
+  ir::Model m = model;
+  for (auto& n : m.graph.nodes)
+    if (is_contrib(n)) n.domain.clear();
+  return m;
+}
+
+Session::Session(const ir::Model& given, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  const std::optional<ir::Model> normalized = contrib_qdq_as_onnx(given);
+  const ir::Model& model = normalized ? *normalized : given;
   impl_->options = options;
   impl_->plain.build(model);
   if (options.optimize) impl_->model = model;

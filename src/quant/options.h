@@ -47,6 +47,7 @@ struct QuantOptions {
   bool activation_restricted_asymmetric = false;
   bool add_qdq_pair_to_weight = false;  // ORT's AddQDQPairToWeight, DedicatedQDQPair (quant/qdq_writer.h)
   bool dedicated_qdq_pair = false;
+  bool use_qdq_contrib_ops = false;  // ORT's UseQDQContribOps: Q/DQ in com.microsoft (16/4-bit below opset 21)
   // ORT's QDQOpTypePerChannelSupportToAxis: the per-channel axis of the constant inputs of MatMul and of the
   // normalization scales, by op type (ORT applies it to those only; Conv, ConvTranspose and Gemm keep theirs).
   std::map<std::string, int> per_channel_axis;

@@ -250,7 +250,10 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       if (p == pass) process(name, s);
     }
 
-  for (auto& n : added) g.nodes.push_back(std::move(n));
+  for (auto& n : added) {
+    if (layout.contrib_ops) n.domain = "com.microsoft";  // ORT's UseQDQContribOps
+    g.nodes.push_back(std::move(n));
+  }
   // Float initializers that nothing reads any more (ORT's clean_initializers, which it skips with
   // AddQDQPairToWeight: a folded Clip's bounds then stay in the file).
   std::set<std::string> used;

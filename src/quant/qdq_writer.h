@@ -20,6 +20,7 @@ struct WriteStats {
 struct QdqLayout {
   bool add_qdq_pair_to_weight = false;  // weights stay float, followed by QuantizeLinear -> DequantizeLinear
   bool dedicated_qdq_pair = false;      // an activation read by several quantized nodes: one pair per reader
+  bool contrib_ops = false;             // UseQDQContribOps: Q/DQ nodes in the com.microsoft domain
 };
 
 // `g` is the annotated graph (Relu/Clip nodes of plan.removed_nodes still present; they are dropped here).

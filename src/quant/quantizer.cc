@@ -28,11 +28,15 @@ void check_opset_support(const QuantOptions& o, int opset) {
     for (const auto& [n, ov] : *m)
       if (ov.qtype) used.push_back(*ov.qtype);
   for (DType t : used)
-    if (needs_opset21(t) && opset < 21)
+    if (needs_opset21(t) && opset < 21) {
+      // ORT's com.microsoft Q/DQ (UseQDQContribOps) take 16-bit types at any opset; 4-bit tensors need IR 10.
+      const bool four_bit = t == DType::Int4 || t == DType::UInt4;
+      if (o.use_qdq_contrib_ops && !four_bit) continue;
       fail(ErrorKind::Config,
            "quantization.target_opset: {} quantization needs QuantizeLinear/DequantizeLinear from opset 21; set "
-           "target_opset: 21 (it is {})",
-           quant_type_name(t), opset);
+           "target_opset: 21 (it is {}){}",
+           quant_type_name(t), opset, four_bit ? "" : ", or UseQDQContribOps: True for ONNX Runtime's own operators");
+    }
   if (opset < 13 && o.per_channel)
     fail(ErrorKind::Config, "quantization.target_opset: per-channel quantization needs opset 13 or newer (it is {})",
          opset);
@@ -226,7 +230,8 @@ QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Ca
     if (changed) correct();
   }
   q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values, cache,
-                      QdqLayout{o.add_qdq_pair_to_weight, o.dedicated_qdq_pair});
+                      QdqLayout{o.add_qdq_pair_to_weight, o.dedicated_qdq_pair, o.use_qdq_contrib_ops});
+  if (o.use_qdq_contrib_ops && q.model.opset_of("com.microsoft") == 0) q.model.opsets.push_back({"com.microsoft", 1});
   return q;
 }
 

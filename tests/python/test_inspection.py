@@ -316,17 +316,20 @@ def check_model(model, calib, split, extra=(), kinds=("weight", "bias", "activat
 
 
 def test_qdq_layout_options():
-    """AddQDQPairToWeight and DedicatedQDQPair change where Q/DQ nodes go, not a value: inspection reads the written
-    names (float weights with a QuantizeLinear, `_1`/`_2` pairs) and reports the same SNRs as the plain layout."""
+    """AddQDQPairToWeight, DedicatedQDQPair and UseQDQContribOps change where (and in which domain) Q/DQ nodes go, not
+    a value: inspection reads the written names (float weights with a QuantizeLinear, `_1`/`_2` pairs), the executor
+    runs com.microsoft Q/DQ, and the SNRs are those of the plain layout."""
     base = [f"model.model_path=testdata/digits_mobilenet.onnx", "dataset.quantization_path=testdata/digits_calib.npz",
             "quantization.iterative_quant_parameters.inspection_split=0.2"]
     plain = inspect(tmpdir(), base)
     outdir = tmpdir()
     laid = inspect(outdir, base + ["quantization.onnx_extra_options.AddQDQPairToWeight=True",
-                                   "quantization.onnx_extra_options.DedicatedQDQPair=True"])
+                                   "quantization.onnx_extra_options.DedicatedQDQPair=True",
+                                   "quantization.onnx_extra_options.UseQDQContribOps=True"])
     qm = onnx.load(laid["settings"]["quantized_model"])
     outs = {o for n in qm.graph.node for o in n.output}
     assert any(o.endswith("_DequantizeLinear_Output_2") for o in outs), "no dedicated pair in the model"
+    assert {n.domain for n in qm.graph.node if n.op_type.endswith("QuantizeLinear")} == {"com.microsoft"}
     assert not any(i.name.endswith("_quantized") and i.data_type == onnx.TensorProto.INT8 for i in qm.graph.initializer)
     a = {t["name"]: t for t in plain["tensors"]}
     b = {t["name"]: t for t in laid["tensors"]}
@@ -572,7 +575,7 @@ def main():
     r.run("bad tensor first; suggested override raises it", lambda: outs.setdefault("bad", test_bad_tensor_and_suggestion()))
     r.run("a bias shared by two Convs (copied as b0)", test_shared_bias)
     r.run("masked attention: the zeroed scores are suggested first", test_masked_attention)
-    r.run("AddQDQPairToWeight / DedicatedQDQPair layouts: same SNRs", test_qdq_layout_options)
+    r.run("AddQDQPairToWeight / DedicatedQDQPair / UseQDQContribOps layouts: same SNRs", test_qdq_layout_options)
     r.run("HTML renders in headless Chromium", lambda: test_html_in_chromium(outs.get("m") or outs["bad"]))
     r.finish()
 

@@ -465,13 +465,29 @@ def qdq_layout_options():
     del work
 
 
+def contrib_qdq_ops():
+    # UseQDQContribOps: every Q/DQ in com.microsoft (imported at version 1), Int8 and, below opset 21, UInt16
+    # activations; the written model computes in onnxruntime what ORT's own does.
+    for act in ("Int8", "UInt16"):
+        ort_out, ours, _ = quantize_both(conv_relu_conv(), img(12), act=act, extra={"UseQDQContribOps": True})
+        a, b = compare_with_ort(ort_out, ours)
+        assert {n.domain for n in b.graph.node if n.op_type.endswith("QuantizeLinear")} == {"com.microsoft"}
+        assert ("com.microsoft", 1) in {(o.domain, o.version) for o in b.opset_import}
+        x = img(13)[:1]
+        ya = ort.InferenceSession(ort_out).run(None, {"input": x})[0]
+        yb = ort.InferenceSession(ours).run(None, {"input": x})[0]
+        # Int8: the same values; UInt16: within one output step (6 / 65535: a weight one step apart, as
+        # compare_with_ort allows, can move a 16-bit output across a rounding boundary).
+        step = {"Int8": 1e-6, "UInt16": 6.0 / 65535 * 1.01}[act]
+        assert np.abs(ya - yb).max() <= step, (act, np.abs(ya - yb).max())
+
+
 def ort_options_not_implemented():
     work = tmpdir()
     m = os.path.join(work, "m.onnx")
     onnx.save(conv_relu_conv(), m)
     np.savez(os.path.join(work, "d.npz"), input=img(8))
-    for key, value, ok in (("UseQDQContribOps", "True", False), ("UseQDQContribOps", "False", True),
-                           ("EnableSubgraph", "True", False), ("EnableSubgraph", "False", True),
+    for key, value, ok in (("EnableSubgraph", "True", False), ("EnableSubgraph", "False", True),
                            ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
                            ("OpTypesToExcludeOutputQuantization", "[conv]", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{matmul: 0}", False),
@@ -536,6 +552,7 @@ if __name__ == "__main__":
     r.run("ActivationRestrictedAsymmetric (UInt8 activations)", activation_restricted_asymmetric)
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
     r.run("AddQDQPairToWeight, DedicatedQDQPair", qdq_layout_options)
+    r.run("UseQDQContribOps (16-bit activations below opset 21)", contrib_qdq_ops)
     r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
     r.run("LSTM/GRU/RNN: left float by default, every input Q/DQ when named in op_types_to_quantize", recurrent_left_float)
     r.finish()

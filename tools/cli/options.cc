@@ -22,6 +22,7 @@ quant::QuantOptions quant_options(const config::Config& cfg) {
   o.activation_restricted_asymmetric = q.extra.activation_restricted_asymmetric;
   o.add_qdq_pair_to_weight = q.extra.add_qdq_pair_to_weight;
   o.dedicated_qdq_pair = q.extra.dedicated_qdq_pair;
+  o.use_qdq_contrib_ops = q.extra.use_qdq_contrib_ops;
   for (const auto& [op, axis] : q.extra.qdq_op_type_per_channel_support_to_axis)
     o.per_channel_axis[op] = static_cast<int>(axis);
   o.disable_weight_adjust_for_int32_bias = q.extra.qdq_disable_weight_adjust_for_int32_bias;
