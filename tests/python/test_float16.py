@@ -189,6 +189,22 @@ def same_as_ort(name, build, per_channel=True, act="Int8"):
             db = vb * numpy_helper.to_array(tb[n + "_scale"]).astype(np.float64)
             assert np.allclose(da, db, rtol=2e-3, atol=1e-6), f"{n}: {da[:4]} vs {db[:4]}"
     assert n_half > 0, "no float16 scale"
+    # The stored integers are the weights quantized with the STORED float16 scale (numpy, as ORT's quantize_nparray:
+    # float32 division, round half to even, clip).
+    fl = {t.name: numpy_helper.to_array(t) for t in onnx.load(os.path.join(os.path.dirname(ort_out), "pre.onnx")).graph.initializer}
+    for n, u in tb.items():
+        if not n.endswith("_quantized") or u.data_type == TensorProto.INT32:
+            continue
+        w = fl[n[:-len("_quantized")]].astype(np.float32)
+        sc = numpy_helper.to_array(tb[n[:-len("_quantized")] + "_scale"]).astype(np.float32)
+        zp = numpy_helper.to_array(tb[n[:-len("_quantized")] + "_zero_point"]).astype(np.float32)
+        axis = next((a.i for nd in b.graph.node if nd.input and nd.input[0] == n for a in nd.attribute
+                     if a.name == "axis"), None)
+        shape = [1] * w.ndim
+        if sc.size > 1:
+            shape[axis] = sc.size
+        want = np.clip(np.round(w / sc.reshape(shape)) + zp.reshape(shape), -128, 127)
+        assert np.array_equal(numpy_helper.to_array(u).astype(np.float32), want), f"{n}: not quantized with its stored scale"
     for nd in b.graph.node:  # every Q/DQ of a float16 tensor takes a float16 scale
         if nd.op_type in ("QuantizeLinear", "DequantizeLinear"):
             assert tb[nd.input[1]].data_type == ta[nd.input[1]].data_type
@@ -286,8 +302,10 @@ def inspection():
         xh = (qv - zp.reshape(shape)) * sc.reshape(shape)
         assert abs(snr_db(w, xh) - t["snr_db"]) < 0.01, (name, snr_db(w, xh), t["snr_db"])
     acts = [t for t in rep["tensors"] if t["kind"] == "activation"]
-    assert acts and all(10 < t["snr_xmodel_db"] < 80 and 10 < t["snr_local_db"] < 80 for t in acts), \
-        [(t["name"], t["snr_xmodel_db"], t["snr_local_db"]) for t in acts][:5]
+    # Local SNR above 300 dB: a tensor sharing its input's parameters (Flatten) is on the grid already: exact.
+    bad = [(t["name"], t["snr_xmodel_db"], t["snr_local_db"]) for t in acts
+           if not (10 < t["snr_xmodel_db"] < 80 and (10 < t["snr_local_db"] < 80 or t["snr_local_db"] > 300))]
+    assert acts and not bad, bad
     print(f"  {len(weights)} weights (e.g. {weights[0]['name']}: {weights[0]['snr_db']:.2f} dB), {len(acts)} "
           f"activations ({min(t['snr_xmodel_db'] for t in acts):.1f} to {max(t['snr_xmodel_db'] for t in acts):.1f} dB)")
 
@@ -333,6 +351,8 @@ def refusals():
         k = key.split("=")[0]
         assert p.returncode == 2 and f"quantization.onnx_extra_options.{k}: not supported for float16 models" in p.stderr, \
             (key, p.returncode, p.stderr[-800:])
+    m.opset_import[0].version = 17  # float16 Q/DQ scales need opset 19
+    onnx.save(m, path)
     p = run_oq(base + ["quantization.target_opset=17"], check=False)
     assert p.returncode == 2 and "quantization.target_opset" in p.stderr and "19" in p.stderr, p.stderr[-800:]
 
