@@ -50,6 +50,10 @@ void SnrAccumulator::add(std::span<const float> x, std::span<const float> xhat) 
 }
 
 void SnrAccumulator::add(const Tensor& x, const Tensor& xhat, const std::string& what) {
+  // A float16 model's initializers (its execution values are float32 already).
+  if (x.dtype() == DType::Float16 || xhat.dtype() == DType::Float16)
+    return add(x.dtype() == DType::Float16 ? x.cast(DType::Float) : x,
+               xhat.dtype() == DType::Float16 ? xhat.cast(DType::Float) : xhat, what);
   if (x.dtype() != DType::Float || xhat.dtype() != DType::Float)
     fail(ErrorKind::Runtime, "SNR of '{}': expected float tensors, got {} and {}", what, dtype_name(x.dtype()),
          dtype_name(xhat.dtype()));

@@ -150,6 +150,26 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
+uint16_t double_to_half(double d) {
+  const uint16_t h = float_to_half(static_cast<float>(d));
+  if (!std::isfinite(d) || (h & 0x7fffu) >= 0x7c00u) return h;
+  // float_to_half rounded the float nearest to d; pick among h and its neighbours the one nearest to d itself
+  // (ties to the even pattern).
+  uint16_t best = h;
+  double best_err = std::fabs(static_cast<double>(half_to_float(h)) - d);
+  for (int step : {-1, 1}) {
+    const uint16_t mag = static_cast<uint16_t>(h & 0x7fffu);
+    if ((step < 0 && mag == 0) || (step > 0 && mag >= 0x7bffu)) continue;
+    const uint16_t c = static_cast<uint16_t>((h & 0x8000u) | static_cast<uint16_t>(mag + step));
+    const double err = std::fabs(static_cast<double>(half_to_float(c)) - d);
+    if (err < best_err || (err == best_err && !(c & 1u) && (best & 1u))) {
+      best = c;
+      best_err = err;
+    }
+  }
+  return best;
+}
+
 uint16_t float_to_bfloat16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);

@@ -55,6 +55,10 @@ QRange full_range(DType t);
 // Half / bfloat16 conversions (round to nearest even).
 uint16_t float_to_half(float f);
 float half_to_float(uint16_t h);
+// double -> half rounded once (numpy's float64.astype(float16)); via float32 a tie could round twice.
+uint16_t double_to_half(double d);
+// The float16 value nearest to d, as a float (exact): what a float16 scale holds.
+inline float round_to_half(double d) { return half_to_float(double_to_half(d)); }
 uint16_t float_to_bfloat16(float f);
 float bfloat16_to_float(uint16_t b);
 

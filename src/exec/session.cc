@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "exec/kernels/conv_blocked.h"
 #include "exec/optimize.h"
+#include "ir/passes/passes.h"
 
 namespace oq::exec {
 
@@ -73,6 +74,9 @@ struct Session::Impl {
   std::unordered_set<std::string> touched;
   std::unordered_set<std::string> blocked;  // observable (converted back), not fake-quantizable
   std::mutex mu;
+  // Float16 model run in float32 (SessionOptions::upcast_float16): its float16 inputs and output positions.
+  std::unordered_set<std::string> half_inputs;
+  std::vector<size_t> half_outputs;
 
   bool may_optimize(const RunOptions& o) const {
     if (o.observer || o.pre_fake_quant_observer) {
@@ -116,6 +120,18 @@ Session::Session(const ir::Model& given, SessionOptions options) : impl_(std::ma
   const std::optional<ir::Model> normalized = contrib_qdq_as_onnx(given);
   const ir::Model& model = normalized ? *normalized : given;
   impl_->options = options;
+  if (options.upcast_float16 && ir::passes::has_float16(model)) {
+    ir::Model up = model;
+    ir::passes::upcast_float16(up);
+    for (const auto* in : model.graph.real_inputs())
+      if (in->dtype == DType::Float16) impl_->half_inputs.insert(in->name);
+    for (size_t i = 0; i < model.graph.outputs.size(); ++i)
+      if (model.graph.outputs[i].dtype == DType::Float16) impl_->half_outputs.push_back(i);
+    impl_->plain.build(up);
+    if (options.optimize) impl_->model = std::move(up);
+    else impl_->opt_tried = true;
+    return;
+  }
   impl_->plain.build(model);
   if (options.optimize) impl_->model = model;
   else impl_->opt_tried = true;
@@ -263,7 +279,18 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
     }
     if (m.opt && m.may_optimize(opts)) plan = m.opt.get();
   }
-  return plan->run(feeds, opts);
+  if (m.half_inputs.empty() && m.half_outputs.empty()) return plan->run(feeds, opts);
+  std::map<std::string, Tensor> wide;
+  for (const auto& [name, t] : feeds) {
+    if (m.half_inputs.count(name) && t.dtype() == DType::Float16) wide.emplace(name, t.cast(DType::Float));
+    else if (m.half_inputs.count(name) && t.dtype() == DType::Float)
+      wide.emplace(name, t.cast(DType::Float16).cast(DType::Float));
+    else wide.emplace(name, t);
+  }
+  std::vector<Tensor> outs = plan->run(wide, opts);
+  for (size_t i : m.half_outputs)
+    if (i < outs.size() && outs[i].dtype() == DType::Float) outs[i] = outs[i].cast(DType::Float16);
+  return outs;
 }
 
 std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const RunOptions& opts) {

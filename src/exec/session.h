@@ -28,6 +28,9 @@ struct QuantParams {
   std::vector<float> scale;
   std::vector<int64_t> zero_point;
   int axis = -1;  // -1 with a single scale = per tensor
+  // Type the scales are written in: the quantized tensor's float type (Float16 for a float16 model's tensors;
+  // the values are then float16 values, exact in float).
+  DType scale_type = DType::Float;
   bool per_axis() const { return scale.size() > 1 || axis >= 0; }
 };
 
@@ -60,6 +63,12 @@ struct SessionOptions {
   // Channel block of the blocked layout for convolution chains (exec/layout.h): 8 or 16, 0 = off, -1 = the
   // CPU's native block (16 with AVX-512, 8 with AVX2).
   int channel_block = -1;
+  // A model with float16 values runs in float32 (ir::passes::upcast_float16: tensor names unchanged, so
+  // observers and fake quantization see float32 tensors under the model's names): a float16 input takes
+  // float16 data (widened exactly) or float data (rounded to float16 first, as a float16 feed would be), and a
+  // float16 output is returned in float16. Off: float16 tensors go to the kernels as they are (the kernels'
+  // own float16 support: the ONNX backend node tests).
+  bool upcast_float16 = true;
 };
 
 class Session {

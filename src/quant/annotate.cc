@@ -39,11 +39,18 @@ bool should_quantize_node(const ir::Node& n, const QuantOptions& o) {
   return !o.nodes_to_exclude.count(n.name);
 }
 
-static bool is_float_tensor(const std::string& t, const ir::Graph& g, const TypeMap& types) {
-  if (t.empty()) return false;
-  if (const auto* init = g.find_initializer(t)) return init->tensor.dtype() == DType::Float;
+// The float types ORT quantizes (float32 and float16).
+static bool quantizable_type(DType t) { return t == DType::Float || t == DType::Float16; }
+
+static DType tensor_type(const std::string& t, const ir::Graph& g, const TypeMap& types) {
+  if (t.empty()) return DType::Undefined;
+  if (const auto* init = g.find_initializer(t)) return init->tensor.dtype();
   auto it = types.find(t);
-  return it != types.end() && it->second == DType::Float;
+  return it == types.end() ? DType::Undefined : it->second;
+}
+
+static bool is_float_tensor(const std::string& t, const ir::Graph& g, const TypeMap& types) {
+  return quantizable_type(tensor_type(t, g, types));
 }
 
 std::vector<std::string> tensors_to_calibrate(const ir::Graph& g, const QuantOptions& o, const TypeMap& types) {
@@ -102,10 +109,15 @@ struct Annotator {
 
   bool quantizable(const std::string& t) const { return is_float_tensor(t, g, types); }
   bool is_marked(const std::string& t) const { return plan.is_marked(t); }
+  bool float_init(const ir::Initializer* init) const { return init && quantizable_type(init->tensor.dtype()); }
+  DType float_type(const std::string& t) const {
+    return tensor_type(t, g, types) == DType::Float16 ? DType::Float16 : DType::Float;
+  }
 
   void activation(const std::string& t) {
     if (!quantizable(t)) return;
     TensorSpec s;
+    s.float_type = float_type(t);
     s.role = TensorRole::Activation;
     s.is_initializer = g.find_initializer(t) != nullptr;
     if (s.is_initializer && opset >= 13)
@@ -115,17 +127,19 @@ struct Annotator {
   void same_as_input(const std::string& out, const std::string& in) {
     if (!quantizable(out)) return;
     TensorSpec s;
+    s.float_type = float_type(out);
     s.share_from = in;
     plan.mark(out, s);
   }
   // Per-channel unless a per-tensor override exists; ORT's is_tensor_per_channel.
   void weight(const std::string& t, int default_axis) {
     const auto* init = g.find_initializer(t);
-    if (!init || init->tensor.dtype() != DType::Float) {
+    if (!float_init(init)) {
       activation(t);
       return;
     }
     TensorSpec s;
+    s.float_type = float_type(t);
     s.role = TensorRole::Weight;
     s.is_initializer = true;
     s.weight_type = true;
@@ -173,7 +187,8 @@ struct Annotator {
       return;
     }
     const auto* init = g.find_initializer(b);
-    if (!init || init->tensor.dtype() != DType::Float) return;
+    if (!float_init(init)) return;
+    const DType ft = float_type(b);
     std::string name = b;
     if (auto it = plan.tensors.find(b); it != plan.tensors.end() && it->second.role == TensorRole::Bias) {
       // ORT's name, unless a tensor of the model already has it (ORT looks at initializers only).
@@ -186,6 +201,7 @@ struct Annotator {
       plan.duplicated[name] = b;
     }
     TensorSpec s;
+    s.float_type = ft;
     s.role = TensorRole::Bias;
     s.is_initializer = true;
     s.bias_input = n.input(0);
@@ -325,7 +341,7 @@ struct Annotator {
       } else if (op == "Gather" || op == "GatherElements") {
         // ORT's QDQGather: a float initializer table (embedding) is quantized like an activation constant.
         const auto* table = g.find_initializer(n.input(0));
-        if ((table && table->tensor.dtype() == DType::Float) || o.force_quantize_no_input_check) activation(n.input(0));
+        if (float_init(table) || o.force_quantize_no_input_check) activation(n.input(0));
         if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
       } else if (op == "Where") {
         if (o.force_quantize_no_input_check) activation(n.input(1)), activation(n.input(2));  // ORT's QDQWhere

@@ -8,13 +8,28 @@
 
 namespace oq::quant {
 
-static exec::QuantParams from_override(const TensorOverride& ov, DType qtype, int axis) {
+// A user's fixed scale is stored in the tensor's float type (ORT: np.array(scale, initializer dtype)).
+static exec::QuantParams from_override(const TensorOverride& ov, DType qtype, int axis, DType float_type) {
   exec::QuantParams q;
   q.qtype = qtype;
   q.axis = axis;
-  for (double s : ov.scale) q.scale.push_back(static_cast<float>(s));
+  q.scale_type = float_type;
+  for (double s : ov.scale) q.scale.push_back(float_type == DType::Float16 ? half_scale(s) : static_cast<float>(s));
   q.zero_point = ov.zero_point;
   return q;
+}
+
+static std::vector<double> values_of(const Tensor& t) {
+  const Tensor f = t.dtype() == DType::Float ? t : t.cast(DType::Float);
+  return std::vector<double>(f.data<float>(), f.data<float>() + f.numel());
+}
+
+// The smallest float16 not below v (ORT's rounding of an enlarged float16 weight scale: round to nearest, then
+// one step up when that fell below).
+static float half_at_least(double v) {
+  uint16_t h = double_to_half(v);
+  if (static_cast<double>(half_to_float(h)) < v && (h & 0x7fffu) < 0x7c00u) h = static_cast<uint16_t>(h + 1);
+  return half_to_float(h);
 }
 
 std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const exec::QuantParams& w, double beta,
@@ -35,17 +50,51 @@ std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const 
     ws.assign(static_cast<size_t>(bias_shape.back()), w.scale.at(0));
   }
   float is = in.scale.at(0);
+  // A float16 model's bias scale: numpy float16 arithmetic (each product rounded to float16; beta, a Python
+  // float, taken as float16).
+  const bool half = in.scale_type == DType::Float16 && w.scale_type == DType::Float16;
+  q.scale_type = half ? DType::Float16 : DType::Float;
   for (float s0 : ws) {
     // ORT: float32 input_scale * float32 weight_scale * beta (a Python float, so float32 arithmetic).
-    float s = is * s0;
-    s = static_cast<float>(s * static_cast<float>(beta));
+    float s = half ? half_scale(static_cast<double>(is) * s0) : is * s0;
+    s = half ? half_scale(static_cast<double>(s) * round_to_half(beta)) : static_cast<float>(s * static_cast<float>(beta));
     q.scale.push_back(s);
     q.zero_point.push_back(0);
   }
   return q;
 }
 
+std::optional<exec::QuantParams> float16_bias_params(const exec::QuantParams& in, const exec::QuantParams& w,
+                                                     double beta, const Tensor& bias) {
+  auto q = bias_params(in, w, beta, bias.shape());
+  if (!q || q->scale_type != DType::Float16) return q;
+  const std::vector<double> b = values_of(bias);
+  const double imax = static_cast<double>(std::numeric_limits<int32_t>::max());
+  bool fits = true;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const double s = q->scale.size() == 1 ? q->scale[0] : q->scale[i % q->scale.size()];
+    fits &= s != 0 && std::fabs(b[i]) <= imax * s;
+  }
+  if (fits) return q;
+  // ORT: the float16 scale would erase or clip the bias: a float32 scale, floored so the bias fits, and a
+  // float32 DequantizeLinear followed by a Cast to float16.
+  exec::QuantParams in32 = in, w32 = w;
+  in32.scale_type = w32.scale_type = DType::Float;
+  q = bias_params(in32, w32, beta, bias.shape());
+  std::vector<double> floor(q->scale.size(), 0.0);
+  for (size_t i = 0; i < b.size(); ++i) {
+    double& f = floor[q->scale.size() == 1 ? 0 : i % q->scale.size()];
+    f = std::max(f, std::fabs(b[i]) / imax);
+  }
+  for (size_t c = 0; c < q->scale.size(); ++c) {
+    float s = static_cast<float>(std::max(static_cast<double>(q->scale[c]), floor[c] * 1.0001));
+    q->scale[c] = s == 0.f ? 1.f : s;
+  }
+  return q;
+}
+
 Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q) {
+  if (bias.dtype() == DType::Float16) return quantize_bias(bias.cast(DType::Float), q);
   Tensor out(DType::Int32, bias.shape());
   const float* b = bias.data<float>();
   int32_t* o = out.data<int32_t>();
@@ -65,14 +114,14 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
   const double qr = static_cast<double>(std::numeric_limits<int32_t>::max()) -
                     static_cast<double>(std::numeric_limits<int32_t>::min() + 1);
   const double eps = 1.0001;
-  std::vector<double> b(bias.numel());
-  for (int64_t i = 0; i < bias.numel(); ++i) b[i] = bias.data<float>()[i];
+  const std::vector<double> b = values_of(bias);
   bool changed = false;
   auto fix = [&](double absmax, float& ws) {
     double smallest = eps * (2.0 * absmax) / qr;
     double cand = static_cast<double>(input_scale) * static_cast<double>(ws);
     if (cand < smallest && cand > 0.0) {
-      ws = static_cast<float>(static_cast<double>(ws) * (smallest / cand));
+      const double enlarged = static_cast<double>(ws) * (smallest / cand);
+      ws = w.scale_type == DType::Float16 ? half_at_least(enlarged) : static_cast<float>(enlarged);
       changed = true;
     }
   };
@@ -104,7 +153,7 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       DType qt = s.weight_type ? o.weight_type : o.activation_type;
       if (ov != ovs.end() && ov->second.qtype) qt = *ov->second.qtype;
       if (ov != ovs.end() && !ov->second.scale.empty()) {
-        pm[name] = from_override(ov->second, qt, s.axis);
+        pm[name] = from_override(ov->second, qt, s.axis, s.float_type);
         continue;
       }
       // ORT: per-channel initializers are always symmetric.
@@ -142,17 +191,18 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     DType qt = o.activation_type;
     if (ov != o.activation_overrides.end() && ov->second.qtype) qt = *ov->second.qtype;
     if (ov != o.activation_overrides.end() && !ov->second.scale.empty()) {
-      pm[name] = from_override(ov->second, qt, -1);
+      pm[name] = from_override(ov->second, qt, -1, s.float_type);
       continue;
     }
     auto r = ranges.find(name);
     if (r == ranges.end()) fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but was not calibrated", name);
     QRange qr = qrange(qt, o.activation_symmetric, o.reduce_range);
     ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !o.activation_symmetric
-                     ? snap_zero_point_uint8(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.min_real_range)
+                     ? snap_zero_point_uint8(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.min_real_range,
+                                             s.float_type)
                      : compute_scale_zp(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.activation_symmetric,
-                                        o.min_real_range);
-    pm[name] = exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1};
+                                        o.min_real_range, s.float_type);
+    pm[name] = exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1, s.float_type};
   }
   // Shared parameters (resolved through chains: Transpose after Reshape after Conv, ...).
   for (const auto& name : plan.marked_order) {
@@ -189,7 +239,7 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
       if (notes) notes->adjusted_weights.push_back(s.bias_weight);
     }
-    pm[name] = *bias_params(in->second, w->second, s.bias_beta, b.shape());
+    pm[name] = *float16_bias_params(in->second, w->second, s.bias_beta, b);
   }
   return pm;
 }

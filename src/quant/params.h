@@ -42,6 +42,11 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
 // a per-channel weight's scales cannot be laid along the bias (a Gemm bias broadcast from a single value).
 std::optional<exec::QuantParams> bias_params(const exec::QuantParams& input, const exec::QuantParams& weight,
                                              double beta, const Shape& bias_shape);
+// bias_params, and for a float16 model (both scales float16) ORT's guard: when a float16 bias scale is 0 or too
+// small for the bias in int32, the scale is float32 instead (input × weight scale in float32, floored at
+// |bias| / INT32_MAX · 1.0001; scale_type Float: the writer adds a Cast to float16 after its DequantizeLinear).
+std::optional<exec::QuantParams> float16_bias_params(const exec::QuantParams& input, const exec::QuantParams& weight,
+                                                     double beta, const Tensor& bias);
 // int32 bias values: round(bias / scale) in double, clipped to int32.
 Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q);
 

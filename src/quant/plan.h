@@ -26,6 +26,8 @@ struct TensorSpec {
   std::string bias_input, bias_weight;
   double bias_beta = 1.0;
   size_t order = 0;  // marking order (ORT's dict insertion order)
+  // The tensor's float type (Float or Float16): its scale is computed and written in it, as ORT does.
+  DType float_type = DType::Float;
 };
 
 struct QuantPlan {

@@ -10,11 +10,12 @@ namespace oq::quant {
 
 namespace {
 
+// In the tensor's float type (a float16 tensor's scales are float16 values: the conversion is exact).
 Tensor scale_tensor(const exec::QuantParams& q) {
   Shape s = q.axis >= 0 ? Shape{static_cast<int64_t>(q.scale.size())} : Shape{};
   Tensor t(DType::Float, s);
   std::copy(q.scale.begin(), q.scale.end(), t.data<float>());
-  return t;
+  return q.scale_type == DType::Float16 ? t.cast(DType::Float16) : t;
 }
 
 Tensor zero_point_tensor(const exec::QuantParams& q) {
@@ -158,6 +159,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     const exec::QuantParams& q = pit->second;
     if (s.role == TensorRole::Bias) {
       const Tensor& b = g.find_initializer(name)->tensor;
+      const DType bias_type = b.dtype();  // before initializers are added (b may move)
       const std::string qn = fresh(name + "_quantized"), qs = fresh(qn + "_scale"), qz = fresh(qn + "_zero_point");
       g.add_initializer(qn, quantize_bias(b, q));
       // ORT's layout: the bias scale is always 1-D; the zero point is 1-D per channel, a scalar otherwise.
@@ -166,9 +168,20 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       g.add_initializer(qs, sc);
       g.add_initializer(qz, zp);
       g.remove_initializer(name);
-      added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
-                                    q.axis));
-      st.dq_output[name] = name;
+      if (bias_type == DType::Float16 && q.scale_type != DType::Float16) {
+        // A float32 scale (float16_bias_params): ORT's float32 DequantizeLinear, then a Cast to float16.
+        const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
+        added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, dq_out,
+                                      q.axis));
+        ir::Node cast = make_qdq_node("Cast", fresh(name + "_Cast"), {dq_out}, name, -1);
+        cast.set_attr_int("to", static_cast<int64_t>(DType::Float16));
+        added.push_back(std::move(cast));
+        st.dq_output[name] = dq_out;
+      } else {
+        added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
+                                      q.axis));
+        st.dq_output[name] = name;
+      }
       st.dq_nodes++;
       st.tensors_per_type[kind_key(DType::Int32, s.role)]++;
       return;
@@ -251,7 +264,8 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     }
 
   for (auto& n : added) {
-    if (layout.contrib_ops) n.domain = "com.microsoft";  // ORT's UseQDQContribOps
+    if (layout.contrib_ops && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear"))
+      n.domain = "com.microsoft";  // ORT's UseQDQContribOps
     g.nodes.push_back(std::move(n));
   }
   // Float initializers that nothing reads any more (ORT's clean_initializers, which it skips with

@@ -34,13 +34,23 @@ QRange qrange(DType t, bool symmetric, bool reduce_range) {
   return r;
 }
 
+// A range end as ORT holds it: a float32 value, or a float16 one for a float16 tensor.
+static double narrow_to(double v, DType float_type) {
+  return float_type == DType::Float16 ? static_cast<double>(round_to_half(v)) : static_cast<double>(static_cast<float>(v));
+}
+
 ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, bool symmetric,
-                         std::optional<double> min_real_range) {
+                         std::optional<double> min_real_range, DType float_type) {
   OQ_CHECK(qmin <= 0 && qmax >= 0 && qmin < qmax, "qmin {} qmax {}", qmin, qmax);
-  // ORT works on float32 ranges: round the inputs to float first so results match bit for bit.
-  rmin = std::min<double>(static_cast<float>(rmin), 0.0);
-  rmax = std::max<double>(static_cast<float>(rmax), 0.0);
-  if (min_real_range) rmax = std::max(rmax, static_cast<double>(static_cast<float>(rmin + *min_real_range)));
+  const bool half = float_type == DType::Float16;
+  // ORT works on float32 (float16) ranges: round the inputs first so results match bit for bit.
+  rmin = std::min<double>(narrow_to(rmin, float_type), 0.0);
+  rmax = std::max<double>(narrow_to(rmax, float_type), 0.0);
+  if (min_real_range) {
+    const double floor = half ? narrow_to(rmin + narrow_to(*min_real_range, float_type), float_type)
+                              : static_cast<double>(static_cast<float>(rmin + *min_real_range));
+    rmax = std::max(rmax, floor);
+  }
   if (symmetric) {
     double a = std::max(std::fabs(rmin), std::fabs(rmax));
     rmin = -a;
@@ -48,7 +58,10 @@ ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, b
   }
   double scale = (rmax - rmin) / (static_cast<double>(qmax) - static_cast<double>(qmin));
   ScaleZp r;
-  if (!(scale >= static_cast<double>(FLT_MIN))) {  // also catches NaN
+  // float: a scale below the smallest normal float; float16: one that rounds to 0 (subnormal float16 scales
+  // are kept, as ORT keeps them). Both also catch NaN.
+  const float stored = half ? half_scale(scale) : static_cast<float>(scale);
+  if (half ? !(stored > 0.f) : !(scale >= static_cast<double>(FLT_MIN))) {
     r.scale = 1.f;
     r.zero_point = 0;
     return r;
@@ -58,17 +71,19 @@ ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, b
   else
     r.zero_point = static_cast<int64_t>(std::nearbyint(static_cast<double>(qmin) - rmin / scale));
   r.zero_point = std::clamp(r.zero_point, qmin, qmax);
-  r.scale = static_cast<float>(scale);
+  r.scale = stored;
   return r;
 }
 
 ScaleZp snap_zero_point_uint8(double rmin, double rmax, int64_t qmin, int64_t qmax,
-                              std::optional<double> min_real_range) {
+                              std::optional<double> min_real_range, DType float_type) {
   OQ_CHECK(qmin < qmax, "qmin {} qmax {}", qmin, qmax);
   const int64_t mid = (qmin + qmax + 1) / 2;
   const double span = static_cast<double>(qmax - qmin);
-  rmin = std::min<double>(static_cast<float>(rmin), 0.0);
-  rmax = std::max<double>(static_cast<float>(rmax), 0.0);
+  const bool half = float_type == DType::Float16;
+  auto store = [&](double s) { return half ? half_scale(s) : static_cast<float>(s); };
+  rmin = std::min<double>(narrow_to(rmin, float_type), 0.0);
+  rmax = std::max<double>(narrow_to(rmax, float_type), 0.0);
   const bool floor = min_real_range && *min_real_range > 0;
   if (floor) rmax = std::max(rmax, rmin + *min_real_range);
   ScaleZp r;
@@ -79,7 +94,7 @@ ScaleZp snap_zero_point_uint8(double rmin, double rmax, int64_t qmin, int64_t qm
     const double denom = r.zero_point == qmin ? span : std::max<double>(1, (qmax - qmin) / 2);
     scale = (abs_max > 0 ? abs_max : 1.0) / std::max(1.0, denom);
     if (min_real_range && scale < *min_real_range / span) scale = *min_real_range / span;
-    r.scale = static_cast<float>(scale);
+    r.scale = store(scale);
     return r;
   }
   if (rmin >= 0) {
@@ -91,6 +106,7 @@ ScaleZp snap_zero_point_uint8(double rmin, double rmax, int64_t qmin, int64_t qm
   }
   r.scale = static_cast<float>(scale);
   if (floor && static_cast<double>(r.scale) < *min_real_range / span) r.scale = static_cast<float>(*min_real_range / span);
+  if (half) r.scale = half_scale(r.scale);
   return r;
 }
 
@@ -103,6 +119,7 @@ int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t q
 }
 
 void channel_minmax(const Tensor& x, int axis, std::vector<double>& mins, std::vector<double>& maxs) {
+  if (x.dtype() == DType::Float16) return channel_minmax(x.cast(DType::Float), axis, mins, maxs);
   OQ_CHECK(x.dtype() == DType::Float, "channel_minmax on {}", dtype_name(x.dtype()));
   constexpr float kInf = std::numeric_limits<float>::infinity();
   const float* d = x.data<float>();
@@ -145,8 +162,9 @@ exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, in
   exec::QuantParams q;
   q.qtype = qtype;
   q.axis = axis;
+  q.scale_type = w.dtype() == DType::Float16 ? DType::Float16 : DType::Float;
   for (size_t c = 0; c < mins.size(); ++c) {
-    ScaleZp s = compute_scale_zp(mins[c], maxs[c], r.qmin, r.qmax, symmetric, min_real_range);
+    ScaleZp s = compute_scale_zp(mins[c], maxs[c], r.qmin, r.qmax, symmetric, min_real_range, q.scale_type);
     q.scale.push_back(s.scale);
     q.zero_point.push_back(s.zero_point);
   }
@@ -154,6 +172,7 @@ exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, in
 }
 
 Tensor quantize_tensor(const Tensor& x, const exec::QuantParams& q) {
+  if (x.dtype() == DType::Float16) return quantize_tensor(x.cast(DType::Float), q);
   OQ_CHECK(x.dtype() == DType::Float, "quantize_tensor on {}", dtype_name(x.dtype()));
   const int axis = q.axis >= 0 && x.rank() > 0 ? q.axis : -1;
   const exec::QLayout L = exec::make_qlayout(x.shape(), axis, 0);

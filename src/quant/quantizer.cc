@@ -14,6 +14,7 @@
 #include "exec/ordered_runs.h"
 #include "exec/session.h"
 #include "ir/graph.h"
+#include "ir/passes/passes.h"
 #include "quant/overrides.h"
 
 namespace oq::quant {
@@ -50,6 +51,9 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   for (const auto& init : model.graph.initializers) c.types[init.name] = init.tensor.dtype();
   for (const auto& in : model.graph.inputs)
     if (in.dtype != DType::Undefined) c.types[in.name] = in.dtype;
+  // A float16 model runs in float32 (the observers see float tensors): its float16 values keep their type here,
+  // which decides the type of their scales.
+  for (const auto& name : ir::passes::float16_values(model.graph)) c.types[name] = DType::Float16;
 
   // Every non-initializer input/output of a quantized node; non-float ones are ignored by the calibrator.
   std::vector<std::string> wanted;
@@ -162,7 +166,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
                              : std::string());
   // A float tensor that was produced but never held a finite value cannot get a range.
   for (const auto& name : cal.unseen())
-    if (auto t = c.types.find(name); t != c.types.end() && t->second == DType::Float)
+    if (auto t = c.types.find(name); t != c.types.end() && (t->second == DType::Float || t->second == DType::Float16))
       fail(ErrorKind::Data,
            "calibration: tensor '{}' has no finite value on any of the {} calibration samples ({}): check the "
            "data for NaN / infinite values",

@@ -32,7 +32,8 @@ class WeightCache {
 };
 
 inline bool same_quant_params(const exec::QuantParams& a, const exec::QuantParams& b) {
-  return a.qtype == b.qtype && a.axis == b.axis && a.scale == b.scale && a.zero_point == b.zero_point;
+  return a.qtype == b.qtype && a.axis == b.axis && a.scale == b.scale && a.zero_point == b.zero_point &&
+         a.scale_type == b.scale_type;
 }
 
 }  // namespace oq::quant

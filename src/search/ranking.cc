@@ -19,7 +19,8 @@ std::vector<RankedTensor> rank_weights(const ir::Graph& g, const std::vector<siz
     if (!is_quantized(n)) continue;
     const std::string& w = n.input(1);
     const auto* init = g.find_initializer(w);
-    if (!init || init->tensor.dtype() != DType::Float || init->tensor.rank() < 1 || !seen.insert(w).second) continue;
+    if (!init || (init->tensor.dtype() != DType::Float && init->tensor.dtype() != DType::Float16) ||
+        init->tensor.rank() < 1 || !seen.insert(w).second) continue;
     RankedTensor t;
     t.name = w;
     t.node = n.name;

@@ -146,16 +146,17 @@ def refusals():
     qdq = os.path.join(d2, "out", "quantized_models", "f_quant_qdq_pc.onnx")
     p = quantize(d2, qdq, code=1, out="again")
     assert p.returncode == 1 and "already quantized" in p.stderr and "f_quant_qdq_pc.onnx" in p.stderr, p.stderr
-    # A model computing in float16 (Cast to float16, then the Flatten/Gemm in half precision) is refused before
-    # calibration with the tensor and node; float16 weights that are only Cast to float are accepted.
+    # A model computing in bfloat16 (Cast to bfloat16, then the Flatten in bfloat16) is refused before calibration
+    # with the tensor and node (float16 models are quantized: tests/python/test_float16.py); bfloat16 and float16
+    # weights that are only Cast to float are accepted.
     d3 = tmpdir()
-    m = insert_after_relu(base_model(), [], [helper.make_node("Cast", ["r"], ["r16"], name="to16", to=TensorProto.FLOAT16),
+    m = insert_after_relu(base_model(), [], [helper.make_node("Cast", ["r"], ["r16"], name="to16", to=TensorProto.BFLOAT16),
                                             helper.make_node("Cast", ["r16"], ["r32"], name="to32", to=TensorProto.FLOAT)])
-    m.graph.node[4].input[0] = "r16"  # the Flatten now reads the float16 tensor
+    m.graph.node[4].input[0] = "r16"  # the Flatten now reads the bfloat16 tensor
     half = os.path.join(d3, "half.onnx")
     onnx.save(m, half)
     p = quantize(d3, half, code=1)
-    assert p.returncode == 1 and "'r16' is float16" in p.stderr and "node 'flat'" in p.stderr, p.stderr[-1500:]
+    assert p.returncode == 1 and "'r16' is bfloat16" in p.stderr and "node 'flat'" in p.stderr, p.stderr[-1500:]
     assert sum(l.startswith("[error]") for l in p.stderr.splitlines()) == 1, p.stderr
     m = base_model()
     w = next(t for t in m.graph.initializer if t.name == "gw")
@@ -188,6 +189,6 @@ if __name__ == "__main__":
     r.run("tensors and nodes named as onnxquant names its own", own_names)
     r.run("initializers listed as graph inputs (IR 7)", initializers_as_inputs)
     r.run("a graph output that is a graph input", output_is_input)
-    r.run("refusals: output over the input's external data, an already quantized model, float16 compute", refusals)
+    r.run("refusals: output over the input's external data, an already quantized model, bfloat16 compute", refusals)
     r.run("run: output names that clean up to one file name", run_output_names)
     r.finish()

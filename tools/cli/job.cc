@@ -65,31 +65,52 @@ static void remap_node_filters(const ir::Graph& original, const ir::Graph& prepa
   }
 }
 
-// The executor computes in float32 (and float64 / integers); a model whose compute runs in float16 / bfloat16 is
-// refused before anything runs, with the first tensor that shows it. Half-precision constants that are only
-// Cast (to float) are fine: they are common in float models exported with compressed weights.
-static void refuse_half_precision(const ir::Model& m, const std::string& path) {
+// The executor computes in float32 (and float64 / integers); a float16 model runs on a float32 copy
+// (exec::SessionOptions::upcast_float16) and is quantized with float16 scales. A model whose compute runs in
+// bfloat16 is refused before anything runs, with the first tensor that shows it. Bfloat16 constants that are
+// only Cast (to float) are fine.
+static void refuse_bfloat16(const ir::Model& m, const std::string& path) {
   std::set<std::string> half;
   for (const auto& in : m.graph.inputs)
-    if (in.dtype == DType::Float16 || in.dtype == DType::BFloat16) half.insert(in.name);
+    if (in.dtype == DType::BFloat16) half.insert(in.name);
   for (const auto& init : m.graph.initializers)
-    if (init.tensor.dtype() == DType::Float16 || init.tensor.dtype() == DType::BFloat16) half.insert(init.name);
+    if (init.tensor.dtype() == DType::BFloat16) half.insert(init.name);
   for (const auto& n : m.graph.nodes)
-    if (n.is_default_domain() && n.op_type == "Cast" && !n.outputs.empty()) {
-      const int64_t to = n.attr_int("to", 1);
-      if (to == static_cast<int64_t>(DType::Float16) || to == static_cast<int64_t>(DType::BFloat16))
-        half.insert(n.outputs[0]);
-    }
+    if (n.is_default_domain() && n.op_type == "Cast" && !n.outputs.empty() &&
+        n.attr_int("to", 1) == static_cast<int64_t>(DType::BFloat16))
+      half.insert(n.outputs[0]);
   if (half.empty()) return;
   for (const auto& n : m.graph.nodes) {
     if (n.op_type == "Cast" || n.op_type == "Shape" || n.op_type == "Size") continue;
     for (const auto& t : n.inputs)
       if (half.count(t))
         fail(ErrorKind::Model,
-             "model '{}': tensor '{}' is float16/bfloat16 and feeds node '{}' ({}): onnxquant quantizes float32 models; "
-             "convert the model to float32 first",
+             "model '{}': tensor '{}' is bfloat16 and feeds node '{}' ({}): onnxquant quantizes float32 and float16 "
+             "models; convert the model to float32 first",
              path, t, ir::node_label(n), n.op_type);
   }
+}
+
+// A float16 model is quantized with float16 scales (Q/DQ take them from opset 19). The options that rewrite
+// float weights work on float32 initializers only: each is refused rather than silently skipping the weights.
+static void check_float16_model(const Job& job) {
+  if (!ir::passes::has_float16(job.prepared)) return;
+  const auto& e = job.cfg.quantization.extra;
+  auto refuse = [&](const char* key) {
+    fail(ErrorKind::Config, "quantization.onnx_extra_options.{}: not supported for float16 models ('{}' is float16); "
+         "turn it off or convert the model to float32", key, job.model_path);
+  };
+  if (e.smooth_quant) refuse("SmoothQuant");
+  if (e.cross_layer_equalization) refuse("CrossLayerEqualization");
+  if (e.bias_correction) refuse("BiasCorrection");
+  if (e.weight_quantizer != config::WeightQuantizer::MinMax) refuse("WeightQuantizer");
+  const int64_t opset = job.prepared.default_opset();
+  if (opset < 19)
+    fail(ErrorKind::Config, "quantization.target_opset: the float16 model '{}' needs float16 scales, which "
+         "QuantizeLinear/DequantizeLinear take from opset 19; set target_opset: 19 or higher (the model is at {})",
+         job.model_path, opset);
+  OQ_INFO("Model '{}' computes in float16: calibration, inspection and evaluation run it in float32; its Q/DQ "
+          "scales are written in float16", job.model_path);
 }
 
 void prepare_model(Job& job) {
@@ -113,7 +134,7 @@ void prepare_model(Job& job) {
   job.qopts = quant_options(cfg);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
-  refuse_half_precision(job.prepared, job.model_path);
+  refuse_bfloat16(job.prepared, job.model_path);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
@@ -139,6 +160,7 @@ void prepare_model(Job& job) {
   job.prepared.ir_version =
       std::max(job.prepared.ir_version, ir::passes::ir_version_for_opset(job.prepared.default_opset()));
   quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
+  check_float16_model(job);
   job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();
 }
 

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <unordered_set>
 
 #include "ir/graph.h"
 
@@ -81,6 +83,21 @@ struct PreprocessStats {
 // fuse_pad_into_conv -> fuse_matmul_add (what ONNX Runtime's quant_pre_process does to these patterns); logs a
 // one-line summary.
 PreprocessStats preprocess(Model& m);
+
+// Float16 models (upcast_half.cc). The executor computes them in float32, on an execution copy:
+// float16 initializers and Constant / ConstantOfShape values become float32, float16 graph inputs, outputs and
+// value_info become float32, a `dtype` attribute of float16 (EyeLike, Random*) becomes float, and a
+// Cast(to=FLOAT16) becomes that Cast under a private name followed by a Cast to float writing the model's name
+// (values keep the rounding the model asks for). Sub-graphs included. Every tensor keeps its name, so
+// observers, fake quantization and inspection match tensors by name as on the model itself. Returns 0 (and
+// leaves the model alone) when it has nothing float16, else a positive count.
+size_t upcast_float16(Model& m);
+// Whether a model has anything upcast_float16 would change.
+bool has_float16(const Model& m);
+// Names of the values of a graph whose element type is float16: declared types (initializers, inputs, outputs,
+// value_info), then node outputs in topological order by their operator's type rule (Cast: `to`; CastLike:
+// its second input; DequantizeLinear: its scale; type-preserving ops: their first data input, Where its second).
+std::unordered_set<std::string> float16_values(const Graph& g);
 
 // Raises the default-domain opset to `target`, rewriting nodes whose schema changed on the way; sets the IR
 // version to at least the one matching `target`. A node that cannot be converted, a target lower than the

@@ -1,0 +1,160 @@
+// The float32 execution copy of a float16 model, and which values of a model are float16.
+#include <unordered_map>
+#include <unordered_set>
+
+#include "ir/passes/pass_util.h"
+#include "ir/passes/passes.h"
+
+namespace oq::ir::passes {
+using namespace detail;
+
+namespace {
+
+constexpr int64_t kFloat16 = static_cast<int64_t>(DType::Float16);
+constexpr int64_t kFloat = static_cast<int64_t>(DType::Float);
+
+// Ops with a `dtype` attribute naming their output type.
+bool has_dtype_attr(const Node& n) {
+  static const std::unordered_set<std::string> ops = {"EyeLike", "RandomNormal", "RandomUniform",
+                                                      "RandomNormalLike", "RandomUniformLike", "Bernoulli"};
+  return n.is_default_domain() && ops.count(n.op_type) > 0;
+}
+
+bool is_cast_to_half(const Node& n) {
+  return n.is_default_domain() && n.op_type == "Cast" && n.attr_int("to", 0) == kFloat16;
+}
+
+// The element type of output `k` of `n` by the operator's type rule, given the types known so far (Undefined:
+// not known, or not a type this analysis needs).
+DType output_type(const Node& n, size_t k, const std::unordered_map<std::string, DType>& types) {
+  auto type_of = [&](const std::string& t) {
+    auto it = types.find(t);
+    return it == types.end() ? DType::Undefined : it->second;
+  };
+  auto attr_type = [&](const char* name, DType def) {
+    const int64_t v = n.attr_int(name, static_cast<int64_t>(def));
+    return v > 0 && v <= INT32_MAX && dtype_is_known(static_cast<int32_t>(v)) ? static_cast<DType>(v)
+                                                                              : DType::Undefined;
+  };
+  if (!n.is_default_domain()) return DType::Undefined;
+  const std::string& op = n.op_type;
+  if (op == "Constant") {
+    if (const Attribute* a = n.attr("value"); a && a->type == AttrType::Tensor) return a->t.dtype();
+    if (n.has_attr("value_float") || n.has_attr("value_floats")) return DType::Float;
+    return DType::Undefined;
+  }
+  if (op == "ConstantOfShape") {
+    const Tensor* v = n.attr_tensor("value");
+    return v ? v->dtype() : DType::Float;
+  }
+  if (op == "Cast") return attr_type("to", DType::Undefined);
+  if (op == "CastLike") return type_of(n.input(1));
+  if (op == "DequantizeLinear") return type_of(n.input(1));
+  if (has_dtype_attr(n)) {
+    if (n.has_attr("dtype")) return attr_type("dtype", DType::Float);
+    return op == "EyeLike" || op.ends_with("Like") ? type_of(n.input(0)) : DType::Float;
+  }
+  static const std::unordered_set<std::string> not_float = {
+      "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "QuantizeLinear", "Equal", "Less", "Greater", "LessOrEqual",
+      "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "Multinomial", "DynamicQuantizeLinear",
+      "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "If", "Loop", "Scan", "StringNormalizer",
+      "TfIdfVectorizer", "BitShift"};
+  if (not_float.count(op)) return DType::Undefined;
+  if (op == "OneHot") return type_of(n.input(2));
+  if (op == "Where") return type_of(n.input(1));
+  if (k > 0 && op != "Split") {  // secondary outputs: indices, masks, statistics
+    if (op == "LayerNormalization") return attr_type("stash_type", DType::Float);
+    if (op == "BatchNormalization") return type_of(n.input(0));
+    return DType::Undefined;
+  }
+  return type_of(n.input(0));  // type-preserving ops: the first data input carries the type
+}
+
+void upcast_graph(Graph& g, NameGen& names) {
+  for (auto& init : g.initializers)
+    if (init.tensor.dtype() == DType::Float16) init.tensor = init.tensor.cast(DType::Float);
+  g.reindex();
+  for (auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (auto& v : *list)
+      if (v.dtype == DType::Float16) v.dtype = DType::Float;
+  std::vector<Node> nodes;
+  nodes.reserve(g.nodes.size());
+  for (auto& n : g.nodes) {
+    for (auto& a : n.attrs) {
+      if (a.type == AttrType::Tensor && a.t.dtype() == DType::Float16) a.t = a.t.cast(DType::Float);
+      if (a.type == AttrType::Graph && a.g) upcast_graph(*a.g, names);
+      if (a.type == AttrType::Graphs)
+        for (auto& sg : a.graphs)
+          if (sg) upcast_graph(*sg, names);
+    }
+    if (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16) n.set_attr_int("dtype", kFloat);
+    if (is_cast_to_half(n) && !n.outputs.empty() && !n.outputs[0].empty()) {
+      // Keep the rounding the model asks for: Cast to float16 under a private name, then back to float under
+      // the model's name.
+      const std::string out = n.outputs[0];
+      n.outputs[0] = names.make(out + "_oq_float16");
+      Node widen;
+      widen.name = names.make(n.name.empty() ? out + "_oq_to_float" : n.name + "_oq_to_float");
+      widen.op_type = "Cast";
+      widen.inputs = {n.outputs[0]};
+      widen.outputs = {out};
+      widen.set_attr_int("to", kFloat);
+      nodes.push_back(std::move(n));
+      nodes.push_back(std::move(widen));
+      continue;
+    }
+    nodes.push_back(std::move(n));
+  }
+  g.nodes = std::move(nodes);
+}
+
+bool graph_has_float16(const Graph& g) {
+  for (const auto& init : g.initializers)
+    if (init.tensor.dtype() == DType::Float16) return true;
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *list)
+      if (v.dtype == DType::Float16) return true;
+  for (const auto& n : g.nodes) {
+    if (is_cast_to_half(n) || (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16)) return true;
+    for (const auto& a : n.attrs) {
+      if (a.type == AttrType::Tensor && a.t.dtype() == DType::Float16) return true;
+      if (a.type == AttrType::Graph && a.g && graph_has_float16(*a.g)) return true;
+      if (a.type == AttrType::Graphs)
+        for (const auto& sg : a.graphs)
+          if (sg && graph_has_float16(*sg)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::unordered_set<std::string> float16_values(const Graph& g) {
+  std::unordered_map<std::string, DType> types;
+  for (const auto& init : g.initializers) types[init.name] = init.tensor.dtype();
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *list)
+      if (v.dtype != DType::Undefined) types.try_emplace(v.name, v.dtype);
+  for (size_t i : topological_order(g)) {
+    const Node& n = g.nodes[i];
+    for (size_t k = 0; k < n.outputs.size(); ++k)
+      if (!n.outputs[k].empty() && !types.count(n.outputs[k]))
+        if (DType t = output_type(n, k, types); t != DType::Undefined) types[n.outputs[k]] = t;
+  }
+  std::unordered_set<std::string> r;
+  for (const auto& [name, t] : types)
+    if (t == DType::Float16) r.insert(name);
+  return r;
+}
+
+bool has_float16(const Model& m) { return graph_has_float16(m.graph); }
+
+size_t upcast_float16(Model& m) {
+  if (!has_float16(m)) return 0;
+  const size_t half = float16_values(m.graph).size();
+  NameGen names(m.graph);
+  upcast_graph(m.graph, names);
+  return std::max<size_t>(half, 1);
+}
+
+}  // namespace oq::ir::passes
