@@ -100,7 +100,8 @@ def float_input_cast():
     return model(nodes, inits, [1, 3, 8, 8], [1, 4, 8, 8], TensorProto.FLOAT, TensorProto.FLOAT), [1, 3, 8, 8]
 
 
-def quantize_both(m, in_shape, per_channel, act):
+def quantize_both(m, in_shape, per_channel, act, extra=None):
+    extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
     onnx.save(m, raw)
@@ -113,7 +114,7 @@ def quantize_both(m, in_shape, per_channel, act):
     quantize_static(pre, ort_out, DictReader(x_ort), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     weight_type=QuantType.QInt8, activation_type=getattr(QuantType, "Q" + act),
                     calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra})
     cfg = os.path.join(work, "config.yaml")
     with open(cfg, "w") as f:
         f.write(f"""model: {{model_path: {pre}}}
@@ -124,7 +125,7 @@ quantization:
   target_opset: 21
   operating_mode: default
   onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: MinMax}}
-  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False}}
+  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {v}" for k, v in extra.items())}}}
 """)
     p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
@@ -149,9 +150,9 @@ def run_ort(path, x):
     return np.concatenate([s.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))]).astype(np.float64)
 
 
-def same_as_ort(name, build, per_channel=True, act="Int8"):
+def same_as_ort(name, build, per_channel=True, act="Int8", extra=None):
     m, in_shape = build()
-    ort_out, ours, x, log = quantize_both(m, in_shape, per_channel, act)
+    ort_out, ours, x, log = quantize_both(m, in_shape, per_channel, act, extra)
     a, b = onnx.load(ort_out), onnx.load(ours)
     wa, wb = wiring(a), wiring(b)
     assert wa == wb, ("graphs differ:\n ORT only " + str(sorted(set(wa.items()) - set(wb.items())))
@@ -223,6 +224,11 @@ def cases():
             for act in ("Int8", "UInt8"):
                 name = f"{build.__name__} {'per_channel' if pc else 'per_tensor'} {act}"
                 same_as_ort(name, build, pc, act)
+    # ORT's layout options on a float16 model (float weights with float16 Q/DQ pairs, dedicated pairs, com.microsoft
+    # Q/DQ).
+    layout = {"AddQDQPairToWeight": True, "DedicatedQDQPair": True, "UseQDQContribOps": True}
+    for build in (conv_relu_conv, add_two):
+        same_as_ort(f"{build.__name__} with {', '.join(layout)}", build, True, "Int8", layout)
     for name, ulps, d in MEASURED:
         print(f"  {name}: scales within {ulps:.0f} float16 ulp(s), outputs within {d:.2f} output steps of ORT's")
 
