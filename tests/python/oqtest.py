@@ -56,3 +56,43 @@ def ort_top1(model_path, npz_path):
     s = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
     out = s.run(None, {s.get_inputs()[0].name: d["x"]})[0]
     return 100.0 * float(np.mean(out.reshape(len(out), -1).argmax(1) == d["y"]))
+
+
+def yaml_value(v):
+    """A Python value as YAML flow text (the configs the tests write)."""
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(str(i) for i in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {yaml_value(i)}" for k, i in v.items()) + "}"
+    return str(v)
+
+
+def default_mode_config(model, calib, per_channel=True, opset=13, act="Int8", method="MinMax", params=None,
+                        extra=None):
+    """A default-mode config (the settings the ORT parity tests give quantize_static): Int8 symmetric weights,
+    asymmetric activations of type `act`; `params` adds onnx_quant_parameters keys, `extra` onnx_extra_options."""
+    p = "".join(f", {k}: {yaml_value(v)}" for k, v in (params or {}).items() if v)
+    e = "".join(f", {k}: {yaml_value(v)}" for k, v in (extra or {}).items())
+    return f"""model: {{model_path: {model}}}
+dataset: {{quantization_path: {calib}}}
+preprocessing: {{rescaling: {{scale: 1, offset: 0}}}}
+quantization:
+  granularity: {'per_channel' if per_channel else 'per_tensor'}
+  target_opset: {opset}
+  operating_mode: default
+  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}{p}}}
+  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{e}}}
+"""
+
+
+def assert_same_output(name, got, want, exact, oracle="ORT"):
+    """A kernel's output against the oracle's: same shape and dtype, equal (exact) or within 1e-5."""
+    import numpy as np
+    assert got.shape == want.shape, f"{name}: shape {got.shape} != {oracle} {want.shape}"
+    assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != {oracle} {want.dtype}"
+    if exact:
+        assert np.array_equal(got, want), f"{name}: differs from {oracle}\n{got.tolist()}\n{want.tolist()}"
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)

@@ -23,7 +23,7 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import TESTDATA, Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
 
 N = 16
 F16 = TensorProto.FLOAT16
@@ -117,16 +117,7 @@ def quantize_both(m, in_shape, per_channel, act, extra=None):
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **extra})
     cfg = os.path.join(work, "config.yaml")
     with open(cfg, "w") as f:
-        f.write(f"""model: {{model_path: {pre}}}
-dataset: {{quantization_path: {os.path.join(work, 'calib.npz')}}}
-preprocessing: {{rescaling: {{scale: 1, offset: 0}}}}
-quantization:
-  granularity: {'per_channel' if per_channel else 'per_tensor'}
-  target_opset: 21
-  operating_mode: default
-  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: MinMax}}
-  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {v}" for k, v in extra.items())}}}
-""")
+        f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, 21, act, extra=extra))
     p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     onnx.checker.check_model(onnx.load(ours), full_check=True)

@@ -319,7 +319,7 @@ def test_qdq_layout_options():
     """AddQDQPairToWeight, DedicatedQDQPair and UseQDQContribOps change where (and in which domain) Q/DQ nodes go, not
     a value: inspection reads the written names (float weights with a QuantizeLinear, `_1`/`_2` pairs), the executor
     runs com.microsoft Q/DQ, and the SNRs are those of the plain layout."""
-    base = [f"model.model_path=testdata/digits_mobilenet.onnx", "dataset.quantization_path=testdata/digits_calib.npz",
+    base = ["model.model_path=testdata/digits_mobilenet.onnx", "dataset.quantization_path=testdata/digits_calib.npz",
             "quantization.iterative_quant_parameters.inspection_split=0.2"]
     plain = inspect(tmpdir(), base)
     outdir = tmpdir()
@@ -437,7 +437,7 @@ def test_masked_attention():
     snippet = snippet_from_html(os.path.join(d, "run1", "inspection.html"))
     acts = [line.strip() for line in snippet.splitlines() if line.strip().startswith("- [")]
     assert acts and acts[0].startswith("- ['m', {quant_type: Int16"), snippet  # the masked scores come first
-    over = [f"quantization.onnx_extra_options.activations_tensor_override=[['m', {{quant_type: Int16}}]]",
+    over = ["quantization.onnx_extra_options.activations_tensor_override=[['m', {quant_type: Int16}]]",
             "quantization.target_opset=21"]
     rep2 = inspect(os.path.join(d, "run2"), common + over)
     p2 = next(e for e in rep2["tensors"] if e["name"] == "p")

@@ -57,12 +57,7 @@ def check(name, node, inputs, opset, exact, oracle="ort"):
     else:
         want = ReferenceEvaluator(m).run(None, feeds)[0]
     got = run_ours(name, m, [(n, a) for n, a in inputs if n])
-    assert got.shape == want.shape, f"{name}: shape {got.shape} != {oracle} {want.shape}"
-    assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != {oracle} {want.dtype}"
-    if exact:
-        assert np.array_equal(got, want), f"{name}: differs from {oracle}\n{got.tolist()}\n{want.tolist()}"
-    else:
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+    oqtest.assert_same_output(name, got, want, exact, oracle)
     return want
 
 

@@ -41,12 +41,7 @@ def check(name, node, inputs, opset, exact):
         args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
     oqtest.run_oq(args)
     got = np.load(os.path.join(d, "out", "y.npy"))
-    assert got.shape == want.shape, f"{name}: shape {got.shape} != ORT {want.shape}"
-    assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != ORT {want.dtype}"
-    if exact:
-        assert np.array_equal(got, want), f"{name}: differs from ORT\n{got}\n{want}"
-    else:
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+    oqtest.assert_same_output(name, got, want, exact)
 
 
 def cumsum_cases():

@@ -23,7 +23,7 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
 
 N = 20
 
@@ -65,16 +65,6 @@ def rnd(seed, shape, s=0.3):
     return (np.random.default_rng(seed).standard_normal(shape) * s).astype(np.float32)
 
 
-def yaml_value(v):
-    if isinstance(v, bool):
-        return "True" if v else "False"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(str(i) for i in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {yaml_value(i)}" for k, i in v.items()) + "}"
-    return str(v)
-
-
 def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
                   nodes_to_exclude=None, op_types=None, opset=13):
     extra = dict(extra or {})
@@ -96,16 +86,8 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method
         ort_out = None
     cfg = os.path.join(work, "config.yaml")
     with open(cfg, "w") as f:
-        f.write(f"""model: {{model_path: {pre}}}
-dataset: {{quantization_path: {os.path.join(work, 'calib.npz')}}}
-preprocessing: {{rescaling: {{scale: 1, offset: 0}}}}
-quantization:
-  granularity: {'per_channel' if per_channel else 'per_tensor'}
-  target_opset: {opset}
-  operating_mode: default
-  onnx_quant_parameters: {{weightType: Int8, activType: {act}, calibrate_method: {method}{f", nodes_to_exclude: {yaml_value(nodes_to_exclude)}" if nodes_to_exclude else ""}{f", op_types_to_quantize: {yaml_value(op_types)}" if op_types else ""}}}
-  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False{"".join(f", {k}: {yaml_value(v)}" for k, v in extra.items())}}}
-""")
+        f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, opset, act, method,
+                                    {"nodes_to_exclude": nodes_to_exclude, "op_types_to_quantize": op_types}, extra))
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     onnx.checker.check_model(onnx.load(ours), full_check=True)

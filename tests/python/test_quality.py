@@ -106,10 +106,10 @@ def smooth_quant_real_model():
     snr = {}
     for name, extra in (("none", []), ("sq0.5", ["quantization.onnx_extra_options.SmoothQuant=True"])):
         out = tmpdir()
-        p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out, f"model.model_path={model}",
-                    f"dataset.quantization_path={os.path.join(d, 'calib.npz')}", "dataset.quantization_split=null",
-                    "preprocessing.rescaling.scale=1", "preprocessing.rescaling.offset=0",
-                    "quantization.operating_mode=default", *extra])
+        run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out, f"model.model_path={model}",
+                f"dataset.quantization_path={os.path.join(d, 'calib.npz')}", "dataset.quantization_split=null",
+                "preprocessing.rescaling.scale=1", "preprocessing.rescaling.offset=0",
+                "quantization.operating_mode=default", *extra])
         qfile = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f.endswith("_quant_qdq_pc.onnx")][0]
         onnx.checker.check_model(onnx.load(qfile), full_check=True)
         got = session(qfile).run(None, {"input_1": x})[0]
