@@ -20,7 +20,6 @@ namespace oq::calib {
 
 namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr float kMaxFloat = std::numeric_limits<float>::max();
 using kernels::kBlock;
 constexpr int64_t kParallelMin = int64_t{1} << 18;  // values: smaller batches are binned on one thread
 
@@ -49,10 +48,8 @@ typedef float v16f __attribute__((vector_size(64)));
 // `a < m ? a : m` keeps m when a is NaN, as _mm_min_ps / vminps do, so NaN never enters the result. Four
 // vectors per step, each with its own min and max chain: a min/max has a 4-cycle latency, so fewer chains
 // leave the loop latency-bound below L1/L2 bandwidth (bench/bench_binning.cc BM_MinMax).
-// `nan` is set when a NaN (or an infinity) was skipped: each chain also sums its values (one addition per
-// vector), a sum that stays finite over finite values and turns NaN or infinite for either. A finite sum can
-// also overflow (values beyond ~1e33): a non-finite sum is therefore checked value by value before `nan` is set,
-// so the flag is exact.
+// `nan` is set when a NaN (or an infinity) was skipped: a sum of a - a stays 0 over finite values and turns NaN
+// for either (one subtraction and one addition per vector, which keep the loop at memory speed).
 OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, float& mx, bool& nan) {
   v16f mnv[4], mxv[4], chk[4];
   for (int k = 0; k < 4; ++k) mnv[k] = v16f{} + kInf, mxv[k] = v16f{} - kInf, chk[k] = v16f{};
@@ -63,15 +60,12 @@ OQ_TARGET_CLONES size_t min_max_blocks(const float* p, size_t n, float& mn, floa
       std::memcpy(&a, p + i + 16 * k, sizeof a);
       mnv[k] = a < mnv[k] ? a : mnv[k];
       mxv[k] = a > mxv[k] ? a : mxv[k];
-      chk[k] += a;
+      chk[k] += a - a;
     }
   }
   if (i == 0) return 0;  // short rows (per-channel weights): no vector to reduce
-  bool suspect = false;
-  for (int k = 0; k < 4; ++k)
-    for (int j = 0; j < 16; ++j) suspect |= !(std::fabs(chk[k][j]) <= kMaxFloat);  // NaN fails the <=
-  if (suspect)
-    for (size_t t = 0; t < i && !nan; ++t) nan = !(std::fabs(p[t]) <= kMaxFloat);
+  chk[0] += chk[1] + chk[2] + chk[3];
+  for (int j = 0; j < 16; ++j) nan |= chk[0][j] != 0.f;  // NaN != 0 holds
   // Four chains into one, then the 16 lanes (one dependent chain of 16 instead of 64 per call: per-channel
   // weight ranges call this once per output channel).
   mnv[0] = mnv[1] < mnv[0] ? mnv[1] : mnv[0];
