@@ -198,7 +198,7 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
       py_overrides(e.weights_tensor_override),
       py_overrides(e.activations_tensor_override)));
   const bool ort_defaults = e.calib_moving_average_constant == 0.01 && !e.calib_tensor_range_symmetric &&
-                            !e.calib_max_intermediate_outputs && !e.matmul_const_b_only &&
+                            !e.calib_max_intermediate_outputs && !e.matmul_const_b_only && !e.enable_subgraph &&
                             !e.qdq_keep_removable_activations && !e.qdq_disable_weight_adjust_for_int32_bias &&
                             !e.force_quantize_no_input_check && e.op_types_to_exclude_output_quantization.empty() &&
                             !e.activation_restricted_asymmetric &&
@@ -211,7 +211,7 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
         "'QDQDisableWeightAdjustForInt32Bias': {}, 'ForceQuantizeNoInputCheck': {}, "
         "'OpTypesToExcludeOutputQuantization': {}, 'ActivationRestrictedAsymmetric': {}, "
         "'QDQOpTypePerChannelSupportToAxis': {}, 'AddQDQPairToWeight': {}, 'DedicatedQDQPair': {}, "
-        "'UseQDQContribOps': {}}}",
+        "'UseQDQContribOps': {}, 'EnableSubgraph': {}}}",
         py_float(e.calib_moving_average_constant),
         e.calib_tensor_range_symmetric ? py_bool(*e.calib_tensor_range_symmetric) : "None",
         e.calib_max_intermediate_outputs ? std::to_string(*e.calib_max_intermediate_outputs) : "None",
@@ -219,7 +219,7 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
         py_bool(e.qdq_disable_weight_adjust_for_int32_bias), py_bool(e.force_quantize_no_input_check),
         py_list(e.op_types_to_exclude_output_quantization), py_bool(e.activation_restricted_asymmetric),
         py_axis_map(e.qdq_op_type_per_channel_support_to_axis), py_bool(e.add_qdq_pair_to_weight),
-        py_bool(e.dedicated_qdq_pair), py_bool(e.use_qdq_contrib_ops)));
+        py_bool(e.dedicated_qdq_pair), py_bool(e.use_qdq_contrib_ops), py_bool(e.enable_subgraph)));
   return lines;
 }
 

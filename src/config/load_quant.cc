@@ -138,11 +138,9 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
   e.add_qdq_pair_to_weight = get_bool(m, "AddQDQPairToWeight", e.add_qdq_pair_to_weight);
   e.dedicated_qdq_pair = get_bool(m, "DedicatedQDQPair", e.dedicated_qdq_pair);
   e.use_qdq_contrib_ops = get_bool(m, "UseQDQContribOps", e.use_qdq_contrib_ops);
-  // Not implemented: fine at ORT's default, refused otherwise.
-  for (const char* k : {"EnableSubgraph"})
-    if (get_bool(m, k, false))
-      key_fail(m.ctx(), m.get(k), m.path(k),
-               "this ONNX Runtime option is not implemented by onnxquant (only its default, False, is accepted)");
+  // ORT quantizes If/Loop/Scan bodies with it; onnxquant's executor has no such kernels (those models are refused
+  // when the session is built), and on a model without subgraphs the option changes nothing, in ORT too.
+  e.enable_subgraph = get_bool(m, "EnableSubgraph", e.enable_subgraph);
   {
     const std::string k = "QDQOpTypePerChannelSupportToAxis";
     const YAML::Node n = m.get(k);
@@ -154,15 +152,12 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
       }
     }
   }
-  for (const char* k : {"TensorQuantOverrides"}) {
-    const YAML::Node n = m.get(k);
-    if (n && !n.IsNull() && n.size() > 0)
-      key_fail(m.ctx(), n, m.path(k),
-               std::string("this ONNX Runtime option is not implemented by onnxquant (only empty is accepted)") +
-                   (std::string(k) == "TensorQuantOverrides"
-                        ? "; per-tensor types and parameters go in weights_tensor_override / activations_tensor_override"
-                        : ""));
-  }
+  // ORT's TensorQuantOverrides (its dict form: per-channel lists, rmin/rmax/symmetric/reduce_range per tensor,
+  // `convert` chains) is not implemented: the same settings go in weights/activations_tensor_override.
+  if (const YAML::Node n = m.get("TensorQuantOverrides"); n && !n.IsNull() && n.size() > 0)
+    key_fail(m.ctx(), n, m.path("TensorQuantOverrides"),
+             "this ONNX Runtime option is not implemented by onnxquant (only empty is accepted); per-tensor types and "
+             "parameters go in weights_tensor_override / activations_tensor_override");
 }
 
 void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {

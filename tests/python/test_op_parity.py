@@ -366,8 +366,10 @@ def ort_options():
     got = scales(ours)
     assert same(got, ort((0, 1), 0.3)) or same(got, ort((1, 0), 0.3)), got
     assert not same(ort((0, 1), 0.3), ort((0, 1), 0.01)) and not same(ort((1, 0), 0.3), ort((1, 0), 0.01))
-    # No effect in QDQ format (ORT reads MatMulConstBOnly in its QOperator path only).
+    # No effect in QDQ format (ORT reads MatMulConstBOnly in its QOperator path only), nor on a model without
+    # subgraphs (EnableSubgraph).
     same_as_ort(conv_relu_conv(), img(7), extra={"MatMulConstBOnly": True})
+    same_as_ort(conv_relu_conv(), img(7), extra={"EnableSubgraph": True})
     # No effect here (statistics are streamed); ORT 1.32 drops the outputs it clears every N samples, so its
     # ranges come from the last partial group (or it fails with "No data is collected" when N divides the count).
     _, a, _ = quantize_both(conv_relu_conv(), img(7))
@@ -469,7 +471,8 @@ def ort_options_not_implemented():
     m = os.path.join(work, "m.onnx")
     onnx.save(conv_relu_conv(), m)
     np.savez(os.path.join(work, "d.npz"), input=img(8))
-    for key, value, ok in (("EnableSubgraph", "True", False), ("EnableSubgraph", "False", True),
+    for key, value, ok in (("EnableSubgraph", "True", True), ("EnableSubgraph", "False", True),
+                           ("EnableSubgraph", "maybe", False),
                            ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
                            ("OpTypesToExcludeOutputQuantization", "[conv]", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{matmul: 0}", False),
@@ -535,6 +538,6 @@ if __name__ == "__main__":
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
     r.run("AddQDQPairToWeight, DedicatedQDQPair", qdq_layout_options)
     r.run("UseQDQContribOps (16-bit activations below opset 21)", contrib_qdq_ops)
-    r.run("ONNX Runtime extra options it does not implement: only their defaults", ort_options_not_implemented)
+    r.run("ONNX Runtime extra options: wrong values, TensorQuantOverrides only empty", ort_options_not_implemented)
     r.run("LSTM/GRU/RNN: left float by default, every input Q/DQ when named in op_types_to_quantize", recurrent_left_float)
     r.finish()
