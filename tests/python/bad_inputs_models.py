@@ -90,6 +90,13 @@ def m_opset_new(d):
     return save(d, m)
 
 
+def m_opset_25(d):
+    # The first opset past the newest supported (24): refused, naming the file and both opsets.
+    m = onnx.load(MLP)
+    m.opset_import[0].version = 25
+    return save(d, m)
+
+
 def m_unsupported_op(d):
     nodes = [helper.make_node("FrobnicateTensor", ["input"], ["y"], name="frob")]
     return save(d, tiny_model(nodes))
@@ -170,6 +177,7 @@ MODEL_CASES = [
     ("model_duplicate_node_outputs", m_dup_outputs, ["model.onnx", "'t'"]),
     ("model_duplicate_graph_outputs", m_dup_graph_outputs, ["model.onnx", "'y'"]),
     ("model_opset_too_new", m_opset_new, ["model.onnx", "99"], False),
+    ("model_opset_25", m_opset_25, ["model.onnx", "opset 25", "newest supported (24)"], False),
     ("model_unsupported_op", m_unsupported_op, ["frob", "FrobnicateTensor"], False),
     ("model_raw_data_short", m_raw_short, ["model.onnx", "w_short"]),
     ("model_value_count_wrong", m_no_graph_input_data, ["model.onnx", "w_count"]),

@@ -1,7 +1,8 @@
 """Opset conversion against the ONNX backend node tests (/usr/share/libonnx-testdata/data/node, onnx 1.12):
 every test model whose default-domain opset is in [7, 20] and that onnxruntime runs correctly as is
-(outputs match the stored expected outputs) is converted to opset 21 by tests/oq_preprocess_model, once alone
-and once after the pre-processing passes; each result must pass onnx.checker.check_model(full_check=True) and give the
+(outputs match the stored expected outputs) is converted to opset 21 and to opset 24 (the newest the converter
+reaches: 21 -> 24 rewrites nothing, the schemas only gain types and defaulted attributes) by
+tests/oq_preprocess_model, once alone and once after the pre-processing passes; each result must pass onnx.checker.check_model(full_check=True) and give the
 expected outputs in onnxruntime (graph optimisations disabled). A model the converter refuses must be one
 with a documented refusal reason (listed below); any other refusal or mismatch fails.
 
@@ -25,6 +26,7 @@ TOOL = os.path.join(BUILD, "tests", "oq_preprocess_model")
 NODE_DIR = "/usr/share/libonnx-testdata/data/node"
 TMP = tempfile.mkdtemp(prefix="oq_opset_backend_")
 # Refusals that are expected (the converter names the node and the reason).
+TARGETS = (21, 24)
 ALLOWED_REFUSALS = ("training", "spatial=0", "Scan-8", "non-constant scales", "experimental")
 
 
@@ -79,16 +81,20 @@ def check(test_dir):
         return "skip:ort-original"
     if len(ref) != len(expected) or not all(close(a, b) for a, b in zip(ref, expected)):
         return "skip:ort-mismatch"
-    for tag, extra in (("converted", ["--no-preprocess"]), ("preprocessed+converted", [])):
-        out = os.path.join(TMP, os.path.basename(test_dir) + "." + tag + ".onnx")
-        r = subprocess.run([TOOL, path, out, "--opset", "21", *extra], capture_output=True, text=True)
+    for target, tag, extra in ((t, tag, extra) for t in TARGETS
+                               for tag, extra in (("converted", ["--no-preprocess"]), ("preprocessed+converted", []))):
+        tag = f"{tag} to {target}"
+        out = os.path.join(TMP, os.path.basename(test_dir) + "." + tag.replace(" ", "_") + ".onnx")
+        r = subprocess.run([TOOL, path, out, "--opset", str(target), *extra], capture_output=True, text=True)
         if r.returncode != 0:
             msg = r.stderr.strip()
             assert "cannot convert" in msg and any(k in msg for k in ALLOWED_REFUSALS), f"{tag}: tool failed: {msg}"
             return "refused:" + msg
         conv = onnx.load(out)
         onnx.checker.check_model(conv, full_check=True)
-        assert [o.version for o in conv.opset_import if o.domain in ("", "ai.onnx")] == [21], f"{tag}: opset"
+        assert [o.version for o in conv.opset_import if o.domain in ("", "ai.onnx")] == [target], f"{tag}: opset"
+        ir = max(m.ir_version, onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", target)]))
+        assert conv.ir_version == ir, f"{tag}: IR version {conv.ir_version}, expected {ir}"
         got = run_model(out, conv, inputs)
         assert len(got) == len(expected), f"{tag}: {len(got)} outputs vs {len(expected)}"
         for k, (a, b) in enumerate(zip(got, expected)):

@@ -42,13 +42,19 @@ def histogram(m):
     return h
 
 
-def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax"):
+def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax", oq_converts=False):
+    """ORT gets the pre-processed model converted to `opset` by onnx's version_converter; onnxquant gets the same
+    model, or with `oq_converts` the unconverted one, which target_opset makes it convert itself."""
     work = tmpdir()
     pre = os.path.join(work, "pre.onnx")
     quant_pre_process(os.path.join(TESTDATA, model), pre)
     m = onnx.load(pre)
+    oq_in = pre
     if m.opset_import[0].version < opset:
         m = onnx.version_converter.convert_version(m, opset)
+        if oq_converts:
+            oq_in = os.path.join(work, "pre_unconverted.onnx")
+            os.rename(pre, oq_in)
         onnx.save(m, pre)
     ort_out = os.path.join(work, "ort.onnx")
     input_name = m.graph.input[0].name
@@ -58,19 +64,23 @@ def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
     outdir = os.path.join(work, "oq")
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
-            f"model.model_path={pre}", f"dataset.quantization_path=testdata/{calib}",
+            f"model.model_path={oq_in}", f"dataset.quantization_path=testdata/{calib}",
             "quantization.operating_mode=default", f"quantization.target_opset={opset}",
             f"quantization.granularity={'per_channel' if per_channel else 'per_tensor'}",
             f"quantization.onnx_quant_parameters.weightType={wtype}",
             f"quantization.onnx_quant_parameters.activType={atype}",
             f"quantization.onnx_quant_parameters.calibrate_method={method}"])
-    ours = os.path.join(outdir, "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
+    base = os.path.splitext(os.path.basename(oq_in))[0]
+    ours = os.path.join(outdir, "quantized_models", base + "_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     return ort_out, ours
 
 
-def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", opset=21, method="MinMax"):
-    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset, method)
+def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", opset=21, method="MinMax",
+            oq_converts=False):
+    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset, method, oq_converts)
     onnx.checker.check_model(onnx.load(ours), full_check=True)
+    got = [o.version for o in onnx.load(ours).opset_import if o.domain in ("", "ai.onnx")]
+    assert got == [opset], f"written opset {got}, expected {opset}"
     a, b = onnx.load(ort_out), onnx.load(ours)
     ha, hb = histogram(a), histogram(b)
     assert ha == hb, f"op histograms differ:\n ORT {sorted(ha.items())}\n oq  {sorted(hb.items())}"
@@ -214,6 +224,13 @@ if __name__ == "__main__":
           True, "Int8", "Int8", 21, "Entropy")
     r.run("resnet int8 Percentile", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz",
           True, "Int8", "Int8", 21, "Percentile")
+    # Opsets 22 and 23 (the model at that opset, as ORT gets it; at 23 also converted up from 13 by onnxquant).
+    r.run("mobilenet int8 opset 22", compare, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz",
+          True, "Int8", "Int8", 22)
+    r.run("resnet int4 weights opset 23", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz",
+          True, "Int4", "Int8", 23)
+    r.run("mlp int8 per-tensor opset 23 converted by onnxquant", compare, "digits_mlp.onnx", "digits_calib_flat.npz",
+          "digits_test_flat.npz", False, "Int8", "Int8", 23, "MinMax", True)
     r.run("mobilenet Entropy CalibStridedMinMax 1", entropy_strided_one)
     r.run("mlp nodes_to_exclude of a fused MatMul", exclude_fused_matmul)
     r.finish()

@@ -254,7 +254,7 @@ TEST(Activation, MatchNaiveOnRandomData) {
       {"Cosh", 0, 0, -8, 8},         {"Asinh", 0, 0, -8, 8},       {"Acosh", 0, 0, 1, 8},
       {"Atanh", 0, 0, -0.99f, 0.99f}, {"Selu", 1.5f, 1.2f, -8, 8}, {"ThresholdedRelu", 0.5f, 0, -8, 8},
       {"Softsign", 0, 0, -8, 8},     {"Celu", 0.8f, 0, -8, 8},     {"Shrink", 0.6f, 0.2f, -8, 8},
-      {"Mish", 0, 0, -8, 8}};
+      {"Mish", 0, 0, -8, 8},         {"Swish", 1.7f, 0, -8, 8}};
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     for (Shape s : {Shape{3, 7, 11}, Shape{5, 4001}, Shape{}}) {
@@ -262,7 +262,7 @@ TEST(Activation, MatchNaiveOnRandomData) {
         const std::string op = c.op;
         Tensor x = random_float(s, rng, c.lo, c.hi);
         ir::Node n = make_node(c.op, 1);
-        if (op == "LeakyRelu" || op == "Elu" || op == "ThresholdedRelu" || op == "Celu")
+        if (op == "LeakyRelu" || op == "Elu" || op == "ThresholdedRelu" || op == "Celu" || op == "Swish")
           n.set_attr_float("alpha", c.alpha);
         if (op == "HardSigmoid") {
           n.set_attr_float("alpha", c.alpha);
@@ -276,7 +276,7 @@ TEST(Activation, MatchNaiveOnRandomData) {
           n.set_attr_float("lambd", c.alpha);
           n.set_attr_float("bias", c.beta);
         }
-        auto got = run_kernel(n, 20, {x})[0];
+        auto got = run_kernel(n, op == "Swish" ? 24 : 20, {x})[0];
         std::vector<double> want;
         for (float v : x.span<float>()) want.push_back(exec::naive_activation(c.op, v, c.alpha, c.beta));
         SCOPED_TRACE(c.op);
@@ -296,8 +296,8 @@ TEST(Activation, MatchNaiveOnRandomData) {
 TEST(Activation, NaNPropagates) {
   Tensor x = ft({3}, {NAN, -1.f, 2.f});
   for (const char* op : {"Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Tanh", "Elu", "Clip", "Softplus",
-                         "Selu", "Celu", "Softsign", "Mish", "Gelu", "Abs", "Neg", "Exp"}) {
-    Tensor y = run_kernel(make_node(op, 1), 20, {x})[0];
+                         "Selu", "Celu", "Softsign", "Mish", "Gelu", "Abs", "Neg", "Exp", "Swish"}) {
+    Tensor y = run_kernel(make_node(op, 1), 24, {x})[0];
     EXPECT_TRUE(std::isnan(y.data<float>()[0])) << op << "(NaN) = " << y.data<float>()[0];
     EXPECT_FALSE(std::isnan(y.data<float>()[1])) << op;
   }
@@ -379,4 +379,31 @@ TEST(Cast, ConversionsBetweenDtypes) {
   ir::Node bad = make_node("Cast", 1);
   bad.set_attr_int("to", 99);
   EXPECT_THROW(run_kernel(bad, 13, {x}), Error);
+}
+
+// Opset 24's `round_mode` applies only to casts to FLOAT8E8M0 (a type the executor does not hold): its three valid
+// values leave other casts as they are; anything else is refused when the kernel is built, naming the attribute.
+TEST(Cast, Opset24RoundMode) {
+  Tensor x = ft({3}, {-1.5f, 2.5f, 0.7f});
+  for (const char* op : {"Cast", "CastLike"}) {
+    ir::Node n = make_node(op, std::string(op) == "Cast" ? 1 : 2);
+    if (std::string(op) == "Cast") n.set_attr_int("to", static_cast<int64_t>(DType::Int32));
+    std::vector<Tensor> in = {x};
+    if (std::string(op) == "CastLike") in.push_back(Tensor::from_vector<int32_t>(DType::Int32, {1}, {0}));
+    for (const char* mode : {"up", "down", "nearest"}) {
+      n.set_attr_string("round_mode", mode);
+      auto y = run_kernel(n, 24, in)[0];
+      EXPECT_EQ(y.dtype(), DType::Int32);
+      expect_values(y, {-1, 2, 0});  // truncation towards zero, as without the attribute
+    }
+    n.set_attr_string("round_mode", "sideways");
+    std::string e;
+    try {
+      run_kernel(n, 24, in);
+    } catch (const Error& err) {
+      e = err.what();
+    }
+    EXPECT_NE(e.find("round_mode='sideways'"), std::string::npos) << op << ": " << e;
+    EXPECT_NO_THROW(run_kernel(n, 23, in)) << op;  // not an attribute before opset 24
+  }
 }

@@ -207,8 +207,30 @@ TEST(NormKernel, InstanceAndLayerNormMatchReference) {
       ln1.set_attr_int("axis", axis);
       ln1.set_attr_float("epsilon", 1e-3f);
       expect_close(run(ln1, 18, {x, s1})[0], want, 1e-4, what + " no bias");
+      // RMSNormalization (opset 23): no mean, no bias.
+      ref::layer_norm(x, ls, nullptr, a, 1e-3f, want, nullptr, nullptr, /*rms=*/true);
+      ir::Node rms = node("RMSNormalization", 2, 1);
+      rms.set_attr_int("axis", axis);
+      rms.set_attr_float("epsilon", 1e-3f);
+      expect_close(run(rms, 23, {x, ls})[0], want, 1e-4, what + " rms");
     }
   }
+}
+
+// RMSNormalization-23 by hand: x / sqrt(mean(x^2) + epsilon) * scale over the axes from `axis` on.
+TEST(NormKernel, RMSNormalizationHand) {
+  ir::Node n = node("RMSNormalization", 2, 1);
+  n.set_attr_float("epsilon", 0.0f);
+  const double r = std::sqrt(12.5);  // rows [3, 4] and [6, 8]: mean squares 12.5 and 50
+  expect_values(run(n, 23, {ft({2, 2}, {3, 4, 6, 8}), ft({2}, {1, 2})})[0], {2, 2},
+                {3 / r, 8 / r, 6 / (2 * r), 16 / (2 * r)});
+  n.set_attr_int("axis", 0);  // one group over all four values: mean square (9 + 16 + 36 + 64) / 4
+  const double q = std::sqrt(125.0 / 4);
+  expect_values(run(n, 23, {ft({2, 2}, {3, 4, 6, 8}), ft({1}, {1})})[0], {2, 2}, {3 / q, 4 / q, 6 / q, 8 / q});
+  n.set_attr_int("stash_type", 10);
+  EXPECT_THROW(run(n, 23, {ft({1}, {1}), ft({1}, {1})}), Error);
+  EXPECT_EQ(exec::find_kernel("RMSNormalization", 22), nullptr);
+  EXPECT_NE(exec::find_kernel("RMSNormalization", 24), nullptr);
 }
 
 TEST(SoftmaxKernel, Pre13CoercesTo2DAnd13UsesOneAxis) {

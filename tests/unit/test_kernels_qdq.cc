@@ -276,3 +276,34 @@ TEST(KernelsQdq, VectorRunsMatchReferenceNearTies) {
     }
   }
 }
+
+// Opset 23: QuantizeLinear's `precision` (FLOAT is the float32 division the kernel does; FLOAT16 / BFLOAT16 are
+// refused when the kernel is built) and DequantizeLinear's `output_dtype` (the output type, else x_scale's).
+TEST(KernelsQdq, Opset23PrecisionAndOutputDtype) {
+  ir::Node q = make_node("QuantizeLinear", 3);
+  q.set_attr_int("precision", static_cast<int64_t>(DType::Float));
+  Tensor x = ft({4}, {-1.f, 0.25f, 0.5f, 9.f});
+  auto qv = run_kernel(q, 23, {x, Tensor::scalar_float(0.5f), i8({}, {1})})[0];
+  expect_values(qv, {-1, 1, 2, 19});  // -2 + 1; 0.5 -> 0 (half to even) + 1; 1 + 1; 18 + 1
+  q.set_attr_int("precision", static_cast<int64_t>(DType::Float16));
+  EXPECT_THROW(run_kernel(q, 23, {x, Tensor::scalar_float(0.5f), i8({}, {1})}), Error);
+  // Before opset 23 the attribute does not exist and is not read.
+  EXPECT_NO_THROW(run_kernel(q, 21, {x, Tensor::scalar_float(0.5f), i8({}, {1})}));
+
+  Tensor s16 = Tensor::scalar_float(0.25f).cast(DType::Float16);
+  ir::Node dq = make_node("DequantizeLinear", 3);
+  auto d16 = run_kernel(dq, 23, {qv, s16, i8({}, {1})})[0];
+  EXPECT_EQ(d16.dtype(), DType::Float16);  // x_scale's type
+  dq.set_attr_int("output_dtype", static_cast<int64_t>(DType::Float));
+  auto d32 = run_kernel(dq, 23, {qv, s16, i8({}, {1})})[0];
+  EXPECT_EQ(d32.dtype(), DType::Float);
+  expect_values(d32, {-0.5, 0, 0.25, 4.5});
+  dq.set_attr_int("output_dtype", static_cast<int64_t>(DType::Int32));
+  std::string e;
+  try {
+    run_kernel(dq, 23, {qv, s16, i8({}, {1})});
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("output_dtype=6"), std::string::npos) << e;
+}

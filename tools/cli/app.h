@@ -35,6 +35,10 @@ struct Job {
 
 // Loads and prepares the model for quantization (pre-processing, opset conversion, checks).
 void prepare_model(Job& job);
+
+// onnx::load_model, then a Model error naming the file when the model imports an ai.onnx opset newer than the
+// executor's (exec::kMaxOpset).
+ir::Model load_runnable_model(const std::string& path);
 // The calibration data set (quantization_path, else training_path, else 10 random samples with a warning).
 data::DatasetPtr calibration_data(const Job& job);
 // Batch size for evaluation: dataset.batch_size when set above 1; otherwise 32 when every model input has a

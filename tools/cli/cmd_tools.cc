@@ -54,7 +54,7 @@ int cmd_run(int argc, char** argv) {
   cli.add_option("--threads", threads, "threads (default: all cores)");
   if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
   set_num_threads(threads);
-  ir::Model m = onnx::load_model(model);
+  ir::Model m = load_runnable_model(model);
   exec::Session s(m);
   auto real = m.graph.real_inputs();
   std::map<std::string, Tensor> feeds;
@@ -108,7 +108,7 @@ int cmd_eval(int argc, char** argv) {
   if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
   set_num_threads(threads);
   if (metric == "agreement" && reference.empty()) fail(ErrorKind::Usage, "--metric agreement needs --reference FLOAT.onnx");
-  ir::Model m = onnx::load_model(model);
+  ir::Model m = load_runnable_model(model);
   exec::Session s(m);
   data::DataOptions d;
   d.path = data_path;
@@ -120,7 +120,7 @@ int cmd_eval(int argc, char** argv) {
   o.metric = metric == "top1" ? search::MetricKind::Top1 : search::MetricKind::Agreement;
   double score;
   if (o.metric == search::MetricKind::Agreement) {
-    ir::Model fm = onnx::load_model(reference);
+    ir::Model fm = load_runnable_model(reference);
     exec::Session fs_(fm);
     auto ref = search::compute_reference(fs_, ds, o);
     score = search::evaluate(s, ds, o, &ref);
@@ -135,7 +135,7 @@ int run_evaluation(Job& job, const std::string& model_path) {
   const auto& d = job.cfg.dataset;
   std::string path = !d.test_path.empty() ? d.test_path : d.validation_path;
   if (path.empty()) fail(ErrorKind::Config, "dataset.test_path: evaluation needs dataset.test_path or dataset.validation_path");
-  ir::Model m = onnx::load_model(model_path);
+  ir::Model m = load_runnable_model(model_path);
   exec::Session s(m);
   data::DataOptions o = data_options(job.cfg, path, 1.0);
   o.selection.shuffle = false;

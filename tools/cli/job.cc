@@ -113,15 +113,20 @@ static void check_float16_model(const Job& job) {
           "scales are written in float16", job.model_path);
 }
 
+ir::Model load_runnable_model(const std::string& path) {
+  ir::Model m = onnx::load_model(path);
+  if (m.default_opset() > exec::kMaxOpset)
+    fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", path,
+         m.default_opset(), exec::kMaxOpset);
+  return m;
+}
+
 void prepare_model(Job& job) {
   const auto& cfg = job.cfg;
   if (cfg.model.model_path.empty()) fail(ErrorKind::Config, "model.model_path: missing (the float ONNX model to quantize)");
   job.model_path = cfg.model.model_path;
   job.model_base = fs::path(job.model_path).stem().string();
-  job.original = onnx::load_model(job.model_path);
-  if (job.original.default_opset() > exec::kMaxOpset)
-    fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", job.model_path,
-         job.original.default_opset(), exec::kMaxOpset);
+  job.original = load_runnable_model(job.model_path);
   size_t q_nodes = 0, dq_nodes = 0;
   for (const auto& n : job.original.graph.nodes) {
     q_nodes += n.is_default_domain() && n.op_type == "QuantizeLinear";

@@ -2,10 +2,12 @@
 #include "app.h"
 #include "core/log.h"
 #include "exec/kernel.h"
+#include "ir/passes/passes.h"
 
 namespace oq::app {
 
 static_assert(config::kMaxTargetOpset == exec::kMaxOpset, "config's target_opset bound is the executor's newest opset");
+static_assert(ir::passes::kMaxConvertOpset == exec::kMaxOpset, "the opset converter reaches the executor's newest opset");
 
 quant::QuantOptions quant_options(const config::Config& cfg) {
   const auto& q = cfg.quantization;

@@ -1,5 +1,5 @@
 // Unary math and activations (Sqrt Exp Log Abs Neg Reciprocal Floor Ceil Round Relu LeakyRelu Elu Sigmoid
-// HardSigmoid HardSwish Tanh Erf Gelu Softplus) and Clip: contiguous loops split over threads.
+// HardSigmoid HardSwish Tanh Erf Gelu Softplus Swish ...) and Clip: contiguous loops split over threads.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,7 +17,7 @@ constexpr int64_t kGrain = 8192;
 enum class Act {
   Sqrt, Exp, Log, Abs, Neg, Reciprocal, Floor, Ceil, Round, Relu, LeakyRelu, Elu, Sigmoid, HardSigmoid,
   HardSwish, Tanh, Erf, Gelu, GeluTanh, Softplus, Sign, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Asinh,
-  Acosh, Atanh, Selu, ThresholdedRelu, Softsign, Celu, Shrink, Mish
+  Acosh, Atanh, Selu, ThresholdedRelu, Softsign, Celu, Shrink, Mish, Swish
 };
 
 enum class Types { Float, Signed, Numeric };  // which dtypes an op accepts (besides float16/bfloat16)
@@ -50,6 +50,13 @@ void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
         // Stable for both signs: never exponentiates a large positive number.
         T e = std::exp(-std::abs(x[i]));
         y[i] = x[i] >= zero ? one / (one + e) : e / (one + e);
+      }
+      break;
+    case Act::Swish:  // x * Sigmoid(alpha x) (opset 24)
+      for (int64_t i = 0; i < n; ++i) {
+        const T a = alpha * x[i];
+        T e = std::exp(-std::abs(a));
+        y[i] = x[i] * (a >= zero ? one / (one + e) : e / (one + e));
       }
       break;
     case Act::HardSigmoid:
@@ -209,6 +216,7 @@ std::unique_ptr<Kernel> make_unary(const KernelInit& k) {
       break;
     case Act::ThresholdedRelu: alpha = k.node.attr_float("alpha", 1.0f); break;
     case Act::Celu: alpha = k.node.attr_float("alpha", 1.0f); break;
+    case Act::Swish: alpha = k.node.attr_float("alpha", 1.0f); break;
     case Act::Shrink:
       alpha = k.node.attr_float("lambd", 0.5f);
       beta = k.node.attr_float("bias", 0.0f);
@@ -323,46 +331,47 @@ std::unique_ptr<Kernel> make_clip(const KernelInit& k) { return std::make_unique
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Sqrt, 6, 21, (make_unary<Act::Sqrt, Types::Float>));
-OQ_REGISTER_KERNEL(Exp, 6, 21, (make_unary<Act::Exp, Types::Float>));
-OQ_REGISTER_KERNEL(Log, 6, 21, (make_unary<Act::Log, Types::Float>));
-OQ_REGISTER_KERNEL(Abs, 6, 21, (make_unary<Act::Abs, Types::Numeric>));
-OQ_REGISTER_KERNEL(Neg, 6, 21, (make_unary<Act::Neg, Types::Signed>));
-OQ_REGISTER_KERNEL(Reciprocal, 6, 21, (make_unary<Act::Reciprocal, Types::Float>));
-OQ_REGISTER_KERNEL(Floor, 6, 21, (make_unary<Act::Floor, Types::Float>));
-OQ_REGISTER_KERNEL(Ceil, 6, 21, (make_unary<Act::Ceil, Types::Float>));
-OQ_REGISTER_KERNEL(Round, 11, 21, (make_unary<Act::Round, Types::Float>));
-OQ_REGISTER_KERNEL(Relu, 6, 21, (make_unary<Act::Relu, Types::Signed>));
-OQ_REGISTER_KERNEL(LeakyRelu, 6, 21, (make_unary<Act::LeakyRelu, Types::Float>));
-OQ_REGISTER_KERNEL(Elu, 6, 21, (make_unary<Act::Elu, Types::Float>));
-OQ_REGISTER_KERNEL(Sigmoid, 6, 21, (make_unary<Act::Sigmoid, Types::Float>));
-OQ_REGISTER_KERNEL(HardSigmoid, 6, 21, (make_unary<Act::HardSigmoid, Types::Float>));
-OQ_REGISTER_KERNEL(HardSwish, 14, 21, (make_unary<Act::HardSwish, Types::Float>));
-OQ_REGISTER_KERNEL(Tanh, 6, 21, (make_unary<Act::Tanh, Types::Float>));
-OQ_REGISTER_KERNEL(Erf, 9, 21, (make_unary<Act::Erf, Types::Float>));
-OQ_REGISTER_KERNEL(Gelu, 20, 21, (make_unary<Act::Gelu, Types::Float>));
-OQ_REGISTER_KERNEL(Softplus, 1, 21, (make_unary<Act::Softplus, Types::Float>));
-OQ_REGISTER_KERNEL(Clip, 6, 21, make_clip);
-OQ_REGISTER_KERNEL(Sign, 9, 21, (make_unary<Act::Sign, Types::Numeric>));
-OQ_REGISTER_KERNEL(Sin, 7, 21, (make_unary<Act::Sin, Types::Float>));
-OQ_REGISTER_KERNEL(Cos, 7, 21, (make_unary<Act::Cos, Types::Float>));
-OQ_REGISTER_KERNEL(Tan, 7, 21, (make_unary<Act::Tan, Types::Float>));
-OQ_REGISTER_KERNEL(Asin, 7, 21, (make_unary<Act::Asin, Types::Float>));
-OQ_REGISTER_KERNEL(Acos, 7, 21, (make_unary<Act::Acos, Types::Float>));
-OQ_REGISTER_KERNEL(Atan, 7, 21, (make_unary<Act::Atan, Types::Float>));
-OQ_REGISTER_KERNEL(Sinh, 9, 21, (make_unary<Act::Sinh, Types::Float>));
-OQ_REGISTER_KERNEL(Cosh, 9, 21, (make_unary<Act::Cosh, Types::Float>));
-OQ_REGISTER_KERNEL(Asinh, 9, 21, (make_unary<Act::Asinh, Types::Float>));
-OQ_REGISTER_KERNEL(Acosh, 9, 21, (make_unary<Act::Acosh, Types::Float>));
-OQ_REGISTER_KERNEL(Atanh, 9, 21, (make_unary<Act::Atanh, Types::Float>));
-OQ_REGISTER_KERNEL(Selu, 6, 21, (make_unary<Act::Selu, Types::Float>));
-OQ_REGISTER_KERNEL(ThresholdedRelu, 10, 21, (make_unary<Act::ThresholdedRelu, Types::Float>));
-OQ_REGISTER_KERNEL(Softsign, 1, 21, (make_unary<Act::Softsign, Types::Float>));
-OQ_REGISTER_KERNEL(Celu, 12, 21, (make_unary<Act::Celu, Types::Float>));
-OQ_REGISTER_KERNEL(Shrink, 9, 21, (make_unary<Act::Shrink, Types::Float>));
-OQ_REGISTER_KERNEL(Mish, 18, 21, (make_unary<Act::Mish, Types::Float>));
-OQ_REGISTER_KERNEL(IsNaN, 9, 21, make_is<false>);
-OQ_REGISTER_KERNEL(IsInf, 10, 21, make_is<true>);
+OQ_REGISTER_KERNEL(Sqrt, 6, kMaxOpset, (make_unary<Act::Sqrt, Types::Float>));
+OQ_REGISTER_KERNEL(Exp, 6, kMaxOpset, (make_unary<Act::Exp, Types::Float>));
+OQ_REGISTER_KERNEL(Log, 6, kMaxOpset, (make_unary<Act::Log, Types::Float>));
+OQ_REGISTER_KERNEL(Abs, 6, kMaxOpset, (make_unary<Act::Abs, Types::Numeric>));
+OQ_REGISTER_KERNEL(Neg, 6, kMaxOpset, (make_unary<Act::Neg, Types::Signed>));
+OQ_REGISTER_KERNEL(Reciprocal, 6, kMaxOpset, (make_unary<Act::Reciprocal, Types::Float>));
+OQ_REGISTER_KERNEL(Floor, 6, kMaxOpset, (make_unary<Act::Floor, Types::Float>));
+OQ_REGISTER_KERNEL(Ceil, 6, kMaxOpset, (make_unary<Act::Ceil, Types::Float>));
+OQ_REGISTER_KERNEL(Round, 11, kMaxOpset, (make_unary<Act::Round, Types::Float>));
+OQ_REGISTER_KERNEL(Relu, 6, kMaxOpset, (make_unary<Act::Relu, Types::Signed>));
+OQ_REGISTER_KERNEL(LeakyRelu, 6, kMaxOpset, (make_unary<Act::LeakyRelu, Types::Float>));
+OQ_REGISTER_KERNEL(Elu, 6, kMaxOpset, (make_unary<Act::Elu, Types::Float>));
+OQ_REGISTER_KERNEL(Sigmoid, 6, kMaxOpset, (make_unary<Act::Sigmoid, Types::Float>));
+OQ_REGISTER_KERNEL(HardSigmoid, 6, kMaxOpset, (make_unary<Act::HardSigmoid, Types::Float>));
+OQ_REGISTER_KERNEL(HardSwish, 14, kMaxOpset, (make_unary<Act::HardSwish, Types::Float>));
+OQ_REGISTER_KERNEL(Tanh, 6, kMaxOpset, (make_unary<Act::Tanh, Types::Float>));
+OQ_REGISTER_KERNEL(Erf, 9, kMaxOpset, (make_unary<Act::Erf, Types::Float>));
+OQ_REGISTER_KERNEL(Gelu, 20, kMaxOpset, (make_unary<Act::Gelu, Types::Float>));
+OQ_REGISTER_KERNEL(Softplus, 1, kMaxOpset, (make_unary<Act::Softplus, Types::Float>));
+OQ_REGISTER_KERNEL(Clip, 6, kMaxOpset, make_clip);
+OQ_REGISTER_KERNEL(Sign, 9, kMaxOpset, (make_unary<Act::Sign, Types::Numeric>));
+OQ_REGISTER_KERNEL(Sin, 7, kMaxOpset, (make_unary<Act::Sin, Types::Float>));
+OQ_REGISTER_KERNEL(Cos, 7, kMaxOpset, (make_unary<Act::Cos, Types::Float>));
+OQ_REGISTER_KERNEL(Tan, 7, kMaxOpset, (make_unary<Act::Tan, Types::Float>));
+OQ_REGISTER_KERNEL(Asin, 7, kMaxOpset, (make_unary<Act::Asin, Types::Float>));
+OQ_REGISTER_KERNEL(Acos, 7, kMaxOpset, (make_unary<Act::Acos, Types::Float>));
+OQ_REGISTER_KERNEL(Atan, 7, kMaxOpset, (make_unary<Act::Atan, Types::Float>));
+OQ_REGISTER_KERNEL(Sinh, 9, kMaxOpset, (make_unary<Act::Sinh, Types::Float>));
+OQ_REGISTER_KERNEL(Cosh, 9, kMaxOpset, (make_unary<Act::Cosh, Types::Float>));
+OQ_REGISTER_KERNEL(Asinh, 9, kMaxOpset, (make_unary<Act::Asinh, Types::Float>));
+OQ_REGISTER_KERNEL(Acosh, 9, kMaxOpset, (make_unary<Act::Acosh, Types::Float>));
+OQ_REGISTER_KERNEL(Atanh, 9, kMaxOpset, (make_unary<Act::Atanh, Types::Float>));
+OQ_REGISTER_KERNEL(Selu, 6, kMaxOpset, (make_unary<Act::Selu, Types::Float>));
+OQ_REGISTER_KERNEL(ThresholdedRelu, 10, kMaxOpset, (make_unary<Act::ThresholdedRelu, Types::Float>));
+OQ_REGISTER_KERNEL(Softsign, 1, kMaxOpset, (make_unary<Act::Softsign, Types::Float>));
+OQ_REGISTER_KERNEL(Celu, 12, kMaxOpset, (make_unary<Act::Celu, Types::Float>));
+OQ_REGISTER_KERNEL(Shrink, 9, kMaxOpset, (make_unary<Act::Shrink, Types::Float>));
+OQ_REGISTER_KERNEL(Mish, 18, kMaxOpset, (make_unary<Act::Mish, Types::Float>));
+OQ_REGISTER_KERNEL(Swish, 24, kMaxOpset, (make_unary<Act::Swish, Types::Float>));
+OQ_REGISTER_KERNEL(IsNaN, 9, kMaxOpset, make_is<false>);
+OQ_REGISTER_KERNEL(IsInf, 10, kMaxOpset, make_is<true>);
 
 // Opsets below 7 (before kMinOpset) are registered where the op's semantics are already the current ones.
 
@@ -414,6 +423,7 @@ double naive_activation(const std::string& op, double x, double alpha, double be
   if (op == "Celu") return (x < 0 ? 0.0 : x) + std::min(0.0, alpha * (std::exp(x / alpha) - 1));
   if (op == "Shrink") return x < -alpha ? x + beta : x > alpha ? x - beta : 0;  // alpha = lambd, beta = bias
   if (op == "Mish") return x * std::tanh(std::log(1 + std::exp(x)));
+  if (op == "Swish") return x / (1 + std::exp(-alpha * x));
   OQ_CHECK(false, "naive_activation: unknown op {}", op);
   return 0;
 }

@@ -39,8 +39,9 @@ void batch_norm(const Tensor& x, const Tensor& scale, const Tensor& bias, const 
                 const Tensor& var, float epsilon, Tensor& y);
 void instance_norm(const Tensor& x, const Tensor& scale, const Tensor& bias, float epsilon, Tensor& y);
 // Normalizes over axes [axis, rank); mean / inv_std_dev (optional) shaped x.shape[:axis] + [1]*(rank-axis).
+// rms: RMSNormalization (no mean subtracted; `bias` and `mean` are unused).
 void layer_norm(const Tensor& x, const Tensor& scale, const Tensor* bias, int axis, float epsilon, Tensor& y,
-                Tensor* mean, Tensor* inv_std_dev);
+                Tensor* mean, Tensor* inv_std_dev, bool rms = false);
 // opset < 13: x coerced to 2-D at `axis`; opset >= 13: along `axis` only. `log` selects LogSoftmax.
 void softmax(const Tensor& x, int axis, int opset, bool log, Tensor& y);
 

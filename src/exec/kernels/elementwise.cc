@@ -401,28 +401,28 @@ std::unique_ptr<Kernel> make_plain(const KernelInit& k) {
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(Add, 7, 21, make_binary<BinOp::Add>);
-OQ_REGISTER_KERNEL(Sub, 7, 21, make_binary<BinOp::Sub>);
-OQ_REGISTER_KERNEL(Mul, 7, 21, make_binary<BinOp::Mul>);
-OQ_REGISTER_KERNEL(Div, 7, 21, make_binary<BinOp::Div>);
-OQ_REGISTER_KERNEL(Pow, 7, 21, make_binary<BinOp::Pow>);
-OQ_REGISTER_KERNEL(Equal, 7, 21, make_binary<BinOp::Equal>);
-OQ_REGISTER_KERNEL(Greater, 7, 21, make_binary<BinOp::Greater>);
-OQ_REGISTER_KERNEL(Less, 7, 21, make_binary<BinOp::Less>);
-OQ_REGISTER_KERNEL(PRelu, 7, 21, make_binary<BinOp::PRelu>);
-OQ_REGISTER_KERNEL(And, 7, 21, make_binary<BinOp::And>);
-OQ_REGISTER_KERNEL(Or, 7, 21, make_binary<BinOp::Or>);
-OQ_REGISTER_KERNEL(Xor, 7, 21, make_binary<BinOp::Xor>);
-OQ_REGISTER_KERNEL(GreaterOrEqual, 12, 21, make_binary<BinOp::GreaterOrEqual>);
-OQ_REGISTER_KERNEL(LessOrEqual, 12, 21, make_binary<BinOp::LessOrEqual>);
-OQ_REGISTER_KERNEL(Mod, 10, 21, make_mod);
-OQ_REGISTER_KERNEL(Max, 6, 21, (make_variadic<BinOp::Max, false>));
-OQ_REGISTER_KERNEL(Min, 6, 21, (make_variadic<BinOp::Min, false>));
-OQ_REGISTER_KERNEL(Sum, 6, 21, (make_variadic<BinOp::Add, false>));
-OQ_REGISTER_KERNEL(Mean, 6, 21, (make_variadic<BinOp::Add, true>));
-OQ_REGISTER_KERNEL(Not, 1, 21, make_plain<NotKernel>);
-OQ_REGISTER_KERNEL(Where, 9, 21, make_plain<WhereKernel>);
-OQ_REGISTER_KERNEL(Expand, 8, 21, make_plain<ExpandKernel>);
+OQ_REGISTER_KERNEL(Add, 7, kMaxOpset, make_binary<BinOp::Add>);
+OQ_REGISTER_KERNEL(Sub, 7, kMaxOpset, make_binary<BinOp::Sub>);
+OQ_REGISTER_KERNEL(Mul, 7, kMaxOpset, make_binary<BinOp::Mul>);
+OQ_REGISTER_KERNEL(Div, 7, kMaxOpset, make_binary<BinOp::Div>);
+OQ_REGISTER_KERNEL(Pow, 7, kMaxOpset, make_binary<BinOp::Pow>);
+OQ_REGISTER_KERNEL(Equal, 7, kMaxOpset, make_binary<BinOp::Equal>);
+OQ_REGISTER_KERNEL(Greater, 7, kMaxOpset, make_binary<BinOp::Greater>);
+OQ_REGISTER_KERNEL(Less, 7, kMaxOpset, make_binary<BinOp::Less>);
+OQ_REGISTER_KERNEL(PRelu, 7, kMaxOpset, make_binary<BinOp::PRelu>);
+OQ_REGISTER_KERNEL(And, 7, kMaxOpset, make_binary<BinOp::And>);
+OQ_REGISTER_KERNEL(Or, 7, kMaxOpset, make_binary<BinOp::Or>);
+OQ_REGISTER_KERNEL(Xor, 7, kMaxOpset, make_binary<BinOp::Xor>);
+OQ_REGISTER_KERNEL(GreaterOrEqual, 12, kMaxOpset, make_binary<BinOp::GreaterOrEqual>);
+OQ_REGISTER_KERNEL(LessOrEqual, 12, kMaxOpset, make_binary<BinOp::LessOrEqual>);
+OQ_REGISTER_KERNEL(Mod, 10, kMaxOpset, make_mod);
+OQ_REGISTER_KERNEL(Max, 6, kMaxOpset, (make_variadic<BinOp::Max, false>));
+OQ_REGISTER_KERNEL(Min, 6, kMaxOpset, (make_variadic<BinOp::Min, false>));
+OQ_REGISTER_KERNEL(Sum, 6, kMaxOpset, (make_variadic<BinOp::Add, false>));
+OQ_REGISTER_KERNEL(Mean, 6, kMaxOpset, (make_variadic<BinOp::Add, true>));
+OQ_REGISTER_KERNEL(Not, 1, kMaxOpset, make_plain<NotKernel>);
+OQ_REGISTER_KERNEL(Where, 9, kMaxOpset, make_plain<WhereKernel>);
+OQ_REGISTER_KERNEL(Expand, 8, kMaxOpset, make_plain<ExpandKernel>);
 
 // ---- naive reference ----
 

@@ -1,5 +1,6 @@
 // BatchNormalization (inference, opsets 6-21, incl. the spatial=0 form of opsets 6-8; is_test ignored),
-// InstanceNormalization (1-21) and LayerNormalization (17-21). Float32; rows are spread over threads and
+// InstanceNormalization (1-24), LayerNormalization (17-24) and RMSNormalization (23-24: LayerNormalization without
+// the mean and the bias). Float32; rows are spread over threads and
 // inner loops are plain array arithmetic the compiler vectorises.
 #include <algorithm>
 #include <cmath>
@@ -40,6 +41,18 @@ void mean_var(const float* p, int64_t n, double& mean, double& var) {
   for (; i < n; ++i) v += (p[i] - m) * (p[i] - m);
   for (int j = 0; j < 8; ++j) v += sq[j];
   var = v / static_cast<double>(n);
+}
+
+// Mean of p[i]^2 over [0, n) (eight float lanes, double combine).
+double mean_square(const float* p, int64_t n) {
+  float sq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) sq[j] += p[i + j] * p[i + j];
+  double v = 0;
+  for (; i < n; ++i) v += static_cast<double>(p[i]) * p[i];
+  for (int j = 0; j < 8; ++j) v += sq[j];
+  return v / static_cast<double>(n);
 }
 
 // y[i] = x[i] * a + b over one row.
@@ -135,7 +148,7 @@ class InstanceNormKernel final : public Kernel {
 
 class LayerNormKernel final : public Kernel {
  public:
-  explicit LayerNormKernel(const KernelInit& init) : node_(init.node) {
+  LayerNormKernel(const KernelInit& init, bool rms) : node_(init.node), rms_(rms) {
     axis_ = node_.attr_int("axis", -1);
     epsilon_ = node_.attr_float("epsilon", 1e-5f);
     int64_t stash = node_.attr_int("stash_type", 1);
@@ -152,7 +165,7 @@ class LayerNormKernel final : public Kernel {
     for (int i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.dim(i);
     Shape norm_shape(x.shape().begin() + axis, x.shape().end());
     std::vector<float> scale = expand(*in[1], norm_shape, "Scale");
-    const Tensor* bt = in.size() > 2 ? in[2] : nullptr;
+    const Tensor* bt = !rms_ && in.size() > 2 ? in[2] : nullptr;
     std::vector<float> bias = bt ? expand(*bt, norm_shape, "B") : std::vector<float>(inner, 0.0f);
     out[0] = Tensor::uninitialized(DType::Float, x.shape());  // Mean/Inv stay zeroed: unwritten when inner == 0
     Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);
@@ -166,8 +179,9 @@ class LayerNormKernel final : public Kernel {
     float* Y = out[0].data<float>();
     parallel_for(outer, std::max<int64_t>(1, 8192 / inner), [&](int64_t r0, int64_t r1) {
       for (int64_t o = r0; o < r1; ++o) {
-        double m, v;
-        mean_var(X + o * inner, inner, m, v);
+        double m = 0, v;
+        if (rms_) v = mean_square(X + o * inner, inner);
+        else mean_var(X + o * inner, inner, m, v);
         const float inv = static_cast<float>(1.0 / std::sqrt(v + epsilon_)), mf = static_cast<float>(m);
         const float* xr = X + o * inner;
         float* yr = Y + o * inner;
@@ -207,18 +221,21 @@ class LayerNormKernel final : public Kernel {
   }
 
   ir::Node node_;
+  bool rms_;
   int64_t axis_ = -1;
   float epsilon_ = 1e-5f;
 };
 
 std::unique_ptr<Kernel> make_bn(const KernelInit& i) { return std::make_unique<BatchNormKernel>(i); }
 std::unique_ptr<Kernel> make_in(const KernelInit& i) { return std::make_unique<InstanceNormKernel>(i); }
-std::unique_ptr<Kernel> make_ln(const KernelInit& i) { return std::make_unique<LayerNormKernel>(i); }
+std::unique_ptr<Kernel> make_ln(const KernelInit& i) { return std::make_unique<LayerNormKernel>(i, false); }
+std::unique_ptr<Kernel> make_rms(const KernelInit& i) { return std::make_unique<LayerNormKernel>(i, true); }
 
 }  // namespace
 
 OQ_REGISTER_KERNEL(BatchNormalization, 6, kMaxOpset, make_bn);
 OQ_REGISTER_KERNEL(InstanceNormalization, 1, kMaxOpset, make_in);
 OQ_REGISTER_KERNEL(LayerNormalization, 17, kMaxOpset, make_ln);
+OQ_REGISTER_KERNEL(RMSNormalization, 23, kMaxOpset, make_rms);
 
 }  // namespace oq::exec

@@ -131,7 +131,7 @@ void instance_norm(const Tensor& x, const Tensor& scale, const Tensor& bias, flo
 }
 
 void layer_norm(const Tensor& x, const Tensor& scale, const Tensor* bias, int axis, float epsilon, Tensor& y,
-                Tensor* mean, Tensor* inv_std_dev) {
+                Tensor* mean, Tensor* inv_std_dev, bool rms) {
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < x.rank(); ++i) (i < axis ? outer : inner) *= x.dim(i);
   const float* X = x.data<float>();
@@ -148,8 +148,10 @@ void layer_norm(const Tensor& x, const Tensor& scale, const Tensor* bias, int ax
   for (int64_t o = 0; o < outer; ++o) {
     const float* p = X + o * inner;
     double m = 0, v = 0;
-    for (int64_t i = 0; i < inner; ++i) m += p[i];
-    m /= inner;
+    if (!rms) {
+      for (int64_t i = 0; i < inner; ++i) m += p[i];
+      m /= inner;
+    }
     for (int64_t i = 0; i < inner; ++i) v += (p[i] - m) * (p[i] - m);
     v /= inner;
     double inv = 1.0 / std::sqrt(v + epsilon);

@@ -244,6 +244,12 @@ std::unique_ptr<Kernel> make_quantize(const KernelInit& ki) {
   if (block < 0) kfail(node, "block_size must be >= 0");
   if (out_dt != 0 && !(dtype_is_known(static_cast<int32_t>(out_dt)) && is_quant_type(static_cast<DType>(out_dt))))
     kfail(node, "unsupported output_dtype {}", out_dt);
+  // Opset 23's `precision` (the type of the division x / y_scale; 0: y_scale's type). The kernel divides in
+  // float32 for every scale type, so FLOAT is what it does; FLOAT16 / BFLOAT16 division is not implemented.
+  const int64_t precision = ki.opset >= 23 ? node.attr_int("precision", 0) : 0;
+  if (precision != 0 && precision != static_cast<int64_t>(DType::Float))
+    kfail(node, "attribute precision={} is not supported (the executor divides in float32: precision 0 or 1)",
+          precision);
   return fn_kernel([node, axis, block, out_dt](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& x = input_at(node, in, 0);
     const Tensor& scale = input_at(node, in, 1);
@@ -267,7 +273,12 @@ std::unique_ptr<Kernel> make_dequantize(const KernelInit& ki) {
   int64_t axis = ki.opset >= 13 ? node.attr_int("axis", 1) : 1;
   int64_t block = ki.opset >= 21 ? node.attr_int("block_size", 0) : 0;
   if (block < 0) kfail(node, "block_size must be >= 0");
-  return fn_kernel([node, axis, block](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+  // Opset 23's `output_dtype` (0: the type of x_scale); the schema allows FLOAT, FLOAT16 and BFLOAT16.
+  const int64_t out_dt = ki.opset >= 23 ? node.attr_int("output_dtype", 0) : 0;
+  if (out_dt != 0 && out_dt != static_cast<int64_t>(DType::Float) && out_dt != static_cast<int64_t>(DType::Float16) &&
+      out_dt != static_cast<int64_t>(DType::BFloat16))
+    kfail(node, "attribute output_dtype={} is not FLOAT (1), FLOAT16 (10) or BFLOAT16 (16)", out_dt);
+  return fn_kernel([node, axis, block, out_dt](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& x = input_at(node, in, 0);
     const Tensor& scale = input_at(node, in, 1);
     const Tensor* zp = optional_input(in, 2);
@@ -278,7 +289,8 @@ std::unique_ptr<Kernel> make_dequantize(const KernelInit& ki) {
     QArgs a = qdq_args(node, x, scale, zp, axis, block);
     Tensor y = Tensor::uninitialized(DType::Float, x.shape());
     dequantize_array(x.raw(), x.dtype(), a.layout, a.scale.data(), a.zp.data(), y.data<float>());
-    out[0] = scale.dtype() == DType::Float ? std::move(y) : y.cast(scale.dtype());
+    const DType want = out_dt ? static_cast<DType>(out_dt) : scale.dtype();
+    out[0] = want == DType::Float ? std::move(y) : y.cast(want);
   });
 }
 

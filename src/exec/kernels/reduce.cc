@@ -371,18 +371,18 @@ std::unique_ptr<Kernel> make_topk(const KernelInit& k) { return std::make_unique
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(ReduceSum, 1, 21, make_reduce<ReduceOp::Sum>);
-OQ_REGISTER_KERNEL(ReduceMean, 1, 21, make_reduce<ReduceOp::Mean>);
-OQ_REGISTER_KERNEL(ReduceMax, 1, 21, make_reduce<ReduceOp::Max>);
-OQ_REGISTER_KERNEL(ReduceMin, 1, 21, make_reduce<ReduceOp::Min>);
-OQ_REGISTER_KERNEL(ReduceProd, 1, 21, make_reduce<ReduceOp::Prod>);
-OQ_REGISTER_KERNEL(ReduceL2, 1, 21, make_reduce<ReduceOp::L2>);
-OQ_REGISTER_KERNEL(ReduceL1, 1, 21, make_reduce<ReduceOp::L1>);
-OQ_REGISTER_KERNEL(ReduceSumSquare, 1, 21, make_reduce<ReduceOp::SumSquare>);
-OQ_REGISTER_KERNEL(ReduceLogSum, 1, 21, make_reduce<ReduceOp::LogSum>);
-OQ_REGISTER_KERNEL(ReduceLogSumExp, 1, 21, make_reduce<ReduceOp::LogSumExp>);
-OQ_REGISTER_KERNEL(ArgMax, 1, 21, make_arg<true>);
-OQ_REGISTER_KERNEL(ArgMin, 1, 21, make_arg<false>);
-OQ_REGISTER_KERNEL(TopK, 1, 21, make_topk);
+OQ_REGISTER_KERNEL(ReduceSum, 1, kMaxOpset, make_reduce<ReduceOp::Sum>);
+OQ_REGISTER_KERNEL(ReduceMean, 1, kMaxOpset, make_reduce<ReduceOp::Mean>);
+OQ_REGISTER_KERNEL(ReduceMax, 1, kMaxOpset, make_reduce<ReduceOp::Max>);
+OQ_REGISTER_KERNEL(ReduceMin, 1, kMaxOpset, make_reduce<ReduceOp::Min>);
+OQ_REGISTER_KERNEL(ReduceProd, 1, kMaxOpset, make_reduce<ReduceOp::Prod>);
+OQ_REGISTER_KERNEL(ReduceL2, 1, kMaxOpset, make_reduce<ReduceOp::L2>);
+OQ_REGISTER_KERNEL(ReduceL1, 1, kMaxOpset, make_reduce<ReduceOp::L1>);
+OQ_REGISTER_KERNEL(ReduceSumSquare, 1, kMaxOpset, make_reduce<ReduceOp::SumSquare>);
+OQ_REGISTER_KERNEL(ReduceLogSum, 1, kMaxOpset, make_reduce<ReduceOp::LogSum>);
+OQ_REGISTER_KERNEL(ReduceLogSumExp, 1, kMaxOpset, make_reduce<ReduceOp::LogSumExp>);
+OQ_REGISTER_KERNEL(ArgMax, 1, kMaxOpset, make_arg<true>);
+OQ_REGISTER_KERNEL(ArgMin, 1, kMaxOpset, make_arg<false>);
+OQ_REGISTER_KERNEL(TopK, 1, kMaxOpset, make_topk);
 
 }  // namespace oq::exec

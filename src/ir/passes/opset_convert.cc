@@ -11,6 +11,9 @@ namespace oq::ir::passes {
 using namespace detail;
 
 int64_t ir_version_for_opset(int64_t opset) {
+  // onnx.helper.VERSION_TABLE: the IR version of the ONNX release that introduced the opset.
+  if (opset >= 24) return 12;
+  if (opset == 23) return 11;
   if (opset >= 21) return 10;
   if (opset >= 19) return 9;
   if (opset >= 15) return 8;
@@ -240,7 +243,8 @@ size_t OpsetConverter::convert(Graph& g) {
 
 size_t convert_opset(Model& m, int target) {
   const int64_t from = m.default_opset();
-  if (target < 7 || target > 21) fail(ErrorKind::Model, "convert_opset: target opset {} is outside [7, 21]", target);
+  if (target < 7 || target > kMaxConvertOpset)
+    fail(ErrorKind::Model, "convert_opset: target opset {} is outside [7, {}]", target, kMaxConvertOpset);
   if (from == 0) fail(ErrorKind::Model, "convert_opset: the model imports no default-domain (ai.onnx) opset");
   if (from < 7) fail(ErrorKind::Model, "convert_opset: converting from opset {} (< 7) is not supported", from);
   if (target < from)

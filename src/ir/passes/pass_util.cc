@@ -79,6 +79,8 @@ DType known_dtype(const Graph& g, const std::string& name) {
       return DType::Undefined;
     }
     if (p.op_type == "DequantizeLinear") {
+      if (const int64_t to = p.attr_int("output_dtype", 0); to != 0)  // opset 23+
+        return to <= INT32_MAX && dtype_is_known(static_cast<int32_t>(to)) ? static_cast<DType>(to) : DType::Undefined;
       n = p.input(1);
       continue;
     }
