@@ -224,11 +224,13 @@ if __name__ == "__main__":
           True, "Int8", "Int8", 21, "Entropy")
     r.run("resnet int8 Percentile", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz",
           True, "Int8", "Int8", 21, "Percentile")
-    # Opsets 22 and 23 (the model at that opset, as ORT gets it; at 23 also converted up from 13 by onnxquant).
+    # Opsets 22, 23 and 27 (the model at that opset, as ORT gets it; at 23 also converted up from 13 by onnxquant).
     r.run("mobilenet int8 opset 22", compare, "digits_mobilenet.onnx", "digits_calib.npz", "digits_test.npz",
           True, "Int8", "Int8", 22)
     r.run("resnet int4 weights opset 23", compare, "digits_resnet.onnx", "digits_calib.npz", "digits_test.npz",
           True, "Int4", "Int8", 23)
+    r.run("mobilenet_bn int8 opset 27", compare, "digits_mobilenet_bn.onnx", "digits_calib.npz", "digits_test.npz",
+          True, "Int8", "Int8", 27)
     r.run("mlp int8 per-tensor opset 23 converted by onnxquant", compare, "digits_mlp.onnx", "digits_calib_flat.npz",
           "digits_test_flat.npz", False, "Int8", "Int8", 23, "MinMax", True)
     r.run("mobilenet Entropy CalibStridedMinMax 1", entropy_strided_one)

@@ -157,6 +157,18 @@ TEST(KernelsShape, Range) {
   EXPECT_EQ(yi.dtype(), DType::Int32);
   expect_values(yi, {10, 7});
   EXPECT_EQ(run_kernel(n, 11, {i32(1), i32(5), i32(-1)})[0].numel(), 0);
+  // Opset 27's stash_type: 1 (float, the default) runs; float16 accumulation is refused, naming the attribute.
+  n.set_attr_int("stash_type", 1);
+  expect_values(run_kernel(n, 27, {i32(10), i32(4), i32(-3)})[0], {10, 7});
+  n.set_attr_int("stash_type", 10);
+  std::string e;
+  try {
+    run_kernel(n, 27, {i32(10), i32(4), i32(-3)});
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("stash_type=10"), std::string::npos) << e;
+  EXPECT_NO_THROW(run_kernel(n, 26, {i32(10), i32(4), i32(-3)}));  // no such attribute before 27
 }
 
 TEST(KernelsShape, DropoutInference) {

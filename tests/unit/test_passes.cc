@@ -284,7 +284,7 @@ TEST(PreprocessPasses, AllPassesTogether) {
 TEST(ConvertOpset, IrVersionTable) {
   std::vector<std::pair<int, int>> want = {{7, 3}, {8, 3}, {9, 4}, {10, 5}, {11, 6}, {12, 7}, {13, 7}, {14, 7},
                                            {15, 8}, {18, 8}, {19, 9}, {20, 9}, {21, 10}, {22, 10},
-                                           {23, 11}, {24, 12}};
+                                           {23, 11}, {24, 12}, {25, 13}, {26, 13}, {27, 13}};
   for (auto [op, ir] : want) EXPECT_EQ(P::ir_version_for_opset(op), ir) << op;
 }
 
@@ -323,12 +323,15 @@ TEST(ConvertOpset, AttributeInputsOpset9To21SameResults) {
   EXPECT_EQ(find_op(m, "Split")->inputs.size(), 2u);
   auto x = rnd({2, 3, 4, 5}, 1);
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
-  // 21 -> 24 rewrites nothing (the schemas only gain types and defaulted attributes); the IR version follows,
-  // and the executor runs the result at 24 with the same outputs.
+  // 21 -> 24 -> 27 rewrites nothing (the schemas only gain types and defaulted attributes); the IR version
+  // follows, and the executor runs the result at 27 with the same outputs.
   ir::Model at21 = m;
   EXPECT_EQ(P::convert_opset(m, 24), 0u);
   EXPECT_EQ(m.default_opset(), 24);
   EXPECT_EQ(m.ir_version, 12);
+  EXPECT_EQ(P::convert_opset(m, 27), 0u);
+  EXPECT_EQ(m.default_opset(), 27);
+  EXPECT_EQ(m.ir_version, 13);
   ASSERT_EQ(m.graph.nodes.size(), at21.graph.nodes.size());
   for (size_t i = 0; i < m.graph.nodes.size(); ++i) EXPECT_EQ(m.graph.nodes[i].op_type, at21.graph.nodes[i].op_type);
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
@@ -411,7 +414,7 @@ TEST(ConvertOpset, Refusals) {
     m.graph.nodes = {mk("Relu", {"x"}, {"y"})};
     m.graph.outputs = {vi_any("y")};
     EXPECT_NE(error_of([&] { P::convert_opset(m, 12); }).find("not supported"), std::string::npos);
-    EXPECT_NE(error_of([&] { P::convert_opset(m, 25); }).find("outside [7, 24]"), std::string::npos);
+    EXPECT_NE(error_of([&] { P::convert_opset(m, 28); }).find("outside [7, 27]"), std::string::npos);
   }
   {
     ir::Model m = model(8);

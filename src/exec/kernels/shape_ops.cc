@@ -236,6 +236,10 @@ std::unique_ptr<Kernel> make_constant_of_shape(const KernelInit& ki) {
 // ------------------------------------------------------------------------------------------------- Range
 std::unique_ptr<Kernel> make_range(const KernelInit& ki) {
   const ir::Node& node = ki.node;
+  // Opset 27's `stash_type` (the accumulation type of float16 / bfloat16 ranges; 1 = float, the default): the
+  // kernel takes neither type, and a float16 model's float32 execution copy accumulates in float, so only 1 runs.
+  if (const int64_t stash = ki.opset >= 27 ? node.attr_int("stash_type", 1) : 1; stash != 1)
+    kfail(node, "attribute stash_type={} is not supported (only 1 = float)", stash);
   return fn_kernel([node](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& s = input_at(node, in, 0);
     const Tensor& l = input_at(node, in, 1);

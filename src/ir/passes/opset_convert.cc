@@ -12,7 +12,8 @@ using namespace detail;
 
 int64_t ir_version_for_opset(int64_t opset) {
   // onnx.helper.VERSION_TABLE: the IR version of the ONNX release that introduced the opset.
-  if (opset >= 24) return 12;
+  if (opset >= 25) return 13;
+  if (opset == 24) return 12;
   if (opset == 23) return 11;
   if (opset >= 21) return 10;
   if (opset >= 19) return 9;

@@ -102,12 +102,13 @@ std::unordered_set<std::string> float16_values(const Graph& g);
 // Raises the default-domain opset to `target`, rewriting nodes whose schema changed on the way; sets the IR
 // version to at least the one matching `target`. A node that cannot be converted, a target lower than the
 // model's opset or outside [7, kMaxConvertOpset] -> Model error. Returns the number of nodes rewritten.
-// No schema of the ops it knows changes meaning between 21 and 24 (opset 22 adds bfloat16, 23 and 24 add
-// float4 / float8e8m0 types and attributes whose defaults keep the old behaviour): those steps rewrite nothing.
-inline constexpr int kMaxConvertOpset = 24;
+// No schema of the ops it knows changes meaning between 21 and 27 (opset 22 adds bfloat16, 23 to 25 add
+// float4 / float8e8m0 / int2 types, 23, 24 and 27 attributes whose defaults keep the old behaviour, 26 only new
+// ops): those steps rewrite nothing.
+inline constexpr int kMaxConvertOpset = 27;
 size_t convert_opset(Model& m, int target);
 
-// IR version that goes with a default-domain opset (7..24; onnx.helper.VERSION_TABLE).
+// IR version that goes with a default-domain opset (7..27; onnx.helper.VERSION_TABLE).
 int64_t ir_version_for_opset(int64_t opset);
 
 }  // namespace oq::ir::passes

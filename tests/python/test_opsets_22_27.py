@@ -1,18 +1,21 @@
-"""Models importing ai.onnx opsets 22, 23 and 24 (the newest the executor supports) against onnxruntime.
+"""Models importing ai.onnx opsets 22 to 27 (the newest the executor supports) against onnxruntime.
 
 - `onnxquant run` on small graphs at each of those opsets (convolution, pools, Pad, Transpose, Flatten, Gemm,
   Squeeze / Unsqueeze, Softmax, Shape, Size, Cast, ConstantOfShape, Identity), on QuantizeLinear /
   DequantizeLinear with opset 23's `precision` and `output_dtype`, Cast with opset 24's `round_mode`, and on the new
-  ops Swish-24 and RMSNormalization-23: outputs equal to onnxruntime's (graph optimizations disabled) within 1e-5,
+  ops Swish-24 and RMSNormalization-23 (Swish at 24 only: onnxruntime 1.32 has no Swish kernel for models at
+  25+), Range with opset 27's `stash_type`: outputs equal to onnxruntime's (graph optimizations disabled) within 1e-5,
   integers exactly.
 - Attribute values the executor does not implement (QuantizeLinear precision FLOAT16, DequantizeLinear output_dtype
-  INT32, an invalid round_mode) and a new op it has no kernel for (Attention-23) are refused with one line naming
+  INT32, an invalid round_mode, Range stash_type FLOAT16) and new ops it has no kernel for (Attention-23,
+  CumProd-26) are refused with one line naming
   the node and the attribute or op.
 - The main job on an opset-23 model: inspection writes an opset-23 model that passes onnx.checker's full check and
   runs in onnxruntime; full_auto likewise, with the scores it reports matching onnxruntime's; a target_opset lower
   than the model's keeps the model's opset (as quantize_static, which never converts down) and says so in the log;
-  target_opset 24 on an opset-13 model converts it (IR version 12, as onnx.helper.VERSION_TABLE gives).
-Default-mode parity with quantize_static at opsets 22 and 23 is in tests/python/test_quant_parity.py.
+  target_opset 24 and 27 on an opset-13 model convert it (IR versions 12 and 13, as onnx.helper.VERSION_TABLE
+  gives).
+Default-mode parity with quantize_static at opsets 22, 23 and 27 is in tests/python/test_quant_parity.py.
 """
 import json
 import os
@@ -127,7 +130,7 @@ def qdq(opset):
 
 
 def swish_rms(opset):
-    nodes = [helper.make_node("Swish", ["x"], ["sw"], alpha=1.7) if opset >= 24 else
+    nodes = [helper.make_node("Swish", ["x"], ["sw"], alpha=1.7) if opset == 24 else
              helper.make_node("Sigmoid", ["x"], ["sw"]),
              helper.make_node("RMSNormalization", ["x", "scale"], ["rms"], epsilon=1e-3),
              helper.make_node("RMSNormalization", ["x", "scale2"], ["rms2"], axis=1)]
@@ -136,6 +139,18 @@ def swish_rms(opset):
     outs = [vi(n, TensorProto.FLOAT, [3, 5, 7]) for n in ("sw", "rms", "rms2")]
     m = make_model(nodes, inits, [vi("x", TensorProto.FLOAT, [3, 5, 7])], outs, opset)
     compare_run(m, {"x": (RNG.standard_normal((3, 5, 7)) * 4).astype(np.float32)})
+
+
+def range_stash(opset):
+    """Range (float and int64) with stash_type 1, the default made explicit (the attribute exists from 27)."""
+    attrs = {"stash_type": 1} if opset >= 27 else {}
+    nodes = [helper.make_node("Range", ["s", "l", "d"], ["r"], **attrs),
+             helper.make_node("Range", ["si", "li", "di"], ["ri"], **attrs)]
+    inits = [init("s", np.array(1.0, np.float32)), init("l", np.array(2.0, np.float32)),
+             init("si", np.array(10, np.int64)), init("li", np.array(-4, np.int64)), init("di", np.array(-3, np.int64))]
+    m = make_model(nodes, inits, [vi("d", TensorProto.FLOAT, [])],
+                   [vi("r", TensorProto.FLOAT, ["n"]), vi("ri", TensorProto.INT64, ["m"])], opset)
+    compare_run(m, {"d": np.array(0.07, np.float32)})
 
 
 def refusals():
@@ -148,8 +163,12 @@ def refusals():
          [init("s", np.array(0.1, np.float32))], TensorProto.INT32, ["dq_i32", "output_dtype=6"]),
         (24, helper.make_node("Cast", ["x"], ["y"], name="cast_rm", to=TensorProto.INT32, round_mode="sideways"),
          [], TensorProto.INT32, ["cast_rm", "round_mode='sideways'"]),
+        (27, helper.make_node("Range", ["s", "s", "s"], ["y"], name="range16", stash_type=TensorProto.FLOAT16),
+         [init("s", np.array(1, np.int64))], TensorProto.INT64, ["range16", "stash_type=10"]),
         (23, helper.make_node("Attention", ["x", "x", "x"], ["y"], name="attn"), [], TensorProto.FLOAT,
          ["attn", "Attention", "not supported"]),
+        (26, helper.make_node("CumProd", ["x", "ax"], ["y"], name="cp"), [init("ax", np.array(0, np.int64))],
+         TensorProto.FLOAT, ["cp", "CumProd", "not supported"]),
     ]
     for opset, node, inits, out_t, words in cases:
         d = tmpdir()
@@ -230,27 +249,30 @@ def target_below_model_opset():
     assert "keeping opset 23" in log and "target_opset 21" in log, log[-2000:]
 
 
-def target_24_converts():
-    """An opset-13 model with target_opset 24 is converted up: opset 24, IR version 12, runs in onnxruntime."""
+def target_converts(opset):
+    """An opset-13 model with target_opset 24 / 27 is converted up: that opset, its IR version, runs in onnxruntime."""
     d = tmpdir()
     out = os.path.join(d, "out")
     main_job(os.path.join(TESTDATA, "digits_resnet.onnx"), out,
-             ["quantization.operating_mode=default", "quantization.target_opset=24"])
+             ["quantization.operating_mode=default", f"quantization.target_opset={opset}"])
     q = os.path.join(out, "quantized_models", "digits_resnet_quant_qdq_pc.onnx")
-    check_written(q, 24)
+    check_written(q, opset)
     assert ort_top1(q, os.path.join(TESTDATA, "digits_test.npz")) > 80
 
 
 if __name__ == "__main__":
     r = Runner()
-    for v in (22, 23, 24):
+    for v in range(22, 28):
         r.run(f"cnn opset {v}", cnn, v)
-    for v in (23, 24):
+    for v in range(23, 28):
         r.run(f"qdq precision / output_dtype opset {v}", qdq, v)
         r.run(f"swish / RMSNormalization opset {v}", swish_rms, v)
+    for v in (26, 27):
+        r.run(f"range opset {v}", range_stash, v)
     r.run("refusals", refusals)
     r.run("inspection opset 23", inspection_opset23)
     r.run("full_auto opset 23", full_auto_opset23)
     r.run("target_opset below the model's", target_below_model_opset)
-    r.run("target_opset 24 converts", target_24_converts)
+    r.run("target_opset 24 converts", target_converts, 24)
+    r.run("target_opset 27 converts", target_converts, 27)
     r.finish()
