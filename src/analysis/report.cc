@@ -226,7 +226,8 @@ std::string overrides_yaml(const std::vector<Suggestion>& sug, const quant::Quan
     const bool acts = list == 1;
     const auto& existing = acts ? o.activation_overrides : o.weight_overrides;
     std::vector<std::string> items;
-    for (const auto& [name, ov] : existing) items.push_back(override_item(name, ov));
+    for (const auto& [name, ov] : existing)  // TensorQuantOverrides entries stay under their own key
+      if (ov.source != quant::OverrideSource::TensorQuantOverrides) items.push_back(override_item(name, ov));
     for (const auto& s : sug) {
       if (s.activations != acts) continue;
       quant::TensorOverride ov;

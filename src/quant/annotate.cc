@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "quant/overrides.h"
+
 namespace oq::quant {
 
 const std::set<std::string>& default_op_types() {
@@ -122,6 +124,11 @@ struct Annotator {
     s.is_initializer = g.find_initializer(t) != nullptr;
     if (s.is_initializer && opset >= 13)
       if (auto c = o.channel_constants.find(t); c != o.channel_constants.end()) s.axis = c->second;
+    // ORT (_calc_initializer_quant_params): a TensorQuantOverrides axis makes any initializer per channel.
+    if (const auto* ov = s.is_initializer ? find_override(o, t, true) : nullptr; ov && ov->axis) {
+      const int rank = g.find_initializer(t)->tensor.rank();
+      s.axis = static_cast<int>(*ov->axis < 0 ? *ov->axis + rank : *ov->axis);
+    }
     plan.mark(t, s);
   }
   void same_as_input(const std::string& out, const std::string& in) {

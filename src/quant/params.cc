@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/log.h"
+#include "quant/overrides.h"
 #include "quant/qparams.h"
 
 namespace oq::quant {
@@ -148,16 +149,22 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     if (!s.share_from.empty() || s.role == TensorRole::Bias) continue;
     if (s.is_initializer) {
       const Tensor& w = g.find_initializer(name)->tensor;
-      const auto& ovs = s.role == TensorRole::Weight ? o.weight_overrides : o.activation_overrides;
-      auto ov = ovs.find(name);
+      const TensorOverride* ov = find_override(o, name, true);
       DType qt = s.weight_type ? o.weight_type : o.activation_type;
-      if (ov != ovs.end() && ov->second.qtype) qt = *ov->second.qtype;
-      if (ov != ovs.end() && !ov->second.scale.empty()) {
-        pm[name] = from_override(ov->second, qt, s.axis, s.float_type);
+      if (ov && ov->qtype) qt = *ov->qtype;
+      if (ov && !ov->scale.empty()) {
+        pm[name] = from_override(*ov, qt, s.axis, s.float_type);
         continue;
       }
-      // ORT: per-channel initializers are always symmetric.
-      bool sym = s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
+      // ORT: per-channel initializers are symmetric unless a TensorQuantOverrides `symmetric` says otherwise.
+      const bool sym = ov && ov->symmetric ? *ov->symmetric
+                                           : s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
+      const bool reduce = ov && ov->reduce_range ? *ov->reduce_range : o.reduce_range;
+      static const std::vector<RangeOverride> kNoRanges;
+      const std::vector<RangeOverride>& user_ranges = ov ? ov->ranges : kNoRanges;
+      // A weight whose range the user fixed (symmetric / reduce_range / rmin / rmax) is not re-chosen by a weight
+      // quantizer (MSE, GPTQ).
+      const bool fixed = ov && (ov->symmetric || ov->reduce_range || !ov->ranges.empty());
       if (WeightCache::Entry* e = cache ? cache->find(name, qt, s.axis) : nullptr) {
         pm[name] = e->params;
         if (e->values.dtype() != DType::Undefined) {
@@ -166,9 +173,9 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
         }
         continue;
       }
-      exec::QuantParams q = weight_params(w, qt, sym, s.axis, o.reduce_range, o.min_real_range);
+      exec::QuantParams q = weight_params(w, qt, sym, s.axis, reduce, o.min_real_range, user_ranges);
       Tensor chosen_values;
-      if (weight_fn && s.role == TensorRole::Weight) {
+      if (weight_fn && s.role == TensorRole::Weight && !fixed) {
         WeightChoice c = weight_fn(name, w, std::move(q));
         q = std::move(c.params);
         if (c.values.dtype() != DType::Undefined) {
@@ -187,21 +194,26 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       pm[name] = std::move(q);
       continue;
     }
-    auto ov = o.activation_overrides.find(name);
+    const TensorOverride* ov = find_override(o, name, false);
     DType qt = o.activation_type;
-    if (ov != o.activation_overrides.end() && ov->second.qtype) qt = *ov->second.qtype;
-    if (ov != o.activation_overrides.end() && !ov->second.scale.empty()) {
-      pm[name] = from_override(ov->second, qt, -1, s.float_type);
+    if (ov && ov->qtype) qt = *ov->qtype;
+    if (ov && !ov->scale.empty()) {
+      pm[name] = from_override(*ov, qt, -1, s.float_type);
       continue;
     }
     auto r = ranges.find(name);
     if (r == ranges.end()) fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but was not calibrated", name);
-    QRange qr = qrange(qt, o.activation_symmetric, o.reduce_range);
-    ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !o.activation_symmetric
-                     ? snap_zero_point_uint8(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.min_real_range,
-                                             s.float_type)
-                     : compute_scale_zp(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.activation_symmetric,
-                                        o.min_real_range, s.float_type);
+    // TensorQuantOverrides' rmin / rmax (taken as float32, as ORT computes with numpy.float32 values) and symmetric.
+    Range rg = r->second;
+    if (ov && !ov->ranges.empty()) {
+      if (ov->ranges[0].rmin) rg.rmin = static_cast<float>(*ov->ranges[0].rmin);
+      if (ov->ranges[0].rmax) rg.rmax = static_cast<float>(*ov->ranges[0].rmax);
+    }
+    const bool sym = ov && ov->symmetric ? *ov->symmetric : o.activation_symmetric;
+    QRange qr = qrange(qt, sym, o.reduce_range);
+    ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !sym
+                     ? snap_zero_point_uint8(rg.rmin, rg.rmax, qr.qmin, qr.qmax, o.min_real_range, s.float_type)
+                     : compute_scale_zp(rg.rmin, rg.rmax, qr.qmin, qr.qmax, sym, o.min_real_range, s.float_type);
     pm[name] = exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1, s.float_type};
   }
   // Shared parameters (resolved through chains: Transpose after Reshape after Conv, ...).
@@ -227,7 +239,11 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     if (in == pm.end() || w == pm.end()) continue;  // ORT leaves such biases in float
     bool zero_zp = std::all_of(w->second.zero_point.begin(), w->second.zero_point.end(), [](int64_t z) { return z == 0; });
     bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
-                      !o.weight_overrides.count(s.bias_weight) && !o.disable_weight_adjust_for_int32_bias;
+                      !o.disable_weight_adjust_for_int32_bias;
+    // weights_tensor_override keeps its weight's scale; ORT adjusts a TensorQuantOverrides weight like any other.
+    if (auto wo = o.weight_overrides.find(s.bias_weight);
+        wo != o.weight_overrides.end() && wo->second.source != OverrideSource::TensorQuantOverrides)
+      adjustable = false;
     const Tensor& b = g.find_initializer(name)->tensor;
     if (w->second.axis >= 0 && w->second.scale.size() > 1 &&
         (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w->second.scale.size()) != 0)) {

@@ -42,7 +42,9 @@ def histogram(m):
     return h
 
 
-def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax"):
+def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax", ort_extra=None, oq_args=()):
+    """ORT and onnxquant on a testdata model; `ort_extra` adds to quantize_static's extra_options, `oq_args` to
+    onnxquant's command line (the same settings as dotted overrides)."""
     work = tmpdir()
     pre = os.path.join(work, "pre.onnx")
     quant_pre_process(os.path.join(TESTDATA, model), pre)
@@ -55,7 +57,7 @@ def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax
     quantize_static(pre, ort_out, NpzReader(os.path.join(TESTDATA, calib), input_name), quant_format=QuantFormat.QDQ,
                     per_channel=per_channel, weight_type=QTYPES[wtype], activation_type=QTYPES[atype],
                     calibrate_method=getattr(CalibrationMethod, method),
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(ort_extra or {})})
     outdir = os.path.join(work, "oq")
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
             f"model.model_path={pre}", f"dataset.quantization_path=testdata/{calib}",
@@ -63,13 +65,14 @@ def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax
             f"quantization.granularity={'per_channel' if per_channel else 'per_tensor'}",
             f"quantization.onnx_quant_parameters.weightType={wtype}",
             f"quantization.onnx_quant_parameters.activType={atype}",
-            f"quantization.onnx_quant_parameters.calibrate_method={method}"])
+            f"quantization.onnx_quant_parameters.calibrate_method={method}", *oq_args])
     ours = os.path.join(outdir, "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     return ort_out, ours
 
 
-def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", opset=21, method="MinMax"):
-    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset, method)
+def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", opset=21, method="MinMax",
+            ort_extra=None, oq_args=()):
+    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset, method, ort_extra, oq_args)
     onnx.checker.check_model(onnx.load(ours), full_check=True)
     a, b = onnx.load(ort_out), onnx.load(ours)
     ha, hb = histogram(a), histogram(b)
@@ -108,6 +111,7 @@ def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", op
     assert abs(ta - tb) <= 0.3, f"top-1 ORT {ta:.2f} vs ours {tb:.2f}"
     print(f"  {model} {wtype}/{atype} pc={per_channel} {method}: {sum(ha.values())} nodes, {len(qp)} qparams, "
           f"top1 ORT {ta:.2f} ours {tb:.2f}")
+    return a, b
 
 
 def entropy_strided_one():
@@ -177,7 +181,7 @@ def exclude_fused_matmul():
     ort_out = os.path.join(work, "ort.onnx")
     quantize_static(pre, ort_out, NpzReader(os.path.join(TESTDATA, "digits_calib_flat.npz"), "input"),
                     quant_format=QuantFormat.QDQ, per_channel=True, nodes_to_exclude=[target + "/MatMulAddFusion"],
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(ort_extra or {})})
     outdir = os.path.join(work, "oq")
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
             f"model.model_path={os.path.join(TESTDATA, 'digits_mlp.onnx')}",

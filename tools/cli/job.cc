@@ -132,6 +132,7 @@ void prepare_model(Job& job) {
          "model '{}' is already quantized ({} QuantizeLinear / {} DequantizeLinear nodes): give the float model",
          job.model_path, q_nodes, dq_nodes);
   job.qopts = quant_options(cfg);
+  quant::place_tensor_quant_overrides(job.original.graph, tensor_quant_overrides(cfg), job.qopts);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
   refuse_bfloat16(job.prepared, job.model_path);
