@@ -190,7 +190,7 @@ def full_auto_keeps_user_weights():
     w = "weights.1"
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", work,
             "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",
-            "dataset.test_path=testdata/digits_test_flat.npz", "preprocessing.color_mode=rgb",
+            "dataset.test_path=testdata/digits_test_flat.npz",
             "quantization.operating_mode=full_auto", "quantization.target_opset=21",
             "quantization.onnx_extra_options.TensorQuantOverrides=" + json.dumps({w: [{"quant_type": "QInt16"}]})])
     models = [os.path.join(r, f) for r, _, fs in os.walk(work) for f in fs if "_qdq" in f and f.endswith(".onnx")]
