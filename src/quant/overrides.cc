@@ -197,8 +197,8 @@ void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {
                 "Transpose, MaxPool, ...); the override has no effect", override_key(ov.source), name);
       else if (!plan.is_marked(name))
         OQ_WARN("{} '{}': the tensor is not quantized (its nodes are filtered out by op_types_to_quantize, "
-                "nodes_to_quantize or nodes_to_exclude, it shares its producer's parameters, or a Relu/Clip folded "
-                "into its producer replaced it); the override has no effect", override_key(ov.source), name);
+                "nodes_to_quantize or nodes_to_exclude, or a Relu / Clip folded into its producer replaced it); the "
+                "override has no effect", override_key(ov.source), name);
 }
 
 }  // namespace oq::quant

@@ -474,6 +474,7 @@ def ort_options_not_implemented():
     for key, value, ok in (("EnableSubgraph", "True", True), ("EnableSubgraph", "False", True),
                            ("EnableSubgraph", "maybe", False),
                            ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
+                           ("TensorQuantOverrides", "{'y': [{quant_type: QUInt8}]}", True),
                            ("OpTypesToExcludeOutputQuantization", "[conv]", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{matmul: 0}", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{MatMul: one}", False),
@@ -538,6 +539,6 @@ if __name__ == "__main__":
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
     r.run("AddQDQPairToWeight, DedicatedQDQPair", qdq_layout_options)
     r.run("UseQDQContribOps (16-bit activations below opset 21)", contrib_qdq_ops)
-    r.run("ONNX Runtime extra options: wrong values, TensorQuantOverrides only empty", ort_options_not_implemented)
+    r.run("ONNX Runtime extra options: wrong values refused, right ones accepted", ort_options_not_implemented)
     r.run("LSTM/GRU/RNN: left float by default, every input Q/DQ when named in op_types_to_quantize", recurrent_left_float)
     r.finish()
