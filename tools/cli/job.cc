@@ -161,6 +161,7 @@ void prepare_model(Job& job) {
   job.prepared.ir_version =
       std::max(job.prepared.ir_version, ir::passes::ir_version_for_opset(job.prepared.default_opset()));
   quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
+  quant::validate_overrides(job.prepared.graph, job.qopts);  // before calibration: a wrong override fails at once
   check_float16_model(job);
   job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();
 }
