@@ -203,8 +203,9 @@ std::vector<Suggestion> suggest_overrides(const InspectionResult& r, double thre
         continue;
       }
     }
-    const auto& existing = s.activations ? o.activation_overrides : o.weight_overrides;
-    if (existing.count(s.tensor) || !taken.insert((s.activations ? "a:" : "w:") + s.tensor).second) continue;
+    // Already overridden by the user (a TensorQuantOverrides constant may sit in either map): no suggestion.
+    const bool existing = o.activation_overrides.count(s.tensor) || o.weight_overrides.count(s.tensor);
+    if (existing || !taken.insert((s.activations ? "a:" : "w:") + s.tensor).second) continue;
     out.push_back(std::move(s));
   }
   return out;

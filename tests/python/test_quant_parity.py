@@ -181,7 +181,7 @@ def exclude_fused_matmul():
     ort_out = os.path.join(work, "ort.onnx")
     quantize_static(pre, ort_out, NpzReader(os.path.join(TESTDATA, "digits_calib_flat.npz"), "input"),
                     quant_format=QuantFormat.QDQ, per_channel=True, nodes_to_exclude=[target + "/MatMulAddFusion"],
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(ort_extra or {})})
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
     outdir = os.path.join(work, "oq")
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
             f"model.model_path={os.path.join(TESTDATA, 'digits_mlp.onnx')}",
