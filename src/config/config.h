@@ -100,9 +100,20 @@ struct TensorOverride {
   bool has_fixed_qparams() const { return !scale.empty(); }
 };
 
+// `convert` of a TensorQuantOverrides dict: the activation is quantized to the dict's type, then converted
+// (DequantizeLinear -> QuantizeLinear) to this one for `recv_nodes` (absent: every consumer).
+struct ConvertDict {
+  DType quant_type = DType::Int8;     // required
+  std::optional<double> scale;        // with zero_point, without symmetric / rmin / rmax
+  std::optional<int64_t> zero_point;
+  std::optional<bool> symmetric;
+  std::optional<double> rmin, rmax;
+  std::optional<std::vector<std::string>> recv_nodes;
+};
+
 // One dict of ONNX Runtime's TensorQuantOverrides list, every key optional. Structurally valid at load (ORT's
 // rules that need no model): scale and zero_point together and without symmetric / reduce_range / rmin / rmax;
-// no `convert` (refused: not implemented).
+// `convert` with a quant_type, without reduce_range, and not in per-channel lists.
 struct QuantOverrideDict {
   std::optional<DType> quant_type;
   std::optional<double> scale;        // > 0
@@ -111,6 +122,7 @@ struct QuantOverrideDict {
   std::optional<bool> reduce_range;
   std::optional<double> rmin, rmax;
   std::optional<int64_t> axis;  // per channel (first dict); the other dicts may repeat it
+  std::optional<ConvertDict> convert;
   bool has_fixed_qparams() const { return scale.has_value(); }
 };
 

@@ -11,11 +11,11 @@ namespace {
 // Keys ORT refuses next to scale / zero_point (keys_unsupported_with_scale_zp).
 const char* kNotWithScale[] = {"symmetric", "reduce_range", "rmin", "rmax"};
 
-QuantOverrideDict read_dict(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  if (!n.IsMap()) key_fail(ctx, n, path, "expected a map of override keys (quant_type, scale, ...), got " + show(n));
-  MapReader m(ctx, n, path);
-  QuantOverrideDict d;
-  if (YAML::Node v = m.get("quant_type"); !is_null(v)) d.quant_type = read_quant_type(ctx, v, m.path("quant_type"));
+// scale + zero_point (together, > 0, without the keys ORT refuses next to them), symmetric, rmin, rmax: the keys a
+// dict and its `convert` share.
+template <typename D>
+void read_common(MapReader& m, const YAML::Node& n, const std::string& path, D& d) {
+  const Ctx& ctx = m.ctx();
   const bool sc = m.present("scale"), zp = m.present("zero_point");
   if (sc != zp)
     key_fail(ctx, n, path, "'scale' and 'zero_point' must be given together (ONNX Runtime's rule)");
@@ -29,14 +29,39 @@ QuantOverrideDict read_dict(const Ctx& ctx, const YAML::Node& n, const std::stri
         key_fail(ctx, n, path, std::string("'") + k + "' cannot be given with 'scale' and 'zero_point' (ONNX Runtime's rule)");
   }
   if (YAML::Node v = m.get("symmetric"); !is_null(v)) d.symmetric = read_bool(ctx, v, m.path("symmetric"));
-  if (YAML::Node v = m.get("reduce_range"); !is_null(v)) d.reduce_range = read_bool(ctx, v, m.path("reduce_range"));
   if (YAML::Node v = m.get("rmin"); !is_null(v)) d.rmin = read_number(ctx, v, m.path("rmin"));
   if (YAML::Node v = m.get("rmax"); !is_null(v)) d.rmax = read_number(ctx, v, m.path("rmax"));
+}
+
+ConvertDict read_convert(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsMap()) key_fail(ctx, n, path, "expected a map ({quant_type, recv_nodes, ...}), got " + show(n));
+  MapReader m(ctx, n, path);
+  ConvertDict c;
+  if (!m.present("quant_type")) key_fail(ctx, n, path, "must give a 'quant_type' (ONNX Runtime's rule)");
+  c.quant_type = read_quant_type(ctx, m.get("quant_type"), m.path("quant_type"));
+  if (m.present("reduce_range"))
+    key_fail(ctx, m.get("reduce_range"), m.path("reduce_range"),
+             "only supported for initializers, and a converted tensor is an activation (ONNX Runtime's rule)");
+  read_common(m, n, path, c);
+  if (YAML::Node v = m.get("recv_nodes"); !is_null(v)) {
+    if (!v.IsSequence()) key_fail(ctx, v, m.path("recv_nodes"), "expected a list of node names, got " + show(v));
+    c.recv_nodes.emplace();
+    for (size_t i = 0; i < v.size(); ++i)
+      c.recv_nodes->push_back(read_string(ctx, v[i], m.path("recv_nodes") + "[" + std::to_string(i) + "]"));
+  }
+  m.finish_strict();
+  return c;
+}
+
+QuantOverrideDict read_dict(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
+  if (!n.IsMap()) key_fail(ctx, n, path, "expected a map of override keys (quant_type, scale, ...), got " + show(n));
+  MapReader m(ctx, n, path);
+  QuantOverrideDict d;
+  if (YAML::Node v = m.get("quant_type"); !is_null(v)) d.quant_type = read_quant_type(ctx, v, m.path("quant_type"));
+  read_common(m, n, path, d);
+  if (YAML::Node v = m.get("reduce_range"); !is_null(v)) d.reduce_range = read_bool(ctx, v, m.path("reduce_range"));
   if (YAML::Node v = m.get("axis"); !is_null(v)) d.axis = read_int(ctx, v, m.path("axis"));
-  if (m.present("convert"))
-    key_fail(ctx, m.get("convert"), m.path("convert"),
-             "not implemented by onnxquant (ONNX Runtime's Q -> DQ -> Q -> DQ type conversion); give the tensor one "
-             "quant_type");
+  if (YAML::Node v = m.get("convert"); !is_null(v)) d.convert = read_convert(ctx, v, m.path("convert"));
   m.finish_strict();
   return d;
 }
@@ -49,6 +74,10 @@ void check_channels(const Ctx& ctx, const YAML::Node& list, const std::string& p
                                           t.dicts.size()));
   if (d0.rmin.has_value() != d0.rmax.has_value())
     key_fail(ctx, list, path + "[0]", "per-channel overrides need both 'rmin' and 'rmax' (ONNX Runtime's rule)");
+  for (size_t i = 0; i < t.dicts.size(); ++i)
+    if (t.dicts[i].convert)
+      key_fail(ctx, list[i], path + "[" + std::to_string(i) + "].convert",
+               "cannot be used in per-channel overrides (per channel is for initializers; convert for activations)");
   for (size_t i = 1; i < t.dicts.size(); ++i) {
     const QuantOverrideDict& d = t.dicts[i];
     const std::string ip = path + "[" + std::to_string(i) + "]";

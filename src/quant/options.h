@@ -19,6 +19,17 @@ struct RangeOverride {
   std::optional<double> rmin, rmax;
 };
 
+// TensorQuantOverrides' `convert`: an activation quantized with its own parameters, then converted to these for
+// the nodes in recv_nodes (nullopt: every node that reads it).
+struct ConvertOverride {
+  DType qtype = DType::Int8;
+  std::vector<double> scale;        // empty, or one value (with zero_point)
+  std::vector<int64_t> zero_point;
+  std::optional<bool> symmetric;
+  std::vector<RangeOverride> ranges;  // empty or one entry
+  std::optional<std::set<std::string>> recv_nodes;
+};
+
 // A user override for one tensor (weights_tensor_override / activations_tensor_override / ORT's
 // TensorQuantOverrides, whose dicts the integrator turns into this once).
 struct TensorOverride {
@@ -31,6 +42,7 @@ struct TensorOverride {
   // Empty: none. Per tensor: one entry. Per channel: entry c for channel c, channels past the end use the data
   // (ORT's _calc_initializer_quant_params: one dict with an axis gives its rmin / rmax to channel 0 only).
   std::vector<RangeOverride> ranges;
+  std::optional<ConvertOverride> convert;  // TensorQuantOverrides, activations only
   OverrideSource source = OverrideSource::WeightsTensorOverride;
 };
 

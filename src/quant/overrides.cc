@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <unordered_set>
 
 #include "core/log.h"
@@ -72,10 +73,35 @@ void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string
 // ORT's model-dependent rules of TensorQuantOverrides (tensor_quant_overrides.py is_valid, which checks only the
 // first tensor with overrides; onnxquant checks every one), plus the per-channel scale/zero_point count ORT does
 // not check (one dict for several channels writes a DequantizeLinear with one scale on an axis: an invalid model).
-static void check_tqo(const ir::Graph& g, const std::string& name, const TensorOverride& ov, DType qt) {
+static void check_convert(const ir::Graph& g, const std::string& key, const std::string& name,
+                          const ConvertOverride& c, DType qt, const QuantOptions& o) {
+  if (c.qtype == qt)
+    fail(ErrorKind::Config, "{}: 'convert' quant_type must differ from the tensor's ({}) (ONNX Runtime's rule)", key,
+         quant_type_name(qt));
+  TensorOverride values;
+  values.scale = c.scale;
+  values.zero_point = c.zero_point;
+  check_values(key + ".convert", name, values, c.qtype);
+  std::set<std::string> readers;
+  for (const auto& n : g.nodes)
+    if (std::find(n.inputs.begin(), n.inputs.end(), name) != n.inputs.end()) readers.insert(n.name);
+  if (c.recv_nodes)
+    for (const auto& r : *c.recv_nodes)
+      if (!readers.count(r))
+        fail(ErrorKind::Config, "{}: convert.recv_nodes names '{}', which is not a node that reads '{}'", key, r, name);
+  if (o.dedicated_qdq_pair && readers.size() > 1)
+    fail(ErrorKind::Config, "{}: 'convert' cannot be combined with DedicatedQDQPair on a tensor read by several nodes "
+         "(ONNX Runtime refuses it too)", key);
+}
+
+static void check_tqo(const ir::Graph& g, const std::string& name, const TensorOverride& ov, DType qt,
+                      const QuantOptions& o) {
   const std::string key = "quantization.onnx_extra_options.TensorQuantOverrides." + name;
   const auto* init = g.find_initializer(name);
   check_values(key, name, ov, qt);
+  if (ov.convert && init)
+    fail(ErrorKind::Config, "{}: 'convert' cannot be used for initializers (ONNX Runtime's rule)", key);
+  if (ov.convert) check_convert(g, key, name, *ov.convert, qt, o);
   if (!init) {
     if (ov.axis) fail(ErrorKind::Config, "{}: per-channel overrides ('axis') need an initializer; '{}' is an activation", key, name);
     if (ov.reduce_range)
@@ -122,7 +148,7 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
         if (!init && m == &o.weight_overrides)
           fail(ErrorKind::Config, "quantization.onnx_extra_options.TensorQuantOverrides.{}: '{}' is no longer an "
                "initializer after pre-processing", name, name);
-        check_tqo(g, name, ov, ov.qtype.value_or(m == &o.weight_overrides ? o.weight_type : o.activation_type));
+        check_tqo(g, name, ov, ov.qtype.value_or(m == &o.weight_overrides ? o.weight_type : o.activation_type), o);
       }
   for (const auto& [name, ov] : o.weight_overrides) {
     if (ov.source == OverrideSource::TensorQuantOverrides) continue;

@@ -34,22 +34,23 @@ NP_TYPES = {"QInt8": np.int8, "QUInt8": np.uint8, "QInt16": np.int16, "QUInt16":
 
 def for_ort(tqo, default="QInt8"):
     """The YAML-style overrides (type names, plain numbers) as quantize_static takes them."""
-    out = {}
-    for name, dicts in tqo.items():
-        out[name] = []
-        for d in dicts:
-            e = dict(d)
-            qt = e.get("quant_type", default)
-            if "quant_type" in e:
-                e["quant_type"] = QuantType[qt]
-            if "scale" in e:
-                e["scale"] = np.array(e["scale"], np.float32)
-                e["zero_point"] = np.array(e["zero_point"], NP_TYPES[qt])
-            for k in ("rmin", "rmax"):
-                if k in e:
-                    e[k] = np.float32(e[k])
-            out[name].append(e)
-    return out
+    def one(d):
+        e = dict(d)
+        qt = e.get("quant_type", default)
+        if "quant_type" in e:
+            e["quant_type"] = QuantType[qt]
+        if "scale" in e:
+            e["scale"] = np.array(e["scale"], np.float32)
+            e["zero_point"] = np.array(e["zero_point"], NP_TYPES[qt])
+        for k in ("rmin", "rmax"):
+            if k in e:
+                e[k] = np.float32(e[k])
+        if "convert" in e:
+            e["convert"] = one(e["convert"])
+        if "recv_nodes" in e:  # ORT takes a set
+            e["recv_nodes"] = set(e["recv_nodes"])
+        return e
+    return {name: [one(d) for d in dicts] for name, dicts in tqo.items()}
 
 
 def graph(opset):
@@ -69,6 +70,18 @@ def pool_graph():
                   conv("p", "y", "W2", "b2", "conv2")],
                  [init("W1", rnd(30, (4, 3, 3, 3))), init("W2", rnd(31, (4, 4, 3, 3))), init("b1", rnd(32, (4,), 0.1)),
                   init("b2", rnd(33, (4,), 0.1))], [1, 3, 8, 8], [1, 4, 4, 4])
+
+
+def two_readers():
+    """Conv -> Relu -> r1 read by two Convs, whose outputs an Add sums (opset 21)."""
+    m = model([conv("input", "c1", "W1", "b1", "conv1"), helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+               conv("r1", "c2", "W2", "b2", "conv2"), conv("r1", "c3", "W3", "b3", "conv3"),
+               helper.make_node("Add", ["c2", "c3"], ["y"], name="add")],
+              [init("W1", rnd(40, (4, 3, 3, 3))), init("W2", rnd(41, (4, 4, 3, 3))), init("W3", rnd(42, (4, 4, 3, 3))),
+               init("b1", rnd(43, (4,), 0.1)), init("b2", rnd(44, (4,), 0.1)), init("b3", rnd(45, (4,), 0.1))],
+              [1, 3, 8, 8], [1, 4, 8, 8], opset=21)
+    m.ir_version = 10
+    return m
 
 
 def both(m, x, tqo, per_channel=True, opset=13):
@@ -94,6 +107,11 @@ def both(m, x, tqo, per_channel=True, opset=13):
     onnx.checker.check_model(onnx.load(ours), full_check=True)
     a, b = compare_with_ort(ort_out, ours)
     assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
+    sa, sb = scales(a), scales(b)  # compare_with_ort skips the `_convert` ones
+    assert set(sa) == set(sb), (set(sa) ^ set(sb))
+    for n, v in sa.items():
+        assert v.dtype == sb[n].dtype and np.allclose(v.astype(np.float64), sb[n].astype(np.float64), rtol=1e-6, atol=0), \
+            (n, v, sb[n])
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     def run(p):
@@ -107,7 +125,7 @@ def both(m, x, tqo, per_channel=True, opset=13):
 
 def scales(m):
     return {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer
-            if t.name.endswith("_scale") or t.name.endswith("_zero_point")}
+            if t.name.endswith(("_scale", "_zero_point", "_scale_convert", "_zero_point_convert"))}
 
 
 def per_tensor_keys():
@@ -175,6 +193,37 @@ def interactions():
     assert "p_scale" not in scales(b) and np.isclose(scales(b)["c1_scale"], 8 / 255, rtol=1e-6)
 
 
+def convert():
+    # ORT's Q(type A) -> DQ -> Q(type B) -> DQ chain: for every reader, for the receiving nodes only (a DQ clone feeds
+    # the second Q), on a graph output, with the convert's own scale / zero point, symmetric, rmin / rmax.
+    m, x = two_readers(), img(8)
+    for tqo in ({"r1": [{"convert": {"quant_type": "QUInt16"}}]},
+                {"r1": [{"quant_type": "QUInt8", "convert": {"quant_type": "QUInt16", "recv_nodes": ["conv3"]}}]},
+                {"r1": [{"convert": {"quant_type": "QInt16", "recv_nodes": ["conv2", "conv3"]}}]},
+                {"y": [{"convert": {"quant_type": "QInt16"}}]},
+                {"c2": [{"convert": {"quant_type": "QInt16", "scale": 0.001, "zero_point": 3}}],
+                 "c3": [{"quant_type": "QUInt8", "convert": {"quant_type": "QInt16", "symmetric": True}}]},
+                {"c3": [{"quant_type": "QUInt8", "convert": {"quant_type": "QInt16", "rmin": -2.0, "rmax": 2.0}}]}):
+        for pc in (True, False):
+            a, b = both(m, x, tqo, per_channel=pc, opset=21)
+    # Only conv3 receives the converted type: its DequantizeLinear is the converted one, conv2's the original, and
+    # conv3's bias scale follows the converted scale (ORT's get_for_consumer).
+    _, b = both(m, x, {"r1": [{"quant_type": "QUInt8", "convert": {"quant_type": "QUInt16", "recv_nodes": ["conv3"]}}]},
+                opset=21)
+    ins = {n.name: list(n.input) for n in b.graph.node}
+    assert ins["conv3"][0] == "r1_convert_DequantizeLinear_Output" and ins["conv2"][0] == "r1_DequantizeLinear_Output"
+    s = scales(b)
+    assert s["r1_zero_point_convert"].dtype == np.uint16 and s["r1_zero_point"].dtype == np.uint8
+    assert np.allclose(s["b3_quantized_scale"], s["r1_scale_convert"] * s["W3_scale"], rtol=1e-6)
+    assert np.allclose(s["b2_quantized_scale"], s["r1_scale"] * s["W2_scale"], rtol=1e-6)
+    # A converted Conv output keeps its Relu (ORT folds only unconverted tensors); a MaxPool output shares the
+    # converted parameters of its input when the MaxPool receives them.
+    both(graph(21), x, {"c1": [{"convert": {"quant_type": "QInt16"}}]}, opset=21)
+    _, b = both(pool_graph(), x, {"c1": [{"convert": {"quant_type": "QUInt8", "recv_nodes": ["pool"]}}]})
+    q = [n for n in b.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "p"][0]
+    assert q.input[1] == "c1_scale_convert", q.input
+
+
 def testdata_model():
     tqo = {"onnx::Conv_215": [{"axis": 0, "quant_type": "QInt4"}],
            "onnx::Conv_218": [{"axis": 0, "rmin": -1 - i / 32, "rmax": 1 + i / 32} for i in range(32)],
@@ -207,6 +256,7 @@ if __name__ == "__main__":
     r.run("per-tensor keys: quant_type (16/4-bit), scale/zero_point, symmetric, reduce_range, rmin/rmax", per_tensor_keys)
     r.run("per-channel keys: axis, one dict or one per channel, rmin/rmax, scale/zero_point", per_channel_keys)
     r.run("Relu folding, bias scale and int32 adjustment, MaxPool sharing", interactions)
+    r.run("convert: all readers, recv_nodes, graph output, its own parameters, Relu and MaxPool", convert)
     r.run("digits_mobilenet with overrides on weights and an activation", testdata_model)
     r.run("full_auto keeps a TensorQuantOverrides weight", full_auto_keeps_user_weights)
     r.finish()

@@ -89,7 +89,22 @@ TEST(ConfigTqo, OrtRulesAreConfigErrorsNamingTheTensor) {
   EXPECT_HAS(tqo_error("{a: [{axis: 0}, {reduce_range: true}]}"), k + ".a[1].reduce_range");
   EXPECT_HAS(tqo_error("{a: [{axis: 0, scale: 1, zero_point: 0}, {}]}"), k + ".a[1]: missing 'scale'");
   EXPECT_HAS(tqo_error("{a: [{axis: 0, rmin: -1, rmax: 1}, {rmin: -1}]}"), k + ".a[1]: missing 'rmin'");
-  EXPECT_HAS(tqo_error("{a: [{convert: {quant_type: QUInt16}}]}"), k + ".a[0].convert: not implemented");
+  EXPECT_HAS(tqo_error("{a: [{convert: {scale: 0.1, zero_point: 0}}]}"), k + ".a[0].convert: must give a 'quant_type'");
+  EXPECT_HAS(tqo_error("{a: [{convert: {quant_type: QUInt16, reduce_range: true}}]}"),
+             k + ".a[0].convert.reduce_range: only supported for initializers");
+  EXPECT_HAS(tqo_error("{a: [{convert: {quant_type: QUInt16, scale: 0.1}}]}"), k + ".a[0].convert: 'scale' and");
+  EXPECT_HAS(tqo_error("{a: [{convert: {quant_type: QUInt16, scale: 0.1, zero_point: 0, rmin: 0}}]}"),
+             k + ".a[0].convert: 'rmin' cannot be given with 'scale'");
+  EXPECT_HAS(tqo_error("{a: [{convert: {quant_type: QUInt16, recv_nodes: n1}}]}"), k + ".a[0].convert.recv_nodes");
+  EXPECT_HAS(tqo_error("{a: [{axis: 0, convert: {quant_type: QUInt16}}]}"), k + ".a[0].convert: cannot be used in per-channel");
+  {
+    Config c = load_tqo("{a: [{quant_type: QUInt8, convert: {quant_type: QUInt16, symmetric: true, recv_nodes: [n1, n2]}}]}");
+    const auto& cv = c.quantization.extra.tensor_quant_overrides.at(0).dicts.at(0).convert;
+    ASSERT_TRUE(cv.has_value());
+    EXPECT_EQ(cv->quant_type, DType::UInt16);
+    EXPECT_EQ(cv->symmetric, true);
+    EXPECT_EQ(cv->recv_nodes, (std::vector<std::string>{"n1", "n2"}));
+  }
   // The same tensor under TensorQuantOverrides and onnxquant's own override lists.
   EXPECT_HAS(tqo_error("{w: [{quant_type: QInt8}]}", "    weights_tensor_override: [[w, {quant_type: Int4}]]\n"),
              "weights_tensor_override");
@@ -163,6 +178,35 @@ TEST(ConfigTqo, ModelRulesOfValidateOverrides) {
   o.weight_overrides["W"] = tqo(quant::TensorOverride{});
   o.nodes_to_quantize = {"gemm"};
   EXPECT_NO_THROW(quant::validate_overrides(g, o));
+  // convert: an activation's, of another type; recv_nodes read the tensor; not with DedicatedQDQPair when
+  // several nodes read it (ORT raises there too).
+  o.weight_overrides.clear();
+  o.nodes_to_quantize.clear();
+  ir::Node relu;
+  relu.op_type = "Relu";
+  relu.name = "relu";
+  relu.inputs = {"y"};
+  relu.outputs = {"z"};
+  g.nodes.push_back(relu);
+  ov = {};
+  ov.convert = quant::ConvertOverride{};
+  ov.convert->qtype = DType::Int8;  // the activation type
+  o.activation_overrides["y"] = tqo(ov);
+  expect_error("'convert' quant_type must differ");
+  ov.convert->qtype = DType::UInt16;
+  ov.convert->recv_nodes = std::set<std::string>{"relu", "gemm"};
+  o.activation_overrides["y"] = tqo(ov);
+  expect_error("convert.recv_nodes names 'gemm', which is not a node that reads 'y'");
+  ov.convert->recv_nodes = std::set<std::string>{"relu"};
+  o.activation_overrides["y"] = tqo(ov);
+  EXPECT_NO_THROW(quant::validate_overrides(g, o));
+  g.nodes.push_back(relu);
+  g.nodes.back().name = "relu2";
+  o.dedicated_qdq_pair = true;
+  expect_error("DedicatedQDQPair");
+  o.activation_overrides.clear();
+  o.weight_overrides["W"] = tqo(ov);
+  expect_error("'convert' cannot be used for initializers");
   // place_tensor_quant_overrides: the tensor must exist in the model; initializers go to weight_overrides.
   quant::QuantOptions p;
   quant::place_tensor_quant_overrides(g, {{"W", tqo({})}, {"y", tqo({})}}, p);

@@ -68,6 +68,15 @@ std::map<std::string, quant::TensorOverride> tensor_quant_overrides(const config
       // count the model check needs; per tensor: one entry when rmin or rmax is given.
       if (t.per_channel() || d.rmin || d.rmax) o.ranges.push_back(quant::RangeOverride{d.rmin, d.rmax});
     }
+    if (const auto& c = d0.convert) {
+      quant::ConvertOverride v;
+      v.qtype = c->quant_type;
+      if (c->scale) v.scale = {*c->scale}, v.zero_point = {*c->zero_point};
+      v.symmetric = c->symmetric;
+      if (c->rmin || c->rmax) v.ranges.push_back(quant::RangeOverride{c->rmin, c->rmax});
+      if (c->recv_nodes) v.recv_nodes = std::set<std::string>(c->recv_nodes->begin(), c->recv_nodes->end());
+      o.convert = std::move(v);
+    }
     out[t.tensor] = std::move(o);
   }
   return out;
