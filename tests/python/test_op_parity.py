@@ -66,7 +66,9 @@ def rnd(seed, shape, s=0.3):
 
 
 def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
-                  nodes_to_exclude=None, op_types=None, opset=13):
+                  nodes_to_exclude=None, op_types=None, opset=13, oq_extra=None):
+    """`extra`: extra_options for both tools; `oq_extra` replaces keys of it in onnxquant's YAML only (where ORT
+    needs Python objects, e.g. numpy values, and the YAML their text)."""
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
@@ -87,7 +89,8 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method
     cfg = os.path.join(work, "config.yaml")
     with open(cfg, "w") as f:
         f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, opset, act, method,
-                                    {"nodes_to_exclude": nodes_to_exclude, "op_types_to_quantize": op_types}, extra))
+                                    {"nodes_to_exclude": nodes_to_exclude, "op_types_to_quantize": op_types},
+                                    {**extra, **(oq_extra or {})}))
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     onnx.checker.check_model(onnx.load(ours), full_check=True)

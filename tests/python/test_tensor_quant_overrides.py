@@ -20,12 +20,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.quantization import QuantType
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
-from test_op_parity import DictReader, compare_with_ort, conv, img, init, model, qdq_counts, rnd  # noqa: E402
+from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from test_op_parity import compare_with_ort, conv, img, init, model, qdq_counts, quantize_both, rnd  # noqa: E402
 from test_quant_parity import compare  # noqa: E402
 
 NP_TYPES = {"QInt8": np.int8, "QUInt8": np.uint8, "QInt16": np.int16, "QUInt16": np.uint16,
@@ -87,24 +86,8 @@ def two_readers():
 def both(m, x, tqo, per_channel=True, opset=13):
     """quantize_static and onnxquant with the same TensorQuantOverrides; returns (ORT model, ours) after the
     checks of the module docstring."""
-    work = tmpdir()
-    raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
-    onnx.save(m, raw)
-    quant_pre_process(raw, pre)
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    ort_out = os.path.join(work, "ort.onnx")
-    quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                                   "TensorQuantOverrides": for_ort(tqo)})
-    cfg = os.path.join(work, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, opset,
-                                    extra={"TensorQuantOverrides": json.dumps(tqo)}))
-    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-    ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
-    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    ort_out, ours, _ = quantize_both(m, x, per_channel, extra={"TensorQuantOverrides": for_ort(tqo)}, opset=opset,
+                                     oq_extra={"TensorQuantOverrides": json.dumps(tqo)})
     a, b = compare_with_ort(ort_out, ours)
     assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
     sa, sb = scales(a), scales(b)  # compare_with_ort skips the `_convert` ones
