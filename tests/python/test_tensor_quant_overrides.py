@@ -1,12 +1,14 @@
 """ONNX Runtime's TensorQuantOverrides extra option: default mode vs quantize_static with the same overrides.
 
-Each case quantizes a small graph (Conv -> Relu -> Conv -> Clip, and a MaxPool graph) or a testdata model with
+Each case quantizes a small graph (Conv -> Relu -> Conv -> Clip, a MaxPool graph, two Convs reading one Relu) or a
+testdata model with
 both tools and checks: the same wiring (so the same Q/DQ nodes per op type), every scale and zero point equal
 (1e-6 relative), quantized values within 1, our model passes onnx.checker full_check and runs in onnxruntime with
 the outputs of ORT's model. Every key is exercised: quant_type (16- and 4-bit at opset 21), scale / zero_point,
-symmetric, reduce_range, rmin / rmax, axis (one dict for every channel, one dict per channel), overrides on a bias,
-on a tensor a Relu folds away and on a MaxPool output (ORT ignores both), and ORT's weight-scale adjustment for an
-int32 bias with an overridden weight.
+symmetric, reduce_range, rmin / rmax, axis (one dict for every channel, one dict per channel), convert (every
+reader, recv_nodes, a graph output, its own parameters, its effect on biases, Relu folding and MaxPool sharing),
+overrides on a bias, on a tensor a Relu folds away and on a MaxPool output (ORT ignores both), and ORT's
+weight-scale adjustment for an int32 bias with an overridden weight; full_auto keeps a user's weight override.
 
 The overrides go to ORT with numpy values where it needs them: an activation's scale / zero_point must be numpy
 arrays and rmin / rmax numpy floats (ORT 1.32 raises AttributeError on Python numbers there, docs/conformance.md);
