@@ -1,8 +1,7 @@
 """ONNX Runtime's TensorQuantOverrides extra option: default mode vs quantize_static with the same overrides.
 
 Each case quantizes a small graph (Conv -> Relu -> Conv -> Clip, a MaxPool graph, two Convs reading one Relu) or a
-testdata model with
-both tools and checks: the same wiring (so the same Q/DQ nodes per op type), every scale and zero point equal
+testdata model with both tools and checks: the same wiring (so the same Q/DQ nodes per op type), every scale and zero point equal
 (1e-6 relative), quantized values within 1, our model passes onnx.checker full_check and runs in onnxruntime with
 the outputs of ORT's model. Every key is exercised: quant_type (16- and 4-bit at opset 21), scale / zero_point,
 symmetric, reduce_range, rmin / rmax, axis (one dict for every channel, one dict per channel), convert (every
