@@ -203,8 +203,9 @@ std::vector<Suggestion> suggest_overrides(const InspectionResult& r, double thre
         continue;
       }
     }
-    const auto& existing = s.activations ? o.activation_overrides : o.weight_overrides;
-    if (existing.count(s.tensor) || !taken.insert((s.activations ? "a:" : "w:") + s.tensor).second) continue;
+    // Already overridden by the user (a TensorQuantOverrides constant may sit in either map): no suggestion.
+    const bool existing = o.activation_overrides.count(s.tensor) || o.weight_overrides.count(s.tensor);
+    if (existing || !taken.insert((s.activations ? "a:" : "w:") + s.tensor).second) continue;
     out.push_back(std::move(s));
   }
   return out;
@@ -226,7 +227,8 @@ std::string overrides_yaml(const std::vector<Suggestion>& sug, const quant::Quan
     const bool acts = list == 1;
     const auto& existing = acts ? o.activation_overrides : o.weight_overrides;
     std::vector<std::string> items;
-    for (const auto& [name, ov] : existing) items.push_back(override_item(name, ov));
+    for (const auto& [name, ov] : existing)  // TensorQuantOverrides entries stay under their own key
+      if (ov.source != quant::OverrideSource::TensorQuantOverrides) items.push_back(override_item(name, ov));
     for (const auto& s : sug) {
       if (s.activations != acts) continue;
       quant::TensorOverride ov;

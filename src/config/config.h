@@ -100,6 +100,42 @@ struct TensorOverride {
   bool has_fixed_qparams() const { return !scale.empty(); }
 };
 
+// `convert` of a TensorQuantOverrides dict: the activation is quantized to the dict's type, then converted
+// (DequantizeLinear -> QuantizeLinear) to this one for `recv_nodes` (absent: every consumer).
+struct ConvertDict {
+  DType quant_type = DType::Int8;     // required
+  std::optional<double> scale;        // with zero_point, without symmetric / rmin / rmax
+  std::optional<int64_t> zero_point;
+  std::optional<bool> symmetric;
+  std::optional<double> rmin, rmax;
+  std::optional<std::vector<std::string>> recv_nodes;
+};
+
+// One dict of ONNX Runtime's TensorQuantOverrides list, every key optional. Structurally valid at load (ORT's
+// rules that need no model): scale and zero_point together and without symmetric / reduce_range / rmin / rmax;
+// `convert` with a quant_type, without reduce_range, and not in per-channel lists.
+struct QuantOverrideDict {
+  std::optional<DType> quant_type;
+  std::optional<double> scale;        // > 0
+  std::optional<int64_t> zero_point;  // with scale
+  std::optional<bool> symmetric;
+  std::optional<bool> reduce_range;
+  std::optional<double> rmin, rmax;
+  std::optional<int64_t> axis;  // per channel (first dict); the other dicts may repeat it
+  std::optional<ConvertDict> convert;
+  bool has_fixed_qparams() const { return scale.has_value(); }
+};
+
+// `<tensor>: [dict, ...]` of TensorQuantOverrides: one dict = per tensor (or, with `axis`, the same settings for
+// every channel); several = one per channel (per-channel rules of ORT checked at load: axis in the first dict,
+// the same quant_type / axis / symmetric / reduce_range in every dict, scale/zero_point and rmin/rmax in all or
+// none). An empty list is dropped at load (ORT: no override).
+struct TensorQuantOverride {
+  std::string tensor;
+  std::vector<QuantOverrideDict> dicts;  // never empty
+  bool per_channel() const { return dicts.size() > 1 || dicts[0].axis.has_value(); }
+};
+
 struct QuantParameters {  // quantization.onnx_quant_parameters
   DType weight_type = DType::Int8;
   DType activ_type = DType::Int8;
@@ -143,6 +179,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   bool qdq_disable_weight_adjust_for_int32_bias = false;
   bool force_quantize_no_input_check = false;
   std::vector<std::string> op_types_to_exclude_output_quantization;
+  std::vector<TensorQuantOverride> tensor_quant_overrides;  // ORT's TensorQuantOverrides, in file order
 };
 
 struct IterativeParameters {  // quantization.iterative_quant_parameters

@@ -2,6 +2,8 @@
 // print its OmegaConf sections).
 #include <cmath>
 
+#include <fmt/ranges.h>
+
 #include "config/config.h"
 #include "core/error.h"
 
@@ -136,6 +138,28 @@ std::string py_axis_map(const std::map<std::string, int64_t>& m) {
   return s + "}";
 }
 
+// ORT's TensorQuantOverrides as the Python dict quantize_static would be given (type names as QuantType's).
+std::string py_tqo(const std::vector<TensorQuantOverride>& v) {
+  std::string s = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    s += (i ? ", " : "") + py_str(v[i].tensor) + ": [";
+    for (size_t j = 0; j < v[i].dicts.size(); ++j) {
+      const QuantOverrideDict& d = v[i].dicts[j];
+      std::vector<std::string> items;
+      if (d.quant_type) items.push_back("'quant_type': " + py_str("Q" + std::string(quant_type_name(*d.quant_type))));
+      if (d.scale) items.push_back("'scale': " + py_float(*d.scale) + ", 'zero_point': " + std::to_string(*d.zero_point));
+      if (d.symmetric) items.push_back("'symmetric': " + py_bool(*d.symmetric));
+      if (d.reduce_range) items.push_back("'reduce_range': " + py_bool(*d.reduce_range));
+      if (d.rmin) items.push_back("'rmin': " + py_float(*d.rmin));
+      if (d.rmax) items.push_back("'rmax': " + py_float(*d.rmax));
+      if (d.axis) items.push_back("'axis': " + std::to_string(*d.axis));
+      s += (j ? ", {" : "{") + fmt::format("{}", fmt::join(items, ", ")) + "}";
+    }
+    s += "]";
+  }
+  return s + "}";
+}
+
 std::string py_overrides(const std::vector<TensorOverride>& v) {
   if (v.empty()) return "None";
   std::string s = "[";
@@ -220,6 +244,7 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
         py_list(e.op_types_to_exclude_output_quantization), py_bool(e.activation_restricted_asymmetric),
         py_axis_map(e.qdq_op_type_per_channel_support_to_axis), py_bool(e.add_qdq_pair_to_weight),
         py_bool(e.dedicated_qdq_pair), py_bool(e.use_qdq_contrib_ops), py_bool(e.enable_subgraph)));
+  if (!e.tensor_quant_overrides.empty()) lines.push_back("TensorQuantOverrides: " + py_tqo(e.tensor_quant_overrides));
   return lines;
 }
 

@@ -5,9 +5,8 @@
 #include "config/yaml_read.h"
 
 namespace oq::config::detail {
-namespace {
 
-const char* kQuantTypes = "Int4, UInt4, Int8, UInt8, Int16, UInt16 (Q prefix optional, any case)";
+static const char* kQuantTypes = "Int4, UInt4, Int8, UInt8, Int16, UInt16 (Q prefix optional, any case)";
 
 DType read_quant_type(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) key_fail(ctx, n, path, std::string("expected one of ") + kQuantTypes + ", got " + show(n));
@@ -16,6 +15,8 @@ DType read_quant_type(const Ctx& ctx, const YAML::Node& n, const std::string& pa
     key_fail(ctx, n, path, std::string("expected one of ") + kQuantTypes + ", got " + show(n));
   return *t;
 }
+
+namespace {
 
 // weight_type / weightType (or activ_type / activType): one spelling at most.
 DType get_quant_type(MapReader& m, const std::string& snake, const std::string& camel, DType def) {
@@ -152,12 +153,8 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
       }
     }
   }
-  // ORT's TensorQuantOverrides (its dict form: per-channel lists, rmin/rmax/symmetric/reduce_range per tensor,
-  // `convert` chains) is not implemented: the same settings go in weights/activations_tensor_override.
-  if (const YAML::Node n = m.get("TensorQuantOverrides"); n && !n.IsNull() && n.size() > 0)
-    key_fail(m.ctx(), n, m.path("TensorQuantOverrides"),
-             "this ONNX Runtime option is not implemented by onnxquant (only empty is accepted); per-tensor types and "
-             "parameters go in weights_tensor_override / activations_tensor_override");
+  e.tensor_quant_overrides = read_tensor_quant_overrides(m.ctx(), m.get("TensorQuantOverrides"),
+                                                         m.path("TensorQuantOverrides"));
 }
 
 void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
@@ -203,6 +200,15 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   e.activations_tensor_override = get_overrides(m, "activations_tensor_override");
   read_ort_extra(m, e);
   m.finish_strict();
+  // One tensor, two override lists: which one holds would be a guess.
+  for (const auto& t : e.tensor_quant_overrides)
+    for (const auto* l : {&e.weights_tensor_override, &e.activations_tensor_override})
+      for (const auto& o : *l)
+        if (o.tensor == t.tensor)
+          key_fail(ctx, node, m.path("TensorQuantOverrides") + "." + t.tensor,
+                   "tensor '" + t.tensor + "' is also in quantization.onnx_extra_options." +
+                       (l == &e.weights_tensor_override ? "weights_tensor_override" : "activations_tensor_override") +
+                       "; override it in one of the two");
 }
 
 void read_iterative(const Ctx& ctx, const YAML::Node& node, IterativeParameters& it) {

@@ -57,6 +57,12 @@ class MapReader {
 
 [[noreturn]] void key_fail(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg);
 
+// A quantized type name (Int8, QUInt16, ...) or an error naming `path`.
+DType read_quant_type(const Ctx& ctx, const YAML::Node& n, const std::string& path);
+// quantization.onnx_extra_options.TensorQuantOverrides (load_tqo.cc): null / {} = none.
+std::vector<TensorQuantOverride> read_tensor_quant_overrides(const Ctx& ctx, const YAML::Node& n,
+                                                             const std::string& path);
+
 bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path);
 double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path);
 int64_t read_int(const Ctx& ctx, const YAML::Node& n, const std::string& path);

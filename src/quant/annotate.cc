@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "quant/overrides.h"
+
 namespace oq::quant {
 
 const std::set<std::string>& default_op_types() {
@@ -122,13 +124,19 @@ struct Annotator {
     s.is_initializer = g.find_initializer(t) != nullptr;
     if (s.is_initializer && opset >= 13)
       if (auto c = o.channel_constants.find(t); c != o.channel_constants.end()) s.axis = c->second;
+    // ORT (_calc_initializer_quant_params): a TensorQuantOverrides axis makes any initializer per channel.
+    if (const auto* ov = s.is_initializer ? find_override(o, t, true) : nullptr; ov && ov->axis) {
+      const int rank = g.find_initializer(t)->tensor.rank();
+      s.axis = static_cast<int>(*ov->axis < 0 ? *ov->axis + rank : *ov->axis);
+    }
     plan.mark(t, s);
   }
-  void same_as_input(const std::string& out, const std::string& in) {
+  void same_as_input(const std::string& out, const std::string& in, const std::string& node) {
     if (!quantizable(out)) return;
     TensorSpec s;
     s.float_type = float_type(out);
     s.share_from = in;
+    s.node = node;
     plan.mark(out, s);
   }
   // Per-channel unless a per-tensor override exists; ORT's is_tensor_per_channel.
@@ -207,6 +215,7 @@ struct Annotator {
     s.bias_input = n.input(0);
     s.bias_weight = n.input(1);
     s.bias_beta = beta;
+    s.node = n.name;
     plan.mark(name, s);
   }
 
@@ -237,7 +246,7 @@ struct Annotator {
   }
   void direct(const ir::Node& n) {  // output keeps the input's parameters
     if (o.force_quantize_no_input_check) activation(n.input(0));  // ORT's QDQDirect8BitOp
-    if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
+    if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0), n.name);
   }
   void removable_activation(size_t idx) {
     ir::Node& n = g.nodes[idx];
@@ -252,6 +261,8 @@ struct Annotator {
   }
   bool try_replace_upstream(const std::string& up, const std::string& out) {
     if (!ranges.count(out) || !ranges.count(up)) return false;
+    for (const auto* t : {&up, &out})  // ORT: not when either is converted
+      if (const auto* ov = find_override(o, *t, false); ov && ov->convert) return false;
     if (g.is_graph_output(up) || g.is_graph_input(up)) return false;
     size_t consumers = 0;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -285,7 +296,7 @@ struct Annotator {
       same = v == 0.0;
     }
     if (same)
-      same_as_input(n.outputs[0], n.input(0));
+      same_as_input(n.outputs[0], n.input(0), n.name);
     else
       activation(n.outputs[0]);
   }
@@ -337,12 +348,12 @@ struct Annotator {
         if (opset >= 11) direct(n);
       } else if (op == "Split") {
         if (!is_marked(n.input(0))) activation(n.input(0));
-        for (const auto& t : n.outputs) same_as_input(t, n.input(0));
+        for (const auto& t : n.outputs) same_as_input(t, n.input(0), n.name);
       } else if (op == "Gather" || op == "GatherElements") {
         // ORT's QDQGather: a float initializer table (embedding) is quantized like an activation constant.
         const auto* table = g.find_initializer(n.input(0));
         if (float_init(table) || o.force_quantize_no_input_check) activation(n.input(0));
-        if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0));
+        if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0), n.name);
       } else if (op == "Where") {
         if (o.force_quantize_no_input_check) activation(n.input(1)), activation(n.input(2));  // ORT's QDQWhere
         if (is_marked(n.input(1)) && is_marked(n.input(2)))

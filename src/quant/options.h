@@ -10,12 +10,40 @@
 
 namespace oq::quant {
 
-// A user override for one tensor (weights_tensor_override / activations_tensor_override).
+// Where an override comes from: names the key in messages and keeps each key's rules.
+enum class OverrideSource { WeightsTensorOverride, ActivationsTensorOverride, TensorQuantOverrides };
+const char* override_key(OverrideSource s);  // "weights_tensor_override", ... "TensorQuantOverrides"
+
+// A user's rmin / rmax in place of the measured (activations) or data (initializers) range.
+struct RangeOverride {
+  std::optional<double> rmin, rmax;
+};
+
+// TensorQuantOverrides' `convert`: an activation quantized with its own parameters, then converted to these for
+// the nodes in recv_nodes (nullopt: every node that reads it).
+struct ConvertOverride {
+  DType qtype = DType::Int8;
+  std::vector<double> scale;        // empty, or one value (with zero_point)
+  std::vector<int64_t> zero_point;
+  std::optional<bool> symmetric;
+  std::vector<RangeOverride> ranges;  // empty or one entry
+  std::optional<std::set<std::string>> recv_nodes;
+};
+
+// A user override for one tensor (weights_tensor_override / activations_tensor_override / ORT's
+// TensorQuantOverrides, whose dicts the integrator turns into this once).
 struct TensorOverride {
   std::optional<DType> qtype;
   std::vector<double> scale;          // empty: computed; 1 value: per tensor; n values: per channel
   std::vector<int64_t> zero_point;    // same length as scale
-  std::optional<int64_t> axis;        // weights only: per-channel along this axis
+  std::optional<int64_t> axis;        // initializers only: per-channel along this axis
+  std::optional<bool> symmetric;      // instead of WeightSymmetric / ActivationSymmetric (per channel: instead of true)
+  std::optional<bool> reduce_range;   // initializers only
+  // Empty: none. Per tensor: one entry. Per channel: entry c for channel c, channels past the end use the data
+  // (ORT's _calc_initializer_quant_params: one dict with an axis gives its rmin / rmax to channel 0 only).
+  std::vector<RangeOverride> ranges;
+  std::optional<ConvertOverride> convert;  // TensorQuantOverrides, activations only
+  OverrideSource source = OverrideSource::WeightsTensorOverride;
 };
 
 struct QuantOptions {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <unordered_set>
 
 #include "core/log.h"
@@ -26,8 +27,110 @@ static void check_values(const std::string& kind, const std::string& name, const
            quant_type_name(qt), r.qmin, r.qmax);
 }
 
+const char* override_key(OverrideSource s) {
+  switch (s) {
+    case OverrideSource::WeightsTensorOverride: return "weights_tensor_override";
+    case OverrideSource::ActivationsTensorOverride: return "activations_tensor_override";
+    case OverrideSource::TensorQuantOverrides: return "TensorQuantOverrides";
+  }
+  return "";
+}
+
+const TensorOverride* find_override(const QuantOptions& o, const std::string& name, bool initializer) {
+  if (initializer)
+    if (auto it = o.weight_overrides.find(name); it != o.weight_overrides.end()) return &it->second;
+  auto it = o.activation_overrides.find(name);
+  return it == o.activation_overrides.end() ? nullptr : &it->second;
+}
+
+static std::vector<std::string> tensor_names(const ir::Graph& g) {
+  std::vector<std::string> v;
+  std::unordered_set<std::string> seen;
+  auto add = [&](const std::string& t) {
+    if (!t.empty() && seen.insert(t).second) v.push_back(t);
+  };
+  for (const auto& i : g.initializers) add(i.name);
+  for (const auto& i : g.inputs) add(i.name);
+  for (const auto& n : g.nodes)
+    for (const auto* l : {&n.inputs, &n.outputs})
+      for (const auto& t : *l) add(t);
+  return v;
+}
+
+void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string, TensorOverride>& tqo,
+                                  QuantOptions& o) {
+  if (tqo.empty()) return;
+  const std::vector<std::string> names = tensor_names(g);
+  const std::unordered_set<std::string> known(names.begin(), names.end());
+  for (const auto& [name, ov] : tqo) {
+    if (!known.count(name))
+      fail(ErrorKind::Config, "quantization.onnx_extra_options.TensorQuantOverrides.{}: the model has no tensor named "
+           "'{}'{}", name, name, did_you_mean(name, names));
+    (g.find_initializer(name) ? o.weight_overrides : o.activation_overrides)[name] = ov;
+  }
+}
+
+// ORT's model-dependent rules of TensorQuantOverrides (tensor_quant_overrides.py is_valid, which checks only the
+// first tensor with overrides; onnxquant checks every one), plus the per-channel scale/zero_point count ORT does
+// not check (one dict for several channels writes a DequantizeLinear with one scale on an axis: an invalid model).
+static void check_convert(const ir::Graph& g, const std::string& key, const std::string& name,
+                          const ConvertOverride& c, DType qt, const QuantOptions& o) {
+  if (c.qtype == qt)
+    fail(ErrorKind::Config, "{}: 'convert' quant_type must differ from the tensor's ({}) (ONNX Runtime's rule)", key,
+         quant_type_name(qt));
+  TensorOverride values;
+  values.scale = c.scale;
+  values.zero_point = c.zero_point;
+  check_values(key + ".convert", name, values, c.qtype);
+  std::set<std::string> readers;
+  for (const auto& n : g.nodes)
+    if (std::find(n.inputs.begin(), n.inputs.end(), name) != n.inputs.end()) readers.insert(n.name);
+  if (c.recv_nodes)
+    for (const auto& r : *c.recv_nodes)
+      if (!readers.count(r))
+        fail(ErrorKind::Config, "{}: convert.recv_nodes names '{}', which is not a node that reads '{}'", key, r, name);
+  if (o.dedicated_qdq_pair && readers.size() > 1)
+    fail(ErrorKind::Config, "{}: 'convert' cannot be combined with DedicatedQDQPair on a tensor read by several nodes "
+         "(ONNX Runtime refuses it too)", key);
+}
+
+static void check_tqo(const ir::Graph& g, const std::string& name, const TensorOverride& ov, DType qt,
+                      const QuantOptions& o) {
+  const std::string key = "quantization.onnx_extra_options.TensorQuantOverrides." + name;
+  const auto* init = g.find_initializer(name);
+  check_values(key, name, ov, qt);
+  if (ov.convert && init)
+    fail(ErrorKind::Config, "{}: 'convert' cannot be used for initializers (ONNX Runtime's rule)", key);
+  if (ov.convert) check_convert(g, key, name, *ov.convert, qt, o);
+  if (!init) {
+    if (ov.axis) fail(ErrorKind::Config, "{}: per-channel overrides ('axis') need an initializer; '{}' is an activation", key, name);
+    if (ov.reduce_range)
+      fail(ErrorKind::Config, "{}: 'reduce_range' is only supported for initializers, not for activation '{}'", key, name);
+    return;
+  }
+  if (!ov.axis) return;
+  const int rank = init->tensor.rank();
+  const int64_t a = *ov.axis;
+  if (a < -rank || a >= rank)
+    fail(ErrorKind::Config, "{}: axis {} is out of bounds for '{}' (rank {})", key, a, name, rank);
+  const int64_t ch = init->tensor.dim(static_cast<int>(a < 0 ? a + rank : a));
+  auto count = [&](size_t n, const char* what) {
+    if (n > 1 && static_cast<int64_t>(n) != ch)
+      fail(ErrorKind::Config, "{}: {} channel dicts for {} channels on axis {} (give one dict, or one per channel)",
+           key, n, ch, a);
+    if (n == 1 && ch > 1 && what)
+      fail(ErrorKind::Config, "{}: one dict with {} for {} channels on axis {}: give one dict per channel", key, what,
+           ch, a);
+  };
+  count(ov.ranges.size(), nullptr);
+  count(ov.scale.size(), "scale/zero_point");
+}
+
 void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
-  if (!o.nodes_to_quantize.empty() && !o.weight_overrides.empty())
+  const bool user_weight_overrides =
+      std::any_of(o.weight_overrides.begin(), o.weight_overrides.end(),
+                  [](const auto& kv) { return kv.second.source != OverrideSource::TensorQuantOverrides; });
+  if (!o.nodes_to_quantize.empty() && user_weight_overrides)
     fail(ErrorKind::Config,
          "quantization.onnx_quant_parameters.nodes_to_quantize cannot be combined with "
          "onnx_extra_options.weights_tensor_override: overrides apply to every node that reads the weight, "
@@ -38,7 +141,17 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
       for (const auto& t : *l) tensors.insert(t);
   for (const auto& v : g.inputs) tensors.insert(v.name);
 
+  for (const auto* m : {&o.weight_overrides, &o.activation_overrides})
+    for (const auto& [name, ov] : *m)
+      if (ov.source == OverrideSource::TensorQuantOverrides) {
+        const bool init = g.find_initializer(name) != nullptr;
+        if (!init && m == &o.weight_overrides)
+          fail(ErrorKind::Config, "quantization.onnx_extra_options.TensorQuantOverrides.{}: '{}' is no longer an "
+               "initializer after pre-processing", name, name);
+        check_tqo(g, name, ov, ov.qtype.value_or(m == &o.weight_overrides ? o.weight_type : o.activation_type), o);
+      }
   for (const auto& [name, ov] : o.weight_overrides) {
+    if (ov.source == OverrideSource::TensorQuantOverrides) continue;
     const auto* init = g.find_initializer(name);
     if (!init)
       fail(ErrorKind::Config, "weights_tensor_override: '{}' is not a weight (initializer) of the model", name);
@@ -60,6 +173,7 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
     }
   }
   for (const auto& [name, ov] : o.activation_overrides) {
+    if (ov.source == OverrideSource::TensorQuantOverrides) continue;
     if (!tensors.count(name) || g.find_initializer(name))
       fail(ErrorKind::Config, "activations_tensor_override: '{}' is not an activation tensor of the model", name);
     if (ov.axis)
@@ -104,10 +218,13 @@ void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::
 void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {
   for (const auto* m : {&o.weight_overrides, &o.activation_overrides})
     for (const auto& [name, ov] : *m)
-      if (!plan.is_marked(name))
+      if (plan.is_marked(name) && !plan.tensors.at(name).share_from.empty())
+        OQ_WARN("{} '{}': the tensor takes the parameters of its producer's input (ONNX Runtime's rule for Reshape, "
+                "Transpose, MaxPool, ...); the override has no effect", override_key(ov.source), name);
+      else if (!plan.is_marked(name))
         OQ_WARN("{} '{}': the tensor is not quantized (its nodes are filtered out by op_types_to_quantize, "
-                "nodes_to_quantize or nodes_to_exclude); the override has no effect",
-                m == &o.weight_overrides ? "weights_tensor_override" : "activations_tensor_override", name);
+                "nodes_to_quantize or nodes_to_exclude, or a Relu / Clip folded into its producer replaced it); the "
+                "override has no effect", override_key(ov.source), name);
 }
 
 }  // namespace oq::quant

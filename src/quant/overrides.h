@@ -8,6 +8,16 @@ namespace oq::quant {
 
 void validate_overrides(const ir::Graph& g, const QuantOptions& o);
 
+// ORT's TensorQuantOverrides (already typed, source TensorQuantOverrides) into o.weight_overrides (initializers of
+// `g`, the model as loaded) or o.activation_overrides (other tensors). A Config error naming the key path when the
+// model has no such tensor (ORT: "not present in the model").
+void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string, TensorOverride>& tqo,
+                                  QuantOptions& o);
+
+// The override of a tensor, if any: an initializer's in weight_overrides (else activation_overrides), an
+// activation's in activation_overrides.
+const TensorOverride* find_override(const QuantOptions& o, const std::string& name, bool initializer);
+
 // The node filters against the model as loaded (before pre-processing removes nodes): every name in
 // nodes_to_quantize / nodes_to_exclude is a node of the model, every op type in op_types_to_quantize an ONNX
 // operator the executor runs (absent from this model is fine). A Config error naming the key and the name,

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/log.h"
+#include "quant/overrides.h"
 #include "quant/qparams.h"
 
 namespace oq::quant {
@@ -142,22 +143,53 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
                         ParamNotes* notes, const WeightParamsFn& weight_fn,
                         WeightCache* cache) {
   ParamMap pm;
+  // A calibrated activation's parameters: fixed ones, or from its range (TensorQuantOverrides' rmin / rmax taken
+  // as float32, as ORT computes with numpy.float32 values) with the type and symmetry given.
+  auto activation_params = [&](const std::string& name, const TensorSpec& s, DType qt, const std::vector<double>& scale,
+                               const std::vector<int64_t>& zero_point, std::optional<bool> symmetric,
+                               const std::vector<RangeOverride>& user) {
+    if (!scale.empty()) {
+      TensorOverride fixed;
+      fixed.scale = scale;
+      fixed.zero_point = zero_point;
+      return from_override(fixed, qt, -1, s.float_type);
+    }
+    auto r = ranges.find(name);
+    if (r == ranges.end()) fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but was not calibrated", name);
+    Range rg = r->second;
+    if (!user.empty()) {
+      if (user[0].rmin) rg.rmin = static_cast<float>(*user[0].rmin);
+      if (user[0].rmax) rg.rmax = static_cast<float>(*user[0].rmax);
+    }
+    const bool sym = symmetric.value_or(o.activation_symmetric);
+    QRange qr = qrange(qt, sym, o.reduce_range);
+    ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !sym
+                     ? snap_zero_point_uint8(rg.rmin, rg.rmax, qr.qmin, qr.qmax, o.min_real_range, s.float_type)
+                     : compute_scale_zp(rg.rmin, rg.rmax, qr.qmin, qr.qmax, sym, o.min_real_range, s.float_type);
+    return exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1, s.float_type};
+  };
   // Initializers and plain activations first.
   for (const auto& name : plan.marked_order) {
     const TensorSpec& s = plan.tensors.at(name);
     if (!s.share_from.empty() || s.role == TensorRole::Bias) continue;
     if (s.is_initializer) {
       const Tensor& w = g.find_initializer(name)->tensor;
-      const auto& ovs = s.role == TensorRole::Weight ? o.weight_overrides : o.activation_overrides;
-      auto ov = ovs.find(name);
+      const TensorOverride* ov = find_override(o, name, true);
       DType qt = s.weight_type ? o.weight_type : o.activation_type;
-      if (ov != ovs.end() && ov->second.qtype) qt = *ov->second.qtype;
-      if (ov != ovs.end() && !ov->second.scale.empty()) {
-        pm[name] = from_override(ov->second, qt, s.axis, s.float_type);
+      if (ov && ov->qtype) qt = *ov->qtype;
+      if (ov && !ov->scale.empty()) {
+        pm[name] = from_override(*ov, qt, s.axis, s.float_type);
         continue;
       }
-      // ORT: per-channel initializers are always symmetric.
-      bool sym = s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
+      // ORT: per-channel initializers are symmetric unless a TensorQuantOverrides `symmetric` says otherwise.
+      const bool sym = ov && ov->symmetric ? *ov->symmetric
+                                           : s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
+      const bool reduce = ov && ov->reduce_range ? *ov->reduce_range : o.reduce_range;
+      static const std::vector<RangeOverride> kNoRanges;
+      const std::vector<RangeOverride>& user_ranges = ov ? ov->ranges : kNoRanges;
+      // A weight whose range the user fixed (symmetric / reduce_range / rmin / rmax) is not re-chosen by a weight
+      // quantizer (MSE, GPTQ).
+      const bool fixed = ov && (ov->symmetric || ov->reduce_range || !ov->ranges.empty());
       if (WeightCache::Entry* e = cache ? cache->find(name, qt, s.axis) : nullptr) {
         pm[name] = e->params;
         if (e->values.dtype() != DType::Undefined) {
@@ -166,9 +198,9 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
         }
         continue;
       }
-      exec::QuantParams q = weight_params(w, qt, sym, s.axis, o.reduce_range, o.min_real_range);
+      exec::QuantParams q = weight_params(w, qt, sym, s.axis, reduce, o.min_real_range, user_ranges);
       Tensor chosen_values;
-      if (weight_fn && s.role == TensorRole::Weight) {
+      if (weight_fn && s.role == TensorRole::Weight && !fixed) {
         WeightChoice c = weight_fn(name, w, std::move(q));
         q = std::move(c.params);
         if (c.values.dtype() != DType::Undefined) {
@@ -187,47 +219,61 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       pm[name] = std::move(q);
       continue;
     }
-    auto ov = o.activation_overrides.find(name);
-    DType qt = o.activation_type;
-    if (ov != o.activation_overrides.end() && ov->second.qtype) qt = *ov->second.qtype;
-    if (ov != o.activation_overrides.end() && !ov->second.scale.empty()) {
-      pm[name] = from_override(ov->second, qt, -1, s.float_type);
-      continue;
-    }
-    auto r = ranges.find(name);
-    if (r == ranges.end()) fail(ErrorKind::Runtime, "tensor '{}' is marked for quantization but was not calibrated", name);
-    QRange qr = qrange(qt, o.activation_symmetric, o.reduce_range);
-    ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !o.activation_symmetric
-                     ? snap_zero_point_uint8(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.min_real_range,
-                                             s.float_type)
-                     : compute_scale_zp(r->second.rmin, r->second.rmax, qr.qmin, qr.qmax, o.activation_symmetric,
-                                        o.min_real_range, s.float_type);
-    pm[name] = exec::QuantParams{qt, {sz.scale}, {sz.zero_point}, -1, s.float_type};
+    const TensorOverride* ov = find_override(o, name, false);
+    if (ov)
+      pm[name] = activation_params(name, s, ov->qtype.value_or(o.activation_type), ov->scale, ov->zero_point,
+                                   ov->symmetric, ov->ranges);
+    else
+      pm[name] = activation_params(name, s, o.activation_type, {}, {}, std::nullopt, {});
   }
-  // Shared parameters (resolved through chains: Transpose after Reshape after Conv, ...).
+  // TensorQuantOverrides' convert (plain and shared activations alike: ORT computes both from the tensor's range).
+  std::map<std::string, ParamNotes::Converted> converted;
   for (const auto& name : plan.marked_order) {
     const TensorSpec& s = plan.tensors.at(name);
-    if (s.share_from.empty()) continue;
-    std::string src = s.share_from;
-    for (int hops = 0; hops < 1000; ++hops) {
-      auto it = plan.tensors.find(src);
-      if (it == plan.tensors.end() || it->second.share_from.empty()) break;
-      src = it->second.share_from;
+    const TensorOverride* ov = s.is_initializer ? nullptr : find_override(o, name, false);
+    if (!ov || !ov->convert) continue;
+    const ConvertOverride& c = *ov->convert;
+    converted[name] = {activation_params(name, s, c.qtype, c.scale, c.zero_point, c.symmetric, c.ranges), c.recv_nodes};
+  }
+  // The parameters node `node` reads for tensor t: the converted ones when it is one of their receivers.
+  auto for_consumer = [&](const std::string& t, const std::string& node) -> const exec::QuantParams* {
+    if (auto c = converted.find(t); c != converted.end() && (!c->second.recv_nodes || c->second.recv_nodes->count(node)))
+      return &c->second.params;
+    auto p = pm.find(t);
+    return p == pm.end() ? nullptr : &p->second;
+  };
+  // Shared parameters, each from its provider as its reading node sees them (resolved through chains: Transpose
+  // after Reshape after Conv, ...).
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (const auto& name : plan.marked_order) {
+      const TensorSpec& s = plan.tensors.at(name);
+      if (s.share_from.empty() || pm.count(name)) continue;
+      if (const exec::QuantParams* p = for_consumer(s.share_from, s.node)) {
+        pm[name] = *p;
+        progress = true;
+      }
     }
-    auto p = pm.find(src);
-    if (p == pm.end()) fail(ErrorKind::Runtime, "tensor '{}' shares parameters with unquantized '{}'", name, src);
-    pm[name] = p->second;
+  }
+  for (const auto& name : plan.marked_order) {
+    const TensorSpec& s = plan.tensors.at(name);
+    if (!s.share_from.empty() && !pm.count(name))
+      fail(ErrorKind::Runtime, "tensor '{}' shares parameters with unquantized '{}'", name, s.share_from);
   }
   // int32 biases (after enlarging weight scales where the bias would overflow int32).
   for (const auto& name : plan.marked_order) {
     const TensorSpec& s = plan.tensors.at(name);
     if (s.role != TensorRole::Bias) continue;
-    auto in = pm.find(s.bias_input);
+    const exec::QuantParams* in = for_consumer(s.bias_input, s.node);
     auto w = pm.find(s.bias_weight);
-    if (in == pm.end() || w == pm.end()) continue;  // ORT leaves such biases in float
+    if (!in || w == pm.end()) continue;  // ORT leaves such biases in float
     bool zero_zp = std::all_of(w->second.zero_point.begin(), w->second.zero_point.end(), [](int64_t z) { return z == 0; });
     bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
-                      !o.weight_overrides.count(s.bias_weight) && !o.disable_weight_adjust_for_int32_bias;
+                      !o.disable_weight_adjust_for_int32_bias;
+    // weights_tensor_override keeps its weight's scale; ORT adjusts a TensorQuantOverrides weight like any other.
+    if (auto wo = o.weight_overrides.find(s.bias_weight);
+        wo != o.weight_overrides.end() && wo->second.source != OverrideSource::TensorQuantOverrides)
+      adjustable = false;
     const Tensor& b = g.find_initializer(name)->tensor;
     if (w->second.axis >= 0 && w->second.scale.size() > 1 &&
         (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w->second.scale.size()) != 0)) {
@@ -235,12 +281,13 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
               shape_str(b.shape()), w->second.scale.size(), s.bias_weight);
       continue;
     }
-    if (adjustable && adjust_for_bias(b, in->second.scale.at(0), w->second)) {
+    if (adjustable && adjust_for_bias(b, in->scale.at(0), w->second)) {
       OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
       if (notes) notes->adjusted_weights.push_back(s.bias_weight);
     }
-    pm[name] = *float16_bias_params(in->second, w->second, s.bias_beta, b);
+    pm[name] = *float16_bias_params(*in, w->second, s.bias_beta, b);
   }
+  if (notes) notes->converted = std::move(converted);
   return pm;
 }
 

@@ -4,6 +4,7 @@
 #include <optional>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,13 @@ struct ParamNotes {
   // Weights whose float values a WeightParamsFn replaced (GPTQ): the writer quantizes these instead of the
   // initializer's values.
   std::map<std::string, Tensor> weight_values;
+  // Activations with TensorQuantOverrides' convert: the converted parameters and the nodes that read them
+  // (nullopt: every reader). The writer adds the Q -> DQ -> Q -> DQ chain; params hold the original ones.
+  struct Converted {
+    exec::QuantParams params;
+    std::optional<std::set<std::string>> recv_nodes;
+  };
+  std::map<std::string, Converted> converted;
 };
 
 // What a better weight quantizer decides for one weight: its parameters and, optionally, the float values to

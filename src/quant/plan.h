@@ -25,6 +25,9 @@ struct TensorSpec {
   // Bias: the node's activation input and weight, and Gemm's beta.
   std::string bias_input, bias_weight;
   double bias_beta = 1.0;
+  // The node that reads `share_from` (shared tensors) or the bias: the parameters it sees of a converted
+  // activation (TensorQuantOverrides' convert) are the converted ones when it is a receiving node.
+  std::string node;
   size_t order = 0;  // marking order (ORT's dict insertion order)
   // The tensor's float type (Float or Float16): its scale is computed and written in it, as ORT does.
   DType float_type = DType::Float;

@@ -49,7 +49,8 @@ std::string kind_key(DType t, TensorRole r) {
 }  // namespace
 
 WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
-                     const std::map<std::string, Tensor>* weight_values, WeightCache* cache, const QdqLayout& layout) {
+                     const std::map<std::string, Tensor>* weight_values, WeightCache* cache, const QdqLayout& layout,
+                     const std::map<std::string, ParamNotes::Converted>* converted) {
   WriteStats st;
   // Drop the folded Relu/Clip nodes first.
   std::set<size_t> removed(plan.removed_nodes.begin(), plan.removed_nodes.end());
@@ -140,6 +141,54 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     st.q_input[t] = q_in;
     st.dq_output[t] = dq_out;
   };
+
+  // ORT's _add_qdq_ops_for_converted_activation: Q1 -> DQ1 for the readers of the original type, Q1 -> DQ1 (or its
+  // clone when some readers keep the original) -> Q2 -> DQ2 for the receivers of the converted type; a graph
+  // output keeps its name on DQ1 (DQ2 when every reader converts).
+  auto emit_converted = [&](const std::string& t, const std::string& s1, const std::string& z1, const std::string& s2,
+                            const std::string& z2, const std::optional<std::set<std::string>>& recv) {
+    std::vector<size_t> conv_readers, orig_readers;
+    for (size_t i = 0; i < original_nodes; ++i)
+      if (std::find(g.nodes[i].inputs.begin(), g.nodes[i].inputs.end(), t) != g.nodes[i].inputs.end())
+        (!recv || recv->count(g.nodes[i].name) ? conv_readers : orig_readers).push_back(i);
+    const bool all_conv = orig_readers.empty();
+    const bool out = g.is_graph_output(t) && !g.is_graph_input(t);
+    auto rewire = [&](const std::vector<size_t>& readers, const std::string& to) {
+      for (size_t i : readers)
+        for (auto& in : g.nodes[i].inputs)
+          if (in == t) in = to;
+    };
+    std::string q1_in = t;
+    if (out) {
+      q1_in = fresh(t + "_QuantizeLinear_Input");
+      for (size_t i = 0; i < original_nodes; ++i)
+        for (auto& o : g.nodes[i].outputs)
+          if (o == t) o = q1_in;
+    }
+    const std::string q1_out = fresh(t + "_QuantizeLinear_Output");
+    added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_QuantizeLinear"), {q1_in, s1, z1}, q1_out, -1));
+    const std::string dq1_out = out && !all_conv ? t : fresh(t + "_DequantizeLinear_Output");
+    if (dq1_out != t) rewire(orig_readers, dq1_out);
+    added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_DequantizeLinear"), {q1_out, s1, z1}, dq1_out, -1));
+    std::string q2_in = dq1_out;
+    if (!all_conv) {
+      q2_in = fresh(t + "_convert_QuantizeLinear_Input");
+      added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_convert_clone_DequantizeLinear"), {q1_out, s1, z1},
+                                    q2_in, -1));
+      st.dq_nodes++;
+    }
+    const std::string q2_out = fresh(t + "_convert_QuantizeLinear_Output");
+    added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_convert_QuantizeLinear"), {q2_in, s2, z2}, q2_out, -1));
+    const std::string dq2_out = out && all_conv ? t : fresh(t + "_convert_DequantizeLinear_Output");
+    if (dq2_out != t) rewire(conv_readers, dq2_out);
+    added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_convert_DequantizeLinear"), {q2_out, s2, z2}, dq2_out,
+                                  -1));
+    st.q_nodes += 2;
+    st.dq_nodes += 2;
+    st.q_input[t] = q1_in;
+    st.dq_output[t] = dq1_out;
+  };
+  std::map<std::string, std::pair<std::string, std::string>> convert_names;  // converted scale / zero point
 
   auto process = [&](const std::string& name, const TensorSpec& s) {
     auto pit = params.find(name);
@@ -239,11 +288,12 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     }
     std::string scale, zp;
     if (!s.share_from.empty()) {
-      // ORT reuses the provider's scale/zero-point initializers.
-      std::string src = s.share_from;
-      while (plan.tensors.count(src) && !plan.tensors.at(src).share_from.empty()) src = plan.tensors.at(src).share_from;
-      auto it = qparam_names.find(src);
-      if (it != qparam_names.end()) std::tie(scale, zp) = it->second;
+      // ORT reuses the provider's scale/zero-point initializers, the converted ones when this node receives them.
+      const auto c = converted ? converted->find(s.share_from) : decltype(converted->end()){};
+      const bool conv = converted && c != converted->end() && (!c->second.recv_nodes || c->second.recv_nodes->count(s.node));
+      const auto& names = conv ? convert_names : qparam_names;
+      auto it = names.find(s.share_from);
+      if (it != names.end()) std::tie(scale, zp) = it->second;
     }
     if (scale.empty()) {
       scale = fresh(name + "_scale");
@@ -252,16 +302,41 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       g.add_initializer(zp, zero_point_tensor(q));
     }
     qparam_names[name] = {scale, zp};
+    if (auto c = converted ? converted->find(name) : decltype(converted->end()){}; converted && c != converted->end()) {
+      const std::string cs = fresh(name + "_scale_convert"), cz = fresh(name + "_zero_point_convert");
+      g.add_initializer(cs, scale_tensor(c->second.params));
+      g.add_initializer(cz, zero_point_tensor(c->second.params));
+      convert_names[name] = {cs, cz};
+      emit_converted(name, scale, zp, cs, cz, c->second.recv_nodes);
+      return;
+    }
     emit_activation(name, scale, zp, -1);
   };
 
-  // ORT order: plain tensors, then tensors sharing parameters, then biases.
-  for (int pass = 0; pass < 3; ++pass)
+  // ORT order: plain tensors, then tensors sharing parameters (each once its provider is written: chains),
+  // then biases.
+  std::set<std::string> pending;
+  for (const auto& name : plan.marked_order)
+    if (plan.tensors.at(name).role != TensorRole::Bias && !plan.tensors.at(name).share_from.empty()) pending.insert(name);
+  for (int pass = 0; pass < 3; ++pass) {
+    if (pass == 1) {
+      while (!pending.empty()) {
+        std::vector<std::string> ready;
+        for (const auto& name : plan.marked_order)
+          if (pending.count(name) && !pending.count(plan.tensors.at(name).share_from)) ready.push_back(name);
+        if (ready.empty()) ready.push_back(*pending.begin());  // no cycles in a DAG; never loop forever
+        for (const auto& name : ready) {
+          process(name, plan.tensors.at(name));
+          pending.erase(name);
+        }
+      }
+      continue;
+    }
     for (const auto& name : plan.marked_order) {
       const TensorSpec& s = plan.tensors.at(name);
-      int p = s.role == TensorRole::Bias ? 2 : (!s.share_from.empty() ? 1 : 0);
-      if (p == pass) process(name, s);
+      if ((s.role == TensorRole::Bias ? 2 : (!s.share_from.empty() ? 1 : 0)) == pass) process(name, s);
     }
+  }
 
   for (auto& n : added) {
     if (layout.contrib_ops && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear"))

@@ -2,6 +2,7 @@
 // initializers for a plan, with ONNX Runtime's naming so existing tools work on the output.
 #pragma once
 #include "ir/graph.h"
+#include "quant/params.h"
 #include "quant/plan.h"
 #include "quant/weight_cache.h"
 
@@ -25,9 +26,12 @@ struct QdqLayout {
 
 // `g` is the annotated graph (Relu/Clip nodes of plan.removed_nodes still present; they are dropped here).
 // The graph is rewritten in place and topologically sorted. `weight_values` (optional): float values to
-// quantize instead of an initializer's own (weights a WeightParamsFn modified, e.g. GPTQ).
+// quantize instead of an initializer's own (weights a WeightParamsFn modified, e.g. GPTQ). `converted` (optional):
+// activations converted to a second type (TensorQuantOverrides' convert): ORT's Q -> DQ (-> DQ clone) -> Q -> DQ
+// chain, `<t>_convert_*` names, the receiving nodes reading the converted DequantizeLinear.
 WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params,
                      const std::map<std::string, Tensor>* weight_values = nullptr, WeightCache* cache = nullptr,
-                     const QdqLayout& layout = {});
+                     const QdqLayout& layout = {},
+                     const std::map<std::string, ParamNotes::Converted>* converted = nullptr);
 
 }  // namespace oq::quant

@@ -155,9 +155,15 @@ void channel_minmax(const Tensor& x, int axis, std::vector<double>& mins, std::v
 }
 
 exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, int axis, bool reduce_range,
-                                std::optional<double> min_real_range) {
+                                std::optional<double> min_real_range, const std::vector<RangeOverride>& range_overrides) {
   std::vector<double> mins, maxs;
   channel_minmax(w, axis, mins, maxs);
+  for (size_t c = 0; c < std::min(range_overrides.size(), mins.size()); ++c) {
+    // float16 tensors: compute_scale_zp rounds the range to float16 itself.
+    auto as_float = [&](double v) { return w.dtype() == DType::Float16 ? v : static_cast<double>(static_cast<float>(v)); };
+    if (range_overrides[c].rmin) mins[c] = as_float(*range_overrides[c].rmin);
+    if (range_overrides[c].rmax) maxs[c] = as_float(*range_overrides[c].rmax);
+  }
   QRange r = qrange(qtype, symmetric, reduce_range);
   exec::QuantParams q;
   q.qtype = qtype;

@@ -8,6 +8,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "exec/session.h"
+#include "quant/options.h"
 
 namespace oq::quant {
 
@@ -44,9 +45,12 @@ ScaleZp snap_zero_point_uint8(double rmin, double rmax, int64_t qmin, int64_t qm
 int64_t quantize_value(float x, float scale, int64_t zp, int64_t qmin, int64_t qmax);
 
 // Parameters of a weight tensor from its data: per tensor (axis < 0) or per channel along `axis`. A float16 `w`
-// gets float16 scales (compute_scale_zp's float_type, scale_type Float16).
+// gets float16 scales (compute_scale_zp's float_type, scale_type Float16). `range_overrides` (TensorQuantOverrides'
+// rmin / rmax): entry c replaces channel c's data min / max (rounded to the tensor's float type, as ORT's
+// numpy.array(rmin, dtype=data.dtype)); channels past the end keep theirs.
 exec::QuantParams weight_params(const Tensor& w, DType qtype, bool symmetric, int axis, bool reduce_range = false,
-                                std::optional<double> min_real_range = std::nullopt);
+                                std::optional<double> min_real_range = std::nullopt,
+                                const std::vector<RangeOverride>& range_overrides = {});
 
 // A float16 tensor's scale stored in float16: the nearest float16 to s (as float).
 inline float half_scale(double s) { return round_to_half(s); }

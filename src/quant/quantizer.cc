@@ -27,7 +27,8 @@ void check_opset_support(const QuantOptions& o, int opset) {
   std::vector<DType> used = {o.weight_type, o.activation_type};
   for (const auto* m : {&o.weight_overrides, &o.activation_overrides})
     for (const auto& [n, ov] : *m)
-      if (ov.qtype) used.push_back(*ov.qtype);
+      for (auto t : {ov.qtype, ov.convert ? std::optional<DType>(ov.convert->qtype) : std::nullopt})
+        if (t) used.push_back(*t);
   for (DType t : used)
     if (needs_opset21(t) && opset < 21) {
       // ORT's com.microsoft Q/DQ (UseQDQContribOps) take 16-bit types at any opset; 4-bit tensors need IR 10.
@@ -234,7 +235,8 @@ QuantizedModel build_qdq(const ir::Model& model, const QuantOptions& o, const Ca
     if (changed) correct();
   }
   q.stats = write_qdq(q.model.graph, q.plan, q.params, &q.notes.weight_values, cache,
-                      QdqLayout{o.add_qdq_pair_to_weight, o.dedicated_qdq_pair, o.use_qdq_contrib_ops});
+                      QdqLayout{o.add_qdq_pair_to_weight, o.dedicated_qdq_pair, o.use_qdq_contrib_ops},
+                      &q.notes.converted);
   if (o.use_qdq_contrib_ops && q.model.opset_of("com.microsoft") == 0) q.model.opsets.push_back({"com.microsoft", 1});
   return q;
 }

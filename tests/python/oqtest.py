@@ -63,7 +63,7 @@ def yaml_value(v):
     if isinstance(v, bool):
         return "True" if v else "False"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(str(i) for i in v) + "]"
+        return "[" + ", ".join(yaml_value(i) for i in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}: {yaml_value(i)}" for k, i in v.items()) + "}"
     return str(v)

@@ -66,7 +66,9 @@ def rnd(seed, shape, s=0.3):
 
 
 def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
-                  nodes_to_exclude=None, op_types=None, opset=13):
+                  nodes_to_exclude=None, op_types=None, opset=13, oq_extra=None):
+    """`extra`: extra_options for both tools; `oq_extra` replaces keys of it in onnxquant's YAML only (where ORT
+    needs Python objects, e.g. numpy values, and the YAML their text)."""
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
@@ -87,7 +89,8 @@ def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method
     cfg = os.path.join(work, "config.yaml")
     with open(cfg, "w") as f:
         f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, opset, act, method,
-                                    {"nodes_to_exclude": nodes_to_exclude, "op_types_to_quantize": op_types}, extra))
+                                    {"nodes_to_exclude": nodes_to_exclude, "op_types_to_quantize": op_types},
+                                    {**extra, **(oq_extra or {})}))
     run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     onnx.checker.check_model(onnx.load(ours), full_check=True)
@@ -474,6 +477,7 @@ def ort_options_not_implemented():
     for key, value, ok in (("EnableSubgraph", "True", True), ("EnableSubgraph", "False", True),
                            ("EnableSubgraph", "maybe", False),
                            ("TensorQuantOverrides", "{y: [{scale: 0.1}]}", False), ("TensorQuantOverrides", "{}", True),
+                           ("TensorQuantOverrides", "{'y': [{quant_type: QUInt8}]}", True),
                            ("OpTypesToExcludeOutputQuantization", "[conv]", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{matmul: 0}", False),
                            ("QDQOpTypePerChannelSupportToAxis", "{MatMul: one}", False),
@@ -538,6 +542,6 @@ if __name__ == "__main__":
     r.run("QDQOpTypePerChannelSupportToAxis", per_channel_axis_option)
     r.run("AddQDQPairToWeight, DedicatedQDQPair", qdq_layout_options)
     r.run("UseQDQContribOps (16-bit activations below opset 21)", contrib_qdq_ops)
-    r.run("ONNX Runtime extra options: wrong values, TensorQuantOverrides only empty", ort_options_not_implemented)
+    r.run("ONNX Runtime extra options: wrong values refused, right ones accepted", ort_options_not_implemented)
     r.run("LSTM/GRU/RNN: left float by default, every input Q/DQ when named in op_types_to_quantize", recurrent_left_float)
     r.finish()

@@ -42,9 +42,12 @@ def histogram(m):
     return h
 
 
-def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax", oq_converts=False):
+def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax", oq_converts=False, ort_extra=None,
+                  oq_args=()):
     """ORT gets the pre-processed model converted to `opset` by onnx's version_converter; onnxquant gets the same
-    model, or with `oq_converts` the unconverted one, which target_opset makes it convert itself."""
+    model, or with `oq_converts` the unconverted one, which target_opset makes it convert itself. `ort_extra` adds
+    to quantize_static's extra_options, `oq_args` to onnxquant's command line (the same settings as dotted
+    overrides)."""
     work = tmpdir()
     pre = os.path.join(work, "pre.onnx")
     quant_pre_process(os.path.join(TESTDATA, model), pre)
@@ -61,7 +64,7 @@ def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax
     quantize_static(pre, ort_out, NpzReader(os.path.join(TESTDATA, calib), input_name), quant_format=QuantFormat.QDQ,
                     per_channel=per_channel, weight_type=QTYPES[wtype], activation_type=QTYPES[atype],
                     calibrate_method=getattr(CalibrationMethod, method),
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(ort_extra or {})})
     outdir = os.path.join(work, "oq")
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", outdir,
             f"model.model_path={oq_in}", f"dataset.quantization_path=testdata/{calib}",
@@ -69,15 +72,16 @@ def quantize_both(model, calib, per_channel, wtype, atype, opset, method="MinMax
             f"quantization.granularity={'per_channel' if per_channel else 'per_tensor'}",
             f"quantization.onnx_quant_parameters.weightType={wtype}",
             f"quantization.onnx_quant_parameters.activType={atype}",
-            f"quantization.onnx_quant_parameters.calibrate_method={method}"])
+            f"quantization.onnx_quant_parameters.calibrate_method={method}", *oq_args])
     base = os.path.splitext(os.path.basename(oq_in))[0]
     ours = os.path.join(outdir, "quantized_models", base + "_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
     return ort_out, ours
 
 
 def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", opset=21, method="MinMax",
-            oq_converts=False):
-    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset, method, oq_converts)
+            oq_converts=False, ort_extra=None, oq_args=()):
+    ort_out, ours = quantize_both(model, calib, per_channel, wtype, atype, opset, method, oq_converts, ort_extra,
+                                  oq_args)
     onnx.checker.check_model(onnx.load(ours), full_check=True)
     got = [o.version for o in onnx.load(ours).opset_import if o.domain in ("", "ai.onnx")]
     assert got == [opset], f"written opset {got}, expected {opset}"
@@ -118,6 +122,7 @@ def compare(model, calib, test, per_channel=True, wtype="Int8", atype="Int8", op
     assert abs(ta - tb) <= 0.3, f"top-1 ORT {ta:.2f} vs ours {tb:.2f}"
     print(f"  {model} {wtype}/{atype} pc={per_channel} {method}: {sum(ha.values())} nodes, {len(qp)} qparams, "
           f"top1 ORT {ta:.2f} ours {tb:.2f}")
+    return a, b
 
 
 def entropy_strided_one():

@@ -154,6 +154,16 @@ TEST(WeightParams, ChannelMinMaxMatchesNaiveLoop) {
   }
 }
 
+static TensorOverride override_of(DType q, std::vector<double> scale, std::vector<int64_t> zp,
+                                  std::optional<int64_t> axis) {
+  TensorOverride o;
+  o.qtype = q;
+  o.scale = std::move(scale);
+  o.zero_point = std::move(zp);
+  o.axis = axis;
+  return o;
+}
+
 TEST(Overrides, Rules) {
   ir::Graph g;
   g.add_initializer("W", Tensor(DType::Float, {4, 3}));
@@ -176,23 +186,23 @@ TEST(Overrides, Rules) {
   o.weight_overrides["nope"] = {};
   expect_error("'nope'");
   o.weight_overrides.clear();
-  o.weight_overrides["W"] = TensorOverride{DType::Int8, {0.1, 0.2}, {0, 0}, 0};
+  o.weight_overrides["W"] = override_of(DType::Int8, {0.1, 0.2}, {0, 0}, 0);
   expect_error("2 scale/zero_point values for 4 channels");
-  o.weight_overrides["W"] = TensorOverride{DType::Int8, {0.1}, {}, std::nullopt};
+  o.weight_overrides["W"] = override_of(DType::Int8, {0.1}, {}, std::nullopt);
   expect_error("together");
-  o.weight_overrides["W"] = TensorOverride{DType::Int8, {-0.1}, {0}, std::nullopt};
+  o.weight_overrides["W"] = override_of(DType::Int8, {-0.1}, {0}, std::nullopt);
   expect_error("scale must be > 0");
-  o.weight_overrides["W"] = TensorOverride{DType::Int4, {0.1}, {9}, std::nullopt};
+  o.weight_overrides["W"] = override_of(DType::Int4, {0.1}, {9}, std::nullopt);
   expect_error("outside the Int4 range");
-  o.weight_overrides["W"] = TensorOverride{DType::Int8, {}, {}, 2};
+  o.weight_overrides["W"] = override_of(DType::Int8, {}, {}, 2);
   expect_error("axis 2 is invalid");
   o.weight_overrides.clear();
-  o.activation_overrides["y"] = TensorOverride{DType::Int16, {}, {}, 0};
+  o.activation_overrides["y"] = override_of(DType::Int16, {}, {}, 0);
   expect_error("per tensor");
-  o.activation_overrides["y"] = TensorOverride{DType::Int16, {0.1}, {0}, std::nullopt};
+  o.activation_overrides["y"] = override_of(DType::Int16, {0.1}, {0}, std::nullopt);
   EXPECT_NO_THROW(validate_overrides(g, o));
   o.nodes_to_quantize = {"gemm"};
-  o.weight_overrides["W"] = TensorOverride{DType::Int8, {}, {}, std::nullopt};
+  o.weight_overrides["W"] = override_of(DType::Int8, {}, {}, std::nullopt);
   expect_error("nodes_to_quantize");
 }
 

@@ -137,6 +137,7 @@ void prepare_model(Job& job) {
          "model '{}' is already quantized ({} QuantizeLinear / {} DequantizeLinear nodes): give the float model",
          job.model_path, q_nodes, dq_nodes);
   job.qopts = quant_options(cfg);
+  quant::place_tensor_quant_overrides(job.original.graph, tensor_quant_overrides(cfg), job.qopts);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
   refuse_bfloat16(job.prepared, job.model_path);
@@ -165,6 +166,7 @@ void prepare_model(Job& job) {
   job.prepared.ir_version =
       std::max(job.prepared.ir_version, ir::passes::ir_version_for_opset(job.prepared.default_opset()));
   quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
+  quant::validate_overrides(job.prepared.graph, job.qopts);  // before calibration: a wrong override fails at once
   check_float16_model(job);
   job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();
 }

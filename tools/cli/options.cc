@@ -43,9 +43,45 @@ quant::QuantOptions quant_options(const config::Config& cfg) {
     return t;
   };
   for (const auto& c : q.extra.weights_tensor_override) o.weight_overrides[c.tensor] = map_override(c);
-  for (const auto& c : q.extra.activations_tensor_override) o.activation_overrides[c.tensor] = map_override(c);
+  for (const auto& c : q.extra.activations_tensor_override) {
+    o.activation_overrides[c.tensor] = map_override(c);
+    o.activation_overrides[c.tensor].source = quant::OverrideSource::ActivationsTensorOverride;
+  }
   o.target_opset = static_cast<int>(q.target_opset);
   return o;
+}
+
+std::map<std::string, quant::TensorOverride> tensor_quant_overrides(const config::Config& cfg) {
+  std::map<std::string, quant::TensorOverride> out;
+  for (const auto& t : cfg.quantization.extra.tensor_quant_overrides) {
+    quant::TensorOverride o;
+    o.source = quant::OverrideSource::TensorQuantOverrides;
+    const config::QuantOverrideDict& d0 = t.dicts[0];  // type, axis, symmetric, reduce_range: the same in every dict
+    o.qtype = d0.quant_type;
+    o.axis = d0.axis;
+    o.symmetric = d0.symmetric;
+    o.reduce_range = d0.reduce_range;
+    for (const auto& d : t.dicts) {
+      if (d.scale) {
+        o.scale.push_back(*d.scale);
+        o.zero_point.push_back(*d.zero_point);
+      }
+      // Per channel: one entry a dict (one without rmin / rmax keeps its data range), which also gives the dict
+      // count the model check needs; per tensor: one entry when rmin or rmax is given.
+      if (t.per_channel() || d.rmin || d.rmax) o.ranges.push_back(quant::RangeOverride{d.rmin, d.rmax});
+    }
+    if (const auto& c = d0.convert) {
+      quant::ConvertOverride v;
+      v.qtype = c->quant_type;
+      if (c->scale) v.scale = {*c->scale}, v.zero_point = {*c->zero_point};
+      v.symmetric = c->symmetric;
+      if (c->rmin || c->rmax) v.ranges.push_back(quant::RangeOverride{c->rmin, c->rmax});
+      if (c->recv_nodes) v.recv_nodes = std::set<std::string>(c->recv_nodes->begin(), c->recv_nodes->end());
+      o.convert = std::move(v);
+    }
+    out[t.tensor] = std::move(o);
+  }
+  return out;
 }
 
 calib::CalibOptions calib_options(const config::Config& cfg) {
