@@ -132,8 +132,9 @@ struct QuantOverrideDict {
 // none). An empty list is dropped at load (ORT: no override).
 struct TensorQuantOverride {
   std::string tensor;
-  std::vector<QuantOverrideDict> dicts;  // never empty
-  bool per_channel() const { return dicts.size() > 1 || dicts[0].axis.has_value(); }
+  // Empty: listed with an empty list, no override (ORT), but the tensor must still exist in the model.
+  std::vector<QuantOverrideDict> dicts;
+  bool per_channel() const { return dicts.size() > 1 || (!dicts.empty() && dicts[0].axis.has_value()); }
 };
 
 struct QuantParameters {  // quantization.onnx_quant_parameters

@@ -146,7 +146,8 @@ std::string py_tqo(const std::vector<TensorQuantOverride>& v) {
     for (size_t j = 0; j < v[i].dicts.size(); ++j) {
       const QuantOverrideDict& d = v[i].dicts[j];
       std::vector<std::string> items;
-      if (d.quant_type) items.push_back("'quant_type': " + py_str("Q" + std::string(quant_type_name(*d.quant_type))));
+      if (d.quant_type)
+        items.push_back(fmt::format("'quant_type': {}", py_str(fmt::format("Q{}", quant_type_name(*d.quant_type)))));
       if (d.scale) items.push_back("'scale': " + py_float(*d.scale) + ", 'zero_point': " + std::to_string(*d.zero_point));
       if (d.symmetric) items.push_back("'symmetric': " + py_bool(*d.symmetric));
       if (d.reduce_range) items.push_back("'reduce_range': " + py_bool(*d.reduce_range));

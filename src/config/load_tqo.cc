@@ -21,16 +21,27 @@ void read_common(MapReader& m, const YAML::Node& n, const std::string& path, D& 
     key_fail(ctx, n, path, "'scale' and 'zero_point' must be given together (ONNX Runtime's rule)");
   if (sc) {
     d.scale = read_number(ctx, m.get("scale"), m.path("scale"));
-    if (!(*d.scale > 0) || !std::isfinite(*d.scale))
-      key_fail(ctx, m.get("scale"), m.path("scale"), fmt::format("must be a finite number > 0, got {}", *d.scale));
+    // Written as float32: a value that is not a finite float32 > 0 would become inf or 0 in the model.
+    const float f = static_cast<float>(*d.scale);
+    if (!(f > 0) || !std::isfinite(f))
+      key_fail(ctx, m.get("scale"), m.path("scale"),
+               fmt::format("must be a finite number > 0 in float32 (about 1.4e-45 to 3.4e38), got {}", *d.scale));
     d.zero_point = read_int(ctx, m.get("zero_point"), m.path("zero_point"));
     for (const char* k : kNotWithScale)
       if (m.present(k))
         key_fail(ctx, n, path, std::string("'") + k + "' cannot be given with 'scale' and 'zero_point' (ONNX Runtime's rule)");
   }
   if (YAML::Node v = m.get("symmetric"); !is_null(v)) d.symmetric = read_bool(ctx, v, m.path("symmetric"));
-  if (YAML::Node v = m.get("rmin"); !is_null(v)) d.rmin = read_number(ctx, v, m.path("rmin"));
-  if (YAML::Node v = m.get("rmax"); !is_null(v)) d.rmax = read_number(ctx, v, m.path("rmax"));
+  // rmin / rmax are taken as float32 (as ORT's numpy values): beyond its range the scale would be inf.
+  auto read_bound = [&](const char* k, std::optional<double>& out) {
+    const YAML::Node v = m.get(k);
+    if (is_null(v)) return;
+    out = read_number(ctx, v, m.path(k));
+    if (!std::isfinite(static_cast<float>(*out)))
+      key_fail(ctx, v, m.path(k), fmt::format("must be a finite float32 number (|x| < 3.4e38), got {}", *out));
+  };
+  read_bound("rmin", d.rmin);
+  read_bound("rmax", d.rmax);
 }
 
 ConvertDict read_convert(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
@@ -113,11 +124,10 @@ std::vector<TensorQuantOverride> read_tensor_quant_overrides(const Ctx& ctx, con
     const std::string tp = path + "." + t.tensor;
     if (t.tensor.empty()) key_fail(ctx, kv.first, path, "empty tensor name");
     const YAML::Node& list = kv.second;
-    if (is_null(list)) continue;  // ORT: an empty list is no override
-    if (!list.IsSequence())
+    // ORT: an empty list (or null here) is no override, but its tensor must exist (checked with the model).
+    if (!is_null(list) && !list.IsSequence())
       key_fail(ctx, list, tp, "expected a list of override dicts (e.g. [{quant_type: QUInt16}]), got " + show(list));
-    if (list.size() == 0) continue;
-    for (size_t i = 0; i < list.size(); ++i)
+    for (size_t i = 0; !is_null(list) && i < list.size(); ++i)
       t.dicts.push_back(read_dict(ctx, list[i], tp + "[" + std::to_string(i) + "]"));
     if (t.per_channel()) check_channels(ctx, list, tp, t);
     for (const auto& o : out)

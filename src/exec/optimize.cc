@@ -31,9 +31,10 @@ std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int cha
     if (it == now.end() || it->second != i.tensor.raw()) r.touched.insert(i.name);
   }
   std::erase_if(r.blocked, [&](const auto& e) { return now.count(e.first) > 0; });  // converted back by a node
+  // A node output gone, or folded into a constant (no node produces it any more: observers would not see it).
   for (const auto& n : a.nodes)
     for (const auto& o : n.outputs)
-      if (!o.empty() && !now.count(o) && !r.blocked.count(o)) r.touched.insert(o);
+      if (!o.empty() && (!now.count(o) || now.at(o) != nullptr) && !r.blocked.count(o)) r.touched.insert(o);
   return r;
 }
 

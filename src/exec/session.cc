@@ -27,6 +27,7 @@ struct Plan {
   std::vector<std::vector<int>> step_frees;    // ids whose last use is this step
   std::vector<int> input_ids, output_ids;
   std::vector<bool> folded;  // step precomputed at build time (all inputs constant)
+  std::vector<int> folded_values;  // ids of the values those steps produced
   std::vector<const ir::ValueInfo*> input_infos;
   // Fake-quantized constants, cached across runs while the parameters stay the same.
   struct FqCache {
@@ -194,7 +195,8 @@ void Plan::build(const ir::Model& model) {
   m.constants.resize(m.names.size());
 
   // Precompute steps whose inputs are all constants (e.g. DequantizeLinear of quantized weights): they run
-  // once here, their outputs become constants, and run() skips them. Observers do not see these tensors.
+  // once here, their outputs become constants, and run() skips them. Observers see them only when they name them in
+  // RunOptions::observed (calibration of a Cast of a constant that ORT quantizes as an activation).
   m.folded.assign(m.kernels.size(), false);
   for (size_t s = 0; s < m.kernels.size(); ++s) {
     bool all_const = !m.step_inputs[s].empty();
@@ -212,7 +214,10 @@ void Plan::build(const ir::Model& model) {
       kfail(n, "{}", e.what());
     }
     for (size_t o = 0; o < outs.size(); ++o)
-      if (m.step_outputs[s][o] >= 0) m.constants[m.step_outputs[s][o]] = std::move(outs[o]);
+      if (m.step_outputs[s][o] >= 0) {
+        m.constants[m.step_outputs[s][o]] = std::move(outs[o]);
+        m.folded_values.push_back(m.step_outputs[s][o]);
+      }
     m.folded[s] = true;
   }
 
@@ -356,6 +361,9 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
   if (fq && fq->size() < m.fq_cache.size())  // drop cache entries no longer asked for
     std::erase_if(m.fq_cache, [&](const auto& e) { return !fq->count(m.names[e.first]); });
   if (fq_lock.owns_lock()) fq_lock.unlock();
+  if (opts.observer && opts.observed)
+    for (int id : m.folded_values)
+      if (opts.observed->count(m.names[id])) opts.observer(m.names[id], slots[id]);
 
   std::vector<const Tensor*> ins;
   std::vector<Tensor> outs;

@@ -38,7 +38,8 @@ using Observer = std::function<void(const std::string& name, const Tensor& value
 
 struct RunOptions {
   // Called for every tensor produced by a node (after fake quantization, if any, is applied), and for the
-  // graph inputs. Keep it cheap: it runs on the executor thread.
+  // graph inputs; the outputs of nodes precomputed at build time (all inputs constant) only when `observed`
+  // names them. Keep it cheap: it runs on the executor thread.
   Observer observer;
   // The names the observer needs (null: every tensor of the model as given). With a set, the run may use the
   // optimized graph (see SessionOptions) when none of these names is touched by its rewrites; the observer

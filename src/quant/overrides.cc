@@ -18,9 +18,9 @@ static void check_values(const std::string& kind, const std::string& name, const
     fail(ErrorKind::Config, "{} '{}': {} scales but {} zero points", kind, name, ov.scale.size(),
          ov.zero_point.size());
   QRange r = full_range(qt);
-  for (double s : ov.scale)
-    if (!(s > 0) || !std::isfinite(s))
-      fail(ErrorKind::Config, "{} '{}': scale must be > 0, got {}", kind, name, s);
+  for (double s : ov.scale)  // stored as float32: 1e-50 would become 0, 1e39 inf
+    if (!(static_cast<float>(s) > 0) || !std::isfinite(static_cast<float>(s)))
+      fail(ErrorKind::Config, "{} '{}': scale must be a finite number > 0 in float32, got {}", kind, name, s);
   for (int64_t z : ov.zero_point)
     if (z < r.qmin || z > r.qmax)
       fail(ErrorKind::Config, "{} '{}': zero_point {} is outside the {} range [{}, {}]", kind, name, z,
@@ -57,7 +57,7 @@ static std::vector<std::string> tensor_names(const ir::Graph& g) {
   return v;
 }
 
-void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string, TensorOverride>& tqo,
+void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string, std::optional<TensorOverride>>& tqo,
                                   QuantOptions& o) {
   if (tqo.empty()) return;
   const std::vector<std::string> names = tensor_names(g);
@@ -66,7 +66,7 @@ void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string
     if (!known.count(name))
       fail(ErrorKind::Config, "quantization.onnx_extra_options.TensorQuantOverrides.{}: the model has no tensor named "
            "'{}'{}", name, name, did_you_mean(name, names));
-    (g.find_initializer(name) ? o.weight_overrides : o.activation_overrides)[name] = ov;
+    if (ov) (g.find_initializer(name) ? o.weight_overrides : o.activation_overrides)[name] = *ov;
   }
 }
 

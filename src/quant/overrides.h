@@ -9,9 +9,10 @@ namespace oq::quant {
 void validate_overrides(const ir::Graph& g, const QuantOptions& o);
 
 // ORT's TensorQuantOverrides (already typed, source TensorQuantOverrides) into o.weight_overrides (initializers of
-// `g`, the model as loaded) or o.activation_overrides (other tensors). A Config error naming the key path when the
-// model has no such tensor (ORT: "not present in the model").
-void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string, TensorOverride>& tqo,
+// `g`, the pre-processed model, whose names ORT's overrides use after quant_pre_process) or o.activation_overrides
+// (other tensors); nullopt (an empty list in the config) places nothing. A Config error naming the key path when
+// the model has no such tensor (ORT: "not present in the model").
+void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string, std::optional<TensorOverride>>& tqo,
                                   QuantOptions& o);
 
 // The override of a tensor, if any: an initializer's in weight_overrides (else activation_overrides), an

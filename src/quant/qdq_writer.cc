@@ -147,11 +147,20 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   // output keeps its name on DQ1 (DQ2 when every reader converts).
   auto emit_converted = [&](const std::string& t, const std::string& s1, const std::string& z1, const std::string& s2,
                             const std::string& z2, const std::optional<std::set<std::string>>& recv) {
+    // ORT's tensor_to_its_receiving_nodes: the quantized nodes reading t. Only they (and the named recv_nodes) are
+    // rewired; other readers (excluded nodes, op types not quantized, Shape) keep the float tensor.
     std::vector<size_t> conv_readers, orig_readers;
-    for (size_t i = 0; i < original_nodes; ++i)
-      if (std::find(g.nodes[i].inputs.begin(), g.nodes[i].inputs.end(), t) != g.nodes[i].inputs.end())
-        (!recv || recv->count(g.nodes[i].name) ? conv_readers : orig_readers).push_back(i);
-    const bool all_conv = orig_readers.empty();
+    std::set<std::string> receiver_names;
+    for (size_t i = 0; i < original_nodes; ++i) {
+      const bool reads = std::find(g.nodes[i].inputs.begin(), g.nodes[i].inputs.end(), t) != g.nodes[i].inputs.end();
+      if (!reads) continue;
+      if (quantized_node[i]) receiver_names.insert(g.nodes[i].name);
+      if (recv ? recv->count(g.nodes[i].name) > 0 : quantized_node[i] != 0)
+        conv_readers.push_back(i);
+      else if (quantized_node[i])
+        orig_readers.push_back(i);
+    }
+    const bool all_conv = !recv || recv->size() == receiver_names.size();
     const bool out = g.is_graph_output(t) && !g.is_graph_input(t);
     auto rewire = [&](const std::vector<size_t>& readers, const std::string& to) {
       for (size_t i : readers)

@@ -197,6 +197,10 @@ OVERRIDE_CASES = [
                                           words=["weights.2", "scale"])),
     ("override_scale_negative", override_case(activations=[["/Relu_output_0", {"scale": -0.5, "zero_point": 0}]],
                                               words=["/Relu_output_0", "scale"])),
+    ("override_scale_float32_underflow", override_case(
+        activations=[["/Relu_output_0", {"scale": 1e-50, "zero_point": 0}]], words=["/Relu_output_0", "float32"])),
+    ("override_scale_float32_overflow", override_case(weights=[["weights.2", {"scale": 1e39, "zero_point": 0}]],
+                                                      words=["weights.2", "float32"])),
     ("override_axis_invalid", override_case(weights=[["weights.1", {"axis": 5}]], words=["weights.1", "axis"])),
     ("override_per_channel_activation", override_case(
         activations=[["/Relu_output_0", {"axis": 1, "scale": [0.1] * 128, "zero_point": [0] * 128}]],

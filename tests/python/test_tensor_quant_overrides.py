@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from oqtest import Runner, run_oq, tmpdir  # noqa: E402
 from test_op_parity import compare_with_ort, conv, img, init, model, qdq_counts, quantize_both, rnd  # noqa: E402
 from test_quant_parity import compare  # noqa: E402
+from test_quant_parity import quantize_both as quantize_both_testdata  # noqa: E402
 
 NP_TYPES = {"QInt8": np.int8, "QUInt8": np.uint8, "QInt16": np.int16, "QUInt16": np.uint16,
             "QInt4": np.int8, "QUInt4": np.uint8}
@@ -84,11 +85,11 @@ def two_readers():
     return m
 
 
-def both(m, x, tqo, per_channel=True, opset=13):
-    """quantize_static and onnxquant with the same TensorQuantOverrides; returns (ORT model, ours) after the
-    checks of the module docstring."""
+def both(m, x, tqo, per_channel=True, opset=13, **filters):
+    """quantize_static and onnxquant with the same TensorQuantOverrides (and node filters: nodes_to_exclude,
+    op_types); returns (ORT model, ours) after the checks of the module docstring."""
     ort_out, ours, _ = quantize_both(m, x, per_channel, extra={"TensorQuantOverrides": for_ort(tqo)}, opset=opset,
-                                     oq_extra={"TensorQuantOverrides": json.dumps(tqo)})
+                                     oq_extra={"TensorQuantOverrides": json.dumps(tqo)}, **filters)
     a, b = compare_with_ort(ort_out, ours)
     assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
     sa, sb = scales(a), scales(b)  # compare_with_ort skips the `_convert` ones
@@ -208,6 +209,61 @@ def convert():
     assert q.input[1] == "c1_scale_convert", q.input
 
 
+def convert_with_unquantized_readers():
+    # ORT rewires only the nodes that quantize the tensor (tensor_to_its_receiving_nodes): an excluded Conv, a
+    # Shape and a Concat outside op_types_to_quantize keep reading the float tensor, and no DQ clone is added for
+    # them. compare_with_ort (in both) checks the wiring node by node.
+    w = lambda name, seed, shape: init(name, rnd(seed, shape))  # noqa: E731
+    inits = [w("W1", 50, (4, 3, 3, 3)), w("W2", 51, (4, 4, 3, 3)), w("W3", 52, (4, 4, 3, 3)), w("b1", 53, (4,)),
+             w("b2", 54, (4,)), w("b3", 55, (4,))]
+    head = [conv("input", "c1", "W1", "b1", "conv1"), conv("c1", "c2", "W2", "b2", "conv2"),
+            conv("c1", "c3", "W3", "b3", "conv3")]
+    m = model(head + [helper.make_node("Shape", ["c1"], ["s"], name="shape"),
+                      helper.make_node("Reshape", ["c3", "s"], ["c3r"], name="reshape"),
+                      helper.make_node("Add", ["c2", "c3r"], ["y"], name="add")], inits, ["N", 3, 8, 8],
+              ["N", 4, 8, 8], opset=21)  # a dynamic batch: the Shape stays
+    m.ir_version = 10
+    x = img(9)
+    for tqo in ({"c1": [{"quant_type": "QInt16", "convert": {"quant_type": "QInt8"}}]},
+                {"c1": [{"quant_type": "QInt16", "convert": {"quant_type": "QInt8", "recv_nodes": ["conv2"]}}]}):
+        _, b = both(m, x, tqo, opset=21, nodes_to_exclude=["conv3"])
+        ins = {n.name: list(n.input) for n in b.graph.node}
+        assert ins["conv3"][0] == "c1" and ins["shape"][0] == "c1", (ins["conv3"], ins["shape"])
+        assert ins["conv2"][0] == "c1_convert_DequantizeLinear_Output", ins["conv2"]
+    m2 = model(head + [helper.make_node("Concat", ["c2", "c3", "c1"], ["y"], name="concat", axis=1)], inits,
+               [1, 3, 8, 8], [1, 12, 8, 8], opset=21)
+    m2.ir_version = 10
+    _, b = both(m2, x, {"c2": [{"quant_type": "QInt16", "convert": {"quant_type": "QInt8"}}]}, opset=21,
+                op_types=["Conv"])
+    concat = [n for n in b.graph.node if n.name == "concat"][0]
+    assert concat.input[0] == "c2", list(concat.input)
+
+
+def bn_folded_weight():
+    # Overrides name the tensors of the pre-processed model, as ORT's after quant_pre_process: the weight of a Conv
+    # that a BatchNormalization folds into is ConvBnFusion_W_<w> (and its bias ConvBnFusion_BN_B_<b>).
+    w = "ConvBnFusion_W_features.3.body.0.weight"
+    tqo = {w: [{"quant_type": "QInt4"}]}
+    arg = "quantization.onnx_extra_options.TensorQuantOverrides=" + json.dumps(tqo)
+    compare("digits_mobilenet_bn.onnx", "digits_calib.npz", "digits_test.npz", opset=21,
+            ort_extra={"TensorQuantOverrides": for_ort(tqo)}, oq_args=[arg])
+    # onnxquant given the raw model (its own pre-processing folds the BatchNormalization): the same Int4 weight and
+    # scales as quantize_static's on ORT's pre-processed model.
+    ort_out, _ = quantize_both_testdata("digits_mobilenet_bn.onnx", "digits_calib.npz", True, "Int8", "Int8", 21,
+                                        ort_extra={"TensorQuantOverrides": for_ort(tqo)}, oq_args=[arg])
+    work = tmpdir()
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", work,
+            "model.model_path=testdata/digits_mobilenet_bn.onnx", "dataset.quantization_path=testdata/digits_calib.npz",
+            "quantization.operating_mode=default", "quantization.target_opset=21", arg])
+    ours = onnx.load(os.path.join(work, "quantized_models", "digits_mobilenet_bn_quant_qdq_pc.onnx"))
+    a = {t.name: t for t in onnx.load(ort_out).graph.initializer}
+    b = {t.name: t for t in ours.graph.initializer}
+    assert b[w + "_quantized"].data_type == onnx.TensorProto.INT4, b[w + "_quantized"].data_type
+    for k in (w + "_scale", w + "_zero_point"):
+        va, vb = onnx.numpy_helper.to_array(a[k]), onnx.numpy_helper.to_array(b[k])
+        assert va.dtype == vb.dtype and np.allclose(va.astype(np.float64), vb.astype(np.float64), rtol=1e-6), (k, va, vb)
+
+
 def testdata_model():
     tqo = {"onnx::Conv_215": [{"axis": 0, "quant_type": "QInt4"}],
            "onnx::Conv_218": [{"axis": 0, "rmin": -1 - i / 32, "rmax": 1 + i / 32} for i in range(32)],
@@ -241,6 +297,8 @@ if __name__ == "__main__":
     r.run("per-channel keys: axis, one dict or one per channel, rmin/rmax, scale/zero_point", per_channel_keys)
     r.run("Relu folding, bias scale and int32 adjustment, MaxPool sharing", interactions)
     r.run("convert: all readers, recv_nodes, graph output, its own parameters, Relu and MaxPool", convert)
+    r.run("convert leaves readers that are not quantized on the float tensor", convert_with_unquantized_readers)
+    r.run("a BatchNormalization-folded Conv weight under its pre-processed name", bn_folded_weight)
     r.run("digits_mobilenet with overrides on weights and an activation", testdata_model)
     r.run("full_auto keeps a TensorQuantOverrides weight", full_auto_keeps_user_weights)
     r.finish()

@@ -253,8 +253,12 @@ TEST(Report, SuggestionsLoadBackThroughTheConfigLoader) {
                fake("kept", TensorKind::Activation, DType::Int8, -1, -1, 1.0)};
   r.tensors[7].shares_params_with = "provider";
   quant::QuantOptions o;
-  o.activation_overrides["kept"] = quant::TensorOverride{DType::Int16, {}, {}, std::nullopt};
-  o.weight_overrides["fixed"] = quant::TensorOverride{DType::Int8, {0.5, 0.25}, {0, 0}, 0};
+  o.activation_overrides["kept"].qtype = DType::Int16;
+  quant::TensorOverride& fixed = o.weight_overrides["fixed"];
+  fixed.qtype = DType::Int8;
+  fixed.scale = {0.5, 0.25};
+  fixed.zero_point = {0, 0};
+  fixed.axis = 0;
   auto sug = suggest_overrides(r, 20.0, o);
   ASSERT_EQ(sug.size(), 5u);
   std::string yaml = overrides_yaml(sug, o, 20.0, 17);

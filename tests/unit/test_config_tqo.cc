@@ -41,7 +41,7 @@ TEST(ConfigTqo, ParsesEveryKey) {
       "       W2: [{axis: -1, rmin: -1, rmax: 1, reduce_range: true}, {rmin: -2, rmax: 2, axis: -1}],\n"
       "       skipped: [], W3: [{}]}");
   const auto& t = c.quantization.extra.tensor_quant_overrides;
-  ASSERT_EQ(t.size(), 6u);  // `skipped: []` is no override (ORT)
+  ASSERT_EQ(t.size(), 7u);  // `skipped: []` is no override (ORT), but kept: its name is checked against the model
   EXPECT_EQ(t[0].tensor, "conv1_out");
   EXPECT_EQ(t[0].dicts[0].quant_type, DType::UInt16);
   EXPECT_EQ(t[0].dicts[0].symmetric, false);
@@ -59,9 +59,12 @@ TEST(ConfigTqo, ParsesEveryKey) {
   EXPECT_EQ(t[4].dicts.size(), 2u);
   EXPECT_EQ(t[4].dicts[0].reduce_range, true);
   EXPECT_EQ(t[4].dicts[1].rmin, -2.0);
-  EXPECT_EQ(t[5].tensor, "W3");
-  ASSERT_EQ(t[5].dicts.size(), 1u);  // [{}]: an override with nothing set (ORT: the weight goes per tensor)
+  EXPECT_EQ(t[5].tensor, "skipped");
+  EXPECT_TRUE(t[5].dicts.empty());
   EXPECT_FALSE(t[5].per_channel());
+  EXPECT_EQ(t[6].tensor, "W3");
+  ASSERT_EQ(t[6].dicts.size(), 1u);  // [{}]: an override with nothing set (ORT: the weight goes per tensor)
+  EXPECT_FALSE(t[6].per_channel());
   EXPECT_TRUE(load_tqo("{}").quantization.extra.tensor_quant_overrides.empty());
   EXPECT_TRUE(load_tqo("null").quantization.extra.tensor_quant_overrides.empty());
 }
@@ -218,4 +221,9 @@ TEST(ConfigTqo, ModelRulesOfValidateOverrides) {
   } catch (const Error& e) {
     EXPECT_HAS(std::string(e.what()), "TensorQuantOverrides.yy: the model has no tensor named 'yy'");
   }
+  // An empty list places nothing, but its tensor must exist (ORT: "not present in the model").
+  quant::QuantOptions e;
+  quant::place_tensor_quant_overrides(g, {{"y", std::nullopt}}, e);
+  EXPECT_TRUE(e.activation_overrides.empty() && e.weight_overrides.empty());
+  EXPECT_THROW(quant::place_tensor_quant_overrides(g, {{"nope", std::nullopt}}, e), Error);
 }

@@ -4,6 +4,8 @@
 // the original, both run through exec::Session.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "ir/passes/passes.h"
 #include "passes_test_util.h"
 
@@ -246,3 +248,33 @@ TEST(PreprocessPasses, PadAndMatMulAddFusionsCounted) {
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
 }
 
+
+// ------------------------------------------------------------------------------------------ inline_functions
+// HardSwish / Mish / Swish expanded as quant_pre_process returns them (ORT's inliner names), computing the same
+// values as the ops' own kernels; a sub-graph's outer reference is left alone.
+TEST(InlineFunctions, ExpandsWithOrtNamesAndSameValues) {
+  ir::Model m = model(24, 12);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3, 7})};
+  ir::Node swish = mk("Swish", {"m1"}, {"s"}, "swish");
+  swish.set_attr_float("alpha", 1.5f);
+  g.nodes = {mk("HardSwish", {"x"}, {"h1"}, "hs1"), mk("Mish", {"h1"}, {"m1"}, "mish1"), swish,
+             mk("HardSwish", {"s"}, {"h2"}, "hs2"), mk("Mish", {"h2"}, {"y"}, "mish2")};
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::inline_functions(m), 5u);
+  EXPECT_EQ(count_op(m, "HardSwish") + count_op(m, "Mish") + count_op(m, "Swish"), 0u);
+  EXPECT_EQ(count_op(m, "HardSigmoid"), 2u);
+  EXPECT_EQ(count_op(m, "Mul"), 6u);  // 1 + 1 + 2 + 1 + 1
+  std::set<std::string> outs;
+  for (const auto& n : m.graph.nodes) outs.insert(n.outputs[0]);
+  for (const char* t : {"_inlfunc_HardSwish_HS_X", "_inlfunc_Mish_Softplus_X", "_inlfunc_Mish_TanHSoftplusX",
+                        "_inlfunc_Swish_AlphaCast", "_inlfunc_Swish_AlphaMulX", "_inlfunc_Swish_SigmoidAlphaMulX",
+                        "_inlfunc_HardSwish_token_0_HS_X", "_inlfunc_Mish_token_1_Softplus_X", "y"})
+    EXPECT_TRUE(outs.count(t)) << t;
+  const auto* alpha = m.graph.find_initializer("_inlfunc_Swish_Alpha");
+  ASSERT_NE(alpha, nullptr);
+  EXPECT_EQ(alpha->tensor.data<float>()[0], 1.5f);
+  auto x = rnd({2, 3, 7}, 41, -6.f, 6.f);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-5);
+}

@@ -191,7 +191,7 @@ TEST(Overrides, Rules) {
   o.weight_overrides["W"] = override_of(DType::Int8, {0.1}, {}, std::nullopt);
   expect_error("together");
   o.weight_overrides["W"] = override_of(DType::Int8, {-0.1}, {0}, std::nullopt);
-  expect_error("scale must be > 0");
+  expect_error("scale must be a finite number > 0 in float32");
   o.weight_overrides["W"] = override_of(DType::Int4, {0.1}, {9}, std::nullopt);
   expect_error("outside the Int4 range");
   o.weight_overrides["W"] = override_of(DType::Int8, {}, {}, 2);

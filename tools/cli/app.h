@@ -16,8 +16,8 @@ namespace oq::app {
 // Config -> core options.
 quant::QuantOptions quant_options(const config::Config& cfg);
 // quantization.onnx_extra_options.TensorQuantOverrides as core overrides (quant::place_tensor_quant_overrides puts
-// them in weight_overrides / activation_overrides once the model is loaded).
-std::map<std::string, quant::TensorOverride> tensor_quant_overrides(const config::Config& cfg);
+// them in weight_overrides / activation_overrides once the model is loaded); nullopt: listed with an empty list.
+std::map<std::string, std::optional<quant::TensorOverride>> tensor_quant_overrides(const config::Config& cfg);
 calib::CalibOptions calib_options(const config::Config& cfg);
 data::PreprocessOptions preprocess_options(const config::Config& cfg);
 // Data set options for a path (quantization/test/...), with the config's selection and preprocessing.

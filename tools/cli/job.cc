@@ -137,14 +137,17 @@ void prepare_model(Job& job) {
          "model '{}' is already quantized ({} QuantizeLinear / {} DequantizeLinear nodes): give the float model",
          job.model_path, q_nodes, dq_nodes);
   job.qopts = quant_options(cfg);
-  quant::place_tensor_quant_overrides(job.original.graph, tensor_quant_overrides(cfg), job.qopts);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
   refuse_bfloat16(job.prepared, job.model_path);
+  // TensorQuantOverrides names tensors of the pre-processed model, as ORT's after quant_pre_process (a folded
+  // BatchNormalization's Conv weight is ConvBnFusion_W_<w>).
+  quant::place_tensor_quant_overrides(job.prepared.graph, tensor_quant_overrides(cfg), job.qopts);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-          "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
+          "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined as "
+          "quant_pre_process does)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
-          st.fused_pads, st.fused_matmul_adds);
+          st.fused_pads, st.fused_matmul_adds, st.inlined_functions);
   quant::validate_node_filters(job.original.graph, job.qopts, &job.prepared.graph);
   if (st.initializer_inputs)
     OQ_INFO("Pre-processing: {} initializers listed as graph inputs are constants from here on (as onnxruntime's "

@@ -51,9 +51,13 @@ quant::QuantOptions quant_options(const config::Config& cfg) {
   return o;
 }
 
-std::map<std::string, quant::TensorOverride> tensor_quant_overrides(const config::Config& cfg) {
-  std::map<std::string, quant::TensorOverride> out;
+std::map<std::string, std::optional<quant::TensorOverride>> tensor_quant_overrides(const config::Config& cfg) {
+  std::map<std::string, std::optional<quant::TensorOverride>> out;
   for (const auto& t : cfg.quantization.extra.tensor_quant_overrides) {
+    if (t.dicts.empty()) {  // an empty list: no override, the name is still checked
+      out[t.tensor] = std::nullopt;
+      continue;
+    }
     quant::TensorOverride o;
     o.source = quant::OverrideSource::TensorQuantOverrides;
     const config::QuantOverrideDict& d0 = t.dicts[0];  // type, axis, symmetric, reduce_range: the same in every dict

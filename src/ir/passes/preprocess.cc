@@ -21,11 +21,13 @@ PreprocessStats preprocess(Model& m) {
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
   st.fused_pads = fuse_pad_into_conv(m);
   st.fused_matmul_adds = fuse_matmul_add(m);
+  // Last, as ORT's inliner leaves the Swish body's Cast of its alpha constant unfolded.
+  st.inlined_functions = inline_functions(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm)",
+           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
-           st.fused_pads, st.fused_matmul_adds);
+           st.fused_pads, st.fused_matmul_adds, st.inlined_functions);
   return st;
 }
 
