@@ -332,37 +332,35 @@ struct Annotator {
     }
   }
   void node(size_t i) {
-    {
-      ir::Node& n = g.nodes[i];
-      const std::string& op = n.op_type;
-      if (op == "Conv" || op == "ConvTranspose") conv(n);
-      else if (op == "Gemm") gemm(n);
-      else if (op == "MatMul") matmul(n);
-      else if (op == "Relu" || op == "Clip") removable_activation(i);
-      else if (op == "Reshape" || op == "Transpose" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
-               op == "AveragePool" || op == "Slice" || op == "TopK")
-        direct(n);
-      else if (op == "MaxPool") {
-        if (opset >= 12) direct(n);
-      } else if (op == "Resize") {
-        if (opset >= 11) direct(n);
-      } else if (op == "Split") {
-        if (!is_marked(n.input(0))) activation(n.input(0));
-        for (const auto& t : n.outputs) same_as_input(t, n.input(0), n.name);
-      } else if (op == "Gather" || op == "GatherElements") {
-        // ORT's QDQGather: a float initializer table (embedding) is quantized like an activation constant.
-        const auto* table = g.find_initializer(n.input(0));
-        if (float_init(table) || o.force_quantize_no_input_check) activation(n.input(0));
-        if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0), n.name);
-      } else if (op == "Where") {
-        if (o.force_quantize_no_input_check) activation(n.input(1)), activation(n.input(2));  // ORT's QDQWhere
-        if (is_marked(n.input(1)) && is_marked(n.input(2)))
-          for (const auto& t : n.outputs) activation(t);
-      } else if (op == "Pad") pad(n);
-      else if (op == "InstanceNormalization" || op == "LayerNormalization" || op == "BatchNormalization")
-        normalization(n);
-      else base(n);
-    }
+    ir::Node& n = g.nodes[i];
+    const std::string& op = n.op_type;
+    if (op == "Conv" || op == "ConvTranspose") conv(n);
+    else if (op == "Gemm") gemm(n);
+    else if (op == "MatMul") matmul(n);
+    else if (op == "Relu" || op == "Clip") removable_activation(i);
+    else if (op == "Reshape" || op == "Transpose" || op == "Squeeze" || op == "Unsqueeze" || op == "Flatten" ||
+             op == "AveragePool" || op == "Slice" || op == "TopK")
+      direct(n);
+    else if (op == "MaxPool") {
+      if (opset >= 12) direct(n);
+    } else if (op == "Resize") {
+      if (opset >= 11) direct(n);
+    } else if (op == "Split") {
+      if (!is_marked(n.input(0))) activation(n.input(0));
+      for (const auto& t : n.outputs) same_as_input(t, n.input(0), n.name);
+    } else if (op == "Gather" || op == "GatherElements") {
+      // ORT's QDQGather: a float initializer table (embedding) is quantized like an activation constant.
+      const auto* table = g.find_initializer(n.input(0));
+      if (float_init(table) || o.force_quantize_no_input_check) activation(n.input(0));
+      if (is_marked(n.input(0))) same_as_input(n.outputs[0], n.input(0), n.name);
+    } else if (op == "Where") {
+      if (o.force_quantize_no_input_check) activation(n.input(1)), activation(n.input(2));  // ORT's QDQWhere
+      if (is_marked(n.input(1)) && is_marked(n.input(2)))
+        for (const auto& t : n.outputs) activation(t);
+    } else if (op == "Pad") pad(n);
+    else if (op == "InstanceNormalization" || op == "LayerNormalization" || op == "BatchNormalization")
+      normalization(n);
+    else base(n);
   }
 };
 
