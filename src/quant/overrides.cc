@@ -63,9 +63,16 @@ void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string
   const std::vector<std::string> names = tensor_names(g);
   const std::unordered_set<std::string> known(names.begin(), names.end());
   for (const auto& [name, ov] : tqo) {
-    if (!known.count(name))
+    if (!known.count(name)) {
+      // A Conv weight / bias renamed by BatchNormalization folding (the edit distance cannot see the prefix).
+      std::string hint;
+      for (const char* prefix : {"ConvBnFusion_W_", "ConvBnFusion_BN_B_"})
+        if (known.count(prefix + name))
+          hint = fmt::format(", did you mean '{}{}'? (pre-processing folded a BatchNormalization into its Conv)",
+                             prefix, name);
       fail(ErrorKind::Config, "quantization.onnx_extra_options.TensorQuantOverrides.{}: the model has no tensor named "
-           "'{}'{}", name, name, did_you_mean(name, names));
+           "'{}'{}", name, name, hint.empty() ? did_you_mean(name, names) : hint);
+    }
     if (ov) (g.find_initializer(name) ? o.weight_overrides : o.activation_overrides)[name] = *ov;
   }
 }

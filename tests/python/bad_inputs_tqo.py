@@ -81,3 +81,13 @@ def tqo_cases(make_case):
                                                       ["activations_tensor_override"],
                                                       activations_tensor_override=[[a, {"quant_type": "UInt8"}]])),
     ]
+
+
+def tqo_model_cases(make_case_bn):
+    """Cases on digits_mobilenet_bn.onnx, whose BatchNormalizations pre-processing folds into the Convs.
+    make_case_bn(mutate, words) -> a config case on that model."""
+    def mutate(cfg, d):
+        ex = cfg["quantization"]["onnx_extra_options"]
+        ex["TensorQuantOverrides"] = {"features.0.weight": [{"quant_type": "QInt8"}]}
+    return [("tqo_bn_folded_raw_name", make_case_bn(mutate, [KEY + "features.0.weight",
+                                                           "did you mean 'ConvBnFusion_W_features.0.weight'"]))]

@@ -13,6 +13,7 @@ oqtest.BIN = BIN = os.path.abspath(oqtest.BIN)  # the cases run in their temp di
 BAD_DIR = os.path.join(SRC, "tests", "bad_inputs")
 MLP = os.path.join(TESTDATA, "digits_mlp.onnx")
 MOBILENET = os.path.join(TESTDATA, "digits_mobilenet.onnx")
+MOBILENET_BN = os.path.join(TESTDATA, "digits_mobilenet_bn.onnx")
 CALIB_FLAT = os.path.join(TESTDATA, "digits_calib_flat.npz")
 FORBIDDEN = ("terminate called", "Traceback", "AddressSanitizer", "LeakSanitizer", "runtime error:", "Aborted",
              "Segmentation fault", "core dumped", "what():", "#0 0x", "SUMMARY:")

@@ -20,10 +20,10 @@ import numpy as np
 import onnx
 
 from bad_inputs_data import DATA_TYPE_CASES, OUTPUT_CASES
-from bad_inputs_tqo import tqo_cases
+from bad_inputs_tqo import tqo_cases, tqo_model_cases
 from bad_inputs_models import MODEL_CASES, case_model_is_directory, case_model_missing, model_case
-from bad_inputs_util import (BAD_DIR, BIN, CALIB_FLAT, MLP, MOBILENET, base_config, check_failure, copy_in,
-                             listing, main_job, sha, write, write_config)
+from bad_inputs_util import (BAD_DIR, BIN, CALIB_FLAT, MLP, MOBILENET, MOBILENET_BN, base_config, check_failure,
+                             copy_in, listing, main_job, sha, write, write_config)
 from oqtest import TESTDATA, Runner, run_oq, tmpdir
 
 
@@ -499,6 +499,7 @@ def all_cases():
     cases += [("config_file_missing", case_config_missing), ("cli_bad_override_value", case_cli_bad_override),
               ("cli_unknown_option", case_cli_unknown_option)]
     cases += OVERRIDE_CASES + tqo_cases(config_case) + DATA_CASES + DATA_TYPE_CASES + LATE_CASES
+    cases += tqo_model_cases(lambda mutate, words: config_case(mutate, words, model=MOBILENET_BN))
     cases += [("output_dir_under_a_file", case_output_under_file), ("export_dir_is_a_file", case_export_dir_is_file),
               ("output_is_the_input_model", case_output_is_input_model),
               ("run_output_dir_under_a_file", case_run_output_under_file),

@@ -69,6 +69,16 @@ def conv_relu_conv():
     return model(nodes, inits, [1, 3, 8, 8], [1, 4, 8, 8]), [1, 3, 8, 8]
 
 
+def conv_hardswish_conv():
+    """HardSwish stays one node in ORT's float16 flow (quant_pre_process with skip_optimization does not inline it);
+    onnxquant keeps it whole for float16 models too."""
+    nodes = [conv("input", "c1", "W1", "B1", "conv1"), helper.make_node("HardSwish", ["c1"], ["h1"], name="hs1"),
+             conv("h1", "y", "W2", "B2", "conv2")]
+    inits = [init("W1", rnd(11, (6, 3, 3, 3))), init("B1", rnd(12, (6,), 0.1)), init("W2", rnd(13, (4, 6, 3, 3), 0.2)),
+             init("B2", rnd(14, (4,), 0.1))]
+    return model(nodes, inits, [1, 3, 8, 8], [1, 4, 8, 8]), [1, 3, 8, 8]
+
+
 def conv_flatten_gemm():
     nodes = [conv("input", "c", "W", "B", "conv"), helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("Flatten", ["r"], ["f"], name="flat"),
@@ -210,7 +220,7 @@ def same_as_ort(name, build, per_channel=True, act="Int8", extra=None):
 
 
 def cases():
-    for build in (conv_relu_conv, conv_flatten_gemm, matmul, add_two, float_input_cast):
+    for build in (conv_relu_conv, conv_flatten_gemm, matmul, add_two, float_input_cast, conv_hardswish_conv):
         for pc in (True, False):
             for act in ("Int8", "UInt8"):
                 name = f"{build.__name__} {'per_channel' if pc else 'per_tensor'} {act}"

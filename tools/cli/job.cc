@@ -55,7 +55,8 @@ static void remap_node_filters(const ir::Graph& original, const ir::Graph& prepa
         mapped.insert(f);
       } else {
         OQ_WARN("quantization.onnx_quant_parameters.{}: node '{}' is removed by pre-processing (folded into its "
-                "neighbour); the filter has no effect on it", key, name);
+                "neighbour, or a HardSwish / Mish / Swish expanded into unnamed nodes as ORT's quant_pre_process "
+                "does); the filter has no effect on it", key, name);
       }
     }
     // nodes_to_quantize left empty by the removals would mean "every node": keep it non-empty with a name no
