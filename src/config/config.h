@@ -170,7 +170,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   std::optional<bool> calib_tensor_range_symmetric;     // nullopt: the method's default
   std::optional<int64_t> calib_max_intermediate_outputs;  // accepted; no effect (statistics are streamed)
   bool matmul_const_b_only = false;                     // accepted; no effect in QDQ format (as in ORT)
-  bool enable_subgraph = false;                         // accepted; models with subgraphs are refused anyway
+  bool enable_subgraph = false;                         // accepted; no effect in QDQ (as in ORT)
   bool qdq_keep_removable_activations = false;
   bool activation_restricted_asymmetric = false;  // UInt8 activations: zero point snapped to 0 or 128
   bool add_qdq_pair_to_weight = false;             // weights stay float, followed by a Q -> DQ pair

@@ -139,8 +139,8 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
   e.add_qdq_pair_to_weight = get_bool(m, "AddQDQPairToWeight", e.add_qdq_pair_to_weight);
   e.dedicated_qdq_pair = get_bool(m, "DedicatedQDQPair", e.dedicated_qdq_pair);
   e.use_qdq_contrib_ops = get_bool(m, "UseQDQContribOps", e.use_qdq_contrib_ops);
-  // ORT quantizes If/Loop/Scan bodies with it; onnxquant's executor has no such kernels (those models are refused
-  // when the session is built), and on a model without subgraphs the option changes nothing, in ORT too.
+  // Only ORT's QOperator quantizer reads it (bodies of If / Loop / Scan quantized there); its QDQ quantizer, which
+  // onnxquant follows, leaves bodies alone whatever it says (docs/conformance.md "Control flow").
   e.enable_subgraph = get_bool(m, "EnableSubgraph", e.enable_subgraph);
   {
     const std::string k = "QDQOpTypePerChannelSupportToAxis";

@@ -24,6 +24,9 @@ namespace oq::exec {
 struct KernelInit {
   const ir::Node& node;
   int opset;  // version of the default-domain opset imported by the model
+  // Nodes with bodies (If / Loop / Scan): the outer-scope names the bodies read (ir::implicit_inputs), in the
+  // order their values follow the node's own inputs in run()'s `in`. Null for other nodes.
+  const std::vector<std::string>* implicit = nullptr;
 };
 
 class Kernel {

@@ -18,6 +18,11 @@ struct Plan {
   int opset = 0;
   std::vector<size_t> order;
   std::vector<std::unique_ptr<Kernel>> kernels;  // per step (execution order)
+  std::vector<std::vector<std::string>> implicit;  // per step: the outer names its bodies read (If / Loop / Scan)
+  // Bodies read a value as the model has it, never its fake-quantized image: in a QDQ model the Q/DQ pairs feed
+  // the main graph's quantized nodes and bodies keep reading the float tensor (ONNX Runtime's QDQ quantizer does
+  // not rewire them). By id: the id of a private slot holding the value before fake quantization, or -1.
+  std::vector<int> raw_of;
   // Value slots: every tensor name gets an id.
   std::unordered_map<std::string, int> ids;
   std::vector<std::string> names;
@@ -172,15 +177,30 @@ void Plan::build(const ir::Model& model) {
     m.input_ids.push_back(m.id_of(vi->name));
     m.input_infos.push_back(vi);
   }
-  for (size_t i : m.order) {
-    const ir::Node& n = m.graph.nodes[i];
+  m.implicit.resize(m.order.size());
+  for (size_t s = 0; s < m.order.size(); ++s) {
+    const ir::Node& n = m.graph.nodes[m.order[s]];
     std::vector<int> ins, outs;
-    for (const auto& s : n.inputs) ins.push_back(s.empty() ? -1 : m.id_of(s));
-    for (const auto& s : n.outputs) outs.push_back(s.empty() ? -1 : m.id_of(s));
+    for (const auto& t : n.inputs) ins.push_back(t.empty() ? -1 : m.id_of(t));
+    // A node with bodies (If / Loop / Scan) also reads the outer-scope values its bodies use: they follow its
+    // own inputs, so that they are kept alive until it runs (ir::topological_order ordered it after them).
+    const bool bodies = ir::has_subgraphs(n);
+    if (bodies) m.implicit[s] = ir::implicit_inputs(n);
+    for (const auto& t : m.implicit[s]) {
+      const int id = m.id_of(t);
+      if (static_cast<size_t>(id) >= m.raw_of.size()) m.raw_of.resize(id + 1, -1);
+      if (m.raw_of[id] < 0) {
+        const int raw = m.id_of(std::string("\x01raw\x01") + t);
+        m.raw_of.resize(m.names.size(), -1);
+        m.raw_of[id] = raw;
+      }
+      ins.push_back(m.raw_of[id]);
+    }
+    for (const auto& t : n.outputs) outs.push_back(t.empty() ? -1 : m.id_of(t));
     m.step_inputs.push_back(std::move(ins));
     m.step_outputs.push_back(std::move(outs));
     try {
-      m.kernels.push_back(find_kernel(n.op_type, m.opset)(KernelInit{n, m.opset}));
+      m.kernels.push_back(find_kernel(n.op_type, m.opset)(KernelInit{n, m.opset, bodies ? &m.implicit[s] : nullptr}));
     } catch (const Error& e) {
       rethrow_naming(n, e);
     } catch (const std::exception& e) {
@@ -193,6 +213,9 @@ void Plan::build(const ir::Model& model) {
     m.output_ids.push_back(m.id_of(o.name));
   }
   m.constants.resize(m.names.size());
+  m.raw_of.resize(m.names.size(), -1);
+  for (size_t id = 0; id < m.names.size(); ++id)
+    if (m.raw_of[id] >= 0) m.constants[m.raw_of[id]] = m.constants[id];
 
   // Precompute steps whose inputs are all constants (e.g. DequantizeLinear of quantized weights): they run
   // once here, their outputs become constants, and run() skips them. Observers see them only when they name them in
@@ -215,8 +238,10 @@ void Plan::build(const ir::Model& model) {
     }
     for (size_t o = 0; o < outs.size(); ++o)
       if (m.step_outputs[s][o] >= 0) {
-        m.constants[m.step_outputs[s][o]] = std::move(outs[o]);
-        m.folded_values.push_back(m.step_outputs[s][o]);
+        const int id = m.step_outputs[s][o];
+        m.constants[id] = std::move(outs[o]);
+        if (m.raw_of[id] >= 0) m.constants[m.raw_of[id]] = m.constants[id];
+        m.folded_values.push_back(id);
       }
     m.folded[s] = true;
   }
@@ -308,6 +333,7 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
     return it == fq->end() ? nullptr : &it->second;
   };
   auto produce = [&](int id, Tensor&& t) {
+    if (m.raw_of[id] >= 0) slots[m.raw_of[id]] = t;  // what bodies read (before fake quantization)
     if (const QuantParams* q = fq_find(id)) {
       if (opts.pre_fake_quant_observer) opts.pre_fake_quant_observer(m.names[id], t);
       t = fake_quantize(t, *q);

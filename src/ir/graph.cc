@@ -176,7 +176,48 @@ GraphIndex::GraphIndex(const Graph& g) {
   }
 }
 
-std::vector<size_t> topological_order(const Graph& g) {
+bool has_subgraphs(const Node& n) {
+  for (const auto& a : n.attrs)
+    if (a.g || !a.graphs.empty()) return true;
+  return false;
+}
+
+namespace {
+// Names `g` reads from outside itself, appended to `out` (first-read order; `seen` dedups).
+void free_names(const Graph& g, const std::string& body, std::vector<std::string>& out,
+                std::unordered_set<std::string>& seen, std::vector<std::string>* body_of) {
+  std::unordered_set<std::string> defined;
+  for (const auto& v : g.inputs) defined.insert(v.name);
+  for (const auto& i : g.initializers) defined.insert(i.name);
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) defined.insert(o);
+  auto use = [&](const std::string& name) {
+    if (name.empty() || defined.count(name) || !seen.insert(name).second) return;
+    out.push_back(name);
+    if (body_of) body_of->push_back(body);
+  };
+  for (const auto& n : g.nodes) {
+    for (const auto& in : n.inputs) use(in);
+    if (has_subgraphs(n))
+      for (const auto& name : implicit_inputs(n)) use(name);
+  }
+  for (const auto& o : g.outputs) use(o.name);
+}
+}  // namespace
+
+std::vector<std::string> implicit_inputs(const Node& n, std::vector<std::string>* body_of) {
+  std::vector<std::string> out;
+  std::unordered_set<std::string> seen;
+  for (const auto& a : n.attrs) {
+    if (a.g) free_names(*a.g, a.name, out, seen, body_of);
+    for (size_t k = 0; k < a.graphs.size(); ++k)
+      if (a.graphs[k]) free_names(*a.graphs[k], fmt::format("{}[{}]", a.name, k), out, seen, body_of);
+  }
+  return out;
+}
+
+std::vector<size_t> topological_order(const Graph& g, const std::unordered_set<std::string>* outer) {
   std::unordered_set<std::string> available;
   for (const auto& v : g.inputs) available.insert(v.name);
   for (const auto& i : g.initializers) available.insert(i.name);
@@ -194,9 +235,29 @@ std::vector<size_t> topological_order(const Graph& g) {
     std::unordered_set<std::string> seen;
     for (const auto& in : g.nodes[i].inputs) {
       if (in.empty() || available.count(in) || !seen.insert(in).second) continue;
-      if (!producer.count(in))
+      if (!producer.count(in)) {
+        if (outer && outer->count(in)) continue;
         fail(ErrorKind::Model, "node '{}' ({}): input '{}' is not produced by any node, graph input or initializer",
              g.nodes[i].name, g.nodes[i].op_type, in);
+      }
+      missing[i]++;
+      waiting[in].push_back(i);
+    }
+    if (!has_subgraphs(g.nodes[i])) continue;
+    std::vector<std::string> body_of;
+    const auto implicit = implicit_inputs(g.nodes[i], &body_of);
+    for (size_t k = 0; k < implicit.size(); ++k) {
+      const std::string& in = implicit[k];
+      if (available.count(in) || !seen.insert(in).second) continue;
+      if (!producer.count(in)) {
+        if (outer && outer->count(in)) continue;
+        fail(ErrorKind::Model,
+             "node '{}' ({}): body '{}' reads '{}', which no node, graph input or initializer of the enclosing graph "
+             "produces", node_label(g.nodes[i]), g.nodes[i].op_type, body_of[k], in);
+      }
+      if (producer.at(in) == i)
+        fail(ErrorKind::Model, "node '{}' ({}): body '{}' reads '{}', an output of the node itself",
+             node_label(g.nodes[i]), g.nodes[i].op_type, body_of[k], in);
       missing[i]++;
       waiting[in].push_back(i);
     }

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -154,8 +155,19 @@ struct GraphIndex {
   explicit GraphIndex(const Graph& g);
 };
 
+// Whether a node has graph attributes (If / Loop / Scan bodies).
+bool has_subgraphs(const Node& n);
+// The outer-scope names a node's bodies read (ONNX's implicit inputs): every name a body node (nested bodies
+// included) reads, or a body output, that the body itself does not define (formal inputs, initializers, node
+// outputs). In first-read order, without repeats; empty for a node without bodies. `body_of` (optional)
+// receives, for each name, the attribute name of the first body that reads it.
+std::vector<std::string> implicit_inputs(const Node& n, std::vector<std::string>* body_of = nullptr);
+
 // Nodes in a topological order (stable: file order among ready nodes). Throws a Model error naming a node
-// on a cycle or on an input that nothing produces (and that is not a graph input or initializer).
-std::vector<size_t> topological_order(const Graph& g);
+// on a cycle or on an input that nothing produces (and that is not a graph input or initializer). A node's
+// implicit inputs (names its bodies read from this graph) order it after their producers like its inputs; an
+// implicit input that nothing produces is an error naming the node and the body, unless it is in `outer`
+// (names of enclosing scopes, when g is itself a body).
+std::vector<size_t> topological_order(const Graph& g, const std::unordered_set<std::string>* outer = nullptr);
 
 }  // namespace oq::ir

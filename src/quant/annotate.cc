@@ -1,6 +1,8 @@
 #include "quant/annotate.h"
 
 #include <algorithm>
+#include <optional>
+#include <unordered_set>
 
 #include "quant/overrides.h"
 
@@ -109,7 +111,18 @@ struct Annotator {
   const RangeMap& ranges;
   QuantPlan plan;
 
+  std::optional<std::unordered_set<std::string>> body_refs;  // names If / Loop / Scan bodies read (lazy)
+
   bool quantizable(const std::string& t) const { return is_float_tensor(t, g, types); }
+  bool body_reads(const std::string& t) {
+    if (!body_refs) {
+      body_refs.emplace();
+      for (const auto& n : g.nodes)
+        if (ir::has_subgraphs(n))
+          for (const auto& name : ir::implicit_inputs(n)) body_refs->insert(name);
+    }
+    return body_refs->count(t) > 0;
+  }
   bool is_marked(const std::string& t) const { return plan.is_marked(t); }
   bool float_init(const ir::Initializer* init) const { return init && quantizable_type(init->tensor.dtype()); }
   DType float_type(const std::string& t) const {
@@ -264,6 +277,9 @@ struct Annotator {
     for (const auto* t : {&up, &out})  // ORT: not when either is converted
       if (const auto* ov = find_override(o, *t, false); ov && ov->convert) return false;
     if (g.is_graph_output(up) || g.is_graph_input(up)) return false;
+    // A body of an If / Loop / Scan reading either name would read the un-activated values once the node is gone
+    // (ORT counts only main-graph readers and writes such a model; onnxquant keeps the node).
+    if (body_reads(up) || body_reads(out)) return false;
     size_t consumers = 0;
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       if (std::find(plan.removed_nodes.begin(), plan.removed_nodes.end(), i) != plan.removed_nodes.end()) continue;
@@ -367,7 +383,7 @@ struct Annotator {
 }  // namespace
 
 QuantPlan annotate(ir::Graph& g, int opset, const QuantOptions& o, const TypeMap& types, const RangeMap& ranges) {
-  Annotator a{g, opset, o, types, ranges, {}};
+  Annotator a{g, opset, o, types, ranges, {}, {}};
   a.run();
   return std::move(a.plan);
 }

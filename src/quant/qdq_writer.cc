@@ -357,6 +357,10 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   std::set<std::string> used;
   for (const auto& n : g.nodes)
     for (const auto& in : n.inputs) used.insert(in);
+  // Bodies of If / Loop / Scan keep reading the float tensors by name (ORT's clean_initializers looks into them).
+  for (const auto& n : g.nodes)
+    if (ir::has_subgraphs(n))
+      for (const auto& in : ir::implicit_inputs(n)) used.insert(in);
   if (layout.add_qdq_pair_to_weight) unused_candidates.clear();
   for (const auto& name : unused_candidates)
     if (!used.count(name) && !g.is_graph_output(name)) {

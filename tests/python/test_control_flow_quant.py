@@ -1,0 +1,241 @@
+"""Default mode vs ONNX Runtime 1.32's quantize_static (QDQ, after quant_pre_process) on models with If / Loop /
+Scan: Conv -> If (branches with Conv / Relu reading the main graph's Conv output and a main-graph weight) -> Conv,
+Conv -> Loop (body: Conv with main-graph weights on the loop-carried value, scan outputs) -> Conv, MatMul -> Scan ->
+MatMul, each with EnableSubgraph False and True (ORT's QDQ quantizer ignores the option: same model). ORT
+calibrates and quantizes only main-graph tensors and leaves the bodies as they are, reading the float names of
+main-graph tensors that get Q/DQ. Checked: onnx.checker full_check, same wiring and tensor names as ORT's model,
+same Q/DQ counts per op type, scales / zero points within 1e-6 relative, bodies identical to the float model's
+(nodes, inputs, outputs, initializers), and both quantized models computing the same in onnxruntime.
+
+One deliberate difference: a Relu / Clip whose input or output a body reads is kept (ORT removes it counting only
+main-graph readers, and writes a model whose body reads a tensor that no longer exists or the un-activated values).
+
+Then inspection and full_auto on the If model run to completion; the inspection SNR of the If output is checked
+against numpy on ORT's outputs of the float and written models.
+
+Env: OQ_BIN, OQ_SOURCE_DIR.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from test_op_parity import compare_with_ort, qdq_counts, quantize_both  # noqa: E402
+
+F = TensorProto.FLOAT
+N = 16
+
+
+def vi(name, elem=F, shape=None):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def w(name, shape, seed, s=0.3):
+    return numpy_helper.from_array((np.random.default_rng(seed).standard_normal(shape) * s).astype(np.float32), name)
+
+
+def c(name, v, dtype=np.float32):
+    return numpy_helper.from_array(np.array(v, dtype=dtype), name)
+
+
+def model(nodes, inits, in_shape, opset=13, out_shape=None):
+    g = helper.make_graph(nodes, "g", [vi("input", F, in_shape)], [vi("y", F, out_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m  # quant_pre_process infers the shapes the checker wants; the written models get full_check
+
+
+def images(seed, shape=(N, 3, 8, 8)):
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    x[::2] += 1.0  # half of the samples with a positive mean: both branches of a computed If are taken
+    x[1::2] -= 1.0
+    return x
+
+
+def if_model():
+    then_g = helper.make_graph([helper.make_node("Conv", ["A", "W1", "B1"], ["t1"], pads=[0, 0, 0, 0]),
+                                helper.make_node("Relu", ["t1"], ["t_out"])], "then", [], [vi("t_out", F, [1, 4, 8, 8])])
+    else_g = helper.make_graph([helper.make_node("Relu", ["A"], ["e1"]), helper.make_node("Mul", ["e1", "k"], ["e_out"])],
+                               "else", [], [vi("e_out", F, [1, 4, 8, 8])], [c("k", [0.5])])
+    nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+             helper.make_node("Greater", ["m", "zero"], ["cond"], name="gt"),
+             helper.make_node("If", ["cond"], ["Y"], then_branch=then_g, else_branch=else_g, name="if0"),
+             helper.make_node("Conv", ["Y", "W2", "B2"], ["P"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Add", ["P", "A"], ["y"], name="add")]
+    return model(nodes, [w("W0", (4, 3, 3, 3), 1), w("B0", (4,), 2), w("W1", (4, 4, 1, 1), 3), w("B1", (4,), 4),
+                         w("W2", (4, 4, 3, 3), 5), w("B2", (4,), 6), c("zero", 0.0)], [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
+
+
+def loop_model():
+    body = helper.make_graph(
+        [helper.make_node("Conv", ["x", "WL", "BL"], ["x1"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["x1"], ["x2"]), helper.make_node("Add", ["x2", "A"], ["x3"]),
+         helper.make_node("Identity", ["c"], ["c2"]), helper.make_node("ReduceMean", ["x3"], ["s"], axes=[2, 3], keepdims=0)],
+        "body", [vi("i", TensorProto.INT64, []), vi("c", TensorProto.BOOL, []), vi("x")],
+        [vi("c2", TensorProto.BOOL, []), vi("x3"), vi("s")])
+    nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("Loop", ["M", "T", "A"], ["L", "S"], body=body, name="loop"),
+             helper.make_node("Conv", ["L", "W2", "B2"], ["P"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("ReduceMean", ["S"], ["ss"], axes=[0], keepdims=0, name="rs"),
+             helper.make_node("Unsqueeze", ["ss", "ax23"], ["ss4"], name="unsq"),
+             helper.make_node("Mul", ["P", "ss4"], ["y"], name="mul")]
+    return model(nodes, [w("W0", (4, 3, 3, 3), 11), w("B0", (4,), 12), w("WL", (4, 4, 3, 3), 13), w("BL", (4,), 14),
+                         w("W2", (4, 4, 3, 3), 15), w("B2", (4,), 16), c("M", 3, np.int64), c("T", True, np.bool_),
+                         c("ax23", [2, 3], np.int64)], [1, 3, 8, 8])
+
+
+def scan_model():
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["row", "WS"], ["r1"]), helper.make_node("Add", ["h", "r1"], ["h2"]),
+         helper.make_node("Tanh", ["h2"], ["h3"]), helper.make_node("Identity", ["h3"], ["o"])],
+        "body", [vi("h", F, [1, 6]), vi("row", F, [1, 6])], [vi("h3", F, [1, 6]), vi("o", F, [1, 6])])
+    nodes = [helper.make_node("MatMul", ["input", "W0"], ["A"], name="mm0"),
+             helper.make_node("Scan", ["h0", "A"], ["H", "O"], body=body, num_scan_inputs=1, name="scan",
+                              scan_input_directions=[1], scan_input_axes=[1], scan_output_axes=[1]),
+             helper.make_node("MatMul", ["O", "W2"], ["P"], name="mm2"),
+             helper.make_node("Add", ["P", "H"], ["y"], name="add")]
+    return model(nodes, [w("W0", (5, 6), 21), w("WS", (6, 6), 22), w("W2", (6, 6), 23), c("h0", np.zeros((1, 6)))],
+                 [1, 4, 5])
+
+
+def body_graphs(m):
+    """{(node outputs, attribute): body as (nodes, initializers)} of every control-flow node, recursively."""
+    r = {}
+
+    def walk(g, prefix):
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    key = prefix + (tuple(n.output), a.name)
+                    r[key] = ([(x.op_type, tuple(x.input), tuple(x.output)) for x in a.g.node],
+                              {t.name: numpy_helper.to_array(t).tobytes() for t in a.g.initializer})
+                    walk(a.g, key)
+    walk(m.graph, ())
+    return r
+
+
+def run_ort(path, x, key="input"):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return np.concatenate([s.run(None, {key: x[i:i + 1]})[0] for i in range(len(x))])
+
+
+def parity(make, x, enable_subgraph):
+    m = make()
+    ort_out, ours, pre = quantize_both(m, x, per_channel=True, extra={"EnableSubgraph": enable_subgraph})
+    a, b = compare_with_ort(ort_out, ours)
+    assert qdq_counts(a) == qdq_counts(b), f"Q/DQ per op type: ORT {qdq_counts(a)} vs ours {qdq_counts(b)}"
+    qa = sum(n.op_type == "QuantizeLinear" for n in a.graph.node)
+    assert qa > 0 and qa == sum(n.op_type == "QuantizeLinear" for n in b.graph.node)
+    bodies_float, bodies_a, bodies_b = body_graphs(onnx.load(pre)), body_graphs(a), body_graphs(b)
+    assert bodies_float and bodies_a == bodies_float, "ORT changed a body (test premise)"
+    assert bodies_b == bodies_float, "onnxquant changed a body"
+    got, want = run_ort(ours, x), run_ort(ort_out, x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    ref = run_ort(pre, x)
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3, "quantized model far from the float one"
+    return a, b
+
+
+def relu_read_by_body():
+    """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
+    body then reads the Conv's raw output)."""
+    then_g = helper.make_graph([helper.make_node("Mul", ["R", "k2"], ["t_out"])], "then", [], [vi("t_out")],
+                               [c("k2", [2.0])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["R"], ["e_out"])], "else", [], [vi("e_out")])
+    nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("Relu", ["A"], ["R"], name="relu"),
+             helper.make_node("Conv", ["R", "W2", "B2"], ["Z"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+             helper.make_node("Greater", ["m", "zero"], ["cond"], name="gt"),
+             helper.make_node("If", ["cond"], ["Y"], then_branch=then_g, else_branch=else_g, name="if0"),
+             helper.make_node("Add", ["Y", "Z"], ["y"], name="add")]
+    m = model(nodes, [w("W0", (4, 3, 3, 3), 31), w("B0", (4,), 32), w("W2", (4, 4, 3, 3), 33), w("B2", (4,), 34),
+                      c("zero", 0.0)], [1, 3, 8, 8])
+    x = images(7)
+    ort_out, ours, pre = quantize_both(m, x)
+    a, b = onnx.load(ort_out), onnx.load(ours)
+    assert not any(n.op_type == "Relu" for n in a.graph.node), "ORT 1.32 keeps the Relu now: revisit the difference"
+    relu = [n for n in b.graph.node if n.op_type == "Relu"]
+    assert len(relu) == 1 and relu[0].output[0] == "R", "the Relu read by the body must stay, writing 'R'"
+    assert relu[0].input[0].endswith("_DequantizeLinear_Output")
+    got, ref = run_ort(ours, x), run_ort(pre, x)
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3
+    bad = run_ort(ort_out, x)  # ORT's model: the body sees negative values of the Conv output
+    assert np.abs(bad - ref).max() > np.abs(got - ref).max(), "ORT's model should be the worse one"
+
+
+def inspection_and_full_auto():
+    work = tmpdir()
+    path = os.path.join(work, "ifm.onnx")
+    onnx.checker.check_model(if_model(), full_check=True)
+    onnx.save(if_model(), path)
+    x = images(9)
+    np.savez(os.path.join(work, "calib.npz"), x=x, y=np.arange(N) % 4)
+    cfg = os.path.join(work, "insp.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""model: {{model_path: {path}}}
+dataset: {{quantization_path: {work}/calib.npz, test_path: {work}/calib.npz}}
+preprocessing: {{rescaling: {{scale: 1, offset: 0}}}}
+quantization:
+  granularity: per_tensor
+  operating_mode: inspection
+  onnx_quant_parameters: {{weightType: Int8, activType: Int8, calibrate_method: MinMax}}
+  onnx_extra_options: {{WeightSymmetric: True, ActivationSymmetric: False}}
+""")
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "insp"), "--threads", "1"])
+    rep = json.load(open(os.path.join(work, "insp", "inspection.json")))
+    entry = [t for t in rep["tensors"] if t["name"] == "Y"]
+    assert entry, "inspection should report the If output Y"
+    qm = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(work, "insp")) for f in fs
+          if f.endswith("_quant_qdq_pt.onnx")]
+    assert qm, "inspection wrote no model"
+
+    # SNR of Y: the float model's Y against the written model's dequantized Y, both run by ORT.
+    def with_output(p, name):
+        m = onnx.load(p)
+        m.graph.output.append(helper.make_tensor_value_info(name, F, None))
+        return m.SerializeToString()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    fs = ort.InferenceSession(with_output(path, "Y"), so, providers=["CPUExecutionProvider"])
+    qs = ort.InferenceSession(with_output(qm[0], "Y_DequantizeLinear_Output"), so, providers=["CPUExecutionProvider"])
+    ref = np.concatenate([fs.run(["Y"], {"input": x[i:i + 1]})[0].ravel() for i in range(N)]).astype(np.float64)
+    q = np.concatenate([qs.run(["Y_DequantizeLinear_Output"], {"input": x[i:i + 1]})[0].ravel()
+                        for i in range(N)]).astype(np.float64)
+    snr = 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - q) ** 2))
+    assert abs(entry[0]["snr_xmodel_db"] - snr) < 0.1, f"inspection SNR {entry[0]['snr_xmodel_db']} vs numpy {snr:.3f} dB"
+
+    cfg2 = os.path.join(work, "fa.yaml")
+    with open(cfg2, "w") as f:
+        f.write(open(cfg).read().replace("operating_mode: inspection", "operating_mode: full_auto\n  target_opset: 21"))
+    p = run_oq(["--config", cfg2, "--output-dir", os.path.join(work, "fa"), "--threads", "1"], check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    written = [os.path.join(dp, f) for dp, _, fs2 in os.walk(os.path.join(work, "fa")) for f in fs2
+               if f.endswith(".onnx") and "_qdq" in f]
+    assert written, "full_auto wrote no QDQ model"
+    for pth in written:
+        onnx.checker.check_model(onnx.load(pth), full_check=True)
+        out = run_ort(pth, x)
+        ref = run_ort(path, x)
+        assert np.abs(out - ref).max() < 0.25 * np.abs(ref).max() + 1e-3, f"{pth}: far from the float model"
+
+
+if __name__ == "__main__":
+    r = Runner()
+    for es in (False, True):
+        r.run(f"Conv -> If -> Conv (EnableSubgraph {es})", parity, if_model, images(1), es)
+        r.run(f"Conv -> Loop -> Conv (EnableSubgraph {es})", parity, loop_model, images(2), es)
+        r.run(f"MatMul -> Scan -> MatMul (EnableSubgraph {es})", parity, scan_model,
+              np.random.default_rng(3).standard_normal((N, 4, 5)).astype(np.float32), es)
+    r.run("Relu read by a body is kept", relu_read_by_body)
+    r.run("inspection and full_auto on an If model", inspection_and_full_auto)
+    r.finish()
