@@ -166,6 +166,45 @@ def m_no_graph_input_data(d):
     return save(d, tiny_model(nodes, [w]))
 
 
+def if_model(then_nodes, then_outs, else_nodes, else_outs, name):
+    """input -> If(mean(input) > 0) -> y, the branches as given (control flow, docs/conformance.md)."""
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, None)  # noqa: E731
+    then_g = helper.make_graph(then_nodes, "then", [], [vi(o) for o in then_outs])
+    else_g = helper.make_graph(else_nodes, "else", [], [vi(o) for o in else_outs])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+             helper.make_node("Greater", ["m", "zero"], ["c"], name="gt"),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g, name=name)]
+    return tiny_model(nodes, [zero])
+
+
+def m_body_unknown_outer(d):
+    # The then-branch reads a name no scope defines: refused at load, naming the If and the branch.
+    return save(d, if_model([helper.make_node("Add", ["input", "nowhere"], ["t"])], ["t"],
+                            [helper.make_node("Neg", ["input"], ["e"])], ["e"], "if_bad"))
+
+
+def m_if_uneven_branches(d):
+    # Branches with 1 and 2 outputs for an If of 1 output: refused when the executor is built.
+    return save(d, if_model([helper.make_node("Neg", ["input"], ["t"])], ["t"],
+                            [helper.make_node("Neg", ["input"], ["e"]), helper.make_node("Abs", ["input"], ["e2"])],
+                            ["e", "e2"], "if_uneven"))
+
+
+def m_loop_sequence(d):
+    # A Loop body output declared as a sequence: the executor holds tensors only.
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c2"]), helper.make_node("Identity", ["x"], ["x2"]),
+         helper.make_node("Identity", ["x"], ["sq"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("c2", TensorProto.BOOL, []), helper.make_tensor_value_info("x2", TensorProto.FLOAT, None),
+         helper.make_tensor_sequence_value_info("sq", TensorProto.FLOAT, None)])
+    m_ = helper.make_tensor("M", TensorProto.INT64, [], [2])
+    nodes = [helper.make_node("Loop", ["M", "", "input"], ["y", "seq"], body=body, name="seq_loop")]
+    return save(d, tiny_model(nodes, [m_]))
+
+
 MODEL_CASES = [
     ("model_empty_file", m_empty, ["model.onnx", "empty"]),
     ("model_truncated", m_truncated, ["model.onnx"]),
@@ -188,6 +227,9 @@ MODEL_CASES = [
     ("model_external_length_short", m_ext_length_short, ["w_ext", "length"]),
     ("model_external_parent_dir", m_ext_parent, ["w_ext", "../secret.bin"]),
     ("model_external_absolute", m_ext_absolute, ["w_ext", "absolute"]),
+    ("model_body_unknown_outer_name", m_body_unknown_outer, ["model.onnx", "if_bad", "then_branch", "nowhere"]),
+    ("model_if_branch_output_counts", m_if_uneven_branches, ["if_uneven", "else_branch"], False),
+    ("model_loop_sequence_value", m_loop_sequence, ["seq_loop", "'sq'", "not a tensor"], False),
 ]
 
 

@@ -102,7 +102,7 @@ class IfKernel : public Kernel {
     for (const Body* b : {then_.get(), else_.get()}) {
       if (b->num_inputs() != 0) kfail(node_, "{} has {} inputs (a branch takes none)", b->attr(), b->num_inputs());
       if (b->num_outputs() != node_.outputs.size())
-        kfail(node_, "then_branch has {} outputs and else_branch {}, the node {}", then_->num_outputs(),
+        kfail(node_, "then_branch has {} output(s) and else_branch {}; the node has {}", then_->num_outputs(),
               else_->num_outputs(), node_.outputs.size());
     }
     if (node_.inputs.size() != 1 || node_.input(0).empty()) kfail(node_, "expects one input (cond)");
