@@ -4,7 +4,8 @@ output compared with ORT (rtol/atol 1e-5; exact for integers and bools). Covered
 initializers, If inside a Loop body (nested, reading the loop's values and the main graph's), If inside an If;
 Loop with a trip count only, a condition only, both, loop-carried values, scan outputs, zero iterations (declared
 and undeclared scan output shapes), a body condition computed from an outer input; Scan with several inputs,
-axes (negative ones too) and directions, several states and outputs; opsets 11, 13, 16 and 21. Then the errors:
+axes (negative ones too) and directions, several states and outputs, Scan-8 with and without sequence_lens;
+opsets 8, 9, 11, 13, 16 and 21. Then the errors:
 a body reading an unknown outer name, If branches with different output counts, a sequence-valued body output.
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
@@ -251,6 +252,24 @@ def test_scan_3d():
                           "X": rng.standard_normal((2, 4, 3)).astype(np.float32)}])
 
 
+def test_scan8(lens):
+    """Scan-8: batch axis 0, sequence axis 1, directions, optional sequence_lens (outputs past a length are 0)."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "a"], ["s2"]), helper.make_node("Mul", ["s2", "b"], ["y"])],
+        "b", [vi("s", F, [2]), vi("a", F, [2]), vi("b", F, [2])], [vi("s2", F, [2]), vi("y", F, [2])])
+    ins = ["L" if lens else "", "S", "A", "B"]
+    nodes = [helper.make_node("Scan", ins, ["sf", "Y"], body=body, num_scan_inputs=2, directions=[0, 1])]
+    inputs = [vi("S", F, [3, 2]), vi("A", F, [3, 4, 2]), vi("B", F, [3, 4, 2])]
+    if lens:
+        inputs.insert(0, vi("L", T.INT64, [3]))
+    m = model(nodes, inputs, [vi("sf"), vi("Y")], opset=8)
+    f = {"S": rng.standard_normal((3, 2)).astype(np.float32), "A": rng.standard_normal((3, 4, 2)).astype(np.float32),
+         "B": rng.standard_normal((3, 4, 2)).astype(np.float32)}
+    if lens:
+        f["L"] = np.array([4, 2, 3], np.int64)
+    check(f"scan8_{lens}", m, [f])
+
+
 # ---- errors ---------------------------------------------------------------------------------------------------
 
 def expect_error(name, m, feeds, *needles):
@@ -304,6 +323,8 @@ def main():
     r.run("scan axes/directions", test_scan, 11, (1, 0), (1, 0), (1, 0), (0, 1))
     r.run("scan negative axes", test_scan, 16, (-1, -2), (0, 0), (-1, -2), (1, 1))
     r.run("scan rank 3", test_scan_3d)
+    r.run("scan-8", test_scan8, False)
+    r.run("scan-8 with sequence_lens", test_scan8, True)
     r.run("errors", test_errors)
     r.finish()
 

@@ -1,4 +1,4 @@
-// Control flow: If (opsets 1-27), Loop (1-27), Scan (9-27). Each body is built once with the node's kernel
+// Control flow: If (opsets 1-27), Loop (1-27), Scan (8, and 9-27). Each body is built once with the node's kernel
 // (exec/subgraph.h: attributes parsed and checked here, body kernels built there); run() only runs them.
 // The session passes the node's implicit inputs (outer-scope values its bodies read) after its own inputs.
 // Values are tensors only: a body input or output that is a sequence / optional / map is refused at build time.
@@ -265,14 +265,93 @@ class ScanKernel : public Kernel {
   std::vector<int64_t> in_dirs_, out_dirs_, in_axes_, out_axes_;
 };
 
+// Scan-8: a batch axis 0 in front of everything (states [B, ...], scan inputs [B, L, ...]), the sequence axis 1,
+// `directions` per scan input, an optional sequence_lens input [B] (int64); each batch entry is scanned on its own
+// and scan outputs past its length are zeros.
+class Scan8Kernel : public Kernel {
+ public:
+  explicit Scan8Kernel(const KernelInit& ki) : node_(ki.node) {
+    body_ = std::make_unique<Body>(body_attr(node_, "body"), "body", node_, ki.opset, implicit_of(ki));
+    const int64_t m = node_.attr_int("num_scan_inputs", -1);
+    if (node_.inputs.empty() || m < 1 || static_cast<size_t>(m) + 1 > node_.inputs.size())
+      kfail(node_, "attribute 'num_scan_inputs' must be in [1, {}], got {}", node_.inputs.size() - 1, m);
+    n_scan_in_ = static_cast<size_t>(m);
+    n_state_ = node_.inputs.size() - 1 - n_scan_in_;
+    if (node_.outputs.size() < n_state_)
+      kfail(node_, "has {} outputs, fewer than its {} state variables", node_.outputs.size(), n_state_);
+    n_scan_out_ = node_.outputs.size() - n_state_;
+    if (body_->num_inputs() != n_state_ + n_scan_in_ || body_->num_outputs() != n_state_ + n_scan_out_)
+      kfail(node_, "body 'body' has {} inputs and {} outputs, expected {} and {}", body_->num_inputs(),
+            body_->num_outputs(), n_state_ + n_scan_in_, n_state_ + n_scan_out_);
+    dirs_ = node_.attr_ints("directions", std::vector<int64_t>(n_scan_in_, 0));
+    if (dirs_.size() != n_scan_in_) kfail(node_, "attribute 'directions' has {} values, expected {}", dirs_.size(), n_scan_in_);
+    for (int64_t d : dirs_)
+      if (d != 0 && d != 1) kfail(node_, "attribute 'directions' values must be 0 or 1, got {}", d);
+  }
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    const std::vector<const Tensor*> outer = outer_values(node_, in);
+    for (size_t k = 1; k < 1 + n_state_ + n_scan_in_; ++k)
+      if (!in[k] || in[k]->rank() < (k > n_state_ ? 2 : 1))
+        kfail(node_, "input {} is missing or lacks the batch{} axis", k, k > n_state_ ? " and sequence" : "");
+    const int64_t batch = in[1]->dim(0), len = in[1 + n_state_]->dim(1);
+    for (size_t k = 1; k < 1 + n_state_ + n_scan_in_; ++k)
+      if (in[k]->dim(0) != batch || (k > n_state_ && in[k]->dim(1) != len))
+        kfail(node_, "input {} has shape {}: batch {} and sequence length {} expected", k, shape_str(in[k]->shape()),
+              batch, len);
+    std::vector<int64_t> lens(static_cast<size_t>(batch), len);
+    if (in[0]) {
+      if (in[0]->numel() != batch) kfail(node_, "sequence_lens has {} values for a batch of {}", in[0]->numel(), batch);
+      lens = in[0]->to_int64s();
+      for (int64_t l : lens)
+        if (l < 0 || l > len) kfail(node_, "sequence_lens value {} is outside [0, {}]", l, len);
+    }
+    std::vector<std::vector<Tensor>> states(n_state_), scans(n_scan_out_);
+    for (int64_t b = 0; b < batch; ++b) {
+      std::vector<Tensor> state(n_state_), xs(n_scan_in_);
+      for (size_t k = 0; k < n_state_; ++k) state[k] = take_slice(*in[1 + k], 0, b);
+      for (size_t j = 0; j < n_scan_in_; ++j) xs[j] = take_slice(*in[1 + n_state_ + j], 0, b);
+      std::vector<std::vector<Tensor>> steps(n_scan_out_);
+      for (int64_t t = 0; t < lens[b]; ++t) {
+        std::vector<Tensor> slices(n_scan_in_);
+        std::vector<const Tensor*> feeds;
+        for (auto& st : state) feeds.push_back(&st);
+        for (size_t j = 0; j < n_scan_in_; ++j) {
+          slices[j] = take_slice(xs[j], 0, dirs_[j] ? lens[b] - 1 - t : t);
+          feeds.push_back(&slices[j]);
+        }
+        std::vector<Tensor> r = body_->run(feeds, outer);
+        for (size_t k = 0; k < n_state_; ++k) state[k] = std::move(r[k]);
+        for (size_t k = 0; k < n_scan_out_; ++k) steps[k].push_back(std::move(r[n_state_ + k]));
+      }
+      for (size_t k = 0; k < n_scan_out_; ++k) {
+        if (steps[k].empty()) kfail(node_, "batch entry {} has sequence length 0 (no output shape to pad to)", b);
+        while (static_cast<int64_t>(steps[k].size()) < len)  // past the entry's length: zeros
+          steps[k].push_back(Tensor(steps[k][0].dtype(), steps[k][0].shape()));
+        scans[k].push_back(stack(node_, steps[k], 0, false, n_state_ + k));
+      }
+      for (size_t k = 0; k < n_state_; ++k) states[k].push_back(std::move(state[k]));
+    }
+    for (size_t k = 0; k < n_state_; ++k) out[k] = stack(node_, states[k], 0, false, k);
+    for (size_t k = 0; k < n_scan_out_; ++k) out[n_state_ + k] = stack(node_, scans[k], 0, false, n_state_ + k);
+  }
+
+ private:
+  const ir::Node node_;  // a copy: the body refers to it
+  std::unique_ptr<Body> body_;
+  size_t n_state_ = 0, n_scan_in_ = 0, n_scan_out_ = 0;
+  std::vector<int64_t> dirs_;
+};
+
 std::unique_ptr<Kernel> make_if(const KernelInit& ki) { return std::make_unique<IfKernel>(ki); }
 std::unique_ptr<Kernel> make_loop(const KernelInit& ki) { return std::make_unique<LoopKernel>(ki); }
 std::unique_ptr<Kernel> make_scan(const KernelInit& ki) { return std::make_unique<ScanKernel>(ki); }
+std::unique_ptr<Kernel> make_scan8(const KernelInit& ki) { return std::make_unique<Scan8Kernel>(ki); }
 
 }  // namespace
 
 OQ_REGISTER_KERNEL(If, 1, 27, make_if);
 OQ_REGISTER_KERNEL(Loop, 1, 27, make_loop);
+OQ_REGISTER_KERNEL(Scan, 8, 8, make_scan8);
 OQ_REGISTER_KERNEL(Scan, 9, 27, make_scan);
 
 }  // namespace oq::exec
