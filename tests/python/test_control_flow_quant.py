@@ -59,8 +59,11 @@ def images(seed, shape=(N, 3, 8, 8)):
 
 
 def if_model():
+    # The then-branch also reads W2, the weight of a main-graph Conv: quantized there, kept in float for the body.
     then_g = helper.make_graph([helper.make_node("Conv", ["A", "W1", "B1"], ["t1"], pads=[0, 0, 0, 0]),
-                                helper.make_node("Relu", ["t1"], ["t_out"])], "then", [], [vi("t_out", F, [1, 4, 8, 8])])
+                                helper.make_node("Relu", ["t1"], ["t2"]),
+                                helper.make_node("Conv", ["t2", "W2"], ["t_out"], pads=[1, 1, 1, 1])],
+                               "then", [], [vi("t_out", F, [1, 4, 8, 8])])
     else_g = helper.make_graph([helper.make_node("Relu", ["A"], ["e1"]), helper.make_node("Mul", ["e1", "k"], ["e_out"])],
                                "else", [], [vi("e_out", F, [1, 4, 8, 8])], [c("k", [0.5])])
     nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
@@ -138,6 +141,17 @@ def parity(make, x, enable_subgraph):
     bodies_float, bodies_a, bodies_b = body_graphs(onnx.load(pre)), body_graphs(a), body_graphs(b)
     assert bodies_float and bodies_a == bodies_float, "ORT changed a body (test premise)"
     assert bodies_b == bodies_float, "onnxquant changed a body"
+    # Every name a body reads from the main graph still exists there, as the float tensor (not a Q/DQ output).
+    produced = {o for n in b.graph.node for o in n.output} | {t.name for t in b.graph.initializer} | \
+        {i.name for i in b.graph.input}
+    for n in b.graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                inner = {o for bn in a.g.node for o in bn.output} | {t.name for t in a.g.initializer} | \
+                    {i.name for i in a.g.input}
+                for bn in a.g.node:
+                    for i in bn.input:
+                        assert not i or i in inner or i in produced, f"body of {n.name} reads missing '{i}'"
     got, want = run_ort(ours, x), run_ort(ort_out, x)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     ref = run_ort(pre, x)
