@@ -7,6 +7,10 @@ main-graph tensors that get Q/DQ. Checked: onnx.checker full_check, same wiring 
 same Q/DQ counts per op type, scales / zero points within 1e-6 relative, bodies identical to the float model's
 (nodes, inputs, outputs, initializers), and both quantized models computing the same in onnxruntime.
 
+The raw model of such a graph also goes through onnxquant's own pre-processing (BatchNormalization folding,
+Identity / Dropout removal, constant folding, dead-code removal next to names a body reads) and is compared with
+quant_pre_process + quantize_static the same way.
+
 One deliberate difference: a Relu / Clip whose input or output a body reads is kept (ORT removes it counting only
 main-graph readers, and writes a model whose body reads a tensor that no longer exists or the un-activated values).
 
@@ -25,7 +29,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
 from test_op_parity import compare_with_ort, qdq_counts, quantize_both  # noqa: E402
 
 F = TensorProto.FLOAT
@@ -159,6 +163,53 @@ def parity(make, x, enable_subgraph):
     return a, b
 
 
+def raw_model_preprocessing():
+    """The raw model through onnxquant's own pre-processing (ORT's model: quant_pre_process + quantize_static) with
+    the patterns its passes rewrite next to names a body reads: Conv -> BatchNormalization (folded) -> Identity
+    (removed) -> Dropout (removed), a Constant node and an initializer read only by the body (kept), the body
+    reading the BatchNormalization, Identity and Dropout outputs (ORT keeps those nodes too: it cannot rename a
+    name a body reads). Same wiring, initializers, scales, bodies and outputs."""
+    then_g = helper.make_graph(
+        [helper.make_node("Add", ["Bn", "I"], ["t1"]), helper.make_node("Mul", ["t1", "kc"], ["t2"]),
+         helper.make_node("Add", ["t2", "D"], ["t3"]), helper.make_node("Add", ["t3", "WB"], ["t_out"])],
+        "then", [], [vi("t_out", F, [1, 4, 8, 8])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["I"], ["e_out"])], "else", [], [vi("e_out", F, [1, 4, 8, 8])])
+    nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("BatchNormalization", ["A", "g", "b", "mu", "var"], ["Bn"], name="bn"),
+             helper.make_node("Identity", ["Bn"], ["I"], name="ident"),
+             helper.make_node("Dropout", ["I"], ["D"], name="drop"),
+             helper.make_node("Constant", [], ["kc"], name="kconst", value=c("kv", [0.5])),
+             helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+             helper.make_node("Greater", ["m", "zero"], ["cond"], name="gt"),
+             helper.make_node("If", ["cond"], ["Y"], then_branch=then_g, else_branch=else_g, name="if0"),
+             helper.make_node("Conv", ["Y", "W2", "B2"], ["P"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Add", ["P", "D"], ["y"], name="add")]
+    rng = np.random.default_rng(41)
+    m = model(nodes, [w("W0", (4, 3, 3, 3), 42), w("B0", (4,), 43), c("g", rng.uniform(0.5, 1.5, 4)),
+                      c("b", rng.uniform(-0.2, 0.2, 4)), c("mu", rng.uniform(-0.2, 0.2, 4)),
+                      c("var", rng.uniform(0.5, 1.5, 4)), w("WB", (1, 4, 1, 1), 44), w("W2", (4, 4, 3, 3), 45),
+                      w("B2", (4,), 46), c("zero", 0.0)], [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
+    x = images(47)
+    ort_out, _, _ = quantize_both(m, x)  # ORT: quant_pre_process + quantize_static
+    work = tmpdir()
+    raw = os.path.join(work, "raw.onnx")
+    onnx.save(m, raw)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(raw, os.path.join(work, "calib.npz")))
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    ours = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
+    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    a, b = compare_with_ort(ort_out, ours)  # wiring, initializer names, scales / zero points
+    assert qdq_counts(a) == qdq_counts(b), f"Q/DQ per op type: ORT {qdq_counts(a)} vs ours {qdq_counts(b)}"
+    assert body_graphs(a) == body_graphs(b), "bodies differ from ORT's"
+    got, want, ref = run_ort(ours, x), run_ort(ort_out, x), run_ort(raw, x)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3
+    return a, b
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -250,6 +301,7 @@ if __name__ == "__main__":
         r.run(f"Conv -> Loop -> Conv (EnableSubgraph {es})", parity, loop_model, images(2), es)
         r.run(f"MatMul -> Scan -> MatMul (EnableSubgraph {es})", parity, scan_model,
               np.random.default_rng(3).standard_normal((N, 4, 5)).astype(np.float32), es)
+    r.run("raw model through onnxquant's pre-processing", raw_model_preprocessing)
     r.run("Relu read by a body is kept", relu_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()
