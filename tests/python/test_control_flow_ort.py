@@ -5,7 +5,8 @@ initializers, If inside a Loop body (nested, reading the loop's values and the m
 Loop with a trip count only, a condition only, both, loop-carried values, scan outputs, zero iterations (declared
 and undeclared scan output shapes), a body condition computed from an outer input; Scan with several inputs,
 axes (negative ones too) and directions, several states and outputs, Scan-8 with and without sequence_lens;
-opsets 8, 9, 11, 13, 16 and 21. Then the errors:
+opsets 8, 9, 11, 13, 16 and 21; an If body reading a tensor inside a channel-blocked Conv chain, and that model in
+float16. Then the errors:
 a body reading an unknown outer name, If branches with different output counts, a sequence-valued body output.
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
@@ -270,6 +271,47 @@ def test_scan8(lens):
     check(f"scan8_{lens}", m, [f])
 
 
+def test_blocked_chain_and_float16():
+    """Conv chains the executor runs in its channel-blocked layout, with an If body reading a tensor in the middle of
+    the chain (it must see it in NCHW, by its name); then the same model in float16 (run in float32, bodies too)."""
+    then_g = helper.make_graph([helper.make_node("Relu", ["C1"], ["t"])], "t", [], [vi("t")])
+    else_g = helper.make_graph([helper.make_node("Sigmoid", ["C1"], ["e"])], "e", [], [vi("e")])
+    nodes = [helper.make_node("Conv", ["X", "W0", "B0"], ["C0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["C0"], ["R0"]),
+             helper.make_node("Conv", ["R0", "W1", "B1"], ["C1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["C1"], ["R1"]),
+             helper.make_node("Conv", ["R1", "W2", "B2"], ["C2"], pads=[1, 1, 1, 1]),
+             helper.make_node("ReduceMean", ["X"], ["m"], keepdims=0),
+             helper.make_node("Greater", ["m", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["Y"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Add", ["Y", "C2"], ["Z"])]
+    inits = [arr("W0", 16, 8, 3, 3, scale=0.2), arr("B0", 16), arr("W1", 16, 16, 3, 3, scale=0.1), arr("B1", 16),
+             arr("W2", 16, 16, 3, 3, scale=0.1), arr("B2", 16), scalar("zero", 0.0)]
+    m = model(nodes, [vi("X", F, [1, 8, 7, 7])], [vi("Z")], inits, opset=13)
+    feeds = [{"X": (rng.standard_normal((1, 8, 7, 7)) + s).astype(np.float32)} for s in (1.0, -1.0)]
+    check("blocked_chain_if", m, feeds)
+    # float16: every initializer and value in float16; ORT computes in float16, the executor in float32.
+    m16 = onnx.ModelProto()
+    m16.CopyFrom(m)
+    for t in m16.graph.initializer:
+        a = nh.to_array(t).astype(np.float16)
+        t.CopyFrom(nh.from_array(a, t.name))
+    for v in list(m16.graph.input) + list(m16.graph.output):
+        v.type.tensor_type.elem_type = T.FLOAT16
+    for n in m16.graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                for v in a.g.output:
+                    v.type.tensor_type.elem_type = T.FLOAT16
+    s16 = ort.InferenceSession(m16.SerializeToString(), providers=["CPUExecutionProvider"])
+    for k, f in enumerate(feeds):
+        f16 = {"X": f["X"].astype(np.float16)}
+        want = s16.run(None, f16)[0]
+        got = run_oq(f"blocked_chain_if_fp16_{k}", m16, f16)[0]
+        assert got.dtype == np.float16 and got.shape == want.shape
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=2e-2, atol=2e-2)
+
+
 # ---- errors ---------------------------------------------------------------------------------------------------
 
 def expect_error(name, m, feeds, *needles):
@@ -325,6 +367,7 @@ def main():
     r.run("scan rank 3", test_scan_3d)
     r.run("scan-8", test_scan8, False)
     r.run("scan-8 with sequence_lens", test_scan8, True)
+    r.run("blocked conv chain read by an If body, float16", test_blocked_chain_and_float16)
     r.run("errors", test_errors)
     r.finish()
 

@@ -9,7 +9,8 @@ same Q/DQ counts per op type, scales / zero points within 1e-6 relative, bodies 
 
 The raw model of such a graph also goes through onnxquant's own pre-processing (BatchNormalization folding,
 Identity / Dropout removal, constant folding, dead-code removal next to names a body reads) and is compared with
-quant_pre_process + quantize_static the same way.
+quant_pre_process + quantize_static the same way, and an opset-11 Loop model quantized at target_opset 13 must get
+its body converted with the main graph.
 
 One deliberate difference: a Relu / Clip whose input or output a body reads is kept (ORT removes it counting only
 main-graph readers, and writes a model whose body reads a tensor that no longer exists or the un-activated values).
@@ -210,6 +211,44 @@ def raw_model_preprocessing():
     return a, b
 
 
+def old_opset_bodies_converted():
+    """An opset-11 Loop whose body uses ReduceSum / Unsqueeze with `axes` attributes (inputs from opset 13), quantized
+    with target_opset 13: the body is converted with the main graph; the model passes full_check, keeps opset 13
+    in its bodies' nodes and computes close to the float model in onnxruntime."""
+    body = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["s"], axes=[2, 3], keepdims=0),
+         helper.make_node("Unsqueeze", ["s"], ["u"], axes=[2, 3]),
+         helper.make_node("Mul", ["u", "k"], ["uk"]), helper.make_node("Add", ["x", "uk"], ["x2"]),
+         helper.make_node("Identity", ["c"], ["c2"])],
+        "body", [vi("i", TensorProto.INT64, []), vi("c", TensorProto.BOOL, []), vi("x", F, [1, 4, 8, 8])],
+        [vi("c2", TensorProto.BOOL, []), vi("x2", F, [1, 4, 8, 8])], [c("k", [0.01])])
+    nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("Loop", ["M", "T", "A"], ["L"], body=body, name="loop"),
+             helper.make_node("Conv", ["L", "W2", "B2"], ["y"], pads=[1, 1, 1, 1], name="conv2")]
+    m = model(nodes, [w("W0", (4, 3, 3, 3), 51), w("B0", (4,), 52), w("W2", (4, 4, 3, 3), 53), w("B2", (4,), 54),
+                      c("M", 2, np.int64), c("T", True, np.bool_)], [1, 3, 8, 8], opset=11, out_shape=[1, 4, 8, 8])
+    m.ir_version = 6
+    work = tmpdir()
+    raw = os.path.join(work, "old.onnx")
+    onnx.save(m, raw)
+    x = images(55)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), opset=13))
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    ours = os.path.join(work, "oq", "quantized_models", "old_quant_qdq_pc.onnx")
+    q = onnx.load(ours)
+    onnx.checker.check_model(q, full_check=True)
+    assert [o.version for o in q.opset_import if o.domain in ("", "ai.onnx")] == [13]
+    loop = [n for n in q.graph.node if n.op_type == "Loop"][0]
+    bnodes = {n.op_type: n for n in loop.attribute[0].g.node}
+    assert len(bnodes["ReduceSum"].input) == 2 and len(bnodes["Unsqueeze"].input) == 2, "body not converted"
+    assert not any(a.name == "axes" for n in bnodes.values() for a in n.attribute)
+    got, ref = run_ort(ours, x), run_ort(raw, x)
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -302,6 +341,7 @@ if __name__ == "__main__":
         r.run(f"MatMul -> Scan -> MatMul (EnableSubgraph {es})", parity, scan_model,
               np.random.default_rng(3).standard_normal((N, 4, 5)).astype(np.float32), es)
     r.run("raw model through onnxquant's pre-processing", raw_model_preprocessing)
+    r.run("opset-11 bodies converted to 13 with the model", old_opset_bodies_converted)
     r.run("Relu read by a body is kept", relu_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()
