@@ -24,6 +24,7 @@ const ir::Initializer* conv_weight(const ir::Graph& g, const ir::Node& n) {
 std::optional<size_t> only_consumer(const ir::Graph& g, const ir::GraphIndex& idx, const std::string& t) {
   auto c = idx.consumers.find(t);
   if (g.is_graph_output(t) || c == idx.consumers.end() || c->second.size() != 1) return std::nullopt;
+  if (tensor_uses(g, t) != 1) return std::nullopt;  // also read by an If / Loop / Scan body
   const ir::Node& n = g.nodes[c->second[0]];
   if (std::count(n.inputs.begin(), n.inputs.end(), t) != 1) return std::nullopt;
   return c->second[0];

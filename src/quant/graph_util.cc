@@ -8,8 +8,11 @@ namespace oq::quant {
 
 int tensor_uses(const ir::Graph& g, const std::string& name) {
   int n = 0;
-  for (const auto& node : g.nodes)
+  for (const auto& node : g.nodes) {
     for (const auto& in : node.inputs) n += in == name;
+    if (ir::has_subgraphs(node))  // an If / Loop / Scan body reading it by name: one more use
+      for (const auto& in : ir::implicit_inputs(node)) n += in == name;
+  }
   return n + (g.is_graph_output(name) ? 1 : 0);
 }
 

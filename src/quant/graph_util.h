@@ -10,7 +10,8 @@
 
 namespace oq::quant {
 
-// Number of node inputs (top-level graph) reading `name`, plus one if it is a graph output.
+// Number of node inputs (top-level graph) reading `name`, plus one if it is a graph output and one per If / Loop /
+// Scan node whose bodies read it.
 int tensor_uses(const ir::Graph& g, const std::string& name);
 
 // A float initializer used by one node input only and not a graph input (safe to rewrite in place).

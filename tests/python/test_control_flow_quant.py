@@ -249,6 +249,43 @@ def old_opset_bodies_converted():
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3
 
 
+def float_rewrites_leave_body_values():
+    """CrossLayerEqualization, SmoothQuant and BiasCorrection rescale weights and activations of the float model;
+    an activation or weight an If body reads must be left alone (the body would read scaled values). Conv1 (channel
+    ranges 1000x apart: equalization would scale them strongly) -> Relu R -> Conv2 (W2), the body reading R and W2."""
+    then_g = helper.make_graph([helper.make_node("Conv", ["R", "W2"], ["t_out"], pads=[1, 1, 1, 1])], "then", [],
+                               [vi("t_out", F, [1, 4, 8, 8])])
+    else_g = helper.make_graph([helper.make_node("Mul", ["R", "k"], ["e_out"])], "else", [],
+                               [vi("e_out", F, [1, 4, 8, 8])], [c("k", [0.5])])
+    nodes = [helper.make_node("Conv", ["input", "W1", "B1"], ["A"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["A"], ["R"], name="relu"),
+             helper.make_node("Conv", ["R", "W2", "B2"], ["P"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+             helper.make_node("Greater", ["m", "zero"], ["cond"], name="gt"),
+             helper.make_node("If", ["cond"], ["Y"], then_branch=then_g, else_branch=else_g, name="if0"),
+             helper.make_node("Add", ["P", "Y"], ["y"], name="add")]
+    w1 = np.random.default_rng(61).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    w1 *= np.array([30.0, 0.03, 1.0, 3.0], np.float32)[:, None, None, None]
+    m = model(nodes, [numpy_helper.from_array(w1, "W1"), w("B1", (4,), 62), w("W2", (4, 4, 3, 3), 63),
+                      w("B2", (4,), 64), c("zero", 0.0)], [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
+    x = images(65)
+    work = tmpdir()
+    raw = os.path.join(work, "rw.onnx")
+    onnx.save(m, raw)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), act="Int16", opset=21,
+                                    extra={"CrossLayerEqualization": True, "SmoothQuant": True,
+                                           "BiasCorrection": True}))
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    ours = os.path.join(work, "oq", "quantized_models", "rw_quant_qdq_pc.onnx")
+    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    got, ref = run_ort(ours, x), run_ort(raw, x)
+    err = np.abs(got - ref).max() / np.abs(ref).max()
+    assert err < 0.02, f"written model off by {err:.3f} of the output range (a body read rescaled values?)"
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -342,6 +379,7 @@ if __name__ == "__main__":
               np.random.default_rng(3).standard_normal((N, 4, 5)).astype(np.float32), es)
     r.run("raw model through onnxquant's pre-processing", raw_model_preprocessing)
     r.run("opset-11 bodies converted to 13 with the model", old_opset_bodies_converted)
+    r.run("CLE / SmoothQuant / BiasCorrection leave what bodies read", float_rewrites_leave_body_values)
     r.run("Relu read by a body is kept", relu_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()
