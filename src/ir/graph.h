@@ -37,6 +37,26 @@ struct ValueInfo {
 
 struct Graph;
 
+// The body of a graph attribute (If / Loop / Scan), held by value: copying an Attribute (a Node, a Graph, a Model)
+// copies the body, so that an edited copy of a model (the executor's float16 copy, a pass run on a copy) never
+// changes the original's bodies. Pointer-like access; built from a shared_ptr.
+class GraphPtr {
+ public:
+  GraphPtr() = default;
+  GraphPtr(std::shared_ptr<Graph> g) : p_(std::move(g)) {}  // NOLINT: implicit, as the shared_ptr it replaces
+  GraphPtr(const GraphPtr& o);
+  GraphPtr& operator=(const GraphPtr& o);
+  GraphPtr(GraphPtr&&) noexcept = default;
+  GraphPtr& operator=(GraphPtr&&) noexcept = default;
+  Graph* operator->() const { return p_.get(); }
+  Graph& operator*() const { return *p_; }
+  Graph* get() const { return p_.get(); }
+  explicit operator bool() const { return p_ != nullptr; }
+
+ private:
+  std::shared_ptr<Graph> p_;
+};
+
 enum class AttrType { Undefined = 0, Float = 1, Int = 2, String = 3, Tensor = 4, Graph = 5,
                       Floats = 6, Ints = 7, Strings = 8, Tensors = 9, Graphs = 10,
                       SparseTensor = 11, SparseTensors = 12, TypeProto = 13, TypeProtos = 14 };
@@ -48,12 +68,12 @@ struct Attribute {
   int64_t i = 0;
   std::string s;
   Tensor t;
-  std::shared_ptr<Graph> g;
+  GraphPtr g;
   std::vector<float> floats;
   std::vector<int64_t> ints;
   std::vector<std::string> strings;
   std::vector<Tensor> tensors;
-  std::vector<std::shared_ptr<Graph>> graphs;
+  std::vector<GraphPtr> graphs;
   std::string ref_attr_name;  // attribute reference inside a function body
   std::string doc;
   std::string opaque;  // serialized AttributeProto for sparse tensors / type protos
@@ -122,6 +142,12 @@ struct Graph {
   mutable std::unordered_map<std::string, size_t> init_index_;
   mutable bool index_valid_ = false;
 };
+
+inline GraphPtr::GraphPtr(const GraphPtr& o) : p_(o.p_ ? std::make_shared<Graph>(*o.p_) : nullptr) {}
+inline GraphPtr& GraphPtr::operator=(const GraphPtr& o) {
+  if (this != &o) p_ = o.p_ ? std::make_shared<Graph>(*o.p_) : nullptr;
+  return *this;
+}
 
 struct OpsetImport {
   std::string domain;

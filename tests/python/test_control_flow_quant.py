@@ -10,7 +10,8 @@ same Q/DQ counts per op type, scales / zero points within 1e-6 relative, bodies 
 The raw model of such a graph also goes through onnxquant's own pre-processing (BatchNormalization folding,
 Identity / Dropout removal, constant folding, dead-code removal next to names a body reads) and is compared with
 quant_pre_process + quantize_static the same way, and an opset-11 Loop model quantized at target_opset 13 must get
-its body converted with the main graph.
+its body converted with the main graph; a float16 If model against ORT's float16 flow (float16 scales for the If
+output); CrossLayerEqualization / SmoothQuant / BiasCorrection must leave what a body reads alone.
 
 One deliberate difference: a Relu / Clip whose input or output a body reads is kept (ORT removes it counting only
 main-graph readers, and writes a model whose body reads a tensor that no longer exists or the un-activated values).
@@ -286,6 +287,33 @@ def float_rewrites_leave_body_values():
     assert err < 0.02, f"written model off by {err:.3f} of the output range (a body read rescaled values?)"
 
 
+def float16_if():
+    """A float16 Conv -> If -> Conv model against ORT's float16 flow (quant_pre_process(skip_optimization) +
+    quantize_static): the If output is a float16 tensor, its Q/DQ take float16 scales (test_float16's checks)."""
+    import test_float16 as t16
+    H = TensorProto.FLOAT16
+
+    def build():
+        then_g = helper.make_graph([helper.make_node("Conv", ["A", "W1", "B1"], ["t1"]),
+                                    helper.make_node("Relu", ["t1"], ["t_out"])], "then", [],
+                                   [helper.make_tensor_value_info("t_out", H, [1, 4, 8, 8])])
+        else_g = helper.make_graph([helper.make_node("Relu", ["A"], ["e_out"])], "else", [],
+                                   [helper.make_tensor_value_info("e_out", H, [1, 4, 8, 8])])
+        nodes = [t16.conv("input", "A", "W0", "B0", "conv0"),
+                 helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+                 helper.make_node("Greater", ["m", "zero"], ["cond"], name="gt"),
+                 helper.make_node("If", ["cond"], ["Y"], then_branch=then_g, else_branch=else_g, name="if0"),
+                 t16.conv("Y", "y", "W2", "B2", "conv2")]
+        inits = [t16.init("W0", t16.rnd(1, (4, 3, 3, 3))), t16.init("B0", t16.rnd(2, (4,))),
+                 t16.init("W1", t16.rnd(3, (4, 4, 1, 1))), t16.init("B1", t16.rnd(4, (4,))),
+                 t16.init("W2", t16.rnd(5, (4, 4, 3, 3))), t16.init("B2", t16.rnd(6, (4,))),
+                 t16.init("zero", np.array(0, np.float16))]
+        return t16.model(nodes, inits, [1, 3, 8, 8], [1, 4, 8, 8]), [1, 3, 8, 8]
+    a, b = t16.same_as_ort("float16 If", build)
+    y_scale = {t.name: t for t in b.graph.initializer}["Y_scale"]
+    assert y_scale.data_type == H, "the If output's scale must be float16"
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -380,6 +408,7 @@ if __name__ == "__main__":
     r.run("raw model through onnxquant's pre-processing", raw_model_preprocessing)
     r.run("opset-11 bodies converted to 13 with the model", old_opset_bodies_converted)
     r.run("CLE / SmoothQuant / BiasCorrection leave what bodies read", float_rewrites_leave_body_values)
+    r.run("float16 If model", float16_if)
     r.run("Relu read by a body is kept", relu_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()

@@ -88,6 +88,20 @@ TEST(ControlFlow, ImplicitInputsAndOrder) {
   EXPECT_EQ(ir::implicit_inputs(m.graph.nodes[0]), (std::vector<std::string>{"G", "X"}));
 }
 
+TEST(ControlFlow, CopiesOwnTheirBodies) {
+  // A copy of a model (the executor's float16 copy, a pass on a copy) must not share its bodies with the original.
+  ir::Model m = loop_model();
+  ir::Model copy = m;
+  copy.graph.nodes[0].attrs[0].g->outputs[1].dtype = DType::Float16;
+  copy.graph.nodes[0].attrs[0].g->nodes.clear();
+  EXPECT_EQ(m.graph.nodes[0].attrs[0].g->outputs[1].dtype, DType::Float);
+  EXPECT_EQ(m.graph.nodes[0].attrs[0].g->nodes.size(), 4u);
+  ir::Model assigned;
+  assigned = m;
+  assigned.graph.nodes[0].attrs[0].g->nodes.pop_back();
+  EXPECT_EQ(m.graph.nodes[0].attrs[0].g->nodes.size(), 4u);
+}
+
 TEST(ControlFlow, LoopValuesAndBodyBuiltOnce) {
   ir::Model m = loop_model();
   const int before = g_builds;

@@ -60,10 +60,26 @@ DType output_type(const Node& n, size_t k, const std::unordered_map<std::string,
     if (n.has_attr("dtype")) return attr_type("dtype", DType::Float);
     return op == "EyeLike" || op.ends_with("Like") ? type_of(n.input(0)) : DType::Float;
   }
+  if (op == "If" || op == "Loop" || op == "Scan") {
+    // Loop / Scan state outputs keep their initial value's type; other outputs: the body output's declared type.
+    const bool scan8 = op == "Scan" && n.inputs.size() > 0 && n.attr("directions");
+    const size_t first_state = op == "Loop" ? 2 : scan8 ? 1 : 0;
+    const size_t states = op == "If" ? 0 : n.inputs.size() - std::min(n.inputs.size(), first_state) -
+                                               (op == "Scan" ? static_cast<size_t>(n.attr_int("num_scan_inputs", 0)) : 0);
+    if (op != "If" && k < states) return type_of(n.input(first_state + k));
+    const size_t body_out = op == "Loop" ? k + 1 : k;
+    for (const auto& a : n.attrs)
+      if (a.g && body_out < a.g->outputs.size()) {
+        const ValueInfo& v = a.g->outputs[body_out];
+        if (v.dtype != DType::Undefined) return v.dtype;
+        if (DType t = type_of(v.name); t != DType::Undefined) return t;  // an outer value passed through
+      }
+    return DType::Undefined;
+  }
   static const std::unordered_set<std::string> not_float = {
       "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "QuantizeLinear", "Equal", "Less", "Greater", "LessOrEqual",
       "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "Multinomial", "DynamicQuantizeLinear",
-      "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "If", "Loop", "Scan", "StringNormalizer",
+      "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "StringNormalizer",
       "TfIdfVectorizer", "BitShift"};
   if (not_float.count(op)) return DType::Undefined;
   if (op == "OneHot") return type_of(n.input(2));
