@@ -314,6 +314,48 @@ def float16_if():
     assert y_scale.data_type == H, "the If output's scale must be float16"
 
 
+def constant_condition_inlined():
+    """quant_pre_process inlines an If whose condition is constant (ORT's constant folding): here one on a True
+    initializer and one on Shape(input)[3] < 5 (False once the Shape is folded: width 8), the taken branches with Conv / Relu /
+    Mul nodes and their own initializers. onnxquant's pre-processing does the same with ORT's names; default mode on
+    the raw model must give quantize_static's model on the pre-processed one (same wiring, names, scales)."""
+    then1 = helper.make_graph([helper.make_node("Conv", ["A", "W1", "B1"], ["t1"]),
+                               helper.make_node("Relu", ["t1"], ["t2"]), helper.make_node("Mul", ["t2", "k"], ["t_out"])],
+                              "then", [], [vi("t_out", F, [1, 4, 8, 8])], [c("k", [0.5])])
+    else1 = helper.make_graph([helper.make_node("Neg", ["A"], ["e_out"])], "else", [], [vi("e_out", F, [1, 4, 8, 8])])
+    then2 = helper.make_graph([helper.make_node("Sigmoid", ["Y1"], ["s_out"])], "then", [], [vi("s_out", F, [1, 4, 8, 8])])
+    else2 = helper.make_graph([helper.make_node("Conv", ["Y1", "W3"], ["u1"], pads=[1, 1, 1, 1]),
+                               helper.make_node("Relu", ["u1"], ["u_out"])], "else", [], [vi("u_out", F, [1, 4, 8, 8])])
+    nodes = [helper.make_node("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+             helper.make_node("If", ["T"], ["Y1"], then_branch=then1, else_branch=else1, name="if_true"),
+             helper.make_node("Shape", ["input"], ["shp"], name="shape"),
+             helper.make_node("Gather", ["shp", "three"], ["n"], name="gather"),
+             helper.make_node("Less", ["n", "hundred"], ["small"], name="less"),
+             helper.make_node("If", ["small"], ["Y2"], then_branch=then2, else_branch=else2, name="if_size"),
+             helper.make_node("Conv", ["Y2", "W2", "B2"], ["y"], pads=[1, 1, 1, 1], name="conv2")]
+    m = model(nodes, [w("W0", (4, 3, 3, 3), 71), w("B0", (4,), 72), w("W1", (4, 4, 1, 1), 73), w("B1", (4,), 74),
+                      w("W2", (4, 4, 3, 3), 75), w("B2", (4,), 76), w("W3", (4, 4, 3, 3), 77),
+                      c("T", True, np.bool_), c("hundred", 5, np.int64),
+                      c("three", 3, np.int64)], [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
+    x = images(78)
+    ort_out, _, pre = quantize_both(m, x)
+    assert not any(n.op_type == "If" for n in onnx.load(pre).graph.node), "ORT no longer inlines (test premise)"
+    work = tmpdir()
+    raw = os.path.join(work, "raw.onnx")
+    onnx.save(m, raw)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(raw, os.path.join(work, "calib.npz")))
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    ours = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
+    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    a, b = compare_with_ort(ort_out, ours)
+    assert qdq_counts(a) == qdq_counts(b) and "Conv" in qdq_counts(b)
+    assert not any(n.op_type == "If" for n in b.graph.node)
+    np.testing.assert_allclose(run_ort(ours, x), run_ort(ort_out, x), rtol=1e-4, atol=1e-4)
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -409,6 +451,7 @@ if __name__ == "__main__":
     r.run("opset-11 bodies converted to 13 with the model", old_opset_bodies_converted)
     r.run("CLE / SmoothQuant / BiasCorrection leave what bodies read", float_rewrites_leave_body_values)
     r.run("float16 If model", float16_if)
+    r.run("If on a constant condition inlined as quant_pre_process does", constant_condition_inlined)
     r.run("Relu read by a body is kept", relu_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 
 #include "exec/session.h"
+#include "ir/passes/passes.h"
 #include "kernel_test_util.h"
 
 using namespace oq;
@@ -180,6 +182,42 @@ TEST(ControlFlow, ErrorsNameTheNodeAndTheBody) {
     EXPECT_NE(msg.find("node 'uneven' (If)"), std::string::npos) << msg;
     EXPECT_NE(msg.find("else_branch"), std::string::npos) << msg;
   }
+}
+
+TEST(ControlFlow, ConstantIfsInlinedWithOrtNames) {
+  // Three Ifs on one constant condition, each then-branch Mul(X, k) -> Relu; ORT 1.32's quant_pre_process names the
+  // last one `_if_then_branch_*`, then `_token_0`, `_token_1` going backwards (tests/python checks against ORT).
+  ir::Model m;
+  m.ir_version = 8;
+  m.opsets = {{"", 13}};
+  m.graph.inputs = {value("X")};
+  m.graph.add_initializer("c", Tensor::from_vector(DType::Bool, {}, std::vector<uint8_t>{1}));
+  for (int i = 1; i <= 3; ++i) {
+    ir::Graph t, e;
+    t.add_initializer("k", ft({1}, {2.f}));
+    t.nodes = {graph_node("Mul", {"X", "k"}, "u"), graph_node("Relu", {"u"}, "o")};
+    t.outputs = {value("o")};
+    e.nodes = {graph_node("Neg", {"X"}, "o2")};
+    e.outputs = {value("o2")};
+    ir::Node iff = graph_node("If", {"c"}, "Y" + std::to_string(i));
+    iff.attrs = {graph_attr("then_branch", t), graph_attr("else_branch", e)};
+    m.graph.nodes.push_back(iff);
+  }
+  m.graph.nodes.push_back(graph_node("Sum", {"Y1", "Y2", "Y3"}, "Z"));
+  m.graph.outputs = {value("Z")};
+  EXPECT_EQ(ir::passes::inline_constant_ifs(m), 3u);
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>> by_output;
+  for (const auto& n : m.graph.nodes) by_output[n.outputs[0]] = {n.name, n.inputs};
+  EXPECT_EQ(by_output["Y3"].first, "_if_then_branch_Relu");
+  EXPECT_EQ(by_output["Y2"].first, "_if_then_branch_token_0_Relu");
+  EXPECT_EQ(by_output["Y1"].first, "_if_then_branch_token_1_Relu");
+  EXPECT_EQ(by_output["_if_then_branch_token_1_u"].second,
+            (std::vector<std::string>{"X", "_if_then_branch_token_1_k"}));
+  EXPECT_NE(m.graph.find_initializer("_if_then_branch_token_0_k"), nullptr);
+  // The inlined model computes what the If model computed: Relu(2X) three times.
+  exec::Session s(m, exec::SessionOptions{false});
+  auto out = s.run({{"X", ft({2}, {1.f, -1.f})}});
+  ktest::expect_values(out[0], {6, 0});
 }
 
 }  // namespace

@@ -150,6 +150,9 @@ void prepare_model(Job& job) {
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_pads, st.fused_matmul_adds, st.inlined_functions);
   quant::validate_node_filters(job.original.graph, job.qopts, &job.prepared.graph);
+  if (st.inlined_ifs)
+    OQ_INFO("Pre-processing: {} If node(s) with a constant condition replaced by the branch they take (as "
+            "quant_pre_process does; their nodes are then quantized like the others)", st.inlined_ifs);
   if (st.initializer_inputs)
     OQ_INFO("Pre-processing: {} initializers listed as graph inputs are constants from here on (as onnxruntime's "
             "remove_initializer_from_input makes them)", st.initializer_inputs);

@@ -77,13 +77,18 @@ struct PreprocessStats {
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
   size_t inlined_functions = 0;   // HardSwish / Mish / Swish expanded (inline_functions)
+  size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
 };
 // Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
 // write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
-// needs constant weights. Then fold_constants -> remove_identity -> fold_batchnorm -> fold_constants ->
+// needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm -> fold_constants ->
 // fuse_pad_into_conv -> fuse_matmul_add -> inline_functions (what ONNX Runtime's quant_pre_process does to these
 // patterns); logs a one-line summary.
 PreprocessStats preprocess(Model& m);
+
+// If nodes whose condition is a constant initializer replaced by the branch they take, with ONNX Runtime's names
+// (its constant folding in quant_pre_process; inline_if.cc). Returns the number of If nodes inlined.
+size_t inline_constant_ifs(Model& m);
 
 // HardSwish, Mish and Swish expanded into their ONNX function bodies with ORT's inliner names, as
 // quant_pre_process returns them (inline_functions.cc). Returns the number of nodes expanded.

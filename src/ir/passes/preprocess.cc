@@ -14,6 +14,9 @@ PreprocessStats preprocess(Model& m) {
   std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
   st.initializer_inputs = inputs_before - m.graph.inputs.size();
   st.folded_constants = fold_constants(m).total();
+  // ORT's constant folding inlines an If on a constant condition (not in its float16 flow, which skips the
+  // optimizer); the branch's own constants fold next.
+  if (!has_float16(m) && (st.inlined_ifs = inline_constant_ifs(m)) > 0) st.folded_constants += fold_constants(m).total();
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
   st.folded_constants += fold_constants(m).total();
@@ -27,9 +30,10 @@ PreprocessStats preprocess(Model& m) {
   if (!has_float16(m)) st.inlined_functions = inline_functions(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined)",
+           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined, {} If "
+           "with a constant condition inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
-           st.fused_pads, st.fused_matmul_adds, st.inlined_functions);
+           st.fused_pads, st.fused_matmul_adds, st.inlined_functions, st.inlined_ifs);
   return st;
 }
 
