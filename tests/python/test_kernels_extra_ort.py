@@ -1,5 +1,5 @@
 """Executor kernels GroupNormalization, LRN, MeanVarianceNormalization, LpNormalization, Hardmax, LpPool, MaxUnpool,
-BitwiseAnd/Or/Xor/Not and BitShift against onnxruntime: single-node models on random odd shapes (fixed seed) run
+BitwiseAnd/Or/Xor/Not, BitShift, Compress, ReverseSequence, CenterCropPad and Unique against onnxruntime: single-node models on random odd shapes (fixed seed) run
 through `onnxquant run`; outputs compared with ORT 1.32 (exact for integers and Hardmax / MaxUnpool, rtol/atol 1e-5
 for float32 unless noted, 1e-12 for float64, 2e-3 relative for float16 / bfloat16).
 
@@ -12,10 +12,14 @@ Where ORT lacks the case or disagrees with the spec, the oracle is named in the 
     MeanVarianceNormalization in float64 / float16 (the function body adds a float epsilon to a T tensor: ORT and
     the reference both fail with a type error), and a constant MeanVarianceNormalization slice (ORT's kernel gives
     NaN; the spec's body (x - mean) / (std + 1e-9) gives 0).
+  - Unique with NaN (ORT's comparator merges a NaN into a number; numpy / the reference: one NaN, sorted last) and on
+    bool (no ORT kernel): onnx.reference. CenterCropPad with an int32 `shape` (ORT's function body fails): reference.
   - Hardmax before opset 13: ORT (the reference applies the opset-13 rule to every version).
   - MaxUnpool with output_shape larger than the default: ORT (the reference indexes the default shape).
   - LpPool with auto_pad SAME and dilations is not compared: ORT 1.32 computes a smaller output than ONNX's shape
     inference (its pads ignore the dilation) and onnx.reference ignores LpPool's dilations altogether.
+  - strings (Compress, ReverseSequence, CenterCropPad, Unique take them): `onnxquant run` cannot write a string
+    output as .npy, so they are covered by tests/unit/test_kernels_extra.cc only.
   - float16 models: `onnxquant run` computes them in float32 (the float16 execution copy), so these cases check
     that path; the kernels' own float16 path is covered by tests/unit/test_kernels_extra.cc and the node tests.
 Then quantization parity: Conv -> X -> Conv graphs for the ops ORT keeps whole (none of them is in ORT's QDQ
@@ -65,7 +69,7 @@ def run_ours(name, m, inputs):
         np.save(os.path.join(d, n + ".npy"), np.array(a, order="C"))
         args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
     oqtest.run_oq(args)
-    return np.load(os.path.join(d, "out", "y.npy"))
+    return np.load(os.path.join(d, "out", "y.npy"), allow_pickle=True)
 
 
 def tol_for(dt):
@@ -89,7 +93,7 @@ def check(name, node, inputs, opset, tol, oracle="ort"):
     assert got.shape == want.shape, f"{name}: shape {got.shape} != {oracle} {want.shape}"
     assert got.dtype == want.dtype, f"{name}: dtype {got.dtype} != {oracle} {want.dtype}"
     if tol == 0:
-        assert np.array_equal(got, want), f"{name}: differs from {oracle}\n{got.tolist()}\n{want.tolist()}"
+        assert np.array_equal(got, want) if want.dtype != object else got.tolist() == want.tolist(), f"{name}: differs from {oracle}\n{got.tolist()}\n{want.tolist()}"
     else:
         scale = max(1.0, float(np.abs(want.astype(F64)).max(initial=0))) if got.dtype == F16 else 1.0
         np.testing.assert_allclose(got.astype(F64), want.astype(F64), rtol=tol, atol=tol * scale, err_msg=name)
@@ -304,6 +308,104 @@ def bitwise_cases():
             "reference" if wide else "ort"
 
 
+# ---------------------------------------------------------------------------------------------- Compress etc.
+MOVE_TYPES = [np.float32, np.int64, np.int32, np.uint8, np.int8, np.float64, np.bool_, np.float16, np.uint16]
+
+
+def rand_of(dt, shp):
+    if dt == np.bool_:
+        return rng.random(shp) < 0.5
+    if dt == object:
+        return np.array([f"s{int(v)}" for v in rng.integers(0, 6, int(np.prod(shp)))], object).reshape(shp)
+    return (rng.standard_normal(shp) * 4).astype(dt) if np.issubdtype(dt, np.floating) else \
+        rng.integers(0, 9, shp).astype(dt)
+
+
+def compress_cases():
+    for it in range(14):
+        dt = MOVE_TYPES[it % 9]
+        r = int(rng.integers(1, 4))
+        x = rand_of(dt, shape(r, 1, 6))
+        axis = int(rng.integers(-r, r)) if it % 4 else None
+        n = x.size if axis is None else x.shape[axis]
+        c = rng.random(max(1, n + int(rng.integers(-2, 3)))) < 0.6  # shorter, equal or longer (ignored tail)
+        node = helper.make_node("Compress", ["x", "c"], ["y"], **({} if axis is None else {"axis": axis}))
+        yield f"compress_{it}_{np.dtype(dt).name}", node, [("x", x), ("c", c)], [9, 11][it % 2] if (axis or 0) >= 0 \
+            else 11, 0, "ort"
+
+
+def reverse_sequence_cases():
+    for it in range(9):
+        dt = MOVE_TYPES[it]
+        ba = it % 2
+        shp = shape(int(rng.integers(2, 5)), 1, 6)
+        x = rand_of(dt, shp)
+        lens = rng.integers(0, shp[1 - ba] + 1, shp[ba]).astype(np.int64)
+        node = helper.make_node("ReverseSequence", ["x", "l"], ["y"], batch_axis=ba, time_axis=1 - ba)
+        yield f"reverse_sequence_{it}_{np.dtype(dt).name}", node, [("x", x), ("l", lens)], 10, 0, "ort"
+
+
+def center_crop_pad_cases():
+    for it in range(10):
+        dt = [np.float32, np.int64, np.int32, np.uint8, np.int8, np.float64, np.bool_, np.float16, np.uint32, F32][it]
+        r = int(rng.integers(1, 5))
+        x = rand_of(dt, shape(r, 1, 7))
+        axes = sorted(set(int(a) for a in rng.integers(0, r, int(rng.integers(1, r + 1))))) if it % 3 else None
+        tgt = np.array([int(rng.integers(1, 9)) for _ in (axes or range(r))], np.int64)
+        node = helper.make_node("CenterCropPad", ["x", "s"], ["y"], **({"axes": axes} if axes else {}))
+        # ORT runs the function body (float / int / bool / strings alike); int32 `shape` fails there (a Max of an
+        # int64 and an int32 tensor): onnx.reference for that case.
+        if it == 9:
+            yield f"center_crop_pad_{it}_int32_shape", node, [("x", x), ("s", tgt.astype(np.int32))], 18, 0, "reference"
+        else:
+            yield f"center_crop_pad_{it}_{np.dtype(dt).name}", node, [("x", x), ("s", tgt)], 18, 0, "ort"
+
+
+def check_multi(name, node, inputs, opset, oracle="ort"):
+    """All outputs of a multi-output node (Unique), exact."""
+    vis = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for n, a in inputs]
+    g = helper.make_graph([node], "g", vis, [onnx.ValueInfoProto(name=o) for o in node.output])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    if oracle == "ort":
+        want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, dict(inputs))
+    else:
+        want = ReferenceEvaluator(m).run(None, dict(inputs))
+    d = os.path.join(TMP, name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    args = ["run", os.path.join(d, "model.onnx"), "--output-dir", os.path.join(d, "out")]
+    for n, a in inputs:
+        np.save(os.path.join(d, n + ".npy"), a)
+        args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
+    oqtest.run_oq(args)
+    for o, w in zip(node.output, want):
+        got = np.load(os.path.join(d, "out", o + ".npy"), allow_pickle=True)
+        w = np.asarray(w)
+        if w.dtype == F16 and got.dtype == F32:
+            got = got.astype(F16)
+        assert got.shape == w.shape and np.array_equal(got, w.astype(got.dtype), equal_nan=got.dtype.kind == "f"), \
+            f"{name} output {o}: {got.tolist()} vs {oracle} {w.tolist()}"
+
+
+def unique_cases():
+    for it in range(14):
+        dt = [np.float32, np.int64, np.float64, np.int8][it % 4]  # ORT's Unique types (no int32 / uint8 kernel)
+        r = int(rng.integers(1, 4))
+        shp = shape(r, 1, 6)
+        x = rng.integers(-2, 3, shp).astype(dt)  # many duplicates
+        attrs = {"sorted": it % 2}
+        if it % 3 and r > 1:
+            attrs["axis"] = int(rng.integers(-r, r))
+        node = helper.make_node("Unique", ["x"], ["y", "i", "v", "c"], **attrs)
+        # onnx.reference returns the input unchanged along an axis with sorted=0; ORT is right there.
+        yield f"unique_{it}_{np.dtype(dt).name}", node, [("x", x)], 11, "ort"
+    x = np.array([2, np.nan, 1, np.nan, 2], np.float32)  # NaN: numpy / the reference (ORT merges it into a number)
+    yield "unique_nan_reference", helper.make_node("Unique", ["x"], ["y", "i", "v", "c"]), [("x", x)], 11, "reference"
+    x = rng.random(7) < 0.5  # bool: no ORT kernel
+    yield "unique_bool_reference", helper.make_node("Unique", ["x"], ["y", "i", "v", "c"]), [("x", x)], 11, "reference"
+
+
 # ---------------------------------------------------------------------------------------------- quantization
 def quant_parity():
     """Conv -> op -> Conv (and Gemm) quantized by both tools from the quant_pre_process'ed model."""
@@ -386,9 +488,11 @@ def quant_parity():
 def main():
     r = oqtest.Runner()
     for gen in (group_norm_cases, lrn_cases, mvn_cases, lp_norm_cases, hardmax_cases, lp_pool_cases,
-                max_unpool_cases, bitwise_cases):
+                max_unpool_cases, bitwise_cases, compress_cases, reverse_sequence_cases, center_crop_pad_cases):
         for name, node, inputs, opset, tol, oracle in gen():
             r.run(name, check, name, node, inputs, opset, tol, oracle)
+    for name, node, inputs, opset, oracle in unique_cases():
+        r.run(name, check_multi, name, node, inputs, opset, oracle)
     r.run("quant_parity", quant_parity)
     r.finish()
 

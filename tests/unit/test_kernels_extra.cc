@@ -317,3 +317,87 @@ TEST(KernelsExtra, GroupNormConvertedTo21RepeatsScaleAndBias) {
   u.graph.inputs = {vi_any("x")};
   EXPECT_NE(error_of([&] { P::convert_opset(u, 21); }).find("channel count of X is unknown"), std::string::npos);
 }
+
+// ---------------------------------------------------------------------------------------- Compress / ReverseSequence / CenterCropPad / Unique
+namespace {
+Tensor strs(Shape s, std::vector<std::string> v) {
+  Tensor t(DType::String, std::move(s));
+  t.strings() = std::move(v);
+  return t;
+}
+Tensor bools(std::vector<uint8_t> v) { return Tensor::from_vector(DType::Bool, {static_cast<int64_t>(v.size())}, v); }
+}  // namespace
+
+TEST(KernelsExtra, CompressHandValues) {
+  Tensor x = ft({2, 3}, {0, 1, 2, 3, 4, 5});
+  ir::Node n = make_node("Compress", 2);
+  n.set_attr_int("axis", 1);
+  Tensor y = run_kernel(n, 11, {x, bools({1, 0, 1})})[0];
+  EXPECT_EQ(shape_str(y.shape()), "[2,2]");
+  expect_values(y, {0, 2, 3, 5});
+  expect_values(run_kernel(n, 11, {x, bools({0, 1})})[0], {1, 4});           // shorter: the rest dropped
+  expect_values(run_kernel(n, 11, {x, bools({0, 0, 1, 1})})[0], {2, 5});     // longer: extra entries ignored
+  n.set_attr_int("axis", -2);
+  EXPECT_NE(kernel_error(n, 9, {x, bools({1})}).find("needs Compress-11"), std::string::npos);
+  expect_values(run_kernel(n, 11, {x, bools({0, 1})})[0], {3, 4, 5});
+  ir::Node flat = make_node("Compress", 2);
+  expect_values(run_kernel(flat, 9, {x, bools({0, 1, 0, 0, 1})})[0], {1, 4});
+  Tensor s = run_kernel(flat, 11, {strs({3}, {"a", "b", "c"}), bools({1, 0, 1})})[0];
+  EXPECT_EQ(s.strings(), (std::vector<std::string>{"a", "c"}));
+}
+
+TEST(KernelsExtra, ReverseSequenceHandValues) {
+  ir::Node n = make_node("ReverseSequence", 2);
+  n.set_attr_int("batch_axis", 0);
+  n.set_attr_int("time_axis", 1);
+  Tensor x = ft({3, 4}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  expect_values(run_kernel(n, 10, {x, it64({3}, {1, 4, 2})})[0], {0, 1, 2, 3, 7, 6, 5, 4, 9, 8, 10, 11});
+  EXPECT_NE(kernel_error(n, 10, {x, it64({3}, {1, 5, 0})}).find("outside [0, 4]"), std::string::npos);
+  // Default: time axis 0, batch axis 1; strings.
+  Tensor y = run_kernel(make_node("ReverseSequence", 2), 10, {strs({2, 2}, {"a", "b", "c", "d"}), it64({2}, {2, 1})})[0];
+  EXPECT_EQ(y.strings(), (std::vector<std::string>{"c", "b", "a", "d"}));
+  n.set_attr_int("time_axis", 0);
+  EXPECT_THROW(run_kernel(n, 10, {x, it64({3}, {1, 1, 1})}), Error);
+}
+
+TEST(KernelsExtra, CenterCropPadHandValues) {
+  Tensor x(DType::Float, {3, 5});
+  for (int i = 0; i < 15; ++i) x.data<float>()[i] = static_cast<float>(i);
+  ir::Node n = make_node("CenterCropPad", 2);
+  // rows 3 -> 6: one zero row before, two after; cols 5 -> 2: start at (5 - 2) / 2 = 1.
+  Tensor y = run_kernel(n, 18, {x, it64({2}, {6, 2})})[0];
+  EXPECT_EQ(shape_str(y.shape()), "[6,2]");
+  expect_values(y, {0, 0, 1, 2, 6, 7, 11, 12, 0, 0, 0, 0});
+  n.set_attr_ints("axes", {-1});
+  Tensor z = run_kernel(n, 18, {x.cast(DType::Int32), Tensor::from_vector(DType::Int32, {1}, std::vector<int32_t>{8})})[0];
+  EXPECT_EQ(shape_str(z.shape()), "[3,8]");
+  // one zero column before ((8 - 5) / 2 = 1), two after: row 0 = [0, 0, 1, 2, 3, 4, 0, 0]
+  const std::vector<int64_t> zv = z.to_int64s();
+  EXPECT_EQ(std::vector<int64_t>(zv.begin(), zv.begin() + 8), (std::vector<int64_t>{0, 0, 1, 2, 3, 4, 0, 0}));
+  EXPECT_EQ(zv[9], 5);
+  EXPECT_NE(kernel_error(n, 18, {x, it64({2}, {1, 1})}).find("2 values for 1 axes"), std::string::npos);
+}
+
+TEST(KernelsExtra, UniqueHandValues) {
+  ir::Node n = make_node("Unique", 1, 4);
+  auto r = run_kernel(n, 11, {ft({6}, {2, 1, 1, 3, 4, 3})});
+  expect_values(r[0], {1, 2, 3, 4});
+  EXPECT_EQ(r[1].to_int64s(), (std::vector<int64_t>{1, 0, 3, 4}));
+  EXPECT_EQ(r[2].to_int64s(), (std::vector<int64_t>{1, 0, 0, 2, 3, 2}));
+  EXPECT_EQ(r[3].to_int64s(), (std::vector<int64_t>{2, 1, 2, 1}));
+  n.set_attr_int("sorted", 0);
+  r = run_kernel(n, 11, {it64({6}, {2, 1, 1, 3, 4, 3})});
+  EXPECT_EQ(r[0].to_int64s(), (std::vector<int64_t>{2, 1, 3, 4}));
+  EXPECT_EQ(r[2].to_int64s(), (std::vector<int64_t>{0, 1, 1, 2, 3, 2}));
+  // Along axis 1 (columns), NaN equal to NaN and sorted last.
+  ir::Node a = make_node("Unique", 1, 4);
+  a.set_attr_int("axis", 1);
+  r = run_kernel(a, 11, {ft({2, 3}, {1, 0, 1, 2, 3, 2})});
+  expect_values(r[0], {0, 1, 3, 2});
+  EXPECT_EQ(r[2].to_int64s(), (std::vector<int64_t>{1, 0, 1}));
+  r = run_kernel(make_node("Unique", 1, 4), 11, {ft({4}, {NAN, 1, NAN, -0.0f})});
+  EXPECT_EQ(r[0].numel(), 3);
+  EXPECT_EQ(r[3].to_int64s(), (std::vector<int64_t>{1, 1, 2}));
+  r = run_kernel(make_node("Unique", 1, 4), 11, {strs({3}, {"b", "a", "b"})});
+  EXPECT_EQ(r[0].strings(), (std::vector<std::string>{"a", "b"}));
+}
