@@ -4,7 +4,9 @@ through `onnxquant run`; outputs compared with ORT 1.32 (exact for integers and 
 for float32 unless noted, 1e-12 for float64, 2e-3 relative for float16 / bfloat16).
 
 Where ORT lacks the case or disagrees with the spec, the oracle is named in the case:
-  - onnx.reference: float64 Hardmax, LpPool, MaxUnpool (no ORT float64 kernel), shifts by the element width or more
+  - onnx.reference: float64 Hardmax, LpPool, MaxUnpool, Det (no ORT float64 kernel), Col2Im on 1-D / 3-D images
+    (ORT: 2-D only), DFT with inverse + onesided (IRFFT, which ORT 1.32 does not implement) and float64 inverse DFT
+    (ORT's is ~1e-8 relative off numpy's FFT), shifts by the element width or more
     (undefined in ORT's C++ shift; numpy and the reference give 0, as BitShift-28 now specifies).
   - numpy (the formula written out here, checked against ORT on the odd-size float32 cases): LRN with an even
     `size` (ORT refuses it), on 3-D / 5-D input (ORT takes 4-D only), in float64 (no ORT kernel; onnx.reference's
@@ -14,6 +16,7 @@ Where ORT lacks the case or disagrees with the spec, the oracle is named in the 
     NaN; the spec's body (x - mean) / (std + 1e-9) gives 0).
   - Unique with NaN (ORT's comparator merges a NaN into a number; numpy / the reference: one NaN, sorted last) and on
     bool (no ORT kernel): onnx.reference. CenterCropPad with an int32 `shape` (ORT's function body fails): reference.
+  - AffineGrid with align_corners=1 on a size-1 axis: onnx.reference (ORT: +1, reference: -1).
   - Hardmax before opset 13: ORT (the reference applies the opset-13 rule to every version).
   - MaxUnpool with output_shape larger than the default: ORT (the reference indexes the default shape).
   - LpPool with auto_pad SAME and dilations is not compared: ORT 1.32 computes a smaller output than ONNX's shape
@@ -406,6 +409,134 @@ def unique_cases():
     yield "unique_bool_reference", helper.make_node("Unique", ["x"], ["y", "i", "v", "c"]), [("x", x)], 11, "reference"
 
 
+# ---------------------------------------------------------------------------------------------- Det / Col2Im / AffineGrid
+def det_cases():
+    for it in range(8):
+        dt = [F32, F64][it % 2]
+        m = int(rng.integers(1, 6))
+        x = rng.standard_normal(shape(it % 3, 1, 4) + (m, m)).astype(dt)
+        if it == 6:
+            x[..., 1, :] = x[..., 0, :] * 2 if m > 1 else 0  # singular
+        # ORT has no float64 Det: onnx.reference (numpy.linalg.det) there.
+        yield f"det_{it}_m{m}_{np.dtype(dt).name}", helper.make_node("Det", ["x"], ["y"]), [("x", x)], [11, 22][it % 2], \
+            1e-4 if dt == F32 else 1e-10, "ort" if dt == F32 else "reference"
+
+
+def col2im_cases():
+    for it in range(10):
+        sp = 2 if it < 7 else [1, 3, 3][it - 7]  # ORT: 2-D only; 1-D / 3-D against onnx.reference
+        image = [int(v) for v in rng.integers(3, 8, sp)]
+        block = [int(v) for v in rng.integers(1, 4, sp)]
+        strides = [int(v) for v in rng.integers(1, 3, sp)]
+        dil = [int(v) for v in rng.integers(1, 3, sp)]
+        pads = [int(v) for v in rng.integers(0, 2, 2 * sp)]
+        nb = [(image[a] + pads[a] + pads[a + sp] - (dil[a] * (block[a] - 1) + 1)) // strides[a] + 1 for a in range(sp)]
+        if min(nb) < 1:
+            pads = [2] * (2 * sp)
+            nb = [(image[a] + 4 - (dil[a] * (block[a] - 1) + 1)) // strides[a] + 1 for a in range(sp)]
+        c = int(rng.integers(1, 4))
+        x = rng.standard_normal((int(rng.integers(1, 3)), c * int(np.prod(block)), int(np.prod(nb)))).astype(F32)
+        node = helper.make_node("Col2Im", ["x", "i", "b"], ["y"], strides=strides, dilations=dil, pads=pads)
+        yield f"col2im_{it}_{sp}d", node, [("x", x), ("i", np.array(image, np.int64)), ("b", np.array(block, np.int64))], \
+            18, 1e-5, "ort" if sp == 2 else "reference"
+
+
+def affine_grid_cases():
+    for it in range(8):
+        three = it % 2
+        n = int(rng.integers(1, 3))
+        size = [n, 2] + [int(v) for v in rng.integers(2 if it >= 4 else 1, 6, 3 if three else 2)]
+        theta = rng.standard_normal((n, 3, 4) if three else (n, 2, 3)).astype([F32, F64][it // 2 % 2])
+        node = helper.make_node("AffineGrid", ["t", "s"], ["y"], align_corners=it // 4)
+        yield f"affine_grid_{it}_{'3d' if three else '2d'}", node, [("t", theta), ("s", np.array(size, np.int64))], 20, \
+            1e-5 if theta.dtype == F32 else 1e-12, "ort"
+    # align_corners=1 on an axis of size 1: ORT 1.32 puts the sample at +1, PyTorch at 0, onnx.reference (numpy's
+    # linspace(-1, 1, 1)) at -1, which onnxquant follows.
+    node = helper.make_node("AffineGrid", ["t", "s"], ["y"], align_corners=1)
+    theta = rng.standard_normal((2, 2, 3)).astype(F32)
+    yield "affine_grid_size1_reference", node, [("t", theta), ("s", np.array([2, 1, 1, 4], np.int64))], 20, 1e-5, \
+        "reference"
+
+
+# ---------------------------------------------------------------------------------------------- signal
+def dft_cases():
+    for it in range(22):
+        opset = [17, 20][it % 2]
+        dt = [F32, F64][it // 2 % 2]
+        r = int(rng.integers(3, 5))
+        shp = list(shape(r - 1, 1, 7))
+        a = int(rng.integers(0, r - 1)) if opset == 20 or it % 4 else 1
+        if a >= r - 1:
+            a = 1
+        shp[a] = [8, 16, 5, 7, 12, 6][it % 6]  # powers of two (the FFT path) and others
+        inverse, onesided = it % 3 == 1, it % 5 == 2
+        cplx = 2 if inverse or not onesided and it % 2 else 1
+        x = rng.standard_normal(shp + [cplx]).astype(dt)
+        ins, names = [("x", x)], ["x"]
+        if it % 4 == 3:
+            ins.append(("n", np.array(int(rng.integers(3, 20)), [np.int64, np.int32][it % 2])))
+            names.append("n")
+        attrs = {"inverse": int(inverse), "onesided": int(onesided)}
+        if opset == 20:
+            if len(names) == 1:
+                names.append("")
+            ins.append(("a", np.array(a - r if it % 3 else a, np.int64)))
+            names.append("a")
+        else:
+            attrs["axis"] = a
+        node = helper.make_node("DFT", names, ["y"], **attrs)
+        # ORT 1.32 implements no IRFFT (inverse + onesided): onnx.reference there.
+        # float64 inverse: ORT 1.32 is ~1e-8 off (float twiddles?): numpy's FFT (onnx.reference) there.
+        oracle = "reference" if inverse and (onesided or dt == F64) else "ort"
+        yield f"dft_{it}_{opset}_{np.dtype(dt).name}_inv{int(inverse)}_one{int(onesided)}", node, \
+            [i for i in ins if i[0]], opset, 1e-4 if dt == F32 else 1e-9, oracle
+    x = rng.standard_normal((2, 5, 2)).astype(F32)
+    node = helper.make_node("DFT", ["x", "n"], ["y"], inverse=1, onesided=1, axis=1)
+    yield "dft_irfft_len9", node, [("x", x), ("n", np.array(9, np.int64))], 17, 1e-5, "reference"
+
+
+def stft_cases():
+    for it in range(10):
+        dt = [F32, F64][it % 2]
+        length = int(rng.integers(16, 60))
+        fl = [8, 16, 10, 7][it % 4]
+        step = int(rng.integers(1, 6))
+        x = rng.standard_normal((int(rng.integers(1, 3)), length, 1)).astype(dt)
+        ins = [("x", x), ("s", np.array(step, np.int64))]
+        names = ["x", "s"]
+        if it % 3 != 2:
+            ins.append(("w", (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(fl) / fl)).astype(dt)))
+            names.append("w")
+        else:
+            names.append("")
+        if it % 3 != 0:
+            ins.append(("l", np.array(fl, np.int64)))
+            names.append("l")
+        node = helper.make_node("STFT", names, ["y"], onesided=int(it % 4 != 1))
+        yield f"stft_{it}_{np.dtype(dt).name}_fl{fl}", node, ins, 17, 1e-4 if dt == F32 else 1e-9, "ort"
+
+
+def window_cases():
+    for it in range(18):
+        op = ["HannWindow", "HammingWindow", "BlackmanWindow"][it % 3]
+        size = np.array(int(rng.integers(2, 40)), [np.int64, np.int32][it % 2])
+        odt = [1, 11, 10, 7, 6, 2][it // 3]  # float, double, float16, int64, int32, uint8
+        node = helper.make_node(op, ["n"], ["y"], periodic=it % 2, output_datatype=odt)
+        yield f"{op}_{it}_dt{odt}", node, [("n", size)], 17, 0 if odt in (7, 6, 2) else 1e-6, "ort"
+
+
+def mel_cases():
+    for it in range(8):
+        rate = [16000, 8000, 22050, 44100][it % 4]
+        n = [256, 512, 400, 1024][it // 2 % 4]
+        mel = int(rng.integers(4, 40))
+        lo, hi = float(rng.uniform(0, 300)), float(rng.uniform(2000, rate / 2 - 1))
+        ins = [("m", np.array(mel, np.int64)), ("n", np.array(n, np.int64)), ("r", np.array(rate, np.int64)),
+               ("lo", np.array(lo, F32)), ("hi", np.array(hi, F32))]
+        node = helper.make_node("MelWeightMatrix", ["m", "n", "r", "lo", "hi"], ["y"], output_datatype=[1, 11][it % 2])
+        yield f"mel_{it}_{rate}_{n}", node, ins, 17, 1e-6, "ort"
+
+
 # ---------------------------------------------------------------------------------------------- quantization
 def quant_parity():
     """Conv -> op -> Conv (and Gemm) quantized by both tools from the quant_pre_process'ed model."""
@@ -488,7 +619,8 @@ def quant_parity():
 def main():
     r = oqtest.Runner()
     for gen in (group_norm_cases, lrn_cases, mvn_cases, lp_norm_cases, hardmax_cases, lp_pool_cases,
-                max_unpool_cases, bitwise_cases, compress_cases, reverse_sequence_cases, center_crop_pad_cases):
+                max_unpool_cases, bitwise_cases, compress_cases, reverse_sequence_cases, center_crop_pad_cases,
+                det_cases, col2im_cases, affine_grid_cases, dft_cases, stft_cases, window_cases, mel_cases):
         for name, node, inputs, opset, tol, oracle in gen():
             r.run(name, check, name, node, inputs, opset, tol, oracle)
     for name, node, inputs, opset, oracle in unique_cases():

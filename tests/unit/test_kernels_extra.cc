@@ -3,9 +3,12 @@
 // LpPool and broadcast bitwise paths against their naive references on random odd shapes (fixed seed).
 // onnxruntime comparisons: tests/python/test_kernels_extra_ort.py.
 #include <cmath>
+#include <complex>
 #include <random>
 
 #include "exec/kernels/bitwise.h"
+#include "exec/kernels/geometry_extra.h"
+#include "exec/kernels/signal.h"
 #include "exec/kernels/norm_extra.h"
 #include "kernel_test_util.h"
 #include "passes_test_util.h"
@@ -400,4 +403,113 @@ TEST(KernelsExtra, UniqueHandValues) {
   EXPECT_EQ(r[3].to_int64s(), (std::vector<int64_t>{1, 1, 2}));
   r = run_kernel(make_node("Unique", 1, 4), 11, {strs({3}, {"b", "a", "b"})});
   EXPECT_EQ(r[0].strings(), (std::vector<std::string>{"a", "b"}));
+}
+
+// ---------------------------------------------------------------------------------------- Det / Col2Im / AffineGrid
+
+TEST(KernelsExtra, DetHandValues) {
+  ir::Node n = make_node("Det", 1);
+  expect_values(run_kernel(n, 11, {ft({2, 2, 2}, {1, 2, 3, 4, 2, 0, 0, 3})})[0], {-2, 6}, 1e-6);
+  // 3x3 needing a row swap (zero pivot), singular matrix, double.
+  expect_values(run_kernel(n, 22, {dt({3, 3}, {0, 1, 2, 1, 0, 3, 4, -3, 8})})[0], {-2}, 1e-12);
+  expect_values(run_kernel(n, 22, {dt({3, 3}, {1, 2, 3, 2, 4, 6, 1, 1, 1})})[0], {0}, 1e-12);
+  EXPECT_NE(kernel_error(n, 11, {ft({2, 3}, {1, 2, 3, 4, 5, 6})}).find("square"), std::string::npos);
+  EXPECT_NE(kernel_error(n, 11, {ft({2, 2}, {1, 2, 3, 4}).cast(DType::BFloat16)}).find("bfloat16 needs"), std::string::npos);
+}
+
+TEST(KernelsExtra, Col2ImHandValues) {
+  // 1 channel, image 2x3, block 2x2, stride 1: 1 x 2 blocks; every tap of every block is 1 -> overlap counts.
+  ir::Node n = make_node("Col2Im", 3);
+  Tensor x(DType::Float, {1, 4, 2});
+  for (float& v : x.span<float>()) v = 1;
+  expect_values(run_kernel(n, 18, {x, it64({2}, {2, 3}), it64({2}, {2, 2})})[0], {1, 2, 1, 1, 2, 1});
+  // int32 sums in int32; block count mismatch refused.
+  Tensor xi = x.cast(DType::Int32);
+  EXPECT_EQ(run_kernel(n, 18, {xi, it64({2}, {2, 3}), it64({2}, {2, 2})})[0].dtype(), DType::Int32);
+  EXPECT_NE(kernel_error(n, 18, {x, it64({2}, {3, 3}), it64({2}, {2, 2})}).find("the geometry gives 4"), std::string::npos);
+}
+
+TEST(KernelsExtra, AffineGridHandValues) {
+  ir::Node n = make_node("AffineGrid", 2);
+  Tensor theta = ft({1, 2, 3}, {1, 0, 0.5f, 0, 2, 0});  // x + 0.5, 2y
+  // align_corners = 0, H = 1, W = 2: x in {-0.5, 0.5}, y = 0.
+  expect_values(run_kernel(n, 20, {theta, it64({4}, {1, 1, 1, 2})})[0], {0, 0, 1, 0});
+  n.set_attr_int("align_corners", 1);  // x in {-1, 1}, y = -1 (one row)
+  expect_values(run_kernel(n, 20, {theta, it64({4}, {1, 1, 1, 2})})[0], {-0.5, -2, 1.5, -2});
+  EXPECT_NE(kernel_error(n, 20, {theta, it64({5}, {1, 1, 1, 1, 2})}).find("theta must be [1, 3, 4]"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------- signal
+TEST(KernelsExtra, FftMatchesNaiveDft) {
+  std::mt19937 rng(3);
+  std::normal_distribution<double> d;
+  for (size_t n : {1, 2, 4, 8, 64, 256, 3, 5, 12, 100}) {
+    std::vector<std::complex<double>> a(n), b;
+    for (auto& v : a) v = {d(rng), d(rng)};
+    b = a;
+    dft_line(a, -1);
+    dft_line_naive(b, -1);
+    for (size_t k = 0; k < n; ++k) EXPECT_NEAR(std::abs(a[k] - b[k]), 0.0, 1e-9 * n) << n << " " << k;
+  }
+  // The DFT op on random odd shapes, both paths (forward / inverse / one-sided / IRFFT, power-of-two or not).
+  for (int it = 0; it < 16; ++it) {
+    const int64_t len = std::vector<int64_t>{8, 7, 16, 5}[it % 4];
+    Tensor x = random_float({1 + it % 2, len, 2 + it % 3, 2}, rng);
+    const bool inv = it % 3 == 1, one = it % 4 == 2 || (inv && it % 2);
+    const int64_t n = inv && one ? 2 * (len - 1) : len + (it % 5 == 0 ? 3 : 0);
+    expect_close(dft(x, 1, n, inv, one), dft(x, 1, n, inv, one, /*naive=*/true), 1e-5);
+  }
+}
+
+TEST(KernelsExtra, DftHandValues) {
+  // x = [1, 2, 3, 4] (real): X = [10, -2+2i, -2, -2-2i]; onesided keeps 3 bins.
+  ir::Node n = make_node("DFT", 1);
+  Tensor x = ft({1, 4, 1}, {1, 2, 3, 4});
+  expect_values(run_kernel(n, 17, {x})[0], {10, 0, -2, 2, -2, 0, -2, -2});
+  n.set_attr_int("onesided", 1);
+  expect_values(run_kernel(n, 17, {x})[0], {10, 0, -2, 2, -2, 0});
+  // IRFFT of that one-sided spectrum gives x back (real, last dim 1; default length 2 * (3 - 1)).
+  n.set_attr_int("inverse", 1);
+  Tensor y = run_kernel(n, 17, {ft({1, 3, 2}, {10, 0, -2, 2, -2, 0})})[0];
+  EXPECT_EQ(shape_str(y.shape()), "[1,4,1]");
+  expect_values(y, {1, 2, 3, 4}, 1e-6);
+  // DFT-20: the axis attribute is refused; the axis input defaults to -2.
+  ir::Node d20 = make_node("DFT", 3);
+  d20.set_attr_int("axis", 1);
+  EXPECT_THROW(run_kernel(d20, 20, {x, Tensor(), Tensor()}), Error);
+  ir::Node e20 = make_node("DFT", 3);
+  expect_values(run_kernel(e20, 20, {x, Tensor(), Tensor()})[0], {10, 0, -2, 2, -2, 0, -2, -2});
+  EXPECT_NE(kernel_error(e20, 20, {x, Tensor(), it64({}, {2})}).find("axis 2 is outside"), std::string::npos);
+}
+
+TEST(KernelsExtra, WindowsAndMel) {
+  // Hann periodic N=4: sin^2(pi n / 4) = {0, 0.5, 1, 0.5}; symmetric N=3: {0, 1, 0}.
+  ir::Node h = make_node("HannWindow", 1);
+  expect_values(run_kernel(h, 17, {it64({}, {4})})[0], {0, 0.5, 1, 0.5}, 1e-7);
+  h.set_attr_int("periodic", 0);
+  expect_values(run_kernel(h, 17, {it64({}, {3})})[0], {0, 1, 0}, 1e-7);
+  // Hamming symmetric N=3: 25/46 - 21/46 cos(pi n) = {4/46, 1, 4/46}; Blackman periodic N=2: {0, 1}.
+  ir::Node hm = make_node("HammingWindow", 1);
+  hm.set_attr_int("periodic", 0);
+  hm.set_attr_int("output_datatype", 11);
+  Tensor w = run_kernel(hm, 17, {it64({}, {3})})[0];
+  EXPECT_EQ(w.dtype(), DType::Double);
+  expect_values(w, {4.0 / 46, 1, 4.0 / 46}, 1e-12);
+  ir::Node b = make_node("BlackmanWindow", 1);
+  b.set_attr_int("output_datatype", 7);  // int64: truncated towards zero
+  EXPECT_EQ(run_kernel(b, 17, {it64({}, {2})})[0].to_int64s(), (std::vector<int64_t>{0, 1}));
+  b.set_attr_int("output_datatype", 8);
+  EXPECT_THROW(run_kernel(b, 17, {it64({}, {2})}), Error);
+  // Mel: rows dft_length/2 + 1; every column a triangle peaking at 1.
+  ir::Node m = make_node("MelWeightMatrix", 5);
+  Tensor mel = run_kernel(m, 17, {it64({}, {8}), it64({}, {64}), it64({}, {8000}), ft({}, {0}), ft({}, {4000})})[0];
+  EXPECT_EQ(shape_str(mel.shape()), "[33,8]");
+  for (int c = 0; c < 8; ++c) {
+    double mx = 0;
+    for (int r = 0; r < 33; ++r) mx = std::max(mx, static_cast<double>(mel.data<float>()[r * 8 + c]));
+    EXPECT_EQ(mx, 1.0) << c;
+  }
+  EXPECT_NE(kernel_error(m, 17, {it64({}, {8}), it64({}, {64}), it64({}, {8000}), ft({}, {0}), ft({}, {9000})})
+                .find("outside [0, 33)"),
+            std::string::npos);
 }
