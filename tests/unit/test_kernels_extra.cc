@@ -513,3 +513,25 @@ TEST(KernelsExtra, WindowsAndMel) {
                 .find("outside [0, 33)"),
             std::string::npos);
 }
+
+TEST(KernelsExtra, DftConvertedTo20TakesTheAxisAsInput) {
+  using namespace oq::test_passes;
+  namespace P = oq::ir::passes;
+  ir::Model m = model(17, 8);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 6, 3, 2})};
+  ir::Node n = mk("DFT", {"x"}, {"y"});
+  n.set_attr_int("axis", 2);
+  g.nodes.push_back(n);
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::convert_opset(m, 21), 1u);
+  const ir::Node* d = find_op(m, "DFT");
+  ASSERT_NE(d, nullptr);
+  EXPECT_FALSE(d->has_attr("axis"));
+  ASSERT_EQ(d->inputs.size(), 3u);
+  EXPECT_EQ(d->inputs[1], "");
+  EXPECT_EQ(g.find_initializer(d->inputs[2])->tensor.to_int64s(), (std::vector<int64_t>{2}));
+  auto x = rnd({2, 6, 3, 2}, 9);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
+}

@@ -196,6 +196,14 @@ bool OpsetConverter::convert_misc(Node& n) {
     }
     return true;
   }
+  if (n.op_type == "DFT" && crosses(20)) {
+    // DFT-20 takes the axis as input 2 (default -2) where DFT-17 had an attribute (default 1).
+    const int64_t axis = n.attr_int("axis", 1);
+    n.remove_attr("axis");
+    if (n.inputs.size() < 2) n.inputs.resize(2);
+    set_input(n, 2, const_i64(n, "axis", {axis}, /*scalar=*/true));
+    return true;
+  }
   if (n.op_type == "GridSample" && crosses(20)) {
     std::string mode = n.attr_string("mode", "bilinear");
     n.set_attr_string("mode", mode == "bilinear" ? "linear" : mode == "bicubic" ? "cubic" : mode);
