@@ -535,3 +535,28 @@ TEST(KernelsExtra, DftConvertedTo20TakesTheAxisAsInput) {
   auto x = rnd({2, 6, 3, 2}, 9);
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-6);
 }
+
+TEST(KernelsExtra, HalfWindowInFloat32ExecutionCopy) {
+  // A window asked as float16 times a float16 signal: the float32 execution copy computes the window in float
+  // (output_datatype rewritten) so the Mul sees two float tensors, with the float16 model's values.
+  using namespace oq::test_passes;
+  namespace P = oq::ir::passes;
+  ir::Model m = model(17, 8);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {8}, DType::Float16)};
+  g.add_initializer("n", Tensor::scalar_int64(8));
+  ir::Node w = mk("HannWindow", {"n"}, {"w"});
+  w.set_attr_int("output_datatype", static_cast<int64_t>(DType::Float16));
+  g.nodes.push_back(w);
+  g.nodes.push_back(mk("Mul", {"x", "w"}, {"y"}));
+  g.outputs = {vi("y", {8}, DType::Float16)};
+  EXPECT_TRUE(P::has_float16(m));
+  P::upcast_float16(m);
+  EXPECT_FALSE(P::has_float16(m));
+  EXPECT_EQ(find_op(m, "HannWindow")->attr_int("output_datatype", 0), static_cast<int64_t>(DType::Float));
+  Tensor x(DType::Float, {8});
+  for (float& v : x.span<float>()) v = 2;
+  std::vector<Tensor> y = run(m, {{"x", x}});
+  expect_values(y[0], {0, 2 * 0.14644660940672624, 1, 2 * 0.8535533905932737, 2, 2 * 0.8535533905932737, 1,
+                       2 * 0.14644660940672624}, 1e-6);
+}
