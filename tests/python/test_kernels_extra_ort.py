@@ -616,6 +616,44 @@ def quant_parity():
     assert np.abs(got - want).max() <= 1e-3 * max(1.0, np.abs(want).max())
 
 
+def raw_function_ops_stay_whole():
+    """GroupNormalization and CenterCropPad on a raw (not pre-processed) model: onnxquant keeps each as one float node
+    between quantized Convs (ORT's quant_pre_process would expand them, see docs/conformance.md); the written model
+    passes the checker, runs in ORT and stays close to the float model."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    w = [init("W1", rnd(60, (6, 3, 3, 3))), init("b1", rnd(61, (6,), 0.1)), init("W2", rnd(62, (4, 6, 3, 3))),
+         init("b2", rnd(63, (4,), 0.1))]
+    cases = {
+        "GroupNormalization": ([helper.make_node("GroupNormalization", ["c1", "gs", "gb"], ["m"], name="gn",
+                                                 num_groups=2)],
+                               [init("gs", rnd(64, (6,), 1.0)), init("gb", rnd(65, (6,), 0.1))], [1, 4, 8, 8]),
+        "CenterCropPad": ([helper.make_node("CenterCropPad", ["c1", "cs"], ["m"], name="ccp", axes=[2, 3])],
+                          [init("cs", np.array([6, 9], np.int64))], [1, 4, 6, 9]),
+    }
+    x = img(70)
+    for op, (mid, extra, out_shape) in cases.items():
+        m = model([conv("input", "c1", "W1", "b1", "conv1")] + mid + [conv("m", "y", "W2", "b2", "conv2")],
+                  w + extra, [1, 3, 8, 8], out_shape, opset=21)
+        m.ir_version = 10
+        work = oqtest.tmpdir()
+        src = os.path.join(work, "raw.onnx")
+        onnx.save(m, src)
+        np.savez(os.path.join(work, "calib.npz"), input=x)
+        cfg = os.path.join(work, "config.yaml")
+        with open(cfg, "w") as f:
+            f.write(oqtest.default_mode_config(src, os.path.join(work, "calib.npz"), True, 21))
+        oqtest.run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+        path = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
+        q = onnx.load(path)
+        onnx.checker.check_model(q, full_check=True)
+        assert [n.op_type for n in q.graph.node].count(op) == 1, [n.op_type for n in q.graph.node]
+        assert qdq_counts(q)[op][0] == 1 and qdq_counts(q)["Conv"][0] == 6, qdq_counts(q)
+        got = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+        ref = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+        assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max(), (op, np.abs(got - ref).max(), np.abs(ref).max())
+
+
 def main():
     r = oqtest.Runner()
     for gen in (group_norm_cases, lrn_cases, mvn_cases, lp_norm_cases, hardmax_cases, lp_pool_cases,
@@ -626,6 +664,7 @@ def main():
     for name, node, inputs, opset, oracle in unique_cases():
         r.run(name, check_multi, name, node, inputs, opset, oracle)
     r.run("quant_parity", quant_parity)
+    r.run("raw_function_ops_stay_whole", raw_function_ops_stay_whole)
     r.finish()
 
 
