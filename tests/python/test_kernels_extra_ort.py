@@ -28,8 +28,9 @@ Where ORT lacks the case or disagrees with the spec, the oracle is named in the 
 Then quantization parity: Conv -> X -> Conv graphs for the ops ORT keeps whole (none of them is in ORT's QDQ
 registry) quantized by onnxquant and quantize_static (after quant_pre_process): same wiring, Q/DQ per op type,
 scales; written models run in ORT. GroupNormalization: quant_pre_process expands it into its function body
-(ORT has no CPU kernel), which both tools then quantize alike; onnxquant on the raw model keeps the node whole
-(documented in docs/conformance.md).
+(ORT has no CPU kernel) and so does onnxquant's pre-processing: parity on the raw model, node by node; on the file
+quant_pre_process wrote, the documented constant-folding difference. CenterCropPad (also expanded by ORT) stays
+whole in onnxquant (documented in docs/conformance.md).
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
 """
@@ -616,42 +617,66 @@ def quant_parity():
     assert np.abs(got - want).max() <= 1e-3 * max(1.0, np.abs(want).max())
 
 
-def raw_function_ops_stay_whole():
-    """GroupNormalization and CenterCropPad on a raw (not pre-processed) model: onnxquant keeps each as one float node
-    between quantized Convs (ORT's quant_pre_process would expand them, see docs/conformance.md); the written model
-    passes the checker, runs in ORT and stays close to the float model."""
+def raw_group_norm_parity():
+    """GroupNormalization (18 and 21, one and two instances) on a raw model: onnxquant's pre-processing expands it as
+    ORT's quant_pre_process does, so default mode writes what quant_pre_process + quantize_static write: same wiring
+    and tensor names (`_inlfunc_GroupNormalization_...`, `..._token_0_...`), scales and zero points (1e-6), and our
+    model computes ORT's outputs in onnxruntime."""
+    from test_inline_functions import quantize_raw
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    for opset, n_aff, two in [(21, 6, False), (18, 3, False), (21, 6, True)]:
+        w = [init("W1", rnd(40, (6, 3, 3, 3))), init("b1", rnd(41, (6,), 0.1)), init("W2", rnd(42, (4, 6, 3, 3))),
+             init("b2", rnd(43, (4,), 0.1)), init("gs", rnd(44, (n_aff,), 1.0)), init("gb", rnd(45, (n_aff,), 0.1))]
+        nodes = [conv("input", "c1", "W1", "b1", "conv1"),
+                 helper.make_node("GroupNormalization", ["c1", "gs", "gb"], ["m"], name="gn", num_groups=3,
+                                  epsilon=1e-3)]
+        if two:
+            nodes += [helper.make_node("Relu", ["m"], ["r"], name="relu"),
+                      helper.make_node("GroupNormalization", ["r", "gs", "gb"], ["m2"], name="gn2", num_groups=3)]
+        nodes.append(conv("m2" if two else "m", "y", "W2", "b2", "conv2"))
+        m = model(nodes, w, [1, 3, 8, 8], [1, 4, 8, 8], opset=opset)
+        m.ir_version = {18: 8, 21: 10}[opset]
+        x = img(50)
+        _, _, ort_out, ours = quantize_raw(m, x, opset)
+        a, b = compare_with_ort(ort_out, ours)
+        assert qdq_counts(a) == qdq_counts(b) and "GroupNormalization" not in qdq_counts(b), qdq_counts(b)
+        assert qdq_counts(b)["ReduceMean"][0] == (4 if two else 2), qdq_counts(b)
+        got = ort.InferenceSession(ours, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+        want = ort.InferenceSession(ort_out, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+        assert np.abs(got - want).max() <= 1e-3 * max(1.0, np.abs(want).max()), np.abs(got - want).max()
+        print(f"  GroupNormalization-{opset}{' x2' if two else ''} raw model: parity ok")
+
+
+def raw_center_crop_pad_stays_whole():
+    """CenterCropPad on a raw model: onnxquant keeps it as one float node between quantized Convs (ORT's
+    quant_pre_process would expand it into Shape / Max / Sub / Div / Pad / Slice, see docs/conformance.md); the
+    written model passes the checker, runs in ORT and stays close to the float model."""
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     w = [init("W1", rnd(60, (6, 3, 3, 3))), init("b1", rnd(61, (6,), 0.1)), init("W2", rnd(62, (4, 6, 3, 3))),
-         init("b2", rnd(63, (4,), 0.1))]
-    cases = {
-        "GroupNormalization": ([helper.make_node("GroupNormalization", ["c1", "gs", "gb"], ["m"], name="gn",
-                                                 num_groups=2)],
-                               [init("gs", rnd(64, (6,), 1.0)), init("gb", rnd(65, (6,), 0.1))], [1, 4, 8, 8]),
-        "CenterCropPad": ([helper.make_node("CenterCropPad", ["c1", "cs"], ["m"], name="ccp", axes=[2, 3])],
-                          [init("cs", np.array([6, 9], np.int64))], [1, 4, 6, 9]),
-    }
+         init("b2", rnd(63, (4,), 0.1)), init("cs", np.array([6, 9], np.int64))]
+    m = model([conv("input", "c1", "W1", "b1", "conv1"),
+               helper.make_node("CenterCropPad", ["c1", "cs"], ["m"], name="ccp", axes=[2, 3]),
+               conv("m", "y", "W2", "b2", "conv2")], w, [1, 3, 8, 8], [1, 4, 6, 9], opset=21)
+    m.ir_version = 10
     x = img(70)
-    for op, (mid, extra, out_shape) in cases.items():
-        m = model([conv("input", "c1", "W1", "b1", "conv1")] + mid + [conv("m", "y", "W2", "b2", "conv2")],
-                  w + extra, [1, 3, 8, 8], out_shape, opset=21)
-        m.ir_version = 10
-        work = oqtest.tmpdir()
-        src = os.path.join(work, "raw.onnx")
-        onnx.save(m, src)
-        np.savez(os.path.join(work, "calib.npz"), input=x)
-        cfg = os.path.join(work, "config.yaml")
-        with open(cfg, "w") as f:
-            f.write(oqtest.default_mode_config(src, os.path.join(work, "calib.npz"), True, 21))
-        oqtest.run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-        path = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
-        q = onnx.load(path)
-        onnx.checker.check_model(q, full_check=True)
-        assert [n.op_type for n in q.graph.node].count(op) == 1, [n.op_type for n in q.graph.node]
-        assert qdq_counts(q)[op][0] == 1 and qdq_counts(q)["Conv"][0] == 6, qdq_counts(q)
-        got = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
-        ref = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
-        assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max(), (op, np.abs(got - ref).max(), np.abs(ref).max())
+    work = oqtest.tmpdir()
+    src = os.path.join(work, "raw.onnx")
+    onnx.save(m, src)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(oqtest.default_mode_config(src, os.path.join(work, "calib.npz"), True, 21))
+    oqtest.run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    path = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
+    q = onnx.load(path)
+    onnx.checker.check_model(q, full_check=True)
+    assert [n.op_type for n in q.graph.node].count("CenterCropPad") == 1, [n.op_type for n in q.graph.node]
+    assert qdq_counts(q)["CenterCropPad"] == (1, 1) and qdq_counts(q)["Conv"][0] == 6, qdq_counts(q)
+    got = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+    ref = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"]).run(None, {"input": x[:1]})[0]
+    assert np.abs(got - ref).max() <= 0.1 * np.abs(ref).max(), (np.abs(got - ref).max(), np.abs(ref).max())
 
 
 def main():
@@ -664,7 +689,8 @@ def main():
     for name, node, inputs, opset, oracle in unique_cases():
         r.run(name, check_multi, name, node, inputs, opset, oracle)
     r.run("quant_parity", quant_parity)
-    r.run("raw_function_ops_stay_whole", raw_function_ops_stay_whole)
+    r.run("raw_group_norm_parity", raw_group_norm_parity)
+    r.run("raw_center_crop_pad_stays_whole", raw_center_crop_pad_stays_whole)
     r.finish()
 
 

@@ -560,3 +560,30 @@ TEST(KernelsExtra, HalfWindowInFloat32ExecutionCopy) {
   expect_values(y[0], {0, 2 * 0.14644660940672624, 1, 2 * 0.8535533905932737, 2, 2 * 0.8535533905932737, 1,
                        2 * 0.14644660940672624}, 1e-6);
 }
+
+TEST(KernelsExtra, GroupNormExpandedBodyComputesTheKernel) {
+  // inline_functions expands GroupNormalization (as ORT's quant_pre_process): the body at 18 (per-group scale)
+  // and 21 (per-channel, stash type) computes what the kernel computes.
+  using namespace oq::test_passes;
+  namespace P = oq::ir::passes;
+  for (int opset : {18, 21}) {
+    ir::Model m = model(opset, opset >= 21 ? 10 : 8);
+    auto& g = m.graph;
+    g.inputs = {vi("x", {2, 6, 3, 5})};
+    const int64_t na = opset >= 21 ? 6 : 3;
+    g.add_initializer("s", rnd({na}, 3, 0.5f, 2.f));
+    g.add_initializer("b", rnd({na}, 4));
+    ir::Node n = mk("GroupNormalization", {"x", "s", "b"}, {"y"});
+    n.set_attr_int("num_groups", 3);
+    n.set_attr_float("epsilon", 1e-3f);
+    g.nodes.push_back(n);
+    g.outputs = {vi_any("y")};
+    ir::Model orig = m;
+    EXPECT_EQ(P::inline_functions(m), 1u);
+    EXPECT_EQ(count_op(m, "GroupNormalization"), 0u);
+    EXPECT_EQ(count_op(m, "ReduceMean"), 2u);
+    EXPECT_EQ(count_op(m, "Cast"), opset >= 21 ? 5u : 3u);
+    auto x = rnd({2, 6, 3, 5}, 5, -3.f, 4.f);
+    expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 1e-5);
+  }
+}

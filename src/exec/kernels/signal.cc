@@ -88,7 +88,7 @@ Tensor dft(const Tensor& x, int axis, int64_t n, bool inverse, bool onesided, bo
   Tensor y(DType::Double, ys);
   double* Y = y.data<double>();
   const int64_t ic = x.dim(r - 1);
-  parallel_for(outer * inner, naive ? outer * inner : 16, [&](int64_t l0, int64_t l1) {
+  parallel_for(outer * inner, naive ? std::max<int64_t>(1, outer * inner) : 16, [&](int64_t l0, int64_t l1) {
     std::vector<cd> a(static_cast<size_t>(n));
     for (int64_t line = l0; line < l1; ++line) {
       const int64_t o = line / inner, i = line % inner;

@@ -76,7 +76,7 @@ struct PreprocessStats {
   size_t fused_pads = 0;         // Pad folded into a Conv's pads
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
-  size_t inlined_functions = 0;   // HardSwish / Mish / Swish expanded (inline_functions)
+  size_t inlined_functions = 0;   // HardSwish / Mish / Swish / GroupNormalization expanded (inline_functions)
 };
 // Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
 // write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
@@ -85,8 +85,9 @@ struct PreprocessStats {
 // patterns); logs a one-line summary.
 PreprocessStats preprocess(Model& m);
 
-// HardSwish, Mish and Swish expanded into their ONNX function bodies with ORT's inliner names, as
-// quant_pre_process returns them (inline_functions.cc). Returns the number of nodes expanded.
+// HardSwish, Mish, Swish and GroupNormalization (opsets 18 / 21 bodies) expanded into their ONNX function bodies
+// with ORT's inliner names, as quant_pre_process returns them (inline_functions.cc). Returns the number of nodes
+// expanded.
 size_t inline_functions(Model& m);
 
 // Float16 models (upcast_half.cc). The executor computes them in float32, on an execution copy:
