@@ -1,10 +1,11 @@
-// HardSwish, Mish and Swish expanded into their ONNX function bodies, as ONNX Runtime's quant_pre_process returns
-// them (its graph inliner expands function ops its CPU provider has no kernel for; the quantizer then quantizes the
-// pieces: HardSigmoid, Softplus, Sigmoid, Mul). Tensor names as ORT's inliner makes them, so that the Q/DQ names
+// HardSwish, Mish, Swish and GroupNormalization expanded into their ONNX function bodies, as ONNX Runtime's
+// quant_pre_process returns them (its graph inliner expands function ops its CPU provider has no kernel for; the
+// quantizer then quantizes the pieces: HardSigmoid, Softplus, Sigmoid, Mul, Add, ...). Tensor names as ORT's inliner makes them, so that the Q/DQ names
 // match: `_inlfunc_<Op>_<body name>` for the first node of an op type, `_inlfunc_<Op>_token_<k>_<body name>` for
 // the next ones (k counts over the graph, in node order). Node names are left empty, as ORT leaves them.
 // Written here: no library expands ONNX functions on this IR (onnx's inliner works on protobuf).
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ir/passes/pass_util.h"
@@ -23,9 +24,103 @@ Node make(const std::string& op, std::vector<std::string> in, std::string out) {
   return n;
 }
 
-bool inlined(const Node& n) {
-  return n.is_default_domain() && n.inputs.size() == 1 && n.outputs.size() == 1 && !n.input(0).empty() &&
-         (n.op_type == "HardSwish" || n.op_type == "Mish" || n.op_type == "Swish");
+bool inlined(const Node& n, int64_t opset) {
+  if (!n.is_default_domain() || n.outputs.size() != 1 || n.input(0).empty()) return false;
+  if (n.op_type == "GroupNormalization")  // ORT's CPU provider has no kernel for it (opsets 18 and 21 bodies)
+    return opset >= 18 && n.inputs.size() == 3 && !n.input(1).empty() && !n.input(2).empty() &&
+           n.has_attr("num_groups");
+  return n.inputs.size() == 1 && (n.op_type == "HardSwish" || n.op_type == "Mish" || n.op_type == "Swish");
+}
+
+// GroupNormalization's function body (18: scale / bias per group; 21: per channel, stage one in stash_type), as
+// ORT's inliner and optimizer leave it: Constant nodes become initializers of shape [1] / [3], nodes unnamed.
+void expand_group_norm(Graph& g, NameGen& names, const Node& n, const std::string& prefix, int64_t opset,
+                       std::vector<Node>& out) {
+  auto t = [&](const char* what) { return names.make(prefix + what); };
+  auto i64 = [&](const char* what, std::vector<int64_t> v) {
+    const std::string name = t(what);
+    g.add_initializer(name, Tensor::from_vector(DType::Int64, {static_cast<int64_t>(v.size())}, v));
+    return name;
+  };
+  auto cast = [&](const std::string& x, const std::string& y, int64_t to) {
+    Node c = make("Cast", {x}, y);
+    c.set_attr_int("to", to);
+    return c;
+  };
+  auto shape = [&](const std::string& x, const std::string& y, int64_t start, std::optional<int64_t> end) {
+    Node s = make("Shape", {x}, y);
+    s.set_attr_int("start", start);
+    if (end) s.set_attr_int("end", *end);
+    return s;
+  };
+  auto reduce_mean = [&](const std::string& x, const std::string& axes, const std::string& y) {
+    Node r = make("ReduceMean", {x, axes}, y);
+    r.set_attr_int("keepdims", 1);
+    return r;
+  };
+  const bool v21 = opset >= 21;
+  const DType xt = known_dtype(g, n.input(0));
+  const int64_t T = static_cast<int64_t>(xt == DType::Undefined ? DType::Float : xt);
+  const int64_t stash = n.attr_int("stash_type", 1);
+  const std::string &x = n.input(0), &scale = n.input(1), &bias = n.input(2), &y = n.outputs[0];
+  const std::string eps_f = t("FloatEpsilon");
+  g.add_initializer(eps_f, Tensor::from_vector(DType::Float, {1}, std::vector<float>{n.attr_float("epsilon", 1e-5f)}));
+  const std::string num_groups = i64("NumGroups", {n.attr_int("num_groups", 1)});
+  const std::string shape3d = i64("Shape3D", {0, 0, -1}), axes2 = i64("Axes2", {2});
+  const std::string scale_shape = i64("ScaleShape", {1, -1, 1});
+  const std::string scale_t = t("ScaleT"), scale_r = t("ScaleReshaped");
+  out.push_back(cast(scale, scale_t, T));
+  out.push_back(make("Reshape", {scale_t, scale_shape}, scale_r));
+  const std::string inst = t("InstanceShape"), nn = t("N"), c = t("C"), gsize = t("GroupSize"), new_shape = t("NewShape");
+  out.push_back(shape(x, inst, 2, std::nullopt));
+  out.push_back(shape(x, nn, 0, 1));
+  out.push_back(shape(x, c, 1, 2));
+  out.push_back(make("Div", {c, num_groups}, gsize));
+  Node concat = make("Concat", {nn, num_groups, gsize, inst}, new_shape);
+  concat.set_attr_int("axis", 0);
+  out.push_back(std::move(concat));
+  std::string xu = x;
+  if (v21) {
+    xu = t("XU");
+    out.push_back(cast(x, xu, stash));
+  }
+  const std::string xr = t("XReshaped"), x3 = t("X3D"), mean = t("Mean"), dev = t("Deviation");
+  out.push_back(make("Reshape", {xu, new_shape}, xr));
+  out.push_back(make("Reshape", {xr, shape3d}, x3));
+  out.push_back(reduce_mean(x3, axes2, mean));
+  out.push_back(make("Sub", {x3, mean}, dev));
+  const std::string sq_mean = t("SquareOfMean"), sq = t("Square"), mean_sq = t("MeanOfSquare"), var = t("Var");
+  out.push_back(make("Mul", {mean, mean}, sq_mean));
+  out.push_back(make("Mul", {x3, x3}, sq));
+  out.push_back(reduce_mean(sq, axes2, mean_sq));
+  out.push_back(make("Sub", {mean_sq, sq_mean}, var));
+  const std::string eps = t("Epsilon"), vpe = t("VarPlusEpsilon"), sd = t("StdDev");
+  out.push_back(cast(eps_f, eps, v21 ? stash : T));
+  out.push_back(make("Add", {var, eps}, vpe));
+  out.push_back(make("Sqrt", {vpe}, sd));
+  const std::string normalized = t(v21 ? "NormalizedU" : "Normalized");
+  out.push_back(make("Div", {dev, sd}, normalized));
+  std::string to_scale = normalized;
+  std::string x_shape;
+  if (v21) {
+    x_shape = t("XShape");
+    const std::string orig = t("NormalizedOriginalShape"), nc = t("NormalizedNC"), nt = t("NormalizedT");
+    out.push_back(shape(xu, x_shape, 0, std::nullopt));
+    out.push_back(make("Reshape", {normalized, x_shape}, orig));
+    out.push_back(make("Reshape", {orig, shape3d}, nc));
+    out.push_back(cast(nc, nt, T));
+    to_scale = nt;
+  }
+  const std::string scaled = t("Scaled"), bias_t = t("BiasT"), bias_r = t("BiasReshaped"), biased = t("Biased");
+  out.push_back(make("Mul", {scale_r, to_scale}, scaled));
+  out.push_back(cast(bias, bias_t, T));
+  out.push_back(make("Reshape", {bias_t, scale_shape}, bias_r));
+  out.push_back(make("Add", {scaled, bias_r}, biased));
+  if (!v21) {
+    x_shape = t("XShape");
+    out.push_back(shape(x, x_shape, 0, std::nullopt));
+  }
+  out.push_back(make("Reshape", {biased, x_shape}, y));
 }
 
 }  // namespace
@@ -40,8 +135,9 @@ size_t inline_functions(Model& m) {
   size_t count = 0;
   std::vector<Node> out;
   out.reserve(g.nodes.size());
+  const int64_t opset = m.default_opset();
   for (Node& n : g.nodes) {
-    if (!inlined(n) || refs.count(n.outputs[0])) {
+    if (!inlined(n, opset) || refs.count(n.outputs[0])) {
       out.push_back(std::move(n));
       continue;
     }
@@ -50,7 +146,9 @@ size_t inline_functions(Model& m) {
     if (!first_seen.insert(n.op_type).second) prefix.append("token_").append(std::to_string(token++)).append("_");
     const std::string& x = n.input(0);
     const std::string& y = n.outputs[0];
-    if (n.op_type == "HardSwish") {
+    if (n.op_type == "GroupNormalization") {
+      expand_group_norm(g, names, n, prefix, opset, out);
+    } else if (n.op_type == "HardSwish") {
       const std::string hs = names.make(prefix + "HS_X");
       Node sig = make("HardSigmoid", {x}, hs);
       sig.set_attr_float("alpha", 1.0f / 6.0f);

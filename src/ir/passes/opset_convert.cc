@@ -2,6 +2,7 @@
 #include "ir/passes/opset_convert.h"
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_set>
 
 #include "core/log.h"
@@ -170,6 +171,37 @@ bool OpsetConverter::convert_misc(Node& n) {
   if (n.op_type == "MeanVarianceNormalization" && !n.has_attr("axes")) {
     // Same default, made explicit: the opset-18+ function body reads the attribute through a Constant.
     n.set_attr_ints("axes", {0, 2, 3});
+    return true;
+  }
+  if (n.op_type == "GroupNormalization" && crosses(21)) {
+    // 18-20: scale / bias hold one value per group; 21: one per channel. Constant ones are repeated C / num_groups
+    // times (C from X's shape information); anything else cannot be rewritten without knowing C.
+    const int64_t groups = n.attr_int("num_groups", 0);
+    const ValueInfo* xi = g_->find_value_info(n.input(0));
+    const int64_t c = xi && xi->shape && xi->shape->size() >= 2 ? (*xi->shape)[1].value : -1;
+    if (groups > 0 && c == groups) return false;  // one channel per group: same tensors
+    if (groups <= 0 || c <= 0 || c % groups != 0)
+      cannot(n, "GroupNormalization-21 takes one scale / bias value per channel; the channel count of X is unknown");
+    for (size_t i = 1; i <= 2; ++i) {
+      const Tensor* t = constant_value(*g_, n.input(i), overridable_);
+      if (!t || t->rank() != 1 || t->dim(0) != groups)
+        cannot(n, fmt::format("input '{}' is not a constant with one value per group", n.input(i)));
+      Tensor r(t->dtype(), {c});
+      const size_t esz = dtype_size(t->dtype());
+      for (int64_t k = 0; k < c; ++k)
+        std::memcpy(static_cast<uint8_t*>(r.raw()) + k * esz, static_cast<const uint8_t*>(t->raw()) + (k / (c / groups)) * esz, esz);
+      const std::string name = tensor_name(n, i == 1 ? "scale_per_channel" : "bias_per_channel");
+      g_->add_initializer(name, std::move(r));
+      n.inputs[i] = name;
+    }
+    return true;
+  }
+  if (n.op_type == "DFT" && crosses(20)) {
+    // DFT-20 takes the axis as input 2 (default -2) where DFT-17 had an attribute (default 1).
+    const int64_t axis = n.attr_int("axis", 1);
+    n.remove_attr("axis");
+    if (n.inputs.size() < 2) n.inputs.resize(2);
+    set_input(n, 2, const_i64(n, "axis", {axis}, /*scalar=*/true));
     return true;
   }
   if (n.op_type == "GridSample" && crosses(20)) {

@@ -76,7 +76,7 @@ struct PreprocessStats {
   size_t fused_pads = 0;         // Pad folded into a Conv's pads
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
-  size_t inlined_functions = 0;   // HardSwish / Mish / Swish expanded (inline_functions)
+  size_t inlined_functions = 0;   // HardSwish / Mish / Swish / GroupNormalization expanded (inline_functions)
   size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
 };
 // Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
@@ -90,8 +90,9 @@ PreprocessStats preprocess(Model& m);
 // (its constant folding in quant_pre_process; inline_if.cc). Returns the number of If nodes inlined.
 size_t inline_constant_ifs(Model& m);
 
-// HardSwish, Mish and Swish expanded into their ONNX function bodies with ORT's inliner names, as
-// quant_pre_process returns them (inline_functions.cc). Returns the number of nodes expanded.
+// HardSwish, Mish, Swish and GroupNormalization (opsets 18 / 21 bodies) expanded into their ONNX function bodies
+// with ORT's inliner names, as quant_pre_process returns them (inline_functions.cc). Returns the number of nodes
+// expanded.
 size_t inline_functions(Model& m);
 
 // Float16 models (upcast_half.cc). The executor computes them in float32, on an execution copy:

@@ -30,8 +30,8 @@ PreprocessStats preprocess(Model& m) {
   if (!has_float16(m)) st.inlined_functions = inline_functions(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined, {} If "
-           "with a constant condition inlined)",
+           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/GroupNormalization "
+           "inlined, {} If with a constant condition inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
            st.fused_pads, st.fused_matmul_adds, st.inlined_functions, st.inlined_ifs);
   return st;

@@ -29,6 +29,16 @@ bool is_dequantize_to_half(const Node& n) {
   return n.is_default_domain() && n.op_type == "DequantizeLinear" && n.attr_int("output_dtype", 0) == kFloat16;
 }
 
+// The window ops and MelWeightMatrix (17) name their output type in `output_datatype` (default float).
+bool has_output_datatype(const Node& n) {
+  static const std::unordered_set<std::string> ops = {"HannWindow", "HammingWindow", "BlackmanWindow",
+                                                      "MelWeightMatrix"};
+  return n.is_default_domain() && ops.count(n.op_type) > 0;
+}
+bool is_output_datatype_half(const Node& n) {
+  return has_output_datatype(n) && n.attr_int("output_datatype", kFloat) == kFloat16;
+}
+
 // The element type of output `k` of `n` by the operator's type rule, given the types known so far (Undefined:
 // not known, or not a type this analysis needs).
 DType output_type(const Node& n, size_t k, const std::unordered_map<std::string, DType>& types) {
@@ -56,6 +66,7 @@ DType output_type(const Node& n, size_t k, const std::unordered_map<std::string,
   if (op == "CastLike") return type_of(n.input(1));
   if (op == "DequantizeLinear")
     return n.attr_int("output_dtype", 0) != 0 ? attr_type("output_dtype", DType::Undefined) : type_of(n.input(1));
+  if (has_output_datatype(n)) return attr_type("output_datatype", DType::Float);
   if (has_dtype_attr(n)) {
     if (n.has_attr("dtype")) return attr_type("dtype", DType::Float);
     return op == "EyeLike" || op.ends_with("Like") ? type_of(n.input(0)) : DType::Float;
@@ -111,6 +122,7 @@ void upcast_graph(Graph& g, NameGen& names) {
     }
     if (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16) n.set_attr_int("dtype", kFloat);
     if (is_dequantize_to_half(n)) n.set_attr_int("output_dtype", kFloat);
+    if (is_output_datatype_half(n)) n.set_attr_int("output_datatype", kFloat);
     if (is_cast_to_half(n) && !n.outputs.empty() && !n.outputs[0].empty()) {
       // Keep the rounding the model asks for: Cast to float16 under a private name, then back to float under
       // the model's name.
@@ -138,7 +150,9 @@ bool graph_has_float16(const Graph& g) {
     for (const auto& v : *list)
       if (v.dtype == DType::Float16) return true;
   for (const auto& n : g.nodes) {
-    if (is_cast_to_half(n) || is_dequantize_to_half(n) || (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16)) return true;
+    if (is_cast_to_half(n) || is_dequantize_to_half(n) || is_output_datatype_half(n) ||
+        (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16))
+      return true;
     for (const auto& a : n.attrs) {
       if (a.type == AttrType::Tensor && a.t.dtype() == DType::Float16) return true;
       if (a.type == AttrType::Graph && a.g && graph_has_float16(*a.g)) return true;
