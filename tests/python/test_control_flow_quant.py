@@ -165,6 +165,22 @@ def parity(make, x, enable_subgraph):
     return a, b
 
 
+def quantize_oq(m, x, name="raw", **config):
+    """The raw model `m` through onnxquant's default mode (its own pre-processing), calibrated on `x`; `config`
+    goes to default_mode_config. Returns (written model path, raw model path); the written model passed full_check."""
+    work = tmpdir()
+    raw = os.path.join(work, name + ".onnx")
+    onnx.save(m, raw)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), **config))
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    ours = os.path.join(work, "oq", "quantized_models", name + "_quant_qdq_pc.onnx")
+    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    return ours, raw
+
+
 def raw_model_preprocessing():
     """The raw model through onnxquant's own pre-processing (ORT's model: quant_pre_process + quantize_static) with
     the patterns its passes rewrite next to names a body reads: Conv -> BatchNormalization (folded) -> Identity
@@ -193,16 +209,7 @@ def raw_model_preprocessing():
                       w("B2", (4,), 46), c("zero", 0.0)], [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
     x = images(47)
     ort_out, _, _ = quantize_both(m, x)  # ORT: quant_pre_process + quantize_static
-    work = tmpdir()
-    raw = os.path.join(work, "raw.onnx")
-    onnx.save(m, raw)
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    cfg = os.path.join(work, "c.yaml")
-    with open(cfg, "w") as f:
-        f.write(default_mode_config(raw, os.path.join(work, "calib.npz")))
-    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-    ours = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
-    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    ours, raw = quantize_oq(m, x)
     a, b = compare_with_ort(ort_out, ours)  # wiring, initializer names, scales / zero points
     assert qdq_counts(a) == qdq_counts(b), f"Q/DQ per op type: ORT {qdq_counts(a)} vs ours {qdq_counts(b)}"
     assert body_graphs(a) == body_graphs(b), "bodies differ from ORT's"
@@ -229,18 +236,9 @@ def old_opset_bodies_converted():
     m = model(nodes, [w("W0", (4, 3, 3, 3), 51), w("B0", (4,), 52), w("W2", (4, 4, 3, 3), 53), w("B2", (4,), 54),
                       c("M", 2, np.int64), c("T", True, np.bool_)], [1, 3, 8, 8], opset=11, out_shape=[1, 4, 8, 8])
     m.ir_version = 6
-    work = tmpdir()
-    raw = os.path.join(work, "old.onnx")
-    onnx.save(m, raw)
     x = images(55)
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    cfg = os.path.join(work, "c.yaml")
-    with open(cfg, "w") as f:
-        f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), opset=13))
-    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-    ours = os.path.join(work, "oq", "quantized_models", "old_quant_qdq_pc.onnx")
+    ours, raw = quantize_oq(m, x, name="old", opset=13)
     q = onnx.load(ours)
-    onnx.checker.check_model(q, full_check=True)
     assert [o.version for o in q.opset_import if o.domain in ("", "ai.onnx")] == [13]
     loop = [n for n in q.graph.node if n.op_type == "Loop"][0]
     bnodes = {n.op_type: n for n in loop.attribute[0].g.node}
@@ -270,18 +268,8 @@ def float_rewrites_leave_body_values():
     m = model(nodes, [numpy_helper.from_array(w1, "W1"), w("B1", (4,), 62), w("W2", (4, 4, 3, 3), 63),
                       w("B2", (4,), 64), c("zero", 0.0)], [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
     x = images(65)
-    work = tmpdir()
-    raw = os.path.join(work, "rw.onnx")
-    onnx.save(m, raw)
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    cfg = os.path.join(work, "c.yaml")
-    with open(cfg, "w") as f:
-        f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), act="Int16", opset=21,
-                                    extra={"CrossLayerEqualization": True, "SmoothQuant": True,
-                                           "BiasCorrection": True}))
-    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-    ours = os.path.join(work, "oq", "quantized_models", "rw_quant_qdq_pc.onnx")
-    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    ours, raw = quantize_oq(m, x, name="rw", act="Int16", opset=21,
+                            extra={"CrossLayerEqualization": True, "SmoothQuant": True, "BiasCorrection": True})
     got, ref = run_ort(ours, x), run_ort(raw, x)
     err = np.abs(got - ref).max() / np.abs(ref).max()
     assert err < 0.02, f"written model off by {err:.3f} of the output range (a body read rescaled values?)"
@@ -340,16 +328,7 @@ def constant_condition_inlined():
     x = images(78)
     ort_out, _, pre = quantize_both(m, x)
     assert not any(n.op_type == "If" for n in onnx.load(pre).graph.node), "ORT no longer inlines (test premise)"
-    work = tmpdir()
-    raw = os.path.join(work, "raw.onnx")
-    onnx.save(m, raw)
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    cfg = os.path.join(work, "c.yaml")
-    with open(cfg, "w") as f:
-        f.write(default_mode_config(raw, os.path.join(work, "calib.npz")))
-    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-    ours = os.path.join(work, "oq", "quantized_models", "raw_quant_qdq_pc.onnx")
-    onnx.checker.check_model(onnx.load(ours), full_check=True)
+    ours, raw = quantize_oq(m, x)
     a, b = compare_with_ort(ort_out, ours)
     assert qdq_counts(a) == qdq_counts(b) and "Conv" in qdq_counts(b)
     assert not any(n.op_type == "If" for n in b.graph.node)
