@@ -335,6 +335,37 @@ def constant_condition_inlined():
     np.testing.assert_allclose(run_ort(ours, x), run_ort(ort_out, x), rtol=1e-4, atol=1e-4)
 
 
+def nested_constant_ifs_inlined():
+    """An If on a constant condition whose taken branch holds another If on a constant condition, once a branch
+    initializer and once the main graph's initializer: ORT's optimizer inlines the inner If inside the branch first
+    (names `_if_then_branch_...` there), then the outer one (prefixed again); the inner branch's Conv is then a
+    main-graph node that quantize_static quantizes. Same wiring, names, Q/DQ and scales as ORT's model."""
+    mn = helper.make_node
+    for cond in ("bT", "T"):
+        it = helper.make_graph([mn("Conv", ["t1", "W1"], ["it_out"], pads=[1, 1, 1, 1]), mn("Relu", ["it_out"], ["it2"])],
+                               "it", [], [vi("it2", F, [1, 4, 8, 8])])
+        ie = helper.make_graph([mn("Neg", ["t1"], ["ie_out"])], "ie", [], [vi("ie_out", F, [1, 4, 8, 8])])
+        tb = helper.make_graph([mn("Sigmoid", ["A"], ["t1"]), mn("If", [cond], ["t_out"], then_branch=it, else_branch=ie)],
+                               "then", [], [vi("t_out", F, [1, 4, 8, 8])], [c("bT", True, np.bool_)])
+        eb = helper.make_graph([mn("Neg", ["A"], ["e_out"])], "else", [], [vi("e_out", F, [1, 4, 8, 8])])
+        nodes = [mn("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+                 mn("If", ["T"], ["Y"], then_branch=tb, else_branch=eb, name="outer_if"),
+                 mn("Conv", ["Y", "W2", "B2"], ["y"], pads=[1, 1, 1, 1], name="conv2")]
+        m = model(nodes, [w("W0", (4, 3, 3, 3), 81), w("B0", (4,), 82), w("W1", (4, 4, 3, 3), 83),
+                          w("W2", (4, 4, 3, 3), 85), w("B2", (4,), 86), c("T", True, np.bool_)], [1, 3, 8, 8],
+                  out_shape=[1, 4, 8, 8])
+        x = images(87)
+        ort_out, _, pre = quantize_both(m, x)
+        assert not any(n.op_type == "If" for n in onnx.load(pre).graph.node), "ORT no longer inlines (test premise)"
+        ours, raw = quantize_oq(m, x)
+        a, b = compare_with_ort(ort_out, ours)
+        assert qdq_counts(a) == qdq_counts(b), f"Q/DQ per op type: ORT {qdq_counts(a)} vs ours {qdq_counts(b)}"
+        assert sum(n.op_type == "Conv" for n in b.graph.node) == 3 and not any(n.op_type == "If" for n in b.graph.node)
+        node_names = [sorted(n.name for n in q.graph.node if "Linear" not in n.op_type) for q in (a, b)]
+        assert node_names[0] == node_names[1], f"node names: ORT {node_names[0]} vs ours {node_names[1]}"
+        np.testing.assert_allclose(run_ort(ours, x), run_ort(ort_out, x), rtol=1e-4, atol=1e-4)
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -431,6 +462,7 @@ if __name__ == "__main__":
     r.run("CLE / SmoothQuant / BiasCorrection leave what bodies read", float_rewrites_leave_body_values)
     r.run("float16 If model", float16_if)
     r.run("If on a constant condition inlined as quant_pre_process does", constant_condition_inlined)
+    r.run("constant-condition If nested in a taken branch inlined too", nested_constant_ifs_inlined)
     r.run("Relu read by a body is kept", relu_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()

@@ -4,7 +4,8 @@
 // `_if_else_branch` (`..._token_<k>` when taken), every name the branch defines (node outputs, its initializers)
 // becomes `<prefix>_<name>`, the branch outputs become the If's outputs, node names `<prefix>_<OpType>`
 // (`..._token_<k>` on a repeat); one token counter for the graph. Several such Ifs are inlined last one first, the
-// order ORT's pass visits them in (observed with Ifs on one condition). A branch whose output is not made by one of
+// order ORT's pass visits them in (observed with Ifs on one condition). Bodies first: an If nested in a taken branch
+// (its condition a constant of the branch or of an enclosing graph) is inlined inside the branch, then with it. A branch whose output is not made by one of
 // its nodes (an initializer of it, an outer value) is left as it is.
 #include <unordered_map>
 #include <unordered_set>
@@ -17,6 +18,8 @@ using namespace detail;
 
 namespace {
 
+// The names of g itself, not of its nodes' bodies: ORT's generated names are unique in their graph only (an
+// inlined `_if_then_branch_Relu` keeps that name while another If's body has a node so named: checked with 1.32).
 void collect_names(const Graph& g, std::unordered_set<std::string>& used) {
   for (const auto* vs : {&g.inputs, &g.outputs, &g.value_info})
     for (const auto& v : *vs) used.insert(v.name);
@@ -25,11 +28,6 @@ void collect_names(const Graph& g, std::unordered_set<std::string>& used) {
     used.insert(n.name);
     used.insert(n.inputs.begin(), n.inputs.end());
     used.insert(n.outputs.begin(), n.outputs.end());
-    for (const auto& a : n.attrs) {
-      if (a.g) collect_names(*a.g, used);
-      for (const auto& sg : a.graphs)
-        if (sg) collect_names(*sg, used);
-    }
   }
 }
 
@@ -53,17 +51,51 @@ void rename_refs(Graph& g, const std::unordered_map<std::string, std::string>& m
   for (auto& o : g.outputs) ren(o.name);
 }
 
-}  // namespace
 
-size_t inline_constant_ifs(Model& m) {
-  Graph& g = m.graph;
-  const bool ovr = inputs_overridable(m);
+// The value of `name` as seen from the innermost of `scopes` (enclosing graphs, outermost first): the innermost
+// graph that defines it decides; a constant initializer there gives its tensor, anything else (an input, a node
+// output, an overridable initializer) null. ORT's constant folding also takes an outer scope's initializer as a
+// constant condition (graph_utils::IsConstantInitializer with check_outer_scope).
+const Tensor* scoped_constant(const std::vector<Graph*>& scopes, const std::string& name, bool ovr) {
+  for (auto it = scopes.rbegin(); it != scopes.rend(); ++it) {
+    const Graph& g = **it;
+    if (g.find_initializer(name)) return constant_value(g, name, ovr);
+    if (g.is_graph_input(name)) return nullptr;
+    for (const auto& n : g.nodes)
+      for (const auto& o : n.outputs)
+        if (o == name) return nullptr;
+  }
+  return nullptr;
+}
+
+// Inlines the constant-condition Ifs of scopes.back(), the bodies of its nodes first (ORT's optimizer recurses
+// into a node's subgraphs before the node itself, so an If nested in a taken branch is inlined inside the branch,
+// its names prefixed there, then again by the outer inlining). Returns how many Ifs were inlined.
+size_t inline_in(std::vector<Graph*>& scopes, bool ovr) {
+  Graph& g = *scopes.back();
+  size_t inlined = 0;
+  for (auto& n : g.nodes)
+    for (auto& a : n.attrs) {
+      std::vector<Graph*> bodies;
+      if (a.g) bodies.push_back(a.g.get());
+      for (auto& sg : a.graphs)
+        if (sg) bodies.push_back(sg.get());
+      for (Graph* b : bodies) {
+        scopes.push_back(b);
+        inlined += inline_in(scopes, ovr);
+        scopes.pop_back();
+      }
+    }
+  auto cond_of = [&](const Node& n) -> const Tensor* {
+    const Tensor* c = scoped_constant(scopes, n.input(0), ovr);
+    return c && c->numel() == 1 && c->dtype() == DType::Bool ? c : nullptr;
+  };
   std::vector<size_t> cands;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     if (!n.is_default_domain() || n.op_type != "If" || n.inputs.size() != 1) continue;
-    const Tensor* c = constant_value(g, n.input(0), ovr);
-    if (!c || c->numel() != 1 || c->dtype() != DType::Bool) continue;
+    const Tensor* c = cond_of(n);
+    if (!c) continue;
     const Attribute* a = n.attr(c->data<uint8_t>()[0] ? "then_branch" : "else_branch");
     if (!a || !a->g || a->g->outputs.size() != n.outputs.size() || !a->g->inputs.empty()) continue;
     std::unordered_set<std::string> made;
@@ -73,7 +105,7 @@ size_t inline_constant_ifs(Model& m) {
     for (const auto& o : a->g->outputs) ok &= made.count(o.name) && outs.insert(o.name).second;
     if (ok) cands.push_back(i);
   }
-  if (cands.empty()) return 0;
+  if (cands.empty()) return inlined;
   std::unordered_set<std::string> used;
   collect_names(g, used);
   int token = 0;
@@ -86,7 +118,7 @@ size_t inline_constant_ifs(Model& m) {
   std::unordered_map<size_t, std::vector<Node>> replaced;
   for (auto it = cands.rbegin(); it != cands.rend(); ++it) {
     const Node& n = g.nodes[*it];
-    const bool value = constant_value(g, n.input(0), ovr)->data<uint8_t>()[0] != 0;
+    const bool value = cond_of(n)->data<uint8_t>()[0] != 0;
     const std::string attr = value ? "then_branch" : "else_branch";
     const Graph& body = *n.attr(attr)->g;
     const std::string prefix = unique("_if_" + attr);
@@ -132,8 +164,17 @@ size_t inline_constant_ifs(Model& m) {
     for (auto& n : r->second) out.push_back(std::move(n));
   }
   g.nodes = std::move(out);
-  sort_topologically(g);
-  return replaced.size();
+  // A body keeps its order (the inlined nodes take the If's place, after everything it read); the main graph is
+  // sorted as after every pass.
+  if (scopes.size() == 1) sort_topologically(g);
+  return inlined + replaced.size();
+}
+
+}  // namespace
+
+size_t inline_constant_ifs(Model& m) {
+  std::vector<Graph*> scopes{&m.graph};
+  return inline_in(scopes, inputs_overridable(m));
 }
 
 }  // namespace oq::ir::passes

@@ -15,8 +15,12 @@ PreprocessStats preprocess(Model& m) {
   st.initializer_inputs = inputs_before - m.graph.inputs.size();
   st.folded_constants = fold_constants(m).total();
   // ORT's constant folding inlines an If on a constant condition (not in its float16 flow, which skips the
-  // optimizer); the branch's own constants fold next.
-  if (!has_float16(m) && (st.inlined_ifs = inline_constant_ifs(m)) > 0) st.folded_constants += fold_constants(m).total();
+  // optimizer); the branch's own constants fold next, which can make another If's condition constant (ORT's
+  // optimizer repeats its passes until nothing changes).
+  for (size_t k = 0; !has_float16(m) && (k = inline_constant_ifs(m)) > 0;) {
+    st.inlined_ifs += k;
+    st.folded_constants += fold_constants(m).total();
+  }
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
   st.folded_constants += fold_constants(m).total();
