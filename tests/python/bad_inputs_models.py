@@ -205,6 +205,17 @@ def m_loop_sequence(d):
     return save(d, tiny_model(nodes, [m_]))
 
 
+def m_group_norm(opset, groups, n_affine):
+    """input [batch, 64] -> GroupNormalization 'gn_node': default mode expands it (as quant_pre_process does), so a
+    broken one must be refused before, naming it, not as a broadcast error of an unnamed inner node."""
+    def make(d):
+        sc = helper.make_tensor("gs", TensorProto.FLOAT, [n_affine], [1.0] * n_affine)
+        bi = helper.make_tensor("gb", TensorProto.FLOAT, [n_affine], [0.0] * n_affine)
+        nodes = [helper.make_node("GroupNormalization", ["input", "gs", "gb"], ["y"], num_groups=groups, name="gn_node")]
+        return save(d, tiny_model(nodes, [sc, bi], opset=opset))
+    return make
+
+
 MODEL_CASES = [
     ("model_empty_file", m_empty, ["model.onnx", "empty"]),
     ("model_truncated", m_truncated, ["model.onnx"]),
@@ -230,6 +241,9 @@ MODEL_CASES = [
     ("model_body_unknown_outer_name", m_body_unknown_outer, ["model.onnx", "if_bad", "then_branch", "nowhere"]),
     ("model_if_branch_output_counts", m_if_uneven_branches, ["if_uneven", "else_branch"], False),
     ("model_loop_sequence_value", m_loop_sequence, ["seq_loop", "'sq'", "not a tensor"], False),
+    ("model_group_norm_18_per_channel_scale", m_group_norm(18, 4, 64), ["gn_node", "[4]", "per group"], False),
+    ("model_group_norm_21_per_group_scale", m_group_norm(21, 4, 4), ["gn_node", "[64]", "per channel"], False),
+    ("model_group_norm_groups_not_dividing", m_group_norm(21, 5, 64), ["gn_node", "num_groups=5"], False),
 ]
 
 

@@ -32,6 +32,37 @@ bool inlined(const Node& n, int64_t opset) {
   return n.inputs.size() == 1 && (n.op_type == "HardSwish" || n.op_type == "Mish" || n.op_type == "Swish");
 }
 
+// The channel count of GroupNormalization's X when known before running: a known dim 1 (value info, graph input),
+// or the output channels of the Conv with a constant weight that makes X (exporters write no value_info for it).
+std::optional<int64_t> channels(const Graph& g, const std::string& x) {
+  if (const ValueInfo* vi = g.find_value_info(x))
+    if (auto s = vi->static_shape(); s && s->size() >= 2 && (*s)[1] > 0) return (*s)[1];
+  for (const auto& p : g.nodes)
+    if (p.op_type == "Conv" && p.is_default_domain() && !p.outputs.empty() && p.outputs[0] == x && p.inputs.size() >= 2)
+      if (const Tensor* w = constant_value(g, p.input(1)); w && w->rank() >= 3) return w->shape()[0];
+  return std::nullopt;
+}
+
+// The node's own rules, checked before it disappears into its body (where a broken one would fail as a broadcast
+// error of an unnamed inner Mul during calibration): the same messages as its kernel, naming the node.
+void check_group_norm(const Graph& g, const Node& n, int64_t opset) {
+  auto bad = [&](const std::string& msg) {
+    fail(ErrorKind::Model, "node '{}' ({}): {}", node_label(n), n.op_type, msg);
+  };
+  const int64_t groups = n.attr_int("num_groups", 0);
+  if (groups <= 0) bad(fmt::format("num_groups must be positive, got {}", groups));
+  const Tensor *sc = constant_value(g, n.input(1)), *bi = constant_value(g, n.input(2));
+  const std::optional<int64_t> c = channels(g, n.input(0));
+  if (c && *c % groups != 0) bad(fmt::format("{} channels are not divisible by num_groups={}", *c, groups));
+  const bool v21 = opset >= 21;
+  std::optional<int64_t> want = v21 ? c : std::optional<int64_t>(groups);
+  for (const Tensor* t : {sc, bi})
+    if (t && want && (t->rank() != 1 || t->numel() != *want))
+      bad(fmt::format("scale and bias must have shape [{}] ({} at opset {}), got {} and {}", *want,
+                      v21 ? "one value per channel" : "one value per group", opset, sc ? shape_str(sc->shape()) : "?",
+                      bi ? shape_str(bi->shape()) : "?"));
+}
+
 // GroupNormalization's function body (18: scale / bias per group; 21: per channel, stage one in stash_type), as
 // ORT's inliner and optimizer leave it: Constant nodes become initializers of shape [1] / [3], nodes unnamed.
 void expand_group_norm(Graph& g, NameGen& names, const Node& n, const std::string& prefix, int64_t opset,
@@ -133,20 +164,21 @@ size_t inline_functions(Model& m) {
   std::set<std::string> first_seen;
   int token = 0;
   size_t count = 0;
-  std::vector<Node> out;
-  out.reserve(g.nodes.size());
+  // Expansions by node index, built while g.nodes is intact (the checks and known_dtype look at producers), then
+  // spliced in.
+  std::map<size_t, std::vector<Node>> expanded;
   const int64_t opset = m.default_opset();
-  for (Node& n : g.nodes) {
-    if (!inlined(n, opset) || refs.count(n.outputs[0])) {
-      out.push_back(std::move(n));
-      continue;
-    }
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (!inlined(n, opset) || refs.count(n.outputs[0])) continue;
+    std::vector<Node>& out = expanded[i];
     std::string prefix = "_inlfunc_";
     prefix.append(n.op_type).append("_");
     if (!first_seen.insert(n.op_type).second) prefix.append("token_").append(std::to_string(token++)).append("_");
     const std::string& x = n.input(0);
     const std::string& y = n.outputs[0];
     if (n.op_type == "GroupNormalization") {
+      check_group_norm(g, n, opset);
       expand_group_norm(g, names, n, prefix, opset, out);
     } else if (n.op_type == "HardSwish") {
       const std::string hs = names.make(prefix + "HS_X");
@@ -174,7 +206,18 @@ size_t inline_functions(Model& m) {
     }
     ++count;
   }
-  g.nodes = std::move(out);
+  if (expanded.empty()) return 0;
+  std::vector<Node> all;
+  all.reserve(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    auto e = expanded.find(i);
+    if (e == expanded.end()) {
+      all.push_back(std::move(g.nodes[i]));
+      continue;
+    }
+    for (auto& x : e->second) all.push_back(std::move(x));
+  }
+  g.nodes = std::move(all);
   return count;
 }
 
