@@ -191,6 +191,15 @@ def m_if_uneven_branches(d):
                             ["e", "e2"], "if_uneven"))
 
 
+def m_if_branch_types(d):
+    # then_branch gives a float, else_branch an int64 (its Shape): refused when the executor is built, naming the If.
+    m = if_model([helper.make_node("Neg", ["input"], ["t"])], ["t"],
+                 [helper.make_node("Shape", ["input"], ["e"])], ["e"], "if_types")
+    else_g = [a.g for a in m.graph.node[2].attribute if a.name == "else_branch"][0]
+    else_g.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    return save(d, m)
+
+
 def m_loop_sequence(d):
     # A Loop body output declared as a sequence: the executor holds tensors only.
     body = helper.make_graph(
@@ -240,6 +249,7 @@ MODEL_CASES = [
     ("model_external_absolute", m_ext_absolute, ["w_ext", "absolute"]),
     ("model_body_unknown_outer_name", m_body_unknown_outer, ["model.onnx", "if_bad", "then_branch", "nowhere"]),
     ("model_if_branch_output_counts", m_if_uneven_branches, ["if_uneven", "else_branch"], False),
+    ("model_if_branch_output_types", m_if_branch_types, ["if_types", "FLOAT in then_branch", "INT64 in else_branch"], False),
     ("model_loop_sequence_value", m_loop_sequence, ["seq_loop", "'sq'", "not a tensor"], False),
     ("model_group_norm_18_per_channel_scale", m_group_norm(18, 4, 64), ["gn_node", "[4]", "per group"], False),
     ("model_group_norm_21_per_group_scale", m_group_norm(21, 4, 4), ["gn_node", "[64]", "per channel"], False),

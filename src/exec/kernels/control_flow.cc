@@ -106,6 +106,13 @@ class IfKernel : public Kernel {
               else_->num_outputs(), node_.outputs.size());
     }
     if (node_.inputs.size() != 1 || node_.input(0).empty()) kfail(node_, "expects one input (cond)");
+    // Declared element types of the two branches' outputs must agree (ONNX Runtime refuses such a model at load);
+    // otherwise the error would surface later in a consumer, without naming the If.
+    const auto &tout = then_->graph().outputs, &eout = else_->graph().outputs;
+    for (size_t k = 0; k < tout.size() && k < eout.size(); ++k)
+      if (tout[k].dtype != DType::Undefined && eout[k].dtype != DType::Undefined && tout[k].dtype != eout[k].dtype)
+        kfail(node_, "output {} is {} in then_branch ('{}') but {} in else_branch ('{}')", k,
+              dtype_name(tout[k].dtype), tout[k].name, dtype_name(eout[k].dtype), eout[k].name);
   }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     if (!in[0]) kfail(node_, "input 'cond' is missing");
