@@ -248,6 +248,43 @@ def old_opset_bodies_converted():
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3
 
 
+def bodies_converted_with_outer_types():
+    """Body rewrites that need what the enclosing graph knows: an opset-9 attribute-form Clip in an If branch reading
+    the main graph's Conv output (its min / max become inputs typed like that output) converted to 13, and a
+    GroupNormalization-18 in a branch on a 6-channel Conv output with the main graph's per-group scale / bias
+    (repeated per channel at 21) converted to 21. Both quantized models pass full_check and compute close to the
+    float model in onnxruntime (which runs the original opsets), on samples taking both branches."""
+    mn = helper.make_node
+    cases = [(9, 13, 4, mn("Clip", ["A"], ["t_out"], min=0.0, max=3.0)),
+             (18, 21, 6, mn("GroupNormalization", ["A", "gs", "gb"], ["t_out"], num_groups=3))]
+    for opset, target, ch, body_node in cases:
+        tb = helper.make_graph([body_node], "then", [], [vi("t_out", F, [1, ch, 8, 8])])
+        eb = helper.make_graph([mn("Neg", ["A"], ["e_out"])], "else", [], [vi("e_out", F, [1, ch, 8, 8])])
+        nodes = [mn("Conv", ["input", "W0", "B0"], ["A"], pads=[1, 1, 1, 1], name="conv0"),
+                 mn("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+                 mn("Greater", ["m", "zero"], ["cond"], name="gt"),
+                 mn("If", ["cond"], ["Y"], then_branch=tb, else_branch=eb, name="if0"),
+                 mn("Conv", ["Y", "W2", "B2"], ["y"], pads=[1, 1, 1, 1], name="conv2")]
+        m = model(nodes, [w("W0", (ch, 3, 3, 3), 91), w("B0", (ch,), 92), w("W2", (4, ch, 3, 3), 93), w("B2", (4,), 94),
+                          numpy_helper.from_array(np.linspace(0.5, 1.5, 3).astype(np.float32), "gs"),
+                          numpy_helper.from_array(np.linspace(-0.2, 0.2, 3).astype(np.float32), "gb"),
+                          c("zero", 0.0)], [1, 3, 8, 8], opset=opset, out_shape=[1, 4, 8, 8])
+        if opset < 10:
+            m.ir_version = 4
+        x = images(95) + np.where(np.arange(N) % 2, 1.0, -1.0).astype(np.float32)[:, None, None, None]
+        ours, raw = quantize_oq(m, x, name=f"cv{opset}", opset=target)
+        q = onnx.load(ours)
+        assert [o.version for o in q.opset_import if o.domain in ("", "ai.onnx")] == [target]
+        body = [a.g for n in q.graph.node if n.op_type == "If" for a in n.attribute if a.name == "then_branch"][0]
+        if opset == 9:
+            assert len(body.node[0].input) == 3 and not body.node[0].attribute, "Clip not converted to inputs"
+        else:
+            scale = {t.name: t for t in body.initializer}[body.node[0].input[1]]
+            assert list(scale.dims) == [6], "GroupNormalization scale not per channel"
+        got, ref = run_ort(ours, x), run_ort(raw, x)
+        assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max() + 1e-3, f"opset {opset} -> {target}: far from float"
+
+
 def float_rewrites_leave_body_values():
     """CrossLayerEqualization, SmoothQuant and BiasCorrection rescale weights and activations of the float model;
     an activation or weight an If body reads must be left alone (the body would read scaled values). Conv1 (channel
@@ -459,6 +496,7 @@ if __name__ == "__main__":
               np.random.default_rng(3).standard_normal((N, 4, 5)).astype(np.float32), es)
     r.run("raw model through onnxquant's pre-processing", raw_model_preprocessing)
     r.run("opset-11 bodies converted to 13 with the model", old_opset_bodies_converted)
+    r.run("body conversion sees the enclosing graph's types and constants", bodies_converted_with_outer_types)
     r.run("CLE / SmoothQuant / BiasCorrection leave what bodies read", float_rewrites_leave_body_values)
     r.run("float16 If model", float16_if)
     r.run("If on a constant condition inlined as quant_pre_process does", constant_condition_inlined)

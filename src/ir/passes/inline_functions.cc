@@ -32,17 +32,6 @@ bool inlined(const Node& n, int64_t opset) {
   return n.inputs.size() == 1 && (n.op_type == "HardSwish" || n.op_type == "Mish" || n.op_type == "Swish");
 }
 
-// The channel count of GroupNormalization's X when known before running: a known dim 1 (value info, graph input),
-// or the output channels of the Conv with a constant weight that makes X (exporters write no value_info for it).
-std::optional<int64_t> channels(const Graph& g, const std::string& x) {
-  if (const ValueInfo* vi = g.find_value_info(x))
-    if (auto s = vi->static_shape(); s && s->size() >= 2 && (*s)[1] > 0) return (*s)[1];
-  for (const auto& p : g.nodes)
-    if (p.op_type == "Conv" && p.is_default_domain() && !p.outputs.empty() && p.outputs[0] == x && p.inputs.size() >= 2)
-      if (const Tensor* w = constant_value(g, p.input(1)); w && w->rank() >= 3) return w->shape()[0];
-  return std::nullopt;
-}
-
 // The node's own rules, checked before it disappears into its body (where a broken one would fail as a broadcast
 // error of an unnamed inner Mul during calibration): the same messages as its kernel, naming the node.
 void check_group_norm(const Graph& g, const Node& n, int64_t opset) {
@@ -52,7 +41,7 @@ void check_group_norm(const Graph& g, const Node& n, int64_t opset) {
   const int64_t groups = n.attr_int("num_groups", 0);
   if (groups <= 0) bad(fmt::format("num_groups must be positive, got {}", groups));
   const Tensor *sc = constant_value(g, n.input(1)), *bi = constant_value(g, n.input(2));
-  const std::optional<int64_t> c = channels(g, n.input(0));
+  const std::optional<int64_t> c = known_channels(g, n.input(0));
   if (c && *c % groups != 0) bad(fmt::format("{} channels are not divisible by num_groups={}", *c, groups));
   const bool v21 = opset >= 21;
   std::optional<int64_t> want = v21 ? c : std::optional<int64_t>(groups);

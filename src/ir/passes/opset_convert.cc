@@ -29,8 +29,8 @@ int64_t ir_version_for_opset(int64_t opset) {
 namespace detail {
 
 void OpsetConverter::cannot(const Node& n, const std::string& why) const {
-  fail(ErrorKind::Model, "node '{}' ({}): cannot convert from opset {} to {}: {}", n.name, n.op_type, from_, to_,
-       why);
+  fail(ErrorKind::Model, "node '{}' ({}): cannot convert from opset {} to {}: {}", node_label(n), n.op_type, from_,
+       to_, why);
 }
 
 std::string OpsetConverter::node_name(const Node& n, const std::string& suffix) {
@@ -76,6 +76,19 @@ std::string OpsetConverter::scalar_like(const Node& n, const std::string& what, 
   std::string out = cast.outputs[0];
   emit(std::move(cast));
   return out;
+}
+
+const Tensor* OpsetConverter::constant(const std::string& name) const {
+  auto defines = [&](const Graph& g) {
+    if (g.find_initializer(name) || g.is_graph_input(name)) return true;
+    for (const auto& n : g.nodes)
+      if (std::find(n.outputs.begin(), n.outputs.end(), name) != n.outputs.end()) return true;
+    return false;
+  };
+  if (defines(*g_)) return constant_value(*g_, name, overridable_);
+  for (auto it = outer_.rbegin(); it != outer_.rend(); ++it)
+    if (defines(**it)) return constant_value(**it, name, overridable_);
+  return nullptr;
 }
 
 bool OpsetConverter::is_used(const std::string& t) const {
@@ -177,13 +190,12 @@ bool OpsetConverter::convert_misc(Node& n) {
     // 18-20: scale / bias hold one value per group; 21: one per channel. Constant ones are repeated C / num_groups
     // times (C from X's shape information); anything else cannot be rewritten without knowing C.
     const int64_t groups = n.attr_int("num_groups", 0);
-    const ValueInfo* xi = g_->find_value_info(n.input(0));
-    const int64_t c = xi && xi->shape && xi->shape->size() >= 2 ? (*xi->shape)[1].value : -1;
+    const int64_t c = known_channels(*g_, n.input(0)).value_or(-1);
     if (groups > 0 && c == groups) return false;  // one channel per group: same tensors
     if (groups <= 0 || c <= 0 || c % groups != 0)
       cannot(n, "GroupNormalization-21 takes one scale / bias value per channel; the channel count of X is unknown");
     for (size_t i = 1; i <= 2; ++i) {
-      const Tensor* t = constant_value(*g_, n.input(i), overridable_);
+      const Tensor* t = constant(n.input(i));
       if (!t || t->rank() != 1 || t->dim(0) != groups)
         cannot(n, fmt::format("input '{}' is not a constant with one value per group", n.input(i)));
       Tensor r(t->dtype(), {c});
@@ -236,14 +248,60 @@ bool OpsetConverter::convert_node(Node& n) {
   return convert_misc(n);
 }
 
+size_t OpsetConverter::convert_body(Graph& body, const Graph& outer, const Node& parent, const std::string& attr) {
+  // The body's rewrites may need the element type or channel count of a value it reads from an enclosing graph
+  // (an attribute-form Clip's bounds become inputs typed like its input; a GroupNormalization's per-group scale is
+  // repeated per channel): what the enclosing graph knows is given to the body as value info while it converts.
+  std::vector<std::string> added;
+  for (const auto& name : implicit_inputs(parent)) {
+    if (body.find_value_info(name)) continue;
+    ValueInfo vi;
+    vi.name = name;
+    vi.dtype = known_dtype(outer, name);
+    if (const ValueInfo* o = outer.find_value_info(name)) vi.shape = o->shape;
+    else if (const Initializer* i = outer.find_initializer(name)) {
+      vi.shape.emplace();
+      for (int64_t d : i->tensor.shape()) vi.shape->push_back(Dim{d, {}});
+    }
+    if (!vi.shape)
+      if (auto c = known_channels(outer, name))  // made by a Conv: its weight's rank, dim 1 known
+        for (const auto& p : outer.nodes)
+          if (p.op_type == "Conv" && !p.outputs.empty() && p.outputs[0] == name && p.inputs.size() >= 2)
+            if (const Initializer* w = outer.find_initializer(p.input(1)); w && w->tensor.rank() >= 3) {
+              vi.shape.emplace(static_cast<size_t>(w->tensor.rank()), Dim{});
+              (*vi.shape)[1].value = *c;
+            }
+    if (vi.dtype == DType::Undefined && !vi.shape) continue;
+    body.value_info.push_back(std::move(vi));
+    added.push_back(name);
+  }
+  auto drop_added = [&] {
+    std::erase_if(body.value_info, [&](const ValueInfo& v) {
+      return std::find(added.begin(), added.end(), v.name) != added.end();
+    });
+  };
+  size_t changed = 0;
+  outer_.push_back(&outer);
+  try {
+    changed = convert(body);
+  } catch (const Error& e) {
+    outer_.pop_back();
+    drop_added();
+    fail(e.kind(), "node '{}' ({}): body '{}': {}", node_label(parent), parent.op_type, attr, e.what());
+  }
+  outer_.pop_back();
+  drop_added();
+  return changed;
+}
+
 size_t OpsetConverter::convert(Graph& g) {
   size_t changed = 0;
   // Sub-graphs first (they see the same opset imports).
   for (auto& n : g.nodes)
     for (auto& a : n.attrs) {
-      if (a.g) changed += convert(*a.g);
+      if (a.g) changed += convert_body(*a.g, g, n, a.name);
       for (auto& sg : a.graphs)
-        if (sg) changed += convert(*sg);
+        if (sg) changed += convert_body(*sg, g, n, a.name);
     }
   GraphIndex idx(g);
   g_ = &g;

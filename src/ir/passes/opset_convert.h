@@ -15,6 +15,9 @@ class OpsetConverter {
   size_t convert(Graph& g);
 
  private:
+  // Converts a body of `parent` (a node of `outer`): what `outer` knows of the values the body reads is visible to
+  // its rewrites; errors are prefixed with the parent node and the body's attribute name.
+  size_t convert_body(Graph& body, const Graph& outer, const Node& parent, const std::string& attr);
   // True when the schema change introduced at opset `v` lies on the way (from, to].
   bool crosses(int v) const { return from_ < v && v <= to_; }
   [[noreturn]] void cannot(const Node& n, const std::string& why) const;
@@ -27,6 +30,9 @@ class OpsetConverter {
   std::string tensor_name(const Node& n, const std::string& suffix);
   void emit(Node n) { out_.push_back(std::move(n)); }
   bool is_used(const std::string& tensor) const;
+  // A constant initializer seen from the graph being converted: its own, or, for a name it does not define, the
+  // nearest enclosing graph's (a body reading an outer constant).
+  const Tensor* constant(const std::string& name) const;
 
   // Returns true when the node was changed. May emit helper nodes before/after it.
   bool convert_node(Node& n);
@@ -51,6 +57,7 @@ class OpsetConverter {
   bool overridable_;
   NameGen& names_;
   Graph* g_ = nullptr;
+  std::vector<const Graph*> outer_;  // enclosing graphs of the body being converted, outermost first
   std::vector<Node> out_;
   GraphIndex* idx_ = nullptr;
 };

@@ -106,7 +106,7 @@ bool OpsetConverter::convert_upsample(Node& n) {
 }
 
 void OpsetConverter::legacy_nearest_rounding(Node& n, bool from_upsample) {
-  const Tensor* sc = constant_value(*g_, n.input(2), overridable_);
+  const Tensor* sc = constant(n.input(2));
   if (!sc && from_upsample) {
     n.set_attr_string("nearest_mode", "floor");
     return;

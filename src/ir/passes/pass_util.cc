@@ -38,6 +38,15 @@ const Tensor* constant_value(const Graph& g, const std::string& n, bool overrida
   return &g.find_initializer(n)->tensor;
 }
 
+std::optional<int64_t> known_channels(const Graph& g, const std::string& x) {
+  if (const ValueInfo* vi = g.find_value_info(x))
+    if (auto s = vi->static_shape(); s && s->size() >= 2 && (*s)[1] > 0) return (*s)[1];
+  for (const auto& p : g.nodes)
+    if (p.op_type == "Conv" && p.is_default_domain() && !p.outputs.empty() && p.outputs[0] == x && p.inputs.size() >= 2)
+      if (const Tensor* w = constant_value(g, p.input(1)); w && w->rank() >= 3) return w->shape()[0];
+  return std::nullopt;
+}
+
 std::optional<Shape> known_shape(const Graph& g, const std::string& n, bool overridable) {
   if (const Initializer* i = g.find_initializer(n); i && is_constant(g, n, overridable)) return i->tensor.shape();
   const ValueInfo* vi = g.find_value_info(n);

@@ -27,6 +27,9 @@ std::optional<Shape> known_shape(const Graph& g, const std::string& n, bool over
 std::optional<int> known_rank(const Graph& g, const std::string& n);
 // Element type when it can be found: initializer, value infos, or following type-preserving producers.
 DType known_dtype(const Graph& g, const std::string& n);
+// Channel count (dim 1) of a tensor when known before running: a known dim 1 in its value info (or graph input),
+// or the output channels of the Conv with a constant weight that makes it (exporters write no value_info there).
+std::optional<int64_t> known_channels(const Graph& g, const std::string& n);
 
 // Replaces every top-level node input equal to `from` by `to`.
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to);
