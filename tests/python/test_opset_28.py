@@ -16,6 +16,7 @@ exactly, and the sign of float zeros for Mod), or with onnx.reference where onnx
   written model passes onnx.checker's full check. onnxruntime 1.32 has no QuantizeLinear / DequantizeLinear
   kernel at 28, so the written model is run in onnxruntime with its import lowered to 27 (none of its ops changed
   at 28) and by onnxquant's `run` at 28: both top-1 scores agree.
+- a SwiGLU model through default mode (which quantize_static cannot do): SwiGLU left in float between Q/DQ.
 Default-mode parity with quantize_static at 28 is in tests/python/test_quant_parity.py.
 """
 import os
@@ -232,6 +233,49 @@ def target_converts_28():
     oq_score = 100.0 * float(np.mean(got.reshape(len(got), -1).argmax(1) == data["y"]))
     assert abs(oq_score - ort_score) <= 0.2, f"onnxquant at 28: {oq_score}, ORT at 27: {ort_score}"
 
+def swiglu_default_mode():
+    """An opset-28 MLP with a SwiGLU after its first Relu through default mode: onnxruntime cannot quantize it (its
+    SwiGLU body calls Swish, which it lacks); onnxquant writes an opset-28 model (full_check) with SwiGLU left in
+    float, reading dequantized values and quantized after, and its `run` of the written model agrees with its
+    `run` of the float model on top-1 within 5 points (8-bit per-tensor)."""
+    d = tmpdir()
+    m = onnx.version_converter.convert_version(onnx.load(os.path.join(TESTDATA, "digits_mlp.onnx")), 28)
+    m.ir_version = 14
+    g = m.graph
+    relu = next(n for n in g.node if n.op_type == "Relu")
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            if x == relu.output[0]:
+                n.input[i] = "swi"
+    g.node.insert(list(g.node).index(relu) + 1,
+                  helper.make_node("SwiGLU", [relu.output[0], relu.output[0]], ["swi"], name="swiglu", alpha=1.5))
+    onnx.checker.check_model(m, full_check=True)
+    src = os.path.join(d, "mlp_swiglu.onnx")
+    onnx.save(m, src)
+    out = os.path.join(d, "out")
+    run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out, f"model.model_path={src}",
+            "dataset.quantization_path=testdata/digits_calib_flat.npz", "quantization.operating_mode=default",
+            "quantization.target_opset=28", "quantization.granularity=per_tensor"])
+    q = os.path.join(out, "quantized_models", "mlp_swiglu_quant_qdq_pt.onnx")
+    qm = onnx.load(q)
+    onnx.checker.check_model(qm, full_check=True)
+    assert [o.version for o in qm.opset_import if o.domain in ("", "ai.onnx")] == [28]
+    producer = {o: n.op_type for n in qm.graph.node for o in n.output}
+    sw = [n for n in qm.graph.node if n.op_type == "SwiGLU"]
+    assert len(sw) == 1 and all(producer.get(i) == "DequantizeLinear" for i in sw[0].input), sw
+    readers = [n.op_type for n in qm.graph.node if sw[0].output[0] in n.input]
+    assert readers == ["QuantizeLinear"], readers
+    data = np.load(os.path.join(TESTDATA, "digits_test_flat.npz"))
+    feeds = {m.graph.input[0].name: data["x"]}
+    name = m.graph.output[0].name
+    top = {}
+    for k, path in (("float", src), ("int8", q)):
+        y = oq_run(path, feeds, tmpdir())[name]
+        top[k] = 100.0 * float(np.mean(y.reshape(len(y), -1).argmax(1) == data["y"]))
+    assert top["float"] > 50 and abs(top["float"] - top["int8"]) <= 5, top
+    print(f"  top-1 float {top['float']:.2f}, int8 {top['int8']:.2f}")
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("cnn opset 28", cnn, 28)
@@ -242,4 +286,5 @@ if __name__ == "__main__":
     r.run("refusals at 27 / 28", refusals)
     r.run("opset 29 refused", opset_29_refused)
     r.run("target_opset 28 converts", target_converts_28)
+    r.run("SwiGLU model through default mode", swiglu_default_mode)
     r.finish()
