@@ -16,9 +16,11 @@ exactly, and the sign of float zeros for Mod), or with onnx.reference where onnx
   written model passes onnx.checker's full check. onnxruntime 1.32 has no QuantizeLinear / DequantizeLinear
   kernel at 28, so the written model is run in onnxruntime with its import lowered to 27 (none of its ops changed
   at 28) and by onnxquant's `run` at 28: both top-1 scores agree.
+- inspection on an opset-28 model (scored by onnxquant at 28 and by onnxruntime at 27 alike);
 - a SwiGLU model through default mode (which quantize_static cannot do): SwiGLU left in float between Q/DQ.
 Default-mode parity with quantize_static at 28 is in tests/python/test_quant_parity.py.
 """
+import json
 import os
 import sys
 
@@ -29,7 +31,7 @@ from onnx.reference import ReferenceEvaluator
 
 sys.path.insert(0, os.path.dirname(__file__))
 from oqtest import TESTDATA, Runner, assert_same_output, ort_top1, run_oq, tmpdir  # noqa: E402
-from test_opsets_22_27 import cnn, init, make_model, main_job, oq_run, ort_run, vi  # noqa: E402
+from test_opsets_22_27 import cnn, digits_at, init, make_model, main_job, oq_run, ort_run, vi  # noqa: E402
 
 RNG = np.random.default_rng(28)
 CHANGED_AT_28 = {"BitShift", "Cast", "Celu", "Compress", "DepthToSpace", "DequantizeLinear", "Einsum", "Mod",
@@ -233,6 +235,32 @@ def target_converts_28():
     oq_score = 100.0 * float(np.mean(got.reshape(len(got), -1).argmax(1) == data["y"]))
     assert abs(oq_score - ort_score) <= 0.2, f"onnxquant at 28: {oq_score}, ORT at 27: {ort_score}"
 
+def inspection_opset28():
+    """Inspection on the digits MobileNet at 28: an opset-28 model (IR 14, full_check), a non-empty report, and the
+    written model scored by onnxquant's `run` at 28 and by onnxruntime on the same graph imported at 27 alike."""
+    d = tmpdir()
+    model = digits_at(28, d)
+    out = os.path.join(d, "out")
+    main_job(model, out, ["quantization.operating_mode=inspection", "quantization.target_opset=28"])
+    q = os.path.join(out, "quantized_models", "digits_op28_quant_qdq_pc.onnx")
+    m = onnx.load(q)
+    onnx.checker.check_model(m, full_check=True)
+    assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [28] and m.ir_version == 14
+    assert json.load(open(os.path.join(out, "inspection.json"))), "empty inspection report"
+    ops = {n.op_type for n in m.graph.node}
+    assert not (ops & CHANGED_AT_28 - {"QuantizeLinear", "DequantizeLinear", "Cast"}), ops & CHANGED_AT_28
+    npz = os.path.join(TESTDATA, "digits_test.npz")
+    data = np.load(npz)
+    y = oq_run(q, {m.graph.input[0].name: data["x"]}, tmpdir())[m.graph.output[0].name]
+    ours = 100.0 * float(np.mean(y.reshape(len(y), -1).argmax(1) == data["y"]))
+    m.opset_import[0].version = 27
+    m.ir_version = 13
+    q27 = os.path.join(d, "q27.onnx")
+    onnx.save(m, q27)
+    theirs = ort_top1(q27, npz)
+    assert ours > 80 and abs(ours - theirs) <= 0.2, (ours, theirs)
+
+
 def swiglu_default_mode():
     """An opset-28 MLP with a SwiGLU after its first Relu through default mode: onnxruntime cannot quantize it (its
     SwiGLU body calls Swish, which it lacks); onnxquant writes an opset-28 model (full_check) with SwiGLU left in
@@ -286,5 +314,6 @@ if __name__ == "__main__":
     r.run("refusals at 27 / 28", refusals)
     r.run("opset 29 refused", opset_29_refused)
     r.run("target_opset 28 converts", target_converts_28)
+    r.run("inspection opset 28", inspection_opset28)
     r.run("SwiGLU model through default mode", swiglu_default_mode)
     r.finish()
