@@ -17,7 +17,7 @@
 namespace oq::config {
 
 // The newest opset onnxquant writes (the executor's exec::kMaxOpset; the app layer asserts they agree).
-inline constexpr int64_t kMaxTargetOpset = 27;  // the message in load_quant.cc names it
+inline constexpr int64_t kMaxTargetOpset = 28;  // the message in load_quant.cc names it
 
 // Top-level `operation_mode` values onnxquant runs (other ST modes are rejected at load).
 enum class OperationMode { Quantization, Evaluation, ChainQE };

@@ -263,7 +263,7 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
   q.target_opset = get_int(m, "target_opset", q.target_opset);
   check_range(m, "target_opset", q.target_opset >= 10 && q.target_opset <= kMaxTargetOpset,
               static_cast<double>(q.target_opset),
-              "between 10 (QuantizeLinear/DequantizeLinear need opset 10+) and 27 (the newest opset onnxquant writes)");
+              "between 10 (QuantizeLinear/DequantizeLinear need opset 10+) and 28 (the newest opset onnxquant writes)");
   q.operating_mode = get_enum(m, "operating_mode", q.operating_mode,
                               {OperatingMode::Default, OperatingMode::Inspection, OperatingMode::FullAuto});
   read_params(ctx, m.get("onnx_quant_parameters"), q.params);

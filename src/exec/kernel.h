@@ -47,7 +47,7 @@ KernelFactory find_kernel(const std::string& op_type, int opset);
 std::vector<std::string> registered_ops();
 
 // The highest default-domain opset the executor supports.
-inline constexpr int kMaxOpset = 27;
+inline constexpr int kMaxOpset = 28;
 inline constexpr int kMinOpset = 7;
 
 #define OQ_CONCAT_INNER(a, b) a##b

@@ -90,10 +90,10 @@ def m_opset_new(d):
     return save(d, m)
 
 
-def m_opset_28(d):
-    # The first opset past the newest supported (27): refused, naming the file and both opsets.
+def m_opset_29(d):
+    # The first opset past the newest supported (28, onnx 1.23's newest): refused, naming the file and both opsets.
     m = onnx.load(MLP)
-    m.opset_import[0].version = 28
+    m.opset_import[0].version = 29
     return save(d, m)
 
 
@@ -236,7 +236,7 @@ MODEL_CASES = [
     ("model_duplicate_node_outputs", m_dup_outputs, ["model.onnx", "'t'"]),
     ("model_duplicate_graph_outputs", m_dup_graph_outputs, ["model.onnx", "'y'"]),
     ("model_opset_too_new", m_opset_new, ["model.onnx", "99"], False),
-    ("model_opset_28", m_opset_28, ["model.onnx", "opset 28", "newest supported (27)"], False),
+    ("model_opset_29", m_opset_29, ["model.onnx", "opset 29", "newest supported (28)"], False),
     ("model_unsupported_op", m_unsupported_op, ["frob", "FrobnicateTensor"], False),
     ("model_raw_data_short", m_raw_short, ["model.onnx", "w_short"]),
     ("model_value_count_wrong", m_no_graph_input_data, ["model.onnx", "w_count"]),

@@ -116,8 +116,8 @@ def c_export_dir_escapes(cfg, d):
     cfg["quantization"]["export_dir"] = "../elsewhere"
 
 
-def c_target_opset_28(cfg, d):
-    cfg["quantization"]["target_opset"] = 28
+def c_target_opset_29(cfg, d):
+    cfg["quantization"]["target_opset"] = 29
 
 
 def c_node_to_exclude_unknown(cfg, d):
@@ -147,7 +147,7 @@ CONFIG_CASES = [
     ("config_misspelt_section", c_misspelt_section, ["quantisation", "did you mean 'quantization'"]),
     ("config_repeated_key", c_repeated_key, ["operation_mode", "given twice"]),
     ("config_export_dir_escapes", c_export_dir_escapes, ["quantization.export_dir", "../elsewhere"]),
-    ("config_target_opset_28", c_target_opset_28, ["quantization.target_opset", "28", "27"]),
+    ("config_target_opset_29", c_target_opset_29, ["quantization.target_opset", "29", "28"]),
     ("config_node_to_exclude_unknown", c_node_to_exclude_unknown,
      ["nodes_to_exclude", "'/matmul'", "did you mean '/MatMul'"]),
     ("config_op_type_lowercase", c_op_type_lowercase, ["op_types_to_quantize", "'matmul'", "did you mean 'MatMul'"]),

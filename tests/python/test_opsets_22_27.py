@@ -1,4 +1,5 @@
-"""Models importing ai.onnx opsets 22 to 27 (the newest the executor supports) against onnxruntime.
+"""Models importing ai.onnx opsets 22 to 27 against onnxruntime (opset 28, the newest the executor supports:
+test_opset_28.py, which reuses the helpers here).
 
 - `onnxquant run` on small graphs at each of those opsets (convolution, pools, Pad, Transpose, Flatten, Gemm,
   Squeeze / Unsqueeze, Softmax, Shape, Size, Cast, ConstantOfShape, Identity), on QuantizeLinear /

@@ -329,6 +329,43 @@ class ClipKernel : public Kernel {
 
 std::unique_ptr<Kernel> make_clip(const KernelInit& k) { return std::make_unique<ClipKernel>(k.node, k.opset); }
 
+// SwiGLU (opset 28): Y = Swish_alpha(A) * B, A and B of one shape (no broadcasting) and one float type.
+class SwiGluKernel : public Kernel {
+ public:
+  explicit SwiGluKernel(const ir::Node& n) : node_(n), alpha_(n.attr_float("alpha", 1.0f)) {}
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
+    if (in.size() < 2 || !in[0] || !in[1]) kfail(node_, "needs inputs A and B");
+    out[0] = apply(*in[0], *in[1]);
+  }
+
+ private:
+  Tensor apply(const Tensor& a, const Tensor& b) {
+    if (a.dtype() != b.dtype())
+      kfail(node_, "A and B have different types {} and {}", dtype_name(a.dtype()), dtype_name(b.dtype()));
+    if (a.shape() != b.shape())
+      kfail(node_, "A {} and B {} must have the same shape (no broadcasting)", shape_str(a.shape()),
+            shape_str(b.shape()));
+    if (is_half(a.dtype())) return apply(a.cast(DType::Float), b.cast(DType::Float)).cast(a.dtype());
+    Tensor y = Tensor::uninitialized(a.dtype(), a.shape());
+    const bool ok = dispatch_float(a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      run_act<T>(Act::Swish, a.data<T>(), y.data<T>(), a.numel(), alpha_, 0.0f);
+      T* py = y.data<T>();
+      const T* pb = b.data<T>();
+      parallel_for(a.numel(), 65536, [&](int64_t b0, int64_t e0) {
+        for (int64_t i = b0; i < e0; ++i) py[i] *= pb[i];
+      });
+    });
+    if (!ok) kfail(node_, "unsupported dtype {}", dtype_name(a.dtype()));
+    return y;
+  }
+
+  ir::Node node_;
+  float alpha_;
+};
+
+std::unique_ptr<Kernel> make_swiglu(const KernelInit& k) { return std::make_unique<SwiGluKernel>(k.node); }
+
 }  // namespace
 
 OQ_REGISTER_KERNEL(Sqrt, 6, kMaxOpset, (make_unary<Act::Sqrt, Types::Float>));
@@ -370,6 +407,7 @@ OQ_REGISTER_KERNEL(Celu, 12, kMaxOpset, (make_unary<Act::Celu, Types::Float>));
 OQ_REGISTER_KERNEL(Shrink, 9, kMaxOpset, (make_unary<Act::Shrink, Types::Float>));
 OQ_REGISTER_KERNEL(Mish, 18, kMaxOpset, (make_unary<Act::Mish, Types::Float>));
 OQ_REGISTER_KERNEL(Swish, 24, kMaxOpset, (make_unary<Act::Swish, Types::Float>));
+OQ_REGISTER_KERNEL(SwiGLU, 28, kMaxOpset, make_swiglu);
 OQ_REGISTER_KERNEL(IsNaN, 9, kMaxOpset, make_is<false>);
 OQ_REGISTER_KERNEL(IsInf, 10, kMaxOpset, make_is<true>);
 
@@ -424,6 +462,7 @@ double naive_activation(const std::string& op, double x, double alpha, double be
   if (op == "Shrink") return x < -alpha ? x + beta : x > alpha ? x - beta : 0;  // alpha = lambd, beta = bias
   if (op == "Mish") return x * std::tanh(std::log(1 + std::exp(x)));
   if (op == "Swish") return x / (1 + std::exp(-alpha * x));
+  if (op == "SwiGLU") return x / (1 + std::exp(-alpha * x)) * beta;  // beta: the element of B
   OQ_CHECK(false, "naive_activation: unknown op {}", op);
   return 0;
 }

@@ -1,7 +1,8 @@
 // BitwiseAnd, BitwiseOr, BitwiseXor, BitwiseNot (opset 18; int8..int64, uint8..uint64) and BitShift (opset 11;
-// uint8..uint64, direction LEFT / RIGHT), registered up to kMaxOpset; numpy broadcasting for the binary ones.
-// None of these schemas has a second version. A shift by the element width or more gives 0, as numpy and ONNX's
-// reference (ORT 1.32 shifts with C++ `<<` / `>>`, undefined there: x86 masks the count for 32 / 64-bit types).
+// uint8..uint64, direction LEFT / RIGHT; opset 28 adds int8..int64), registered up to kMaxOpset; numpy
+// broadcasting for the binary ones. A shift by the element width or more (or, signed, by a negative count) gives
+// the sign fill alone: -1 for a right shift of a negative value, else 0 (BitShift-28's rule; numpy's result too).
+// Signed right shifts are arithmetic; a signed left shift drops the bits shifted past the sign bit.
 #include "exec/kernels/bitwise.h"
 
 #include <type_traits>
@@ -24,10 +25,12 @@ inline T apply(BitOp op, T a, T b) {
     case BitOp::Or: return static_cast<T>(a | b);
     case BitOp::Xor: return static_cast<T>(a ^ b);
     case BitOp::Not: return static_cast<T>(~a);
+    // A negative count reads as a huge unsigned one: both give the sign fill alone (opset 28).
     case BitOp::ShiftLeft:
       return static_cast<uint64_t>(static_cast<U>(b)) >= kBits ? T(0) : static_cast<T>(static_cast<U>(a) << static_cast<U>(b));
     case BitOp::ShiftRight:
-      return static_cast<uint64_t>(static_cast<U>(b)) >= kBits ? T(0) : static_cast<T>(static_cast<U>(a) >> static_cast<U>(b));
+      if (static_cast<uint64_t>(static_cast<U>(b)) >= kBits) return (std::is_signed_v<T> && a < T(0)) ? T(-1) : T(0);
+      return static_cast<T>(a >> static_cast<U>(b));  // arithmetic (sign-extending) for a signed T (C++20)
   }
   return T(0);
 }
@@ -81,7 +84,8 @@ std::unique_ptr<Kernel> make_bitwise(const KernelInit& ki, BitOp op) {
     if (d == "RIGHT") op = BitOp::ShiftRight;
     else if (d != "LEFT") kfail(node, "direction must be LEFT or RIGHT, got '{}'", d);
   }
-  return fn_kernel([node, op](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+  const bool signed_shift = ki.opset >= 28;  // BitShift-28 adds int8..int64
+  return fn_kernel([node, op, signed_shift](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& a = input_at(node, in, 0);
     if (op == BitOp::Not) {
       Tensor y = Tensor::uninitialized(a.dtype(), a.shape());
@@ -105,7 +109,7 @@ std::unique_ptr<Kernel> make_bitwise(const KernelInit& ki, BitOp op) {
       kfail(node, "shapes {} and {} do not broadcast", shape_str(a.shape()), shape_str(b.shape()));
     Tensor y = Tensor::uninitialized(a.dtype(), os);
     BroadcastPlan plan({a.shape(), b.shape()}, os);
-    const bool ok = dispatch_int(a.dtype(), is_shift(op), [&](auto tag) {
+    const bool ok = dispatch_int(a.dtype(), is_shift(op) && !signed_shift, [&](auto tag) {
       using T = decltype(tag);
       const T *A = a.data<T>(), *B = b.data<T>();
       T* Y = y.data<T>();
@@ -121,7 +125,7 @@ std::unique_ptr<Kernel> make_bitwise(const KernelInit& ki, BitOp op) {
     });
     if (!ok)
       kfail(node, "unsupported type {} ({})", dtype_name(a.dtype()),
-            is_shift(op) ? "uint8, uint16, uint32, uint64" : "8- to 64-bit integers");
+            is_shift(op) && !signed_shift ? "uint8, uint16, uint32, uint64 before opset 28" : "8- to 64-bit integers");
     out[0] = std::move(y);
   });
 }

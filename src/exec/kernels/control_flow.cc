@@ -1,4 +1,4 @@
-// Control flow: If (opsets 1-27), Loop (1-27), Scan (8, and 9-27). Each body is built once with the node's kernel
+// Control flow: If (opsets 1-28), Loop (1-28), Scan (8, and 9-28). Each body is built once with the node's kernel
 // (exec/subgraph.h: attributes parsed and checked here, body kernels built there); run() only runs them.
 // The session passes the node's implicit inputs (outer-scope values its bodies read) after its own inputs.
 // Values are tensors only: a body input or output that is a sequence / optional / map is refused at build time.
@@ -356,9 +356,9 @@ std::unique_ptr<Kernel> make_scan8(const KernelInit& ki) { return std::make_uniq
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(If, 1, 27, make_if);
-OQ_REGISTER_KERNEL(Loop, 1, 27, make_loop);
+OQ_REGISTER_KERNEL(If, 1, kMaxOpset, make_if);
+OQ_REGISTER_KERNEL(Loop, 1, kMaxOpset, make_loop);
 OQ_REGISTER_KERNEL(Scan, 8, 8, make_scan8);
-OQ_REGISTER_KERNEL(Scan, 9, 27, make_scan);
+OQ_REGISTER_KERNEL(Scan, 9, kMaxOpset, make_scan);
 
 }  // namespace oq::exec

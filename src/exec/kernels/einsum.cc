@@ -1,4 +1,5 @@
-// Einsum (opsets 12-21). The equation is parsed once when the kernel is built, and so is the choice of path:
+// Einsum (opsets 12-28; bfloat16 from 28). The equation is parsed once when the kernel is built, and so is the
+// choice of path:
 //
 // * Gemm path: two operands whose every label is batch (in both inputs and the output), contracted (in both
 //   inputs, not the output) or free (in one input and the output) -- no label repeated inside a term, no label
@@ -174,13 +175,14 @@ std::vector<int> expand_term(const std::vector<int>& term, int ell_rank) {
   return dims;
 }
 
-Bound bind(const ir::Node& node, const Equation& eq, const std::string& eq_str, const std::vector<const Tensor*>& in) {
+Bound bind(const ir::Node& node, const Equation& eq, const std::string& eq_str, const std::vector<const Tensor*>& in,
+           int opset = kMaxOpset) {
   Bound b;
   const size_t nk = eq.inputs.size();
   for (size_t k = 0; k < nk; ++k) b.xs.push_back(input_at(node, in, k));
   const auto& xs = b.xs;
   const DType t = b.t = xs[0].dtype();
-  if (t == DType::BFloat16) kfail(node, "type BFLOAT16 needs opset 28 (the executor covers up to {})", kMaxOpset);
+  if (t == DType::BFloat16 && opset < 28) kfail(node, "type BFLOAT16 needs opset 28 (model: {})", opset);
   for (const Tensor& x : xs)
     if (x.dtype() != t) kfail(node, "inputs have different types ({} and {})", dtype_name(t), dtype_name(x.dtype()));
   // Ellipsis rank: the same for every term that has one.
@@ -440,8 +442,9 @@ struct Built {
 
 std::unique_ptr<Kernel> make_einsum(const KernelInit& ki) {
   auto k = std::make_shared<const Built>(ki.node);
-  return fn_kernel([k](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
-    const Bound b = bind(k->node, k->eq, k->eq_str, in);
+  const int opset = ki.opset;
+  return fn_kernel([k, opset](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+    const Bound b = bind(k->node, k->eq, k->eq_str, in, opset);
     out[0] = k->path(b) == EinsumPath::Gemm ? run_gemm(k->node, k->plan, b) : run_loop(k->node, b);
   });
 }

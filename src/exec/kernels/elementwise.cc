@@ -96,6 +96,8 @@ T mod_op(T u, T v, bool c_style) {
     return static_cast<T>(u % v);
   }
   if (!c_style && r != T(0) && ((r < T(0)) != (v < T(0)))) r = static_cast<T>(r + v);
+  if constexpr (std::is_floating_point_v<T>)  // opset 28: a zero remainder of fmod = 0 takes the divisor's sign
+    if (!c_style && r == T(0)) r = std::copysign(T(0), v);
   return r;
 }
 
@@ -455,7 +457,12 @@ Tensor naive_binary(BinOp op, const Tensor& a, const Tensor& b) {
       case BinOp::Xor: v = (x != 0) != (y != 0); break;
       case BinOp::PRelu: v = x < 0 ? x * y : x; break;
       case BinOp::FMod: v = std::fmod(x, y); break;
-      case BinOp::Mod: v = x - std::floor(x / y) * y; break;
+      case BinOp::Mod:  // x - floor(x / y) y (opset 28's definition) with its special cases
+        if (std::isnan(x) || std::isnan(y) || std::isinf(x) || y == 0) v = NAN;
+        else if (std::isinf(y)) v = (x == 0 || (x < 0) == (y < 0)) ? (x == 0 ? std::copysign(0.0, y) : x) : y;
+        else v = x - std::floor(x / y) * y;
+        if (v == 0) v = std::copysign(0.0, y);
+        break;
     }
     r[i] = v;
   }

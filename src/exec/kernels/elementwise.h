@@ -75,7 +75,7 @@ enum class BinOp {
 Tensor naive_binary(BinOp op, const Tensor& a, const Tensor& b);
 
 // Unary activation of one value (op = ONNX op type; alpha/beta = the op's attributes: Selu alpha/gamma, Shrink
-// lambd/bias, else alpha/beta; `approx` for Gelu).
+// lambd/bias, SwiGLU alpha and the element of B as beta, else alpha/beta; `approx` for Gelu).
 double naive_activation(const std::string& op, double x, double alpha = 0, double beta = 0,
                         const std::string& approx = "none");
 

@@ -272,13 +272,20 @@ std::unique_ptr<Kernel> make_space_to_depth(const KernelInit& ki) {
   const ir::Node& node = ki.node;
   int64_t bs = node.attr_int("blocksize", 0);
   if (bs <= 0) kfail(node, "attribute 'blocksize' must be positive");
-  return fn_kernel([node, bs](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+  // Opset 28 adds `mode` (DCR, the only order before, or CRD: the inverse of DepthToSpace's CRD).
+  if (ki.opset < 28 && node.has_attr("mode")) kfail(node, "attribute 'mode' needs opset 28 (model: {})", ki.opset);
+  const std::string mode = node.attr_string("mode", "DCR");
+  if (mode != "DCR" && mode != "CRD") kfail(node, "unknown mode '{}'", mode);
+  const bool crd = mode == "CRD";
+  return fn_kernel([node, bs, crd](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& x = input_at(node, in, 0);
     elem_size(node, x);
     if (x.rank() != 4) kfail(node, "input must be 4-D, got {}", shape_str(x.shape()));
     int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
     if (h % bs || w % bs) kfail(node, "spatial dims {}x{} not divisible by blocksize {}", h, w, bs);
-    Tensor t = transpose(x.reshaped({n, c, h / bs, bs, w / bs, bs}), {0, 3, 5, 1, 2, 4});
+    // (n, c, h/bs, b1, w/bs, b2) -> DCR (n, b1, b2, c, ...) or CRD (n, c, b1, b2, ...)
+    Tensor t = transpose(x.reshaped({n, c, h / bs, bs, w / bs, bs}),
+                         crd ? std::vector<int64_t>{0, 1, 3, 5, 2, 4} : std::vector<int64_t>{0, 3, 5, 1, 2, 4});
     out[0] = t.reshaped({n, c * bs * bs, h / bs, w / bs});
   });
 }

@@ -165,10 +165,14 @@ class ReduceKernel : public Kernel {
     keepdims_ = n.attr_int("keepdims", 1) != 0;
     noop_ = axes_input_ && n.attr_int("noop_with_empty_axes", 0) != 0;
     if (!axes_input_) attr_axes_ = n.attr_ints("axes");
+    // ReduceLogSum-28 / ReduceLogSumExp-28 drop the integer types (int32, int64, uint32, uint64) of version 18.
+    float_only_ = opset >= 28 && (op == ReduceOp::LogSum || op == ReduceOp::LogSumExp);
   }
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const Tensor& x = need(node_, in, 0);
+    if (float_only_ && !is_float(x.dtype()))
+      kfail(node_, "unsupported type {} (float types only since opset 28)", dtype_name(x.dtype()));
     std::vector<int64_t> axes = attr_axes_;
     if (axes_input_ && in.size() > 1 && in[1]) {
       if (in[1]->dtype() != DType::Int64) kfail(node_, "axes input dtype {} is not INT64", dtype_name(in[1]->dtype()));
@@ -214,7 +218,7 @@ class ReduceKernel : public Kernel {
 
   ir::Node node_;
   ReduceOp op_;
-  bool axes_input_ = false, keepdims_ = true, noop_ = false;
+  bool axes_input_ = false, keepdims_ = true, noop_ = false, float_only_ = false;
   std::vector<int64_t> attr_axes_;
 };
 

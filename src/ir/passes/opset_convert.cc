@@ -13,6 +13,7 @@ using namespace detail;
 
 int64_t ir_version_for_opset(int64_t opset) {
   // onnx.helper.VERSION_TABLE: the IR version of the ONNX release that introduced the opset.
+  if (opset >= 28) return 14;
   if (opset >= 25) return 13;
   if (opset == 24) return 12;
   if (opset == 23) return 11;
@@ -235,6 +236,12 @@ bool OpsetConverter::convert_node(Node& n) {
     return axes_to_input(n, "axes", 1);
   }
   if (op == "ReduceSum") return crosses(13) && axes_to_input(n, "axes", 1);
+  if ((op == "ReduceLogSum" || op == "ReduceLogSumExp") && crosses(28)) {
+    // Version 28 drops the integer types: an integer input has no version-28 equivalent.
+    const DType dt = n.inputs.empty() ? DType::Undefined : known_dtype(*g_, n.inputs[0]);
+    if (dt != DType::Undefined && !is_float(dt))
+      cannot(n, fmt::format("{} input (version 28 takes float types only)", dtype_name(dt)));
+  }
   if (kReduce18.count(op)) return crosses(18) && axes_to_input(n, "axes", 1);
   if (op == "Split") return convert_split(n);
   if (op == "Pad") return convert_pad(n);

@@ -113,13 +113,15 @@ std::unordered_set<std::string> float16_values(const Graph& g);
 // Raises the default-domain opset to `target`, rewriting nodes whose schema changed on the way; sets the IR
 // version to at least the one matching `target`. A node that cannot be converted, a target lower than the
 // model's opset or outside [7, kMaxConvertOpset] -> Model error. Returns the number of nodes rewritten.
-// No schema of the ops it knows changes meaning between 21 and 27 (opset 22 adds bfloat16, 23 to 25 add
-// float4 / float8e8m0 / int2 types, 23, 24 and 27 attributes whose defaults keep the old behaviour, 26 only new
-// ops): those steps rewrite nothing.
-inline constexpr int kMaxConvertOpset = 27;
+// No schema of the ops it knows changes meaning between 21 and 28 (opset 22 adds bfloat16, 23 to 25 add
+// float4 / float8e8m0 / int2 types, 23, 24, 27 and 28 attributes whose defaults keep the old behaviour, 26 only
+// new ops, 28 float6 / bfloat16 / signed BitShift types and float Mod with fmod = 0, all invalid before): those
+// steps rewrite nothing. ReduceLogSum / ReduceLogSumExp on an integer input cannot cross 28 (version 28 drops
+// the integer types): refused.
+inline constexpr int kMaxConvertOpset = 28;
 size_t convert_opset(Model& m, int target);
 
-// IR version that goes with a default-domain opset (7..27; onnx.helper.VERSION_TABLE).
+// IR version that goes with a default-domain opset (7..28; onnx.helper.VERSION_TABLE).
 int64_t ir_version_for_opset(int64_t opset);
 
 }  // namespace oq::ir::passes
