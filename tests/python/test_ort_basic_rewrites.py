@@ -1,7 +1,8 @@
 """ORT optimizer rewrites of quant_pre_process that onnxquant's pre-processing reproduces, so that default mode on the
 raw model writes what quant_pre_process + quantize_static write: a Conv followed by a Mul / Add with a constant
 folded into the Conv's weight / bias (ConvMulFusion / ConvAddFusion), and no-op Add 0 / Sub 0 / Mul 1 / Div 1,
-Cast to the same type and Expand to the same shape removed (NoopElimination, CastElimination, ExpandElimination).
+Cast to the same type, Expand to the same shape and cancelling Transpose pairs removed (NoopElimination,
+CastElimination, ExpandElimination, transpose optimizer).
 
 ORT gets the raw model through quant_pre_process, then quantize_static; onnxquant gets the raw model itself. Checked
 per model, per channel and per tensor: the same wiring node by node (tensor names included: ORT's
@@ -201,6 +202,13 @@ def noops():
     # Expand needs the input's shape in the model here (value_info); ORT infers it.
     check(make([relu, mn("Expand", ["r0", "s"], ["m"], name="expand")], [init("s", np.array([4, 1, 1], np.int64))],
                value_info=["r0"]))
+    # A Transpose pair that cancels (ORT's transpose optimizer), also right after the Conv: the Mul then folds.
+    check(make([relu, mn("Transpose", ["r0"], ["t0"], name="t1", perm=[0, 2, 3, 1]),
+                mn("Transpose", ["t0"], ["m"], name="t2", perm=[0, 3, 1, 2])], []))
+    pm = check(make([mn("Transpose", ["c0"], ["t0"], name="t1", perm=[0, 2, 3, 1]),
+                     mn("Transpose", ["t0"], ["t1"], name="t2", perm=[0, 3, 1, 2]),
+                     mn("Mul", ["t1", "k"], ["m"], name="mul")], [init("k", rnd(7, (4, 1, 1), 1.0))]))
+    assert conv_inputs(pm) == ["input", "ConvMulFusion_W_W0", "ConvMulFusion_Mul_B_k"], conv_inputs(pm)
     # A no-op between the Conv and a per-channel Mul goes, then the Mul folds; a Mul by 1 right after the Conv is a
     # ConvMulFusion (ORT tries the Conv's rules first).
     pm = check(make([mn("Add", ["c0", "z"], ["a0"], name="add"), mn("Mul", ["a0", "k"], ["m"], name="mul")],
@@ -226,6 +234,6 @@ if __name__ == "__main__":
     r.run("one constant on two Muls of a chain: ORT's _token_0", repeated_constant_token)
     r.run("Mul output also a graph output", fused_output_is_graph_output)
     r.run("patterns both leave alone", left_alone)
-    r.run("no-op Add / Sub / Mul / Div, Cast to the same type, Expand to the same shape", noops)
+    r.run("no-op Add / Sub / Mul / Div, Cast to the same type, Expand to the same shape, Transpose pair", noops)
     r.run("no-ops both keep (0 - x, zeros [C,1,1])", noops_left_alone)
     r.finish()

@@ -328,3 +328,40 @@ TEST(EliminateNoops, CastAndExpand) {
   auto x = rnd({1, 3, 2}, 5);
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 0);
 }
+
+// Transpose pairs: [0,2,3,1] then [0,3,1,2] cancel (both go, or only the second when the first has another reader);
+// [0,2,3,1] twice does not; absent perms (reversals) cancel each other.
+TEST(EliminateNoops, TransposePairs) {
+  auto tr = [](const std::string& in, const std::string& out, std::vector<int64_t> perm) {
+    auto n = mk("Transpose", {in}, {out});
+    if (!perm.empty()) n.set_attr_ints("perm", perm);
+    return n;
+  };
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 2, 3, 4})};
+  g.nodes = {tr("x", "a1", {0, 2, 3, 1}), tr("a1", "a2", {0, 3, 1, 2}), mk("Relu", {"a2"}, {"r"}),  // cancels
+             tr("r", "b1", {0, 2, 3, 1}), tr("b1", "b2", {0, 3, 1, 2}), mk("Neg", {"b1"}, {"nb"}),  // b1 read twice
+             mk("Relu", {"b2"}, {"s"}), tr("s", "c1", {0, 2, 3, 1}), tr("c1", "c2", {0, 2, 3, 1}),  // no
+             tr("s", "d1", {}), tr("d1", "d2", {}), mk("Sigmoid", {"d2"}, {"ds"}),                   // reversals
+             tr("s", "e1", {0, 2, 3, 1}), tr("e1", "e2", {0, 3, 1, 2})};  // e2 a graph output: kept
+  g.outputs = {vi_any("nb"), vi_any("c2"), vi_any("ds"), vi_any("e2")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::eliminate_noops(m), 5u);  // a1 a2, b2, d1 d2
+  std::vector<std::string> left;
+  for (const auto& n : g.nodes)
+    if (n.op_type == "Transpose") left.push_back(n.outputs[0]);
+  EXPECT_EQ(left, (std::vector<std::string>{"b1", "c1", "c2", "e1", "e2"}));
+  EXPECT_EQ(g.nodes[0].op_type, "Relu");
+  EXPECT_EQ(g.nodes[0].inputs[0], "x");
+  for (const auto& n : g.nodes) {
+    if (n.outputs[0] == "s") {
+      EXPECT_EQ(n.inputs[0], "r");
+    }
+    if (n.outputs[0] == "ds") {
+      EXPECT_EQ(n.inputs[0], "s");
+    }
+  }
+  auto x = rnd({1, 2, 3, 4}, 8);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 0);
+}

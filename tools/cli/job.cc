@@ -145,8 +145,8 @@ void prepare_model(Job& job) {
   // BatchNormalization's Conv weight is ConvBnFusion_W_<w>).
   quant::place_tensor_quant_overrides(job.prepared.graph, tensor_quant_overrides(cfg), job.qopts);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-          "folded, {} Mul/Add by a constant folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand removed, {} Pad "
-          "folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined as quant_pre_process "
+          "folded, {} Mul/Add by a constant folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand or Transpose "
+          "pair removed, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined as quant_pre_process "
           "does)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_conv_mul_adds, st.removed_noops, st.fused_pads, st.fused_matmul_adds, st.inlined_functions);

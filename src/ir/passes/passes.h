@@ -46,8 +46,8 @@ size_t fold_batchnorm(Model& m);
 size_t fuse_conv_mul_add(Model& m);
 
 // Add / Sub of 0, Mul / Div by 1 (one-element constant), Cast to the input's own type, Expand to the input's own
-// shape: removed, readers of the output read the input (ORT's NoopElimination, CastElimination,
-// ExpandElimination in quant_pre_process; conditions in eliminate_noops.cc). Not when the output is a graph
+// shape, a Transpose pair that cancels: removed, readers of the output read the input (ORT's NoopElimination,
+// CastElimination, ExpandElimination, transpose optimizer in quant_pre_process; conditions in eliminate_noops.cc). Not when the output is a graph
 // output or read by a body, nor (except a Cast) when the input is a graph input. Returns the number removed.
 size_t eliminate_noops(Model& m);
 
@@ -87,7 +87,7 @@ struct PreprocessStats {
   size_t nodes_before = 0, nodes_after = 0;
   size_t folded_constants = 0, removed_identities = 0, folded_batchnorms = 0;
   size_t fused_conv_mul_adds = 0;  // Mul / Add by a constant folded into the preceding Conv
-  size_t removed_noops = 0;        // Add 0 / Sub 0 / Mul 1 / Div 1, Cast and Expand that change nothing
+  size_t removed_noops = 0;  // Add 0 / Sub 0 / Mul 1 / Div 1, Cast, Expand, Transpose pairs that change nothing
   size_t fused_pads = 0;         // Pad folded into a Conv's pads
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)

@@ -21,7 +21,8 @@ PreprocessStats preprocess(Model& m) {
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
   // ORT's rule-based optimizer visits the nodes in order, trying ConvAddFusion, ConvMulFusion and ConvBNFusion on
-  // every Conv and NoopElimination / CastElimination / ExpandElimination on their ops, until nothing changes: a
+  // every Conv and NoopElimination / CastElimination / ExpandElimination on their ops (its transpose optimizer
+  // cancels Transpose pairs), until nothing changes: a
   // chain Conv -> Mul -> BN -> Add folds in chain order, a Conv -> Mul by 1 is a ConvMulFusion (the Conv comes
   // first), a no-op between a Conv and a Mul goes and the Mul then folds. Each pass below rewrites only a Conv's
   // single reader or a no-op, so running them in turn until none changes anything gives the same graph. Not for
@@ -46,7 +47,7 @@ PreprocessStats preprocess(Model& m) {
   if (!has_float16(m)) st.inlined_functions = inline_functions(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand removed, {} Pad folded into "
+           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "
            "Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/GroupNormalization inlined, {} If with a "
            "constant condition inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
