@@ -171,6 +171,25 @@ def repeated_constant_token():
     assert conv_inputs(pm) == ["input", "ConvMulFusion_W_ConvMulFusion_W_W0", "ConvMulFusion_Mul_B_k_token_0"]
 
 
+def siblings_token_order():
+    # Three Convs on the input sharing W and k: ORT visits them in reverse file order and names W before the bias.
+    nodes, inits = [], [init("W0", rnd(1, (4, 3, 3, 3))), init("k", rnd(7, (4, 1, 1), 1.0)),
+                        init("W2", rnd(5, (4, 4, 3, 3))), init("B2", rnd(6, (4,), 0.1))]
+    for i in range(3):
+        inits.append(init(f"B{i}0", rnd(20 + i, (4,), 0.1)))
+        nodes += [mn("Conv", ["input", "W0", f"B{i}0"], [f"c{i}"], name=f"conv{i}", pads=[1, 1, 1, 1]),
+                  mn("Mul", [f"c{i}", "k"], [f"m{i}"], name=f"mul{i}")]
+    nodes += [mn("Sum", ["m0", "m1", "m2"], ["m"], name="sum"), mn("Relu", ["m"], ["r"], name="relu"),
+              mn("Conv", ["r", "W2", "B2"], ["y"], name="conv2b", pads=[1, 1, 1, 1])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    pm = check(m)
+    ins = {n.output[0]: list(n.input) for n in pm.graph.node if n.op_type == "Conv"}
+    assert ins["m0"] == ["input", "ConvMulFusion_W_W0_token_2", "ConvMulFusion_Mul_B_k_token_3"], ins
+
+
 def fused_output_is_graph_output():
     # The Mul writes a graph output: the Conv takes its name.
     m = make([mn("Mul", ["c0", "k"], ["m"], name="mul")], [init("k", rnd(7, (4, 1, 1), 1.0))], more_outputs=["m"])
@@ -233,6 +252,7 @@ if __name__ == "__main__":
     r.run("BatchNormalization in the chain (Conv -> BN -> Mul, Conv -> Mul -> BN -> Add)", batchnorm_chains)
     r.run("one constant on two Muls of a chain: ORT's _token_0", repeated_constant_token)
     r.run("Mul output also a graph output", fused_output_is_graph_output)
+    r.run("sibling Convs sharing W and k: ORT's order of _token_ names", siblings_token_order)
     r.run("patterns both leave alone", left_alone)
     r.run("no-op Add / Sub / Mul / Div, Cast to the same type, Expand to the same shape, Transpose pair", noops)
     r.run("no-ops both keep (0 - x, zeros [C,1,1])", noops_left_alone)

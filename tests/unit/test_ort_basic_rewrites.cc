@@ -4,6 +4,7 @@
 // ExpandElimination).
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 
 #include "ir/passes/passes.h"
@@ -36,6 +37,13 @@ ir::Model conv_model(bool bias) {
   return m;
 }
 
+// Rounds of the pass until nothing changes, as preprocess() runs it.
+size_t fuse_all(ir::Model& m) {
+  size_t total = 0;
+  for (size_t f; (f = P::fuse_conv_mul_add(m)) > 0;) total += f;
+  return total;
+}
+
 }  // namespace
 
 TEST(FuseConvMulAdd, MulThenAddHandValues) {
@@ -47,7 +55,11 @@ TEST(FuseConvMulAdd, MulThenAddHandValues) {
   g.nodes.push_back(mk("Add", {"m", "b"}, {"y"}));
   g.outputs = {vi_any("y")};
   ir::Model orig = m;
-  EXPECT_EQ(P::fuse_conv_mul_add(m), 2u);
+  // One round is one visit of ORT's rule loop: ConvAddFusion is tried before ConvMulFusion, so the Add after the
+  // Mul waits for the next round.
+  EXPECT_EQ(P::fuse_conv_mul_add(m), 1u);
+  EXPECT_EQ(g.nodes.size(), 2u);
+  EXPECT_EQ(fuse_all(m), 1u);
   ASSERT_EQ(g.nodes.size(), 1u);
   const ir::Node& conv = g.nodes[0];
   EXPECT_EQ(conv.name, "conv");
@@ -104,7 +116,7 @@ TEST(FuseConvMulAdd, RepeatedMulNamesAndTokens) {
   g.nodes.push_back(mk("Mul", {"c", "k"}, {"m"}));
   g.nodes.push_back(mk("Mul", {"m", "k"}, {"y"}));
   g.outputs = {vi_any("y")};
-  EXPECT_EQ(P::fuse_conv_mul_add(m), 2u);
+  EXPECT_EQ(fuse_all(m), 2u);
   ASSERT_EQ(g.nodes.size(), 1u);
   EXPECT_EQ(g.nodes[0].inputs,
             (std::vector<std::string>{"x", "ConvMulFusion_W_ConvMulFusion_W_W", "ConvMulFusion_Mul_B_k_token_0"}));
@@ -173,6 +185,32 @@ TEST(FuseConvMulAdd, LeftAloneWhenPatternDoesNotApply) {
     EXPECT_EQ(m.graph.nodes.size(), nodes) << cs.what;
     EXPECT_EQ(m.graph.nodes[0].inputs[1], "W") << cs.what;
   }
+}
+
+// Sibling Convs sharing the weight and the Mul constant: ORT visits them in reverse file order (its topological
+// sort pops a stack) and names the weight before the bias, so the last Conv of the file gets the plain names
+// (quant_pre_process on this graph: tests/python/test_ort_basic_rewrites.py).
+TEST(FuseConvMulAdd, SiblingsNamedInOrtOrder) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {1, 1, 2, 2})};
+  g.add_initializer("W", f32({2, 1, 1, 1}, {2, 3}));
+  g.add_initializer("k", f32({2, 1, 1}, {10, 0.5f}));
+  for (int i = 0; i < 3; ++i) {
+    const std::string s = std::to_string(i);
+    g.add_initializer("B" + s, f32({2}, {float(i), 1}));
+    g.nodes.push_back(mk("Conv", {"x", "W", "B" + s}, {"c" + s}, "conv" + s));
+    g.nodes.push_back(mk("Mul", {"c" + s, "k"}, {"m" + s}));
+  }
+  g.nodes.push_back(mk("Sum", {"m0", "m1", "m2"}, {"y"}));
+  g.outputs = {vi_any("y")};
+  EXPECT_EQ(fuse_all(m), 3u);
+  std::map<std::string, std::vector<std::string>> ins;
+  for (const auto& n : g.nodes) ins[n.name] = n.inputs;
+  EXPECT_EQ(ins["conv2"], (std::vector<std::string>{"x", "ConvMulFusion_W_W", "ConvMulFusion_Mul_B_k"}));
+  EXPECT_EQ(ins["conv1"], (std::vector<std::string>{"x", "ConvMulFusion_W_W_token_0", "ConvMulFusion_Mul_B_k_token_1"}));
+  EXPECT_EQ(ins["conv0"], (std::vector<std::string>{"x", "ConvMulFusion_W_W_token_2", "ConvMulFusion_Mul_B_k_token_3"}));
+  EXPECT_EQ(init_values(m, "ConvMulFusion_Mul_B_k_token_3"), (std::vector<double>{0, 0.5}));
 }
 
 // The Conv output read by an If body (an outer-scope reference): not fused, the name stays.

@@ -10,13 +10,16 @@
 //           ([1,C,1,1]), every other dim 1;
 //      Add: the same but not a scalar ([1] is refused by both);
 //    a constant on the left (Mul(k, conv)) is not fused;
-//  - Mul: W'[o] = W[o] * k[o], B' = B * k; new initializers "ConvMulFusion_Mul_B_<k>" (only with a bias) and
-//    "ConvMulFusion_W_<W>". Add: B' = B + k named "ConvAddFusion_B_<B>", or without a bias k reshaped to [C]
-//    named "ConvAddFusion_Add_B_<k>". A name already used (or generated before) gets ORT's
+//  - Mul: W'[o] = W[o] * k[o], B' = B * k; new initializers "ConvMulFusion_W_<W>" and (only with a bias)
+//    "ConvMulFusion_Mul_B_<k>", named in that order. Add: B' = B + k named "ConvAddFusion_B_<B>", or without a
+//    bias k reshaped to [C] named "ConvAddFusion_Add_B_<k>". A name already used (or generated before) gets ORT's
 //    "<base>_token_<n>" (n counting up from 0 per call);
 //  - the Conv takes the Mul / Add's output name; initializers nothing reads any more are dropped.
-// Chains fuse one after the other (Conv -> Mul -> Add -> Mul ...); preprocess() alternates this pass with
-// BatchNormalization folding so that Conv -> Mul -> BN -> Add folds in chain order, as ORT's rule loop does.
+// One call is one round of ORT's rule loop: the Convs in ORT's node order (siblings in reverse file order), each
+// trying an Add fusion, then a Mul fusion; preprocess() repeats it, with BatchNormalization folding and the no-op
+// removals, until nothing changes, so chains (Conv -> Mul -> BN -> Add ...) fold in chain order and colliding names
+// get their _token_<n> in ORT's order.
+#include <algorithm>
 #include <unordered_set>
 
 #include "ir/passes/pass_util.h"
@@ -71,7 +74,8 @@ int channel_axis(const Tensor& k, int wr, int64_t c) {
 }
 
 // Tries to fuse the single reader of Conv `ci`'s output into it. True when the graph changed.
-bool fuse_one(Graph& g, size_t ci, const std::unordered_set<std::string>& sub, OrtNames& names, bool ovr) {
+bool fuse_one(Graph& g, size_t ci, const std::string& op, const std::unordered_set<std::string>& sub,
+              OrtNames& names, bool ovr) {
   Node& conv = g.nodes[ci];
   if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 || conv.inputs.size() < 2)
     return false;
@@ -83,8 +87,8 @@ bool fuse_one(Graph& g, size_t ci, const std::unordered_set<std::string>& sub, O
   const size_t ni = cit->second[0];
   if (ni <= ci) return false;  // nodes are in topological order
   const Node& next = g.nodes[ni];
-  const bool mul = next.op_type == "Mul";
-  if ((!mul && next.op_type != "Add") || !next.is_default_domain() || next.inputs.size() != 2 ||
+  const bool mul = op == "Mul";
+  if (next.op_type != op || !next.is_default_domain() || next.inputs.size() != 2 ||
       next.outputs.size() != 1 || next.input(0) != out || next.input(1) == out)
     return false;
   const Tensor* wp = constant_value(g, conv.input(1), ovr);
@@ -104,18 +108,19 @@ bool fuse_one(Graph& g, size_t ci, const std::unordered_set<std::string>& sub, O
 
   std::string wname = wname0, bname = bname0;
   if (mul) {
-    if (has_bias) {
-      Tensor nb = b.clone();
-      for (int64_t o = 0; o < c; ++o) nb.data<float>()[o] = b.data<float>()[o] * kat(o);
-      bname = names.make("ConvMulFusion_Mul_B_" + kname);
-      g.add_initializer(bname, std::move(nb));
-    }
+    // ORT names the weight first, then the bias (visible in the _token_<n> numbers of colliding names).
     Tensor nw = w.clone();
     const int64_t inner = w.numel() / c;
     for (int64_t o = 0; o < c; ++o)
       for (int64_t j = 0; j < inner; ++j) nw.data<float>()[o * inner + j] = w.data<float>()[o * inner + j] * kat(o);
     wname = names.make("ConvMulFusion_W_" + wname0);
     g.add_initializer(wname, std::move(nw));
+    if (has_bias) {
+      Tensor nb = b.clone();
+      for (int64_t o = 0; o < c; ++o) nb.data<float>()[o] = b.data<float>()[o] * kat(o);
+      bname = names.make("ConvMulFusion_Mul_B_" + kname);
+      g.add_initializer(bname, std::move(nb));
+    }
   } else {
     Tensor nb(DType::Float, {c});
     for (int64_t o = 0; o < c; ++o) nb.data<float>()[o] = has_bias ? b.data<float>()[o] + kat(o) : kat(o);
@@ -132,6 +137,40 @@ bool fuse_one(Graph& g, size_t ci, const std::unordered_set<std::string>& sub, O
   return true;
 }
 
+// ORT's node order (Graph's topological sort): nodes without input edges pushed on a stack in index order, then
+// popped one at a time, each pushing the readers whose last input edge it was (in index order). Siblings thus
+// come in reverse file order; what matters here is the order in which fusions generate names.
+std::vector<std::string> ort_conv_order(const Graph& g) {
+  GraphIndex idx(g);
+  const size_t n = g.nodes.size();
+  std::vector<size_t> indeg(n, 0);
+  std::vector<std::vector<size_t>> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<std::string> reads = g.nodes[i].inputs;
+    if (has_subgraphs(g.nodes[i]))
+      for (const auto& r : implicit_inputs(g.nodes[i])) reads.push_back(r);
+    for (const auto& r : reads) {
+      auto p = idx.producer.find(r);
+      if (r.empty() || p == idx.producer.end()) continue;
+      ++indeg[i];
+      out[p->second].push_back(i);
+    }
+  }
+  std::vector<size_t> stack;
+  for (size_t i = 0; i < n; ++i)
+    if (indeg[i] == 0) stack.push_back(i);
+  std::vector<std::string> convs;  // by output name: indices move as nodes are erased
+  while (!stack.empty()) {
+    const size_t i = stack.back();
+    stack.pop_back();
+    if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty()) convs.push_back(g.nodes[i].outputs[0]);
+    std::sort(out[i].begin(), out[i].end());
+    for (size_t r : out[i])
+      if (--indeg[r] == 0) stack.push_back(r);
+  }
+  return convs;
+}
+
 }  // namespace
 
 size_t fuse_conv_mul_add(Model& m) {
@@ -140,9 +179,17 @@ size_t fuse_conv_mul_add(Model& m) {
   OrtNames names(g);
   const bool ovr = inputs_overridable(m);
   size_t fused = 0;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    // Repeated on the same Conv: the next Mul / Add of a chain becomes its single reader.
-    while (fuse_one(g, i, sub, names, ovr)) ++fused;
+  // One round of ORT's rule loop: each Conv in ORT's order tries ConvAddFusion, then ConvMulFusion (on the reader
+  // the Add fusion may have left); the rest of a chain folds in the next rounds (preprocess() repeats the passes
+  // until nothing changes), so colliding names get their _token_<n> in ORT's order.
+  for (const std::string& out : ort_conv_order(g)) {
+    size_t ci = g.nodes.size();
+    for (size_t i = 0; i < g.nodes.size() && ci == g.nodes.size(); ++i)
+      if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty() && g.nodes[i].outputs[0] == out) ci = i;
+    if (ci == g.nodes.size()) continue;
+    // A fusion erases the reader (after the Conv in node order), so ci stays the Conv's index.
+    for (const char* op : {"Add", "Mul"})
+      if (fuse_one(g, ci, op, sub, names, ovr)) ++fused;
   }
   if (fused) {
     // Replaced weights, biases and Mul / Add constants that nothing reads any more.
