@@ -22,7 +22,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -244,6 +244,26 @@ def noops_left_alone():
           fused=False)
 
 
+def float16_left_alone():
+    # ORT's float16 flow is quant_pre_process(skip_optimization=True): no fusion, no no-op removal; onnxquant's
+    # pre-processing keeps them too (same op histogram as that flow's output).
+    m = make([mn("Mul", ["c0", "k"], ["a0"], name="mul"), mn("Add", ["a0", "z"], ["m"], name="add")],
+             [init("k", rnd(7, (4, 1, 1), 1.0)), init("z", np.float32(0))])
+    for t in m.graph.initializer:
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), t.name))
+    for v in list(m.graph.input) + list(m.graph.output):
+        v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    work = tmpdir()
+    raw, pre, ours = (os.path.join(work, f) for f in ("f16.onnx", "pre.onnx", "ours.onnx"))
+    onnx.save(m, raw)
+    quant_pre_process(raw, pre, skip_optimization=True)
+    r = subprocess.run([TOOL, raw, ours], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    want = Counter(n.op_type for n in onnx.load(pre).graph.node)
+    assert want["Mul"] == 1 and want["Add"] == 1, want
+    assert Counter(n.op_type for n in onnx.load(ours).graph.node) == want
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("Conv -> Mul by a scalar", mul_scalar)
@@ -256,4 +276,5 @@ if __name__ == "__main__":
     r.run("patterns both leave alone", left_alone)
     r.run("no-op Add / Sub / Mul / Div, Cast to the same type, Expand to the same shape, Transpose pair", noops)
     r.run("no-ops both keep (0 - x, zeros [C,1,1])", noops_left_alone)
+    r.run("float16 model: left alone as in ORT's float16 flow (skip_optimization)", float16_left_alone)
     r.finish()
