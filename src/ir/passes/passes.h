@@ -38,6 +38,19 @@ size_t remove_identity(Model& m);
 // Folds inference BatchNormalization into a preceding Conv / ConvTranspose / Gemm. Returns the number folded.
 size_t fold_batchnorm(Model& m);
 
+// Conv followed by a Mul / Add with a constant (scalar for Mul, or one value per output channel: [C,1,1] /
+// [1,C,1,1] for a 2-D Conv) folded into the Conv's weight / bias, as ONNX Runtime's ConvMulFusion /
+// ConvAddFusion (quant_pre_process) do, with their conditions and initializer names ("ConvMulFusion_W_<W>",
+// "ConvMulFusion_Mul_B_<k>", "ConvAddFusion_B_<B>", "ConvAddFusion_Add_B_<k>"; fuse_conv_mul_add.cc).
+// The Conv takes the Mul / Add's output name. Returns the number of Mul / Add nodes folded.
+size_t fuse_conv_mul_add(Model& m);
+
+// Add / Sub of 0, Mul / Div by 1 (one-element constant), Cast to the input's own type, Expand to the input's own
+// shape, a Transpose pair that cancels: removed, readers of the output read the input (ORT's NoopElimination,
+// CastElimination, ExpandElimination, transpose optimizer in quant_pre_process; conditions in eliminate_noops.cc). Not when the output is a graph
+// output or read by a body, nor (except a Cast) when the input is a graph input. Returns the number removed.
+size_t eliminate_noops(Model& m);
+
 // Pad (constant mode, float value 0 or absent, non-negative pads on the spatial axes only, no opset-18 `axes`
 // input) whose output is not a graph output and is read only by a Conv's data input (auto_pad NOTSET or absent)
 // -> the pads added to the Conv's `pads` attribute (ONNX Runtime's PadFusion). The result is a standard Conv:
@@ -73,6 +86,8 @@ size_t remove_dead(Model& m);
 struct PreprocessStats {
   size_t nodes_before = 0, nodes_after = 0;
   size_t folded_constants = 0, removed_identities = 0, folded_batchnorms = 0;
+  size_t fused_conv_mul_adds = 0;  // Mul / Add by a constant folded into the preceding Conv
+  size_t removed_noops = 0;  // Add 0 / Sub 0 / Mul 1 / Div 1, Cast, Expand, Transpose pairs that change nothing
   size_t fused_pads = 0;         // Pad folded into a Conv's pads
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
@@ -81,7 +96,8 @@ struct PreprocessStats {
 };
 // Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
 // write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
-// needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm -> fold_constants ->
+// needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
+// alternating with fuse_conv_mul_add and eliminate_noops until nothing changes (not for float16 models) -> fold_constants ->
 // fuse_pad_into_conv -> fuse_matmul_add -> inline_functions (what ONNX Runtime's quant_pre_process does to these
 // patterns); logs a one-line summary.
 PreprocessStats preprocess(Model& m);

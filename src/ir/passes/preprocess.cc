@@ -1,5 +1,6 @@
 // The pre-processing pipeline run before calibration; its result is what gets quantized and written.
-// The fusions at the end are the ones ONNX Runtime's quant_pre_process applies to these patterns (PadFusion,
+// The fusions and eliminations are the ones ONNX Runtime's quant_pre_process applies to these patterns
+// (ConvBNFusion, ConvMulFusion, ConvAddFusion, NoopElimination, CastElimination, ExpandElimination, PadFusion,
 // MatMulAddFusion): the quantized model then has the nodes an ORT-prepared model would have (no Q/DQ pair
 // around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
 #include "core/log.h"
@@ -23,6 +24,22 @@ PreprocessStats preprocess(Model& m) {
   }
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
+  // ORT's rule-based optimizer visits the nodes in order, trying ConvAddFusion, ConvMulFusion and ConvBNFusion on
+  // every Conv and NoopElimination / CastElimination / ExpandElimination on their ops (its transpose optimizer
+  // cancels Transpose pairs), until nothing changes: a
+  // chain Conv -> Mul -> BN -> Add folds in chain order, a Conv -> Mul by 1 is a ConvMulFusion (the Conv comes
+  // first), a no-op between a Conv and a Mul goes and the Mul then folds. Each pass below rewrites only a Conv's
+  // single reader or a no-op, so running them in turn until none changes anything gives the same graph. Not for
+  // float16 models: ORT's float16 flow skips the optimizer.
+  if (!has_float16(m)) {
+    for (;;) {
+      const size_t f = fuse_conv_mul_add(m), n = eliminate_noops(m);
+      st.fused_conv_mul_adds += f;
+      st.removed_noops += n;
+      if (f + n == 0) break;
+      st.folded_batchnorms += fold_batchnorm(m);
+    }
+  }
   st.folded_constants += fold_constants(m).total();
   // After constant folding: a Pad's pads / constant_value and a bias given by Constant nodes are initializers.
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
@@ -34,10 +51,12 @@ PreprocessStats preprocess(Model& m) {
   if (!has_float16(m)) st.inlined_functions = inline_functions(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/GroupNormalization "
-           "inlined, {} If with a constant condition inlined)",
+           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "
+           "Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/GroupNormalization inlined, {} If with a "
+           "constant condition inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
-           st.fused_pads, st.fused_matmul_adds, st.inlined_functions, st.inlined_ifs);
+           st.fused_conv_mul_adds, st.removed_noops, st.fused_pads, st.fused_matmul_adds, st.inlined_functions,
+           st.inlined_ifs);
   return st;
 }
 

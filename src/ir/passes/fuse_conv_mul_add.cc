@@ -1,0 +1,211 @@
+// Conv followed by a Mul / Add with a per-output-channel or scalar constant, folded into the Conv's weight / bias:
+// ONNX Runtime's ConvMulFusion and ConvAddFusion, which quant_pre_process runs (its optimizer at the basic level),
+// with their conditions and names as ORT 1.32 shows them (probed with quant_pre_process; docs/conformance.md):
+//  - the Conv (default domain; ConvTranspose is left alone) has a constant float weight, a constant float bias of
+//    shape [C_out] or none; its output is read by exactly one node (the bodies of If / Loop / Scan count as
+//    readers) and is not a graph output;
+//  - that node is a Mul / Add whose first input is the Conv's output and whose second input is a constant float
+//    initializer (not one listed as an overridable graph input) of shape
+//      Mul: [] (a scalar), or rank(W) - 1 with C_out on axis 0 ([C,1,1]), or rank(W) with C_out on axis 1
+//           ([1,C,1,1]), every other dim 1;
+//      Add: the same but not a scalar ([1] is refused by both);
+//    a constant on the left (Mul(k, conv)) is not fused;
+//  - Mul: W'[o] = W[o] * k[o], B' = B * k; new initializers "ConvMulFusion_W_<W>" and (only with a bias)
+//    "ConvMulFusion_Mul_B_<k>", named in that order. Add: B' = B + k named "ConvAddFusion_B_<B>", or without a
+//    bias k reshaped to [C] named "ConvAddFusion_Add_B_<k>". A name already used (or generated before) gets ORT's
+//    "<base>_token_<n>" (n counting up from 0 per call);
+//  - the Conv takes the Mul / Add's output name; initializers nothing reads any more are dropped.
+// One call is one round of ORT's rule loop: the Convs in ORT's node order (siblings in reverse file order), each
+// trying an Add fusion, then a Mul fusion; preprocess() repeats it, with BatchNormalization folding and the no-op
+// removals, until nothing changes, so chains (Conv -> Mul -> BN -> Add ...) fold in chain order and colliding names
+// get their _token_<n> in ORT's order.
+#include <algorithm>
+#include <unordered_set>
+
+#include "ir/passes/pass_util.h"
+#include "ir/passes/passes.h"
+
+namespace oq::ir::passes {
+using namespace detail;
+
+namespace {
+
+// ORT's Graph::GenerateNodeArgName: the base when no tensor has that name and it was not generated before, else
+// base + "_token_" + n with a counter shared by all names generated.
+class OrtNames {
+ public:
+  explicit OrtNames(const Graph& g) {
+    for (const auto* vs : {&g.inputs, &g.outputs, &g.value_info})
+      for (const auto& v : *vs) used_.insert(v.name);
+    for (const auto& i : g.initializers) used_.insert(i.name);
+    for (const auto& n : g.nodes) {
+      for (const auto& s : n.inputs) used_.insert(s);
+      for (const auto& s : n.outputs) used_.insert(s);
+    }
+    for (const auto& s : subgraph_refs(g)) used_.insert(s);
+  }
+  std::string make(const std::string& base) {
+    std::string n = base;
+    while (used_.count(n)) n = base + "_token_" + std::to_string(counter_++);
+    used_.insert(n);
+    return n;
+  }
+
+ private:
+  std::unordered_set<std::string> used_;
+  size_t counter_ = 0;
+};
+
+bool is_float(const Tensor* t) { return t && t->dtype() == DType::Float; }
+
+// Channel axis of a Mul / Add constant against a weight of rank `wr` with `c` output channels: 0 for
+// [C,1,...] (rank wr - 1), 1 for [1,C,1,...] (rank wr); -1 when the shape does not qualify.
+int channel_axis(const Tensor& k, int wr, int64_t c) {
+  int axis;
+  if (k.rank() == wr - 1)
+    axis = 0;
+  else if (k.rank() == wr)
+    axis = 1;
+  else
+    return -1;
+  for (int i = 0; i < k.rank(); ++i)
+    if (k.dim(i) != (i == axis ? c : 1)) return -1;
+  return axis;
+}
+
+// Tries to fuse the single reader of Conv `ci`'s output into it. True when the graph changed.
+bool fuse_one(Graph& g, size_t ci, const std::string& op, const std::unordered_set<std::string>& sub,
+              OrtNames& names, bool ovr) {
+  Node& conv = g.nodes[ci];
+  if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 || conv.inputs.size() < 2)
+    return false;
+  const std::string out = conv.outputs[0];
+  if (out.empty() || g.is_graph_output(out) || sub.count(out)) return false;
+  GraphIndex idx(g);
+  auto cit = idx.consumers.find(out);
+  if (cit == idx.consumers.end() || cit->second.size() != 1) return false;
+  const size_t ni = cit->second[0];
+  if (ni <= ci) return false;  // nodes are in topological order
+  const Node& next = g.nodes[ni];
+  const bool mul = op == "Mul";
+  if (next.op_type != op || !next.is_default_domain() || next.inputs.size() != 2 ||
+      next.outputs.size() != 1 || next.input(0) != out || next.input(1) == out)
+    return false;
+  const Tensor* wp = constant_value(g, conv.input(1), ovr);
+  const Tensor* kp = constant_value(g, next.input(1), ovr);
+  if (!is_float(wp) || !is_float(kp) || wp->rank() < 3) return false;
+  const int64_t c = wp->dim(0);
+  const bool has_bias = conv.inputs.size() >= 3 && !conv.input(2).empty();
+  const Tensor* bp = has_bias ? constant_value(g, conv.input(2), ovr) : nullptr;
+  if (has_bias && (!is_float(bp) || bp->rank() != 1 || bp->dim(0) != c)) return false;
+  const bool scalar = kp->rank() == 0;
+  if (scalar ? !mul : channel_axis(*kp, wp->rank(), c) < 0) return false;
+  // Copies sharing the data: adding initializers below may move the vector the pointers point into.
+  const Tensor w = *wp, k = *kp, b = has_bias ? *bp : Tensor();
+  const std::string wname0 = conv.input(1), bname0 = has_bias ? conv.input(2) : std::string(), kname = next.input(1);
+  const float* kv = k.data<float>();
+  auto kat = [&](int64_t o) { return kv[scalar ? 0 : o]; };
+
+  std::string wname = wname0, bname = bname0;
+  if (mul) {
+    // ORT names the weight first, then the bias (visible in the _token_<n> numbers of colliding names).
+    Tensor nw = w.clone();
+    const int64_t inner = w.numel() / c;
+    for (int64_t o = 0; o < c; ++o)
+      for (int64_t j = 0; j < inner; ++j) nw.data<float>()[o * inner + j] = w.data<float>()[o * inner + j] * kat(o);
+    wname = names.make("ConvMulFusion_W_" + wname0);
+    g.add_initializer(wname, std::move(nw));
+    if (has_bias) {
+      Tensor nb = b.clone();
+      for (int64_t o = 0; o < c; ++o) nb.data<float>()[o] = b.data<float>()[o] * kat(o);
+      bname = names.make("ConvMulFusion_Mul_B_" + kname);
+      g.add_initializer(bname, std::move(nb));
+    }
+  } else {
+    Tensor nb(DType::Float, {c});
+    for (int64_t o = 0; o < c; ++o) nb.data<float>()[o] = has_bias ? b.data<float>()[o] + kat(o) : kat(o);
+    bname = names.make(has_bias ? "ConvAddFusion_B_" + bname0 : "ConvAddFusion_Add_B_" + kname);
+    g.add_initializer(bname, std::move(nb));
+  }
+  Node& cv = g.nodes[ci];
+  cv.inputs.resize(has_bias || !mul ? 3 : 2);
+  cv.inputs[1] = wname;
+  if (has_bias || !mul) cv.inputs[2] = bname;
+  cv.outputs[0] = g.nodes[ni].outputs[0];
+  std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out; });
+  g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(ni));
+  return true;
+}
+
+// ORT's node order (Graph's topological sort): nodes without input edges pushed on a stack in index order, then
+// popped one at a time, each pushing the readers whose last input edge it was (in index order). Siblings thus
+// come in reverse file order; what matters here is the order in which fusions generate names.
+std::vector<std::string> ort_conv_order(const Graph& g) {
+  GraphIndex idx(g);
+  const size_t n = g.nodes.size();
+  std::vector<size_t> indeg(n, 0);
+  std::vector<std::vector<size_t>> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<std::string> reads = g.nodes[i].inputs;
+    if (has_subgraphs(g.nodes[i]))
+      for (const auto& r : implicit_inputs(g.nodes[i])) reads.push_back(r);
+    for (const auto& r : reads) {
+      auto p = idx.producer.find(r);
+      if (r.empty() || p == idx.producer.end()) continue;
+      ++indeg[i];
+      out[p->second].push_back(i);
+    }
+  }
+  std::vector<size_t> stack;
+  for (size_t i = 0; i < n; ++i)
+    if (indeg[i] == 0) stack.push_back(i);
+  std::vector<std::string> convs;  // by output name: indices move as nodes are erased
+  while (!stack.empty()) {
+    const size_t i = stack.back();
+    stack.pop_back();
+    if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty()) convs.push_back(g.nodes[i].outputs[0]);
+    std::sort(out[i].begin(), out[i].end());
+    for (size_t r : out[i])
+      if (--indeg[r] == 0) stack.push_back(r);
+  }
+  return convs;
+}
+
+}  // namespace
+
+size_t fuse_conv_mul_add(Model& m) {
+  Graph& g = m.graph;
+  const auto sub = subgraph_refs(g);
+  OrtNames names(g);
+  const bool ovr = inputs_overridable(m);
+  size_t fused = 0;
+  // One round of ORT's rule loop: each Conv in ORT's order tries ConvAddFusion, then ConvMulFusion (on the reader
+  // the Add fusion may have left); the rest of a chain folds in the next rounds (preprocess() repeats the passes
+  // until nothing changes), so colliding names get their _token_<n> in ORT's order.
+  for (const std::string& out : ort_conv_order(g)) {
+    size_t ci = g.nodes.size();
+    for (size_t i = 0; i < g.nodes.size() && ci == g.nodes.size(); ++i)
+      if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty() && g.nodes[i].outputs[0] == out) ci = i;
+    if (ci == g.nodes.size()) continue;
+    // A fusion erases the reader (after the Conv in node order), so ci stays the Conv's index.
+    for (const char* op : {"Add", "Mul"})
+      if (fuse_one(g, ci, op, sub, names, ovr)) ++fused;
+  }
+  if (fused) {
+    // Replaced weights, biases and Mul / Add constants that nothing reads any more.
+    std::unordered_set<std::string> used = sub;
+    for (const auto& n : g.nodes)
+      for (const auto& s : n.inputs) used.insert(s);
+    std::unordered_set<std::string> dropped;
+    std::erase_if(g.initializers, [&](const Initializer& i) {
+      const bool drop = !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
+      if (drop) dropped.insert(i.name);
+      return drop;
+    });
+    std::erase_if(g.value_info, [&](const ValueInfo& v) { return dropped.count(v.name) > 0; });
+    g.reindex();
+  }
+  return fused;
+}
+
+}  // namespace oq::ir::passes
