@@ -28,7 +28,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, os.path.dirname(__file__))
 from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
-from test_op_parity import DictReader, compare_with_ort, img, init, rnd  # noqa: E402
+from test_op_parity import DictReader, compare_with_ort, img, init, qdq_counts, rnd  # noqa: E402
 
 SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
@@ -63,17 +63,6 @@ def bn(x, y, seed, prefix):
              init(prefix + "_m", r.standard_normal(4).astype(np.float32) * 0.1),
              init(prefix + "_v", r.uniform(0.5, 2, 4).astype(np.float32))]
     return mn("BatchNormalization", [x] + [prefix + s for s in ("_s", "_b", "_m", "_v")], [y], name=prefix), inits
-
-
-def qdq_counts(m):
-    dq_out = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    q_in = {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
-    r = {}
-    for n in m.graph.node:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            a, b = r.get(n.op_type, (0, 0))
-            r[n.op_type] = (a + sum(i in dq_out for i in n.input), b + sum(o in q_in for o in n.output))
-    return r
 
 
 def session(path):

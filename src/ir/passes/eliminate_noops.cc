@@ -166,15 +166,7 @@ size_t eliminate_noops(Model& m) {
     ++removed;
   }
   removed += cancel_transpose_pairs(g, sub);
-  if (removed) {
-    std::unordered_set<std::string> used = sub;
-    for (const auto& n : g.nodes)
-      for (const auto& s : n.inputs) used.insert(s);
-    std::erase_if(g.initializers, [&](const Initializer& i) {
-      return !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
-    });
-    g.reindex();
-  }
+  if (removed) drop_unused_initializers(g, sub);
   return removed;
 }
 

@@ -193,17 +193,7 @@ size_t fuse_conv_mul_add(Model& m) {
   }
   if (fused) {
     // Replaced weights, biases and Mul / Add constants that nothing reads any more.
-    std::unordered_set<std::string> used = sub;
-    for (const auto& n : g.nodes)
-      for (const auto& s : n.inputs) used.insert(s);
-    std::unordered_set<std::string> dropped;
-    std::erase_if(g.initializers, [&](const Initializer& i) {
-      const bool drop = !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
-      if (drop) dropped.insert(i.name);
-      return drop;
-    });
-    std::erase_if(g.value_info, [&](const ValueInfo& v) { return dropped.count(v.name) > 0; });
-    g.reindex();
+    drop_unused_initializers(g, sub);
   }
   return fused;
 }

@@ -38,6 +38,20 @@ const Tensor* constant_value(const Graph& g, const std::string& n, bool overrida
   return &g.find_initializer(n)->tensor;
 }
 
+void drop_unused_initializers(Graph& g, const std::unordered_set<std::string>& keep) {
+  std::unordered_set<std::string> used = keep;
+  for (const auto& n : g.nodes)
+    for (const auto& s : n.inputs) used.insert(s);
+  std::unordered_set<std::string> dropped;
+  std::erase_if(g.initializers, [&](const Initializer& i) {
+    const bool drop = !used.count(i.name) && !g.is_graph_input(i.name) && !g.is_graph_output(i.name);
+    if (drop) dropped.insert(i.name);
+    return drop;
+  });
+  std::erase_if(g.value_info, [&](const ValueInfo& v) { return dropped.count(v.name) > 0; });
+  g.reindex();
+}
+
 std::optional<int64_t> known_channels(const Graph& g, const std::string& x) {
   if (const ValueInfo* vi = g.find_value_info(x))
     if (auto s = vi->static_shape(); s && s->size() >= 2 && (*s)[1] > 0) return (*s)[1];

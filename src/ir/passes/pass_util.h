@@ -31,6 +31,10 @@ DType known_dtype(const Graph& g, const std::string& n);
 // or the output channels of the Conv with a constant weight that makes it (exporters write no value_info there).
 std::optional<int64_t> known_channels(const Graph& g, const std::string& n);
 
+// Removes the initializers no node of g reads (graph inputs and outputs and the names in `keep`, e.g. those bodies
+// read, stay) with their value info; reindexes g.
+void drop_unused_initializers(Graph& g, const std::unordered_set<std::string>& keep);
+
 // Replaces every top-level node input equal to `from` by `to`.
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to);
 

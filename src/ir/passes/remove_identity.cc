@@ -70,16 +70,7 @@ size_t remove_identity(Model& m) {
     g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
     ++removed;
   }
-  if (removed) {
-    std::erase_if(g.initializers, [&](const Initializer& i) {
-      if (g.is_graph_input(i.name) || g.is_graph_output(i.name) || sub.count(i.name)) return false;
-      for (const auto& n : g.nodes)
-        for (const auto& s : n.inputs)
-          if (s == i.name) return false;
-      return true;
-    });
-    g.reindex();
-  }
+  if (removed) drop_unused_initializers(g, sub);
   return removed;
 }
 
