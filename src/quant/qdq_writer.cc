@@ -220,9 +220,11 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       const DType bias_type = b.dtype();  // before initializers are added (b may move)
       const std::string qn = fresh(name + "_quantized"), qs = fresh(qn + "_scale"), qz = fresh(qn + "_zero_point");
       g.add_initializer(qn, quantize_bias(b, q));
-      // ORT's layout: the bias scale is always 1-D; the zero point is 1-D per channel, a scalar otherwise.
+      // ORT's layout: the bias scale is always 1-D; the zero point is 1-D with `axis` on the DequantizeLinear when
+      // there are several scales (per channel), a scalar without axis otherwise (a one-channel per-channel bias too).
       Tensor sc = scale_tensor(q).reshaped({static_cast<int64_t>(q.scale.size())});
-      Tensor zp(DType::Int32, q.axis >= 0 ? sc.shape() : Shape{});
+      const int bias_axis = q.scale.size() > 1 ? q.axis : -1;
+      Tensor zp(DType::Int32, bias_axis >= 0 ? sc.shape() : Shape{});
       g.add_initializer(qs, sc);
       g.add_initializer(qz, zp);
       g.remove_initializer(name);
@@ -230,14 +232,14 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
         // A float32 scale (float16_bias_params): ORT's float32 DequantizeLinear, then a Cast to float16.
         const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
         added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, dq_out,
-                                      q.axis));
+                                      bias_axis));
         ir::Node cast = make_qdq_node("Cast", fresh(name + "_Cast"), {dq_out}, name, -1);
         cast.set_attr_int("to", static_cast<int64_t>(DType::Float16));
         added.push_back(std::move(cast));
         st.dq_output[name] = dq_out;
       } else {
         added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
-                                      q.axis));
+                                      bias_axis));
         st.dq_output[name] = name;
       }
       st.dq_nodes++;

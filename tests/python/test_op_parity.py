@@ -155,6 +155,24 @@ def shared_bias():
     assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max()
 
 
+def one_channel_bias():
+    # Per-channel weights of a one-output-channel Conv: ORT writes the bias DequantizeLinear as per tensor (scale
+    # [1], scalar zero point, no axis), since its bias scale has one value.
+    m = model([conv("input", "c1", "W1", "b", "conv1"), helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+               conv("r1", "y", "W2", "b2", "conv2")],
+              [init("W1", rnd(4, (1, 3, 3, 3))), init("b", rnd(5, (1,), 0.1)), init("W2", rnd(6, (4, 1, 3, 3))),
+               init("b2", rnd(7, (4,), 0.1))], [1, 3, 8, 8], [1, 4, 8, 8])
+    a, b = same_as_ort(m, img(1), True)
+
+    def layout(q, bias):
+        dims = {t.name: list(t.dims) for t in q.graph.initializer}
+        dq = [n for n in q.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == bias + "_quantized"][0]
+        return dims[dq.input[1]], dims[dq.input[2]], {x.name: x.i for x in dq.attribute}
+    for bias in ("b", "b2"):
+        assert layout(a, bias) == layout(b, bias), f"{bias}: ORT {layout(a, bias)} vs ours {layout(b, bias)}"
+    assert layout(b, "b") == ([1], [], {}) and layout(b, "b2") == ([4], [4], {"axis": 0})
+
+
 def gather_constant_table():
     # Embedding lookup: the float table is quantized (activation type, per tensor) and the Gather output shares
     # its scale; a Transpose after it is then quantized too.
@@ -533,6 +551,7 @@ def recurrent_left_float():
 if __name__ == "__main__":
     r = Runner()
     r.run("bias shared by two Convs", shared_bias)
+    r.run("one-channel Conv: bias written per tensor", one_channel_bias)
     r.run("Gather on a constant table", gather_constant_table)
     r.run("Pad constant value", pad_value)
     r.run("per-channel bias layout (grouped ConvTranspose, Gemm [1,N] bias)", per_channel_bias_layout)
