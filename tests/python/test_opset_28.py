@@ -220,6 +220,17 @@ def target_converts_28():
     assert m.ir_version == 14 == helper.find_min_ir_version_for([helper.make_opsetid("", 28)]), m.ir_version
     ops = {n.op_type for n in m.graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops, ops
+    # The log warns that onnxruntime cannot run it; the premise checked against the installed onnxruntime.
+    log = open(os.path.join(out, "onnxquant.log")).read()
+    assert "no QuantizeLinear / DequantizeLinear kernels at opset 28" in log, "missing opset-28 warning"
+    import onnxruntime as ort
+    try:
+        ort.InferenceSession(q, providers=["CPUExecutionProvider"])
+        ort_refused = ""
+    except Exception as e:  # onnxruntime's NotImplemented
+        ort_refused = str(e)
+    assert "QuantizeLinear(28)" in ort_refused, \
+        f"onnxruntime's answer changed ({ort_refused!r}): update the opset-28 warning in tools/cli/job.cc"
     npz = os.path.join(TESTDATA, "digits_test.npz")
     # onnxruntime 1.32 has no QuantizeLinear / DequantizeLinear kernel at 28: run the same graph imported at 27
     # (the ops of the model did not change meaning at 28 except by new types it does not use).

@@ -173,6 +173,11 @@ void prepare_model(Job& job) {
   }
   job.prepared.ir_version =
       std::max(job.prepared.ir_version, ir::passes::ir_version_for_opset(job.prepared.default_opset()));
+  if (job.prepared.default_opset() >= 28 && !job.qopts.use_qdq_contrib_ops)
+    OQ_WARN("The quantized model will import opset {}: onnxruntime (1.32 at least) has no QuantizeLinear / "
+            "DequantizeLinear kernels at opset 28 yet, so it may not run there; onnxquant runs it (a model exported "
+            "at opset 27 or lower, with quantization.target_opset 27 or lower, stays runnable in onnxruntime)",
+            job.prepared.default_opset());
   quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
   quant::validate_overrides(job.prepared.graph, job.qopts);  // before calibration: a wrong override fails at once
   check_float16_model(job);
