@@ -403,6 +403,41 @@ def nested_constant_ifs_inlined():
         np.testing.assert_allclose(run_ort(ours, x), run_ort(ort_out, x), rtol=1e-4, atol=1e-4)
 
 
+def noop_read_by_body():
+    """An Identity / Add of 0 / same-type Cast whose output I the If's branches read: ORT's optimizer removes the node
+    and renames the branches' reads to the node's input A, unless a branch of that If already reads (or has) a value
+    named A (then the node stays). Both cases against quant_pre_process + quantize_static: wiring, Q/DQ, scales, the
+    bodies as ORT writes them. The If's threshold is 0.01, not 0: ORT would share an equal constant with z0."""
+    mn = helper.make_node
+    noops = {"Identity": (mn("Identity", ["A"], ["I"], name="noop"), []),
+             "Add 0": (mn("Add", ["A", "z0"], ["I"], name="noop"), [c("z0", 0.0)]),
+             "Cast": (mn("Cast", ["A"], ["I"], to=TensorProto.FLOAT, name="noop"), [])}
+    for label, (noop, extra) in noops.items():
+        for reads in (["I"], ["A"], ["A", "I"]):
+            body = mn("Add", reads, ["t_out"]) if len(reads) == 2 else mn("Neg", reads, ["t_out"])
+            tb = helper.make_graph([body], "then", [], [vi("t_out", F, [1, 4, 8, 8])])
+            eb = helper.make_graph([mn("Neg", ["I"], ["e_out"])], "else", [], [vi("e_out", F, [1, 4, 8, 8])])
+            nodes = [mn("Conv", ["input", "W0", "B0"], ["A0"], pads=[1, 1, 1, 1], name="conv0"),
+                     mn("Sigmoid", ["A0"], ["A"], name="sig"), noop,
+                     mn("ReduceMean", ["input"], ["m"], keepdims=0, name="mean"),
+                     mn("Greater", ["m", "zero"], ["cond"], name="gt"),
+                     mn("If", ["cond"], ["Y"], then_branch=tb, else_branch=eb, name="if0"),
+                     mn("Conv", ["I", "W2", "B2"], ["P"], pads=[1, 1, 1, 1], name="conv2"),
+                     mn("Add", ["P", "Y"], ["y"], name="add")]
+            m = model(nodes, [w("W0", (4, 3, 3, 3), 101), w("B0", (4,), 102), w("W2", (4, 4, 3, 3), 103),
+                              w("B2", (4,), 104), c("zero", 0.01)] + extra, [1, 3, 8, 8], out_shape=[1, 4, 8, 8])
+            x = images(105)
+            ort_out, _, pre = quantize_both(m, x)
+            ours, raw = quantize_oq(m, x)
+            a, b = compare_with_ort(ort_out, ours)
+            tag = f"{label}, branch reads {reads}"
+            assert qdq_counts(a) == qdq_counts(b), f"{tag}: Q/DQ ORT {qdq_counts(a)} vs ours {qdq_counts(b)}"
+            assert body_graphs(a) == body_graphs(b), f"{tag}: bodies differ from ORT's"
+            kept = any(n.name == "noop" for n in onnx.load(pre).graph.node)
+            assert kept == ("A" in reads), f"{tag}: ORT {'kept' if kept else 'removed'} the node (premise)"
+            np.testing.assert_allclose(run_ort(ours, x), run_ort(ort_out, x), rtol=1e-4, atol=1e-4)
+
+
 def relu_read_by_body():
     """Conv -> Relu -> Conv where an If body reads the Relu's output: onnxquant keeps the Relu (ORT drops it and its
     body then reads the Conv's raw output)."""
@@ -502,5 +537,6 @@ if __name__ == "__main__":
     r.run("If on a constant condition inlined as quant_pre_process does", constant_condition_inlined)
     r.run("constant-condition If nested in a taken branch inlined too", nested_constant_ifs_inlined)
     r.run("Relu read by a body is kept", relu_read_by_body)
+    r.run("no-op read by a body removed and the body renamed as ORT", noop_read_by_body)
     r.run("inspection and full_auto on an If model", inspection_and_full_auto)
     r.finish()

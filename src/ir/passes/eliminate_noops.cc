@@ -12,7 +12,8 @@
 //  - a Transpose reading a Transpose, the two perms composing to the identity (ORT's transpose optimizer, its
 //    simplest case; a graph input as the first's input is fine): both go, or only the second when something else
 //    reads the first's output; not when the second writes a graph output (ORT renames the producer then).
-// Common to all: the node's output is not a graph output and no If / Loop / Scan body reads it. The data input of an
+// Common to all: the node's output is not a graph output; an If / Loop / Scan body reading it reads the input instead
+// (ORT's renaming; the node stays when a body already has a value of the input's name; Transpose pairs stay). The data input of an
 // Add / Sub / Mul / Div / Expand must be produced by a node (ORT keeps those on a graph input; it removes a Cast of a
 // graph input). Readers of the output then read the input. Initializers nothing reads any more are dropped.
 #include <cmath>
@@ -143,7 +144,7 @@ size_t cancel_transpose_pairs(Graph& g, const std::unordered_set<std::string>& s
 
 size_t eliminate_noops(Model& m) {
   Graph& g = m.graph;
-  const auto sub = subgraph_refs(g);
+  auto sub = subgraph_refs(g);
   const bool ovr = inputs_overridable(m);
   size_t removed = 0;
   for (size_t k = 0; k < g.nodes.size();) {
@@ -156,9 +157,16 @@ size_t eliminate_noops(Model& m) {
     const std::string in = n.input(di), out = n.outputs[0];
     GraphIndex idx(g);
     const bool needs_producer = n.op_type != "Cast";  // ORT removes a Cast of a graph input, not the others
-    if (in.empty() || (needs_producer && !idx.producer.count(in)) || g.is_graph_output(out) || sub.count(out)) {
+    if (in.empty() || (needs_producer && !idx.producer.count(in)) || g.is_graph_output(out)) {
       ++k;
       continue;
+    }
+    if (sub.count(out)) {  // a body reading `out` reads `in` instead, as ORT renames it (when it can)
+      if (!rename_body_reads(g, out, in)) {
+        ++k;
+        continue;
+      }
+      sub = subgraph_refs(g);
     }
     replace_input_uses(g, out, in);
     std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out; });

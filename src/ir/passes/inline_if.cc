@@ -31,27 +31,6 @@ void collect_names(const Graph& g, std::unordered_set<std::string>& used) {
   }
 }
 
-// Renames the outer references of nested bodies (names `map` renames that a body does not define itself).
-void rename_refs(Graph& g, const std::unordered_map<std::string, std::string>& map) {
-  std::unordered_set<std::string> own;
-  for (const auto& v : g.inputs) own.insert(v.name);
-  for (const auto& i : g.initializers) own.insert(i.name);
-  for (const auto& n : g.nodes) own.insert(n.outputs.begin(), n.outputs.end());
-  auto ren = [&](std::string& s) {
-    if (auto it = map.find(s); it != map.end() && !own.count(s)) s = it->second;
-  };
-  for (auto& n : g.nodes) {
-    for (auto& in : n.inputs) ren(in);
-    for (auto& a : n.attrs) {
-      if (a.g) rename_refs(*a.g, map);
-      for (auto& sg : a.graphs)
-        if (sg) rename_refs(*sg, map);
-    }
-  }
-  for (auto& o : g.outputs) ren(o.name);
-}
-
-
 // The value of `name` as seen from the innermost of `scopes` (enclosing graphs, outermost first): the innermost
 // graph that defines it decides; a constant initializer there gives its tensor, anything else (an input, a node
 // output, an overridable initializer) null. ORT's constant folding also takes an outer scope's initializer as a
@@ -139,9 +118,9 @@ size_t inline_in(std::vector<Graph*>& scopes, bool ovr) {
       for (auto& o : c.outputs)
         if (!o.empty()) o = map.at(o);
       for (auto& a : c.attrs) {
-        if (a.g) rename_refs(*a.g, map);
+        if (a.g) rename_outer_refs(*a.g, map);
         for (auto& sg : a.graphs)
-          if (sg) rename_refs(*sg, map);
+          if (sg) rename_outer_refs(*sg, map);
       }
       nodes.push_back(std::move(c));
     }

@@ -38,6 +38,74 @@ const Tensor* constant_value(const Graph& g, const std::string& n, bool overrida
   return &g.find_initializer(n)->tensor;
 }
 
+void rename_outer_refs(Graph& g, const std::unordered_map<std::string, std::string>& map) {
+  std::unordered_set<std::string> own;
+  for (const auto& v : g.inputs) own.insert(v.name);
+  for (const auto& i : g.initializers) own.insert(i.name);
+  for (const auto& n : g.nodes) own.insert(n.outputs.begin(), n.outputs.end());
+  auto ren = [&](std::string& s) {
+    if (auto it = map.find(s); it != map.end() && !own.count(s)) s = it->second;
+  };
+  for (auto& n : g.nodes) {
+    for (auto& in : n.inputs) ren(in);
+    for (auto& a : n.attrs) {
+      if (a.g) rename_outer_refs(*a.g, map);
+      for (auto& sg : a.graphs)
+        if (sg) rename_outer_refs(*sg, map);
+    }
+  }
+  for (auto& o : g.outputs) ren(o.name);
+}
+
+namespace {
+
+std::vector<Graph*> bodies_of(Node& n) {
+  std::vector<Graph*> r;
+  for (auto& a : n.attrs) {
+    if (a.g) r.push_back(a.g.get());
+    for (auto& sg : a.graphs)
+      if (sg) r.push_back(sg.get());
+  }
+  return r;
+}
+
+bool reads(const Node& n, const std::string& name) {
+  const auto imp = implicit_inputs(n);
+  return std::find(imp.begin(), imp.end(), name) != imp.end();
+}
+
+// ORT's CanUpdateImplicitInputNameInSubgraph: no body of `n` has a value named `to`, nor a body of a nested node
+// that also reads `from`.
+bool can_rename(Node& n, const std::string& from, const std::string& to) {
+  for (Graph* b : bodies_of(n)) {
+    for (const auto* vs : {&b->inputs, &b->outputs, &b->value_info})
+      for (const auto& v : *vs)
+        if (v.name == to) return false;
+    if (b->find_initializer(to)) return false;
+    for (auto& bn : b->nodes) {
+      for (const auto* names : {&bn.inputs, &bn.outputs})
+        if (std::find(names->begin(), names->end(), to) != names->end()) return false;
+      if (has_subgraphs(bn) && (reads(bn, to) || (reads(bn, from) && !can_rename(bn, from, to)))) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool rename_body_reads(Graph& g, const std::string& from, const std::string& to) {
+  std::vector<Node*> readers;
+  for (auto& n : g.nodes)
+    if (has_subgraphs(n) && reads(n, from)) {
+      if (!can_rename(n, from, to)) return false;
+      readers.push_back(&n);
+    }
+  const std::unordered_map<std::string, std::string> map{{from, to}};
+  for (Node* n : readers)
+    for (Graph* b : bodies_of(*n)) rename_outer_refs(*b, map);
+  return true;
+}
+
 void drop_unused_initializers(Graph& g, const std::unordered_set<std::string>& keep) {
   std::unordered_set<std::string> used = keep;
   for (const auto& n : g.nodes)

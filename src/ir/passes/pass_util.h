@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -34,6 +35,14 @@ std::optional<int64_t> known_channels(const Graph& g, const std::string& n);
 // Removes the initializers no node of g reads (graph inputs and outputs and the names in `keep`, e.g. those bodies
 // read, stay) with their value info; reindexes g.
 void drop_unused_initializers(Graph& g, const std::unordered_set<std::string>& keep);
+
+// In a body and its nested bodies: renames the outer-scope names it reads (names `map` renames that the graph does
+// not define itself: node inputs, its outputs).
+void rename_outer_refs(Graph& g, const std::unordered_map<std::string, std::string>& map);
+// Removing a node of g whose output `from` an If / Loop / Scan body reads: its readers read `to` instead, in the
+// bodies too, as ONNX Runtime renames them (graph_utils::CanUpdateImplicitInputNameInSubgraphs). False, with nothing
+// changed, when a body of such a node already has a value named `to` (ORT then keeps the node).
+bool rename_body_reads(Graph& g, const std::string& from, const std::string& to);
 
 // Replaces every top-level node input equal to `from` by `to`.
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to);

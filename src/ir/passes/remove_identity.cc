@@ -34,7 +34,7 @@ bool removable(const Graph& g, const Node& n, const GraphIndex& idx, bool ovr) {
 
 size_t remove_identity(Model& m) {
   Graph& g = m.graph;
-  const auto sub = subgraph_refs(g);
+  auto sub = subgraph_refs(g);
   size_t removed = 0;
   for (size_t k = 0; k < g.nodes.size();) {
     const Node& n = g.nodes[k];
@@ -48,11 +48,15 @@ size_t remove_identity(Model& m) {
       continue;
     }
     const std::string in = n.input(0), out = n.outputs[0];
-    if (sub.count(out) || sub.count(in)) {
+    const bool to_output = g.is_graph_output(out);
+    // A body reading `out` reads `in` instead, as ORT renames it (not when a body already has a value named `in`;
+    // and not when `out` is a graph output, whose producer would take its name).
+    if (to_output ? (sub.count(out) || sub.count(in)) : (sub.count(out) && !rename_body_reads(g, out, in))) {
       ++k;
       continue;
     }
-    if (g.is_graph_output(out)) {
+    if (sub.count(out)) sub = subgraph_refs(g);
+    if (to_output) {
       // The producer of `in` takes the graph-output name; impossible if `in` is itself an interface tensor.
       auto p = idx.producer.find(in);
       if (p == idx.producer.end() || g.is_graph_output(in) || g.is_graph_input(in)) {
