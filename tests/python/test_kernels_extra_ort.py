@@ -64,7 +64,8 @@ def make_model(node, inputs, opset):
     return m
 
 
-def run_ours(name, m, inputs):
+def run_ours(name, m, inputs, outputs=("y",)):
+    """`onnxquant run` on model m with the (name, array) inputs; the named outputs (one array for a single name)."""
     d = os.path.join(TMP, name)
     os.makedirs(d, exist_ok=True)
     onnx.save(m, os.path.join(d, "model.onnx"))
@@ -73,7 +74,8 @@ def run_ours(name, m, inputs):
         np.save(os.path.join(d, n + ".npy"), np.array(a, order="C"))
         args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
     oqtest.run_oq(args)
-    return np.load(os.path.join(d, "out", "y.npy"), allow_pickle=True)
+    got = [np.load(os.path.join(d, "out", o + ".npy"), allow_pickle=True) for o in outputs]
+    return got[0] if len(got) == 1 else got
 
 
 def tol_for(dt):
@@ -375,16 +377,8 @@ def check_multi(name, node, inputs, opset, oracle="ort"):
         want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, dict(inputs))
     else:
         want = ReferenceEvaluator(m).run(None, dict(inputs))
-    d = os.path.join(TMP, name)
-    os.makedirs(d, exist_ok=True)
-    onnx.save(m, os.path.join(d, "model.onnx"))
-    args = ["run", os.path.join(d, "model.onnx"), "--output-dir", os.path.join(d, "out")]
-    for n, a in inputs:
-        np.save(os.path.join(d, n + ".npy"), a)
-        args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
-    oqtest.run_oq(args)
-    for o, w in zip(node.output, want):
-        got = np.load(os.path.join(d, "out", o + ".npy"), allow_pickle=True)
+    outs = run_ours(name, m, inputs, list(node.output))
+    for o, w, got in zip(node.output, want, outs if len(node.output) > 1 else [outs]):
         w = np.asarray(w)
         if w.dtype == F16 and got.dtype == F32:
             got = got.astype(F16)
