@@ -66,14 +66,18 @@ def rnd(seed, shape, s=0.3):
 
 
 def quantize_both(m, x, per_channel=True, ort_must_work=True, extra=None, method="MinMax", act="Int8",
-                  nodes_to_exclude=None, op_types=None, opset=13, oq_extra=None):
+                  nodes_to_exclude=None, op_types=None, opset=13, oq_extra=None, pre_process=True):
     """`extra`: extra_options for both tools; `oq_extra` replaces keys of it in onnxquant's YAML only (where ORT
-    needs Python objects, e.g. numpy values, and the YAML their text)."""
+    needs Python objects, e.g. numpy values, and the YAML their text). `pre_process` False: both tools get the raw
+    model (for models quant_pre_process cannot take)."""
     extra = dict(extra or {})
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
     onnx.save(m, raw)
-    quant_pre_process(raw, pre)
+    if pre_process:
+        quant_pre_process(raw, pre)
+    else:
+        onnx.save(m, pre)
     np.savez(os.path.join(work, "calib.npz"), input=x)
     ort_out = os.path.join(work, "ort.onnx")
     try:

@@ -8,8 +8,8 @@ test_opset_28.py, which reuses the helpers here).
   25+), Range with opset 27's `stash_type`: outputs equal to onnxruntime's (graph optimizations disabled) within 1e-5,
   integers exactly.
 - Attribute values the executor does not implement (QuantizeLinear precision FLOAT16, DequantizeLinear output_dtype
-  INT32, an invalid round_mode, Range stash_type FLOAT16) and new ops it has no kernel for (Attention-23,
-  CumProd-26) are refused with one line naming
+  INT32, an invalid round_mode, Range stash_type FLOAT16) and new ops it has no kernel for (LinearAttention-27,
+  CausalConvWithState-27) are refused with one line naming
   the node and the attribute or op.
 - The main job on an opset-23 model: inspection writes an opset-23 model that passes onnx.checker's full check and
   runs in onnxruntime; full_auto likewise, with the scores it reports matching onnxruntime's; a target_opset lower
@@ -166,10 +166,10 @@ def refusals():
          [], TensorProto.INT32, ["cast_rm", "round_mode='sideways'"]),
         (27, helper.make_node("Range", ["s", "s", "s"], ["y"], name="range16", stash_type=TensorProto.FLOAT16),
          [init("s", np.array(1, np.int64))], TensorProto.INT64, ["range16", "stash_type=10"]),
-        (23, helper.make_node("Attention", ["x", "x", "x"], ["y"], name="attn"), [], TensorProto.FLOAT,
-         ["attn", "Attention", "not supported"]),
-        (26, helper.make_node("CumProd", ["x", "ax"], ["y"], name="cp"), [init("ax", np.array(0, np.int64))],
-         TensorProto.FLOAT, ["cp", "CumProd", "not supported"]),
+        (27, helper.make_node("LinearAttention", ["x", "x", "x"], ["y"], name="lin_attn"), [], TensorProto.FLOAT,
+         ["lin_attn", "LinearAttention", "not supported"]),
+        (27, helper.make_node("CausalConvWithState", ["x", "w"], ["y"], name="ccs"),
+         [init("w", np.ones((3, 1, 2), np.float32))], TensorProto.FLOAT, ["ccs", "CausalConvWithState", "not supported"]),
     ]
     for opset, node, inits, out_t, words in cases:
         d = tmpdir()

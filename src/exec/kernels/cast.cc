@@ -3,13 +3,16 @@
 // beyond int64 saturates, then wraps to the target width); integer -> integer wraps; anything -> bool is
 // "nonzero"; float16/bfloat16 round to nearest even. The `saturate` attribute (19+) only concerns float8
 // types, which onnxquant does not support.
+// BitCast (26): the same bytes read as another type of the same width (numpy's view).
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/elementwise.h"
+#include "exec/kernels/strided.h"
 
 namespace oq::exec {
 
@@ -197,8 +200,31 @@ std::unique_ptr<Kernel> make_cast_like(const KernelInit& k) {
   return std::make_unique<CastLikeKernel>(k.node);
 }
 
+std::unique_ptr<Kernel> make_bitcast(const KernelInit& k) {
+  const ir::Node node = k.node;
+  if (!node.attr("to")) kfail(node, "missing attribute 'to'");
+  const int64_t code = node.attr_int("to", 0);
+  if (!dtype_is_known(static_cast<int32_t>(code))) kfail(node, "attribute to={} is not a supported dtype", code);
+  const DType to = static_cast<DType>(code);
+  if (to == DType::Int4 || to == DType::UInt4 || to == DType::String || to == DType::Undefined)
+    kfail(node, "unsupported target dtype {}", dtype_name(to));
+  return fn_kernel([node, to](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+    const Tensor& x = input_at(node, in, 0);
+    const DType from = x.dtype();
+    if (from == DType::Int4 || from == DType::UInt4 || from == DType::String)
+      kfail(node, "unsupported input dtype {}", dtype_name(from));
+    if (dtype_size(from) != dtype_size(to))
+      kfail(node, "input type {} ({} bits) and target type {} ({} bits) differ in width", dtype_name(from),
+            8 * dtype_size(from), dtype_name(to), 8 * dtype_size(to));
+    Tensor y = Tensor::uninitialized(to, x.shape());
+    if (x.nbytes()) std::memcpy(y.raw(), x.raw(), x.nbytes());
+    out[0] = std::move(y);
+  });
+}
+
 }  // namespace
 
+OQ_REGISTER_KERNEL(BitCast, 26, kMaxOpset, make_bitcast);
 OQ_REGISTER_KERNEL(Cast, 6, kMaxOpset, make_cast);
 OQ_REGISTER_KERNEL(CastLike, 15, kMaxOpset, make_cast_like);
 

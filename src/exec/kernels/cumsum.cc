@@ -1,6 +1,7 @@
-// CumSum (opset 11, 14): running sum along one axis, optionally exclusive and/or reversed. The sum is kept in
-// the element type like the reference (numpy.cumsum(dtype=x.dtype)): float in float, Float16/BFloat16 rounded
-// back after every addition, integers wrapping.
+// CumSum (opset 11, 14) and CumProd (opset 26): running sum / product along one axis, optionally exclusive
+// (starting from 0 / 1) and/or reversed. The accumulator is kept in the element type like the reference
+// (numpy.cumsum / cumprod with dtype=x.dtype): float in float, Float16/BFloat16 rounded back after every step,
+// integers wrapping.
 #include <algorithm>
 #include <type_traits>
 
@@ -12,28 +13,29 @@ namespace oq::exec {
 namespace {
 
 // [outer, n, inner] view; y[o, j, i] = sum over the prefix (or suffix with reverse) of x[o, ., i].
-template <typename T, typename Load, typename Store>
-void cumsum_typed(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool exclusive, bool reverse,
-                  Load load, Store store) {
+template <bool kProd, typename T, typename Load, typename Store>
+void cumulate_typed(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool exclusive, bool reverse,
+                    Load load, Store store) {
   using Acc = decltype(load(T{}));
   parallel_for(outer * inner, std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
     for (int64_t f = lo; f < hi; ++f) {
       const int64_t o = f / inner, i = f % inner;
       const T* px = x + o * n * inner + i;
       T* py = y + o * n * inner + i;
-      T acc = store(Acc(0));
+      T acc = store(Acc(kProd ? 1 : 0));
       for (int64_t s = 0; s < n; ++s) {
         const int64_t j = reverse ? n - 1 - s : s;
         if (exclusive) py[j * inner] = acc;
-        if constexpr (std::is_integral_v<Acc>) acc = wrap_add(acc, px[j * inner]);
-        else acc = store(load(acc) + load(px[j * inner]));
+        if constexpr (std::is_integral_v<Acc>) acc = kProd ? wrap_mul(acc, px[j * inner]) : wrap_add(acc, px[j * inner]);
+        else acc = store(kProd ? load(acc) * load(px[j * inner]) : load(acc) + load(px[j * inner]));
         if (!exclusive) py[j * inner] = acc;
       }
     }
   });
 }
 
-std::unique_ptr<Kernel> make_cumsum(const KernelInit& ki) {
+template <bool kProd>
+std::unique_ptr<Kernel> make_cumulate(const KernelInit& ki) {
   const ir::Node& node = ki.node;
   const int64_t exclusive = node.attr_int("exclusive", 0), reverse = node.attr_int("reverse", 0);
   if (exclusive != 0 && exclusive != 1) kfail(node, "attribute 'exclusive' must be 0 or 1, got {}", exclusive);
@@ -55,7 +57,7 @@ std::unique_ptr<Kernel> make_cumsum(const KernelInit& ki) {
     const DType t = x.dtype();
     auto run = [&](auto tag, auto load, auto store) {
       using T = decltype(tag);
-      cumsum_typed<T>(x.data<T>(), y.data<T>(), outer, n, inner, exclusive, reverse, load, store);
+      cumulate_typed<kProd, T>(x.data<T>(), y.data<T>(), outer, n, inner, exclusive, reverse, load, store);
     };
     auto same = [](auto v) { return v; };
     switch (t) {
@@ -83,6 +85,7 @@ std::unique_ptr<Kernel> make_cumsum(const KernelInit& ki) {
 
 }  // namespace
 
-OQ_REGISTER_KERNEL(CumSum, 11, kMaxOpset, make_cumsum);
+OQ_REGISTER_KERNEL(CumSum, 11, kMaxOpset, make_cumulate<false>);
+OQ_REGISTER_KERNEL(CumProd, 26, kMaxOpset, make_cumulate<true>);
 
 }  // namespace oq::exec

@@ -20,9 +20,11 @@ bool has_dtype_attr(const Node& n) {
   return n.is_default_domain() && ops.count(n.op_type) > 0;
 }
 
+// Cast and BitCast (26) to float16: their output is float16 whatever the copy computes before.
 bool is_cast_to_half(const Node& n) {
-  return n.is_default_domain() && n.op_type == "Cast" && n.attr_int("to", 0) == kFloat16;
+  return n.is_default_domain() && (n.op_type == "Cast" || n.op_type == "BitCast") && n.attr_int("to", 0) == kFloat16;
 }
+bool is_bitcast(const Node& n) { return n.is_default_domain() && n.op_type == "BitCast"; }
 
 // DequantizeLinear-23+ names its output type in `output_dtype` (0: the type of x_scale).
 bool is_dequantize_to_half(const Node& n) {
@@ -62,7 +64,7 @@ DType output_type(const Node& n, size_t k, const std::unordered_map<std::string,
     const Tensor* v = n.attr_tensor("value");
     return v ? v->dtype() : DType::Float;
   }
-  if (op == "Cast") return attr_type("to", DType::Undefined);
+  if (op == "Cast" || op == "BitCast") return attr_type("to", DType::Undefined);
   if (op == "CastLike") return type_of(n.input(1));
   if (op == "DequantizeLinear")
     return n.attr_int("output_dtype", 0) != 0 ? attr_type("output_dtype", DType::Undefined) : type_of(n.input(1));
@@ -104,6 +106,8 @@ DType output_type(const Node& n, size_t k, const std::unordered_map<std::string,
 }
 
 void upcast_graph(Graph& g, NameGen& names) {
+  // BitCast reinterprets bytes: one reading a float16 value reads it as float16 again (a Cast before it).
+  const std::unordered_set<std::string> half_values = float16_values(g);
   for (auto& init : g.initializers)
     if (init.tensor.dtype() == DType::Float16) init.tensor = init.tensor.cast(DType::Float);
   g.reindex();
@@ -123,6 +127,16 @@ void upcast_graph(Graph& g, NameGen& names) {
     if (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16) n.set_attr_int("dtype", kFloat);
     if (is_dequantize_to_half(n)) n.set_attr_int("output_dtype", kFloat);
     if (is_output_datatype_half(n)) n.set_attr_int("output_datatype", kFloat);
+    if (is_bitcast(n) && !n.inputs.empty() && half_values.count(n.inputs[0])) {
+      Node narrow;
+      narrow.name = names.make(n.name.empty() ? n.inputs[0] + "_oq_to_float16" : n.name + "_oq_to_float16");
+      narrow.op_type = "Cast";
+      narrow.inputs = {n.inputs[0]};
+      narrow.outputs = {names.make(n.inputs[0] + "_oq_float16")};
+      narrow.set_attr_int("to", kFloat16);
+      n.inputs[0] = narrow.outputs[0];
+      nodes.push_back(std::move(narrow));
+    }
     if (is_cast_to_half(n) && !n.outputs.empty() && !n.outputs[0].empty()) {
       // Keep the rounding the model asks for: Cast to float16 under a private name, then back to float under
       // the model's name.
