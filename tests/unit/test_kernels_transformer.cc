@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernel_test_util.h"
+#include "passes_test_util.h"
 
 using namespace oq;
 using namespace oq::ktest;
@@ -143,4 +144,29 @@ TEST(KernelsTransformer, TensorScatterCumProdBitCast) {
   EXPECT_EQ(static_cast<uint32_t>(bits.data<int32_t>()[1]), 0xc0000000u);
   bc.set_attr_int("to", static_cast<int64_t>(DType::Int16));
   EXPECT_NE(kernel_error(bc, 26, {ft({1}, {1.f})}).find("differ in width"), std::string::npos);
+}
+
+TEST(KernelsTransformer, AttentionConvertedTo25DropsHeadCountsOn4D) {
+  // Attention-23 ignores q_num_heads / kv_num_heads on 4-D inputs; 25 refuses them there: the converter drops
+  // them when X's rank is known to be 4, and the converted model computes the same.
+  using namespace oq::test_passes;
+  namespace P = oq::ir::passes;
+  ir::Model m = model(23, 10);
+  auto& g = m.graph;
+  g.inputs = {vi("q", {1, 2, 3, 4}), vi("k", {1, 2, 5, 4}), vi("v", {1, 2, 5, 3})};
+  ir::Node n = mk("Attention", {"q", "k", "v"}, {"y"});
+  n.set_attr_int("q_num_heads", 2);
+  n.set_attr_int("kv_num_heads", 2);
+  n.set_attr_int("is_causal", 1);
+  g.nodes.push_back(n);
+  g.outputs = {vi_any("y")};
+  ir::Model orig = m;
+  EXPECT_EQ(P::convert_opset(m, 25), 1u);
+  const ir::Node* a = find_op(m, "Attention");
+  ASSERT_NE(a, nullptr);
+  EXPECT_FALSE(a->has_attr("q_num_heads"));
+  EXPECT_FALSE(a->has_attr("kv_num_heads"));
+  EXPECT_EQ(a->attr_int("is_causal", 0), 1);
+  std::map<std::string, Tensor> in = {{"q", rnd({1, 2, 3, 4}, 1)}, {"k", rnd({1, 2, 5, 4}, 2)}, {"v", rnd({1, 2, 5, 3}, 3)}};
+  expect_same(run(orig, in), run(m, in), 1e-6);
 }

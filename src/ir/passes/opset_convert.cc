@@ -217,6 +217,13 @@ bool OpsetConverter::convert_misc(Node& n) {
     set_input(n, 2, const_i64(n, "axis", {axis}, /*scalar=*/true));
     return true;
   }
+  if (n.op_type == "Attention" && crosses(25) && (n.has_attr("q_num_heads") || n.has_attr("kv_num_heads")) &&
+      known_rank(*g_, n.input(0)) == 4) {
+    // 23 / 24 ignore the head counts on 4-D inputs (the shape gives them); 25 refuses them there.
+    n.remove_attr("q_num_heads");
+    n.remove_attr("kv_num_heads");
+    return true;
+  }
   if (n.op_type == "GridSample" && crosses(20)) {
     std::string mode = n.attr_string("mode", "bilinear");
     n.set_attr_string("mode", mode == "bilinear" ? "linear" : mode == "bicubic" ? "cubic" : mode);
