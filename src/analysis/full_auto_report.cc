@@ -111,7 +111,7 @@ std::string full_auto_html(const FullAutoReport& r) {
                         a.score, a.passed ? "pass" : "fail", esc(a.file));
   }
   std::string answer = r.answer
-      ? fmt::format("Answer: attempt {} — {} of {} ranked tensors in Int8, {:.2f}% of their parameters in 4 bits, "
+      ? fmt::format("Answer: attempt {} — {} of {} ranked tensors in Int8, {:.2f}% of the quantized weight parameters in 4 bits, "
                     "score {:.2f}{} — <code>{}</code>", *r.answer, r.attempts[*r.answer].n_int8, r.n_tensors,
                     r.attempts[*r.answer].w4_percent, r.attempts[*r.answer].score, r.unit, esc(r.attempts[*r.answer].file))
       : fmt::format("No mixed-precision attempt passed: the answer is the 8-bit reference <code>{}</code>", esc(r.int8_file));

@@ -110,7 +110,7 @@ def embedding_share():
             f"model.model_path={d}/tok.onnx", f"dataset.quantization_path={d}/calib.npz",
             f"dataset.test_path={d}/test.npz", "quantization.target_opset=21",
             "quantization.iterative_quant_parameters.metric=agreement",
-            "quantization.iterative_quant_parameters.accuracy_tolerance=100"])
+            "quantization.iterative_quant_parameters.accuracy_tolerance=5"])
     rep = json.load(open(os.path.join(d, "out", "full_auto.json")))
     written = [a for a in rep["attempts"] if a["file"]]
     assert written
@@ -118,6 +118,20 @@ def embedding_share():
         assert abs(w4_share(a["file"]) - a["w4_percent"]) < 0.01, (a["file"], a["w4_percent"], w4_share(a["file"]))
     # the table (6400 values) stays in 8 bits: at most (1024 + 128) / (6400 + 1024 + 128) in 4 bits
     assert max(a["w4_percent"] for a in written) < 16, [a["w4_percent"] for a in written]
+    # The log's 8-bit ratio of each attempt is over the same denominator: it and the 4-bit share add up to 100 %
+    # (the table, outside the ranking, is counted in Int8).
+    log = open(os.path.join(d, "out", "onnxquant.log")).read()
+    ratios = re.findall(r"bit-widths for (\d+) / \d+ selected weights.*\n.*we have (\d+) weights in QInt8 over a "
+                        r"total of (\d+) weights so a ratio of ([0-9.]+) %", log)
+    assert ratios, log[-2000:]
+    for n, w8, total, ratio in ratios:
+        a = next(a for a in rep["attempts"] if a["n_int8"] == int(n))
+        assert int(total) == rep["quantized_weights"] and int(w8) >= 6400, (w8, total)
+        assert abs(float(ratio) + a["w4_percent"] - 100) < 0.011, (n, ratio, a["w4_percent"])
+    ans = rep["answer"]["attempt"]
+    if ans is not None:
+        html = open(os.path.join(d, "out", "full_auto.html")).read()
+        assert f"{rep['attempts'][ans]['w4_percent']:.2f}% of the quantized weight parameters in 4 bits" in html
 
 
 def check_metrics():
@@ -137,6 +151,15 @@ def check_metrics():
     for a in rep["attempts"]:
         if a["file"]:
             assert abs(a["score"] - round(ort_top1(a["file"], npz), 4)) < 1e-9, a
+    # A failing command: its exit code (not the raw wait status) in a one-line error.
+    bad = tmpdir()
+    p = run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", bad,
+                "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",
+                "dataset.test_path=testdata/digits_test_flat.npz",
+                "quantization.iterative_quant_parameters.metric=evaluator_command",
+                "quantization.iterative_quant_parameters.evaluator_command=sh -c 'exit 3'"], check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and "evaluator_command exited with 3: sh -c 'exit 3'" in err[-1], (p.returncode, err[-3:])
     out2 = tmpdir()
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out2,
             "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",

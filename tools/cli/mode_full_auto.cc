@@ -1,5 +1,7 @@
 // quantization.operating_mode: full_auto — as many weight tensors as possible in Int4, the rest in Int8,
 // within accuracy_tolerance of the all-8-bit model (ST's algorithm: static ranking + bisection).
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -44,7 +46,11 @@ double run_evaluator_command(const std::string& cmd_template, const std::string&
   char buf[4096];
   while (fgets(buf, sizeof buf, f)) out += buf;
   int rc = pclose(f);
-  if (rc != 0) fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command exited with {}: {}", rc, cmd);
+  if (rc == -1) fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command: cannot wait for '{}'", cmd);
+  if (WIFSIGNALED(rc))
+    fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command was killed by signal {}: {}", WTERMSIG(rc), cmd);
+  if (WEXITSTATUS(rc) != 0)
+    fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command exited with {}: {}", WEXITSTATUS(rc), cmd);
   size_t end = out.find_last_not_of(" \t\r\n");
   if (end == std::string::npos) fail(ErrorKind::Runtime, "evaluator_command printed nothing: {}", cmd);
   size_t start = out.find_last_of('\n', end);
@@ -201,10 +207,13 @@ int run_full_auto_mode(Job& job) {
     return o;
   };
   auto options_for = [&](int64_t n_int8) { return options_for_set(prefix(n_int8)); };
-  auto w4_percent_set = [&](const Flags& f) {
+  auto w4_params_set = [&](const Flags& f) {
     int64_t w4 = fixed_w4;
     for (int64_t i = 0; i < N; ++i) w4 += f[static_cast<size_t>(i)] ? 0 : ranked[i].weights;
-    return total ? 100.0 * static_cast<double>(w4) / static_cast<double>(total) : 0.0;
+    return w4;
+  };
+  auto w4_percent_set = [&](const Flags& f) {
+    return total ? 100.0 * static_cast<double>(w4_params_set(f)) / static_cast<double>(total) : 0.0;
   };
   auto w4_percent = [&](int64_t n_int8) { return w4_percent_set(prefix(n_int8)); };
 
@@ -245,8 +254,9 @@ int run_full_auto_mode(Job& job) {
     std::string list;
     for (const auto& s : names) list += (list.empty() ? "" : ", ") + s;
     log::raw(fmt::format("New quantization with updated bit-widths for {} / {} selected weights in QInt8: {}", n, N, list));
-    int64_t w8 = 0;
-    for (int64_t i = N - n; i < N; ++i) w8 += ranked[i].weights;
+    // Every quantized constant not in 4 bits is in Int8 (ranked ones kept in Int8 and the constants outside the
+    // ranking, e.g. SmoothQuant's 1/s), the same denominator as the file name's w4 / w8 shares.
+    const int64_t w8 = total - w4_params_set(prefix(n));
     log::raw(fmt::format("In this quantization attempt we have {} weights in QInt8 over a total of {} weights so a "
                          "ratio of {:.2f} %", w8, total, total ? 100.0 * w8 / total : 0.0));
     auto q = quant::build_qdq(job.prepared, options_for(n), cal, wfn, &wcache);
