@@ -122,7 +122,12 @@ int cmd_eval(int argc, char** argv) {
   if (o.metric == search::MetricKind::Agreement) {
     ir::Model fm = load_runnable_model(reference);
     exec::Session fs_(fm);
-    auto ref = search::compute_reference(fs_, ds, o);
+    search::Reference ref;
+    try {
+      ref = search::compute_reference(fs_, ds, o);
+    } catch (const Error& e) {  // the data was checked against MODEL's inputs: say which model failed
+      fail(e.kind(), "--reference '{}': {}", reference, e.what());
+    }
     score = search::evaluate(s, ds, o, &ref);
   } else {
     score = search::evaluate(s, ds, o);
