@@ -64,12 +64,13 @@ void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string
   const std::unordered_set<std::string> known(names.begin(), names.end());
   for (const auto& [name, ov] : tqo) {
     if (!known.count(name)) {
-      // A Conv weight / bias renamed by BatchNormalization folding (the edit distance cannot see the prefix).
+      // A Conv / ConvTranspose / MatMul weight or bias renamed by BatchNormalization folding (the edit distance
+      // cannot see the prefix).
       std::string hint;
-      for (const char* prefix : {"ConvBnFusion_W_", "ConvBnFusion_BN_B_"})
+      for (const char* prefix : {"ConvBnFusion_W_", "ConvBnFusion_BN_B_", "MatMulBnFusion_GemmB_"})
         if (known.count(prefix + name))
-          hint = fmt::format(", did you mean '{}{}'? (pre-processing folded a BatchNormalization into its Conv)",
-                             prefix, name);
+          hint = fmt::format(", did you mean '{}{}'? (pre-processing folded a BatchNormalization into its {})",
+                             prefix, name, prefix[0] == 'M' ? "MatMul" : "Conv");
       fail(ErrorKind::Config, "quantization.onnx_extra_options.TensorQuantOverrides.{}: the model has no tensor named "
            "'{}'{}", name, name, hint.empty() ? did_you_mean(name, names) : hint);
     }

@@ -75,19 +75,13 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const N
     Tensor nb(DType::Float, {cout});
     for (int64_t c = 0; c < cout; ++c)
       nb.data<float>()[c] = static_cast<float>((b ? b->data<float>()[c] : 0.0) * prm->s[c] + prm->shift[c]);
-    std::string wn, bname;
-    if (!tr) {
-      // ORT's ConvBNFusion (what quant_pre_process runs) names the new initializers after the Conv's weight and
-      // the BN's bias, so the quantized model's names match those of ORT's flow (the old ones are dropped when
-      // nothing else reads them).
-      wn = names.make("ConvBnFusion_W_" + p.input(1));
-      g.add_initializer(wn, std::move(nw));
-      bname = names.make("ConvBnFusion_BN_B_" + bn.input(2));
-      g.add_initializer(bname, std::move(nb));
-    } else {
-      wn = store(g, idx, names, p.input(1), std::move(nw));
-      bname = store(g, idx, names, p.input(2), std::move(nb));
-    }
+    // ORT's ConvBNFusion (what quant_pre_process runs; Conv and ConvTranspose alike) names the new initializers
+    // after the weight and the BN's bias, so the quantized model's names match those of ORT's flow (the old ones are
+    // dropped when nothing else reads them).
+    const std::string wn = names.make("ConvBnFusion_W_" + p.input(1));
+    g.add_initializer(wn, std::move(nw));
+    const std::string bname = names.make("ConvBnFusion_BN_B_" + bn.input(2));
+    g.add_initializer(bname, std::move(nb));
     p.inputs.resize(3);
     p.inputs[1] = wn;
     p.inputs[2] = bname;

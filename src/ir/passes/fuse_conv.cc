@@ -2,7 +2,8 @@
 // QuantizeLinear -> DequantizeLinear pair after it (or after a Gemm or MatMul). The executor applies them all to
 // its private copy of a model (exec/optimize.cc). Pad fusion leaves a standard Conv (only `pads` changes) and is
 // also part of pre-processing (preprocess.cc), whose output is written; the others add private attributes and
-// are never applied to a model onnxquant writes.
+// are never applied to a model onnxquant writes. PadFusion into an AveragePool (count_include_pad set) is
+// pre-processing only.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -46,7 +47,7 @@ std::optional<std::vector<int64_t>> zero_spatial_pads(const Graph& g, const Node
     pads = p->to_int64s();
     if (!pad.input(2).empty()) {
       auto v = const_scalar(g, pad.input(2), ovr);
-      if (!v || *v != 0.f) return std::nullopt;
+      if (!v || *v != 0.f || std::signbit(*v)) return std::nullopt;  // ORT checks the bytes: -0.0 is not fused
     }
     if (!pad.input(3).empty()) return std::nullopt;  // opset 18 `axes`: not fused
   }
@@ -114,6 +115,40 @@ size_t fuse_pad_into_conv(Model& m) {
     for (size_t i = 0; i < cp.size(); ++i) cp[i] += (*sp)[i];
     conv.set_attr_ints("pads", cp);
     conv.inputs[0] = pad.inputs[0];
+    f.fuse_away(k);
+  }
+  return f.finish();
+}
+
+size_t fuse_pad_into_avgpool(Model& m) {
+  FusionPass f(m);
+  Graph& g = f.g;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& pad = g.nodes[k];
+    if (pad.op_type != "Pad" || !pad.is_default_domain() || pad.outputs.size() != 1 || pad.input(0).empty()) continue;
+    auto c = f.consumer(pad.outputs[0]);
+    if (!c) continue;
+    Node& pool = g.nodes[*c];
+    if (pool.op_type != "AveragePool" || !pool.is_default_domain() || pool.input(0) != pad.outputs[0] ||
+        pool.outputs.size() != 1 || pool.attr_string("auto_pad", "NOTSET") != "NOTSET" || pool.attr_int("ceil_mode", 0))
+      continue;
+    auto sp = zero_spatial_pads(g, pad, f.opset, f.ovr);
+    const std::vector<int64_t> kernel = pool.attr_ints("kernel_shape");
+    if (!sp || kernel.size() * 2 != sp->size()) continue;
+    const size_t nsp = kernel.size();
+    std::vector<int64_t> pp = pool.attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
+    if (pp.size() != 2 * nsp) continue;
+    // Pads the pool had are averaged over as zeros only with count_include_pad; each pad stays below the kernel.
+    const bool had = std::any_of(pp.begin(), pp.end(), [](int64_t v) { return v != 0; });
+    if (had && pool.attr_int("count_include_pad", 0) == 0) continue;
+    bool ok = true;
+    for (size_t i = 0; i < pp.size(); ++i) ok &= (pp[i] += (*sp)[i]) < kernel[i % nsp];
+    if (!ok) continue;
+    pool.set_attr_ints("pads", pp);
+    pool.set_attr_int("count_include_pad", 1);
+    pool.set_attr_string("auto_pad", "NOTSET");
+    pool.set_attr_int("ceil_mode", 0);
+    pool.inputs[0] = pad.inputs[0];
     f.fuse_away(k);
   }
   return f.finish();

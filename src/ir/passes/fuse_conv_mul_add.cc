@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "ir/passes/ort_order.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -29,32 +30,6 @@ namespace oq::ir::passes {
 using namespace detail;
 
 namespace {
-
-// ORT's Graph::GenerateNodeArgName: the base when no tensor has that name and it was not generated before, else
-// base + "_token_" + n with a counter shared by all names generated.
-class OrtNames {
- public:
-  explicit OrtNames(const Graph& g) {
-    for (const auto* vs : {&g.inputs, &g.outputs, &g.value_info})
-      for (const auto& v : *vs) used_.insert(v.name);
-    for (const auto& i : g.initializers) used_.insert(i.name);
-    for (const auto& n : g.nodes) {
-      for (const auto& s : n.inputs) used_.insert(s);
-      for (const auto& s : n.outputs) used_.insert(s);
-    }
-    for (const auto& s : subgraph_refs(g)) used_.insert(s);
-  }
-  std::string make(const std::string& base) {
-    std::string n = base;
-    while (used_.count(n)) n = base + "_token_" + std::to_string(counter_++);
-    used_.insert(n);
-    return n;
-  }
-
- private:
-  std::unordered_set<std::string> used_;
-  size_t counter_ = 0;
-};
 
 bool is_float(const Tensor* t) { return t && t->dtype() == DType::Float; }
 
@@ -137,40 +112,6 @@ bool fuse_one(Graph& g, size_t ci, const std::string& op, const std::unordered_s
   return true;
 }
 
-// ORT's node order (Graph's topological sort): nodes without input edges pushed on a stack in index order, then
-// popped one at a time, each pushing the readers whose last input edge it was (in index order). Siblings thus
-// come in reverse file order; what matters here is the order in which fusions generate names.
-std::vector<std::string> ort_conv_order(const Graph& g) {
-  GraphIndex idx(g);
-  const size_t n = g.nodes.size();
-  std::vector<size_t> indeg(n, 0);
-  std::vector<std::vector<size_t>> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    std::vector<std::string> reads = g.nodes[i].inputs;
-    if (has_subgraphs(g.nodes[i]))
-      for (const auto& r : implicit_inputs(g.nodes[i])) reads.push_back(r);
-    for (const auto& r : reads) {
-      auto p = idx.producer.find(r);
-      if (r.empty() || p == idx.producer.end()) continue;
-      ++indeg[i];
-      out[p->second].push_back(i);
-    }
-  }
-  std::vector<size_t> stack;
-  for (size_t i = 0; i < n; ++i)
-    if (indeg[i] == 0) stack.push_back(i);
-  std::vector<std::string> convs;  // by output name: indices move as nodes are erased
-  while (!stack.empty()) {
-    const size_t i = stack.back();
-    stack.pop_back();
-    if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty()) convs.push_back(g.nodes[i].outputs[0]);
-    std::sort(out[i].begin(), out[i].end());
-    for (size_t r : out[i])
-      if (--indeg[r] == 0) stack.push_back(r);
-  }
-  return convs;
-}
-
 }  // namespace
 
 size_t fuse_conv_mul_add(Model& m) {
@@ -182,7 +123,7 @@ size_t fuse_conv_mul_add(Model& m) {
   // One round of ORT's rule loop: each Conv in ORT's order tries ConvAddFusion, then ConvMulFusion (on the reader
   // the Add fusion may have left); the rest of a chain folds in the next rounds (preprocess() repeats the passes
   // until nothing changes), so colliding names get their _token_<n> in ORT's order.
-  for (const std::string& out : ort_conv_order(g)) {
+  for (const std::string& out : ort_node_order(g, "Conv")) {
     size_t ci = g.nodes.size();
     for (size_t i = 0; i < g.nodes.size() && ci == g.nodes.size(); ++i)
       if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty() && g.nodes[i].outputs[0] == out) ci = i;

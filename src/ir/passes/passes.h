@@ -56,6 +56,16 @@ size_t eliminate_noops(Model& m);
 // -> the pads added to the Conv's `pads` attribute (ONNX Runtime's PadFusion). The result is a standard Conv:
 // used both by pre-processing (written out) and by the executor on its private copy.
 size_t fuse_pad_into_conv(Model& m);
+// Pad as above read only by an AveragePool (auto_pad NOTSET, ceil_mode 0; pads of its own only with
+// count_include_pad 1; each summed pad below the kernel) -> pads added, count_include_pad 1 (ORT's PadFusion; not
+// MaxPool, which ORT 1.32 leaves alone). Pre-processing only. Returns the number fused.
+size_t fuse_pad_into_avgpool(Model& m);
+// MatMul (constant 2-D B, rank-2 A) -> [Reshape...] -> BatchNormalization -> Gemm "MatMulBnFusion_Gemm"
+// (B' "MatMulBnFusion_GemmB_<B>", C "MatMulBnFusion_GemmBias"), ORT's MatmulBNFusion (fuse_matmul_bn.cc).
+size_t fuse_matmul_bn(Model& m);
+// Reshape by a Concat of constants, Shape(data) -> Gather(i) -> Unsqueeze pieces (0) and one-element pieces (-1)
+// -> Reshape by that constant shape, named after the Concat's output (ORT's ReshapeFusion; fuse_reshape.cc).
+size_t fuse_reshape(Model& m);
 // Suffix of the Gemm that fuse_matmul_add makes of a MatMul (ORT's name: "<MatMul name>/MatMulAddFusion").
 inline constexpr const char* kMatMulAddFusionSuffix = "/MatMulAddFusion";
 // MatMul(A, B) + Add(C) -> Gemm(A, B, C) (alpha 1, beta 1, no transposes), named "<MatMul name>/MatMulAddFusion"
@@ -90,6 +100,7 @@ struct PreprocessStats {
   size_t removed_noops = 0;  // Add 0 / Sub 0 / Mul 1 / Div 1, Cast, Expand, Transpose pairs that change nothing
   size_t fused_pads = 0;         // Pad folded into a Conv's pads
   size_t fused_matmul_adds = 0;  // MatMul + Add fused into Gemm
+  size_t fused_reshapes = 0;     // Reshape by a Concat of shape pieces -> by a constant shape
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
   size_t inlined_functions = 0;   // HardSwish / Mish / Swish / GroupNormalization expanded (inline_functions)
   size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
@@ -98,8 +109,8 @@ struct PreprocessStats {
 // write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
 // needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
 // alternating with fuse_conv_mul_add and eliminate_noops until nothing changes (not for float16 models) -> fold_constants ->
-// fuse_pad_into_conv -> fuse_matmul_add -> inline_functions (what ONNX Runtime's quant_pre_process does to these
-// patterns); logs a one-line summary.
+// fuse_pad_into_conv / fuse_pad_into_avgpool -> fuse_matmul_add -> fuse_reshape -> inline_functions (what ONNX
+// Runtime's quant_pre_process does to these patterns; fuse_matmul_bn runs in the loop); logs a one-line summary.
 PreprocessStats preprocess(Model& m);
 
 // If nodes whose condition is a constant initializer replaced by the branch they take, with ONNX Runtime's names

@@ -1,8 +1,8 @@
 // The pre-processing pipeline run before calibration; its result is what gets quantized and written.
 // The fusions and eliminations are the ones ONNX Runtime's quant_pre_process applies to these patterns
-// (ConvBNFusion, ConvMulFusion, ConvAddFusion, NoopElimination, CastElimination, ExpandElimination, PadFusion,
-// MatMulAddFusion): the quantized model then has the nodes an ORT-prepared model would have (no Q/DQ pair
-// around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
+// (ConvBNFusion, ConvMulFusion, ConvAddFusion, MatmulBNFusion, NoopElimination, CastElimination, ExpandElimination,
+// PadFusion, MatMulAddFusion, ReshapeFusion): the quantized model then has the nodes an ORT-prepared model would
+// have (no Q/DQ pair around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
 #include "core/log.h"
 #include "ir/passes/passes.h"
 
@@ -33,18 +33,21 @@ PreprocessStats preprocess(Model& m) {
   // float16 models: ORT's float16 flow skips the optimizer.
   if (!has_float16(m)) {
     for (;;) {
-      const size_t f = fuse_conv_mul_add(m), n = eliminate_noops(m);
+      const size_t f = fuse_conv_mul_add(m), n = eliminate_noops(m), mb = fuse_matmul_bn(m);
+      st.folded_batchnorms += mb;
       st.fused_conv_mul_adds += f;
       st.removed_noops += n;
-      if (f + n == 0) break;
+      if (f + n + mb == 0) break;
       st.folded_batchnorms += fold_batchnorm(m);
     }
   }
   st.folded_constants += fold_constants(m).total();
   // After constant folding: a Pad's pads / constant_value and a bias given by Constant nodes are initializers.
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
-  st.fused_pads = fuse_pad_into_conv(m);
+  st.fused_pads = fuse_pad_into_conv(m) + fuse_pad_into_avgpool(m);
   st.fused_matmul_adds = fuse_matmul_add(m);
+  // ORT's ReshapeFusion comes after its constant folding and MatMulAddFusion.
+  st.fused_reshapes = fuse_reshape(m);
   // Last, as ORT's inliner leaves the Swish body's Cast of its alpha constant unfolded. Not for float16 models:
   // ORT's float16 flow is quant_pre_process with skip_optimization (its optimizer would insert Casts), which
   // leaves function ops whole (docs/conformance.md).
