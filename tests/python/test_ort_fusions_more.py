@@ -49,7 +49,7 @@ def model(nodes, inits, in_shape=IMG, out_names=("y",), opset=13, value_info=(),
     return m
 
 
-def check(m, fused, x_shape=(3, 8, 8), opset=13, pcs=(True, False)):
+def check(m, fused, x_shape=(3, 8, 8), opset=13, pcs=(True, False), extra=None):
     """Both flows on raw model `m`; `fused`: whether quant_pre_process removes nodes. Returns (ORT's pre-processed
     model, ours), loaded."""
     x = np.random.default_rng(11).standard_normal((20,) + tuple(x_shape)).astype(np.float32)
@@ -72,10 +72,10 @@ def check(m, fused, x_shape=(3, 8, 8), opset=13, pcs=(True, False)):
         quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=pc,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(extra or {})})
         cfg = os.path.join(work, f"config_{pc}.yaml")
         with open(cfg, "w") as f:
-            f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), pc, opset))
+            f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), pc, opset, extra=extra))
         out_dir = os.path.join(work, f"oq_{pc}")
         run_oq(["--config", cfg, "--output-dir", out_dir, "--threads", "1"])
         ours = os.path.join(out_dir, "quantized_models", "float_quant_qdq_" + ("pc" if pc else "pt") + ".onnx")
@@ -315,6 +315,22 @@ def deconv_bn():
         pm, om = check(model(nodes, inits + bi, ["N", 4, 5, 5]), True, (4, 5, 5), pcs=(True, False) if group == 1 else (False,))
         for mm in (pm, om):
             assert node_inputs(mm, "ConvTranspose") == [["r0", "ConvBnFusion_W_dW", "ConvBnFusion_BN_B_bnd_b"]]
+    # TensorQuantOverrides on ORT's names (docs/config.md): the same model as quantize_static's.
+    check(model(nodes, inits + bi, ["N", 4, 5, 5]), True, (4, 5, 5), pcs=(False,),
+          extra={"TensorQuantOverrides": {"ConvBnFusion_W_dW": [{"symmetric": False}]}})
+
+
+def tqo_raw_name_hint():
+    # An override on the raw MatMul weight of a MatMul -> BN: one line naming the folded name.
+    work = tmpdir()
+    raw = os.path.join(work, "float.onnx")
+    onnx.save(dense_bn(), raw)
+    np.savez(os.path.join(work, "calib.npz"), input=np.ones((2, 12), np.float32))
+    cfg = os.path.join(work, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), extra={"TensorQuantOverrides": {"W": [{}]}}))
+    p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq")], check=False)
+    assert p.returncode == 2 and "did you mean 'MatMulBnFusion_GemmB_W'" in p.stderr, (p.returncode, p.stderr[-500:])
 
 
 def gemm_bn_deliberate():
@@ -350,5 +366,6 @@ if __name__ == "__main__":
           "Pad output read twice / a graph output: left alone", pad_pool_left_alone)
     r.run("PadFusion into Conv: a -0.0 constant stays, 0.0 goes", pad_conv_negative_zero)
     r.run("ConvTranspose -> BN: ConvBnFusion_W_<W> / ConvBnFusion_BN_B_<bn bias> (bias or not, grouped)", deconv_bn)
+    r.run("TensorQuantOverrides on a MatMul -> BN's raw weight name: the folded name suggested", tqo_raw_name_hint)
     r.run("Gemm -> BN: folded by onnxquant, kept by ORT (deliberate difference)", gemm_bn_deliberate)
     r.finish()

@@ -177,7 +177,9 @@ TEST(FuseMatMulBn, LeftAlone) {
   ir::Model transpose = dense_bn(false);  // Transpose between
   transpose.graph.nodes.insert(transpose.graph.nodes.begin() + 1, mk("Transpose", {"mm"}, {"t"}));
   transpose.graph.nodes[2].inputs[0] = "t";
-  for (ir::Model* mm : {&rank3, &out, &unknown, &transpose}) {
+  ir::Model regroup = dense_bn(true);  // Reshape [1, 2, -1]: the BN's channels are not the MatMul's columns
+  regroup.graph.find_initializer("rs")->tensor = i64({3}, {1, 2, -1});
+  for (ir::Model* mm : {&rank3, &out, &unknown, &transpose, &regroup}) {
     EXPECT_EQ(P::fuse_matmul_bn(*mm), 0u);
     EXPECT_EQ(count_op(*mm, "BatchNormalization"), 1u);
   }

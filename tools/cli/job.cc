@@ -146,11 +146,14 @@ void prepare_model(Job& job) {
   quant::place_tensor_quant_overrides(job.prepared.graph, tensor_quant_overrides(cfg), job.qopts);
   OQ_INFO("Pre-processing: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
           "folded, {} Mul/Add by a constant folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand or Transpose "
-          "pair removed, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined as quant_pre_process "
+          "pair removed, {} Pad folded into Conv/AveragePool, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish inlined as quant_pre_process "
           "does)",
           st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
           st.fused_conv_mul_adds, st.removed_noops, st.fused_pads, st.fused_matmul_adds, st.inlined_functions);
   quant::validate_node_filters(job.original.graph, job.qopts, &job.prepared.graph);
+  if (st.fused_reshapes)
+    OQ_INFO("Pre-processing: {} Reshape(s) whose shape a Shape/Gather/Concat chain computed now read a constant shape "
+            "(ORT's ReshapeFusion, as quant_pre_process does)", st.fused_reshapes);
   if (st.inlined_ifs)
     OQ_INFO("Pre-processing: {} If node(s) with a constant condition replaced by the branch they take (as "
             "quant_pre_process does; their nodes are then quantized like the others)", st.inlined_ifs);

@@ -5,7 +5,8 @@
 //    shape inference; here from the model's shapes or the producer, rank_is_2 below); its output read by exactly
 //    one node and not a graph output;
 //  - then zero or more Reshape nodes, each read by exactly one node (a Transpose, Flatten or anything else in
-//    between: not fused);
+//    between: not fused); not in ORT: the last one's constant shape must be [M, N, 1...] (BN channels = columns;
+//    ORT fuses any Reshape, computing something else when the channels are not the MatMul's columns);
 //  - then a BatchNormalization (inference: training_mode 0, no extra output used) with constant float rank-1
 //    scale, B, mean and var of N values; epsilon from the attribute, 1e-5 when absent.
 // s = scale / sqrt(var + eps) (float32, in ORT's order), B' = B * s along N, C = bias - mean * s.
@@ -89,6 +90,14 @@ bool fuse_one(Model& m, size_t mi, const std::unordered_set<std::string>& sub, O
     return false;
   for (size_t i = 1; i < bn.outputs.size(); ++i)
     if (!bn.outputs[i].empty()) return false;
+  if (!path.empty()) {
+    // Not in ORT: the BN's channels must be the MatMul's columns, i.e. the last Reshape gives [M, N, 1...] (ORT
+    // fuses whatever the shape, which changes what the model computes when the channels are something else).
+    const Tensor* shp = constant_value(g, g.nodes[path.back()].input(1), ovr);
+    if (!shp || shp->dtype() != DType::Int64 || shp->rank() != 1 || shp->numel() < 2) return false;
+    const auto d = shp->to_int64s();
+    if (d[1] != n || std::any_of(d.begin() + 2, d.end(), [](int64_t v) { return v != 1; })) return false;
+  }
   const Tensor *scale = float_vec(g, bn.input(1), n, ovr), *bias = float_vec(g, bn.input(2), n, ovr),
                *mean = float_vec(g, bn.input(3), n, ovr), *var = float_vec(g, bn.input(4), n, ovr);
   if (!scale || !bias || !mean || !var) return false;
