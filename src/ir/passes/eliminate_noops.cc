@@ -19,6 +19,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -32,7 +33,7 @@ bool numeric(DType t) {
 }
 
 // Index of the data input of a no-op Add / Sub / Mul / Div, or -1.
-int arith_noop_input(const Graph& g, const Node& n, bool ovr) {
+int arith_noop_input(const Graph& g, const ShapeInfo& shapes, const Node& n, bool ovr) {
   const bool add = n.op_type == "Add" || n.op_type == "Sub";
   const bool right_only = n.op_type == "Sub" || n.op_type == "Div";
   if (n.inputs.size() != 2) return -1;
@@ -44,7 +45,7 @@ int arith_noop_input(const Graph& g, const Node& n, bool ovr) {
     // The output would take the constant's rank if it were larger. A rank the model does not give counts as at
     // least 1 (activations are not scalars), so [1] goes, as in ORT, which knows every shape.
     if (k->rank() > 0) {
-      auto r = known_rank(g, n.input(di));
+      auto r = shapes.rank(n.input(di));
       if (r ? *r < k->rank() : k->rank() > 1) continue;
     }
     const double v = k->to_doubles()[0];
@@ -54,23 +55,24 @@ int arith_noop_input(const Graph& g, const Node& n, bool ovr) {
 }
 
 // Index of the data input when node `n` computes it unchanged, or -1.
-int noop_input(const Graph& g, const Node& n, bool ovr) {
+int noop_input(const Graph& g, const ShapeInfo& shapes, const Node& n, bool ovr) {
   if (!n.is_default_domain() || n.outputs.size() != 1 || n.outputs[0].empty() || n.inputs.empty()) return -1;
   const std::string& op = n.op_type;
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return arith_noop_input(g, n, ovr);
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return arith_noop_input(g, shapes, n, ovr);
   if (op == "Cast") {
     const DType t = known_dtype(g, n.input(0));
     return t != DType::Undefined && static_cast<int64_t>(t) == n.attr_int("to", 0) ? 0 : -1;
   }
   if (op == "Expand" && n.inputs.size() == 2) {
     const Tensor* s = constant_value(g, n.input(1), ovr);
-    auto in = known_shape(g, n.input(0), ovr);
-    if (!s || s->dtype() != DType::Int64 || s->rank() != 1 || !in) return -1;
+    const TensorType* t = shapes.find(n.input(0));
+    if (!s || s->dtype() != DType::Int64 || s->rank() != 1 || !t || !t->shape) return -1;
     const auto dims = s->to_int64s();
-    if (dims.size() > in->size()) return -1;
-    for (size_t i = 0; i < dims.size(); ++i) {
-      const int64_t have = (*in)[in->size() - dims.size() + i];
-      if (dims[i] != 1 && dims[i] != have) return -1;
+    const auto& in = *t->shape;
+    if (dims.size() > in.size()) return -1;
+    for (size_t i = 0; i < dims.size(); ++i) {  // ORT's rule: each dim 1 or the input's (known) size
+      const Dim& have = in[in.size() - dims.size() + i];
+      if (dims[i] != 1 && !(have.known() && have.value == dims[i])) return -1;
     }
     return 0;
   }
@@ -146,10 +148,12 @@ size_t eliminate_noops(Model& m) {
   Graph& g = m.graph;
   auto sub = subgraph_refs(g);
   const bool ovr = inputs_overridable(m);
+  // Removing a no-op changes no other tensor's type or shape: one inference serves the whole pass.
+  const ShapeInfo shapes = infer_shapes(m);
   size_t removed = 0;
   for (size_t k = 0; k < g.nodes.size();) {
     const Node& n = g.nodes[k];
-    const int di = noop_input(g, n, ovr);
+    const int di = noop_input(g, shapes, n, ovr);
     if (di < 0) {
       ++k;
       continue;
