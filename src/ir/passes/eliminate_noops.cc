@@ -4,11 +4,11 @@
 //  - Add of 0 (either side), Sub of 0 (right side only), Mul by 1 (either side), Div by 1 (right side only), the
 //    constant an initializer with one element whose rank is at most the other input's (a scalar, [1], [1,1] on a
 //    4-D tensor; [C,1,1] of zeros is not removed, nor a [1,1,1,1,1] on a 4-D tensor); -0.0 counts as 0; a
-//    constant of rank 2 or more needs the other input's rank in the model (value_info), a [1] does not;
+//    constant of rank 2 or more needs the other input's rank (inferred, infer_shapes.h), a [1] does not;
 //  - Cast whose `to` is its input's element type;
-//  - Expand whose constant shape broadcasts to the input's own shape (every dim 1 or equal to the input's, rank at
-//    most the input's). ORT knows every shape (symbolic shape inference); here the input's shape must be in the
-//    model (value_info, graph input) — without it the Expand stays.
+//  - Expand whose constant shape broadcasts to the input's own shape (every dim 1 or equal to the input's known
+//    size, rank at most the input's: ORT's rule, a symbolic dim only under a 1). The input's shape is the inferred
+//    one (infer_shapes.h, as ORT's from its shape inference); a rank that cannot be inferred keeps the Expand.
 //  - a Transpose reading a Transpose, the two perms composing to the identity (ORT's transpose optimizer, its
 //    simplest case; a graph input as the first's input is fine): both go, or only the second when something else
 //    reads the first's output; not when the second writes a graph output (ORT renames the producer then).
