@@ -358,6 +358,13 @@ ShapeInfo infer_shapes(const Graph& g, int opset, bool overridable, const ShapeI
     info.types[i.name] = of_tensor(i.tensor);
     consts[i.name] = &i.tensor;
   }
+  {  // value_info of names no node here produces: what a body is told of the outer values it reads
+    std::unordered_set<std::string> produced;
+    for (const auto& n : g.nodes) produced.insert(n.outputs.begin(), n.outputs.end());
+    for (const auto& v : g.value_info)
+      if (v.opaque_type.empty() && !produced.count(v.name) && !info.types.count(v.name))
+        info.types[v.name] = declared(v);
+  }
   std::vector<size_t> order;
   try {
     std::unordered_set<std::string> outer_names;
