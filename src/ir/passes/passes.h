@@ -61,7 +61,7 @@ inline constexpr const char* kMatMulAddFusionSuffix = "/MatMulAddFusion";
 // MatMul(A, B) + Add(C) -> Gemm(A, B, C) (alpha 1, beta 1, no transposes), named "<MatMul name>/MatMulAddFusion"
 // and writing the Add's output, as ONNX Runtime's MatMulAddFusion (quant_pre_process) does for float models
 // when: B is a constant 2-D [K, N] initializer, A has rank 2 (from value_info or deduced from its producers;
-// symbolic dims are fine), the MatMul output is read only by the Add (and is not a graph output), the other
+// symbolic dims are fine; infer_shapes), the MatMul output is read only by the Add (and is not a graph output), the other
 // Add input is a constant of shape [N] or [1, N]. Returns the number fused.
 size_t fuse_matmul_add(Model& m);
 
