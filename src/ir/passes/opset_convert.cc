@@ -218,7 +218,7 @@ bool OpsetConverter::convert_misc(Node& n) {
     return true;
   }
   if (n.op_type == "Attention" && crosses(25) && (n.has_attr("q_num_heads") || n.has_attr("kv_num_heads")) &&
-      known_rank(*g_, n.input(0)) == 4) {
+      shapes_->rank(n.input(0)) == 4) {
     // 23 / 24 ignore the head counts on 4-D inputs (the shape gives them); 25 refuses them there.
     n.remove_attr("q_num_heads");
     n.remove_attr("kv_num_heads");
