@@ -79,8 +79,26 @@ def if_on_shape():
     assert ops == Counter({"Conv": 2, "Relu": 1}), ops
 
 
+def reduce_then_dense():
+    """Keras GlobalAveragePooling2D -> Dense as tf2onnx writes it: ReduceMean(keepdims=0) -> MatMul -> Add. Its
+    output's rank (2) follows from the inferred shapes: MatMul + Add becomes one Gemm as in quant_pre_process."""
+    for opset in (13, 18):
+        axes = {"axes": [2, 3]} if opset < 18 else {}
+        nodes = [mn("Conv", ["input", "W0", "B0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+                 mn("Relu", ["c0"], ["r0"], name="relu0"),
+                 mn("ReduceMean", ["r0"] + (["axes"] if opset >= 18 else []), ["p"], name="gap", keepdims=0, **axes),
+                 mn("MatMul", ["p", "Wd"], ["d"], name="dense"),
+                 mn("Add", ["d", "Bd"], ["y"], name="dense_bias")]
+        inits = [init("W0", rnd(1, (4, 3, 3, 3))), init("B0", rnd(2, (4,), 0.1)), init("Wd", rnd(3, (4, 10))),
+                 init("Bd", rnd(4, (10,), 0.1))] + ([init("axes", np.array([2, 3], np.int64))] if opset >= 18 else [])
+        pm = check(model(nodes, inits, [1, 10], opset), opset=opset, fused=True)
+        ops = Counter(n.op_type for n in pm.graph.node)
+        assert ops == Counter({"Conv": 1, "Relu": 1, "ReduceMean": 1, "Gemm": 1}), ops
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("Shape -> Gather -> Unsqueeze -> Concat -> Reshape before Gemm / MatMul + Add", flatten_chain)
     r.run("If on a condition from a Shape chain: inlined", if_on_shape)
+    r.run("ReduceMean(keepdims=0) -> MatMul + Add: one Gemm", reduce_then_dense)
     r.finish()
