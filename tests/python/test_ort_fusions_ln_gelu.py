@@ -38,12 +38,14 @@ FUSED = ("LayerNormalization", "Gelu")
 
 
 def make(nodes, inits, in_shape, out_shape, opset, more_outputs=()):
-    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)]
-    outs += [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in more_outputs]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)], outs,
-                          inits)
+    """`more_outputs`: intermediate values also made graph outputs (their types from onnx's shape inference)."""
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8 if opset < 21 else 10
+    if more_outputs:
+        vis = {v.name: v for v in onnx.shape_inference.infer_shapes(m).graph.value_info}
+        m.graph.output.extend([vis[o] for o in more_outputs])
     onnx.checker.check_model(m, full_check=True)
     return m
 
