@@ -93,12 +93,16 @@ def gelu_nodes(x, y, p, pattern=1, swap=False, k=None, one=1.0, half=0.5, div=Tr
     return nodes, inits
 
 
-def ln_model(opset, shape=("N", 10, 16), more=(), more_outputs=(), first=(), **kw):
-    """input -> MatMul -> decomposed LayerNorm -> MatMul -> y (`first` nodes before the pattern, `more` after)."""
-    nodes, inits = ln_nodes("x", "ln", "", opset, **kw)
+def ln_model(opset, shape=("N", 10, 16), more=(), more_outputs=(), first=(), on_input=False, **kw):
+    """input -> MatMul -> decomposed LayerNorm -> MatMul -> y (`first` nodes before the pattern, `more` after;
+    `on_input`: the LayerNorm reads the graph input, whose rank the model declares)."""
+    x = "input" if on_input else "x"
+    nodes, inits = ln_nodes(x, "ln", "", opset, **kw)
     inits += [init("W0", rnd(3, (16, 16))), init("W1", rnd(4, (16, 8)))]
-    nodes = [mn("MatMul", ["input", "W0"], ["x"], name="mm0")] + list(first) + nodes + \
-            [mn("MatMul", ["ln", "W1"], ["y"], name="mm1")] + list(more)
+    nodes = ([] if on_input else [mn("MatMul", ["input", "W0"], ["x"], name="mm0")]) + list(first) + nodes + \
+        [mn("MatMul", ["ln", "W1"], ["y"], name="mm1")] + list(more)
+    if on_input:
+        inits = [i for i in inits if i.name != "W0"]
     return make(nodes, inits, list(shape), list(shape[:-1]) + [8], opset, more_outputs)
 
 
@@ -203,7 +207,8 @@ def ln_fused():
         pm = check(ln_model(opset), xs(), {"LayerNormalization": 1})
         ln = [n for n in pm.graph.node if n.op_type == "LayerNormalization"][0]
         assert ln.name == "mulg/LayerNormFusion/" and list(ln.input) == ["x", "g", "b"], ln
-    check(ln_model(17, axes=(2,)), xs(), {"LayerNormalization": 1})  # rank known (graph input): last axis
+    check(ln_model(17, axes=(2,), on_input=True), xs(), {"LayerNormalization": 1})  # rank known: the last axis
+    check(ln_model(18, axes=(2,), on_input=True), xs(), {"LayerNormalization": 1})
     check(ln_model(21, gamma_left=True), xs(), {"LayerNormalization": 1})
     check(ln_model(17, shape=("N", 16)), xs((16,)), {"LayerNormalization": 1})  # 2-D
 
