@@ -11,7 +11,7 @@ full_check and gives ORT's outputs in onnxruntime (within 1 % of the range). The
 epsilon, and the original's outputs (1e-4 relative). The patterns ORT leaves alone (opset 13 / 17, axes not last,
 eps not constant, an intermediate read twice or a graph output, Mul(d, d) instead of Pow, Mul by 1/sqrt 2, the
 tanh GELU, wrong constants) are checked the same way: the nodes must stay in both. The patterns ORT fuses although
-they compute something else (Pow 3, Sub(mean, X), keepdims 0) are left alone by onnxquant (docs/conformance.md):
+they compute something else (Pow 4, Sub(mean, X), keepdims 0) are left alone by onnxquant (docs/conformance.md):
 checked as such, with the original's outputs. Hand-built graphs: tests/unit/test_fuse_ln_gelu.cc.
 """
 import os
@@ -50,24 +50,29 @@ def make(nodes, inits, in_shape, out_shape, opset, more_outputs=()):
     return m
 
 
-def ln_nodes(x, y, p, opset, axes=(-1,), eps="eps", pow_op=True, sub_swap=False, keepdims=None, gamma_left=False):
-    """Decomposed LayerNorm of `x` into `y`, node / tensor names prefixed `p`; returns (nodes, initializers)."""
+def ln_nodes(x, y, p, opset, axes=(-1,), eps="eps", pow_op=True, sub_swap=False, keepdims=None, gamma_left=False,
+             consts=True):
+    """Decomposed LayerNorm of `x` into `y`, node / tensor names prefixed `p`; returns (nodes, initializers).
+    The scalar constants (exponent, eps, axes) are one initializer each, `consts` False: left to another pattern
+    (ORT's ConstantSharing would merge equal scalars of two patterns, a rewrite onnxquant does not reproduce)."""
     D = 16
-    inits = [init(p + "g", 1 + rnd(1, (D,), 0.1)), init(p + "b", rnd(2, (D,), 0.1)),
-             init(p + "two", np.float32(3.0 if pow_op == 3 else 2.0))]
+    inits = [init(p + "g", 1 + rnd(1, (D,), 0.1)), init(p + "b", rnd(2, (D,), 0.1))]
+    if consts and pow_op:
+        inits.append(init("two", np.float32(2.0 if pow_op is True else pow_op)))
+    if consts and opset >= 18:
+        inits.append(init("axes", np.array(axes, np.int64)))
     if eps == "eps":
-        inits.append(init(p + "eps", np.float32(1e-3)))
-        eps = p + "eps"
+        if consts:
+            inits.append(init("eps", np.float32(1e-3)))
     kd = {} if keepdims is None else {"keepdims": keepdims}
 
     def rmean(a, b, name):
         if opset >= 18:
-            inits.append(init(name + "_axes", np.array(axes, np.int64)))
-            return mn("ReduceMean", [a, name + "_axes"], [b], name=name, **kd)
+            return mn("ReduceMean", [a, "axes"], [b], name=name, **kd)
         return mn("ReduceMean", [a], [b], axes=list(axes), name=name, **kd)
     nodes = [rmean(x, p + "mu", p + "rm1"),
              mn("Sub", [p + "mu", x] if sub_swap else [x, p + "mu"], [p + "d"], name=p + "sub"),
-             mn("Pow", [p + "d", p + "two"], [p + "sq"], name=p + "pow") if pow_op else
+             mn("Pow", [p + "d", "two"], [p + "sq"], name=p + "pow") if pow_op else
              mn("Mul", [p + "d", p + "d"], [p + "sq"], name=p + "sqmul"),
              rmean(p + "sq", p + "var", p + "rm2"), mn("Add", [p + "var", eps], [p + "ve"], name=p + "addeps"),
              mn("Sqrt", [p + "ve"], [p + "sd"], name=p + "sqrt"), mn("Div", [p + "d", p + "sd"], [p + "n"], name=p + "div"),
@@ -76,20 +81,20 @@ def ln_nodes(x, y, p, opset, axes=(-1,), eps="eps", pow_op=True, sub_swap=False,
     return nodes, inits
 
 
-def gelu_nodes(x, y, p, pattern=1, swap=False, k=None, one=1.0, half=0.5, div=True):
+def gelu_nodes(x, y, p, pattern=1, swap=False, k=None, one=1.0, half=0.5, div=True, consts=True):
     """erf GELU of `x` into `y`: pattern 1 (x * 0.5) * (1 + erf(x / sqrt 2)), pattern 2 (x * (1 + erf)) * 0.5;
-    `swap` puts every constant and Mul operand in the other order."""
+    `swap` puts every constant and Mul operand in the other order; `consts` as in ln_nodes."""
     k = (np.sqrt(2) if div else 1 / np.sqrt(2)) if k is None else k
-    inits = [init(p + "k", np.float32(k)), init(p + "one", np.float32(one)), init(p + "half", np.float32(half))]
+    inits = [init("k", np.float32(k)), init("one", np.float32(one)), init("half", np.float32(half))] if consts else []
     o = (lambda a, b: [b, a]) if swap else (lambda a, b: [a, b])
-    nodes = [mn("Div" if div else "Mul", [x, p + "k"], [p + "xd"], name=p + "div"),
-             mn("Erf", [p + "xd"], [p + "e"], name=p + "erf"), mn("Add", o(p + "e", p + "one"), [p + "e1"], name=p + "add")]
+    nodes = [mn("Div" if div else "Mul", [x, "k"], [p + "xd"], name=p + "div"),
+             mn("Erf", [p + "xd"], [p + "e"], name=p + "erf"), mn("Add", o(p + "e", "one"), [p + "e1"], name=p + "add")]
     if pattern == 1:
-        nodes += [mn("Mul", o(x, p + "half"), [p + "xh"], name=p + "mulhalf"),
+        nodes += [mn("Mul", o(x, "half"), [p + "xh"], name=p + "mulhalf"),
                   mn("Mul", o(p + "xh", p + "e1"), [y], name=p + "mul")]
     else:
         nodes += [mn("Mul", o(x, p + "e1"), [p + "m"], name=p + "mul"),
-                  mn("Mul", o(p + "m", p + "half"), [y], name=p + "mulhalf")]
+                  mn("Mul", o(p + "m", "half"), [y], name=p + "mulhalf")]
     return nodes, inits
 
 
@@ -119,12 +124,12 @@ def block_model(opset):
     """Transformer-like block on [N, 10, 16]: LN -> MatMul + bias -> GELU -> MatMul + bias -> residual Add -> LN
     -> y; the second pattern's Muls unnamed, two GELUs (the second on the residual branch)."""
     n1, i1 = ln_nodes("input", "ln1", "a_", opset)
-    n2, i2 = ln_nodes("res", "y", "b_", opset)
+    n2, i2 = ln_nodes("res", "y", "b_", opset, consts=False)
     for n in n2:
         if n.op_type == "Mul":
             n.name = ""
     g1, j1 = gelu_nodes("f1", "ge1", "g_", pattern=1)
-    g2, j2 = gelu_nodes("f2", "ge2", "h_", pattern=2, swap=True)
+    g2, j2 = gelu_nodes("f2", "ge2", "h_", pattern=2, swap=True, consts=False)
     inits = i1 + i2 + j1 + j2 + [init("W1", rnd(5, (16, 32))), init("B1", rnd(6, (32,), 0.1)),
                                  init("W2", rnd(7, (32, 16))), init("B2", rnd(8, (16,), 0.1))]
     nodes = n1 + [mn("MatMul", ["ln1", "W1"], ["f1m"], name="fc1"), mn("Add", ["f1m", "B1"], ["f1"], name="fc1_add")] + \
@@ -264,7 +269,7 @@ def ln_output_also_graph_output():
 def ln_ort_only():
     # ORT fuses these although they compute something else; onnxquant keeps the float graph's function.
     x = xs((16, 16))
-    check(ln_model(17, pow_op=3), xs(), {"LayerNormalization": 1}, ours_fuses=False)
+    check(ln_model(17, pow_op=4.0), xs(), {"LayerNormalization": 1}, ours_fuses=False)
     check(ln_model(17, sub_swap=True), xs(), {"LayerNormalization": 1}, ours_fuses=False)
     check(ln_model(17, shape=("N", 16, 16), keepdims=0), x, {"LayerNormalization": 1}, ours_fuses=False)
 
@@ -330,7 +335,7 @@ if __name__ == "__main__":
     r.run("LayerNorm with two Subs (older PyTorch exports)", ln_two_subs)
     r.run("LayerNorm patterns both leave alone", ln_left_alone)
     r.run("LayerNorm whose output is also a graph output", ln_output_also_graph_output)
-    r.run("LayerNorm-like patterns only ORT fuses (Pow 3, Sub(mean, X), keepdims 0)", ln_ort_only)
+    r.run("LayerNorm-like patterns only ORT fuses (Pow 4, Sub(mean, X), keepdims 0)", ln_ort_only)
     r.run("Gelu at opsets 20, 21: both patterns, both operand orders, ORT's tolerances", gelu_fused)
     r.run("GELU patterns both leave alone (opset 17 / 18, Mul 1/sqrt2, constants, readers, tanh)", gelu_left_alone)
     r.run("transformer-like block at opsets 21, 17, 13", block)
