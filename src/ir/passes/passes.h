@@ -65,6 +65,15 @@ inline constexpr const char* kMatMulAddFusionSuffix = "/MatMulAddFusion";
 // Add input is a constant of shape [N] or [1, N]. Returns the number fused.
 size_t fuse_matmul_add(Model& m);
 
+// A decomposed LayerNormalization (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma, Add beta;
+// opset >= 17) -> LayerNormalization named "<Mul name>/LayerNormFusion/", and an erf GELU (Div sqrt 2, Erf, Add 1,
+// Mul x, Mul 0.5 in ORT's two orders; opset >= 20) -> Gelu named "Gelu", as ONNX Runtime's LayerNormFusion /
+// GeluFusion in quant_pre_process (conditions in fuse_layer_norm_gelu.cc).
+struct LnGeluStats {
+  size_t layer_norms = 0, gelus = 0;
+};
+LnGeluStats fuse_layer_norm_gelu(Model& m);
+
 // Inference-only fusions (the executor's private copy of a model; never written out):
 // Conv followed by its only consumer Relu / LeakyRelu / Clip (constant bounds) -> one Conv node carrying the
 // activation in attributes kFusedActivationAttr ("Relu" | "LeakyRelu" | "Clip"), <attr>_alpha (LeakyRelu slope
@@ -93,12 +102,13 @@ struct PreprocessStats {
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
   size_t inlined_functions = 0;   // HardSwish / Mish / Swish / GroupNormalization expanded (inline_functions)
   size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
+  size_t fused_layer_norms = 0, fused_gelus = 0;  // fuse_layer_norm_gelu
 };
 // Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
 // write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
 // needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
 // alternating with fuse_conv_mul_add and eliminate_noops until nothing changes (not for float16 models) -> fold_constants ->
-// fuse_pad_into_conv -> fuse_matmul_add -> inline_functions (what ONNX Runtime's quant_pre_process does to these
+// fuse_pad_into_conv -> fuse_matmul_add -> fuse_layer_norm_gelu -> inline_functions (what ONNX Runtime's quant_pre_process does to these
 // patterns); logs a one-line summary.
 PreprocessStats preprocess(Model& m);
 

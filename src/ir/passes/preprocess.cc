@@ -45,6 +45,12 @@ PreprocessStats preprocess(Model& m) {
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
   st.fused_pads = fuse_pad_into_conv(m);
   st.fused_matmul_adds = fuse_matmul_add(m);
+  if (!has_float16(m)) {  // ORT's GeluFusion / LayerNormFusion (its float16 flow skips the optimizer)
+    const LnGeluStats f = fuse_layer_norm_gelu(m);
+    st.fused_layer_norms = f.layer_norms;
+    st.fused_gelus = f.gelus;
+    OQ_DEBUG("preprocess: {} LayerNormalization and {} Gelu fused", f.layer_norms, f.gelus);
+  }
   // Last, as ORT's inliner leaves the Swish body's Cast of its alpha constant unfolded. Not for float16 models:
   // ORT's float16 flow is quant_pre_process with skip_optimization (its optimizer would insert Casts), which
   // leaves function ops whole (docs/conformance.md).
