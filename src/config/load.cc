@@ -1,8 +1,10 @@
 // Loading an ST user_config.yaml: file -> YAML tree -> command-line overrides -> typed, validated Config.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "config/yaml_read.h"
@@ -52,6 +54,61 @@ void check_duplicate_keys(const YAML::Node& n, const std::string& path, const st
            line);
     check_duplicate_keys(kv.second, p, source);
   }
+}
+
+// YAML 1.1 merge keys (`<<: *defaults`, `<<: [*a, *b]`), which PyYAML and so Hydra / OmegaConf resolve and
+// yaml-cpp 0.7 leaves as a key named "<<": the merged map's keys are added where the map does not set them (the
+// first map of a list wins), recursively. New map nodes are built (an anchored map may be merged in several
+// places) only where a merge key is; keys, scalars and untouched maps keep their marks for error lines.
+bool has_merge_key(const YAML::Node& n) {
+  if (n.IsSequence())
+    return std::any_of(n.begin(), n.end(), [](const YAML::Node& e) { return has_merge_key(e); });
+  if (!n.IsMap()) return false;
+  for (const auto& kv : n)
+    if ((kv.first.IsScalar() && kv.first.Scalar() == "<<") || has_merge_key(kv.second)) return true;
+  return false;
+}
+
+YAML::Node resolve_merge_keys(const YAML::Node& n, const std::string& path, const std::string& source) {
+  if (!has_merge_key(n)) return n;
+  if (n.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    size_t i = 0;
+    for (const auto& e : n) out.push_back(resolve_merge_keys(e, path + "[" + std::to_string(i++) + "]", source));
+    return out;
+  }
+  if (!n.IsMap()) return n;
+  bool has_merge = false;
+  for (const auto& kv : n) has_merge |= kv.first.IsScalar() && kv.first.Scalar() == "<<";
+  YAML::Node out(YAML::NodeType::Map);
+  std::set<std::string> present;
+  for (const auto& kv : n) {
+    if (has_merge && kv.first.IsScalar() && kv.first.Scalar() == "<<") continue;
+    const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+    present.insert(k);
+    out.force_insert(kv.first, resolve_merge_keys(kv.second, path.empty() ? k : path + "." + k, source));
+  }
+  if (!has_merge) return out;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar() || kv.first.Scalar() != "<<") continue;
+    const std::string p = path.empty() ? "<<" : path + ".<<";
+    std::vector<YAML::Node> maps;
+    if (kv.second.IsMap()) maps.push_back(kv.second);
+    if (kv.second.IsSequence())
+      for (const auto& e : kv.second) maps.push_back(e);
+    if (maps.empty() || std::any_of(maps.begin(), maps.end(), [](const YAML::Node& m) { return !m.IsMap(); }))
+      fail(ErrorKind::Config, "{}:{}: {}: a merge key takes a map or a list of maps (an alias such as *defaults)",
+           source, kv.first.Mark().line + 1, p);
+    for (const auto& m : maps) {
+      const YAML::Node r = resolve_merge_keys(m, path, source);
+      for (const auto& mk : r) {
+        const std::string k = mk.first.IsScalar() ? mk.first.Scalar() : std::string();
+        if (!present.insert(k).second) continue;
+        out.force_insert(mk.first, mk.second);
+      }
+    }
+  }
+  return out;
 }
 
 bool valid_key_segment(const std::string& s) {
@@ -261,6 +318,7 @@ Config load_config_from_string(const std::string& yaml_text, const std::vector<s
   }
   if (is_null(root)) root = YAML::Node(YAML::NodeType::Map);
   check_duplicate_keys(root, "", source_name);
+  root = resolve_merge_keys(root, "", source_name);
   if (!root.IsMap()) fail(ErrorKind::Config, "{}: expected a map of sections at the top level, got {}", source_name, show(root));
   for (const auto& ov : overrides) apply_override(root, ov);
   return build(root, source_name, std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));

@@ -7,7 +7,8 @@
 
 namespace oq {
 
-// Levenshtein distance, with a substitution that differs only in letter case costing nothing.
+// Edit distance (optimal string alignment: a swap of two adjacent letters costs 1, as an insertion, a deletion or a
+// substitution), a substitution that differs only in letter case costing nothing.
 size_t name_distance(std::string_view a, std::string_view b);
 
 // The candidate closest to `typed` when it is close enough to be a likely typo (distance at most 1 + a third

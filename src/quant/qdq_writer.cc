@@ -76,20 +76,23 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
   std::map<std::string, std::pair<std::string, std::string>> qparam_names;
   // ORT's names (<t>_scale, <t>_QuantizeLinear_Output, <w>_quantized, ...), unless the model already uses one
   // for something else: then <name>_1, _2, ... (a user tensor called `w_scale` must not become w's scale).
-  std::set<std::string> taken;
+  // Node names and tensor names are separate namespaces in ONNX (a node called `x_scale` leaves x's scale its name).
+  std::set<std::string> taken, taken_nodes;
   for (const auto& n : g.nodes) {
-    taken.insert(n.name);
+    taken_nodes.insert(n.name);
     for (const auto* l : {&n.inputs, &n.outputs}) taken.insert(l->begin(), l->end());
   }
   for (const auto& i : g.initializers) taken.insert(i.name);
   for (const auto* l : {&g.inputs, &g.outputs, &g.value_info})
     for (const auto& v : *l) taken.insert(v.name);
-  auto fresh = [&](const std::string& base) {
+  auto unique_in = [](std::set<std::string>& used, const std::string& base) {
     std::string n = base;
-    for (int k = 1; taken.count(n); ++k) n = base + "_" + std::to_string(k);
-    taken.insert(n);
+    for (int k = 1; used.count(n); ++k) n = base + "_" + std::to_string(k);
+    used.insert(n);
     return n;
   };
+  auto fresh = [&](const std::string& base) { return unique_in(taken, base); };
+  auto fresh_node = [&](const std::string& base) { return unique_in(taken_nodes, base); };
 
   auto emit_activation = [&](const std::string& t, const std::string& scale, const std::string& zp, int axis) {
     if (layout.dedicated_qdq_pair) {
@@ -105,9 +108,9 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
           const std::string sfx = "_" + std::to_string(k + 1);
           const std::string q_out = fresh(t + "_QuantizeLinear_Output" + sfx);
           const std::string dq_out = fresh(t + "_DequantizeLinear_Output" + sfx);
-          added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_QuantizeLinear" + sfx), {t, scale, zp}, q_out,
+          added.push_back(make_qdq_node("QuantizeLinear", fresh_node(t + "_QuantizeLinear" + sfx), {t, scale, zp}, q_out,
                                         axis));
-          added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_DequantizeLinear" + sfx), {q_out, scale, zp},
+          added.push_back(make_qdq_node("DequantizeLinear", fresh_node(t + "_DequantizeLinear" + sfx), {q_out, scale, zp},
                                         dq_out, axis));
           for (auto& in : g.nodes[readers[k]].inputs)
             if (in == t) in = dq_out;
@@ -133,8 +136,8 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       replace_input_all(g, t, dq_out, original_nodes);
     }
     const std::string q_out = fresh(t + "_QuantizeLinear_Output");
-    added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_QuantizeLinear"), {q_in, scale, zp}, q_out, axis));
-    added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_DequantizeLinear"), {q_out, scale, zp}, dq_out,
+    added.push_back(make_qdq_node("QuantizeLinear", fresh_node(t + "_QuantizeLinear"), {q_in, scale, zp}, q_out, axis));
+    added.push_back(make_qdq_node("DequantizeLinear", fresh_node(t + "_DequantizeLinear"), {q_out, scale, zp}, dq_out,
                                   axis));
     st.q_nodes++;
     st.dq_nodes++;
@@ -175,22 +178,22 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
           if (o == t) o = q1_in;
     }
     const std::string q1_out = fresh(t + "_QuantizeLinear_Output");
-    added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_QuantizeLinear"), {q1_in, s1, z1}, q1_out, -1));
+    added.push_back(make_qdq_node("QuantizeLinear", fresh_node(t + "_QuantizeLinear"), {q1_in, s1, z1}, q1_out, -1));
     const std::string dq1_out = out && !all_conv ? t : fresh(t + "_DequantizeLinear_Output");
     if (dq1_out != t) rewire(orig_readers, dq1_out);
-    added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_DequantizeLinear"), {q1_out, s1, z1}, dq1_out, -1));
+    added.push_back(make_qdq_node("DequantizeLinear", fresh_node(t + "_DequantizeLinear"), {q1_out, s1, z1}, dq1_out, -1));
     std::string q2_in = dq1_out;
     if (!all_conv) {
       q2_in = fresh(t + "_convert_QuantizeLinear_Input");
-      added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_convert_clone_DequantizeLinear"), {q1_out, s1, z1},
+      added.push_back(make_qdq_node("DequantizeLinear", fresh_node(t + "_convert_clone_DequantizeLinear"), {q1_out, s1, z1},
                                     q2_in, -1));
       st.dq_nodes++;
     }
     const std::string q2_out = fresh(t + "_convert_QuantizeLinear_Output");
-    added.push_back(make_qdq_node("QuantizeLinear", fresh(t + "_convert_QuantizeLinear"), {q2_in, s2, z2}, q2_out, -1));
+    added.push_back(make_qdq_node("QuantizeLinear", fresh_node(t + "_convert_QuantizeLinear"), {q2_in, s2, z2}, q2_out, -1));
     const std::string dq2_out = out && all_conv ? t : fresh(t + "_convert_DequantizeLinear_Output");
     if (dq2_out != t) rewire(conv_readers, dq2_out);
-    added.push_back(make_qdq_node("DequantizeLinear", fresh(t + "_convert_DequantizeLinear"), {q2_out, s2, z2}, dq2_out,
+    added.push_back(make_qdq_node("DequantizeLinear", fresh_node(t + "_convert_DequantizeLinear"), {q2_out, s2, z2}, dq2_out,
                                   -1));
     st.q_nodes += 2;
     st.dq_nodes += 2;
@@ -231,14 +234,14 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       if (bias_type == DType::Float16 && q.scale_type != DType::Float16) {
         // A float32 scale (float16_bias_params): ORT's float32 DequantizeLinear, then a Cast to float16.
         const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
-        added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, dq_out,
+        added.push_back(make_qdq_node("DequantizeLinear", fresh_node(name + "_DequantizeLinear"), {qn, qs, qz}, dq_out,
                                       bias_axis));
-        ir::Node cast = make_qdq_node("Cast", fresh(name + "_Cast"), {dq_out}, name, -1);
+        ir::Node cast = make_qdq_node("Cast", fresh_node(name + "_Cast"), {dq_out}, name, -1);
         cast.set_attr_int("to", static_cast<int64_t>(DType::Float16));
         added.push_back(std::move(cast));
         st.dq_output[name] = dq_out;
       } else {
-        added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, qs, qz}, name,
+        added.push_back(make_qdq_node("DequantizeLinear", fresh_node(name + "_DequantizeLinear"), {qn, qs, qz}, name,
                                       bias_axis));
         st.dq_output[name] = name;
       }
@@ -264,8 +267,8 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
         const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
         replace_input_all(g, name, dq_out, original_nodes);
         const std::string q_out = fresh(name + "_QuantizeLinear_Output");
-        added.push_back(make_qdq_node("QuantizeLinear", fresh(name + "_QuantizeLinear"), {name, ws, wz}, q_out, q.axis));
-        added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {q_out, ws, wz}, dq_out,
+        added.push_back(make_qdq_node("QuantizeLinear", fresh_node(name + "_QuantizeLinear"), {name, ws, wz}, q_out, q.axis));
+        added.push_back(make_qdq_node("DequantizeLinear", fresh_node(name + "_DequantizeLinear"), {q_out, ws, wz}, dq_out,
                                       q.axis));
         st.dq_output[name] = dq_out;
         st.q_nodes++;
@@ -290,7 +293,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       if (q.axis < 0) qparam_names[name] = {ws, wz};  // a Gather output shares its constant table's
       const std::string dq_out = fresh(name + "_DequantizeLinear_Output");
       replace_input_all(g, name, dq_out, original_nodes);
-      added.push_back(make_qdq_node("DequantizeLinear", fresh(name + "_DequantizeLinear"), {qn, ws, wz}, dq_out,
+      added.push_back(make_qdq_node("DequantizeLinear", fresh_node(name + "_DequantizeLinear"), {qn, ws, wz}, dq_out,
                                     q.axis));
       st.dq_output[name] = dq_out;
       st.dq_nodes++;

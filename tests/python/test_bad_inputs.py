@@ -106,6 +106,14 @@ def c_misspelt_section(cfg, d):
     cfg["quantisation"] = {"granularity": "per_tensor"}
 
 
+def c_swapped_letters_short_key(cfg, d):
+    cfg["preprocessing"] = {"rescaling": {"sacle": 0.5, "offset": 0}}  # `scale` with two letters swapped
+
+
+def c_swapped_letters_section(cfg, d):
+    cfg["hyrda"] = {"run": {"dir": "elsewhere"}}
+
+
 def c_repeated_key(cfg, d):
     text = json.dumps(cfg, indent=1).splitlines()
     text.insert(1, ' "operation_mode": "quantization",')  # the key again, on line 2
@@ -145,6 +153,9 @@ CONFIG_CASES = [
     ("config_bad_enum", c_bad_enum, ["quantization.granularity", "per_pixel"]),
     ("config_model_path_missing", c_model_path_missing, ["model.model_path"]),
     ("config_misspelt_section", c_misspelt_section, ["quantisation", "did you mean 'quantization'"]),
+    ("config_swapped_letters_short_key", c_swapped_letters_short_key,
+     ["preprocessing.rescaling.sacle", "did you mean 'scale'"]),
+    ("config_swapped_letters_section", c_swapped_letters_section, ["hyrda", "did you mean 'hydra'"]),
     ("config_repeated_key", c_repeated_key, ["operation_mode", "given twice"]),
     ("config_export_dir_escapes", c_export_dir_escapes, ["quantization.export_dir", "../elsewhere"]),
     ("config_target_opset_29", c_target_opset_29, ["quantization.target_opset", "29", "28"]),

@@ -136,8 +136,9 @@ def embedding_share():
 
 def check_metrics():
     """evaluator_command (scores must be exactly what the external command printed), agreement + relative
-    tolerance (scores are percentages of samples agreeing with the float model)."""
-    out = tmpdir()
+    tolerance (scores are percentages of samples agreeing with the float model). The output directory's name has a
+    space and a quote: {model} must reach the command as one word."""
+    out = os.path.join(tmpdir(), "o it's")
     cmd = f"{sys.executable} tests/python/eval_top1.py {{model}} testdata/digits_test_flat.npz"
     run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out,
             "model.model_path=testdata/digits_mlp.onnx", "dataset.quantization_path=testdata/digits_calib_flat.npz",

@@ -159,6 +159,17 @@ def shared_bias():
     assert np.abs(got - ref).max() <= 0.05 * np.abs(ref).max()
 
 
+def node_named_like_a_scale():
+    # Node names and tensor names are separate namespaces: nodes called `c1_scale` / `c1_zero_point` leave the
+    # tensor c1's scale and zero point the names ORT gives them (not `c1_scale_1`).
+    m = model([conv("input", "c1", "W1", "b1", "c1_scale"), helper.make_node("Sigmoid", ["c1"], ["m"], name="c1_zero_point"),
+               helper.make_node("Sigmoid", ["m"], ["y"], name="m_scale")],
+              [init("W1", rnd(8, (4, 3, 3, 3))), init("b1", rnd(9, (4,), 0.1))],
+              [1, 3, 8, 8], [1, 4, 8, 8])
+    a, b = same_as_ort(m, img(2), True)
+    assert {"c1_scale", "c1_zero_point", "m_scale"} <= {t.name for t in b.graph.initializer}
+
+
 def one_channel_bias():
     # Per-channel weights of a one-output-channel Conv: ORT writes the bias DequantizeLinear as per tensor (scale
     # [1], scalar zero point, no axis), since its bias scale has one value.
@@ -556,6 +567,7 @@ if __name__ == "__main__":
     r = Runner()
     r.run("bias shared by two Convs", shared_bias)
     r.run("one-channel Conv: bias written per tensor", one_channel_bias)
+    r.run("a node named like a tensor's scale", node_named_like_a_scale)
     r.run("Gather on a constant table", gather_constant_table)
     r.run("Pad constant value", pad_value)
     r.run("per-channel bias layout (grouped ConvTranspose, Gemm [1,N] bias)", per_channel_bias_layout)

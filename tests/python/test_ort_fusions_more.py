@@ -113,14 +113,14 @@ def dim(i, idx, shape="shp", opset=13):
     return [mn("Gather", [shape, idx], [f"g{i}"], axis=0, name=f"gather{i}"), u]
 
 
-def view(pieces, cat, opset=13, shape_kw=None, reshape_kw=None, more_outputs=(), extra_inits=(), rank=2):
+def view(pieces, cat, opset=13, shape_kw=None, reshape_kw=None, more_outputs=(), extra_inits=(), rank=2, shape_of="p1"):
     nodes, inits = conv_relu(opset)
     inits += [init("i0", np.array(0, np.int64)), init("i1", np.array(1, np.int64)), init("i2", np.array(2, np.int64)),
               init("i3", np.array(3, np.int64)), init("m1", np.array([-1], np.int64)),
               init("c8", np.array([8], np.int64))] + list(extra_inits)
     if opset >= 13:
         inits.append(init("uax", np.array([0], np.int64)))
-    nodes += [mn("Shape", ["p1"], ["shp"], name="shape", **(shape_kw or {}))] + pieces + [
+    nodes += [mn("Shape", [shape_of], ["shp"], name="shape", **(shape_kw or {}))] + pieces + [
         mn("Concat", cat, ["ns"], axis=0, name="cat"), mn("Reshape", ["p1", "ns"], ["f"], name="view", **(reshape_kw or {})),
         mn("Relu", ["f"], ["y"], name="relu_out")]
     return model(nodes, inits, out_names=("y",) + tuple(more_outputs), opset=opset, out_ranks={"y": rank},
@@ -149,6 +149,9 @@ def reshape_fusion_variants():
         for mm in (pm, om):
             assert list(const_of(mm, "ns")[0]) == want, (const_of(mm, "ns"), want)
             assert "Concat" not in {n.op_type for n in mm.graph.node}
+    # The Shape of the Conv output c1 for the Reshape of p1 = Relu(c1): the same inferred shape, fused as ORT does.
+    pm, om = check(view(dim(0, "i0"), ["u0", "m1"], shape_of="c1"), True, pcs=(True,))
+    assert list(const_of(om, "ns")[0]) == [0, -1] and "Shape" not in {n.op_type for n in om.graph.node}
     # The Shape also read by another node stays (Gather / Unsqueeze go).
     m = view(dim(0, "i0") + [mn("Cast", ["shp"], ["shpf"], to=TensorProto.FLOAT, name="cast")], ["u0", "m1"],
              more_outputs=("shpf",))

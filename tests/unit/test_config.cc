@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/error.h"
 
 using namespace oq;
 using namespace oq::config;
@@ -452,4 +453,39 @@ TEST(Config, DescribeAsStLogsIt) {
                           "'activations_tensor_override': None}"),
             std::string::npos)
       << lines[2];
+}
+
+TEST(Config, YamlMergeKeysAsPyYaml) {
+  // `<<: *anchor` merges the anchored map's keys where the map does not set them (PyYAML / Hydra); with a list,
+  // the first map wins; an anchored map merged twice stays itself.
+  Config c = load_config_from_string(
+      "paths: &paths\n"
+      "  quantization_path: calib.npz\n"
+      "  test_path: test.npz\n"
+      "  seed: 7\n"
+      "more: &more\n"
+      "  seed: 9\n"
+      "  batch_size: 4\n"
+      "model: {model_path: m.onnx}\n"
+      "dataset:\n"
+      "  <<: [*paths, *more]\n"
+      "  test_path: mine.npz\n"
+      "preprocessing:\n"
+      "  rescaling: {<<: {scale: 0.5}, offset: -1}\n"
+      "quantization:\n"
+      "  quantizer: onnx_quantizer\n");
+  EXPECT_EQ(c.dataset.quantization_path, "calib.npz");
+  EXPECT_EQ(c.dataset.test_path, "mine.npz");  // the map's own key wins
+  EXPECT_EQ(c.dataset.seed, 7);                // the first merged map wins
+  EXPECT_EQ(c.dataset.batch_size, 4);
+  EXPECT_DOUBLE_EQ(c.preprocessing.scale, 0.5);
+  EXPECT_DOUBLE_EQ(c.preprocessing.offset, -1.0);
+  for (const auto& w : c.warnings) EXPECT_EQ(w.find("<<"), std::string::npos) << w;
+  try {
+    load_config_from_string("model: {model_path: m.onnx}\ndataset:\n  <<: 3\nquantization: {quantizer: onnx_quantizer}\n",
+                            {}, "u.yaml");
+    ADD_FAILURE() << "a scalar merge accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("u.yaml:3: dataset.<<: a merge key takes a map"), std::string::npos) << e.what();
+  }
 }

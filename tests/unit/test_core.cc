@@ -65,6 +65,10 @@ TEST(Tensor, ShapeOverflowIsAnError) {
 TEST(Names, ClosestNameForTypos) {
   EXPECT_EQ(name_distance("kitten", "sitting"), 3u);
   EXPECT_EQ(name_distance("Conv", "conv"), 0u);  // letter case is free
+  EXPECT_EQ(name_distance("sacle", "scale"), 1u);  // a swapped pair counts as one edit
+  EXPECT_EQ(name_distance("hyrda", "hydra"), 1u);
+  EXPECT_EQ(name_distance("ca", "abc"), 3u);  // optimal string alignment: no edit of a swapped pair
+  EXPECT_EQ(name_distance("sede", "seed"), 1u);
   const std::vector<std::string> ops = {"Conv", "ConvTranspose", "Gemm", "MatMul"};
   EXPECT_EQ(closest_name("conv", ops), "Conv");
   EXPECT_EQ(closest_name("Gem", ops), "Gemm");

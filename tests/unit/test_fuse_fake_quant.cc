@@ -28,17 +28,17 @@ Tensor scalar(DType t, T v) {
   return Tensor::from_vector(t, {}, std::vector<T>{v});
 }
 
-// X[N,6,9,11] -> Conv 3x3 -> Relu -> Q/DQ int8 -> depthwise Conv 3x3 -> Q/DQ uint8 (small scale: saturates)
+// X[N,6,9,11] -> Conv 3x3 -> `act` (Relu, Clip(0, 2) or LeakyRelu) -> Q/DQ int8 -> depthwise Conv 3x3 -> Q/DQ uint8 (small scale: saturates)
 // -> 1x1 Conv -> Q/DQ int16 -> Y: three pairs that fuse. Beside them, pairs that must not: d1 -> Conv -> Q/DQ
 // whose DequantizeLinear has another scale (D4); a Conv -> Q whose quantized tensor is a graph output (Q5, with
 // its DQ D5); a per-axis pair (D6); a Conv -> Q -> two DequantizeLinear (D7a, D7b).
-ir::Model make_model(std::mt19937& rng) {
+ir::Model make_model(std::mt19937& rng, const std::string& act = "Relu", int64_t cin = 6) {
   ir::Model m;
   m.ir_version = 10;
   m.opsets = {{"", 21}};
   ir::Graph& g = m.graph;
-  g.inputs.push_back(ktest::nchw_input("X", 6, 9, 11));
-  g.add_initializer("W1", random_float({16, 6, 3, 3}, rng, -0.4f, 0.4f));
+  g.inputs.push_back(ktest::nchw_input("X", cin, 9, 11));
+  g.add_initializer("W1", random_float({16, cin, 3, 3}, rng, -0.4f, 0.4f));
   g.add_initializer("B1", random_float({16}, rng));
   g.add_initializer("W2", random_float({16, 1, 3, 3}, rng, -0.5f, 0.5f));
   g.add_initializer("W3", random_float({20, 16, 1, 1}, rng, -0.5f, 0.5f));
@@ -55,7 +55,13 @@ ir::Model make_model(std::mt19937& rng) {
   g.nodes.push_back(node("Conv", {"X", "W1", "B1"}, "c1"));
   ir::Node* n = &g.nodes.back();
   n->set_attr_ints("pads", {1, 1, 1, 1});
-  g.nodes.push_back(node("Relu", {"c1"}, "a1"));
+  if (act == "Clip") {  // oneDNN 2.6 took the fused pair's clip bounds from this one (both eltwise_clip)
+    g.add_initializer("lo", Tensor::scalar_float(0.f));
+    g.add_initializer("hi", Tensor::scalar_float(2.f));
+    g.nodes.push_back(node("Clip", {"c1", "lo", "hi"}, "a1"));
+  } else {
+    g.nodes.push_back(node(act, {"c1"}, "a1"));
+  }
   g.nodes.push_back(node("QuantizeLinear", {"a1", "s1", "z1"}, "q1"));
   g.nodes.push_back(node("DequantizeLinear", {"q1", "s1", "z1"}, "d1"));
   g.nodes.push_back(node("Conv", {"d1", "W2"}, "c2"));
@@ -120,20 +126,22 @@ TEST(FuseFakeQuant, WhichPairsFuse) {
 }
 
 TEST(FuseFakeQuant, BitIdenticalToSeparateKernels) {
-  for (uint32_t seed : {1u, 2u}) {
+  for (uint32_t seed : {1u, 2u, 3u, 4u}) {
     std::mt19937 rng(seed);
-    ir::Model m = make_model(rng);
+    const std::string act = seed == 1 ? "Relu" : seed == 3 ? "LeakyRelu" : "Clip";
+    const int64_t cin = seed == 4 ? 1 : 6;  // one input channel: another oneDNN kernel for the first Conv
+    ir::Model m = make_model(rng, act, cin);
     exec::Session plain(m, exec::SessionOptions{false});
     for (int block : {0, 8, 16}) {
       exec::Session fast(m, exec::SessionOptions{true, block});
       for (int64_t batch : {1, 3}) {
-        Tensor x = random_float({batch, 6, 9, 11}, rng, -4.f, 4.f);
+        Tensor x = random_float({batch, cin, 9, 11}, rng, -4.f, 4.f);
         x.data<float>()[5] = 1e6f;  // saturates every pair downstream of it
         std::map<std::string, Tensor> feeds{{"X", x}};
         auto a = fast.run(feeds), b = plain.run(feeds);
         ASSERT_EQ(a.size(), 7u);
         for (size_t k = 0; k < a.size(); ++k)
-          EXPECT_TRUE(a[k].equals(b[k])) << "output " << m.graph.outputs[k].name << " block " << block;
+          EXPECT_TRUE(a[k].equals(b[k])) << "output " << m.graph.outputs[k].name << " block " << block << " " << act;
       }
     }
   }

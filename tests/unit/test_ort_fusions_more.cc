@@ -78,8 +78,9 @@ TEST(FuseReshape, LeftAlone) {
   // Gather(1) at position 0 is a one-element piece (-1), with the constant -1: two -1.
   ir::Model a = view_model(1, {-1});
   EXPECT_EQ(P::fuse_reshape(a), 0u);
-  // The Shape of another tensor (ORT fuses it only when its shape inference proves the shapes equal).
+  // The Shape of another tensor whose shape is not known to be the data's (ORT compares the inferred shapes).
   ir::Model b = view_model(0, {-1}, "q");
+  b.graph.nodes[1] = mk("Flatten", {"x"}, {"q"});
   EXPECT_EQ(P::fuse_reshape(b), 0u);
   // allowzero = 1: a 0 would mean a zero dim.
   ir::Model c = view_model(0, {-1});
@@ -96,6 +97,16 @@ TEST(FuseReshape, LeftAlone) {
   e.graph.nodes[2].set_attr_int("start", 1);
   EXPECT_EQ(P::fuse_reshape(e), 0u);
   for (ir::Model* mm : {&a, &b, &c, &d, &e}) EXPECT_EQ(count_op(*mm, "Concat"), 1u);
+}
+
+TEST(FuseReshape, ShapeOfATensorOfTheSameShape) {
+  // Shape(q) with q = Relu(x) and p = Relu(x): both [N,2,2,2] by shape inference, as ORT's CompareShape sees them.
+  ir::Model m = view_model(0, {-1}, "q");
+  ir::Model orig = m;
+  EXPECT_EQ(P::fuse_reshape(m), 1u);
+  EXPECT_EQ(init_values(m, "ns"), (std::vector<double>{0, -1}));
+  auto x = rnd({2, 2, 2, 2}, 12);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
 }
 
 TEST(FuseReshape, SharedShapeStays) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "ir/passes/infer_shapes.h"
 #include "onnx/model_io.h"
 
 namespace oq::app {
@@ -69,7 +70,7 @@ void print_values(const char* title, const std::vector<const ir::ValueInfo*>& vs
 
 }  // namespace
 
-int cmd_info(const std::string& model_path) {
+int cmd_info(const std::string& model_path, bool shapes) {
   ir::Model m = onnx::load_model(model_path);
   std::printf("model: %s\n", model_path.c_str());
   std::printf("IR version: %lld\n", static_cast<long long>(m.ir_version));
@@ -98,6 +99,23 @@ int cmd_info(const std::string& model_path) {
     std::printf("  %-*s  %s\n", static_cast<int>(w), op.c_str(), grouped(n).c_str());
   std::printf("parameters: %s (elements of float initializers)\n", grouped(t.params).c_str());
   std::printf("initializer bytes: %s (%s initializers)\n", grouped(t.bytes).c_str(), grouped(t.initializers).c_str());
+  if (shapes) {  // one line per node output of the main graph: name, element type, inferred shape (tab-separated)
+    const ir::passes::ShapeInfo info = ir::passes::infer_shapes(m);
+    size_t n = 0;
+    for (const auto& node : m.graph.nodes) n += node.outputs.size();
+    std::printf("inferred shapes (%zu):\n", n);
+    for (const auto& node : m.graph.nodes)
+      for (const auto& o : node.outputs) {
+        if (o.empty()) continue;
+        ir::ValueInfo v;
+        v.name = o;
+        if (const auto* t = info.find(o)) {
+          v.dtype = t->dtype;
+          v.shape = t->shape;
+        }
+        std::printf("  %s\t%s\t%s\n", o.c_str(), std::string(dtype_name(v.dtype)).c_str(), dims_str(v).c_str());
+      }
+  }
   return 0;
 }
 

@@ -11,6 +11,8 @@ int cmd_info_main(int argc, char** argv) {
   CLI::App cli{"onnxquant info: inputs, outputs, opsets, op types and parameters of a model"};
   std::string model;
   cli.add_option("model", model, "ONNX model")->required();
+  bool shapes = false;
+  cli.add_flag("--shapes", shapes, "also list every node output with its inferred element type and shape");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -18,7 +20,7 @@ int cmd_info_main(int argc, char** argv) {
     spdlog::error("{} (see --help)", e.what());       // usage errors are one line, like every other error
     return 2;
   }
-  return cmd_info(model);
+  return cmd_info(model, shapes);
 }
 
 }  // namespace oq::app

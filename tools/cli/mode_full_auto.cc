@@ -39,7 +39,11 @@ std::string metric_name(config::Metric m, bool labels) {
 // Runs `cmd` with {model} replaced; the last non-empty output line is the score.
 double run_evaluator_command(const std::string& cmd_template, const std::string& model_path) {
   std::string cmd = cmd_template;
-  for (size_t p; (p = cmd.find("{model}")) != std::string::npos;) cmd.replace(p, 7, "'" + model_path + "'");
+  // The path as one shell word: in single quotes, a quote inside written as '\'' (any output directory name works).
+  std::string quoted = "'";
+  for (char c : model_path) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  quoted += "'";
+  for (size_t p = 0; (p = cmd.find("{model}", p)) != std::string::npos; p += quoted.size()) cmd.replace(p, 7, quoted);
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) fail(ErrorKind::Runtime, "iterative_quant_parameters.evaluator_command: cannot run '{}'", cmd);
   std::string out, last;

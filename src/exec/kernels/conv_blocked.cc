@@ -55,13 +55,15 @@ struct BlockedConvPrim {
 // linear would multiply by a rounded 1/scale), round half to even, clip to [lo, hi], * scale + 0 (linear: the
 // product, and a -0 becomes +0). The same values as FusedFakeQuant::apply for every non-NaN input; a NaN (from a
 // NaN or infinite input) is not guaranteed to come out as the pair's lo * scale, as with the fused activations.
+// The clip is eltwise_clip_v2 (the same forward values): oneDNN 2.6's kernel for a one-input-channel Conv applied
+// the activation's eltwise_clip bounds (a fused Clip / ReLU6) to a second eltwise_clip in the chain as well.
 dnnl::primitive_attr fake_quant_attr(const FusedActivation& act, const FusedFakeQuant& fq, int& binary_index) {
   dnnl::primitive_attr attr = act.dnnl_attr();
   dnnl::post_ops po = attr.get_post_ops();
   binary_index = po.len();
   po.append_binary(dnnl::algorithm::binary_div, du::plain_f32({1, 1, 1, 1}));
   po.append_eltwise(1.f, dnnl::algorithm::eltwise_round, 0.f, 0.f);
-  po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, fq.lo, fq.hi);
+  po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip_v2, fq.lo, fq.hi);
   po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, fq.scale, 0.f);
   attr.set_post_ops(po);
   return attr;

@@ -4,11 +4,11 @@
 //  - Add of 0 (either side), Sub of 0 (right side only), Mul by 1 (either side), Div by 1 (right side only), the
 //    constant an initializer with one element whose rank is at most the other input's (a scalar, [1], [1,1] on a
 //    4-D tensor; [C,1,1] of zeros is not removed, nor a [1,1,1,1,1] on a 4-D tensor); -0.0 counts as 0; a
-//    constant of rank 2 or more needs the other input's rank in the model (value_info), a [1] does not;
+//    constant of rank 2 or more needs the other input's rank (inferred, infer_shapes.h), a [1] does not;
 //  - Cast whose `to` is its input's element type;
-//  - Expand whose constant shape broadcasts to the input's own shape (every dim 1 or equal to the input's, rank at
-//    most the input's). ORT knows every shape (symbolic shape inference); here the input's shape must be in the
-//    model (value_info, graph input) — without it the Expand stays.
+//  - Expand whose constant shape broadcasts to the input's own shape (every dim 1 or equal to the input's known
+//    size, rank at most the input's: ORT's rule, a symbolic dim only under a 1). The input's shape is the inferred
+//    one (infer_shapes.h, as ORT's from its shape inference); a rank that cannot be inferred keeps the Expand.
 //  - a Transpose reading a Transpose, the two perms composing to the identity (ORT's transpose optimizer, its
 //    simplest case; a graph input as the first's input is fine): both go, or only the second when something else
 //    reads the first's output; not when the second writes a graph output (ORT renames the producer then).
@@ -19,6 +19,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -32,7 +33,7 @@ bool numeric(DType t) {
 }
 
 // Index of the data input of a no-op Add / Sub / Mul / Div, or -1.
-int arith_noop_input(const Graph& g, const Node& n, bool ovr) {
+int arith_noop_input(const Graph& g, const ShapeInfo& shapes, const Node& n, bool ovr) {
   const bool add = n.op_type == "Add" || n.op_type == "Sub";
   const bool right_only = n.op_type == "Sub" || n.op_type == "Div";
   if (n.inputs.size() != 2) return -1;
@@ -44,7 +45,7 @@ int arith_noop_input(const Graph& g, const Node& n, bool ovr) {
     // The output would take the constant's rank if it were larger. A rank the model does not give counts as at
     // least 1 (activations are not scalars), so [1] goes, as in ORT, which knows every shape.
     if (k->rank() > 0) {
-      auto r = known_rank(g, n.input(di));
+      auto r = shapes.rank(n.input(di));
       if (r ? *r < k->rank() : k->rank() > 1) continue;
     }
     const double v = k->to_doubles()[0];
@@ -54,23 +55,24 @@ int arith_noop_input(const Graph& g, const Node& n, bool ovr) {
 }
 
 // Index of the data input when node `n` computes it unchanged, or -1.
-int noop_input(const Graph& g, const Node& n, bool ovr) {
+int noop_input(const Graph& g, const ShapeInfo& shapes, const Node& n, bool ovr) {
   if (!n.is_default_domain() || n.outputs.size() != 1 || n.outputs[0].empty() || n.inputs.empty()) return -1;
   const std::string& op = n.op_type;
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return arith_noop_input(g, n, ovr);
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return arith_noop_input(g, shapes, n, ovr);
   if (op == "Cast") {
     const DType t = known_dtype(g, n.input(0));
     return t != DType::Undefined && static_cast<int64_t>(t) == n.attr_int("to", 0) ? 0 : -1;
   }
   if (op == "Expand" && n.inputs.size() == 2) {
     const Tensor* s = constant_value(g, n.input(1), ovr);
-    auto in = known_shape(g, n.input(0), ovr);
-    if (!s || s->dtype() != DType::Int64 || s->rank() != 1 || !in) return -1;
+    const TensorType* t = shapes.find(n.input(0));
+    if (!s || s->dtype() != DType::Int64 || s->rank() != 1 || !t || !t->shape) return -1;
     const auto dims = s->to_int64s();
-    if (dims.size() > in->size()) return -1;
-    for (size_t i = 0; i < dims.size(); ++i) {
-      const int64_t have = (*in)[in->size() - dims.size() + i];
-      if (dims[i] != 1 && dims[i] != have) return -1;
+    const auto& in = *t->shape;
+    if (dims.size() > in.size()) return -1;
+    for (size_t i = 0; i < dims.size(); ++i) {  // ORT's rule: each dim 1 or the input's (known) size
+      const Dim& have = in[in.size() - dims.size() + i];
+      if (dims[i] != 1 && !(have.known() && have.value == dims[i])) return -1;
     }
     return 0;
   }
@@ -146,10 +148,12 @@ size_t eliminate_noops(Model& m) {
   Graph& g = m.graph;
   auto sub = subgraph_refs(g);
   const bool ovr = inputs_overridable(m);
+  // Removing a no-op changes no other tensor's type or shape: one inference serves the whole pass.
+  const ShapeInfo shapes = infer_shapes(m);
   size_t removed = 0;
   for (size_t k = 0; k < g.nodes.size();) {
     const Node& n = g.nodes[k];
-    const int di = noop_input(g, n, ovr);
+    const int di = noop_input(g, shapes, n, ovr);
     if (di < 0) {
       ++k;
       continue;

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "exec/kernel.h"
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -11,30 +12,6 @@ namespace oq::ir::passes {
 using namespace detail;
 
 namespace {
-
-// Value of a Constant node, or empty when it uses a form we keep as a node (sparse_value).
-Tensor constant_node_value(const Node& n) {
-  for (const auto& a : n.attrs) {
-    if (a.name == "value" && a.type == AttrType::Tensor) return a.t;
-    if (a.name == "value_float" && a.type == AttrType::Float) return Tensor::scalar_float(a.f);
-    if (a.name == "value_int" && a.type == AttrType::Int) return Tensor::scalar_int64(a.i);
-    if (a.name == "value_floats" && a.type == AttrType::Floats)
-      return Tensor::from_vector(DType::Float, {static_cast<int64_t>(a.floats.size())}, a.floats);
-    if (a.name == "value_ints" && a.type == AttrType::Ints)
-      return Tensor::from_vector(DType::Int64, {static_cast<int64_t>(a.ints.size())}, a.ints);
-    if (a.name == "value_string" && a.type == AttrType::String) {
-      Tensor t(DType::String, {});
-      t.strings() = {a.s};
-      return t;
-    }
-    if (a.name == "value_strings" && a.type == AttrType::Strings) {
-      Tensor t(DType::String, {static_cast<int64_t>(a.strings.size())});
-      t.strings() = a.strings;
-      return t;
-    }
-  }
-  return {};
-}
 
 bool has_subgraph(const Node& n) {
   for (const auto& a : n.attrs)
@@ -97,10 +74,14 @@ size_t remove_dead(Model& m) {
   return removed;
 }
 
-FoldStats fold_constants(Model& m, const FoldOptions& opts) {
+namespace {
+
+// One sweep in topological order; Shape / Size read the shapes inferred before it.
+FoldStats fold_once(Model& m, const FoldOptions& opts) {
   Graph& g = m.graph;
   FoldStats st;
   sort_topologically(g);
+  const ShapeInfo shapes = infer_shapes(m);
   const int opset = static_cast<int>(m.default_opset());
   const bool ovr = inputs_overridable(m);
   std::unordered_set<std::string> outputs;
@@ -127,7 +108,7 @@ FoldStats fold_constants(Model& m, const FoldOptions& opts) {
       continue;
     }
     if ((n.op_type == "Shape" || n.op_type == "Size") && n.outputs.size() == 1 && !n.input(0).empty()) {
-      if (auto s = known_shape(g, n.input(0), ovr)) {
+      if (auto s = shapes.static_shape(n.input(0))) {
         Tensor v = n.op_type == "Shape" ? shape_value(n, *s) : Tensor::scalar_int64(shape_numel(*s));
         g.add_initializer(n.outputs[0], v);
         drop[k] = 1;
@@ -179,6 +160,22 @@ FoldStats fold_constants(Model& m, const FoldOptions& opts) {
   remove_dead(m);
   st.removed_initializers = inits_before - std::min(inits_before, g.initializers.size());
   return st;
+}
+
+}  // namespace
+
+FoldStats fold_constants(Model& m, const FoldOptions& opts) {
+  // Repeated until nothing folds: a folded Shape chain gives a Reshape its shape, which can make the shape of a
+  // later tensor static, and so on.
+  FoldStats st;
+  for (;;) {
+    const FoldStats s = fold_once(m, opts);
+    st.constants += s.constants;
+    st.shapes += s.shapes;
+    st.evaluated += s.evaluated;
+    st.removed_initializers += s.removed_initializers;
+    if (s.total() == 0) return st;
+  }
 }
 
 }  // namespace oq::ir::passes

@@ -1,9 +1,8 @@
 // MatMul -> BatchNormalization folded into one Gemm, as ONNX Runtime's MatmulBNFusion rule (quant_pre_process)
 // does it; the Keras export of Dense(use_bias=False) -> BatchNormalization. Conditions, found by running ORT
 // 1.32's quant_pre_process on small models (tests/python/test_ort_fusions_more.py):
-//  - MatMul (default domain) with a constant float 2-D B [K, N] and an A of rank 2 (ORT knows the rank from its
-//    shape inference; here from the model's shapes or the producer, rank_is_2 below); its output read by exactly
-//    one node and not a graph output;
+//  - MatMul (default domain) with a constant float 2-D B [K, N] and an A of rank 2 (both tools know the rank from
+//    their shape inference); its output read by exactly one node and not a graph output;
 //  - then zero or more Reshape nodes, each read by exactly one node (a Transpose, Flatten or anything else in
 //    between: not fused); not in ORT: the last one's constant shape must be [M, N, 1...] (BN channels = columns;
 //    ORT fuses any Reshape, computing something else when the channels are not the MatMul's columns);
@@ -17,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/ort_order.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
@@ -37,42 +37,20 @@ std::optional<size_t> only_reader(const Graph& g, const GraphIndex& idx, const s
   return c->second[0];
 }
 
-// Whether tensor `t` has rank 2 before running the model: its declared shape, else its producer (ops whose
-// output rank is 2 by definition, 2-D Reshape, or a rank-preserving unary op on a rank-2 tensor).
-bool rank_is_2(const Graph& g, const GraphIndex& idx, const std::string& t, bool ovr, int depth = 0) {
-  if (auto r = known_rank(g, t)) return *r == 2;
-  auto p = idx.producer.find(t);
-  if (p == idx.producer.end() || depth > 32) return false;
-  const Node& n = g.nodes[p->second];
-  if (!n.is_default_domain()) return false;
-  if (n.op_type == "Flatten" || n.op_type == "Gemm") return true;
-  if (n.op_type == "Reshape") {
-    const Tensor* s = constant_value(g, n.input(1), ovr);
-    return s && s->rank() == 1 && s->numel() == 2;
-  }
-  if (n.op_type == "MatMul") {
-    const Tensor* b = constant_value(g, n.input(1), ovr);
-    return b && b->rank() == 2 && rank_is_2(g, idx, n.input(0), ovr, depth + 1);
-  }
-  static const std::unordered_set<std::string> kSame = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Elu",
-                                                        "Selu", "HardSigmoid", "Softmax", "Identity", "Dropout",
-                                                        "Cast", "BatchNormalization", "Softplus", "Abs", "Neg"};
-  return kSame.count(n.op_type) && rank_is_2(g, idx, n.input(0), ovr, depth + 1);
-}
-
 const Tensor* float_vec(const Graph& g, const std::string& n, int64_t len, bool ovr) {
   const Tensor* t = constant_value(g, n, ovr);
   return t && t->dtype() == DType::Float && t->rank() == 1 && t->dim(0) == len ? t : nullptr;
 }
 
-bool fuse_one(Model& m, size_t mi, const std::unordered_set<std::string>& sub, OrtNames& names) {
+bool fuse_one(Model& m, size_t mi, const std::unordered_set<std::string>& sub, OrtNames& names,
+              const ShapeInfo& shapes) {
   Graph& g = m.graph;
   const bool ovr = inputs_overridable(m);
   GraphIndex idx(g);
   const Node& mm = g.nodes[mi];
   if (!mm.is_default_domain() || mm.inputs.size() != 2 || mm.outputs.size() != 1) return false;
   const Tensor* w = constant_value(g, mm.input(1), ovr);
-  if (!w || w->dtype() != DType::Float || w->rank() != 2 || !rank_is_2(g, idx, mm.input(0), ovr)) return false;
+  if (!w || w->dtype() != DType::Float || w->rank() != 2 || shapes.rank(mm.input(0)) != 2) return false;
   const int64_t k = w->dim(0), n = w->dim(1);
   // MatMul -> Reshape* -> BatchNormalization, every link read once.
   std::vector<size_t> path;
@@ -139,11 +117,13 @@ size_t fuse_matmul_bn(Model& m) {
   Graph& g = m.graph;
   const auto sub = subgraph_refs(g);
   OrtNames names(g);
+  // A's rank: ORT knows it from the shape inference quant_pre_process runs first (fusions keep the ranks).
+  const ShapeInfo shapes = infer_shapes(m);
   size_t fused = 0;
   for (const std::string& out : ort_node_order(g, "MatMul")) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       if (g.nodes[i].op_type != "MatMul" || g.nodes[i].outputs.empty() || g.nodes[i].outputs[0] != out) continue;
-      if (fuse_one(m, i, sub, names)) ++fused;
+      if (fuse_one(m, i, sub, names, shapes)) ++fused;
       break;
     }
   }

@@ -6,11 +6,12 @@
 //  - Reshape (default domain) with allowzero 0 or absent; its shape made by a Concat read only by it (not a graph
 //    output, not read by a body);
 //  - each Concat input, in order, is one of: a constant int64 / int32 initializer (its values); Shape(x) ->
-//    Gather(i) -> Unsqueeze(axes [0]) where x is the Reshape's data input, the Shape has no start / end and i is the
-//    position this piece takes in the new shape (a 0: "keep that dim"); or a tensor of exactly one element (a -1:
-//    "infer"): ORT knows that from its shape inference, here from the model's shapes or the chain that makes it
-//    (Shape -> Gather by a one-element index, Shape -> Slice of one element, Squeeze / Unsqueeze / Cast of one
-//    element, Add / Sub / Mul / Div of one-element tensors);
+//    Gather(i) -> Unsqueeze(axes [0]) where x is the Reshape's data input (or has the same inferred shape: same
+//    rank, each dim the same size or symbol), the Shape has no start / end and i is the position this piece takes
+//    in the new shape (a 0: "keep that dim"); or a tensor of exactly one element (a -1:
+//    "infer"): ORT knows that from its shape inference, onnxquant from its own (infer_shapes) or the chain that
+//    makes it (Shape -> Gather by a one-element index, Shape -> Slice of one element, Squeeze / Unsqueeze / Cast of
+//    one element, Add / Sub / Mul / Div of one-element tensors);
 //  - at most one -1 in the result (constants included).
 // The new shape is an int64 initializer named after the Concat's output; the Concat goes, and so do the nodes that
 // fed it and nothing else reads any more (ORT's RemoveNodesWithOneOutputBottomUp); unused initializers are dropped.
@@ -18,6 +19,7 @@
 #include <climits>
 #include <functional>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -30,6 +32,7 @@ struct Ctx {
   const Graph& g;
   const GraphIndex& idx;
   bool ovr;
+  const ShapeInfo& shapes;
 
   const Node* producer(const std::string& t) const {
     auto p = idx.producer.find(t);
@@ -69,7 +72,7 @@ std::optional<std::pair<std::string, int64_t>> shape_dim(const Ctx& c, const std
 }
 
 bool one_element(const Ctx& c, const std::string& t, int depth = 0) {
-  if (auto s = known_shape(c.g, t, c.ovr)) {
+  if (auto s = c.shapes.static_shape(t)) {
     int64_t n = 1;
     for (int64_t d : *s) n *= d;
     return n == 1;
@@ -104,6 +107,19 @@ bool one_element(const Ctx& c, const std::string& t, int depth = 0) {
   return false;
 }
 
+// Shape(x) stands for the Reshape's data input `root`: the same tensor, or (ORT's CompareShape on inferred shapes)
+// the same rank with every dim the same known size or the same symbol.
+bool same_shape(const Ctx& c, const std::string& x, const std::string& root) {
+  if (x == root) return true;
+  const TensorType *a = c.shapes.find(x), *b = c.shapes.find(root);
+  if (!a || !b || !a->shape || !b->shape || a->shape->empty() || a->shape->size() != b->shape->size()) return false;
+  for (size_t i = 0; i < a->shape->size(); ++i) {
+    const Dim &u = (*a->shape)[i], &v = (*b->shape)[i];
+    if (!(u.known() ? v.known() && u.value == v.value : !u.param.empty() && u.param == v.param)) return false;
+  }
+  return true;
+}
+
 // The constant shape the Concat feeding `reshape` amounts to, or nullopt.
 std::optional<std::vector<int64_t>> fused_shape(const Ctx& c, const Node& reshape, const Node& concat) {
   std::vector<int64_t> v;
@@ -111,7 +127,8 @@ std::optional<std::vector<int64_t>> fused_shape(const Ctx& c, const Node& reshap
     if (in.empty()) return std::nullopt;
     if (auto k = c.ints(in)) {
       v.insert(v.end(), k->begin(), k->end());
-    } else if (auto d = shape_dim(c, in); d && d->first == reshape.input(0) && d->second == static_cast<int64_t>(v.size())) {
+    } else if (auto d = shape_dim(c, in);
+               d && d->second == static_cast<int64_t>(v.size()) && same_shape(c, d->first, reshape.input(0))) {
       v.push_back(0);
     } else if (one_element(c, in)) {
       v.push_back(-1);
@@ -129,13 +146,15 @@ size_t fuse_reshape(Model& m) {
   Graph& g = m.graph;
   const auto sub = subgraph_refs(g);
   const bool ovr = inputs_overridable(m);
+  // ORT decides "one element" from its shape inference; the fusions below only remove nodes, other shapes stay.
+  const ShapeInfo shapes = infer_shapes(m);
   size_t fused = 0;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& rs = g.nodes[k];
     if (rs.op_type != "Reshape" || !rs.is_default_domain() || rs.input(1).empty() || rs.attr_int("allowzero", 0) != 0)
       continue;
     GraphIndex idx(g);
-    Ctx c{g, idx, ovr};
+    Ctx c{g, idx, ovr, shapes};
     const std::string shape = rs.input(1);
     const Node* concat = c.producer_of(shape, "Concat");
     auto readers = idx.consumers.find(shape);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -34,14 +35,14 @@ bool inlined(const Node& n, int64_t opset) {
 
 // The node's own rules, checked before it disappears into its body (where a broken one would fail as a broadcast
 // error of an unnamed inner Mul during calibration): the same messages as its kernel, naming the node.
-void check_group_norm(const Graph& g, const Node& n, int64_t opset) {
+void check_group_norm(const Graph& g, const ShapeInfo& shapes, const Node& n, int64_t opset) {
   auto bad = [&](const std::string& msg) {
     fail(ErrorKind::Model, "node '{}' ({}): {}", node_label(n), n.op_type, msg);
   };
   const int64_t groups = n.attr_int("num_groups", 0);
   if (groups <= 0) bad(fmt::format("num_groups must be positive, got {}", groups));
   const Tensor *sc = constant_value(g, n.input(1)), *bi = constant_value(g, n.input(2));
-  const std::optional<int64_t> c = known_channels(g, n.input(0));
+  const std::optional<int64_t> c = shapes.channels(n.input(0));
   if (c && *c % groups != 0) bad(fmt::format("{} channels are not divisible by num_groups={}", *c, groups));
   const bool v21 = opset >= 21;
   std::optional<int64_t> want = v21 ? c : std::optional<int64_t>(groups);
@@ -157,6 +158,7 @@ size_t inline_functions(Model& m) {
   // spliced in.
   std::map<size_t, std::vector<Node>> expanded;
   const int64_t opset = m.default_opset();
+  const ShapeInfo shapes = infer_shapes(m);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     if (!inlined(n, opset) || refs.count(n.outputs[0])) continue;
@@ -167,7 +169,7 @@ size_t inline_functions(Model& m) {
     const std::string& x = n.input(0);
     const std::string& y = n.outputs[0];
     if (n.op_type == "GroupNormalization") {
-      check_group_norm(g, n, opset);
+      check_group_norm(g, shapes, n, opset);
       expand_group_norm(g, names, n, prefix, opset, out);
     } else if (n.op_type == "HardSwish") {
       const std::string hs = names.make(prefix + "HS_X");

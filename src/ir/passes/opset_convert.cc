@@ -191,7 +191,7 @@ bool OpsetConverter::convert_misc(Node& n) {
     // 18-20: scale / bias hold one value per group; 21: one per channel. Constant ones are repeated C / num_groups
     // times (C from X's shape information); anything else cannot be rewritten without knowing C.
     const int64_t groups = n.attr_int("num_groups", 0);
-    const int64_t c = known_channels(*g_, n.input(0)).value_or(-1);
+    const int64_t c = shapes_->channels(n.input(0)).value_or(-1);
     if (groups > 0 && c == groups) return false;  // one channel per group: same tensors
     if (groups <= 0 || c <= 0 || c % groups != 0)
       cannot(n, "GroupNormalization-21 takes one scale / bias value per channel; the channel count of X is unknown");
@@ -218,7 +218,7 @@ bool OpsetConverter::convert_misc(Node& n) {
     return true;
   }
   if (n.op_type == "Attention" && crosses(25) && (n.has_attr("q_num_heads") || n.has_attr("kv_num_heads")) &&
-      known_rank(*g_, n.input(0)) == 4) {
+      shapes_->rank(n.input(0)) == 4) {
     // 23 / 24 ignore the head counts on 4-D inputs (the shape gives them); 25 refuses them there.
     n.remove_attr("q_num_heads");
     n.remove_attr("kv_num_heads");
@@ -262,29 +262,22 @@ bool OpsetConverter::convert_node(Node& n) {
   return convert_misc(n);
 }
 
-size_t OpsetConverter::convert_body(Graph& body, const Graph& outer, const Node& parent, const std::string& attr) {
-  // The body's rewrites may need the element type or channel count of a value it reads from an enclosing graph
-  // (an attribute-form Clip's bounds become inputs typed like its input; a GroupNormalization's per-group scale is
-  // repeated per channel): what the enclosing graph knows is given to the body as value info while it converts.
+size_t OpsetConverter::convert_body(Graph& body, const Graph& outer, const ShapeInfo& outer_shapes,
+                                     const Node& parent, const std::string& attr) {
+  // The body's rewrites may need the element type, rank or channel count of a value it reads from an enclosing
+  // graph (an attribute-form Clip's bounds become inputs typed like its input; a GroupNormalization's per-group
+  // scale is repeated per channel): what the enclosing graph knows is given to the body as value info while it
+  // converts.
   std::vector<std::string> added;
   for (const auto& name : implicit_inputs(parent)) {
     if (body.find_value_info(name)) continue;
     ValueInfo vi;
     vi.name = name;
-    vi.dtype = known_dtype(outer, name);
-    if (const ValueInfo* o = outer.find_value_info(name)) vi.shape = o->shape;
-    else if (const Initializer* i = outer.find_initializer(name)) {
-      vi.shape.emplace();
-      for (int64_t d : i->tensor.shape()) vi.shape->push_back(Dim{d, {}});
+    if (const TensorType* t = outer_shapes.find(name)) {
+      vi.dtype = t->dtype;
+      vi.shape = t->shape;
     }
-    if (!vi.shape)
-      if (auto c = known_channels(outer, name))  // made by a Conv: its weight's rank, dim 1 known
-        for (const auto& p : outer.nodes)
-          if (p.op_type == "Conv" && !p.outputs.empty() && p.outputs[0] == name && p.inputs.size() >= 2)
-            if (const Initializer* w = outer.find_initializer(p.input(1)); w && w->tensor.rank() >= 3) {
-              vi.shape.emplace(static_cast<size_t>(w->tensor.rank()), Dim{});
-              (*vi.shape)[1].value = *c;
-            }
+    if (vi.dtype == DType::Undefined) vi.dtype = known_dtype(outer, name);
     if (vi.dtype == DType::Undefined && !vi.shape) continue;
     body.value_info.push_back(std::move(vi));
     added.push_back(name);
@@ -310,15 +303,17 @@ size_t OpsetConverter::convert_body(Graph& body, const Graph& outer, const Node&
 
 size_t OpsetConverter::convert(Graph& g) {
   size_t changed = 0;
+  const ShapeInfo shapes = infer_shapes(g, from_, overridable_);
   // Sub-graphs first (they see the same opset imports).
   for (auto& n : g.nodes)
     for (auto& a : n.attrs) {
-      if (a.g) changed += convert_body(*a.g, g, n, a.name);
+      if (a.g) changed += convert_body(*a.g, g, shapes, n, a.name);
       for (auto& sg : a.graphs)
-        if (sg) changed += convert_body(*sg, g, n, a.name);
+        if (sg) changed += convert_body(*sg, g, shapes, n, a.name);
     }
   GraphIndex idx(g);
   g_ = &g;
+  shapes_ = &shapes;
   idx_ = &idx;
   out_.clear();
   // g.nodes stays unchanged while converting (type lookups follow the original producers); converted copies
@@ -340,6 +335,7 @@ size_t OpsetConverter::convert(Graph& g) {
   g.nodes = std::move(out_);
   out_.clear();
   g_ = nullptr;
+  shapes_ = nullptr;
   idx_ = nullptr;
   return changed;
 }

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 
 namespace oq::ir::passes::detail {
@@ -15,9 +16,11 @@ class OpsetConverter {
   size_t convert(Graph& g);
 
  private:
-  // Converts a body of `parent` (a node of `outer`): what `outer` knows of the values the body reads is visible to
-  // its rewrites; errors are prefixed with the parent node and the body's attribute name.
-  size_t convert_body(Graph& body, const Graph& outer, const Node& parent, const std::string& attr);
+  // Converts a body of `parent` (a node of `outer`): what `outer` knows of the values the body reads (their
+  // inferred types and shapes, `outer_shapes`) is visible to its rewrites; errors are prefixed with the parent node
+  // and the body's attribute name.
+  size_t convert_body(Graph& body, const Graph& outer, const ShapeInfo& outer_shapes, const Node& parent,
+                      const std::string& attr);
   // True when the schema change introduced at opset `v` lies on the way (from, to].
   bool crosses(int v) const { return from_ < v && v <= to_; }
   [[noreturn]] void cannot(const Node& n, const std::string& why) const;
@@ -57,6 +60,7 @@ class OpsetConverter {
   bool overridable_;
   NameGen& names_;
   Graph* g_ = nullptr;
+  const ShapeInfo* shapes_ = nullptr;  // of *g_ before its conversion (opset from_)
   std::vector<const Graph*> outer_;  // enclosing graphs of the body being converted, outermost first
   std::vector<Node> out_;
   GraphIndex* idx_ = nullptr;

@@ -11,7 +11,7 @@ bool OpsetConverter::convert_softmax(Node& n, std::vector<Node>& after) {
   const int64_t axis = n.attr_int("axis", 1);
   const std::string x = n.input(0), y = n.outputs.empty() ? "" : n.outputs[0];
   if (x.empty() || y.empty()) cannot(n, "missing input or output");
-  if (auto r = known_rank(*g_, x)) {
+  if (auto r = shapes_->rank(x)) {
     const int64_t a = axis < 0 ? axis + *r : axis;
     if (a == *r - 1) {  // the coerced 2-D rows are exactly the last dimension
       n.set_attr_int("axis", -1);
@@ -148,7 +148,7 @@ bool OpsetConverter::convert_batchnorm(Node& n) {
   }
   if (crosses(9) && n.has_attr("spatial")) {
     if (n.attr_int("spatial", 1) != 1) {
-      auto r = known_rank(*g_, n.input(0));
+      auto r = shapes_->rank(n.input(0));
       if (!r || *r != 2) cannot(n, "spatial=0 (per-activation statistics) on an input that is not known to be 2-D");
     }
     n.remove_attr("spatial");

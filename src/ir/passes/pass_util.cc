@@ -38,6 +38,29 @@ const Tensor* constant_value(const Graph& g, const std::string& n, bool overrida
   return &g.find_initializer(n)->tensor;
 }
 
+Tensor constant_node_value(const Node& n) {
+  for (const auto& a : n.attrs) {
+    if (a.name == "value" && a.type == AttrType::Tensor) return a.t;
+    if (a.name == "value_float" && a.type == AttrType::Float) return Tensor::scalar_float(a.f);
+    if (a.name == "value_int" && a.type == AttrType::Int) return Tensor::scalar_int64(a.i);
+    if (a.name == "value_floats" && a.type == AttrType::Floats)
+      return Tensor::from_vector(DType::Float, {static_cast<int64_t>(a.floats.size())}, a.floats);
+    if (a.name == "value_ints" && a.type == AttrType::Ints)
+      return Tensor::from_vector(DType::Int64, {static_cast<int64_t>(a.ints.size())}, a.ints);
+    if (a.name == "value_string" && a.type == AttrType::String) {
+      Tensor t(DType::String, {});
+      t.strings() = {a.s};
+      return t;
+    }
+    if (a.name == "value_strings" && a.type == AttrType::Strings) {
+      Tensor t(DType::String, {static_cast<int64_t>(a.strings.size())});
+      t.strings() = a.strings;
+      return t;
+    }
+  }
+  return {};
+}
+
 void rename_outer_refs(Graph& g, const std::unordered_map<std::string, std::string>& map) {
   std::unordered_set<std::string> own;
   for (const auto& v : g.inputs) own.insert(v.name);
@@ -118,33 +141,6 @@ void drop_unused_initializers(Graph& g, const std::unordered_set<std::string>& k
   });
   std::erase_if(g.value_info, [&](const ValueInfo& v) { return dropped.count(v.name) > 0; });
   g.reindex();
-}
-
-std::optional<int64_t> known_channels(const Graph& g, const std::string& x) {
-  if (const ValueInfo* vi = g.find_value_info(x))
-    if (auto s = vi->static_shape(); s && s->size() >= 2 && (*s)[1] > 0) return (*s)[1];
-  for (const auto& p : g.nodes)
-    if (p.op_type == "Conv" && p.is_default_domain() && !p.outputs.empty() && p.outputs[0] == x && p.inputs.size() >= 2)
-      if (const Tensor* w = constant_value(g, p.input(1)); w && w->rank() >= 3) return w->shape()[0];
-  return std::nullopt;
-}
-
-std::optional<Shape> known_shape(const Graph& g, const std::string& n, bool overridable) {
-  if (const Initializer* i = g.find_initializer(n); i && is_constant(g, n, overridable)) return i->tensor.shape();
-  const ValueInfo* vi = g.find_value_info(n);
-  if (!vi) return std::nullopt;
-  auto s = vi->static_shape();
-  if (!s) return std::nullopt;
-  for (int64_t d : *s)
-    if (d < 0) return std::nullopt;
-  return s;
-}
-
-std::optional<int> known_rank(const Graph& g, const std::string& n) {
-  if (const Initializer* i = g.find_initializer(n)) return i->tensor.rank();
-  const ValueInfo* vi = g.find_value_info(n);
-  if (!vi || !vi->shape) return std::nullopt;
-  return static_cast<int>(vi->shape->size());
 }
 
 DType known_dtype(const Graph& g, const std::string& name) {

@@ -19,19 +19,14 @@ std::unordered_set<std::string> subgraph_refs(const Graph& g);
 // `overridable` false (IR version < 4, where every initializer is listed among the inputs).
 bool is_constant(const Graph& g, const std::string& n, bool overridable = true);
 const Tensor* constant_value(const Graph& g, const std::string& n, bool overridable = true);
+// Value of a Constant node, or empty when it uses a form kept as a node (sparse_value).
+Tensor constant_node_value(const Node& n);
 // Whether initializers listed as graph inputs can be overridden for this model (IR version >= 4).
 inline bool inputs_overridable(const Model& m) { return m.ir_version >= 4; }
 
-// Fully known static shape of a tensor (initializer, or graph input/output/value_info with every dim known).
-std::optional<Shape> known_shape(const Graph& g, const std::string& n, bool overridable = true);
-// Rank when known (also from shapes with symbolic dims).
-std::optional<int> known_rank(const Graph& g, const std::string& n);
+// Shapes, ranks and channel counts: infer_shapes (infer_shapes.h).
 // Element type when it can be found: initializer, value infos, or following type-preserving producers.
 DType known_dtype(const Graph& g, const std::string& n);
-// Channel count (dim 1) of a tensor when known before running: a known dim 1 in its value info (or graph input),
-// or the output channels of the Conv with a constant weight that makes it (exporters write no value_info there).
-std::optional<int64_t> known_channels(const Graph& g, const std::string& n);
-
 // Removes the initializers no node of g reads (graph inputs and outputs and the names in `keep`, e.g. those bodies
 // read, stay) with their value info; reindexes g.
 void drop_unused_initializers(Graph& g, const std::unordered_set<std::string>& keep);

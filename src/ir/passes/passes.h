@@ -71,9 +71,18 @@ inline constexpr const char* kMatMulAddFusionSuffix = "/MatMulAddFusion";
 // MatMul(A, B) + Add(C) -> Gemm(A, B, C) (alpha 1, beta 1, no transposes), named "<MatMul name>/MatMulAddFusion"
 // and writing the Add's output, as ONNX Runtime's MatMulAddFusion (quant_pre_process) does for float models
 // when: B is a constant 2-D [K, N] initializer, A has rank 2 (from value_info or deduced from its producers;
-// symbolic dims are fine), the MatMul output is read only by the Add (and is not a graph output), the other
+// symbolic dims are fine; infer_shapes), the MatMul output is read only by the Add (and is not a graph output), the other
 // Add input is a constant of shape [N] or [1, N]. Returns the number fused.
 size_t fuse_matmul_add(Model& m);
+
+// A decomposed LayerNormalization (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma, Add beta;
+// opset >= 17) -> LayerNormalization named "<Mul name>/LayerNormFusion/", and an erf GELU (Div sqrt 2, Erf, Add 1,
+// Mul x, Mul 0.5 in ORT's two orders; opset >= 20) -> Gelu named "Gelu", as ONNX Runtime's LayerNormFusion /
+// GeluFusion in quant_pre_process (conditions in fuse_layer_norm_gelu.cc).
+struct LnGeluStats {
+  size_t layer_norms = 0, gelus = 0;
+};
+LnGeluStats fuse_layer_norm_gelu(Model& m);
 
 // Inference-only fusions (the executor's private copy of a model; never written out):
 // Conv followed by its only consumer Relu / LeakyRelu / Clip (constant bounds) -> one Conv node carrying the
@@ -104,13 +113,15 @@ struct PreprocessStats {
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
   size_t inlined_functions = 0;   // HardSwish / Mish / Swish / GroupNormalization expanded (inline_functions)
   size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
+  size_t fused_layer_norms = 0, fused_gelus = 0;  // fuse_layer_norm_gelu
 };
 // Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
 // write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
 // needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
 // alternating with fuse_conv_mul_add and eliminate_noops until nothing changes (not for float16 models) -> fold_constants ->
-// fuse_pad_into_conv / fuse_pad_into_avgpool -> fuse_matmul_add -> fuse_reshape -> inline_functions (what ONNX
-// Runtime's quant_pre_process does to these patterns; fuse_matmul_bn runs in the loop); logs a one-line summary.
+// fuse_pad_into_conv / fuse_pad_into_avgpool -> fuse_matmul_add -> fuse_reshape -> fuse_layer_norm_gelu ->
+// inline_functions (what ONNX Runtime's quant_pre_process does to these patterns; fuse_matmul_bn runs in the loop);
+// logs a one-line summary.
 PreprocessStats preprocess(Model& m);
 
 // If nodes whose condition is a constant initializer replaced by the branch they take, with ONNX Runtime's names

@@ -44,10 +44,17 @@ PreprocessStats preprocess(Model& m) {
   st.folded_constants += fold_constants(m).total();
   // After constant folding: a Pad's pads / constant_value and a bias given by Constant nodes are initializers.
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
-  st.fused_pads = fuse_pad_into_conv(m) + fuse_pad_into_avgpool(m);
+  st.fused_pads = fuse_pad_into_conv(m) + (has_float16(m) ? 0 : fuse_pad_into_avgpool(m));
   st.fused_matmul_adds = fuse_matmul_add(m);
-  // ORT's ReshapeFusion comes after its constant folding and MatMulAddFusion.
-  st.fused_reshapes = fuse_reshape(m);
+  // ORT's ReshapeFusion comes after its constant folding and MatMulAddFusion, before GeluFusion / LayerNormFusion
+  // (not for float16 models: ORT's float16 flow skips the optimizer).
+  if (!has_float16(m)) st.fused_reshapes = fuse_reshape(m);
+  if (!has_float16(m)) {  // ORT's GeluFusion / LayerNormFusion (its float16 flow skips the optimizer)
+    const LnGeluStats f = fuse_layer_norm_gelu(m);
+    st.fused_layer_norms = f.layer_norms;
+    st.fused_gelus = f.gelus;
+    OQ_DEBUG("preprocess: {} LayerNormalization and {} Gelu fused", f.layer_norms, f.gelus);
+  }
   // Last, as ORT's inliner leaves the Swish body's Cast of its alpha constant unfolded. Not for float16 models:
   // ORT's float16 flow is quant_pre_process with skip_optimization (its optimizer would insert Casts), which
   // leaves function ops whole (docs/conformance.md).

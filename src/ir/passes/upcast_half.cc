@@ -105,9 +105,40 @@ DType output_type(const Node& n, size_t k, const std::unordered_map<std::string,
   return type_of(n.input(0));  // type-preserving ops: the first data input carries the type
 }
 
-void upcast_graph(Graph& g, NameGen& names) {
+// The float16 values of g, also in a body: names it reads from enclosing graphs are float16 when `outer_half`
+// has them.
+std::unordered_set<std::string> half_values_in(const Graph& g, const std::unordered_set<std::string>& outer_half) {
+  std::unordered_map<std::string, DType> types;
+  for (const auto& init : g.initializers) types[init.name] = init.tensor.dtype();
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *list)
+      if (v.dtype != DType::Undefined) types.try_emplace(v.name, v.dtype);
+  std::unordered_set<std::string> defined, outer;
+  for (const auto& init : g.initializers) defined.insert(init.name);
+  for (const auto& v : g.inputs) defined.insert(v.name);
+  for (const auto& n : g.nodes) defined.insert(n.outputs.begin(), n.outputs.end());
+  for (const auto& n : g.nodes)
+    for (const auto& i : n.inputs)
+      if (!i.empty() && !defined.count(i)) {
+        outer.insert(i);
+        if (outer_half.count(i)) types.try_emplace(i, DType::Float16);
+      }
+  for (size_t i : topological_order(g, &outer)) {
+    const Node& n = g.nodes[i];
+    for (size_t k = 0; k < n.outputs.size(); ++k)
+      if (!n.outputs[k].empty() && !types.count(n.outputs[k]))
+        if (DType t = output_type(n, k, types); t != DType::Undefined) types[n.outputs[k]] = t;
+  }
+  std::unordered_set<std::string> r;
+  for (const auto& [name, t] : types)
+    if (t == DType::Float16) r.insert(name);
+  return r;
+}
+
+void upcast_graph(Graph& g, NameGen& names, const std::unordered_set<std::string>& outer_half) {
   // BitCast reinterprets bytes: one reading a float16 value reads it as float16 again (a Cast before it).
-  const std::unordered_set<std::string> half_values = float16_values(g);
+  std::unordered_set<std::string> half_values = half_values_in(g, outer_half);
+  half_values.insert(outer_half.begin(), outer_half.end());
   for (auto& init : g.initializers)
     if (init.tensor.dtype() == DType::Float16) init.tensor = init.tensor.cast(DType::Float);
   g.reindex();
@@ -119,10 +150,10 @@ void upcast_graph(Graph& g, NameGen& names) {
   for (auto& n : g.nodes) {
     for (auto& a : n.attrs) {
       if (a.type == AttrType::Tensor && a.t.dtype() == DType::Float16) a.t = a.t.cast(DType::Float);
-      if (a.type == AttrType::Graph && a.g) upcast_graph(*a.g, names);
+      if (a.type == AttrType::Graph && a.g) upcast_graph(*a.g, names, half_values);
       if (a.type == AttrType::Graphs)
         for (auto& sg : a.graphs)
-          if (sg) upcast_graph(*sg, names);
+          if (sg) upcast_graph(*sg, names, half_values);
     }
     if (has_dtype_attr(n) && n.attr_int("dtype", kFloat) == kFloat16) n.set_attr_int("dtype", kFloat);
     if (is_dequantize_to_half(n)) n.set_attr_int("output_dtype", kFloat);
@@ -180,23 +211,7 @@ bool graph_has_float16(const Graph& g) {
 
 }  // namespace
 
-std::unordered_set<std::string> float16_values(const Graph& g) {
-  std::unordered_map<std::string, DType> types;
-  for (const auto& init : g.initializers) types[init.name] = init.tensor.dtype();
-  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
-    for (const auto& v : *list)
-      if (v.dtype != DType::Undefined) types.try_emplace(v.name, v.dtype);
-  for (size_t i : topological_order(g)) {
-    const Node& n = g.nodes[i];
-    for (size_t k = 0; k < n.outputs.size(); ++k)
-      if (!n.outputs[k].empty() && !types.count(n.outputs[k]))
-        if (DType t = output_type(n, k, types); t != DType::Undefined) types[n.outputs[k]] = t;
-  }
-  std::unordered_set<std::string> r;
-  for (const auto& [name, t] : types)
-    if (t == DType::Float16) r.insert(name);
-  return r;
-}
+std::unordered_set<std::string> float16_values(const Graph& g) { return half_values_in(g, {}); }
 
 bool has_float16(const Model& m) { return graph_has_float16(m.graph); }
 
@@ -204,7 +219,7 @@ size_t upcast_float16(Model& m) {
   if (!has_float16(m)) return 0;
   const size_t half = float16_values(m.graph).size();
   NameGen names(m.graph);
-  upcast_graph(m.graph, names);
+  upcast_graph(m.graph, names, {});
   return std::max<size_t>(half, 1);
 }
 
