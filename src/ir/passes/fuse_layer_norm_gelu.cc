@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -61,13 +62,14 @@ class OrtNodeNames {
 struct View {
   Graph& g;
   bool ovr;
+  const ShapeInfo& shapes;  // inferred before the pass (ORT's shape inference runs before its optimizer)
   GraphIndex idx;
   std::unordered_set<std::string> sub;
   std::unordered_map<std::string, size_t> slots;  // tensor -> number of node inputs reading it
   std::vector<char> dead;
 
-  View(Graph& graph, bool overridable)
-      : g(graph), ovr(overridable), idx(graph), sub(subgraph_refs(graph)), dead(graph.nodes.size(), 0) {
+  View(Graph& graph, bool overridable, const ShapeInfo& s)
+      : g(graph), ovr(overridable), shapes(s), idx(graph), sub(subgraph_refs(graph)), dead(graph.nodes.size(), 0) {
     for (const auto& n : g.nodes)
       for (const auto& s : n.inputs)
         if (!s.empty()) ++slots[s];
@@ -148,16 +150,17 @@ std::optional<std::vector<int64_t>> last_axes(const View& v, const Node& r, std:
 }
 
 // Rank-1 length of gamma / beta as ORT compares it (dim_value: 0 when symbolic or unknown); nullopt when the rank
-// is not known to be 1.
-std::optional<int64_t> vector_length(const Graph& g, const std::string& n) {
-  if (const Initializer* i = g.find_initializer(n)) {
+// is not known to be 1 or the type is known not to be float.
+std::optional<int64_t> vector_length(const View& v, const std::string& n) {
+  if (const Initializer* i = v.g.find_initializer(n)) {
     if (i->tensor.rank() != 1) return std::nullopt;
     return i->tensor.dim(0);
   }
-  const ValueInfo* vi = g.find_value_info(n);
-  if (!vi || !vi->shape || vi->shape->size() != 1) return std::nullopt;
-  if (vi->dtype != DType::Undefined && vi->dtype != DType::Float) return std::nullopt;
-  return std::max<int64_t>((*vi->shape)[0].value, 0);
+  const TensorType* t = v.shapes.find(n);
+  if (!t || !t->shape || t->shape->size() != 1) return std::nullopt;
+  if (t->dtype != DType::Undefined && t->dtype != DType::Float) return std::nullopt;
+  if (auto s = t->static_shape()) return (*s)[0];
+  return 0;
 }
 
 // Tries the LayerNormalization pattern from ReduceMean `ri`; true when fused.
@@ -218,7 +221,7 @@ bool fuse_ln_at(View& v, size_t ri, OrtNodeNames& names) {
   const long last = v.reader(v.node(mul).outputs[0], "Add");
   if (last < 0 || !binary(v.node(last))) return false;
   // Axes: the last one, the same for both.
-  const auto rank = known_rank(g, x);
+  const auto rank = v.shapes.rank(x);
   const auto ax1 = last_axes(v, r1, rank), ax2 = last_axes(v, r2n, rank);
   if (!ax1 || !ax2 || *ax1 != *ax2 || ax1->size() != 1) return false;
   // gamma / beta: ORT takes the last input of rank 1 of the Mul / Add; with a 1-D X that is the normalized value
@@ -226,7 +229,7 @@ bool fuse_ln_at(View& v, size_t ri, OrtNodeNames& names) {
   const std::string gamma = other(v.node(mul), dn.outputs[0]), beta = other(v.node(last), v.node(mul).outputs[0]);
   if (gamma.empty() || beta.empty()) return false;
   if (rank && *rank == 1 && (v.node(mul).inputs[1] != gamma || v.node(last).inputs[1] != beta)) return false;
-  const auto lg = vector_length(g, gamma), lb = vector_length(g, beta);
+  const auto lg = vector_length(v, gamma), lb = vector_length(v, beta);
   if (!lg || !lb || *lg != *lb) return false;
 
   Node ln;
@@ -304,7 +307,8 @@ LnGeluStats fuse_layer_norm_gelu(Model& m) {
   const bool ovr = inputs_overridable(m);
   // ORT runs GeluFusion before LayerNormFusion; both visit the nodes in order.
   auto pass = [&](bool gelu) {
-    View v(g, ovr);
+    const ShapeInfo shapes = infer_shapes(m);
+    View v(g, ovr, shapes);
     size_t n = 0;
     for (size_t k = 0; k < g.nodes.size(); ++k)
       if (!v.dead[k]) n += gelu ? fuse_gelu_at(v, k, names) : fuse_ln_at(v, k, names);
