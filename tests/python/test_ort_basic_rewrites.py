@@ -17,22 +17,17 @@ the same way: the nodes must stay in both. Hand-computed values of the passes: t
 import os
 import subprocess
 import sys
-from collections import Counter
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
-from test_op_parity import DictReader, compare_with_ort, img, init, qdq_counts, rnd  # noqa: E402
+from oqtest import Runner, tmpdir  # noqa: E402
+from raw_parity import TOOL, op_counts, preprocess_both, quantize_both_raw  # noqa: E402
+from test_op_parity import img, init, rnd  # noqa: E402
 
-SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
-TOOL = os.path.join(BUILD, "tests", "oq_preprocess_model")
 mn = helper.make_node
 
 
@@ -65,58 +60,14 @@ def bn(x, y, seed, prefix):
     return mn("BatchNormalization", [x] + [prefix + s for s in ("_s", "_b", "_m", "_v")], [y], name=prefix), inits
 
 
-def session(path):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-
-def outputs(path, x):
-    s = session(path)
-    return [np.concatenate(o) for o in zip(*[s.run(None, {"input": x[i:i + 1]}) for i in range(len(x))])]
-
-
 def check(m, opset=13, fused=True, per_channel_modes=(True, False)):
-    """`fused`: whether quant_pre_process changes the model (folds or removes nodes) in this case."""
-    # Runs both flows on raw model `m`; returns quant_pre_process's float model (loaded).
-    x = img(11)
-    work = tmpdir()
-    raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
-    onnx.save(m, raw)
-    quant_pre_process(raw, pre)
-    pm = onnx.load(pre)
-    raw_ops, pre_ops = Counter(n.op_type for n in m.graph.node), Counter(n.op_type for n in pm.graph.node)
-    # The case is what it claims: ORT folds / removes nodes or leaves them.
-    assert (sum(pre_ops.values()) < sum(raw_ops.values())) == fused, (raw_ops, pre_ops)
-    # onnxquant's pre-processed float model: ORT's op histogram, the original's outputs.
-    ours_pre = os.path.join(work, "ours_pre.onnx")
-    r = subprocess.run([TOOL, raw, ours_pre], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    ours_ops = Counter(n.op_type for n in onnx.load(ours_pre).graph.node)
-    assert ours_ops == pre_ops, (ours_ops, pre_ops)
-    for a, b in zip(outputs(raw, x[:4]), outputs(ours_pre, x[:4])):
-        assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(a).max()), np.abs(a - b).max()
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    for pc in per_channel_modes:
-        ort_out = os.path.join(work, f"ort_{pc}.onnx")
-        quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=pc,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
-        cfg = os.path.join(work, f"config_{pc}.yaml")
-        with open(cfg, "w") as f:
-            f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), pc, opset))
-        out_dir = os.path.join(work, f"oq_{pc}")
-        run_oq(["--config", cfg, "--output-dir", out_dir, "--threads", "1"])
-        ours = os.path.join(out_dir, "quantized_models", "float_quant_qdq_" + ("pc" if pc else "pt") + ".onnx")
-        onnx.checker.check_model(onnx.load(ours), full_check=True)
-        a, b = compare_with_ort(ort_out, ours)  # wiring and initializer names, scales and zero points
-        assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
-        ya, yb = outputs(ort_out, x[:4]), outputs(ours, x[:4])
-        for u, v in zip(ya, yb):
-            assert np.abs(u - v).max() <= np.abs(u).max() / 100, np.abs(u - v).max()
-    return pm
+    """`fused`: whether quant_pre_process changes the model (folds or removes nodes) in this case. Runs both flows
+    on raw model `m` (raw_parity.py); our pre-processed model has quant_pre_process's op histogram. Returns
+    quant_pre_process's float model (loaded)."""
+    p = preprocess_both(m, img(11), fused)
+    assert op_counts(p.om) == op_counts(p.pm), (op_counts(p.om), op_counts(p.pm))
+    quantize_both_raw(p, opset, per_channel_modes)
+    return p.pm
 
 
 def conv_inputs(pm):
@@ -248,9 +199,9 @@ def float16_left_alone():
     quant_pre_process(raw, pre, skip_optimization=True)
     r = subprocess.run([TOOL, raw, ours], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    want = Counter(n.op_type for n in onnx.load(pre).graph.node)
+    want = op_counts(onnx.load(pre))
     assert want["Mul"] == 1 and want["Add"] == 1, want
-    assert Counter(n.op_type for n in onnx.load(ours).graph.node) == want
+    assert op_counts(onnx.load(ours)) == want
 
 
 if __name__ == "__main__":

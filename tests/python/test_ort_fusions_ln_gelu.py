@@ -15,24 +15,17 @@ they compute something else (Pow 4, Sub(mean, X), keepdims 0) are left alone by 
 checked as such, with the original's outputs. Hand-built graphs: tests/unit/test_fuse_ln_gelu.cc.
 """
 import os
-import subprocess
 import sys
-from collections import Counter
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
-from test_op_parity import DictReader, compare_with_ort, init, qdq_counts, rnd  # noqa: E402
+from oqtest import Runner  # noqa: E402
+from raw_parity import op_counts, preprocess_both, quantize_both_raw  # noqa: E402
+from test_op_parity import init, rnd  # noqa: E402
 
-SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
-TOOL = os.path.join(BUILD, "tests", "oq_preprocess_model")
 mn = helper.make_node
 FUSED = ("LayerNormalization", "Gelu")
 
@@ -138,18 +131,6 @@ def block_model(opset):
     return make(nodes, inits, ["N", 10, 16], ["N", 10, 16], opset)
 
 
-def session(path):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-
-def outputs(path, x):
-    s = session(path)
-    return [np.concatenate(o) for o in zip(*[s.run(None, {"input": x[i:i + 1]}) for i in range(len(x))])]
-
-
 def fused_nodes(m):
     out = []
     for n in m.graph.node:
@@ -163,44 +144,17 @@ def fused_nodes(m):
 def check(m, x, fused, ours_fuses=None):
     """`fused`: {op: count} of LayerNormalization / Gelu that quant_pre_process makes of `m` (asserted, so that each
     case is what it claims); `ours_fuses` False: onnxquant deliberately leaves the pattern (then only the float
-    outputs are compared). Returns quant_pre_process's model."""
-    work = tmpdir()
-    raw, pre, ours_pre = (os.path.join(work, f) for f in ("float.onnx", "pre.onnx", "ours_pre.onnx"))
-    onnx.save(m, raw)
-    quant_pre_process(raw, pre)
-    pm = onnx.load(pre)
-    got = {k: v for k, v in Counter(n.op_type for n in pm.graph.node).items() if k in FUSED}
+    outputs are compared). Both flows through raw_parity.py. Returns quant_pre_process's model."""
+    p = preprocess_both(m, x)
+    got = {k: v for k, v in op_counts(p.pm).items() if k in FUSED}
     assert got == fused, (got, fused)
-    r = subprocess.run([TOOL, raw, ours_pre], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    om = onnx.load(ours_pre)
-    for a, b in zip(outputs(raw, x[:4]), outputs(ours_pre, x[:4])):
-        assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(a).max()), np.abs(a - b).max()
     if ours_fuses is False:
-        assert not fused_nodes(om), fused_nodes(om)
-        return pm
-    assert Counter(n.op_type for n in om.graph.node) == Counter(n.op_type for n in pm.graph.node)
-    assert fused_nodes(om) == fused_nodes(pm), (fused_nodes(om), fused_nodes(pm))
-    opset = [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")][0]
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    for pc in (True, False):
-        ort_out = os.path.join(work, f"ort_{pc}.onnx")
-        quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=pc,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
-        cfg = os.path.join(work, f"config_{pc}.yaml")
-        with open(cfg, "w") as f:
-            f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), pc, opset))
-        out_dir = os.path.join(work, f"oq_{pc}")
-        run_oq(["--config", cfg, "--output-dir", out_dir, "--threads", "1"])
-        ours = os.path.join(out_dir, "quantized_models", "float_quant_qdq_" + ("pc" if pc else "pt") + ".onnx")
-        onnx.checker.check_model(onnx.load(ours), full_check=True)
-        a, b = compare_with_ort(ort_out, ours)  # wiring and initializer names, scales and zero points
-        assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
-        for u, v in zip(outputs(ort_out, x[:4]), outputs(ours, x[:4])):
-            assert np.abs(u - v).max() <= np.abs(u).max() / 100, np.abs(u - v).max()
-    return pm
+        assert not fused_nodes(p.om), fused_nodes(p.om)
+        return p.pm
+    assert op_counts(p.om) == op_counts(p.pm), (op_counts(p.om), op_counts(p.pm))
+    assert fused_nodes(p.om) == fused_nodes(p.pm), (fused_nodes(p.om), fused_nodes(p.pm))
+    quantize_both_raw(p, [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")][0])
+    return p.pm
 
 
 def xs(shape=(10, 16), n=16, seed=0):

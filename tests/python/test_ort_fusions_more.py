@@ -11,20 +11,16 @@ alone (MaxPool, ceil_mode, Transpose between MatMul and BN, allowzero, two -1 ..
 Hand-computed values: tests/unit/test_ort_fusions_more.cc.
 """
 import os
-import subprocess
 import sys
-from collections import Counter
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 sys.path.insert(0, os.path.dirname(__file__))
 from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
-from test_op_parity import DictReader, compare_with_ort, init, qdq_counts, rnd  # noqa: E402
-from test_ort_basic_rewrites import TOOL, outputs  # noqa: E402
+from raw_parity import op_counts, preprocess_both, quantize_both_raw  # noqa: E402
+from test_op_parity import init, rnd  # noqa: E402
 
 mn = helper.make_node
 IMG = ["N", 3, 8, 8]
@@ -50,46 +46,13 @@ def model(nodes, inits, in_shape=IMG, out_names=("y",), opset=13, value_info=(),
 
 
 def check(m, fused, x_shape=(3, 8, 8), opset=13, pcs=(True, False), extra=None):
-    """Both flows on raw model `m`; `fused`: whether quant_pre_process removes nodes. Returns (ORT's pre-processed
-    model, ours), loaded."""
+    """Both flows on raw model `m` (raw_parity.py); `fused`: whether quant_pre_process removes nodes; our
+    pre-processed model has its op histogram. Returns (ORT's pre-processed model, ours), loaded."""
     x = np.random.default_rng(11).standard_normal((20,) + tuple(x_shape)).astype(np.float32)
-    work = tmpdir()
-    raw, pre, ours_pre = (os.path.join(work, f) for f in ("float.onnx", "pre.onnx", "ours_pre.onnx"))
-    onnx.save(m, raw)
-    quant_pre_process(raw, pre)
-    pm = onnx.load(pre)
-    raw_ops, pre_ops = Counter(n.op_type for n in m.graph.node), Counter(n.op_type for n in pm.graph.node)
-    assert (sum(pre_ops.values()) < sum(raw_ops.values())) == fused, (raw_ops, pre_ops)
-    r = subprocess.run([TOOL, raw, ours_pre], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    om = onnx.load(ours_pre)
-    assert Counter(n.op_type for n in om.graph.node) == pre_ops, (Counter(n.op_type for n in om.graph.node), pre_ops)
-    for a, b in zip(outputs(raw, x[:4]), outputs(ours_pre, x[:4])):
-        assert np.abs(a - b).max() <= 1e-4 * max(1.0, np.abs(a).max()), np.abs(a - b).max()
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    for pc in pcs:
-        ort_out = os.path.join(work, f"ort_{pc}.onnx")
-        quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=pc,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(extra or {})})
-        cfg = os.path.join(work, f"config_{pc}.yaml")
-        with open(cfg, "w") as f:
-            f.write(default_mode_config(raw, os.path.join(work, "calib.npz"), pc, opset, extra=extra))
-        out_dir = os.path.join(work, f"oq_{pc}")
-        run_oq(["--config", cfg, "--output-dir", out_dir, "--threads", "1"])
-        ours = os.path.join(out_dir, "quantized_models", "float_quant_qdq_" + ("pc" if pc else "pt") + ".onnx")
-        onnx.checker.check_model(onnx.load(ours), full_check=True)
-        a, b = compare_with_ort(ort_out, ours)
-        assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
-        # Within 1 % of the range, or one quantization step of the output (scales equal within 1e-6 can round
-        # one element differently).
-        scales = {n.output[0]: numpy_helper.to_array(next(t for t in b.graph.initializer if t.name == n.input[1]))
-                  for n in b.graph.node if n.op_type == "DequantizeLinear"}
-        for o, u, v in zip(b.graph.output, outputs(ort_out, x[:4]), outputs(ours, x[:4])):
-            step = float(np.max(scales[o.name])) * 1.01 if o.name in scales else 0.0
-            assert np.abs(u - v).max() <= max(np.abs(u).max() / 100, step), (o.name, np.abs(u - v).max())
-    return pm, om
+    p = preprocess_both(m, x, fused)
+    assert op_counts(p.om) == op_counts(p.pm), (op_counts(p.om), op_counts(p.pm))
+    quantize_both_raw(p, opset, pcs, extra)
+    return p.pm, p.om
 
 
 def const_of(m, name):
@@ -156,7 +119,7 @@ def reshape_fusion_variants():
     m = view(dim(0, "i0") + [mn("Cast", ["shp"], ["shpf"], to=TensorProto.FLOAT, name="cast")], ["u0", "m1"],
              more_outputs=("shpf",))
     pm, om = check(m, True, pcs=(True,))
-    assert Counter(n.op_type for n in om.graph.node)["Shape"] == 1 and list(const_of(om, "ns")[0]) == [0, -1]
+    assert op_counts(om)["Shape"] == 1 and list(const_of(om, "ns")[0]) == [0, -1]
 
 
 def reshape_left_alone():
@@ -231,17 +194,12 @@ def matmul_bn_left_alone():
     # Transpose between (A [6, 12], the BN on the transposed [6, 6]): ORT 1.32 keeps it.
     pm = pre_only(dense_bn(mid=tr, in_shape=(6, 12)))  # a fixed batch of 6: the pre-processing only
     assert "BatchNormalization" in {n.op_type for n in pm[0].graph.node}
-    assert Counter(n.op_type for n in pm[0].graph.node) == Counter(n.op_type for n in pm[1].graph.node)
+    assert op_counts(pm[0]) == op_counts(pm[1])
 
 
 def pre_only(m):
-    work = tmpdir()
-    raw, pre, ours = (os.path.join(work, f) for f in ("float.onnx", "pre.onnx", "ours.onnx"))
-    onnx.save(m, raw)
-    quant_pre_process(raw, pre)
-    r = subprocess.run([TOOL, raw, ours], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return onnx.load(pre), onnx.load(ours)
+    p = preprocess_both(m, None)
+    return p.pm, p.om
 
 
 # ---- PadFusion into AveragePool ----
@@ -343,8 +301,8 @@ def gemm_bn_deliberate():
     m = model([mn("Gemm", ["input", "fW", "fB"], ["fc"], name="fc"), b],
               [init("fW", rnd(1, (12, 6))), init("fB", rnd(2, (6,), 0.1))] + bi, ["N", 12])
     pm, om = pre_only(m)
-    assert Counter(n.op_type for n in pm.graph.node) == Counter({"Gemm": 1, "BatchNormalization": 1})
-    assert Counter(n.op_type for n in om.graph.node) == Counter({"Gemm": 1})
+    assert op_counts(pm) == {"Gemm": 1, "BatchNormalization": 1}
+    assert op_counts(om) == {"Gemm": 1}
     # MatMul -> Add -> BN: MatMulAddFusion makes the Gemm after the rules ran; both keep the BN.
     b, bi = bn("ad", "y", 6, 7, "bn_dense")
     m = model([mn("MatMul", ["input", "fW"], ["mm"], name="mm"), mn("Add", ["mm", "fB"], ["ad"], name="add"), b],
@@ -352,7 +310,7 @@ def gemm_bn_deliberate():
     check(m, True, (12,), pcs=(True,))
     pm, om = pre_only(m)
     for mm in (pm, om):
-        assert Counter(n.op_type for n in mm.graph.node) == Counter({"Gemm": 1, "BatchNormalization": 1})
+        assert op_counts(mm) == {"Gemm": 1, "BatchNormalization": 1}
 
 
 if __name__ == "__main__":
