@@ -16,18 +16,6 @@ using namespace detail;
 
 namespace {
 
-// The single consumer node of `t`, when `t` is read by exactly one input of exactly one node and is neither
-// a graph output nor read by a sub-graph.
-std::optional<size_t> sole_consumer(const Graph& g, const GraphIndex& idx, const std::unordered_set<std::string>& sub,
-                                    const std::string& t) {
-  if (t.empty() || g.is_graph_output(t) || sub.count(t)) return std::nullopt;
-  auto c = idx.consumers.find(t);
-  if (c == idx.consumers.end() || c->second.size() != 1) return std::nullopt;
-  const Node& n = g.nodes[c->second[0]];
-  if (std::count(n.inputs.begin(), n.inputs.end(), t) != 1) return std::nullopt;
-  return c->second[0];
-}
-
 std::optional<float> const_scalar(const Graph& g, const std::string& n, bool ovr) {
   const Tensor* t = constant_value(g, n, ovr);
   if (!t || t->numel() != 1 || t->dtype() != DType::Float) return std::nullopt;

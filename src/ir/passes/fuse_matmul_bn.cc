@@ -26,17 +26,6 @@ using namespace detail;
 
 namespace {
 
-// The one node reading `t` (through one input), when `t` is not a graph output nor read by a body.
-std::optional<size_t> only_reader(const Graph& g, const GraphIndex& idx, const std::unordered_set<std::string>& sub,
-                                  const std::string& t) {
-  if (t.empty() || g.is_graph_output(t) || sub.count(t)) return std::nullopt;
-  auto c = idx.consumers.find(t);
-  if (c == idx.consumers.end() || c->second.size() != 1) return std::nullopt;
-  const Node& n = g.nodes[c->second[0]];
-  if (std::count(n.inputs.begin(), n.inputs.end(), t) != 1) return std::nullopt;
-  return c->second[0];
-}
-
 const Tensor* float_vec(const Graph& g, const std::string& n, int64_t len, bool ovr) {
   const Tensor* t = constant_value(g, n, ovr);
   return t && t->dtype() == DType::Float && t->rank() == 1 && t->dim(0) == len ? t : nullptr;
@@ -54,11 +43,11 @@ bool fuse_one(Model& m, size_t mi, const std::unordered_set<std::string>& sub, O
   const int64_t k = w->dim(0), n = w->dim(1);
   // MatMul -> Reshape* -> BatchNormalization, every link read once.
   std::vector<size_t> path;
-  auto r = only_reader(g, idx, sub, mm.outputs[0]);
+  auto r = sole_consumer(g, idx, sub, mm.outputs[0]);
   while (r && g.nodes[*r].op_type == "Reshape" && g.nodes[*r].is_default_domain() &&
          g.nodes[*r].input(0) == g.nodes[path.empty() ? mi : path.back()].outputs[0] && g.nodes[*r].outputs.size() == 1) {
     path.push_back(*r);
-    r = only_reader(g, idx, sub, g.nodes[*r].outputs[0]);
+    r = sole_consumer(g, idx, sub, g.nodes[*r].outputs[0]);
   }
   if (!r) return false;
   const Node& bn = g.nodes[*r];

@@ -191,6 +191,16 @@ DType known_dtype(const Graph& g, const std::string& name) {
   return DType::Undefined;
 }
 
+std::optional<size_t> sole_consumer(const Graph& g, const GraphIndex& idx, const std::unordered_set<std::string>& sub,
+                                    const std::string& t) {
+  if (t.empty() || g.is_graph_output(t) || sub.count(t)) return std::nullopt;
+  auto c = idx.consumers.find(t);
+  if (c == idx.consumers.end() || c->second.size() != 1) return std::nullopt;
+  const Node& n = g.nodes[c->second[0]];
+  if (std::count(n.inputs.begin(), n.inputs.end(), t) != 1) return std::nullopt;
+  return c->second[0];
+}
+
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to) {
   for (auto& node : g.nodes)
     for (auto& in : node.inputs)

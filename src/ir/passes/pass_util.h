@@ -39,6 +39,11 @@ void rename_outer_refs(Graph& g, const std::unordered_map<std::string, std::stri
 // changed, when a body of such a node already has a value named `to` (ORT then keeps the node).
 bool rename_body_reads(Graph& g, const std::string& from, const std::string& to);
 
+// The single consumer node of `t`, when `t` is read by exactly one input of exactly one node and is neither
+// a graph output nor read by a sub-graph (`sub`: subgraph_refs(g)).
+std::optional<size_t> sole_consumer(const Graph& g, const GraphIndex& idx, const std::unordered_set<std::string>& sub,
+                                    const std::string& t);
+
 // Replaces every top-level node input equal to `from` by `to`.
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to);
 
