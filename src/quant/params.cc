@@ -46,9 +46,10 @@ std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const 
     q.axis = static_cast<int>(bias_shape.size()) - 1;
     ws.clear();
     for (int64_t i = 0; i < len; ++i) ws.push_back(w.scale[static_cast<size_t>(i % c)]);
-  } else if (w.axis >= 0 && !bias_shape.empty()) {  // one channel: still per axis, as ORT writes it
+  } else if (w.axis >= 0 && !bias_shape.empty()) {
+    // One weight channel (a one-output Conv, a depthwise ConvTranspose whose axis 1 has one channel): ORT's bias
+    // scale is input scale x that one weight scale, shape [1], written per tensor.
     q.axis = static_cast<int>(bias_shape.size()) - 1;
-    ws.assign(static_cast<size_t>(bias_shape.back()), w.scale.at(0));
   }
   float is = in.scale.at(0);
   // A float16 model's bias scale: numpy float16 arithmetic (each product rounded to float16; beta, a Python

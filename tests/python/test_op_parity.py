@@ -250,6 +250,15 @@ def per_channel_bias_layout():
                                 kernel_shape=[2, 2], group=2)],
               [init("Wt", rnd(14, (4, 3, 2, 2))), init("Bt", rnd(15, (6,), 0.1))], [1, 4, 8, 8], [1, 6, 16, 16])
     check(m, np.random.default_rng(5).standard_normal((N, 4, 8, 8)).astype(np.float32), "Bt", "Wt", "input")
+    # Depthwise ConvTranspose (group 4, weight [4, 1, 2, 2]): one weight channel on axis 1, so ORT's bias scale is
+    # [1] (input scale x that weight scale), written per tensor: the same model as ORT's.
+    m = model([helper.make_node("ConvTranspose", ["input", "Wd", "Bd"], ["y"], name="convT", strides=[2, 2],
+                                kernel_shape=[2, 2], group=4)],
+              [init("Wd", rnd(19, (4, 1, 2, 2))), init("Bd", rnd(20, (4,), 0.1))], [1, 4, 8, 8], [1, 4, 16, 16])
+    a, b = same_as_ort(m, np.random.default_rng(8).standard_normal((N, 4, 8, 8)).astype(np.float32), True)
+    dq = next(n for n in b.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "Bd_quantized")
+    ib = {t.name: numpy_helper.to_array(t) for t in b.graph.initializer}
+    assert ib["Bd_quantized_scale"].shape == (1,) and ib["Bd_quantized_zero_point"].shape == () and not dq.attribute
     # A Gemm bias broadcast from one value cannot carry per-channel scales: it stays float, and the Gemm keeps
     # its beta (the annotator takes beta out to fold it into a quantized bias's scale).
     m = model([helper.make_node("Gemm", ["input", "W", "C"], ["y"], name="gemm", transB=1, beta=0.25)],
