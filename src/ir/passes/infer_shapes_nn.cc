@@ -40,7 +40,7 @@ void conv_pool(Ctx& c, bool conv, bool transpose) {
     if (w && w->size() == x->size()) {
       const int64_t group = c.n.attr_int("group", 1);
       if (!transpose) o[1] = (*w)[0];
-      else o[1] = mul_dim((*w)[1], group);
+      else if (group > 0) o[1] = mul_dim((*w)[1], group);
       if (kernel.empty())
         if (auto k = all_known(*w, 2)) kernel = *k;
     }
