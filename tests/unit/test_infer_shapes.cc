@@ -224,6 +224,10 @@ TEST(InferShapes, MalformedAttributesNoCrash) {
   ir::Node tr = mk("Transpose", {"x"}, {"tr"});
   tr.set_attr_ints("perm", {0, 0});
   ir::Node split0 = mk("Split", {"x"}, {}, "split_none");
+  ir::Node einsum = mk("Einsum", {"x"}, {"es"});
+  einsum.set_attr_string("equation", "..");  // not an ellipsis: invalid, was inferred as a scalar
+  m.graph.add_initializer("dup", i64({2}, {0, 0}));
+  m.graph.add_initializer("one2", i64({2}, {1, 2}));
   m.graph.nodes = {with(mk("GatherND", {"x", "gi"}, {"gnd"}), "batch_dims", -5),
                    with(mk("GatherND", {"x", "gi"}, {"gnd2"}), "batch_dims", kMax),
                    with(mk("DepthToSpace", {"x4"}, {"d2s"}), "blocksize", kBig),
@@ -233,7 +237,9 @@ TEST(InferShapes, MalformedAttributesNoCrash) {
                    mk("Reshape", {"x", "len"}, {"rs"}), mk("ConstantOfShape", {"len"}, {"cs"}),
                    with(mk("Concat", {"big", "big", "big"}, {"cc"}), "axis", 0), mk("Range", {"r0", "r1", "r2"}, {"rg"}),
                    conv, tr, split0, with(mk("EyeLike", {"x"}, {"ey"}), "dtype", 12345),
-                   with(mk("RoiAlign", {"x4", "gi", "gi"}, {"ra"}), "output_height", -3)};
+                   with(mk("RoiAlign", {"x4", "gi", "gi"}, {"ra"}), "output_height", -3),
+                   with(mk("Split", {"x"}, {"sp1"}), "num_outputs", 0), einsum,
+                   mk("Slice", {"x", "dup", "one2", "dup"}, {"sld"})};
   m.graph.outputs = {vi_any("gnd")};
   const auto s = infer_shapes(m);
   EXPECT_FALSE(s.rank("gnd"));
@@ -251,6 +257,9 @@ TEST(InferShapes, MalformedAttributesNoCrash) {
   EXPECT_FALSE(s.rank("tr"));
   EXPECT_EQ(s.dtype("ey"), DType::Undefined);
   EXPECT_EQ(s.find("ra")->shape, dims({2, 4, -2, 1}));
+  EXPECT_FALSE(s.rank("sp1"));  // num_outputs 0 with one output
+  EXPECT_FALSE(s.rank("es"));
+  EXPECT_FALSE(s.rank("sld"));  // axes [0, 0]
 }
 
 TEST(InferShapes, KernelsRefuseMalformedBlocksizeAndBatchDims) {

@@ -104,10 +104,11 @@ void slice(Ctx& c) {
   }
   if (starts->size() != axes->size() || ends->size() != axes->size() || (steps && steps->size() != axes->size()))
     return;
+  std::vector<char> seen(r, 0);
   for (size_t k = 0; k < axes->size(); ++k) {
     auto a = norm_axis((*axes)[k], r);
     const int64_t step = steps ? (*steps)[k] : 1;
-    if (!a || step == 0) return;
+    if (!a || step == 0 || seen[*a]++) return;  // invalid (a repeated axis: onnxruntime refuses it)
     const Dim& d = (*s)[*a];
     if (d.known()) o[*a] = kdim(slice_range(d.value, (*starts)[k], (*ends)[k], step).len);
     else if (!(step == 1 && (*starts)[k] == 0 && (*ends)[k] >= INT32_MAX)) o[*a] = udim();
@@ -148,6 +149,7 @@ void split(Ctx& c) {
     for (size_t k = 0; k < n; ++k) parts[k] = sdim((*sp)[k]);
   } else if (d.known()) {
     const bool num = c.opset >= 18 && c.n.has_attr("num_outputs");
+    if (num && c.n.attr_int("num_outputs", 0) != nn) return;  // invalid: num_outputs is the number of outputs
     if (d.value % nn == 0) parts.assign(n, kdim(d.value / nn));
     else if (num) {  // ceil(d / n) each, the last one what remains
       const int64_t ch = d.value / nn + 1;

@@ -1,6 +1,7 @@
 // Shape inference rules of the network ops: convolution and pooling (the executor's own geometry functions),
 // matrix products, Einsum, reductions, TopK, resizing, recurrent layers, RoiAlign / GridSample, If.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <unordered_set>
@@ -121,6 +122,13 @@ void einsum(Ctx& c) {
   for (char ch : c.n.attr_string("equation", ""))
     if (ch != ' ') eq += ch;
   const size_t arrow = eq.find("->");
+  {  // only letters, ',', one "->" and "..." (a stray '.' made a letter of it)
+    std::string rest = eq;
+    if (arrow != std::string::npos) rest.erase(arrow, 2);
+    for (size_t p; (p = rest.find("...")) != std::string::npos;) rest.erase(p, 3);
+    for (char ch : rest)
+      if (!std::isalpha(static_cast<unsigned char>(ch)) && ch != ',') return;
+  }
   const std::string lhs = eq.substr(0, arrow);
   std::vector<std::string> terms;
   for (size_t p = 0;;) {
