@@ -311,11 +311,78 @@ def hand_values():
     assert s["t1"][1] == [2, 5, 19, 25], s["t1"]
 
 
+# ---- inference bugs found by QA: each case failed on the binary before the fix ----
+
+I64MAX = 2 ** 63 - 1
+
+
+def qa_slice_unknown_starts():
+    # Slice with starts a graph input and no axes: the first len(starts) axes are unknown (was: x's shape)
+    p = save([mk("Slice", ["x", "st", "e"], ["o"])], [vi("x", F, [10, 6]), vi("st", I64, [2])], [vi("o", F, None)],
+             [i64("e", [100, 100])], name="slice_unknown_starts")
+    ours, _, _ = compare("slice_unknown_starts", p, complete=False)
+    assert ours["o"][1] == [None, None], ours["o"]
+
+
+def qa_slice_huge_step():
+    I = I64MAX
+    # Slice with |step| near INT64_MAX / INT64_MIN: one element each (the length overflowed to 0)
+    for name, st, en, step in [("pos", 1, 9, I), ("neg", 5, -I, -I), ("neg_min", 8, -I - 1, -I - 1)]:
+        p = save([mk("Slice", ["x", "a", "b", "c", "d"], ["o"])], [vi("x", F, [7, 9])], [vi("o", F, None)],
+                 [i64("a", [st]), i64("b", [en]), i64("c", [1]), i64("d", [step])], name=f"slice_step_{name}")
+        ours, _, _ = compare(f"slice_step_{name}", p, complete=False)
+        assert ours["o"][1] == [7, 1], (name, ours["o"])
+
+
+def qa_integer_wrap():
+    # Cast int64 -> int32 wraps (2^32 - 1 is -1, 2^63 - 1 is -1) and int32 Add wraps: Slice ends from them
+    for e in (2 ** 32 - 1, 2 ** 63 - 1):
+        p = save([mk("Cast", ["e64"], ["e32"], to=TensorProto.INT32), mk("Slice", ["x", "s32", "e32"], ["o"])],
+                 [vi("x", F, [10])], [vi("o", F, None)],
+                 [i64("e64", [e]), numpy_helper.from_array(np.array([0], np.int32), "s32")], opset=13, name="castwrap")
+        ours, _, _ = compare(f"cast_wrap_{e}", p, complete=False)
+        assert ours["o"][1] == [9], ours["o"]
+    p = save([mk("Add", ["m32", "one32"], ["e32"]), mk("Slice", ["x", "s32", "e32"], ["o"])],
+             [vi("x", F, [10])], [vi("o", F, None)],
+             [numpy_helper.from_array(np.array([2 ** 31 - 1], np.int32), "m32"),
+              numpy_helper.from_array(np.array([1], np.int32), "one32"),
+              numpy_helper.from_array(np.array([0], np.int32), "s32")], opset=13, name="addwrap")
+    ours, _, _ = compare("int32_add_wrap", p, complete=False)
+    assert ours["o"][1] != [10], ours["o"]
+
+
+def qa_prelu():
+    # PRelu broadcasts X and slope both ways in onnxruntime: [3, 1] with [3, 4] is [3, 4]
+    p = save([mk("PRelu", ["x", "s"], ["o"])], [vi("x", F, [3, 1])], [onnx.ValueInfoProto(name="o")], [w("s", [3, 4])],
+             name="prelu")
+    ours, _, _ = compare("prelu_bidirectional", p, complete=False)
+    assert ours["o"][1] == [3, 4], ours["o"]
+
+
+def qa_malformed_attributes():
+    # Malformed attributes: no crash (SIGSEGV / SIGFPE before), the output unknown; running the model fails with
+    # an error naming the node
+    d = tmpdir()
+    np.save(os.path.join(d, "x.npy"), np.zeros([1, 4, 2, 2], np.float32))
+    for name, node in [("gathernd", mk("GatherND", ["x", "i"], ["o"], name="gnd", batch_dims=-5)),
+                       ("d2s", mk("DepthToSpace", ["x"], ["o"], name="d2s", blocksize=2 ** 32)),
+                       ("s2d", mk("SpaceToDepth", ["x"], ["o"], name="s2d", blocksize=2 ** 32))]:
+        p = save([node], [vi("x", F, [1, 4, 2, 2])], [onnx.ValueInfoProto(name="o")],
+                 [i64("i", np.zeros([2, 1], np.int64))] if name == "gathernd" else [], name=f"bad_{name}")
+        ours = oq_shapes(p)
+        assert ours["o"][1] is None or all(x is None for x in ours["o"][1]), (name, ours["o"])
+        r = run_oq(["run", p, "--input", "x=" + os.path.join(d, "x.npy"), "--output-dir", d], check=False)
+        assert r.returncode > 0 and node.name in r.stderr and len(r.stderr.strip().splitlines()) == 1, \
+            (name, r.returncode, r.stderr)
+
+
 def main():
     r = Runner()
     r.run("real models vs onnx and onnxruntime", real_models)
     r.run("synthetic models vs onnx and onnxruntime", synthetic)
     r.run("hand values", hand_values)
+    for f in (qa_slice_unknown_starts, qa_slice_huge_step, qa_integer_wrap, qa_prelu, qa_malformed_attributes):
+        r.run(f.__name__, f)
     r.finish()
 
 

@@ -2,6 +2,9 @@
 // the folding it enables (fold_constants on a Shape chain, fuse_matmul_add after a Flatten-like Reshape).
 #include <gtest/gtest.h>
 
+#include <array>
+#include <climits>
+
 #include "ir/passes/infer_shapes.h"
 #include "passes_test_util.h"
 
@@ -107,6 +110,181 @@ TEST(InferShapes, FoldsShapeChainOfInferredShape) {
   const Tensor* ns = m.graph.find_initializer("ns") ? &m.graph.find_initializer("ns")->tensor : nullptr;
   ASSERT_TRUE(ns);
   EXPECT_EQ(ns->to_int64s(), (std::vector<int64_t>{1, -1}));
+}
+
+TEST(InferShapes, SliceStartsUnknown) {
+  // starts a graph input, no axes: the axes are the first len(starts) ones, their sizes unknown (was: x's shape)
+  ir::Model m = model(18);
+  m.graph.inputs = {vi("x", {10, 6}), vi("st2", {2}, DType::Int64), vi("st1", {1}, DType::Int64),
+                    vi("stn", {-1}, DType::Int64)};
+  m.graph.add_initializer("e2", i64({2}, {100, 100}));
+  m.graph.add_initializer("e1", i64({1}, {100}));
+  m.graph.nodes = {mk("Slice", {"x", "st2", "e2"}, {"a"}), mk("Slice", {"x", "st1", "e1"}, {"b"}),
+                   mk("Slice", {"x", "stn", "stn"}, {"c"}), mk("Slice", {"x", "e1", "st1"}, {"d"})};
+  m.graph.outputs = {vi_any("a"), vi_any("b"), vi_any("c"), vi_any("d")};
+  const auto s = infer_shapes(m);
+  EXPECT_EQ(s.find("a")->shape, dims({-2, -2}));
+  EXPECT_EQ(s.find("b")->shape, dims({-2, 6}));
+  EXPECT_EQ(s.find("c")->shape, dims({-2, -2}));  // how many axes is not known
+  EXPECT_EQ(s.find("d")->shape, dims({-2, 6}));   // ends unknown: the count from starts
+}
+
+TEST(InferShapes, SliceHugeStepNoOverflow) {
+  // (end - start + step - 1) / step overflowed for |step| near INT64_MAX: each of these takes one element
+  constexpr int64_t kMax = INT64_MAX, kMin = INT64_MIN;
+  ir::Model m = model(18);
+  m.graph.inputs = {vi("x", {7, 9})};
+  const std::vector<std::array<int64_t, 3>> cases = {{1, 9, kMax}, {5, -kMax, -kMax}, {8, kMin, kMin},
+                                                     {0, kMax, kMax}, {-1, kMin, kMin}};
+  m.graph.add_initializer("ax", i64({1}, {1}));
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const std::string i = std::to_string(k);
+    m.graph.add_initializer("s" + i, i64({1}, {cases[k][0]}));
+    m.graph.add_initializer("e" + i, i64({1}, {cases[k][1]}));
+    m.graph.add_initializer("p" + i, i64({1}, {cases[k][2]}));
+    m.graph.nodes.push_back(mk("Slice", {"x", "s" + i, "e" + i, "ax", "p" + i}, {"y" + i}));
+    m.graph.outputs.push_back(vi_any("y" + i));
+  }
+  // the value of a Shape chain sliced the same way: [7, 9, 4][2::-INT64_MAX] = [4]; [0::INT64_MAX] = [7]
+  m.graph.inputs.push_back(vi("z", {7, 9, 4}));
+  m.graph.add_initializer("zero", i64({1}, {0}));
+  m.graph.add_initializer("two", i64({1}, {2}));
+  m.graph.add_initializer("big", i64({1}, {kMax}));
+  m.graph.add_initializer("nbig", i64({1}, {-kMax}));
+  m.graph.nodes.push_back(mk("Shape", {"z"}, {"zs"}));
+  m.graph.nodes.push_back(mk("Slice", {"zs", "two", "nbig", "zero", "nbig"}, {"v1"}));
+  m.graph.nodes.push_back(mk("Slice", {"zs", "zero", "big", "zero", "big"}, {"v2"}));
+  const auto s = infer_shapes(m);
+  for (size_t k = 0; k < cases.size(); ++k) EXPECT_EQ(s.static_shape("y" + std::to_string(k)), (Shape{7, 1})) << k;
+  EXPECT_EQ(s.find("v1")->value, dims({4}));
+  EXPECT_EQ(s.find("v2")->value, dims({7}));
+}
+
+TEST(InferShapes, CastValueAsCastComputes) {
+  ir::Model m = model(13);
+  m.graph.add_initializer("v", i64({3}, {4294967295, 300, -1}));
+  auto cast = [](const std::string& out, DType t) {
+    ir::Node n = mk("Cast", {"v"}, {out});
+    n.set_attr_int("to", static_cast<int64_t>(t));
+    return n;
+  };
+  m.graph.nodes = {cast("i32", DType::Int32), cast("i8", DType::Int8), cast("u8", DType::UInt8),
+                   cast("u64", DType::UInt64), cast("f", DType::Float), cast("b", DType::Bool)};
+  // int32 arithmetic wraps: 2^31 - 1 + 1 is not 2^31
+  m.graph.add_initializer("i32max", Tensor::from_vector(DType::Int32, {1}, std::vector<int32_t>{INT32_MAX}));
+  m.graph.add_initializer("i32one", Tensor::from_vector(DType::Int32, {1}, std::vector<int32_t>{1}));
+  m.graph.nodes.push_back(mk("Add", {"i32max", "i32one"}, {"sum"}));
+  m.graph.outputs = {vi_any("i32")};
+  const auto s = infer_shapes(m);
+  auto vals = [](std::vector<int64_t> v) {
+    std::vector<ir::Dim> r;
+    for (int64_t x : v) r.push_back(ir::Dim{x, ""});
+    return r;
+  };
+  EXPECT_EQ(s.find("i32")->value, vals({-1, 300, -1}));
+  EXPECT_EQ(s.find("i8")->value, vals({-1, 44, -1}));
+  EXPECT_EQ(s.find("u8")->value, vals({255, 44, 255}));
+  EXPECT_FALSE(s.find("u64")->value);  // -1 is 2^64 - 1 there
+  EXPECT_FALSE(s.find("f")->value);
+  EXPECT_FALSE(s.find("b")->value);
+  ASSERT_TRUE(s.find("sum")->value);
+  EXPECT_EQ(s.find("sum")->value->at(0).value, INT64_MIN);  // unknown
+}
+
+TEST(InferShapes, PReluBroadcastsBothWays) {
+  ir::Model m = model(16);
+  m.graph.inputs = {vi("x", {3, 1})};
+  m.graph.add_initializer("sl", rnd({3, 4}, 5));
+  m.graph.nodes = {mk("PRelu", {"x", "sl"}, {"y"})};
+  m.graph.outputs = {vi_any("y")};
+  EXPECT_EQ(infer_shapes(m).static_shape("y"), (Shape{3, 4}));
+}
+
+TEST(InferShapes, MalformedAttributesNoCrash) {
+  // Negative / huge attribute values and overflowing dim products: the output is unknown, never a crash or a
+  // wrapped size.
+  constexpr int64_t kBig = int64_t{1} << 32, kMax = INT64_MAX;
+  ir::Model m = model(18);
+  m.graph.inputs = {vi("x", {3, 4}), vi("x4", {1, 4, 2, 2}), vi("big", {kMax / 2, 4}),
+                    vi("len", {int64_t{1} << 40}, DType::Int64)};
+  m.graph.add_initializer("gi", i64({2, 1}, {0, 0}));
+  m.graph.add_initializer("rep", i64({2}, {kMax, 3}));
+  m.graph.add_initializer("pads", i64({4}, {kMax, 0, kMax, 0}));
+  m.graph.add_initializer("r0", i64({}, {INT64_MIN}));
+  m.graph.add_initializer("r1", i64({}, {kMax}));
+  m.graph.add_initializer("r2", i64({}, {1}));
+  m.graph.add_initializer("w", rnd({2, 4, 1, 1}, 6));
+  auto with = [](ir::Node n, const std::string& a, int64_t v) {
+    n.set_attr_int(a, v);
+    return n;
+  };
+  ir::Node conv = mk("Conv", {"x4", "w"}, {"cv"});
+  conv.set_attr_ints("dilations", {kMax, 1});
+  conv.set_attr_ints("kernel_shape", {3, 1});
+  ir::Node tr = mk("Transpose", {"x"}, {"tr"});
+  tr.set_attr_ints("perm", {0, 0});
+  ir::Node split0 = mk("Split", {"x"}, {}, "split_none");
+  ir::Node einsum = mk("Einsum", {"x"}, {"es"});
+  einsum.set_attr_string("equation", "..");  // not an ellipsis: invalid, was inferred as a scalar
+  m.graph.add_initializer("dup", i64({2}, {0, 0}));
+  m.graph.add_initializer("one2", i64({2}, {1, 2}));
+  m.graph.nodes = {with(mk("GatherND", {"x", "gi"}, {"gnd"}), "batch_dims", -5),
+                   with(mk("GatherND", {"x", "gi"}, {"gnd2"}), "batch_dims", kMax),
+                   with(mk("DepthToSpace", {"x4"}, {"d2s"}), "blocksize", kBig),
+                   with(mk("SpaceToDepth", {"x4"}, {"s2d"}), "blocksize", kBig),
+                   with(mk("SpaceToDepth", {"x4"}, {"s2d2"}), "blocksize", -2),
+                   mk("Tile", {"x", "rep"}, {"tl"}), mk("Pad", {"x", "pads"}, {"pd"}),
+                   mk("Reshape", {"x", "len"}, {"rs"}), mk("ConstantOfShape", {"len"}, {"cs"}),
+                   with(mk("Concat", {"big", "big", "big"}, {"cc"}), "axis", 0), mk("Range", {"r0", "r1", "r2"}, {"rg"}),
+                   conv, tr, split0, with(mk("EyeLike", {"x"}, {"ey"}), "dtype", 12345),
+                   with(mk("RoiAlign", {"x4", "gi", "gi"}, {"ra"}), "output_height", -3),
+                   with(mk("Split", {"x"}, {"sp1"}), "num_outputs", 0), einsum,
+                   mk("Slice", {"x", "dup", "one2", "dup"}, {"sld"})};
+  m.graph.outputs = {vi_any("gnd")};
+  const auto s = infer_shapes(m);
+  EXPECT_FALSE(s.rank("gnd"));
+  EXPECT_FALSE(s.rank("gnd2"));
+  EXPECT_EQ(s.find("d2s")->shape, dims({-2, -2, -2, -2}));
+  EXPECT_EQ(s.find("s2d")->shape, dims({-2, -2, -2, -2}));
+  EXPECT_EQ(s.find("s2d2")->shape, dims({-2, -2, -2, -2}));
+  EXPECT_EQ(s.find("tl")->shape, dims({-2, 12}));
+  EXPECT_EQ(s.find("pd")->shape, dims({-2, 4}));
+  EXPECT_FALSE(s.rank("rs"));
+  EXPECT_FALSE(s.rank("cs"));
+  EXPECT_EQ(s.find("cc")->shape, dims({-2, 4}));
+  EXPECT_EQ(s.find("rg")->shape, dims({-2}));  // 2^64 - 1 elements: not an int64
+  EXPECT_EQ(s.find("cv")->shape, dims({1, 2, -2, -2}));
+  EXPECT_FALSE(s.rank("tr"));
+  EXPECT_EQ(s.dtype("ey"), DType::Undefined);
+  EXPECT_EQ(s.find("ra")->shape, dims({2, 4, -2, 1}));
+  EXPECT_FALSE(s.rank("sp1"));  // num_outputs 0 with one output
+  EXPECT_FALSE(s.rank("es"));
+  EXPECT_FALSE(s.rank("sld"));  // axes [0, 0]
+}
+
+TEST(InferShapes, KernelsRefuseMalformedBlocksizeAndBatchDims) {
+  // The nodes inference leaves unknown fail with an error naming the node when the model runs (no SIGFPE)
+  for (const char* op : {"DepthToSpace", "SpaceToDepth"}) {
+    ir::Model m = model(13);
+    m.graph.inputs = {vi("x", {1, 4, 2, 2})};
+    ir::Node n = mk(op, {"x"}, {"y"}, "blocky");
+    n.set_attr_int("blocksize", int64_t{1} << 32);
+    m.graph.nodes = {n};
+    m.graph.outputs = {vi_any("y")};
+    const std::string e = error_of([&] { run(m, {{"x", rnd({1, 4, 2, 2}, 7)}}); });
+    EXPECT_NE(e.find("blocky"), std::string::npos) << e;
+    EXPECT_NE(e.find("blocksize"), std::string::npos) << e;
+  }
+  ir::Model m = model(13);
+  m.graph.inputs = {vi("x", {3, 4})};
+  m.graph.add_initializer("gi", i64({2, 1}, {0, 0}));
+  ir::Node n = mk("GatherND", {"x", "gi"}, {"y"}, "gnd");
+  n.set_attr_int("batch_dims", -5);
+  m.graph.nodes = {n};
+  m.graph.outputs = {vi_any("y")};
+  const std::string e = error_of([&] { run(m, {{"x", rnd({3, 4}, 8)}}); });
+  EXPECT_NE(e.find("gnd"), std::string::npos) << e;
+  EXPECT_NE(e.find("batch_dims"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -246,11 +246,23 @@ std::unique_ptr<Kernel> make_tile(const KernelInit& ki) {
 }
 
 // ------------------------------------------------------------------------------ DepthToSpace / SpaceToDepth
+// blocksize must be positive and bs * bs must fit (a blocksize of 2^32 made bs * bs 0: SIGFPE on c % 0).
+static void check_blocksize(const ir::Node& node, int64_t bs) {
+  if (bs <= 0) kfail(node, "attribute 'blocksize' must be positive");
+  if (bs > 3037000499) kfail(node, "attribute 'blocksize' {} is too large", bs);  // floor(sqrt(INT64_MAX))
+}
+// a * b, failing on an overflow (an empty input with a huge blocksize).
+static int64_t dim_mul(const ir::Node& node, int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) kfail(node, "output dim {} * {} overflows", a, b);
+  return r;
+}
+
 std::unique_ptr<Kernel> make_depth_to_space(const KernelInit& ki) {
   const ir::Node& node = ki.node;
   int64_t bs = node.attr_int("blocksize", 0);
   std::string mode = ki.opset >= 11 ? node.attr_string("mode", "DCR") : "DCR";
-  if (bs <= 0) kfail(node, "attribute 'blocksize' must be positive");
+  check_blocksize(node, bs);
   if (mode != "DCR" && mode != "CRD") kfail(node, "unknown mode '{}'", mode);
   return fn_kernel([node, bs, mode](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& x = input_at(node, in, 0);
@@ -264,14 +276,14 @@ std::unique_ptr<Kernel> make_depth_to_space(const KernelInit& ki) {
       t = transpose(x.reshaped({n, bs, bs, oc, h, w}), {0, 3, 4, 1, 5, 2});
     else
       t = transpose(x.reshaped({n, oc, bs, bs, h, w}), {0, 1, 4, 2, 5, 3});
-    out[0] = t.reshaped({n, oc, h * bs, w * bs});
+    out[0] = t.reshaped({n, oc, dim_mul(node, h, bs), dim_mul(node, w, bs)});
   });
 }
 
 std::unique_ptr<Kernel> make_space_to_depth(const KernelInit& ki) {
   const ir::Node& node = ki.node;
   int64_t bs = node.attr_int("blocksize", 0);
-  if (bs <= 0) kfail(node, "attribute 'blocksize' must be positive");
+  check_blocksize(node, bs);
   // Opset 28 adds `mode` (DCR, the only order before, or CRD: the inverse of DepthToSpace's CRD).
   if (ki.opset < 28 && node.has_attr("mode")) kfail(node, "attribute 'mode' needs opset 28 (model: {})", ki.opset);
   const std::string mode = node.attr_string("mode", "DCR");
@@ -286,7 +298,7 @@ std::unique_ptr<Kernel> make_space_to_depth(const KernelInit& ki) {
     // (n, c, h/bs, b1, w/bs, b2) -> DCR (n, b1, b2, c, ...) or CRD (n, c, b1, b2, ...)
     Tensor t = transpose(x.reshaped({n, c, h / bs, bs, w / bs, bs}),
                          crd ? std::vector<int64_t>{0, 1, 3, 5, 2, 4} : std::vector<int64_t>{0, 3, 5, 1, 2, 4});
-    out[0] = t.reshaped({n, c * bs * bs, h / bs, w / bs});
+    out[0] = t.reshaped({n, dim_mul(node, c, bs * bs), h / bs, w / bs});
   });
 }
 

@@ -88,6 +88,21 @@ Dims known_vals(const std::vector<int64_t>& v) {
   return d;
 }
 
+std::optional<int64_t> cast_int(int64_t v, DType t) {
+  const auto u = static_cast<uint64_t>(v);
+  switch (t) {
+    case DType::Int64: return v;
+    case DType::UInt64: return v >= 0 ? std::optional<int64_t>(v) : std::nullopt;
+    case DType::Int32: return static_cast<int32_t>(static_cast<uint32_t>(u));
+    case DType::UInt32: return static_cast<uint32_t>(u);
+    case DType::Int16: return static_cast<int16_t>(static_cast<uint16_t>(u));
+    case DType::UInt16: return static_cast<uint16_t>(u);
+    case DType::Int8: return static_cast<int8_t>(static_cast<uint8_t>(u));
+    case DType::UInt8: return static_cast<uint8_t>(u);
+    default: return std::nullopt;
+  }
+}
+
 std::optional<Dims> broadcast(const std::vector<const std::optional<Dims>*>& shapes) {
   size_t r = 0;
   for (const auto* s : shapes) {
@@ -184,6 +199,12 @@ void arith_value(Ctx& c) {
   const size_t na = a->size(), nb = b->size();
   if (na != nb && na != 1 && nb != 1) return;
   if (c.rank(0).value_or(2) > 1 || c.rank(1).value_or(2) > 1) return;
+  const DType t = c.dtype(0);
+  // The result as the op computes it in the tensors' type: an out-of-range one wraps there, so unknown.
+  auto val = [t](int64_t v) {
+    const auto w = cast_int(v, t);
+    return w && *w == v ? kdim(v) : uval();
+  };
   Dims r(std::max(na, nb));
   for (size_t k = 0; k < r.size(); ++k) {
     const Dim& x = (*a)[na == 1 ? 0 : k];
@@ -192,10 +213,10 @@ void arith_value(Ctx& c) {
       const int64_t p = x.value, q = y.value;
       const bool small = std::abs(p) < (int64_t{1} << 31) && std::abs(q) < (int64_t{1} << 31);
       if (!small) r[k] = uval();
-      else if (op == "Add") r[k] = kdim(p + q);
-      else if (op == "Sub") r[k] = kdim(p - q);
-      else if (op == "Mul") r[k] = kdim(p * q);
-      else if (op == "Div" && q > 0 && p >= 0) r[k] = kdim(p / q);
+      else if (op == "Add") r[k] = val(p + q);
+      else if (op == "Sub") r[k] = val(p - q);
+      else if (op == "Mul") r[k] = val(p * q);
+      else if (op == "Div" && q > 0 && p >= 0) r[k] = val(p / q);
       else r[k] = uval();
     } else if ((op == "Mul" || op == "Div") && vknown(y) && y.value == 1) {
       r[k] = x;
@@ -214,7 +235,7 @@ void arith_value(Ctx& c) {
 
 bool infer_elementwise(Ctx& c) {
   static const std::unordered_set<std::string> kSame = {
-      "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "Sigmoid", "HardSigmoid",
+      "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "Sigmoid", "HardSigmoid",
       "HardSwish", "Tanh", "Softplus", "Softsign", "Gelu", "Mish", "Erf", "Exp", "Log", "Sqrt", "Reciprocal",
       "Neg", "Abs", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh",
       "Asinh", "Acosh", "Atanh", "Clip", "Softmax", "LogSoftmax", "Hardmax", "Identity", "Shrink", "Swish",
@@ -223,7 +244,7 @@ bool infer_elementwise(Ctx& c) {
       "BitwiseNot", "Not", "Celu"};
   static const std::unordered_set<std::string> kBroadcast = {
       "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Mod", "BitShift", "BitwiseAnd",
-      "BitwiseOr", "BitwiseXor", "And", "Or", "Xor"};
+      "BitwiseOr", "BitwiseXor", "And", "Or", "Xor", "PRelu"};  // PRelu: onnxruntime broadcasts X and slope
   static const std::unordered_set<std::string> kCompare = {"Equal", "Less", "Greater", "LessOrEqual",
                                                            "GreaterOrEqual"};
   const std::string& op = c.n.op_type;
@@ -253,10 +274,12 @@ bool infer_elementwise(Ctx& c) {
     if (s) {
       const auto a = norm_axis(c.n.attr_int("axis", -1), static_cast<int64_t>(s->size()));
       const int64_t st = c.n.attr_int("stash_type", 1);
+      const DType stt = st > 0 && st <= INT32_MAX && dtype_is_known(static_cast<int32_t>(st)) ? static_cast<DType>(st)
+                                                                                            : DType::Undefined;
       if (a) {
         Dims d = *s;
         for (size_t k = *a; k < d.size(); ++k) d[k] = kdim(1);
-        for (size_t k = 1; k < c.outs.size(); ++k) c.set(k, static_cast<DType>(st), d);
+        for (size_t k = 1; k < c.outs.size(); ++k) c.set(k, stt, d);
       }
     }
     return true;
@@ -277,8 +300,19 @@ bool infer_elementwise(Ctx& c) {
     const DType t = to > 0 && to <= INT32_MAX && dtype_is_known(static_cast<int32_t>(to)) ? static_cast<DType>(to)
                                                                                          : DType::Undefined;
     c.set(0, t, c.shape(0));
-    if (is_integer(c.dtype(0)) && (t == DType::Int64 || t == DType::Int32))
-      if (auto v = c.value(0)) c.set_value(0, *v);
+    // The values as Cast computes them: integers wrap to the target width (int64 2^32-1 to int32 is -1); a
+    // symbol (a dim, < 2^31 in practice) survives a 32 / 64-bit target; float / bool targets: no value.
+    if (auto v = c.value(0); v && is_integer(c.dtype(0)) && dtype_bits(c.dtype(0)) >= 8) {
+      const bool wide = t == DType::Int64 || t == DType::Int32 || t == DType::UInt64 || t == DType::UInt32;
+      Dims r;
+      for (const Dim& d : *v) {
+        if (!d.param.empty()) r.push_back(wide ? d : uval());
+        else if (!vknown(d)) r.push_back(uval());
+        else if (auto w = cast_int(d.value, t)) r.push_back(Dim{*w, {}});
+        else return true;  // not an integer target
+      }
+      c.set_value(0, std::move(r));
+    }
     return true;
   }
   if (op == "CastLike") {
@@ -390,10 +424,10 @@ ShapeInfo infer_shapes(const Graph& g, int opset, bool overridable, const ShapeI
               node_const = &node_consts.back();
             }
           }
-        } else if (!infer_elementwise(c) && !infer_tensor_op(c)) {
+        } else if (!infer_elementwise(c) && !infer_tensor_op(c) && !infer_index_op(c)) {
           infer_nn_op(c);
         }
-      } catch (const Error&) {  // an attribute of the wrong type, an invalid geometry: nothing known
+      } catch (const std::exception&) {  // an attribute of the wrong type, an invalid geometry: nothing known
         for (auto& o : c.outs) o = TensorType{};
       }
     }

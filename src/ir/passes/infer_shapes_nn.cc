@@ -1,6 +1,7 @@
 // Shape inference rules of the network ops: convolution and pooling (the executor's own geometry functions),
 // matrix products, Einsum, reductions, TopK, resizing, recurrent layers, RoiAlign / GridSample, If.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <unordered_set>
@@ -40,7 +41,7 @@ void conv_pool(Ctx& c, bool conv, bool transpose) {
     if (w && w->size() == x->size()) {
       const int64_t group = c.n.attr_int("group", 1);
       if (!transpose) o[1] = (*w)[0];
-      else if ((*w)[1].known()) o[1] = kdim((*w)[1].value * group);
+      else if (group > 0) o[1] = mul_dim((*w)[1], group);
       if (kernel.empty())
         if (auto k = all_known(*w, 2)) kernel = *k;
     }
@@ -48,6 +49,15 @@ void conv_pool(Ctx& c, bool conv, bool transpose) {
     o[1] = (*x)[1];
   }
   auto in = all_known(*x, 2);
+  // The geometry's arithmetic (kernel * dilation, stride * input, sums of pads) cannot overflow with every
+  // operand below 2^30; larger (malformed) attributes leave the spatial dims unknown.
+  auto small = [](const std::vector<int64_t>& v) {
+    return std::all_of(v.begin(), v.end(), [](int64_t x) { return x > -(int64_t{1} << 30) && x < (int64_t{1} << 30); });
+  };
+  const bool sane = in && small(*in) && small(kernel) && small(c.n.attr_ints("strides")) &&
+                    small(c.n.attr_ints("dilations")) && small(c.n.attr_ints("pads")) &&
+                    small(c.n.attr_ints("output_padding")) && small(c.n.attr_ints("output_shape"));
+  if (!sane) in.reset();
   if (in && kernel.size() == n) {
     const exec::SpatialAttrs a = exec::parse_spatial(c.n, !conv);
     exec::Geometry g;
@@ -62,7 +72,7 @@ void conv_pool(Ctx& c, bool conv, bool transpose) {
     std::vector<int64_t> os = c.n.attr_ints("output_shape");  // given: the output's spatial size whatever X is
     if (os.size() == n + 2) os.erase(os.begin(), os.begin() + 2);
     if (os.size() == n)
-      for (size_t k = 0; k < n; ++k) o[2 + k] = kdim(os[k]);
+      for (size_t k = 0; k < n; ++k) o[2 + k] = sdim(os[k]);
   }
   c.set(0, c.dtype(0), o);
   if (c.n.op_type == "MaxPool") c.set(1, DType::Int64, o);
@@ -112,6 +122,13 @@ void einsum(Ctx& c) {
   for (char ch : c.n.attr_string("equation", ""))
     if (ch != ' ') eq += ch;
   const size_t arrow = eq.find("->");
+  {  // only letters, ',', one "->" and "..." (a stray '.' made a letter of it)
+    std::string rest = eq;
+    if (arrow != std::string::npos) rest.erase(arrow, 2);
+    for (size_t p; (p = rest.find("...")) != std::string::npos;) rest.erase(p, 3);
+    for (char ch : rest)
+      if (!std::isalpha(static_cast<unsigned char>(ch)) && ch != ',') return;
+  }
   const std::string lhs = eq.substr(0, arrow);
   std::vector<std::string> terms;
   for (size_t p = 0;;) {
@@ -303,7 +320,10 @@ void resize(Ctx& c) {
         const double si = static_cast<double>((*sizes)[i].value) / static_cast<double>(d.value);
         sc = keep == "not_larger" ? std::min(sc, si) : std::max(sc, si);
       }
-      for (int64_t a : axes) o[a] = kdim(static_cast<int64_t>(sc * static_cast<double>((*s)[a].value) + 0.5));
+      for (int64_t a : axes) {
+        const double v = sc * static_cast<double>((*s)[a].value) + 0.5;
+        o[a] = v >= 0 && v < 0x1p62 ? kdim(static_cast<int64_t>(v)) : udim();
+      }
     }
   } else {
     for (int64_t a : axes) o[a] = udim();
@@ -370,8 +390,8 @@ bool infer_nn_op(Ctx& c) {
     const auto& x = c.shape(0);
     const auto& rois = c.shape(1);
     c.set(0, c.dtype(0), Dims{rois && rois->size() == 2 ? (*rois)[0] : udim(),
-                              x && x->size() == 4 ? (*x)[1] : udim(), kdim(c.n.attr_int("output_height", 1)),
-                              kdim(c.n.attr_int("output_width", 1))});
+                              x && x->size() == 4 ? (*x)[1] : udim(), sdim(c.n.attr_int("output_height", 1)),
+                              sdim(c.n.attr_int("output_width", 1))});
   } else if (op == "GridSample") {
     const auto& x = c.shape(0);
     const auto& grid = c.shape(1);

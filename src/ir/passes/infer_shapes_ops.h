@@ -14,6 +14,27 @@ namespace oq::ir::passes::infer {
 using Dims = std::vector<Dim>;
 inline Dim kdim(int64_t v) { return Dim{v, {}}; }
 inline Dim udim() { return Dim{}; }
+// A size computed from attributes / values: negative (invalid) is unknown.
+inline Dim sdim(int64_t v) { return v >= 0 ? kdim(v) : udim(); }
+// Overflow-checked int64 arithmetic (nullopt on overflow).
+inline std::optional<int64_t> checked_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+inline std::optional<int64_t> checked_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+// Known size d times f >= 0; unknown when d is not known, f is negative or the product overflows.
+inline Dim mul_dim(const Dim& d, int64_t f) {
+  if (!d.known() || f < 0) return udim();
+  auto p = checked_mul(d.value, f);
+  return p ? kdim(*p) : udim();
+}
+// Largest rank / number of dims a rule builds from a value (a larger one: rank unknown, no huge allocation).
+inline constexpr int64_t kMaxBuiltRank = 4096;
 inline bool is_one(const Dim& d) { return d.value == 1; }
 // Same size for sure: equal known values or the same symbol.
 inline bool same_dim(const Dim& a, const Dim& b) {
@@ -36,6 +57,9 @@ inline bool vknown(const Dim& d) { return d.param.empty() && d.value != kUnknown
 inline Dim dim_to_val(const Dim& d) { return d.known() || !d.param.empty() ? d : uval(); }
 inline Dim val_to_dim(const Dim& d) { return !d.param.empty() ? Dim{-1, d.param} : d.value >= 0 ? d : udim(); }
 Dims known_vals(const std::vector<int64_t>& v);
+// v converted to the integer type t exactly as Cast computes it (two's complement wrap to the target width);
+// nullopt when t is not an 8..64-bit integer type or v does not survive (negative to UInt64).
+std::optional<int64_t> cast_int(int64_t v, DType t);
 
 class Ctx {
  public:
@@ -74,6 +98,7 @@ class Ctx {
 
 // The rule families; each returns false when it does not know the op.
 bool infer_tensor_op(Ctx& c);   // shape manipulation and data propagation (infer_shapes_tensor.cc)
+bool infer_index_op(Ctx& c);    // Slice, Split, Gather*, OneHot, DepthToSpace / SpaceToDepth (infer_shapes_index.cc)
 bool infer_nn_op(Ctx& c);       // conv, pooling, matrix products, reductions, resizing, RNNs (infer_shapes_nn.cc)
 
 }  // namespace oq::ir::passes::infer
