@@ -209,7 +209,37 @@ bool graph_has_float16(const Graph& g) {
   return false;
 }
 
+// The float16 values of g (and of its bodies) that are not constants: initializers and Constant outputs aside;
+// names a body reads from outside it were judged in the enclosing graph.
+bool graph_computes_in_float16(const Graph& g, const std::unordered_set<std::string>& outer_half) {
+  const auto half = half_values_in(g, outer_half);
+  std::unordered_set<std::string> local, consts;
+  for (const auto& init : g.initializers) consts.insert(init.name);
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *list) local.insert(v.name);
+  for (const auto& n : g.nodes) {
+    for (const auto& o : n.outputs) {
+      local.insert(o);
+      if (n.op_type == "Constant" && n.is_default_domain()) consts.insert(o);
+    }
+  }
+  for (const auto& v : half)
+    if (local.count(v) && !consts.count(v)) return true;
+  std::unordered_set<std::string> inner = outer_half;
+  inner.insert(half.begin(), half.end());
+  for (const auto& n : g.nodes)
+    for (const auto& a : n.attrs) {
+      if (a.type == AttrType::Graph && a.g && graph_computes_in_float16(*a.g, inner)) return true;
+      if (a.type == AttrType::Graphs)
+        for (const auto& sg : a.graphs)
+          if (sg && graph_computes_in_float16(*sg, inner)) return true;
+    }
+  return false;
+}
+
 }  // namespace
+
+bool computes_in_float16(const Model& m) { return graph_computes_in_float16(m.graph, {}); }
 
 std::unordered_set<std::string> float16_values(const Graph& g) { return half_values_in(g, {}); }
 
