@@ -78,10 +78,16 @@ TEST(FuseReshape, LeftAlone) {
   // Gather(1) at position 0 is a one-element piece (-1), with the constant -1: two -1.
   ir::Model a = view_model(1, {-1});
   EXPECT_EQ(P::fuse_reshape(a), 0u);
-  // The Shape of another tensor whose shape is not known to be the data's (ORT compares the inferred shapes).
+  // The Shape of another tensor whose dim 0 is not the data's (Flatten axis 0: [1, N*8]; ORT compares the gathered
+  // inferred dim): a -1 piece, with the constant -1 two. With axis 1 ([N, 8]) dim 0 is N in both: fused, [0, -1].
   ir::Model b = view_model(0, {-1}, "q");
   b.graph.nodes[1] = mk("Flatten", {"x"}, {"q"});
+  b.graph.nodes[1].set_attr_int("axis", 0);
   EXPECT_EQ(P::fuse_reshape(b), 0u);
+  ir::Model b1 = view_model(0, {-1}, "q");
+  b1.graph.nodes[1] = mk("Flatten", {"x"}, {"q"});
+  EXPECT_EQ(P::fuse_reshape(b1), 1u);
+  EXPECT_EQ(init_values(b1, "ns"), (std::vector<double>{0, -1}));
   // allowzero = 1: a 0 would mean a zero dim.
   ir::Model c = view_model(0, {-1});
   c.opsets = {{"", 14}};

@@ -144,31 +144,36 @@ size_t fold_batchnorm(Model& m) {
   const bool ovr = inputs_overridable(m);
   size_t folded = 0;
   // ORT's ConvBNFusion is a rule on the Conv / ConvTranspose: the producers are visited in ORT's node order
-  // (siblings in reverse file order), which decides who gets the `_token_<n>` names when two collide.
-  for (const std::string& out : ort_node_order(g, std::vector<std::string>{"Conv", "ConvTranspose", "Gemm"})) {
-    GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every fold
-    auto pit = idx.producer.find(out);
-    if (out.empty() || pit == idx.producer.end()) continue;
-    Node& p = g.nodes[pit->second];
-    auto cit = idx.consumers.find(out);
-    if (!p.is_default_domain() || p.outputs.size() != 1 || cit == idx.consumers.end() || cit->second.size() != 1 ||
-        g.is_graph_output(out) || sub.count(out))
-      continue;
-    const size_t k = cit->second[0];
-    const Node& bn = g.nodes[k];
-    if (bn.op_type != "BatchNormalization" || !bn.is_default_domain() || bn.attr_int("training_mode", 0) != 0 ||
-        bn.attr_int("spatial", 1) != 1 || bn.inputs.size() != 5 || bn.outputs.empty() || bn.outputs[0].empty() ||
-        bn.input(0) != out)
-      continue;
-    bool extra_used = false;
-    for (size_t i = 1; i < bn.outputs.size(); ++i)
-      extra_used |= !bn.outputs[i].empty() && (idx.consumers.count(bn.outputs[i]) ||
-                                               g.is_graph_output(bn.outputs[i]) || sub.count(bn.outputs[i]));
-    if (extra_used || !fold_into(g, idx, names, ort_names, p, bn, ovr)) continue;
-    p.outputs[0] = bn.outputs[0];
-    std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out; });
-    g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
-    ++folded;
+  // (siblings in reverse file order), which decides who gets the `_token_<n>` names when two collide. Rounds
+  // repeat until nothing folds (ORT's rule loop does): Conv -> BN -> BN folds both.
+  for (size_t round_folds = 1; round_folds > 0;) {
+    round_folds = 0;
+    for (const std::string& out : ort_node_order(g, std::vector<std::string>{"Conv", "ConvTranspose", "Gemm"})) {
+      GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every fold
+      auto pit = idx.producer.find(out);
+      if (out.empty() || pit == idx.producer.end()) continue;
+      Node& p = g.nodes[pit->second];
+      auto cit = idx.consumers.find(out);
+      if (!p.is_default_domain() || p.outputs.size() != 1 || cit == idx.consumers.end() ||
+          cit->second.size() != 1 || g.is_graph_output(out) || sub.count(out))
+        continue;
+      const size_t k = cit->second[0];
+      const Node& bn = g.nodes[k];
+      if (bn.op_type != "BatchNormalization" || !bn.is_default_domain() || bn.attr_int("training_mode", 0) != 0 ||
+          bn.attr_int("spatial", 1) != 1 || bn.inputs.size() != 5 || bn.outputs.empty() || bn.outputs[0].empty() ||
+          bn.input(0) != out)
+        continue;
+      bool extra_used = false;
+      for (size_t i = 1; i < bn.outputs.size(); ++i)
+        extra_used |= !bn.outputs[i].empty() && (idx.consumers.count(bn.outputs[i]) ||
+                                                 g.is_graph_output(bn.outputs[i]) || sub.count(bn.outputs[i]));
+      if (extra_used || !fold_into(g, idx, names, ort_names, p, bn, ovr)) continue;
+      p.outputs[0] = bn.outputs[0];
+      std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out; });
+      g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
+      ++round_folds;
+    }
+    folded += round_folds;
   }
   if (folded) {
     // BN parameters (and weights replaced under new names) that nothing reads any more.
