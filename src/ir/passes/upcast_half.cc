@@ -117,12 +117,18 @@ std::unordered_set<std::string> half_values_in(const Graph& g, const std::unorde
   for (const auto& init : g.initializers) defined.insert(init.name);
   for (const auto& v : g.inputs) defined.insert(v.name);
   for (const auto& n : g.nodes) defined.insert(n.outputs.begin(), n.outputs.end());
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs)
+  for (const auto& n : g.nodes) {
+    // Names read from enclosing scopes, also those a nested body reads (an If in a branch reading a main-graph
+    // initializer), which topological_order wants to know.
+    std::vector<std::string> reads = n.inputs;
+    if (has_subgraphs(n))
+      for (auto& r : implicit_inputs(n)) reads.push_back(std::move(r));
+    for (const auto& i : reads)
       if (!i.empty() && !defined.count(i)) {
         outer.insert(i);
         if (outer_half.count(i)) types.try_emplace(i, DType::Float16);
       }
+  }
   for (size_t i : topological_order(g, &outer)) {
     const Node& n = g.nodes[i];
     for (size_t k = 0; k < n.outputs.size(); ++k)
