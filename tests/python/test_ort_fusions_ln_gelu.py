@@ -228,6 +228,23 @@ def ln_ort_only():
     check(ln_model(17, shape=("N", 16, 16), keepdims=0), x, {"LayerNormalization": 1}, ours_fuses=False)
 
 
+def with_exponent(m, value):
+    [t for t in m.graph.initializer if t.name == "two"][0].CopyFrom(init("two", value))
+    return m
+
+
+def ln_exponent_types():
+    # Pow's exponent type may differ from X's: ORT fuses a double or float16 2 as a float one (an integer one not).
+    # A float16 exponent does not make the float32 model a float16 model (quantize_static decides per tensor; at
+    # opset 17 onnxquant used to refuse it, wanting float16 scales from opset 19, and at 21 skipped the fusion).
+    for opset in (17, 21):
+        for dt in (np.float64, np.float16):
+            check(with_exponent(ln_model(opset), np.array(2.0, dt)), xs(), {"LayerNormalization": 1})
+    check(with_exponent(ln_model(17), np.array(2, np.int64)), xs(), {})
+    # ORT fuses a double 4 too (any value of a float type); onnxquant keeps it, as a float 4.
+    check(with_exponent(ln_model(17), np.array(4.0, np.float64)), xs(), {"LayerNormalization": 1}, ours_fuses=False)
+
+
 def gelu_fused():
     x = xs((16,))
     for opset in (20, 21):
@@ -290,6 +307,8 @@ if __name__ == "__main__":
     r.run("LayerNorm patterns both leave alone", ln_left_alone)
     r.run("LayerNorm whose output is also a graph output", ln_output_also_graph_output)
     r.run("LayerNorm-like patterns only ORT fuses (Pow 4, Sub(mean, X), keepdims 0)", ln_ort_only)
+    r.run("LayerNorm with a double / float16 exponent (opsets 17, 21), int64 left, double 4 ORT only",
+          ln_exponent_types)
     r.run("Gelu at opsets 20, 21: both patterns, both operand orders, ORT's tolerances", gelu_fused)
     r.run("GELU patterns both leave alone (opset 17 / 18, Mul 1/sqrt2, constants, readers, tanh)", gelu_left_alone)
     r.run("transformer-like block at opsets 21, 17, 13", block)

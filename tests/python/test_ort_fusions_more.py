@@ -131,6 +131,26 @@ def reshape_left_alone():
     check(view(dim(0, "i0"), ["u0", "m1"], 15, shape_kw={"start": 1}), False, opset=15, pcs=(True,))
 
 
+def reshape_shape_of_other_rank():
+    # timm / PyTorch attention: `B, N, C = x.shape; ... (attn @ v).transpose(1, 2).reshape(B, N, C)`: the Shape is
+    # of x (rank 3), the Reshape's data of rank 4. ORT 1.32 compares the gathered dim only: the same size or symbol
+    # -> 0, another -> -1 (`mid` [0, 8, 4, 16]: dim 1 is 8 against x's 16).
+    for sym, mid, want in ((False, [0, 16, 4, 8], [0, 0, 32]), (True, [0, 0, 4, 8], [0, 0, 32]),
+                           (False, [0, 8, 4, 16], [0, -1, 32])):
+        inits = [init("mid", np.array(mid, np.int64)), init("i0", np.array(0, np.int64)),
+                 init("i1", np.array(1, np.int64)), init("uax", np.array([0], np.int64)),
+                 init("c32", np.array([32], np.int64)), init("W", rnd(1, (32, 8)))]
+        nodes = [mn("Reshape", ["input", "mid"], ["t"], name="split_heads"), mn("Relu", ["t"], ["p1"], name="relu"),
+                 mn("Shape", ["input"], ["shp"], name="shape")] + dim(0, "i0") + dim(1, "i1") + [
+            mn("Concat", ["u0", "u1", "c32"], ["ns"], axis=0, name="cat"),
+            mn("Reshape", ["p1", "ns"], ["f"], name="merge_heads"), mn("MatMul", ["f", "W"], ["y"], name="proj")]
+        m = model(nodes, inits, ["N", "T" if sym else 16, 32], out_ranks={"y": 3})
+        pm, om = check(m, True, (16, 32), pcs=(True,))
+        for mm in (pm, om):
+            assert list(const_of(mm, "ns")[0]) == want, (const_of(mm, "ns"), want)
+            assert {n.op_type for n in mm.graph.node}.isdisjoint({"Shape", "Gather", "Unsqueeze", "Concat"})
+
+
 # ---- MatmulBNFusion ----
 def bn(x, y, c, seed, prefix, eps=True):
     r = np.random.default_rng(seed)
@@ -250,6 +270,30 @@ def pad_pool_left_alone():
         check(m, False, pcs=(True,))
 
 
+def pad_empty_constant_value():
+    # Pad(x, pads, ""): ORT's PadFusion counts the inputs as written (constant_value present, not a constant), and
+    # refuses a 4th input (opset 18 axes), even "": the Pad stays before an AveragePool and a Conv. Pad(x, pads) and
+    # Pad(x, pads, 0) are fused.
+    for opset in (13, 18):
+        for consumer in ("AveragePool", "Conv"):
+            cases = [(["r", "pads"], True), (["r", "pads", ""], False), (["r", "pads", "cv"], True)]
+            if opset >= 18:
+                cases += [(["r", "pads", "", ""], False), (["r", "pads", "cv", ""], False)]
+            for ins, fused in cases:
+                inits = [init("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), init("cv", np.float32(0))]
+                if "cv" not in ins:
+                    inits.pop()
+                nodes = [mn("Relu", ["input"], ["r"], name="relu"), mn("Pad", ins, ["pd"], mode="constant", name="pad")]
+                if consumer == "Conv":
+                    inits.append(init("W", rnd(1, (4, 3, 3, 3))))
+                    nodes.append(mn("Conv", ["pd", "W"], ["y"], name="conv"))
+                else:
+                    nodes.append(mn("AveragePool", ["pd"], ["y"], kernel_shape=[3, 3], name="pool"))
+                pm, om = check(model(nodes, inits, opset=opset), fused, opset=opset, pcs=(True,))
+                for mm in (pm, om):
+                    assert ("Pad" in op_counts(mm)) != fused, (opset, consumer, ins, op_counts(mm))
+
+
 def pad_conv_negative_zero():
     # ORT's PadFusion compares the constant's bytes: a -0.0 Pad stays before a Conv too (0.0 is fused).
     for cval, fused in ((-0.0, False), (0.0, True)):
@@ -261,6 +305,23 @@ def pad_conv_negative_zero():
 
 
 # ---- ConvTranspose -> BatchNormalization: ConvBNFusion's names ----
+def shared_weight_bn_names():
+    # Two Convs / ConvTransposes on one input sharing their weight, each before its own BN: ORT visits the second
+    # first (its topological sort pops a stack) and names the first's folded weight with its _token_ rule.
+    for op in ("Conv", "ConvTranspose"):
+        wshape = (6, 3, 3, 3) if op == "Conv" else (3, 6, 3, 3)
+        b1, i1 = bn("c1", "b1", 6, 5, "bna")
+        b2, i2 = bn("c2", "b2", 6, 9, "bnb")
+        nodes = [mn("Relu", ["input"], ["r"], name="relu"), mn(op, ["r", "Wt"], ["c1"], name="c1"), b1,
+                 mn(op, ["r", "Wt"], ["c2"], name="c2"), b2, mn("Add", ["b1", "b2"], ["y"], name="add")]
+        pm, om = check(model(nodes, [init("Wt", rnd(1, wshape))] + i1 + i2), True, pcs=(True, False))
+        for mm in (pm, om):
+            got = {n.name: list(n.input[1:]) for n in mm.graph.node if n.op_type == op}
+            assert got == {"c1": ["ConvBnFusion_W_Wt_token_0", "ConvBnFusion_BN_B_bna_b"],
+                           "c2": ["ConvBnFusion_W_Wt", "ConvBnFusion_BN_B_bnb_b"]}, got
+
+
+
 def deconv_bn():
     for bias, group in ((False, 1), (True, 1), (True, 2)):
         inits = [init("dW", rnd(1, (4, 3, 3, 3)))]
@@ -317,6 +378,8 @@ if __name__ == "__main__":
     r = Runner()
     r.run("ReshapeFusion: x.view(x.size(0), -1), symbolic batch (opsets 11, 13, 21)", reshape_fusion)
     r.run("ReshapeFusion: view(B, C, -1), constants, a C*H*W piece, a Shape read elsewhere", reshape_fusion_variants)
+    r.run("ReshapeFusion: the Shape of a tensor of another rank (timm attention; same dim 0, other -1)",
+          reshape_shape_of_other_rank)
     r.run("ReshapeFusion: allowzero, two -1, Concat output a graph output, Shape(start=1) left alone", reshape_left_alone)
     r.run("MatmulBNFusion: MatMul -> BN (opsets 13, 21, no epsilon), MatMul -> Reshape -> BN", matmul_bn)
     r.run("MatmulBNFusion: ORT's _token_ names over three fusions", matmul_bn_names)
@@ -326,7 +389,11 @@ if __name__ == "__main__":
     r.run("PadFusion: MaxPool, ceil_mode, auto_pad, own pads without count_include_pad, pad >= kernel, -0.0, 0.5, "
           "Pad output read twice / a graph output: left alone", pad_pool_left_alone)
     r.run("PadFusion into Conv: a -0.0 constant stays, 0.0 goes", pad_conv_negative_zero)
+    r.run("PadFusion: constant_value \"\" or a 4th input stays (AveragePool, Conv; opsets 13, 18)",
+          pad_empty_constant_value)
     r.run("ConvTranspose -> BN: ConvBnFusion_W_<W> / ConvBnFusion_BN_B_<bn bias> (bias or not, grouped)", deconv_bn)
+    r.run("ConvBNFusion: two Convs / ConvTransposes sharing a weight take ORT's order and _token_ names",
+          shared_weight_bn_names)
     r.run("TensorQuantOverrides on a MatMul -> BN's raw weight name: the folded name suggested", tqo_raw_name_hint)
     r.run("Gemm -> BN: folded by onnxquant, kept by ORT (deliberate difference)", gemm_bn_deliberate)
     r.finish()

@@ -78,6 +78,7 @@ TEST(Float16, UpcastKeepsNamesAndRounding) {
   auto half = ir::passes::float16_values(m.graph);
   for (const char* n : {"x", "c", "m", "h", "y"}) EXPECT_TRUE(half.count(n)) << n;
   ASSERT_TRUE(ir::passes::has_float16(m));
+  EXPECT_TRUE(ir::passes::computes_in_float16(m));
   ir::Model up = m;
   EXPECT_GT(ir::passes::upcast_float16(up), 0u);
   EXPECT_FALSE(half.empty());

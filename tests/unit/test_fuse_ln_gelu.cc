@@ -128,6 +128,41 @@ TEST(FuseLayerNorm, PositiveAxisAndTwoSubs) {
   expect_same(run(orig, {{"x", ln_input()}}), run(m, {{"x", ln_input()}}), 1e-5);
 }
 
+TEST(FuseLayerNorm, ExponentOfAnotherFloatType) {
+  // Pow's exponent type may differ from X's: a double or float16 2 is fused as ORT fuses it; an int64 2 is not.
+  for (DType t : {DType::Double, DType::Float16, DType::Int64}) {
+    ir::Model m = ln_model();
+    m.graph.find_initializer("two")->tensor = f32({}, {2.f}).cast(t);
+    ir::Model orig = m;
+    EXPECT_EQ(P::fuse_layer_norm_gelu(m).layer_norms, t == DType::Int64 ? 0u : 1u) << dtype_name(t);
+    if (t == DType::Int64) continue;
+    EXPECT_EQ(count_op(m, "LayerNormalization"), 1u);
+    EXPECT_EQ(m.graph.find_initializer("two"), nullptr);
+    expect_same(run(orig, {{"x", ln_input()}}), run(m, {{"x", ln_input()}}), 1e-4);
+  }
+  // A double 3 stays (ORT fuses any value; not a LayerNorm).
+  ir::Model m = ln_model();
+  m.graph.find_initializer("two")->tensor = f32({}, {3.f}).cast(DType::Double);
+  EXPECT_EQ(P::fuse_layer_norm_gelu(m).layer_norms, 0u);
+}
+
+TEST(FuseLayerNorm, Float16ConstantDoesNotMakeAFloat16Model) {
+  // A float32 model whose only float16 tensor is the Pow exponent: ORT's quantize_static decides per tensor, and
+  // quant_pre_process runs its optimizer on it: a float32 model, pre-processed as one (the LayerNorm fused).
+  ir::Model m = ln_model();
+  m.graph.find_initializer("two")->tensor = f32({}, {2.f}).cast(DType::Float16);
+  EXPECT_TRUE(P::has_float16(m));
+  EXPECT_FALSE(P::computes_in_float16(m));
+  P::preprocess(m);
+  EXPECT_EQ(count_op(m, "LayerNormalization"), 1u);
+  // A float16 value computed from it (Identity of the float16 constant, a graph output) makes one.
+  ir::Model h = ln_model();
+  h.graph.find_initializer("two")->tensor = f32({}, {2.f}).cast(DType::Float16);
+  h.graph.nodes.push_back(mk("Identity", {"two"}, {"two_out"}));
+  h.graph.outputs.push_back(vi("two_out", {}, DType::Float16));
+  EXPECT_TRUE(P::computes_in_float16(h));
+}
+
 TEST(FuseLayerNorm, LeftAlone) {
   auto unchanged = [](ir::Model m, const char* what) {
     const size_t n = m.graph.nodes.size();

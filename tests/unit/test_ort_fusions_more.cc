@@ -78,10 +78,16 @@ TEST(FuseReshape, LeftAlone) {
   // Gather(1) at position 0 is a one-element piece (-1), with the constant -1: two -1.
   ir::Model a = view_model(1, {-1});
   EXPECT_EQ(P::fuse_reshape(a), 0u);
-  // The Shape of another tensor whose shape is not known to be the data's (ORT compares the inferred shapes).
+  // The Shape of another tensor whose dim 0 is not the data's (Flatten axis 0: [1, N*8]; ORT compares the gathered
+  // inferred dim): a -1 piece, with the constant -1 two. With axis 1 ([N, 8]) dim 0 is N in both: fused, [0, -1].
   ir::Model b = view_model(0, {-1}, "q");
   b.graph.nodes[1] = mk("Flatten", {"x"}, {"q"});
+  b.graph.nodes[1].set_attr_int("axis", 0);
   EXPECT_EQ(P::fuse_reshape(b), 0u);
+  ir::Model b1 = view_model(0, {-1}, "q");
+  b1.graph.nodes[1] = mk("Flatten", {"x"}, {"q"});
+  EXPECT_EQ(P::fuse_reshape(b1), 1u);
+  EXPECT_EQ(init_values(b1, "ns"), (std::vector<double>{0, -1}));
   // allowzero = 1: a 0 would mean a zero dim.
   ir::Model c = view_model(0, {-1});
   c.opsets = {{"", 14}};
@@ -107,6 +113,40 @@ TEST(FuseReshape, ShapeOfATensorOfTheSameShape) {
   EXPECT_EQ(init_values(m, "ns"), (std::vector<double>{0, -1}));
   auto x = rnd({2, 2, 2, 2}, 12);
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+}
+
+// x [N,2,4] -> Reshape([0, d1, d2, d3]) -> Relu -> p (rank 4); Shape(q = Relu(x)) (rank 3) -> Gather(0), Gather(1)
+// -> Concat(u0, u1, [4]) -> Reshape(p) -> y: timm's `B, N, C = x.shape; ... .reshape(B, N, C)`.
+ir::Model other_rank_model(const std::vector<int64_t>& mid) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {-1, 2, 4})};
+  g.add_initializer("mid", i64({4}, mid));
+  g.add_initializer("i0", i64({}, {0}));
+  g.add_initializer("i1", i64({}, {1}));
+  g.add_initializer("ax", i64({1}, {0}));
+  g.add_initializer("tail", i64({1}, {4}));
+  g.nodes = {mk("Reshape", {"x", "mid"}, {"t"}), mk("Relu", {"t"}, {"p"}), mk("Relu", {"x"}, {"q"}),
+             mk("Shape", {"q"}, {"s"}), mk("Gather", {"s", "i0"}, {"g0"}), mk("Unsqueeze", {"g0", "ax"}, {"u0"}),
+             mk("Gather", {"s", "i1"}, {"g1"}), mk("Unsqueeze", {"g1", "ax"}, {"u1"}),
+             mk("Concat", {"u0", "u1", "tail"}, {"ns"}), mk("Reshape", {"p", "ns"}, {"y"})};
+  g.nodes[8].set_attr_int("axis", 0);
+  g.outputs = {vi_any("y"), vi_any("q")};
+  return m;
+}
+
+TEST(FuseReshape, ShapeOfATensorOfAnotherRank) {
+  // ORT 1.32 compares only the gathered dim of the two tensors: the same size or symbol -> 0, else -1.
+  for (const auto& [mid, want] : {std::pair{std::vector<int64_t>{0, 2, 2, 2}, std::vector<double>{0, 0, 4}},
+                                  std::pair{std::vector<int64_t>{0, 1, 2, 4}, std::vector<double>{0, -1, 4}}}) {
+    ir::Model m = other_rank_model(mid);
+    ir::Model orig = m;
+    EXPECT_EQ(P::fuse_reshape(m), 1u);
+    EXPECT_EQ(init_values(m, "ns"), want);
+    EXPECT_EQ(count_op(m, "Shape") + count_op(m, "Gather") + count_op(m, "Concat"), 0u);
+    auto x = rnd({3, 2, 4}, 13);
+    expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+  }
 }
 
 TEST(FuseReshape, SharedShapeStays) {
@@ -250,6 +290,23 @@ TEST(FusePadAvgPool, LeftAlone) {
   conv.graph.nodes[2].attrs.clear();
   conv.graph.add_initializer("w", rnd({1, 1, 2, 2}, 3));
   EXPECT_EQ(P::fuse_pad_into_conv(conv), 0u);
+  // constant_value given as "" (ORT: present and not a constant), or a 4th input (even ""): not fused.
+  for (const std::vector<std::string>& ins :
+       {std::vector<std::string>{"r", "pads", ""}, std::vector<std::string>{"r", "pads", "", ""},
+        std::vector<std::string>{"r", "pads", "cv", ""}}) {
+    ir::Model pool = pad_pool("AveragePool", pads), cv = pad_pool("Conv", pads);
+    pool.graph.nodes[1].inputs = ins;
+    cv.graph.nodes[1].inputs = ins;
+    cv.graph.nodes[2].inputs.push_back("w");
+    cv.graph.nodes[2].attrs.clear();
+    cv.graph.add_initializer("w", rnd({1, 1, 2, 2}, 3));
+    EXPECT_EQ(P::fuse_pad_into_avgpool(pool), 0u) << ins.size();
+    EXPECT_EQ(P::fuse_pad_into_conv(cv), 0u) << ins.size();
+  }
+  // Without the constant_value input it is.
+  ir::Model plain = pad_pool("AveragePool", pads);
+  plain.graph.nodes[1].inputs = {"r", "pads"};
+  EXPECT_EQ(P::fuse_pad_into_avgpool(plain), 1u);
 }
 
 TEST(FoldBatchNorm, ConvTransposeOrtNames) {
@@ -272,6 +329,30 @@ TEST(FoldBatchNorm, ConvTransposeOrtNames) {
     EXPECT_EQ(g.nodes[0].inputs, (std::vector<std::string>{"x", "ConvBnFusion_W_w", "ConvBnFusion_BN_B_bn_b"}));
     EXPECT_EQ(g.find_initializer("w"), nullptr);
     auto x = rnd({1, 4, 3, 3}, 4);
+    expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+  }
+}
+
+TEST(FoldBatchNorm, SharedWeightOrtOrderAndTokens) {
+  // Two Convs (or ConvTransposes) on x sharing w, each before a BN: ORT visits the second first (its topological
+  // sort pops a stack), which gets ConvBnFusion_W_w; the first gets ConvBnFusion_W_w_token_0.
+  for (const char* op : {"Conv", "ConvTranspose"}) {
+    ir::Model m = model(13);
+    auto& g = m.graph;
+    g.inputs = {vi("x", {1, 3, 3, 3})};
+    g.add_initializer("w", rnd({3, 3, 2, 2}, 5));
+    g.nodes = {mk(op, {"x", "w"}, {"c1"}, "c1")};
+    add_bn(m, "c1", "b1", 3, 30, "bna");
+    g.nodes.push_back(mk(op, {"x", "w"}, {"c2"}, "c2"));
+    add_bn(m, "c2", "b2", 3, 40, "bnb");
+    g.nodes.push_back(mk("Add", {"b1", "b2"}, {"y"}, "add"));
+    g.outputs = {vi_any("y")};
+    ir::Model orig = m;
+    EXPECT_EQ(P::fold_batchnorm(m), 2u);
+    EXPECT_EQ(g.nodes[0].inputs, (std::vector<std::string>{"x", "ConvBnFusion_W_w_token_0", "ConvBnFusion_BN_B_bna_b"}))
+        << op;
+    EXPECT_EQ(g.nodes[1].inputs, (std::vector<std::string>{"x", "ConvBnFusion_W_w", "ConvBnFusion_BN_B_bnb_b"})) << op;
+    auto x = rnd({1, 3, 3, 3}, 4);
     expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
   }
 }

@@ -95,7 +95,7 @@ static void refuse_bfloat16(const ir::Model& m, const std::string& path) {
 // A float16 model is quantized with float16 scales (Q/DQ take them from opset 19). The options that rewrite
 // float weights work on float32 initializers only: each is refused rather than silently skipping the weights.
 static void check_float16_model(const Job& job) {
-  if (!ir::passes::has_float16(job.prepared)) return;
+  if (!ir::passes::computes_in_float16(job.prepared)) return;
   const auto& e = job.cfg.quantization.extra;
   auto refuse = [&](const char* key) {
     fail(ErrorKind::Config, "quantization.onnx_extra_options.{}: not supported for float16 models ('{}' is float16); "

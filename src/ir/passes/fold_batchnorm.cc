@@ -1,6 +1,7 @@
 // BatchNormalization (inference) folded into the preceding Conv / ConvTranspose / Gemm.
 #include <cmath>
 
+#include "ir/passes/ort_order.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -49,7 +50,8 @@ std::string store(Graph& g, const GraphIndex& idx, NameGen& names, const std::st
 bool is_float_const(const Tensor* t) { return t && t->dtype() == DType::Float; }
 
 // Rewrites producer `p` so that it computes BN(p(x)); false when the pattern does not apply.
-bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const Node& bn, bool ovr) {
+bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, OrtNames& ort_names, Node& p, const Node& bn,
+               bool ovr) {
   const Tensor* w = constant_value(g, p.input(1), ovr);
   if (!is_float_const(w) || w->rank() < 2) return false;
   const Tensor* b = p.input(2).empty() ? nullptr : constant_value(g, p.input(2), ovr);
@@ -77,10 +79,11 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, Node& p, const N
       nb.data<float>()[c] = static_cast<float>((b ? b->data<float>()[c] : 0.0) * prm->s[c] + prm->shift[c]);
     // ORT's ConvBNFusion (what quant_pre_process runs; Conv and ConvTranspose alike) names the new initializers
     // after the weight and the BN's bias, so the quantized model's names match those of ORT's flow (the old ones are
-    // dropped when nothing else reads them).
-    const std::string wn = names.make("ConvBnFusion_W_" + p.input(1));
+    // dropped when nothing else reads them). A name already in use gets ORT's `_token_<n>` (two Convs sharing a
+    // weight, each before a BN: the one ORT visits second gets `ConvBnFusion_W_<W>_token_0`).
+    const std::string wn = ort_names.make("ConvBnFusion_W_" + p.input(1));
     g.add_initializer(wn, std::move(nw));
-    const std::string bname = names.make("ConvBnFusion_BN_B_" + bn.input(2));
+    const std::string bname = ort_names.make("ConvBnFusion_BN_B_" + bn.input(2));
     g.add_initializer(bname, std::move(nb));
     p.inputs.resize(3);
     p.inputs[1] = wn;
@@ -137,40 +140,40 @@ size_t fold_batchnorm(Model& m) {
   const auto sub = subgraph_refs(g);
   NameGen names(g);
   names.set_refs(&sub);
+  OrtNames ort_names(g);
+  const bool ovr = inputs_overridable(m);
   size_t folded = 0;
-  for (size_t k = 0; k < g.nodes.size();) {
-    const Node& bn = g.nodes[k];
-    if (bn.op_type != "BatchNormalization") {
-      ++k;
-      continue;
-    }
-    GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every fold
-    bool done = false;
-    if (bn.is_default_domain() && bn.attr_int("training_mode", 0) == 0 &&
-        bn.attr_int("spatial", 1) == 1 && bn.inputs.size() == 5 && !bn.outputs.empty() &&
-        !bn.outputs[0].empty()) {
+  // ORT's ConvBNFusion is a rule on the Conv / ConvTranspose: the producers are visited in ORT's node order
+  // (siblings in reverse file order), which decides who gets the `_token_<n>` names when two collide. Rounds
+  // repeat until nothing folds (ORT's rule loop does): Conv -> BN -> BN folds both.
+  for (size_t round_folds = 1; round_folds > 0;) {
+    round_folds = 0;
+    for (const std::string& out : ort_node_order(g, std::vector<std::string>{"Conv", "ConvTranspose", "Gemm"})) {
+      GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every fold
+      auto pit = idx.producer.find(out);
+      if (out.empty() || pit == idx.producer.end()) continue;
+      Node& p = g.nodes[pit->second];
+      auto cit = idx.consumers.find(out);
+      if (!p.is_default_domain() || p.outputs.size() != 1 || cit == idx.consumers.end() ||
+          cit->second.size() != 1 || g.is_graph_output(out) || sub.count(out))
+        continue;
+      const size_t k = cit->second[0];
+      const Node& bn = g.nodes[k];
+      if (bn.op_type != "BatchNormalization" || !bn.is_default_domain() || bn.attr_int("training_mode", 0) != 0 ||
+          bn.attr_int("spatial", 1) != 1 || bn.inputs.size() != 5 || bn.outputs.empty() || bn.outputs[0].empty() ||
+          bn.input(0) != out)
+        continue;
       bool extra_used = false;
       for (size_t i = 1; i < bn.outputs.size(); ++i)
         extra_used |= !bn.outputs[i].empty() && (idx.consumers.count(bn.outputs[i]) ||
                                                  g.is_graph_output(bn.outputs[i]) || sub.count(bn.outputs[i]));
-      const std::string& x = bn.input(0);
-      auto pit = idx.producer.find(x);
-      auto cit = idx.consumers.find(x);
-      if (!extra_used && pit != idx.producer.end() && cit != idx.consumers.end() && cit->second.size() == 1 &&
-          !g.is_graph_output(x) && !sub.count(x)) {
-        Node& p = g.nodes[pit->second];
-        bool kind = p.is_default_domain() && p.outputs.size() == 1 &&
-                    (p.op_type == "Conv" || p.op_type == "ConvTranspose" || p.op_type == "Gemm");
-        if (kind && fold_into(g, idx, names, p, bn, inputs_overridable(m))) {
-          p.outputs[0] = bn.outputs[0];
-          std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == x; });
-          g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
-          ++folded;
-          done = true;
-        }
-      }
+      if (extra_used || !fold_into(g, idx, names, ort_names, p, bn, ovr)) continue;
+      p.outputs[0] = bn.outputs[0];
+      std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out; });
+      g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
+      ++round_folds;
     }
-    if (!done) ++k;
+    folded += round_folds;
   }
   if (folded) {
     // BN parameters (and weights replaced under new names) that nothing reads any more.

@@ -33,11 +33,13 @@ std::optional<std::vector<int64_t>> zero_spatial_pads(const Graph& g, const Node
     const Tensor* p = constant_value(g, pad.input(1), ovr);
     if (!p || p->dtype() != DType::Int64) return std::nullopt;
     pads = p->to_int64s();
+    // ORT counts the inputs as written: a constant_value given as "" (present, not a constant) and any 4th input
+    // (opset 18 `axes`, even "") refuse the fusion.
+    if (pad.inputs.size() > 3 || (pad.inputs.size() == 3 && pad.input(2).empty())) return std::nullopt;
     if (!pad.input(2).empty()) {
       auto v = const_scalar(g, pad.input(2), ovr);
       if (!v || *v != 0.f || std::signbit(*v)) return std::nullopt;  // ORT checks the bytes: -0.0 is not fused
     }
-    if (!pad.input(3).empty()) return std::nullopt;  // opset 18 `axes`: not fused
   }
   const size_t r = pads.size() / 2;
   if (pads.size() % 2 || r < 3) return std::nullopt;

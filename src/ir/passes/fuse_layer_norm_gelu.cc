@@ -11,9 +11,10 @@
 //   Add's output may be read by anything. Both ReduceMeans reduce the last axis only (`axes` [-1], or
 //   [rank - 1] when the rank is known; an attribute, or a constant input from opset 18) and keep dims.
 //   eps: a constant float with one element (any shape), not NaN, on either side of the Add; the exponent a
-//   constant float 2. gamma, beta: the other inputs of the Mul / Add, of rank 1 (constant or not), with the same
-//   length. -> LayerNormalization(X, gamma, beta) with axis -1, epsilon = eps, stash_type 1, named
-//   "<Mul name>/LayerNormFusion/", writing the last Add's output.
+//   constant 2 of one element, float, double or float16 (ORT 1.32 fuses any value of those types: a Pow by 3
+//   becomes a LayerNorm there; onnxquant keeps what is not a square). gamma, beta: the other inputs of the Mul /
+//   Add, of rank 1 (constant or not), with the same length. -> LayerNormalization(X, gamma, beta) with axis -1,
+//   epsilon = eps, stash_type 1, named "<Mul name>/LayerNormFusion/", writing the last Add's output.
 //
 // Gelu (opset >= 20):
 //   X -> Div(X, sqrt 2) -> Erf -> Add(1) -> Mul(X * 0.5, .) or Mul(X, .) -> Mul(0.5)
@@ -212,8 +213,13 @@ bool fuse_ln_at(View& v, size_t ri, OrtNodeNames& names) {
   if (r2n.inputs.empty() || r2n.outputs.size() != 1 || !v.only(r2n.outputs[0], 1)) return false;
   const long pw = v.producer(r2n.inputs[0], "Pow");
   if (pw < 0 || !binary(v.node(pw)) || !v.only(v.node(pw).outputs[0], 1) || !is_dev(v.node(pw).inputs[0])) return false;
-  const Tensor* p = v.one_float(v.node(pw).inputs[1], false);
-  if (!p || p->data<float>()[0] != 2.f) return false;
+  // The exponent: a constant 2 of one element, float, double or float16 (Pow's exponent type may differ from X's;
+  // ORT 1.32 takes the three float types, not an integer one).
+  const Tensor* p = constant_value(v.g, v.node(pw).inputs[1], v.ovr);
+  if (!p || p->numel() != 1 ||
+      (p->dtype() != DType::Float && p->dtype() != DType::Double && p->dtype() != DType::Float16) ||
+      p->to_doubles()[0] != 2.0)
+    return false;
   // Two Subs: the Pow and the Div read different ones.
   if (subs.size() == 2 && v.node(pw).inputs[0] == dn.inputs[0]) return false;
   const long mul = v.reader(dn.outputs[0], "Mul");

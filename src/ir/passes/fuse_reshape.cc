@@ -6,8 +6,8 @@
 //  - Reshape (default domain) with allowzero 0 or absent; its shape made by a Concat read only by it (not a graph
 //    output, not read by a body);
 //  - each Concat input, in order, is one of: a constant int64 / int32 initializer (its values); Shape(x) ->
-//    Gather(i) -> Unsqueeze(axes [0]) where x is the Reshape's data input (or has the same inferred shape: same
-//    rank, each dim the same size or symbol), the Shape has no start / end and i is the position this piece takes
+//    Gather(i) -> Unsqueeze(axes [0]) where x is the Reshape's data input (or another tensor, of any rank, whose
+//    inferred dim i is the same size or symbol as the data's dim i), the Shape has no start / end and i is the position this piece takes
 //    in the new shape (a 0: "keep that dim"); or a tensor of exactly one element (a -1:
 //    "infer"): ORT knows that from its shape inference, onnxquant from its own (infer_shapes) or the chain that
 //    makes it (Shape -> Gather by a one-element index, Shape -> Slice of one element, Squeeze / Unsqueeze / Cast of
@@ -107,17 +107,17 @@ bool one_element(const Ctx& c, const std::string& t, int depth = 0) {
   return false;
 }
 
-// Shape(x) stands for the Reshape's data input `root`: the same tensor, or (ORT's CompareShape on inferred shapes)
-// the same rank with every dim the same known size or the same symbol.
-bool same_shape(const Ctx& c, const std::string& x, const std::string& root) {
+// Dim `i` of Shape(x) stands for dim `i` of the Reshape's data input `root`: the same tensor, or (ORT 1.32, on its
+// inferred shapes) that one dim of the two is the same known size or the same symbol; the ranks and the other dims
+// do not matter (timm's `B, N, C = x.shape; ... .reshape(B, N, C)` on a 4-D tensor). Otherwise the piece is a -1.
+bool same_dim(const Ctx& c, const std::string& x, const std::string& root, int64_t i) {
   if (x == root) return true;
   const TensorType *a = c.shapes.find(x), *b = c.shapes.find(root);
-  if (!a || !b || !a->shape || !b->shape || a->shape->empty() || a->shape->size() != b->shape->size()) return false;
-  for (size_t i = 0; i < a->shape->size(); ++i) {
-    const Dim &u = (*a->shape)[i], &v = (*b->shape)[i];
-    if (!(u.known() ? v.known() && u.value == v.value : !u.param.empty() && u.param == v.param)) return false;
-  }
-  return true;
+  if (!a || !b || !a->shape || !b->shape || i < 0 || i >= static_cast<int64_t>(a->shape->size()) ||
+      i >= static_cast<int64_t>(b->shape->size()))
+    return false;
+  const Dim &u = (*a->shape)[i], &v = (*b->shape)[i];
+  return u.known() ? v.known() && u.value == v.value : !u.param.empty() && u.param == v.param;
 }
 
 // The constant shape the Concat feeding `reshape` amounts to, or nullopt.
@@ -128,7 +128,7 @@ std::optional<std::vector<int64_t>> fused_shape(const Ctx& c, const Node& reshap
     if (auto k = c.ints(in)) {
       v.insert(v.end(), k->begin(), k->end());
     } else if (auto d = shape_dim(c, in);
-               d && d->second == static_cast<int64_t>(v.size()) && same_shape(c, d->first, reshape.input(0))) {
+               d && d->second == static_cast<int64_t>(v.size()) && same_dim(c, d->first, reshape.input(0), d->second)) {
       v.push_back(0);
     } else if (one_element(c, in)) {
       v.push_back(-1);

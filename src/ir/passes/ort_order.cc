@@ -25,6 +25,10 @@ std::string OrtNames::make(const std::string& base) {
 }
 
 std::vector<std::string> ort_node_order(const Graph& g, const std::string& op_type) {
+  return ort_node_order(g, std::vector<std::string>{op_type});
+}
+
+std::vector<std::string> ort_node_order(const Graph& g, const std::vector<std::string>& op_types) {
   GraphIndex idx(g);
   const size_t n = g.nodes.size();
   std::vector<size_t> indeg(n, 0);
@@ -47,7 +51,8 @@ std::vector<std::string> ort_node_order(const Graph& g, const std::string& op_ty
   while (!stack.empty()) {
     const size_t i = stack.back();
     stack.pop_back();
-    if (g.nodes[i].op_type == op_type && !g.nodes[i].outputs.empty()) found.push_back(g.nodes[i].outputs[0]);
+    if (std::find(op_types.begin(), op_types.end(), g.nodes[i].op_type) != op_types.end() &&
+        !g.nodes[i].outputs.empty()) found.push_back(g.nodes[i].outputs[0]);
     std::sort(out[i].begin(), out[i].end());
     for (size_t r : out[i])
       if (--indeg[r] == 0) stack.push_back(r);

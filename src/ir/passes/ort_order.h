@@ -28,5 +28,7 @@ class OrtNames {
 // come in reverse file order; what matters is the order in which fusions generate names. Returns the first output
 // name of every node of type `op_type` (by name: indices move as the passes erase nodes).
 std::vector<std::string> ort_node_order(const Graph& g, const std::string& op_type);
+// The same for every node whose type is one of `op_types`.
+std::vector<std::string> ort_node_order(const Graph& g, const std::vector<std::string>& op_types);
 
 }  // namespace oq::ir::passes::detail

@@ -143,6 +143,12 @@ size_t inline_functions(Model& m);
 size_t upcast_float16(Model& m);
 // Whether a model has anything upcast_float16 would change.
 bool has_float16(const Model& m);
+// Whether a model computes in float16: a graph input or output, or a value a node computes (Constant nodes
+// aside), is float16 (sub-graphs included). A float32 model with float16 constants only (a Pow's exponent, a
+// weight Cast to float) is not: ORT's quantize_static decides each tensor's scale type by its own type, and
+// such a model goes through quant_pre_process's optimizer as any float32 model. This decides the float16 flow
+// (pre-processing without ORT's optimizer rewrites, float16 scales needing opset 19).
+bool computes_in_float16(const Model& m);
 // Names of the values of a graph whose element type is float16: declared types (initializers, inputs, outputs,
 // value_info), then node outputs in topological order by their operator's type rule (Cast: `to`; CastLike:
 // its second input; DequantizeLinear: its scale; type-preserving ops: their first data input, Where its second).

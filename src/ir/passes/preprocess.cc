@@ -15,10 +15,13 @@ PreprocessStats preprocess(Model& m) {
   std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
   st.initializer_inputs = inputs_before - m.graph.inputs.size();
   st.folded_constants = fold_constants(m).total();
+  // A model that computes in float16 takes ORT's float16 flow (quant_pre_process with skip_optimization): none of
+  // the optimizer's rewrites below. Float16 constants alone (a Pow's exponent) do not make a float16 model.
+  const bool half = computes_in_float16(m);
   // ORT's constant folding inlines an If on a constant condition (not in its float16 flow, which skips the
   // optimizer); the branch's own constants fold next, which can make another If's condition constant (ORT's
   // optimizer repeats its passes until nothing changes).
-  for (size_t k = 0; !has_float16(m) && (k = inline_constant_ifs(m)) > 0;) {
+  for (size_t k = 0; !half && (k = inline_constant_ifs(m)) > 0;) {
     st.inlined_ifs += k;
     st.folded_constants += fold_constants(m).total();
   }
@@ -31,7 +34,7 @@ PreprocessStats preprocess(Model& m) {
   // first), a no-op between a Conv and a Mul goes and the Mul then folds. Each pass below rewrites only a Conv's
   // single reader or a no-op, so running them in turn until none changes anything gives the same graph. Not for
   // float16 models: ORT's float16 flow skips the optimizer.
-  if (!has_float16(m)) {
+  if (!half) {
     for (;;) {
       const size_t f = fuse_conv_mul_add(m), n = eliminate_noops(m), mb = fuse_matmul_bn(m);
       st.folded_batchnorms += mb;
@@ -44,12 +47,12 @@ PreprocessStats preprocess(Model& m) {
   st.folded_constants += fold_constants(m).total();
   // After constant folding: a Pad's pads / constant_value and a bias given by Constant nodes are initializers.
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
-  st.fused_pads = fuse_pad_into_conv(m) + (has_float16(m) ? 0 : fuse_pad_into_avgpool(m));
+  st.fused_pads = fuse_pad_into_conv(m) + (half ? 0 : fuse_pad_into_avgpool(m));
   st.fused_matmul_adds = fuse_matmul_add(m);
   // ORT's ReshapeFusion comes after its constant folding and MatMulAddFusion, before GeluFusion / LayerNormFusion
   // (not for float16 models: ORT's float16 flow skips the optimizer).
-  if (!has_float16(m)) st.fused_reshapes = fuse_reshape(m);
-  if (!has_float16(m)) {  // ORT's GeluFusion / LayerNormFusion (its float16 flow skips the optimizer)
+  if (!half) st.fused_reshapes = fuse_reshape(m);
+  if (!half) {  // ORT's GeluFusion / LayerNormFusion (its float16 flow skips the optimizer)
     const LnGeluStats f = fuse_layer_norm_gelu(m);
     st.fused_layer_norms = f.layer_norms;
     st.fused_gelus = f.gelus;
@@ -58,7 +61,7 @@ PreprocessStats preprocess(Model& m) {
   // Last, as ORT's inliner leaves the Swish body's Cast of its alpha constant unfolded. Not for float16 models:
   // ORT's float16 flow is quant_pre_process with skip_optimization (its optimizer would insert Casts), which
   // leaves function ops whole (docs/conformance.md).
-  if (!has_float16(m)) st.inlined_functions = inline_functions(m);
+  if (!half) st.inlined_functions = inline_functions(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
            "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "

@@ -117,12 +117,18 @@ std::unordered_set<std::string> half_values_in(const Graph& g, const std::unorde
   for (const auto& init : g.initializers) defined.insert(init.name);
   for (const auto& v : g.inputs) defined.insert(v.name);
   for (const auto& n : g.nodes) defined.insert(n.outputs.begin(), n.outputs.end());
-  for (const auto& n : g.nodes)
-    for (const auto& i : n.inputs)
+  for (const auto& n : g.nodes) {
+    // Names read from enclosing scopes, also those a nested body reads (an If in a branch reading a main-graph
+    // initializer), which topological_order wants to know.
+    std::vector<std::string> reads = n.inputs;
+    if (has_subgraphs(n))
+      for (auto& r : implicit_inputs(n)) reads.push_back(std::move(r));
+    for (const auto& i : reads)
       if (!i.empty() && !defined.count(i)) {
         outer.insert(i);
         if (outer_half.count(i)) types.try_emplace(i, DType::Float16);
       }
+  }
   for (size_t i : topological_order(g, &outer)) {
     const Node& n = g.nodes[i];
     for (size_t k = 0; k < n.outputs.size(); ++k)
@@ -209,7 +215,37 @@ bool graph_has_float16(const Graph& g) {
   return false;
 }
 
+// The float16 values of g (and of its bodies) that are not constants: initializers and Constant outputs aside;
+// names a body reads from outside it were judged in the enclosing graph.
+bool graph_computes_in_float16(const Graph& g, const std::unordered_set<std::string>& outer_half) {
+  const auto half = half_values_in(g, outer_half);
+  std::unordered_set<std::string> local, consts;
+  for (const auto& init : g.initializers) consts.insert(init.name);
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *list) local.insert(v.name);
+  for (const auto& n : g.nodes) {
+    for (const auto& o : n.outputs) {
+      local.insert(o);
+      if (n.op_type == "Constant" && n.is_default_domain()) consts.insert(o);
+    }
+  }
+  for (const auto& v : half)
+    if (local.count(v) && !consts.count(v)) return true;
+  std::unordered_set<std::string> inner = outer_half;
+  inner.insert(half.begin(), half.end());
+  for (const auto& n : g.nodes)
+    for (const auto& a : n.attrs) {
+      if (a.type == AttrType::Graph && a.g && graph_computes_in_float16(*a.g, inner)) return true;
+      if (a.type == AttrType::Graphs)
+        for (const auto& sg : a.graphs)
+          if (sg && graph_computes_in_float16(*sg, inner)) return true;
+    }
+  return false;
+}
+
 }  // namespace
+
+bool computes_in_float16(const Model& m) { return graph_computes_in_float16(m.graph, {}); }
 
 std::unordered_set<std::string> float16_values(const Graph& g) { return half_values_in(g, {}); }
 
