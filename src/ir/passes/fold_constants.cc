@@ -81,7 +81,7 @@ FoldStats fold_once(Model& m, const FoldOptions& opts) {
   Graph& g = m.graph;
   FoldStats st;
   sort_topologically(g);
-  const ShapeInfo shapes = infer_shapes(m);
+  const ShapeInfo shapes = has_op(g, {"Shape", "Size"}) ? infer_shapes(m) : ShapeInfo{};
   const int opset = static_cast<int>(m.default_opset());
   const bool ovr = inputs_overridable(m);
   std::unordered_set<std::string> outputs;

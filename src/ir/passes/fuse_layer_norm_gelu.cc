@@ -326,8 +326,8 @@ LnGeluStats fuse_layer_norm_gelu(Model& m) {
     }
     return n;
   };
-  if (opset >= 20) st.gelus = pass(true);
-  st.layer_norms = pass(false);
+  if (opset >= 20 && has_op(g, {"Erf"})) st.gelus = pass(true);
+  if (has_op(g, {"ReduceMean"}) && has_op(g, {"Pow"})) st.layer_norms = pass(false);
   if (st.gelus + st.layer_norms) {
     drop_unused_initializers(g, subgraph_refs(g));
     prune_value_info(g);

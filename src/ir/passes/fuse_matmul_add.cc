@@ -30,7 +30,7 @@ std::optional<Shape> float_constant_shape(const Graph& g, const std::string& n, 
 size_t fuse_matmul_add(Model& m) {
   Graph& g = m.graph;
   const int opset = static_cast<int>(m.default_opset());
-  if (opset < 7) return 0;  // Gemm broadcasts C without the `broadcast` attribute from opset 7 on
+  if (opset < 7 || !has_op(g, {"MatMul"})) return 0;  // Gemm broadcasts C without `broadcast` from opset 7 on
   const bool ovr = inputs_overridable(m);
   const auto sub = subgraph_refs(g);
   const GraphIndex idx(g);

@@ -104,6 +104,7 @@ bool fuse_one(Model& m, size_t mi, const std::unordered_set<std::string>& sub, O
 
 size_t fuse_matmul_bn(Model& m) {
   Graph& g = m.graph;
+  if (!has_op(g, {"MatMul"}) || !has_op(g, {"BatchNormalization"})) return 0;
   const auto sub = subgraph_refs(g);
   OrtNames names(g);
   // A's rank: ORT knows it from the shape inference quant_pre_process runs first (fusions keep the ranks).

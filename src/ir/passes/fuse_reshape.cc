@@ -144,6 +144,7 @@ std::optional<std::vector<int64_t>> fused_shape(const Ctx& c, const Node& reshap
 
 size_t fuse_reshape(Model& m) {
   Graph& g = m.graph;
+  if (!has_op(g, {"Reshape"}) || !has_op(g, {"Concat"})) return 0;
   const auto sub = subgraph_refs(g);
   const bool ovr = inputs_overridable(m);
   // ORT decides "one element" from its shape inference; the fusions below only remove nodes, other shapes stay.

@@ -201,6 +201,12 @@ std::optional<size_t> sole_consumer(const Graph& g, const GraphIndex& idx, const
   return c->second[0];
 }
 
+bool has_op(const Graph& g, std::initializer_list<std::string_view> ops) {
+  for (const auto& n : g.nodes)
+    if (n.is_default_domain() && std::find(ops.begin(), ops.end(), n.op_type) != ops.end()) return true;
+  return false;
+}
+
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to) {
   for (auto& node : g.nodes)
     for (auto& in : node.inputs)

@@ -1,7 +1,9 @@
 // Helpers shared by the graph passes (internal to src/ir/passes).
 #pragma once
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -43,6 +45,10 @@ bool rename_body_reads(Graph& g, const std::string& from, const std::string& to)
 // a graph output nor read by a sub-graph (`sub`: subgraph_refs(g)).
 std::optional<size_t> sole_consumer(const Graph& g, const GraphIndex& idx, const std::unordered_set<std::string>& sub,
                                     const std::string& t);
+
+// Whether g (top level) has a default-domain node of one of these types: passes skip their shape inference when
+// nothing they rewrite is there.
+bool has_op(const Graph& g, std::initializer_list<std::string_view> ops);
 
 // Replaces every top-level node input equal to `from` by `to`.
 void replace_input_uses(Graph& g, const std::string& from, const std::string& to);
