@@ -75,6 +75,13 @@ inline void expect_same(const std::vector<Tensor>& a, const std::vector<Tensor>&
   }
 }
 
+// The values of initializer `n` (a test failure, and none, when it is missing).
+inline std::vector<double> init_values(const ir::Model& m, const std::string& n) {
+  const ir::Initializer* i = m.graph.find_initializer(n);
+  EXPECT_NE(i, nullptr) << n;
+  return i ? i->tensor.to_doubles() : std::vector<double>{};
+}
+
 inline size_t count_op(const ir::Model& m, const std::string& op) {
   size_t c = 0;
   for (const auto& n : m.graph.nodes) c += n.op_type == op;

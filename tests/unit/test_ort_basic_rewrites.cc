@@ -16,12 +16,6 @@ namespace P = oq::ir::passes;
 
 namespace {
 
-std::vector<double> init_values(const ir::Model& m, const std::string& n) {
-  const ir::Initializer* i = m.graph.find_initializer(n);
-  EXPECT_NE(i, nullptr) << n;
-  return i ? i->tensor.to_doubles() : std::vector<double>{};
-}
-
 // x [1,1,2,2] -> Conv 1x1 with W = {2, 3} (2 output channels), B = {1, -1} (optional) -> c.
 ir::Model conv_model(bool bias) {
   ir::Model m = model(13);

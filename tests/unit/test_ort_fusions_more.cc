@@ -15,12 +15,6 @@ namespace P = oq::ir::passes;
 
 namespace {
 
-std::vector<double> init_values(const ir::Model& m, const std::string& n) {
-  const ir::Initializer* i = m.graph.find_initializer(n);
-  EXPECT_NE(i, nullptr) << n;
-  return i ? i->tensor.to_doubles() : std::vector<double>{};
-}
-
 // x [N,2,2,2] -> Relu -> p; Shape(shape_of) -> Gather(idx) -> Unsqueeze([0]) -> Concat(u, tail) -> Reshape(p) -> y.
 ir::Model view_model(int64_t idx, const std::vector<int64_t>& tail, const std::string& shape_of = "p") {
   ir::Model m = model(13);

@@ -84,6 +84,17 @@ struct FusionPass {
   }
 };
 
+// The node of type `op` that is the only reader of Pad `pad`'s output, through its data input 0.
+std::optional<size_t> pad_reader(const FusionPass& f, const Node& pad, const char* op) {
+  if (pad.op_type != "Pad" || !pad.is_default_domain() || pad.outputs.size() != 1 || pad.input(0).empty())
+    return std::nullopt;
+  auto c = f.consumer(pad.outputs[0]);
+  if (!c) return std::nullopt;
+  const Node& r = f.g.nodes[*c];
+  if (r.op_type != op || !r.is_default_domain() || r.input(0) != pad.outputs[0]) return std::nullopt;
+  return c;
+}
+
 }  // namespace
 
 size_t fuse_pad_into_conv(Model& m) {
@@ -91,11 +102,9 @@ size_t fuse_pad_into_conv(Model& m) {
   Graph& g = f.g;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& pad = g.nodes[k];
-    if (pad.op_type != "Pad" || !pad.is_default_domain() || pad.outputs.size() != 1 || pad.input(0).empty()) continue;
-    auto c = f.consumer(pad.outputs[0]);
+    auto c = pad_reader(f, pad, "Conv");
     if (!c) continue;
     Node& conv = g.nodes[*c];
-    if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.input(0) != pad.outputs[0]) continue;
     if (conv.attr_string("auto_pad", "NOTSET") != "NOTSET") continue;
     auto sp = zero_spatial_pads(g, pad, f.opset, f.ovr);
     if (!sp) continue;
@@ -115,12 +124,10 @@ size_t fuse_pad_into_avgpool(Model& m) {
   Graph& g = f.g;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& pad = g.nodes[k];
-    if (pad.op_type != "Pad" || !pad.is_default_domain() || pad.outputs.size() != 1 || pad.input(0).empty()) continue;
-    auto c = f.consumer(pad.outputs[0]);
+    auto c = pad_reader(f, pad, "AveragePool");
     if (!c) continue;
     Node& pool = g.nodes[*c];
-    if (pool.op_type != "AveragePool" || !pool.is_default_domain() || pool.input(0) != pad.outputs[0] ||
-        pool.outputs.size() != 1 || pool.attr_string("auto_pad", "NOTSET") != "NOTSET" || pool.attr_int("ceil_mode", 0))
+    if (pool.outputs.size() != 1 || pool.attr_string("auto_pad", "NOTSET") != "NOTSET" || pool.attr_int("ceil_mode", 0))
       continue;
     auto sp = zero_spatial_pads(g, pad, f.opset, f.ovr);
     const std::vector<int64_t> kernel = pool.attr_ints("kernel_shape");
