@@ -193,7 +193,10 @@ Tensor quantize_tensor(const Tensor& x, const exec::QuantParams& q) {
   // ... except for NaN, which quantize_value maps to the zero point (clamped).
   const float* d = x.data<float>();
   bool any_nan = false;
-  for (int64_t i = 0; i < x.numel(); ++i) any_nan |= d[i] != d[i];
+  // The vectorised scan flags any non-finite value (a scalar NaN test over a MobileNetV2's weights was ~3 ms of
+  // a run's fixed cost); only then look for NaNs one by one.
+  if (calib::finite_min_max(std::span<const float>(d, static_cast<size_t>(x.numel()))).non_finite)
+    for (int64_t i = 0; i < x.numel() && !any_nan; ++i) any_nan = d[i] != d[i];
   if (any_nan) {
     const QRange r = full_range(q.qtype);
     const int64_t inner = axis < 0 ? x.numel() : L.inner, ch = axis < 0 ? 1 : L.D;

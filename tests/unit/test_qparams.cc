@@ -154,6 +154,53 @@ TEST(WeightParams, ChannelMinMaxMatchesNaiveLoop) {
   }
 }
 
+// quantize_tensor (vectorised, NaN found by the min/max scan) against quantize_value element by element: NaN to
+// the zero point, infinities saturated, on odd shapes, per tensor and per channel, Int8 / UInt8 / Int4.
+TEST(WeightParams, QuantizeTensorMatchesQuantizeValue) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.f, 2.f);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const Shape& shape : std::vector<Shape>{{5, 3}, {3, 70}, {13, 5, 3, 3}, {1, 1}, {2, 1031}})
+    for (int nan_every : {0, 7, 997}) {
+      Tensor w(DType::Float, shape);
+      float* d = w.data<float>();
+      for (int64_t i = 0; i < w.numel(); ++i) {
+        d[i] = g(rng);
+        if (nan_every && i % nan_every == 3) d[i] = (i / nan_every) % 3 == 0 ? nan : (i / nan_every) % 3 == 1 ? inf : -inf;
+      }
+      for (DType qt : {DType::Int8, DType::UInt8, DType::Int4})
+        for (int axis : {-1, 0}) {
+          std::vector<double> mins, maxs;
+          channel_minmax(w, axis, mins, maxs);
+          exec::QuantParams q;
+          q.qtype = qt;
+          q.axis = axis;
+          const QRange r = qrange(qt, false, false);
+          for (size_t c = 0; c < mins.size(); ++c) {
+            // finite ranges (infinities in the data saturate)
+            const double lo = std::isfinite(mins[c]) ? mins[c] : -3, hi = std::isfinite(maxs[c]) ? maxs[c] : 3;
+            ScaleZp s = compute_scale_zp(lo, hi, r.qmin, r.qmax, false, std::nullopt, DType::Float);
+            q.scale.push_back(s.scale);
+            q.zero_point.push_back(s.zero_point);
+          }
+          Tensor t = quantize_tensor(w, q);
+          const int64_t inner = axis < 0 ? w.numel() : w.numel() / w.dim(0);
+          int64_t nans = 0;
+          for (int64_t i = 0; i < w.numel(); ++i) {
+            const int64_t c = axis < 0 ? 0 : i / inner;
+            const int64_t want = quantize_value(d[i], q.scale[c], q.zero_point[c], r.qmin, r.qmax);
+            const int64_t got = qt == DType::UInt8 ? t.data<uint8_t>()[i] : t.data<int8_t>()[i];
+            ASSERT_EQ(got, want) << shape_str(shape) << " " << dtype_name(qt) << " axis " << axis << " at " << i
+                                 << " (" << d[i] << ")";
+            nans += d[i] != d[i];
+          }
+          if (nan_every == 7 && w.numel() > 3) {
+            EXPECT_GT(nans, 0);
+          }
+        }
+    }
+}
+
 static TensorOverride override_of(DType q, std::vector<double> scale, std::vector<int64_t> zp,
                                   std::optional<int64_t> axis) {
   TensorOverride o;

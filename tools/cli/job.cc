@@ -11,6 +11,7 @@
 #include "exec/kernel.h"
 #include "ir/passes/passes.h"
 #include "onnx/model_io.h"
+#include "phase_log.h"
 #include "quant/overrides.h"
 #include "quant/quantizer.h"
 
@@ -127,7 +128,9 @@ void prepare_model(Job& job) {
   if (cfg.model.model_path.empty()) fail(ErrorKind::Config, "model.model_path: missing (the float ONNX model to quantize)");
   job.model_path = cfg.model.model_path;
   job.model_base = fs::path(job.model_path).stem().string();
+  PhaseLog phase;
   job.original = load_runnable_model(job.model_path);
+  phase.done("model load");
   size_t q_nodes = 0, dq_nodes = 0;
   for (const auto& n : job.original.graph.nodes) {
     q_nodes += n.is_default_domain() && n.op_type == "QuantizeLinear";
@@ -140,6 +143,7 @@ void prepare_model(Job& job) {
   job.qopts = quant_options(cfg);
   job.prepared = job.original;
   auto st = ir::passes::preprocess(job.prepared);
+  phase.done("pre-processing");
   refuse_bfloat16(job.prepared, job.model_path);
   // TensorQuantOverrides names tensors of the pre-processed model, as ORT's after quant_pre_process (a folded
   // BatchNormalization's Conv weight is ConvBnFusion_W_<w>).
@@ -184,6 +188,7 @@ void prepare_model(Job& job) {
   quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
   quant::validate_overrides(job.prepared.graph, job.qopts);  // before calibration: a wrong override fails at once
   check_float16_model(job);
+  phase.done("opset conversion and checks");
   job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();
 }
 

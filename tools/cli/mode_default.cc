@@ -1,24 +1,16 @@
 // quantization.operating_mode: default — static QDQ quantization with the YAML parameters.
-#include <sys/resource.h>
-
 #include <filesystem>
 
 #include "app.h"
 #include "baseline.h"
 #include "core/log.h"
+#include "phase_log.h"
 #include "quality.h"
 #include "quant/overrides.h"
 
 namespace fs = std::filesystem;
 
 namespace oq::app {
-
-// Peak resident set so far, for the -v log (where a run's memory peak happens).
-static long peak_rss_kb() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
-}
 
 static uint64_t file_size(const std::string& p) {
   std::error_code ec;
@@ -30,24 +22,26 @@ Baseline quantize_baseline(Job& job) {
   OQ_INFO("QDQ models keep float inputs and outputs (quantization_input_type / quantization_output_type: {} / {})",
           config::to_string(job.cfg.quantization.input_type), config::to_string(job.cfg.quantization.output_type));
   Baseline b;
+  PhaseLog phase;
   b.data = calibration_data(job);
   apply_float_rewrites(job, b.data);  // SmoothQuant (float outputs unchanged)
   quant::WeightParamsFn wfn = make_weight_fn(job, b.data);
+  phase.done("calibration data and float rewrites");
   quant::CalibrationRequest req;
   req.options = calib_options(job.cfg);
   req.batch_size = job.cfg.dataset.batch_size;
   auto cal = quant::calibrate(job.prepared, job.qopts, b.data, req);
   b.samples = cal.samples;
-  OQ_DEBUG("peak RSS after calibration: {} KB", peak_rss_kb());
+  phase.done("calibration");
   OQ_INFO("Calibrated {} tensors on {} samples ({})", cal.ranges.size(), cal.samples,
           calib::calib_method_name(req.options.method));
   b.q = quant::build_qdq(job.prepared, job.qopts, cal, wfn);
-  OQ_DEBUG("peak RSS after building the QDQ model: {} KB", peak_rss_kb());
+  phase.done("building the QDQ model");
   b.q.model.producer_name = "onnxquant";
   b.q.model.producer_version = "0.1.0";
   std::string suffix = job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx";
   b.path = save_output(job, b.q.model, job.model_base + suffix);
-  OQ_DEBUG("peak RSS after writing it: {} KB", peak_rss_kb());
+  phase.done("writing it");
   OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
   quant::warn_unused_overrides(job.qopts, b.q.plan);
   if (b.q.stats.q_nodes + b.q.stats.dq_nodes == 0)
