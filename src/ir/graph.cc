@@ -165,6 +165,8 @@ void Model::set_default_opset(int64_t v) {
 }
 
 GraphIndex::GraphIndex(const Graph& g) {
+  producer.reserve(g.nodes.size() + g.nodes.size() / 2);
+  consumers.reserve(2 * g.nodes.size());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     for (const auto& o : g.nodes[i].outputs)
       if (!o.empty()) producer[o] = i;

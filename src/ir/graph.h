@@ -181,6 +181,23 @@ struct GraphIndex {
   explicit GraphIndex(const Graph& g);
 };
 
+// A GraphIndex built when first asked for and again after invalidate(): for a pass that looks at every node but
+// changes the graph rarely (an index per candidate node made these passes quadratic in string hashing).
+class LazyGraphIndex {
+ public:
+  explicit LazyGraphIndex(const Graph& g) : g_(g) {}
+  const GraphIndex& get() {
+    if (!idx_) idx_.emplace(g_);
+    return *idx_;
+  }
+  // After any change to the nodes (inputs, outputs, a node added or erased).
+  void invalidate() { idx_.reset(); }
+
+ private:
+  const Graph& g_;
+  std::optional<GraphIndex> idx_;
+};
+
 // Whether a node has graph attributes (If / Loop / Scan bodies).
 bool has_subgraphs(const Node& n);
 // The outer-scope names a node's bodies read (ONNX's implicit inputs): every name a body node (nested bodies

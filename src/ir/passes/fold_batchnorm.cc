@@ -143,13 +143,14 @@ size_t fold_batchnorm(Model& m) {
   OrtNames ort_names(g);
   const bool ovr = inputs_overridable(m);
   size_t folded = 0;
+  LazyGraphIndex index(g);
   // ORT's ConvBNFusion is a rule on the Conv / ConvTranspose: the producers are visited in ORT's node order
   // (siblings in reverse file order), which decides who gets the `_token_<n>` names when two collide. Rounds
   // repeat until nothing folds (ORT's rule loop does): Conv -> BN -> BN folds both.
   for (size_t round_folds = 1; round_folds > 0;) {
     round_folds = 0;
     for (const std::string& out : ort_node_order(g, std::vector<std::string>{"Conv", "ConvTranspose", "Gemm"})) {
-      GraphIndex idx(g);  // rebuilt per candidate: the graph changes after every fold
+      const GraphIndex& idx = index.get();  // rebuilt after every fold
       auto pit = idx.producer.find(out);
       if (out.empty() || pit == idx.producer.end()) continue;
       Node& p = g.nodes[pit->second];
@@ -168,6 +169,7 @@ size_t fold_batchnorm(Model& m) {
         extra_used |= !bn.outputs[i].empty() && (idx.consumers.count(bn.outputs[i]) ||
                                                  g.is_graph_output(bn.outputs[i]) || sub.count(bn.outputs[i]));
       if (extra_used || !fold_into(g, idx, names, ort_names, p, bn, ovr)) continue;
+      index.invalidate();
       p.outputs[0] = bn.outputs[0];
       std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out; });
       g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));

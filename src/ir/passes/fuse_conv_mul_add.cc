@@ -49,14 +49,14 @@ int channel_axis(const Tensor& k, int wr, int64_t c) {
 }
 
 // Tries to fuse the single reader of Conv `ci`'s output into it. True when the graph changed.
-bool fuse_one(Graph& g, size_t ci, const std::string& op, const std::unordered_set<std::string>& sub,
-              OrtNames& names, bool ovr) {
+bool fuse_one(Graph& g, LazyGraphIndex& index, size_t ci, const std::string& op,
+              const std::unordered_set<std::string>& sub, OrtNames& names, bool ovr) {
   Node& conv = g.nodes[ci];
   if (conv.op_type != "Conv" || !conv.is_default_domain() || conv.outputs.size() != 1 || conv.inputs.size() < 2)
     return false;
   const std::string out = conv.outputs[0];
   if (out.empty() || g.is_graph_output(out) || sub.count(out)) return false;
-  GraphIndex idx(g);
+  const GraphIndex& idx = index.get();
   auto cit = idx.consumers.find(out);
   if (cit == idx.consumers.end() || cit->second.size() != 1) return false;
   const size_t ni = cit->second[0];
@@ -120,17 +120,23 @@ size_t fuse_conv_mul_add(Model& m) {
   OrtNames names(g);
   const bool ovr = inputs_overridable(m);
   size_t fused = 0;
+  LazyGraphIndex index(g);
   // One round of ORT's rule loop: each Conv in ORT's order tries ConvAddFusion, then ConvMulFusion (on the reader
   // the Add fusion may have left); the rest of a chain folds in the next rounds (preprocess() repeats the passes
   // until nothing changes), so colliding names get their _token_<n> in ORT's order.
   for (const std::string& out : ort_node_order(g, "Conv")) {
-    size_t ci = g.nodes.size();
-    for (size_t i = 0; i < g.nodes.size() && ci == g.nodes.size(); ++i)
-      if (g.nodes[i].op_type == "Conv" && !g.nodes[i].outputs.empty() && g.nodes[i].outputs[0] == out) ci = i;
-    if (ci == g.nodes.size()) continue;
+    const GraphIndex& idx = index.get();
+    auto pit = idx.producer.find(out);
+    if (out.empty() || pit == idx.producer.end() || g.nodes[pit->second].op_type != "Conv" ||
+        g.nodes[pit->second].outputs[0] != out)
+      continue;
+    const size_t ci = pit->second;
     // A fusion erases the reader (after the Conv in node order), so ci stays the Conv's index.
     for (const char* op : {"Add", "Mul"})
-      if (fuse_one(g, ci, op, sub, names, ovr)) ++fused;
+      if (fuse_one(g, index, ci, op, sub, names, ovr)) {
+        index.invalidate();
+        ++fused;
+      }
   }
   if (fused) {
     // Replaced weights, biases and Mul / Add constants that nothing reads any more.
