@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -252,7 +253,17 @@ void measure_weights(const ir::Model& prepared, const quant::QuantizedModel& q, 
     const auto* f = prepared.graph.find_initializer(dup == q.plan.duplicated.end() ? t.name : dup->second);
     if (!f) fail(ErrorKind::Runtime, "float model: initializer '{}' is missing", t.name);
     SnrAccumulator acc;
-    acc.add(f->tensor, xhat, t.name);
+    // A Gemm's beta went into its int32 bias (quant::quantize_bias): the DequantizeLinear gives beta x C.
+    const auto spec = q.plan.tensors.find(t.name);
+    const double beta = spec == q.plan.tensors.end() ? 1.0 : spec->second.bias_beta;
+    if (beta != 1.0 && f->tensor.dtype() == DType::Float) {
+      Tensor ref = f->tensor.clone();
+      for (float& v : std::span<float>(ref.data<float>(), static_cast<size_t>(ref.numel())))
+        v = static_cast<float>(v * beta);
+      acc.add(ref, xhat, t.name);
+    } else {
+      acc.add(f->tensor, xhat, t.name);
+    }
     t.snr_db = acc.db();
   }
 }

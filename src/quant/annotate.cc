@@ -245,7 +245,7 @@ struct Annotator {
     if (!n.input(2).empty() && g.find_initializer(n.input(2))) {
       const bool overridden = o.weight_overrides.count(n.input(2)) > 0;
       bias(n, 2, n.attr_float("beta", 1.0f));
-      if (o.quantize_bias && !overridden) n.remove_attr("beta");  // folded into the bias scale
+      if (o.quantize_bias && !overridden) n.remove_attr("beta");  // folded into the int32 bias values
     }
   }
   void matmul(const ir::Node& n) {

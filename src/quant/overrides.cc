@@ -158,39 +158,54 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
                "initializer after pre-processing", name, name);
         check_tqo(g, name, ov, ov.qtype.value_or(m == &o.weight_overrides ? o.weight_type : o.activation_type), o);
       }
+  // Full key paths, and for a name the model lacks the closest one of the right kind (a weight named in the
+  // activations' list, or the reverse, is told so).
+  const std::string wkey = "quantization.onnx_extra_options.weights_tensor_override",
+                    akey = "quantization.onnx_extra_options.activations_tensor_override";
+  std::vector<std::string> weights, activations;
+  for (const auto& i : g.initializers) weights.push_back(i.name);
+  for (const auto& t : tensors)
+    if (!t.empty() && !g.find_initializer(t)) activations.push_back(t);
+  std::sort(activations.begin(), activations.end());  // a deterministic suggestion among equally close names
   for (const auto& [name, ov] : o.weight_overrides) {
     if (ov.source == OverrideSource::TensorQuantOverrides) continue;
     const auto* init = g.find_initializer(name);
+    if (!init && tensors.count(name))
+      fail(ErrorKind::Config, "{}: '{}' is an activation, not a weight (initializer): put it in "
+           "activations_tensor_override", wkey, name);
     if (!init)
-      fail(ErrorKind::Config, "weights_tensor_override: '{}' is not a weight (initializer) of the model", name);
+      fail(ErrorKind::Config, "{}: the model has no weight (initializer) named '{}'{}", wkey, name,
+           did_you_mean(name, weights));
     DType qt = ov.qtype.value_or(o.weight_type);
-    check_values("weights_tensor_override", name, ov, qt);
+    check_values(wkey, name, ov, qt);
     int rank = init->tensor.rank();
     if (ov.axis) {
       int64_t a = *ov.axis;
       if (a < -rank || a >= rank)
-        fail(ErrorKind::Config, "weights_tensor_override '{}': axis {} is invalid for a weight of shape {}", name, a,
+        fail(ErrorKind::Config, "{} '{}': axis {} is invalid for a weight of shape {}", wkey, name, a,
              shape_str(init->tensor.shape()));
       int64_t ch = init->tensor.dim(static_cast<int>(a < 0 ? a + rank : a));
       if (!ov.scale.empty() && static_cast<int64_t>(ov.scale.size()) != ch)
-        fail(ErrorKind::Config, "weights_tensor_override '{}': {} scale/zero_point values for {} channels on axis {}",
-             name, ov.scale.size(), ch, a);
+        fail(ErrorKind::Config, "{} '{}': {} scale/zero_point values for {} channels on axis {}", wkey, name,
+             ov.scale.size(), ch, a);
     } else if (ov.scale.size() > 1) {
-      fail(ErrorKind::Config, "weights_tensor_override '{}': {} scales given without an axis (per-tensor takes one)",
-           name, ov.scale.size());
+      fail(ErrorKind::Config, "{} '{}': {} scales given without an axis (per-tensor takes one)", wkey, name,
+           ov.scale.size());
     }
   }
   for (const auto& [name, ov] : o.activation_overrides) {
     if (ov.source == OverrideSource::TensorQuantOverrides) continue;
-    if (!tensors.count(name) || g.find_initializer(name))
-      fail(ErrorKind::Config, "activations_tensor_override: '{}' is not an activation tensor of the model", name);
+    if (g.find_initializer(name))
+      fail(ErrorKind::Config, "{}: '{}' is a weight (initializer), not an activation: put it in "
+           "weights_tensor_override", akey, name);
+    if (!tensors.count(name))
+      fail(ErrorKind::Config, "{}: the model has no activation tensor named '{}'{}", akey, name,
+           did_you_mean(name, activations));
     if (ov.axis)
-      fail(ErrorKind::Config, "activations_tensor_override '{}': activations are quantized per tensor; remove 'axis'",
-           name);
+      fail(ErrorKind::Config, "{} '{}': activations are quantized per tensor; remove 'axis'", akey, name);
     if (ov.scale.size() > 1)
-      fail(ErrorKind::Config, "activations_tensor_override '{}': one scale and one zero_point expected, got {}", name,
-           ov.scale.size());
-    check_values("activations_tensor_override", name, ov, ov.qtype.value_or(o.activation_type));
+      fail(ErrorKind::Config, "{} '{}': one scale and one zero_point expected, got {}", akey, name, ov.scale.size());
+    check_values(akey, name, ov, ov.qtype.value_or(o.activation_type));
   }
 }
 

@@ -33,7 +33,7 @@ static float half_at_least(double v) {
   return half_to_float(h);
 }
 
-std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const exec::QuantParams& w, double beta,
+std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const exec::QuantParams& w,
                                              const Shape& bias_shape) {
   exec::QuantParams q;
   q.qtype = DType::Int32;
@@ -52,14 +52,12 @@ std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const 
     q.axis = static_cast<int>(bias_shape.size()) - 1;
   }
   float is = in.scale.at(0);
-  // A float16 model's bias scale: numpy float16 arithmetic (each product rounded to float16; beta, a Python
-  // float, taken as float16).
+  // A float16 model's bias scale: numpy float16 arithmetic (the product rounded to float16).
   const bool half = in.scale_type == DType::Float16 && w.scale_type == DType::Float16;
   q.scale_type = half ? DType::Float16 : DType::Float;
   for (float s0 : ws) {
-    // ORT: float32 input_scale * float32 weight_scale * beta (a Python float, so float32 arithmetic).
-    float s = half ? half_scale(static_cast<double>(is) * s0) : is * s0;
-    s = half ? half_scale(static_cast<double>(s) * round_to_half(beta)) : static_cast<float>(s * static_cast<float>(beta));
+    // ORT: float32 input_scale * float32 weight_scale.
+    const float s = half ? half_scale(static_cast<double>(is) * s0) : is * s0;
     q.scale.push_back(s);
     q.zero_point.push_back(0);
   }
@@ -68,25 +66,25 @@ std::optional<exec::QuantParams> bias_params(const exec::QuantParams& in, const 
 
 std::optional<exec::QuantParams> float16_bias_params(const exec::QuantParams& in, const exec::QuantParams& w,
                                                      double beta, const Tensor& bias) {
-  auto q = bias_params(in, w, beta, bias.shape());
+  auto q = bias_params(in, w, bias.shape());
   if (!q || q->scale_type != DType::Float16) return q;
   const std::vector<double> b = values_of(bias);
   const double imax = static_cast<double>(std::numeric_limits<int32_t>::max());
   bool fits = true;
   for (size_t i = 0; i < b.size(); ++i) {
     const double s = q->scale.size() == 1 ? q->scale[0] : q->scale[i % q->scale.size()];
-    fits &= s != 0 && std::fabs(b[i]) <= imax * s;
+    fits &= s != 0 && std::fabs(b[i] * beta) <= imax * s;
   }
   if (fits) return q;
   // ORT: the float16 scale would erase or clip the bias: a float32 scale, floored so the bias fits, and a
   // float32 DequantizeLinear followed by a Cast to float16.
   exec::QuantParams in32 = in, w32 = w;
   in32.scale_type = w32.scale_type = DType::Float;
-  q = bias_params(in32, w32, beta, bias.shape());
+  q = bias_params(in32, w32, bias.shape());
   std::vector<double> floor(q->scale.size(), 0.0);
   for (size_t i = 0; i < b.size(); ++i) {
     double& f = floor[q->scale.size() == 1 ? 0 : i % q->scale.size()];
-    f = std::max(f, std::fabs(b[i]) / imax);
+    f = std::max(f, std::fabs(b[i] * beta) / imax);
   }
   for (size_t c = 0; c < q->scale.size(); ++c) {
     float s = static_cast<float>(std::max(static_cast<double>(q->scale[c]), floor[c] * 1.0001));
@@ -95,19 +93,35 @@ std::optional<exec::QuantParams> float16_bias_params(const exec::QuantParams& in
   return q;
 }
 
-Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q) {
-  if (bias.dtype() == DType::Float16) return quantize_bias(bias.cast(DType::Float), q);
+Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q, double beta) {
+  if (bias.dtype() == DType::Float16) return quantize_bias(bias.cast(DType::Float), q, beta);
   Tensor out(DType::Int32, bias.shape());
   const float* b = bias.data<float>();
   int32_t* o = out.data<int32_t>();
   for (int64_t i = 0; i < bias.numel(); ++i) {
     double s = q.scale.size() == 1 ? q.scale[0] : q.scale[static_cast<size_t>(i) % q.scale.size()];
-    double v = std::nearbyint(static_cast<double>(b[i]) / s);
+    // beta = 1 keeps ORT's arithmetic exactly.
+    double v = std::nearbyint((beta == 1.0 ? static_cast<double>(b[i]) : static_cast<double>(b[i]) * beta) / s);
     v = std::clamp(v, static_cast<double>(std::numeric_limits<int32_t>::min()),
                    static_cast<double>(std::numeric_limits<int32_t>::max()));
     o[i] = static_cast<int32_t>(v);
   }
   return out;
+}
+
+// Values of beta x bias that quantize_bias clips to int32.
+static int64_t int32_overflows(const Tensor& bias, const exec::QuantParams& q, double beta) {
+  const std::vector<double> b = values_of(bias);
+  const double lo = static_cast<double>(std::numeric_limits<int32_t>::min()),
+               hi = static_cast<double>(std::numeric_limits<int32_t>::max());
+  int64_t n = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const double s = q.scale.size() == 1 ? q.scale[0] : q.scale[i % q.scale.size()];
+    if (s == 0) continue;
+    const double v = std::nearbyint(b[i] * beta / s);
+    n += !(v >= lo && v <= hi) && std::isfinite(b[i]);
+  }
+  return n;
 }
 
 // ORT 1.20+ (_adjust_weight_scale_for_int32_bias): enlarge the weight scale when input_scale × weight_scale
@@ -271,10 +285,13 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     bool zero_zp = std::all_of(w->second.zero_point.begin(), w->second.zero_point.end(), [](int64_t z) { return z == 0; });
     bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
                       !o.disable_weight_adjust_for_int32_bias;
-    // weights_tensor_override keeps its weight's scale; ORT adjusts a TensorQuantOverrides weight like any other.
-    if (auto wo = o.weight_overrides.find(s.bias_weight);
-        wo != o.weight_overrides.end() && wo->second.source != OverrideSource::TensorQuantOverrides)
-      adjustable = false;
+    // A scale given in weights_tensor_override is kept as written (a warning below says when the bias then
+    // saturates); one computed for an override (quant_type / axis only) is enlarged like any other, and ORT adjusts
+    // a TensorQuantOverrides weight whatever it sets.
+    const auto wo = o.weight_overrides.find(s.bias_weight);
+    const bool fixed_scale = wo != o.weight_overrides.end() &&
+                             wo->second.source != OverrideSource::TensorQuantOverrides && !wo->second.scale.empty();
+    if (fixed_scale) adjustable = false;
     const Tensor& b = g.find_initializer(name)->tensor;
     if (w->second.axis >= 0 && w->second.scale.size() > 1 &&
         (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w->second.scale.size()) != 0)) {
@@ -287,6 +304,12 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       if (notes) notes->adjusted_weights.push_back(s.bias_weight);
     }
     pm[name] = *float16_bias_params(*in, w->second, s.bias_beta, b);
+    if (const int64_t n = int32_overflows(b, pm[name], s.bias_beta); n > 0)
+      OQ_WARN("bias '{}': {} of {} values saturate int32 (input scale x the scale of weight '{}' is too small for "
+              "them{}): the quantized model adds a clipped bias there",
+              name, n, b.numel(), s.bias_weight,
+              fixed_scale ? ", a scale fixed by weights_tensor_override"
+                          : (o.disable_weight_adjust_for_int32_bias ? ", DisableWeightAdjustForInt32Bias" : ""));
   }
   if (notes) notes->converted = std::move(converted);
   return pm;

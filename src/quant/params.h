@@ -44,18 +44,23 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
                         ParamNotes* notes = nullptr, const WeightParamsFn& weight_fn = {},
                         WeightCache* cache = nullptr);
 
-// Bias parameters: scale = input_scale × weight_scale × beta, zero point 0. Per channel where the weight is, along
+// Bias parameters: scale = input_scale × weight_scale, zero point 0 (a Gemm's beta goes into the values, see
+// quantize_bias). Per channel where the weight is, along
 // the bias's last axis (Conv/ConvTranspose [C], Gemm [N] or [1, N]); the weight's scales are repeated when the bias
 // has a multiple of them (a grouped ConvTranspose: output channel o uses weight scale o mod C/group). nullopt when
 // a per-channel weight's scales cannot be laid along the bias (a Gemm bias broadcast from a single value).
 std::optional<exec::QuantParams> bias_params(const exec::QuantParams& input, const exec::QuantParams& weight,
-                                             double beta, const Shape& bias_shape);
+                                             const Shape& bias_shape);
 // bias_params, and for a float16 model (both scales float16) ORT's guard: when a float16 bias scale is 0 or too
 // small for the bias in int32, the scale is float32 instead (input × weight scale in float32, floored at
-// |bias| / INT32_MAX · 1.0001; scale_type Float: the writer adds a Cast to float16 after its DequantizeLinear).
+// |beta × bias| / INT32_MAX · 1.0001; scale_type Float: the writer adds a Cast to float16 after its
+// DequantizeLinear).
 std::optional<exec::QuantParams> float16_bias_params(const exec::QuantParams& input, const exec::QuantParams& weight,
                                                      double beta, const Tensor& bias);
-// int32 bias values: round(bias / scale) in double, clipped to int32.
-Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q);
+// int32 bias values: round(beta × bias / scale) in double, clipped to int32. `beta`: a Gemm's beta, taken out of
+// the node: the DequantizeLinear gives back what the Gemm added, with the scale input × weight that ORT's QGemm
+// fusion assumes for an int32 bias. (ORT 1.32's quantize_static puts beta into the scale instead and divides the
+// bias by it, then resets beta to 1: its model adds bias, not beta × bias; docs/conformance.md.)
+Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q, double beta = 1.0);
 
 }  // namespace oq::quant

@@ -206,7 +206,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
     auto pit = params.find(name);
     if (pit == params.end()) {
       if (s.role == TensorRole::Bias) {  // left in float (compute_params says why)
-        // The annotator took a Gemm's beta out to fold it into the bias scale: a float bias needs it back.
+        // The annotator took a Gemm's beta out to fold it into the int32 bias: a float bias needs it back.
         if (s.bias_beta != 1.0)
           for (size_t i = 0; i < original_nodes; ++i) {
             ir::Node& n = g.nodes[i];
@@ -222,7 +222,7 @@ WriteStats write_qdq(ir::Graph& g, const QuantPlan& plan, const ParamMap& params
       const Tensor& b = g.find_initializer(name)->tensor;
       const DType bias_type = b.dtype();  // before initializers are added (b may move)
       const std::string qn = fresh(name + "_quantized"), qs = fresh(qn + "_scale"), qz = fresh(qn + "_zero_point");
-      g.add_initializer(qn, quantize_bias(b, q));
+      g.add_initializer(qn, quantize_bias(b, q, s.bias_beta));
       // ORT's layout: the bias scale is always 1-D; the zero point is 1-D with `axis` on the DequantizeLinear when
       // there are several scales (per channel), a scalar without axis otherwise (a one-channel per-channel bias too).
       Tensor sc = scale_tensor(q).reshaped({static_cast<int64_t>(q.scale.size())});

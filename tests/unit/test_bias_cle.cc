@@ -249,15 +249,17 @@ TEST(BiasCorrection, MeanOutputErrorPerChannelVanishes) {
     }
     EXPECT_GT(worst_before, 1e-3) << l.w;
     EXPECT_LT(worst_after, 2e-3 * worst_before) << l.w << ": " << worst_after << " vs " << worst_before;
-    // The written QDQ model holds the corrected bias (int32 with scale input × weight [× beta], or the Add
-    // constant in 8 bits): within half a quantization step.
+    // The written QDQ model holds the corrected bias (int32 with scale input × weight holding beta × bias for
+    // the Gemm, or the Add constant in 8 bits): within half a quantization step.
     const Tensor& fb = fixed.graph.find_initializer(l.b)->tensor;
     const exec::QuantParams& bp = q.params.at(l.b);
+    const double beta = q.plan.tensors.at(l.b).bias_beta;
+    EXPECT_EQ(beta, std::string(l.b) == "BG" ? 0.5 : 1.0) << l.b;
     Tensor qi = q.model.graph.find_initializer(std::string(l.b) + "_quantized")->tensor.cast(DType::Int64);
     for (int64_t i = 0; i < fb.numel(); ++i) {
       size_t c = bp.scale.size() == 1 ? 0 : static_cast<size_t>(i);
       double deq = static_cast<double>(qi.data<int64_t>()[i] - bp.zero_point[c]) * bp.scale[c];
-      EXPECT_NEAR(deq, fb.data<float>()[i], 0.5001 * bp.scale[c] + 1e-7) << l.b << "[" << i << "]";
+      EXPECT_NEAR(deq, beta * fb.data<float>()[i], 0.5001 * bp.scale[c] + 1e-7) << l.b << "[" << i << "]";
     }
   }
 }

@@ -231,8 +231,24 @@ TEST(Overrides, Rules) {
     }
   };
   o.weight_overrides["nope"] = {};
-  expect_error("'nope'");
+  expect_error("quantization.onnx_extra_options.weights_tensor_override: the model has no weight (initializer) "
+               "named 'nope'");
   o.weight_overrides.clear();
+  o.weight_overrides["w"] = {};  // letter case: one edit away
+  expect_error("named 'w', did you mean 'W'?");
+  o.weight_overrides.clear();
+  o.weight_overrides["y"] = {};
+  expect_error("weights_tensor_override: 'y' is an activation, not a weight (initializer): put it in "
+               "activations_tensor_override");
+  o.weight_overrides.clear();
+  o.activation_overrides["W"] = {};
+  expect_error("activations_tensor_override: 'W' is a weight (initializer), not an activation: put it in "
+               "weights_tensor_override");
+  o.activation_overrides.clear();
+  o.activation_overrides["yy"] = {};
+  expect_error("quantization.onnx_extra_options.activations_tensor_override: the model has no activation tensor "
+               "named 'yy', did you mean 'y'?");
+  o.activation_overrides.clear();
   o.weight_overrides["W"] = override_of(DType::Int8, {0.1, 0.2}, {0, 0}, 0);
   expect_error("2 scale/zero_point values for 4 channels");
   o.weight_overrides["W"] = override_of(DType::Int8, {0.1}, {}, std::nullopt);

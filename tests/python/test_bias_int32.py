@@ -1,0 +1,178 @@
+"""int32 biases where ORT's quantize_static gets them wrong or silently clips them.
+
+- A Gemm with beta != 1 and a quantized bias: ORT 1.32 takes beta into the bias scale (input x weight x beta),
+  divides C by that scale and resets beta to 1, so its model adds C instead of beta x C. onnxquant stores
+  round(beta x C / (input x weight)) with the scale input x weight, which onnxruntime's QGemm fusion assumes for an
+  int32 bias (a scale that includes beta is ignored there): the same Q/DQ nodes and other scales as ORT, the float
+  model's output in onnxruntime, fused or not.
+- weights_tensor_override with quant_type / axis only: the weight scale is computed, and enlarged when the int32
+  bias would overflow, as for a weight without override (an Int16 weight of digits_mlp with an Int16 input clipped
+  its bias at -2^31 before). A scale the override fixes is kept, and the log counts the bias values it clips.
+"""
+import os
+import re
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(__file__))
+from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from test_op_parity import init, model, quantize_both, rnd  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTDATA = os.path.join(HERE, "..", "..", "testdata")
+
+
+def run(path, x, optimize=True):
+    so = ort.SessionOptions()
+    if not optimize:  # no QDQ -> QGemm fusion: the DequantizeLinear and the float Gemm run as written
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+def snr_db(ref, got):
+    return 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - got).astype(np.float64) ** 2), 1e-30))
+
+
+def inits(path):
+    return {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+
+
+def gemm_beta():
+    x = rnd(1, (64, 24), 1.0)
+    for beta in (1.0, 2.0, 0.5, -1.5):
+        for per_channel in (True, False):
+            m = model([helper.make_node("Gemm", ["input", "W", "C"], ["g"], name="gemm", transB=1, beta=beta),
+                       helper.make_node("Relu", ["g"], ["y"], name="relu")],
+                      [init("W", rnd(2, (16, 24))), init("C", rnd(3, (16,), 2.0))], [None, 24], [None, 16])
+            ort_path, ours, pre = quantize_both(m, x, per_channel)
+            a, b = inits(ort_path), inits(ours)
+            # The same initializers and scales as ORT, except the bias scale: input x weight (ORT's x beta)...
+            assert set(a) == set(b), (set(a) ^ set(b))
+            q = next(n for n in b if n.startswith("C") and n.endswith("_quantized"))
+            for n in a:
+                if n.endswith("_scale") or n.endswith("_zero_point"):
+                    want = a[n].astype(np.float64) / (beta if n == q + "_scale" else 1.0)
+                    np.testing.assert_allclose(b[n].astype(np.float64), want, rtol=1e-6, err_msg=f"beta {beta}: {n}")
+            scale = b[q + "_scale"].astype(np.float64)
+            np.testing.assert_allclose(scale, float(b["input_scale"]) * b["W_scale"].astype(np.float64), rtol=1e-6)
+            c = numpy_helper.to_array(next(t for t in onnx.load(pre).graph.initializer if t.name == "C"))
+            # ... the bias integers of beta x C (a hand computation), and no beta left on the Gemm.
+            want = np.round(c.astype(np.float64) * beta / scale).astype(np.int64)
+            assert np.array_equal(b[q].astype(np.int64), want), (beta, b[q][:4], want[:4])
+            g = next(n for n in onnx.load(ours).graph.node if n.op_type == "Gemm")
+            assert all(att.name != "beta" or att.f == 1.0 for att in g.attribute), g
+            ref = run(pre, x)
+            s_ours, s_ort = snr_db(ref, run(ours, x)), snr_db(ref, run(ort_path, x))
+            assert s_ours > 30, f"beta {beta}: onnxquant {s_ours:.1f} dB against the float model"
+            s_plain = snr_db(ref, run(ours, x, optimize=False))
+            assert s_plain > 30, f"beta {beta}: onnxquant {s_plain:.1f} dB without ORT's fusions"
+            # onnxquant's own executor (evaluation, full_auto) on the written model
+            work = tmpdir()
+            np.save(os.path.join(work, "x.npy"), x)
+            run_oq(["run", ours, "--input", "input=" + os.path.join(work, "x.npy"), "--output-dir", work])
+            s_exec = snr_db(ref, np.load(os.path.join(work, "y.npy")))
+            assert s_exec > 30, f"beta {beta}: onnxquant's executor {s_exec:.1f} dB"
+            if beta == 1.0:
+                assert abs(s_ours - s_ort) < 0.5, (s_ours, s_ort)
+            print(f"  beta {beta:+.1f} {'pc' if per_channel else 'pt'}: onnxquant {s_ours:.1f} dB, "
+                  f"ORT quantize_static {s_ort:.1f} dB")
+
+
+def gemm_beta_inspection():
+    # inspection's bias SNR compares the DequantizeLinear with beta x C, the value the Gemm adds (not with C).
+    import json
+    x = rnd(1, (64, 24), 1.0)
+    beta = 2.0
+    m = model([helper.make_node("Gemm", ["input", "W", "C"], ["y"], name="gemm", transB=1, beta=beta)],
+              [init("W", rnd(2, (16, 24))), init("C", rnd(3, (16,), 2.0))], [None, 24], [None, 16])
+    work = tmpdir()
+    onnx.save(m, os.path.join(work, "m.onnx"))
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""model: {{model_path: {work}/m.onnx}}
+dataset: {{quantization_path: {work}/calib.npz}}
+quantization:
+  operating_mode: inspection
+  onnx_quant_parameters: {{weightType: Int8, activType: Int8}}
+""")
+    run_oq(["--config", cfg, "--output-dir", os.path.join(work, "out")])
+    with open(os.path.join(work, "out", "inspection.json")) as f:
+        rep = {t["name"]: t for t in json.load(f)["tensors"]}
+    b = inits(os.path.join(work, "out", "quantized_models", "m_quant_qdq_pc.onnx"))
+    xhat = b["C_quantized"].astype(np.float64) * b["C_quantized_scale"].astype(np.float64)
+    c = rnd(3, (16,), 2.0).astype(np.float64)
+    want = snr_db(beta * c, xhat)
+    assert want > 60, want
+    assert abs(rep["C"]["snr_db"] - want) < 0.05, (rep["C"]["snr_db"], want)  # float32 beta x C: ~0.01 dB at 100 dB
+
+
+MLP_CFG = """model: {{model_path: {model}}}
+dataset: {{quantization_path: {calib}}}
+quantization:
+  granularity: per_channel
+  target_opset: 21
+  onnx_quant_parameters: {{weightType: Int8, activType: Int8, calibrate_method: MinMax}}
+  onnx_extra_options:
+    weights_tensor_override: [[weights.0, {override}]]
+    activations_tensor_override: [[input, {{quant_type: Int16}}]]
+"""
+
+
+def mlp_run(override, tag):
+    work = tmpdir()
+    cfg = os.path.join(work, f"{tag}.yaml")
+    with open(cfg, "w") as f:
+        f.write(MLP_CFG.format(model=os.path.join(TESTDATA, "digits_mlp.onnx"),
+                               calib=os.path.join(TESTDATA, "digits_calib_flat.npz"), override=override))
+    p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "out")])
+    log = p.stdout + p.stderr
+    out = os.path.join(work, "out", "quantized_models", "digits_mlp_quant_qdq_pc.onnx")
+    return inits(out), log
+
+
+def override_bias_fits():
+    # Int16 weights per channel (axis 1 of the MatMul weight) reading an Int16 input: input scale x weight scale is
+    # so small that the bias overflows int32 unless the weight scale is enlarged.
+    b, log = mlp_run("{quant_type: Int16, axis: 1}", "computed")
+    bias = numpy_helper.to_array(next(t for t in onnx.load(os.path.join(TESTDATA, "digits_mlp.onnx")).graph.initializer
+                                      if t.name == "biases.0")).astype(np.float64)
+    q = b["biases.0_quantized"].astype(np.int64)
+    s = b["biases.0_quantized_scale"].astype(np.float64)
+    assert q.min() > -2**31 and q.max() < 2**31 - 1, (q.min(), q.max())
+    assert np.all(np.abs(q * s - bias) <= s / 2 * (1 + 1e-6)), np.abs(q * s - bias).max()
+    w_scale = b["weights.0_scale"].astype(np.float64)
+    in_scale = float(b["input_scale"])
+    np.testing.assert_allclose(s, in_scale * w_scale, rtol=1e-6)
+    assert "Increased the scale of weight 'weights.0'" in log, log
+    assert "saturate int32" not in log
+
+
+def override_fixed_scale_warns():
+    n = 128
+    scales = [1e-9] * n
+    b, log = mlp_run("{quant_type: Int16, axis: 1, scale: %s, zero_point: %s}" % (scales, [0] * n), "fixed")
+    np.testing.assert_allclose(b["weights.0_scale"].astype(np.float64), 1e-9, rtol=1e-6)  # kept as written
+    bias = numpy_helper.to_array(next(t for t in onnx.load(os.path.join(TESTDATA, "digits_mlp.onnx")).graph.initializer
+                                      if t.name == "biases.0")).astype(np.float64)
+    s = b["biases.0_quantized_scale"].astype(np.float64)
+    clipped = int(np.sum(np.abs(np.round(bias / s)) > 2**31 - 1))
+    assert clipped > 0
+    m = re.search(r"bias 'biases.0': (\d+) of (\d+) values saturate int32", log)
+    assert m and int(m.group(1)) == clipped and int(m.group(2)) == bias.size, (clipped, log)
+    assert "weights_tensor_override" in m.string[m.start():m.start() + 300]
+
+
+if __name__ == "__main__":
+    r = Runner()
+    r.run("Gemm beta != 1: ORT's scales, the integers of beta x C, the float model's output", gemm_beta)
+    r.run("inspection: a beta != 1 Gemm bias measured against beta x C", gemm_beta_inspection)
+    r.run("weights_tensor_override without a scale: weight scale enlarged for the int32 bias", override_bias_fits)
+    r.run("weights_tensor_override with a fixed scale: kept, clipped bias values counted in a warning",
+          override_fixed_scale_warns)
+    r.finish()
