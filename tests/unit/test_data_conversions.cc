@@ -221,6 +221,26 @@ TEST(ArraySelection, IgnoredArraysAreNamedInOneWarning) {
   }
 }
 
+TEST(ArrayLabels, IntegersOfShapeNOrNBy1) {
+  TmpDir d;
+  const Tensor x = ramp(DType::Float, {3, 2});
+  Tensor y(DType::Int32, {3, 1});
+  for (int64_t i = 0; i < 3; ++i) y.data<int32_t>()[i] = static_cast<int32_t>(2 - i);
+  auto ds = open_unshuffled(write_npz(d, "n1.npz", {{"x", x}, {"y", y}}), {{"x", DType::Float, Shape{-1, 2}}});
+  ASSERT_TRUE(ds->has_labels());  // [N, 1] (as Keras writes labels) is read as [N]
+  EXPECT_EQ((std::vector<int64_t>{ds->label(0), ds->label(1), ds->label(2)}), (std::vector<int64_t>{2, 1, 0}));
+  // Bool, float, one-hot [N, K], [N, 1, 1]: refused naming the file, 'y', the type and the shape.
+  for (auto [name, t] : {std::pair{"b.npz", Tensor(DType::Bool, {3})}, std::pair{"f.npz", Tensor(DType::Float, {3})},
+                         std::pair{"k.npz", Tensor(DType::Int64, {3, 10})},
+                         std::pair{"r3.npz", Tensor(DType::Int64, {3, 1, 1})}}) {
+    const std::string p = write_npz(d, name, {{"x", x}, {"y", t}});
+    std::string e = error_of([&] { open_unshuffled(p, {{"x", DType::Float, Shape{-1, 2}}}); }, ErrorKind::Data);
+    const std::string want = p + ": labels 'y' must be an integer array of shape [N] or [N,1] (one class index per "
+                             "row), got " + numpy_name(t.dtype()) + " of shape " + shape_str(t.shape());
+    expect_has(e, {want.c_str()});
+  }
+}
+
 TEST(SamplesName, NamesTheFileAndRows) {
   TmpDir d;
   std::string p = write_npz(d, "r.npz", {{"x", ramp(DType::Float, {20, 2})}});

@@ -1,0 +1,127 @@
+"""The data a run uses, counted and checked as docs/config.md says (QA report of the fifteenth session):
+- dataset.skip_bad_files: undecodable images are left out when the folder is opened, named in a warning, and
+  every report (log, inspection.json / .html, evaluation) counts the samples actually used;
+- a fixed batch dimension that the inspected subset or the evaluation set does not fill is refused before
+  calibration, naming the key and a value that works (which then works);
+- NaN rows in evaluation data are named in one warning and scored as numpy's argmax scores them;
+- labels: integers of shape [N] or [N,1]; bool, float and other shapes are refused naming the file and 'y'.
+Each expectation is computed independently (onnxruntime / numpy, or by hand).
+Run: OQ_BIN=build/onnxquant .venv/bin/python tests/python/test_data_checks.py
+"""
+import json
+import os
+import re
+import struct
+import sys
+import zlib
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto as TP, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bad_inputs_data import fixed_batch_model  # noqa: E402
+from bad_inputs_util import MOBILENET, base_config, copy_in, listing, write_config  # noqa: E402
+from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+
+TEST = os.path.join(TESTDATA, "digits_test.npz")
+SCALE = 240  # pixel p is fed as p / 240
+
+
+def png_gray(a):
+    a = np.ascontiguousarray(a, dtype=np.uint8)
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(a.shape[0]))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", a.shape[1], a.shape[0], 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def image_folder(d):
+    """20 decodable 8x8 digit PNGs (2 per class folder 0..9) and one undecodable 'broken.png' in folder 3.
+    Returns (folder, pixels [20, 8, 8] uint8, labels [20])."""
+    t = np.load(TEST)
+    root = os.path.join(d, "imgs")
+    pix, lab = [], []
+    for c in range(10):
+        os.makedirs(os.path.join(root, str(c)))
+        for k, i in enumerate(np.flatnonzero(t["y"] == c)[:2]):
+            p = np.round(t["x"][i, 0] * 16).astype(np.uint8) * 15  # 0..240
+            with open(os.path.join(root, str(c), f"img_{k}.png"), "wb") as f:
+                f.write(png_gray(p))
+            pix.append(p)
+            lab.append(c)
+    with open(os.path.join(root, "3", "broken.png"), "wb") as f:
+        f.write(b"this is not an image")
+    return root, np.stack(pix), np.array(lab)
+
+
+def ort_top1_pixels(model, pix, labels):
+    x = (pix.astype(np.float32) * np.float32(1 / SCALE))[:, None]
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    out = s.run(None, {s.get_inputs()[0].name: x})[0]
+    return 100.0 * float(np.mean(out.argmax(1) == labels))
+
+
+def image_config(model, folder, **quant):
+    cfg = base_config(model, folder, **quant)
+    cfg["dataset"].update(test_path=folder, skip_bad_files=True, seed=0)
+    cfg["preprocessing"]["rescaling"] = {"scale": f"1/{SCALE}", "offset": 0}
+    return cfg
+
+
+def run_job(d, cfg, out="out", check=True, extra=()):
+    cpath = write_config(d, cfg, out + ".yaml")
+    return run_oq(["--config", cpath, "--output-dir", os.path.join(d, out), "--threads", "2", *extra], check=check,
+                  cwd=d)
+
+
+def lines(p, word):
+    return [ln for ln in p.stderr.splitlines() if word in ln]
+
+
+# ------------------------------------------------------------------------------------------ 4. labels
+def eval_labels(d, y, tag):
+    data = os.path.join(d, f"{tag}.npz")
+    np.savez(data, x=np.load(TEST)["x"], y=y)
+    cfg = {"operation_mode": "evaluation", "model": {"model_path": MOBILENET}, "dataset": {"test_path": data}}
+    return run_job(d, cfg, "out_" + tag, check=False)
+
+
+def test_labels_n_by_1_read_as_n():
+    d = tmpdir()
+    y = np.load(TEST)["y"]
+    s = ort.InferenceSession(MOBILENET, providers=["CPUExecutionProvider"])
+    want = 100.0 * float(np.mean(s.run(None, {"input": np.load(TEST)["x"]})[0].argmax(1) == y))
+    for tag, labels in (("n", y), ("n1", y.reshape(-1, 1)), ("n1_int32", y.reshape(-1, 1).astype(np.int32))):
+        p = eval_labels(d, labels, tag)
+        assert p.returncode == 0, p.stderr
+        ev = lines(p, "Evaluation of")
+        assert ev[0].endswith(f"top1: {want:.2f}"), (tag, ev, want)
+
+
+def test_labels_refused():
+    d = tmpdir()
+    y = np.load(TEST)["y"]
+    cases = {"bool": (y % 2).astype(bool), "float": y.astype(np.float32), "onehot": np.eye(10, dtype=np.int64)[y],
+             "n2": np.stack([y, y], 1), "n11": y.reshape(-1, 1, 1)}
+    for tag, labels in cases.items():
+        p = eval_labels(d, labels, tag)
+        errors = [ln for ln in p.stderr.splitlines() if ln.startswith("[error]")]
+        assert p.returncode == 1 and len(errors) == 1, (tag, p.stderr)
+        want = f"{tag}.npz: labels 'y' must be an integer array of shape [N] or [N,1]"
+        assert want in errors[0], (tag, errors[0])
+        assert f"of shape {list(labels.shape)}".replace(" ", "") in errors[0].replace(" ", ""), (tag, errors[0])
+
+
+
+if __name__ == "__main__":
+    r = Runner()
+    for name, fn in list(globals().items()):
+        if name.startswith("test_") and callable(fn):
+            r.run(name, fn)
+    r.finish()
