@@ -84,6 +84,49 @@ def lines(p, word):
     return [ln for ln in p.stderr.splitlines() if word in ln]
 
 
+# ------------------------------------------------------------------------------------------ 3. NaN rows
+def double_model(d):
+    """x [N, 4] -> Mul by 2 -> out [N, 4]: a NaN stays in its own column."""
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    g = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["out"], name="mul")], "double",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("out", TP.FLOAT, ["N", 4])], [two])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = os.path.join(d, "double.onnx")
+    open(path, "wb").write(m.SerializeToString())
+    return path
+
+
+def test_eval_nan_rows_warned_and_scored_as_numpy():
+    d = tmpdir()
+    model = double_model(d)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 12)
+    x[2] = [5, 1, np.nan, 3]   # numpy's argmax: 2 (the NaN); label 2
+    y[2] = 2
+    x[7, 0] = np.inf           # argmax 0; label 0
+    y[7] = 0
+    x[9] = [np.nan] * 4        # argmax 0; label 1
+    y[9] = 1
+    data = os.path.join(d, "nan.npz")
+    np.savez(data, x=x, y=y)
+    s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    want = 100.0 * float(np.mean(s.run(None, {"x": x})[0].argmax(1) == y))
+    cfg = {"operation_mode": "evaluation", "model": {"model_path": model}, "dataset": {"test_path": data}}
+    p = run_job(d, cfg)
+    warn = lines(p, "NaN or infinite")
+    assert len(warn) == 1 and warn[0].startswith("[warning]"), p.stderr
+    assert "nan.npz rows 2, 7, 9 (3 of 12 samples)" in warn[0] and "input 'x'" in warn[0], warn
+    ev = lines(p, "Evaluation of")
+    assert ev[0].endswith(f"top1: {want:.2f}"), (ev, want)
+    # The eval command, with the agreement metric (two passes over the data): one warning too.
+    p = run_oq(["eval", model, "--data", data, "--metric", "agreement", "--reference", model], cwd=d)
+    assert len(lines(p, "NaN or infinite")) == 1, p.stderr
+    assert p.stdout.strip() == "agreement: 100.00", p.stdout
+
+
 # ------------------------------------------------------------------------------------------ 4. labels
 def eval_labels(d, y, tag):
     data = os.path.join(d, f"{tag}.npz")

@@ -128,6 +128,7 @@ int cmd_eval(int argc, char** argv) {
     } catch (const Error& e) {  // the data was checked against MODEL's inputs: say which model failed
       fail(e.kind(), "--reference '{}': {}", reference, e.what());
     }
+    o.warn_non_finite = false;  // the reference's pass named them
     score = search::evaluate(s, ds, o, &ref);
   } else {
     score = search::evaluate(s, ds, o);

@@ -120,7 +120,10 @@ int run_full_auto_mode(Job& job) {
   exec::Session float_session(float_model);
   search::Reference ref;
   bool need_ref = metric == "agreement" || metric == "output_snr";
-  if (need_ref) ref = search::compute_reference(float_session, eval_ds, ev);
+  if (need_ref) {
+    ref = search::compute_reference(float_session, eval_ds, ev);
+    ev.warn_non_finite = false;  // NaN / infinite inputs are named once, by the first pass over the data
+  }
   auto score_model = [&](const ir::Model& m, const std::string& label) {
     if (metric == "evaluator_command") {
       std::string tmp = (fs::path(job.output_dir) / (".candidate_" + label + ".onnx")).string();
@@ -138,6 +141,7 @@ int run_full_auto_mode(Job& job) {
     float_score = score_model(float_model, "float");
   else if (metric != "output_snr")
     float_score = search::evaluate(float_session, eval_ds, ev, need_ref ? &ref : nullptr);
+  ev.warn_non_finite = false;
   if (float_score)
     OQ_INFO("Step 2: float model {}: {:.2f}", metric, *float_score);
   else
