@@ -84,6 +84,122 @@ def lines(p, word):
     return [ln for ln in p.stderr.splitlines() if word in ln]
 
 
+# ------------------------------------------------------------------------------------------ 1. skip_bad_files
+def test_skip_bad_files_counts():
+    d = tmpdir()
+    model = copy_in(d, MOBILENET)
+    folder, pix, labels = image_folder(d)
+    cfg = image_config(model, folder, mode="inspection", iterative_quant_parameters={"inspection_split": 0.5})
+    cfg["operation_mode"] = "chain_qe"
+    p = run_job(d, cfg)
+    err = p.stderr
+    # Named once per data set opened (calibration, then the test set), with the reason.
+    warn = lines(p, "broken.png")
+    assert len(warn) == 2 and all(w.startswith("[warning]") and "1 of the 21 selected images" in w
+                                  and "skip_bad_files" in w for w in warn), err
+    assert "(20 of 21 images, 1 undecodable skipped, 10 classes, 8x8)" in lines(p, "Calibration data:")[0], err
+    assert re.search(r"Calibrated \d+ tensors on 20 samples", err), err
+    assert "activations on the first 10 of 20 calibration samples" in err, err
+    rep = json.load(open(os.path.join(d, "out", "inspection.json")))["settings"]
+    assert (rep["calibration_samples"], rep["inspected_samples"]) == (20, 10), (rep["calibration_samples"],
+                                                                                rep["inspected_samples"])
+    html = open(os.path.join(d, "out", "inspection.html")).read()
+    assert "Activations measured on 10 of 20 calibration samples" in html
+    # The score is over the 20 images that decode: ONNX Runtime on the quantized model, the same 20 images.
+    q = os.path.join(d, "out", "quantized_models", "digits_mobilenet_quant_qdq_pc.onnx")
+    ev = lines(p, "Evaluation of")
+    assert len(ev) == 1 and "(20 of 21 images, 1 undecodable skipped" in ev[0], err
+    assert ev[0].endswith(f"top1: {ort_top1_pixels(q, pix, labels):.2f}"), (ev[0], ort_top1_pixels(q, pix, labels))
+    # The float model, evaluated alone: ONNX Runtime's top-1 over the 20.
+    cfg["operation_mode"] = "evaluation"
+    p = run_job(d, cfg, "out_eval")
+    ev = lines(p, "Evaluation of")
+    assert ev[0].endswith(f"top1: {ort_top1_pixels(model, pix, labels):.2f}"), ev
+
+
+def test_skip_bad_files_all_broken():
+    d = tmpdir()
+    model = copy_in(d, MOBILENET)
+    root = os.path.join(d, "imgs", "0")
+    os.makedirs(root)
+    for k in range(2):
+        open(os.path.join(root, f"b{k}.png"), "wb").write(b"garbage")
+    p = run_job(d, image_config(model, os.path.join(d, "imgs")), check=False)
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("[error]")]
+    assert p.returncode == 1 and len(err) == 1, p.stderr
+    assert "none of the 2 selected images can be decoded" in err[0] and "b0.png" in err[0], err
+
+
+# ------------------------------------------------------------------------------------------ 2. fixed batch
+def fixed_batch_data(d, rows, labels=False, name="data.npz"):
+    a = {"x": np.random.default_rng(rows).standard_normal((rows, 3, 10, 6)).astype(np.float32)}
+    if labels:
+        a["y"] = np.zeros(rows, np.int64)
+    path = os.path.join(d, name)
+    np.savez(path, **a)
+    return path
+
+
+def assert_refused_before_calibration(d, p, words):
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("[error]")]
+    assert p.returncode == 2 and len(errors) == 1, p.stderr
+    for w in words:
+        assert w in errors[0], f"'{w}' not in {errors[0]}"
+    for w in ("Calibrated", "Step 1", "model written", "Removed "):
+        assert not [ln for ln in p.stderr.splitlines() if w in ln and not ln.startswith("[error]")], p.stderr
+    assert listing(os.path.join(d, "out")) == {"onnxquant.log"}, listing(os.path.join(d, "out"))
+    return errors[0]
+
+
+def test_fixed_batch_inspection_split():
+    """200 calibration samples, batch 4, inspection_split 0.33: 66 samples, the last batch would hold 2. Refused
+    before calibration with a split that works; that split then inspects 64 samples."""
+    d = tmpdir()
+    model = fixed_batch_model(d, 4)
+    cfg = base_config(model, fixed_batch_data(d, 200), mode="inspection",
+                      iterative_quant_parameters={"inspection_split": 0.33})
+    cfg["dataset"]["batch_size"] = 4
+    p = run_job(d, cfg, check=False)
+    err = assert_refused_before_calibration(d, p, [
+        "first 66 of", "data.npz", "fixed batch dimension of 4", "66 samples",
+        "set quantization.iterative_quant_parameters.inspection_split: 0.32 (64 of the 200 calibration samples)"])
+    split = float(re.search(r"inspection_split: ([0-9.]+)", err).group(1))
+    cfg["quantization"]["iterative_quant_parameters"]["inspection_split"] = split
+    run_job(d, cfg, "out_ok")
+    rep = json.load(open(os.path.join(d, "out_ok", "inspection.json")))["settings"]
+    assert rep["inspected_samples"] == 64 == int(np.floor(200 * split)), rep["inspected_samples"]
+
+
+def test_fixed_batch_test_set_chain_qe():
+    """chain_qe with a 358-row test set and batch 4: refused before calibration, naming dataset.test_path and
+    the counts that work."""
+    d = tmpdir()
+    model = fixed_batch_model(d, 4)
+    cfg = base_config(model, fixed_batch_data(d, 200))
+    cfg["operation_mode"] = "chain_qe"
+    cfg["dataset"].update(batch_size=4, test_path=fixed_batch_data(d, 358, labels=True, name="test.npz"))
+    p = run_job(d, cfg, check=False)
+    assert_refused_before_calibration(d, p, ["test.npz (358 of 358 rows, labelled)", "fixed batch dimension of 4",
+                                             "dataset.test_path needs a multiple of 4 samples (356 or 360)"])
+    # Test data without labels: refused up front too.
+    cfg["dataset"]["test_path"] = fixed_batch_data(d, 360, name="nolabels.npz")
+    import shutil
+    shutil.rmtree(os.path.join(d, "out"))
+    p = run_job(d, cfg, check=False)
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("[error]")]
+    assert p.returncode == 1 and len(errors) == 1 and "nolabels.npz" in errors[0] and "labels" in errors[0], p.stderr
+    assert not lines(p, "Calibrated"), p.stderr
+
+
+def test_fixed_batch_test_set_full_auto():
+    d = tmpdir()
+    model = fixed_batch_model(d, 4)
+    cfg = base_config(model, fixed_batch_data(d, 200), mode="full_auto")
+    cfg["dataset"].update(batch_size=4, test_path=fixed_batch_data(d, 358, labels=True, name="test.npz"))
+    p = run_job(d, cfg, check=False)
+    assert_refused_before_calibration(d, p, ["test.npz", "dataset.test_path needs a multiple of 4 samples"])
+
+
 # ------------------------------------------------------------------------------------------ 3. NaN rows
 def double_model(d):
     """x [N, 4] -> Mul by 2 -> out [N, 4]: a NaN stays in its own column."""
@@ -159,7 +275,6 @@ def test_labels_refused():
         want = f"{tag}.npz: labels 'y' must be an integer array of shape [N] or [N,1]"
         assert want in errors[0], (tag, errors[0])
         assert f"of shape {list(labels.shape)}".replace(" ", "") in errors[0].replace(" ", ""), (tag, errors[0])
-
 
 
 if __name__ == "__main__":

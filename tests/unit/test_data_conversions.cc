@@ -276,7 +276,15 @@ TEST(FixedBatch, ErrorsNameTheDataTheKeyAndWhatWorks) {
   expect_has(e, {"set --batch-size: 2", "multiple of 2", "gives 11"});
   e = error_of([&] { check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *eleven, 2, "dataset.batch_size"); },
                ErrorKind::Config);
-  expect_has(e, {"b.npz", "fixed batch dimension of 2", "11 samples", "last batch would hold 1", "multiple of 2"});
+  expect_has(e, {"b.npz", "fixed batch dimension of 2", "11 samples", "last batch would hold 1",
+                 "use a multiple of 2 samples (e.g. 10 or 12)"});
+  // A caller that knows which key chose the count says what works instead.
+  e = error_of([&] {
+    check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *eleven, 2, "dataset.batch_size",
+                      [](int64_t b, int64_t n) { return fmt::format("fix b={} n={}", b, n); });
+  }, ErrorKind::Config);
+  expect_has(e, {"11 samples", "fix b=2 n=11 or give the model a dynamic batch dimension"});
+  EXPECT_EQ(e.find("use a multiple"), std::string::npos) << e;
   e = error_of([&] {
     check_fixed_batch({{"a", DType::Float, Shape{1, 3}}, {"b", DType::Float, Shape{2, 3}}}, *ds, 1, "dataset.batch_size");
   }, ErrorKind::Model);
