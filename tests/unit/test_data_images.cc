@@ -310,6 +310,7 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
   o.path = d2 / "bad";
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data,
                {"none of the 1 selected images can be decoded", "a.png", "skip_bad_files"});
+  o.path = d / "flat";
   // Multi-input models cannot take an image folder.
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5), {"b", DType::Float, Shape{1}}}); }, ErrorKind::Data,
                {"flat", "single-input"});
