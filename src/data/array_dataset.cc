@@ -83,10 +83,12 @@ class ArrayDataset : public Dataset {
     }
     if (labels) {
       const NpyArray& y = *labels;
+      // One class index per row: integers of shape [N], or [N, 1] as Keras writes them (read as [N]). A bool,
+      // float or one-hot [N, K] array is refused: read as class indices it would score against the wrong labels.
       bool shape_ok = y.rank() == 1 || (y.rank() == 2 && y.shape()[1] == 1);
-      if (!shape_ok || !(is_integer(y.dtype()) || y.dtype() == DType::Bool))
-        fail(ErrorKind::Data, "{}: labels 'y' must be a 1-D integer array, got {} of shape {}", path_,
-             dtype_name(y.dtype()), shape_str(y.shape()));
+      if (!shape_ok || !is_integer(y.dtype()))
+        fail(ErrorKind::Data, "{}: labels 'y' must be an integer array of shape [N] or [N,1] (one class index per "
+             "row), got {} of shape {}", path_, numpy_name(y.dtype()), shape_str(y.shape()));
       if (y.rows() != rows_)
         fail(ErrorKind::Data, "{}: labels 'y' have {} entries but '{}' has {} rows", path_, y.rows(),
              name_of(arrays_[0].array), rows_);

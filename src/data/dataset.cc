@@ -100,10 +100,26 @@ std::vector<int64_t> select_indices(int64_t n, const SelectionOptions& o, const 
     p.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) p[static_cast<size_t>(i)] = i;
   }
-  auto keep = static_cast<int64_t>(std::floor(static_cast<double>(n) * o.split));
-  keep = std::clamp<int64_t>(keep, 1, n);
-  p.resize(static_cast<size_t>(keep));
+  p.resize(static_cast<size_t>(split_count(n, o.split)));
   return p;
+}
+
+int64_t split_count(int64_t n, double split) {
+  auto keep = static_cast<int64_t>(std::floor(static_cast<double>(n) * split));
+  return std::clamp<int64_t>(keep, 1, std::max<int64_t>(n, 1));
+}
+
+double split_keeping(int64_t n, int64_t m) {
+  OQ_CHECK(n >= 1 && m >= 1 && m <= n, "split_keeping({}, {})", n, m);
+  // m / n itself, or a value just above it, rounded to as few significant digits as still keep m.
+  for (double target : {static_cast<double>(m) / static_cast<double>(n),
+                        (static_cast<double>(m) + 0.5) / static_cast<double>(n)}) {
+    for (int digits = 1; digits <= 17; ++digits) {
+      const double s = std::stod(fmt::format("{:.{}g}", target, digits));
+      if (s > 0.0 && s <= 1.0 && split_count(n, s) == m) return s;
+    }
+  }
+  return (static_cast<double>(m) + 0.5) / static_cast<double>(n);
 }
 
 void check_input_shape(const InputSpec& in, const Shape& shape, const std::string& file, const std::string& array) {
@@ -181,7 +197,6 @@ class FirstN : public Dataset {
   int64_t size() const override { return n_; }
   bool has_labels() const override { return base_->has_labels(); }
   Sample sample(int64_t i) const override { return base_->sample(check(i)); }
-  std::optional<Sample> try_sample(int64_t i) const override { return base_->try_sample(check(i)); }
   Sample batch(std::span<const int64_t> idx) const override {
     for (int64_t i : idx) check(i);
     return base_->batch(idx);

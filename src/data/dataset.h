@@ -50,9 +50,6 @@ class Dataset {
   virtual bool has_labels() const = 0;
   // Sample i (0 <= i < size()) with batch dim 1. Thread-safe. Data error naming the file on failure.
   virtual Sample sample(int64_t i) const = 0;
-  // Like sample(), but returns nullopt for a sample the source was told to skip (undecodable image with
-  // skip_bad_files); such samples are counted in skipped().
-  virtual std::optional<Sample> try_sample(int64_t i) const { return sample(i); }
   // Several samples concatenated along axis 0 (indices into this dataset).
   virtual Sample batch(std::span<const int64_t> indices) const;
   // Integer label of sample i; only when has_labels().
@@ -65,7 +62,8 @@ class Dataset {
   virtual std::string describe() const = 0;
   // Class names by label (image folders with classes); empty otherwise.
   virtual const std::vector<std::string>& class_names() const;
-  // Samples skipped so far (distinct indices).
+  // Selected samples the source left out when it was opened (undecodable images with skip_bad_files): they are
+  // not part of size().
   virtual int64_t skipped() const { return 0; }
   // True for the random generator used when no data path is given.
   virtual bool is_random() const { return false; }
@@ -88,6 +86,10 @@ std::vector<int64_t> shuffled_permutation(int64_t n, uint64_t seed);
 // Indices kept by `o` out of n sorted entries (shuffled once, first max(1, floor(n * split)) kept).
 // Config error for split outside (0, 1]; Data error for n == 0.
 std::vector<int64_t> select_indices(int64_t n, const SelectionOptions& o, const std::string& what);
+// The number of samples a split keeps of n: max(1, floor(n * split)), at most n (select_indices' rule).
+int64_t split_count(int64_t n, double split);
+// A split (the shortest decimal) for which split_count(n, split) == m (1 <= m <= n), for messages that suggest one.
+double split_keeping(int64_t n, int64_t m);
 
 struct DataOptions {
   std::string path;  // .npy, .npz, or an image folder; empty = random data

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
 #include <filesystem>
-#include <mutex>
 #include <set>
 
 #include "core/log.h"
+#include "core/parallel.h"
 
 namespace oq::data {
 
@@ -129,6 +130,7 @@ class ImageFolderDataset : public Dataset {
     geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
     entries_ = scan_image_folder(root_, o.class_names, &classes_);
     sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
+    if (o.skip_bad_files) drop_undecodable();
   }
 
   int64_t size() const override { return static_cast<int64_t>(sel_.size()); }
@@ -140,8 +142,9 @@ class ImageFolderDataset : public Dataset {
   std::string sample_name(int64_t i) const override { return entry(i).path; }
   std::string describe() const override {
     std::string cls = classes_.empty() ? "unlabelled" : fmt::format("{} classes", classes_.size());
-    return fmt::format("image folder {} ({} of {} images, {}, {}x{})", root_, sel_.size(), entries_.size(), cls,
-                       geom_.h, geom_.w);
+    std::string skipped = skipped_ ? fmt::format(", {} undecodable skipped", skipped_) : "";
+    return fmt::format("image folder {} ({} of {} images{}, {}, {}x{})", root_, sel_.size(), entries_.size(), skipped,
+                       cls, geom_.h, geom_.w);
   }
   const std::vector<std::string>& class_names() const override { return classes_; }
 
@@ -154,24 +157,54 @@ class ImageFolderDataset : public Dataset {
     return s;
   }
 
-  std::optional<Sample> try_sample(int64_t i) const override {
-    if (!opts_.skip_bad_files) return sample(i);
-    try {
-      return sample(i);
-    } catch (const Error& err) {
-      if (err.kind() != ErrorKind::Data) throw;
-      std::lock_guard<std::mutex> lock(mu_);
-      if (skipped_.insert(i).second) OQ_WARN("skipping {}", err.what());
-      return std::nullopt;
-    }
-  }
-
-  int64_t skipped() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int64_t>(skipped_.size());
-  }
+  int64_t skipped() const override { return skipped_; }
 
  private:
+  // dataset.skip_bad_files: every selected image is decoded (and preprocessed) once, on all threads, and those
+  // that fail with a data error leave the selection, named in one warning. The data set is then what the run
+  // uses: its size, describe() and the samples a subset (inspection's first k) takes from it count only images
+  // that decode, in every report. An I/O error (unreadable file) still stops the run.
+  void drop_undecodable() {
+    const auto n = static_cast<int64_t>(sel_.size());
+    std::vector<std::string> why(static_cast<size_t>(n));
+    std::vector<std::exception_ptr> other(static_cast<size_t>(n));
+    parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        try {
+          (void)sample(i);
+        } catch (const Error& err) {
+          if (err.kind() == ErrorKind::Data)
+            why[static_cast<size_t>(i)] = err.what();
+          else
+            other[static_cast<size_t>(i)] = std::current_exception();
+        } catch (...) {
+          other[static_cast<size_t>(i)] = std::current_exception();
+        }
+      }
+    });
+    for (const auto& e : other)
+      if (e) std::rethrow_exception(e);
+    std::vector<int64_t> kept;
+    std::string named;
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string& w = why[static_cast<size_t>(i)];
+      if (w.empty()) {
+        kept.push_back(sel_[static_cast<size_t>(i)]);
+        continue;
+      }
+      if (skipped_ < 5) named += (skipped_ ? "; " : "") + w;
+      ++skipped_;
+    }
+    if (!skipped_) return;
+    if (skipped_ > 5) named += fmt::format("; and {} more", skipped_ - 5);
+    if (kept.empty())
+      fail(ErrorKind::Data, "image folder {}: none of the {} selected images can be decoded (dataset.skip_bad_files): "
+           "{}", root_, n, named);
+    OQ_WARN("image folder {}: {} of the {} selected images cannot be decoded and are left out "
+            "(dataset.skip_bad_files; the run uses the other {}): {}", root_, skipped_, n, kept.size(), named);
+    sel_ = std::move(kept);
+  }
+
   const ImageEntry& entry(int64_t i) const {
     OQ_CHECK(i >= 0 && i < size(), "sample {} of {} in {}", i, size(), root_);
     return entries_[static_cast<size_t>(sel_[static_cast<size_t>(i)])];
@@ -184,8 +217,7 @@ class ImageFolderDataset : public Dataset {
   std::vector<ImageEntry> entries_;
   std::vector<std::string> classes_;
   std::vector<int64_t> sel_;
-  mutable std::mutex mu_;
-  mutable std::set<int64_t> skipped_;
+  int64_t skipped_ = 0;  // selected images left out as undecodable (skip_bad_files)
 };
 
 }  // namespace

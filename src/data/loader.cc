@@ -2,34 +2,56 @@
 
 #include <algorithm>
 
-#include "core/log.h"
 #include "core/parallel.h"
 
 namespace oq::data {
 
-void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, int64_t batch_size,
-                       const std::string& batch_key) {
+std::optional<int64_t> fixed_batch_dim(const std::vector<InputSpec>& inputs) {
   const InputSpec* fixed = nullptr;
   for (const auto& in : inputs) {
     if (!in.shape || in.shape->empty() || (*in.shape)[0] < 0) continue;
     if (fixed && (*fixed->shape)[0] != (*in.shape)[0])
       fail(ErrorKind::Model, "model inputs '{}' and '{}' have different fixed batch dimensions ({} and {}): no batch "
-           "of {} fits both", fixed->name, in.name, (*fixed->shape)[0], (*in.shape)[0], ds.describe());
+           "fits both", fixed->name, in.name, (*fixed->shape)[0], (*in.shape)[0]);
     fixed = &in;
   }
+  if (!fixed) return std::nullopt;
+  if ((*fixed->shape)[0] == 0)
+    fail(ErrorKind::Model, "model input '{}' has a batch dimension of 0: no data fits it", fixed->name);
+  return (*fixed->shape)[0];
+}
+
+void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, int64_t batch_size,
+                       const std::string& batch_key, const CountFix& count_fix) {
+  std::optional<int64_t> fixed;
+  try {
+    fixed = fixed_batch_dim(inputs);
+  } catch (const Error& e) {
+    fail(e.kind(), "{}: {}", ds.describe(), e.what());
+  }
   if (!fixed) return;
-  const int64_t b = (*fixed->shape)[0], n = ds.size(), bs = std::max<int64_t>(batch_size, 1);
-  if (b == 0) fail(ErrorKind::Model, "model input '{}' has a batch dimension of 0: no data fits it", fixed->name);
+  std::string input;
+  for (const auto& in : inputs)
+    if (in.shape && !in.shape->empty() && (*in.shape)[0] >= 0) input = in.name;
+  const int64_t b = *fixed, n = ds.size(), bs = std::max<int64_t>(batch_size, 1);
   const std::string whole = n % b == 0 ? "" : fmt::format(
       ", with a number of samples that is a multiple of {} (the data gives {}; the last batch would hold {})", b, n,
       n % b);
   if (bs != b)
     fail(ErrorKind::Config, "{}: model input '{}' has a fixed batch dimension of {}, but {} is {}: set {}: {}{} or "
-         "give the model a dynamic batch dimension", ds.describe(), fixed->name, b, batch_key, bs, batch_key, b, whole);
-  if (n % b != 0)
-    fail(ErrorKind::Config, "{}: model input '{}' has a fixed batch dimension of {} ({} is {}), but the data gives {} "
-         "samples, so the last batch would hold {}: use a multiple of {} samples or give the model a dynamic batch "
-         "dimension", ds.describe(), fixed->name, b, batch_key, bs, n, n % b, b);
+         "give the model a dynamic batch dimension", ds.describe(), input, b, batch_key, bs, batch_key, b, whole);
+  if (n % b == 0) return;
+  std::string fix;
+  if (count_fix) {
+    fix = count_fix(b, n);
+  } else {
+    const int64_t lo = n - n % b, hi = lo + b;
+    fix = lo > 0 ? fmt::format("use a multiple of {} samples (e.g. {} or {})", b, lo, hi)
+                 : fmt::format("use a multiple of {} samples (e.g. {})", b, hi);
+  }
+  fail(ErrorKind::Config, "{}: model input '{}' has a fixed batch dimension of {} ({} is {}), but the data gives {} "
+       "samples, so the last batch would hold {}: {} or give the model a dynamic batch dimension", ds.describe(),
+       input, b, batch_key, bs, n, n % b, fix);
 }
 
 Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), opts_(o) {
@@ -58,9 +80,7 @@ Batch Loader::build(int64_t b) const {
   int64_t begin = b * opts_.batch_size, end = std::min(begin + opts_.batch_size, ds_->size());
   std::vector<Sample> parts;
   for (int64_t i = begin; i < end; ++i) {
-    std::optional<Sample> s = ds_->try_sample(i);
-    if (!s) continue;
-    parts.push_back(std::move(*s));
+    parts.push_back(ds_->sample(i));
     out.indices.push_back(i);
     if (ds_->has_labels()) out.labels.push_back(ds_->label(i));
   }
@@ -94,29 +114,20 @@ void Loader::work() {
 }
 
 bool Loader::next(Batch& out) {
-  for (;;) {
-    Slot slot;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (next_consume_ >= num_batches_) {
-        if (!warned_ && ds_->skipped() > 0) {
-          warned_ = true;
-          OQ_WARN("{} file(s) could not be decoded and were skipped", ds_->skipped());
-        }
-        return false;
-      }
-      ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0; });
-      auto it = ready_.find(next_consume_);
-      slot = std::move(it->second);
-      ready_.erase(it);
-      ++next_consume_;
-    }
-    room_.notify_all();
-    if (slot.error) std::rethrow_exception(slot.error);
-    if (slot.batch.indices.empty()) continue;  // every sample of this batch was skipped
-    out = std::move(slot.batch);
-    return true;
+  Slot slot;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (next_consume_ >= num_batches_) return false;
+    ready_cv_.wait(lock, [&] { return ready_.count(next_consume_) > 0; });
+    auto it = ready_.find(next_consume_);
+    slot = std::move(it->second);
+    ready_.erase(it);
+    ++next_consume_;
   }
+  room_.notify_all();
+  if (slot.error) std::rethrow_exception(slot.error);
+  out = std::move(slot.batch);
+  return true;
 }
 
 }  // namespace oq::data

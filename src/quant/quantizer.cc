@@ -162,9 +162,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     bar.done();
   }
   if (c.samples == 0)
-    fail(ErrorKind::Data, "calibration: no sample could be read from {}{}", data->describe(),
-         data->skipped() > 0 ? fmt::format(": all {} were skipped as unreadable (dataset.skip_bad_files)", data->skipped())
-                             : std::string());
+    fail(ErrorKind::Data, "calibration: no sample could be read from {}", data->describe());
   // A float tensor that was produced but never held a finite value cannot get a range.
   for (const auto& name : cal.unseen())
     if (auto t = c.types.find(name); t != c.types.end() && (t->second == DType::Float || t->second == DType::Float16))

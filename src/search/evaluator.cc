@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 
+#include "calib/binning.h"
+#include "core/log.h"
 #include "core/progress.h"
 #include "data/loader.h"
 #include "exec/ordered_runs.h"
@@ -17,12 +20,68 @@ std::vector<int64_t> argmax_rows(const Tensor& out) {
   for (int64_t i = 0; i < n; ++i) {
     const float* p = f.data<float>() + i * per;
     int64_t best = 0;
-    for (int64_t k = 1; k < per; ++k)
-      if (p[k] > p[best]) best = k;
+    for (int64_t k = 1; k < per && !std::isnan(p[best]); ++k)
+      if (std::isnan(p[k]) || p[k] > p[best]) best = k;
     r[i] = best;
   }
   return r;
 }
+
+namespace {
+
+// Samples whose float inputs hold NaN or infinite values, found as the batches are fed (one call at a time, under
+// the runner's lock), named in one warning after the run.
+class NonFiniteRows {
+ public:
+  void scan(const data::Batch& b) {
+    const auto rows = static_cast<int64_t>(b.indices.size());
+    for (const auto& [name, t] : b.inputs) {
+      if (!rows || !(t.dtype() == DType::Float || t.dtype() == DType::Double || t.dtype() == DType::Float16)) continue;
+      const Tensor f = t.dtype() == DType::Float16 ? t.cast(DType::Float) : t;
+      if (f.dtype() == DType::Float && !calib::finite_min_max(f.span<float>()).non_finite) continue;  // the usual case
+      const int64_t per = f.numel() / rows;
+      for (int64_t r = 0; r < rows; ++r) {
+        bool bad = false;
+        for (int64_t e = r * per; e < (r + 1) * per && !bad; ++e)
+          bad = f.dtype() == DType::Double ? !std::isfinite(f.data<double>()[e]) : !std::isfinite(f.data<float>()[e]);
+        if (!bad) continue;
+        rows_.insert(b.indices[static_cast<size_t>(r)]);
+        inputs_.insert(name);
+      }
+    }
+  }
+
+  void warn(const data::Dataset& ds) const {
+    if (rows_.empty()) return;
+    const std::vector<int64_t> rows(rows_.begin(), rows_.end());
+    std::string inputs;
+    for (const auto& n : inputs_) inputs += (inputs.empty() ? "'" : ", '") + n + "'";
+    OQ_WARN("Evaluation data: {} ({} of {} samples) {} NaN or infinite values in input {}; they are scored like "
+            "the others, from the outputs the model gives them (a NaN output's top-1 class is its first NaN, as "
+            "numpy's argmax takes it)",
+            ds.samples_name(rows), rows.size(), ds.size(), rows.size() == 1 ? "holds" : "hold", inputs);
+  }
+
+ private:
+  std::set<int64_t> rows_;
+  std::set<std::string> inputs_;
+};
+
+// exec::feed_from, scanning each batch for non-finite inputs first (when `rows` is given).
+exec::FeedSource scanned_feed(data::Loader& loader, NonFiniteRows* rows) {
+  return [&loader, rows](exec::Feed& f) {
+    data::Batch b;
+    if (!loader.next(b)) return false;
+    if (rows) rows->scan(b);
+    f.inputs = std::move(b.inputs);
+    f.samples = static_cast<int64_t>(b.indices.size());
+    f.labels = std::move(b.labels);
+    f.origin = [&loader, idx = std::move(b.indices)] { return loader.dataset().samples_name(idx); };
+    return true;
+  };
+}
+
+}  // namespace
 
 // Batches run on exec::run_ordered's workers; per-batch results are kept by batch index and combined in batch
 // order at the end, so the score does not depend on the number of workers (sums of floats included).
@@ -44,7 +103,9 @@ Reference compute_reference(exec::Session& s, const data::DatasetPtr& data, cons
     }
     bar.tick(f.samples);
   };
-  exec::run_ordered(s, exec::feed_from<data::Batch>(loader), {}, run);
+  NonFiniteRows non_finite;
+  exec::run_ordered(s, scanned_feed(loader, o.warn_non_finite ? &non_finite : nullptr), {}, run);
+  non_finite.warn(*data);
   Reference ref;
   for (const auto& a : argmax) ref.argmax.insert(ref.argmax.end(), a.begin(), a.end());
   ref.outputs = std::move(outputs);
@@ -88,7 +149,9 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
       b.labels = f.labels;
     }
   };
-  exec::run_ordered(s, exec::feed_from<data::Batch>(loader), ro, run);
+  NonFiniteRows non_finite;
+  exec::run_ordered(s, scanned_feed(loader, o.warn_non_finite ? &non_finite : nullptr), ro, run);
+  non_finite.warn(*data);
   int64_t seen = 0, hits = 0;
   double sig = 0, noise = 0;
   if (o.metric == MetricKind::Top1)  // a label the model cannot predict would silently count as a miss

@@ -15,12 +15,16 @@ namespace oq::search {
 enum class MetricKind { Top1, Agreement, OutputSnr };
 
 // Top-1 class of each sample of a [N, ...] output (argmax over everything but the batch dim; first max wins).
+// As numpy's argmax (what ST's evaluation and the ORT scripts take): a row holding a NaN gets its first NaN.
 std::vector<int64_t> argmax_rows(const Tensor& out);
 
 struct EvalOptions {
   MetricKind metric = MetricKind::Top1;
   int64_t batch_size = 1;
   std::string progress_label = "Evaluation";
+  // Warn, after the run, naming the samples whose (float) inputs hold NaN or infinite values. A caller that
+  // evaluates the same data several times (full_auto) turns it off after the first.
+  bool warn_non_finite = true;
 };
 
 // Reference outputs of the float model, kept per sample so agreement/SNR can compare (argmax for agreement,

@@ -156,6 +156,44 @@ DATA_TYPE_CASES = [
         ["data.npz", "fixed batch dimension of 2", "11 samples", "multiple of 2"], code=2, batch_size=2)),
 ]
 
+def case_fixed_batch_inspection_split():
+    """Batch 4, 200 calibration samples, inspection_split 0.33 (66 samples): refused before calibration, naming
+    the key and a split that works."""
+    d = tmpdir()
+    cfg = base_config(fixed_batch_model(d, 4), npz(d, x=np.ones((200, 3, 10, 6), np.float32)), mode="inspection",
+                      iterative_quant_parameters={"inspection_split": 0.33})
+    cfg["dataset"]["batch_size"] = 4
+    main_job(d, cfg, 2, ["data.npz", "fixed batch dimension of 4", "66 samples",
+                         "quantization.iterative_quant_parameters.inspection_split: 0.32"])
+
+
+def case_fixed_batch_chain_qe_test_set():
+    d = tmpdir()
+    cfg = base_config(fixed_batch_model(d, 4), npz(d, x=np.ones((200, 3, 10, 6), np.float32)))
+    cfg["operation_mode"] = "chain_qe"
+    test = npz(d, "test.npz", x=np.ones((358, 3, 10, 6), np.float32), y=np.zeros(358, np.int64))
+    cfg["dataset"].update(batch_size=4, test_path=test)
+    main_job(d, cfg, 2, ["test.npz", "fixed batch dimension of 4", "dataset.test_path", "356 or 360"],
+             extra_inputs=[test])
+
+
+def mlp(d):
+    return copy_in(d, MLP)
+
+
+X20 = np.zeros((20, 64), np.float32)
+LABEL_WORDS = ["data.npz", "labels 'y'", "integer array of shape [N] or [N,1]"]
+DATA_TYPE_CASES += [
+    # Labels: integers of shape [N] or [N, 1]; bool (was taken as 0/1 classes), float and one-hot are refused.
+    ("data_labels_bool", job_case(mlp, {"x": X20, "y": np.zeros(20, bool)}, LABEL_WORDS + ["bool"])),
+    ("data_labels_float", job_case(mlp, {"x": X20, "y": np.zeros(20, np.float32)}, LABEL_WORDS + ["float32"])),
+    ("data_labels_one_hot", job_case(mlp, {"x": X20, "y": np.eye(10, dtype=np.int64)[np.arange(20) % 10]},
+                                     LABEL_WORDS + ["[20,10]"])),
+    # Fixed batch dimensions of the inspected subset and the test set: refused before calibration.
+    ("data_fixed_batch_inspection_split", case_fixed_batch_inspection_split),
+    ("data_fixed_batch_chain_qe_test_set", case_fixed_batch_chain_qe_test_set),
+]
+
 OUTPUT_CASES = [
     ("output_file_name_too_long", case_output_long_file_name),
     ("output_log_is_a_directory", case_output_log_is_a_directory),

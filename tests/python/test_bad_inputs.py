@@ -312,9 +312,10 @@ DATA_CASES = [
     ("data_empty_folder", data_case(d_empty_folder, ["images"], model=MOBILENET)),
     ("data_empty_class_folders", data_case(d_empty_classes, ["images"], model=MOBILENET)),
     ("data_corrupt_jpeg", data_case(d_corrupt_jpeg, ["broken.jpg"], model=MOBILENET)),
-    # Every image skipped as unreadable: the error says so (was: "no finite value on any of the 0 samples").
-    ("data_all_images_skipped", data_case(d_corrupt_jpeg, ["no sample could be read", "images", "all 1 were skipped",
-                                                           "skip_bad_files"], model=MOBILENET,
+    # Every image skipped as unreadable: the error says so when the folder is opened (was: "no finite value on any
+    # of the 0 samples", then "no sample could be read").
+    ("data_all_images_skipped", data_case(d_corrupt_jpeg, ["none of the 1 selected images can be decoded",
+                                                           "broken.jpg", "skip_bad_files"], model=MOBILENET,
                                           extra=lambda cfg, d: cfg["dataset"].update(skip_bad_files=True))),
     ("data_npy_wrong_shape", data_case(d_npy(np.zeros((20, 63), np.float32)), ["x.npy", "63"])),
     ("data_npy_wrong_rank", data_case(d_npy(np.zeros((20, 8, 8), np.float32)), ["x.npy"])),
@@ -399,29 +400,38 @@ def case_run_wrong_input_shape():
                   allowed_new={"o"})
 
 
-def late_failure_case(operation_mode, mode, test_arrays, words):
-    """A failure after the job has already written models/reports (bad test data found at evaluation): the
-    outputs written so far are removed again, only the log stays."""
+def late_failure_case(operation_mode, mode, test_arrays, words, code=1, quant=None):
+    """A failure after the job has already written models/reports (a label beyond the model's classes found at
+    evaluation, a failing evaluator_command): the outputs written so far are removed again, only the log stays.
+    With test data that is wrong as a whole (no labels, rows of the wrong shape) the run stops before calibration
+    instead (the up-front cases below)."""
     def case():
         d = tmpdir()
-        cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT), mode=mode)
+        cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT), mode=mode, **(quant or {}))
         cfg["operation_mode"] = operation_mode
         test = os.path.join(d, "test.npz")
         np.savez(test, **test_arrays)
         cfg["dataset"]["test_path"] = test
-        p = main_job(d, cfg, 1, words, extra_inputs=[test])
+        p = main_job(d, cfg, code, words, extra_inputs=[test])
         return p
     return case
 
 
+X10 = np.zeros((10, 64), np.float32)
 LATE_CASES = [
-    ("late_failure_chain_qe_no_labels", late_failure_case(
-        "chain_qe", "default", {"x": np.zeros((10, 64), np.float32)}, ["test.npz", "labels"])),
+    ("late_failure_chain_qe_label_beyond_classes", late_failure_case(
+        "chain_qe", "default", {"x": X10, "y": np.full(10, 12)}, ["test.npz", "label 12", "10 classes"])),
     ("late_failure_chain_qe_inspection", late_failure_case(
-        "chain_qe", "inspection", {"x": np.zeros((10, 64), np.float32)}, ["test.npz"])),
-    ("late_failure_full_auto_bad_test_rows", late_failure_case(
+        "chain_qe", "inspection", {"x": X10, "y": np.full(10, 12)}, ["test.npz", "label 12"])),
+    ("late_failure_full_auto_evaluator_command", late_failure_case(
+        "quantization", "full_auto", {"x": X10, "y": np.zeros(10, np.int64)}, ["evaluator_command", "exited with 3"],
+        quant={"iterative_quant_parameters": {"metric": "evaluator_command", "evaluator_command": "exit 3"}})),
+    # Test data wrong as a whole: refused before calibration (it used to be found after the model was written).
+    ("upfront_chain_qe_no_labels", late_failure_case("chain_qe", "default", {"x": X10}, ["test.npz", "labels"])),
+    ("upfront_chain_qe_inspection_no_labels", late_failure_case("chain_qe", "inspection", {"x": X10}, ["test.npz"])),
+    ("upfront_full_auto_bad_test_rows", late_failure_case(
         "quantization", "full_auto", {"x": np.zeros((10, 63), np.float32), "y": np.zeros(10, np.int64)},
-        ["test.npz"])),
+        ["test.npz", "63"])),
 ]
 
 

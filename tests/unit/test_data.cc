@@ -321,6 +321,19 @@ TEST(Selection, SplitKeepsAtLeastOne) {
   expect_error([&] { select_indices(10, o, "t"); }, ErrorKind::Config, {"split"});
 }
 
+TEST(Selection, SplitKeepingGivesTheShortestSplitThatKeepsM) {
+  EXPECT_EQ(split_count(200, 0.33), 66);
+  EXPECT_EQ(split_count(10, 0.01), 1);
+  EXPECT_DOUBLE_EQ(split_keeping(200, 64), 0.32);
+  EXPECT_DOUBLE_EQ(split_keeping(200, 200), 1.0);
+  EXPECT_DOUBLE_EQ(split_keeping(3, 1), 0.3);  // floor(0.9) = 0, kept at 1
+  for (int64_t n : {1, 7, 199, 200, 1000, 49999})
+    for (int64_t m : {int64_t{1}, n / 3 + 1, n / 2 + 1, n - 1, n})
+      if (m >= 1 && m <= n) {
+        EXPECT_EQ(split_count(n, split_keeping(n, m)), m) << n << " " << m;
+      }
+}
+
 // ------------------------------------------------------------------------------------------------ array data
 
 TEST(ArrayDataset, NpzWithLabelsSelectionAndDtypeConversion) {

@@ -221,6 +221,26 @@ TEST(ArraySelection, IgnoredArraysAreNamedInOneWarning) {
   }
 }
 
+TEST(ArrayLabels, IntegersOfShapeNOrNBy1) {
+  TmpDir d;
+  const Tensor x = ramp(DType::Float, {3, 2});
+  Tensor y(DType::Int32, {3, 1});
+  for (int64_t i = 0; i < 3; ++i) y.data<int32_t>()[i] = static_cast<int32_t>(2 - i);
+  auto ds = open_unshuffled(write_npz(d, "n1.npz", {{"x", x}, {"y", y}}), {{"x", DType::Float, Shape{-1, 2}}});
+  ASSERT_TRUE(ds->has_labels());  // [N, 1] (as Keras writes labels) is read as [N]
+  EXPECT_EQ((std::vector<int64_t>{ds->label(0), ds->label(1), ds->label(2)}), (std::vector<int64_t>{2, 1, 0}));
+  // Bool, float, one-hot [N, K], [N, 1, 1]: refused naming the file, 'y', the type and the shape.
+  for (auto [name, t] : {std::pair{"b.npz", Tensor(DType::Bool, {3})}, std::pair{"f.npz", Tensor(DType::Float, {3})},
+                         std::pair{"k.npz", Tensor(DType::Int64, {3, 10})},
+                         std::pair{"r3.npz", Tensor(DType::Int64, {3, 1, 1})}}) {
+    const std::string p = write_npz(d, name, {{"x", x}, {"y", t}});
+    std::string e = error_of([&] { open_unshuffled(p, {{"x", DType::Float, Shape{-1, 2}}}); }, ErrorKind::Data);
+    const std::string want = p + ": labels 'y' must be an integer array of shape [N] or [N,1] (one class index per "
+                             "row), got " + numpy_name(t.dtype()) + " of shape " + shape_str(t.shape());
+    expect_has(e, {want.c_str()});
+  }
+}
+
 TEST(SamplesName, NamesTheFileAndRows) {
   TmpDir d;
   std::string p = write_npz(d, "r.npz", {{"x", ramp(DType::Float, {20, 2})}});
@@ -256,7 +276,15 @@ TEST(FixedBatch, ErrorsNameTheDataTheKeyAndWhatWorks) {
   expect_has(e, {"set --batch-size: 2", "multiple of 2", "gives 11"});
   e = error_of([&] { check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *eleven, 2, "dataset.batch_size"); },
                ErrorKind::Config);
-  expect_has(e, {"b.npz", "fixed batch dimension of 2", "11 samples", "last batch would hold 1", "multiple of 2"});
+  expect_has(e, {"b.npz", "fixed batch dimension of 2", "11 samples", "last batch would hold 1",
+                 "use a multiple of 2 samples (e.g. 10 or 12)"});
+  // A caller that knows which key chose the count says what works instead.
+  e = error_of([&] {
+    check_fixed_batch({{"x", DType::Float, Shape{2, 3}}}, *eleven, 2, "dataset.batch_size",
+                      [](int64_t b, int64_t n) { return fmt::format("fix b={} n={}", b, n); });
+  }, ErrorKind::Config);
+  expect_has(e, {"11 samples", "fix b=2 n=11 or give the model a dynamic batch dimension"});
+  EXPECT_EQ(e.find("use a multiple"), std::string::npos) << e;
   e = error_of([&] {
     check_fixed_batch({{"a", DType::Float, Shape{1, 3}}, {"b", DType::Float, Shape{2, 3}}}, *ds, 1, "dataset.batch_size");
   }, ErrorKind::Model);

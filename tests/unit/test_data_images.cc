@@ -289,12 +289,28 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
   }, ErrorKind::Data, {"3.jpg"});
   o.skip_bad_files = true;
   ds = open_dataset(o, {nchw(3, 3, 5)});
+  // The undecodable file is left out when the folder is opened: the data set is what the run uses, so every
+  // count (size, describe, a first_n subset) excludes it.
+  EXPECT_EQ(ds->size(), 2);
+  EXPECT_EQ(ds->skipped(), 1);
+  EXPECT_NE(ds->describe().find("(2 of 3 images, 1 undecodable skipped, unlabelled"), std::string::npos)
+      << ds->describe();
+  EXPECT_EQ(ds->sample_name(1), d / "flat/2.bmp.png");
+  EXPECT_EQ(first_n(ds, 5)->size(), 2);
   Loader l(ds, {.batch_size = 2});
   Batch b;
   std::vector<int64_t> seen;
   while (l.next(b)) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
   EXPECT_EQ(seen, (std::vector<int64_t>{0, 1}));
   EXPECT_EQ(ds->skipped(), 1);
+  // None decodable: an error naming the folder and the file.
+  TmpDir d2;
+  fs::create_directories(d2 / "bad");
+  std::ofstream(d2 / "bad/a.png") << "garbage";
+  o.path = d2 / "bad";
+  expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data,
+               {"none of the 1 selected images can be decoded", "a.png", "skip_bad_files"});
+  o.path = d / "flat";
   // Multi-input models cannot take an image folder.
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5), {"b", DType::Float, Shape{1}}}); }, ErrorKind::Data,
                {"flat", "single-input"});

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -323,4 +324,13 @@ TEST(OrderedRuns, BeforeRunOnTheFeedsThread) {
     for (int64_t i = 0; i < 17; ++i) EXPECT_EQ(done.at(static_cast<size_t>(i)), i);
     current = -1;
   }
+}
+
+// A NaN in an output row is its top-1 class (its first NaN), as numpy's argmax takes it (ST's evaluation and the
+// onnxruntime scripts score with it): [5, 1, NaN, 3] -> 2, not 0.
+TEST(Evaluator, ArgmaxTakesNaNAsNumpyDoes) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor out = Tensor::from_vector<float>(DType::Float, {4, 4}, {5, 1, nan, 3,  0, 2, 9, 1,  nan, nan, nan, nan,
+                                                                 1, nan, 7, nan});
+  EXPECT_EQ(search::argmax_rows(out), (std::vector<int64_t>{2, 2, 0, 1}));
 }

@@ -34,6 +34,7 @@ struct Job {
   ir::Model prepared;      // pre-processed, converted to the target opset
   quant::QuantOptions qopts;
   std::string quantized_path;  // the model a quantization mode chose as its answer (for chain_qe)
+  data::DatasetPtr eval_data;  // the evaluation set, once evaluation_data opened it
 };
 
 // Loads and prepares the model for quantization (pre-processing, opset conversion, checks).
@@ -42,8 +43,13 @@ void prepare_model(Job& job);
 // onnx::load_model, then a Model error naming the file when the model imports an ai.onnx opset newer than the
 // executor's (exec::kMaxOpset).
 ir::Model load_runnable_model(const std::string& path);
-// The calibration data set (quantization_path, else training_path, else 10 random samples with a warning).
+// The calibration data set (quantization_path, else training_path, else 10 random samples with a warning),
+// checked against a fixed batch dimension.
 data::DatasetPtr calibration_data(const Job& job);
+// The evaluation set (dataset.test_path, else validation_path) for model `m`, opened once per job and checked
+// before anything runs: labels when `need_labels`, whole batches for a fixed batch dimension. prepare_model calls
+// it for chain_qe, so that the test set is checked before calibration.
+data::DatasetPtr evaluation_data(Job& job, const ir::Model& m, bool need_labels);
 // Batch size for evaluation: dataset.batch_size when set above 1; otherwise 32 when every model input has a
 // dynamic batch dimension (faster, same scores), else 1.
 int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m);

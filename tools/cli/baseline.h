@@ -15,7 +15,8 @@ struct Baseline {
   int64_t samples = 0;     // calibration samples used
 };
 
-// prepare_model must have run. Logs the calibration and the written model; sets job.quantized_path.
-Baseline quantize_baseline(Job& job);
+// prepare_model must have run; `data` is calibration_data(job) (opened and checked by the caller, before
+// anything runs). Logs the calibration and the written model; sets job.quantized_path.
+Baseline quantize_baseline(Job& job, data::DatasetPtr data);
 
 }  // namespace oq::app

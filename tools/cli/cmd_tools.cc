@@ -128,6 +128,7 @@ int cmd_eval(int argc, char** argv) {
     } catch (const Error& e) {  // the data was checked against MODEL's inputs: say which model failed
       fail(e.kind(), "--reference '{}': {}", reference, e.what());
     }
+    o.warn_non_finite = false;  // the reference's pass named them
     score = search::evaluate(s, ds, o, &ref);
   } else {
     score = search::evaluate(s, ds, o);
@@ -137,18 +138,11 @@ int cmd_eval(int argc, char** argv) {
 }
 
 int run_evaluation(Job& job, const std::string& model_path) {
-  const auto& d = job.cfg.dataset;
-  std::string path = !d.test_path.empty() ? d.test_path : d.validation_path;
-  if (path.empty()) fail(ErrorKind::Config, "dataset.test_path: evaluation needs dataset.test_path or dataset.validation_path");
   ir::Model m = load_runnable_model(model_path);
   exec::Session s(m);
-  data::DataOptions o = data_options(job.cfg, path, 1.0);
-  o.selection.shuffle = false;
-  auto ds = data::open_dataset(o, data::input_specs(m.graph));
-  if (!ds->has_labels()) fail(ErrorKind::Data, "evaluation needs labels, but {} has none", ds->describe());
+  auto ds = evaluation_data(job, m, true);  // chain_qe: opened and checked before calibration
   search::EvalOptions eo;
   eo.batch_size = evaluation_batch_size(job.cfg, m);
-  data::check_fixed_batch(data::input_specs(m.graph), *ds, eo.batch_size, "dataset.batch_size");
   double acc = search::evaluate(s, ds, eo);
   OQ_INFO("Evaluation of {} on {}: top1: {:.2f}", model_path, ds->describe(), acc);
   return 0;

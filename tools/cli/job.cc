@@ -190,6 +190,9 @@ void prepare_model(Job& job) {
   check_float16_model(job);
   phase.done("opset conversion and checks");
   job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();
+  // chain_qe evaluates the quantized model, whose inputs are the prepared model's: its test set is checked now,
+  // before calibration, not after the quantized model and the reports are written.
+  if (cfg.operation_mode == config::OperationMode::ChainQE) evaluation_data(job, job.prepared, true);
 }
 
 data::DatasetPtr calibration_data(const Job& job) {
@@ -207,6 +210,31 @@ data::DatasetPtr calibration_data(const Job& job) {
   OQ_INFO("Calibration data: {}", ds->describe());
   data::check_fixed_batch(inputs, *ds, d.batch_size, "dataset.batch_size");
   return ds;
+}
+
+data::DatasetPtr evaluation_data(Job& job, const ir::Model& m, bool need_labels) {
+  const auto& d = job.cfg.dataset;
+  const bool test = !d.test_path.empty();
+  const std::string path = test ? d.test_path : d.validation_path;
+  const std::string key = test ? "dataset.test_path" : "dataset.validation_path";
+  if (path.empty())
+    fail(ErrorKind::Config, "dataset.test_path: evaluation needs dataset.test_path or dataset.validation_path");
+  if (!job.eval_data) {
+    data::DataOptions o = data_options(job.cfg, path, 1.0);
+    o.selection.shuffle = false;
+    const auto inputs = data::input_specs(m.graph);
+    auto ds = data::open_dataset(o, inputs);
+    data::check_fixed_batch(inputs, *ds, evaluation_batch_size(job.cfg, m), "dataset.batch_size",
+                            [&](int64_t b, int64_t n) {
+                              const int64_t lo = n - n % b;
+                              return fmt::format("{} needs a multiple of {} samples ({}{})", key, b,
+                                                 lo > 0 ? fmt::format("{} or ", lo) : "", lo + b);
+                            });
+    job.eval_data = std::move(ds);
+  }
+  if (need_labels && !job.eval_data->has_labels())
+    fail(ErrorKind::Data, "evaluation needs labels, but {} has none ({})", job.eval_data->describe(), key);
+  return job.eval_data;
 }
 
 int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m) {

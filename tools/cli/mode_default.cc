@@ -18,12 +18,12 @@ static uint64_t file_size(const std::string& p) {
   return ec ? 0 : n;
 }
 
-Baseline quantize_baseline(Job& job) {
+Baseline quantize_baseline(Job& job, data::DatasetPtr data) {
   OQ_INFO("QDQ models keep float inputs and outputs (quantization_input_type / quantization_output_type: {} / {})",
           config::to_string(job.cfg.quantization.input_type), config::to_string(job.cfg.quantization.output_type));
   Baseline b;
   PhaseLog phase;
-  b.data = calibration_data(job);
+  b.data = std::move(data);
   apply_float_rewrites(job, b.data);  // SmoothQuant (float outputs unchanged)
   quant::WeightParamsFn wfn = make_weight_fn(job, b.data);
   phase.done("calibration data and float rewrites");
@@ -60,7 +60,7 @@ Baseline quantize_baseline(Job& job) {
 int run_default_mode(Job& job) {
   prepare_model(job);
   for (const auto& line : config::describe_quantization(job.cfg.quantization)) OQ_INFO("{}", line);
-  quantize_baseline(job);
+  quantize_baseline(job, calibration_data(job));
   return 0;
 }
 

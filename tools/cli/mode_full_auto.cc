@@ -88,13 +88,20 @@ int run_full_auto_mode(Job& job) {
 
   // 1. The folded float model.
   prepare_model(job);
+  // Every data set the run uses is opened and checked before anything runs: the evaluation set (metric, labels,
+  // fixed batch), then the calibration set.
+  auto eval_ds = evaluation_data(job, job.prepared, false);
+  std::string metric = metric_name(it.metric, eval_ds->has_labels());
+  if (metric == "top1" && !eval_ds->has_labels())
+    fail(ErrorKind::Config, "iterative_quant_parameters.metric: top1 needs labels, but {} has none (use agreement)",
+         eval_ds->describe());
+  auto calib = calibration_data(job);
   fs::create_directories(job.output_dir);
   check_output_name(job, job.output_dir, job.model_base + "_folded.onnx");
   std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
   onnx::save_model(job.prepared, folded);
   OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
   // Float rewrites (SmoothQuant) and the weight quantizer, from the calibration data.
-  auto calib = calibration_data(job);
   // The float reference (step 2) is the model before the float rewrites: SmoothQuant and CLE keep its function,
   // but CrossLayerEqualizationReplaceRelu6 does not, and the scores must say how far the user's model moved.
   const ir::Model float_model = job.prepared;
@@ -102,16 +109,8 @@ int run_full_auto_mode(Job& job) {
   quant::WeightParamsFn wfn = make_weight_fn(job, calib);
   quant::WeightCache wcache;  // each weight is quantized at most once per bit width across all attempts
 
-  data::DataOptions eo = data_options(cfg, eval_path, 1.0);
-  eo.selection.shuffle = false;
-  auto eval_ds = data::open_dataset(eo, data::input_specs(job.prepared.graph));
-  std::string metric = metric_name(it.metric, eval_ds->has_labels());
-  if (metric == "top1" && !eval_ds->has_labels())
-    fail(ErrorKind::Config, "iterative_quant_parameters.metric: top1 needs labels, but {} has none (use agreement)",
-         eval_ds->describe());
   search::EvalOptions ev;
   ev.batch_size = std::max<int64_t>(cfg.dataset.batch_size, 1);
-  data::check_fixed_batch(data::input_specs(job.prepared.graph), *eval_ds, ev.batch_size, "dataset.batch_size");
   ev.metric = metric == "agreement" ? search::MetricKind::Agreement
               : metric == "output_snr" ? search::MetricKind::OutputSnr : search::MetricKind::Top1;
   OQ_INFO("Evaluation data: {} — metric {}", eval_ds->describe(), metric);
@@ -120,7 +119,10 @@ int run_full_auto_mode(Job& job) {
   exec::Session float_session(float_model);
   search::Reference ref;
   bool need_ref = metric == "agreement" || metric == "output_snr";
-  if (need_ref) ref = search::compute_reference(float_session, eval_ds, ev);
+  if (need_ref) {
+    ref = search::compute_reference(float_session, eval_ds, ev);
+    ev.warn_non_finite = false;  // NaN / infinite inputs are named once, by the first pass over the data
+  }
   auto score_model = [&](const ir::Model& m, const std::string& label) {
     if (metric == "evaluator_command") {
       std::string tmp = (fs::path(job.output_dir) / (".candidate_" + label + ".onnx")).string();
@@ -138,6 +140,7 @@ int run_full_auto_mode(Job& job) {
     float_score = score_model(float_model, "float");
   else if (metric != "output_snr")
     float_score = search::evaluate(float_session, eval_ds, ev, need_ref ? &ref : nullptr);
+  ev.warn_non_finite = false;
   if (float_score)
     OQ_INFO("Step 2: float model {}: {:.2f}", metric, *float_score);
   else

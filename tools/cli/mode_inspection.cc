@@ -1,6 +1,5 @@
 // quantization.operating_mode: inspection — quantize as the default mode does, then measure the SNR of every
 // quantized tensor (src/analysis) and write the ST-layout log section, inspection.json/.csv/.html.
-#include <cmath>
 #include <filesystem>
 
 #include "analysis/inspect.h"
@@ -20,14 +19,23 @@ int run_inspection_mode(Job& job) {
   const auto& qc = job.cfg.quantization;
   const auto desc = config::describe_quantization(qc);
   for (const auto& l : analysis::st_header_lines(desc)) log::raw(l);
-  Baseline b = quantize_baseline(job);
-
+  // The inspected subset: the first max(1, floor(n * inspection_split)) of the n calibration samples (those the
+  // run uses: undecodable images skipped by dataset.skip_bad_files are not among them), checked against a fixed
+  // batch dimension with the calibration set, before calibration.
+  auto calib = calibration_data(job);
   const double split = qc.iterative.inspection_split;
-  const int64_t total = b.data->size();
-  const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(total) * split)));
-  auto subset = data::first_n(b.data, k);
+  const int64_t total = calib->size();
+  auto subset = data::first_n(calib, data::split_count(total, split));
   data::check_fixed_batch(data::input_specs(job.prepared.graph), *subset, job.cfg.dataset.batch_size,
-                          "dataset.batch_size");
+                          "dataset.batch_size", [&](int64_t b, int64_t) {
+                            // total is a multiple of b (the calibration set passed the same check)
+                            const int64_t m = std::max(b, subset->size() / b * b);
+                            return fmt::format("set quantization.iterative_quant_parameters.inspection_split: {} ({} "
+                                               "of the {} calibration samples)", data::split_keeping(total, m), m,
+                                               total);
+                          });
+  Baseline b = quantize_baseline(job, calib);
+
   auto r = analysis::describe(job.prepared, b.q);
   OQ_INFO("Inspection: SNR of {} quantized tensors; activations on the first {} of {} calibration samples "
           "(inspection_split {})",
