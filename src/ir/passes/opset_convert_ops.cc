@@ -2,6 +2,9 @@
 // Upsample) or its outputs (BatchNormalization, Dropout).
 #include "ir/passes/opset_convert.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace oq::ir::passes::detail {
 
 // Softmax / LogSoftmax / Hardmax before 13 coerce the input to 2-D at `axis` (default 1) and normalise each
@@ -24,21 +27,31 @@ bool OpsetConverter::convert_softmax(Node& n, std::vector<Node>& after) {
   flat.inputs = {x};
   flat.outputs = {tensor_name(n, "flat")};
   flat.set_attr_int("axis", axis);
+  // The Reshape back reads the input's shape: a constant when the inferred shape is fully static (ORT's constant
+  // folding turns onnx's Shape node into one), else a Shape node (also for an empty dim: Reshape reads a 0 as
+  // "copy the dim" of its 2-D input).
+  std::string target;
   Node shape;
-  shape.op_type = "Shape";
-  shape.name = node_name(n, "shape");
-  shape.inputs = {x};
-  shape.outputs = {tensor_name(n, "shape")};
+  auto s = shapes_->static_shape(x);
+  if (s && std::find(s->begin(), s->end(), 0) == s->end()) {
+    target = const_i64(n, "shape", *s);
+  } else {
+    shape.op_type = "Shape";
+    shape.name = node_name(n, "shape");
+    shape.inputs = {x};
+    shape.outputs = {tensor_name(n, "shape")};
+    target = shape.outputs[0];
+  }
   Node reshape;
   reshape.op_type = "Reshape";
   reshape.name = node_name(n, "reshape");
-  reshape.inputs = {tensor_name(n, "2d"), shape.outputs[0]};
+  reshape.inputs = {tensor_name(n, "2d"), target};
   reshape.outputs = {y};
   n.inputs[0] = flat.outputs[0];
   n.outputs[0] = reshape.inputs[0];
   n.set_attr_int("axis", -1);
   emit(std::move(flat));
-  emit(std::move(shape));
+  if (!shape.op_type.empty()) emit(std::move(shape));
   after.push_back(std::move(reshape));
   return true;
 }
