@@ -45,6 +45,16 @@ struct KernelRegistration {
 // Factory for (op_type, opset) or null when unsupported.
 KernelFactory find_kernel(const std::string& op_type, int opset);
 std::vector<std::string> registered_ops();
+// The lowest opset at which op_type (default domain) has a kernel, or 0 when it has none. The registrations start
+// at the ops' ONNX since-versions (tests/python/test_opset_convert_fixes.py checks them against onnx's
+// schemas), so this is where the op appears.
+int first_kernel_opset(const std::string& op_type);
+
+// Checks done on load, before any work: refuses (one Model error naming the node) a default-domain node whose op
+// appears only at a later opset than the model imports (ONNX's checker and onnxruntime refuse such a model; it is
+// not the op's first version), and a BatchNormalization in training mode (ir::batchnorm_training_reason). Bodies of
+// If / Loop / Scan included.
+void check_model_ops(const ir::Model& m);
 
 // The highest default-domain opset the executor supports.
 inline constexpr int kMaxOpset = 28;

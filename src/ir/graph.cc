@@ -139,6 +139,17 @@ std::string node_label(const Node& n) {
   return "(unnamed) -> " + (n.outputs.empty() ? std::string("?") : n.outputs[0]);
 }
 
+std::string batchnorm_training_reason(const Node& n, int64_t opset) {
+  if (n.op_type != "BatchNormalization" || !n.is_default_domain()) return {};
+  if (opset >= 14) return n.attr_int("training_mode", 0) != 0 ? "training_mode=1 is not supported (inference only)" : "";
+  for (size_t i = 1; i < n.outputs.size(); ++i)
+    if (!n.outputs[i].empty())
+      return "output " + std::to_string(i + 1) + " '" + n.outputs[i] + "' is declared: below opset 14 that is " +
+             "training mode (batch statistics, as onnxruntime computes them), which is not supported (inference " +
+             "only; give the extra outputs empty names or drop them)";
+  return {};
+}
+
 std::vector<const ValueInfo*> Graph::real_inputs() const {
   std::vector<const ValueInfo*> r;
   for (const auto& v : inputs)

@@ -111,6 +111,11 @@ struct Node {
 // names empty.
 std::string node_label(const Node& n);
 
+// Why a default-domain BatchNormalization computes batch statistics (training mode) at `opset`, else "": from 14
+// `training_mode=1`; below 14 any named output beyond Y (the spec's running / saved mean and variance, which
+// onnxruntime computes from the batch). onnxquant runs and quantizes inference nodes only.
+std::string batchnorm_training_reason(const Node& n, int64_t opset);
+
 struct Initializer {
   std::string name;
   Tensor tensor;

@@ -120,6 +120,11 @@ ir::Model load_runnable_model(const std::string& path) {
   if (m.default_opset() > exec::kMaxOpset)
     fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", path,
          m.default_opset(), exec::kMaxOpset);
+  try {
+    exec::check_model_ops(m);  // an op newer than the model's opset, a training BatchNormalization: before any work
+  } catch (const Error& e) {
+    fail(e.kind(), "model '{}': {}", path, e.what());
+  }
   return m;
 }
 

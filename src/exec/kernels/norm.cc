@@ -64,8 +64,7 @@ class BatchNormKernel final : public Kernel {
  public:
   explicit BatchNormKernel(const KernelInit& init) : node_(init.node) {
     epsilon_ = node_.attr_float("epsilon", 1e-5f);
-    if (init.opset >= 14 && node_.attr_int("training_mode", 0) != 0)
-      kfail(node_, "training_mode=1 is not supported (inference only)");
+    if (const std::string why = ir::batchnorm_training_reason(node_, init.opset); !why.empty()) kfail(node_, "{}", why);
     spatial_ = init.opset >= 9 || node_.attr_int("spatial", 1) != 0;
   }
 

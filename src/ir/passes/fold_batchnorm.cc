@@ -160,7 +160,8 @@ size_t fold_batchnorm(Model& m) {
         continue;
       const size_t k = cit->second[0];
       const Node& bn = g.nodes[k];
-      if (bn.op_type != "BatchNormalization" || !bn.is_default_domain() || bn.attr_int("training_mode", 0) != 0 ||
+      if (bn.op_type != "BatchNormalization" || !bn.is_default_domain() ||
+          !batchnorm_training_reason(bn, m.default_opset()).empty() ||
           bn.attr_int("spatial", 1) != 1 || bn.inputs.size() != 5 || bn.outputs.empty() || bn.outputs[0].empty() ||
           bn.input(0) != out)
         continue;

@@ -129,7 +129,11 @@ bool OpsetConverter::convert_pad(Node& n) {
   n.remove_attr("value");
   n.inputs.resize(1);
   n.inputs.push_back(const_i64(n, "pads", pads));
-  if (value != 0.0f && n.attr_string("mode", "constant") == "constant")
+  // As onnx's version converter (Pad_10_11): constant mode always gets a constant_value input, 0 included (ORT's
+  // QDQPad then quantizes it, so the Q/DQ counts match the reference flow); reflect / edge modes get none. A zero of
+  // unknown element type below 15 (no CastLike to type it) is left as the default.
+  const bool typed = known_dtype(*g_, n.input(0)) != DType::Undefined || to_ >= 15;
+  if (n.attr_string("mode", "constant") == "constant" && (value != 0.0f || typed))
     n.inputs.push_back(scalar_like(n, "constant_value", n.input(0), value));
   return true;
 }

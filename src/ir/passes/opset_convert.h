@@ -53,6 +53,7 @@ class OpsetConverter {
   // Upsample scales are >= 1 by definition, so they need not be constant.
   void legacy_nearest_rounding(Node& n, bool from_upsample);
   bool convert_batchnorm(Node& n);
+  void batchnorm_per_element(Node& n);
   bool convert_dropout(Node& n);
   bool convert_misc(Node& n);
 

@@ -2,6 +2,9 @@
 // Upsample) or its outputs (BatchNormalization, Dropout).
 #include "ir/passes/opset_convert.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace oq::ir::passes::detail {
 
 // Softmax / LogSoftmax / Hardmax before 13 coerce the input to 2-D at `axis` (default 1) and normalise each
@@ -24,21 +27,31 @@ bool OpsetConverter::convert_softmax(Node& n, std::vector<Node>& after) {
   flat.inputs = {x};
   flat.outputs = {tensor_name(n, "flat")};
   flat.set_attr_int("axis", axis);
+  // The Reshape back reads the input's shape: a constant when the inferred shape is fully static (ORT's constant
+  // folding turns onnx's Shape node into one), else a Shape node (also for an empty dim: Reshape reads a 0 as
+  // "copy the dim" of its 2-D input).
+  std::string target;
   Node shape;
-  shape.op_type = "Shape";
-  shape.name = node_name(n, "shape");
-  shape.inputs = {x};
-  shape.outputs = {tensor_name(n, "shape")};
+  auto s = shapes_->static_shape(x);
+  if (s && std::find(s->begin(), s->end(), 0) == s->end()) {
+    target = const_i64(n, "shape", *s);
+  } else {
+    shape.op_type = "Shape";
+    shape.name = node_name(n, "shape");
+    shape.inputs = {x};
+    shape.outputs = {tensor_name(n, "shape")};
+    target = shape.outputs[0];
+  }
   Node reshape;
   reshape.op_type = "Reshape";
   reshape.name = node_name(n, "reshape");
-  reshape.inputs = {tensor_name(n, "2d"), shape.outputs[0]};
+  reshape.inputs = {tensor_name(n, "2d"), target};
   reshape.outputs = {y};
   n.inputs[0] = flat.outputs[0];
   n.outputs[0] = reshape.inputs[0];
   n.set_attr_int("axis", -1);
   emit(std::move(flat));
-  emit(std::move(shape));
+  if (!shape.op_type.empty()) emit(std::move(shape));
   after.push_back(std::move(reshape));
   return true;
 }
@@ -140,6 +153,9 @@ void OpsetConverter::legacy_nearest_rounding(Node& n, bool from_upsample) {
 }
 
 bool OpsetConverter::convert_batchnorm(Node& n) {
+  // Named outputs beyond Y make a BatchNormalization below 14 a training node (batch statistics): no inference
+  // equivalent (prepare refuses such a model before any work; this guards direct callers).
+  if (const std::string why = batchnorm_training_reason(n, from_); !why.empty()) cannot(n, why);
   bool changed = false;
   if (n.has_attr("is_test") || n.has_attr("consumed_inputs")) {
     n.remove_attr("is_test");
@@ -147,20 +163,87 @@ bool OpsetConverter::convert_batchnorm(Node& n) {
     changed = true;
   }
   if (crosses(9) && n.has_attr("spatial")) {
-    if (n.attr_int("spatial", 1) != 1) {
-      auto r = shapes_->rank(n.input(0));
-      if (!r || *r != 2) cannot(n, "spatial=0 (per-activation statistics) on an input that is not known to be 2-D");
-    }
+    const bool spatial = n.attr_int("spatial", 1) != 0;
     n.remove_attr("spatial");
     changed = true;
+    if (!spatial) batchnorm_per_element(n);
   }
   if (crosses(14) && n.outputs.size() > 1) {
-    for (size_t i = 1; i < n.outputs.size(); ++i)
-      if (is_used(n.outputs[i])) cannot(n, "training outputs (mean/var/saved statistics) are used");
-    n.outputs.resize(1);
+    n.outputs.resize(1);  // the extra outputs are all unnamed (above)
     changed = true;
   }
   return changed;
+}
+
+// BatchNormalization-7 with spatial=0: statistics per element of X.shape[1:] (onnxruntime requires exactly that
+// shape), Y = X * s + b with s = scale / sqrt(var + epsilon) and b = B - mean * s broadcast over the batch. With
+// statistics of rank 1 X is [N, C] and that is spatial=1 (the node stays a BatchNormalization); otherwise the node
+// becomes Mul + Add, by constants when the four statistics are constants.
+void OpsetConverter::batchnorm_per_element(Node& n) {
+  const std::optional<int> xr = shapes_->rank(n.input(0));
+  std::optional<int> pr;
+  for (size_t i = 1; i <= 4 && !pr; ++i) pr = shapes_->rank(n.input(i));
+  if (!pr && xr) pr = *xr - 1;
+  if (!pr) cannot(n, "spatial=0 (per-element statistics): neither the rank of X nor that of the statistics is known");
+  if (*pr < 1 || (xr && *xr != *pr + 1))
+    cannot(n, fmt::format("spatial=0 takes statistics of shape X.shape[1:] (rank {}); they have rank {}",
+                          xr ? std::to_string(*xr - 1) : std::string("rank(X) - 1"), *pr));
+  if (*pr == 1) return;
+  if (n.outputs.empty() || n.outputs[0].empty()) cannot(n, "no output Y");
+  const double eps = n.attr_float("epsilon", 1e-5f);
+  const Tensor* t[4];
+  bool constants = true;
+  for (size_t i = 0; i < 4; ++i) {
+    t[i] = constant(n.input(i + 1));
+    constants &= t[i] && is_float(t[i]->dtype()) && t[i]->shape() == t[0]->shape();
+  }
+  std::string s, b;
+  if (constants) {
+    const auto sc = t[0]->to_doubles(), bias = t[1]->to_doubles(), mean = t[2]->to_doubles(),
+               var = t[3]->to_doubles();
+    const Shape shape = t[0]->shape();  // t[] dangle once an initializer is added
+    const DType dt = t[0]->dtype();
+    std::vector<double> vs(sc.size()), vb(sc.size());
+    for (size_t k = 0; k < sc.size(); ++k) {
+      vs[k] = sc[k] / std::sqrt(var[k] + eps);
+      vb[k] = bias[k] - mean[k] * vs[k];
+    }
+    auto store = [&](const char* what, const std::vector<double>& v) {
+      Tensor r = dt == DType::Double ? Tensor::from_vector(DType::Double, shape, v) : [&] {
+        std::vector<float> f(v.begin(), v.end());
+        return Tensor::from_vector(DType::Float, shape, f).cast(dt);
+      }();
+      std::string name = tensor_name(n, what);
+      g_->add_initializer(name, std::move(r));
+      return name;
+    };
+    s = store("scale_per_element", vs);
+    b = store("bias_per_element", vb);
+  } else {
+    auto op = [&](const char* type, const char* what, std::vector<std::string> in) {
+      Node k;
+      k.op_type = type;
+      k.name = node_name(n, what);
+      k.inputs = std::move(in);
+      k.outputs = {tensor_name(n, what)};
+      std::string out = k.outputs[0];
+      emit(std::move(k));
+      return out;
+    };
+    const std::string e = scalar_like(n, "epsilon", n.input(4), eps);
+    s = op("Div", "scale_per_element", {n.input(1), op("Sqrt", "std", {op("Add", "var_eps", {n.input(4), e})})});
+    b = op("Sub", "bias_per_element", {n.input(2), op("Mul", "mean_scaled", {n.input(3), s})});
+  }
+  Node mul;
+  mul.op_type = "Mul";
+  mul.name = node_name(n, "mul");
+  mul.inputs = {n.input(0), s};
+  mul.outputs = {tensor_name(n, "scaled")};
+  n.op_type = "Add";
+  n.attrs.clear();
+  n.inputs = {mul.outputs[0], b};
+  n.outputs.resize(1);
+  emit(std::move(mul));
 }
 
 bool OpsetConverter::convert_dropout(Node& n) {
