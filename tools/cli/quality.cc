@@ -28,7 +28,7 @@ std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
   if (x.bias_correction) {
     // The bias is corrected per built model (quant::build_qdq) from input means measured during calibration.
     int n = quant::add_zero_biases(job.prepared.graph);
-    OQ_INFO("Bias correction: on; {} zero biases added to Conv/Gemm layers without one", n);
+    OQ_INFO("Bias correction: on; {} zero biases added to Conv/Gemm layers without one (or to a Gemm with beta 0)", n);
   }
   if (!x.smooth_quant) return "";
   quant::SmoothQuantOptions so;
