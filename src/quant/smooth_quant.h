@@ -10,6 +10,10 @@
 // the way has a single consumer and each constant a single user; otherwise a Mul by 1/s is inserted before
 // the targets (it is quantized like any Mul, except that its 1/s constant is quantized per channel: see
 // QuantOptions::channel_constants). The rewritten float model computes the same outputs.
+// Every s is computed first, from the original weights and the maxima measured on the original model; then the
+// rewrites are applied in graph order. A layer that is both smoothed and a fold producer thus ends as
+// W·s (input axis) / s' (output axis) with both factors from the formula on its original weights, whatever the
+// tensor names.
 #pragma once
 #include <map>
 #include <string>
