@@ -162,28 +162,34 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
 SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQuantOptions& o) {
   ir::Graph& g = m.graph;
   SmoothReport rep;
-  // Groups of targets by input tensor, in the order of their first target in the graph (not by name).
+  // Groups of targets by input tensor, ordered by their first target's topological position (not by name).
   struct Group {
     std::string x;
     std::vector<SmoothTarget> ts;
+    size_t pos = 0;
     int64_t rank = 0;
     int ax = 0;
     std::vector<double> s;
   };
   std::vector<Group> groups;
   {
+    std::vector<size_t> pos(g.nodes.size(), 0);
+    auto order = ir::topological_order(g);
+    for (size_t i = 0; i < order.size(); ++i) pos[order[i]] = i;
     std::map<std::string, size_t> at;
     for (const auto& t : smooth_targets(g)) {
       auto [it, fresh] = at.emplace(t.input, groups.size());
-      if (fresh) groups.push_back({t.input, {}, 0, 0, {}});
+      if (fresh) groups.push_back({t.input, {}, pos[t.node], 0, 0, {}});
       groups[it->second].ts.push_back(t);
+      groups[it->second].pos = std::min(groups[it->second].pos, pos[t.node]);
     }
+    std::stable_sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.pos > b.pos; });
   }
-  // Phase 1: every s from the original weights and the calibration maxima (measured on the original model),
-  // before any weight changes. Scaling a layer's weight along its input axis (its own s) and along its output
-  // axis (the 1/s of a downstream layer folded into it) then commute, so each layer's s follows the formula
-  // on its own original weight, whatever the order of the rewrites (and the tensor names).
-  std::erase_if(groups, [&](Group& gr) {
+  // Downstream groups first: each s is computed, then applied, before the groups upstream of it. A layer whose
+  // output carries a downstream 1/s (folded into its output rows) thus gets its own s from the weight it will be
+  // quantized with, W[o, j] / s'_o, and the order does not depend on tensor names. (Computing every s from the
+  // original weights instead gave 30.4 dB instead of 35.7 dB output SNR on MobileNetV2-0.35, W8A8, alpha 0.5.)
+  auto compute = [&](Group& gr) {  // the group's s from the current weights; true: the group is left alone
     auto st = stats.absmax.find(gr.x);
     if (st == stats.absmax.end()) return true;
     gr.rank = stats.rank.at(gr.x);
@@ -220,10 +226,9 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
       gr.s[j] = std::max(num / den, 1e-5);
     }
     return false;
-  });
-  // Phase 2: the rewrites, in graph order.
+  };
   int counter = 0;
-  for (const Group& gr : groups) {
+  auto apply = [&](const Group& gr) {
     const std::string& x = gr.x;
     const auto& ts = gr.ts;
     const auto& s = gr.s;
@@ -271,7 +276,9 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
       scale_along(g.find_initializer(t.weight)->tensor, t.w_axis, s, false);
       rep.targets++;
     }
-  }
+  };
+  for (Group& gr : groups)
+    if (!compute(gr)) apply(gr);
   ir::passes::detail::sort_topologically(g);
   return rep;
 }

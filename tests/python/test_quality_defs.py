@@ -4,8 +4,9 @@ onnxquant writes:
 * BiasCorrection on Gemms with alpha != 1: the written int32 bias (beta folded in) equals
   beta·C + alpha·(W − Q(W))·E[x], Q(W) the written weight, E[x] the numpy mean of the calibration inputs;
   also without C and with beta 0 (docs/quality.md, "Bias correction").
-* SmoothQuant on a chain of two smoothed layers: the scales are the formula on the original weights and the
-  numpy maxima of the float activations (onnxruntime), the same whatever the intermediate tensor is called, and
+* SmoothQuant on a chain of two smoothed layers: the scales are the formula on the numpy maxima of the float
+  activations (onnxruntime) and the weights as quantized (downstream layer first, its 1/s folded into the
+  upstream weight before the upstream s), the same whatever the intermediate tensor is called, and
   the smoothed float model computes the original's outputs (docs/quality.md, "SmoothQuant").
 * ranking: sensitivity: the SNRs in full_auto.json recomputed in onnxruntime (float model with only that weight
   replaced by its numpy Int4 fake-quantized values, on the samples the report lists, which are the first 64 of
@@ -126,14 +127,15 @@ def smooth_quant_chain_names():
         qm, mp = quantize(m, x, ["quantization.onnx_quant_parameters.op_types_to_quantize=[Softmax]",
                                  "quantization.onnx_extra_options.SmoothQuant=True",
                                  f"quantization.onnx_extra_options.SmoothQuantAlpha={alpha}"])
-        # numpy formula on the original weights: s_j = max|X_j|^a / max|W_j|^(1−a), X measured in onnxruntime
+        # numpy: s_j = max|X_j|^a / max|W_j|^(1−a), X measured in onnxruntime on the original model, downstream
+        # first: s_h from the original w2, then s_x from w1 with 1/s_h folded into its output channels
         mh = onnx.load(mp)
         mh.graph.output.append(oh.make_tensor_value_info(h, TP.FLOAT, None))
         hv = ort_run(mh, {"x": x})[1]
         ax_ = np.abs(x).max(axis=(0, 2, 3)).astype(np.float64)
         ah = np.abs(hv).max(axis=(0, 2, 3)).astype(np.float64)
-        sx = ax_ ** alpha / np.abs(w1).max(axis=(0, 2, 3)).astype(np.float64) ** (1 - alpha)
         sh = ah ** alpha / np.abs(w2).max(axis=(0, 2, 3)).astype(np.float64) ** (1 - alpha)
+        sx = ax_ ** alpha / np.abs(w1 / sh[:, None, None, None]).max(axis=(0, 2, 3)) ** (1 - alpha)
         got = {i.name: nh.to_array(i) for i in qm.graph.initializer}
         inv = [v for k, v in got.items() if k.endswith("_inv_scale")]
         assert len(inv) == 1, sorted(got)
@@ -192,6 +194,6 @@ def sensitivity_snrs_recomputed():
 if __name__ == "__main__":
     r = Runner()
     r.run("BiasCorrection: Gemm alpha/beta, no C, beta 0", bias_correction_gemm_alpha)
-    r.run("SmoothQuant: two-layer chain, scales from original weights, name independent", smooth_quant_chain_names)
+    r.run("SmoothQuant: two-layer chain, downstream first, name independent", smooth_quant_chain_names)
     r.run("sensitivity SNRs recomputed in onnxruntime", sensitivity_snrs_recomputed)
     r.finish()

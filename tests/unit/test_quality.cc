@@ -194,10 +194,11 @@ TEST(SmoothQuant, SmoothingFactorsFollowTheFormula) {
   }
 }
 
-// A chain of two smoothed layers (Gemm1 -> Relu -> Gemm2, Gemm1 also smoothed for x): every s comes from the
-// original weights, so the result does not depend on the tensor names (the groups used to be processed in name
-// order, and folding Gemm2's 1/s into W1 before x's s was computed changed x's s when "r" sorted before "x").
-TEST(SmoothQuant, ChainScalesFromOriginalWeightsWhateverTheNames) {
+// A chain of two smoothed layers (Gemm1 -> Relu -> Gemm2, Gemm1 also smoothed for x): downstream first, so x's s
+// comes from W1 with Gemm2's 1/s folded into its output columns (the weight that is quantized), whatever the
+// tensor names (the groups used to be processed in name order: x's s came from the original W1 when "x" sorted
+// before "r", from the folded one otherwise).
+TEST(SmoothQuant, ChainScalesDownstreamFirstWhateverTheNames) {
   const double alpha = 0.5;
   std::vector<float> ax(16), ar(32);
   for (size_t j = 0; j < ax.size(); ++j) ax[j] = 0.5f + 0.25f * static_cast<float>(j % 5);
@@ -219,19 +220,19 @@ TEST(SmoothQuant, ChainScalesFromOriginalWeightsWhateverTheNames) {
   }
   const ir::Model m = mlp_model(true);
   auto w = [&](const ir::Model& mm, const char* n) { return mm.graph.find_initializer(n)->tensor.data<float>(); };
-  // Hand computation on the original weights: W1 [16, 32] and W3 [16, 4] read x (input axis 0); W2 [8, 32]
-  // (transB 1) reads r (input axis 1).
+  // Hand computation: W2 [8, 32] (transB 1) reads r (input axis 1): s_r from the original W2. W1 [16, 32] and
+  // W3 [16, 4] read x (input axis 0): s_x from W1[j, k] / s_r[k] (Gemm2's division folded into W1) and W3.
   std::vector<double> sx(16), sr(32);
-  for (int64_t j = 0; j < 16; ++j) {
-    double mx = 0;
-    for (int64_t k = 0; k < 32; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w(m, "W1")[j * 32 + k])));
-    for (int64_t k = 0; k < 4; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w(m, "W3")[j * 4 + k])));
-    sx[j] = std::pow(ax[j], alpha) / std::pow(mx, 1 - alpha);
-  }
   for (int64_t j = 0; j < 32; ++j) {
     double mx = 0;
     for (int64_t k = 0; k < 8; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w(m, "W2")[k * 32 + j])));
     sr[j] = std::pow(ar[j], alpha) / std::pow(mx, 1 - alpha);
+  }
+  for (int64_t j = 0; j < 16; ++j) {
+    double mx = 0;
+    for (int64_t k = 0; k < 32; ++k) mx = std::max(mx, std::fabs(w(m, "W1")[j * 32 + k] / sr[k]));
+    for (int64_t k = 0; k < 4; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w(m, "W3")[j * 4 + k])));
+    sx[j] = std::pow(ax[j], alpha) / std::pow(mx, 1 - alpha);
   }
   for (const auto& sm : out) {
     std::string inv;
