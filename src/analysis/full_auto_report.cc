@@ -23,6 +23,11 @@ std::string full_auto_json(const FullAutoReport& r) {
   j["ranked_weights"] = r.ranked_weights;
   j["quantized_weights"] = r.quantized_weights;
   j["ranking"] = r.ranking;
+  if (r.sensitivity) {
+    nlohmann::ordered_json snr = nlohmann::ordered_json::object();
+    for (const auto& [name, v] : r.sensitivity->snr_db) snr[name] = v;
+    j["sensitivity"] = {{"samples", r.sensitivity->samples}, {"snr_db", snr}};
+  }
   auto& a = j["attempts"] = nlohmann::ordered_json::array();
   for (size_t i = 0; i < r.attempts.size(); ++i) {
     const auto& t = r.attempts[i];

@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace oq::analysis {
@@ -14,6 +15,13 @@ struct FullAutoAttempt {
   double score = 0;
   bool passed = false;
   std::string file;        // written model ("" if not written)
+};
+
+// ranking: sensitivity: the samples it ran (the dataset's names for them, e.g. "calib.npz row 17") and each
+// candidate's output SNR in dB, in the order measured.
+struct SensitivityReport {
+  std::vector<std::string> samples;
+  std::vector<std::pair<std::string, double>> snr_db;
 };
 
 struct FullAutoReport {
@@ -34,6 +42,7 @@ struct FullAutoReport {
   std::vector<std::string> ranking;  // tensor names, highest rank first
   std::vector<FullAutoAttempt> attempts;
   std::optional<size_t> answer;      // index into attempts
+  std::optional<SensitivityReport> sensitivity;
 };
 
 std::string full_auto_json(const FullAutoReport& r);

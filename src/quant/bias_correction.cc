@@ -97,10 +97,10 @@ std::vector<BiasTarget> bias_targets(const ir::Graph& g) {
   for (const auto& n : g.nodes) {
     auto v = n.op_type == "ConvTranspose" ? conv_transpose_view(g, n) : layer_view(g, n);
     if (!v || tensor_uses(g, v->weight) != 1) continue;  // a shared weight sees several inputs
-    BiasTarget t{*v, "", 1.0};
+    BiasTarget t{*v, "", 1.0, 1.0};
     if (n.op_type == "Conv" || n.op_type == "ConvTranspose" || n.op_type == "Gemm") {
       t.bias = n.input(2);
-      if (n.op_type == "Gemm") t.beta = n.attr_float("beta", 1.0f);
+      if (n.op_type == "Gemm") t.alpha = n.attr_float("alpha", 1.0f), t.beta = n.attr_float("beta", 1.0f);
     } else {  // MatMul: the constant of an Add consuming its output, if that Add is the only consumer
       const std::string& y = n.outputs.at(0);
       auto c = idx.consumers.find(y);
@@ -120,7 +120,9 @@ std::vector<BiasTarget> bias_targets(const ir::Graph& g) {
 int add_zero_biases(ir::Graph& g) {
   int added = 0;
   for (auto& t : bias_targets(g)) {
-    if (!t.bias.empty() || t.view.op_type == "MatMul") continue;
+    // A Gemm with beta 0 ignores its C: a zero C with beta 1 computes the same and can carry the correction.
+    const bool gemm_beta0 = t.view.op_type == "Gemm" && !t.bias.empty() && t.beta == 0.0;
+    if ((!t.bias.empty() && !gemm_beta0) || t.view.op_type == "MatMul") continue;
     ir::Node* n = nullptr;
     for (auto& node : g.nodes)
       if (node.name == t.view.node && node.input(1) == t.view.weight && node.op_type == t.view.op_type) n = &node;
@@ -133,6 +135,10 @@ int add_zero_biases(ir::Graph& g) {
     g.add_initializer(name, std::move(z));
     n->inputs.resize(3);
     n->inputs[2] = name;
+    if (gemm_beta0) {
+      n->set_attr_float("beta", 1.0f);
+      if (tensor_uses(g, t.bias) == 0) g.remove_initializer(t.bias);
+    }
     ++added;
   }
   return added;
@@ -223,7 +229,9 @@ int correct_biases(ir::Graph& g, const ir::Graph& original, const std::vector<Bi
     std::vector<double> shift = expected_shift(w->tensor, weight_fake_quant(src, p->second), m->second);
     Tensor nb = ob->tensor.clone();
     float* d = nb.data<float>();
-    for (int64_t o = 0; o < C; ++o) d[o] = static_cast<float>(d[o] + shift[static_cast<size_t>(o)] / t.beta);
+    // Gemm: Y = alpha·A·B + beta·C, so the output shift is alpha·shift and C moves by alpha/beta × shift.
+    const double f = t.alpha / t.beta;
+    for (int64_t o = 0; o < C; ++o) d[o] = static_cast<float>(d[o] + shift[static_cast<size_t>(o)] * f);
     b->tensor = std::move(nb);
     ++done;
   }

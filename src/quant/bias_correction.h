@@ -34,12 +34,12 @@ struct InputMeans {
 using InputMeansMap = std::map<std::string, InputMeans>;  // by weight name
 
 // A layer whose bias can be corrected: Conv/ConvTranspose/Gemm (bias input 2, possibly absent), or MatMul
-// followed by an Add of a constant (the bias); the weight is used by that node only. `beta`: Gemm's beta (the
-// bias is multiplied by it).
+// followed by an Add of a constant (the bias); the weight is used by that node only. `alpha`, `beta`: Gemm's
+// (Y = alpha·A·B + beta·C: the weight's output shift is multiplied by alpha, the bias by beta).
 struct BiasTarget {
   LayerView view;
   std::string bias;  // "" when the Conv/Gemm has no bias (yet)
-  double beta = 1.0;
+  double alpha = 1.0, beta = 1.0;
 };
 std::vector<BiasTarget> bias_targets(const ir::Graph& g);
 
@@ -48,7 +48,8 @@ std::vector<BiasTarget> bias_targets(const ir::Graph& g);
 std::optional<LayerView> conv_transpose_view(const ir::Graph& g, const ir::Node& n);
 
 // Adds a zero float bias (named "<weight>_bias", made unique) to every Conv, ConvTranspose and Gemm target
-// without one; the model computes the same function. Returns the number added.
+// without one, and to every Gemm target with beta 0 (its C, which it ignores, is replaced and beta set to 1);
+// the model computes the same function. Returns the number added.
 int add_zero_biases(ir::Graph& g);
 
 // Watches the inputs of the given layers during a float run (call observe() from an executor observer).
@@ -70,7 +71,7 @@ InputMeansMap collect_input_means(const ir::Model& m, const data::DatasetPtr& da
 // Σ_j (W − Wq)[o, j] · E[col_j] per output channel o (the layer's output order); w and wq in the stored layout.
 std::vector<double> expected_shift(const Tensor& w, const Tensor& wq, const InputMeans& m);
 
-// Sets each target's bias initializer in `g` to original + shift / beta, where original is the bias in
+// Sets each target's bias initializer in `g` to original + shift · alpha / beta, where original is the bias in
 // `original` (the float graph) and the shift uses Q(W) = weight_fake_quant(values or W, params[weight]).
 // Targets without a bias, an unquantized weight, input means, a private float bias of one value per output
 // channel, or with beta 0 are left alone. Returns the number of biases corrected.

@@ -162,24 +162,48 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
 SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQuantOptions& o) {
   ir::Graph& g = m.graph;
   SmoothReport rep;
-  auto targets = smooth_targets(g);
-  std::map<std::string, std::vector<SmoothTarget>> by_input;
-  for (const auto& t : targets) by_input[t.input].push_back(t);
-  int counter = 0;
-  for (const auto& [x, ts] : by_input) {
-    auto st = stats.absmax.find(x);
-    if (st == stats.absmax.end()) continue;
-    const int64_t rank = stats.rank.at(x);
-    const int ax = g.nodes[ts[0].node].op_type == "Conv" ? 1 : static_cast<int>(rank) - 1;
-    bool same_axis = true;
-    for (const auto& t : ts) same_axis &= (g.nodes[t.node].op_type == "Conv" ? 1 : static_cast<int>(rank) - 1) == ax;
-    if (!same_axis) continue;
+  // Groups of targets by input tensor, ordered by their first target's topological position (not by name).
+  struct Group {
+    std::string x;
+    std::vector<SmoothTarget> ts;
+    size_t pos = 0;
+    int64_t rank = 0;
+    int ax = 0;
+    std::vector<double> s;
+  };
+  std::vector<Group> groups;
+  {
+    std::vector<size_t> pos(g.nodes.size(), 0);
+    auto order = ir::topological_order(g);
+    for (size_t i = 0; i < order.size(); ++i) pos[order[i]] = i;
+    std::map<std::string, size_t> at;
+    for (const auto& t : smooth_targets(g)) {
+      auto [it, fresh] = at.emplace(t.input, groups.size());
+      if (fresh) groups.push_back({t.input, {}, pos[t.node], 0, 0, {}});
+      groups[it->second].ts.push_back(t);
+      groups[it->second].pos = std::min(groups[it->second].pos, pos[t.node]);
+    }
+    std::stable_sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.pos > b.pos; });
+  }
+  // Downstream groups first: each s is computed, then applied, before the groups upstream of it. A layer whose
+  // output carries a downstream 1/s (folded into its output rows) thus gets its own s from the weight it will be
+  // quantized with, W[o, j] / s'_o, and the order does not depend on tensor names. (Computing every s from the
+  // original weights instead gave 30.4 dB instead of 35.7 dB output SNR on MobileNetV2-0.35, W8A8, alpha 0.5.)
+  auto compute = [&](Group& gr) {  // the group's s from the current weights; true: the group is left alone
+    auto st = stats.absmax.find(gr.x);
+    if (st == stats.absmax.end()) return true;
+    gr.rank = stats.rank.at(gr.x);
+    auto axis_of = [&](const SmoothTarget& t) {
+      return g.nodes[t.node].op_type == "Conv" ? 1 : static_cast<int>(gr.rank) - 1;
+    };
+    gr.ax = axis_of(gr.ts[0]);
+    for (const auto& t : gr.ts)
+      if (axis_of(t) != gr.ax) return true;
     const size_t C = st->second.size();
     std::vector<double> wmax(C, 0.0);
-    bool ok = true;
-    for (const auto& t : ts) {
+    for (const auto& t : gr.ts) {
       const Tensor& w = g.find_initializer(t.weight)->tensor;
-      if (w.dim(t.w_axis) != static_cast<int64_t>(C)) { ok = false; break; }
+      if (w.dim(t.w_axis) != static_cast<int64_t>(C)) return true;
       int64_t outer = 1, inner = 1;
       for (int i = 0; i < t.w_axis; ++i) outer *= w.dim(i);
       for (int i = t.w_axis + 1; i < w.rank(); ++i) inner *= w.dim(i);
@@ -188,21 +212,29 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
           for (int64_t i = 0, base = (ob * static_cast<int64_t>(C) + static_cast<int64_t>(c)) * inner; i < inner; ++i)
             wmax[c] = std::max(wmax[c], static_cast<double>(std::fabs(w.data<float>()[base + i])));
     }
-    if (!ok) continue;
-    std::vector<double> s(C);
+    gr.s.assign(C, 1.0);
     for (size_t j = 0; j < C; ++j) {
       // A channel that is 0 on every calibration sample, or whose weights are all 0, contributes nothing to
       // the targets' outputs: any s keeps the float model, and the formula would give 1e-5 (or a huge s),
       // i.e. a 1/s of 1e5 next to the others in the inserted Mul's constant. s = 1 leaves it alone.
       if (!(st->second[j] > 0) || !(wmax[j] > 0)) {
-        s[j] = 1.0;
         rep.neutral_channels++;
         continue;
       }
       double num = std::pow(static_cast<double>(st->second[j]), o.alpha);
       double den = std::max(std::pow(wmax[j], 1.0 - o.alpha), 1e-5);
-      s[j] = std::max(num / den, 1e-5);
+      gr.s[j] = std::max(num / den, 1e-5);
     }
+    return false;
+  };
+  int counter = 0;
+  auto apply = [&](const Group& gr) {
+    const std::string& x = gr.x;
+    const auto& ts = gr.ts;
+    const auto& s = gr.s;
+    const size_t C = s.size();
+    const int64_t rank = gr.rank;
+    const int ax = gr.ax;
     // Fold into the producer (through single-consumer Relus) when every consumer of x is a target.
     bool folded = false;
     if (o.folding && tensor_uses(g, x) == static_cast<int>(ts.size())) {
@@ -244,7 +276,9 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
       scale_along(g.find_initializer(t.weight)->tensor, t.w_axis, s, false);
       rep.targets++;
     }
-  }
+  };
+  for (Group& gr : groups)
+    if (!compute(gr)) apply(gr);
   ir::passes::detail::sort_topologically(g);
   return rep;
 }

@@ -10,6 +10,10 @@
 // the way has a single consumer and each constant a single user; otherwise a Mul by 1/s is inserted before
 // the targets (it is quantized like any Mul, except that its 1/s constant is quantized per channel: see
 // QuantOptions::channel_constants). The rewritten float model computes the same outputs.
+// Order: the inputs are processed downstream first (reverse topological order of their first target), each s
+// computed from the maxima measured on the original model and the current weights, then applied. A layer that is
+// both smoothed and the producer a downstream 1/s' is folded into thus gets its s from W[o, j] / s'_o, the
+// weight it is quantized with, and ends as W[o, j]·s_j / s'_o, whatever the tensor names.
 #pragma once
 #include <map>
 #include <string>

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -146,7 +147,8 @@ TEST(CrossLayerEqualization, SharedOrExposedTensorsBlockAPair) {
 namespace {
 
 // x[N,3,8,8] -> ConvA 3->6 3x3 pad 1 (no bias) -> a -> Relu -> ConvB 6->4 3x3 stride 2 pads (1,0,0,1), dilation
-// 1 -> b -> GlobalAveragePool -> Flatten -> f -> Gemm (transB 1, beta 0.5) -> y; f -> MatMul [4,3] -> Add -> z.
+// 1 -> b -> GlobalAveragePool -> Flatten -> f -> Gemm (transB 1, alpha 2.5, beta 0.5) -> y; f -> MatMul [4,3] -> Add
+// -> z.
 ir::Model bc_model() {
   ir::Model m = base_model();
   auto& g = m.graph;
@@ -166,6 +168,7 @@ ir::Model bc_model() {
   g.nodes.push_back(mk("Flatten", {"p"}, {"f"}));
   auto gemm = mk("Gemm", {"f", "WG", "BG"}, {"y"});
   gemm.set_attr_int("transB", 1);
+  gemm.set_attr_float("alpha", 2.5f);
   gemm.set_attr_float("beta", 0.5f);
   g.nodes.push_back(gemm);
   g.nodes.push_back(mk("MatMul", {"f", "WM"}, {"mm"}));
@@ -196,6 +199,7 @@ TEST(BiasCorrection, MeanOutputErrorPerChannelVanishes) {
   ASSERT_EQ(targets.size(), 4u);
   EXPECT_EQ(targets[3].bias, "BM");
   EXPECT_EQ(targets[2].beta, 0.5);
+  EXPECT_EQ(targets[2].alpha, 2.5);
   auto data = data::make_random_dataset(data::input_specs(m.graph), 48, 3);
   // Weights: ConvA, the Gemm and the MatMul in Int4 per tensor, ConvB in Int8 per channel; the Gemm's values
   // come from a "weight quantizer" that moves them (as GPTQ does).
@@ -305,6 +309,59 @@ TEST(BiasCorrection, ConvTransposeMeanOutputErrorVanishes) {
   for (size_t c = 0; c < 6; ++c) wb = std::max(wb, std::fabs(before[c])), wa = std::max(wa, std::fabs(after[c]));
   EXPECT_GT(wb, 1e-3);
   EXPECT_LT(wa, 2e-3 * wb) << wa << " vs " << wb;
+}
+
+// Gemms with alpha != 1 and without a usable C: without C (alpha 2), and with beta 0 (alpha 0.5; its C is
+// ignored by the Gemm, so it is replaced by a zero C with beta 1). Both get a correction that makes the
+// per-channel mean output error vanish (the shift to cancel is alpha·(W − Q(W))·E[x]).
+TEST(BiasCorrection, GemmAlphaWithoutBiasAndBetaZero) {
+  ir::Model m = base_model();
+  auto& g = m.graph;
+  g.add_initializer("W1", rnd({12, 6}, 51, -0.3f, 1.f));
+  g.add_initializer("W2", rnd({6, 12}, 52, -0.3f, 1.f));
+  g.add_initializer("C2", rnd({6}, 53));
+  g.inputs = {vi("x", {-1, 12})};
+  g.outputs = {vi("y1", {-1, 6}), vi("y2", {-1, 6})};
+  auto g1 = mk("Gemm", {"x", "W1"}, {"y1"});
+  g1.set_attr_float("alpha", 2.f);
+  auto g2 = mk("Gemm", {"x", "W2", "C2"}, {"y2"});
+  g2.set_attr_int("transB", 1);
+  g2.set_attr_float("alpha", 0.5f);
+  g2.set_attr_float("beta", 0.f);
+  g.nodes = {g1, g2};
+  const ir::Model orig = m;
+  auto data = data::make_random_dataset(data::input_specs(m.graph), 32, 9);
+  data::Loader loader(data, data::LoaderOptions{32, 0, 0});
+  data::Batch batch;
+  ASSERT_TRUE(loader.next(batch));
+  const Tensor x = batch.inputs.at("x");
+  const auto ref = run(orig, x);
+  ASSERT_EQ(quant::add_zero_biases(m.graph), 2);
+  EXPECT_EQ(m.graph.nodes[1].attr_float("beta", -1.f), 1.f);
+  EXPECT_EQ(m.graph.find_initializer("C2"), nullptr);  // the ignored C is gone
+  EXPECT_LE(max_rel(ref, run(m, x)), 1e-6);             // same function
+  quant::QuantOptions o;
+  o.bias_correction = true;
+  o.weight_type = DType::Int4;
+  o.per_channel = false;
+  quant::CalibrationRequest req;
+  req.batch_size = 8;
+  auto cal = quant::calibrate(m, o, data, req);
+  auto q = quant::build_qdq(m, o, cal);
+  EXPECT_EQ(q.corrected_biases, 2);
+  ir::Model fixed = m;
+  ASSERT_EQ(quant::correct_biases(fixed.graph, m.graph, quant::bias_targets(m.graph), q.params, {}, cal.input_means), 2);
+  for (auto [w, b, out] : {std::tuple{"W1", "W1_bias", 0}, std::tuple{"W2", "W2_bias", 1}}) {
+    ir::Model only = m;
+    only.graph.find_initializer(w)->tensor = quant::weight_fake_quant(m.graph.find_initializer(w)->tensor, q.params.at(w));
+    auto before = mean_error(ref[out], run(only, x)[out]);
+    only.graph.find_initializer(b)->tensor = fixed.graph.find_initializer(b)->tensor;
+    auto after = mean_error(ref[out], run(only, x)[out]);
+    double wb = 0, wa = 0;
+    for (size_t c = 0; c < before.size(); ++c) wb = std::max(wb, std::fabs(before[c])), wa = std::max(wa, std::fabs(after[c]));
+    EXPECT_GT(wb, 1e-3) << w;
+    EXPECT_LT(wa, 2e-3 * wb) << w << ": " << wa << " vs " << wb;
+  }
 }
 
 TEST(BiasCorrection, SharedWeightsAreLeftAlone) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "data/dataset.h"
@@ -190,6 +191,73 @@ TEST(SmoothQuant, SmoothingFactorsFollowTheFormula) {
     for (int64_t k = 0; k < 8; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w.data<float>()[k * 32 + j])));
     double s = std::pow(4.0, 0.25) / std::pow(mx, 0.75);
     EXPECT_NEAR(ws.data<float>()[5 * 32 + j], w.data<float>()[5 * 32 + j] * s, 1e-5);
+  }
+}
+
+// A chain of two smoothed layers (Gemm1 -> Relu -> Gemm2, Gemm1 also smoothed for x): downstream first, so x's s
+// comes from W1 with Gemm2's 1/s folded into its output columns (the weight that is quantized), whatever the
+// tensor names (the groups used to be processed in name order: x's s came from the original W1 when "x" sorted
+// before "r", from the folded one otherwise).
+TEST(SmoothQuant, ChainScalesDownstreamFirstWhateverTheNames) {
+  const double alpha = 0.5;
+  std::vector<float> ax(16), ar(32);
+  for (size_t j = 0; j < ax.size(); ++j) ax[j] = 0.5f + 0.25f * static_cast<float>(j % 5);
+  for (size_t j = 0; j < ar.size(); ++j) ar[j] = 1.f + static_cast<float>((j * 7) % 11);
+  std::vector<ir::Model> out;
+  for (const std::string r : {"r", "zr"}) {  // "r" sorts before "x", "zr" after
+    ir::Model m = mlp_model(true);
+    for (auto& n : m.graph.nodes)
+      for (auto* v : {&n.inputs, &n.outputs})
+        for (auto& t : *v)
+          if (t == "r") t = r;
+    quant::ChannelStats st;
+    st.absmax["x"] = ax, st.rank["x"] = 2;
+    st.absmax[r] = ar, st.rank[r] = 2;
+    auto rep = quant::smooth_quant(m, st, {alpha, true});
+    EXPECT_EQ(rep.folded, 1);
+    EXPECT_EQ(rep.inserted_mul, 1);
+    out.push_back(std::move(m));
+  }
+  const ir::Model m = mlp_model(true);
+  auto w = [&](const ir::Model& mm, const char* n) { return mm.graph.find_initializer(n)->tensor.data<float>(); };
+  // Hand computation: W2 [8, 32] (transB 1) reads r (input axis 1): s_r from the original W2. W1 [16, 32] and
+  // W3 [16, 4] read x (input axis 0): s_x from W1[j, k] / s_r[k] (Gemm2's division folded into W1) and W3.
+  std::vector<double> sx(16), sr(32);
+  for (int64_t j = 0; j < 32; ++j) {
+    double mx = 0;
+    for (int64_t k = 0; k < 8; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w(m, "W2")[k * 32 + j])));
+    sr[j] = std::pow(ar[j], alpha) / std::pow(mx, 1 - alpha);
+  }
+  for (int64_t j = 0; j < 16; ++j) {
+    double mx = 0;
+    for (int64_t k = 0; k < 32; ++k) mx = std::max(mx, std::fabs(w(m, "W1")[j * 32 + k] / sr[k]));
+    for (int64_t k = 0; k < 4; ++k) mx = std::max(mx, static_cast<double>(std::fabs(w(m, "W3")[j * 4 + k])));
+    sx[j] = std::pow(ax[j], alpha) / std::pow(mx, 1 - alpha);
+  }
+  for (const auto& sm : out) {
+    std::string inv;
+    for (const auto& i : sm.graph.initializers)
+      if (i.name.find("_inv_scale") != std::string::npos) inv = i.name;
+    ASSERT_EQ(inv, "x_smooth0_inv_scale");
+    for (int64_t j = 0; j < 16; ++j) EXPECT_NEAR(w(sm, inv.c_str())[j], 1.0 / sx[j], 1e-6 / sx[j]) << j;
+    for (int64_t j = 0; j < 16; ++j)
+      for (int64_t k = 0; k < 32; ++k) {
+        double e = w(m, "W1")[j * 32 + k] * sx[j] / sr[k];
+        EXPECT_NEAR(w(sm, "W1")[j * 32 + k], e, 1e-5 * std::fabs(e) + 1e-7) << j << "," << k;
+      }
+    for (int64_t k = 0; k < 8; ++k)
+      for (int64_t j = 0; j < 32; ++j) {
+        double e = w(m, "W2")[k * 32 + j] * sr[j];
+        EXPECT_NEAR(w(sm, "W2")[k * 32 + j], e, 1e-5 * std::fabs(e) + 1e-7);
+      }
+    Tensor x = rnd({5, 16}, 99, 0.f, 1.f);
+    EXPECT_LE(max_rel(run(m, x), run(sm, x)), 1e-4);
+  }
+  for (const char* n : {"W1", "W2", "W3", "B1", "x_smooth0_inv_scale"}) {  // bitwise the same
+    const Tensor& a = out[0].graph.find_initializer(n)->tensor;
+    const Tensor& b = out[1].graph.find_initializer(n)->tensor;
+    ASSERT_EQ(a.numel(), b.numel());
+    EXPECT_EQ(std::memcmp(a.data<float>(), b.data<float>(), sizeof(float) * a.numel()), 0) << n;
   }
 }
 

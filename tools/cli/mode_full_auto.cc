@@ -180,7 +180,8 @@ int run_full_auto_mode(Job& job) {
   auto ranked = search::rank_weights(job.prepared.graph, ir::topological_order(job.prepared.graph),
                                      [&](const ir::Node& n) { return quant::should_quantize_node(n, job.qopts); });
   std::erase_if(ranked, [&](const search::RankedTensor& t) { return job.qopts.weight_overrides.count(t.name) > 0; });
-  if (it.ranking == config::Ranking::Sensitivity) ranked = sensitivity_ranking(job, ranked, wfn, calib);
+  std::optional<analysis::SensitivityReport> sens;
+  if (it.ranking == config::Ranking::Sensitivity) ranked = sensitivity_ranking(job, ranked, wfn, calib, &sens.emplace());
   const int64_t N = static_cast<int64_t>(ranked.size());
   // The share is over every constant the 8-bit model stores quantized (not only the candidates: embedding
   // tables, normalization scales and Add constants count too), int32 biases excepted; weights the user already
@@ -248,6 +249,7 @@ int run_full_auto_mode(Job& job) {
   rep.quantized_weights = total;
   for (const auto& t : ranked) rep.ranked_weights += t.weights;
   for (const auto& t : ranked) rep.ranking.push_back(t.name);
+  rep.sensitivity = std::move(sens);
   std::map<int64_t, ir::Model> models;  // attempts kept until the walk decides to write them
   models[0] = std::move(q4.model);
   auto int8_names = [&](int64_t n) {

@@ -28,7 +28,7 @@ std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
   if (x.bias_correction) {
     // The bias is corrected per built model (quant::build_qdq) from input means measured during calibration.
     int n = quant::add_zero_biases(job.prepared.graph);
-    OQ_INFO("Bias correction: on; {} zero biases added to Conv/Gemm layers without one", n);
+    OQ_INFO("Bias correction: on; {} zero biases added to Conv/Gemm layers without one (or to a Gemm with beta 0)", n);
   }
   if (!x.smooth_quant) return "";
   quant::SmoothQuantOptions so;
@@ -58,13 +58,16 @@ quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& cal
 
 std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std::vector<search::RankedTensor>& ranked,
                                                       const quant::WeightParamsFn& wfn,
-                                                      const data::DatasetPtr& calib, int64_t max_samples) {
+                                                      const data::DatasetPtr& calib,
+                                                      analysis::SensitivityReport* info, int64_t max_samples) {
   std::vector<search::Feeds> feeds;
+  std::vector<int64_t> used;
   data::Loader loader(calib, data::LoaderOptions{std::max<int64_t>(job.cfg.dataset.batch_size, 1), 0, 0});
   data::Batch b;
   int64_t n = 0;
   while (n < max_samples && loader.next(b)) {
     feeds.push_back(b.inputs);
+    used.insert(used.end(), b.indices.begin(), b.indices.end());
     n += static_cast<int64_t>(b.indices.size());
   }
   auto w4 = [&](const search::RankedTensor& t) {
@@ -78,8 +81,15 @@ std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std:
   };
   auto snr = search::weight_sensitivity(job.prepared, ranked, w4, feeds);
   auto out = search::rank_by_sensitivity(ranked, snr);
-  OQ_INFO("Sensitivity ranking on {} calibration samples (output SNR with only that weight in Int4):", n);
+  OQ_INFO("Sensitivity ranking on the first {} calibration samples in dataset.seed order ({}); output SNR with only "
+          "that weight in Int4:", n, calib->samples_name(used));
   for (size_t i = 0; i < ranked.size(); ++i) OQ_INFO("  {}: {:.2f} dB ({} weights)", ranked[i].name, snr[i], ranked[i].weights);
+  if (info) {
+    info->samples.clear();
+    for (int64_t i : used) info->samples.push_back(calib->sample_name(i));
+    info->snr_db.clear();
+    for (size_t i = 0; i < ranked.size(); ++i) info->snr_db.emplace_back(ranked[i].name, snr[i]);
+  }
   return out;
 }
 

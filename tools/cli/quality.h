@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/full_auto_report.h"
 #include "app.h"
 #include "quant/params.h"
 #include "search/ranking.h"
@@ -20,10 +21,13 @@ std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib);
 // calibration data once for the Hessians).
 quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& calib);
 
-// Re-ranks `ranked` by measured sensitivity (4-bit values from `wfn`, minmax when empty) on up to
-// `max_samples` calibration samples; logs each tensor's SNR.
+// Re-ranks `ranked` by measured sensitivity (4-bit values from `wfn`, minmax when empty) of job.prepared (after
+// the float rewrites) on the first batches of the calibration selection (dataset.seed's shuffled order, as
+// calibration reads it) until `max_samples` samples; logs each tensor's SNR and which samples, and fills `info`.
 std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std::vector<search::RankedTensor>& ranked,
                                                       const quant::WeightParamsFn& wfn,
-                                                      const data::DatasetPtr& calib, int64_t max_samples = 64);
+                                                      const data::DatasetPtr& calib,
+                                                      analysis::SensitivityReport* info = nullptr,
+                                                      int64_t max_samples = 64);
 
 }  // namespace oq::app
