@@ -1,5 +1,6 @@
 // The `quantization` section: every key known, typed and range-checked; unknown keys are errors.
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "config/yaml_read.h"
@@ -177,7 +178,9 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   e.smooth_quant_folding = get_bool(m, "SmoothQuantFolding", e.smooth_quant_folding);
   if (m.present("MinimumRealRange")) {
     double v = get_number(m, "MinimumRealRange", 0.0);
-    check_range(m, "MinimumRealRange", v >= 0, v, ">= 0");
+    // float32, as the scales it makes: 1e39 would give infinite scales and NaN outputs.
+    check_range(m, "MinimumRealRange", v >= 0 && v <= static_cast<double>(std::numeric_limits<float>::max()), v,
+                ">= 0 and finite in float32 (at most 3.4e38)");
     e.minimum_real_range = v;
   } else {
     m.get("MinimumRealRange");  // null is allowed (= no minimum)

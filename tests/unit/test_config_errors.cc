@@ -139,6 +139,9 @@ TEST(ConfigErrors, RangesAndEnums) {
                 "quantization.operating_mode: expected one of default, inspection, full_auto, got 'auto'");
   EXPECT_STARTS(config_error(with_quant("  onnx_quant_parameters: {calibrate_method: Distribution}\n")),
                 "quantization.onnx_quant_parameters.calibrate_method: expected one of MinMax, Entropy, Percentile");
+  EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {MinimumRealRange: 1e39}\n")),
+                "quantization.onnx_extra_options.MinimumRealRange: must be >= 0 and finite in float32 (at most "
+                "3.4e38), got 1e+39");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {SmoothQuantAlpha: 1.5}\n")),
                 "quantization.onnx_extra_options.SmoothQuantAlpha: must be in [0, 1], got 1.5");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {CalibPercentile: 0}\n")),
