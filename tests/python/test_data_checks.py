@@ -1,4 +1,4 @@
-"""The data a run uses, counted and checked as docs/config.md says (QA report of the fifteenth session):
+"""The data a run uses, counted and checked as docs/config.md says (QA report of the fourteenth session):
 - dataset.skip_bad_files: undecodable images are left out when the folder is opened, named in a warning, and
   every report (log, inspection.json / .html, evaluation) counts the samples actually used;
 - a fixed batch dimension that the inspected subset or the evaluation set does not fill is refused before

@@ -1,4 +1,4 @@
-"""Opset conversion of old-opset models, QA sweep of the fifteenth session (docs/conformance.md "Old-opset models
+"""Opset conversion of old-opset models, QA sweep of the fourteenth session (docs/conformance.md "Old-opset models
 through default mode"), each against an independent reference:
 
 - BatchNormalization-7/9 with named outputs beyond Y is in training mode (onnxruntime computes batch statistics:

@@ -1,4 +1,4 @@
-// Opset conversion and load checks of the fifteenth session: BatchNormalization-7 spatial=0 (per-element
+// Opset conversion and load checks of the fourteenth session: BatchNormalization-7 spatial=0 (per-element
 // statistics) against the spec's formula computed here, training-mode BatchNormalization refused, ops used below
 // the opset where they appear refused, Pad-2's constant_value and the Softmax family's constant shape.
 // (tests/python/test_opset_convert_fixes.py compares the same against onnxruntime and onnx.)
