@@ -328,6 +328,12 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
     std::string data_path;
     if (external) {
       data_path = detail::resolve_external_location(dir, data_name, "(external data file)");
+      for (const auto& p : opts.protected_files) {
+        std::error_code ec;
+        if (fs::exists(p, ec) && fs::exists(data_path, ec) && fs::equivalent(p, data_path, ec) && !ec)
+          fail(ErrorKind::Usage, "the model is over 2 GiB and its external data would go to '{}', which is an input "
+               "file ('{}'); choose another output folder", data_path, p);
+      }
       // Each tensor's bytes go straight to the data file; the proto keeps only their location.
       for_each_initializer(pb.mutable_graph(), [&](::onnx::TensorProto* t) {
         if (!t->has_raw_data() || t->raw_data().size() < threshold) return;

@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ir/graph.h"
@@ -20,6 +21,9 @@ struct SaveOptions {
   bool external_data = false;
   size_t external_threshold = 1024;
   std::string external_file;
+  // Files the save must not replace (the input model and its external data): an error naming the file if the
+  // external data file it would write is one of them.
+  std::vector<std::string> protected_files;
 };
 // Saves atomically: writes `<path>.tmp-XXXX` in the target folder, then renames. Never leaves partial files.
 void save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts = {});

@@ -1,5 +1,6 @@
 #include "onnx/proto_tensor.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -86,6 +87,16 @@ Tensor read_external(DType dt, const Shape& shape, const ::onnx::TensorProto& p,
     }
   }
   std::string path = resolve_external_location(base_dir, location, name);
+  {
+    // A symbolic link on the way (the file or a folder of the location) must not lead out of the model's folder
+    // either: onnxruntime refuses such a path ("External data path escapes model directory").
+    std::error_code e1, e2;
+    const fs::path real = fs::weakly_canonical(path, e1);
+    const fs::path root = fs::weakly_canonical(base_dir.empty() ? "." : base_dir, e2);
+    if (!e1 && !e2 && std::mismatch(root.begin(), root.end(), real.begin(), real.end()).first != root.end())
+      fail(ErrorKind::Model, "tensor '{}': external data location '{}' leads out of the model's folder through a "
+           "symbolic link (to '{}'; refused)", name, location, real.string());
+  }
   if (has_length && length != static_cast<uint64_t>(want))
     fail(ErrorKind::Model, "tensor '{}': external data length {} does not match its shape {} of {} ({} bytes)",
          name, length, shape_str(shape), dtype_name(dt), want);

@@ -2,8 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -314,6 +315,61 @@ TEST(OnnxIo, ExternalDataRoundTrip) {
   ir::Model back2 = onnx::load_model(d / "n.onnx");
   fs::current_path(cwd);
   EXPECT_EQ(diff_model(m, back2), "");
+}
+
+// The external data file a save would write (a model over 2 GiB writes <out>.data) never replaces an input: an
+// error naming the file, the input untouched, nothing written.
+TEST(OnnxIo, ExternalDataNeverReplacesAProtectedFile) {
+  std::string src = std::string(OQ_SHARED_DIR) + "/models/mobilenet_v2_128_0.5.onnx";
+  ir::Model m = onnx::load_model(src);
+  TempDir d;
+  {
+    std::ofstream f(d / "q.onnx.data", std::ios::binary);
+    f << "input data";
+  }
+  onnx::SaveOptions o;
+  o.external_data = true;
+  o.protected_files = {d / "q.onnx.data"};
+  try {
+    onnx::save_model(m, d / "q.onnx", o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("which is an input file"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::file_size(d / "q.onnx.data"), 10u);
+  EXPECT_FALSE(fs::exists(d / "q.onnx"));
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(d.path)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u);  // no temporary left
+  o.protected_files = {src};  // another file: saved
+  onnx::save_model(m, d / "q.onnx", o);
+  EXPECT_GT(fs::file_size(d / "q.onnx.data"), 10u);
+}
+
+// An external data file reached through a symbolic link that leads out of the model's folder is refused (as
+// onnxruntime refuses it); a link that stays inside is followed.
+TEST(OnnxIo, ExternalDataSymlinkOutOfTheFolderRefused) {
+  std::string src = std::string(OQ_SHARED_DIR) + "/models/mobilenet_v2_128_0.5.onnx";
+  ir::Model m = onnx::load_model(src);
+  TempDir tmp;
+  const fs::path d(tmp.path);
+  fs::create_directories(d / "m" / "inside");
+  onnx::SaveOptions o;
+  o.external_data = true;
+  onnx::save_model(m, (d / "m" / "inside" / "a.onnx").string(), o);  // a.onnx + a.onnx.data in m/inside
+  fs::rename(d / "m" / "inside" / "a.onnx", d / "m" / "a.onnx");
+  fs::create_symlink(d / "m" / "inside" / "a.onnx.data", d / "m" / "a.onnx.data");
+  EXPECT_EQ(diff_model(m, onnx::load_model((d / "m" / "a.onnx").string())), "");  // inside the folder: followed
+  fs::rename(d / "m" / "inside" / "a.onnx.data", d / "outside.data");
+  fs::remove(d / "m" / "a.onnx.data");
+  fs::create_symlink(d / "outside.data", d / "m" / "a.onnx.data");
+  try {
+    onnx::load_model((d / "m" / "a.onnx").string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("leads out of the model's folder through a symbolic link"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST(OnnxIo, Int4OddLengthsPackLowNibbleFirst) {

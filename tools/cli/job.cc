@@ -278,7 +278,10 @@ std::string save_output(const Job& job, const ir::Model& m, const std::string& f
     if (same_file(out, data))
       fail(ErrorKind::Usage, "output '{}' is the external data file of the input model; choose another output folder",
            out.string());
-  onnx::save_model(m, out.string());
+  onnx::SaveOptions opts;  // a model over 2 GiB also writes <out>.data: never onto an input
+  opts.protected_files = job.original.external_data_files;
+  opts.protected_files.push_back(job.model_path);
+  onnx::save_model(m, out.string(), opts);
   return out.string();
 }
 
