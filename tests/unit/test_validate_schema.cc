@@ -121,7 +121,10 @@ TEST(ValidateSchema, Attributes) {
   pad.attrs = {float_attr("value", 0.f)};
   EXPECT_TRUE(has(ir::schema_problem(pad, 13), "Pad-13 (the version at opset 13) has no attribute 'value' (Pad-2"));
   EXPECT_TRUE(has(ir::schema_problem(node("conv", {"x", "w"}, {"y"}), 17), "'conv' is not an ai.onnx operator"));
-  EXPECT_TRUE(has(ir::schema_problem(node("Upsample", {"x", "s"}, {"y"}), 10), "deprecated"));
+  // Deprecated versions are accepted (onnxruntime runs them): GroupNormalization-18 with its required num_groups.
+  auto gn = node("GroupNormalization", {"x", "s", "b"}, {"y"});
+  gn.attrs = {int_attr("num_groups", 2)};
+  EXPECT_EQ(ir::schema_problem(gn, 18), "");
 }
 
 TEST(ValidateSchema, BodiesAreChecked) {
