@@ -203,7 +203,7 @@ void for_each_initializer(::onnx::GraphProto* g, const std::function<void(::onnx
 
 // Structural checks every consumer relies on, done once at load so that errors name the file: a cycle, an input
 // nothing produces, a tensor produced twice (ir::topological_order), a graph output nothing produces or listed
-// twice, a graph input listed twice.
+// twice, a graph input listed twice, two initializers of the same name.
 void check_structure(const ir::Graph& g) {
   (void)ir::topological_order(g);
   std::unordered_set<std::string> avail, seen_in, seen_out;
@@ -211,7 +211,13 @@ void check_structure(const ir::Graph& g) {
     if (!seen_in.insert(v.name).second) fail(ErrorKind::Model, "graph input '{}' is listed twice", v.name);
     avail.insert(v.name);
   }
-  for (const auto& i : g.initializers) avail.insert(i.name);
+  std::unordered_set<std::string> inits;
+  for (const auto& i : g.initializers) {
+    avail.insert(i.name);  // also listed as a graph input in older exports: fine
+    if (!inits.insert(i.name).second)
+      fail(ErrorKind::Model, "initializer '{}' is given twice (onnx.checker refuses it; which tensor is meant is "
+           "ambiguous)", i.name);
+  }
   for (const auto& n : g.nodes) avail.insert(n.outputs.begin(), n.outputs.end());
   for (const auto& v : g.outputs) {
     if (!seen_out.insert(v.name).second) fail(ErrorKind::Model, "graph output '{}' is listed twice", v.name);

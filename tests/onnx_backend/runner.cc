@@ -29,6 +29,7 @@
 
 #include "exec/kernel.h"
 #include "exec/session.h"
+#include "ir/validate_schema.h"
 #include "onnx/model_io.h"
 
 namespace fs = std::filesystem;
@@ -135,6 +136,11 @@ Result run_test(const fs::path& dir) {
     return {"UNSUPPORTED", "load: " + one_line(e.what())};
   }
   int opset = static_cast<int>(model.default_opset());
+  try {  // every node test is a valid model: the schema validator must accept it
+    ir::check_model_schemas(model);
+  } catch (const Error& e) {
+    return {"FAIL", "schema: " + one_line(e.what())};
+  }
   std::vector<std::string> ops, missing;
   collect_ops(model.graph, ops);
   if (opset > exec::kMaxOpset || opset < 1)

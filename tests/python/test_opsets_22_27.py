@@ -166,9 +166,10 @@ def refusals():
          [], TensorProto.INT32, ["cast_rm", "round_mode='sideways'"]),
         (27, helper.make_node("Range", ["s", "s", "s"], ["y"], name="range16", stash_type=TensorProto.FLOAT16),
          [init("s", np.array(1, np.int64))], TensorProto.INT64, ["range16", "stash_type=10"]),
-        (27, helper.make_node("LinearAttention", ["x", "x", "x"], ["y"], name="lin_attn"), [], TensorProto.FLOAT,
+        (27, helper.make_node("LinearAttention", ["x", "x", "x"], ["y", "st"], name="lin_attn",
+                                   q_num_heads=1, kv_num_heads=1), [], TensorProto.FLOAT,
          ["lin_attn", "LinearAttention", "not supported"]),
-        (27, helper.make_node("CausalConvWithState", ["x", "w"], ["y"], name="ccs"),
+        (27, helper.make_node("CausalConvWithState", ["x", "w"], ["y", "st"], name="ccs"),
          [init("w", np.ones((3, 1, 2), np.float32))], TensorProto.FLOAT, ["ccs", "CausalConvWithState", "not supported"]),
     ]
     for opset, node, inits, out_t, words in cases:

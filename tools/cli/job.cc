@@ -10,6 +10,7 @@
 #include "data/loader.h"
 #include "exec/kernel.h"
 #include "ir/passes/passes.h"
+#include "ir/validate_schema.h"
 #include "onnx/model_io.h"
 #include "phase_log.h"
 #include "quant/overrides.h"
@@ -120,8 +121,12 @@ ir::Model load_runnable_model(const std::string& path) {
   if (m.default_opset() > exec::kMaxOpset)
     fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", path,
          m.default_opset(), exec::kMaxOpset);
+  if (const int64_t newest = ir::passes::ir_version_for_opset(exec::kMaxOpset); m.ir_version > newest)
+    fail(ErrorKind::Model, "model '{}': IR version {} is newer than the newest supported ({}, that of opset {})", path,
+         m.ir_version, newest, exec::kMaxOpset);
   try {
     exec::check_model_ops(m);  // an op newer than the model's opset, a training BatchNormalization: before any work
+    ir::check_model_schemas(m);  // each ai.onnx node against its schema at the model's opset, as onnx.checker
   } catch (const Error& e) {
     fail(e.kind(), "model '{}': {}", path, e.what());
   }
@@ -278,6 +283,11 @@ std::string save_output(const Job& job, const ir::Model& m, const std::string& f
     if (same_file(out, data))
       fail(ErrorKind::Usage, "output '{}' is the external data file of the input model; choose another output folder",
            out.string());
+  try {  // what onnxquant writes (QDQ nodes, converted opsets) must pass the check it applies to what it reads
+    ir::check_model_schemas(m);
+  } catch (const Error& e) {
+    fail(ErrorKind::Runtime, "internal error: the model for '{}' breaks an operator schema: {}", out.string(), e.what());
+  }
   onnx::SaveOptions opts;  // a model over 2 GiB also writes <out>.data: never onto an input
   opts.protected_files = job.original.external_data_files;
   opts.protected_files.push_back(job.model_path);
