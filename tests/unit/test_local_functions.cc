@@ -134,3 +134,32 @@ TEST(LocalFunctions, Refusals) {
     EXPECT_NE(e.find("more than 64 levels deep"), std::string::npos) << e;
   }
 }
+
+TEST(LocalFunctions, CallsInsideBodiesInlined) {
+  // An If whose then-branch calls F: the branch's call is inlined (with the branch's own prefixes), as onnxruntime
+  // inlines the functions of every graph of the model.
+  auto branch = std::make_shared<ir::Graph>();
+  branch->nodes.push_back(node("F", {"x"}, {"t"}, "inner_call", "d"));
+  branch->outputs.push_back({"t", DType::Float, std::nullopt, "", ""});
+  auto other = std::make_shared<ir::Graph>();
+  other->nodes.push_back(node("Identity", {"x"}, {"e"}, "id"));
+  other->outputs.push_back({"e", DType::Float, std::nullopt, "", ""});
+  ir::Node iff = node("If", {"cond"}, {"y"}, "if");
+  ir::Attribute then_a, else_a;
+  then_a.name = "then_branch";
+  then_a.type = ir::AttrType::Graph;
+  then_a.g = branch;
+  else_a.name = "else_branch";
+  else_a.type = ir::AttrType::Graph;
+  else_a.g = other;
+  iff.attrs = {then_a, else_a};
+  ir::Model m = model_with(leaky(), iff);
+  m.graph.inputs.push_back({"cond", DType::Bool, std::vector<ir::Dim>{}, "", ""});
+  EXPECT_EQ(ir::passes::inline_local_functions(m), 1u);
+  const ir::Graph& b = *m.graph.nodes[0].attr("then_branch")->g;
+  ASSERT_EQ(b.nodes.size(), 2u);
+  EXPECT_EQ(b.nodes[0].name, "_inlfunc_F_lk");
+  EXPECT_EQ(b.nodes[0].inputs, std::vector<std::string>{"x"});
+  EXPECT_EQ(b.nodes[1].outputs, std::vector<std::string>{"t"});
+  EXPECT_TRUE(m.functions.empty());
+}

@@ -5,7 +5,8 @@
 // graph), the function's internal tensors and its named nodes become "<prefix>_<name>" (unnamed nodes stay
 // unnamed), formal inputs / outputs become the call's actual names (an omitted one ""), attribute references take
 // the call's attribute, else the function's default (attribute_proto), else the attribute is dropped. Calls of
-// local functions inside an inlined body are inlined in the next round, as ORT's partitioner repeats its inlining.
+// local functions inside an inlined body are inlined in the next round, as ORT's partitioner repeats its inlining;
+// calls inside If / Loop / Scan bodies are inlined too.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -170,70 +171,93 @@ class Prefixes {
 
 }  // namespace
 
-size_t inline_local_functions(Model& m) {
-  if (m.functions.empty()) return 0;
+namespace {
+
+struct Inliner {
+  Model& m;
   std::map<Key, size_t> by_key;
-  for (size_t i = 0; i < m.functions.size(); ++i) {
-    if (!by_key.emplace(key_of(m.functions[i]), i).second)
-      fail(ErrorKind::Model, "function '{}' is defined twice", m.functions[i].label());
-  }
-  Graph& g = m.graph;
-  Prefixes prefixes(g);
   std::set<size_t> inlined;
   std::map<size_t, std::vector<Node>> bodies;  // at the model's opsets, made at a function's first call
   size_t count = 0;
-  for (int round = 0;; ++round) {
-    bool any = false;
-    for (const auto& n : g.nodes) any = any || by_key.count(key_of(n));
-    if (!any) break;
-    if (round >= 64)
-      fail(ErrorKind::Model, "model-local functions call each other more than 64 levels deep (recursion?)");
-    std::vector<Node> all;
-    all.reserve(g.nodes.size());
-    for (auto& call : g.nodes) {
-      auto k = by_key.find(key_of(call));
-      if (k == by_key.end()) {
-        all.push_back(std::move(call));
-        continue;
-      }
-      const Function& f = m.functions[k->second];
-      if (has_subgraphs(call) || call.inputs.size() > f.inputs.size() || call.outputs.size() > f.outputs.size())
-        fail(ErrorKind::Model, "node '{}' ({}): {} inputs / {} outputs, function '{}' declares {} / {}",
-             node_label(call), f.label(), call.inputs.size(), call.outputs.size(), f.label(), f.inputs.size(),
-             f.outputs.size());
-      try {
-        auto b = bodies.find(k->second);
-        if (b == bodies.end()) b = bodies.emplace(k->second, body_at_model_opsets(m, f)).first;
-        std::map<std::string, const Attribute*> attrs;
-        for (const auto& a : call.attrs) {
-          if (!a.ref_attr_name.empty())
-            fail(ErrorKind::Model, "attribute '{}' refers to '{}' outside a function body", a.name, a.ref_attr_name);
-          attrs[a.name] = &a;
+
+  // The calls of g (rounds until none is left: calls inside inlined bodies), then those of its nodes' bodies
+  // (If / Loop / Scan), each graph with its own prefixes as each ORT Graph has its own name generator.
+  void graph(Graph& g) {
+    Prefixes prefixes(g);
+    for (int round = 0;; ++round) {
+      bool any = false;
+      for (const auto& n : g.nodes) any = any || by_key.count(key_of(n));
+      if (!any) break;
+      if (round >= 64)
+        fail(ErrorKind::Model, "model-local functions call each other more than 64 levels deep (recursion?)");
+      std::vector<Node> all;
+      all.reserve(g.nodes.size());
+      for (auto& call : g.nodes) {
+        auto k = by_key.find(key_of(call));
+        if (k == by_key.end()) {
+          all.push_back(std::move(call));
+          continue;
         }
-        for (const auto& a : f.attribute_defaults) attrs.emplace(a.name, &a);
-        Renamer r(prefixes.make("_inlfunc_" + call.op_type), attrs, f);
-        r.scope_push();
-        for (size_t i = 0; i < f.inputs.size(); ++i) r.bind(f.inputs[i], i < call.inputs.size() ? call.inputs[i] : "");
-        for (size_t i = 0; i < f.outputs.size(); ++i)
-          r.bind(f.outputs[i], i < call.outputs.size() ? call.outputs[i] : "");
-        for (Node body : b->second) {
-          r.transform(body);
-          all.push_back(std::move(body));
-        }
-      } catch (const Error& e) {
-        fail(e.kind(), "node '{}' ({}): {}", node_label(call), f.label(), e.what());
+        inline_call(call, k->second, prefixes, all);
+        inlined.insert(k->second);
+        ++count;
       }
-      inlined.insert(k->second);
-      ++count;
+      g.nodes = std::move(all);
     }
-    g.nodes = std::move(all);
+    for (auto& n : g.nodes)
+      for (auto& a : n.attrs) {
+        if (a.g) graph(*a.g);
+        for (auto& sub : a.graphs)
+          if (sub) graph(*sub);
+      }
   }
+
+  void inline_call(const Node& call, size_t fi, Prefixes& prefixes, std::vector<Node>& out) {
+    const Function& f = m.functions[fi];
+    try {
+      if (has_subgraphs(call)) fail(ErrorKind::Model, "a call with graph attributes is not supported");
+      if (call.inputs.size() > f.inputs.size() || call.outputs.size() > f.outputs.size())
+        fail(ErrorKind::Model, "{} inputs / {} outputs, the function declares {} / {}", call.inputs.size(),
+             call.outputs.size(), f.inputs.size(), f.outputs.size());
+      auto b = bodies.find(fi);
+      if (b == bodies.end()) b = bodies.emplace(fi, body_at_model_opsets(m, f)).first;
+      std::map<std::string, const Attribute*> attrs;
+      for (const auto& a : call.attrs) {
+        if (!a.ref_attr_name.empty())
+          fail(ErrorKind::Model, "attribute '{}' refers to '{}' outside a function body", a.name, a.ref_attr_name);
+        attrs[a.name] = &a;
+      }
+      for (const auto& a : f.attribute_defaults) attrs.emplace(a.name, &a);
+      Renamer r(prefixes.make("_inlfunc_" + call.op_type), attrs, f);
+      r.scope_push();
+      for (size_t i = 0; i < f.inputs.size(); ++i) r.bind(f.inputs[i], i < call.inputs.size() ? call.inputs[i] : "");
+      for (size_t i = 0; i < f.outputs.size(); ++i) r.bind(f.outputs[i], i < call.outputs.size() ? call.outputs[i] : "");
+      for (Node body : b->second) {
+        r.transform(body);
+        out.push_back(std::move(body));
+      }
+    } catch (const Error& e) {
+      fail(e.kind(), "node '{}' ({}): {}", node_label(call), f.label(), e.what());
+    }
+  }
+};
+
+}  // namespace
+
+size_t inline_local_functions(Model& m) {
+  if (m.functions.empty()) return 0;
+  Inliner in{m, {}, {}, {}, 0};
+  for (size_t i = 0; i < m.functions.size(); ++i) {
+    if (!in.by_key.emplace(key_of(m.functions[i]), i).second)
+      fail(ErrorKind::Model, "function '{}' is defined twice", m.functions[i].label());
+  }
+  in.graph(m.graph);
   // Functions nothing calls any more go (onnxruntime drops them); functions no node ever called stay.
   std::vector<Function> kept;
   for (size_t i = 0; i < m.functions.size(); ++i)
-    if (!inlined.count(i)) kept.push_back(std::move(m.functions[i]));
+    if (!in.inlined.count(i)) kept.push_back(std::move(m.functions[i]));
   m.functions = std::move(kept);
-  return count;
+  return in.count;
 }
 
 }  // namespace oq::ir::passes
