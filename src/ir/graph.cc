@@ -139,6 +139,12 @@ std::string node_label(const Node& n) {
   return "(unnamed) -> " + (n.outputs.empty() ? std::string("?") : n.outputs[0]);
 }
 
+std::string Function::label() const {
+  std::string s = domain.empty() ? name : domain + "." + name;
+  if (!overload.empty()) s += ":" + overload;
+  return s;
+}
+
 std::string batchnorm_training_reason(const Node& n, int64_t opset) {
   if (n.op_type != "BatchNormalization" || !n.is_default_domain()) return {};
   if (opset >= 14) return n.attr_int("training_mode", 0) != 0 ? "training_mode=1 is not supported (inference only)" : "";

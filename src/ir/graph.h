@@ -1,5 +1,5 @@
 // The graph IR: what every part of onnxquant except src/onnx/ works on. Protobuf never appears here.
-// Parts of a model that onnxquant does not interpret (functions, sparse initializers, non-tensor types,
+// Parts of a model that onnxquant does not interpret (sparse initializers, non-tensor types,
 // training info, ...) are kept as opaque serialized bytes so that a load/save round trip keeps them.
 #pragma once
 #include <cstdint>
@@ -24,12 +24,16 @@ struct Dim {
   bool operator==(const Dim&) const = default;
 };
 
+// IR 10 metadata_props (key / value pairs) of a graph, node or value info, in the file's order.
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
 struct ValueInfo {
   std::string name;
   DType dtype = DType::Undefined;
   std::optional<std::vector<Dim>> shape;  // nullopt: rank unknown
   std::string doc;
   std::string opaque_type;  // serialized TypeProto when the value is not a tensor (sequence, map, ...)
+  Metadata metadata;
   bool operator==(const ValueInfo&) const = default;
   // Known dims as int64 (-1 for symbolic/unknown); empty optional when rank unknown.
   std::optional<Shape> static_shape() const;
@@ -87,6 +91,8 @@ struct Node {
   std::vector<std::string> outputs;  // "" = omitted optional output
   std::vector<Attribute> attrs;
   std::string doc;
+  std::string overload;  // IR 10: which overload of a model-local function the node calls
+  Metadata metadata;     // IR 10 metadata_props (nodes onnxquant creates have none)
 
   const Attribute* attr(const std::string& n) const;
   bool has_attr(const std::string& n) const { return attr(n) != nullptr; }
@@ -130,6 +136,7 @@ struct Graph {
   std::vector<Initializer> initializers;
   std::vector<std::string> opaque_sparse_initializers;      // serialized SparseTensorProto
   std::vector<std::string> opaque_quantization_annotation;  // serialized TensorAnnotation
+  Metadata metadata;  // IR 10 metadata_props
 
   // Initializer lookup (linear index rebuilt lazily; call reindex() after editing the vector directly).
   const Initializer* find_initializer(const std::string& n) const;
@@ -160,13 +167,27 @@ struct OpsetImport {
   bool operator==(const OpsetImport&) const = default;
 };
 
+// A model-local function (FunctionProto), as parsed at load; `serialized` is the FunctionProto as read, written
+// back unchanged while the function is kept (functions no node calls).
+struct Function {
+  std::string name, domain, overload, doc;
+  std::vector<std::string> inputs, outputs;
+  std::vector<std::string> attributes;       // attribute names without a default
+  std::vector<Attribute> attribute_defaults;  // attribute_proto: attributes with a default value
+  std::vector<Node> nodes;
+  std::vector<OpsetImport> opsets;
+  std::string serialized;
+  // "domain.name" (":overload" when set), as errors name it.
+  std::string label() const;
+};
+
 struct Model {
   int64_t ir_version = 0;
   std::vector<OpsetImport> opsets;
   std::string producer_name, producer_version, domain, doc;
   int64_t model_version = 0;
   std::vector<std::pair<std::string, std::string>> metadata_props;
-  std::vector<std::string> opaque_functions;      // serialized FunctionProto
+  std::vector<Function> functions;                // model-local functions (inlined by inline_local_functions)
   std::vector<std::string> opaque_training_info;  // serialized TrainingInfoProto
   Graph graph;
   // Files the model's external data were read from (resolved paths; empty when it had none): outputs must

@@ -6,11 +6,30 @@ namespace oq::onnx::detail {
 namespace {
 
 using ::onnx::AttributeProto;
+using ::onnx::FunctionProto;
 using ::onnx::GraphProto;
 using ::onnx::ModelProto;
 using ::onnx::NodeProto;
 using ::onnx::TypeProto;
 using ::onnx::ValueInfoProto;
+
+// ---- metadata_props ----
+
+template <class P>
+ir::Metadata metadata_from(const P& p) {
+  ir::Metadata md;
+  for (const auto& kv : p.metadata_props()) md.emplace_back(kv.key(), kv.value());
+  return md;
+}
+
+template <class P>
+void metadata_to(const ir::Metadata& md, P* p) {
+  for (const auto& [k, v] : md) {
+    auto* kv = p->add_metadata_props();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+}
 
 // ---- types ----
 
@@ -50,6 +69,7 @@ ir::ValueInfo value_info_from_proto(const ValueInfoProto& p) {
   ir::ValueInfo v;
   v.name = p.name();
   v.doc = p.doc_string();
+  v.metadata = metadata_from(p);
   if (!p.has_type()) return v;
   const TypeProto& tp = p.type();
   if (!tp.has_tensor_type()) {
@@ -66,6 +86,7 @@ ir::ValueInfo value_info_from_proto(const ValueInfoProto& p) {
 void value_info_to_proto(const ir::ValueInfo& v, ValueInfoProto* p) {
   p->set_name(v.name);
   if (!v.doc.empty()) p->set_doc_string(v.doc);
+  metadata_to(v.metadata, p);
   if (!v.opaque_type.empty()) {
     TypeProto kept;
     if (!kept.ParseFromString(v.opaque_type))
@@ -177,6 +198,8 @@ ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
   n.op_type = p.op_type();
   n.domain = p.domain();
   n.doc = p.doc_string();
+  n.overload = p.overload();
+  n.metadata = metadata_from(p);
   n.inputs.assign(p.input().begin(), p.input().end());
   n.outputs.assign(p.output().begin(), p.output().end());
   for (auto& a : *p.mutable_attribute()) {
@@ -196,6 +219,8 @@ void node_to_proto(const ir::Node& n, NodeProto* p) {
   p->set_op_type(n.op_type);
   if (!n.domain.empty()) p->set_domain(n.domain);
   if (!n.doc.empty()) p->set_doc_string(n.doc);
+  if (!n.overload.empty()) p->set_overload(n.overload);
+  metadata_to(n.metadata, p);
   for (const auto& a : n.attrs) {
     try {
       attr_to_proto(a, p->add_attribute());
@@ -209,6 +234,7 @@ ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir) {
   ir::Graph g;
   g.name = p.name();
   g.doc = p.doc_string();
+  g.metadata = metadata_from(p);
   g.nodes.reserve(p.node_size());
   for (auto& n : *p.mutable_node()) g.nodes.push_back(node_from_proto(n, base_dir));
   for (const auto& v : p.input()) g.inputs.push_back(value_info_from_proto(v));
@@ -236,6 +262,7 @@ void graph_to_proto(const ir::Graph& g, GraphProto* p) {
     if (!init.doc.empty()) t->set_doc_string(init.doc);
   }
   if (!g.doc.empty()) p->set_doc_string(g.doc);
+  metadata_to(g.metadata, p);
   for (const auto& v : g.inputs) value_info_to_proto(v, p->add_input());
   for (const auto& v : g.outputs) value_info_to_proto(v, p->add_output());
   for (const auto& v : g.value_info) value_info_to_proto(v, p->add_value_info());
@@ -245,6 +272,26 @@ void graph_to_proto(const ir::Graph& g, GraphProto* p) {
   for (const auto& s : g.opaque_sparse_initializers)
     if (!p->add_sparse_initializer()->ParseFromString(s))
       fail(ErrorKind::Model, "graph '{}': kept sparse initializer does not parse", g.name);
+}
+
+ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) {
+  ir::Function f;
+  f.serialized = p.SerializeAsString();
+  f.name = p.name();
+  f.domain = p.domain();
+  f.overload = p.overload();
+  f.doc = p.doc_string();
+  f.inputs.assign(p.input().begin(), p.input().end());
+  f.outputs.assign(p.output().begin(), p.output().end());
+  f.attributes.assign(p.attribute().begin(), p.attribute().end());
+  try {
+    for (auto& a : *p.mutable_attribute_proto()) f.attribute_defaults.push_back(attr_from_proto(a, base_dir));
+    for (auto& n : *p.mutable_node()) f.nodes.push_back(node_from_proto(n, base_dir));
+  } catch (const Error& e) {
+    fail(e.kind(), "function '{}': {}", f.label(), e.what());
+  }
+  for (const auto& o : p.opset_import()) f.opsets.push_back({o.domain(), o.version()});
+  return f;
 }
 
 }  // namespace
@@ -259,7 +306,7 @@ ir::Model model_from_proto(ModelProto& pb, const std::string& base_dir) {
   m.model_version = pb.model_version();
   m.doc = pb.doc_string();
   for (const auto& kv : pb.metadata_props()) m.metadata_props.emplace_back(kv.key(), kv.value());
-  for (const auto& f : pb.functions()) m.opaque_functions.push_back(f.SerializeAsString());
+  for (auto& f : *pb.mutable_functions()) m.functions.push_back(function_from_proto(f, base_dir));
   for (const auto& t : pb.training_info()) m.opaque_training_info.push_back(t.SerializeAsString());
   m.graph = graph_from_proto(*pb.mutable_graph(), base_dir);
   return m;
@@ -286,8 +333,9 @@ void model_to_proto(const ir::Model& m, ModelProto* pb) {
   for (const auto& t : m.opaque_training_info)
     if (!pb->add_training_info()->ParseFromString(t))
       fail(ErrorKind::Model, "kept training_info does not parse");
-  for (const auto& f : m.opaque_functions)
-    if (!pb->add_functions()->ParseFromString(f)) fail(ErrorKind::Model, "kept function does not parse");
+  for (const auto& f : m.functions)
+    if (!pb->add_functions()->ParseFromString(f.serialized))
+      fail(ErrorKind::Model, "kept function '{}' does not parse", f.label());
 }
 
 }  // namespace oq::onnx::detail

@@ -32,6 +32,7 @@ inline std::string diff_vi(const ir::ValueInfo& a, const ir::ValueInfo& b, const
   if (a.shape != b.shape) return w + ": shape";
   if (a.doc != b.doc) return w + ": doc";
   if (a.opaque_type != b.opaque_type) return w + ": opaque type";
+  if (a.metadata != b.metadata) return w + ": metadata_props";
   return "";
 }
 
@@ -74,6 +75,7 @@ inline std::string diff_graph(const ir::Graph& a, const ir::Graph& b, const std:
     if (x.name != y.name || x.op_type != y.op_type || x.domain != y.domain || x.doc != y.doc)
       return nw + ": name/op_type/domain/doc";
     if (x.inputs != y.inputs || x.outputs != y.outputs) return nw + ": inputs/outputs";
+    if (x.overload != y.overload || x.metadata != y.metadata) return nw + ": overload/metadata_props";
     if (x.attrs.size() != y.attrs.size()) return nw + ": attr count";
     for (size_t k = 0; k < x.attrs.size(); ++k)
       if (auto d = diff_attr(x.attrs[k], y.attrs[k], nw); !d.empty()) return d;
@@ -94,6 +96,7 @@ inline std::string diff_graph(const ir::Graph& a, const ir::Graph& b, const std:
   }
   if (a.opaque_sparse_initializers != b.opaque_sparse_initializers) return w + ": sparse initializers";
   if (a.opaque_quantization_annotation != b.opaque_quantization_annotation) return w + ": quantization annotation";
+  if (a.metadata != b.metadata) return w + ": metadata_props";
   return "";
 }
 
@@ -103,7 +106,9 @@ inline std::string diff_model(const ir::Model& a, const ir::Model& b) {
   if (a.producer_name != b.producer_name || a.producer_version != b.producer_version) return "producer";
   if (a.domain != b.domain || a.doc != b.doc || a.model_version != b.model_version) return "domain/doc/version";
   if (a.metadata_props != b.metadata_props) return "metadata_props";
-  if (a.opaque_functions != b.opaque_functions) return "functions";
+  if (a.functions.size() != b.functions.size()) return "function count";
+  for (size_t i = 0; i < a.functions.size(); ++i)
+    if (a.functions[i].serialized != b.functions[i].serialized) return "function " + a.functions[i].label();
   if (a.opaque_training_info != b.opaque_training_info) return "training_info";
   return diff_graph(a.graph, b.graph, "main");
 }

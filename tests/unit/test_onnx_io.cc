@@ -70,7 +70,11 @@ ir::Model feature_model() {
   fnode.bytes(1, "x").bytes(2, "y").bytes(4, "Identity");
   Pb fn;
   fn.bytes(1, "MyFn").bytes(4, "x").bytes(5, "y").msg(7, fnode).bytes(10, "com.example");
-  m.opaque_functions = {fn.b};
+  ir::Function f;
+  f.name = "MyFn";
+  f.domain = "com.example";
+  f.serialized = fn.b;
+  m.functions = {f};
   Pb tgraph;
   tgraph.bytes(2, "train");
   Pb tinfo;
@@ -80,10 +84,11 @@ ir::Model feature_model() {
   ir::Graph& g = m.graph;
   g.name = "main";
   g.doc = "graph doc";
-  g.inputs.push_back({"X", DType::Float, std::vector<ir::Dim>{{-1, "N"}, {3, ""}, {}}, "input doc", ""});
+  g.metadata = {{"gk", "gv"}, {"gk2", ""}};
+  g.inputs.push_back({"X", DType::Float, std::vector<ir::Dim>{{-1, "N"}, {3, ""}, {}}, "input doc", "", {{"ik", "iv"}}});
   g.inputs.push_back({"cond", DType::Bool, std::vector<ir::Dim>{}, "", ""});
   g.inputs.push_back({"any", DType::Float, std::nullopt, "", ""});
-  g.outputs.push_back({"Y", DType::Float, std::nullopt, "out doc", ""});
+  g.outputs.push_back({"Y", DType::Float, std::nullopt, "out doc", "", {{"ok", "ov"}}});
   g.outputs.push_back({"Z", DType::Float, std::vector<ir::Dim>{}, "", ""});
   // Sequence(tensor(float)) as an opaque TypeProto.
   Pb elem_tt;
@@ -94,7 +99,7 @@ ir::Model feature_model() {
   seq.msg(1, elem);
   Pb seq_type;
   seq_type.msg(4, seq);
-  g.value_info.push_back({"S", DType::Undefined, std::nullopt, "seq doc", seq_type.b});
+  g.value_info.push_back({"S", DType::Undefined, std::nullopt, "seq doc", seq_type.b, {{"vk", "vv"}}});
   g.value_info.push_back({"untyped", DType::Undefined, std::nullopt, "", ""});
 
   ir::Node custom;
@@ -102,6 +107,8 @@ ir::Model feature_model() {
   custom.op_type = "MyFn";
   custom.domain = "com.example";
   custom.doc = "node doc";
+  custom.overload = "v2";
+  custom.metadata = {{"pkg.torch.onnx.stack_trace", "x.py:1"}, {"nk", "nv"}};
   custom.inputs = {"X", "", "W_f32"};
   custom.outputs = {"Y", ""};
   custom.set_attr_float("alpha", 0.25f);

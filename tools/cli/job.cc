@@ -118,6 +118,11 @@ static void check_float16_model(const Job& job) {
 
 ir::Model load_runnable_model(const std::string& path) {
   ir::Model m = onnx::load_model(path);
+  try {  // model-local functions: inlined at load, as onnxruntime does, so that every command runs their bodies
+    ir::passes::inline_local_functions(m);
+  } catch (const Error& e) {
+    fail(e.kind(), "model '{}': {}", path, e.what());
+  }
   if (m.default_opset() > exec::kMaxOpset)
     fail(ErrorKind::Model, "model '{}': imports ai.onnx opset {}, newer than the newest supported ({})", path,
          m.default_opset(), exec::kMaxOpset);

@@ -112,6 +112,7 @@ struct PreprocessStats {
   size_t fused_reshapes = 0;     // Reshape by a Concat of shape pieces -> by a constant shape
   size_t initializer_inputs = 0;  // initializers that were also graph inputs (now constants)
   size_t inlined_functions = 0;   // HardSwish / Mish / Swish / GroupNormalization expanded (inline_functions)
+  size_t inlined_local_functions = 0;  // calls of model-local functions inlined (inline_local_functions)
   size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
   size_t fused_layer_norms = 0, fused_gelus = 0;  // fuse_layer_norm_gelu
 };
@@ -127,6 +128,15 @@ PreprocessStats preprocess(Model& m);
 // If nodes whose condition is a constant initializer replaced by the branch they take, with ONNX Runtime's names
 // (its constant folding in quant_pre_process; inline_if.cc). Returns the number of If nodes inlined.
 size_t inline_constant_ifs(Model& m);
+
+// Calls of model-local functions (Model::functions) replaced by the function bodies, with ONNX Runtime's inliner
+// names, as onnxruntime inlines them when it loads a model (inline_local_functions.cc); nested calls too. Inlined
+// functions leave Model::functions, functions nothing calls stay. A body at an older default-domain opset than
+// the model's is converted first (convert_opset). A construct it cannot inline (a newer default-domain opset than
+// the model's, another version of any other domain both import, an attribute reference to an undeclared
+// attribute, more inputs / outputs than declared, recursion) -> Model error naming the node and the function. Returns the
+// number of calls inlined.
+size_t inline_local_functions(Model& m);
 
 // HardSwish, Mish, Swish and GroupNormalization (opsets 18 / 21 bodies) expanded into their ONNX function bodies
 // with ORT's inliner names, as quant_pre_process returns them (inline_functions.cc). Returns the number of nodes

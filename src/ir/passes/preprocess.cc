@@ -10,6 +10,8 @@ namespace oq::ir::passes {
 
 PreprocessStats preprocess(Model& m) {
   PreprocessStats st;
+  // First, as onnxruntime inlines model-local functions when it loads the model (a no-op when the loader did).
+  st.inlined_local_functions = inline_local_functions(m);
   st.nodes_before = m.graph.nodes.size();
   const size_t inputs_before = m.graph.inputs.size();
   std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
