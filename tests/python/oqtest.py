@@ -45,6 +45,16 @@ class Runner:
         sys.exit(1 if self.failed or self.passed == 0 else 0)
 
 
+def ort_session(path, optimize=False, log_level=3):
+    """An onnxruntime CPU session; optimize False: graph optimizations disabled (the nodes run as written)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    if not optimize:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = log_level
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
 def ort_top1(model_path, npz_path):
     """Top-1 (percent) of a model on an .npz (x, y), computed by onnxruntime with graph optimizations disabled
     (QDQ graphs then run as the ONNX spec defines them)."""

@@ -15,11 +15,10 @@ import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import Runner, ort_session, run_oq, tmpdir  # noqa: E402
 from test_op_parity import init, model, quantize_both, rnd  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,10 +26,7 @@ TESTDATA = os.path.join(HERE, "..", "..", "testdata")
 
 
 def run(path, x, optimize=True):
-    so = ort.SessionOptions()
-    if not optimize:  # no QDQ -> QGemm fusion: the DequantizeLinear and the float Gemm run as written
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    s = ort_session(path, optimize)  # optimize False: no QDQ -> QGemm fusion, the nodes run as written
     return s.run(None, {s.get_inputs()[0].name: x})[0]
 
 

@@ -29,7 +29,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto as TP, helper as h, numpy_helper as nh
 
-from oqtest import BIN, SRC, Runner, default_mode_config, run_oq, tmpdir
+from oqtest import BIN, SRC, Runner, default_mode_config, ort_session, run_oq, tmpdir
 
 BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
 TOOL = os.path.join(BUILD, "tests", "oq_preprocess_model")
@@ -64,10 +64,7 @@ def save(m, name):
 
 
 def sess(path):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 4
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return ort_session(path, log_level=4)
 
 
 def convert(src, opset, preprocess=False, expect_ok=True):
