@@ -33,6 +33,7 @@
 #include <unordered_set>
 
 #include "ir/passes/infer_shapes.h"
+#include "ir/passes/ort_order.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -40,25 +41,6 @@ namespace oq::ir::passes {
 using namespace detail;
 
 namespace {
-
-// ORT's Graph::GenerateNodeName: the base when no node has that name and it was not generated before, else
-// base + "_token_" + n with one counter for the graph.
-class OrtNodeNames {
- public:
-  explicit OrtNodeNames(const Graph& g) {
-    for (const auto& n : g.nodes) used_.insert(n.name);
-  }
-  std::string make(const std::string& base) {
-    std::string n = base;
-    while (used_.count(n)) n = base + "_token_" + std::to_string(counter_++);
-    used_.insert(n);
-    return n;
-  }
-
- private:
-  std::unordered_set<std::string> used_;
-  size_t counter_ = 0;
-};
 
 struct View {
   Graph& g;

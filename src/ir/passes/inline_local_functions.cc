@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "ir/passes/ort_order.h"
 #include "ir/passes/passes.h"
 
 namespace oq::ir::passes {
@@ -150,24 +151,6 @@ std::vector<Node> body_at_model_opsets(Model& m, const Function& f) {
   return nodes;
 }
 
-// GenerateNodeName: the base when no node has it and it was not generated before, else base_token_<k>.
-class Prefixes {
- public:
-  explicit Prefixes(const Graph& g) {
-    for (const auto& n : g.nodes)
-      if (!n.name.empty()) used_.insert(n.name);
-  }
-  std::string make(const std::string& base) {
-    std::string s = base;
-    while (used_.count(s)) s = base + "_token_" + std::to_string(counter_++);
-    used_.insert(s);
-    return s;
-  }
-
- private:
-  std::set<std::string> used_;
-  int counter_ = 0;
-};
 
 }  // namespace
 
@@ -183,7 +166,7 @@ struct Inliner {
   // The calls of g (rounds until none is left: calls inside inlined bodies), then those of its nodes' bodies
   // (If / Loop / Scan), each graph with its own prefixes as each ORT Graph has its own name generator.
   void graph(Graph& g) {
-    Prefixes prefixes(g);
+    detail::OrtNodeNames prefixes(g);
     for (int round = 0;; ++round) {
       bool any = false;
       for (const auto& n : g.nodes) any = any || by_key.count(key_of(n));
@@ -212,7 +195,7 @@ struct Inliner {
       }
   }
 
-  void inline_call(const Node& call, size_t fi, Prefixes& prefixes, std::vector<Node>& out) {
+  void inline_call(const Node& call, size_t fi, detail::OrtNodeNames& prefixes, std::vector<Node>& out) {
     const Function& f = m.functions[fi];
     try {
       if (has_subgraphs(call)) fail(ErrorKind::Model, "a call with graph attributes is not supported");

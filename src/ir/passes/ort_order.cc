@@ -6,6 +6,18 @@
 
 namespace oq::ir::passes::detail {
 
+OrtNodeNames::OrtNodeNames(const Graph& g) {
+  for (const auto& n : g.nodes)
+    if (!n.name.empty()) used_.insert(n.name);
+}
+
+std::string OrtNodeNames::make(const std::string& base) {
+  std::string n = base;
+  while (used_.count(n)) n = base + "_token_" + std::to_string(counter_++);
+  used_.insert(n);
+  return n;
+}
+
 OrtNames::OrtNames(const Graph& g) {
   for (const auto* vs : {&g.inputs, &g.outputs, &g.value_info})
     for (const auto& v : *vs) used_.insert(v.name);

@@ -23,6 +23,18 @@ class OrtNames {
   size_t counter_ = 0;
 };
 
+// ORT's Graph::GenerateNodeName: the base when no node has that name and it was not generated before, else
+// base + "_token_" + n with one counter for the graph (node names are a namespace apart from tensor names).
+class OrtNodeNames {
+ public:
+  explicit OrtNodeNames(const Graph& g);
+  std::string make(const std::string& base);
+
+ private:
+  std::unordered_set<std::string> used_;
+  size_t counter_ = 0;
+};
+
 // ORT's node order (Graph's topological sort): nodes without input edges pushed on a stack in index order, then
 // popped one at a time, each pushing the readers whose last input edge it was (in index order). Siblings thus
 // come in reverse file order; what matters is the order in which fusions generate names. Returns the first output
