@@ -196,7 +196,7 @@ ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
   ir::Node n;
   n.name = p.name();
   n.op_type = p.op_type();
-  n.domain = p.domain();
+  n.domain = p.domain() == "ai.onnx" ? std::string() : p.domain();  // one spelling of the default domain
   n.doc = p.doc_string();
   n.overload = p.overload();
   n.metadata = metadata_from(p);
@@ -274,6 +274,26 @@ void graph_to_proto(const ir::Graph& g, GraphProto* p) {
       fail(ErrorKind::Model, "graph '{}': kept sparse initializer does not parse", g.name);
 }
 
+// The default domain may be spelled "ai.onnx" (onnxruntime reads it as ""; onnx.checker does not): the IR keeps
+// one spelling, "", so that the nodes and imports the quantization adds agree with the model's.
+template <typename Imports>
+std::vector<ir::OpsetImport> opsets_from(const Imports& imports, const std::string& owner) {
+  std::vector<ir::OpsetImport> r;
+  for (const auto& o : imports) {
+    const std::string d = o.domain() == "ai.onnx" ? std::string() : o.domain();
+    bool seen = false;
+    for (const auto& e : r)
+      if (e.domain == d) {
+        if (e.version != o.version())
+          fail(ErrorKind::Model, "{} imports domain '{}' twice, at opsets {} and {}", owner, d.empty() ? "ai.onnx" : d,
+               e.version, o.version());
+        seen = true;
+      }
+    if (!seen) r.push_back({d, o.version()});
+  }
+  return r;
+}
+
 ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) {
   ir::Function f;
   f.serialized = p.SerializeAsString();
@@ -290,7 +310,7 @@ ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) 
   } catch (const Error& e) {
     fail(e.kind(), "function '{}': {}", f.label(), e.what());
   }
-  for (const auto& o : p.opset_import()) f.opsets.push_back({o.domain(), o.version()});
+  f.opsets = opsets_from(p.opset_import(), "function '" + f.label() + "'");
   return f;
 }
 
@@ -299,7 +319,7 @@ ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) 
 ir::Model model_from_proto(ModelProto& pb, const std::string& base_dir) {
   ir::Model m;
   m.ir_version = pb.ir_version();
-  for (const auto& o : pb.opset_import()) m.opsets.push_back({o.domain(), o.version()});
+  m.opsets = opsets_from(pb.opset_import(), "the model");
   m.producer_name = pb.producer_name();
   m.producer_version = pb.producer_version();
   m.domain = pb.domain();

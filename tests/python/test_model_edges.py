@@ -117,6 +117,36 @@ def output_is_input():
     check_close("output_is_input", m)
 
 
+def ai_onnx_domain():
+    # The default domain spelled "ai.onnx" in the import and on a node: onnxruntime runs it, onnx.checker refuses
+    # it. The output used to mix the spellings (Q/DQ nodes in "", the import "ai.onnx": refused by the checker).
+    m = base_model()
+    m.opset_import[0].domain = "ai.onnx"
+    m.graph.node[0].domain = "ai.onnx"
+    d = tmpdir()
+    path = os.path.join(d, "aionnx.onnx")
+    onnx.save(m, path)
+    quantize(d, path)
+    q = onnx.load(os.path.join(d, "out", "quantized_models", "aionnx_quant_qdq_pc.onnx"))
+    onnx.checker.check_model(q, full_check=True)
+    assert [(o.domain, o.version) for o in q.opset_import] == [("", 21)], q.opset_import
+    assert all(n.domain == "" for n in q.graph.node), [n.domain for n in q.graph.node]
+    ref = base_model()
+    ref.graph.ClearField("initializer")
+    ref.graph.initializer.extend(m.graph.initializer)
+    feeds = {"x": X[:1]}
+    for r, got in zip(outputs(ref, feeds), outputs(os.path.join(d, "out", "quantized_models",
+                                                                "aionnx_quant_qdq_pc.onnx"), feeds)):
+        err = np.abs(r - got).max() / max(np.abs(r).max(), 1e-6)
+        assert err < 0.05, f"relative error {err:.3f}"
+    # Both spellings imported at different opsets: refused naming them.
+    m.opset_import.append(helper.make_opsetid("", 13))
+    onnx.save(m, path)
+    p = quantize(d, path, code=1, out="out2")
+    assert p.returncode == 1 and "imports domain 'ai.onnx' twice, at opsets 17 and 13" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(d, "out2", "quantized_models")), os.listdir(os.path.join(d, "out2"))
+
+
 def sha(p):
     return hashlib.sha256(open(p, "rb").read()).hexdigest()
 
@@ -190,5 +220,6 @@ if __name__ == "__main__":
     r.run("initializers listed as graph inputs (IR 7)", initializers_as_inputs)
     r.run("a graph output that is a graph input", output_is_input)
     r.run("refusals: output over the input's external data, an already quantized model, bfloat16 compute", refusals)
+    r.run("the default domain spelled 'ai.onnx'", ai_onnx_domain)
     r.run("run: output names that clean up to one file name", run_output_names)
     r.finish()
