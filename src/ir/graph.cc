@@ -110,7 +110,7 @@ void Graph::add_initializer(std::string n, Tensor t) {
     e->tensor = std::move(t);
     return;
   }
-  initializers.push_back({std::move(n), std::move(t), {}});
+  initializers.push_back({std::move(n), std::move(t), {}, {}});
   if (index_valid_ && init_index_.size() + 1 == initializers.size())
     init_index_.emplace(initializers.back().name, initializers.size() - 1);  // keeps the index valid
   else

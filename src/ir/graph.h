@@ -126,6 +126,7 @@ struct Initializer {
   std::string name;
   Tensor tensor;
   std::string doc;
+  Metadata metadata;  // IR 10 metadata_props of the TensorProto (initializers onnxquant creates have none)
 };
 
 struct Graph {

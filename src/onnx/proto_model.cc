@@ -242,7 +242,7 @@ ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir) {
   for (const auto& v : p.value_info()) g.value_info.push_back(value_info_from_proto(v));
   g.initializers.reserve(p.initializer_size());
   for (auto& t : *p.mutable_initializer()) {
-    g.initializers.push_back({t.name(), tensor_from_proto_taking(t, base_dir), t.doc_string()});
+    g.initializers.push_back({t.name(), tensor_from_proto_taking(t, base_dir), t.doc_string(), metadata_from(t)});
     t.clear_raw_data();  // release the file's copy as we go (when it was copied)
   }
   for (const auto& s : p.sparse_initializer()) g.opaque_sparse_initializers.push_back(s.SerializeAsString());
@@ -260,6 +260,7 @@ void graph_to_proto(const ir::Graph& g, GraphProto* p) {
     tensor_to_proto(init.tensor, t);
     t->set_name(init.name);
     if (!init.doc.empty()) t->set_doc_string(init.doc);
+    metadata_to(init.metadata, t);
   }
   if (!g.doc.empty()) p->set_doc_string(g.doc);
   metadata_to(g.metadata, p);

@@ -9,7 +9,7 @@ by the call and from the function's default), nested, called twice, unused (kept
 than the model's (converted), a newer one (refused, naming the function and the node). `onnxquant run` runs a model with a local function and
 gives onnxruntime's outputs.
 
-metadata_props (IR 10) on the graph, on nodes and on graph inputs: kept as ORT keeps them (the Q/DQ nodes carry
+metadata_props (IR 10) on the graph, on nodes, on graph inputs and on initializers: kept as ORT keeps them (the Q/DQ nodes carry
 none, as ORT's); on graph outputs kept (quant_pre_process drops them: its shape inference rewrites the outputs).
 """
 import os
@@ -165,6 +165,24 @@ def metadata_round_trip():
     assert nb["conv0"] == [("pkg.torch.onnx.stack_trace", "conv0")]
 
 
+def initializer_metadata():
+    # TensorProto.metadata_props of initializers: kept on those the quantization keeps (Slice / Pad constants), gone
+    # with the quantized weights (ORT writes new tensors for those too).
+    from onnx import numpy_helper
+    m = conv_model([helper.make_node("Slice", ["c0", "st", "en", "ax"], ["m0"], name="sl"),
+                    helper.make_node("Pad", ["m0", "pp"], ["m"], name="pd", mode="edge")], [], opset=21, ir=10,
+                   extra_opsets=())
+    m.graph.initializer.extend([numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+                                (("st", [1]), ("en", [8]), ("ax", [3]), ("pp", [0, 0, 0, 1, 0, 0, 0, 0]))])
+    for t in m.graph.initializer:
+        t.metadata_props.add(key="tk", value=t.name)
+    a, b = check(m, 21)
+    md = lambda t: [(p.key, p.value) for p in t.metadata_props]  # noqa: E731
+    ka = {t.name: md(t) for t in a.graph.initializer if t.metadata_props}
+    kb = {t.name: md(t) for t in b.graph.initializer if t.metadata_props}
+    assert ka == kb == {n: [("tk", n)] for n in ("st", "en", "ax", "pp")}, (ka, kb)
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("local function: simple", simple)
@@ -176,4 +194,5 @@ if __name__ == "__main__":
     r.run("local function: a newer opset refused, naming it", newer_opset_refused)
     r.run("local functions: onnxquant run", run_command)
     r.run("metadata_props (IR 10): graph, nodes, inputs, outputs", metadata_round_trip)
+    r.run("metadata_props (IR 10): initializers", initializer_metadata)
     r.finish()
