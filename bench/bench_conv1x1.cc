@@ -7,7 +7,10 @@
 //
 //   build-bench/bench/oq_bench_conv1x1 [--benchmark_filter=...]
 //
-// Arguments: (variant, ic, oc, hw); variant 0 blocked, 1 nhwc, 2 dnnl_sgemm, 3 OpenBLAS sgemm.
+// Arguments: (variant, ic, oc, hw); variant 0 blocked, 1 nhwc, 2 dnnl_sgemm, 3 OpenBLAS sgemm, 4 bf16 source and
+// weights with f32 output (oneDNN picks its layouts: AMX on this CPU), 5 the same with 6x the input channels — the
+// cost of emulating an FP32 convolution by six bf16 products (x = x_hi + x_mid + x_lo, the "bf16x6" split), the
+// only way bf16 hardware could compute the FP32 ranges ORT's scales need (docs/benchmarks.md, fifteenth session).
 #include <benchmark/benchmark.h>
 #if OQ_HAVE_OPENBLAS
 #include <cblas.h>
@@ -38,12 +41,12 @@ void walk_cache(std::vector<float>& junk) {
   benchmark::DoNotOptimize(junk.data());
 }
 
-void conv_onednn(benchmark::State& st, tag layout, int64_t ic, int64_t oc, int64_t hw) {
+void conv_onednn(benchmark::State& st, tag layout, int64_t ic, int64_t oc, int64_t hw, dt src_type = dt::f32) {
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream s(eng);
   const dnnl::memory::dims src{1, ic, hw, hw}, wei{oc, ic, 1, 1}, dst{1, oc, hw, hw}, bia{oc};
-  const dnnl::memory::desc sd(src, dt::f32, layout), dd(dst, dt::f32, layout), bd(bia, dt::f32, tag::a);
-  const dnnl::memory::desc wd(wei, dt::f32, tag::any);
+  const dnnl::memory::desc sd(src, src_type, layout), dd(dst, dt::f32, layout), bd(bia, dt::f32, tag::a);
+  const dnnl::memory::desc wd(wei, src_type, tag::any);
   const dnnl::convolution_forward::desc cd(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                            sd, wd, bd, dd, {1, 1}, {0, 0}, {0, 0});
   dnnl::primitive_attr attr;
@@ -51,9 +54,10 @@ void conv_onednn(benchmark::State& st, tag layout, int64_t ic, int64_t oc, int64
   po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f);
   attr.set_post_ops(po);
   const dnnl::convolution_forward::primitive_desc pd(cd, attr, eng);
-  dnnl::memory sm(sd, eng), dm(dd, eng), wm(pd.weights_desc(), eng), bm(bd, eng);
-  const auto x = random_values(static_cast<size_t>(ic * hw * hw), 0.f, 6.f, 1);
-  std::copy(x.begin(), x.end(), static_cast<float*>(sm.get_data_handle()));  // layout does not matter here
+  dnnl::memory sm(pd.src_desc(), eng), dm(pd.dst_desc(), eng), wm(pd.weights_desc(), eng), bm(bd, eng);
+  auto x = random_values(static_cast<size_t>(ic * hw * hw), 0.f, 6.f, 1);
+  dnnl::memory plain_x({src, dt::f32, tag::nchw}, eng, x.data());
+  dnnl::reorder(plain_x, sm).execute(s, plain_x, sm);
   auto w = random_values(static_cast<size_t>(oc * ic), -0.1f, 0.1f, 2);
   dnnl::memory plain_w({wei, dt::f32, tag::oihw}, eng, w.data());
   dnnl::reorder(plain_w, wm).execute(s, plain_w, wm);
@@ -105,8 +109,11 @@ void BM_Conv1x1(benchmark::State& st) {
   switch (variant) {
     case 0: conv_onednn(st, tag::nChw16c, ic, oc, hw); break;
     case 1: conv_onednn(st, tag::nhwc, ic, oc, hw); break;
+    case 4: conv_onednn(st, tag::any, ic, oc, hw, dt::bf16); break;
+    case 5: conv_onednn(st, tag::any, 6 * ic, oc, hw, dt::bf16); break;
     default: sgemm(st, variant == 2, ic, oc, hw);
   }
+  // Variant 5 counts the FP32 convolution's MACs (the work it stands for), not the six products.
   st.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(ic * oc * hw * hw) * 1e-9 *
                                                  static_cast<double>(st.iterations()),
                                              benchmark::Counter::kIsRate);
@@ -114,14 +121,14 @@ void BM_Conv1x1(benchmark::State& st) {
 
 // The 1×1 layers of MobileNetV2-1.0 224 that take most of its convolution time (ONEDNN_VERBOSE profile).
 BENCHMARK(BM_Conv1x1)
-    ->ArgsProduct({{0, 1, 2, 3}, {16}, {96}, {112}})
-    ->ArgsProduct({{0, 1, 2, 3}, {24}, {144}, {56}})
-    ->ArgsProduct({{0, 1, 2, 3}, {144}, {24}, {56}})
-    ->ArgsProduct({{0, 1, 2, 3}, {96}, {576}, {14}})
-    ->ArgsProduct({{0, 1, 2, 3}, {576}, {96}, {14}})
-    ->ArgsProduct({{0, 1, 2, 3}, {160}, {960}, {7}})
-    ->ArgsProduct({{0, 1, 2, 3}, {960}, {320}, {7}})
-    ->ArgsProduct({{0, 1, 2, 3}, {320}, {1280}, {7}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {16}, {96}, {112}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {24}, {144}, {56}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {144}, {24}, {56}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {96}, {576}, {14}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {576}, {96}, {14}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {160}, {960}, {7}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {960}, {320}, {7}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {320}, {1280}, {7}})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
