@@ -209,6 +209,7 @@ int run_full_auto_mode(Job& job) {
       if (f[static_cast<size_t>(i)]) continue;
       quant::TensorOverride ov;
       ov.qtype = DType::Int4;
+      ov.source = quant::OverrideSource::FullAuto;  // not the user's weights_tensor_override
       if (o.per_channel) ov.axis = ranked[i].axis;
       o.weight_overrides[ranked[i].name] = ov;
     }
