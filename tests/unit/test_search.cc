@@ -7,6 +7,7 @@
 
 #include "analysis/precision.h"
 #include "search/bisection.h"
+#include "search/greedy.h"
 #include "search/passes.h"
 #include "search/ranking.h"
 
@@ -107,6 +108,43 @@ TEST(Ranking, OrderAndTies) {
   EXPECT_EQ(r[2].per_scale, 36);
   EXPECT_EQ(r[4].per_scale, 10);
   EXPECT_EQ(r[4].axis, 1);
+}
+
+// Greedy with the 8-bit reference's score: the all-Int8 set is neither evaluated nor the answer (as bisection).
+TEST(GreedyWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
+  // Score = 100 - penalties of the Int4 tensors; threshold 99.5: only every tensor in Int8 passes.
+  std::vector<double> pen = {1, 1, 1};
+  std::vector<std::vector<bool>> seen;
+  auto eval = [&](const std::vector<bool>& int8) {
+    seen.push_back(int8);
+    double s = 100;
+    for (size_t i = 0; i < pen.size(); ++i) s -= int8[i] ? 0 : pen[i];
+    return s;
+  };
+  auto r = greedy_walk(3, 97, 99.5, eval, 100.0);
+  EXPECT_FALSE(r.answer);
+  // Phase 1 reaches {1,1,1} with the reference's score (not evaluated); phase 2 tries each tensor back.
+  ASSERT_EQ(r.attempts.size(), 1u + 3u + 3u);
+  EXPECT_EQ(r.attempts[3].int8, (std::vector<bool>{true, true, true}));
+  EXPECT_DOUBLE_EQ(r.attempts[3].score, 100.0);
+  EXPECT_TRUE(r.attempts[3].passed);
+  EXPECT_TRUE(std::none_of(seen.begin(), seen.end(), [](const std::vector<bool>& f) {
+    return std::all_of(f.begin(), f.end(), [](bool b) { return b; });
+  }));
+  // Without the reference (the old call) the all-Int8 set is evaluated and answered.
+  seen.clear();
+  auto old = greedy_walk(3, 97, 99.5, eval);
+  ASSERT_TRUE(old.answer);
+  EXPECT_EQ(old.attempts[*old.answer].int8, (std::vector<bool>{true, true, true}));
+  // Phase 2 moving a tensor back to Int4 from the all-Int8 set gives an answer again: tensor 0 costs nothing.
+  pen = {0, 1, 1};
+  auto r2 = greedy_walk(3, 98, 99.5, eval, 100.0);
+  ASSERT_TRUE(r2.answer);
+  EXPECT_EQ(r2.attempts[*r2.answer].int8, (std::vector<bool>{false, true, true}));
+  // No tensors: the all-Int4 attempt is the only one (and the answer when it passes), as in bisection_walk.
+  auto r0 = greedy_walk(0, 100, 99.5, eval, 100.0);
+  ASSERT_TRUE(r0.answer);
+  EXPECT_EQ(*r0.answer, 0u);
 }
 
 // Bit widths counted from a hand-built QDQ graph (hand-computed counts and name).

@@ -281,7 +281,8 @@ int run_full_auto_mode(Job& job) {
     OQ_INFO("Written {}", written[a.n_int8]);
   };
   if (it.search == config::SearchStrategy::Greedy) {
-    // Greedy: the answer is always the last passing attempt, so only its model is kept.
+    // Greedy: the answer is always the last passing attempt, so only its model is kept. The all-Int8 set is the
+    // 8-bit reference: greedy_walk takes its score, never rebuilds nor answers it (as the bisection).
     ir::Model best = models.at(0);
     std::map<Flags, std::pair<uint64_t, analysis::PrecisionCounts>> measured;  // model bytes and widths per set
     measured[prefix(0)] = {onnx::serialize_model(models.at(0)).size(), widths.at(0)};
@@ -298,7 +299,7 @@ int run_full_auto_mode(Job& job) {
       if (passed) best = std::move(q.model);
       return s;
     };
-    auto g = search::greedy_walk(N, int4_score, threshold, evaluate_set);
+    auto g = search::greedy_walk(N, int4_score, threshold, evaluate_set, ref_score);
     for (const auto& a : g.attempts) {
       analysis::FullAutoAttempt fa;
       for (int64_t i = 0; i < N; ++i)
