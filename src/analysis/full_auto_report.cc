@@ -7,6 +7,31 @@
 
 namespace oq::analysis {
 
+static double share(int64_t n, int64_t total) {
+  return total ? 100.0 * static_cast<double>(n) / static_cast<double>(total) : 0.0;
+}
+
+// {"4": {"count": n, "percent": p}, ...} per bit width, for the weights (parameters) or activations (tensors).
+static nlohmann::ordered_json bits_json(const std::map<int, int64_t>& m, int64_t total) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const auto& [bits, n] : m)
+    j[std::to_string(bits)] = {{"count", n}, {"percent", share(n, total)}};
+  return j;
+}
+
+static nlohmann::ordered_json precision_json(const PrecisionCounts& c) {
+  return {{"weight_bits", bits_json(c.weights, c.weight_total())},
+          {"activation_bits", bits_json(c.activations, c.activation_total())}};
+}
+
+// "4: 83.36 · 8: 2.22 · 16: 14.42" (percent per bit width), for the HTML table.
+static std::string bits_cell(const std::map<int, int64_t>& m, int64_t total) {
+  std::string s;
+  for (const auto& [bits, n] : m)
+    s += fmt::format("{}{}: {:.2f}", s.empty() ? "" : " · ", bits, share(n, total));
+  return s.empty() ? "—" : s;
+}
+
 std::string full_auto_json(const FullAutoReport& r) {
   nlohmann::ordered_json j;
   j["model"] = r.model;
@@ -19,6 +44,7 @@ std::string full_auto_json(const FullAutoReport& r) {
                  {"int8", r.int8_score},
                  {"int4", r.int4_score}};
   j["int8_model"] = r.int8_file;
+  j["int8_precision"] = precision_json(r.int8_bits);
   j["ranked_tensors"] = r.n_tensors;
   j["ranked_weights"] = r.ranked_weights;
   j["quantized_weights"] = r.quantized_weights;
@@ -32,7 +58,8 @@ std::string full_auto_json(const FullAutoReport& r) {
   for (size_t i = 0; i < r.attempts.size(); ++i) {
     const auto& t = r.attempts[i];
     a.push_back({{"n_int8", t.n_int8}, {"int8_tensors", t.int8_tensors}, {"w4_percent", t.w4_percent},
-                 {"model_bytes", t.model_bytes}, {"score", t.score}, {"passed", t.passed}, {"file", t.file}});
+                 {"precision", precision_json(t.bits)}, {"model_bytes", t.model_bytes}, {"score", t.score},
+                 {"passed", t.passed}, {"file", t.file}});
     // The bisection can come back to a configuration it measured (ST's walk): its score is reused, not measured
     // again; say which attempt it repeats.
     for (size_t j = 0; j < i; ++j)
@@ -43,8 +70,8 @@ std::string full_auto_json(const FullAutoReport& r) {
   }
   if (r.answer) {
     const auto& t = r.attempts[*r.answer];
-    j["answer"] = {{"attempt", *r.answer}, {"n_int8", t.n_int8}, {"w4_percent", t.w4_percent}, {"score", t.score},
-                   {"file", t.file}};
+    j["answer"] = {{"attempt", *r.answer}, {"n_int8", t.n_int8}, {"w4_percent", t.w4_percent},
+                   {"precision", precision_json(t.bits)}, {"score", t.score}, {"file", t.file}};
   } else {
     j["answer"] = {{"attempt", nullptr}, {"file", r.int8_file}, {"note", "no mixed-precision attempt passed"}};
   }
@@ -111,15 +138,21 @@ std::string full_auto_html(const FullAutoReport& r) {
   std::string rows;
   for (size_t i = 0; i < r.attempts.size(); ++i) {
     const auto& a = r.attempts[i];
-    rows += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{}</td></tr>",
-                        r.answer && *r.answer == i ? " class='ans'" : "", i, a.n_int8, a.w4_percent, a.model_bytes,
-                        a.score, a.passed ? "pass" : "fail", esc(a.file));
+    rows += fmt::format("<tr{}><td>{}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}</td>"
+                        "<td>{}</td><td>{}</td></tr>",
+                        r.answer && *r.answer == i ? " class='ans'" : "", i, a.n_int8, a.w4_percent,
+                        bits_cell(a.bits.weights, a.bits.weight_total()),
+                        bits_cell(a.bits.activations, a.bits.activation_total()), a.model_bytes, a.score,
+                        a.passed ? "pass" : "fail", esc(a.file));
   }
   std::string answer = r.answer
       ? fmt::format("Answer: attempt {} — {} of {} ranked tensors in Int8, {:.2f}% of the quantized weight parameters in 4 bits, "
                     "score {:.2f}{} — <code>{}</code>", *r.answer, r.attempts[*r.answer].n_int8, r.n_tensors,
                     r.attempts[*r.answer].w4_percent, r.attempts[*r.answer].score, r.unit, esc(r.attempts[*r.answer].file))
       : fmt::format("No mixed-precision attempt passed: the answer is the 8-bit reference <code>{}</code>", esc(r.int8_file));
+  // Widths other than ST's (4/8-bit weights, 8-bit activations) are named: 16-bit overrides, Int4 activations.
+  const PrecisionCounts& shown = r.answer ? r.attempts[*r.answer].bits : r.int8_bits;
+  if (!shown.st_only()) answer += " — " + esc(precision_summary(shown));
   return fmt::format(
       "<!DOCTYPE html><html><head><meta charset='utf-8'><title>onnxquant full_auto — {}</title><style>"
       "body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse}}"
@@ -127,7 +160,8 @@ std::string full_auto_html(const FullAutoReport& r) {
       "</style></head><body><h1>full_auto: {}</h1>"
       "<p>Metric <b>{}</b>; float {}, all-8-bit {:.2f}{u}, all-4-bit {:.2f}{u}; tolerance {:.2f} ({}) → passing "
       "score ≥ {:.2f}{u}.</p><p><b>{}</b></p>{}<h2>Attempts</h2><table><tr><th>#</th><th>tensors in Int8</th>"
-      "<th>4-bit params %</th><th>model bytes</th><th>score</th><th>result</th><th>file</th></tr>{}</table>"
+      "<th>4-bit params %</th><th>weight params % by bits</th><th>activation tensors % by bits</th>"
+      "<th>model bytes</th><th>score</th><th>result</th><th>file</th></tr>{}</table>"
       "</body></html>\n",
       esc(r.model), esc(r.model), esc(r.metric),
       r.float_score ? fmt::format("{:.2f}{}", *r.float_score, r.unit) : std::string("(the reference)"),

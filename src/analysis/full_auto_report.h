@@ -1,9 +1,12 @@
 // full_auto reports: full_auto.json and a self-contained full_auto.html (no network).
 #pragma once
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "analysis/precision.h"
 
 namespace oq::analysis {
 
@@ -11,6 +14,7 @@ struct FullAutoAttempt {
   int64_t n_int8 = 0;
   std::vector<std::string> int8_tensors;
   double w4_percent = 0;   // percent of the quantized constants' parameters in Int4 (int32 biases excepted)
+  PrecisionCounts bits;    // every bit width of the attempt's model (counted from its graph)
   uint64_t model_bytes = 0;
   double score = 0;
   bool passed = false;
@@ -36,6 +40,7 @@ struct FullAutoReport {
   std::optional<double> float_score;
   double int8_score = 0, int4_score = 0;
   std::string int8_file;
+  PrecisionCounts int8_bits;  // the 8-bit reference's widths (16-bit overrides stay 16-bit there)
   int64_t n_tensors = 0;
   int64_t ranked_weights = 0;     // parameters of the ranked (candidate) tensors
   int64_t quantized_weights = 0;  // parameters of every quantized constant (the 4-bit share's denominator)

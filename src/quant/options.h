@@ -10,8 +10,10 @@
 
 namespace oq::quant {
 
-// Where an override comes from: names the key in messages and keeps each key's rules.
-enum class OverrideSource { WeightsTensorOverride, ActivationsTensorOverride, TensorQuantOverrides };
+// Where an override comes from: names the key in messages and keeps each key's rules. FullAuto: not a user
+// override but full_auto's own choice of a weight's type (its 4-bit candidates), which the user-override rules
+// (e.g. no weights_tensor_override with nodes_to_quantize) do not concern.
+enum class OverrideSource { WeightsTensorOverride, ActivationsTensorOverride, TensorQuantOverrides, FullAuto };
 const char* override_key(OverrideSource s);  // "weights_tensor_override", ... "TensorQuantOverrides"
 
 // A user's rmin / rmax in place of the measured (activations) or data (initializers) range.

@@ -32,6 +32,7 @@ const char* override_key(OverrideSource s) {
     case OverrideSource::WeightsTensorOverride: return "weights_tensor_override";
     case OverrideSource::ActivationsTensorOverride: return "activations_tensor_override";
     case OverrideSource::TensorQuantOverrides: return "TensorQuantOverrides";
+    case OverrideSource::FullAuto: return "full_auto's 4-bit choice";
   }
   return "";
 }
@@ -135,9 +136,11 @@ static void check_tqo(const ir::Graph& g, const std::string& name, const TensorO
 }
 
 void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
+  // weights_tensor_override only: full_auto's own Int4 choices (FullAuto) are made among the nodes that
+  // nodes_to_quantize selects.
   const bool user_weight_overrides =
       std::any_of(o.weight_overrides.begin(), o.weight_overrides.end(),
-                  [](const auto& kv) { return kv.second.source != OverrideSource::TensorQuantOverrides; });
+                  [](const auto& kv) { return kv.second.source == OverrideSource::WeightsTensorOverride; });
   if (!o.nodes_to_quantize.empty() && user_weight_overrides)
     fail(ErrorKind::Config,
          "quantization.onnx_quant_parameters.nodes_to_quantize cannot be combined with "
@@ -168,7 +171,7 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
     if (!t.empty() && !g.find_initializer(t)) activations.push_back(t);
   std::sort(activations.begin(), activations.end());  // a deterministic suggestion among equally close names
   for (const auto& [name, ov] : o.weight_overrides) {
-    if (ov.source == OverrideSource::TensorQuantOverrides) continue;
+    if (ov.source != OverrideSource::WeightsTensorOverride) continue;
     const auto* init = g.find_initializer(name);
     if (!init && tensors.count(name))
       fail(ErrorKind::Config, "{}: '{}' is an activation, not a weight (initializer): put it in "

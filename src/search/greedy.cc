@@ -1,12 +1,18 @@
 #include "search/greedy.h"
 
+#include <algorithm>
+
 #include "search/passes.h"
 
 namespace oq::search {
 
 GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double threshold,
-                         const std::function<double(const std::vector<bool>&)>& evaluate) {
+                         const std::function<double(const std::vector<bool>&)>& evaluate,
+                         std::optional<double> all_int8_score) {
   GreedyResult r;
+  auto all_int8 = [&](const std::vector<bool>& f) {
+    return all_int8_score && n_tensors > 0 && std::find(f.begin(), f.end(), false) == f.end();
+  };
   std::vector<bool> cur(static_cast<size_t>(n_tensors), false);
   r.attempts.push_back({cur, all_int4_score, passes(all_int4_score, threshold)});
   if (r.attempts.back().passed) {
@@ -17,12 +23,12 @@ GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double thresh
   bool passed = false;
   for (int64_t i = n_tensors - 1; i >= 0 && !passed; --i) {
     cur[static_cast<size_t>(i)] = true;
-    double s = evaluate(cur);
+    double s = all_int8(cur) ? *all_int8_score : evaluate(cur);
     passed = passes(s, threshold);
     r.attempts.push_back({cur, s, passed});
   }
   if (!passed) return r;
-  r.answer = r.attempts.size() - 1;
+  if (!all_int8(cur)) r.answer = r.attempts.size() - 1;
   // Phase 2: each Int8 tensor back to Int4, highest-ranked first, when the score still passes.
   for (int64_t i = 0; i < n_tensors; ++i) {
     if (!cur[static_cast<size_t>(i)]) continue;

@@ -22,7 +22,12 @@ struct GreedyResult {
 };
 
 // `evaluate(int8)` returns the score of the model with those tensors in Int8 (score >= threshold passes).
+// With `all_int8_score` (the 8-bit reference, measured and written by the caller), as in bisection_walk: the set
+// with every tensor in Int8 (n_tensors > 0) is not evaluated (its attempt takes that score) and is never the
+// answer: when phase 1 has to go all the way and phase 2 moves nothing back to Int4, there is no answer (the
+// 8-bit reference is).
 GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double threshold,
-                         const std::function<double(const std::vector<bool>&)>& evaluate);
+                         const std::function<double(const std::vector<bool>&)>& evaluate,
+                         std::optional<double> all_int8_score = std::nullopt);
 
 }  // namespace oq::search

@@ -2,8 +2,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <string>
 
+#include "analysis/precision.h"
 #include "search/bisection.h"
+#include "search/greedy.h"
 #include "search/passes.h"
 #include "search/ranking.h"
 
@@ -104,4 +108,111 @@ TEST(Ranking, OrderAndTies) {
   EXPECT_EQ(r[2].per_scale, 36);
   EXPECT_EQ(r[4].per_scale, 10);
   EXPECT_EQ(r[4].axis, 1);
+}
+
+// Greedy with the 8-bit reference's score: the all-Int8 set is neither evaluated nor the answer (as bisection).
+TEST(GreedyWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
+  // Score = 100 - penalties of the Int4 tensors; threshold 99.5: only every tensor in Int8 passes.
+  std::vector<double> pen = {1, 1, 1};
+  std::vector<std::vector<bool>> seen;
+  auto eval = [&](const std::vector<bool>& int8) {
+    seen.push_back(int8);
+    double s = 100;
+    for (size_t i = 0; i < pen.size(); ++i) s -= int8[i] ? 0 : pen[i];
+    return s;
+  };
+  auto r = greedy_walk(3, 97, 99.5, eval, 100.0);
+  EXPECT_FALSE(r.answer);
+  // Phase 1 reaches {1,1,1} with the reference's score (not evaluated); phase 2 tries each tensor back.
+  ASSERT_EQ(r.attempts.size(), 1u + 3u + 3u);
+  EXPECT_EQ(r.attempts[3].int8, (std::vector<bool>{true, true, true}));
+  EXPECT_DOUBLE_EQ(r.attempts[3].score, 100.0);
+  EXPECT_TRUE(r.attempts[3].passed);
+  EXPECT_TRUE(std::none_of(seen.begin(), seen.end(), [](const std::vector<bool>& f) {
+    return std::all_of(f.begin(), f.end(), [](bool b) { return b; });
+  }));
+  // Without the reference (the old call) the all-Int8 set is evaluated and answered.
+  seen.clear();
+  auto old = greedy_walk(3, 97, 99.5, eval);
+  ASSERT_TRUE(old.answer);
+  EXPECT_EQ(old.attempts[*old.answer].int8, (std::vector<bool>{true, true, true}));
+  // Phase 2 moving a tensor back to Int4 from the all-Int8 set gives an answer again: tensor 0 costs nothing.
+  pen = {0, 1, 1};
+  auto r2 = greedy_walk(3, 98, 99.5, eval, 100.0);
+  ASSERT_TRUE(r2.answer);
+  EXPECT_EQ(r2.attempts[*r2.answer].int8, (std::vector<bool>{false, true, true}));
+  // No tensors: the all-Int4 attempt is the only one (and the answer when it passes), as in bisection_walk.
+  auto r0 = greedy_walk(0, 100, 99.5, eval, 100.0);
+  ASSERT_TRUE(r0.answer);
+  EXPECT_EQ(*r0.answer, 0u);
+}
+
+// Bit widths counted from a hand-built QDQ graph (hand-computed counts and name).
+TEST(Precision, CountsAndNames) {
+  ir::Graph g;
+  auto q = [&](const std::string& x, const std::string& zp) {
+    ir::Node n;
+    n.op_type = "QuantizeLinear";
+    n.inputs = {x, "s", zp};
+    n.outputs = {x + "_q"};
+    g.nodes.push_back(n);
+  };
+  auto dq = [&](const std::string& x) {
+    ir::Node n;
+    n.op_type = "DequantizeLinear";
+    n.inputs = {x, "s"};
+    n.outputs = {x + "_dq"};
+    g.nodes.push_back(n);
+  };
+  g.add_initializer("s", Tensor::scalar_float(0.1f));
+  g.add_initializer("zp8", Tensor::from_vector<int8_t>(DType::Int8, {}, {0}));
+  g.add_initializer("zp16", Tensor::from_vector<int16_t>(DType::Int16, {}, {0}));
+  g.add_initializer("zp4", Tensor::from_vector<int8_t>(DType::Int4, {}, {0}));
+  g.add_initializer("w4", Tensor::from_vector<int8_t>(DType::Int4, {60}, std::vector<int8_t>(60, 1)));
+  g.add_initializer("w8", Tensor::from_vector<uint8_t>(DType::UInt8, {30}, std::vector<uint8_t>(30, 1)));
+  g.add_initializer("w16", Tensor::from_vector<int16_t>(DType::Int16, {10}, std::vector<int16_t>(10, 1)));
+  g.add_initializer("b", Tensor::from_vector<int32_t>(DType::Int32, {5}, std::vector<int32_t>(5, 1)));
+  g.add_initializer("wf", Tensor::from_vector<float>(DType::Float, {4}, std::vector<float>(4, 1.f)));
+  dq("w4");
+  dq("w4");  // a shared weight counts once
+  dq("w8");
+  dq("b");   // int32 bias: not counted
+  q("wf", "zp8");  // AddQDQPairToWeight: a float weight quantized in the graph, 8 bits
+  q("x", "zp8");
+  q("x", "zp8");   // DedicatedQDQPair: the same tensor once
+  q("y", "zp8");
+  q("y_q_dq", "zp16");  // a converted tensor counts under its second type too
+  analysis::PrecisionCounts st = analysis::count_precision(g);
+  EXPECT_EQ(st.weights, (std::map<int, int64_t>{{4, 60}, {8, 34}}));
+  EXPECT_EQ(st.activations, (std::map<int, int64_t>{{8, 2}, {16, 1}}));
+  EXPECT_FALSE(st.st_only());
+  // 60 / 94 = 63.83 %, 34 / 94 = 36.17 %; activations 2 / 3 and 1 / 3.
+  EXPECT_EQ(analysis::precision_name(st), "_w4_63.83%_w8_36.17%_a8_66.67%_a16_33.33%");
+  dq("w16");
+  q("z", "zp4");
+  analysis::PrecisionCounts c = analysis::count_precision(g);
+  EXPECT_EQ(c.weights_of(16), 10);
+  EXPECT_EQ(analysis::precision_name(c), "_w4_57.69%_w8_32.69%_w16_9.62%_a4_25.00%_a8_50.00%_a16_25.00%");
+  // Only 4/8-bit weights and 8-bit activations: ST's name, w8 = 100 - w4.
+  ir::Graph h;
+  h.add_initializer("s", Tensor::scalar_float(0.1f));
+  h.add_initializer("zp8", Tensor::from_vector<int8_t>(DType::Int8, {}, {0}));
+  h.add_initializer("w4", Tensor::from_vector<int8_t>(DType::Int4, {1}, {1}));
+  h.add_initializer("w8", Tensor::from_vector<int8_t>(DType::Int8, {2}, {1, 1}));
+  for (const char* w : {"w4", "w8"}) {
+    ir::Node n;
+    n.op_type = "DequantizeLinear";
+    n.inputs = {w, "s"};
+    n.outputs = {std::string(w) + "_dq"};
+    h.nodes.push_back(n);
+  }
+  ir::Node qa;
+  qa.op_type = "QuantizeLinear";
+  qa.inputs = {"x", "s", "zp8"};
+  qa.outputs = {"x_q"};
+  h.nodes.push_back(qa);
+  analysis::PrecisionCounts s2 = analysis::count_precision(h);
+  EXPECT_TRUE(s2.st_only());
+  EXPECT_EQ(analysis::precision_name(s2), "_w4_33.33%_w8_66.67%_a8_100%");
+  EXPECT_EQ(analysis::precision_name(analysis::PrecisionCounts{}), "_w4_0.00%_w8_100.00%_a8_100%");
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "analysis/full_auto_report.h"
+#include "analysis/precision.h"
 #include "app.h"
 #include "core/log.h"
 #include "data/loader.h"
@@ -166,9 +167,13 @@ int run_full_auto_mode(Job& job) {
               "run's tolerance (use a fresh output directory)", job.export_dir, stale, tag);
   }
   auto q8 = quant::build_qdq(job.prepared, job.qopts, cal, wfn, &wcache);
+  // Bit widths are counted from each model built (what its file holds): user overrides to 16 bits (or
+  // activations to 4 / 16) are named as such, not as 8-bit.
+  const analysis::PrecisionCounts q8_bits = analysis::count_precision(q8.model.graph);
   double ref_score = score_model(q8.model, "int8");
   std::string int8_file = save_output(job, q8.model, tag + ".onnx");
   OQ_INFO("Step 3: 8-bit reference {}: {:.2f} — {}", metric, ref_score, int8_file);
+  if (!q8_bits.st_only()) OQ_INFO("8-bit reference bit widths: {}", analysis::precision_summary(q8_bits));
   if (job.qopts.bias_correction)
     OQ_INFO("Bias correction: {} biases corrected in each model built (for its weights' final parameters)",
             q8.corrected_biases);
@@ -183,19 +188,12 @@ int run_full_auto_mode(Job& job) {
   std::optional<analysis::SensitivityReport> sens;
   if (it.ranking == config::Ranking::Sensitivity) ranked = sensitivity_ranking(job, ranked, wfn, calib, &sens.emplace());
   const int64_t N = static_cast<int64_t>(ranked.size());
-  // The share is over every constant the 8-bit model stores quantized (not only the candidates: embedding
-  // tables, normalization scales and Add constants count too), int32 biases excepted; weights the user already
-  // put in 4 bits count as 4-bit in every attempt.
-  int64_t total = 0, fixed_w4 = 0;
-  for (const auto& [name, s] : q8.plan.tensors) {
-    if (!s.is_initializer || s.role == quant::TensorRole::Bias) continue;
-    const auto dup = q8.plan.duplicated.find(name);
-    const auto* init = job.prepared.graph.find_initializer(dup == q8.plan.duplicated.end() ? name : dup->second);
-    if (!init) continue;
-    total += init->tensor.numel();
-    if (auto p = q8.params.find(name); p != q8.params.end() && (p->second.qtype == DType::Int4 || p->second.qtype == DType::UInt4))
-      fixed_w4 += init->tensor.numel();
-  }
+  // The shares (file names, log, reports) are over every constant the model stores quantized (not only the
+  // candidates: embedding tables, normalization scales and Add constants count too), int32 biases excepted,
+  // counted in each model built (analysis/precision.h); weights the user put in 4 or 16 bits count as such in every
+  // attempt. Constants of nodes left in float (nodes_to_quantize, nodes_to_exclude, op_types_to_quantize) are in
+  // no share.
+  const int64_t total = q8_bits.weight_total();
   // A configuration: per ranked tensor, kept in Int8 (bisection: the n lowest-ranked).
   using Flags = std::vector<bool>;
   auto prefix = [&](int64_t n_int8) {
@@ -209,24 +207,27 @@ int run_full_auto_mode(Job& job) {
       if (f[static_cast<size_t>(i)]) continue;
       quant::TensorOverride ov;
       ov.qtype = DType::Int4;
+      ov.source = quant::OverrideSource::FullAuto;  // not the user's weights_tensor_override
       if (o.per_channel) ov.axis = ranked[i].axis;
       o.weight_overrides[ranked[i].name] = ov;
     }
     return o;
   };
   auto options_for = [&](int64_t n_int8) { return options_for_set(prefix(n_int8)); };
-  auto w4_params_set = [&](const Flags& f) {
-    int64_t w4 = fixed_w4;
-    for (int64_t i = 0; i < N; ++i) w4 += f[static_cast<size_t>(i)] ? 0 : ranked[i].weights;
-    return w4;
+  // The log lines of an attempt's widths: ST's 8-bit ratio line, then every width when there are others.
+  auto log_widths = [&](const analysis::PrecisionCounts& c) {
+    log::raw(fmt::format("In this quantization attempt we have {} weights in QInt8 over a total of {} weights so a "
+                         "ratio of {:.2f} %", c.weights_of(8), c.weight_total(), c.weight_percent(8)));
+    if (!c.st_only()) log::raw("In this quantization attempt, by bit width: " + analysis::precision_summary(c));
   };
-  auto w4_percent_set = [&](const Flags& f) {
-    return total ? 100.0 * static_cast<double>(w4_params_set(f)) / static_cast<double>(total) : 0.0;
+  auto file_name = [&](const analysis::PrecisionCounts& c, double score) {
+    return fmt::format("{}{}_acc_{}.onnx", tag, analysis::precision_name(c), pct2(score));
   };
-  auto w4_percent = [&](int64_t n_int8) { return w4_percent_set(prefix(n_int8)); };
 
   // 4. Every ranked weight in Int4.
   auto q4 = quant::build_qdq(job.prepared, options_for(0), cal, wfn, &wcache);
+  std::map<int64_t, analysis::PrecisionCounts> widths;  // per bisection n
+  widths[0] = analysis::count_precision(q4.model.graph);
   double int4_score = score_model(q4.model, "int4");
   OQ_INFO("Step 4: all {} weight tensors in Int4: {} {:.2f}", N, metric, int4_score);
 
@@ -245,6 +246,7 @@ int run_full_auto_mode(Job& job) {
   rep.int8_score = ref_score;
   rep.int4_score = int4_score;
   rep.int8_file = int8_file;
+  rep.int8_bits = q8_bits;
   rep.n_tensors = N;
   rep.quantized_weights = total;
   for (const auto& t : ranked) rep.ranked_weights += t.weights;
@@ -263,66 +265,70 @@ int run_full_auto_mode(Job& job) {
     std::string list;
     for (const auto& s : names) list += (list.empty() ? "" : ", ") + s;
     log::raw(fmt::format("New quantization with updated bit-widths for {} / {} selected weights in QInt8: {}", n, N, list));
-    // Every quantized constant not in 4 bits is in Int8 (ranked ones kept in Int8 and the constants outside the
-    // ranking, e.g. SmoothQuant's 1/s), the same denominator as the file name's w4 / w8 shares.
-    const int64_t w8 = total - w4_params_set(prefix(n));
-    log::raw(fmt::format("In this quantization attempt we have {} weights in QInt8 over a total of {} weights so a "
-                         "ratio of {:.2f} %", w8, total, total ? 100.0 * w8 / total : 0.0));
     auto q = quant::build_qdq(job.prepared, options_for(n), cal, wfn, &wcache);
+    // The same denominator as the file name's shares: every quantized constant, the ranked ones and those outside
+    // the ranking (e.g. SmoothQuant's 1/s).
+    const auto& c = widths[n] = analysis::count_precision(q.model.graph);
+    log_widths(c);
     double s = score_model(q.model, fmt::format("n={}", n));
-    OQ_INFO("Attempt with {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", n, N, w4_percent(n),
-            metric, s, search::passes(s, threshold) ? "passed" : "failed");
+    OQ_INFO("Attempt with {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", n, N,
+            c.weight_percent(4), metric, s, search::passes(s, threshold) ? "passed" : "failed");
     models[n] = std::move(q.model);
     return s;
   };
   auto on_write = [&](const search::Attempt& a) {
-    double w4 = w4_percent(a.n_int8);
-    std::string name = fmt::format("{}_w4_{}%_w8_{}%_a8_100%_acc_{}.onnx", tag, pct2(w4), pct2(100.0 - w4), pct2(a.score));
-    written[a.n_int8] = save_output(job, models.at(a.n_int8), name);
+    written[a.n_int8] = save_output(job, models.at(a.n_int8), file_name(widths.at(a.n_int8), a.score));
     OQ_INFO("Written {}", written[a.n_int8]);
   };
   if (it.search == config::SearchStrategy::Greedy) {
-    // Greedy: the answer is always the last passing attempt, so only its model is kept.
+    // Greedy: the answer is always the last passing attempt, so only its model is kept. The all-Int8 set is the
+    // 8-bit reference: greedy_walk takes its score, never rebuilds nor answers it (as the bisection).
     ir::Model best = models.at(0);
-    auto record = [&](const Flags& f, double s, const ir::Model& m) {
-      analysis::FullAutoAttempt fa;
-      for (int64_t i = 0; i < N; ++i)
-        if (f[static_cast<size_t>(i)]) fa.int8_tensors.push_back(ranked[i].name);
-      fa.n_int8 = static_cast<int64_t>(fa.int8_tensors.size());
-      fa.w4_percent = w4_percent_set(f);
-      fa.model_bytes = onnx::serialize_model(m).size();
-      fa.score = s;
-      fa.passed = search::passes(s, threshold);
-      rep.attempts.push_back(std::move(fa));
-    };
-    record(prefix(0), int4_score, models.at(0));
+    std::map<Flags, std::pair<uint64_t, analysis::PrecisionCounts>> measured;  // model bytes and widths per set
+    measured[prefix(0)] = {onnx::serialize_model(models.at(0)).size(), widths.at(0)};
+    measured[prefix(N)] = {onnx::serialize_model(q8.model).size(), q8_bits};
+    size_t k = 0;
     auto evaluate_set = [&](const Flags& f) {
       auto q = quant::build_qdq(job.prepared, options_for_set(f), cal, wfn, &wcache);
-      double s = score_model(q.model, fmt::format("greedy {}", rep.attempts.size()));
-      record(f, s, q.model);
-      const auto& fa = rep.attempts.back();
-      OQ_INFO("Greedy attempt {}: {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}",
-              rep.attempts.size() - 1, fa.n_int8, N, fa.w4_percent, metric, s, fa.passed ? "passed" : "failed");
-      if (fa.passed) best = std::move(q.model);
+      const auto c = analysis::count_precision(q.model.graph);
+      double s = score_model(q.model, fmt::format("greedy {}", ++k));
+      measured[f] = {onnx::serialize_model(q.model).size(), c};
+      const bool passed = search::passes(s, threshold);
+      OQ_INFO("Greedy attempt {}: {} / {} tensors in Int8 ({:.2f}% of weights in 4 bits): {} {:.2f} — {}", k,
+              std::count(f.begin(), f.end(), true), N, c.weight_percent(4), metric, s, passed ? "passed" : "failed");
+      if (passed) best = std::move(q.model);
       return s;
     };
-    auto g = search::greedy_walk(N, int4_score, threshold, evaluate_set);
+    auto g = search::greedy_walk(N, int4_score, threshold, evaluate_set, ref_score);
+    for (const auto& a : g.attempts) {
+      analysis::FullAutoAttempt fa;
+      for (int64_t i = 0; i < N; ++i)
+        if (a.int8[static_cast<size_t>(i)]) fa.int8_tensors.push_back(ranked[i].name);
+      fa.n_int8 = static_cast<int64_t>(fa.int8_tensors.size());
+      const auto& [bytes, c] = measured.at(a.int8);
+      fa.bits = c;
+      fa.w4_percent = c.weight_percent(4);
+      fa.model_bytes = bytes;
+      fa.score = a.score;
+      fa.passed = a.passed;
+      rep.attempts.push_back(std::move(fa));
+    }
     if (g.answer) {
       auto& a = rep.attempts[*g.answer];
-      std::string name = fmt::format("{}_w4_{}%_w8_{}%_a8_100%_acc_{}.onnx", tag, pct2(a.w4_percent),
-                                     pct2(100.0 - a.w4_percent), pct2(a.score));
-      a.file = save_output(job, best, name);
+      a.file = save_output(job, best, file_name(a.bits, a.score));
       OQ_INFO("Written {}", a.file);
     }
     rep.answer = g.answer;
   } else {
     models[N] = q8.model;  // n = N is the 8-bit reference: never re-evaluated nor written as an attempt
+    widths[N] = q8_bits;
     auto walk = search::bisection_walk(N, int4_score, threshold, evaluate_n, on_write, ref_score);
     for (const auto& a : walk.attempts) {
       analysis::FullAutoAttempt fa;
       fa.n_int8 = a.n_int8;
       fa.int8_tensors = int8_names(a.n_int8);
-      fa.w4_percent = w4_percent(a.n_int8);
+      fa.bits = widths.at(a.n_int8);
+      fa.w4_percent = fa.bits.weight_percent(4);
       fa.model_bytes = onnx::serialize_model(models.at(a.n_int8)).size();
       fa.score = a.score;
       fa.passed = a.passed;
@@ -338,6 +344,7 @@ int run_full_auto_mode(Job& job) {
     job.quantized_path = a.file;
     OQ_INFO("Answer: {} / {} weight tensors in Int8, {:.2f}% of weight parameters in 4 bits, {} {:.2f} (8-bit {:.2f}, "
             "tolerance {:.2f}) — {}", a.n_int8, N, a.w4_percent, metric, a.score, ref_score, tol, a.file);
+    if (!a.bits.st_only()) OQ_INFO("Answer bit widths: {}", analysis::precision_summary(a.bits));
   } else {
     job.quantized_path = int8_file;
     OQ_WARN("No mixed-precision attempt stayed within the tolerance ({:.2f} below {:.2f}): the answer is the 8-bit "
