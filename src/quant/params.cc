@@ -310,10 +310,13 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     return wo != o.weight_overrides.end() && wo->second.source != OverrideSource::TensorQuantOverrides &&
            !wo->second.scale.empty();
   };
-  // ORT: Int8 / Int16 weights whose zero points are all 0.
+  // ORT: Int8 / Int16 weights whose zero points are all 0. onnxquant also enlarges Int4 / UInt4 weights
+  // (deliberately, docs/conformance.md: ORT leaves their biases to saturate int32), whatever their zero point: a
+  // larger scale only draws the quantized values towards it.
   auto enlargeable = [](const exec::QuantParams& w) {
     const bool zero_zp = std::all_of(w.zero_point.begin(), w.zero_point.end(), [](int64_t z) { return z == 0; });
-    return (w.qtype == DType::Int8 || w.qtype == DType::Int16) && zero_zp;
+    return ((w.qtype == DType::Int8 || w.qtype == DType::Int16) && zero_zp) || w.qtype == DType::Int4 ||
+           w.qtype == DType::UInt4;
   };
   for (const auto& name : plan.bias_order) {
     const TensorSpec& s = bias_spec(name);

@@ -111,6 +111,42 @@ TEST(AnnotateShared, GemmBetaKeptWhenItsBiasIsAConstant) {
   EXPECT_FALSE(g.nodes[0].has_attr("beta"));
 }
 
+// Conv 1x1 with two output channels, the second ~1e-30 (a dead channel), bias {0.5, 1}; input range [-1, 1] (Int8
+// activations: scale 2/255). The second channel's weight scale is enlarged to 1.0001 x 2 x 1 / (2^32 - 2) / (2/255)
+// (per channel: the bound in float32, as ORT's numpy scalars) for Int8 and, unlike ORT, for Int4 / UInt4.
+TEST(AnnotateShared, FourBitWeightScaleEnlargedForTheBias) {
+  for (DType wt : {DType::Int8, DType::Int4, DType::UInt4, DType::UInt8}) {
+    ir::Model m = model(13);
+    auto& g = m.graph;
+    g.inputs = {vi("x", {1, 1, 2, 2})};
+    g.add_initializer("W", f32({2, 1, 1, 1}, {0.7f, 3e-30f}));
+    g.add_initializer("b", f32({2}, {0.5f, 1.f}));
+    g.nodes = {mk("Conv", {"x", "W", "b"}, {"y"}, "conv")};
+    g.outputs = {vi_any("y")};
+    Q::QuantOptions o;
+    o.weight_type = wt;
+    Q::RangeMap ranges;
+    Q::QuantPlan p = plan_of(m, o, &ranges);
+    Q::ParamNotes notes;
+    Q::ParamMap pm = Q::compute_params(g, p, o, ranges, &notes);
+    const double in_scale = pm.at("x").scale[0];
+    EXPECT_FLOAT_EQ(static_cast<float>(in_scale), 2.f / 255.f);
+    const float bound = 1.0001f * 2.f;  // float32, as ORT computes it per channel
+    const float want = static_cast<float>(static_cast<double>(bound) / kQRange / in_scale);
+    const bool enlarged = wt != DType::UInt8;  // UInt8: zero point 128, ORT's rule leaves it (and onnxquant)
+    EXPECT_EQ(notes.adjusted_weights.size(), enlarged ? 1u : 0u) << dtype_name(wt);
+    if (enlarged) {
+      EXPECT_FLOAT_EQ(pm.at("W").scale[1], want) << dtype_name(wt);
+      const Tensor q = Q::quantize_bias(g.find_initializer("b")->tensor, pm.at("b"));
+      EXPECT_NEAR(q.data<int32_t>()[1] * static_cast<double>(pm.at("b").scale[1]), 1.0, 1e-6) << dtype_name(wt);
+    } else {
+      EXPECT_LT(pm.at("W").scale[1], want * 1e-6);
+    }
+    // Channel 0 keeps its own scale: 0.7 / 127 (Int8), 0.7 / 7.5 (Int4: full range [-8, 7]), ...
+    if (wt == DType::Int8) EXPECT_FLOAT_EQ(pm.at("W").scale[0], 0.7f / 127.f);
+  }
+}
+
 // Two biases on one weight: the larger one's enlargement applies to both (ORT enlarges for every bias first).
 TEST(AnnotateShared, WeightEnlargedForEveryBiasBeforeAnyIsQuantized) {
   ir::Model m = model(13);
