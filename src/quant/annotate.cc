@@ -19,14 +19,38 @@ const std::set<std::string>& default_op_types() {
   return ops;
 }
 
-void QuantPlan::mark(const std::string& t, TensorSpec s) {
+std::optional<TensorSpec> QuantPlan::mark(const std::string& t, TensorSpec s, bool replace) {
+  std::optional<TensorSpec> shadowed;
   auto it = tensors.find(t);
+  if (it != tensors.end() && it->second.role == TensorRole::Bias) {
+    // Only a bias so far (ORT's bias_to_quantize): the tensor now enters tensors_to_quantize, which wins.
+    shadowed = it->second;
+    shadowed_biases.emplace(t, std::move(it->second));
+    tensors.erase(it);
+    std::erase(marked_order, t);
+    it = tensors.end();
+  }
   if (it != tensors.end()) {
-    // ORT: a later request with a parameter provider replaces the entry; a plain one keeps the first.
-    if (!s.share_from.empty()) {
+    // ORT: a per-channel weight or a parameter provider overwrites the entry (in place: a Python dict keeps the
+    // key's position); any other request keeps the first.
+    if (replace || !s.share_from.empty()) {
       s.order = it->second.order;
       it->second = std::move(s);
     }
+    return shadowed;
+  }
+  s.order = marked_order.size();
+  marked_order.push_back(t);
+  tensors.emplace(t, std::move(s));
+  return shadowed;
+}
+
+void QuantPlan::mark_bias(const std::string& t, TensorSpec s) {
+  s.role = TensorRole::Bias;
+  bias_order.push_back(t);
+  bias_names.insert(t);
+  if (tensors.count(t)) {  // already an ordinary constant (tensors_to_quantize): the bias entry stays aside
+    shadowed_biases.emplace(t, std::move(s));
     return;
   }
   s.order = marked_order.size();
@@ -124,6 +148,18 @@ struct Annotator {
     return body_refs->count(t) > 0;
   }
   bool is_marked(const std::string& t) const { return plan.is_marked(t); }
+  // plan.mark; a Gemm bias that becomes an ordinary constant (another reader quantizes it first or later) keeps its
+  // beta: the annotator took beta out to fold it into the int32 values, which are not written now.
+  void mark(const std::string& t, TensorSpec s, bool replace = false) {
+    if (auto b = plan.mark(t, std::move(s), replace)) restore_beta(*b);
+  }
+  void restore_beta(const TensorSpec& b) {
+    if (b.bias_beta == 1.0 || b.node_index >= g.nodes.size()) return;
+    ir::Node& n = g.nodes[b.node_index];
+    // ORT resets beta to 1 here too (set_default_beta), its model then adding C instead of beta · C: onnxquant
+    // deliberately keeps beta (docs/conformance.md).
+    if (n.op_type == "Gemm" && !n.has_attr("beta")) n.set_attr_float("beta", static_cast<float>(b.bias_beta));
+  }
   bool float_init(const ir::Initializer* init) const { return init && quantizable_type(init->tensor.dtype()); }
   DType float_type(const std::string& t) const {
     return tensor_type(t, g, types) == DType::Float16 ? DType::Float16 : DType::Float;
@@ -142,7 +178,7 @@ struct Annotator {
       const int rank = g.find_initializer(t)->tensor.rank();
       s.axis = static_cast<int>(*ov->axis < 0 ? *ov->axis + rank : *ov->axis);
     }
-    plan.mark(t, s);
+    mark(t, s);
   }
   void same_as_input(const std::string& out, const std::string& in, const std::string& node) {
     if (!quantizable(out)) return;
@@ -150,9 +186,13 @@ struct Annotator {
     s.float_type = float_type(out);
     s.share_from = in;
     s.node = node;
-    plan.mark(out, s);
+    mark(out, s);
   }
-  // Per-channel unless a per-tensor override exists; ORT's is_tensor_per_channel.
+  // Per-channel unless a per-tensor override exists; ORT's is_tensor_per_channel. A per-channel registration
+  // replaces an earlier one of the tensor (ORT's quantize_weight_tensor_per_channel assigns tensors_to_quantize[t]):
+  // a weight several nodes read takes the last per-channel reader's axis, or that reader's per-channel
+  // quantization over an earlier per-tensor one (a Gather of a tied embedding, an Add); a per-tensor registration
+  // (quantize_weight_tensor) keeps whatever came first.
   void weight(const std::string& t, int default_axis) {
     const auto* init = g.find_initializer(t);
     if (!float_init(init)) {
@@ -173,7 +213,7 @@ struct Annotator {
       int a = default_axis < 0 ? default_axis + rank : default_axis;
       if (a >= 0 && a < rank) s.axis = a;
     }
-    plan.mark(t, s);
+    mark(t, s, s.axis >= 0);
   }
   // ORT's get_largest_initializer_name_suffix(prefix) + 1: one more than the largest integer that follows
   // `prefix` in an initializer name (0 when none does).
@@ -199,19 +239,21 @@ struct Annotator {
   }
   // Input `idx` of node `n` is its bias. A bias another quantized node already uses is duplicated for this
   // one (ORT's quantize_bias_tensor / _dup_initializer: `<bias><n>`), since its scale follows this node's
-  // input and weight scales.
-  void bias(ir::Node& n, size_t idx, double beta) {
+  // input and weight scales. A bias that is also an ordinary input of some quantized node (an Add reading a Conv's
+  // bias), before or after this one, is written once as an ordinary constant (QuantPlan::mark_bias / mark).
+  // Returns whether the bias will be an int32 bias (so far: a later reader can still make it a constant).
+  bool bias(ir::Node& n, size_t idx, double beta) {
     const std::string b = n.input(idx);
-    if (!o.quantize_bias) return;
+    if (!o.quantize_bias) return false;
     if (o.weight_overrides.count(b)) {  // user overrides: treat the bias as a regular weight
       weight(b, 0);
-      return;
+      return false;
     }
     const auto* init = g.find_initializer(b);
-    if (!float_init(init)) return;
+    if (!float_init(init)) return false;
     const DType ft = float_type(b);
     std::string name = b;
-    if (auto it = plan.tensors.find(b); it != plan.tensors.end() && it->second.role == TensorRole::Bias) {
+    if (plan.is_bias(b)) {
       // ORT's name, unless a tensor of the model already has it (ORT looks at initializers only).
       int64_t k = next_name_suffix(b);
       while (name_taken(b + std::to_string(k))) ++k;
@@ -229,7 +271,9 @@ struct Annotator {
     s.bias_weight = n.input(1);
     s.bias_beta = beta;
     s.node = n.name;
-    plan.mark(name, s);
+    s.node_index = static_cast<size_t>(&n - g.nodes.data());
+    plan.mark_bias(name, s);
+    return plan.tensors.count(name) && plan.tensors.at(name).role == TensorRole::Bias;
   }
 
   void conv(ir::Node& n) {
@@ -244,8 +288,10 @@ struct Annotator {
     weight(n.input(1), n.attr_int("transB", 0) ? 0 : 1);
     if (!n.input(2).empty() && g.find_initializer(n.input(2))) {
       const bool overridden = o.weight_overrides.count(n.input(2)) > 0;
-      bias(n, 2, n.attr_float("beta", 1.0f));
-      if (o.quantize_bias && !overridden) n.remove_attr("beta");  // folded into the int32 bias values
+      const bool int32 = bias(n, 2, n.attr_float("beta", 1.0f));
+      // Folded into the int32 bias values (ORT resets it whatever the bias becomes: onnxquant keeps it for a float
+      // bias or an ordinary constant, see restore_beta).
+      if (o.quantize_bias && !overridden && int32) n.remove_attr("beta");
     }
   }
   void matmul(const ir::Node& n) {

@@ -132,8 +132,7 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
   const double eps = 1.0001;
   const std::vector<double> b = values_of(bias);
   bool changed = false;
-  auto fix = [&](double absmax, float& ws) {
-    double smallest = eps * (2.0 * absmax) / qr;
+  auto fix = [&](double smallest, float& ws) {
     double cand = static_cast<double>(input_scale) * static_cast<double>(ws);
     if (cand < smallest && cand > 0.0) {
       const double enlarged = static_cast<double>(ws) * (smallest / cand);
@@ -144,12 +143,19 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
   if (w.axis < 0) {
     double lo = 0, hi = 0;
     for (double v : b) lo = std::min(lo, v), hi = std::max(hi, v);
-    fix(std::max(std::fabs(lo), std::fabs(hi)), w.scale[0]);
+    fix(eps * (2.0 * std::max(std::fabs(lo), std::fabs(hi))) / qr, w.scale[0]);  // float64 in ORT
   } else {  // bias entry i lies on channel (i mod last dim) of the bias, which uses weight scale (that mod C)
     const size_t len = bias.rank() ? static_cast<size_t>(bias.dim(-1)) : 1, c = w.scale.size();
     std::vector<double> absmax(c, 0.0);
     for (size_t i = 0; i < b.size(); ++i) absmax[(i % len) % c] = std::max(absmax[(i % len) % c], std::fabs(b[i]));
-    for (size_t k = 0; k < c; ++k) fix(absmax[k], w.scale[k]);
+    // ORT's per-channel arithmetic: 1.0001 * (2.0 * |bias[i]|) in the bias's float type (numpy scalars of that type
+    // with Python floats), then divided by the float64 range.
+    const bool half = bias.dtype() == DType::Float16;
+    for (size_t k = 0; k < c; ++k) {
+      double t = half ? round_to_half(2.0 * absmax[k]) : static_cast<float>(2.0 * absmax[k]);
+      t = half ? round_to_half(round_to_half(eps) * t) : static_cast<double>(static_cast<float>(eps) * static_cast<float>(t));
+      fix(t / qr, w.scale[k]);
+    }
   }
   return changed;
 }
@@ -265,7 +271,16 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       const TensorSpec& s = plan.tensors.at(name);
       if (s.share_from.empty() || pm.count(name)) continue;
       if (const exec::QuantParams* p = for_consumer(s.share_from, s.node)) {
-        pm[name] = *p;
+        if (p->axis >= 0) {
+          // A per-channel provider (a Gather's table that a Gemm / MatMul also reads as its weight): ORT gives the
+          // activation the table's per-channel scale without an axis, a model onnxruntime cannot run. onnxquant
+          // deliberately quantizes the activation with its own calibrated range (docs/conformance.md).
+          OQ_INFO("tensor '{}' gets its own parameters: '{}', whose parameters it would share, is quantized per channel",
+                  name, s.share_from);
+          pm[name] = activation_params(name, s, o.activation_type, {}, {}, std::nullopt, {});
+        } else {
+          pm[name] = *p;
+        }
         progress = true;
       }
     }
@@ -275,41 +290,70 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
     if (!s.share_from.empty() && !pm.count(name))
       fail(ErrorKind::Runtime, "tensor '{}' shares parameters with unquantized '{}'", name, s.share_from);
   }
-  // int32 biases (after enlarging weight scales where the bias would overflow int32).
+  // int32 biases, after enlarging weight scales where a bias would overflow int32. ORT first enlarges the weights
+  // for every bias (_adjust_weight_quant_params_for_bias_tensors, in bias_to_quantize order, biases written as
+  // ordinary constants included), then quantizes the biases with the final weight scales.
+  auto bias_spec = [&](const std::string& name) -> const TensorSpec& {
+    auto it = plan.tensors.find(name);
+    return it != plan.tensors.end() && it->second.role == TensorRole::Bias ? it->second : plan.shadowed_biases.at(name);
+  };
+  // A per-channel weight whose scales the bias cannot carry (its last dim not a multiple of the channel count).
+  auto cannot_carry = [&](const Tensor& b, const exec::QuantParams& w) {
+    return w.axis >= 0 && w.scale.size() > 1 &&
+           (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w.scale.size()) != 0);
+  };
+  // A scale given in weights_tensor_override is kept as written (a warning below says when the bias then saturates);
+  // one computed for an override (quant_type / axis only) is enlarged like any other, and ORT adjusts a
+  // TensorQuantOverrides weight whatever it sets.
+  auto fixed_scale = [&](const std::string& weight) {
+    const auto wo = o.weight_overrides.find(weight);
+    return wo != o.weight_overrides.end() && wo->second.source != OverrideSource::TensorQuantOverrides &&
+           !wo->second.scale.empty();
+  };
+  // ORT: Int8 / Int16 weights whose zero points are all 0. onnxquant also enlarges Int4 / UInt4 weights
+  // (deliberately, docs/conformance.md: ORT leaves their biases to saturate int32), whatever their zero point: a
+  // larger scale only draws the quantized values towards it.
+  auto enlargeable = [](const exec::QuantParams& w) {
+    const bool zero_zp = std::all_of(w.zero_point.begin(), w.zero_point.end(), [](int64_t z) { return z == 0; });
+    return ((w.qtype == DType::Int8 || w.qtype == DType::Int16) && zero_zp) || w.qtype == DType::Int4 ||
+           w.qtype == DType::UInt4;
+  };
+  for (const auto& name : plan.bias_order) {
+    const TensorSpec& s = bias_spec(name);
+    const exec::QuantParams* in = for_consumer(s.bias_input, s.node);
+    auto w = pm.find(s.bias_weight);
+    // ORT adjusts initializer weights only (initializer_quant_params), not a Conv's computed weight.
+    if (!in || w == pm.end() || !g.find_initializer(s.bias_weight) || o.disable_weight_adjust_for_int32_bias ||
+        fixed_scale(s.bias_weight))
+      continue;
+    const Tensor& b = g.find_initializer(name)->tensor;
+    if (!enlargeable(w->second) || cannot_carry(b, w->second)) continue;
+    if (adjust_for_bias(b, in->scale.at(0), w->second)) {
+      OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
+      if (notes) notes->adjusted_weights.push_back(s.bias_weight);
+    }
+  }
   for (const auto& name : plan.marked_order) {
     const TensorSpec& s = plan.tensors.at(name);
     if (s.role != TensorRole::Bias) continue;
     const exec::QuantParams* in = for_consumer(s.bias_input, s.node);
     auto w = pm.find(s.bias_weight);
     if (!in || w == pm.end()) continue;  // ORT leaves such biases in float
-    bool zero_zp = std::all_of(w->second.zero_point.begin(), w->second.zero_point.end(), [](int64_t z) { return z == 0; });
-    bool adjustable = (w->second.qtype == DType::Int8 || w->second.qtype == DType::Int16) && zero_zp &&
-                      !o.disable_weight_adjust_for_int32_bias;
-    // A scale given in weights_tensor_override is kept as written (a warning below says when the bias then
-    // saturates); one computed for an override (quant_type / axis only) is enlarged like any other, and ORT adjusts
-    // a TensorQuantOverrides weight whatever it sets.
-    const auto wo = o.weight_overrides.find(s.bias_weight);
-    const bool fixed_scale = wo != o.weight_overrides.end() &&
-                             wo->second.source != OverrideSource::TensorQuantOverrides && !wo->second.scale.empty();
-    if (fixed_scale) adjustable = false;
     const Tensor& b = g.find_initializer(name)->tensor;
-    if (w->second.axis >= 0 && w->second.scale.size() > 1 &&
-        (b.rank() == 0 || b.dim(-1) % static_cast<int64_t>(w->second.scale.size()) != 0)) {
+    if (cannot_carry(b, w->second)) {
       OQ_WARN("bias '{}' (shape {}) stays in float: it cannot carry the {} per-channel scales of weight '{}'", name,
               shape_str(b.shape()), w->second.scale.size(), s.bias_weight);
       continue;
-    }
-    if (adjustable && adjust_for_bias(b, in->scale.at(0), w->second)) {
-      OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
-      if (notes) notes->adjusted_weights.push_back(s.bias_weight);
     }
     pm[name] = *float16_bias_params(*in, w->second, s.bias_beta, b);
     if (const int64_t n = int32_overflows(b, pm[name], s.bias_beta); n > 0)
       OQ_WARN("bias '{}': {} of {} values saturate int32 (input scale x the scale of weight '{}' is too small for "
               "them{}): the quantized model adds a clipped bias there",
               name, n, b.numel(), s.bias_weight,
-              fixed_scale ? ", a scale fixed by weights_tensor_override"
-                          : (o.disable_weight_adjust_for_int32_bias ? ", DisableWeightAdjustForInt32Bias" : ""));
+              fixed_scale(s.bias_weight)                ? ", a scale fixed by weights_tensor_override"
+              : o.disable_weight_adjust_for_int32_bias  ? ", DisableWeightAdjustForInt32Bias"
+              : !enlargeable(w->second)                 ? ", a weight type or zero point whose scale ORT does not enlarge"
+                                                        : "");
   }
   if (notes) notes->converted = std::move(converted);
   return pm;

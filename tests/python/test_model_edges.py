@@ -6,8 +6,8 @@ the float model's outputs within 5 % of their range (a normal run is ~2 %):
 - tensors or nodes named as onnxquant names its own (`w_scale` as a user constant where `w` is a weight,
   `b_quantized`, a node `r_QuantizeLinear`): fresh names, the user's tensors untouched (the scale used to
   overwrite `w_scale`: 99 % error);
-- initializers also listed as graph inputs (older PyTorch exports, IR 7): constants, as onnxruntime's
-  remove_initializer_from_input makes them;
+- initializers also listed as graph inputs (older PyTorch exports, IR 7): constants once pre-processing is done
+  (test_overridable_initializers.py checks that it folds none of them, as ORT's optimizer);
 - a graph output that is a graph input;
 and refusals: the output file being the input model's external data (exit 2, the input still loads), an
 already quantized model (exit 1); `run` with two outputs whose names clean up to one file name writes both.

@@ -397,3 +397,31 @@ TEST(EliminateNoops, TransposePairs) {
   auto x = rnd({1, 2, 3, 4}, 8);
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}), 0);
 }
+
+// preprocess(): Conv -> Mul by k where k is also a graph input: from IR 4 the Mul stays (k may be overridden; ORT's
+// quant_pre_process keeps it, tests/python/test_overridable_initializers.py), then k is a constant (no longer an
+// input); at IR 3 (every initializer an input, none overridable) the Mul folds into the Conv: W' = W x k.
+TEST(FuseConvMulAdd, GraphInputInitializersNotFoldedFromIr4) {
+  for (int64_t ir_version : {7, 3}) {
+    ir::Model m = model(13, ir_version);
+    auto& g = m.graph;
+    g.inputs = {vi("x", {1, 1, 2, 2}), vi("k", {2, 1, 1})};
+    g.add_initializer("W", f32({2, 1, 1, 1}, {2, 3}));
+    g.add_initializer("k", f32({2, 1, 1}, {10, 0.5f}));
+    g.nodes = {mk("Conv", {"x", "W"}, {"c"}, "conv"), mk("Mul", {"c", "k"}, {"y"}, "mul")};
+    g.outputs = {vi_any("y")};
+    const auto st = P::preprocess(m);
+    EXPECT_EQ(st.initializer_inputs, 1u);
+    ASSERT_EQ(g.inputs.size(), 1u);
+    EXPECT_EQ(g.inputs[0].name, "x");
+    if (ir_version >= 4) {
+      EXPECT_EQ(st.fused_conv_mul_adds, 0u);
+      EXPECT_EQ(count_op(m, "Mul"), 1u);
+      EXPECT_EQ(init_values(m, "k"), (std::vector<double>{10, 0.5}));
+    } else {
+      EXPECT_EQ(st.fused_conv_mul_adds, 1u);
+      EXPECT_EQ(count_op(m, "Mul"), 0u);
+      EXPECT_EQ(init_values(m, g.nodes[0].inputs[1]), (std::vector<double>{20, 1.5}));
+    }
+  }
+}

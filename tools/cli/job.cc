@@ -177,8 +177,8 @@ void prepare_model(Job& job) {
     OQ_INFO("Pre-processing: {} If node(s) with a constant condition replaced by the branch they take (as "
             "quant_pre_process does; their nodes are then quantized like the others)", st.inlined_ifs);
   if (st.initializer_inputs)
-    OQ_INFO("Pre-processing: {} initializers listed as graph inputs are constants from here on (as onnxruntime's "
-            "remove_initializer_from_input makes them)", st.initializer_inputs);
+    OQ_INFO("Pre-processing: {} initializers listed as graph inputs are constants from here on (from IR 4 on the "
+            "pre-processing left them unfolded, as ORT's optimizer does with inputs a caller may override)", st.initializer_inputs);
   remap_node_filters(job.original.graph, job.prepared.graph, job.qopts);
   int64_t opset = job.prepared.default_opset();
   int target = job.qopts.target_opset;

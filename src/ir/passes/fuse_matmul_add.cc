@@ -5,7 +5,8 @@
 //
 // Narrower than ORT on purpose: ORT also fuses a non-constant B or C, a C of shape [M, N] / [M, 1] equal to A's
 // first dim, and an A of rank > 2 with fully static shape (it then adds Reshape nodes around the Gemm). Here B and
-// C must be constants (weight and bias of a dense layer, what the quantizer handles) and A must have rank 2
+// C must be initializers (weight and bias of a dense layer, what the quantizer handles; one a caller may override,
+// also listed as a graph input, is fused as ORT fuses it) and A must have rank 2
 // (symbolic dims are fine): a Reshape pair would give the quantizer two more nodes to wrap for no benefit.
 #include <algorithm>
 
@@ -18,9 +19,10 @@ using namespace detail;
 
 namespace {
 
-// Shape of a float constant, nullopt when `n` is not one.
-std::optional<Shape> float_constant_shape(const Graph& g, const std::string& n, bool ovr) {
-  const Tensor* t = constant_value(g, n, ovr);
+// Shape of a float initializer, nullopt when `n` is not one. One also listed as a graph input counts: ORT fuses a
+// non-constant B or C too, and quantize_static then quantizes such an initializer as a weight / int32 bias.
+std::optional<Shape> float_constant_shape(const Graph& g, const std::string& n) {
+  const Tensor* t = constant_value(g, n, /*overridable=*/false);
   if (!t || t->dtype() != DType::Float) return std::nullopt;
   return t->shape();
 }
@@ -31,7 +33,6 @@ size_t fuse_matmul_add(Model& m) {
   Graph& g = m.graph;
   const int opset = static_cast<int>(m.default_opset());
   if (opset < 7 || !has_op(g, {"MatMul"})) return 0;  // Gemm broadcasts C without `broadcast` from opset 7 on
-  const bool ovr = inputs_overridable(m);
   const auto sub = subgraph_refs(g);
   const GraphIndex idx(g);
   // A's rank: ORT knows it from the shape inference quant_pre_process runs first; tf2onnx exports carry no
@@ -57,12 +58,12 @@ size_t fuse_matmul_add(Model& m) {
     if (std::count(add.inputs.begin(), add.inputs.end(), y) != 1) continue;  // Add(y, y): no bias
     const std::string& bias = add.inputs[0] == y ? add.inputs[1] : add.inputs[0];
     // B: constant float [K, N]; A: rank 2.
-    auto bs = float_constant_shape(g, mm.inputs[1], ovr);
+    auto bs = float_constant_shape(g, mm.inputs[1]);
     if (!bs || bs->size() != 2) continue;
     auto ra = shapes.rank(mm.inputs[0]);
     if (!ra || *ra != 2) continue;
     // C: constant float [N] or [1, N] (what Gemm broadcasts over the rows without depending on M).
-    auto cshape = float_constant_shape(g, bias, ovr);
+    auto cshape = float_constant_shape(g, bias);
     const int64_t n = (*bs)[1];
     if (!cshape || !(*cshape == Shape{n} || *cshape == Shape{1, n})) continue;
 

@@ -116,13 +116,13 @@ struct PreprocessStats {
   size_t inlined_ifs = 0;         // If nodes with a constant condition replaced by their branch
   size_t fused_layer_norms = 0, fused_gelus = 0;  // fuse_layer_norm_gelu
 };
-// Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older PyTorch exports
-// write every weight) become constants, as onnxruntime's remove_initializer_from_input does: quantization
-// needs constant weights. Then fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
+// fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
 // alternating with fuse_conv_mul_add and eliminate_noops until nothing changes (not for float16 models) -> fold_constants ->
 // fuse_pad_into_conv / fuse_pad_into_avgpool -> fuse_matmul_add -> fuse_reshape -> fuse_layer_norm_gelu ->
 // inline_functions (what ONNX Runtime's quant_pre_process does to these patterns; fuse_matmul_bn runs in the loop);
-// logs a one-line summary.
+// logs a one-line summary. Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older
+// PyTorch exports write every weight) are not constants for these passes, as for ORT's optimizer; then they become
+// constants, as quantization needs constant weights (and quantize_static takes every initializer as one).
 PreprocessStats preprocess(Model& m);
 
 // If nodes whose condition is a constant initializer replaced by the branch they take, with ONNX Runtime's names

@@ -4,6 +4,7 @@
 // PadFusion, MatMulAddFusion, ReshapeFusion): the quantized model then has the nodes an ORT-prepared model would
 // have (no Q/DQ pair around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
 #include "core/log.h"
+#include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
 namespace oq::ir::passes {
@@ -13,9 +14,6 @@ PreprocessStats preprocess(Model& m) {
   // First, as onnxruntime inlines model-local functions when it loads the model (a no-op when the loader did).
   st.inlined_local_functions = inline_local_functions(m);
   st.nodes_before = m.graph.nodes.size();
-  const size_t inputs_before = m.graph.inputs.size();
-  std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
-  st.initializer_inputs = inputs_before - m.graph.inputs.size();
   st.folded_constants = fold_constants(m).total();
   // A model that computes in float16 takes ORT's float16 flow (quant_pre_process with skip_optimization): none of
   // the optimizer's rewrites below. Float16 constants alone (a Pow's exponent) do not make a float16 model.
@@ -64,6 +62,14 @@ PreprocessStats preprocess(Model& m) {
   // ORT's float16 flow is quant_pre_process with skip_optimization (its optimizer would insert Casts), which
   // leaves function ops whole (docs/conformance.md).
   if (!half) st.inlined_functions = inline_functions(m);
+  // Initializers also listed as graph inputs become constants only now, for the quantizer (as quantize_static takes
+  // every initializer as one). Until here they were what ORT's optimizer takes them for from IR 4 on: values a caller
+  // may override, so no pass above folded them (ORT keeps a Conv + Add / Mul / BatchNormalization reading one, and
+  // quantize_static then quantizes the Add's constant: docs/conformance.md).
+  const size_t inputs_before = m.graph.inputs.size();
+  std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
+  st.initializer_inputs = inputs_before - m.graph.inputs.size();
+  if (st.initializer_inputs) detail::drop_unused_initializers(m.graph, detail::subgraph_refs(m.graph));
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
            "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "
