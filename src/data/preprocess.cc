@@ -8,6 +8,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -236,11 +237,29 @@ static void check_png_first_idat(const std::string& path, const std::vector<uint
   }
 }
 
+// stb's failure string, or a generic reason when it is empty or not printable: for an unknown critical PNG chunk
+// stb formats the chunk's type bytes into a static buffer ("XXXX PNG chunk not known"), which is the empty string
+// when the type starts with a zero byte (a PNG cut before its IEND chunk) and garbage for other bytes.
+static std::string failure_reason(const char* why) {
+  std::string r = why ? why : "";
+  bool printable = !r.empty();
+  for (char ch : r) printable = printable && ch >= 0x20 && ch < 0x7f;
+  return printable ? r : "corrupt or truncated image";
+}
+
 Image decode_image(const std::string& path, ColorMode color) {
   std::vector<uint8_t> bytes;
   {
     std::ifstream in(path, std::ios::binary);
-    if (!in) fail(ErrorKind::Io, "cannot open image {}: {}", path, std::strerror(errno));
+    if (!in) {
+      const int err = errno;
+      std::error_code ec;
+      const std::filesystem::path target = std::filesystem::read_symlink(path, ec);
+      if (!ec)  // a dangling link (a data set whose link targets were moved), or a loop
+        fail(ErrorKind::Io, "cannot open image {}: it is a symbolic link to {}: {}", path, target.string(),
+             std::strerror(err));
+      fail(ErrorKind::Io, "cannot open image {}: {}", path, std::strerror(err));
+    }
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     if (in.bad()) fail(ErrorKind::Io, "cannot read image {}", path);
   }
@@ -254,13 +273,17 @@ Image decode_image(const std::string& path, ColorMode color) {
   int want = color_channels(color);
   // Memory is bounded by what the file declares: check the header's size before stb allocates the pixels.
   constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 67 Mpx (8192 x 8192): 1 GiB as float RGBA
-  if (stbi_info_from_memory(bytes.data(), len, &w, &h, &n) && (w <= 0 || h <= 0 || int64_t{w} * h > kMaxPixels))
-    fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, h, kMaxPixels);
-  uint8_t* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, want);
-  if (!px) {
-    const char* why = stbi_failure_reason();
-    fail(ErrorKind::Data, "cannot decode image {}: {}", path, why ? why : "unknown error");
+  if (stbi_info_from_memory(bytes.data(), len, &w, &h, &n)) {
+    // stb's BMP info returns the header's height as it is: negative for a top-down BMP (rows stored top row
+    // first, as the BMP spec allows), which stbi_load decodes top row first like any BMP.
+    const bool bmp = bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M';
+    const int64_t ih = bmp && h < 0 ? -int64_t{h} : int64_t{h};
+    if (w <= 0 || ih <= 0 || int64_t{w} * ih > kMaxPixels)
+      fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, ih,
+           kMaxPixels);
   }
+  uint8_t* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, want);
+  if (!px) fail(ErrorKind::Data, "cannot decode image {}: {}", path, failure_reason(stbi_failure_reason()));
   Image img;
   try {
     img = image_from_u8(px, h, w, want);

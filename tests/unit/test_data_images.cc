@@ -316,6 +316,41 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
                {"flat", "single-input"});
 }
 
+// A 24-bit BMP of a 3 x 2 image, bottom-up (height 2) or top-down (height -2, rows stored top first): both decode
+// to the same pixels in top-to-bottom order.
+TEST(Preprocess, TopDownBmp) {
+  TmpDir d;
+  const uint8_t rgb[2][3][3] = {{{1, 2, 3}, {4, 5, 6}, {7, 8, 9}}, {{11, 12, 13}, {14, 15, 16}, {17, 18, 19}}};
+  for (bool top_down : {false, true}) {
+    std::string rows;
+    for (int k = 0; k < 2; ++k) {
+      const int y = top_down ? k : 1 - k;
+      for (int x = 0; x < 3; ++x) rows += {char(rgb[y][x][2]), char(rgb[y][x][1]), char(rgb[y][x][0])};
+      rows += std::string(3, '\0');  // 9 bytes padded to 12
+    }
+    auto le = [](uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; };
+    std::string b = "BM" + le(54 + static_cast<uint32_t>(rows.size())) + le(0) + le(54) + le(40) + le(3) +
+                    le(top_down ? static_cast<uint32_t>(-2) : 2u) + std::string("\x01\x00\x18\x00", 4) + le(0) +
+                    le(static_cast<uint32_t>(rows.size())) + le(2835) + le(2835) + le(0) + le(0) + rows;
+    std::ofstream(d / "b.bmp", std::ios::binary) << b;
+    Image img = decode_image(d / "b.bmp", ColorMode::RGB);
+    EXPECT_EQ(img.h, 2);
+    EXPECT_EQ(img.w, 3);
+    EXPECT_EQ(img.px, (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19})) << top_down;
+  }
+}
+
+// stb's reason for a PNG cut before its IEND chunk is the empty string: the error gives a reason anyway.
+TEST(Preprocess, TruncatedPngHasAReason) {
+  TmpDir d;
+  write_png(d / "p.png", 4, 4, 50);
+  std::ifstream in(d / "p.png", std::ios::binary);
+  std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(d / "cut.png", std::ios::binary) << b.substr(0, b.size() - 12);  // without the IEND chunk
+  expect_error([&] { decode_image(d / "cut.png", ColorMode::RGB); }, ErrorKind::Data,
+               {"cut.png: corrupt or truncated image"});
+}
+
 // ------------------------------------------------------------------------------------------------ loader
 
 namespace {
