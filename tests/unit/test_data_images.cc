@@ -272,7 +272,7 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data, {"empty", "no images"});
   fs::create_directories(d / "withclass/a");
   o.path = d / "withclass";
-  expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data, {"withclass/a"});
+  expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data, {"withclass", "none of its 1 class folder"});
   o.path = d / "missing";
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Io, {"missing"});
   // An undecodable file: an error naming it, or a skip with a count.
@@ -314,6 +314,32 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
   // Multi-input models cannot take an image folder.
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5), {"b", DType::Float, Shape{1}}}); }, ErrorKind::Data,
                {"flat", "single-input"});
+}
+
+// As Keras' image_dataset_from_directory: an empty class folder keeps its label (the next class is 2, not 1);
+// images in sub-folders of a class folder are not read (a warning counts them); a symbolic link named like an
+// image whose target is gone is listed, and reading it is an I/O error naming the link and its target.
+TEST(ImageFolder, EmptyClassNestedFoldersAndDanglingLinks) {
+  TmpDir d;
+  write_png(d / "root/a/1.png", 2, 2, 10);
+  fs::create_directories(d / "root/b");
+  write_png(d / "root/c/1.png", 2, 2, 20);
+  write_png(d / "root/c/deeper/x.png", 2, 2, 30);
+  std::vector<std::string> classes;
+  auto e = scan_image_folder(d / "root", {}, &classes);
+  EXPECT_EQ(classes, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].label, 0);
+  EXPECT_EQ(e[1].label, 2);
+  EXPECT_EQ(e[1].path, d / "root/c/1.png");
+  fs::create_symlink("/nonexistent/moved.png", d / "root/a/2.png");
+  e = scan_image_folder(d / "root", {}, nullptr);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[1].path, d / "root/a/2.png");
+  expect_error([&] { decode_image(e[1].path, ColorMode::RGB); }, ErrorKind::Io,
+               {"root/a/2.png", "symbolic link to /nonexistent/moved.png"});
+  expect_error([&] { scan_image_folder(d / "root", {"a", "c", "a"}, nullptr); }, ErrorKind::Config,
+               {"dataset.class_names lists 'a' twice"});
 }
 
 // A 24-bit BMP of a 3 x 2 image, bottom-up (height 2) or top-down (height -2, rows stored top first): both decode
