@@ -94,21 +94,39 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
          input_name, shape_str(s));
   ImageGeometry g;
   g.layout = o.layout;
+  const int want = color_channels(o.color);
   if (g.layout == Layout::Auto) {
+    // The dim (1 or 3) that equals color_mode's channel count is the channel dim: [N,3,4,4] is NCHW and
+    // [N,4,6,3] NHWC for rgb. When neither does, the usual channel counts (1, 3, 4) pick the layout, whose
+    // channel-count error below says what is wrong ([N,3,224,224] with grayscale: 3 channels in NCHW); else a
+    // single dynamic dim is the channel dim ([N,-1,5,6]).
+    const bool a = s[1] == want, b = s[3] == want;
     auto is_ch = [](int64_t d) { return d == 1 || d == 3 || d == 4; };
-    bool a = is_ch(s[1]), b = is_ch(s[3]);
-    if (a == b)
+    if (a != b) {
+      g.layout = a ? Layout::NCHW : Layout::NHWC;
+    } else if (a || (s[1] < 0 && s[3] < 0)) {
       fail(ErrorKind::Config,
-           "cannot tell whether model input '{}' of shape {} is NCHW or NHWC; set the layout option (NCHW or NHWC)",
-           input_name, shape_str(s));
-    g.layout = a ? Layout::NCHW : Layout::NHWC;
+           "preprocessing.layout: cannot tell whether model input '{}' of shape {} is NCHW or NHWC ({}); set "
+           "preprocessing.layout to NCHW or NHWC",
+           input_name, shape_str(s),
+           a ? fmt::format("dims 1 and 3 both equal the {} channel(s) of color mode {}", want, color_name(o.color))
+             : std::string("dims 1 and 3 are both dynamic"));
+    } else if (is_ch(s[1]) != is_ch(s[3])) {
+      g.layout = is_ch(s[1]) ? Layout::NCHW : Layout::NHWC;
+    } else if (s[1] < 0 || s[3] < 0) {
+      g.layout = s[1] < 0 ? Layout::NCHW : Layout::NHWC;
+    } else {
+      fail(ErrorKind::Data,
+           "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in dim 1 (NCHW) and {} in dim 3 "
+           "(NHWC) (preprocessing.color_mode / preprocessing.layout)",
+           color_name(o.color), want, input_name, shape_str(s), s[1], s[3]);
+    }
   }
   if (g.layout == Layout::NCHW) {
     g.c = s[1], g.h = s[2], g.w = s[3];
   } else {
     g.h = s[1], g.w = s[2], g.c = s[3];
   }
-  int want = color_channels(o.color);
   if (g.c >= 0 && g.c != want)
     fail(ErrorKind::Data,
          "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in layout {}{} "

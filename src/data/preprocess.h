@@ -23,8 +23,10 @@
 //                the image is resized to nw x nh and placed at (floor((W - nw) / 2), floor((H - nh) / 2)).
 //                Padded elements are exactly 0 in the output tensor (after rescaling).
 //  * Rescaling: value * scale + offset (in float32), then cast to the model input's dtype.
-//  * Layout: NCHW or NHWC from the model input shape — a dim 1 equal to 1, 3 or 4 (and dim 3 not) means NCHW,
-//    the reverse NHWC; anything else is ambiguous and needs an explicit layout option.
+//  * Layout: NCHW or NHWC from the model input shape — the layout whose channel dim (1 or 3) equals color_mode's
+//    channel count when only one does ([N,3,4,4] is NCHW and [N,4,6,3] NHWC for rgb); both (or both dims dynamic):
+//    a config error asking for preprocessing.layout; neither: the layout whose channel dim is 1, 3 or 4 (then a
+//    channel-count error) or else is dynamic, and a channel-count error when both are fixed.
 #pragma once
 #include <cstdint>
 #include <optional>

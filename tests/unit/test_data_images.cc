@@ -96,14 +96,27 @@ TEST(Preprocess, LayoutResolution) {
   g = resolve_geometry("in", {-1, 224, 200, 3}, o);
   EXPECT_EQ(g.layout, Layout::NHWC);
   EXPECT_EQ(g.sample_shape(), (Shape{1, 224, 200, 3}));
-  expect_error([&] { resolve_geometry("in", {1, 3, 3, 3}, o); }, ErrorKind::Config, {"'in'", "layout"});
-  expect_error([&] { resolve_geometry("in", {1, 8, 8, 8}, o); }, ErrorKind::Config, {"layout"});
+  expect_error([&] { resolve_geometry("in", {1, 3, 3, 3}, o); }, ErrorKind::Config, {"'in'", "preprocessing.layout"});
+  expect_error([&] { resolve_geometry("in", {1, -1, 5, -1}, o); }, ErrorKind::Config, {"'in'", "preprocessing.layout"});
+  // color_mode's channel count (rgb: 3) decides where the usual counts 1, 3, 4 are ambiguous.
+  EXPECT_EQ(resolve_geometry("in", {1, 3, 4, 4}, o).layout, Layout::NCHW);
+  EXPECT_EQ(resolve_geometry("in", {-1, 4, 6, 3}, o).layout, Layout::NHWC);
+  PreprocessOptions sized = o;
+  sized.height = 5, sized.width = 6;
+  EXPECT_EQ(resolve_geometry("in", {1, 3, -1, -1}, sized).layout, Layout::NCHW);
+  EXPECT_EQ(resolve_geometry("in", {1, -1, 5, 6}, o).layout, Layout::NCHW);  // the dynamic dim is the channel
+  EXPECT_EQ(resolve_geometry("in", {1, -1, 5, 6}, o).c, 3);
+  // Neither dim holds 3 channels: a channel-count error naming both keys.
+  expect_error([&] { resolve_geometry("in", {1, 8, 8, 8}, o); }, ErrorKind::Data,
+               {"'in'", "8 in dim 1", "preprocessing.color_mode", "preprocessing.layout"});
+  expect_error([&] { resolve_geometry("in", {1, 4, 8, 8}, o); }, ErrorKind::Data, {"has 4 in layout NCHW"});
   o.layout = Layout::NCHW;
   EXPECT_EQ(resolve_geometry("in", {1, 3, 3, 3}, o).layout, Layout::NCHW);
   o.layout = Layout::Auto;
   o.color = ColorMode::Grayscale;
   expect_error([&] { resolve_geometry("in", {1, 3, 8, 8}, o); }, ErrorKind::Data, {"'in'", "grayscale"});
   EXPECT_EQ(resolve_geometry("in", {1, 1, 8, 8}, o).c, 1);
+  EXPECT_EQ(resolve_geometry("in", {1, 4, 4, 1}, o).layout, Layout::NHWC);
   expect_error([&] { resolve_geometry("in", {1, 1, -1, -1}, o); }, ErrorKind::Data, {"height"});
   o.height = 5, o.width = 6;
   EXPECT_EQ(resolve_geometry("in", {1, 1, -1, -1}, o).sample_shape(), (Shape{1, 1, 5, 6}));
