@@ -175,6 +175,7 @@ class ImageFolderDataset : public Dataset {
     if (!input_.shape)
       fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
            input_.name);
+    check_image_input_type(input_.name, input_.dtype);
     geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
     entries_ = scan_image_folder(root_, o.class_names, &classes_);
     sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
@@ -196,21 +197,14 @@ class ImageFolderDataset : public Dataset {
   }
   const std::vector<std::string>& class_names() const override { return classes_; }
 
-  Sample sample(int64_t i) const override {
-    const ImageEntry& e = entry(i);
-    Image img = decode_image(e.path, opts_.preprocess.color);
-    Sample s;
-    s.emplace(input_.name, preprocess_image(img, geom_, opts_.preprocess,
-                                            input_.dtype == DType::Undefined ? DType::Float : input_.dtype));
-    return s;
-  }
+  Sample sample(int64_t i) const override { return to_sample(decode_image(entry(i).path, opts_.preprocess.color), i); }
 
   int64_t skipped() const override { return skipped_; }
 
  private:
   // dataset.skip_bad_files: every selected image is decoded (and preprocessed) once, on all threads, and those
-  // that fail with a data error leave the selection, named in one warning. The data set is then what the run
-  // uses: its size, describe() and the samples a subset (inspection's first k) takes from it count only images
+  // that fail to decode with a data error leave the selection, named in one warning. The data set is then what the
+  // run uses: its size, describe() and the samples a subset (inspection's first k) takes from it count only images
   // that decode, in every report. An I/O error (unreadable file) still stops the run.
   void drop_undecodable() {
     const auto n = static_cast<int64_t>(sel_.size());
@@ -218,13 +212,23 @@ class ImageFolderDataset : public Dataset {
     std::vector<std::exception_ptr> other(static_cast<size_t>(n));
     parallel_for(n, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
+        Image img;
         try {
-          (void)sample(i);
+          img = decode_image(entry(i).path, opts_.preprocess.color);
         } catch (const Error& err) {
           if (err.kind() == ErrorKind::Data)
             why[static_cast<size_t>(i)] = err.what();
           else
             other[static_cast<size_t>(i)] = std::current_exception();
+          continue;
+        } catch (...) {
+          other[static_cast<size_t>(i)] = std::current_exception();
+          continue;
+        }
+        // A decoded image whose values the model input cannot take (an integer input) is no bad file: that
+        // error stops the run.
+        try {
+          (void)to_sample(img, i);
         } catch (...) {
           other[static_cast<size_t>(i)] = std::current_exception();
         }
@@ -251,6 +255,12 @@ class ImageFolderDataset : public Dataset {
     OQ_WARN("image folder {}: {} of the {} selected images cannot be decoded and are left out "
             "(dataset.skip_bad_files; the run uses the other {}): {}", root_, skipped_, n, kept.size(), named);
     sel_ = std::move(kept);
+  }
+
+  Sample to_sample(const Image& img, int64_t i) const {
+    Sample s;
+    s.emplace(input_.name, preprocess_image(img, geom_, opts_.preprocess, input_.dtype, input_.name, entry(i).path));
+    return s;
   }
 
   const ImageEntry& entry(int64_t i) const {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "data/array_dataset.h"  // numpy_name
 
 namespace oq::data {
 
@@ -409,7 +410,8 @@ Image crop(const Image& in, int64_t y0, int64_t x0, int64_t h, int64_t w) {
 
 }  // namespace
 
-Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype) {
+Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype,
+                        const std::string& input, const std::string& file) {
   OQ_CHECK(img.c == g.c, "image has {} channels, geometry {}", img.c, g.c);
   const int64_t H = g.h, W = g.w;
   Image content;
@@ -458,7 +460,50 @@ Tensor preprocess_image(const Image& img, const ImageGeometry& g, const Preproce
                                               : static_cast<size_t>((Y * W + X) * C + ch);
         out[idx] = v;
       }
-  return dtype == DType::Float ? t : t.cast(dtype);
+  return image_values_as(t, dtype, o, input, file);
+}
+
+bool image_input_type(DType t) {
+  switch (t) {
+    case DType::Float: case DType::Double: case DType::Float16: case DType::UInt8: case DType::Int8:
+    case DType::Int16: case DType::UInt16: case DType::Int32: case DType::UInt32: case DType::Int64:
+    case DType::UInt64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void check_image_input_type(const std::string& input, DType dtype) {
+  if (dtype != DType::Undefined && !image_input_type(dtype))
+    fail(ErrorKind::Data, "model input '{}' is {}: image data cannot feed it (preprocessing gives numbers{})", input,
+         numpy_name(dtype), dtype == DType::Bool ? ", not true / false values" : "");
+}
+
+Tensor image_values_as(const Tensor& t, DType dtype, const PreprocessOptions& o, const std::string& input,
+                       const std::string& file) {
+  if (dtype == DType::Float || dtype == DType::Undefined) return t;
+  check_image_input_type(input, dtype);
+  if (is_float(dtype)) return t.cast(dtype);
+  // Integer inputs: the values go in only when each is a whole number the type holds (scale 1 and offset 0 feed
+  // the pixels as they are), never rounded or saturated.
+  const bool sgn = is_signed_integer(dtype);
+  const int bits = dtype_bits(dtype);
+  const double lo = sgn ? -std::ldexp(1.0, bits - 1) : 0.0, hi = std::ldexp(1.0, sgn ? bits - 1 : bits);  // [lo, hi)
+  const float* v = t.data<float>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+    const double x = v[i];
+    if (std::floor(x) == x && x >= lo && x < hi) continue;
+    const std::string range = sgn ? fmt::format("[{}, {}]", bits >= 64 ? INT64_MIN : -(int64_t{1} << (bits - 1)),
+                                                bits >= 64 ? INT64_MAX : (int64_t{1} << (bits - 1)) - 1)
+                                  : fmt::format("[0, {}]", bits >= 64 ? UINT64_MAX : (uint64_t{1} << bits) - 1);
+    fail(ErrorKind::Data,
+         "image {} gives model input '{}' of type {} the value {} (pixel * {} {} {}: preprocessing.rescaling, after "
+         "resizing): an integer input takes whole numbers in {} only, never rounded (scale 1 and offset 0 feed the "
+         "pixels as they are)",
+         file, input, numpy_name(dtype), v[i], o.scale, o.offset < 0 ? '-' : '+', std::fabs(o.offset), range);
+  }
+  return t.cast(dtype);
 }
 
 }  // namespace oq::data

@@ -390,6 +390,22 @@ TEST(Preprocess, TruncatedPngHasAReason) {
                {"cut.png: corrupt or truncated image"});
 }
 
+// Integer model inputs take the preprocessed values only when each is a whole number the type holds.
+TEST(Preprocess, IntegerInputsTakeWholeValuesOnly) {
+  PreprocessOptions o;
+  Tensor t = Tensor::from_vector<float>(DType::Float, {1, 4}, {0, 127, 128, 255});
+  EXPECT_TRUE(image_values_as(t, DType::UInt8, o, "x", "f.png")
+                  .equals(Tensor::from_vector<uint8_t>(DType::UInt8, {1, 4}, {0, 127, 128, 255})));
+  EXPECT_TRUE(image_values_as(t, DType::Int64, o, "x", "f.png")
+                  .equals(Tensor::from_vector<int64_t>(DType::Int64, {1, 4}, {0, 127, 128, 255})));
+  expect_error([&] { image_values_as(t, DType::Int8, o, "x", "f.png"); }, ErrorKind::Data,
+               {"f.png", "'x'", "int8", "value 128", "[-128, 127]", "preprocessing.rescaling"});
+  Tensor f = Tensor::from_vector<float>(DType::Float, {1, 2}, {0.5f, 1.0f});
+  expect_error([&] { image_values_as(f, DType::Int32, o, "x", "f.png"); }, ErrorKind::Data, {"value 0.5"});
+  expect_error([&] { image_values_as(f, DType::Bool, o, "x", "f.png"); }, ErrorKind::Data, {"'x' is bool"});
+  EXPECT_EQ(image_values_as(f, DType::Double, o, "x", "f.png").data<double>()[0], 0.5);
+}
+
 // ------------------------------------------------------------------------------------------------ loader
 
 namespace {
