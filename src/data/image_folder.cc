@@ -32,14 +32,47 @@ struct Skipped {
   std::string example;
 };
 
-// Image files directly inside `dir`, sorted by file name (byte order).
-std::vector<std::string> list_images(const fs::path& dir, Skipped& skipped) {
+// Images in sub-folders of class folders, which are not read, for one warning per scan.
+struct Nested {
+  size_t images = 0, folders = 0;  // folders: sub-folders of class folders that hold images
+  std::string example;
+};
+
+// Counts the image files anywhere under `dir` (hidden entries and symbolic links to folders aside, as Keras'
+// os.walk with follow_links=False).
+void count_nested(const fs::path& dir, Nested& nested) {
+  const size_t before = nested.images;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    std::error_code e2;
+    if (hidden(it->path())) {
+      if (it->is_directory(e2)) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_directory(e2)) continue;
+    if (!is_image_file(it->path())) continue;
+    if (nested.images++ == 0) nested.example = it->path().string();
+  }
+  if (nested.images > before) ++nested.folders;
+}
+
+// Image files directly inside `dir`, sorted by file name (byte order). A symbolic link named like an image whose
+// target cannot be read (dangling, a loop) is listed too, so that reading it fails naming it, as Keras lists it.
+// Sub-folders are counted in `nested` when given.
+std::vector<std::string> list_images(const fs::path& dir, Skipped& skipped, Nested* nested) {
   std::vector<std::string> r;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (hidden(it->path())) continue;
-    std::error_code e2;
-    if (!it->is_regular_file(e2)) continue;
+    std::error_code e2, e3;
+    const fs::file_status st = it->status(e2);
+    if (fs::is_directory(st)) {
+      if (nested) count_nested(it->path(), *nested);
+      continue;
+    }
+    const bool unreadable_link = it->is_symlink(e3) && (e2 || !fs::exists(st));
+    if (!fs::is_regular_file(st) && !unreadable_link) continue;
     if (is_image_file(it->path())) {
       r.push_back(it->path().string());
     } else if (skipped.count++ == 0) {
@@ -68,10 +101,11 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
 
   std::vector<ImageEntry> entries;
   Skipped skipped, skipped_loose;
-  std::vector<std::string> loose = list_images(root, skipped_loose);
+  Nested nested;
+  std::vector<std::string> loose = list_images(root, skipped_loose, nullptr);
   if (subdirs.empty()) {
     if (!class_names.empty())
-      fail(ErrorKind::Config, "class_names is given but image folder {} has no class sub-folders", root);
+      fail(ErrorKind::Config, "dataset.class_names is given but image folder {} has no class sub-folders", root);
     if (loose.empty())
       fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp, .gif)", root);
     if (skipped_loose.count)
@@ -89,10 +123,11 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
     // As ST's loader (get_path_dataset): the listed classes only, numbered in sorted order.
     std::set<std::string> listed;
     for (const auto& c : class_names)
-      if (!listed.insert(c).second) fail(ErrorKind::Config, "class_names lists '{}' twice", c);
+      if (!listed.insert(c).second) fail(ErrorKind::Config, "dataset.class_names lists '{}' twice", c);
     for (const auto& c : class_names)
       if (!std::binary_search(subdirs.begin(), subdirs.end(), c))
-        fail(ErrorKind::Data, "class '{}' from class_names has no folder {}", c, (fs::path(root) / c).string());
+        fail(ErrorKind::Data, "class '{}' from dataset.class_names has no folder {}", c,
+             (fs::path(root) / c).string());
     std::string unlisted;
     for (const auto& d : subdirs)
       if (!listed.count(d)) unlisted += (unlisted.empty() ? "'" : ", '") + d + "'";
@@ -105,16 +140,29 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
   }
   if (!loose.empty())
     OQ_WARN("image folder {}: ignoring {} image(s) next to the class sub-folders", root, loose.size());
+  std::string empty;
+  size_t n_empty = 0;
   for (size_t k = 0; k < classes.size(); ++k) {
     fs::path dir = fs::path(root) / classes[k];
-    auto files = list_images(dir, skipped);
-    if (files.empty())
-      fail(ErrorKind::Data, "class folder {} holds no images (.jpg, .jpeg, .png, .bmp, .gif)", dir.string());
+    auto files = list_images(dir, skipped, &nested);
+    // As Keras' image_dataset_from_directory: an empty class folder keeps its label, with no images.
+    if (files.empty() && n_empty++ < 5) empty += (empty.empty() ? "'" : ", '") + classes[k] + "'";
     for (auto& p : files) entries.push_back({std::move(p), static_cast<int64_t>(k)});
   }
+  if (entries.empty())
+    fail(ErrorKind::Data, "image folder {}: none of its {} class folder(s) holds images (.jpg, .jpeg, .png, .bmp, "
+         ".gif)", root, classes.size());
+  if (n_empty)
+    OQ_WARN("image folder {}: {} class folder(s) hold no images ({}{}); their labels are kept (as Keras' "
+            "image_dataset_from_directory numbers them), with no samples", root, n_empty, empty,
+            n_empty > 5 ? fmt::format(" and {} more", n_empty - 5) : "");
   if (skipped.count)
     OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png, .bmp or .gif images skipped (e.g. {})",
             root, skipped.count, skipped.example);
+  if (nested.images)
+    OQ_WARN("image folder {}: {} image(s) in {} sub-folder(s) of class folders are not read (e.g. {}); Keras' "
+            "image_dataset_from_directory reads them: move them into their class folder to use them", root,
+            nested.images, nested.folders, nested.example);
   if (classes_out) *classes_out = std::move(classes);
   return entries;
 }
@@ -127,6 +175,7 @@ class ImageFolderDataset : public Dataset {
     if (!input_.shape)
       fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
            input_.name);
+    check_image_input_type(input_.name, input_.dtype);
     geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
     entries_ = scan_image_folder(root_, o.class_names, &classes_);
     sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
@@ -148,21 +197,14 @@ class ImageFolderDataset : public Dataset {
   }
   const std::vector<std::string>& class_names() const override { return classes_; }
 
-  Sample sample(int64_t i) const override {
-    const ImageEntry& e = entry(i);
-    Image img = decode_image(e.path, opts_.preprocess.color);
-    Sample s;
-    s.emplace(input_.name, preprocess_image(img, geom_, opts_.preprocess,
-                                            input_.dtype == DType::Undefined ? DType::Float : input_.dtype));
-    return s;
-  }
+  Sample sample(int64_t i) const override { return to_sample(decode_image(entry(i).path, opts_.preprocess.color), i); }
 
   int64_t skipped() const override { return skipped_; }
 
  private:
   // dataset.skip_bad_files: every selected image is decoded (and preprocessed) once, on all threads, and those
-  // that fail with a data error leave the selection, named in one warning. The data set is then what the run
-  // uses: its size, describe() and the samples a subset (inspection's first k) takes from it count only images
+  // that fail to decode with a data error leave the selection, named in one warning. The data set is then what the
+  // run uses: its size, describe() and the samples a subset (inspection's first k) takes from it count only images
   // that decode, in every report. An I/O error (unreadable file) still stops the run.
   void drop_undecodable() {
     const auto n = static_cast<int64_t>(sel_.size());
@@ -170,13 +212,23 @@ class ImageFolderDataset : public Dataset {
     std::vector<std::exception_ptr> other(static_cast<size_t>(n));
     parallel_for(n, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
+        Image img;
         try {
-          (void)sample(i);
+          img = decode_image(entry(i).path, opts_.preprocess.color);
         } catch (const Error& err) {
           if (err.kind() == ErrorKind::Data)
             why[static_cast<size_t>(i)] = err.what();
           else
             other[static_cast<size_t>(i)] = std::current_exception();
+          continue;
+        } catch (...) {
+          other[static_cast<size_t>(i)] = std::current_exception();
+          continue;
+        }
+        // A decoded image whose values the model input cannot take (an integer input) is no bad file: that
+        // error stops the run.
+        try {
+          (void)to_sample(img, i);
         } catch (...) {
           other[static_cast<size_t>(i)] = std::current_exception();
         }
@@ -203,6 +255,12 @@ class ImageFolderDataset : public Dataset {
     OQ_WARN("image folder {}: {} of the {} selected images cannot be decoded and are left out "
             "(dataset.skip_bad_files; the run uses the other {}): {}", root_, skipped_, n, kept.size(), named);
     sel_ = std::move(kept);
+  }
+
+  Sample to_sample(const Image& img, int64_t i) const {
+    Sample s;
+    s.emplace(input_.name, preprocess_image(img, geom_, opts_.preprocess, input_.dtype, input_.name, entry(i).path));
+    return s;
   }
 
   const ImageEntry& entry(int64_t i) const {

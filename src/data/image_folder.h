@@ -1,8 +1,9 @@
 // Image-folder data sets: root/<class>/*.{jpg,jpeg,png,bmp,gif} (extensions case-insensitive; labels = class index)
 // or a flat folder of images (unlabelled). Classes are the sorted sub-folder names, or the sorted
 // DataOptions::class_names (as ST's loader numbers them; unlisted sub-folders are ignored, every listed class
-// must have a folder). Files are sorted by name within their class. Images are decoded and preprocessed one
-// sample at a time (see preprocess.h).
+// must have a folder; an empty class folder keeps its label, with a warning, as Keras numbers it). Files are
+// sorted by name within their class; sub-folders of a class folder are not read (one warning counts their
+// images). Images are decoded and preprocessed one sample at a time (see preprocess.h).
 #pragma once
 #include <string>
 #include <vector>

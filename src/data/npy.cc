@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -65,7 +67,9 @@ constexpr DescrEntry kDescrs[] = {
     {"u8", DType::UInt64}, {"f2", DType::Float16}, {"f4", DType::Float},  {"f8", DType::Double},
 };
 
-DType descr_to_dtype(const std::string& d, const std::string& label) {
+// The dtype of a descr; `big_endian` is set for multi-byte types stored big-endian ('>f4'), which are byte-swapped
+// when read ('=' is the writer's native order: numpy writes '<' or '>' for multi-byte types, '|' for bytes).
+DType descr_to_dtype(const std::string& d, const std::string& label, bool& big_endian) {
   if (d.size() < 2) fail(ErrorKind::Data, "{}: unsupported .npy dtype '{}'", label, d);
   char order = d[0];
   std::string code = d.substr(1);
@@ -73,8 +77,7 @@ DType descr_to_dtype(const std::string& d, const std::string& label) {
     fail(ErrorKind::Data, "{}: unsupported .npy dtype '{}'", label, d);
   for (const auto& e : kDescrs) {
     if (code != e.code) continue;
-    if (order == '>' && dtype_size(e.dtype) > 1)
-      fail(ErrorKind::Data, "{}: big-endian .npy data ('{}') is not supported; save it little-endian", label, d);
+    big_endian = order == '>' && dtype_size(e.dtype) > 1;
     return e.dtype;
   }
   fail(ErrorKind::Data, "{}: unsupported .npy dtype '{}' (supported: bool, (u)int8/16/32/64, float16/32/64)",
@@ -168,7 +171,69 @@ class DictParser {
 
 uint32_t le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t{p[3]} << 24); }
 
+// Reverses the bytes of each `esz`-byte element of [p, p + n).
+void byteswap_elements(uint8_t* p, size_t n, size_t esz) {
+  if (esz < 2) return;
+  for (size_t i = 0; i + esz <= n; i += esz) std::reverse(p + i, p + i + esz);
+}
+
+// The elements of a Fortran-ordered array (element (i0, i1, ...) at i0 + d0 * (i1 + d1 * (...))) written in C
+// order, byte-swapped when `swap`, into an unlinked temporary file that is then mapped: the memory used stays
+// one 1 MiB buffer whatever the array's size. Hand-written: numpy's np.ascontiguousarray does the same copy.
+std::shared_ptr<MappedFile> fortran_to_c_order(const uint8_t* src, const Shape& shape, size_t esz, bool swap,
+                                               const std::string& label) {
+  const int r = static_cast<int>(shape.size());
+  std::vector<size_t> stride(static_cast<size_t>(r));  // bytes between consecutive indices of each dim
+  size_t st = esz;
+  for (size_t d = 0; d < stride.size(); ++d) stride[d] = st, st *= static_cast<size_t>(shape[d]);
+  const int fd = unlinked_temp_file(label);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  std::vector<uint8_t> buf(size_t{1} << 20);
+  size_t used = 0;
+  std::vector<int64_t> idx(static_cast<size_t>(r), 0);
+  size_t off = 0;  // source byte offset of idx
+  for (int64_t e = 0, n = shape_numel(shape); e < n; ++e) {
+    if (used + esz > buf.size()) {
+      write_all(fd, buf.data(), used, label);
+      used = 0;
+    }
+    std::memcpy(buf.data() + used, src + off, esz);
+    if (swap) std::reverse(buf.data() + used, buf.data() + used + esz);
+    used += esz;
+    for (int d = r - 1; d >= 0; --d) {  // next index in C order: the last dim fastest
+      const auto du = static_cast<size_t>(d);
+      off += stride[du];
+      if (++idx[du] < shape[du]) break;
+      off -= stride[du] * static_cast<size_t>(shape[du]);
+      idx[du] = 0;
+    }
+  }
+  write_all(fd, buf.data(), used, label);
+  return MappedFile::from_fd(fd, label);
+}
+
 }  // namespace
+
+int unlinked_temp_file(const std::string& label) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/oq-npy-XXXXXX";
+  int fd = mkstemp(tmpl.data());
+  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file in {}: {}", label, tmpl, std::strerror(errno));
+  ::unlink(tmpl.c_str());
+  return fd;
+}
+
+void write_all(int fd, const uint8_t* p, size_t n, const std::string& label) {
+  for (size_t off = 0; off < n;) {
+    ssize_t w = ::write(fd, p + off, n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail(ErrorKind::Io, "{}: cannot write a temporary file: {}", label, std::strerror(errno));
+    off += static_cast<size_t>(w);
+  }
+}
 
 NpyHeader parse_npy_header(const uint8_t* p, size_t n, const std::string& label) {
   static const uint8_t kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -192,12 +257,11 @@ NpyHeader parse_npy_header(const uint8_t* p, size_t n, const std::string& label)
   bool fortran = false, have_descr = false, have_shape = false;
   DictParser(text, label).parse(descr, fortran, h.shape, have_descr, have_shape);
   if (!have_descr || !have_shape) fail(ErrorKind::Data, "{}: .npy header lacks 'descr' or 'shape'", label);
-  h.dtype = descr_to_dtype(descr, label);
+  h.dtype = descr_to_dtype(descr, label, h.big_endian);
+  // Fortran order differs from C order only when two dims exceed 1 (and no dim is 0).
   int non1 = 0;
   for (int64_t d : h.shape) non1 += d > 1;
-  if (fortran && non1 > 1)
-    fail(ErrorKind::Data, "{}: Fortran-ordered .npy arrays are not supported; save with np.ascontiguousarray",
-         label);
+  h.fortran = fortran && non1 > 1 && shape_numel(h.shape) > 0;
   h.data_offset = start + hlen;
   return h;
 }
@@ -230,26 +294,40 @@ NpyArray NpyArray::open(const std::string& path) {
 NpyArray NpyArray::from_mapping(std::shared_ptr<MappedFile> m, const uint8_t* bytes, size_t n,
                                 const std::string& label) {
   MappedFile* raw = m.get();
-  NpyArray a = from_memory(std::move(m), bytes, n, label);
-  a.mapping_ = raw;
-  return a;
+  return build(std::move(m), raw, bytes, n, label);
 }
 
 NpyArray NpyArray::from_memory(std::shared_ptr<void> owner, const uint8_t* bytes, size_t n,
                                const std::string& label) {
+  return build(std::move(owner), nullptr, bytes, n, label);
+}
+
+NpyArray NpyArray::build(std::shared_ptr<void> owner, MappedFile* mapping, const uint8_t* bytes, size_t n,
+                         const std::string& label) {
   NpyHeader h = parse_npy_header(bytes, n, label);
   NpyArray a;
   a.owner_ = std::move(owner);
+  a.mapping_ = mapping;
   a.dtype_ = h.dtype;
   a.shape_ = h.shape;
   a.major_ = h.major;
   a.label_ = label;
   a.data_ = bytes + h.data_offset;
+  a.swap_ = h.big_endian;
   int64_t numel = shape_numel(h.shape);
   size_t need = static_cast<size_t>(numel) * dtype_size(h.dtype);
   if (need > n - h.data_offset)
     fail(ErrorKind::Data, "{}: truncated .npy data: shape {} needs {} bytes, file holds {}", label,
          shape_str(h.shape), need, n - h.data_offset);
+  if (h.fortran) {
+    // A row of a Fortran-ordered array is spread over the whole file: the array is rewritten once in C order
+    // (and native byte order) into a mapped temporary file, which the rows then view.
+    auto c = fortran_to_c_order(a.data_, h.shape, dtype_size(h.dtype), h.big_endian, label);
+    a.data_ = c->data();
+    a.mapping_ = c.get();
+    a.owner_ = std::move(c);
+    a.swap_ = false;
+  }
   int64_t rows = a.rows();
   a.row_nbytes_ = rows > 0 ? need / static_cast<size_t>(rows) : 0;
   return a;
@@ -264,10 +342,11 @@ Tensor NpyArray::make(const uint8_t* p, Shape shape) const {
         fail(ErrorKind::Data, "{}: bool array holds byte {} at element {} of {} (must be 0 or 1)", label_, p[i],
              (p - data_) + i, shape_str(shape_));
   }
-  if (reinterpret_cast<uintptr_t>(p) % esz == 0)
+  if (!swap_ && reinterpret_cast<uintptr_t>(p) % esz == 0)
     return Tensor::view(dtype_, std::move(shape), const_cast<uint8_t*>(p), owner_);
   Tensor t = Tensor::uninitialized(dtype_, std::move(shape));  // every byte copied below
   if (t.nbytes()) std::memcpy(t.raw(), p, t.nbytes());
+  if (swap_) byteswap_elements(static_cast<uint8_t*>(t.raw()), t.nbytes(), esz);
   return t;
 }
 

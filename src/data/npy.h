@@ -1,6 +1,7 @@
-// NumPy .npy arrays: a memory-mapped reader (format versions 1.0, 2.0 and 3.0; little-endian; C order) and an
-// atomic writer. Reading never loads a whole file: the array is a view over an mmap'ed region, and a sample
-// is one slice along axis 0 (row(i)), which touches only that slice's pages.
+// NumPy .npy arrays: a memory-mapped reader (format versions 1.0, 2.0 and 3.0) and an atomic writer. Reading
+// never loads a whole file: the array is a view over an mmap'ed region, and a sample is one slice along axis 0
+// (row(i)), which touches only that slice's pages. Big-endian data ('>f4') is byte-swapped in the copy each row
+// then is; a Fortran-ordered array (np.save of x.T) is rewritten once in C order into a mapped temporary file.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -50,6 +51,8 @@ struct NpyHeader {
   Shape shape;
   size_t data_offset = 0;  // bytes from the start of the .npy content to the first element
   int major = 1;           // format version
+  bool big_endian = false; // a multi-byte dtype stored big-endian ('>')
+  bool fortran = false;    // Fortran order that differs from C order (two dims above 1)
 };
 
 // Parses the header at `p` (n bytes available). `label` names the file in Data errors.
@@ -79,15 +82,17 @@ class NpyArray {
   int major_version() const { return major_; }
 
   // Zero-copy view of the whole array (copied only when the data is not aligned for its dtype, which can
-  // happen for members stored in a zip archive).
+  // happen for members stored in a zip archive, or is big-endian: then byte-swapped).
   Tensor tensor() const;
   // Row i along axis 0 with that axis kept: shape [1, d1, d2, ...]. Same copy rule as tensor().
   Tensor row(int64_t i) const;
-  // Pointer to the raw bytes of row i (may be unaligned).
+  // Pointer to the raw bytes of row i (may be unaligned; in the file's byte order).
   const uint8_t* row_bytes(int64_t i) const;
   size_t row_nbytes() const { return row_nbytes_; }
 
  private:
+  static NpyArray build(std::shared_ptr<void> owner, MappedFile* mapping, const uint8_t* bytes, size_t n,
+                        const std::string& label);
   Tensor make(const uint8_t* p, Shape shape) const;
   std::shared_ptr<void> owner_;
   MappedFile* mapping_ = nullptr;  // owner_ when it is a file mapping
@@ -96,8 +101,14 @@ class NpyArray {
   Shape shape_;
   size_t row_nbytes_ = 0;
   int major_ = 1;
+  bool swap_ = false;  // big-endian data: rows are copied and byte-swapped
   std::string label_;
 };
+
+// An unlinked temporary file in $TMPDIR (else /tmp), open for writing; Io error naming `label`.
+int unlinked_temp_file(const std::string& label);
+// Writes all n bytes to fd (retrying short writes); Io error naming `label`.
+void write_all(int fd, const uint8_t* p, size_t n, const std::string& label);
 
 // Serialises a tensor as .npy bytes (version 1.0, or 2.0 when the header needs more than 65535 bytes). The
 // header is padded so that the data starts at a multiple of 64 bytes, as numpy does.

@@ -29,11 +29,7 @@ uint64_t rd64(const uint8_t* p) { return rd32(p) | (uint64_t{rd32(p + 4)} << 32)
 // Inflates a raw deflate stream into an unlinked temporary file and maps it.
 std::shared_ptr<MappedFile> inflate_to_mapping(const uint8_t* src, uint64_t comp_size, uint64_t size,
                                                uint32_t crc_expected, const std::string& label) {
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/oq-npz-XXXXXX";
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file to inflate into: {}", label, std::strerror(errno));
-  ::unlink(tmpl.c_str());
+  const int fd = unlinked_temp_file(label);
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
@@ -70,14 +66,11 @@ std::shared_ptr<MappedFile> inflate_to_mapping(const uint8_t* src, uint64_t comp
       inflateEnd(&zs);
       fail(ErrorKind::Data, "{}: inflates to more than the {} bytes the zip directory records", label, size);
     }
-    for (size_t off = 0; off < got;) {
-      ssize_t w = ::write(fd, buf.data() + off, got - off);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        inflateEnd(&zs);
-        fail(ErrorKind::Io, "{}: cannot write the inflated member to {}: {}", label, tmpl, std::strerror(errno));
-      }
-      off += static_cast<size_t>(w);
+    try {
+      write_all(fd, buf.data(), got, label);
+    } catch (...) {
+      inflateEnd(&zs);
+      throw;
     }
   }
   inflateEnd(&zs);

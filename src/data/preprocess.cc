@@ -8,11 +8,13 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <vector>
 
 #include "core/log.h"
+#include "data/array_dataset.h"  // numpy_name
 
 namespace oq::data {
 
@@ -93,21 +95,39 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
          input_name, shape_str(s));
   ImageGeometry g;
   g.layout = o.layout;
+  const int want = color_channels(o.color);
   if (g.layout == Layout::Auto) {
+    // The dim (1 or 3) that equals color_mode's channel count is the channel dim: [N,3,4,4] is NCHW and
+    // [N,4,6,3] NHWC for rgb. When neither does, the usual channel counts (1, 3, 4) pick the layout, whose
+    // channel-count error below says what is wrong ([N,3,224,224] with grayscale: 3 channels in NCHW); else a
+    // single dynamic dim is the channel dim ([N,-1,5,6]).
+    const bool a = s[1] == want, b = s[3] == want;
     auto is_ch = [](int64_t d) { return d == 1 || d == 3 || d == 4; };
-    bool a = is_ch(s[1]), b = is_ch(s[3]);
-    if (a == b)
+    if (a != b) {
+      g.layout = a ? Layout::NCHW : Layout::NHWC;
+    } else if (a || (s[1] < 0 && s[3] < 0)) {
       fail(ErrorKind::Config,
-           "cannot tell whether model input '{}' of shape {} is NCHW or NHWC; set the layout option (NCHW or NHWC)",
-           input_name, shape_str(s));
-    g.layout = a ? Layout::NCHW : Layout::NHWC;
+           "preprocessing.layout: cannot tell whether model input '{}' of shape {} is NCHW or NHWC ({}); set "
+           "preprocessing.layout to NCHW or NHWC",
+           input_name, shape_str(s),
+           a ? fmt::format("dims 1 and 3 both equal the {} channel(s) of color mode {}", want, color_name(o.color))
+             : std::string("dims 1 and 3 are both dynamic"));
+    } else if (is_ch(s[1]) != is_ch(s[3])) {
+      g.layout = is_ch(s[1]) ? Layout::NCHW : Layout::NHWC;
+    } else if (s[1] < 0 || s[3] < 0) {
+      g.layout = s[1] < 0 ? Layout::NCHW : Layout::NHWC;
+    } else {
+      fail(ErrorKind::Data,
+           "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in dim 1 (NCHW) and {} in dim 3 "
+           "(NHWC) (preprocessing.color_mode / preprocessing.layout)",
+           color_name(o.color), want, input_name, shape_str(s), s[1], s[3]);
+    }
   }
   if (g.layout == Layout::NCHW) {
     g.c = s[1], g.h = s[2], g.w = s[3];
   } else {
     g.h = s[1], g.w = s[2], g.c = s[3];
   }
-  int want = color_channels(o.color);
   if (g.c >= 0 && g.c != want)
     fail(ErrorKind::Data,
          "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in layout {}{} "
@@ -236,11 +256,29 @@ static void check_png_first_idat(const std::string& path, const std::vector<uint
   }
 }
 
+// stb's failure string, or a generic reason when it is empty or not printable: for an unknown critical PNG chunk
+// stb formats the chunk's type bytes into a static buffer ("XXXX PNG chunk not known"), which is the empty string
+// when the type starts with a zero byte (a PNG cut before its IEND chunk) and garbage for other bytes.
+static std::string failure_reason(const char* why) {
+  std::string r = why ? why : "";
+  bool printable = !r.empty();
+  for (char ch : r) printable = printable && ch >= 0x20 && ch < 0x7f;
+  return printable ? r : "corrupt or truncated image";
+}
+
 Image decode_image(const std::string& path, ColorMode color) {
   std::vector<uint8_t> bytes;
   {
     std::ifstream in(path, std::ios::binary);
-    if (!in) fail(ErrorKind::Io, "cannot open image {}: {}", path, std::strerror(errno));
+    if (!in) {
+      const int err = errno;
+      std::error_code ec;
+      const std::filesystem::path target = std::filesystem::read_symlink(path, ec);
+      if (!ec)  // a dangling link (a data set whose link targets were moved), or a loop
+        fail(ErrorKind::Io, "cannot open image {}: it is a symbolic link to {}: {}", path, target.string(),
+             std::strerror(err));
+      fail(ErrorKind::Io, "cannot open image {}: {}", path, std::strerror(err));
+    }
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     if (in.bad()) fail(ErrorKind::Io, "cannot read image {}", path);
   }
@@ -254,13 +292,17 @@ Image decode_image(const std::string& path, ColorMode color) {
   int want = color_channels(color);
   // Memory is bounded by what the file declares: check the header's size before stb allocates the pixels.
   constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 67 Mpx (8192 x 8192): 1 GiB as float RGBA
-  if (stbi_info_from_memory(bytes.data(), len, &w, &h, &n) && (w <= 0 || h <= 0 || int64_t{w} * h > kMaxPixels))
-    fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, h, kMaxPixels);
-  uint8_t* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, want);
-  if (!px) {
-    const char* why = stbi_failure_reason();
-    fail(ErrorKind::Data, "cannot decode image {}: {}", path, why ? why : "unknown error");
+  if (stbi_info_from_memory(bytes.data(), len, &w, &h, &n)) {
+    // stb's BMP info returns the header's height as it is: negative for a top-down BMP (rows stored top row
+    // first, as the BMP spec allows), which stbi_load decodes top row first like any BMP.
+    const bool bmp = bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M';
+    const int64_t ih = bmp && h < 0 ? -int64_t{h} : int64_t{h};
+    if (w <= 0 || ih <= 0 || int64_t{w} * ih > kMaxPixels)
+      fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, ih,
+           kMaxPixels);
   }
+  uint8_t* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, want);
+  if (!px) fail(ErrorKind::Data, "cannot decode image {}: {}", path, failure_reason(stbi_failure_reason()));
   Image img;
   try {
     img = image_from_u8(px, h, w, want);
@@ -368,7 +410,8 @@ Image crop(const Image& in, int64_t y0, int64_t x0, int64_t h, int64_t w) {
 
 }  // namespace
 
-Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype) {
+Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype,
+                        const std::string& input, const std::string& file) {
   OQ_CHECK(img.c == g.c, "image has {} channels, geometry {}", img.c, g.c);
   const int64_t H = g.h, W = g.w;
   Image content;
@@ -417,7 +460,50 @@ Tensor preprocess_image(const Image& img, const ImageGeometry& g, const Preproce
                                               : static_cast<size_t>((Y * W + X) * C + ch);
         out[idx] = v;
       }
-  return dtype == DType::Float ? t : t.cast(dtype);
+  return image_values_as(t, dtype, o, input, file);
+}
+
+bool image_input_type(DType t) {
+  switch (t) {
+    case DType::Float: case DType::Double: case DType::Float16: case DType::UInt8: case DType::Int8:
+    case DType::Int16: case DType::UInt16: case DType::Int32: case DType::UInt32: case DType::Int64:
+    case DType::UInt64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void check_image_input_type(const std::string& input, DType dtype) {
+  if (dtype != DType::Undefined && !image_input_type(dtype))
+    fail(ErrorKind::Data, "model input '{}' is {}: image data cannot feed it (preprocessing gives numbers{})", input,
+         numpy_name(dtype), dtype == DType::Bool ? ", not true / false values" : "");
+}
+
+Tensor image_values_as(const Tensor& t, DType dtype, const PreprocessOptions& o, const std::string& input,
+                       const std::string& file) {
+  if (dtype == DType::Float || dtype == DType::Undefined) return t;
+  check_image_input_type(input, dtype);
+  if (is_float(dtype)) return t.cast(dtype);
+  // Integer inputs: the values go in only when each is a whole number the type holds (scale 1 and offset 0 feed
+  // the pixels as they are), never rounded or saturated.
+  const bool sgn = is_signed_integer(dtype);
+  const int bits = dtype_bits(dtype);
+  const double lo = sgn ? -std::ldexp(1.0, bits - 1) : 0.0, hi = std::ldexp(1.0, sgn ? bits - 1 : bits);  // [lo, hi)
+  const float* v = t.data<float>();
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+    const double x = v[i];
+    if (std::floor(x) == x && x >= lo && x < hi) continue;
+    const std::string range = sgn ? fmt::format("[{}, {}]", bits >= 64 ? INT64_MIN : -(int64_t{1} << (bits - 1)),
+                                                bits >= 64 ? INT64_MAX : (int64_t{1} << (bits - 1)) - 1)
+                                  : fmt::format("[0, {}]", bits >= 64 ? UINT64_MAX : (uint64_t{1} << bits) - 1);
+    fail(ErrorKind::Data,
+         "image {} gives model input '{}' of type {} the value {} (pixel * {} {} {}: preprocessing.rescaling, after "
+         "resizing): an integer input takes whole numbers in {} only, never rounded (scale 1 and offset 0 feed the "
+         "pixels as they are)",
+         file, input, numpy_name(dtype), v[i], o.scale, o.offset < 0 ? '-' : '+', std::fabs(o.offset), range);
+  }
+  return t.cast(dtype);
 }
 
 }  // namespace oq::data

@@ -22,9 +22,13 @@
 //                (2 * W_in)), otherwise nh = H, nw = floor((2 * W_in * H + H_in) / (2 * H_in)) (both at least 1);
 //                the image is resized to nw x nh and placed at (floor((W - nw) / 2), floor((H - nh) / 2)).
 //                Padded elements are exactly 0 in the output tensor (after rescaling).
-//  * Rescaling: value * scale + offset (in float32), then cast to the model input's dtype.
-//  * Layout: NCHW or NHWC from the model input shape — a dim 1 equal to 1, 3 or 4 (and dim 3 not) means NCHW,
-//    the reverse NHWC; anything else is ambiguous and needs an explicit layout option.
+//  * Rescaling: value * scale + offset (in float32), then converted to the model input's dtype: float16/double by a
+//    cast; an integer type only when every value is a whole number the type holds (no rounding, no saturation);
+//    bool inputs are refused.
+//  * Layout: NCHW or NHWC from the model input shape — the layout whose channel dim (1 or 3) equals color_mode's
+//    channel count when only one does ([N,3,4,4] is NCHW and [N,4,6,3] NHWC for rgb); both (or both dims dynamic):
+//    a config error asking for preprocessing.layout; neither: the layout whose channel dim is 1, 3 or 4 (then a
+//    channel-count error) or else is dynamic, and a channel-count error when both are fixed.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -88,8 +92,19 @@ Image resize(const Image& in, int64_t out_h, int64_t out_w, Interp interp);
 // Per-axis taps used by resize (exposed for tests): for each output index, (source index, weight) pairs.
 std::vector<std::vector<std::pair<int64_t, float>>> resize_taps(int64_t in, int64_t out, Interp interp);
 
-// The whole pipeline after decoding: aspect handling, resize, rescale, layout, cast to `dtype`.
-// Returns a tensor of shape g.sample_shape().
-Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype);
+// The whole pipeline after decoding: aspect handling, resize, rescale, layout, then image_values_as(dtype).
+// Returns a tensor of shape g.sample_shape(). `input` and `file` name the model input and the image in errors.
+Tensor preprocess_image(const Image& img, const ImageGeometry& g, const PreprocessOptions& o, DType dtype,
+                        const std::string& input = "input", const std::string& file = "(image)");
+
+// Model input types image data can feed: float32/64/16 and the 8..64-bit integers (not bool, strings, ...).
+bool image_input_type(DType t);
+// Data error naming `input` when image data cannot feed its type (bool, string, ...; Undefined = float32 is fine).
+void check_image_input_type(const std::string& input, DType t);
+// Preprocessed (float32) values as model input type `dtype`: float types by a cast (float16 rounds); an integer
+// type only when every value is a whole number inside the type's range (e.g. scale 1, offset 0: the pixels),
+// else a Data error naming `file`, `input`, the value and preprocessing.rescaling; other types (bool) a Data error.
+Tensor image_values_as(const Tensor& values, DType dtype, const PreprocessOptions& o, const std::string& input,
+                       const std::string& file);
 
 }  // namespace oq::data

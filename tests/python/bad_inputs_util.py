@@ -51,7 +51,10 @@ def base_config(model, calib=CALIB_FLAT, mode="default", **quant):
         "operation_mode": "quantization",
         "model": {"model_path": model},
         "dataset": {"quantization_path": calib},
-        "preprocessing": {"rescaling": {"scale": 1, "offset": 0}, "color_mode": "grayscale"},
+        # color_mode is an image-folder setting (the digits models take one channel); with arrays it would be
+        # named in a warning
+        "preprocessing": {"rescaling": {"scale": 1, "offset": 0},
+                          **({} if str(calib).lower().endswith((".npz", ".npy")) else {"color_mode": "grayscale"})},
         "quantization": q,
     }
 

@@ -96,14 +96,27 @@ TEST(Preprocess, LayoutResolution) {
   g = resolve_geometry("in", {-1, 224, 200, 3}, o);
   EXPECT_EQ(g.layout, Layout::NHWC);
   EXPECT_EQ(g.sample_shape(), (Shape{1, 224, 200, 3}));
-  expect_error([&] { resolve_geometry("in", {1, 3, 3, 3}, o); }, ErrorKind::Config, {"'in'", "layout"});
-  expect_error([&] { resolve_geometry("in", {1, 8, 8, 8}, o); }, ErrorKind::Config, {"layout"});
+  expect_error([&] { resolve_geometry("in", {1, 3, 3, 3}, o); }, ErrorKind::Config, {"'in'", "preprocessing.layout"});
+  expect_error([&] { resolve_geometry("in", {1, -1, 5, -1}, o); }, ErrorKind::Config, {"'in'", "preprocessing.layout"});
+  // color_mode's channel count (rgb: 3) decides where the usual counts 1, 3, 4 are ambiguous.
+  EXPECT_EQ(resolve_geometry("in", {1, 3, 4, 4}, o).layout, Layout::NCHW);
+  EXPECT_EQ(resolve_geometry("in", {-1, 4, 6, 3}, o).layout, Layout::NHWC);
+  PreprocessOptions sized = o;
+  sized.height = 5, sized.width = 6;
+  EXPECT_EQ(resolve_geometry("in", {1, 3, -1, -1}, sized).layout, Layout::NCHW);
+  EXPECT_EQ(resolve_geometry("in", {1, -1, 5, 6}, o).layout, Layout::NCHW);  // the dynamic dim is the channel
+  EXPECT_EQ(resolve_geometry("in", {1, -1, 5, 6}, o).c, 3);
+  // Neither dim holds 3 channels: a channel-count error naming both keys.
+  expect_error([&] { resolve_geometry("in", {1, 8, 8, 8}, o); }, ErrorKind::Data,
+               {"'in'", "8 in dim 1", "preprocessing.color_mode", "preprocessing.layout"});
+  expect_error([&] { resolve_geometry("in", {1, 4, 8, 8}, o); }, ErrorKind::Data, {"has 4 in layout NCHW"});
   o.layout = Layout::NCHW;
   EXPECT_EQ(resolve_geometry("in", {1, 3, 3, 3}, o).layout, Layout::NCHW);
   o.layout = Layout::Auto;
   o.color = ColorMode::Grayscale;
   expect_error([&] { resolve_geometry("in", {1, 3, 8, 8}, o); }, ErrorKind::Data, {"'in'", "grayscale"});
   EXPECT_EQ(resolve_geometry("in", {1, 1, 8, 8}, o).c, 1);
+  EXPECT_EQ(resolve_geometry("in", {1, 4, 4, 1}, o).layout, Layout::NHWC);
   expect_error([&] { resolve_geometry("in", {1, 1, -1, -1}, o); }, ErrorKind::Data, {"height"});
   o.height = 5, o.width = 6;
   EXPECT_EQ(resolve_geometry("in", {1, 1, -1, -1}, o).sample_shape(), (Shape{1, 1, 5, 6}));
@@ -272,7 +285,7 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data, {"empty", "no images"});
   fs::create_directories(d / "withclass/a");
   o.path = d / "withclass";
-  expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data, {"withclass/a"});
+  expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Data, {"withclass", "none of its 1 class folder"});
   o.path = d / "missing";
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5)}); }, ErrorKind::Io, {"missing"});
   // An undecodable file: an error naming it, or a skip with a count.
@@ -314,6 +327,83 @@ TEST(ImageFolder, FlatEmptyMissingAndBadFiles) {
   // Multi-input models cannot take an image folder.
   expect_error([&] { open_dataset(o, {nchw(3, 3, 5), {"b", DType::Float, Shape{1}}}); }, ErrorKind::Data,
                {"flat", "single-input"});
+}
+
+// As Keras' image_dataset_from_directory: an empty class folder keeps its label (the next class is 2, not 1);
+// images in sub-folders of a class folder are not read (a warning counts them); a symbolic link named like an
+// image whose target is gone is listed, and reading it is an I/O error naming the link and its target.
+TEST(ImageFolder, EmptyClassNestedFoldersAndDanglingLinks) {
+  TmpDir d;
+  write_png(d / "root/a/1.png", 2, 2, 10);
+  fs::create_directories(d / "root/b");
+  write_png(d / "root/c/1.png", 2, 2, 20);
+  write_png(d / "root/c/deeper/x.png", 2, 2, 30);
+  std::vector<std::string> classes;
+  auto e = scan_image_folder(d / "root", {}, &classes);
+  EXPECT_EQ(classes, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].label, 0);
+  EXPECT_EQ(e[1].label, 2);
+  EXPECT_EQ(e[1].path, d / "root/c/1.png");
+  fs::create_symlink("/nonexistent/moved.png", d / "root/a/2.png");
+  e = scan_image_folder(d / "root", {}, nullptr);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[1].path, d / "root/a/2.png");
+  expect_error([&] { decode_image(e[1].path, ColorMode::RGB); }, ErrorKind::Io,
+               {"root/a/2.png", "symbolic link to /nonexistent/moved.png"});
+  expect_error([&] { scan_image_folder(d / "root", {"a", "c", "a"}, nullptr); }, ErrorKind::Config,
+               {"dataset.class_names lists 'a' twice"});
+}
+
+// A 24-bit BMP of a 3 x 2 image, bottom-up (height 2) or top-down (height -2, rows stored top first): both decode
+// to the same pixels in top-to-bottom order.
+TEST(Preprocess, TopDownBmp) {
+  TmpDir d;
+  const uint8_t rgb[2][3][3] = {{{1, 2, 3}, {4, 5, 6}, {7, 8, 9}}, {{11, 12, 13}, {14, 15, 16}, {17, 18, 19}}};
+  for (bool top_down : {false, true}) {
+    std::string rows;
+    for (int k = 0; k < 2; ++k) {
+      const int y = top_down ? k : 1 - k;
+      for (int x = 0; x < 3; ++x) rows += {char(rgb[y][x][2]), char(rgb[y][x][1]), char(rgb[y][x][0])};
+      rows += std::string(3, '\0');  // 9 bytes padded to 12
+    }
+    auto le = [](uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; };
+    std::string b = "BM" + le(54 + static_cast<uint32_t>(rows.size())) + le(0) + le(54) + le(40) + le(3) +
+                    le(top_down ? static_cast<uint32_t>(-2) : 2u) + std::string("\x01\x00\x18\x00", 4) + le(0) +
+                    le(static_cast<uint32_t>(rows.size())) + le(2835) + le(2835) + le(0) + le(0) + rows;
+    std::ofstream(d / "b.bmp", std::ios::binary) << b;
+    Image img = decode_image(d / "b.bmp", ColorMode::RGB);
+    EXPECT_EQ(img.h, 2);
+    EXPECT_EQ(img.w, 3);
+    EXPECT_EQ(img.px, (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19})) << top_down;
+  }
+}
+
+// stb's reason for a PNG cut before its IEND chunk is the empty string: the error gives a reason anyway.
+TEST(Preprocess, TruncatedPngHasAReason) {
+  TmpDir d;
+  write_png(d / "p.png", 4, 4, 50);
+  std::ifstream in(d / "p.png", std::ios::binary);
+  std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(d / "cut.png", std::ios::binary) << b.substr(0, b.size() - 12);  // without the IEND chunk
+  expect_error([&] { decode_image(d / "cut.png", ColorMode::RGB); }, ErrorKind::Data,
+               {"cut.png: corrupt or truncated image"});
+}
+
+// Integer model inputs take the preprocessed values only when each is a whole number the type holds.
+TEST(Preprocess, IntegerInputsTakeWholeValuesOnly) {
+  PreprocessOptions o;
+  Tensor t = Tensor::from_vector<float>(DType::Float, {1, 4}, {0, 127, 128, 255});
+  EXPECT_TRUE(image_values_as(t, DType::UInt8, o, "x", "f.png")
+                  .equals(Tensor::from_vector<uint8_t>(DType::UInt8, {1, 4}, {0, 127, 128, 255})));
+  EXPECT_TRUE(image_values_as(t, DType::Int64, o, "x", "f.png")
+                  .equals(Tensor::from_vector<int64_t>(DType::Int64, {1, 4}, {0, 127, 128, 255})));
+  expect_error([&] { image_values_as(t, DType::Int8, o, "x", "f.png"); }, ErrorKind::Data,
+               {"f.png", "'x'", "int8", "value 128", "[-128, 127]", "preprocessing.rescaling"});
+  Tensor f = Tensor::from_vector<float>(DType::Float, {1, 2}, {0.5f, 1.0f});
+  expect_error([&] { image_values_as(f, DType::Int32, o, "x", "f.png"); }, ErrorKind::Data, {"value 0.5"});
+  expect_error([&] { image_values_as(f, DType::Bool, o, "x", "f.png"); }, ErrorKind::Data, {"'x' is bool"});
+  EXPECT_EQ(image_values_as(f, DType::Double, o, "x", "f.png").data<double>()[0], 0.5);
 }
 
 // ------------------------------------------------------------------------------------------------ loader

@@ -158,6 +158,19 @@ data::DataOptions data_options(const config::Config& cfg, const std::string& pat
   if (arrays && (p.scale != 1.0 || p.offset != 0.0))
     OQ_WARN("preprocessing.rescaling (scale {}, offset {}) applies to image folders only: the arrays of {} are fed "
             "to the model as they are", p.scale, p.offset, path);
+  if (arrays) {  // the other image settings, when not their defaults, are ignored likewise
+    std::string keys;
+    auto add = [&](bool set, const char* key) {
+      if (set) keys += (keys.empty() ? "" : ", ") + std::string(key);
+    };
+    add(p.color_mode != config::ColorMode::Rgb, "preprocessing.color_mode");
+    add(p.interpolation != config::Interpolation::Nearest, "preprocessing.resizing.interpolation");
+    add(p.aspect_ratio != config::AspectRatio::Fit, "preprocessing.resizing.aspect_ratio");
+    add(p.layout != config::Layout::Auto, "preprocessing.layout");
+    if (!keys.empty())
+      OQ_WARN("{} apply to image folders only: the arrays of {} are fed to the model as they are (no color "
+              "conversion, resizing or transposition)", keys, path);
+  }
   data::DataOptions o;
   o.path = path;
   o.selection.split = split;
