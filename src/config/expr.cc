@@ -144,19 +144,19 @@ std::string expand_interpolations(std::string_view value, const std::string& key
     out.append(value.substr(pos, open - pos));
     size_t close = value.find('}', open + 2);
     if (close == std::string_view::npos)
-      fail(ErrorKind::Config, "{}: unterminated interpolation in '{}'", key_path, value);
+      fail(ErrorKind::Config, "{}: unterminated interpolation in {}", key_path, quote(value));
     std::string_view inner = value.substr(open + 2, close - open - 2);
     if (inner.substr(0, 4) != "now:")
-      fail(ErrorKind::Config,
-           "{}: interpolation '${{{}}}' is not supported by onnxquant (only ${{now:FORMAT}} is expanded)",
-           key_path, inner);
+      fail(ErrorKind::Config, "{}: interpolation {} is not supported by onnxquant (only ${{now:FORMAT}} is expanded)",
+           key_path, quote("${" + std::string(inner) + "}"));
     std::string fmt_str(inner.substr(4));
     std::tm tm{};
     localtime_r(&now, &tm);
     char buf[512];
     size_t n = fmt_str.empty() ? 0 : std::strftime(buf, sizeof buf, fmt_str.c_str(), &tm);
     if (n == 0 && !fmt_str.empty())
-      fail(ErrorKind::Config, "{}: '${{now:{}}}' expands to nothing or too long a string", key_path, fmt_str);
+      fail(ErrorKind::Config, "{}: {} expands to nothing or too long a string", key_path,
+           quote("${now:" + fmt_str + "}"));
     out.append(buf, n);
     pos = close + 1;
   }

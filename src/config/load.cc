@@ -1,11 +1,13 @@
 // Loading an ST user_config.yaml: file -> YAML tree -> command-line overrides -> typed, validated Config.
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "config/yaml_read.h"
 
@@ -16,100 +18,164 @@ namespace {
 
 const char* kIgnored = "ignored by onnxquant";
 
+// yaml-cpp gives a node no hashable identity; Node::is() compares two handles. An alias is the anchored node
+// itself, so a walk that follows every path expands `*a` as often as it is referenced: nine aliases of nine
+// aliases of ... make a few hundred bytes that take minutes (ninefold per level) to walk. The walks below visit
+// each distinct node once: NodeMemo buckets nodes by their position in the text (the same for every alias of a
+// node; almost unique otherwise) and compares with is() within a bucket.
+template <typename T>
+class NodeMemo {
+ public:
+  const T* find(const YAML::Node& n) const {
+    auto it = buckets_.find(key(n));
+    if (it == buckets_.end()) return nullptr;
+    for (const auto& [node, v] : it->second)
+      if (node.is(n)) return &v;
+    return nullptr;
+  }
+  void set(const YAML::Node& n, T v) {
+    auto& b = buckets_[key(n)];
+    for (auto& [node, old] : b)
+      if (node.is(n)) {
+        old = std::move(v);
+        return;
+      }
+    b.emplace_back(n, std::move(v));
+  }
+
+ private:
+  static int64_t key(const YAML::Node& n) { return n.IsDefined() ? n.Mark().pos : -2; }
+  std::unordered_map<int64_t, std::deque<std::pair<YAML::Node, T>>> buckets_;
+};
+
 // A deep copy built node by node: the copy carries no source position, so errors on values that came from
-// a command-line override do not point at a line of the config file.
-YAML::Node unmarked_copy(const YAML::Node& n) {
-  if (n.IsScalar()) return YAML::Node(n.Scalar());
-  if (n.IsSequence()) {
-    YAML::Node out(YAML::NodeType::Sequence);
-    for (const auto& e : n) out.push_back(unmarked_copy(e));
-    return out;
+// a command-line override do not point at a line of the config file. Aliases in the value stay shared (each
+// distinct node is copied once).
+YAML::Node unmarked_copy(const YAML::Node& n, NodeMemo<YAML::Node>& done) {
+  if (const YAML::Node* c = done.find(n)) return *c;
+  YAML::Node out(YAML::NodeType::Null);
+  if (n.IsScalar()) {
+    out.reset(YAML::Node(n.Scalar()));
+  } else if (n.IsSequence()) {
+    out.reset(YAML::Node(YAML::NodeType::Sequence));
+    for (const auto& e : n) out.push_back(unmarked_copy(e, done));
+  } else if (n.IsMap()) {
+    out.reset(YAML::Node(YAML::NodeType::Map));
+    for (const auto& kv : n) out.force_insert(unmarked_copy(kv.first, done), unmarked_copy(kv.second, done));
   }
-  if (n.IsMap()) {
-    YAML::Node out(YAML::NodeType::Map);
-    for (const auto& kv : n) out[unmarked_copy(kv.first)] = unmarked_copy(kv.second);
-    return out;
-  }
-  return YAML::Node(YAML::NodeType::Null);
+  done.set(n, out);
+  return out;
 }
 
 // yaml-cpp keeps every pair of a map with a repeated key and answers lookups with the first; Hydra refuses
-// such a file. A repeated key is an error naming both lines.
-void check_duplicate_keys(const YAML::Node& n, const std::string& path, const std::string& source) {
-  if (n.IsSequence()) {
-    size_t i = 0;
-    for (const auto& e : n) check_duplicate_keys(e, path + "[" + std::to_string(i++) + "]", source);
+// such a file. A repeated key is an error naming both lines. Each distinct node is checked once (an alias is
+// the node it names); an alias inside the node it names (a recursive structure, which no config needs and which
+// the walks here and Hydra cannot follow) is an error naming its line.
+void check_duplicate_keys(const YAML::Node& n, const std::string& path, const std::string& source,
+                          NodeMemo<bool>& seen) {
+  if (!n.IsSequence() && !n.IsMap()) return;
+  if (const bool* done = seen.find(n)) {
+    if (!*done)
+      fail(ErrorKind::Config, "{}:{}: {}: an alias refers to a node that contains it (a recursive structure); a "
+           "config cannot be recursive", source, n.Mark().line + 1, path.empty() ? "<top level>" : path);
     return;
   }
-  if (!n.IsMap()) return;
-  std::map<std::string, int> first_line;
-  for (const auto& kv : n) {
-    if (!kv.first.IsScalar()) continue;
-    const std::string& k = kv.first.Scalar();
-    const std::string p = path.empty() ? k : path + "." + k;
-    const int line = kv.first.Mark().line + 1;
-    auto [it, inserted] = first_line.emplace(k, line);
-    if (!inserted)
-      fail(ErrorKind::Config, "{}:{}: {}: key given twice (lines {} and {}); keep one", source, line, p, it->second,
-           line);
-    check_duplicate_keys(kv.second, p, source);
+  seen.set(n, false);  // in progress
+  if (n.IsSequence()) {
+    size_t i = 0;
+    for (const auto& e : n) check_duplicate_keys(e, path + "[" + std::to_string(i++) + "]", source, seen);
+  } else {
+    std::map<std::string, int> first_line;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar()) continue;
+      const std::string& k = kv.first.Scalar();
+      const std::string p = path.empty() ? k : path + "." + k;
+      const int line = kv.first.Mark().line + 1;
+      auto [it, inserted] = first_line.emplace(k, line);
+      if (!inserted)
+        fail(ErrorKind::Config, "{}:{}: {}: key given twice (lines {} and {}); keep one", source, line, p, it->second,
+             line);
+      check_duplicate_keys(kv.second, p, source, seen);
+    }
   }
+  seen.set(n, true);
 }
 
 // YAML 1.1 merge keys (`<<: *defaults`, `<<: [*a, *b]`), which PyYAML and so Hydra / OmegaConf resolve and
 // yaml-cpp 0.7 leaves as a key named "<<": the merged map's keys are added where the map does not set them (the
 // first map of a list wins), recursively. New map nodes are built (an anchored map may be merged in several
-// places) only where a merge key is; keys, scalars and untouched maps keep their marks for error lines.
-bool has_merge_key(const YAML::Node& n) {
-  if (n.IsSequence())
-    return std::any_of(n.begin(), n.end(), [](const YAML::Node& e) { return has_merge_key(e); });
-  if (!n.IsMap()) return false;
-  for (const auto& kv : n)
-    if ((kv.first.IsScalar() && kv.first.Scalar() == "<<") || has_merge_key(kv.second)) return true;
-  return false;
-}
+// places) only where a merge key is; keys, scalars and untouched maps keep their marks for error lines. Each
+// distinct node is resolved once (NodeMemo), and the result shared by its aliases as the input shares it.
+class MergeResolver {
+ public:
+  explicit MergeResolver(std::string source) : source_(std::move(source)) {}
 
-YAML::Node resolve_merge_keys(const YAML::Node& n, const std::string& path, const std::string& source) {
-  if (!has_merge_key(n)) return n;
-  if (n.IsSequence()) {
-    YAML::Node out(YAML::NodeType::Sequence);
-    size_t i = 0;
-    for (const auto& e : n) out.push_back(resolve_merge_keys(e, path + "[" + std::to_string(i++) + "]", source));
+  YAML::Node resolve(const YAML::Node& n, const std::string& path) {
+    if (!has_merge_key(n)) return n;
+    if (const YAML::Node* r = resolved_.find(n)) return *r;
+    YAML::Node out = resolve_uncached(n, path);
+    resolved_.set(n, out);
     return out;
   }
-  if (!n.IsMap()) return n;
-  bool has_merge = false;
-  for (const auto& kv : n) has_merge |= kv.first.IsScalar() && kv.first.Scalar() == "<<";
-  YAML::Node out(YAML::NodeType::Map);
-  std::set<std::string> present;
-  for (const auto& kv : n) {
-    if (has_merge && kv.first.IsScalar() && kv.first.Scalar() == "<<") continue;
-    const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
-    present.insert(k);
-    out.force_insert(kv.first, resolve_merge_keys(kv.second, path.empty() ? k : path + "." + k, source));
+
+ private:
+  bool has_merge_key(const YAML::Node& n) {
+    if (!n.IsSequence() && !n.IsMap()) return false;
+    if (const bool* h = has_.find(n)) return *h;
+    bool h = false;
+    if (n.IsSequence()) {
+      for (const auto& e : n) h = has_merge_key(e) || h;
+    } else {
+      for (const auto& kv : n) h = (kv.first.IsScalar() && kv.first.Scalar() == "<<") || has_merge_key(kv.second) || h;
+    }
+    has_.set(n, h);
+    return h;
   }
-  if (!has_merge) return out;
-  for (const auto& kv : n) {
-    if (!kv.first.IsScalar() || kv.first.Scalar() != "<<") continue;
-    const std::string p = path.empty() ? "<<" : path + ".<<";
-    std::vector<YAML::Node> maps;
-    if (kv.second.IsMap()) maps.push_back(kv.second);
-    if (kv.second.IsSequence())
-      for (const auto& e : kv.second) maps.push_back(e);
-    if (maps.empty() || std::any_of(maps.begin(), maps.end(), [](const YAML::Node& m) { return !m.IsMap(); }))
-      fail(ErrorKind::Config, "{}:{}: {}: a merge key takes a map or a list of maps (an alias such as *defaults)",
-           source, kv.first.Mark().line + 1, p);
-    for (const auto& m : maps) {
-      const YAML::Node r = resolve_merge_keys(m, path, source);
-      for (const auto& mk : r) {
-        const std::string k = mk.first.IsScalar() ? mk.first.Scalar() : std::string();
-        if (!present.insert(k).second) continue;
-        out.force_insert(mk.first, mk.second);
+
+  YAML::Node resolve_uncached(const YAML::Node& n, const std::string& path) {
+    if (n.IsSequence()) {
+      YAML::Node out(YAML::NodeType::Sequence);
+      size_t i = 0;
+      for (const auto& e : n) out.push_back(resolve(e, path + "[" + std::to_string(i++) + "]"));
+      return out;
+    }
+    bool has_merge = false;
+    for (const auto& kv : n) has_merge |= kv.first.IsScalar() && kv.first.Scalar() == "<<";
+    YAML::Node out(YAML::NodeType::Map);
+    std::set<std::string> present;
+    for (const auto& kv : n) {
+      if (has_merge && kv.first.IsScalar() && kv.first.Scalar() == "<<") continue;
+      const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+      present.insert(k);
+      out.force_insert(kv.first, resolve(kv.second, path.empty() ? k : path + "." + k));
+    }
+    if (!has_merge) return out;
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar() || kv.first.Scalar() != "<<") continue;
+      const std::string p = path.empty() ? "<<" : path + ".<<";
+      std::vector<YAML::Node> maps;
+      if (kv.second.IsMap()) maps.push_back(kv.second);
+      if (kv.second.IsSequence())
+        for (const auto& e : kv.second) maps.push_back(e);
+      if (maps.empty() || std::any_of(maps.begin(), maps.end(), [](const YAML::Node& m) { return !m.IsMap(); }))
+        fail(ErrorKind::Config, "{}:{}: {}: a merge key takes a map or a list of maps (an alias such as *defaults)",
+             source_, kv.first.Mark().line + 1, p);
+      for (const auto& m : maps) {
+        const YAML::Node r = resolve(m, path);
+        for (const auto& mk : r) {
+          const std::string k = mk.first.IsScalar() ? mk.first.Scalar() : std::string();
+          if (!present.insert(k).second) continue;
+          out.force_insert(mk.first, mk.second);
+        }
       }
     }
+    return out;
   }
-  return out;
-}
+
+  std::string source_;
+  NodeMemo<bool> has_;
+  NodeMemo<YAML::Node> resolved_;
+};
 
 bool valid_key_segment(const std::string& s) {
   if (s.empty()) return false;
@@ -118,24 +184,38 @@ bool valid_key_segment(const std::string& s) {
   return true;
 }
 
-void set_path(YAML::Node node, const std::vector<std::string>& segs, size_t i, const YAML::Node& value,
-              const std::string& ov) {
+// `node` (a map, or null / absent: an empty one) with `segs[i..]` set to `value`: a new map with the same pairs in
+// the same order, the key's value replaced (or appended), built down the path. The nodes of the file are never
+// changed in place: an anchored value shared by several keys (`test_path: *d`) keeps its value for the others,
+// as Hydra's override changes one key only.
+YAML::Node with_path(const YAML::Node& node, const std::vector<std::string>& segs, size_t i, const YAML::Node& value,
+                     const std::string& ov) {
   const std::string& k = segs[i];
+  YAML::Node replacement;
   if (i + 1 == segs.size()) {
-    node[k] = value;
-    return;
+    replacement.reset(value);
+  } else {
+    const YAML::Node existing = child(node, k);
+    if (!is_null(existing) && !existing.IsMap()) {
+      std::string prefix;
+      for (size_t j = 0; j <= i; ++j) prefix += (j ? "." : "") + segs[j];
+      fail(ErrorKind::Config, "override {}: {} is {}, not a map", quote(ov), prefix, show(existing));
+    }
+    replacement.reset(with_path(existing, segs, i + 1, value, ov));
   }
-  const YAML::Node& cnode = node;
-  YAML::Node existing = cnode[k];
-  if (is_null(existing)) {
-    node[k] = YAML::Node(YAML::NodeType::Map);
-  } else if (!existing.IsMap()) {
-    std::string prefix;
-    for (size_t j = 0; j <= i; ++j) prefix += (j ? "." : "") + segs[j];
-    fail(ErrorKind::Config, "override '{}': {} is {}, not a map", ov, prefix, show(existing));
-  }
-  YAML::Node child = node[k];
-  set_path(child, segs, i + 1, value, ov);
+  YAML::Node out(YAML::NodeType::Map);
+  bool replaced = false;
+  if (!is_null(node))
+    for (const auto& kv : node) {
+      if (!replaced && kv.first.IsScalar() && kv.first.Scalar() == k) {
+        out.force_insert(kv.first, replacement);
+        replaced = true;
+      } else {
+        out.force_insert(kv.first, kv.second);
+      }
+    }
+  if (!replaced) out.force_insert(YAML::Node(k), replacement);
+  return out;
 }
 
 // Hydra-like `dotted.key=value` (a leading `+` or `++` is accepted); the value is parsed as YAML.
@@ -149,14 +229,17 @@ void apply_override(YAML::Node& root, const std::string& ov) {
   for (std::string s; std::getline(ss, s, '.');) segs.push_back(s);
   bool ok = eq != std::string::npos && !segs.empty() && key.back() != '.';
   for (const auto& s : segs) ok = ok && valid_key_segment(s);
-  if (!ok) fail(ErrorKind::Config, "override '{}': expected dotted.key=value (e.g. quantization.granularity=per_tensor)", ov);
+  if (!ok)
+    fail(ErrorKind::Config, "override {}: expected dotted.key=value (e.g. quantization.granularity=per_tensor)",
+         quote(ov));
   YAML::Node value;
   try {
-    value = unmarked_copy(YAML::Load(ov.substr(eq + 1)));
+    NodeMemo<YAML::Node> copies;
+    value = unmarked_copy(YAML::Load(ov.substr(eq + 1)), copies);
   } catch (const YAML::Exception& e) {
-    fail(ErrorKind::Config, "override '{}': value is not valid YAML: {}", ov, e.msg);
+    fail(ErrorKind::Config, "override {}: value is not valid YAML: {}", quote(ov), e.msg);
   }
-  set_path(root, segs, 0, value, ov);
+  root.reset(with_path(root, segs, 0, value, ov));
 }
 
 OperationMode read_operation_mode(const Ctx& ctx, MapReader& top) {
@@ -166,14 +249,14 @@ OperationMode read_operation_mode(const Ctx& ctx, MapReader& top) {
   for (OperationMode m : {OperationMode::Quantization, OperationMode::Evaluation, OperationMode::ChainQE})
     if (iequals(s, to_string(m))) return m;
   key_fail(ctx, n, "operation_mode",
-           "'" + s + "' is not supported by onnxquant; supported modes: quantization, evaluation, chain_qe");
+           quote(s) + " is not supported by onnxquant; supported modes: quantization, evaluation, chain_qe");
 }
 
 void read_general(const Ctx& ctx, const YAML::Node& node, GeneralConfig& g) {
   MapReader m(ctx, node, "general");
   g.project_name = get_string(m, "project_name", g.project_name);
-  g.logs_dir = get_string(m, "logs_dir", g.logs_dir);
-  g.saved_models_dir = get_string(m, "saved_models_dir", g.saved_models_dir);
+  g.logs_dir = get_path(m, "logs_dir", g.logs_dir);
+  g.saved_models_dir = get_path(m, "saved_models_dir", g.saved_models_dir);
   g.global_seed = get_int(m, "global_seed", g.global_seed);
   m.finish_silent();  // other ST general keys (gpu_memory_limit, display_figures, ...) are fine
 }
@@ -184,14 +267,14 @@ bool ends_with_ci(const std::string& s, std::string_view suffix) {
 
 void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc) {
   MapReader m(ctx, node, "model");
-  mc.model_path = get_string(m, "model_path");
+  mc.model_path = get_path(m, "model_path");
   if (mc.model_path.empty())
     key_fail(ctx, m.get("model_path"), "model.model_path",
              "missing: the ONNX model to quantize or evaluate (or pass model.model_path=<file> as an override)");
   for (const char* ext : {".h5", ".keras", ".tflite", ".pt", ".pth"})
     if (ends_with_ci(mc.model_path, ext))
       key_fail(ctx, m.get("model_path"), "model.model_path",
-               "'" + mc.model_path + "' is not an ONNX model; onnxquant reads .onnx files only");
+               quote(mc.model_path) + " is not an ONNX model; onnxquant reads .onnx files only");
   // A list, or ST's tuple spelling as a string: "(128, 128, 3)".
   YAML::Node is = m.get("input_shape");
   if (!is_null(is)) {
@@ -213,7 +296,7 @@ void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc) {
     for (size_t i = 0; i < dims.size(); ++i) {
       std::string p = "model.input_shape[" + std::to_string(i) + "]";
       int64_t d = read_int(ctx, dims[i], p);
-      if (d <= 0) key_fail(ctx, is, p, "must be > 0, got " + std::to_string(d));
+      if (d <= 0) key_fail(ctx, at_or(dims[i], is), p, "must be > 0, got " + std::to_string(d));
       mc.input_shape.push_back(d);
     }
     if (mc.input_shape.size() != 2 && mc.input_shape.size() != 3)
@@ -227,18 +310,22 @@ void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc) {
 void read_dataset(const Ctx& ctx, const YAML::Node& node, DatasetConfig& d) {
   MapReader m(ctx, node, "dataset");
   if (m.present("name") && m.present("dataset_name"))
-    key_fail(ctx, m.get("dataset_name"), "dataset.dataset_name", "both dataset.name and dataset.dataset_name are given; use one");
+    key_fail2(ctx, m.get("dataset_name"), "dataset.dataset_name", "both dataset.name and dataset.dataset_name are given; use one",
+              "dataset.name", m.get("name"));
   d.name = m.present("dataset_name") ? get_string(m, "dataset_name") : get_string(m, "name");
   m.get("name");
   m.get("dataset_name");
-  d.class_names = get_string_list(m, "class_names");
-  d.training_path = get_string(m, "training_path");
-  d.quantization_path = get_string(m, "quantization_path");
+  d.class_names = get_string_list(m, "class_names");  // folder names
+  for (size_t i = 0; i < d.class_names.size(); ++i)
+    check_no_nul(ctx, m.get("class_names")[i], m.path("class_names") + "[" + std::to_string(i) + "]",
+                 d.class_names[i]);
+  d.training_path = get_path(m, "training_path");
+  d.quantization_path = get_path(m, "quantization_path");
   d.quantization_split = get_number(m, "quantization_split", d.quantization_split);
   check_range(m, "quantization_split", d.quantization_split > 0 && d.quantization_split <= 1, d.quantization_split,
               "in (0, 1]");
-  d.test_path = get_string(m, "test_path");
-  d.validation_path = get_string(m, "validation_path");
+  d.test_path = get_path(m, "test_path");
+  d.validation_path = get_path(m, "validation_path");
   d.seed = get_int(m, "seed", d.seed);
   d.batch_size = get_int(m, "batch_size", d.batch_size);
   check_range(m, "batch_size", d.batch_size > 0, static_cast<double>(d.batch_size), "> 0");
@@ -265,7 +352,7 @@ void read_preprocessing(const Ctx& ctx, const YAML::Node& node, PreprocessingCon
 std::string read_hydra_dir(const Ctx& ctx, const YAML::Node& node) {
   MapReader h(ctx, node, "hydra");
   MapReader run(ctx, h.get("run"), "hydra.run");
-  std::string dir = get_string(run, "dir");
+  std::string dir = get_path(run, "dir");
   run.finish_warn(kIgnored);
   h.finish_warn(kIgnored);
   return dir;
@@ -285,11 +372,13 @@ Config build(YAML::Node root, const std::string& source, std::time_t now) {
   YAML::Node q = top.get("quantization");
   cfg.has_quantization = q.IsDefined();  // `quantization:` with no keys is present, every key at its default
   if (!cfg.has_quantization && cfg.operation_mode != OperationMode::Evaluation)
-    key_fail(ctx, q, "quantization",
-             "section missing; operation_mode '" + std::string(to_string(cfg.operation_mode)) + "' requires it");
+    key_fail2(ctx, q, "quantization",
+              "section missing; operation_mode '" + std::string(to_string(cfg.operation_mode)) + "' requires it",
+              "operation_mode", top.get("operation_mode"));
   read_quantization(ctx, q, cfg.quantization);
   cfg.hydra_run_dir = read_hydra_dir(ctx, top.get("hydra"));
   top.finish_warn(kIgnored);
+  for (auto& w : cfg.warnings) w = escape_controls(w);  // a key may hold a newline: one line each
   return cfg;
 }
 
@@ -317,8 +406,11 @@ Config load_config_from_string(const std::string& yaml_text, const std::vector<s
     fail(ErrorKind::Config, "{}:{}:{}: YAML syntax error: {}", source_name, e.mark.line + 1, e.mark.column + 1, e.msg);
   }
   if (is_null(root)) root = YAML::Node(YAML::NodeType::Map);
-  check_duplicate_keys(root, "", source_name);
-  root = resolve_merge_keys(root, "", source_name);
+  {
+    NodeMemo<bool> seen;
+    check_duplicate_keys(root, "", source_name, seen);
+  }
+  root.reset(MergeResolver(source_name).resolve(root, ""));
   if (!root.IsMap()) fail(ErrorKind::Config, "{}: expected a map of sections at the top level, got {}", source_name, show(root));
   for (const auto& ov : overrides) apply_override(root, ov);
   return build(root, source_name, std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));

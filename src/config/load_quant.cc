@@ -23,7 +23,8 @@ namespace {
 DType get_quant_type(MapReader& m, const std::string& snake, const std::string& camel, DType def) {
   YAML::Node a = m.get(snake), b = m.get(camel);
   if (!is_null(a) && !is_null(b))
-    key_fail(m.ctx(), b, m.path(camel), "both " + snake + " and " + camel + " are given; use one of them");
+    key_fail2(m.ctx(), b, m.path(camel), "both " + snake + " and " + camel + " are given; use one of them",
+              m.path(snake), a);
   if (!is_null(a)) return read_quant_type(m.ctx(), a, m.path(snake));
   if (!is_null(b)) return read_quant_type(m.ctx(), b, m.path(camel));
   return def;
@@ -37,7 +38,7 @@ bool read_scalar_or_list(const Ctx& ctx, const YAML::Node& n, const std::string&
     if (n.size() == 0) key_fail(ctx, n, path, std::string("expected ") + what + " or a non-empty list of them, got an empty list");
     for (size_t i = 0; i < n.size(); ++i) {
       std::string ep = path + "[" + std::to_string(i) + "]";
-      if (is_null(n[i])) key_fail(ctx, n, ep, std::string("expected ") + what + ", got null");
+      if (is_null(n[i])) key_fail(ctx, at_or(n[i], n), ep, std::string("expected ") + what + ", got null");
       out.push_back(read_one(ctx, n[i], ep));
     }
     return true;
@@ -61,20 +62,21 @@ TensorOverride read_override(const Ctx& ctx, const YAML::Node& item, const std::
   YAML::Node sc = m.get("scale"), zp = m.get("zero_point");
   if (is_null(sc) != is_null(zp))
     key_fail(ctx, is_null(sc) ? zp : sc, m.path(is_null(sc) ? "zero_point" : "scale"),
-             "scale and zero_point must be given together (tensor '" + o.tensor + "')");
+             "scale and zero_point must be given together (tensor " + quote(o.tensor) + ")");
   if (!is_null(sc)) {
     bool sl = read_scalar_or_list(ctx, sc, m.path("scale"), o.scale, read_number, "a number");
     bool zl = read_scalar_or_list(ctx, zp, m.path("zero_point"), o.zero_point, read_int, "an integer");
     if (sl != zl || o.scale.size() != o.zero_point.size())
-      key_fail(ctx, zp, m.path("zero_point"),
-               fmt::format("scale and zero_point must both be numbers or both lists of the same length "
-                           "(tensor '{}': {} scale(s), {} zero point(s))",
-                           o.tensor, o.scale.size(), o.zero_point.size()));
+      key_fail2(ctx, zp, m.path("zero_point"),
+                fmt::format("scale and zero_point must both be numbers or both lists of the same length "
+                            "(tensor {}: {} scale(s), {} zero point(s))",
+                            quote(o.tensor), o.scale.size(), o.zero_point.size()),
+                m.path("scale"), sc);
     o.values_are_lists = sl;
     for (size_t i = 0; i < o.scale.size(); ++i)
       if (!(o.scale[i] > 0))
-        key_fail(ctx, sc, m.path("scale") + (sl ? "[" + std::to_string(i) + "]" : ""),
-                 fmt::format("must be > 0, got {} (tensor '{}')", o.scale[i], o.tensor));
+        key_fail(ctx, sl ? at_or(sc[i], sc) : sc, m.path("scale") + (sl ? "[" + std::to_string(i) + "]" : ""),
+                 fmt::format("must be > 0, got {} (tensor {})", o.scale[i], quote(o.tensor)));
   }
   YAML::Node ax = m.get("axis");
   if (!is_null(ax)) o.axis = read_int(ctx, ax, m.path("axis"));
@@ -89,12 +91,13 @@ std::vector<TensorOverride> get_overrides(MapReader& m, const std::string& key) 
   std::string p = m.path(key);
   if (!n.IsSequence())
     key_fail(m.ctx(), n, p, "expected a list of [tensor_name, {quant_type, scale, zero_point, axis}] pairs, got " + show(n));
-  std::set<std::string> seen;
   for (size_t i = 0; i < n.size(); ++i) {
     std::string ip = p + "[" + std::to_string(i) + "]";
     out.push_back(read_override(m.ctx(), n[i], ip));
-    if (!seen.insert(out.back().tensor).second)
-      key_fail(m.ctx(), n[i], ip, "tensor '" + out.back().tensor + "' is overridden twice");
+    for (size_t j = 0; j + 1 < out.size(); ++j)
+      if (out[j].tensor == out.back().tensor)
+        key_fail2(m.ctx(), n[i], ip, "tensor " + quote(out.back().tensor) + " is overridden twice",
+                  p + "[" + std::to_string(j) + "]", n[j]);
   }
   return out;
 }
@@ -203,15 +206,24 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   e.activations_tensor_override = get_overrides(m, "activations_tensor_override");
   read_ort_extra(m, e);
   m.finish_strict();
-  // One tensor, two override lists: which one holds would be a guess.
-  for (const auto& t : e.tensor_quant_overrides)
-    for (const auto* l : {&e.weights_tensor_override, &e.activations_tensor_override})
-      for (const auto& o : *l)
-        if (o.tensor == t.tensor)
-          key_fail(ctx, node, m.path("TensorQuantOverrides") + "." + t.tensor,
-                   "tensor '" + t.tensor + "' is also in quantization.onnx_extra_options." +
-                       (l == &e.weights_tensor_override ? "weights_tensor_override" : "activations_tensor_override") +
-                       "; override it in one of the two");
+  // One tensor, two override lists: which one holds would be a guess. The line cited is that of the tensor's
+  // TensorQuantOverrides entry, with that of its other entry (none for a value from a command-line override).
+  const YAML::Node tqo = m.get("TensorQuantOverrides");
+  for (const auto& t : e.tensor_quant_overrides) {
+    YAML::Node at;
+    if (tqo.IsMap())
+      for (const auto& kv : tqo)
+        if (kv.first.IsScalar() && kv.first.Scalar() == t.tensor) at.reset(kv.first);
+    for (const char* key : {"weights_tensor_override", "activations_tensor_override"}) {
+      const auto& l = std::string(key) == "weights_tensor_override" ? e.weights_tensor_override
+                                                                    : e.activations_tensor_override;
+      for (size_t i = 0; i < l.size(); ++i)
+        if (l[i].tensor == t.tensor)
+          key_fail2(ctx, at, m.path("TensorQuantOverrides") + "." + t.tensor,
+                    "tensor " + quote(t.tensor) + " is also in " + m.path(key) + "; override it in one of the two",
+                    m.path(key) + "[" + std::to_string(i) + "]", m.get(key)[i]);
+    }
+  }
 }
 
 void read_iterative(const Ctx& ctx, const YAML::Node& node, IterativeParameters& it) {
@@ -224,9 +236,10 @@ void read_iterative(const Ctx& ctx, const YAML::Node& node, IterativeParameters&
   it.tolerance_mode = get_enum(m, "tolerance_mode", it.tolerance_mode, {ToleranceMode::Absolute, ToleranceMode::Relative});
   it.metric = get_enum(m, "metric", it.metric,
                        {Metric::Auto, Metric::Top1, Metric::Agreement, Metric::OutputSnr, Metric::EvaluatorCommand});
-  it.evaluator_command = get_string(m, "evaluator_command", it.evaluator_command);
+  it.evaluator_command = get_path(m, "evaluator_command", it.evaluator_command);  // run by the shell: no NUL
   if (it.metric == Metric::EvaluatorCommand && it.evaluator_command.empty())
-    key_fail(ctx, m.get("metric"), m.path("evaluator_command"), "required when metric is evaluator_command");
+    key_fail2(ctx, m.get("evaluator_command"), m.path("evaluator_command"), "required when metric is evaluator_command",
+              m.path("metric"), m.get("metric"));
   it.ranking = get_enum(m, "ranking", it.ranking, {Ranking::Static, Ranking::Sensitivity});
   it.search = get_enum(m, "search", it.search, {SearchStrategy::Bisection, SearchStrategy::Greedy});
   it.snr_threshold = get_number(m, "snr_threshold", it.snr_threshold);
@@ -240,18 +253,18 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
   if (m.present("quantizer")) {
     std::string s = get_string(m, "quantizer");
     if (!iequals(s, "onnx_quantizer"))
-      key_fail(ctx, m.get("quantizer"), m.path("quantizer"), "'" + s + "' is not supported by onnxquant; use onnx_quantizer");
+      key_fail(ctx, m.get("quantizer"), m.path("quantizer"), quote(s) + " is not supported by onnxquant; use onnx_quantizer");
   }
   if (m.present("quantization_type")) {
     std::string s = get_string(m, "quantization_type");
     if (!iequals(s, "PTQ"))
       key_fail(ctx, m.get("quantization_type"), m.path("quantization_type"),
-               "'" + s + "' is not supported by onnxquant; only PTQ (post-training quantization)");
+               quote(s) + " is not supported by onnxquant; only PTQ (post-training quantization)");
   }
   q.input_type = get_enum(m, "quantization_input_type", q.input_type, {IoType::Float, IoType::Int8, IoType::UInt8});
   q.output_type = get_enum(m, "quantization_output_type", q.output_type, {IoType::Float, IoType::Int8, IoType::UInt8});
   q.granularity = get_enum(m, "granularity", q.granularity, {Granularity::PerChannel, Granularity::PerTensor});
-  q.export_dir = get_string(m, "export_dir", q.export_dir);
+  q.export_dir = get_path(m, "export_dir", q.export_dir);
   if (q.export_dir.empty()) key_fail(ctx, m.get("export_dir"), m.path("export_dir"), "must not be empty");
   {
     const std::filesystem::path ed(q.export_dir);
@@ -259,8 +272,8 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
     for (const auto& part : ed) up |= part == "..";
     if (ed.is_absolute() || up)
       key_fail(ctx, m.get("export_dir"), m.path("export_dir"),
-               "must be a folder inside the output directory (a relative path without '..'), got '" + q.export_dir +
-                   "'");
+               "must be a folder inside the output directory (a relative path without '..'), got " +
+                   quote(q.export_dir));
   }
   q.optimize = get_bool(m, "optimize", q.optimize);
   q.target_opset = get_int(m, "target_opset", q.target_opset);
@@ -273,17 +286,22 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
   read_extra(ctx, m.get("onnx_extra_options"), q.extra);
   read_iterative(ctx, m.get("iterative_quant_parameters"), q.iterative);
   m.finish_strict();
+  // Rules between two keys: the line cited is that of the value the message names (none when it comes from a
+  // command-line override), with the other value's line when that one is in the file.
+  const YAML::Node params = m.get("onnx_quant_parameters"), extra = m.get("onnx_extra_options");
   if (!q.params.nodes_to_quantize.empty() && !q.extra.weights_tensor_override.empty())
-    key_fail(ctx, m.get("onnx_quant_parameters"), "quantization.onnx_quant_parameters.nodes_to_quantize",
-             "cannot be combined with a non-empty quantization.onnx_extra_options.weights_tensor_override "
-             "(weight overrides need the per-tensor quantization map of every node); drop one of the two");
+    key_fail2(ctx, child(params, "nodes_to_quantize"), "quantization.onnx_quant_parameters.nodes_to_quantize",
+              "cannot be combined with a non-empty quantization.onnx_extra_options.weights_tensor_override "
+              "(weight overrides need the per-tensor quantization map of every node); drop one of the two",
+              "quantization.onnx_extra_options.weights_tensor_override", child(extra, "weights_tensor_override"));
   if (q.extra.calib_strided_minmax && *q.extra.calib_strided_minmax > 1 &&
       q.params.calibrate_method != CalibrateMethod::MinMax)
-    key_fail(ctx, m.get("onnx_extra_options"), "quantization.onnx_extra_options.CalibStridedMinMax",
-             fmt::format("{} batches per call is supported with MinMax only; for {} set dataset.batch_size to {} "
-                         "and CalibStridedMinMax to 1 (the same histograms)",
-                         *q.extra.calib_strided_minmax, to_string(q.params.calibrate_method),
-                         *q.extra.calib_strided_minmax));
+    key_fail2(ctx, child(extra, "CalibStridedMinMax"), "quantization.onnx_extra_options.CalibStridedMinMax",
+              fmt::format("{} batches per call is supported with MinMax only; for {} set dataset.batch_size to {} "
+                          "and CalibStridedMinMax to 1 (the same histograms)",
+                          *q.extra.calib_strided_minmax, to_string(q.params.calibrate_method),
+                          *q.extra.calib_strided_minmax),
+              "quantization.onnx_quant_parameters.calibrate_method", child(params, "calibrate_method"));
 }
 
 }  // namespace oq::config::detail

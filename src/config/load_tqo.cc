@@ -18,7 +18,8 @@ void read_common(MapReader& m, const YAML::Node& n, const std::string& path, D& 
   const Ctx& ctx = m.ctx();
   const bool sc = m.present("scale"), zp = m.present("zero_point");
   if (sc != zp)
-    key_fail(ctx, n, path, "'scale' and 'zero_point' must be given together (ONNX Runtime's rule)");
+    key_fail(ctx, at_or(m.get(sc ? "scale" : "zero_point"), n), path,
+             "'scale' and 'zero_point' must be given together (ONNX Runtime's rule)");
   if (sc) {
     d.scale = read_number(ctx, m.get("scale"), m.path("scale"));
     // Written as float32: a value that is not a finite float32 > 0 would become inf or 0 in the model.
@@ -29,7 +30,9 @@ void read_common(MapReader& m, const YAML::Node& n, const std::string& path, D& 
     d.zero_point = read_int(ctx, m.get("zero_point"), m.path("zero_point"));
     for (const char* k : kNotWithScale)
       if (m.present(k))
-        key_fail(ctx, n, path, std::string("'") + k + "' cannot be given with 'scale' and 'zero_point' (ONNX Runtime's rule)");
+        key_fail2(ctx, at_or(m.get(k), n), path,
+                  std::string("'") + k + "' cannot be given with 'scale' and 'zero_point' (ONNX Runtime's rule)",
+                  m.path("scale"), m.get("scale"));
   }
   if (YAML::Node v = m.get("symmetric"); !is_null(v)) d.symmetric = read_bool(ctx, v, m.path("symmetric"));
   // rmin / rmax are taken as float32 (as ORT's numpy values): beyond its range the scale would be inf.
@@ -81,32 +84,35 @@ QuantOverrideDict read_dict(const Ctx& ctx, const YAML::Node& n, const std::stri
 void check_channels(const Ctx& ctx, const YAML::Node& list, const std::string& path, const TensorQuantOverride& t) {
   const QuantOverrideDict& d0 = t.dicts[0];
   if (!d0.axis)
-    key_fail(ctx, list, path, fmt::format("{} per-channel dicts but no 'axis' in the first one (ONNX Runtime's rule)",
+    key_fail(ctx, at_or(list[0], list), path, fmt::format("{} per-channel dicts but no 'axis' in the first one (ONNX Runtime's rule)",
                                           t.dicts.size()));
   if (d0.rmin.has_value() != d0.rmax.has_value())
-    key_fail(ctx, list, path + "[0]", "per-channel overrides need both 'rmin' and 'rmax' (ONNX Runtime's rule)");
+    key_fail(ctx, at_or(child(list[0], d0.rmin ? "rmin" : "rmax"), list), path + "[0]",
+             "per-channel overrides need both 'rmin' and 'rmax' (ONNX Runtime's rule)");
   for (size_t i = 0; i < t.dicts.size(); ++i)
     if (t.dicts[i].convert)
-      key_fail(ctx, list[i], path + "[" + std::to_string(i) + "].convert",
+      key_fail(ctx, at_or(child(list[i], "convert"), list), path + "[" + std::to_string(i) + "].convert",
                "cannot be used in per-channel overrides (per channel is for initializers; convert for activations)");
   for (size_t i = 1; i < t.dicts.size(); ++i) {
     const QuantOverrideDict& d = t.dicts[i];
     const std::string ip = path + "[" + std::to_string(i) + "]";
     auto differs = [&](const char* key, bool given, bool same) {
       if (given && !same)
-        key_fail(ctx, list[i], ip + "." + key,
-                 std::string("differs from the first dict's; every channel has the same ") + key + " (ONNX Runtime's rule)");
+        key_fail2(ctx, at_or(child(list[i], key), list), ip + "." + key,
+                  std::string("differs from the first dict's; every channel has the same ") + key +
+                      " (ONNX Runtime's rule)",
+                  path + "[0]." + key, child(list[0], key));
     };
     differs("quant_type", d.quant_type.has_value(), d.quant_type == d0.quant_type);
     differs("axis", d.axis.has_value(), d.axis == d0.axis);  // a negative / positive spelling: quant/overrides.cc
     differs("symmetric", d.symmetric.has_value(), d.symmetric == d0.symmetric);
     differs("reduce_range", d.reduce_range.has_value(), d.reduce_range == d0.reduce_range);
     if (d0.has_fixed_qparams() && !d.has_fixed_qparams())
-      key_fail(ctx, list[i], ip, "missing 'scale' and 'zero_point': the first channel has them, so every channel "
-                                 "must (ONNX Runtime's rule)");
+      key_fail(ctx, at_or(list[i], list), ip, "missing 'scale' and 'zero_point': the first channel has them, so every "
+                                              "channel must (ONNX Runtime's rule)");
     if (d0.rmin && !(d.rmin && d.rmax))
-      key_fail(ctx, list[i], ip, "missing 'rmin' / 'rmax': the first channel has them, so every channel must "
-                                 "(ONNX Runtime's rule)");
+      key_fail(ctx, at_or(list[i], list), ip, "missing 'rmin' / 'rmax': the first channel has them, so every channel "
+                                              "must (ONNX Runtime's rule)");
   }
 }
 
@@ -131,7 +137,7 @@ std::vector<TensorQuantOverride> read_tensor_quant_overrides(const Ctx& ctx, con
       t.dicts.push_back(read_dict(ctx, list[i], tp + "[" + std::to_string(i) + "]"));
     if (t.per_channel()) check_channels(ctx, list, tp, t);
     for (const auto& o : out)
-      if (o.tensor == t.tensor) key_fail(ctx, kv.first, tp, "tensor '" + t.tensor + "' is given twice");
+      if (o.tensor == t.tensor) key_fail(ctx, kv.first, tp, "tensor " + quote(t.tensor) + " is given twice");
     out.push_back(std::move(t));
   }
   return out;

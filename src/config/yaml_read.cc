@@ -10,14 +10,31 @@ std::string show(const YAML::Node& n) {
   if (is_null(n)) return "null";
   if (n.IsSequence()) return "a list";
   if (n.IsMap()) return "a map";
-  return "'" + n.Scalar() + "'";
+  return quote(n.Scalar());
 }
 
-std::string where(const Ctx& ctx, const YAML::Node& n) {
+std::string line_of(const Ctx& ctx, const YAML::Node& n) {
   if (!n.IsDefined()) return "";
   YAML::Mark m = n.Mark();
   if (m.is_null()) return "";
-  return " (" + ctx.source + ":" + std::to_string(m.line + 1) + ")";
+  return ctx.source + ":" + std::to_string(m.line + 1);
+}
+
+std::string where(const Ctx& ctx, const YAML::Node& n) {
+  const std::string l = line_of(ctx, n);
+  return l.empty() ? "" : " (" + l + ")";
+}
+
+std::string where2(const Ctx& ctx, const YAML::Node& n, const std::string& other_path, const YAML::Node& other) {
+  const std::string a = line_of(ctx, n), b = line_of(ctx, other);
+  if (b.empty()) return where(ctx, n);
+  return " (" + (a.empty() ? "" : a + "; ") + other_path + ": " + b + ")";
+}
+
+YAML::Node child(const YAML::Node& map, const std::string& key) {
+  if (!map.IsDefined() || !map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  const YAML::Node& cm = map;  // const access: never inserts the key
+  return cm[key];
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -30,6 +47,11 @@ bool iequals(std::string_view a, std::string_view b) {
 
 void key_fail(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg) {
   fail(ErrorKind::Config, "{}: {}{}", path, msg, where(ctx, at));
+}
+
+void key_fail2(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg,
+               const std::string& other_path, const YAML::Node& other) {
+  fail(ErrorKind::Config, "{}: {}{}", path, msg, where2(ctx, at, other_path, other));
 }
 
 MapReader::MapReader(const Ctx& ctx, const YAML::Node& node, std::string path)
@@ -114,6 +136,19 @@ std::string read_string(const Ctx& ctx, const YAML::Node& n, const std::string& 
   return expand_interpolations(n.Scalar(), path, ctx.now);
 }
 
+void check_no_nul(const Ctx& ctx, const YAML::Node& n, const std::string& path, const std::string& value) {
+  if (value.find('\0') != std::string::npos)
+    key_fail(ctx, n, path, "holds a NUL byte, which a file name or a command cannot contain: got " + quote(value));
+}
+
+std::string get_path(MapReader& m, const std::string& key, const std::string& def) {
+  YAML::Node n = m.get(key);
+  if (is_null(n)) return def;
+  std::string v = read_string(m.ctx(), n, m.path(key));
+  check_no_nul(m.ctx(), n, m.path(key), v);
+  return v;
+}
+
 bool get_bool(MapReader& m, const std::string& key, bool def) {
   YAML::Node n = m.get(key);
   return is_null(n) ? def : read_bool(m.ctx(), n, m.path(key));
@@ -143,7 +178,7 @@ std::vector<std::string> get_string_list(MapReader& m, const std::string& key) {
   for (size_t i = 0; i < n.size(); ++i) {
     YAML::Node e = n[i];
     std::string ep = p + "[" + std::to_string(i) + "]";
-    if (is_null(e)) key_fail(m.ctx(), n, ep, "expected a string, got null");
+    if (is_null(e)) key_fail(m.ctx(), at_or(e, n), ep, "expected a string, got null");
     out.push_back(read_string(m.ctx(), e, ep));
   }
   return out;

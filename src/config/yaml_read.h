@@ -22,10 +22,23 @@ struct Ctx {
   std::vector<std::string>* warnings = nullptr;
 };
 
-// "'value'" for scalars, "a list" / "a map" / "null" otherwise.
+// "'value'" for scalars (quote(): control characters escaped, so a message stays one whole line), "a list" /
+// "a map" / "null" otherwise.
 std::string show(const YAML::Node& n);
 // " (file:line)" when the node carries a position, "" otherwise (e.g. set by an override).
 std::string where(const Ctx& ctx, const YAML::Node& n);
+// "file:line" when the node carries a position, "" otherwise.
+std::string line_of(const Ctx& ctx, const YAML::Node& n);
+// For a rule between two values: " (file:line)" of `n` (the value the message names), and the line of the other
+// value named by its key path when that one comes from the file too: " (c.yaml:12; <other_path>: c.yaml:8)".
+// A value set by a command-line override has no line, so neither is cited for it.
+std::string where2(const Ctx& ctx, const YAML::Node& n, const std::string& other_path, const YAML::Node& other);
+// `n` when it carries a position (a list element, a key), else `fallback` (its list or map).
+inline YAML::Node at_or(const YAML::Node& n, const YAML::Node& fallback) {
+  return n.IsDefined() && !n.Mark().is_null() ? n : fallback;
+}
+// The value of `key` in `map` when `map` is a map; an undefined node otherwise (no insertion).
+YAML::Node child(const YAML::Node& map, const std::string& key);
 bool iequals(std::string_view a, std::string_view b);
 inline bool is_null(const YAML::Node& n) { return !n.IsDefined() || n.IsNull(); }
 
@@ -56,6 +69,9 @@ class MapReader {
 };
 
 [[noreturn]] void key_fail(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg);
+// The same for a rule between two values (where2).
+[[noreturn]] void key_fail2(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& msg,
+                            const std::string& other_path, const YAML::Node& other);
 
 // A quantized type name (Int8, QUInt16, ...) or an error naming `path`.
 DType read_quant_type(const Ctx& ctx, const YAML::Node& n, const std::string& path);
@@ -73,6 +89,10 @@ bool get_bool(MapReader& m, const std::string& key, bool def);
 double get_number(MapReader& m, const std::string& key, double def);
 int64_t get_int(MapReader& m, const std::string& key, int64_t def);
 std::string get_string(MapReader& m, const std::string& key, const std::string& def = "");
+// A string handed to the operating system (a path, a shell command): a NUL byte is refused naming the key (the
+// system would silently read the string only up to it: 'data.npz\0x' would open data.npz).
+std::string get_path(MapReader& m, const std::string& key, const std::string& def = "");
+void check_no_nul(const Ctx& ctx, const YAML::Node& n, const std::string& path, const std::string& value);
 std::vector<std::string> get_string_list(MapReader& m, const std::string& key);  // null -> empty
 // Range checks on a value already read (`what` e.g. "in (0, 1]").
 void check_range(MapReader& m, const std::string& key, bool ok, double v, const char* what);

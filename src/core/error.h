@@ -3,9 +3,18 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <fmt/format.h>
 
 namespace oq {
+
+// `s` with its control characters written as escapes (\n, \t, \r, \0, \xNN): text that a message repeats (a
+// config value, a file or tensor name) can then neither break the one-line message nor cut it short (a NUL ends
+// what() early). Other bytes are kept as they are.
+std::string escape_controls(std::string_view s);
+// `s` between single quotes, with its control characters, backslashes and single quotes escaped: how a message
+// repeats a value the user wrote ('per_tensor\n', 'a\0b', 'it\'s').
+std::string quote(std::string_view s);
 
 enum class ErrorKind {
   Usage,    // bad command line or config: exit code 2
@@ -18,7 +27,8 @@ enum class ErrorKind {
 
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, std::string msg) : std::runtime_error(std::move(msg)), kind_(kind) {}
+  // The message is made one line here (escape_controls), whatever the values it repeats hold.
+  Error(ErrorKind kind, const std::string& msg) : std::runtime_error(escape_controls(msg)), kind_(kind) {}
   ErrorKind kind() const { return kind_; }
   int exit_code() const { return (kind_ == ErrorKind::Usage || kind_ == ErrorKind::Config) ? 2 : 1; }
 

@@ -76,11 +76,11 @@ def copy_in(d, src, name=None):
     return dst
 
 
-def check_failure(d, args, code, words, inputs, out_dir=None, allowed_new=None):
+def check_failure(d, args, code, words, inputs, out_dir=None, allowed_new=None, timeout=None):
     """Runs onnxquant in d and checks the exit code, the one-line error, the folder and the inputs."""
     before = listing(d)
     sums = {p: sha(p) for p in inputs}
-    p = run_oq(args, check=False, cwd=d)
+    p = run_oq(args, check=False, cwd=d, timeout=timeout)
     err = p.stderr
     msg = f"onnxquant {' '.join(args)} -> rc {p.returncode}\nstderr:\n{err[-3000:]}\nstdout:\n{p.stdout[-1000:]}"
     assert p.returncode == code, f"expected exit code {code}: {msg}"
@@ -108,7 +108,7 @@ def check_failure(d, args, code, words, inputs, out_dir=None, allowed_new=None):
     return errors[0]
 
 
-def main_job(d, cfg, code, words, extra_inputs=(), extra_args=(), out_name="out"):
+def main_job(d, cfg, code, words, extra_inputs=(), extra_args=(), out_name="out", timeout=None):
     """Runs the main job on config cfg (a dict or raw YAML text) written in d."""
     cpath = write_config(d, cfg)
     out = os.path.join(d, out_name)
@@ -117,5 +117,6 @@ def main_job(d, cfg, code, words, extra_inputs=(), extra_args=(), out_name="out"
         for p in (cfg["model"].get("model_path"), cfg.get("dataset", {}).get("quantization_path")):
             if p and os.path.isfile(p):
                 inputs.append(p)
-    return check_failure(d, ["--config", cpath, "--output-dir", out] + list(extra_args), code, words, inputs, out)
+    return check_failure(d, ["--config", cpath, "--output-dir", out] + list(extra_args), code, words, inputs, out,
+                         timeout=timeout)
 

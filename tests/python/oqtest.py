@@ -11,9 +11,13 @@ SHARED = os.environ.get("OQ_SHARED_DIR", os.path.join(SRC, "..", "shared"))
 TESTDATA = os.path.join(SRC, "testdata")
 
 
-def run_oq(args, check=True, cwd=None):
-    """Runs the onnxquant binary; returns CompletedProcess (stdout/stderr as text)."""
-    p = subprocess.run([BIN] + list(args), capture_output=True, text=True, cwd=cwd or SRC)
+def run_oq(args, check=True, cwd=None, timeout=None):
+    """Runs the onnxquant binary; returns CompletedProcess (stdout/stderr as text). With `timeout` (seconds) a run
+    that takes longer is killed and fails the test."""
+    try:
+        p = subprocess.run([BIN] + list(args), capture_output=True, text=True, cwd=cwd or SRC, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"onnxquant {' '.join(args)[:300]} did not finish within {timeout} s") from None
     if check and p.returncode != 0:
         raise AssertionError(f"onnxquant {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
     return p

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import onnx
 
+from bad_inputs_cli import CLI_QA15_CASES
 from bad_inputs_data import DATA_TYPE_CASES, OUTPUT_CASES
 from bad_inputs_tqo import tqo_cases, tqo_model_cases
 from bad_inputs_models import MODEL_CASES, case_model_is_directory, case_model_missing, model_case
@@ -525,7 +526,7 @@ def all_cases():
               ("output_is_the_input_model", case_output_is_input_model),
               ("run_output_dir_under_a_file", case_run_output_under_file),
               ("run_wrong_input_shape", case_run_wrong_input_shape),
-              ("run_unknown_input_name", case_run_unknown_input_name)] + OUTPUT_CASES
+              ("run_unknown_input_name", case_run_unknown_input_name)] + OUTPUT_CASES + CLI_QA15_CASES
     if os.path.isdir(BAD_DIR):
         for n in sorted(os.listdir(BAD_DIR)):
             if not n.endswith(".md"):

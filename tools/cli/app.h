@@ -26,6 +26,7 @@ data::DataOptions data_options(const config::Config& cfg, const std::string& pat
 // Everything a mode needs, prepared once: output folders, the float model (pre-processed, at target opset).
 struct Job {
   config::Config cfg;
+  std::string config_path;  // the config file (--config)
   std::string output_dir;
   std::string export_dir;  // <output_dir>/<export_dir>
   std::string model_path;
@@ -57,6 +58,21 @@ int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m);
 void check_output_name(const Job& job, const std::string& dir, const std::string& file_name);
 // Saves a model atomically into the export dir; refuses to overwrite the input model.
 std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name);
+
+// The run's input files that exist, each with what it is: the config file, model.model_path and (once the model is
+// loaded) its external data files, the dataset paths that are files.
+std::vector<std::pair<std::string, std::string>> input_files(const Job& job);
+// A usage error when `out` (an output about to be written) is one of input_files(): inputs are never written.
+void check_not_an_input(const Job& job, const std::string& out);
+// Before the log `<output dir>/onnxquant.log` is opened (and truncated): refuses a file there that is an input
+// (check_not_an_input), or any other file that is not an onnxquant log (the model's external data file, a
+// user's file: nothing onnxquant did not write is overwritten).
+void check_log_target(const Job& job, const std::string& log_path);
+
+// --threads N of a command (given: whether the option was on the command line): below 1 is a usage error naming
+// --threads; above the machine's cores it is lowered to the cores (more workers cannot run at once, they would
+// only hold more batches in memory), with a warning line in *note. Returns the value for set_num_threads.
+int checked_threads(int threads, bool given, std::string* note);
 
 int run_default_mode(Job& job);
 int run_inspection_mode(Job& job);

@@ -23,7 +23,7 @@ int parse_cli(CLI::App& cli, int argc, char** argv) {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return cli.exit(e);  // --help
-    spdlog::error("{} (see --help)", e.what());       // usage errors are one line, like every other error
+    spdlog::error("{} (see --help)", escape_controls(e.what()));  // usage errors are one line, like every other
     return 2;
   }
   return -1;
@@ -53,61 +53,97 @@ int cmd_run(int argc, char** argv) {
   cli.add_option("--output-dir", out_dir, "where to write <output>.npy")->required();
   cli.add_option("--threads", threads, "threads (default: all cores)");
   if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
-  set_num_threads(threads);
+  std::string note;
+  set_num_threads(checked_threads(threads, cli.count("--threads") > 0, &note));
+  if (!note.empty()) OQ_WARN("{}", note);
   ir::Model m = load_runnable_model(model);
   exec::Session s(m);
   auto real = m.graph.real_inputs();
-  std::map<std::string, Tensor> feeds;
+  struct Feed {
+    std::string spec, name, file;
+  };
+  std::vector<Feed> specs;
+  std::map<std::string, std::string> given_by;  // input name -> the --input that feeds it
   for (size_t i = 0; i < inputs.size(); ++i) {
-    std::string spec = inputs[i], name, file = spec;
-    if (auto eq = spec.find('='); eq != std::string::npos) {
-      name = spec.substr(0, eq);
-      file = spec.substr(eq + 1);
+    Feed f{inputs[i], "", inputs[i]};
+    if (auto eq = f.spec.find('='); eq != std::string::npos) {
+      f.name = f.spec.substr(0, eq);
+      f.file = f.spec.substr(eq + 1);
       std::vector<std::string> names;
       for (const auto* r : real) names.push_back(r->name);
-      if (std::find(names.begin(), names.end(), name) == names.end())
-        fail(ErrorKind::Usage, "--input '{}': the model has no input named '{}'{}", spec, name,
-             did_you_mean(name, names));
+      if (std::find(names.begin(), names.end(), f.name) == names.end())
+        fail(ErrorKind::Usage, "--input '{}': the model has no input named '{}'{}", f.spec, f.name,
+             did_you_mean(f.name, names));
     } else {
-      if (i >= real.size()) fail(ErrorKind::Usage, "--input '{}': the model has only {} inputs", spec, real.size());
-      name = real[i]->name;
+      if (i >= real.size()) fail(ErrorKind::Usage, "--input '{}': the model has only {} inputs", f.spec, real.size());
+      f.name = real[i]->name;  // unnamed: the i-th input
     }
-    Tensor t = read_input_file(file);
-    if (const auto* vi = m.graph.find_value_info(name); vi && vi->dtype != DType::Undefined && vi->dtype != t.dtype())
+    // Two files for one input (by name, or unnamed by position): which one counts would be a guess.
+    if (auto [it, fresh] = given_by.emplace(f.name, f.spec); !fresh)
+      fail(ErrorKind::Usage, "--input '{}': input '{}' is already given by --input '{}'; give each input once", f.spec,
+           f.name, it->second);
+    specs.push_back(std::move(f));
+  }
+  // The outputs' files, decided before anything runs: none may be the model or an input file (inputs are never
+  // written; write_npy would replace it).
+  const auto names = s.output_names();
+  std::vector<std::string> out_paths;
+  std::set<std::string> used;  // two names may clean up to one file name ('a/b', 'a_b'): the later gets _1, ...
+  for (const auto& n : names) {
+    std::string file = safe_name(n);
+    for (int k = 1; !used.insert(file).second; ++k) file = safe_name(n) + "_" + std::to_string(k);
+    const std::string path = (fs::path(out_dir) / (file + ".npy")).string();
+    auto same = [&](const std::string& p) {
+      std::error_code ec;
+      return fs::exists(path, ec) && fs::exists(p, ec) && fs::equivalent(path, p, ec) && !ec;
+    };
+    if (same(model)) fail(ErrorKind::Usage, "output '{}' is the model; choose another --output-dir", path);
+    for (const auto& f : specs)
+      if (same(f.file))
+        fail(ErrorKind::Usage, "output '{}' is the file of --input '{}'; choose another --output-dir", path, f.spec);
+    out_paths.push_back(path);
+  }
+  std::map<std::string, Tensor> feeds;
+  for (const auto& f : specs) {
+    Tensor t = read_input_file(f.file);
+    if (const auto* vi = m.graph.find_value_info(f.name); vi && vi->dtype != DType::Undefined && vi->dtype != t.dtype())
       t = t.cast(vi->dtype);
-    feeds[name] = t;
+    feeds[f.name] = t;
   }
   auto outs = s.run(feeds);
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", out_dir, ec.message());
-  auto names = s.output_names();
-  std::set<std::string> used;  // two names may clean up to one file name ('a/b', 'a_b'): the later gets _1, ...
   for (size_t i = 0; i < outs.size(); ++i) {
-    std::string file = safe_name(names[i]);
-    for (int k = 1; !used.insert(file).second; ++k) file = safe_name(names[i]) + "_" + std::to_string(k);
-    std::string path = (fs::path(out_dir) / (file + ".npy")).string();
-    data::write_npy(path, outs[i]);
-    std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << path << "\n";
+    data::write_npy(out_paths[i], outs[i]);
+    std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << out_paths[i] << "\n";
   }
   return 0;
 }
 
 int cmd_eval(int argc, char** argv) {
   CLI::App cli{"onnxquant eval: score a model on an .npz data set"};
-  std::string model, data_path, metric = "top1", reference;
+  std::string model, data_path, metric, reference;
   int threads = 0;
   int64_t batch = 1;
   cli.add_option("model", model, "ONNX model")->required();
   cli.add_option("--data", data_path, ".npz with x (and y labels), .npy, or an image folder")->required();
-  cli.add_option("--metric", metric, "top1 | agreement")
+  cli.add_option("--metric", metric, "top1 | agreement (default: agreement with --reference, else top1)")
       ->transform(CLI::IsMember({"top1", "agreement"}, CLI::ignore_case));
-  cli.add_option("--reference", reference, "float model for the agreement metric");
+  cli.add_option("--reference", reference, "float model for the agreement metric (implies --metric agreement)");
   cli.add_option("--batch-size", batch, "batch size");
   cli.add_option("--threads", threads, "threads (default: all cores)");
   if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
-  set_num_threads(threads);
+  std::string note;
+  set_num_threads(checked_threads(threads, cli.count("--threads") > 0, &note));
+  if (!note.empty()) OQ_WARN("{}", note);
+  // A reference is only used by the agreement metric: giving one asks for it (as the config's `metric: auto` takes
+  // agreement when there are no labels; here the reference is the user's explicit choice, labels or not).
+  if (metric.empty()) metric = reference.empty() ? "top1" : "agreement";
   if (metric == "agreement" && reference.empty()) fail(ErrorKind::Usage, "--metric agreement needs --reference FLOAT.onnx");
+  if (metric == "top1" && !reference.empty())
+    fail(ErrorKind::Usage, "--metric top1 scores against the labels and uses no reference, but --reference '{}' is "
+         "given: drop --metric for the agreement with it, or drop --reference", reference);
   ir::Model m = load_runnable_model(model);
   exec::Session s(m);
   data::DataOptions d;

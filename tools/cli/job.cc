@@ -1,9 +1,12 @@
 // Preparing a quantization job: the model (loaded once, pre-processed, converted), the data, the outputs.
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "app.h"
 #include "core/log.h"
@@ -288,6 +291,7 @@ std::string save_output(const Job& job, const ir::Model& m, const std::string& f
     if (same_file(out, data))
       fail(ErrorKind::Usage, "output '{}' is the external data file of the input model; choose another output folder",
            out.string());
+  check_not_an_input(job, out.string());
   try {  // what onnxquant writes (QDQ nodes, converted opsets) must pass the check it applies to what it reads
     ir::check_model_schemas(m);
   } catch (const Error& e) {
@@ -298,6 +302,78 @@ std::string save_output(const Job& job, const ir::Model& m, const std::string& f
   opts.protected_files.push_back(job.model_path);
   onnx::save_model(m, out.string(), opts);
   return out.string();
+}
+
+}  // namespace oq::app
+
+namespace oq::app {
+
+std::vector<std::pair<std::string, std::string>> input_files(const Job& job) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto add = [&](const std::string& path, const std::string& what) {
+    std::error_code ec;
+    if (!path.empty() && fs::is_regular_file(path, ec)) out.emplace_back(path, what);
+  };
+  add(job.config_path, "the config file");
+  const auto& c = job.cfg;
+  add(c.model.model_path, "the model (model.model_path)");
+  for (const auto& f : job.original.external_data_files) add(f, "an external data file of the model");
+  add(c.dataset.quantization_path, "a data file (dataset.quantization_path)");
+  add(c.dataset.training_path, "a data file (dataset.training_path)");
+  add(c.dataset.test_path, "a data file (dataset.test_path)");
+  add(c.dataset.validation_path, "a data file (dataset.validation_path)");
+  return out;
+}
+
+// "the model (model.model_path)" (and its path when spelt otherwise) when `out` is an input of the run, else "".
+static std::string input_at(const Job& job, const std::string& out) {
+  for (const auto& [path, what] : input_files(job))
+    if (same_file(out, path)) return what + (path == out ? "" : " '" + path + "'");
+  return "";
+}
+
+void check_not_an_input(const Job& job, const std::string& out) {
+  if (const std::string what = input_at(job, out); !what.empty())
+    fail(ErrorKind::Usage, "output '{}' is {}, an input of this run; choose another output folder", out, what);
+}
+
+// Whether `path` starts as onnxquant's log does: "YYYY-MM-DD HH:MM:SS [" (log.cc's file pattern); an empty file
+// passes (nothing to lose).
+static bool looks_like_our_log(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char buf[21] = {};
+  f.read(buf, sizeof buf);
+  const std::streamsize n = f.gcount();
+  if (n == 0) return true;
+  if (n < static_cast<std::streamsize>(sizeof buf)) return false;
+  const char* pattern = "dddd-dd-dd dd:dd:dd [";
+  for (size_t i = 0; i < sizeof buf; ++i)
+    if (pattern[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(buf[i])) : buf[i] != pattern[i]) return false;
+  return true;
+}
+
+void check_log_target(const Job& job, const std::string& log_path) {
+  std::error_code ec;
+  if (!fs::exists(log_path, ec)) return;
+  if (const std::string what = input_at(job, log_path); !what.empty())
+    fail(ErrorKind::Usage, "the log '{}' would overwrite {}, an input of this run; choose another output folder",
+         log_path, what);
+  if (fs::is_regular_file(log_path, ec) && !looks_like_our_log(log_path))
+    fail(ErrorKind::Usage, "the log '{}' would overwrite a file that is not an onnxquant log (an input of this run, or "
+         "another file of yours); move it or choose another output folder", log_path);
+}
+
+int checked_threads(int threads, bool given, std::string* note) {
+  if (!given) return 0;  // all cores
+  if (threads < 1) fail(ErrorKind::Usage, "--threads: must be at least 1, got {}", threads);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads > cores) {
+    if (note)
+      *note = fmt::format("--threads {}: more than the {} cores of this machine; using {} (more workers cannot run at "
+                          "once, they would only hold more batches in memory)", threads, cores, cores);
+    return cores;
+  }
+  return threads;
 }
 
 }  // namespace oq::app

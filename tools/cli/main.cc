@@ -43,21 +43,25 @@ static int main_job(int argc, char** argv) {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return cli.exit(e);  // --help
-    spdlog::error("{} (see --help)", e.what());       // usage errors are one line, like every other error
+    spdlog::error("{} (see --help)", escape_controls(e.what()));  // usage errors are one line, like every other
     return 2;
   }
   log::init(verbose);
-  set_num_threads(threads);
+  std::string threads_note;
+  set_num_threads(app::checked_threads(threads, cli.count("--threads") > 0, &threads_note));
   app::Job job;
+  job.config_path = config_path;
   job.cfg = config::load_config(config_path, overrides);
   job.output_dir = config::resolve_output_dir(job.cfg, output_dir);
+  std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
+  app::check_log_target(job, log_path);  // before anything is opened for writing: inputs are never written
   std::error_code ec;
   fs::create_directories(job.output_dir, ec);
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", job.output_dir, ec.message());
-  std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
   if (std::string why; !log::add_file(log_path, &why))
     fail(ErrorKind::Io, "cannot write the log file '{}': {}", log_path, why);
   OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
+  if (!threads_note.empty()) OQ_WARN("{}", threads_note);
   for (const auto& w : job.cfg.warnings) OQ_WARN("{}", w);
 
   app::OutputRollback rollback(job.output_dir, log_path);
@@ -134,10 +138,10 @@ int main(int argc, char** argv) {
     if (sub == "eval") return app::cmd_eval(argc - 1, argv + 1);
     return main_job(argc, argv);
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("{}", e.what());  // one line: oq::Error escapes control characters
     return e.exit_code();
   } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("{}", escape_controls(e.what()));
     return 1;
   }
 }

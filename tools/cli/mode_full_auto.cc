@@ -100,6 +100,7 @@ int run_full_auto_mode(Job& job) {
   fs::create_directories(job.output_dir);
   check_output_name(job, job.output_dir, job.model_base + "_folded.onnx");
   std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
+  check_not_an_input(job, folded);
   onnx::save_model(job.prepared, folded);
   OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
   // Float rewrites (SmoothQuant) and the weight quantizer, from the calibration data.
@@ -337,8 +338,12 @@ int run_full_auto_mode(Job& job) {
     }
     rep.answer = walk.answer;
   }
-  data::write_file_atomic((fs::path(job.output_dir) / "full_auto.json").string(), analysis::full_auto_json(rep));
-  data::write_file_atomic((fs::path(job.output_dir) / "full_auto.html").string(), analysis::full_auto_html(rep));
+  const std::string json = (fs::path(job.output_dir) / "full_auto.json").string(),
+                    html = (fs::path(job.output_dir) / "full_auto.html").string();
+  check_not_an_input(job, json);
+  check_not_an_input(job, html);
+  data::write_file_atomic(json, analysis::full_auto_json(rep));
+  data::write_file_atomic(html, analysis::full_auto_html(rep));
   if (rep.answer) {
     const auto& a = rep.attempts[*rep.answer];
     job.quantized_path = a.file;

@@ -59,6 +59,7 @@ int run_inspection_mode(Job& job) {
   fs::path dir(job.output_dir);
   const std::string json = (dir / "inspection.json").string(), csv = (dir / "inspection.csv").string(),
                     html = (dir / "inspection.html").string();
+  for (const auto& f : {json, csv, html}) check_not_an_input(job, f);
   data::write_file_atomic(json, analysis::to_json(r, s));
   data::write_file_atomic(csv, analysis::to_csv(r));
   data::write_file_atomic(html, analysis::to_html(r, s, yaml));
