@@ -78,10 +78,12 @@ Shape padded_shape(const ir::Node& node, const Tensor& x, const std::vector<int6
     if (mode != PadMode::Constant && dc <= 0 && d + pb + pe > 0)
       kfail(node, "cannot pad axis {} in {} mode: pads {} leave none of its {} elements", k, mode_name(mode),
             shape_str(pads), d);
-    // Reflect: ONNX Runtime refuses a pad that reaches past the (cropped) axis' far end, where the reflection
-    // would have to turn again (numpy and onnx.reference reflect repeatedly); refused here as well.
+    // Reflect with a pad that reaches past the far end of an axis that is also cropped: ONNX Runtime refuses it
+    // (it refuses any reflect pad beyond size - 1) and onnx.reference cannot crop; refused here as well. On an
+    // uncropped axis such pads reflect again, as the spec's own example (pads [0, 2, 0, 0] on a [3, 2] input),
+    // numpy and onnx.reference do (docs/conformance.md).
     const int64_t reach = std::max<int64_t>({pb, pe, 0});
-    if (mode == PadMode::Reflect && reach > 0 && reach > dc - 1)
+    if (mode == PadMode::Reflect && (pb < 0 || pe < 0) && reach > 0 && reach > dc - 1)
       kfail(node, "reflect pads {} on axis {}: a pad of {} needs at least {} elements after cropping, the axis has {}",
             shape_str(pads), k, reach, reach + 1, std::max<int64_t>(dc, 0));
     os.push_back(d + pb + pe);
