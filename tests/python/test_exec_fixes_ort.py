@@ -179,11 +179,11 @@ def nan_inside_graph():
 
 
 def nan_qdq_chain():
-    """x (float, NaN / +-inf) -> Conv (weights DequantizeLinear of int8) -> Relu or Clip -> QuantizeLinear ->
-    DequantizeLinear: a NaN reaching the QuantizeLinear becomes qmin (ORT), so int8 with zero point 0 shows it."""
+    """x (float, NaN / +-inf) -> Conv (weights DequantizeLinear of int8) -> Relu, Clip or nothing -> QuantizeLinear
+    -> DequantizeLinear: a NaN reaching the QuantizeLinear becomes qmin (ORT), so int8 with zero point 0 shows it."""
     rng = np.random.default_rng(152)
     for qt, zp in ((TensorProto.INT8, 0), (TensorProto.UINT8, 0), (TensorProto.UINT8, 20)):
-        for act in ("Relu", "Clip"):
+        for act in ("Relu", "Clip", None):
             for k, c in ((1, 8), (3, 16), (3, 5), (1, 32)):
                 t = f"{TensorProto.DataType.Name(qt)}_{zp}_{act}_k{k}_c{c}"
                 x = with_specials(rng, [1, c, 8, 7])

@@ -63,8 +63,9 @@ struct BlockedConvPrim {
 
 // FusedFakeQuant as post-ops after the activation's: x / scale (a binary division, exact as IEEE division;
 // linear would multiply by a rounded 1/scale), round half to even, clip to [lo, hi], * scale + 0 (linear: the
-// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply for every non-NaN input; a NaN (from a
-// NaN or infinite input) is not guaranteed to come out as the pair's lo * scale, as with the fused activations.
+// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply, a NaN included: the clip's vmaxps
+// returns lo for it, the pair's NaN -> qmin. (The activation's post-op before them is used only on finite
+// inputs: FusedActivation::post_op_needs_finite.)
 // The clip is eltwise_clip_v2 (the same forward values): oneDNN 2.6's kernel for a one-input-channel Conv applied
 // the activation's eltwise_clip bounds (a fused Clip / ReLU6) to a second eltwise_clip in the chain as well.
 dnnl::primitive_attr fake_quant_attr(const FusedActivation& act, const FusedFakeQuant& fq, int& binary_index) {
