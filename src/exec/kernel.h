@@ -27,6 +27,9 @@ struct KernelInit {
   // Nodes with bodies (If / Loop / Scan): the outer-scope names the bodies read (ir::implicit_inputs), in the
   // order their values follow the node's own inputs in run()'s `in`. Null for other nodes.
   const std::vector<std::string>* implicit = nullptr;
+  // Every float input of the node is finite whenever the run's feeds are (exec/finite.h; set by the Session's
+  // plan, false elsewhere). Read by the kernels whose fast path needs finite inputs (Conv with a fused Relu / Clip).
+  bool finite_with_feeds = false;
 };
 
 class Kernel {

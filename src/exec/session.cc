@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "core/log.h"
+#include "exec/finite.h"
 #include "exec/kernels/conv_blocked.h"
 #include "exec/optimize.h"
 #include "ir/passes/passes.h"
@@ -34,6 +35,7 @@ struct Plan {
   std::vector<bool> folded;  // step precomputed at build time (all inputs constant)
   std::vector<int> folded_values;  // ids of the values those steps produced
   std::vector<const ir::ValueInfo*> input_infos;
+  bool check_feeds = false;  // some kernel was told its inputs are finite when the feeds are (exec/finite.h)
   // Fake-quantized constants, cached across runs while the parameters stay the same.
   struct FqCache {
     QuantParams q;
@@ -177,6 +179,14 @@ void Plan::build(const ir::Model& model) {
     m.input_ids.push_back(m.id_of(vi->name));
     m.input_infos.push_back(vi);
   }
+  // Nodes whose inputs are finite whenever the feeds are (exec/finite.h): run() then checks the feeds once.
+  const std::vector<char> finite_in = finite_when_feeds_are(m.graph, m.order, [&](const std::string& t) {
+    auto it = m.ids.find(t);
+    return it == m.ids.end() || static_cast<size_t>(it->second) >= m.constants.size() ||
+                   m.constants[it->second].empty()
+               ? nullptr
+               : &m.constants[it->second];
+  });
   m.implicit.resize(m.order.size());
   for (size_t s = 0; s < m.order.size(); ++s) {
     const ir::Node& n = m.graph.nodes[m.order[s]];
@@ -200,7 +210,11 @@ void Plan::build(const ir::Model& model) {
     m.step_inputs.push_back(std::move(ins));
     m.step_outputs.push_back(std::move(outs));
     try {
-      m.kernels.push_back(find_kernel(n.op_type, m.opset)(KernelInit{n, m.opset, bodies ? &m.implicit[s] : nullptr}));
+      const bool finite = finite_in[m.order[s]] != 0;
+      // The kernels that use it: Conv with a fused activation (exec/kernels/fused_activation.h).
+      m.check_feeds = m.check_feeds || (finite && n.op_type == "Conv" && n.has_attr(ir::passes::kFusedActivationAttr));
+      m.kernels.push_back(
+          find_kernel(n.op_type, m.opset)(KernelInit{n, m.opset, bodies ? &m.implicit[s] : nullptr, finite}));
     } catch (const Error& e) {
       rethrow_naming(n, e);
     } catch (const std::exception& e) {
@@ -387,6 +401,9 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
   if (fq && fq->size() < m.fq_cache.size())  // drop cache entries no longer asked for
     std::erase_if(m.fq_cache, [&](const auto& e) { return !fq->count(m.names[e.first]); });
   if (fq_lock.owns_lock()) fq_lock.unlock();
+  bool finite = m.check_feeds;  // the feeds as the kernels see them (after fake quantization)
+  for (size_t k = 0; finite && k < m.input_ids.size(); ++k) finite = all_finite(slots[m.input_ids[k]]);
+  FeedsFiniteScope finite_scope(finite);
   if (opts.observer && opts.observed)
     for (int id : m.folded_values)
       if (opts.observed->count(m.names[id])) opts.observer(m.names[id], slots[id]);

@@ -170,15 +170,19 @@ def conv_pool():
          mk("ConvTranspose", ["c1", "wt"], ["t1"], strides=[2, 2], output_padding=[1, 0], pads=[1, 1, 0, 0]),
          mk("ConvTranspose", ["c1", "wt"], ["t2"], strides=[2, 3], output_shape=[18, 36]),
          mk("ConvTranspose", ["c1", "wt"], ["t3"], strides=[2, 2], auto_pad="SAME_UPPER"),
+         # kernel below the stride: ORT and onnx clamp the negative total padding ((9-1)*3+1 = 25, not 27)
+         mk("ConvTranspose", ["c1", "wt1"], ["t4"], strides=[3, 2], auto_pad="SAME_LOWER"),
          mk("MaxPool", ["x"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
          mk("MaxPool", ["x"], ["p2", "p2i"], kernel_shape=[2, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
          mk("AveragePool", ["x"], ["p3"], kernel_shape=[3, 2], strides=[2, 3], auto_pad="SAME_LOWER"),
          mk("AveragePool", ["x"], ["p4"], kernel_shape=[4, 4], strides=[3, 3], ceil_mode=1, pads=[0, 1, 0, 1]),
          mk("GlobalAveragePool", ["c3"], ["g1"]),
          mk("GlobalMaxPool", ["c2"], ["g2"])]
-    inits = [w("w1", [8, 3, 3, 3]), w("w2", [4, 3, 4, 3]), w("w3", [6, 1, 3, 2]), w("wt", [8, 5, 3, 4])]
-    return save(n, [vi("x", F, [2, 3, 17, 23])], [vi(o, F, None) for o in ["c4", "t1", "t2", "t3", "p1", "p2", "p3",
-                                                                          "p4", "g1", "g2", "c5"]], inits, name="conv")
+    inits = [w("w1", [8, 3, 3, 3]), w("w2", [4, 3, 4, 3]), w("w3", [6, 1, 3, 2]), w("wt", [8, 5, 3, 4]),
+             w("wt1", [8, 2, 1, 1])]
+    return save(n, [vi("x", F, [2, 3, 17, 23])], [vi(o, F, None) for o in ["c4", "t1", "t2", "t3", "t4", "p1", "p2",
+                                                                          "p3", "p4", "g1", "g2", "c5"]], inits,
+                name="conv")
 
 
 def slicing():
@@ -309,6 +313,8 @@ def hand_values():
     assert s["p1"][1] == [2, 3, 8, 11], s["p1"]
     # ConvTranspose: 2*(9-1) + 1 + 3 - 1 - 0 = 19, 2*(12-1) + 0 + 4 - 1 - 0 = 25
     assert s["t1"][1] == [2, 5, 19, 25], s["t1"]
+    # ConvTranspose SAME, kernel 1 below the strides (ORT clamps): (9 - 1) * 3 + 1 = 25, (12 - 1) * 2 + 1 = 23
+    assert s["t4"][1] == [2, 2, 25, 23], s["t4"]
 
 
 # ---- inference bugs found by QA: each case failed on the binary before the fix ----

@@ -1,6 +1,8 @@
 // Conv / ConvTranspose kernels: hand-computed cases and the oneDNN path against the naive reference on
 // random odd shapes (groups, depthwise, strides, dilations, asymmetric pads, auto_pad, 1-D/2-D/3-D).
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "compute_kernel_test_util.h"
 #include "exec/kernels/compute_ref.h"
@@ -244,6 +246,100 @@ TEST(ConvKernel, BlockedMatchesReference) {
   }
 }
 
+// oneDNN's Relu / Clip post-ops turn NaN into the bound (vmaxps(x, 0) returns 0 for a NaN x); ORT keeps the NaN
+// (and LeakyRelu(0)(-inf) is 0 * -inf = NaN there). With inputs that are not all finite the kernels run the
+// primitive without the post-op and apply the activation themselves (FusedActivation::post_op_needs_finite).
+// `want`: the reference Conv with the activation as ONNX defines it; NaN / inf must sit at the same places.
+void expect_same_specials(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(shape_str(got.shape()), shape_str(want.shape())) << what;
+  const std::vector<double> g = got.to_doubles(), w = want.to_doubles();
+  int bad = 0;
+  for (size_t i = 0; i < w.size() && bad < 5; ++i) {
+    const bool same = std::isnan(w[i]) ? std::isnan(g[i])
+                      : std::isinf(w[i]) ? g[i] == w[i]
+                                         : std::fabs(g[i] - w[i]) <= 1e-4 * std::max(1.0, std::fabs(w[i]));
+    if (!same) {
+      ADD_FAILURE() << what << " at " << i << ": got " << g[i] << " want " << w[i];
+      ++bad;
+    }
+  }
+}
+
+TEST(ConvKernel, FusedActivationKeepsNaN) {
+  // By hand (the QA case): [NaN 1 -2 3], 3x3 kernel with only its centre 1, pads 1: the first two outputs read
+  // the NaN (times 0), so Relu / Clip(0, 6) give [NaN NaN 0 3].
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> k9(9, 0.f);
+  k9[4] = 1.f;
+  for (const char* act : {"Relu", "Clip", "LeakyRelu"}) {
+    ir::Node n = node("Conv", 2);
+    n.set_attr_ints("pads", {1, 1, 1, 1});
+    n.set_attr_string("_oq_fused_activation", act);
+    n.set_attr_float("_oq_fused_activation_alpha", 0.f);
+    n.set_attr_float("_oq_fused_activation_beta", 6.f);
+    Tensor y = run(n, 13, {ft({1, 1, 1, 4}, {nan, 1, -2, 3}), ft({1, 1, 3, 3}, k9)})[0];
+    const std::vector<double> v = y.to_doubles();
+    ASSERT_EQ(v.size(), 4u);
+    EXPECT_TRUE(std::isnan(v[0]) && std::isnan(v[1])) << act << " " << v[0] << " " << v[1];
+    EXPECT_EQ(v[2], 0.0) << act;
+    EXPECT_EQ(v[3], 3.0) << act;
+  }
+  // Random inputs with NaN and +-inf on the oneDNN paths (NCHW and channel-blocked), against the reference.
+  ThreadGuard tg;
+  std::mt19937 rng(2024);
+  struct Act {
+    const char* kind;
+    float alpha, beta;
+  };
+  const std::vector<Act> acts = {{"Relu", 0.f, 0.f}, {"Clip", 0.f, 6.f}, {"Clip", 0.5f, 2.f}, {"LeakyRelu", 0.f, 0.f}};
+  const std::vector<ConvCase> cases = {
+      {{1, 16, 7, 9}, 16, 1, {3, 3}, {}, {}, {1, 1, 1, 1}, "", true},
+      {{2, 5, 6, 7}, 3, 1, {3, 3}, {2, 2}, {}, {1, 0, 1, 1}, "", false},
+      {{1, 17, 5, 6}, 17, 1, {1, 1}, {2, 2}, {}, {}, "", true},
+  };
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const auto& c : cases)
+      for (const auto& a : acts)
+        for (int64_t block : {0, 8, 16}) {
+          auto [ws, x, w, b, n] = conv_inputs(c, rng);
+          float* px = x.data<float>();
+          px[1] = nan, px[x.numel() / 2] = inf, px[x.numel() - 3] = -inf;
+          n.set_attr_string("_oq_fused_activation", a.kind);
+          n.set_attr_float("_oq_fused_activation_alpha", a.alpha);
+          n.set_attr_float("_oq_fused_activation_beta", a.beta);
+          Shape os;
+          ref::ConvGeom g = conv_geom(c, os);
+          Tensor want(DType::Float, os);
+          ref::conv(x, w, c.bias ? &b : nullptr, g, want);
+          for (float& v : want.span<float>()) {  // ONNX: Relu max(0, x), Clip min(max(x, lo), hi), NaN kept
+            if (std::isnan(v)) continue;
+            if (std::string(a.kind) == "Relu") v = v < 0.f ? 0.f : v;
+            if (std::string(a.kind) == "LeakyRelu") v = v < 0.f ? a.alpha * v : v;  // 0 * -inf = NaN
+            if (std::string(a.kind) == "Clip") v = std::min(std::max(v, a.alpha), a.beta);
+          }
+          const std::string what = fmt::format("{} x{} block {} threads {}", a.kind, shape_str(c.x), block, threads);
+          const std::vector<Tensor> in = c.bias ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
+          if (!block) {
+            expect_same_specials(run(n, 13, in)[0], want, what);
+            continue;
+          }
+          n.set_attr_int(exec::kBlockAttr, block);
+          Tensor yb = run(n, 13, in)[0];
+          ASSERT_EQ(yb.rank(), 5);
+          const int64_t nblk = yb.dim(1), hw = yb.dim(2) * yb.dim(3);
+          for (int64_t s = 0; s < yb.dim(0); ++s)  // padding channels stay 0 (Clip(0.5, 2) would give 0.5)
+            for (int64_t i = 0; i < hw; ++i)
+              for (int64_t l = c.m - (nblk - 1) * block; l < block; ++l)
+                ASSERT_EQ(yb.data<float>()[((s * nblk + nblk - 1) * hw + i) * block + l], 0.f) << what;
+          ir::Node back = node(exec::kFromBlockedOp, 1);
+          back.set_attr_int(exec::kBlockAttr, block);
+          back.set_attr_int("channels", c.m);
+          expect_same_specials(run(back, 13, {yb})[0], want, what);
+        }
+  }
+}
+
 TEST(ConvKernel, NewWeightsAreNotServedFromTheCache) {
   std::mt19937 rng(7);
   ir::Node n = node("Conv", 2);
@@ -294,6 +390,33 @@ TEST(ConvTransposeKernel, OutputShapeOddPaddingGoesFirst) {
   for (int r = 0; r < 5; ++r)
     for (int c = 0; c < 5; ++c) want.push_back(1 + 3 * ((r + 1) / 2) + (c + 1) / 2);
   expect_values(run(n, 11, {x, w})[0], {1, 1, 5, 5}, want);
+}
+
+TEST(ConvTransposeKernel, SameWithKernelBelowStride) {
+  // in 4, kernel 1 (weight 1), stride 3, SAME_UPPER / SAME_LOWER: the spec's output in * stride = 12 would need a
+  // total padding of (4 - 1) * 3 + 1 - 12 = -2; ORT (and onnx shape inference) clamp it to 0: 10 values, the
+  // inputs 3 apart. With output_shape [12] the data stays at the start (ORT), the last two values are 0.
+  for (const char* ap : {"SAME_UPPER", "SAME_LOWER"}) {
+    ir::Node n = node("ConvTranspose", 2);
+    n.set_attr_ints("strides", {3});
+    n.set_attr_string("auto_pad", ap);
+    expect_values(run(n, 11, {ft({1, 1, 4}, {1, 2, 3, 4}), ft({1, 1, 1}, {1})})[0], {1, 1, 10},
+                  {1, 0, 0, 2, 0, 0, 3, 0, 0, 4});
+    n.set_attr_ints("output_shape", {12});
+    expect_values(run(n, 11, {ft({1, 1, 4}, {1, 2, 3, 4}), ft({1, 1, 1}, {1})})[0], {1, 1, 12},
+                  {1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0, 0});
+  }
+  // kernel 2, stride 3, output_padding 2: full 3 * 3 + 2 + 2 = 13 >= in * stride: the spec's 12, total padding 1
+  // (SAME_UPPER at the end, SAME_LOWER at the start).
+  ir::Node n = node("ConvTranspose", 2);
+  n.set_attr_ints("strides", {3});
+  n.set_attr_ints("output_padding", {2});
+  n.set_attr_string("auto_pad", "SAME_UPPER");
+  expect_values(run(n, 11, {ft({1, 1, 4}, {1, 2, 3, 4}), ft({1, 1, 2}, {1, 1})})[0], {1, 1, 12},
+                {1, 1, 0, 2, 2, 0, 3, 3, 0, 4, 4, 0});
+  n.set_attr_string("auto_pad", "SAME_LOWER");
+  expect_values(run(n, 11, {ft({1, 1, 4}, {1, 2, 3, 4}), ft({1, 1, 2}, {1, 1})})[0], {1, 1, 12},
+                {1, 0, 2, 2, 0, 3, 3, 0, 4, 4, 0, 0});
 }
 
 TEST(ConvTransposeKernel, HandOutputPadding1D) {

@@ -1,6 +1,7 @@
 // Shape, movement and Pad kernels: hand-computed values and optimised-vs-naive checks on random odd shapes.
 #include <cstring>
 #include <limits>
+#include <tuple>
 
 #include "exec/kernels/pad.h"
 #include "exec/kernels/strided.h"
@@ -396,6 +397,45 @@ TEST(KernelsPad, ModesHandValues) {
   auto w = node_with("Pad", 2, {a_str("mode", "wrap")});
   expect_values(run_kernel(w, 19, {ft({3}, {1, 2, 3}), it64({2}, {1, 2})})[0], {3, 1, 2, 3, 1, 2});
   EXPECT_THROW(run_kernel(w, 18, {ft({3}, {1, 2, 3}), it64({2}, {1, 2})}), Error);
+}
+
+TEST(KernelsPad, NegativePadsCropFirst) {
+  using exec::PadMode;
+  // x = [1 2 3 4 5] (indices 0..4). ORT crops first, then pads the cropped axis (values checked against ORT 1.32).
+  EXPECT_EQ(exec::pad_axis_map(5, -1, 1, PadMode::Wrap), (std::vector<int64_t>{1, 2, 3, 4, 1}));        // 2 3 4 5 2
+  EXPECT_EQ(exec::pad_axis_map(5, 2, -2, PadMode::Wrap), (std::vector<int64_t>{1, 2, 0, 1, 2}));        // 2 3 1 2 3
+  EXPECT_EQ(exec::pad_axis_map(5, -2, 3, PadMode::Wrap), (std::vector<int64_t>{2, 3, 4, 2, 3, 4}));     // 3 4 5 3 4 5
+  EXPECT_EQ(exec::pad_axis_map(5, -1, 2, PadMode::Reflect), (std::vector<int64_t>{1, 2, 3, 4, 3, 2}));  // 2 3 4 5 4 3
+  EXPECT_EQ(exec::pad_axis_map(5, 2, -2, PadMode::Reflect), (std::vector<int64_t>{2, 1, 0, 1, 2}));     // 3 2 1 2 3
+  EXPECT_EQ(exec::pad_axis_map(5, -4, 2, PadMode::Edge), (std::vector<int64_t>{4, 4, 4}));              // 5 5 5
+  EXPECT_EQ(exec::pad_axis_map(5, 3, -4, PadMode::Edge), (std::vector<int64_t>{0, 0, 0, 0}));           // 1 1 1 1
+  EXPECT_EQ(exec::pad_axis_map(5, -6, 2, PadMode::Constant), (std::vector<int64_t>{-1}));
+  auto pad = [](const char* mode, std::vector<int64_t> pads) {
+    ir::Node n = node_with("Pad", 2, {a_str("mode", mode)});
+    n.name = "pd";
+    return run_kernel(n, 19, {ft({5}, {1, 2, 3, 4, 5}), it64({2}, pads)});
+  };
+  expect_values(pad("wrap", {-2, 3})[0], {3, 4, 5, 3, 4, 5});
+  expect_values(pad("reflect", {-1, 2})[0], {2, 3, 4, 5, 4, 3});
+  expect_values(pad("edge", {-2, 3})[0], {3, 4, 5, 5, 5, 5});
+  // ORT refuses these: reflect reaching past the cropped axis, and non-constant pads of an axis cropped away.
+  for (auto [mode, pads, msg] : std::vector<std::tuple<const char*, std::vector<int64_t>, const char*>>{
+           {"reflect", {-2, 3}, "a pad of 3 needs at least 4 elements after cropping, the axis has 3"},
+           {"reflect", {-4, 1}, "a pad of 1 needs at least 2 elements after cropping, the axis has 1"},
+           {"edge", {-5, 1}, "cannot pad axis 0 in edge mode: pads [-5,1] leave none of its 5 elements"},
+           {"wrap", {2, -6}, "cannot pad axis 0 in wrap mode"}}) {
+    try {
+      pad(mode, pads);
+      ADD_FAILURE() << mode << " " << shape_str(pads) << " ran";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'pd'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(msg), std::string::npos) << e.what();
+    }
+  }
+  expect_values(pad("reflect", {-4, 0})[0], {5});  // nothing to pad: fine with one element left
+  // Uncropped, a reflect pad beyond size - 1 reflects again (the spec's example, numpy, onnx.reference; ORT
+  // refuses it): [1 2 3 4 5] with [0, 5] -> [1 2 3 4 5 4 3 2 1 2].
+  expect_values(pad("reflect", {0, 5})[0], {1, 2, 3, 4, 5, 4, 3, 2, 1, 2});
 }
 
 TEST(KernelsPad, GatherByMapsMatchesNaive) {

@@ -36,11 +36,20 @@ struct ConvPrim {
   // plain -> src_md and dst_md -> plain when oneDNN prefers blocked layouts (buffers per run)
   du::Prim src_reorder, dst_reorder;
   du::ReorderedWeights weights;
+  dnnl::memory::desc bias_md;
+  du::dims dil;
+  // The primitive without the fused activation, for runs whose inputs are not all finite
+  // (FusedActivation::post_op_needs_finite): made on the first such run, with the same source and destination
+  // layouts (its weights may be laid out differently). Left empty when oneDNN refuses it: the reference runs.
+  du::Prim exact;
+  dnnl::memory::desc exact_wei_md;
+  du::ReorderedWeights exact_weights;
+  bool exact_tried = false;
 };
 
 class ConvKernel final : public Kernel {
  public:
-  explicit ConvKernel(const KernelInit& init) : node_(init.node), a_(node_) {}
+  explicit ConvKernel(const KernelInit& init) : node_(init.node), a_(node_), finite_(init.finite_with_feeds) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     compute(in, out);
@@ -54,10 +63,22 @@ class ConvKernel final : public Kernel {
     check(x, w, b);
     std::unique_lock<std::mutex> lock(mu_);  // held while the cache and the weights are looked up
     ConvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
+    const bool onednn = !p.use_ref && !p.depthwise && !p.pointwise;
+    // oneDNN's Relu / Clip post-op turns NaN into a bound: with inputs not all finite, the primitive without it
+    // and the activation after (the other paths apply it themselves, NaN-exact).
+    bool exact = false;
+    if (onednn && a_.act.post_op_needs_finite() && !finite_.known()) {
+      const bool w_finite = finite_.weights(w);
+      lock.unlock();
+      exact = !(w_finite && (!b || all_finite(*b)) && all_finite(x));
+      lock.lock();
+    }
     dnnl::memory wei;
-    if (!p.use_ref && !p.depthwise && !p.pointwise) {
+    if (onednn) {
       try {
-        wei = p.weights.get(w, p.wei_plain, p.wei_md);
+        if (exact && !p.exact_tried) build_exact(p);
+        if (!exact) wei = p.weights.get(w, p.wei_plain, p.wei_md);
+        else if (p.exact) wei = p.exact_weights.get(w, p.wei_plain, p.exact_wei_md);
       } catch (const dnnl::error& e) {
         du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
       }
@@ -65,7 +86,7 @@ class ConvKernel final : public Kernel {
     lock.unlock();
     out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // every path writes every element
     Tensor& y = out[0];
-    if (p.use_ref) {
+    if (p.use_ref || (exact && !p.exact)) {
       ref::conv(x, w, b, ref_geom(p.geo), y);
       a_.act.apply(y.data<float>(), y.numel());
       return;
@@ -84,10 +105,27 @@ class ConvKernel final : public Kernel {
       dnnl::memory dst_user(p.dst_plain, eng, y.raw());
       dnnl::memory bias;
       if (b) bias = dnnl::memory(du::plain_f32({w.dim(0)}), eng, const_cast<void*>(b->raw()));
-      du::execute_in_layouts(p.prim, p.src_reorder, p.src_md, p.dst_reorder, p.dst_md, src_user, dst_user, wei,
-                             b ? &bias : nullptr);
+      du::execute_in_layouts(exact ? p.exact : p.prim, p.src_reorder, p.src_md, p.dst_reorder, p.dst_md, src_user,
+                             dst_user, wei, b ? &bias : nullptr);
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
+    }
+    if (exact) a_.act.apply_parallel(y.data<float>(), y.numel());
+  }
+
+  // ConvPrim::exact: p's descriptors without the post-op. Called under the lock.
+  void build_exact(ConvPrim& p) {
+    p.exact_tried = true;
+    try {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        p.src_md, dnnl::memory::desc(p.wei_plain.dims(), dt::f32, tag::any),
+                                        p.bias_md, p.dst_md, p.geo.strides, p.dil, p.geo.pads_begin, p.geo.pads_end);
+      dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(), du::engine());
+      if (pd.src_desc() != p.src_md || pd.dst_desc() != p.dst_md) return;  // other layouts: the reference runs
+      p.exact = du::Prim(dnnl::convolution_forward(pd), pd);
+      p.exact_wei_md = pd.weights_desc();
+    } catch (const dnnl::error&) {
+      p.exact = du::Prim();  // no implementation: the reference runs
     }
   }
 
@@ -182,6 +220,8 @@ class ConvKernel final : public Kernel {
                                   : dnnl::memory::desc(p->out_shape, dt::f32, p->out_shape[1] >= 16 ? blk : tag::any);
       dnnl::memory::desc wei_any(wd, dt::f32, tag::any);
       dnnl::memory::desc bias_md = b ? du::plain_f32({w.dim(0)}) : dnnl::memory::desc();
+      p->bias_md = bias_md;
+      p->dil = dil;
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                         src_md, wei_any, bias_md, dst_md, p->geo.strides, dil,
                                         p->geo.pads_begin, p->geo.pads_end);
@@ -200,6 +240,7 @@ class ConvKernel final : public Kernel {
 
   ir::Node node_;
   const ConvAttrs a_;
+  ConvInputsFinite finite_;  // under mu_
   std::mutex mu_;
   std::map<Shape, std::unique_ptr<ConvPrim>> cache_;
 };

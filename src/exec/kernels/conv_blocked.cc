@@ -11,6 +11,7 @@
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
+#include "exec/kernels/compute_ref.h"
 #include "exec/kernels/conv_blocked.h"
 #include "exec/kernels/conv_common.h"
 #include "exec/kernels/dnnl_common.h"
@@ -33,6 +34,8 @@ int64_t parse_block(const ir::Node& n) {
   return b;
 }
 
+void convert_layout(const Tensor& x, const du::dims& logical, int64_t block, bool to_blocked, Tensor& y);
+
 tag blocked_tag(int64_t block) { return block == 16 ? tag::nChw16c : tag::nChw8c; }
 
 dnnl::memory::desc blocked_md(const du::dims& logical, int64_t block) {
@@ -49,12 +52,20 @@ struct BlockedConvPrim {
   // applied after the primitive instead (no pair, or oneDNN refused the post-ops).
   dnnl::memory fq_scale;
   int fq_index = -1;
+  // The primitive without post-ops, for runs whose inputs are not all finite (FusedActivation::
+  // post_op_needs_finite: the activation and the pair then run after it), made on the first such run. Empty
+  // when oneDNN refuses it: the reference runs on the NCHW values.
+  du::Prim exact;
+  dnnl::memory::desc exact_wei_md;
+  du::ReorderedWeights exact_weights;
+  bool exact_tried = false;
 };
 
 // FusedFakeQuant as post-ops after the activation's: x / scale (a binary division, exact as IEEE division;
 // linear would multiply by a rounded 1/scale), round half to even, clip to [lo, hi], * scale + 0 (linear: the
-// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply for every non-NaN input; a NaN (from a
-// NaN or infinite input) is not guaranteed to come out as the pair's lo * scale, as with the fused activations.
+// product, and a -0 becomes +0). The same values as FusedFakeQuant::apply, a NaN included: the clip's vmaxps
+// returns lo for it, the pair's NaN -> qmin. (The activation's post-op before them is used only on finite
+// inputs: FusedActivation::post_op_needs_finite.)
 // The clip is eltwise_clip_v2 (the same forward values): oneDNN 2.6's kernel for a one-input-channel Conv applied
 // the activation's eltwise_clip bounds (a fused Clip / ReLU6) to a second eltwise_clip in the chain as well.
 dnnl::primitive_attr fake_quant_attr(const FusedActivation& act, const FusedFakeQuant& fq, int& binary_index) {
@@ -75,7 +86,8 @@ class BlockedConvKernel final : public Kernel {
       : node_(init.node),
         a_(node_),
         block_(parse_block(node_)),
-        src_blocked_(node_.attr_int(kBlockedSrcAttr, 0) != 0) {}
+        src_blocked_(node_.attr_int(kBlockedSrcAttr, 0) != 0),
+        finite_(init.finite_with_feeds) {}
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     if (!compute(in, out))
@@ -92,7 +104,23 @@ class BlockedConvKernel final : public Kernel {
     try {
       std::unique_lock<std::mutex> lock(mu_);  // held while the cache and the weights are looked up
       BlockedConvPrim& p = du::cached_primitive(cache_, xwb, [this](auto&... a) { return build(a...); });
-      dnnl::memory wei = p.weights.get(w, p.wei_plain, p.wei_md);
+      // oneDNN's Relu / Clip post-op turns NaN into a bound: with inputs not all finite, the primitive without
+      // post-ops, then the activation on the real channels (the pair, if any, in run()).
+      bool exact = false;
+      if (a_.act.post_op_needs_finite() && !finite_.known()) {
+        const bool w_finite = finite_.weights(w);
+        lock.unlock();
+        exact = !(w_finite && (!b || all_finite(*b)) && all_finite(x));
+        lock.lock();
+      }
+      if (exact && !p.exact_tried) build_exact(p, x, w);
+      if (exact && !p.exact) {
+        lock.unlock();
+        run_reference(x, w, b, p.out_shape, out[0]);
+        return false;
+      }
+      dnnl::memory wei = exact ? p.exact_weights.get(w, p.wei_plain, p.exact_wei_md)
+                               : p.weights.get(w, p.wei_plain, p.wei_md);
       lock.unlock();
       out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // oneDNN writes the values and zero padding
       auto& eng = du::engine();
@@ -100,6 +128,12 @@ class BlockedConvKernel final : public Kernel {
       dnnl::memory dst(p.dst_md, eng, out[0].raw());
       std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
       if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, eng, const_cast<void*>(b->raw())));
+      if (exact) {
+        p.exact.execute(std::move(args));
+        const Shape& os = p.out_shape;
+        a_.act.apply_blocked(out[0].data<float>(), os[0], os[1], os[2] * os[3], os[4], w.dim(0));
+        return false;
+      }
       if (p.fq_index >= 0) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(p.fq_index) | DNNL_ARG_SRC_1, p.fq_scale);
       fq_done = p.fq_index >= 0;
       p.prim.execute(std::move(args));
@@ -164,10 +198,41 @@ class BlockedConvKernel final : public Kernel {
     return p;
   }
 
+  // BlockedConvPrim::exact for these inputs (p's layouts, no post-ops). Called under the lock.
+  void build_exact(BlockedConvPrim& p, const Tensor& x, const Tensor& w) {
+    p.exact_tried = true;
+    const Geometry geo = forward_geometry(node_, a_.spatial, {x.dim(2), x.dim(3)}, {w.dim(2), w.dim(3)});
+    const du::dims dil = {geo.dilations[0] - 1, geo.dilations[1] - 1};
+    try {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                        p.src_md, dnnl::memory::desc(p.wei_plain.dims(), dt::f32, tag::any),
+                                        p.bias_md, p.dst_md, geo.strides, dil, geo.pads_begin, geo.pads_end);
+      dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(), du::engine());
+      p.exact = du::Prim(dnnl::convolution_forward(pd), pd);
+      p.exact_wei_md = pd.weights_desc();
+    } catch (const dnnl::error&) {
+      p.exact = du::Prim();  // no implementation: run_reference
+    }
+  }
+
+  // The naive reference on the NCHW values (X converted from the blocked layout when it is blocked), the
+  // activation, and the result converted into `y` of the blocked shape `shape`.
+  void run_reference(const Tensor& x, const Tensor& w, const Tensor* b, const Shape& shape, Tensor& y) {
+    const int64_t cin = in_channels(w);
+    const Tensor xp = src_blocked_ ? blocked_to_nchw(x, cin) : x;
+    const Geometry geo = forward_geometry(node_, a_.spatial, {xp.dim(2), xp.dim(3)}, {w.dim(2), w.dim(3)});
+    Tensor plain = Tensor::uninitialized(DType::Float, {xp.dim(0), w.dim(0), geo.out[0], geo.out[1]});
+    ref::conv(xp, w, b, {a_.group, geo.kernel, geo.strides, geo.dilations, geo.pads_begin, geo.pads_end}, plain);
+    a_.act.apply(plain.data<float>(), plain.numel());
+    y = Tensor::uninitialized(DType::Float, shape);
+    convert_layout(plain, plain.shape(), block_, true, y);
+  }
+
   ir::Node node_;
   const ConvAttrs a_;
   const int64_t block_;
   const bool src_blocked_;
+  ConvInputsFinite finite_;  // under mu_
   std::mutex mu_;
   std::map<Shape, std::unique_ptr<BlockedConvPrim>> cache_;
 };

@@ -1,7 +1,8 @@
 // ConvTranspose (opsets 1-21, i.e. ConvTranspose-1 and -11) through oneDNN's deconvolution primitive, cached
 // per input shape with weights reordered once. output_padding / output_shape beyond the last input
 // contribution (a negative effective end pad) run the primitive on the covered part and fill the rest with
-// the bias. Negative begin pads and more than 3 spatial axes use the naive reference.
+// the bias. More than 3 spatial axes use the naive reference, and so would a negative begin pad (none arises:
+// pads are non-negative and transpose_geometry clamps SAME's total padding at 0, as ONNX Runtime).
 #include <algorithm>
 #include <map>
 #include <memory>

@@ -1,5 +1,7 @@
 #include "exec/kernels/fused_activation.h"
 
+#include <algorithm>
+
 #include "core/clones.h"
 #include "core/parallel.h"
 #include "exec/kernels/qdq.h"
@@ -18,6 +20,34 @@ OQ_TARGET_CLONES void bias_activation_rows(
     }
     act.apply(row, cols);
   }
+}
+
+namespace {
+OQ_TARGET_CLONES void activation_run(float* __restrict p, int64_t n, const FusedActivation& act) { act.apply(p, n); }
+}  // namespace
+
+void FusedActivation::apply_parallel(float* p, int64_t n) const {
+  if (!active()) return;
+  parallel_for(n, 16384, [&](int64_t b, int64_t e) { activation_run(p + b, e - b, *this); });
+}
+
+void FusedActivation::apply_blocked(float* p, int64_t n, int64_t blocks, int64_t hw, int64_t block,
+                                    int64_t channels) const {
+  if (!active()) return;
+  const int64_t rest = channels - (blocks - 1) * block;  // real channels of the last block
+  parallel_for(n * blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* q = p + t * hw * block;
+      if (t % blocks != blocks - 1 || rest == block) {
+        activation_run(q, hw * block, *this);
+        continue;
+      }
+      for (int64_t i = 0; i < hw; ++i) {
+        activation_run(q + i * block, rest, *this);
+        std::fill(q + i * block + rest, q + (i + 1) * block, 0.f);
+      }
+    }
+  });
 }
 
 namespace {

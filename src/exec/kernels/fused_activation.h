@@ -75,7 +75,23 @@ struct FusedActivation {
       default: break;
     }
   }
-  // oneDNN post-ops computing the same values.
+  // oneDNN computes Relu, Clip and LeakyRelu with slope 0 (its Relu) as max(x, lo) / min(x, hi) with x as the
+  // first operand of vmaxps / vminps, which returns the bound for a NaN x: Relu(NaN) = 0 and Clip(NaN) = min
+  // where ONNX Runtime (and operator() here) keep the NaN, and LeakyRelu(0)(-inf) = 0 where they give
+  // 0 * -inf = NaN. A Conv with one of these uses the post-op only when its inputs are finite (exec/finite.h);
+  // LeakyRelu with a slope is a blend (x > 0 ? x : slope * x), exact for NaN.
+  bool post_op_needs_finite() const {
+    return kind == Kind::Relu || kind == Kind::Clip || (kind == Kind::LeakyRelu && alpha == 0.f);
+  }
+  // apply(), split over the threads for large n.
+  void apply_parallel(float* p, int64_t n) const;
+  // apply() on a channel-blocked tensor [n, blocks, hw, block] (exec/layout.h) of `channels` real channels; the
+  // padding channels of the last block are set to 0 (what consumers of the blocked layout expect: oneDNN
+  // computes them with zero weights, so a NaN or infinite input leaves NaN there, and Clip's bounds need not
+  // contain 0).
+  void apply_blocked(float* p, int64_t n, int64_t blocks, int64_t hw, int64_t block, int64_t channels) const;
+
+  // oneDNN post-ops computing the same values for finite inputs (see post_op_needs_finite).
   dnnl::primitive_attr dnnl_attr() const {
     dnnl::primitive_attr attr;
     if (!active()) return attr;

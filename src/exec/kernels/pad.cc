@@ -1,7 +1,8 @@
 // Pad: attribute form (opset < 11), input form (11+), axes input (18+), modes constant / reflect / edge /
-// wrap (19+). Negative pads crop. Constant mode (the spatial padding of CNN activations) copies input rows
-// with memcpy between runs of the fill value (pad_constant); the other modes, and the reference the constant
-// path is tested against, gather through per-axis index maps (strided.cc).
+// wrap (19+). Negative pads crop, first (as ONNX Runtime: the other modes pad the cropped axis). Constant mode
+// (the spatial padding of CNN activations) copies input rows with memcpy between runs of the fill value
+// (pad_constant); the other modes, and the reference the constant path is tested against, gather through
+// per-axis index maps (strided.cc).
 #include <algorithm>
 #include <cstring>
 
@@ -12,22 +13,32 @@
 namespace oq::exec {
 
 std::vector<int64_t> pad_axis_map(int64_t d, int64_t pb, int64_t pe, PadMode mode) {
+  // ONNX Runtime's order (pad.cc: slice, then pad): negative pads crop first, and reflect / edge / wrap read the
+  // cropped extent [cb, cb + dc). For constant and edge this is the same as padding first then cropping; for
+  // wrap (and reflect with pads the kernel refuses) it is not: x = [1 2 3 4 5], wrap, pads [-1, 1] gives
+  // [2 3 4 5 2] (ORT), not [2 3 4 5 1].
   const int64_t n = d + pb + pe;
+  const int64_t cb = std::max<int64_t>(0, -pb), dc = d - cb - std::max<int64_t>(0, -pe);
+  const int64_t before = std::max<int64_t>(0, pb);
   std::vector<int64_t> m(static_cast<size_t>(n > 0 ? n : 0));
   for (int64_t j = 0; j < n; ++j) {
-    int64_t s = j - pb;
+    const int64_t s = j - before;  // position in the cropped extent
+    if (dc <= 0) {  // nothing left to read: fill (the kernel refuses this in the non-constant modes)
+      m[j] = -1;
+      continue;
+    }
     switch (mode) {
-      case PadMode::Constant: m[j] = (s >= 0 && s < d) ? s : -1; break;
-      case PadMode::Edge: m[j] = s < 0 ? 0 : (s >= d ? d - 1 : s); break;
-      case PadMode::Wrap: m[j] = ((s % d) + d) % d; break;
+      case PadMode::Constant: m[j] = (s >= 0 && s < dc) ? cb + s : -1; break;
+      case PadMode::Edge: m[j] = cb + std::clamp<int64_t>(s, 0, dc - 1); break;
+      case PadMode::Wrap: m[j] = cb + ((s % dc) + dc) % dc; break;
       case PadMode::Reflect: {
-        if (d == 1) {
-          m[j] = 0;
+        if (dc == 1) {
+          m[j] = cb;
           break;
         }
-        const int64_t p = 2 * (d - 1);
+        const int64_t p = 2 * (dc - 1);
         int64_t r = ((s % p) + p) % p;
-        m[j] = r < d ? r : p - r;
+        m[j] = cb + (r < dc ? r : p - r);
         break;
       }
     }
@@ -36,6 +47,16 @@ std::vector<int64_t> pad_axis_map(int64_t d, int64_t pb, int64_t pe, PadMode mod
 }
 
 namespace {
+
+const char* mode_name(PadMode m) {
+  switch (m) {
+    case PadMode::Constant: return "constant";
+    case PadMode::Reflect: return "reflect";
+    case PadMode::Edge: return "edge";
+    case PadMode::Wrap: return "wrap";
+  }
+  return "?";
+}
 
 // Checks pads / fill against x (same errors whatever the path); returns the output shape.
 Shape padded_shape(const ir::Node& node, const Tensor& x, const std::vector<int64_t>& pads, PadMode mode,
@@ -52,8 +73,19 @@ Shape padded_shape(const ir::Node& node, const Tensor& x, const std::vector<int6
     if (__builtin_add_overflow(d, pb, &n) || __builtin_add_overflow(n, pe, &n))
       kfail(node, "pads {} overflow axis {} of size {}", shape_str(pads), k, d);
     if (d + pb + pe < 0) kfail(node, "pads {} make axis {} of size {} negative", shape_str(pads), k, d);
-    if (mode != PadMode::Constant && d == 0 && d + pb + pe > 0)
-      kfail(node, "cannot pad an empty axis {} in a non-constant mode", k);
+    // The non-constant modes read the axis after its negative pads crop it (pad_axis_map), as ONNX Runtime.
+    const int64_t dc = d - std::max<int64_t>(0, -pb) - std::max<int64_t>(0, -pe);
+    if (mode != PadMode::Constant && dc <= 0 && d + pb + pe > 0)
+      kfail(node, "cannot pad axis {} in {} mode: pads {} leave none of its {} elements", k, mode_name(mode),
+            shape_str(pads), d);
+    // Reflect with a pad that reaches past the far end of an axis that is also cropped: ONNX Runtime refuses it
+    // (it refuses any reflect pad beyond size - 1) and onnx.reference cannot crop; refused here as well. On an
+    // uncropped axis such pads reflect again, as the spec's own example (pads [0, 2, 0, 0] on a [3, 2] input),
+    // numpy and onnx.reference do (docs/conformance.md).
+    const int64_t reach = std::max<int64_t>({pb, pe, 0});
+    if (mode == PadMode::Reflect && (pb < 0 || pe < 0) && reach > 0 && reach > dc - 1)
+      kfail(node, "reflect pads {} on axis {}: a pad of {} needs at least {} elements after cropping, the axis has {}",
+            shape_str(pads), k, reach, reach + 1, std::max<int64_t>(dc, 0));
     os.push_back(d + pb + pe);
   }
   return os;

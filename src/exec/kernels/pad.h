@@ -10,8 +10,9 @@ namespace oq::exec {
 
 enum class PadMode { Constant, Reflect, Edge, Wrap };
 
-// Input index for each output position of one axis of size d padded by pb / pe (negative = crop); -1 marks
-// constant fill.
+// Input index for each output position of one axis of size d padded by pb / pe; -1 marks constant fill.
+// Negative pads crop first and the modes then pad the cropped extent (ONNX Runtime's order: it matters for
+// wrap). An extent cropped to nothing gives fill everywhere (the kernel refuses it in the non-constant modes).
 std::vector<int64_t> pad_axis_map(int64_t d, int64_t pb, int64_t pe, PadMode mode);
 
 // pads = [begin_0 .. begin_{r-1}, end_0 .. end_{r-1}]; fill: one element of x's dtype (constant mode).

@@ -129,12 +129,15 @@ Geometry transpose_geometry(const ir::Node& node, const SpatialAttrs& a, const s
     int64_t full = s * (in[i] - 1) + op[i] + ek;  // output size with no padding
     bool same = a.auto_pad == AutoPad::SameUpper || a.auto_pad == AutoPad::SameLower;
     if (same) {
-      int64_t out = os.empty() ? in[i] * s : os[i];
-      int64_t total = full - out;
-      int64_t half = floor_div(total, 2);
-      g.pads_begin[i] = a.auto_pad == AutoPad::SameUpper ? half : total - half;
+      // The spec's output in * stride, with ONNX Runtime's clamp (conv_transpose_attributes.h): a negative
+      // total padding (kernel + output_padding < stride) becomes 0, so without output_shape the output is
+      // `full` (shorter than in * stride: in 4, kernel 1, stride 3 gives 10, as ORT and onnx shape inference,
+      // not the spec's 12), and with an output_shape larger than `full` the data starts at 0 (the rest is
+      // bias) instead of being shifted by a negative begin pad.
+      int64_t total = std::max<int64_t>(0, full - (os.empty() ? in[i] * s : os[i]));
+      g.pads_begin[i] = a.auto_pad == AutoPad::SameUpper ? total / 2 : total - total / 2;
       g.pads_end[i] = total - g.pads_begin[i];
-      g.out[i] = out;
+      g.out[i] = os.empty() ? full - total : os[i];
     } else if (!os.empty() && !explicit_pads) {
       // The spec's "else" branch of output_shape: the larger half of an odd total padding at the start.
       int64_t total = full - os[i];

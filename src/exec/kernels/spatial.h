@@ -36,8 +36,9 @@ void check_output_size(const ir::Node& node, const Shape& shape);
 Geometry forward_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
                           const std::vector<int64_t>& kernel);
 
-// ConvTranspose: output size and pads with out = s*(in-1) + (k-1)*d+1 - begin - end (pads_end may be negative when output_padding/output_shape extends the
-// output beyond the last input contribution; pads_begin may be negative for SAME with stride > kernel).
+// ConvTranspose: output size and pads with out = s*(in-1) + (k-1)*d+1 - begin - end (pads_end may be negative
+// when output_padding/output_shape extends the output beyond the last input contribution). SAME_UPPER /
+// SAME_LOWER clamp a negative total padding to 0 as ONNX Runtime (the output is then shorter than in * stride).
 Geometry transpose_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
                             const std::vector<int64_t>& kernel, const std::vector<int64_t>& output_padding,
                             const std::vector<int64_t>& output_shape);
