@@ -381,8 +381,11 @@ struct Annotator {
       if (!should_quantize_node(g.nodes[i], o)) continue;
       plan.quantized_nodes.insert(i);
       // ORT's OpTypesToExcludeOutputQuantization: what this node marks on its outputs is taken back (a later
-      // consumer may still quantize them as its inputs).
-      const bool no_output = o.op_types_no_output.count(g.nodes[i].op_type) > 0;
+      // consumer may still quantize them as its inputs). Not for Gather / GatherElements: ORT's QDQGather is the one
+      // op quantizer of its QDQ registry that never reads the flag (quantize_output_same_as_input regardless), so
+      // their output keeps sharing the input's parameters.
+      const std::string& op = g.nodes[i].op_type;
+      const bool no_output = o.op_types_no_output.count(op) > 0 && op != "Gather" && op != "GatherElements";
       std::set<std::string> before;
       if (no_output)
         for (const auto& t : g.nodes[i].outputs)

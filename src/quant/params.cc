@@ -272,12 +272,14 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       if (s.share_from.empty() || pm.count(name)) continue;
       if (const exec::QuantParams* p = for_consumer(s.share_from, s.node)) {
         if (p->axis >= 0) {
-          // A per-channel provider (a Gather's table that a Gemm / MatMul also reads as its weight): ORT gives the
-          // activation the table's per-channel scale without an axis, a model onnxruntime cannot run. onnxquant
-          // deliberately quantizes the activation with its own calibrated range (docs/conformance.md).
+          // A per-channel provider (a Gather's table that a Gemm / MatMul also reads as its weight, or that a
+          // TensorQuantOverrides `axis` makes per channel): ORT gives the activation the table's per-channel scale
+          // without an axis, a model onnxruntime cannot run. onnxquant deliberately quantizes the activation with its
+          // own calibrated range, per tensor, in the provider's type (the type ORT's shared Q/DQ would have:
+          // docs/conformance.md).
           OQ_INFO("tensor '{}' gets its own parameters: '{}', whose parameters it would share, is quantized per channel",
                   name, s.share_from);
-          pm[name] = activation_params(name, s, o.activation_type, {}, {}, std::nullopt, {});
+          pm[name] = activation_params(name, s, p->qtype, {}, {}, std::nullopt, {});
         } else {
           pm[name] = *p;
         }

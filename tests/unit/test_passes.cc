@@ -280,6 +280,34 @@ TEST(PreprocessPasses, AllPassesTogether) {
   expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
 }
 
+// Identity of a constant (QA 15): ORT's EliminateIdentity runs before its constant folding, so the consumer reads
+// the constant under its own name (k1, the Constant node's c, the folded Neg's n); an Identity of a constant that
+// is a graph output becomes an initializer of the output's name. The old passes folded every one into `t*`.
+TEST(PreprocessPasses, IdentityOfConstantKeepsItsName) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2, 3})};
+  g.add_initializer("k1", rnd({2, 3}, 1));
+  auto c = mk("Constant", {}, {"c"});
+  c.set_attr_float("value_float", 2.f);
+  g.nodes = {mk("Identity", {"k1"}, {"t1"}), mk("Add", {"x", "t1"}, {"a"}),
+             c, mk("Identity", {"c"}, {"t2"}), mk("Mul", {"a", "t2"}, {"b"}),
+             mk("Neg", {"k1"}, {"n"}), mk("Identity", {"n"}, {"t3"}), mk("Sub", {"b", "t3"}, {"y"}),
+             mk("Identity", {"k1"}, {"t4"})};  // graph output
+  g.outputs = {vi_any("y"), vi_any("t4")};
+  ir::Model orig = m;
+  P::preprocess(m);
+  EXPECT_EQ(count_op(m, "Identity"), 0u);
+  EXPECT_EQ(find_op(m, "Add")->inputs[1], "k1");
+  EXPECT_EQ(find_op(m, "Mul")->inputs[1], "c");
+  EXPECT_EQ(find_op(m, "Sub")->inputs[1], "n");
+  for (const char* t : {"t1", "t2", "t3"}) EXPECT_EQ(g.find_initializer(t), nullptr) << t;
+  ASSERT_NE(g.find_initializer("t4"), nullptr);
+  EXPECT_EQ(init_values(m, "t4"), init_values(orig, "k1"));
+  auto x = rnd({2, 3}, 7);
+  expect_same(run(orig, {{"x", x}}), run(m, {{"x", x}}));
+}
+
 // ---------------------------------------------------------------------------------------------- convert_opset
 TEST(ConvertOpset, IrVersionTable) {
   std::vector<std::pair<int, int>> want = {{7, 3}, {8, 3}, {9, 4}, {10, 5}, {11, 6}, {12, 7}, {13, 7}, {14, 7},

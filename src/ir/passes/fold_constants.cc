@@ -96,7 +96,11 @@ FoldStats fold_once(Model& m, const FoldOptions& opts) {
   std::vector<char> drop(g.nodes.size(), 0);
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& n = g.nodes[k];
-    if (!n.is_default_domain() || n.outputs.empty() || n.outputs[0].empty() || feeds_output(n)) continue;
+    if (!n.is_default_domain() || n.outputs.empty() || n.outputs[0].empty()) continue;
+    // An Identity producing a graph output from a constant becomes an initializer of the output's name (ORT's
+    // constant folding; its EliminateIdentity keeps such a node, having no producer to rename).
+    const bool identity = n.op_type == "Identity";
+    if (identity ? !feeds_output(n) && opts.keep_identities : feeds_output(n)) continue;
     if (g.is_graph_input(n.outputs[0]) || g.find_initializer(n.outputs[0])) continue;
 
     if (n.op_type == "Constant") {

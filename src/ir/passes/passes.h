@@ -16,6 +16,9 @@ namespace oq::ir::passes {
 struct FoldOptions {
   // Outputs larger than this are not folded (keeps e.g. Expand/Tile of constants from blowing up a model).
   size_t max_folded_bytes = size_t{64} << 20;
+  // Identity nodes whose output is not a graph output are left for remove_identity, which keeps the input's name
+  // (ORT's EliminateIdentity runs before its constant folding: Identity(k1) -> Add keeps initializer k1).
+  bool keep_identities = false;
 };
 
 struct FoldStats {
@@ -28,7 +31,9 @@ struct FoldStats {
 
 // Constant nodes -> initializers; Shape/Size of statically shaped tensors -> initializers; nodes whose inputs
 // are all initializers (deterministic, default domain, with an executor kernel) evaluated into initializers;
-// then dead nodes and unused initializers removed (graph inputs/outputs are never removed).
+// then dead nodes and unused initializers removed (graph inputs/outputs are never removed). Nodes producing a graph
+// output are kept, except an Identity of a constant (ORT folds it into an initializer named after the output, as
+// remove_identity cannot give a constant the output's name).
 // Initializers that are also graph inputs (overridable at run time) are not treated as constants.
 FoldStats fold_constants(Model& m, const FoldOptions& opts = {});
 

@@ -14,7 +14,11 @@ PreprocessStats preprocess(Model& m) {
   // First, as onnxruntime inlines model-local functions when it loads the model (a no-op when the loader did).
   st.inlined_local_functions = inline_local_functions(m);
   st.nodes_before = m.graph.nodes.size();
-  st.folded_constants = fold_constants(m).total();
+  // Identities are left to remove_identity, which keeps their input's name (ORT's EliminateIdentity runs before its
+  // constant folding: Identity(k1) -> Add quantizes k1 as `k1_quantized`); the folding after it takes any it keeps.
+  FoldOptions keep_id;
+  keep_id.keep_identities = true;
+  st.folded_constants = fold_constants(m, keep_id).total();
   // A model that computes in float16 takes ORT's float16 flow (quant_pre_process with skip_optimization): none of
   // the optimizer's rewrites below. Float16 constants alone (a Pow's exponent) do not make a float16 model.
   const bool half = computes_in_float16(m);
@@ -23,7 +27,7 @@ PreprocessStats preprocess(Model& m) {
   // optimizer repeats its passes until nothing changes).
   for (size_t k = 0; !half && (k = inline_constant_ifs(m)) > 0;) {
     st.inlined_ifs += k;
-    st.folded_constants += fold_constants(m).total();
+    st.folded_constants += fold_constants(m, keep_id).total();
   }
   st.removed_identities = remove_identity(m);
   st.folded_batchnorms = fold_batchnorm(m);
