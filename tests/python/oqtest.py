@@ -49,6 +49,15 @@ class Runner:
         sys.exit(1 if self.failed or self.passed == 0 else 0)
 
 
+def run_module_tests(namespace):
+    """Runs every callable named test_* of a module's globals() in name order, then exits as Runner.finish."""
+    r = Runner()
+    for name, fn in sorted(namespace.items()):
+        if name.startswith("test_") and callable(fn):
+            r.run(name, fn)
+    r.finish()
+
+
 def ort_session(path, optimize=False, log_level=3):
     """An onnxruntime CPU session; optimize False: graph optimizations disabled (the nodes run as written)."""
     import onnxruntime as ort

@@ -7,13 +7,13 @@ import glob
 import json
 import os
 import struct
-import zlib
 
 import numpy as np
 import onnx
 from onnx import TensorProto as TP, helper, numpy_helper
 
 from oqtest import run_oq
+from test_data_preprocessing import png_bytes  # noqa: F401 (the one PNG writer of the tests)
 
 
 def probe_model(path, shape, dtype=TP.FLOAT):
@@ -83,17 +83,6 @@ def errors(stderr, level="error"):
 
 
 # ------------------------------------------------------------------------------------------ image writers
-def png_bytes(a):
-    a = np.ascontiguousarray(a, dtype=np.uint8)
-    h, w = a.shape[:2]
-    ctype = {1: 0, 3: 2, 4: 6}[1 if a.ndim == 2 else a.shape[2]]
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    raw = b"".join(b"\x00" + a[y].tobytes() for y in range(h))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
 def bmp_bytes(a, top_down=False):

@@ -11,7 +11,7 @@ import numpy as np
 from onnx import TensorProto as TP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oqtest import Runner, tmpdir  # noqa: E402
+from oqtest import tmpdir, run_module_tests  # noqa: E402
 from probe_data import config, errors, fed, probe_model, run  # noqa: E402
 
 
@@ -80,8 +80,4 @@ def test_image_keys_with_arrays_are_named():
 
 
 if __name__ == "__main__":
-    r = Runner()
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn):
-            r.run(name, fn)
-    r.finish()
+    run_module_tests(globals())

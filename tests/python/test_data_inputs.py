@@ -18,7 +18,7 @@ import numpy as np
 from onnx import TensorProto as TP
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oqtest import Runner, tmpdir  # noqa: E402
+from oqtest import tmpdir, run_module_tests  # noqa: E402
 from probe_data import bmp_bytes, config, errors, fed, png_bytes, probe_model, run, save  # noqa: E402
 
 IDENTITY = {"rescaling": {"scale": 1, "offset": 0}}
@@ -202,8 +202,4 @@ def test_class_listed_twice_names_the_key():
 
 
 if __name__ == "__main__":
-    r = Runner()
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn):
-            r.run(name, fn)
-    r.finish()
+    run_module_tests(globals())

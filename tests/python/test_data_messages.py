@@ -12,7 +12,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bad_inputs_data import ids, tok_model  # noqa: E402
 from bad_inputs_util import CALIB_FLAT, MLP, base_config, copy_in, sha, write_config  # noqa: E402
-from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import run_oq, tmpdir, run_module_tests  # noqa: E402
 
 
 def quantize(d, model, arrays, tag):
@@ -93,8 +93,4 @@ def test_extra_array_next_to_x():
 
 
 if __name__ == "__main__":
-    r = Runner()
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_") and callable(fn):
-            r.run(name, fn)
-    r.finish()
+    run_module_tests(globals())

@@ -10,24 +10,14 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "config_test_util.h"
 
 using namespace oq;
 using namespace oq::config;
 
 namespace {
 
-// The message of the Config error that loading `yaml` (+ overrides) throws; fails the test if none.
-std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
-  try {
-    load_config_from_string(yaml, overrides, "cfg.yaml");
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Config) << e.what();
-    EXPECT_EQ(e.exit_code(), 2);
-    return e.what();
-  }
-  ADD_FAILURE() << "no error for:\n" << yaml;
-  return "";
-}
+using oq::config::test_util::config_error;
 
 // A valid config with `quant_body` (indented by 2) as the quantization section.
 std::string with_quant(const std::string& quant_body) {

@@ -7,22 +7,14 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "config_test_util.h"
 
 using namespace oq;
 using namespace oq::config;
 
 namespace {
 
-std::string config_error(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
-  try {
-    load_config_from_string(yaml, overrides, "cfg.yaml");
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Config) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "no error for:\n" << yaml;
-  return "";
-}
+using oq::config::test_util::config_error;
 
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
