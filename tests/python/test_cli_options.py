@@ -20,6 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bad_inputs_cli import alias_bomb  # noqa: E402
 from oqtest import TESTDATA, Runner, ort_session, ort_top1, run_oq, tmpdir  # noqa: E402
 
 MLP = os.path.join(TESTDATA, "digits_mlp.onnx")
@@ -99,13 +100,6 @@ def threads_capped():
     assert note in p.stderr, p.stderr[-2000:]
     assert note in open(os.path.join(d, "many", "onnxquant.log")).read()
     assert sha(quantized(os.path.join(d, "one"))) == sha(quantized(os.path.join(d, "many")))
-
-
-def alias_bomb(levels):
-    y = "a0: &a0 [" + ", ".join(["x"] * 9) + "]\n"
-    for lv in range(1, levels):
-        y += f"a{lv}: &a{lv} [" + ", ".join([f"*a{lv - 1}"] * 9) + "]\n"
-    return y
 
 
 def alias_bomb_loads_at_once():
