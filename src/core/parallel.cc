@@ -2,7 +2,13 @@
 
 #include <omp.h>
 
+#include <sched.h>
+
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace oq {
@@ -10,8 +16,63 @@ namespace oq {
 static int g_threads = 0;
 thread_local int t_threads = 0;  // ThreadsOnThisThread's override (0: none)
 
+int cpus_of_cgroup_quota(const std::string& cpu_max) {
+  std::istringstream in(cpu_max);
+  std::string quota;
+  double period = 0;
+  if (!(in >> quota >> period) || quota == "max" || period <= 0) return 0;
+  char* end = nullptr;
+  const double q = std::strtod(quota.c_str(), &end);
+  if (end == quota.c_str() || *end != '\0' || !(q > 0)) return 0;
+  return static_cast<int>(std::min(std::ceil(q / period), 1e6));
+}
+
+namespace {
+std::string read_first_line(const char* path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+// The quota of this process's cgroup: v2 (cpu.max of the cgroup /proc/self/cgroup names, as mounted at
+// /sys/fs/cgroup) or v1 (cpu.cfs_quota_us / cpu.cfs_period_us). 0: none found.
+int cgroup_quota_cpus() {
+  std::ifstream f("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("0::", 0) == 0) {  // v2: "0::/path"
+      // a quota on any ancestor applies too: the smallest one
+      int least = 0;
+      std::string dir = "/sys/fs/cgroup" + line.substr(3);
+      while (!dir.empty() && dir.back() == '/') dir.pop_back();
+      for (;;) {
+        if (int n = cpus_of_cgroup_quota(read_first_line((dir + "/cpu.max").c_str())); n > 0)
+          least = least > 0 ? std::min(least, n) : n;
+        if (dir.size() <= 14) break;  // "/sys/fs/cgroup"
+        dir.erase(dir.rfind('/'));
+      }
+      if (least > 0) return least;
+    }
+  }
+  const std::string q = read_first_line("/sys/fs/cgroup/cpu/cpu.cfs_quota_us");
+  const std::string p = read_first_line("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+  if (!q.empty() && !p.empty() && q[0] != '-') return cpus_of_cgroup_quota(q + " " + p);
+  return 0;
+}
+}  // namespace
+
+int available_cores() {
+  int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) n = CPU_COUNT(&set);
+  if (const int quota = cgroup_quota_cpus(); quota > 0) n = std::min(n, quota);
+  return std::max(n, 1);
+}
+
 void set_num_threads(int n) {
-  g_threads = n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  g_threads = n > 0 ? n : available_cores();
   omp_set_num_threads(t_threads > 0 ? t_threads : g_threads);
 }
 

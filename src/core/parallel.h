@@ -2,10 +2,19 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 
 namespace oq {
 
-// Threads used by onnxquant's own kernels and oneDNN (default: number of cores).
+// The cores this process may use: the CPUs of its affinity mask (taskset, numactl, a container's cpuset),
+// fewer when a cgroup CPU quota (docker --cpus, Kubernetes limits) allows less time than that (rounded up).
+// std::thread::hardware_concurrency() counts every CPU of the machine, whatever the process may run on.
+int available_cores();
+// The whole CPUs a cgroup quota allows, from the text of cgroup v2's cpu.max ("200000 100000" -> 2,
+// "150000 100000" -> 2, "max 100000" -> 0: no limit); 0 also for text that is not a quota.
+int cpus_of_cgroup_quota(const std::string& cpu_max);
+
+// Threads used by onnxquant's own kernels and oneDNN (default, n <= 0: available_cores()).
 void set_num_threads(int n);
 // The threads this thread's parallel work may use: the ThreadsOnThisThread override when one is active,
 // else set_num_threads()'s value.

@@ -13,6 +13,7 @@ cases are in the bad-input catalogue, tests/python/bad_inputs_cli.py):
 import hashlib
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -21,7 +22,7 @@ from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bad_inputs_cli import alias_bomb  # noqa: E402
-from oqtest import TESTDATA, Runner, ort_session, ort_top1, run_oq, tmpdir  # noqa: E402
+from oqtest import BIN, TESTDATA, Runner, ort_session, ort_top1, run_oq, tmpdir  # noqa: E402
 
 MLP = os.path.join(TESTDATA, "digits_mlp.onnx")
 CALIB = os.path.join(TESTDATA, "digits_calib_flat.npz")
@@ -95,11 +96,45 @@ def threads_capped():
     cfg = config(d)
     run_oq(["--config", cfg, "--output-dir", os.path.join(d, "one"), "--threads", "1"])
     p = run_oq(["--config", cfg, "--output-dir", os.path.join(d, "many"), "--threads", "100000"])
-    cores = os.cpu_count()
-    note = f"--threads 100000: more than the {cores} cores of this machine; using {cores}"
+    cores = usable_cores()
+    note = (f"--threads 100000: more than the {cores} core{'' if cores == 1 else 's'} this process may use "
+            f"(CPU affinity, cgroup quota); using {cores}")
     assert note in p.stderr, p.stderr[-2000:]
     assert note in open(os.path.join(d, "many", "onnxquant.log")).read()
     assert sha(quantized(os.path.join(d, "one"))) == sha(quantized(os.path.join(d, "many")))
+
+
+def usable_cores():
+    """The CPUs of this process's affinity mask, fewer under a cgroup v2 CPU quota (cpu.max, rounded up)."""
+    n = len(os.sched_getaffinity(0))
+    try:
+        rel = [l[3:].strip() for l in open("/proc/self/cgroup") if l.startswith("0::")][0]
+    except (OSError, IndexError):
+        return n
+    parts = [p for p in rel.split("/") if p]
+    for k in range(len(parts), -1, -1):
+        try:
+            quota, period = open(os.path.join("/sys/fs/cgroup", *parts[:k], "cpu.max")).read().split()
+        except (OSError, ValueError):
+            continue
+        if quota != "max":
+            n = min(n, -(-int(quota) // int(period)))
+    return n
+
+
+def threads_follow_affinity():
+    """Under a one-CPU affinity mask (taskset -c), --threads 2 is more than the process may use: lowered to 1 with
+    the note (hardware_concurrency() counted every CPU of the machine), and the model is the same."""
+    d = tmpdir()
+    cfg = config(d)
+    cpu = min(os.sched_getaffinity(0))
+    p = subprocess.run([BIN, "--config", cfg, "--output-dir", os.path.join(d, "pinned"), "--threads", "2"],
+                       capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    assert p.returncode == 0, p.stderr[-2000:]
+    note = "--threads 2: more than the 1 core this process may use (CPU affinity, cgroup quota); using 1"
+    assert note in p.stderr, p.stderr[-2000:]
+    run_oq(["--config", cfg, "--output-dir", os.path.join(d, "one"), "--threads", "1"])
+    assert sha(quantized(os.path.join(d, "one"))) == sha(quantized(os.path.join(d, "pinned")))
 
 
 def alias_bomb_loads_at_once():
@@ -139,6 +174,7 @@ if __name__ == "__main__":
     r = Runner()
     r.run("eval --reference means agreement, labels or not (vs onnxruntime)", eval_reference_means_agreement)
     r.run("--threads above the cores is lowered, same model", threads_capped)
+    r.run("--threads above the affinity mask's CPUs is lowered", threads_follow_affinity)
     r.run("alias bomb under an ignored key loads at once, same model", alias_bomb_loads_at_once)
     r.run("an override through an alias changes one key", override_through_alias)
     r.finish()

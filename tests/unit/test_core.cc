@@ -3,6 +3,7 @@
 #include "core/dtype.h"
 #include "core/int4.h"
 #include "core/names.h"
+#include "core/parallel.h"
 #include "ir/graph.h"
 #include "core/tensor.h"
 
@@ -88,4 +89,19 @@ TEST(Names, ErrorsNameUnnamedNodesByTheirOutput) {
   EXPECT_EQ(ir::node_label(n), "(unnamed) -> branch_out");
   n.name = "cond";
   EXPECT_EQ(ir::node_label(n), "cond");
+}
+
+// cgroup v2 cpu.max: "<quota> <period>" in microseconds, or "max <period>" for no limit (the kernel's
+// Documentation/admin-guide/cgroup-v2.rst); whole CPUs rounded up, as docker --cpus=1.5 allows two at once.
+TEST(Threads, CgroupQuotaInWholeCpus) {
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("200000 100000"), 2);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("150000 100000"), 2);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("50000 100000"), 1);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("100000 100000\n"), 1);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("max 100000"), 0);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota(""), 0);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("garbage"), 0);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("-1 100000"), 0);
+  EXPECT_EQ(oq::cpus_of_cgroup_quota("12x 100000"), 0);
+  EXPECT_GE(oq::available_cores(), 1);
 }

@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "core/log.h"
+#include "core/parallel.h"
 #include "data/loader.h"
 #include "exec/kernel.h"
 #include "ir/passes/passes.h"
@@ -366,11 +367,12 @@ void check_log_target(const Job& job, const std::string& log_path) {
 int checked_threads(int threads, bool given, std::string* note) {
   if (!given) return 0;  // all cores
   if (threads < 1) fail(ErrorKind::Usage, "--threads: must be at least 1, got {}", threads);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = available_cores();
   if (threads > cores) {
     if (note)
-      *note = fmt::format("--threads {}: more than the {} cores of this machine; using {} (more workers cannot run at "
-                          "once, they would only hold more batches in memory)", threads, cores, cores);
+      *note = fmt::format("--threads {}: more than the {} core{} this process may use (CPU affinity, cgroup quota); "
+                          "using {} (more workers cannot run at "
+                          "once, they would only hold more batches in memory)", threads, cores, cores == 1 ? "" : "s", cores);
     return cores;
   }
   return threads;

@@ -93,7 +93,7 @@ static bool machine_busy() {
   std::string tasks;
   if (!(f >> l1 >> l5 >> l15 >> tasks)) return false;
   const long runnable = std::strtol(tasks.c_str(), nullptr, 10);
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const int cores = available_cores();
   return runnable > 1 || l1 >= cores;
 }
 
