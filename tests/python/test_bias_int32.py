@@ -13,6 +13,9 @@
   SSD) kept a 4-bit scale that stored bias 1.0 as 2^31 - 1 times 3e-34. onnxquant enlarges 4-bit scales too: the
   dequantized bias is the float one, the model computes the float model's output in onnxruntime; everything else is
   ORT's Int4 model, and Int8 is still exactly ORT's.
+- QuantizeBias: False (deliberate difference): ORT 1.32 still enlarges weight scales for the biases it leaves in
+  float (_adjust_weight_quant_params_for_bias_tensors runs whatever QuantizeBias says), which only costs the
+  weight precision; onnxquant keeps the weights' own min/max scales there.
 """
 import os
 import re
@@ -244,6 +247,40 @@ def int4_weight_scale_enlarged():
         assert np.array_equal(a["W_scale"], b["W_scale"]) and np.array_equal(a["B_quantized"], b["B_quantized"])
 
 
+def float_bias_keeps_weight_scale():
+    m = dead_channel_model()
+    x = np.random.default_rng(33).uniform(0, 1, (32, 3, 8, 8)).astype(np.float32)
+    w = next(numpy_helper.to_array(t) for t in m.graph.initializer if t.name == "W").astype(np.float64)
+    for per_channel in (True, False):
+        work = tmpdir()
+        raw, pre, ort_out = (os.path.join(work, n) for n in ("float.onnx", "pre.onnx", "ort.onnx"))
+        onnx.save(m, raw)
+        quant_pre_process(raw, pre)
+        quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "QuantizeBias": False})
+        np.savez(os.path.join(work, "calib.npz"), input=x)
+        cfg = os.path.join(work, "config.yaml")
+        with open(cfg, "w") as f:
+            f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, 13,
+                                        extra={"QuantizeBias": False}))
+        p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+        ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
+        a, b = inits(ort_out), inits(ours)
+        tag = f"per_channel={per_channel}"
+        assert "Increased the scale" not in p.stdout + p.stderr, tag
+        # The bias stays float in both; the weight scale is max|w| / 127 (per output channel or over the tensor).
+        assert "B" in a and "B" in b and "B_quantized" not in b, (tag, sorted(b))
+        amax = np.abs(w).reshape(4, -1).max(axis=1) if per_channel else np.abs(w).max()
+        np.testing.assert_allclose(b["W_scale"].astype(np.float64), amax / 127, rtol=1e-6, err_msg=tag)
+        if per_channel:  # ORT enlarged the dead channel's scale for a bias it did not quantize: its weights are 0
+            assert a["W_scale"][1] > 1e6 * b["W_scale"][1] and not a["W_quantized"][1].any(), (tag, a["W_scale"])
+            assert b["W_quantized"][1].any(), tag
+        for k in a:  # everything else is ORT's
+            if k not in ("W_scale", "W_quantized"):
+                np.testing.assert_allclose(b[k].astype(np.float64), a[k].astype(np.float64), rtol=1e-6, err_msg=tag + k)
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("Gemm beta != 1: ORT's scales, the integers of beta x C, the float model's output", gemm_beta)
@@ -253,4 +290,5 @@ if __name__ == "__main__":
           override_fixed_scale_warns)
     r.run("Int4 / UInt4 weights: scale enlarged for the int32 bias (deliberate), Int8 still ORT's",
           int4_weight_scale_enlarged)
+    r.run("QuantizeBias False: weight scales not enlarged for float biases (deliberate)", float_bias_keeps_weight_scale)
     r.finish()
