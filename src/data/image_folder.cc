@@ -30,7 +30,18 @@ bool hidden(const fs::path& p) {
 struct Skipped {
   size_t count = 0;
   std::string example;
+  size_t special = 0;  // named like an image but not a regular file (FIFO, socket, device)
+  std::string special_example;
 };
+
+void warn_skipped(const std::string& root, const Skipped& s) {
+  if (s.count)
+    OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png, .bmp or .gif images skipped (e.g. {})",
+            root, s.count, s.example);
+  if (s.special)
+    OQ_WARN("image folder {}: {} entr{} named like an image but not a regular file (a FIFO, socket or device) "
+            "skipped (e.g. {})", root, s.special, s.special == 1 ? "y" : "ies", s.special_example);
+}
 
 // Images in sub-folders of class folders, which are not read, for one warning per scan.
 struct Nested {
@@ -72,7 +83,11 @@ std::vector<std::string> list_images(const fs::path& dir, Skipped& skipped, Nest
       continue;
     }
     const bool unreadable_link = it->is_symlink(e3) && (e2 || !fs::exists(st));
-    if (!fs::is_regular_file(st) && !unreadable_link) continue;
+    if (!fs::is_regular_file(st) && !unreadable_link) {
+      // A FIFO, socket or device named like an image: not read (TF would block on a FIFO), but said.
+      if (is_image_file(it->path()) && skipped.special++ == 0) skipped.special_example = it->path().string();
+      continue;
+    }
     if (is_image_file(it->path())) {
       r.push_back(it->path().string());
     } else if (skipped.count++ == 0) {
@@ -107,10 +122,15 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
     if (!class_names.empty())
       fail(ErrorKind::Config, "dataset.class_names is given but image folder {} has no class sub-folders", root);
     if (loose.empty())
-      fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp, .gif)", root);
-    if (skipped_loose.count)
-      OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png, .bmp or .gif images skipped (e.g. {})",
-              root, skipped_loose.count, skipped_loose.example);
+      fail(ErrorKind::Data, "image folder {} holds no images (.jpg, .jpeg, .png, .bmp, .gif){}", root,
+           skipped_loose.count ? fmt::format(", only {} other file(s) such as {}{}", skipped_loose.count,
+                                             skipped_loose.example,
+                                             fs::path(skipped_loose.example).extension() == ".npz" ||
+                                                     fs::path(skipped_loose.example).extension() == ".npy"
+                                                 ? " (give the array file itself, not its folder)"
+                                                 : "")
+                               : "");
+    warn_skipped(root, skipped_loose);
     for (auto& p : loose) entries.push_back({std::move(p), -1});
     if (classes_out) classes_out->clear();
     return entries;
@@ -156,9 +176,7 @@ std::vector<ImageEntry> scan_image_folder(const std::string& root, const std::ve
     OQ_WARN("image folder {}: {} class folder(s) hold no images ({}{}); their labels are kept (as Keras' "
             "image_dataset_from_directory numbers them), with no samples", root, n_empty, empty,
             n_empty > 5 ? fmt::format(" and {} more", n_empty - 5) : "");
-  if (skipped.count)
-    OQ_WARN("image folder {}: {} file(s) that are not .jpg, .jpeg, .png, .bmp or .gif images skipped (e.g. {})",
-            root, skipped.count, skipped.example);
+  warn_skipped(root, skipped);
   if (nested.images)
     OQ_WARN("image folder {}: {} image(s) in {} sub-folder(s) of class folders are not read (e.g. {}); Keras' "
             "image_dataset_from_directory reads them: move them into their class folder to use them", root,
@@ -172,12 +190,14 @@ namespace {
 class ImageFolderDataset : public Dataset {
  public:
   ImageFolderDataset(const DataOptions& o, const InputSpec& input) : root_(o.path), input_(input), opts_(o) {
+    // The folder first: a folder without images is the error to report, not the input shape the images
+    // would have needed.
+    entries_ = scan_image_folder(root_, o.class_names, &classes_);
     if (!input_.shape)
       fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
            input_.name);
     check_image_input_type(input_.name, input_.dtype);
     geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
-    entries_ = scan_image_folder(root_, o.class_names, &classes_);
     sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
     if (o.skip_bad_files) drop_undecodable();
   }

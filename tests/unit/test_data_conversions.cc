@@ -9,11 +9,9 @@
 #include <fstream>
 #include <sstream>
 
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
 #include "data/array_dataset.h"
 #include "data/dataset.h"
+#include "log_capture_test_util.h"
 #include "tmpdir_test_util.h"
 #include "data/loader.h"
 #include "data/npy.h"
@@ -26,20 +24,7 @@ namespace {
 
 using oq::test_util::TmpDir;
 
-// Captures what is logged while it lives.
-struct LogCapture {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
-  LogCapture() {
-    sink->set_pattern("[%l] %v");
-    spdlog::default_logger()->sinks().push_back(sink);
-  }
-  ~LogCapture() {
-    auto& s = spdlog::default_logger()->sinks();
-    s.erase(std::remove(s.begin(), s.end(), sink), s.end());
-  }
-  std::string text() const { return out.str(); }
-};
+using oq::test_util::LogCapture;
 
 template <typename F>
 std::string error_of(F&& f, ErrorKind kind) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <stb/stb_image_write.h>  // implementation in Debian's libstb.so
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "data/dataset.h"
+#include "log_capture_test_util.h"
 #include "tmpdir_test_util.h"
 #include "data/image_folder.h"
 #include "data/loader.h"
@@ -21,6 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using oq::test_util::LogCapture;
 using oq::test_util::TmpDir;
 
 template <typename F>
@@ -353,6 +356,29 @@ TEST(ImageFolder, EmptyClassNestedFoldersAndDanglingLinks) {
                {"root/a/2.png", "symbolic link to /nonexistent/moved.png"});
   expect_error([&] { scan_image_folder(d / "root", {"a", "c", "a"}, nullptr); }, ErrorKind::Config,
                {"dataset.class_names lists 'a' twice"});
+}
+
+// A folder without images is reported as such before the model input is looked at (an MLP's rank-2 input, or a
+// channel count color_mode does not give, was the error before, naming the wrong keys); the files it does hold
+// are named. A FIFO named like an image is not read (TF blocks on it) and a warning says so.
+TEST(ImageFolder, NoImagesBeforeInputShapeAndSpecialFiles) {
+  TmpDir d;
+  fs::create_directories(d / "npzdir");
+  std::ofstream(d / "npzdir/calib.npz") << "PK";
+  DataOptions o;
+  o.path = d / "npzdir";
+  const InputSpec mlp{"input", DType::Float, Shape{-1, 64}};
+  expect_error([&] { open_dataset(o, {mlp}); }, ErrorKind::Data,
+               {"npzdir holds no images", "calib.npz", "give the array file itself"});
+  expect_error([&] { open_dataset(o, {nchw(1, 3, 5)}); }, ErrorKind::Data, {"npzdir holds no images"});
+  write_png(d / "flat/1.png", 5, 3, 0);
+  ASSERT_EQ(mkfifo((d / "flat/2.png").c_str(), 0600), 0);
+  o.path = d / "flat";
+  LogCapture log;
+  auto ds = open_dataset(o, {nchw(3, 3, 5)});
+  EXPECT_EQ(ds->size(), 1);
+  EXPECT_NE(log.text().find("1 entry named like an image but not a regular file (a FIFO, socket or device) skipped "
+                            "(e.g. " + (d / "flat/2.png") + ")"), std::string::npos) << log.text();
 }
 
 // A 24-bit BMP of a 3 x 2 image, bottom-up (height 2) or top-down (height -2, rows stored top first): both decode
