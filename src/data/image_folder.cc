@@ -172,11 +172,15 @@ namespace {
 class ImageFolderDataset : public Dataset {
  public:
   ImageFolderDataset(const DataOptions& o, const InputSpec& input) : root_(o.path), input_(input), opts_(o) {
-    if (!input_.shape)
-      fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
-           input_.name);
-    check_image_input_type(input_.name, input_.dtype);
-    geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
+    try {  // whether the model input can take the images at all: the error names the folder
+      if (!input_.shape)
+        fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
+             input_.name);
+      check_image_input_type(input_.name, input_.dtype);
+      geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("image folder {}: {}", root_, e.what()));
+    }
     entries_ = scan_image_folder(root_, o.class_names, &classes_);
     sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
     if (o.skip_bad_files) drop_undecodable();
