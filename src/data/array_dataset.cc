@@ -36,29 +36,6 @@ std::pair<int64_t, int64_t> int_range(DType t) {
 int magnitude_bits(DType t) { return dtype_bits(t) - (is_signed_integer(t) ? 1 : 0); }
 int float_precision(DType t) { return t == DType::Float16 ? 11 : t == DType::Float ? 24 : 53; }
 
-// The array's row `r` as `to` (an integer type or bool), failing when a value does not fit.
-Tensor checked_integer_cast(const Tensor& t, DType to, const std::string& path, const std::string& array,
-                            int64_t r, const std::string& input) {
-  const auto [lo, hi] = int_range(to);
-  auto refuse = [&](const std::string& v) {
-    fail(ErrorKind::Data, "{}: array '{}' row {} holds the value {}, which model input '{}' of type {} cannot "
-         "hold{}", path, array, r, v, input, numpy_name(to), to == DType::Bool ? " (a bool input takes 0 or 1)" : "");
-  };
-  if (t.dtype() == DType::UInt64) {
-    for (uint64_t v : t.span<uint64_t>())
-      if (v > static_cast<uint64_t>(hi)) refuse(std::to_string(v));
-  }
-  std::vector<int64_t> v = t.to_int64s();
-  if (t.dtype() != DType::UInt64)
-    for (int64_t x : v)
-      if (x < lo || x > hi) refuse(std::to_string(x));
-  if (to != DType::Bool) return t.cast(to);
-  Tensor out(DType::Bool, t.shape());
-  auto* d = static_cast<uint8_t*>(out.raw());
-  for (size_t i = 0; i < v.size(); ++i) d[i] = v[i] != 0;
-  return out;
-}
-
 class ArrayDataset : public Dataset {
  public:
   struct Bound {
@@ -79,7 +56,7 @@ class ArrayDataset : public Dataset {
       if (b.array.rows() != rows_)
         fail(ErrorKind::Data, "{}: array '{}' has {} rows but '{}' has {}", path_, name_of(b.array),
              b.array.rows(), name_of(arrays_[0].array), rows_);
-      announce_conversion(b);
+      check_conversion(b.array.dtype(), b.input.dtype, path_, name_of(b.array), b.input.name);
     }
     if (labels) {
       const NpyArray& y = *labels;
@@ -121,46 +98,13 @@ class ArrayDataset : public Dataset {
     Sample s;
     for (const auto& b : arrays_) {
       Tensor t = b.array.row(r);
-      if (b.input.dtype != DType::Undefined && t.dtype() != b.input.dtype) {
-        if (conversion_of(t.dtype(), b.input.dtype) == Conversion::Checked)
-          t = checked_integer_cast(t, b.input.dtype, path_, name_of(b.array), r, b.input.name);
-        else
-          t = t.cast(b.input.dtype);
-      }
+      t = convert_for_input(t, b.input.dtype, path_, name_of(b.array), r, b.input.name);
       s.emplace(b.input.name, std::move(t));
     }
     return s;
   }
 
  private:
-  // Refuses an array whose dtype does not convert faithfully to its input's; says once which ones convert.
-  void announce_conversion(const Bound& b) const {
-    const DType from = b.array.dtype(), to = b.input.dtype;
-    if (to == DType::Undefined) return;
-    const std::string a = name_of(b.array), f = numpy_name(from), t = numpy_name(to);
-    switch (conversion_of(from, to)) {
-      case Conversion::None: return;
-      case Conversion::Exact:
-        OQ_INFO("{}: array '{}' ({}) is converted to {} for model input '{}' (exactly)", path_, a, f, t, b.input.name);
-        return;
-      case Conversion::Checked:
-        OQ_INFO("{}: array '{}' ({}) is converted to {} for model input '{}'; every value is checked to fit", path_,
-                a, f, t, b.input.name);
-        return;
-      case Conversion::Lossy:
-        OQ_WARN("{}: array '{}' ({}) is converted to {} for model input '{}', which rounds the values {} cannot "
-                "hold exactly (save the array as {} to feed it as it is)", path_, a, f, t, b.input.name, t, t);
-        return;
-      case Conversion::Refused:
-        if (is_float(from) && castable(from) && castable(to))
-          fail(ErrorKind::Data, "{}: array '{}' is {} but model input '{}' is {}: floating-point data is not "
-               "converted to {} (ONNX Runtime refuses such a feed too); save the array as {} (numpy: "
-               "a.astype(np.{}) once it holds whole numbers)", path_, a, f, b.input.name, t, t, t, t);
-        fail(ErrorKind::Data, "{}: array '{}' of dtype {} cannot be converted to model input '{}' of dtype {}",
-             path_, a, f, b.input.name, t);
-    }
-  }
-
   static std::string name_of(const NpyArray& a) {
     const std::string& l = a.label();
     auto c = l.rfind(':');
@@ -223,6 +167,58 @@ Conversion conversion_of(DType from, DType to) {
   const auto [tlo, thi] = int_range(to);
   const bool fits = flo >= tlo && (from == DType::UInt64 ? to == DType::UInt64 : fhi <= thi);
   return fits ? Conversion::Exact : Conversion::Checked;
+}
+
+void check_conversion(DType from, DType to, const std::string& file, const std::string& array,
+                      const std::string& input) {
+  if (to == DType::Undefined) return;
+  const std::string f = numpy_name(from), t = numpy_name(to);
+  switch (conversion_of(from, to)) {
+    case Conversion::None: return;
+    case Conversion::Exact:
+      OQ_INFO("{}: array '{}' ({}) is converted to {} for model input '{}' (exactly)", file, array, f, t, input);
+      return;
+    case Conversion::Checked:
+      OQ_INFO("{}: array '{}' ({}) is converted to {} for model input '{}'; every value is checked to fit", file,
+              array, f, t, input);
+      return;
+    case Conversion::Lossy:
+      OQ_WARN("{}: array '{}' ({}) is converted to {} for model input '{}', which rounds the values {} cannot "
+              "hold exactly (save the array as {} to feed it as it is)", file, array, f, t, input, t, t);
+      return;
+    case Conversion::Refused:
+      if (is_float(from) && castable(from) && castable(to))
+        fail(ErrorKind::Data, "{}: array '{}' is {} but model input '{}' is {}: floating-point data is not "
+             "converted to {} (ONNX Runtime refuses such a feed too); save the array as {} (numpy: "
+             "a.astype(np.{}) once it holds whole numbers)", file, array, f, input, t, t, t, t);
+      fail(ErrorKind::Data, "{}: array '{}' of dtype {} cannot be converted to model input '{}' of dtype {}", file,
+           array, f, input, t);
+  }
+}
+
+Tensor convert_for_input(const Tensor& t, DType to, const std::string& file, const std::string& array, int64_t row,
+                         const std::string& input) {
+  if (to == DType::Undefined || t.dtype() == to) return t;
+  if (conversion_of(t.dtype(), to) != Conversion::Checked) return t.cast(to);
+  const auto [lo, hi] = int_range(to);
+  auto refuse = [&](const std::string& v) {
+    fail(ErrorKind::Data, "{}: array '{}'{} holds the value {}, which model input '{}' of type {} cannot hold{}", file,
+         array, row >= 0 ? fmt::format(" row {}", row) : "", v, input, numpy_name(to),
+         to == DType::Bool ? " (a bool input takes 0 or 1)" : "");
+  };
+  if (t.dtype() == DType::UInt64) {
+    for (uint64_t v : t.span<uint64_t>())
+      if (v > static_cast<uint64_t>(hi)) refuse(std::to_string(v));
+  }
+  std::vector<int64_t> v = t.to_int64s();
+  if (t.dtype() != DType::UInt64)
+    for (int64_t x : v)
+      if (x < lo || x > hi) refuse(std::to_string(x));
+  if (to != DType::Bool) return t.cast(to);
+  Tensor out(DType::Bool, t.shape());
+  auto* d = static_cast<uint8_t*>(out.raw());
+  for (size_t i = 0; i < v.size(); ++i) d[i] = v[i] != 0;
+  return out;
 }
 
 DatasetPtr open_npy_dataset(const std::string& path, const std::vector<InputSpec>& inputs,

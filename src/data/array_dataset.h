@@ -27,6 +27,16 @@ enum class Conversion {
   Refused,  // floating point -> integer or bool, or a dtype with no conversion (complex, string): error
 };
 Conversion conversion_of(DType array, DType input);
+// The one check of that table, for every array fed to a model (data sets, `onnxquant run`'s --input files):
+// says once how an array of dtype `from` reaches model input `input` of dtype `to` (info line; warning when values
+// may be rounded), or fails (Data error naming `file`, `array`, the input and both types) when it is Refused.
+// `to` Undefined (the model does not say): fed as it is.
+void check_conversion(DType from, DType to, const std::string& file, const std::string& array,
+                      const std::string& input);
+// `t` as `to`, after check_conversion allowed it: a Checked conversion checks every value (Data error naming `file`,
+// `array`, `row` (< 0: the whole array), the value and the input when one does not fit).
+Tensor convert_for_input(const Tensor& t, DType to, const std::string& file, const std::string& array, int64_t row,
+                         const std::string& input);
 // NumPy's spelling of a dtype (float32, int64, bool, ...), as users save their arrays.
 std::string numpy_name(DType t);
 

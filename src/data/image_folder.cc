@@ -193,11 +193,15 @@ class ImageFolderDataset : public Dataset {
     // The folder first: a folder without images is the error to report, not the input shape the images
     // would have needed.
     entries_ = scan_image_folder(root_, o.class_names, &classes_);
-    if (!input_.shape)
-      fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
-           input_.name);
-    check_image_input_type(input_.name, input_.dtype);
-    geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
+    try {  // whether the model input can take the images at all: the error names the folder
+      if (!input_.shape)
+        fail(ErrorKind::Data, "model input '{}' has no known shape; image data needs [N,C,H,W] or [N,H,W,C]",
+             input_.name);
+      check_image_input_type(input_.name, input_.dtype);
+      geom_ = resolve_geometry(input_.name, *input_.shape, o.preprocess);
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("image folder {}: {}", root_, e.what()));
+    }
     sel_ = select_indices(static_cast<int64_t>(entries_.size()), o.selection, root_);
     if (o.skip_bad_files) drop_undecodable();
   }

@@ -85,6 +85,12 @@ static const char* color_name(ColorMode c) {
   return "?";
 }
 
+// What to change when the settings do not fit the model: `keys` (the config's) or what the caller said instead.
+static std::string settings(const PreprocessOptions& o, const std::string& keys) {
+  return o.fixed_by.empty() ? keys : o.fixed_by;
+}
+static const char* const kChannelKeys = "preprocessing.color_mode / preprocessing.layout";
+
 Shape ImageGeometry::sample_shape() const {
   return layout == Layout::NCHW ? Shape{1, c, h, w} : Shape{1, h, w, c};
 }
@@ -106,12 +112,11 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
     if (a != b) {
       g.layout = a ? Layout::NCHW : Layout::NHWC;
     } else if (a || (s[1] < 0 && s[3] < 0)) {
-      fail(ErrorKind::Config,
-           "preprocessing.layout: cannot tell whether model input '{}' of shape {} is NCHW or NHWC ({}); set "
-           "preprocessing.layout to NCHW or NHWC",
-           input_name, shape_str(s),
+      fail(ErrorKind::Config, "{}cannot tell whether model input '{}' of shape {} is NCHW or NHWC ({}); {}",
+           o.fixed_by.empty() ? "preprocessing.layout: " : "", input_name, shape_str(s),
            a ? fmt::format("dims 1 and 3 both equal the {} channel(s) of color mode {}", want, color_name(o.color))
-             : std::string("dims 1 and 3 are both dynamic"));
+             : std::string("dims 1 and 3 are both dynamic"),
+           settings(o, "set preprocessing.layout to NCHW or NHWC"));
     } else if (is_ch(s[1]) != is_ch(s[3])) {
       g.layout = is_ch(s[1]) ? Layout::NCHW : Layout::NHWC;
     } else if (s[1] < 0 || s[3] < 0) {
@@ -119,8 +124,8 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
     } else {
       fail(ErrorKind::Data,
            "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in dim 1 (NCHW) and {} in dim 3 "
-           "(NHWC) (preprocessing.color_mode / preprocessing.layout)",
-           color_name(o.color), want, input_name, shape_str(s), s[1], s[3]);
+           "(NHWC) ({})",
+           color_name(o.color), want, input_name, shape_str(s), s[1], s[3], settings(o, kChannelKeys));
     }
   }
   if (g.layout == Layout::NCHW) {
@@ -130,10 +135,9 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
   }
   if (g.c >= 0 && g.c != want)
     fail(ErrorKind::Data,
-         "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in layout {}{} "
-         "(preprocessing.color_mode / preprocessing.layout)",
+         "color mode {} gives {} channel(s) but model input '{}' of shape {} has {} in layout {}{} ({})",
          color_name(o.color), want, input_name, shape_str(s), g.c, g.layout == Layout::NCHW ? "NCHW" : "NHWC",
-         o.layout == Layout::Auto ? " (inferred)" : "");
+         o.layout == Layout::Auto ? " (inferred)" : "", settings(o, kChannelKeys));
   g.c = want;
   if (o.height > 0 && ((g.h >= 0 && g.h != o.height) || (g.w >= 0 && g.w != o.width)))
     OQ_WARN("model.input_shape gives {}x{} images but model input '{}' has shape {}: the model's size is used",
@@ -141,10 +145,8 @@ ImageGeometry resolve_geometry(const std::string& input_name, const Shape& s, co
   if (g.h < 0) g.h = o.height;
   if (g.w < 0) g.w = o.width;
   if (g.h <= 0 || g.w <= 0)
-    fail(ErrorKind::Data,
-         "model input '{}' of shape {} has no fixed height/width; give the image size as model.input_shape "
-         "(e.g. (128, 128, 3))",
-         input_name, shape_str(s));
+    fail(ErrorKind::Data, "model input '{}' of shape {} has no fixed height/width; {}", input_name, shape_str(s),
+         settings(o, "give the image size as model.input_shape (e.g. (128, 128, 3))"));
   return g;
 }
 
@@ -498,10 +500,11 @@ Tensor image_values_as(const Tensor& t, DType dtype, const PreprocessOptions& o,
                                                 bits >= 64 ? INT64_MAX : (int64_t{1} << (bits - 1)) - 1)
                                   : fmt::format("[0, {}]", bits >= 64 ? UINT64_MAX : (uint64_t{1} << bits) - 1);
     fail(ErrorKind::Data,
-         "image {} gives model input '{}' of type {} the value {} (pixel * {} {} {}: preprocessing.rescaling, after "
-         "resizing): an integer input takes whole numbers in {} only, never rounded (scale 1 and offset 0 feed the "
-         "pixels as they are)",
-         file, input, numpy_name(dtype), v[i], o.scale, o.offset < 0 ? '-' : '+', std::fabs(o.offset), range);
+         "image {} gives model input '{}' of type {} the value {} (pixel * {} {} {}{}, after resizing): an integer "
+         "input takes whole numbers in {} only, never rounded ({})",
+         file, input, numpy_name(dtype), v[i], o.scale, o.offset < 0 ? '-' : '+', std::fabs(o.offset),
+         o.fixed_by.empty() ? ": preprocessing.rescaling" : "", range,
+         settings(o, "scale 1 and offset 0 feed the pixels as they are"));
   }
   return t.cast(dtype);
 }

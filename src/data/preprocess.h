@@ -62,6 +62,9 @@ struct PreprocessOptions {
   Layout layout = Layout::Auto;
   // Target size used only when the model input's H/W are dynamic (0 = not given).
   int64_t height = 0, width = 0;
+  // How errors tell the user to change these settings: empty, the config keys (preprocessing.color_mode, ...,
+  // model.input_shape); else this text instead, for a caller that has no such keys (`onnxquant eval`).
+  std::string fixed_by;
 };
 
 // An image as H x W x C interleaved float pixel values.

@@ -8,7 +8,9 @@ cases are in the bad-input catalogue, tests/python/bad_inputs_cli.py):
   - a config holding a YAML alias bomb under an ignored key loads at once and quantizes as the same config without
     it;
   - an override of a key whose value the file shares through an alias changes that key only (checked on the
-    calibration data the log names and on the evaluation score, against onnxruntime).
+    calibration data the log names and on the evaluation score, against onnxruntime);
+  - `-v` / `--verbose` before a subcommand (`onnxquant -v info M`) turns on debug lines; it used to fail with
+    "--config is required".
 """
 import hashlib
 import os
@@ -170,6 +172,26 @@ def override_through_alias():
     assert abs(float(m.group(2)) - ort_top1(m.group(1), TEST)) < 0.006
 
 
+def verbose_before_a_subcommand():
+    """-v / --verbose before info / run / eval: debug lines (it used to be read as the main job's flag: "--config is
+    required", exit 2); the subcommand's result is the same as without it."""
+    d = tmpdir()
+    x = os.path.join(d, "x.npy")
+    np.save(x, np.load(TEST)["x"][:2])
+    plain = run_oq(["info", MLP]).stdout
+    p = run_oq(["-v", "info", MLP], check=False)
+    assert p.returncode == 0 and p.stdout == plain, (p.returncode, p.stderr)
+    for flag in ("-v", "--verbose"):
+        p = run_oq([flag, "run", MLP, "--input", x, "--output-dir", os.path.join(d, flag)], check=False)
+        assert p.returncode == 0 and "[debug]" in p.stderr, (flag, p.returncode, p.stderr)
+        ref = ort_session(MLP).run(None, {"input": np.load(x)})[0]
+        np.testing.assert_allclose(np.load(os.path.join(d, flag, "logits.npy")), ref, rtol=1e-4, atol=1e-4)
+    p = run_oq(["-v", "eval", MLP, "--data", TEST], check=False)
+    assert p.returncode == 0 and "[debug]" in p.stderr, (p.returncode, p.stderr)
+    assert abs(float(p.stdout.split(":")[1]) - ort_top1(MLP, TEST)) < 0.006, p.stdout
+    assert "[debug]" not in run_oq(["eval", MLP, "--data", TEST]).stderr
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("eval --reference means agreement, labels or not (vs onnxruntime)", eval_reference_means_agreement)
@@ -177,4 +199,5 @@ if __name__ == "__main__":
     r.run("--threads above the affinity mask's CPUs is lowered", threads_follow_affinity)
     r.run("alias bomb under an ignored key loads at once, same model", alias_bomb_loads_at_once)
     r.run("an override through an alias changes one key", override_through_alias)
+    r.run("-v / --verbose before a subcommand", verbose_before_a_subcommand)
     r.finish()

@@ -1,14 +1,19 @@
 // Sub-commands `run` and `eval`, and the `evaluation` operation mode.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <set>
 
 #include "app.h"
+#include "rollback.h"
 #include "core/log.h"
 #include "core/names.h"
 #include "core/parallel.h"
+#include "data/array_dataset.h"
 #include "data/loader.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
@@ -36,11 +41,49 @@ static std::string safe_name(const std::string& n) {
   return r;
 }
 
-static Tensor read_input_file(const std::string& file) {
+// An --input file's tensor; `name`: the name it is given in messages (a .pb file's tensor name, else the file).
+static Tensor read_input_file(const std::string& file, std::string* name) {
   std::string ext = fs::path(file).extension().string();
-  if (ext == ".pb") return onnx::load_tensor_pb(file);
+  *name = file;
+  if (ext == ".pb") {
+    Tensor t = onnx::load_tensor_pb(file, name);
+    if (name->empty()) *name = file;
+    return t;
+  }
   if (ext == ".npy") return data::NpyArray::open(file).tensor();
   fail(ErrorKind::Usage, "--input '{}': expected a .npy or .pb file", file);
+}
+
+// All or nothing (docs/reliability.md): the outputs are written into a staging folder inside `dir` and moved into
+// place only once every one is written, so a failed write replaces no file that was there; on any error the
+// rollback removes what the run created (the staging folder, outputs already moved, `dir` if the run made it).
+static void write_outputs(const std::string& dir, const std::vector<std::string>& paths,
+                          const std::vector<Tensor>& outs) {
+  OutputRollback rollback(dir, "");
+  try {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", dir, ec.message());
+    std::string staging = (fs::path(dir) / ".onnxquant-run-XXXXXX").string();
+    if (!mkdtemp(staging.data()))
+      fail(ErrorKind::Io, "cannot write to output folder '{}': {}", dir, std::strerror(errno));
+    std::vector<std::string> staged;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      staged.push_back((fs::path(staging) / fs::path(paths[i]).filename()).string());
+      try {
+        data::write_npy(staged.back(), outs[i]);
+      } catch (const Error& e) {
+        fail(e.kind(), "cannot write output '{}': {}", paths[i], e.what());
+      }
+    }
+    for (size_t i = 0; i < outs.size(); ++i)
+      if (fs::rename(staged[i], paths[i], ec); ec)
+        fail(ErrorKind::Io, "cannot write output '{}': {}", paths[i], ec.message());
+    fs::remove(staging, ec);
+  } catch (...) {
+    rollback.undo();
+    throw;
+  }
 }
 
 int cmd_run(int argc, char** argv) {
@@ -98,36 +141,43 @@ int cmd_run(int argc, char** argv) {
       return fs::exists(path, ec) && fs::exists(p, ec) && fs::equivalent(path, p, ec) && !ec;
     };
     if (same(model)) fail(ErrorKind::Usage, "output '{}' is the model; choose another --output-dir", path);
+    if (std::error_code ec; fs::is_directory(fs::symlink_status(path, ec)))
+      fail(ErrorKind::Usage, "output '{}' is a folder; choose another --output-dir", path);
     for (const auto& f : specs)
       if (same(f.file))
         fail(ErrorKind::Usage, "output '{}' is the file of --input '{}'; choose another --output-dir", path, f.spec);
     out_paths.push_back(path);
   }
+  // The type rules of the data sets (docs/config.md): faithful conversions are made and said, lossy ones warned
+  // about, floating point for an integer input refused, values that a narrower integer type cannot hold refused.
   std::map<std::string, Tensor> feeds;
   for (const auto& f : specs) {
-    Tensor t = read_input_file(f.file);
-    if (const auto* vi = m.graph.find_value_info(f.name); vi && vi->dtype != DType::Undefined && vi->dtype != t.dtype())
-      t = t.cast(vi->dtype);
-    feeds[f.name] = t;
+    std::string array;
+    Tensor t = read_input_file(f.file, &array);
+    const auto* vi = m.graph.find_value_info(f.name);
+    const DType to = vi ? vi->dtype : DType::Undefined;
+    const std::string where = fmt::format("--input '{}'", f.spec);
+    data::check_conversion(t.dtype(), to, where, array, f.name);
+    feeds[f.name] = data::convert_for_input(t, to, where, array, -1, f.name);
+    OQ_DEBUG("run: model input '{}' gets {} {} from {}", f.name, data::numpy_name(feeds[f.name].dtype()),
+             shape_str(feeds[f.name].shape()), f.file);
   }
   auto outs = s.run(feeds);
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", out_dir, ec.message());
-  for (size_t i = 0; i < outs.size(); ++i) {
-    data::write_npy(out_paths[i], outs[i]);
+  write_outputs(out_dir, out_paths, outs);
+  for (size_t i = 0; i < outs.size(); ++i)
     std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << out_paths[i] << "\n";
-  }
   return 0;
 }
 
 int cmd_eval(int argc, char** argv) {
-  CLI::App cli{"onnxquant eval: score a model on an .npz data set"};
+  CLI::App cli{"onnxquant eval: score a model on an .npz data set (or .npy, or an image folder read with the "
+               "default preprocessing)"};
   std::string model, data_path, metric, reference;
   int threads = 0;
   int64_t batch = 1;
   cli.add_option("model", model, "ONNX model")->required();
-  cli.add_option("--data", data_path, ".npz with x (and y labels), .npy, or an image folder")->required();
+  cli.add_option("--data", data_path, ".npz with x (and y labels), .npy, or an image folder (default preprocessing: "
+                 "rgb, scale 1, nearest; see README)")->required();
   cli.add_option("--metric", metric, "top1 | agreement (default: agreement with --reference, else top1)")
       ->transform(CLI::IsMember({"top1", "agreement"}, CLI::ignore_case));
   cli.add_option("--reference", reference, "float model for the agreement metric (implies --metric agreement)");
@@ -146,9 +196,14 @@ int cmd_eval(int argc, char** argv) {
          "given: drop --metric for the agreement with it, or drop --reference", reference);
   ir::Model m = load_runnable_model(model);
   exec::Session s(m);
-  data::DataOptions d;
-  d.path = data_path;
+  // An image folder is read as the main job reads it with no preprocessing keys (docs/config.md's defaults: rgb,
+  // layout auto, scale 1 offset 0, nearest resize to the model's size, fit); eval has no options to change that.
+  data::DataOptions d = data_options(config::Config{}, data_path, 1.0);
   d.selection.shuffle = false;
+  d.preprocess.fixed_by = "eval reads an image folder with the main job's default preprocessing (color_mode rgb, "
+      "layout auto, rescaling scale 1 offset 0, nearest resize to the model input's size) and cannot change it: give "
+      "--data an .npz of preprocessed samples, or evaluate with `onnxquant --config` (operation_mode: evaluation) "
+      "and the preprocessing keys that fit the model";
   auto ds = data::open_dataset(d, data::input_specs(m.graph));
   search::EvalOptions o;
   o.batch_size = batch;

@@ -1,8 +1,8 @@
 // onnxquant — post-training quantization of ONNX models.
-//   onnxquant --config FILE [--output-dir DIR] [--threads N] [dotted.key=value ...]   the main job
-//   onnxquant info MODEL
-//   onnxquant run MODEL --input [NAME=]FILE ... --output-dir DIR [--threads N]
-//   onnxquant eval MODEL --data FILE.npz [--metric top1|agreement] [--reference FLOAT.onnx]
+//   onnxquant [-v] --config FILE [--output-dir DIR] [--threads N] [dotted.key=value ...]   the main job
+//   onnxquant [-v] info MODEL
+//   onnxquant [-v] run MODEL --input [NAME=]FILE ... --output-dir DIR [--threads N]
+//   onnxquant [-v] eval MODEL --data FILE.npz|IMAGE_FOLDER [--metric top1|agreement] [--reference FLOAT.onnx]
 // Exit codes: 0 success, 2 usage or config error, 1 any other failure. Errors are one line.
 #include <malloc.h>
 #include <unistd.h>
@@ -132,10 +132,17 @@ int main(int argc, char** argv) {
   tune_malloc();
   log::init(false);
   try {
-    std::string sub = argc > 1 ? argv[1] : "";
-    if (sub == "info") return app::cmd_info_main(argc - 1, argv + 1);
-    if (sub == "run") return app::cmd_run(argc - 1, argv + 1);
-    if (sub == "eval") return app::cmd_eval(argc - 1, argv + 1);
+    // -v / --verbose: the global flag; before a subcommand (`onnxquant -v info M`), anywhere in the main job's
+    // arguments (its own parser takes it).
+    int first = 1;
+    while (first < argc && (std::string(argv[first]) == "-v" || std::string(argv[first]) == "--verbose")) ++first;
+    std::string sub = first < argc ? argv[first] : "";
+    if (sub == "info" || sub == "run" || sub == "eval") {
+      if (first > 1) log::init(true);
+      if (sub == "info") return app::cmd_info_main(argc - first, argv + first);
+      if (sub == "run") return app::cmd_run(argc - first, argv + first);
+      return app::cmd_eval(argc - first, argv + first);
+    }
     return main_job(argc, argv);
   } catch (const Error& e) {
     spdlog::error("{}", e.what());  // one line: oq::Error escapes control characters

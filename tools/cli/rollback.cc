@@ -20,7 +20,14 @@ static std::set<std::string> snapshot(const std::string& dir) {
 }
 
 OutputRollback::OutputRollback(std::string dir, std::string keep)
-    : dir_(std::move(dir)), keep_(fs::path(std::move(keep)).lexically_normal().string()), before_(snapshot(dir_)) {}
+    : dir_(std::move(dir)), keep_(fs::path(std::move(keep)).lexically_normal().string()), before_(snapshot(dir_)) {
+  std::error_code ec;
+  fs::path norm = fs::path(dir_).lexically_normal();
+  if (!norm.has_filename()) norm = norm.parent_path();  // "out/" names the folder "out"
+  for (fs::path p = norm; !p.empty() && p != p.root_path() && !fs::exists(p, ec) && !ec;
+       p = p.parent_path())
+    missing_.push_back(p.string());
+}
 
 size_t OutputRollback::undo() noexcept {
   size_t removed = 0;
@@ -37,6 +44,10 @@ size_t OutputRollback::undo() noexcept {
         ++removed;
         OQ_INFO("Removed {} written before the error", p);
       }
+    }
+    for (const auto& p : missing_) {
+      std::error_code ec;
+      if (fs::is_directory(fs::symlink_status(p, ec)) && fs::is_empty(p, ec) && fs::remove(p, ec)) ++removed;
     }
   } catch (...) {
   }
