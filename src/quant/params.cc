@@ -100,7 +100,11 @@ Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q, double beta
   int32_t* o = out.data<int32_t>();
   for (int64_t i = 0; i < bias.numel(); ++i) {
     double s = q.scale.size() == 1 ? q.scale[0] : q.scale[static_cast<size_t>(i) % q.scale.size()];
-    // beta = 1 keeps ORT's arithmetic exactly.
+    // beta = 1 keeps ORT's arithmetic exactly; beta = 0 stores 0 (the Gemm adds nothing, whatever C holds).
+    if (beta == 0.0) {
+      o[i] = 0;
+      continue;
+    }
     double v = std::nearbyint((beta == 1.0 ? static_cast<double>(b[i]) : static_cast<double>(b[i]) * beta) / s);
     v = std::clamp(v, static_cast<double>(std::numeric_limits<int32_t>::min()),
                    static_cast<double>(std::numeric_limits<int32_t>::max()));
@@ -125,11 +129,14 @@ static int64_t int32_overflows(const Tensor& bias, const exec::QuantParams& q, d
 }
 
 // ORT 1.20+ (_adjust_weight_scale_for_int32_bias): enlarge the weight scale when input_scale × weight_scale
-// is too small to hold the bias in int32.
-static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantParams& w) {
+// is too small to hold the bias in int32. The bias holds beta × C (quantize_bias), so the bound is on |beta × C|
+// (ORT's |C|: its model adds C, not beta × C; docs/conformance.md); beta = 1 is ORT's arithmetic, bit for bit.
+// beta = 0: no enlargement, the bias adds nothing (ORT sizes it for C and can zero every weight).
+static bool adjust_for_bias(const Tensor& bias, float input_scale, double beta, exec::QuantParams& w) {
+  if (beta == 0.0) return false;
   const double qr = static_cast<double>(std::numeric_limits<int32_t>::max()) -
                     static_cast<double>(std::numeric_limits<int32_t>::min() + 1);
-  const double eps = 1.0001;
+  const double eps = 1.0001, abeta = std::fabs(beta);
   const std::vector<double> b = values_of(bias);
   bool changed = false;
   auto fix = [&](double smallest, float& ws) {
@@ -143,7 +150,7 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
   if (w.axis < 0) {
     double lo = 0, hi = 0;
     for (double v : b) lo = std::min(lo, v), hi = std::max(hi, v);
-    fix(eps * (2.0 * std::max(std::fabs(lo), std::fabs(hi))) / qr, w.scale[0]);  // float64 in ORT
+    fix(eps * (2.0 * (abeta * std::max(std::fabs(lo), std::fabs(hi)))) / qr, w.scale[0]);  // float64 in ORT
   } else {  // bias entry i lies on channel (i mod last dim) of the bias, which uses weight scale (that mod C)
     const size_t len = bias.rank() ? static_cast<size_t>(bias.dim(-1)) : 1, c = w.scale.size();
     std::vector<double> absmax(c, 0.0);
@@ -152,6 +159,10 @@ static bool adjust_for_bias(const Tensor& bias, float input_scale, exec::QuantPa
     // with Python floats), then divided by the float64 range.
     const bool half = bias.dtype() == DType::Float16;
     for (size_t k = 0; k < c; ++k) {
+      if (beta != 1.0) {  // onnxquant's own bound (ORT has none for beta x C): float64
+        fix(eps * (2.0 * (abeta * absmax[k])) / qr, w.scale[k]);
+        continue;
+      }
       double t = half ? round_to_half(2.0 * absmax[k]) : static_cast<float>(2.0 * absmax[k]);
       t = half ? round_to_half(round_to_half(eps) * t) : static_cast<double>(static_cast<float>(eps) * static_cast<float>(t));
       fix(t / qr, w.scale[k]);
@@ -330,7 +341,9 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       continue;
     const Tensor& b = g.find_initializer(name)->tensor;
     if (!enlargeable(w->second) || cannot_carry(b, w->second)) continue;
-    if (adjust_for_bias(b, in->scale.at(0), w->second)) {
+    // A shadowed bias (an ordinary constant, no int32 values) keeps ORT's enlargement for C, except with beta 0.
+    const bool int32 = plan.tensors.count(name) && plan.tensors.at(name).role == TensorRole::Bias;
+    if (adjust_for_bias(b, in->scale.at(0), int32 || s.bias_beta == 0.0 ? s.bias_beta : 1.0, w->second)) {
       OQ_INFO("Increased the scale of weight '{}' so that bias '{}' fits in int32", s.bias_weight, name);
       if (notes) notes->adjusted_weights.push_back(s.bias_weight);
     }

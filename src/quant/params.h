@@ -60,7 +60,7 @@ std::optional<exec::QuantParams> float16_bias_params(const exec::QuantParams& in
 // int32 bias values: round(beta × bias / scale) in double, clipped to int32. `beta`: a Gemm's beta, taken out of
 // the node: the DequantizeLinear gives back what the Gemm added, with the scale input × weight that ORT's QGemm
 // fusion assumes for an int32 bias. (ORT 1.32's quantize_static puts beta into the scale instead and divides the
-// bias by it, then resets beta to 1: its model adds bias, not beta × bias; docs/conformance.md.)
+// bias by it, then resets beta to 1: its model adds bias, not beta × bias; docs/conformance.md.) beta 0: zeros.
 Tensor quantize_bias(const Tensor& bias, const exec::QuantParams& q, double beta = 1.0);
 
 }  // namespace oq::quant

@@ -47,9 +47,10 @@ ScaleZp compute_scale_zp(double rmin, double rmax, int64_t qmin, int64_t qmax, b
   rmin = std::min<double>(narrow_to(rmin, float_type), 0.0);
   rmax = std::max<double>(narrow_to(rmax, float_type), 0.0);
   if (min_real_range) {
-    const double floor = half ? narrow_to(rmin + narrow_to(*min_real_range, float_type), float_type)
-                              : static_cast<double>(static_cast<float>(rmin + *min_real_range));
-    rmax = std::max(rmax, floor);
+    // ORT: rmin + numpy.asarray(min_real_range, dtype=rmin.dtype), a float32 (float16: float32, then rounded)
+    // addition of the range rounded to that type.
+    const float sum = static_cast<float>(rmin) + static_cast<float>(narrow_to(*min_real_range, float_type));
+    rmax = std::max(rmax, narrow_to(sum, float_type));
   }
   if (symmetric) {
     double a = std::max(std::fabs(rmin), std::fabs(rmax));

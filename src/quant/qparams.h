@@ -22,9 +22,9 @@ struct ScaleZp {
 };
 
 // ORT's compute_scale_zp: the range is widened to include 0; `min_real_range` (if set) forces
-// rmax >= rmin + min_real_range; symmetric uses ±max(|rmin|,|rmax|) and zero point round((qmin+qmax)/2);
-// scale = (rmax - rmin)/(qmax - qmin) computed in double, stored as float; a scale below the smallest
-// normal float becomes 1 with zero point 0; zero point = round_half_even(qmin - rmin/scale).
+// rmax >= rmin + min_real_range (both float32, added in float32); symmetric uses ±max(|rmin|,|rmax|) and zero
+// point round((qmin+qmax)/2); scale = (rmax - rmin)/(qmax - qmin) computed in double, stored as float; a scale below
+// the smallest normal float becomes 1 with zero point 0; zero point = round_half_even(qmin - rmin/scale) in double.
 // float_type Float16 (a float16 tensor, as ORT computes with numpy float16 ranges): rmin / rmax (and rmin +
 // min_real_range) are rounded to float16, the scale is stored as the float16 nearest to the double scale (1, zero
 // point 0, when that is 0); the zero point still comes from the double scale.

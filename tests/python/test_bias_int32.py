@@ -16,6 +16,10 @@
 - QuantizeBias: False (deliberate difference): ORT 1.32 still enlarges weight scales for the biases it leaves in
   float (_adjust_weight_quant_params_for_bias_tensors runs whatever QuantizeBias says), which only costs the
   weight precision; onnxquant keeps the weights' own min/max scales there.
+- A Gemm with beta != 1 whose bias needs the weight-scale enlargement: the enlargement is sized for |beta x C|, the
+  values the bias holds (it was sized for |C|: with |beta| > 1 every value saturated int32, QA's repro 6 dB). With
+  beta = 0 (C adds nothing) there is none: ORT sizes it for C, which can round every weight to 0 (its output all
+  zeros); onnxquant keeps the plain weight scale and writes a bias of zeros.
 """
 import os
 import re
@@ -186,7 +190,22 @@ def dead_channel_model():
                   init("W2", rnd(31, (5, 4 * 6 * 6), 0.2))], [None, 3, 8, 8], [None, 5])
 
 
-def both_4bit(m, x, wtype, per_channel):
+def oq_default(path, x, wtype, per_channel):
+    """onnxquant's default mode on the model at `path` (opset 21, Int8 asymmetric activations, symmetric `wtype`
+    weights), its calibration data and config beside it: the written model and our log."""
+    work = os.path.dirname(path)
+    np.savez(os.path.join(work, "calib.npz"), input=x)
+    cfg = os.path.join(work, "config.yaml")
+    with open(cfg, "w") as f:
+        f.write(default_mode_config(path, os.path.join(work, "calib.npz"), per_channel, 21).replace(
+            "weightType: Int8", "weightType: " + wtype))
+    p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return (os.path.join(work, "oq", "quantized_models", f"{stem}_quant_qdq_{'pc' if per_channel else 'pt'}.onnx"),
+            p.stdout + p.stderr)
+
+
+def both_opset21(m, x, wtype, per_channel):
     """quant_pre_process + quantize_static and default mode with `wtype` weights (opset 21); paths and our log."""
     work = tmpdir()
     raw, pre, ort_out = (os.path.join(work, n) for n in ("float.onnx", "pre.onnx", "ort.onnx"))
@@ -195,14 +214,8 @@ def both_4bit(m, x, wtype, per_channel):
     quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     weight_type=getattr(QuantType, "Q" + wtype), activation_type=QuantType.QInt8,
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
-    np.savez(os.path.join(work, "calib.npz"), input=x)
-    cfg = os.path.join(work, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, 21).replace(
-            "weightType: Int8", "weightType: " + wtype))
-    p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-    ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
-    return pre, ort_out, ours, p.stdout + p.stderr
+    ours, log = oq_default(pre, x, wtype, per_channel)
+    return pre, ort_out, ours, log
 
 
 def int4_weight_scale_enlarged():
@@ -212,7 +225,7 @@ def int4_weight_scale_enlarged():
     qrange = float(2**31 - 1) - float(-2**31 + 1)
     for wtype in ("Int4", "UInt4"):
         for per_channel in (True, False):
-            pre, ort_out, ours, log = both_4bit(m, x, wtype, per_channel)
+            pre, ort_out, ours, log = both_opset21(m, x, wtype, per_channel)
             tag = f"{wtype} per_channel={per_channel}"
             a, b = inits(ort_out), inits(ours)
             # Per tensor the scale of the whole weight is already large enough for the bias.
@@ -279,6 +292,98 @@ def float_bias_keeps_weight_scale():
         for k in a:  # everything else is ORT's
             if k not in ("W_scale", "W_quantized"):
                 np.testing.assert_allclose(b[k].astype(np.float64), a[k].astype(np.float64), rtol=1e-6, err_msg=tag + k)
+QRANGE32 = float(2**31 - 1) - float(-2**31 + 1)
+# Symmetric weights: the integer span of each type (Int8 / Int16 symmetric -127..127 / -32767..32767, Int4 -8..7).
+WSPAN = {"Int8": 254.0, "Int16": 65534.0, "Int4": 15.0}
+
+
+def beta_model(beta, trans_b, seed=11, c_scale=1e3):
+    """QA's repro (fifteenth session): a Gemm whose tiny input x small weights make input x weight scale far too small
+    for a bias of ~1e3 in int32, so the weight scale must be enlarged. Returns model, x, W, C (W as the node reads it)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.01, (8, 8)).astype(np.float32)  # [N, K] for transB 1, [K, N] for transB 0
+    c = (rng.normal(0, 1, 8) * c_scale).astype(np.float32)
+    x = rng.normal(0, 1e-6, (6, 8)).astype(np.float32)
+    m = model([helper.make_node("Gemm", ["input", "W", "C"], ["y"], name="gemm", transB=trans_b, beta=beta)],
+              [init("W", w), init("C", c)], [None, 8], [None, 8], opset=21)
+    m.ir_version = 10
+    return m, x, w, c
+
+
+def hand_scales(x, w, c, beta, wtype, per_channel, trans_b):
+    """numpy: the input scale (Int8 asymmetric, min/max), the plain weight scale (symmetric min/max, per output
+    channel or per tensor) and that scale enlarged so input x weight scale >= 1.0001 x 2 |beta x C| / (2^32 - 2),
+    per channel or over the tensor (ORT's formula with beta x C for C)."""
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    in_scale = float(np.float32((hi - lo) / 255.0))
+    wn = w if trans_b else w.T  # [N, K]
+    amax = np.abs(wn).max(axis=1).astype(np.float64) if per_channel else np.array([np.abs(wn).max()], np.float64)
+    plain = (2.0 * amax / WSPAN[wtype]).astype(np.float32).astype(np.float64)
+    bc = np.abs(beta * c.astype(np.float64))
+    need = 1.0001 * 2.0 * (bc if per_channel else np.array([bc.max()])) / QRANGE32
+    enlarged = np.where(in_scale * plain < need, need / in_scale, plain)
+    return in_scale, plain, enlarged
+
+
+def gemm_beta_enlargement_sized_for_beta_c():
+    # Bug 1 (QA of the fifteenth session): sized for |C|, the enlargement left beta = 2 saturating all 8 values.
+    worst = {}
+    for wtype in ("Int8", "Int16", "Int4"):
+        for beta in (2.0, -3.0, 0.5):
+            for per_channel in (True, False):
+                for trans_b in (1, 0):
+                    tag = f"{wtype} beta {beta} {'pc' if per_channel else 'pt'} transB {trans_b}"
+                    m, x, w, c = beta_model(beta, trans_b)
+                    flt = os.path.join(tmpdir(), "float.onnx")
+                    onnx.save(m, flt)
+                    ours, log = oq_default(flt, x, wtype, per_channel)
+                    onnx.checker.check_model(onnx.load(ours), full_check=True)
+                    b = inits(ours)
+                    in_scale, _, enlarged = hand_scales(x, w, c, beta, wtype, per_channel, trans_b)
+                    np.testing.assert_allclose(float(b["input_scale"]), in_scale, rtol=1e-6, err_msg=tag)
+                    ws = b["W_scale"].astype(np.float64).ravel()
+                    np.testing.assert_allclose(ws, enlarged, rtol=1e-5, err_msg=tag)
+                    # The bias: round(beta x C / (input scale x weight scale)), none saturated.
+                    s = b["C_quantized_scale"].astype(np.float64)
+                    np.testing.assert_allclose(s, in_scale * ws, rtol=1e-6, err_msg=tag)
+                    q = b["C_quantized"].astype(np.int64)
+                    want = np.round(beta * c.astype(np.float64) / s).astype(np.int64)
+                    assert np.array_equal(q, want), (tag, q, want)
+                    assert np.abs(q).max() < 2**31 - 1 and "saturate int32" not in log, (tag, q, log)
+                    # The output: the float model's, as onnxruntime computes both (fused or not).
+                    ref = run(flt, x)
+                    for optimize in (False, True):
+                        got = snr_db(ref, run(ours, x, optimize))
+                        assert got > 40, f"{tag} optimize {optimize}: {got:.1f} dB against the float model"
+                        worst[wtype] = min(worst.get(wtype, np.inf), got)
+    print("  lowest SNR against the float model: " + ", ".join(f"{k} {v:.1f} dB" for k, v in worst.items()))
+
+
+def gemm_beta_zero_no_enlargement():
+    # Bug 2: beta 0, C contributes nothing; sizing the enlargement for C (ORT for Int8 / Int16) rounds every weight to
+    # 0. onnxquant keeps the plain weight scale and writes zeros for the int32 bias.
+    for wtype in ("Int8", "Int4"):
+        for per_channel in (True, False):
+            for trans_b in (1, 0):
+                tag = f"{wtype} beta 0 {'pc' if per_channel else 'pt'} transB {trans_b}"
+                m, x, w, c = beta_model(0.0, trans_b)
+                pre, ort_out, ours, log = both_opset21(m, x, wtype, per_channel)
+                onnx.checker.check_model(onnx.load(ours), full_check=True)
+                b = inits(ours)
+                in_scale, plain, _ = hand_scales(x, w, c, 0.0, wtype, per_channel, trans_b)
+                np.testing.assert_allclose(b["W_scale"].astype(np.float64).ravel(), plain, rtol=1e-6, err_msg=tag)
+                assert "Increased the scale of weight" not in log, (tag, log)
+                assert b["C_quantized"].dtype == np.int32 and not b["C_quantized"].any(), (tag, b["C_quantized"])
+                np.testing.assert_allclose(b["C_quantized_scale"].astype(np.float64).ravel(),
+                                           in_scale * plain, rtol=1e-6, err_msg=tag)
+                ref = run(pre, x)
+                ours_db = [snr_db(ref, run(ours, x, optimize)) for optimize in (False, True)]
+                assert min(ours_db) > (30 if wtype == "Int8" else 15), (tag, ours_db)  # 39-42 dB, 20-24 dB
+                ort_db = snr_db(ref, run(ort_out, x, False))
+                if wtype == "Int8":  # ORT enlarges for C: every weight 0, output all zeros (0 dB); not for Int4
+                    assert min(ours_db) > ort_db + 20, (tag, ours_db, ort_db)
+                tag += f" (ORT quantize_static {ort_db:.1f} dB)"
+                print(f"  {tag}: onnxquant {min(ours_db):.1f} dB")
 
 
 if __name__ == "__main__":
@@ -291,4 +396,8 @@ if __name__ == "__main__":
     r.run("Int4 / UInt4 weights: scale enlarged for the int32 bias (deliberate), Int8 still ORT's",
           int4_weight_scale_enlarged)
     r.run("QuantizeBias False: weight scales not enlarged for float biases (deliberate)", float_bias_keeps_weight_scale)
+    r.run("Gemm beta != 1: weight scale enlarged for |beta x C| (Int8 / Int16 / Int4, pc / pt, transB 0 / 1)",
+          gemm_beta_enlargement_sized_for_beta_c)
+    r.run("Gemm beta 0: no enlargement, plain weight scale, a bias of zeros (deliberate, ORT's output all zeros)",
+          gemm_beta_zero_no_enlargement)
     r.finish()

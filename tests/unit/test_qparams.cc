@@ -71,6 +71,34 @@ TEST(ScaleZp, MinimumRealRange) {
   EXPECT_NEAR(r.scale, 0.01 / 255.0, 1e-9);
 }
 
+// ORT: rmax = max(rmax, rmin + numpy.asarray(min_real_range, dtype=rmin.dtype)), a float32 addition. onnxquant added
+// in float64 and rounded once, one float32 ulp off here, and the scale with it.
+TEST(ScaleZp, MinimumRealRangeAddsInFloat32) {
+  const float rmin = -0.0040973523f;
+  const float floor = rmin + 0.1f;
+  ASSERT_NE(floor, static_cast<float>(static_cast<double>(rmin) + 0.1));  // the case where the two differ
+  const double scale = (static_cast<double>(floor) - static_cast<double>(rmin)) / 255.0;  // float64, as ORT
+  ScaleZp r = compute_scale_zp(rmin, 0, 0, 255, false, 0.1);
+  EXPECT_EQ(r.scale, static_cast<float>(scale));
+  EXPECT_EQ(r.scale, 0x1.9b34dp-12f);  // onnxruntime 1.32's compute_scale_zp on these values
+  EXPECT_EQ(r.zero_point, static_cast<int64_t>(std::nearbyint(0.0 - static_cast<double>(rmin) / scale)));
+  EXPECT_EQ(r.zero_point, 10);
+  r = compute_scale_zp(rmin, 0, -128, 127, false, 0.1);
+  EXPECT_EQ(r.scale, 0x1.9b34dp-12f);
+  EXPECT_EQ(r.zero_point, -118);
+}
+
+// A range [-t, t] quantized asymmetrically puts the zero point at exactly 127.5 in real arithmetic; ORT's float64
+// qmin - rmin / scale (scale = 2t / 255 in float64) lands on either side, rounded half to even. Values from
+// onnxruntime 1.32's compute_scale_zp: a threshold one ulp away can give the other zero point (Percentile's
+// thresholds come from the histogram of the executor's outputs: docs/conformance.md).
+TEST(ScaleZp, ZeroPointOfASymmetricRangeFollowsFloat64) {
+  EXPECT_EQ(compute_scale_zp(-1.3843576f, 1.3843576f, 0, 255, false).zero_point, 128);  // 127.5
+  EXPECT_EQ(compute_scale_zp(-1.3843575f, 1.3843575f, 0, 255, false).zero_point, 127);  // 127.49999999999999
+  EXPECT_EQ(compute_scale_zp(-1.2950528f, 1.2950528f, 0, 255, false).zero_point, 127);  // 127.49999999999999
+  EXPECT_EQ(compute_scale_zp(-1.2950526f, 1.2950526f, 0, 255, false).zero_point, 128);  // 127.50000000000001
+}
+
 // ORT's snap_zero_point_to_uint8 (ActivationRestrictedAsymmetric), by hand.
 TEST(ScaleZp, SnapZeroPointUInt8) {
   ScaleZp a = snap_zero_point_uint8(-1.0, 3.0, 0, 255);  // mid 128: max(1/128, 3/127)
