@@ -12,17 +12,26 @@
 
 namespace oq::search {
 
-std::vector<int64_t> argmax_rows(const Tensor& out) {
-  if (out.rank() < 1) fail(ErrorKind::Data, "model output has no batch dimension; cannot take a top-1 class");
-  int64_t n = out.dim(0), per = n ? out.numel() / n : 0;
+int64_t values_per_row(const Tensor& out, int64_t samples, const std::string& name) {
+  const int64_t n = out.numel();
+  if (samples < 1 || n < samples || n % samples != 0)
+    fail(ErrorKind::Data,
+         "model output '{}' has shape {} ({} values) for a batch of {} samples: the top-1 class needs the same "
+         "number of values for each sample (the first output is the one scored)",
+         name, shape_str(out.shape()), n, samples);
+  return n / samples;
+}
+
+std::vector<int64_t> argmax_rows(const Tensor& out, int64_t samples, const std::string& name) {
+  const int64_t per = values_per_row(out, samples, name);
   Tensor f = out.dtype() == DType::Float ? out : out.cast(DType::Float);
-  std::vector<int64_t> r(n);
-  for (int64_t i = 0; i < n; ++i) {
+  std::vector<int64_t> r(static_cast<size_t>(samples));
+  for (int64_t i = 0; i < samples; ++i) {
     const float* p = f.data<float>() + i * per;
     int64_t best = 0;
     for (int64_t k = 1; k < per && !std::isnan(p[best]); ++k)
       if (std::isnan(p[k]) || p[k] > p[best]) best = k;
-    r[i] = best;
+    r[static_cast<size_t>(i)] = best;
   }
   return r;
 }
@@ -91,11 +100,15 @@ Reference compute_reference(exec::Session& s, const data::DatasetPtr& data, cons
   Progress bar("Float reference", data->size());
   std::vector<std::vector<int64_t>> argmax;
   std::vector<std::vector<Tensor>> outputs;
+  const std::vector<std::string> out_names = s.output_names();
+  int64_t samples = 0;
   exec::OrderedRunOptions run;
   run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
     const auto k = static_cast<size_t>(i);
     if (argmax.size() <= k) argmax.resize(k + 1);
-    if (!outs.empty()) argmax[k] = argmax_rows(outs.at(0));
+    samples += f.samples;
+    if (!outs.empty() && o.metric == MetricKind::Agreement)  // output_snr needs no classes
+      argmax[k] = argmax_rows(outs[0], f.samples, out_names.at(0));
     if (o.metric == MetricKind::OutputSnr) {
       if (outputs.size() <= k) outputs.resize(k + 1);
       for (auto& t : outs) t = t.clone();
@@ -109,6 +122,7 @@ Reference compute_reference(exec::Session& s, const data::DatasetPtr& data, cons
   Reference ref;
   for (const auto& a : argmax) ref.argmax.insert(ref.argmax.end(), a.begin(), a.end());
   ref.outputs = std::move(outputs);
+  ref.samples = samples;
   return ref;
 }
 
@@ -125,6 +139,7 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
     double sig = 0, noise = 0;
   };
   std::vector<BatchScore> per;  // by batch index
+  const std::vector<std::string> out_names = s.output_names();
   exec::OrderedRunOptions run;
   run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
     const auto k = static_cast<size_t>(i);
@@ -144,8 +159,8 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
         }
       }
     } else {
-      b.argmax = argmax_rows(outs.at(0));
-      b.classes = outs.at(0).rank() > 0 ? outs.at(0).dim(-1) : 1;
+      b.argmax = argmax_rows(outs[0], f.samples, out_names.at(0));
+      b.classes = values_per_row(outs[0], f.samples, out_names.at(0));  // what the argmax runs over
       b.labels = f.labels;
     }
   };
@@ -158,13 +173,13 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
     for (const BatchScore& b : per)
       for (int64_t l : b.labels)
         if (l < 0 || l >= b.classes) {
-          const auto& names = data->class_names();
+          const auto& cn = data->class_names();
           const std::string cls =
-              l >= 0 && static_cast<size_t>(l) < names.size() ? " (class '" + names[static_cast<size_t>(l)] + "')" : "";
+              l >= 0 && static_cast<size_t>(l) < cn.size() ? " (class '" + cn[static_cast<size_t>(l)] + "')" : "";
           fail(ErrorKind::Data,
-               "{}: label {}{} is outside the {} classes of the model's first output; check the class folders / "
-               "dataset.class_names against the model",
-               data->describe(), l, cls, b.classes);
+               "{}: label {}{} is outside the {} classes of the model's first output '{}' (its values per "
+               "sample); check the class folders / dataset.class_names against the model",
+               data->describe(), l, cls, b.classes, out_names.at(0));
         }
   for (const BatchScore& b : per) {
     sig += b.sig;

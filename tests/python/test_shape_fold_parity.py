@@ -96,9 +96,47 @@ def reduce_then_dense():
         assert ops == Counter({"Conv": 1, "Relu": 1, "ReduceMean": 1, "Gemm": 1}), ops
 
 
+def range_of_one_element_tensors():
+    """Range's start / limit / delta are scalars (the spec); onnxruntime refuses constant [1] ones on load ("Input to
+    'Range' op should be scalars"): initializers always, a start sliced from a Shape (x.size(1) written as Slice,
+    not Gather) once its default optimizations fold it. onnxquant refuses both on load, constant folding naming the
+    node (it used to fold such a Range). A [1] known only at run time still runs, as in ORT's kernel (ONNX's
+    AffineGrid function body relies on it: the backend tests test_affine_grid_*_expanded)."""
+    import subprocess
+    from oqtest import BIN, ort_session, tmpdir
+    d = tmpdir()
+    x = rnd(7, (1, 3, 8, 8))
+    np.save(os.path.join(d, "x.npy"), x)
+    for case in ("constants", "shape"):
+        start = [mn("Shape", ["c0"], ["s"], name="shape"), mn("Slice", ["s", "one", "two"], ["st"], name="slice")] \
+            if case == "shape" else []
+        nodes = [mn("Conv", ["input", "W0", "B0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]), *start,
+                 mn("Range", ["st" if start else "zero", "lim", "one"], ["rg"], name="range"),
+                 mn("Cast", ["rg"], ["rgf"], name="cast", to=TensorProto.FLOAT),
+                 mn("Mul", ["c0", "rgf"], ["y"], name="mul")]
+        inits = [init("W0", rnd(1, (4, 3, 3, 3))), init("B0", rnd(2, (4,), 0.1)),
+                 init("zero", np.array([0], np.int64)), init("one", np.array([1], np.int64)),
+                 init("two", np.array([2], np.int64)),
+                 init("lim", np.array([8 if case == "constants" else 12], np.int64))]
+        path = os.path.join(d, case + ".onnx")
+        onnx.save(model(nodes, inits, [1, 4, 8, 8]), path)
+        refusal = ""
+        try:
+            ort_session(path, optimize=case == "shape")
+        except Exception as e:  # noqa: BLE001 - ORT's exception types vary by version
+            refusal = str(e)
+        assert "should be scalars" in refusal, (case, refusal)
+        p = subprocess.run([BIN, "run", path, "--input", os.path.join(d, "x.npy"), "--output-dir", d],
+                           capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and len(lines) == 1, (case, p.returncode, lines)
+        assert "node 'range' (Range): input" in lines[0] and "is a constant of shape [1]" in lines[0], lines[0]
+
+
 if __name__ == "__main__":
     r = Runner()
     r.run("Shape -> Gather -> Unsqueeze -> Concat -> Reshape before Gemm / MatMul + Add", flatten_chain)
     r.run("If on a condition from a Shape chain: inlined", if_on_shape)
     r.run("ReduceMean(keepdims=0) -> MatMul + Add: one Gemm", reduce_then_dense)
+    r.run("Range of [1] tensors: refused naming the node, as onnxruntime does", range_of_one_element_tensors)
     r.finish()

@@ -170,6 +170,20 @@ TEST(KernelsShape, Range) {
   }
   EXPECT_NE(e.find("stash_type=10"), std::string::npos) << e;
   EXPECT_NO_THROW(run_kernel(n, 26, {i32(10), i32(4), i32(-3)}));  // no such attribute before 27
+  // Scalars, or a one-element [1] vector at run time (ONNX Runtime's kernel takes it: ONNX's AffineGrid function
+  // body feeds one); [1, 1] is refused naming the input, as ORT's kernel refuses it. (Constant [1] inputs are
+  // refused by constant folding: tests/python/test_shape_fold_parity.py.)
+  auto r = make_node("Range", 3);
+  const Tensor lim = Tensor::from_vector(DType::Int32, {1}, std::vector<int32_t>{3});
+  expect_values(run_kernel(r, 11, {i32(0), lim, i32(1)})[0], {0, 1, 2});
+  e.clear();
+  try {
+    run_kernel(r, 11, {i32(0), Tensor::from_vector(DType::Int32, {1, 1}, std::vector<int32_t>{4}), i32(1)});
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("(Range): input limit 'in1' has shape [1,1]: start, limit and delta must be scalars"),
+            std::string::npos) << e;
 }
 
 TEST(KernelsShape, DropoutInference) {

@@ -285,7 +285,7 @@ TEST(OrderedRuns, EvaluatorScoresDoNotDependOnWorkers) {
   int64_t hits = 0;
   for (int64_t i = 0; i < ds->size(); ++i) {
     auto outs = s.run(ds->sample(i));
-    hits += search::argmax_rows(outs[0])[0] == ds->label(i);
+    hits += search::argmax_rows(outs[0], 1, "out")[0] == ds->label(i);
   }
   EXPECT_DOUBLE_EQ(scores[1].first, 100.0 * static_cast<double>(hits) / static_cast<double>(ds->size()));
 }
@@ -332,5 +332,23 @@ TEST(Evaluator, ArgmaxTakesNaNAsNumpyDoes) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   Tensor out = Tensor::from_vector<float>(DType::Float, {4, 4}, {5, 1, nan, 3,  0, 2, 9, 1,  nan, nan, nan, nan,
                                                                  1, nan, 7, nan});
-  EXPECT_EQ(search::argmax_rows(out), (std::vector<int64_t>{2, 2, 0, 1}));
+  EXPECT_EQ(search::argmax_rows(out, 4, "out"), (std::vector<int64_t>{2, 2, 0, 1}));
+}
+
+// The rows of an output are the samples of its batch, not its dim 0: numel / samples values each.
+TEST(Evaluator, RowsAreTheBatchsSamples) {
+  Tensor c = Tensor::from_vector<float>(DType::Float, {5}, {1, 4, 2, 0, 3});  // [C]: a batch of one squeezed
+  EXPECT_EQ(search::argmax_rows(c, 1, "out"), (std::vector<int64_t>{1}));
+  EXPECT_EQ(search::values_per_row(c, 1, "out"), 5);
+  Tensor head = Tensor::from_vector<float>(DType::Float, {2, 3, 1, 1}, {0, 1, 2, 5, 4, 3});  // [N, C, 1, 1]
+  EXPECT_EQ(search::argmax_rows(head, 2, "out"), (std::vector<int64_t>{2, 0}));
+  EXPECT_EQ(search::values_per_row(head, 2, "out"), 3);
+  std::string e;
+  try {
+    search::argmax_rows(Tensor(DType::Float, {3, 3}), 2, "logits");
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("model output 'logits' has shape [3,3] (9 values) for a batch of 2 samples"), std::string::npos)
+      << e;
 }

@@ -146,7 +146,7 @@ int run_full_auto_mode(Job& job) {
   if (float_score)
     OQ_INFO("Step 2: float model {}: {:.2f}", metric, *float_score);
   else
-    OQ_INFO("Step 2: float model outputs on {} samples computed: the reference of output_snr", ref.argmax.size());
+    OQ_INFO("Step 2: float model outputs on {} samples computed: the reference of output_snr", ref.samples);
 
   // 3. The 8-bit reference (calibrated once: activation ranges do not change between attempts).
   quant::CalibrationRequest req;

@@ -244,7 +244,14 @@ std::unique_ptr<Kernel> make_range(const KernelInit& ki) {
     const Tensor& s = input_at(node, in, 0);
     const Tensor& l = input_at(node, in, 1);
     const Tensor& d = input_at(node, in, 2);
-    if (s.numel() != 1 || l.numel() != 1 || d.numel() != 1) kfail(node, "start, limit and delta must be scalars");
+    // Scalars, or at run time one-element [1] vectors as ONNX Runtime's kernel takes them ("scalar like": ONNX's
+    // own AffineGrid function body feeds it [1] sizes); [1, 1] or [2] are refused. Constant [1] inputs are refused
+    // on load by constant folding (fold_constants.cc), as ONNX's shape inference refuses them.
+    const Tensor* args[] = {&s, &l, &d};
+    for (size_t i = 0; i < 3; ++i)
+      if (args[i]->rank() > 1 || args[i]->numel() != 1)
+        kfail(node, "input {} '{}' has shape {}: start, limit and delta must be scalars",
+              i == 0 ? "start" : i == 1 ? "limit" : "delta", node.inputs.at(i), shape_str(args[i]->shape()));
     if (l.dtype() != s.dtype() || d.dtype() != s.dtype()) kfail(node, "start, limit and delta types differ");
     auto fill = [&](auto tag) {
       using T = decltype(tag);

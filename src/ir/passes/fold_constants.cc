@@ -27,6 +27,22 @@ const std::unordered_set<std::string>& never_fold() {
   return s;
 }
 
+// A Range whose start, limit and delta are all constants must have scalars there: ONNX's shape inference (and
+// ONNX Runtime on load) refuses a constant [1], which the kernel would take (at run time ORT's kernel takes a
+// one-element vector: ONNX's AffineGrid function body feeds it sizes sliced from a shape it does not know).
+void check_range_scalars(const Graph& g, const Node& n, bool ovr) {
+  if (n.inputs.size() != 3) return;
+  const Tensor* t[3] = {};
+  for (size_t i = 0; i < 3; ++i)
+    if (n.inputs[i].empty() || !(t[i] = constant_value(g, n.inputs[i], ovr))) return;
+  for (size_t i = 0; i < 3; ++i)
+    if (t[i]->rank() != 0)
+      fail(ErrorKind::Model,
+           "node '{}' (Range): input {} '{}' is a constant of shape {}: start, limit and delta must be scalars "
+           "(shape []), as ONNX's shape inference and ONNX Runtime require",
+           node_label(n), i == 0 ? "start" : i == 1 ? "limit" : "delta", n.inputs[i], shape_str(t[i]->shape()));
+}
+
 // Shape (opset 15 start/end) of a known static shape.
 Tensor shape_value(const Node& n, const Shape& s) {
   int64_t r = static_cast<int64_t>(s.size());
@@ -97,6 +113,7 @@ FoldStats fold_once(Model& m, const FoldOptions& opts) {
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& n = g.nodes[k];
     if (!n.is_default_domain() || n.outputs.empty() || n.outputs[0].empty()) continue;
+    if (n.op_type == "Range") check_range_scalars(g, n, ovr);  // before any skip: refused, folded or not
     // An Identity producing a graph output from a constant becomes an initializer of the output's name (ORT's
     // constant folding; its EliminateIdentity keeps such a node, having no producer to rename).
     const bool identity = n.op_type == "Identity";
