@@ -8,6 +8,7 @@
 #include <ctime>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -243,6 +244,11 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q);
 // parentheses, decimal/exponent literals. Returns nullopt (and a reason in *error) if not such an expression
 // or the result is not finite.
 std::optional<double> eval_arithmetic(std::string_view text, std::string* error = nullptr);
+
+// The ai.onnx operator types onnxquant runs (a static list equal to exec::registered_ops(), without the kernels):
+// the names op_types_to_quantize, OpTypesToExcludeOutputQuantization and QDQOpTypePerChannelSupportToAxis may give.
+std::span<const std::string_view> known_op_types();
+bool is_known_op_type(std::string_view op);
 
 // Expands every `${now:FORMAT}` with strftime(FORMAT, localtime(now)); any other `${...}` throws a Config
 // error naming `key_path`.

@@ -56,6 +56,7 @@ YAML::Node unmarked_copy(const YAML::Node& n, NodeMemo<YAML::Node>& done) {
   YAML::Node out(YAML::NodeType::Null);
   if (n.IsScalar()) {
     out.reset(YAML::Node(n.Scalar()));
+    out.SetTag(n.Tag());  // a quoted 'true' stays a string (read_bool)
   } else if (n.IsSequence()) {
     out.reset(YAML::Node(YAML::NodeType::Sequence));
     for (const auto& e : n) out.push_back(unmarked_copy(e, done));
@@ -67,23 +68,33 @@ YAML::Node unmarked_copy(const YAML::Node& n, NodeMemo<YAML::Node>& done) {
   return out;
 }
 
+// Where a tree comes from, for the messages of check_duplicate_keys: the config file (its lines are cited), or the
+// value of a command-line override (`origin` is "override '<text>'": its lines would mean nothing).
+struct TreeOrigin {
+  std::string source;
+  bool file = true;
+  std::string at(const YAML::Node& n) const {
+    return file ? fmt::format("{}:{}", source, n.Mark().line + 1) : source;
+  }
+};
+
 // yaml-cpp keeps every pair of a map with a repeated key and answers lookups with the first; Hydra refuses
 // such a file. A repeated key is an error naming both lines. Each distinct node is checked once (an alias is
 // the node it names); an alias inside the node it names (a recursive structure, which no config needs and which
 // the walks here and Hydra cannot follow) is an error naming its line.
-void check_duplicate_keys(const YAML::Node& n, const std::string& path, const std::string& source,
+void check_duplicate_keys(const YAML::Node& n, const std::string& path, const TreeOrigin& origin,
                           NodeMemo<bool>& seen) {
   if (!n.IsSequence() && !n.IsMap()) return;
   if (const bool* done = seen.find(n)) {
     if (!*done)
-      fail(ErrorKind::Config, "{}:{}: {}: an alias refers to a node that contains it (a recursive structure); a "
-           "config cannot be recursive", source, n.Mark().line + 1, path.empty() ? "<top level>" : path);
+      fail(ErrorKind::Config, "{}: {}: an alias refers to a node that contains it (a recursive structure); a "
+           "config cannot be recursive", origin.at(n), path.empty() ? "<top level>" : path);
     return;
   }
   seen.set(n, false);  // in progress
   if (n.IsSequence()) {
     size_t i = 0;
-    for (const auto& e : n) check_duplicate_keys(e, path + "[" + std::to_string(i++) + "]", source, seen);
+    for (const auto& e : n) check_duplicate_keys(e, path + "[" + std::to_string(i++) + "]", origin, seen);
   } else {
     std::map<std::string, int> first_line;
     for (const auto& kv : n) {
@@ -93,9 +104,9 @@ void check_duplicate_keys(const YAML::Node& n, const std::string& path, const st
       const int line = kv.first.Mark().line + 1;
       auto [it, inserted] = first_line.emplace(k, line);
       if (!inserted)
-        fail(ErrorKind::Config, "{}:{}: {}: key given twice (lines {} and {}); keep one", source, line, p, it->second,
-             line);
-      check_duplicate_keys(kv.second, p, source, seen);
+        fail(ErrorKind::Config, "{}: {}: key given twice{}; keep one", origin.at(kv.first), p,
+             origin.file ? fmt::format(" (lines {} and {})", it->second, line) : "");
+      check_duplicate_keys(kv.second, p, origin, seen);
     }
   }
   seen.set(n, true);
@@ -234,11 +245,16 @@ void apply_override(YAML::Node& root, const std::string& ov) {
          quote(ov));
   YAML::Node value;
   try {
-    NodeMemo<YAML::Node> copies;
-    value = unmarked_copy(YAML::Load(ov.substr(eq + 1)), copies);
+    value = YAML::Load(ov.substr(eq + 1));
   } catch (const YAML::Exception& e) {
     fail(ErrorKind::Config, "override {}: value is not valid YAML: {}", quote(ov), e.msg);
   }
+  {  // a key given twice in the value ({quant_type: Int4, quant_type: Int8}), as in the file
+    NodeMemo<bool> seen;
+    check_duplicate_keys(value, key, TreeOrigin{"override " + quote(ov), false}, seen);
+  }
+  NodeMemo<YAML::Node> copies;
+  value = unmarked_copy(value, copies);
   root.reset(with_path(root, segs, 0, value, ov));
 }
 
@@ -316,9 +332,19 @@ void read_dataset(const Ctx& ctx, const YAML::Node& node, DatasetConfig& d) {
   m.get("name");
   m.get("dataset_name");
   d.class_names = get_string_list(m, "class_names");  // folder names
-  for (size_t i = 0; i < d.class_names.size(); ++i)
-    check_no_nul(ctx, m.get("class_names")[i], m.path("class_names") + "[" + std::to_string(i) + "]",
-                 d.class_names[i]);
+  {
+    const YAML::Node cn = m.get("class_names");
+    auto at = [&](size_t i) { return at_or(cn[i], cn); };
+    auto path = [&](size_t i) { return m.path("class_names") + "[" + std::to_string(i) + "]"; };
+    std::map<std::string, size_t> first;
+    for (size_t i = 0; i < d.class_names.size(); ++i) {
+      check_no_nul(ctx, at(i), path(i), d.class_names[i]);
+      // Whatever the data (an image folder's classes, or the labels of an .npz), a class is listed once.
+      if (auto [it, fresh] = first.emplace(d.class_names[i], i); !fresh)
+        key_fail2(ctx, at(i), path(i), "class " + quote(d.class_names[i]) + " is listed twice; list each class once",
+                  path(it->second), at(it->second));
+    }
+  }
   d.training_path = get_path(m, "training_path");
   d.quantization_path = get_path(m, "quantization_path");
   d.quantization_split = get_number(m, "quantization_split", d.quantization_split);
@@ -378,6 +404,7 @@ Config build(YAML::Node root, const std::string& source, std::time_t now) {
   read_quantization(ctx, q, cfg.quantization);
   cfg.hydra_run_dir = read_hydra_dir(ctx, top.get("hydra"));
   top.finish_warn(kIgnored);
+  check_rules(ctx, root, cfg);
   for (auto& w : cfg.warnings) w = escape_controls(w);  // a key may hold a newline: one line each
   return cfg;
 }
@@ -408,7 +435,7 @@ Config load_config_from_string(const std::string& yaml_text, const std::vector<s
   if (is_null(root)) root = YAML::Node(YAML::NodeType::Map);
   {
     NodeMemo<bool> seen;
-    check_duplicate_keys(root, "", source_name, seen);
+    check_duplicate_keys(root, "", TreeOrigin{source_name}, seen);
   }
   root.reset(MergeResolver(source_name).resolve(root, ""));
   if (!root.IsMap()) fail(ErrorKind::Config, "{}: expected a map of sections at the top level, got {}", source_name, show(root));

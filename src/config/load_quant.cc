@@ -4,6 +4,7 @@
 #include <set>
 
 #include "config/yaml_read.h"
+#include "core/names.h"
 
 namespace oq::config::detail {
 
@@ -30,6 +31,23 @@ DType get_quant_type(MapReader& m, const std::string& snake, const std::string& 
   return def;
 }
 
+// An operator type the config names: one onnxquant runs (config::known_op_types()), letter case included.
+void check_op_type(const Ctx& ctx, const YAML::Node& at, const std::string& path, const std::string& op) {
+  if (is_known_op_type(op)) return;
+  const auto known = known_op_types();
+  key_fail(ctx, at, path, quote(op) + " is not an ONNX operator onnxquant runs (operator names are case-sensitive)" +
+                              did_you_mean(op, std::vector<std::string>(known.begin(), known.end())));
+}
+
+// A list of operator types (op_types_to_quantize, OpTypesToExcludeOutputQuantization), each checked.
+std::vector<std::string> get_op_type_list(MapReader& m, const std::string& key) {
+  std::vector<std::string> ops = get_string_list(m, key);
+  const YAML::Node n = m.get(key);
+  for (size_t i = 0; i < ops.size(); ++i)
+    check_op_type(m.ctx(), at_or(n[i], n), m.path(key) + "[" + std::to_string(i) + "]", ops[i]);
+  return ops;
+}
+
 // A number or a non-empty list of numbers; returns whether it was a list.
 template <typename T, typename ReadOne>
 bool read_scalar_or_list(const Ctx& ctx, const YAML::Node& n, const std::string& path, std::vector<T>& out,
@@ -48,6 +66,9 @@ bool read_scalar_or_list(const Ctx& ctx, const YAML::Node& n, const std::string&
   return false;
 }
 
+// One entry: a [tensor_name, {...}] pair whose second element is a map ({} sets nothing: the tensor then takes
+// the config's type, per tensor, as ST's flow makes it, [{}] in ORT's TensorQuantOverrides). A name alone or with
+// null is refused: ST's flow fails on the first and hands ORT an override of None with the second.
 TensorOverride read_override(const Ctx& ctx, const YAML::Node& item, const std::string& path) {
   static const char* kShape = "expected a [tensor_name, {quant_type, scale, zero_point, axis}] pair, got ";
   if (!item.IsSequence() || item.size() < 1 || item.size() > 2)
@@ -56,7 +77,13 @@ TensorOverride read_override(const Ctx& ctx, const YAML::Node& item, const std::
   if (!item[0].IsScalar() || item[0].Scalar().empty())
     key_fail(ctx, item, path + "[0]", "expected a tensor name, got " + show(item[0]));
   o.tensor = item[0].Scalar();
-  MapReader m(ctx, item.size() == 2 ? item[1] : YAML::Node(), path);
+  if (item.size() == 1 || is_null(item[1]))  // (another non-map gets MapReader's "expected a map of keys")
+    key_fail(ctx, item.size() == 2 ? at_or(item[1], item) : item, path,
+             "the entry of tensor " + quote(o.tensor) + " gives " +
+                 (item.size() == 1 ? "no settings" : "null as its settings") +
+                 ": expected [" + quote(o.tensor) + ", {quant_type, scale, zero_point, axis}] (every key optional; "
+                 "{} keeps the config's type, per tensor)");
+  MapReader m(ctx, item[1], path);
   YAML::Node qt = m.get("quant_type");
   if (!is_null(qt)) o.quant_type = read_quant_type(ctx, qt, m.path("quant_type"));
   YAML::Node sc = m.get("scale"), zp = m.get("zero_point");
@@ -108,7 +135,7 @@ void read_params(const Ctx& ctx, const YAML::Node& node, QuantParameters& p) {
   p.activ_type = get_quant_type(m, "activ_type", "activType", p.activ_type);
   p.calibrate_method = get_enum(m, "calibrate_method", p.calibrate_method,
                                 {CalibrateMethod::MinMax, CalibrateMethod::Entropy, CalibrateMethod::Percentile});
-  p.op_types_to_quantize = get_string_list(m, "op_types_to_quantize");
+  p.op_types_to_quantize = get_op_type_list(m, "op_types_to_quantize");
   p.nodes_to_quantize = get_string_list(m, "nodes_to_quantize");
   p.nodes_to_exclude = get_string_list(m, "nodes_to_exclude");
   m.finish_strict();
@@ -137,7 +164,7 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
   e.qdq_disable_weight_adjust_for_int32_bias =
       get_bool(m, "QDQDisableWeightAdjustForInt32Bias", e.qdq_disable_weight_adjust_for_int32_bias);
   e.force_quantize_no_input_check = get_bool(m, "ForceQuantizeNoInputCheck", e.force_quantize_no_input_check);
-  e.op_types_to_exclude_output_quantization = get_string_list(m, "OpTypesToExcludeOutputQuantization");
+  e.op_types_to_exclude_output_quantization = get_op_type_list(m, "OpTypesToExcludeOutputQuantization");
   e.activation_restricted_asymmetric =
       get_bool(m, "ActivationRestrictedAsymmetric", e.activation_restricted_asymmetric);
   e.add_qdq_pair_to_weight = get_bool(m, "AddQDQPairToWeight", e.add_qdq_pair_to_weight);
@@ -153,6 +180,7 @@ void read_ort_extra(MapReader& m, ExtraOptions& e) {
       if (!n.IsMap()) key_fail(m.ctx(), n, m.path(k), "expected a map of operator type to axis, got " + show(n));
       for (const auto& kv : n) {
         const std::string op = read_string(m.ctx(), kv.first, m.path(k));
+        check_op_type(m.ctx(), kv.first, m.path(k) + "." + op, op);
         e.qdq_op_type_per_channel_support_to_axis[op] = read_int(m.ctx(), kv.second, m.path(k) + "." + op);
       }
     }

@@ -107,11 +107,32 @@ void MapReader::finish_warn(std::string_view what) const {
   for (const auto& k : unknown_keys()) ctx_.warnings->push_back(path(k) + ": " + std::string(what));
 }
 
+// The spellings PyYAML (and so OmegaConf / Hydra, which ST's flow uses) reads as booleans: YAML 1.1's without y / n,
+// which yaml-cpp also accepts. A value ST's flow reads as a string would be true there (ONNX Runtime's extra_options
+// and ST's own keys test a string's truth), whatever onnxquant made of it: each is refused, naming the key.
 bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
-  bool v = false;
-  if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
-    key_fail(ctx, n, path, "expected a boolean (true/false), got " + show(n));
-  return v;
+  static constexpr std::string_view kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+  static constexpr std::string_view kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+  if (!n.IsScalar()) key_fail(ctx, n, path, "expected a boolean (true/false), got " + show(n));
+  const std::string& s = n.Scalar();
+  bool spelt = false, v = false;
+  for (auto t : kTrue)
+    if (s == t) spelt = v = true;
+  for (auto f : kFalse)
+    if (s == f) spelt = true;
+  // A quoted scalar ('true', "no") or one tagged !!str is a string for every YAML reader; yaml-cpp marks it "!".
+  const bool string_tagged = n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str";
+  if (spelt && !string_tagged) return v;
+  if (spelt)
+    key_fail(ctx, n, path, "expected a boolean, got the quoted string " + show(n) +
+                               " (a string for PyYAML / Hydra, which ST's flow uses, and there any non-empty string "
+                               "counts as true): write true or false without quotes");
+  bool yaml11 = false;
+  if (YAML::convert<bool>::decode(n, yaml11))  // y, Y, n, N
+    key_fail(ctx, n, path, "expected a boolean, got " + show(n) +
+                               ", which PyYAML / Hydra (ST's flow) read as a string, true there whatever it means: "
+                               "write true or false");
+  key_fail(ctx, n, path, "expected a boolean (true/false), got " + show(n));
 }
 
 double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path) {

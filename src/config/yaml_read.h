@@ -119,5 +119,7 @@ E get_enum(MapReader& m, const std::string& key, E def, std::initializer_list<E>
 
 // Sections (load_quant.cc).
 void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfig& q);
+// Rules between sections that need only the config, on the values read from `root` (rules.cc).
+void check_rules(const Ctx& ctx, const YAML::Node& root, const Config& cfg);
 
 }  // namespace oq::config::detail

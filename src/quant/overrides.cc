@@ -7,7 +7,6 @@
 
 #include "core/log.h"
 #include "core/names.h"
-#include "exec/kernel.h"
 
 namespace oq::quant {
 
@@ -227,18 +226,7 @@ void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::
   };
   check_nodes(o.nodes_to_quantize, "nodes_to_quantize");
   check_nodes(o.nodes_to_exclude, "nodes_to_exclude");
-  const std::vector<std::string> ops = exec::registered_ops();
-  auto check_ops = [&](const std::set<std::string>& names, const char* key) {
-    for (const auto& op : names)
-      if (std::find(ops.begin(), ops.end(), op) == ops.end())
-        fail(ErrorKind::Config, "quantization.{}: '{}' is not an ONNX operator onnxquant runs (operator names are "
-             "case-sensitive){}", key, op, did_you_mean(op, ops));
-  };
-  check_ops(o.op_types_to_quantize, "onnx_quant_parameters.op_types_to_quantize");
-  check_ops(o.op_types_no_output, "onnx_extra_options.OpTypesToExcludeOutputQuantization");
-  std::set<std::string> axis_ops;
-  for (const auto& [op, axis] : o.per_channel_axis) axis_ops.insert(op);
-  check_ops(axis_ops, "onnx_extra_options.QDQOpTypePerChannelSupportToAxis");
+  // The operator types (op_types_to_quantize, ...) are checked when the config is loaded: they need no model.
 }
 
 void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {

@@ -20,9 +20,9 @@ void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string
 const TensorOverride* find_override(const QuantOptions& o, const std::string& name, bool initializer);
 
 // The node filters against the model as loaded (before pre-processing removes nodes): every name in
-// nodes_to_quantize / nodes_to_exclude is a node of the model, every op type in op_types_to_quantize an ONNX
-// operator the executor runs (absent from this model is fine). A Config error naming the key and the name,
-// with the closest match when there is one (a mistyped name would otherwise quantize nothing, or everything).
+// nodes_to_quantize / nodes_to_exclude is a node of the model. A Config error naming the key and the name, with the
+// closest match when there is one (a mistyped name would otherwise quantize nothing, or everything). The operator
+// types (op_types_to_quantize, ...) need no model: they are checked when the config is loaded (src/config).
 // `also` (optional): a second graph whose node names count too (the pre-processed model, whose fused nodes
 // carry ORT's names, e.g. "<MatMul>/MatMulAddFusion", which users copy from ORT's pre-processed models).
 void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::Graph* also = nullptr);

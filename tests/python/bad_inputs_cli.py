@@ -59,11 +59,12 @@ LINE_CASES = [
         STRIDED.replace("    CalibStridedMinMax: 2\n", ""),
         ["quantization.onnx_quant_parameters.nodes_to_quantize: cannot be combined"],
         extra_args=["quantization.onnx_quant_parameters.nodes_to_quantize=[/MatMul]",
-                    EXTRA + "weights_tensor_override=[[weights.0]]"], absent=["user_config.yaml"])),
+                    EXTRA + "weights_tensor_override=[[weights.0, {}]]"], absent=["user_config.yaml"])),
     ("config_tqo_and_weight_override_from_overrides", text_case(
         STRIDED.replace("    CalibStridedMinMax: 2\n", ""),
         [EXTRA + "TensorQuantOverrides.weights.0: tensor 'weights.0' is also in"],
-        extra_args=[EXTRA + "TensorQuantOverrides={weights.0: []}", EXTRA + "weights_tensor_override=[[weights.0]]"],
+        extra_args=[EXTRA + "TensorQuantOverrides={weights.0: []}",
+                    EXTRA + "weights_tensor_override=[[weights.0, {}]]"],
         absent=["user_config.yaml"])),
 ]
 

@@ -198,7 +198,7 @@ def test_class_listed_twice_names_the_key():
     m = probe_model(os.path.join(d, "p.onnx"), ["N", 3, 5, 6])
     code, err, _ = run(d, config(m, root, IDENTITY, {"class_names": ["a", "b", "a"]}), "dup")
     e = errors(err)
-    assert code == 2 and len(e) == 1 and "dataset.class_names lists 'a' twice" in e[0], err[-2000:]
+    assert code == 2 and len(e) == 1 and "dataset.class_names[2]: class 'a' is listed twice" in e[0], err[-2000:]
 
 
 if __name__ == "__main__":

@@ -208,8 +208,10 @@ config::Config load_with_overrides(const std::string& yaml) {
     indented += "    " + yaml.substr(start, end - start) + "\n";
     start = end + 1;
   }
+  // target_opset 21, as the snippet's comment asks when it suggests Int16 (the config is refused at load without).
   return config::load_config_from_string(
-      "model:\n  model_path: m.onnx\nquantization:\n  quantizer: onnx_quantizer\n  onnx_extra_options:\n" + indented);
+      "model:\n  model_path: m.onnx\nquantization:\n  quantizer: onnx_quantizer\n  target_opset: 21\n"
+      "  onnx_extra_options:\n" + indented);
 }
 
 }  // namespace

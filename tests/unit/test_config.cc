@@ -186,10 +186,11 @@ TEST(Config, IgnoredSectionsAndKeysWarnOncePerKey) {
 }
 
 TEST(Config, EvaluationModeNeedsNoQuantizationSection) {
-  Config c = load_config_from_string("operation_mode: evaluation\nmodel: {model_path: m.onnx}\n");
+  Config c =
+      load_config_from_string("operation_mode: evaluation\nmodel: {model_path: m.onnx}\ndataset: {test_path: t}\n");
   EXPECT_EQ(c.operation_mode, OperationMode::Evaluation);
   EXPECT_FALSE(c.has_quantization);
-  Config c2 = load_config_from_string(std::string(kMinimal) + "operation_mode: chain_qe\n");
+  Config c2 = load_config_from_string(std::string(kMinimal) + "operation_mode: chain_qe\ndataset: {test_path: t}\n");
   EXPECT_EQ(c2.operation_mode, OperationMode::ChainQE);
 }
 
@@ -251,8 +252,8 @@ TEST(Config, EnumsAndBooleansInStSpellings) {
 
 TEST(Config, BothWeightTypeSpellings) {
   auto load = [](const std::string& params) {
-    return load_config_from_string("model: {model_path: m.onnx}\nquantization:\n  onnx_quant_parameters: " + params +
-                                   "\n");
+    return load_config_from_string("model: {model_path: m.onnx}\nquantization:\n  target_opset: 21\n"
+                                   "  onnx_quant_parameters: " + params + "\n");
   };
   Config a = load("{weight_type: qint4, activ_type: Int16}");
   EXPECT_EQ(a.quantization.params.weight_type, DType::Int4);
@@ -270,12 +271,12 @@ TEST(Config, BothWeightTypeSpellings) {
 
 TEST(Config, TensorOverridesInTheSeedSyntax) {
   Config c = load_config_from_string(
-      "model: {model_path: m.onnx}\nquantization:\n  onnx_extra_options:\n"
+      "model: {model_path: m.onnx}\nquantization:\n  target_opset: 21\n  onnx_extra_options:\n"
       "    weights_tensor_override: [['block6a/ReadVariableOp:0', {'quant_type': Int16, 'scale': 0.0025, "
       "'zero_point': -12}],\n"
       "                              ['stem_conv/merged_input:0', {'quant_type': QInt4, \"axis\": 0}],\n"
       "                              [w_pc, {scale: [1/64, 0.5], zero_point: [0, -3], axis: 1}]]\n"
-      "    activations_tensor_override: [['mul_1:0', {'quant_type': Int16}], [bias_add, ]]\n");
+      "    activations_tensor_override: [['mul_1:0', {'quant_type': Int16}], [bias_add, {}]]\n");
   const auto& w = c.quantization.extra.weights_tensor_override;
   ASSERT_EQ(w.size(), 3u);
   EXPECT_EQ(w[0].tensor, "block6a/ReadVariableOp:0");
@@ -353,6 +354,7 @@ TEST(Config, OverridesApplyBeforeValidation) {
        "preprocessing.rescaling.scale=1/255", "quantization.onnx_quant_parameters.nodes_to_exclude=[a, b]",
        "+general.project_name=p", "++operation_mode=chain_qe", "hydra.run.dir=out/${now:%Y}",
        "quantization.onnx_extra_options.weights_tensor_override=[[w, {quant_type: Int4}]]",
+       "quantization.target_opset=21",
        "dataset.test_path=x=y"});
   EXPECT_EQ(c.quantization.granularity, Granularity::PerTensor);
   EXPECT_EQ(c.dataset.batch_size, 8);
@@ -369,7 +371,8 @@ TEST(Config, OverridesApplyBeforeValidation) {
   Config d = load_config_from_string(std::string(kMinimal) + "dataset: {batch_size: 5}\n", {"dataset.batch_size="});
   EXPECT_EQ(d.dataset.batch_size, 1);
   // Overrides also work on an empty document.
-  Config e = load_config_from_string("", {"model.model_path=z.onnx", "operation_mode=evaluation"});
+  Config e =
+      load_config_from_string("", {"model.model_path=z.onnx", "operation_mode=evaluation", "dataset.test_path=t"});
   EXPECT_EQ(e.model.model_path, "z.onnx");
 }
 
@@ -435,7 +438,7 @@ TEST(Config, DescribeAsStLogsIt) {
             "'CrossLayerEqualizationReplaceRelu6': False, 'weights_tensor_override': None, "
             "'activations_tensor_override': None}");
   Config d = load_config_from_string(
-      "model: {model_path: m.onnx}\nquantization:\n  granularity: per_tensor\n"
+      "model: {model_path: m.onnx}\nquantization:\n  granularity: per_tensor\n  target_opset: 21\n"
       "  onnx_quant_parameters: {weightType: Int4, activType: UInt8, calibrate_method: entropy,\n"
       "                          nodes_to_exclude: [\"it's\", b]}\n"
       "  onnx_extra_options: {SmoothQuantAlpha: 1, MinimumRealRange: 1e-5,\n"

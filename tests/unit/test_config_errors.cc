@@ -224,7 +224,7 @@ TEST(ConfigErrors, TensorOverrideStructure) {
   EXPECT_HAS(m, "per-tensor quantization map of every node");
   // Activation overrides do not conflict with nodes_to_quantize.
   Config ok = load_config_from_string(with_quant(
-      "  onnx_quant_parameters: {nodes_to_quantize: [conv1]}\n"
+      "  target_opset: 21\n  onnx_quant_parameters: {nodes_to_quantize: [conv1]}\n"
       "  onnx_extra_options: {activations_tensor_override: [[a, {quant_type: Int16}]]}\n"));
   EXPECT_EQ(ok.quantization.params.nodes_to_quantize.size(), 1u);
 }
@@ -239,8 +239,8 @@ TEST(ConfigErrors, OperationModeAndRequiredSections) {
   EXPECT_STARTS(config_error("operation_mode: chain_qe\nmodel: {model_path: m.onnx}\n"),
                 "quantization: section missing; operation_mode 'chain_qe' requires it");
   // A `quantization:` line with no keys is the section with every key at its default.
-  EXPECT_TRUE(load_config_from_string("operation_mode: chain_qe\nmodel: {model_path: m.onnx}\nquantization:\n", {},
-                                      "cfg.yaml")
+  EXPECT_TRUE(load_config_from_string("operation_mode: chain_qe\nmodel: {model_path: m.onnx}\nquantization:\n"
+                                      "dataset: {test_path: t}\n", {}, "cfg.yaml")
                   .has_quantization);
   EXPECT_STARTS(config_error("quantization: {}\n"), "model.model_path: missing");
   EXPECT_STARTS(config_error("model: {model_path: net.h5}\nquantization: {}\n"),

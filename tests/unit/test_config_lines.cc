@@ -70,11 +70,11 @@ TEST(ConfigLines, CrossKeyRulesCiteTheValueTheyName) {
   EXPECT_ENDS(m, "(the same histograms) (quantization.onnx_quant_parameters.calibrate_method: cfg.yaml:8)");
   // Both values from overrides: no line at all (was: the line of the enclosing section, 6 or 9).
   m = config_error(y, {"quantization.onnx_quant_parameters.nodes_to_quantize=[a]",
-                       "quantization.onnx_extra_options.weights_tensor_override=[[fc.weight]]"});
+                       "quantization.onnx_extra_options.weights_tensor_override=[[fc.weight, {}]]"});
   EXPECT_HAS(m, "quantization.onnx_quant_parameters.nodes_to_quantize: cannot be combined");
   EXPECT_LACKS(m, "cfg.yaml");
   m = config_error(y, {"quantization.onnx_extra_options.TensorQuantOverrides={fc.weight: []}",
-                       "quantization.onnx_extra_options.weights_tensor_override=[[fc.weight]]"});
+                       "quantization.onnx_extra_options.weights_tensor_override=[[fc.weight, {}]]"});
   EXPECT_HAS(m, "TensorQuantOverrides.fc.weight: tensor 'fc.weight' is also in");
   EXPECT_LACKS(m, "cfg.yaml");
   // The same rules with both values in the file.
@@ -83,12 +83,12 @@ TEST(ConfigLines, CrossKeyRulesCiteTheValueTheyName) {
                    "    nodes_to_quantize: [a]\n"                     // 7
                    "  onnx_extra_options:\n"                          // 8
                    "    WeightSymmetric: True\n"                      // 9
-                   "    weights_tensor_override: [[fc.weight]]\n");   // 10
+                   "    weights_tensor_override: [[fc.weight, {}]]\n");  // 10
   EXPECT_ENDS(m, "(cfg.yaml:7; quantization.onnx_extra_options.weights_tensor_override: cfg.yaml:10)");
   m = config_error(kHead +
                    "  onnx_extra_options:\n"                          // 6
                    "    weights_tensor_override:\n"                   // 7
-                   "      - [fc.weight]\n"                            // 8
+                   "      - [fc.weight, {}]\n"                        // 8
                    "    TensorQuantOverrides:\n"                      // 9
                    "      other: []\n"                                // 10
                    "      fc.weight: []\n");                          // 11
@@ -114,7 +114,7 @@ TEST(ConfigLines, OtherTwoValueRules) {
                    "  onnx_extra_options:\n"                        // 6
                    "    weights_tensor_override:\n"                 // 7
                    "      - [w, {quant_type: Int8}]\n"              // 8
-                   "      - [v]\n"                                  // 9
+                   "      - [v, {}]\n"                              // 9
                    "      - [w, {quant_type: Int4}]\n");            // 10
   EXPECT_HAS(m, "weights_tensor_override[2]: tensor 'w' is overridden twice");
   EXPECT_ENDS(m, "(cfg.yaml:10; quantization.onnx_extra_options.weights_tensor_override[0]: cfg.yaml:8)");

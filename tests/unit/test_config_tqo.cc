@@ -14,7 +14,8 @@ using namespace oq::config;
 namespace {
 
 Config load_tqo(const std::string& body, const std::string& more = "") {
-  return load_config_from_string("model: {model_path: m.onnx}\nquantization:\n  onnx_extra_options:\n"
+  return load_config_from_string("model: {model_path: m.onnx}\nquantization:\n  target_opset: 21\n"
+                                 "  onnx_extra_options:\n"
                                  "    TensorQuantOverrides: " + body + "\n" + more,
                                  {}, "cfg.yaml");
 }

@@ -236,8 +236,7 @@ data::DatasetPtr evaluation_data(Job& job, const ir::Model& m, bool need_labels)
   const bool test = !d.test_path.empty();
   const std::string path = test ? d.test_path : d.validation_path;
   const std::string key = test ? "dataset.test_path" : "dataset.validation_path";
-  if (path.empty())
-    fail(ErrorKind::Config, "dataset.test_path: evaluation needs dataset.test_path or dataset.validation_path");
+  OQ_CHECK(!path.empty(), "no evaluation set (the config's load requires dataset.test_path or validation_path)");
   if (!job.eval_data) {
     data::DataOptions o = data_options(job.cfg, path, 1.0);
     o.selection.shuffle = false;

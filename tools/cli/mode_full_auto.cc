@@ -76,16 +76,7 @@ std::string pct2(double v) { return fmt::format("{:.2f}", v); }
 int run_full_auto_mode(Job& job) {
   const auto& cfg = job.cfg;
   const auto& it = cfg.quantization.iterative;
-  if (cfg.quantization.params.weight_type != DType::Int8 || cfg.quantization.params.activ_type != DType::Int8)
-    fail(ErrorKind::Config, "quantization.onnx_quant_parameters: full_auto needs weightType Int8 and activType Int8 "
-         "(it searches which Int8 weights can go to Int4); got {} / {}",
-         quant_type_name(cfg.quantization.params.weight_type), quant_type_name(cfg.quantization.params.activ_type));
-  if (job.cfg.quantization.target_opset < 21)
-    fail(ErrorKind::Config, "quantization.target_opset: full_auto writes Int4 weights, which need target_opset: 21");
-  std::string eval_path = !cfg.dataset.test_path.empty() ? cfg.dataset.test_path : cfg.dataset.validation_path;
-  if (eval_path.empty())
-    fail(ErrorKind::Config, "dataset.test_path: full_auto needs an evaluation set (dataset.test_path or "
-         "dataset.validation_path)");
+  // Int8 weights and activations, target_opset 21 and an evaluation set are checked at load (config/rules.cc).
 
   // 1. The folded float model.
   prepare_model(job);

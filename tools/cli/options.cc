@@ -167,9 +167,11 @@ data::DataOptions data_options(const config::Config& cfg, const std::string& pat
     add(p.interpolation != config::Interpolation::Nearest, "preprocessing.resizing.interpolation");
     add(p.aspect_ratio != config::AspectRatio::Fit, "preprocessing.resizing.aspect_ratio");
     add(p.layout != config::Layout::Auto, "preprocessing.layout");
+    add(!cfg.model.input_shape.empty(), "model.input_shape");
     if (!keys.empty())
-      OQ_WARN("{} apply to image folders only: the arrays of {} are fed to the model as they are (no color "
-              "conversion, resizing or transposition)", keys, path);
+      OQ_WARN("{} {} to image folders only: the arrays of {} are fed to the model as they are (no color "
+              "conversion, resizing or transposition)", keys, keys.find(',') == std::string::npos ? "applies" : "apply",
+              path);
   }
   data::DataOptions o;
   o.path = path;
