@@ -93,6 +93,10 @@ struct Node {
   std::string doc;
   std::string overload;  // IR 10: which overload of a model-local function the node calls
   Metadata metadata;     // IR 10 metadata_props (nodes onnxquant creates have none)
+  // The NodeIndex ONNX Runtime's Graph would give the node: its place among the file's nodes, then creation order
+  // for the nodes rewrites create. The pre-processing numbers nodes and writes them in ORT's order by it
+  // (src/ir/passes/ort_graph_order.h); -1: not numbered yet. Not written to files.
+  int64_t ort_index = -1;
 
   const Attribute* attr(const std::string& n) const;
   bool has_attr(const std::string& n) const { return attr(n) != nullptr; }

@@ -13,6 +13,7 @@
 #include "core/parallel.h"
 #include "data/loader.h"
 #include "exec/kernel.h"
+#include "ir/passes/ort_graph_order.h"
 #include "ir/passes/passes.h"
 #include "ir/validate_schema.h"
 #include "onnx/model_io.h"
@@ -122,6 +123,9 @@ static void check_float16_model(const Job& job) {
 
 ir::Model load_runnable_model(const std::string& path) {
   ir::Model m = onnx::load_model(path);
+  // The file's nodes numbered before the inliner creates the bodies' nodes, as ORT's Graph numbers them
+  // (the pre-processing writes the nodes in ORT's order: src/ir/passes/ort_graph_order.h).
+  ir::passes::number_nodes(m.graph);
   try {  // model-local functions: inlined at load, as onnxruntime does, so that every command runs their bodies
     ir::passes::inline_local_functions(m);
   } catch (const Error& e) {

@@ -124,10 +124,10 @@ struct PreprocessStats {
 // fold_constants -> inline_constant_ifs (+ fold_constants) -> remove_identity -> fold_batchnorm
 // alternating with fuse_conv_mul_add and eliminate_noops until nothing changes (not for float16 models) -> fold_constants ->
 // fuse_pad_into_conv / fuse_pad_into_avgpool -> fuse_matmul_add -> fuse_reshape -> fuse_layer_norm_gelu ->
-// inline_functions (what ONNX Runtime's quant_pre_process does to these patterns; fuse_matmul_bn runs in the loop);
-// logs a one-line summary. Initializers also listed as graph inputs (IR >= 4: inputs a caller may override, as older
-// PyTorch exports write every weight) are not constants for these passes, as for ORT's optimizer; then they become
-// constants, as quantization needs constant weights (and quantize_static takes every initializer as one).
+// inline_functions (what ONNX Runtime's quant_pre_process does to these patterns; fuse_matmul_bn runs in the loop),
+// then the nodes in quant_pre_process's order (ort_graph_order.h); logs a one-line summary. Initializers also graph
+// inputs (IR >= 4: inputs a caller may override, as older PyTorch exports write every weight) are not constants for
+// these passes, as for ORT's optimizer; then they are, as quantization needs constant weights (and quantize_static).
 PreprocessStats preprocess(Model& m);
 
 // If nodes whose condition is a constant initializer replaced by the branch they take, with ONNX Runtime's names

@@ -4,6 +4,7 @@
 // PadFusion, MatMulAddFusion, ReshapeFusion): the quantized model then has the nodes an ORT-prepared model would
 // have (no Q/DQ pair around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
 #include "core/log.h"
+#include "ir/passes/ort_graph_order.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
 
@@ -11,8 +12,11 @@ namespace oq::ir::passes {
 
 PreprocessStats preprocess(Model& m) {
   PreprocessStats st;
+  // ORT's NodeIndex of every node (the file's order, then creation order): the order the result is written in.
+  OrtGraphOrder order(m.graph);
   // First, as onnxruntime inlines model-local functions when it loads the model (a no-op when the loader did).
   st.inlined_local_functions = inline_local_functions(m);
+  order.number_inlined(m.graph);
   st.nodes_before = m.graph.nodes.size();
   // Identities are left to remove_identity, which keeps their input's name (ORT's EliminateIdentity runs before its
   // constant folding: Identity(k1) -> Add quantizes k1 as `k1_quantized`); the folding after it takes any it keeps.
@@ -27,6 +31,7 @@ PreprocessStats preprocess(Model& m) {
   // optimizer repeats its passes until nothing changes).
   for (size_t k = 0; !half && (k = inline_constant_ifs(m)) > 0;) {
     st.inlined_ifs += k;
+    order.number_inlined(m.graph);
     st.folded_constants += fold_constants(m, keep_id).total();
   }
   st.removed_identities = remove_identity(m);
@@ -41,6 +46,7 @@ PreprocessStats preprocess(Model& m) {
   if (!half) {
     for (;;) {
       const size_t f = fuse_conv_mul_add(m), n = eliminate_noops(m), mb = fuse_matmul_bn(m);
+      order.number_fused(m.graph);  // fuse_matmul_bn's Gemms
       st.folded_batchnorms += mb;
       st.fused_conv_mul_adds += f;
       st.removed_noops += n;
@@ -53,6 +59,7 @@ PreprocessStats preprocess(Model& m) {
   // After BatchNormalization folding, so that a BN after a MatMul + Add is left as ORT leaves it.
   st.fused_pads = fuse_pad_into_conv(m) + (half ? 0 : fuse_pad_into_avgpool(m));
   st.fused_matmul_adds = fuse_matmul_add(m);
+  order.number_fused(m.graph);
   // ORT's ReshapeFusion comes after its constant folding and MatMulAddFusion, before GeluFusion / LayerNormFusion
   // (not for float16 models: ORT's float16 flow skips the optimizer).
   if (!half) st.fused_reshapes = fuse_reshape(m);
@@ -60,12 +67,18 @@ PreprocessStats preprocess(Model& m) {
     const LnGeluStats f = fuse_layer_norm_gelu(m);
     st.fused_layer_norms = f.layer_norms;
     st.fused_gelus = f.gelus;
+    order.number_fused(m.graph);
     OQ_DEBUG("preprocess: {} LayerNormalization and {} Gelu fused", f.layer_norms, f.gelus);
   }
   // Last, as ORT's inliner leaves the Swish body's Cast of its alpha constant unfolded. Not for float16 models:
   // ORT's float16 flow is quant_pre_process with skip_optimization (its optimizer would insert Casts), which
   // leaves function ops whole (docs/conformance.md).
   if (!half) st.inlined_functions = inline_functions(m);
+  order.number_inlined(m.graph);
+  // The nodes in the order quant_pre_process writes them (quantize_static's decisions follow it: a Resize /
+  // MaxPool quantizes its output only when its input is marked already; DedicatedQDQPair numbers the readers in
+  // it). The float16 flow skips ORT's optimizer, which keeps the file's order.
+  order.apply(m.graph, !half);
   // Initializers also listed as graph inputs become constants only now, for the quantizer (as quantize_static takes
   // every initializer as one). Until here they were what ORT's optimizer takes them for from IR 4 on: values a caller
   // may override, so no pass above folded them (ORT keeps a Conv + Add / Mul / BatchNormalization reading one, and
