@@ -92,6 +92,7 @@ Reference compute_reference(exec::Session& s, const data::DatasetPtr& data, cons
   std::vector<std::vector<int64_t>> argmax;
   std::vector<std::vector<Tensor>> outputs;
   exec::OrderedRunOptions run;
+  run.role = "evaluation worker";
   run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
     const auto k = static_cast<size_t>(i);
     if (argmax.size() <= k) argmax.resize(k + 1);
@@ -126,6 +127,7 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
   };
   std::vector<BatchScore> per;  // by batch index
   exec::OrderedRunOptions run;
+  run.role = "evaluation worker";
   run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
     const auto k = static_cast<size_t>(i);
     if (per.size() <= k) per.resize(k + 1);
