@@ -53,6 +53,14 @@ void MappedFile::note_streamed(size_t nbytes) {
   madvise(data_, size_, MADV_DONTNEED);  // advisory: a failure only means the pages stay resident
 }
 
+void MappedFile::release(const uint8_t* begin, size_t n) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(begin), reinterpret_cast<uintptr_t>(data_));
+  const uintptr_t hi = std::min(reinterpret_cast<uintptr_t>(begin) + n, reinterpret_cast<uintptr_t>(data_) + size_);
+  const uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+  if (data_ && a < b) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);  // advisory, as note_streamed
+}
+
 // ---------------------------------------------------------------------------------------------- header
 
 namespace {
