@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/run_files.h"
+
 namespace oq::data {
 
 // ---------------------------------------------------------------------------------------------- mapping
@@ -227,10 +229,9 @@ std::shared_ptr<MappedFile> fortran_to_c_order(const uint8_t* src, const Shape& 
 
 int unlinked_temp_file(const std::string& label) {
   const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/oq-npy-XXXXXX";
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file in {}: {}", label, tmpl, std::strerror(errno));
-  ::unlink(tmpl.c_str());
+  const std::string dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  const int fd = run_files::create_unlinked_temp(dir);  // never has a name an interruption could leave behind
+  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file in {}: {}", label, dir, std::strerror(errno));
   return fd;
 }
 
@@ -413,7 +414,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   std::string tmpl = (dir / (p.filename().string().size() + 11 <= 255 ? p.filename().string() + ".tmp-XXXXXX"
                                                                        : std::string(".onnxquant.tmp-XXXXXX")))
                          .string();
-  int fd = mkstemp(tmpl.data());
+  int fd = run_files::create_temp(tmpl);  // registered: an interrupted run removes it
   if (fd < 0) fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(errno));
   const char* q = bytes.data();
   size_t left = bytes.size();
@@ -421,23 +422,24 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ssize_t w = ::write(fd, q, left);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
-      int e = errno;
+      int e = w == 0 ? EIO : errno;
       ::close(fd);
-      ::unlink(tmpl.c_str());
+      run_files::remove_temp(tmpl);
       fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(e));
     }
     q += w;
     left -= static_cast<size_t>(w);
   }
   fchmod(fd, 0644);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmpl.c_str());
+  int e = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && e == 0) e = errno;
+  if (e != 0) {
+    run_files::remove_temp(tmpl);
     fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(e));
   }
-  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmpl.c_str());
+  if (run_files::commit_temp(tmpl, path) != 0) {
+    e = errno;
+    run_files::remove_temp(tmpl);
     fail(ErrorKind::Io, "cannot rename {} to {}: {}", tmpl, path, std::strerror(e));
   }
 }

@@ -9,9 +9,12 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/parallel.h"
+#include "core/run_files.h"
 #include "data/loader.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
+#include "rollback.h"
+#include "run_guard.h"
 #include "search/evaluator.h"
 
 namespace fs = std::filesystem;
@@ -111,13 +114,18 @@ int cmd_run(int argc, char** argv) {
     feeds[f.name] = t;
   }
   auto outs = s.run(feeds);
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", out_dir, ec.message());
-  for (size_t i = 0; i < outs.size(); ++i) {
-    data::write_npy(out_paths[i], outs[i]);
-    std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << out_paths[i] << "\n";
+  set_output_folder(out_dir, "");
+  try {  // all outputs or none: a failed or interrupted write removes the ones written (and a folder it made)
+    std::error_code ec;
+    run_files::create_dirs(out_dir, ec);
+    if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", out_dir, ec.message());
+    for (size_t i = 0; i < outs.size(); ++i) data::write_npy(out_paths[i], outs[i]);
+  } catch (...) {
+    roll_back("written before the error");
+    throw;
   }
+  for (size_t i = 0; i < outs.size(); ++i)
+    std::cout << names[i] << " " << shape_str(outs[i].shape()) << " -> " << out_paths[i] << "\n";
   return 0;
 }
 
