@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -81,6 +82,7 @@ void* signal_thread(void*) {
     if (state().finished) continue;  // the command is over; its exit is under way
     // SIGTERM whatever the signal: a shell catches SIGINT and acts on it only once its foreground command ends.
     if (const pid_t c = g_child.load(); c > 0) ::kill(-c, SIGTERM);
+    if (::isatty(STDERR_FILENO)) std::fputc('\n', stderr);  // after a progress bar or the terminal's ^C
     const size_t removed = roll_back_locked("(the run was interrupted)");
     spdlog::error("interrupted by {}: {}", signal_name(sig), outcome(removed));
     release_folder_lock_locked();
