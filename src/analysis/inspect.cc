@@ -361,6 +361,7 @@ void measure_activations(const ir::Model& prepared, const quant::QuantizedModel&
   data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(1, batch_size), 0, 0});
   Progress bar("Inspection", data->size());
   exec::OrderedRunOptions run;  // max_deferred_bytes stays 0: k's DequantizeLinear output needs its pre value first
+  run.role = "inspection worker";
   run.before_run = [&](int64_t, const exec::Feed& f) {
     {
       std::lock_guard<std::mutex> lock(workers_mu);

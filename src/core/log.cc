@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -26,6 +27,15 @@ void init(bool verbose) {
   g_patterns[console.get()] = kConsolePattern;
   auto logger = std::make_shared<spdlog::logger>("onnxquant", console);
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+  // Every line reaches the log file as it is logged: a run that is killed, interrupted or stopped by a limit
+  // leaves the log of what it did (it used to be written at exit only: 0 bytes after a crash or a signal).
+  logger->flush_on(spdlog::level::trace);
+  // A sink that cannot be written (the log file over `ulimit -f`, a full disk) is said once, not per line; the
+  // run goes on (a closed stderr, under `| head`, is not reported: SIGPIPE is ignored and nothing can be said).
+  logger->set_error_handler([](const std::string& msg) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) std::fprintf(stderr, "[warning] log: %s (later log lines may be missing)\n", msg.c_str());
+  });
   spdlog::set_default_logger(logger);
 }
 

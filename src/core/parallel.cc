@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "core/error.h"
 
 namespace oq {
 
@@ -93,6 +96,17 @@ ThreadsOnThisThread::ThreadsOnThisThread(int n) : saved_(t_threads) {
 ThreadsOnThisThread::~ThreadsOnThisThread() {
   t_threads = saved_;
   omp_set_num_threads(num_threads());
+}
+
+void fail_thread_start(const std::string& what, int k, int n, int err) {
+  // glibc reports a stack it cannot map (ulimit -v) as EAGAIN too
+  std::string why = err == EAGAIN   ? "a limit on processes/threads: ulimit -u, a container pids limit; or on "
+                                      "memory for its stack: ulimit -v"
+                    : err == ENOMEM ? "not enough memory for its stack: ulimit -v, a container memory limit"
+                                    : "";
+  if (process_threads() > 1) why += std::string(why.empty() ? "" : "; ") + "try --threads 1";
+  fail(ErrorKind::Runtime, "cannot start {} thread {} of {}: {}{}", what, k, n, std::strerror(err),
+       why.empty() ? "" : " (" + why + ")");
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

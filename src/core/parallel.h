@@ -1,8 +1,13 @@
 // Threading: OpenMP (the runtime oneDNN from Debian already uses, so there is one pool, not two).
 #pragma once
+#include <cerrno>
 #include <cstdint>
+#include <new>
+#include <system_error>
 #include <functional>
 #include <string>
+#include <thread>
+#include <utility>
 
 namespace oq {
 
@@ -34,6 +39,24 @@ class ThreadsOnThisThread {
  private:
   int saved_;
 };
+
+// std::thread(fn), or a Runtime error naming the thread when the system refuses one (a limit on processes /
+// threads, memory for its stack): "cannot start data loading thread 2 of 2: Resource temporarily unavailable (a
+// limit on processes/threads: ulimit -u, a container pids limit; or on memory for its stack: ulimit -v; try
+// --threads 1)". `what` names the thread's
+// work, k its number (1-based) among n. Callers stop and join the threads they started before rethrowing: a
+// joinable std::thread destroyed by the unwinding would end the process (std::terminate).
+[[noreturn]] void fail_thread_start(const std::string& what, int k, int n, int err);
+template <typename F>
+std::thread start_thread(const std::string& what, int k, int n, F&& fn) {
+  try {
+    return std::thread(std::forward<F>(fn));
+  } catch (const std::system_error& e) {
+    fail_thread_start(what, k, n, e.code().value());
+  } catch (const std::bad_alloc&) {
+    fail_thread_start(what, k, n, ENOMEM);
+  }
+}
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n). Serial when n is small or one thread is set.
 // `grain` is the minimum chunk size worth a thread.

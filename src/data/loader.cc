@@ -62,16 +62,27 @@ Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), opts_(o) {
   threads = static_cast<int>(std::clamp<int64_t>(num_batches_, 1, std::max(threads, 1)));
   if (opts_.capacity <= 0) opts_.capacity = 2 * threads;
   opts_.capacity = std::max(opts_.capacity, 1);
-  for (int t = 0; t < threads && num_batches_ > 0; ++t) workers_.emplace_back([this] { work(); });
+  if (num_batches_ == 0) return;
+  workers_.reserve(static_cast<size_t>(threads));
+  try {
+    for (int t = 0; t < threads; ++t)
+      workers_.push_back(start_thread("data loading", t + 1, threads, [this] { work(); }));
+  } catch (...) {  // the destructor does not run for a constructor that throws: stop the started ones here
+    stop_workers();
+    throw;
+  }
 }
 
-Loader::~Loader() {
+Loader::~Loader() { stop_workers(); }
+
+void Loader::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   room_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
 
 Batch Loader::build(int64_t b) const {

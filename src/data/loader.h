@@ -66,6 +66,7 @@ class Loader {
     std::exception_ptr error;
   };
   void work();
+  void stop_workers();
   Batch build(int64_t b) const;
 
   DatasetPtr ds_;

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/run_files.h"
+
 namespace oq::data {
 
 // ---------------------------------------------------------------------------------------------- mapping
@@ -51,6 +53,14 @@ void MappedFile::note_streamed(size_t nbytes) {
   if (!data_ || streamed_.fetch_add(nbytes) + nbytes < kReleaseBytes) return;
   streamed_ = 0;
   madvise(data_, size_, MADV_DONTNEED);  // advisory: a failure only means the pages stay resident
+}
+
+void MappedFile::release(const uint8_t* begin, size_t n) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = std::max(reinterpret_cast<uintptr_t>(begin), reinterpret_cast<uintptr_t>(data_));
+  const uintptr_t hi = std::min(reinterpret_cast<uintptr_t>(begin) + n, reinterpret_cast<uintptr_t>(data_) + size_);
+  const uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+  if (data_ && a < b) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);  // advisory, as note_streamed
 }
 
 // ---------------------------------------------------------------------------------------------- header
@@ -219,10 +229,9 @@ std::shared_ptr<MappedFile> fortran_to_c_order(const uint8_t* src, const Shape& 
 
 int unlinked_temp_file(const std::string& label) {
   const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/oq-npy-XXXXXX";
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file in {}: {}", label, tmpl, std::strerror(errno));
-  ::unlink(tmpl.c_str());
+  const std::string dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  const int fd = run_files::create_unlinked_temp(dir);  // never has a name an interruption could leave behind
+  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file in {}: {}", label, dir, std::strerror(errno));
   return fd;
 }
 
@@ -398,14 +407,14 @@ std::string npy_bytes(const Tensor& t) {
   return out;
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
+std::string write_temp_beside(const std::string& path, const std::string& bytes) {
   namespace fs = std::filesystem;
   fs::path p(path);
   fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
   std::string tmpl = (dir / (p.filename().string().size() + 11 <= 255 ? p.filename().string() + ".tmp-XXXXXX"
                                                                        : std::string(".onnxquant.tmp-XXXXXX")))
                          .string();
-  int fd = mkstemp(tmpl.data());
+  int fd = run_files::create_temp(tmpl);  // registered: an interrupted run removes it
   if (fd < 0) fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(errno));
   const char* q = bytes.data();
   size_t left = bytes.size();
@@ -413,25 +422,34 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ssize_t w = ::write(fd, q, left);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
-      int e = errno;
+      int e = w == 0 ? EIO : errno;
       ::close(fd);
-      ::unlink(tmpl.c_str());
+      run_files::remove_temp(tmpl);
       fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(e));
     }
     q += w;
     left -= static_cast<size_t>(w);
   }
   fchmod(fd, 0644);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmpl.c_str());
+  int e = ::fsync(fd) == 0 ? 0 : errno;
+  if (::close(fd) != 0 && e == 0) e = errno;
+  if (e != 0) {
+    run_files::remove_temp(tmpl);
     fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(e));
   }
-  if (std::rename(tmpl.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmpl.c_str());
-    fail(ErrorKind::Io, "cannot rename {} to {}: {}", tmpl, path, std::strerror(e));
+  return tmpl;
+}
+
+void commit_beside(const std::string& tmp, const std::string& path) {
+  if (run_files::commit_temp(tmp, path) != 0) {
+    const int e = errno;
+    run_files::remove_temp(tmp);
+    fail(ErrorKind::Io, "cannot rename {} to {}: {}", tmp, path, std::strerror(e));
   }
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  commit_beside(write_temp_beside(path, bytes), path);
 }
 
 void write_npy(const std::string& path, const Tensor& t) { write_file_atomic(path, npy_bytes(t)); }

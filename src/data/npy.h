@@ -37,6 +37,9 @@ class MappedFile {
   // With 64 MiB, a 100-sample calibration on MobileNetV2 peaked at 126 MB, with 2 MiB at 77 MB.
   void note_streamed(size_t nbytes);
   static constexpr size_t kReleaseBytes = size_t{2} << 20;
+  // Drops the pages that lie wholly inside [begin, begin + n) (a part of the mapping read once, such as the
+  // deflated bytes of an .npz member zlib has consumed) from this process, as note_streamed does for all of it.
+  void release(const uint8_t* begin, size_t n);
 
  private:
   MappedFile() = default;
@@ -117,5 +120,10 @@ std::string npy_bytes(const Tensor& t);
 void write_npy(const std::string& path, const Tensor& t);
 // Writes bytes to `path` atomically (temp file + fsync + rename). Io error naming the path.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// write_file_atomic in two steps, for writers that must put several files in place only once all are written:
+// the bytes go to a registered temporary file beside `path` (NAME.tmp-XXXXXX, fsynced), whose name is returned;
+// commit_beside renames it over `path` (an Io error naming both on failure, the temporary then removed).
+std::string write_temp_beside(const std::string& path, const std::string& bytes);
+void commit_beside(const std::string& tmp, const std::string& path);
 
 }  // namespace oq::data

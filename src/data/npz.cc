@@ -26,9 +26,12 @@ uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8
 uint32_t rd32(const uint8_t* p) { return rd16(p) | (uint32_t{rd16(p + 2)} << 16); }
 uint64_t rd64(const uint8_t* p) { return rd32(p) | (uint64_t{rd32(p + 4)} << 32); }
 
-// Inflates a raw deflate stream into an unlinked temporary file and maps it.
-std::shared_ptr<MappedFile> inflate_to_mapping(const uint8_t* src, uint64_t comp_size, uint64_t size,
-                                               uint32_t crc_expected, const std::string& label) {
+// Inflates a raw deflate stream (inside `archive`'s mapping) into an unlinked temporary file and maps it. The
+// deflated bytes are fed to zlib MappedFile::kReleaseBytes at a time and their pages released once consumed:
+// without it the whole compressed member stayed resident (a 1000-sample calibration set of 557 MB, deflated,
+// peaked at 574 MB of RSS; stored, at 87 MB).
+std::shared_ptr<MappedFile> inflate_to_mapping(MappedFile& archive, const uint8_t* src, uint64_t comp_size,
+                                               uint64_t size, uint32_t crc_expected, const std::string& label) {
   const int fd = unlinked_temp_file(label);
   struct FdCloser {
     int fd;
@@ -38,12 +41,14 @@ std::shared_ptr<MappedFile> inflate_to_mapping(const uint8_t* src, uint64_t comp
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(ErrorKind::Runtime, "{}: zlib init failed", label);
   std::vector<uint8_t> buf(1 << 20);
-  uint64_t consumed = 0, produced = 0;
+  uint64_t consumed = 0, produced = 0, released = 0;
   uLong crc = crc32(0L, Z_NULL, 0);
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
     if (zs.avail_in == 0 && consumed < comp_size) {
-      uint64_t chunk = std::min<uint64_t>(comp_size - consumed, 1u << 30);
+      archive.release(src + released, consumed - released);  // zlib has read every byte before `consumed`
+      released = consumed - std::min<uint64_t>(consumed, 1 << 16);  // the page partly released stays in range
+      uint64_t chunk = std::min<uint64_t>(comp_size - consumed, MappedFile::kReleaseBytes);
       zs.next_in = const_cast<Bytef*>(src + consumed);
       zs.avail_in = static_cast<uInt>(chunk);
       consumed += chunk;
@@ -74,6 +79,7 @@ std::shared_ptr<MappedFile> inflate_to_mapping(const uint8_t* src, uint64_t comp
     }
   }
   inflateEnd(&zs);
+  archive.release(src + released, consumed - released);
   if (produced != size)
     fail(ErrorKind::Data, "{}: inflated {} bytes, the zip directory records {}", label, produced, size);
   if (static_cast<uint32_t>(crc) != crc_expected) fail(ErrorKind::Data, "{}: CRC-32 mismatch (corrupt archive)", label);
@@ -201,7 +207,7 @@ NpyArray NpzArchive::array(const std::string& name) const {
     return NpyArray::from_mapping(file_, data, m->size, label);
   }
   if (m->method == 8) {
-    auto mapped = inflate_to_mapping(data, m->comp_size, m->size, m->crc, label);
+    auto mapped = inflate_to_mapping(*file_, data, m->comp_size, m->size, m->crc, label);
     return NpyArray::from_mapping(mapped, mapped->data(), mapped->size(), label);
   }
   fail(ErrorKind::Data, "{}: zip compression method {} is not supported (only stored and deflate)", label,

@@ -51,8 +51,8 @@ class Runner {
     std::vector<std::thread> threads;
     threads.reserve(static_cast<size_t>(workers));
     try {
-      for (int w = 0; w < workers; ++w) threads.emplace_back([this] { worker(); });
-    } catch (...) {  // no thread could be started: stop the ones that were, then report
+      for (int w = 0; w < workers; ++w) threads.push_back(start_thread(o_.role, w + 1, workers, [this] { worker(); }));
+    } catch (...) {  // a thread could not be started: stop the ones that were, then report (named by start_thread)
       abort(std::current_exception());
     }
     for (auto& t : threads) t.join();

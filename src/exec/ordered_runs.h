@@ -68,6 +68,9 @@ struct OrderedRunOptions {
   // Called after each feed's run with its index and outputs (under the runner's lock: one call at a time,
   // not necessarily in feed order).
   std::function<void(int64_t index, const Feed& feed, std::vector<Tensor>& outputs)> on_done;
+  // What the workers do, for the error when one cannot be started ("cannot start calibration worker thread 2
+  // of 2: ...").
+  std::string role = "inference worker";
 };
 
 // Runs every feed of `next` through `session` with `ro` (its observer wrapped as described above; names not

@@ -17,6 +17,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "core/run_files.h"
 #include "onnx/proto_model.h"
 #include "onnx/proto_tensor.h"
 
@@ -137,21 +138,21 @@ class TempFile {
     std::string tmpl = t.filename().string().size() + 11 <= 255
                            ? target + ".tmp-XXXXXX"
                            : (t.parent_path() / ".onnxquant.tmp-XXXXXX").string();
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    int fd = ::mkstemp(buf.data());
+    // Registered as the run's temporary (core/run_files.h): an interrupted run removes it.
+    int fd = run_files::create_temp(tmpl);
     if (fd < 0) fail(ErrorKind::Io, "cannot create a temporary file beside '{}': {}", target, std::strerror(errno));
-    path_ = buf.data();
+    path_ = tmpl;
     f_ = ::fdopen(fd, "wb");
     if (!f_) {
+      const int e = errno;
       ::close(fd);
-      std::remove(path_.c_str());
-      fail(ErrorKind::Io, "cannot open '{}': {}", path_, std::strerror(errno));
+      run_files::remove_temp(path_);
+      fail(ErrorKind::Io, "cannot open '{}': {}", path_, std::strerror(e));
     }
   }
   ~TempFile() {
     if (f_) std::fclose(f_);
-    if (!committed_) std::remove(path_.c_str());
+    if (!committed_) run_files::remove_temp(path_);
   }
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
@@ -179,7 +180,7 @@ class TempFile {
   }
   void commit() {
     if (f_) close();
-    if (std::rename(path_.c_str(), target_.c_str()) != 0)
+    if (run_files::commit_temp(path_, target_) != 0)
       fail(ErrorKind::Io, "cannot rename '{}' to '{}': {}", path_, target_, std::strerror(errno));
     committed_ = true;
   }

@@ -49,6 +49,7 @@ void stream_observed(const ir::Model& m, const data::DatasetPtr& data, int64_t b
   data::Loader loader(data, data::LoaderOptions{std::max<int64_t>(batch_size, 1), 0, 0});
   Progress bar(label, data->size());
   exec::OrderedRunOptions run;
+  run.role = "statistics worker";
   run.on_done = [&bar](int64_t, const exec::Feed& f, std::vector<Tensor>&) { bar.tick(f.samples); };
   exec::run_ordered(session, exec::feed_from<data::Batch>(loader), ro, run);
   bar.done();

@@ -152,6 +152,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     data::Loader loader(data, data::LoaderOptions{req.batch_size, 0, 0});
     Progress bar(pass == 0 ? "Calibration" : "Calibration, second pass (histograms)", data->size());
     exec::OrderedRunOptions run;
+    run.role = "calibration worker";
     // Histogram binning is the slow observer (~1 ns per value): hold a few tensors rather than wait for it.
     if (binning) run.max_deferred_bytes = size_t{8} << 20;
     run.on_done = [&](int64_t, const exec::Feed& f, std::vector<Tensor>&) {

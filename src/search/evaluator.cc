@@ -103,6 +103,7 @@ Reference compute_reference(exec::Session& s, const data::DatasetPtr& data, cons
   const std::vector<std::string> out_names = s.output_names();
   int64_t samples = 0;
   exec::OrderedRunOptions run;
+  run.role = "evaluation worker";
   run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
     const auto k = static_cast<size_t>(i);
     if (argmax.size() <= k) argmax.resize(k + 1);
@@ -141,6 +142,7 @@ double evaluate(exec::Session& s, const data::DatasetPtr& data, const EvalOption
   std::vector<BatchScore> per;  // by batch index
   const std::vector<std::string> out_names = s.output_names();
   exec::OrderedRunOptions run;
+  run.role = "evaluation worker";
   run.on_done = [&](int64_t i, const exec::Feed& f, std::vector<Tensor>& outs) {
     const auto k = static_cast<size_t>(i);
     if (per.size() <= k) per.resize(k + 1);

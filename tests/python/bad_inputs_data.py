@@ -2,7 +2,9 @@
 behind a failing inference, fixed batch dimensions and the output location: each builds its model and data in a
 temp dir; the run must end in one error line naming what it must (docs/config.md, "Which arrays are used").
 """
+import fcntl
 import os
+import resource
 import subprocess
 
 import numpy as np
@@ -194,8 +196,47 @@ DATA_TYPE_CASES += [
     ("data_fixed_batch_chain_qe_test_set", case_fixed_batch_chain_qe_test_set),
 ]
 
+def case_output_folder_in_use():
+    """Another run holds the output folder's lock (here the test, with flock on its lock file and a pid in it, as
+    a run does): refused before the log is opened, naming the folder and the pid; nothing in the folder changes."""
+    d = tmpdir()
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    cpath = write_config(d, cfg)
+    out = os.path.join(d, "out")
+    os.makedirs(out)
+    with open(os.path.join(out, ".onnxquant.lock"), "w") as lock:
+        lock.write("4242\n")
+        lock.flush()
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        check_failure(d, ["--config", cpath, "--output-dir", out], 1, [out, "in use by another onnxquant run",
+                                                                        "pid 4242"], [cpath, cfg["model"]["model_path"]])
+    assert not os.path.exists(os.path.join(out, "onnxquant.log"))
+
+
+def case_output_file_size_limit():
+    """`ulimit -f` below the quantized model's size: the write fails with EFBIG (SIGXFSZ is ignored; it used to
+    kill the run, rc 153, leaving NAME.tmp-XXXXXX and an empty log), one error line, only the log left."""
+    d = tmpdir()
+    cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
+    cpath = write_config(d, cfg)
+    out = os.path.join(d, "out")
+    before = listing(d)
+    p = subprocess.run([BIN, "--config", cpath, "--output-dir", out], capture_output=True, text=True, cwd=d,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10)))
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("[error]")]
+    assert p.returncode == 1 and len(errors) == 1, f"rc {p.returncode}: {p.stderr[-2000:]}"
+    for w in ("digits_mlp_quant_qdq_pc.onnx", "File too large"):
+        assert w in errors[0], f"error line does not name '{w}': {errors[0]}"
+    for w in FORBIDDEN:
+        assert w not in p.stderr, p.stderr[-2000:]
+    assert listing(d) - before == {"out", "out/onnxquant.log"}, sorted(listing(d) - before)
+    print(f"  rc {p.returncode}: {errors[0][:300]}")
+
+
 OUTPUT_CASES = [
     ("output_file_name_too_long", case_output_long_file_name),
     ("output_log_is_a_directory", case_output_log_is_a_directory),
     ("output_folder_read_only", case_output_read_only),
+    ("output_folder_in_use", case_output_folder_in_use),
+    ("output_file_size_limit", case_output_file_size_limit),
 ]

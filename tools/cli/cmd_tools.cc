@@ -13,10 +13,13 @@
 #include "core/log.h"
 #include "core/names.h"
 #include "core/parallel.h"
+#include "core/run_files.h"
 #include "data/array_dataset.h"
 #include "data/loader.h"
 #include "data/npy.h"
 #include "onnx/model_io.h"
+#include "rollback.h"
+#include "run_guard.h"
 #include "search/evaluator.h"
 
 namespace fs = std::filesystem;
@@ -54,34 +57,28 @@ static Tensor read_input_file(const std::string& file, std::string* name) {
   fail(ErrorKind::Usage, "--input '{}': expected a .npy or .pb file", file);
 }
 
-// All or nothing (docs/reliability.md): the outputs are written into a staging folder inside `dir` and moved into
-// place only once every one is written, so a failed write replaces no file that was there; on any error the
-// rollback removes what the run created (the staging folder, outputs already moved, `dir` if the run made it).
+// All or nothing (docs/reliability.md): every output is written to a registered temporary file beside it
+// (NAME.tmp-XXXXXX) and renamed into place only once all are written, so a failed write replaces no file that was
+// there; on any error (or a signal) the rollback removes what the run created (temporaries, outputs already
+// renamed into place where no file was, `dir` if the run made it).
 static void write_outputs(const std::string& dir, const std::vector<std::string>& paths,
                           const std::vector<Tensor>& outs) {
-  OutputRollback rollback(dir, "");
+  set_output_folder(dir, "");
   try {
     std::error_code ec;
-    fs::create_directories(dir, ec);
+    run_files::create_dirs(dir, ec);
     if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", dir, ec.message());
-    std::string staging = (fs::path(dir) / ".onnxquant-run-XXXXXX").string();
-    if (!mkdtemp(staging.data()))
-      fail(ErrorKind::Io, "cannot write to output folder '{}': {}", dir, std::strerror(errno));
-    std::vector<std::string> staged;
+    std::vector<std::string> staged;  // registered temporaries: a failure or a signal removes them
     for (size_t i = 0; i < outs.size(); ++i) {
-      staged.push_back((fs::path(staging) / fs::path(paths[i]).filename()).string());
       try {
-        data::write_npy(staged.back(), outs[i]);
+        staged.push_back(data::write_temp_beside(paths[i], data::npy_bytes(outs[i])));
       } catch (const Error& e) {
         fail(e.kind(), "cannot write output '{}': {}", paths[i], e.what());
       }
     }
-    for (size_t i = 0; i < outs.size(); ++i)
-      if (fs::rename(staged[i], paths[i], ec); ec)
-        fail(ErrorKind::Io, "cannot write output '{}': {}", paths[i], ec.message());
-    fs::remove(staging, ec);
+    for (size_t i = 0; i < outs.size(); ++i) data::commit_beside(staged[i], paths[i]);
   } catch (...) {
-    rollback.undo();
+    roll_back("written before the error");
     throw;
   }
 }

@@ -11,6 +11,7 @@
 #include "app.h"
 #include "core/log.h"
 #include "core/parallel.h"
+#include "core/run_files.h"
 #include "data/loader.h"
 #include "exec/kernel.h"
 #include "ir/passes/ort_graph_order.h"
@@ -285,7 +286,7 @@ static bool same_file(const fs::path& a, const fs::path& b) {
 std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name) {
   fs::path dir(job.export_dir);
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  run_files::create_dirs(dir.string(), ec);  // recorded: a failed run removes the folder again when it made it
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", dir.string(), ec.message());
   check_output_name(job, dir.string(), file_name);
   fs::path out = dir / file_name;

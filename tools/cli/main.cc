@@ -3,7 +3,8 @@
 //   onnxquant [-v] info MODEL
 //   onnxquant [-v] run MODEL --input [NAME=]FILE ... --output-dir DIR [--threads N]
 //   onnxquant [-v] eval MODEL --data FILE.npz|IMAGE_FOLDER [--metric top1|agreement] [--reference FLOAT.onnx]
-// Exit codes: 0 success, 2 usage or config error, 1 any other failure. Errors are one line.
+// Exit codes: 0 success, 2 usage or config error, 1 any other failure, 128 + signal when interrupted (run_guard.h).
+// Errors are one line.
 #include <malloc.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 
 #include "app.h"
 #include "rollback.h"
+#include "run_guard.h"
 #include "core/log.h"
 #include "core/parallel.h"
 
@@ -58,13 +60,21 @@ static int main_job(int argc, char** argv) {
   std::error_code ec;
   fs::create_directories(job.output_dir, ec);
   if (ec) fail(ErrorKind::Io, "cannot create output folder '{}': {}", job.output_dir, ec.message());
+  // One run at a time in a folder: before the log is opened (truncated), so a refused run changes nothing there.
+  const bool locked = app::lock_output_folder(job.output_dir);
   if (std::string why; !log::add_file(log_path, &why))
     fail(ErrorKind::Io, "cannot write the log file '{}': {}", log_path, why);
+  app::set_output_folder(job.output_dir, "onnxquant.log");
   OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
   if (!threads_note.empty()) OQ_WARN("{}", threads_note);
   for (const auto& w : job.cfg.warnings) OQ_WARN("{}", w);
+  if (locked) {  // no other onnxquant run writes here: temporary files of ours in the folder are left-overs
+    app::remove_stale_temporaries(job.output_dir);
+    const fs::path exports = fs::path(job.output_dir) / job.cfg.quantization.export_dir;
+    if (fs::is_directory(exports, ec) && !fs::equivalent(exports, job.output_dir, ec))
+      app::remove_stale_temporaries(exports.string());
+  }
 
-  app::OutputRollback rollback(job.output_dir, log_path);
   int rc = 0;
   try {
     using config::OperatingMode;
@@ -78,7 +88,7 @@ static int main_job(int argc, char** argv) {
     if (rc == 0 && job.cfg.operation_mode == OperationMode::ChainQE && !job.quantized_path.empty())
       rc = app::run_evaluation(job, job.quantized_path);
   } catch (...) {
-    rollback.undo();  // a failed run leaves no partial models or reports behind, only the log
+    app::roll_back("written before the error");  // a failed run leaves no partial models or reports, only the log
     throw;
   }
   OQ_INFO("Outputs are in {}", job.output_dir);
@@ -127,10 +137,7 @@ static void tune_malloc() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-int main(int argc, char** argv) {
-  choose_openmp_wait_policy(argv);
-  tune_malloc();
-  log::init(false);
+static int run_command(int argc, char** argv) {
   try {
     // -v / --verbose: the global flag; before a subcommand (`onnxquant -v info M`), anywhere in the main job's
     // arguments (its own parser takes it).
@@ -151,4 +158,14 @@ int main(int argc, char** argv) {
     spdlog::error("{}", escape_controls(e.what()));
     return 1;
   }
+}
+
+int main(int argc, char** argv) {
+  choose_openmp_wait_policy(argv);
+  tune_malloc();
+  log::init(false);
+  app::install_run_guard();  // signals, limits, the folder lock (run_guard.h): before any thread starts
+  const int rc = run_command(argc, argv);
+  app::run_finished();  // the error line, if any, is in the log: the folder lock goes now
+  return rc;
 }

@@ -1,28 +1,17 @@
-// "Nothing new is left behind on error": a snapshot of the output folder taken when the job starts; if the job
-// then fails, every file and folder created since is removed again (the log excepted), so a failed run never
-// leaves a partial set of models or reports. Files that existed before are not touched (each writer replaces
-// files atomically, so they are either the old or a complete new version). Used by the main job (main.cc) and
-// `onnxquant run` (cmd_tools.cc), which also stages its outputs so that no old file is replaced by a failed run.
+// "Nothing new is left behind on error": a run that fails, is interrupted (SIGINT, SIGTERM, SIGHUP) or is ended
+// by a library's exit() removes what it wrote — its outputs, temporary files and the folders it made, as
+// core/run_files.h records them — and keeps only the log. Files that existed before the run are not touched (each
+// writer replaces files atomically, so they are either the old or a complete new version), nor files another
+// process put in the folder meanwhile: only what this run created, by name and inode.
 #pragma once
-#include <set>
-#include <string>
-#include <vector>
+#include <cstddef>
 
 namespace oq::app {
 
-class OutputRollback {
- public:
-  // Snapshots `dir` (recursively); `keep` (the log file; empty: none) is never removed. When `dir` (and maybe
-  // some of its parents) does not exist yet, the folders missing now are removed too by undo() once empty.
-  OutputRollback(std::string dir, std::string keep);
-  // Removes what appeared in `dir` since the snapshot (files first, then the folders left empty, then the folders
-  // that were missing) and returns how many entries it removed. Never throws.
-  size_t undo() noexcept;
-
- private:
-  std::string dir_, keep_;
-  std::set<std::string> before_;
-  std::vector<std::string> missing_;  // `dir` and its parents that did not exist at the snapshot, deepest first
-};
+// Removes what this run wrote (run_files::undo), logging each removal as "Removed PATH <why>"; returns the
+// number of files removed. Never throws.
+size_t roll_back(const char* why) noexcept;
+// Same, with the registry's lock (run_files::hold) already held by the caller.
+size_t roll_back_locked(const char* why) noexcept;
 
 }  // namespace oq::app
