@@ -58,6 +58,16 @@ def run_module_tests(namespace):
     r.finish()
 
 
+def save_graph(graph, path, opset=13, ir_version=8):
+    """Saves an onnx.helper graph as a model importing the default domain at `opset`; returns the path."""
+    import onnx
+    from onnx import helper
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = ir_version
+    onnx.save(m, path)
+    return path
+
+
 def ort_session(path, optimize=False, log_level=3):
     """An onnxruntime CPU session; optimize False: graph optimizations disabled (the nodes run as written)."""
     import onnxruntime as ort

@@ -8,13 +8,12 @@ import re
 import sys
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 from onnx import TensorProto as TP, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bad_inputs_util import check_failure  # noqa: E402
-from oqtest import TESTDATA, Runner, ort_top1, run_oq, tmpdir  # noqa: E402
+from oqtest import TESTDATA, Runner, ort_top1, run_oq, save_graph, tmpdir  # noqa: E402
 from test_data_preprocessing import png_bytes, save  # noqa: E402
 
 MODEL = os.path.join(TESTDATA, "digits_mobilenet.onnx")
@@ -86,10 +85,7 @@ def color_model(path):
                           [helper.make_tensor_value_info("input", TP.FLOAT, ["N", 3, 4, 4])],
                           [helper.make_tensor_value_info("logits", TP.FLOAT, ["N", 3])],
                           [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([0, 0, 2], np.float32), "b")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    onnx.save(m, path)
-    return path
+    return save_graph(g, path)
 
 
 def image_folder_defaults():

@@ -19,12 +19,11 @@ import subprocess
 import time
 
 import numpy as np
-import onnx
 from onnx import TensorProto as TP, helper, numpy_helper
 
 from bad_inputs_util import BIN, CALIB_FLAT, FORBIDDEN, MLP, MOBILENET, base_config, copy_in, listing, sha, write, \
     write_config
-from oqtest import TESTDATA, run_module_tests, tmpdir
+from oqtest import TESTDATA, run_module_tests, save_graph, tmpdir
 
 TEST_FLAT = os.path.join(TESTDATA, "digits_test_flat.npz")
 
@@ -222,10 +221,7 @@ def chain_model(path, k=100):
                               ["output" if i == k - 1 else f"t{i}"], name=f"mm{i}") for i in range(k)]
     g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("input", TP.FLOAT, ["N", 1])],
                           [helper.make_tensor_value_info("output", TP.FLOAT, ["N", 1])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    m.ir_version = 8
-    onnx.save(m, path)
-    return path
+    return save_graph(g, path)
 
 
 def test_file_size_limit_inspection_reports():
