@@ -190,14 +190,14 @@ def dead_channel_model():
                   init("W2", rnd(31, (5, 4 * 6 * 6), 0.2))], [None, 3, 8, 8], [None, 5])
 
 
-def oq_default(path, x, wtype, per_channel):
-    """onnxquant's default mode on the model at `path` (opset 21, Int8 asymmetric activations, symmetric `wtype`
-    weights), its calibration data and config beside it: the written model and our log."""
+def oq_default(path, x, wtype, per_channel, opset=21, extra=None):
+    """onnxquant's default mode on the model at `path` (target `opset`, Int8 asymmetric activations, symmetric `wtype`
+    weights, onnx_extra_options `extra`), its calibration data and config beside it: the written model and our log."""
     work = os.path.dirname(path)
     np.savez(os.path.join(work, "calib.npz"), input=x)
     cfg = os.path.join(work, "config.yaml")
     with open(cfg, "w") as f:
-        f.write(default_mode_config(path, os.path.join(work, "calib.npz"), per_channel, 21).replace(
+        f.write(default_mode_config(path, os.path.join(work, "calib.npz"), per_channel, opset, extra=extra).replace(
             "weightType: Int8", "weightType: " + wtype))
     p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -205,16 +205,17 @@ def oq_default(path, x, wtype, per_channel):
             p.stdout + p.stderr)
 
 
-def both_opset21(m, x, wtype, per_channel):
-    """quant_pre_process + quantize_static and default mode with `wtype` weights (opset 21); paths and our log."""
+def both_tools(m, x, wtype, per_channel, opset=21, extra=None):
+    """quant_pre_process + quantize_static and default mode with `wtype` weights (target `opset`), both given the
+    extra options `extra`; paths and our log."""
     work = tmpdir()
     raw, pre, ort_out = (os.path.join(work, n) for n in ("float.onnx", "pre.onnx", "ort.onnx"))
     onnx.save(m, raw)
     quant_pre_process(raw, pre)
     quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     weight_type=getattr(QuantType, "Q" + wtype), activation_type=QuantType.QInt8,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
-    ours, log = oq_default(pre, x, wtype, per_channel)
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **(extra or {})})
+    ours, log = oq_default(pre, x, wtype, per_channel, opset, extra)
     return pre, ort_out, ours, log
 
 
@@ -225,7 +226,7 @@ def int4_weight_scale_enlarged():
     qrange = float(2**31 - 1) - float(-2**31 + 1)
     for wtype in ("Int4", "UInt4"):
         for per_channel in (True, False):
-            pre, ort_out, ours, log = both_opset21(m, x, wtype, per_channel)
+            pre, ort_out, ours, log = both_tools(m, x, wtype, per_channel)
             tag = f"{wtype} per_channel={per_channel}"
             a, b = inits(ort_out), inits(ours)
             # Per tensor the scale of the whole weight is already large enough for the bias.
@@ -265,23 +266,10 @@ def float_bias_keeps_weight_scale():
     x = np.random.default_rng(33).uniform(0, 1, (32, 3, 8, 8)).astype(np.float32)
     w = next(numpy_helper.to_array(t) for t in m.graph.initializer if t.name == "W").astype(np.float64)
     for per_channel in (True, False):
-        work = tmpdir()
-        raw, pre, ort_out = (os.path.join(work, n) for n in ("float.onnx", "pre.onnx", "ort.onnx"))
-        onnx.save(m, raw)
-        quant_pre_process(raw, pre)
-        quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, "QuantizeBias": False})
-        np.savez(os.path.join(work, "calib.npz"), input=x)
-        cfg = os.path.join(work, "config.yaml")
-        with open(cfg, "w") as f:
-            f.write(default_mode_config(pre, os.path.join(work, "calib.npz"), per_channel, 13,
-                                        extra={"QuantizeBias": False}))
-        p = run_oq(["--config", cfg, "--output-dir", os.path.join(work, "oq"), "--threads", "1"])
-        ours = os.path.join(work, "oq", "quantized_models", "pre_quant_qdq_" + ("pc" if per_channel else "pt") + ".onnx")
+        _, ort_out, ours, log = both_tools(m, x, "Int8", per_channel, 13, {"QuantizeBias": False})
         a, b = inits(ort_out), inits(ours)
         tag = f"per_channel={per_channel}"
-        assert "Increased the scale" not in p.stdout + p.stderr, tag
+        assert "Increased the scale" not in log, tag
         # The bias stays float in both; the weight scale is max|w| / 127 (per output channel or over the tensor).
         assert "B" in a and "B" in b and "B_quantized" not in b, (tag, sorted(b))
         amax = np.abs(w).reshape(4, -1).max(axis=1) if per_channel else np.abs(w).max()
@@ -367,7 +355,7 @@ def gemm_beta_zero_no_enlargement():
             for trans_b in (1, 0):
                 tag = f"{wtype} beta 0 {'pc' if per_channel else 'pt'} transB {trans_b}"
                 m, x, w, c = beta_model(0.0, trans_b)
-                pre, ort_out, ours, log = both_opset21(m, x, wtype, per_channel)
+                pre, ort_out, ours, log = both_tools(m, x, wtype, per_channel)
                 onnx.checker.check_model(onnx.load(ours), full_check=True)
                 b = inits(ours)
                 in_scale, plain, _ = hand_scales(x, w, c, 0.0, wtype, per_channel, trans_b)

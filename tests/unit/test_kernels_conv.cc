@@ -109,6 +109,33 @@ ConvInputs conv_inputs(const ConvCase& c, std::mt19937& rng) {
   return r;
 }
 
+// A fused activation (the executor's Conv + Relu / LeakyRelu / Clip fusion) as node attributes.
+struct Act {
+  const char* kind;
+  float alpha, beta;
+};
+
+// Marks `n` with the fused activation `a` and returns the naive reference of the fused node: the convolution, then
+// the activation as ONNX defines it (Relu max(0, x), LeakyRelu, Clip min(max(x, lo), hi)); NaN stays NaN.
+Tensor fused_reference(const ConvCase& c, const Act& a, ir::Node& n, const Tensor& x, const Tensor& w,
+                       const Tensor& b) {
+  n.set_attr_string("_oq_fused_activation", a.kind);
+  n.set_attr_float("_oq_fused_activation_alpha", a.alpha);
+  n.set_attr_float("_oq_fused_activation_beta", a.beta);
+  Shape os;
+  ref::ConvGeom g = conv_geom(c, os);
+  Tensor want(DType::Float, os);
+  ref::conv(x, w, c.bias ? &b : nullptr, g, want);
+  const std::string kind = a.kind;
+  for (float& v : want.span<float>()) {
+    if (std::isnan(v)) continue;
+    if (kind == "Relu") v = v < 0.f ? 0.f : v;
+    if (kind == "LeakyRelu") v = v < 0.f ? a.alpha * v : v;  // 0 * -inf = NaN
+    if (kind == "Clip") v = std::min(std::max(v, a.alpha), a.beta);
+  }
+  return want;
+}
+
 void check_conv_case(const ConvCase& c, std::mt19937& rng, int threads) {
   set_num_threads(threads);
   auto [ws, x, w, b, n] = conv_inputs(c, rng);
@@ -160,10 +187,6 @@ TEST(ConvKernel, MatchesReferenceOnRandomOddShapes) {
 TEST(ConvKernel, FusedActivationOnEveryPath) {
   ThreadGuard tg;
   std::mt19937 rng(99);
-  struct Act {
-    const char* kind;
-    float alpha, beta;
-  };
   const std::vector<Act> acts = {{"Relu", 0.f, 0.f}, {"LeakyRelu", 0.1f, 0.f}, {"Clip", -0.25f, 0.5f}};
   const std::vector<ConvCase> cases = {
       {{2, 6, 9, 11}, 8, 1, {1, 1}, {}, {}, {}, "", true},             // pointwise
@@ -177,18 +200,7 @@ TEST(ConvKernel, FusedActivationOnEveryPath) {
     for (const auto& c : cases)
       for (const auto& a : acts) {
         auto [ws, x, w, b, n] = conv_inputs(c, rng);
-        n.set_attr_string("_oq_fused_activation", a.kind);
-        n.set_attr_float("_oq_fused_activation_alpha", a.alpha);
-        n.set_attr_float("_oq_fused_activation_beta", a.beta);
-        Shape os;
-        ref::ConvGeom g = conv_geom(c, os);
-        Tensor want(DType::Float, os);
-        ref::conv(x, w, c.bias ? &b : nullptr, g, want);
-        for (float& v : want.span<float>()) {
-          if (std::string(a.kind) == "Relu") v = v > 0.f ? v : 0.f;
-          if (std::string(a.kind) == "LeakyRelu") v = v < 0.f ? a.alpha * v : v;
-          if (std::string(a.kind) == "Clip") v = std::min(std::max(v, a.alpha), a.beta);
-        }
+        const Tensor want = fused_reference(c, a, n, x, w, b);
         expect_close(run(n, 13, {x, w, b})[0], want, 1e-4,
                      fmt::format("{} x{} group {} threads {}", a.kind, shape_str(c.x), c.group, threads));
       }
@@ -287,10 +299,6 @@ TEST(ConvKernel, FusedActivationKeepsNaN) {
   // Random inputs with NaN and +-inf on the oneDNN paths (NCHW and channel-blocked), against the reference.
   ThreadGuard tg;
   std::mt19937 rng(2024);
-  struct Act {
-    const char* kind;
-    float alpha, beta;
-  };
   const std::vector<Act> acts = {{"Relu", 0.f, 0.f}, {"Clip", 0.f, 6.f}, {"Clip", 0.5f, 2.f}, {"LeakyRelu", 0.f, 0.f}};
   const std::vector<ConvCase> cases = {
       {{1, 16, 7, 9}, 16, 1, {3, 3}, {}, {}, {1, 1, 1, 1}, "", true},
@@ -305,19 +313,7 @@ TEST(ConvKernel, FusedActivationKeepsNaN) {
           auto [ws, x, w, b, n] = conv_inputs(c, rng);
           float* px = x.data<float>();
           px[1] = nan, px[x.numel() / 2] = inf, px[x.numel() - 3] = -inf;
-          n.set_attr_string("_oq_fused_activation", a.kind);
-          n.set_attr_float("_oq_fused_activation_alpha", a.alpha);
-          n.set_attr_float("_oq_fused_activation_beta", a.beta);
-          Shape os;
-          ref::ConvGeom g = conv_geom(c, os);
-          Tensor want(DType::Float, os);
-          ref::conv(x, w, c.bias ? &b : nullptr, g, want);
-          for (float& v : want.span<float>()) {  // ONNX: Relu max(0, x), Clip min(max(x, lo), hi), NaN kept
-            if (std::isnan(v)) continue;
-            if (std::string(a.kind) == "Relu") v = v < 0.f ? 0.f : v;
-            if (std::string(a.kind) == "LeakyRelu") v = v < 0.f ? a.alpha * v : v;  // 0 * -inf = NaN
-            if (std::string(a.kind) == "Clip") v = std::min(std::max(v, a.alpha), a.beta);
-          }
+          const Tensor want = fused_reference(c, a, n, x, w, b);
           const std::string what = fmt::format("{} x{} block {} threads {}", a.kind, shape_str(c.x), block, threads);
           const std::vector<Tensor> in = c.bias ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
           if (!block) {
