@@ -94,14 +94,21 @@ std::vector<std::string> tensors_to_calibrate(const ir::Graph& g, const QuantOpt
   return r;
 }
 
+bool input_takes_activation_range(const ir::Graph& g, const ir::GraphIndex& idx, const ir::Node& n,
+                                  const QuantOptions& o) {
+  if ((n.op_type != "Relu" && n.op_type != "Clip") || n.outputs.empty() || !should_quantize_node(n, o)) return false;
+  const std::string& in = n.input(0);
+  auto c = idx.consumers.find(in);
+  return c != idx.consumers.end() && c->second.size() == 1 && !g.is_graph_output(in);
+}
+
 void adjust_ranges(const ir::Graph& g, const QuantOptions& o, RangeMap& ranges) {
   ir::GraphIndex idx(g);
   for (const auto& n : g.nodes) {
     if (!should_quantize_node(n, o)) continue;
     if (n.op_type == "Relu" || n.op_type == "Clip") {
+      if (!input_takes_activation_range(g, idx, n, o)) continue;
       const std::string& in = n.input(0);
-      auto c = idx.consumers.find(in);
-      if (c == idx.consumers.end() || c->second.size() != 1) continue;
       if (!ranges.count(in) || !ranges.count(n.outputs[0])) continue;
       ranges[in] = ranges[n.outputs[0]];
     } else if (n.op_type == "Softmax") {

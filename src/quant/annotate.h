@@ -25,8 +25,15 @@ bool should_quantize_node(const ir::Node& n, const QuantOptions& o);
 // that are not initializers.
 std::vector<std::string> tensors_to_calibrate(const ir::Graph& g, const QuantOptions& o, const TypeMap& types);
 
-// ORT's adjust_tensor_ranges: Relu/Clip inputs take their output's range (single consumer); Softmax
-// outputs get [0, 1].
+// Whether a Relu/Clip node's input takes the node's output range (ORT's adjust_tensor_ranges): the node is
+// quantized and its input has no other consumer and is not a graph output. The last condition is onnxquant's:
+// ORT also narrows a graph output that way, which cuts the model's output to the activation's range
+// (docs/conformance.md, "A graph output read by a Relu / Clip").
+bool input_takes_activation_range(const ir::Graph& g, const ir::GraphIndex& idx, const ir::Node& n,
+                                  const QuantOptions& o);
+
+// ORT's adjust_tensor_ranges: Relu/Clip inputs take their output's range (input_takes_activation_range);
+// Softmax outputs get [0, 1].
 void adjust_ranges(const ir::Graph& g, const QuantOptions& o, RangeMap& ranges);
 
 // Marks tensors on `g` (node order), removing Relu/Clip nodes whose range folds into the producer

@@ -74,9 +74,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     std::map<std::string, std::string> cand;
     std::unordered_set<std::string> outs;
     for (const auto& n : model.graph.nodes) {
-      if ((n.op_type != "Relu" && n.op_type != "Clip") || !should_quantize_node(n, o) || n.outputs.empty()) continue;
-      auto c = idx.consumers.find(n.input(0));
-      if (c == idx.consumers.end() || c->second.size() != 1) continue;
+      if (!input_takes_activation_range(model.graph, idx, n, o)) continue;
       cand[n.input(0)] = n.outputs[0];
       outs.insert(n.outputs[0]);
     }

@@ -20,7 +20,7 @@ from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from oqtest import default_mode_config, run_oq, tmpdir
-from test_op_parity import DictReader, compare_with_ort, qdq_counts
+from test_op_parity import DictReader, compare_with_ort, own_range_outputs, qdq_counts
 
 SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
@@ -90,6 +90,9 @@ def quantize_both_raw(p, opset=13, pcs=(True, False), extra=None):
         assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
         scales = {n.output[0]: numpy_helper.to_array(next(t for t in b.graph.initializer if t.name == n.input[1]))
                   for n in b.graph.node if n.op_type == "DequantizeLinear"}
-        for o, u, v in zip(b.graph.output, outputs(ort_out, x[:4]), outputs(ours, x[:4])):
+        own = own_range_outputs(b)  # ORT narrows these to the Relu's range, cutting the output (docs/conformance.md)
+        for o, u, v, f in zip(b.graph.output, outputs(ort_out, x[:4]), outputs(ours, x[:4]), outputs(p.raw, x[:4])):
             step = float(np.max(scales[o.name])) * 1.01 if o.name in scales else 0.0
+            if own:  # ORT's model differs upstream (deliberately): the float model's values within 5 % of their range
+                u, step = f, max(step, np.abs(f).max() / 20)
             assert np.abs(u - v).max() <= max(np.abs(u).max() / 100, step), (o.name, np.abs(u - v).max())

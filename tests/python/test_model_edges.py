@@ -9,6 +9,7 @@ the float model's outputs within 5 % of their range (a normal run is ~2 %):
 - initializers also listed as graph inputs (older PyTorch exports, IR 7): constants once pre-processing is done
   (test_overridable_initializers.py checks that it folds none of them, as ORT's optimizer);
 - a graph output that is a graph input;
+- a graph output that a Relu also reads (its own range, not the Relu's: ORT's output there loses its negatives);
 and refusals: the output file being the input model's external data (exit 2, the input still loads), an
 already quantized model (exit 1); `run` with two outputs whose names clean up to one file name writes both.
 """
@@ -199,6 +200,22 @@ def refusals():
     quantize(d3, ok, out="ok")
 
 
+def output_read_by_relu():
+    # The Conv output is a model output and the Relu's only input: ORT gives it the Relu's range [0, max] and the
+    # model output loses its negative values; onnxquant keeps its own range (docs/conformance.md).
+    m = base_model()
+    m.graph.output.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 8, 8, 8]))
+    q = check_close("out_relu_in", m)  # every output within 5 % of its range, "c" included
+    types = [n.op_type for n in q.graph.node]
+    assert "Relu" in types, types
+    c_scale = numpy_helper.to_array(next(i for i in q.graph.initializer if i.name == "c_scale"))
+    c_zp = numpy_helper.to_array(next(i for i in q.graph.initializer if i.name == "c_zero_point"))
+    ref = np.stack([outputs(m, {"x": X[i:i + 1]})[1] for i in range(len(X))])  # "c" over the calibration data
+    lo, hi = min(float(ref.min()), 0.0), max(float(ref.max()), 0.0)
+    assert abs(float(c_scale) - (hi - lo) / 255) <= 1e-6 * float(c_scale), (c_scale, lo, hi)
+    assert int(c_zp) == int(np.round(-128 - lo / ((hi - lo) / 255))), c_zp
+
+
 def run_output_names():
     d = tmpdir()
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
@@ -222,4 +239,5 @@ if __name__ == "__main__":
     r.run("refusals: output over the input's external data, an already quantized model, bfloat16 compute", refusals)
     r.run("the default domain spelled 'ai.onnx'", ai_onnx_domain)
     r.run("run: output names that clean up to one file name", run_output_names)
+    r.run("a graph output read by a Relu keeps its own range", output_read_by_relu)
     r.finish()
