@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -10,9 +11,34 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include "core/error.h"
+
 namespace oq::log {
 
 namespace {
+
+// Every line of every sink has its control characters escaped (escape_controls, as error messages have): a value a
+// line repeats (an output folder named "o\nfake line", a tensor name) can neither split it nor forge another line.
+class EscapingSink final : public spdlog::sinks::sink {
+ public:
+  explicit EscapingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    if (std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      return inner_->log(msg);
+    const std::string escaped = escape_controls(text);
+    spdlog::details::log_msg copy = msg;
+    copy.payload = escaped;
+    inner_->log(copy);
+  }
+  void flush() override { inner_->flush(); }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override { inner_->set_formatter(std::move(f)); }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
 constexpr const char* kConsolePattern = "%^[%l]%$ %v";
 constexpr const char* kFilePattern = "%Y-%m-%d %H:%M:%S [%l] %v";
 std::mutex g_mu;
@@ -21,7 +47,7 @@ std::map<spdlog::sinks::sink*, std::string> g_patterns;  // each sink's normal p
 
 void init(bool verbose) {
   std::lock_guard<std::mutex> lock(g_mu);
-  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto console = std::make_shared<EscapingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   console->set_pattern(kConsolePattern);
   g_patterns.clear();
   g_patterns[console.get()] = kConsolePattern;
@@ -48,7 +74,7 @@ bool add_file(const std::string& path, std::string* reason) {
     return false;
   }
   try {
-    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, true);
+    auto file = std::make_shared<EscapingSink>(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, true));
     file->set_pattern(kFilePattern);
     std::lock_guard<std::mutex> lock(g_mu);
     g_patterns[file.get()] = kFilePattern;

@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "core/dtype.h"
 #include "core/int4.h"
+#include "core/log.h"
 #include "core/names.h"
 #include "core/parallel.h"
 #include "ir/graph.h"
 #include "core/tensor.h"
+#include "tmpdir_test_util.h"
 
 using namespace oq;
 
@@ -104,4 +108,23 @@ TEST(Threads, CgroupQuotaInWholeCpus) {
   EXPECT_EQ(oq::cpus_of_cgroup_quota("-1 100000"), 0);
   EXPECT_EQ(oq::cpus_of_cgroup_quota("12x 100000"), 0);
   EXPECT_GE(oq::available_cores(), 1);
+}
+
+// Every log line has its control characters escaped as error lines have (QA: an output folder named "o\nfake
+// line" split onnxquant.log into lines without a timestamp).
+TEST(Log, ControlCharactersAreEscapedInEveryLine) {
+  test_util::TmpDir d("oq-log");
+  log::init(false);
+  ASSERT_TRUE(log::add_file(d / "onnxquant.log"));
+  spdlog::info("outputs in {}", "o\nfake line\tand\x01");
+  spdlog::warn("plain line");
+  log::raw("raw\rline");
+  log::init(false);  // drops the file sink
+  std::ifstream f(d / "onnxquant.log");
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(f, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(lines[0].ends_with("[info] outputs in o\\nfake line\\tand\\x01")) << lines[0];
+  EXPECT_TRUE(lines[1].ends_with("[warning] plain line")) << lines[1];
+  EXPECT_EQ(lines[2], "raw\\rline");
 }
