@@ -196,7 +196,7 @@ std::shared_ptr<MappedFile> fortran_to_c_order(const uint8_t* src, const Shape& 
   std::vector<size_t> stride(static_cast<size_t>(r));  // bytes between consecutive indices of each dim
   size_t st = esz;
   for (size_t d = 0; d < stride.size(); ++d) stride[d] = st, st *= static_cast<size_t>(shape[d]);
-  const int fd = unlinked_temp_file(label);
+  const int fd = unlinked_temp_file(label, "rewrite the Fortran-ordered array in C order");
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
@@ -227,12 +227,20 @@ std::shared_ptr<MappedFile> fortran_to_c_order(const uint8_t* src, const Shape& 
 
 }  // namespace
 
-int unlinked_temp_file(const std::string& label) {
-  const char* tmpdir = std::getenv("TMPDIR");
-  const std::string dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+int unlinked_temp_file(const std::string& label, const char* purpose) {
+  const char* env = std::getenv("TMPDIR");
+  const bool from_env = env && *env;
+  const std::string dir = from_env ? env : "/tmp";
   const int fd = run_files::create_unlinked_temp(dir);  // never has a name an interruption could leave behind
-  if (fd < 0) fail(ErrorKind::Io, "{}: cannot create a temporary file in {}: {}", label, dir, std::strerror(errno));
-  return fd;
+  if (fd >= 0) return fd;
+  const int e = errno;
+  std::string where = from_env ? fmt::format("TMPDIR '{}'", dir) : "/tmp (TMPDIR is not set)";
+  if (from_env && dir[0] != '/') {  // as every program takes it: relative to the working folder
+    std::error_code ec;
+    where += fmt::format(" (relative to the working folder: '{}')", std::filesystem::absolute(dir, ec).string());
+  }
+  fail(ErrorKind::Io, "{}: cannot create a temporary file in {} to {} (onnxquant keeps it on disk, not in memory): {}; "
+       "set TMPDIR to a writable folder{}", label, where, purpose, std::strerror(e), from_env ? ", or unset it for /tmp" : "");
 }
 
 void write_all(int fd, const uint8_t* p, size_t n, const std::string& label) {
@@ -408,13 +416,10 @@ std::string npy_bytes(const Tensor& t) {
 }
 
 std::string write_temp_beside(const std::string& path, const std::string& bytes) {
-  namespace fs = std::filesystem;
-  fs::path p(path);
-  fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  std::string tmpl = (dir / (p.filename().string().size() + 11 <= 255 ? p.filename().string() + ".tmp-XXXXXX"
-                                                                       : std::string(".onnxquant.tmp-XXXXXX")))
-                         .string();
-  int fd = run_files::create_temp(tmpl);  // registered: an interrupted run removes it
+  std::string tmpl;
+  // registered and locked: an interrupted run removes it, another run's clean-up of left-overs does not; a
+  // read-only file at `path` is refused first
+  int fd = run_files::create_temp_beside(path, &tmpl);
   if (fd < 0) fail(ErrorKind::Io, "cannot write {}: {}", path, std::strerror(errno));
   const char* q = bytes.data();
   size_t left = bytes.size();
@@ -430,7 +435,6 @@ std::string write_temp_beside(const std::string& path, const std::string& bytes)
     q += w;
     left -= static_cast<size_t>(w);
   }
-  fchmod(fd, 0644);
   int e = ::fsync(fd) == 0 ? 0 : errno;
   if (::close(fd) != 0 && e == 0) e = errno;
   if (e != 0) {

@@ -108,8 +108,9 @@ class NpyArray {
   std::string label_;
 };
 
-// An unlinked temporary file in $TMPDIR (else /tmp), open for writing; Io error naming `label`.
-int unlinked_temp_file(const std::string& label);
+// An unlinked temporary file in $TMPDIR (else /tmp), open for writing; Io error naming `label`, the folder (and
+// TMPDIR when it is the variable's) and `purpose` ("inflate the deflated member").
+int unlinked_temp_file(const std::string& label, const char* purpose);
 // Writes all n bytes to fd (retrying short writes); Io error naming `label`.
 void write_all(int fd, const uint8_t* p, size_t n, const std::string& label);
 

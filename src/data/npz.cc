@@ -32,7 +32,7 @@ uint64_t rd64(const uint8_t* p) { return rd32(p) | (uint64_t{rd32(p + 4)} << 32)
 // peaked at 574 MB of RSS; stored, at 87 MB).
 std::shared_ptr<MappedFile> inflate_to_mapping(MappedFile& archive, const uint8_t* src, uint64_t comp_size,
                                                uint64_t size, uint32_t crc_expected, const std::string& label) {
-  const int fd = unlinked_temp_file(label);
+  const int fd = unlinked_temp_file(label, "inflate the deflated member");
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
