@@ -132,16 +132,11 @@ std::string parent_dir(const std::string& path) {
 // A temp file beside `target`; removed on destruction unless committed (renamed onto target).
 class TempFile {
  public:
-  explicit TempFile(const std::string& target) : target_(target) {
-    // Named after the target unless that would make the name too long for the file system (NAME_MAX 255).
-    const fs::path t(target);
-    std::string tmpl = t.filename().string().size() + 11 <= 255
-                           ? target + ".tmp-XXXXXX"
-                           : (t.parent_path() / ".onnxquant.tmp-XXXXXX").string();
-    // Registered as the run's temporary (core/run_files.h): an interrupted run removes it.
-    int fd = run_files::create_temp(tmpl);
+  explicit TempFile(const std::string& target, bool keep_locked = false) : target_(target), keep_locked_(keep_locked) {
+    // Registered as the run's temporary and locked while it exists (core/run_files.h): an interrupted run removes
+    // it, another run's clean-up of left-overs does not. A read-only file at `target` is refused first.
+    int fd = run_files::create_temp_beside(target, &path_);
     if (fd < 0) fail(ErrorKind::Io, "cannot create a temporary file beside '{}': {}", target, std::strerror(errno));
-    path_ = tmpl;
     f_ = ::fdopen(fd, "wb");
     if (!f_) {
       const int e = errno;
@@ -173,20 +168,18 @@ class TempFile {
     ok = (std::fclose(f_) == 0) && ok;
     f_ = nullptr;
     if (!ok) fail(ErrorKind::Io, "writing '{}' failed: {}", target_, std::strerror(errno));
-    // mkstemp creates 0600; give the file the usual permissions.
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
-                               fs::perms::others_read, ec);
   }
+  // Renames it into place, with the mode open(2) would give it (run_files::commit_temp).
   void commit() {
     if (f_) close();
-    if (run_files::commit_temp(path_, target_) != 0)
+    if (run_files::commit_temp(path_, target_, keep_locked_) != 0)
       fail(ErrorKind::Io, "cannot rename '{}' to '{}': {}", path_, target_, std::strerror(errno));
     committed_ = true;
   }
 
  private:
   std::string target_, path_;
+  bool keep_locked_ = false;
   std::FILE* f_ = nullptr;
   size_t written_ = 0;
   bool committed_ = false;
@@ -344,7 +337,7 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
       // Each tensor's bytes go straight to the data file; the proto keeps only their location.
       for_each_initializer(pb.mutable_graph(), [&](::onnx::TensorProto* t) {
         if (!t->has_raw_data() || t->raw_data().size() < threshold) return;
-        if (!data_file) data_file = std::make_unique<TempFile>(data_path);
+        if (!data_file) data_file = std::make_unique<TempFile>(data_path, opts.transient);
         size_t offset = (data_file->written() + kExternalAlign - 1) / kExternalAlign * kExternalAlign;
         data_file->pad_to(offset);
         data_file->write(t->raw_data().data(), t->raw_data().size());
@@ -356,7 +349,7 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
       });
     }
     // Straight into the file: no copy of the serialized model in memory (it would add its size to the peak).
-    TempFile model_file(path);
+    TempFile model_file(path, opts.transient);
     serialize_deterministic_to(pb, model_file, path);
     model_file.close();
     if (data_file) data_file->commit();

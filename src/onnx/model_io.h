@@ -24,6 +24,9 @@ struct SaveOptions {
   // Files the save must not replace (the input model and its external data): an error naming the file if the
   // external data file it would write is one of them.
   std::vector<std::string> protected_files;
+  // A file the run removes again (full_auto's .candidate_*.onnx, named like a left-over of a killed run): kept
+  // locked until run_files::remove_output, so that another run's clean-up of left-overs leaves it alone.
+  bool transient = false;
 };
 // Saves atomically: writes `<path>.tmp-XXXX` in the target folder, then renames. Never leaves partial files.
 void save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts = {});

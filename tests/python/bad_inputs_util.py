@@ -3,6 +3,7 @@ one error line, nothing left behind, inputs untouched) and the paths of the test
 import hashlib
 import json
 import os
+import resource
 import shutil
 
 import oqtest
@@ -18,6 +19,7 @@ CALIB_FLAT = os.path.join(TESTDATA, "digits_calib_flat.npz")
 FORBIDDEN = ("terminate called", "Traceback", "AddressSanitizer", "LeakSanitizer", "runtime error:", "Aborted",
              "Segmentation fault", "core dumped", "what():", "#0 0x", "SUMMARY:")
 LOG_PREFIXES = ("[info]", "[warning]", "[debug]", "[trace]")
+UNUSED_UID = 54329  # no process runs as it: RLIMIT_NPROC counts the child alone
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -74,6 +76,28 @@ def copy_in(d, src, name=None):
     dst = os.path.join(d, name or os.path.basename(src))
     shutil.copyfile(src, dst)
     return dst
+
+
+def unprivileged(d, nproc=None):
+    """preexec_fn running onnxquant as a user to whom file permissions apply (root ignores them, and RLIMIT_NPROC):
+    as root, the unused uid, owning everything in d (call it once d is set up), running a copy of the binary put in
+    d (a clone under /root is out of its reach; test_run_guard.run() takes it), with RLIMIT_NPROC = nproc when
+    given. Not root: None (the child runs as this user, to whom permissions apply already)."""
+    if os.geteuid() != 0:
+        return None
+    if not os.path.exists(os.path.join(d, "onnxquant")):
+        shutil.copy2(BIN, os.path.join(d, "onnxquant"))
+    for root, dirs, files in os.walk(d):
+        for n in [root] + [os.path.join(root, f) for f in dirs + files]:
+            os.chown(n, UNUSED_UID, UNUSED_UID, follow_symlinks=False)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(UNUSED_UID)
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        os.setuid(UNUSED_UID)
+    return drop
 
 
 def check_failure(d, args, code, words, inputs, out_dir=None, allowed_new=None, timeout=None):

@@ -14,7 +14,6 @@ Each test fails against the binary before these fixes (killed by the signal, fil
 import fcntl
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import time
@@ -22,8 +21,8 @@ import time
 import numpy as np
 from onnx import TensorProto as TP, helper, numpy_helper
 
-from bad_inputs_util import BIN, CALIB_FLAT, FORBIDDEN, MLP, MOBILENET, base_config, copy_in, listing, sha, write, \
-    write_config
+from bad_inputs_util import BIN, CALIB_FLAT, FORBIDDEN, MLP, MOBILENET, base_config, copy_in, listing, sha, \
+    unprivileged, write, write_config
 from oqtest import TESTDATA, run_module_tests, save_graph, tmpdir
 
 TEST_FLAT = os.path.join(TESTDATA, "digits_test_flat.npz")
@@ -133,21 +132,31 @@ def test_closed_stderr_does_not_stop_the_run():
 
 
 # ---------------------------------------------------------------------------------------------- concurrent runs
+def full_auto_waiting(d, out, check=""):
+    """Starts run A, full_auto into `out` scored by an evaluator command that waits for the file `go`, then runs the
+    shell lines `check` (its model is "$1") and prints 50. Returns (A, go) once A is in the command."""
+    started, go = os.path.join(d, "started"), os.path.join(d, "go")
+    script = write(os.path.join(d, "ev.sh"), f"touch {started}\nwhile [ ! -e {go} ]; do sleep 0.02; done\n{check}"
+                   "echo 50\n")
+    a = subprocess.Popen([BIN, "--config", full_auto_config(d, f"sh {script} {{model}}"), "--output-dir", out], cwd=d,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(3000):
+        if os.path.exists(started) or a.poll() is not None:
+            break
+        time.sleep(0.02)
+    if not os.path.exists(started):
+        write(go, "")
+        raise AssertionError(a.stderr.read() if a.poll() is not None else "A never reached its evaluator")
+    return a, go
+
+
 def test_second_run_into_the_folder_is_refused():
     """Run A (full_auto) waits in its evaluator command; run B into the same folder is refused naming the folder
     and A's pid, and changes nothing there (A's log is not truncated). A then completes; a third run works."""
     d = tmpdir()
     out = os.path.join(d, "out")
-    started, go = os.path.join(d, "started"), os.path.join(d, "go")
-    script = write(os.path.join(d, "ev.sh"), f"touch {started}\nwhile [ ! -e {go} ]; do sleep 0.02; done\necho 50\n")
-    a = subprocess.Popen([BIN, "--config", full_auto_config(d, f"sh {script}"), "--output-dir", out], cwd=d,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    a, go = full_auto_waiting(d, out)
     try:
-        for _ in range(3000):
-            if os.path.exists(started) or a.poll() is not None:
-                break
-            time.sleep(0.02)
-        assert os.path.exists(started), a.stderr.read() if a.poll() is not None else "A never reached its evaluator"
         before = {f: sha(os.path.join(out, f)) for f in listing(out) if os.path.isfile(os.path.join(out, f))}
         b_cfg = write_config(d, base_config(os.path.join(d, "digits_mlp.onnx"), os.path.join(d, "digits_calib_flat.npz")),
                              "b.yaml")
@@ -262,26 +271,12 @@ def test_file_size_limit_compressed_npz():
 
 
 # ---------------------------------------------------------------------------------------------- threads
-UNUSED_UID = 54329  # no process runs as it: RLIMIT_NPROC counts the child alone
-
-
 def thread_limit(d, extra):
     """preexec_fn letting the child start `extra` threads at most (None: not possible here). As root: an unused
     uid with RLIMIT_NPROC = 1 + extra (root ignores RLIMIT_NPROC). Otherwise, extra == 0 only: RLIMIT_STACK 64 GiB
     (a thread's default stack) over RLIMIT_AS 32 GiB, so no thread with a default stack fits."""
     if os.geteuid() == 0:
-        if not os.path.exists(os.path.join(d, "onnxquant")):  # a copy the unused uid can execute (see run())
-            shutil.copy2(BIN, os.path.join(d, "onnxquant"))
-        for root, dirs, files in os.walk(d):
-            for n in [root] + [os.path.join(root, f) for f in dirs + files]:
-                os.chown(n, UNUSED_UID, UNUSED_UID)
-
-        def drop():
-            os.setgroups([])
-            os.setgid(UNUSED_UID)
-            resource.setrlimit(resource.RLIMIT_NPROC, (1 + extra, 1 + extra))
-            os.setuid(UNUSED_UID)
-        return drop
+        return unprivileged(d, nproc=1 + extra)
     if extra:
         return None
 

@@ -1,5 +1,6 @@
 // core/run_files: what a failed or interrupted run removes (only what it created, by name and inode).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -42,8 +43,8 @@ TEST(RunFiles, UndoRemovesOnlyWhatTheRunCreated) {
   data::write_file_atomic(d / "a/b/x.bin", "x");
   run_files::create_dirs(d / "c", ec);
   put(d / "c/theirs.txt", "theirs");  // a folder of ours someone else wrote into: kept
-  std::string tmpl = d / "pending.bin.tmp-XXXXXX";
-  const int fd = run_files::create_temp(tmpl);
+  std::string tmpl;
+  const int fd = run_files::create_temp_beside(d / "pending.bin", &tmpl);
   ASSERT_GE(fd, 0);
   ::close(fd);
   std::vector<std::string> removed;
@@ -70,4 +71,64 @@ TEST(RunFiles, RemovedOutputIsForgottenAndUnlinkedTempsHaveNoName) {
   ::close(fd);
   EXPECT_EQ(run_files::undo(nullptr).files, 0u);
   EXPECT_EQ(listing(d.path), (std::set<std::string>{"candidate.onnx"}));
+}
+
+// Another run's clean-up of left-overs (remove_if_abandoned) never takes a live temporary file: it stays locked
+// from its creation until it is renamed into place or removed; a file nobody holds (a killed run's) goes. The QA
+// report's case: run B, writing into run A's export folder, removed A's NAME.tmp-XXXXXX and A failed.
+TEST(RunFiles, LiveTemporariesAreLockedAgainstTheCleanUp) {
+  run_files::undo(nullptr);
+  test_util::TmpDir d("oq-runfiles");
+  std::string tmp;
+  const int fd = run_files::create_temp_beside(d / "m.onnx", &tmp);
+  ASSERT_GE(fd, 0);
+  ::close(fd);  // the writer's descriptor: the lock is held by the registry's own
+  EXPECT_TRUE(tmp.starts_with(d / "m.onnx.tmp-")) << tmp;
+  EXPECT_FALSE(run_files::remove_if_abandoned(tmp));
+  EXPECT_TRUE(fs::exists(tmp));
+  put(d / "k.onnx.tmp-AbCdEf", "a killed run's");  // nobody holds it
+  EXPECT_TRUE(run_files::remove_if_abandoned(d / "k.onnx.tmp-AbCdEf"));
+  EXPECT_FALSE(fs::exists(d / "k.onnx.tmp-AbCdEf"));
+  // A committed file kept locked (full_auto's .candidate_*.onnx) until it is removed.
+  ASSERT_EQ(run_files::commit_temp(tmp, d / ".candidate_int8.onnx", true), 0);
+  EXPECT_FALSE(run_files::remove_if_abandoned(d / ".candidate_int8.onnx"));
+  run_files::remove_output(d / ".candidate_int8.onnx");
+  put(d / ".candidate_int8.onnx", "left by a killed run");
+  EXPECT_TRUE(run_files::remove_if_abandoned(d / ".candidate_int8.onnx"));
+  // A name longer than the file system takes gets the short template beside it.
+  const std::string long_name = std::string(250, 'x') + ".onnx";
+  const int fd2 = run_files::create_temp_beside(d / long_name, &tmp);
+  ASSERT_GE(fd2, 0);
+  ::close(fd2);
+  EXPECT_TRUE(tmp.starts_with(d / ".onnxquant.tmp-")) << tmp;
+  EXPECT_FALSE(run_files::remove_if_abandoned(tmp));
+  run_files::remove_temp(tmp);
+  EXPECT_EQ(listing(d.path), (std::set<std::string>{}));
+}
+
+// Modes as open(2) gives them (onnx.save, np.save): 0666 & ~umask for a new file, the old mode for a file replaced.
+TEST(RunFiles, ModesFollowTheUmaskAndReplacedFilesKeepTheirs) {
+  run_files::undo(nullptr);
+  test_util::TmpDir d("oq-runfiles");
+  const mode_t mask = ::umask(022);  // the test process's umask, read as a shell's `umask` prints it
+  ::umask(mask);
+  EXPECT_EQ(run_files::new_file_mode(), 0666 & ~mask);
+  data::write_file_atomic(d / "new.json", "{}");
+  EXPECT_EQ(fs::status(d / "new.json").permissions(), static_cast<fs::perms>(0666 & ~mask));
+  put(d / "mine.npy", "old");
+  fs::permissions(d / "mine.npy", fs::perms::owner_read | fs::perms::owner_write);
+  data::write_file_atomic(d / "mine.npy", "new");
+  EXPECT_EQ(fs::status(d / "mine.npy").permissions(), fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(read(d / "mine.npy"), "new");
+}
+
+// The folder onnxquant names itself is new for every run: base, base_1, ... (a file at a name counts as taken).
+TEST(RunFiles, UniqueFolders) {
+  test_util::TmpDir d("oq-runfiles");
+  const std::string base = d / "experiments_outputs/2026_01_01_00_00_00";
+  EXPECT_EQ(run_files::create_unique_dir(base), base);
+  EXPECT_EQ(run_files::create_unique_dir(base), base + "_1");
+  put(base + "_2", "a file");
+  EXPECT_EQ(run_files::create_unique_dir(base), base + "_3");
+  EXPECT_TRUE(fs::is_directory(base + "_3"));
 }

@@ -67,7 +67,14 @@ void check_not_an_input(const Job& job, const std::string& out);
 // Before the log `<output dir>/onnxquant.log` is opened (and truncated): refuses a file there that is an input
 // (check_not_an_input), or any other file that is not an onnxquant log (the model's external data file, a
 // user's file: nothing onnxquant did not write is overwritten).
+// A log this user may not write (chmod a-w) is refused too (run_files::check_replaceable), naming it.
 void check_log_target(const Job& job, const std::string& log_path);
+// Before a mode writes anything: an Io error naming the first of `paths` (the outputs whose names are known then)
+// that exists and this user may not write. Outputs named later (full_auto's attempts) are checked as they are
+// written (run_files::create_temp_beside).
+void check_outputs_replaceable(const std::vector<std::string>& paths);
+// The default mode's model: <model base>_quant_qdq_pc.onnx (_pt per tensor), in the export folder.
+std::string quantized_file_name(const Job& job);
 
 // --threads N of a command (given: whether the option was on the command line): below 1 is a usage error naming
 // --threads; above the machine's cores it is lowered to the cores (more workers cannot run at once, they would

@@ -143,6 +143,7 @@ int cmd_run(int argc, char** argv) {
     for (const auto& f : specs)
       if (same(f.file))
         fail(ErrorKind::Usage, "output '{}' is the file of --input '{}'; choose another --output-dir", path, f.spec);
+    run_files::check_replaceable(path);  // a read-only earlier output: refused before the model runs
     out_paths.push_back(path);
   }
   // The type rules of the data sets (docs/config.md): faithful conversions are made and said, lossy ones warned

@@ -366,6 +366,15 @@ void check_log_target(const Job& job, const std::string& log_path) {
   if (fs::is_regular_file(log_path, ec) && !looks_like_our_log(log_path))
     fail(ErrorKind::Usage, "the log '{}' would overwrite a file that is not an onnxquant log (an input of this run, or "
          "another file of yours); move it or choose another output folder", log_path);
+  run_files::check_replaceable(log_path, "the log");  // read-only: refused as every other output is
+}
+
+void check_outputs_replaceable(const std::vector<std::string>& paths) {
+  for (const auto& p : paths) run_files::check_replaceable(p);
+}
+
+std::string quantized_file_name(const Job& job) {
+  return job.model_base + (job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx");
 }
 
 int checked_threads(int threads, bool given, std::string* note) {

@@ -23,6 +23,7 @@
 #include "run_guard.h"
 #include "core/log.h"
 #include "core/parallel.h"
+#include "core/run_files.h"
 
 namespace fs = std::filesystem;
 using namespace oq;
@@ -56,6 +57,10 @@ static int main_job(int argc, char** argv) {
   job.config_path = config_path;
   job.cfg = config::load_config(config_path, overrides);
   job.output_dir = config::resolve_output_dir(job.cfg, output_dir);
+  // The folder onnxquant names itself (experiments_outputs/<second>) is a new one for each run: a run in the same
+  // second gets <second>_1, ... (made with mkdir, so two runs at once never share one). A user's folder is used as
+  // given.
+  if (output_dir.empty() && job.cfg.hydra_run_dir.empty()) job.output_dir = run_files::create_unique_dir(job.output_dir);
   std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
   app::check_log_target(job, log_path);  // before anything is opened for writing: inputs are never written
   std::error_code ec;
@@ -169,6 +174,7 @@ int main(int argc, char** argv) {
   choose_openmp_wait_policy(argv);
   tune_malloc();
   log::init(false);
+  (void)run_files::new_file_mode();  // the umask, read once before any thread exists (core/run_files.h)
   app::install_run_guard();  // signals, limits, the folder lock (run_guard.h): before any thread starts
   const int rc = run_command(argc, argv);
   app::run_finished();  // the error line, if any, is in the log: the folder lock goes now

@@ -39,8 +39,7 @@ Baseline quantize_baseline(Job& job, data::DatasetPtr data) {
   phase.done("building the QDQ model");
   b.q.model.producer_name = "onnxquant";
   b.q.model.producer_version = "0.1.0";
-  std::string suffix = job.qopts.per_channel ? "_quant_qdq_pc.onnx" : "_quant_qdq_pt.onnx";
-  b.path = save_output(job, b.q.model, job.model_base + suffix);
+  b.path = save_output(job, b.q.model, quantized_file_name(job));
   phase.done("writing it");
   OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
   quant::warn_unused_overrides(job.qopts, b.q.plan);
@@ -59,6 +58,7 @@ Baseline quantize_baseline(Job& job, data::DatasetPtr data) {
 
 int run_default_mode(Job& job) {
   prepare_model(job);
+  check_outputs_replaceable({(fs::path(job.export_dir) / quantized_file_name(job)).string()});
   for (const auto& line : config::describe_quantization(job.cfg.quantization)) OQ_INFO("{}", line);
   quantize_baseline(job, calibration_data(job));
   return 0;

@@ -133,6 +133,12 @@ int run_full_auto_mode(Job& job) {
 
   // 1. The folded float model.
   prepare_model(job);
+  std::string tag = job.model_base + "_qdq";
+  if (cfg.quantization.extra.smooth_quant) tag += fmt::format("_squant{}", cfg.quantization.extra.smooth_quant_alpha);
+  const std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
+  check_outputs_replaceable({folded, (fs::path(job.export_dir) / (tag + ".onnx")).string(),
+                             (fs::path(job.output_dir) / "full_auto.json").string(),
+                             (fs::path(job.output_dir) / "full_auto.html").string()});
   // Every data set the run uses is opened and checked before anything runs: the evaluation set (metric, labels,
   // fixed batch), then the calibration set.
   auto eval_ds = evaluation_data(job, job.prepared, false);
@@ -142,7 +148,6 @@ int run_full_auto_mode(Job& job) {
          eval_ds->describe());
   auto calib = calibration_data(job);
   check_output_name(job, job.output_dir, job.model_base + "_folded.onnx");
-  std::string folded = (fs::path(job.output_dir) / (job.model_base + "_folded.onnx")).string();
   check_not_an_input(job, folded);
   onnx::save_model(job.prepared, folded);
   OQ_INFO("Step 1: BatchNormalization folded; float model saved as {}", folded);
@@ -171,7 +176,9 @@ int run_full_auto_mode(Job& job) {
   auto score_model = [&](const ir::Model& m, const std::string& label) {
     if (metric == "evaluator_command") {
       std::string tmp = (fs::path(job.output_dir) / (".candidate_" + label + ".onnx")).string();
-      onnx::save_model(m, tmp);
+      onnx::SaveOptions transient;
+      transient.transient = true;  // locked while it exists: another run's clean-up of left-overs skips it
+      onnx::save_model(m, tmp, transient);
       double s = run_evaluator_command(it.evaluator_command, tmp);
       run_files::remove_output(tmp);
       return s;
@@ -196,8 +203,6 @@ int run_full_auto_mode(Job& job) {
   req.options = calib_options(cfg);
   req.batch_size = cfg.dataset.batch_size;
   auto cal = quant::calibrate(job.prepared, job.qopts, calib, req);
-  std::string tag = job.model_base + "_qdq";
-  if (cfg.quantization.extra.smooth_quant) tag += fmt::format("_squant{}", cfg.quantization.extra.smooth_quant_alpha);
   {
     // Attempt files of an earlier run into the same folder would read as this run's answers.
     size_t stale = 0;

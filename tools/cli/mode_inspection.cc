@@ -16,6 +16,10 @@ namespace oq::app {
 
 int run_inspection_mode(Job& job) {
   prepare_model(job);
+  const fs::path dir(job.output_dir);
+  const std::string json = (dir / "inspection.json").string(), csv = (dir / "inspection.csv").string(),
+                    html = (dir / "inspection.html").string();
+  check_outputs_replaceable({(fs::path(job.export_dir) / quantized_file_name(job)).string(), json, csv, html});
   const auto& qc = job.cfg.quantization;
   const auto desc = config::describe_quantization(qc);
   for (const auto& l : analysis::st_header_lines(desc)) log::raw(l);
@@ -56,9 +60,6 @@ int run_inspection_mode(Job& job) {
   auto sug = analysis::suggest_overrides(r, s.snr_threshold, job.qopts);
   std::string yaml = analysis::overrides_yaml(sug, job.qopts, s.snr_threshold, s.target_opset);
 
-  fs::path dir(job.output_dir);
-  const std::string json = (dir / "inspection.json").string(), csv = (dir / "inspection.csv").string(),
-                    html = (dir / "inspection.html").string();
   for (const auto& f : {json, csv, html}) check_not_an_input(job, f);
   data::write_file_atomic(json, analysis::to_json(r, s));
   data::write_file_atomic(csv, analysis::to_csv(r));

@@ -179,12 +179,9 @@ void remove_stale_temporaries(const std::string& dir) {
       R"((.+\.(onnx|data|json|csv|html|npy|pb)|\.onnxquant)\.tmp-[A-Za-z0-9]{6}|\.candidate_.*\.onnx)");
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    struct stat st {};
-    if (!std::regex_match(name, ours) || ::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_uid != ::geteuid())
-      continue;
-    if (::unlink(it->path().c_str()) == 0)
+    // Only files no live process holds: a run writing into this folder as its export folder (or through a
+    // symbolic link) keeps its temporary files locked while they exist.
+    if (std::regex_match(it->path().filename().string(), ours) && run_files::remove_if_abandoned(it->path().string()))
       OQ_INFO("Removed {}, a temporary file left by an earlier onnxquant run that was killed", it->path().string());
   }
 }

@@ -30,7 +30,7 @@ void set_output_folder(const std::string& dir, const std::string& log_name);
 bool lock_output_folder(const std::string& dir);
 // With the folder lock held: removes from `dir` (not its sub-folders) the temporary files a killed earlier run
 // (SIGKILL, a crash, power loss) left: `NAME.tmp-XXXXXX` of onnxquant's outputs and `.candidate_*.onnx`, regular
-// files owned by this user, each logged.
+// files owned by this user that no live process holds locked (run_files::remove_if_abandoned), each logged.
 void remove_stale_temporaries(const std::string& dir);
 // A child process running in a process group of its own (evaluator_command); 0: none. An interruption sends
 // SIGTERM to that group before rolling back.
