@@ -91,10 +91,10 @@ TEST(InferShapes, SliceAndSplitByHand) {
   EXPECT_EQ(s.static_shape("c"), (Shape{10, 1}));
 }
 
-TEST(InferShapes, FoldsShapeChainOfInferredShape) {
-  // No value_info for the Conv output: the chain folds only through inference; the Reshape gets a constant shape.
+// x -> Conv (2 channels) -> c -> Reshape(c, Concat(Unsqueeze(Shape(c)[0]), [-1])) -> y: x.view(x.size(0), -1).
+ir::Model flatten_chain(int64_t batch) {
   ir::Model m = model(13);
-  m.graph.inputs = {vi("x", {1, 3, 4, 4})};
+  m.graph.inputs = {vi("x", {batch, 3, 4, 4})};
   m.graph.add_initializer("w", rnd({2, 3, 1, 1}, 3));
   m.graph.add_initializer("zero", Tensor::scalar_int64(0));
   m.graph.add_initializer("ax", i64({1}, {0}));
@@ -103,13 +103,54 @@ TEST(InferShapes, FoldsShapeChainOfInferredShape) {
   cat.set_attr_int("axis", 0);
   m.graph.nodes = {mk("Conv", {"x", "w"}, {"c"}), mk("Shape", {"c"}, {"s"}), mk("Gather", {"s", "zero"}, {"b"}),
                    mk("Unsqueeze", {"b", "ax"}, {"bu"}), cat, mk("Reshape", {"c", "ns"}, {"y"})};
-  m.graph.outputs = {vi_any("y")};
+  m.graph.outputs = {vi_any("y")};  // declared without a shape
+  return m;
+}
+
+TEST(InferShapes, FoldsShapeChainOfInferredShape) {
+  // No value_info for the Conv output: the chain folds only through inference; the Reshape gets a constant shape.
+  ir::Model m = flatten_chain(1);
   ir::passes::fold_constants(m);
   ASSERT_EQ(m.graph.nodes.size(), 2u);
   EXPECT_EQ(m.graph.nodes[1].op_type, "Reshape");
   const Tensor* ns = m.graph.find_initializer("ns") ? &m.graph.find_initializer("ns")->tensor : nullptr;
   ASSERT_TRUE(ns);
   EXPECT_EQ(ns->to_int64s(), (std::vector<int64_t>{1, -1}));
+}
+
+// The "make the batch dynamic" recipe: value_info of a batch-1 export (c: [1, 2, 4, 4]) with the graph input's batch
+// set to N. The inferred N stays (quant_pre_process ignores value_info), so the Shape does not fold into [1, -1];
+// a declared dim only gives the rank of an output inference knows nothing of (a custom op's), symbols kept and
+// sizes unknown; written value_info and an output declared without a shape then say what was inferred.
+TEST(InferShapes, DeclaredIntermediateDimsDoNotOverrideInferred) {
+  ir::Model m = flatten_chain(-1);
+  m.graph.value_info = {vi("c", {1, 2, 4, 4}), vi("s", {4}, DType::Int64)};
+  const auto s = infer_shapes(m);
+  EXPECT_EQ(s.find("c")->shape, dims({-1, 2, 4, 4}));
+  EXPECT_EQ(s.find("y")->shape, dims({-1, 32}));
+  EXPECT_EQ(ir::passes::fold_constants(m).shapes, 0u);
+  EXPECT_EQ(m.graph.find_initializer("ns"), nullptr);
+  ir::passes::declare_inferred_shapes(m);
+  EXPECT_EQ(m.graph.find_value_info("c")->shape, dims({-1, 2, 4, 4}));
+  EXPECT_EQ(m.graph.outputs[0].shape, dims({-1, 32}));
+  // Through the executor: a batch of 3 runs (a folded [1, -1] would give a [1, 96] output).
+  auto r = run(m, {{"x", rnd({3, 3, 4, 4}, 4)}});
+  EXPECT_EQ(r[0].shape(), (Shape{3, 32}));
+
+  // A custom op's output, declared [1, N, 7]: rank 3, the symbol kept, the sizes unknown.
+  ir::Model c = model(13);
+  c.graph.inputs = {vi("x", {-1, 3})};
+  ir::Node custom = mk("Mystery", {"x"}, {"u"});
+  custom.domain = "example.custom";
+  c.graph.nodes = {custom, mk("Relu", {"u"}, {"v"})};
+  c.graph.value_info = {vi("u", {1, -1, 7})};
+  c.graph.outputs = {vi_any("v")};
+  const auto t = infer_shapes(c);
+  EXPECT_EQ(t.find("u")->shape, dims({-2, -1, -2}));
+  EXPECT_EQ(t.dtype("u"), DType::Float);
+  EXPECT_EQ(t.find("v")->shape, dims({-2, -1, -2}));
+  ir::passes::declare_inferred_shapes(c);
+  EXPECT_EQ(c.graph.find_value_info("u")->shape, dims({-2, -1, -2}));
 }
 
 TEST(InferShapes, SliceStartsUnknown) {

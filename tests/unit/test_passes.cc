@@ -32,7 +32,7 @@ TEST(FoldConstants, ConstantNodeFormsBecomeInitializers) {
   c3.set_attr_ints("value_ints", {4, 5});
   auto c4 = mk("Constant", {}, {"c_int"});
   c4.set_attr_int("value_int", 7);
-  auto c5 = mk("Constant", {}, {"c_out"});  // feeds a graph output directly: stays a node
+  auto c5 = mk("Constant", {}, {"c_out"});  // a graph output: an initializer of its name, as ORT's folding
   c5.set_attr_float("value_float", 2.f);
   g.nodes = {c1, c2, c3, c4, c5, mk("Mul", {"c_tensor", "c_float"}, {"half"}), mk("Add", {"x", "half"}, {"y"}),
              mk("Cast", {"c_int"}, {"c_int_f"}), mk("Add", {"y", "c_int_f"}, {"z"}),
@@ -47,11 +47,12 @@ TEST(FoldConstants, ConstantNodeFormsBecomeInitializers) {
   g.outputs = {vi_any("out"), vi_any("c_out")};
   ir::Model orig = m;
   auto st = P::fold_constants(m);
-  EXPECT_EQ(st.constants, 4u);
+  EXPECT_EQ(st.constants, 5u);
   EXPECT_EQ(st.evaluated, 5u);  // Mul, Cast, Concat, Cast, ReduceSum
-  // Left: Add(x, half), Add(y, c_int_f), Add(z, sum), and the Constant feeding a graph output.
-  ASSERT_EQ(g.nodes.size(), 4u);
-  EXPECT_EQ(count_op(m, "Constant"), 1u);
+  // Left: Add(x, half), Add(y, c_int_f), Add(z, sum).
+  ASSERT_EQ(g.nodes.size(), 3u);
+  EXPECT_EQ(count_op(m, "Constant"), 0u);
+  EXPECT_EQ(init_values(m, "c_out"), (std::vector<double>{2.0}));
   const ir::Initializer* half = g.find_initializer("half");
   ASSERT_NE(half, nullptr);
   EXPECT_EQ(half->tensor.to_doubles(), (std::vector<double>{0.5, 1.0, 1.5}));
@@ -119,6 +120,31 @@ TEST(FoldConstants, SizeLimitAndOverridableInitializers) {
   EXPECT_EQ(g.nodes.size(), 4u);
   EXPECT_NE(g.find_initializer("w"), nullptr);  // graph inputs are never removed
   EXPECT_TRUE(g.is_graph_input("w"));
+}
+
+// Constant expressions writing graph outputs (detection priors, grids) fold into initializers of the outputs'
+// names, as ORT's constant folding in quant_pre_process: they stay exact float instead of getting Q/DQ.
+TEST(FoldConstants, GraphOutputsOfConstantsFold) {
+  ir::Model m = model(13);
+  auto& g = m.graph;
+  g.inputs = {vi("x", {2})};
+  g.add_initializer("pri", f32({2}, {1.5f, -3.f}));
+  g.add_initializer("stride", f32({}, {8.f}));
+  g.add_initializer("w", f32({2}, {-1.f, 2.f}));
+  g.nodes = {mk("Mul", {"pri", "stride"}, {"priors"}), mk("Abs", {"w"}, {"wabs"}), mk("Add", {"x", "w"}, {"y"}),
+             mk("Shape", {"x"}, {"xs"})};
+  g.outputs = {vi_any("y"), vi_any("priors"), vi_any("wabs"), vi("xs", {1}, DType::Int64)};
+  auto st = P::fold_constants(m);
+  EXPECT_EQ(st.evaluated, 2u);
+  EXPECT_EQ(st.shapes, 1u);
+  ASSERT_EQ(g.nodes.size(), 1u);  // Add(x, w)
+  EXPECT_EQ(init_values(m, "priors"), (std::vector<double>{12, -24}));
+  EXPECT_EQ(init_values(m, "wabs"), (std::vector<double>{1, 2}));
+  EXPECT_EQ(init_values(m, "xs"), (std::vector<double>{2}));
+  EXPECT_NE(g.find_initializer("w"), nullptr);
+  auto r = run(m, {{"x", f32({2}, {1, 1})}});
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[1].to_doubles(), (std::vector<double>{12, -24}));
 }
 
 // ------------------------------------------------------------------------------------------ remove_identity

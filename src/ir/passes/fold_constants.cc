@@ -114,10 +114,10 @@ FoldStats fold_once(Model& m, const FoldOptions& opts) {
     const Node& n = g.nodes[k];
     if (!n.is_default_domain() || n.outputs.empty() || n.outputs[0].empty()) continue;
     if (n.op_type == "Range") check_range_scalars(g, n, ovr);  // before any skip: refused, folded or not
-    // An Identity producing a graph output from a constant becomes an initializer of the output's name (ORT's
-    // constant folding; its EliminateIdentity keeps such a node, having no producer to rename).
-    const bool identity = n.op_type == "Identity";
-    if (identity ? !feeds_output(n) && opts.keep_identities : feeds_output(n)) continue;
+    // A node writing a graph output folds too, into an initializer of the output's name, as ORT's constant folding
+    // does (anchors = Mul(const, const) stays exact float; quantize_static leaves an initializer output alone).
+    // An Identity of a constant that is not a graph output may be left to remove_identity (keep_identities).
+    if (n.op_type == "Identity" && !feeds_output(n) && opts.keep_identities) continue;
     if (g.is_graph_input(n.outputs[0]) || g.find_initializer(n.outputs[0])) continue;
 
     if (n.op_type == "Constant") {

@@ -361,19 +361,19 @@ TensorType of_tensor(const Tensor& x) {
   return t;
 }
 
-// What the model declares wins; inferred dims fill what it leaves unknown.
+// A node output's declared type (value_info or graph output): its element type counts, its shape only when
+// inference knows no rank, and then only its symbolic dims. Declared dims never replace inferred ones: exporters
+// write the shapes of the run they traced, and a model made dynamic afterwards (graph input dim 0 set to 'N')
+// keeps batch-1 value_info that would fold a Shape into a batch-1 constant. quant_pre_process's symbolic shape
+// inference clears graph.value_info before it infers, for the same reason.
 void merge_declared(TensorType& t, const ValueInfo* v) {
   if (!v || !v->opaque_type.empty()) return;
   if (v->dtype != DType::Undefined) t.dtype = v->dtype;
-  if (!v->shape) return;
-  if (!t.shape || t.shape->size() != v->shape->size()) {
-    t.shape = v->shape;
-    if (t.value && !(t.shape->size() == 1 && (*t.shape)[0].value == static_cast<int64_t>(t.value->size())))
-      t.value.reset();
-    return;
-  }
-  for (size_t k = 0; k < t.shape->size(); ++k)
-    if ((*v->shape)[k].known() || !(*v->shape)[k].param.empty()) (*t.shape)[k] = (*v->shape)[k];
+  if (!v->shape || t.shape) return;
+  Dims d;
+  for (const Dim& x : *v->shape) d.push_back(x.param.empty() ? udim() : x);
+  t.shape = std::move(d);
+  if (t.value && (t.shape->size() > 1 || (t.shape->empty() && t.value->size() != 1))) t.value.reset();
 }
 
 }  // namespace
@@ -444,6 +444,23 @@ ShapeInfo infer_shapes(const Graph& g, int opset, bool overridable, const ShapeI
 
 ShapeInfo infer_shapes(const Model& m) {
   return infer_shapes(m.graph, static_cast<int>(m.default_opset()), detail::inputs_overridable(m));
+}
+
+void declare_inferred_shapes(Model& m) {
+  Graph& g = m.graph;
+  const ShapeInfo info = infer_shapes(m);
+  std::unordered_set<std::string> produced;
+  for (const auto& n : g.nodes) produced.insert(n.outputs.begin(), n.outputs.end());
+  for (auto& v : g.value_info) {
+    const TensorType* t = info.find(v.name);
+    if (v.opaque_type.empty() && v.shape && t && t->shape && produced.count(v.name)) v.shape = t->shape;
+  }
+  for (auto& v : g.outputs) {
+    const TensorType* t = info.find(v.name);
+    if (!v.opaque_type.empty() || !t) continue;
+    if (v.dtype == DType::Undefined) v.dtype = t->dtype;
+    if (!v.shape) v.shape = t->shape;
+  }
 }
 
 }  // namespace oq::ir::passes

@@ -1,11 +1,13 @@
 // Static shape inference over the IR: the element type and shape of every tensor of a graph as far as they follow
-// without running the model, from graph inputs, initializers, value_info (authoritative) and the ops' rules
-// (infer_shapes_*.cc). A dim is a known size, a symbol (a dim_param carried through the ops, e.g. the batch "N")
-// or unknown; the rank may be unknown. Small int64 / int32 tensors of rank 0 or 1 also carry their value element
-// by element when it follows (constants, and Shape -> Gather / Slice / Concat / Unsqueeze / arithmetic chains,
-// onnx's data propagation), so that a Reshape / Expand / Tile / ConstantOfShape reading such a chain gets its
-// output shape. Rule: never a wrong shape; when in doubt, unknown (data-dependent outputs: NonZero, Unique,
-// NonMaxSuppression, Compress, a Reshape to an unknown shape; If / Loop / Scan outputs).
+// without running the model, from graph inputs, initializers and the ops' rules (infer_shapes_*.cc). The value_info
+// of a node output gives its element type, and its rank only when inference knows none: declared dims never replace
+// inferred ones, as quant_pre_process ignores value_info (see merge_declared); value_info of names no node produces
+// (a body's outer values) are taken as declared. A dim is a known size, a symbol (a dim_param carried through the
+// ops, e.g. the batch "N") or unknown; the rank may be unknown. Small int64 / int32 tensors of rank 0 or 1 also
+// carry their value element by element when it follows (constants, and Shape -> Gather / Slice / Concat /
+// Unsqueeze / arithmetic chains, onnx's data propagation), so that a Reshape / Expand / Tile / ConstantOfShape
+// reading such a chain gets its output shape. Rule: never a wrong shape; when in doubt, unknown (data-dependent
+// outputs: NonZero, Unique, NonMaxSuppression, Compress, a Reshape to an unknown shape; If / Loop / Scan outputs).
 #pragma once
 #include <optional>
 #include <string>
@@ -48,5 +50,11 @@ class ShapeInfo {
 ShapeInfo infer_shapes(const Graph& g, int opset, bool overridable = true, const ShapeInfo* outer = nullptr);
 // The main graph of a model.
 ShapeInfo infer_shapes(const Model& m);
+
+// What a written model declares, made to agree with infer_shapes: the value_info of node outputs (main graph) take
+// the inferred shapes, so that a declared batch-1 shape left from a static export does not tell onnxruntime's
+// optimizer (which trusts value_info) a symbolic-batch tensor is static; a graph output declared without a shape
+// (or type) gets the inferred one, as quant_pre_process writes it (onnx.checker's full check requires the field).
+void declare_inferred_shapes(Model& m);
 
 }  // namespace oq::ir::passes

@@ -31,9 +31,9 @@ struct FoldStats {
 
 // Constant nodes -> initializers; Shape/Size of statically shaped tensors -> initializers; nodes whose inputs
 // are all initializers (deterministic, default domain, with an executor kernel) evaluated into initializers;
-// then dead nodes and unused initializers removed (graph inputs/outputs are never removed). Nodes producing a graph
-// output are kept, except an Identity of a constant (ORT folds it into an initializer named after the output, as
-// remove_identity cannot give a constant the output's name).
+// then dead nodes and unused initializers removed (graph inputs/outputs are never removed). A node producing a graph
+// output folds too, into an initializer named after the output, as ORT's constant folding does (a constant graph
+// output is then exact float in the quantized model).
 // Initializers that are also graph inputs (overridable at run time) are not treated as constants.
 FoldStats fold_constants(Model& m, const FoldOptions& opts = {});
 

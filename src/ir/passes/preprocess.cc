@@ -4,6 +4,7 @@
 // PadFusion, MatMulAddFusion, ReshapeFusion): the quantized model then has the nodes an ORT-prepared model would
 // have (no Q/DQ pair around a zero Pad, a Gemm with an int32 bias instead of MatMul + float Add).
 #include "core/log.h"
+#include "ir/passes/infer_shapes.h"
 #include "ir/passes/ort_graph_order.h"
 #include "ir/passes/pass_util.h"
 #include "ir/passes/passes.h"
@@ -87,6 +88,9 @@ PreprocessStats preprocess(Model& m) {
   std::erase_if(m.graph.inputs, [&](const ValueInfo& v) { return m.graph.find_initializer(v.name) != nullptr; });
   st.initializer_inputs = inputs_before - m.graph.inputs.size();
   if (st.initializer_inputs) detail::drop_unused_initializers(m.graph, detail::subgraph_refs(m.graph));
+  // The value_info written agree with the shapes inferred (a stale batch-1 one would let onnxruntime's optimizer
+  // fold a Shape of a symbolic-batch tensor); an output declared without a shape gets the inferred one.
+  declare_inferred_shapes(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
            "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "
