@@ -1,14 +1,15 @@
-// Depthwise 1-D and 2-D convolution on NCHW tensors (channel multipliers included), written here by hand: oneDNN 2.6 only has depthwise kernels for
-// blocked (nChw16c) or NHWC tensors, and converting every activation to and from those layouts around each
-// depthwise layer cost twice the convolution itself on MobileNetV2 (measured with ONEDNN_VERBOSE: 9.7 ms of
-// reorders against 5.1 ms of depthwise convolution per inference). A depthwise layer is a per-channel 2-D
-// stencil, so on NCHW each output row is KH*KW multiply-adds over contiguous input rows, which the compiler
-// vectorises; bias and the fused activation are applied while the row is in L1. 3x3 kernels (strides 1 and 2)
-// accumulate all nine taps in registers instead; 5x5 and 7x7 ones a kernel row (K taps) per sweep.
+// Depthwise 1-D and 2-D convolution on NCHW tensors (channel multipliers included), written here by hand:
+// oneDNN 2.6 only has depthwise kernels for blocked (nChw16c) or NHWC tensors, and converting every activation to
+// and from those layouts around each depthwise layer cost twice the convolution itself on MobileNetV2 (measured
+// with ONEDNN_VERBOSE: 9.7 ms of reorders against 5.1 ms of depthwise convolution per inference). A depthwise
+// layer is a per-channel 2-D stencil, so on NCHW each output row is KH*KW multiply-adds over contiguous input
+// rows, which the compiler vectorises; bias and the fused activation are applied while the row is in L1. 3x3
+// kernels (strides 1 and 2) accumulate all nine taps in registers instead; 5x5 and 7x7 ones add a kernel row
+// (K taps) per sweep, over the flattened padded plane (4-5x faster than the KH*KW sweeps).
 // oneDNN 2.6 has no fast kernel for 1-D depthwise or channel multipliers above 1 in the layouts it is given
 // here (its reference loops ran them, 150-500x slower than ONNX Runtime): a 1-D convolution is a plane of one
 // row, and output channel m reads input channel m / multiplier. The naive reference is ref::conv
-// (compute_ref.h), against which tests/unit/test_kernels_conv.cc checks this path.
+// (compute_ref.h), against which tests/unit/test_kernels_conv.cc and test_kernels_conv_paths.cc check this path.
 #include "exec/kernels/conv_depthwise.h"
 
 #include <algorithm>
