@@ -6,7 +6,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
+#include "core/log.h"
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
@@ -25,9 +29,36 @@ namespace du = dnnl_util;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+// oneDNN's source and destination layouts to try, best first. Layouts (measured on MobileNetV2/ResNet-18,
+// AVX-512): strided 1x1 convolutions run on the NCHW tensors as they are (oneDNN's GEMM path, no layout
+// conversion); the others use 16-channel blocks, whose reorders from/to NCHW are cheap, rather than NHWC, whose
+// transposing reorders cost more than the depthwise convolutions themselves. Below 16 channels a forced 16c
+// block has no fast kernel: oneDNN chooses there. Where the first has only oneDNN's reference kernel (grouped
+// convolutions whose channels per group are not a multiple of 16, large kernel extents: du::ImplKind), oneDNN's
+// own choice, then channels-last, then NCHW.
+struct ConvLayouts {
+  dnnl::memory::desc src, dst;
+};
+std::vector<ConvLayouts> candidate_layouts(const Shape& x, const Shape& y, bool pointwise) {
+  const size_t nsp = x.size() - 2;
+  const tag blk = nsp == 1 ? tag::nCw16c : nsp == 2 ? tag::nChw16c : tag::nCdhw16c;
+  const tag last = nsp == 1 ? tag::nwc : nsp == 2 ? tag::nhwc : tag::ndhwc;
+  auto md = [](const Shape& s, tag t) { return dnnl::memory::desc(s, dt::f32, t); };
+  std::vector<ConvLayouts> c;
+  if (pointwise)
+    c.push_back({du::plain_f32(x), du::plain_f32(y)});
+  else
+    c.push_back({md(x, x[1] >= 16 ? blk : tag::any), md(y, y[1] >= 16 ? blk : tag::any)});
+  c.push_back({md(x, tag::any), md(y, tag::any)});
+  c.push_back({md(x, last), md(y, last)});
+  if (!pointwise) c.push_back({du::plain_f32(x), du::plain_f32(y)});
+  return c;
+}
+
 struct ConvPrim {
   Geometry geo;
   Shape out_shape;
+  std::string impl = "reference (conv_ref.cc)";  // the path taken, for the debug log and the tests
   bool use_ref = false;
   bool pointwise = false;  // 1x1, stride 1, no padding, one group: plain GEMMs on the NCHW tensors
   bool depthwise = false;  // 2-D depthwise: conv_depthwise.cc on the NCHW tensors
@@ -182,6 +213,14 @@ class ConvKernel final : public Kernel {
   }
 
   std::unique_ptr<ConvPrim> build(const Tensor& x, const Tensor& w, const Tensor* b) {
+    std::unique_ptr<ConvPrim> p = build_path(x, w, b);
+    OQ_DEBUG("Conv '{}': X {} W {} group {}: {}", ir::node_label(node_), shape_str(x.shape()), shape_str(w.shape()),
+             a_.group, p->impl);
+    return p;
+  }
+
+  // The path for these shapes (ConvPrim::impl names it) and, for oneDNN, its primitive.
+  std::unique_ptr<ConvPrim> build_path(const Tensor& x, const Tensor& w, const Tensor* b) {
     auto p = std::make_unique<ConvPrim>();
     Shape in(x.shape().begin() + 2, x.shape().end()), k(w.shape().begin() + 2, w.shape().end());
     p->geo = forward_geometry(node_, a_.spatial, in, k);
@@ -196,45 +235,56 @@ class ConvKernel final : public Kernel {
     p->pointwise = a_.group == 1 && shape_numel(k) == 1;
     for (size_t i = 0; i < nsp; ++i)
       p->pointwise = p->pointwise && p->geo.strides[i] == 1 && p->geo.pads_begin[i] == 0 && p->geo.pads_end[i] == 0;
-    if (p->pointwise) return p;
+    if (p->pointwise) {
+      p->impl = "sgemm on NCHW (1x1)";
+      return p;
+    }
     p->depthwise = depthwise_nchw_applies(x, w, a_.group, p->geo);
-    if (p->depthwise) return p;
+    if (p->depthwise) {
+      p->impl = "depthwise on NCHW (conv_depthwise.cc)";
+      return p;
+    }
     const du::dims wd = grouped_weight_dims(w, a_.group);
     du::dims dil(nsp);
     for (size_t i = 0; i < nsp; ++i) dil[i] = p->geo.dilations[i] - 1;
     p->src_plain = du::plain_f32(x.shape());
     p->dst_plain = du::plain_f32(p->out_shape);
     p->wei_plain = du::plain_f32(wd);
-    try {
-      // Layouts (measured on MobileNetV2/ResNet-18, AVX-512): strided 1x1 convolutions run on the NCHW tensors
-      // as they are (oneDNN's GEMM path, no layout conversion); the others use 16-channel blocks, whose
-      // reorders from/to NCHW are cheap, rather than NHWC, whose transposing reorders cost more than the
-      // depthwise convolutions themselves.
-      const bool pointwise = shape_numel(k) == 1;
-      const tag blk = nsp == 1 ? tag::nCw16c : nsp == 2 ? tag::nChw16c : tag::nCdhw16c;
-      dnnl::memory::desc src_md = pointwise ? p->src_plain
-                                  : dnnl::memory::desc(x.shape(), dt::f32, x.dim(1) >= 16 ? blk : tag::any);
-      // Below 16 output channels a forced 16c block has no fast kernel (oneDNN falls back to its reference
-      // convolution): let oneDNN choose there.
-      dnnl::memory::desc dst_md = pointwise ? p->dst_plain
-                                  : dnnl::memory::desc(p->out_shape, dt::f32, p->out_shape[1] >= 16 ? blk : tag::any);
-      dnnl::memory::desc wei_any(wd, dt::f32, tag::any);
-      dnnl::memory::desc bias_md = b ? du::plain_f32({w.dim(0)}) : dnnl::memory::desc();
-      p->bias_md = bias_md;
-      p->dil = dil;
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                        src_md, wei_any, bias_md, dst_md, p->geo.strides, dil,
-                                        p->geo.pads_begin, p->geo.pads_end);
-      dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
-      p->prim = du::Prim(dnnl::convolution_forward(pd), pd);
-      p->src_md = pd.src_desc();
-      p->dst_md = pd.dst_desc();
-      p->wei_md = pd.weights_desc();
-      if (p->src_md != p->src_plain) p->src_reorder = du::make_reorder(p->src_plain, p->src_md);
-      if (p->dst_md != p->dst_plain) p->dst_reorder = du::make_reorder(p->dst_md, p->dst_plain);
-    } catch (const dnnl::error&) {
+    p->bias_md = b ? du::plain_f32({w.dim(0)}) : dnnl::memory::desc();
+    p->dil = dil;
+    const bool pointwise = shape_numel(k) == 1;
+    const std::vector<ConvLayouts> layouts = candidate_layouts(x.shape(), p->out_shape, pointwise);
+    // A strided 1x1 convolution takes oneDNN's GEMM on NCHW; the others want a JIT kernel.
+    const du::ImplKind enough = pointwise ? du::ImplKind::Gemm : du::ImplKind::Jit;
+    using PD = dnnl::convolution_forward::primitive_desc;
+    const std::optional<PD> pd =
+        du::pick_primitive<PD>(static_cast<int>(layouts.size()), enough, [&](int i) -> std::optional<PD> {
+          try {
+            dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                              dnnl::algorithm::convolution_direct, layouts[i].src,
+                                              dnnl::memory::desc(wd, dt::f32, tag::any), p->bias_md, layouts[i].dst,
+                                              p->geo.strides, dil, p->geo.pads_begin, p->geo.pads_end);
+            return PD(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
+          } catch (const dnnl::error&) {
+            return std::nullopt;
+          }
+        });
+    if (!pd) {
       p->use_ref = true;  // a geometry oneDNN has no implementation for: the reference still computes it
+      return p;
     }
+    try {
+      p->prim = du::Prim(dnnl::convolution_forward(*pd), *pd);
+    } catch (const dnnl::error&) {
+      p->use_ref = true;
+      return p;
+    }
+    p->impl = std::string("oneDNN ") + pd->impl_info_str();
+    p->src_md = pd->src_desc();
+    p->dst_md = pd->dst_desc();
+    p->wei_md = pd->weights_desc();
+    if (p->src_md != p->src_plain) p->src_reorder = du::make_reorder(p->src_plain, p->src_md);
+    if (p->dst_md != p->dst_plain) p->dst_reorder = du::make_reorder(p->dst_md, p->dst_plain);
     return p;
   }
 

@@ -8,7 +8,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 
+#include "core/log.h"
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
@@ -46,6 +48,12 @@ struct BlockedConvPrim {
   Shape out_shape;
   du::Prim prim;
   dnnl::memory::desc src_md, dst_md, wei_plain, wei_md, bias_md;
+  // The primitive's own source and destination layouts, and the reorders from / to the tensors' (src_md, dst_md)
+  // when they differ: oneDNN has only its reference kernel for some geometries in blocked layouts (kernel
+  // extents above ~60, e.g. a 3x3 with dilation 29), and takes its own choice of layouts then.
+  dnnl::memory::desc conv_src_md, conv_dst_md;
+  du::Prim src_reorder, dst_reorder;
+  std::string impl;
   du::ReorderedWeights weights;
   // A fused QuantizeLinear -> DequantizeLinear pair (ConvAttrs::fq) computed by the primitive's post-ops: the
   // division's divisor (the scale, one float) and the index of that binary post-op. Null when the pair is
@@ -126,17 +134,18 @@ class BlockedConvKernel final : public Kernel {
       auto& eng = du::engine();
       dnnl::memory src(p.src_md, eng, const_cast<void*>(x.raw()));
       dnnl::memory dst(p.dst_md, eng, out[0].raw());
-      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_WEIGHTS, wei}};
       if (b) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias_md, eng, const_cast<void*>(b->raw())));
+      if (!exact && p.fq_index >= 0)
+        args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(p.fq_index) | DNNL_ARG_SRC_1, p.fq_scale);
+      du::execute_in_layouts(exact ? p.exact : p.prim, p.src_reorder, p.conv_src_md, p.dst_reorder, p.conv_dst_md,
+                             src, dst, std::move(args));
       if (exact) {
-        p.exact.execute(std::move(args));
         const Shape& os = p.out_shape;
         a_.act.apply_blocked(out[0].data<float>(), os[0], os[1], os[2] * os[3], os[4], w.dim(0));
         return false;
       }
-      if (p.fq_index >= 0) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(p.fq_index) | DNNL_ARG_SRC_1, p.fq_scale);
       fq_done = p.fq_index >= 0;
-      p.prim.execute(std::move(args));
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }
@@ -174,27 +183,47 @@ class BlockedConvKernel final : public Kernel {
     p->wei_plain = du::plain_f32(wd);
     p->bias_md = b ? du::plain_f32({cout}) : dnnl::memory::desc();
     const du::dims dil = {geo.dilations[0] - 1, geo.dilations[1] - 1};
-    try {
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                        p->src_md, dnnl::memory::desc(wd, dt::f32, tag::any), p->bias_md, p->dst_md,
-                                        geo.strides, dil, geo.pads_begin, geo.pads_end);
-      std::optional<dnnl::convolution_forward::primitive_desc> pd;
-      if (a_.fq.on) {
-        try {
-          pd.emplace(d, du::user_scratchpad(fake_quant_attr(a_.act, a_.fq, p->fq_index)), du::engine());
-          p->fq_scale = dnnl::memory(du::plain_f32({1, 1, 1, 1}), du::engine());
-          *static_cast<float*>(p->fq_scale.get_data_handle()) = a_.fq.scale;
-        } catch (const dnnl::error&) {  // oneDNN has no kernel with these post-ops: the pair runs after it
-          pd.reset();
-          p->fq_index = -1;
-        }
+    // Candidates: the tensors' layouts, then oneDNN's choice; each with the pair's post-ops first when there is a
+    // pair (without them, the pair runs after the primitive).
+    const dnnl::memory::desc wei_any(wd, dt::f32, tag::any);
+    const int fq_index = a_.act.dnnl_attr().get_post_ops().len();
+    using PD = dnnl::convolution_forward::primitive_desc;
+    int chosen = -1;
+    const std::optional<PD> pd = du::pick_primitive<PD>(4, du::ImplKind::Jit, [&](int i) -> std::optional<PD> {
+      const bool own = i < 2, with_fq = i % 2 == 0;
+      if (with_fq && !a_.fq.on) return std::nullopt;
+      try {
+        dnnl::convolution_forward::desc d(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+            own ? p->src_md : dnnl::memory::desc(src_logical, dt::f32, tag::any), wei_any, p->bias_md,
+            own ? p->dst_md : dnnl::memory::desc(dst_logical, dt::f32, tag::any), geo.strides, dil, geo.pads_begin,
+            geo.pads_end);
+        int index = -1;
+        return PD(d, du::user_scratchpad(with_fq ? fake_quant_attr(a_.act, a_.fq, index) : a_.act.dnnl_attr()),
+                  du::engine());
+      } catch (const dnnl::error&) {
+        return std::nullopt;
       }
-      if (!pd) pd.emplace(d, du::user_scratchpad(a_.act.dnnl_attr()), du::engine());
+    }, &chosen);
+    if (!pd) kfail(node_, "oneDNN has no convolution for these blocked shapes");
+    try {
       p->prim = du::Prim(dnnl::convolution_forward(*pd), *pd);
       p->wei_md = pd->weights_desc();
+      p->conv_src_md = pd->src_desc();
+      p->conv_dst_md = pd->dst_desc();
+      if (p->conv_src_md != p->src_md) p->src_reorder = du::make_reorder(p->src_md, p->conv_src_md);
+      if (p->conv_dst_md != p->dst_md) p->dst_reorder = du::make_reorder(p->conv_dst_md, p->dst_md);
+      if (chosen % 2 == 0) {
+        p->fq_index = fq_index;
+        p->fq_scale = dnnl::memory(du::plain_f32({1, 1, 1, 1}), du::engine());
+        *static_cast<float*>(p->fq_scale.get_data_handle()) = a_.fq.scale;
+      }
     } catch (const dnnl::error& e) {
       du::rethrow_dnnl(node_.name.c_str(), "Conv", e);
     }
+    p->impl = std::string("oneDNN ") + pd->impl_info_str() + (p->src_reorder || p->dst_reorder ? " (reordered)" : "");
+    OQ_DEBUG("Conv '{}' (blocked {}): X {} W {} group {}: {}", ir::node_label(node_), block_, shape_str(x.shape()),
+             shape_str(w.shape()), a_.group, p->impl);
     return p;
   }
 
@@ -205,8 +234,8 @@ class BlockedConvKernel final : public Kernel {
     const du::dims dil = {geo.dilations[0] - 1, geo.dilations[1] - 1};
     try {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                        p.src_md, dnnl::memory::desc(p.wei_plain.dims(), dt::f32, tag::any),
-                                        p.bias_md, p.dst_md, geo.strides, dil, geo.pads_begin, geo.pads_end);
+                                        p.conv_src_md, dnnl::memory::desc(p.wei_plain.dims(), dt::f32, tag::any),
+                                        p.bias_md, p.conv_dst_md, geo.strides, dil, geo.pads_begin, geo.pads_end);
       dnnl::convolution_forward::primitive_desc pd(d, du::user_scratchpad(), du::engine());
       p.exact = du::Prim(dnnl::convolution_forward(pd), pd);
       p.exact_wei_md = pd.weights_desc();

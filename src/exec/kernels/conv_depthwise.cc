@@ -1,10 +1,15 @@
-// Depthwise 2-D convolution on NCHW tensors, written here by hand: oneDNN 2.6 only has depthwise kernels for
-// blocked (nChw16c) or NHWC tensors, and converting every activation to and from those layouts around each
-// depthwise layer cost twice the convolution itself on MobileNetV2 (measured with ONEDNN_VERBOSE: 9.7 ms of
-// reorders against 5.1 ms of depthwise convolution per inference). A depthwise layer is a per-channel 2-D
-// stencil, so on NCHW each output row is KH*KW multiply-adds over contiguous input rows, which the compiler
-// vectorises; bias and the fused activation are applied while the row is in L1. The naive reference is
-// ref::conv (compute_ref.h), against which tests/unit/test_kernels_conv.cc checks this path.
+// Depthwise 1-D and 2-D convolution on NCHW tensors (channel multipliers included), written here by hand:
+// oneDNN 2.6 only has depthwise kernels for blocked (nChw16c) or NHWC tensors, and converting every activation to
+// and from those layouts around each depthwise layer cost twice the convolution itself on MobileNetV2 (measured
+// with ONEDNN_VERBOSE: 9.7 ms of reorders against 5.1 ms of depthwise convolution per inference). A depthwise
+// layer is a per-channel 2-D stencil, so on NCHW each output row is KH*KW multiply-adds over contiguous input
+// rows, which the compiler vectorises; bias and the fused activation are applied while the row is in L1. 3x3
+// kernels (strides 1 and 2) accumulate all nine taps in registers instead; 5x5 and 7x7 ones add a kernel row
+// (K taps) per sweep, over the flattened padded plane (4-5x faster than the KH*KW sweeps).
+// oneDNN 2.6 has no fast kernel for 1-D depthwise or channel multipliers above 1 in the layouts it is given
+// here (its reference loops ran them, 150-500x slower than ONNX Runtime): a 1-D convolution is a plane of one
+// row, and output channel m reads input channel m / multiplier. The naive reference is ref::conv
+// (compute_ref.h), against which tests/unit/test_kernels_conv.cc and test_kernels_conv_paths.cc check this path.
 #include "exec/kernels/conv_depthwise.h"
 
 #include <algorithm>
@@ -15,8 +20,8 @@
 namespace oq::exec {
 
 bool depthwise_nchw_applies(const Tensor& x, const Tensor& w, int64_t group, const Geometry& g) {
-  return x.rank() == 4 && group > 1 && x.dim(1) == group && w.dim(0) == group && w.dim(1) == 1 &&
-         g.kernel.size() == 2 && x.numel() > 0;
+  return (x.rank() == 4 || x.rank() == 3) && g.kernel.size() + 2 == static_cast<size_t>(x.rank()) && group > 1 &&
+         x.dim(1) == group && w.dim(1) == 1 && w.dim(0) % group == 0 && x.numel() > 0;
 }
 
 namespace {
@@ -45,6 +50,29 @@ struct Plane {
 std::vector<float>& scratch() {
   thread_local std::vector<float> buf;
   return buf;
+}
+
+// The plane copied into a zero-padded buffer of width wp = (OW-1)*S + K and (OH-1)*S + K rows (the per-thread
+// scratch), followed by room for (OH-1)*wp + OW outputs: the small-plane paths below.
+float* padded_plane(const Plane& g, const float* in, int64_t K, int64_t S) {
+  const int64_t hp = (g.OH - 1) * S + K, wp = (g.OW - 1) * S + K;
+  std::vector<float>& buf = scratch();
+  buf.resize(static_cast<size_t>(hp * wp + g.OH * wp + 16));
+  float* pad = buf.data();
+  for (int64_t y = 0; y < hp; ++y) {
+    const int64_t iy = y - g.PT;
+    float* prow = pad + y * wp;
+    if (iy < 0 || iy >= g.H) {
+      std::fill(prow, prow + wp, 0.f);
+      continue;
+    }
+    // prow[x] = in[iy][x - PL] inside the image, 0 outside.
+    const int64_t a = std::min(g.PL, wp), b = std::max(a, std::min(wp, g.PL + g.W));
+    std::fill(prow, prow + a, 0.f);
+    std::copy(in + iy * g.W + (a - g.PL), in + iy * g.W + (b - g.PL), prow + a);
+    std::fill(prow + b, prow + wp, 0.f);
+  }
+  return pad;
 }
 
 // The common 3x3 case, stride S: all nine taps accumulated in registers for 16 output columns at a time
@@ -89,31 +117,86 @@ inline __attribute__((always_inline)) void row3x3(const float* __restrict r0, co
   }
 }
 
+// 5x5 and 7x7, stride S: one sweep per kernel row adds its K taps, out[ox] += sum_kx w[kx] * in[ox*S + kx*dw + off]
+// for ox in [x0, x1) (all inside the row), so each output is loaded and stored K times instead of K*K.
+template <int K, int S>
+inline __attribute__((always_inline)) void row_taps(float* __restrict out, const float* __restrict in,
+                                                    const float* w, int64_t x0, int64_t x1, int64_t dw, int64_t off) {
+  float kw[K];
+  for (int t = 0; t < K; ++t) kw[t] = w[t];
+  for (int64_t ox = x0; ox < x1; ++ox) {
+    const float* p = in + ox * S + off;
+    float s = out[ox];
+    for (int kx = 0; kx < K; ++kx) s += kw[kx] * p[kx * dw];
+    out[ox] = s;
+  }
+}
+
+template <int K, int S>
+inline __attribute__((always_inline)) void plane_kxk(const Plane& g, const float* in, const float* k, float bias,
+                                                     float* out, const FusedActivation& act) {
+  if (g.SH == S && g.DH == 1 && g.DW == 1) {
+    // As plane3x3_flat, for planes of any width (the copy costs little next to K*K taps): the K sweeps run over the
+    // flattened padded plane, one long vector loop each.
+    const int64_t wp = (g.OW - 1) * S + K, n = (g.OH - 1) * wp + g.OW;
+    float* pad = padded_plane(g, in, K, S);
+    float* acc = pad + ((g.OH - 1) * S + K) * wp;
+    std::fill(acc, acc + n, bias);
+    for (int64_t ky = 0; ky < K; ++ky) row_taps<K, S>(acc, pad + ky * wp, k + ky * K, 0, n, 1, 0);
+    const FusedActivation::Linear f = act.linear();
+    for (int64_t oy = 0; oy < g.OH; ++oy) {
+      const float* a = acc + oy * wp;
+      float* o = out + oy * g.OW;
+      for (int64_t ox = 0; ox < g.OW; ++ox) o[ox] = f(a[ox]);
+    }
+    return;
+  }
+  int64_t x0 = 0, x1 = g.OW;  // output columns whose taps are all inside the row
+  for (int64_t kx = 0; kx < K; ++kx) x0 = std::max(x0, g.lo[kx]), x1 = std::min(x1, g.hi[kx]);
+  for (int64_t oy = 0; oy < g.OH; ++oy) {
+    float* orow = out + oy * g.OW;
+    for (int64_t ox = 0; ox < g.OW; ++ox) orow[ox] = bias;
+    for (int64_t ky = 0; ky < K; ++ky) {
+      const int64_t iy = oy * g.SH - g.PT + ky * g.DH;
+      if (iy < 0 || iy >= g.H) continue;
+      const float* irow = in + iy * g.W;
+      const float* w = k + ky * K;
+      if (x0 < x1) row_taps<K, S>(orow, irow, w, x0, x1, g.DW, -g.PL);
+      // The border columns: per element, skipping taps outside the row.
+      auto border = [&](int64_t ox) {
+        for (int64_t kx = 0; kx < K; ++kx) {
+          const int64_t ix = ox * S - g.PL + kx * g.DW;
+          if (ix >= 0 && ix < g.W) orow[ox] += w[kx] * irow[ix];
+        }
+      };
+      for (int64_t ox = 0; ox < std::min(x0, g.OW); ++ox) border(ox);
+      for (int64_t ox = std::max(x1, x0); ox < g.OW; ++ox) border(ox);
+    }
+    act.apply(orow, g.OW);
+  }
+}
+
+template <int K>
+inline __attribute__((always_inline)) void plane_kxk(const Plane& g, const float* in, const float* k, float bias,
+                                                     float* out, const FusedActivation& act) {
+  if (g.SW == 1)
+    plane_kxk<K, 1>(g, in, k, bias, out, act);
+  else
+    plane_kxk<K, 2>(g, in, k, bias, out, act);
+}
+
 // One channel plane. The project builds for baseline x86-64 (SSE2); this loop is the one place where wider
 // vectors matter enough to compile it for AVX-512 and AVX2 as well, picked at run time by GCC's target_clones.
 OQ_TARGET_CLONES void dw_plane(const Plane& g, const float* in, const float* k, float bias, float* out,
                                const FusedActivation& act) {
   const bool fast3 = g.KH == 3 && g.KW == 3 && (g.SW == 1 || g.SW == 2);
+  if (g.KH == g.KW && (g.KH == 5 || g.KH == 7) && (g.SW == 1 || g.SW == 2))
+    return g.KH == 5 ? plane_kxk<5>(g, in, k, bias, out, act) : plane_kxk<7>(g, in, k, bias, out, act);
   const FusedActivation::Linear f = act.linear();
   if (fast3 && g.SH == g.SW && g.DH == 1 && g.DW == 1 && g.OW < 32) {
-    const int64_t S = g.SW, hp = (g.OH - 1) * S + 3, wp = (g.OW - 1) * S + 3, n = (g.OH - 1) * wp + g.OW;
-    std::vector<float>& buf = scratch();
-    buf.resize(static_cast<size_t>(hp * wp + g.OH * wp + 16));
-    float* pad = buf.data();
-    float* acc = pad + hp * wp;
-    for (int64_t y = 0; y < hp; ++y) {
-      const int64_t iy = y - g.PT;
-      float* prow = pad + y * wp;
-      if (iy < 0 || iy >= g.H) {
-        std::fill(prow, prow + wp, 0.f);
-        continue;
-      }
-      // prow[x] = in[iy][x - PL] inside the image, 0 outside.
-      const int64_t a = std::min(g.PL, wp), b = std::max(a, std::min(wp, g.PL + g.W));
-      std::fill(prow, prow + a, 0.f);
-      std::copy(in + iy * g.W + (a - g.PL), in + iy * g.W + (b - g.PL), prow + a);
-      std::fill(prow + b, prow + wp, 0.f);
-    }
+    const int64_t S = g.SW, wp = (g.OW - 1) * S + 3, n = (g.OH - 1) * wp + g.OW;
+    float* pad = padded_plane(g, in, 3, S);
+    float* acc = pad + ((g.OH - 1) * S + 3) * wp;
     if (S == 1)
       plane3x3_flat<1>(pad, wp, k, bias, acc, n, f);
     else
@@ -165,10 +248,14 @@ OQ_TARGET_CLONES void dw_plane(const Plane& g, const float* in, const float* k, 
 
 void depthwise_nchw(const Tensor& x, const Tensor& w, const Tensor* b, const Geometry& g, const FusedActivation& act,
                     Tensor& y) {
-  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const int64_t KH = g.kernel[0], KW = g.kernel[1], SH = g.strides[0], SW = g.strides[1];
-  const int64_t DH = g.dilations[0], DW = g.dilations[1], PT = g.pads_begin[0], PL = g.pads_begin[1];
-  const int64_t OH = g.out[0], OW = g.out[1];
+  // A 1-D convolution is a plane of one row (the axis of H has extent 1, kernel 1, stride 1, no padding).
+  const bool one_d = x.rank() == 3;
+  auto h_or = [one_d](const Shape& v, int64_t one) { return one_d ? one : v[0]; };
+  const int64_t N = x.dim(0), C = x.dim(1), H = one_d ? 1 : x.dim(2), W = x.shape().back();
+  const int64_t M = w.dim(0), mult = M / C;
+  const int64_t KH = h_or(g.kernel, 1), KW = g.kernel.back(), SH = h_or(g.strides, 1), SW = g.strides.back();
+  const int64_t DH = h_or(g.dilations, 1), DW = g.dilations.back(), PT = h_or(g.pads_begin, 0);
+  const int64_t PL = g.pads_begin.back(), OH = h_or(g.out, 1), OW = g.out.back();
   const float* X = x.data<float>();
   const float* K = w.data<float>();
   const float* B = b ? b->data<float>() : nullptr;
@@ -185,10 +272,11 @@ void depthwise_nchw(const Tensor& x, const Tensor& w, const Tensor* b, const Geo
   const std::vector<float> zeros(static_cast<size_t>(W), 0.f);
   const Plane plane{H, W, KH, KW, SH, SW, DH, DW, PT, PL, OH, OW, lo.data(), hi.data(), zeros.data()};
   const int64_t work = OH * OW * KH * KW;
-  parallel_for(N * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(work, 1)), [&](int64_t p0, int64_t p1) {
+  // Output plane p = (sample n, channel m) reads input channel m / mult.
+  parallel_for(N * M, std::max<int64_t>(1, 16384 / std::max<int64_t>(work, 1)), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t c = p % C;
-      dw_plane(plane, X + p * H * W, K + c * KH * KW, B ? B[c] : 0.f, Y + p * OH * OW, act);
+      const int64_t n = p / M, m = p % M;
+      dw_plane(plane, X + (n * C + m / mult) * H * W, K + m * KH * KW, B ? B[m] : 0.f, Y + p * OH * OW, act);
     }
   });
 }

@@ -87,6 +87,14 @@ void Prim::execute(const dnnl::memory& src, const dnnl::memory& dst) const {
 void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::memory::desc& src_md,
                         const Prim& dst_reorder, const dnnl::memory::desc& dst_md, const dnnl::memory& src_user,
                         const dnnl::memory& dst_user, const dnnl::memory& wei, const dnnl::memory* bias) {
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_WEIGHTS, wei}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, *bias);
+  execute_in_layouts(prim, src_reorder, src_md, dst_reorder, dst_md, src_user, dst_user, std::move(args));
+}
+
+void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::memory::desc& src_md,
+                        const Prim& dst_reorder, const dnnl::memory::desc& dst_md, const dnnl::memory& src_user,
+                        const dnnl::memory& dst_user, std::unordered_map<int, dnnl::memory> args) {
   Tensor src_buf, dst_buf;
   dnnl::memory src = src_user, dst = dst_user;
   if (src_reorder) {
@@ -94,10 +102,17 @@ void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::m
     src_reorder.execute(src_user, src);
   }
   if (dst_reorder) dst = temporary(dst_md, dst_buf);
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, *bias);
+  args[DNNL_ARG_SRC] = src;
+  args[DNNL_ARG_DST] = dst;
   prim.execute(std::move(args));
   if (dst_reorder) dst_reorder.execute(dst, dst_user);
+}
+
+ImplKind impl_kind(const std::string& impl) {
+  const std::string name = impl.rfind("x64:", 0) == 0 ? impl.substr(4) : impl;
+  if (name.rfind("ref", 0) == 0) return ImplKind::Reference;
+  if (name.rfind("gemm", 0) == 0) return ImplKind::Gemm;
+  return ImplKind::Jit;
 }
 
 Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {

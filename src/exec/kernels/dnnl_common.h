@@ -12,8 +12,10 @@
 
 #include <cstdint>
 #include <map>
-#include <unordered_map>
 #include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/tensor.h"
@@ -90,6 +92,39 @@ Prim make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
 void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::memory::desc& src_md,
                         const Prim& dst_reorder, const dnnl::memory::desc& dst_md, const dnnl::memory& src_user,
                         const dnnl::memory& dst_user, const dnnl::memory& wei, const dnnl::memory* bias);
+// The same with the primitive's other arguments (weights, bias, post-op operands) given as they are.
+void execute_in_layouts(const Prim& prim, const Prim& src_reorder, const dnnl::memory::desc& src_md,
+                        const Prim& dst_reorder, const dnnl::memory::desc& dst_md, const dnnl::memory& src_user,
+                        const dnnl::memory& dst_user, std::unordered_map<int, dnnl::memory> args);
+
+// What kind of kernel oneDNN picked, from a primitive descriptor's impl_info_str(): its reference loops
+// ("ref:any"; correct but 100-1000x slower than the others), im2col + GEMM ("gemm:jit"), or a JIT kernel
+// (jit, jit_dw, brgconv, brdgmm_dw...). oneDNN falls back to the reference without an error when no fast
+// kernel takes the layouts asked for (oneDNN 2.6: grouped convolutions with channels per group not a multiple
+// of the block in nChw16c, 1-D depthwise, kernel extents above ~60 in blocked layouts).
+enum class ImplKind { Reference = 0, Gemm = 1, Jit = 2 };
+ImplKind impl_kind(const std::string& impl);
+
+// The primitive descriptor to use among `count` candidates (make(i) returns an empty optional when oneDNN
+// has no implementation for candidate i): the first whose kind is at least `enough`, else the first of the
+// best kind found; empty when no candidate has an implementation. Callers order the candidates by preference.
+// chosen (optional): the index of the one returned.
+template <typename PD, typename Make>
+std::optional<PD> pick_primitive(int count, ImplKind enough, Make&& make, int* chosen = nullptr) {
+  std::optional<PD> best;
+  ImplKind best_kind = ImplKind::Reference;
+  for (int i = 0; i < count; ++i) {
+    std::optional<PD> pd = make(i);
+    if (!pd) continue;
+    const ImplKind k = impl_kind(pd->impl_info_str());
+    if (!best || k > best_kind) {
+      best = std::move(pd), best_kind = k;
+      if (chosen) *chosen = i;
+    }
+    if (best_kind >= enough) break;
+  }
+  return best;
+}
 
 // Converts a dnnl::error into a Model error naming the node.
 [[noreturn]] void rethrow_dnnl(const char* node_name, const char* op, const dnnl::error& e);
