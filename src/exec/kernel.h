@@ -55,8 +55,10 @@ int first_kernel_opset(const std::string& op_type);
 
 // Checks done on load, before any work: refuses (one Model error naming the node) a default-domain node whose op
 // appears only at a later opset than the model imports (ONNX's checker and onnxruntime refuse such a model; it is
-// not the op's first version), and a BatchNormalization in training mode (ir::batchnorm_training_reason). Bodies of
-// If / Loop / Scan included.
+// not the op's first version), a BatchNormalization in training mode (ir::batchnorm_training_reason), and a node of
+// another domain than ai.onnx (com.microsoft contrib ops such as FusedMatMul or Gelu, ai.onnx.ml ops: the executor
+// runs ai.onnx ops only; ORT's com.microsoft QuantizeLinear / DequantizeLinear excepted). Bodies of If / Loop / Scan
+// included.
 void check_model_ops(const ir::Model& m);
 
 // The highest default-domain opset the executor supports.

@@ -45,8 +45,14 @@ int first_kernel_opset(const std::string& op) {
 }
 
 namespace {
-void check_graph_ops(const ir::Graph& g, int opset) {
+// ONNX Runtime's com.microsoft QuantizeLinear / DequantizeLinear, which the Session runs as ONNX's (session.cc).
+bool is_contrib_qdq(const ir::Node& n) {
+  return n.domain == "com.microsoft" && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear");
+}
+
+void check_graph_ops(const ir::Graph& g, int opset, std::vector<const ir::Node*>& foreign) {
   for (const auto& n : g.nodes) {
+    if (!n.is_default_domain() && !is_contrib_qdq(n)) foreign.push_back(&n);
     if (n.is_default_domain()) {
       // Registrations below kMinOpset are clamped to it (the executor runs opsets from 7): only later ones tell.
       const int first = first_kernel_opset(n.op_type);
@@ -56,17 +62,36 @@ void check_graph_ops(const ir::Graph& g, int opset) {
       if (const std::string why = ir::batchnorm_training_reason(n, opset); !why.empty()) kfail(n, "{}", why);
     }
     for (const auto& a : n.attrs) {
-      if (a.g) check_graph_ops(*a.g, opset);
+      if (a.g) check_graph_ops(*a.g, opset, foreign);
       for (const auto& sg : a.graphs)
-        if (sg) check_graph_ops(*sg, opset);
+        if (sg) check_graph_ops(*sg, opset, foreign);
     }
   }
+}
+
+// One line for the nodes of other domains than ai.onnx: the first named with its op type and domain, the count of
+// the others, why and what to do.
+[[noreturn]] void refuse_foreign(const std::vector<const ir::Node*>& foreign) {
+  const ir::Node& n = *foreign.front();
+  bool contrib = false;
+  for (const auto* f : foreign) contrib = contrib || f->domain == "com.microsoft";
+  const std::string more =
+      foreign.size() > 1 ? fmt::format(" (and {} more node(s) of domains other than ai.onnx)", foreign.size() - 1) : "";
+  const std::string hint =
+      contrib ? "quantize the model as exported, before onnxruntime's EXTENDED (or ALL) graph optimisations, which "
+                "fuse ai.onnx ops into com.microsoft contrib ops, or export it without contrib ops"
+              : "export the model with ai.onnx ops only";
+  fail(ErrorKind::Model, "node '{}' ({}, domain '{}'){}: onnxquant's executor runs only ai.onnx (default-domain) ops; {}",
+       ir::node_label(n), n.op_type, n.domain, more, hint);
 }
 }  // namespace
 
 void check_model_ops(const ir::Model& m) {
   const int64_t opset = m.default_opset();
-  if (opset >= 1) check_graph_ops(m.graph, static_cast<int>(opset));
+  if (opset < 1) return;
+  std::vector<const ir::Node*> foreign;
+  check_graph_ops(m.graph, static_cast<int>(opset), foreign);
+  if (!foreign.empty()) refuse_foreign(foreign);
 }
 
 }  // namespace oq::exec

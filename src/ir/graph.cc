@@ -236,6 +236,24 @@ std::vector<std::string> implicit_inputs(const Node& n, std::vector<std::string>
   return out;
 }
 
+void check_unique_node_names(const Graph& g) {
+  std::unordered_set<std::string> names;
+  for (const auto& n : g.nodes)
+    if (!n.name.empty() && !names.insert(n.name).second)
+      fail(ErrorKind::Model, "two nodes are named '{}' (node names must be unique in a graph; onnxruntime refuses "
+           "the model: rename one)", n.name);
+  for (const auto& n : g.nodes)
+    for (const auto& a : n.attrs) {
+      try {
+        if (a.g) check_unique_node_names(*a.g);
+        for (const auto& sg : a.graphs)
+          if (sg) check_unique_node_names(*sg);
+      } catch (const Error& e) {
+        fail(e.kind(), "node '{}' ({}), body '{}': {}", node_label(n), n.op_type, a.name, e.what());
+      }
+    }
+}
+
 std::vector<size_t> topological_order(const Graph& g, const std::unordered_set<std::string>* outer) {
   std::unordered_set<std::string> available;
   for (const auto& v : g.inputs) available.insert(v.name);

@@ -1,5 +1,5 @@
 // The graph IR: what every part of onnxquant except src/onnx/ works on. Protobuf never appears here.
-// Parts of a model that onnxquant does not interpret (sparse initializers, non-tensor types,
+// Parts of a model that onnxquant does not interpret (non-tensor types,
 // training info, ...) are kept as opaque serialized bytes so that a load/save round trip keeps them.
 #pragma once
 #include <cstdint>
@@ -139,7 +139,6 @@ struct Graph {
   std::vector<Node> nodes;  // in the file's order (topological for valid models)
   std::vector<ValueInfo> inputs, outputs, value_info;
   std::vector<Initializer> initializers;
-  std::vector<std::string> opaque_sparse_initializers;      // serialized SparseTensorProto
   std::vector<std::string> opaque_quantization_annotation;  // serialized TensorAnnotation
   Metadata metadata;  // IR 10 metadata_props
 
@@ -236,6 +235,12 @@ bool has_subgraphs(const Node& n);
 // outputs). In first-read order, without repeats; empty for a node without bodies. `body_of` (optional)
 // receives, for each name, the attribute name of the first body that reads it.
 std::vector<std::string> implicit_inputs(const Node& n, std::vector<std::string>* body_of = nullptr);
+
+// Refuses (a Model error naming the name, and the node with the bodies when in one) two nodes of one graph with the
+// same non-empty name, as onnxruntime's Graph does (the model is invalid: "two nodes with same node name"). Each
+// graph is checked on its own, If / Loop / Scan bodies included: a body may reuse a name of the outer graph, as ORT
+// allows.
+void check_unique_node_names(const Graph& g);
 
 // Nodes in a topological order (stable: file order among ready nodes). Throws a Model error naming a node
 // on a cycle or on an input that nothing produces (and that is not a graph input or initializer). A node's

@@ -174,11 +174,14 @@ std::string schema_problem(const Node& n, int64_t opset) {
   for (const auto& a : n.attrs)
     if (!seen.insert(a.name).second) return fmt::format("attribute '{}' is given twice", a.name);
   for (const auto& a : n.attrs) {
+    if (!a.ref_attr_name.empty())  // the inliner replaced every reference of a function body
+      return fmt::format("attribute '{}' refers to a function's attribute '{}' outside a function body", a.name,
+                         a.ref_attr_name);
     const auto s = cur->attrs.find(a.name);
     if (s == cur->attrs.end())
       return fmt::format("{}-{} (the version at opset {}) has no attribute '{}'{}", op, ver, opset, a.name,
                          unknown_attr_hint(op, vs, *cur, a.name));
-    if (a.ref_attr_name.empty() && a.type != s->second.type)
+    if (a.type != s->second.type)
       return fmt::format("attribute '{}' is {}, {}-{} wants {}", a.name, type_name(a.type), op, ver,
                          type_name(s->second.type));
   }

@@ -197,9 +197,10 @@ void for_each_initializer(::onnx::GraphProto* g, const std::function<void(::onnx
 
 // Structural checks every consumer relies on, done once at load so that errors name the file: a cycle, an input
 // nothing produces, a tensor produced twice (ir::topological_order), a graph output nothing produces or listed
-// twice, a graph input listed twice, two initializers of the same name.
+// twice, a graph input listed twice, two initializers of the same name, two nodes of the same name (in any graph).
 void check_structure(const ir::Graph& g) {
   (void)ir::topological_order(g);
+  ir::check_unique_node_names(g);
   std::unordered_set<std::string> avail, seen_in, seen_out;
   for (const auto& v : g.inputs) {
     if (!seen_in.insert(v.name).second) fail(ErrorKind::Model, "graph input '{}' is listed twice", v.name);
@@ -241,11 +242,17 @@ ir::Model load_model_from_bytes(std::string_view bytes, const std::string& base_
     if (pb.ir_version() >= 3 && pb.opset_import_size() == 0)
       fail(ErrorKind::Model, "no opset_import (truncated file?)");
     std::set<std::string> external;
-    for (const auto& t : pb.graph().initializer())
+    auto note_external = [&](const ::onnx::TensorProto& t) {
       if (t.data_location() == ::onnx::TensorProto::EXTERNAL)
         for (const auto& kv : t.external_data())
           if (kv.key() == "location")
             external.insert(detail::resolve_external_location(base_dir, kv.value(), t.name()));
+    };
+    for (const auto& t : pb.graph().initializer()) note_external(t);
+    for (const auto& s : pb.graph().sparse_initializer()) {
+      note_external(s.values());
+      note_external(s.indices());
+    }
     ir::Model m = detail::model_from_proto(pb, base_dir);
     m.external_data_files.assign(external.begin(), external.end());
     check_structure(m.graph);

@@ -1,5 +1,6 @@
 #include "onnx/proto_model.h"
 
+#include "onnx/proto_sparse.h"
 #include "onnx/proto_tensor.h"
 
 namespace oq::onnx::detail {
@@ -117,6 +118,12 @@ ir::Attribute attr_from_proto(AttributeProto& p, const std::string& base_dir) {
   a.name = p.name();
   a.ref_attr_name = p.ref_attr_name();
   a.doc = p.doc_string();
+  if (!a.ref_attr_name.empty()) {
+    // A reference (function bodies only) carries a name and a type but no value: none is parsed, whatever the type
+    // (an empty TensorProto is not a tensor: "unsupported data type 0"). The inliner puts the call's attribute in.
+    a.type = p.type() >= 0 && p.type() <= 14 ? static_cast<ir::AttrType>(p.type()) : ir::AttrType::Undefined;
+    return a;
+  }
   switch (p.type()) {
     case AttributeProto::FLOAT: a.f = p.f(); break;
     case AttributeProto::INT: a.i = p.i(); break;
@@ -156,9 +163,12 @@ void attr_to_proto(const ir::Attribute& a, AttributeProto* p) {
     return;
   }
   p->set_name(a.name);
-  if (!a.ref_attr_name.empty()) p->set_ref_attr_name(a.ref_attr_name);
   if (!a.doc.empty()) p->set_doc_string(a.doc);
   p->set_type(static_cast<AttributeProto::AttributeType>(a.type));
+  if (!a.ref_attr_name.empty()) {  // a reference has no value (attr_from_proto)
+    p->set_ref_attr_name(a.ref_attr_name);
+    return;
+  }
   switch (a.type) {
     case ir::AttrType::Float: p->set_f(a.f); break;
     case ir::AttrType::Int: p->set_i(a.i); break;
@@ -192,6 +202,18 @@ void attr_to_proto(const ir::Attribute& a, AttributeProto* p) {
   }
 }
 
+// Constant's sparse_value as the dense `value` it stands for (onnxruntime makes such a Constant a dense
+// initializer): the executor and the passes then read it as any other Constant.
+ir::Attribute dense_constant_value(const AttributeProto& p, const std::string& base_dir) {
+  ir::Attribute a;
+  a.name = "value";
+  a.type = ir::AttrType::Tensor;
+  a.doc = p.doc_string();
+  a.t = sparse_to_dense(p.sparse_tensor(), base_dir);
+  a.s = p.sparse_tensor().values().name();
+  return a;
+}
+
 ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
   ir::Node n;
   n.name = p.name();
@@ -202,9 +224,14 @@ ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
   n.metadata = metadata_from(p);
   n.inputs.assign(p.input().begin(), p.input().end());
   n.outputs.assign(p.output().begin(), p.output().end());
+  const bool constant = n.op_type == "Constant" && n.domain.empty();
   for (auto& a : *p.mutable_attribute()) {
     try {
-      n.attrs.push_back(attr_from_proto(a, base_dir));
+      if (constant && a.name() == "sparse_value" && a.type() == AttributeProto::SPARSE_TENSOR &&
+          a.ref_attr_name().empty())
+        n.attrs.push_back(dense_constant_value(a, base_dir));
+      else
+        n.attrs.push_back(attr_from_proto(a, base_dir));
     } catch (const Error& e) {
       fail(e.kind(), "node '{}' ({}): {}", n.name, n.op_type, e.what());
     }
@@ -245,7 +272,9 @@ ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir) {
     g.initializers.push_back({t.name(), tensor_from_proto_taking(t, base_dir), t.doc_string(), metadata_from(t)});
     t.clear_raw_data();  // release the file's copy as we go (when it was copied)
   }
-  for (const auto& s : p.sparse_initializer()) g.opaque_sparse_initializers.push_back(s.SerializeAsString());
+  // Sparse initializers become ordinary (dense) ones, as onnxruntime's Graph makes them; they are written dense.
+  for (const auto& s : p.sparse_initializer())
+    g.initializers.push_back({s.values().name(), sparse_to_dense(s, base_dir), s.values().doc_string(), {}});
   for (const auto& q : p.quantization_annotation())
     g.opaque_quantization_annotation.push_back(q.SerializeAsString());
   g.reindex();
@@ -270,9 +299,6 @@ void graph_to_proto(const ir::Graph& g, GraphProto* p) {
   for (const auto& q : g.opaque_quantization_annotation)
     if (!p->add_quantization_annotation()->ParseFromString(q))
       fail(ErrorKind::Model, "graph '{}': kept quantization annotation does not parse", g.name);
-  for (const auto& s : g.opaque_sparse_initializers)
-    if (!p->add_sparse_initializer()->ParseFromString(s))
-      fail(ErrorKind::Model, "graph '{}': kept sparse initializer does not parse", g.name);
 }
 
 // The default domain may be spelled "ai.onnx" (onnxruntime reads it as ""; onnx.checker does not): the IR keeps

@@ -1,7 +1,8 @@
 // ModelProto <-> ir::Model (internal to src/onnx/).
 //
 // Model-local functions are parsed (ir::Function) and their FunctionProto bytes kept for writing back.
-// Kept as opaque serialized bytes: training_info, sparse initializers, quantization annotations,
+// Sparse initializers and Constant's sparse_value are made dense (onnx/proto_sparse.h) and written dense.
+// Kept as opaque serialized bytes: training_info, quantization annotations,
 // sparse-tensor / type-proto attributes (and attributes of undefined type), and every TypeProto that the IR's
 // (dtype, shape) does not represent exactly (non-tensor types, denotations, unknown element types). On save a
 // kept TypeProto is written back verbatim unless the IR's dtype/shape were edited since loading.

@@ -225,6 +225,89 @@ def m_group_norm(opset, groups, n_affine):
     return make
 
 
+def m_dup_node_names(d):
+    # Two nodes named "blk" (empty names are not duplicates): onnxruntime refuses the model, so does the loader.
+    nodes = [helper.make_node("Relu", ["input"], ["a"], name="blk"), helper.make_node("Neg", ["a"], ["b"]),
+             helper.make_node("Abs", ["b"], ["c"]), helper.make_node("Neg", ["c"], ["y"], name="blk")]
+    return save(d, tiny_model(nodes))
+
+
+def m_dup_node_names_in_body(d):
+    # Within one If branch (ORT checks each graph on its own; a body reusing an outer name is fine: "mean").
+    return save(d, if_model([helper.make_node("Neg", ["input"], ["t0"], name="mean"),
+                             helper.make_node("Neg", ["t0"], ["t1"], name="twice"),
+                             helper.make_node("Abs", ["t1"], ["t"], name="twice")], ["t"],
+                            [helper.make_node("Neg", ["input"], ["e"], name="mean")], ["e"], "if_dup"))
+
+
+def m_dup_node_names_in_function(d):
+    # A function body with two nodes named "n": inlined, both are "_inlfunc_F_n" (ORT refuses that too).
+    f = helper.make_function("loc", "F", ["a"], ["b"], [helper.make_node("Neg", ["a"], ["t"], name="n"),
+                                                       helper.make_node("Neg", ["t"], ["b"], name="n")],
+                             [helper.make_opsetid("", 13)])
+    m = tiny_model([helper.make_node("F", ["input"], ["y"], name="call", domain="loc")])
+    m.opset_import.append(helper.make_opsetid("loc", 1))
+    m.functions.append(f)
+    return save(d, m)
+
+
+def m_ref_outside_function(d):
+    # Constant(value=@bias_t) in the main graph: a reference has no value, and there is no call to give one.
+    c = helper.make_node("Constant", [], ["k"], name="const_ref")
+    ref = c.attribute.add()
+    ref.name, ref.ref_attr_name, ref.type = "value", "bias_t", onnx.AttributeProto.TENSOR
+    return save(d, tiny_model([c, helper.make_node("Add", ["input", "k"], ["y"], name="add")]))
+
+
+def m_other_domain(op, domain, **attrs):
+    """input -> op (of domain) -> y: onnxquant's executor runs ai.onnx ops only."""
+    def make(d):
+        w = helper.make_tensor("w64", TensorProto.FLOAT, [64, 64], [0.01] * 64 * 64)
+        ins = ["input", "w64"] if op == "FusedMatMul" else ["input"]
+        m = tiny_model([helper.make_node("Relu", ["input"], ["r"], name="relu"),
+                        helper.make_node(op, ["r"] + ins[1:], ["y"], name="foreign", domain=domain, **attrs)],
+                       [w] if len(ins) > 1 else [])
+        m.opset_import.append(helper.make_opsetid(domain, 1))
+        return save(d, m)
+    return make
+
+
+def m_sparse(mutate):
+    """input + k -> y, k a sparse initializer [64] (3 non-zeros) that `mutate` breaks."""
+    def make(d):
+        sp = helper.make_sparse_tensor(helper.make_tensor("k_sparse", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0]),
+                                       helper.make_tensor("k_idx", TensorProto.INT64, [3], [1, 5, 9]), [64])
+        mutate(sp)
+        m = tiny_model([helper.make_node("Add", ["input", "k_sparse"], ["y"], name="add")])
+        m.graph.sparse_initializer.append(sp)
+        return save(d, m)
+    return make
+
+
+def sp_index_out_of_range(sp):
+    sp.indices.int64_data[2] = 64
+
+
+def sp_count(sp):
+    sp.indices.CopyFrom(helper.make_tensor("k_idx", TensorProto.INT64, [2], [1, 5]))
+
+
+def sp_values_rank2(sp):
+    sp.values.dims[:] = [3, 1]
+
+
+def sp_float_indices(sp):
+    sp.indices.CopyFrom(helper.make_tensor("k_idx", TensorProto.FLOAT, [3], [1, 5, 9]))
+
+
+def sp_coordinates_rank(sp):
+    sp.indices.CopyFrom(helper.make_tensor("k_idx", TensorProto.INT64, [3, 2], [0, 1, 0, 5, 0, 9]))
+
+
+def sp_no_name(sp):
+    sp.values.name = ""
+
+
 MODEL_CASES = [
     ("model_empty_file", m_empty, ["model.onnx", "empty"]),
     ("model_truncated", m_truncated, ["model.onnx"]),
@@ -254,6 +337,22 @@ MODEL_CASES = [
     ("model_group_norm_18_per_channel_scale", m_group_norm(18, 4, 64), ["gn_node", "[4]", "per group"], False),
     ("model_group_norm_21_per_group_scale", m_group_norm(21, 4, 4), ["gn_node", "[64]", "per channel"], False),
     ("model_group_norm_groups_not_dividing", m_group_norm(21, 5, 64), ["gn_node", "num_groups=5"], False),
+    ("model_duplicate_node_names", m_dup_node_names, ["model.onnx", "two nodes are named 'blk'"]),
+    ("model_duplicate_node_names_in_body", m_dup_node_names_in_body, ["model.onnx", "if_dup", "then_branch", "'twice'"]),
+    ("model_duplicate_node_names_in_function", m_dup_node_names_in_function,
+     ["model.onnx", "inlining", "'_inlfunc_F_n'"], False),
+    ("model_attribute_reference_outside_function", m_ref_outside_function,
+     ["model.onnx", "const_ref", "'bias_t' outside a function body"], False),
+    ("model_contrib_op", m_other_domain("FusedMatMul", "com.microsoft", alpha=1.0),
+     ["model.onnx", "foreign", "FusedMatMul", "domain 'com.microsoft'", "only ai.onnx", "EXTENDED"], False),
+    ("model_ml_op", m_other_domain("Normalizer", "ai.onnx.ml", norm="L2"),
+     ["model.onnx", "foreign", "Normalizer", "domain 'ai.onnx.ml'", "only ai.onnx"], False),
+    ("model_sparse_index_out_of_range", m_sparse(sp_index_out_of_range), ["model.onnx", "'k_sparse'", "index 64"]),
+    ("model_sparse_index_count", m_sparse(sp_count), ["model.onnx", "'k_sparse'", "2 indices for 3 values"]),
+    ("model_sparse_values_rank_2", m_sparse(sp_values_rank2), ["model.onnx", "'k_sparse'", "rank 1"]),
+    ("model_sparse_float_indices", m_sparse(sp_float_indices), ["model.onnx", "'k_sparse'", "FLOAT"]),
+    ("model_sparse_coordinates_rank", m_sparse(sp_coordinates_rank), ["model.onnx", "'k_sparse'", "rank 1"]),
+    ("model_sparse_without_name", m_sparse(sp_no_name), ["model.onnx", "sparse tensor without a name"]),
 ]
 
 

@@ -38,11 +38,17 @@ def conv_act_model(acts, opset):
     return m
 
 
-def quantize_raw(m, x, opset):
+def quantize_raw(m, x, opset, ort_model=None):
+    """quant_pre_process + quantize_static and onnxquant's default mode on the raw model m (ORT gets ort_model
+    instead when given: the same model in a form quantize_static can read)."""
     work = tmpdir()
     raw, pre = os.path.join(work, "float.onnx"), os.path.join(work, "pre.onnx")
     onnx.save(m, raw)
-    quant_pre_process(raw, pre)
+    ort_raw = raw
+    if ort_model is not None:
+        ort_raw = os.path.join(work, "ort_float.onnx")
+        onnx.save(ort_model, ort_raw)
+    quant_pre_process(ort_raw, pre)
     ort_out = os.path.join(work, "ort.onnx")
     quantize_static(pre, ort_out, DictReader(x), quant_format=QuantFormat.QDQ, per_channel=True,
                     weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,

@@ -67,6 +67,15 @@ def run_ort(path, x):
     return np.concatenate([s.run(None, {"input": x[i:i + 1]})[0] for i in range(4)])
 
 
+def oq_run(p, x):
+    """`onnxquant run` of the model at p on the one sample x: its output y."""
+    work = os.path.dirname(p)
+    np.save(os.path.join(work, "x.npy"), x)
+    out = os.path.join(work, "out")
+    run_oq(["run", p, "--input", "input=" + os.path.join(work, "x.npy"), "--output-dir", out])
+    return np.load(os.path.join(out, "y.npy"))
+
+
 def check(m, opset=17):
     x = img(5)
     raw, pre, ort_out, ours = quantize_raw(m, x, opset)
@@ -132,6 +141,78 @@ def newer_opset_refused():
     assert r.returncode != 0 and "function 'my.dom.MyAct' imports opset 21" in err and "'call'" in err, err
 
 
+def conv2out():  # y = Sigmoid(pre), pre = Conv(x, w, b): the second output is the Conv's own (not fused away)
+    return helper.make_function("my.dom", "Conv2out", ["x", "w", "b"], ["y", "pre"],
+                                [helper.make_node("Conv", ["x", "w", "b"], ["pre"], pads=[1, 1, 1, 1]),
+                                 helper.make_node("Sigmoid", ["pre"], ["y"])], [helper.make_opsetid("", 17)])
+
+
+def conv2out_model(outs):
+    m = conv_model([helper.make_node("Conv2out", ["c0", "W2", "b2"], outs, name="call", domain="my.dom")],
+                   [conv2out()])
+    m.graph.initializer.extend([init("W2", rnd(62, (3, 3, 3, 3))), init("b2", rnd(72, (3,), 0.1))])
+    return m
+
+
+def omitted_output():
+    # A call giving "" for an output whose body node (Conv's Y) must have a name: the formal gets the fresh name
+    # "<prefix>_<formal>", as ORT's inliner gives it (onnxquant used to bind it to "" and refuse the Conv).
+    _, b = check(conv2out_model(["m", ""]))
+    assert "_inlfunc_Conv2out_pre" in {o for n in b.graph.node for o in n.output}
+
+
+def trailing_output_omitted():
+    # The call leaves the second output off the end: inlined as "" is (onnx.checker and ORT's function type
+    # inference refuse this call; ORT's inliner binds it as onnxquant does). Its outputs are ORT's for the "" call.
+    work = tmpdir()
+    p, ref = os.path.join(work, "m.onnx"), os.path.join(work, "ref.onnx")
+    onnx.save(conv2out_model(["m"]), p)
+    onnx.save(conv2out_model(["m", ""]), ref)
+    x = img(3)[:1]
+    got, want = oq_run(p, x), run_ort(ref, np.repeat(x, 4, axis=0))[:1]
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5), np.abs(got - want).max()
+
+
+def ref(name, attr_type, ref_name=None):
+    a = onnx.AttributeProto()
+    a.name, a.ref_attr_name, a.type = name, ref_name or name, attr_type
+    return a
+
+
+def tensor_attribute_reference():
+    # Constant(value=@bias_t): the reference has a type and no tensor; the loader used to parse the missing tensor
+    # ("tensor '': unsupported data type 0"). Quantized as ORT quantizes it, the call's tensor in the Constant.
+    const = helper.make_node("Constant", [], ["k"])
+    const.attribute.append(ref("value", onnx.AttributeProto.TENSOR, "bias_t"))
+    f = helper.make_function("my.dom", "AddConst", ["a"], ["b"], [const, helper.make_node("Add", ["a", "k"], ["b"])],
+                             [helper.make_opsetid("", 17)], attributes=["bias_t"])
+    call = helper.make_node("AddConst", ["c0"], ["m"], name="call", domain="my.dom",
+                            bias_t=helper.make_tensor("bt", TensorProto.FLOAT, [1, 3, 1, 1], [0.5, -1.0, 2.0]))
+    _, b = check(conv_model([call], [f]))
+    assert not b.functions
+
+
+def references_of_every_type_load():
+    # A function nothing calls, with references of every attribute type (TENSOR, TENSORS, GRAPH, GRAPHS,
+    # SPARSE_TENSOR, TYPE_PROTO, ...): none has a value to parse; the model runs as ORT runs it and the function is
+    # written back unchanged.
+    T = onnx.AttributeProto
+    body = helper.make_node("Custom", ["a"], ["b"], domain="other.dom")
+    body.attribute.extend(ref(f"r{t}", t) for t in (T.TENSOR, T.TENSORS, T.GRAPH, T.GRAPHS, T.SPARSE_TENSOR,
+                                                      T.SPARSE_TENSORS, T.TYPE_PROTO, T.TYPE_PROTOS, T.FLOAT))
+    f = helper.make_function("my.dom", "Unused", ["a"], ["b"], [body],
+                             [helper.make_opsetid("", 17), helper.make_opsetid("other.dom", 1)],
+                             attributes=[a.ref_attr_name for a in body.attribute])
+    work = tmpdir()
+    p = os.path.join(work, "m.onnx")
+    onnx.save(conv_model([helper.make_node("Relu", ["c0"], ["m"], name="relu")], [f]), p)
+    x = img(4)[:1]
+    got, want = oq_run(p, x), run_ort(p, np.repeat(x, 4, axis=0))[:1]
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5), np.abs(got - want).max()
+    _, b = check(onnx.load(p))
+    assert list(b.functions) == [f], b.functions
+
+
 def run_command():
     work = tmpdir()
     p = os.path.join(work, "m.onnx")
@@ -139,10 +220,7 @@ def run_command():
            helper.make_node("MyAct", ["t"], ["m"], name="call", domain="my.dom")]
     onnx.save(conv_model(mid, [my_leaky(), my_act()]), p)
     x = img(2)[:1]
-    np.save(os.path.join(work, "x.npy"), x)
-    out = os.path.join(work, "out")
-    run_oq(["run", p, "--input", "input=" + os.path.join(work, "x.npy"), "--output-dir", out])
-    got = np.load(os.path.join(out, "y.npy"))
+    got = oq_run(p, x)
     want = run_ort(p, np.repeat(x, 4, axis=0))[:1]
     assert np.allclose(got, want, rtol=1e-5, atol=1e-5), np.abs(got - want).max()
 
@@ -193,6 +271,10 @@ if __name__ == "__main__":
     r.run("local function: an older opset converted", older_opset)
     r.run("local function: a newer opset refused, naming it", newer_opset_refused)
     r.run("local functions: onnxquant run", run_command)
+    r.run("local function: an output given as \"\" gets a fresh name, as ORT's", omitted_output)
+    r.run("local function: an output left off the end, as \"\"", trailing_output_omitted)
+    r.run("local function: a TENSOR attribute reference", tensor_attribute_reference)
+    r.run("local function: references of every attribute type load", references_of_every_type_load)
     r.run("metadata_props (IR 10): graph, nodes, inputs, outputs", metadata_round_trip)
     r.run("metadata_props (IR 10): initializers", initializer_metadata)
     r.finish()

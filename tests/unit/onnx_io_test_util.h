@@ -94,7 +94,6 @@ inline std::string diff_graph(const ir::Graph& a, const ir::Graph& b, const std:
     if (x.name != y.name || x.doc != y.doc) return w + " initializer '" + x.name + "': name/doc";
     if (auto d = diff_tensor(x.tensor, y.tensor, w + " initializer '" + x.name + "'"); !d.empty()) return d;
   }
-  if (a.opaque_sparse_initializers != b.opaque_sparse_initializers) return w + ": sparse initializers";
   if (a.opaque_quantization_annotation != b.opaque_quantization_annotation) return w + ": quantization annotation";
   if (a.metadata != b.metadata) return w + ": metadata_props";
   return "";

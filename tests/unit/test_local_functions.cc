@@ -84,6 +84,33 @@ TEST(LocalFunctions, AbsentAttributeWithoutDefaultIsDropped) {
   EXPECT_FALSE(m.graph.nodes[0].has_attr("alpha"));
 }
 
+TEST(LocalFunctions, OmittedOutputsGetFreshNames) {
+  // F(a) = (b, l): LeakyRelu writes l, Neg writes b. A call giving "" for l, or leaving it off the end, binds l to
+  // "<prefix>_l" (ORT's Inliner::bind), never to "" (which left LeakyRelu without its required output). An omitted
+  // input stays "".
+  for (std::vector<std::string> outs : {std::vector<std::string>{"y", ""}, std::vector<std::string>{"y"}}) {
+    ir::Function f = leaky();
+    f.outputs = {"b", "l"};
+    ir::Model m = model_with(f, node("F", {"x"}, outs, "call", "d"));
+    EXPECT_EQ(ir::passes::inline_local_functions(m), 1u);
+    ASSERT_EQ(m.graph.nodes.size(), 2u);
+    EXPECT_EQ(m.graph.nodes[0].outputs, std::vector<std::string>{"_inlfunc_F_l"});
+    EXPECT_EQ(m.graph.nodes[1].inputs, std::vector<std::string>{"_inlfunc_F_l"});
+    EXPECT_EQ(m.graph.nodes[1].outputs, std::vector<std::string>{"y"});
+  }
+}
+
+TEST(LocalFunctions, DuplicateNodeNamesAfterInliningRefused) {
+  // Two body nodes named "n" both become "_inlfunc_F_n": onnxruntime refuses the inlined graph.
+  ir::Function f = leaky();
+  f.nodes[0].name = "n";
+  f.nodes[1].name = "n";
+  ir::Model m = model_with(f, node("F", {"x"}, {"y"}, "call", "d"));
+  std::string e = error_of(m);
+  EXPECT_NE(e.find("after inlining the model-local functions: two nodes are named '_inlfunc_F_n'"), std::string::npos)
+      << e;
+}
+
 TEST(LocalFunctions, OlderOpsetBodyConverted) {
   // ReduceSum-11 (axes attribute) in a function at opset 11, model at 17: the body is converted (ReduceSum-13 takes
   // the axes as an input, here from a Constant node of the body), not inlined as it is.

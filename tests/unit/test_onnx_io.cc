@@ -199,7 +199,6 @@ ir::Model feature_model() {
   Tensor str(DType::String, {2});
   str.strings() = {"hello", std::string("bin\0ary", 7)};
   g.add_initializer("str", str);
-  g.opaque_sparse_initializers = {sp.b};
   Pb qa;
   qa.bytes(1, "X").msg(2, kv("SCALE_TENSOR", "s"));
   g.opaque_quantization_annotation = {qa.b};

@@ -3,7 +3,9 @@
 // (onnxruntime/core/graph/function_utils.cc) makes them: every call gets a prefix from Graph::GenerateNodeName
 // ("_inlfunc_<op>" for the first call of an op type, "_inlfunc_<op>_token_<k>" for the next, k counting over the
 // graph), the function's internal tensors and its named nodes become "<prefix>_<name>" (unnamed nodes stay
-// unnamed), formal inputs / outputs become the call's actual names (an omitted one ""), attribute references take
+// unnamed), formal inputs / outputs become the call's actual names; an omitted input (given as "" or left off the
+// end) stays "", an omitted output ("" or left off the end) gets the fresh name "<prefix>_<formal>", as ORT's
+// Inliner::bind gives it (the body's node that makes it may need it: Conv's Y), attribute references take
 // the call's attribute, else the function's default (attribute_proto), else the attribute is dropped. Calls of
 // local functions inside an inlined body are inlined in the next round, as ORT's partitioner repeats its inlining;
 // calls inside If / Loop / Scan bodies are inlined too.
@@ -35,6 +37,8 @@ class Renamer {
   void scope_push() { scopes_.emplace_back(); }
   void scope_pop() { scopes_.pop_back(); }
   void bind(const std::string& formal, const std::string& actual) { scopes_.back()[formal] = actual; }
+  // A formal output the call omits: a fresh name, which the body's producer then writes (nothing reads it).
+  void bind_omitted_output(const std::string& formal) { scopes_.back()[formal] = prefix_ + "_" + formal; }
 
   void rename(std::string& name, bool is_new_def) {
     if (name.empty()) return;
@@ -214,7 +218,10 @@ struct Inliner {
       Renamer r(prefixes.make("_inlfunc_" + call.op_type), attrs, f);
       r.scope_push();
       for (size_t i = 0; i < f.inputs.size(); ++i) r.bind(f.inputs[i], i < call.inputs.size() ? call.inputs[i] : "");
-      for (size_t i = 0; i < f.outputs.size(); ++i) r.bind(f.outputs[i], i < call.outputs.size() ? call.outputs[i] : "");
+      for (size_t i = 0; i < f.outputs.size(); ++i) {
+        if (i < call.outputs.size() && !call.outputs[i].empty()) r.bind(f.outputs[i], call.outputs[i]);
+        else r.bind_omitted_output(f.outputs[i]);
+      }
       for (Node body : b->second) {
         r.transform(body);
         out.push_back(std::move(body));
@@ -235,6 +242,15 @@ size_t inline_local_functions(Model& m) {
       fail(ErrorKind::Model, "function '{}' is defined twice", m.functions[i].label());
   }
   in.graph(m.graph);
+  if (in.count) {
+    // Two nodes of one body with the same name, or a body node whose "<prefix>_<name>" a node of the graph already
+    // has: onnxruntime refuses the inlined graph ("two nodes with same node name"), so does onnxquant.
+    try {
+      check_unique_node_names(m.graph);
+    } catch (const Error& e) {
+      fail(e.kind(), "after inlining the model-local functions: {}", e.what());
+    }
+  }
   // Functions nothing calls any more go (onnxruntime drops them); functions no node ever called stay.
   std::vector<Function> kept;
   for (size_t i = 0; i < m.functions.size(); ++i)
