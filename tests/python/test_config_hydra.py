@@ -8,7 +8,8 @@ Hydra's defaults list:
     naming the key (`${now:${general.project_name}}` made a folder of that literal name);
   - an interpolation error cites the value's file:line (none for a command-line override);
   - a defaults-list entry that composes another config (`- dataset: flowers`) is refused naming it and its line;
-    `_self_` and hydra/ groups are ignored with a warning.
+    `_self_` and hydra/ groups are ignored with a warning;
+  - `~` is never expanded and --output-dir is taken literally (as documented; unchanged behaviour).
 """
 import os
 import sys
@@ -76,6 +77,20 @@ def test_defaults_list():
     p = run_oq(["--config", cfg, "--output-dir", os.path.join(d, "out")])
     assert "[warning] defaults: ignored by onnxquant" in p.stderr, p.stderr[-2000:]
     assert os.path.exists(os.path.join(d, "out", MODEL_FILE))
+
+
+def test_paths_taken_literally():
+    """As Python and Hydra: no `~` expansion anywhere, and --output-dir is not interpolated (docs/config.md)."""
+    d = tmpdir()
+    cfg = os.path.join(d, "c.yaml")
+    with open(cfg, "w") as f:
+        f.write(head() + "  target_opset: 13\n")
+    out = os.path.join(d, "~", "x_${now:%Y}")
+    run_oq(["--config", cfg, "--output-dir", out], cwd=d)
+    assert os.path.exists(os.path.join(out, MODEL_FILE)), os.listdir(d)
+    p = run_oq(["--config", cfg, "--output-dir", os.path.join(d, "o2"), "model.model_path=~/m.onnx"], cwd=d,
+               check=False)
+    assert p.returncode != 0 and "'~/m.onnx'" in p.stderr.splitlines()[-1], p.stderr[-1000:]
 
 
 if __name__ == "__main__":
