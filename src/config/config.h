@@ -250,8 +250,12 @@ std::optional<double> eval_arithmetic(std::string_view text, std::string* error 
 std::span<const std::string_view> known_op_types();
 bool is_known_op_type(std::string_view op);
 
-// Expands every `${now:FORMAT}` with strftime(FORMAT, localtime(now)); any other `${...}` throws a Config
-// error naming `key_path`.
+// Expands every `${now:FORMAT}` with strftime(FORMAT, localtime(now)), OmegaConf's escapes and nesting included
+// (`\${` is a literal `${`, `\\${` a backslash and an interpolation; `${now:${...}}` resolves the inner one
+// first); nullopt with the reason in *error for any other interpolation (nested ones too), an unterminated one or
+// a format that expands to nothing (interpolate.cc).
+std::optional<std::string> try_expand_interpolations(std::string_view value, std::time_t now, std::string* error);
+// The same, throwing a Config error "<key_path>: <reason>".
 std::string expand_interpolations(std::string_view value, const std::string& key_path, std::time_t now);
 
 }  // namespace oq::config

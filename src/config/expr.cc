@@ -1,4 +1,4 @@
-// Arithmetic strings and Hydra `${now:...}` interpolation for config values.
+// Arithmetic strings for config values (interpolations: interpolate.cc).
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -130,37 +130,6 @@ std::optional<double> eval_arithmetic(std::string_view text, std::string* error)
     return std::nullopt;
   }
   return v;
-}
-
-std::string expand_interpolations(std::string_view value, const std::string& key_path, std::time_t now) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < value.size()) {
-    size_t open = value.find("${", pos);
-    if (open == std::string_view::npos) {
-      out.append(value.substr(pos));
-      break;
-    }
-    out.append(value.substr(pos, open - pos));
-    size_t close = value.find('}', open + 2);
-    if (close == std::string_view::npos)
-      fail(ErrorKind::Config, "{}: unterminated interpolation in {}", key_path, quote(value));
-    std::string_view inner = value.substr(open + 2, close - open - 2);
-    if (inner.substr(0, 4) != "now:")
-      fail(ErrorKind::Config, "{}: interpolation {} is not supported by onnxquant (only ${{now:FORMAT}} is expanded)",
-           key_path, quote("${" + std::string(inner) + "}"));
-    std::string fmt_str(inner.substr(4));
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    char buf[512];
-    size_t n = fmt_str.empty() ? 0 : std::strftime(buf, sizeof buf, fmt_str.c_str(), &tm);
-    if (n == 0 && !fmt_str.empty())
-      fail(ErrorKind::Config, "{}: {} expands to nothing or too long a string", key_path,
-           quote("${now:" + fmt_str + "}"));
-    out.append(buf, n);
-    pos = close + 1;
-  }
-  return out;
 }
 
 }  // namespace oq::config

@@ -384,6 +384,45 @@ std::string read_hydra_dir(const Ctx& ctx, const YAML::Node& node) {
   return dir;
 }
 
+// The group path of a Hydra defaults-list key ("override hydra/job_logging", "optional db@pkg", "/dataset"):
+// the last word, without a package and a leading '/'.
+std::string defaults_group(const std::string& key) {
+  std::string g = key;
+  if (const size_t sp = g.find_last_of(" \t"); sp != std::string::npos) g = g.substr(sp + 1);
+  if (const size_t at = g.find('@'); at != std::string::npos) g = g.substr(0, at);
+  while (!g.empty() && g.front() == '/') g.erase(0, 1);
+  return g;
+}
+
+bool hydra_group(const std::string& group) { return group == "hydra" || group.rfind("hydra/", 0) == 0; }
+
+// Hydra's defaults list composes other config files into this one before the job sees it; onnxquant reads this
+// file alone. Entries that only configure Hydra itself (`_self_`, a group under hydra/, a group set to null) change
+// no key onnxquant reads and are ignored with the section's warning; any other entry (`- dataset: flowers`,
+// `- base_config`) would make Hydra's config differ from the file: an error naming the entry and its line.
+void check_defaults_list(const Ctx& ctx, const YAML::Node& d) {
+  if (is_null(d)) return;
+  if (!d.IsSequence()) key_fail(ctx, d, "defaults", "expected Hydra's defaults list, got " + show(d));
+  for (size_t i = 0; i < d.size(); ++i) {
+    const YAML::Node e = d[i];
+    const std::string p = "defaults[" + std::to_string(i) + "]";
+    std::string what;
+    if (e.IsScalar()) {
+      if (e.Scalar() == "_self_" || hydra_group(defaults_group(e.Scalar()))) continue;
+      what = "config " + quote(e.Scalar());
+    } else if (e.IsMap() && e.size() == 1 && e.begin()->first.IsScalar()) {
+      const std::string key = e.begin()->first.Scalar(), group = defaults_group(key);
+      if (hydra_group(group) || is_null(e.begin()->second)) continue;
+      const YAML::Node& option = e.begin()->second;
+      what = "config group " + quote(group) + " (" + quote(key + ": " + (option.IsScalar() ? option.Scalar() : show(option))) + ")";
+    } else {
+      key_fail(ctx, at_or(e, d), p, "expected a defaults-list entry (a config name or one 'group: option'), got " + show(e));
+    }
+    key_fail(ctx, at_or(e, d), p, "Hydra would compose " + what + " into this config; onnxquant reads this file "
+             "alone (only _self_ and hydra/ groups can be ignored): put those keys into this file and remove the entry");
+  }
+}
+
 Config build(YAML::Node root, const std::string& source, std::time_t now) {
   Config cfg;
   cfg.source = source;
@@ -403,6 +442,7 @@ Config build(YAML::Node root, const std::string& source, std::time_t now) {
               "operation_mode", top.get("operation_mode"));
   read_quantization(ctx, q, cfg.quantization);
   cfg.hydra_run_dir = read_hydra_dir(ctx, top.get("hydra"));
+  check_defaults_list(ctx, child(root, "defaults"));  // not marked as read: a harmless list keeps its "ignored" warning
   top.finish_warn(kIgnored);
   check_rules(ctx, root, cfg);
   for (auto& w : cfg.warnings) w = escape_controls(w);  // a key may hold a newline: one line each

@@ -154,7 +154,10 @@ int64_t read_int(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
 
 std::string read_string(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) key_fail(ctx, n, path, "expected a string, got " + show(n));
-  return expand_interpolations(n.Scalar(), path, ctx.now);
+  std::string err;
+  std::optional<std::string> v = try_expand_interpolations(n.Scalar(), ctx.now, &err);
+  if (!v) key_fail(ctx, n, path, err);  // with the value's file:line when it comes from the file
+  return *std::move(v);
 }
 
 void check_no_nul(const Ctx& ctx, const YAML::Node& n, const std::string& path, const std::string& value) {

@@ -393,6 +393,60 @@ TEST(Config, NowInterpolationExpandsWithStrftime) {
   EXPECT_TRUE(std::regex_match(c.hydra_run_dir, std::regex(R"(r/\d{2}-\d{2}_\d{4})"))) << c.hydra_run_dir;
 }
 
+// OmegaConf 2.1+'s grammar (OmegaConfGrammarLexer.g4, grammar_visitor.py), expected values by hand from its rules.
+TEST(Config, InterpolationEscapesAndNesting) {
+  std::tm tm{};
+  tm.tm_year = 2024 - 1900;
+  tm.tm_mon = 2;
+  tm.tm_mday = 5;
+  tm.tm_isdst = -1;
+  const std::time_t t = std::mktime(&tm);
+  auto x = [&](std::string_view v) { return expand_interpolations(v, "k", t); };
+  EXPECT_EQ(x(R"(exp/\${now:%Y})"), "exp/${now:%Y}");        // 1 backslash: a literal ${
+  EXPECT_EQ(x(R"(exp/\\${now:%Y})"), R"(exp/\2024)");         // 2: one backslash, then the interpolation
+  EXPECT_EQ(x(R"(exp/\\\${now:%Y})"), R"(exp/\${now:%Y})");   // 3: one backslash and a literal ${
+  EXPECT_EQ(x(R"(exp/\\\\${now:%Y})"), R"(exp/\\2024)");      // 4: two backslashes, then the interpolation
+  EXPECT_EQ(x(R"(a\b\\c\)"), R"(a\b\\c\)");                   // not before ${: literal
+  EXPECT_EQ(x(R"(\${a}}x)"), "${a}}x");                       // after an escaped ${ everything is text
+  EXPECT_EQ(x("${now:${now:%Y}}"), "2024");                   // inside out: strftime("2024")
+  EXPECT_EQ(x("${now:%m${now:%Y}%d}"), "03202405");
+  EXPECT_EQ(x("${ now:  %Y-%m }"), "2024-03");                // white space around the argument dropped
+  EXPECT_EQ(x(R"(${now:%Y\:%m})"), "2024:03");                // an escaped ':' in an argument
+  EXPECT_EQ(x("x${now:}y"), "xy");
+  std::string err;
+  EXPECT_FALSE(try_expand_interpolations("exp/${now:${general.project_name}}", t, &err));
+  EXPECT_EQ(err, "interpolation '${general.project_name}' is not supported by onnxquant (only ${now:FORMAT} is "
+                 "expanded), in '${now:${general.project_name}}'");
+  EXPECT_FALSE(try_expand_interpolations("${now:${now:%Y}", t, &err));
+  EXPECT_EQ(err, "unterminated interpolation in '${now:${now:%Y}'");
+  EXPECT_FALSE(try_expand_interpolations(R"(\\${oc.env:HOME})", t, &err));
+  EXPECT_EQ(err, "interpolation '${oc.env:HOME}' is not supported by onnxquant (only ${now:FORMAT} is expanded)");
+  EXPECT_FALSE(try_expand_interpolations("${hydra:run.dir}", t, &err));
+  std::string deep;
+  for (int i = 0; i < 40; ++i) deep += "${now:";
+  deep += "%Y" + std::string(40, '}');
+  EXPECT_FALSE(try_expand_interpolations(deep, t, &err));
+  EXPECT_NE(err.find("nested more than 32 deep"), std::string::npos) << err;
+}
+
+TEST(Config, DefaultsListOnlyHydraGroups) {
+  // _self_, hydra/ groups and null options change no key: accepted, with the section's warning.
+  Config c = load_config_from_string("defaults:\n  - _self_\n  - override hydra/job_logging: disabled\n"
+                                     "  - hydra/hydra_logging@_group_: none\n  - /hydra/help: default\n"
+                                     "  - optional dataset: null\n" + std::string(kMinimal));
+  EXPECT_NE(std::find(c.warnings.begin(), c.warnings.end(), "defaults: ignored by onnxquant"), c.warnings.end());
+  for (const char* entry : {"dataset: flowers", "override dataset: flowers", "optional db@x: mysql", "base_config",
+                            "/dataset: a", "hydraulics: x", "db: [a, b]"}) {
+    try {
+      load_config_from_string("defaults:\n  - _self_\n  - " + std::string(entry) + "\n" + kMinimal, {}, "c.yaml");
+      ADD_FAILURE() << entry;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("defaults[1]: Hydra would compose config", 0), 0u) << e.what();
+      EXPECT_NE(std::string(e.what()).find("(c.yaml:3)"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Config, OutputDirResolution) {
   Config c = load_config_from_string(std::string(kMinimal) + "hydra: {run: {dir: hyd}}\n");
   EXPECT_EQ(resolve_output_dir(c, "cli_dir"), "cli_dir");

@@ -10,6 +10,7 @@
 #include "search/greedy.h"
 #include "search/passes.h"
 #include "search/ranking.h"
+#include "search/score_line.h"
 
 using namespace oq;
 using namespace oq::search;
@@ -215,4 +216,32 @@ TEST(Precision, CountsAndNames) {
   EXPECT_TRUE(s2.st_only());
   EXPECT_EQ(analysis::precision_name(s2), "_w4_33.33%_w8_66.67%_a8_100%");
   EXPECT_EQ(analysis::precision_name(analysis::PrecisionCounts{}), "_w4_0.00%_w8_100.00%_a8_100%");
+}
+
+TEST(ScoreLine, LastNonBlankLineTrimmed) {
+  EXPECT_EQ(last_output_line("loading\n  97.5\t\n\n  \n"), "97.5");
+  EXPECT_EQ(last_output_line("42"), "42");
+  EXPECT_EQ(last_output_line(" \n\t\n"), "");
+  EXPECT_EQ(last_output_line("a\r\nb c\r\n"), "b c");
+}
+
+TEST(ScoreLine, PlainDecimalsOnly) {
+  // Hand-computed values of plain decimals, surrounding white space allowed.
+  EXPECT_EQ(*parse_score_line("97.25"), 97.25);
+  EXPECT_EQ(*parse_score_line(" +9.75e1 "), 97.5);
+  EXPECT_EQ(*parse_score_line("-.5"), -0.5);
+  EXPECT_EQ(*parse_score_line("96."), 96.0);
+  EXPECT_EQ(*parse_score_line("1E-2"), 0.01);
+  std::string why;
+  EXPECT_FALSE(parse_score_line("99,44", &why));
+  EXPECT_NE(why.find("decimal comma"), std::string::npos) << why;
+  EXPECT_NE(why.find("LC_NUMERIC=C"), std::string::npos) << why;
+  for (const char* bad : {"12abc", "0x1A", "nan", "NaN", "-inf", "inf", "infinity", "99.44%", "", ".", "-", "1e",
+                          "1e+", "1 2", "97.5 (top1)", "1,234.5", "e5", "--1", "+-1"}) {
+    why.clear();
+    EXPECT_FALSE(parse_score_line(bad, &why)) << bad;
+    EXPECT_FALSE(why.empty()) << bad;
+  }
+  EXPECT_FALSE(parse_score_line("1e999", &why));
+  EXPECT_EQ(why, "not a finite number");
 }

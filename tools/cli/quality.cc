@@ -60,12 +60,19 @@ std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std:
                                                       const quant::WeightParamsFn& wfn,
                                                       const data::DatasetPtr& calib,
                                                       analysis::SensitivityReport* info, int64_t max_samples) {
+  // Exactly the first max_samples samples, whatever the batch size (the last batch is cut short); with a fixed
+  // batch dimension b, the largest multiple of b up to max_samples (at least one batch: the calibration set is a
+  // whole number of batches).
+  int64_t k = std::min(max_samples, calib->size());
+  if (const auto fixed = data::fixed_batch_dim(data::input_specs(job.prepared.graph)); fixed && *fixed > 1)
+    k = std::min(calib->size(), std::max(*fixed, k / *fixed * *fixed));
+  const data::DatasetPtr subset = data::first_n(calib, k);
   std::vector<search::Feeds> feeds;
   std::vector<int64_t> used;
-  data::Loader loader(calib, data::LoaderOptions{std::max<int64_t>(job.cfg.dataset.batch_size, 1), 0, 0});
+  data::Loader loader(subset, data::LoaderOptions{std::max<int64_t>(job.cfg.dataset.batch_size, 1), 0, 0});
   data::Batch b;
   int64_t n = 0;
-  while (n < max_samples && loader.next(b)) {
+  while (loader.next(b)) {
     feeds.push_back(b.inputs);
     used.insert(used.end(), b.indices.begin(), b.indices.end());
     n += static_cast<int64_t>(b.indices.size());

@@ -22,8 +22,10 @@ std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib);
 quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& calib);
 
 // Re-ranks `ranked` by measured sensitivity (4-bit values from `wfn`, minmax when empty) of job.prepared (after
-// the float rewrites) on the first batches of the calibration selection (dataset.seed's shuffled order, as
-// calibration reads it) until `max_samples` samples; logs each tensor's SNR and which samples, and fills `info`.
+// the float rewrites) on the first `max_samples` samples of the calibration selection (dataset.seed's shuffled
+// order, as calibration reads it; in batches of dataset.batch_size, the last one cut short; a fixed batch
+// dimension b takes the largest multiple of b up to max_samples); logs each tensor's SNR and which samples, and
+// fills `info`.
 std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std::vector<search::RankedTensor>& ranked,
                                                       const quant::WeightParamsFn& wfn,
                                                       const data::DatasetPtr& calib,
