@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/alloc.h"
+#include "core/half_array.h"
 
 namespace oq {
 
@@ -173,6 +174,10 @@ Tensor Tensor::cast(DType to) const {
       using T = decltype(tag);
       for (int64_t i = 0; i < numel_; ++i) out.data<T>()[i] = static_cast<T>(v[i]);
     });
+    return out;
+  }
+  if (dtype_ == DType::Float && to == DType::Float16) {
+    floats_to_halves(data<float>(), out.data<uint16_t>(), numel_);
     return out;
   }
   for (int64_t i = 0; i < numel_; ++i) {

@@ -1,0 +1,31 @@
+// Vectorised float32 math over arrays: exp, tanh, erf and the activations built on them (Sigmoid, Swish, Gelu,
+// Elu, LeakyRelu), plus the row passes of Softmax. Branch-free polynomial approximations that GCC vectorises,
+// compiled for AVX-512 and AVX2 as well as the baseline (target_clones, core/clones.h) with no FMA contraction, so
+// every clone gives the same bits. Accuracy against glibc's libm (the naive reference, the formulas of
+// activation.cc's float_loop) over a dense sweep of float inputs, tails, NaN, inf and denormals
+// (tests/unit/test_vmath.cc): exp <= 1 ulp, tanh <= 2 ulps, erf <= 3 ulps, Sigmoid <= 2 ulps; Gelu, Swish, Elu
+// <= 4 ulps except where the formula itself cancels (Gelu for x < -1, Elu near 0): there 4 ulps of max(|x|, 1).
+// NaN in gives NaN out, +-inf the limits of the function. Coefficients: least-squares fits, tools/fit_vmath.py.
+#pragma once
+#include <cstdint>
+
+namespace oq::exec::vmath {
+
+void exp(const float* x, float* y, int64_t n);
+void tanh(const float* x, float* y, int64_t n);
+void erf(const float* x, float* y, int64_t n);
+void sigmoid(const float* x, float* y, int64_t n);
+void swish(const float* x, float* y, int64_t n, float alpha);  // x * sigmoid(alpha x)
+void gelu(const float* x, float* y, int64_t n);                // 0.5 x (1 + erf(x / sqrt 2))
+void gelu_tanh(const float* x, float* y, int64_t n);           // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+void elu(const float* x, float* y, int64_t n, float alpha);    // x < 0 ? alpha (exp(x) - 1) : x
+void leaky_relu(const float* x, float* y, int64_t n, float alpha);
+
+// Softmax row passes: the largest element (NaN elements are skipped, as std::max(m, x) skips them; -inf for an
+// empty or all-NaN row); y = exp(x - m) returning the sum of y; y *= s; y = x - a - b.
+float max(const float* x, int64_t n);
+float exp_shifted_sum(const float* x, float* y, int64_t n, float m);
+void scale(float* y, int64_t n, float s);
+void shift(const float* x, float* y, int64_t n, float a, float b);
+
+}  // namespace oq::exec::vmath
