@@ -1,5 +1,5 @@
-// float32 -> float16 over arrays: F16C (8 values per instruction, round to nearest even) when the CPU has it,
-// else float_to_half per value. Bit-identical to float_to_half (tests/unit/test_vmath.cc sweeps the float bit
+// float32 <-> float16 over arrays: F16C (8 values per instruction, round to nearest even) when the CPU has it,
+// else float_to_half / half_to_float per value. Bit-identical to float_to_half (tests/unit/test_vmath.cc sweeps the float bit
 // patterns): F16C keeps the top payload bits of a NaN where float_to_half gives its one quiet NaN (0x7e00 with
 // the sign), so NaN lanes are redone by float_to_half.
 #include "core/half_array.h"
@@ -30,6 +30,18 @@ __attribute__((target("avx,f16c"))) void floats_to_halves_f16c(const float* x, u
   floats_to_halves_scalar(x + i, y + i, n - i);
 }
 
+// F16C turns a signalling NaN into a quiet one where half_to_float keeps its bits: NaN lanes redone.
+__attribute__((target("avx,f16c"))) void halves_to_floats_f16c(const uint16_t* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_ps(y + i, v);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0)
+      for (int k = 0; k < 8; ++k) y[i + k] = half_to_float(x[i + k]);
+  }
+  for (; i < n; ++i) y[i] = half_to_float(x[i]);
+}
+
 bool cpu_has_f16c() {
   static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
   return has;
@@ -43,6 +55,13 @@ void floats_to_halves(const float* x, uint16_t* y, int64_t n) {
   if (cpu_has_f16c()) return floats_to_halves_f16c(x, y, n);
 #endif
   floats_to_halves_scalar(x, y, n);
+}
+
+void halves_to_floats(const uint16_t* x, float* y, int64_t n) {
+#ifdef OQ_HAVE_F16C_PATH
+  if (cpu_has_f16c()) return halves_to_floats_f16c(x, y, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = half_to_float(x[i]);
 }
 
 }  // namespace oq

@@ -176,8 +176,12 @@ Tensor Tensor::cast(DType to) const {
     });
     return out;
   }
-  if (dtype_ == DType::Float && to == DType::Float16) {
+  if (dtype_ == DType::Float && to == DType::Float16) {  // F16C when the CPU has it
     floats_to_halves(data<float>(), out.data<uint16_t>(), numel_);
+    return out;
+  }
+  if (dtype_ == DType::Float16 && to == DType::Float) {
+    halves_to_floats(data<uint16_t>(), out.data<float>(), numel_);
     return out;
   }
   for (int64_t i = 0; i < numel_; ++i) {

@@ -227,4 +227,14 @@ TEST(HalfArray, F16cMatchesFloatToHalf) {
   }
 }
 
+TEST(HalfArray, F16cMatchesHalfToFloatOnEveryHalf) {
+  std::vector<uint16_t> h(65536 + 5);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);  // every pattern, signalling NaNs too
+  std::vector<float> y(h.size() + 1, 7.f);
+  halves_to_floats(h.data(), y.data(), static_cast<int64_t>(h.size()));
+  for (size_t i = 0; i < h.size(); ++i)
+    ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(half_to_float(h[i]))) << std::hex << h[i];
+  EXPECT_EQ(y[h.size()], 7.f);
+}
+
 }  // namespace

@@ -98,6 +98,12 @@ class CastKernel : public Kernel {
       parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) { floats_to_halves(s + b, d + b, e - b); });
       return y;
     }
+    if (x.dtype() == DType::Float16 && to == DType::Float) {
+      const uint16_t* s = x.data<uint16_t>();
+      float* d = y.data<float>();
+      parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) { halves_to_floats(s + b, d + b, e - b); });
+      return y;
+    }
     bool ok_src = false, ok_dst = false;
     ok_src = dispatch_cast_type(x.dtype(), [&](auto stag) {
       using S = decltype(stag);
