@@ -1,7 +1,7 @@
 // The vectorised math (exec/kernels/vmath.h) against glibc's libm, the naive reference (the formulas of
 // activation.cc's float_loop): a dense sweep of float bit patterns (every 257th, so every exponent and sign) plus
-// the tails, thresholds, NaN, +-inf and denormals, with the ulp bounds vmath.h states; the Softmax passes on odd
-// lengths; the Pow fast paths bit for bit; floats_to_halves against float_to_half.
+// the tails, thresholds, NaN, +-inf and denormals, with the ulp bounds vmath.h states; the Softmax passes and
+// rows on odd lengths; the Pow fast paths bit for bit; floats_to_halves against float_to_half.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -169,6 +169,15 @@ TEST(VMath, SoftmaxPassesOnOddLengths) {
       want += r;
     }
     EXPECT_NEAR(s, want, 1e-6 * want) << n;
+    // The whole row against float64 (x - max rounded to float, as the kernel computes it).
+    std::vector<float> p(n), lp(n);
+    vm::softmax_row(x.data(), p.data(), n, false);
+    vm::softmax_row(x.data(), lp.data(), n, true);
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(x[i] - m);
+      EXPECT_NEAR(p[i], std::exp(d) / want, 1e-6 * std::exp(d) / want + 1e-45) << n << " " << i;
+      EXPECT_NEAR(lp[i], d - std::log(want), 1e-6 * std::fabs(d - std::log(want)) + 1e-6) << n << " " << i;
+    }
   }
   std::vector<float> x = {std::nanf(""), 1.f, 2.f};  // NaN is skipped by the max, as std::max skips it
   EXPECT_EQ(vm::max(x.data(), 3), 2.f);

@@ -48,13 +48,8 @@ class SoftmaxKernel final : public Kernel {
   }
 
  private:
-  // Vectorised passes (exec/kernels/vmath.h); ref::softmax (compute_ref.h) is the reference they are tested against.
-  void row(const float* x, float* y, int64_t n) const {
-    const float m = vmath::max(x, n);
-    const float s = vmath::exp_shifted_sum(x, y, n, m);
-    if (log_) vmath::shift(x, y, n, m, std::log(s));
-    else vmath::scale(y, n, 1.0f / s);
-  }
+  // Vectorised (exec/kernels/vmath.h); ref::softmax (compute_ref.h) is the reference it is tested against.
+  void row(const float* x, float* y, int64_t n) const { vmath::softmax_row(x, y, n, log_); }
 
   // Softmax along a strided axis: the inner dimension is contiguous, so each step works on a whole row.
   void strided(const float* x, float* y, int64_t len, int64_t inner, std::vector<float>& mx,

@@ -4,6 +4,8 @@
 #include "exec/kernels/vmath.h"
 
 #include <bit>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 #include "core/clones.h"
@@ -19,6 +21,21 @@ OQ_VM_INLINE float copysign_f(float v, float s) {
   return std::bit_cast<float>((std::bit_cast<uint32_t>(v) & 0x7fffffffu) | (std::bit_cast<uint32_t>(s) & 0x80000000u));
 }
 
+// Horner: c[0] t^(N-1) + ... + c[N-1] (coefficients from tools/fit_vmath.py, highest degree first).
+template <size_t N>
+OQ_VM_INLINE float poly(float t, const float (&c)[N]) {
+  float p = c[0];
+  for (size_t i = 1; i < N; ++i) p = p * t + c[i];
+  return p;
+}
+
+constexpr float kExpP[] = {1.98974652e-4f, 1.39464461e-3f, 8.33328068e-3f, 4.16662619e-2f, 1.66666672e-1f, 0.5f};
+constexpr float kTanhP[] = {-5.73121104e-3f, 2.06647404e-2f, -5.37484474e-2f, 1.33315608e-1f, -3.33332866e-1f};
+constexpr float kErfSmallP[] = {8.43876041e-5f, -8.16078158e-4f, 5.20283543e-3f, -2.68602408e-2f,
+                                1.12837136e-1f, -3.76126349e-1f, 1.28379166e-1f};
+constexpr float kErfBigQ[] = {1.63555535e-6f, -1.32817795e-5f, 7.73169086e-5f, -4.20234661e-4f, 2.16524536e-3f,
+                              -1.08584352e-2f, -9.43893671e-1f, -5.35268068e+0f, -7.80681515e+0f};
+
 // exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 (ln2 in two parts, the first exact times n). 2^n is
 // applied as two factors 2^(n/2) 2^(n - n/2) so that results down in the denormals and up to the overflow are
 // rounded once. The clamp keeps n in [-150, 128]; NaN passes it (comparisons are false) and stays NaN.
@@ -30,13 +47,7 @@ OQ_VM_INLINE float exp_f(float x) {
   const float nf = t - magic;
   const int32_t n = static_cast<int32_t>(std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(magic));
   const float r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
-  float p = 1.98974652e-4f;  // coefficients of r^2 (tools/fit_vmath.py, "exp")
-  p = p * r + 1.39464461e-3f;
-  p = p * r + 8.33328068e-3f;
-  p = p * r + 4.16662619e-2f;
-  p = p * r + 1.66666672e-1f;
-  p = p * r + 0.5f;
-  p = (p * (r * r) + r) + 1.0f;
+  const float p = (poly(r, kExpP) * (r * r) + r) + 1.0f;
   const int32_t n1 = n >> 1, n2 = n - n1;
   const float s1 = std::bit_cast<float>(static_cast<uint32_t>(n1 + 127) << 23);
   const float s2 = std::bit_cast<float>(static_cast<uint32_t>(n2 + 127) << 23);
@@ -47,12 +58,7 @@ OQ_VM_INLINE float exp_f(float x) {
 OQ_VM_INLINE float tanh_f(float x) {
   const float ax = abs_f(x);
   const float t = x * x;
-  float p = -5.73121104e-3f;  // "tanh"
-  p = p * t + 2.06647404e-2f;
-  p = p * t + -5.37484474e-2f;
-  p = p * t + 1.33315608e-1f;
-  p = p * t + -3.33332866e-1f;
-  const float small = copysign_f(x + x * (t * p), x);  // keeps -0
+  const float small = copysign_f(x + x * (t * poly(t, kTanhP)), x);  // keeps -0
   const float big = copysign_f(1.0f - 2.0f / (exp_f(2.0f * ax) + 1.0f), x);
   return ax < 0.625f ? small : big;
 }
@@ -61,25 +67,9 @@ OQ_VM_INLINE float tanh_f(float x) {
 OQ_VM_INLINE float erf_f(float x) {
   const float ax = abs_f(x);
   const float t = x * x;
-  float p = 8.43876041e-5f;  // "erf_small"
-  p = p * t + -8.16078158e-4f;
-  p = p * t + 5.20283543e-3f;
-  p = p * t + -2.68602408e-2f;
-  p = p * t + 1.12837136e-1f;
-  p = p * t + -3.76126349e-1f;
-  p = p * t + 1.28379166e-1f;
-  const float small = x + x * p;
+  const float small = x + x * poly(t, kErfSmallP);
   const float u = (ax > 3.925f ? 3.925f : ax) - 2.5f;  // NaN stays NaN
-  float q = 1.63555535e-6f;                          // "erf_big"
-  q = q * u + -1.32817795e-5f;
-  q = q * u + 7.73169086e-5f;
-  q = q * u + -4.20234661e-4f;
-  q = q * u + 2.16524536e-3f;
-  q = q * u + -1.08584352e-2f;
-  q = q * u + -9.43893671e-1f;
-  q = q * u + -5.35268068e+0f;
-  q = q * u + -7.80681515e+0f;
-  const float big = copysign_f(1.0f - exp_f(q), x);
+  const float big = copysign_f(1.0f - exp_f(poly(u, kErfBigQ)), x);
   return ax < 0.921875f ? small : big;
 }
 
@@ -133,10 +123,10 @@ OQ_TARGET_CLONES void leaky_relu(const float* __restrict x, float* __restrict y,
 }
 
 namespace {
-constexpr int kLanes = 16;  // partial results, combined at the end (the reductions vectorise)
-}  // namespace
 
-OQ_TARGET_CLONES float max(const float* __restrict x, int64_t n) {
+constexpr int kLanes = 16;  // partial results in fixed lanes, combined at the end: the same bits in every clone
+
+OQ_VM_INLINE float max_i(const float* __restrict x, int64_t n) {
   const float ninf = -__builtin_inff();
   float m[kLanes];
   for (float& v : m) v = ninf;
@@ -149,23 +139,47 @@ OQ_TARGET_CLONES float max(const float* __restrict x, int64_t n) {
   return r;
 }
 
-OQ_TARGET_CLONES float exp_shifted_sum(const float* __restrict x, float* __restrict y, int64_t n, float m) {
-  for (int64_t i = 0; i < n; ++i) y[i] = exp_f(x[i] - m);
+// The tail (n % 16 values) goes through the same 16-lane body, padded with -inf (exp gives 0).
+OQ_VM_INLINE float exp_shifted_sum_i(const float* __restrict x, float* __restrict y, int64_t n, float m) {
   float s[kLanes] = {};
+  auto block = [&](const float* xb, float* yb) {
+    for (int k = 0; k < kLanes; ++k) {
+      const float e = exp_f(xb[k] - m);
+      yb[k] = e;
+      s[k] += e;
+    }
+  };
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int k = 0; k < kLanes; ++k) s[k] += y[i + k];
+  for (; i + kLanes <= n; i += kLanes) block(x + i, y + i);
+  if (i < n) {
+    float xt[kLanes], yt[kLanes];
+    for (int k = 0; k < kLanes; ++k) xt[k] = i + k < n ? x[i + k] : -__builtin_inff();
+    block(xt, yt);
+    for (int64_t k = 0; i + k < n; ++k) y[i + k] = yt[k];
+  }
   float r = 0.0f;
   for (float v : s) r += v;
-  for (; i < n; ++i) r += y[i];
   return r;
 }
 
-OQ_TARGET_CLONES void scale(float* __restrict y, int64_t n, float s) {
-  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}  // namespace
+
+OQ_TARGET_CLONES float max(const float* __restrict x, int64_t n) { return max_i(x, n); }
+
+OQ_TARGET_CLONES float exp_shifted_sum(const float* __restrict x, float* __restrict y, int64_t n, float m) {
+  return exp_shifted_sum_i(x, y, n, m);
 }
-OQ_TARGET_CLONES void shift(const float* __restrict x, float* __restrict y, int64_t n, float a, float b) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] - a - b;
+
+OQ_TARGET_CLONES void softmax_row(const float* __restrict x, float* __restrict y, int64_t n, bool log) {
+  const float m = max_i(x, n);
+  const float s = exp_shifted_sum_i(x, y, n, m);
+  if (log) {
+    const float ls = std::log(s);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - m - ls;
+  } else {
+    const float inv = 1.0f / s;
+    for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+  }
 }
 
 }  // namespace oq::exec::vmath

@@ -21,11 +21,11 @@ void gelu_tanh(const float* x, float* y, int64_t n);           // 0.5 x (1 + tan
 void elu(const float* x, float* y, int64_t n, float alpha);    // x < 0 ? alpha (exp(x) - 1) : x
 void leaky_relu(const float* x, float* y, int64_t n, float alpha);
 
-// Softmax row passes: the largest element (NaN elements are skipped, as std::max(m, x) skips them; -inf for an
-// empty or all-NaN row); y = exp(x - m) returning the sum of y; y *= s; y = x - a - b.
+// Softmax: the largest element (NaN elements are skipped, as std::max(m, x) skips them; -inf for an empty or
+// all-NaN row); y = exp(x - m) returning the sum of y (16 partial sums); a whole row, Softmax or (log) LogSoftmax:
+// y = exp(x - max) / sum, or x - max - log(sum).
 float max(const float* x, int64_t n);
 float exp_shifted_sum(const float* x, float* y, int64_t n, float m);
-void scale(float* y, int64_t n, float s);
-void shift(const float* x, float* y, int64_t n, float a, float b);
+void softmax_row(const float* x, float* y, int64_t n, bool log);
 
 }  // namespace oq::exec::vmath
