@@ -1,6 +1,6 @@
 """The vectorised math paths of the executor against onnxruntime 1.32 (graph optimizations disabled):
 
-- Sigmoid, Tanh, Erf, Exp, Gelu (both forms), Elu, LeakyRelu on odd shapes with NaN / +-inf / denormals / tails;
+- Sigmoid, Tanh, Erf, Exp, Gelu (both forms), Elu, LeakyRelu, Softplus, Mish on odd shapes with NaN / +-inf / denormals / tails;
 - Softmax and LogSoftmax over the last axis at the shapes of the QA findings (rows of 91, 197, 1000) and a
   strided axis;
 - Pow by a constant 2 or 3 bit for bit (ORT computes x * x and x * x * x; std::pow, used before, rounded x^3
@@ -34,7 +34,8 @@ def with_tails(rng, shape, scale):
 def test_activations():
     rng = np.random.default_rng(171)
     cases = [("Sigmoid", {}, 13), ("Tanh", {}, 13), ("Erf", {}, 13), ("Exp", {}, 13), ("Elu", {"alpha": 0.7}, 13),
-             ("LeakyRelu", {"alpha": 0.1}, 13), ("Gelu", {}, 20), ("Gelu", {"approximate": "tanh"}, 20)]
+             ("LeakyRelu", {"alpha": 0.1}, 13), ("Softplus", {}, 13), ("Mish", {}, 18), ("Gelu", {}, 20),
+             ("Gelu", {"approximate": "tanh"}, 20)]
     for op, attrs, opset in cases:
         for shape in ([2, 3, 37, 41], [8, 197, 77], [7, 13]):
             x = with_tails(rng, shape, 4.0)

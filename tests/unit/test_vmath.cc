@@ -70,7 +70,9 @@ float sigmoid_ref(float v) {  // activation.cc's float_loop
   return v >= 0 ? 1.f / (1.f + e) : e / (1.f + e);
 }
 
-TEST(VMath, ExpTanhErfSigmoidWithinStatedUlpsOfLibm) {
+float softplus_ref(float v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); }
+
+TEST(VMath, ExpTanhErfSigmoidSoftplusWithinStatedUlpsOfLibm) {
   const std::vector<float> x = sweep_inputs();
   struct Case {
     const char* name;
@@ -81,7 +83,8 @@ TEST(VMath, ExpTanhErfSigmoidWithinStatedUlpsOfLibm) {
   const Case cases[] = {{"exp", vm::exp, [](float v) { return std::exp(v); }, 1},
                         {"tanh", vm::tanh, [](float v) { return std::tanh(v); }, 2},
                         {"erf", vm::erf, [](float v) { return std::erf(v); }, 3},
-                        {"sigmoid", vm::sigmoid, sigmoid_ref, 2}};
+                        {"sigmoid", vm::sigmoid, sigmoid_ref, 2},
+                        {"softplus", vm::softplus, softplus_ref, 4}};
   for (const Case& c : cases) {
     float wx = 0;
     const double worst = max_ulps(x, c.fast, c.ref, &wx);
@@ -114,6 +117,17 @@ TEST(VMath, CompositesWithinBounds) {
   check("swish", [](float v) { return v * sigmoid_ref(1.7f * v); }, 3);
   vm::elu(x.data(), y.data(), n, 0.7f);
   check("elu", [](float v) { return v < 0 ? 0.7f * (std::exp(v) - 1.f) : v; }, 3);
+  // Mish: 6 ulps while softplus(x) is a normal float; below x = -87.3 it is a denormal (fewer bits, in libm's
+  // formula too): within |x| 2^-147.
+  vm::mish(x.data(), y.data(), n);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float sp = softplus_ref(x[i]), r = x[i] * std::tanh(sp);
+    if (std::fabs(sp) >= std::numeric_limits<float>::min() || std::isnan(r)) {
+      ASSERT_LE(ulps(y[i], r), 6) << "mish at x = " << x[i] << ": " << y[i] << " vs " << r;
+    } else {
+      ASSERT_LE(std::fabs(static_cast<double>(y[i]) - r), std::fabs(x[i]) * std::ldexp(1.0, -147)) << x[i];
+    }
+  }
   // LeakyRelu is exact, -0 and NaN included.
   vm::leaky_relu(x.data(), y.data(), n, 0.1f);
   for (size_t i = 0; i < x.size(); ++i) {

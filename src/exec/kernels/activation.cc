@@ -41,6 +41,8 @@ bool vector_loop(Act act, const float* x, float* y, int64_t n, float alpha) {
     case Act::Erf: vmath::erf(x, y, n); return true;
     case Act::Gelu: vmath::gelu(x, y, n); return true;
     case Act::GeluTanh: vmath::gelu_tanh(x, y, n); return true;
+    case Act::Softplus: vmath::softplus(x, y, n); return true;
+    case Act::Mish: vmath::mish(x, y, n); return true;
     default: return false;
   }
 }

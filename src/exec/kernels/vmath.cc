@@ -33,6 +33,7 @@ constexpr float kExpP[] = {1.98974652e-4f, 1.39464461e-3f, 8.33328068e-3f, 4.166
 constexpr float kTanhP[] = {-5.73121104e-3f, 2.06647404e-2f, -5.37484474e-2f, 1.33315608e-1f, -3.33332866e-1f};
 constexpr float kErfSmallP[] = {8.43876041e-5f, -8.16078158e-4f, 5.20283543e-3f, -2.68602408e-2f,
                                 1.12837136e-1f, -3.76126349e-1f, 1.28379166e-1f};
+constexpr float kAtanhP[] = {1.f / 11, 1.f / 9, 1.f / 7, 1.f / 5, 1.f / 3};  // atanh(s) / s - 1 = s^2 P(s^2)
 constexpr float kErfBigQ[] = {1.63555535e-6f, -1.32817795e-5f, 7.73169086e-5f, -4.20234661e-4f, 2.16524536e-3f,
                               -1.08584352e-2f, -9.43893671e-1f, -5.35268068e+0f, -7.80681515e+0f};
 
@@ -73,6 +74,30 @@ OQ_VM_INLINE float erf_f(float x) {
   return ax < 0.921875f ? small : big;
 }
 
+// log(u) for u in [1, 2]: u = 2^k m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1)
+// (|s| < 0.172: the series to s^11 is below half an ulp), plus k ln2 in two parts.
+OQ_VM_INLINE float log_1_2(float u) {
+  const bool high = u > 1.41421356f;
+  const float m = high ? 0.5f * u : u;
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float s2 = s * s;
+  const float lm = 2.0f * s + (2.0f * s) * (s2 * poly(s2, kAtanhP));
+  return high ? 0.693145752f + (lm + 1.42860677e-6f) : lm;
+}
+
+// log1p(e) for e in [0, 1] (NaN stays NaN): log(1 + e) corrected for the rounding of 1 + e.
+OQ_VM_INLINE float log1p_01(float e) {
+  const float u = 1.0f + e;
+  const float d = u - 1.0f;
+  return d == 0.0f ? e : log_1_2(u) * (e / d);
+}
+
+// Softplus as activation.cc's float_loop writes it: x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)).
+OQ_VM_INLINE float softplus_f(float x) {
+  const float l = log1p_01(exp_f(-abs_f(x)));
+  return x > 0.0f ? x + l : l;
+}
+
 // Sigmoid as activation.cc's float_loop writes it (never exponentiates a large positive number).
 OQ_VM_INLINE float sigmoid_f(float x) {
   const float e = exp_f(-abs_f(x));
@@ -108,6 +133,12 @@ OQ_TARGET_CLONES void gelu_tanh(const float* __restrict x, float* __restrict y, 
     const float v = x[i];
     y[i] = 0.5f * v * (1.0f + tanh_f(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
   }
+}
+OQ_TARGET_CLONES void softplus(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = softplus_f(x[i]);
+}
+OQ_TARGET_CLONES void mish(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * tanh_f(softplus_f(x[i]));
 }
 OQ_TARGET_CLONES void elu(const float* __restrict x, float* __restrict y, int64_t n, float alpha) {
   for (int64_t i = 0; i < n; ++i) {
