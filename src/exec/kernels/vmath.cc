@@ -138,7 +138,10 @@ OQ_TARGET_CLONES void softplus(const float* __restrict x, float* __restrict y, i
   for (int64_t i = 0; i < n; ++i) y[i] = softplus_f(x[i]);
 }
 OQ_TARGET_CLONES void mish(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * tanh_f(softplus_f(x[i]));
+  for (int64_t i = 0; i < n; ++i) {  // a NaN x is returned as it is (the product's NaN depends on operand order)
+    const float r = x[i] * tanh_f(softplus_f(x[i]));
+    y[i] = x[i] != x[i] ? x[i] : r;
+  }
 }
 OQ_TARGET_CLONES void elu(const float* __restrict x, float* __restrict y, int64_t n, float alpha) {
   for (int64_t i = 0; i < n; ++i) {
