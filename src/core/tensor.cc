@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "core/alloc.h"
+#include "core/half_array.h"
 
 namespace oq {
 
@@ -173,6 +174,14 @@ Tensor Tensor::cast(DType to) const {
       using T = decltype(tag);
       for (int64_t i = 0; i < numel_; ++i) out.data<T>()[i] = static_cast<T>(v[i]);
     });
+    return out;
+  }
+  if (dtype_ == DType::Float && to == DType::Float16) {  // F16C when the CPU has it
+    floats_to_halves(data<float>(), out.data<uint16_t>(), numel_);
+    return out;
+  }
+  if (dtype_ == DType::Float16 && to == DType::Float) {
+    halves_to_floats(data<uint16_t>(), out.data<float>(), numel_);
     return out;
   }
   for (int64_t i = 0; i < numel_; ++i) {

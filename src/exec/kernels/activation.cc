@@ -7,6 +7,7 @@
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/elementwise.h"
+#include "exec/kernels/vmath.h"
 
 namespace oq::exec {
 
@@ -27,10 +28,31 @@ struct ActInfo {
   Types types;
 };
 
+// float32 ops with a vectorised implementation (exec/kernels/vmath.h); false for the others. float_loop keeps
+// the libm formulas: the reference they are tested against, and the double path.
+bool vector_loop(Act act, const float* x, float* y, int64_t n, float alpha) {
+  switch (act) {
+    case Act::Exp: vmath::exp(x, y, n); return true;
+    case Act::LeakyRelu: vmath::leaky_relu(x, y, n, alpha); return true;
+    case Act::Elu: vmath::elu(x, y, n, alpha); return true;
+    case Act::Sigmoid: vmath::sigmoid(x, y, n); return true;
+    case Act::Swish: vmath::swish(x, y, n, alpha); return true;
+    case Act::Tanh: vmath::tanh(x, y, n); return true;
+    case Act::Erf: vmath::erf(x, y, n); return true;
+    case Act::Gelu: vmath::gelu(x, y, n); return true;
+    case Act::GeluTanh: vmath::gelu_tanh(x, y, n); return true;
+    case Act::Softplus: vmath::softplus(x, y, n); return true;
+    case Act::Mish: vmath::mish(x, y, n); return true;
+    default: return false;
+  }
+}
+
 // Float ops: each case is one contiguous loop over [0, n).
 template <typename T>
 void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
   const T zero = 0, one = 1, half = T(0.5);
+  if constexpr (std::is_same_v<T, float>)
+    if (vector_loop(act, x, y, n, alpha)) return;
   switch (act) {
     case Act::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(x[i]); break;
     case Act::Exp: for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]); break;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/half_array.h"
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/elementwise.h"
@@ -91,6 +92,18 @@ class CastKernel : public Kernel {
     if (to == DType::String) return to_strings(node, x);
     if (x.dtype() == DType::String) return from_strings(node, x, to);
     Tensor y = Tensor::uninitialized(to, x.shape());  // every element converted below
+    if (x.dtype() == DType::Float && to == DType::Float16) {  // F16C when the CPU has it (core/half_array.cc)
+      const float* s = x.data<float>();
+      uint16_t* d = y.data<uint16_t>();
+      parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) { floats_to_halves(s + b, d + b, e - b); });
+      return y;
+    }
+    if (x.dtype() == DType::Float16 && to == DType::Float) {
+      const uint16_t* s = x.data<uint16_t>();
+      float* d = y.data<float>();
+      parallel_for(x.numel(), 16384, [&](int64_t b, int64_t e) { halves_to_floats(s + b, d + b, e - b); });
+      return y;
+    }
     bool ok_src = false, ok_dst = false;
     ok_src = dispatch_cast_type(x.dtype(), [&](auto stag) {
       using S = decltype(stag);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
@@ -202,12 +203,46 @@ const Tensor& need(const ir::Node& node, const std::vector<const Tensor*>& in, s
   return *in[i];
 }
 
+// Pow by one exponent 1, 2, 3, 0.5 or -1 (a float or double base, an exponent of one element that does not
+// widen the result): plain loops. 2 and 3: x * x and x * x * x, what onnxruntime computes (its own fast path;
+// std::pow rounds x^3 differently). 0.5: sqrt with pow's +0 for -0 and +inf for -inf; -1: 1 / x; both correctly
+// rounded where std::pow and onnxruntime are 1 ulp off on a few inputs (docs/conformance.md).
+template <typename T>
+void pow_by_constant(const T* x, T* y, int64_t n, double e) {
+  const T inf = std::numeric_limits<T>::infinity();
+  parallel_for(n, 16384, [&](int64_t b, int64_t end) {
+    if (e == 2) for (int64_t i = b; i < end; ++i) y[i] = x[i] * x[i];
+    else if (e == 3) for (int64_t i = b; i < end; ++i) y[i] = x[i] * x[i] * x[i];
+    else if (e == 1) std::copy(x + b, x + end, y + b);
+    else if (e == -1) for (int64_t i = b; i < end; ++i) y[i] = T(1) / x[i];
+    else
+      for (int64_t i = b; i < end; ++i) {
+        const T r = std::sqrt(x[i]);
+        y[i] = x[i] == T(0) ? T(0) : x[i] == -inf ? inf : r;
+      }
+  });
+}
+
+// False when the fast path does not apply.
+bool pow_fast_path(const Tensor& a, const Tensor& b, Tensor& out) {
+  if ((a.dtype() != DType::Float && a.dtype() != DType::Double) || b.numel() != 1 || b.rank() > a.rank() ||
+      !(is_float(b.dtype()) || is_integer(b.dtype())))
+    return false;
+  const double e = b.cast(DType::Double).data<double>()[0];
+  if (e != 2 && e != 3 && e != 1 && e != -1 && e != 0.5) return false;
+  out = Tensor::uninitialized(a.dtype(), a.shape());
+  if (a.dtype() == DType::Float) pow_by_constant(a.data<float>(), out.data<float>(), a.numel(), e);
+  else pow_by_constant(a.data<double>(), out.data<double>(), a.numel(), e);
+  return true;
+}
+
 class BinaryKernel : public Kernel {
  public:
   BinaryKernel(const ir::Node& n, BinOp op) : node_(n), op_(op) {}
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out) override {
     const Tensor& a = need(node_, in, 0);
     const Tensor& b = need(node_, in, 1);
+    if (op_ == BinOp::Pow && pow_fast_path(a, b, out[0])) return;
     if (op_ == BinOp::Pow && a.dtype() != b.dtype()) {
       // Pow (12+) allows any numeric exponent type: compute in double, result in the base's dtype.
       if (!dispatch_numeric(b.dtype(), [](auto) {}) && !is_half(b.dtype()))

@@ -12,6 +12,7 @@
 
 #include "exec/kernels/sgemm.h"
 #include "exec/kernels/strided.h"
+#include "exec/kernels/vmath.h"
 
 namespace oq::exec {
 
@@ -210,11 +211,63 @@ inline T act_one(const RnnAct& a, T x) {
   return x;
 }
 
+// act_one over n values (out may not alias in): float32 Sigmoid and Tanh through the vectorised math
+// (exec/kernels/vmath.h), the rest element by element.
+template <typename T>
+void act_n(const RnnAct& a, const T* in, T* out, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.kind == RnnActKind::Sigmoid) return vmath::sigmoid(in, out, n);
+    if (a.kind == RnnActKind::Tanh) return vmath::tanh(in, out, n);
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = act_one(a, in[i]);
+}
+
 template <typename T>
 struct Clip {
   T bound;  // 0: no clip
   T cl(T v) const { return bound > T(0) ? std::min(bound, std::max(-bound, v)) : v; }
 };
+
+// One batch row of a GRU step: gates z, r, h; hh = (r ⊙ H)·Rhᵀ already computed (without linear_before_reset:
+// z then holds the activated z gate) or null (with it: r ⊙ (H·Rhᵀ + Rbh)).
+template <typename T>
+void gru_row(const RnnAct& f, const RnnAct& g, const Clip<T>& st, const T* xg, const T* rg, const T* hh,
+             const T* rbh, T* z, int64_t H, T* pre, T* act, T* hb) {
+  if (!hh) {
+    for (int64_t k = 0; k < 2 * H; ++k) pre[k] = st.cl(xg[k] + rg[k]);
+    act_n(f, pre, act, 2 * H);  // z, r
+    for (int64_t j = 0; j < H; ++j) pre[2 * H + j] = st.cl(xg[2 * H + j] + act[H + j] * (rg[2 * H + j] + rbh[j]));
+    std::copy_n(act, H, z);
+  } else {
+    for (int64_t j = 0; j < H; ++j) pre[2 * H + j] = st.cl(xg[2 * H + j] + hh[j]);
+  }
+  act_n(g, pre + 2 * H, act + 2 * H, H);
+  for (int64_t j = 0; j < H; ++j) hb[j] = (T(1) - z[j]) * act[2 * H + j] + z[j] * hb[j];
+}
+
+// One batch row of an LSTM step, gates i, o, f, c; peepholes i, o, f. cb: the cell state, updated.
+template <typename T>
+void lstm_row(const RnnAct& f, const RnnAct& g, const RnnAct& h_act, const Clip<T>& st, bool input_forget,
+              const T* xg, const T* rg, const T* P, int64_t H, T* pre, T* act, T* cb, T* hb) {
+  T *ip = pre, *op = pre + H, *fp = pre + 2 * H, *cp = pre + 3 * H;
+  T *ia = act, *oa = act + H, *fa = act + 2 * H, *ca = act + 3 * H;
+  for (int64_t j = 0; j < H; ++j) {
+    ip[j] = st.cl(xg[j] + rg[j] + (P ? P[j] * cb[j] : T(0)));
+    fp[j] = st.cl(xg[2 * H + j] + rg[2 * H + j] + (P ? P[2 * H + j] * cb[j] : T(0)));
+    cp[j] = st.cl(xg[3 * H + j] + rg[3 * H + j]);
+  }
+  act_n(f, ip, ia, H);
+  if (input_forget) for (int64_t j = 0; j < H; ++j) fa[j] = T(1) - ia[j];
+  else act_n(f, fp, fa, H);
+  act_n(g, cp, ca, H);
+  for (int64_t j = 0; j < H; ++j) {
+    cb[j] = fa[j] * cb[j] + ia[j] * ca[j];
+    op[j] = st.cl(xg[H + j] + rg[H + j] + (P ? P[H + j] * cb[j] : T(0)));
+  }
+  act_n(f, op, oa, H);
+  act_n(h_act, cb, ca, H);
+  for (int64_t j = 0; j < H; ++j) hb[j] = oa[j] * ca[j];
+}
 
 template <typename T>
 void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int dir, bool rev, RnnOutputs& o) {
@@ -260,6 +313,7 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
     hh.resize(static_cast<size_t>(N * H));
   }
   if (gru) z.resize(static_cast<size_t>(N * H));
+  std::vector<T> pre(static_cast<size_t>(GH)), act(static_cast<size_t>(GH));  // one row's gates
   const int64_t max_len = d.lens.empty() ? 0 : *std::max_element(d.lens.begin(), d.lens.end());
   T* Y = o.y.empty() ? nullptr : o.y.data<T>();
   auto x_row = [&](int64_t t, int64_t b) { return a.layout ? b * S + t : t * N + b; };
@@ -271,11 +325,10 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
       for (int64_t b = 0; b < N; ++b) {
         if (s >= d.lens[b]) continue;
         const T* xg = xw.data() + x_row(rev ? d.lens[b] - 1 - s : s, b) * GH;
-        for (int64_t j = 0; j < H; ++j) {
-          z[b * H + j] = act_one(f, st.cl(xg[j] + hr[b * rec_n + j]));
-          const T r = act_one(f, st.cl(xg[H + j] + hr[b * rec_n + H + j]));
-          rh[b * H + j] = r * h[b * H + j];
-        }
+        for (int64_t k = 0; k < 2 * H; ++k) pre[k] = st.cl(xg[k] + hr[b * rec_n + k]);
+        act_n(f, pre.data(), z.data() + b * H, H);
+        act_n(f, pre.data() + H, act.data(), H);
+        for (int64_t j = 0; j < H; ++j) rh[b * H + j] = act[j] * h[b * H + j];
       }
       gemm_nt(N, H, H, rh.data(), R + 2 * H * H, hh.data());
     }
@@ -286,32 +339,13 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
       const T* rg = hr.data() + b * rec_n;
       T* hb = h.data() + b * H;
       if (a.kind == RnnKind::Rnn) {
-        for (int64_t j = 0; j < H; ++j) hb[j] = act_one(f, st.cl(xg[j] + rg[j]));
+        for (int64_t j = 0; j < H; ++j) pre[j] = st.cl(xg[j] + rg[j]);
+        act_n(f, pre.data(), hb, H);
       } else if (gru) {
-        for (int64_t j = 0; j < H; ++j) {
-          T zj, cand;
-          if (lbr) {
-            zj = act_one(f, st.cl(xg[j] + rg[j]));
-            const T r = act_one(f, st.cl(xg[H + j] + rg[H + j]));
-            cand = act_one(*g, st.cl(xg[2 * H + j] + r * (rg[2 * H + j] + rbh[j])));
-          } else {
-            zj = z[b * H + j];
-            cand = act_one(*g, st.cl(xg[2 * H + j] + hh[b * H + j]));
-          }
-          hb[j] = (T(1) - zj) * cand + zj * hb[j];
-        }
-      } else {  // LSTM, gates i, o, f, c; peepholes i, o, f
-        T* cb = c.data() + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const T cp = cb[j];
-          const T i = act_one(f, st.cl(xg[j] + rg[j] + (P ? P[j] * cp : T(0))));
-          const T fg = a.input_forget ? T(1) - i : act_one(f, st.cl(xg[2 * H + j] + rg[2 * H + j] + (P ? P[2 * H + j] * cp : T(0))));
-          const T cc = act_one(*g, st.cl(xg[3 * H + j] + rg[3 * H + j]));
-          const T cn = fg * cp + i * cc;
-          const T og = act_one(f, st.cl(xg[H + j] + rg[H + j] + (P ? P[H + j] * cn : T(0))));
-          cb[j] = cn;
-          hb[j] = og * act_one(*h_act, cn);
-        }
+        gru_row(f, *g, st, xg, rg, lbr ? nullptr : hh.data() + b * H, rbh.data(), z.data() + b * H, H, pre.data(),
+                act.data(), hb);
+      } else {
+        lstm_row(f, *g, *h_act, st, a.input_forget, xg, rg, P, H, pre.data(), act.data(), c.data() + b * H, hb);
       }
       if (Y) std::copy_n(hb, H, Y + y_at(t, b));
     }

@@ -6,6 +6,7 @@
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
+#include "exec/kernels/vmath.h"
 
 namespace oq::exec {
 namespace {
@@ -47,22 +48,8 @@ class SoftmaxKernel final : public Kernel {
   }
 
  private:
-  void row(const float* x, float* y, int64_t n) const {
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      y[i] = std::exp(x[i] - m);
-      s += y[i];
-    }
-    if (log_) {
-      const float ls = static_cast<float>(std::log(s));
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] - m - ls;
-    } else {
-      const float inv = static_cast<float>(1.0 / s);
-      for (int64_t i = 0; i < n; ++i) y[i] *= inv;
-    }
-  }
+  // Vectorised (exec/kernels/vmath.h); ref::softmax (compute_ref.h) is the reference it is tested against.
+  void row(const float* x, float* y, int64_t n) const { vmath::softmax_row(x, y, n, log_); }
 
   // Softmax along a strided axis: the inner dimension is contiguous, so each step works on a whole row.
   void strided(const float* x, float* y, int64_t len, int64_t inner, std::vector<float>& mx,

@@ -1,0 +1,219 @@
+// Vectorised float32 math (see vmath.h). The element functions are branch-free (selects, no calls), so the loops
+// that call them vectorise; this file is compiled with -ffp-contract=off (CMakeLists.txt) so that the AVX-512
+// clone, which has FMA, rounds as the others do.
+#include "exec/kernels/vmath.h"
+
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/clones.h"
+
+namespace oq::exec::vmath {
+
+namespace {
+
+#define OQ_VM_INLINE inline __attribute__((always_inline))
+
+OQ_VM_INLINE float abs_f(float x) { return std::bit_cast<float>(std::bit_cast<uint32_t>(x) & 0x7fffffffu); }
+OQ_VM_INLINE float copysign_f(float v, float s) {
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(v) & 0x7fffffffu) | (std::bit_cast<uint32_t>(s) & 0x80000000u));
+}
+
+// Horner: c[0] t^(N-1) + ... + c[N-1] (coefficients from tools/fit_vmath.py, highest degree first).
+template <size_t N>
+OQ_VM_INLINE float poly(float t, const float (&c)[N]) {
+  float p = c[0];
+  for (size_t i = 1; i < N; ++i) p = p * t + c[i];
+  return p;
+}
+
+constexpr float kExpP[] = {1.98974652e-4f, 1.39464461e-3f, 8.33328068e-3f, 4.16662619e-2f, 1.66666672e-1f, 0.5f};
+constexpr float kTanhP[] = {-5.73121104e-3f, 2.06647404e-2f, -5.37484474e-2f, 1.33315608e-1f, -3.33332866e-1f};
+constexpr float kErfSmallP[] = {8.43876041e-5f, -8.16078158e-4f, 5.20283543e-3f, -2.68602408e-2f,
+                                1.12837136e-1f, -3.76126349e-1f, 1.28379166e-1f};
+constexpr float kAtanhP[] = {1.f / 11, 1.f / 9, 1.f / 7, 1.f / 5, 1.f / 3};  // atanh(s) / s - 1 = s^2 P(s^2)
+constexpr float kErfBigQ[] = {1.63555535e-6f, -1.32817795e-5f, 7.73169086e-5f, -4.20234661e-4f, 2.16524536e-3f,
+                              -1.08584352e-2f, -9.43893671e-1f, -5.35268068e+0f, -7.80681515e+0f};
+
+// exp(x) = 2^n exp(r), n = round(x / ln2), r = x - n ln2 (ln2 in two parts, the first exact times n). 2^n is
+// applied as two factors 2^(n/2) 2^(n - n/2) so that results down in the denormals and up to the overflow are
+// rounded once. The clamp keeps n in [-150, 128]; NaN passes it (comparisons are false) and stays NaN.
+OQ_VM_INLINE float exp_f(float x) {
+  float xc = x < -104.0f ? -104.0f : x;
+  xc = xc > 88.8f ? 88.8f : xc;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer, half to even
+  const float t = xc * 1.44269504088896341f + magic;
+  const float nf = t - magic;
+  const int32_t n = static_cast<int32_t>(std::bit_cast<uint32_t>(t) - std::bit_cast<uint32_t>(magic));
+  const float r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
+  const float p = (poly(r, kExpP) * (r * r) + r) + 1.0f;
+  const int32_t n1 = n >> 1, n2 = n - n1;
+  const float s1 = std::bit_cast<float>(static_cast<uint32_t>(n1 + 127) << 23);
+  const float s2 = std::bit_cast<float>(static_cast<uint32_t>(n2 + 127) << 23);
+  return (p * s1) * s2;
+}
+
+// tanh: the odd polynomial below 0.625, else 1 - 2 / (exp(2|x|) + 1) with x's sign (exp's overflow gives 1).
+OQ_VM_INLINE float tanh_f(float x) {
+  const float ax = abs_f(x);
+  const float t = x * x;
+  const float small = copysign_f(x + x * (t * poly(t, kTanhP)), x);  // keeps -0
+  const float big = copysign_f(1.0f - 2.0f / (exp_f(2.0f * ax) + 1.0f), x);
+  return ax < 0.625f ? small : big;
+}
+
+// erf: x + x P(x^2) below 0.921875, else 1 - exp(Q(|x| - 2.5)) with x's sign; 1 from 3.925 on.
+OQ_VM_INLINE float erf_f(float x) {
+  const float ax = abs_f(x);
+  const float t = x * x;
+  const float small = x + x * poly(t, kErfSmallP);
+  const float u = (ax > 3.925f ? 3.925f : ax) - 2.5f;  // NaN stays NaN
+  const float big = copysign_f(1.0f - exp_f(poly(u, kErfBigQ)), x);
+  return ax < 0.921875f ? small : big;
+}
+
+// log(u) for u in [1, 2]: u = 2^k m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1)
+// (|s| < 0.172: the series to s^11 is below half an ulp), plus k ln2 in two parts.
+OQ_VM_INLINE float log_1_2(float u) {
+  const bool high = u > 1.41421356f;
+  const float m = high ? 0.5f * u : u;
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float s2 = s * s;
+  const float lm = 2.0f * s + (2.0f * s) * (s2 * poly(s2, kAtanhP));
+  return high ? 0.693145752f + (lm + 1.42860677e-6f) : lm;
+}
+
+// log1p(e) for e in [0, 1] (NaN stays NaN): log(1 + e) corrected for the rounding of 1 + e.
+OQ_VM_INLINE float log1p_01(float e) {
+  const float u = 1.0f + e;
+  const float d = u - 1.0f;
+  return d == 0.0f ? e : log_1_2(u) * (e / d);
+}
+
+// Softplus as activation.cc's float_loop writes it: x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)).
+OQ_VM_INLINE float softplus_f(float x) {
+  const float l = log1p_01(exp_f(-abs_f(x)));
+  return x > 0.0f ? x + l : l;
+}
+
+// Sigmoid as activation.cc's float_loop writes it (never exponentiates a large positive number).
+OQ_VM_INLINE float sigmoid_f(float x) {
+  const float e = exp_f(-abs_f(x));
+  return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+}
+
+}  // namespace
+
+OQ_TARGET_CLONES void exp(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = exp_f(x[i]);
+}
+OQ_TARGET_CLONES void tanh(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = tanh_f(x[i]);
+}
+OQ_TARGET_CLONES void erf(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = erf_f(x[i]);
+}
+OQ_TARGET_CLONES void sigmoid(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f(x[i]);
+}
+OQ_TARGET_CLONES void swish(const float* __restrict x, float* __restrict y, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = alpha * x[i];
+    const float e = exp_f(-abs_f(a));
+    y[i] = x[i] * ((a >= 0.0f ? 1.0f : e) / (1.0f + e));
+  }
+}
+OQ_TARGET_CLONES void gelu(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + erf_f(x[i] * 0.70710678118654752440f));
+}
+OQ_TARGET_CLONES void gelu_tanh(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    y[i] = 0.5f * v * (1.0f + tanh_f(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
+  }
+}
+OQ_TARGET_CLONES void softplus(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = softplus_f(x[i]);
+}
+OQ_TARGET_CLONES void mish(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {  // a NaN x is returned as it is (the product's NaN depends on operand order)
+    const float r = x[i] * tanh_f(softplus_f(x[i]));
+    y[i] = x[i] != x[i] ? x[i] : r;
+  }
+}
+OQ_TARGET_CLONES void elu(const float* __restrict x, float* __restrict y, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float neg = alpha * (exp_f(x[i]) - 1.0f);
+    y[i] = x[i] < 0.0f ? neg : x[i];
+  }
+}
+OQ_TARGET_CLONES void leaky_relu(const float* __restrict x, float* __restrict y, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float neg = alpha * x[i];
+    y[i] = x[i] < 0.0f ? neg : x[i];
+  }
+}
+
+namespace {
+
+constexpr int kLanes = 16;  // partial results in fixed lanes, combined at the end: the same bits in every clone
+
+OQ_VM_INLINE float max_i(const float* __restrict x, int64_t n) {
+  const float ninf = -__builtin_inff();
+  float m[kLanes];
+  for (float& v : m) v = ninf;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int k = 0; k < kLanes; ++k) m[k] = m[k] < x[i + k] ? x[i + k] : m[k];
+  float r = ninf;
+  for (; i < n; ++i) r = r < x[i] ? x[i] : r;
+  for (float v : m) r = r < v ? v : r;
+  return r;
+}
+
+// The tail (n % 16 values) goes through the same 16-lane body, padded with -inf (exp gives 0).
+OQ_VM_INLINE float exp_shifted_sum_i(const float* __restrict x, float* __restrict y, int64_t n, float m) {
+  float s[kLanes] = {};
+  auto block = [&](const float* xb, float* yb) {
+    for (int k = 0; k < kLanes; ++k) {
+      const float e = exp_f(xb[k] - m);
+      yb[k] = e;
+      s[k] += e;
+    }
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) block(x + i, y + i);
+  if (i < n) {
+    float xt[kLanes], yt[kLanes];
+    for (int k = 0; k < kLanes; ++k) xt[k] = i + k < n ? x[i + k] : -__builtin_inff();
+    block(xt, yt);
+    for (int64_t k = 0; i + k < n; ++k) y[i + k] = yt[k];
+  }
+  float r = 0.0f;
+  for (float v : s) r += v;
+  return r;
+}
+
+}  // namespace
+
+OQ_TARGET_CLONES float max(const float* __restrict x, int64_t n) { return max_i(x, n); }
+
+OQ_TARGET_CLONES float exp_shifted_sum(const float* __restrict x, float* __restrict y, int64_t n, float m) {
+  return exp_shifted_sum_i(x, y, n, m);
+}
+
+OQ_TARGET_CLONES void softmax_row(const float* __restrict x, float* __restrict y, int64_t n, bool log) {
+  const float m = max_i(x, n);
+  const float s = exp_shifted_sum_i(x, y, n, m);
+  if (log) {
+    const float ls = std::log(s);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] - m - ls;
+  } else {
+    const float inv = 1.0f / s;
+    for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+  }
+}
+
+}  // namespace oq::exec::vmath
