@@ -413,7 +413,7 @@ void check_defaults_list(const Ctx& ctx, const YAML::Node& d) {
     } else if (e.IsMap() && e.size() == 1 && e.begin()->first.IsScalar()) {
       const std::string key = e.begin()->first.Scalar(), group = defaults_group(key);
       if (hydra_group(group) || is_null(e.begin()->second)) continue;
-      const YAML::Node& option = e.begin()->second;
+      const YAML::Node option = e.begin()->second;  // a copy: the iterator holding the pair is a temporary
       what = "config group " + quote(group) + " (" + quote(key + ": " + (option.IsScalar() ? option.Scalar() : show(option))) + ")";
     } else {
       key_fail(ctx, at_or(e, d), p, "expected a defaults-list entry (a config name or one 'group: option'), got " + show(e));

@@ -142,7 +142,8 @@ TEST(VMath, LimitsAndSpecialsThroughTheKernels) {
   const float dmin = std::numeric_limits<float>::denorm_min();
   Tensor x = ft({9}, {-inf, inf, nan, 0.f, -0.f, -100.f, 100.f, dmin, -dmin});
   auto run = [&](const char* op) { return run_kernel(make_node(op, 1), 20, {x})[0]; };
-  const float* e = run("Exp").data<float>();
+  const Tensor ex = run("Exp");  // kept: data() of a temporary would dangle
+  const float* e = ex.data<float>();
   EXPECT_EQ(e[0], 0.f);
   EXPECT_EQ(e[1], inf);
   EXPECT_TRUE(std::isnan(e[2]));
