@@ -5,7 +5,10 @@
   strided axis;
 - Pow by a constant 2 or 3 bit for bit (ORT computes x * x and x * x * x; std::pow, used before, rounded x^3
   differently on about 1 input in 10: this check failed on the old binary), 0.5 / 1 / -1 within one ulp;
-- Cast float32 -> float16 bit for bit over a dense sweep of float bit patterns (F16C path).
+- Cast float32 -> float16 bit for bit over a dense sweep of float bit patterns (F16C path);
+- MaxPool with stride 1 and large kernels (YOLO SPPF / SPP: 5x5, 9x9, 13x13 with same padding; the separable
+  path) and odd shapes with strides 2-3, ceil_mode and -inf, bit for bit (finite inputs: ORT's MLAS MaxPool and
+  ours differ only on NaN, which ours ignores and MLAS propagates depending on its position in the window).
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
 """
@@ -90,6 +93,23 @@ def test_cast_float16_bit_for_bit():
                             f"{x.view(np.uint32)[diff][0]:#x}: ours {got.view(np.uint16)[diff][0]:#x}, "
                             f"ORT {want.view(np.uint16)[diff][0]:#x}")
     np.testing.assert_array_equal(np.isnan(got), np.isnan(x))
+
+
+def test_maxpool_sppf_and_odd_shapes():
+    rng = np.random.default_rng(174)
+    cases = [([1, 128, 20, 20], 5, 1, 2, 0), ([1, 32, 40, 40], 9, 1, 4, 0), ([1, 16, 20, 20], 13, 1, 6, 0),
+             ([2, 3, 17, 23], 7, 2, 3, 1), ([1, 5, 13, 11], 4, 3, 1, 1), ([1, 4, 9, 31], 3, 2, 0, 0)]
+    for shape, k, s, p, ceil in cases:
+        x = rng.standard_normal(shape).astype(np.float32)
+        x.reshape(-1)[rng.choice(x.size, size=x.size // 20, replace=False)] = -np.inf
+        node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p],
+                                ceil_mode=ceil)
+        m = model([node], [("x", shape)], ["y"], [], 12)
+        label = f"maxpool_{k}x{k}_s{s}_p{p}_c{ceil}_{'x'.join(map(str, shape))}"
+        got, want = run_oq(label, m, {"x": x})[0], run_ort(m, {"x": x})[0]
+        assert got.shape == want.shape, (label, got.shape, want.shape)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (
+            f"{label}: {np.sum(got != want)} values differ from ORT")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 // Pooling, normalization and Softmax kernels: hand-computed cases (ceil_mode shapes, MaxPool Indices,
 // Softmax before/after opset 13) and the optimised loops against the naive references on random odd shapes.
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "compute_kernel_test_util.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/pool.h"
 
 namespace oq {
 namespace {
@@ -137,6 +140,66 @@ TEST(PoolKernel, MatchesReferenceOnRandomOddShapes) {
       expect_close(run(node("GlobalMaxPool", 1), 13, {x})[0], gwant, 0, what + " gmp");
     }
   }
+}
+
+// The separable float MaxPool (the kernel's path for 1-2 spatial axes without Indices) against the per-tap
+// row sweeps bitwise, on odd shapes with NaN, -inf and signed zeros; the kernel must take the separable path.
+TEST(PoolKernel, SeparableMaxPoolBitwiseEqualsRowSweeps) {
+  ThreadGuard tg;
+  std::mt19937 rng(2026);
+  std::uniform_int_distribution<int> pick(0, 99);
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int it = 0; it < 120; ++it) {
+      const bool one_d = it % 7 == 6;
+      const int64_t kh = one_d ? 1 : 1 + pick(rng) % 13, kw = 1 + pick(rng) % 13;
+      const int64_t sh = 1 + pick(rng) % 3, sw = 1 + pick(rng) % 3;
+      const int64_t ph = pick(rng) % (kh / 2 + 1), pw = pick(rng) % (kw / 2 + 1);
+      const int64_t h = std::max<int64_t>(kh - ph, 1) + 2 * (pick(rng) % 12),
+                    w = std::max<int64_t>(kw - pw, 1) + 2 * (pick(rng) % 20) + (pick(rng) % 2) * 33;
+      const Shape xs = one_d ? Shape{2, 3, w} : Shape{1 + pick(rng) % 2, 1 + pick(rng) % 4, h | 1, w | 1};
+      Tensor x = rnd(xs, rng);
+      float* xp = x.data<float>();
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        int r = pick(rng);
+        if (r < 4) xp[i] = std::nanf("");
+        else if (r < 7) xp[i] = -std::numeric_limits<float>::infinity();
+        else if (r < 10) xp[i] = r % 2 ? 0.0f : -0.0f;
+      }
+      if (it % 11 == 0) std::fill(xp, xp + x.numel(), std::nanf(""));  // every window NaN: -inf out
+      ir::Node nd = node("MaxPool", 1);
+      nd.set_attr_ints("kernel_shape", one_d ? Shape{kw} : Shape{kh, kw});
+      nd.set_attr_ints("strides", one_d ? Shape{sw} : Shape{sh, sw});
+      nd.set_attr_ints("pads", one_d ? Shape{pw, pw / 2} : Shape{ph, pw, ph / 2, pw});
+      nd.set_attr_int("ceil_mode", it % 2);
+      const std::string what = fmt::format("x{} k{}x{} s{}x{} p{},{} ceil {} threads {}", shape_str(xs), kh, kw, sh,
+                                           sw, ph, pw, it % 2, threads);
+      Tensor want = exec::max_pool_float(nd, x, exec::MaxPoolPath::Rows);
+      Tensor sep = exec::max_pool_float(nd, x, exec::MaxPoolPath::Separable);
+      ASSERT_EQ(sep.shape(), want.shape()) << what;
+      ASSERT_GT(want.numel(), 0) << what;
+      EXPECT_EQ(std::memcmp(sep.data<float>(), want.data<float>(), want.numel() * sizeof(float)), 0) << what;
+      Tensor got = run(nd, 12, {x})[0];
+      EXPECT_EQ(std::memcmp(got.data<float>(), want.data<float>(), want.numel() * sizeof(float)), 0) << what;
+      if (it % 11 == 0) {
+        EXPECT_EQ(want.data<float>()[0], -std::numeric_limits<float>::infinity()) << what;
+      }
+    }
+  }
+}
+
+// Hand case: a NaN in the window is ignored, -0 before +0 keeps -0 (the first of equal taps in (kh, kw) order).
+TEST(PoolKernel, SeparableMaxPoolNanAndSignedZeroHand) {
+  const float nan = std::nanf("");
+  Tensor x = ft({1, 1, 2, 3}, {nan, -0.0f, 0.0f, -1.0f, 0.0f, nan});
+  ir::Node nd = node("MaxPool", 1);
+  nd.set_attr_ints("kernel_shape", {2, 2});
+  Tensor y = run(nd, 12, {x})[0];
+  ASSERT_EQ(y.shape(), (Shape{1, 1, 1, 2}));
+  EXPECT_EQ(y.data<float>()[0], 0.0f);
+  EXPECT_TRUE(std::signbit(y.data<float>()[0]));  // -0 at (0,1) comes before +0 at (1,1)
+  EXPECT_EQ(y.data<float>()[1], 0.0f);
+  EXPECT_TRUE(std::signbit(y.data<float>()[1]));  // -0 at (0,1) before +0 at (0,2)
 }
 
 TEST(NormKernel, BatchNormHandAndReference) {

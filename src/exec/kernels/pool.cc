@@ -5,10 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/pool.h"
 #include "exec/kernels/spatial.h"
 
 namespace oq::exec {
@@ -164,6 +168,83 @@ void pool_rows(const Plan& p, int64_t kw, const T* X, T* Y, bool include_pad) {
   });
 }
 
+// dst[o] = max(dst[o], src[o*s + offs[0]], src[o*s + offs[1]], ...) for o in [lo, hi), taps in order (std::max
+// keeps the earlier value on ties and ignores a NaN tap, exactly as pool_rows' per-tap sweeps do). Blocks of
+// 16 outputs stay in registers across the taps; a short tail is done as an overlapping last block (the max
+// over the same taps again leaves every bit unchanged).
+void max_taps(float* dst, const float* src, int64_t s, const std::vector<int64_t>& offs, int64_t lo, int64_t hi) {
+  constexpr int64_t kB = 16;
+  auto block = [&](int64_t o) {
+    float v[kB];
+    for (int64_t i = 0; i < kB; ++i) v[i] = dst[o + i];
+    if (s == 1) {
+#if defined(__SSE__)
+      // _mm_max_ps(q, v) = q > v ? q : v: std::max(v, q) bit for bit (v kept on ties and NaN q).
+      __m128 r0 = _mm_loadu_ps(v), r1 = _mm_loadu_ps(v + 4), r2 = _mm_loadu_ps(v + 8), r3 = _mm_loadu_ps(v + 12);
+      for (int64_t off : offs) {
+        const float* q = src + off + o;
+        r0 = _mm_max_ps(_mm_loadu_ps(q), r0), r1 = _mm_max_ps(_mm_loadu_ps(q + 4), r1);
+        r2 = _mm_max_ps(_mm_loadu_ps(q + 8), r2), r3 = _mm_max_ps(_mm_loadu_ps(q + 12), r3);
+      }
+      _mm_storeu_ps(v, r0), _mm_storeu_ps(v + 4, r1), _mm_storeu_ps(v + 8, r2), _mm_storeu_ps(v + 12, r3);
+#else
+      for (int64_t off : offs) {
+        const float* q = src + off + o;
+        for (int64_t i = 0; i < kB; ++i) v[i] = std::max(v[i], q[i]);
+      }
+#endif
+    } else {
+      for (int64_t off : offs) {
+        const float* q = src + off + o * s;
+        for (int64_t i = 0; i < kB; ++i) v[i] = std::max(v[i], q[i * s]);
+      }
+    }
+    for (int64_t i = 0; i < kB; ++i) dst[o + i] = v[i];
+  };
+  int64_t o = lo;
+  for (; o + kB <= hi; o += kB) block(o);
+  if (o < hi && hi - lo >= kB) return block(hi - kB);
+  for (; o < hi; ++o) {
+    float v = dst[o];
+    for (int64_t off : offs) v = std::max(v, src[off + o * s]);
+    dst[o] = v;
+  }
+}
+
+// Float MaxPool without Indices over at most two spatial axes (p.ax[0] is a unit axis), separably: every input
+// row's max along W into a row buffer, then the max of kernel-height buffer rows. Rows are first copied between
+// -inf pads wide enough for every window (ceil_mode included): a -inf tap never changes a max, so all outputs
+// take the vector loop. Bitwise equal to pool_rows: both take, per output, the first tap in (kh, kw) order
+// whose value compares >= all others (NaN never wins).
+void max_pool_separable(const Plan& p, int64_t kw, const float* X, float* Y) {
+  const AxisTable &H = p.ax[1], &W = p.ax[2];
+  const int64_t in_sz = H.in * W.in, s = W.stride;
+  const int64_t width = std::max(W.pad + W.in, (W.out - 1) * s + (kw - 1) * W.dil + 1);
+  std::vector<int64_t> woffs(static_cast<size_t>(kw));
+  for (int64_t j = 0; j < kw; ++j) woffs[j] = j * W.dil;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  parallel_for(p.nc, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<float> rows(static_cast<size_t>(H.in * W.out)), padded(static_cast<size_t>(width), ninf);
+    std::vector<int64_t> hoffs;
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* Xc = X + c * in_sz;
+      for (int64_t ih = 0; ih < H.in; ++ih) {
+        float* a = rows.data() + ih * W.out;
+        std::copy(Xc + ih * W.in, Xc + (ih + 1) * W.in, padded.data() + W.pad);  // the pads stay -inf
+        std::fill(a, a + W.out, ninf);
+        max_taps(a, padded.data(), s, woffs, 0, W.out);
+      }
+      for (int64_t oh = 0; oh < H.out; ++oh) {
+        float* y = Y + (c * H.out + oh) * W.out;
+        std::fill(y, y + W.out, ninf);
+        hoffs.clear();
+        for (int64_t kh = H.k0[oh]; kh < H.k1[oh]; ++kh) hoffs.push_back((oh * H.stride - H.pad + kh * H.dil) * W.out);
+        max_taps(y, rows.data(), 1, hoffs, 0, W.out);
+      }
+    }
+  });
+}
+
 class PoolKernel final : public Kernel {
  public:
   PoolKernel(const KernelInit& init, bool is_max) : node_(init.node), max_(is_max) {
@@ -207,6 +288,7 @@ class PoolKernel final : public Kernel {
     int64_t* I = idx ? idx->data<int64_t>() : nullptr;
     const int64_t kw = attrs_.kernel_shape.back();
     if (!max_) pool_rows<float, false>(p, kw, x.data<float>(), out[0].data<float>(), include_pad_);
+    else if (!I && t == DType::Float && sp.size() <= 2) max_pool_separable(p, kw, x.data<float>(), out[0].data<float>());
     else if (!I && t == DType::Float) pool_rows<float, true>(p, kw, x.data<float>(), out[0].data<float>(), false);
     else if (t == DType::Float) max_pool_fast(p, x.data<float>(), out[0].data<float>(), I, storage_order_);
     else if (t == DType::Int8) max_pool_fast(p, x.data<int8_t>(), out[0].data<int8_t>(), I, storage_order_);
@@ -272,6 +354,21 @@ std::unique_ptr<Kernel> make_gmax(const KernelInit& i) { return std::make_unique
 std::unique_ptr<Kernel> make_gavg(const KernelInit& i) { return std::make_unique<GlobalPoolKernel>(i, false); }
 
 }  // namespace
+
+Tensor max_pool_float(const ir::Node& node, const Tensor& x, MaxPoolPath path) {
+  const SpatialAttrs a = parse_spatial(node, /*with_ceil=*/true);
+  const Shape sp(x.shape().begin() + 2, x.shape().end());
+  if (x.dtype() != DType::Float || sp.empty() || sp.size() > 2) kfail(node, "max_pool_float: float, 1-2 spatial axes");
+  const Geometry g = forward_geometry(node, a, sp, a.kernel_shape);
+  Shape os{x.dim(0), x.dim(1)};
+  os.insert(os.end(), g.out.begin(), g.out.end());
+  Tensor y(DType::Float, os);
+  if (x.numel() == 0 || y.numel() == 0) return y;
+  const Plan p = make_plan(x.shape(), g);
+  if (path == MaxPoolPath::Separable) max_pool_separable(p, a.kernel_shape.back(), x.data<float>(), y.data<float>());
+  else pool_rows<float, true>(p, a.kernel_shape.back(), x.data<float>(), y.data<float>(), false);
+  return y;
+}
 
 OQ_REGISTER_KERNEL(MaxPool, 1, kMaxOpset, make_max_pool);
 OQ_REGISTER_KERNEL(AveragePool, 1, kMaxOpset, make_avg_pool);
