@@ -1,5 +1,7 @@
 """Shared helpers for the Python oracle tests (run by ctest with the project's .venv)."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,8 +25,36 @@ def run_oq(args, check=True, cwd=None, timeout=None):
     return p
 
 
-def tmpdir():
-    return tempfile.mkdtemp(prefix="oqtest_")
+_TMPDIRS = []
+_FAILED = []
+
+
+def tmpdir(prefix="oqtest_"):
+    """A fresh temporary directory, removed with everything in it when the test process exits — unless a test
+    failed or OQ_KEEP_TMP=1 is set; then the kept directories are listed on stderr."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    _TMPDIRS.append(d)
+    return d
+
+
+def _remove_tmpdirs():
+    if not _TMPDIRS:
+        return
+    if _FAILED or os.environ.get("OQ_KEEP_TMP") == "1":
+        print("kept temporary directories: " + " ".join(_TMPDIRS), file=sys.stderr)
+        return
+    for d in _TMPDIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_remove_tmpdirs)
+
+
+def exit_with(rc):
+    """sys.exit(rc) for test scripts with their own main loop; a non-zero rc keeps the temporary directories."""
+    if rc:
+        _FAILED.append("main")
+    sys.exit(rc)
 
 
 class Runner:
@@ -41,6 +71,7 @@ class Runner:
             print(f"PASS {name}", flush=True)
         except Exception:  # noqa: BLE001 - report every failure
             self.failed += 1
+            _FAILED.append(name)
             print(f"FAIL {name}", flush=True)
             traceback.print_exc()
 

@@ -16,19 +16,19 @@ import glob
 import os
 import subprocess
 import sys
-import tempfile
 import traceback
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import oqtest
 from onnx import numpy_helper
 
 SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
 TOOL = os.path.join(BUILD, "tests", "oq_preprocess_model")
 NODE_DIR = "/usr/share/libonnx-testdata/data/node"
-TMP = tempfile.mkdtemp(prefix="oq_opset_backend_")
+TMP = oqtest.tmpdir("oq_opset_backend_")
 # Refusals that are expected (the converter names the node and the reason).
 TARGETS = (21, 27, 28)
 ALLOWED_REFUSALS = ("training", "spatial=0", "Scan-8", "non-constant scales", "experimental",
@@ -153,4 +153,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    oqtest.exit_with(main())

@@ -15,12 +15,12 @@ import glob
 import os
 import subprocess
 import sys
-import tempfile
 import traceback
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import oqtest
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -28,7 +28,7 @@ SRC = os.environ.get("OQ_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.di
 SHARED = os.environ.get("OQ_SHARED_DIR", os.path.join(SRC, "..", "shared"))
 BUILD = os.environ.get("OQ_BUILD_DIR", os.path.join(SRC, "build"))
 TOOL = os.path.join(BUILD, "tests", "oq_preprocess_model")
-TMP = tempfile.mkdtemp(prefix="oq_preprocess_")
+TMP = oqtest.tmpdir("oq_preprocess_")
 RTOL = 1e-4
 
 
@@ -465,4 +465,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    oqtest.exit_with(main())
