@@ -1,6 +1,6 @@
 // ConvTranspose's GEMM paths (conv_transpose_gemm.cc) against the naive reference on random odd shapes, with
 // the path each case takes read from the kernel's debug line: kernel == stride (each input pixel owns a disjoint
-// block of the output: T stored), everything else with 1-2 spatial axes and few channels per group (col2im
+// block of the output: T stored; one channel per group: T as an outer product, no sgemm), everything else with 1-2 spatial axes and few channels per group (col2im
 // adds), and the cases left to oneDNN (many channels per group, 3-D).
 #include "deconv_test_util.h"
 
@@ -34,6 +34,8 @@ TEST(ConvTransposeGemm, KernelEqualsStrideStoresEachBlock) {
                   {{1, 3, 70, 301}, 2, 1, {2, 2}, {2, 2}, {}, {}, {}, {}, "", true},  // several row blocks
                   {{1, 9, 11, 3}, 150, 1, {2, 2}, {2, 2}, {}, {}, {}, {}, "", true},  // narrow rows, wide T
                   {{1, 128, 4, 5}, 64, 1, {2, 2}, {2, 2}, {}, {}, {}, {}, "", true},  // many channels: still GEMM
+                  {{2, 5, 6, 7}, 2, 5, {2, 2}, {2, 2}, {}, {}, {}, {}, "", true},     // depthwise x2: outer product
+                  {{1, 1, 9, 8}, 4, 1, {2, 2}, {2, 2}, {}, {}, {}, {}, "", false},    // one input channel
               },
               kExact, 2026);
 }

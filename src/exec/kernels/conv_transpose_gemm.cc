@@ -28,6 +28,12 @@ void add_strided(float* yrow, const float* t, int64_t n, int64_t sw, int64_t off
   for (int64_t i = lo; i < hi; ++i) yrow[i * sw + off] += t[i];
 }
 
+// t[r * n + j] = w[r] * x[j] for r < m, j < n.
+void outer(const float* __restrict w, int64_t m, const float* __restrict x, int64_t n, float* __restrict t) {
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) t[r * n + j] = w[r] * x[j];
+}
+
 // One output row of the exact case: yrow[i * kw + k] = t[k * ldt + i] + bias for ow positions (ow <= n * kw).
 void store_interleaved(float* __restrict yrow, const float* __restrict t, int64_t ldt, int64_t n, int64_t kw,
                        int64_t ow, float bias) {
@@ -101,9 +107,13 @@ int deconv_gemm(const DeconvGemmShape& s, const float* x, const float* w, const 
       for (int64_t ih0 = 0; ih0 < s.ih; ih0 += nr) {
         const int64_t rows = std::min(nr, s.ih - ih0), ldt = rows * s.iw;
         // T [mkk, rows * iw] = W_gᵀ [mkk, cg] · X_g[:, ih0 : ih0 + rows, :] [cg, rows * iw]
-        const dnnl_status_t st = dnnl_sgemm('T', 'N', mkk, ldt, cg, 1.0f, wg, mkk, xg + ih0 * s.iw, in_plane, 0.0f,
-                                            T.data(), ldt);
-        if (st != dnnl_success) return static_cast<int>(st);
+        if (cg == 1) {  // depthwise: an outer product (a sgemm call per group costs more than the product)
+          outer(wg, mkk, xg + ih0 * s.iw, ldt, T.data());
+        } else if (const dnnl_status_t st = dnnl_sgemm('T', 'N', mkk, ldt, cg, 1.0f, wg, mkk, xg + ih0 * s.iw,
+                                                       in_plane, 0.0f, T.data(), ldt);
+                   st != dnnl_success) {
+          return static_cast<int>(st);
+        }
         col2im_block(s, exact, T.data(), ldt, ih0, rows, b ? b + g * mg : nullptr, yg);
       }
     }

@@ -1,9 +1,10 @@
 // ConvTranspose of one or two spatial axes (1-D as H = 1) as GEMM + col2im, ONNX Runtime's algorithm, for the
 // geometries where oneDNN 2.6's deconvolution is slow (few channels, kernel == stride upsampling, 1-D): per
 // batch, group and block of input rows, T[(m, kh, kw), (ih, iw)] = W_gᵀ · X_g over the group's channels (one
-// sgemm), then every value of T lands on the output position it reaches. When the kernel equals the stride with
-// no dilation and no begin pad (k2s2 upsampling: each input pixel owns a disjoint KHxKW block of the output), T
-// plus the bias is stored there; otherwise the output starts as the bias and T is added (col2im).
+// sgemm; an outer product with one channel per group), then every value of T lands on the output position it
+// reaches. When the kernel equals the stride with no dilation and no begin pad (k2s2 upsampling: each input
+// pixel owns a disjoint KHxKW block of the output), T plus the bias is stored there; otherwise the output starts
+// as the bias and T is added (col2im).
 // The naive reference is ref::conv_transpose (compute_ref.h), which the tests compare this path against.
 #pragma once
 #include <cstdint>
