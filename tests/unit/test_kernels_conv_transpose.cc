@@ -1,7 +1,8 @@
 // ConvTranspose's GEMM paths (conv_transpose_gemm.cc) against the naive reference on random odd shapes, with
 // the path each case takes read from the kernel's debug line: kernel == stride (each input pixel owns a disjoint
-// block of the output: T stored; one channel per group: T as an outer product, no sgemm), everything else with 1-2 spatial axes and few channels per group (col2im
-// adds), and the cases left to oneDNN (many channels per group, 3-D).
+// block of the output: T stored; one channel per group: T as an outer product, no sgemm), everything else with
+// 1-2 spatial axes and few channels per group (col2im adds), and the cases left to oneDNN (many channels per
+// group, 3-D).
 #include "deconv_test_util.h"
 
 namespace oq {

@@ -1,11 +1,10 @@
 // ConvTranspose (opsets 1-21, i.e. ConvTranspose-1 and -11) through oneDNN's deconvolution primitive, cached
-// per input shape with weights reordered once, or, for 1 and 2 spatial axes where that primitive is slow
-// (see use_gemm_path), as GEMM + col2im (conv_transpose_gemm.h). output_padding / output_shape beyond the last input
+// per input shape with weights reordered once, or, for 1 and 2 spatial axes where that primitive is slow (see
+// use_gemm_path), as GEMM + col2im (conv_transpose_gemm.h). output_padding / output_shape beyond the last input
 // contribution (a negative effective end pad) run the primitive on the covered part and fill the rest with
 // the bias. More than 3 spatial axes use the naive reference, and so would a negative begin pad (none arises:
 // pads are non-negative and transpose_geometry clamps SAME's total padding at 0, as ONNX Runtime).
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -173,8 +172,10 @@ class ConvTransposeKernel final : public Kernel {
   std::unique_ptr<DeconvPrim> build_path(const Tensor& x, const Tensor& w, const Tensor* b) {
     std::unique_ptr<DeconvPrim> p = build_dnnl(x, w, b);
     const size_t nsp = x.rank() - 2;
-    const bool neg_begin = std::any_of(p->geo.pads_begin.begin(), p->geo.pads_begin.end(), [](int64_t v) { return v < 0; });
-    if (!neg_begin && x.numel() > 0 && w.numel() > 0 && shape_numel(p->out_shape) > 0 && use_gemm_path(*p, nsp, x.dim(1) / group_, w.dim(1))) {
+    const bool neg_begin =
+        std::any_of(p->geo.pads_begin.begin(), p->geo.pads_begin.end(), [](int64_t v) { return v < 0; });
+    const bool empty = x.numel() == 0 || w.numel() == 0 || shape_numel(p->out_shape) == 0;
+    if (!neg_begin && !empty && use_gemm_path(*p, nsp, x.dim(1) / group_, w.dim(1))) {
       p->use_gemm = true;
       p->use_ref = false;
       p->prim = du::Prim();
