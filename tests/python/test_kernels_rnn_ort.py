@@ -5,6 +5,8 @@ linear_before_reset 0 and 1, activation lists with alpha/beta (RNN with Relu amo
 GRU/LSTM take no double: compared with its float32 result on the same values).
 ORT's CPU kernels refuse layout=1, so a layout-1 model is checked against ORT running the same node in layout 0
 on the transposed inputs (the spec defines layout 1 as that transpose), and against onnx.reference.
+Then the executor-speed QA's shapes (T 100-500, hidden 37-128, batch 1-9: the packed recurrence, named by the
+kernel's debug line) against ORT (rtol/atol 1e-4).
 Then the onnx wheel's own node tests of these ops (opset 22, newer than the executor; the ops did not change
 since 14 but for bfloat16) run with the opset set to 21, compared with their stored outputs.
 
@@ -177,6 +179,50 @@ def layout1(op):
     compare(f"layout1_{op}_reference", got, ref, 1e-5)
 
 
+# The executor-speed QA's shapes (audio models: 40 mel bands, hidden 64-256, 100-500 frames) and odd ones around
+# them: the float recurrence runs over R packed once (rnn_gemm.cc; 4-row blocks, row tails, 64-column panels),
+# which the kernel's debug line names.
+QA_SHAPES = [  # op, seq, batch, input, hidden, direction, extra attributes, peepholes
+    ("LSTM", 100, 1, 40, 128, "forward", {}, False),
+    ("LSTM", 100, 8, 40, 128, "forward", {}, False),
+    ("LSTM", 100, 1, 40, 128, "bidirectional", {}, False),
+    ("LSTM", 500, 1, 64, 64, "forward", {}, False),
+    ("LSTM", 30, 5, 23, 37, "reverse", {"clip": 2.0}, True),
+    ("LSTM", 20, 9, 11, 67, "bidirectional", {"input_forget": 1}, True),
+    ("GRU", 100, 8, 40, 128, "forward", {}, False),
+    ("GRU", 100, 1, 40, 128, "bidirectional", {}, False),
+    ("GRU", 25, 6, 13, 45, "forward", {"linear_before_reset": 1}, False),
+    ("GRU", 25, 7, 13, 45, "reverse", {"clip": 1.5}, False),
+    ("RNN", 100, 8, 40, 128, "forward", {}, False),
+    ("RNN", 40, 3, 17, 70, "bidirectional", {}, False),
+]
+
+
+def qa_shape(op, seq, batch, inp, hidden, direction, extra, peep):
+    name = f"qa_{op}_T{seq}_B{batch}_{inp}_{hidden}_{direction}"
+    nd, g = (2 if direction == "bidirectional" else 1), GATES[op]
+    r = lambda *s, sc: rng.uniform(-sc, sc, s).astype(np.float32)  # noqa: E731
+    feeds = [r(seq, batch, inp, sc=1.0), r(nd, g * hidden, inp, sc=1 / np.sqrt(inp)),
+             r(nd, g * hidden, hidden, sc=1 / np.sqrt(hidden)), r(nd, 2 * g * hidden, sc=0.1), None,
+             r(nd, batch, hidden, sc=0.5)]
+    if op == "LSTM":
+        feeds += [r(nd, batch, hidden, sc=0.5), r(nd, 3 * hidden, sc=0.3) if peep else None]
+    m = make_model(op, feeds, dict(hidden_size=hidden, direction=direction, **extra), 14)
+    d = os.path.join(TMP, name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    args = ["-v", "run", os.path.join(d, "model.onnx"), "--output-dir", os.path.join(d, "out"), "--threads", "1"]
+    for n, a in zip(IN_NAMES, feeds):
+        if a is not None:
+            np.save(os.path.join(d, n + ".npy"), a)
+            args += ["--input", f"{n}={os.path.join(d, n + '.npy')}"]
+    p = oqtest.run_oq(args)
+    got = [np.load(os.path.join(d, "out", o.name + ".npy")) for o in m.graph.output]
+    compare(name, got, run_ort(m, feeds), 1e-4)
+    assert f"{op} '" in p.stderr + p.stdout and "recurrence over R packed once" in p.stderr + p.stdout, \
+        f"{name}: no debug line names the packed recurrence"
+
+
 def optional_outputs():
     feeds = random_case("LSTM", "forward", 4, 2, 3, lens=True)
     m = make_model("LSTM", feeds, {"hidden_size": 3}, 14, outputs=["", "", "Y_c"])
@@ -224,6 +270,8 @@ def main():
         r.run(name, check_vs_ort, name, op, feeds, attrs, [7, 14][len(name) % 2])
     for op in ("RNN", "GRU", "LSTM"):
         r.run(f"layout1_{op}", layout1, op)
+    for shape in QA_SHAPES:
+        r.run(f"qa_{shape[0]}_T{shape[1]}_B{shape[2]}_{shape[4]}_{shape[5]}", qa_shape, *shape)
     r.run("optional_outputs", optional_outputs)
     r.run("onnx_node_tests", onnx_node_tests)
     r.finish()

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "exec/kernels/rnn.h"
+#include "exec/kernels/rnn_gemm.h"
 #include "kernel_test_util.h"
 
 using namespace oq;
@@ -179,10 +180,14 @@ struct Case {
   std::vector<Tensor> in;
 };
 
-Case random_case(std::mt19937& rng, const std::string& op, DType dt) {
+// wide: batch 4-9 and hidden 19 or 37 (the packed recurrence's 4-row blocks, row tails and several column
+// panels of 64, the last one partial) with the default activations (unbounded ones such as Affine gates grow
+// the state, and float rounding with it, over the steps), else batch 1-3 and hidden 3 or 7.
+Case random_case(std::mt19937& rng, const std::string& op, DType dt, bool wide = false) {
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   const int G = op == "RNN" ? 1 : op == "GRU" ? 3 : 4, n_act = op == "RNN" ? 1 : op == "GRU" ? 2 : 3;
-  const int64_t S = pick(1, 7), N = pick(1, 3), I = 5, H = pick(0, 1) ? 3 : 7;
+  const int64_t S = pick(1, 7), N = wide ? pick(4, 9) : pick(1, 3), I = 5;
+  const int64_t H = wide ? (pick(0, 1) ? 19 : 37) : pick(0, 1) ? 3 : 7;
   const int dir = pick(0, 2), nd = dir == 2 ? 2 : 1, layout = pick(0, 1);
   const bool lstm = op == "LSTM";
   Case c{make_node(op, lstm ? 8 : 6, lstm ? 3 : 2), {}};
@@ -193,7 +198,7 @@ Case random_case(std::mt19937& rng, const std::string& op, DType dt) {
   if (pick(0, 2) == 0) n.set_attr_float("clip", 0.3f + static_cast<float>(pick(0, 10)) / 10.0f);
   if (lstm && pick(0, 2) == 0) n.set_attr_int("input_forget", 1);
   if (op == "GRU") n.set_attr_int("linear_before_reset", pick(0, 1));
-  if (pick(0, 2) == 0) {  // random activations, alpha/beta given for some of them
+  if (!wide && pick(0, 2) == 0) {  // random activations, alpha/beta given for some of them
     static const char* kNames[] = {"Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
                                    "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus"};
     std::vector<std::string> names;
@@ -279,6 +284,56 @@ TEST(KernelsRnn, GemmPathMatchesReferenceOnRandomOddShapes) {
   EXPECT_GT(with_lens, 40);
   EXPECT_GT(bidir, 30);
   EXPECT_GT(layout1, 40);
+}
+
+TEST(KernelsRnn, PackedRecurrenceMatchesReferenceAtWideShapes) {
+  ThreadGuard guard;
+  std::mt19937 rng(20261129);
+  for (int it = 0; it < 60; ++it) {
+    const std::string op = it % 3 == 0 ? "RNN" : it % 3 == 1 ? "GRU" : "LSTM";
+    Case c = random_case(rng, op, DType::Float, true);
+    exec::RnnOutputs want = reference_of(c, 14);
+    for (int redraw = 0; redraw < 20 && !all_finite(want.y); ++redraw) {
+      c = random_case(rng, op, DType::Float, true);
+      want = reference_of(c, 14);
+    }
+    ASSERT_TRUE(all_finite(want.y));
+    SCOPED_TRACE("case " + std::to_string(it) + " " + op + " X " + shape_str(c.in[0].shape()));
+    set_num_threads(1 + it % 2);
+    const auto got = run_kernel(c.node, 14, c.in);
+    expect_close(got[0], want.y, 2e-5);
+    expect_close(got[1], want.y_h, 2e-5);
+    if (op == "LSTM") expect_close(got[2], want.y_c, 2e-5);
+  }
+}
+
+// The packed product itself, every version this CPU has, against the per-value double reference.
+TEST(KernelsRnn, PackedProductMatchesReference) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  using Isa = exec::PackedRt::Isa;
+  std::vector<Isa> isas;
+  for (Isa i : {Isa::Avx512, Isa::Avx2, Isa::Baseline})
+    if (static_cast<int>(i) >= static_cast<int>(exec::PackedRt::best_isa())) isas.push_back(i);
+  for (int64_t K : {1, 3, 37, 128})
+    for (int64_t n : {1, 15, 16, 63, 64, 65, 130, 200})
+      for (int64_t M : {1, 2, 3, 4, 5, 8, 9}) {
+        const int64_t lda = K + 2, ldc = n + 3;  // strided rows
+        std::vector<float> A(static_cast<size_t>(M * lda)), R(static_cast<size_t>(n * K));
+        for (float& v : A) v = u(rng);
+        for (float& v : R) v = u(rng);
+        std::vector<float> want(static_cast<size_t>(M * ldc), -7.0f);
+        exec::gemm_nt_reference(A.data(), lda, M, R.data(), n, K, want.data(), ldc);
+        const exec::PackedRt packed(R.data(), n, K);
+        for (Isa isa : isas) {
+          std::vector<float> got(static_cast<size_t>(M * ldc), -7.0f);  // the gaps between rows stay untouched
+          packed.multiply(A.data(), lda, M, got.data(), ldc, isa);
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + static_cast<double>(K)))
+                << exec::PackedRt::isa_name(isa) << " M " << M << " n " << n << " K " << K << " at " << i;
+        }
+      }
+  EXPECT_EQ(isas.size(), 3u) << "this CPU runs only the versions from " << exec::PackedRt::isa_name(isas.front());
 }
 
 TEST(KernelsRnn, Opset7MatchesReference) {

@@ -1,5 +1,6 @@
 // ConvTranspose (opsets 1-21, i.e. ConvTranspose-1 and -11) through oneDNN's deconvolution primitive, cached
-// per input shape with weights reordered once. output_padding / output_shape beyond the last input
+// per input shape with weights reordered once, or, for 1 and 2 spatial axes where that primitive is slow (see
+// use_gemm_path), as GEMM + col2im (conv_transpose_gemm.h). output_padding / output_shape beyond the last input
 // contribution (a negative effective end pad) run the primitive on the covered part and fill the rest with
 // the bias. More than 3 spatial axes use the naive reference, and so would a negative begin pad (none arises:
 // pads are non-negative and transpose_geometry clamps SAME's total padding at 0, as ONNX Runtime).
@@ -7,9 +8,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
+#include "core/log.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/conv_transpose_gemm.h"
 #include "exec/kernels/dnnl_common.h"
 #include "exec/kernels/spatial.h"
 
@@ -23,7 +27,10 @@ using dt = dnnl::memory::data_type;
 struct DeconvPrim {
   Geometry geo;
   Shape out_shape, inner_shape;  // inner: what the primitive writes (smaller when end pads are negative)
-  bool use_ref = false, embed = false;
+  bool use_ref = false, embed = false, use_gemm = false;
+  DeconvGemmShape gemm;
+  std::string impl;  // the path, for the debug line
+  du::ImplKind kind = du::ImplKind::Reference;  // of oneDNN's primitive
   du::Prim prim;
   dnnl::memory::desc src_plain, dst_plain, wei_plain, src_md, dst_md, wei_md;
   du::Prim src_reorder, dst_reorder;  // plain -> src_md, dst_md -> plain (buffers per run)
@@ -87,6 +94,12 @@ class ConvTransposeKernel final : public Kernel {
     lock.unlock();
     out[0] = Tensor::uninitialized(DType::Float, p.out_shape);  // the reference, the primitive or embed() writes all
     Tensor& y = out[0];
+    if (p.use_gemm) {
+      if (int st = deconv_gemm(p.gemm, x.data<float>(), w.data<float>(), b ? b->data<float>() : nullptr,
+                               y.data<float>()))
+        kfail(node_, "oneDNN sgemm failed (status {}) in the GEMM path", st);
+      return;
+    }
     if (p.use_ref) {
       ref::conv_transpose(x, w, b, {group_, p.geo.kernel, p.geo.strides, p.geo.dilations, p.geo.pads_begin,
                                     p.geo.pads_end}, y);
@@ -124,6 +137,56 @@ class ConvTransposeKernel final : public Kernel {
   }
 
   std::unique_ptr<DeconvPrim> build(const Tensor& x, const Tensor& w, const Tensor* b) {
+    std::unique_ptr<DeconvPrim> p = build_path(x, w, b);
+    OQ_DEBUG("ConvTranspose '{}': X {} W {} group {}: {}", ir::node_label(node_), shape_str(x.shape()),
+             shape_str(w.shape()), group_, p->impl);
+    return p;
+  }
+
+  // GEMM + col2im instead of oneDNN for 1 or 2 spatial axes when the kernel equals the stride (upsampling: a
+  // plain GEMM), when oneDNN has only its reference loops or its own (slower) im2col GEMM for the geometry, or
+  // when a group has few channels (in x out per group <= kGemmMaxGroupChannels: oneDNN's JIT kernels were
+  // 1.2-7x ONNX Runtime there, the GEMM path 0.6-1.2x; with more, e.g. 256 -> 128, the JIT kernel is ahead).
+  static constexpr int64_t kGemmMaxGroupChannels = 64 * 64;
+  static bool use_gemm_path(const DeconvPrim& p, size_t nsp, int64_t cg, int64_t mg) {
+    if (nsp > 2) return false;
+    bool exact = true;
+    for (size_t i = 0; i < nsp; ++i)
+      exact = exact && p.geo.kernel[i] == p.geo.strides[i] && p.geo.dilations[i] == 1 && p.geo.pads_begin[i] == 0;
+    return exact || p.use_ref || p.kind != du::ImplKind::Jit || cg * mg <= kGemmMaxGroupChannels;
+  }
+
+  static DeconvGemmShape gemm_shape(const DeconvPrim& p, const Tensor& x, const Tensor& w, int64_t group) {
+    const Geometry& g = p.geo;
+    DeconvGemmShape s;  // 1-D: the H axis stays 1
+    s.batch = x.dim(0), s.channels = x.dim(1), s.group = group, s.m_per_group = w.dim(1);
+    s.iw = x.shape().back(), s.ow = p.out_shape.back(), s.kw = g.kernel.back(), s.sw = g.strides.back();
+    s.dw = g.dilations.back(), s.pw = g.pads_begin.back();
+    if (g.kernel.size() == 2) {
+      s.ih = x.dim(2), s.oh = p.out_shape[2], s.kh = g.kernel[0], s.sh = g.strides[0];
+      s.dh = g.dilations[0], s.ph = g.pads_begin[0];
+    }
+    return s;
+  }
+
+  std::unique_ptr<DeconvPrim> build_path(const Tensor& x, const Tensor& w, const Tensor* b) {
+    std::unique_ptr<DeconvPrim> p = build_dnnl(x, w, b);
+    const size_t nsp = x.rank() - 2;
+    const bool neg_begin =
+        std::any_of(p->geo.pads_begin.begin(), p->geo.pads_begin.end(), [](int64_t v) { return v < 0; });
+    const bool empty = x.numel() == 0 || w.numel() == 0 || shape_numel(p->out_shape) == 0;
+    if (!neg_begin && !empty && use_gemm_path(*p, nsp, x.dim(1) / group_, w.dim(1))) {
+      p->use_gemm = true;
+      p->use_ref = false;
+      p->prim = du::Prim();
+      p->gemm = gemm_shape(*p, x, w, group_);
+      p->impl = deconv_gemm_is_exact(p->gemm) ? "GEMM, kernel == stride (conv_transpose_gemm.cc)"
+                                               : "GEMM + col2im (conv_transpose_gemm.cc)";
+    }
+    return p;
+  }
+
+  std::unique_ptr<DeconvPrim> build_dnnl(const Tensor& x, const Tensor& w, const Tensor* b) {
     auto p = std::make_unique<DeconvPrim>();
     Shape in(x.shape().begin() + 2, x.shape().end()), k(w.shape().begin() + 2, w.shape().end());
     p->geo = transpose_geometry(node_, attrs_, in, k, output_padding_, output_shape_);
@@ -135,6 +198,7 @@ class ConvTransposeKernel final : public Kernel {
     bool neg_begin = std::any_of(p->geo.pads_begin.begin(), p->geo.pads_begin.end(), [](int64_t v) { return v < 0; });
     if (nsp > 3 || neg_begin || x.numel() == 0 || shape_numel(p->out_shape) == 0 || w.numel() == 0) {
       p->use_ref = true;
+      p->impl = "reference (compute_ref.h)";
       return p;
     }
     du::dims pr = p->geo.pads_end;
@@ -148,6 +212,7 @@ class ConvTransposeKernel final : public Kernel {
     if (shape_numel(p->inner_shape) == 0 ||
         std::any_of(p->inner_shape.begin(), p->inner_shape.end(), [](int64_t v) { return v <= 0; })) {
       p->use_ref = true;  // the output lies entirely beyond the input's reach
+      p->impl = "reference (compute_ref.h)";
       return p;
     }
     // ONNX W is [G, C/G, M/G, k...]; oneDNN wants (G,) OC, IC, k...: describe W with permuted strides.
@@ -177,10 +242,13 @@ class ConvTransposeKernel final : public Kernel {
       p->src_md = pd.src_desc();
       p->dst_md = pd.dst_desc();
       p->wei_md = pd.weights_desc();
+      p->impl = "oneDNN " + std::string(pd.impl_info_str());
+      p->kind = du::impl_kind(pd.impl_info_str());
       if (p->src_md != p->src_plain) p->src_reorder = du::make_reorder(p->src_plain, p->src_md);
       if (p->dst_md != p->dst_plain) p->dst_reorder = du::make_reorder(p->dst_md, p->dst_plain);
     } catch (const dnnl::error&) {
       p->use_ref = true;
+      p->impl = "reference (compute_ref.h)";
     }
     return p;
   }

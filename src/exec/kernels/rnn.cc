@@ -1,15 +1,20 @@
 // RNN, GRU, LSTM (opsets 7, 14): attribute parsing, input checks and the optimised kernel (see rnn.h for the
 // semantics). Per direction: the input projection X·Wᵀ of every time step is one GEMM ([seq*batch, input] by
-// [gates*hidden, input]ᵀ, the rows taken in either layout), then each step is one GEMM H·Rᵀ for the whole batch
-// (GRU without linear_before_reset: one for the z/r gates, one for (r⊙H)·Rhᵀ) and the gate arithmetic per row.
+// [gates*hidden, input]ᵀ, the rows taken in either layout), then each step is one product H·Rᵀ for the whole
+// batch with R packed once (rnn_gemm.h; GRU without linear_before_reset: one for the z/r gates, one for
+// (r⊙H)·Rhᵀ) and the gate arithmetic per row.
 // The naive reference is rnn_ref.cc.
 #include "exec/kernels/rnn.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <utility>
 
+#include "core/log.h"
+#include "exec/kernels/rnn_gemm.h"
 #include "exec/kernels/sgemm.h"
 #include "exec/kernels/strided.h"
 #include "exec/kernels/vmath.h"
@@ -245,32 +250,49 @@ void gru_row(const RnnAct& f, const RnnAct& g, const Clip<T>& st, const T* xg, c
   for (int64_t j = 0; j < H; ++j) hb[j] = (T(1) - z[j]) * act[2 * H + j] + z[j] * hb[j];
 }
 
-// One batch row of an LSTM step, gates i, o, f, c; peepholes i, o, f. cb: the cell state, updated.
+// Clips v[0..n) to [-bound, bound] (no-op when bound is 0, i.e. not given).
+template <typename T>
+void clip_n(const Clip<T>& st, T* v, int64_t n) {
+  if (st.bound > T(0))
+    for (int64_t k = 0; k < n; ++k) v[k] = std::min(st.bound, std::max(-st.bound, v[k]));
+}
+
+// One batch row of an LSTM step, gates i, o, f, c; peepholes i, o, f. cb: the cell state, updated. Without
+// peepholes (and input_forget) the i, o, f pre-activations are final before the cell update and take f in one
+// call over 3H values.
 template <typename T>
 void lstm_row(const RnnAct& f, const RnnAct& g, const RnnAct& h_act, const Clip<T>& st, bool input_forget,
               const T* xg, const T* rg, const T* P, int64_t H, T* pre, T* act, T* cb, T* hb) {
   T *ip = pre, *op = pre + H, *fp = pre + 2 * H, *cp = pre + 3 * H;
   T *ia = act, *oa = act + H, *fa = act + 2 * H, *ca = act + 3 * H;
-  for (int64_t j = 0; j < H; ++j) {
-    ip[j] = st.cl(xg[j] + rg[j] + (P ? P[j] * cb[j] : T(0)));
-    fp[j] = st.cl(xg[2 * H + j] + rg[2 * H + j] + (P ? P[2 * H + j] * cb[j] : T(0)));
-    cp[j] = st.cl(xg[3 * H + j] + rg[3 * H + j]);
+  for (int64_t k = 0; k < 4 * H; ++k) pre[k] = xg[k] + rg[k];
+  if (P)
+    for (int64_t j = 0; j < H; ++j) ip[j] += P[j] * cb[j], fp[j] += P[2 * H + j] * cb[j];
+  const bool o_ready = !P;  // o's peephole needs the updated cell
+  clip_n(st, pre, 4 * H);   // with peepholes, o is computed again after the cell update
+  if (o_ready && !input_forget) {
+    act_n(f, pre, act, 3 * H);  // i, o, f
+  } else {
+    act_n(f, ip, ia, H);
+    if (input_forget) for (int64_t j = 0; j < H; ++j) fa[j] = T(1) - ia[j];
+    else act_n(f, fp, fa, H);
   }
-  act_n(f, ip, ia, H);
-  if (input_forget) for (int64_t j = 0; j < H; ++j) fa[j] = T(1) - ia[j];
-  else act_n(f, fp, fa, H);
   act_n(g, cp, ca, H);
-  for (int64_t j = 0; j < H; ++j) {
-    cb[j] = fa[j] * cb[j] + ia[j] * ca[j];
-    op[j] = st.cl(xg[H + j] + rg[H + j] + (P ? P[H + j] * cb[j] : T(0)));
+  for (int64_t j = 0; j < H; ++j) cb[j] = fa[j] * cb[j] + ia[j] * ca[j];
+  if (!o_ready) {
+    for (int64_t j = 0; j < H; ++j) op[j] = xg[H + j] + rg[H + j] + P[H + j] * cb[j];
+    clip_n(st, op, H);
+    act_n(f, op, oa, H);
+  } else if (input_forget) {
+    act_n(f, op, oa, H);
   }
-  act_n(f, op, oa, H);
   act_n(h_act, cb, ca, H);
   for (int64_t j = 0; j < H; ++j) hb[j] = oa[j] * ca[j];
 }
 
 template <typename T>
-void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int dir, bool rev, RnnOutputs& o) {
+void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int dir, bool rev, const RnnPacks* packs,
+                   RnnOutputs& o) {
   const int64_t S = d.seq, N = d.batch, I = d.input, H = d.hidden, G = a.gates(), GH = G * H, nd = a.num_dirs;
   const T* W = in.w->data<T>() + dir * GH * I;
   const T* R = in.r->data<T>() + dir * GH * H;
@@ -292,8 +314,9 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
       if (inside) rbh[k - 2 * H] = Bv[GH + k];
     }
   // xw[row] = x[row] · Wᵀ + bias for every (step, batch) row, rows in X's own order.
-  std::vector<T> xw(static_cast<size_t>(S * N * GH));
-  gemm_nt(S * N, GH, I, in.x->data<T>(), W, xw.data());
+  Tensor xw_t = Tensor::uninitialized(in.x->dtype(), {S * N * GH});  // gemm_nt writes all of it
+  T* xw = xw_t.data<T>();
+  gemm_nt(S * N, GH, I, in.x->data<T>(), W, xw);
   for (int64_t row = 0; row < S * N; ++row)
     for (int64_t k = 0; k < GH; ++k) xw[row * GH + k] += bias[k];
 
@@ -307,6 +330,15 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
       for (int64_t b = 0; b < N; ++b) std::copy_n(in.init_c->data<T>() + state_at(b), H, c.data() + b * H);
   }
   const int64_t rec_n = gru && !lbr ? 2 * H : GH;  // columns of the per-step H·Rᵀ
+  // The per-step products: H·Rᵀ (rec_n columns), and GRU's (r ⊙ H)·Rhᵀ (which = 1); float through the packed R.
+  auto recur = [&](int which, const T* A, T* C) {
+    if constexpr (std::is_same_v<T, float>) {
+      const PackedRt& p = which ? packs->rec_h[dir] : packs->rec[dir];
+      p.multiply(A, H, N, C, p.cols());
+    } else {
+      gemm_nt(N, which ? H : rec_n, H, A, which ? R + 2 * H * H : R, C);
+    }
+  };
   std::vector<T> hr(static_cast<size_t>(N * rec_n)), rh, hh, z;
   if (gru && !lbr) {
     rh.assign(static_cast<size_t>(N * H), T(0));
@@ -320,22 +352,22 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
   auto y_at = [&](int64_t t, int64_t b) { return a.layout ? ((b * S + t) * nd + dir) * H : ((t * nd + dir) * N + b) * H; };
 
   for (int64_t s = 0; s < max_len; ++s) {
-    gemm_nt(N, rec_n, H, h.data(), R, hr.data());
+    recur(0, h.data(), hr.data());
     if (gru && !lbr) {  // z, r, then (r ⊙ H)·Rhᵀ
       for (int64_t b = 0; b < N; ++b) {
         if (s >= d.lens[b]) continue;
-        const T* xg = xw.data() + x_row(rev ? d.lens[b] - 1 - s : s, b) * GH;
+        const T* xg = xw + x_row(rev ? d.lens[b] - 1 - s : s, b) * GH;
         for (int64_t k = 0; k < 2 * H; ++k) pre[k] = st.cl(xg[k] + hr[b * rec_n + k]);
         act_n(f, pre.data(), z.data() + b * H, H);
         act_n(f, pre.data() + H, act.data(), H);
         for (int64_t j = 0; j < H; ++j) rh[b * H + j] = act[j] * h[b * H + j];
       }
-      gemm_nt(N, H, H, rh.data(), R + 2 * H * H, hh.data());
+      recur(1, rh.data(), hh.data());
     }
     for (int64_t b = 0; b < N; ++b) {
       if (s >= d.lens[b]) continue;
       const int64_t t = rev ? d.lens[b] - 1 - s : s;
-      const T* xg = xw.data() + x_row(t, b) * GH;
+      const T* xg = xw + x_row(t, b) * GH;
       const T* rg = hr.data() + b * rec_n;
       T* hb = h.data() + b * H;
       if (a.kind == RnnKind::Rnn) {
@@ -363,18 +395,49 @@ void run_direction(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, int
 
 }  // namespace
 
-RnnOutputs rnn_compute(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in) {
+RnnPacks pack_rnn_weights(const RnnAttrs& a, const Tensor& r) {
+  RnnPacks p;
+  const int64_t nd = r.dim(0), GH = r.dim(1), H = r.dim(2);
+  const bool split = a.kind == RnnKind::Gru && !a.linear_before_reset;  // z, r apart from h
+  for (int64_t dir = 0; dir < nd; ++dir) {
+    const float* R = r.data<float>() + dir * GH * H;
+    p.rec.emplace_back(R, split ? 2 * H : GH, H);
+    p.rec_h.emplace_back(R + 2 * H * H, split ? H : 0, H);
+  }
+  return p;
+}
+
+std::shared_ptr<const RnnPacks> RnnPackCache::get(const RnnAttrs& a, const Tensor& r, bool* packed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool fresh = !packs_ || src_.raw() != r.raw() || src_.shape() != r.shape();
+  if (fresh) {
+    packs_ = std::make_shared<const RnnPacks>(pack_rnn_weights(a, r));
+    src_ = r;
+  }
+  if (packed) *packed = fresh;
+  return packs_;
+}
+
+RnnOutputs rnn_compute(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, const RnnPacks* packs) {
+  RnnPacks local;
+  if (in.x->dtype() == DType::Float && !packs) {
+    local = pack_rnn_weights(a, *in.r);
+    packs = &local;
+  }
   RnnOutputs o;
   const DType t = in.x->dtype();
   const int64_t nd = a.num_dirs;
-  o.y = Tensor(t, a.layout ? Shape{d.batch, d.seq, nd, d.hidden} : Shape{d.seq, nd, d.batch, d.hidden});
+  const Shape ys = a.layout ? Shape{d.batch, d.seq, nd, d.hidden} : Shape{d.seq, nd, d.batch, d.hidden};
+  // Every step of every batch is written unless some sequence is shorter (Y is 0 past its length).
+  const bool full = std::all_of(d.lens.begin(), d.lens.end(), [&](int64_t l) { return l == d.seq; });
+  o.y = full ? Tensor::uninitialized(t, ys) : Tensor(t, ys);
   const Shape state = a.layout ? Shape{d.batch, nd, d.hidden} : Shape{nd, d.batch, d.hidden};
   o.y_h = Tensor(t, state);
   if (a.kind == RnnKind::Lstm) o.y_c = Tensor(t, state);
   for (int dir = 0; dir < a.num_dirs; ++dir) {
     const bool rev = a.num_dirs == 2 ? dir == 1 : a.reverse;
-    if (t == DType::Float) run_direction<float>(a, d, in, dir, rev, o);
-    else run_direction<double>(a, d, in, dir, rev, o);
+    if (t == DType::Float) run_direction<float>(a, d, in, dir, rev, packs, o);
+    else run_direction<double>(a, d, in, dir, rev, packs, o);
   }
   return o;
 }
@@ -387,7 +450,8 @@ std::unique_ptr<Kernel> make_rnn(const KernelInit& ki) {
   const ir::Node& node = ki.node;
   RnnAttrs a = parse_rnn_attrs(ki, K);
   if (node.inputs.size() < 3) kfail(node, "{} needs inputs X, W and R", kind_name(K));
-  return fn_kernel([node, a](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
+  auto cache = std::make_shared<RnnPackCache>();
+  return fn_kernel([node, a, cache](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     RnnInputs ri;
     ri.x = &input_at(node, in, 0);
     ri.w = &input_at(node, in, 1);
@@ -400,7 +464,13 @@ std::unique_ptr<Kernel> make_rnn(const KernelInit& ki) {
       ri.p = optional_input(in, 7);
     }
     const RnnDims d = check_rnn_inputs(node, a, ri);
-    RnnOutputs o = rnn_compute(a, d, ri);
+    std::shared_ptr<const RnnPacks> packs;
+    bool packed = false;
+    if (ri.x->dtype() == DType::Float) packs = cache->get(a, *ri.r, &packed);
+    if (packed)
+      OQ_DEBUG("{} '{}': X {} hidden {}: recurrence over R packed once ({}, rnn_gemm.cc)", kind_name(K),
+               ir::node_label(node), shape_str(ri.x->shape()), d.hidden, PackedRt::isa_name(PackedRt::best_isa()));
+    RnnOutputs o = rnn_compute(a, d, ri, packs.get());
     Tensor* results[3] = {&o.y, &o.y_h, &o.y_c};
     for (size_t i = 0; i < out.size() && i < 3; ++i)
       if (!node.outputs[i].empty()) out[i] = std::move(*results[i]);

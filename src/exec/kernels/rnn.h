@@ -1,6 +1,6 @@
 // Recurrent kernels RNN, GRU and LSTM (opsets 7, 14; opset 22 only widens the types): attributes parsed once
 // into RnnAttrs, the inputs checked into RnnDims, then either the optimised path (rnn.cc: the input projection
-// of every time step as one GEMM, one GEMM per step for the recurrence) or the naive reference (rnn_ref.cc:
+// of every time step as one GEMM, one product per step with R packed once for the recurrence) or the naive reference (rnn_ref.cc:
 // every gate value as its own dot product, in double), which the optimised path is tested against.
 //
 // Semantics beyond onnx.reference (which ignores them) follow the spec text and onnxruntime's CPU kernels:
@@ -14,11 +14,14 @@
 //    ScaledTanh 1/1). Activation names are matched case-insensitively (as onnxruntime does).
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
 #include "exec/kernel.h"
+#include "exec/kernels/rnn_gemm.h"
 
 namespace oq::exec {
 
@@ -73,8 +76,29 @@ struct RnnOutputs {
 // One activation of one value (double), as the spec defines it.
 double rnn_activation(const RnnAct& a, double x);
 
-// The optimised kernel (float: oneDNN sgemm; double: plain loops).
-RnnOutputs rnn_compute(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in);
+// R of every direction packed for the per-step products (rnn_gemm.h): all gates, or for GRU without
+// linear_before_reset z and r in rec and h in rec_h. Float R only.
+struct RnnPacks {
+  std::vector<PackedRt> rec, rec_h;
+};
+RnnPacks pack_rnn_weights(const RnnAttrs& a, const Tensor& r);
+
+// A node's packed R, kept while R is the same tensor: holding it keeps its storage alive, so a new data pointer
+// means new weights (as dnnl_util::ReorderedWeights). Safe to call from several threads at once.
+class RnnPackCache {
+ public:
+  // packed (optional): set to whether R was packed by this call.
+  std::shared_ptr<const RnnPacks> get(const RnnAttrs& a, const Tensor& r, bool* packed = nullptr);
+
+ private:
+  std::mutex mu_;
+  Tensor src_;
+  std::shared_ptr<const RnnPacks> packs_;
+};
+
+// The optimised kernel (float: the input projection by oneDNN sgemm, the recurrence over `packs`, packed here
+// when null; double: plain loops).
+RnnOutputs rnn_compute(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in, const RnnPacks* packs = nullptr);
 // The naive reference: per batch, step and hidden unit, each gate's dot products written out, in double.
 RnnOutputs rnn_reference(const RnnAttrs& a, const RnnDims& d, const RnnInputs& in);
 
