@@ -65,46 +65,69 @@ std::unique_ptr<Kernel> make_one_hot(const KernelInit& ki) {
 }
 
 // -------------------------------------------------------------------------------------------------- NonZero
-// Whether element i is non-zero: numbers != 0 (NaN counts, -0.0 does not), non-empty strings.
-bool is_nonzero(const Tensor& x, int64_t i) {
-  switch (x.dtype()) {
-    case DType::String: return !x.strings()[i].empty();
-    case DType::Float: return x.data<float>()[i] != 0.0f;
-    case DType::Double: return x.data<double>()[i] != 0.0;
-    case DType::Float16:
-    case DType::BFloat16: return (x.data<uint16_t>()[i] & 0x7fff) != 0;
-    default: {
-      const size_t esz = dtype_size(x.dtype());
-      const auto* p = static_cast<const uint8_t*>(x.raw()) + static_cast<size_t>(i) * esz;
-      for (size_t b = 0; b < esz; ++b)
-        if (p[b]) return true;
-      return false;
+// NonZero's output [rank, count] int64 for `shape`, given nz(i) (element i is non-zero, flat row-major index)
+// and the count: the coordinates of the non-zero elements in row-major order, from an odometer over the outer
+// axes and the position in each innermost row.
+template <typename Nz>
+Tensor nonzero_coords(const Shape& shape, int64_t count, Nz nz) {
+  const int r = static_cast<int>(shape.size());
+  Tensor o = Tensor::uninitialized(DType::Int64, {r, count});
+  if (count == 0 || r == 0) return o;  // a scalar gives shape [0, count] (the spec's rule, unlike numpy's [1, count])
+  int64_t* y = o.data<int64_t>();
+  const int64_t last = shape[r - 1], total = shape_numel(shape);
+  std::vector<int64_t> idx(static_cast<size_t>(r), 0), hit(static_cast<size_t>(last) + 1);
+  int64_t j = 0;
+  for (int64_t base = 0; base < total; base += last) {
+    int64_t m = 0;  // the row's non-zero positions, gathered without a branch per element
+    for (int64_t k = 0; k < last; ++k) hit[m] = k, m += nz(base + k);
+    for (int d = 0; d < r - 1; ++d) std::fill(y + d * count + j, y + d * count + j + m, idx[d]);
+    std::copy(hit.begin(), hit.begin() + m, y + (r - 1) * count + j);
+    j += m;
+    for (int d = r - 2; d >= 0; --d) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
     }
+  }
+  return o;
+}
+
+// Count, then coordinates, with the predicate inlined for element type U (compared to 0 after `mask`).
+template <typename U>
+Tensor nonzero_typed(const Tensor& x, U mask) {
+  const U* p = static_cast<const U*>(x.raw());
+  int64_t count = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) count += (p[i] & mask) != 0;
+  return nonzero_coords(x.shape(), count, [p, mask](int64_t i) { return (p[i] & mask) != 0; });
+}
+
+// Non-zero: numbers != 0 (NaN counts, -0.0 does not), non-empty strings.
+Tensor nonzero(const Tensor& x) {
+  switch (x.dtype()) {
+    case DType::Float: return nonzero_typed<uint32_t>(x, 0x7fffffffu);  // bits without the sign
+    case DType::Double: return nonzero_typed<uint64_t>(x, 0x7fffffffffffffffull);
+    case DType::Float16:
+    case DType::BFloat16: return nonzero_typed<uint16_t>(x, 0x7fff);
+    case DType::String: {
+      const auto& v = x.strings();
+      const int64_t count = std::count_if(v.begin(), v.end(), [](const std::string& e) { return !e.empty(); });
+      return nonzero_coords(x.shape(), count, [&v](int64_t i) { return !v[i].empty(); });
+    }
+    default:  // integers and bool: any bit set
+      switch (dtype_size(x.dtype())) {
+        case 1: return nonzero_typed<uint8_t>(x, 0xff);
+        case 2: return nonzero_typed<uint16_t>(x, 0xffff);
+        case 4: return nonzero_typed<uint32_t>(x, 0xffffffffu);
+        default: return nonzero_typed<uint64_t>(x, ~0ull);
+      }
   }
 }
 
-// Output [rank, count] int64: the coordinates of the non-zero elements in row-major order. A scalar gives
-// shape [0, count] (the spec's rule, unlike numpy's [1, count]).
 std::unique_ptr<Kernel> make_non_zero(const KernelInit& ki) {
   const ir::Node& node = ki.node;
   return fn_kernel([node](const std::vector<const Tensor*>& in, std::vector<Tensor>& out) {
     const Tensor& x = input_at(node, in, 0);
     if (x.dtype() != DType::String) elem_size(node, x);
-    const int r = x.rank();
-    std::vector<int64_t> hits;
-    for (int64_t i = 0; i < x.numel(); ++i)
-      if (is_nonzero(x, i)) hits.push_back(i);
-    const int64_t n = static_cast<int64_t>(hits.size());
-    Tensor o = Tensor::uninitialized(DType::Int64, {r, n});
-    int64_t* y = o.data<int64_t>();
-    for (int64_t j = 0; j < n; ++j) {
-      int64_t rem = hits[j];
-      for (int d = r - 1; d >= 0; --d) {
-        y[d * n + j] = rem % x.dim(d);
-        rem /= x.dim(d);
-      }
-    }
-    out[0] = std::move(o);
+    out[0] = nonzero(x);
   });
 }
 

@@ -1,13 +1,15 @@
 // BatchNormalization (inference, opsets 6-21, incl. the spatial=0 form of opsets 6-8; is_test ignored),
 // InstanceNormalization (1-24), LayerNormalization (17-24) and RMSNormalization (23-24: LayerNormalization without
 // the mean and the bias). Float32; rows are spread over threads and
-// inner loops are plain array arithmetic the compiler vectorises.
+// inner loops are plain array arithmetic the compiler vectorises (LayerNormalization's output pass:
+// rows::norm_affine, row_stats.h). A full-size LayerNormalization scale / bias is read in place, not copied.
 #include <algorithm>
 #include <cmath>
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
+#include "exec/kernels/row_stats.h"
 
 namespace oq::exec {
 namespace {
@@ -163,9 +165,10 @@ class LayerNormKernel final : public Kernel {
     int64_t outer = 1, inner = 1;
     for (int i = 0; i < r; ++i) (i < axis ? outer : inner) *= x.dim(i);
     Shape norm_shape(x.shape().begin() + axis, x.shape().end());
-    std::vector<float> scale = expand(*in[1], norm_shape, "Scale");
+    std::vector<float> scale_buf, bias_buf;
+    const float* scale = expand(*in[1], norm_shape, "Scale", scale_buf);
     const Tensor* bt = !rms_ && in.size() > 2 ? in[2] : nullptr;
-    std::vector<float> bias = bt ? expand(*bt, norm_shape, "B") : std::vector<float>(inner, 0.0f);
+    const float* bias = bt ? expand(*bt, norm_shape, "B", bias_buf) : nullptr;
     out[0] = Tensor::uninitialized(DType::Float, x.shape());  // Mean/Inv stay zeroed: unwritten when inner == 0
     Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);
     stat_shape.resize(r, 1);
@@ -182,9 +185,7 @@ class LayerNormKernel final : public Kernel {
         if (rms_) v = mean_square(X + o * inner, inner);
         else mean_var(X + o * inner, inner, m, v);
         const float inv = static_cast<float>(1.0 / std::sqrt(v + epsilon_)), mf = static_cast<float>(m);
-        const float* xr = X + o * inner;
-        float* yr = Y + o * inner;
-        for (int64_t i = 0; i < inner; ++i) yr[i] = (xr[i] - mf) * inv * scale[i] + bias[i];
+        rows::norm_affine(X + o * inner, Y + o * inner, inner, mf, inv, scale, bias);
         if (Mean) Mean[o] = mf;
         if (Inv) Inv[o] = inv;
       }
@@ -192,17 +193,18 @@ class LayerNormKernel final : public Kernel {
   }
 
  private:
-  // `t` broadcast (numpy, towards the trailing axes) to `shape`, flattened.
-  std::vector<float> expand(const Tensor& t, const Shape& shape, const char* what) const {
+  // `t` broadcast (numpy, towards the trailing axes) to `shape`, flattened: t's own data when it has every
+  // value (no copy), else `buf` filled.
+  const float* expand(const Tensor& t, const Shape& shape, const char* what, std::vector<float>& buf) const {
     const int64_t n = shape_numel(shape);
-    if (t.numel() == n && t.rank() <= static_cast<int>(shape.size()))
-      return {t.data<float>(), t.data<float>() + n};
+    if (t.numel() == n && t.rank() <= static_cast<int>(shape.size())) return t.data<float>();
     const int tr = t.rank(), sr = static_cast<int>(shape.size());
     if (tr > sr) kfail(node_, "{} shape {} does not broadcast to {}", what, shape_str(t.shape()), shape_str(shape));
     for (int i = 0; i < tr; ++i)
       if (t.dim(i) != 1 && t.dim(i) != shape[sr - tr + i])
         kfail(node_, "{} shape {} does not broadcast to {}", what, shape_str(t.shape()), shape_str(shape));
-    std::vector<float> r(static_cast<size_t>(n));
+    std::vector<float>& r = buf;
+    r.resize(static_cast<size_t>(n));
     for (int64_t f = 0; f < n; ++f) {
       int64_t rem = f, off = 0, stride = 1;
       for (int i = sr - 1; i >= 0; --i) {
@@ -216,7 +218,7 @@ class LayerNormKernel final : public Kernel {
       }
       r[f] = t.data<float>()[off];
     }
-    return r;
+    return r.data();
   }
 
   ir::Node node_;

@@ -288,7 +288,9 @@ std::unique_ptr<Kernel> make_mvn(const KernelInit& ki) {
       if (std::find(ax.begin(), ax.end(), n) != ax.end()) kfail(node, "axis {} is listed twice in axes", a);
       ax.push_back(n);
     }
-    out[0] = narrow_to(ref::mean_variance_norm(widen_half(x), ax), x.dtype());
+    const Tensor xw = widen_half(x);
+    out[0] = narrow_to(xw.dtype() == DType::Float ? fast::mean_variance_norm(xw, ax) : ref::mean_variance_norm(xw, ax),
+                       x.dtype());
   });
 }
 
@@ -303,7 +305,9 @@ std::unique_ptr<Kernel> make_lp_norm(const KernelInit& ki) {
     require_float_type(node, x.dtype(), "input", bf16);
     if (x.rank() < 1) kfail(node, "input must have rank >= 1");
     const int a = normalize_axis(node, axis, x.rank());
-    out[0] = narrow_to(ref::lp_norm(widen_half(x), a, static_cast<int>(p)), x.dtype());
+    const Tensor xw = widen_half(x);
+    const int pi = static_cast<int>(p);
+    out[0] = narrow_to(xw.dtype() == DType::Float ? fast::lp_norm(xw, a, pi) : ref::lp_norm(xw, a, pi), x.dtype());
   });
 }
 

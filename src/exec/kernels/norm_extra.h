@@ -2,10 +2,11 @@
 // MaxUnpool (pool_extra.cc): the computations behind the kernels, on float32 or float64 tensors (the kernels
 // compute float16 / bfloat16 in float32 and round the result back). Attributes arrive validated.
 //
-// GroupNormalization and LpPool have a threaded path in the kernel and the naive functions here (direct loops,
-// full index unravelling, double accumulation, no threading) as the yardstick they are tested against
-// (tests/unit/test_kernels_extra.cc). The others run the functions below directly: they are rare in models of
-// the field and a loop over [outer, axis, inner] is already what an optimised version would do.
+// GroupNormalization and LpPool have a threaded path in the kernel, MeanVarianceNormalization and
+// LpNormalization a float32 path (namespace fast below, norm_fast.cc), and the naive functions here (direct
+// loops, full index unravelling, double accumulation, no threading) are the yardstick they are tested against
+// (tests/unit/test_kernels_extra.cc, tests/unit/test_norm_fast.cc). LRN and Hardmax run the functions below
+// directly (float64 MeanVarianceNormalization and LpNormalization too): rare in models of the field.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -44,3 +45,12 @@ Tensor lp_pool(const Tensor& x, const ConvGeom& g, const std::vector<int64_t>& o
 Tensor max_unpool(const Tensor& x, const Tensor& indices, const Shape& out_shape);
 
 }  // namespace oq::exec::ref
+
+namespace oq::exec::fast {
+
+// The kernels' float32 paths (float16 / bfloat16 arrive widened to float32): the formulas of the references
+// above with vectorised row passes (exec/kernels/row_stats.h), statistics in double, threads over rows.
+Tensor mean_variance_norm(const Tensor& x, const std::vector<int64_t>& axes);
+Tensor lp_norm(const Tensor& x, int axis, int p);
+
+}  // namespace oq::exec::fast

@@ -13,6 +13,7 @@
 #include "exec/kernel.h"
 #include "exec/kernels/compute_ref.h"
 #include "exec/kernels/pool.h"
+#include "exec/kernels/row_stats.h"
 #include "exec/kernels/spatial.h"
 
 namespace oq::exec {
@@ -322,23 +323,18 @@ class GlobalPoolKernel final : public Kernel {
     const float* X = x.data<float>();
     float* Y = out[0].data<float>();
     parallel_for(nc, std::max<int64_t>(1, 4096 / sz), [&](int64_t c0, int64_t c1) {
+      if (max_) return rows::max_rows(X + c0 * sz, c1 - c0, sz, Y + c0);  // a NaN in a plane gives NaN
       for (int64_t c = c0; c < c1; ++c) {
         const float* p = X + c * sz;
-        if (max_) {
-          float m = p[0];
-          for (int64_t i = 1; i < sz; ++i) m = std::max(m, p[i]);
-          Y[c] = m;
-        } else {
-          // Eight partial sums: vectorises without -ffast-math and keeps float rounding small.
-          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t i = 0;
-          for (; i + 8 <= sz; i += 8)
-            for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
-          float s = 0;
-          for (; i < sz; ++i) s += p[i];
-          for (int j = 0; j < 8; ++j) s += acc[j];
-          Y[c] = s / static_cast<float>(sz);
-        }
+        // Eight partial sums: vectorises without -ffast-math and keeps float rounding small.
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 8 <= sz; i += 8)
+          for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
+        float s = 0;
+        for (; i < sz; ++i) s += p[i];
+        for (int j = 0; j < 8; ++j) s += acc[j];
+        Y[c] = s / static_cast<float>(sz);
       }
     });
   }

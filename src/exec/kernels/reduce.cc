@@ -3,6 +3,8 @@
 // Reduce: the shape is collapsed into alternating runs of kept and reduced dims (size-1 dims dropped), then
 // each reduced run is removed by one pass over a [outer, R, inner] view whose inner loop is contiguous.
 // Sums accumulate in double (floats) or 64-bit integers; the final value is converted to the input dtype.
+// Float32 reduced over the innermost axes only (the last axis, (2, 3) of NCHW, ...) takes the row path instead
+// (reduce_rows_float): whole contiguous rows through the vectorised passes of row_stats.h.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,8 +12,11 @@
 
 #include "core/parallel.h"
 #include "exec/kernel.h"
+#include "exec/kernels/broadcast.h"
 #include "exec/kernels/elementwise.h"
 #include "exec/kernels/reduce.h"
+#include "exec/kernels/row_stats.h"
+#include "exec/kernels/vmath.h"
 
 namespace oq::exec {
 
@@ -78,8 +83,17 @@ struct Group {
   bool reduced;
 };
 
+// Runs alternate, so [R] or [K, R]: only the innermost axes are reduced.
+bool innermost_only(const std::vector<Group>& g) { return (g.size() == 1 || g.size() == 2) && g.back().reduced; }
+
 template <typename T, typename Acc>
 void reduce_typed(ReduceOp op, const T* x, const std::vector<Group>& groups, int64_t count, T* out) {
+  // Float32 reduced over the innermost axes only: whole contiguous rows.
+  if constexpr (std::is_same_v<T, float>) {
+    if (innermost_only(groups) &&
+        reduce_rows_float(op, x, groups.size() == 2 ? groups[0].size : 1, groups.back().size, out))
+      return;
+  }
   // Runs of the current (partially reduced) shape.
   std::vector<Group> g = groups;
   std::vector<Acc> buf, next;
@@ -110,7 +124,7 @@ void reduce_typed(ReduceOp op, const T* x, const std::vector<Group>& groups, int
   while (has_reduced()) {
     switch (op) {
       case ReduceOp::Sum: case ReduceOp::Mean: case ReduceOp::LogSum: pass(Acc(0), id, sum); break;
-      case ReduceOp::LogSumExp:  // exp in double (floats only): no overflow below 709
+      case ReduceOp::LogSumExp:  // unshifted, exp in double; the kernel shifts by the max (log_sum_exp_shifted)
         if (first) pass(Acc(0), [](T v) { return static_cast<Acc>(std::exp(static_cast<double>(v))); }, sum);
         else pass(Acc(0), id, sum);
         break;
@@ -158,6 +172,67 @@ void reduce_typed(ReduceOp op, const T* x, const std::vector<Group>& groups, int
   }
 }
 
+// LogSumExp of one row as ORT computes it, max + log(sum(exp(x - max))) (no overflow for any finite x), with
+// the exponentials from vmath (<= 1 ulp) summed in double; tmp holds n floats.
+float log_sum_exp_row(const float* x, int64_t n, float* tmp) {
+  const float m = rows::max(x, n);
+  if (!std::isfinite(m)) return m;  // NaN; +inf; -inf: every element -inf (or n == 0), log(0)
+  vmath::exp_shifted_sum(x, tmp, n, m);
+  return static_cast<float>(static_cast<double>(m) + std::log(rows::sum(tmp, n)));
+}
+
+}  // namespace
+
+bool reduce_rows_float(ReduceOp op, const float* x, int64_t rows, int64_t len, float* y) {
+  if (op == ReduceOp::Prod || op == ReduceOp::LogSum) return false;
+  const double n = static_cast<double>(len);
+  parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(len, 1)), [&](int64_t r0, int64_t r1) {
+    const float* p = x + r0 * len;
+    const int64_t k = r1 - r0;
+    if (op == ReduceOp::Max || op == ReduceOp::Min) {
+      (op == ReduceOp::Max ? rows::max_rows : rows::min_rows)(p, k, len, y + r0);
+      return;
+    }
+    std::vector<float> tmp(op == ReduceOp::LogSumExp ? static_cast<size_t>(len) : 0);
+    std::vector<double> s(static_cast<size_t>(k));
+    if (op == ReduceOp::Sum || op == ReduceOp::Mean) rows::sum_rows(p, k, len, s.data());
+    else if (op == ReduceOp::L1) rows::sum_abs_rows(p, k, len, s.data());
+    else if (op != ReduceOp::LogSumExp) rows::sum_sq_rows(p, k, len, s.data());
+    for (int64_t r = 0; r < k; ++r) {
+      if (op == ReduceOp::LogSumExp) y[r0 + r] = log_sum_exp_row(p + r * len, len, tmp.data());
+      else if (op == ReduceOp::Mean) y[r0 + r] = static_cast<float>(s[r] / n);
+      else if (op == ReduceOp::L2) y[r0 + r] = static_cast<float>(std::sqrt(s[r]));
+      else y[r0 + r] = static_cast<float>(s[r]);  // Sum, SumSquare, L1
+    }
+  });
+  return true;
+}
+
+namespace {
+
+// ReduceLogSumExp off the row path, as ORT computes it: m = max, then m + log(sum(exp(x - m))) (summed in
+// double); `keep` is x's shape with the reduced axes set to 1. A non-finite m (NaN, +-inf) shifts by 0, which
+// gives NaN, +inf, or log(0) = -inf as the unshifted formula does.
+template <typename T>
+void log_sum_exp_shifted(const Tensor& x, const std::vector<Group>& groups, int64_t count, const Shape& keep,
+                         T* out) {
+  std::vector<T> m(static_cast<size_t>(shape_numel(keep)));
+  reduce_typed<T, T>(ReduceOp::Max, x.data<T>(), groups, count, m.data());
+  for (T& v : m) v = std::isfinite(v) ? v : T(0);
+  Tensor z = Tensor::uninitialized(DType::Double, x.shape());
+  const T* X = x.data<T>();
+  double* Z = z.data<double>();
+  BroadcastPlan plan({x.shape(), keep}, x.shape());
+  const int64_t inner = plan.inner(), sm = plan.inner_stride(1);
+  plan.for_rows(0, plan.rows(), [&](int64_t row, const int64_t* off) {
+    for (int64_t i = 0; i < inner; ++i)
+      Z[row * inner + i] = std::exp(static_cast<double>(X[off[0] + i]) - static_cast<double>(m[off[1] + i * sm]));
+  });
+  std::vector<double> sum(m.size());
+  reduce_typed<double, double>(ReduceOp::Sum, Z, groups, count, sum.data());
+  for (size_t i = 0; i < m.size(); ++i) out[i] = static_cast<T>(static_cast<double>(m[i]) + std::log(sum[i]));
+}
+
 class ReduceKernel : public Kernel {
  public:
   ReduceKernel(const ir::Node& n, ReduceOp op, int opset) : node_(n), op_(op) {
@@ -194,12 +269,16 @@ class ReduceKernel : public Kernel {
       if (!groups.empty() && groups.back().reduced == red[d]) groups.back().size *= s;
       else groups.push_back({s, red[d]});
     }
-    out[0] = compute(x, groups, count, os);
+    Shape keep = x.shape();
+    for (int d = 0; d < rank; ++d)
+      if (red[d]) keep[d] = 1;
+    out[0] = compute(x, groups, count, os, keep);
   }
 
  private:
-  Tensor compute(const Tensor& x, const std::vector<Group>& groups, int64_t count, const Shape& os) {
-    if (is_half(x.dtype())) return compute(x.cast(DType::Float), groups, count, os).cast(x.dtype());
+  Tensor compute(const Tensor& x, const std::vector<Group>& groups, int64_t count, const Shape& os,
+                 const Shape& keep) {
+    if (is_half(x.dtype())) return compute(x.cast(DType::Float), groups, count, os, keep).cast(x.dtype());
     const bool minmax = op_ == ReduceOp::Max || op_ == ReduceOp::Min;
     DType t = x.dtype();
     if (t == DType::Bool && minmax) t = DType::UInt8;  // same bytes, same order for 0/1
@@ -207,6 +286,13 @@ class ReduceKernel : public Kernel {
     if ((x.dtype() == DType::Bool && !minmax) || (logs && !is_float(x.dtype())))
       kfail(node_, "unsupported dtype {}", dtype_name(x.dtype()));
     Tensor y = Tensor::uninitialized(x.dtype(), os);  // reduce_typed writes one value per output element
+    if (op_ == ReduceOp::LogSumExp && !(x.dtype() == DType::Float && innermost_only(groups))) {
+      dispatch_float(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        log_sum_exp_shifted<T>(x, groups, count, keep, y.data<T>());
+      });
+      return y;
+    }
     bool ok = dispatch_numeric(t, [&](auto tag) {
       using T = decltype(tag);
       if (minmax) reduce_typed<T, T>(op_, static_cast<const T*>(x.raw()), groups, count, static_cast<T*>(y.raw()));

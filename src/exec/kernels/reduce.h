@@ -10,6 +10,12 @@ namespace oq::exec {
 
 enum class ReduceOp { Sum, Mean, Max, Min, Prod, L2, L1, SumSquare, LogSum, LogSumExp };
 
+// The Reduce kernel's float32 path when only the innermost axes are reduced: y[r] = op over the contiguous row
+// x[r * len, (r + 1) * len), r < rows, threads over rows. Sums in double (row_stats.h); Max / Min propagate NaN;
+// LogSumExp as ORT, max + log(sum(exp(x - max))) (finite for any finite input; the kernel's other LogSumExp
+// path shifts by the max too). Returns false, writing nothing, for Prod and LogSum (no row path).
+bool reduce_rows_float(ReduceOp op, const float* x, int64_t rows, int64_t len, float* y);
+
 // Reduces `x` (float, double, int32 or int64) over `axes` (non-negative, any order; empty = all axes),
 // element by element in double. The result has x's dtype.
 Tensor naive_reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& axes, bool keepdims);
