@@ -93,7 +93,7 @@ PreprocessStats preprocess(Model& m) {
   declare_inferred_shapes(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "
+           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand and inverse Transpose / Cast pair nodes removed, {} Pad folded into "
            "Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/GroupNormalization inlined, {} If with a "
            "constant condition inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
