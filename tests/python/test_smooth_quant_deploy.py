@@ -9,7 +9,7 @@ by s cannot be folded into the producer (a graph input, a Clip output, a Flatten
   QLinearConv where mul mode leaves DQ -> float Mul -> Q (op histograms of the optimised graphs); the outputs equal
   mul mode's within 2 quantization steps of the output (both optimised and not; measured: identical); every
   model passes onnx.checker full_check and runs in onnxruntime.
-* A bad value is a config error naming the key.
+* A bad value is a config error naming the key; skip with SmoothQuantFolding False is a warning.
 Prints "N passed, N failed"."""
 import collections
 import os
@@ -200,6 +200,12 @@ def bad_value_is_config_error():
     assert p.returncode == 2, (p.returncode, p.stderr[-500:])
     err = [ln for ln in p.stderr.splitlines() if "error" in ln.lower()]
     assert len(err) == 1 and KEY in err[0] and "mul, conv, skip" in err[0] and "depthwise" in err[0], p.stderr[-800:]
+    # skip without folding smooths nothing: a warning naming the key, and no layer smoothed.
+    p = run_oq(["--config", CONFIG, "--output-dir", os.path.join(tmpdir(), "o"), "quantization.operating_mode=default",
+                "quantization.onnx_extra_options.SmoothQuant=True",
+                "quantization.onnx_extra_options.SmoothQuantFolding=False", f"{KEY}=Skip"])
+    assert f"[warning] {KEY}: skip with SmoothQuantFolding: False smooths no layer" in p.stderr, p.stderr[-800:]
+    assert "0 layers smoothed" in p.stderr and "15 inputs whose division could not be folded" in p.stderr
 
 
 if __name__ == "__main__":
