@@ -32,6 +32,8 @@ enum class Granularity { PerChannel, PerTensor };
 enum class OperatingMode { Default, Inspection, FullAuto };
 enum class CalibrateMethod { MinMax, Entropy, Percentile };
 enum class WeightQuantizer { MinMax, Mse, Gptq };
+// SmoothQuant's division by s where it cannot be folded into the producer (docs/config.md, SmoothQuantUnfolded).
+enum class SmoothQuantUnfolded { Mul, Conv, Skip };
 enum class ToleranceMode { Absolute, Relative };
 enum class Metric { Auto, Top1, Agreement, OutputSnr, EvaluatorCommand };
 enum class Ranking { Static, Sensitivity };
@@ -48,6 +50,7 @@ std::string_view to_string(Granularity v);
 std::string_view to_string(OperatingMode v);
 std::string_view to_string(CalibrateMethod v);
 std::string_view to_string(WeightQuantizer v);
+std::string_view to_string(SmoothQuantUnfolded v);
 std::string_view to_string(ToleranceMode v);
 std::string_view to_string(Metric v);
 std::string_view to_string(Ranking v);
@@ -158,6 +161,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   bool smooth_quant = false;
   double smooth_quant_alpha = 0.5;  // [0, 1]
   bool smooth_quant_folding = true;
+  SmoothQuantUnfolded smooth_quant_unfolded = SmoothQuantUnfolded::Mul;
   std::optional<double> minimum_real_range;  // >= 0 when given
   double calib_percentile = 99.999;          // (0, 100]
   WeightQuantizer weight_quantizer = WeightQuantizer::MinMax;

@@ -78,6 +78,14 @@ std::string_view to_string(CalibrateMethod v) {
   }
   return "?";
 }
+std::string_view to_string(SmoothQuantUnfolded v) {
+  switch (v) {
+    case SmoothQuantUnfolded::Mul: return "mul";
+    case SmoothQuantUnfolded::Conv: return "conv";
+    case SmoothQuantUnfolded::Skip: return "skip";
+  }
+  return "?";
+}
 std::string_view to_string(WeightQuantizer v) {
   switch (v) {
     case WeightQuantizer::MinMax: return "minmax";
@@ -211,13 +219,13 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
   lines.push_back(fmt::format(
       "Quantization extra options: {{'WeightSymmetric': {}, 'ActivationSymmetric': {}, 'CalibMovingAverage': {}, "
       "'CalibStridedMinMax': {}, 'QuantizeBias': {}, 'SmoothQuant': {}, 'SmoothQuantAlpha': {}, "
-      "'SmoothQuantFolding': {}, 'MinimumRealRange': {}, 'CalibPercentile': {}, 'WeightQuantizer': {}, 'BiasCorrection': {}, "
+      "'SmoothQuantFolding': {}, 'SmoothQuantUnfolded': {}, 'MinimumRealRange': {}, 'CalibPercentile': {}, 'WeightQuantizer': {}, 'BiasCorrection': {}, "
       "'CrossLayerEqualization': {}, 'CrossLayerEqualizationReplaceRelu6': {}, 'weights_tensor_override': {}, "
       "'activations_tensor_override': {}}}",
       py_bool(e.weight_symmetric), py_bool(e.activation_symmetric), py_bool(e.calib_moving_average),
       e.calib_strided_minmax ? std::to_string(*e.calib_strided_minmax) : "None", py_bool(e.quantize_bias),
       py_bool(e.smooth_quant), py_float(e.smooth_quant_alpha),
-      py_bool(e.smooth_quant_folding), e.minimum_real_range ? py_float(*e.minimum_real_range) : "None",
+      py_bool(e.smooth_quant_folding), py_str(to_string(e.smooth_quant_unfolded)), e.minimum_real_range ? py_float(*e.minimum_real_range) : "None",
       py_float(e.calib_percentile), py_str(to_string(e.weight_quantizer)), py_bool(e.bias_correction),
       py_bool(e.cross_layer_equalization), py_bool(e.cross_layer_equalization_replace_relu6),
       py_overrides(e.weights_tensor_override),

@@ -207,6 +207,12 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
   check_range(m, "SmoothQuantAlpha", e.smooth_quant_alpha >= 0 && e.smooth_quant_alpha <= 1, e.smooth_quant_alpha,
               "in [0, 1]");
   e.smooth_quant_folding = get_bool(m, "SmoothQuantFolding", e.smooth_quant_folding);
+  e.smooth_quant_unfolded = get_enum(m, "SmoothQuantUnfolded", e.smooth_quant_unfolded,
+                                     {SmoothQuantUnfolded::Mul, SmoothQuantUnfolded::Conv, SmoothQuantUnfolded::Skip});
+  if (e.smooth_quant && !e.smooth_quant_folding && e.smooth_quant_unfolded == SmoothQuantUnfolded::Skip &&
+      m.ctx().warnings)  // nothing is folded, so every input is skipped
+    m.ctx().warnings->push_back(fmt::format("{}: skip with SmoothQuantFolding: False smooths no layer",
+                                            m.path("SmoothQuantUnfolded")));
   if (m.present("MinimumRealRange")) {
     double v = get_number(m, "MinimumRealRange", 0.0);
     // float32, as the scales it makes: 1e39 would give infinite scales and NaN outputs.

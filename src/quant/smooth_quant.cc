@@ -98,6 +98,37 @@ bool fold_into(ir::Graph& g, ir::Node& p, const std::vector<double>& s, int64_t 
   return false;
 }
 
+// Writes x / s as a new node read by the targets instead of x (named `<tag>_...`): a depthwise 1x1 Conv (group C,
+// weight 1/s as [C,1,1,1], no bias) when `as_conv` and x is 4-D with its channels on axis 1, else Mul(x, 1/s)
+// with 1/s as [C, 1, ...] (recorded in rep.inv_scales for its per-channel quantization). True for a Conv.
+bool insert_division(ir::Graph& g, const std::string& x, const std::vector<SmoothTarget>& ts,
+                     const std::vector<double>& s, int64_t rank, int ax, bool as_conv, const std::string& tag,
+                     SmoothReport& rep) {
+  const int64_t C = static_cast<int64_t>(s.size());
+  std::vector<double> inv(s.size());
+  for (size_t j = 0; j < s.size(); ++j) inv[j] = 1.0 / s[j];
+  const bool conv = as_conv && rank == 4 && ax == 1;
+  ir::Node n;
+  if (conv) {
+    g.add_initializer(tag + "_inv_scale", channel_tensor(inv, 4, 0));  // [C, 1, 1, 1]
+    n.op_type = "Conv";
+    n.set_attr_int("group", C);
+    n.set_attr_ints("kernel_shape", {1, 1});
+  } else {
+    g.add_initializer(tag + "_inv_scale", channel_tensor(inv, rank, ax));
+    rep.inv_scales[tag + "_inv_scale"] = 0;  // shape [C, 1, ...]: channels on the first axis
+    n.op_type = "Mul";
+  }
+  n.name = tag + "_" + n.op_type;
+  n.inputs = {x, tag + "_inv_scale"};
+  n.outputs = {tag + "_out"};
+  for (const auto& t : ts)
+    for (auto& in : g.nodes[t.node].inputs)
+      if (in == x) in = tag + "_out";
+  g.nodes.push_back(std::move(n));
+  return conv;
+}
+
 }  // namespace
 
 std::vector<SmoothTarget> smooth_targets(const ir::Graph& g) {
@@ -232,7 +263,6 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     const std::string& x = gr.x;
     const auto& ts = gr.ts;
     const auto& s = gr.s;
-    const size_t C = s.size();
     const int64_t rank = gr.rank;
     const int ax = gr.ax;
     // Fold into the producer (through single-consumer Relus) when every consumer of x is a target.
@@ -253,24 +283,17 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
         break;
       }
     }
-    if (!folded) {
-      std::vector<double> inv(C);
-      for (size_t j = 0; j < C; ++j) inv[j] = 1.0 / s[j];
-      std::string tag = fmt::format("{}_smooth{}", x, counter++);
-      g.add_initializer(tag + "_inv_scale", channel_tensor(inv, rank, ax));
-      rep.inv_scales[tag + "_inv_scale"] = 0;  // shape [C, 1, ...]: channels on the first axis
-      ir::Node mul;
-      mul.op_type = "Mul";
-      mul.name = tag + "_Mul";
-      mul.inputs = {x, tag + "_inv_scale"};
-      mul.outputs = {tag + "_out"};
-      for (const auto& t : ts)
-        for (auto& in : g.nodes[t.node].inputs)
-          if (in == x) in = tag + "_out";
-      g.nodes.push_back(std::move(mul));
-      rep.inserted_mul++;
-    } else {
+    if (folded) {
       rep.folded++;
+    } else if (o.unfolded == Unfolded::Skip) {
+      rep.skipped++;
+      return;
+    } else if (insert_division(g, x, ts, s, rank, ax, o.unfolded == Unfolded::Conv,
+                               fmt::format("{}_smooth{}", x, counter++), rep)) {
+      rep.inserted_conv++;
+    } else {
+      rep.inserted_mul++;
+      if (o.unfolded == Unfolded::Conv) rep.mul_not_4d++;
     }
     for (const auto& t : ts) {
       scale_along(g.find_initializer(t.weight)->tensor, t.w_axis, s, false);
@@ -290,6 +313,12 @@ SmoothReport apply_smooth_quant(ir::Model& m, const data::DatasetPtr& data, int6
   OQ_INFO("SmoothQuant (alpha {}): {} layers smoothed, {} divisions folded into producers, {} Mul nodes inserted, "
           "{} channels left unscaled (zero on all calibration data or zero weights)",
           o.alpha, rep.targets, rep.folded, rep.inserted_mul, rep.neutral_channels);
+  if (o.unfolded == Unfolded::Conv)
+    OQ_INFO("SmoothQuant (SmoothQuantUnfolded: conv): {} divisions written as depthwise 1x1 Conv nodes, {} inputs not "
+            "4-D kept their Mul", rep.inserted_conv, rep.mul_not_4d);
+  if (o.unfolded == Unfolded::Skip)
+    OQ_INFO("SmoothQuant (SmoothQuantUnfolded: skip): {} inputs whose division could not be folded left unsmoothed, "
+            "with their layers", rep.skipped);
   return rep;
 }
 

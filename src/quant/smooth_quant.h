@@ -9,7 +9,10 @@
 // Mul by a constant — also through a Relu in between (Relu(x)/s = Relu(x/s) for s > 0), when each tensor on
 // the way has a single consumer and each constant a single user; otherwise a Mul by 1/s is inserted before
 // the targets (it is quantized like any Mul, except that its 1/s constant is quantized per channel: see
-// QuantOptions::channel_constants). The rewritten float model computes the same outputs.
+// QuantOptions::channel_constants). SmoothQuantOptions::unfolded changes that: Conv writes the division of a 4-D
+// input (channel axis 1) as a depthwise 1x1 Conv (group C, weight 1/s as [C,1,1,1], no bias), quantized as any
+// Conv weight, which ONNX Runtime fuses into a QLinearConv (other ranks keep the Mul); Skip leaves such an input
+// and its targets unsmoothed. The rewritten float model computes the same outputs.
 // Order: the inputs are processed downstream first (reverse topological order of their first target), each s
 // computed from the maxima measured on the original model and the current weights, then applied. A layer that is
 // both smoothed and the producer a downstream 1/s' is folded into thus gets its s from W[o, j] / s'_o, the
@@ -24,9 +27,13 @@
 
 namespace oq::quant {
 
+// What to do with an input whose division by s cannot be folded into its producer.
+enum class Unfolded { Mul, Conv, Skip };
+
 struct SmoothQuantOptions {
   double alpha = 0.5;
   bool folding = true;
+  Unfolded unfolded = Unfolded::Mul;
 };
 
 struct SmoothTarget {
@@ -49,6 +56,9 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
 
 struct SmoothReport {
   int targets = 0, folded = 0, inserted_mul = 0;
+  int inserted_conv = 0;    // Unfolded::Conv: depthwise 1x1 Convs written
+  int mul_not_4d = 0;       // Unfolded::Conv: inputs of another rank, given a Mul instead
+  int skipped = 0;          // Unfolded::Skip: inputs left unsmoothed (their targets too)
   int neutral_channels = 0;  // s = 1: the channel's max|x| or max|w| is 0
   // The inserted Muls' 1/s initializers and their channel axis (for QuantOptions::channel_constants).
   std::map<std::string, int> inv_scales;

@@ -487,7 +487,7 @@ TEST(Config, DescribeAsStLogsIt) {
             "Quantization extra options: {'WeightSymmetric': True, 'ActivationSymmetric': False, "
             "'CalibMovingAverage': False, 'CalibStridedMinMax': None, 'QuantizeBias': True, 'SmoothQuant': False, "
             "'SmoothQuantAlpha': 0.5, "
-            "'SmoothQuantFolding': True, 'MinimumRealRange': None, 'CalibPercentile': 99.999, "
+            "'SmoothQuantFolding': True, 'SmoothQuantUnfolded': 'mul', 'MinimumRealRange': None, 'CalibPercentile': 99.999, "
             "'WeightQuantizer': 'minmax', 'BiasCorrection': False, 'CrossLayerEqualization': False, "
             "'CrossLayerEqualizationReplaceRelu6': False, 'weights_tensor_override': None, "
             "'activations_tensor_override': None}");

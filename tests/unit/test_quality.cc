@@ -115,6 +115,56 @@ TEST(SmoothQuant, FloatOutputsUnchangedConvAndBatchNorm) {
   EXPECT_LE(max_rel(run(m, x), run(sm, x)), 1e-4);
 }
 
+// SmoothQuantUnfolded on conv_model: the graph input's division cannot be folded. conv writes it as a depthwise 1x1
+// Conv (group 3, weight 1/s as [3,1,1,1], no bias: C1 is multiplied by the same s), skip leaves x and C1 alone
+// while the two folded divisions stay; the float outputs are the original's in every mode (executor).
+TEST(SmoothQuant, UnfoldedModesConvAndSkip) {
+  ir::Model m = conv_model();
+  auto data = data::make_random_dataset(data::input_specs(m.graph), 8, 3);
+  Tensor x = rnd({2, 3, 7, 7}, 5, 0.f, 1.f);
+  for (quant::Unfolded mode : {quant::Unfolded::Conv, quant::Unfolded::Skip}) {
+    ir::Model sm = m;
+    auto rep = quant::apply_smooth_quant(sm, data, 2, {0.3, true, mode});
+    EXPECT_EQ(rep.folded, 2);
+    EXPECT_EQ(rep.inserted_mul, 0);
+    EXPECT_LE(max_rel(run(m, x), run(sm, x)), 1e-4);
+    const Tensor& c1 = m.graph.find_initializer("C1")->tensor;
+    const Tensor& c1s = sm.graph.find_initializer("C1")->tensor;
+    if (mode == quant::Unfolded::Skip) {
+      EXPECT_EQ(rep.skipped, 1);
+      EXPECT_EQ(rep.targets, 2);
+      EXPECT_EQ(sm.graph.nodes.size(), m.graph.nodes.size());
+      EXPECT_EQ(sm.graph.nodes[0].input(0), "x");
+      continue;
+    }
+    EXPECT_EQ(rep.inserted_conv, 1);
+    EXPECT_EQ(rep.mul_not_4d, 0);
+    EXPECT_TRUE(rep.inv_scales.empty());  // a Conv weight: quantized as one, not a channel constant
+    const ir::Node* dw = nullptr;
+    for (const auto& n : sm.graph.nodes)
+      if (n.name == "x_smooth0_Conv") dw = &n;
+    ASSERT_NE(dw, nullptr);
+    EXPECT_EQ(dw->op_type, "Conv");
+    EXPECT_EQ(dw->attr_int("group", 1), 3);
+    ASSERT_EQ(dw->inputs.size(), 2u);
+    EXPECT_EQ(dw->input(0), "x");
+    const Tensor& inv = sm.graph.find_initializer(dw->input(1))->tensor;
+    ASSERT_EQ(inv.shape(), (Shape{3, 1, 1, 1}));
+    // C1 reads the Conv's output: its input channels j are multiplied by s_j = 1 / inv[j] (and its output rows o
+    // divided by C2's folded s'_o): C1s[o, j, k] * inv[j] / C1[o, j, k] is one value per o.
+    EXPECT_GT(std::fabs(inv.data<float>()[0] / inv.data<float>()[1] - 1.f), 1e-3f) << "the test needs distinct s";
+    for (int64_t o = 0; o < 8; ++o) {
+      const double r0 = c1s.data<float>()[o * 27] * inv.data<float>()[0] / c1.data<float>()[o * 27];
+      for (int64_t j = 0; j < 3; ++j)
+        for (int64_t k = 0; k < 9; ++k) {
+          const int64_t i = (o * 3 + j) * 9 + k;
+          EXPECT_NEAR(c1s.data<float>()[i] * inv.data<float>()[j] / c1.data<float>()[i], r0, 1e-5 * r0)
+              << "o " << o << " j " << j;
+        }
+    }
+  }
+}
+
 TEST(SmoothQuant, ImprovesW8A8OnOutlierChannels) {
   ir::Model m = mlp_model(true);
   auto data = data::make_random_dataset(data::input_specs(m.graph), 64, 1);

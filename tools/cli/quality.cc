@@ -34,6 +34,11 @@ std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
   quant::SmoothQuantOptions so;
   so.alpha = x.smooth_quant_alpha;
   so.folding = x.smooth_quant_folding;
+  switch (x.smooth_quant_unfolded) {
+    case config::SmoothQuantUnfolded::Mul: so.unfolded = quant::Unfolded::Mul; break;
+    case config::SmoothQuantUnfolded::Conv: so.unfolded = quant::Unfolded::Conv; break;
+    case config::SmoothQuantUnfolded::Skip: so.unfolded = quant::Unfolded::Skip; break;
+  }
   auto rep = quant::apply_smooth_quant(job.prepared, calib, std::max<int64_t>(job.cfg.dataset.batch_size, 1), so);
   job.qopts.channel_constants.insert(rep.inv_scales.begin(), rep.inv_scales.end());
   return fmt::format("_squant{}", x.smooth_quant_alpha);

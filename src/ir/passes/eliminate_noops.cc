@@ -9,11 +9,10 @@
 //  - Expand whose constant shape broadcasts to the input's own shape (every dim 1 or equal to the input's known
 //    size, rank at most the input's: ORT's rule, a symbolic dim only under a 1). The input's shape is the inferred
 //    one (infer_shapes.h, as ORT's from its shape inference); a rank that cannot be inferred keeps the Expand.
-//  - a Transpose reading a Transpose, the two perms composing to the identity (ORT's transpose optimizer, its
-//    simplest case; a graph input as the first's input is fine): both go, or only the second when something else
-//    reads the first's output; not when the second writes a graph output (ORT renames the producer then).
+//  - pairs that undo each other: Transpose pairs (also with layout-agnostic unary ops between) and exact Cast round
+//    trips (cancel_pairs.cc).
 // Common to all: the node's output is not a graph output; an If / Loop / Scan body reading it reads the input instead
-// (ORT's renaming; the node stays when a body already has a value of the input's name; Transpose pairs stay). The data input of an
+// (ORT's renaming; the node stays when a body already has a value of the input's name; the pairs stay). The data input of an
 // Add / Sub / Mul / Div / Expand must be produced by a node (ORT keeps those on a graph input; it removes a Cast of a
 // graph input). Readers of the output then read the input. Initializers nothing reads any more are dropped.
 #include <cmath>
@@ -79,69 +78,6 @@ int noop_input(const Graph& g, const ShapeInfo& shapes, const Node& n, bool ovr)
   return -1;
 }
 
-// For a Transpose reading the output of another Transpose: whether the two compose to the identity (perm p1 then
-// p2: output dim i is input dim p1[p2[i]]). Both perms absent (reversals) cancel; one absent takes the other's rank.
-bool cancels(const Node& t1, const Node& t2) {
-  const bool h1 = t1.has_attr("perm"), h2 = t2.has_attr("perm");
-  if (!h1 && !h2) return true;
-  std::vector<int64_t> p1 = h1 ? t1.attr_ints("perm") : std::vector<int64_t>{};
-  std::vector<int64_t> p2 = h2 ? t2.attr_ints("perm") : std::vector<int64_t>{};
-  const size_t r = h1 ? p1.size() : p2.size();
-  auto reversed = [r] {
-    std::vector<int64_t> v(r);
-    for (size_t i = 0; i < r; ++i) v[i] = static_cast<int64_t>(r - 1 - i);
-    return v;
-  };
-  if (!h1) p1 = reversed();
-  if (!h2) p2 = reversed();
-  if (p1.size() != r || p2.size() != r) return false;
-  for (size_t i = 0; i < r; ++i) {
-    if (p2[i] < 0 || p2[i] >= static_cast<int64_t>(r)) return false;
-    if (p1[static_cast<size_t>(p2[i])] != static_cast<int64_t>(i)) return false;
-  }
-  return true;
-}
-
-// Transpose pairs that cancel, the simple case of ORT's transpose optimizer: the second Transpose's readers read
-// the first's input; the first goes too when nothing else reads it. Not when the second writes a graph output (ORT
-// then renames the producer) or a body reads a name involved. Returns the number of Transpose nodes removed.
-size_t cancel_transpose_pairs(Graph& g, const std::unordered_set<std::string>& sub) {
-  size_t removed = 0;
-  for (size_t k = 0; k < g.nodes.size();) {
-    const Node& t2 = g.nodes[k];
-    if (t2.op_type != "Transpose" || !t2.is_default_domain() || t2.outputs.size() != 1 || t2.inputs.size() != 1) {
-      ++k;
-      continue;
-    }
-    GraphIndex idx(g);
-    const std::string mid = t2.input(0), out = t2.outputs[0];
-    auto pit = idx.producer.find(mid);
-    if (pit == idx.producer.end() || g.is_graph_output(out) || sub.count(out) || sub.count(mid)) {
-      ++k;
-      continue;
-    }
-    const Node& t1 = g.nodes[pit->second];
-    if (t1.op_type != "Transpose" || !t1.is_default_domain() || t1.outputs.size() != 1 || t1.inputs.size() != 1 ||
-        !cancels(t1, t2)) {
-      ++k;
-      continue;
-    }
-    const std::string in = t1.input(0);
-    const size_t i1 = pit->second;
-    const bool first_too = idx.consumers[mid].size() == 1 && !g.is_graph_output(mid);
-    replace_input_uses(g, out, in);
-    std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == out || (first_too && v.name == mid); });
-    g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
-    ++removed;
-    if (first_too) {
-      g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(i1));
-      ++removed;
-      if (i1 < k) --k;
-    }
-  }
-  return removed;
-}
-
 }  // namespace
 
 size_t eliminate_noops(Model& m) {
@@ -177,7 +113,7 @@ size_t eliminate_noops(Model& m) {
     g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(k));
     ++removed;
   }
-  removed += cancel_transpose_pairs(g, sub);
+  removed += cancel_inverse_pairs(g, sub);
   if (removed) drop_unused_initializers(g, sub);
   return removed;
 }

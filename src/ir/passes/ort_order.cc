@@ -19,6 +19,7 @@ std::string OrtNodeNames::make(const std::string& base) {
 }
 
 OrtNames::OrtNames(const Graph& g) {
+  used_.insert("");  // never a generated name (ORT: an unnamed node's output is `_token_<n>`)
   for (const auto* vs : {&g.inputs, &g.outputs, &g.value_info})
     for (const auto& v : *vs) used_.insert(v.name);
   for (const auto& i : g.initializers) used_.insert(i.name);

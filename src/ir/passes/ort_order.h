@@ -16,7 +16,9 @@ namespace oq::ir::passes::detail {
 class OrtNames {
  public:
   explicit OrtNames(const Graph& g);
-  std::string make(const std::string& base);
+  std::string make(const std::string& base);  // an empty base gives `_token_<n>`
+  // Takes a number as a name ORT generates and does not keep would (its transpose optimizer: one per pushed node).
+  void skip() { ++counter_; }
 
  private:
   std::unordered_set<std::string> used_;

@@ -56,6 +56,11 @@ void replace_input_uses(Graph& g, const std::string& from, const std::string& to
 // Reorders g.nodes topologically (stable).
 void sort_topologically(Graph& g);
 
+// Removes the node pairs that undo each other (cancel_pairs.cc: Transpose pairs, also through a chain of
+// layout-agnostic unary ops, and exact Cast round trips such as float32 -> float64 -> float32), as ONNX Runtime's
+// quant_pre_process does. `sub`: subgraph_refs(g). Returns the number of nodes removed.
+size_t cancel_inverse_pairs(Graph& g, const std::unordered_set<std::string>& sub);
+
 // Drops value_info entries for names that no longer exist in the graph.
 void prune_value_info(Graph& g);
 

@@ -93,9 +93,9 @@ PreprocessStats preprocess(Model& m) {
   declare_inferred_shapes(m);
   st.nodes_after = m.graph.nodes.size();
   OQ_DEBUG("preprocess: {} -> {} nodes ({} constants folded, {} Identity/Dropout removed, {} BatchNormalization "
-           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand/Transpose pair removed, {} Pad folded into "
-           "Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/GroupNormalization inlined, {} If with a "
-           "constant condition inlined)",
+           "folded, {} Mul/Add folded into Conv, {} no-op Add/Sub/Mul/Div/Cast/Expand and inverse Transpose / Cast "
+           "pair nodes removed, {} Pad folded into Conv, {} MatMul+Add fused into Gemm, {} HardSwish/Mish/Swish/"
+           "GroupNormalization inlined, {} If with a constant condition inlined)",
            st.nodes_before, st.nodes_after, st.folded_constants, st.removed_identities, st.folded_batchnorms,
            st.fused_conv_mul_adds, st.removed_noops, st.fused_pads, st.fused_matmul_adds, st.inlined_functions,
            st.inlined_ifs);
