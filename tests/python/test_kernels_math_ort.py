@@ -2,7 +2,8 @@
 
 - Sigmoid, Tanh, Erf, Exp, Gelu (both forms), Elu, LeakyRelu, Softplus, Mish on odd shapes with NaN / +-inf / denormals / tails;
 - Log and Sqrt (vectorised this session) with zeros, negatives, denormals, +-inf, NaN: Log against ORT and within
-  one ulp of float64 numpy over random bit patterns, Sqrt bit for bit;
+  one ulp of float64 numpy over random bit patterns, Sqrt bit for bit; Sin and Cos likewise (ORT at the QA shape,
+  one ulp of float64 over random bit patterns, large arguments and specials);
 - Softmax and LogSoftmax over the last axis at the shapes of the QA findings (rows of 16, 91, 98, 197, 1000, and
   short ones) and strided axes (the segmentation head's axis 1 of 1x21x128x128, axis 2 of 1x4x98x98);
 - Where bit for bit at the QA shapes (attention mask broadcast, full operands) and odd broadcasts, 1-8 byte types;
@@ -94,6 +95,28 @@ def test_log_sqrt_specials_and_sweep():
     ulp = np.spacing(np.abs(want[ok]).astype(np.float32)).astype(np.float64)
     err = np.abs(got[ok] - want[ok]) / ulp
     assert err.max() <= 1.0, f"log: {err.max():.2f} ulps at x = {x[ok][np.argmax(err)]!r}"
+
+
+def test_sin_cos():
+    rng = np.random.default_rng(177)
+    for shape in ([8, 197, 768], [5, 33]):
+        x = (rng.standard_normal(shape) * 50).astype(np.float32)
+        x.reshape(-1)[:9] = [0.0, -0.0, np.inf, -np.inf, np.nan, 3e8, -5e8, 1e-40, 1e30]
+        for op in ("Sin", "Cos"):
+            m = model([helper.make_node(op, ["x"], ["y"])], [("x", shape)], ["y"], [], 13)
+            label = f"{op}_{'x'.join(map(str, shape))}"
+            same_specials(label, run_oq(label, m, {"x": x})[0], run_ort(m, {"x": x})[0], rtol=1e-5, atol=1e-6)
+    # Within one ulp of the float64 result (ulp of the float result) over random bit patterns.
+    x = random_bits(rng, 100003).reshape(1, -1)
+    for op, f in (("Sin", np.sin), ("Cos", np.cos)):
+        m = model([helper.make_node(op, ["x"], ["y"])], [("x", x.shape)], ["y"], [], 13)
+        got = run_oq(f"{op}_bits", m, {"x": x})[0]
+        with np.errstate(all="ignore"):
+            want = f(x.astype(np.float64))
+        ok = np.isfinite(want)
+        assert np.array_equal(np.isnan(got), ~ok), op
+        err = np.abs(got[ok] - want[ok]) / np.spacing(np.abs(want[ok]).astype(np.float32)).astype(np.float64)
+        assert err.max() <= 1.0, f"{op}: {err.max():.2f} ulps at x = {x[ok][np.argmax(err)]!r}"
 
 
 def test_where_bit_for_bit():

@@ -111,6 +111,34 @@ OQ_VM_INLINE float log_f(float x) {
   return x < 0.0f || x != x ? __builtin_nanf("") : r;
 }
 
+// sin and cos: x reduced in double by the nearest multiple n pi/2 (pi/2 in two parts of 25 and 53 bits: FreeBSD's
+// __rem_pio2f, exact enough for every float below 2^28 pi/2), then FreeBSD's double kernels __kernel_sindf /
+// __kernel_cosdf on [-pi/4, pi/4], picked and signed by n mod 4 (cos x = sin(x + pi/2): n + 1). Larger |x|, inf
+// and NaN are left to libm (trig_fallback).
+constexpr double kInvPio2 = 6.36619772367581382433e-01, kPio2Hi = 1.57079631090164184570e+00,
+                 kPio2Lo = 1.58932547735281966916e-08;
+constexpr uint32_t kTrigMaxBits = 0x4dc90fdbu;  // 2^28 pi/2
+constexpr double kSinS[] = {-0x15555554cbac77.0p-55, 0x111110896efbb2.0p-59, -0x1a00f9e2cae774.0p-65,
+                            0x16cd878c3b46a7.0p-71};
+constexpr double kCosC[] = {-0x1ffffffd0c5e81.0p-54, 0x155553e1053a42.0p-57, -0x16c087e80f1e27.0p-62,
+                            0x199342e0ee5069.0p-68};
+
+OQ_VM_INLINE float sincos_f(float x, int shift) {
+  const double xd = x;
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer, half to even
+  const double t = xd * kInvPio2 + magic;
+  const double fn = t - magic;
+  const int32_t q = static_cast<int32_t>(std::bit_cast<uint64_t>(t) - std::bit_cast<uint64_t>(magic)) + shift;
+  const double r = (xd - fn * kPio2Hi) - fn * kPio2Lo;
+  const double z = r * r, w = z * z;
+  const double sz = z * r;
+  const double sn = (r + sz * (kSinS[0] + z * kSinS[1])) + sz * w * (kSinS[2] + z * kSinS[3]);
+  const double cs = ((1.0 + z * kCosC[0]) + w * kCosC[1]) + (w * z) * (kCosC[2] + z * kCosC[3]);
+  const double v = (q & 1) ? cs : sn;
+  const float f = static_cast<float>((q & 2) ? -v : v);
+  return x == 0.0f && shift == 0 ? x : f;  // sin keeps the zero's sign
+}
+
 // log1p(e) for e in [0, 1] (NaN stays NaN): log(1 + e) corrected for the rounding of 1 + e.
 OQ_VM_INLINE float log1p_01(float e) {
   const float u = 1.0f + e;
@@ -187,6 +215,23 @@ OQ_TARGET_CLONES void log(const float* __restrict x, float* __restrict y, int64_
 }
 OQ_TARGET_CLONES void sqrt(const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = __builtin_sqrtf(x[i]);  // -fno-math-errno: the vector instruction
+}
+
+namespace {
+// The elements sincos_f leaves to libm: |x| >= 2^28 pi/2, inf, NaN (rare: a scan, then a call for each).
+void trig_fallback(const float* x, float* y, int64_t n, bool cos) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!((std::bit_cast<uint32_t>(x[i]) & 0x7fffffffu) < kTrigMaxBits)) y[i] = cos ? std::cos(x[i]) : std::sin(x[i]);
+}
+}  // namespace
+
+OQ_TARGET_CLONES void sin(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = sincos_f(x[i], 0);
+  trig_fallback(x, y, n, false);
+}
+OQ_TARGET_CLONES void cos(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = sincos_f(x[i], 1);
+  trig_fallback(x, y, n, true);
 }
 
 namespace {

@@ -7,7 +7,8 @@
 // Gelu, Swish, Elu <= 4 ulps except where the formula itself cancels (Gelu for x < -1, Elu near 0): there 4 ulps
 // of max(|x|, 1); Mish <= 6 ulps while softplus(x) is normal (x > -87.3), else within |x| 2^-147.
 // log <= 1 ulp over the whole float range (denormals included; -0 and +0 give -inf, negatives NaN); sqrt is the
-// correctly rounded instruction, as libm's (NaN for negatives, -0 for -0).
+// correctly rounded instruction, as libm's (NaN for negatives, -0 for -0); sin and cos <= 1 ulp (computed in double
+// below |x| = 2^28 pi/2, libm above; sin keeps -0; inf and NaN give NaN).
 // NaN in gives NaN out, +-inf the limits of the function. Coefficients: least-squares fits, tools/fit_vmath.py
 // (log: Cephes' logf polynomial).
 #pragma once
@@ -28,6 +29,8 @@ void elu(const float* x, float* y, int64_t n, float alpha);    // x < 0 ? alpha 
 void leaky_relu(const float* x, float* y, int64_t n, float alpha);
 void log(const float* x, float* y, int64_t n);
 void sqrt(const float* x, float* y, int64_t n);
+void sin(const float* x, float* y, int64_t n);
+void cos(const float* x, float* y, int64_t n);
 
 // Softmax: the largest element (NaN elements are skipped, as std::max(m, x) skips them; -inf for an empty or
 // all-NaN row); y = exp(x - m) returning the sum of y (16 partial sums); a whole row, Softmax or (log) LogSoftmax:
