@@ -240,12 +240,13 @@ constexpr int kLanes = 16;  // partial results in fixed lanes, combined at the e
 
 // 16 lanes as one GCC vector (one zmm, two ymm or four xmm registers, per clone): the running max of a row stays in
 // registers (as a float[16] the compiler kept it in memory and compared lane by lane).
+// (Passed by reference: by value, GCC warns that the ABI differs without AVX.)
 typedef float V16 __attribute__((vector_size(64)));
 typedef float V8 __attribute__((vector_size(32)));
 typedef float V4 __attribute__((vector_size(16)));
 
 template <typename V>
-OQ_VM_INLINE V vmax(V a, V b) { return a < b ? b : a; }  // a NaN b is skipped: lanes start at -inf, never NaN
+OQ_VM_INLINE void vmax(V& a, const V& b) { a = a < b ? b : a; }  // a NaN b is skipped: lanes start at -inf
 
 template <typename V, typename H>
 OQ_VM_INLINE void halves(const V& v, H& lo, H& hi) {
@@ -254,13 +255,14 @@ OQ_VM_INLINE void halves(const V& v, H& lo, H& hi) {
 }
 
 // Lanes combined pairwise (8, 4, 2, 1 apart): a short dependency chain for short rows, the same order everywhere.
-OQ_VM_INLINE float tree_max(V16 m) {
+OQ_VM_INLINE float tree_max(const V16& m) {
   V8 a, b;
   halves(m, a, b);
+  vmax(a, b);
   V4 c, d;
-  halves(vmax(a, b), c, d);
-  const V4 e = vmax(c, d);
-  const float f = e[0] < e[2] ? e[2] : e[0], g = e[1] < e[3] ? e[3] : e[1];
+  halves(a, c, d);
+  vmax(c, d);
+  const float f = c[0] < c[2] ? c[2] : c[0], g = c[1] < c[3] ? c[3] : c[1];
   return f < g ? g : f;
 }
 OQ_VM_INLINE float tree_sum(float (&s)[kLanes]) {
@@ -269,10 +271,10 @@ OQ_VM_INLINE float tree_sum(float (&s)[kLanes]) {
   return s[0];
 }
 
-OQ_VM_INLINE V16 load16(const float* p) {
+OQ_VM_INLINE void max16(V16& m, const float* p) {
   V16 v;
   std::memcpy(&v, p, sizeof(v));
-  return v;
+  vmax(m, v);
 }
 
 // Rows of 16 or more: the tail (n % 16 values) goes through the 16-lane body as the row's last 16 values, which
@@ -283,13 +285,13 @@ OQ_VM_INLINE float max_i(const float* __restrict x, int64_t n) {
   V16 m = V16{} + ninf;
   if (n >= kLanes) {
     int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) m = vmax(m, load16(x + i));
-    if (i < n) m = vmax(m, load16(x + n - kLanes));
+    for (; i + kLanes <= n; i += kLanes) max16(m, x + i);
+    if (i < n) max16(m, x + n - kLanes);
   } else {
     float xt[kLanes];
     for (float& v : xt) v = ninf;
     for (int64_t k = 0; k < n; ++k) xt[k] = x[k];
-    m = vmax(m, load16(xt));
+    max16(m, xt);
   }
   return tree_max(m);
 }
