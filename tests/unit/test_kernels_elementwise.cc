@@ -1,7 +1,9 @@
 // Element-wise kernels: hand-computed cases and the fast paths against the naive references.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <limits>
+#include <random>
 
 #include "exec/kernels/broadcast.h"
 #include "exec/kernels/elementwise.h"
@@ -194,6 +196,43 @@ TEST(ElementwiseFast, WhereAndExpand) {
   auto r2 = run_kernel(make_node("Expand", 2), 8, {ft({1, 4}, {1, 2, 3, 4}), it64({1}, {1})})[0];
   EXPECT_EQ(r2.shape(), (Shape{1, 4}));
   EXPECT_THROW(run_kernel(make_node("Expand", 2), 8, {e, it64({2}, {5, 2})}), Error);
+}
+
+// Where's branch-free runs (one per pattern of inner strides) against the naive broadcast offsets, for each element
+// size (bool, float16, float, int64) on random odd shapes where each operand is broadcast along random axes.
+TEST(ElementwiseFast, WhereRunsMatchNaiveOffsets) {
+  std::mt19937 rng(31);
+  const Shape full{3, 5, 7};
+  for (DType dt : {DType::Bool, DType::Float16, DType::Float, DType::Int64}) {
+    for (int trial = 0; trial < 64; ++trial) {
+      std::vector<Shape> sh(3);
+      for (Shape& s : sh) {
+        const int drop = static_cast<int>(rng() % 3);  // a shorter rank (leading dims dropped) now and then
+        for (int d = drop == 2 ? 1 : 0; d < 3; ++d) s.push_back(rng() % 2 ? full[d] : 1);
+      }
+      std::vector<Tensor> in;
+      for (int k = 0; k < 3; ++k) {
+        Tensor t(k == 0 ? DType::Bool : dt, sh[k]);
+        auto* b = static_cast<uint8_t*>(t.raw());
+        const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype());
+        for (size_t i = 0; i < bytes; ++i) b[i] = static_cast<uint8_t>(k == 0 || dt == DType::Bool ? rng() % 2 : rng());
+        in.push_back(t);
+      }
+      Tensor o = run_kernel(make_node("Where", 3), 16, in)[0];
+      Shape os;
+      ASSERT_TRUE(exec::broadcast_shapes({&sh[0], &sh[1], &sh[2]}, os));
+      ASSERT_EQ(o.shape(), os);
+      const size_t es = dtype_size(dt);
+      auto oc = exec::naive_broadcast_offsets(sh[0], os), ox = exec::naive_broadcast_offsets(sh[1], os),
+           oy = exec::naive_broadcast_offsets(sh[2], os);
+      const auto* c = in[0].data<bool>();
+      for (size_t i = 0; i < oc.size(); ++i) {
+        const uint8_t* want = static_cast<const uint8_t*>(c[oc[i]] ? in[1].raw() : in[2].raw()) + (c[oc[i]] ? ox[i] : oy[i]) * es;
+        ASSERT_EQ(std::memcmp(static_cast<const uint8_t*>(o.raw()) + i * es, want, es), 0)
+            << dtype_name(dt) << " trial " << trial << " element " << i;
+      }
+    }
+  }
 }
 
 TEST(Activation, ClipAttributeAndInputForms) {

@@ -1,7 +1,8 @@
 // The vectorised math (exec/kernels/vmath.h) against glibc's libm, the naive reference (the formulas of
 // activation.cc's float_loop): a dense sweep of float bit patterns (every 257th, so every exponent and sign) plus
-// the tails, thresholds, NaN, +-inf and denormals, with the ulp bounds vmath.h states; the Softmax passes and
-// rows on odd lengths; the Pow fast paths bit for bit; floats_to_halves against float_to_half.
+// the tails, thresholds, NaN, +-inf and denormals, with the ulp bounds vmath.h states (log and sqrt too); the
+// Softmax passes and rows on odd lengths (many short rows in one call, the strided-axis passes); the Pow fast
+// paths bit for bit; floats_to_halves against float_to_half.
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -197,6 +198,111 @@ TEST(VMath, SoftmaxPassesOnOddLengths) {
   std::vector<float> x = {std::nanf(""), 1.f, 2.f};  // NaN is skipped by the max, as std::max skips it
   EXPECT_EQ(vm::max(x.data(), 3), 2.f);
   EXPECT_EQ(vm::max(x.data(), 0), -std::numeric_limits<float>::infinity());
+}
+
+// Log and Sqrt (activation.cc's float32 path since this session; libm per element before): log within 1 ulp of
+// glibc's logf over the sweep, every 61st denormal, a fine grid around 1 and sqrt(2) (where the reduction switches
+// k) and the specials; sqrt bit for bit (NaN for negatives, -0 for -0).
+TEST(VMath, LogAndSqrtOverTheFloatRange) {
+  std::vector<float> x = sweep_inputs();
+  for (uint32_t b = 1; b < 0x00800000u; b += 61) x.push_back(std::bit_cast<float>(b));
+  for (uint32_t b = 0x3f300000u; b < 0x3f900000u; b += 3) x.push_back(std::bit_cast<float>(b));  // [0.69, 1.13]
+  for (uint32_t b = 0x3fb40000u; b < 0x3fb80000u; b += 3) x.push_back(std::bit_cast<float>(b));  // around sqrt 2
+  float wx = 0;
+  const double worst = max_ulps(x, vm::log, [](float v) { return std::log(v); }, &wx);
+  EXPECT_LE(worst, 1) << "log: " << worst << " ulps at x = " << wx;
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> sp = {0.f, -0.f, -1.f, -inf, inf, std::nanf(""), 1.f, std::numeric_limits<float>::denorm_min(),
+                                 -std::numeric_limits<float>::denorm_min()};
+  std::vector<float> y(sp.size());
+  vm::log(sp.data(), y.data(), static_cast<int64_t>(sp.size()));
+  EXPECT_EQ(y[0], -inf);
+  EXPECT_EQ(y[1], -inf);
+  EXPECT_TRUE(std::isnan(y[2]) && std::isnan(y[3]));
+  EXPECT_EQ(y[4], inf);
+  EXPECT_TRUE(std::isnan(y[5]));
+  EXPECT_EQ(std::bit_cast<uint32_t>(y[6]), 0u);  // log 1 = +0
+  EXPECT_EQ(y[7], std::log(std::numeric_limits<float>::denorm_min()));
+  EXPECT_TRUE(std::isnan(y[8]));
+  std::vector<float> r(x.size());
+  vm::sqrt(x.data(), r.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = std::sqrt(x[i]);
+    ASSERT_TRUE(std::bit_cast<uint32_t>(r[i]) == std::bit_cast<uint32_t>(want) || (std::isnan(r[i]) && std::isnan(want)))
+        << "sqrt at x = " << x[i] << ": " << r[i] << " vs " << want;
+  }
+}
+
+// Sin and Cos (vectorised this session; libm per element before): within 1 ulp of glibc over the sweep, a fine grid
+// over [-64, 64] and large arguments on both sides of 2^28 pi/2 (where libm takes over); -0, +-inf, NaN.
+TEST(VMath, SinCosWithinOneUlpOfLibm) {
+  std::vector<float> x = sweep_inputs();
+  for (float v = -64.f; v <= 64.f; v += 1.f / 1024) x.push_back(v);
+  for (uint32_t b = 0x4dc90fdbu - 20000; b < 0x4dc90fdbu + 20000; ++b) x.push_back(std::bit_cast<float>(b));
+  for (float v : {1e5f, 1e6f, 12345.678f, 3.14159265f, 1.57079633f, -1.57079633f, 6.28318531f, 1e-30f, 1e-45f})
+    x.push_back(v);
+  float wx = 0;
+  double worst = max_ulps(x, vm::sin, [](float v) { return std::sin(v); }, &wx);
+  EXPECT_LE(worst, 1) << "sin: " << worst << " ulps at x = " << wx;
+  worst = max_ulps(x, vm::cos, [](float v) { return std::cos(v); }, &wx);
+  EXPECT_LE(worst, 1) << "cos: " << worst << " ulps at x = " << wx;
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> sp = {-0.f, 0.f, inf, -inf, std::nanf("")};
+  std::vector<float> ys(sp.size()), yc(sp.size());
+  vm::sin(sp.data(), ys.data(), 5);
+  vm::cos(sp.data(), yc.data(), 5);
+  EXPECT_EQ(std::bit_cast<uint32_t>(ys[0]), 0x80000000u);
+  EXPECT_EQ(std::bit_cast<uint32_t>(ys[1]), 0u);
+  EXPECT_EQ(yc[0], 1.f);
+  EXPECT_EQ(yc[1], 1.f);
+  for (int i = 2; i < 5; ++i) EXPECT_TRUE(std::isnan(ys[i]) && std::isnan(yc[i])) << i;
+}
+
+// Many short rows in one call (Softmax over the last axis with rows of 1-98: YOLO's 16, SSD's 91, attention's 98)
+// give the bits of softmax_row on each row; the strided passes (Softmax over a non-last axis) against libm.
+TEST(VMath, SoftmaxRowsAndStridedPasses) {
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> u(-40.f, 40.f);
+  for (int64_t n : {1, 2, 5, 15, 16, 17, 31, 91, 98, 197}) {
+    const int64_t rows = 7;
+    std::vector<float> x(rows * n), y(rows * n), one(n);
+    for (float& v : x) v = u(rng);
+    if (n > 1) x[n + 1] = -std::numeric_limits<float>::infinity();  // row 1: an -inf element gives 0
+    for (bool log : {false, true}) {
+      vm::softmax_rows(x.data(), y.data(), rows, n, log);
+      for (int64_t r = 0; r < rows; ++r) {
+        vm::softmax_row(x.data() + r * n, one.data(), n, log);
+        double m = -INFINITY, s = 0;
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(x[r * n + i]));
+        for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[r * n + i] - static_cast<float>(m)));
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[r * n + i]), std::bit_cast<uint32_t>(one[i])) << n << " " << r << " " << i;
+          const double d = static_cast<double>(x[r * n + i] - static_cast<float>(m));
+          const double want = log ? d - std::log(s) : std::exp(d) / s;
+          if (std::isinf(want)) ASSERT_EQ(y[r * n + i], want) << n << " " << r << " " << i;  // LogSoftmax of -inf
+          else ASSERT_NEAR(y[r * n + i], want, 1e-6 * std::fabs(want) + (log ? 1e-5 : 1e-45)) << n << " " << r << " " << i;
+        }
+      }
+    }
+  }
+  const float nan = std::nanf(""), inf = std::numeric_limits<float>::infinity();
+  for (int64_t n : {1, 7, 16, 33, 1001}) {
+    std::vector<float> x(n), m(n), y(n), s(n);
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = i % 5 == 1 ? nan : u(rng);
+      m[i] = i % 3 == 0 ? -inf : u(rng);
+      s[i] = static_cast<float>(i);
+    }
+    std::vector<float> m0 = m;
+    vm::max_into(x.data(), m.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(m[i], std::max(m0[i], x[i])) << i;  // std::max skips a NaN x
+    vm::exp_sub_acc(x.data(), m.data(), y.data(), s.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float want = std::exp(x[i] - m[i]);
+      ASSERT_LE(ulps(y[i], want), 1) << i;
+      ASSERT_LE(ulps(s[i], static_cast<float>(i) + y[i]), 0) << i;
+    }
+  }
 }
 
 TEST(PowFastPath, ExponentsTwoThreeHalfOneMinusOneBitForBit) {

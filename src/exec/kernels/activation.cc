@@ -33,6 +33,10 @@ struct ActInfo {
 bool vector_loop(Act act, const float* x, float* y, int64_t n, float alpha) {
   switch (act) {
     case Act::Exp: vmath::exp(x, y, n); return true;
+    case Act::Log: vmath::log(x, y, n); return true;
+    case Act::Sqrt: vmath::sqrt(x, y, n); return true;
+    case Act::Sin: vmath::sin(x, y, n); return true;
+    case Act::Cos: vmath::cos(x, y, n); return true;
     case Act::LeakyRelu: vmath::leaky_relu(x, y, n, alpha); return true;
     case Act::Elu: vmath::elu(x, y, n, alpha); return true;
     case Act::Sigmoid: vmath::sigmoid(x, y, n); return true;

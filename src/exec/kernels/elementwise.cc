@@ -325,6 +325,28 @@ bool dispatch_bytes(size_t size, F&& f) {
   }
 }
 
+// One output run of Where with each operand's stride (0 or 1) known at compile time, the select done with a
+// mask (T is an unsigned type of the element's size): branch-free, so the compiler vectorises it. (A branch per
+// element, with runtime strides, was mispredicted on half of a random mask.)
+template <typename T, int SC, int SX, int SY>
+void where_run(const bool* c, const T* x, const T* y, T* o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T m = static_cast<T>(-static_cast<int>(c[i * SC]));  // all ones where the condition holds
+    o[i] = static_cast<T>((x[i * SX] & m) | (y[i * SY] & static_cast<T>(~m)));
+  }
+}
+
+template <typename T>
+using WhereRun = void (*)(const bool*, const T*, const T*, T*, int64_t);
+
+template <typename T>
+WhereRun<T> where_run_for(int64_t sc, int64_t sx, int64_t sy) {
+  static constexpr WhereRun<T> runs[8] = {where_run<T, 0, 0, 0>, where_run<T, 0, 0, 1>, where_run<T, 0, 1, 0>,
+                                          where_run<T, 0, 1, 1>, where_run<T, 1, 0, 0>, where_run<T, 1, 0, 1>,
+                                          where_run<T, 1, 1, 0>, where_run<T, 1, 1, 1>};
+  return runs[(sc != 0) * 4 + (sx != 0) * 2 + (sy != 0)];
+}
+
 class WhereKernel : public Kernel {
  public:
   explicit WhereKernel(const ir::Node& n) : node_(n) {}
@@ -356,15 +378,11 @@ class WhereKernel : public Kernel {
       const T* py = static_cast<const T*>(y.raw());
       T* po = static_cast<T*>(o.raw());
       const int64_t inner = p.inner();
-      const int64_t sc = p.inner_stride(0), sx = p.inner_stride(1), sy = p.inner_stride(2);
+      const WhereRun<T> run = where_run_for<T>(p.inner_stride(0), p.inner_stride(1), p.inner_stride(2));
       parallel_for(p.rows(), std::max<int64_t>(1, kGrain / std::max<int64_t>(inner, 1)),
                    [&](int64_t rb, int64_t re) {
                      p.for_rows(rb, re, [&](int64_t row, const int64_t* off) {
-                       const bool* cc = pc + off[0];
-                       const T* xx = px + off[1];
-                       const T* yy = py + off[2];
-                       T* oo = po + row * inner;
-                       for (int64_t i = 0; i < inner; ++i) oo[i] = cc[i * sc] ? xx[i * sx] : yy[i * sy];
+                       run(pc + off[0], px + off[1], py + off[2], po + row * inner, inner);
                      });
                    });
     });

@@ -37,7 +37,7 @@ class SoftmaxKernel final : public Kernel {
     float* Y = out[0].data<float>();
     if (inner == 1) {
       parallel_for(outer, std::max<int64_t>(1, 4096 / len), [&](int64_t o0, int64_t o1) {
-        for (int64_t o = o0; o < o1; ++o) row(X + o * len, Y + o * len, len);
+        vmath::softmax_rows(X + o0 * len, Y + o0 * len, o1 - o0, len, log_);
       });
     } else {
       parallel_for(outer, 1, [&](int64_t o0, int64_t o1) {
@@ -48,22 +48,15 @@ class SoftmaxKernel final : public Kernel {
   }
 
  private:
-  // Vectorised (exec/kernels/vmath.h); ref::softmax (compute_ref.h) is the reference it is tested against.
-  void row(const float* x, float* y, int64_t n) const { vmath::softmax_row(x, y, n, log_); }
-
-  // Softmax along a strided axis: the inner dimension is contiguous, so each step works on a whole row.
+  // Both paths are vectorised (exec/kernels/vmath.h); ref::softmax (compute_ref.h) is the reference they are
+  // tested against. Softmax along a strided axis: the inner dimension is contiguous, so each step works on a
+  // whole row of `inner` values.
   void strided(const float* x, float* y, int64_t len, int64_t inner, std::vector<float>& mx,
                std::vector<float>& sum) const {
     std::fill(mx.begin(), mx.end(), -std::numeric_limits<float>::infinity());
     std::fill(sum.begin(), sum.end(), 0.0f);
-    for (int64_t l = 0; l < len; ++l)
-      for (int64_t i = 0; i < inner; ++i) mx[i] = std::max(mx[i], x[l * inner + i]);
-    for (int64_t l = 0; l < len; ++l)
-      for (int64_t i = 0; i < inner; ++i) {
-        float e = std::exp(x[l * inner + i] - mx[i]);
-        y[l * inner + i] = e;
-        sum[i] += e;
-      }
+    for (int64_t l = 0; l < len; ++l) vmath::max_into(x + l * inner, mx.data(), inner);
+    for (int64_t l = 0; l < len; ++l) vmath::exp_sub_acc(x + l * inner, mx.data(), y + l * inner, sum.data(), inner);
     if (log_) {
       for (int64_t i = 0; i < inner; ++i) sum[i] = std::log(sum[i]);
       for (int64_t l = 0; l < len; ++l)
