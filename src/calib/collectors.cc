@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 
+#include "calib/strategies.h"
 #include "core/clones.h"
 
 namespace oq::calib {
@@ -135,11 +136,16 @@ MinMaxCollector::MinMaxCollector(MinMaxOptions opts) : opts_(opts) {
 }
 
 namespace {
-// One chunk's mean (np.nanmean of float32 -> float32), merged into the EMA as ORT's merge_range does.
-void fold_chunk(double min_sum, double max_sum, int64_t n, float c, bool& have, float& emin, float& emax,
-                float& eabs) {
-  const auto cmin = static_cast<float>(min_sum / static_cast<double>(n));
-  const auto cmax = static_cast<float>(max_sum / static_cast<double>(n));
+// np.nanmean of a chunk's per-batch float32 values as ORT gets it: numpy's pairwise float32 sum, true_divide
+// by the count in float64, stored back as float32.
+float chunk_mean(const std::vector<float>& v) {
+  return static_cast<float>(static_cast<double>(kl::pairwise_sum(v)) / static_cast<double>(v.size()));
+}
+
+// One chunk's mean merged into the EMA as ORT's merge_range does.
+void fold_chunk(const std::vector<float>& mins, const std::vector<float>& maxs, float c, bool& have, float& emin,
+                float& emax, float& eabs) {
+  const float cmin = chunk_mean(mins), cmax = chunk_mean(maxs);
   const float cabs = std::max(std::fabs(cmin), std::fabs(cmax));
   if (!have) {
     emin = cmin, emax = cmax, eabs = cabs, have = true;
@@ -168,14 +174,12 @@ void MinMaxCollector::add(std::span<const float> x) {
   }
   ++batches_;
   if (!opts_.moving_average) return;
-  chunk_min_sum_ += mm.min;
-  chunk_max_sum_ += mm.max;
-  ++chunk_n_;
-  if (opts_.batches_per_chunk > 0 && chunk_n_ == opts_.batches_per_chunk) {
-    fold_chunk(chunk_min_sum_, chunk_max_sum_, chunk_n_, opts_.averaging_constant, have_ema_, ema_min_, ema_max_,
-               ema_abs_);
-    chunk_min_sum_ = chunk_max_sum_ = 0;
-    chunk_n_ = 0;
+  chunk_mins_.push_back(mm.min);
+  chunk_maxs_.push_back(mm.max);
+  if (opts_.batches_per_chunk > 0 && static_cast<int64_t>(chunk_mins_.size()) == opts_.batches_per_chunk) {
+    fold_chunk(chunk_mins_, chunk_maxs_, opts_.averaging_constant, have_ema_, ema_min_, ema_max_, ema_abs_);
+    chunk_mins_.clear();
+    chunk_maxs_.clear();
   }
 }
 
@@ -190,8 +194,8 @@ MinMaxStats MinMaxCollector::stats() const {
   }
   bool have = have_ema_;
   float emin = ema_min_, emax = ema_max_, eabs = ema_abs_;
-  if (chunk_n_ > 0)
-    fold_chunk(chunk_min_sum_, chunk_max_sum_, chunk_n_, opts_.averaging_constant, have, emin, emax, eabs);
+  if (!chunk_mins_.empty())
+    fold_chunk(chunk_mins_, chunk_maxs_, opts_.averaging_constant, have, emin, emax, eabs);
   s.min = emin, s.max = emax, s.absmax = eabs;
   return s;
 }

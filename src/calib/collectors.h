@@ -1,6 +1,6 @@
 // Calibration COLLECTORS: what is measured on each activation, one tensor (= one batch, one Session::run) at a
-// time, with memory independent of the number of batches. How a range is chosen from what was measured is
-// the job of strategies.h.
+// time, with memory independent of the number of batches (except the moving average: 8 bytes a batch of the
+// current chunk, see MinMaxOptions). How a range is chosen from what was measured is the job of strategies.h.
 //
 // The semantics are those of ONNX Runtime's quantize_static calibrators (onnxruntime/quantization/calibrate.py),
 // re-implemented here:
@@ -57,7 +57,8 @@ class RangeScanner {
 
 struct MinMaxOptions {
   // ORT's CalibMovingAverage. ORT computes, for each collect_data() call ("chunk" of batches), the arithmetic
-  // mean of the per-batch minima and maxima (np.nanmean), and merges successive chunks with an exponential
+  // mean of the per-batch minima and maxima (np.nanmean: numpy's float32 pairwise sum, divided by the count in
+  // float64, rounded to float32; reproduced bit for bit), and merges successive chunks with an exponential
   // moving average: r = r + averaging_constant * (chunk - r) (float32), the first chunk initialising r.
   // With quantize_static's default single collect_data() call this is the plain mean over all batches; with
   // CalibStridedMinMax=k it is the mean over each k batches, then the EMA across those groups.
@@ -89,9 +90,9 @@ class MinMaxCollector {
   int64_t batches_ = 0, skipped_ = 0;
   bool non_finite_ = false;
   float min_ = 0, max_ = 0;  // plain running min/max
-  // moving average: the current chunk (double sums; ORT sums float32, the difference is ~1 ulp) ...
-  double chunk_min_sum_ = 0, chunk_max_sum_ = 0;
-  int64_t chunk_n_ = 0;
+  // moving average: the per-batch minima / maxima of the current chunk (one float each per batch: numpy's
+  // pairwise sum needs them all, its split points depend on the count) ...
+  std::vector<float> chunk_mins_, chunk_maxs_;
   // ... and the EMA over finished chunks.
   bool have_ema_ = false;
   float ema_min_ = 0, ema_max_ = 0, ema_abs_ = 0;

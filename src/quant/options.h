@@ -55,7 +55,6 @@ struct QuantOptions {
   bool weight_symmetric = true;
   bool activation_symmetric = false;
   bool quantize_bias = true;
-  bool reduce_range = false;
   std::optional<double> min_real_range;
   // Empty = ORT's default list (every op ORT quantizes in QDQ format that the engine runs).
   std::set<std::string> op_types_to_quantize;

@@ -194,7 +194,7 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       if (user[0].rmax) rg.rmax = static_cast<float>(*user[0].rmax);
     }
     const bool sym = symmetric.value_or(o.activation_symmetric);
-    QRange qr = qrange(qt, sym, o.reduce_range);
+    QRange qr = qrange(qt, sym);  // ORT: activations never take reduce_range (TensorQuantOverrides refuses it)
     ScaleZp sz = o.activation_restricted_asymmetric && qt == DType::UInt8 && !sym
                      ? snap_zero_point_uint8(rg.rmin, rg.rmax, qr.qmin, qr.qmax, o.min_real_range, s.float_type)
                      : compute_scale_zp(rg.rmin, rg.rmax, qr.qmin, qr.qmax, sym, o.min_real_range, s.float_type);
@@ -216,7 +216,7 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       // ORT: per-channel initializers are symmetric unless a TensorQuantOverrides `symmetric` says otherwise.
       const bool sym = ov && ov->symmetric ? *ov->symmetric
                                            : s.axis >= 0 || (s.weight_type ? o.weight_symmetric : o.activation_symmetric);
-      const bool reduce = ov && ov->reduce_range ? *ov->reduce_range : o.reduce_range;
+      const bool reduce = ov && ov->reduce_range && *ov->reduce_range;
       static const std::vector<RangeOverride> kNoRanges;
       const std::vector<RangeOverride>& user_ranges = ov ? ov->ranges : kNoRanges;
       // A weight whose range the user fixed (symmetric / reduce_range / rmin / rmax) is not re-chosen by a weight
@@ -233,7 +233,7 @@ ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOp
       exec::QuantParams q = weight_params(w, qt, sym, s.axis, reduce, o.min_real_range, user_ranges);
       Tensor chosen_values;
       if (weight_fn && s.role == TensorRole::Weight && !fixed) {
-        WeightChoice c = weight_fn(name, w, std::move(q));
+        WeightChoice c = weight_fn(name, w, WeightProposal{std::move(q), sym, reduce, o.min_real_range});
         q = std::move(c.params);
         if (c.values.dtype() != DType::Undefined) {
           if (c.values.shape() != w.shape() || c.values.dtype() != w.dtype())

@@ -36,9 +36,19 @@ struct WeightChoice {
   Tensor values;
 };
 
+// A weight's min/max parameters (type, axis, scales) and the range settings they were computed with, which a
+// weight quantizer's candidates use too (so that its clipping ratio 1 reproduces `params` exactly).
+struct WeightProposal {
+  exec::QuantParams params;
+  bool symmetric = true;
+  bool reduce_range = false;
+  std::optional<double> min_real_range;  // QuantOptions::min_real_range
+};
+
 // `weight_params_fn` (optional) computes a weight's parameters instead of min/max (better weight quantizers);
-// it receives the tensor and the proposed QuantParams (type, axis: min/max values) and returns the choice.
-using WeightParamsFn = std::function<WeightChoice(const std::string& name, const Tensor& w, exec::QuantParams proposal)>;
+// it receives the tensor and the min/max proposal and returns the choice.
+using WeightParamsFn =
+    std::function<WeightChoice(const std::string& name, const Tensor& w, const WeightProposal& proposal)>;
 
 ParamMap compute_params(const ir::Graph& g, const QuantPlan& plan, const QuantOptions& o, const RangeMap& ranges,
                         ParamNotes* notes = nullptr, const WeightParamsFn& weight_fn = {},

@@ -105,21 +105,21 @@ double quant_error(const Tensor& w, const exec::QuantParams& q) {
   return e;
 }
 
-exec::QuantParams mse_params(const Tensor& w, const exec::QuantParams& proposal, bool symmetric,
-                             const WeightQuantizerOptions& o) {
-  exec::QuantParams best = proposal;
+exec::QuantParams mse_params(const Tensor& w, const WeightProposal& proposal, const WeightQuantizerOptions& o) {
+  exec::QuantParams best = proposal.params;
+  const bool symmetric = proposal.symmetric;
   std::vector<double> mins, maxs;
-  channel_minmax(w, proposal.axis, mins, maxs);
-  ChannelLayout l = layout(w, proposal.axis);
-  QRange qr = qrange(proposal.qtype, symmetric);
-  QRange full = qrange(proposal.qtype, false);
+  channel_minmax(w, best.axis, mins, maxs);
+  ChannelLayout l = layout(w, best.axis);
+  QRange qr = qrange(best.qtype, symmetric, proposal.reduce_range);
+  QRange full = qrange(best.qtype, false);
   const float* d = w.data<float>();
   parallel_for(l.ch, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
       double best_err = std::numeric_limits<double>::infinity();
       for (int step = 0; step <= o.grid; ++step) {
         double r = 1.0 - (1.0 - o.min_ratio) * step / std::max(o.grid, 1);
-        ScaleZp sz = compute_scale_zp(mins[c] * r, maxs[c] * r, qr.qmin, qr.qmax, symmetric);
+        ScaleZp sz = compute_scale_zp(mins[c] * r, maxs[c] * r, qr.qmin, qr.qmax, symmetric, proposal.min_real_range);
         double err = 0.0;
         for (int64_t ob = 0; ob < l.outer && err < best_err; ++ob)
           for (int64_t i = 0, base = (ob * l.ch + c) * l.inner; i < l.inner; ++i) {
@@ -345,17 +345,18 @@ Tensor gptq_quantize(const Tensor& w, const LayerHessian& lh, const exec::QuantP
   return out;
 }
 
-WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o, bool symmetric_per_tensor,
+WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o,
                                      std::shared_ptr<const std::map<std::string, LayerHessian>> hessians) {
   if (o.kind == WeightQuantizerKind::MinMax) return {};
   auto cache = std::make_shared<std::map<std::string, WeightChoice>>();
-  return [o, symmetric_per_tensor, hessians, cache](const std::string& name, const Tensor& w,
-                                                    exec::QuantParams proposal) -> WeightChoice {
-    std::string key = fmt::format("{}|{}|{}", name, static_cast<int>(proposal.qtype), proposal.axis);
+  return [o, hessians, cache](const std::string& name, const Tensor& w,
+                              const WeightProposal& proposal) -> WeightChoice {
+    const exec::QuantParams& p = proposal.params;
+    std::string key = fmt::format("{}|{}|{}|{}|{}", name, static_cast<int>(p.qtype), p.axis, proposal.symmetric,
+                                  proposal.reduce_range);
     auto it = cache->find(key);
     if (it != cache->end()) return it->second;
-    bool sym = proposal.axis >= 0 || symmetric_per_tensor;
-    WeightChoice c{mse_params(w, proposal, sym, o), Tensor()};
+    WeightChoice c{mse_params(w, proposal, o), Tensor()};
     if (o.kind == WeightQuantizerKind::Gptq && hessians) {
       auto h = hessians->find(name);
       if (h != hessians->end()) c.values = gptq_quantize(w, h->second, c.params, o);

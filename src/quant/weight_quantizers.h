@@ -34,11 +34,11 @@ Tensor weight_fake_quant(const Tensor& w, const exec::QuantParams& q);
 // ‖W − Q(W)‖² (sum of squares).
 double quant_error(const Tensor& w, const exec::QuantParams& q);
 
-// Clipping ratio per channel (per tensor when proposal.axis < 0) minimising ‖W − Q(W)‖²; the scale and zero
-// point of each ratio come from compute_scale_zp (THE function) on the scaled min/max range, so ratio 1
-// reproduces the min/max proposal and the result is never worse than it. `symmetric`: as the proposal.
-exec::QuantParams mse_params(const Tensor& w, const exec::QuantParams& proposal, bool symmetric,
-                             const WeightQuantizerOptions& o = {});
+// Clipping ratio per channel (per tensor when proposal.params.axis < 0) minimising ‖W − Q(W)‖²; the scale and
+// zero point of each ratio come from compute_scale_zp (THE function) on the scaled min/max range with the
+// proposal's symmetric / reduce_range / min_real_range, so ratio 1 reproduces the min/max proposal exactly and
+// the result is never worse than it.
+exec::QuantParams mse_params(const Tensor& w, const WeightProposal& proposal, const WeightQuantizerOptions& o = {});
 
 // The matrix view GPTQ works on: `groups` blocks of `rows` × `k`; row r of group g holds the weights of
 // output channel g·rows + r against the k input columns of that group.
@@ -82,10 +82,10 @@ std::map<std::string, LayerHessian> collect_hessians(const ir::Model& m, const s
 Tensor gptq_quantize(const Tensor& w, const LayerHessian& h, const exec::QuantParams& q,
                      const WeightQuantizerOptions& o = {});
 
-// The WeightParamsFn of a quantizer (cached per weight, type and axis: full_auto rebuilds models many times).
-// MinMax returns an empty function. `hessians` is needed for gptq only; weights without one fall back to mse.
-// `symmetric_per_tensor`: QuantOptions::weight_symmetric (per-channel weights are always symmetric).
-WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o, bool symmetric_per_tensor,
+// The WeightParamsFn of a quantizer (cached per weight, type, axis and symmetry: full_auto rebuilds models many
+// times). MinMax returns an empty function. `hessians` is needed for gptq only; weights without one fall back to
+// mse.
+WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o,
                                      std::shared_ptr<const std::map<std::string, LayerHessian>> hessians = nullptr);
 
 }  // namespace oq::quant

@@ -207,8 +207,8 @@ TEST(BiasCorrection, MeanOutputErrorPerChannelVanishes) {
   o.bias_correction = true;
   for (const char* w : {"WA", "WG", "WM"}) o.weight_overrides[w].qtype = DType::Int4;
   Tensor moved = rnd({5, 4}, 31, -0.2f, 1.f);
-  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor&, exec::QuantParams p) {
-    return quant::WeightChoice{p, name == "WG" ? moved : Tensor()};
+  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor&, const quant::WeightProposal& p) {
+    return quant::WeightChoice{p.params, name == "WG" ? moved : Tensor()};
   };
   quant::CalibrationRequest req;
   req.batch_size = 16;

@@ -92,6 +92,34 @@ TEST(CalibMinMax, MovingAverageStridedIsEma) {
   EXPECT_FLOAT_EQ(s.max, 4);
 }
 
+TEST(CalibMinMax, MovingAverageIsNumpysFloat32Nanmean) {
+  // ORT's chunk mean is np.nanmean of the per-batch float32 minima / maxima: numpy's pairwise float32 sum, divided
+  // by the count in float64, rounded to float32. 500 batches {-k/3, m/3}; expected values from numpy 2.4
+  // (a float64 sum gives -0x1.f673e2p+8 / 0x1.4c5d86p+7, one ulp off both).
+  MinMaxOptions o;
+  o.moving_average = true;
+  o.averaging_constant = 0.3f;
+  auto feed = [](MinMaxCollector& c) {
+    for (int64_t i = 0; i < 500; ++i) {
+      const float lo = -static_cast<float>(1000 + (i * 7919) % 1013) / 3.0f;
+      const float hi = static_cast<float>(5 + (i * 104729) % 997) / 3.0f;
+      c.add(std::vector<float>{lo, hi, 0.5f * (lo + hi)});
+    }
+  };
+  MinMaxCollector one(o);
+  feed(one);
+  EXPECT_EQ(one.stats().min, -0x1.f673e4p+8f);
+  EXPECT_EQ(one.stats().max, 0x1.4c5d88p+7f);
+  EXPECT_EQ(one.stats().absmax, 0x1.f673e4p+8f);
+  // Chunks of 200 (the last one 100 batches), EMA r + 0.3 (chunk - r) in float32.
+  o.batches_per_chunk = 200;
+  MinMaxCollector chunked(o);
+  feed(chunked);
+  EXPECT_EQ(chunked.stats().min, -0x1.f6a5dp+8f);
+  EXPECT_EQ(chunked.stats().max, 0x1.4da14ap+7f);
+  EXPECT_EQ(chunked.stats().absmax, 0x1.f6a5dp+8f);
+}
+
 TEST(CalibMinMax, FiniteMinMaxMatchesNaive) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.f, 3.f);

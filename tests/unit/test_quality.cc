@@ -341,11 +341,33 @@ Tensor heavy_tailed(const Shape& s, uint32_t seed) {
 TEST(WeightQuantizers, MseBeatsMinMaxOnHeavyTails) {
   Tensor w = heavy_tailed({16, 64, 3, 3}, 42);
   auto p = quant::weight_params(w, DType::Int4, true, 0);
-  auto m = quant::mse_params(w, p, true);
+  auto m = quant::mse_params(w, {p, true, false, std::nullopt});
   double e_minmax = naive_err(w, p), e_mse = naive_err(w, m);
   EXPECT_LT(e_mse, 0.95 * e_minmax) << e_mse << " vs " << e_minmax;
   EXPECT_NEAR(quant::quant_error(w, m), e_mse, 1e-6 * e_mse);
   for (int64_t c = 0; c < 16; ++c) EXPECT_LE(m.scale[c], p.scale[c] * 1.0001f);
+}
+
+TEST(WeightQuantizers, MseCandidatesTakeTheProposalsRangeSettings) {
+  // Channel c holds q * s[c] for q in -64..64 (steps of 8): the 7-bit (reduce_range) min/max scale is s[c] and
+  // its error 0, so ratio 1 is the only minimum, found only when the candidates are 7-bit too.
+  const float s[2] = {0.0123f, 0.5f};
+  Tensor w(DType::Float, {2, 17});
+  for (int64_t c = 0; c < 2; ++c)
+    for (int64_t j = 0; j < 17; ++j) w.data<float>()[c * 17 + j] = static_cast<float>(8 * j - 64) * s[c];
+  auto p = quant::weight_params(w, DType::Int8, true, 0, true);
+  ASSERT_EQ(p.scale, std::vector<float>(s, s + 2));
+  auto m = quant::mse_params(w, {p, true, true, std::nullopt});
+  EXPECT_EQ(m.scale, p.scale);
+  EXPECT_EQ(m.zero_point, p.zero_point);
+  EXPECT_EQ(quant::quant_error(w, m), 0.0);
+  // MinimumRealRange 100 binds (|w| <= 32): every candidate's scale is floored, none below the proposal's, and the
+  // error never above it.
+  auto pf = quant::weight_params(w, DType::Int8, true, 0, false, 100.0);
+  auto mf = quant::mse_params(w, {pf, true, false, 100.0});
+  for (int64_t c = 0; c < 2; ++c) EXPECT_GE(mf.scale[c], pf.scale[c]);
+  EXPECT_LE(quant::quant_error(w, mf), quant::quant_error(w, pf));
+  EXPECT_GT(pf.scale[1], 32.f / 127.f);  // the floor binds on both channels
 }
 
 TEST(WeightQuantizers, GptqLowersGemmOutputError) {
@@ -434,8 +456,8 @@ TEST(WeightQuantizers, WriterQuantizesTheReturnedValues) {
   quant::CalibrationRequest req;
   auto cal = quant::calibrate(m, o, data, req);
   Tensor moved = rnd({8, 32}, 77);
-  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor&, exec::QuantParams p) {
-    quant::WeightChoice c{p, Tensor()};
+  quant::WeightParamsFn fn = [&](const std::string& name, const Tensor&, const quant::WeightProposal& p) {
+    quant::WeightChoice c{p.params, Tensor()};
     if (name == "W2") c.values = moved;
     return c;
   };
@@ -444,8 +466,8 @@ TEST(WeightQuantizers, WriterQuantizesTheReturnedValues) {
   Tensor expect = quant::quantize_tensor(moved, q.params.at("W2"));
   ASSERT_EQ(qw.numel(), expect.numel());
   for (int64_t i = 0; i < qw.numel(); ++i) EXPECT_EQ(qw.data<int8_t>()[i], expect.data<int8_t>()[i]);
-  EXPECT_THROW(quant::build_qdq(m, o, cal, [&](const std::string&, const Tensor&, exec::QuantParams p) {
-                 return quant::WeightChoice{p, rnd({2, 2}, 1)};
+  EXPECT_THROW(quant::build_qdq(m, o, cal, [&](const std::string&, const Tensor&, const quant::WeightProposal& p) {
+                 return quant::WeightChoice{p.params, rnd({2, 2}, 1)};
                }),
                Error);
 }

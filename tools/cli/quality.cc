@@ -58,7 +58,7 @@ quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& cal
     hs = std::make_shared<const std::map<std::string, quant::LayerHessian>>(std::move(h));
   }
   OQ_INFO("Weight quantizer: {}", config::to_string(job.cfg.quantization.extra.weight_quantizer));
-  return quant::make_weight_quantizer(o, job.qopts.weight_symmetric, hs);
+  return quant::make_weight_quantizer(o, hs);
 }
 
 std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std::vector<search::RankedTensor>& ranked,
@@ -86,9 +86,9 @@ std::vector<search::RankedTensor> sensitivity_ranking(const Job& job, const std:
     const Tensor& w = job.prepared.graph.find_initializer(t.name)->tensor;
     int axis = job.qopts.per_channel ? t.axis : -1;
     bool sym = axis >= 0 || job.qopts.weight_symmetric;
-    exec::QuantParams p = quant::weight_params(w, DType::Int4, sym, axis, job.qopts.reduce_range, job.qopts.min_real_range);
+    exec::QuantParams p = quant::weight_params(w, DType::Int4, sym, axis, false, job.qopts.min_real_range);
     if (!wfn) return quant::weight_fake_quant(w, p);
-    quant::WeightChoice c = wfn(t.name, w, p);
+    quant::WeightChoice c = wfn(t.name, w, {p, sym, false, job.qopts.min_real_range});
     return c.values.dtype() != DType::Undefined ? c.values : quant::weight_fake_quant(w, c.params);
   };
   auto snr = search::weight_sensitivity(job.prepared, ranked, w4, feeds);
