@@ -240,7 +240,7 @@ class ConvKernel final : public Kernel {
       return p;
     }
     p->depthwise = depthwise_nchw_applies(x, w, a_.group, p->geo);
-    if (p->depthwise) {
+    if (p->depthwise && !depthwise_prefers_blocked(x, w, p->geo)) {
       p->impl = "depthwise on NCHW (conv_depthwise.cc)";
       return p;
     }
@@ -279,6 +279,11 @@ class ConvKernel final : public Kernel {
       p->use_ref = true;
       return p;
     }
+    if (p->depthwise && du::impl_kind(pd->impl_info_str()) < du::ImplKind::Jit) {
+      p->impl = "depthwise on NCHW (conv_depthwise.cc)";  // no oneDNN kernel better than the hand one
+      return p;
+    }
+    p->depthwise = false;
     p->impl = std::string("oneDNN ") + pd->impl_info_str();
     p->src_md = pd->src_desc();
     p->dst_md = pd->dst_desc();
