@@ -2,7 +2,8 @@
 and on random odd ones, alone (NCHW: the hand kernel conv_depthwise.cc on wide planes, oneDNN's jit_dw on 16-
 channel blocks with reorders on narrow ones, output width <= 32) and with a fused Relu / Clip, run by `onnxquant -v
 run --threads 1` and compared with onnxruntime (rtol 1e-4, atol 1e-5); the Conv's debug line must name the path
-conv.cc picks for the shape (depthwise_prefers_blocked). Also two-Conv chains the executor runs in nChw16c.
+conv.cc picks for the shape (depthwise_prefers_blocked). Also two-Conv chains the executor runs in nChw16c, and
+NaN / inf inputs through the fused activation.
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
 """
@@ -43,8 +44,10 @@ def dw_model(x_shape, k, act=None, chain=1, **attrs):
     return model(nodes, inits, list(x_shape))
 
 
-def check(name, x_shape, k, want, act=None, chain=1, **attrs):
+def check(name, x_shape, k, want, act=None, chain=1, nan=False, **attrs):
     x = (rng.standard_normal(x_shape) * 2).astype(np.float32)
+    if nan:  # a NaN and an inf in the input: the outputs they reach must be ORT's (NaN, not a Relu / Clip bound)
+        x[0, 3, 2, 4], x[0, 17, 5, 1] = np.nan, np.inf
     paths = run_and_paths(name, dw_model(x_shape, k, act, chain, **attrs), x)
     for i in range(chain):
         assert_fast(name, paths, f"c{i}", want)
@@ -88,6 +91,14 @@ def test_blocked_chains():
     for name, x_shape, k, attrs in [("chain_dw5_c240_14", (1, 240, 14, 14), 5, P2),
                                     ("chain_dw7_c96_56_s2", (1, 96, 56, 56), 7, dict(pads=[3] * 4, strides=[2, 2]))]:
         check(name, x_shape, k, JIT_DW, "relu", chain=2, **attrs)
+
+
+def test_non_finite_inputs_keep_ort_values():
+    # oneDNN's Relu / Clip post-op turns NaN into a bound: the jit_dw path falls back to the primitive without it
+    # (conv.cc, docs/conformance.md); the hand kernel applies the activation itself.
+    check("nan_dw5_c240_14_relu", (1, 240, 14, 14), 5, JIT_DW, "relu", nan=True, **P2)
+    check("nan_dw7_c20_9_clip", (1, 20, 9, 9), 7, JIT_DW, "clip", nan=True, **P3)
+    check("nan_dw7_c24_40x41_relu", (1, 24, 40, 41), 7, HAND, "relu", nan=True, **P3)
 
 
 if __name__ == "__main__":
