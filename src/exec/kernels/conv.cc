@@ -1,4 +1,5 @@
-// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 2-D depthwise by conv_depthwise.cc, 1x1 by sgemm, the rest
+// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 2-D depthwise by conv_depthwise.cc (narrow 5x5 / 7x7 ones by
+// oneDNN's jit_dw on 16-channel blocks: depthwise_prefers_blocked), 1x1 by sgemm, the rest
 // (1-D/2-D/3-D) through oneDNN's convolution primitive, built
 // lazily per input shape and cached; weights are reordered once into the layout oneDNN picked (activations
 // are converted per run to the primitive's layout and back, see build()). Shapes the
