@@ -1,7 +1,7 @@
 """Conv at the executor-speed QA's shapes (oneDNN 2.6 used to run them with its reference loops, 150-3600x slower
 than ONNX Runtime with one thread): grouped convolutions whose channels per group are not a multiple of 16,
 depthwise with a channel multiplier, 1-D depthwise (MatchboxNet / QuartzNet / Conformer), 1-D and 2-D kernels
-with a large extent (dilation 29-32, k33), 5x5 / 7x7 depthwise. Each is a single-Conv model (fixed seed) run by
+with a large extent (dilation 29-32, k33), 5x5 / 7x7 depthwise (more in test_conv_dw_kxk_ort.py). Each is a single-Conv model (fixed seed) run by
 `onnxquant -v run --threads 1`; outputs compared with onnxruntime (rtol 1e-4, atol 1e-5: the sums run in another
 order), and the Conv's debug line (the path the kernel chose) must name a fast path, not a reference: oneDNN's
 `ref:` implementation or onnxquant's naive conv_ref.cc. (No timing: the path is the observable property.)
@@ -97,10 +97,10 @@ CASES = {
     "conv1d_dw_k9_c128_t500": ((1, 128, 500), 128, 128, (9,), dict(pads=[4, 4]), DEPTHWISE),
     "conv1d_k31_dw_c144_t100": ((2, 144, 100), 144, 144, (31,), dict(pads=[15, 15]), DEPTHWISE),
     "conv1d_dw_k5_s2_d2_mult2": ((1, 24, 77), 48, 24, (5,), dict(pads=[3, 4], strides=[2], dilations=[2]), DEPTHWISE),
-    "conv_dw_7x7_c192_28": ((1, 192, 28, 28), 192, 192, (7, 7), dict(pads=[3, 3, 3, 3]), DEPTHWISE),
+    "conv_dw_7x7_c192_28": ((1, 192, 28, 28), 192, 192, (7, 7), dict(pads=[3, 3, 3, 3]), ONEDNN),  # narrow: jit_dw
     "conv_dw_7x7_c96_56": ((1, 96, 56, 56), 96, 96, (7, 7), dict(pads=[3, 3, 3, 3]), DEPTHWISE),
-    "conv_dw_5x5_s2_c96_56": ((1, 96, 56, 56), 96, 96, (5, 5), dict(pads=[2, 2, 2, 2], strides=[2, 2]), DEPTHWISE),
-    "conv_dw_5x5_s2_odd": ((1, 20, 31, 45), 20, 20, (5, 5), dict(pads=[1, 2, 2, 1], strides=[2, 2]), DEPTHWISE),
+    "conv_dw_5x5_s2_c96_56": ((1, 96, 56, 56), 96, 96, (5, 5), dict(pads=[2, 2, 2, 2], strides=[2, 2]), ONEDNN),
+    "conv_dw_5x5_s2_odd": ((1, 20, 31, 45), 20, 20, (5, 5), dict(pads=[1, 2, 2, 1], strides=[2, 2]), ONEDNN),
 }
 
 

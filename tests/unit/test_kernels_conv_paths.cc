@@ -1,8 +1,8 @@
 // Which path Conv takes where oneDNN 2.6 used to fall back, silently, to its reference loops (100-3600x slower
 // than ONNX Runtime): grouped convolutions whose channels per group are not a multiple of 16, depthwise with a
 // channel multiplier, 1-D depthwise, kernel extents above ~60 (the QA's shapes), read from the kernel's debug
-// line; and the hand depthwise kernel's paths (1-D, channel multipliers, 5x5 / 7x7 by kernel-row sweeps,
-// small and wide planes) against the naive reference on random odd shapes.
+// line; oneDNN's jit_dw for narrow 5x5 / 7x7 depthwise; and the hand depthwise kernel's paths (1-D, channel
+// multipliers, 5x5 / 7x7 in vector blocks, small and wide planes) against the naive reference on random odd shapes.
 #include <spdlog/spdlog.h>
 
 #include "compute_kernel_test_util.h"
@@ -85,11 +85,28 @@ TEST(ConvPaths, QaShapesDoNotRunOneDnnsReference) {
       {{1, 128, 200}, 128, 128, {3}, {}, {}, {1, 1}, "", true},          // conv1d_k3_dw_c128_t200
       {{1, 128, 500}, 128, 128, {9}, {}, {}, {4, 4}, "", true},          // conv1d_dw_k9_c128_t500
       {{1, 144, 100}, 144, 144, {31}, {}, {}, {15, 15}, "", true},       // conformer k31
-      {{1, 192, 28, 28}, 192, 192, {7, 7}, {}, {}, {3, 3, 3, 3}, "", true},  // conv_dw_7x7_c192_28
-      {{1, 96, 56, 56}, 96, 96, {5, 5}, {2, 2}, {}, {2, 2, 2, 2}, "", true},  // conv_dw_5x5_s2_c96_56
+      {{1, 96, 56, 56}, 96, 96, {7, 7}, {}, {}, {3, 3, 3, 3}, "", true},  // conv_dw_7x7_c96_56 (wide)
   };
   for (const auto& c : depthwise)
     EXPECT_EQ(conv_path(c), "depthwise on NCHW (conv_depthwise.cc)") << shape_str(c.x) << " group " << c.group;
+}
+
+// 5x5 / 7x7 depthwise with outputs at most 32 columns wide and 16 channels or more: oneDNN's jit_dw on 16-channel
+// blocks, the NCHW tensors reordered around it (depthwise_prefers_blocked), faster there than the hand kernel.
+TEST(ConvPaths, NarrowDepthwiseKxKRunsOneDnnsJitDw) {
+  ThreadGuard tg;
+  set_num_threads(1);
+  const std::vector<ConvCase> narrow = {
+      {{1, 192, 28, 28}, 192, 192, {7, 7}, {}, {}, {3, 3, 3, 3}, "", true},   // conv_dw_7x7_c192_28
+      {{1, 96, 56, 56}, 96, 96, {5, 5}, {2, 2}, {}, {2, 2, 2, 2}, "", true},   // conv_dw_5x5_s2_c96_56
+      {{1, 240, 14, 14}, 240, 240, {5, 5}, {}, {}, {2, 2, 2, 2}, "", true},   // MobileNetV3-Large
+      {{1, 672, 7, 7}, 672, 672, {5, 5}, {}, {}, {2, 2, 2, 2}, "", true},
+      {{2, 20, 13, 11}, 20, 20, {5, 5}, {}, {}, {1, 2, 2, 1}, "", true},      // odd: partial block, pads
+      {{1, 33, 9, 15}, 33, 33, {7, 7}, {2, 2}, {}, {3, 1, 2, 3}, "", false},  // stride 2
+      {{1, 17, 21, 19}, 17, 17, {5, 5}, {}, {2, 2}, {4, 3, 4, 5}, "", true},  // dilation 2
+  };
+  for (const auto& c : narrow)
+    EXPECT_EQ(conv_path(c).rfind("oneDNN jit_dw", 0), 0u) << shape_str(c.x) << " group " << c.group;
 }
 
 // Inside a channel-blocked chain (exec/layout.h) a convolution keeps its blocked input and output; where
@@ -111,9 +128,10 @@ TEST(ConvPaths, BlockedLargeDilationDoesNotRunOneDnnsReference) {
 }
 
 // The hand depthwise kernel (conv_depthwise.cc) against the naive reference: 1-D (strides, dilations, pads,
-// SAME), channel multipliers 2 and 3, 5x5 / 7x7 by kernel-row sweeps over the flattened padded plane (strides 1
-// and 2, small and wide planes) and per row (dilations, unequal strides: border columns per element), stride 3
-// (per-tap sweeps), kernels wider than the image; 1 and 2 threads.
+// SAME), channel multipliers 2 and 3, 5x5 / 7x7 over the flattened padded plane (stride 1: all taps in vector
+// registers, blocks of 4 vectors and single ones; stride 2: the compiler's loop; small and wide planes) and per
+// row (dilations, unequal strides: border columns per element), stride 3 (per-tap sweeps), kernels wider than the
+// image; 1 and 2 threads.
 TEST(ConvPaths, DepthwiseMatchesReferenceOnRandomOddShapes) {
   ThreadGuard tg;
   std::mt19937 rng(20261129);
@@ -136,6 +154,9 @@ TEST(ConvPaths, DepthwiseMatchesReferenceOnRandomOddShapes) {
       {{1, 6, 101}, 12, 6, {3}, {1}, {32}, {32, 32}, "", true},                // 1-D multiplier 2, dilation 32
       {{1, 5, 50}, 5, 5, {31}, {2}, {}, {15, 14}, "", true},                   // 1-D k31 stride 2
       {{3, 4, 29}, 4, 4, {5}, {3}, {2}, {}, "SAME_UPPER", false},              // 1-D stride 3, dilated, SAME
+      {{1, 5, 23, 41}, 5, 5, {5, 5}, {1, 1}, {}, {2, 1, 1, 3}, "", true},      // 5x5 vector blocks, pads
+      {{2, 3, 31, 70}, 3, 3, {7, 7}, {1, 1}, {}, {3, 2, 1, 3}, "", false},     // 7x7: 4-vector blocks + tail
+      {{1, 9, 3, 3}, 9, 9, {5, 5}, {1, 1}, {}, {2, 2, 2, 2}, "", true},        // 3x3 image: one vector
       {{1, 3, 7}, 6, 3, {3}, {1}, {}, {}, "VALID", true},                      // 1-D multiplier 2, VALID
   };
   for (int threads : {1, 2})

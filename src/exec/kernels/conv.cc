@@ -1,4 +1,5 @@
-// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 2-D depthwise by conv_depthwise.cc, 1x1 by sgemm, the rest
+// Conv (opsets 1-21, i.e. Conv-1 and Conv-11): 2-D depthwise by conv_depthwise.cc (narrow 5x5 / 7x7 ones by
+// oneDNN's jit_dw on 16-channel blocks: depthwise_prefers_blocked), 1x1 by sgemm, the rest
 // (1-D/2-D/3-D) through oneDNN's convolution primitive, built
 // lazily per input shape and cached; weights are reordered once into the layout oneDNN picked (activations
 // are converted per run to the primitive's layout and back, see build()). Shapes the
@@ -240,7 +241,7 @@ class ConvKernel final : public Kernel {
       return p;
     }
     p->depthwise = depthwise_nchw_applies(x, w, a_.group, p->geo);
-    if (p->depthwise) {
+    if (p->depthwise && !depthwise_prefers_blocked(x, w, p->geo)) {
       p->impl = "depthwise on NCHW (conv_depthwise.cc)";
       return p;
     }
@@ -279,6 +280,11 @@ class ConvKernel final : public Kernel {
       p->use_ref = true;
       return p;
     }
+    if (p->depthwise && du::impl_kind(pd->impl_info_str()) < du::ImplKind::Jit) {
+      p->impl = "depthwise on NCHW (conv_depthwise.cc)";  // no oneDNN kernel better than the hand one
+      return p;
+    }
+    p->depthwise = false;
     p->impl = std::string("oneDNN ") + pd->impl_info_str();
     p->src_md = pd->src_desc();
     p->dst_md = pd->dst_desc();

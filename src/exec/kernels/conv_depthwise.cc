@@ -4,8 +4,10 @@
 // with ONEDNN_VERBOSE: 9.7 ms of reorders against 5.1 ms of depthwise convolution per inference). A depthwise
 // layer is a per-channel 2-D stencil, so on NCHW each output row is KH*KW multiply-adds over contiguous input
 // rows, which the compiler vectorises; bias and the fused activation are applied while the row is in L1. 3x3
-// kernels (strides 1 and 2) accumulate all nine taps in registers instead; 5x5 and 7x7 ones add a kernel row
-// (K taps) per sweep, over the flattened padded plane (4-5x faster than the KH*KW sweeps).
+// kernels (strides 1 and 2) accumulate all nine taps in registers instead; 5x5 and 7x7 ones all K*K taps too,
+// over the flattened padded plane (stride 1 in explicit 16-float vectors, four at a time). Narrow 5x5 / 7x7
+// planes (output rows of at most 32 columns, where most of a vector along a row is padding) run in oneDNN's
+// jit_dw on 16-channel blocks instead, the activations reordered around it: depthwise_prefers_blocked.
 // oneDNN 2.6 has no fast kernel for 1-D depthwise or channel multipliers above 1 in the layouts it is given
 // here (its reference loops ran them, 150-500x slower than ONNX Runtime): a 1-D convolution is a plane of one
 // row, and output channel m reads input channel m / multiplier. The naive reference is ref::conv
@@ -19,9 +21,18 @@
 
 namespace oq::exec {
 
+// depthwise_prefers_blocked: output rows up to this many columns.
+constexpr int64_t kBlockedMaxWidth = 32;
+
 bool depthwise_nchw_applies(const Tensor& x, const Tensor& w, int64_t group, const Geometry& g) {
   return (x.rank() == 4 || x.rank() == 3) && g.kernel.size() + 2 == static_cast<size_t>(x.rank()) && group > 1 &&
          x.dim(1) == group && w.dim(1) == 1 && w.dim(0) % group == 0 && x.numel() > 0;
+}
+
+bool depthwise_prefers_blocked(const Tensor& x, const Tensor& w, const Geometry& g) {
+  if (x.rank() != 4 || w.dim(0) != x.dim(1) || x.dim(1) < 16 || g.kernel[0] != g.kernel[1]) return false;
+  const int64_t k = g.kernel[0];
+  return (k == 5 || k == 7) && g.out[1] <= kBlockedMaxWidth;
 }
 
 namespace {
@@ -53,12 +64,15 @@ std::vector<float>& scratch() {
 }
 
 // The plane copied into a zero-padded buffer of width wp = (OW-1)*S + K and (OH-1)*S + K rows (the per-thread
-// scratch), followed by room for (OH-1)*wp + OW outputs: the small-plane paths below.
+// scratch), followed by kSlack zeros (vector reads past the last row) and room for (OH-1)*wp + OW outputs
+// rounded up to whole vectors: the small-plane paths below.
+constexpr int64_t kSlack = 64;
 float* padded_plane(const Plane& g, const float* in, int64_t K, int64_t S) {
   const int64_t hp = (g.OH - 1) * S + K, wp = (g.OW - 1) * S + K;
   std::vector<float>& buf = scratch();
-  buf.resize(static_cast<size_t>(hp * wp + g.OH * wp + 16));
+  buf.resize(static_cast<size_t>(hp * wp + kSlack + g.OH * wp + 64));
   float* pad = buf.data();
+  std::fill(pad + hp * wp, pad + hp * wp + kSlack, 0.f);
   for (int64_t y = 0; y < hp; ++y) {
     const int64_t iy = y - g.PT;
     float* prow = pad + y * wp;
@@ -132,23 +146,78 @@ inline __attribute__((always_inline)) void row_taps(float* __restrict out, const
   }
 }
 
+// All K*K taps of output j of the flattened padded plane (as plane3x3_flat) accumulated in registers, bias and
+// activation included: one sweep over j. Stride 2: the compiler's vector loop (strided reads).
+template <int K, int S>
+inline __attribute__((always_inline)) void plane_kxk_flat(const float* __restrict pad, int64_t wp, const float* k,
+                                                          float bias, float* __restrict acc, int64_t n,
+                                                          FusedActivation::Linear f) {
+  float w[K * K];
+  for (int t = 0; t < K * K; ++t) w[t] = k[t];
+  for (int64_t j = 0; j < n; ++j) {
+    const float* p = pad + S * j;
+    float a = bias;
+    for (int ky = 0; ky < K; ++ky)
+      for (int kx = 0; kx < K; ++kx) a += w[ky * K + kx] * p[ky * wp + kx];
+    acc[j] = f(a);
+  }
+}
+
+// The vector helpers below are always inlined into dw_plane's clones: the AVX-512 ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+// 16 floats (GCC vector extension: one zmm with AVX-512, two ymm with AVX2, four xmm otherwise); V16u for
+// unaligned loads and stores.
+typedef float V16 __attribute__((vector_size(64)));
+typedef float V16u __attribute__((vector_size(64), aligned(4)));
+
+// FusedActivation::Linear on 16 lanes, the same comparisons (NaN kept).
+inline __attribute__((always_inline)) V16 linear16(V16 x, FusedActivation::Linear f) {
+  const V16 zero = {};
+  const V16 pos = x < zero ? zero : x, neg = zero < x ? zero : x;
+  V16 v = pos + f.slope * neg;
+  v = v < f.lo ? zero + f.lo : v;
+  return f.hi < v ? zero + f.hi : v;
+}
+
+// Stride 1 with explicit vectors: J blocks of 16 outputs accumulated in registers, each tap's weight read once
+// for the J blocks (one broadcast, J multiply-adds reading shifted inputs). pad must have 16*J - 1 readable
+// floats past index n - 1 + (K-1)*(wp+1), acc room for n rounded up to 16.
+template <int K, int J>
+inline __attribute__((always_inline)) void taps_v16(const float* pad, int64_t wp, const float* w, float bias,
+                                                    float* acc, FusedActivation::Linear f) {
+  V16 a[J];
+  for (int b = 0; b < J; ++b) a[b] = V16{} + bias;
+  for (int ky = 0; ky < K; ++ky)
+    for (int kx = 0; kx < K; ++kx) {
+      const float wk = w[ky * K + kx];
+      const float* p = pad + ky * wp + kx;
+      for (int b = 0; b < J; ++b) a[b] += wk * *reinterpret_cast<const V16u*>(p + 16 * b);
+    }
+  for (int b = 0; b < J; ++b) *reinterpret_cast<V16u*>(acc + 16 * b) = linear16(a[b], f);
+}
+
+template <int K>
+inline __attribute__((always_inline)) void plane_kxk_flat_s1(const float* pad, int64_t wp, const float* k,
+                                                             float bias, float* acc, int64_t n,
+                                                             FusedActivation::Linear f) {
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) taps_v16<K, 4>(pad + j, wp, k, bias, acc + j, f);
+  for (; j < n; j += 16) taps_v16<K, 1>(pad + j, wp, k, bias, acc + j, f);
+}
+
 template <int K, int S>
 inline __attribute__((always_inline)) void plane_kxk(const Plane& g, const float* in, const float* k, float bias,
                                                      float* out, const FusedActivation& act) {
   if (g.SH == S && g.DH == 1 && g.DW == 1) {
-    // As plane3x3_flat, for planes of any width (the copy costs little next to K*K taps): the K sweeps run over the
-    // flattened padded plane, one long vector loop each.
+    // As plane3x3_flat, for planes of any width (the copy costs little next to K*K taps).
     const int64_t wp = (g.OW - 1) * S + K, n = (g.OH - 1) * wp + g.OW;
     float* pad = padded_plane(g, in, K, S);
-    float* acc = pad + ((g.OH - 1) * S + K) * wp;
-    std::fill(acc, acc + n, bias);
-    for (int64_t ky = 0; ky < K; ++ky) row_taps<K, S>(acc, pad + ky * wp, k + ky * K, 0, n, 1, 0);
-    const FusedActivation::Linear f = act.linear();
-    for (int64_t oy = 0; oy < g.OH; ++oy) {
-      const float* a = acc + oy * wp;
-      float* o = out + oy * g.OW;
-      for (int64_t ox = 0; ox < g.OW; ++ox) o[ox] = f(a[ox]);
-    }
+    float* acc = pad + ((g.OH - 1) * S + K) * wp + kSlack;
+    if (S == 1)
+      plane_kxk_flat_s1<K>(pad, wp, k, bias, acc, n, act.linear());
+    else
+      plane_kxk_flat<K, S>(pad, wp, k, bias, acc, n, act.linear());
+    for (int64_t oy = 0; oy < g.OH; ++oy) std::copy(acc + oy * wp, acc + oy * wp + g.OW, out + oy * g.OW);
     return;
   }
   int64_t x0 = 0, x1 = g.OW;  // output columns whose taps are all inside the row
@@ -196,7 +265,7 @@ OQ_TARGET_CLONES void dw_plane(const Plane& g, const float* in, const float* k, 
   if (fast3 && g.SH == g.SW && g.DH == 1 && g.DW == 1 && g.OW < 32) {
     const int64_t S = g.SW, wp = (g.OW - 1) * S + 3, n = (g.OH - 1) * wp + g.OW;
     float* pad = padded_plane(g, in, 3, S);
-    float* acc = pad + ((g.OH - 1) * S + 3) * wp;
+    float* acc = pad + ((g.OH - 1) * S + 3) * wp + kSlack;
     if (S == 1)
       plane3x3_flat<1>(pad, wp, k, bias, acc, n, f);
     else
