@@ -241,7 +241,20 @@ int run_full_auto_mode(Job& job) {
     return s;
   };
   auto on_write = [&](const search::Attempt& a) {
-    written[a.n_int8] = save_output(job, models.at(a.n_int8), file_name(widths.at(a.n_int8), a.score));
+    const std::string name = file_name(widths.at(a.n_int8), a.score);
+    // ST's names round the shares to 2 decimals: two attempts with the same score can share one when the tensors
+    // between them hold < 0.005 % of the parameters. The one with fewer Int8 tensors keeps the file (the answer's
+    // file is always the answer), the other's `file` stays empty.
+    for (auto w = written.begin(); w != written.end(); ++w) {
+      if (fs::path(w->second).filename() != name) continue;
+      const int64_t keep = std::min(w->first, a.n_int8), drop = std::max(w->first, a.n_int8);
+      OQ_WARN("Attempts with {} and {} tensors in Int8 have the same file name {}: it holds the one with {}", keep,
+              drop, name, keep);
+      if (w->first < a.n_int8) return;
+      written.erase(w);
+      break;
+    }
+    written[a.n_int8] = save_output(job, models.at(a.n_int8), name);
     OQ_INFO("Written {}", written[a.n_int8]);
   };
   if (it.search == config::SearchStrategy::Greedy) {
