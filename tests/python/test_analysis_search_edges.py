@@ -6,7 +6,9 @@
   below 0): that weight ranks lowest and the others stay in key order (weights x 10^(SNR/10), the SNRs recomputed
   here with onnxruntime and numpy's 4-bit weights);
 - two passing bisection attempts whose ST file names coincide (shares rounded to 2 decimals): every file an attempt
-  names in full_auto.json holds that attempt's Int8 tensors, and the answer's file the answer."""
+  names in full_auto.json holds that attempt's Int8 tensors, and the answer's file the answer;
+- full_auto's 4-bit weights take the 8-bit reference's axis: a 1-D MatMul weight per tensor, a MatMul weight under
+  QDQOpTypePerChannelSupportToAxis {MatMul: 0} per row (numpy's symmetric Int4 image)."""
 import json
 import math
 import os
@@ -185,6 +187,54 @@ def test_attempts_sharing_a_file_name():
     assert rep["attempts"][1]["file"] == "", rep["attempts"][1]
     assert "have the same file name" in p.stderr + p.stdout, (p.stderr + p.stdout)[-2000:]
 
+
+def test_int4_axis_follows_the_8bit_reference():
+    """x [N, 8] @ W0 [8, 6] @ w1 [6], per channel. Default axes: the 8-bit reference has W0 per column (6 scales)
+    and w1 per tensor (a 1-D weight has no axis 1); with QDQOpTypePerChannelSupportToAxis {MatMul: 0}, W0 per row
+    (8 scales) and w1 per element (6). The all-Int4 attempt (it passes: tolerance 100 dB) must have the same axes
+    and numpy's symmetric Int4 image on them; it had W0 per column under {MatMul: 0}, and w1 one scale per element
+    by default (exact: no 4-bit rounding at all)."""
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(8, 6)).astype(np.float32)
+    w1 = rng.normal(size=(6,)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W0"], ["h"], name="m0"),
+                           helper.make_node("MatMul", ["h", "w1"], ["y"], name="m1")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+                          [numpy_helper.from_array(w0, "W0"), numpy_helper.from_array(w1, "w1")])
+    work = tmpdir()
+    model = save_graph(g, os.path.join(work, "m.onnx"))
+    for f in ("calib", "test"):
+        np.savez(os.path.join(work, f + ".npz"), x=rng.normal(size=(8, 8)).astype(np.float32))
+    data = f"quantization_path: {work}/calib.npz, test_path: {work}/test.npz"
+
+    def inits(path):
+        return {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+
+    # (extra option, W0's reduced axis and scale shape, w1's)
+    for extra, want in [("", {"W0": (0, (6,)), "w1": (None, ())}),
+                        ("{QDQOpTypePerChannelSupportToAxis: {MatMul: 0}}", {"W0": (1, (8,)), "w1": ((), (6,))})]:
+        cfg = write_config(work, model, "full_auto", data, "per_channel",
+                           {"accuracy_tolerance": 100, "metric": "output_snr"})
+        if extra:
+            with open(cfg, "a") as f:
+                f.write(f"  onnx_extra_options: {extra}\n")
+        out = os.path.join(work, "out" + str(len(extra)))
+        run_oq(["--config", cfg, "--output-dir", out])
+        with open(os.path.join(out, "full_auto.json")) as f:
+            rep = json.load(f)
+        assert rep["answer"]["n_int8"] == 0, rep["answer"]
+        ref, ans = inits(rep["int8_model"]), inits(rep["answer"]["file"])
+        for name, w in [("W0", w0), ("w1", w1)]:
+            reduce, shape = want[name]
+            assert ref[name + "_scale"].shape == shape, (extra, name, ref[name + "_scale"].shape)
+            q, scale = ans[name + "_quantized"], ans[name + "_scale"]
+            assert scale.shape == shape, (extra, name, scale.shape, shape)
+            m = np.abs(w).max(axis=reduce, keepdims=True) if reduce != () else np.abs(w)
+            want_scale = (2 * m.astype(np.float64) / 15).astype(np.float32)
+            assert np.allclose(scale.ravel(), want_scale.ravel(), rtol=1e-6), (extra, name, scale, want_scale)
+            want_q = np.clip(np.round(w / want_scale), -8, 7)
+            assert np.array_equal(q.astype(np.int64), want_q.astype(np.int64)), (extra, name, q, want_q)
 
 if __name__ == "__main__":
     run_module_tests(globals())
