@@ -256,8 +256,9 @@ void measure_weights(const ir::Model& prepared, const quant::QuantizedModel& q, 
     // A Gemm's beta went into its int32 bias (quant::quantize_bias): the DequantizeLinear gives beta x C.
     const auto spec = q.plan.tensors.find(t.name);
     const double beta = spec == q.plan.tensors.end() ? 1.0 : spec->second.bias_beta;
-    if (beta != 1.0 && f->tensor.dtype() == DType::Float) {
-      Tensor ref = f->tensor.clone();
+    if (beta != 1.0 && (f->tensor.dtype() == DType::Float || f->tensor.dtype() == DType::Float16)) {
+      // A float16 bias too (compared in float32, as SnrAccumulator::add does).
+      Tensor ref = f->tensor.dtype() == DType::Float ? f->tensor.clone() : f->tensor.cast(DType::Float);
       for (float& v : std::span<float>(ref.data<float>(), static_cast<size_t>(ref.numel())))
         v = static_cast<float>(v * beta);
       acc.add(ref, xhat, t.name);

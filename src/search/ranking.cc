@@ -28,9 +28,10 @@ std::vector<RankedTensor> rank_weights(const ir::Graph& g, const std::vector<siz
     t.weights = init->tensor.numel();
     int rank = init->tensor.rank();
     int axis = quant::default_weight_axis(n);
-    if (axis >= rank) axis = rank - 1;
+    // No such axis (a 1-D MatMul weight): per tensor, one scale for all its weights, as the quantizer does.
+    if (axis >= rank) axis = -1;
     t.axis = axis;
-    int64_t ch = init->tensor.dim(axis);
+    int64_t ch = axis >= 0 ? init->tensor.dim(axis) : 1;
     t.per_scale = ch > 0 ? t.weights / ch : t.weights;
     t.exec_index = pos;
     r.push_back(std::move(t));

@@ -16,7 +16,7 @@ struct RankedTensor {
   std::string op_type;   // Conv, ConvTranspose, Gemm, MatMul
   int64_t weights = 0;   // elements
   int64_t per_scale = 0; // weights per output channel
-  int axis = 0;          // output-channel axis (per-channel quantization axis)
+  int axis = 0;          // output-channel axis (per-channel quantization axis); -1: per tensor
   size_t exec_index = 0; // position of the node in execution order
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "core/error.h"
@@ -62,7 +63,12 @@ std::vector<RankedTensor> rank_by_sensitivity(const std::vector<RankedTensor>& c
   if (cands.size() != snr_db.size()) fail(ErrorKind::Runtime, "sensitivity: {} tensors but {} SNRs", cands.size(), snr_db.size());
   std::vector<size_t> idx(cands.size());
   std::iota(idx.begin(), idx.end(), 0);
-  auto key = [&](size_t i) { return static_cast<double>(cands[i].weights) * std::pow(10.0, snr_db[i] / 10.0); };
+  // A NaN SNR (the weight's 4-bit image makes an output NaN) is the worst: lowest key, Int8 first. Left NaN, it
+  // compared neither above nor below any key, and stable_sort left the other tensors out of order.
+  auto key = [&](size_t i) {
+    if (std::isnan(snr_db[i])) return -std::numeric_limits<double>::infinity();
+    return static_cast<double>(cands[i].weights) * std::pow(10.0, snr_db[i] / 10.0);
+  };
   std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
   std::vector<RankedTensor> out;
   for (size_t i : idx) out.push_back(cands[i]);

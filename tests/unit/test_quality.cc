@@ -483,6 +483,20 @@ TEST(Search, SensitivityOrderIsParamsPerNoise) {
   EXPECT_EQ(r[2].name, "b");
 }
 
+TEST(Search, SensitivityNanRanksLowestAndKeepsTheOthersSorted) {
+  // 32 x 10^0.028 ~ 34 < 8 x 10^4.02 ~ 8.4e4: c above a; the NaN (4-bit image made an output NaN) last. A NaN key
+  // compared as a number left the order a, n, c.
+  std::vector<search::RankedTensor> c(3);
+  c[0].name = "a", c[0].weights = 32;
+  c[1].name = "n", c[1].weights = 16;
+  c[2].name = "c", c[2].weights = 8;
+  auto r = search::rank_by_sensitivity(c, {0.28, std::nan(""), 40.2});
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].name, "c");
+  EXPECT_EQ(r[1].name, "a");
+  EXPECT_EQ(r[2].name, "n");
+}
+
 TEST(Search, GreedyWalkWithMockEvaluator) {
   // Score = 100 - sum of per-tensor penalties of the Int4 tensors; threshold 95.
   std::vector<double> pen = {1, 3, 0.5, 2, 4};

@@ -149,6 +149,13 @@ int run_full_auto_mode(Job& job) {
   auto ranked = search::rank_weights(job.prepared.graph, ir::topological_order(job.prepared.graph),
                                      [&](const ir::Node& n) { return quant::should_quantize_node(n, job.qopts); });
   std::erase_if(ranked, [&](const search::RankedTensor& t) { return job.qopts.weight_overrides.count(t.name) > 0; });
+  // A candidate's 4-bit image (attempts and sensitivity) takes the axis of its 8-bit image: per tensor when that is
+  // (granularity per_tensor, a 1-D MatMul weight), QDQOpTypePerChannelSupportToAxis's axis for a MatMul. The axis
+  // rank_weights derives from the op type gave a 1-D weight one 4-bit scale per element.
+  for (auto& t : ranked) {
+    const auto p = q8.params.find(t.name);
+    t.axis = p != q8.params.end() ? p->second.axis : -1;
+  }
   std::optional<analysis::SensitivityReport> sens;
   if (it.ranking == config::Ranking::Sensitivity) ranked = sensitivity_ranking(job, ranked, wfn, calib, &sens.emplace());
   const int64_t N = static_cast<int64_t>(ranked.size());
@@ -172,7 +179,7 @@ int run_full_auto_mode(Job& job) {
       quant::TensorOverride ov;
       ov.qtype = DType::Int4;
       ov.source = quant::OverrideSource::FullAuto;  // not the user's weights_tensor_override
-      if (o.per_channel) ov.axis = ranked[i].axis;
+      if (ranked[i].axis >= 0) ov.axis = ranked[i].axis;  // none: per tensor
       o.weight_overrides[ranked[i].name] = ov;
     }
     return o;
@@ -241,7 +248,20 @@ int run_full_auto_mode(Job& job) {
     return s;
   };
   auto on_write = [&](const search::Attempt& a) {
-    written[a.n_int8] = save_output(job, models.at(a.n_int8), file_name(widths.at(a.n_int8), a.score));
+    const std::string name = file_name(widths.at(a.n_int8), a.score);
+    // ST's names round the shares to 2 decimals: two attempts with the same score can share one when the tensors
+    // between them hold < 0.005 % of the parameters. The one with fewer Int8 tensors keeps the file (the answer's
+    // file is always the answer), the other's `file` stays empty.
+    for (auto w = written.begin(); w != written.end(); ++w) {
+      if (fs::path(w->second).filename() != name) continue;
+      const int64_t keep = std::min(w->first, a.n_int8), drop = std::max(w->first, a.n_int8);
+      OQ_WARN("Attempts with {} and {} tensors in Int8 have the same file name {}: it holds the one with {}", keep,
+              drop, name, keep);
+      if (w->first < a.n_int8) return;
+      written.erase(w);
+      break;
+    }
+    written[a.n_int8] = save_output(job, models.at(a.n_int8), name);
     OQ_INFO("Written {}", written[a.n_int8]);
   };
   if (it.search == config::SearchStrategy::Greedy) {
