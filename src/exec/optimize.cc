@@ -8,7 +8,7 @@
 namespace oq::exec {
 
 std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int channel_block) {
-  InferenceGraph r{m, {}, {}, 0};
+  InferenceGraph r{m, {}, {}, {}, 0};
   namespace P = ir::passes;
   r.rewrites += P::fold_constants(r.model).total();  // e.g. Clip bounds given by Constant nodes
   r.rewrites += P::remove_identity(r.model);
@@ -30,7 +30,11 @@ std::optional<InferenceGraph> optimize_for_inference(const ir::Model& m, int cha
     auto it = now.find(i.name);
     if (it == now.end() || it->second != i.tensor.raw()) r.touched.insert(i.name);
   }
-  std::erase_if(r.blocked, [&](const auto& e) { return now.count(e.first) > 0; });  // converted back by a node
+  std::erase_if(r.blocked, [&](const auto& e) {  // converted back by a node
+    if (!now.count(e.first)) return false;
+    r.converted_back.insert(e.first);
+    return true;
+  });
   // A node output gone, or folded into a constant (no node produces it any more: observers would not see it).
   for (const auto& n : a.nodes)
     for (const auto& o : n.outputs)

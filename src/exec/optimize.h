@@ -23,6 +23,10 @@ struct InferenceGraph {
   // Names of the original model that the optimized model holds only in channel-blocked form (not in
   // `touched`): observable, converted back to NCHW for the observer, but not fake-quantizable.
   std::unordered_map<std::string, BlockedAlias> blocked;
+  // Names of the original model that the optimized model holds in both forms: converted back to NCHW by a node
+  // (a graph output, or read outside the chain) while nodes of the chain read the blocked copy. Observable as
+  // they are, but not fake-quantizable either: the fake quantization would not reach the chain's readers.
+  std::unordered_set<std::string> converted_back;
   size_t rewrites = 0;
 };
 

@@ -80,7 +80,7 @@ struct Session::Impl {
   bool opt_tried = false;
   std::unique_ptr<Plan> opt;
   std::unordered_set<std::string> touched;
-  std::unordered_set<std::string> blocked;  // observable (converted back), not fake-quantizable
+  std::unordered_set<std::string> blocked;  // held blocked (observable, converted back): not fake-quantizable
   std::mutex mu;
   // Float16 model run in float32 (SessionOptions::upcast_float16): its float16 inputs and output positions.
   std::unordered_set<std::string> half_inputs;
@@ -310,6 +310,7 @@ std::vector<Tensor> Session::run(const std::map<std::string, Tensor>& feeds, con
       if (auto og = optimize_for_inference(m.model, m.options.channel_block)) {
         m.touched = std::move(og->touched);
         for (const auto& [name, a] : og->blocked) m.blocked.insert(name);
+        m.blocked.insert(og->converted_back.begin(), og->converted_back.end());
         m.opt = std::make_unique<Plan>();
         try {
           m.opt->build(og->model);

@@ -230,6 +230,24 @@ TEST(ExecLayout, ObserversSeeBlockedTensorsInNchw) {
   for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(a[k].equals(b[k])) << "output " << k;
 }
 
+// s is converted back to NCHW by a node (it is a graph output and Sigmoid reads it) but the chain's Relu reads
+// its blocked form: fake-quantizing s must reach that Relu too, so the run takes the model as given (the
+// optimized graph used to fake-quantize only the NCHW copy: Y, computed from the blocked s, kept s's float values).
+TEST(ExecLayout, FakeQuantOfATensorConvertedBackReachesTheChain) {
+  BlockedAndPlain t(7);
+  auto& [rng, m, blocked, plain, feeds] = t;
+  std::unordered_map<std::string, exec::QuantParams> fq;
+  fq["s"] = exec::QuantParams{DType::UInt8, {0.25f}, {128}, -1};
+  exec::RunOptions f;
+  f.fake_quant = &fq;
+  auto a = blocked.run(feeds, f), b = plain.run(feeds, f);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    SCOPED_TRACE("output " + std::to_string(k));
+    expect_close(a[k], b[k], 1e-5);
+  }
+}
+
 TEST(ExecLayout, AnyOrderObserversGetBlockedValuesAsTheyAre) {
   BlockedAndPlain t(6);
   auto& [rng, m, blocked, plain, feeds] = t;
