@@ -1,4 +1,5 @@
 // BatchNormalization (inference) folded into the preceding Conv / ConvTranspose / Gemm.
+#include <algorithm>
 #include <cmath>
 
 #include "ir/passes/ort_order.h"
@@ -33,10 +34,12 @@ std::optional<BnParams> bn_params(const Graph& g, const Node& bn, int64_t channe
   return p;
 }
 
-// Puts `t` under `name` when no other node reads that initializer, else under a fresh name; returns the name.
-std::string store(Graph& g, const GraphIndex& idx, NameGen& names, const std::string& name, Tensor t) {
+// Puts `t` under `name` when nothing else reads that initializer (no other node, no other input of `p`: a Gemm
+// reading one initializer as B and C), else under a fresh name; returns the name.
+std::string store(Graph& g, const GraphIndex& idx, NameGen& names, const Node& p, const std::string& name, Tensor t) {
   auto c = idx.consumers.find(name);
-  bool shared = (c != idx.consumers.end() && c->second.size() > 1) || names.outer_ref(name);
+  bool shared = (c != idx.consumers.end() && c->second.size() > 1) || names.outer_ref(name) ||
+                std::count(p.inputs.begin(), p.inputs.end(), name) > 1;
   if (!name.empty() && !shared && !g.is_graph_output(name) && !g.is_graph_input(name)) {
     std::erase_if(g.value_info, [&](const ValueInfo& v) { return v.name == name; });
     g.find_initializer(name)->tensor = std::move(t);
@@ -124,8 +127,8 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, OrtNames& ort_na
       }
       nc.data<float>()[r * n + c] = static_cast<float>(beta * cv * prm->s[c] + prm->shift[c]);
     }
-  std::string wn = store(g, idx, names, p.input(1), std::move(nw));
-  std::string cn = store(g, idx, names, p.input(2), std::move(nc));
+  std::string wn = store(g, idx, names, p, p.input(1), std::move(nw));
+  std::string cn = store(g, idx, names, p, p.input(2), std::move(nc));
   p.inputs.resize(3);
   p.inputs[1] = wn;
   p.inputs[2] = cn;

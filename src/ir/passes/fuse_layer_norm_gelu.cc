@@ -10,18 +10,20 @@
 //   intermediate value is read by the pattern only (the Sub's output twice) and is not a graph output; the last
 //   Add's output may be read by anything. Both ReduceMeans reduce the last axis only (`axes` [-1], or
 //   [rank - 1] when the rank is known; an attribute, or a constant input from opset 18) and keep dims.
-//   eps: a constant float with one element (any shape), not NaN, on either side of the Add; the exponent a
-//   constant 2 of one element, float, double or float16 (ORT 1.32 fuses any value of those types: a Pow by 3
-//   becomes a LayerNorm there; onnxquant keeps what is not a square). gamma, beta: the other inputs of the Mul /
-//   Add, of rank 1 (constant or not), with the same length. -> LayerNormalization(X, gamma, beta) with axis -1,
-//   epsilon = eps, stash_type 1, named "<Mul name>/LayerNormFusion/", writing the last Add's output.
+//   eps: a constant float with one element (any shape of rank at most X's; ORT takes any rank), not NaN, on
+//   either side of the Add; the exponent a constant 2 of one element, float, double or float16 (ORT 1.32 fuses
+//   any value of those types: a Pow by 3 becomes a LayerNorm there; onnxquant keeps what is not a square).
+//   gamma, beta: the other inputs of the Mul / Add, of rank 1 (constant or not), with the same length.
+//   -> LayerNormalization(X, gamma, beta) with axis -1, epsilon = eps, stash_type 1, named
+//   "<Mul name>/LayerNormFusion/", writing the last Add's output.
 //
 // Gelu (opset >= 20):
 //   X -> Div(X, sqrt 2) -> Erf -> Add(1) -> Mul(X * 0.5, .) or Mul(X, .) -> Mul(0.5)
-//   sqrt 2, 1 and 0.5: constant floats of shape [] or [1] within 1e-8 + 1e-5 * |value| (sqrt 2 also ORT's
-//   1.4142099618911743 of some BERT exports); the constants on either side. Intermediate values read once and not
-//   graph outputs; the final Mul's output may be read by anything. ORT takes the final Mul's first Mul-made input
-//   as the X * 0.5 branch: when that is X itself (X made by a Mul) the pattern is refused, as ORT refuses it.
+//   sqrt 2, 1 and 0.5: constant floats of shape [] or [1] (only [] on an X known to be a scalar; ORT takes [1]
+//   there too) within 1e-8 + 1e-5 * |value| (sqrt 2 also ORT's 1.4142099618911743 of some BERT exports); the
+//   constants on either side. Intermediate values read once and not graph outputs; the final Mul's output may be
+//   read by anything. ORT takes the final Mul's first Mul-made input as the X * 0.5 branch: when that is X itself
+//   (X made by a Mul) the pattern is refused, as ORT refuses it.
 //   -> Gelu(X) with approximate "none", named "Gelu" (ORT's Graph::GenerateNodeName: "Gelu_token_<n>" when the
 //   name is taken).
 //
@@ -210,6 +212,9 @@ bool fuse_ln_at(View& v, size_t ri, OrtNodeNames& names) {
   if (last < 0 || !binary(v.node(last))) return false;
   // Axes: the last one, the same for both.
   const auto rank = v.shapes.rank(x);
+  // An eps of higher rank than X broadcasts the original's output up ([1,1,1] on a 2-D X makes [1,M,N]), which
+  // the LayerNormalization would not (ORT fuses it anyway); a rank the model does not give counts as 1.
+  if (eps->rank() > (rank ? *rank : 1)) return false;
   const auto ax1 = last_axes(v, r1, rank), ax2 = last_axes(v, r2n, rank);
   if (!ax1 || !ax2 || *ax1 != *ax2 || ax1->size() != 1) return false;
   // gamma / beta: ORT takes the last input of rank 1 of the Mul / Add; with a 1-D X that is the normalized value
@@ -248,7 +253,8 @@ bool fuse_gelu_at(View& v, size_t di, OrtNodeNames& names) {
   const long add = v.reader(e, "Add");
   if (add < 0 || !binary(v.node(add)) || !v.only(v.node(add).outputs[0], 1)) return false;
   const Node& an = v.node(add);
-  if (!v.near(an.inputs[an.inputs[0] == e ? 1 : 0], 1.f)) return false;
+  std::vector<std::string> consts{div.inputs[1], an.inputs[an.inputs[0] == e ? 1 : 0]};  // sqrt 2, 1, 0.5
+  if (!v.near(consts[1], 1.f)) return false;
   const long mul = v.reader(an.outputs[0], "Mul");
   if (mul < 0 || !binary(v.node(mul))) return false;
   const Node& mn = v.node(mul);
@@ -261,16 +267,22 @@ bool fuse_gelu_at(View& v, size_t di, OrtNodeNames& names) {
     const Node& hn = v.node(half);
     if (!binary(hn) || !v.only(hn.outputs[0], 1)) return false;
     const int root = hn.inputs[0] == x ? 0 : hn.inputs[1] == x ? 1 : -1;
-    if (root < 0 || !v.near(hn.inputs[root == 0 ? 1 : 0], 0.5f)) return false;
+    consts.push_back(hn.inputs[root == 0 ? 1 : 0]);
+    if (root < 0 || !v.near(consts.back(), 0.5f)) return false;
     last = mul;
   } else {  // (X * (1 + erf)) * 0.5
     if (!v.only(mn.outputs[0], 1) || (mn.inputs[0] != x && mn.inputs[1] != x)) return false;
     half = v.reader(mn.outputs[0], "Mul");
     if (half < 0 || !binary(v.node(half))) return false;
     const Node& hn = v.node(half);
-    if (!v.near(hn.inputs[hn.inputs[0] == mn.outputs[0] ? 1 : 0], 0.5f)) return false;
+    consts.push_back(hn.inputs[hn.inputs[0] == mn.outputs[0] ? 1 : 0]);
+    if (!v.near(consts.back(), 0.5f)) return false;
     last = half;
   }
+  // A [1] constant on a scalar X makes the original's output [1], Gelu's [] (ORT fuses it anyway).
+  if (v.shapes.rank(x) == 0)
+    for (const auto& c : consts)
+      if (constant_value(g, c, v.ovr)->rank() > 0) return false;
 
   Node gelu;
   gelu.name = names.make("Gelu");

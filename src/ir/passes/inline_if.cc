@@ -94,6 +94,15 @@ size_t inline_in(std::vector<Graph*>& scopes, bool ovr) {
     used.insert(n);
     return n;
   };
+  // A body tensor's name: <prefix>_<name>, or with `_<k>` when the graph already has that name (a tensor of the
+  // graph or of an If inlined before); node names keep their own namespace (unique() above).
+  std::unordered_set<std::string> tensors;
+  auto fresh = [&](const std::string& base) {
+    std::string n = base;
+    for (int k = 1; used.count(n) || tensors.count(n); ++k) n = base + "_" + std::to_string(k);
+    tensors.insert(n);
+    return n;
+  };
   std::unordered_map<size_t, std::vector<Node>> replaced;
   for (auto it = cands.rbegin(); it != cands.rend(); ++it) {
     const Node& n = g.nodes[*it];
@@ -103,11 +112,12 @@ size_t inline_in(std::vector<Graph*>& scopes, bool ovr) {
     const std::string prefix = unique("_if_" + attr);
     std::unordered_map<std::string, std::string> map;
     for (size_t k = 0; k < body.outputs.size(); ++k)
-      map[body.outputs[k].name] = n.outputs[k].empty() ? prefix + "_" + body.outputs[k].name : n.outputs[k];
-    for (const auto& i : body.initializers) map.try_emplace(i.name, prefix + "_" + i.name);
+      map[body.outputs[k].name] = n.outputs[k].empty() ? fresh(prefix + "_" + body.outputs[k].name) : n.outputs[k];
+    for (const auto& i : body.initializers)
+      if (!map.count(i.name)) map[i.name] = fresh(prefix + "_" + i.name);
     for (const auto& bn : body.nodes)
       for (const auto& o : bn.outputs)
-        if (!o.empty()) map.try_emplace(o, prefix + "_" + o);
+        if (!o.empty() && !map.count(o)) map[o] = fresh(prefix + "_" + o);
     for (const auto& i : body.initializers) g.add_initializer(map.at(i.name), i.tensor);
     std::vector<Node> nodes;
     for (const auto& bn : body.nodes) {
