@@ -15,7 +15,7 @@ namespace {
 //   term    := unary (('*' | '/') unary)*
 //   unary   := ('+' | '-') unary | primary
 //   primary := NUMBER | '(' expr ')'
-//   NUMBER  := digits ['.' digits] [('e'|'E') ['+'|'-'] digits]   (also ".5" and "5.")
+//   NUMBER  := digits ['.' digits] [('e'|'E') ['+'|'-'] digits]   (also ".5" and "5."; no integer 010)
 class ArithParser {
  public:
   explicit ArithParser(std::string_view s) : s_(s) {}
@@ -107,6 +107,12 @@ class ArithParser {
       if (digits() == 0) pos_ = save;  // "2e" is not an exponent; the parser then stops at 'e'
     }
     std::string lit(s_.substr(start, pos_ - start));
+    // An integer literal with a leading zero: octal for PyYAML 1.1 (a plain `010` is 8 in ST's flow: yaml11.cc),
+    // an error for Python 3 and a string for Hydra's override grammar; decimal here would be a third reading.
+    if (lit.size() > 1 && lit[0] == '0' && lit.find_first_not_of("0123456789") == std::string::npos &&
+        lit.find_first_not_of('0') != std::string::npos)
+      return set_error("the integer '" + lit + "' has a leading zero (octal for PyYAML, a string for Hydra's "
+                       "override grammar, an error for Python): write it without the zero");
     v = std::strtod(lit.c_str(), nullptr);
     return true;
   }

@@ -48,26 +48,6 @@ class NodeMemo {
   std::unordered_map<int64_t, std::deque<std::pair<YAML::Node, T>>> buckets_;
 };
 
-// A deep copy built node by node: the copy carries no source position, so errors on values that came from
-// a command-line override do not point at a line of the config file. Aliases in the value stay shared (each
-// distinct node is copied once).
-YAML::Node unmarked_copy(const YAML::Node& n, NodeMemo<YAML::Node>& done) {
-  if (const YAML::Node* c = done.find(n)) return *c;
-  YAML::Node out(YAML::NodeType::Null);
-  if (n.IsScalar()) {
-    out.reset(YAML::Node(n.Scalar()));
-    out.SetTag(n.Tag());  // a quoted 'true' stays a string (read_bool)
-  } else if (n.IsSequence()) {
-    out.reset(YAML::Node(YAML::NodeType::Sequence));
-    for (const auto& e : n) out.push_back(unmarked_copy(e, done));
-  } else if (n.IsMap()) {
-    out.reset(YAML::Node(YAML::NodeType::Map));
-    for (const auto& kv : n) out.force_insert(unmarked_copy(kv.first, done), unmarked_copy(kv.second, done));
-  }
-  done.set(n, out);
-  return out;
-}
-
 // Where a tree comes from, for the messages of check_duplicate_keys: the config file (its lines are cited), or the
 // value of a command-line override (`origin` is "override '<text>'": its lines would mean nothing).
 struct TreeOrigin {
@@ -100,6 +80,10 @@ void check_duplicate_keys(const YAML::Node& n, const std::string& path, const Tr
     for (const auto& kv : n) {
       if (!kv.first.IsScalar()) continue;
       const std::string& k = kv.first.Scalar();
+      if (k == "<<") {  // merge keys may repeat (PyYAML merges each, OmegaConf's duplicate check skips them)
+        check_duplicate_keys(kv.second, path.empty() ? k : path + "." + k, origin, seen);
+        continue;
+      }
       const std::string p = path.empty() ? k : path + "." + k;
       const int line = kv.first.Mark().line + 1;
       auto [it, inserted] = first_line.emplace(k, line);
@@ -114,9 +98,10 @@ void check_duplicate_keys(const YAML::Node& n, const std::string& path, const Tr
 
 // YAML 1.1 merge keys (`<<: *defaults`, `<<: [*a, *b]`), which PyYAML and so Hydra / OmegaConf resolve and
 // yaml-cpp 0.7 leaves as a key named "<<": the merged map's keys are added where the map does not set them (the
-// first map of a list wins), recursively. New map nodes are built (an anchored map may be merged in several
-// places) only where a merge key is; keys, scalars and untouched maps keep their marks for error lines. Each
-// distinct node is resolved once (NodeMemo), and the result shared by its aliases as the input shares it.
+// first map of a list wins; of several `<<` keys in one map, the last: PyYAML's flatten_mapping), recursively.
+// New map nodes are built (an anchored map may be merged in several places) only where a merge key is; keys,
+// scalars and untouched maps keep their marks for error lines. Each distinct node is resolved once (NodeMemo),
+// and the result shared by its aliases as the input shares it.
 class MergeResolver {
  public:
   explicit MergeResolver(std::string source) : source_(std::move(source)) {}
@@ -161,8 +146,10 @@ class MergeResolver {
       out.force_insert(kv.first, resolve(kv.second, path.empty() ? k : path + "." + k));
     }
     if (!has_merge) return out;
-    for (const auto& kv : n) {
-      if (!kv.first.IsScalar() || kv.first.Scalar() != "<<") continue;
+    std::vector<std::pair<YAML::Node, YAML::Node>> merges;  // the last first: its keys win
+    for (const auto& kv : n)
+      if (kv.first.IsScalar() && kv.first.Scalar() == "<<") merges.emplace(merges.begin(), kv.first, kv.second);
+    for (const auto& kv : merges) {
       const std::string p = path.empty() ? "<<" : path + ".<<";
       std::vector<YAML::Node> maps;
       if (kv.second.IsMap()) maps.push_back(kv.second);
@@ -229,7 +216,7 @@ YAML::Node with_path(const YAML::Node& node, const std::vector<std::string>& seg
   return out;
 }
 
-// Hydra-like `dotted.key=value` (a leading `+` or `++` is accepted); the value is parsed as YAML.
+// Hydra-like `dotted.key=value` (a leading `+` or `++` is accepted); the value is read with Hydra's override grammar.
 void apply_override(YAML::Node& root, const std::string& ov) {
   size_t eq = ov.find('=');
   std::string key = ov.substr(0, eq);
@@ -243,18 +230,12 @@ void apply_override(YAML::Node& root, const std::string& ov) {
   if (!ok)
     fail(ErrorKind::Config, "override {}: expected dotted.key=value (e.g. quantization.granularity=per_tensor)",
          quote(ov));
-  YAML::Node value;
-  try {
-    value = YAML::Load(ov.substr(eq + 1));
-  } catch (const YAML::Exception& e) {
-    fail(ErrorKind::Config, "override {}: value is not valid YAML: {}", quote(ov), e.msg);
-  }
+  // Without source marks: errors on values an override set do not point at a line of the config file.
+  const YAML::Node value = override_value(ov, ov.substr(eq + 1));
   {  // a key given twice in the value ({quant_type: Int4, quant_type: Int8}), as in the file
     NodeMemo<bool> seen;
     check_duplicate_keys(value, key, TreeOrigin{"override " + quote(ov), false}, seen);
   }
-  NodeMemo<YAML::Node> copies;
-  value = unmarked_copy(value, copies);
   root.reset(with_path(root, segs, 0, value, ov));
 }
 

@@ -109,20 +109,27 @@ void MapReader::finish_warn(std::string_view what) const {
 
 // The spellings PyYAML (and so OmegaConf / Hydra, which ST's flow uses) reads as booleans: YAML 1.1's without y / n,
 // which yaml-cpp also accepts. A value ST's flow reads as a string would be true there (ONNX Runtime's extra_options
-// and ST's own keys test a string's truth), whatever onnxquant made of it: each is refused, naming the key.
+// and ST's own keys test a string's truth), whatever onnxquant made of it: each is refused, naming the key. A
+// command-line override's scalar carries the type Hydra's override grammar gives it (override_value.cc): `off`
+// there is a string, `tRUE` a boolean (!!bool, constructed as PyYAML does: any letter case).
 bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   static constexpr std::string_view kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
   static constexpr std::string_view kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
   if (!n.IsScalar()) key_fail(ctx, n, path, "expected a boolean (true/false), got " + show(n));
   const std::string& s = n.Scalar();
+  const bool bool_tagged = n.Tag() == "tag:yaml.org,2002:bool";
   bool spelt = false, v = false;
   for (auto t : kTrue)
-    if (s == t) spelt = v = true;
+    if (s == t || (bool_tagged && iequals(s, t))) spelt = v = true;
   for (auto f : kFalse)
-    if (s == f) spelt = true;
+    if (s == f || (bool_tagged && iequals(s, f))) spelt = true;
   // A quoted scalar ('true', "no") or one tagged !!str is a string for every YAML reader; yaml-cpp marks it "!".
   const bool string_tagged = n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str";
   if (spelt && !string_tagged) return v;
+  if (spelt && line_of(ctx, n).empty())  // a command-line override's value: Hydra's grammar, not PyYAML
+    key_fail(ctx, n, path, "expected a boolean, got " + show(n) + ": Hydra reads " + show(n) +
+                               " in a command-line override as a string, which ST's flow takes as true; write " +
+                               (v ? "true" : "false"));
   if (spelt)
     key_fail(ctx, n, path, "expected a boolean, got the quoted string " + show(n) +
                                " (a string for PyYAML / Hydra, which ST's flow uses, and there any non-empty string "
@@ -135,10 +142,19 @@ bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   key_fail(ctx, n, path, "expected a boolean (true/false), got " + show(n));
 }
 
+// A number as ST's flow reads it (yaml11_number), else an arithmetic string; nullopt with `err` set when neither.
+static std::optional<double> scalar_number(const YAML::Node& n, std::string& err) {
+  const Yaml11Number y = yaml11_number(n);
+  if (!y.is_number) return eval_arithmetic(n.Scalar(), &err);
+  if (!y.value) err = y.error;
+  else if (!std::isfinite(*y.value)) err = "result is not finite";
+  return err.empty() ? y.value : std::nullopt;
+}
+
 double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) key_fail(ctx, n, path, "expected a number, got " + show(n));
   std::string err;
-  auto v = eval_arithmetic(n.Scalar(), &err);
+  auto v = scalar_number(n, err);
   if (!v) key_fail(ctx, n, path, "expected a number or an arithmetic expression, got " + show(n) + " (" + err + ")");
   return *v;
 }
@@ -146,8 +162,9 @@ double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path)
 int64_t read_int(const Ctx& ctx, const YAML::Node& n, const std::string& path) {
   if (!n.IsScalar()) key_fail(ctx, n, path, "expected an integer, got " + show(n));
   std::string err;
-  auto v = eval_arithmetic(n.Scalar(), &err);
-  if (!v || std::trunc(*v) != *v || std::fabs(*v) > 9007199254740992.0)
+  auto v = scalar_number(n, err);
+  if (!v) key_fail(ctx, n, path, "expected an integer, got " + show(n) + " (" + err + ")");
+  if (std::trunc(*v) != *v || std::fabs(*v) > 9007199254740992.0)
     key_fail(ctx, n, path, "expected an integer, got " + show(n));
   return static_cast<int64_t>(*v);
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <ctime>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -78,6 +79,23 @@ DType read_quant_type(const Ctx& ctx, const YAML::Node& n, const std::string& pa
 // quantization.onnx_extra_options.TensorQuantOverrides (load_tqo.cc): null / {} = none.
 std::vector<TensorQuantOverride> read_tensor_quant_overrides(const Ctx& ctx, const YAML::Node& n,
                                                              const std::string& path);
+
+// What ST's flow makes of a scalar as a number (yaml11.cc): for a plain scalar of the file, PyYAML 1.1's int forms
+// (`010` octal 8, `0x8`, `0b1`, `1_000`, sexagesimal `1:30` = 90) and OmegaConf's float forms (`1_000.5`, `1e-3`,
+// `1:30.5`, `.inf`); for a scalar tagged !!int / !!float (the numbers of an override: override_value.cc), PyYAML's
+// construction of that type. Not a number (is_number false): any other scalar, which ST's flow takes as a string
+// (the readers then evaluate it as an arithmetic string). `error` is set (and `value` empty) when PyYAML resolves
+// the form but fails to construct it (`0b_`).
+struct Yaml11Number {
+  bool is_number = false;
+  std::optional<double> value;
+  std::string error;
+};
+Yaml11Number yaml11_number(const YAML::Node& n);
+
+// The value text of command-line override `ov` as Hydra's override grammar reads it, each scalar tagged with the
+// type Hydra gives it, without source marks (override_value.cc); a config error naming `ov` when Hydra refuses it.
+YAML::Node override_value(const std::string& ov, const std::string& value);
 
 bool read_bool(const Ctx& ctx, const YAML::Node& n, const std::string& path);
 double read_number(const Ctx& ctx, const YAML::Node& n, const std::string& path);

@@ -349,13 +349,23 @@ def case_output_under_file():
 
 
 def case_export_dir_is_file():
+    """quantization.export_dir naming a file of the output folder (a user's file, the log, the lock file, or a file
+    on the way to it) is refused before any work, exit 2, nothing written (it used to fail after calibration with
+    exit 1, when the model was saved)."""
     d = tmpdir()
     cfg = base_config(copy_in(d, MLP), copy_in(d, CALIB_FLAT))
     out = os.path.join(d, "out")
     blocker = write(os.path.join(out, "quantized_models"), "a regular file\n")
     cpath = write_config(d, cfg)
-    check_failure(d, ["--config", cpath, "--output-dir", out], 1, ["quantized_models"],
-                  [cpath, blocker, cfg["model"]["model_path"]], allowed_new={"out/onnxquant.log"})
+    inputs = [cpath, blocker, cfg["model"]["model_path"]]
+    check_failure(d, ["--config", cpath, "--output-dir", out], 2, ["quantization.export_dir", "quantized_models"],
+                  inputs)
+    check_failure(d, ["--config", cpath, "--output-dir", out, "quantization.export_dir=quantized_models/sub"], 2,
+                  ["quantization.export_dir", "quantized_models/sub", "not a folder"], inputs)
+    fresh = os.path.join(d, "fresh")  # the run's own files are reserved even before they exist
+    for name in ("onnxquant.log", ".onnxquant.lock", "./onnxquant.log"):
+        check_failure(d, ["--config", cpath, "--output-dir", fresh, f"quantization.export_dir={name}"], 2,
+                      ["quantization.export_dir", "log or lock file"], inputs)
 
 
 def case_output_is_input_model():

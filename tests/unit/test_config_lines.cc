@@ -221,7 +221,8 @@ TEST(ConfigLines, AliasBombsTakeLinearTime) {
   // A duplicate key deep inside is still found, once.
   std::string m = config_error(alias_bomb(10, "{k: 1, k: 2}") + valid);
   EXPECT_HAS(m, "key given twice (lines 1 and 1)");
-  // The same bomb as the value of a command-line override: copied once per distinct node.
+  // The same bomb as the value of a command-line override: refused at once, as Hydra's override grammar has no
+  // anchors ('&' is a token recognition error there).
   std::string flow = "[&a0 [x, x, x, x, x, x, x, x, x]";
   for (int l = 1; l < 10; ++l) {
     flow += ", &a" + std::to_string(l) + " [";
@@ -229,11 +230,9 @@ TEST(ConfigLines, AliasBombsTakeLinearTime) {
     flow += "]";
   }
   flow += "]";
-  Config co = load_config_from_string(valid, {"mlflow.bomb=" + flow}, "cfg.yaml");
-  EXPECT_EQ(co.warnings.size(), 1u);
-  // And where a key is read: an error at its first element.
-  m = config_error(valid, {"quantization.onnx_quant_parameters.nodes_to_exclude=" + flow});
-  EXPECT_HAS(m, "nodes_to_exclude[0]: expected a string, got a list");
+  m = config_error(valid, {"mlflow.bomb=" + flow});
+  EXPECT_HAS(m, "override 'mlflow.bomb=[&a0 [x, x");
+  EXPECT_HAS(m, "does not accept '&' outside quotes; quote the value");
 }
 
 TEST(ConfigLines, RecursiveAliasesAreRefused) {

@@ -32,6 +32,24 @@ namespace oq::app {
 int cmd_info_main(int argc, char** argv);
 }
 
+// quantization.export_dir is created inside the output folder when the model is saved, after calibration: a path
+// there that is a file (the log, the lock file of a run, a file of the user's) is refused now, before any work
+// and before the folder is made. `fresh`: the folder will be a new one (nothing in it yet but the log and lock).
+static void check_export_dir(const std::string& output_dir, const std::string& export_dir, bool fresh) {
+  const fs::path rel = fs::path(export_dir).lexically_normal();
+  fs::path at(output_dir);
+  for (const auto& part : rel) {
+    if (part.empty() || part == ".") continue;
+    const bool reserved = at == fs::path(output_dir) && (part == "onnxquant.log" || part == ".onnxquant.lock");
+    at /= part;
+    std::error_code ec;
+    if (reserved || (!fresh && fs::exists(at, ec) && !fs::is_directory(at, ec)))
+      fail(ErrorKind::Config, "quantization.export_dir: {} would be the folder {}, which is {}; choose another "
+           "export_dir", quote(export_dir), quote(at.string()),
+           reserved ? "the run's own log or lock file" : "a file, not a folder");
+  }
+}
+
 static int main_job(int argc, char** argv) {
   CLI::App cli{"onnxquant: post-training quantization of ONNX models (QDQ)"};
   std::string config_path, output_dir;
@@ -42,7 +60,7 @@ static int main_job(int argc, char** argv) {
   cli.add_option("--output-dir", output_dir, "output folder (default: hydra.run.dir)");
   cli.add_option("--threads", threads, "threads (default: all cores)");
   cli.add_flag("-v,--verbose", verbose, "debug logging");
-  cli.add_option("overrides", overrides, "dotted.key=value overrides (value parsed as YAML)");
+  cli.add_option("overrides", overrides, "dotted.key=value overrides (values as Hydra's override grammar reads them)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -60,7 +78,9 @@ static int main_job(int argc, char** argv) {
   // The folder onnxquant names itself (experiments_outputs/<second>) is a new one for each run: a run in the same
   // second gets <second>_1, ... (made with mkdir, so two runs at once never share one). A user's folder is used as
   // given.
-  if (output_dir.empty() && job.cfg.hydra_run_dir.empty()) job.output_dir = run_files::create_unique_dir(job.output_dir);
+  const bool fresh = output_dir.empty() && job.cfg.hydra_run_dir.empty();
+  check_export_dir(job.output_dir, job.cfg.quantization.export_dir, fresh);
+  if (fresh) job.output_dir = run_files::create_unique_dir(job.output_dir);
   std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
   app::check_log_target(job, log_path);  // before anything is opened for writing: inputs are never written
   std::error_code ec;
@@ -72,6 +92,11 @@ static int main_job(int argc, char** argv) {
     fail(ErrorKind::Io, "cannot write the log file '{}': {}", log_path, why);
   app::set_output_folder(job.output_dir, "onnxquant.log");
   OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
+  if (!overrides.empty()) {  // what changed the file's values, as given (each quoted: one line)
+    std::string list;
+    for (const auto& ov : overrides) list += (list.empty() ? "" : " ") + quote(ov);
+    OQ_INFO("Command-line overrides: {}", list);
+  }
   if (!threads_note.empty()) OQ_WARN("{}", threads_note);
   for (const auto& w : job.cfg.warnings) OQ_WARN("{}", w);
   if (locked) {  // no other onnxquant run writes here: temporary files of ours in the folder are left-overs
