@@ -4,6 +4,8 @@ transposed convolutions of audio decoders, grouped / depthwise k3s2 / k4s2p1; on
 (fixed seed) run by `onnxquant -v run --threads 1`; outputs compared with onnxruntime (rtol 1e-4, atol 1e-5),
 and the kernel's debug line must name the path: the GEMM path (conv_transpose_gemm.cc; kernel == stride stores
 each input pixel's block, the others add through col2im), or oneDNN's JIT for many channels per group.
+`output_shape` with `pads` (ignored, as the spec and ORT say) on both paths, SAME_* with output_shape, and in a
+Conv chain (blocked and plain layouts).
 (No timing: the path is the observable property; docs/benchmarks.md has the figures.)
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
@@ -66,6 +68,23 @@ CASES = {
                                 dict(strides=[2, 2], dilations=[2, 1], auto_pad="SAME_UPPER"), COL2IM),
     "k5s3_1d_output_shape": ((2, 9, 17), 4, 1, (5,), True, dict(strides=[3], output_shape=[52]), COL2IM),
     "k4s4_1d": ((1, 10, 33), 6, 1, (4,), True, dict(strides=[4]), EXACT),
+    # output_shape with pads: the pads are ignored and the total padding is split with the larger half first
+    # (spec, ORT). The executor used the given pads (output shifted by a column; with all-zero pads every value
+    # differed). GEMM path (13 channels) and oneDNN (80 x 64).
+    "os_pads_1001": ((1, 2, 4, 3), 3, 1, (3, 3), True, dict(strides=[2, 2], pads=[1, 0, 0, 1], output_shape=[8, 6]),
+                     COL2IM),
+    "os_zero_pads": ((1, 2, 4, 4), 3, 1, (3, 3), False, dict(strides=[2, 2], pads=[0, 0, 0, 0], output_shape=[8, 8]),
+                     COL2IM),
+    "os_pads_c13": ((1, 13, 9, 10), 13, 1, (3, 3), True,
+                    dict(strides=[2, 2], pads=[1, 0, 0, 1], output_shape=[16, 20]), COL2IM),
+    "os_zero_pads_c16": ((1, 16, 9, 10), 16, 1, (3, 3), True,
+                         dict(strides=[2, 2], pads=[0, 0, 0, 0], output_shape=[18, 20]), COL2IM),
+    "os_pads_onednn": ((1, 80, 5, 6), 64, 1, (3, 3), True,
+                       dict(strides=[2, 2], pads=[0, 1, 1, 0], output_shape=[10, 12]), ONEDNN),
+    "os_same_upper": ((1, 3, 5, 4), 2, 1, (3, 3), True, dict(strides=[2, 2], auto_pad="SAME_UPPER",
+                                                             output_shape=[10, 7]), COL2IM),
+    "os_same_lower": ((1, 3, 5, 4), 2, 1, (3, 3), True, dict(strides=[2, 2], auto_pad="SAME_LOWER",
+                                                             output_shape=[10, 7]), COL2IM),
 }
 
 
@@ -93,6 +112,37 @@ def make_case(name):
 
 for _name in CASES:
     globals()["test_" + _name] = make_case(_name)
+
+
+def test_chain_output_shape_pads():
+    """Conv -> Relu -> ConvTranspose (pads [1, 0, 0, 1] and output_shape) -> Conv with 16 channels (the executor's
+    channel-blocked layout around the ConvTranspose) and 13 (plain layout): the review's chains, where the given
+    pads shifted the ConvTranspose's output (max |diff| 12.1 and 6.9 against ORT)."""
+    for c in (16, 13):
+        w1 = (rng.standard_normal((c, c, 3, 3)) * 0.2).astype(np.float32)
+        wt = (rng.standard_normal((c, c, 3, 3)) * 0.2).astype(np.float32)
+        w2 = (rng.standard_normal((c, c, 1, 1)) * 0.2).astype(np.float32)
+        nodes = [helper.make_node("Conv", ["x", "W1"], ["c1"], pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["c1"], ["r1"]),
+                 helper.make_node("ConvTranspose", ["r1", "WT"], ["t"], strides=[2, 2], pads=[1, 0, 0, 1],
+                                  output_shape=[16, 20]),
+                 helper.make_node("Conv", ["t", "W2"], ["y"])]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 9, 10])],
+                              [onnx.ValueInfoProto(name="y")],
+                              [numpy_helper.from_array(a, n) for n, a in (("W1", w1), ("WT", wt), ("W2", w2))])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        d = os.path.join(TMP, f"chain_{c}")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "model.onnx")
+        onnx.save(m, path)
+        x = rng.standard_normal((1, c, 9, 10)).astype(np.float32)
+        np.save(os.path.join(d, "x.npy"), x)
+        oqtest.run_oq(["run", path, "--input", os.path.join(d, "x.npy"), "--output-dir", os.path.join(d, "out")])
+        got = np.load(os.path.join(d, "out", "y.npy"))
+        ref = oqtest.ort_session(path).run(None, {"x": x})[0]
+        assert got.shape == ref.shape, (c, got.shape, ref.shape)
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4, err_msg=f"chain with {c} channels")
 
 
 if __name__ == "__main__":

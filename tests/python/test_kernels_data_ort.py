@@ -1,6 +1,7 @@
 """Executor kernels for data movement, Pad, Resize/Upsample and QuantizeLinear/DequantizeLinear against
 onnxruntime: single-node models with random inputs (fixed seed) run through `onnxquant run`, outputs compared
-with ORT (exact for movement / nearest / quantized outputs, rtol 1e-4 for interpolation).
+with ORT (exact for movement / nearest / quantized outputs, rtol 1e-4 for interpolation). Nearest Resize is also
+swept over coordinate ties in every coordinate and nearest mode (check_nearest_ties).
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
 """
@@ -14,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oqtest  # noqa: E402
+from test_exec_fixes_ort import run_oq as run_oq_outputs  # noqa: E402
 
 rng = np.random.default_rng(20261127)
 TMP = oqtest.tmpdir()
@@ -103,6 +105,53 @@ def resize_cases():
            [F([1, 1, 2, 1.5], "sc")], 13, True)
 
 
+# Nearest Resize on ties: (length, scale or None, size or None). ORT computes the source coordinate in float32
+# (and rounds a coordinate within 1e-6 of k + 0.5 as the tie); the executor did it in double, so these picked
+# other pixels (half_pixel 5 -> scale 0.6 floor: ORT [0 2 3], old executor [0 1 3]). The half_pixel_symmetric
+# ones are the review's dyadic cases, where the old double formula landed one ulp off (7 -> 0.5 ceil: ORT 1 3 5,
+# old executor 2 3 5).
+NEAREST_TIES = [(5, 0.6, None), (7, 1.4, None), (7, 0.5, None), (13, 0.5, None), (14, 0.25, None), (14, 0.75, None),
+                (10, 0.35, None), (17, 0.3, None), (9, 2.3, None), (11, 1.7, None), (7, None, 2), (9, None, 21),
+                (20, None, 6), (14, None, 19), (22, None, 13), (7, None, 4)]
+COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+          "tf_half_pixel_for_nn", "tf_crop_and_resize"]
+NEAREST_MODES = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
+
+
+def check_nearest_ties():
+    """One model, one Resize node per (case, coordinate mode, nearest mode) on a [1, 1, 1, L] ramp: the picked
+    input positions must be ORT's exactly (448 nodes)."""
+    nodes, inits, outs, inputs = [], [F([0, 0, 0, 0.1, 1, 1, 1, 0.85], "roi")], [], {}
+    for L, scale, size in NEAREST_TIES:
+        inputs[f"x{L}"] = np.arange(L, dtype=np.float32).reshape(1, 1, 1, L)
+        for coord in COORDS:
+            for nm in NEAREST_MODES:
+                o = f"y{len(outs)}"
+                if size is None:
+                    inits.append(F([1, 1, 1, scale], "s" + o))
+                    ins = [f"x{L}", "roi", "s" + o]
+                else:
+                    inits.append(I([1, 1, 1, size], "s" + o))
+                    ins = [f"x{L}", "roi", "", "s" + o]
+                nodes.append(helper.make_node("Resize", ins, [o], mode="nearest", coordinate_transformation_mode=coord,
+                                              nearest_mode=nm, extrapolation_value=-1.0))
+                outs.append(o)
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape)
+                                       for n, a in inputs.items()], [onnx.ValueInfoProto(name=o) for o in outs], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    m.ir_version = 9
+    ort.set_default_logger_severity(3)  # tf_half_pixel_for_nn's deprecation warning, once per node
+    want = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, inputs)
+    ort.set_default_logger_severity(2)
+    bad = []
+    for node, got, w in zip(nodes, run_oq_outputs("resize_nearest_ties", m, inputs), want):
+        if got.shape != w.shape or not np.array_equal(got, w):
+            a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+            bad.append(f"{node.input[0]} {node.input[-1]} {a['coordinate_transformation_mode'].decode()} "
+                       f"{a['nearest_mode'].decode()}: ORT {w.ravel().tolist()}, ours {got.ravel().tolist()}")
+    assert not bad, f"{len(bad)} of {len(outs)} nearest Resize nodes differ from ORT:\n" + "\n".join(bad[:20])
+
+
 def movement_cases():
     xp = rng.standard_normal((3, 4, 5)).astype(np.float32)
     yield "pad18_axes", [helper.make_node("Pad", ["x", "p", "c", "a"], ["y"])], xp, [I([1, 2, 0, 3], "p"), F(2.0, "c"), I([0, -1], "a")], 18
@@ -160,6 +209,7 @@ def qdq_cases():
 
 def main():
     r = oqtest.Runner()
+    r.run("resize_nearest_ties", check_nearest_ties)
     for name, nodes, x, inits, opset, exact in resize_cases():
         r.run(name, check, name, nodes, x, inits, opset, ("y",), exact)
     for name, nodes, x, inits, opset in movement_cases():

@@ -10,6 +10,7 @@
 - Pow by a constant 2 or 3 bit for bit (ORT computes x * x and x * x * x; std::pow, used before, rounded x^3
   differently on about 1 input in 10: this check failed on the old binary), 0.5 / 1 / -1 within one ulp;
 - Cast float32 -> float16 bit for bit over a dense sweep of float bit patterns (F16C path);
+- Shrink on int8 / uint8 / int16 / uint16 / int32 / int64 (ORT's float32 arithmetic), exactly;
 - MaxPool with stride 1 and large kernels (YOLO SPPF / SPP: 5x5, 9x9, 13x13 with same padding; the separable
   path) and odd shapes with strides 2-3, ceil_mode and -inf, bit for bit (finite inputs: ORT's MLAS MaxPool and
   ours differ only on NaN, which ours ignores and MLAS propagates depending on its position in the window).
@@ -193,6 +194,29 @@ def test_maxpool_sppf_and_odd_shapes():
         assert got.shape == want.shape, (label, got.shape, want.shape)
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (
             f"{label}: {np.sum(got != want)} values differ from ORT")
+
+
+def test_shrink_integers():
+    """Shrink-9 takes every numeric type; the executor refused integers ("unsupported dtype INT8"). ORT compares
+    and shifts in float32 and converts back: int8 [-100 -2 0 2 100] with lambd 1.5, bias 1 gives [-99 -1 0 1 99]."""
+    rng = np.random.default_rng(175)
+    cases = [(np.int8, -100, 101, 1.5, 1.0), (np.uint8, 0, 256, 3.0, 2.0), (np.int32, -100000, 100000, 10.5, 7.0),
+             (np.int16, -3000, 3000, 0.5, 0.0), (np.int64, -10 ** 6, 10 ** 6, 2.0, -3.0),
+             (np.uint16, 0, 60000, 4.0, 4.0)]
+    for dt, lo, hi, lambd, bias in cases:
+        x = rng.integers(lo, hi, (3, 37)).astype(dt)
+        x.reshape(-1)[:5] = np.array([-100, -2, 0, 2, 100] if lo < 0 else [0, 2, 3, 4, 200], dt)
+        tp = helper.np_dtype_to_tensor_dtype(np.dtype(dt))
+        g = helper.make_graph([helper.make_node("Shrink", ["x"], ["y"], lambd=lambd, bias=bias)], "g",
+                              [helper.make_tensor_value_info("x", tp, list(x.shape))],
+                              [helper.make_tensor_value_info("y", tp, None)])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        m.ir_version = 8
+        label = f"shrink_{np.dtype(dt).name}"
+        got, want = run_oq(label, m, {"x": x})[0], run_ort(m, {"x": x})[0]
+        assert got.dtype == want.dtype and np.array_equal(got, want), f"{label}: {got[0, :5]} vs ORT {want[0, :5]}"
+        if dt == np.int8:
+            assert want[0, :5].tolist() == [-99, -1, 0, 1, 99], want[0, :5]
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ the shapes of the executor QA findings and odd ones:
   in double before, giving +-inf: this check failed on the old binary);
 - GlobalMaxPool [1, 256, 28, 28] bit for bit, and NaN in a plane giving NaN (numpy's max; ORT's MLAS result
   depends on where the NaN sits, so that case is checked against numpy);
+- GlobalLpPool with p = 1, 2 (default), 3 on 3-D to 5-D inputs, opsets 13 (ORT and numpy) and 22
+  (numpy: ORT 1.32 has no GlobalLpPool-22 kernel);
 - NonZero [1, 64, 80, 80] at 10 % density and other dtypes / shapes, exactly.
 
 Env: OQ_BIN (built onnxquant), OQ_SOURCE_DIR.
@@ -110,6 +112,23 @@ def test_global_max_pool():
     m = model([helper.make_node("GlobalMaxPool", ["x"], ["y"])], [("x", list(x.shape))], ["y"], [], 13)
     got = run_oq("gmp_nan", m, {"x": x})[0]
     np.testing.assert_array_equal(got, np.max(x, axis=(2, 3), keepdims=True))
+
+
+def test_global_lp_pool():
+    """GlobalLpPool (opsets 2 and 22: LpPool over every spatial axis) had no kernel: a valid model was refused."""
+    rng = np.random.default_rng(196)
+    for shape, p, opset in (([1, 2, 3, 4], None, 13), ([2, 5, 7, 9], 1, 13), ([3, 4, 13], 3, 13),
+                            ([1, 3, 2, 3, 4], 2, 13), ([2, 6, 5, 5], 3, 22)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        attrs = {} if p is None else {"p": p}
+        m = model([helper.make_node("GlobalLpPool", ["x"], ["y"], **attrs)], [("x", shape)], ["y"], [], opset)
+        label = f"glp_p{p}_{opset}_{'x'.join(map(str, shape))}"
+        got = run_oq(label, m, {"x": x})[0]
+        want = np.sum(np.abs(x.astype(np.float64)) ** (p or 2), axis=tuple(range(2, len(shape))),
+                      keepdims=True) ** (1 / (p or 2))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=label)
+        if opset < 22:  # ORT 1.32 has no GlobalLpPool-22 kernel
+            same_specials(label, got, run_ort(m, {"x": x})[0], rtol=1e-5, atol=1e-5)
 
 
 def test_non_zero():

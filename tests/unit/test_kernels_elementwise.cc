@@ -330,6 +330,34 @@ TEST(Activation, MatchNaiveOnRandomData) {
   expect_values(run_kernel(make_node("Elu", 1), 7, {x})[0], {std::exp(-2.0) - 1, 1});
 }
 
+// Shrink takes integers too (Shrink-9: every numeric type), computed as ORT does (float32, converted back):
+// the naive double formula on small integers, and ORT's int8 example (tests/python/test_kernels_math_ort.py
+// compares every integer type with ORT itself).
+TEST(Activation, ShrinkIntegersMatchNaive) {
+  std::mt19937 rng(7);
+  for (DType dt : {DType::Int8, DType::UInt8, DType::Int16, DType::Int32, DType::Int64, DType::UInt64}) {
+    const bool is_unsigned = dt == DType::UInt8 || dt == DType::UInt64;
+    std::uniform_int_distribution<int> d(is_unsigned ? 0 : -100, 100);
+    std::vector<float> v(257);
+    for (float& f : v) f = static_cast<float>(d(rng));
+    Tensor x = ft({257}, v).cast(dt);
+    ir::Node n = make_node("Shrink", 1);
+    n.set_attr_float("lambd", 2.5f);
+    n.set_attr_float("bias", 1.0f);
+    Tensor got = run_kernel(n, 9, {x})[0];
+    ASSERT_EQ(got.dtype(), dt);
+    std::vector<double> want;
+    for (float f : v) want.push_back(exec::naive_activation("Shrink", f, 2.5, 1.0));
+    SCOPED_TRACE(dtype_name(dt));
+    expect_values(got.cast(DType::Float), want, 0);
+  }
+  ir::Node n = make_node("Shrink", 1);
+  n.set_attr_float("lambd", 1.5f);
+  n.set_attr_float("bias", 1.0f);
+  Tensor x = ft({5}, {-100, -2, 0, 2, 100}).cast(DType::Int8);
+  expect_values(run_kernel(n, 9, {x})[0].cast(DType::Float), {-99, -1, 0, 1, 99}, 0);
+}
+
 // NaN in, NaN out for every float activation (ONNX reference, ORT's kernels): Relu used to give 0 and
 // HardSigmoid 1, which a calibration with CalibMovingAverage then counted as a [0, 0] range.
 TEST(Activation, NaNPropagates) {

@@ -233,3 +233,47 @@ TEST(KernelsResize, IntegerOutputLengthAndUntouchedAxes) {
   EXPECT_EQ(z.shape(), (Shape{1, 2, 1, 6}));
   expect_values(z, {3, 4, 4, 4, 4, 4, 7, 8, 8, 8, 8, 8});
 }
+
+// half_pixel_symmetric in double (linear / cubic): exact on dyadic scales. The spec's order of operations
+// (offset + (x + 0.5) / scale - 0.5) gave 1.0000000000000002 for 7 -> scale 0.5 and 0.5000000000000004 for
+// 14 -> 0.75 (the review's cases); the rewritten quotient gives the exact 1 and 1/2.
+TEST(KernelsResize, HalfPixelSymmetricExactOnDyadicScales) {
+  using exec::CoordMode;
+  EXPECT_EQ(exec::resize_source_coord(CoordMode::HalfPixelSymmetric, 0, 0.5, 7, 3, 0, 1), 1.0);
+  EXPECT_EQ(exec::resize_source_coord(CoordMode::HalfPixelSymmetric, 2, 0.5, 7, 3, 0, 1), 5.0);
+  EXPECT_EQ(exec::resize_source_coord(CoordMode::HalfPixelSymmetric, 0, 0.75, 14, 10, 0, 1), 0.5);
+  EXPECT_EQ(exec::resize_source_coord(CoordMode::HalfPixelSymmetric, 0, 0.25, 14, 3, 0, 1), 2.5);
+  // Equal to the spec's formula up to rounding on a non-dyadic case (13 -> 0.6: out 7, out_f 7.8).
+  const double out_f = 0.6 * 13, offset = 13 / 2.0 * (1 - 7 / out_f);
+  for (int j = 0; j < 7; ++j)
+    EXPECT_NEAR(exec::resize_source_coord(CoordMode::HalfPixelSymmetric, j, 0.6, 13, 7, 0, 1),
+                offset + (j + 0.5) / 0.6 - 0.5, 1e-12);
+}
+
+// Nearest mode: float32 coordinates in ONNX Runtime's order of operations, and its 1e-6 tie window (values
+// measured with onnxruntime 1.32; tests/python/test_kernels_data_ort.py sweeps them against ORT itself).
+TEST(KernelsResize, NearestFloat32CoordinatesAndTieWindow) {
+  using exec::CoordMode;
+  using exec::NearestMode;
+  // half_pixel 5 -> 3 at the float32 scale 0.6f: (1.5f / 0.6f) - 0.5f = 2 exactly (in double: 1.9999999).
+  EXPECT_EQ(exec::resize_source_coord_f32(CoordMode::HalfPixel, 1, 0.6f, 5, 3, 0, 1), 2.0f);
+  exec::ResizeSpec s;
+  s.coord = CoordMode::HalfPixel;
+  s.nearest = NearestMode::Floor;
+  EXPECT_EQ(exec::resize_nearest_source(s, 1, 0.6f, 5, 3, 0, 1), 2);
+  // asymmetric 7 -> 2 (scale 2/7 as float32): 1 / 0.2857143f = 3.4999998, inside the tie window.
+  s.coord = CoordMode::Asymmetric;
+  s.nearest = NearestMode::RoundPreferCeil;
+  EXPECT_EQ(exec::resize_nearest_source(s, 1, 2.0 / 7, 7, 2, 0, 1), 4);
+  s.nearest = NearestMode::RoundPreferFloor;
+  EXPECT_EQ(exec::resize_nearest_source(s, 1, 2.0 / 7, 7, 2, 0, 1), 3);
+  EXPECT_EQ(exec::resize_nearest_index(NearestMode::RoundPreferCeil, 0.5 - 9.5e-7, 1), 1);
+  EXPECT_EQ(exec::resize_nearest_index(NearestMode::RoundPreferCeil, 0.5 - 1.07e-6, 1), 0);
+  EXPECT_EQ(exec::resize_nearest_index(NearestMode::RoundPreferFloor, 10.5 + 9.5e-7, 1), 10);
+  EXPECT_EQ(exec::resize_nearest_index(NearestMode::RoundPreferFloor, 10.5 + 1.9e-6, 1), 11);
+  EXPECT_EQ(exec::resize_nearest_index(NearestMode::Floor, 3 - 2.4e-7, 1), 2);  // no window for floor / ceil
+  // half_pixel_symmetric 7 -> 0.5 (ceil): ORT's float offset lands on 1, 3, 5.
+  s.coord = CoordMode::HalfPixelSymmetric;
+  s.nearest = NearestMode::Ceil;
+  for (int j = 0; j < 3; ++j) EXPECT_EQ(exec::resize_nearest_source(s, j, 0.5, 7, 3, 0, 1), 2 * j + 1);
+}

@@ -153,9 +153,21 @@ void float_loop(Act act, const T* x, T* y, int64_t n, T alpha, T beta) {
   }
 }
 
-// Ops defined for integers too (Abs Neg Relu).
+// Shrink of an integer: ONNX Runtime's arithmetic (shrink.cc), the value compared with and shifted by the float
+// attributes in float32, the result converted back. Out-of-range results (the spec leaves them undefined) wrap
+// modulo 2^bits from int64, where ORT's cast is undefined behaviour.
 template <typename T>
-void int_loop(Act act, const T* x, T* y, int64_t n) {
+T int_shrink(T v, float lambd, float bias) {
+  const float f = static_cast<float>(v);
+  const float r = f < -lambd ? f + bias : f > lambd ? f - bias : 0.0f;
+  if (!(r > -0x1p63f)) return static_cast<T>(std::numeric_limits<int64_t>::min());
+  if (!(r < 0x1p63f)) return static_cast<T>(r < 0x1p64f ? static_cast<uint64_t>(r) : ~uint64_t{0});
+  return static_cast<T>(static_cast<int64_t>(r));
+}
+
+// Ops defined for integers too (Abs Neg Relu Sign Shrink).
+template <typename T>
+void int_loop(Act act, const T* x, T* y, int64_t n, float alpha, float beta) {
   switch (act) {
     case Act::Abs:
       if constexpr (std::is_unsigned_v<T>) std::copy(x, x + n, y);
@@ -164,11 +176,14 @@ void int_loop(Act act, const T* x, T* y, int64_t n) {
     case Act::Neg: for (int64_t i = 0; i < n; ++i) y[i] = wrap_sub(T(0), x[i]); break;
     case Act::Relu: for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0); break;
     case Act::Sign: for (int64_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? T(1) : x[i] == T(0) ? T(0) : T(-1); break;
+    case Act::Shrink: for (int64_t i = 0; i < n; ++i) y[i] = int_shrink(x[i], alpha, beta); break;
     default: OQ_CHECK(false, "int_loop: act {}", static_cast<int>(act));
   }
 }
 
-bool is_int_act(Act a) { return a == Act::Abs || a == Act::Neg || a == Act::Relu || a == Act::Sign; }
+bool is_int_act(Act a) {
+  return a == Act::Abs || a == Act::Neg || a == Act::Relu || a == Act::Sign || a == Act::Shrink;
+}
 
 template <typename T>
 void run_act(Act act, const T* x, T* y, int64_t n, float alpha, float beta) {
@@ -184,7 +199,7 @@ void run_act(Act act, const T* x, T* y, int64_t n, float alpha, float beta) {
         float_loop<T>(act, x + b, y + b, e - b, static_cast<T>(alpha), static_cast<T>(beta));
       }
     } else {
-      int_loop<T>(act, x + b, y + b, e - b);
+      int_loop<T>(act, x + b, y + b, e - b, alpha, beta);
     }
   });
 }
@@ -430,7 +445,7 @@ OQ_REGISTER_KERNEL(Selu, 6, kMaxOpset, (make_unary<Act::Selu, Types::Float>));
 OQ_REGISTER_KERNEL(ThresholdedRelu, 10, kMaxOpset, (make_unary<Act::ThresholdedRelu, Types::Float>));
 OQ_REGISTER_KERNEL(Softsign, 1, kMaxOpset, (make_unary<Act::Softsign, Types::Float>));
 OQ_REGISTER_KERNEL(Celu, 12, kMaxOpset, (make_unary<Act::Celu, Types::Float>));
-OQ_REGISTER_KERNEL(Shrink, 9, kMaxOpset, (make_unary<Act::Shrink, Types::Float>));
+OQ_REGISTER_KERNEL(Shrink, 9, kMaxOpset, (make_unary<Act::Shrink, Types::Numeric>));
 OQ_REGISTER_KERNEL(Mish, 18, kMaxOpset, (make_unary<Act::Mish, Types::Float>));
 OQ_REGISTER_KERNEL(Swish, 24, kMaxOpset, (make_unary<Act::Swish, Types::Float>));
 OQ_REGISTER_KERNEL(SwiGLU, 28, kMaxOpset, make_swiglu);

@@ -1,5 +1,7 @@
-// LpPool (2, 11, 18, 22) and MaxUnpool (9, 11, 22), registered up to kMaxOpset, on float16 / float / double
-// (bfloat16 from 22); float16 / bfloat16 computed in float32 and rounded back.
+// LpPool (2, 11, 18, 22), GlobalLpPool (2, 22) and MaxUnpool (9, 11, 22), registered up to kMaxOpset, on
+// float16 / float / double (bfloat16 from 22); float16 / bfloat16 computed in float32 and rounded back.
+// GlobalLpPool is LpPool with one window over every spatial axis (p defaults to 2; GlobalLpPool-1's float p is
+// not taken: opsets below 2 are not registered).
 //
 // Version differences: LpPool-11 only rewords auto_pad (SAME: out = ceil(in / stride), what
 // forward_geometry computes for every version); LpPool-18 adds ceil_mode and dilations (refused before 18, where
@@ -122,12 +124,16 @@ void lp_pool_fast(const T* X, T* Y, int64_t nc, const Axis (&ax)[3], int64_t p) 
 
 class LpPoolKernel final : public Kernel {
  public:
-  explicit LpPoolKernel(const KernelInit& init) : node_(init.node), bf16_(init.opset >= 22) {
-    const bool v18 = init.opset >= 18;
-    if (!v18 && node_.has_attr("dilations")) kfail(node_, "dilations need LpPool-18 (model imports {})", init.opset);
-    if (!v18 && node_.attr_int("ceil_mode", 0) != 0) kfail(node_, "ceil_mode needs LpPool-18 (model imports {})", init.opset);
-    attrs_ = parse_spatial(node_, v18);
-    if (attrs_.kernel_shape.empty()) kfail(node_, "attribute kernel_shape is required");
+  // global: GlobalLpPool, one window over all the spatial axes (no kernel_shape / strides / pads attributes).
+  LpPoolKernel(const KernelInit& init, bool global) : node_(init.node), bf16_(init.opset >= 22), global_(global) {
+    const bool v18 = init.opset >= 18 && !global;
+    if (!global) {
+      if (!v18 && node_.has_attr("dilations")) kfail(node_, "dilations need LpPool-18 (model imports {})", init.opset);
+      if (!v18 && node_.attr_int("ceil_mode", 0) != 0)
+        kfail(node_, "ceil_mode needs LpPool-18 (model imports {})", init.opset);
+      attrs_ = parse_spatial(node_, v18);
+      if (attrs_.kernel_shape.empty()) kfail(node_, "attribute kernel_shape is required");
+    }
     p_ = node_.attr_int("p", 2);
     if (p_ < 1) kfail(node_, "p must be >= 1, got {}", p_);
   }
@@ -137,7 +143,9 @@ class LpPoolKernel final : public Kernel {
     require_float_type(node_, x.dtype(), "X", bf16_);
     if (x.rank() < 3) kfail(node_, "X must have rank >= 3, got shape {}", shape_str(x.shape()));
     const std::vector<int64_t> sp(x.shape().begin() + 2, x.shape().end());
-    const Geometry g = forward_geometry(node_, attrs_, sp, attrs_.kernel_shape);
+    SpatialAttrs a = attrs_;
+    if (global_) a.kernel_shape = sp;
+    const Geometry g = forward_geometry(node_, a, sp, a.kernel_shape);
     Shape os{x.dim(0), x.dim(1)};
     os.insert(os.end(), g.out.begin(), g.out.end());
     check_output_size(node_, os);
@@ -160,7 +168,7 @@ class LpPoolKernel final : public Kernel {
 
  private:
   ir::Node node_;
-  bool bf16_;
+  bool bf16_, global_;
   SpatialAttrs attrs_;
   int64_t p_ = 2;
 };
@@ -228,12 +236,14 @@ class MaxUnpoolKernel final : public Kernel {
   SpatialAttrs attrs_;
 };
 
-std::unique_ptr<Kernel> make_lp_pool(const KernelInit& i) { return std::make_unique<LpPoolKernel>(i); }
+std::unique_ptr<Kernel> make_lp_pool(const KernelInit& i) { return std::make_unique<LpPoolKernel>(i, false); }
+std::unique_ptr<Kernel> make_global_lp_pool(const KernelInit& i) { return std::make_unique<LpPoolKernel>(i, true); }
 std::unique_ptr<Kernel> make_max_unpool(const KernelInit& i) { return std::make_unique<MaxUnpoolKernel>(i); }
 
 }  // namespace
 
 OQ_REGISTER_KERNEL(LpPool, 2, kMaxOpset, make_lp_pool);
+OQ_REGISTER_KERNEL(GlobalLpPool, 2, kMaxOpset, make_global_lp_pool);
 OQ_REGISTER_KERNEL(MaxUnpool, 9, kMaxOpset, make_max_unpool);
 
 }  // namespace oq::exec

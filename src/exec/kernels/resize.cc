@@ -2,6 +2,7 @@
 #include "exec/kernels/resize.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "core/parallel.h"
@@ -15,12 +16,9 @@ double resize_source_coord(CoordMode m, int64_t j, double scale, int64_t in, int
   const double out_f = scale * static_cast<double>(in);  // "output_width" (fractional) of the spec
   switch (m) {
     case CoordMode::HalfPixel: return (x + 0.5) / scale - 0.5;
-    case CoordMode::HalfPixelSymmetric: {
-      double adjustment = static_cast<double>(out) / out_f;
-      double center = static_cast<double>(in) / 2;
-      double offset = center * (1 - adjustment);
-      return offset + (x + 0.5) / scale - 0.5;
-    }
+    // The spec's offset + (x + 0.5) / scale - 0.5 with offset = in/2 * (1 - out/out_f), rewritten as one
+    // quotient: exact for dyadic scales, where the spec's order lands one ulp off integers and .5 ties.
+    case CoordMode::HalfPixelSymmetric: return ((x + 0.5) + (out_f - static_cast<double>(out)) / 2) / scale - 0.5;
     case CoordMode::PytorchHalfPixel: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
     // align_corners / tf_crop_and_resize use the integer output length, as the spec and ONNX Runtime do (the
     // ONNX reference uses scale * in, which differs when that is fractional).
@@ -35,13 +33,55 @@ double resize_source_coord(CoordMode m, int64_t j, double scale, int64_t in, int
   return x;
 }
 
+float resize_source_coord_f32(CoordMode m, int64_t j, float scale, int64_t in, int64_t out, float roi_start,
+                              float roi_end) {
+  // ONNX Runtime's GetOriginalCoordinateFromResizedCoordinate (upsamplebase.h), operation for operation: float
+  // operands, except where its expressions mix in a double literal (half_pixel_symmetric's tail, the one-pixel
+  // tf_crop_and_resize branch), which are evaluated in double and rounded to float once at the end.
+  const float x = static_cast<float>(j), lo = static_cast<float>(in), lr = static_cast<float>(out);
+  switch (m) {
+    case CoordMode::HalfPixel: return ((x + 0.5f) / scale) - 0.5f;
+    case CoordMode::HalfPixelSymmetric: {
+      const float output_width = scale * lo;
+      const float adjustment = lr / output_width;
+      const float center = lo / 2;
+      const float offset = center * (1 - adjustment);
+      return static_cast<float>(offset + (x + 0.5) / scale - 0.5);
+    }
+    case CoordMode::PytorchHalfPixel: return lr > 1 ? (x + 0.5f) / scale - 0.5f : 0.0f;
+    case CoordMode::AlignCorners: return lr == 1 ? 0.0f : x * (lo - 1) / (lr - 1);
+    case CoordMode::Asymmetric: return x / scale;
+    case CoordMode::TfHalfPixelForNN: return (x + 0.5f) / scale;
+    case CoordMode::TfCropAndResize:
+      if (lr > 1) return roi_start * (lo - 1) + (x * (roi_end - roi_start) * (lo - 1)) / (lr - 1);
+      return static_cast<float>(0.5 * (roi_start + roi_end) * (lo - 1));
+  }
+  return x;
+}
+
+int64_t resize_nearest_source(const ResizeSpec& s, int64_t j, double scale, int64_t in, int64_t out,
+                              double roi_start, double roi_end) {
+  // scale and roi come from float32 tensors (or sizes / in, whose double quotient rounds to ORT's float one);
+  // a double roi beyond float's range is clamped first (converting it is undefined behaviour).
+  auto f32 = [](double v) { return static_cast<float>(std::clamp<double>(v, -FLT_MAX, FLT_MAX)); };
+  const double x = resize_source_coord_f32(s.coord, j, f32(scale), in, out, f32(roi_start), f32(roi_end));
+  if (s.coord == CoordMode::TfCropAndResize && (x < 0 || x > static_cast<double>(in - 1))) return -1;
+  return std::clamp<int64_t>(resize_nearest_index(s.nearest, x, scale), 0, in - 1);
+}
+
 int64_t resize_nearest_index(NearestMode m, double x, double scale) {
   // The caller clamps the index to [0, in-1]; coordinates far outside (a tf_crop_and_resize roi of 1e30) are
   // brought into int64 range first, since converting them is undefined behaviour. The index is the same.
+  if (std::isnan(x)) return 0;  // a float32 tf_crop_and_resize coordinate of an overflowing roi (inf - inf)
   x = std::clamp(x, -0x1p62, 0x1p62);
+  // ONNX Runtime 1.32 treats a coordinate within 1e-6 of k + 0.5 as the tie (measured: 0.5 - 9.5e-7 rounds
+  // up with round_prefer_ceil, 0.5 - 1.07e-6 down; likewise at 10.5), so a float32 coordinate a few ulps off
+  // an exact .5 still takes the preferred side.
+  const double fl = std::floor(x);
+  const bool tie = std::fabs(x - fl - 0.5) < 1e-6;
   switch (m) {
-    case NearestMode::RoundPreferFloor: return static_cast<int64_t>(std::ceil(x - 0.5));
-    case NearestMode::RoundPreferCeil: return static_cast<int64_t>(std::floor(x + 0.5));
+    case NearestMode::RoundPreferFloor: return static_cast<int64_t>(tie ? fl : std::floor(x + 0.5));
+    case NearestMode::RoundPreferCeil: return static_cast<int64_t>(tie ? fl + 1 : std::floor(x + 0.5));
     case NearestMode::Floor: return static_cast<int64_t>(std::floor(x));
     case NearestMode::Ceil: return static_cast<int64_t>(std::ceil(x));
     case NearestMode::Simple: return scale < 1 ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(x);
@@ -82,9 +122,9 @@ AxisTaps resize_axis_taps(const ResizeSpec& s, double scale, int64_t in, int64_t
     t.weight.assign(static_cast<size_t>(out), 1.0);
     t.extrapolated.assign(static_cast<size_t>(out), 0);
     for (int64_t j = 0; j < out; ++j) {
-      double x = resize_source_coord(s.coord, j, scale, in, out, roi_start, roi_end);
-      t.extrapolated[j] = is_extrapolated(s, x, in);
-      t.index.push_back(std::clamp<int64_t>(resize_nearest_index(s.nearest, x, scale), 0, in - 1));
+      const int64_t i = resize_nearest_source(s, j, scale, in, out, roi_start, roi_end);
+      t.extrapolated[j] = i < 0;
+      t.index.push_back(std::max<int64_t>(i, 0));
     }
     return t;
   }
@@ -250,12 +290,8 @@ Tensor resize_tensor(const ir::Node& node, const Tensor& x, const ResizeSpec& s,
         for (int64_t j = 0; j < in; ++j) maps[a].push_back(j);
         continue;
       }
-      for (int64_t j = 0; j < out_shape[a]; ++j) {
-        double c = resize_source_coord(s.coord, j, scales[a], in, out_shape[a], rs, re);
-        maps[a].push_back(is_extrapolated(s, c, in)
-                              ? -1
-                              : std::clamp<int64_t>(resize_nearest_index(s.nearest, c, scales[a]), 0, in - 1));
-      }
+      for (int64_t j = 0; j < out_shape[a]; ++j)
+        maps[a].push_back(resize_nearest_source(s, j, scales[a], in, out_shape[a], rs, re));
     }
     Tensor fill = scalar_of(x.dtype(), s.extrapolation_value);
     Tensor out = Tensor::uninitialized(x.dtype(), out_shape);

@@ -1,6 +1,7 @@
 // Resize (opsets 10-21) and Upsample (7-9) building blocks, exposed for tests.
 // Interpolation is separable: linear / cubic resize runs one 1-D pass per resized axis; nearest resize is a
-// pure gather (exact for every dtype). Coordinates follow the ONNX reference implementation (double).
+// pure gather (exact for every dtype). Linear / cubic coordinates are computed in double (the ONNX reference);
+// nearest ones in float32 in ONNX Runtime's order of operations, so that ties pick ORT's pixel.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,8 +31,15 @@ struct ResizeSpec {
 // Source coordinate of output position j on one axis (in: input length, out: output length).
 double resize_source_coord(CoordMode m, int64_t j, double scale, int64_t in, int64_t out, double roi_start,
                            double roi_end);
+// The same in float32, as ONNX Runtime computes it (scale: the model's float32 scale); used by nearest mode.
+float resize_source_coord_f32(CoordMode m, int64_t j, float scale, int64_t in, int64_t out, float roi_start,
+                              float roi_end);
 // Nearest input index (before clamping) for a source coordinate.
 int64_t resize_nearest_index(NearestMode m, double x, double scale);
+// Nearest mode: the input index output j reads (clamped into [0, in)), or -1 where tf_crop_and_resize
+// extrapolates; coordinates from resize_source_coord_f32.
+int64_t resize_nearest_source(const ResizeSpec& s, int64_t j, double scale, int64_t in, int64_t out,
+                              double roi_start, double roi_end);
 
 // Interpolation taps of one axis: for output j, n_taps (index, weight) pairs; extrapolated[j] = use the
 // extrapolation value (tf_crop_and_resize outside the input).

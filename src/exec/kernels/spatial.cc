@@ -138,15 +138,15 @@ Geometry transpose_geometry(const ir::Node& node, const SpatialAttrs& a, const s
       g.pads_begin[i] = a.auto_pad == AutoPad::SameUpper ? total / 2 : total - total / 2;
       g.pads_end[i] = total - g.pads_begin[i];
       g.out[i] = os.empty() ? full - total : os[i];
-    } else if (!os.empty() && !explicit_pads) {
-      // The spec's "else" branch of output_shape: the larger half of an odd total padding at the start.
+    } else if (!os.empty()) {
+      // The spec's "else" branch of output_shape: the larger half of an odd total padding at the start. Given
+      // `pads` are ignored ("If output_shape is specified pads values are ignored"; ONNX Runtime too).
       int64_t total = full - os[i];
       g.pads_begin[i] = std::max<int64_t>(total, 0) - std::max<int64_t>(total, 0) / 2;
       g.pads_end[i] = total - g.pads_begin[i];
       g.out[i] = os[i];
     } else {
-      g.out[i] = os.empty() ? full - g.pads_begin[i] - g.pads_end[i] : os[i];
-      if (!os.empty()) g.pads_end[i] = full - g.pads_begin[i] - os[i];
+      g.out[i] = full - g.pads_begin[i] - g.pads_end[i];
     }
     if (g.out[i] <= 0) kfail(node, "spatial axis {} gives an empty output ({})", i, g.out[i]);
     // Effective end pad (output_padding / output_shape folded in): out = s*(in-1) + ek - begin - end.

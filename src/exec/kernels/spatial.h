@@ -39,6 +39,7 @@ Geometry forward_geometry(const ir::Node& node, const SpatialAttrs& a, const std
 // ConvTranspose: output size and pads with out = s*(in-1) + (k-1)*d+1 - begin - end (pads_end may be negative
 // when output_padding/output_shape extends the output beyond the last input contribution). SAME_UPPER /
 // SAME_LOWER clamp a negative total padding to 0 as ONNX Runtime (the output is then shorter than in * stride).
+// A given output_shape sets the pads from the total padding (spec, ONNX Runtime): `pads` are then ignored.
 Geometry transpose_geometry(const ir::Node& node, const SpatialAttrs& a, const std::vector<int64_t>& in,
                             const std::vector<int64_t>& kernel, const std::vector<int64_t>& output_padding,
                             const std::vector<int64_t>& output_shape);
