@@ -375,10 +375,14 @@ CoordMode parse_coord(const ir::Node& node, const std::string& c) {
   kfail(node, "unsupported coordinate_transformation_mode '{}'", c);
 }
 
-// Output extent floor(v) (or v rounded) of axis a, computed in double from a scale: must fit in int64 (a scale of
-// 1e38 does not; converting it would be undefined behaviour).
-int64_t output_extent(const ir::Node& node, double v, double scale, int a) {
-  if (!(v < 0x1p62)) kfail(node, "scale {} makes axis {} {} elements long, too many", scale, a, v);
+// Output extent of axis a from a scale as onnxruntime's kernel computes it: the float32 product scale * in,
+// truncated (int64_t(0.7f * 10.0f) = 7 where floor(0.7 * 10) in double is 6), or with `round`
+// (keep_aspect_ratio_policy) rounded half away from zero. It must fit in int64 (a scale of 1e38 does not;
+// converting it would be undefined behaviour).
+int64_t output_extent(const ir::Node& node, double scale, int64_t in, int a, bool round = false) {
+  const float p = static_cast<float>(scale) * static_cast<float>(in);
+  const float v = round ? std::round(p) : p;
+  if (!(v < 0x1p62f)) kfail(node, "scale {} makes axis {} {} elements long, too many", scale, a, v);
   return static_cast<int64_t>(v);
 }
 
@@ -397,7 +401,7 @@ Tensor resize_by_scales(const ir::Node& node, const Tensor& x, const ResizeSpec&
   Shape out;
   for (int a = 0; a < x.rank(); ++a) {
     if (!(sc[a] > 0)) kfail(node, "scale {} must be positive", sc[a]);
-    out.push_back(output_extent(node, std::floor(sc[a] * static_cast<double>(x.shape()[a])), sc[a], a));
+    out.push_back(output_extent(node, sc[a], x.shape()[a], a));
   }
   return resize_tensor(node, x, spec, sc, out, {});
 }
@@ -464,8 +468,7 @@ std::unique_ptr<Kernel> make_resize(const KernelInit& ki) {
       for (size_t i = 0; i < na; ++i) {
         if (!(v[i] > 0)) kfail(node, "scale {} must be positive", v[i]);
         scales[axes[i]] = v[i];
-        const double n = std::floor(v[i] * static_cast<double>(x.shape()[axes[i]]));
-        os[axes[i]] = output_extent(node, n, v[i], static_cast<int>(axes[i]));
+        os[axes[i]] = output_extent(node, v[i], x.shape()[axes[i]], static_cast<int>(axes[i]));
       }
     } else {
       std::vector<int64_t> v = int_values(node, *sizes_t, "sizes");
@@ -480,15 +483,14 @@ std::unique_ptr<Kernel> make_resize(const KernelInit& ki) {
           scales[axes[i]] = static_cast<double>(v[i]) / static_cast<double>(x.shape()[axes[i]]);
         }
       } else {
-        double sc = keep == "not_larger" ? 1e300 : 0.0;
+        float sc = keep == "not_larger" ? INFINITY : 0.0f;  // float32 as onnxruntime
         for (size_t i = 0; i < na; ++i) {
-          double si = static_cast<double>(v[i]) / static_cast<double>(x.shape()[axes[i]]);
+          const float si = static_cast<float>(v[i]) / static_cast<float>(x.shape()[axes[i]]);
           sc = keep == "not_larger" ? std::min(sc, si) : std::max(sc, si);
         }
         for (size_t i = 0; i < na; ++i) {
           scales[axes[i]] = sc;
-          const double n = sc * static_cast<double>(x.shape()[axes[i]]) + 0.5;
-          os[axes[i]] = output_extent(node, n, sc, static_cast<int>(axes[i]));
+          os[axes[i]] = output_extent(node, sc, x.shape()[axes[i]], static_cast<int>(axes[i]), true);
         }
       }
     }

@@ -7,7 +7,8 @@
 // carry their value element by element when it follows (constants, and Shape -> Gather / Slice / Concat /
 // Unsqueeze / arithmetic chains, onnx's data propagation), so that a Reshape / Expand / Tile / ConstantOfShape
 // reading such a chain gets its output shape. Rule: never a wrong shape; when in doubt, unknown (data-dependent
-// outputs: NonZero, Unique, NonMaxSuppression, Compress, a Reshape to an unknown shape; If / Loop / Scan outputs).
+// outputs: NonZero, Unique, NonMaxSuppression, Compress, a Reshape to an unknown shape; Loop / Scan output
+// shapes).
 #pragma once
 #include <optional>
 #include <string>

@@ -1,8 +1,10 @@
 // Shape inference rules of the network ops: convolution and pooling (the executor's own geometry functions),
-// matrix products, Einsum, reductions, TopK, resizing, recurrent layers, RoiAlign / GridSample, If.
+// matrix products, Einsum, reductions, TopK, resizing, recurrent layers, RoiAlign / GridSample, If, and the element
+// types of Loop / Scan outputs.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <unordered_set>
 
@@ -257,6 +259,10 @@ void topk(Ctx& c) {
   c.set(1, DType::Int64, o);
 }
 
+// A Resize / Upsample output extent from the float32 product scale * extent, truncated as onnxruntime's kernel
+// does (int64_t(0.7f * 10.0f) = 7, where floor(0.7 * 10) in double is 6); unknown when it does not fit.
+Dim extent_from_scale(float v) { return v >= 0 && v < 0x1p62f ? kdim(static_cast<int64_t>(v)) : udim(); }
+
 void resize(Ctx& c) {
   const auto& s = c.shape(0);
   if (!s) {
@@ -296,15 +302,14 @@ void resize(Ctx& c) {
       Dim& d = o[axes[i]];
       const double sc = (*scales)[i];
       if (!(sc > 0)) return;
-      if (sc == 1) continue;
-      const double v = d.known() ? std::floor(sc * static_cast<double>(d.value)) : -1;
-      d = d.known() && v < 0x1p62 ? kdim(static_cast<int64_t>(v)) : udim();
+      if (sc == 1 && !d.known()) continue;  // a symbol stays (a known extent goes through float as in ORT)
+      d = d.known() ? extent_from_scale(static_cast<float>(sc) * static_cast<float>(d.value)) : udim();
     }
   } else if (sizes && sizes->size() == axes.size()) {
     if (keep == "stretch") {
       for (size_t i = 0; i < axes.size(); ++i) o[axes[i]] = val_to_dim((*sizes)[i]);
-    } else {  // one scale for every axis, from the sizes and the input extents (the executor's rule)
-      double sc = keep == "not_larger" ? 1e300 : 0.0;
+    } else {  // one float scale for every axis, from the sizes and the input extents (onnxruntime's rule)
+      float sc = keep == "not_larger" ? std::numeric_limits<float>::max() : 0.0f;
       for (size_t i = 0; i < axes.size(); ++i) {
         const Dim& d = (*s)[axes[i]];
         if (!d.known() || d.value == 0) {
@@ -317,13 +322,10 @@ void resize(Ctx& c) {
           c.set(0, c.dtype(0), o);
           return;
         }
-        const double si = static_cast<double>((*sizes)[i].value) / static_cast<double>(d.value);
+        const float si = static_cast<float>((*sizes)[i].value) / static_cast<float>(d.value);
         sc = keep == "not_larger" ? std::min(sc, si) : std::max(sc, si);
       }
-      for (int64_t a : axes) {
-        const double v = sc * static_cast<double>((*s)[a].value) + 0.5;
-        o[a] = v >= 0 && v < 0x1p62 ? kdim(static_cast<int64_t>(v)) : udim();
-      }
+      for (int64_t a : axes) o[a] = extent_from_scale(std::round(sc * static_cast<float>((*s)[a].value)));
     }
   } else {
     for (int64_t a : axes) o[a] = udim();
@@ -366,6 +368,25 @@ void if_op(Ctx& c) {
   }
 }
 
+// Loop / Scan: the element type of each output is that of the matching body output (Loop: body outputs 1.. are the
+// carried values then the scan outputs; Scan: its body outputs in order), as onnx's inference gives it; an untyped
+// body output of a carried value / state takes the node's initial value's type. Shapes stay unknown (a carried
+// value may change shape from one iteration to the next; what the model declares gives the rank).
+void loop_scan(Ctx& c) {
+  const bool loop = c.n.op_type == "Loop";
+  const Attribute* b = c.n.attr("body");
+  const size_t first = loop ? 2 : c.opset < 9 ? 1 : 0;  // node input of the first carried value / state
+  const int64_t scanned = loop ? 0 : c.n.attr_int("num_scan_inputs", 0);
+  const int64_t states = static_cast<int64_t>(c.inputs()) - static_cast<int64_t>(first) - scanned;
+  for (size_t k = 0; k < c.outs.size(); ++k) {
+    DType t = DType::Undefined;
+    const size_t bo = k + (loop ? 1 : 0);
+    if (b && b->g && bo < b->g->outputs.size() && b->g->outputs[bo].opaque_type.empty()) t = b->g->outputs[bo].dtype;
+    if (t == DType::Undefined && static_cast<int64_t>(k) < states) t = c.dtype(first + k);
+    if (t != DType::Undefined) c.set(k, t, std::nullopt);
+  }
+}
+
 }  // namespace
 
 bool infer_nn_op(Ctx& c) {
@@ -386,6 +407,7 @@ bool infer_nn_op(Ctx& c) {
   else if (op == "Resize" || op == "Upsample") resize(c);
   else if (op == "LSTM" || op == "GRU" || op == "RNN") rnn(c);
   else if (op == "If") if_op(c);
+  else if (op == "Loop" || op == "Scan") loop_scan(c);
   else if (op == "RoiAlign") {
     const auto& x = c.shape(0);
     const auto& rois = c.shape(1);

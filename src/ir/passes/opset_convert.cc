@@ -2,10 +2,12 @@
 #include "ir/passes/opset_convert.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <unordered_set>
 
 #include "core/log.h"
+#include "exec/kernel.h"
 #include "ir/passes/passes.h"
 
 namespace oq::ir::passes {
@@ -57,9 +59,14 @@ std::string OpsetConverter::const_f32(const Node& n, const std::string& what, co
   return name;
 }
 
+DType OpsetConverter::dtype_of(const std::string& name) const {
+  const DType dt = known_dtype(*g_, name);
+  return dt != DType::Undefined || !shapes_ ? dt : shapes_->dtype(name);
+}
+
 std::string OpsetConverter::scalar_like(const Node& n, const std::string& what, const std::string& like,
                                         double v) {
-  DType dt = known_dtype(*g_, like);
+  DType dt = dtype_of(like);
   if (dt != DType::Undefined && dt != DType::String) {
     std::string name = tensor_name(n, what);
     Tensor t = dt == DType::Double ? Tensor::from_vector(DType::Double, {}, std::vector<double>{v})
@@ -90,6 +97,45 @@ const Tensor* OpsetConverter::constant(const std::string& name) const {
   for (auto it = outer_.rbegin(); it != outer_.rend(); ++it)
     if (defines(**it)) return constant_value(**it, name, overridable_);
   return nullptr;
+}
+
+std::optional<Tensor> OpsetConverter::static_value(const std::string& name, int depth) const {
+  if (name.empty()) return std::nullopt;
+  if (const Tensor* t = constant(name)) return *t;
+  if (const TensorType* t = shapes_->find(name); t && t->value && is_integer(t->dtype)) {
+    const std::optional<Shape> s = t->static_shape();
+    std::vector<int64_t> v;
+    for (const Dim& d : *t->value)
+      if (d.param.empty() && d.value != INT64_MIN) v.push_back(d.value);  // else a symbol or unknown
+    if (s && s->size() <= 1 && v.size() == t->value->size() && shape_numel(*s) == static_cast<int64_t>(v.size()))
+      return Tensor::from_vector(DType::Int64, *s, v).cast(t->dtype);
+  }
+  // Deterministic ops of shape arithmetic only, a few levels up.
+  static const std::unordered_set<std::string> kShapeMath = {
+      "Cast", "Concat", "Div", "Mul", "Add", "Sub", "Slice", "Gather", "Unsqueeze", "Squeeze", "Reshape", "Identity",
+      "Reciprocal", "Floor", "Ceil", "Max", "Min"};
+  const auto it = idx_->producer.find(name);
+  if (depth >= 16 || it == idx_->producer.end()) return std::nullopt;
+  const Node& p = g_->nodes[it->second];
+  if (!p.is_default_domain() || !kShapeMath.count(p.op_type)) return std::nullopt;
+  std::vector<std::optional<Tensor>> vals;
+  for (const auto& in : p.inputs) {
+    vals.push_back(in.empty() ? std::nullopt : static_value(in, depth + 1));
+    if (!in.empty() && !vals.back()) return std::nullopt;
+  }
+  std::vector<const Tensor*> in;
+  for (const auto& v : vals) in.push_back(v ? &*v : nullptr);
+  const exec::KernelFactory f = exec::find_kernel(p.op_type, from_);
+  if (!f) return std::nullopt;
+  std::vector<Tensor> out(p.outputs.size());
+  try {
+    f(exec::KernelInit{p, from_})->run(in, out);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  for (size_t k = 0; k < out.size(); ++k)
+    if (p.outputs[k] == name) return std::move(out[k]);
+  return std::nullopt;
 }
 
 bool OpsetConverter::is_used(const std::string& t) const {
@@ -132,7 +178,7 @@ bool OpsetConverter::convert_pad(Node& n) {
   // As onnx's version converter (Pad_10_11): constant mode always gets a constant_value input, 0 included (ORT's
   // QDQPad then quantizes it, so the Q/DQ counts match the reference flow); reflect / edge modes get none. A zero of
   // unknown element type below 15 (no CastLike to type it) is left as the default.
-  const bool typed = known_dtype(*g_, n.input(0)) != DType::Undefined || to_ >= 15;
+  const bool typed = dtype_of(n.input(0)) != DType::Undefined || to_ >= 15;
   if (n.attr_string("mode", "constant") == "constant" && (value != 0.0f || typed))
     n.inputs.push_back(scalar_like(n, "constant_value", n.input(0), value));
   return true;
@@ -249,7 +295,7 @@ bool OpsetConverter::convert_node(Node& n) {
   if (op == "ReduceSum") return crosses(13) && axes_to_input(n, "axes", 1);
   if ((op == "ReduceLogSum" || op == "ReduceLogSumExp") && crosses(28)) {
     // Version 28 drops the integer types: an integer input has no version-28 equivalent.
-    const DType dt = n.inputs.empty() ? DType::Undefined : known_dtype(*g_, n.inputs[0]);
+    const DType dt = n.inputs.empty() ? DType::Undefined : dtype_of(n.inputs[0]);
     if (dt != DType::Undefined && !is_float(dt))
       cannot(n, fmt::format("{} input (version 28 takes float types only)", dtype_name(dt)));
   }
@@ -360,6 +406,7 @@ size_t convert_opset(Model& m, int target) {
     NameGen names(m.graph);
     OpsetConverter conv(static_cast<int>(from), target, inputs_overridable(m), names);
     changed = conv.convert(m.graph);
+    if (conv.left_dead_nodes()) remove_dead(m);
     m.set_default_opset(target);
     OQ_INFO("convert_opset: opset {} -> {}, {} nodes rewritten", from, target, changed);
   }

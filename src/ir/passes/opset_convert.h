@@ -1,5 +1,6 @@
 // Internals of convert_opset (src/ir/passes/opset_convert*.cc).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@ class OpsetConverter {
   OpsetConverter(int from, int to, bool overridable, NameGen& names)
       : from_(from), to_(to), overridable_(overridable), names_(names) {}
   size_t convert(Graph& g);
+  // True when a rewrite stopped reading a computed (non-constant) tensor, whose nodes may now be dead.
+  bool left_dead_nodes() const { return left_dead_; }
 
  private:
   // Converts a body of `parent` (a node of `outer`): what `outer` knows of the values the body reads (their
@@ -27,6 +30,9 @@ class OpsetConverter {
   // Adds an int64 / float initializer to the graph being converted; returns its name.
   std::string const_i64(const Node& n, const std::string& what, const std::vector<int64_t>& v, bool scalar = false);
   std::string const_f32(const Node& n, const std::string& what, const std::vector<float>& v, bool scalar = false);
+  // The element type of a tensor of the graph being converted: from its producers (known_dtype), else from shape
+  // inference (a Loop / Scan output has its body output's type); Undefined when neither knows it.
+  DType dtype_of(const std::string& name) const;
   // A scalar of the element type of tensor `like` (a CastLike node when that type is unknown, opset >= 15).
   std::string scalar_like(const Node& n, const std::string& what, const std::string& like, double v);
   std::string node_name(const Node& n, const std::string& suffix);
@@ -36,6 +42,10 @@ class OpsetConverter {
   // A constant initializer seen from the graph being converted: its own, or, for a name it does not define, the
   // nearest enclosing graph's (a body reading an outer constant).
   const Tensor* constant(const std::string& name) const;
+  // The value of a tensor that constants and the integer values shape inference propagates determine, though no
+  // constant holds it (tf2onnx's Resize scales: target / Cast(Slice(Shape(x), 2, 4)) with a symbolic batch): a
+  // short chain of shape-arithmetic nodes run on the executor's kernels; nullopt when anything on the way is unknown.
+  std::optional<Tensor> static_value(const std::string& name, int depth = 0) const;
 
   // Returns true when the node was changed. May emit helper nodes before/after it.
   bool convert_node(Node& n);
@@ -48,9 +58,12 @@ class OpsetConverter {
   bool convert_softmax(Node& n, std::vector<Node>& after);
   bool convert_resize(Node& n);
   bool convert_upsample(Node& n);
+  // Resize-11 tf_half_pixel_for_nn with nearest_mode round_prefer_ceil (ceil false) or ceil as constant Gathers.
+  void tf_half_pixel_gathers(Node& n, bool ceil);
   // Resize-10 / Upsample nearest rounding as a Resize-11+ node: floor when upsampling, ceil when
   // downsampling (split into two nodes when the scales go both ways). `n` is already in the 11+ form.
-  // Upsample scales are >= 1 by definition, so they need not be constant.
+  // Upsample scales are >= 1 by definition, so they need not be constant; Resize-10 ones must be known before the
+  // model runs (a constant, or static_value).
   void legacy_nearest_rounding(Node& n, bool from_upsample);
   bool convert_batchnorm(Node& n);
   void batchnorm_per_element(Node& n);
@@ -65,6 +78,7 @@ class OpsetConverter {
   std::vector<const Graph*> outer_;  // enclosing graphs of the body being converted, outermost first
   std::vector<Node> out_;
   GraphIndex* idx_ = nullptr;
+  bool left_dead_ = false;
 };
 
 }  // namespace oq::ir::passes::detail

@@ -73,15 +73,79 @@ bool OpsetConverter::convert_resize(Node& n) {
     changed = true;
   }
   if (crosses(13) && n.attr_string("coordinate_transformation_mode", "half_pixel") == "tf_half_pixel_for_nn") {
-    // tf_half_pixel_for_nn = half_pixel + 0.5; round(c + 0.5) is expressible for two rounding modes.
+    // tf_half_pixel_for_nn = half_pixel + 0.5; round(c + 0.5) is expressible for two rounding modes. Linear / cubic
+    // sample at (x + 0.5) / scale too, which no opset-13 mode does (half_pixel is 0.5 input pixel off).
+    const std::string mode = n.attr_string("mode", "nearest");
+    if (mode != "nearest")
+      cannot(n, "coordinate_transformation_mode 'tf_half_pixel_for_nn' with mode '" + mode +
+                    "' (samples at (x + 0.5) / scale; no mode of opset 13 or later does)");
     const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
-    if (nm != "floor" && nm != "round_prefer_floor")
-      cannot(n, "coordinate_transformation_mode 'tf_half_pixel_for_nn' with nearest_mode '" + nm + "'");
+    if (nm == "round_prefer_ceil" || nm == "ceil") {
+      tf_half_pixel_gathers(n, nm == "ceil");
+      return true;
+    }
     n.set_attr_string("coordinate_transformation_mode", "half_pixel");
     n.set_attr_string("nearest_mode", nm == "floor" ? "round_prefer_ceil" : "ceil");
     changed = true;
   }
   return changed;
+}
+
+// Resize-11 nearest with tf_half_pixel_for_nn and nearest_mode round_prefer_ceil / ceil samples input index
+// clamp(nearest((x + 0.5) / scale), 0, in - 1) along each axis whose scale is not 1 (onnxruntime maps an axis of
+// scale 1 one to one), computed in float32 as onnxruntime does; no opset-13 mode rounds that way. With constant
+// scales / sizes and static extents on those axes the map is a constant: one Gather per axis, exact.
+void OpsetConverter::tf_half_pixel_gathers(Node& n, bool ceil) {
+  const std::string what = std::string("coordinate_transformation_mode 'tf_half_pixel_for_nn' with nearest_mode '") +
+                           (ceil ? "ceil" : "round_prefer_ceil") + "'";
+  const Tensor* sc = n.input(2).empty() ? nullptr : constant(n.input(2));
+  const Tensor* sz = n.input(3).empty() ? nullptr : constant(n.input(3));
+  if (sc && sc->numel() == 0) sc = nullptr;
+  const TensorType* xt = shapes_->find(n.input(0));
+  if ((!sc && !sz) || !xt || !xt->shape)
+    cannot(n, what + ": the scales / sizes are not constant or the rank of the input is unknown");
+  const std::vector<Dim>& dims = *xt->shape;
+  const std::vector<double> scales = sc ? sc->to_doubles() : std::vector<double>{};
+  const std::vector<int64_t> sizes = sc || !sz ? std::vector<int64_t>{} : sz->to_int64s();
+  if ((sc ? scales.size() : sizes.size()) != dims.size()) cannot(n, what + ": scales / sizes do not match the rank");
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> maps;  // axis, input index per output index
+  for (size_t a = 0; a < dims.size(); ++a) {
+    if (sc && static_cast<float>(scales[a]) == 1.0f) continue;
+    if (!dims[a].known() || dims[a].value == 0)
+      cannot(n, what + fmt::format(": axis {} of the input has no static extent (the index map must be constant)", a));
+    const int64_t in = dims[a].value;
+    const float s = sc ? static_cast<float>(scales[a]) : static_cast<float>(sizes[a]) / static_cast<float>(in);
+    if (s == 1.0f) continue;
+    const float len = s * static_cast<float>(in);
+    if (!(s > 0) || !(len < 0x1p24f)) cannot(n, what + fmt::format(": scale {} on axis {}", s, a));
+    const int64_t out = sc ? static_cast<int64_t>(len) : sizes[a];
+    std::vector<int64_t> idx(static_cast<size_t>(out));
+    for (int64_t x = 0; x < out; ++x) {
+      const float o = (static_cast<float>(x) + 0.5f) / s;
+      idx[x] = std::clamp<int64_t>(static_cast<int64_t>(ceil ? std::ceil(o) : std::round(o)), 0, in - 1);
+    }
+    maps.emplace_back(static_cast<int64_t>(a), std::move(idx));
+  }
+  n.attrs.clear();
+  if (maps.empty()) {  // every scale 1: onnxruntime copies the input
+    n.op_type = "Identity";
+    n.inputs = {n.input(0)};
+    return;
+  }
+  std::string x = n.input(0);
+  for (size_t k = 0; k + 1 < maps.size(); ++k) {
+    Node gather;
+    gather.op_type = "Gather";
+    gather.name = node_name(n, fmt::format("gather_axis{}", maps[k].first));
+    gather.inputs = {x, const_i64(n, fmt::format("index_axis{}", maps[k].first), maps[k].second)};
+    gather.outputs = {tensor_name(n, fmt::format("axis{}", maps[k].first))};
+    gather.set_attr_int("axis", maps[k].first);
+    x = gather.outputs[0];
+    emit(std::move(gather));
+  }
+  n.op_type = "Gather";
+  n.inputs = {x, const_i64(n, fmt::format("index_axis{}", maps.back().first), maps.back().second)};
+  n.set_attr_int("axis", maps.back().first);
 }
 
 // Upsample-7 (scales attribute), Upsample-9 (scales input); deprecated at 10 in favour of Resize.
@@ -119,7 +183,7 @@ bool OpsetConverter::convert_upsample(Node& n) {
 }
 
 void OpsetConverter::legacy_nearest_rounding(Node& n, bool from_upsample) {
-  const Tensor* sc = constant(n.input(2));
+  const std::optional<Tensor> sc = static_value(n.input(2));
   if (!sc && from_upsample) {
     n.set_attr_string("nearest_mode", "floor");
     return;
@@ -141,6 +205,7 @@ void OpsetConverter::legacy_nearest_rounding(Node& n, bool from_upsample) {
     su.push_back(v > 1 ? static_cast<float>(v) : 1.f);
   }
   // Nearest sampling is separable per axis: downsampling axes first (ceil), then upsampling axes (floor).
+  left_dead_ |= !constant(n.input(2));  // scales computed from static dims: their nodes are no longer read
   Node first = n;
   first.name = node_name(n, "down");
   first.inputs[2] = const_f32(n, "scales_down", sd);
