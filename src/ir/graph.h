@@ -97,6 +97,8 @@ struct Node {
   // for the nodes rewrites create. The pre-processing numbers nodes and writes them in ORT's order by it
   // (src/ir/passes/ort_graph_order.h); -1: not numbered yet. Not written to files.
   int64_t ort_index = -1;
+  // IR 11 device_configurations, each a serialized NodeDeviceConfigurationProto, written back as read.
+  std::vector<std::string> opaque_device_configurations;
 
   const Attribute* attr(const std::string& n) const;
   bool has_attr(const std::string& n) const { return attr(n) != nullptr; }
@@ -193,9 +195,12 @@ struct Model {
   std::vector<std::pair<std::string, std::string>> metadata_props;
   std::vector<Function> functions;                // model-local functions (inlined by inline_local_functions)
   std::vector<std::string> opaque_training_info;  // serialized TrainingInfoProto
+  std::vector<std::string> opaque_configuration;  // IR 11: serialized DeviceConfigurationProto
   Graph graph;
-  // Files the model's external data were read from (resolved paths; empty when it had none): outputs must
-  // never be written over them.
+  // Files the model's external data were read from (resolved paths; empty when it had none): every file a tensor
+  // was read from (initializers, Constant value / sparse_value, tensor attributes, subgraphs, functions) and the
+  // files named by the parts kept unread (training_info, sparse-tensor attributes). Outputs must never be written
+  // over them.
   std::vector<std::string> external_data_files;
 
   // Opset of the default domain ("" / "ai.onnx"); 0 if not imported.

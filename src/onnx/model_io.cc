@@ -241,19 +241,8 @@ ir::Model load_model_from_bytes(std::string_view bytes, const std::string& base_
     if (!pb.has_graph()) fail(ErrorKind::Model, "not an ONNX model (no graph; truncated file?)");
     if (pb.ir_version() >= 3 && pb.opset_import_size() == 0)
       fail(ErrorKind::Model, "no opset_import (truncated file?)");
-    std::set<std::string> external;
-    auto note_external = [&](const ::onnx::TensorProto& t) {
-      if (t.data_location() == ::onnx::TensorProto::EXTERNAL)
-        for (const auto& kv : t.external_data())
-          if (kv.key() == "location")
-            external.insert(detail::resolve_external_location(base_dir, kv.value(), t.name()));
-    };
-    for (const auto& t : pb.graph().initializer()) note_external(t);
-    for (const auto& s : pb.graph().sparse_initializer()) {
-      note_external(s.values());
-      note_external(s.indices());
-    }
-    ir::Model m = detail::model_from_proto(pb, base_dir);
+    std::set<std::string> external;  // every external data file the model names (proto_model.h)
+    ir::Model m = detail::model_from_proto(pb, detail::ExternalDir(base_dir, &external));
     m.external_data_files.assign(external.begin(), external.end());
     check_structure(m.graph);
     return m;
@@ -317,7 +306,17 @@ std::string serialize_model(const ir::Model& m) {
   return serialize_deterministic(pb, "model");
 }
 
-void save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts) {
+uint64_t SavedModel::bytes() const {
+  uint64_t n = 0;
+  for (const auto* f : {&path, &data_path}) {
+    std::error_code ec;
+    const auto size = f->empty() ? 0 : fs::file_size(*f, ec);
+    if (!ec) n += size;
+  }
+  return n;
+}
+
+SavedModel save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts) {
   try {
     ::onnx::ModelProto pb;
     detail::model_to_proto(m, &pb);
@@ -361,6 +360,7 @@ void save_model(const ir::Model& m, const std::string& path, const SaveOptions& 
     model_file.close();
     if (data_file) data_file->commit();
     model_file.commit();
+    return {path, data_file ? data_path : std::string()};
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("saving model '{}': {}", path, e.what()));
   }

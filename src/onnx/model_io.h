@@ -1,5 +1,6 @@
 // The edge between ONNX files and the IR. This directory is the only code that includes protobuf headers.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,8 +29,14 @@ struct SaveOptions {
   // locked until run_files::remove_output, so that another run's clean-up of left-overs leaves it alone.
   bool transient = false;
 };
+// The files save_model wrote: the model and, when the tensors went to one, its external data file.
+struct SavedModel {
+  std::string path;
+  std::string data_path;  // "" when none was written
+  uint64_t bytes() const;  // the size of both on disk: what the written model takes
+};
 // Saves atomically: writes `<path>.tmp-XXXX` in the target folder, then renames. Never leaves partial files.
-void save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts = {});
+SavedModel save_model(const ir::Model& m, const std::string& path, const SaveOptions& opts = {});
 std::string serialize_model(const ir::Model& m);  // in-memory protobuf bytes (no external data)
 
 // A serialized TensorProto (.pb, as in ONNX backend test data).

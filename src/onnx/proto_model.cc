@@ -108,12 +108,49 @@ void value_info_to_proto(const ir::ValueInfo& v, ValueInfoProto* p) {
   if (tensor_type_from_ir(v.dtype, v.shape, &tp)) *p->mutable_type() = std::move(tp);
 }
 
+// ---- external data of the parts kept unread ----
+
+// Notes the file of every external tensor in parts written back as they were read (training_info, sparse-tensor
+// attributes): not read, but the written model still names them, so no output may replace them either. A
+// location that reading would refuse ('..', absolute) names no file of the model's folder: skipped.
+void note_kept_external(const ::onnx::TensorProto& t, const ExternalDir& ext) {
+  if (t.data_location() != ::onnx::TensorProto::EXTERNAL) return;
+  for (const auto& kv : t.external_data())
+    if (kv.key() == "location") try {
+        ext.note(resolve_external_location(ext.base_dir, kv.value(), t.name()));
+      } catch (const Error&) {
+      }
+}
+
+void note_kept_external(const ::onnx::SparseTensorProto& s, const ExternalDir& ext) {
+  note_kept_external(s.values(), ext);
+  note_kept_external(s.indices(), ext);
+}
+
+void note_kept_external(const GraphProto& g, const ExternalDir& ext);
+
+void note_kept_external(const AttributeProto& a, const ExternalDir& ext) {
+  if (a.has_t()) note_kept_external(a.t(), ext);
+  for (const auto& t : a.tensors()) note_kept_external(t, ext);
+  if (a.has_sparse_tensor()) note_kept_external(a.sparse_tensor(), ext);
+  for (const auto& s : a.sparse_tensors()) note_kept_external(s, ext);
+  if (a.has_g()) note_kept_external(a.g(), ext);
+  for (const auto& g : a.graphs()) note_kept_external(g, ext);
+}
+
+void note_kept_external(const GraphProto& g, const ExternalDir& ext) {
+  for (const auto& t : g.initializer()) note_kept_external(t, ext);
+  for (const auto& s : g.sparse_initializer()) note_kept_external(s, ext);
+  for (const auto& n : g.node())
+    for (const auto& a : n.attribute()) note_kept_external(a, ext);
+}
+
 // ---- graphs ----
 
-ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir);
+ir::Graph graph_from_proto(GraphProto& p, const ExternalDir& ext);
 void graph_to_proto(const ir::Graph& g, GraphProto* p);
 
-ir::Attribute attr_from_proto(AttributeProto& p, const std::string& base_dir) {
+ir::Attribute attr_from_proto(AttributeProto& p, const ExternalDir& ext) {
   ir::Attribute a;
   a.name = p.name();
   a.ref_attr_name = p.ref_attr_name();
@@ -129,23 +166,24 @@ ir::Attribute attr_from_proto(AttributeProto& p, const std::string& base_dir) {
     case AttributeProto::INT: a.i = p.i(); break;
     case AttributeProto::STRING: a.s = p.s(); break;
     case AttributeProto::TENSOR:
-      a.t = tensor_from_proto(p.t(), base_dir);
+      a.t = tensor_from_proto(p.t(), ext);
       a.s = p.t().name();
       break;
-    case AttributeProto::GRAPH: a.g = std::make_shared<ir::Graph>(graph_from_proto(*p.mutable_g(), base_dir)); break;
+    case AttributeProto::GRAPH: a.g = std::make_shared<ir::Graph>(graph_from_proto(*p.mutable_g(), ext)); break;
     case AttributeProto::FLOATS: a.floats.assign(p.floats().begin(), p.floats().end()); break;
     case AttributeProto::INTS: a.ints.assign(p.ints().begin(), p.ints().end()); break;
     case AttributeProto::STRINGS: a.strings.assign(p.strings().begin(), p.strings().end()); break;
     case AttributeProto::TENSORS:
       for (const auto& t : p.tensors()) {
-        a.tensors.push_back(tensor_from_proto(t, base_dir));
+        a.tensors.push_back(tensor_from_proto(t, ext));
         a.strings.push_back(t.name());
       }
       break;
     case AttributeProto::GRAPHS:
-      for (auto& g : *p.mutable_graphs()) a.graphs.push_back(std::make_shared<ir::Graph>(graph_from_proto(g, base_dir)));
+      for (auto& g : *p.mutable_graphs()) a.graphs.push_back(std::make_shared<ir::Graph>(graph_from_proto(g, ext)));
       break;
     default:  // sparse tensors, type protos, undefined or unknown types: kept as they are
+      note_kept_external(p, ext);
       a.type = ir::AttrType::Undefined;
       a.opaque = p.SerializeAsString();
       if (p.type() >= 11 && p.type() <= 14) a.type = static_cast<ir::AttrType>(p.type());
@@ -204,17 +242,17 @@ void attr_to_proto(const ir::Attribute& a, AttributeProto* p) {
 
 // Constant's sparse_value as the dense `value` it stands for (onnxruntime makes such a Constant a dense
 // initializer): the executor and the passes then read it as any other Constant.
-ir::Attribute dense_constant_value(const AttributeProto& p, const std::string& base_dir) {
+ir::Attribute dense_constant_value(const AttributeProto& p, const ExternalDir& ext) {
   ir::Attribute a;
   a.name = "value";
   a.type = ir::AttrType::Tensor;
   a.doc = p.doc_string();
-  a.t = sparse_to_dense(p.sparse_tensor(), base_dir);
+  a.t = sparse_to_dense(p.sparse_tensor(), ext);
   a.s = p.sparse_tensor().values().name();
   return a;
 }
 
-ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
+ir::Node node_from_proto(NodeProto& p, const ExternalDir& ext) {
   ir::Node n;
   n.name = p.name();
   n.op_type = p.op_type();
@@ -224,14 +262,15 @@ ir::Node node_from_proto(NodeProto& p, const std::string& base_dir) {
   n.metadata = metadata_from(p);
   n.inputs.assign(p.input().begin(), p.input().end());
   n.outputs.assign(p.output().begin(), p.output().end());
+  for (const auto& c : p.device_configurations()) n.opaque_device_configurations.push_back(c.SerializeAsString());
   const bool constant = n.op_type == "Constant" && n.domain.empty();
   for (auto& a : *p.mutable_attribute()) {
     try {
       if (constant && a.name() == "sparse_value" && a.type() == AttributeProto::SPARSE_TENSOR &&
           a.ref_attr_name().empty())
-        n.attrs.push_back(dense_constant_value(a, base_dir));
+        n.attrs.push_back(dense_constant_value(a, ext));
       else
-        n.attrs.push_back(attr_from_proto(a, base_dir));
+        n.attrs.push_back(attr_from_proto(a, ext));
     } catch (const Error& e) {
       fail(e.kind(), "node '{}' ({}): {}", n.name, n.op_type, e.what());
     }
@@ -248,6 +287,9 @@ void node_to_proto(const ir::Node& n, NodeProto* p) {
   if (!n.doc.empty()) p->set_doc_string(n.doc);
   if (!n.overload.empty()) p->set_overload(n.overload);
   metadata_to(n.metadata, p);
+  for (const auto& c : n.opaque_device_configurations)
+    if (!p->add_device_configurations()->ParseFromString(c))
+      fail(ErrorKind::Model, "node '{}' ({}): kept device_configurations entry does not parse", n.name, n.op_type);
   for (const auto& a : n.attrs) {
     try {
       attr_to_proto(a, p->add_attribute());
@@ -257,24 +299,24 @@ void node_to_proto(const ir::Node& n, NodeProto* p) {
   }
 }
 
-ir::Graph graph_from_proto(GraphProto& p, const std::string& base_dir) {
+ir::Graph graph_from_proto(GraphProto& p, const ExternalDir& ext) {
   ir::Graph g;
   g.name = p.name();
   g.doc = p.doc_string();
   g.metadata = metadata_from(p);
   g.nodes.reserve(p.node_size());
-  for (auto& n : *p.mutable_node()) g.nodes.push_back(node_from_proto(n, base_dir));
+  for (auto& n : *p.mutable_node()) g.nodes.push_back(node_from_proto(n, ext));
   for (const auto& v : p.input()) g.inputs.push_back(value_info_from_proto(v));
   for (const auto& v : p.output()) g.outputs.push_back(value_info_from_proto(v));
   for (const auto& v : p.value_info()) g.value_info.push_back(value_info_from_proto(v));
   g.initializers.reserve(p.initializer_size());
   for (auto& t : *p.mutable_initializer()) {
-    g.initializers.push_back({t.name(), tensor_from_proto_taking(t, base_dir), t.doc_string(), metadata_from(t)});
+    g.initializers.push_back({t.name(), tensor_from_proto_taking(t, ext), t.doc_string(), metadata_from(t)});
     t.clear_raw_data();  // release the file's copy as we go (when it was copied)
   }
   // Sparse initializers become ordinary (dense) ones, as onnxruntime's Graph makes them; they are written dense.
   for (const auto& s : p.sparse_initializer())
-    g.initializers.push_back({s.values().name(), sparse_to_dense(s, base_dir), s.values().doc_string(), {}});
+    g.initializers.push_back({s.values().name(), sparse_to_dense(s, ext), s.values().doc_string(), {}});
   for (const auto& q : p.quantization_annotation())
     g.opaque_quantization_annotation.push_back(q.SerializeAsString());
   g.reindex();
@@ -321,7 +363,7 @@ std::vector<ir::OpsetImport> opsets_from(const Imports& imports, const std::stri
   return r;
 }
 
-ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) {
+ir::Function function_from_proto(FunctionProto& p, const ExternalDir& ext) {
   ir::Function f;
   f.serialized = p.SerializeAsString();
   f.name = p.name();
@@ -332,8 +374,8 @@ ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) 
   f.outputs.assign(p.output().begin(), p.output().end());
   f.attributes.assign(p.attribute().begin(), p.attribute().end());
   try {
-    for (auto& a : *p.mutable_attribute_proto()) f.attribute_defaults.push_back(attr_from_proto(a, base_dir));
-    for (auto& n : *p.mutable_node()) f.nodes.push_back(node_from_proto(n, base_dir));
+    for (auto& a : *p.mutable_attribute_proto()) f.attribute_defaults.push_back(attr_from_proto(a, ext));
+    for (auto& n : *p.mutable_node()) f.nodes.push_back(node_from_proto(n, ext));
   } catch (const Error& e) {
     fail(e.kind(), "function '{}': {}", f.label(), e.what());
   }
@@ -343,7 +385,7 @@ ir::Function function_from_proto(FunctionProto& p, const std::string& base_dir) 
 
 }  // namespace
 
-ir::Model model_from_proto(ModelProto& pb, const std::string& base_dir) {
+ir::Model model_from_proto(ModelProto& pb, const ExternalDir& ext) {
   ir::Model m;
   m.ir_version = pb.ir_version();
   m.opsets = opsets_from(pb.opset_import(), "the model");
@@ -353,9 +395,14 @@ ir::Model model_from_proto(ModelProto& pb, const std::string& base_dir) {
   m.model_version = pb.model_version();
   m.doc = pb.doc_string();
   for (const auto& kv : pb.metadata_props()) m.metadata_props.emplace_back(kv.key(), kv.value());
-  for (auto& f : *pb.mutable_functions()) m.functions.push_back(function_from_proto(f, base_dir));
-  for (const auto& t : pb.training_info()) m.opaque_training_info.push_back(t.SerializeAsString());
-  m.graph = graph_from_proto(*pb.mutable_graph(), base_dir);
+  for (auto& f : *pb.mutable_functions()) m.functions.push_back(function_from_proto(f, ext));
+  for (const auto& t : pb.training_info()) {
+    m.opaque_training_info.push_back(t.SerializeAsString());
+    note_kept_external(t.initialization(), ext);
+    note_kept_external(t.algorithm(), ext);
+  }
+  for (const auto& c : pb.configuration()) m.opaque_configuration.push_back(c.SerializeAsString());
+  m.graph = graph_from_proto(*pb.mutable_graph(), ext);
   return m;
 }
 
@@ -380,6 +427,8 @@ void model_to_proto(const ir::Model& m, ModelProto* pb) {
   for (const auto& t : m.opaque_training_info)
     if (!pb->add_training_info()->ParseFromString(t))
       fail(ErrorKind::Model, "kept training_info does not parse");
+  for (const auto& c : m.opaque_configuration)
+    if (!pb->add_configuration()->ParseFromString(c)) fail(ErrorKind::Model, "kept configuration does not parse");
   for (const auto& f : m.functions)
     if (!pb->add_functions()->ParseFromString(f.serialized))
       fail(ErrorKind::Model, "kept function '{}' does not parse", f.label());

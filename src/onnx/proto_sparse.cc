@@ -71,13 +71,13 @@ Tensor densify(const Tensor& values, const Tensor& idx, const Shape& dims) {
 
 }  // namespace
 
-Tensor sparse_to_dense(const ::onnx::SparseTensorProto& p, const std::string& base_dir) {
+Tensor sparse_to_dense(const ::onnx::SparseTensorProto& p, const ExternalDir& ext) {
   const std::string& name = p.values().name();
   if (name.empty()) fail(ErrorKind::Model, "a sparse tensor without a name (its values.name is empty)");
   try {
     const Shape dims(p.dims().begin(), p.dims().end());
     (void)shape_numel(dims);  // negative or overflowing dims: refused before anything is read
-    const Tensor values = tensor_from_proto(p.values(), base_dir);
+    const Tensor values = tensor_from_proto(p.values(), ext);
     if (values.shape().size() != 1)
       fail(ErrorKind::Model, "values have shape {}; they must be of rank 1 ([NNZ])", shape_str(values.shape()));
     if (!p.has_indices()) {
@@ -86,7 +86,7 @@ Tensor sparse_to_dense(const ::onnx::SparseTensorProto& p, const std::string& ba
     }
     Tensor idx;
     try {
-      idx = tensor_from_proto(p.indices(), base_dir);
+      idx = tensor_from_proto(p.indices(), ext);
     } catch (const Error& e) {
       fail(e.kind(), "indices: {}", e.what());
     }

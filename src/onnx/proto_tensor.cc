@@ -49,6 +49,19 @@ void from_int32(Tensor& t, const ::onnx::TensorProto& p) {
   for (int64_t i = 0; i < t.numel(); ++i) d[i] = static_cast<T>(p.int32_data(static_cast<int>(i)));
 }
 
+// FLOAT16 / BFLOAT16 bit patterns: an entry outside 0..65535 is not one (onnxruntime refuses it, "data overflow");
+// narrowing it would keep some other value.
+void from_int32_bits16(Tensor& t, const ::onnx::TensorProto& p) {
+  uint16_t* d = t.data<uint16_t>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const int32_t v = p.int32_data(static_cast<int>(i));
+    if (v < 0 || v > 0xffff)
+      fail(ErrorKind::Model, "tensor '{}': {} int32_data entry {} at element {} does not fit 16 bits", p.name(),
+           t.dtype() == DType::Float16 ? "FLOAT16" : "BFLOAT16", v, i);
+    d[i] = static_cast<uint16_t>(v);
+  }
+}
+
 // BOOL elements stored as bytes (raw_data, external data) must be 0 or 1: any other byte is not a bool value,
 // and the kernels would read it as one (undefined behaviour; fuzz_session finding 13).
 Tensor check_bool_bytes(Tensor t, const std::string& name, const char* field) {
@@ -72,7 +85,8 @@ uint64_t parse_u64(const std::string& s, const std::string& key, const std::stri
 // Checks the external data (location, length, file size) against `want` bytes before allocating the tensor:
 // memory is bounded by what the file really holds, not by the dims the model declares.
 Tensor read_external(DType dt, const Shape& shape, const ::onnx::TensorProto& p, int64_t want,
-                     const std::string& base_dir) {
+                     const ExternalDir& ext) {
+  const std::string& base_dir = ext.base_dir;
   const std::string& name = p.name();
   std::string location;
   uint64_t offset = 0;
@@ -87,6 +101,7 @@ Tensor read_external(DType dt, const Shape& shape, const ::onnx::TensorProto& p,
     }
   }
   std::string path = resolve_external_location(base_dir, location, name);
+  ext.note(path);  // a file of the model from now on, whether or not reading it succeeds
   {
     // A symbolic link on the way (the file or a folder of the location) must not lead out of the model's folder
     // either: onnxruntime refuses such a path ("External data path escapes model directory").
@@ -132,8 +147,12 @@ Tensor read_external(DType dt, const Shape& shape, const ::onnx::TensorProto& p,
 std::string resolve_external_location(const std::string& base_dir, const std::string& location,
                                       const std::string& name) {
   if (location.empty()) fail(ErrorKind::Model, "tensor '{}': external data without a location", name);
-  bool absolute = location[0] == '/' || location[0] == '\\' ||
-                  (location.size() >= 2 && location[1] == ':') || fs::path(location).is_absolute();
+  // A drive letter ('C:') makes a path absolute on Windows only: on POSIX 'w:1.bin' is a file name (onnxruntime
+  // reads it).
+  bool absolute = location[0] == '/' || location[0] == '\\' || fs::path(location).is_absolute();
+#ifdef _WIN32
+  absolute = absolute || (location.size() >= 2 && location[1] == ':');
+#endif
   if (absolute)
     fail(ErrorKind::Model, "tensor '{}': external data location '{}' is an absolute path (refused)", name,
          location);
@@ -149,7 +168,7 @@ std::string resolve_external_location(const std::string& base_dir, const std::st
   return (fs::path(base_dir.empty() ? "." : base_dir) / location).string();
 }
 
-Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_dir) {
+Tensor tensor_from_proto(const ::onnx::TensorProto& p, const ExternalDir& ext) {
   const std::string& name = p.name();
   int32_t code = p.data_type();
   if (!dtype_is_known(code))
@@ -174,7 +193,7 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
   }
 
   int64_t want = bytes_for(dt, n, name);
-  if (external) return check_bool_bytes(read_external(dt, shape, p, want, base_dir), name, "external data");
+  if (external) return check_bool_bytes(read_external(dt, shape, p, want, ext), name, "external data");
   if (p.has_raw_data()) {
     const std::string& raw = p.raw_data();
     if (static_cast<int64_t>(raw.size()) != want)
@@ -234,7 +253,8 @@ Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_d
   switch (dt) {
     case DType::Int32: from_int32<int32_t>(t, p); break;
     case DType::Int16: from_int32<int16_t>(t, p); break;
-    case DType::UInt16: case DType::Float16: case DType::BFloat16: from_int32<uint16_t>(t, p); break;
+    case DType::UInt16: from_int32<uint16_t>(t, p); break;
+    case DType::Float16: case DType::BFloat16: from_int32_bits16(t, p); break;
     case DType::Int8: from_int32<int8_t>(t, p); break;
     case DType::UInt8: from_int32<uint8_t>(t, p); break;
     case DType::Bool: {
@@ -253,12 +273,12 @@ size_t serialized_bytes(const Tensor& t) {
   return t.nbytes();
 }
 
-Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const std::string& base_dir) {
+Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const ExternalDir& ext) {
   const int32_t code = p.data_type();
   if (!p.has_raw_data() || p.data_location() == ::onnx::TensorProto::EXTERNAL || !dtype_is_known(code))
-    return tensor_from_proto(p, base_dir);
+    return tensor_from_proto(p, ext);
   const DType dt = static_cast<DType>(code);
-  if (dt == DType::String || dt == DType::Bool || is_4bit(dt)) return tensor_from_proto(p, base_dir);
+  if (dt == DType::String || dt == DType::Bool || is_4bit(dt)) return tensor_from_proto(p, ext);
   Shape shape(p.dims().begin(), p.dims().end());
   int64_t n = 0;
   try {
@@ -267,7 +287,7 @@ Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const std::string& base_
     fail(ErrorKind::Model, "tensor '{}': {}", p.name(), e.what());
   }
   const int64_t want = bytes_for(dt, n, p.name());
-  if (static_cast<int64_t>(p.raw_data().size()) != want || want == 0) return tensor_from_proto(p, base_dir);
+  if (static_cast<int64_t>(p.raw_data().size()) != want || want == 0) return tensor_from_proto(p, ext);
   std::shared_ptr<std::string> owner(p.release_raw_data());
   return Tensor::view(dt, std::move(shape), owner->data(), owner);
 }

@@ -1,5 +1,6 @@
 // TensorProto <-> Tensor (internal to src/onnx/: the only code that includes the protobuf headers).
 #pragma once
+#include <set>
 #include <string>
 
 #include "core/tensor.h"
@@ -7,13 +8,28 @@
 
 namespace oq::onnx::detail {
 
+// Where external data is read from: the folder locations are relative to, and (when set) the set that records
+// every file a tensor's external data was read from (resolved as base_dir/location), so that a run can protect
+// all of them from its outputs, whichever part of the model (initializer, Constant, attribute, subgraph,
+// function) held the tensor.
+struct ExternalDir {
+  ExternalDir(std::string dir, std::set<std::string>* files_read = nullptr)  // implicit: a folder alone
+      : base_dir(std::move(dir)), read(files_read) {}
+  std::string base_dir;
+  std::set<std::string>* read;
+  void note(const std::string& path) const {
+    if (read) read->insert(path);
+  }
+};
+
 // Decodes a TensorProto: raw_data, the typed fields (float_data, int32_data, int64_data, double_data,
 // uint64_data, string_data, as the ONNX spec assigns them per data type) or external data resolved relative
-// to `base_dir`. Sizes are checked before anything is allocated. Errors name the tensor (no file prefix).
-Tensor tensor_from_proto(const ::onnx::TensorProto& p, const std::string& base_dir);
+// to `ext.base_dir` (the file noted in `ext`). Sizes are checked before anything is allocated. Errors name the
+// tensor (no file prefix).
+Tensor tensor_from_proto(const ::onnx::TensorProto& p, const ExternalDir& ext);
 // Same, but a raw_data buffer that needs no conversion (not 4-bit, not BOOL) is taken over from `p` instead of
 // copied: the tensor views the released string (no second copy of a model's weights, no page faults for it).
-Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const std::string& base_dir);
+Tensor tensor_from_proto_taking(::onnx::TensorProto& p, const ExternalDir& ext);
 
 // Encodes data type, dims and data: raw_data (INT4/UINT4 packed two per byte, low nibble first), or
 // string_data for STRING tensors. Name and doc string are left to the caller.

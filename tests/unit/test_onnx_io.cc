@@ -323,6 +323,25 @@ TEST(OnnxIo, ExternalDataRoundTrip) {
   EXPECT_EQ(diff_model(m, back2), "");
 }
 
+// What save_model reports having written: the external data file when there is one, and the size of both (the
+// "Model size" log line: a model over 2 GiB is mostly its .data file).
+TEST(OnnxIo, SaveModelReportsItsExternalDataFile) {
+  std::string src = std::string(OQ_SHARED_DIR) + "/models/mobilenet_v2_128_0.5.onnx";
+  ir::Model m = onnx::load_model(src);
+  TempDir d;
+  const onnx::SavedModel inline_ = onnx::save_model(m, d / "i.onnx");
+  EXPECT_EQ(inline_.path, d / "i.onnx");
+  EXPECT_EQ(inline_.data_path, "");
+  EXPECT_EQ(inline_.bytes(), fs::file_size(d / "i.onnx"));
+  onnx::SaveOptions o;
+  o.external_data = true;
+  const onnx::SavedModel ext = onnx::save_model(m, d / "e.onnx", o);
+  ASSERT_EQ(ext.data_path, d / "e.onnx.data");
+  const uint64_t model_bytes = fs::file_size(d / "e.onnx"), data_bytes = fs::file_size(d / "e.onnx.data");
+  EXPECT_GT(data_bytes, model_bytes);
+  EXPECT_EQ(ext.bytes(), model_bytes + data_bytes);
+}
+
 // The external data file a save would write (a model over 2 GiB writes <out>.data) never replaces an input: an
 // error naming the file, the input untouched, nothing written.
 TEST(OnnxIo, ExternalDataNeverReplacesAProtectedFile) {

@@ -56,8 +56,9 @@ data::DatasetPtr evaluation_data(Job& job, const ir::Model& m, bool need_labels)
 int64_t evaluation_batch_size(const config::Config& cfg, const ir::Model& m);
 // Io error naming the path when `file_name` is longer than the file system allows in `dir` (NAME_MAX).
 void check_output_name(const Job& job, const std::string& dir, const std::string& file_name);
-// Saves a model atomically into the export dir; refuses to overwrite the input model.
-std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name);
+// Saves a model atomically into the export dir; refuses to overwrite the input model. `bytes`, when given, gets
+// what the written model takes on disk (the model file and its external data file, if one was written).
+std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name, uint64_t* bytes = nullptr);
 
 // The run's input files that exist, each with what it is: the config file, model.model_path and (once the model is
 // loaded) its external data files, the dataset paths that are files.

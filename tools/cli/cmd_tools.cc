@@ -124,8 +124,8 @@ int cmd_run(int argc, char** argv) {
            f.name, it->second);
     specs.push_back(std::move(f));
   }
-  // The outputs' files, decided before anything runs: none may be the model or an input file (inputs are never
-  // written; write_npy would replace it).
+  // The outputs' files, decided before anything runs: none may be the model, one of its external data files or an
+  // input file (inputs are never written; write_npy would replace it).
   const auto names = s.output_names();
   std::vector<std::string> out_paths;
   std::set<std::string> used;  // two names may clean up to one file name ('a/b', 'a_b'): the later gets _1, ...
@@ -138,6 +138,9 @@ int cmd_run(int argc, char** argv) {
       return fs::exists(path, ec) && fs::exists(p, ec) && fs::equivalent(path, p, ec) && !ec;
     };
     if (same(model)) fail(ErrorKind::Usage, "output '{}' is the model; choose another --output-dir", path);
+    for (const auto& data : m.external_data_files)
+      if (same(data))
+        fail(ErrorKind::Usage, "output '{}' is an external data file of the model; choose another --output-dir", path);
     if (std::error_code ec; fs::is_directory(fs::symlink_status(path, ec)))
       fail(ErrorKind::Usage, "output '{}' is a folder; choose another --output-dir", path);
     for (const auto& f : specs)

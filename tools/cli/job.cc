@@ -283,7 +283,7 @@ static bool same_file(const fs::path& a, const fs::path& b) {
   return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec) && !ec;
 }
 
-std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name) {
+std::string save_output(const Job& job, const ir::Model& m, const std::string& file_name, uint64_t* bytes) {
   fs::path dir(job.export_dir);
   std::error_code ec;
   run_files::create_dirs(dir.string(), ec);  // recorded: a failed run removes the folder again when it made it
@@ -305,7 +305,8 @@ std::string save_output(const Job& job, const ir::Model& m, const std::string& f
   onnx::SaveOptions opts;  // a model over 2 GiB also writes <out>.data: never onto an input
   opts.protected_files = job.original.external_data_files;
   opts.protected_files.push_back(job.model_path);
-  onnx::save_model(m, out.string(), opts);
+  const onnx::SavedModel saved = onnx::save_model(m, out.string(), opts);
+  if (bytes) *bytes = saved.bytes();
   return out.string();
 }
 
