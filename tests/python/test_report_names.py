@@ -2,7 +2,8 @@
 
 - a model file name that is not UTF-8 (byte 0xE8, Latin-1 'è') or a tensor name with bytes FF FE: the run succeeds
   and inspection.json is valid JSON with those bytes as U+FFFD, every other field as a run with plain names gives
-  (the JSON writer threw at the very end and the run removed all its outputs);
+  (the JSON writer threw at the very end and the run removed all its outputs); likewise full_auto.json for an
+  output folder named in Latin-1;
 - names with a line break, a tab, control characters, DEL, NEL, LS, PS or a BOM: the suggested-overrides snippet
   of inspection.html, pasted into the config, is accepted and names those tensors exactly (single quotes folded
   the line break to a space; \\x01 is refused by PyYAML). Each such scalar is checked with json.loads (its escapes
@@ -24,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import BIN, run_module_tests, sanitized_binary, tmpdir  # noqa: E402
+from oqtest import BIN, SRC, run_module_tests, sanitized_binary, tmpdir  # noqa: E402
 
 try:
     import yaml  # PyYAML: not pinned in .venv; used when present
@@ -148,6 +149,22 @@ def test_tensor_name_not_utf8():
     assert want == "w\ufffd\ufffdX"
     assert any(t["name"] == want for t in rep["tensors"]), [t["name"] for t in rep["tensors"]]
     assert without(rep, {want: "wPLAIN"}) == without(ref)
+
+
+def test_full_auto_output_dir_not_utf8():
+    """The bundled example's full_auto into a folder named in Latin-1: full_auto.json parses and names the answer's
+    file with U+FFFD, which exists on disk under the real bytes (the whole search ran, then every model was
+    removed)."""
+    out = os.fsencode(tmpdir("oq_names_")) + b"/fa_\xe8"
+    cfg = os.path.join(SRC, "examples", "digits", "user_config.yaml")
+    rc, err = run_bytes(["--config", cfg, "--output-dir", os.fsdecode(out)], timeout=600)
+    assert rc == 0, err[-3000:]
+    with open(os.path.join(out, b"full_auto.json"), "rb") as f:
+        rep = json.loads(f.read().decode("utf-8"))
+    answer = rep["answer"]["file"]
+    prefix = out.decode("utf-8", "replace") + "/"
+    assert answer.startswith(prefix) and "\ufffd" in prefix, answer
+    assert os.path.isfile(out + b"/" + os.fsencode(answer[len(prefix):])), answer
 
 
 # ---------------------------------------------------------------------------------------------- YAML snippet
