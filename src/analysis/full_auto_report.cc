@@ -3,7 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
+
+#include "analysis/json_text.h"
 
 namespace oq::analysis {
 
@@ -75,7 +76,7 @@ std::string full_auto_json(const FullAutoReport& r) {
   } else {
     j["answer"] = {{"attempt", nullptr}, {"file", r.int8_file}, {"note", "no mixed-precision attempt passed"}};
   }
-  return j.dump(2) + "\n";
+  return dump_json(j);
 }
 
 static std::string esc(const std::string& s) {

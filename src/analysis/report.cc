@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
+#include <utility>
 
+#include "analysis/json_text.h"
 #include "core/error.h"
 
 namespace oq::analysis {
@@ -39,13 +41,48 @@ std::string csv_field(const std::string& s) {
 
 std::string csv_num(double v) { return std::isfinite(v) ? fmt::format("{:.6f}", v) : std::string(); }
 
+// The escape of the character at s[i] when a single-quoted YAML scalar cannot hold it as itself, else "" (`len`:
+// its bytes): C0 controls (a line break is folded to a space, \x01 refused by PyYAML), DEL, NEL (U+0085), LS / PS
+// (U+2028 / U+2029, line breaks to YAML 1.1) and the byte order mark U+FEFF. The escapes are the ones YAML's
+// double-quoted scalars and JSON strings share.
+std::string yaml_escape_at(std::string_view s, size_t i, size_t& len) {
+  static constexpr std::pair<std::string_view, std::string_view> kWide[] = {
+      {"\xC2\x85", "\\u0085"}, {"\xE2\x80\xA8", "\\u2028"}, {"\xE2\x80\xA9", "\\u2029"}, {"\xEF\xBB\xBF", "\\ufeff"}};
+  len = 1;
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c == '\n') return "\\n";
+  if (c == '\t') return "\\t";
+  if (c == '\r') return "\\r";
+  if (c < 0x20 || c == 0x7f) return fmt::format("\\u{:04x}", c);
+  for (const auto& [utf8, escape] : kWide)
+    if (s.substr(i).starts_with(utf8)) {
+      len = utf8.size();
+      return std::string(escape);
+    }
+  return "";
+}
+
+// A tensor name as a YAML flow scalar that reads back as the same bytes: single-quoted, or double-quoted with
+// escapes when it holds a character of yaml_escape_at.
 std::string yaml_quote(const std::string& s) {
-  std::string o = "'";
-  for (char c : s) {
-    if (c == '\'') o += '\'';
-    o += c;
+  bool escapes = false;
+  size_t len = 1;
+  for (size_t i = 0; i < s.size() && !escapes; i += len) escapes = !yaml_escape_at(s, i, len).empty();
+  if (!escapes) {
+    std::string o = "'";
+    for (char c : s) {
+      if (c == '\'') o += '\'';
+      o += c;
+    }
+    return o + "'";
   }
-  return o + "'";
+  std::string o = "\"";
+  for (size_t i = 0; i < s.size(); i += len) {
+    const std::string e = yaml_escape_at(s, i, len);
+    if (e.empty() && (s[i] == '"' || s[i] == '\\')) o += '\\';
+    o += e.empty() ? std::string(1, s[i]) : e;
+  }
+  return o + "\"";
 }
 
 std::string override_item(const std::string& name, const quant::TensorOverride& ov) {
@@ -137,7 +174,7 @@ std::string to_json(const InspectionResult& r, const ReportSettings& s) {
     tensors.push_back(std::move(j));
   }
   nlohmann::json root = {{"settings", settings}, {"tensors", tensors}};
-  return root.dump(2) + "\n";
+  return dump_json(root);
 }
 
 std::string to_csv(const InspectionResult& r) {

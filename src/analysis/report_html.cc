@@ -47,19 +47,31 @@ std::string op_of(const TensorInspection& t) {
   return "input";
 }
 
+struct Axis {
+  double lo, hi, step;  // the SNR range shown and its grid step (dB)
+};
+
+// From 0 or the lowest bar to the highest bar or threshold + 10 dB, both capped at 130 dB: the bars are clipped at
+// 120 dB and so is a threshold line above the chart (an snr_threshold of 1e8 used to draw one grid line per 10 dB
+// up to it: gigabytes of SVG). Grid lines every 10 dB, or a wider round step for at most 20 of them.
+Axis chart_axis(const InspectionResult& r, double threshold, double cap) {
+  double lo = 0, hi = std::isnan(threshold) ? 10 : std::clamp(threshold + 10, lo + 10, cap + 10);
+  for (const auto& t : r.tensors) {
+    double v = t.snr();
+    if (!std::isfinite(v)) continue;
+    lo = std::min(lo, v);  // >= -3400 dB (snr_db: signal >= DBL_EPSILON, noise < DBL_MAX)
+    hi = std::max(hi, std::min(v, cap));
+  }
+  double step = 10;
+  for (int k = 0; (hi - lo) / step > 20; ++k) step *= k % 3 == 1 ? 2.5 : 2;  // 10, 20, 50, 100, 200, 500, ...
+  return {std::floor(lo / step) * step, std::ceil(hi / step) * step, step};
+}
+
 // The bar chart: one bar per tensor in execution order, the threshold as a dashed line.
 std::string chart_svg(const InspectionResult& r, double threshold) {
   const size_t n = r.tensors.size();
   const double cap = 120.0;  // taller bars are clipped (marked with a triangle)
-  double lo = 0, hi = threshold + 10;
-  for (const auto& t : r.tensors) {
-    double v = t.snr();
-    if (!std::isfinite(v)) continue;
-    lo = std::min(lo, v);
-    hi = std::max(hi, std::min(v, cap));
-  }
-  lo = std::floor(lo / 10) * 10;
-  hi = std::ceil(hi / 10) * 10;
+  const auto [lo, hi, step] = chart_axis(r, threshold, cap);
   const double bar = n ? std::clamp(1000.0 / static_cast<double>(n), 3.0, 24.0) : 10.0;
   const double left = 56, top = 16, plot_h = 380, bottom = 40;
   const double width = left + bar * static_cast<double>(n) + 20, height = top + plot_h + bottom;
@@ -69,7 +81,7 @@ std::string chart_svg(const InspectionResult& r, double threshold) {
       "role=\"img\" aria-label=\"SNR per tensor\">\n<rect x=\"0\" y=\"0\" width=\"{:.0f}\" height=\"{:.0f}\" "
       "fill=\"#ffffff\"/>\n",
       width, height, width, height);
-  for (double v = lo; v <= hi + 1e-9; v += 10) {
+  for (double v = lo; v <= hi + 1e-9; v += step) {
     double y = y_of(v);
     s += fmt::format(
         "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e3e3e3\"/><text x=\"{:.1f}\" "
@@ -103,8 +115,9 @@ std::string chart_svg(const InspectionResult& r, double threshold) {
   s += fmt::format(
       "<line id=\"threshold-line\" x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#d00\" "
       "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/><text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"11\" "
-      "fill=\"#d00\" text-anchor=\"end\">threshold {} dB</text>\n",
-      left, width - 20, yt, yt, width - 22, yt - 4, threshold);
+      "fill=\"#d00\" text-anchor=\"end\">threshold {} dB{}</text>\n",
+      left, width - 20, yt, yt, width - 22, yt - 4, threshold,
+      threshold > hi ? " (above the chart)" : threshold < lo ? " (below the chart)" : "");
   s += fmt::format(
       "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#000\"/><text x=\"{:.1f}\" "
       "y=\"{:.1f}\" font-size=\"11\" fill=\"#444\">tensors in execution order &#8594;</text>\n",

@@ -152,7 +152,11 @@ float half_to_float(uint16_t h) {
 
 uint16_t double_to_half(double d) {
   const uint16_t h = float_to_half(static_cast<float>(d));
-  if (!std::isfinite(d) || (h & 0x7fffu) >= 0x7c00u) return h;
+  if (!std::isfinite(d)) return h;
+  // The float nearest to a d just under 65520 (half's overflow threshold: halfway from 65504 to 2^16) can be
+  // 65520.0f itself, which float_to_half rounds to inf; d itself rounds to 65504.
+  if ((h & 0x7fffu) == 0x7c00u)
+    return std::fabs(d) < 65520.0 ? static_cast<uint16_t>((h & 0x8000u) | 0x7bffu) : h;
   // float_to_half rounded the float nearest to d; pick among h and its neighbours the one nearest to d itself
   // (ties to the even pattern).
   uint16_t best = h;

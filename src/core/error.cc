@@ -1,5 +1,7 @@
 #include "core/error.h"
 
+#include <new>
+
 namespace oq {
 
 namespace {
@@ -26,6 +28,11 @@ std::string escape_controls(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) append_escaped(out, c, false);
   return out;
+}
+
+std::string exception_text(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return std::string(kOutOfMemory);
+  return e.what();
 }
 
 std::string quote(std::string_view s) {

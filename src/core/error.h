@@ -16,6 +16,13 @@ std::string escape_controls(std::string_view s);
 // repeats a value the user wrote ('per_tensor\n', 'a\0b', 'it\'s').
 std::string quote(std::string_view s);
 
+// What onnxquant says of a std::bad_alloc, whose what() ("std::bad_alloc") names nothing (docs/reliability.md).
+inline constexpr std::string_view kOutOfMemory =
+    "out of memory: an allocation failed (a limit on this process's memory: ulimit -v, a container limit; or the "
+    "machine's); try --threads 1, a smaller dataset.batch_size or fewer samples";
+// e.what(), or kOutOfMemory for a std::bad_alloc: how a message repeats an exception that is not an oq::Error.
+std::string exception_text(const std::exception& e);
+
 enum class ErrorKind {
   Usage,    // bad command line or config: exit code 2
   Config,   // invalid config value/key: exit code 2

@@ -5,9 +5,11 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -117,11 +119,21 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     fn(0, n);
     return;
   }
+  // An exception may not leave an OpenMP region (std::terminate: a std::bad_alloc of a kernel's buffer in a worker
+  // aborted the process): the first one thrown is kept and rethrown here, after every chunk has returned.
+  std::exception_ptr first;
+  std::atomic<bool> failed{false};
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
   for (int64_t c = 0; c < chunks; ++c) {
+    if (failed.load(std::memory_order_relaxed)) continue;  // the run fails anyway: skip what has not started
     int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    fn(b, e);
+    try {
+      fn(b, e);
+    } catch (...) {
+      if (!failed.exchange(true)) first = std::current_exception();
+    }
   }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace oq

@@ -59,7 +59,9 @@ std::thread start_thread(const std::string& what, int k, int n, F&& fn) {
 }
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n). Serial when n is small or one thread is set.
-// `grain` is the minimum chunk size worth a thread.
+// `grain` is the minimum chunk size worth a thread. An exception fn throws on any thread (an oq::Error, a
+// std::bad_alloc) is rethrown on the calling thread once the other chunks have returned (the first one thrown;
+// chunks not yet started are skipped).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace oq

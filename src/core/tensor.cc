@@ -162,6 +162,18 @@ T saturate_round(double v) {
   }
 }
 
+// Int4 / UInt4 elements are held one per int8 / uint8 and converted as those: brought into the 4-bit range the way
+// the 8-bit types are brought into theirs. Integers wrap (ONNX Cast, fixed point to fixed point: "discard higher
+// bits and reinterpret"; 300 -> UInt4 12), floating-point values saturate (out of range is undefined there; 9.0 ->
+// Int4 7). pack_int4 keeps the low nibble, so a value left outside the range changed (9 -> -7).
+void fit_4bit(Tensor& t, bool from_integer) {
+  if (t.dtype() == DType::Int4)
+    for (int8_t& v : t.span<int8_t>())
+      v = from_integer ? static_cast<int8_t>(((v & 0xf) ^ 8) - 8) : std::clamp<int8_t>(v, -8, 7);
+  else if (t.dtype() == DType::UInt4)
+    for (uint8_t& v : t.span<uint8_t>()) v = from_integer ? static_cast<uint8_t>(v & 0xf) : std::min<uint8_t>(v, 15);
+}
+
 }  // namespace
 
 Tensor Tensor::cast(DType to) const {
@@ -174,6 +186,7 @@ Tensor Tensor::cast(DType to) const {
       using T = decltype(tag);
       for (int64_t i = 0; i < numel_; ++i) out.data<T>()[i] = static_cast<T>(v[i]);
     });
+    fit_4bit(out, true);
     return out;
   }
   if (dtype_ == DType::Float && to == DType::Float16) {  // F16C when the CPU has it
@@ -196,6 +209,7 @@ Tensor Tensor::cast(DType to) const {
         });
     }
   }
+  fit_4bit(out, false);
   return out;
 }
 

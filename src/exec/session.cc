@@ -218,7 +218,7 @@ void Plan::build(const ir::Model& model) {
     } catch (const Error& e) {
       rethrow_naming(n, e);
     } catch (const std::exception& e) {
-      kfail(n, "{}", e.what());
+      kfail(n, "{}", exception_text(e));
     }
   }
   for (const auto& o : m.graph.outputs) {
@@ -248,7 +248,7 @@ void Plan::build(const ir::Model& model) {
     } catch (const Error& e) {
       rethrow_naming(n, e);
     } catch (const std::exception& e) {
-      kfail(n, "{}", e.what());
+      kfail(n, "{}", exception_text(e));
     }
     for (size_t o = 0; o < outs.size(); ++o)
       if (m.step_outputs[s][o] >= 0) {
@@ -430,7 +430,7 @@ std::vector<Tensor> Plan::run(const std::map<std::string, Tensor>& feeds, const 
     } catch (const Error& e) {
       rethrow_naming(node, e);
     } catch (const std::exception& e) {
-      kfail(node, "{}", e.what());
+      kfail(node, "{}", exception_text(e));
     }
     for (size_t o = 0; o < outs.size(); ++o) {
       int id = m.step_outputs[s][o];

@@ -143,7 +143,7 @@ std::vector<Tensor> Body::run(const std::vector<const Tensor*>& inputs, const st
       fail_here(msg.starts_with("node '") ? std::string(msg)
                                           : fmt::format("node '{}' ({}): {}", ir::node_label(node), node.op_type, msg));
     } catch (const std::exception& e) {
-      fail_here(fmt::format("node '{}' ({}): {}", ir::node_label(node), node.op_type, e.what()));
+      fail_here(fmt::format("node '{}' ({}): {}", ir::node_label(node), node.op_type, exception_text(e)));
     }
     for (size_t o = 0; o < outs.size(); ++o) {
       int id = step_outputs_[s][o];

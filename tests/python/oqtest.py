@@ -160,3 +160,10 @@ def assert_same_output(name, got, want, exact, oracle="ORT"):
         assert np.array_equal(got, want), f"{name}: differs from {oracle}\n{got.tolist()}\n{want.tolist()}"
     else:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def sanitized_binary():
+    """True when the onnxquant under test is an ASan build (`make test-sanitize`): it reserves terabytes of address
+    space, so a test that limits RLIMIT_AS (ulimit -v) skips that part."""
+    with open(BIN, "rb") as f:
+        return b"__asan_init" in f.read()

@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
+#include <new>
+#include <set>
+#include <thread>
 
 #include "core/dtype.h"
 #include "core/int4.h"
@@ -63,6 +68,26 @@ TEST(Tensor, CastRoundsHalfToEvenAndSaturates) {
   EXPECT_EQ(q.data<int8_t>()[4], -128);
 }
 
+// Int4 / UInt4 (held one per byte): floating-point values round half to even and saturate to the 4-bit range,
+// integers keep their low 4 bits as ONNX Cast says of fixed point to fixed point ("discard higher bits and
+// reinterpret"; numpy with onnx's ml_dtypes 0.6.0 in .venv: np.array([9, 300, -1, 16, -9], np.int32)
+// .astype(ml_dtypes.int4) == [-7, -4, -1, 0, 7], .astype(ml_dtypes.uint4) == [9, 12, 15, 0, 7]). The values used to
+// keep the 8-bit range (9.0 -> 9, which pack_int4 then stored as -7).
+TEST(Tensor, CastToFourBitsStaysInRange) {
+  auto f = Tensor::from_vector<float>(DType::Float, {7}, {9.f, -9.f, 100.f, 7.6f, 6.5f, -8.5f, 2.5f});
+  auto i4 = f.cast(DType::Int4);
+  EXPECT_EQ(std::vector<int8_t>(i4.data<int8_t>(), i4.data<int8_t>() + 7),
+            (std::vector<int8_t>{7, -8, 7, 7, 6, -8, 2}));
+  auto u4 = f.cast(DType::UInt4);
+  EXPECT_EQ(std::vector<uint8_t>(u4.data<uint8_t>(), u4.data<uint8_t>() + 7),
+            (std::vector<uint8_t>{9, 0, 15, 8, 6, 0, 2}));
+  auto n = Tensor::from_vector<int32_t>(DType::Int32, {5}, {9, 300, -1, 16, -9});
+  auto ni4 = n.cast(DType::Int4);
+  EXPECT_EQ(std::vector<int8_t>(ni4.data<int8_t>(), ni4.data<int8_t>() + 5), (std::vector<int8_t>{-7, -4, -1, 0, 7}));
+  auto nu4 = n.cast(DType::UInt4);
+  EXPECT_EQ(std::vector<uint8_t>(nu4.data<uint8_t>(), nu4.data<uint8_t>() + 5), (std::vector<uint8_t>{9, 12, 15, 0, 7}));
+}
+
 TEST(Tensor, ShapeOverflowIsAnError) {
   EXPECT_THROW(shape_numel({int64_t{1} << 40, int64_t{1} << 40}), Error);
 }
@@ -108,6 +133,49 @@ TEST(Threads, CgroupQuotaInWholeCpus) {
   EXPECT_EQ(oq::cpus_of_cgroup_quota("-1 100000"), 0);
   EXPECT_EQ(oq::cpus_of_cgroup_quota("12x 100000"), 0);
   EXPECT_GE(oq::available_cores(), 1);
+}
+
+// An exception may not leave an OpenMP region: one thrown by a chunk on a worker thread used to end the process
+// (std::terminate, SIGABRT). parallel_for rethrows it on the calling thread after the region.
+TEST(Threads, ParallelForRethrowsAWorkersExceptionOnTheCaller) {
+  ThreadsOnThisThread four(4);
+  const auto caller = std::this_thread::get_id();
+  std::mutex mu;
+  std::set<std::thread::id> throwers;
+  auto throw_from_chunks_after_the_first = [&](auto make) {
+    return [&, make](int64_t b, int64_t) {
+      if (b == 0) return;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        throwers.insert(std::this_thread::get_id());
+      }
+      make();
+    };
+  };
+  EXPECT_THROW(parallel_for(100, 1, throw_from_chunks_after_the_first([] { throw std::bad_alloc(); })),
+               std::bad_alloc);
+  try {
+    parallel_for(100, 1, throw_from_chunks_after_the_first([] { fail(ErrorKind::Model, "node 'n' (Softmax): bad"); }));
+    ADD_FAILURE() << "no exception";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "node 'n' (Softmax): bad");
+    EXPECT_EQ(e.exit_code(), 1);
+  }
+  // the chunks that threw ran on OpenMP workers (chunk c on thread c), not on this thread
+  EXPECT_FALSE(throwers.empty());
+  EXPECT_FALSE(throwers.count(caller));
+  // the pool still works afterwards, every index once
+  std::atomic<int64_t> sum{0};
+  parallel_for(100, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 4950);
+}
+
+TEST(Errors, BadAllocIsNamedOutOfMemory) {
+  EXPECT_EQ(exception_text(std::bad_alloc()), std::string(kOutOfMemory));
+  EXPECT_TRUE(exception_text(std::bad_alloc()).starts_with("out of memory: an allocation failed ("));
+  EXPECT_EQ(exception_text(std::runtime_error("x")), "x");
 }
 
 // Every log line has its control characters escaped as error lines have (QA: an output folder named "o\nfake

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iomanip>
+#include <utility>
 
 #include "core/dtype.h"
 #include "exec/session.h"
@@ -40,6 +42,20 @@ TEST(Float16, DoubleToHalfRoundsOnce) {
   EXPECT_EQ(double_to_half(6e-8), 0x0001);   // smallest subnormal 5.96e-8
   EXPECT_EQ(double_to_half(2e-8), 0x0000);
   EXPECT_FLOAT_EQ(round_to_half(0.1), 0.0999755859375f);
+}
+
+TEST(Float16, DoubleToHalfJustBelowTheOverflowThreshold) {
+  // Expected bits from numpy 2.4.6 (.venv): np.array(d, np.float64).astype(np.float16).view(np.uint16). 65520 is
+  // halfway from 65504 (0x7bff, the largest half) to 2^16: below it numpy gives 65504, from it on inf; the float
+  // nearest to 65519.99999999 is 65520.0f, so a conversion via float overflowed.
+  const std::pair<double, uint16_t> cases[] = {
+      {65519.99999999, 0x7bff}, {65519.999, 0x7bff},  {-65519.9999999, 0xfbff},
+      {std::nextafter(65520.0, 0.0), 0x7bff},       {65520.0, 0x7c00},     {-65520.0, 0xfc00},
+      {65520.00000001, 0x7c00}, {65519.0, 0x7bff},  {65512.0, 0x7bff},     {65504.0, 0x7bff},
+      {65535.0, 0x7c00},        {100000.0, 0x7c00}, {-1e300, 0xfc00},
+  };
+  for (const auto& [d, want] : cases) EXPECT_EQ(double_to_half(d), want) << std::setprecision(17) << d;
+  EXPECT_EQ(round_to_half(65519.99999999), 65504.0f);
 }
 
 TEST(Float16, ScaleZeroPoint) {

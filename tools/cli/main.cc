@@ -186,8 +186,7 @@ static int run_command(int argc, char** argv) {
     spdlog::error("{}", e.what());  // one line: oq::Error escapes control characters
     return e.exit_code();
   } catch (const std::bad_alloc&) {  // a bare "std::bad_alloc" names nothing
-    spdlog::error("out of memory: an allocation failed (a limit on this process's memory: ulimit -v, a container "
-                  "limit; or the machine's); try --threads 1, a smaller dataset.batch_size or fewer samples");
+    spdlog::error("{}", kOutOfMemory);
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("{}", escape_controls(e.what()));
