@@ -101,7 +101,7 @@ std::shared_ptr<MappedFile> inflate_to_mapping(MappedFile& archive, const uint8_
 // on a mismatch; a flipped bit in a stored member was fed silently. The member's bytes are checked once, when it
 // is opened, in chunks of MappedFile::kReleaseBytes summed on the run's threads, each chunk's pages released once
 // summed (as inflate_to_mapping does: the check leaves the resident set as small as the streaming that follows);
-// zlib's crc32_combine joins the chunks' CRCs. A 60 MB member: ~40 ms of CPU (page faults included).
+// zlib's crc32_combine joins the chunks' CRCs. A 60 MB member: ~25-45 ms of CPU (docs/benchmarks.md).
 void check_stored_crc(MappedFile& archive, const uint8_t* src, uint64_t size, uint32_t crc_expected,
                       const std::string& label) {
   constexpr uint64_t step = MappedFile::kReleaseBytes;

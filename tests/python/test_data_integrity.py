@@ -87,30 +87,37 @@ def test_png_with_a_stale_chunk_crc_is_refused_and_skipped():
     np.testing.assert_allclose(fed(out, 48), good_img.ravel(), rtol=1e-5)
 
 
+def damaged_npz_is_refused(d, model, good, needle, at, mask):
+    """Flips `mask` in byte `at` of the first occurrence of `needle` in the archive `good`: numpy refuses the copy
+    (BadZipFile, the reference), and so must onnxquant, naming the file and the member, writing nothing."""
+    raw = bytearray(open(good, "rb").read())
+    raw[raw.find(needle) + at] ^= mask
+    bad = save(os.path.join(d, "bad_" + os.path.basename(good)), bytes(raw))
+    try:
+        np.load(bad)["x"]
+        raise AssertionError("numpy read the damaged member")
+    except zipfile.BadZipFile:
+        pass
+    code, err, out = run(d, config(model, bad), "bad")
+    e = errors(err)
+    assert code == 1 and len(e) == 1 and f"bad_{os.path.basename(good)}:x: CRC-32 mismatch" in e[0], err[-2000:]
+    assert not os.path.exists(os.path.join(out, "q"))
+
+
 def test_stored_npz_member_with_a_bad_crc_is_refused():
     d = tmpdir("oq_integrity_")
     m = probe_model(os.path.join(d, "p.onnx"), ["N", 3])
     x = np.array([[0.5, -1.0, 2.0]], np.float32)
-    np.savez(os.path.join(d, "good.npz"), x=x)
-    raw = bytearray(open(os.path.join(d, "good.npz"), "rb").read())
-    raw[raw.find(x.tobytes()) + 2] ^= 0x40  # one mantissa bit of x[0,0]: 0.5 -> 0.75
-    save(os.path.join(d, "corrupt.npz"), bytes(raw))
-    try:
-        np.load(os.path.join(d, "corrupt.npz"))["x"]
-        raise AssertionError("numpy read the damaged member")
-    except zipfile.BadZipFile:
-        pass
-    code, err, out = run(d, config(m, os.path.join(d, "good.npz")), "good")
+    good = os.path.join(d, "good.npz")
+    np.savez(good, x=x)
+    code, err, out = run(d, config(m, good), "good")
     assert code == 0, err[-2000:]
     np.testing.assert_allclose(fed(out, 3), x.ravel(), rtol=1e-6)
-    code, err, out = run(d, config(m, os.path.join(d, "corrupt.npz")), "corrupt")
-    e = errors(err)
-    assert code == 1 and len(e) == 1 and "corrupt.npz:x: CRC-32 mismatch" in e[0], err[-2000:]
-    assert not os.path.exists(os.path.join(out, "q"))
+    damaged_npz_is_refused(d, m, good, x.tobytes(), 2, 0x40)  # a mantissa bit of x[0,0]: 0.5 -> 0.75
 
 
 def test_stored_npz_crc_covers_every_chunk():
-    """A 6 MB member is summed 2 MiB at a time: damage in its third chunk is found, an intact one is fed."""
+    """A 6 MiB member is summed 2 MiB at a time: damage in its third chunk is found; the intact one is fed."""
     d = tmpdir("oq_integrity_")
     n = 1 << 19
     x = np.random.default_rng(0).random((3, n), dtype=np.float32)  # 3 samples of 2 MiB
@@ -119,20 +126,11 @@ def test_stored_npz_crc_covers_every_chunk():
                           [helper.make_tensor_value_info("x", TP.FLOAT, ["N", n])],
                           [helper.make_tensor_value_info("y", TP.FLOAT, ["N"])])
     model = save_graph(g, os.path.join(d, "max.onnx"))
-    np.savez(os.path.join(d, "big.npz"), x=x)
-    code, err, out = run(d, config(model, os.path.join(d, "big.npz")), "big")
+    good = os.path.join(d, "big.npz")
+    np.savez(good, x=x)
+    code, err, out = run(d, config(model, good), "big")
     assert code == 0, err[-2000:]
-    raw = bytearray(open(os.path.join(d, "big.npz"), "rb").read())
-    raw[raw.find(x[2, -1:].tobytes()) + 3] ^= 0x01  # 7.0's sign-adjacent exponent bit, 5 MB into the member
-    save(os.path.join(d, "bad.npz"), bytes(raw))
-    try:
-        np.load(os.path.join(d, "bad.npz"))["x"]
-        raise AssertionError("numpy read the damaged member")
-    except zipfile.BadZipFile:
-        pass
-    code, err, out = run(d, config(model, os.path.join(d, "bad.npz")), "bad")
-    e = errors(err)
-    assert code == 1 and len(e) == 1 and "bad.npz:x: CRC-32 mismatch" in e[0], err[-2000:]
+    damaged_npz_is_refused(d, model, good, x[2, -1:].tobytes(), 3, 0x01)  # an exponent bit of 7.0 (-> 28.0), 6 MiB in
 
 
 def npz_with_members(path, members):
