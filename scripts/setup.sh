@@ -9,7 +9,7 @@ APT_PACKAGES=(
   build-essential cmake pkg-config ccache
   protobuf-compiler libprotobuf-dev libonnx-dev libonnx-testdata
   libyaml-cpp-dev libdnnl-dev libopenblas-dev
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libstb-dev zlib1g-dev libdeflate-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-venv
   chromium  # tests/python/test_inspection.py renders inspection.html headless

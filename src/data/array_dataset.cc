@@ -41,6 +41,7 @@ class ArrayDataset : public Dataset {
   struct Bound {
     InputSpec input;
     NpyArray array;
+    bool unbatched = false;  // the input has no batch axis: each row is fed with axis 0 removed
   };
 
   ArrayDataset(std::string path, std::vector<Bound> arrays, std::optional<NpyArray> labels,
@@ -48,11 +49,14 @@ class ArrayDataset : public Dataset {
       : path_(std::move(path)), arrays_(std::move(arrays)) {
     OQ_CHECK(!arrays_.empty(), "no arrays for {}", path_);
     rows_ = arrays_[0].array.rows();
-    for (const auto& b : arrays_) {
+    for (auto& b : arrays_) {
       if (b.array.rank() == 0)
-        fail(ErrorKind::Data, "{}: array '{}' is a scalar; data arrays need a leading sample axis", path_,
-             b.array.label());
-      check_input_shape(b.input, b.array.shape(), path_, name_of(b.array));
+        fail(ErrorKind::Data, "{}: array '{}' is a scalar; data arrays need a leading sample axis{}", path_,
+             name_of(b.array), b.input.shape && b.input.shape->empty()
+                 ? fmt::format(" (model input '{}' is a scalar: save one value per sample, shape [N])", b.input.name)
+                 : "");
+      b.unbatched = without_batch_axis(b);
+      if (!b.unbatched) check_input_shape(b.input, b.array.shape(), path_, name_of(b.array));
       if (b.array.rows() != rows_)
         fail(ErrorKind::Data, "{}: array '{}' has {} rows but '{}' has {}", path_, name_of(b.array),
              b.array.rows(), name_of(arrays_[0].array), rows_);
@@ -98,13 +102,35 @@ class ArrayDataset : public Dataset {
     Sample s;
     for (const auto& b : arrays_) {
       Tensor t = b.array.row(r);
+      if (b.unbatched) t = t.reshaped(Shape(t.shape().begin() + 1, t.shape().end()));
       t = convert_for_input(t, b.input.dtype, path_, name_of(b.array), r, b.input.name);
       s.emplace(b.input.name, std::move(t));
     }
     return s;
   }
 
+  std::vector<std::string> unbatched_inputs() const override {
+    std::vector<std::string> r;
+    for (const auto& b : arrays_)
+      if (b.unbatched) r.push_back(b.input.name);
+    return r;
+  }
+
  private:
+  // A model input with no batch axis (a scalar, or a shape whose first dim is fixed, e.g. [3,4]) fed an array of
+  // one more axis whose trailing dims match ([N] for a scalar, [N,3,4]): its N rows are the samples, each fed as it
+  // is, axis 0 removed, as ONNX Runtime's quantize_static takes them from a data reader.
+  bool without_batch_axis(const Bound& b) const {
+    if (!b.input.shape) return false;
+    const Shape& m = *b.input.shape;
+    const Shape& a = b.array.shape();
+    if (a.size() != m.size() + 1 || (!m.empty() && m[0] < 0)) return false;
+    for (size_t d = 0; d < m.size(); ++d)
+      if (m[d] >= 0 && m[d] != a[d + 1]) return false;
+    OQ_INFO("{}: model input '{}' of shape {} has no batch axis: the {} rows of array '{}' {} are fed one by one "
+            "(batch size 1)", path_, b.input.name, shape_str(m), a[0], name_of(b.array), shape_str(a));
+    return true;
+  }
   static std::string name_of(const NpyArray& a) {
     const std::string& l = a.label();
     auto c = l.rfind(':');

@@ -211,6 +211,7 @@ class FirstN : public Dataset {
   const std::vector<std::string>& class_names() const override { return base_->class_names(); }
   int64_t skipped() const override { return base_->skipped(); }
   bool is_random() const override { return base_->is_random(); }
+  std::vector<std::string> unbatched_inputs() const override { return base_->unbatched_inputs(); }
 
  private:
   int64_t check(int64_t i) const {

@@ -37,7 +37,7 @@ struct InputSpec {
 // The graph's real inputs (not initializers) as InputSpecs.
 std::vector<InputSpec> input_specs(const ir::Graph& g);
 
-// Input name -> tensor with a leading batch dim.
+// Input name -> tensor with a leading batch dim (an input without one, Dataset::unbatched_inputs: as it is fed).
 using Sample = std::map<std::string, Tensor>;
 
 // Concatenates samples along axis 0 (all must have the same inputs and trailing shapes).
@@ -67,6 +67,9 @@ class Dataset {
   virtual int64_t skipped() const { return 0; }
   // True for the random generator used when no data path is given.
   virtual bool is_random() const { return false; }
+  // Model inputs that have no batch axis (a scalar input, or [3,4] fed [N,3,4]): their samples are fed one at a
+  // time as they are, so batches hold one sample (check_fixed_batch requires batch size 1).
+  virtual std::vector<std::string> unbatched_inputs() const { return {}; }
 };
 
 using DatasetPtr = std::shared_ptr<const Dataset>;

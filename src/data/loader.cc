@@ -21,8 +21,15 @@ std::optional<int64_t> fixed_batch_dim(const std::vector<InputSpec>& inputs) {
   return (*fixed->shape)[0];
 }
 
-void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, int64_t batch_size,
+void check_fixed_batch(const std::vector<InputSpec>& all_inputs, const Dataset& ds, int64_t batch_size,
                        const std::string& batch_key, const CountFix& count_fix) {
+  const std::vector<std::string> unbatched = ds.unbatched_inputs();
+  if (!unbatched.empty() && batch_size > 1)
+    fail(ErrorKind::Config, "{}: model input '{}' has no batch axis (its samples are fed one at a time), but {} is {}: "
+         "set {}: 1", ds.describe(), unbatched[0], batch_key, batch_size, batch_key);
+  std::vector<InputSpec> inputs;  // those with a batch axis
+  for (const auto& in : all_inputs)
+    if (std::find(unbatched.begin(), unbatched.end(), in.name) == unbatched.end()) inputs.push_back(in);
   std::optional<int64_t> fixed;
   try {
     fixed = fixed_batch_dim(inputs);
@@ -56,6 +63,9 @@ void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, 
 
 Loader::Loader(DatasetPtr ds, LoaderOptions o) : ds_(std::move(ds)), opts_(o) {
   if (opts_.batch_size < 1) fail(ErrorKind::Config, "batch size must be at least 1, got {}", opts_.batch_size);
+  if (opts_.batch_size > 1 && !ds_->unbatched_inputs().empty())  // samples without a batch axis do not concatenate
+    fail(ErrorKind::Config, "{}: model input '{}' has no batch axis: batches hold one sample (batch size {} given)",
+         ds_->describe(), ds_->unbatched_inputs()[0], opts_.batch_size);
   int64_t n = ds_->size();
   num_batches_ = (n + opts_.batch_size - 1) / opts_.batch_size;
   int threads = opts_.threads > 0 ? opts_.threads : num_threads();

@@ -43,7 +43,8 @@ using CountFix = std::function<std::string(int64_t b, int64_t n)>;
 // dimension is fixed (every batch must hold exactly that many samples, the last one too). Config error naming
 // the data, `batch_key` (the setting that chose batch_size, e.g. "dataset.batch_size") and what would work; for
 // a sample count that is not a multiple of the batch, `count_fix` says what would work (default: "use a multiple
-// of b samples (e.g. lo or hi)").
+// of b samples (e.g. lo or hi)"). Inputs `ds` feeds without a batch axis (Dataset::unbatched_inputs) fix no batch
+// dimension but need batch_size 1 (Config error naming the input and `batch_key` otherwise).
 void check_fixed_batch(const std::vector<InputSpec>& inputs, const Dataset& ds, int64_t batch_size,
                        const std::string& batch_key, const CountFix& count_fix = {});
 

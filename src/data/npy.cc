@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "core/run_files.h"
 
@@ -275,10 +276,25 @@ NpyHeader parse_npy_header(const uint8_t* p, size_t n, const std::string& label)
   DictParser(text, label).parse(descr, fortran, h.shape, have_descr, have_shape);
   if (!have_descr || !have_shape) fail(ErrorKind::Data, "{}: .npy header lacks 'descr' or 'shape'", label);
   h.dtype = descr_to_dtype(descr, label, h.big_endian);
+  // The element and byte counts must fit in 64 bits (numpy: "array is too big"): numel * itemsize used to wrap (a
+  // header of shape (2^31, 2^31) and '<f4' gave 0 bytes), slip past the truncation check and read far beyond the
+  // mapping (a hang or SIGBUS in calibration).
+  const size_t esz = dtype_size(h.dtype);
+  h.numel = 1;
+  for (int64_t d : h.shape)
+    if (d != 0 && h.numel > std::numeric_limits<int64_t>::max() / d)
+      fail(ErrorKind::Data, "{}: bad .npy header: shape {} has more elements than fit in 64 bits", label,
+           shape_str(h.shape));
+    else
+      h.numel *= d;
+  if (static_cast<uint64_t>(h.numel) > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / esz)
+    fail(ErrorKind::Data, "{}: bad .npy header: shape {} of {} needs more than 2^63 bytes", label,
+         shape_str(h.shape), descr);
+  h.nbytes = static_cast<size_t>(h.numel) * esz;
   // Fortran order differs from C order only when two dims exceed 1 (and no dim is 0).
   int non1 = 0;
   for (int64_t d : h.shape) non1 += d > 1;
-  h.fortran = fortran && non1 > 1 && shape_numel(h.shape) > 0;
+  h.fortran = fortran && non1 > 1 && h.numel > 0;
   h.data_offset = start + hlen;
   return h;
 }
@@ -331,8 +347,7 @@ NpyArray NpyArray::build(std::shared_ptr<void> owner, MappedFile* mapping, const
   a.label_ = label;
   a.data_ = bytes + h.data_offset;
   a.swap_ = h.big_endian;
-  int64_t numel = shape_numel(h.shape);
-  size_t need = static_cast<size_t>(numel) * dtype_size(h.dtype);
+  const size_t need = h.nbytes;
   if (need > n - h.data_offset)
     fail(ErrorKind::Data, "{}: truncated .npy data: shape {} needs {} bytes, file holds {}", label,
          shape_str(h.shape), need, n - h.data_offset);

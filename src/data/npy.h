@@ -56,6 +56,8 @@ struct NpyHeader {
   int major = 1;           // format version
   bool big_endian = false; // a multi-byte dtype stored big-endian ('>')
   bool fortran = false;    // Fortran order that differs from C order (two dims above 1)
+  int64_t numel = 0;       // elements (Data error naming the file when they, or their bytes, overflow 64 bits)
+  size_t nbytes = 0;       // numel * the dtype's size
 };
 
 // Parses the header at `p` (n bytes available). `label` names the file in Data errors.

@@ -1,16 +1,22 @@
 // The zip parsing below is hand-written on purpose: reading a few members of a numpy-written archive needs
 // only the end-of-central-directory record, the ZIP64 records numpy/Python's zipfile emit for large arrays,
 // the central directory and the local headers (APPNOTE.TXT sections 4.3.7, 4.3.12, 4.3.14-16, 4.5.3).
-// Decompression uses zlib (raw deflate streams).
+// Decompression uses zlib (raw deflate streams); CRC-32s are libdeflate's (PCLMUL: a 60 MB member in ~20 ms).
 #include "data/npz.h"
 
 #include <stdlib.h>
 #include <unistd.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+
+#include "core/log.h"
+#include "core/parallel.h"
 
 namespace oq::data {
 
@@ -25,6 +31,11 @@ constexpr uint32_t kLocalSig = 0x04034b50;
 uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t rd32(const uint8_t* p) { return rd16(p) | (uint32_t{rd16(p + 2)} << 16); }
 uint64_t rd64(const uint8_t* p) { return rd32(p) | (uint64_t{rd32(p + 4)} << 32); }
+
+void check_crc(uint32_t got, uint32_t expected, const std::string& label) {
+  if (got != expected)
+    fail(ErrorKind::Data, "{}: CRC-32 mismatch (corrupt archive)", label);
+}
 
 // Inflates a raw deflate stream (inside `archive`'s mapping) into an unlinked temporary file and maps it. The
 // deflated bytes are fed to zlib MappedFile::kReleaseBytes at a time and their pages released once consumed:
@@ -42,7 +53,7 @@ std::shared_ptr<MappedFile> inflate_to_mapping(MappedFile& archive, const uint8_
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) fail(ErrorKind::Runtime, "{}: zlib init failed", label);
   std::vector<uint8_t> buf(1 << 20);
   uint64_t consumed = 0, produced = 0, released = 0;
-  uLong crc = crc32(0L, Z_NULL, 0);
+  uint32_t crc = 0;
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
     if (zs.avail_in == 0 && consumed < comp_size) {
@@ -65,7 +76,7 @@ std::shared_ptr<MappedFile> inflate_to_mapping(MappedFile& archive, const uint8_
       inflateEnd(&zs);
       fail(ErrorKind::Data, "{}: truncated deflate data", label);
     }
-    crc = crc32(crc, buf.data(), static_cast<uInt>(got));
+    crc = libdeflate_crc32(crc, buf.data(), got);
     produced += got;
     if (produced > size) {
       inflateEnd(&zs);
@@ -82,8 +93,31 @@ std::shared_ptr<MappedFile> inflate_to_mapping(MappedFile& archive, const uint8_
   archive.release(src + released, consumed - released);
   if (produced != size)
     fail(ErrorKind::Data, "{}: inflated {} bytes, the zip directory records {}", label, produced, size);
-  if (static_cast<uint32_t>(crc) != crc_expected) fail(ErrorKind::Data, "{}: CRC-32 mismatch (corrupt archive)", label);
+  check_crc(crc, crc_expected, label);
   return MappedFile::from_fd(fd, label);
+}
+
+// np.savez stores its members: numpy (Python's zipfile) checks their CRC-32 as it reads them and raises BadZipFile
+// on a mismatch; a flipped bit in a stored member was fed silently. The member's bytes are checked once, when it
+// is opened, in chunks of MappedFile::kReleaseBytes summed on the run's threads, each chunk's pages released once
+// summed (as inflate_to_mapping does: the check leaves the resident set as small as the streaming that follows);
+// zlib's crc32_combine joins the chunks' CRCs. A 60 MB member: ~25-45 ms of CPU (docs/benchmarks.md).
+void check_stored_crc(MappedFile& archive, const uint8_t* src, uint64_t size, uint32_t crc_expected,
+                      const std::string& label) {
+  constexpr uint64_t step = MappedFile::kReleaseBytes;
+  const auto chunks = static_cast<int64_t>((size + step - 1) / step);
+  auto len = [&](int64_t k) { return static_cast<size_t>(std::min<uint64_t>(size - k * step, step)); };
+  std::vector<uint32_t> part(static_cast<size_t>(chunks));
+  parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      part[static_cast<size_t>(k)] = libdeflate_crc32(0, src + k * step, len(k));
+      archive.release(src + k * step, len(k));
+    }
+  });
+  uLong crc = 0;  // the CRC-32 of no bytes
+  for (int64_t k = 0; k < chunks; ++k)
+    crc = crc32_combine(crc, part[static_cast<size_t>(k)], static_cast<z_off_t>(len(k)));
+  check_crc(static_cast<uint32_t>(crc), crc_expected, label);
 }
 
 }  // namespace
@@ -162,7 +196,23 @@ NpzArchive NpzArchive::open(const std::string& path) {
     a.members_.push_back(std::move(m));
     p += 46 + name_len + extra_len + comment_len;
   }
+  a.warn_duplicates();
   return a;
+}
+
+void NpzArchive::warn_duplicates() const {
+  std::map<std::string, int> count;
+  for (const auto& m : members_) ++count[m.name];
+  for (const auto& [name, c] : count) {
+    if (c > 1)
+      OQ_WARN("{}: {} members are named '{}' (an array appended to the archive?): the last one is read, as numpy "
+              "does", path_, c, name);
+    const bool npy = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0;
+    const std::string array = npy ? name.substr(0, name.size() - 4) : "";
+    if (npy && count.count(array))
+      OQ_WARN("{}: members '{}' and '{}' both hold array '{}': member '{}' is read, as numpy does", path_, array, name,
+              array, array);
+  }
 }
 
 std::vector<std::string> NpzArchive::names() const {
@@ -170,7 +220,7 @@ std::vector<std::string> NpzArchive::names() const {
   for (const auto& m : members_) {
     std::string s = m.name;
     if (s.size() > 4 && s.compare(s.size() - 4, 4, ".npy") == 0) s.resize(s.size() - 4);
-    r.push_back(s);
+    if (std::find(r.begin(), r.end(), s) == r.end()) r.push_back(s);
   }
   return r;
 }
@@ -181,9 +231,13 @@ std::string NpzArchive::names_str() const {
   return r.empty() ? "(none)" : r;
 }
 
+// numpy's rule (NpzFile.__getitem__): the member named exactly `name`, else `name`.npy; of several members of
+// that name, the last in the central directory (zipfile's NameToInfo keeps the last: an array appended with
+// ZipFile(..., 'a').writestr replaces the first for numpy). onnxquant used to read the first match of either name.
 const NpzArchive::Member* NpzArchive::find(const std::string& name) const {
-  for (const auto& m : members_)
-    if (m.name == name + ".npy" || m.name == name) return &m;
+  for (const std::string& want : {name, name + ".npy"})
+    for (auto it = members_.rbegin(); it != members_.rend(); ++it)
+      if (it->name == want) return &*it;
   return nullptr;
 }
 
@@ -204,6 +258,7 @@ NpyArray NpzArchive::array(const std::string& name) const {
   const uint8_t* data = base + data_off;
   if (m->method == 0) {
     if (m->comp_size != m->size) fail(ErrorKind::Data, "{}: stored member with differing sizes", label);
+    check_stored_crc(*file_, data, m->size, m->crc, label);
     return NpyArray::from_mapping(file_, data, m->size, label);
   }
   if (m->method == 8) {

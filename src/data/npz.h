@@ -17,10 +17,11 @@ class NpzArchive {
   static NpzArchive open(const std::string& path);
 
   const std::string& path() const { return path_; }
-  // Array names in archive order, without the ".npy" suffix ("x", "y", ...).
+  // Array names in archive order, without the ".npy" suffix ("x", "y", ...), each once.
   std::vector<std::string> names() const;
   bool has(const std::string& name) const;
-  // The member `name` (without ".npy"). Data error naming the file and listing its members when absent.
+  // The member `name` (without ".npy"), found as numpy finds it: the member named exactly `name`, else `name`.npy,
+  // the last of several so named. Data error naming the file and listing its members when absent.
   NpyArray array(const std::string& name) const;
   // Comma-separated member list for error messages ("x, y").
   std::string names_str() const;
@@ -36,6 +37,8 @@ class NpzArchive {
 
  private:
   const Member* find(const std::string& name) const;
+  // One warning per member name the archive holds twice, and per array stored as both NAME and NAME.npy.
+  void warn_duplicates() const;
   std::string path_;
   std::shared_ptr<MappedFile> file_;
   std::vector<Member> members_;

@@ -1,5 +1,6 @@
 #include "data/preprocess.h"
 
+#include <libdeflate.h>
 #include <stb/stb_image.h>  // implementation provided by Debian's libstb.so
 
 #include <algorithm>
@@ -242,19 +243,31 @@ static void check_tga_length(const std::string& path, const std::vector<uint8_t>
          path, w, h, need, std::max<int64_t>(have, 0));
 }
 
-// stb_image 2.27 calls memcpy with a null destination when the first IDAT chunk of a PNG is empty (zero bytes,
-// so harmless in practice, but undefined behaviour that UBSan reports; found by fuzz/fuzz_image). Encoders do not
-// write such files: they are refused.
-static void check_png_first_idat(const std::string& path, const std::vector<uint8_t>& b) {
+// stb_image 2.27 checks no chunk CRC-32: a PNG whose IDAT bytes were corrupted (the chunk's CRC left stale) decoded
+// to wrong pixels, which libpng (TensorFlow's decode_png) and Pillow refuse. The CRC of every critical chunk (IHDR,
+// PLTE, IDAT, IEND; stb refuses other critical chunks) up to IEND is checked as libpng does (libdeflate's
+// crc32 over the type and data); a mismatch is a Data error, so dataset.skip_bad_files drops the file. A chunk that
+// runs past the end of the file is left to stb, which reports the truncation. stb also calls memcpy with a null
+// destination when the first IDAT chunk is empty (zero bytes, so harmless in practice, but undefined behaviour that
+// UBSan reports; found by fuzz/fuzz_image): encoders do not write such files, they are refused.
+static void check_png_chunks(const std::string& path, const std::vector<uint8_t>& b) {
   if (b.size() < 8 || std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) != 0) return;
+  bool seen_idat = false;
   for (size_t i = 8; i + 8 <= b.size();) {
-    const uint64_t len = uint64_t{b[i]} << 24 | uint64_t{b[i + 1]} << 16 | uint64_t{b[i + 2]} << 8 | b[i + 3];
-    if (std::memcmp(b.data() + i + 4, "IDAT", 4) == 0) {
-      if (len == 0) fail(ErrorKind::Data, "cannot decode image {}: corrupt PNG (empty first IDAT chunk)", path);
-      return;
-    }
-    if (std::memcmp(b.data() + i + 4, "IEND", 4) == 0) return;
-    i += 12 + static_cast<size_t>(std::min<uint64_t>(len, b.size()));
+    const uint8_t* c = b.data() + i;
+    const uint64_t len = uint64_t{c[0]} << 24 | uint64_t{c[1]} << 16 | uint64_t{c[2]} << 8 | c[3];
+    const std::string type(reinterpret_cast<const char*>(c + 4), 4);
+    if (type == "IDAT" && !seen_idat && len == 0)
+      fail(ErrorKind::Data, "cannot decode image {}: corrupt PNG (empty first IDAT chunk)", path);
+    seen_idat = seen_idat || type == "IDAT";
+    if (len > b.size() - i - 8 || b.size() - i - 8 - len < 4) return;  // truncated: stb says so
+    const uint8_t* q = c + 8 + len;
+    const uint32_t stored = uint32_t{q[0]} << 24 | uint32_t{q[1]} << 16 | uint32_t{q[2]} << 8 | q[3];
+    const bool critical = type == "IHDR" || type == "PLTE" || type == "IDAT" || type == "IEND";
+    if (critical && libdeflate_crc32(0, c + 4, static_cast<size_t>(len) + 4) != stored)
+      fail(ErrorKind::Data, "cannot decode image {}: corrupt PNG (CRC mismatch in {} chunk at byte {})", path, type, i);
+    if (type == "IEND") return;
+    i += 12 + static_cast<size_t>(len);
   }
 }
 
@@ -266,6 +279,44 @@ static std::string failure_reason(const char* why) {
   bool printable = !r.empty();
   for (char ch : r) printable = printable && ch >= 0x20 && ch < 0x7f;
   return printable ? r : "corrupt or truncated image";
+}
+
+// A PNG of colour type 2, 3 or 6 (RGB, palette, RGBA: bit 2 of the IHDR's colour type byte).
+static bool colour_png(const std::vector<uint8_t>& b) {
+  return b.size() >= 26 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0 &&
+         std::memcmp(b.data() + 12, "IHDR", 4) == 0 && (b[25] & 2) != 0;
+}
+
+// Grayscale from a colour PNG as TensorFlow's decode_png gives it: libpng's rgb_to_gray as png_io.cc sets it up
+// (png_set_rgb_to_gray(png, 1, 0.299, 0.587): coefficients 9797, 19234 and 3737 of 32768), R = G = B kept as it
+// is, else (9797 R + 19234 G + 3737 B) >> 15 for 8-bit pixels (truncated) and (... + 16384) >> 15 for 16-bit ones,
+// whose high byte is then kept (png_set_strip_16 comes after the conversion). Both measured against libpng 1.6.39
+// (every 8-bit colour; random 16-bit ones). stb's (77 R + 150 G + 29 B) >> 8, of the 8-bit pixels, was 1 level off
+// on 13.5 % of the colours and on half of the 16-bit pixels. A PNG with a gAMA or sRGB chunk is converted by libpng
+// in linear light instead, which this does not reproduce (docs/conformance.md).
+static Image png_gray(const std::vector<uint8_t>& bytes, const std::string& path) {
+  const int len = static_cast<int>(bytes.size());
+  const bool deep = stbi_is_16_bit_from_memory(bytes.data(), len);
+  int w = 0, h = 0, n = 0;
+  void* px = deep ? static_cast<void*>(stbi_load_16_from_memory(bytes.data(), len, &w, &h, &n, 3))
+                  : static_cast<void*>(stbi_load_from_memory(bytes.data(), len, &w, &h, &n, 3));
+  if (!px) fail(ErrorKind::Data, "cannot decode image {}: {}", path, failure_reason(stbi_failure_reason()));
+  Image img;
+  img.h = h, img.w = w, img.c = 1;
+  img.px.resize(static_cast<size_t>(h) * static_cast<size_t>(w));
+  auto convert = [&](const auto* p, uint32_t round, int shift) {
+    for (size_t i = 0; i < img.px.size(); ++i, p += 3) {
+      const uint32_t r = p[0], g = p[1], b = p[2];
+      const uint32_t y = r == g && g == b ? r : (9797 * r + 19234 * g + 3737 * b + round) >> 15;
+      img.px[i] = static_cast<float>(y >> shift);
+    }
+  };
+  if (deep)
+    convert(static_cast<const uint16_t*>(px), 16384, 8);
+  else
+    convert(static_cast<const uint8_t*>(px), 0, 0);
+  stbi_image_free(px);
+  return img;
 }
 
 Image decode_image(const std::string& path, ColorMode color) {
@@ -288,7 +339,7 @@ Image decode_image(const std::string& path, ColorMode color) {
   check_jpeg_huffman_tables(path, bytes);
   check_pnm_depth(path, bytes);
   check_tga_length(path, bytes);
-  check_png_first_idat(path, bytes);
+  check_png_chunks(path, bytes);
   const int len = static_cast<int>(bytes.size());
   int w = 0, h = 0, n = 0;
   int want = color_channels(color);
@@ -303,6 +354,7 @@ Image decode_image(const std::string& path, ColorMode color) {
       fail(ErrorKind::Data, "cannot decode image {}: {} x {} pixels is more than the {} allowed", path, w, ih,
            kMaxPixels);
   }
+  if (color == ColorMode::Grayscale && colour_png(bytes)) return png_gray(bytes, path);
   uint8_t* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &n, want);
   if (!px) fail(ErrorKind::Data, "cannot decode image {}: {}", path, failure_reason(stbi_failure_reason()));
   Image img;

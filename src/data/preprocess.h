@@ -1,27 +1,29 @@
 // Image preprocessing: decode (stb_image) -> color conversion -> aspect handling + resize -> rescale -> layout.
 //
-// Exact definitions (tests/python/test_data_preprocessing.py re-implements them in numpy):
-//  * Decoding: stb_image, 8 bits per channel. Grayscale is stb's conversion of RGB: (77 R + 150 G + 29 B) >> 8.
-//    BGR = RGB decoded then channels 0 and 2 swapped. RGBA: a missing alpha channel is 255.
+// Exact definitions (tests/python/test_data_preprocessing.py re-implements them in numpy; docs/config.md says the same):
+//  * Decoding: stb_image, 8 bits per channel, after checks of what stb 2.27 does not check (PNG chunk CRC-32s, JPEG
+//    Huffman tables, PNM / TGA lengths). Grayscale of a colour PNG is libpng's as TensorFlow's decode_png sets it up
+//    (gray kept, else (9797 R + 19234 G + 3737 B) >> 15; 16-bit: + 16384, then the high byte); of other formats
+//    stb's (77 R + 150 G + 29 B) >> 8 (JPEG: its Y). BGR = RGB decoded then channels 0 and 2 swapped. RGBA: a
+//    missing alpha channel is 255.
 //  * Resizing works on float pixel values (0..255), separably: rows first (along W), then columns (along H),
 //    each output index d of an axis of input length `in` and output length `out` reading source taps:
-//     - nearest:  s = min(floor((d + 0.5) * in / out), in - 1)                  (half-pixel nearest, as PIL)
+//     - nearest:  s = min(floor((d + 0.5) * (in / out)), in - 1), in float32 as TensorFlow (half-pixel centres)
 //     - bilinear: s = clamp((d + 0.5) * in / out - 0.5, 0, in - 1); i = floor(s); f = s - i;
 //                 out = (1 - f) * p[i] + f * p[min(i + 1, in - 1)]              (half-pixel centers, clamped)
-//     - bicubic:  s = (d + 0.5) * in / out - 0.5; i = floor(s); t = s - i; taps i-1..i+2 (indices clamped to
-//                 [0, in-1]) with Keys' cubic kernel, a = -0.5; no antialiasing.
+//     - bicubic:  s = (d + 0.5) * in / out - 0.5; i = floor(s); t = s - i; taps i-1..i+2 with Keys' cubic kernel,
+//                 a = -0.5; taps outside the image dropped and the rest renormalised (TF's resize_bicubic); no
+//                 antialiasing.
 //     - area:     box filter: source pixel k gets weight |[k, k+1) ∩ [d*in/out, (d+1)*in/out)| * out / in.
-//    (in / out is computed in double as (d + 0.5) * in / out, multiplication first.)
-//  * Aspect ratio, for a W_in x H_in image and a W x H target:
+//    (bilinear, bicubic and area compute (d + 0.5) * in / out in double, multiplication first.)
+//  * Aspect ratio, for a W_in x H_in image and a W x H target (float32 arithmetic, as Keras / TF):
 //     - fit:     stretch to W x H.
-//     - crop:    center-crop to the target aspect ratio first: if W_in * H > H_in * W the image is too wide and
-//                keeps cw = floor((2 * H_in * W + H) / (2 * H)) columns starting at floor((W_in - cw) / 2)
-//                (round half up of H_in * W / H); otherwise it keeps ch = floor((2 * W_in * H + W) / (2 * W))
-//                rows starting at floor((H_in - ch) / 2). The crop is then resized to W x H.
-//     - padding: letterbox: if W * H_in <= H * W_in the width limits: nw = W, nh = floor((2 * H_in * W + W_in) /
-//                (2 * W_in)), otherwise nh = H, nw = floor((2 * W_in * H + H_in) / (2 * H_in)) (both at least 1);
-//                the image is resized to nw x nh and placed at (floor((W - nw) / 2), floor((H - nh) / 2)).
-//                Padded elements are exactly 0 in the output tensor (after rescaling).
+//     - crop:    the centred window of the target's aspect ratio, as Keras' smart_resize: ch = trunc(W_in * H / W),
+//                cw = trunc(H_in * W / H), each clamped to [1, the image's], at trunc((H_in - ch) / 2),
+//                trunc((W_in - cw) / 2); the window is then resized to W x H.
+//     - padding: as tf.image.resize_with_pad: ratio = max(W_in / W, H_in / H); the image is resized to
+//                floor(W_in / ratio) x floor(H_in / ratio) (at least 1) and placed at floor((W - W_in / ratio) / 2),
+//                floor((H - H_in / ratio) / 2). Padded elements are black pixels: `offset` after rescaling.
 //  * Rescaling: value * scale + offset (in float32), then converted to the model input's dtype: float16/double by a
 //    cast; an integer type only when every value is a whole number the type holds (no rounding, no saturation);
 //    bool inputs are refused.

@@ -185,6 +185,28 @@ def mlp(d):
 
 X20 = np.zeros((20, 64), np.float32)
 LABEL_WORDS = ["data.npz", "labels 'y'", "integer array of shape [N] or [N,1]"]
+def case_npz_stored_member_bad_crc():
+    """np.savez's member with one byte changed after writing: numpy's BadZipFile; it was calibrated on."""
+    d = tmpdir()
+    x = np.full((20, 64), 0.5, np.float32)
+    p = npz(d, x=x)
+    raw = bytearray(open(p, "rb").read())
+    raw[raw.find(x[:1].tobytes()) + 2] ^= 0x40
+    with open(p, "wb") as f:
+        f.write(raw)
+    return main_job(d, base_config(copy_in(d, MLP), p), 1, ["data.npz:x", "CRC-32 mismatch"])
+
+
+def case_npy_size_overflows():
+    """A header of shape (2^31, 2^31) float32: 2^64 bytes wrapped to 0 and hung calibration."""
+    d = tmpdir()
+    p = os.path.join(d, "huge.npy")
+    with open(p, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2**31, 2**31)})
+    return main_job(d, base_config(copy_in(d, MLP), p), 1, ["huge.npy", "bad .npy header", "2^63 bytes"],
+                    timeout=120)
+
+
 DATA_TYPE_CASES += [
     # Labels: integers of shape [N] or [N, 1]; bool (was taken as 0/1 classes), float and one-hot are refused.
     ("data_labels_bool", job_case(mlp, {"x": X20, "y": np.zeros(20, bool)}, LABEL_WORDS + ["bool"])),
@@ -194,6 +216,9 @@ DATA_TYPE_CASES += [
     # Fixed batch dimensions of the inspected subset and the test set: refused before calibration.
     ("data_fixed_batch_inspection_split", case_fixed_batch_inspection_split),
     ("data_fixed_batch_chain_qe_test_set", case_fixed_batch_chain_qe_test_set),
+    # Corrupt array files (s19 review): refused naming the file (and member), as numpy refuses them.
+    ("data_npz_stored_member_bad_crc", case_npz_stored_member_bad_crc),
+    ("data_npy_size_overflows_64_bits", case_npy_size_overflows),
 ]
 
 def case_output_folder_in_use():

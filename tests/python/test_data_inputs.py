@@ -90,10 +90,10 @@ def test_layout_auto_uses_color_mode_channels():
         save(os.path.join(folder, "c", "a.png"), png_bytes(img))
         m = probe_model(os.path.join(d, f"{layout}.onnx"), shape)
         pre = rgb
-        if layout == "gray":  # [N,1,4,4] for grayscale: dim 1; stb's luma (77 R + 150 G + 29 B) >> 8
+        if layout == "gray":  # [N,1,4,4] for grayscale: dim 1; libpng's luma (9797 R + 19234 G + 3737 B) >> 15
             pre = {**IDENTITY, "color_mode": "grayscale"}
             i = img.astype(np.int64)
-            want = ((i[..., 0] * 77 + i[..., 1] * 150 + i[..., 2] * 29) >> 8).ravel()
+            want = ((i[..., 0] * 9797 + i[..., 1] * 19234 + i[..., 2] * 3737) >> 15).ravel()  # no gray pixel here
         else:
             want = (img.transpose(2, 0, 1) if layout == "nchw" else img).ravel()
         code, err, out = run(d, config(m, folder, pre), layout)
