@@ -56,6 +56,7 @@ def test_worker_bad_alloc_is_an_error_line():
         seen[kb] = errors[0][8:90]
     print("  " + "\n  ".join(f"{kb} KB: {v}" for kb, v in seen.items()), flush=True)
     assert "ok" in seen.values(), "no limit was high enough to run the model"
+    assert any("out of memory" in v for v in seen.values()), "no limit was low enough to fail an allocation"
 
 
 if __name__ == "__main__":

@@ -185,11 +185,8 @@ static int run_command(int argc, char** argv) {
   } catch (const Error& e) {
     spdlog::error("{}", e.what());  // one line: oq::Error escapes control characters
     return e.exit_code();
-  } catch (const std::bad_alloc&) {  // a bare "std::bad_alloc" names nothing
-    spdlog::error("{}", kOutOfMemory);
-    return 1;
-  } catch (const std::exception& e) {
-    spdlog::error("{}", escape_controls(e.what()));
+  } catch (const std::exception& e) {  // a bare "std::bad_alloc" names nothing: exception_text says what it is
+    spdlog::error("{}", escape_controls(exception_text(e)));
     return 1;
   }
 }

@@ -380,8 +380,7 @@ CoordMode parse_coord(const ir::Node& node, const std::string& c) {
 // (keep_aspect_ratio_policy) rounded half away from zero. It must fit in int64 (a scale of 1e38 does not;
 // converting it would be undefined behaviour).
 int64_t output_extent(const ir::Node& node, double scale, int64_t in, int a, bool round = false) {
-  const float p = static_cast<float>(scale) * static_cast<float>(in);
-  const float v = round ? std::round(p) : p;
+  const float v = resize_scaled_extent(scale, in, round);
   if (!(v < 0x1p62f)) kfail(node, "scale {} makes axis {} {} elements long, too many", scale, a, v);
   return static_cast<int64_t>(v);
 }

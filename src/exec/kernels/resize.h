@@ -3,6 +3,7 @@
 // pure gather (exact for every dtype). Linear / cubic coordinates are computed in double (the ONNX reference);
 // nearest ones in float32 in ONNX Runtime's order of operations, so that ties pick ORT's pixel.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,6 +41,15 @@ int64_t resize_nearest_index(NearestMode m, double x, double scale);
 // extrapolates; coordinates from resize_source_coord_f32.
 int64_t resize_nearest_source(const ResizeSpec& s, int64_t j, double scale, int64_t in, int64_t out,
                               double roi_start, double roi_end);
+
+// An output extent from a scale as onnxruntime's kernel computes it (upsamplebase.h): the float32 product
+// scale * in, or with keep_aspect_ratio_policy (`round`) that product rounded half away from zero; the caller
+// truncates it to an integer after checking its range (int64_t(0.7f * 10.0f) = 7, where floor(0.7 * 10) is 6).
+// Shape inference and the kernel both use it.
+inline float resize_scaled_extent(double scale, int64_t in, bool round = false) {
+  const float p = static_cast<float>(scale) * static_cast<float>(in);
+  return round ? std::round(p) : p;
+}
 
 // Interpolation taps of one axis: for output j, n_taps (index, weight) pairs; extrapolated[j] = use the
 // extrapolation value (tf_crop_and_resize outside the input).

@@ -8,6 +8,7 @@
 #include <map>
 #include <unordered_set>
 
+#include "exec/kernels/resize.h"
 #include "exec/kernels/spatial.h"
 #include "ir/passes/infer_shapes_ops.h"
 
@@ -303,7 +304,7 @@ void resize(Ctx& c) {
       const double sc = (*scales)[i];
       if (!(sc > 0)) return;
       if (sc == 1 && !d.known()) continue;  // a symbol stays (a known extent goes through float as in ORT)
-      d = d.known() ? extent_from_scale(static_cast<float>(sc) * static_cast<float>(d.value)) : udim();
+      d = d.known() ? extent_from_scale(exec::resize_scaled_extent(sc, d.value)) : udim();
     }
   } else if (sizes && sizes->size() == axes.size()) {
     if (keep == "stretch") {
@@ -325,7 +326,7 @@ void resize(Ctx& c) {
         const float si = static_cast<float>((*sizes)[i].value) / static_cast<float>(d.value);
         sc = keep == "not_larger" ? std::min(sc, si) : std::max(sc, si);
       }
-      for (int64_t a : axes) o[a] = extent_from_scale(std::round(sc * static_cast<float>((*s)[a].value)));
+      for (int64_t a : axes) o[a] = extent_from_scale(exec::resize_scaled_extent(sc, (*s)[a].value, true));
     }
   } else {
     for (int64_t a : axes) o[a] = udim();

@@ -99,10 +99,22 @@ const Tensor* OpsetConverter::constant(const std::string& name) const {
   return nullptr;
 }
 
-std::optional<Tensor> OpsetConverter::static_value(const std::string& name, int depth) const {
+std::optional<Tensor> OpsetConverter::static_value(const std::string& name) const {
+  ValueMemo memo;
+  return static_value(name, 0, memo);
+}
+
+std::optional<Tensor> OpsetConverter::static_value(const std::string& name, int depth, ValueMemo& memo) const {
   if (name.empty()) return std::nullopt;
   if (const Tensor* t = constant(name)) return *t;
-  if (const TensorType* t = shapes_->find(name); t && t->value && is_integer(t->dtype)) {
+  if (auto m = memo.find(name); m != memo.end()) return m->second;
+  std::optional<Tensor> v = evaluate(name, depth, memo);
+  memo.emplace(name, v);
+  return v;
+}
+
+std::optional<Tensor> OpsetConverter::evaluate(const std::string& name, int depth, ValueMemo& memo) const {
+  if (const TensorType* t = shapes_ ? shapes_->find(name) : nullptr; t && t->value && is_integer(t->dtype)) {
     const std::optional<Shape> s = t->static_shape();
     std::vector<int64_t> v;
     for (const Dim& d : *t->value)
@@ -120,7 +132,7 @@ std::optional<Tensor> OpsetConverter::static_value(const std::string& name, int 
   if (!p.is_default_domain() || !kShapeMath.count(p.op_type)) return std::nullopt;
   std::vector<std::optional<Tensor>> vals;
   for (const auto& in : p.inputs) {
-    vals.push_back(in.empty() ? std::nullopt : static_value(in, depth + 1));
+    vals.push_back(in.empty() ? std::nullopt : static_value(in, depth + 1, memo));
     if (!in.empty() && !vals.back()) return std::nullopt;
   }
   std::vector<const Tensor*> in;

@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "ir/passes/infer_shapes.h"
@@ -45,7 +46,12 @@ class OpsetConverter {
   // The value of a tensor that constants and the integer values shape inference propagates determine, though no
   // constant holds it (tf2onnx's Resize scales: target / Cast(Slice(Shape(x), 2, 4)) with a symbolic batch): a
   // short chain of shape-arithmetic nodes run on the executor's kernels; nullopt when anything on the way is unknown.
-  std::optional<Tensor> static_value(const std::string& name, int depth = 0) const;
+  std::optional<Tensor> static_value(const std::string& name) const;
+  using ValueMemo = std::unordered_map<std::string, std::optional<Tensor>>;
+  // One level of static_value; `memo` holds what this query already evaluated (a chain read by several nodes runs
+  // once, not once per path).
+  std::optional<Tensor> static_value(const std::string& name, int depth, ValueMemo& memo) const;
+  std::optional<Tensor> evaluate(const std::string& name, int depth, ValueMemo& memo) const;  // not memoised
 
   // Returns true when the node was changed. May emit helper nodes before/after it.
   bool convert_node(Node& n);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "exec/kernels/resize.h"
+
 namespace oq::ir::passes::detail {
 
 // Softmax / LogSoftmax / Hardmax before 13 coerce the input to 2-D at `axis` (default 1) and normalise each
@@ -119,11 +121,12 @@ void OpsetConverter::tf_half_pixel_gathers(Node& n, bool ceil) {
     const float len = s * static_cast<float>(in);
     if (!(s > 0) || !(len < 0x1p24f)) cannot(n, what + fmt::format(": scale {} on axis {}", s, a));
     const int64_t out = sc ? static_cast<int64_t>(len) : sizes[a];
+    // The kernel's own index rule (float32 coordinates and onnxruntime's 1e-6 tie window for round_prefer_ceil).
+    exec::ResizeSpec spec;
+    spec.coord = exec::CoordMode::TfHalfPixelForNN;
+    spec.nearest = ceil ? exec::NearestMode::Ceil : exec::NearestMode::RoundPreferCeil;
     std::vector<int64_t> idx(static_cast<size_t>(out));
-    for (int64_t x = 0; x < out; ++x) {
-      const float o = (static_cast<float>(x) + 0.5f) / s;
-      idx[x] = std::clamp<int64_t>(static_cast<int64_t>(ceil ? std::ceil(o) : std::round(o)), 0, in - 1);
-    }
+    for (int64_t x = 0; x < out; ++x) idx[x] = exec::resize_nearest_source(spec, x, s, in, out, 0.0, 1.0);
     maps.emplace_back(static_cast<int64_t>(a), std::move(idx));
   }
   n.attrs.clear();
