@@ -280,13 +280,11 @@ NpyHeader parse_npy_header(const uint8_t* p, size_t n, const std::string& label)
   // header of shape (2^31, 2^31) and '<f4' gave 0 bytes), slip past the truncation check and read far beyond the
   // mapping (a hang or SIGBUS in calibration).
   const size_t esz = dtype_size(h.dtype);
-  h.numel = 1;
-  for (int64_t d : h.shape)
-    if (d != 0 && h.numel > std::numeric_limits<int64_t>::max() / d)
-      fail(ErrorKind::Data, "{}: bad .npy header: shape {} has more elements than fit in 64 bits", label,
-           shape_str(h.shape));
-    else
-      h.numel *= d;
+  try {
+    h.numel = shape_numel(h.shape);
+  } catch (const Error& e) {
+    fail(ErrorKind::Data, "{}: bad .npy header: {}", label, e.what());
+  }
   if (static_cast<uint64_t>(h.numel) > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / esz)
     fail(ErrorKind::Data, "{}: bad .npy header: shape {} of {} needs more than 2^63 bytes", label,
          shape_str(h.shape), descr);

@@ -40,7 +40,7 @@ static void check_export_dir(const std::string& output_dir, const std::string& e
   fs::path at(output_dir);
   for (const auto& part : rel) {
     if (part.empty() || part == ".") continue;
-    const bool reserved = at == fs::path(output_dir) && (part == "onnxquant.log" || part == ".onnxquant.lock");
+    const bool reserved = at == fs::path(output_dir) && (part == app::kLogName || part == app::kLockName);
     at /= part;
     std::error_code ec;
     if (reserved || (!fresh && fs::exists(at, ec) && !fs::is_directory(at, ec)))
@@ -81,7 +81,7 @@ static int main_job(int argc, char** argv) {
   const bool fresh = output_dir.empty() && job.cfg.hydra_run_dir.empty();
   check_export_dir(job.output_dir, job.cfg.quantization.export_dir, fresh);
   if (fresh) job.output_dir = run_files::create_unique_dir(job.output_dir);
-  std::string log_path = (fs::path(job.output_dir) / "onnxquant.log").string();
+  std::string log_path = (fs::path(job.output_dir) / app::kLogName).string();
   app::check_log_target(job, log_path);  // before anything is opened for writing: inputs are never written
   std::error_code ec;
   fs::create_directories(job.output_dir, ec);
@@ -90,7 +90,7 @@ static int main_job(int argc, char** argv) {
   const bool locked = app::lock_output_folder(job.output_dir);
   if (std::string why; !log::add_file(log_path, &why))
     fail(ErrorKind::Io, "cannot write the log file '{}': {}", log_path, why);
-  app::set_output_folder(job.output_dir, "onnxquant.log");
+  app::set_output_folder(job.output_dir, app::kLogName);
   OQ_INFO("onnxquant 0.1.0 — config {} — outputs in {}", config_path, job.output_dir);
   if (!overrides.empty()) {  // what changed the file's values, as given (each quoted: one line)
     std::string list;

@@ -27,7 +27,6 @@ namespace oq::app {
 namespace {
 
 constexpr int kGuarded[] = {SIGINT, SIGTERM, SIGHUP};
-constexpr const char* kLockName = ".onnxquant.lock";
 
 // Read and written under run_files::hold(). Never destroyed: the signal thread and the atexit hook use it while
 // static destructors run.

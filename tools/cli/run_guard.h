@@ -18,6 +18,10 @@
 
 namespace oq::app {
 
+// The two files a run keeps in its output folder besides the outputs (an export_dir may not be named like them).
+inline constexpr const char* kLogName = "onnxquant.log";
+inline constexpr const char* kLockName = ".onnxquant.lock";
+
 // First thing in main, before any thread is started.
 void install_run_guard();
 // The command writes into `dir`: the interruption's message names it, and says that `log_name` (the log, never
