@@ -262,12 +262,15 @@ bool ends_with_ci(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && iequals(std::string_view(s).substr(s.size() - suffix.size()), suffix);
 }
 
-void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc) {
+// general_model_path: the file has general.model_path (ST's older layout), which is not read.
+void read_model(const Ctx& ctx, const YAML::Node& node, ModelConfig& mc, bool general_model_path) {
   MapReader m(ctx, node, "model");
   mc.model_path = get_path(m, "model_path");
   if (mc.model_path.empty())
     key_fail(ctx, m.get("model_path"), "model.model_path",
-             "missing: the ONNX model to quantize or evaluate (or pass model.model_path=<file> as an override)");
+             general_model_path
+                 ? "missing: general.model_path (ST's older layout) is not read; move it to model.model_path"
+                 : "missing: the ONNX model to quantize or evaluate (or pass model.model_path=<file> as an override)");
   for (const char* ext : {".h5", ".keras", ".tflite", ".pt", ".pth"})
     if (ends_with_ci(mc.model_path, ext))
       key_fail(ctx, m.get("model_path"), "model.model_path",
@@ -412,7 +415,10 @@ Config build(YAML::Node root, const std::string& source, std::time_t now) {
   MapReader top(ctx, root, "");
   cfg.operation_mode = read_operation_mode(ctx, top);
   read_general(ctx, top.get("general"), cfg.general);
-  read_model(ctx, top.get("model"), cfg.model);
+  {
+    const YAML::Node gmp = child(top.get("general"), "model_path");
+    read_model(ctx, top.get("model"), cfg.model, gmp && !gmp.IsNull());
+  }
   read_dataset(ctx, top.get("dataset"), cfg.dataset);
   read_preprocessing(ctx, top.get("preprocessing"), cfg.preprocessing);
   YAML::Node q = top.get("quantization");

@@ -141,9 +141,9 @@ void read_params(const Ctx& ctx, const YAML::Node& node, QuantParameters& p) {
   m.finish_strict();
 }
 
-// ONNX Runtime's extra_options beyond ST's: the ones onnxquant implements, the ones without effect here, and
-// the ones it does not implement (accepted at ORT's default value, an error otherwise: ignoring them would
-// give another model than the one the user asked for).
+// ONNX Runtime's extra_options beyond ST's that onnxquant reads: the ones it implements and the ones without
+// effect on its QDQ output. Any other ORT option (BlockSize, ...) is an unknown key, an error: ignoring it would
+// give another model than the one the user asked for.
 void read_ort_extra(MapReader& m, ExtraOptions& e) {
   e.calib_moving_average_constant = get_number(m, "CalibMovingAverageConstant", e.calib_moving_average_constant);
   check_range(m, "CalibMovingAverageConstant", e.calib_moving_average_constant >= 0 && e.calib_moving_average_constant <= 1,
@@ -280,6 +280,28 @@ void read_iterative(const Ctx& ctx, const YAML::Node& node, IterativeParameters&
   m.finish_strict();
 }
 
+// `quantization.extra_options` (ST's older key) and a string `onnx_extra_options`: null or calib_moving_average
+// (any case) only; true when calib_moving_average was given, with a warning naming the current spelling.
+bool read_legacy_extra_options(MapReader& m) {
+  bool cma = false;
+  for (const char* key : {"extra_options", "onnx_extra_options"}) {
+    const YAML::Node n = m.get(key);
+    if (!n || n.IsNull()) continue;
+    const bool legacy_key = std::string_view(key) == "extra_options";
+    if (!legacy_key && !n.IsScalar()) continue;  // the map: read_extra
+    if (!n.IsScalar() || !iequals(n.Scalar(), "calib_moving_average"))
+      key_fail(m.ctx(), n, m.path(key),
+               legacy_key ? "ST's older key takes only calib_moving_average (or null), got " + show(n) +
+                                "; other options go in quantization.onnx_extra_options (a map)"
+                          : "expected a map of keys (or ST's older string calib_moving_average), got " + show(n));
+    cma = true;
+    if (m.ctx().warnings)
+      m.ctx().warnings->push_back(m.path(key) + ": calib_moving_average read as quantization.onnx_extra_options: "
+                                  "{CalibMovingAverage: True} (ST's older spelling; ST's current flow refuses it)");
+  }
+  return cma;
+}
+
 }  // namespace
 
 void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfig& q) {
@@ -317,7 +339,21 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
   q.operating_mode = get_enum(m, "operating_mode", q.operating_mode,
                               {OperatingMode::Default, OperatingMode::Inspection, OperatingMode::FullAuto});
   read_params(ctx, m.get("onnx_quant_parameters"), q.params);
-  read_extra(ctx, m.get("onnx_extra_options"), q.extra);
+  // ST's older spelling, still in model-zoo READMEs: `extra_options: calib_moving_average` (or that string as the
+  // value of onnx_extra_options) = onnx_extra_options: {CalibMovingAverage: True}, ST's only extra option then.
+  const bool legacy_cma = read_legacy_extra_options(m);
+  const YAML::Node extra_node = m.get("onnx_extra_options");
+  const bool extra_is_string = extra_node.IsDefined() && extra_node.IsScalar();
+  read_extra(ctx, extra_is_string && legacy_cma ? YAML::Node() : extra_node, q.extra);
+  if (legacy_cma) {
+    const YAML::Node cma = child(extra_node, "CalibMovingAverage");  // undefined unless a map
+    if (cma && !cma.IsNull() && !q.extra.calib_moving_average)
+      key_fail2(ctx, cma, "quantization.onnx_extra_options.CalibMovingAverage",
+                "False contradicts quantization.extra_options: calib_moving_average (ST's older spelling of "
+                "CalibMovingAverage: True); drop one of the two",
+                "quantization.extra_options", m.get("extra_options"));
+    q.extra.calib_moving_average = true;
+  }
   read_iterative(ctx, m.get("iterative_quant_parameters"), q.iterative);
   m.finish_strict();
   // Rules between two keys: the line cited is that of the value the message names (none when it comes from a

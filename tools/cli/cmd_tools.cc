@@ -182,7 +182,7 @@ int cmd_eval(int argc, char** argv) {
   cli.add_option("--metric", metric, "top1 | agreement (default: agreement with --reference, else top1)")
       ->transform(CLI::IsMember({"top1", "agreement"}, CLI::ignore_case));
   cli.add_option("--reference", reference, "float model for the agreement metric (implies --metric agreement)");
-  cli.add_option("--batch-size", batch, "batch size");
+  cli.add_option("--batch-size", batch, "samples per batch (default: 1)");
   cli.add_option("--threads", threads, "threads (default: all cores)");
   if (int rc = parse_cli(cli, argc, argv); rc >= 0) return rc;
   std::string note;

@@ -1,6 +1,6 @@
 // onnxquant — post-training quantization of ONNX models.
 //   onnxquant [-v] --config FILE [--output-dir DIR] [--threads N] [dotted.key=value ...]   the main job
-//   onnxquant [-v] info MODEL
+//   onnxquant [-v] info MODEL [--shapes]
 //   onnxquant [-v] run MODEL --input [NAME=]FILE ... --output-dir DIR [--threads N]
 //   onnxquant [-v] eval MODEL --data FILE.npz|IMAGE_FOLDER [--metric top1|agreement] [--reference FLOAT.onnx]
 // Exit codes: 0 success, 2 usage or config error, 1 any other failure, 128 + signal when interrupted (run_guard.h).
@@ -57,10 +57,17 @@ static int main_job(int argc, char** argv) {
   int threads = 0;
   bool verbose = false;
   cli.add_option("--config", config_path, "ST model-zoo style user_config.yaml")->required();
-  cli.add_option("--output-dir", output_dir, "output folder (default: hydra.run.dir)");
+  cli.add_option("--output-dir", output_dir,
+                 "output folder (default: hydra.run.dir, else experiments_outputs/<YYYY_MM_DD_HH_MM_SS>)");
   cli.add_option("--threads", threads, "threads (default: all cores)");
   cli.add_flag("-v,--verbose", verbose, "debug logging");
   cli.add_option("overrides", overrides, "dotted.key=value overrides (values as Hydra's override grammar reads them)");
+  cli.footer(
+      "Other commands (each with its own --help):\n"
+      "  onnxquant [-v] info MODEL [--shapes]\n"
+      "  onnxquant [-v] run MODEL --input [NAME=]FILE.npy|.pb ... --output-dir DIR [--threads N]\n"
+      "  onnxquant [-v] eval MODEL --data FILE.npz|FILE.npy|IMAGE_FOLDER [--metric top1|agreement] "
+      "[--reference FLOAT.onnx] [--batch-size N] [--threads N]");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -142,8 +142,12 @@ int run_full_auto_mode(Job& job) {
     OQ_INFO("Bias correction: {} biases corrected in each model built (for its weights' final parameters)",
             q8.corrected_biases);
   double tol = it.accuracy_tolerance;
-  double threshold = it.tolerance_mode == config::ToleranceMode::Relative ? ref_score - std::abs(ref_score) * tol / 100.0
-                                                                          : ref_score - tol;
+  const bool relative = it.tolerance_mode == config::ToleranceMode::Relative;
+  double threshold = relative ? ref_score - std::abs(ref_score) * tol / 100.0 : ref_score - tol;
+  // What the log says of it: the threshold used, and how it came from the tolerance.
+  const std::string tolerance_text =
+      relative ? fmt::format("tolerance {:.2f} % of |{:.2f}|: threshold {:.2f}", tol, ref_score, threshold)
+               : fmt::format("tolerance {:.2f}: threshold {:.2f}", tol, threshold);
 
   // 5. Ranking (done before step 4 since the all-Int4 model is built from it).
   auto ranked = search::rank_weights(job.prepared.graph, ir::topological_order(job.prepared.graph),
@@ -331,12 +335,12 @@ int run_full_auto_mode(Job& job) {
     const auto& a = rep.attempts[*rep.answer];
     job.quantized_path = a.file;
     OQ_INFO("Answer: {} / {} weight tensors in Int8, {:.2f}% of weight parameters in 4 bits, {} {:.2f} (8-bit {:.2f}, "
-            "tolerance {:.2f}) — {}", a.n_int8, N, a.w4_percent, metric, a.score, ref_score, tol, a.file);
+            "{}) — {}", a.n_int8, N, a.w4_percent, metric, a.score, ref_score, tolerance_text, a.file);
     if (!a.bits.st_only()) OQ_INFO("Answer bit widths: {}", analysis::precision_summary(a.bits));
   } else {
     job.quantized_path = int8_file;
-    OQ_WARN("No mixed-precision attempt stayed within the tolerance ({:.2f} below {:.2f}): the answer is the 8-bit "
-            "reference {}", tol, ref_score, int8_file);
+    OQ_WARN("No mixed-precision attempt stayed within the tolerance (8-bit {:.2f}, {}): the answer is the 8-bit "
+            "reference {}", ref_score, tolerance_text, int8_file);
   }
   OQ_INFO("Reports: {} and {}", (fs::path(job.output_dir) / "full_auto.json").string(),
           (fs::path(job.output_dir) / "full_auto.html").string());
