@@ -1,5 +1,6 @@
 #include "quant/smooth_quant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -131,11 +132,12 @@ bool insert_division(ir::Graph& g, const std::string& x, const std::vector<Smoot
 
 }  // namespace
 
-std::vector<SmoothTarget> smooth_targets(const ir::Graph& g) {
+std::vector<SmoothTarget> smooth_targets(const ir::Graph& g, const std::function<bool(const ir::Node&)>& selected) {
   std::vector<SmoothTarget> out;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
     if (!n.is_default_domain() || n.inputs.size() < 2 || g.find_initializer(n.input(0))) continue;
+    if (selected && !selected(n)) continue;  // kept in float: neither smoothed nor given a division
     const ir::Initializer* w = g.find_initializer(n.input(1));
     if (!w || w->tensor.dtype() != DType::Float || g.is_graph_input(w->name) || tensor_uses(g, w->name) != 1) continue;
     SmoothTarget t{i, n.input(0), w->name, 0};
@@ -163,7 +165,9 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
   for (const auto& t : targets) conv_axis[t.input] = m.graph.nodes[t.node].op_type == "Conv";
   if (conv_axis.empty()) return st;
   // One entry per name before the runs (observers of different names may run at once; see run_ordered).
-  for (const auto& [name, conv] : conv_axis) st.absmax[name], st.rank[name] = 0;
+  std::map<std::string, std::vector<char>> finite_seen;  // per channel: some finite value was seen
+  for (const auto& [name, conv] : conv_axis)
+    st.absmax[name], st.rank[name] = 0, st.nonfinite[name] = 0, st.channels_without_finite[name] = 0, finite_seen[name];
   auto observer = [&](const std::string& name, const Tensor& v) {
     auto it = conv_axis.find(name);
     if (it == conv_axis.end() || v.dtype() != DType::Float || v.rank() < 2) return;
@@ -172,21 +176,47 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
     for (int i = 0; i < axis; ++i) outer *= v.dim(i);
     for (int i = axis + 1; i < v.rank(); ++i) inner *= v.dim(i);
     auto& mx = st.absmax[name];
-    if (mx.empty()) mx.assign(static_cast<size_t>(ch), 0.f);
+    auto& seen = finite_seen[name];
+    if (mx.empty()) mx.assign(static_cast<size_t>(ch), 0.f), seen.assign(static_cast<size_t>(ch), 0);
     if (static_cast<int64_t>(mx.size()) != ch)
       fail(ErrorKind::Runtime, "SmoothQuant: tensor '{}' changed its channel count ({} then {})", name, mx.size(), ch);
     st.rank[name] = v.rank();
+    // Non-finite values (NaN, ±inf) are left out, as the calibrator's ranges leave them out: an inf would give
+    // s = inf (inf weights, x / inf = 0).
     const float* d = v.data<float>();
+    int64_t bad = 0;
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t c = 0; c < ch; ++c) {
         float a = mx[static_cast<size_t>(c)];
-        for (int64_t i = 0, base = (o * ch + c) * inner; i < inner; ++i) a = std::max(a, std::fabs(d[base + i]));
+        bool any = false;
+        for (int64_t i = 0, base = (o * ch + c) * inner; i < inner; ++i) {
+          const float x = d[base + i];
+          if (!std::isfinite(x)) {
+            bad++;
+            continue;
+          }
+          a = std::max(a, std::fabs(x));
+          any = true;
+        }
         mx[static_cast<size_t>(c)] = a;
+        if (any) seen[static_cast<size_t>(c)] = 1;
       }
+    st.nonfinite[name] += bad;
   };
   stream_observed(m, data, batch_size, "SmoothQuant statistics", observer);
+  for (const auto& [name, seen] : finite_seen) {
+    st.channels_without_finite[name] = std::count(seen.begin(), seen.end(), 0);
+    if (st.nonfinite[name] > 0)
+      OQ_WARN("SmoothQuant: tensor '{}' holds {} NaN or infinite values on the calibration data: its per-channel "
+              "maxima leave them out, as the calibrated ranges do{}", name, st.nonfinite[name],
+              st.channels_without_finite[name] > 0
+                  ? fmt::format(" ({} of its {} channels have no finite value and keep s = 1)",
+                                st.channels_without_finite[name], seen.size())
+                  : "");
+  }
   std::erase_if(st.absmax, [](const auto& kv) { return kv.second.empty(); });
-  std::erase_if(st.rank, [&](const auto& kv) { return !st.absmax.count(kv.first); });
+  for (auto* counts : {&st.rank, &st.nonfinite, &st.channels_without_finite})
+    std::erase_if(*counts, [&](const auto& kv) { return !st.absmax.count(kv.first); });
   return st;
 }
 
@@ -208,7 +238,7 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     auto order = ir::topological_order(g);
     for (size_t i = 0; i < order.size(); ++i) pos[order[i]] = i;
     std::map<std::string, size_t> at;
-    for (const auto& t : smooth_targets(g)) {
+    for (const auto& t : smooth_targets(g, o.selected)) {
       auto [it, fresh] = at.emplace(t.input, groups.size());
       if (fresh) groups.push_back({t.input, {}, pos[t.node], 0, 0, {}});
       groups[it->second].ts.push_back(t);
@@ -229,12 +259,12 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     };
     gr.ax = axis_of(gr.ts[0]);
     for (const auto& t : gr.ts)
-      if (axis_of(t) != gr.ax) return true;
+      if (axis_of(t) != gr.ax) return ++rep.mixed_axes, true;  // e.g. a 4-D input read by a Conv and a MatMul
     const size_t C = st->second.size();
     std::vector<double> wmax(C, 0.0);
     for (const auto& t : gr.ts) {
       const Tensor& w = g.find_initializer(t.weight)->tensor;
-      if (w.dim(t.w_axis) != static_cast<int64_t>(C)) return true;
+      if (w.dim(t.w_axis) != static_cast<int64_t>(C)) return ++rep.mixed_axes, true;
       int64_t outer = 1, inner = 1;
       for (int i = 0; i < t.w_axis; ++i) outer *= w.dim(i);
       for (int i = t.w_axis + 1; i < w.rank(); ++i) inner *= w.dim(i);
@@ -259,6 +289,9 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     return false;
   };
   int counter = 0;
+  // DequantizeLinear takes an axis from opset 13 on: below it an inserted Mul's 1/s constant could only be
+  // quantized per tensor (one scale for values far apart: worse than no smoothing), so such inputs are skipped.
+  const bool per_channel_constants = m.default_opset() >= 13;
   auto apply = [&](const Group& gr) {
     const std::string& x = gr.x;
     const auto& ts = gr.ts;
@@ -288,6 +321,9 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
     } else if (o.unfolded == Unfolded::Skip) {
       rep.skipped++;
       return;
+    } else if (!per_channel_constants && !(o.unfolded == Unfolded::Conv && rank == 4 && ax == 1)) {
+      rep.skipped_opset++;
+      return;
     } else if (insert_division(g, x, ts, s, rank, ax, o.unfolded == Unfolded::Conv,
                                fmt::format("{}_smooth{}", x, counter++), rep)) {
       rep.inserted_conv++;
@@ -308,7 +344,7 @@ SmoothReport smooth_quant(ir::Model& m, const ChannelStats& stats, const SmoothQ
 
 SmoothReport apply_smooth_quant(ir::Model& m, const data::DatasetPtr& data, int64_t batch_size,
                                 const SmoothQuantOptions& o) {
-  auto stats = measure_channel_absmax(m, smooth_targets(m.graph), data, batch_size);
+  auto stats = measure_channel_absmax(m, smooth_targets(m.graph, o.selected), data, batch_size);
   auto rep = smooth_quant(m, stats, o);
   OQ_INFO("SmoothQuant (alpha {}): {} layers smoothed, {} divisions folded into producers, {} Mul nodes inserted, "
           "{} channels left unscaled (zero on all calibration data or zero weights)",
@@ -319,6 +355,13 @@ SmoothReport apply_smooth_quant(ir::Model& m, const data::DatasetPtr& data, int6
   if (o.unfolded == Unfolded::Skip)
     OQ_INFO("SmoothQuant (SmoothQuantUnfolded: skip): {} inputs whose division could not be folded left unsmoothed, "
             "with their layers", rep.skipped);
+  if (rep.skipped_opset)
+    OQ_WARN("SmoothQuant: opset {} < 13 has no per-channel DequantizeLinear for an inserted Mul's 1/s constant: {} "
+            "inputs whose division could not be folded left unsmoothed with their layers (as SmoothQuantUnfolded: "
+            "skip does); only the folded divisions remain", m.default_opset(), rep.skipped_opset);
+  if (rep.mixed_axes)
+    OQ_INFO("SmoothQuant: {} inputs left unsmoothed with their layers: the layers reading them take their channels "
+            "on different axes (a Conv and a Gemm / MatMul) or in different counts", rep.mixed_axes);
   return rep;
 }
 

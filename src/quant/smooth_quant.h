@@ -12,12 +12,17 @@
 // QuantOptions::channel_constants). SmoothQuantOptions::unfolded changes that: Conv writes the division of a 4-D
 // input (channel axis 1) as a depthwise 1x1 Conv (group C, weight 1/s as [C,1,1,1], no bias), quantized as any
 // Conv weight, which ONNX Runtime fuses into a QLinearConv (other ranks keep the Mul); Skip leaves such an input
-// and its targets unsmoothed. The rewritten float model computes the same outputs.
+// and its targets unsmoothed. Below opset 13 (no per-channel DequantizeLinear) an input that would get a Mul is
+// skipped instead (SmoothReport::skipped_opset). Only the layers SmoothQuantOptions::selected accepts are targets
+// (the nodes quantization will quantize): a layer kept in float is neither smoothed nor given a division.
+// Non-finite values (NaN, ±inf) in the measured inputs are left out of max|X_j|, as the calibrator's ranges
+// leave them out; a channel with no finite value keeps s = 1. The rewritten float model computes the same outputs.
 // Order: the inputs are processed downstream first (reverse topological order of their first target), each s
 // computed from the maxima measured on the original model and the current weights, then applied. A layer that is
 // both smoothed and the producer a downstream 1/s' is folded into thus gets its s from W[o, j] / s'_o, the
 // weight it is quantized with, and ends as W[o, j]·s_j / s'_o, whatever the tensor names.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,6 +39,9 @@ struct SmoothQuantOptions {
   double alpha = 0.5;
   bool folding = true;
   Unfolded unfolded = Unfolded::Mul;
+  // The layers quantization will quantize (should_quantize_node with the run's options): only those are smoothed.
+  // Empty: every layer.
+  std::function<bool(const ir::Node&)> selected = nullptr;
 };
 
 struct SmoothTarget {
@@ -42,14 +50,16 @@ struct SmoothTarget {
   int w_axis = 0;  // input-channel axis of the weight
 };
 
-// The targets of a graph (nodes in file order).
-std::vector<SmoothTarget> smooth_targets(const ir::Graph& g);
+// The targets of a graph (nodes in file order) among the nodes `selected` accepts (empty: all).
+std::vector<SmoothTarget> smooth_targets(const ir::Graph& g, const std::function<bool(const ir::Node&)>& selected = {});
 
 // Per-channel max|x| of the targets' inputs (channel axis 1 for Conv, the last axis otherwise), streamed over
-// the data; also the rank each input had.
+// the data, non-finite values left out; also the rank each input had, and per input the number of non-finite
+// values left out and of channels with no finite value (their absmax is 0: s = 1).
 struct ChannelStats {
   std::map<std::string, std::vector<float>> absmax;
   std::map<std::string, int64_t> rank;
+  std::map<std::string, int64_t> nonfinite, channels_without_finite;
 };
 ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<SmoothTarget>& targets,
                                     const data::DatasetPtr& data, int64_t batch_size);
@@ -59,6 +69,8 @@ struct SmoothReport {
   int inserted_conv = 0;    // Unfolded::Conv: depthwise 1x1 Convs written
   int mul_not_4d = 0;       // Unfolded::Conv: inputs of another rank, given a Mul instead
   int skipped = 0;          // Unfolded::Skip: inputs left unsmoothed (their targets too)
+  int skipped_opset = 0;    // opset < 13: inputs that would have got a Mul, left unsmoothed (their targets too)
+  int mixed_axes = 0;       // inputs left unsmoothed: their targets disagree on the channel axis or count
   int neutral_channels = 0;  // s = 1: the channel's max|x| or max|w| is 0
   // The inserted Muls' 1/s initializers and their channel axis (for QuantOptions::channel_constants).
   std::map<std::string, int> inv_scales;

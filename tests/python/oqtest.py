@@ -167,3 +167,44 @@ def sanitized_binary():
     space, so a test that limits RLIMIT_AS (ulimit -v) skips that part."""
     with open(BIN, "rb") as f:
         return b"__asan_init" in f.read()
+
+
+# Options under which a QDQ model keeps every float value of the model it quantized: weights and the other quantized
+# constants stay float, each followed by its own QuantizeLinear -> DequantizeLinear (AddQDQPairToWeight), biases stay
+# float (QuantizeBias False) and Relu / Clip stay (QDQKeepRemovableActivations). strip_qdq then recovers that float
+# model, e.g. the one SmoothQuant rewrote (the rewrite itself is not written anywhere).
+FLOAT_VALUES_OPTS = ["quantization.onnx_extra_options.AddQDQPairToWeight=True",
+                     "quantization.onnx_extra_options.QuantizeBias=False",
+                     "quantization.onnx_extra_options.QDQKeepRemovableActivations=True"]
+
+
+def strip_qdq(model):
+    """The float model under a QDQ model (a path or an onnx.ModelProto, left as it is): each DequantizeLinear that
+    reads a QuantizeLinear goes with it, its readers reading the QuantizeLinear's input instead (where it is a graph
+    output, that input takes its name). With FLOAT_VALUES_OPTS that is the float model that was quantized, value for value, with its
+    names; a DequantizeLinear of an integer constant is left as it is."""
+    import onnx
+    from onnx import helper
+    m = onnx.load(model) if isinstance(model, str) else onnx.ModelProto.FromString(model.SerializeToString())
+    q_in = {n.output[0]: n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+    alias = {n.output[0]: q_in[n.input[0]] for n in m.graph.node
+             if n.op_type == "DequantizeLinear" and n.input[0] in q_in}
+    graph_inputs = {i.name for i in m.graph.input}
+    rename = {}  # a graph output's float tensor -> the output's name
+    for o in m.graph.output:
+        if o.name in alias and alias[o.name] not in graph_inputs:
+            rename[alias.pop(o.name)] = o.name
+    nodes = []
+    for n in m.graph.node:
+        if n.op_type == "QuantizeLinear" or (n.op_type == "DequantizeLinear" and n.input[0] in q_in):
+            if n.output[0] in alias and n.output[0] in {o.name for o in m.graph.output}:
+                nodes.append(helper.make_node("Identity", [alias[n.output[0]]], [n.output[0]], name=n.name))
+            continue
+        for i, t in enumerate(n.input):
+            n.input[i] = rename.get(alias.get(t, t), alias.get(t, t))
+        for i, t in enumerate(n.output):
+            n.output[i] = rename.get(t, t)
+        nodes.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    return m

@@ -24,7 +24,7 @@ from onnx import helper as oh
 from onnx import numpy_helper as nh
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import FLOAT_VALUES_OPTS, TESTDATA, Runner, run_oq, strip_qdq, tmpdir  # noqa: E402
 from test_inspection import shuffled_permutation  # noqa: E402  (std::mt19937_64 + Fisher-Yates in Python)
 
 CONFIG = "examples/digits/user_config.yaml"
@@ -124,9 +124,10 @@ def smooth_quant_chain_names():
         m = make_model([oh.make_node("Conv", ["x", "w1", "b1"], [h], pads=[1, 1, 1, 1]),
                         oh.make_node("Conv", [h, "w2", "b2"], ["y"])],
                        {"w1": w1, "b1": b1, "w2": w2, "b2": b2}, ("x", [None, 3, 8, 8]), [("y", [None, 5, 8, 8])])
-        qm, mp = quantize(m, x, ["quantization.onnx_quant_parameters.op_types_to_quantize=[Softmax]",
-                                 "quantization.onnx_extra_options.SmoothQuant=True",
-                                 f"quantization.onnx_extra_options.SmoothQuantAlpha={alpha}"])
+        # The smoothed float model: float values kept in the QDQ model, its Q/DQ pairs stripped (oqtest.strip_qdq).
+        qm, mp = quantize(m, x, FLOAT_VALUES_OPTS + ["quantization.onnx_extra_options.SmoothQuant=True",
+                                                     f"quantization.onnx_extra_options.SmoothQuantAlpha={alpha}"])
+        qm = strip_qdq(qm)
         # numpy: s_j = max|X_j|^a / max|W_j|^(1−a), X measured in onnxruntime on the original model, downstream
         # first: s_h from the original w2, then s_x from w1 with 1/s_h folded into its output channels
         mh = onnx.load(mp)

@@ -23,7 +23,7 @@ from onnx import helper as oh
 from onnx import numpy_helper as nh
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import FLOAT_VALUES_OPTS, TESTDATA, Runner, run_oq, strip_qdq, tmpdir  # noqa: E402
 
 CONFIG = "examples/digits/user_config.yaml"
 KEY = "quantization.onnx_extra_options.SmoothQuantUnfolded"
@@ -113,10 +113,12 @@ def float_model_each_mode():
     ref = run(m.SerializeToString(), x)
     orig = {i.name: nh.to_array(i) for i in m.graph.initializer}
     for mode in ("mul", "conv", "skip"):
-        # op_types_to_quantize [Softmax] (none in the model): the written model is the smoothed float model.
-        path, log = quantize(m, mode, ["quantization.onnx_quant_parameters.op_types_to_quantize=[Softmax]"])
-        sm = onnx.load(path)
-        got = run(path, x)
+        # Float values kept (FLOAT_VALUES_OPTS) and the Q/DQ pairs stripped: the smoothed float model. (Quantizing
+        # nothing, op_types_to_quantize [Softmax], no longer gives it: SmoothQuant smooths only quantized layers.)
+        path, log = quantize(m, mode, FLOAT_VALUES_OPTS)
+        sm = strip_qdq(path)
+        assert not any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in sm.graph.node)
+        got = run(sm.SerializeToString(), x)
         rel = float(np.abs(got - ref).max() / np.abs(ref).max())
         assert rel <= 1e-4, f"{mode}: smoothed model off by {rel} (relative)"
         w = {i.name: nh.to_array(i) for i in sm.graph.initializer}

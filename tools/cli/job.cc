@@ -1,6 +1,7 @@
 // Preparing a quantization job: the model (loaded once, pre-processed, converted), the data, the outputs.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +123,35 @@ static void check_float16_model(const Job& job) {
           "scales are written in float16", job.model_path);
 }
 
+// Whether `name` is one SmoothQuant may create in front of a tensor t of g: `<t>_smooth<N>_out` (the divided input)
+// or `<t>_smooth<N>_inv_scale` (its 1/s constant), the names inspection reports and suggests overrides for.
+static bool smooth_quant_name(const ir::Graph& g, const std::string& name) {
+  const size_t at = name.rfind("_smooth");
+  if (at == std::string::npos || at == 0) return false;
+  size_t i = at + 7, digits = 0;
+  while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i]))) ++i, ++digits;
+  const std::string rest = name.substr(i);
+  if (digits == 0 || (rest != "_out" && rest != "_inv_scale")) return false;
+  const std::string t = name.substr(0, at);
+  if (g.is_graph_input(t)) return true;
+  for (const auto& n : g.nodes)
+    if (std::find(n.outputs.begin(), n.outputs.end(), t) != n.outputs.end()) return true;
+  return false;
+}
+
+// The overrides checked before calibration (a wrong name fails at once). With SmoothQuant, the names it may create
+// are let through here and checked once it has run (apply_float_rewrites), against the rewritten graph.
+static void validate_overrides_early(const Job& job) {
+  if (!job.cfg.quantization.extra.smooth_quant) return quant::validate_overrides(job.prepared.graph, job.qopts);
+  quant::QuantOptions o = job.qopts;
+  for (auto* m : {&o.weight_overrides, &o.activation_overrides})
+    std::erase_if(*m, [&](const auto& kv) {
+      return kv.second.source != quant::OverrideSource::TensorQuantOverrides &&
+             smooth_quant_name(job.prepared.graph, kv.first);
+    });
+  quant::validate_overrides(job.prepared.graph, o);
+}
+
 ir::Model load_runnable_model(const std::string& path) {
   ir::Model m = onnx::load_model(path);
   // The file's nodes numbered before the inliner creates the bodies' nodes, as ORT's Graph numbers them
@@ -210,7 +240,7 @@ void prepare_model(Job& job) {
             "at opset 27 or lower, with quantization.target_opset 27 or lower, stays runnable in onnxruntime)",
             job.prepared.default_opset());
   quant::check_opset_support(job.qopts, static_cast<int>(job.prepared.default_opset()));
-  quant::validate_overrides(job.prepared.graph, job.qopts);  // before calibration: a wrong override fails at once
+  validate_overrides_early(job);  // before calibration: a wrong override fails at once
   check_float16_model(job);
   phase.done("opset conversion and checks");
   job.export_dir = (fs::path(job.output_dir) / cfg.quantization.export_dir).string();

@@ -2,8 +2,10 @@
 
 #include "core/log.h"
 #include "data/loader.h"
+#include "quant/annotate.h"
 #include "quant/bias_correction.h"
 #include "quant/cross_layer_eq.h"
+#include "quant/overrides.h"
 #include "quant/qparams.h"
 #include "quant/smooth_quant.h"
 #include "quant/weight_quantizers.h"
@@ -39,8 +41,13 @@ std::string apply_float_rewrites(Job& job, const data::DatasetPtr& calib) {
     case config::SmoothQuantUnfolded::Conv: so.unfolded = quant::Unfolded::Conv; break;
     case config::SmoothQuantUnfolded::Skip: so.unfolded = quant::Unfolded::Skip; break;
   }
+  // Only the layers quantization quantizes: one the user keeps in float (nodes_to_exclude, nodes_to_quantize,
+  // op_types_to_quantize) is neither smoothed nor given a division.
+  so.selected = [&job](const ir::Node& n) { return quant::should_quantize_node(n, job.qopts); };
   auto rep = quant::apply_smooth_quant(job.prepared, calib, std::max<int64_t>(job.cfg.dataset.batch_size, 1), so);
   job.qopts.channel_constants.insert(rep.inv_scales.begin(), rep.inv_scales.end());
+  // The overrides of tensors SmoothQuant creates (prepare_model let them through): checked now, before calibration.
+  quant::validate_overrides(job.prepared.graph, job.qopts);
   return fmt::format("_squant{}", x.smooth_quant_alpha);
 }
 
