@@ -251,11 +251,13 @@ struct Annotator {
   // Returns whether the bias will be an int32 bias (so far: a later reader can still make it a constant).
   bool bias(ir::Node& n, size_t idx, double beta) {
     const std::string b = n.input(idx);
-    if (!o.quantize_bias) return false;
-    if (o.weight_overrides.count(b)) {  // user overrides: treat the bias as a regular weight
+    // User overrides: treat the bias as a regular weight, with or without QuantizeBias (ORT's quantize_bias_tensor
+    // looks at the overrides first; QuantizeBias only decides the int32 path).
+    if (o.weight_overrides.count(b)) {
       weight(b, 0);
       return false;
     }
+    if (!o.quantize_bias) return false;
     const auto* init = g.find_initializer(b);
     if (!float_init(init)) return false;
     const DType ft = float_type(b);

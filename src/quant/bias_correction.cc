@@ -1,5 +1,8 @@
 #include "quant/bias_correction.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/log.h"
 #include "exec/session.h"
 #include "quant/graph_util.h"
@@ -19,7 +22,8 @@ int64_t weight_index(const LayerView& v, int64_t o, int64_t j) {
 }
 
 // ConvTranspose: output position o = i·stride − pad_begin + tap·dilation; the column of (channel, tap) sums
-// the inputs whose o falls inside the output. Returns the output size (positions per sample).
+// the inputs whose o falls inside the output (a non-finite one is left out and counted in m.skipped). Returns the
+// output size (positions per sample).
 int64_t accumulate_transposed(InputMeans& m, const Tensor& xin) {
   const LayerView& v = m.view;
   Tensor x = xin.dtype() == DType::Float ? xin : xin.cast(DType::Float);
@@ -32,23 +36,35 @@ int64_t accumulate_transposed(InputMeans& m, const Tensor& xin) {
   const int64_t OW = v.strides[1] * (IW - 1) + v.output_padding[1] + (KW - 1) * v.dilations[1] + 1 - v.pads[1] - v.pads[3];
   const float* xd = x.data<float>();
   std::vector<double> rows(static_cast<size_t>(IH));
+  std::vector<int64_t> bad(static_cast<size_t>(IH));
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
       const float* src = xd + (n * C + c) * IH * IW;
-      double* s = m.sum.data() + (c / cg) * v.k + (c % cg) * KH * KW;
+      const int64_t col = (c / cg) * v.k + (c % cg) * KH * KW;
+      double* s = m.sum.data() + col;
+      int64_t* sk = m.skipped.data() + col;
       for (int64_t b = 0; b < KW; ++b) {
         for (int64_t ih = 0; ih < IH; ++ih) {  // per input row: the inputs whose column lands inside
           double a = 0.0;
+          int64_t nb = 0;
           for (int64_t iw = 0; iw < IW; ++iw) {
             int64_t ow = iw * v.strides[1] - v.pads[1] + b * v.dilations[1];
-            if (ow >= 0 && ow < OW) a += src[ih * IW + iw];
+            if (ow < 0 || ow >= OW) continue;
+            const float xv = src[ih * IW + iw];
+            if (std::isfinite(xv))
+              a += xv;
+            else
+              ++nb;
           }
           rows[static_cast<size_t>(ih)] = a;
+          bad[static_cast<size_t>(ih)] = nb;
         }
         for (int64_t a = 0; a < KH; ++a)
           for (int64_t ih = 0; ih < IH; ++ih) {
             int64_t oh = ih * v.strides[0] - v.pads[0] + a * v.dilations[0];
-            if (oh >= 0 && oh < OH) s[a * KW + b] += rows[static_cast<size_t>(ih)];
+            if (oh < 0 || oh >= OH) continue;
+            s[a * KW + b] += rows[static_cast<size_t>(ih)];
+            sk[a * KW + b] += bad[static_cast<size_t>(ih)];
           }
       }
     }
@@ -158,16 +174,29 @@ void InputMeansCollector::observe(const std::string& name, const Tensor& x) {
   for (const auto& w : it->second) {
     InputMeans& m = means_[w];
     const int64_t k = m.view.k;
-    if (m.sum.empty()) m.sum.assign(static_cast<size_t>(m.view.groups * k), 0.0);
+    if (m.sum.empty()) {
+      m.sum.assign(static_cast<size_t>(m.view.groups * k), 0.0);
+      m.skipped.assign(static_cast<size_t>(m.view.groups * k), 0);
+    }
     if (m.view.op_type == "ConvTranspose") {
       m.rows += accumulate_transposed(m, x);
       continue;
     }
     for_each_im2col(m.view, x, [&](const std::vector<float>& col, int64_t P, int64_t grp) {
       double* s = m.sum.data() + grp * k;
+      int64_t* sk = m.skipped.data() + grp * k;
       for (int64_t j = 0; j < k; ++j) {
+        const float* c = col.data() + j * P;
         double a = 0.0;
-        for (int64_t p = 0; p < P; ++p) a += col[static_cast<size_t>(j * P + p)];
+        for (int64_t p = 0; p < P; ++p) a += c[p];
+        if (!std::isfinite(a)) {  // a NaN or an infinity in the column: sum the finite values only
+          a = 0.0;
+          for (int64_t p = 0; p < P; ++p)
+            if (std::isfinite(c[p]))
+              a += c[p];
+            else
+              ++sk[j];
+        }
         s[j] += a;
       }
       if (grp == 0) m.rows += P;
@@ -178,6 +207,13 @@ void InputMeansCollector::observe(const std::string& name, const Tensor& x) {
 InputMeansMap InputMeansCollector::take() {
   InputMeansMap out = std::move(means_);
   std::erase_if(out, [](const auto& kv) { return kv.second.rows == 0; });
+  for (const auto& [w, m] : out) {
+    const auto empty = std::count(m.skipped.begin(), m.skipped.end(), m.rows);
+    if (empty)
+      OQ_WARN("Bias correction: {} '{}' (weight '{}'): {} of its {} input columns have no finite value on the "
+              "calibration data; the output channels that read them keep their bias", m.view.op_type, m.view.node, w,
+              empty, m.skipped.size());
+  }
   return out;
 }
 
@@ -198,14 +234,20 @@ std::vector<double> expected_shift(const Tensor& w, const Tensor& wq, const Inpu
   if (m.rows == 0) return shift;
   const float* a = w.data<float>();
   const float* q = wq.data<float>();
+  const double rows = static_cast<double>(m.rows);
   for (int64_t o = 0; o < R * v.groups; ++o) {
     const double* s = m.sum.data() + (o / R) * k;
+    const int64_t* sk = m.skipped.data() + (o / R) * k;
     double acc = 0.0;
     for (int64_t j = 0; j < k; ++j) {
       int64_t i = weight_index(v, o, j);
-      acc += (static_cast<double>(a[i]) - static_cast<double>(q[i])) * s[j];
+      // rows × the column's mean over its finite values (NaN when it has none)
+      const double col = sk[j] == 0 ? s[j]
+                         : sk[j] < m.rows ? s[j] * rows / static_cast<double>(m.rows - sk[j])
+                                          : std::nan("");
+      acc += (static_cast<double>(a[i]) - static_cast<double>(q[i])) * col;
     }
-    shift[static_cast<size_t>(o)] = acc / static_cast<double>(m.rows);
+    shift[static_cast<size_t>(o)] = acc / rows;
   }
   return shift;
 }
@@ -231,7 +273,10 @@ int correct_biases(ir::Graph& g, const ir::Graph& original, const std::vector<Bi
     float* d = nb.data<float>();
     // Gemm: Y = alpha·A·B + beta·C, so the output shift is alpha·shift and C moves by alpha/beta × shift.
     const double f = t.alpha / t.beta;
-    for (int64_t o = 0; o < C; ++o) d[o] = static_cast<float>(d[o] + shift[static_cast<size_t>(o)] * f);
+    for (int64_t o = 0; o < C; ++o) {
+      const float c = static_cast<float>(d[o] + shift[static_cast<size_t>(o)] * f);
+      if (std::isfinite(c)) d[o] = c;  // never a NaN or infinite bias (a column without a finite value: no shift)
+    }
     b->tensor = std::move(nb);
     ++done;
   }

@@ -25,11 +25,14 @@
 
 namespace oq::quant {
 
-// Sum of each im2col column of a layer's input over the data (per group), and the number of rows summed.
+// Sum of each im2col column of a layer's input over the data (per group), and the number of rows summed. A NaN
+// or infinite value is left out of its column's sum and counted in `skipped` (as the calibrator's ranges ignore
+// such values): column j's mean is sum[j] / (rows − skipped[j]).
 struct InputMeans {
   LayerView view;
-  std::vector<double> sum;  // groups × k
-  int64_t rows = 0;         // im2col rows per group
+  std::vector<double> sum;       // groups × k
+  std::vector<int64_t> skipped;  // groups × k: non-finite values left out of the column
+  int64_t rows = 0;              // im2col rows per group
 };
 using InputMeansMap = std::map<std::string, InputMeans>;  // by weight name
 
@@ -58,6 +61,7 @@ class InputMeansCollector {
   explicit InputMeansCollector(const std::vector<LayerView>& layers);
   void observe(const std::string& name, const Tensor& v);
   bool empty() const { return by_input_.empty(); }
+  // The means; warns once per layer that has a column without any finite value (its channels keep their bias).
   InputMeansMap take();
 
  private:
@@ -69,12 +73,14 @@ class InputMeansCollector {
 InputMeansMap collect_input_means(const ir::Model& m, const data::DatasetPtr& data, int64_t batch_size);
 
 // Σ_j (W − Wq)[o, j] · E[col_j] per output channel o (the layer's output order); w and wq in the stored layout.
+// NaN for a channel that reads a column without a finite value (its expectation is unknown).
 std::vector<double> expected_shift(const Tensor& w, const Tensor& wq, const InputMeans& m);
 
 // Sets each target's bias initializer in `g` to original + shift · alpha / beta, where original is the bias in
 // `original` (the float graph) and the shift uses Q(W) = weight_fake_quant(values or W, params[weight]).
 // Targets without a bias, an unquantized weight, input means, a private float bias of one value per output
-// channel, or with beta 0 are left alone. Returns the number of biases corrected.
+// channel, or with beta 0 are left alone; so is each channel whose corrected value would not be finite (a shift
+// of NaN: see expected_shift). Returns the number of biases corrected.
 int correct_biases(ir::Graph& g, const ir::Graph& original, const std::vector<BiasTarget>& targets,
                    const ParamMap& params, const std::map<std::string, Tensor>& weight_values,
                    const InputMeansMap& means);

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/names.h"
+#include "quant/annotate.h"
 
 namespace oq::quant {
 
@@ -78,6 +79,24 @@ void place_tensor_quant_overrides(const ir::Graph& g, const std::map<std::string
   }
 }
 
+// A per-channel `axis` on the weight of a quantized Conv / ConvTranspose / Gemm must be that node's output-channel
+// axis (Conv 0, ConvTranspose 1, Gemm 0 with transB, else 1): its int32 bias takes input scale × weight scale per
+// output channel, and a QLinearConv takes one filter scale per output channel. ORT raises on another axis when the
+// node has a bias (or writes a model its own QLinearConv refuses when not). `rank_axis`: the axis, normalized.
+// MatMul and the other readers take any axis (QDQOpTypePerChannelSupportToAxis).
+static void check_channel_axis(const ir::Graph& g, const QuantOptions& o, const std::string& what,
+                               const std::string& name, int64_t axis, int64_t rank_axis) {
+  for (const auto& n : g.nodes) {
+    if ((n.op_type != "Conv" && n.op_type != "ConvTranspose" && n.op_type != "Gemm") || n.inputs.size() < 2 ||
+        n.input(1) != name || !should_quantize_node(n, o))
+      continue;
+    const int want = default_weight_axis(n);
+    if (rank_axis != want)
+      fail(ErrorKind::Config, "{}: axis {} is not the output-channel axis of {} '{}', which reads '{}' as its weight: "
+           "use axis {} (its bias and filter scales are per output channel)", what, axis, n.op_type, n.name, name, want);
+  }
+}
+
 // ORT's model-dependent rules of TensorQuantOverrides (tensor_quant_overrides.py is_valid, which checks only the
 // first tensor with overrides; onnxquant checks every one), plus the per-channel scale/zero_point count ORT does
 // not check (one dict for several channels writes a DequantizeLinear with one scale on an axis: an invalid model).
@@ -122,6 +141,7 @@ static void check_tqo(const ir::Graph& g, const std::string& name, const TensorO
   if (a < -rank || a >= rank)
     fail(ErrorKind::Config, "{}: axis {} is out of bounds for '{}' (rank {})", key, a, name, rank);
   const int64_t ch = init->tensor.dim(static_cast<int>(a < 0 ? a + rank : a));
+  check_channel_axis(g, o, key, name, a, a < 0 ? a + rank : a);
   auto count = [&](size_t n, const char* what) {
     if (n > 1 && static_cast<int64_t>(n) != ch)
       fail(ErrorKind::Config, "{}: {} channel dicts for {} channels on axis {} (give one dict, or one per channel)",
@@ -187,6 +207,7 @@ void validate_overrides(const ir::Graph& g, const QuantOptions& o) {
         fail(ErrorKind::Config, "{} '{}': axis {} is invalid for a weight of shape {}", wkey, name, a,
              shape_str(init->tensor.shape()));
       int64_t ch = init->tensor.dim(static_cast<int>(a < 0 ? a + rank : a));
+      check_channel_axis(g, o, fmt::format("{} '{}'", wkey, name), name, a, a < 0 ? a + rank : a);
       if (!ov.scale.empty() && static_cast<int64_t>(ov.scale.size()) != ch)
         fail(ErrorKind::Config, "{} '{}': {} scale/zero_point values for {} channels on axis {}", wkey, name,
              ov.scale.size(), ch, a);
@@ -229,12 +250,21 @@ void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::
   // The operator types (op_types_to_quantize, ...) are checked when the config is loaded: they need no model.
 }
 
-void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan) {
+void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan, const ir::Graph& g, const TypeMap& types) {
+  auto type_of = [&](const std::string& t) {
+    if (const auto* init = g.find_initializer(t)) return init->tensor.dtype();
+    auto it = types.find(t);
+    return it == types.end() ? DType::Undefined : it->second;
+  };
   for (const auto* m : {&o.weight_overrides, &o.activation_overrides})
     for (const auto& [name, ov] : *m)
       if (plan.is_marked(name) && !plan.tensors.at(name).share_from.empty())
         OQ_WARN("{} '{}': the tensor takes the parameters of its producer's input (ONNX Runtime's rule for Reshape, "
                 "Transpose, MaxPool, ...); the override has no effect", override_key(ov.source), name);
+      else if (const DType t = type_of(name); !plan.is_marked(name) && t != DType::Undefined && t != DType::Float &&
+                                              t != DType::Float16)
+        OQ_WARN("{} '{}': the tensor is not a float tensor ({}): only float32 / float16 tensors are quantized; the "
+                "override has no effect", override_key(ov.source), name, dtype_name(t));
       else if (!plan.is_marked(name))
         OQ_WARN("{} '{}': the tensor is not quantized (its nodes are filtered out by op_types_to_quantize, "
                 "nodes_to_quantize or nodes_to_exclude, or a Relu / Clip folded into its producer replaced it); the "

@@ -1,6 +1,7 @@
 // Validation of tensor overrides against the model: each broken rule is a Config error naming the tensor.
 #pragma once
 #include "ir/graph.h"
+#include "quant/annotate.h"
 #include "quant/options.h"
 #include "quant/plan.h"
 
@@ -27,7 +28,8 @@ const TensorOverride* find_override(const QuantOptions& o, const std::string& na
 // carry ORT's names, e.g. "<MatMul>/MatMulAddFusion", which users copy from ORT's pre-processed models).
 void validate_node_filters(const ir::Graph& g, const QuantOptions& o, const ir::Graph* also = nullptr);
 
-// Overrides of tensors the plan does not quantize (their node filtered out or excluded): one warning each.
-void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan);
+// Overrides of tensors the plan does not quantize (their node filtered out or excluded, or not a float tensor:
+// `g` and `types` give the tensors' types): one warning each.
+void warn_unused_overrides(const QuantOptions& o, const QuantPlan& plan, const ir::Graph& g, const TypeMap& types);
 
 }  // namespace oq::quant

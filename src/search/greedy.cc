@@ -1,6 +1,7 @@
 #include "search/greedy.h"
 
 #include <algorithm>
+#include <map>
 
 #include "search/passes.h"
 
@@ -14,6 +15,17 @@ GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double thresh
     return all_int8_score && n_tensors > 0 && std::find(f.begin(), f.end(), false) == f.end();
   };
   std::vector<bool> cur(static_cast<size_t>(n_tensors), false);
+  // Scores by set, as the bisection's cache: phase 2's first trial is the set phase 1 measured one step before
+  // its last (or the all-Int4 set), and its attempt takes that score instead of a second evaluation. A set met
+  // again is always one that failed (phase 2's trials are subsets of a passing set, never that set itself).
+  std::map<std::vector<bool>, double> cache{{cur, all_int4_score}};
+  if (all_int8_score && n_tensors > 0) cache[std::vector<bool>(static_cast<size_t>(n_tensors), true)] = *all_int8_score;
+  auto score = [&](const std::vector<bool>& f) {
+    if (auto it = cache.find(f); it != cache.end()) return it->second;
+    const double s = evaluate(f);
+    cache[f] = s;
+    return s;
+  };
   r.attempts.push_back({cur, all_int4_score, passes(all_int4_score, threshold)});
   if (r.attempts.back().passed) {
     r.answer = 0;
@@ -23,7 +35,7 @@ GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double thresh
   bool passed = false;
   for (int64_t i = n_tensors - 1; i >= 0 && !passed; --i) {
     cur[static_cast<size_t>(i)] = true;
-    double s = all_int8(cur) ? *all_int8_score : evaluate(cur);
+    double s = score(cur);
     passed = passes(s, threshold);
     r.attempts.push_back({cur, s, passed});
   }
@@ -34,7 +46,7 @@ GreedyResult greedy_walk(int64_t n_tensors, double all_int4_score, double thresh
     if (!cur[static_cast<size_t>(i)]) continue;
     std::vector<bool> trial = cur;
     trial[static_cast<size_t>(i)] = false;
-    double s = evaluate(trial);
+    double s = score(trial);
     bool ok = passes(s, threshold);
     r.attempts.push_back({trial, s, ok});
     if (ok) {

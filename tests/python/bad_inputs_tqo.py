@@ -89,5 +89,10 @@ def tqo_model_cases(make_case_bn):
     def mutate(cfg, d):
         ex = cfg["quantization"]["onnx_extra_options"]
         ex["TensorQuantOverrides"] = {"features.0.weight": [{"quant_type": "QInt8"}]}
+    def axis(cfg, d):  # axis 1 of a folded Conv weight: not its output-channel axis (ORT raises)
+        ex = cfg["quantization"]["onnx_extra_options"]
+        ex["TensorQuantOverrides"] = {"ConvBnFusion_W_features.0.weight": [{"axis": 1}]}
     return [("tqo_bn_folded_raw_name", make_case_bn(mutate, [KEY + "features.0.weight",
-                                                           "did you mean 'ConvBnFusion_W_features.0.weight'"]))]
+                                                           "did you mean 'ConvBnFusion_W_features.0.weight'"])),
+            ("tqo_axis_not_conv_channel", make_case_bn(axis, [KEY + "ConvBnFusion_W_features.0.weight", "axis 1",
+                                                             "Conv '", "use axis 0"]))]

@@ -183,7 +183,7 @@ def case_cli_unknown_option():
 
 
 # ---------------------------------------------------------------------------------------------- overrides
-def override_case(weights=None, activations=None, words=(), code=2, **params):
+def override_case(weights=None, activations=None, words=(), code=2, model=MLP, **params):
     def mutate(cfg, d):
         ex = cfg["quantization"]["onnx_extra_options"]
         if weights is not None:
@@ -191,7 +191,7 @@ def override_case(weights=None, activations=None, words=(), code=2, **params):
         if activations is not None:
             ex["activations_tensor_override"] = activations
         cfg["quantization"]["onnx_quant_parameters"].update(params)
-    return config_case(mutate, list(words), code)
+    return config_case(mutate, list(words), code, model=model)
 
 
 OVERRIDE_CASES = [
@@ -214,6 +214,15 @@ OVERRIDE_CASES = [
     ("override_scale_float32_overflow", override_case(weights=[["weights.2", {"scale": 1e39, "zero_point": 0}]],
                                                       words=["weights.2", "float32"])),
     ("override_axis_invalid", override_case(weights=[["weights.1", {"axis": 5}]], words=["weights.1", "axis"])),
+    # An axis other than the reading Conv's / Gemm's output-channel axis (ORT raises, or its QLinearConv refuses the
+    # model; onnxquant used to repeat the weight scales along the bias with i % c).
+    ("override_axis_not_conv_channel", override_case(
+        weights=[["onnx::Conv_215", {"axis": 1}]], model=MOBILENET,
+        words=["quantization.onnx_extra_options.weights_tensor_override 'onnx::Conv_215'", "axis 1",
+               "Conv '/features/features.3/body/body.0/Conv'", "use axis 0"])),
+    ("override_axis_not_gemm_channel", override_case(
+        weights=[["fc.weight", {"axis": -1, "quant_type": "Int8"}]], model=MOBILENET,
+        words=["weights_tensor_override 'fc.weight'", "axis -1", "Gemm '/fc/Gemm'", "use axis 0"])),
     ("override_per_channel_activation", override_case(
         activations=[["/Relu_output_0", {"axis": 1, "scale": [0.1] * 128, "zero_point": [0] * 128}]],
         words=["/Relu_output_0"])),

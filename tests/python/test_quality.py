@@ -2,7 +2,9 @@
 search and SmoothQuant writes models that onnxruntime (graph optimizations disabled) scores to the top-1
 onnxquant reported (±0.3 points), inside the tolerance; default mode with SmoothQuant keeps a valid model whose
 ORT outputs stay close to the float model's, also on a real ST MobileNetV2 with dead ReLU channels; inspection with WeightQuantizer gptq raises the all-4-bit output SNR
-over minmax on the ResNet."""
+over minmax on the ResNet; greedy never evaluates a set twice (its phase 2 reuses phase 1's score, `repeat_of`) and
+answers as its Python replay on the reported scores; an `axis` override does not keep mse away from a weight (its
+scales equal a numpy grid search per column)."""
 import json
 import os
 import sys
@@ -10,6 +12,8 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
+import onnx.helper  # noqa: F401
+import onnx.numpy_helper  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))
 from oqtest import SHARED, TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
@@ -71,6 +75,112 @@ def greedy():
     # Greedy answers pass and are the last passing attempt.
     passed = [i for i, a in enumerate(rep["attempts"]) if a["passed"]]
     assert passed and passed[-1] == rep["answer"]["attempt"]
+
+
+def greedy_walk(n, score, threshold):
+    """The greedy search of docs/config.md, in Python, over a score oracle: the sets it visits and its answer."""
+    cur = [False] * n
+    sets, answer = [tuple(cur)], None
+    if score(cur) >= threshold - 1e-9:
+        return sets, 0
+    ok = False
+    for i in range(n - 1, -1, -1):
+        cur[i] = True
+        sets.append(tuple(cur))
+        ok = score(cur) >= threshold - 1e-9
+        if ok:
+            break
+    if not ok:
+        return sets, None
+    answer = len(sets) - 1 if not all(cur) else None
+    for i in range(n):
+        if cur[i]:
+            trial = list(cur)
+            trial[i] = False
+            sets.append(tuple(trial))
+            if score(trial) >= threshold - 1e-9:
+                cur, answer = trial, len(sets) - 1
+    return sets, answer
+
+
+def greedy_no_set_twice():
+    # Greedy (sensitivity ranking, mse, bias correction, tolerance 0): phase 2's first trial is a set phase 1
+    # measured; its attempt reuses the score (repeat_of), it is not built and scored again (it used to be: one
+    # more "Greedy attempt" pass over the evaluation set). The walk, replayed in Python on the reported scores,
+    # visits the reported sets and gives the reported answer (the old binary's: the same 3 tensors in Int8).
+    rep, p, _ = full_auto(["quantization.iterative_quant_parameters.search=greedy",
+                           "quantization.iterative_quant_parameters.ranking=sensitivity",
+                           "quantization.onnx_extra_options.WeightQuantizer=mse",
+                           "quantization.onnx_extra_options.BiasCorrection=True"], tolerance="0.0")
+    att, n = rep["attempts"], rep["ranked_tensors"]
+    names = [t["name"] if isinstance(t, dict) else t for t in rep["ranking"]]
+    key = lambda a: frozenset(a["int8_tensors"])  # noqa: E731
+    scores = {key(a): a["score"] for a in att}
+    sets, answer = greedy_walk(n, lambda f: scores[frozenset(t for t, b in zip(names, f) if b)], rep["threshold"])
+    assert [frozenset(t for t, b in zip(names, f) if b) for f in sets] == [key(a) for a in att], att
+    assert answer == rep["answer"]["attempt"], (answer, rep["answer"])
+    repeats = [i for i, a in enumerate(att) if any(key(b) == key(a) for b in att[:i])]
+    assert repeats, "phase 2 repeats a set here (the check is not vacuous)"
+    for i in repeats:
+        j = att[i].get("repeat_of")
+        assert j is not None and key(att[j]) == key(att[i]) and att[j]["score"] == att[i]["score"], att[i]
+    evaluated = len(att) - 1 - len(repeats) - sum(a["n_int8"] == n for a in att)  # not all-Int4 / all-Int8
+    logged = sum("Greedy attempt" in line for line in p.stderr.splitlines())
+    assert logged == evaluated, (logged, evaluated)
+
+
+def mse_grid_scales(w, axis, qmin, qmax):
+    """mse's choice per channel along `axis`, recomputed: symmetric scales of [min·r, max·r] for r = 1, 0.99, ...,
+    0.05 (ORT's compute_scale_zp in float32), keeping the first r with the smallest squared error of the weight."""
+    cols = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    out = []
+    for c in cols:
+        best, best_s = np.inf, None
+        for step in range(96):
+            r = 1.0 - 0.95 * step / 95
+            lo, hi = min(float(np.float32(float(c.min()) * r)), 0.0), max(float(np.float32(float(c.max()) * r)), 0.0)
+            s = np.float32(2 * max(-lo, hi) / (qmax - qmin))
+            q = np.clip(np.rint(c / s), qmin, qmax)
+            e = float(((c.astype(np.float64) - (q * s).astype(np.float32)) ** 2).sum())
+            if e < best:
+                best, best_s = e, s
+        out.append(best_s)
+    return np.array(out, np.float32)
+
+
+def mse_with_axis_override():
+    # docs/config.md: an `axis` override alone does not keep WeightQuantizer mse away from a weight (full_auto's own
+    # Int4 choices carry an axis too): with weights_tensor_override {quant_type: Int4, axis: 1} on a Gemm weight
+    # under granularity per_tensor, the written scales are mse's per-column grid search (numpy), not min/max's.
+    rng = np.random.default_rng(15)
+    w = rng.standard_normal((16, 6)).astype(np.float32)
+    w[0, :] *= 6  # an outlier row: mse clips it
+    d = tmpdir()
+    g = onnx.helper.make_graph([onnx.helper.make_node("Gemm", ["x", "w"], ["y"], name="gemm")], "g",
+                               [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 16])],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 6])],
+                               [onnx.numpy_helper.from_array(w, "w")])
+    model = os.path.join(d, "gemm.onnx")
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)]), model)
+    np.savez(os.path.join(d, "calib.npz"), x=rng.uniform(-1, 1, (32, 16)).astype(np.float32))
+    scales = {}
+    for wq in ("minmax", "mse"):
+        out = tmpdir()
+        run_oq(["--config", "examples/digits/user_config.yaml", "--output-dir", out, f"model.model_path={model}",
+                f"dataset.quantization_path={os.path.join(d, 'calib.npz')}", "quantization.operating_mode=default",
+                "quantization.granularity=per_tensor", f"quantization.onnx_extra_options.WeightQuantizer={wq}",
+                "quantization.onnx_extra_options.weights_tensor_override=[['w', {quant_type: Int4, axis: 1}]]"])
+        qfile = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f.endswith("_quant_qdq_pt.onnx")][0]
+        m = onnx.load(qfile)
+        inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+        dqn = [n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.output[0] in
+               [k.input[1] for k in m.graph.node if k.op_type == "Gemm"]][0]
+        assert [a.i for a in dqn.attribute if a.name == "axis"] == [1], dqn
+        scales[wq] = inits[dqn.input[1]]
+        session(qfile).run(None, {"x": np.zeros((1, 16), np.float32)})
+    np.testing.assert_allclose(scales["minmax"], np.abs(w).max(0) * 2 / 15, rtol=1e-6)
+    np.testing.assert_allclose(scales["mse"], mse_grid_scales(w, 1, -8, 7), rtol=1e-6)
+    assert not np.allclose(scales["mse"], scales["minmax"], rtol=1e-3), scales  # mse really re-chose them
 
 
 def default_smooth_quant_float_equal():
@@ -137,6 +247,8 @@ if __name__ == "__main__":
     r.run("full_auto mse static", mse_static)
     r.run("full_auto gptq + sensitivity + SmoothQuant alpha 0.1", gptq_sensitivity_smooth_quant)
     r.run("full_auto greedy mse tolerance 0.3", greedy)
+    r.run("full_auto greedy: no set evaluated twice, the walk's answer", greedy_no_set_twice)
+    r.run("mse with an axis override: per-column mse scales (numpy)", mse_with_axis_override)
     r.run("default SmoothQuant without folding", default_smooth_quant_float_equal)
     r.run("default SmoothQuant on a real model with dead channels", smooth_quant_real_model)
     r.run("inspection gptq vs minmax output SNR", gptq_raises_output_snr)

@@ -7,7 +7,9 @@ the outputs of ORT's model. Every key is exercised: quant_type (16- and 4-bit at
 symmetric, reduce_range, rmin / rmax, axis (one dict for every channel, one dict per channel), convert (every
 reader, recv_nodes, a graph output, its own parameters, its effect on biases, Relu folding and MaxPool sharing),
 overrides on a bias, on a tensor a Relu folds away and on a MaxPool output (ORT ignores both), and ORT's
-weight-scale adjustment for an int32 bias with an overridden weight; full_auto keeps a user's weight override.
+weight-scale adjustment for an int32 bias with an overridden weight, an overridden bias under QuantizeBias False
+(quantized as a weight, as ORT does); an override on an int64 tensor warns that it is not a float tensor; full_auto
+keeps a user's weight override.
 
 The overrides go to ORT with numpy values where it needs them: an activation's scale / zero_point must be numpy
 arrays and rmin / rmax numpy floats (ORT 1.32 raises AttributeError on Python numbers there, docs/conformance.md);
@@ -24,7 +26,7 @@ from onnx import helper
 from onnxruntime.quantization import QuantType
 
 sys.path.insert(0, os.path.dirname(__file__))
-from oqtest import Runner, run_oq, tmpdir  # noqa: E402
+from oqtest import Runner, default_mode_config, run_oq, tmpdir  # noqa: E402
 from test_op_parity import compare_with_ort, conv, img, init, model, qdq_counts, quantize_both, rnd  # noqa: E402
 from test_quant_parity import compare  # noqa: E402
 from test_quant_parity import quantize_both as quantize_both_testdata  # noqa: E402
@@ -85,11 +87,13 @@ def two_readers():
     return m
 
 
-def both(m, x, tqo, per_channel=True, opset=13, **filters):
+def both(m, x, tqo, per_channel=True, opset=13, extra=None, oq_extra=None, **filters):
     """quantize_static and onnxquant with the same TensorQuantOverrides (and node filters: nodes_to_exclude,
-    op_types); returns (ORT model, ours) after the checks of the module docstring."""
-    ort_out, ours, _ = quantize_both(m, x, per_channel, extra={"TensorQuantOverrides": for_ort(tqo)}, opset=opset,
-                                     oq_extra={"TensorQuantOverrides": json.dumps(tqo)}, **filters)
+    op_types; `extra`: more extra_options for both, `oq_extra` replaces keys for onnxquant only); returns (ORT model,
+    ours) after the checks of the module docstring."""
+    ort_out, ours, _ = quantize_both(m, x, per_channel, extra={"TensorQuantOverrides": for_ort(tqo), **(extra or {})},
+                                     opset=opset, **filters,
+                                     oq_extra={"TensorQuantOverrides": json.dumps(tqo), **(oq_extra or {})})
     a, b = compare_with_ort(ort_out, ours)
     assert qdq_counts(a) == qdq_counts(b), (qdq_counts(a), qdq_counts(b))
     sa, sb = scales(a), scales(b)  # compare_with_ort skips the `_convert` ones
@@ -146,8 +150,10 @@ def per_channel_keys():
                 {"W1": [{"axis": 0, "rmin": -0.2, "rmax": 0.2}]},  # ORT: channel 0 only
                 {"W2": [{"axis": 0, "rmin": -0.1 * (i + 1), "rmax": 0.1 * (i + 1)} for i in range(4)]},
                 {"W2": [{"axis": 0, "scale": 0.001 * (i + 1), "zero_point": 0} for i in range(4)]},
-                {"W2": [{"axis": 0, "quant_type": "QUInt8", "scale": 0.002, "zero_point": 100 + i} for i in range(4)]},
-                {"W2": [{"axis": 1}]}):
+                {"W2": [{"axis": 0, "quant_type": "QUInt8", "scale": 0.002, "zero_point": 100 + i} for i in range(4)]}):
+        # (`{"W2": [{"axis": 1}]}`, the input channels of a Conv weight, is refused since the twentieth session: ORT
+        # writes bias scales from the input channels' weight scales, and its QLinearConv fusion then computes with
+        # them as output-channel scales; tests/python/test_bad_inputs.py, override_axis_not_conv_channel.)
         for pc in (True, False):  # a per-channel override makes the weight per channel whatever the granularity
             a, b = both(m, x, tqo, per_channel=pc, opset=21)
             w = [t for t in b.graph.initializer if t.name == list(tqo)[0] + "_scale"][0]
@@ -176,6 +182,45 @@ def interactions():
     # A MaxPool output takes its input's parameters: ORT ignores an override there.
     a, b = both(pool_graph(), x, {"p": [{"quant_type": "QUInt8"}], "c1": [{"rmin": -4.0, "rmax": 4.0}]})
     assert "p_scale" not in scales(b) and np.isclose(scales(b)["c1_scale"], 8 / 255, rtol=1e-6)
+
+
+def bias_override_without_quantize_bias():
+    # QuantizeBias: False and an override on a bias: ORT's quantize_bias_tensor looks at the overrides first and
+    # quantizes that bias as a weight of the override (b2_quantized / b2_scale / b2_zero_point, a DequantizeLinear
+    # into conv2), the other biases stay float. onnxquant used to leave it float and warn that a node filter or a
+    # Relu / Clip fold made the override useless. The same through weights_tensor_override.
+    m, x = graph(13), img(8)
+    for pc in (True, False):
+        for oq in (None, {"TensorQuantOverrides": "{}", "weights_tensor_override": '[["b2", {"quant_type": "Int8"}]]'}):
+            a, b = both(m, x, {"b2": [{"quant_type": "QInt8"}]}, per_channel=pc, extra={"QuantizeBias": False},
+                        oq_extra=oq)
+            for q in (a, b):
+                names = {t.name for t in q.graph.initializer}
+                assert {"b2_quantized", "b2_scale", "b2_zero_point"} <= names and "b1" in names, sorted(names)
+                dq = [n for n in q.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "b2_quantized"]
+                assert len(dq) == 1 and [n for n in q.graph.node if dq[0].output[0] in n.input][0].op_type == "Conv"
+    # The bias as a weight of the override: symmetric Int8 over its own range (|b2|max / 127), by hand.
+    b2 = onnx.numpy_helper.to_array([t for t in m.graph.initializer if t.name == "b2"][0])
+    assert np.isclose(scales(b)["b2_scale"], np.abs(b2).max() / 127, rtol=1e-6), (scales(b)["b2_scale"], b2)
+
+
+def override_on_non_float_tensor():
+    # An override on an int64 tensor (a Reshape's shape) has no effect: the warning says it is not a float tensor
+    # (it used to blame node filters or a Relu / Clip fold, neither of which is involved here).
+    m = model([conv("input", "c1", "W1", "b1", "conv1"), helper.make_node("Reshape", ["c1", "shp"], ["y"], name="rs")],
+              [init("W1", rnd(50, (4, 3, 3, 3))), init("b1", rnd(51, (4,), 0.1)), init("shp", np.array([1, -1], np.int64))],
+              [1, 3, 8, 8], [1, 256])
+    d = tmpdir()
+    onnx.save(m, os.path.join(d, "m.onnx"))
+    np.savez(os.path.join(d, "calib.npz"), input=img(8))
+    for key, value in (("weights_tensor_override", '[["shp", {"quant_type": "Int8"}]]'),
+                       ("TensorQuantOverrides", '{"shp": [{"quant_type": "QInt8"}]}')):
+        cfg = os.path.join(d, key + ".yaml")
+        with open(cfg, "w") as f:
+            f.write(default_mode_config(os.path.join(d, "m.onnx"), os.path.join(d, "calib.npz"), extra={key: value}))
+        p = run_oq(["--config", cfg, "--output-dir", os.path.join(d, key)])
+        warn = [line for line in p.stderr.splitlines() if "'shp'" in line and "[warning]" in line]
+        assert len(warn) == 1 and "not a float tensor (INT64)" in warn[0] and "nodes_to_exclude" not in warn[0], warn
 
 
 def convert():
@@ -296,6 +341,8 @@ if __name__ == "__main__":
     r.run("per-tensor keys: quant_type (16/4-bit), scale/zero_point, symmetric, reduce_range, rmin/rmax", per_tensor_keys)
     r.run("per-channel keys: axis, one dict or one per channel, rmin/rmax, scale/zero_point", per_channel_keys)
     r.run("Relu folding, bias scale and int32 adjustment, MaxPool sharing", interactions)
+    r.run("QuantizeBias False: an overridden bias is quantized as a weight, as in ORT", bias_override_without_quantize_bias)
+    r.run("an override on an int64 tensor: the warning says it is not a float tensor", override_on_non_float_tensor)
     r.run("convert: all readers, recv_nodes, graph output, its own parameters, Relu and MaxPool", convert)
     r.run("convert leaves readers that are not quantized on the float tensor", convert_with_unquantized_readers)
     r.run("a BatchNormalization-folded Conv weight under its pre-processed name", bn_folded_weight)

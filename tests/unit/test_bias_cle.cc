@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <tuple>
 
@@ -16,6 +17,7 @@
 #include "quant/cross_layer_eq.h"
 #include "quant/quantizer.h"
 #include "quant/weight_quantizers.h"
+#include "log_capture_test_util.h"
 #include "quality_test_util.h"
 
 using namespace oq;
@@ -361,6 +363,49 @@ TEST(BiasCorrection, GemmAlphaWithoutBiasAndBetaZero) {
     for (size_t c = 0; c < before.size(); ++c) wb = std::max(wb, std::fabs(before[c])), wa = std::max(wa, std::fabs(after[c]));
     EXPECT_GT(wb, 1e-3) << w;
     EXPECT_LT(wa, 2e-3 * wb) << w << ": " << wa << " vs " << wb;
+  }
+}
+
+TEST(BiasCorrection, NonFiniteInputsLeftOutPerColumn) {
+  // 1x1 Conv, group 2, 4 -> 2 channels (and the same as a ConvTranspose, weight [4, 1, 1, 1]): output 0 reads input
+  // channels 0, 1; output 1 reads 2, 3. Input channel 1 is NaN / inf everywhere (column 1 of group 0 has no finite
+  // value), channel 2 has one NaN and one +inf.
+  for (const char* op : {"Conv", "ConvTranspose"}) {
+    SCOPED_TRACE(op);
+    const bool ct = std::string(op) == "ConvTranspose";
+    ir::Model m = base_model();
+    auto& g = m.graph;
+    const Shape ws = ct ? Shape{4, 1, 1, 1} : Shape{2, 2, 1, 1};
+    Tensor w(DType::Float, ws), wq(DType::Float, ws);
+    const float wv[] = {1.f, 2.f, 3.f, 4.f}, dv[] = {0.5f, 0.25f, 0.125f, -0.5f};  // wq = w - d
+    for (int i = 0; i < 4; ++i) w.data<float>()[i] = wv[i], wq.data<float>()[i] = wv[i] - dv[i];
+    g.add_initializer("W", w);
+    g.inputs = {vi("x", {-1, 4, 1, 2})};
+    g.outputs = {vi("y", {-1, 2, 1, 2})};
+    g.nodes.push_back(conv("x", "W", "", "y", 2, {0, 0, 0, 0}));
+    g.nodes[0].op_type = op;
+    auto view = ct ? quant::conv_transpose_view(g, g.nodes[0]) : quant::layer_view(g, g.nodes[0]);
+    ASSERT_TRUE(view);
+    Tensor x(DType::Float, {2, 4, 1, 2});
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
+    // [n][c][pos]: channel 0: 1 2 | 3 4; channel 1 non-finite; channel 2: NaN 6 | 8 inf; channel 3: 1 1 | 1 5
+    const float xv[] = {1, 2, nan, inf, nan, 6, 1, 1, 3, 4, -inf, nan, 8, inf, 1, 5};
+    for (int i = 0; i < 16; ++i) x.data<float>()[i] = xv[i];
+    quant::InputMeansCollector col({*view});
+    col.observe("x", x);
+    test_util::LogCapture log;
+    auto means = col.take();
+    EXPECT_NE(log.text().find(fmt::format("Bias correction: {} 'Conv_y' (weight 'W'): 1 of its 4 input columns have "
+                                          "no finite value", op)),
+              std::string::npos) << log.text();
+    const auto& im = means.at("W");
+    EXPECT_EQ(im.rows, 4);
+    EXPECT_EQ(im.skipped, (std::vector<int64_t>{0, 4, 2, 0}));
+    auto shift = quant::expected_shift(w, wq, im);
+    ASSERT_EQ(shift.size(), 2u);
+    EXPECT_TRUE(std::isnan(shift[0]));  // reads a column without a finite value
+    // Output 1: 0.125 · mean(6, 8) + (−0.5) · mean(1, 1, 1, 5), by hand.
+    EXPECT_DOUBLE_EQ(shift[1], 0.125 * 7.0 - 0.5 * 2.0);
   }
 }
 

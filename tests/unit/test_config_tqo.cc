@@ -138,6 +138,7 @@ TEST(ConfigTqo, ModelRulesOfValidateOverrides) {
   n.name = "gemm";
   n.inputs = {"x", "W"};
   n.outputs = {"y"};
+  n.set_attr_int("transB", 1);  // output channels on axis 0
   g.nodes.push_back(n);
   quant::QuantOptions o;
   auto tqo = [](quant::TensorOverride ov) {
@@ -166,6 +167,9 @@ TEST(ConfigTqo, ModelRulesOfValidateOverrides) {
   ov.axis = 2;
   o.weight_overrides["W"] = tqo(ov);
   expect_error("axis 2 is out of bounds");
+  ov.axis = 1;  // the input channels of the Gemm's weight: its bias is per output channel (ORT raises)
+  o.weight_overrides["W"] = tqo(ov);
+  expect_error("axis 1 is not the output-channel axis of Gemm 'gemm', which reads 'W' as its weight: use axis 0");
   ov.axis = -2;  // = 0: 4 channels
   ov.ranges.assign(3, {});
   o.weight_overrides["W"] = tqo(ov);

@@ -247,6 +247,7 @@ TEST(Overrides, Rules) {
   n.name = "gemm";
   n.inputs = {"x", "W"};
   n.outputs = {"y"};
+  n.set_attr_int("transB", 1);  // output channels on axis 0
   g.nodes.push_back(n);
   QuantOptions o;
   auto expect_error = [&](const char* needle) {
@@ -287,6 +288,20 @@ TEST(Overrides, Rules) {
   expect_error("outside the Int4 range");
   o.weight_overrides["W"] = override_of(DType::Int8, {}, {}, 2);
   expect_error("axis 2 is invalid");
+  // Not the Gemm's output-channel axis (its int32 bias is per output channel): refused, naming the node and the axis.
+  o.weight_overrides["W"] = override_of(DType::Int8, {}, {}, -1);
+  expect_error("weights_tensor_override 'W': axis -1 is not the output-channel axis of Gemm 'gemm', which reads 'W' "
+               "as its weight: use axis 0");
+  g.nodes[0].set_attr_int("transB", 0);
+  o.weight_overrides["W"] = override_of(DType::Int8, {}, {}, 0);
+  expect_error("axis 0 is not the output-channel axis of Gemm 'gemm', which reads 'W' as its weight: use axis 1");
+  o.nodes_to_exclude = {"gemm"};  // a reader that is not quantized does not count
+  EXPECT_NO_THROW(validate_overrides(g, o));
+  o.nodes_to_exclude.clear();
+  g.nodes[0].op_type = "MatMul";  // MatMul takes any axis (QDQOpTypePerChannelSupportToAxis)
+  EXPECT_NO_THROW(validate_overrides(g, o));
+  g.nodes[0].op_type = "Gemm";
+  g.nodes[0].set_attr_int("transB", 1);
   o.weight_overrides.clear();
   o.activation_overrides["y"] = override_of(DType::Int16, {}, {}, 0);
   expect_error("per tensor");

@@ -148,6 +148,45 @@ TEST(GreedyWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
   EXPECT_EQ(*r0.answer, 0u);
 }
 
+// Phase 2's first trial is always a set the walk measured (phase 1's previous step, or the all-Int4 set when phase 1
+// passed at once): its attempt reuses that score; evaluate() sees every set once.
+TEST(GreedyWalk, NoSetIsEvaluatedTwice) {
+  std::vector<double> pen;
+  std::vector<std::vector<bool>> seen;
+  auto eval = [&](const std::vector<bool>& int8) {
+    seen.push_back(int8);
+    double s = 100;
+    for (size_t i = 0; i < pen.size(); ++i) s -= int8[i] ? 0 : pen[i];
+    return s;
+  };
+  auto unique = [&] {
+    auto v = seen;
+    std::sort(v.begin(), v.end());
+    return std::adjacent_find(v.begin(), v.end()) == v.end();
+  };
+  // Phase 1: {3} 96.5 fails, {2,3} 97.5 passes; phase 2: {3} again (reused), then {2} 94.5 fails.
+  pen = {0.5, 2, 1, 3};
+  auto r = greedy_walk(4, 93.5, 97, eval, 100.0);
+  ASSERT_EQ(r.attempts.size(), 5u);
+  EXPECT_EQ(r.attempts[3].int8, r.attempts[1].int8);
+  EXPECT_DOUBLE_EQ(r.attempts[3].score, 96.5);
+  EXPECT_FALSE(r.attempts[3].passed);
+  ASSERT_TRUE(r.answer);
+  EXPECT_EQ(*r.answer, 2u);
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_TRUE(unique());
+  // Phase 1 passes at its first step ({3}): phase 2's first trial is the all-Int4 set, never evaluated.
+  seen.clear();
+  pen = {0.5, 0.5, 0.5, 3};
+  auto r1 = greedy_walk(4, 95.5, 98, eval, 100.0);
+  ASSERT_EQ(r1.attempts.size(), 3u);
+  EXPECT_EQ(r1.attempts[2].int8, std::vector<bool>(4, false));
+  EXPECT_DOUBLE_EQ(r1.attempts[2].score, 95.5);
+  ASSERT_TRUE(r1.answer);
+  EXPECT_EQ(*r1.answer, 1u);
+  EXPECT_EQ(seen, (std::vector<std::vector<bool>>{{false, false, false, true}}));
+}
+
 // Bit widths counted from a hand-built QDQ graph (hand-computed counts and name).
 TEST(Precision, CountsAndNames) {
   ir::Graph g;

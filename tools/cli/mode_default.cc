@@ -43,7 +43,7 @@ Baseline quantize_baseline(Job& job, data::DatasetPtr data) {
   b.path = save_output(job, b.q.model, quantized_file_name(job), &quantized_bytes);
   phase.done("writing it");
   OQ_INFO("Quantized: {} QuantizeLinear and {} DequantizeLinear nodes", b.q.stats.q_nodes, b.q.stats.dq_nodes);
-  quant::warn_unused_overrides(job.qopts, b.q.plan);
+  quant::warn_unused_overrides(job.qopts, b.q.plan, job.prepared.graph, cal.types);
   if (b.q.stats.q_nodes + b.q.stats.dq_nodes == 0)
     OQ_WARN("nothing was quantized: no node of the model passed op_types_to_quantize / nodes_to_quantize / "
             "nodes_to_exclude (the written model is the float model)");
