@@ -11,8 +11,24 @@ using namespace detail;
 
 namespace {
 
+// BN(x) as ORT's ConvBNFusion computes it for quant_pre_process (onnxruntime/core/optimizer/conv_bn_fusion.cc,
+// Initializer arithmetic): float32, element by element, in its order, so that the folded weights and biases are
+// bit for bit ORT's (float64 or another association is 1 ulp off in ~40 % of them, and the quantized integers flip
+// at rounding ties): v = var + eps, v = sqrt(v), s = scale / v, W' = W * s; with a producer bias
+// B' = ((B - mean) * s) + bn_B, without one B' = bn_B - (mean * s). Parameters of another float type are read as
+// float (ORT folds only when all have the weight's type).
 struct BnParams {
-  std::vector<double> s, shift;  // y = x * s + shift
+  std::vector<float> s, mean, bias;
+  // The folded bias of channel c; `b` is the producer's bias value, or null when it has none.
+  float folded_bias(int64_t c, const float* b) const {
+    if (b) {
+      float t = *b - mean[c];
+      t = t * s[c];
+      return t + bias[c];
+    }
+    const float ms = mean[c] * s[c];
+    return bias[c] - ms;
+  }
 };
 
 std::optional<BnParams> bn_params(const Graph& g, const Node& bn, int64_t channels, bool ovr) {
@@ -21,15 +37,20 @@ std::optional<BnParams> bn_params(const Graph& g, const Node& bn, int64_t channe
     t[i] = constant_value(g, bn.input(i + 1), ovr);
     if (!t[i] || t[i]->numel() != channels || t[i]->dtype() == DType::String) return std::nullopt;
   }
-  auto scale = t[0]->to_doubles(), bias = t[1]->to_doubles(), mean = t[2]->to_doubles(),
-       var = t[3]->to_doubles();
-  double eps = bn.attr_float("epsilon", 1e-5f);
+  auto floats = [](const Tensor* x) {
+    const auto d = x->to_doubles();
+    return std::vector<float>(d.begin(), d.end());
+  };
+  const std::vector<float> scale = floats(t[0]), var = floats(t[3]);
+  const float eps = bn.attr_float("epsilon", 1e-5f);
   BnParams p;
+  p.bias = floats(t[1]);
+  p.mean = floats(t[2]);
   p.s.resize(channels);
-  p.shift.resize(channels);
   for (int64_t c = 0; c < channels; ++c) {
-    p.s[c] = scale[c] / std::sqrt(var[c] + eps);
-    p.shift[c] = bias[c] - mean[c] * p.s[c];
+    float v = var[c] + eps;
+    v = std::sqrt(v);
+    p.s[c] = scale[c] / v;
   }
   return p;
 }
@@ -75,11 +96,11 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, OrtNames& ort_na
       for (int64_t j = 0; j < d1; ++j) {
         const int64_t oc = tr ? (i / (d0 / group)) * d1 + j : i;
         float* row = d + (i * d1 + j) * inner;
-        for (int64_t k = 0; k < inner; ++k) row[k] = static_cast<float>(row[k] * prm->s[oc]);
+        for (int64_t k = 0; k < inner; ++k) row[k] = row[k] * prm->s[oc];
       }
     Tensor nb(DType::Float, {cout});
     for (int64_t c = 0; c < cout; ++c)
-      nb.data<float>()[c] = static_cast<float>((b ? b->data<float>()[c] : 0.0) * prm->s[c] + prm->shift[c]);
+      nb.data<float>()[c] = prm->folded_bias(c, b ? b->data<float>() + c : nullptr);
     // ORT's ConvBNFusion (what quant_pre_process runs; Conv and ConvTranspose alike) names the new initializers
     // after the weight and the BN's bias, so the quantized model's names match those of ORT's flow (the old ones are
     // dropped when nothing else reads them). A name already in use gets ORT's `_token_<n>` (two Convs sharing a
@@ -100,14 +121,15 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, OrtNames& ort_na
   const int64_t n = trans_b ? w->dim(0) : w->dim(1);
   auto prm = bn_params(g, bn, n, ovr);
   if (!prm) return false;
-  // alpha scales A*B', which now includes s, so it stays; beta is folded into C (then set to 1).
-  const double beta = p.attr_float("beta", 1.0f);
+  // alpha scales A*B', which now includes s, so it stays; beta is folded into C (then set to 1). ORT does not fold
+  // a BN into a Gemm (onnxquant's choice); the arithmetic is ConvBNFusion's, float32, with beta * C as the bias.
+  const float beta = p.attr_float("beta", 1.0f);
   Tensor nw = w->clone();
   float* d = nw.data<float>();
   for (int64_t r = 0; r < w->dim(0); ++r)
     for (int64_t c = 0; c < w->dim(1); ++c) {
       const int64_t oc = trans_b ? r : c;
-      d[r * w->dim(1) + c] = static_cast<float>(d[r * w->dim(1) + c] * prm->s[oc]);
+      d[r * w->dim(1) + c] = d[r * w->dim(1) + c] * prm->s[oc];
     }
   // C broadcast to [rows, N] with rows = 1 (scalar, [N], [1,N], [1,1]) or M ([M,N], [M,1]).
   int64_t rows = 1;
@@ -120,12 +142,12 @@ bool fold_into(Graph& g, const GraphIndex& idx, NameGen& names, OrtNames& ort_na
   Tensor nc(DType::Float, rows == 1 ? Shape{n} : Shape{rows, n});
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < n; ++c) {
-      double cv = 0;
+      float cv = 0;
       if (b) {
         const int64_t last = b->rank() == 0 ? 1 : b->dim(-1);
-        cv = b->data<float>()[r * last + (last == 1 ? 0 : c)];
+        cv = beta * b->data<float>()[r * last + (last == 1 ? 0 : c)];
       }
-      nc.data<float>()[r * n + c] = static_cast<float>(beta * cv * prm->s[c] + prm->shift[c]);
+      nc.data<float>()[r * n + c] = prm->folded_bias(c, b ? &cv : nullptr);
     }
   std::string wn = store(g, idx, names, p, p.input(1), std::move(nw));
   std::string cn = store(g, idx, names, p, p.input(2), std::move(nc));
