@@ -61,6 +61,7 @@ struct Calibrator::Entry {
   std::optional<TensorRange> resolved;   // from the tails or the stash: no second pass for this tensor
   std::variant<MinMaxCollector, HistogramCollector> c;
   RangeScanner scan;  // first pass of two_pass_histogram (min |x| only for an |x| histogram)
+  bool observed = false, had_values = false;  // a batch was seen; one with at least one element
   explicit Entry(const CalibOptions& o)
       : scan_only(o.entropy_is_data_range()),
         c(o.method == CalibMethod::MinMax
@@ -70,7 +71,7 @@ struct Calibrator::Entry {
                                                                                     : HistogramMode::Value,
                     o.num_bins_or_default()))),
         scan(o.method == CalibMethod::Percentile && o.symmetric_or_default()) {}
-  bool empty() const {
+  bool empty() const {  // no range from the values (see always_empty())
     if (resolved) return false;
     if (scan_only) return scan.empty();
     return std::visit([](const auto& x) { return x.empty(); }, c);
@@ -80,6 +81,9 @@ struct Calibrator::Entry {
     if (const auto* m = std::get_if<MinMaxCollector>(&c)) return m->stats().batches;
     return std::get<HistogramCollector>(c).batches();
   }
+  // Every batch had 0 elements: ORT's range [0, 0] (ReduceMin/ReduceMax of an empty tensor give +inf / -inf,
+  // which its compute_scale_zp turns into [0, 0]; its histograms take min = max = 0 for an empty array).
+  bool always_empty() const { return observed && !had_values; }
   bool saw_non_finite() const {
     return scan.saw_non_finite() || tails_non_finite || (tails && tails->saw_non_finite()) ||
            std::visit([](const auto& x) { return x.saw_non_finite(); }, c);
@@ -195,10 +199,12 @@ void Calibrator::observe(const std::string& name, const Tensor& value) {
     if (it != entries_.end()) {
       const std::span<const float> x = value.span<float>();
       Entry& e = *it->second;
+      e.observed = true;
+      e.had_values |= !x.empty();
       if ((passes() == 2 && pass_ == 0) || e.scan_only) {
         const bool tails = passes() == 2 && opts_.method == CalibMethod::Percentile && opts_.percentile_tails &&
                            expected_batches_ > 0 && !e.no_tails;
-        if (tails && !e.tails) start_tails(e, x.size());
+        if (tails && !e.tails && !x.empty()) start_tails(e, x.size());  // sized by the first batch with values
         if (e.tails)
           e.tails->add(x, &e.scan);  // the range scan in the same pass
         else
@@ -246,7 +252,7 @@ std::map<std::string, TensorRange> Calibrator::compute() const {
     fail(ErrorKind::Runtime, "calibration: ranges requested after pass {} of {}", pass_ + 1, passes());
   std::vector<std::pair<const std::string*, const Entry*>> pending;
   for (const auto& [name, e] : entries_)
-    if (!e->empty()) pending.emplace_back(&name, e.get());
+    if (!e->empty() && !e->always_empty()) pending.emplace_back(&name, e.get());
   std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
   std::vector<TensorRange> out(pending.size());
   std::vector<std::exception_ptr> errs(pending.size());
@@ -284,13 +290,23 @@ std::map<std::string, TensorRange> Calibrator::compute() const {
     }
     result.emplace(*pending[i].first, out[i]);
   }
+  for (const auto& [name, e] : entries_)
+    if (e->always_empty()) result.emplace(name, TensorRange{0.f, 0.f});
   return result;
 }
 
 std::vector<std::string> Calibrator::unseen() const {
   std::vector<std::string> v;
   for (const auto& [name, e] : entries_)
-    if (e->empty()) v.push_back(name);
+    if (e->empty() && !e->always_empty()) v.push_back(name);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<std::string> Calibrator::always_empty() const {
+  std::vector<std::string> v;
+  for (const auto& [name, e] : entries_)
+    if (e->always_empty()) v.push_back(name);
   std::sort(v.begin(), v.end());
   return v;
 }

@@ -95,13 +95,15 @@ class Calibrator {
   const std::vector<float>* channel_absmax(const std::string& name) const;
 
   // One range per requested tensor that had at least one batch with a finite value (computed in parallel
-  // over tensors). Data error naming the tensor when its histogram cannot give a range; Runtime error when
-  // called before the last pass.
+  // over tensors), and [0, 0] for each tensor of always_empty() (ORT's range for it). Data error naming the
+  // tensor when its histogram cannot give a range; Runtime error when called before the last pass.
   std::map<std::string, TensorRange> compute() const;
   // Requested tensors in which a NaN or an infinity was seen (and ignored), sorted.
   std::vector<std::string> non_finite() const;
-  // Requested tensors that never received a usable batch (sorted).
+  // Requested tensors that never received a usable batch: never seen, or values but none finite (sorted).
   std::vector<std::string> unseen() const;
+  // Requested tensors seen only with 0 elements (e.g. a Compress that keeps nothing on any sample), sorted.
+  std::vector<std::string> always_empty() const;
   // Batches of `name` that contributed (0 when unknown).
   int64_t batches(const std::string& name) const;
   const CalibOptions& options() const { return opts_; }

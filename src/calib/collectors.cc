@@ -259,7 +259,16 @@ void HistogramCollector::add(std::span<const float> x) {
   const BatchMinMax mm = init_ ? binner_->scan(x, absolute, scratch()) : finite_min_max(x);
   non_finite_ |= mm.non_finite;
   if (!mm.any) {
-    if (init_) scratch().discard();
+    if (init_) {
+      scratch().discard();
+    } else if (absolute && x.empty()) {
+      // ORT's first |x| histogram of an empty batch: np.histogram's default range [0, 1] for no data, from
+      // which later batches grow it. (A first empty x histogram spans [-0.5, 0.5] at threshold 0, which the
+      // next batch replaces: the same as skipping it.)
+      set_edges(np::uniform_edges(0.f, 1.f, num_bins_));
+      h_.counts.assign(static_cast<size_t>(num_bins_), 0);
+      init_ = true;
+    }
     ++skipped_;
     return;
   }

@@ -17,10 +17,13 @@
 //                            tests/python/test_calib_vs_ort.py.
 //   - PerChannelAbsMaxCollector: running max|x| per channel along one axis (for SmoothQuant).
 //
-// Deliberate deviation from ORT: non-finite values (NaN, +-inf) are ignored by every collector. ORT ignores
-// NaN too (ReduceMin/Max and np.nanmin skip it) but lets an inf through into the range (MinMax) or fails
-// (histograms); a batch with no finite value (or no value at all) is skipped entirely (it is counted in
-// batches_skipped()), where ORT would count an empty batch as the range [0, 0].
+// Deliberate deviation from ORT: non-finite values (NaN, +-inf) are ignored by every collector. ORT's histograms
+// skip NaN (np.nanmin / np.nanmax) but fail on an inf; its MinMax (ReduceMin / ReduceMax) lets an inf through
+// into the range, and a NaN too depending on where it sits. A batch with no finite value or no value at all is
+// skipped (counted in batches_skipped()): for MinMax ORT's +inf / -inf of an empty batch drop out the same way
+// (not from a moving average, where ORT's range becomes [0, 0]). One exception, as ORT: an empty FIRST batch of
+// an |x| histogram creates it over numpy's default range [0, 1], which later batches grow. (A tensor empty on
+// every batch gets ORT's range [0, 0] from the Calibrator.)
 #pragma once
 #include <cstdint>
 #include <limits>

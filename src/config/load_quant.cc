@@ -364,14 +364,7 @@ void read_quantization(const Ctx& ctx, const YAML::Node& node, QuantizationConfi
               "cannot be combined with a non-empty quantization.onnx_extra_options.weights_tensor_override "
               "(weight overrides need the per-tensor quantization map of every node); drop one of the two",
               "quantization.onnx_extra_options.weights_tensor_override", child(extra, "weights_tensor_override"));
-  if (q.extra.calib_strided_minmax && *q.extra.calib_strided_minmax > 1 &&
-      q.params.calibrate_method != CalibrateMethod::MinMax)
-    key_fail2(ctx, child(extra, "CalibStridedMinMax"), "quantization.onnx_extra_options.CalibStridedMinMax",
-              fmt::format("{} batches per call is supported with MinMax only; for {} set dataset.batch_size to {} "
-                          "and CalibStridedMinMax to 1 (the same histograms)",
-                          *q.extra.calib_strided_minmax, to_string(q.params.calibrate_method),
-                          *q.extra.calib_strided_minmax),
-              "quantization.onnx_quant_parameters.calibrate_method", child(params, "calibrate_method"));
+  // CalibStridedMinMax above 1 with a histogram method: config/rules.cc (its advice needs dataset.batch_size).
 }
 
 }  // namespace oq::config::detail

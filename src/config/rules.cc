@@ -1,6 +1,7 @@
 // Rules between keys of different sections that need only the config, checked at load once every value has been
-// read (each is legal alone): what operation_mode evaluation / chain_qe and operating_mode full_auto need, and the
-// quantized types and granularity against quantization.target_opset. Each message names the key whose value
+// read (each is legal alone): what operation_mode evaluation / chain_qe and operating_mode full_auto need, the
+// quantized types and granularity against quantization.target_opset, and CalibStridedMinMax against
+// calibrate_method (with dataset.batch_size in its advice). Each message names the key whose value
 // breaks the rule, its value and line, and the other key's line (none for a value from a command-line override).
 // The rules that need the model (node and tensor names, channel counts, float16 models) are checked when it is
 // loaded (quant/overrides.cc, tools/cli/job.cc).
@@ -151,6 +152,24 @@ void check_full_auto(const Ctx& ctx, const YAML::Node& root, const Config& cfg) 
               kOperatingMode, mode);
 }
 
+// CalibStridedMinMax: k > 1 takes k batches per collect_data() call, which only MinMax supports here; the histogram
+// methods get the same histograms from one call per batch of k times the samples.
+void check_strided_histograms(const Ctx& ctx, const YAML::Node& root, const Config& cfg) {
+  const QuantizationConfig& qc = cfg.quantization;
+  if (!qc.extra.calib_strided_minmax || *qc.extra.calib_strided_minmax <= 1 ||
+      qc.params.calibrate_method == CalibrateMethod::MinMax)
+    return;
+  const int64_t k = *qc.extra.calib_strided_minmax, b = cfg.dataset.batch_size;
+  const YAML::Node q = child(root, "quantization");
+  key_fail2(ctx, at_path(q, {"onnx_extra_options", "CalibStridedMinMax"}),
+            "quantization.onnx_extra_options.CalibStridedMinMax",
+            fmt::format("{} batches per call is supported with MinMax only; for {} set dataset.batch_size to {} ({} x "
+                        "batch_size {}: the samples of one call) and CalibStridedMinMax to 1 (the same histograms)",
+                        k, to_string(qc.params.calibrate_method), k * b, k, b),
+            "quantization.onnx_quant_parameters.calibrate_method",
+            at_path(q, {"onnx_quant_parameters", "calibrate_method"}));
+}
+
 }  // namespace
 
 void check_rules(const Ctx& ctx, const YAML::Node& root, const Config& cfg) {
@@ -162,6 +181,7 @@ void check_rules(const Ctx& ctx, const YAML::Node& root, const Config& cfg) {
                   "give one of them",
               "operation_mode", child(root, "operation_mode"));
   if (cfg.operation_mode == OperationMode::Evaluation) return;  // the quantization section is not used
+  check_strided_histograms(ctx, root, cfg);
   if (cfg.quantization.operating_mode == OperatingMode::FullAuto) check_full_auto(ctx, root, cfg);
   check_opset_rules(ctx, child(root, "quantization"), cfg.quantization);
 }

@@ -162,13 +162,26 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
   }
   if (c.samples == 0)
     fail(ErrorKind::Data, "calibration: no sample could be read from {}", data->describe());
-  // A float tensor that was produced but never held a finite value cannot get a range.
+  // A float tensor that held values, but never a finite one, cannot get a range.
   for (const auto& name : cal.unseen())
     if (auto t = c.types.find(name); t != c.types.end() && (t->second == DType::Float || t->second == DType::Float16))
       fail(ErrorKind::Data,
            "calibration: tensor '{}' has no finite value on any of the {} calibration samples ({}): check the "
            "data for NaN / infinite values",
            name, c.samples, data->describe());
+  {
+    // Empty (0 elements) on every sample (a Compress, a NonZero-driven Gather or a Loop that keeps nothing on this
+    // data): ORT's range [0, 0], hence scale 1 and zero point 0.
+    const std::vector<std::string> empty = cal.always_empty();  // seen, so float tensors
+    if (!empty.empty()) {
+      std::string list;
+      for (size_t i = 0; i < empty.size() && i < 5; ++i) list += (i ? ", '" : "'") + empty[i] + "'";
+      if (empty.size() > 5) list += fmt::format(" and {} more", empty.size() - 5);
+      OQ_WARN("Calibration ({}): {} tensor(s) are empty (0 elements) on all {} calibration samples: {}; they get "
+              "the range [0, 0] (scale 1, zero point 0, as ONNX Runtime gives them)",
+              data->describe(), empty.size(), c.samples, list);
+    }
+  }
   for (const auto& [name, n] : non_finite_inputs)
     OQ_WARN("Calibration data ({}): input '{}' has {} NaN or infinite values; the range statistics ignore them",
             data->describe(), name, n);

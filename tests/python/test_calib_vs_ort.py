@@ -12,7 +12,11 @@ Tolerances:
                         float32 arithmetic in both. The threshold search is exact for Percentile; for Entropy
                         the KL divergence is computed in float32 like numpy, but np.log (SIMD, a few ulp) and
                         our log may round differently, which can only move the minimum between windows whose
-                        divergences agree to ~1e-6.
+                        divergences agree to ~1e-6. That holds here because both tools see bit-identical
+                        values (graph inputs through Identity). On a real model the executor's values differ
+                        from onnxruntime's by a few ulps, and Entropy with CalibStridedMinMax=1 is not stable
+                        under them: a last-ulp change of a batch's max |x| changes how the histogram grows, and
+                        the KL minimum can land on another window (4.1 % on an SSD tensor, docs/conformance.md).
 Exits non-zero on failure; prints "N passed, N failed".
 """
 import contextlib

@@ -251,6 +251,27 @@ TEST(CalibHistogram, AbsoluteGrowsByArange) {
   EXPECT_EQ(h.max, 7.5f);
 }
 
+TEST(CalibHistogram, AbsoluteFirstEmptyBatchSpansZeroToOne) {
+  // ORT's collect_absolute_value: np.histogram of an empty |x| batch spans numpy's default range [0, 1], and the
+  // next batch grows it from there (it used to be skipped: the histogram then began at the next batch's range).
+  HistogramCollector c(HistogramMode::Absolute, 4);
+  c.add(std::vector<float>{});
+  EXPECT_TRUE(c.empty());  // no value: no range of its own
+  EXPECT_EQ(c.histogram().edges, (std::vector<float>{0, 0.25f, 0.5f, 0.75f, 1}));
+  // 1.6 > 1: arange(1.25, 1.85, 0.25) = 1.25, 1.5, 1.75; 0.3 in [0.25, 0.5), 1.6 in [1.5, 1.75)
+  c.add(std::vector<float>{-1.6f, 0.3f});
+  const Histogram& h = c.histogram();
+  EXPECT_EQ(h.edges, (std::vector<float>{0, 0.25f, 0.5f, 0.75f, 1, 1.25f, 1.5f, 1.75f}));
+  EXPECT_EQ(h.counts, (std::vector<int64_t>{0, 1, 0, 0, 0, 0, 1}));
+  // an x histogram: a first empty batch (ORT: threshold 0, replaced by the next batch) changes nothing
+  HistogramCollector v(HistogramMode::Value, 4), ref(HistogramMode::Value, 4);
+  v.add(std::vector<float>{});
+  v.add(std::vector<float>{-1.6f, 0.3f});
+  ref.add(std::vector<float>{-1.6f, 0.3f});
+  EXPECT_EQ(v.histogram().edges, ref.histogram().edges);
+  EXPECT_EQ(v.histogram().counts, ref.histogram().counts);
+}
+
 TEST(CalibPercentile, SymmetricAbsoluteHistogram) {
   // |x| = 1..100 twice; 99 bins of width 1; CDF first reaches 0.895 at bin 89 -> edge 90.
   HistogramCollector c(HistogramMode::Absolute, 99);
@@ -410,6 +431,37 @@ TEST(Calibrator, ObserverFeedsRequestedFloatTensors) {
   EXPECT_EQ(r.at("b").rmax, 0.5f);
   EXPECT_EQ(cal.unseen(), std::vector<std::string>{"never"});
   EXPECT_EQ(cal.batches("a"), 2);
+}
+
+TEST(Calibrator, EmptyOnEveryBatchGetsZeroRange) {
+  // A tensor with 0 elements in every batch gets ORT's range [0, 0]; one that had values but none finite has no
+  // range (unseen: the caller's error), also when some of its batches were empty.
+  const std::vector<float> none, nan3 = {kNan, kNan, kNan};
+  for (int config = 0; config < 6; ++config) {
+    CalibOptions o;
+    o.method = config < 2 ? CalibMethod::MinMax : config < 4 ? CalibMethod::Entropy : CalibMethod::Percentile;
+    o.minmax.moving_average = config == 1;
+    o.two_pass_histogram = config == 3 || config == 5;
+    o.num_bins = 256;  // Entropy: more than one window, a real histogram
+    Calibrator cal({"a", "empty", "nan", "mixed"}, o);
+    cal.expect_batches(3);
+    for (int p = 0; p < cal.passes() && cal.needs_pass(p); ++p) {
+      cal.begin_pass(p);
+      for (int b = 0; b < 3; ++b) {
+        cal.observe("a", vec({-1.f - b, 2.f + b}));
+        cal.observe("empty", vec(none));
+        cal.observe("nan", vec(nan3));
+        cal.observe("mixed", vec(b == 1 ? nan3 : none));
+      }
+    }
+    const auto r = cal.compute();
+    ASSERT_EQ(r.size(), 2u) << config;
+    EXPECT_EQ(r.at("empty").rmin, 0.f) << config;
+    EXPECT_EQ(r.at("empty").rmax, 0.f) << config;
+    EXPECT_GT(r.at("a").rmax, 1.f) << config;
+    EXPECT_EQ(cal.always_empty(), std::vector<std::string>{"empty"}) << config;
+    EXPECT_EQ(cal.unseen(), (std::vector<std::string>{"mixed", "nan"})) << config;
+  }
 }
 
 TEST(Calibrator, MethodsAndOptions) {

@@ -144,6 +144,12 @@ TEST(ConfigErrors, RangesAndEnums) {
                                         "  onnx_extra_options: {CalibStridedMinMax: 4}\n")),
                 "quantization.onnx_extra_options.CalibStridedMinMax: 4 batches per call is supported with MinMax "
                 "only; for Entropy set dataset.batch_size to 4");
+  // ORT's call holds k batches of dataset.batch_size samples: the advice is k x batch_size (it used to be k)
+  EXPECT_HAS(config_error("model: {model_path: m.onnx}\ndataset: {quantization_path: d.npz, batch_size: 4}\n"
+                          "quantization:\n  onnx_quant_parameters: {calibrate_method: Percentile}\n"
+                          "  onnx_extra_options: {CalibStridedMinMax: 2}\n"),
+             "for Percentile set dataset.batch_size to 8 (2 x batch_size 4: the samples of one call) and "
+             "CalibStridedMinMax to 1");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {MinimumRealRange: -1}\n")),
                 "quantization.onnx_extra_options.MinimumRealRange: must be >= 0");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {WeightQuantizer: adaround}\n")),
