@@ -165,6 +165,7 @@ struct ExtraOptions {  // quantization.onnx_extra_options
   std::optional<double> minimum_real_range;  // >= 0 when given
   double calib_percentile = 99.999;          // (0, 100]
   WeightQuantizer weight_quantizer = WeightQuantizer::MinMax;
+  double gptq_hessian_budget_mib = 1024;  // (0, 1e9]: GPTQ Hessians held at once (MiB; at least one layer's)
   bool bias_correction = false;
   bool cross_layer_equalization = false;
   bool cross_layer_equalization_replace_relu6 = false;  // Clip(0, 6) -> Relu inside equalized pairs

@@ -232,6 +232,9 @@ void read_extra(const Ctx& ctx, const YAML::Node& node, ExtraOptions& e) {
         e.calib_percentile * 100));
   e.weight_quantizer = get_enum(m, "WeightQuantizer", e.weight_quantizer,
                                 {WeightQuantizer::MinMax, WeightQuantizer::Mse, WeightQuantizer::Gptq});
+  e.gptq_hessian_budget_mib = get_number(m, "GptqHessianBudget", e.gptq_hessian_budget_mib);
+  check_range(m, "GptqHessianBudget", e.gptq_hessian_budget_mib > 0 && e.gptq_hessian_budget_mib <= 1e9,
+              e.gptq_hessian_budget_mib, "in (0, 1e9] (MiB)");
   e.bias_correction = get_bool(m, "BiasCorrection", e.bias_correction);
   e.cross_layer_equalization = get_bool(m, "CrossLayerEqualization", e.cross_layer_equalization);
   e.cross_layer_equalization_replace_relu6 =

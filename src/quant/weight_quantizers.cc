@@ -1,8 +1,11 @@
 #include "quant/weight_quantizers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <span>
 
+#include "calib/binning.h"
 #include "core/log.h"
 #include "core/parallel.h"
 #include "exec/session.h"
@@ -78,6 +81,36 @@ bool inverse_upper_factor(std::vector<double> h, int64_t n, std::vector<double>&
   return true;
 }
 
+// Dequantized Q(W) with the integers clipped to r; an undefined tensor when no integer leaves r (then the writer's
+// own quantization of W gives the same integers).
+Tensor clipped_values(const Tensor& w, const exec::QuantParams& q, QRange r) {
+  if (w.dtype() != DType::Float) return Tensor();  // float16 models take no weight quantizer (job.cc)
+  Tensor qi = quantize_tensor(w, q).cast(DType::Int64);
+  int64_t* s = qi.data<int64_t>();
+  bool clipped = false;
+  for (int64_t i = 0; i < qi.numel(); ++i)
+    if (s[i] < r.qmin || s[i] > r.qmax) {
+      s[i] = std::clamp(s[i], r.qmin, r.qmax);
+      clipped = true;
+    }
+  if (!clipped) return Tensor();
+  Tensor out(DType::Float, w.shape());
+  ChannelLayout l = layout(w, q.axis);
+  float* d = out.data<float>();
+  for (int64_t o = 0; o < l.outer; ++o)
+    for (int64_t c = 0; c < l.ch; ++c) {
+      size_t ci = q.scale.size() == 1 ? 0 : static_cast<size_t>(c);
+      for (int64_t i = 0, base = (o * l.ch + c) * l.inner; i < l.inner; ++i)
+        d[base + i] = static_cast<float>(s[base + i] - q.zero_point[ci]) * q.scale[ci];
+    }
+  return out;
+}
+
+Tensor clipped_fake_quant(const Tensor& w, const exec::QuantParams& q, QRange r) {
+  Tensor c = clipped_values(w, q, r);
+  return c.dtype() != DType::Undefined ? c : weight_fake_quant(w, q);
+}
+
 }  // namespace
 
 Tensor weight_fake_quant(const Tensor& w, const exec::QuantParams& q) {
@@ -111,8 +144,9 @@ exec::QuantParams mse_params(const Tensor& w, const WeightProposal& proposal, co
   std::vector<double> mins, maxs;
   channel_minmax(w, best.axis, mins, maxs);
   ChannelLayout l = layout(w, best.axis);
+  // Candidates are clipped to the range their scale is computed for (±127 for symmetric Int8, as min/max and ORT;
+  // 4-bit types keep their full range), not to the type's full range.
   QRange qr = qrange(best.qtype, symmetric, proposal.reduce_range);
-  QRange full = qrange(best.qtype, false);
   const float* d = w.data<float>();
   parallel_for(l.ch, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
@@ -124,7 +158,7 @@ exec::QuantParams mse_params(const Tensor& w, const WeightProposal& proposal, co
         for (int64_t ob = 0; ob < l.outer && err < best_err; ++ob)
           for (int64_t i = 0, base = (ob * l.ch + c) * l.inner; i < l.inner; ++i) {
             float x = d[base + i];
-            int64_t qv = quantize_value(x, sz.scale, sz.zero_point, full.qmin, full.qmax);
+            int64_t qv = quantize_value(x, sz.scale, sz.zero_point, qr.qmin, qr.qmax);
             double e = static_cast<double>(x) - static_cast<float>(qv - sz.zero_point) * sz.scale;
             err += e * e;
           }
@@ -235,11 +269,29 @@ void for_each_im2col(const LayerView& v, const Tensor& xin, const Im2colFn& f) {
   f(col, P, 0);
 }
 
-void accumulate_hessian(LayerHessian& h, const Tensor& x) {
+void accumulate_hessian(LayerHessian& h, const Tensor& x) { accumulate_hessian(h, h.view, x); }
+
+void accumulate_hessian(LayerHessian& h, const LayerView& reader, const Tensor& x) {
   const int64_t k = h.view.k;
   if (h.h.empty()) h.h.assign(static_cast<size_t>(h.view.groups * k * k), 0.0);
+  std::vector<float> clean;
   // Columns of one group, transposed: col[j][p] for input column j, im2col row p.
-  for_each_im2col(h.view, x, [&](const std::vector<float>& col, int64_t p, int64_t grp) {
+  for_each_im2col(reader, x, [&](const std::vector<float>& col_in, int64_t p, int64_t grp) {
+    // A row with a non-finite entry is left out: zeroed, it adds nothing to XᵀX.
+    const std::vector<float>* colp = &col_in;
+    int64_t bad = 0;
+    if (calib::finite_min_max(std::span<const float>(col_in.data(), col_in.size())).non_finite) {
+      clean = col_in;
+      std::vector<char> row_bad(static_cast<size_t>(p), 0);
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < p; ++i) row_bad[i] |= !std::isfinite(clean[j * p + i]);
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < p; ++i)
+          if (row_bad[i]) clean[j * p + i] = 0.f;
+      bad = std::count(row_bad.begin(), row_bad.end(), 1);
+      colp = &clean;
+    }
+    const std::vector<float>& col = *colp;
     double* H = h.h.data() + grp * k * k;
     parallel_for(k, 4, [&](int64_t b, int64_t e) {
       for (int64_t a = b; a < e; ++a) {
@@ -253,38 +305,108 @@ void accumulate_hessian(LayerHessian& h, const Tensor& x) {
         }
       }
     });
-    if (grp == 0) h.rows += p;
+    if (grp == 0) h.rows += p - bad;
+    h.non_finite_rows += bad;  // counted over every group
   });
+}
+
+std::vector<LayerHessian> gptq_layers(const ir::Graph& g, const std::vector<std::string>& weights) {
+  std::set<std::string> wanted(weights.begin(), weights.end());
+  std::vector<LayerHessian> out;
+  std::map<std::string, size_t> index;
+  std::set<std::string> mixed;  // read by layers of different layouts
+  auto same_layout = [](const LayerView& a, const LayerView& b) {
+    return a.groups == b.groups && a.rows == b.rows && a.k == b.k && a.transposed == b.transposed &&
+           a.out_axis == b.out_axis;
+  };
+  for (const auto& n : g.nodes) {
+    auto v = layer_view(g, n);
+    if (!v || (!wanted.empty() && !wanted.count(v->weight))) continue;
+    auto it = index.find(v->weight);
+    if (it == index.end()) {
+      index[v->weight] = out.size();
+      out.push_back(LayerHessian{*v, {}, 0, {*v}, 0});
+    } else {
+      if (!same_layout(out[it->second].view, *v)) mixed.insert(v->weight);
+      out[it->second].readers.push_back(*v);
+    }
+  }
+  std::erase_if(out, [&](const LayerHessian& l) {
+    const int uses = tensor_uses(g, l.view.weight);
+    if (mixed.count(l.view.weight)) {
+      OQ_INFO("GPTQ: weight '{}' is read by {} layers of different layouts: mse for it", l.view.weight,
+              l.readers.size());
+      return true;
+    }
+    if (uses != static_cast<int>(l.readers.size())) {
+      OQ_INFO("GPTQ: weight '{}' is also read by a node GPTQ does not handle ({} uses, {} layers): mse for it",
+              l.view.weight, uses, l.readers.size());
+      return true;
+    }
+    return false;
+  });
+  return out;
+}
+
+void measure_hessians(const ir::Model& m, std::vector<LayerHessian>& layers, const data::DatasetPtr& data,
+                      int64_t batch_size, std::set<std::string>* warned) {
+  if (layers.empty()) return;
+  // One partial Hessian per reader: the observer sees different tensors on different threads, each one's batches
+  // in order, so every partial sum is deterministic; they are added in node order after the pass.
+  std::vector<std::vector<LayerHessian>> parts(layers.size());
+  std::map<std::string, std::vector<LayerHessian*>> by_input;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const auto& readers = layers[l].readers.empty() ? std::vector<LayerView>{layers[l].view} : layers[l].readers;
+    for (const auto& r : readers) parts[l].push_back(LayerHessian{r, {}, 0, {}, 0});
+  }
+  for (auto& p : parts)
+    for (auto& r : p) by_input[r.view.input].push_back(&r);
+  auto observer = [&](const std::string& name, const Tensor& t) {
+    auto it = by_input.find(name);
+    if (it == by_input.end()) return;
+    for (LayerHessian* r : it->second) accumulate_hessian(*r, t);
+  };
+  stream_observed(m, data, batch_size, "GPTQ Hessians", observer);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    LayerHessian& L = layers[l];
+    L.h.clear();
+    L.rows = L.non_finite_rows = 0;
+    for (auto& r : parts[l]) {
+      if (r.h.empty()) continue;
+      if (L.h.empty()) {
+        L.h = std::move(r.h);
+      } else {
+        for (size_t i = 0; i < L.h.size(); ++i) L.h[i] += r.h[i];
+      }
+      L.rows += r.rows;
+      L.non_finite_rows += r.non_finite_rows;
+    }
+    if (L.non_finite_rows && (!warned || warned->insert(L.view.weight).second))
+      OQ_WARN("GPTQ: {} im2col rows of the input of layer {} (weight '{}') hold a NaN or infinite value on the "
+              "calibration data (counted over its groups and readers); they are left out of its Hessian",
+              L.non_finite_rows,
+              L.view.node.empty() ? fmt::format("(unnamed {} reading '{}')", L.view.op_type, L.view.input)
+                                  : fmt::format("'{}'", L.view.node),
+              L.view.weight);
+  }
 }
 
 std::map<std::string, LayerHessian> collect_hessians(const ir::Model& m, const std::vector<std::string>& weights,
                                                      const data::DatasetPtr& data, int64_t batch_size) {
+  std::vector<LayerHessian> layers = gptq_layers(m.graph, weights);
+  measure_hessians(m, layers, data, batch_size);
   std::map<std::string, LayerHessian> out;
-  std::map<std::string, std::vector<std::string>> by_input;
-  std::set<std::string> wanted(weights.begin(), weights.end());
-  for (const auto& n : m.graph.nodes) {
-    auto v = layer_view(m.graph, n);
-    if (!v || (!wanted.empty() && !wanted.count(v->weight)) || out.count(v->weight)) continue;
-    by_input[v->input].push_back(v->weight);
-    out[v->weight].view = *v;
-  }
-  if (out.empty()) return out;
-  auto observer = [&](const std::string& name, const Tensor& t) {
-    auto it = by_input.find(name);
-    if (it == by_input.end()) return;
-    for (const auto& w : it->second) accumulate_hessian(out[w], t);
-  };
-  stream_observed(m, data, batch_size, "GPTQ Hessians", observer);
-  std::erase_if(out, [](const auto& kv) { return kv.second.rows == 0; });
+  for (auto& l : layers)
+    if (l.rows > 0) out[l.view.weight] = std::move(l);
   return out;
 }
 
 Tensor gptq_quantize(const Tensor& w, const LayerHessian& lh, const exec::QuantParams& q,
-                     const WeightQuantizerOptions& o) {
+                     const WeightQuantizerOptions& o, std::optional<QRange> range) {
   const LayerView& v = lh.view;
-  if (q.axis >= 0 && q.axis != v.out_axis) return weight_fake_quant(w, q);
+  const QRange full = range.value_or(qrange(q.qtype, false));
+  if (q.axis >= 0 && q.axis != v.out_axis) return clipped_fake_quant(w, q, full);
   const int64_t k = v.k, R = v.rows;
-  QRange full = qrange(q.qtype, false);
   Tensor out(DType::Float, w.shape());
   const float* wd = w.data<float>();
   float* od = out.data<float>();
@@ -345,8 +467,48 @@ Tensor gptq_quantize(const Tensor& w, const LayerHessian& lh, const exec::QuantP
   return out;
 }
 
-WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o,
-                                     std::shared_ptr<const std::map<std::string, LayerHessian>> hessians) {
+HessianSource::HessianSource(const ir::Model& m, data::DatasetPtr data, int64_t batch_size, size_t budget_bytes)
+    : model_(m), data_(std::move(data)), batch_size_(batch_size), budget_(budget_bytes) {
+  layers_ = gptq_layers(model_.graph);
+  unreached_.assign(layers_.size(), 0);
+  for (size_t i = 0; i < layers_.size(); ++i) index_[layers_[i].view.weight] = i;
+  if (!layers_.empty()) load(0);
+}
+
+void HessianSource::load(size_t first) {
+  for (size_t i = held_begin_; i < held_end_; ++i) std::vector<double>().swap(layers_[i].h);
+  auto bytes = [&](size_t i) {
+    const LayerView& v = layers_[i].view;
+    return static_cast<size_t>(v.groups * v.k * v.k) * sizeof(double);
+  };
+  size_t end = first + 1, total = bytes(first);
+  while (end < layers_.size() && total + bytes(end) <= budget_) total += bytes(end++);
+  std::vector<LayerHessian> group(std::make_move_iterator(layers_.begin() + first),
+                                  std::make_move_iterator(layers_.begin() + end));
+  measure_hessians(model_, group, data_, batch_size_, &warned_);
+  for (size_t i = first; i < end; ++i) {
+    layers_[i] = std::move(group[i - first]);
+    unreached_[i] = layers_[i].rows == 0;
+  }
+  held_begin_ = first;
+  held_end_ = end;
+  ++passes_;
+  if (passes_ == 1 && end == layers_.size())
+    OQ_INFO("GPTQ: Hessians of {} layers measured on the calibration data", end - first);
+  else
+    OQ_INFO("GPTQ: Hessians of {} layers measured on the calibration data (pass {}, layers {}-{} of {}: {:.1f} MiB "
+            "held, GptqHessianBudget)", end - first, passes_, first + 1, end, layers_.size(),
+            static_cast<double>(total) / (1 << 20));
+}
+
+const LayerHessian* HessianSource::find(const std::string& weight) {
+  auto it = index_.find(weight);
+  if (it == index_.end() || unreached_[it->second]) return nullptr;
+  if (it->second < held_begin_ || it->second >= held_end_) load(it->second);
+  return unreached_[it->second] ? nullptr : &layers_[it->second];
+}
+
+WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o, std::shared_ptr<HessianSource> hessians) {
   if (o.kind == WeightQuantizerKind::MinMax) return {};
   auto cache = std::make_shared<std::map<std::string, WeightChoice>>();
   return [o, hessians, cache](const std::string& name, const Tensor& w,
@@ -357,10 +519,11 @@ WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o,
     auto it = cache->find(key);
     if (it != cache->end()) return it->second;
     WeightChoice c{mse_params(w, proposal, o), Tensor()};
-    if (o.kind == WeightQuantizerKind::Gptq && hessians) {
-      auto h = hessians->find(name);
-      if (h != hessians->end()) c.values = gptq_quantize(w, h->second, c.params, o);
-    }
+    // The integers stay in the range the scales are computed for (±127 for symmetric Int8): the writer's own
+    // quantization saturates to the type's full range, so values are returned where a clipped one would leave it.
+    const QRange r = qrange(p.qtype, proposal.symmetric, proposal.reduce_range);
+    const LayerHessian* lh = o.kind == WeightQuantizerKind::Gptq && hessians ? hessians->find(name) : nullptr;
+    c.values = lh ? gptq_quantize(w, *lh, c.params, o, r) : clipped_values(w, c.params, r);
     (*cache)[key] = c;
     return c;
   };

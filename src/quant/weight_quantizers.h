@@ -57,11 +57,16 @@ struct LayerView {
 std::optional<LayerView> layer_view(const ir::Graph& g, const ir::Node& n);
 
 // Streaming H = 2·XᵀX per group, summed over im2col rows (GPTQ's running mean differs by a factor, which
-// neither the relative dampening nor the updates see).
+// neither the relative dampening nor the updates see). A weight read by several layers of the same layout gets
+// the sum of their Hessians, H = Σᵢ 2·XᵢᵀXᵢ (the error GPTQ minimises is the sum of their output errors; an input
+// column is dead only if dead for every reader). An im2col row holding a NaN or an infinite value is left out
+// (as the calibrator's ranges ignore non-finite values) and counted in `non_finite_rows`.
 struct LayerHessian {
-  LayerView view;
-  std::vector<double> h;  // groups × k × k
-  int64_t rows = 0;       // im2col rows accumulated (per group)
+  LayerView view;             // the first reader (node order)
+  std::vector<double> h;      // groups × k × k
+  int64_t rows = 0;           // im2col rows accumulated (per group, over all readers)
+  std::vector<LayerView> readers;  // every reader of the weight (empty: `view` only)
+  int64_t non_finite_rows = 0;     // im2col rows left out (per group, over all readers)
 };
 
 // Calls f(col, P, group) for each sample (Conv) or batch (Gemm/MatMul) of the layer input x and each group:
@@ -69,23 +74,64 @@ struct LayerHessian {
 using Im2colFn = std::function<void(const std::vector<float>& col, int64_t P, int64_t group)>;
 void for_each_im2col(const LayerView& v, const Tensor& x, const Im2colFn& f);
 
-// Adds one batch of the layer's input to its Hessian.
+// Adds one batch of the input of `reader` (default: h.view) to h; `reader` must have h.view's layout.
 void accumulate_hessian(LayerHessian& h, const Tensor& x);
+void accumulate_hessian(LayerHessian& h, const LayerView& reader, const Tensor& x);
+
+// The layers GPTQ can handle among the weights named (empty = all), in node order, without their Hessians: one
+// entry per weight with every reader in `readers`. A weight also read by a node GPTQ does not handle, or by
+// layers of different layouts (e.g. a Gemm with transB 1 and a MatMul), is left out (an info line each: it
+// falls back to mse).
+std::vector<LayerHessian> gptq_layers(const ir::Graph& g, const std::vector<std::string>& weights = {});
+
+// Fills the Hessians of `layers` (as gptq_layers returns them) from one streamed pass of the float model over the
+// data; warns once per layer with non-finite input rows (unless `warned` already names its weight; the weight is
+// added to it).
+void measure_hessians(const ir::Model& m, std::vector<LayerHessian>& layers, const data::DatasetPtr& data,
+                      int64_t batch_size, std::set<std::string>* warned = nullptr);
 
 // Hessians of every layer GPTQ can handle among the weights named (empty = all), from one streamed pass of
-// the float model over the data.
+// the float model over the data (gptq_layers + measure_hessians; layers never reached are left out).
 std::map<std::string, LayerHessian> collect_hessians(const ir::Model& m, const std::vector<std::string>& weights,
                                                      const data::DatasetPtr& data, int64_t batch_size);
 
 // GPTQ on one layer with fixed parameters q (scale/zero point per output channel or per tensor): returns the
-// dequantized weight in the stored layout.
+// dequantized weight in the stored layout. Integers are clipped to `range` (default: the type's full range; the
+// weight quantizer passes the range q was computed for, e.g. ±127 for symmetric Int8).
 Tensor gptq_quantize(const Tensor& w, const LayerHessian& h, const exec::QuantParams& q,
-                     const WeightQuantizerOptions& o = {});
+                     const WeightQuantizerOptions& o = {}, std::optional<QRange> range = std::nullopt);
+
+// Layer Hessians measured on demand, one group of layers per streamed pass of the float model: a request for a
+// layer not held drops the group held and measures that layer and the next ones in node order while their
+// Hessians fit `budget_bytes` together (at least the one requested). Hessians held at once: at most
+// max(budget, the largest layer's H); during a pass, one partial H more per extra reader of a shared weight.
+// The numbers do not depend on the budget (each H is the same sum, measured in the same order).
+class HessianSource {
+ public:
+  HessianSource(const ir::Model& m, data::DatasetPtr data, int64_t batch_size, size_t budget_bytes);
+  // The layer's Hessian; nullptr when GPTQ does not handle the weight or the data never reach its layer.
+  const LayerHessian* find(const std::string& weight);
+  size_t layers() const { return layers_.size(); }
+  int passes() const { return passes_; }
+
+ private:
+  void load(size_t first);
+  ir::Model model_;
+  data::DatasetPtr data_;
+  int64_t batch_size_;
+  size_t budget_;
+  std::vector<LayerHessian> layers_;  // node order; `h` filled for the held group only
+  std::map<std::string, size_t> index_;
+  std::vector<char> unreached_;       // measured with no rows
+  size_t held_begin_ = 0, held_end_ = 0;
+  std::set<std::string> warned_;
+  int passes_ = 0;
+};
 
 // The WeightParamsFn of a quantizer (cached per weight, type, axis and symmetry: full_auto rebuilds models many
 // times). MinMax returns an empty function. `hessians` is needed for gptq only; weights without one fall back to
-// mse.
-WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o,
-                                     std::shared_ptr<const std::map<std::string, LayerHessian>> hessians = nullptr);
+// mse. Integers stay in the range the proposal's scales are computed for (±127 / ±32767 for symmetric Int8 /
+// Int16, as min/max and ORT; 4-bit types keep their full range).
+WeightParamsFn make_weight_quantizer(const WeightQuantizerOptions& o, std::shared_ptr<HessianSource> hessians = nullptr);
 
 }  // namespace oq::quant

@@ -134,6 +134,8 @@ TEST(ConfigErrors, RangesAndEnums) {
                 "3.4e38), got 1e+39");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {SmoothQuantAlpha: 1.5}\n")),
                 "quantization.onnx_extra_options.SmoothQuantAlpha: must be in [0, 1], got 1.5");
+  EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {GptqHessianBudget: 0}\n")),
+                "quantization.onnx_extra_options.GptqHessianBudget: must be in (0, 1e9] (MiB), got 0");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {CalibPercentile: 0}\n")),
                 "quantization.onnx_extra_options.CalibPercentile: must be in (0, 100]");
   EXPECT_STARTS(config_error(with_quant("  onnx_extra_options: {CalibPercentile: 100.5}\n")),

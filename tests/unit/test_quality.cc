@@ -388,7 +388,7 @@ TEST(WeightQuantizers, GptqLowersGemmOutputError) {
     }
   auto view = quant::layer_view(m.graph, m.graph.nodes[0]);
   ASSERT_TRUE(view && view->transposed && view->out_axis == 1);
-  quant::LayerHessian h{*view, {}, 0};
+  quant::LayerHessian h{*view, {}, 0, {}, 0};
   quant::accumulate_hessian(h, x.reshaped({3, 100, K}));  // leading dims are rows
   EXPECT_EQ(h.rows, M);
   auto p = quant::weight_params(w, DType::Int4, true, 1);
@@ -434,7 +434,7 @@ TEST(WeightQuantizers, GptqGroupedStridedConvThroughSession) {
       for (int64_t j = 0; j < 9; ++j) x.data<float>()[n * 81 + i * 9 + j] = base.data<float>()[n * 9 + (i / 3) * 3 + j / 3] + 0.1f * std::sin(i + j);
   auto view = quant::layer_view(m.graph, m.graph.nodes[0]);
   ASSERT_TRUE(view && view->groups == 2 && view->k == 18);
-  quant::LayerHessian h{*view, {}, 0};
+  quant::LayerHessian h{*view, {}, 0, {}, 0};
   quant::accumulate_hessian(h, x);
   auto p = quant::weight_params(w, DType::Int4, true, 0);
   auto err = [&](const Tensor& wq) {

@@ -58,12 +58,11 @@ quant::WeightParamsFn make_weight_fn(const Job& job, const data::DatasetPtr& cal
     case config::WeightQuantizer::Mse: o.kind = quant::WeightQuantizerKind::Mse; break;
     case config::WeightQuantizer::Gptq: o.kind = quant::WeightQuantizerKind::Gptq; break;
   }
-  std::shared_ptr<const std::map<std::string, quant::LayerHessian>> hs;
-  if (o.kind == quant::WeightQuantizerKind::Gptq) {
-    auto h = quant::collect_hessians(job.prepared, {}, calib, std::max<int64_t>(job.cfg.dataset.batch_size, 1));
-    OQ_INFO("GPTQ: Hessians of {} layers measured on the calibration data", h.size());
-    hs = std::make_shared<const std::map<std::string, quant::LayerHessian>>(std::move(h));
-  }
+  std::shared_ptr<quant::HessianSource> hs;
+  if (o.kind == quant::WeightQuantizerKind::Gptq)
+    hs = std::make_shared<quant::HessianSource>(
+        job.prepared, calib, std::max<int64_t>(job.cfg.dataset.batch_size, 1),
+        static_cast<size_t>(job.cfg.quantization.extra.gptq_hessian_budget_mib * (1 << 20)));
   OQ_INFO("Weight quantizer: {}", config::to_string(job.cfg.quantization.extra.weight_quantizer));
   return quant::make_weight_quantizer(o, hs);
 }
