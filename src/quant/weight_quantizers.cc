@@ -81,6 +81,20 @@ bool inverse_upper_factor(std::vector<double> h, int64_t n, std::vector<double>&
   return true;
 }
 
+// (s[i] - zero point) * scale per element of w's layout along q.axis: the float values of integers s.
+Tensor dequantize_ints(const Tensor& w, const int64_t* s, const exec::QuantParams& q) {
+  Tensor out(DType::Float, w.shape());
+  ChannelLayout l = layout(w, q.axis);
+  float* d = out.data<float>();
+  for (int64_t o = 0; o < l.outer; ++o)
+    for (int64_t c = 0; c < l.ch; ++c) {
+      size_t ci = q.scale.size() == 1 ? 0 : static_cast<size_t>(c);
+      for (int64_t i = 0, base = (o * l.ch + c) * l.inner; i < l.inner; ++i)
+        d[base + i] = static_cast<float>(s[base + i] - q.zero_point[ci]) * q.scale[ci];
+    }
+  return out;
+}
+
 // Dequantized Q(W) with the integers clipped to r; an undefined tensor when no integer leaves r (then the writer's
 // own quantization of W gives the same integers).
 Tensor clipped_values(const Tensor& w, const exec::QuantParams& q, QRange r) {
@@ -94,16 +108,7 @@ Tensor clipped_values(const Tensor& w, const exec::QuantParams& q, QRange r) {
       clipped = true;
     }
   if (!clipped) return Tensor();
-  Tensor out(DType::Float, w.shape());
-  ChannelLayout l = layout(w, q.axis);
-  float* d = out.data<float>();
-  for (int64_t o = 0; o < l.outer; ++o)
-    for (int64_t c = 0; c < l.ch; ++c) {
-      size_t ci = q.scale.size() == 1 ? 0 : static_cast<size_t>(c);
-      for (int64_t i = 0, base = (o * l.ch + c) * l.inner; i < l.inner; ++i)
-        d[base + i] = static_cast<float>(s[base + i] - q.zero_point[ci]) * q.scale[ci];
-    }
-  return out;
+  return dequantize_ints(w, s, q);
 }
 
 Tensor clipped_fake_quant(const Tensor& w, const exec::QuantParams& q, QRange r) {
@@ -115,17 +120,7 @@ Tensor clipped_fake_quant(const Tensor& w, const exec::QuantParams& q, QRange r)
 
 Tensor weight_fake_quant(const Tensor& w, const exec::QuantParams& q) {
   Tensor qi = quantize_tensor(w, q).cast(DType::Int64);
-  Tensor out(DType::Float, w.shape());
-  ChannelLayout l = layout(w, q.axis);
-  const int64_t* s = qi.data<int64_t>();
-  float* d = out.data<float>();
-  for (int64_t o = 0; o < l.outer; ++o)
-    for (int64_t c = 0; c < l.ch; ++c) {
-      size_t ci = q.scale.size() == 1 ? 0 : static_cast<size_t>(c);
-      for (int64_t i = 0, base = (o * l.ch + c) * l.inner; i < l.inner; ++i)
-        d[base + i] = static_cast<float>(s[base + i] - q.zero_point[ci]) * q.scale[ci];
-    }
-  return out;
+  return dequantize_ints(w, qi.data<int64_t>(), q);
 }
 
 double quant_error(const Tensor& w, const exec::QuantParams& q) {

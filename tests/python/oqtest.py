@@ -208,3 +208,24 @@ def strip_qdq(model):
     del m.graph.node[:]
     m.graph.node.extend(nodes)
     return m
+
+
+def mse_grid_scales(w, axis, qmin, qmax):
+    """`WeightQuantizer: mse` recomputed with numpy (the tests' independent reference): per channel along `axis`,
+    the symmetric scales of [min·r, max·r] for r = 1, 0.99, ..., 0.05 (ORT's compute_scale_zp in float32), keeping
+    the first r with the smallest squared error of the weight, its integers clipped to [qmin, qmax]."""
+    import numpy as np
+    cols = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    out = []
+    for c in cols:
+        best, best_s = np.inf, None
+        for step in range(96):
+            r = 1.0 - 0.95 * step / 95
+            lo, hi = min(float(np.float32(float(c.min()) * r)), 0.0), max(float(np.float32(float(c.max()) * r)), 0.0)
+            s = np.float32(2 * max(-lo, hi) / (qmax - qmin))
+            q = np.clip(np.rint(c / s), qmin, qmax)
+            e = float(((c.astype(np.float64) - (q * s).astype(np.float32)) ** 2).sum())
+            if e < best:
+                best, best_s = e, s
+        out.append(best_s)
+    return np.array(out, np.float32)

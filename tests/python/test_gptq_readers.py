@@ -24,6 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(__file__))
+import oqtest  # noqa: E402
 from oqtest import BIN, SRC, TESTDATA, Runner, default_mode_config, ort_session, run_oq, save_graph, tmpdir  # noqa: E402
 
 
@@ -55,25 +56,6 @@ def gptq_ref(W, H, scale, zp, qmin, qmax, block=128, damp=0.01):
             Err[:, i - i1:i - i1 + 1] = e
         W[:, i2:] -= Err @ U[i1:i2, i2:]
     return Q.astype(np.int64) + zp.reshape(-1, 1)
-
-
-def mse_sym_ref(W, qmin, qmax):
-    """Per row of W [rows, k]: the symmetric scale of ratio r in {1, ..., 0.05} (96 steps) minimising
-    ||w - Q(w)||^2 with the integers clipped to [qmin, qmax] (ORT's compute_scale_zp: scale = 2a / (qmax - qmin))."""
-    scales = []
-    for w in W.astype(np.float32):
-        best, bs = np.inf, None
-        for step in range(96):
-            r = 1.0 - 0.95 * step / 95
-            lo, hi = np.float32(min(float(w.min()), 0.0) * r), np.float32(max(float(w.max()), 0.0) * r)
-            a = max(abs(float(lo)), abs(float(hi)))
-            sc = np.float32(2 * a / (qmax - qmin))
-            q = np.clip(np.round(w / sc), qmin, qmax)
-            e = float(((w.astype(np.float64) - (q * sc).astype(np.float32)) ** 2).sum())
-            if e < best:
-                best, bs = e, sc
-        scales.append(bs)
-    return np.array(scales, np.float32)
 
 
 def im2col(x, KH, KW, pad):
@@ -238,7 +220,7 @@ def test_symmetric_int8_stays_in_127():
         pm, _ = quantize(gemm_graph(W), calib, {"WeightQuantizer": "mse"}, wtype=wtype, opset=21)
         pg, _ = quantize(gemm_graph(W), calib, {"WeightQuantizer": "gptq"}, wtype=wtype, opset=21)
         q, s, z, _ = weight_dq(pm, W.shape)
-        assert np.allclose(s, mse_sym_ref(W, qmin, qmax), rtol=1e-6), s
+        assert np.allclose(s, oqtest.mse_grid_scales(W, 0, qmin, qmax), rtol=1e-6), s
         eq = np.clip(np.round(W / s.reshape(-1, 1)), qmin, qmax).astype(np.int64)
         assert np.array_equal(q, eq), f"{wtype} mse: {int((q != eq).sum())} integers differ from numpy"
         qg, sg, zg, _ = weight_dq(pg, W.shape)

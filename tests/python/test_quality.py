@@ -16,6 +16,7 @@ import onnx.helper  # noqa: F401
 import onnx.numpy_helper  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))
+import oqtest  # noqa: E402
 from oqtest import SHARED, TESTDATA, Runner, run_oq, tmpdir  # noqa: E402
 
 NPZ = os.path.join(TESTDATA, "digits_test.npz")
@@ -129,25 +130,6 @@ def greedy_no_set_twice():
     assert logged == evaluated, (logged, evaluated)
 
 
-def mse_grid_scales(w, axis, qmin, qmax):
-    """mse's choice per channel along `axis`, recomputed: symmetric scales of [min·r, max·r] for r = 1, 0.99, ...,
-    0.05 (ORT's compute_scale_zp in float32), keeping the first r with the smallest squared error of the weight."""
-    cols = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
-    out = []
-    for c in cols:
-        best, best_s = np.inf, None
-        for step in range(96):
-            r = 1.0 - 0.95 * step / 95
-            lo, hi = min(float(np.float32(float(c.min()) * r)), 0.0), max(float(np.float32(float(c.max()) * r)), 0.0)
-            s = np.float32(2 * max(-lo, hi) / (qmax - qmin))
-            q = np.clip(np.rint(c / s), qmin, qmax)
-            e = float(((c.astype(np.float64) - (q * s).astype(np.float32)) ** 2).sum())
-            if e < best:
-                best, best_s = e, s
-        out.append(best_s)
-    return np.array(out, np.float32)
-
-
 def mse_with_axis_override():
     # docs/config.md: an `axis` override alone does not keep WeightQuantizer mse away from a weight (full_auto's own
     # Int4 choices carry an axis too): with weights_tensor_override {quant_type: Int4, axis: 1} on a Gemm weight
@@ -179,7 +161,7 @@ def mse_with_axis_override():
         scales[wq] = inits[dqn.input[1]]
         session(qfile).run(None, {"x": np.zeros((1, 16), np.float32)})
     np.testing.assert_allclose(scales["minmax"], np.abs(w).max(0) * 2 / 15, rtol=1e-6)
-    np.testing.assert_allclose(scales["mse"], mse_grid_scales(w, 1, -8, 7), rtol=1e-6)
+    np.testing.assert_allclose(scales["mse"], oqtest.mse_grid_scales(w, 1, -8, 7), rtol=1e-6)
     assert not np.allclose(scales["mse"], scales["minmax"], rtol=1e-3), scales  # mse really re-chose them
 
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -111,17 +112,23 @@ TEST(Ranking, OrderAndTies) {
   EXPECT_EQ(r[4].axis, 1);
 }
 
-// Greedy with the 8-bit reference's score: the all-Int8 set is neither evaluated nor the answer (as bisection).
-TEST(GreedyWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
-  // Score = 100 - penalties of the Int4 tensors; threshold 99.5: only every tensor in Int8 passes.
-  std::vector<double> pen = {1, 1, 1};
-  std::vector<std::vector<bool>> seen;
-  auto eval = [&](const std::vector<bool>& int8) {
+// An evaluator for the walks: score 100 minus the penalty of each tensor left in Int4; records every set asked for.
+static std::function<double(const std::vector<bool>&)> penalty_score(const std::vector<double>& pen,
+                                                                     std::vector<std::vector<bool>>& seen) {
+  return [&pen, &seen](const std::vector<bool>& int8) {
     seen.push_back(int8);
     double s = 100;
     for (size_t i = 0; i < pen.size(); ++i) s -= int8[i] ? 0 : pen[i];
     return s;
   };
+}
+
+// Greedy with the 8-bit reference's score: the all-Int8 set is neither evaluated nor the answer (as bisection).
+TEST(GreedyWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
+  // Score = 100 - penalties of the Int4 tensors; threshold 99.5: only every tensor in Int8 passes.
+  std::vector<double> pen = {1, 1, 1};
+  std::vector<std::vector<bool>> seen;
+  auto eval = penalty_score(pen, seen);
   auto r = greedy_walk(3, 97, 99.5, eval, 100.0);
   EXPECT_FALSE(r.answer);
   // Phase 1 reaches {1,1,1} with the reference's score (not evaluated); phase 2 tries each tensor back.
@@ -153,12 +160,7 @@ TEST(GreedyWalk, TheEightBitReferenceIsNeitherReevaluatedNorTheAnswer) {
 TEST(GreedyWalk, NoSetIsEvaluatedTwice) {
   std::vector<double> pen;
   std::vector<std::vector<bool>> seen;
-  auto eval = [&](const std::vector<bool>& int8) {
-    seen.push_back(int8);
-    double s = 100;
-    for (size_t i = 0; i < pen.size(); ++i) s -= int8[i] ? 0 : pen[i];
-    return s;
-  };
+  auto eval = penalty_score(pen, seen);
   auto unique = [&] {
     auto v = seen;
     std::sort(v.begin(), v.end());
