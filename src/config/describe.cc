@@ -230,6 +230,8 @@ std::vector<std::string> describe_quantization(const QuantizationConfig& q) {
       py_bool(e.cross_layer_equalization), py_bool(e.cross_layer_equalization_replace_relu6),
       py_overrides(e.weights_tensor_override),
       py_overrides(e.activations_tensor_override)));
+  if (e.weight_quantizer == WeightQuantizer::Gptq)  // onnxquant's own key, not in ST's line above
+    lines.push_back(fmt::format("GPTQ Hessian budget (GptqHessianBudget): {} MiB", py_float(e.gptq_hessian_budget_mib)));
   const bool ort_defaults = e.calib_moving_average_constant == 0.01 && !e.calib_tensor_range_symmetric &&
                             !e.calib_max_intermediate_outputs && !e.matmul_const_b_only && !e.enable_subgraph &&
                             !e.qdq_keep_removable_activations && !e.qdq_disable_weight_adjust_for_int32_bias &&

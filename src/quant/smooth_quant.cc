@@ -166,8 +166,13 @@ ChannelStats measure_channel_absmax(const ir::Model& m, const std::vector<Smooth
   if (conv_axis.empty()) return st;
   // One entry per name before the runs (observers of different names may run at once; see run_ordered).
   std::map<std::string, std::vector<char>> finite_seen;  // per channel: some finite value was seen
-  for (const auto& [name, conv] : conv_axis)
-    st.absmax[name], st.rank[name] = 0, st.nonfinite[name] = 0, st.channels_without_finite[name] = 0, finite_seen[name];
+  for (const auto& [name, conv] : conv_axis) {
+    st.absmax[name];
+    st.rank[name] = 0;
+    st.nonfinite[name] = 0;
+    st.channels_without_finite[name] = 0;
+    finite_seen[name];
+  }
   auto observer = [&](const std::string& name, const Tensor& v) {
     auto it = conv_axis.find(name);
     if (it == conv_axis.end() || v.dtype() != DType::Float || v.rank() < 2) return;

@@ -269,6 +269,7 @@ void accumulate_hessian(LayerHessian& h, const Tensor& x) { accumulate_hessian(h
 void accumulate_hessian(LayerHessian& h, const LayerView& reader, const Tensor& x) {
   const int64_t k = h.view.k;
   if (h.h.empty()) h.h.assign(static_cast<size_t>(h.view.groups * k * k), 0.0);
+  if (h.group_rows.empty()) h.group_rows.assign(static_cast<size_t>(h.view.groups), 0);
   std::vector<float> clean;
   // Columns of one group, transposed: col[j][p] for input column j, im2col row p.
   for_each_im2col(reader, x, [&](const std::vector<float>& col_in, int64_t p, int64_t grp) {
@@ -300,7 +301,8 @@ void accumulate_hessian(LayerHessian& h, const LayerView& reader, const Tensor& 
         }
       }
     });
-    if (grp == 0) h.rows += p - bad;
+    h.rows += p - bad;
+    h.group_rows[static_cast<size_t>(grp)] += p - bad;
     h.non_finite_rows += bad;  // counted over every group
   });
 }
@@ -365,6 +367,7 @@ void measure_hessians(const ir::Model& m, std::vector<LayerHessian>& layers, con
   for (size_t l = 0; l < layers.size(); ++l) {
     LayerHessian& L = layers[l];
     L.h.clear();
+    L.group_rows.assign(static_cast<size_t>(L.view.groups), 0);
     L.rows = L.non_finite_rows = 0;
     for (auto& r : parts[l]) {
       if (r.h.empty()) continue;
@@ -373,12 +376,14 @@ void measure_hessians(const ir::Model& m, std::vector<LayerHessian>& layers, con
       } else {
         for (size_t i = 0; i < L.h.size(); ++i) L.h[i] += r.h[i];
       }
+      for (size_t g = 0; g < r.group_rows.size(); ++g) L.group_rows[g] += r.group_rows[g];
       L.rows += r.rows;
       L.non_finite_rows += r.non_finite_rows;
     }
     if (L.non_finite_rows && (!warned || warned->insert(L.view.weight).second))
       OQ_WARN("GPTQ: {} im2col rows of the input of layer {} (weight '{}') hold a NaN or infinite value on the "
-              "calibration data (counted over its groups and readers); they are left out of its Hessian",
+              "calibration data (counted over its groups and readers); they are left out of its Hessian (a group "
+              "left without any row is rounded to nearest, without GPTQ)",
               L.non_finite_rows,
               L.view.node.empty() ? fmt::format("(unnamed {} reading '{}')", L.view.op_type, L.view.input)
                                   : fmt::format("'{}'", L.view.node),
@@ -392,7 +397,7 @@ std::map<std::string, LayerHessian> collect_hessians(const ir::Model& m, const s
   measure_hessians(m, layers, data, batch_size);
   std::map<std::string, LayerHessian> out;
   for (auto& l : layers)
-    if (l.rows > 0) out[l.view.weight] = std::move(l);
+    if (l.rows > 0 || l.non_finite_rows > 0) out[l.view.weight] = std::move(l);
   return out;
 }
 
@@ -406,7 +411,15 @@ Tensor gptq_quantize(const Tensor& w, const LayerHessian& lh, const exec::QuantP
   const float* wd = w.data<float>();
   float* od = out.data<float>();
   auto at = [&](int64_t o_ch, int64_t j) { return v.transposed ? j * R + o_ch : o_ch * k + j; };
+  Tensor plain;  // round to nearest, for a group whose every im2col row held a non-finite value
   for (int64_t grp = 0; grp < v.groups; ++grp) {
+    if (static_cast<size_t>(grp) < lh.group_rows.size() && lh.group_rows[static_cast<size_t>(grp)] == 0) {
+      if (plain.dtype() == DType::Undefined) plain = clipped_fake_quant(w, q, full);
+      const float* pd = plain.data<float>();
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t j = 0; j < k; ++j) od[at(grp * R + r, j)] = pd[at(grp * R + r, j)];
+      continue;
+    }
     std::vector<double> H(lh.h.begin() + grp * k * k, lh.h.begin() + (grp + 1) * k * k);
     std::vector<double> W(static_cast<size_t>(R * k));
     for (int64_t r = 0; r < R; ++r)
@@ -483,7 +496,7 @@ void HessianSource::load(size_t first) {
   measure_hessians(model_, group, data_, batch_size_, &warned_);
   for (size_t i = first; i < end; ++i) {
     layers_[i] = std::move(group[i - first]);
-    unreached_[i] = layers_[i].rows == 0;
+    unreached_[i] = layers_[i].rows == 0 && layers_[i].non_finite_rows == 0;  // its input never seen
   }
   held_begin_ = first;
   held_end_ = end;

@@ -64,9 +64,10 @@ std::optional<LayerView> layer_view(const ir::Graph& g, const ir::Node& n);
 struct LayerHessian {
   LayerView view;             // the first reader (node order)
   std::vector<double> h;      // groups × k × k
-  int64_t rows = 0;           // im2col rows accumulated (per group, over all readers)
+  int64_t rows = 0;           // im2col rows accumulated (over all groups and readers)
   std::vector<LayerView> readers;  // every reader of the weight (empty: `view` only)
-  int64_t non_finite_rows = 0;     // im2col rows left out (per group, over all readers)
+  int64_t non_finite_rows = 0;     // im2col rows left out (over all groups and readers)
+  std::vector<int64_t> group_rows;  // `rows` per group (a group can have none: all its rows non-finite)
 };
 
 // Calls f(col, P, group) for each sample (Conv) or batch (Gemm/MatMul) of the layer input x and each group:

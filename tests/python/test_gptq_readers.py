@@ -201,6 +201,37 @@ def test_non_finite_rows_left_out_of_hessian():
         print(f"    {bad}: both layers equal numpy GPTQ without the non-finite rows")
 
 
+def test_group_without_finite_rows_is_rounded():
+    """Depthwise Conv (group 4) whose input channel g is NaN on every calibration sample: group g has no im2col row
+    left, so its H is empty. Its filter is rounded to nearest with the layer's (mse grid) scales - it used to have
+    every column "dead" and be written as 0 (group g > 0), or the whole layer fell back to mse (g = 0); the other
+    groups stay numpy GPTQ on their own rows."""
+    rng = np.random.default_rng(11)
+    W = rng.uniform(-1, 1, (4, 1, 3, 3)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=4, pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(W, "w")])
+    for dead in (1, 0):
+        calib = rng.uniform(0, 1, (16, 4, 6, 6)).astype(np.float32)
+        calib[:, dead] = np.nan
+        path, err = quantize(g, calib, {"WeightQuantizer": "gptq"})
+        assert "hold a NaN or infinite value" in err and "without GPTQ" in err, err[-3000:]
+        q, s, z, axis = weight_dq(path, W.shape)
+        assert axis == 0 and np.allclose(s, oqtest.mse_grid_scales(W, 0, -127, 127), rtol=1e-6), s
+        for c in range(4):
+            w = W[c].reshape(1, -1)
+            if c == dead:
+                want = np.clip(np.rint(w / s[c]), -127, 127).astype(np.int64)
+                assert np.any(want != 0)
+            else:
+                X = im2col(calib[:, c:c + 1], 3, 3, 1)
+                want = gptq_ref(w, 2 * X.T @ X, s[c:c + 1], z[c:c + 1], -127, 127)
+            assert np.array_equal(q[c].reshape(1, -1), want), (dead, c, q[c].ravel().tolist(), want.ravel().tolist())
+        print(f"    channel {dead} NaN: its filter rounded to nearest, the others numpy GPTQ")
+
+
 # ---------------------------------------------------------------- 3. symmetric range
 
 def gemm_graph(W):
@@ -296,6 +327,8 @@ def main():
           test_shared_weight_sums_hessians)
     r.run("gptq: readers of different layouts fall back to mse", test_shared_weight_of_two_layouts_takes_mse)
     r.run("gptq: non-finite im2col rows left out of H (numpy GPTQ)", test_non_finite_rows_left_out_of_hessian)
+    r.run("gptq: a group without a finite im2col row is rounded to nearest (numpy)",
+          test_group_without_finite_rows_is_rounded)
     r.run("mse / gptq: symmetric Int8 in [-127, 127], Int4 full range (numpy)", test_symmetric_int8_stays_in_127)
     r.run("gptq: GptqHessianBudget bounds the Hessians held (peak RSS)", test_hessian_budget_bounds_memory)
     r.run("gptq: the written model does not depend on GptqHessianBudget", test_budget_keeps_the_numbers)
