@@ -19,6 +19,14 @@
 
 namespace oq::quant {
 
+// "'a', 'b', ... and N more": the first five names of a warning's list.
+static std::string first_names(const std::vector<std::string>& names) {
+  std::string list;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) list += (i ? ", '" : "'") + names[i] + "'";
+  if (names.size() > 5) list += fmt::format(" and {} more", names.size() - 5);
+  return list;
+}
+
 static bool needs_opset21(DType t) {
   return t == DType::Int4 || t == DType::UInt4 || t == DType::Int16 || t == DType::UInt16;
 }
@@ -174,9 +182,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     // data): ORT's range [0, 0], hence scale 1 and zero point 0.
     const std::vector<std::string> empty = cal.always_empty();  // seen, so float tensors
     if (!empty.empty()) {
-      std::string list;
-      for (size_t i = 0; i < empty.size() && i < 5; ++i) list += (i ? ", '" : "'") + empty[i] + "'";
-      if (empty.size() > 5) list += fmt::format(" and {} more", empty.size() - 5);
+      const std::string list = first_names(empty);
       OQ_WARN("Calibration ({}): {} tensor(s) are empty (0 elements) on all {} calibration samples: {}; they get "
               "the range [0, 0] (scale 1, zero point 0, as ONNX Runtime gives them)",
               data->describe(), empty.size(), c.samples, list);
@@ -193,9 +199,7 @@ Calibration calibrate(const ir::Model& model, const QuantOptions& o, const data:
     for (const auto& name : cal.non_finite())
       if (!graph_inputs.count(name)) inner.push_back(name);
     if (!inner.empty()) {
-      std::string list;
-      for (size_t i = 0; i < inner.size() && i < 5; ++i) list += (i ? ", '" : "'") + inner[i] + "'";
-      if (inner.size() > 5) list += fmt::format(" and {} more", inner.size() - 5);
+      const std::string list = first_names(inner);
       OQ_WARN("Calibration ({}): the float model produces NaN or infinite values in {} tensor(s): {}{}; their "
               "ranges ignore those values (check the model and the data)",
               data->describe(), inner.size(), list,
