@@ -142,9 +142,19 @@ void read_params(const Ctx& ctx, const YAML::Node& node, QuantParameters& p) {
 }
 
 // ONNX Runtime's extra_options beyond ST's that onnxquant reads: the ones it implements and the ones without
-// effect on its QDQ output. Any other ORT option (BlockSize, ...) is an unknown key, an error: ignoring it would
-// give another model than the one the user asked for.
+// effect on its QDQ output. ORT 1.32's two others are refused by name (BlockSize at its default, 0, is accepted):
+// ignoring them would give another model than the one the user asked for. Any other key is an unknown key.
 void read_ort_extra(MapReader& m, ExtraOptions& e) {
+  if (m.present("BlockSize") && get_int(m, "BlockSize", 0) != 0)
+    key_fail(m.ctx(), m.get("BlockSize"), m.path("BlockSize"),
+             "ONNX Runtime's block-wise quantization is not implemented by onnxquant (only 0, ORT's default, is "
+             "accepted): use granularity per_channel");
+  m.get("BlockSize");
+  if (m.present("DefaultTensorType"))
+    key_fail(m.ctx(), m.get("DefaultTensorType"), m.path("DefaultTensorType"),
+             "ONNX Runtime's fallback type for tensors whose type it cannot infer is not implemented by onnxquant: "
+             "remove the key");
+  m.get("DefaultTensorType");
   e.calib_moving_average_constant = get_number(m, "CalibMovingAverageConstant", e.calib_moving_average_constant);
   check_range(m, "CalibMovingAverageConstant", e.calib_moving_average_constant >= 0 && e.calib_moving_average_constant <= 1,
               e.calib_moving_average_constant, "in [0, 1]");

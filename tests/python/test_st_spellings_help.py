@@ -82,6 +82,22 @@ def test_extra_options_other_values_are_refused():
         assert not os.path.exists(os.path.join(d, f"bad{i}", "quantized_models")), lines
 
 
+def test_ort_options_not_implemented_are_named():
+    d = _setup()
+    ok = _run(d, _config(d, "  onnx_extra_options: {BlockSize: 0}\n", "bs0.yaml"), "bs0")
+    plain = _run(d, _config(d, "", "plain.yaml"), "plain")
+    a, b = _scales(os.path.join(d, "bs0")), _scales(os.path.join(d, "plain"))
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "BlockSize: 0 changed the model"
+    for i, (lines, key, word) in enumerate((("  onnx_extra_options: {BlockSize: 32}\n", "BlockSize", "block-wise"),
+                                            ("  onnx_extra_options: {DefaultTensorType: 1}\n", "DefaultTensorType",
+                                             "fallback type"))):
+        p = _run(d, _config(d, lines, f"ort{i}.yaml"), f"ort{i}", check=False)
+        errors = [l for l in p.stderr.splitlines() if "[error]" in l]
+        assert p.returncode == 2 and len(errors) == 1, p.stderr
+        assert f"quantization.onnx_extra_options.{key}" in errors[0] and word in errors[0], errors[0]
+        assert "did you mean" not in errors[0], errors[0]
+
+
 def test_general_model_path_gets_a_hint():
     d = _setup()
     cfg = _config(d, "", "g.yaml", model_section="general:\n  model_path: digits_mobilenet.onnx\n")
